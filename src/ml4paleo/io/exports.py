@@ -1,0 +1,198 @@
+"""Writers for downloads: mesh files, PNG/TIFF slices, and zips streamed entry by entry.
+
+Mesh files are written by trimesh (binary STL, OBJ and PLY with shared vertices, GLB), all
+numpy in bulk. Meshes come in as (z, y, x) like every array of the package; files get
+(x, y, z), the order 3D software expects, and the winding is reversed with the axes so that
+normals still point outwards.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ml4paleo.errors import InputError
+from ml4paleo.io.omezarr import partial_path, replace_atomically
+
+__all__ = [
+    "MESH_FORMATS",
+    "write_mesh",
+    "encode_png",
+    "encode_tiff",
+    "tiff_resolution",
+    "iter_zip",
+    "write_zip",
+    "folder_entries",
+]
+
+MESH_FORMATS = ("stl", "obj", "ply", "glb")
+_BLOCK = 1 << 20
+"""Bytes copied per step when zipping a file: the unit of streaming and of memory."""
+_DEFLATE_SUFFIXES = {".json", ".txt", ".md", ".csv", ".obj", ".ply", ".stl", ".tif", ".tiff", ".npy"}
+"""Entries worth deflating; everything else (zarr chunks, PNG, GLB) is already compressed."""
+
+
+def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, fmt: str | None = None) -> Path:
+    """Write one mesh (vertices (n, 3) z y x, faces (m, 3)) as STL/OBJ/PLY/GLB, atomically.
+
+    The format comes from ``fmt`` or the file suffix. STL and PLY are binary.
+    """
+    import trimesh
+
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in MESH_FORMATS:
+        raise InputError(f"mesh format must be one of {', '.join(MESH_FORMATS)}; got {fmt!r} for {path}")
+    xyz = np.ascontiguousarray(np.asarray(vertices, dtype=np.float64)[:, ::-1])
+    mesh = trimesh.Trimesh(xyz, np.ascontiguousarray(np.asarray(faces)[:, ::-1]), process=False, validate=False)
+    if fmt == "obj":
+        from trimesh.exchange.obj import export_obj
+
+        data: bytes | str = export_obj(mesh, include_normals=False, include_color=False, include_texture=False)
+    elif fmt == "ply":
+        data = mesh.export(file_type="ply", encoding="binary")
+    else:
+        data = mesh.export(file_type=fmt)
+    tmp = partial_path(path)
+    try:
+        tmp.write_bytes(data.encode("ascii") if isinstance(data, str) else data)
+        replace_atomically(tmp, path, overwrite=True)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """One 2D slice as PNG: 8-bit stays 8-bit, 16-bit stays 16-bit (rows = y, columns = x)."""
+    from PIL import Image
+
+    if image.ndim != 2:
+        raise InputError(f"a PNG slice must be 2D (y, x); got shape {image.shape}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"PNG holds 8- or 16-bit unsigned voxels; this volume is {image.dtype} (export it as TIFF)")
+    img = Image.fromarray(np.ascontiguousarray(image))  # mode L (8-bit) or I;16 (16-bit)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+_UNIT_TO_IMAGEJ = {"micrometer": "micron", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm", "meter": "m"}
+
+
+def tiff_resolution(voxel_size: Sequence[float], unit: str) -> dict:
+    """tifffile keywords that record the voxel size: X/YResolution in pixels per unit and the
+    ImageJ ``spacing``/``unit`` (z), which Fiji, Avizo and Dragonfly read."""
+    vz, vy, vx = (float(v) for v in voxel_size)
+    return {
+        "resolution": (1.0 / vx, 1.0 / vy),
+        "resolutionunit": "NONE",
+        "metadata": {"spacing": vz, "unit": _UNIT_TO_IMAGEJ.get(unit, unit)},
+    }
+
+
+def imagej_compatible(dtype: np.dtype) -> bool:
+    """ImageJ hyperstacks hold 8/16-bit unsigned and 32-bit float only."""
+    return np.dtype(dtype) in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+
+def encode_tiff(image: np.ndarray, voxel_size: Sequence[float], unit: str) -> bytes:
+    """One 2D slice as an uncompressed TIFF with the voxel size in its resolution tags."""
+    import tifffile
+
+    buf = io.BytesIO()
+    res = tiff_resolution(voxel_size, unit)
+    if not imagej_compatible(image.dtype):
+        res.pop("metadata")
+    tifffile.imwrite(buf, image, imagej=imagej_compatible(image.dtype), **res)
+    return buf.getvalue()
+
+
+class _Sink:
+    """A write-only, unseekable file for :class:`zipfile.ZipFile` that hands back what it got."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+def _zipinfo(name: str, path: Path) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo.from_file(path, arcname=name)
+    info.compress_type = zipfile.ZIP_DEFLATED if path.suffix.lower() in _DEFLATE_SUFFIXES else zipfile.ZIP_STORED
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        # fastest deflate: downloads are limited by CPU, not by the few % a higher level saves
+        setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", 1)
+    return info
+
+
+def iter_zip(entries: Iterable[tuple[str, Path]]) -> Iterator[bytes]:
+    """A zip archive of ``(name in archive, file on disk)`` entries, yielded in pieces of about
+    1 MiB as it is built: an HTTP response can stream it while memory holds one piece.
+
+    Uses data descriptors (no seeking) and zip64 where a file needs it.
+    """
+    sink = _Sink()
+    with zipfile.ZipFile(sink, mode="w", allowZip64=True) as zf:  # type: ignore[arg-type]
+        for name, path in entries:
+            path = Path(path)
+            if not path.is_file():
+                raise InputError(f"cannot zip {path}: not a file")
+            info = _zipinfo(name, path)
+            with path.open("rb") as src, zf.open(info, "w", force_zip64=info.file_size > 0x7FFF0000) as dst:
+                while block := src.read(_BLOCK):
+                    dst.write(block)
+                    if chunk := sink.take():
+                        yield chunk
+            if chunk := sink.take():
+                yield chunk
+    if chunk := sink.take():
+        yield chunk
+
+
+def write_zip(entries: Iterable[tuple[str, Path]], out_path: str | Path, *, overwrite: bool = True) -> Path:
+    """Write :func:`iter_zip` of ``entries`` to ``out_path`` (temporary name, then renamed)."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(out_path)
+    try:
+        with tmp.open("wb") as f:
+            for chunk in iter_zip(entries):
+                f.write(chunk)
+        replace_atomically(tmp, out_path, overwrite)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+def folder_entries(folder: str | Path, prefix: str | None = None) -> list[tuple[str, Path]]:
+    """Every file under ``folder`` as zip entries named ``<prefix>/<relative path>`` (prefix
+    defaults to the folder's name), sorted, for :func:`iter_zip` (e.g. an OME-Zarr volume)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder")
+    prefix = folder.name if prefix is None else prefix
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for f in sorted(files):
+            p = Path(root) / f
+            rel = p.relative_to(folder).as_posix()
+            out.append((f"{prefix}/{rel}" if prefix else rel, p))
+    return out
