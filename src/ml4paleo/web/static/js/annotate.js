@@ -1,0 +1,538 @@
+// Annotation page: paint classes on slices, save them, train, see the model's prediction.
+import { api, ApiError, classColor, el, flash, getJob, guarded, jobId, poll } from "./api.js";
+import { LabelBuffer } from "./labels.js";
+import { base64ToBytes, bytesToBase64, decodePng, encodeGrayPng } from "./png.js";
+import { SliceView } from "./sliceview.js";
+
+const enc = encodeURIComponent(jobId);
+const $ = (id) => document.getElementById(id);
+const view = new SliceView($("view"), $("stage"));
+
+const state = {
+  job: null,
+  z: null,
+  depth: 0,
+  gray: null,
+  labels: null,
+  prediction: null, // Uint8Array of class indices (annotation value - 1)
+  predictionKey: "", // "<model_id>/<z>" of the prediction shown
+  classes: [],
+  active: 2,
+  tool: "brush",
+  size: 6,
+  unsaved: false,
+  annotated: new Map(), // z → labeled voxels
+  model: null,
+  training: false,
+  retrainWanted: false,
+  lasso: null, // points of the lasso / polygon being drawn
+};
+
+const DEFAULT_CLASSES = [
+  { value: 1, name: "background", color: "#4c9be8" },
+  { value: 2, name: "fossil", color: "#f59e0b" },
+];
+const colors = () => Object.fromEntries(state.classes.map((c) => [c.value, classColor(c)]));
+const MODEL_READY = (m) => !["queued", "training_queued", "training", "error", "failed", "cancelled"].includes(m.status);
+
+// ---------------------------------------------------------------- status line
+function say(text) {
+  $("pred-status").textContent = text;
+}
+
+// ---------------------------------------------------------------- classes
+function renderClasses() {
+  const items = state.classes.map((c, i) => {
+    const color = el("input", { type: "color", value: classColor(c), "aria-label": `Colour of ${c.name}` });
+    color.addEventListener("change", () => guarded(async () => {
+      c.color = color.value;
+      await saveClasses();
+    }));
+    const li = el("li", { class: c.value === state.active ? "active" : "", dataset: { value: c.value }, title: `value ${c.value}` },
+      color, el("span", { class: "name" }, c.name), el("span", { class: "key" }, i < 9 ? String(i + 1) : ""));
+    li.addEventListener("click", (e) => { if (e.target !== color) setActive(c.value); });
+    return li;
+  });
+  $("classes").replaceChildren(...items);
+}
+
+function setActive(value) {
+  state.active = value;
+  if (state.tool === "eraser") setTool("brush");
+  renderClasses();
+}
+
+async function saveClasses() {
+  const body = { classes: state.classes.map(({ value, name, color }) => ({ value, name, color: color || classColor({ value }) })) };
+  await api(`/api/job/${enc}/classes`, { method: "PUT", body });
+  paintLabels();
+  paintPrediction();
+  renderClasses();
+}
+
+$("add-class").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    const name = $("new-class-name").value.trim();
+    if (!name) throw new Error("Give the new class a name.");
+    if (state.classes.some((c) => c.name === name)) throw new Error(`There is already a class named “${name}”.`);
+    const value = Math.max(1, ...state.classes.map((c) => c.value)) + 1;
+    if (value > 255) throw new Error("At most 254 classes.");
+    state.classes.push({ value, name, color: $("new-class-color").value });
+    await saveClasses();
+    setActive(value);
+    $("new-class-name").value = "";
+  });
+});
+
+// ---------------------------------------------------------------- tools
+function setTool(tool) {
+  state.tool = tool;
+  state.lasso = null;
+  for (const b of document.querySelectorAll(".tool")) b.setAttribute("aria-pressed", String(b.dataset.tool === tool));
+  $("stage").classList.toggle("panning", tool === "pan");
+  view.redraw();
+}
+for (const b of document.querySelectorAll(".tool")) b.addEventListener("click", () => setTool(b.dataset.tool));
+
+function setSize(size) {
+  state.size = Math.max(1, Math.min(64, size));
+  $("brush-size").value = state.size;
+  $("brush-size-out").textContent = state.size;
+  view.redraw();
+}
+$("brush-size").addEventListener("input", (e) => setSize(Number(e.target.value)));
+
+// ---------------------------------------------------------------- drawing layers
+function paintLabels(rect = null) {
+  if (state.labels) view.setLabels("labels", state.labels.values, colors(), rect);
+}
+function paintPrediction() {
+  if (state.prediction) view.setLabels("prediction", state.prediction, colors(), null, 1);
+  else view.clearLayer("prediction");
+  $("accept-pred").disabled = !state.prediction;
+}
+function paintImage() {
+  if (state.gray) view.setImage(state.gray, Number($("win-lo").value), Number($("win-hi").value));
+}
+for (const id of ["win-lo", "win-hi"]) $(id).addEventListener("input", paintImage);
+$("label-opacity").addEventListener("input", (e) => { view.alpha.labels = e.target.value / 100; view.redraw(); });
+$("pred-opacity").addEventListener("input", (e) => { view.alpha.prediction = e.target.value / 100; view.redraw(); });
+$("show-pred").addEventListener("change", (e) => { view.visible.prediction = e.target.checked; view.redraw(); });
+view.alpha.labels = $("label-opacity").value / 100;
+view.alpha.prediction = $("pred-opacity").value / 100;
+
+/** Brush outline and lasso path, drawn on top in screen coordinates. */
+let hover = null;
+view.overlay = (ctx) => {
+  if (state.lasso && state.lasso.length) {
+    ctx.strokeStyle = classColor(state.classes.find((c) => c.value === state.active) || { value: state.active });
+    ctx.lineWidth = 1.5;
+    ctx.setLineDash([4, 3]);
+    ctx.beginPath();
+    for (const [i, [x, y]] of state.lasso.entries()) {
+      const [sx, sy] = view.toScreen(x, y);
+      if (i) ctx.lineTo(sx, sy); else ctx.moveTo(sx, sy);
+    }
+    if (hover) ctx.lineTo(...view.toScreen(hover[0], hover[1]));
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  if (hover && (state.tool === "brush" || state.tool === "eraser")) {
+    const [sx, sy] = view.toScreen(Math.floor(hover[0]) + 0.5, Math.floor(hover[1]) + 0.5);
+    ctx.strokeStyle = state.tool === "eraser" ? "#fff" : "#ffe066";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.arc(sx, sy, Math.max(1.5, (state.size / 2) * view.scale), 0, 2 * Math.PI);
+    ctx.stroke();
+  }
+};
+
+function afterEdit() {
+  if (!state.labels) return;
+  const rect = state.labels.takeDirty();
+  if (rect) paintLabels(rect);
+  markUnsaved(true);
+  scheduleLive();
+}
+
+function markUnsaved(value) {
+  state.unsaved = value;
+  $("submit").textContent = value ? "Save slice *" : "Save slice";
+  updateUndo();
+}
+function updateUndo() {
+  $("undo").disabled = !state.labels || !state.labels.undoStack.length;
+  $("redo").disabled = !state.labels || !state.labels.redoStack.length;
+}
+
+// ---------------------------------------------------------------- pointer input
+let drag = null; // {mode: "paint" | "pan" | "lasso", last: [x, y], moved}
+let spaceHeld = false;
+const canvas = $("view");
+canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+canvas.addEventListener("pointerdown", (e) => {
+  if (!state.labels) return;
+  canvas.setPointerCapture(e.pointerId);
+  $("stage").focus({ preventScroll: true });
+  const p = view.toImage(e.clientX, e.clientY);
+  if (e.button === 1 || e.button === 2 || spaceHeld || state.tool === "pan") {
+    drag = { mode: "pan", last: [e.clientX, e.clientY] };
+    return;
+  }
+  if (e.button !== 0) return;
+  const value = state.tool === "eraser" ? 0 : state.active;
+  if (state.tool === "brush" || state.tool === "eraser") {
+    state.labels.begin();
+    state.labels.disc(Math.floor(p[0]), Math.floor(p[1]), state.size, value);
+    drag = { mode: "paint", last: p, value };
+    const rect = state.labels.takeDirty();
+    if (rect) paintLabels(rect);
+  } else if (state.tool === "fill") {
+    state.labels.begin();
+    state.labels.flood(Math.floor(p[0]), Math.floor(p[1]), state.active);
+    if (state.labels.end()) afterEdit();
+  } else if (state.tool === "lasso") {
+    if (state.lasso && state.lasso.length > 2 && nearFirst(p)) {
+      closePolygon();
+      return;
+    }
+    if (!state.lasso) state.lasso = [];
+    state.lasso.push(p);
+    drag = { mode: "lasso", moved: false, start: [e.clientX, e.clientY] };
+  }
+});
+canvas.addEventListener("pointermove", (e) => {
+  const p = view.toImage(e.clientX, e.clientY);
+  hover = p;
+  showCursor(p);
+  if (!drag) { view.redraw(); return; }
+  if (drag.mode === "pan") {
+    view.panBy(e.clientX - drag.last[0], e.clientY - drag.last[1]);
+    drag.last = [e.clientX, e.clientY];
+  } else if (drag.mode === "paint") {
+    state.labels.line(drag.last[0], drag.last[1], p[0], p[1], state.size, drag.value);
+    drag.last = p;
+    const rect = state.labels.takeDirty();
+    if (rect) paintLabels(rect);
+  } else if (drag.mode === "lasso") {
+    if (Math.hypot(e.clientX - drag.start[0], e.clientY - drag.start[1]) > 4) drag.moved = true;
+    if (drag.moved) state.lasso.push(p);
+    view.redraw();
+  }
+});
+const endDrag = () => {
+  if (!drag) return;
+  if (drag.mode === "paint") {
+    if (state.labels.end()) afterEdit();
+  } else if (drag.mode === "lasso" && drag.moved) {
+    closePolygon(); // a dragged lasso closes on release; clicks build a polygon
+  }
+  drag = null;
+};
+canvas.addEventListener("pointerup", endDrag);
+canvas.addEventListener("pointercancel", endDrag);
+canvas.addEventListener("pointerleave", () => { hover = null; view.redraw(); });
+canvas.addEventListener("dblclick", () => { if (state.tool === "lasso") closePolygon(); });
+
+function nearFirst(p) {
+  const [a, b] = view.toScreen(...state.lasso[0]), [c, d] = view.toScreen(...p);
+  return Math.hypot(a - c, b - d) < 8;
+}
+function closePolygon() {
+  const points = state.lasso;
+  state.lasso = null;
+  if (points && points.length > 2) {
+    state.labels.begin();
+    state.labels.polygon(points, state.active);
+    if (state.labels.end()) afterEdit();
+  }
+  view.redraw();
+}
+
+function showCursor([x, y]) {
+  const ix = Math.floor(x), iy = Math.floor(y);
+  if (!state.labels || ix < 0 || iy < 0 || ix >= state.labels.width || iy >= state.labels.height) {
+    $("cursor-info").textContent = "\u00a0";
+    return;
+  }
+  const i = iy * state.labels.width + ix;
+  const label = state.labels.values[i];
+  const cls = state.classes.find((c) => c.value === label);
+  const pred = state.prediction ? state.classes.find((c) => c.value === state.prediction[i] + 1) : null;
+  $("cursor-info").textContent = `x ${ix}, y ${iy}, z ${state.z} · gray ${state.gray[i]} · label: ${cls ? cls.name : "none"}` +
+    (pred ? ` · prediction: ${pred.name}` : "") + ` · zoom ${Math.round(view.scale * 100)}%`;
+}
+
+// ---------------------------------------------------------------- keyboard
+document.addEventListener("keydown", (e) => {
+  const t = e.target;
+  if (t instanceof HTMLInputElement && ["text", "number", "color"].includes(t.type)) return;
+  const ctrl = e.ctrlKey || e.metaKey;
+  const key = e.key.toLowerCase();
+  if (ctrl && key === "z" && !e.shiftKey) { e.preventDefault(); undo(); return; }
+  if (ctrl && (key === "y" || (key === "z" && e.shiftKey))) { e.preventDefault(); redo(); return; }
+  if (ctrl && key === "s") { e.preventDefault(); guarded(save); return; }
+  if (ctrl || e.altKey) return;
+  if (e.key === " ") { spaceHeld = true; $("stage").classList.add("panning"); e.preventDefault(); return; }
+  const tools = { b: "brush", e: "eraser", l: "lasso", f: "fill" };
+  if (tools[key]) setTool(tools[key]);
+  else if (/^[1-9]$/.test(key) && state.classes[Number(key) - 1]) setActive(state.classes[Number(key) - 1].value);
+  else if (key === "[") setSize(state.size - (state.size > 10 ? 2 : 1));
+  else if (key === "]") setSize(state.size + (state.size >= 10 ? 2 : 1));
+  else if (key === "n") guarded(() => loadSlice(null));
+  else if (key === "p") { $("show-pred").click(); }
+  else if (key === "," && state.z > 0) guarded(() => loadSlice(state.z - 1));
+  else if (key === "." && state.z < state.depth - 1) guarded(() => loadSlice(state.z + 1));
+  else if (e.key === "Escape") { state.lasso = null; view.redraw(); }
+  else if (e.key === "Enter" && state.lasso) closePolygon();
+});
+document.addEventListener("keyup", (e) => {
+  if (e.key === " ") { spaceHeld = false; $("stage").classList.toggle("panning", state.tool === "pan"); }
+});
+
+function undo() {
+  if (state.labels && state.labels.undo()) afterEdit();
+  updateUndo();
+}
+function redo() {
+  if (state.labels && state.labels.redo()) afterEdit();
+  updateUndo();
+}
+$("undo").addEventListener("click", undo);
+$("redo").addEventListener("click", redo);
+$("fit").addEventListener("click", () => view.fit());
+$("clear").addEventListener("click", () => {
+  if (!state.labels) return;
+  state.labels.begin();
+  state.labels.clear();
+  if (state.labels.end()) afterEdit();
+});
+$("accept-pred").addEventListener("click", () => {
+  if (!state.labels || !state.prediction) return;
+  const pred = state.prediction, labels = state.labels.values;
+  state.labels.begin();
+  state.labels.assign((i) => labels[i] === 0, (i) => pred[i] + 1); // painted pixels stay as painted
+  if (state.labels.end()) afterEdit();
+});
+
+// ---------------------------------------------------------------- slices
+async function loadSlice(z) {
+  if (state.unsaved) await save();
+  const query = z === null || z === undefined ? "" : `?z=${z}`;
+  const data = await api(`/api/annotate/${enc}/images/next${query}`);
+  const png = await decodePng(base64ToBytes(data.image));
+  const [h, w] = data.shape || [png.height, png.width];
+  if (png.width !== w || png.height !== h) throw new Error(`slice image is ${png.width}×${png.height}, expected ${w}×${h}`);
+  state.z = data.z;
+  state.depth = data.depth;
+  state.gray = png.values;
+  view.setSize(w, h);
+  let values = null;
+  if (state.annotated.has(data.z)) {
+    const mask = await fetch(`/api/annotate/${enc}/annotations/${data.z}`);
+    if (mask.ok) values = (await decodePng(new Uint8Array(await mask.arrayBuffer()))).values;
+  }
+  state.labels = new LabelBuffer(w, h, values);
+  state.prediction = null;
+  state.predictionKey = "";
+  state.lasso = null;
+  markUnsaved(false);
+  $("slice").max = Math.max(0, data.depth - 1);
+  $("slice").value = data.z;
+  $("slice-out").textContent = `${data.z} / ${data.depth - 1}`;
+  paintImage();
+  paintLabels();
+  paintPrediction();
+  renderGallery();
+  history.replaceState(null, "", `?z=${data.z}`);
+  await refreshPrediction();
+}
+
+$("slice").addEventListener("input", (e) => { $("slice-out").textContent = `${e.target.value} / ${state.depth - 1}`; });
+$("slice").addEventListener("change", (e) => guarded(() => loadSlice(Number(e.target.value))));
+$("next-slice").addEventListener("click", () => guarded(() => loadSlice(null)));
+
+// ---------------------------------------------------------------- save, train, predict
+async function save() {
+  if (!state.labels) return;
+  const z = state.z;
+  const labelled = state.labels.values.some((v) => v !== 0);
+  if (!labelled) {
+    if (state.annotated.has(z)) {
+      await api(`/api/annotate/${enc}/annotations/${z}`, { method: "DELETE" });
+      state.annotated.delete(z);
+      say(`Slice ${z}: annotation removed.`);
+    }
+    markUnsaved(false);
+    await refreshGallery();
+    return;
+  }
+  const png = await encodeGrayPng(state.labels.values, state.labels.width, state.labels.height);
+  const result = await api(`/api/annotate/${enc}/data/submit`, { method: "POST", body: { z, mask: bytesToBase64(png) } });
+  state.annotated.set(z, result.labeled_voxels);
+  if (state.z === z) markUnsaved(false);
+  say(`Saved slice ${z} (${result.labeled_voxels} labelled pixels).`);
+  await refreshGallery();
+}
+$("submit").addEventListener("click", () => guarded(save));
+
+async function train() {
+  try {
+    await api(`/api/job/${enc}/retrain`, { method: "POST", body: {} });
+    state.training = true;
+    state.retrainWanted = false;
+    say("Training a model on the saved slices…");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409 && state.training) state.retrainWanted = true; // busy: train again when done
+    else throw err;
+  }
+}
+$("train").addEventListener("click", () => guarded(async () => {
+  if (state.unsaved) await save();
+  if (!state.annotated.size) throw new Error("Save at least one painted slice first (paint background and fossil).");
+  await train();
+}));
+
+// When a model exists, each stroke is saved and the model retrained a moment later, and the
+// prediction is refreshed as soon as the new model is ready.
+let liveTimer = 0;
+function scheduleLive() {
+  clearTimeout(liveTimer);
+  if (!state.model) return;
+  liveTimer = setTimeout(() => guarded(async () => {
+    if (drag) return scheduleLive();
+    if (state.unsaved) await save();
+    if (state.training) state.retrainWanted = true;
+    else await train();
+  }), 1200);
+}
+
+async function refreshPrediction() {
+  const model = state.model;
+  if (!model || state.z === null) return;
+  const key = `${model.model_id}/${state.z}`;
+  if (key === state.predictionKey) return;
+  const z = state.z;
+  try {
+    const data = await api(`/api/annotate/${enc}/data/predict`, { method: "POST", body: { z } });
+    if (state.z !== z) return;
+    const png = await decodePng(base64ToBytes(data.prediction));
+    state.prediction = png.values;
+    state.predictionKey = `${data.model_id || model.model_id}/${z}`;
+    paintPrediction();
+    say(`Prediction of model ${String(data.model_id || model.model_id).slice(0, 8)} shown (P hides it).`);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 409)) throw err;
+  }
+}
+
+function describeModel(m, job) {
+  if (!m) return job.status === "training" || job.status === "training_queued" ? "Training the first model…" : "No model yet: save a few painted slices (both classes), then train.";
+  const dice = m.metrics && (m.metrics.mean_dice ?? m.metrics.dice_mean ?? (typeof m.metrics.dice === "number" ? m.metrics.dice : null));
+  return `Model ${String(m.model_id).slice(0, 8)}: ${m.n_slices ?? "?"} slices` + (typeof dice === "number" ? `, Dice ${dice.toFixed(2)}` : "");
+}
+
+async function refreshJob() {
+  const job = await getJob();
+  state.job = job;
+  if (!state.classes.length) {
+    state.classes = job.classes && job.classes.length ? job.classes.map((c) => ({ ...c })) : DEFAULT_CLASSES.map((c) => ({ ...c }));
+    if (!state.classes.some((c) => c.value === state.active)) state.active = state.classes[state.classes.length - 1].value;
+    renderClasses();
+  }
+  const ready = (job.models || []).filter(MODEL_READY);
+  const newest = ready.length ? ready[ready.length - 1] : null;
+  const trainingNow = ["training", "training_queued"].includes(job.status) || (job.models || []).some((m) => ["training", "queued", "training_queued"].includes(m.status));
+  state.training = trainingNow;
+  state.model = newest;
+  $("model-info").textContent = describeModel(newest, job) +
+    (trainingNow ? ` · training${job.progress ? ` ${Math.round(job.progress * 100)}%` : ""}…` : "");
+  $("train").disabled = trainingNow;
+  $("train").textContent = newest ? "Retrain now" : "Train model";
+  if (!trainingNow && state.retrainWanted) await train();
+  await refreshPrediction();
+  if (job.status === "error" && job.error) say(`Last step failed: ${job.error}`);
+}
+
+// ---------------------------------------------------------------- gallery
+async function refreshGallery() {
+  const { annotations } = await api(`/api/annotate/${enc}/annotations`);
+  state.annotated = new Map(annotations.map((a) => [a.z, a.labeled_voxels]));
+  renderGallery();
+}
+
+const thumbs = new Map(); // "z/labeled" → canvas, so unchanged slices are not fetched again
+function thumbnail(z, labeled) {
+  const key = `${z}/${labeled}`;
+  if (thumbs.has(key)) return thumbs.get(key);
+  const c = el("canvas", { width: 1, height: 1 });
+  thumbs.set(key, c);
+  (async () => {
+    const [img, mask] = await Promise.all([
+      new Promise((resolve, reject) => {
+        const i = new Image();
+        i.onload = () => resolve(i);
+        i.onerror = () => reject(new Error(`slice ${z} preview failed`));
+        i.src = `/api/job/${enc}/slice/z/${z}.png`;
+      }),
+      fetch(`/api/annotate/${enc}/annotations/${z}`).then(async (r) => (r.ok ? decodePng(new Uint8Array(await r.arrayBuffer())) : null)),
+    ]);
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const ctx = c.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    if (mask && mask.width === c.width && mask.height === c.height) {
+      const over = ctx.getImageData(0, 0, c.width, c.height);
+      const col = colors();
+      for (let i = 0; i < mask.values.length; i++) {
+        const v = mask.values[i];
+        if (!v || !col[v]) continue;
+        const [r, g, b] = [1, 3, 5].map((k) => parseInt(col[v].slice(k, k + 2), 16));
+        const d = over.data;
+        d[i * 4] = (d[i * 4] + r) >> 1; d[i * 4 + 1] = (d[i * 4 + 1] + g) >> 1; d[i * 4 + 2] = (d[i * 4 + 2] + b) >> 1;
+      }
+      ctx.putImageData(over, 0, 0);
+    }
+  })().catch((err) => flash(err.message));
+  return c;
+}
+
+function renderGallery() {
+  const items = [...state.annotated.entries()].sort((a, b) => a[0] - b[0]).map(([z, labeled]) => {
+    const del = el("button", { type: "button", class: "del", title: `Delete the annotation of slice ${z}` }, "×");
+    del.addEventListener("click", (e) => {
+      e.stopPropagation();
+      guarded(async () => {
+        await api(`/api/annotate/${enc}/annotations/${z}`, { method: "DELETE" });
+        if (state.z === z) {
+          state.labels.begin();
+          state.labels.clear();
+          state.labels.end();
+          paintLabels();
+          markUnsaved(false);
+        }
+        await refreshGallery();
+      });
+    });
+    const li = el("li", { class: z === state.z ? "current" : "", dataset: { z }, title: `slice ${z}: ${labeled} labelled pixels` },
+      thumbnail(z, labeled), el("span", { class: "cap" }, `z ${z}`), del);
+    li.addEventListener("click", () => { if (z !== state.z) guarded(() => loadSlice(z)); });
+    return li;
+  });
+  $("gallery").replaceChildren(...items);
+  if (!items.length) $("gallery").append(el("li", { class: "hint", style: "cursor:default;background:none;border:none" }, "None yet."));
+}
+
+// ---------------------------------------------------------------- start
+window.addEventListener("beforeunload", (e) => { if (state.unsaved) e.preventDefault(); });
+setTool("brush");
+setSize(state.size);
+updateUndo();
+guarded(async () => {
+  await refreshJob();
+  await refreshGallery();
+  const z = new URLSearchParams(location.search).get("z");
+  await loadSlice(z === null ? null : Number(z));
+  poll(refreshJob, 2000);
+});

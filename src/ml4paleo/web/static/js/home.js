@@ -1,0 +1,195 @@
+// Home page: create a job, upload the scan (chunked, resumable), list previous jobs.
+import { api, el, flash, guarded, formatBytes, formatDate, formatDuration, poll } from "./api.js";
+import { filesFromDrop, filesFromInput, forgetUpload, pendingUploads, rememberUpload, uploadFiles } from "./upload.js";
+
+const form = document.getElementById("new-job-form");
+const dropzone = document.getElementById("dropzone");
+const selection = document.getElementById("selection");
+const startButton = document.getElementById("start-upload");
+const panel = document.getElementById("upload-panel");
+const bar = document.getElementById("upload-progress");
+const text = document.getElementById("upload-text");
+const actions = document.getElementById("upload-actions");
+let chosen = [];
+let activeJobId = null; // the job this tab is uploading into right now
+
+function choose(files) {
+  chosen = files;
+  const bytes = files.reduce((s, f) => s + f.file.size, 0);
+  const folders = new Set(files.map((f) => f.path.split("/").slice(0, -1).join("/")).filter(Boolean));
+  selection.textContent = files.length
+    ? `${files.length} file${files.length > 1 ? "s" : ""}, ${formatBytes(bytes)}${folders.size ? ` in ${[...folders].slice(0, 2).join(", ")}${folders.size > 2 ? "…" : ""}` : ""}`
+    : "Nothing selected yet.";
+  const nameInput = document.getElementById("job-name");
+  if (files.length && !nameInput.value) {
+    nameInput.value = files[0].path.includes("/") ? files[0].path.split("/")[0] : files[0].path.replace(/\.[^.]+$/, "");
+  }
+  startButton.disabled = !files.length;
+}
+
+document.getElementById("folder-input").addEventListener("change", (e) => choose(filesFromInput(e.target)));
+document.getElementById("file-input").addEventListener("change", (e) => choose(filesFromInput(e.target)));
+dropzone.addEventListener("dragover", (e) => { e.preventDefault(); dropzone.classList.add("over"); });
+dropzone.addEventListener("dragleave", () => dropzone.classList.remove("over"));
+dropzone.addEventListener("drop", async (e) => {
+  e.preventDefault();
+  dropzone.classList.remove("over");
+  await guarded(async () => choose(await filesFromDrop(e.dataTransfer)));
+});
+
+function showProgress(p) {
+  bar.max = p.total || 1;
+  bar.value = p.done;
+  const pct = p.total ? Math.floor((100 * p.done) / p.total) : 100;
+  const parts = [`${pct}% · ${formatBytes(p.done)} of ${formatBytes(p.total)}`];
+  if (p.rate > 0) parts.push(`${formatBytes(p.rate)}/s`);
+  if (p.done < p.total && Number.isFinite(p.eta)) parts.push(`about ${formatDuration(p.eta)} left`);
+  if (p.resumedBytes) parts.push(`resumed: ${formatBytes(p.resumedBytes)} were already on the server`);
+  if (p.retrying) parts.push(p.retrying);
+  text.textContent = parts.join(" · ");
+}
+
+/** Upload `files` into an existing job, then tell the server the upload is complete. */
+async function runUpload(jobId, files) {
+  panel.hidden = false;
+  activeJobId = jobId;
+  actions.replaceChildren();
+  startButton.disabled = true;
+  try {
+    await uploadFiles(jobId, files, showProgress);
+    text.textContent = "Upload complete; starting conversion…";
+    await api("/api/job/status/upload-complete", { method: "POST", body: { job_id: jobId } });
+    forgetUpload(jobId);
+    window.location.href = `/job/${encodeURIComponent(jobId)}`;
+  } catch (err) {
+    text.textContent = err.message;
+    actions.replaceChildren(
+      el("button", { type: "button", class: "button primary", onclick: () => runUpload(jobId, files) }, "Retry upload"),
+      " ",
+      el("span", { class: "hint" }, "Bytes already received are kept; only the rest is sent."),
+    );
+    startButton.disabled = false;
+    refreshJobs();
+  }
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    const name = document.getElementById("job-name").value.trim();
+    if (!name) throw new Error("Please give the job a name.");
+    if (!chosen.length) throw new Error("Please choose a folder or files to upload.");
+    const body = { name };
+    const v = ["vz", "vy", "vx"].map((id) => document.getElementById(id).value);
+    if (v.some((x) => x !== "")) {
+      if (v.some((x) => !(Number(x) > 0))) throw new Error("Voxel size: give all three of z, y, x as positive numbers (or none).");
+      body.voxel_size = v.map(Number);
+      body.unit = document.getElementById("unit").value;
+    }
+    startButton.disabled = true;
+    const { job_id: jobId } = await api("/api/job/new", { method: "POST", body });
+    rememberUpload(jobId, name, chosen);
+    refreshJobs();
+    await runUpload(jobId, chosen);
+  }).finally(() => { if (panel.hidden) startButton.disabled = !chosen.length; });
+});
+
+// ---- resume an upload interrupted by a reload -------------------------------------------
+let resumeJob = null;
+async function offerResume(jobsById) {
+  const card = document.getElementById("resume");
+  const pending = pendingUploads();
+  resumeJob = null;
+  for (const [jobId, info] of Object.entries(pending)) {
+    const job = jobsById.get(jobId);
+    if (!job || job.status !== "uploading") { forgetUpload(jobId); continue; }
+    if (jobId === activeJobId) continue;
+    resumeJob = { jobId, info };
+    break;
+  }
+  card.hidden = !resumeJob;
+  if (!resumeJob) return;
+  const job = jobsById.get(resumeJob.jobId);
+  document.getElementById("resume-text").textContent =
+    `“${resumeJob.info.name}” stopped at ${formatBytes(job.upload_bytes || 0)} of ${formatBytes(resumeJob.info.bytes)} ` +
+    `(${resumeJob.info.files} files). The browser cannot reopen files by itself after a reload: choose the same folder or files again and the upload goes on from where it stopped.`;
+}
+for (const id of ["resume-input", "resume-files"]) {
+  document.getElementById(id).addEventListener("change", (e) => {
+    if (!resumeJob) return;
+    const files = filesFromInput(e.target);
+    document.getElementById("resume").hidden = true;
+    runUpload(resumeJob.jobId, files);
+  });
+}
+document.getElementById("resume-forget").addEventListener("click", () => {
+  if (resumeJob) forgetUpload(resumeJob.jobId);
+  document.getElementById("resume").hidden = true;
+});
+
+// ---- job list -----------------------------------------------------------------------------
+const DONE = new Set(["meshed", "segmented", "trained", "converted", "annotated"]);
+
+function statusBadge(job) {
+  const cls = job.status === "error" ? "status error" : DONE.has(job.status) ? "status done" : "status";
+  const pct = job.progress > 0 && job.progress < 1 && !DONE.has(job.status) ? ` ${Math.round(job.progress * 100)}%` : "";
+  return el("span", { class: cls, title: job.error || job.stage || "" }, job.status.replace("_", " ") + pct);
+}
+
+function jobRow(job) {
+  const link = el("a", { href: `/job/${encodeURIComponent(job.job_id)}`, class: "job-link" }, job.name);
+  const nameCell = el("td", {}, link);
+  const rename = el("button", { type: "button", class: "rename" }, "Rename");
+  const del = el("button", { type: "button", class: "button danger delete" }, "Delete");
+  rename.addEventListener("click", () => {
+    const input = el("input", { type: "text", value: job.name, maxlength: "200", "aria-label": "New name" });
+    const save = el("button", { type: "button", class: "button primary" }, "Save");
+    const done = () => guarded(async () => {
+      const name = input.value.trim();
+      if (name && name !== job.name) await api(`/api/job/${encodeURIComponent(job.job_id)}`, { method: "PATCH", body: { name } });
+      await refreshJobs();
+    });
+    save.addEventListener("click", done);
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") done(); if (e.key === "Escape") refreshJobs(); });
+    nameCell.replaceChildren(input, " ", save);
+    input.focus();
+    input.select();
+    pausedRefresh = true;
+  });
+  del.addEventListener("click", () => {
+    if (del.dataset.armed) {
+      guarded(async () => {
+        await api(`/api/job/${encodeURIComponent(job.job_id)}`, { method: "DELETE" });
+        forgetUpload(job.job_id);
+        await refreshJobs();
+      });
+      return;
+    }
+    del.dataset.armed = "1";
+    del.textContent = "Really delete?";
+    setTimeout(() => { delete del.dataset.armed; del.textContent = "Delete"; }, 4000);
+  });
+  return el("tr", { dataset: { jobId: job.job_id } },
+    nameCell,
+    el("td", {}, statusBadge(job)),
+    el("td", {}, formatDate(job.created_at)),
+    el("td", { class: "num" }, job.upload_bytes ? formatBytes(job.upload_bytes) : "–"),
+    el("td", { class: "num" }, rename, " ", del));
+}
+
+let pausedRefresh = false;
+async function refreshJobs() {
+  pausedRefresh = false;
+  const { jobs } = await api("/api/jobs");
+  const tbody = document.querySelector("#jobs tbody");
+  tbody.replaceChildren(...jobs.map(jobRow));
+  document.getElementById("jobs-empty").hidden = jobs.length > 0;
+  await offerResume(new Map(jobs.map((j) => [j.job_id, j])));
+}
+
+poll(async () => {
+  if (!pausedRefresh) await refreshJobs();
+}, 5000);
+window.addEventListener("beforeunload", (e) => {
+  if (!panel.hidden && bar.value < bar.max) e.preventDefault();
+});

@@ -1,0 +1,145 @@
+// Job page: where the job stands in its lifecycle, live progress, and the one obvious next step.
+import { api, el, flash, formatDate, getJob, guarded, jobId, poll } from "./api.js";
+
+const enc = encodeURIComponent(jobId);
+const STEPS = ["Upload", "Convert", "Annotate", "Train", "Segment", "Mesh", "Download"];
+// status → [index of the current step, whether that step is running]
+const PLACE = {
+  uploading: [0, true], uploaded: [1, true], converting: [1, true], converted: [2, false],
+  annotated: [3, false], training_queued: [3, true], training: [3, true], trained: [4, false],
+  segmenting: [4, true], segmented: [5, false], meshing_queued: [5, true], meshing: [5, true],
+  meshed: [6, false],
+};
+const RUNNING = new Set(Object.entries(PLACE).filter(([, v]) => v[1]).map(([k]) => k));
+
+function latest(list) {
+  return list && list.length ? list[list.length - 1] : null;
+}
+function newestSeg(job) {
+  return [...(job.segmentations || [])].sort((a, b) => String(a.created_at).localeCompare(String(b.created_at))).pop() || null;
+}
+function trainedModel(job) {
+  return [...(job.models || [])].reverse().find((m) => !m.status || ["trained", "ready", "done"].includes(m.status)) || null;
+}
+
+/** Where an error happened, guessed from what the job already holds. */
+function failedStep(job) {
+  const seg = newestSeg(job);
+  if (!job.shape) return job.upload_bytes ? 1 : 0;
+  if (seg && (seg.mesh_status === "error")) return 5;
+  if (seg && seg.status === "error") return 4;
+  const model = latest(job.models);
+  if (model && model.status === "error") return 3;
+  if (seg) return 5;
+  if (job.models && job.models.length) return 4;
+  return 3;
+}
+
+function renderTimeline(job) {
+  const [current, running] = job.status === "error" ? [failedStep(job), false] : PLACE[job.status] || [0, false];
+  const items = STEPS.map((label, i) => {
+    const li = el("li", {}, label);
+    if (i < current) li.classList.add("done");
+    if (i === current) li.classList.add(job.status === "error" ? "failed" : "current");
+    if (i === current && running) li.append(el("div", { class: "hint" }, "running"));
+    return li;
+  });
+  document.getElementById("timeline").replaceChildren(...items);
+}
+
+const post = (path, body) => api(path, { method: "POST", body: body || {} });
+
+function actionButton(label, handler, primary = false) {
+  const b = el("button", { type: "button", class: `button ${primary ? "primary big" : "secondary"}` }, label);
+  b.addEventListener("click", () => {
+    b.disabled = true;
+    guarded(async () => { await handler(); await refresh(); }).finally(() => { b.disabled = false; });
+  });
+  return b;
+}
+const linkButton = (label, href, primary = false) =>
+  el("a", { class: `button ${primary ? "primary big" : "secondary"}`, href }, label);
+
+const annotate = (primary) => linkButton(primary ? "Annotate slices" : "Annotate more slices", `/job/annotate/${enc}`, primary);
+const train = (primary) => actionButton("Train model", () => post(`/api/job/${enc}/retrain`), primary);
+const segment = (primary) => actionButton("Segment the whole volume", () => post(`/api/job/${enc}/start`), primary);
+const mesh = (primary, seg) => actionButton("Make 3D meshes", () => post(`/api/job/${enc}/mesh`, seg ? { seg_id: seg.seg_id } : {}), primary);
+const viewer = (primary) => linkButton("Open the viewer", `/job/${enc}/viewer`, primary);
+const download = (primary) => linkButton("Download results", `/job/${enc}/download`, primary);
+const models = () => linkButton("Check the models", `/job/${enc}/models`);
+const cancel = () => actionButton("Cancel", () => post(`/api/job/${enc}/cancel`));
+
+/** The next step as one big button, other possible steps as small ones. */
+function actionsFor(job) {
+  const seg = newestSeg(job);
+  const hasAnnotations = (job.annotations || []).length > 0;
+  const model = trainedModel(job);
+  switch (job.status) {
+    case "uploading": return [[linkButton("Continue the upload", "/", true)], []];
+    case "converted": return [[annotate(true)], [viewer()]];
+    case "annotated": return [[train(true)], [annotate(false)]];
+    case "trained": return [[segment(true)], [annotate(false), models(), train(false)]];
+    case "segmented": return [[mesh(true, seg)], [viewer(), download(), annotate(false)]];
+    case "meshed": return [[download(true)], [viewer(), annotate(false), segment(false)]];
+    case "error": {
+      const extra = [];
+      if (job.shape) extra.push(annotate(false));
+      if (hasAnnotations) extra.push(train(false));
+      if (model) extra.push(segment(false));
+      if (seg && seg.status === "segmented") extra.push(mesh(false, seg));
+      return [job.shape ? [] : [linkButton("Start a new upload", "/", true)], extra];
+    }
+    default:
+      return RUNNING.has(job.status) ? [[], [cancel()]] : [[], []];
+  }
+}
+
+let lastKey = "";
+function render(job) {
+  document.getElementById("job-title").textContent = job.name;
+  const meta = [];
+  if (job.shape) meta.push(`${job.shape.join(" × ")} voxels (z, y, x), ${job.dtype}`);
+  if (job.voxel_size) meta.push(`voxel ${job.voxel_size.join(" × ")} ${job.unit || ""}`);
+  meta.push(`created ${formatDate(job.created_at)}`);
+  if ((job.annotations || []).length) meta.push(`${job.annotations.length} annotated slice${job.annotations.length > 1 ? "s" : ""}`);
+  document.getElementById("job-meta").textContent = meta.join(" · ");
+  renderTimeline(job);
+
+  const running = RUNNING.has(job.status);
+  document.getElementById("job-progress-box").hidden = !running;
+  if (running) {
+    document.getElementById("job-progress").value = job.progress || 0;
+    document.getElementById("job-stage").textContent =
+      `${job.status.replace("_", " ")}${job.stage ? `: ${job.stage}` : ""} · ${Math.round((job.progress || 0) * 100)}%`;
+  }
+  const errorBox = document.getElementById("job-error");
+  errorBox.hidden = job.status !== "error";
+  errorBox.textContent = job.status === "error" ? `This step failed: ${job.error || "no reason recorded"}` : "";
+  document.getElementById("job-warning").hidden = !job.annotations_changed_since_segmentation;
+
+  // Rebuild the buttons only when the situation changes (keeps focus and avoids flicker).
+  const key = `${job.status}|${(job.segmentations || []).length}|${(job.models || []).length}|${(job.annotations || []).length}`;
+  if (key !== lastKey) {
+    lastKey = key;
+    const [main, others] = actionsFor(job);
+    document.getElementById("next-action").replaceChildren(...main);
+    document.getElementById("other-actions").replaceChildren(...others);
+  }
+
+  const segs = job.segmentations || [];
+  document.getElementById("segs-card").hidden = !segs.length;
+  document.querySelector("#segs tbody").replaceChildren(...segs.map((s) => el("tr", {},
+    el("td", {}, el("code", {}, String(s.seg_id).slice(0, 8))),
+    el("td", {}, el("code", {}, String(s.model_id || "").slice(0, 8))),
+    el("td", { title: s.error || "" }, s.status + (s.status === "segmenting" && s.progress ? ` ${Math.round(s.progress * 100)}%` : "") + (s.error ? ` (${s.error})` : "")),
+    el("td", {}, s.mesh_status || "–"),
+    el("td", {}, formatDate(s.created_at)))));
+  return running;
+}
+
+async function refresh() {
+  const job = await getJob();
+  return render(job);
+}
+
+poll(async () => { await refresh(); return true; }, 1500);
