@@ -81,5 +81,64 @@ def convert(src, dst, voxel_size, unit, chunk, codec, overwrite) -> None:
     click.echo(f"wrote {result.path}: shape {result.shape} {result.dtype}, voxel size {result.voxel_size} {result.unit}")
 
 
+def _int_list(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"expected labels like 1,2; got {text!r}") from exc
+
+
+@main.command()
+@click.argument("labels_path", metavar="LABELS", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--labels", "labels", default=None, metavar="1,2", help="Labels to mesh (default: all nonzero).")
+@click.option("--downsample", type=int, default=1, show_default=True, help="Mesh every N-th voxel.")
+@click.option("--simplify", type=float, default=None, metavar="RATIO",
+              help="Keep this fraction of the triangles (0-1]; surfaces stay closed.")
+@click.option("--max-error", type=float, default=None, metavar="E",
+              help="Largest vertex displacement when simplifying, in the volume's unit.")
+@click.option("--smooth", type=int, default=0, show_default=True, help="Taubin smoothing iterations.")
+@click.option("--format", "formats", default="stl", show_default=True, metavar="stl,obj,ply,glb",
+              help="Mesh file formats, comma separated.")
+@click.option("--chunk", type=int, default=None, help="Chunk edge in voxels (default 256).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists.")
+@user_errors
+def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, smooth, formats, chunk, overwrite) -> None:
+    """Mesh every label of a segmentation (LABELS.ome.zarr) into closed meshes in physical
+    units, one file per label and format, plus meshes.json with the measurements."""
+    from ml4paleo.pipelines.mesh import MESH_CHUNK, mesh_labels
+
+    with progress_bar("meshing") as report:
+        result = mesh_labels(labels_path, out_dir, labels=_int_list(labels), downsample=downsample,
+                             simplify=simplify, max_error=max_error, smooth=smooth, formats=formats,
+                             chunk=chunk or MESH_CHUNK, progress=report, overwrite=overwrite)
+    for message in result.messages:
+        click.echo(f"warning: {message}", err=True)
+    for label, m in result.measurements.items():
+        click.echo(f"label {label}: volume {m['volume']:.6g} {result.unit}^3 ({m['voxel_count']} voxels), "
+                   f"area {m['surface_area']:.6g} {result.unit}^2, {m['components']} component(s), "
+                   f"{m['triangles']} triangles")
+    click.echo(f"wrote {len(result.files)} file(s) and meshes.json to {result.out_dir}")
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", required=True, type=click.Choice(["zarr-zip", "png-zip", "tiff-zip", "tiff"]),
+              help="zarr-zip: the OME-Zarr zipped; png-zip/tiff-zip: one image per z slice; tiff: multi-page.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@user_errors
+def export(src, out, fmt, overwrite) -> None:
+    """Export a volume or segmentation (SRC.ome.zarr) to OUT as a zip of the OME-Zarr, a PNG or
+    TIFF stack, or one multi-page TIFF with the voxel size in its tags."""
+    from ml4paleo.pipelines.export import export_volume
+
+    with progress_bar("exporting") as report:
+        path = export_volume(src, out, format=fmt, progress=report, overwrite=overwrite)
+    click.echo(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,70 @@
+"""Run independent chunk tasks through Dask with progress: the scheduler belongs to the caller.
+
+``scheduler`` is ``"sync"``, ``"threads"``, ``"processes"``, or a ``tcp://host:port`` address of
+a Dask distributed scheduler; ``None`` reads ``ML4PALEO_DASK_SCHEDULER`` and otherwise picks
+processes (the work holds the GIL, e.g. zmesh's marching cubes) when there are several tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+from ml4paleo.errors import InputError
+from ml4paleo.progress import ProgressCallback, no_progress
+
+SCHEDULER_ENV = "ML4PALEO_DASK_SCHEDULER"
+LOCAL_SCHEDULERS = ("sync", "threads", "processes")
+
+
+def resolve_scheduler(scheduler: str | None, n_tasks: int) -> str:
+    """The scheduler to use: explicit, else the environment, else processes for several tasks."""
+    choice = scheduler or os.environ.get(SCHEDULER_ENV) or ""
+    if not choice:
+        return "processes" if n_tasks > 1 and (os.cpu_count() or 1) > 1 else "sync"
+    if choice in LOCAL_SCHEDULERS or "://" in choice:
+        return choice
+    raise InputError(f"scheduler must be one of {', '.join(LOCAL_SCHEDULERS)} or tcp://host:port; got {choice!r}")
+
+
+def run_tasks(
+    func: Callable[..., Any],
+    args: Sequence[tuple],
+    *,
+    scheduler: str | None = None,
+    progress: ProgressCallback | None = None,
+    stage: str = "",
+) -> list[Any]:
+    """``[func(*a) for a in args]`` in parallel, results in order, ``progress`` after each task.
+
+    Exceptions (including :class:`ml4paleo.errors.Cancelled` raised by ``progress``) propagate.
+    """
+    import dask
+    from dask.callbacks import Callback
+
+    progress = progress or no_progress
+    if not args:
+        return []
+    which = resolve_scheduler(scheduler, len(args))
+    tasks = [dask.delayed(func, pure=False)(*a) for a in args]
+    total = len(tasks)
+    if "://" in which:
+        from distributed import Client, as_completed
+
+        with Client(which) as client:
+            futures = client.compute(tasks)
+            for done, _ in enumerate(as_completed(futures), start=1):
+                progress(done, total, stage)
+            return client.gather(futures)
+    keys = {t.key for t in tasks}
+    finished = [0]
+
+    class _Progress(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):  # noqa: D401 - dask hook
+            if key in keys:
+                finished[0] += 1
+                progress(finished[0], total, stage)
+
+    with _Progress():
+        results = dask.compute(*tasks, scheduler=which, num_workers=os.cpu_count() or 1)
+    return list(results)

@@ -1,0 +1,178 @@
+"""Export a volume or a segmentation for other software: OME-Zarr zip, PNG/TIFF stacks.
+
+Everything streams: slices are read one chunk-deep slab at a time, encoded on all cores, and
+appended to the zip (or the multi-page TIFF) entry by entry, so memory holds one slab whatever
+the volume's size. The output is written under a temporary name and renamed when complete.
+
+Slice ``k`` of a stack is ``volume[k]`` (rows y, columns x): the orientation of the uploaded
+slices, row for row.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ml4paleo.errors import InputError, OutputExistsError
+from ml4paleo.io.exports import (
+    encode_png,
+    encode_tiff,
+    folder_entries,
+    imagej_compatible,
+    iter_zip,
+    tiff_resolution,
+)
+from ml4paleo.io.omezarr import VolumeInfo, open_level, partial_path, read_info, replace_atomically
+from ml4paleo.progress import ProgressCallback, no_progress
+
+EXPORT_FORMATS = ("zarr-zip", "png-zip", "tiff-zip", "tiff")
+_BIGTIFF_LIMIT = 2**32 - 2**27
+"""Above this many bytes a multi-page TIFF is written as BigTIFF (classic TIFF ends at 4 GiB)."""
+
+
+def _stem(src: Path) -> str:
+    name = src.name
+    for suffix in (".ome.zarr", ".zarr"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] or "volume"
+    return name or "volume"
+
+
+def _export_dtype(info: VolumeInfo, slabs: Callable[[], Iterator[tuple[int, np.ndarray]]]) -> np.dtype:
+    """Labels go out as 8-bit when their values fit (one pass over the volume to check)."""
+    if info.kind != "labels" or info.dtype == np.uint8 or not np.issubdtype(info.dtype, np.integer):
+        return info.dtype
+    lo, hi = 0, 0
+    for _, slab in slabs():
+        lo, hi = min(lo, int(slab.min())), max(hi, int(slab.max()))
+    if lo >= 0 and hi < 256:
+        return np.dtype(np.uint8)
+    if lo >= 0 and hi < 65536:
+        return np.dtype(np.uint16)
+    return info.dtype
+
+
+def _slabs(src: Path, info: VolumeInfo) -> Callable[[], Iterator[tuple[int, np.ndarray]]]:
+    arr = open_level(src, 0)
+    depth = max(1, info.chunks[0])
+
+    def gen() -> Iterator[tuple[int, np.ndarray]]:
+        for z0 in range(0, info.shape[0], depth):
+            yield z0, np.asarray(arr[z0 : min(z0 + depth, info.shape[0])])
+
+    return gen
+
+
+def _readme(info: VolumeInfo, fmt: str, dtype: np.dtype) -> str:
+    vz, vy, vx = info.voxel_size
+    return (
+        f"Exported by ml4paleo from {info.path.name} ({fmt}).\n"
+        f"shape (z, y, x): {info.shape}\ndtype: {dtype}\n"
+        f"voxel size (z, y, x): {vz} {vy} {vx} {info.unit}\n"
+        f"kind: {info.kind}\n"
+        "File k holds slice z = k; rows are y, columns are x (the orientation of the upload).\n"
+    )
+
+
+def _stack_zip(src: Path, info: VolumeInfo, tmp: Path, fmt: str, progress: ProgressCallback) -> None:
+    slabs = _slabs(src, info)
+    dtype = _export_dtype(info, slabs)
+    stem = _stem(src)
+    width = max(4, len(str(info.shape[0] - 1)))
+    if fmt == "png-zip":
+        if dtype not in (np.uint8, np.uint16):
+            raise InputError(f"{src} holds {dtype} voxels; PNG holds 8- or 16-bit unsigned only (export as tiff)")
+        ext, compress, encode = "png", zipfile.ZIP_STORED, encode_png
+    else:
+        ext, compress = "tif", zipfile.ZIP_DEFLATED
+
+        def encode(img: np.ndarray) -> bytes:
+            return encode_tiff(img, info.voxel_size, info.unit)
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool, zipfile.ZipFile(
+        tmp, "w", compression=compress, compresslevel=1, allowZip64=True
+    ) as zf:
+        zf.writestr(f"{stem}/README.txt", _readme(info, fmt, dtype))
+        for z0, slab in slabs():
+            slab = slab.astype(dtype, copy=False)
+            for dz, data in enumerate(pool.map(encode, slab)):
+                zf.writestr(f"{stem}/{stem}_{z0 + dz:0{width}d}.{ext}", data)
+            progress(z0 + len(slab), info.shape[0], f"writing {ext.upper()} slices")
+
+
+def _multipage_tiff(src: Path, info: VolumeInfo, tmp: Path, progress: ProgressCallback) -> None:
+    import tifffile
+
+    slabs = _slabs(src, info)
+    dtype = _export_dtype(info, slabs)
+    nbytes = int(np.prod(info.shape)) * dtype.itemsize
+    big = nbytes > _BIGTIFF_LIMIT
+    imagej = imagej_compatible(dtype) and not big
+    res = tiff_resolution(info.voxel_size, info.unit)
+    if imagej:
+        res["metadata"]["axes"] = "ZYX"  # else ImageJ reads the pages as channels
+    else:
+        res.pop("metadata")
+
+    def pages() -> Iterator[np.ndarray]:
+        for z0, slab in slabs():
+            yield from slab.astype(dtype, copy=False)
+            progress(z0 + len(slab), info.shape[0], "writing TIFF pages")
+
+    with tifffile.TiffWriter(tmp, bigtiff=big, imagej=imagej) as tif:
+        tif.write(pages(), shape=info.shape, dtype=dtype, photometric="minisblack", **res)
+
+
+def export_volume(
+    src: str | Path,
+    out: str | Path,
+    *,
+    format: str,
+    progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export the OME-Zarr volume ``src`` to the file ``out``.
+
+    Formats: ``zarr-zip`` (the OME-Zarr folder, zipped as is), ``png-zip`` (one PNG per z
+    slice; 16-bit kept, labels 8-bit), ``tiff-zip`` (one TIFF per z slice) and ``tiff`` (one
+    multi-page TIFF, BigTIFF past 4 GiB). TIFFs carry the voxel size (X/YResolution, ImageJ
+    spacing and unit). Returns ``out``.
+    """
+    progress = progress or no_progress
+    if format not in EXPORT_FORMATS:
+        raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
+    src, out = Path(src), Path(out)
+    info = read_info(src)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} already exists (pass overwrite to replace it)")
+    if out.resolve().is_relative_to(src.resolve()):
+        raise InputError(f"the export {out} cannot be written inside the volume {src}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(out)
+    try:
+        if format == "zarr-zip":
+            entries = folder_entries(src, prefix=src.name)
+            with tmp.open("wb") as f:
+                for chunk in iter_zip(_counting(entries, progress)):
+                    f.write(chunk)
+        elif format == "tiff":
+            _multipage_tiff(src, info, tmp, progress)
+        else:
+            _stack_zip(src, info, tmp, format, progress)
+        replace_atomically(tmp, out, overwrite)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    progress(1.0, 1.0, "done")
+    return out
+
+
+def _counting(entries: list[tuple[str, Path]], progress: ProgressCallback) -> Iterator[tuple[str, Path]]:
+    for i, entry in enumerate(entries):
+        progress(i, len(entries), "zipping OME-Zarr")
+        yield entry
