@@ -41,3 +41,12 @@ class InvalidTransition(Ml4PaleoError, RuntimeError):
 
 class Cancelled(Ml4PaleoError):
     """Work was cancelled by the user; raised from a progress callback to stop a pipeline."""
+
+
+class UnsafeArchiveError(InputError):
+    """A .zip whose entries would land outside the extraction root (path traversal), or an
+    encrypted/nested archive we refuse to open."""
+
+
+class PayloadTooLarge(InputError):
+    """An upload exceeds the per-request or per-job size limit (HTTP 413)."""
