@@ -109,7 +109,7 @@ export async function decodePng(bytes) {
     for (let x = 0; x < width; x++) values[y * width + x] = cur[x * bpp];
     [prev, cur] = [cur, prev];
   }
-  return { width, height, values };
+  return { width, height, values, colorType, depth };
 }
 
 export function base64ToBytes(b64) {

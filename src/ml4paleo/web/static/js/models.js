@@ -1,0 +1,96 @@
+// Models page: every trained model, its training data and leave-one-slice-out scores.
+import { el, formatDate, getJob, jobId, poll } from "./api.js";
+
+const enc = encodeURIComponent(jobId);
+const SVG = "http://www.w3.org/2000/svg";
+
+/** Mean of a score that may be a number, {class: number} or [numbers]; null when absent. */
+function mean(score) {
+  if (typeof score === "number") return score;
+  const values = Array.isArray(score) ? score : score && typeof score === "object" ? Object.values(score) : [];
+  const nums = values.filter((v) => typeof v === "number" && Number.isFinite(v));
+  return nums.length ? nums.reduce((a, b) => a + b, 0) / nums.length : null;
+}
+function metric(m, name) {
+  const x = m.metrics || {};
+  return x[`mean_${name}`] ?? x[`${name}_mean`] ?? mean(x[name]) ?? mean(x[`${name}_per_class`]);
+}
+function perClass(m, name) {
+  const x = (m.metrics || {})[name] ?? (m.metrics || {})[`${name}_per_class`];
+  return x && typeof x === "object" && !Array.isArray(x) ? x : null;
+}
+const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : "–");
+
+function className(m, key) {
+  const cls = (m.classes || []).map((c) => (typeof c === "string" ? c : c.name));
+  return /^\d+$/.test(String(key)) && cls[Number(key)] ? cls[Number(key)] : key;
+}
+
+function scoreCell(m, name) {
+  const overall = metric(m, name);
+  const detail = perClass(m, name);
+  const title = detail ? Object.entries(detail).map(([k, v]) => `${className(m, k)}: ${fmt(v)}`).join("\n") : "";
+  return el("td", { class: "num", title }, fmt(overall));
+}
+
+function row(m, i) {
+  const classes = (m.classes || []).map((c) => (typeof c === "string" ? c : c.name)).join(", ");
+  const voxels = m.voxels_per_class
+    ? Object.entries(m.voxels_per_class).map(([k, v]) => `${className(m, k)} ${Number(v).toLocaleString()}`).join(" · ")
+    : "–";
+  const ready = !["training", "queued", "training_queued", "error", "failed"].includes(m.status);
+  return el("tr", {},
+    el("td", {}, `#${i + 1} `, el("code", {}, String(m.model_id).slice(0, 8))),
+    el("td", {}, m.status || "–"),
+    el("td", {}, formatDate(m.created_at)),
+    el("td", {}, classes || "–"),
+    el("td", { class: "num" }, m.n_slices ?? "–"),
+    el("td", {}, voxels),
+    scoreCell(m, "dice"),
+    scoreCell(m, "iou"),
+    el("td", {}, ready ? el("a", { href: `/api/job/${enc}/models/${encodeURIComponent(m.model_id)}/download` }, "download") : ""));
+}
+
+function chart(models) {
+  const svg = document.getElementById("dice-chart");
+  const W = 600, H = 180, L = 36, R = 12, T = 12, B = 28;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const node = (tag, attrs, text) => {
+    const n = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    return n;
+  };
+  const pts = models.map((m, i) => ({ i, d: metric(m, "dice"), n: m.n_slices })).filter((p) => typeof p.d === "number");
+  const parts = [];
+  for (const v of [0, 0.5, 1]) {
+    const y = T + (1 - v) * (H - T - B);
+    parts.push(node("line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#ddd6cb" }), node("text", { x: L - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#5f6670" }, v.toFixed(1)));
+  }
+  if (!pts.length) {
+    parts.push(node("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#5f6670", "font-size": 13 }, "No scores yet (they need at least two annotated slices)."));
+  } else {
+    const x = (i) => L + (models.length > 1 ? (i / (models.length - 1)) * (W - L - R - 20) + 10 : (W - L - R) / 2);
+    const y = (d) => T + (1 - d) * (H - T - B);
+    parts.push(node("polyline", { points: pts.map((p) => `${x(p.i)},${y(p.d)}`).join(" "), fill: "none", stroke: "#8a5a2b", "stroke-width": 2 }));
+    for (const p of pts) {
+      const dot = node("circle", { cx: x(p.i), cy: y(p.d), r: 4, fill: "#8a5a2b" });
+      dot.append(node("title", {}, `model #${p.i + 1}: Dice ${p.d.toFixed(3)}, ${p.n ?? "?"} slices`));
+      parts.push(dot, node("text", { x: x(p.i), y: H - 10, "text-anchor": "middle", "font-size": 11, fill: "#5f6670" }, `#${p.i + 1}${p.n ? ` (${p.n} sl.)` : ""}`));
+    }
+  }
+  svg.replaceChildren(...parts);
+}
+
+let lastKey = "";
+poll(async () => {
+  const job = await getJob();
+  const models = [...(job.models || [])].sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
+  const key = JSON.stringify(models);
+  if (key === lastKey) return true;
+  lastKey = key;
+  document.querySelector("#models tbody").replaceChildren(...models.map(row));
+  document.getElementById("models-empty").hidden = models.length > 0;
+  chart(models);
+  return true;
+}, 3000);

@@ -1,0 +1,224 @@
+// 3D view of a segmentation's meshes with three.js: orbit, per-label colour / visibility /
+// opacity, a scale bar in physical units, and a PNG screenshot.
+import * as THREE from "three";
+import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+import { STLLoader } from "three/addons/loaders/STLLoader.js";
+import { PLYLoader } from "three/addons/loaders/PLYLoader.js";
+import { OBJLoader } from "three/addons/loaders/OBJLoader.js";
+import { el } from "./api.js";
+
+const UNIT_SHORT = { micrometer: "µm", millimeter: "mm", nanometer: "nm", meter: "m", centimeter: "cm" };
+
+/** A round length (1, 2 or 5 × 10^k) close to `x`. */
+function niceLength(x) {
+  const p = 10 ** Math.floor(Math.log10(x));
+  const m = x / p;
+  return (m >= 5 ? 5 : m >= 2 ? 2 : 1) * p;
+}
+
+export class MeshView {
+  constructor(container, message, list, measure) {
+    this.container = container;
+    this.message = message;
+    this.list = list;
+    this.measure = measure;
+    this.url = null;
+    this.meshes = []; // {label, name, object, material}
+    this.renderer = null;
+  }
+
+  _init() {
+    if (this.renderer) return true;
+    try {
+      this.renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
+    } catch (err) {
+      this.message.textContent = `3D view unavailable: this browser has no WebGL (${err.message}).`;
+      return false;
+    }
+    this.renderer.setPixelRatio(window.devicePixelRatio || 1);
+    this.renderer.setClearColor(0x1b1f24);
+    this.renderer.domElement.setAttribute("aria-label", "3D view of the meshes");
+    this.container.append(this.renderer.domElement);
+    this.scene = new THREE.Scene();
+    this.camera = new THREE.PerspectiveCamera(40, 1, 0.01, 1e7);
+    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x444455, 1.6));
+    this.light = new THREE.DirectionalLight(0xffffff, 1.8);
+    this.camera.add(this.light);
+    this.light.position.set(1, 1, 2);
+    this.scene.add(this.camera);
+    this.group = new THREE.Group();
+    this.scene.add(this.group);
+    this.controls = new OrbitControls(this.camera, this.renderer.domElement);
+    this.controls.addEventListener("change", () => this.render());
+    this.scaleBar = el("div", { class: "scalebar" }, el("div", { class: "bar" }), el("div", { class: "label" }));
+    this.container.append(this.scaleBar);
+    new ResizeObserver(() => this._resize()).observe(this.container);
+    this._resize();
+    return true;
+  }
+
+  _resize() {
+    const w = this.container.clientWidth, h = this.container.clientHeight;
+    if (!w || !h) return;
+    this.renderer.setSize(w, h);
+    this.camera.aspect = w / h;
+    this.camera.updateProjectionMatrix();
+    this.render();
+  }
+
+  /** Show the meshes listed at `url` (GET …/meshes); null clears the view. */
+  async load(url, classes) {
+    if (url === this.url) return;
+    this.url = url;
+    this._clear();
+    if (!url) {
+      this.message.hidden = false;
+      this.message.textContent = "No meshes yet: segment the volume, then make meshes from the job page.";
+      return;
+    }
+    const response = await fetch(url);
+    if (response.status === 404 || response.status === 409) {
+      this.message.hidden = false;
+      this.message.textContent = "No meshes for this segmentation yet: make them from the job page.";
+      return;
+    }
+    if (!response.ok) throw new Error(`meshes: ${response.status} ${await response.text()}`);
+    const doc = await response.json();
+    if (url !== this.url) return;
+    const withFiles = (doc.meshes || []).filter((m) => m.files && Object.keys(m.files).length);
+    if (!withFiles.length) {
+      this.message.hidden = false;
+      this.message.textContent = "No meshes for this segmentation yet: make them from the job page.";
+      return;
+    }
+    if (!this._init()) return;
+    this.unit = doc.unit || "";
+    this.message.hidden = false;
+    this.message.textContent = "Loading meshes…";
+    const byLabel = new Map((classes || []).map((c) => [c.label, c]));
+    for (const m of withFiles) {
+      const object = await this._loadGeometry(m.files);
+      if (url !== this.url) return;
+      const cls = byLabel.get(m.label);
+      const color = (cls && cls.color) || "#d9b38c";
+      const material = new THREE.MeshStandardMaterial({ color, roughness: 0.6, metalness: 0.05, side: THREE.DoubleSide, transparent: false, opacity: 1 });
+      const mesh = new THREE.Mesh(object, material);
+      const background = m.label === 0 || (cls && cls.name === "background");
+      mesh.visible = !background || withFiles.length === 1;
+      this.group.add(mesh);
+      this.meshes.push({ ...m, name: (cls && cls.name) || m.name || `label ${m.label}`, mesh, material });
+    }
+    this.message.hidden = true;
+    this._renderList();
+    this.resetCamera();
+  }
+
+  async _loadGeometry(files) {
+    for (const [fmt, Loader] of [["stl", STLLoader], ["ply", PLYLoader], ["obj", OBJLoader]]) {
+      if (!files[fmt]) continue;
+      const response = await fetch(files[fmt]);
+      if (!response.ok) throw new Error(`mesh ${files[fmt]}: ${response.status}`);
+      const loader = new Loader();
+      if (fmt === "obj") {
+        const group = loader.parse(await response.text());
+        const geometries = [];
+        group.traverse((o) => { if (o.isMesh) geometries.push(o.geometry); });
+        return geometries[0];
+      }
+      const geometry = loader.parse(await response.arrayBuffer());
+      if (!geometry.attributes.normal) geometry.computeVertexNormals();
+      return geometry;
+    }
+    throw new Error(`no mesh format this viewer reads among: ${Object.keys(files).join(", ")}`);
+  }
+
+  _renderList() {
+    const items = this.meshes.map((m) => {
+      const show = el("input", { type: "checkbox", checked: m.mesh.visible, "aria-label": `Show ${m.name}` });
+      const color = el("input", { type: "color", value: `#${m.material.color.getHexString()}`, "aria-label": `Colour of ${m.name}` });
+      const opacity = el("input", { type: "range", min: "0", max: "100", value: "100", "aria-label": `Opacity of ${m.name}`, style: "width:4.5rem" });
+      show.addEventListener("change", () => { m.mesh.visible = show.checked; this.render(); });
+      color.addEventListener("input", () => { m.material.color.set(color.value); this.render(); });
+      opacity.addEventListener("input", () => {
+        const a = opacity.value / 100;
+        m.material.opacity = a;
+        m.material.transparent = a < 1;
+        m.material.depthWrite = a >= 1;
+        m.material.needsUpdate = true;
+        this.render();
+      });
+      const meas = m.measurements;
+      const unit = UNIT_SHORT[this.unit] || this.unit;
+      const title = meas ? `volume ${meas.volume.toPrecision(4)} ${unit}³, surface ${meas.surface_area.toPrecision(4)} ${unit}², ${meas.triangles} triangles` : "";
+      return el("li", { title }, show, color, el("span", {}, m.name), opacity);
+    });
+    this.list.replaceChildren(...items);
+    const visible = this.meshes.filter((m) => m.measurements && m.mesh.visible);
+    const unit = UNIT_SHORT[this.unit] || this.unit;
+    this.measure.textContent = visible.map((m) => `${m.name}: ${m.measurements.volume.toPrecision(4)} ${unit}³`).join(" · ");
+  }
+
+  _clear() {
+    for (const m of this.meshes) {
+      m.mesh.geometry.dispose();
+      m.material.dispose();
+      this.group.remove(m.mesh);
+    }
+    this.meshes = [];
+    this.list.replaceChildren();
+    this.measure.textContent = "";
+    if (this.renderer) this.render();
+  }
+
+  resetCamera() {
+    if (!this.renderer) return;
+    const box = new THREE.Box3();
+    for (const m of this.meshes) if (m.mesh.visible) box.expandByObject(m.mesh);
+    if (box.isEmpty()) for (const m of this.meshes) box.expandByObject(m.mesh);
+    if (box.isEmpty()) return;
+    const center = box.getCenter(new THREE.Vector3());
+    const radius = box.getSize(new THREE.Vector3()).length() / 2 || 1;
+    const dist = radius / Math.sin((this.camera.fov * Math.PI) / 360);
+    this.camera.near = dist / 1000;
+    this.camera.far = dist * 100;
+    this.camera.position.copy(center).add(new THREE.Vector3(0.6, -0.9, 0.7).normalize().multiplyScalar(dist));
+    this.camera.up.set(0, 0, 1);
+    this.camera.updateProjectionMatrix();
+    this.controls.target.copy(center);
+    this.controls.update();
+    this.render();
+  }
+
+  render() {
+    if (!this.renderer) return;
+    if (this._frame) return;
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this.renderer.render(this.scene, this.camera);
+      this._updateScaleBar();
+    });
+  }
+
+  /** A bar about a fifth of the view wide, measured at the orbit target's distance. */
+  _updateScaleBar() {
+    const h = this.container.clientHeight, w = this.container.clientWidth;
+    if (!this.meshes.length || !h) { this.scaleBar.hidden = true; return; }
+    const dist = this.camera.position.distanceTo(this.controls.target);
+    const visibleHeight = 2 * dist * Math.tan((this.camera.fov * Math.PI) / 360);
+    const perPixel = visibleHeight / h;
+    const length = niceLength(perPixel * w * 0.2);
+    this.scaleBar.hidden = false;
+    this.scaleBar.querySelector(".bar").style.width = `${Math.round(length / perPixel)}px`;
+    const unit = UNIT_SHORT[this.unit] || this.unit || "units";
+    this.scaleBar.querySelector(".label").textContent = `${Number(length.toPrecision(3))} ${unit}`;
+  }
+
+  screenshot(filename) {
+    if (!this.renderer) return;
+    this.renderer.render(this.scene, this.camera);
+    const a = el("a", { href: this.renderer.domElement.toDataURL("image/png"), download: filename });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  }
+}

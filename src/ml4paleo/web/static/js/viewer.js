@@ -1,0 +1,251 @@
+// Viewer: three orthogonal slices with the segmentation overlay and linked cursors, and the
+// meshes in 3D (view3d.js).
+import { api, classColor, el, flash, getJob, guarded, hexToRgb, jobId, poll } from "./api.js";
+import { decodePng } from "./png.js";
+import { MeshView } from "./view3d.js";
+
+const enc = encodeURIComponent(jobId);
+const $ = (id) => document.getElementById(id);
+// For each view: which volume axes run across (u) and down (v) the image.
+const AXES = { z: { u: "x", v: "y" }, y: { u: "x", v: "z" }, x: { u: "y", v: "z" } };
+const AXIS_INDEX = { z: 0, y: 1, x: 2 };
+
+const state = {
+  job: null,
+  shape: null, // [z, y, x]
+  spacing: [1, 1, 1],
+  cursor: { z: 0, y: 0, x: 0 },
+  seg: "",
+  opacity: 0.5,
+  classes: [], // segmentation labels: {label, name, color, visible}
+  rawLabels: true, // the server answers ?labels=1 with a gray PNG of class indices
+};
+
+// ---------------------------------------------------------------- 2D views
+class OrthoView {
+  constructor(figure) {
+    this.axis = figure.dataset.axis;
+    this.figure = figure;
+    this.canvas = figure.querySelector("canvas");
+    this.slider = figure.querySelector("input");
+    this.out = figure.querySelector("output");
+    this.image = null; // HTMLImageElement of the gray slice
+    this.labels = null; // {width, height, values} class indices, or null
+    this.labelCanvas = document.createElement("canvas");
+    this.request = 0;
+    this.slider.addEventListener("input", () => setCursor({ [this.axis]: Number(this.slider.value) }));
+    const pick = (e) => {
+      const r = this.canvas.getBoundingClientRect();
+      const { u, v } = AXES[this.axis];
+      const [nu, nv] = this.size();
+      const cu = Math.floor(((e.clientX - r.left) / r.width) * nu);
+      const cv = Math.floor(((e.clientY - r.top) / r.height) * nv);
+      setCursor({ [u]: Math.max(0, Math.min(nu - 1, cu)), [v]: Math.max(0, Math.min(nv - 1, cv)) });
+    };
+    this.canvas.addEventListener("pointerdown", (e) => { this.canvas.setPointerCapture(e.pointerId); pick(e); });
+    this.canvas.addEventListener("pointermove", (e) => { if (e.buttons & 1) pick(e); });
+    this.canvas.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      const n = state.shape[AXIS_INDEX[this.axis]];
+      setCursor({ [this.axis]: Math.max(0, Math.min(n - 1, state.cursor[this.axis] + Math.sign(e.deltaY))) });
+    }, { passive: false });
+  }
+
+  /** Image size (across, down) in voxels. */
+  size() {
+    const { u, v } = AXES[this.axis];
+    return [state.shape[AXIS_INDEX[u]], state.shape[AXIS_INDEX[v]]];
+  }
+
+  layout() {
+    const { u, v } = AXES[this.axis];
+    const [nu, nv] = this.size();
+    const physU = nu * state.spacing[AXIS_INDEX[u]], physV = nv * state.spacing[AXIS_INDEX[v]];
+    const dpr = window.devicePixelRatio || 1;
+    const cssW = this.canvas.clientWidth || 300;
+    this.canvas.style.aspectRatio = `${physU} / ${physV}`;
+    this.canvas.width = Math.round(cssW * dpr);
+    this.canvas.height = Math.round((cssW * dpr * physV) / physU);
+    this.slider.max = state.shape[AXIS_INDEX[this.axis]] - 1;
+  }
+
+  async load() {
+    const index = state.cursor[this.axis];
+    const ticket = ++this.request;
+    this.slider.value = index;
+    this.out.textContent = `${this.axis} = ${index}`;
+    const base = `/api/job/${enc}/slice/${this.axis}/${index}.png`;
+    const useServerOverlay = state.seg && !state.rawLabels;
+    const url = useServerOverlay ? `${base}?seg=${encodeURIComponent(state.seg)}&opacity=${state.opacity}` : base;
+    const [image, labels] = await Promise.all([
+      loadImage(url),
+      state.seg && state.rawLabels ? fetchLabels(`${base}?seg=${encodeURIComponent(state.seg)}&labels=1`) : null,
+    ]);
+    if (ticket !== this.request) return;
+    this.image = image;
+    this.labels = labels;
+    this.paintLabels();
+    this.draw();
+  }
+
+  paintLabels() {
+    const l = this.labels;
+    if (!l) return;
+    this.labelCanvas.width = l.width;
+    this.labelCanvas.height = l.height;
+    const ctx = this.labelCanvas.getContext("2d");
+    const img = ctx.createImageData(l.width, l.height);
+    const table = new Uint8Array(256 * 4);
+    for (const c of state.classes) {
+      if (!c.visible) continue;
+      table.set([...hexToRgb(c.color), 255], c.label * 4);
+    }
+    for (let i = 0; i < l.values.length; i++) img.data.set(table.subarray(l.values[i] * 4, l.values[i] * 4 + 4), i * 4);
+    ctx.putImageData(img, 0, 0);
+  }
+
+  draw() {
+    const ctx = this.canvas.getContext("2d");
+    const { width: W, height: H } = this.canvas;
+    ctx.imageSmoothingEnabled = false;
+    ctx.fillStyle = "#111";
+    ctx.fillRect(0, 0, W, H);
+    if (this.image) ctx.drawImage(this.image, 0, 0, W, H);
+    if (this.labels && state.seg) {
+      ctx.globalAlpha = state.opacity;
+      ctx.drawImage(this.labelCanvas, 0, 0, W, H);
+      ctx.globalAlpha = 1;
+    }
+    // linked cursor: the other two planes through this one
+    const { u, v } = AXES[this.axis];
+    const [nu, nv] = this.size();
+    const x = ((state.cursor[u] + 0.5) / nu) * W, y = ((state.cursor[v] + 0.5) / nv) * H;
+    ctx.strokeStyle = "rgba(255, 224, 102, 0.8)";
+    ctx.lineWidth = Math.max(1, (window.devicePixelRatio || 1));
+    ctx.beginPath();
+    ctx.moveTo(x, 0); ctx.lineTo(x, H);
+    ctx.moveTo(0, y); ctx.lineTo(W, y);
+    ctx.stroke();
+  }
+}
+
+function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`could not load ${url}`));
+    img.src = url;
+  });
+}
+
+/** Class indices of one slice, exact; null (and server-side overlay from then on) when the
+ * server answers with a colour image instead of the gray label PNG. */
+async function fetchLabels(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`could not load ${url} (${response.status})`);
+  const png = await decodePng(new Uint8Array(await response.arrayBuffer()));
+  if (png.colorType !== 0) {
+    state.rawLabels = false;
+    refreshAll();
+    return null;
+  }
+  return png;
+}
+
+const views = [...document.querySelectorAll(".view2d")].map((f) => new OrthoView(f));
+
+function setCursor(change) {
+  const moved = Object.keys(change).filter((k) => change[k] !== state.cursor[k]);
+  if (!moved.length) return;
+  Object.assign(state.cursor, change);
+  for (const view of views) {
+    if (moved.includes(view.axis)) guarded(() => view.load());
+    else view.draw();
+  }
+}
+
+function refreshAll() {
+  for (const view of views) guarded(() => view.load());
+}
+
+// ---------------------------------------------------------------- classes & segmentation
+function renderLegend() {
+  const items = state.classes.map((c) => {
+    const show = el("input", { type: "checkbox", checked: c.visible, "aria-label": `Show ${c.name}` });
+    const color = el("input", { type: "color", value: c.color, "aria-label": `Colour of ${c.name}` });
+    show.addEventListener("change", () => { c.visible = show.checked; repaintLabels(); });
+    color.addEventListener("input", () => { c.color = color.value; repaintLabels(); });
+    return el("li", {}, show, color, el("span", {}, c.name));
+  });
+  $("legend").replaceChildren(...items);
+  if (!state.rawLabels && items.length) $("legend").append(el("li", { class: "hint" }, "Overlay colours come from the server."));
+}
+
+function repaintLabels() {
+  for (const view of views) { view.paintLabels(); view.draw(); }
+}
+
+$("seg-opacity").addEventListener("input", (e) => {
+  state.opacity = e.target.value / 100;
+  if (state.rawLabels) for (const view of views) view.draw();
+});
+$("seg-opacity").addEventListener("change", () => { if (!state.rawLabels) refreshAll(); });
+$("seg-select").addEventListener("change", (e) => guarded(() => selectSeg(e.target.value)));
+
+const mesh3d = new MeshView($("view3d"), $("view3d-msg"), $("mesh-list"), $("measure"));
+$("reset-camera").addEventListener("click", () => mesh3d.resetCamera());
+$("screenshot").addEventListener("click", () => mesh3d.screenshot(`${(state.job && state.job.name) || "ml4paleo"}-3d.png`));
+
+async function selectSeg(segId) {
+  state.seg = segId;
+  refreshAll();
+  updateNeuroglancer();
+  await mesh3d.load(segId ? `/api/job/${enc}/segmentation/${encodeURIComponent(segId)}/meshes` : null, state.classes);
+}
+
+function updateNeuroglancer() {
+  const link = $("neuroglancer");
+  if (!link) return;
+  const origin = window.location.origin;
+  const layers = [{ type: "image", name: "volume", source: `zarr://${origin}/api/job/${enc}/zarr/` }];
+  if (state.seg) layers.push({ type: "segmentation", name: "segmentation", source: `zarr://${origin}/api/job/${enc}/segmentation/${encodeURIComponent(state.seg)}/zarr/` });
+  link.href = `${link.dataset.base.replace(/\/$/, "")}/#!${encodeURIComponent(JSON.stringify({ layers, layout: "4panel" }))}`;
+}
+
+let segKey = "";
+async function refreshJob() {
+  const job = await getJob();
+  state.job = job;
+  if (!job.shape) {
+    $("view3d-msg").textContent = "The volume is not converted yet.";
+    return;
+  }
+  const first = !state.shape;
+  if (first) {
+    state.shape = job.shape;
+    state.spacing = job.voxel_size || [1, 1, 1];
+    state.cursor = { z: Math.floor(job.shape[0] / 2), y: Math.floor(job.shape[1] / 2), x: Math.floor(job.shape[2] / 2) };
+    state.classes = (job.classes && job.classes.length ? job.classes : [{ value: 1, name: "background" }, { value: 2, name: "fossil" }])
+      .map((c) => ({ label: c.value - 1, name: c.name, color: classColor(c), visible: c.value !== 1 }));
+    renderLegend();
+    for (const view of views) view.layout();
+  }
+  const done = (job.segmentations || []).filter((s) => ["segmented", "done", "meshed"].includes(s.status) || s.mesh_status);
+  const key = done.map((s) => `${s.seg_id}:${s.mesh_status}`).join(",");
+  if (key !== segKey) {
+    segKey = key;
+    const select = $("seg-select");
+    const previous = select.value;
+    select.replaceChildren(el("option", { value: "" }, "none"),
+      ...done.map((s, i) => el("option", { value: s.seg_id }, `#${i + 1} · ${String(s.seg_id).slice(0, 8)}${s.mesh_status ? ` · meshes ${s.mesh_status}` : ""}`)));
+    const pick = done.some((s) => s.seg_id === previous) && previous ? previous : done.length ? done[done.length - 1].seg_id : "";
+    select.value = pick;
+    await selectSeg(pick);
+  } else if (first) {
+    refreshAll();
+  }
+}
+
+window.addEventListener("resize", () => { if (state.shape) { for (const v of views) v.layout(); for (const v of views) v.draw(); } });
+updateNeuroglancer();
+poll(refreshJob, 4000);
