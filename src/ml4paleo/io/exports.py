@@ -189,10 +189,9 @@ def folder_entries(folder: str | Path, prefix: str | None = None) -> list[tuple[
         raise InputError(f"{folder} is not a folder")
     prefix = folder.name if prefix is None else prefix
     out = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for f in sorted(files):
+    for root, _, files in os.walk(folder):
+        for f in files:
             p = Path(root) / f
             rel = p.relative_to(folder).as_posix()
             out.append((f"{prefix}/{rel}" if prefix else rel, p))
-    return out
+    return sorted(out)

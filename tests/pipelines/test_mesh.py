@@ -1,0 +1,158 @@
+"""mesh_labels over a real OME-Zarr label volume, and the ``mesh`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+from click.testing import CliRunner
+
+from ml4paleo import meshing
+from ml4paleo.cli import main
+from ml4paleo.errors import Cancelled, InputError, OutputExistsError
+from ml4paleo.io.omezarr import OmeZarrWriter
+from ml4paleo.pipelines.mesh import _grid, mesh_labels
+from ml4paleo.io.omezarr import read_info
+
+VOXEL = (2.0, 0.5, 0.75)
+RADIUS = 12.0
+
+
+def ball_and_box() -> np.ndarray:
+    """Label 1: a ball of RADIUS micrometres; label 2: a box touching it; label 0 elsewhere."""
+    shape = tuple(int(np.ceil(2 * RADIUS / v)) + 6 for v in VOXEL)
+    z, y, x = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * v for n, v in zip(shape, VOXEL)], indexing="ij")
+    vol = (z**2 + y**2 + x**2 <= RADIUS**2).astype(np.uint8)
+    vol[2:6, 2:12, : shape[2] // 2][vol[2:6, 2:12, : shape[2] // 2] == 0] = 2
+    return vol
+
+
+def write_labels(path, vol, voxel_size=VOXEL, chunks=16):
+    with OmeZarrWriter(path, vol.shape, np.uint8, voxel_size=voxel_size, kind="labels", chunks=chunks,
+                       pyramid_min_size=8) as w:
+        w.write_slab(0, vol)
+    return path
+
+
+@pytest.fixture
+def labels_path(tmp_path):
+    return write_labels(tmp_path / "labels.ome.zarr", ball_and_box())
+
+
+def test_meshes_files_and_measurements(labels_path, tmp_path):
+    vol = ball_and_box()
+    calls = []
+    result = mesh_labels(labels_path, tmp_path / "meshes", formats=("stl", "ply"), chunk=10, scheduler="sync",
+                         progress=lambda d, t, s="": calls.append(d / t))
+    names = sorted(p.name for p in result.files)
+    assert names == ["label_1_micrometer.ply", "label_1_micrometer.stl",
+                     "label_2_micrometer.ply", "label_2_micrometer.stl"]
+    assert calls[-1] == 1.0 and calls == sorted(calls)
+    doc = json.loads((tmp_path / "meshes" / "meshes.json").read_text())
+    assert doc["unit"] == "micrometer" and doc["voxel_size"] == list(VOXEL)
+    ball = {m["label"]: m for m in doc["meshes"]}[1]["measurements"]
+    assert ball["volume"] == pytest.approx(4 / 3 * np.pi * RADIUS**3, rel=0.02)
+    assert ball["voxel_count"] == int((vol == 1).sum())
+    assert ball["voxel_volume"] == pytest.approx(ball["voxel_count"] * np.prod(VOXEL))
+    assert ball["components"] == 1 and ball["watertight"] and ball["volume_unit"] == "micrometer^3"
+    for label in (1, 2):
+        mesh = trimesh.load(tmp_path / "meshes" / f"label_{label}_micrometer.stl", force="mesh")
+        assert mesh.is_watertight and mesh.volume > 0
+        assert len(mesh.faces) == result.measurements[label]["triangles"]
+    assert not list(tmp_path.glob("*.partial-*"))
+
+
+def test_same_mesh_as_one_call_and_with_processes(labels_path, tmp_path):
+    vol = ball_and_box()
+    whole = meshing.mesh_array(vol, chunk=max(vol.shape), voxel_size=VOXEL)
+    result = mesh_labels(labels_path, tmp_path / "m", formats=("ply",), chunk=8, scheduler="processes")
+    for label in (1, 2):
+        mesh = trimesh.load(tmp_path / "m" / f"label_{label}_micrometer.ply", process=False)
+        np.testing.assert_allclose(mesh.vertices, whole[label][0][:, ::-1], atol=1e-9)
+        assert np.array_equal(mesh.faces, whole[label][1][:, ::-1])
+    assert result.measurements[1]["triangles"] == len(whole[1][1])
+
+
+def test_empty_label_gets_a_message_not_a_file(labels_path, tmp_path):
+    result = mesh_labels(labels_path, tmp_path / "m", labels=[2, 7], scheduler="sync", chunk=16)
+    assert [p.name for p in result.files] == ["label_2_micrometer.stl"]
+    assert result.messages == ["label 7 has no voxels in labels.ome.zarr; no mesh written"]
+    doc = json.loads((tmp_path / "m" / "meshes.json").read_text())
+    assert doc["messages"] == result.messages
+    assert {m["label"]: m["files"] for m in doc["meshes"]} == {2: {"stl": "label_2_micrometer.stl"}, 7: {}}
+
+
+def test_all_empty_volume(tmp_path):
+    path = write_labels(tmp_path / "empty.ome.zarr", np.zeros((8, 9, 10), np.uint8))
+    result = mesh_labels(path, tmp_path / "m", scheduler="sync")
+    assert result.files == [] and result.measurements == {}
+    assert json.loads((tmp_path / "m" / "meshes.json").read_text())["meshes"] == []
+
+
+def test_downsample_reads_the_pyramid_and_scales_units(labels_path, tmp_path):
+    vol = ball_and_box()
+    info = read_info(labels_path)
+    assert _grid(info, 2)[:2] == (1, 1)  # a stored level is read
+    assert _grid(info, 3)[:2] == (0, 3)  # else every third voxel of level 0
+    result = mesh_labels(labels_path, tmp_path / "m", labels=[1], downsample=2, formats=("ply",),
+                         scheduler="sync", chunk=8)
+    expected = meshing.mesh_array(vol[::2, ::2, ::2], voxel_size=tuple(2 * v for v in VOXEL))[1]
+    assert result.measurements[1]["triangles"] == len(expected[1])
+    assert result.voxel_size == tuple(2 * v for v in VOXEL)
+    assert result.measurements[1]["volume"] == pytest.approx(4 / 3 * np.pi * RADIUS**3, rel=0.06)
+
+
+def test_simplify_and_smooth_keep_meshes_closed(labels_path, tmp_path):
+    full = mesh_labels(labels_path, tmp_path / "a", labels=[1], scheduler="sync")
+    result = mesh_labels(labels_path, tmp_path / "b", labels=[1], simplify=0.2, smooth=10, formats=("obj",),
+                         scheduler="sync")
+    m = result.measurements[1]
+    assert m["watertight"] and m["triangles"] <= 0.3 * full.measurements[1]["triangles"]
+    assert m["volume"] == pytest.approx(full.measurements[1]["volume"], rel=0.03)
+    bounded = mesh_labels(labels_path, tmp_path / "c", labels=[1], max_error=1.0, scheduler="sync")
+    assert bounded.measurements[1]["watertight"]
+    assert bounded.measurements[1]["triangles"] < full.measurements[1]["triangles"]
+
+
+def test_bad_parameters_and_existing_output(labels_path, tmp_path):
+    out = tmp_path / "m"
+    for kwargs, match in [({"labels": [0, 1]}, "label 0"), ({"downsample": 0}, "downsample"),
+                          ({"simplify": 2.0}, "simplify"), ({"formats": ("fbx",)}, "formats"),
+                          ({"smooth": -1}, "smooth"), ({"max_error": -1.0}, "max_error")]:
+        with pytest.raises(InputError, match=match):
+            mesh_labels(labels_path, out, **kwargs)
+    image = tmp_path / "image.ome.zarr"
+    with OmeZarrWriter(image, (4, 4, 4), np.float32) as w:
+        w.write_slab(0, np.zeros((4, 4, 4), np.float32))
+    with pytest.raises(InputError, match="integer"):
+        mesh_labels(image, out)
+    mesh_labels(labels_path, out, labels=[2], scheduler="sync")
+    with pytest.raises(OutputExistsError):
+        mesh_labels(labels_path, out, labels=[2], scheduler="sync")
+    mesh_labels(labels_path, out, labels=[1], scheduler="sync", overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["label_1_micrometer.stl", "meshes.json"]
+
+
+def test_cancel_leaves_nothing(labels_path, tmp_path):
+    def cancel(done, total, stage=""):
+        if done / total > 0.7:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        mesh_labels(labels_path, tmp_path / "m", scheduler="sync", chunk=8, progress=cancel)
+    assert list(tmp_path.iterdir()) == [labels_path]
+
+
+def test_cli_mesh(labels_path, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    res = runner.invoke(main, ["mesh", str(labels_path), str(out), "--labels", "1,9", "--format", "stl,glb",
+                               "--smooth", "2", "--chunk", "16"])
+    assert res.exit_code == 0, res.output
+    assert "label 1: volume" in res.output and "label 9 has no voxels" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["label_1_micrometer.glb", "label_1_micrometer.stl",
+                                                     "meshes.json"]
+    res = runner.invoke(main, ["mesh", str(labels_path), str(out)])
+    assert res.exit_code != 0 and "already exists" in res.output
