@@ -104,22 +104,29 @@ def read_header(entry: Entry) -> _Header | None:
         raise UnsupportedFileError(f"{entry.name}: unreadable DICOM header ({exc})") from exc
 
 
-def _output_dtype(headers: list[_Header]) -> np.dtype:
-    """Narrowest of uint8/uint16/int16/float32 that holds every rescaled stored value."""
-    lo = hi = None
-    integral = True
-    for h in headers:
+_INTEGER_DTYPES = (np.uint8, np.int8, np.uint16, np.int16)
+
+
+def _narrowest(lo: float, hi: float) -> np.dtype | None:
+    for dt in _INTEGER_DTYPES:
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dt)
+    return None
+
+
+def _output_dtype(headers: list[_Header]) -> np.dtype | None:
+    """Narrowest of uint8/int8/uint16/int16 that holds every rescaled value the stored bits
+    allow; float32 when a slope or intercept is fractional; None when integral but the header
+    range is too wide to decide (the caller then looks at the actual values)."""
+    lo = hi = 0.0
+    for i, h in enumerate(headers):
+        if not (float(h.slope).is_integer() and float(h.intercept).is_integer()):
+            return np.dtype(np.float32)
         smin, smax = (-(2 ** (h.bits - 1)), 2 ** (h.bits - 1) - 1) if h.signed else (0, 2**h.bits - 1)
-        a, b = smin * h.slope + h.intercept, smax * h.slope + h.intercept
-        lo = min(a, b) if lo is None else min(lo, a, b)
-        hi = max(a, b) if hi is None else max(hi, a, b)
-        integral &= float(h.slope).is_integer() and float(h.intercept).is_integer()
-    if integral:
-        for dt in (np.uint8, np.int8, np.uint16, np.int16):
-            info = np.iinfo(dt)
-            if info.min <= lo and hi <= info.max:
-                return np.dtype(dt)
-    return np.dtype(np.float32)
+        a, b = sorted((smin * h.slope + h.intercept, smax * h.slope + h.intercept))
+        lo, hi = (a, b) if i == 0 else (min(lo, a), max(hi, b))
+    return _narrowest(lo, hi)
 
 
 def _pick_series(headers: list[_Header], warnings: list[str]) -> list[_Header]:
@@ -219,7 +226,14 @@ class DicomSeriesReader(VolumeReader):
         self._multiframe = first.frames > 1
         depth = first.frames if self._multiframe else len(images)
         self.shape = (depth, first.rows, first.cols)  # type: ignore[assignment]
-        self.dtype = _output_dtype(self._headers)
+        dtype = _output_dtype(self._headers)
+        if dtype is None:
+            # e.g. 16 stored bits with intercept -1024: the header range misses int16 by a bit;
+            # one pass over the pixels finds whether the real values fit (CT usually does)
+            self.dtype = np.dtype(np.float32)
+            lo, hi = self._value_range()
+            dtype = _narrowest(lo, hi) or np.dtype(np.float32)
+        self.dtype = dtype
         self.n_files = len(images)
         if first.samples > 1:
             self.warnings.append(f"{first.entry.name} (and any like it): RGB converted to grayscale (luminance)")
@@ -251,6 +265,16 @@ class DicomSeriesReader(VolumeReader):
         if self.dtype.kind in "iu":
             val = np.rint(val)
         return val.astype(self.dtype)
+
+    def _value_range(self) -> tuple[float, float]:
+        """Min and max of the rescaled values over the whole series (read one slice at a time)."""
+
+        def one(z: int) -> tuple[float, float]:
+            img = self._slice(self._headers[0], z) if self._multiframe else self._slice(self._headers[z], None)
+            return float(img.min()), float(img.max())
+
+        ranges = self._map(one, range(self.shape[0]))
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
     def read(self, z0: int, z1: int) -> np.ndarray:
         out = np.empty((z1 - z0, *self.shape[1:]), self.dtype)
