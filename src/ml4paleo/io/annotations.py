@@ -1,0 +1,115 @@
+"""Annotations on disk: one 8-bit grayscale PNG per annotated slice (axis z).
+
+Values: 0 unlabeled (ignored in training), 1 background/matrix, 2..K structures. The slice
+index of a file is the last integer in its name (``12.png``, ``slice_0012.png``), so folders
+exported by other tools can be used as they are; :func:`write_annotation` writes ``<z>.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ml4paleo.errors import ArtifactNotFound, InputError, UnsupportedFileError
+
+__all__ = ["annotation_files", "delete_annotation", "read_annotation", "read_annotations", "write_annotation"]
+
+_LAST_INT = re.compile(r"(\d+)(?!.*\d)")
+
+
+def _slice_index(path: Path) -> int | None:
+    match = _LAST_INT.search(path.stem)
+    return int(match.group(1)) if match else None
+
+
+def annotation_files(folder: str | Path) -> dict[int, Path]:
+    """Slice index -> PNG file in ``folder`` (a missing folder has none).
+
+    Raises :class:`InputError` when two files name the same slice or a PNG has no number."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    files: dict[int, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix.lower() != ".png" or path.name.startswith("."):
+            continue
+        z = _slice_index(path)
+        if z is None:
+            raise InputError(f"annotation {path} has no slice index in its name (expected e.g. 12.png)")
+        if z in files:
+            raise InputError(f"annotations {files[z].name} and {path.name} in {folder} both name slice {z}")
+        files[z] = path
+    return files
+
+
+def read_annotation(path: str | Path) -> np.ndarray:
+    """One annotation PNG as a 2D uint8 array of label values."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            arr = np.asarray(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnsupportedFileError(f"annotation {path} is not a readable PNG: {exc}") from exc
+    if arr.ndim == 3:
+        # an RGB(A)/LA PNG is usable only if it is gray (every colour channel equal)
+        color = arr[..., :3] if mode in ("RGB", "RGBA") else arr[..., :1]
+        if np.any(color != color[..., :1]):
+            raise InputError(f"annotation {path} must be a grayscale label image (values 0..K); got mode {mode}")
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise InputError(f"annotation {path} must be a 2D image; got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind not in "iub" or arr.min() < 0 or arr.max() > 255:
+            raise InputError(f"annotation {path} must hold label values 0..255; got dtype {arr.dtype}")
+        arr = arr.astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def read_annotations(folder: str | Path) -> dict[int, np.ndarray]:
+    """Every annotation of ``folder`` as slice index -> 2D uint8 label image (sorted by z).
+
+    A folder that does not exist has no annotations (``{}``); training refuses an empty set."""
+    return {z: read_annotation(path) for z, path in sorted(annotation_files(folder).items())}
+
+
+def write_annotation(folder: str | Path, z: int, mask: np.ndarray) -> Path:
+    """Write ``mask`` (2D, values 0..255) as ``<folder>/<z>.png`` atomically; returns the path.
+
+    Any other file naming the same slice (``slice_0012.png``) is replaced too, so a slice never
+    has two annotations."""
+    if isinstance(z, bool) or not isinstance(z, (int, np.integer)) or z < 0:
+        raise InputError(f"z must be a slice index >= 0; got {z!r}")
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.size == 0:
+        raise InputError(f"an annotation mask must be a non-empty 2D image; got shape {mask.shape}")
+    if mask.dtype.kind not in "iub" or (mask.size and (mask.min() < 0 or mask.max() > 255)):
+        raise InputError(f"annotation values must be integers 0..255; got dtype {mask.dtype}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dst = folder / f"{int(z)}.png"
+    tmp = folder / f".{int(z)}.png.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        Image.fromarray(mask.astype(np.uint8)).save(tmp, format="PNG")
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for other in folder.glob("*.png"):
+        if other != dst and _slice_index(other) == int(z):
+            other.unlink(missing_ok=True)
+    return dst
+
+
+def delete_annotation(folder: str | Path, z: int) -> None:
+    """Delete the annotation of slice ``z``; :class:`ArtifactNotFound` if there is none."""
+    path = annotation_files(folder).get(int(z))
+    if path is None:
+        raise ArtifactNotFound(f"no annotation for slice {z} in {folder}")
+    path.unlink()

@@ -1,0 +1,105 @@
+"""The segmenter protocol and the shared base of the scikit-learn pixel classifiers.
+
+A segmenter maps per-voxel feature rows to class probabilities. Like
+``skimage.future.fit_segmenter``, labels are class indices 0..K-1 (annotation value minus one;
+unlabeled voxels never reach it), and the classifier is swappable behind one protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from ml4paleo.errors import InputError
+from ml4paleo.features import FeatureSettings, feature_names
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """What the pipelines need from a trained model."""
+
+    kind: str
+    classes: tuple[str, ...]
+    feature_settings: FeatureSettings
+    metadata: dict[str, Any]
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "Segmenter": ...
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class SklearnSegmenter:
+    """Base for segmenters wrapping one scikit-learn classifier (``_make_estimator``)."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        classes: tuple[str, ...] | list[str] = ("background", "fossil"),
+        feature_settings: FeatureSettings | None = None,
+        *,
+        seed: int = 0,
+        n_jobs: int = 1,
+        **params: Any,
+    ) -> None:
+        classes = tuple(str(c) for c in classes)
+        if len(classes) < 2 or len(set(classes)) != len(classes) or any(not c.strip() for c in classes):
+            raise InputError(f"classes must be at least two distinct non-empty names; got {list(classes)}")
+        if len(classes) > 255:
+            raise InputError(f"at most 255 classes fit a uint8 label volume; got {len(classes)}")
+        self.classes = classes
+        self.feature_settings = feature_settings or FeatureSettings()
+        self.seed = int(seed)
+        self.params = dict(params)
+        self.estimator = self._make_estimator(n_jobs=n_jobs, **self.params)
+        self.metadata: dict[str, Any] = {}
+
+    def _make_estimator(self, n_jobs: int, **params: Any):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def n_features(self) -> int:
+        return len(feature_names(self.feature_settings))
+
+    def set_n_jobs(self, n_jobs: int) -> None:
+        """Threads the estimator may use (1 inside Dask tasks, so tasks x threads <= cores)."""
+        if hasattr(self.estimator, "n_jobs"):
+            self.estimator.n_jobs = n_jobs
+
+    def _check_X(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            got = X.shape[1] if X.ndim == 2 else X.shape
+            raise InputError(
+                f"the model expects {self.n_features} features per voxel (settings {self.feature_settings.to_dict()}); got {got}"
+            )
+        return X if X.dtype == np.float32 else X.astype(np.float32)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "SklearnSegmenter":
+        """Fit on feature rows ``X`` (n, n_features) and class indices ``y`` (n,) in 0..K-1."""
+        X = self._check_X(X)
+        y = np.asarray(y)
+        if y.shape != (X.shape[0],):
+            raise InputError(f"y must have one class index per row of X ({X.shape[0]}); got shape {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= len(self.classes)):
+            raise InputError(f"class indices must lie in 0..{len(self.classes) - 1}; got {y.min()}..{y.max()}")
+        missing = [self.classes[c] for c in range(len(self.classes)) if not np.any(y == c)]
+        if missing:
+            raise InputError(f"no labeled voxel for class(es) {missing}: label at least one voxel of each class")
+        self.estimator.fit(X, y.astype(np.intp, copy=False))
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, K) float32 class probabilities, columns in the order of :attr:`classes`."""
+        X = self._check_X(X)
+        proba = self.estimator.predict_proba(X)
+        out = np.zeros((X.shape[0], len(self.classes)), dtype=np.float32)
+        out[:, np.asarray(self.estimator.classes_, dtype=np.intp)] = proba
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n,) uint8 class indices."""
+        return np.argmax(self.predict_proba(X), axis=1).astype(np.uint8)

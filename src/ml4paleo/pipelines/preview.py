@@ -1,0 +1,69 @@
+"""Predict one slice for the annotation page, fast enough to follow each brush stroke.
+
+Two caches make repeated calls cheap: the model (per process, keyed by model folder and file
+modification times, so a retrained model is picked up) and the features of the last few
+slices (keyed by volume, its modification time, slice and feature settings): painting does
+not change the features, so after the first call on a slice only the prediction runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ml4paleo.errors import InputError
+
+__all__ = ["clear_cache", "predict_slice"]
+
+FEATURE_CACHE_SLICES = 4
+"""Slices whose features are kept (512^2 x 61 float32 = 64 MB each)."""
+
+_features: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
+_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget cached slice features (models are cached by :func:`ml4paleo.models.cached_model`)."""
+    with _lock:
+        _features.clear()
+
+
+def _slice_features(volume_path: Path, z: int, settings) -> np.ndarray:
+    from ml4paleo.io.omezarr import open_level
+    from ml4paleo.pipelines.train import slice_features
+
+    stamp = (volume_path / "zarr.json").stat().st_mtime_ns if (volume_path / "zarr.json").exists() else 0
+    key = (str(volume_path.resolve()), stamp, int(z), settings)
+    with _lock:
+        if key in _features:
+            _features.move_to_end(key)
+            return _features[key]
+    feats = slice_features(open_level(volume_path, 0), z, settings)
+    with _lock:
+        _features[key] = feats
+        while len(_features) > FEATURE_CACHE_SLICES:
+            _features.popitem(last=False)
+    return feats
+
+
+def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.ndarray:
+    """Class indices (2D uint8, 0 = background) of slice ``z`` predicted by the model.
+
+    The slice's features use its z-neighbourhood exactly as a whole-volume segmentation does,
+    so the preview equals that slice of :func:`ml4paleo.pipelines.segment.segment_volume`."""
+    from ml4paleo.io.omezarr import read_info
+    from ml4paleo.models import cached_model
+
+    volume_path = Path(volume_path)
+    info = read_info(volume_path)
+    if isinstance(z, bool) or not isinstance(z, (int, np.integer)) or not 0 <= z < info.shape[0]:
+        raise InputError(f"z must be a slice index in 0..{info.shape[0] - 1}; got {z!r}")
+    model = cached_model(model_dir)
+    feats = _slice_features(volume_path, int(z), model.feature_settings)
+    model.set_n_jobs(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    labels = model.predict(feats.reshape(-1, feats.shape[-1]))
+    return labels.reshape(feats.shape[:2])

@@ -1,0 +1,296 @@
+"""Segment a whole volume with a trained model, block by block, through Dask.
+
+Work is split into independent block tasks (CloudVolume/Igneous style): each task reads its
+block plus the feature halo from the input OME-Zarr, computes the features once, predicts, and
+writes its labels (and optional probabilities) into the output's level 0 at the same place.
+Blocks are whole multiples of the output chunks, so no two tasks touch one chunk, a task can
+be retried, and memory is bounded by a block (~1 M voxels: ~0.25 GB of float32 features),
+never by the volume. Post-processing and the pyramid follow, then the output is renamed into
+place.
+
+Schedulers: ``scheduler=None`` reads ``ML4PALEO_DASK_SCHEDULER``; an address
+(``tcp://host:8786``) runs the tasks on that Dask distributed cluster (workers must see the
+same file system); ``"processes"`` (the local default when there are several blocks and
+cores), ``"threads"`` or ``"synchronous"`` use Dask's local schedulers. Local processes, not
+threads: scipy.ndimage holds the GIL, so threads would not use the second core. Each task runs
+its estimator with one thread (``threadpool_limits(1)``), so tasks x threads never exceeds the
+cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ml4paleo.errors import InputError, OutputExistsError
+from ml4paleo.features import FeatureSettings, block_features, halo
+from ml4paleo.progress import ProgressCallback, no_progress
+
+__all__ = ["SegmentResult", "features_of_region", "read_padded", "segment_volume"]
+
+BLOCK_VOXELS = 1 << 20
+"""Target voxels per task: features of 1 M voxels x 61 are 0.25 GB of float32."""
+POSTPROCESS_MAX_VOXELS = 1 << 27
+"""Post-processing runs on the whole label volume up to this size (128 M voxels, ~1 GB with
+scipy's int32 component labels); larger volumes run it on a 2^k-downsampled copy."""
+SCHEDULER_ENV = "ML4PALEO_DASK_SCHEDULER"
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """What :func:`segment_volume` wrote."""
+
+    path: Path
+    shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+    voxels_per_class: dict[str, int]
+    probability_paths: tuple[Path, ...] = ()
+    n_blocks: int = 0
+    scheduler: str = ""
+    postprocessing: dict[str, Any] = field(default_factory=dict)
+
+
+def read_padded(array: Any, start: Sequence[int], stop: Sequence[int], settings: FeatureSettings) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Region ``start:stop`` of ``array`` (zarr or numpy) with the feature halo on each filtered
+    axis, mirrored (numpy ``symmetric``) beyond the volume; returns it and its global origin."""
+    h = halo(settings)
+    pads = [h if a in settings.axes else 0 for a in range(3)]
+    lo = [max(0, s - p) for s, p in zip(start, pads)]
+    hi = [min(n, e + p) for n, e, p in zip(array.shape, stop, pads)]
+    data = np.asarray(array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+    width = [(l - (s - p), (e + p) - u) for l, u, s, e, p in zip(lo, hi, start, stop, pads)]
+    if any(w != (0, 0) for w in width):
+        data = np.pad(data, width, mode="symmetric")
+    return data, tuple(s - p for s, p in zip(start, pads))  # type: ignore[return-value]
+
+
+def features_of_region(array: Any, start: Sequence[int], stop: Sequence[int], settings: FeatureSettings) -> np.ndarray:
+    """(z, y, x, n_features) features of region ``start:stop``, identical to the same voxels
+    of a whole-volume :func:`ml4paleo.features.compute_features`."""
+    padded, origin = read_padded(array, start, stop, settings)
+    return block_features(padded, origin, settings)
+
+
+def block_shape(shape: Sequence[int], chunks: Sequence[int], target: int = BLOCK_VOXELS) -> tuple[int, int, int]:
+    """Task block: whole chunks, grown along x, then y, then z while under ``target`` voxels."""
+    block = [min(c, n) for c, n in zip(chunks, shape)]
+    grown = True
+    while grown:
+        grown = False
+        for a in (2, 1, 0):
+            if block[a] < shape[a]:
+                bigger = list(block)
+                bigger[a] = min(block[a] + chunks[a], shape[a])
+                if math.prod(bigger) <= target:
+                    block = bigger
+                    grown = True
+    return tuple(block)  # type: ignore[return-value]
+
+
+def _regions(shape: Sequence[int], block: Sequence[int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    grid = [range(0, n, b) for n, b in zip(shape, block)]
+    return [((z, y, x), (min(z + block[0], shape[0]), min(y + block[1], shape[1]), min(x + block[2], shape[2])))
+            for z in grid[0] for y in grid[1] for x in grid[2]]
+
+
+def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str]) -> np.ndarray:
+    """One task: features, prediction and writes for one block; returns voxel counts per class."""
+    import zarr
+    from threadpoolctl import threadpool_limits
+
+    from ml4paleo.io.omezarr import open_level
+    from ml4paleo.models import cached_model
+
+    model = cached_model(model_dir)
+    model.set_n_jobs(1)
+    with threadpool_limits(1):
+        feats = features_of_region(open_level(volume_path, 0), start, stop, model.feature_settings)
+        shape = feats.shape[:3]
+        proba = model.predict_proba(feats.reshape(-1, feats.shape[-1]))
+    del feats
+    labels = np.argmax(proba, axis=1).astype(np.uint8).reshape(shape)
+    region = tuple(slice(a, b) for a, b in zip(start, stop))
+    zarr.open_array(store=labels_store, mode="r+")[region] = labels
+    for k, store in enumerate(prob_stores):
+        q = np.rint(proba[:, k] * 255).astype(np.uint8).reshape(shape)
+        zarr.open_array(store=store, mode="r+")[region] = q
+    return np.bincount(labels.ravel(), minlength=proba.shape[1])
+
+
+def _resolve_scheduler(scheduler: str | None, n_tasks: int) -> str:
+    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if scheduler is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return "processes" if n_tasks > 1 and cores > 1 else "synchronous"
+    if scheduler in ("processes", "threads", "synchronous") or "://" in scheduler:
+        return scheduler
+    raise InputError(f"scheduler must be a Dask scheduler address (tcp://host:8786) or processes/threads/synchronous; got {scheduler!r}")
+
+
+def _run_tasks(tasks: list, scheduler: str, progress: ProgressCallback, total: float) -> list[np.ndarray]:
+    """Compute ``tasks`` (dask.delayed), reporting each finished block; returns their results."""
+    import dask
+
+    if "://" in scheduler:
+        from distributed import Client, as_completed
+
+        with Client(scheduler, set_as_default=False) as client:
+            futures = client.compute(tasks)
+            index = {f.key: i for i, f in enumerate(futures)}
+            results: list[Any] = [None] * len(futures)
+            try:
+                for done, fut in enumerate(as_completed(futures), start=1):
+                    results[index[fut.key]] = fut.result()
+                    progress(done, total, "segmenting")
+            except BaseException:
+                client.cancel(futures)
+                raise
+            return results
+    from dask.callbacks import Callback
+
+    keys = {t.key for t in tasks}
+    state = {"done": 0}
+
+    class _Report(Callback):
+        def _posttask(self, key, result, dsk, cache, id):  # noqa: A002 - dask's signature
+            if key in keys:
+                state["done"] += 1
+                progress(state["done"], total, "segmenting")
+
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with _Report():
+        return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
+
+
+def _postprocess_in_place(array, K: int, *, min_size: int, fill: bool, largest: bool) -> tuple[np.ndarray, int]:
+    """Apply :func:`ml4paleo.postprocess.postprocess` to a level-0 zarr label array.
+
+    Exact (whole volume in memory) up to ``POSTPROCESS_MAX_VOXELS``; above, components are
+    found on every 2^k-th voxel and the edits applied back to the full-resolution blocks they
+    cover (a removed component clears its class there, a filled hole fills background there).
+    Returns the new voxel counts per class and the factor used."""
+    from ml4paleo.postprocess import postprocess
+
+    f = 1
+    while math.prod(-(-n // f) for n in array.shape) > POSTPROCESS_MAX_VOXELS:
+        f *= 2
+    coarse = np.asarray(array[::f, ::f, ::f])
+    cleaned = postprocess(coarse, min_size=min_size, fill=fill, largest=largest)
+    counts = np.zeros(K, dtype=np.int64)
+    depth = array.chunks[0]
+    for z0 in range(0, array.shape[0], depth):
+        z1 = min(z0 + depth, array.shape[0])
+        if f == 1:
+            new = cleaned[z0:z1]
+            if not np.array_equal(new, coarse[z0:z1]):
+                array[z0:z1] = new
+        else:
+            new = np.asarray(array[z0:z1])
+            idx = np.ix_(np.arange(z0, z1) // f, np.arange(array.shape[1]) // f, np.arange(array.shape[2]) // f)
+            old_c, new_c = coarse[idx], cleaned[idx]
+            changed = old_c != new_c
+            if changed.any():
+                clear = changed & (new_c == 0) & (new == old_c)
+                filled = changed & (new_c != 0) & (new == 0)
+                new[clear] = 0
+                new[filled] = new_c[filled]
+                array[z0:z1] = new
+        counts += np.bincount(new.ravel(), minlength=K)[:K]
+    return counts, f
+
+
+def segment_volume(
+    volume_path: str | Path,
+    model_dir: str | Path,
+    out_path: str | Path,
+    *,
+    probabilities: bool = False,
+    scheduler: str | None = None,
+    min_size: int = 0,
+    fill_holes: bool = False,
+    keep_largest: bool = False,
+    progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+) -> SegmentResult:
+    """Segment ``volume_path`` (OME-Zarr) with the model in ``model_dir`` into ``out_path``.
+
+    Output: uint8 class indices 0..K-1 (0 = background), OME-Zarr labels on the input's grid,
+    voxel size and chunks, with pyramid. With ``probabilities``, one uint8 OME-Zarr per class
+    (probability x 255) beside it, named ``<out stem>_prob_<class>.ome.zarr``. ``min_size``,
+    ``fill_holes`` and ``keep_largest`` post-process (see :mod:`ml4paleo.postprocess`).
+    Nothing is left at ``out_path`` unless the whole run succeeds.
+    """
+    import dask
+
+    from ml4paleo.io.omezarr import OmeZarrWriter, read_info
+    from ml4paleo.models import load_model
+
+    progress = progress or no_progress
+    volume_path, model_dir, out_path = Path(volume_path), Path(model_dir), Path(out_path)
+    if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
+        raise InputError(f"min_size must be a whole number of voxels >= 0; got {min_size!r}")
+    if out_path.exists() and not overwrite:
+        raise OutputExistsError(f"{out_path} already exists (pass overwrite to replace it)")
+    info = read_info(volume_path)
+    model = load_model(model_dir)
+    K = len(model.classes)
+    stem = out_path.name.split(".")[0]
+    prob_paths = tuple(out_path.with_name(f"{stem}_prob_{name}.ome.zarr") for name in model.classes) if probabilities else ()
+    for p in prob_paths:
+        if p.exists() and not overwrite:
+            raise OutputExistsError(f"{p} already exists (pass overwrite to replace it)")
+    attrs = {
+        "source": str(volume_path),
+        "model_dir": str(model_dir),
+        "model_id": model_dir.name,
+        "classes": list(model.classes),
+        "features": model.feature_settings.to_dict(),
+        "postprocessing": {"min_size": int(min_size), "fill_holes": bool(fill_holes), "keep_largest": bool(keep_largest)},
+    }
+    common = dict(voxel_size=info.voxel_size, unit=info.unit, chunks=info.chunks, overwrite=overwrite)
+    writers = [OmeZarrWriter(out_path, info.shape, np.uint8, kind="labels", attrs=attrs, **common)]
+    for k, p in enumerate(prob_paths):
+        writers.append(OmeZarrWriter(p, info.shape, np.uint8, kind="image",
+                                     attrs={**attrs, "probability_of": model.classes[k]}, **common))
+    try:
+        block = block_shape(info.shape, writers[0].array.chunks)
+        regions = _regions(info.shape, block)
+        stores = [str(w.tmp_path / "0") for w in writers]
+        tasks = [dask.delayed(_segment_block, pure=False)(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
+                 for s, e in regions]
+        chosen = _resolve_scheduler(scheduler, len(tasks))
+        post = bool(min_size > 1 or fill_holes or keep_largest)
+        steps = len(tasks) * 1.0
+        finish_share = 0.1 * len(tasks) + (0.1 * len(tasks) if post else 0.0)
+        total = steps + finish_share
+        progress(0, total, "segmenting")
+        counts = np.sum(_run_tasks(tasks, chosen, progress, total), axis=0).astype(np.int64)
+        post_info: dict[str, Any] = {}
+        if post:
+            progress(steps, total, "post-processing")
+            counts, factor = _postprocess_in_place(writers[0].array, K, min_size=int(min_size), fill=fill_holes, largest=keep_largest)
+            post_info = {**attrs["postprocessing"], "downsample_factor": factor}
+            steps += 0.1 * len(tasks)
+        progress(steps, total, "building pyramid")
+        for w in writers:
+            w.finish()
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    progress(total, total, "done")
+    return SegmentResult(
+        path=out_path,
+        shape=info.shape,
+        classes=tuple(model.classes),
+        voxels_per_class={name: int(c) for name, c in zip(model.classes, counts)},
+        probability_paths=prob_paths,
+        n_blocks=len(regions),
+        scheduler=chosen,
+        postprocessing=post_info,
+    )
