@@ -9,7 +9,7 @@ import imagecodecs
 import numpy as np
 import pytest
 import tifffile
-from conftest import write_dicom_slice
+from dicom_files import write_dicom_slice
 from PIL import Image
 
 from ml4paleo.errors import InputError, UnsafeArchiveError, UnsupportedFileError, VolumeNotFoundError
