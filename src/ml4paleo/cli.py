@@ -81,6 +81,99 @@ def convert(src, dst, voxel_size, unit, chunk, codec, overwrite) -> None:
     click.echo(f"wrote {result.path}: shape {result.shape} {result.dtype}, voxel size {result.voxel_size} {result.unit}")
 
 
+def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
+    """--features/--sigmas as a feature-settings mapping (None: the default bank)."""
+    if not features and not sigmas:
+        return None
+    out: dict = {}
+    if features:
+        out["filters"] = [f.strip() for f in features.split(",") if f.strip()]
+    if sigmas:
+        try:
+            out["sigmas"] = [float(s) for s in sigmas.split(",") if s.strip()]
+        except ValueError as exc:
+            raise click.BadParameter(f"expected sigmas like 0.7,1.6,3.5; got {sigmas!r}") from exc
+    return out
+
+
+@main.command()
+@click.argument("volume", type=click.Path(exists=True, file_okay=False))
+@click.argument("labels_dir", metavar="LABELS_DIR", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--classes", default="background,fossil", show_default=True,
+              help="Class names for annotation values 1, 2, ... (comma-separated).")
+@click.option("--features", default=None, help="Filters to use (comma-separated among gaussian,log,ggm,dog,st,hessian; default all).")
+@click.option("--sigmas", default=None, help="Scales in voxels (comma-separated; default 0.7,1,1.6,3.5,5,10).")
+@click.option("--2d", "two_d", is_flag=True, help="Compute features per slice (2D) instead of in 3D.")
+@click.option("--model", "kind", type=click.Choice(["random-forest", "hist-gradient-boosting"]), default="random-forest",
+              show_default=True, help="Classifier.")
+@click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
+@user_errors
+def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, kind, overwrite) -> None:
+    """Train a pixel classifier on the annotated slices in LABELS_DIR (one PNG per slice, named by
+    its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr."""
+    from ml4paleo.pipelines.train import train_model
+
+    names = [c.strip() for c in classes.split(",") if c.strip()]
+    with progress_bar("training") as report:
+        result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, model=kind,
+                             features=_feature_options(features, sigmas), progress=report, overwrite=overwrite)
+    click.echo(f"trained on {result.n_slices} slice(s), labeled voxels {result.voxels_per_class}")
+    for name, m in result.metrics.items():
+        dice = "n/a" if m["dice"] is None else f"{m['dice']:.3f}"
+        iou = "n/a" if m["iou"] is None else f"{m['iou']:.3f}"
+        click.echo(f"  {name}: Dice {dice}, IoU {iou} (leave-one-slice-out)")
+    click.echo(f"wrote {result.model_dir}")
+
+
+@main.command()
+@click.argument("volume", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--probabilities", is_flag=True, help="Also write one uint8 probability volume per class beside OUT.")
+@click.option("--scheduler", envvar="ML4PALEO_DASK_SCHEDULER", default=None,
+              help="Dask scheduler address (tcp://host:8786), or processes/threads/synchronous (default: local).")
+@click.option("--min-size", type=click.IntRange(min=0), default=0, help="Remove components smaller than this many voxels.")
+@click.option("--fill-holes", is_flag=True, help="Fill background enclosed by a structure.")
+@click.option("--keep-largest", is_flag=True, help="Keep only the largest component of each structure.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@user_errors
+def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_holes, keep_largest, overwrite) -> None:
+    """Segment VOLUME.ome.zarr with the model in MODEL_DIR into OUT.ome.zarr (uint8 class
+    indices: 0 background, 1.. structures)."""
+    from ml4paleo.pipelines.segment import segment_volume
+
+    with progress_bar("segmenting") as report:
+        result = segment_volume(volume, model_dir, out, probabilities=probabilities, scheduler=scheduler,
+                                min_size=min_size, fill_holes=fill_holes, keep_largest=keep_largest,
+                                progress=report, overwrite=overwrite)
+    click.echo(f"wrote {result.path}: shape {result.shape}, voxels per class {result.voxels_per_class}")
+    for path in result.probability_paths:
+        click.echo(f"wrote {path}")
+
+
+@main.command("predict-slice")
+@click.argument("volume", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("z", type=click.IntRange(min=0))
+@click.argument("out_png", type=click.Path(dir_okay=False))
+@user_errors
+def predict_slice_command(volume, model_dir, z, out_png) -> None:
+    """Predict slice Z of VOLUME with MODEL_DIR and write its class indices as an 8-bit PNG."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from ml4paleo.pipelines.preview import predict_slice
+
+    labels = predict_slice(volume, model_dir, z)
+    out = Path(out_png)
+    tmp = out.with_name(f".{out.name}.partial")
+    Image.fromarray(labels).save(tmp, format="PNG")
+    tmp.replace(out)
+    click.echo(f"wrote {out}: classes present {sorted(set(labels.ravel().tolist()))}")
+
+
 def _int_list(text: str | None) -> list[int] | None:
     if not text:
         return None
