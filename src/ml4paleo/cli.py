@@ -233,5 +233,97 @@ def export(src, out, fmt, overwrite) -> None:
     click.echo(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
+def _logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s")
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["convert", "segment", "mesh"]))
+@click.option("--data", type=click.Path(file_okay=False), default=None,
+              help="Data folder (default $ML4PALEO_DATA or ./data).")
+@click.option("--once", is_flag=True, help="Work on the queued tasks, then exit (no waiting).")
+@user_errors
+def runner(kind, data, once) -> None:
+    """Work the KIND queue of the job store: convert uploads, train/segment, or mesh/export.
+
+    Several runners of one kind (on one or several hosts sharing the database, see
+    ML4PALEO_DATABASE_URL) never take the same task. SIGTERM/Ctrl-C hands the current task
+    back to the queue; a second one exits at once."""
+    import signal
+
+    from ml4paleo.jobs.runner import Runner
+    from ml4paleo.settings import Settings
+
+    _logging()
+    worker = Runner(Settings.from_env(data=data), kind)
+    if once:
+        worker.drain()
+        return
+
+    def _stop(signum, frame) -> None:
+        if worker.stop_event.is_set():
+            raise SystemExit(1)
+        worker.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run()
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default $ML4PALEO_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default $ML4PALEO_PORT or 5000).")
+@click.option("--data", type=click.Path(file_okay=False), default=None,
+              help="Data folder (default $ML4PALEO_DATA or ./data).")
+@click.option("--threads", type=int, default=None, help="Web server threads (default 8).")
+@click.option("--runners", "runner_spec", default="convert=1,segment=1,mesh=1", show_default=True,
+              help="Runner processes per kind ('' or 'none' for none: run them elsewhere).")
+@user_errors
+def serve(host, port, data, threads, runner_spec) -> None:
+    """Start the web app (waitress) and one runner of each kind as child processes.
+
+    A runner that dies is restarted; Ctrl-C or SIGTERM stops everything."""
+    import signal
+
+    import waitress
+
+    from ml4paleo.errors import InputError
+    from ml4paleo.jobs.supervisor import Supervisor
+    from ml4paleo.settings import Settings
+    from ml4paleo.web import create_app
+
+    _logging()
+    settings = Settings.from_env(host=host, port=port, data=data, threads=threads)
+    counts: dict[str, int] = {}
+    for part in (runner_spec or "").split(","):
+        if part.strip() in ("", "none"):
+            continue
+        kind, _, n = part.partition("=")
+        if kind.strip() not in ("convert", "segment", "mesh") or not (n or "1").strip().isdigit():
+            raise InputError(f"--runners must look like convert=1,segment=2,mesh=1; got {runner_spec!r}")
+        counts[kind.strip()] = int(n or 1)
+    app = create_app(settings)
+    server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                                    max_request_body_size=settings.max_request_bytes + (1 << 20))
+    supervisor = Supervisor(settings, counts)
+
+    def _terminate(signum, frame) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        supervisor.start()
+        click.echo(f"ml4paleo serving http://{settings.host}:{settings.port} (data: {settings.data.resolve()}, "
+                   f"runners: {counts or 'none'}); Ctrl-C stops", err=True)
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        supervisor.stop()
+        server.close()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

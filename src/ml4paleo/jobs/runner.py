@@ -1,0 +1,148 @@
+"""The runner loop: claim a task, work on it while a heartbeat renews the lease, record the result.
+
+A runner never dies of one bad job: any exception of a task becomes the job's error (reason
+and traceback in the store) and the loop goes on. ``run_once()`` works on at most one task and
+returns, so tests drive a runner in-process; ``run()`` loops until stopped. On a stop request
+(SIGTERM from ``ml4paleo serve``) the current task is handed back to the queue unharmed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from typing import Any
+
+from ml4paleo.errors import Cancelled, Ml4PaleoError
+from ml4paleo.jobs._queue import QUEUES, Claim
+from ml4paleo.jobs.tasks import TASKS, LostClaim, TaskContext
+from ml4paleo.settings import Settings
+
+log = logging.getLogger("ml4paleo.runner")
+PROGRESS_INTERVAL = 0.5
+"""Seconds between progress writes to the store (a pipeline may report far more often)."""
+
+
+class _LeaseLost(Cancelled):
+    """Raised into a pipeline whose runner lost its task to another runner."""
+
+
+class _Shutdown(Cancelled):
+    """Raised into a pipeline when the runner is asked to stop."""
+
+
+def reason_of(exc: BaseException) -> str:
+    """The message shown to the user: ours as written, others with their type."""
+    if isinstance(exc, Ml4PaleoError):
+        return str(exc) or type(exc).__name__
+    return f"internal error: {type(exc).__name__}: {exc}"[:2000]
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease every third of its length; notes a cancel request or a lost lease."""
+
+    def __init__(self, store: Any, claim: Claim, interval: float) -> None:
+        super().__init__(name=f"lease-{claim.task_id}", daemon=True)
+        self.store, self.claim, self.interval = store, claim, interval
+        self.state = "ok"
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                self.state = self.store.heartbeat(self.claim)
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("lease renewal of task %s failed", self.claim.task_id)
+            if self.state == "lost":
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+class Runner:
+    """Works on the tasks of one queue: ``convert``, ``segment`` (train, start) or ``mesh`` (mesh, export)."""
+
+    def __init__(self, settings: Settings, kind: str, *, store: Any = None, owner: str | None = None) -> None:
+        if kind not in QUEUES:
+            raise ValueError(f"runner kind must be one of {', '.join(QUEUES)}; got {kind!r}")
+        if store is None:
+            from ml4paleo.jobs.store import JobStore
+
+            store = JobStore(settings)
+        self.settings, self.kind, self.store = settings, kind, store
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{kind}"
+        self.stop_event = threading.Event()
+
+    def run_once(self) -> bool:
+        """Claim one task and work on it to its end; False when the queue had nothing."""
+        claim = self.store.claim(self.kind, self.owner)
+        if claim is None:
+            return False
+        log.info("task %s (%s) of job %s claimed, attempt %s", claim.task_id, claim.kind, claim.job_id, claim.attempts)
+        beat = _Heartbeat(self.store, claim, max(self.settings.lease_seconds / 3.0, 0.05))
+        beat.start()
+        last = [0.0]
+
+        def progress(done: float, total: float, stage: str = "") -> None:
+            if beat.state == "lost":
+                raise _LeaseLost(f"task {claim.task_id} was taken over by another runner")
+            if beat.state == "cancel":
+                raise Cancelled("cancelled by the user")
+            if self.stop_event.is_set():
+                raise _Shutdown("the runner is stopping")
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL or (total and done >= total):
+                last[0] = now
+                self.store.report_progress(claim, (done / total) if total else 1.0, stage)
+
+        try:
+            ctx = TaskContext(self.settings, self.store, claim, self.store.paths(claim.job_id), progress)
+            result = TASKS[claim.kind](ctx)
+            if beat.state == "cancel":
+                raise Cancelled("cancelled by the user")
+            if not self.store.finish(claim, result):
+                log.warning("task %s finished but its claim was lost; result not recorded", claim.task_id)
+        except (_LeaseLost, LostClaim):
+            log.warning("task %s: lease lost to another runner; dropping it", claim.task_id)
+        except _Shutdown:
+            self.store.release(claim)
+            log.info("task %s handed back to the queue (runner stopping)", claim.task_id)
+        except Cancelled:
+            self.store.cancelled(claim)
+            log.info("task %s cancelled", claim.task_id)
+        except Exception as exc:
+            log.error("task %s (%s) of job %s failed: %s", claim.task_id, claim.kind, claim.job_id, reason_of(exc))
+            try:
+                self.store.fail(claim, reason_of(exc), traceback.format_exc())
+            except Exception:
+                log.exception("could not record the failure of task %s", claim.task_id)
+        finally:
+            beat.stop()
+        return True
+
+    def run(self, *, max_tasks: int | None = None) -> int:
+        """Work until :attr:`stop_event` is set (or ``max_tasks`` were done); returns the count."""
+        done = 0
+        log.info("runner %s waiting for %s tasks", self.owner, self.kind)
+        while not self.stop_event.is_set() and (max_tasks is None or done < max_tasks):
+            try:
+                worked = self.run_once()
+            except Exception:  # the store itself failed (database unreachable): wait, retry
+                log.exception("runner %s: could not claim a task", self.owner)
+                worked = False
+            if worked:
+                done += 1
+            else:
+                self.stop_event.wait(self.settings.poll_seconds)
+        return done
+
+    def drain(self) -> int:
+        """Run tasks until the queue is empty (for tests); returns how many ran."""
+        done = 0
+        while self.run_once():
+            done += 1
+        return done

@@ -1,0 +1,146 @@
+"""The job database schema (SQLAlchemy 2 declarative): jobs, uploads, annotations, models,
+segmentations, meshes, the task queue the runners claim from, and an event log.
+
+Times are UNIX seconds (float) so that lease arithmetic is the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(200), default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    source_type: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    shape: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    dtype: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    voxel_size: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    window: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    classes: Mapped[list[Any]] = mapped_column(JSON)
+    upload_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    annotation_rev: Mapped[int] = mapped_column(Integer, default=0)
+    """Incremented on every annotation change; models remember the revision they were trained on."""
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Upload(Base):
+    __tablename__ = "uploads"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    total_size: Mapped[int] = mapped_column(Integer)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Annotation(Base):
+    __tablename__ = "annotations"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    z: Mapped[int] = mapped_column(Integer, primary_key=True)
+    labeled_voxels: Mapped[int] = mapped_column(Integer)
+    values: Mapped[list[Any]] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Model(Base):
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # queued, training, ready, error, cancelled
+    created_at: Mapped[float] = mapped_column(Float)
+    classes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    n_slices: Mapped[int] = mapped_column(Integer, default=0)
+    voxels_per_class: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    annotation_rev: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Segmentation(Base):
+    __tablename__ = "segmentations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))  # queued, segmenting, done, error, cancelled
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(200), default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    mesh_status: Mapped[str] = mapped_column(String(20), default="none")  # none, queued, meshing, done, error
+    annotation_rev: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Mesh(Base):
+    __tablename__ = "meshes"
+
+    seg_id: Mapped[str] = mapped_column(ForeignKey("segmentations.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    files: Mapped[dict[str, Any]] = mapped_column(JSON)
+    measurements: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Task(Base):
+    """One unit of work for a runner queue (convert, segment or mesh)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_claim", "queue", "status", "lease_until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    queue: Mapped[str] = mapped_column(String(20))  # convert, segment, mesh
+    kind: Mapped[str] = mapped_column(String(20))  # convert, train, start, mesh, export
+    status: Mapped[str] = mapped_column(String(20))  # queued, running, done, error, cancelled
+    model_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    seg_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """The job's status before the task was queued: restored when it is cancelled."""
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(200), default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Event(Base):
+    """Append-only log of status changes and task milestones (debugging, and tests that
+    check a task completed exactly once)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,136 @@
+"""One settings object for the web app, the runners and ``ml4paleo serve``.
+
+Values come from, in order: the defaults below, then ``ML4PALEO_*`` environment variables,
+then explicit keyword overrides (command-line options, tests). The object is passed as an
+argument (``create_app(settings)``, ``Runner(settings, ...)``); nothing reads it from a global.
+``to_env()`` writes it back as environment variables so that child processes started by
+``ml4paleo serve`` see exactly the same settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from ml4paleo.errors import InputError
+
+ENV_PREFIX = "ML4PALEO_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the job service, each with its environment variable (``ML4PALEO_<NAME>``)."""
+
+    data: Path = Path("./data")
+    """Folder holding the job database (SQLite) and every job's files (``jobs/<job_id>/``)."""
+    database_url: str = ""
+    """SQLAlchemy URL of the job store; empty means ``sqlite:///<data>/ml4paleo.sqlite3`` (WAL).
+    Use PostgreSQL (``postgresql+psycopg://...``) when runners live on several hosts."""
+    host: str = "127.0.0.1"
+    port: int = 5000
+    threads: int = 8
+    """Waitress worker threads (uploads and downloads stream, so several run at once)."""
+    token: str = ""
+    """When set, every route needs it: ``Authorization: Bearer <token>``, the ``X-Ml4paleo-Token``
+    header, or the cookie set by ``GET /login?token=<token>``."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS (comma separated, ``*`` for any); empty turns CORS off."""
+    max_request_bytes: int = 256 * 1024**2
+    """Largest request body (one upload chunk); larger gives 413."""
+    max_job_bytes: int = 512 * 1024**3
+    """Largest total upload of one job; larger gives 413."""
+    lease_seconds: float = 60.0
+    """A runner renews its claim on a task every third of this; a task whose lease ran out
+    (its runner died) is claimed again by another runner."""
+    poll_seconds: float = 1.0
+    """How often an idle runner looks for work."""
+    max_attempts: int = 3
+    """How many runners may claim one task (the first and the retries after a crash)."""
+    dask_scheduler: str = ""
+    """``tcp://host:8786`` runs segmentation on a Dask cluster; empty runs locally."""
+    train_features: str = ""
+    """Feature settings passed to ``train_model(features=...)`` as JSON; empty uses the default."""
+    neuroglancer_url: str = ""
+    """Base URL of a Neuroglancer instance for the viewer's "Open in Neuroglancer" link."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Free-form options for tests and extensions (not read from the environment)."""
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(Path(self.data) / 'ml4paleo.sqlite3').resolve()}"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return Path(self.data) / "jobs"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults, then ``ML4PALEO_*`` variables of ``env`` (default ``os.environ``), then
+        ``overrides`` (``None`` values are ignored, so unset CLI options do not override)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if f.name != "extra" and env.get(key, "") != "":
+                values[f.name] = _parse(f, env[key], key)
+        for name, value in overrides.items():
+            if name not in {f.name for f in fields(cls)}:
+                raise InputError(f"unknown setting {name!r}")
+            if value is not None:
+                values[name] = value
+        settings = cls(**values)
+        return settings.replace()  # normalise types of overrides
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with ``changes``, types normalised and values checked."""
+        merged = dataclasses.replace(self, **changes)
+        object.__setattr__(merged, "data", Path(merged.data))
+        if isinstance(merged.cors_origins, str):
+            object.__setattr__(merged, "cors_origins", _split(merged.cors_origins))
+        object.__setattr__(merged, "cors_origins", tuple(merged.cors_origins))
+        for name in ("port", "threads", "max_request_bytes", "max_job_bytes", "max_attempts"):
+            if int(getattr(merged, name)) < 1:
+                raise InputError(f"setting {name} must be a positive integer; got {getattr(merged, name)!r}")
+            object.__setattr__(merged, name, int(getattr(merged, name)))
+        for name in ("lease_seconds", "poll_seconds"):
+            if float(getattr(merged, name)) <= 0:
+                raise InputError(f"setting {name} must be positive; got {getattr(merged, name)!r}")
+            object.__setattr__(merged, name, float(getattr(merged, name)))
+        return merged
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as ``ML4PALEO_*`` variables (for child processes)."""
+        out = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, Path):
+                value = str(value.resolve())
+            out[ENV_PREFIX + f.name.upper()] = str(value)
+        return out
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _parse(f: dataclasses.Field, text: str, key: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+        if kind.startswith("tuple"):
+            return _split(text)
+        if kind.startswith("Path"):
+            return Path(text)
+        return text
+    except ValueError as exc:
+        raise InputError(f"environment variable {key}={text!r} is not a valid {kind}") from exc

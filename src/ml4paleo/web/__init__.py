@@ -1,0 +1,37 @@
+"""The Flask app: one blueprint per concern over the job store; no science of its own.
+
+``create_app(settings)`` builds a fresh app (nothing happens at import time); heavy work is
+queued for the runners, and a request only ever reads one slice or streams a file.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ml4paleo import __version__
+from ml4paleo.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The web app over ``settings`` (default: ``Settings.from_env()``)."""
+    from ml4paleo.jobs.store import JobStore
+    from ml4paleo.web import annotate, download, errors, jobs, security, segment, upload, visualize
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
+    app.extensions["ml4paleo.settings"] = settings
+    app.extensions["ml4paleo.store"] = JobStore(settings)
+    settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+    errors.register(app)
+    security.install(app, settings)
+    for module in (upload, jobs, annotate, segment, visualize, download):
+        app.register_blueprint(module.bp)
+
+    @app.context_processor
+    def _template_globals() -> dict:
+        return {"neuroglancer_url": settings.neuroglancer_url, "version": __version__}
+
+    return app

@@ -1,0 +1,138 @@
+"""Download concern: streamed zips and files of finished artifacts only (unfinished: 409)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Blueprint, jsonify, render_template, send_file
+
+from ml4paleo.errors import InvalidTransition
+from ml4paleo.jobs.paths import JobPaths
+from ml4paleo.web._common import paths, store, zip_response
+
+bp = Blueprint("download", __name__)
+SEG_FORMATS = {"png": "png-zip", "tiff": "tiff"}
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _, files in os.walk(path):
+        total += sum((Path(root) / f).stat().st_size for f in files)
+    return total
+
+
+def _entries(folder: Path, prefix: str, suffixes: tuple[str, ...] | None = None) -> list[tuple[str, Path]]:
+    from ml4paleo.io.exports import folder_entries
+
+    entries = folder_entries(folder, prefix)
+    return [e for e in entries if suffixes is None or e[1].suffix.lower() in suffixes]
+
+
+@bp.get("/job/<job_id>/download")
+def download_page(job_id: str):
+    paths(job_id)
+    return render_template("download.html", job_id=job_id)
+
+
+def _finished_seg(job_id: str, seg_id: str) -> JobPaths:
+    job_paths = paths(job_id)
+    seg = store().segmentation(job_id, seg_id)
+    if seg["status"] != "done":
+        raise InvalidTransition(f"segmentation {seg_id} is not finished ({seg['status']})")
+    return job_paths
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/download/zarr")
+def seg_zarr(job_id: str, seg_id: str):
+    labels = _finished_seg(job_id, seg_id).labels(seg_id)
+    return zip_response(_entries(labels, "labels.ome.zarr"), f"segmentation-{seg_id}.ome.zarr.zip")
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/download/<fmt>")
+def seg_export(job_id: str, seg_id: str, fmt: str):
+    """PNG zip or multi-page TIFF, written by the mesh runner right after segmentation."""
+    if fmt not in SEG_FORMATS:
+        from ml4paleo.errors import ArtifactNotFound
+
+        raise ArtifactNotFound(f"no download format {fmt[:20]!r}; use zarr, png or tiff")
+    path = _finished_seg(job_id, seg_id).export(seg_id, SEG_FORMATS[fmt])
+    if not path.is_file():
+        raise InvalidTransition(f"the {fmt} export of segmentation {seg_id} is still being prepared")
+    return send_file(path, as_attachment=True, download_name=f"segmentation-{seg_id}.{path.name.split('.', 1)[1]}",
+                     max_age=0)
+
+
+@bp.get("/api/job/<job_id>/meshes/<seg_id>/download")
+def meshes_zip(job_id: str, seg_id: str):
+    job_paths = paths(job_id)
+    seg = store().segmentation(job_id, seg_id)
+    if seg["mesh_status"] != "done":
+        raise InvalidTransition(f"the meshes of segmentation {seg_id} are not ready ({seg['mesh_status']})")
+    entries = _entries(job_paths.meshes(seg_id), "", (".stl", ".json"))
+    return zip_response(entries, f"meshes-{seg_id}-stl.zip")
+
+
+@bp.get("/api/job/<job_id>/download/volume")
+def volume_zip(job_id: str):
+    job_paths = paths(job_id)
+    if not store().job_field(job_id, "shape") or not job_paths.volume.is_dir():
+        raise InvalidTransition("the volume is not converted yet")
+    return zip_response(_entries(job_paths.volume, "volume.ome.zarr"), "volume.ome.zarr.zip")
+
+
+@bp.get("/api/job/<job_id>/download/annotations")
+def annotations_zip(job_id: str):
+    from ml4paleo.io.annotations import annotation_files
+
+    files = annotation_files(paths(job_id).annotations)
+    if not files:
+        raise InvalidTransition("there are no annotations yet")
+    return zip_response([(f"annotations/{z}.png", p) for z, p in sorted(files.items())], "annotations.zip")
+
+
+@bp.get("/api/job/<job_id>/models/<model_id>/download")
+def model_zip(job_id: str, model_id: str):
+    job_paths = paths(job_id)
+    model = store().model(job_id, model_id)
+    if model["status"] != "ready":
+        raise InvalidTransition(f"model {model_id} is not ready ({model['status']})")
+    return zip_response(_entries(job_paths.model(model_id), f"model-{model_id}"), f"model-{model_id}.zip")
+
+
+@bp.get("/api/job/<job_id>/artifacts")
+def artifacts(job_id: str):
+    """Every downloadable artifact with its size; ``ready`` false while it is being made."""
+    job_paths = paths(job_id)
+    doc = store().job_doc(job_id)
+    api = f"/api/job/{job_id}"
+    out = []
+
+    def add(name: str, kind: str, url: str, path: Path | None, ready: bool) -> None:
+        ready = ready and path is not None and path.exists()
+        out.append({"name": name, "kind": kind, "url": url, "ready": ready, "size": _size(path) if ready else None})
+
+    add("Volume (OME-Zarr zip)", "volume", f"{api}/download/volume", job_paths.volume, bool(doc["shape"]))
+    add("Annotations (PNG zip)", "annotations", f"{api}/download/annotations", job_paths.annotations,
+        bool(doc["annotations"]))
+    for m in doc["models"]:
+        if m["status"] in ("queued", "training", "ready"):
+            add(f"Model {m['model_id']}", "model", f"{api}/models/{m['model_id']}/download",
+                job_paths.model(m["model_id"]), m["status"] == "ready")
+    for g in doc["segmentations"]:
+        if g["status"] in ("error", "cancelled"):
+            continue
+        sid, done = g["seg_id"], g["status"] == "done"
+        seg = f"{api}/segmentation/{sid}"
+        add(f"Segmentation {sid} (OME-Zarr zip)", "segmentation-zarr", f"{seg}/download/zarr", job_paths.labels(sid), done)
+        add(f"Segmentation {sid} (PNG zip)", "segmentation-png", f"{seg}/download/png",
+            job_paths.export(sid, "png-zip"), done)
+        add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", f"{seg}/download/tiff", job_paths.export(sid, "tiff"), done)
+        if g["mesh_status"] != "none":
+            meshes_done = g["mesh_status"] == "done"
+            add(f"Meshes {sid} (STL zip)", "meshes", f"{api}/meshes/{sid}/download", job_paths.meshes(sid), meshes_done)
+            add(f"Measurements {sid} (JSON)", "measurements", f"{seg}/obj/meshes.json",
+                job_paths.meshes(sid) / "meshes.json", meshes_done)
+    return jsonify(artifacts=out)

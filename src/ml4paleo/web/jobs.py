@@ -1,0 +1,63 @@
+"""Jobs concern: list, rename, delete, classes, the job's event log, health and the OpenAPI document."""
+
+from __future__ import annotations
+
+import shutil
+
+from flask import Blueprint, jsonify
+from sqlalchemy import func, select, text
+
+from ml4paleo import __version__
+from ml4paleo.jobs.tables import Task
+from ml4paleo.web._common import json_body, paths, store
+
+bp = Blueprint("jobs", __name__)
+
+
+@bp.get("/api/jobs")
+def list_jobs():
+    return jsonify(jobs=store().list_jobs())
+
+
+@bp.patch("/api/job/<job_id>")
+def rename(job_id: str):
+    return jsonify(store().rename_job(job_id, json_body().get("name")))
+
+
+@bp.delete("/api/job/<job_id>")
+def delete(job_id: str):
+    """Delete the job's records, then its folder (a runner working on it stops at its next beat)."""
+    root = paths(job_id).root
+    store().delete_job(job_id)
+    shutil.rmtree(root, ignore_errors=True)
+    return jsonify(job_id=job_id, deleted=True)
+
+
+@bp.put("/api/job/<job_id>/classes")
+def set_classes(job_id: str):
+    return jsonify(store().set_classes(job_id, json_body().get("classes")))
+
+
+@bp.get("/api/job/<job_id>/events")
+def events(job_id: str):
+    return jsonify(events=store().events(job_id), tasks=store().tasks(job_id))
+
+
+@bp.get("/api/health")
+def health():
+    """Liveness plus queue depths (queued/running tasks per runner kind)."""
+    with store().session() as s:
+        s.execute(text("SELECT 1"))
+        rows = s.execute(select(Task.queue, Task.status, func.count()).where(Task.status.in_(("queued", "running")))
+                         .group_by(Task.queue, Task.status)).all()
+    queues = {q: {"queued": 0, "running": 0} for q in ("convert", "segment", "mesh")}
+    for queue, status, count in rows:
+        queues.setdefault(queue, {"queued": 0, "running": 0})[status] = count
+    return jsonify(status="ok", version=__version__, queues=queues)
+
+
+@bp.get("/api/openapi.json")
+def openapi():
+    from ml4paleo.web.openapi import document
+
+    return jsonify(document())

@@ -1,0 +1,160 @@
+"""The OpenAPI 3.0 document of every ``/api`` route (served at ``/api/openapi.json``).
+
+Written as data next to the routes; a test checks that every ``/api`` rule of the app is here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml4paleo import __version__
+
+_JOB = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_SEG = {"name": "seg_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
+_MODEL = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
+_PATH = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+_Z = {"name": "z", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_OBJ = {"type": "object"}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Class": {"type": "object", "required": ["value", "name"],
+              "properties": {"value": {"type": "integer", "minimum": 1, "maximum": 255},
+                             "name": {"type": "string"}, "color": {"type": "string"}}},
+    "Job": {"type": "object", "properties": {
+        "job_id": {"type": "string"}, "name": {"type": "string"},
+        "status": {"type": "string", "enum": ["uploading", "uploaded", "converting", "converted", "annotated",
+                                              "training_queued", "training", "trained", "segmenting", "segmented",
+                                              "meshing_queued", "meshing", "meshed", "error"]},
+        "progress": {"type": "number"}, "stage": {"type": "string"}, "error": {"type": "string", "nullable": True},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}, "nullable": True},
+        "dtype": {"type": "string", "nullable": True},
+        "voxel_size": {"type": "array", "items": {"type": "number"}, "nullable": True},
+        "unit": {"type": "string", "nullable": True},
+        "window": {"type": "array", "items": {"type": "number"}, "nullable": True},
+        "classes": {"type": "array", "items": {"$ref": "#/components/schemas/Class"}},
+        "annotations": {"type": "array", "items": {"type": "integer"}},
+        "models": {"type": "array", "items": _OBJ}, "segmentations": {"type": "array", "items": _OBJ},
+        "annotations_changed_since_segmentation": {"type": "boolean"}, "upload_bytes": {"type": "integer"}}},
+}
+
+
+def _json(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return _json(schema, required=bool(required))
+
+
+def _op(summary: str, params: list | None = None, body: dict | None = None, ok: str = "200",
+        ok_schema: dict | None = None, ok_type: str = "application/json", errors: tuple[str, ...] = ("404",)) -> dict:
+    responses: dict[str, Any] = {ok: {"description": "success",
+                                      "content": {ok_type: {"schema": ok_schema or _OBJ}}}}
+    for code in errors:
+        responses[code] = {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = body
+    return op
+
+
+_ZIP = "application/zip"
+_PNG = "image/png"
+_BIN = {"type": "string", "format": "binary"}
+_JOBREF = {"$ref": "#/components/schemas/Job"}
+_JOB_BODY = _body({"job_id": {"type": "string"}}, ["job_id"])
+
+
+def _paths() -> dict[str, Any]:
+    j = "/api/job/{job_id}"
+    a = "/api/annotate/{job_id}"
+    s = j + "/segmentation/{seg_id}"
+    return {
+        "/api/health": {"get": _op("Liveness and queue depths", errors=())},
+        "/api/openapi.json": {"get": _op("This document", errors=())},
+        "/api/jobs": {"get": _op("Every job, newest first", errors=())},
+        "/api/job/new": {"post": _op("Create a job", body=_body({
+            "name": {"type": "string"}, "voxel_size": {"type": "array", "items": {"type": "number"}},
+            "unit": {"type": "string"}, "source_type": {"type": "string"}}, ["name"]), ok="201", errors=("400",))},
+        j: {"patch": _op("Rename a job", [_JOB], _body({"name": {"type": "string"}}, ["name"]), ok_schema=_JOBREF,
+                         errors=("400", "404")),
+            "delete": _op("Delete a job and its files", [_JOB])},
+        "/api/upload": {"post": _op("Upload one chunk of a file at a byte offset", body={"required": True, "content": {
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                "job_id": {"type": "string"}, "file": _BIN, "filename": {"type": "string"},
+                "offset": {"type": "integer", "minimum": 0}, "total_size": {"type": "integer", "minimum": 0}}}}}},
+            errors=("400", "404", "409", "413"))},
+        j + "/upload": {"get": _op("Files received so far (to resume)", [_JOB])},
+        "/api/job/status/upload-complete": {"post": _op("Close the upload, queue conversion", body=_JOB_BODY, ok="202",
+                                                        errors=("400", "404", "409"))},
+        j + "/status": {"get": _op("Job status document", [_JOB], ok_schema=_JOBREF)},
+        "/api/job/status": {"post": _op("Job status document", body=_JOB_BODY, ok_schema=_JOBREF, errors=("400", "404"))},
+        j + "/classes": {"put": _op("Set annotation classes", [_JOB], _body({"classes": {
+            "type": "array", "items": {"$ref": "#/components/schemas/Class"}}}, ["classes"]), errors=("400", "404"))},
+        j + "/events": {"get": _op("The job's event log and tasks", [_JOB])},
+        a + "/images/next": {"get": _op("A slice to annotate as an 8-bit PNG", [_JOB, {
+            "name": "z", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}}],
+            errors=("400", "404", "409"))},
+        a + "/data/submit": {"post": _op("Store the mask of slice z", [_JOB], _body({
+            "z": {"type": "integer", "minimum": 0}, "mask": {"type": "string", "format": "byte"},
+            "image": {"type": "string"}}, ["z", "mask"]), errors=("400", "404", "409"))},
+        a + "/data/predict": {"post": _op("Newest model's prediction for slice z", [_JOB], _body({
+            "z": {"type": "integer", "minimum": 0}}, ["z"]), errors=("400", "404", "409"))},
+        a + "/annotations": {"get": _op("Annotated slices", [_JOB])},
+        a + "/annotations/{z}": {"get": _op("The mask PNG of slice z", [_JOB, _Z], ok_type=_PNG, ok_schema=_BIN),
+                                 "delete": _op("Delete the annotation of slice z", [_JOB, _Z])},
+        j + "/retrain": {"post": _op("Queue training", [_JOB], ok="202", errors=("404", "409"))},
+        j + "/start": {"post": _op("Queue training then segmentation", [_JOB], ok="202", errors=("404", "409"))},
+        j + "/mesh": {"post": _op("Queue meshing", [_JOB], _body({
+            "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
+                "type": "string", "enum": ["stl", "obj", "ply", "glb"]}}}), ok="202", errors=("400", "404", "409"))},
+        j + "/cancel": {"post": _op("Cancel the queued or running task", [_JOB], errors=("404", "409"))},
+        j + "/slice/{axis}/{index}.png": {"get": _op("A rendered slice", [_JOB, {
+            "name": "axis", "in": "path", "required": True, "schema": {"type": "string", "enum": ["z", "y", "x"]}}, {
+            "name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}, *[
+            {"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
+                ("window", {"type": "string"}), ("seg", {"type": "string"}),
+                ("opacity", {"type": "number", "minimum": 0, "maximum": 1}),
+                ("level", {"type": "integer", "minimum": 0}))]],
+            ok_type=_PNG, ok_schema=_BIN, errors=("400", "404"))},
+        j + "/zarr/{path}": {"get": _op("A file of the volume's Zarr store", [_JOB, _PATH], ok_type="application/octet-stream",
+                                        ok_schema=_BIN)},
+        s + "/zarr/{path}": {"get": _op("A file of a segmentation's Zarr store", [_JOB, _SEG, _PATH],
+                                        ok_type="application/octet-stream", ok_schema=_BIN)},
+        s + "/obj/{path}": {"get": _op("A mesh file (stl/obj/ply/glb) or meshes.json", [_JOB, _SEG, _PATH],
+                                       ok_type="application/octet-stream", ok_schema=_BIN)},
+        s + "/meshes": {"get": _op("Meshes of a segmentation with measurements", [_JOB, _SEG])},
+        s + "/download/zarr": {"get": _op("Segmentation as a zipped OME-Zarr", [_JOB, _SEG], ok_type=_ZIP,
+                                          ok_schema=_BIN, errors=("404", "409"))},
+        s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip or TIFF", [_JOB, _SEG, {
+            "name": "fmt", "in": "path", "required": True, "schema": {"type": "string", "enum": ["png", "tiff"]}}],
+            ok_type="application/octet-stream", ok_schema=_BIN, errors=("404", "409"))},
+        j + "/meshes/{seg_id}/download": {"get": _op("Zip of the STL meshes", [_JOB, _SEG], ok_type=_ZIP, ok_schema=_BIN,
+                                                     errors=("404", "409"))},
+        j + "/download/volume": {"get": _op("The volume as a zipped OME-Zarr", [_JOB], ok_type=_ZIP, ok_schema=_BIN,
+                                            errors=("404", "409"))},
+        j + "/download/annotations": {"get": _op("The annotations as a zip of PNGs", [_JOB], ok_type=_ZIP,
+                                                 ok_schema=_BIN, errors=("404", "409"))},
+        j + "/models/{model_id}/download": {"get": _op("A model folder as a zip", [_JOB, _MODEL], ok_type=_ZIP,
+                                                       ok_schema=_BIN, errors=("404", "409"))},
+        j + "/artifacts": {"get": _op("Downloadable artifacts with sizes", [_JOB])},
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "ml4paleo job service", "version": __version__,
+                 "description": "Upload a scan, annotate slices, train, segment, mesh and download. "
+                                "Errors are JSON {\"error\": \"...\"}."},
+        "paths": _paths(),
+        "components": {"schemas": _SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

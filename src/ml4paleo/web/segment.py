@@ -1,0 +1,54 @@
+"""Segmentation concern: queue training, train-then-segment, meshing; cancel; the models page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template
+
+from ml4paleo.errors import InputError
+from ml4paleo.web._common import json_body, paths, store
+
+bp = Blueprint("segment", __name__)
+MESH_FORMATS = ("stl", "obj", "ply", "glb")
+
+
+@bp.get("/job/<job_id>/models")
+def models_page(job_id: str):
+    paths(job_id)
+    return render_template("models.html", job_id=job_id)
+
+
+@bp.post("/api/job/<job_id>/retrain")
+def retrain(job_id: str):
+    """Queue a train-only task; the model shows in the status when ready."""
+    return jsonify(model_id=store().queue_train(job_id)), 202
+
+
+@bp.post("/api/job/<job_id>/start")
+def start(job_id: str):
+    """Queue training on every annotation, then segmentation of the whole volume."""
+    seg_id, model_id = store().queue_start(job_id)
+    return jsonify(seg_id=seg_id, model_id=model_id), 202
+
+
+@bp.post("/api/job/<job_id>/mesh")
+def mesh(job_id: str):
+    """Queue meshing of the given (or newest finished) segmentation."""
+    data = json_body()
+    seg_id = data.get("seg_id")
+    if seg_id is not None and not isinstance(seg_id, str):
+        raise InputError("seg_id must be a string")
+    formats = data.get("formats", ["stl"])
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    if (not isinstance(formats, list) or not formats
+            or not all(isinstance(f, str) and f in MESH_FORMATS for f in formats)):
+        raise InputError(f"formats must be a non-empty list of {', '.join(MESH_FORMATS)}")
+    if "stl" not in formats:
+        formats = ["stl", *formats]  # the mesh download is a zip of STL files
+    return jsonify(seg_id=store().queue_mesh(job_id, seg_id, list(dict.fromkeys(formats)))), 202
+
+
+@bp.post("/api/job/<job_id>/cancel")
+def cancel(job_id: str):
+    """Cancel the queued task at once, or ask the runner of the running one to stop."""
+    return jsonify(job=store().cancel(job_id))
