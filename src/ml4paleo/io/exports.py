@@ -1,7 +1,7 @@
 """Writers for downloads: mesh files, PNG/TIFF slices, and zips streamed entry by entry.
 
-Mesh files are written by trimesh (binary STL, OBJ and PLY with shared vertices, GLB), all
-numpy in bulk. Meshes come in as (z, y, x) like every array of the package; files get
+Mesh files: binary STL and OBJ (shared vertices) written with numpy in blocks, binary PLY and
+GLB by trimesh; never a Python loop over faces. Meshes come in as (z, y, x) like every array of the package; files get
 (x, y, z), the order 3D software expects, and the winding is reversed with the axes so that
 normals still point outwards.
 """
@@ -37,30 +37,61 @@ _DEFLATE_SUFFIXES = {".json", ".txt", ".md", ".csv", ".obj", ".ply", ".stl", ".t
 """Entries worth deflating; everything else (zarr chunks, PNG, GLB) is already compressed."""
 
 
+_STL_RECORD = np.dtype([("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attr", "<u2")])
+_ROWS = 1 << 18
+"""Faces (or vertices) formatted per step: bounds the writers' memory whatever the mesh size."""
+
+
+def _write_stl(f, xyz: np.ndarray, faces: np.ndarray) -> None:
+    """Binary STL: 80-byte header, count, then 50-byte records (normal, 3 vertices, 0)."""
+    f.write(b"ml4paleo binary STL".ljust(80, b" "))
+    f.write(np.uint32(len(faces)).tobytes())
+    for i in range(0, len(faces), _ROWS):
+        tri = xyz[faces[i : i + _ROWS]]
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        length = np.linalg.norm(normal, axis=1, keepdims=True)
+        rec = np.zeros(len(tri), dtype=_STL_RECORD)
+        rec["normal"] = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
+        rec["vertices"] = tri
+        f.write(rec.tobytes())
+
+
+def _write_obj(f, xyz: np.ndarray, faces: np.ndarray) -> None:
+    """OBJ with shared vertices (``v`` lines then 1-based ``f`` lines), formatted in blocks."""
+    f.write(b"# ml4paleo mesh\n")
+    for i in range(0, len(xyz), _ROWS):
+        block = xyz[i : i + _ROWS]
+        f.write((("v %.9g %.9g %.9g\n" * len(block)) % tuple(block.ravel().tolist())).encode("ascii"))
+    for i in range(0, len(faces), _ROWS):
+        block = faces[i : i + _ROWS] + 1
+        f.write((("f %d %d %d\n" * len(block)) % tuple(block.ravel().tolist())).encode("ascii"))
+
+
 def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, fmt: str | None = None) -> Path:
     """Write one mesh (vertices (n, 3) z y x, faces (m, 3)) as STL/OBJ/PLY/GLB, atomically.
 
-    The format comes from ``fmt`` or the file suffix. STL and PLY are binary.
+    The format comes from ``fmt`` or the file suffix. STL and PLY are binary. STL and OBJ are
+    written here with numpy in blocks (twice as fast as trimesh's writers, memory bounded);
+    PLY and GLB by trimesh.
     """
-    import trimesh
-
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt not in MESH_FORMATS:
         raise InputError(f"mesh format must be one of {', '.join(MESH_FORMATS)}; got {fmt!r} for {path}")
-    xyz = np.ascontiguousarray(np.asarray(vertices, dtype=np.float64)[:, ::-1])
-    mesh = trimesh.Trimesh(xyz, np.ascontiguousarray(np.asarray(faces)[:, ::-1]), process=False, validate=False)
-    if fmt == "obj":
-        from trimesh.exchange.obj import export_obj
-
-        data: bytes | str = export_obj(mesh, include_normals=False, include_color=False, include_texture=False)
-    elif fmt == "ply":
-        data = mesh.export(file_type="ply", encoding="binary")
-    else:
-        data = mesh.export(file_type=fmt)
+    xyz = np.ascontiguousarray(np.asarray(vertices)[:, ::-1], dtype=np.float32 if fmt == "stl" else np.float64)
+    faces = np.ascontiguousarray(np.asarray(faces)[:, ::-1])
     tmp = partial_path(path)
     try:
-        tmp.write_bytes(data.encode("ascii") if isinstance(data, str) else data)
+        with tmp.open("wb") as f:
+            if fmt == "stl":
+                _write_stl(f, xyz, faces)
+            elif fmt == "obj":
+                _write_obj(f, xyz, faces)
+            else:
+                import trimesh
+
+                mesh = trimesh.Trimesh(xyz, faces, process=False, validate=False)
+                f.write(mesh.export(file_type=fmt, **({"encoding": "binary"} if fmt == "ply" else {})))
         replace_atomically(tmp, path, overwrite=True)
     except BaseException:
         tmp.unlink(missing_ok=True)
