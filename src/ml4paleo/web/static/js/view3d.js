@@ -9,6 +9,8 @@ import { el } from "./api.js";
 
 const UNIT_SHORT = { micrometer: "µm", millimeter: "mm", nanometer: "nm", meter: "m", centimeter: "cm" };
 
+const num = (x) => (typeof x === "number" ? new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4 }).format(x) : "–");
+
 /** A round length (1, 2 or 5 × 10^k) close to `x`. */
 function niceLength(x) {
   const p = 10 ** Math.floor(Math.log10(x));
@@ -136,8 +138,8 @@ export class MeshView {
     const items = this.meshes.map((m) => {
       const show = el("input", { type: "checkbox", checked: m.mesh.visible, "aria-label": `Show ${m.name}` });
       const color = el("input", { type: "color", value: `#${m.material.color.getHexString()}`, "aria-label": `Colour of ${m.name}` });
-      const opacity = el("input", { type: "range", min: "0", max: "100", value: "100", "aria-label": `Opacity of ${m.name}`, style: "width:4.5rem" });
-      show.addEventListener("change", () => { m.mesh.visible = show.checked; this.render(); });
+      const opacity = el("input", { type: "range", min: "0", max: "100", value: "100", "aria-label": `Opacity of ${m.name}`, title: "opacity" });
+      show.addEventListener("change", () => { m.mesh.visible = show.checked; this._renderMeasure(); this.render(); });
       color.addEventListener("input", () => { m.material.color.set(color.value); this.render(); });
       opacity.addEventListener("input", () => {
         const a = opacity.value / 100;
@@ -149,13 +151,17 @@ export class MeshView {
       });
       const meas = m.measurements;
       const unit = UNIT_SHORT[this.unit] || this.unit;
-      const title = meas ? `volume ${meas.volume.toPrecision(4)} ${unit}³, surface ${meas.surface_area.toPrecision(4)} ${unit}², ${meas.triangles} triangles` : "";
-      return el("li", { title }, show, color, el("span", {}, m.name), opacity);
+      const title = meas ? `volume ${num(meas.volume)} ${unit}³, surface ${num(meas.surface_area)} ${unit}², ${num(meas.triangles)} triangles` : "";
+      return el("li", { title }, show, color, el("span", { class: "name" }, m.name), opacity);
     });
     this.list.replaceChildren(...items);
+    this._renderMeasure();
+  }
+
+  _renderMeasure() {
     const visible = this.meshes.filter((m) => m.measurements && m.mesh.visible);
     const unit = UNIT_SHORT[this.unit] || this.unit;
-    this.measure.textContent = visible.map((m) => `${m.name}: ${m.measurements.volume.toPrecision(4)} ${unit}³`).join(" · ");
+    this.measure.textContent = visible.map((m) => `${m.name}: volume ${num(m.measurements.volume)} ${unit}³, surface ${num(m.measurements.surface_area)} ${unit}²`).join(" · ");
   }
 
   _clear() {

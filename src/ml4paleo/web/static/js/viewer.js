@@ -200,7 +200,10 @@ async function selectSeg(segId) {
   state.seg = segId;
   refreshAll();
   updateNeuroglancer();
-  await mesh3d.load(segId ? `/api/job/${enc}/segmentation/${encodeURIComponent(segId)}/meshes` : null, state.classes);
+  // Ask for meshes only once they exist (a 409 would show up as an error in the console).
+  const seg = ((state.job && state.job.segmentations) || []).find((s) => s.seg_id === segId);
+  const meshed = seg && ["meshed", "done", "ready", "complete"].includes(seg.mesh_status);
+  await mesh3d.load(meshed ? `/api/job/${enc}/segmentation/${encodeURIComponent(segId)}/meshes` : null, state.classes);
 }
 
 function updateNeuroglancer() {

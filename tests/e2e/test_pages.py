@@ -1,0 +1,266 @@
+"""End to end in a real headless Chromium: from a folder of slices to a downloaded mesh.
+
+Starts the real server (``ml4paleo serve``) on a free port with a temporary data folder, and
+drives the pages like a user: upload the ``spam`` snow scan as a folder of TIFF slices, paint two
+classes with real mouse events on two slices, train, see the prediction, segment, view in 2D and
+3D, mesh, and download the STL zip. Any console error on any page fails the test. Screenshots of
+every page go to ``test-output/screenshots/``.
+
+Set ``ML4PALEO_E2E_URL`` to run against a server that is already running instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+STEP_TIMEOUT_MS = 60_000  # one pipeline step (convert, train, segment, mesh) on a 100^3 scan
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> str:
+    """Base URL of a running ml4paleo server (web + runners) with an empty data folder."""
+    if os.environ.get("ML4PALEO_E2E_URL"):
+        yield os.environ["ML4PALEO_E2E_URL"].rstrip("/")
+        return
+    import requests
+
+    data = tmp_path_factory.mktemp("data")
+    port = _free_port()
+    exe = shutil.which("ml4paleo", path=str(Path(sys.executable).parent)) or "ml4paleo"
+    log = open(data / "serve.log", "wb")
+    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--data", str(data)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"ml4paleo serve exited with {proc.returncode}:\n{(data / 'serve.log').read_text()[-3000:]}")
+            try:
+                if requests.get(f"{url}/api/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"ml4paleo serve did not answer within 60 s:\n{(data / 'serve.log').read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True, base_url=server)
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        page = context.new_page()
+        page.errors = []  # console errors and uncaught exceptions, with the page they came from
+        page.on("console", lambda m: m.type == "error" and page.errors.append(f"{page.url}: {m.text} {m.location}"))
+        page.on("pageerror", lambda e: page.errors.append(f"{page.url}: uncaught {e}"))
+        yield page
+        context.close()
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def assert_no_console_errors(page) -> None:
+    assert not page.errors, "console errors:\n" + "\n".join(page.errors)
+
+
+def to_screen(canvas_box, shape, y: int, x: int) -> tuple[float, float]:
+    """Screen position of image pixel (y, x) on the annotation canvas.
+
+    The page shows the whole slice fitted in the canvas (96 % of the limiting side, centred).
+    """
+    h, w = shape
+    scale = min(canvas_box["width"] / w, canvas_box["height"] / h) * 0.96
+    ox = canvas_box["x"] + (canvas_box["width"] - w * scale) / 2
+    oy = canvas_box["y"] + (canvas_box["height"] - h * scale) / 2
+    return ox + (x + 0.5) * scale, oy + (y + 0.5) * scale
+
+
+def dabs(page, canvas_box, mask: np.ndarray, rng: np.random.Generator, n: int = 6) -> None:
+    """Short brush strokes (press, drag one pixel, release) on pixels deep inside ``mask``."""
+    from scipy import ndimage
+
+    inner = ndimage.binary_erosion(mask, iterations=4)
+    inner[:, -2:] = False
+    ys, xs = np.nonzero(inner)
+    assert len(ys) >= n
+    for i in rng.choice(len(ys), size=n, replace=False):
+        page.mouse.move(*to_screen(canvas_box, mask.shape, ys[i], xs[i]))
+        page.mouse.down()
+        page.mouse.move(*to_screen(canvas_box, mask.shape, ys[i], xs[i] + 1), steps=2)
+        page.mouse.up()
+
+
+def wait_for_button(page, name: str) -> None:
+    page.get_by_role("button", name=name).or_(page.get_by_role("link", name=name)).first.wait_for(timeout=STEP_TIMEOUT_MS * 2)
+
+
+def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
+    import tifffile
+    import trimesh
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "snow_slices"
+    folder.mkdir()
+    for z, sl in enumerate(snow_volume):
+        tifffile.imwrite(folder / f"snow_{z:03d}.tif", sl)
+
+    # ---- home: new job, upload the folder in chunks
+    page.goto("/")
+    page.fill("#job-name", "Snow <b>grains</b> & friends")  # shown as text, never as HTML
+    page.set_input_files("#folder-input", str(folder))
+    page.get_by_text("100 files").wait_for()
+    shot(page, "01-home-selected")
+    page.click("#start-upload")
+    page.wait_for_url(re.compile(r"/job/[0-9a-f-]{36}$"))
+    job_id = page.url.rsplit("/", 1)[1]
+
+    # ---- job page: conversion runs, then "Annotate slices" is the obvious next step
+    wait_for_button(page, "Annotate slices")
+    assert page.locator("#job-title").inner_text() == "Snow <b>grains</b> & friends"
+    assert page.locator("#job-title b").count() == 0
+    shot(page, "02-job-converted")
+    page.get_by_role("link", name="Annotate slices").click()
+
+    # ---- annotate: two classes on two slices, with real mouse events
+    page.wait_for_url(re.compile(r"/job/annotate/"))
+    canvas = page.locator("#view")
+    lo, hi = np.percentile(snow_volume, [30, 70])
+    saved = []
+    for _ in range(2):
+        page.wait_for_function("document.getElementById('slice-out').textContent.includes('/')")
+        z = int(page.locator("#slice-out").inner_text().split("/")[0])
+        image = snow_volume[z]
+        box = canvas.bounding_box()
+        page.keyboard.press("[")  # brush 6 → 5 pixels across: stays inside the eroded regions
+        page.locator("#classes li[data-value='1']").click()  # background
+        dabs(page, box, image < lo, rng)
+        page.locator("#classes li[data-value='2']").click()  # fossil (the snow grains)
+        dabs(page, box, image > hi, rng)
+        page.keyboard.press("Control+s")
+        page.wait_for_function(f"document.querySelector('#gallery li[data-z=\"{z}\"]') !== null")
+        saved.append(z)
+        if len(saved) < 2:
+            page.click("#next-slice")
+            page.wait_for_function(f"!document.getElementById('slice-out').textContent.startsWith('{z} ')")
+    assert saved[0] != saved[1]
+    # the masks on the server are exactly two classes painted, as 8-bit gray
+    for z in saved:
+        r = page.request.get(f"/api/annotate/{job_id}/annotations/{z}")
+        assert r.ok
+        mask = Image.open(io.BytesIO(r.body()))
+        assert mask.mode == "L" and mask.size == (snow_volume.shape[2], snow_volume.shape[1])
+        m = np.asarray(mask)
+        assert set(np.unique(m).tolist()) == {0, 1, 2}
+        # painted where the mouse went, at the volume's resolution: no smoothing, no offset
+        assert (snow_volume[z][m == 1] < lo).all() and (snow_volume[z][m == 2] > hi).all()
+
+    page.click("#train")
+    page.wait_for_function("document.getElementById('pred-status').textContent.includes('Prediction of model')",
+                           timeout=STEP_TIMEOUT_MS * 2)
+    assert page.locator("#accept-pred").is_enabled()
+    shot(page, "03-annotate-prediction")
+
+    # ---- job page: segment the whole volume
+    page.goto(f"/job/{job_id}")
+    wait_for_button(page, "Segment the whole volume")
+    page.get_by_role("button", name="Segment the whole volume").click()
+    wait_for_button(page, "Make 3D meshes")
+    shot(page, "04-job-segmented")
+
+    # ---- viewer: the overlay is drawn on the slices
+    page.goto(f"/job/{job_id}/viewer")
+    page.wait_for_function("document.getElementById('seg-select').value !== ''")
+    overlay = """() => { const c = document.querySelector('.view2d[data-axis=z] canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 40) n++; return n; }"""
+    page.wait_for_function(f"({overlay})() > 50")
+
+    # ---- mesh, then the 3D view shows it
+    page.goto(f"/job/{job_id}")
+    page.get_by_role("button", name="Make 3D meshes").click()
+    wait_for_button(page, "Download results")
+    shot(page, "05-job-meshed")
+    page.goto(f"/job/{job_id}/viewer")
+    page.locator("#view3d canvas").wait_for()
+    page.wait_for_function("document.querySelectorAll('#mesh-list li').length > 0")
+    page.wait_for_timeout(500)  # a frame or two for the software renderer
+    pixels = np.asarray(Image.open(io.BytesIO(page.locator("#view3d canvas").screenshot())).convert("RGB"))
+    background = np.array([0x1B, 0x1F, 0x24])
+    lit = np.abs(pixels.astype(int) - background).sum(axis=-1) > 30
+    assert lit.mean() > 0.02, f"3D canvas is blank ({lit.mean():.3%} of pixels differ from the background)"
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20  # shaded, not a flat fill
+    assert page.locator(".scalebar .label").inner_text().strip() != ""
+    shot(page, "06-viewer")
+
+    # ---- models page
+    page.goto(f"/job/{job_id}/models")
+    page.locator("#models tbody tr").first.wait_for()
+    shot(page, "07-models")
+
+    # ---- download page: the STL zip
+    page.goto(f"/job/{job_id}/download")
+    link = page.locator(f"#artifacts a[href*='/meshes/']").first
+    link.wait_for()
+    shot(page, "08-download")
+    with page.expect_download() as info:
+        link.click()
+    path = info.value.path()
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist() if n.lower().endswith(".stl")]
+        assert names, zf.namelist()
+        meshes = [trimesh.load(io.BytesIO(zf.read(n)), file_type="stl") for n in names]
+    assert any(len(m.faces) > 100 for m in meshes)
+
+    # ---- home again: the job is listed by its name (as text)
+    page.goto("/")
+    row = page.locator(f"#jobs tr[data-job-id='{job_id}']")
+    row.wait_for()
+    assert "Snow <b>grains</b> & friends" in row.inner_text()
+    shot(page, "09-home-jobs")
+    assert_no_console_errors(page)
