@@ -1,6 +1,6 @@
 """Run independent chunk tasks through Dask with progress: the scheduler belongs to the caller.
 
-``scheduler`` is ``"sync"``, ``"threads"``, ``"processes"``, or a ``tcp://host:port`` address of
+``scheduler`` is ``"synchronous"`` (or ``"sync"``), ``"threads"``, ``"processes"``, or a ``tcp://host:port`` address of
 a Dask distributed scheduler; ``None`` reads ``ML4PALEO_DASK_SCHEDULER`` and otherwise picks
 processes (the work holds the GIL, e.g. zmesh's marching cubes) when there are several tasks.
 """
@@ -14,14 +14,19 @@ from ml4paleo.errors import InputError
 from ml4paleo.progress import ProgressCallback, no_progress
 
 SCHEDULER_ENV = "ML4PALEO_DASK_SCHEDULER"
-LOCAL_SCHEDULERS = ("sync", "threads", "processes")
+LOCAL_SCHEDULERS = ("synchronous", "sync", "threads", "processes")
+
+
+def cores() -> int:
+    """CPUs this process may use (the affinity mask, e.g. in a container), not the host's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def resolve_scheduler(scheduler: str | None, n_tasks: int) -> str:
     """The scheduler to use: explicit, else the environment, else processes for several tasks."""
     choice = scheduler or os.environ.get(SCHEDULER_ENV) or ""
     if not choice:
-        return "processes" if n_tasks > 1 and (os.cpu_count() or 1) > 1 else "sync"
+        return "processes" if n_tasks > 1 and cores() > 1 else "synchronous"
     if choice in LOCAL_SCHEDULERS or "://" in choice:
         return choice
     raise InputError(f"scheduler must be one of {', '.join(LOCAL_SCHEDULERS)} or tcp://host:port; got {choice!r}")
@@ -51,11 +56,15 @@ def run_tasks(
     if "://" in which:
         from distributed import Client, as_completed
 
-        with Client(which) as client:
+        with Client(which, set_as_default=False) as client:
             futures = client.compute(tasks)
-            for done, _ in enumerate(as_completed(futures), start=1):
-                progress(done, total, stage)
-            return client.gather(futures)
+            try:
+                for done, _ in enumerate(as_completed(futures, loop=client.loop), start=1):
+                    progress(done, total, stage)
+                return client.gather(futures)
+            except BaseException:
+                client.cancel(futures)
+                raise
     keys = {t.key for t in tasks}
     finished = [0]
 
@@ -66,5 +75,5 @@ def run_tasks(
                 progress(finished[0], total, stage)
 
     with _Progress():
-        results = dask.compute(*tasks, scheduler=which, num_workers=os.cpu_count() or 1)
+        results = dask.compute(*tasks, scheduler=which, num_workers=cores())
     return list(results)

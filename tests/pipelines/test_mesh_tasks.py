@@ -1,0 +1,44 @@
+"""run_tasks: every scheduler gives the same results in order, with progress, and cancels."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml4paleo.errors import Cancelled, InputError
+from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_local_schedulers(scheduler):
+    seen = []
+    out = run_tasks(square, [(i,) for i in range(6)], scheduler=scheduler, progress=lambda d, t, s="": seen.append(d))
+    assert out == [i * i for i in range(6)] and sorted(seen) == list(range(1, 7))
+
+
+def test_distributed_scheduler_address():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        seen = []
+        out = run_tasks(square, [(i,) for i in range(4)], scheduler=cluster.scheduler_address,
+                        progress=lambda d, t, s="": seen.append(d))
+    assert out == [0, 1, 4, 9] and seen == [1, 2, 3, 4]
+
+
+def test_default_env_and_errors(monkeypatch):
+    monkeypatch.delenv("ML4PALEO_DASK_SCHEDULER", raising=False)
+    assert resolve_scheduler(None, 1) == "synchronous"
+    monkeypatch.setenv("ML4PALEO_DASK_SCHEDULER", "threads")
+    assert resolve_scheduler(None, 5) == "threads"
+    with pytest.raises(InputError, match="scheduler"):
+        resolve_scheduler("gpu", 3)
+    assert run_tasks(square, []) == []
+
+    def cancel(done, total, stage=""):
+        raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        run_tasks(square, [(1,), (2,)], scheduler="synchronous", progress=cancel)
