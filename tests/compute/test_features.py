@@ -1,0 +1,99 @@
+"""The filter bank: chunked equals whole volume, shapes, dtypes, and the maths of each filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from ml4paleo.errors import InputError
+from ml4paleo.features import FeatureSettings, block_features, compute_features, feature_names, halo
+
+SMALL = FeatureSettings(sigmas=(0.7, 1.6, 3.5, 7.0))
+
+
+def chunked(volume: np.ndarray, settings: FeatureSettings, step: tuple[int, int, int]) -> np.ndarray:
+    """Features block by block, each block read with its halo from a mirrored copy."""
+    h = halo(settings)
+    pads = [(h, h) if a in settings.axes else (0, 0) for a in range(3)]
+    mirrored = np.pad(volume, pads, mode="symmetric")
+    out = np.empty(volume.shape + (settings.n_features,), np.float32)
+    for z in range(0, volume.shape[0], step[0]):
+        for y in range(0, volume.shape[1], step[1]):
+            for x in range(0, volume.shape[2], step[2]):
+                start = (z, y, x)
+                stop = tuple(min(s + n, m) for s, n, m in zip(start, step, volume.shape))
+                region = tuple(slice(s, e + p[0] + p[1]) for s, e, p in zip(start, stop, pads))
+                origin = tuple(s - p[0] for s, p in zip(start, pads))
+                out[start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]] = block_features(mirrored[region], origin, settings)
+    return out
+
+
+@pytest.mark.parametrize("settings", [SMALL, FeatureSettings(sigmas=(1.0, 5.0), two_d=True),
+                                      FeatureSettings(sigmas=(1.0, 3.5), downsample=False)],
+                         ids=["3d-downsampled", "2d", "3d-full-resolution"])
+def test_chunked_equals_whole_volume(rng, settings):
+    volume = rng.integers(0, 4000, (19, 23, 26)).astype(np.uint16)
+    whole = compute_features(volume, settings)
+    assert whole.dtype == np.float32 and whole.shape == volume.shape + (len(feature_names(settings)),)
+    assert np.array_equal(chunked(volume, settings, (5, 7, 6)), whole)  # odd, tiny, unaligned blocks
+
+
+def test_default_bank_has_every_filter_at_every_scale():
+    settings = FeatureSettings()
+    names = feature_names(settings)
+    assert settings.sigmas == (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
+    assert len(names) == 1 + 6 * (4 + 3 + 3) == settings.n_features
+    assert halo(settings) >= int(4 * 10 + 0.5)  # the largest Gaussian's reach at least
+    assert len(feature_names(FeatureSettings(two_d=True))) == 1 + 6 * (4 + 2 + 2)
+
+
+def test_filters_match_their_definitions(rng):
+    volume = ndi.gaussian_filter(rng.normal(size=(24, 24, 24)), 2).astype(np.float32)
+    settings = FeatureSettings(sigmas=(1.0,), downsample=False)
+    feats = compute_features(volume, settings)
+    names = feature_names(settings)
+    g = ndi.gaussian_filter(volume, 1.0, mode="reflect")
+    inner = (slice(5, -5),) * 3
+    np.testing.assert_allclose(feats[..., names.index("gaussian_s1")][inner], g[inner], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(feats[..., names.index("dog_s1")], feats[..., names.index("gaussian_s1")] - volume, atol=1e-6)
+    grads = np.gradient(g)
+    hess = np.array([[np.gradient(grads[i], axis=j) for j in range(3)] for i in range(3)])
+    point = (12, 11, 13)
+    h = hess[(slice(None), slice(None)) + point]
+    expected = np.sort(np.linalg.eigvalsh(h))[::-1]
+    got = [feats[point + (names.index(f"hessian_e{i}_s1"),)] for i in (1, 2, 3)]
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(feats[point + (names.index("log_s1"),)], np.trace(h), rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(feats[point + (names.index("ggm_s1"),)],
+                               np.sqrt(sum(d[point] ** 2 for d in grads)), rtol=1e-4)
+    st = feats[..., [names.index(f"st_e{i}_s1") for i in (1, 2, 3)]]
+    assert np.all(st[..., 0] >= st[..., 1] - 1e-6) and np.all(st[..., 1] >= st[..., 2] - 1e-6)
+    assert np.all(st > -1e-4)  # a structure tensor is positive semi-definite
+
+
+def test_downsampled_scale_approximates_full_resolution(rng):
+    volume = ndi.gaussian_filter(rng.normal(size=(40, 40, 40)), 1.5).astype(np.float32)
+    fast = compute_features(volume, FeatureSettings(sigmas=(5.0,), filters=("gaussian",)))
+    exact = compute_features(volume, FeatureSettings(sigmas=(5.0,), filters=("gaussian",), downsample=False))
+    corr = np.corrcoef(fast[..., 1].ravel(), exact[..., 1].ravel())[0, 1]
+    assert corr > 0.98
+
+
+def test_constant_volume_gives_finite_features():
+    feats = compute_features(np.full((12, 12, 12), 7, np.uint8), SMALL)
+    assert np.isfinite(feats).all()
+
+
+def test_bad_settings_and_inputs_are_clear_errors():
+    with pytest.raises(InputError, match="sigmas"):
+        FeatureSettings(sigmas=(0.0, 1.0))
+    with pytest.raises(InputError, match="filters"):
+        FeatureSettings(filters=("gabor",))
+    with pytest.raises(InputError, match="unknown"):
+        FeatureSettings.from_value({"sigma": [1.0]})
+    with pytest.raises(InputError, match="3D"):
+        compute_features(np.zeros((4, 4)))
+    with pytest.raises(InputError, match="too small"):
+        block_features(np.zeros((4, 4, 4)), (0, 0, 0), SMALL)
+    assert FeatureSettings.from_value(SMALL.to_dict()) == SMALL
