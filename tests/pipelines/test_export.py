@@ -122,3 +122,20 @@ def test_cli_export(stack, tmp_path):
     res = CliRunner().invoke(main, ["export", str(src), str(tmp_path / "c.tif"), "--format", "tiff"])
     assert res.exit_code == 0, res.output
     assert np.array_equal(tifffile.imread(tmp_path / "c.tif"), vol)
+
+
+def test_real_scan_upload_convert_export_slice_for_slice(snow_volume, tmp_path):
+    """The snow micro-CT scan uploaded as PNG slices, converted, exported: file k is slice k."""
+    from ml4paleo.pipelines.convert import convert_volume
+
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    for z, img in enumerate(snow_volume):
+        Image.fromarray(img).save(upload / f"snow_{z:04d}.png")
+    converted = convert_volume(upload, tmp_path / "snow.ome.zarr", voxel_size=(15.0, 15.0, 15.0))
+    for fmt, suffix in (("png-zip", ".png"), ("tiff-zip", ".tif")):
+        names, back = read_zip_stack(export_volume(converted.path, tmp_path / f"snow_{fmt}.zip", format=fmt), suffix)
+        assert len(names) == len(snow_volume)
+        assert back.dtype == snow_volume.dtype and np.array_equal(back, snow_volume)
+    with tifffile.TiffFile(export_volume(converted.path, tmp_path / "snow.tif", format="tiff")) as tf:
+        assert np.array_equal(tf.asarray(), snow_volume) and tf.imagej_metadata["spacing"] == 15.0

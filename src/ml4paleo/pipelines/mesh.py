@@ -69,8 +69,10 @@ def _mesh_window(
         counts = np.bincount(own.ravel(), minlength=1)
         values = np.flatnonzero(counts)
         counts = counts[values]
-    else:
-        values, counts = np.unique(own, return_counts=True)
+    else:  # sort-based count (numpy 2's hash np.unique is slow on large arrays)
+        flat = np.sort(own, axis=None)
+        starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
+        values, counts = flat[starts], np.diff(np.append(starts, len(flat)))
     voxels = {int(v): int(c) for v, c in zip(values, counts) if v != 0}
     return meshing.mesh_block(block, window.start, labels), voxels
 
