@@ -167,7 +167,8 @@ def _run_tasks(tasks: list, scheduler: str, progress: ProgressCallback, total: f
         return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
 
 
-def _postprocess_in_place(array, K: int, *, min_size: int, fill: bool, largest: bool) -> tuple[np.ndarray, int]:
+def _postprocess_in_place(array, K: int, *, min_size: int, fill: bool, largest: bool,
+                          max_voxels: int = POSTPROCESS_MAX_VOXELS) -> tuple[np.ndarray, int]:
     """Apply :func:`ml4paleo.postprocess.postprocess` to a level-0 zarr label array.
 
     Exact (whole volume in memory) up to ``POSTPROCESS_MAX_VOXELS``; above, components are
@@ -177,7 +178,7 @@ def _postprocess_in_place(array, K: int, *, min_size: int, fill: bool, largest: 
     from ml4paleo.postprocess import postprocess
 
     f = 1
-    while math.prod(-(-n // f) for n in array.shape) > POSTPROCESS_MAX_VOXELS:
+    while math.prod(-(-n // f) for n in array.shape) > max_voxels:
         f *= 2
     coarse = np.asarray(array[::f, ::f, ::f])
     cleaned = postprocess(coarse, min_size=min_size, fill=fill, largest=largest)
@@ -258,7 +259,7 @@ def segment_volume(
         writers.append(OmeZarrWriter(p, info.shape, np.uint8, kind="image",
                                      attrs={**attrs, "probability_of": model.classes[k]}, **common))
     try:
-        block = block_shape(info.shape, writers[0].array.chunks)
+        block = block_shape(info.shape, writers[0].array.chunks, BLOCK_VOXELS)
         regions = _regions(info.shape, block)
         stores = [str(w.tmp_path / "0") for w in writers]
         tasks = [dask.delayed(_segment_block, pure=False)(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
@@ -273,7 +274,8 @@ def segment_volume(
         post_info: dict[str, Any] = {}
         if post:
             progress(steps, total, "post-processing")
-            counts, factor = _postprocess_in_place(writers[0].array, K, min_size=int(min_size), fill=fill_holes, largest=keep_largest)
+            counts, factor = _postprocess_in_place(writers[0].array, K, min_size=int(min_size), fill=fill_holes,
+                                                       largest=keep_largest, max_voxels=POSTPROCESS_MAX_VOXELS)
             post_info = {**attrs["postprocessing"], "downsample_factor": factor}
             steps += 0.1 * len(tasks)
         progress(steps, total, "building pyramid")

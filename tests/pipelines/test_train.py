@@ -1,0 +1,153 @@
+"""Training: annotations on disk, the model folder, leave-one-slice-out, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from segdata import FAST, FAST_RF, phantom, scribbles, write_volume
+
+from ml4paleo.errors import ArtifactNotFound, InputError, OutputExistsError
+from ml4paleo.io.annotations import delete_annotation, read_annotations, write_annotation
+from ml4paleo.models import load_model
+from ml4paleo.pipelines.train import sample_indices, train_model
+
+SLICES = (6, 16, 26)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    root = tmp_path_factory.mktemp("train")
+    vol, truth = phantom(rng)
+    write_volume(root / "vol.ome.zarr", vol)
+    ann = {z: scribbles(truth[z]) for z in SLICES}
+    return root, vol, truth, ann
+
+
+# --- annotations on disk -------------------------------------------------------------------
+
+def test_annotation_round_trip(tmp_path):
+    mask = np.arange(12, dtype=np.uint8).reshape(3, 4) % 3
+    path = write_annotation(tmp_path / "ann", 12, mask)
+    assert path == tmp_path / "ann" / "12.png"
+    with Image.open(path) as img:
+        assert img.mode == "L"
+    assert list(read_annotations(tmp_path / "ann")) == [12]
+    assert np.array_equal(read_annotations(tmp_path / "ann")[12], mask)
+    assert [p.name for p in (tmp_path / "ann").iterdir()] == ["12.png"]  # no temporary left
+    delete_annotation(tmp_path / "ann", 12)
+    assert read_annotations(tmp_path / "ann") == {}
+    with pytest.raises(ArtifactNotFound):
+        delete_annotation(tmp_path / "ann", 12)
+    assert read_annotations(tmp_path / "missing") == {}
+
+
+def test_slice_index_is_the_last_integer_and_replaced_on_write(tmp_path):
+    Image.fromarray(np.ones((3, 3), np.uint8)).save(tmp_path / "scan2_slice_0007.png")
+    Image.fromarray(np.full((3, 3), 2, np.uint8)).save(tmp_path / "8.PNG")
+    assert sorted(read_annotations(tmp_path)) == [7, 8]
+    write_annotation(tmp_path, 7, np.zeros((3, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["7.png", "8.PNG"]
+
+
+def test_bad_annotation_files(tmp_path):
+    Image.fromarray(np.zeros((3, 3, 3), np.uint8) + np.array([0, 1, 2], np.uint8)).save(tmp_path / "1.png")
+    with pytest.raises(InputError, match="grayscale"):
+        read_annotations(tmp_path)
+    (tmp_path / "1.png").unlink()
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "a_3.png")
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "b_3.png")
+    with pytest.raises(InputError, match="both name slice 3"):
+        read_annotations(tmp_path)
+    with pytest.raises(InputError, match="z must be"):
+        write_annotation(tmp_path, -1, np.zeros((3, 3), np.uint8))
+    with pytest.raises(InputError, match="2D"):
+        write_annotation(tmp_path, 1, np.zeros((3,), np.uint8))
+
+
+# --- sampling ------------------------------------------------------------------------------
+
+def test_sampling_strategies_are_seeded_and_keep_rare_classes():
+    y = np.repeat([0, 1, 2], [90_000, 9_000, 1_000])
+    prop = sample_indices(y, "proportional", max_voxels=10_000, min_per_class=500)
+    counts = np.bincount(y[prop])
+    assert counts[0] == 9_000 and counts[1] == 900 and counts[2] == 500  # priors kept, rare floor
+    assert np.array_equal(prop, sample_indices(y, "proportional", max_voxels=10_000, min_per_class=500))
+    assert np.bincount(y[sample_indices(y, "balanced", max_voxels=10_000)]).tolist() == [1_000] * 3
+    assert len(sample_indices(y, "all")) == len(y)
+    with pytest.raises(InputError, match="sampling"):
+        sample_indices(y, "stratified")
+
+
+# --- training ------------------------------------------------------------------------------
+
+def test_train_writes_a_described_model(world, tmp_path):
+    root, vol, truth, ann = world
+    for z, mask in ann.items():
+        write_annotation(tmp_path / "ann", z, mask)
+    seen = []
+    result = train_model(root / "vol.ome.zarr", tmp_path / "ann", tmp_path / "model", features=FAST,
+                         params=FAST_RF, progress=lambda d, t, s="": seen.append(d / t))
+    assert result.n_slices == 3 and result.classes == ("background", "fossil")
+    assert result.voxels_per_class == {"background": int((np.stack(list(ann.values())) == 1).sum()),
+                                       "fossil": int((np.stack(list(ann.values())) == 2).sum())}
+    assert set(result.metrics) == {"background", "fossil"}
+    assert result.metrics["fossil"]["dice"] > 0.9 and 0 < result.metrics["fossil"]["iou"] <= 1
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    for key in ("classes", "features", "voxel_size", "voxels_per_class", "ml4paleo_version", "created_at", "kind"):
+        assert key in meta
+    assert meta["voxel_size"] == [2.0, 1.0, 1.0] and meta["features"]["sigmas"] == [1.0, 3.5]
+    validation = json.loads((tmp_path / "model" / "validation.json").read_text())
+    assert validation["method"] == "leave-one-slice-out" and len(validation["folds"]) == 3
+    assert load_model(tmp_path / "model").classes == ("background", "fossil")
+    with pytest.raises(OutputExistsError):
+        train_model(root / "vol.ome.zarr", tmp_path / "ann", tmp_path / "model", features=FAST)
+
+
+def test_single_slice_trains_without_validation(world, tmp_path):
+    root, vol, truth, ann = world
+    result = train_model(root / "vol.ome.zarr", {16: ann[16]}, tmp_path / "m", features=FAST, params=FAST_RF,
+                         two_d=True)
+    assert result.metrics == {} and result.validation["method"] == "none"
+    assert load_model(tmp_path / "m").feature_settings.two_d
+
+
+def bad_cases(ann, shape):
+    wrong_size = np.ones((shape[1] - 1, shape[2]), np.uint8)
+    only_bg = {z: np.where(m == 2, 1, m) for z, m in ann.items()}
+    too_many = {16: np.where(ann[16] == 2, 3, ann[16])}
+    return [
+        ({40: ann[16]}, "outside the volume"),
+        ({-1: ann[16]}, "outside the volume"),
+        ({16: wrong_size}, "has shape"),
+        (only_bg, "no labeled voxel for class 'fossil'"),
+        (too_many, "uses value 3 but only 2 classes"),
+        ({}, "empty"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_bad_inputs_are_clear_errors_and_write_nothing(world, tmp_path, case):
+    root, vol, truth, ann = world
+    annotations, message = bad_cases(ann, vol.shape)[case]
+    with pytest.raises(InputError, match=message):
+        train_model(root / "vol.ome.zarr", annotations, tmp_path / "model", features=FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_or_missing_folder_and_bad_options(world, tmp_path):
+    root, vol, truth, ann = world
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no annotation PNG"):
+        train_model(root / "vol.ome.zarr", tmp_path / "empty", tmp_path / "m")
+    with pytest.raises(InputError, match="does not exist"):
+        train_model(root / "vol.ome.zarr", tmp_path / "nope", tmp_path / "m")
+    with pytest.raises(InputError, match="model must be"):
+        train_model(root / "vol.ome.zarr", ann, tmp_path / "m", model="svm")
+    with pytest.raises(InputError, match="classes"):
+        train_model(root / "vol.ome.zarr", ann, tmp_path / "m", classes=("fossil",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
