@@ -83,20 +83,26 @@ def server(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True, base_url=server)
-        context.set_default_timeout(STEP_TIMEOUT_MS)
-        page = context.new_page()
-        page.errors = []  # console errors and uncaught exceptions, with the page they came from
-        page.on("console", lambda m: m.type == "error" and page.errors.append(f"{page.url}: {m.text} {m.location}"))
-        page.on("pageerror", lambda e: page.errors.append(f"{page.url}: uncaught {e}"))
-        yield page
-        context.close()
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh browser context; ``page.errors`` collects console errors and uncaught exceptions."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True, base_url=server)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(f"{page.url}: {m.text} {m.location}"))
+    page.on("pageerror", lambda e: page.errors.append(f"{page.url}: uncaught {e}"))
+    yield page
+    context.close()
 
 
 def shot(page, name: str) -> None:
@@ -263,4 +269,86 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     row.wait_for()
     assert "Snow <b>grains</b> & friends" in row.inner_text()
     shot(page, "09-home-jobs")
+    assert_no_console_errors(page)
+
+
+def test_upload_retries_a_failed_chunk_and_resumes_after_reload(page, snow_volume, tmp_path):
+    """A chunk answered 503 is sent again; after a reload, choosing the same folder again sends
+    only what the server does not hold yet."""
+    import tifffile
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for z in range(12):
+        tifffile.imwrite(folder / f"s{z:02d}.tif", snow_volume[z])
+    files = sorted(folder.iterdir())
+
+    failed = []
+
+    def fail_once(route):
+        if not failed:
+            failed.append(route.request.url)
+            route.fulfill(status=503, content_type="application/json", body='{"error": "try again"}')
+        else:
+            route.continue_()
+
+    # 1. start an upload, stop it after 5 files (the tab is closed), one chunk failing on the way
+    page.route("**/api/upload", fail_once)
+    sent = []
+    page.on("request", lambda r: r.url.endswith("/api/upload") and sent.append(r))
+    page.goto("/")
+    page.fill("#job-name", "resume me")
+    page.set_input_files("#folder-input", str(folder))
+    page.evaluate("""() => { const send = window.fetch; let n = 0;
+        window.fetch = (url, init) => url === '/api/upload' && ++n > 6 ? new Promise(() => {}) : send(url, init); }""")
+    page.click("#start-upload")
+    page.wait_for_function("document.getElementById('upload-text').textContent.includes('%')")
+    page.wait_for_function("() => /\\b[1-9]\\d*%/.test(document.getElementById('upload-text').textContent)")
+    assert failed, "the failing chunk was not requested"
+    jobs = page.request.get("/api/jobs").json()["jobs"]
+    job = next(j for j in jobs if j["name"] == "resume me")
+    received = page.request.get(f"/api/job/{job['job_id']}/upload").json()["files"]
+    assert 0 < len([f for f in received if f["received"] == f["total_size"]]) < len(files)
+
+    # 2. reload: the page offers to resume; the same folder again completes the upload
+    page.unroute("**/api/upload")
+    page.reload()
+    page.locator("#resume").wait_for()
+    shot(page, "10-home-resume")
+    before = len(sent)
+    page.set_input_files("#resume-input", str(folder))
+    page.wait_for_url(re.compile(r"/job/[0-9a-f-]{36}$"))
+    resent = len(sent) - before
+    assert resent <= len(files) - 5, f"{resent} chunks sent again: the upload did not resume"
+    wait_for_button(page, "Annotate slices")
+    page.errors = [e for e in page.errors if "503" not in e]  # the one failure we caused on purpose
+    assert_no_console_errors(page)
+
+
+def test_mask_png_codec_is_exact(page):
+    """The browser's gray PNG encoder/decoder keeps every value (what the annotation page sends)."""
+    from PIL import Image
+
+    page.goto("/")
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 6, size=(23, 37), dtype=np.uint8)
+    encoded = page.evaluate("""async ([flat, w, h]) => {
+        const png = await import('/static/js/png.js');
+        return png.bytesToBase64(await png.encodeGrayPng(Uint8Array.from(flat), w, h)); }""",
+                            [values.ravel().tolist(), 37, 23])
+    import base64
+
+    img = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    assert img.mode == "L" and np.array_equal(np.asarray(img), values)
+    # and back: PNGs written by Pillow (any filter it picks) decode to the same values
+    smooth = (np.add.outer(np.arange(40), np.arange(50)) % 7).astype(np.uint8)
+    for arr in (values, smooth):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "PNG", optimize=True)
+        decoded = page.evaluate("""async (b64) => {
+            const png = await import('/static/js/png.js');
+            const out = await png.decodePng(png.base64ToBytes(b64)); return [out.width, out.height, Array.from(out.values)]; }""",
+                                base64.b64encode(buf.getvalue()).decode())
+        assert decoded[:2] == [arr.shape[1], arr.shape[0]]
+        assert np.array_equal(np.array(decoded[2], dtype=np.uint8).reshape(arr.shape), arr)
     assert_no_console_errors(page)

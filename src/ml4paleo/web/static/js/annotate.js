@@ -427,10 +427,16 @@ async function refreshPrediction() {
   }
 }
 
+/** Mean Dice over classes from {class: {dice, iou}} (null when not measured). */
+function meanDice(metrics) {
+  const values = Object.values(metrics || {}).map((v) => (v && typeof v === "object" ? v.dice : null)).filter((v) => typeof v === "number");
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
+}
+
 function describeModel(m, job) {
   if (!m) return job.status === "training" || job.status === "training_queued" ? "Training the first model…" : "No model yet: save a few painted slices (both classes), then train.";
-  const dice = m.metrics && (m.metrics.mean_dice ?? m.metrics.dice_mean ?? (typeof m.metrics.dice === "number" ? m.metrics.dice : null));
-  return `Model ${String(m.model_id).slice(0, 8)}: ${m.n_slices ?? "?"} slices` + (typeof dice === "number" ? `, Dice ${dice.toFixed(2)}` : "");
+  const dice = meanDice(m.metrics);
+  return `Model ${String(m.model_id).slice(0, 8)}: ${m.n_slices ?? "?"} slices` + (dice !== null ? `, leave-one-slice-out Dice ${dice.toFixed(2)}` : "");
 }
 
 async function refreshJob() {

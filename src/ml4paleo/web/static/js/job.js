@@ -132,7 +132,7 @@ function render(job) {
     el("td", {}, el("code", {}, String(s.seg_id).slice(0, 8))),
     el("td", {}, el("code", {}, String(s.model_id || "").slice(0, 8))),
     el("td", { title: s.error || "" }, s.status + (s.status === "segmenting" && s.progress ? ` ${Math.round(s.progress * 100)}%` : "") + (s.error ? ` (${s.error})` : "")),
-    el("td", {}, s.mesh_status || "–"),
+    el("td", {}, s.mesh_status && s.mesh_status !== "none" ? s.mesh_status : "–"),
     el("td", {}, formatDate(s.created_at)))));
   return running;
 }

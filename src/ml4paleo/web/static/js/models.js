@@ -11,13 +11,20 @@ function mean(score) {
   const nums = values.filter((v) => typeof v === "number" && Number.isFinite(v));
   return nums.length ? nums.reduce((a, b) => a + b, 0) / nums.length : null;
 }
-function metric(m, name) {
-  const x = m.metrics || {};
-  return x[`mean_${name}`] ?? x[`${name}_mean`] ?? mean(x[name]) ?? mean(x[`${name}_per_class`]);
-}
+/** Scores per class: metrics may be {class: {dice, iou}} (the train pipeline) or {dice: {class: v}}. */
 function perClass(m, name) {
-  const x = (m.metrics || {})[name] ?? (m.metrics || {})[`${name}_per_class`];
-  return x && typeof x === "object" && !Array.isArray(x) ? x : null;
+  const x = m.metrics || {};
+  const nested = Object.entries(x).filter(([, v]) => v && typeof v === "object" && !Array.isArray(v) && name in v);
+  if (nested.length) return Object.fromEntries(nested.map(([k, v]) => [k, v[name]]));
+  const flat = x[name] ?? x[`${name}_per_class`];
+  return flat && typeof flat === "object" && !Array.isArray(flat) ? flat : null;
+}
+/** One number per model: the mean over classes (or the server's own mean). */
+export function metric(m, name) {
+  const x = m.metrics || {};
+  if (typeof x[`mean_${name}`] === "number") return x[`mean_${name}`];
+  if (typeof x[name] === "number") return x[name];
+  return mean(perClass(m, name));
 }
 const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : "–");
 
@@ -38,7 +45,7 @@ function row(m, i) {
   const voxels = m.voxels_per_class
     ? Object.entries(m.voxels_per_class).map(([k, v]) => `${className(m, k)} ${Number(v).toLocaleString()}`).join(" · ")
     : "–";
-  const ready = !["training", "queued", "training_queued", "error", "failed"].includes(m.status);
+  const ready = !["training", "queued", "training_queued", "error", "failed", "cancelled"].includes(m.status);
   return el("tr", {},
     el("td", {}, `#${i + 1} `, el("code", {}, String(m.model_id).slice(0, 8))),
     el("td", {}, m.status || "–"),

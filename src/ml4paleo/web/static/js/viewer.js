@@ -146,6 +146,7 @@ async function fetchLabels(url) {
   const png = await decodePng(new Uint8Array(await response.arrayBuffer()));
   if (png.colorType !== 0) {
     state.rawLabels = false;
+    renderLegend();
     refreshAll();
     return null;
   }
@@ -175,10 +176,11 @@ function renderLegend() {
     const color = el("input", { type: "color", value: c.color, "aria-label": `Colour of ${c.name}` });
     show.addEventListener("change", () => { c.visible = show.checked; repaintLabels(); });
     color.addEventListener("input", () => { c.color = color.value; repaintLabels(); });
+    show.disabled = color.disabled = !state.rawLabels;
     return el("li", {}, show, color, el("span", {}, c.name));
   });
   $("legend").replaceChildren(...items);
-  if (!state.rawLabels && items.length) $("legend").append(el("li", { class: "hint" }, "Overlay colours come from the server."));
+  if (!state.rawLabels && items.length) $("legend").append(el("li", { class: "hint" }, "This server draws the overlay itself: per-class colour and visibility need raw label slices (?labels=1)."));
 }
 
 function repaintLabels() {
@@ -233,14 +235,14 @@ async function refreshJob() {
     renderLegend();
     for (const view of views) view.layout();
   }
-  const done = (job.segmentations || []).filter((s) => ["segmented", "done", "meshed"].includes(s.status) || s.mesh_status);
+  const done = (job.segmentations || []).filter((s) => ["segmented", "done", "meshed"].includes(s.status));
   const key = done.map((s) => `${s.seg_id}:${s.mesh_status}`).join(",");
   if (key !== segKey) {
     segKey = key;
     const select = $("seg-select");
     const previous = select.value;
     select.replaceChildren(el("option", { value: "" }, "none"),
-      ...done.map((s, i) => el("option", { value: s.seg_id }, `#${i + 1} · ${String(s.seg_id).slice(0, 8)}${s.mesh_status ? ` · meshes ${s.mesh_status}` : ""}`)));
+      ...done.map((s, i) => el("option", { value: s.seg_id }, `#${i + 1} · ${String(s.seg_id).slice(0, 8)}${s.mesh_status && s.mesh_status !== "none" ? ` · meshes ${s.mesh_status}` : ""}`)));
     const pick = done.some((s) => s.seg_id === previous) && previous ? previous : done.length ? done[done.length - 1].seg_id : "";
     select.value = pick;
     await selectSeg(pick);
