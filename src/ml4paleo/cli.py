@@ -65,7 +65,7 @@ def main() -> None:
 @click.option("--unit", default=None, help="Unit of the voxel size (default micrometer).")
 @click.option("--chunk", type=int, default=None, help="Chunk edge in voxels (default 64).")
 @click.option("--codec", type=click.Choice(["zstd", "blosc-lz4", "none"]), default=None,
-              help="Chunk compressor (default zstd).")
+              help="Chunk compressor (default blosc-lz4).")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @user_errors
 def convert(src, dst, voxel_size, unit, chunk, codec, overwrite) -> None:

@@ -125,3 +125,34 @@ def test_slab_that_does_not_fit_is_refused(tmp_path):
         with pytest.raises(InputError, match="does not fit"):
             w.write_slab(4, np.zeros((8, 8, 8), np.uint8))
         w.write_slab(0, np.zeros((8, 8, 8), np.uint8))
+
+
+@pytest.mark.parametrize("shape, chunks", [((21, 37, 35), 4), ((9, 40, 30), 6), ((5, 33, 17), 8), ((1, 20, 20), 4)])
+def test_pyramid_built_while_writing_equals_built_at_finish(tmp_path, rng, shape, chunks):
+    """Slabs in order build the pyramid on the fly; out of order, finish() builds it from
+    level 0. Both must equal the pyramid of the whole volume (odd edges included)."""
+    vol = rng.integers(0, 60000, shape, dtype=np.uint16)
+    in_order = write(tmp_path / "a.ome.zarr", vol, chunks=chunks)
+    with OmeZarrWriter(tmp_path / "b.ome.zarr", shape, vol.dtype, chunks=chunks, pyramid_min_size=8) as w:
+        for z0 in reversed(range(0, shape[0], chunks)):
+            w.write_slab(z0, vol[z0 : z0 + chunks])
+    expected = vol
+    levels = read_info(in_order).level_shapes
+    assert len(levels) > 1
+    for level in range(1, len(levels)):
+        expected = downsample_mean(expected, tuple(2 if n > 1 else 1 for n in expected.shape))
+        np.testing.assert_array_equal(open_level(in_order, level)[:], expected)
+        np.testing.assert_array_equal(open_level(tmp_path / "b.ome.zarr", level)[:], expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16])
+@pytest.mark.parametrize("factors", [(2, 2, 2), (1, 2, 2), (2, 1, 2)])
+def test_integer_fast_mean_rounds_like_float_mean(rng, dtype, factors):
+    """The pyramid's integer pairwise path = float mean rounded half to even, ties included."""
+    info = np.iinfo(dtype)
+    for high in (info.max, 3):  # full range, and tiny values where ties (x.5) are frequent
+        block = rng.integers(info.min if high == info.max else 0, high, (7, 9, 11), endpoint=True).astype(dtype)
+        padded = np.pad(block, [(0, (-n) % f) for n, f in zip(block.shape, factors)], mode="edge")
+        shape = [m for n, f in zip(padded.shape, factors) for m in (n // f, f)]
+        expected = np.rint(padded.reshape(shape).mean(axis=(1, 3, 5), dtype=np.float64)).astype(dtype)
+        np.testing.assert_array_equal(downsample_mean(block, factors), expected)

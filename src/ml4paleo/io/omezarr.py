@@ -34,7 +34,13 @@ DEFAULT_CHUNK = 64
 and for a slab of 64 slices of a 2000^2 scan (~500 MB) to bound conversion memory."""
 PYRAMID_MIN_SIZE = 256
 """Stop adding pyramid levels once y and x are both at most this many voxels."""
-DEFAULT_CODEC = "zstd"
+DEFAULT_CODEC = "blosc-lz4"
+"""Measured on this project's 2-core box (64^3 chunks of a CT-like uint16 stack: smooth
+structure + noise sigma 60, one thread): blosc-lz4 with bit-shuffle compresses 1.51x at
+1.4 GB/s and decodes at 1.9-3.9 GB/s; zstd level 1 compresses 1.27x at 0.30 GB/s and decodes
+at ~1 GB/s (zstd 3: 1.28x, 0.25 GB/s). On the real snow scan (full 16-bit range) both are
+near 1x (1.00 vs 1.07). blosc-lz4 is both faster and smaller on scanner data, so it is the
+default; ``zstd`` stays available (neuroglancer and napari read both)."""
 CODECS = ("zstd", "blosc-lz4", "none")
 Kind = Literal["image", "labels"]
 
@@ -164,8 +170,14 @@ class OmeZarrWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_path = partial_path(self.path)
         self._group = zarr.open_group(store=str(self.tmp_path), mode="w", zarr_format=3)
-        self.array = self._create_level(0)
+        self._levels: dict[int, zarr.Array] = {}
+        self.array = self._level(0)
         self._finished = False
+        # Pyramid built on the fly from the slabs given to write_slab (no read-back of level 0):
+        # possible while slabs arrive in order with an even depth; else finish() builds it.
+        self._next_z = 0
+        self._cascade = all(c % 2 == 0 or c >= n for c, n in zip(self.chunks[:1], self.shape[:1]))
+        self._pending: dict[int, tuple[int, list[np.ndarray]]] = {}
 
     def _create_level(self, level: int) -> zarr.Array:
         return self._group.create_array(
@@ -176,43 +188,106 @@ class OmeZarrWriter:
             compressors=self._compressors,
             fill_value=0,
             dimension_names=("z", "y", "x"),
+            # Skipping all-zero chunks pays off for labels (mostly background); for scans
+            # the per-chunk check costs ~40% of the write time and almost never skips.
+            config={"write_empty_chunks": self.kind == "image"},
         )
+
+    def _level(self, level: int) -> zarr.Array:
+        if level not in self._levels:
+            self._levels[level] = self._create_level(level)
+        return self._levels[level]
+
+    def _reduce(self, block: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+        """One pyramid step over a slab, in strips of a few rows so the temporaries stay in
+        cache (about 3x faster than one call over a 100 MB slab) and memory stays small."""
+        if self.kind == "labels":
+            return downsample_labels(block, factors)
+        rows = max(2, (4 << 20) // max(1, block.shape[0] * block.shape[2] * block.dtype.itemsize)) // 2 * 2
+        if rows >= block.shape[1]:
+            return downsample_mean(block, factors)
+        out_shape = tuple(-(-n // f) for n, f in zip(block.shape, factors))
+        out = np.empty(out_shape, block.dtype)
+        fy = factors[1]
+        for y in range(0, block.shape[1], rows):
+            part = downsample_mean(block[:, y : y + rows], factors)
+            out[:, y // fy : y // fy + part.shape[1]] = part
+        return out
 
     def write_slab(self, z0: int, data: np.ndarray) -> None:
         """Write slices ``z0 .. z0 + len(data)`` of full resolution. Slabs aligned to the
-        chunk depth avoid read-modify-write of chunks."""
+        chunk depth avoid read-modify-write of chunks; given in order, they also build the
+        pyramid as they come."""
         if data.ndim != 3 or data.shape[1:] != self.shape[1:] or z0 < 0 or z0 + data.shape[0] > self.shape[0]:
             raise InputError(f"slab of shape {data.shape} at z={z0} does not fit a volume of shape {self.shape}")
-        self.array[z0 : z0 + data.shape[0]] = data.astype(self.dtype, copy=False)
+        data = data.astype(self.dtype, copy=False)
+        self.array[z0 : z0 + data.shape[0]] = data
+        end = z0 + data.shape[0]
+        if self._cascade and z0 == self._next_z and (data.shape[0] % 2 == 0 or end == self.shape[0]):
+            self._next_z = end
+            self._push(1, data)
+        else:
+            self._cascade = False
+
+    def _push(self, level: int, finer: np.ndarray) -> None:
+        """Downsample a block of ``level - 1`` (even depth, or its last block) into ``level``;
+        write whole chunk-depth blocks of ``level`` and push them on to the next level."""
+        if level >= len(self.level_shapes):
+            return
+        shape = self.level_shapes[level]
+        reduced = self._reduce(finer, pyramid_factors(self.level_shapes[level - 1]))
+        start, parts = self._pending.get(level, (0, []))
+        parts.append(reduced)
+        have = sum(p.shape[0] for p in parts)
+        depth = _chunk_shape(shape, self.chunks)[0]
+        if have < depth and start + have < shape[0]:
+            self._pending[level] = (start, parts)
+            return
+        buf = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        buf = buf[: shape[0] - start]  # the padded last slice of an odd depth
+        arr = self._level(level)
+        cut = len(buf) if start + len(buf) >= shape[0] else len(buf) // depth * depth
+        arr[start : start + cut] = buf[:cut]
+        self._pending[level] = (start + cut, [buf[cut:]] if cut < len(buf) else [])
+        self._push(level + 1, buf[:cut])
 
     def finish(self, progress: ProgressCallback | None = None) -> Path:
-        """Build the pyramid, write metadata, and rename the volume to its final name."""
+        """Build the pyramid (unless write_slab already did), write metadata, and rename the
+        volume to its final name."""
         if self._finished:
             return self.path
         progress = progress or no_progress
-        reduce = downsample_labels if self.kind == "labels" else downsample_mean
+        if not (self._cascade and self._next_z == self.shape[0]):
+            self._build_pyramid(progress)
+        progress(1, 1, "building pyramid")
+        meta = _multiscales(self.path.name.split(".")[0], self.level_shapes, self.voxel_size, self.unit)
+        self._store_metadata(meta)
+        replace_atomically(self.tmp_path, self.path, self.overwrite)
+        self._finished = True
+        return self.path
+
+    def _build_pyramid(self, progress: ProgressCallback) -> None:
+        """Every level from the one above it, slab by slab (level 0 read back from disk)."""
         steps = sum(s[0] for s in self.level_shapes[1:]) or 1
         done = 0
         src = self.array
         for level in range(1, len(self.level_shapes)):
-            dst = self._create_level(level)
+            dst = self._level(level)
             factors = tuple(-(-a // b) for a, b in zip(src.shape, dst.shape))
             depth = dst.chunks[0]
             for oz in range(0, dst.shape[0], depth):
                 oz1 = min(oz + depth, dst.shape[0])
                 block = src[oz * factors[0] : oz1 * factors[0]]
-                dst[oz:oz1] = reduce(block, factors)[: oz1 - oz]
+                dst[oz:oz1] = self._reduce(block, factors)[: oz1 - oz]
                 done += oz1 - oz
                 progress(done, steps, f"building pyramid level {level}")
             src = dst
-        meta = _multiscales(self.path.name.split(".")[0], self.level_shapes, self.voxel_size, self.unit)
+
+    def _store_metadata(self, meta: dict) -> None:
         attrs = {"ome": meta, "ml4paleo": {"kind": self.kind, **self.attrs}}
         if self.kind == "labels":
             attrs["ome"]["image-label"] = {"version": NGFF_VERSION}
         self._group.attrs.update(attrs)
-        replace_atomically(self.tmp_path, self.path, self.overwrite)
-        self._finished = True
-        return self.path
 
     def abort(self) -> None:
         """Delete the partial output."""
