@@ -1,0 +1,159 @@
+"""Helpers for the API tests: a real ``ml4paleo serve`` process (waitress + runner child
+processes) on a free port with a temporary data folder, and a small client for its JSON API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+requests = pytest.importorskip("requests")
+
+FAST_ENV = {
+    "ML4PALEO_LEASE_SECONDS": "2",
+    "ML4PALEO_POLL_SECONDS": "0.1",
+    # a small feature bank: training and segmentation in seconds, still a real random forest
+    "ML4PALEO_TRAIN_FEATURES": '{"sigmas": [1.0, 2.5]}',
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running server; ``api`` helpers raise with the server's message on unexpected codes."""
+
+    url: str
+    data: Path
+    proc: subprocess.Popen
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        return requests.post(self.url + path, timeout=30, **kw)
+
+    def json(self, method: str, path: str, expect: int = 200, **kw) -> Any:
+        r = requests.request(method, self.url + path, timeout=30, **kw)
+        assert r.status_code == expect, f"{method} {path}: {r.status_code} {r.text[:500]}"
+        return r.json()
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return self.json("GET", f"/api/job/{job_id}/status")
+
+    def wait(self, job_id: str, statuses: set[str], timeout: float = 90.0) -> dict[str, Any]:
+        """Poll until the job reaches one of ``statuses``; fail on error or timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.status(job_id)
+            if doc["status"] in statuses:
+                return doc
+            assert doc["status"] != "error", f"job failed: {doc['error']}\n{self.tail()}"
+            assert time.monotonic() < deadline, f"timed out waiting for {statuses}; job is {doc['status']}"
+            time.sleep(0.1)
+
+    def tail(self, n: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
+
+    def runner_pids(self, kind: str) -> list[int]:
+        import psutil
+
+        pids = []
+        for child in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if child.cmdline()[-2:] == ["runner", kind]:
+                    pids.append(child.pid)
+            except psutil.Error:
+                continue
+        return pids
+
+
+def start_server(data: Path, *, runners: str = "convert=1,segment=1,mesh=1", env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    full_env = {**os.environ, **FAST_ENV, **(env or {})}
+    full_env.pop("ML4PALEO_DATABASE_URL", None)
+    log = data / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ml4paleo.cli", "serve", "--port", str(port), "--data", str(data),
+                                 "--runners", runners], stdout=out, stderr=subprocess.STDOUT, env=full_env,
+                                start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", data, proc, log, full_env)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(server.url + "/api/health", timeout=2).ok:
+                return server
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(server)
+            raise RuntimeError(f"ml4paleo serve did not start:\n{server.tail()}")
+        time.sleep(0.1)
+
+
+def stop_server(server: Server) -> None:
+    """SIGTERM (the server stops its runners), then make sure the whole group is gone."""
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait()
+
+
+def upload_files(srv: Server, job_id: str, files: dict[str, bytes], chunk: int = 256 * 1024) -> None:
+    """Upload ``{relative name: bytes}`` in chunks with byte offsets, as the browser does."""
+    for name, payload in files.items():
+        for offset in range(0, max(len(payload), 1), chunk):
+            srv.json("POST", "/api/upload", data={"job_id": job_id, "filename": name, "offset": offset,
+                                                  "total_size": len(payload)},
+                     files={"file": ("blob", payload[offset:offset + chunk])})
+
+
+def tiff_slices(volume) -> dict[str, bytes]:
+    """A (z, y, x) volume as one TIFF file per slice, named as a scanner would."""
+    import io
+
+    import tifffile
+
+    out = {}
+    for z, plane in enumerate(volume):
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, plane)
+        out[f"stack/slice_{z:04d}.tif"] = buffer.getvalue()
+    return out
+
+
+def converted_job(srv: Server, volume, name: str = "test") -> str:
+    """A job whose volume (uploaded as TIFF slices) is converted."""
+    job_id = srv.json("POST", "/api/job/new", 201, json={"name": name})["job_id"]
+    upload_files(srv, job_id, tiff_slices(volume))
+    srv.json("POST", "/api/job/status/upload-complete", 202, json={"job_id": job_id})
+    srv.wait(job_id, {"converted"})
+    return job_id
+
+
+def png_b64(mask) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(mask).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()

@@ -1,0 +1,92 @@
+"""Crash safety with real runner processes: a runner killed with SIGKILL in the middle of a job
+(the job completes exactly once, by another runner), and two segmentation runners sharing
+four queued jobs (each processed exactly once)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from apiserver import converted_job, png_b64, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server2(tmp_path_factory):
+    """Two segmentation runners (and one convert runner) under one ``ml4paleo serve``."""
+    srv = start_server(tmp_path_factory.mktemp("data"), runners="convert=1,segment=2")
+    yield srv
+    stop_server(srv)
+
+
+def _annotate(srv, job_id: str, volume: np.ndarray, zs) -> None:
+    t = np.median(volume)
+    for z in zs:
+        mask = np.where(volume[z] > t, 2, 1).astype(np.uint8)
+        srv.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": int(z), "mask": png_b64(mask)})
+
+
+def _events(srv, job_id: str) -> dict:
+    return srv.json("GET", f"/api/job/{job_id}/events")
+
+
+def test_runner_killed_mid_job_the_job_completes_exactly_once(server2, snow_volume):
+    pytest.importorskip("ml4paleo.pipelines.segment")
+    srv = server2
+    volume = np.concatenate([snow_volume, snow_volume[::-1]])  # 200 slices: segmentation lasts a while
+    job_id = converted_job(srv, volume, "crash")
+    _annotate(srv, job_id, volume, (30, 120))
+    seg_id = srv.json("POST", f"/api/job/{job_id}/start", 202)["seg_id"]
+    deadline = time.monotonic() + 60
+    while srv.status(job_id)["status"] != "segmenting":  # training done, the volume is being segmented
+        assert time.monotonic() < deadline and srv.status(job_id)["status"] != "error", srv.tail()
+        time.sleep(0.02)
+    task = next(t for t in _events(srv, job_id)["tasks"] if t["kind"] == "start")
+    assert task["status"] == "running"
+    victim = int(task["owner"].split(":")[1])
+    assert victim in srv.runner_pids("segment")
+    os.kill(victim, signal.SIGKILL)
+
+    doc = srv.wait(job_id, {"segmented"}, timeout=90)
+    assert next(s for s in doc["segmentations"] if s["seg_id"] == seg_id)["status"] == "done"
+    log = _events(srv, job_id)
+    task = next(t for t in log["tasks"] if t["kind"] == "start")
+    assert task["status"] == "done" and task["attempts"] == 2 and int(task["owner"].split(":")[1]) != victim
+    kinds = [e["kind"] for e in log["events"] if e["task_id"] == task["task_id"]]
+    assert kinds.count("task:claimed") == 2 and kinds.count("task:done") == 1
+    assert [e["kind"] for e in log["events"]].count("status:segmented") == 1
+    # the killed runner was replaced by the server
+    deadline = time.monotonic() + 20
+    while len(srv.runner_pids("segment")) < 2:
+        assert time.monotonic() < deadline, "the dead runner was not restarted"
+        time.sleep(0.2)
+    assert victim not in srv.runner_pids("segment")
+
+
+def test_two_segment_runners_four_jobs_each_processed_once(server2, rng):
+    pytest.importorskip("ml4paleo.pipelines.train")
+    srv = server2
+    jobs = []
+    for i in range(4):
+        volume = rng.normal(1000, 50, (12, 40, 40)).astype(np.uint16)
+        volume[:, 10:30, 10 + i:30] += 2000
+        job_id = converted_job(srv, volume, f"job {i}")
+        _annotate(srv, job_id, volume, (3, 8))
+        jobs.append(job_id)
+    model_ids = {job_id: srv.json("POST", f"/api/job/{job_id}/retrain", 202)["model_id"] for job_id in jobs}
+    owners = set()
+    for job_id in jobs:
+        doc = srv.wait(job_id, {"trained"}, timeout=90)
+        assert [m["status"] for m in doc["models"] if m["model_id"] == model_ids[job_id]] == ["ready"]
+        log = _events(srv, job_id)
+        (task,) = [t for t in log["tasks"] if t["kind"] == "train"]
+        assert task["status"] == "done" and task["attempts"] == 1
+        kinds = [e["kind"] for e in log["events"] if e["task_id"] == task["task_id"]]
+        assert kinds.count("task:claimed") == 1 and kinds.count("task:done") == 1
+        owners.add(task["owner"])
+    assert all(o.endswith(":segment") for o in owners)
