@@ -6,6 +6,7 @@ sponge), stores it as OME-Zarr, then measures in fresh processes (so peak RSS is
 - ``chunked``: the pipeline's chunk tasks (``--chunk``^3, default 256, processes on all cores)
   and the welding of every label: what ``mesh_labels`` does before writing files;
 - ``whole``: the whole volume read into memory and meshed by one zmesh call (the limit);
+- ``pipeline``: ``mesh_labels`` end to end (adds measurements, the STL files and meshes.json);
 
 and prints voxels/s, peak RSS (main process and largest worker), the ratio, and the time to
 write every label in each format. Run: ``.venv/bin/python bench/mesh.py [--size 512]``.
@@ -103,6 +104,16 @@ def run_whole(path: str) -> dict:
     return {"seconds": elapsed, "triangles": triangles, "rss_mb": _rss_mb(resource.RUSAGE_SELF)}
 
 
+def run_pipeline(path: str, out: str, chunk: int) -> dict:
+    from ml4paleo.pipelines.mesh import mesh_labels
+
+    t0 = time.perf_counter()
+    result = mesh_labels(path, out, chunk=chunk, formats=("stl",))
+    return {"seconds": time.perf_counter() - t0, "rss_mb": _rss_mb(resource.RUSAGE_SELF),
+            "worker_rss_mb": _rss_mb(resource.RUSAGE_CHILDREN),
+            "triangles": sum(m["triangles"] for m in result.measurements.values())}
+
+
 def run_formats(path: str, out: str) -> dict:
     from ml4paleo import meshing
     from ml4paleo.io.exports import MESH_FORMATS, write_mesh
@@ -136,7 +147,8 @@ def main() -> None:
     if args.child:
         mode, *rest = args.child
         result = {"chunked": lambda: run_chunked(rest[0], int(rest[1])), "whole": lambda: run_whole(rest[0]),
-                  "formats": lambda: run_formats(rest[0], rest[1])}[mode]()
+                  "formats": lambda: run_formats(rest[0], rest[1]),
+                  "pipeline": lambda: run_pipeline(rest[0], rest[1], int(rest[2]))}[mode]()
         print(json.dumps(result))
         return
 
@@ -156,6 +168,10 @@ def main() -> None:
               f"({chunked['triangles']} triangles, {chunked['tasks']} tasks; chunk tasks "
               f"{chunked['chunk_seconds']:.2f} s, welding {chunked['seconds'] - chunked['chunk_seconds']:.2f} s)")
         print(f"chunked / one call speed: {whole['seconds'] / chunked['seconds']:.2f}  (goal >= 0.5)")
+        e2e = _child("pipeline", str(path), str(Path(tmp) / "e2e"), str(args.chunk))
+        print(f"mesh_labels end to end (chunks, weld, measure, STL, meshes.json): {e2e['seconds']:.2f} s  "
+              f"{voxels / e2e['seconds'] / 1e6:.1f} Mvoxels/s  peak RSS {e2e['rss_mb']:.0f} MB main, "
+              f"{e2e['worker_rss_mb']:.0f} MB largest worker")
         out = Path(tmp) / "meshes"
         out.mkdir()
         formats = _child("formats", str(path), str(out))

@@ -113,17 +113,40 @@ def closed_and_oriented(faces: np.ndarray) -> bool:
     Sort-based: numpy 2's hash ``np.unique`` took seconds on a million edges."""
     if len(faces) == 0:
         return False
-    e = _edges(faces).astype(np.int64)
-    n = int(faces.max()) + 1
-    directed = np.sort(e[:, 0] * n + e[:, 1])
+    f = faces.astype(np.int64)
+    n = int(f.max()) + 1
+    nxt = np.roll(f, -1, axis=1)
+    directed = (f * n + nxt).ravel()
+    reverse = (nxt * n + f).ravel()
+    del f, nxt
+    directed.sort()
     if (directed[1:] == directed[:-1]).any():
         return False  # an edge traversed twice the same way: non-manifold or flipped face
-    return bool(np.array_equal(directed, np.sort(e[:, 1] * n + e[:, 0])))
+    reverse.sort()
+    return bool(np.array_equal(directed, reverse))
 
 
-def _face_volumes(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    a, b, c = (vertices[faces[:, i]] for i in range(3))
-    return np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
+_FACE_BLOCK = 1 << 20
+
+
+def _face_terms(v: np.ndarray, faces: np.ndarray) -> tuple[float, np.ndarray]:
+    """Total area and per-face signed volume (divergence theorem), a block of faces at a time
+    so temporaries stay ~100 MB on meshes of tens of millions of triangles."""
+    area = 0.0
+    vol = np.empty(len(faces), dtype=np.float64)
+    for i in range(0, len(faces), _FACE_BLOCK):
+        a, b, c = (v[faces[i : i + _FACE_BLOCK, k]] for k in range(3))
+        area += 0.5 * float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
+        vol[i : i + _FACE_BLOCK] = np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
+    return area, vol
+
+
+def _components(n_vertices: int, faces: np.ndarray) -> np.ndarray:
+    """Connected component of every vertex (two edges per face connect all three)."""
+    rows = np.concatenate([faces[:, 0], faces[:, 1]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2]])
+    graph = sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_vertices, n_vertices))
+    return connected_components(graph, directed=False)[1]
 
 
 def measure_mesh(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:
@@ -136,11 +159,8 @@ def measure_mesh(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:
         return {"volume": 0.0, "surface_area": 0.0, "bounding_box": None, "components": 0,
                 "cavities": 0, "watertight": False, "vertices": 0, "triangles": 0}
     v = np.asarray(vertices, dtype=np.float64)
-    a, b, c = (v[faces[:, i]] for i in range(3))
-    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum()
-    face_vol = _face_volumes(v, faces)
-    _, comp = connected_components(_adjacency(len(v), faces), directed=False)
-    shell_vol = np.bincount(comp[faces[:, 0]], weights=face_vol)
+    area, face_vol = _face_terms(v, faces)
+    shell_vol = np.bincount(_components(len(v), faces)[faces[:, 0]], weights=face_vol)
     used = np.zeros(len(v), dtype=bool)
     used[faces.ravel()] = True
     return {
