@@ -139,7 +139,7 @@ def _run_tasks(tasks: list, scheduler: str, progress: ProgressCallback, total: f
     if "://" in scheduler:
         from distributed import Client, as_completed
 
-        with Client(scheduler, set_as_default=False) as client:
+        with Client(scheduler) as client:  # as_completed needs it as the default client
             futures = client.compute(tasks)
             index = {f.key: i for i, f in enumerate(futures)}
             results: list[Any] = [None] * len(futures)

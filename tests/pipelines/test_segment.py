@@ -1,0 +1,174 @@
+"""Segmentation: chunked (local and distributed) equals whole volume, outputs, options, preview."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from segdata import FAST, FAST_RF, phantom, scribbles, write_volume
+
+import ml4paleo.pipelines.segment as segment_mod
+from ml4paleo.cli import main as cli
+from ml4paleo.errors import Cancelled, InputError, OutputExistsError, VolumeNotFoundError
+from ml4paleo.features import compute_features
+from ml4paleo.io.annotations import write_annotation
+from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.models import load_model
+from ml4paleo.pipelines.preview import predict_slice
+from ml4paleo.pipelines.segment import segment_volume
+from ml4paleo.pipelines.train import train_model
+from ml4paleo.postprocess import postprocess
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    rng = np.random.default_rng(2)
+    root = tmp_path_factory.mktemp("segment")
+    vol, truth = phantom(rng, shape=(24, 40, 36))
+    write_volume(root / "vol.ome.zarr", vol, chunks=8)  # tiny chunks: many blocks
+    ann = {z: scribbles(truth[z]) for z in (4, 12, 20)}
+    train_model(root / "vol.ome.zarr", ann, root / "model", features=FAST, params=FAST_RF)
+    model = load_model(root / "model")
+    feats = compute_features(vol, model.feature_settings)
+    whole = model.predict(feats.reshape(-1, feats.shape[-1])).reshape(vol.shape)
+    return root, vol, truth, whole
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(segment_mod, "BLOCK_VOXELS", 8 * 16 * 16)
+
+
+def labels_of(path):
+    return np.asarray(open_level(path, 0)[:])
+
+
+def test_chunked_segmentation_equals_whole_volume(world, tmp_path, small_blocks):
+    root, vol, truth, whole = world
+    seen = []
+    result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "labels.ome.zarr", scheduler="threads",
+                            progress=lambda d, t, s="": seen.append((d / t, s)))
+    assert result.n_blocks > 8
+    out = labels_of(tmp_path / "labels.ome.zarr")
+    assert out.dtype == np.uint8 and np.array_equal(out, whole)
+    info = read_info(tmp_path / "labels.ome.zarr")
+    assert info.kind == "labels" and info.voxel_size == (2.0, 1.0, 1.0) and info.shape == vol.shape
+    assert info.attrs["classes"] == ["background", "fossil"] and info.attrs["model_id"] == "model"
+    assert result.voxels_per_class == {"background": int((whole == 0).sum()), "fossil": int((whole == 1).sum())}
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert sum(1 for f, s in seen if s == "segmenting" and 0 < f < 1) >= result.n_blocks - 1  # real progress per block
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.ome.zarr"]
+
+
+def test_local_processes_default_equals_whole_volume(world, tmp_path, small_blocks, monkeypatch):
+    root, vol, truth, whole = world
+    monkeypatch.delenv("ML4PALEO_DASK_SCHEDULER", raising=False)
+    result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr")
+    assert result.scheduler in ("processes", "synchronous")
+    assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), whole)
+
+
+def test_distributed_cluster_equals_local(world, tmp_path, small_blocks, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    root, vol, truth, whole = world
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        monkeypatch.setenv("ML4PALEO_DASK_SCHEDULER", cluster.scheduler_address)
+        result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "d.ome.zarr", probabilities=True)
+    assert result.scheduler.startswith("tcp://")
+    assert np.array_equal(labels_of(tmp_path / "d.ome.zarr"), whole)
+
+
+def test_probabilities_beside_the_labels(world, tmp_path):
+    root, vol, truth, whole = world
+    result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "labels.ome.zarr",
+                            probabilities=True, scheduler="synchronous")
+    assert [p.name for p in result.probability_paths] == ["labels_prob_background.ome.zarr", "labels_prob_fossil.ome.zarr"]
+    probs = np.stack([labels_of(p) for p in result.probability_paths])
+    assert probs.dtype == np.uint8 and np.all(np.abs(probs.astype(int).sum(axis=0) - 255) <= 1)
+    assert np.array_equal(np.argmax(probs, axis=0) == 1, whole == 1) or (np.argmax(probs, axis=0) != whole).mean() < 1e-3
+    assert read_info(result.probability_paths[1]).attrs["probability_of"] == "fossil"
+
+
+@pytest.mark.parametrize("budget", [None, 2_000], ids=["whole", "downsampled"])
+def test_postprocessing_options(world, tmp_path, monkeypatch, budget):
+    root, vol, truth, whole = world
+    if budget:
+        monkeypatch.setattr(segment_mod, "POSTPROCESS_MAX_VOXELS", budget)
+    result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "p.ome.zarr", scheduler="synchronous",
+                            min_size=30, fill_holes=True, keep_largest=False)
+    out = labels_of(tmp_path / "p.ome.zarr")
+    if budget is None:
+        assert result.postprocessing["downsample_factor"] == 1
+        assert np.array_equal(out, postprocess(whole, min_size=30, fill=True))
+    else:
+        assert result.postprocessing["downsample_factor"] > 1
+        assert np.all(out[whole == 1] <= 1) and (out != whole).mean() < 0.05
+    assert result.voxels_per_class["fossil"] == int((out == 1).sum())
+    assert labels_of(tmp_path / "p.ome.zarr").shape == vol.shape
+
+
+def test_refusals_and_cancel_leave_nothing(world, tmp_path):
+    root, vol, truth, whole = world
+    (tmp_path / "exists.ome.zarr").mkdir()
+    with pytest.raises(OutputExistsError):
+        segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "exists.ome.zarr")
+    with pytest.raises(VolumeNotFoundError):
+        segment_volume(root / "vol.ome.zarr", tmp_path / "no-model", tmp_path / "x.ome.zarr")
+    with pytest.raises(InputError, match="min_size"):
+        segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "x.ome.zarr", min_size=-3)
+    with pytest.raises(InputError, match="scheduler"):
+        segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "x.ome.zarr", scheduler="gpu")
+
+    def cancel(done, total, stage=""):
+        if done > 0:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "x.ome.zarr", scheduler="synchronous",
+                       progress=cancel)
+    assert [p.name for p in tmp_path.iterdir()] == ["exists.ome.zarr"]
+
+
+def test_model_with_other_feature_count_is_refused(world, tmp_path):
+    root, vol, truth, whole = world
+    import shutil
+
+    shutil.copytree(root / "model", tmp_path / "model")
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    meta["features"]["sigmas"] = [1.0]
+    (tmp_path / "model" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="features"):
+        segment_volume(root / "vol.ome.zarr", tmp_path / "model", tmp_path / "x.ome.zarr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_preview_equals_the_segmented_slice(world):
+    root, vol, truth, whole = world
+    for z in (0, 13, 23):
+        pred = predict_slice(root / "vol.ome.zarr", root / "model", z)
+        assert pred.dtype == np.uint8 and np.array_equal(pred, whole[z])
+    assert np.array_equal(predict_slice(root / "vol.ome.zarr", root / "model", 13), whole[13])  # cached features
+    with pytest.raises(InputError, match="z must be"):
+        predict_slice(root / "vol.ome.zarr", root / "model", 24)
+
+
+def test_cli_train_segment_and_predict_slice(world, tmp_path):
+    root, vol, truth, whole = world
+    for z in (4, 20):
+        write_annotation(tmp_path / "ann", z, scribbles(truth[z]))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", str(root / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "m"),
+                            "--sigmas", "1,3.5", "--features", "gaussian,ggm,hessian"])
+    assert r.exit_code == 0, r.output
+    assert "fossil: Dice" in r.output
+    r = runner.invoke(cli, ["segment", str(root / "vol.ome.zarr"), str(tmp_path / "m"), str(tmp_path / "s.ome.zarr"),
+                            "--scheduler", "synchronous", "--min-size", "5"])
+    assert r.exit_code == 0, r.output
+    assert labels_of(tmp_path / "s.ome.zarr").shape == vol.shape
+    r = runner.invoke(cli, ["predict-slice", str(root / "vol.ome.zarr"), str(tmp_path / "m"), "3", str(tmp_path / "p.png")])
+    assert r.exit_code == 0 and (tmp_path / "p.png").is_file()
+    r = runner.invoke(cli, ["train", str(root / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "m")])
+    assert r.exit_code != 0 and "already exists" in r.output
