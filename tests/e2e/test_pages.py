@@ -352,3 +352,85 @@ def test_mask_png_codec_is_exact(page):
         assert decoded[:2] == [arr.shape[1], arr.shape[0]]
         assert np.array_equal(np.array(decoded[2], dtype=np.uint8).reshape(arr.shape), arr)
     assert_no_console_errors(page)
+
+
+def _converted_job(page, volume: np.ndarray, name: str) -> str:
+    """A job holding ``volume`` (one TIFF per slice, sent through the API), once converted."""
+    import tifffile
+
+    job_id = page.request.post("/api/job/new", data={"name": name}).json()["job_id"]
+    for z, sl in enumerate(volume):
+        buf = io.BytesIO()
+        tifffile.imwrite(buf, sl)
+        r = page.request.post("/api/upload", multipart={
+            "job_id": job_id, "filename": f"stack/s{z:02d}.tif", "offset": "0", "total_size": str(len(buf.getvalue())),
+            "file": {"name": f"s{z:02d}.tif", "mimeType": "image/tiff", "buffer": buf.getvalue()}})
+        assert r.ok, r.text()
+    assert page.request.post("/api/job/status/upload-complete", data={"job_id": job_id}).ok
+    deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
+    while page.request.get(f"/api/job/{job_id}/status").json()["status"] != "converted":
+        assert time.monotonic() < deadline, "conversion did not finish"
+        time.sleep(0.3)
+    return job_id
+
+
+def test_annotation_tools_paint_exact_values(page, snow_volume):
+    """Lasso, flood fill, eraser, undo/redo and a new class, each checked in the saved mask."""
+    from PIL import Image
+
+    job_id = _converted_job(page, snow_volume[:6], "tools")
+    page.goto(f"/job/annotate/{job_id}?z=2")
+    page.wait_for_function("document.getElementById('slice-out').textContent.startsWith('2 ')")
+    box = page.locator("#view").bounding_box()
+    shape = snow_volume.shape[1:]
+
+    def saved_mask() -> np.ndarray:
+        page.keyboard.press("Control+s")
+        page.wait_for_function("!document.getElementById('submit').textContent.includes('*')")
+        r = page.request.get(f"/api/annotate/{job_id}/annotations/2")
+        assert r.ok
+        return np.asarray(Image.open(io.BytesIO(r.body())))
+
+    # a new class, stored on the server, becomes value 3 and key "3"
+    page.fill("#new-class-name", "matrix")
+    page.click("#add-class button")
+    page.locator("#classes li[data-value='3']").wait_for()
+    classes = page.request.get(f"/api/job/{job_id}/status").json()["classes"]
+    assert [c["value"] for c in classes] == [1, 2, 3] and classes[2]["name"] == "matrix"
+
+    # lasso: drag around pixels 20..60 (x) × 30..70 (y) with class 3
+    page.keyboard.press("3")
+    page.keyboard.press("l")
+    corners = [(30, 20), (30, 60), (70, 60), (70, 20), (30, 20)]
+    page.mouse.move(*to_screen(box, shape, *corners[0]))
+    page.mouse.down()
+    for c in corners[1:]:
+        page.mouse.move(*to_screen(box, shape, *c), steps=6)
+    page.mouse.up()
+    m = saved_mask()
+    assert set(np.unique(m).tolist()) == {0, 3}
+    assert m[35:66, 25:56].min() == 3 and m[:25].max() == 0 and m[75:].max() == 0
+
+    # flood fill the unlabeled rest with background (key 1, tool F): no unlabeled pixel remains
+    page.keyboard.press("1")
+    page.keyboard.press("f")
+    page.mouse.click(*to_screen(box, shape, 5, 5))
+    m = saved_mask()
+    assert set(np.unique(m).tolist()) == {1, 3}
+    assert (m[35:66, 25:56] == 3).all()
+
+    # undo brings the unlabeled pixels back, redo fills them again
+    page.keyboard.press("Control+z")
+    assert set(np.unique(saved_mask()).tolist()) == {0, 3}
+    page.keyboard.press("Control+y")
+    assert set(np.unique(saved_mask()).tolist()) == {1, 3}
+
+    # the eraser (size 1: exactly one pixel per position) clears back to 0 where it goes
+    page.keyboard.press("e")
+    for _ in range(5):
+        page.keyboard.press("[")
+    page.mouse.click(*to_screen(box, shape, 50, 40))
+    m = saved_mask()
+    assert m[50, 40] == 0 and (m == 0).sum() == 1
+    shot(page, "11-annotate-tools")
+    assert_no_console_errors(page)

@@ -1,5 +1,5 @@
 // Annotation page: paint classes on slices, save them, train, see the model's prediction.
-import { api, ApiError, classColor, el, flash, getJob, guarded, jobId, poll } from "./api.js";
+import { api, ApiError, classColor, DEFAULT_COLORS, el, flash, getJob, guarded, jobId, poll } from "./api.js";
 import { LabelBuffer } from "./labels.js";
 import { base64ToBytes, bytesToBase64, decodePng, encodeGrayPng } from "./png.js";
 import { SliceView } from "./sliceview.js";
@@ -33,6 +33,7 @@ const DEFAULT_CLASSES = [
   { value: 2, name: "fossil", color: "#f59e0b" },
 ];
 const colors = () => Object.fromEntries(state.classes.map((c) => [c.value, classColor(c)]));
+const TRAINABLE = new Set(["annotated", "trained", "segmented", "meshed"]); // statuses that accept a retrain
 const MODEL_READY = (m) => !["queued", "training_queued", "training", "error", "failed", "cancelled"].includes(m.status);
 
 // ---------------------------------------------------------------- status line
@@ -54,6 +55,10 @@ function renderClasses() {
     return li;
   });
   $("classes").replaceChildren(...items);
+  // offer a colour no class uses yet for the next one
+  const used = new Set(state.classes.map((c) => classColor(c).toLowerCase()));
+  const free = DEFAULT_COLORS.slice(2).find((c) => !used.has(c)) || `#${Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, "0")}`;
+  $("new-class-color").value = free;
 }
 
 function setActive(value) {
@@ -400,10 +405,11 @@ let liveTimer = 0;
 function scheduleLive() {
   clearTimeout(liveTimer);
   if (!state.model) return;
+  if (!$("live-train").checked) return;
   liveTimer = setTimeout(() => guarded(async () => {
     if (drag) return scheduleLive();
     if (state.unsaved) await save();
-    if (state.training) state.retrainWanted = true;
+    if (state.training || !TRAINABLE.has(state.job && state.job.status)) state.retrainWanted = true;
     else await train();
   }), 1200);
 }
@@ -456,7 +462,7 @@ async function refreshJob() {
     (trainingNow ? ` · training${job.progress ? ` ${Math.round(job.progress * 100)}%` : ""}…` : "");
   $("train").disabled = trainingNow;
   $("train").textContent = newest ? "Retrain now" : "Train model";
-  if (!trainingNow && state.retrainWanted) await train();
+  if (!trainingNow && state.retrainWanted && TRAINABLE.has(job.status)) await train();
   await refreshPrediction();
   if (job.status === "error" && job.error) say(`Last step failed: ${job.error}`);
 }
@@ -537,6 +543,14 @@ setSize(state.size);
 updateUndo();
 guarded(async () => {
   await refreshJob();
+  // Slices exist once the upload is converted; until then, say so and wait.
+  while (!state.job.shape) {
+    if (state.job.status === "error") throw new Error(`The scan could not be converted: ${state.job.error || "no reason recorded"}`);
+    say(`The scan is not ready yet (${state.job.status.replace("_", " ")}); slices appear as soon as it is converted.`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await refreshJob();
+  }
+  say("");
   await refreshGallery();
   const z = new URLSearchParams(location.search).get("z");
   await loadSlice(z === null ? null : Number(z));

@@ -167,7 +167,8 @@ function jobRow(job) {
     }
     del.dataset.armed = "1";
     del.textContent = "Really delete?";
-    setTimeout(() => { delete del.dataset.armed; del.textContent = "Delete"; }, 4000);
+    pausedRefresh = true;
+    setTimeout(() => { delete del.dataset.armed; del.textContent = "Delete"; pausedRefresh = false; }, 4000);
   });
   return el("tr", { dataset: { jobId: job.job_id } },
     nameCell,

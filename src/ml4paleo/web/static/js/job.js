@@ -116,6 +116,10 @@ function render(job) {
   errorBox.hidden = job.status !== "error";
   errorBox.textContent = job.status === "error" ? `This step failed: ${job.error || "no reason recorded"}` : "";
   document.getElementById("job-warning").hidden = !job.annotations_changed_since_segmentation;
+  const notes = job.warnings || []; // e.g. from conversion: "no voxel size in the files; using 1 1 1"
+  const notesBox = document.getElementById("job-notes");
+  notesBox.hidden = !notes.length;
+  notesBox.replaceChildren(...notes.map((w) => el("li", {}, w)));
 
   // Rebuild the buttons only when the situation changes (keeps focus and avoids flicker).
   const key = `${job.status}|${(job.segmentations || []).length}|${(job.models || []).length}|${(job.annotations || []).length}`;
