@@ -1,9 +1,9 @@
 """Writers for downloads: mesh files, PNG/TIFF slices, and zips streamed entry by entry.
 
 Mesh files: binary STL and OBJ (shared vertices) written with numpy in blocks, binary PLY and
-GLB by trimesh; never a Python loop over faces. Meshes come in as (z, y, x) like every array of the package; files get
-(x, y, z), the order 3D software expects, and the winding is reversed with the axes so that
-normals still point outwards.
+GLB by trimesh; never a Python loop over faces. Meshes come in as (z, y, x) like every array
+of the package; files get (x, y, z), the order 3D software expects, and the winding is
+reversed with the axes so that normals still point outwards.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "encode_png",
     "encode_tiff",
     "tiff_resolution",
+    "imagej_compatible",
     "iter_zip",
     "write_zip",
     "folder_entries",
@@ -117,8 +118,9 @@ _UNIT_TO_IMAGEJ = {"micrometer": "micron", "nanometer": "nm", "millimeter": "mm"
 
 
 def tiff_resolution(voxel_size: Sequence[float], unit: str) -> dict:
-    """tifffile keywords that record the voxel size: X/YResolution in pixels per unit and the
-    ImageJ ``spacing``/``unit`` (z), which Fiji, Avizo and Dragonfly read."""
+    """tifffile keywords that record the voxel size the way ImageJ/Fiji write it themselves:
+    X/YResolution in pixels per unit (ResolutionUnit NONE, the unit in the ImageJ description)
+    and the ImageJ ``spacing`` for z."""
     vz, vy, vx = (float(v) for v in voxel_size)
     return {
         "resolution": (1.0 / vx, 1.0 / vy),
