@@ -139,3 +139,15 @@ def test_real_scan_upload_convert_export_slice_for_slice(snow_volume, tmp_path):
         assert back.dtype == snow_volume.dtype and np.array_equal(back, snow_volume)
     with tifffile.TiffFile(export_volume(converted.path, tmp_path / "snow.tif", format="tiff")) as tf:
         assert np.array_equal(tf.asarray(), snow_volume) and tf.imagej_metadata["spacing"] == 15.0
+
+
+def test_int32_volume_tiff_keeps_voxel_size_outside_imagej(tmp_path):
+    vol = np.arange(5 * 6 * 7, dtype=np.int32).reshape(5, 6, 7) - 100
+    path = tmp_path / "i.ome.zarr"
+    with OmeZarrWriter(path, vol.shape, np.int32, voxel_size=(3.0, 2.0, 1.0)) as w:
+        w.write_slab(0, vol)
+    with tifffile.TiffFile(export_volume(path, tmp_path / "i.tif", format="tiff")) as tf:
+        assert np.array_equal(tf.asarray(), vol)
+        assert tf.shaped_metadata[0]["spacing"] == 3.0
+        x = tf.pages[0].tags["XResolution"].value
+        assert x[1] / x[0] == pytest.approx(1.0)

@@ -140,8 +140,6 @@ def encode_tiff(image: np.ndarray, voxel_size: Sequence[float], unit: str) -> by
 
     buf = io.BytesIO()
     res = tiff_resolution(voxel_size, unit)
-    if not imagej_compatible(image.dtype):
-        res.pop("metadata")
     tifffile.imwrite(buf, image, imagej=imagej_compatible(image.dtype), **res)
     return buf.getvalue()
 

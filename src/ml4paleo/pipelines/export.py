@@ -114,10 +114,9 @@ def _multipage_tiff(src: Path, info: VolumeInfo, tmp: Path, progress: ProgressCa
     big = nbytes > _BIGTIFF_LIMIT
     imagej = imagej_compatible(dtype) and not big
     res = tiff_resolution(info.voxel_size, info.unit)
-    if imagej:
-        res["metadata"]["axes"] = "ZYX"  # else ImageJ reads the pages as channels
-    else:
-        res.pop("metadata")
+    # ImageJ would read the pages as channels without axes; past 4 GiB or for other dtypes the
+    # same metadata goes into tifffile's JSON description instead of ImageJ's.
+    res["metadata"]["axes"] = "ZYX"
 
     def pages() -> Iterator[np.ndarray]:
         for z0, slab in slabs():
