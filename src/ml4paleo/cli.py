@@ -196,9 +196,12 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--format", "formats", default="stl", show_default=True, metavar="stl,obj,ply,glb",
               help="Mesh file formats, comma separated.")
 @click.option("--chunk", type=int, default=None, help="Chunk edge in voxels (default 256).")
+@click.option("--scheduler", envvar="ML4PALEO_DASK_SCHEDULER", default=None,
+              help="Dask scheduler address (tcp://host:8786), or processes/threads/synchronous (default: local).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists.")
 @user_errors
-def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, smooth, formats, chunk, overwrite) -> None:
+def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, smooth, formats, chunk, scheduler,
+         overwrite) -> None:
     """Mesh every label of a segmentation (LABELS.ome.zarr) into closed meshes in physical
     units, one file per label and format, plus meshes.json with the measurements."""
     from ml4paleo.pipelines.mesh import MESH_CHUNK, mesh_labels
@@ -206,7 +209,8 @@ def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, smooth, 
     with progress_bar("meshing") as report:
         result = mesh_labels(labels_path, out_dir, labels=_int_list(labels), downsample=downsample,
                              simplify=simplify, max_error=max_error, smooth=smooth, formats=formats,
-                             chunk=chunk or MESH_CHUNK, progress=report, overwrite=overwrite)
+                             chunk=chunk or MESH_CHUNK, scheduler=scheduler, progress=report,
+                             overwrite=overwrite)
     for message in result.messages:
         click.echo(f"warning: {message}", err=True)
     for label, m in result.measurements.items():
@@ -306,7 +310,7 @@ def serve(host, port, data, threads, runner_spec) -> None:
         counts[kind.strip()] = int(n or 1)
     app = create_app(settings)
     server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                    max_request_body_size=settings.max_request_bytes + (1 << 20))
+                                    max_request_body_size=2 * settings.max_request_bytes + (1 << 20))
     supervisor = Supervisor(settings, counts)
 
     def _terminate(signum, frame) -> None:

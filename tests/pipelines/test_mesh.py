@@ -149,7 +149,7 @@ def test_cli_mesh(labels_path, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
     res = runner.invoke(main, ["mesh", str(labels_path), str(out), "--labels", "1,9", "--format", "stl,glb",
-                               "--smooth", "2", "--chunk", "16"])
+                               "--smooth", "2", "--chunk", "16", "--scheduler", "synchronous"])
     assert res.exit_code == 0, res.output
     assert "label 1: volume" in res.output and "label 9 has no voxels" in res.output
     assert sorted(p.name for p in out.iterdir()) == ["label_1_micrometer.glb", "label_1_micrometer.stl",
