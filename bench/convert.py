@@ -62,20 +62,25 @@ def child_read(src: str) -> dict:
     import tifffile
 
     files = sorted(Path(src).glob("*.tif"))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         nbytes = sum(a.nbytes for a in pool.map(tifffile.imread, files))
-    return {"seconds": time.perf_counter() - t, "bytes": nbytes}
+    return {"seconds": time.perf_counter() - t, "cpu": cpu_seconds() - c, "bytes": nbytes}
 
 
 def child_convert(src: str, dst: str, codec: str, chunk: int) -> dict:
     from ml4paleo.pipelines.convert import convert_volume
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     result = convert_volume(src, dst, codec=codec, chunk=chunk)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, cpu_seconds() - c
     stored = sum(p.stat().st_size for p in Path(dst).rglob("*") if p.is_file())
-    return {"seconds": seconds, "bytes": int(np.prod(result.shape)) * 2, "stored": stored}
+    return {"seconds": seconds, "cpu": cpu, "bytes": int(np.prod(result.shape)) * 2, "stored": stored}
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_child(*args: str) -> dict:
@@ -89,12 +94,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slices", type=int, default=512)
     parser.add_argument("--size", type=int, default=1024, help="slice edge in pixels")
-    parser.add_argument("--codec", default="zstd", choices=["zstd", "blosc-lz4", "none"])
+    parser.add_argument("--codec", default=None, choices=["zstd", "blosc-lz4", "none"], help="default: the library's")
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--cache", default="both", choices=["warm", "cold", "both"])
     parser.add_argument("--tmp", default=None, help="folder for the generated stack (default: system temp)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.codec is None:
+        from ml4paleo.io.omezarr import DEFAULT_CODEC
+
+        args.codec = DEFAULT_CODEC
     if args.child:
         kind, *rest = args.child
         res = child_read(*rest) if kind == "read" else child_convert(rest[0], rest[1], rest[2], int(rest[3]))
@@ -123,8 +132,8 @@ def main() -> None:
             read_mbs = read["bytes"] / read["seconds"] / 1e6
             conv_mbs = conv["bytes"] / conv["seconds"] / 1e6
             print(
-                f"[{mode} cache] read-only (tifffile): {read_mbs:7.0f} MB/s ({read['seconds']:.2f} s) | "
-                f"convert: {conv_mbs:7.0f} MB/s ({conv['seconds']:.2f} s) | ratio {conv_mbs / read_mbs:5.1%} | "
+                f"[{mode} cache] read-only (tifffile): {read_mbs:6.0f} MB/s ({read['seconds']:.2f} s, cpu {read['cpu']:.1f} s) | "
+                f"convert: {conv_mbs:6.0f} MB/s ({conv['seconds']:.2f} s, cpu {conv['cpu']:.1f} s) | ratio {conv_mbs / read_mbs:5.1%} | "
                 f"convert peak RSS {conv['peak_rss'] / 1e6:.0f} MB | stored {conv['stored'] / 1e6:.0f} MB "
                 f"(x{conv['bytes'] / max(conv['stored'], 1):.2f})"
             )

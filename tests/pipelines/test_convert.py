@@ -151,3 +151,5 @@ def test_dicom_series_with_rescale(tmp_path, rng):
     assert result.voxel_size == pytest.approx((0.7, 0.4, 0.3)) and result.source_kind == "dicom-series"
     np.testing.assert_array_equal(open_level(result.path)[:], raw.astype(np.int16) - 1024)
     assert read_info(result.path).attrs["voxel_size_source"] == "dicom"
+    in_um = convert_volume(tmp_path / "up", tmp_path / "um.ome.zarr", unit="micrometer")  # the web's default unit
+    assert in_um.voxel_size == pytest.approx((700.0, 400.0, 300.0)) and in_um.unit == "micrometer"

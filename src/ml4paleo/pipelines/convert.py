@@ -16,7 +16,7 @@ import numpy as np
 
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.omezarr import CODECS, DEFAULT_CHUNK, DEFAULT_CODEC, OmeZarrWriter
-from ml4paleo.io.readers import normalize_unit, open_volume
+from ml4paleo.io.readers import convert_lengths, normalize_unit, open_volume
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 DEFAULT_VOXEL_SIZE = (1.0, 1.0, 1.0)
@@ -80,7 +80,8 @@ def convert_volume(
     dst : output folder, conventionally ``*.ome.zarr``.
     voxel_size : (z, y, x) in ``unit``; overrides the files. Default: from the files (DICOM,
         TIFF/ImageJ/OME metadata), else 1, 1, 1 with a warning.
-    unit : NGFF length unit; default the files' unit, else micrometer.
+    unit : NGFF length unit (``um``, ``mm`` ... accepted) of ``voxel_size``; default the files'
+        unit, else micrometer. With a voxel size from the files, that size is converted to it.
     chunk : chunk edge (and slab depth) in voxels, default 64.
     codec : ``blosc-lz4`` (default, fastest and smallest on scans), ``zstd`` or ``none``.
     progress : ``progress(done, total, stage)``; raise :class:`~ml4paleo.errors.Cancelled` to stop.
@@ -99,7 +100,10 @@ def convert_volume(
             unit = unit or reader.unit or DEFAULT_UNIT
         elif reader.voxel_size is not None:
             size, size_source = reader.voxel_size, reader.voxel_size_source or "file"
-            unit = unit or reader.unit or DEFAULT_UNIT
+            file_unit = reader.unit or DEFAULT_UNIT
+            if unit and unit != file_unit:  # e.g. DICOM millimetres asked for in micrometres
+                size = convert_lengths(size, file_unit, unit)
+            unit = unit or file_unit
         else:
             size, size_source = DEFAULT_VOXEL_SIZE, "default"
             unit = unit or DEFAULT_UNIT
