@@ -146,6 +146,9 @@ def mesh_labels(
         :mod:`ml4paleo.pipelines._tasks`.
 
     A requested label without voxels gets no file, and a message in the result and meshes.json.
+    Measurements: mesh volume (unit^3), surface area (unit^2), bounding box (z, y, x), solid
+    components and cavities, and the voxel count of the meshed grid (with ``downsample`` N,
+    of every N-th voxel) with its volume.
     """
     progress = progress or no_progress
     wanted, formats = _validate(labels, downsample, simplify, max_error, smooth, formats, chunk)
