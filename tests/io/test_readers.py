@@ -341,3 +341,40 @@ def test_4d_tiff_is_refused(tmp_path):
     tifffile.imwrite(tmp_path / "t.tif", np.zeros((2, 3, 8, 8), np.uint8), imagej=True, metadata={"axes": "TZYX"})
     with pytest.raises(UnsupportedFileError, match=r"t\.tif.*4D"):
         open_volume(tmp_path / "t.tif")
+
+
+def test_truncated_jpeg_is_caught_although_libjpeg_would_pad_it(tmp_path, rng):
+    (tmp_path / "up").mkdir()
+    for z in range(3):
+        (tmp_path / "up" / f"{z}.jpg").write_bytes(imagecodecs.jpeg8_encode(rng.integers(0, 255, (32, 32), dtype=np.uint8)))
+    data = (tmp_path / "up" / "2.jpg").read_bytes()
+    (tmp_path / "up" / "2.jpg").write_bytes(data[: len(data) * 3 // 4])
+    with pytest.raises(UnsupportedFileError, match=r"2\.jpg: truncated JPEG"):
+        read_all(tmp_path / "up")
+
+
+@pytest.mark.parametrize("keep, reason", [(0.7, "truncated DICOM"), (0.1, "no image size"), (0.02, "not a readable DICOM")])
+def test_truncated_dicom_fails_before_conversion(tmp_path, dicom_series, keep, reason):
+    folder, _ = dicom_series(tmp_path / "up", n=3, shape=(32, 32))
+    victim = sorted(folder.iterdir())[1]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(UnsupportedFileError, match=rf"{victim.name}.*{reason}"):
+        open_volume(folder)
+
+
+def test_non_image_dicom_is_skipped_with_warning(tmp_path, dicom_series):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder, vol = dicom_series(tmp_path / "up", n=3)
+    report = Dataset()
+    report.file_meta = FileMetaDataset()
+    report.file_meta.MediaStorageSOPClassUID = BasicTextSRStorage
+    report.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    report.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    report.SOPClassUID = BasicTextSRStorage
+    report.save_as(folder / "REPORT", enforce_file_format=True)
+    data, reader = read_all(folder)
+    np.testing.assert_array_equal(data, vol)
+    assert any("without an image" in w and "REPORT" in w for w in reader.warnings)

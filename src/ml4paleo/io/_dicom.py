@@ -66,6 +66,22 @@ def _first(ds, *keywords):
     return None
 
 
+def _check_pixel_bytes(entry: Entry, ds) -> None:
+    """Fail before any conversion when an uncompressed file is shorter than its pixels."""
+    syntax = getattr(ds.get("file_meta"), "TransferSyntaxUID", None)
+    if syntax is None or syntax.is_compressed:
+        return
+    try:
+        need = int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1)
+        need *= int(ds.get("SamplesPerPixel", 1) or 1) * int(ds.get("BitsAllocated", 16) or 16) // 8
+    except (TypeError, ValueError):
+        return
+    if entry.size < need:
+        raise UnsupportedFileError(
+            f"{entry.name}: truncated DICOM ({entry.size} bytes, but its {ds.Rows}x{ds.Columns} pixels need {need})"
+        )
+
+
 def read_header(entry: Entry) -> _Header | None:
     """Header of one DICOM file, None if it holds no image (DICOMDIR, structured report...)."""
     try:
@@ -74,7 +90,11 @@ def read_header(entry: Entry) -> _Header | None:
     except Exception as exc:
         raise UnsupportedFileError(f"{entry.name}: corrupt or truncated DICOM ({exc})") from exc
     if "Rows" not in ds or "Columns" not in ds:
-        return None
+        sop = ds.get("SOPClassUID") or getattr(ds.get("file_meta"), "MediaStorageSOPClassUID", None)
+        if sop is not None and "Image" not in getattr(sop, "name", "Image"):
+            return None  # DICOMDIR, structured report, presentation state...: not a slice
+        raise UnsupportedFileError(f"{entry.name}: corrupt or truncated DICOM (no image size in its header)")
+    _check_pixel_bytes(entry, ds)
     try:
         instance = int(ds.InstanceNumber) if ds.get("InstanceNumber") not in (None, "") else None
     except (TypeError, ValueError):

@@ -64,6 +64,7 @@ class Entry:
     archive: Archive | None = None
     member: str | None = None
     kind: str | None = field(default=None, compare=False)
+    first_bytes: bytes = field(default=b"", compare=False, repr=False)
 
     def read_bytes(self) -> bytes:
         try:

@@ -29,8 +29,12 @@ def _decode_png(entry: Entry) -> np.ndarray:
 
 
 def _decode_jpeg(entry: Entry) -> np.ndarray:
+    data = entry.read_bytes()
+    if not data.rstrip(b"\x00")[-2:] == b"\xff\xd9":
+        # libjpeg decodes a cut-off file without error, filling the rest with gray
+        raise UnsupportedFileError(f"{entry.name}: truncated JPEG (no end-of-image marker)")
     try:
-        return imagecodecs.jpeg_decode(entry.read_bytes())
+        return imagecodecs.jpeg_decode(data)
     except Ml4PaleoError:
         raise
     except Exception as exc:

@@ -16,7 +16,7 @@ slices of different sizes, or a mix of formats is an error naming the file and t
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ml4paleo.errors import InputError, UnsafeArchiveError, UnsupportedFileError, VolumeNotFoundError
 from ml4paleo.io._base import VolumeReader, convert_lengths, normalize_unit
@@ -46,7 +46,7 @@ def _classify(entries: list[Entry], pool_reader: VolumeReader) -> tuple[list[Ent
     heads = pool_reader._map(lambda i: entries[i].head(), range(len(entries)))
     keep, skipped = [], []
     for entry, head in zip(entries, heads):
-        entry.kind = sniff_bytes(head)
+        entry.kind, entry.first_bytes = sniff_bytes(head), head
         if entry.kind is not None:
             keep.append(entry)
             continue
@@ -131,6 +131,11 @@ def _open(src: Path, probe: VolumeReader, scratch: Scratch) -> tuple[VolumeReade
         raise InputError(f"{where}: no image files found{extra}; expected TIFF, PNG, JPEG or DICOM slices")
     kind = _single_kind(images, where)
     if kind == "dicom":
+        # DICOM files often have no extension: a binary one we could not recognise among them
+        # is a damaged slice, not a stray file (a README would be text)
+        broken = [e for e in skipped if not PurePosixPath(e.name).suffix and b"\x00" in e.first_bytes]
+        if broken:
+            raise UnsupportedFileError(f"{broken[0].name}: not a readable DICOM file (corrupt or truncated?)")
         reader: VolumeReader = DicomSeriesReader(images)
         reader.source_kind = "dicom-series"
     elif kind == "tiff" and len(images) == 1:
