@@ -378,3 +378,18 @@ def test_non_image_dicom_is_skipped_with_warning(tmp_path, dicom_series):
     data, reader = read_all(folder)
     np.testing.assert_array_equal(data, vol)
     assert any("without an image" in w and "REPORT" in w for w in reader.warnings)
+
+
+def test_single_multiframe_dicom(tmp_path, rng):
+    import pydicom
+
+    vol = rng.integers(0, 4000, (4, 6, 7), dtype=np.uint16)
+    path = write_dicom_slice(tmp_path / "enhanced.dcm", vol[0], position=None, instance=1)
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 4
+    ds.SpacingBetweenSlices = 2.5
+    ds.PixelData = vol.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    data, reader = read_all(path)
+    np.testing.assert_array_equal(data, vol)
+    assert reader.source_kind == "dicom-series" and reader.voxel_size == pytest.approx((2.5, 0.5, 0.25))
