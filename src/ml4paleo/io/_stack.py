@@ -79,10 +79,10 @@ class SliceStackReader(VolumeReader):
         img = self._decode_file(entry)
         if img.ndim == 3 and img.shape[-1] in (2, 3, 4):
             img, note = to_gray(img)
-            if note and note not in self._notes:
-                with self._lock:
+            with self._lock:
+                if note and note not in self._notes:
                     self._notes.add(note)
-                self.warnings.append(f"{entry.name} (and any like it): {note}")
+                    self.warnings.append(f"{entry.name} (and any like it): {note}")
         if img.ndim != 2:
             raise UnsupportedFileError(f"{entry.name}: expected one 2D slice, found an image of shape {img.shape}")
         if img.dtype == bool:

@@ -227,7 +227,8 @@ class OmeZarrWriter:
             self._next_z = end
             self._push(1, data)
         else:
-            self._cascade = False
+            self._cascade = False  # finish() rebuilds every level from level 0
+            self._pending.clear()
 
     def _push(self, level: int, finer: np.ndarray) -> None:
         """Downsample a block of ``level - 1`` (even depth, or its last block) into ``level``;
