@@ -21,8 +21,8 @@ def write_volume(path: Path, volume: np.ndarray, chunks=16, voxel_size=(2.0, 1.0
 
 
 def phantom(rng: np.random.Generator, shape=(32, 48, 48), three_classes=False):
-    """(uint16 volume, truth class indices): bright blobs (1), optionally a darker-textured thin
-    plate (2), in a noisy matrix with an intensity drift."""
+    """(uint16 volume, truth class indices): bright blobs (1), optionally a dark, textured
+    plate 5 voxels thick (2), in a noisy matrix with an intensity drift."""
     truth = np.zeros(shape, np.uint8)
     zz, yy, xx = np.indices(shape)
     for _ in range(max(3, int(np.prod(shape) / 6000))):
@@ -31,9 +31,9 @@ def phantom(rng: np.random.Generator, shape=(32, 48, 48), three_classes=False):
         truth[((zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2) <= r * r] = 1
     vol = 1000 + 8 * xx + 600.0 * (truth == 1)
     if three_classes:
-        plate = np.abs((yy - shape[1] * 0.3) + 0.3 * (zz - shape[0] / 2)) <= 1.6
+        plate = np.abs((yy - shape[1] * 0.3) + 0.3 * (zz - shape[0] / 2)) <= 2.5
         truth[plate] = 2
-        vol = np.where(plate, 1300 + 350 * ((xx // 2) % 2), vol)
+        vol = np.where(plate, 400 + 150 * ((xx // 3) % 2), vol)
     vol = vol + rng.normal(0, 90, shape)
     return np.clip(vol, 0, 65535).astype(np.uint16), truth
 
