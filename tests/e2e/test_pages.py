@@ -127,10 +127,11 @@ def to_screen(canvas_box, shape, y: int, x: int) -> tuple[float, float]:
 
 
 def dabs(page, canvas_box, mask: np.ndarray, rng: np.random.Generator, n: int = 6) -> None:
-    """Short brush strokes (press, drag one pixel, release) on pixels deep inside ``mask``."""
+    """Short strokes of a 3-pixel brush (press, drag one pixel right, release) on pixels whose
+    taxicab distance to the outside of ``mask`` is at least 4, so every painted pixel is in ``mask``."""
     from scipy import ndimage
 
-    inner = ndimage.binary_erosion(mask, iterations=4)
+    inner = ndimage.distance_transform_cdt(mask, metric="taxicab") >= 4
     inner[:, -2:] = False
     ys, xs = np.nonzero(inner)
     assert len(ys) >= n
@@ -159,6 +160,10 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     # ---- home: new job, upload the folder in chunks
     page.goto("/")
     page.fill("#job-name", "Snow <b>grains</b> & friends")  # shown as text, never as HTML
+    page.click("#new-job summary")  # voxel size: anisotropic, as scans with thicker slices are
+    page.fill("#vz", "2")
+    page.fill("#vy", "1")
+    page.fill("#vx", "1")
     page.set_input_files("#folder-input", str(folder))
     page.get_by_text("100 files").wait_for()
     shot(page, "01-home-selected")
@@ -178,12 +183,15 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     canvas = page.locator("#view")
     lo, hi = np.percentile(snow_volume, [30, 70])
     saved = []
+    page.wait_for_function("document.getElementById('slice-out').textContent.includes('/')")
+    for _ in range(3):
+        page.keyboard.press("[")  # brush 6 → 3 pixels across
+    assert page.locator("#brush-size-out").inner_text() == "3"
     for _ in range(2):
         page.wait_for_function("document.getElementById('slice-out').textContent.includes('/')")
         z = int(page.locator("#slice-out").inner_text().split("/")[0])
         image = snow_volume[z]
         box = canvas.bounding_box()
-        page.keyboard.press("[")  # brush 6 → 5 pixels across: stays inside the eroded regions
         page.locator("#classes li[data-value='1']").click()  # background
         dabs(page, box, image < lo, rng)
         page.locator("#classes li[data-value='2']").click()  # fossil (the snow grains)
@@ -226,6 +234,10 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
         for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 40) n++; return n; }"""
     page.wait_for_function(f"({overlay})() > 50")
+    # XZ and YZ views are drawn in physical proportions: 100 slices of 2 µm over 100 pixels of 1 µm
+    for axis in ("y", "x"):
+        b = page.locator(f".view2d[data-axis={axis}] canvas").bounding_box()
+        assert abs(b["height"] / b["width"] - 2.0) < 0.05, (axis, b)
 
     # ---- mesh, then the 3D view shows it
     page.goto(f"/job/{job_id}")

@@ -322,11 +322,14 @@ $("accept-pred").addEventListener("click", () => {
 });
 
 // ---------------------------------------------------------------- slices
+let loading = 0; // ticket of the newest slice request: older answers are dropped
 async function loadSlice(z) {
   if (state.unsaved) await save();
+  const ticket = ++loading;
   const query = z === null || z === undefined ? "" : `?z=${z}`;
   const data = await api(`/api/annotate/${enc}/images/next${query}`);
   const png = await decodePng(base64ToBytes(data.image));
+  if (ticket !== loading) return;
   const [h, w] = data.shape || [png.height, png.width];
   if (png.width !== w || png.height !== h) throw new Error(`slice image is ${png.width}×${png.height}, expected ${w}×${h}`);
   state.z = data.z;
@@ -337,6 +340,7 @@ async function loadSlice(z) {
   if (state.annotated.has(data.z)) {
     const mask = await fetch(`/api/annotate/${enc}/annotations/${data.z}`);
     if (mask.ok) values = (await decodePng(new Uint8Array(await mask.arrayBuffer()))).values;
+    if (ticket !== loading) return;
   }
   state.labels = new LabelBuffer(w, h, values);
   state.prediction = null;

@@ -57,15 +57,20 @@ class OrthoView {
     return [state.shape[AXIS_INDEX[u]], state.shape[AXIS_INDEX[v]]];
   }
 
+  /** Size the canvas to the physical proportions of the slice, a third of the window high at most. */
   layout() {
     const { u, v } = AXES[this.axis];
     const [nu, nv] = this.size();
-    const physU = nu * state.spacing[AXIS_INDEX[u]], physV = nv * state.spacing[AXIS_INDEX[v]];
+    const aspect = (nv * state.spacing[AXIS_INDEX[v]]) / (nu * state.spacing[AXIS_INDEX[u]]);
+    const availW = Math.max(120, this.figure.clientWidth - 8);
+    const availH = Math.max(140, (window.innerHeight - 200) / 3);
+    let w = availW, h = w * aspect;
+    if (h > availH) { h = availH; w = h / aspect; }
     const dpr = window.devicePixelRatio || 1;
-    const cssW = this.canvas.clientWidth || 300;
-    this.canvas.style.aspectRatio = `${physU} / ${physV}`;
-    this.canvas.width = Math.round(cssW * dpr);
-    this.canvas.height = Math.round((cssW * dpr * physV) / physU);
+    this.canvas.style.width = `${Math.round(w)}px`;
+    this.canvas.style.height = `${Math.round(h)}px`;
+    this.canvas.width = Math.round(w * dpr);
+    this.canvas.height = Math.round(h * dpr);
     this.slider.max = state.shape[AXIS_INDEX[this.axis]] - 1;
   }
 
@@ -120,12 +125,17 @@ class OrthoView {
     const { u, v } = AXES[this.axis];
     const [nu, nv] = this.size();
     const x = ((state.cursor[u] + 0.5) / nu) * W, y = ((state.cursor[v] + 0.5) / nv) * H;
-    ctx.strokeStyle = "rgba(255, 224, 102, 0.8)";
-    ctx.lineWidth = Math.max(1, (window.devicePixelRatio || 1));
-    ctx.beginPath();
-    ctx.moveTo(x, 0); ctx.lineTo(x, H);
-    ctx.moveTo(0, y); ctx.lineTo(W, y);
-    ctx.stroke();
+    const gap = 6 * (window.devicePixelRatio || 1); // leave the voxel under the cursor visible
+    ctx.lineWidth = 1.5 * (window.devicePixelRatio || 1);
+    for (const [color, dash] of [["rgba(0, 0, 0, 0.6)", []], ["#ffe066", [6, 4]]]) {
+      ctx.strokeStyle = color;
+      ctx.setLineDash(dash);
+      ctx.beginPath();
+      ctx.moveTo(x, 0); ctx.lineTo(x, y - gap); ctx.moveTo(x, y + gap); ctx.lineTo(x, H);
+      ctx.moveTo(0, y); ctx.lineTo(x - gap, y); ctx.moveTo(x + gap, y); ctx.lineTo(W, y);
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
   }
 }
 
