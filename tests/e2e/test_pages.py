@@ -15,6 +15,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -74,11 +75,12 @@ def server(tmp_path_factory) -> str:
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
+        proc.terminate()  # serve stops its runners on SIGTERM
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the server and its runners only
+            proc.wait()
         log.close()
 
 
@@ -317,6 +319,7 @@ def test_upload_retries_a_failed_chunk_and_resumes_after_reload(page, snow_volum
     page.wait_for_function("document.getElementById('upload-text').textContent.includes('%')")
     page.wait_for_function("() => /\\b[1-9]\\d*%/.test(document.getElementById('upload-text').textContent)")
     assert failed, "the failing chunk was not requested"
+    shot(page, "10-home-uploading")
     jobs = page.request.get("/api/jobs").json()["jobs"]
     job = next(j for j in jobs if j["name"] == "resume me")
     received = page.request.get(f"/api/job/{job['job_id']}/upload").json()["files"]
@@ -326,7 +329,7 @@ def test_upload_retries_a_failed_chunk_and_resumes_after_reload(page, snow_volum
     page.unroute("**/api/upload")
     page.reload()
     page.locator("#resume").wait_for()
-    shot(page, "10-home-resume")
+    shot(page, "11-home-resume")
     before = len(sent)
     page.set_input_files("#resume-input", str(folder))
     page.wait_for_url(re.compile(r"/job/[0-9a-f-]{36}$"))
@@ -444,5 +447,40 @@ def test_annotation_tools_paint_exact_values(page, snow_volume):
     page.mouse.click(*to_screen(box, shape, 50, 40))
     m = saved_mask()
     assert m[50, 40] == 0 and (m == 0).sum() == 1
-    shot(page, "11-annotate-tools")
+    shot(page, "12-annotate-tools")
+    assert_no_console_errors(page)
+
+
+def test_failed_conversion_is_explained_and_jobs_can_be_renamed_and_deleted(page):
+    """A file that is not a scan ends in an error with its reason on the job page; on the home
+    page the job is renamed and deleted with the buttons."""
+    body = b"these are my field notes, not a scan\n" * 40
+    job_id = page.request.post("/api/job/new", data={"name": "notes"}).json()["job_id"]
+    r = page.request.post("/api/upload", multipart={
+        "job_id": job_id, "filename": "notes.txt", "offset": "0", "total_size": str(len(body)),
+        "file": {"name": "notes.txt", "mimeType": "text/plain", "buffer": body}})
+    assert r.ok, r.text()
+    assert page.request.post("/api/job/status/upload-complete", data={"job_id": job_id}).ok
+
+    page.goto(f"/job/{job_id}")
+    error = page.locator("#job-error")
+    error.wait_for()
+    assert "failed" in error.inner_text() and len(error.inner_text()) > 30
+    assert page.locator("#timeline li.failed").count() == 1
+    page.get_by_role("link", name="Start a new upload").wait_for()
+    shot(page, "13-job-error")
+
+    page.goto("/")
+    row = page.locator(f"#jobs tr[data-job-id='{job_id}']")
+    row.locator("button.rename").click()
+    row.locator("input").fill("field notes (not a scan)")
+    row.locator("input").press("Enter")
+    page.locator(f"#jobs tr[data-job-id='{job_id}'] a", has_text="field notes (not a scan)").wait_for()
+    assert page.request.get(f"/api/job/{job_id}/status").json()["name"] == "field notes (not a scan)"
+    delete = page.locator(f"#jobs tr[data-job-id='{job_id}'] button.delete")
+    delete.click()
+    assert delete.inner_text() == "Really delete?"
+    delete.click()
+    page.locator(f"#jobs tr[data-job-id='{job_id}']").wait_for(state="detached")
+    assert page.request.get(f"/api/job/{job_id}/status").status == 404
     assert_no_console_errors(page)
