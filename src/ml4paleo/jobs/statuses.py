@@ -99,10 +99,10 @@ def transition(current: str, event: str, *, has_volume: bool = False, target: st
             return S.ANNOTATED if event == "annotate" else result or status
     if status in allowed:
         return result or status
-    if status in BUSY and event in ("train_queue", "mesh_queue"):
-        raise InvalidTransition(f"the job is busy ({status.value}); wait for it to finish or cancel it")
     if status in (S.UPLOADING, S.UPLOADED, S.CONVERTING) and event in ("train_queue", "mesh_queue", "annotate"):
         raise InvalidTransition(f"the volume is not converted yet (status: {status.value})")
+    if status in BUSY and event in ("train_queue", "mesh_queue"):
+        raise InvalidTransition(f"the job is busy ({status.value}); wait for it to finish or cancel it")
     if status == S.ERROR and not has_volume and event not in ("upload", "upload_complete"):
         raise InvalidTransition("the job failed before its volume was converted; upload it again")
     why = _WHY.get(event, f"cannot {event.replace('_', ' ')}")

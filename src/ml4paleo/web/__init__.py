@@ -21,7 +21,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder="static", template_folder="templates")
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes)
+    app.url_map.merge_slashes = False  # "zarr//etc/passwd" is a 404, not a redirect
     app.extensions["ml4paleo.settings"] = settings
     app.extensions["ml4paleo.store"] = JobStore(settings)
     settings.jobs_dir.mkdir(parents=True, exist_ok=True)

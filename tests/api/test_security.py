@@ -1,0 +1,58 @@
+"""Access token, CORS and pages, on the app in-process (``create_app(settings)`` + test client)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml4paleo.settings import Settings
+from ml4paleo.web import create_app
+
+
+def _client(tmp_path, **settings):
+    app = create_app(Settings.from_env({}, data=tmp_path, **settings))
+    return app.test_client()
+
+
+def test_token_protects_every_route_but_health(tmp_path):
+    client = _client(tmp_path, token="s3cret")
+    assert client.get("/api/health").status_code == 200
+    r = client.get("/api/jobs")
+    assert r.status_code == 401 and r.json == {"error": "access token required (Authorization: Bearer <token>)"}
+    assert client.get("/").status_code == 302 and client.get("/static/css/app.css").status_code == 302
+    assert client.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/api/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/api/jobs", headers={"X-Ml4paleo-Token": "s3cret"}).status_code == 200
+    assert client.post("/login", data={"token": "nope"}).status_code == 401
+    r = client.post("/login", data={"token": "s3cret"})
+    assert r.status_code == 302 and "ml4paleo_token" in r.headers["Set-Cookie"]
+    assert client.get("/api/jobs").status_code == 200  # the cookie now
+    assert client.get("/").status_code == 200
+
+
+def test_without_token_everything_is_open_and_cors_is_off(tmp_path):
+    client = _client(tmp_path)
+    r = client.get("/api/jobs", headers={"Origin": "http://neuroglancer.example"})
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    assert client.get("/login").status_code == 302
+
+
+def test_cors_only_for_configured_origins(tmp_path):
+    client = _client(tmp_path, cors_origins="http://ng.example")
+    r = client.get("/api/health", headers={"Origin": "http://ng.example"})
+    assert r.headers["Access-Control-Allow-Origin"] == "http://ng.example"
+    r = client.options("/api/jobs", headers={"Origin": "http://ng.example", "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 200 and "GET" in r.headers["Access-Control-Allow-Methods"]
+    r = client.get("/api/health", headers={"Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in r.headers
+
+
+@pytest.mark.parametrize("page, template", [("/job/{id}", "job"), ("/job/annotate/{id}", "annotate"),
+                                            ("/job/{id}/viewer", "viewer"), ("/job/{id}/models", "models"),
+                                            ("/job/{id}/download", "download")])
+def test_pages_render_with_the_job_id(tmp_path, page, template):
+    client = _client(tmp_path)
+    job_id = client.post("/api/job/new", json={"name": "p"}).json["job_id"]
+    r = client.get(page.format(id=job_id))
+    assert r.status_code == 200 and f'data-job-id="{job_id}"' in r.text
+    assert client.get(page.format(id="0f1e2d3c-4b5a-4988-8776-655443322110")).status_code == 404
+    assert client.get("/").status_code == 200

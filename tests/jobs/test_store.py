@@ -1,0 +1,258 @@
+"""Contract of the job store and its task queue, run on SQLite (always) and on PostgreSQL when
+``ML4PALEO_TEST_DATABASE_URL`` points at an empty test database."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition, JobNotFound, PayloadTooLarge
+from ml4paleo.jobs.store import JobStore
+from ml4paleo.settings import Settings
+
+
+def uploaded_job(store: JobStore, name: str = "job") -> str:
+    job_id = store.create_job(name)["job_id"]
+    store.begin_chunk(job_id, "a.tif", 0, 4, 4)
+    store.end_chunk(job_id, "a.tif", 4)
+    return job_id
+
+
+def converted_job(store: JobStore, name: str = "job", annotate: bool = True) -> str:
+    job_id = uploaded_job(store, name)
+    store.upload_complete(job_id)
+    claim = store.claim("convert", "test")
+    assert claim.job_id == job_id
+    assert store.finish(claim, {"shape": [4, 8, 8], "dtype": "uint8", "voxel_size": [1, 1, 1], "unit": "micrometer",
+                                "window": [0, 255]})
+    if annotate:
+        store.annotation_saved(job_id, 1, 10, [1, 2])
+    return job_id
+
+
+class StoreContract:
+    """Every store implementation passes these; subclasses provide the ``store`` fixture."""
+
+    def make(self, **overrides) -> JobStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self) -> JobStore:
+        store = self.make()
+        yield store
+        store.close()
+
+    def test_jobs_are_created_listed_renamed_and_deleted(self, store):
+        a = store.create_job("first", voxel_size=[2, 1, 1], unit="micrometer")
+        b = store.create_job("second")
+        assert a["status"] == "uploading" and a["voxel_size"] == [2.0, 1.0, 1.0]
+        assert [j["job_id"] for j in store.list_jobs()][:2] == [b["job_id"], a["job_id"]]
+        assert store.rename_job(a["job_id"], "  renamed ")["name"] == "renamed"
+        store.delete_job(a["job_id"])
+        with pytest.raises(JobNotFound):
+            store.job_doc(a["job_id"])
+        with pytest.raises(JobNotFound):
+            store.job_doc("../../etc")
+        with pytest.raises(InputError, match="name"):
+            store.create_job("")
+        with pytest.raises(InputError, match="voxel_size"):
+            store.create_job("x", voxel_size=[1, 0, 1])
+
+    def test_classes_are_checked(self, store):
+        job_id = store.create_job("c")["job_id"]
+        classes = [{"value": 1, "name": "matrix", "color": "#000"}, {"value": 2, "name": "bone", "color": "#fff"},
+                   {"value": 3, "name": "teeth", "color": "#f00"}]
+        assert [c["name"] for c in store.set_classes(job_id, classes)["classes"]] == ["matrix", "bone", "teeth"]
+        with pytest.raises(InputError, match="without gaps"):
+            store.set_classes(job_id, [{"value": 1, "name": "a"}, {"value": 3, "name": "b"}])
+
+    def test_uploads_continue_refuse_gaps_and_respect_the_job_limit(self, store):
+        job_id = store.create_job("u")["job_id"]
+        store.begin_chunk(job_id, "s/1.tif", 0, 5, 10)
+        assert store.end_chunk(job_id, "s/1.tif", 5) == {"filename": "s/1.tif", "received": 5, "total_size": 10,
+                                                         "complete": False}
+        store.begin_chunk(job_id, "s/1.tif", 0, 5, 10)  # a retry of the same chunk
+        with pytest.raises(InvalidTransition, match="gap"):
+            store.begin_chunk(job_id, "s/1.tif", 7, 3, 10)
+        with pytest.raises(InvalidTransition, match="incomplete"):
+            store.upload_complete(job_id)
+        with pytest.raises(PayloadTooLarge):
+            store.begin_chunk(job_id, "huge.tif", 0, 1, store.settings.max_job_bytes)
+        with pytest.raises(InputError, match="differs"):
+            store.begin_chunk(job_id, "s/1.tif", 5, 5, 11)
+        store.begin_chunk(job_id, "s/1.tif", 5, 5, 10)
+        store.end_chunk(job_id, "s/1.tif", 10)
+        assert store.upload_complete(job_id)["status"] == "uploaded"
+        assert store.upload_complete(job_id)["status"] == "uploaded"  # harmless repeat
+        assert [t["kind"] for t in store.tasks(job_id)] == ["convert"]  # queued once
+        with pytest.raises(InvalidTransition, match="already complete"):
+            store.begin_chunk(job_id, "late.tif", 0, 1, 1)
+
+    def test_training_is_refused_before_conversion_and_without_annotations(self, store):
+        job_id = uploaded_job(store)
+        with pytest.raises(InvalidTransition, match="not converted"):
+            store.queue_start(job_id)
+        converted = converted_job(store, "c", annotate=False)
+        with pytest.raises(InvalidTransition, match="annotate at least one slice"):
+            store.queue_train(converted)
+
+    def test_an_annotation_does_not_clobber_a_queued_training(self, store):
+        job_id = converted_job(store)
+        model_id = store.queue_train(job_id)
+        store.annotation_saved(job_id, 2, 5, [1])
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "training_queued" and doc["annotations"] == [1, 2]
+        assert doc["models"][0]["model_id"] == model_id and doc["models"][0]["status"] == "queued"
+        with pytest.raises(InvalidTransition, match="busy"):
+            store.queue_train(job_id)
+
+    def test_one_claim_per_task_under_concurrency(self, store):
+        jobs = [uploaded_job(store, f"j{i}") for i in range(8)]
+        for job_id in jobs:
+            store.upload_complete(job_id)
+        claimed: list[str] = []
+        lock = threading.Lock()
+
+        def worker(n: int) -> None:
+            mine = self.make()
+            try:
+                while (claim := mine.claim("convert", f"worker-{n}")) is not None:
+                    with lock:
+                        claimed.append(claim.job_id)
+            finally:
+                mine.close()
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(claimed) == sorted(jobs)
+        assert store.claim("segment", "x") is None
+
+    def test_an_expired_lease_is_reclaimed_and_the_old_runner_cannot_finish(self, store):
+        job_id = uploaded_job(store)
+        store.upload_complete(job_id)
+        first = store.claim("convert", "dead-runner")
+        assert store.claim("convert", "other") is None  # leased
+        time.sleep(store.settings.lease_seconds + 0.1)
+        second = store.claim("convert", "new-runner")
+        assert second.task_id == first.task_id and second.attempts == 2
+        assert store.heartbeat(first) == "lost" and store.heartbeat(second) == "ok"
+        assert not store.report_progress(first, 0.5, "stale")
+        assert not store.finish(first, {"shape": [1, 1, 1]})
+        assert store.finish(second, {"shape": [2, 2, 2], "dtype": "uint8"})
+        assert not store.fail(second, "too late")
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "converted" and doc["shape"] == [2, 2, 2]
+        kinds = [e["kind"] for e in store.events(job_id)]
+        assert kinds.count("task:claimed") == 2 and kinds.count("task:done") == 1
+        assert kinds.count("status:converted") == 1
+
+    def test_a_task_whose_runners_keep_dying_ends_in_error(self, store):
+        job_id = uploaded_job(store)
+        store.upload_complete(job_id)
+        for _ in range(store.settings.max_attempts):
+            assert store.claim("convert", "crashy") is not None
+            time.sleep(store.settings.lease_seconds + 0.1)
+        assert store.claim("convert", "crashy") is None
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "error" and "gave up" in doc["error"]
+
+    def test_failure_keeps_reason_and_traceback(self, store):
+        job_id = converted_job(store)
+        seg_id, model_id = store.queue_start(job_id)
+        claim = store.claim("segment", "r")
+        assert (claim.kind, claim.seg_id, claim.model_id) == ("start", seg_id, model_id)
+        assert store.job_doc(job_id)["status"] == "training"
+        assert store.fail(claim, "no labeled voxel for class fossil", "Traceback ...")
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "error" and doc["error"] == "no labeled voxel for class fossil"
+        assert doc["models"][0]["status"] == "error" and doc["segmentations"][0]["status"] == "error"
+        assert store.tasks(job_id)[-1]["error"] == "no labeled voxel for class fossil"
+        assert store.queue_train(job_id)  # a job in error with a volume may be trained again
+
+    def test_start_goes_through_training_then_segmenting(self, store):
+        job_id = converted_job(store)
+        seg_id, model_id = store.queue_start(job_id)
+        claim = store.claim("segment", "r")
+        assert store.model_trained(claim, {"classes": ["background", "fossil"], "n_slices": 1})
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "segmenting" and doc["models"][0]["status"] == "ready"
+        assert store.newest_model(job_id) == model_id
+        assert store.finish(claim, {})
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "segmented" and doc["segmentations"][0]["status"] == "done"
+        assert not doc["annotations_changed_since_segmentation"]
+        store.annotation_saved(job_id, 3, 4, [2])
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "segmented" and doc["annotations_changed_since_segmentation"]
+        assert [t["kind"] for t in store.tasks(job_id)][-1] == "export"
+        export = store.claim("mesh", "m")
+        assert export.kind == "export" and store.fail(export, "disk full")
+        assert store.job_doc(job_id)["status"] == "segmented"  # a failed export leaves the job as it is
+        assert store.queue_mesh(job_id) == seg_id
+        mesh = store.claim("mesh", "m")
+        assert store.finish(mesh, {"meshes": [{"label": 1, "name": "fossil", "files": {"stl": "label_1.stl"},
+                                               "measurements": {"volume": 3.0}}]})
+        assert store.job_doc(job_id)["status"] == "meshed"
+        assert store.meshes(job_id, seg_id) == [{"label": 1, "name": "fossil", "files": {"stl": "label_1.stl"},
+                                                 "measurements": {"volume": 3.0}}]
+        with pytest.raises(ArtifactNotFound):
+            store.queue_mesh(job_id, "0123456789ab")
+
+    def test_cancel_a_queued_task_and_a_running_one(self, store):
+        job_id = converted_job(store)
+        store.queue_train(job_id)
+        doc = store.cancel(job_id)
+        assert doc["status"] == "annotated" and doc["models"][0]["status"] == "cancelled"
+        with pytest.raises(InvalidTransition, match="nothing to cancel"):
+            store.cancel(job_id)
+        store.queue_train(job_id)
+        claim = store.claim("segment", "r")
+        assert store.cancel(job_id)["stage"] == "cancelling"
+        assert store.heartbeat(claim) == "cancel"
+        assert store.cancelled(claim)
+        assert store.job_doc(job_id)["status"] == "annotated"
+
+    def test_release_hands_a_task_back_without_counting_the_attempt(self, store):
+        job_id = uploaded_job(store)
+        store.upload_complete(job_id)
+        claim = store.claim("convert", "stopping")
+        assert store.release(claim)
+        again = store.claim("convert", "next")
+        assert again.task_id == claim.task_id and again.attempts == 1
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _data(self, tmp_path):
+        self.data = tmp_path
+
+    def make(self, **overrides) -> JobStore:
+        return JobStore(Settings.from_env({}, data=self.data, lease_seconds=0.3, max_attempts=2, **overrides))
+
+    def test_the_database_is_one_wal_file_under_data(self, store):
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert (self.data / "ml4paleo.sqlite3").is_file()
+
+
+@pytest.mark.skipif(not os.environ.get("ML4PALEO_TEST_DATABASE_URL"),
+                    reason="set ML4PALEO_TEST_DATABASE_URL to an empty PostgreSQL database to run the contract there")
+class TestURLStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _data(self, tmp_path):
+        from ml4paleo.jobs.tables import Base
+
+        self.data = tmp_path
+        store = self.make()
+        Base.metadata.drop_all(store.engine)
+        store.close()
+
+    def make(self, **overrides) -> JobStore:
+        return JobStore(Settings.from_env({}, data=self.data, database_url=os.environ["ML4PALEO_TEST_DATABASE_URL"],
+                                          lease_seconds=0.3, max_attempts=2, **overrides))
