@@ -194,28 +194,35 @@ def _eig3(xx, yy, zz, xy, xz, yz) -> list[np.ndarray]:
     return [e1, e2, e3]
 
 
-def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings) -> dict[str, list[np.ndarray]]:
-    """All filters of one scale on one (possibly coarse) window; same shape as ``x``."""
+def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
+                    crop: tuple[slice, ...]) -> dict[str, list[np.ndarray]]:
+    """All filters of one scale on one (possibly coarse) window, returned for ``x[crop]``.
+
+    Smoothing and derivatives need the whole window; the per-voxel maths (eigenvalues,
+    magnitudes) runs on the crop only, which for full-resolution scales is about half the window."""
     axes = settings.axes
     filters = set(settings.filters)
     per_axis = [sigma if a in axes else 0.0 for a in range(3)]
     g = ndi.gaussian_filter(x, per_axis, truncate=TRUNCATE, mode="reflect")
-    out: dict[str, list[np.ndarray]] = {"gaussian": [g]}
+    out: dict[str, list[np.ndarray]] = {"gaussian": [g[crop]]}
     if not filters & {"log", "ggm", "st", "hessian"}:
         return out
     grads = [np.gradient(g, axis=a) for a in axes]
+    del g
     if "ggm" in filters:
-        out["ggm"] = [np.sqrt(sum(d * d for d in grads))]
+        sq = [d[crop] for d in grads]
+        out["ggm"] = [np.sqrt(sum(d * d for d in sq))]
     if filters & {"log", "hessian"}:
-        hess = {(i, j): np.gradient(grads[i], axis=axes[j]) for i in range(len(axes)) for j in range(i, len(axes))
+        hess = {(i, j): np.gradient(grads[i], axis=axes[j])[crop] for i in range(len(axes)) for j in range(i, len(axes))
                 if "hessian" in filters or i == j}
         if "log" in filters:
             out["log"] = [sum(hess[(i, i)] for i in range(len(axes)))]
         if "hessian" in filters:
             out["hessian"] = _eigen(hess, len(axes))
+        del hess
     if "st" in filters:
         outer = [sigma / 2 if a in axes else 0.0 for a in range(3)]
-        tensor = {(i, j): ndi.gaussian_filter(grads[i] * grads[j], outer, truncate=TRUNCATE, mode="reflect")
+        tensor = {(i, j): ndi.gaussian_filter(grads[i] * grads[j], outer, truncate=TRUNCATE, mode="reflect")[crop]
                   for i in range(len(axes)) for j in range(i, len(axes))}
         out["st"] = _eigen(tensor, len(axes))
     return out
@@ -290,28 +297,23 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
             from ml4paleo.downsample import downsample_mean
 
             xs = downsample_mean(xs, tuple(f if a in axes else 1 for a in range(3)))
-        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings)
+        if f > 1:
+            crop = (slice(None),) * 3
+        else:
+            crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
+        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop)
         for name in settings.filters:
             if name == "dog":
-                maps = [None]
-            else:
-                maps = feats[name]
-            for m in maps:
-                if name == "dog":
-                    k += 1  # filled below, once every Gaussian is at full resolution
-                    continue
-                if f > 1:
-                    full = _upsample(m, f, tuple(starts), interior, axes)
-                else:
-                    full = m[tuple(slice(s, s + n) for s, n in zip(starts, interior))]
-                out[k] = full
+                k += 1  # filled below, once every Gaussian is at full resolution
+                continue
+            for m in feats[name]:
+                out[k] = _upsample(m, f, tuple(starts), interior, axes) if f > 1 else m
                 if name == "gaussian":
                     gaussians.append(out[k])
                 k += 1
         if "gaussian" not in settings.filters and "dog" in settings.filters:
             g = feats["gaussian"][0]
-            gaussians.append(_upsample(g, f, tuple(starts), interior, axes) if f > 1
-                             else g[tuple(slice(s, s + n) for s, n in zip(starts, interior))])
+            gaussians.append(_upsample(g, f, tuple(starts), interior, axes) if f > 1 else g)
     if "dog" in settings.filters:
         previous = out[0]
         for i, sigma in enumerate(settings.sigmas):
