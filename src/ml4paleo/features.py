@@ -34,6 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
+from ml4paleo.downsample import downsample_mean
 from ml4paleo.errors import InputError
 
 __all__ = [
@@ -294,8 +295,6 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
             starts.append(pads[a] - w0)
         xs = x[tuple(window)]
         if f > 1:
-            from ml4paleo.downsample import downsample_mean
-
             xs = downsample_mean(xs, tuple(f if a in axes else 1 for a in range(3)))
         if f > 1:
             crop = (slice(None),) * 3

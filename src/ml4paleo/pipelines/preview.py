@@ -20,7 +20,9 @@ from ml4paleo.errors import InputError
 __all__ = ["clear_cache", "predict_slice"]
 
 FEATURE_CACHE_SLICES = 4
-"""Slices whose features are kept (512^2 x 61 float32 = 64 MB each)."""
+"""Slices whose features are kept (512^2 x 61 float32 = 64 MB each) ..."""
+FEATURE_CACHE_BYTES = 512 << 20
+"""... within this many bytes (a single larger slice is still cached alone)."""
 
 _features: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
 _lock = threading.Lock()
@@ -45,7 +47,8 @@ def _slice_features(volume_path: Path, z: int, settings) -> np.ndarray:
     feats = slice_features(open_level(volume_path, 0), z, settings)
     with _lock:
         _features[key] = feats
-        while len(_features) > FEATURE_CACHE_SLICES:
+        while len(_features) > 1 and (len(_features) > FEATURE_CACHE_SLICES
+                                      or sum(f.nbytes for f in _features.values()) > FEATURE_CACHE_BYTES):
             _features.popitem(last=False)
     return feats
 

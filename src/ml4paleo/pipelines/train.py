@@ -42,7 +42,7 @@ from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.features import FeatureSettings
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["SAMPLING", "TrainResult", "sample_indices", "slice_features", "train_model"]
+__all__ = ["SAMPLING", "TrainResult", "labeled_features", "sample_indices", "slice_features", "train_model"]
 
 SAMPLING = ("all", "balanced", "proportional")
 DEFAULT_SAMPLING = "proportional"
@@ -92,20 +92,45 @@ def sample_indices(y: np.ndarray, strategy: str = DEFAULT_SAMPLING, max_voxels: 
     return np.sort(np.concatenate(chosen))
 
 
+def _tiles(shape_yx: Sequence[int], tile: int):
+    for y0 in range(0, shape_yx[0], tile):
+        for x0 in range(0, shape_yx[1], tile):
+            yield y0, x0, min(y0 + tile, shape_yx[0]), min(x0 + tile, shape_yx[1])
+
+
 def slice_features(array: Any, z: int, settings: FeatureSettings, tile: int = TILE) -> np.ndarray:
     """(y, x, n_features) features of slice ``z`` of ``array`` (zarr or numpy), computed in
     tiles, equal to that slice of the whole-volume features."""
     from ml4paleo.pipelines.segment import features_of_region
 
-    Y, X = array.shape[1:]
-    out = None
-    for y0 in range(0, Y, tile):
-        for x0 in range(0, X, tile):
-            f = features_of_region(array, (z, y0, x0), (z + 1, min(y0 + tile, Y), min(x0 + tile, X)), settings)[0]
-            if out is None:
-                out = np.empty((Y, X, f.shape[-1]), dtype=np.float32)
-            out[y0:y0 + f.shape[0], x0:x0 + f.shape[1]] = f
-    return out  # type: ignore[return-value]
+    out = np.empty(tuple(array.shape[1:]) + (settings.n_features,), dtype=np.float32)
+    for y0, x0, y1, x1 in _tiles(array.shape[1:], tile):
+        out[y0:y1, x0:x1] = features_of_region(array, (z, y0, x0), (z + 1, y1, x1), settings)[0]
+    return out
+
+
+def labeled_features(array: Any, z: int, mask: np.ndarray, settings: FeatureSettings, tile: int = TILE) -> np.ndarray:
+    """Feature rows of the voxels where ``mask`` is true on slice ``z``, in row-major order,
+    computed tile by tile (only tiles holding labels), so memory stays bounded by a tile."""
+    from ml4paleo.pipelines.segment import features_of_region
+
+    rows = []
+    for y0, x0, y1, x1 in _tiles(array.shape[1:], tile):
+        sel = mask[y0:y1, x0:x1]
+        if sel.any():
+            rows.append((y0, x0, features_of_region(array, (z, y0, x0), (z + 1, y1, x1), settings)[0][sel]))
+    if not rows:
+        return np.empty((0, settings.n_features), np.float32)
+    # rows of each tile are row-major within the tile; restore the slice's row-major order
+    ys, xs = np.nonzero(mask)
+    order_keys = []
+    for y0, x0, _ in rows:
+        tile_sel = mask[y0:y0 + tile, x0:x0 + tile]
+        ty, tx = np.nonzero(tile_sel)
+        order_keys.append((ty + y0) * mask.shape[1] + (tx + x0))
+    keys = np.concatenate(order_keys)
+    data = np.concatenate([r for _, _, r in rows])
+    return data[np.argsort(keys, kind="stable")]
 
 
 def _load_annotations(annotations: str | Path | Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -215,7 +240,7 @@ def train_model(
         y = mask[sel].astype(np.intp) - 1
         labeled += np.bincount(y, minlength=K)
         keep = sample_indices(y, "proportional", max_voxels, seed + z)  # bounds memory on full masks
-        rows.append(slice_features(array, z, settings)[sel][keep])
+        rows.append(labeled_features(array, z, sel, settings)[keep])
         targets.append(y[keep])
         report(i + 1, len(ann))
 
