@@ -393,3 +393,13 @@ def test_single_multiframe_dicom(tmp_path, rng):
     data, reader = read_all(path)
     np.testing.assert_array_equal(data, vol)
     assert reader.source_kind == "dicom-series" and reader.voxel_size == pytest.approx((2.5, 0.5, 0.25))
+
+
+def test_dicom_series_inside_a_zip(tmp_path, dicom_series):
+    folder, vol = dicom_series(tmp_path / "series", n=4)
+    with zipfile.ZipFile(tmp_path / "ct.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in folder.iterdir():
+            zf.write(f, f"patient/ct/{f.name}")
+    data, reader = read_all(tmp_path / "ct.zip")
+    np.testing.assert_array_equal(data, vol)
+    assert reader.source_kind == "zip:dicom-series" and reader.voxel_size == pytest.approx((1.5, 0.5, 0.25))

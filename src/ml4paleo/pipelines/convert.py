@@ -8,6 +8,7 @@ renamed only when the pyramid and metadata are complete; any failure leaves noth
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.omezarr import CODECS, DEFAULT_CHUNK, DEFAULT_CODEC, OmeZarrWriter
 from ml4paleo.io.readers import convert_lengths, normalize_unit, open_volume
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
+
+log = logging.getLogger(__name__)
 
 DEFAULT_VOXEL_SIZE = (1.0, 1.0, 1.0)
 DEFAULT_UNIT = "micrometer"
@@ -134,6 +137,10 @@ def convert_volume(
             warnings = list(dict.fromkeys(warnings + reader.warnings))
             writer.attrs["warnings"] = warnings
             writer.finish(scaled(progress, _LEVEL0_SHARE, 1.0, "building pyramid"))
+    for warning in warnings:
+        log.warning("%s: %s", src, warning)
+    log.info("converted %s (%s, %d files) to %s: shape %s %s", src, reader.source_kind, reader.n_files, dst,
+             reader.shape, reader.dtype)
     progress(1, 1, "done")
     return ConvertResult(
         path=dst,
