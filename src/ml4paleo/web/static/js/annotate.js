@@ -1,7 +1,9 @@
 // Annotation page: paint classes on slices, save them, train, see the model's prediction.
-import { api, ApiError, classColor, DEFAULT_COLORS, el, flash, getJob, guarded, jobId, poll } from "./api.js";
+import { api, ApiError, classColor, DEFAULT_COLORS, el, getJob, guarded, jobId, poll } from "./api.js";
 import { LabelBuffer } from "./labels.js";
+import { PaintInput } from "./paint.js";
 import { base64ToBytes, bytesToBase64, decodePng, encodeGrayPng } from "./png.js";
+import { Gallery } from "./gallery.js";
 import { SliceView } from "./sliceview.js";
 
 const enc = encodeURIComponent(jobId);
@@ -127,32 +129,6 @@ $("show-pred").addEventListener("change", (e) => { view.visible.prediction = e.t
 view.alpha.labels = $("label-opacity").value / 100;
 view.alpha.prediction = $("pred-opacity").value / 100;
 
-/** Brush outline and lasso path, drawn on top in screen coordinates. */
-let hover = null;
-view.overlay = (ctx) => {
-  if (state.lasso && state.lasso.length) {
-    ctx.strokeStyle = classColor(state.classes.find((c) => c.value === state.active) || { value: state.active });
-    ctx.lineWidth = 1.5;
-    ctx.setLineDash([4, 3]);
-    ctx.beginPath();
-    for (const [i, [x, y]] of state.lasso.entries()) {
-      const [sx, sy] = view.toScreen(x, y);
-      if (i) ctx.lineTo(sx, sy); else ctx.moveTo(sx, sy);
-    }
-    if (hover) ctx.lineTo(...view.toScreen(hover[0], hover[1]));
-    ctx.stroke();
-    ctx.setLineDash([]);
-  }
-  if (hover && (state.tool === "brush" || state.tool === "eraser")) {
-    const [sx, sy] = view.toScreen(Math.floor(hover[0]) + 0.5, Math.floor(hover[1]) + 0.5);
-    ctx.strokeStyle = state.tool === "eraser" ? "#fff" : "#ffe066";
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    ctx.arc(sx, sy, Math.max(1.5, (state.size / 2) * view.scale), 0, 2 * Math.PI);
-    ctx.stroke();
-  }
-};
-
 function afterEdit() {
   if (!state.labels) return;
   const rect = state.labels.takeDirty();
@@ -172,88 +148,11 @@ function updateUndo() {
 }
 
 // ---------------------------------------------------------------- pointer input
-let drag = null; // {mode: "paint" | "pan" | "lasso", last: [x, y], moved}
-let spaceHeld = false;
-const canvas = $("view");
-canvas.addEventListener("contextmenu", (e) => e.preventDefault());
-canvas.addEventListener("pointerdown", (e) => {
-  if (!state.labels) return;
-  canvas.setPointerCapture(e.pointerId);
-  $("stage").focus({ preventScroll: true });
-  const p = view.toImage(e.clientX, e.clientY);
-  if (e.button === 1 || e.button === 2 || spaceHeld || state.tool === "pan") {
-    drag = { mode: "pan", last: [e.clientX, e.clientY] };
-    return;
-  }
-  if (e.button !== 0) return;
-  const value = state.tool === "eraser" ? 0 : state.active;
-  if (state.tool === "brush" || state.tool === "eraser") {
-    state.labels.begin();
-    state.labels.disc(Math.floor(p[0]), Math.floor(p[1]), state.size, value);
-    drag = { mode: "paint", last: p, value };
-    const rect = state.labels.takeDirty();
-    if (rect) paintLabels(rect);
-  } else if (state.tool === "fill") {
-    state.labels.begin();
-    state.labels.flood(Math.floor(p[0]), Math.floor(p[1]), state.active);
-    if (state.labels.end()) afterEdit();
-  } else if (state.tool === "lasso") {
-    if (state.lasso && state.lasso.length > 2 && nearFirst(p)) {
-      closePolygon();
-      return;
-    }
-    if (!state.lasso) state.lasso = [];
-    state.lasso.push(p);
-    drag = { mode: "lasso", moved: false, start: [e.clientX, e.clientY] };
-  }
+const input = new PaintInput(view, $("view"), $("stage"), state, {
+  onStroke: (rect) => paintLabels(rect),
+  onEdit: () => afterEdit(),
+  onHover: (p) => showCursor(p),
 });
-canvas.addEventListener("pointermove", (e) => {
-  const p = view.toImage(e.clientX, e.clientY);
-  hover = p;
-  showCursor(p);
-  if (!drag) { view.redraw(); return; }
-  if (drag.mode === "pan") {
-    view.panBy(e.clientX - drag.last[0], e.clientY - drag.last[1]);
-    drag.last = [e.clientX, e.clientY];
-  } else if (drag.mode === "paint") {
-    state.labels.line(drag.last[0], drag.last[1], p[0], p[1], state.size, drag.value);
-    drag.last = p;
-    const rect = state.labels.takeDirty();
-    if (rect) paintLabels(rect);
-  } else if (drag.mode === "lasso") {
-    if (Math.hypot(e.clientX - drag.start[0], e.clientY - drag.start[1]) > 4) drag.moved = true;
-    if (drag.moved) state.lasso.push(p);
-    view.redraw();
-  }
-});
-const endDrag = () => {
-  if (!drag) return;
-  if (drag.mode === "paint") {
-    if (state.labels.end()) afterEdit();
-  } else if (drag.mode === "lasso" && drag.moved) {
-    closePolygon(); // a dragged lasso closes on release; clicks build a polygon
-  }
-  drag = null;
-};
-canvas.addEventListener("pointerup", endDrag);
-canvas.addEventListener("pointercancel", endDrag);
-canvas.addEventListener("pointerleave", () => { hover = null; view.redraw(); });
-canvas.addEventListener("dblclick", () => { if (state.tool === "lasso") closePolygon(); });
-
-function nearFirst(p) {
-  const [a, b] = view.toScreen(...state.lasso[0]), [c, d] = view.toScreen(...p);
-  return Math.hypot(a - c, b - d) < 8;
-}
-function closePolygon() {
-  const points = state.lasso;
-  state.lasso = null;
-  if (points && points.length > 2) {
-    state.labels.begin();
-    state.labels.polygon(points, state.active);
-    if (state.labels.end()) afterEdit();
-  }
-  view.redraw();
-}
 
 function showCursor([x, y]) {
   const ix = Math.floor(x), iy = Math.floor(y);
@@ -279,7 +178,7 @@ document.addEventListener("keydown", (e) => {
   if (ctrl && (key === "y" || (key === "z" && e.shiftKey))) { e.preventDefault(); redo(); return; }
   if (ctrl && key === "s") { e.preventDefault(); guarded(save); return; }
   if (ctrl || e.altKey) return;
-  if (e.key === " ") { spaceHeld = true; $("stage").classList.add("panning"); e.preventDefault(); return; }
+  if (e.key === " ") { input.spaceHeld = true; $("stage").classList.add("panning"); e.preventDefault(); return; }
   const tools = { b: "brush", e: "eraser", l: "lasso", f: "fill" };
   if (tools[key]) setTool(tools[key]);
   else if (/^[1-9]$/.test(key) && state.classes[Number(key) - 1]) setActive(state.classes[Number(key) - 1].value);
@@ -289,11 +188,11 @@ document.addEventListener("keydown", (e) => {
   else if (key === "p") { $("show-pred").click(); }
   else if (key === "," && state.z > 0) guarded(() => loadSlice(state.z - 1));
   else if (key === "." && state.z < state.depth - 1) guarded(() => loadSlice(state.z + 1));
-  else if (e.key === "Escape") { state.lasso = null; view.redraw(); }
-  else if (e.key === "Enter" && state.lasso) closePolygon();
+  else if (e.key === "Escape") input.cancelPolygon();
+  else if (e.key === "Enter" && state.lasso) input.closePolygon();
 });
 document.addEventListener("keyup", (e) => {
-  if (e.key === " ") { spaceHeld = false; $("stage").classList.toggle("panning", state.tool === "pan"); }
+  if (e.key === " ") { input.spaceHeld = false; $("stage").classList.toggle("panning", state.tool === "pan"); }
 });
 
 function undo() {
@@ -411,7 +310,7 @@ function scheduleLive() {
   if (!state.model) return;
   if (!$("live-train").checked) return;
   liveTimer = setTimeout(() => guarded(async () => {
-    if (drag) return scheduleLive();
+    if (input.busy) return scheduleLive();
     if (state.unsaved) await save();
     if (state.training || !TRAINABLE.has(state.job && state.job.status)) state.retrainWanted = true;
     else await train();
@@ -472,72 +371,27 @@ async function refreshJob() {
 }
 
 // ---------------------------------------------------------------- gallery
+const gallery = new Gallery($("gallery"), enc, {
+  colors,
+  onOpen: (z) => guarded(() => loadSlice(z)),
+  onDelete: (z) => guarded(async () => {
+    await api(`/api/annotate/${enc}/annotations/${z}`, { method: "DELETE" });
+    if (state.z === z) {
+      state.labels.begin();
+      state.labels.clear();
+      state.labels.end();
+      paintLabels();
+      markUnsaved(false);
+    }
+    await refreshGallery();
+  }),
+});
+const renderGallery = () => gallery.render(state.annotated, state.z);
+
 async function refreshGallery() {
   const { annotations } = await api(`/api/annotate/${enc}/annotations`);
   state.annotated = new Map(annotations.map((a) => [a.z, a.labeled_voxels]));
   renderGallery();
-}
-
-const thumbs = new Map(); // "z/labeled" → canvas, so unchanged slices are not fetched again
-function thumbnail(z, labeled) {
-  const key = `${z}/${labeled}`;
-  if (thumbs.has(key)) return thumbs.get(key);
-  const c = el("canvas", { width: 1, height: 1 });
-  thumbs.set(key, c);
-  (async () => {
-    const [img, mask] = await Promise.all([
-      new Promise((resolve, reject) => {
-        const i = new Image();
-        i.onload = () => resolve(i);
-        i.onerror = () => reject(new Error(`slice ${z} preview failed`));
-        i.src = `/api/job/${enc}/slice/z/${z}.png`;
-      }),
-      fetch(`/api/annotate/${enc}/annotations/${z}`).then(async (r) => (r.ok ? decodePng(new Uint8Array(await r.arrayBuffer())) : null)),
-    ]);
-    c.width = img.naturalWidth;
-    c.height = img.naturalHeight;
-    const ctx = c.getContext("2d");
-    ctx.drawImage(img, 0, 0);
-    if (mask && mask.width === c.width && mask.height === c.height) {
-      const over = ctx.getImageData(0, 0, c.width, c.height);
-      const col = colors();
-      for (let i = 0; i < mask.values.length; i++) {
-        const v = mask.values[i];
-        if (!v || !col[v]) continue;
-        const [r, g, b] = [1, 3, 5].map((k) => parseInt(col[v].slice(k, k + 2), 16));
-        const d = over.data;
-        d[i * 4] = (d[i * 4] + r) >> 1; d[i * 4 + 1] = (d[i * 4 + 1] + g) >> 1; d[i * 4 + 2] = (d[i * 4 + 2] + b) >> 1;
-      }
-      ctx.putImageData(over, 0, 0);
-    }
-  })().catch((err) => flash(err.message));
-  return c;
-}
-
-function renderGallery() {
-  const items = [...state.annotated.entries()].sort((a, b) => a[0] - b[0]).map(([z, labeled]) => {
-    const del = el("button", { type: "button", class: "del", title: `Delete the annotation of slice ${z}` }, "×");
-    del.addEventListener("click", (e) => {
-      e.stopPropagation();
-      guarded(async () => {
-        await api(`/api/annotate/${enc}/annotations/${z}`, { method: "DELETE" });
-        if (state.z === z) {
-          state.labels.begin();
-          state.labels.clear();
-          state.labels.end();
-          paintLabels();
-          markUnsaved(false);
-        }
-        await refreshGallery();
-      });
-    });
-    const li = el("li", { class: z === state.z ? "current" : "", dataset: { z }, title: `slice ${z}: ${labeled} labelled pixels` },
-      thumbnail(z, labeled), el("span", { class: "cap" }, `z ${z}`), del);
-    li.addEventListener("click", () => { if (z !== state.z) guarded(() => loadSlice(z)); });
-    return li;
-  });
-  $("gallery").replaceChildren(...items);
-  if (!items.length) $("gallery").append(el("li", { class: "hint", style: "cursor:default;background:none;border:none" }, "None yet."));
 }
 
 // ---------------------------------------------------------------- start

@@ -1,0 +1,79 @@
+// Gallery of annotated slices: small previews (slice + painted classes), open on click, delete.
+import { el, flash, hexToRgb } from "./api.js";
+import { decodePng } from "./png.js";
+
+const THUMB = 160; // longest side of a preview, in pixels
+
+function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`could not load ${url}`));
+    img.src = url;
+  });
+}
+
+export class Gallery {
+  /**
+   * @param list the <ul> to fill
+   * @param enc the URL-encoded job id
+   * @param colors function returning {value: "#rrggbb"} of the classes
+   * @param onOpen(z) / onDelete(z) what a click on a preview / on its × does
+   */
+  constructor(list, enc, { colors, onOpen, onDelete }) {
+    Object.assign(this, { list, enc, colors, onOpen, onDelete });
+    this.cache = new Map(); // "z/labeled voxels" → canvas: unchanged slices are not fetched again
+  }
+
+  _preview(z, labeled) {
+    const key = `${z}/${labeled}`;
+    if (this.cache.has(key)) return this.cache.get(key);
+    const canvas = el("canvas", { width: 1, height: 1 });
+    this.cache.set(key, canvas);
+    this._draw(canvas, z).catch((err) => flash(err.message));
+    return canvas;
+  }
+
+  async _draw(canvas, z) {
+    const [img, mask] = await Promise.all([
+      loadImage(`/api/job/${this.enc}/slice/z/${z}.png`),
+      fetch(`/api/annotate/${this.enc}/annotations/${z}`)
+        .then(async (r) => (r.ok ? decodePng(new Uint8Array(await r.arrayBuffer())) : null)),
+    ]);
+    const w = img.naturalWidth, h = img.naturalHeight;
+    const full = el("canvas", { width: w, height: h });
+    const ctx = full.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    if (mask && mask.width === w && mask.height === h) {
+      const over = ctx.getImageData(0, 0, w, h);
+      const rgb = Object.fromEntries(Object.entries(this.colors()).map(([v, hex]) => [v, hexToRgb(hex)]));
+      const d = over.data;
+      for (let i = 0; i < mask.values.length; i++) {
+        const c = rgb[mask.values[i]];
+        if (!mask.values[i] || !c) continue;
+        d[i * 4] = (d[i * 4] + c[0]) >> 1; d[i * 4 + 1] = (d[i * 4 + 1] + c[1]) >> 1; d[i * 4 + 2] = (d[i * 4 + 2] + c[2]) >> 1;
+      }
+      ctx.putImageData(over, 0, 0);
+    }
+    const s = Math.min(1, THUMB / Math.max(w, h));
+    canvas.width = Math.max(1, Math.round(w * s));
+    canvas.height = Math.max(1, Math.round(h * s));
+    const small = canvas.getContext("2d");
+    small.imageSmoothingEnabled = s < 1;
+    small.drawImage(full, 0, 0, canvas.width, canvas.height);
+  }
+
+  /** Show `annotated` (Map z → labelled voxels), marking slice `current`. */
+  render(annotated, current) {
+    const items = [...annotated.entries()].sort((a, b) => a[0] - b[0]).map(([z, labeled]) => {
+      const del = el("button", { type: "button", class: "del", title: `Delete the annotation of slice ${z}` }, "×");
+      del.addEventListener("click", (e) => { e.stopPropagation(); this.onDelete(z); });
+      const li = el("li", { class: z === current ? "current" : "", dataset: { z }, title: `slice ${z}: ${labeled} labelled pixels` },
+        this._preview(z, labeled), el("span", { class: "cap" }, `z ${z}`), del);
+      li.addEventListener("click", () => { if (z !== current) this.onOpen(z); });
+      return li;
+    });
+    if (!items.length) items.push(el("li", { class: "empty hint" }, "None yet."));
+    this.list.replaceChildren(...items);
+  }
+}
