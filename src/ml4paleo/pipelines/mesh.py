@@ -10,6 +10,7 @@ temporary name and renamed when complete.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -22,12 +23,15 @@ from ml4paleo import meshing
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.exports import MESH_FORMATS, write_mesh
 from ml4paleo.io.omezarr import VolumeInfo, open_level, partial_path, read_info, replace_atomically
-from ml4paleo.pipelines._tasks import run_tasks
+from ml4paleo.pipelines._tasks import SCHEDULER_ENV, run_tasks
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 MESH_CHUNK = 256
 """Chunk edge for meshing: a 257^3 uint8 window is 17 MB, and each task is long enough
 (~0.5 s) that scheduling costs nothing; two in flight on two cores."""
+PARALLEL_MIN_VOXELS = 1 << 25
+"""Below this many voxels (32 M, ~320^3) chunks run in this process unless a scheduler is named:
+starting worker processes (~1.5 CPU s of imports) costs more than meshing them."""
 
 
 @dataclass
@@ -163,6 +167,8 @@ def mesh_labels(
     voxel_size = tuple(float(v) * downsample for v in info.voxel_size)
     unit = info.unit
     windows = meshing.chunk_windows(grid, int(chunk))
+    if scheduler is None and not os.environ.get(SCHEDULER_ENV) and int(np.prod(grid)) < PARALLEL_MIN_VOXELS:
+        scheduler = "synchronous"
     args = [(str(labels_path), level, stride, grid, w, wanted) for w in windows]
     results = run_tasks(_mesh_window, args, scheduler=scheduler,
                         progress=scaled(progress, 0.0, 0.6, "meshing chunks"), stage="meshing chunks")
