@@ -164,7 +164,7 @@ class _Sink:
 
 
 def _zipinfo(name: str, path: Path) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo.from_file(path, arcname=name)
+    info = zipfile.ZipInfo.from_file(path, arcname=name, strict_timestamps=False)  # pre-1980 mtimes clamp
     info.compress_type = zipfile.ZIP_DEFLATED if path.suffix.lower() in _DEFLATE_SUFFIXES else zipfile.ZIP_STORED
     if info.compress_type == zipfile.ZIP_DEFLATED:
         # fastest deflate: downloads are limited by CPU, not by the few % a higher level saves
