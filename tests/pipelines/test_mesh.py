@@ -12,9 +12,8 @@ from click.testing import CliRunner
 from ml4paleo import meshing
 from ml4paleo.cli import main
 from ml4paleo.errors import Cancelled, InputError, OutputExistsError
-from ml4paleo.io.omezarr import OmeZarrWriter
+from ml4paleo.io.omezarr import OmeZarrWriter, read_info
 from ml4paleo.pipelines.mesh import _grid, mesh_labels
-from ml4paleo.io.omezarr import read_info
 
 VOXEL = (2.0, 0.5, 0.75)
 RADIUS = 12.0
