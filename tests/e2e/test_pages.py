@@ -22,6 +22,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+NEUROGLANCER = "https://neuroglancer.invalid/"  # only shown as a link, never opened
 STEP_TIMEOUT_MS = 60_000  # one pipeline step (convert, train, segment, mesh) on a 100^3 scan
 
 pytestmark = [
@@ -57,7 +59,8 @@ def server(tmp_path_factory) -> str:
     port = _free_port()
     exe = shutil.which("ml4paleo", path=str(Path(sys.executable).parent)) or "ml4paleo"
     log = open(data / "serve.log", "wb")
-    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--data", str(data)],
+    env = {**os.environ, "ML4PALEO_NEUROGLANCER_URL": NEUROGLANCER}
+    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--data", str(data)], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -236,6 +239,9 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
         for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 40) n++; return n; }"""
     page.wait_for_function(f"({overlay})() > 50")
+    if not os.environ.get("ML4PALEO_E2E_URL"):  # the server we started has Neuroglancer configured
+        href = page.locator("#neuroglancer").get_attribute("href")
+        assert href.startswith(NEUROGLANCER + "#!") and f"/api/job/{job_id}/zarr/" in unquote(href)
     # XZ and YZ views are drawn in physical proportions: 100 slices of 2 µm over 100 pixels of 1 µm
     for axis in ("y", "x"):
         b = page.locator(f".view2d[data-axis={axis}] canvas").bounding_box()
