@@ -127,6 +127,12 @@ def test_bad_parameters_and_existing_output(labels_path, tmp_path):
         w.write_slab(0, np.zeros((4, 4, 4), np.float32))
     with pytest.raises(InputError, match="integer"):
         mesh_labels(image, out)
+    scan = tmp_path / "scan.ome.zarr"
+    with OmeZarrWriter(scan, (4, 4, 4), np.uint16) as w:
+        w.write_slab(0, np.full((4, 4, 4), 7, np.uint16))
+    with pytest.raises(InputError, match="image volume"):
+        mesh_labels(scan, out)
+    assert mesh_labels(scan, tmp_path / "scan_meshes", labels=[7]).measurements[7]["watertight"]
     mesh_labels(labels_path, out, labels=[2], scheduler="sync")
     with pytest.raises(OutputExistsError):
         mesh_labels(labels_path, out, labels=[2], scheduler="sync")

@@ -159,6 +159,9 @@ def mesh_labels(
     info = read_info(labels_path)
     if not np.issubdtype(info.dtype, np.integer):
         raise InputError(f"{labels_path} holds {info.dtype} voxels; meshing needs an integer label volume")
+    if info.kind != "labels" and wanted is None:
+        raise InputError(f"{labels_path} is an image volume, not a segmentation: every gray value would become a "
+                         "mesh; pass labels=[...] to mesh chosen values anyway")
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise OutputExistsError(f"{out_dir} already exists (pass overwrite to replace it)")
