@@ -18,7 +18,7 @@ import pytest
 requests = pytest.importorskip("requests")
 
 FAST_ENV = {
-    "ML4PALEO_LEASE_SECONDS": "2",
+    "ML4PALEO_LEASE_SECONDS": "3",
     "ML4PALEO_POLL_SECONDS": "0.1",
     # a small feature bank: training and segmentation in seconds, still a real random forest
     "ML4PALEO_TRAIN_FEATURES": '{"sigmas": [1.0, 2.5]}',

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from apiserver import converted_job, png_b64, start_server, stop_server
+from apiserver import converted_job, png_b64, start_server, stop_server, tiff_slices, upload_files
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +19,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server2(tmp_path_factory):
     """Two segmentation runners (and one convert runner) under one ``ml4paleo serve``."""
+    import psutil
+
     srv = start_server(tmp_path_factory.mktemp("data"), runners="convert=1,segment=2")
     yield srv
+    children = psutil.Process(srv.proc.pid).children(recursive=True)
     stop_server(srv)
+    # SIGTERM to the server stops every runner it started
+    assert srv.proc.returncode == 0
+    assert not [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
 def _annotate(srv, job_id: str, volume: np.ndarray, zs) -> None:
@@ -71,13 +77,18 @@ def test_runner_killed_mid_job_the_job_completes_exactly_once(server2, snow_volu
 def test_two_segment_runners_four_jobs_each_processed_once(server2, rng):
     pytest.importorskip("ml4paleo.pipelines.train")
     srv = server2
-    jobs = []
+    volumes = {}
     for i in range(4):
         volume = rng.normal(1000, 50, (12, 40, 40)).astype(np.uint16)
         volume[:, 10:30, 10 + i:30] += 2000
-        job_id = converted_job(srv, volume, f"job {i}")
-        _annotate(srv, job_id, volume, (3, 8))
-        jobs.append(job_id)
+        job_id = srv.json("POST", "/api/job/new", 201, json={"name": f"job {i}"})["job_id"]
+        upload_files(srv, job_id, tiff_slices(volume))
+        srv.json("POST", "/api/job/status/upload-complete", 202, json={"job_id": job_id})
+        volumes[job_id] = volume
+    jobs = list(volumes)
+    for job_id in jobs:
+        srv.wait(job_id, {"converted"})
+        _annotate(srv, job_id, volumes[job_id], (3, 8))
     model_ids = {job_id: srv.json("POST", f"/api/job/{job_id}/retrain", 202)["model_id"] for job_id in jobs}
     owners = set()
     for job_id in jobs:

@@ -24,6 +24,8 @@ from ml4paleo.settings import Settings
 log = logging.getLogger("ml4paleo.runner")
 PROGRESS_INTERVAL = 0.5
 """Seconds between progress writes to the store (a pipeline may report far more often)."""
+HEARTBEAT_MAX = 5.0
+"""Longest interval between lease renewals, which is also how soon a cancel request is seen."""
 
 
 class _LeaseLost(Cancelled):
@@ -83,7 +85,7 @@ class Runner:
         if claim is None:
             return False
         log.info("task %s (%s) of job %s claimed, attempt %s", claim.task_id, claim.kind, claim.job_id, claim.attempts)
-        beat = _Heartbeat(self.store, claim, max(self.settings.lease_seconds / 3.0, 0.05))
+        beat = _Heartbeat(self.store, claim, min(max(self.settings.lease_seconds / 3.0, 0.05), HEARTBEAT_MAX))
         beat.start()
         last = [0.0]
 
@@ -97,13 +99,14 @@ class Runner:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL or (total and done >= total):
                 last[0] = now
-                self.store.report_progress(claim, (done / total) if total else 1.0, stage)
+                try:
+                    self.store.report_progress(claim, (done / total) if total else 1.0, stage)
+                except Exception:  # progress is cosmetic: a database hiccup must not fail the task
+                    log.exception("could not record progress of task %s", claim.task_id)
 
         try:
             ctx = TaskContext(self.settings, self.store, claim, self.store.paths(claim.job_id), progress)
             result = TASKS[claim.kind](ctx)
-            if beat.state == "cancel":
-                raise Cancelled("cancelled by the user")
             if not self.store.finish(claim, result):
                 log.warning("task %s finished but its claim was lost; result not recorded", claim.task_id)
         except (_LeaseLost, LostClaim):

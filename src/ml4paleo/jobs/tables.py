@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -35,7 +35,7 @@ class Job(Base):
     unit: Mapped[str | None] = mapped_column(String(40), nullable=True)
     window: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     classes: Mapped[list[Any]] = mapped_column(JSON)
-    upload_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    upload_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     annotation_rev: Mapped[int] = mapped_column(Integer, default=0)
     """Incremented on every annotation change; models remember the revision they were trained on."""
     warnings: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
@@ -46,8 +46,8 @@ class Upload(Base):
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     filename: Mapped[str] = mapped_column(String(1000), primary_key=True)
-    total_size: Mapped[int] = mapped_column(Integer)
-    received: Mapped[int] = mapped_column(Integer, default=0)
+    total_size: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[float] = mapped_column(Float)
 
 
@@ -56,7 +56,7 @@ class Annotation(Base):
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     z: Mapped[int] = mapped_column(Integer, primary_key=True)
-    labeled_voxels: Mapped[int] = mapped_column(Integer)
+    labeled_voxels: Mapped[int] = mapped_column(BigInteger)
     values: Mapped[list[Any]] = mapped_column(JSON)
     updated_at: Mapped[float] = mapped_column(Float)
 

@@ -1,0 +1,33 @@
+"""The ``runner`` and ``serve`` commands' options (the servers themselves run in tests/api)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+from click.testing import CliRunner
+
+from ml4paleo.cli import main
+from ml4paleo.jobs.store import JobStore
+from ml4paleo.settings import Settings
+
+
+def test_runner_once_drains_its_queue(tmp_path, rng):
+    store = JobStore(Settings.from_env({}, data=tmp_path))
+    job_id = store.create_job("cli")["job_id"]
+    upload = store.paths(job_id).upload
+    upload.mkdir(parents=True)
+    tifffile.imwrite(upload / "v.tif", rng.integers(0, 999, (5, 12, 12), dtype=np.uint16))
+    size = (upload / "v.tif").stat().st_size
+    store.begin_chunk(job_id, "v.tif", 0, size, size)
+    store.end_chunk(job_id, "v.tif", size)
+    store.upload_complete(job_id)
+    result = CliRunner().invoke(main, ["runner", "convert", "--once", "--data", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert store.job_doc(job_id)["status"] == "converted"
+
+
+def test_bad_options_are_one_line_errors(tmp_path):
+    result = CliRunner().invoke(main, ["serve", "--data", str(tmp_path), "--runners", "paint=2"])
+    assert result.exit_code != 0 and "--runners must look like" in result.output
+    result = CliRunner().invoke(main, ["runner", "paint"])
+    assert result.exit_code == 2 and "paint" in result.output
