@@ -100,19 +100,26 @@ async function offerResume(jobsById) {
   const card = document.getElementById("resume");
   const pending = pendingUploads();
   resumeJob = null;
+  // ?resume=<job_id> (from the job page) works for uploads started in another browser too
+  const asked = new URLSearchParams(location.search).get("resume");
+  if (asked && jobsById.get(asked) && jobsById.get(asked).status === "uploading" && asked !== activeJobId) {
+    resumeJob = { jobId: asked, info: pending[asked] || null };
+  }
   for (const [jobId, info] of Object.entries(pending)) {
+    if (resumeJob) break;
     const job = jobsById.get(jobId);
     if (!job || job.status !== "uploading") { forgetUpload(jobId); continue; }
     if (jobId === activeJobId) continue;
     resumeJob = { jobId, info };
-    break;
   }
   card.hidden = !resumeJob;
   if (!resumeJob) return;
   const job = jobsById.get(resumeJob.jobId);
+  const info = resumeJob.info;
+  const total = info ? ` of ${formatBytes(info.bytes)} (${info.files} files)` : "";
   document.getElementById("resume-text").textContent =
-    `“${resumeJob.info.name}” stopped at ${formatBytes(job.upload_bytes || 0)} of ${formatBytes(resumeJob.info.bytes)} ` +
-    `(${resumeJob.info.files} files). The browser cannot reopen files by itself after a reload: choose the same folder or files again and the upload goes on from where it stopped.`;
+    `“${job.name}” stopped at ${formatBytes(job.upload_bytes || 0)}${total}. The browser cannot reopen files by itself after a reload: ` +
+    "choose the same folder or files again and the upload goes on from where it stopped.";
 }
 for (const id of ["resume-input", "resume-files"]) {
   document.getElementById(id).addEventListener("change", (e) => {

@@ -75,7 +75,7 @@ function actionsFor(job) {
   const hasAnnotations = (job.annotations || []).length > 0;
   const model = trainedModel(job);
   switch (job.status) {
-    case "uploading": return [[linkButton("Continue the upload", "/", true)], []];
+    case "uploading": return [[linkButton("Continue the upload", `/?resume=${enc}`, true)], []];
     case "converted": return [[annotate(true)], [viewer()]];
     case "annotated": return [[train(true)], [annotate(false)]];
     case "trained": return [[segment(true)], [annotate(false), models(), train(false)]];
