@@ -254,7 +254,7 @@ def runner(kind, data, once) -> None:
 
     Several runners of one kind (on one or several hosts sharing the database, see
     ML4PALEO_DATABASE_URL) never take the same task. SIGTERM/Ctrl-C hands the current task
-    back to the queue; a second one exits at once."""
+    back to the queue; a second Ctrl-C exits at once."""
     import signal
 
     from ml4paleo.jobs.runner import Runner
@@ -266,9 +266,15 @@ def runner(kind, data, once) -> None:
         worker.drain()
         return
 
+    interrupts = []
+
     def _stop(signum, frame) -> None:
-        if worker.stop_event.is_set():
-            raise SystemExit(1)
+        # SIGTERM (from `ml4paleo serve`, possibly right after the terminal's SIGINT) stops
+        # gracefully; only a second Ctrl-C exits at once.
+        if signum == signal.SIGINT:
+            interrupts.append(signum)
+            if len(interrupts) > 1:
+                raise SystemExit(1)
         worker.stop_event.set()
 
     signal.signal(signal.SIGTERM, _stop)
