@@ -225,10 +225,9 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     assert page.locator("#accept-pred").is_enabled()
     shot(page, "03-annotate-prediction")
 
-    # ---- job page: segment the whole volume
-    page.goto(f"/job/{job_id}")
-    wait_for_button(page, "Segment the whole volume")
-    page.get_by_role("button", name="Segment the whole volume").click()
+    # ---- segment the whole volume (from the annotation page), then follow it on the job page
+    page.locator("#segment").click()
+    page.wait_for_url(re.compile(rf"/job/{job_id}$"))
     wait_for_button(page, "Make 3D meshes")
     shot(page, "04-job-segmented")
 

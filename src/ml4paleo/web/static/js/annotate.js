@@ -302,6 +302,12 @@ $("train").addEventListener("click", () => guarded(async () => {
   await train();
 }));
 
+$("segment").addEventListener("click", () => guarded(async () => {
+  if (state.unsaved) await save();
+  await api(`/api/job/${enc}/start`, { method: "POST", body: {} });
+  window.location.href = `/job/${enc}`;
+}));
+
 // When a model exists, each stroke is saved and the model retrained a moment later, and the
 // prediction is refreshed as soon as the new model is ready.
 let liveTimer = 0;
@@ -364,6 +370,8 @@ async function refreshJob() {
   $("model-info").textContent = describeModel(newest, job) +
     (trainingNow ? ` · training${job.progress ? ` ${Math.round(job.progress * 100)}%` : ""}…` : "");
   $("train").disabled = trainingNow;
+  $("segment").hidden = !newest;
+  $("segment").disabled = trainingNow || !TRAINABLE.has(job.status);
   $("train").textContent = newest ? "Retrain now" : "Train model";
   if (!trainingNow && state.retrainWanted && TRAINABLE.has(job.status)) await train();
   await refreshPrediction();
