@@ -23,6 +23,7 @@ const state = {
   tool: "brush",
   size: 6,
   unsaved: false,
+  edits: 0, // number of edits so far: a save only clears "unsaved" if none came in meanwhile
   annotated: new Map(), // z → labeled voxels
   model: null,
   training: false,
@@ -133,6 +134,7 @@ function afterEdit() {
   if (!state.labels) return;
   const rect = state.labels.takeDirty();
   if (rect) paintLabels(rect);
+  state.edits++;
   markUnsaved(true);
   scheduleLive();
 }
@@ -267,19 +269,21 @@ async function save() {
   const z = state.z;
   const labelled = state.labels.values.some((v) => v !== 0);
   if (!labelled) {
+    const edits = state.edits;
     if (state.annotated.has(z)) {
       await api(`/api/annotate/${enc}/annotations/${z}`, { method: "DELETE" });
       state.annotated.delete(z);
       say(`Slice ${z}: annotation removed.`);
     }
-    markUnsaved(false);
+    if (state.edits === edits) markUnsaved(false);
     await refreshGallery();
     return;
   }
+  const edits = state.edits; // strokes made while this request is on its way stay unsaved
   const png = await encodeGrayPng(state.labels.values, state.labels.width, state.labels.height);
   const result = await api(`/api/annotate/${enc}/data/submit`, { method: "POST", body: { z, mask: bytesToBase64(png) } });
   state.annotated.set(z, result.labeled_voxels);
-  if (state.z === z) markUnsaved(false);
+  if (state.z === z && state.edits === edits) markUnsaved(false);
   say(`Saved slice ${z} (${result.labeled_voxels} labelled pixels).`);
   await refreshGallery();
 }
