@@ -47,7 +47,7 @@ def make_volume(shape, dtype, seed=0):
         x0, x1 = max(0, int(c[2] - r)), min(X, int(c[2] + r) + 1)
         sub = ((zz[z0:z1] - c[0]) ** 2 + (yy[:, y0:y1] - c[1]) ** 2 + (xx[:, :, x0:x1] - c[2]) ** 2) <= r * r
         truth[z0:z1, y0:y1, x0:x1] |= sub
-    for _ in range(max(2, n_blobs // 4)):
+    for _ in range(max(2, n_blobs // 16)):
         normal = rng.normal(size=3)
         normal /= np.linalg.norm(normal)
         c = rng.uniform(0.2, 0.8, 3) * shape

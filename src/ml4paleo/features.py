@@ -314,8 +314,7 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
         xs = x[tuple(window)]
         if f > 1:
             xs = _box_mean(xs, f, axes)
-        if f > 1:
-            crop = (slice(None),) * 3
+            crop: tuple[slice, ...] = (slice(None),) * 3  # coarse maps are small; upsampling crops
         else:
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
         feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop)

@@ -20,7 +20,6 @@ cores.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,7 +28,8 @@ import numpy as np
 
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.features import FeatureSettings, block_features, halo
-from ml4paleo.progress import ProgressCallback, no_progress
+from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
+from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["SegmentResult", "features_of_region", "read_padded", "segment_volume"]
 
@@ -38,7 +38,6 @@ BLOCK_VOXELS = 1 << 20
 POSTPROCESS_MAX_VOXELS = 1 << 27
 """Post-processing runs on the whole label volume up to this size (128 M voxels, ~1 GB with
 scipy's int32 component labels); larger volumes run it on a 2^k-downsampled copy."""
-SCHEDULER_ENV = "ML4PALEO_DASK_SCHEDULER"
 
 
 @dataclass(frozen=True)
@@ -122,51 +121,6 @@ def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: 
     return np.bincount(labels.ravel(), minlength=proba.shape[1])
 
 
-def _resolve_scheduler(scheduler: str | None, n_tasks: int) -> str:
-    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
-    if scheduler is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return "processes" if n_tasks > 1 and cores > 1 else "synchronous"
-    if scheduler in ("processes", "threads", "synchronous") or "://" in scheduler:
-        return scheduler
-    raise InputError(f"scheduler must be a Dask scheduler address (tcp://host:8786) or processes/threads/synchronous; got {scheduler!r}")
-
-
-def _run_tasks(tasks: list, scheduler: str, progress: ProgressCallback, total: float) -> list[np.ndarray]:
-    """Compute ``tasks`` (dask.delayed), reporting each finished block; returns their results."""
-    import dask
-
-    if "://" in scheduler:
-        from distributed import Client, as_completed
-
-        with Client(scheduler) as client:  # as_completed needs it as the default client
-            futures = client.compute(tasks)
-            index = {f.key: i for i, f in enumerate(futures)}
-            results: list[Any] = [None] * len(futures)
-            try:
-                for done, fut in enumerate(as_completed(futures), start=1):
-                    results[index[fut.key]] = fut.result()
-                    progress(done, total, "segmenting")
-            except BaseException:
-                client.cancel(futures)
-                raise
-            return results
-    from dask.callbacks import Callback
-
-    keys = {t.key for t in tasks}
-    state = {"done": 0}
-
-    class _Report(Callback):
-        def _posttask(self, key, result, dsk, cache, id):  # noqa: A002 - dask's signature
-            if key in keys:
-                state["done"] += 1
-                progress(state["done"], total, "segmenting")
-
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    with _Report():
-        return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
-
-
 def _postprocess_in_place(array, K: int, *, min_size: int, fill: bool, largest: bool,
                           max_voxels: int = POSTPROCESS_MAX_VOXELS) -> tuple[np.ndarray, int]:
     """Apply :func:`ml4paleo.postprocess.postprocess` to a level-0 zarr label array.
@@ -226,8 +180,6 @@ def segment_volume(
     ``fill_holes`` and ``keep_largest`` post-process (see :mod:`ml4paleo.postprocess`).
     Nothing is left at ``out_path`` unless the whole run succeeds.
     """
-    import dask
-
     from ml4paleo.io.omezarr import OmeZarrWriter, read_info
     from ml4paleo.models import load_model
 
@@ -262,30 +214,28 @@ def segment_volume(
         block = block_shape(info.shape, writers[0].array.chunks, BLOCK_VOXELS)
         regions = _regions(info.shape, block)
         stores = [str(w.tmp_path / "0") for w in writers]
-        tasks = [dask.delayed(_segment_block, pure=False)(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
-                 for s, e in regions]
-        chosen = _resolve_scheduler(scheduler, len(tasks))
+        chosen = resolve_scheduler(scheduler, len(regions))
         post = bool(min_size > 1 or fill_holes or keep_largest)
-        steps = len(tasks) * 1.0
-        finish_share = 0.1 * len(tasks) + (0.1 * len(tasks) if post else 0.0)
-        total = steps + finish_share
-        progress(0, total, "segmenting")
-        counts = np.sum(_run_tasks(tasks, chosen, progress, total), axis=0).astype(np.int64)
+        share = 0.8 if post else 0.9  # the rest: post-processing, then the pyramid
+        progress(0, 1.0, "segmenting")
+        counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
+                                                   for s, e in regions],
+                                  scheduler=chosen, progress=scaled(progress, 0.0, share), stage="segmenting"),
+                        axis=0).astype(np.int64)
         post_info: dict[str, Any] = {}
         if post:
-            progress(steps, total, "post-processing")
+            progress(share, 1.0, "post-processing")
             counts, factor = _postprocess_in_place(writers[0].array, K, min_size=int(min_size), fill=fill_holes,
                                                        largest=keep_largest, max_voxels=POSTPROCESS_MAX_VOXELS)
             post_info = {**attrs["postprocessing"], "downsample_factor": factor}
-            steps += 0.1 * len(tasks)
-        progress(steps, total, "building pyramid")
+        progress(0.9, 1.0, "building pyramid")
         for w in writers:
             w.finish()
     except BaseException:
         for w in writers:
             w.abort()
         raise
-    progress(total, total, "done")
+    progress(1.0, 1.0, "done")
     return SegmentResult(
         path=out_path,
         shape=info.shape,
