@@ -19,7 +19,7 @@ def test_runner_once_drains_its_queue(tmp_path, rng):
     tifffile.imwrite(upload / "v.tif", rng.integers(0, 999, (5, 12, 12), dtype=np.uint16))
     size = (upload / "v.tif").stat().st_size
     store.begin_chunk(job_id, "v.tif", 0, size, size)
-    store.end_chunk(job_id, "v.tif", size)
+    store.end_chunk(job_id, "v.tif", 0, size)
     store.upload_complete(job_id)
     result = CliRunner().invoke(main, ["runner", "convert", "--once", "--data", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -27,7 +27,7 @@ def _upload(store: JobStore, name: str, files: dict[str, bytes]) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         store.begin_chunk(job_id, filename, 0, len(payload), len(payload))
         target.write_bytes(payload)
-        store.end_chunk(job_id, filename, len(payload))
+        store.end_chunk(job_id, filename, 0, len(payload))
     store.upload_complete(job_id)
     return job_id
 

@@ -17,7 +17,7 @@ from ml4paleo.settings import Settings
 def uploaded_job(store: JobStore, name: str = "job") -> str:
     job_id = store.create_job(name)["job_id"]
     store.begin_chunk(job_id, "a.tif", 0, 4, 4)
-    store.end_chunk(job_id, "a.tif", 4)
+    store.end_chunk(job_id, "a.tif", 0, 4)
     return job_id
 
 
@@ -69,22 +69,27 @@ class StoreContract:
         with pytest.raises(InputError, match="without gaps"):
             store.set_classes(job_id, [{"value": 1, "name": "a"}, {"value": 3, "name": "b"}])
 
-    def test_uploads_continue_refuse_gaps_and_respect_the_job_limit(self, store):
+    def test_uploads_in_any_order_and_within_the_job_limit(self, store):
         job_id = store.create_job("u")["job_id"]
-        store.begin_chunk(job_id, "s/1.tif", 0, 5, 10)
-        assert store.end_chunk(job_id, "s/1.tif", 5) == {"filename": "s/1.tif", "received": 5, "total_size": 10,
-                                                         "complete": False}
-        store.begin_chunk(job_id, "s/1.tif", 0, 5, 10)  # a retry of the same chunk
-        with pytest.raises(InvalidTransition, match="gap"):
-            store.begin_chunk(job_id, "s/1.tif", 7, 3, 10)
+        store.begin_chunk(job_id, "s/1.tif", 0, 4, 12)
+        assert store.end_chunk(job_id, "s/1.tif", 0, 4) == {"filename": "s/1.tif", "received": 4, "total_size": 12,
+                                                            "complete": False}
+        store.begin_chunk(job_id, "s/1.tif", 8, 4, 12)  # out of order: received stays at the hole
+        assert store.end_chunk(job_id, "s/1.tif", 8, 12)["received"] == 4
         with pytest.raises(InvalidTransition, match="incomplete"):
             store.upload_complete(job_id)
         with pytest.raises(PayloadTooLarge):
             store.begin_chunk(job_id, "huge.tif", 0, 1, store.settings.max_job_bytes)
         with pytest.raises(InputError, match="differs"):
-            store.begin_chunk(job_id, "s/1.tif", 5, 5, 11)
-        store.begin_chunk(job_id, "s/1.tif", 5, 5, 10)
-        store.end_chunk(job_id, "s/1.tif", 10)
+            store.begin_chunk(job_id, "s/1.tif", 4, 4, 13)
+        with pytest.raises(InputError, match="does not fit"):
+            store.begin_chunk(job_id, "s/1.tif", 10, 4, 12)
+        store.begin_chunk(job_id, "s/1.tif", 0, 4, 12)  # a retried chunk
+        assert store.end_chunk(job_id, "s/1.tif", 0, 4)["received"] == 4
+        store.begin_chunk(job_id, "s/1.tif", 4, 4, 12)
+        assert store.end_chunk(job_id, "s/1.tif", 4, 8) == {"filename": "s/1.tif", "received": 12, "total_size": 12,
+                                                            "complete": True}
+        assert store.job_doc(job_id)["upload_bytes"] == 12
         assert store.upload_complete(job_id)["status"] == "uploaded"
         assert store.upload_complete(job_id)["status"] == "uploaded"  # harmless repeat
         assert [t["kind"] for t in store.tasks(job_id)] == ["convert"]  # queued once

@@ -56,6 +56,17 @@ def check_classes(classes: Any) -> list[dict[str, Any]]:
     return sorted(out, key=lambda c: c["value"])
 
 
+def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
+    """Sorted, merged ``[start, end)`` byte ranges (touching ranges join)."""
+    out: list[list[int]] = []
+    for start, end in sorted((int(a), int(b)) for a, b in ranges if b > a):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return out
+
+
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InputError("name must be a non-empty string")
@@ -189,35 +200,36 @@ class JobStore(QueueMixin):
     # -- uploads ---------------------------------------------------------------------------
 
     def begin_chunk(self, job_id: str, filename: str, offset: int, length: int, total_size: int) -> None:
-        """Check that a chunk may be written: the job is uploading, the chunk continues the
-        file (or repeats a part already received) and the job stays within its size limit."""
+        """Check that a chunk may be written: the job is uploading, the chunk fits the file and
+        the job stays within its size limit. Chunks may come in any order and be repeated."""
         if offset < 0 or length < 0 or total_size < 0 or offset + length > total_size:
             raise InputError(f"chunk [{offset}, {offset + length}) does not fit a file of {total_size} bytes")
         with self.session() as s:
             job = self._job(s, job_id)
             self._set_status(s, job, "upload")
             row = s.get(Upload, (job.id, filename))
-            received = row.received if row else 0
             if row is not None and row.total_size != total_size:
                 raise InputError(f"{filename}: total_size {total_size} differs from the {row.total_size} announced before")
-            if offset > received:
-                raise InvalidTransition(f"{filename}: chunk at offset {offset} leaves a gap; {received} bytes received so far")
             others = s.scalar(select(func.coalesce(func.sum(Upload.total_size), 0))
                               .where(Upload.job_id == job.id, Upload.filename != filename))
             if others + total_size > self.settings.max_job_bytes:
                 raise PayloadTooLarge(f"the job's upload would exceed {self.settings.max_job_bytes} bytes")
             if row is None:
-                s.add(Upload(job_id=job.id, filename=filename, total_size=total_size, received=0,
+                s.add(Upload(job_id=job.id, filename=filename, total_size=total_size, received=0, ranges=[],
                              updated_at=time.time()))
 
-    def end_chunk(self, job_id: str, filename: str, end: int) -> dict[str, Any]:
+    def end_chunk(self, job_id: str, filename: str, start: int, end: int) -> dict[str, Any]:
+        """Record bytes ``[start, end)`` of a file as written. ``received`` is the length of the
+        part received without holes from byte 0: where a client resumes."""
         with self.session() as s:
             job = self._job(s, job_id)
-            row = s.get(Upload, (job.id, filename))
+            row = s.get(Upload, (job.id, filename), with_for_update=True)
             if row is None:
                 raise ArtifactNotFound(f"no upload {filename!r}")
-            row.received = max(row.received, end)
+            row.ranges = merge_ranges([*(row.ranges or []), [start, end]])
+            row.received = row.ranges[0][1] if row.ranges and row.ranges[0][0] == 0 else 0
             row.updated_at = job.updated_at = time.time()
+            s.flush()
             job.upload_bytes = s.scalar(select(func.coalesce(func.sum(Upload.received), 0))
                                         .where(Upload.job_id == job.id))
             return {"filename": filename, "received": row.received, "total_size": row.total_size,

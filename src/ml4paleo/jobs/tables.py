@@ -48,6 +48,9 @@ class Upload(Base):
     filename: Mapped[str] = mapped_column(String(1000), primary_key=True)
     total_size: Mapped[int] = mapped_column(BigInteger)
     received: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Bytes received without holes from byte 0 (where a client resumes)."""
+    ranges: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    """Merged ``[start, end)`` byte ranges written so far (chunks may arrive in any order)."""
     updated_at: Mapped[float] = mapped_column(Float)
 
 

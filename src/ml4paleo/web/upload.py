@@ -50,7 +50,8 @@ def _form_int(name: str, default: int | None) -> int:
 
 @bp.post("/api/upload")
 def upload_chunk():
-    """Write one chunk at its byte offset (in place: a retried chunk overwrites itself)."""
+    """Write one chunk at its byte offset (in place: a retried chunk overwrites itself; chunks
+    of one file may come in any order, e.g. from parallel requests)."""
     job_id = request.form.get("job_id") or request.headers.get("X-Job-ID")
     if not job_id:
         raise InputError("job_id is required (form field job_id or header X-Job-ID)")
@@ -85,7 +86,7 @@ def upload_chunk():
             os.close(fd)
     except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
         raise InputError(f"filename {filename!r} clashes with another uploaded file or folder") from exc
-    return jsonify(store().end_chunk(job_id, rel.as_posix(), offset + length))
+    return jsonify(store().end_chunk(job_id, rel.as_posix(), offset, offset + length))
 
 
 @bp.get("/api/job/<job_id>/upload")
