@@ -47,9 +47,9 @@ function row(m, i) {
     : "–";
   const ready = !["training", "queued", "training_queued", "error", "failed", "cancelled"].includes(m.status);
   return el("tr", {},
-    el("td", {}, `#${i + 1} `, el("code", {}, String(m.model_id).slice(0, 8))),
+    el("td", { class: "nowrap" }, `#${i + 1} `, el("code", {}, String(m.model_id).slice(0, 8))),
     el("td", {}, m.status || "–"),
-    el("td", {}, formatDate(m.created_at)),
+    el("td", { class: "nowrap" }, formatDate(m.created_at)),
     el("td", {}, classes || "–"),
     el("td", { class: "num" }, m.n_slices ?? "–"),
     el("td", {}, voxels),
