@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import zipfile
 
 import numpy as np
@@ -128,7 +129,19 @@ def test_whole_flow_on_the_snow_scan(server, snow_volume):
     assert zarr_zip.status_code == 200 and zipfile.ZipFile(io.BytesIO(zarr_zip.content)).testzip() is None
     assert srv.get(f"/api/job/{job_id}/download/annotations").status_code == 200
     assert srv.get(f"/api/job/{job_id}/models/{model_id}/download").status_code == 200
-    kinds = {a["kind"]: a for a in srv.json("GET", f"/api/job/{job_id}/artifacts")["artifacts"]}
+    deadline = time.monotonic() + 60
+    while True:  # the PNG/TIFF exports run on the mesh runner after meshing (they yield to it)
+        kinds = {a["kind"]: a for a in srv.json("GET", f"/api/job/{job_id}/artifacts")["artifacts"]}
+        if kinds["segmentation-png"]["ready"] and kinds["segmentation-tiff"]["ready"]:
+            break
+        assert time.monotonic() < deadline, kinds
+        time.sleep(0.1)
     assert kinds["meshes"]["ready"] and kinds["volume"]["ready"] and kinds["volume"]["size"] > 0
+    with zipfile.ZipFile(io.BytesIO(srv.get(kinds["segmentation-png"]["url"]).content)) as zf:
+        assert sum(n.endswith(".png") for n in zf.namelist()) == 100
+    import tifffile
+
+    labels = tifffile.imread(io.BytesIO(srv.get(kinds["segmentation-tiff"]["url"]).content))
+    assert labels.shape == (100, 100, 100) and set(np.unique(labels)) <= {0, 1}
     events = srv.json("GET", f"/api/job/{job_id}/events")
     assert all(t["attempts"] == 1 for t in events["tasks"] if t["status"] == "done")

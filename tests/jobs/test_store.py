@@ -198,6 +198,7 @@ class StoreContract:
         assert [t["kind"] for t in store.tasks(job_id)][-1] == "export"
         export = store.claim("mesh", "m")
         assert export.kind == "export" and store.fail(export, "disk full")
+        assert store.export_error(job_id, seg_id) == "disk full"
         assert store.job_doc(job_id)["status"] == "segmented"  # a failed export leaves the job as it is
         assert store.queue_mesh(job_id) == seg_id
         mesh = store.claim("mesh", "m")
@@ -208,6 +209,16 @@ class StoreContract:
                                                  "measurements": {"volume": 3.0}}]
         with pytest.raises(ArtifactNotFound):
             store.queue_mesh(job_id, "0123456789ab")
+
+    def test_exports_yield_to_meshing(self, store):
+        job_id = converted_job(store)
+        seg_id, _ = store.queue_start(job_id)
+        claim = store.claim("segment", "r")
+        store.model_trained(claim, {})
+        store.finish(claim, {})  # queues the export
+        store.queue_mesh(job_id, seg_id)
+        assert store.claim("mesh", "m").kind == "mesh"
+        assert store.claim("mesh", "m").kind == "export"
 
     def test_cancel_a_queued_task_and_a_running_one(self, store):
         job_id = converted_job(store)

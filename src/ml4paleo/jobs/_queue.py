@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ml4paleo.errors import ArtifactNotFound, InvalidTransition
@@ -144,8 +144,9 @@ class QueueMixin:
                 self._fail_effects(s, task, f"gave up after its runner stopped {task.attempts} times "
                                             f"(last runner: {task.owner})", None)
             token = uuid.uuid4().hex
-            oldest = (select(Task.id).where(Task.queue == queue, claimable).order_by(Task.id).limit(1)
-                      .scalar_subquery())
+            # exports (PNG/TIFF of a finished segmentation) yield to work a user is waiting for
+            oldest = (select(Task.id).where(Task.queue == queue, claimable)
+                      .order_by(case((Task.kind == "export", 1), else_=0), Task.id).limit(1).scalar_subquery())
             result = s.execute(
                 update(Task).where(Task.id == oldest, claimable)
                 .values(status="running", claim_token=token, owner=owner, lease_until=now + self.settings.lease_seconds,

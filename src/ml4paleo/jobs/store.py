@@ -309,6 +309,13 @@ class JobStore(QueueMixin):
                 raise ArtifactNotFound(f"no segmentation {seg_id!r} in this job")
             return {"seg_id": row.id, "status": row.status, "mesh_status": row.mesh_status, "model_id": row.model_id}
 
+    def export_error(self, job_id: str, seg_id: str) -> str | None:
+        """Why the newest export of a segmentation failed, or None (queued, running or done)."""
+        with self.session() as s:
+            task = s.scalars(select(Task).where(Task.job_id == check_job_id(job_id), Task.seg_id == seg_id,
+                                                Task.kind == "export").order_by(Task.id.desc()).limit(1)).first()
+            return task.error if task is not None and task.status == "error" else None
+
     def meshes(self, job_id: str, seg_id: str) -> list[dict[str, Any]]:
         with self.session() as s:
             rows = s.scalars(select(Mesh).where(Mesh.job_id == check_job_id(job_id), Mesh.seg_id == seg_id)

@@ -60,6 +60,9 @@ def seg_export(job_id: str, seg_id: str, fmt: str):
         raise ArtifactNotFound(f"no download format {fmt[:20]!r}; use zarr, png or tiff")
     path = _finished_seg(job_id, seg_id).export(seg_id, SEG_FORMATS[fmt])
     if not path.is_file():
+        reason = store().export_error(job_id, seg_id)
+        if reason:
+            raise InvalidTransition(f"the {fmt} export of segmentation {seg_id} failed: {reason}")
         raise InvalidTransition(f"the {fmt} export of segmentation {seg_id} is still being prepared")
     return send_file(path, as_attachment=True, download_name=f"segmentation-{seg_id}.{path.name.split('.', 1)[1]}",
                      max_age=0)
