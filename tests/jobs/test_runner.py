@@ -83,3 +83,19 @@ def test_reasons_shown_to_users():
 
     assert reason_of(InputError("annotation 3.png has the wrong size")) == "annotation 3.png has the wrong size"
     assert reason_of(KeyError("x")).startswith("internal error: KeyError")
+
+
+def test_a_running_task_stops_when_the_user_cancels(tmp_path, rng):
+    store = JobStore(Settings.from_env({}, data=tmp_path, lease_seconds=0.3))
+    job_id = _upload(store, "cancel", {"v.tif": _tiff(rng.integers(0, 999, (5, 16, 16), dtype=np.uint16), tmp_path)})
+    first = store.claim("convert", "a runner that will die")
+    assert store.cancel(job_id)["stage"] == "cancelling"
+    import time
+
+    time.sleep(0.4)  # its lease runs out; the next runner takes the task and sees the cancel at once
+    assert Runner(store.settings, "convert", store=store).run_once()
+    assert not store.finish(first, {})
+    (task,) = store.tasks(job_id)
+    assert task["status"] == "cancelled" and task["attempts"] == 2
+    doc = store.job_doc(job_id)
+    assert doc["status"] == "uploading" and doc["stage"] == "cancelled" and not store.paths(job_id).volume.exists()

@@ -305,6 +305,9 @@ class QueueMixin:
             task = self._held(s, claim)
             if task is None:
                 return False
+            if task.cancel_requested:  # the user asked to stop it anyway
+                self._end_cancelled(s, task, s.get(Job, task.job_id))
+                return True
             task.status, task.claim_token, task.lease_until = "queued", None, None
             task.attempts = max(task.attempts - 1, 0)
             s.add(Event(job_id=task.job_id, task_id=task.id, at=time.time(), kind="task:released", detail=task.owner))

@@ -86,6 +86,7 @@ class Runner:
             return False
         log.info("task %s (%s) of job %s claimed, attempt %s", claim.task_id, claim.kind, claim.job_id, claim.attempts)
         beat = _Heartbeat(self.store, claim, min(max(self.settings.lease_seconds / 3.0, 0.05), HEARTBEAT_MAX))
+        beat.state = self.store.heartbeat(claim)  # a cancel asked for before the claim counts at once
         beat.start()
         last = [0.0]
 

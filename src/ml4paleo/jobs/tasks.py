@@ -124,7 +124,7 @@ def mesh(ctx: TaskContext) -> dict[str, Any]:
     formats = ctx.claim.params.get("formats") or ["stl"]
     out = ctx.paths.meshes(ctx.claim.seg_id)
     mesh_labels(ctx.paths.labels(ctx.claim.seg_id), out, formats=formats, overwrite=True,
-                progress=scaled(ctx.progress, 0.0, 1.0, "meshing"))
+                scheduler=ctx.settings.dask_scheduler or None, progress=scaled(ctx.progress, 0.0, 1.0, "meshing"))
     doc = json.loads((out / "meshes.json").read_text())
     return {"meshes": [m for m in doc.get("meshes", []) if m.get("files")], "unit": doc.get("unit")}
 
