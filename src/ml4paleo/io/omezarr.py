@@ -8,8 +8,9 @@ Layout of one volume folder::
 
 Writing is atomic: everything goes to ``<name>.partial-<hex>`` beside the destination and is
 renamed when complete, so a crash never leaves a volume that looks finished. The full-resolution
-array is written slab by slab (or by ``dask.array.store``) and the pyramid is then built level
-from level in slabs, so memory stays bounded by a slab, never the volume.
+array is written slab by slab (or by ``dask.array.store``); slabs given in order also feed the
+pyramid as they arrive (each level downsampled from the slab in memory), otherwise the pyramid
+is built level from level at the end. Memory stays bounded by a slab, never the volume.
 """
 
 from __future__ import annotations
