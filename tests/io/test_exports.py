@@ -62,9 +62,12 @@ def test_png_refuses_float():
         exports.encode_png(np.zeros((4, 4), np.float32))
 
 
-def test_tiff_slice_has_voxel_size(rng):
+@pytest.mark.parametrize("compress", [False, True])
+def test_tiff_slice_has_voxel_size(rng, compress):
     img = rng.integers(0, 4000, size=(9, 11), dtype=np.uint16)
-    with tifffile.TiffFile(io.BytesIO(exports.encode_tiff(img, (3.0, 0.5, 0.25), "micrometer"))) as tf:
+    data = exports.encode_tiff(img, (3.0, 0.5, 0.25), "micrometer", compress=compress)
+    with tifffile.TiffFile(io.BytesIO(data)) as tf:
+        assert tf.pages[0].compression == (8 if compress else 1)  # ADOBE_DEFLATE or none
         assert np.array_equal(tf.asarray(), img)
         x, y = tf.pages[0].tags["XResolution"].value, tf.pages[0].tags["YResolution"].value
         assert x[1] / x[0] == pytest.approx(0.25) and y[1] / y[0] == pytest.approx(0.5)

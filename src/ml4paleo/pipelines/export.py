@@ -10,7 +10,6 @@ slices, row for row.
 
 from __future__ import annotations
 
-import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +27,7 @@ from ml4paleo.io.exports import (
     tiff_resolution,
 )
 from ml4paleo.io.omezarr import VolumeInfo, open_level, partial_path, read_info, replace_atomically
+from ml4paleo.pipelines._tasks import cores
 from ml4paleo.progress import ProgressCallback, no_progress
 
 EXPORT_FORMATS = ("zarr-zip", "png-zip", "tiff-zip", "tiff")
@@ -88,13 +88,13 @@ def _stack_zip(src: Path, info: VolumeInfo, tmp: Path, fmt: str, progress: Progr
         if dtype not in (np.uint8, np.uint16):
             raise InputError(f"{src} holds {dtype} voxels; PNG holds 8- or 16-bit unsigned only (export as tiff)")
         ext, compress, encode = "png", zipfile.ZIP_STORED, encode_png
-    else:
-        ext, compress = "tif", zipfile.ZIP_DEFLATED
+    else:  # deflated inside each TIFF by the worker threads; the zip only stores
+        ext, compress = "tif", zipfile.ZIP_STORED
 
         def encode(img: np.ndarray) -> bytes:
-            return encode_tiff(img, info.voxel_size, info.unit)
+            return encode_tiff(img, info.voxel_size, info.unit, compress=True)
 
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool, zipfile.ZipFile(
+    with ThreadPoolExecutor(cores()) as pool, zipfile.ZipFile(
         tmp, "w", compression=compress, compresslevel=1, allowZip64=True
     ) as zf:
         zf.writestr(f"{stem}/README.txt", _readme(info, fmt, dtype))
