@@ -81,6 +81,18 @@ def _mesh_window(
     return meshing.mesh_block(block, window.start, labels), voxels
 
 
+def _finish(pieces: list[meshing.MeshPiece], voxel_size: tuple[float, float, float], simplify: float | None,
+            max_error: float | None, smooth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weld one label's pieces, simplify on the voxel lattice, scale to physical units, smooth."""
+    coords, faces = meshing.weld(pieces)
+    verts = coords.astype(np.float64) / 2.0  # voxel units of the meshed grid
+    if simplify is not None or max_error is not None:
+        # a displacement of e voxels is at most e * max(voxel_size) in physical units
+        err = None if max_error is None else float(max_error) / max(voxel_size)
+        verts, faces = meshing.simplify_mesh(verts, faces, ratio=simplify, max_error=err)
+    return meshing.taubin_smooth(verts * np.asarray(voxel_size), faces, smooth), faces
+
+
 def _label_names(attrs: dict) -> dict[int, str]:
     """Class names recorded by the segmentation (``attrs["classes"]``, index = label value)."""
     names = {}
@@ -173,6 +185,7 @@ def mesh_labels(
     if scheduler is None and not os.environ.get(SCHEDULER_ENV) and int(np.prod(grid)) < PARALLEL_MIN_VOXELS:
         scheduler = "synchronous"
     args = [(str(labels_path), level, stride, grid, w, wanted) for w in windows]
+    progress(0.0, 1.0, "meshing chunks")
     results = run_tasks(_mesh_window, args, scheduler=scheduler,
                         progress=scaled(progress, 0.0, 0.6, "meshing chunks"), stage="meshing chunks")
     pieces: dict[int, list[meshing.MeshPiece]] = {}
@@ -204,13 +217,7 @@ def mesh_labels(
                 meshes_doc.append({"label": label, "name": names.get(label, f"label {label}"), "files": {},
                                    "measurements": None, "message": msg})
                 continue
-            coords, faces = meshing.weld(pieces.pop(label))
-            verts = coords.astype(np.float64) / 2.0  # voxel units of the meshed grid
-            if simplify is not None or max_error is not None:
-                err = None if max_error is None else float(max_error) / max(voxel_size)
-                verts, faces = meshing.simplify_mesh(verts, faces, ratio=simplify, max_error=err)
-            verts = verts * np.asarray(voxel_size)
-            verts = meshing.taubin_smooth(verts, faces, int(smooth))
+            verts, faces = _finish(pieces.pop(label), voxel_size, simplify, max_error, int(smooth))
             m = meshing.measure_mesh(verts, faces)
             m.update(voxel_count=voxels.get(label, 0),
                      voxel_volume=float(voxels.get(label, 0) * np.prod(voxel_size)),
