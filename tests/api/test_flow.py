@@ -18,8 +18,9 @@ from apiserver import png_b64, tiff_slices, upload_files
 pytestmark = pytest.mark.slow
 
 
-def _otsu_mask(plane: np.ndarray) -> np.ndarray:
-    """Scribble-like annotation: confident pixels of a 2-class Otsu split (1 air, 2 snow)."""
+def _otsu_mask(plane: np.ndarray, strokes: bool = True) -> np.ndarray:
+    """Confident pixels of a 2-class Otsu split (1 air, 2 snow); with ``strokes`` only along
+    horizontal lines 5 pixels apart, as a user paints scribbles."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
@@ -29,6 +30,8 @@ def _otsu_mask(plane: np.ndarray) -> np.ndarray:
     mask = np.zeros(plane.shape, np.uint8)
     mask[air] = 1
     mask[fossil] = 2
+    if strokes:
+        mask[np.arange(mask.shape[0]) % 5 != 0] = 0
     return mask
 
 
@@ -73,7 +76,7 @@ def test_whole_flow_on_the_snow_scan(server, snow_volume):
     for z in (20, 50, 80):
         out = srv.json("POST", f"/api/annotate/{job_id}/data/submit",
                        json={"z": z, "mask": png_b64(_otsu_mask(snow_volume[z])), "image": nxt["image"]})
-        assert out["values"] == [1, 2] and out["labeled_voxels"] > 1000
+        assert out["values"] == [1, 2] and out["labeled_voxels"] > 500
     doc = srv.status(job_id)
     assert doc["status"] == "annotated" and doc["annotations"] == [20, 50, 80]
     assert _png(base64.b64encode(srv.get(f"/api/annotate/{job_id}/annotations/50").content)).max() == 2
@@ -92,7 +95,7 @@ def test_whole_flow_on_the_snow_scan(server, snow_volume):
 
     pred = srv.json("POST", f"/api/annotate/{job_id}/data/predict", json={"z": 35})
     classes = _png(pred["prediction"])
-    truth = _otsu_mask(snow_volume[35])
+    truth = _otsu_mask(snow_volume[35], strokes=False)
     known = truth > 0
     assert np.mean(classes[known] == truth[known] - 1) > 0.9
 
