@@ -113,6 +113,8 @@ class StoreContract:
         assert doc["models"][0]["model_id"] == model_id and doc["models"][0]["status"] == "queued"
         with pytest.raises(InvalidTransition, match="busy"):
             store.queue_train(job_id)
+        assert store.queue_depths() == {"convert": {"queued": 0, "running": 0},
+                                        "segment": {"queued": 1, "running": 0}, "mesh": {"queued": 0, "running": 0}}
 
     def test_one_claim_per_task_under_concurrency(self, store):
         jobs = [uploaded_job(store, f"j{i}") for i in range(8)]

@@ -128,6 +128,16 @@ class QueueMixin:
                 job.stage = "cancelling"
             return self._doc(s, job)
 
+    def queue_depths(self) -> dict[str, dict[str, int]]:
+        """Queued and running tasks per runner kind (for ``/api/health`` and monitoring)."""
+        depths = {queue: {"queued": 0, "running": 0} for queue in QUEUES}
+        with self.session() as s:
+            rows = s.execute(select(Task.queue, Task.status, func.count()).where(Task.status.in_(ACTIVE))
+                             .group_by(Task.queue, Task.status)).all()
+        for queue, status, count in rows:
+            depths.setdefault(queue, {"queued": 0, "running": 0})[status] = int(count)
+        return depths
+
     # -- claiming and working (runner side) ------------------------------------------------
 
     def claim(self, queue: str, owner: str) -> Claim | None:

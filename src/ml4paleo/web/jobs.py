@@ -5,10 +5,8 @@ from __future__ import annotations
 import shutil
 
 from flask import Blueprint, jsonify
-from sqlalchemy import func, select, text
 
 from ml4paleo import __version__
-from ml4paleo.jobs.tables import Task
 from ml4paleo.web._common import json_body, paths, store
 
 bp = Blueprint("jobs", __name__)
@@ -45,15 +43,8 @@ def events(job_id: str):
 
 @bp.get("/api/health")
 def health():
-    """Liveness plus queue depths (queued/running tasks per runner kind)."""
-    with store().session() as s:
-        s.execute(text("SELECT 1"))
-        rows = s.execute(select(Task.queue, Task.status, func.count()).where(Task.status.in_(("queued", "running")))
-                         .group_by(Task.queue, Task.status)).all()
-    queues = {q: {"queued": 0, "running": 0} for q in ("convert", "segment", "mesh")}
-    for queue, status, count in rows:
-        queues.setdefault(queue, {"queued": 0, "running": 0})[status] = count
-    return jsonify(status="ok", version=__version__, queues=queues)
+    """Liveness (the database answers) plus queue depths per runner kind."""
+    return jsonify(status="ok", version=__version__, queues=store().queue_depths())
 
 
 @bp.get("/api/openapi.json")
