@@ -107,16 +107,18 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
 @click.option("--2d", "two_d", is_flag=True, help="Compute features per slice (2D) instead of in 3D.")
 @click.option("--model", "kind", type=click.Choice(["random-forest", "hist-gradient-boosting"]), default="random-forest",
               show_default=True, help="Classifier.")
+@click.option("--select", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Keep the N most important features (faster segmentation); 0 keeps all.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 @user_errors
-def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, kind, overwrite) -> None:
+def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, kind, select, overwrite) -> None:
     """Train a pixel classifier on the annotated slices in LABELS_DIR (one PNG per slice, named by
     its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr."""
     from ml4paleo.pipelines.train import train_model
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
     with progress_bar("training") as report:
-        result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, model=kind,
+        result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, model=kind, select=select or None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite)
     click.echo(f"trained on {result.n_slices} slice(s), labeled voxels {result.voxels_per_class}")
     for name, m in result.metrics.items():

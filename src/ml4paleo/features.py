@@ -63,6 +63,9 @@ class FeatureSettings:
     filters: tuple[str, ...] = FILTERS
     two_d: bool = False
     downsample: bool = True
+    selected: tuple[str, ...] | None = None
+    """A subset of the bank's feature names (as chosen by training's feature selection): only
+    these are returned, and only the filters they need are computed."""
 
     def __post_init__(self) -> None:
         sigmas = tuple(float(s) for s in self.sigmas)
@@ -76,6 +79,13 @@ class FeatureSettings:
             raise InputError(f"features: filters must be among {', '.join(FILTERS)}; got {self.filters!r}")
         object.__setattr__(self, "sigmas", tuple(sorted(sigmas)))
         object.__setattr__(self, "filters", tuple(f for f in FILTERS if f in filters))
+        if self.selected is not None:
+            everything = _all_names(self)
+            chosen = set(str(n) for n in self.selected)
+            unknown = sorted(chosen - set(everything))
+            if unknown or not chosen:
+                raise InputError(f"features: selected must be names of this bank's features; got unknown {unknown}")
+            object.__setattr__(self, "selected", tuple(n for n in everything if n in chosen))
 
     @classmethod
     def from_value(cls, value: "FeatureSettings | Mapping[str, Any] | None", two_d: bool | None = None) -> "FeatureSettings":
@@ -85,20 +95,21 @@ class FeatureSettings:
         elif isinstance(value, FeatureSettings):
             settings = value
         elif isinstance(value, Mapping):
-            unknown = set(value) - {"sigmas", "filters", "two_d", "downsample"}
+            unknown = set(value) - {"sigmas", "filters", "two_d", "downsample", "selected"}
             if unknown:
                 raise InputError(f"features: unknown settings {sorted(unknown)}")
-            settings = cls(**dict(value))
+            settings = cls(**{k: (tuple(v) if k == "selected" and v is not None else v) for k, v in value.items()})
         else:
             raise InputError(f"features must be None, a mapping or FeatureSettings; got {type(value).__name__}")
         if two_d is not None and two_d != settings.two_d:
-            settings = cls(settings.sigmas, settings.filters, two_d, settings.downsample)
+            settings = cls(settings.sigmas, settings.filters, two_d, settings.downsample, settings.selected)
         return settings
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["sigmas"] = list(self.sigmas)
         out["filters"] = list(self.filters)
+        out["selected"] = list(self.selected) if self.selected is not None else None
         return out
 
     @property
@@ -156,6 +167,11 @@ def halo(settings: FeatureSettings) -> int:
 
 
 def feature_names(settings: FeatureSettings) -> list[str]:
+    """Names of the features :func:`block_features` returns, in order."""
+    return list(settings.selected) if settings.selected is not None else _all_names(settings)
+
+
+def _all_names(settings: FeatureSettings) -> list[str]:
     n_eig = 2 if settings.two_d else 3
     names = ["raw"]
     for s in settings.sigmas:
@@ -195,13 +211,12 @@ def _eig3(xx, yy, zz, xy, xz, yz) -> list[np.ndarray]:
 
 
 def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
-                    crop: tuple[slice, ...]) -> dict[str, list[np.ndarray]]:
+                    crop: tuple[slice, ...], filters: set[str]) -> dict[str, list[np.ndarray]]:
     """All filters of one scale on one (possibly coarse) window, returned for ``x[crop]``.
 
     Smoothing and derivatives need the whole window; the per-voxel maths (eigenvalues,
     magnitudes) runs on the crop only, which for full-resolution scales is about half the window."""
     axes = settings.axes
-    filters = set(settings.filters)
     per_axis = [sigma if a in axes else 0.0 for a in range(3)]
     g = ndi.gaussian_filter(x, per_axis, truncate=TRUNCATE, mode="reflect")
     out: dict[str, list[np.ndarray]] = {"gaussian": [g[crop]]}
@@ -293,12 +308,21 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     interior = tuple(padded.shape[a] - 2 * pads[a] for a in range(3))
     x = padded.astype(np.float32, copy=False)
     names = feature_names(settings)
+    slot = {name: k for k, name in enumerate(names)}
     out = np.empty((len(names),) + interior, dtype=np.float32)  # feature-major while filling
     core = tuple(slice(pads[a], pads[a] + interior[a]) for a in range(3))
-    out[0] = x[core]
-    k = 1
-    gaussians: list[np.ndarray] = []
-    for sigma in settings.sigmas:
+    tags = [f"s{s:g}" for s in settings.sigmas]
+    dogs = [f"dog_{t}" in slot for t in tags]
+    gaussians: dict[int, np.ndarray] = {-1: x[core]}
+    if "raw" in slot:
+        out[slot["raw"]] = x[core]
+    for i, sigma in enumerate(settings.sigmas):
+        tag = tags[i]
+        needed = {f for f in settings.filters if f != "dog" and any(n.startswith(f + "_") and n.endswith("_" + tag) for n in slot)}
+        if dogs[i] or (i + 1 < len(tags) and dogs[i + 1]):
+            needed.add("gaussian")
+        if not needed:
+            continue
         f = _factor(settings, sigma)
         need = _scale_halo(settings, sigma)
         window, starts = [], []
@@ -317,24 +341,21 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
             crop: tuple[slice, ...] = (slice(None),) * 3  # coarse maps are small; upsampling crops
         else:
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
-        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop)
-        for name in settings.filters:
-            if name == "dog":
-                k += 1  # filled below, once every Gaussian is at full resolution
-                continue
-            for m in feats[name]:
-                out[k] = _upsample(m, f, tuple(starts), interior, axes) if f > 1 else m
+        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed)
+        for name, maps in feats.items():
+            labels = [f"{name}_e{j + 1}_{tag}" for j in range(len(maps))] if name in ("st", "hessian") else [f"{name}_{tag}"]
+            for label, m in zip(labels, maps):
+                if label not in slot and name != "gaussian":
+                    continue
+                full = _upsample(m, f, tuple(starts), interior, axes) if f > 1 else m
+                if label in slot:
+                    out[slot[label]] = full
+                    full = out[slot[label]]
                 if name == "gaussian":
-                    gaussians.append(out[k])
-                k += 1
-        if "gaussian" not in settings.filters and "dog" in settings.filters:
-            g = feats["gaussian"][0]
-            gaussians.append(_upsample(g, f, tuple(starts), interior, axes) if f > 1 else g)
-    if "dog" in settings.filters:
-        previous = out[0]
-        for i, sigma in enumerate(settings.sigmas):
-            np.subtract(gaussians[i], previous, out=out[names.index(f"dog_s{sigma:g}")])
-            previous = gaussians[i]
+                    gaussians[i] = full
+    for i, tag in enumerate(tags):
+        if dogs[i]:
+            np.subtract(gaussians[i], gaussians[i - 1], out=out[slot[f"dog_{tag}"]])
     # one transposing copy is ~2x cheaper than writing every feature with a stride, and the
     # classifiers traverse trees fastest over C-ordered (voxel, feature) rows
     return np.ascontiguousarray(np.moveaxis(out, 0, -1))

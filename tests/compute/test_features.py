@@ -97,3 +97,18 @@ def test_bad_settings_and_inputs_are_clear_errors():
     with pytest.raises(InputError, match="too small"):
         block_features(np.zeros((4, 4, 4)), (0, 0, 0), SMALL)
     assert FeatureSettings.from_value(SMALL.to_dict()) == SMALL
+
+
+def test_selected_features_are_the_same_columns_and_chunk_exactly(rng):
+    volume = rng.integers(0, 4000, (17, 21, 19)).astype(np.uint16)
+    full = compute_features(volume, SMALL)
+    names = feature_names(SMALL)
+    chosen = ["dog_s0.7", "st_e2_s1.6", "hessian_e1_s7", "raw", "ggm_s3.5", "dog_s7"]
+    settings = FeatureSettings(SMALL.sigmas, SMALL.filters, selected=tuple(chosen))
+    assert feature_names(settings) == [n for n in names if n in chosen]  # the bank's order
+    picked = compute_features(volume, settings)
+    assert np.array_equal(picked, full[..., [names.index(n) for n in feature_names(settings)]])
+    assert np.array_equal(chunked(volume, settings, (6, 5, 7)), picked)
+    assert FeatureSettings.from_value(settings.to_dict()) == settings
+    with pytest.raises(InputError, match="selected"):
+        FeatureSettings(selected=("gabor_s1",))

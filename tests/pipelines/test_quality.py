@@ -20,7 +20,7 @@ def test_snow_scan_from_scribbles_on_three_slices(snow_volume, tmp_path):
     truth = ndi.binary_opening(snow_volume > threshold_otsu(snow_volume)).astype(np.uint8)
     write_volume(tmp_path / "snow.ome.zarr", snow_volume, chunks=64, voxel_size=(1.0, 1.0, 1.0))
     annotated = (20, 50, 80)
-    result = train_model(tmp_path / "snow.ome.zarr", {z: scribbles(truth[z], step=6) for z in annotated}, tmp_path / "model")
+    result = train_model(tmp_path / "snow.ome.zarr", {z: scribbles(truth[z], step=4) for z in annotated}, tmp_path / "model")
     assert result.metrics["fossil"]["dice"] >= 0.95
     segment_volume(tmp_path / "snow.ome.zarr", tmp_path / "model", tmp_path / "labels.ome.zarr", scheduler="synchronous")
     labels = np.asarray(open_level(tmp_path / "labels.ome.zarr")[:])

@@ -101,6 +101,7 @@ def test_train_writes_a_described_model(world, tmp_path):
     for key in ("classes", "features", "voxel_size", "voxels_per_class", "ml4paleo_version", "created_at", "kind"):
         assert key in meta
     assert meta["voxel_size"] == [2.0, 1.0, 1.0] and meta["features"]["sigmas"] == [1.0, 3.5]
+    assert len(meta["features"]["selected"]) == 16 == meta["n_features"]  # feature selection by default
     validation = json.loads((tmp_path / "model" / "validation.json").read_text())
     assert validation["method"] == "leave-one-slice-out" and len(validation["folds"]) == 3
     assert load_model(tmp_path / "model").classes == ("background", "fossil")
@@ -111,9 +112,10 @@ def test_train_writes_a_described_model(world, tmp_path):
 def test_single_slice_trains_without_validation(world, tmp_path):
     root, vol, truth, ann = world
     result = train_model(root / "vol.ome.zarr", {16: ann[16]}, tmp_path / "m", features=FAST, params=FAST_RF,
-                         two_d=True)
+                         two_d=True, select=None)
     assert result.metrics == {} and result.validation["method"] == "none"
-    assert load_model(tmp_path / "m").feature_settings.two_d
+    settings = load_model(tmp_path / "m").feature_settings
+    assert settings.two_d and settings.selected is None and settings.n_features == 1 + 2 * (4 + 2 + 2)
 
 
 def bad_cases(ann, shape):
@@ -150,4 +152,6 @@ def test_empty_or_missing_folder_and_bad_options(world, tmp_path):
         train_model(root / "vol.ome.zarr", ann, tmp_path / "m", model="svm")
     with pytest.raises(InputError, match="classes"):
         train_model(root / "vol.ome.zarr", ann, tmp_path / "m", classes=("fossil",))
+    with pytest.raises(InputError, match="select"):
+        train_model(root / "vol.ome.zarr", ann, tmp_path / "m", select=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
