@@ -80,11 +80,14 @@ def pick_next_slice(depth: int, annotated: Iterable[int], rng: np.random.Generat
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    from PIL import Image
+    """A 2D gray (``ml4paleo.io.exports.encode_png``) or (y, x, 3) RGB uint8 image as PNG."""
+    if image.ndim == 2:
+        from ml4paleo.io.exports import encode_png as encode_gray
 
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", compress_level=3)
-    return buffer.getvalue()
+        return encode_gray(image)
+    import imagecodecs
+
+    return bytes(imagecodecs.png_encode(np.ascontiguousarray(image, dtype=np.uint8), level=1))
 
 
 def decode_png(data: bytes, *, what: str = "image") -> np.ndarray:
