@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -245,24 +245,29 @@ class OmeZarrWriter:
         if data.ndim != 3 or data.shape[1:] != self.shape[1:] or z0 < 0 or z0 + data.shape[0] > self.shape[0]:
             raise InputError(f"slab of shape {data.shape} at z={z0} does not fit a volume of shape {self.shape}")
         data = data.astype(self.dtype, copy=False)
-        self._write(self.array, z0, data)
-        end = z0 + data.shape[0]
-        if self._cascade and z0 == self._next_z and (data.shape[0] % 2 == 0 or end == self.shape[0]):
-            self._next_z = end
-            self._push(1, data)
-        else:
-            self._cascade = False  # finish() rebuilds every level from level 0
-            self._pending.clear()
+        writing = self._write(self.array, z0, data, wait=False)
+        try:
+            end = z0 + data.shape[0]
+            if self._cascade and z0 == self._next_z and (data.shape[0] % 2 == 0 or end == self.shape[0]):
+                self._next_z = end
+                self._push(1, data)  # downsampled while the chunk files are being written
+            else:
+                self._cascade = False  # finish() rebuilds every level from level 0
+                self._pending.clear()
+        finally:
+            for future in writing:
+                future.result()
 
-    def _write(self, arr: zarr.Array, z0: int, data: np.ndarray) -> None:
+    def _write(self, arr: zarr.Array, z0: int, data: np.ndarray, wait: bool = True) -> list[Future]:
         """``arr[z0 : z0 + len(data)] = data``; chunk-aligned slabs of images go straight to
-        chunk files, encoded in parallel (both cores), everything else through zarr."""
+        chunk files, encoded in parallel (both cores), everything else through zarr. With
+        ``wait=False`` returns the pending writes (``data`` must stay unchanged until done)."""
         cz, cy, cx = arr.chunks
         nz, ny, nx = arr.shape
         z1 = z0 + data.shape[0]
         if self._encode is None or z0 % cz or (z1 % cz and z1 != nz) or data.shape[1:] != (ny, nx):
             arr[z0:z1] = data
-            return
+            return []
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ml4paleo-chunks")
         root = self.tmp_path / arr.path
@@ -286,8 +291,11 @@ class OmeZarrWriter:
                 with open(root / arr.metadata.encode_chunk_key((iz, iy, ix)), "wb") as fh:
                     fh.write(encoded)
 
-        for _ in self._pool.map(store_row, tasks):
-            pass
+        futures = [self._pool.submit(store_row, task) for task in tasks]
+        if wait:
+            for future in futures:
+                future.result()
+        return futures
 
     def _push(self, level: int, finer: np.ndarray) -> None:
         """Downsample a block of ``level - 1`` (even depth, or its last block) into ``level``;
@@ -350,14 +358,14 @@ class OmeZarrWriter:
             attrs["ome"]["image-label"] = {"version": NGFF_VERSION}
         self._group.attrs.update(attrs)
 
-    def _close_pool(self) -> None:
+    def _close_pool(self, cancel: bool = False) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True, cancel_futures=cancel)
             self._pool = None
 
     def abort(self) -> None:
         """Delete the partial output."""
-        self._close_pool()
+        self._close_pool(cancel=True)
         shutil.rmtree(self.tmp_path, ignore_errors=True)
 
     def __enter__(self) -> "OmeZarrWriter":
