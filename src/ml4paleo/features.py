@@ -142,16 +142,32 @@ def _coarse_sigma(sigma: float, f: int) -> float:
     return math.sqrt(max(sigma * sigma - (f * f - 1) / 12.0, 0.25)) / f
 
 
-def _scale_halo(settings: FeatureSettings, sigma: float) -> int:
-    """Voxels of context (full resolution) the features of one scale need on each side."""
+def _needed(settings: FeatureSettings) -> dict[float, set[str]]:
+    """Filters to compute at each scale for the features asked for (all, or the selection):
+    a difference of Gaussians needs the Gaussians of its scale and the scale below."""
+    names = set(feature_names(settings))
+    out: dict[float, set[str]] = {}
+    tags = [f"s{s:g}" for s in settings.sigmas]
+    for i, sigma in enumerate(settings.sigmas):
+        needed = {f for f in settings.filters if f != "dog"
+                  and any(n.startswith(f + "_") and n.endswith("_" + tags[i]) for n in names)}
+        if f"dog_{tags[i]}" in names or (i + 1 < len(tags) and f"dog_{tags[i + 1]}" in names):
+            needed.add("gaussian")
+        if needed:
+            out[sigma] = needed
+    return out
+
+
+def _scale_halo(settings: FeatureSettings, sigma: float, filters: set[str]) -> int:
+    """Voxels of context (full resolution) the ``filters`` of one scale need on each side."""
     f = _factor(settings, sigma)
     s = _coarse_sigma(sigma, f)
     need = _radius(s)
-    if {"log", "hessian"} & set(settings.filters):
+    if {"log", "hessian"} & filters:
         need += 2  # gradient of gradient
-    elif "ggm" in settings.filters or "st" in settings.filters:
+    elif "ggm" in filters or "st" in filters:
         need += 1
-    if "st" in settings.filters:
+    if "st" in filters:
         need = max(need, _radius(s) + 1 + _radius(s / 2))
     if f > 1:
         need += 2  # linear interpolation neighbour + the partial box at the block edge
@@ -161,9 +177,11 @@ def _scale_halo(settings: FeatureSettings, sigma: float) -> int:
 def halo(settings: FeatureSettings) -> int:
     """Halo (voxels, on each side of each filtered axis) a block needs for exact features.
 
-    Includes ``f - 1`` so the coarse grid of a downsampled scale can be aligned to global
-    coordinates whatever the block's origin."""
-    return max(_scale_halo(settings, s) + _factor(settings, s) - 1 for s in settings.sigmas)
+    Derived from the filters actually computed (a selection of small-scale features needs a
+    small halo). Includes ``f - 1`` so the coarse grid of a downsampled scale can be aligned to
+    global coordinates whatever the block's origin."""
+    return max((_scale_halo(settings, s, fs) + _factor(settings, s) - 1 for s, fs in _needed(settings).items()),
+               default=0)
 
 
 def feature_names(settings: FeatureSettings) -> list[str]:
@@ -316,15 +334,14 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     gaussians: dict[int, np.ndarray] = {-1: x[core]}
     if "raw" in slot:
         out[slot["raw"]] = x[core]
+    todo = _needed(settings)
     for i, sigma in enumerate(settings.sigmas):
         tag = tags[i]
-        needed = {f for f in settings.filters if f != "dog" and any(n.startswith(f + "_") and n.endswith("_" + tag) for n in slot)}
-        if dogs[i] or (i + 1 < len(tags) and dogs[i + 1]):
-            needed.add("gaussian")
+        needed = todo.get(sigma)
         if not needed:
             continue
         f = _factor(settings, sigma)
-        need = _scale_halo(settings, sigma)
+        need = _scale_halo(settings, sigma, needed)
         window, starts = [], []
         for a in range(3):
             if a not in axes:

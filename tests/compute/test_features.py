@@ -112,3 +112,12 @@ def test_selected_features_are_the_same_columns_and_chunk_exactly(rng):
     assert FeatureSettings.from_value(settings.to_dict()) == settings
     with pytest.raises(InputError, match="selected"):
         FeatureSettings(selected=("gabor_s1",))
+
+
+def test_halo_follows_the_selection(rng):
+    small = FeatureSettings(selected=("gaussian_s0.7", "st_e1_s1.6"))
+    assert halo(small) == int(4 * 1.6 + 0.5) + 1 + int(4 * 0.8 + 0.5) < halo(FeatureSettings())
+    raw = FeatureSettings(selected=("raw",))
+    volume = rng.integers(0, 9, (5, 6, 7)).astype(np.uint8)
+    assert halo(raw) == 0 and np.array_equal(compute_features(volume, raw)[..., 0], volume)
+    assert np.array_equal(chunked(volume, small, (2, 3, 4)), compute_features(volume, small))
