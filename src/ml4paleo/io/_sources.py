@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from ml4paleo.errors import InputError, UnsafeArchiveError, UnsupportedFileError
+from ml4paleo.errors import UnsafeArchiveError, UnsupportedFileError
 from ml4paleo.io._sniff import HEAD_BYTES, is_hidden_or_system, natural_key
 
 
@@ -162,8 +162,3 @@ def describe(entries: list[Entry], limit: int = 5) -> str:
     names = [e.name for e in entries[:limit]]
     more = len(entries) - len(names)
     return ", ".join(names) + (f" and {more} more" if more > 0 else "")
-
-
-def require_nonempty(root: Path, entries: list[Entry]) -> None:
-    if not entries:
-        raise InputError(f"{root.name or root}: no files found (empty upload?)")

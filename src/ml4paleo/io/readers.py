@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from ml4paleo.errors import InputError, UnsafeArchiveError, UnsupportedFileError, VolumeNotFoundError
 from ml4paleo.io._base import VolumeReader, convert_lengths, normalize_unit
 from ml4paleo.io._dicom import DicomSeriesReader
-from ml4paleo.io._sniff import IMAGE_KINDS, natural_key, promises_image, sniff_bytes, unsupported_format
+from ml4paleo.io._sniff import natural_key, promises_image, sniff_bytes, unsupported_format
 from ml4paleo.io._sources import Archive, Entry, Scratch, describe, list_archive, list_folder, split_junk
 from ml4paleo.io._stack import SliceStackReader
 from ml4paleo.io._tiff import TiffVolumeReader
