@@ -131,13 +131,16 @@ def to_screen(canvas_box, shape, y: int, x: int) -> tuple[float, float]:
     return ox + (x + 0.5) * scale, oy + (y + 0.5) * scale
 
 
-def dabs(page, canvas_box, mask: np.ndarray, rng: np.random.Generator, n: int = 6) -> None:
+def dabs(page, canvas_box, mask: np.ndarray, rng: np.random.Generator, n: int = 6,
+         avoid: np.ndarray | None = None) -> None:
     """Short strokes of a 3-pixel brush (press, drag one pixel right, release) on pixels whose
     taxicab distance to the outside of ``mask`` is at least 4, so every painted pixel is in ``mask``."""
     from scipy import ndimage
 
     inner = ndimage.distance_transform_cdt(mask, metric="taxicab") >= 4
     inner[:, -2:] = False
+    if avoid is not None:  # pixels already painted: a stroke there would change nothing
+        inner &= ndimage.distance_transform_cdt(~avoid, metric="taxicab") >= 4
     ys, xs = np.nonzero(inner)
     assert len(ys) >= n
     for i in rng.choice(len(ys), size=n, replace=False):
@@ -224,6 +227,14 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
                            timeout=STEP_TIMEOUT_MS * 2)
     assert page.locator("#accept-pred").is_enabled()
     shot(page, "03-annotate-prediction")
+    # one more stroke: a moment later the slice is saved, a new model trained, its prediction shown
+    first_model = re.search(r"model (\w+)", page.locator("#pred-status").inner_text()).group(1)
+    mask_png = page.request.get(f"/api/annotate/{job_id}/annotations/{saved[-1]}").body()
+    painted = np.asarray(Image.open(io.BytesIO(mask_png))) > 0
+    dabs(page, canvas.bounding_box(), snow_volume[saved[-1]] > hi, rng, n=1, avoid=painted)
+    page.wait_for_function(
+        f"/Prediction of model (?!{first_model})/.test(document.getElementById('pred-status').textContent)",
+        timeout=STEP_TIMEOUT_MS * 2)
 
     # ---- segment the whole volume (from the annotation page), then follow it on the job page
     page.locator("#segment").click()

@@ -33,6 +33,7 @@ export class SliceView {
     this.scale = 1;
     this.tx = 0;
     this.ty = 0;
+    this.fitted = true; // the slice fills the stage; kept so while the stage is resized
     this.width = 0;
     this.height = 0;
     this.overlay = null; // function(ctx) drawing in screen (CSS pixel) coordinates
@@ -52,10 +53,9 @@ export class SliceView {
     const dpr = window.devicePixelRatio || 1;
     const w = Math.max(1, Math.round(this.stage.clientWidth * dpr)), h = Math.max(1, Math.round(this.stage.clientHeight * dpr));
     if (this.canvas.width !== w || this.canvas.height !== h) {
-      const first = this.canvas.width <= 300 && this.width;
       this.canvas.width = w;
       this.canvas.height = h;
-      if (first) this.fit();
+      if (this.fitted) this.fit(); // still as fitted: stay fitted; after zoom or pan: stay put
       this.redraw();
     }
   }
@@ -77,6 +77,7 @@ export class SliceView {
     this.scale = Math.min(cw / this.width, ch / this.height) * 0.96;
     this.tx = (cw - this.width * this.scale) / 2;
     this.ty = (ch - this.height * this.scale) / 2;
+    this.fitted = true;
     this.redraw();
   }
 
@@ -86,12 +87,14 @@ export class SliceView {
     this.scale = s;
     this.tx = sx - ix * s;
     this.ty = sy - iy * s;
+    this.fitted = false;
     this.redraw();
   }
 
   panBy(dx, dy) {
     this.tx += dx;
     this.ty += dy;
+    this.fitted = false;
     this.redraw();
   }
 
