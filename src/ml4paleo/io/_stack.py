@@ -51,7 +51,7 @@ _FORMAT = {"tiff": "TIFF", "png": "PNG", "jpeg": "JPEG"}
 
 
 def _yx(shape: tuple[int, ...]) -> str:
-    return "x".join(str(n) for n in shape) + " (y x)"
+    return "x".join(str(n) for n in shape)
 
 
 class SliceStackReader(VolumeReader):
@@ -98,8 +98,8 @@ class SliceStackReader(VolumeReader):
             img = self._decode(z)
             if img.shape != self.shape[1:]:
                 raise InputError(
-                    f"{self.entries[z].name}: slice size {_yx(img.shape)} differs from the first slice "
-                    f"{self.entries[0].name} ({_yx(self.shape[1:])}); all slices must have the same size"
+                    f"{self.entries[z].name}: slice size {_yx(img.shape)} (y x) differs from the first slice "
+                    f"{self.entries[0].name}, {_yx(self.shape[1:])}; all slices must have the same size"
                 )
             if img.dtype != self.dtype:
                 raise InputError(
