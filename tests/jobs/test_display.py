@@ -44,6 +44,23 @@ def test_png_round_trip_and_bad_png():
     assert (display.decode_png(display.encode_png(image)) == image).all()
     with pytest.raises(InputError, match="mask is not a readable PNG"):
         display.decode_png(b"GIF89a", what="mask")
+    with pytest.raises(InputError, match="mask is 5x4 pixels; slices are 3x2"):
+        display.decode_png(display.encode_png(image), what="mask", shape=(2, 3))
+
+
+def test_a_decompression_bomb_is_refused_from_its_header():
+    import zlib
+
+    # a valid 60000 x 60000 gray PNG header followed by a tiny (truncated) stream
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = (60000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    with pytest.raises(InputError):
+        display.decode_png(bomb, what="mask")
+    with pytest.raises(InputError, match="mask"):
+        display.decode_png(bomb, what="mask", shape=(8, 8))
 
 
 def test_read_slice_checks_axis_and_range(tmp_path, rng):

@@ -90,16 +90,22 @@ def encode_png(image: np.ndarray) -> bytes:
     return bytes(imagecodecs.png_encode(np.ascontiguousarray(image, dtype=np.uint8), level=1))
 
 
-def decode_png(data: bytes, *, what: str = "image") -> np.ndarray:
-    """A PNG's pixels as a 2D array (first channel of a colour image), or InputError."""
+def decode_png(data: bytes, *, what: str = "image", shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A PNG's pixels as a 2D array (first channel of a colour image), or InputError. With
+    ``shape`` (y, x), the size is checked from the header before any pixel is decoded, so a
+    huge image (a decompression bomb) is refused cheaply."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.format != "PNG":
                 raise InputError(f"{what} must be a PNG; got {img.format}")
+            if shape is not None and (img.height, img.width) != tuple(shape):
+                raise InputError(f"{what} is {img.width}x{img.height} pixels; slices are {shape[1]}x{shape[0]}")
             array = np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"{what} is not a readable PNG: {exc}") from exc
     return array[..., 0] if array.ndim == 3 else array
 

@@ -59,9 +59,7 @@ def submit(job_id: str):
     data = json_body()
     shape, _, doc = _converted(job_id)
     z = _slice_index(data.get("z"), int(shape[0]))
-    mask = display.decode_png(b64decode(data.get("mask"), "mask"), what="mask")
-    if mask.shape != (int(shape[1]), int(shape[2])):
-        raise InputError(f"mask is {mask.shape[1]}x{mask.shape[0]} pixels; slices are {shape[2]}x{shape[1]}")
+    mask = display.decode_png(b64decode(data.get("mask"), "mask"), what="mask", shape=(int(shape[1]), int(shape[2])))
     if mask.dtype != np.uint8:
         raise InputError(f"mask must be an 8-bit gray PNG; got {mask.dtype}")
     n_classes = len(doc["classes"])
