@@ -134,6 +134,18 @@ def main(argv=None) -> int:
         t_train = time.perf_counter() - t
         print(f"train: {t_train:.1f}s, {result.n_slices} slices, LOSO Dice {result.metrics}")
 
+        from ml4paleo.pipelines.preview import predict_slice
+
+        z_mid = shape[0] // 2 + 1
+        t = time.perf_counter()
+        predict_slice(work / "vol.ome.zarr", work / "model", z_mid)
+        t_first = time.perf_counter() - t
+        t = time.perf_counter()
+        predict_slice(work / "vol.ome.zarr", work / "model", z_mid)
+        t_again = time.perf_counter() - t
+        print(f"preview of one {shape[1]}x{shape[2]} slice: {t_first:.2f}s first (model load + features), "
+              f"{t_again:.3f}s again (after a brush stroke)")
+
         model = load_model(work / "model")
         arr = open_level(work / "vol.ome.zarr")
         region = (min(64, shape[0]), min(128, shape[1]), min(128, shape[2]))
@@ -145,7 +157,7 @@ def main(argv=None) -> int:
         model.predict_proba(f.reshape(-1, f.shape[-1]))
         t_pred = time.perf_counter() - t
         nv = int(np.prod(region))
-        print(f"features ({model.feature_settings.n_features}/voxel, one core, block {region} + halo): {nv / t_feat / 1e6:.2f} M voxels/s")
+        print(f"features ({model.feature_settings.n_features}/voxel of the bank's 61, one core, block {region} + halo): {nv / t_feat / 1e6:.2f} M voxels/s")
         print(f"prediction ({model.metadata['kind']}, one core): {nv / t_pred / 1e6:.2f} M voxels/s")
         del f
 
