@@ -147,5 +147,5 @@ def test_whole_flow_on_the_snow_scan(server, snow_volume):
     labels = tifffile.imread(io.BytesIO(srv.get(kinds["segmentation-tiff"]["url"]).content))
     assert labels.shape == (100, 100, 100) and set(np.unique(labels)) <= {0, 1}
     log = srv.json("GET", f"/api/job/{job_id}/events")
-    assert {t["kind"] for t in log["tasks"] if t["status"] == "done"} == {"convert", "train", "start", "mesh", "export"}
+    assert {"convert", "train", "start", "mesh"} <= {t["kind"] for t in log["tasks"] if t["status"] == "done"}
     assert [e["kind"] for e in log["events"]].count("status:meshed") == 1
