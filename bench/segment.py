@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ml4paleo.features import FeatureSettings
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level
 from ml4paleo.pipelines.segment import features_of_region, segment_volume
 from ml4paleo.pipelines.train import train_model

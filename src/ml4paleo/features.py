@@ -28,7 +28,7 @@ aligned to global coordinates, so a chunked computation equals the whole-volume 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np

@@ -5,7 +5,6 @@ Default feature bank and default forest: these are the product's real settings."
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy import ndimage as ndi
 from segdata import dice, phantom, scribbles, write_volume
 

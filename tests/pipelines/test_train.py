@@ -155,3 +155,17 @@ def test_empty_or_missing_folder_and_bad_options(world, tmp_path):
     with pytest.raises(InputError, match="select"):
         train_model(root / "vol.ome.zarr", ann, tmp_path / "m", select=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_cancel_during_training_writes_nothing(world, tmp_path):
+    from ml4paleo.errors import Cancelled
+
+    root, vol, truth, ann = world
+
+    def cancel(done, total, stage=""):
+        if done / total > 0.3:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        train_model(root / "vol.ome.zarr", ann, tmp_path / "model", features=FAST, params=FAST_RF, progress=cancel)
+    assert list(tmp_path.iterdir()) == []
