@@ -317,8 +317,11 @@ def serve(host, port, data, threads, runner_spec) -> None:
             raise InputError(f"--runners must look like convert=1,segment=2,mesh=1; got {runner_spec!r}")
         counts[kind.strip()] = int(n or 1)
     app = create_app(settings)
-    server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                    max_request_body_size=2 * settings.max_request_bytes + (1 << 20))
+    try:
+        server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                                        max_request_body_size=2 * settings.max_request_bytes + (1 << 20))
+    except OSError as exc:
+        raise InputError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
     supervisor = Supervisor(settings, counts)
 
     def _terminate(signum, frame) -> None:

@@ -31,3 +31,14 @@ def test_bad_options_are_one_line_errors(tmp_path):
     assert result.exit_code != 0 and "--runners must look like" in result.output
     result = CliRunner().invoke(main, ["runner", "paint"])
     assert result.exit_code == 2 and "paint" in result.output
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--data", str(tmp_path), "--port", str(port), "--runners", "none"])
+    assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
