@@ -271,7 +271,16 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     lit = np.abs(pixels.astype(int) - background).sum(axis=-1) > 30
     assert lit.mean() > 0.02, f"3D canvas is blank ({lit.mean():.3%} of pixels differ from the background)"
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20  # shaded, not a flat fill
-    assert page.locator(".scalebar .label").inner_text().strip() != ""
+    assert page.locator(".scalebar .label").inner_text().strip().endswith("µm")
+    with page.expect_download() as info:
+        page.click("#screenshot")
+    png = Image.open(info.value.path())
+    assert png.format == "PNG" and png.size[0] > 100
+    # linked cursors: a click on the XY view moves the XZ and YZ planes to that y and x
+    xy = page.locator(".view2d[data-axis=z] canvas").bounding_box()
+    page.mouse.click(xy["x"] + xy["width"] * 0.25 + 0.5, xy["y"] + xy["height"] * 0.75 + 0.5)
+    assert page.locator(".view2d[data-axis=x] input").input_value() == "25"
+    assert page.locator(".view2d[data-axis=y] input").input_value() == "75"
     shot(page, "06-viewer")
 
     # ---- models page
