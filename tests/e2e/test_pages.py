@@ -11,6 +11,7 @@ Set ``ML4PALEO_E2E_URL`` to run against a server that is already running instead
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -376,7 +377,6 @@ def test_mask_png_codec_is_exact(page):
         const png = await import('/static/js/png.js');
         return png.bytesToBase64(await png.encodeGrayPng(Uint8Array.from(flat), w, h)); }""",
                             [values.ravel().tolist(), 37, 23])
-    import base64
 
     img = Image.open(io.BytesIO(base64.b64decode(encoded)))
     assert img.mode == "L" and np.array_equal(np.asarray(img), values)
@@ -472,6 +472,20 @@ def test_annotation_tools_paint_exact_values(page, snow_volume):
     page.mouse.click(*to_screen(box, shape, 50, 40))
     m = saved_mask()
     assert m[50, 40] == 0 and (m == 0).sum() == 1
+
+    # flood fill with a gray tolerance stops where the image changes ("magic wand")
+    page.click("#clear")
+    page.evaluate("() => { const t = document.getElementById('fill-tol'); t.value = '30'; t.dispatchEvent(new Event('input')); }")
+    page.keyboard.press("2")
+    page.keyboard.press("f")
+    gray = page.request.get(f"/api/annotate/{job_id}/images/next?z=2").json()["image"]
+    gray = np.asarray(Image.open(io.BytesIO(base64.b64decode(gray)))).astype(int)
+    seed = tuple(np.argwhere(gray == gray.max())[0])
+    page.mouse.click(*to_screen(box, shape, *seed))
+    m = saved_mask()
+    filled = m == 2
+    assert filled[seed] and 1 < filled.sum() < filled.size
+    assert (np.abs(gray[filled] - gray[seed]) <= 30).all()
     shot(page, "12-annotate-tools")
     assert_no_console_errors(page)
 

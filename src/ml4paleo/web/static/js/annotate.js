@@ -22,6 +22,7 @@ const state = {
   active: 2,
   tool: "brush",
   size: 6,
+  tolerance: 0, // flood fill: 0 = whole region of equal label, else also within ± this gray level
   unsaved: false,
   edits: 0, // number of edits so far: a save only clears "unsaved" if none came in meanwhile
   annotated: new Map(), // z → labeled voxels
@@ -110,6 +111,10 @@ function setSize(size) {
   view.redraw();
 }
 $("brush-size").addEventListener("input", (e) => setSize(Number(e.target.value)));
+$("fill-tol").addEventListener("input", (e) => {
+  state.tolerance = Number(e.target.value);
+  $("fill-tol-out").textContent = state.tolerance ? `± ${state.tolerance}` : "off";
+});
 
 // ---------------------------------------------------------------- drawing layers
 function paintLabels(rect = null) {

@@ -136,17 +136,24 @@ export class LabelBuffer {
     if (xMinAll <= xMaxAll) this._touch(xMinAll, yMin, xMaxAll, yMax);
   }
 
-  /** Flood-fill the 4-connected region of equal label around (x, y) with `value`. */
-  flood(x, y, value) {
+  /**
+   * Flood-fill the 4-connected region of equal label around (x, y) with `value`; with `gray`
+   * (the slice's 8-bit values) and `tolerance` > 0, only through pixels whose gray value is
+   * within `tolerance` of the clicked one (a "magic wand" that stops at edges in the image).
+   */
+  flood(x, y, value, gray = null, tolerance = 0) {
     const { width: w, height: h, values } = this;
     if (x < 0 || y < 0 || x >= w || y >= h) return;
     const target = values[y * w + x];
     if (target === value) return;
+    const useGray = gray && tolerance > 0;
+    const g0 = useGray ? gray[y * w + x] : 0;
     const stack = [y * w + x];
     let x0 = x, x1 = x, y0 = y, y1 = y;
     while (stack.length) {
       const i = stack.pop();
       if (values[i] !== target) continue;
+      if (useGray && Math.abs(gray[i] - g0) > tolerance) continue;
       values[i] = value;
       const px = i % w, py = (i - px) / w;
       if (px < x0) x0 = px; if (px > x1) x1 = px; if (py < y0) y0 = py; if (py > y1) y1 = py;

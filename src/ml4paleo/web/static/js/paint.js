@@ -55,7 +55,7 @@ export class PaintInput {
       this._flush();
     } else if (state.tool === "fill") {
       state.labels.begin();
-      state.labels.flood(Math.floor(p[0]), Math.floor(p[1]), state.active);
+      state.labels.flood(Math.floor(p[0]), Math.floor(p[1]), state.active, state.gray, state.tolerance);
       if (state.labels.end()) this.onEdit();
     } else if (state.tool === "lasso") {
       if (state.lasso && state.lasso.length > 2 && this._nearFirst(p)) {
