@@ -36,14 +36,15 @@ function className(m, key) {
 function scoreCell(m, name) {
   const overall = metric(m, name);
   const detail = perClass(m, name);
-  const title = detail ? Object.entries(detail).map(([k, v]) => `${className(m, k)}: ${fmt(v)}`).join("\n") : "";
-  return el("td", { class: "num", title }, fmt(overall));
+  const parts = detail ? Object.entries(detail).map(([k, v]) => `${className(m, k)} ${fmt(v)}`) : [];
+  return el("td", { class: "num", title: parts.join("\n") }, fmt(overall),
+    parts.map((part) => el("div", { class: "hint nowrap" }, part)));
 }
 
 function row(m, i) {
   const classes = (m.classes || []).map((c) => (typeof c === "string" ? c : c.name)).join(", ");
   const voxels = m.voxels_per_class
-    ? Object.entries(m.voxels_per_class).map(([k, v]) => `${className(m, k)} ${Number(v).toLocaleString()}`).join(" · ")
+    ? Object.entries(m.voxels_per_class).map(([k, v]) => el("div", { class: "nowrap" }, `${className(m, k)} ${Number(v).toLocaleString()}`))
     : "–";
   const ready = !["training", "queued", "training_queued", "error", "failed", "cancelled"].includes(m.status);
   return el("tr", {},
