@@ -96,7 +96,7 @@ export function formatDuration(seconds) {
 export function formatDate(iso) {
   if (!iso) return "–";
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
 /** The job record from GET /api/job/<id>/status. */
