@@ -278,7 +278,7 @@ def _box_mean(x: np.ndarray, f: int, axes: tuple[int, ...]) -> np.ndarray:
             width[a] = (0, pad)
             out = np.pad(out, width, mode="edge")
         views = [out[tuple(slice(i, None, f) if b == a else slice(None) for b in range(out.ndim))] for i in range(f)]
-        acc = views[0].copy()
+        acc = views[0].astype(np.float32)  # a copy, float32 whatever the input dtype
         for v in views[1:]:
             acc += v
         out = acc
@@ -324,16 +324,16 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     if padded.ndim != 3 or any(padded.shape[a] <= 2 * pads[a] for a in range(3)):
         raise InputError(f"block of shape {padded.shape} is too small for a halo of {h} voxels")
     interior = tuple(padded.shape[a] - 2 * pads[a] for a in range(3))
-    x = padded.astype(np.float32, copy=False)
+    x = padded  # cast per window below: a float32 copy of the whole padded block is the largest array
     names = feature_names(settings)
     slot = {name: k for k, name in enumerate(names)}
     out = np.empty((len(names),) + interior, dtype=np.float32)  # feature-major while filling
     core = tuple(slice(pads[a], pads[a] + interior[a]) for a in range(3))
     tags = [f"s{s:g}" for s in settings.sigmas]
     dogs = [f"dog_{t}" in slot for t in tags]
-    gaussians: dict[int, np.ndarray] = {-1: x[core]}
+    gaussians: dict[int, np.ndarray] = {-1: x[core].astype(np.float32)}
     if "raw" in slot:
-        out[slot["raw"]] = x[core]
+        out[slot["raw"]] = gaussians[-1]
     todo = _needed(settings)
     for i, sigma in enumerate(settings.sigmas):
         tag = tags[i]
@@ -354,9 +354,10 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
             starts.append(pads[a] - w0)
         xs = x[tuple(window)]
         if f > 1:
-            xs = _box_mean(xs, f, axes)
+            xs = _box_mean(xs, f, axes)  # float32 from its first pass
             crop: tuple[slice, ...] = (slice(None),) * 3  # coarse maps are small; upsampling crops
         else:
+            xs = xs.astype(np.float32)
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
         feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed)
         for name, maps in feats.items():
