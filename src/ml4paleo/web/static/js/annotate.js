@@ -38,6 +38,8 @@ const DEFAULT_CLASSES = [
 ];
 const colors = () => Object.fromEntries(state.classes.map((c) => [c.value, classColor(c)]));
 const TRAINABLE = new Set(["annotated", "trained", "segmented", "meshed"]); // statuses that accept a retrain
+/** Whether the job accepts a (re)train now: idle with annotations, or failed after conversion. */
+const canTrain = (job) => Boolean(job) && (TRAINABLE.has(job.status) || (job.status === "error" && Boolean(job.shape)));
 const MODEL_READY = (m) => !["queued", "training_queued", "training", "error", "failed", "cancelled"].includes(m.status);
 
 // ---------------------------------------------------------------- status line
@@ -327,7 +329,7 @@ function scheduleLive() {
   liveTimer = setTimeout(() => guarded(async () => {
     if (input.busy) return scheduleLive();
     if (state.unsaved) await save();
-    if (state.training || !TRAINABLE.has(state.job && state.job.status)) state.retrainWanted = true;
+    if (state.training || !canTrain(state.job)) state.retrainWanted = true;
     else await train();
   }), 1200);
 }
@@ -380,11 +382,13 @@ async function refreshJob() {
     (trainingNow ? ` · training${job.progress ? ` ${Math.round(job.progress * 100)}%` : ""}…` : "");
   $("train").disabled = trainingNow;
   $("segment").hidden = !newest;
-  $("segment").disabled = trainingNow || !TRAINABLE.has(job.status);
+  $("segment").disabled = trainingNow || !canTrain(job);
   $("train").textContent = newest ? "Retrain now" : "Train model";
-  if (!trainingNow && state.retrainWanted && TRAINABLE.has(job.status)) await train();
+  if (!trainingNow && state.retrainWanted && canTrain(job)) await train();
   await refreshPrediction();
-  if (job.status === "error" && job.error) say(`Last step failed: ${job.error}`);
+  const failure = job.status === "error" ? job.error || "no reason recorded" : "";
+  if (failure && failure !== state.failure) say(`Last step failed: ${failure}`);
+  state.failure = failure;
 }
 
 // ---------------------------------------------------------------- gallery

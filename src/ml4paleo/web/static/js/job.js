@@ -86,7 +86,7 @@ function actionsFor(job) {
       if (job.shape) extra.push(annotate(false));
       if (hasAnnotations) extra.push(train(false));
       if (model) extra.push(segment(false));
-      if (seg && seg.status === "segmented") extra.push(mesh(false, seg));
+      if (seg && ["done", "segmented"].includes(seg.status)) extra.push(mesh(false, seg));
       return [job.shape ? [] : [linkButton("Start a new upload", "/", true)], extra];
     }
     default:
