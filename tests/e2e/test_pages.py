@@ -107,6 +107,9 @@ def page(browser, server):
     page.errors = []
     page.on("console", lambda m: m.type == "error" and page.errors.append(f"{page.url}: {m.text} {m.location}"))
     page.on("pageerror", lambda e: page.errors.append(f"{page.url}: uncaught {e}"))
+    # labs work offline: every request of the pages goes to the server itself
+    page.on("request", lambda r: r.url.startswith((server, "data:", "blob:"))
+            or page.errors.append(f"{page.url}: request to another origin {r.url}"))
     yield page
     context.close()
 
@@ -117,7 +120,7 @@ def shot(page, name: str) -> None:
 
 
 def assert_no_console_errors(page) -> None:
-    assert not page.errors, "console errors:\n" + "\n".join(page.errors)
+    assert not page.errors, "console errors or requests off the server:\n" + "\n".join(page.errors)
 
 
 def to_screen(canvas_box, shape, y: int, x: int) -> tuple[float, float]:
