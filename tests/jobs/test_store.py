@@ -124,7 +124,7 @@ class StoreContract:
         lock = threading.Lock()
 
         def worker(n: int) -> None:
-            mine = self.make()
+            mine = self.make(lease_seconds=600)  # no lease may expire while the others claim
             try:
                 while (claim := mine.claim("convert", f"worker-{n}")) is not None:
                     with lock:
@@ -132,12 +132,20 @@ class StoreContract:
             finally:
                 mine.close()
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        errors: list[BaseException] = []
+
+        def guarded(n: int) -> None:
+            try:
+                worker(n)
+            except BaseException as exc:  # a thread's exception would otherwise vanish
+                errors.append(exc)
+
+        threads = [threading.Thread(target=guarded, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert sorted(claimed) == sorted(jobs)
+        assert not errors and sorted(claimed) == sorted(jobs)
         assert store.claim("segment", "x") is None
 
     def test_an_expired_lease_is_reclaimed_and_the_old_runner_cannot_finish(self, store):
@@ -251,7 +259,7 @@ class TestSQLiteStore(StoreContract):
         self.data = tmp_path
 
     def make(self, **overrides) -> JobStore:
-        return JobStore(Settings.from_env({}, data=self.data, lease_seconds=0.3, max_attempts=2, **overrides))
+        return JobStore(Settings.from_env({}, data=self.data, **{"lease_seconds": 0.3, "max_attempts": 2, **overrides}))
 
     def test_the_database_is_one_wal_file_under_data(self, store):
         with store.engine.connect() as conn:
@@ -277,7 +285,7 @@ class _URLStore(StoreContract):
 
     def make(self, **overrides) -> JobStore:
         return JobStore(Settings.from_env({}, data=self.data, database_url=os.environ["ML4PALEO_TEST_DATABASE_URL"],
-                                          lease_seconds=0.3, max_attempts=2, **overrides))
+                                          **{"lease_seconds": 0.3, "max_attempts": 2, **overrides}))
 
 
 if os.environ.get("ML4PALEO_TEST_DATABASE_URL"):
