@@ -65,6 +65,7 @@ def test_error_recovers_from_where_it_can():
     assert transition("error", "annotate", has_volume=True) == "annotated"
     assert transition("error", "upload", has_volume=False) == "uploading"
     assert transition("error", "upload_complete", has_volume=False) == "uploaded"
+    assert transition("error", "upload_complete", has_volume=True) == "error"
     with pytest.raises(InvalidTransition, match="upload it again"):
         transition("error", "train_queue", has_volume=False)
 

@@ -97,6 +97,8 @@ def transition(current: str, event: str, *, has_volume: bool = False, target: st
             return result or status
         if has_volume and event in ("annotate", "train_queue", "mesh_queue"):
             return S.ANNOTATED if event == "annotate" else result or status
+        if has_volume and event == "upload_complete":
+            return status  # a late repeat after a later step failed
     if status in allowed:
         return result or status
     if status in (S.UPLOADING, S.UPLOADED, S.CONVERTING) and event in ("train_queue", "mesh_queue", "annotate"):
