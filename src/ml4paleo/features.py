@@ -229,14 +229,24 @@ def _eig3(xx, yy, zz, xy, xz, yz) -> list[np.ndarray]:
 
 
 def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
-                    crop: tuple[slice, ...], filters: set[str]) -> dict[str, list[np.ndarray]]:
+                    crop: tuple[slice, ...], filters: set[str], trim: bool = False) -> dict[str, list[np.ndarray]]:
     """All filters of one scale on one (possibly coarse) window, returned for ``x[crop]``.
 
     Smoothing and derivatives need the whole window; the per-voxel maths (eigenvalues,
     magnitudes) runs on the crop only, which for full-resolution scales is about half the window."""
     axes = settings.axes
-    per_axis = [sigma if a in axes else 0.0 for a in range(3)]
-    g = ndi.gaussian_filter(x, per_axis, truncate=TRUNCATE, mode="reflect")
+    if trim:
+        # one axis at a time, dropping after each pass the margin that only the Gaussian itself
+        # needed: the later passes and every derivative then run on less (2-3x less for the
+        # one-slice blocks of training and preview); the values kept are unchanged
+        r = _radius(sigma)
+        g = x
+        for a in axes:
+            g = ndi.gaussian_filter1d(g, sigma, axis=a, truncate=TRUNCATE, mode="reflect")
+            g = g[tuple(slice(r, g.shape[a] - r) if b == a else slice(None) for b in range(3))]
+        crop = tuple(slice(c.start - r, c.stop - r) if a in axes else c for a, c in enumerate(crop))
+    else:
+        g = ndi.gaussian_filter(x, [sigma if a in axes else 0.0 for a in range(3)], truncate=TRUNCATE, mode="reflect")
     out: dict[str, list[np.ndarray]] = {"gaussian": [g[crop]]}
     if not filters & {"log", "ggm", "st", "hessian"}:
         return out
@@ -254,11 +264,23 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
             out["hessian"] = _eigen(hess, len(axes))
         del hess
     if "st" in filters:
-        outer = [sigma / 2 if a in axes else 0.0 for a in range(3)]
-        tensor = {(i, j): ndi.gaussian_filter(grads[i] * grads[j], outer, truncate=TRUNCATE, mode="reflect")[crop]
+        tensor = {(i, j): _smooth(grads[i] * grads[j], sigma / 2, axes, crop, trim)
                   for i in range(len(axes)) for j in range(i, len(axes))}
         out["st"] = _eigen(tensor, len(axes))
     return out
+
+
+def _smooth(x: np.ndarray, sigma: float, axes: tuple[int, ...], crop: tuple[slice, ...], trim: bool) -> np.ndarray:
+    """Gaussian of ``x`` returned on ``crop``; with ``trim``, pass by pass on a shrinking region
+    (as for G above), which gives the same values with less work."""
+    if not trim:
+        return ndi.gaussian_filter(x, [sigma if a in axes else 0.0 for a in range(3)], truncate=TRUNCATE,
+                                   mode="reflect")[crop]
+    r = _radius(sigma)
+    for a in axes:
+        x = ndi.gaussian_filter1d(x, sigma, axis=a, truncate=TRUNCATE, mode="reflect")
+        x = x[tuple(slice(r, x.shape[a] - r) if b == a else slice(None) for b in range(3))]
+    return x[tuple(slice(c.start - r, c.stop - r) if a in axes else c for a, c in enumerate(crop))]
 
 
 def _eigen(m: dict[tuple[int, int], np.ndarray], n: int) -> list[np.ndarray]:
@@ -359,7 +381,7 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
         else:
             xs = xs.astype(np.float32)
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
-        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed)
+        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=f == 1)
         for name, maps in feats.items():
             labels = [f"{name}_e{j + 1}_{tag}" for j in range(len(maps))] if name in ("st", "hessian") else [f"{name}_{tag}"]
             for label, m in zip(labels, maps):
