@@ -263,6 +263,7 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
 
     # ---- mesh, then the 3D view shows it
     page.goto(f"/job/{job_id}")
+    page.locator("#mesh-formats input[value=ply]").check()  # PLY files besides the STL zip
     page.get_by_role("button", name="Make 3D meshes").click()
     wait_for_button(page, "Download results")
     shot(page, "05-job-meshed")
@@ -296,6 +297,9 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     page.goto(f"/job/{job_id}/download")
     link = page.locator(f"#artifacts a[href*='/meshes/']").first
     link.wait_for()
+    ply = page.locator("#artifacts tr[data-kind=mesh-ply]").first
+    ply.wait_for()
+    assert "MiB" in ply.inner_text() or "KiB" in ply.inner_text()
     shot(page, "08-download")
     with page.expect_download() as info:
         link.click()

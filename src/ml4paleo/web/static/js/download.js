@@ -1,5 +1,5 @@
 // Download page: every artifact of the job with its size; unfinished ones are not links.
-import { api, el, formatBytes, jobId, poll } from "./api.js";
+import { api, el, formatBytes, getJob, jobId, poll } from "./api.js";
 
 const enc = encodeURIComponent(jobId);
 
@@ -14,9 +14,35 @@ function row(a) {
     el("td", {}, cell));
 }
 
+/** Single mesh files in formats other than STL (the STL zip is an artifact of its own). */
+const extraFiles = new Map(); // seg_id → [{name, kind, url, size, ready}]
+async function meshFiles(job) {
+  const out = [];
+  for (const seg of job.segmentations || []) {
+    if (seg.mesh_status !== "done") continue;
+    if (!extraFiles.has(seg.seg_id)) {
+      const doc = await api(`/api/job/${enc}/segmentation/${encodeURIComponent(seg.seg_id)}/meshes`);
+      const rows = [];
+      for (const m of doc.meshes || []) {
+        for (const [fmt, url] of Object.entries(m.files || {})) {
+          if (fmt === "stl") continue;
+          const head = await fetch(url, { method: "HEAD" });
+          const size = Number(head.headers.get("Content-Length"));
+          rows.push({ name: `Mesh ${m.name} ${seg.seg_id} (${fmt.toUpperCase()})`, kind: `mesh-${fmt}`, url,
+            size: Number.isFinite(size) ? size : null, ready: head.ok });
+        }
+      }
+      extraFiles.set(seg.seg_id, rows);
+    }
+    out.push(...extraFiles.get(seg.seg_id));
+  }
+  return out;
+}
+
 let lastKey = "";
 poll(async () => {
-  const { artifacts } = await api(`/api/job/${enc}/artifacts`);
+  const [{ artifacts: listed }, job] = await Promise.all([api(`/api/job/${enc}/artifacts`), getJob()]);
+  const artifacts = [...listed, ...(await meshFiles(job))];
   const key = JSON.stringify(artifacts);
   if (key !== lastKey) {
     lastKey = key;

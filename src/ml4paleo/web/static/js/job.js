@@ -63,7 +63,12 @@ const linkButton = (label, href, primary = false) =>
 const annotate = (primary) => linkButton(primary ? "Annotate slices" : "Annotate more slices", `/job/annotate/${enc}`, primary);
 const train = (primary) => actionButton("Train model", () => post(`/api/job/${enc}/retrain`), primary);
 const segment = (primary) => actionButton("Segment the whole volume", () => post(`/api/job/${enc}/start`), primary);
-const mesh = (primary, seg) => actionButton("Make 3D meshes", () => post(`/api/job/${enc}/mesh`, seg ? { seg_id: seg.seg_id } : {}), primary);
+/** Mesh formats chosen next to the button (STL always: the mesh download is a zip of STL). */
+function meshFormats() {
+  return ["stl", ...[...document.querySelectorAll("#mesh-formats input:checked")].map((c) => c.value)];
+}
+const mesh = (primary, seg) => actionButton("Make 3D meshes",
+  () => post(`/api/job/${enc}/mesh`, { ...(seg ? { seg_id: seg.seg_id } : {}), formats: meshFormats() }), primary);
 const viewer = (primary) => linkButton("Open the viewer", `/job/${enc}/viewer`, primary);
 const download = (primary) => linkButton("Download results", `/job/${enc}/download`, primary);
 const models = () => linkButton("Check the models", `/job/${enc}/models`);
@@ -80,7 +85,7 @@ function actionsFor(job) {
     case "annotated": return [[train(true)], [annotate(false)]];
     case "trained": return [[segment(true)], [annotate(false), models(), train(false)]];
     case "segmented": return [[mesh(true, seg)], [viewer(), download(), annotate(false)]];
-    case "meshed": return [[download(true)], [viewer(), annotate(false), segment(false)]];
+    case "meshed": return [[download(true)], [viewer(), annotate(false), segment(false), mesh(false, seg)]];
     case "error": {
       const extra = [];
       if (job.shape) extra.push(annotate(false));
@@ -127,6 +132,7 @@ function render(job) {
     lastKey = key;
     const [main, others] = actionsFor(job);
     document.getElementById("next-action").replaceChildren(...main);
+    document.getElementById("mesh-formats").hidden = !["segmented", "meshed", "error"].includes(job.status);
     document.getElementById("other-actions").replaceChildren(...others);
   }
 
