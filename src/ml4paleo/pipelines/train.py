@@ -72,6 +72,11 @@ MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
 """Features kept by importance-based selection (None: all); see the measurements above."""
+RANK_VOXELS = 30_000
+RANKER = {"n_estimators": 16, "max_depth": 10}
+"""The ranking forest is smaller than the model: selection took 2.3 s instead of 10.3 s (4 slices
+of 512^2), and the Dice of the resulting models on unseen slices moved within the forest's
+spread (snow 0.961 vs 0.965, 3-class bone 0.925 vs 0.918, bench blobs 0.977 vs 0.976)."""
 TILE = 512
 """Slices are featurised in tiles of at most TILE x TILE voxels (plus halo) to bound memory."""
 
@@ -216,8 +221,8 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
     from ml4paleo.models import make_segmenter
 
     X, y = np.concatenate(rows), np.concatenate(targets)
-    keep = sample_indices(y, sampling, max_voxels, seed)
-    ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1).fit(X[keep], y[keep])
+    keep = sample_indices(y, sampling, min(max_voxels, RANK_VOXELS), seed, min(MIN_PER_CLASS, RANK_VOXELS // 10))
+    ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1, **RANKER).fit(X[keep], y[keep])
     columns = np.sort(np.argsort(ranker.estimator.feature_importances_)[::-1][:select])
     names = feature_names(settings)
     chosen = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
