@@ -172,3 +172,15 @@ def test_cli_train_segment_and_predict_slice(world, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "p.png").is_file()
     r = runner.invoke(cli, ["train", str(root / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "m")])
     assert r.exit_code != 0 and "already exists" in r.output
+
+
+def test_two_d_model_chunked_equals_whole_volume(world, tmp_path, small_blocks):
+    root, vol, truth, whole = world
+    ann = {z: scribbles(truth[z]) for z in (4, 20)}
+    train_model(root / "vol.ome.zarr", ann, tmp_path / "m2d", features=FAST, params=FAST_RF, two_d=True)
+    model = load_model(tmp_path / "m2d")
+    feats = compute_features(vol, model.feature_settings)
+    expected = model.predict(feats.reshape(-1, feats.shape[-1])).reshape(vol.shape)
+    segment_volume(root / "vol.ome.zarr", tmp_path / "m2d", tmp_path / "s.ome.zarr", scheduler="threads")
+    assert np.array_equal(labels_of(tmp_path / "s.ome.zarr"), expected)
+    assert np.array_equal(predict_slice(root / "vol.ome.zarr", tmp_path / "m2d", 7), expected[7])
