@@ -282,6 +282,7 @@ def train_model(
     targets: list[np.ndarray] = []
     labeled = np.zeros(K, dtype=np.int64)
     report = scaled(progress, 0.0, 0.4, "computing features")
+    report(0, len(ann))
     for i, (z, mask) in enumerate(ann.items()):
         sel = mask > 0
         y = mask[sel].astype(np.intp) - 1
