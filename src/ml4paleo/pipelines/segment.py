@@ -14,7 +14,12 @@ same file system); ``"processes"`` (the local default when there are several blo
 cores), ``"threads"`` or ``"synchronous"`` use Dask's local schedulers. Local processes, not
 threads: scipy.ndimage holds the GIL, so threads would not use the second core. Each task runs
 its estimator with one thread (``threadpool_limits(1)``), so tasks x threads never exceeds the
-cores.
+cores. As with any multiprocessing code, a script calling this with the local default needs the
+``if __name__ == "__main__":`` guard (the CLI and the runners have it).
+
+Measured (``bench/segment.py``, 512^3 uint16, 2 cores): 2.5 M voxels/s end to end, 1 M-voxel
+blocks as fast as 0.5 M and faster than 2 M (fewer, larger tasks balance worse on 2 workers);
+peak RSS ~0.42 GB per worker.
 """
 
 from __future__ import annotations
