@@ -56,6 +56,7 @@ class SklearnSegmenter:
         self.params = dict(params)
         self.estimator = self._make_estimator(n_jobs=n_jobs, **self.params)
         self.metadata: dict[str, Any] = {}
+        self.validation: dict[str, Any] = {}  # the saved leave-one-slice-out report, once loaded
 
     def _make_estimator(self, n_jobs: int, **params: Any):  # pragma: no cover - abstract
         raise NotImplementedError
