@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from ml4paleo.errors import InputError
-from ml4paleo.io.omezarr import partial_path, replace_atomically
+from ml4paleo.atomic import partial_path, replace_atomically
 
 __all__ = [
     "MESH_FORMATS",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
 
+from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.downsample import downsample_labels, downsample_mean, pyramid_factors
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
 from ml4paleo.progress import ProgressCallback, no_progress
@@ -117,27 +117,6 @@ def _multiscales(name: str, shapes: list[tuple[int, int, int]], voxel_size, unit
             scale = [s * f for s, f in zip(scale, pyramid_factors(shapes[level - 1]))]
         datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]})
     return {"version": NGFF_VERSION, "multiscales": [{"name": name, "axes": axes, "datasets": datasets}]}
-
-
-def replace_atomically(tmp: Path, dst: Path, overwrite: bool) -> None:
-    """Move the finished ``tmp`` (file or folder) onto ``dst``; the old ``dst`` goes only after."""
-    if dst.exists():
-        if not overwrite:
-            raise OutputExistsError(f"{dst} already exists (pass overwrite to replace it)")
-        trash = dst.with_name(f"{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        dst.rename(trash)
-        tmp.rename(dst)
-        if trash.is_dir():
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            trash.unlink(missing_ok=True)
-    else:
-        tmp.rename(dst)
-
-
-def partial_path(dst: Path) -> Path:
-    """Temporary sibling name for an output being written (same folder, so rename is atomic)."""
-    return dst.with_name(f"{dst.name}.partial-{uuid.uuid4().hex[:8]}")
 
 
 class OmeZarrWriter:

@@ -10,13 +10,13 @@ import datetime as _dt
 import functools
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import joblib
 
 from ml4paleo import __version__
+from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
 from ml4paleo.features import FeatureSettings
 from ml4paleo.models._base import SklearnSegmenter
@@ -29,20 +29,6 @@ KINDS: dict[str, type[SklearnSegmenter]] = {
 ESTIMATOR_FILE = "estimator.joblib"
 METADATA_FILE = "metadata.json"
 VALIDATION_FILE = "validation.json"
-
-
-def _publish(tmp: Path, dst: Path, overwrite: bool) -> None:
-    """Rename the finished ``tmp`` folder onto ``dst`` (models/ may not import io/, so this
-    mirrors ``omezarr.replace_atomically`` for folders)."""
-    if dst.exists():
-        if not overwrite:
-            raise OutputExistsError(f"{dst} already exists (pass overwrite to replace it)")
-        trash = dst.with_name(f"{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        dst.rename(trash)
-        tmp.rename(dst)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(dst)
 
 
 def make_segmenter(kind: str, classes, feature_settings: FeatureSettings, **kwargs: Any) -> SklearnSegmenter:
@@ -78,13 +64,13 @@ def save_model(
         **(metadata or {}),
     }
     model_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir.with_name(f"{model_dir.name}.partial-{uuid.uuid4().hex[:8]}")
+    tmp = partial_path(model_dir)
     tmp.mkdir()
     try:
         joblib.dump(model.estimator, tmp / ESTIMATOR_FILE, compress=3)
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2))
         (tmp / VALIDATION_FILE).write_text(json.dumps(validation or {}, indent=2))
-        _publish(tmp, model_dir, overwrite)
+        replace_atomically(tmp, model_dir, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

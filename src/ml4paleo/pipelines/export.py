@@ -26,7 +26,8 @@ from ml4paleo.io.exports import (
     iter_zip,
     tiff_resolution,
 )
-from ml4paleo.io.omezarr import VolumeInfo, open_level, partial_path, read_info, replace_atomically
+from ml4paleo.atomic import partial_path, replace_atomically
+from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
 from ml4paleo.pipelines._tasks import cores
 from ml4paleo.progress import ProgressCallback, no_progress
 

@@ -22,7 +22,8 @@ import numpy as np
 from ml4paleo import meshing
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.exports import MESH_FORMATS, write_mesh
-from ml4paleo.io.omezarr import VolumeInfo, open_level, partial_path, read_info, replace_atomically
+from ml4paleo.atomic import partial_path, replace_atomically
+from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
 from ml4paleo.pipelines._tasks import SCHEDULER_ENV, run_tasks
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
