@@ -53,6 +53,9 @@ class Settings:
     """``tcp://host:8786`` runs segmentation on a Dask cluster; empty runs locally."""
     train_features: str = ""
     """Feature settings passed to ``train_model(features=...)`` as JSON; empty uses the default."""
+    preview_triangles: int = 200_000
+    """Meshes with more triangles get a simplified copy (about this many) that the browser's 3D
+    view loads instead of the full-resolution file; downloads stay full resolution."""
     neuroglancer_url: str = ""
     """Base URL of a Neuroglancer instance for the viewer's "Open in Neuroglancer" link."""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -91,7 +94,8 @@ class Settings:
         if isinstance(merged.cors_origins, str):
             object.__setattr__(merged, "cors_origins", _split(merged.cors_origins))
         object.__setattr__(merged, "cors_origins", tuple(merged.cors_origins))
-        for name in ("port", "threads", "max_request_bytes", "max_job_bytes", "max_attempts"):
+        for name in ("port", "threads", "max_request_bytes", "max_job_bytes", "max_attempts",
+                     "preview_triangles"):
             if int(getattr(merged, name)) < 1:
                 raise InputError(f"setting {name} must be a positive integer; got {getattr(merged, name)!r}")
             object.__setattr__(merged, name, int(getattr(merged, name)))

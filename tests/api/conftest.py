@@ -11,7 +11,9 @@ import pytest
 
 from apiserver import Server, converted_job, png_b64, start_server, stop_server
 
-LIMITS = {"ML4PALEO_MAX_REQUEST_BYTES": str(8 * 1024**2), "ML4PALEO_MAX_JOB_BYTES": str(64 * 1024**2)}
+LIMITS = {"ML4PALEO_MAX_REQUEST_BYTES": str(8 * 1024**2), "ML4PALEO_MAX_JOB_BYTES": str(64 * 1024**2),
+          # small, so that the tiny test meshes get a light preview for the 3D view too
+          "ML4PALEO_PREVIEW_TRIANGLES": "500"}
 
 
 @pytest.fixture(scope="session")

@@ -419,3 +419,40 @@ def to_dask(path: str | Path, level: int = 0, chunks: Any = None):
     arr = open_level(path, level)
     darr = da.from_zarr(arr)
     return darr.rechunk(chunks) if chunks is not None else darr
+
+
+def set_voxel_size(path: str | Path, voxel_size: tuple[float, float, float] | list[float], unit: str) -> VolumeInfo:
+    """Change the physical voxel size (z, y, x) and unit of a volume in place: only the group's
+    ``zarr.json`` is rewritten (to a temporary name, then renamed), never a voxel. Each pyramid
+    level keeps its ratio to level 0; the ``ml4paleo`` attrs record ``voxel_size_source: user``."""
+    import json
+
+    size = [float(v) for v in voxel_size]
+    if len(size) != 3 or not all(0 < v < float("inf") for v in size):
+        raise InputError(f"voxel_size must be three positive numbers [z, y, x]; got {list(voxel_size)!r}")
+    if not isinstance(unit, str) or not unit.strip():
+        raise InputError(f"unit must be a non-empty string; got {unit!r}")
+    read_info(path)  # checks it is an NGFF volume with multiscales
+    meta_path = Path(path) / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    attrs = meta.setdefault("attributes", {})
+    ome = attrs.get("ome", attrs)
+    ms = ome["multiscales"][0]
+    base = [float(s) for s in ms["datasets"][0]["coordinateTransformations"][0]["scale"][-3:]]
+    for dataset in ms["datasets"]:
+        for transform in dataset["coordinateTransformations"]:
+            if transform.get("type") == "scale":
+                old = transform["scale"]
+                transform["scale"] = [*old[:-3], *(n * float(o) / b for n, o, b in zip(size, old[-3:], base))]
+    for axis in ms.get("axes", []):
+        if isinstance(axis, dict) and axis.get("type") == "space":
+            axis["unit"] = unit.strip()
+    attrs.setdefault("ml4paleo", {})["voxel_size_source"] = "user"
+    tmp = partial_path(meta_path)
+    try:
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, meta_path)  # one rename: a reader sees the old or the new file, never none
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return read_info(path)

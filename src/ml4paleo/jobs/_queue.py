@@ -68,9 +68,15 @@ class QueueMixin:
             if not s.scalar(select(func.count()).select_from(Annotation).where(Annotation.job_id == job.id)):
                 raise InvalidTransition("annotate at least one slice before training")
             now = time.time()
-            model = Model(id=new_artifact_id(), job_id=job.id, status="queued", created_at=now,
-                          classes=[c["name"] for c in job.classes], n_slices=0, annotation_rev=job.annotation_rev)
-            s.add(model)
+            classes = [c["name"] for c in job.classes]
+            model = self._reusable_model(s, job, classes) if segment else None
+            if model is None:
+                model = Model(id=new_artifact_id(), job_id=job.id, status="queued", created_at=now,
+                              classes=classes, n_slices=0, annotation_rev=job.annotation_rev)
+                s.add(model)
+            else:
+                s.add(Event(job_id=job.id, at=now, kind="model:reused",
+                            detail=f"{model.id}: no annotation changed since it was trained"))
             seg_id = None
             if segment:
                 seg_id = new_artifact_id()
@@ -81,12 +87,22 @@ class QueueMixin:
                         model_id=model.id, seg_id=seg_id)
             return model.id, seg_id
 
+    def _reusable_model(self, s: Session, job: Job, classes: list[str]) -> Model | None:
+        """The newest ready model trained on exactly the job's current annotations and classes
+        (``Model.annotation_rev`` is the job's annotation revision when its training began), or None."""
+        model = s.scalars(select(Model).where(Model.job_id == job.id, Model.status == "ready")
+                          .order_by(Model.created_at.desc()).limit(1)).first()
+        if model is None or model.annotation_rev != job.annotation_rev or list(model.classes or []) != classes:
+            return None
+        return model
+
     def queue_train(self, job_id: str) -> str:
         """Queue a train-only task (``retrain``); returns the new model id."""
         return self._queue_training(job_id, segment=False)[0]
 
     def queue_start(self, job_id: str) -> tuple[str, str]:
-        """Queue training on every annotation, then segmentation of the whole volume."""
+        """Queue training on every annotation, then segmentation of the whole volume; the newest
+        finished model is reused (no training) when no annotation or class changed since it was trained."""
         model_id, seg_id = self._queue_training(job_id, segment=True)
         assert seg_id is not None
         return seg_id, model_id
@@ -180,6 +196,8 @@ class QueueMixin:
                     task.status, task.error = "error", str(exc)
                     return None
                 job.progress, job.stage = 0.0, "started"
+                if model_ready and task.seg_id:
+                    s.get(Segmentation, task.seg_id).status = "segmenting"
                 if model is not None and not model_ready:
                     model.status, model.annotation_rev = "training", job.annotation_rev
                     if task.seg_id:

@@ -124,8 +124,18 @@ def volume_window(volume: Path) -> list[float]:
     return list(robust_window(arr[::step]))
 
 
-def read_slice(volume: Path, axis: str, index: int, level: int = 0) -> np.ndarray:
-    """One 2D slice along ``axis`` (z, y or x) of pyramid ``level``; ArtifactNotFound if out of range."""
+def thumbnail_step(shape: Sequence[int], axis: str, longest: int) -> int:
+    """The stride that brings a slice along ``axis`` of a (z, y, x) ``shape`` to at most
+    ``longest`` pixels on its longer side (nearest neighbour: class values stay exact)."""
+    if longest < 1:
+        raise InputError(f"max must be a positive number of pixels; got {longest}")
+    sides = [n for i, n in enumerate(shape) if i != AXES[axis]]
+    return max(1, -(-max(sides) // longest))
+
+
+def read_slice(volume: Path, axis: str, index: int, level: int = 0, step: int = 1) -> np.ndarray:
+    """One 2D slice along ``axis`` (z, y or x) of pyramid ``level``, every ``step``-th pixel;
+    ArtifactNotFound if out of range."""
     from ml4paleo.io.omezarr import open_level
 
     if axis not in AXES:
@@ -137,6 +147,6 @@ def read_slice(volume: Path, axis: str, index: int, level: int = 0) -> np.ndarra
     n = arr.shape[AXES[axis]]
     if not 0 <= index < n:
         raise ArtifactNotFound(f"slice {index} is outside 0..{n - 1} along {axis}")
-    key: list[object] = [slice(None)] * 3
+    key: list[object] = [slice(None, None, max(1, int(step)))] * 3
     key[AXES[axis]] = index
     return np.asarray(arr[tuple(key)])

@@ -48,7 +48,8 @@ _EVENTS: dict[str, tuple[frozenset[Status], Status | None]] = {
     "train_queue": (frozenset({S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED}), S.TRAINING_QUEUED),
     "train_start": (frozenset({S.TRAINING_QUEUED, S.TRAINING}), S.TRAINING),
     "train_done": (frozenset({S.TRAINING}), S.TRAINED),
-    "segment_start": (frozenset({S.TRAINING, S.SEGMENTING}), S.SEGMENTING),
+    # from training_queued when ``start`` reuses a finished model (nothing to train)
+    "segment_start": (frozenset({S.TRAINING_QUEUED, S.TRAINING, S.SEGMENTING}), S.SEGMENTING),
     "segment_done": (frozenset({S.SEGMENTING}), S.SEGMENTED),
     # the store checks that a finished segmentation exists (an older one may be meshed after a retrain)
     "mesh_queue": (frozenset({S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED}), S.MESHING_QUEUED),

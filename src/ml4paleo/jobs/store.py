@@ -19,7 +19,7 @@ from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition, Job
 from ml4paleo.jobs._db import make_engine
 from ml4paleo.jobs._queue import QueueMixin
 from ml4paleo.jobs.paths import JobPaths, check_job_id, new_job_id
-from ml4paleo.jobs.statuses import Status, transition
+from ml4paleo.jobs.statuses import BUSY, Status, transition
 from ml4paleo.jobs.tables import Annotation, Event, Job, Mesh, Model, Segmentation, Task, Upload
 from ml4paleo.settings import Settings
 
@@ -65,6 +65,22 @@ def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
         else:
             out.append([start, end])
     return out
+
+
+def check_voxel_size(voxel_size: Any) -> list[float] | None:
+    """``[z, y, x]`` as three positive floats (None passes through), or InputError."""
+    if voxel_size is None:
+        return None
+    if (not isinstance(voxel_size, (list, tuple)) or len(voxel_size) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e9 for v in voxel_size)):
+        raise InputError(f"voxel_size must be three positive numbers [z, y, x]; got {voxel_size!r}"[:200])
+    return [float(v) for v in voxel_size]
+
+
+def check_unit(unit: Any) -> str | None:
+    if unit is not None and (not isinstance(unit, str) or not unit.strip() or len(unit) > 40):
+        raise InputError(f"unit must be a short non-empty string; got {unit!r}"[:200])
+    return unit.strip() if unit is not None else None
 
 
 def check_name(name: Any) -> str:
@@ -118,12 +134,7 @@ class JobStore(QueueMixin):
     def create_job(self, name: str, *, voxel_size: Sequence[float] | None = None, unit: str | None = None,
                    source_type: str | None = None) -> dict[str, Any]:
         name = check_name(name)
-        if voxel_size is not None:
-            if (not isinstance(voxel_size, (list, tuple)) or len(voxel_size) != 3
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e9
-                               for v in voxel_size)):
-                raise InputError(f"voxel_size must be three positive numbers [z, y, x]; got {voxel_size!r}"[:200])
-            voxel_size = [float(v) for v in voxel_size]
+        voxel_size = check_voxel_size(voxel_size)
         for label, value in (("unit", unit), ("source_type", source_type)):
             if value is not None and (not isinstance(value, str) or len(value) > 40):
                 raise InputError(f"{label} must be a short string; got {value!r}"[:200])
@@ -175,6 +186,47 @@ class JobStore(QueueMixin):
             job = self._job(s, job_id)
             job.name, job.updated_at = name, time.time()
             return self._doc(s, job)
+
+    def set_voxel_size(self, job_id: str, voxel_size: Any = None, unit: Any = None) -> dict[str, Any]:
+        """Change the job's voxel size and/or unit. Before conversion it is only recorded (the
+        converter uses it); after, the NGFF scale metadata of the volume and of its finished
+        segmentations is rewritten in place (``zarr.json`` only, no voxel). Existing meshes keep
+        the units they were made with. Returns the job document plus ``voxel_size_note``."""
+        voxel_size, unit = check_voxel_size(voxel_size), check_unit(unit)
+        if voxel_size is None and unit is None:
+            raise InputError("give voxel_size [z, y, x] and/or unit")
+        with self.session() as s:
+            job = self._job(s, job_id)
+            status = Status(job.status)
+            if job.shape is None:
+                if status not in (Status.UPLOADING, Status.UPLOADED, Status.ERROR):
+                    raise InvalidTransition(f"the volume is being converted ({status.value}); "
+                                            "change the voxel size when conversion is done")
+                note = "recorded; the conversion will use it"
+            else:
+                if status in BUSY:
+                    raise InvalidTransition(f"the job is busy ({status.value}); change the voxel size when it is done")
+                from ml4paleo.io.omezarr import read_info, set_voxel_size
+
+                paths = self.paths(job.id)
+                new_size = voxel_size or job.voxel_size or list(read_info(paths.volume).voxel_size)
+                new_unit = unit or job.unit or read_info(paths.volume).unit
+                targets = [paths.volume] + [paths.labels(g.id) for g in s.scalars(
+                    select(Segmentation).where(Segmentation.job_id == job.id, Segmentation.status == "done"))]
+                for target in targets:
+                    if target.exists():
+                        set_voxel_size(target, new_size, new_unit)
+                voxel_size, unit = new_size, new_unit
+                note = ("volume metadata rewritten in place (NGFF scale and unit only, no voxel rewritten; "
+                        "finished segmentations too); meshes already made keep the units they were made with")
+            if voxel_size is not None:
+                job.voxel_size = voxel_size
+            if unit is not None:
+                job.unit = unit
+            job.updated_at = time.time()
+            s.add(Event(job_id=job.id, at=job.updated_at, kind="voxel_size",
+                        detail=f"{job.voxel_size} {job.unit}: {note}"))
+            return {**self._doc(s, job), "voxel_size_note": note}
 
     def delete_job(self, job_id: str) -> None:
         """Remove the job's rows (its runner notices at its next lease renewal and stops);

@@ -74,7 +74,8 @@ def meshes_zip(job_id: str, seg_id: str):
     seg = store().segmentation(job_id, seg_id)
     if seg["mesh_status"] != "done":
         raise InvalidTransition(f"the meshes of segmentation {seg_id} are not ready ({seg['mesh_status']})")
-    entries = _entries(job_paths.meshes(seg_id), "", (".stl", ".json"))
+    entries = [e for e in _entries(job_paths.meshes(seg_id), "", (".stl", ".json"))
+               if not e[0].startswith("preview/")]  # the 3D view's light copies are not part of it
     return zip_response(entries, f"meshes-{seg_id}-stl.zip")
 
 

@@ -7,6 +7,8 @@ import shutil
 from flask import Blueprint, jsonify
 
 from ml4paleo import __version__
+from ml4paleo.errors import InputError
+from ml4paleo.jobs.store import check_name
 from ml4paleo.web._common import json_body, paths, store
 
 bp = Blueprint("jobs", __name__)
@@ -18,8 +20,18 @@ def list_jobs():
 
 
 @bp.patch("/api/job/<job_id>")
-def rename(job_id: str):
-    return jsonify(store().rename_job(job_id, json_body().get("name")))
+def update(job_id: str):
+    """Rename (``name``) and/or set the voxel size (``voxel_size`` [z, y, x], ``unit``)."""
+    data = json_body()
+    if not any(k in data for k in ("name", "voxel_size", "unit")):
+        raise InputError("give name, voxel_size and/or unit")
+    if "name" in data:
+        check_name(data["name"])  # before any change, so a bad name changes nothing
+    doc: dict = {}
+    if "voxel_size" in data or "unit" in data:
+        doc = store().set_voxel_size(job_id, data.get("voxel_size"), data.get("unit"))
+    doc = {**doc, **store().rename_job(job_id, data["name"])} if "name" in data else doc
+    return jsonify(doc)
 
 
 @bp.delete("/api/job/<job_id>")

@@ -84,8 +84,11 @@ def _paths() -> dict[str, Any]:
         "/api/job/new": {"post": _op("Create a job", body=_body({
             "name": {"type": "string"}, "voxel_size": {"type": "array", "items": {"type": "number"}},
             "unit": {"type": "string"}, "source_type": {"type": "string"}}, ["name"]), ok="201", errors=("400",))},
-        j: {"patch": _op("Rename a job", [_JOB], _body({"name": {"type": "string"}}, ["name"]), ok_schema=_JOBREF,
-                         errors=("400", "404")),
+        j: {"patch": _op("Rename a job and/or set its voxel size and unit (before conversion: used by it; after: "
+                         "the volume's NGFF scale metadata is rewritten in place, see voxel_size_note)", [_JOB], _body({
+                             "name": {"type": "string"}, "voxel_size": {"type": "array", "items": {"type": "number"},
+                                                                         "minItems": 3, "maxItems": 3},
+                             "unit": {"type": "string"}}), ok_schema=_JOBREF, errors=("400", "404", "409")),
             "delete": _op("Delete a job and its files", [_JOB])},
         "/api/upload": {"post": _op("Upload one chunk of a file at a byte offset", body={"required": True, "content": {
             "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
@@ -112,18 +115,22 @@ def _paths() -> dict[str, Any]:
         a + "/annotations/{z}": {"get": _op("The mask PNG of slice z", [_JOB, _Z], ok_type=_PNG, ok_schema=_BIN),
                                  "delete": _op("Delete the annotation of slice z", [_JOB, _Z])},
         j + "/retrain": {"post": _op("Queue training", [_JOB], ok="202", errors=("404", "409"))},
-        j + "/start": {"post": _op("Queue training then segmentation", [_JOB], ok="202", errors=("404", "409"))},
+        j + "/start": {"post": _op("Queue training then segmentation (the newest model is reused, model_reused: true, "
+                                   "when no annotation changed since it was trained)", [_JOB], ok="202", errors=("404", "409"))},
         j + "/mesh": {"post": _op("Queue meshing", [_JOB], _body({
             "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
                 "type": "string", "enum": ["stl", "obj", "ply", "glb"]}}}), ok="202", errors=("400", "404", "409"))},
         j + "/cancel": {"post": _op("Cancel the queued or running task", [_JOB], errors=("404", "409"))},
-        j + "/slice/{axis}/{index}.png": {"get": _op("A rendered slice", [_JOB, {
+        j + "/slice/{axis}/{index}.png": {"get": _op("A rendered slice; labels=1 with seg: the class indices as a gray PNG; max: longest side "
+                                         "in pixels (thumbnail)", [_JOB, {
             "name": "axis", "in": "path", "required": True, "schema": {"type": "string", "enum": ["z", "y", "x"]}}, {
             "name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}, *[
             {"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
                 ("window", {"type": "string"}), ("seg", {"type": "string"}),
                 ("opacity", {"type": "number", "minimum": 0, "maximum": 1}),
-                ("level", {"type": "integer", "minimum": 0}))]],
+                ("level", {"type": "integer", "minimum": 0}),
+                ("labels", {"type": "string", "enum": ["0", "1"]}),
+                ("max", {"type": "integer", "minimum": 1}))]],
             ok_type=_PNG, ok_schema=_BIN, errors=("400", "404"))},
         j + "/zarr/{path}": {"get": _op("A file of the volume's Zarr store", [_JOB, _PATH], ok_type="application/octet-stream",
                                         ok_schema=_BIN)},
@@ -131,7 +138,8 @@ def _paths() -> dict[str, Any]:
                                         ok_type="application/octet-stream", ok_schema=_BIN)},
         s + "/obj/{path}": {"get": _op("A mesh file (stl/obj/ply/glb) or meshes.json", [_JOB, _SEG, _PATH],
                                        ok_type="application/octet-stream", ok_schema=_BIN)},
-        s + "/meshes": {"get": _op("Meshes of a segmentation with measurements", [_JOB, _SEG])},
+        s + "/meshes": {"get": _op("Meshes of a segmentation with measurements and, for large meshes, the url "
+                                          "of a light preview (PLY) for the 3D view", [_JOB, _SEG])},
         s + "/download/zarr": {"get": _op("Segmentation as a zipped OME-Zarr", [_JOB, _SEG], ok_type=_ZIP,
                                           ok_schema=_BIN, errors=("404", "409"))},
         s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip or TIFF", [_JOB, _SEG, {

@@ -25,9 +25,11 @@ def retrain(job_id: str):
 
 @bp.post("/api/job/<job_id>/start")
 def start(job_id: str):
-    """Queue training on every annotation, then segmentation of the whole volume."""
+    """Queue training on every annotation, then segmentation of the whole volume; the newest model
+    is reused (``model_reused: true``) when no annotation changed since it was trained."""
     seg_id, model_id = store().queue_start(job_id)
-    return jsonify(seg_id=seg_id, model_id=model_id), 202
+    reused = store().model(job_id, model_id)["status"] == "ready"
+    return jsonify(seg_id=seg_id, model_id=model_id, model_reused=reused), 202
 
 
 @bp.post("/api/job/<job_id>/mesh")

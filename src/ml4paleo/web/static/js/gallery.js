@@ -35,32 +35,35 @@ export class Gallery {
   }
 
   async _draw(canvas, z) {
+    // the server shrinks the slice (?max=): a large scan's gallery does not fetch full slices
     const [img, mask] = await Promise.all([
-      loadImage(`/api/job/${this.enc}/slice/z/${z}.png`),
+      loadImage(`/api/job/${this.enc}/slice/z/${z}.png?max=${THUMB}`),
       fetch(`/api/annotate/${this.enc}/annotations/${z}`)
         .then(async (r) => (r.ok ? decodePng(new Uint8Array(await r.arrayBuffer())) : null)),
     ]);
     const w = img.naturalWidth, h = img.naturalHeight;
-    const full = el("canvas", { width: w, height: h });
-    const ctx = full.getContext("2d");
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext("2d");
     ctx.drawImage(img, 0, 0);
-    if (mask && mask.width === w && mask.height === h) {
-      const over = ctx.getImageData(0, 0, w, h);
+    if (mask) {
+      // painted classes at the mask's full size, then drawn shrunk (nearest) over the image
+      const full = el("canvas", { width: mask.width, height: mask.height });
+      const fctx = full.getContext("2d");
+      const paint = fctx.createImageData(mask.width, mask.height);
       const rgb = Object.fromEntries(Object.entries(this.colors()).map(([v, hex]) => [v, hexToRgb(hex)]));
-      const d = over.data;
+      const d = paint.data;
       for (let i = 0; i < mask.values.length; i++) {
         const c = rgb[mask.values[i]];
         if (!mask.values[i] || !c) continue;
-        d[i * 4] = (d[i * 4] + c[0]) >> 1; d[i * 4 + 1] = (d[i * 4 + 1] + c[1]) >> 1; d[i * 4 + 2] = (d[i * 4 + 2] + c[2]) >> 1;
+        d[i * 4] = c[0]; d[i * 4 + 1] = c[1]; d[i * 4 + 2] = c[2]; d[i * 4 + 3] = 255;
       }
-      ctx.putImageData(over, 0, 0);
+      fctx.putImageData(paint, 0, 0);
+      ctx.imageSmoothingEnabled = false;
+      ctx.globalAlpha = 0.5;
+      ctx.drawImage(full, 0, 0, w, h);
+      ctx.globalAlpha = 1;
     }
-    const s = Math.min(1, THUMB / Math.max(w, h));
-    canvas.width = Math.max(1, Math.round(w * s));
-    canvas.height = Math.max(1, Math.round(h * s));
-    const small = canvas.getContext("2d");
-    small.imageSmoothingEnabled = s < 1;
-    small.drawImage(full, 0, 0, canvas.width, canvas.height);
   }
 
   /** Show `annotated` (Map z → labelled voxels), marking slice `current`. */

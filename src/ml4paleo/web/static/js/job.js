@@ -109,6 +109,7 @@ function render(job) {
   if ((job.annotations || []).length) meta.push(`${job.annotations.length} annotated slice${job.annotations.length > 1 ? "s" : ""}`);
   document.getElementById("job-meta").textContent = meta.join(" · ");
   renderTimeline(job);
+  renderVoxelForm(job);
 
   const running = RUNNING.has(job.status);
   document.getElementById("job-progress-box").hidden = !running;
@@ -146,6 +147,32 @@ function render(job) {
     el("td", {}, formatDate(s.created_at)))));
   return running;
 }
+
+/** The voxel-size form: filled from the job once (and after each save), never while being edited. */
+let voxelKey = "";
+function renderVoxelForm(job) {
+  const form = document.getElementById("voxel-form");
+  const key = `${(job.voxel_size || []).join(",")}|${job.unit || ""}`;
+  if (key === voxelKey || form.contains(document.activeElement)) return;
+  voxelKey = key;
+  const size = job.voxel_size || [1, 1, 1];
+  ["z", "y", "x"].forEach((axis, i) => { form.elements[axis].value = size[i]; });
+  const unit = form.elements.unit;
+  if (job.unit && ![...unit.options].some((o) => o.value === job.unit)) unit.append(el("option", { value: job.unit }, job.unit));
+  unit.value = job.unit || "micrometer";
+}
+
+document.getElementById("voxel-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const form = e.target;
+  const voxel_size = ["z", "y", "x"].map((axis) => Number(form.elements[axis].value));
+  guarded(async () => {
+    const doc = await api(`/api/job/${enc}`, { method: "PATCH", body: { voxel_size, unit: form.elements.unit.value } });
+    document.getElementById("voxel-note").textContent = `Saved: ${doc.voxel_size_note || "done"}.`;
+    voxelKey = "";
+    render(doc);
+  });
+});
 
 async function refresh() {
   const job = await getJob();

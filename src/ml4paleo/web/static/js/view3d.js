@@ -99,7 +99,8 @@ export class MeshView {
     this.message.textContent = "Loading meshes…";
     const byLabel = new Map((classes || []).map((c) => [c.label, c]));
     for (const m of withFiles) {
-      const object = await this._loadGeometry(m.files);
+      // the light preview (simplified, PLY) when the mesh is large; downloads stay full resolution
+      const object = await this._loadGeometry(m.preview ? { ply: m.preview } : m.files);
       if (url !== this.url) return;
       const cls = byLabel.get(m.label);
       const color = (cls && cls.color) || "#d9b38c";
