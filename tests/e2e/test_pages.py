@@ -60,7 +60,8 @@ def server(tmp_path_factory) -> str:
     port = _free_port()
     exe = shutil.which("ml4paleo", path=str(Path(sys.executable).parent)) or "ml4paleo"
     log = open(data / "serve.log", "wb")
-    env = {**os.environ, "ML4PALEO_NEUROGLANCER_URL": NEUROGLANCER}
+    # a small preview budget: the snow scan's meshes get the light copy the 3D view loads
+    env = {**os.environ, "ML4PALEO_NEUROGLANCER_URL": NEUROGLANCER, "ML4PALEO_PREVIEW_TRIANGLES": "20000"}
     proc = subprocess.Popen([exe, "serve", "--port", str(port), "--data", str(data)], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -215,6 +216,8 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
             page.click("#next-slice")
             page.wait_for_function(f"!document.getElementById('slice-out').textContent.startsWith('{z} ')")
     assert saved[0] != saved[1]
+    # the gallery asks the server for thumbnails, not for full slices
+    page.wait_for_function("performance.getEntriesByType('resource').some(e => /slice\\/z\\/\\d+\\.png\\?max=/.test(e.name))")
     # the masks on the server are exactly two classes painted, as 8-bit gray
     for z in saved:
         r = page.request.get(f"/api/annotate/{job_id}/annotations/{z}")
@@ -253,6 +256,13 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
         for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 2]) > 40) n++; return n; }"""
     page.wait_for_function(f"({overlay})() > 50")
+    # raw label slices: per-class colour and visibility are enabled; hiding the structure hides its overlay
+    fossil = page.locator("#legend input[type=checkbox][aria-label='Show fossil']")
+    assert fossil.is_enabled() and fossil.is_checked()
+    fossil.uncheck()
+    page.wait_for_function(f"({overlay})() < 10")
+    fossil.check()
+    page.wait_for_function(f"({overlay})() > 50")
     if not os.environ.get("ML4PALEO_E2E_URL"):  # the server we started has Neuroglancer configured
         href = page.locator("#neuroglancer").get_attribute("href")
         assert href.startswith(NEUROGLANCER + "#!") and f"/api/job/{job_id}/zarr/" in unquote(href)
@@ -277,6 +287,8 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     assert lit.mean() > 0.02, f"3D canvas is blank ({lit.mean():.3%} of pixels differ from the background)"
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20  # shaded, not a flat fill
     assert page.locator(".scalebar .label").inner_text().strip().endswith("µm")
+    if not os.environ.get("ML4PALEO_E2E_URL"):  # our server's small preview budget: the light copy was loaded
+        assert page.evaluate("performance.getEntriesByType('resource').some(e => e.name.includes('/obj/preview/'))")
     with page.expect_download() as info:
         page.click("#screenshot")
     png = Image.open(info.value.path())
@@ -309,6 +321,17 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
         assert names, zf.namelist()
         meshes = [trimesh.load(io.BytesIO(zf.read(n)), file_type="stl") for n in names]
     assert any(len(m.faces) > 100 for m in meshes)
+
+    # ---- job page: the voxel size can be changed after conversion (metadata only)
+    page.goto(f"/job/{job_id}")
+    page.click("#voxel-box summary")
+    form = page.locator("#voxel-form")
+    assert form.locator("input[name=z]").input_value() == "2"
+    assert "keep the units they were made with" in page.locator("#voxel-box").inner_text()
+    form.locator("input[name=z]").fill("3")
+    form.get_by_role("button", name="Save voxel size").click()
+    page.wait_for_function("document.getElementById('voxel-note').textContent.includes('in place')")
+    assert "3 × 1 × 1" in page.locator("#job-meta").inner_text()
 
     # ---- home again: the job is listed by its name (as text)
     page.goto("/")
