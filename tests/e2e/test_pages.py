@@ -259,10 +259,11 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     # raw label slices: per-class colour and visibility are enabled; hiding the structure hides its overlay
     fossil = page.locator("#legend input[type=checkbox][aria-label='Show fossil']")
     assert fossil.is_enabled() and fossil.is_checked()
+    shown = page.evaluate(f"({overlay})()")  # coloured pixels: the overlay plus the (yellow) cursor lines
     fossil.uncheck()
-    page.wait_for_function(f"({overlay})() < 10")
+    page.wait_for_function(f"({overlay})() < {shown // 3}")
     fossil.check()
-    page.wait_for_function(f"({overlay})() > 50")
+    page.wait_for_function(f"({overlay})() >= {shown}")
     if not os.environ.get("ML4PALEO_E2E_URL"):  # the server we started has Neuroglancer configured
         href = page.locator("#neuroglancer").get_attribute("href")
         assert href.startswith(NEUROGLANCER + "#!") and f"/api/job/{job_id}/zarr/" in unquote(href)
