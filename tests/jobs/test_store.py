@@ -220,6 +220,42 @@ class StoreContract:
         with pytest.raises(ArtifactNotFound):
             store.queue_mesh(job_id, "0123456789ab")
 
+    def test_start_reuses_a_model_trained_on_the_same_annotations(self, store):
+        job_id = converted_job(store)
+        _, model_id = store.queue_start(job_id)
+        claim = store.claim("segment", "r")
+        store.model_trained(claim, {"classes": ["background", "fossil"]})
+        store.finish(claim, {})
+        seg_id, again = store.queue_start(job_id)  # nothing changed: no new model, segmenting only
+        assert again == model_id and len(store.job_doc(job_id)["models"]) == 1
+        claim = store.claim("segment", "r")
+        assert claim.model_ready and store.job_doc(job_id)["status"] == "segmenting"
+        assert store.finish(claim, {})
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "segmented" and doc["segmentations"][-1]["seg_id"] == seg_id
+        assert doc["segmentations"][-1]["status"] == "done" and doc["models"][0]["status"] == "ready"
+        store.annotation_saved(job_id, 2, 5, [1])  # an annotation changed: train again
+        assert store.queue_start(job_id)[1] != model_id
+        store.cancel(job_id)
+        assert store.job_doc(job_id)["status"] == "segmented"
+        store.set_classes(job_id, [{"value": 1, "name": "air"}, {"value": 2, "name": "fossil"}])
+        # the cancelled model never became ready; the ready one has other class names now
+        assert store.queue_start(job_id)[1] != model_id
+
+    def test_voxel_size_is_recorded_before_conversion(self, store):
+        job_id = uploaded_job(store)
+        doc = store.set_voxel_size(job_id, [3, 1, 1], "millimeter")
+        assert doc["voxel_size"] == [3.0, 1.0, 1.0] and doc["unit"] == "millimeter"
+        assert "conversion" in doc["voxel_size_note"]
+        with pytest.raises(InputError, match="voxel_size"):
+            store.set_voxel_size(job_id, [1, -1, 1])
+        with pytest.raises(InputError):
+            store.set_voxel_size(job_id)
+        store.upload_complete(job_id)
+        store.claim("convert", "c")
+        with pytest.raises(InvalidTransition, match="being converted"):
+            store.set_voxel_size(job_id, [1, 1, 1])
+
     def test_exports_yield_to_meshing(self, store):
         job_id = converted_job(store)
         seg_id, _ = store.queue_start(job_id)
