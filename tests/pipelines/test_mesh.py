@@ -175,3 +175,20 @@ def test_real_scan_segmentation_meshes_closed(snow_volume, tmp_path):
     assert m["watertight"] and m["components"] >= 1
     assert m["volume"] == pytest.approx(labels.sum() * 15.0**3, rel=0.01)
     assert m["voxel_count"] == int(labels.sum())
+
+
+def test_preview_is_a_closed_light_copy_of_the_same_mesh(labels_path, tmp_path):
+    full = mesh_labels(labels_path, tmp_path / "meshes", labels=[1], scheduler="sync")
+    triangles = full.measurements[1]["triangles"]
+    budget = triangles // 4
+    mesh_labels(labels_path, tmp_path / "with_preview", labels=[1], scheduler="sync", preview_triangles=budget)
+    doc = json.loads((tmp_path / "with_preview" / "meshes.json").read_text())
+    entry = doc["meshes"][0]
+    assert entry["preview"] == "preview/label_1_micrometer.ply"
+    assert entry["measurements"]["triangles"] == triangles  # downloads keep full resolution
+    preview = trimesh.load(tmp_path / "with_preview" / entry["preview"], force="mesh")
+    assert len(preview.faces) <= budget * 1.2 and preview.is_watertight
+    assert preview.volume == pytest.approx(full.measurements[1]["volume"], rel=0.05)
+    small = mesh_labels(labels_path, tmp_path / "no_preview", labels=[1], scheduler="sync",
+                        preview_triangles=triangles)
+    assert "preview" not in json.loads((small.out_dir / "meshes.json").read_text())["meshes"][0]

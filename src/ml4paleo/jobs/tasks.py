@@ -17,7 +17,6 @@ from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.progress import ProgressCallback, scaled
 from ml4paleo.settings import Settings
 
-PREVIEW_DIR = "preview"
 """Subfolder of a segmentation's meshes folder holding the light copies the 3D view loads."""
 TRAIN_SHARE = 0.4
 """Share of a ``start`` task's progress bar given to training (the rest is segmentation)."""
@@ -126,58 +125,14 @@ def mesh(ctx: TaskContext) -> dict[str, Any]:
     formats = ctx.claim.params.get("formats") or ["stl"]
     out = ctx.paths.meshes(ctx.claim.seg_id)
     mesh_labels(ctx.paths.labels(ctx.claim.seg_id), out, formats=formats, overwrite=True,
-                scheduler=ctx.settings.dask_scheduler or None, progress=scaled(ctx.progress, 0.0, 0.9, "meshing"))
+                scheduler=ctx.settings.dask_scheduler or None, preview_triangles=ctx.settings.preview_triangles,
+                progress=scaled(ctx.progress, 0.0, 1.0, "meshing"))
     doc = json.loads((out / "meshes.json").read_text())
     meshes = [m for m in doc.get("meshes", []) if m.get("files")]
-    previews = _mesh_previews(ctx, meshes)
-    for m in meshes:
-        if m["label"] in previews:
-            m["files"] = {**m["files"], "preview": previews[m["label"]]}
+    for m in meshes:  # the light copy for the 3D view travels with the files, under its own key
+        if m.get("preview"):
+            m["files"] = {**m["files"], "preview": m.pop("preview")}
     return {"meshes": meshes, "unit": doc.get("unit")}
-
-
-def _mesh_previews(ctx: TaskContext, meshes: list[dict[str, Any]]) -> dict[int, str]:
-    """Light copies for the browser's 3D view (``meshes/preview/*.ply``) of every mesh with more
-    than ``settings.preview_triangles`` triangles; the downloads stay full resolution.
-
-    Labels needing the same reduction (keep 1 triangle in ``f``) share one ``mesh_labels`` call,
-    so a volume is read once per distinct factor, not once per label. Returns label -> path
-    relative to the meshes folder.
-    """
-    import math
-    import shutil
-
-    from ml4paleo.atomic import partial_path, replace_atomically
-    from ml4paleo.pipelines.mesh import mesh_labels
-
-    budget = ctx.settings.preview_triangles
-    factors: dict[int, list[int]] = {}
-    for m in meshes:
-        triangles = int((m.get("measurements") or {}).get("triangles") or 0)
-        if triangles > budget:
-            factors.setdefault(math.ceil(triangles / budget), []).append(int(m["label"]))
-    if not factors:
-        return {}
-    final = ctx.paths.meshes(ctx.claim.seg_id) / PREVIEW_DIR
-    tmp = partial_path(final)
-    out: dict[int, str] = {}
-    try:
-        tmp.mkdir(parents=True)
-        for i, (factor, labels) in enumerate(sorted(factors.items())):
-            sub = tmp / f"1in{factor}"
-            result = mesh_labels(ctx.paths.labels(ctx.claim.seg_id), sub, labels=labels, simplify=1.0 / factor,
-                                 formats=("ply",), overwrite=True, scheduler=ctx.settings.dask_scheduler or None,
-                                 progress=scaled(ctx.progress, 0.9 + 0.1 * i / len(factors),
-                                                 0.9 + 0.1 * (i + 1) / len(factors), "preview meshes"))
-            for path in result.files:
-                path.replace(tmp / path.name)
-                out[int(path.name.split("_")[1])] = f"{PREVIEW_DIR}/{path.name}"
-            shutil.rmtree(sub)
-        replace_atomically(tmp, final, overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
 
 
 def export(ctx: TaskContext) -> dict[str, Any]:

@@ -33,6 +33,8 @@ MESH_CHUNK = 256
 PARALLEL_MIN_VOXELS = 1 << 25
 """Below this many voxels (32 M, ~320^3) chunks run in this process unless a scheduler is named:
 starting worker processes (~1.5 CPU s of imports) costs more than meshing them."""
+PREVIEW_DIR = "preview"
+"""Sub-folder of the light copies written with ``preview_triangles``."""
 
 
 @dataclass
@@ -82,16 +84,19 @@ def _mesh_window(
     return meshing.mesh_block(block, window.start, labels), voxels
 
 
-def _finish(pieces: list[meshing.MeshPiece], voxel_size: tuple[float, float, float], simplify: float | None,
-            max_error: float | None, smooth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weld one label's pieces, simplify on the voxel lattice, scale to physical units, smooth."""
+def _lattice_mesh(pieces: list[meshing.MeshPiece], simplify: float | None, max_error_voxels: float | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Weld one label's pieces and simplify on the voxel lattice (vertices in voxel units)."""
     coords, faces = meshing.weld(pieces)
     verts = coords.astype(np.float64) / 2.0  # voxel units of the meshed grid
-    if simplify is not None or max_error is not None:
-        # a displacement of e voxels is at most e * max(voxel_size) in physical units
-        err = None if max_error is None else float(max_error) / max(voxel_size)
-        verts, faces = meshing.simplify_mesh(verts, faces, ratio=simplify, max_error=err)
-    return meshing.taubin_smooth(verts * np.asarray(voxel_size), faces, smooth), faces
+    if simplify is not None or max_error_voxels is not None:
+        verts, faces = meshing.simplify_mesh(verts, faces, ratio=simplify, max_error=max_error_voxels)
+    return verts, faces
+
+
+def _physical(verts: np.ndarray, faces: np.ndarray, voxel_size: tuple[float, float, float], smooth: int) -> np.ndarray:
+    """Scale lattice vertices to physical units, then smooth (Taubin, no shrinkage)."""
+    return meshing.taubin_smooth(verts * np.asarray(voxel_size), faces, smooth)
 
 
 def _label_names(attrs: dict) -> dict[int, str]:
@@ -146,6 +151,7 @@ def mesh_labels(
     overwrite: bool = False,
     chunk: int = MESH_CHUNK,
     scheduler: str | None = None,
+    preview_triangles: int | None = None,
 ) -> MeshResult:
     """Write one closed mesh per label of ``labels_path`` into ``out_dir``, with ``meshes.json``.
 
@@ -161,6 +167,9 @@ def mesh_labels(
     formats : any of stl, obj, ply, glb (a list or "stl,obj").
     chunk : chunk edge in voxels of the meshed grid; ``scheduler``: see
         :mod:`ml4paleo.pipelines._tasks`.
+    preview_triangles : when a mesh has more triangles than this, also write a light copy
+        simplified to about this many (``preview/label_<k>_<unit>.ply``, key ``preview`` in
+        meshes.json) for a browser's 3D view, from the same welded mesh (no second meshing pass).
 
     A requested label without voxels gets no file, and a message in the result and meshes.json.
     Measurements: mesh volume (unit^3), surface area (unit^2), bounding box (z, y, x), solid
@@ -218,7 +227,10 @@ def mesh_labels(
                 meshes_doc.append({"label": label, "name": names.get(label, f"label {label}"), "files": {},
                                    "measurements": None, "message": msg})
                 continue
-            verts, faces = _finish(pieces.pop(label), voxel_size, simplify, max_error, int(smooth))
+            # a displacement of e voxels is at most e * max(voxel_size) in physical units
+            err = None if max_error is None else float(max_error) / max(voxel_size)
+            lattice, faces = _lattice_mesh(pieces.pop(label), simplify, err)
+            verts = _physical(lattice, faces, voxel_size, int(smooth))
             m = meshing.measure_mesh(verts, faces)
             m.update(voxel_count=voxels.get(label, 0),
                      voxel_volume=float(voxels.get(label, 0) * np.prod(voxel_size)),
@@ -229,6 +241,13 @@ def mesh_labels(
                 write_mesh(tmp / name, verts, faces, fmt)
                 entry["files"][fmt] = name
                 files.append(name)
+            if preview_triangles and len(faces) > preview_triangles:
+                pv, pf = meshing.simplify_mesh(lattice, faces, ratio=preview_triangles / len(faces))
+                name = f"{PREVIEW_DIR}/label_{label}_{safe_unit}.ply"
+                (tmp / PREVIEW_DIR).mkdir(exist_ok=True)
+                write_mesh(tmp / name, _physical(pv, pf, voxel_size, int(smooth)), pf, "ply")
+                entry["preview"] = name
+            del lattice
             measurements[label] = m
             meshes_doc.append(entry)
         doc = {
@@ -240,7 +259,7 @@ def mesh_labels(
             "file_axes": ["x", "y", "z"],
             "parameters": {"labels": wanted, "downsample": downsample, "simplify": simplify,
                            "max_error": max_error, "smooth": int(smooth), "formats": list(formats),
-                           "chunk": int(chunk)},
+                           "chunk": int(chunk), "preview_triangles": preview_triangles},
             "meshes": meshes_doc,
             "messages": messages,
         }
