@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install browser bench clean
+.PHONY: run test install test-packages browser bench clean
 
 run: install
 	$(VENV)/bin/ml4paleo serve
 
-test: install browser
+test: install test-packages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -22,12 +22,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --no-deps spam==0.9.1
 	touch $(STAMP)
 
-# Debian's Chromium for the browser tests (Playwright cannot download its own here).
-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-		else echo "note: /usr/bin/chromium missing and not root; browser tests will be skipped"; fi; \
+# Debian packages for the tests, installed when missing and running as root (one apt-get update
+# for both): Chromium for the browser tests (Playwright cannot download its own here) and the
+# PostgreSQL server, for the store contract suite on a throwaway cluster (tests/pgserver.py).
+test-packages:
+	@pkgs=""; \
+	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs="$$pkgs postgresql"; \
+	if [ -n "$$pkgs" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+		else echo "note: missing Debian packages:$$pkgs and not root; the browser / PostgreSQL tests will be skipped"; fi; \
 	fi
+
+browser: test-packages
 
 bench: install
 	$(PY) bench/convert.py

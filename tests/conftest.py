@@ -35,3 +35,32 @@ def snow_volume(snow_tif: Path) -> np.ndarray:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL server for the tests: the database ``ML4PALEO_TEST_DATABASE_URL`` names, else a
+    throwaway cluster started for the session (see ``pgserver.py``); skips when there is neither."""
+    import os
+
+    import pgserver
+
+    reason = pgserver.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    if os.environ.get(pgserver.ENV_VAR):
+        yield os.environ[pgserver.ENV_VAR]
+        return
+    cluster = pgserver.Cluster(pgserver.find_bindir())
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url_or_none(request) -> str | None:
+    """``postgres_url`` where there is one, else None (for tests that fall back to SQLite)."""
+    import pgserver
+
+    return None if pgserver.unavailable_reason() else request.getfixturevalue("postgres_url")

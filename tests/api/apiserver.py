@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pgserver import fresh_database
 
 requests = pytest.importorskip("requests")
 
@@ -82,29 +83,16 @@ class Server:
         return pids
 
 
-def fresh_database(base_url: str, name: str) -> str:
-    """A new empty database beside ``base_url`` (PostgreSQL), so each server has its own queue."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base_url)
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def start_server(data: Path, *, runners: str = "convert=1,segment=1,mesh=1", env: dict[str, str] | None = None) -> Server:
+def start_server(data: Path, *, runners: str = "convert=1,segment=1,mesh=1", env: dict[str, str] | None = None,
+                 postgres_url: str | None = None) -> Server:
     """``ml4paleo serve`` on a free port over ``data`` (SQLite there; with ML4PALEO_TEST_DATABASE_URL
-    set, a fresh PostgreSQL database per server instead)."""
+    set, or ``postgres_url`` given, a fresh PostgreSQL database per server instead)."""
     port = free_port()
     full_env = {**os.environ, **FAST_ENV, **(env or {})}
     full_env.pop("ML4PALEO_DATABASE_URL", None)
-    if os.environ.get("ML4PALEO_TEST_DATABASE_URL"):
-        full_env["ML4PALEO_DATABASE_URL"] = fresh_database(os.environ["ML4PALEO_TEST_DATABASE_URL"],
-                                                           f"ml4paleo_test_{port}")
+    postgres_url = postgres_url or os.environ.get("ML4PALEO_TEST_DATABASE_URL")
+    if postgres_url:
+        full_env["ML4PALEO_DATABASE_URL"] = fresh_database(postgres_url, f"ml4paleo_test_{port}")
     log = data / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "ml4paleo.cli", "serve", "--port", str(port), "--data", str(data),

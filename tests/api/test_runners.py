@@ -17,11 +17,21 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server2(tmp_path_factory):
-    """Two segmentation runners (and one convert runner) under one ``ml4paleo serve``."""
+def server2(tmp_path_factory, postgres_url_or_none):
+    """Two segmentation runners (and one convert runner) under one ``ml4paleo serve``, on
+    PostgreSQL where the tests have a server (runners racing for tasks across processes there
+    too), else on SQLite."""
     import psutil
 
-    srv = start_server(tmp_path_factory.mktemp("data"), runners="convert=1,segment=2")
+    srv = start_server(tmp_path_factory.mktemp("data"), runners="convert=1,segment=2",
+                       postgres_url=postgres_url_or_none)
+    if postgres_url_or_none:  # the server and its runners really work on PostgreSQL
+        from sqlalchemy import create_engine, inspect
+
+        engine = create_engine(srv.env["ML4PALEO_DATABASE_URL"])
+        assert "tasks" in inspect(engine).get_table_names()
+        engine.dispose()
+        assert not (srv.data / "ml4paleo.sqlite3").exists()
     yield srv
     children = psutil.Process(srv.proc.pid).children(recursive=True)
     stop_server(srv)

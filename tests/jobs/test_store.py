@@ -1,5 +1,5 @@
-"""Contract of the job store and its task queue, run on SQLite (always) and on PostgreSQL when
-``ML4PALEO_TEST_DATABASE_URL`` points at an empty test database."""
+"""Contract of the job store and its task queue, run on SQLite and on PostgreSQL (the database
+``ML4PALEO_TEST_DATABASE_URL`` names, else a throwaway local server: ``tests/pgserver.py``)."""
 
 from __future__ import annotations
 
@@ -303,26 +303,23 @@ class TestSQLiteStore(StoreContract):
         assert (self.data / "ml4paleo.sqlite3").is_file()
 
 
-@pytest.mark.skipif(not os.environ.get("ML4PALEO_TEST_DATABASE_URL"),
-                    reason="set ML4PALEO_TEST_DATABASE_URL to an empty PostgreSQL database to run the contract there")
-def test_url_store_contract_runs_when_a_database_is_given():
-    assert "ML4PALEO_TEST_DATABASE_URL" in os.environ
+class TestPostgreSQLStore(StoreContract):
+    """The contract on PostgreSQL: a fresh database per test on the session's server (the
+    ``postgres_url`` fixture: ``ML4PALEO_TEST_DATABASE_URL``, else a throwaway local cluster)."""
 
-
-class _URLStore(StoreContract):
     @pytest.fixture(autouse=True)
-    def _data(self, tmp_path):
-        from ml4paleo.jobs.tables import Base
+    def _data(self, tmp_path, postgres_url, request):
+        import pgserver
 
         self.data = tmp_path
-        store = self.make()
-        Base.metadata.drop_all(store.engine)
-        store.close()
+        name = f"ml4paleo_store_{request.node.name[5:40].lower()}_{os.getpid()}"
+        self.url = pgserver.fresh_database(postgres_url, name)
+        yield
+        pgserver.drop_database(postgres_url, name)
 
     def make(self, **overrides) -> JobStore:
-        return JobStore(Settings.from_env({}, data=self.data, database_url=os.environ["ML4PALEO_TEST_DATABASE_URL"],
+        return JobStore(Settings.from_env({}, data=self.data, database_url=self.url,
                                           **{"lease_seconds": 0.3, "max_attempts": 2, **overrides}))
 
-
-if os.environ.get("ML4PALEO_TEST_DATABASE_URL"):
-    TestURLStore = _URLStore
+    def test_the_database_is_postgresql(self, store):
+        assert store.engine.dialect.name == "postgresql"
