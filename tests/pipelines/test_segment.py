@@ -184,3 +184,13 @@ def test_two_d_model_chunked_equals_whole_volume(world, tmp_path, small_blocks):
     segment_volume(root / "vol.ome.zarr", tmp_path / "m2d", tmp_path / "s.ome.zarr", scheduler="threads")
     assert np.array_equal(labels_of(tmp_path / "s.ome.zarr"), expected)
     assert np.array_equal(predict_slice(root / "vol.ome.zarr", tmp_path / "m2d", 7), expected[7])
+
+
+@pytest.mark.parametrize("workers, tile", [(2, 512), (3, 512), (2, 7)])
+def test_slice_features_on_threads_equal_one_pass(world, workers, tile):
+    from ml4paleo.pipelines.train import slice_features
+
+    root, vol, truth, whole = world
+    settings = load_model(root / "model").feature_settings
+    one = slice_features(vol, 11, settings)
+    assert np.array_equal(slice_features(vol, 11, settings, tile=tile, workers=workers), one)

@@ -34,6 +34,10 @@ def clear_cache() -> None:
         _features.clear()
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _slice_features(volume_path: Path, z: int, settings) -> np.ndarray:
     from ml4paleo.io.omezarr import open_level
     from ml4paleo.pipelines.train import slice_features
@@ -44,7 +48,7 @@ def _slice_features(volume_path: Path, z: int, settings) -> np.ndarray:
         if key in _features:
             _features.move_to_end(key)
             return _features[key]
-    feats = slice_features(open_level(volume_path, 0), z, settings)
+    feats = slice_features(open_level(volume_path, 0), z, settings, workers=_cores())
     with _lock:
         _features[key] = feats
         while len(_features) > 1 and (len(_features) > FEATURE_CACHE_SLICES
@@ -67,6 +71,6 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
         raise InputError(f"z must be a slice index in 0..{info.shape[0] - 1}; got {z!r}")
     model = cached_model(model_dir)
     feats = _slice_features(volume_path, int(z), model.feature_settings)
-    model.set_n_jobs(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    model.set_n_jobs(_cores())
     labels = model.predict(feats.reshape(-1, feats.shape[-1]))
     return labels.reshape(feats.shape[:2])
