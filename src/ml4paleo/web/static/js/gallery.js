@@ -1,17 +1,8 @@
 // Gallery of annotated slices: small previews (slice + painted classes), open on click, delete.
-import { el, flash, hexToRgb } from "./api.js";
+import { el, flash, hexToRgb, loadImage } from "./api.js";
 import { decodePng } from "./png.js";
 
 const THUMB = 160; // longest side of a preview, in pixels
-
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`could not load ${url}`));
-    img.src = url;
-  });
-}
 
 export class Gallery {
   /**

@@ -1,6 +1,6 @@
 // Viewer: three orthogonal slices with the segmentation overlay and linked cursors, and the
 // meshes in 3D (view3d.js).
-import { api, classColor, el, flash, getJob, guarded, hexToRgb, jobId, poll } from "./api.js";
+import { api, classColor, el, flash, getJob, guarded, hexToRgb, jobId, loadImage, poll } from "./api.js";
 import { decodePng } from "./png.js";
 import { MeshView } from "./view3d.js";
 
@@ -137,15 +137,6 @@ class OrthoView {
     }
     ctx.setLineDash([]);
   }
-}
-
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`could not load ${url}`));
-    img.src = url;
-  });
 }
 
 /** Class indices of one slice, exact; null (and server-side overlay from then on) when the
