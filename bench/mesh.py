@@ -67,7 +67,7 @@ def make_volume(path: Path, size: int) -> None:
 
 
 def run_chunked(path: str, chunk: int) -> dict:
-    from ml4paleo import meshing
+    from ml4paleo.compute import mesh as meshing
     from ml4paleo.io.omezarr import read_info
     from ml4paleo.pipelines._tasks import run_tasks
     from ml4paleo.pipelines.mesh import _grid, _mesh_window
@@ -123,7 +123,7 @@ def run_pipeline(path: str, out: str, chunk: int) -> dict:
 
 
 def run_formats(path: str, out: str) -> dict:
-    from ml4paleo import meshing
+    from ml4paleo.compute import mesh as meshing
     from ml4paleo.io.exports import MESH_FORMATS, write_mesh
     from ml4paleo.io.omezarr import open_level, read_info
 

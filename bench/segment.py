@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level
-from ml4paleo.pipelines.segment import features_of_region, segment_volume
+from ml4paleo.compute.regions import features_of_region
+from ml4paleo.pipelines.segment import segment_volume
 from ml4paleo.pipelines.train import train_model
 from ml4paleo.models import load_model
 

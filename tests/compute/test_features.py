@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
-from ml4paleo.features import FeatureSettings, block_features, compute_features, feature_names, halo
+from ml4paleo.compute.features import FeatureSettings, block_features, compute_features, feature_names, halo
 
 SMALL = FeatureSettings(sigmas=(0.7, 1.6, 3.5, 7.0))
 

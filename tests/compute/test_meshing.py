@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from ml4paleo import meshing
-from ml4paleo._mesh_post import closed_and_oriented
+from ml4paleo.compute import mesh as meshing
+from ml4paleo.compute.mesh import closed_and_oriented
 
 VOXEL = (1.0, 0.5, 0.75)  # anisotropic (z, y, x) micrometres: proves vertices are physical
 

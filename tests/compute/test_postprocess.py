@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ml4paleo.errors import InputError
-from ml4paleo.postprocess import fill_holes, keep_largest, postprocess, remove_small_components
+from ml4paleo.compute.postprocess import fill_holes, keep_largest, postprocess, remove_small_components
 
 
 def scene() -> np.ndarray:

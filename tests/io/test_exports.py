@@ -11,7 +11,7 @@ import tifffile
 import trimesh
 from PIL import Image
 
-from ml4paleo import meshing
+from ml4paleo.compute import mesh as meshing
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io import exports
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml4paleo.downsample import downsample_labels, downsample_mean
+from ml4paleo.compute.downsample import downsample_labels, downsample_mean
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, pyramid_shapes, read_info, to_dask
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
-from ml4paleo.features import FeatureSettings
+from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.models import (
     HistGradientBoostingSegmenter,
     RandomForestSegmenter,

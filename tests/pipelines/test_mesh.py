@@ -9,7 +9,7 @@ import pytest
 import trimesh
 from click.testing import CliRunner
 
-from ml4paleo import meshing
+from ml4paleo.compute import mesh as meshing
 from ml4paleo.cli import main
 from ml4paleo.errors import Cancelled, InputError, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, read_info

@@ -12,14 +12,14 @@ from segdata import FAST, FAST_RF, phantom, scribbles, write_volume
 import ml4paleo.pipelines.segment as segment_mod
 from ml4paleo.cli import main as cli
 from ml4paleo.errors import Cancelled, InputError, OutputExistsError, VolumeNotFoundError
-from ml4paleo.features import compute_features
+from ml4paleo.compute.features import compute_features
 from ml4paleo.io.annotations import write_annotation
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.models import load_model
 from ml4paleo.pipelines.preview import predict_slice
 from ml4paleo.pipelines.segment import segment_volume
 from ml4paleo.pipelines.train import train_model
-from ml4paleo.postprocess import postprocess
+from ml4paleo.compute.postprocess import postprocess
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_two_d_model_chunked_equals_whole_volume(world, tmp_path, small_blocks):
 
 @pytest.mark.parametrize("workers, tile", [(2, 512), (3, 512), (2, 7)])
 def test_slice_features_on_threads_equal_one_pass(world, workers, tile):
-    from ml4paleo.pipelines.train import slice_features
+    from ml4paleo.compute.regions import slice_features
 
     root, vol, truth, whole = world
     settings = load_model(root / "model").feature_settings

@@ -27,7 +27,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
 
 from ml4paleo.atomic import partial_path, replace_atomically
-from ml4paleo.downsample import downsample_labels, downsample_mean, pyramid_factors
+from ml4paleo.compute.downsample import downsample_labels, downsample_mean, pyramid_factors
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
 from ml4paleo.progress import ProgressCallback, no_progress
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ml4paleo.jobs.display import volume_window
+from ml4paleo.io.slices import volume_window
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.progress import ProgressCallback, scaled
 from ml4paleo.settings import Settings

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ml4paleo.errors import InputError
-from ml4paleo.features import FeatureSettings, feature_names
+from ml4paleo.compute.features import FeatureSettings, feature_names
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ import joblib
 from ml4paleo import __version__
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
-from ml4paleo.features import FeatureSettings
+from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.models._base import SklearnSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 

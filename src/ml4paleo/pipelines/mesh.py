@@ -1,6 +1,6 @@
 """Mesh a label volume: one closed mesh per label, in physical units, plus measurements.
 
-Chunk tasks (one per window of ``chunk`` voxels, see :mod:`ml4paleo.meshing`) read their
+Chunk tasks (one per window of ``chunk`` voxels, see :mod:`ml4paleo.compute.mesh`) read their
 window from the OME-Zarr, run marching cubes and return pieces with exact integer vertices;
 pieces are welded per label, optionally simplified and smoothed, measured and written. Memory:
 two chunk windows in flight plus the meshes themselves. The output folder is written under a
@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ml4paleo import meshing
+from ml4paleo.compute import mesh as meshing
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.exports import MESH_FORMATS, write_mesh
 from ml4paleo.atomic import partial_path, replace_atomically

@@ -40,7 +40,7 @@ def _cores() -> int:
 
 def _slice_features(volume_path: Path, z: int, settings) -> np.ndarray:
     from ml4paleo.io.omezarr import open_level
-    from ml4paleo.pipelines.train import slice_features
+    from ml4paleo.compute.regions import slice_features
 
     stamp = (volume_path / "zarr.json").stat().st_mtime_ns if (volume_path / "zarr.json").exists() else 0
     key = (str(volume_path.resolve()), stamp, int(z), settings)

@@ -32,11 +32,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.features import FeatureSettings, block_features, halo
+from ml4paleo.compute.regions import features_of_region
 from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["SegmentResult", "features_of_region", "read_padded", "segment_volume"]
+__all__ = ["SegmentResult", "segment_volume"]
 
 BLOCK_VOXELS = 1 << 20
 """Target voxels per task: features of 1 M voxels x 61 are 0.25 GB of float32."""
@@ -57,27 +57,6 @@ class SegmentResult:
     n_blocks: int = 0
     scheduler: str = ""
     postprocessing: dict[str, Any] = field(default_factory=dict)
-
-
-def read_padded(array: Any, start: Sequence[int], stop: Sequence[int], settings: FeatureSettings) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """Region ``start:stop`` of ``array`` (zarr or numpy) with the feature halo on each filtered
-    axis, mirrored (numpy ``symmetric``) beyond the volume; returns it and its global origin."""
-    h = halo(settings)
-    pads = [h if a in settings.axes else 0 for a in range(3)]
-    lo = [max(0, s - p) for s, p in zip(start, pads)]
-    hi = [min(n, e + p) for n, e, p in zip(array.shape, stop, pads)]
-    data = np.asarray(array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
-    width = [(l - (s - p), (e + p) - u) for l, u, s, e, p in zip(lo, hi, start, stop, pads)]
-    if any(w != (0, 0) for w in width):
-        data = np.pad(data, width, mode="symmetric")
-    return data, tuple(s - p for s, p in zip(start, pads))  # type: ignore[return-value]
-
-
-def features_of_region(array: Any, start: Sequence[int], stop: Sequence[int], settings: FeatureSettings) -> np.ndarray:
-    """(z, y, x, n_features) features of region ``start:stop``, identical to the same voxels
-    of a whole-volume :func:`ml4paleo.features.compute_features`."""
-    padded, origin = read_padded(array, start, stop, settings)
-    return block_features(padded, origin, settings)
 
 
 def block_shape(shape: Sequence[int], chunks: Sequence[int], target: int = BLOCK_VOXELS) -> tuple[int, int, int]:
@@ -128,13 +107,13 @@ def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: 
 
 def _postprocess_in_place(array, K: int, *, min_size: int, fill: bool, largest: bool,
                           max_voxels: int = POSTPROCESS_MAX_VOXELS) -> tuple[np.ndarray, int]:
-    """Apply :func:`ml4paleo.postprocess.postprocess` to a level-0 zarr label array.
+    """Apply :func:`ml4paleo.compute.postprocess.postprocess` to a level-0 zarr label array.
 
     Exact (whole volume in memory) up to ``POSTPROCESS_MAX_VOXELS``; above, components are
     found on every 2^k-th voxel and the edits applied back to the full-resolution blocks they
     cover (a removed component clears its class there, a filled hole fills background there).
     Returns the new voxel counts per class and the factor used."""
-    from ml4paleo.postprocess import postprocess
+    from ml4paleo.compute.postprocess import postprocess
 
     f = 1
     while math.prod(-(-n // f) for n in array.shape) > max_voxels:
@@ -182,7 +161,7 @@ def segment_volume(
     Output: uint8 class indices 0..K-1 (0 = background), OME-Zarr labels on the input's grid,
     voxel size and chunks, with pyramid. With ``probabilities``, one uint8 OME-Zarr per class
     (probability x 255) beside it, named ``<out stem>_prob_<class>.ome.zarr``. ``min_size``,
-    ``fill_holes`` and ``keep_largest`` post-process (see :mod:`ml4paleo.postprocess`).
+    ``fill_holes`` and ``keep_largest`` post-process (see :mod:`ml4paleo.compute.postprocess`).
     Nothing is left at ``out_path`` unless the whole run succeeds.
     """
     from ml4paleo.io.omezarr import OmeZarrWriter, read_info

@@ -59,10 +59,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.features import FeatureSettings
+from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.regions import labeled_features
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["SAMPLING", "TrainResult", "labeled_features", "sample_indices", "slice_features", "train_model"]
+__all__ = ["SAMPLING", "TrainResult", "sample_indices", "train_model"]
 
 SAMPLING = ("all", "balanced", "proportional")
 DEFAULT_SAMPLING = "proportional"
@@ -79,8 +80,6 @@ RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: selection took 2.3 s instead of 10.3 s (4 slices
 of 512^2), and the Dice of the resulting models on unseen slices moved within the forest's
 spread (snow 0.961 vs 0.965, 3-class bone 0.925 vs 0.918, bench blobs 0.977 vs 0.976)."""
-TILE = 512
-"""Slices are featurised in tiles of at most TILE x TILE voxels (plus halo) to bound memory."""
 
 
 @dataclass(frozen=True)
@@ -117,66 +116,6 @@ def sample_indices(y: np.ndarray, strategy: str = DEFAULT_SAMPLING, max_voxels: 
         take = {c: min(int(counts[c]), max(int(round(max_voxels * counts[c] / y.size)), min_per_class)) for c in present}
     chosen = [rng.choice(np.flatnonzero(y == c), size=take[c], replace=False) for c in present]
     return np.sort(np.concatenate(chosen))
-
-
-def _tiles(shape_yx: Sequence[int], tile: int | tuple[int, int]):
-    ty, tx = (tile, tile) if isinstance(tile, int) else tile
-    for y0 in range(0, shape_yx[0], ty):
-        for x0 in range(0, shape_yx[1], tx):
-            yield y0, x0, min(y0 + ty, shape_yx[0]), min(x0 + tx, shape_yx[1])
-
-
-def slice_features(array: Any, z: int, settings: FeatureSettings, tile: int = TILE, workers: int = 1) -> np.ndarray:
-    """(y, x, n_features) features of slice ``z`` of ``array`` (zarr or numpy), computed in
-    tiles, equal to that slice of the whole-volume features.
-
-    With ``workers`` > 1 the slice is cut into at least that many row bands, featurised on a
-    thread pool (scipy.ndimage releases the GIL: two threads measured ~2x one): the annotation
-    page's preview waits on this after each new slice. Tiles are independent, so the result
-    is the same for any cut."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ml4paleo.pipelines.segment import features_of_region
-
-    out = np.empty(tuple(array.shape[1:]) + (settings.n_features,), dtype=np.float32)
-    bands = max(1, int(workers))
-    tiles = list(_tiles(array.shape[1:], (min(tile, -(-array.shape[1] // bands)), tile)))
-
-    def fill(t: tuple[int, int, int, int]) -> None:
-        y0, x0, y1, x1 = t
-        out[y0:y1, x0:x1] = features_of_region(array, (z, y0, x0), (z + 1, y1, x1), settings)[0]
-
-    if bands == 1 or len(tiles) == 1:
-        for t in tiles:
-            fill(t)
-    else:
-        with ThreadPoolExecutor(max_workers=bands, thread_name_prefix="ml4paleo-slice") as pool:
-            list(pool.map(fill, tiles))
-    return out
-
-
-def labeled_features(array: Any, z: int, mask: np.ndarray, settings: FeatureSettings, tile: int = TILE) -> np.ndarray:
-    """Feature rows of the voxels where ``mask`` is true on slice ``z``, in row-major order,
-    computed tile by tile (only tiles holding labels), so memory stays bounded by a tile."""
-    from ml4paleo.pipelines.segment import features_of_region
-
-    rows = []
-    for y0, x0, y1, x1 in _tiles(array.shape[1:], tile):
-        sel = mask[y0:y1, x0:x1]
-        if sel.any():
-            rows.append((y0, x0, features_of_region(array, (z, y0, x0), (z + 1, y1, x1), settings)[0][sel]))
-    if not rows:
-        return np.empty((0, settings.n_features), np.float32)
-    # rows of each tile are row-major within the tile; restore the slice's row-major order
-    ys, xs = np.nonzero(mask)
-    order_keys = []
-    for y0, x0, _ in rows:
-        tile_sel = mask[y0:y0 + tile, x0:x0 + tile]
-        ty, tx = np.nonzero(tile_sel)
-        order_keys.append((ty + y0) * mask.shape[1] + (tx + x0))
-    keys = np.concatenate(order_keys)
-    data = np.concatenate([r for _, _, r in rows])
-    return data[np.argsort(keys, kind="stable")]
 
 
 def _load_annotations(annotations: str | Path | Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -238,7 +177,7 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
                      max_voxels: int, seed: int) -> tuple[FeatureSettings, np.ndarray]:
     """The ``select`` most important features (mean decrease in impurity of a forest fitted on
     every feature), as settings that compute only those, and their column indices."""
-    from ml4paleo.features import feature_names
+    from ml4paleo.compute.features import feature_names
     from ml4paleo.models import make_segmenter
 
     X, y = np.concatenate(rows), np.concatenate(targets)

@@ -9,7 +9,8 @@ import numpy as np
 from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
-from ml4paleo.jobs import display
+from ml4paleo.compute import display
+from ml4paleo.io import slices
 from ml4paleo.web._common import b64decode, b64encode, int_field, json_body, paths, png_response, store
 
 bp = Blueprint("annotate", __name__)
@@ -26,7 +27,7 @@ def _converted(job_id: str) -> tuple[list[int], list[float], list[dict]]:
     doc = store().job_doc(job_id)
     if not doc["shape"]:
         raise InvalidTransition(f"the volume is not converted yet (status: {doc['status']})")
-    window = doc["window"] or display.volume_window(store().paths(job_id).volume)
+    window = doc["window"] or slices.volume_window(store().paths(job_id).volume)
     return doc["shape"], window, doc
 
 
@@ -46,8 +47,8 @@ def next_image(job_id: str):
         z = _slice_index(request.args["z"], depth)
     else:
         z = display.pick_next_slice(depth, doc["annotations"], np.random.default_rng())
-    image = display.to_uint8(display.read_slice(store().paths(job_id).volume, "z", z), window)
-    return jsonify(z=z, image=b64encode(display.encode_png(image)), window=window,
+    image = display.to_uint8(slices.read_slice(store().paths(job_id).volume, "z", z), window)
+    return jsonify(z=z, image=b64encode(slices.encode_png(image)), window=window,
                    shape=[int(shape[1]), int(shape[2])], depth=depth)
 
 
@@ -59,7 +60,7 @@ def submit(job_id: str):
     data = json_body()
     shape, _, doc = _converted(job_id)
     z = _slice_index(data.get("z"), int(shape[0]))
-    mask = display.decode_png(b64decode(data.get("mask"), "mask"), what="mask", shape=(int(shape[1]), int(shape[2])))
+    mask = slices.decode_png(b64decode(data.get("mask"), "mask"), what="mask", shape=(int(shape[1]), int(shape[2])))
     if mask.dtype != np.uint8:
         raise InputError(f"mask must be an 8-bit gray PNG; got {mask.dtype}")
     n_classes = len(doc["classes"])
@@ -92,7 +93,7 @@ def predict(job_id: str):
     job_paths = store().paths(job_id)
     prediction = predict_slice(job_paths.volume, job_paths.model(model_id), z)
     image = np.asarray(prediction).astype(np.uint8)
-    return jsonify(z=z, model_id=model_id, prediction=b64encode(display.encode_png(image)))
+    return jsonify(z=z, model_id=model_id, prediction=b64encode(slices.encode_png(image)))
 
 
 @bp.get("/api/annotate/<job_id>/annotations")

@@ -7,7 +7,8 @@ import numpy as np
 from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.errors import ArtifactNotFound, InputError
-from ml4paleo.jobs import display
+from ml4paleo.compute import display
+from ml4paleo.io import slices
 from ml4paleo.web._common import float_arg, paths, png_response, safe_file, store
 
 bp = Blueprint("visualize", __name__)
@@ -97,12 +98,12 @@ def slice_png(job_id: str, axis: str, index: int):
         seg = store().segmentation(job_id, seg_id)
         if seg["status"] != "done":
             raise ArtifactNotFound(f"segmentation {seg_id} is not finished ({seg['status']})")
-        labels = display.read_slice(job_paths.labels(seg_id), axis, index, level, step)
+        labels = slices.read_slice(job_paths.labels(seg_id), axis, index, level, step)
         if raw_labels:
-            return png_response(display.encode_png(labels.astype(np.uint8)))
-    window = _window(doc["window"] or display.volume_window(job_paths.volume))
-    image = display.to_uint8(display.read_slice(job_paths.volume, axis, index, level, step), window)
+            return png_response(slices.encode_png(labels.astype(np.uint8)))
+    window = _window(doc["window"] or slices.volume_window(job_paths.volume))
+    image = display.to_uint8(slices.read_slice(job_paths.volume, axis, index, level, step), window)
     if labels is not None:
         colors = {c["value"] - 1: display.hex_to_rgb(c["color"]) for c in doc["classes"]}
         image = display.overlay(image, labels, colors, float_arg("opacity", 0.5))
-    return png_response(display.encode_png(image))
+    return png_response(slices.encode_png(image))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ml4paleo.errors import ArtifactNotFound, InputError
-from ml4paleo.jobs import display
+from ml4paleo.compute import display
+from ml4paleo.io import slices
 
 
 def test_robust_window_ignores_a_few_hot_voxels(rng):
@@ -41,11 +42,11 @@ def test_next_slice_favours_slices_far_from_annotated_ones(rng):
 
 def test_png_round_trip_and_bad_png():
     image = np.arange(20, dtype=np.uint8).reshape(4, 5)
-    assert (display.decode_png(display.encode_png(image)) == image).all()
+    assert (slices.decode_png(slices.encode_png(image)) == image).all()
     with pytest.raises(InputError, match="mask is not a readable PNG"):
-        display.decode_png(b"GIF89a", what="mask")
+        slices.decode_png(b"GIF89a", what="mask")
     with pytest.raises(InputError, match="mask is 5x4 pixels; slices are 3x2"):
-        display.decode_png(display.encode_png(image), what="mask", shape=(2, 3))
+        slices.decode_png(slices.encode_png(image), what="mask", shape=(2, 3))
 
 
 def test_a_decompression_bomb_is_refused_from_its_header():
@@ -58,9 +59,9 @@ def test_a_decompression_bomb_is_refused_from_its_header():
     header = (60000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
     bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
     with pytest.raises(InputError):
-        display.decode_png(bomb, what="mask")
+        slices.decode_png(bomb, what="mask")
     with pytest.raises(InputError, match="mask"):
-        display.decode_png(bomb, what="mask", shape=(8, 8))
+        slices.decode_png(bomb, what="mask", shape=(8, 8))
 
 
 def test_read_slice_checks_axis_and_range(tmp_path, rng):
@@ -69,11 +70,11 @@ def test_read_slice_checks_axis_and_range(tmp_path, rng):
     volume = rng.integers(0, 1000, (4, 6, 8), dtype=np.uint16)
     with OmeZarrWriter(tmp_path / "v.ome.zarr", volume.shape, volume.dtype) as w:
         w.write_slab(0, volume)
-    assert (display.read_slice(tmp_path / "v.ome.zarr", "y", 2) == volume[:, 2, :]).all()
-    assert (display.read_slice(tmp_path / "v.ome.zarr", "x", 7) == volume[:, :, 7]).all()
-    lo, hi = display.volume_window(tmp_path / "v.ome.zarr")
+    assert (slices.read_slice(tmp_path / "v.ome.zarr", "y", 2) == volume[:, 2, :]).all()
+    assert (slices.read_slice(tmp_path / "v.ome.zarr", "x", 7) == volume[:, :, 7]).all()
+    lo, hi = slices.volume_window(tmp_path / "v.ome.zarr")
     assert volume.min() <= lo < hi <= volume.max()
     with pytest.raises(ArtifactNotFound):
-        display.read_slice(tmp_path / "v.ome.zarr", "z", 4)
+        slices.read_slice(tmp_path / "v.ome.zarr", "z", 4)
     with pytest.raises(ArtifactNotFound):
-        display.read_slice(tmp_path / "v.ome.zarr", "t", 0)
+        slices.read_slice(tmp_path / "v.ome.zarr", "t", 0)
