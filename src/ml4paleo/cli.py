@@ -105,26 +105,38 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
 @click.option("--features", default=None, help="Filters to use (comma-separated among gaussian,log,ggm,dog,st,hessian; default all).")
 @click.option("--sigmas", default=None, help="Scales in voxels (comma-separated; default 0.7,1,1.6,3.5,5,10).")
 @click.option("--2d", "two_d", is_flag=True, help="Compute features per slice (2D) instead of in 3D.")
-@click.option("--model", "kind", type=click.Choice(["random-forest", "hist-gradient-boosting"]), default="random-forest",
-              show_default=True, help="Classifier.")
+@click.option("--method", type=click.Choice(["auto", "forest", "context", "interpolation", "boosting"]), default="auto",
+              show_default=True, help="auto: score every method on held-out painted slices and keep the best; "
+                                      "forest: filter bank + random forest; context: forest + the painted outlines "
+                                      "interpolated between slices; interpolation: the outlines alone; boosting: "
+                                      "filter bank + gradient boosting.")
 @click.option("--select", type=click.IntRange(min=0), default=16, show_default=True,
               help="Keep the N most important features (faster segmentation); 0 keeps all.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 @user_errors
-def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, kind, select, overwrite) -> None:
-    """Train a pixel classifier on the annotated slices in LABELS_DIR (one PNG per slice, named by
-    its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr."""
+def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, method, select, overwrite) -> None:
+    """Train a segmenter on the annotated slices in LABELS_DIR (one PNG per slice, named by
+    its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr, choosing
+    the method by leave-one-slice-out Dice unless --method names one."""
     from ml4paleo.pipelines.train import train_model
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
     with progress_bar("training") as report:
-        result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, model=kind, select=select or None,
+        result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, method=method, select=select or None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite)
     click.echo(f"trained on {result.n_slices} slice(s), labeled voxels {result.voxels_per_class}")
+    if len(result.candidates) > 1:
+        click.echo("leave-one-slice-out Dice per method:")
+        for name, metrics in result.candidates.items():
+            cells = ", ".join(f"{c} {'n/a' if m['dice'] is None else format(m['dice'], '.3f')}" for c, m in metrics.items())
+            click.echo(f"  {'*' if name == result.method else ' '} {name}: {cells or 'not scored'}")
+    click.echo(f"method: {result.method} ({result.validation.get('reason') or result.validation.get('choice', '')})")
     for name, m in result.metrics.items():
         dice = "n/a" if m["dice"] is None else f"{m['dice']:.3f}"
         iou = "n/a" if m["iou"] is None else f"{m['iou']:.3f}"
         click.echo(f"  {name}: Dice {dice}, IoU {iou} (leave-one-slice-out)")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {result.model_dir}")
 
 

@@ -29,7 +29,7 @@ def world(tmp_path_factory):
     vol, truth = phantom(rng, shape=(24, 40, 36))
     write_volume(root / "vol.ome.zarr", vol, chunks=8)  # tiny chunks: many blocks
     ann = {z: scribbles(truth[z]) for z in (4, 12, 20)}
-    train_model(root / "vol.ome.zarr", ann, root / "model", features=FAST, params=FAST_RF)
+    train_model(root / "vol.ome.zarr", ann, root / "model", features=FAST, params=FAST_RF, method="forest")
     model = load_model(root / "model")
     feats = compute_features(vol, model.feature_settings)
     whole = model.predict(feats.reshape(-1, feats.shape[-1])).reshape(vol.shape)
@@ -177,7 +177,7 @@ def test_cli_train_segment_and_predict_slice(world, tmp_path):
 def test_two_d_model_chunked_equals_whole_volume(world, tmp_path, small_blocks):
     root, vol, truth, whole = world
     ann = {z: scribbles(truth[z]) for z in (4, 20)}
-    train_model(root / "vol.ome.zarr", ann, tmp_path / "m2d", features=FAST, params=FAST_RF, two_d=True)
+    train_model(root / "vol.ome.zarr", ann, tmp_path / "m2d", features=FAST, params=FAST_RF, two_d=True, method="forest")
     model = load_model(tmp_path / "m2d")
     feats = compute_features(vol, model.feature_settings)
     expected = model.predict(feats.reshape(-1, feats.shape[-1])).reshape(vol.shape)

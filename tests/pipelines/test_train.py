@@ -148,8 +148,8 @@ def test_empty_or_missing_folder_and_bad_options(world, tmp_path):
         train_model(root / "vol.ome.zarr", tmp_path / "empty", tmp_path / "m")
     with pytest.raises(InputError, match="does not exist"):
         train_model(root / "vol.ome.zarr", tmp_path / "nope", tmp_path / "m")
-    with pytest.raises(InputError, match="model must be"):
-        train_model(root / "vol.ome.zarr", ann, tmp_path / "m", model="svm")
+    with pytest.raises(InputError, match="method must be"):
+        train_model(root / "vol.ome.zarr", ann, tmp_path / "m", method="svm")
     with pytest.raises(InputError, match="classes"):
         train_model(root / "vol.ome.zarr", ann, tmp_path / "m", classes=("fossil",))
     with pytest.raises(InputError, match="select"):

@@ -1,15 +1,19 @@
-"""Pixel classifiers behind one protocol, and their model folders.
+"""Segmenters behind one protocol (pixel classifiers, the shape prior and both), and their
+model folders.
 
 ``load_model(model_dir)`` returns a fitted segmenter with ``.classes``, ``.metadata`` and
 ``.feature_settings``; ``save_model`` writes one atomically.
 """
 
 from ml4paleo.models._base import Segmenter, SklearnSegmenter
+from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 from ml4paleo.models._io import KINDS, cached_model, load_model, make_segmenter, save_model
 
 __all__ = [
     "KINDS",
+    "ContextSegmenter",
+    "InterpolationSegmenter",
     "HistGradientBoostingSegmenter",
     "RandomForestSegmenter",
     "Segmenter",

@@ -7,28 +7,37 @@ unlabeled voxels never reach it), and the classifier is swappable behind one pro
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ml4paleo.errors import InputError
+import joblib
+
 from ml4paleo.compute.features import FeatureSettings, feature_names
+from ml4paleo.compute.regions import features_of_region
+from ml4paleo.errors import InputError
+
+ESTIMATOR_FILE = "estimator.joblib"
 
 
 @runtime_checkable
 class Segmenter(Protocol):
-    """What the pipelines need from a trained model."""
+    """What the pipelines need from a trained model: probabilities of any region of a volume
+    (zarr or numpy), reading the halo it needs itself, equal to whole-volume prediction; and
+    its own files in a model folder. ``feature_settings`` is None for a model that does not
+    work on the filter bank (the preview then asks for the region)."""
 
     kind: str
     classes: tuple[str, ...]
-    feature_settings: FeatureSettings
+    feature_settings: FeatureSettings | None
     metadata: dict[str, Any]
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Segmenter": ...
+    def predict_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray: ...
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+    def set_n_jobs(self, n_jobs: int) -> None: ...
 
-    def predict(self, X: np.ndarray) -> np.ndarray: ...
+    def save_files(self, folder: Path) -> None: ...
 
 
 class SklearnSegmenter:
@@ -104,3 +113,39 @@ class SklearnSegmenter:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(n,) uint8 class indices."""
         return np.argmax(self.predict_proba(X), axis=1).astype(np.uint8)
+
+    def proba_from_features(self, features: np.ndarray, start: Sequence[int]) -> np.ndarray:
+        """(z, y, x, K) probabilities of the region at ``start`` whose (z, y, x, n) filter-bank
+        ``features`` are given (the preview caches a slice's features between strokes)."""
+        proba = self.predict_proba(features.reshape(-1, features.shape[-1]))
+        return proba.reshape(features.shape[:3] + (len(self.classes),))
+
+    def predict_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+        """(z, y, x, K) float32 probabilities of region ``start:stop`` of ``array``."""
+        return self.proba_from_features(features_of_region(array, start, stop, self.feature_settings), start)
+
+    def save_files(self, folder: Path) -> None:
+        """Write the fitted estimator into ``folder`` (the model folder being written)."""
+        joblib.dump(self.estimator, Path(folder) / ESTIMATOR_FILE, compress=3)
+
+    @classmethod
+    def load_files(cls, folder: Path, metadata: dict[str, Any]) -> "SklearnSegmenter":
+        """The segmenter saved in ``folder`` by :meth:`save_files`, described by ``metadata``."""
+        folder = Path(folder)
+        settings = FeatureSettings.from_value(metadata["features"])
+        model = cls(metadata["classes"], settings, seed=metadata.get("seed", 0), **cls._load_kwargs(folder, metadata))
+        model.params = metadata.get("params", {})
+        model.estimator = joblib.load(folder / ESTIMATOR_FILE)
+        fitted = getattr(model.estimator, "n_features_in_", None)
+        if fitted is not None and fitted != model.n_features:
+            raise InputError(f"model at {folder} was fitted on {fitted} features but its settings give {model.n_features}")
+        return model
+
+    @classmethod
+    def _load_kwargs(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """What metadata.json records of this model (beside the pipeline's own entries)."""
+        return {"kind": self.kind, "classes": list(self.classes), "features": self.feature_settings.to_dict(),
+                "n_features": self.n_features, "params": self.params, "seed": self.seed}

@@ -62,7 +62,7 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
 
     The slice's features use its z-neighbourhood exactly as a whole-volume segmentation does,
     so the preview equals that slice of :func:`ml4paleo.pipelines.segment.segment_volume`."""
-    from ml4paleo.io.omezarr import read_info
+    from ml4paleo.io.omezarr import open_level, read_info
     from ml4paleo.models import cached_model
 
     volume_path = Path(volume_path)
@@ -70,7 +70,10 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
     if isinstance(z, bool) or not isinstance(z, (int, np.integer)) or not 0 <= z < info.shape[0]:
         raise InputError(f"z must be a slice index in 0..{info.shape[0] - 1}; got {z!r}")
     model = cached_model(model_dir)
-    feats = _slice_features(volume_path, int(z), model.feature_settings)
     model.set_n_jobs(_cores())
-    labels = model.predict(feats.reshape(-1, feats.shape[-1]))
-    return labels.reshape(feats.shape[:2])
+    if model.feature_settings is None:  # a model that reads the volume itself (the shape prior)
+        proba = model.predict_region(open_level(volume_path, 0), (int(z), 0, 0), (int(z) + 1, *info.shape[1:]))
+    else:
+        feats = _slice_features(volume_path, int(z), model.feature_settings)
+        proba = model.proba_from_features(feats[None], (int(z), 0, 0))
+    return np.argmax(proba[0], axis=-1).astype(np.uint8)

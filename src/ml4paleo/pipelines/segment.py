@@ -32,7 +32,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.compute.regions import features_of_region
 from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
@@ -92,10 +91,9 @@ def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: 
     model = cached_model(model_dir)
     model.set_n_jobs(1)
     with threadpool_limits(1):
-        feats = features_of_region(open_level(volume_path, 0), start, stop, model.feature_settings)
-        shape = feats.shape[:3]
-        proba = model.predict_proba(feats.reshape(-1, feats.shape[-1]))
-    del feats
+        proba = model.predict_region(open_level(volume_path, 0), start, stop)
+    shape = proba.shape[:3]
+    proba = proba.reshape(-1, proba.shape[-1])
     labels = np.argmax(proba, axis=1).astype(np.uint8).reshape(shape)
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     zarr.open_array(store=labels_store, mode="r+")[region] = labels
@@ -186,7 +184,8 @@ def segment_volume(
         "model_dir": str(model_dir),
         "model_id": model_dir.name,
         "classes": list(model.classes),
-        "features": model.feature_settings.to_dict(),
+        "features": model.feature_settings.to_dict() if model.feature_settings is not None else None,
+        "method": model.metadata.get("method", model.kind),
         "postprocessing": {"min_size": int(min_size), "fill_holes": bool(fill_holes), "keep_largest": bool(keep_largest)},
     }
     common = dict(voxel_size=info.voxel_size, unit=info.unit, chunks=info.chunks, overwrite=overwrite)

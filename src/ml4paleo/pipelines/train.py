@@ -1,4 +1,15 @@
-"""Train a pixel classifier from a few annotated slices of a volume.
+"""Train a segmenter from a few annotated slices of a volume, choosing the method per volume.
+
+Methods (:mod:`ml4paleo.pipelines._candidates`): ``forest`` (a random forest over the 3D
+filter bank, as ilastik does), ``context`` (the same forest with the shape prior's channels:
+the painted outlines interpolated between painted slices), ``interpolation`` (the prior
+alone), ``boosting`` (gradient boosting over the bank). ``auto`` (the default) scores
+forest, context and interpolation with the same leave-one-slice-out folds and keeps the best
+mean Dice over the classes (ties within ``TIE`` go to the earlier, simpler one), so a volume
+where only shape separates the structure gets the prior, and one where appearance decides
+keeps the forest. Slices painted with strokes are first completed into full masks by a 2D
+random walker (:mod:`ml4paleo.compute.complete`) before they enter the prior; the classifier
+trains on the painted voxels only.
 
 Only the annotated slices are featurised (each with the z-neighbourhood the 3D filters need,
 read from the volume in tiles), and only their labeled voxels are used. The model is then
@@ -52,25 +63,49 @@ keeps every feature.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
 
-from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable
+from ml4paleo.compute.features import FeatureSettings, feature_names
+from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
+from ml4paleo.errors import InputError, OutputExistsError
+from ml4paleo.io.annotations import read_annotations
+from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.models import make_segmenter, save_model
+from ml4paleo.pipelines._candidates import (
+    CANDIDATES,
+    DEFAULT_SAMPLING,
+    MAX_TRAIN_VOXELS,
+    MIN_PER_CLASS,
+    SAMPLING,
+    PaintedSlice,
+    TrainingSet,
+    folds_of,
+    make_candidate,
+    sample_indices,
+)
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["SAMPLING", "TrainResult", "sample_indices", "train_model"]
+__all__ = ["METHODS", "SAMPLING", "TrainResult", "sample_indices", "train_model"]
 
-SAMPLING = ("all", "balanced", "proportional")
-DEFAULT_SAMPLING = "proportional"
-MAX_TRAIN_VOXELS = 100_000
-"""Cap on training rows (see the sampling measurements above)."""
-MIN_PER_CLASS = 2_000
-"""Floor per class under proportional sampling (or all of a class's voxels if fewer)."""
+METHODS = ("auto", *CANDIDATES)
+"""What ``method`` accepts."""
+AUTO = ("forest", "context", "interpolation")
+"""The candidates ``auto`` scores, in order of preference on a tie."""
+TIE = 0.005
+"""Mean Dice within this of the best counts as a tie."""
+POOR_DICE = 0.5
+"""A class whose best held-out Dice is below this gets a warning where the user acts."""
+PSEUDO_BAND = 5
+"""Width (voxels) of the band around completed outlines whose voxels the context forest also
+trains on, labeled by the completion (strokes alone rarely come near an outline)."""
 MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
@@ -84,8 +119,10 @@ spread (snow 0.961 vs 0.965, 3-class bone 0.925 vs 0.918, bench blobs 0.977 vs 0
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train_model` produced. ``metrics``: ``{class: {"dice", "iou"}}`` from
-    leave-one-slice-out (empty with a single annotated slice)."""
+    """What :func:`train_model` produced. ``metrics``: ``{class: {"dice", "iou"}}`` of the
+    chosen method from leave-one-slice-out (empty with a single annotated slice);
+    ``candidates``: the same for every method scored; ``warnings``: what the user should
+    know (a class the best method still gets wrong, and what would help)."""
 
     model_dir: Path
     metrics: dict[str, dict[str, float | None]]
@@ -95,32 +132,11 @@ class TrainResult:
     validation: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)
     model: str = "random-forest"
-
-
-def sample_indices(y: np.ndarray, strategy: str = DEFAULT_SAMPLING, max_voxels: int = MAX_TRAIN_VOXELS,
-                   seed: int = 0, min_per_class: int = MIN_PER_CLASS) -> np.ndarray:
-    """Sorted row indices of ``y`` (class indices) to train on, drawn with a fixed seed."""
-    if strategy not in SAMPLING:
-        raise InputError(f"sampling must be one of {', '.join(SAMPLING)}; got {strategy!r}")
-    y = np.asarray(y)
-    if strategy == "all" or y.size == 0:
-        return np.arange(y.size)
-    rng = np.random.default_rng(seed)
-    counts = np.bincount(y)
-    present = np.flatnonzero(counts)
-    if strategy == "balanced":
-        take = {c: min(int(counts[present].min()), max_voxels // len(present)) for c in present}
-    else:
-        if y.size <= max_voxels:
-            return np.arange(y.size)
-        take = {c: min(int(counts[c]), max(int(round(max_voxels * counts[c] / y.size)), min_per_class)) for c in present}
-    chosen = [rng.choice(np.flatnonzero(y == c), size=take[c], replace=False) for c in present]
-    return np.sort(np.concatenate(chosen))
-
+    method: str = "forest"
+    candidates: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 def _load_annotations(annotations: str | Path | Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
-    from ml4paleo.io.annotations import read_annotations
-
     if isinstance(annotations, (str, Path)):
         folder = Path(annotations)
         if not folder.is_dir():
@@ -177,9 +193,6 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
                      max_voxels: int, seed: int) -> tuple[FeatureSettings, np.ndarray]:
     """The ``select`` most important features (mean decrease in impurity of a forest fitted on
     every feature), as settings that compute only those, and their column indices."""
-    from ml4paleo.compute.features import feature_names
-    from ml4paleo.models import make_segmenter
-
     X, y = np.concatenate(rows), np.concatenate(targets)
     keep = sample_indices(y, sampling, min(max_voxels, RANK_VOXELS), seed, min(MIN_PER_CLASS, RANK_VOXELS // 10))
     ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1, **RANKER).fit(X[keep], y[keep])
@@ -190,17 +203,81 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
     return chosen, columns
 
 
+
+def _complete(array: Any, ann: dict[int, np.ndarray], K: int, voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[int]]:
+    """The shape prior of the slices that can enter it, strokes completed into full masks;
+    and which of them were completed from strokes (not painted in full)."""
+    slices, masks, completed = [], [], []
+    for z, mask in ann.items():
+        if not completable(mask):
+            continue
+        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[z]), mask)
+        if (mask > 0).mean() < COMPLETE_FRACTION:
+            completed.append(int(z))
+        slices.append(int(z))
+        masks.append(full.astype(np.uint8) - 1)
+    if not slices:
+        return None, []
+    return ShapePrior(tuple(slices), np.stack(masks), K, tuple(float(v) for v in voxel_size)), completed
+
+
+def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
+    """Unpainted voxels within ``PSEUDO_BAND`` voxels of an outline of the completed slice:
+    where the strokes say least and the completion most."""
+    edges = np.zeros(completion.shape, bool)
+    edges[:-1] |= completion[:-1] != completion[1:]
+    edges[1:] |= completion[:-1] != completion[1:]
+    edges[:, :-1] |= completion[:, :-1] != completion[:, 1:]
+    edges[:, 1:] |= completion[:, :-1] != completion[:, 1:]
+    if not edges.any():
+        return np.zeros(completion.shape, bool)
+    return (ndi.distance_transform_edt(~edges) <= PSEUDO_BAND) & ~painted
+
+
+def _extrapolated(held: Sequence[int], prior: ShapePrior | None) -> bool:
+    """Whether a fold's held slices lie outside the range of the prior's remaining slices."""
+    rest = [z for z in (prior.slices if prior else ()) if z not in held]
+    return not rest or any(z < min(rest) or z > max(rest) for z in held)
+
+
+def _mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
+    values = [m["dice"] for m in metrics.values() if m["dice"] is not None]
+    return float(np.mean(values)) if values else 0.0
+
+
+def _choose(scored: dict[str, dict[str, Any]], order: Sequence[str]) -> tuple[str, str]:
+    """The candidate with the best mean Dice (ties within ``TIE`` to the earlier) and why."""
+    means = {name: _mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
+    if not means:
+        return order[0], "no held-out slice could be scored: the first method is used"
+    best = max(means.values())
+    chosen = next(name for name in order if name in means and means[name] >= best - TIE)
+    others = ", ".join(f"{n} {m:.3f}" for n, m in means.items() if n != chosen)
+    return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
+
+
+def _warnings(metrics: Mapping[str, Mapping[str, float | None]], n_slices: int) -> list[str]:
+    """What to tell the user when even the chosen method gets a class wrong."""
+    out = []
+    for name, m in metrics.items():
+        if m["dice"] is not None and m["dice"] < POOR_DICE:
+            out.append(f"class {name!r} scores Dice {m['dice']:.2f} on held-out painted slices: the segmentation "
+                       f"will be poor there. Paint more slices ({n_slices} so far), spread them across the stack, "
+                       f"and add strokes where the prediction is wrong.")
+    return out
+
+
 def train_model(
     volume_path: str | Path,
     annotations: str | Path | Mapping[int, np.ndarray],
     model_dir: str | Path,
     *,
     classes: Sequence[str] = ("background", "fossil"),
+    method: str = "auto",
     two_d: bool = False,
     features: FeatureSettings | Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     overwrite: bool = False,
-    model: str = "random-forest",
     sampling: str = DEFAULT_SAMPLING,
     max_voxels: int = MAX_TRAIN_VOXELS,
     params: Mapping[str, Any] | None = None,
@@ -210,19 +287,19 @@ def train_model(
     """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
 
     ``annotations``: a folder of PNGs (see :mod:`ml4paleo.io.annotations`) or a mapping slice
-    -> 2D mask with values 0 unlabeled, 1..K for ``classes``. ``features``: feature settings
-    (default: the full bank; ``two_d`` computes per slice). ``params`` go to the estimator.
-    ``select``: keep only the this many most important features (see ``DEFAULT_SELECT``);
-    None keeps them all.
+    -> 2D mask with values 0 unlabeled, 1..K for ``classes``. ``method``: ``auto`` (scored
+    choice, see above) or one of ``forest``, ``context``, ``interpolation``, ``boosting``.
+    ``features``: feature settings (default: the full bank; ``two_d`` computes per slice).
+    ``params`` go to the forest. ``select``: keep only this many most important features (see
+    ``DEFAULT_SELECT``); None keeps them all.
     Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
     """
-    from ml4paleo.io.omezarr import open_level, read_info
-    from ml4paleo.models import make_segmenter, save_model
-
     progress = progress or no_progress
     model_dir = Path(model_dir)
     if model_dir.exists() and not overwrite:
         raise OutputExistsError(f"{model_dir} already exists (pass overwrite to replace it)")
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if sampling not in SAMPLING:
         raise InputError(f"sampling must be one of {', '.join(SAMPLING)}; got {sampling!r}")
     if select is not None and (isinstance(select, bool) or not isinstance(select, int) or select < 1):
@@ -231,76 +308,112 @@ def train_model(
     if two_d and not settings.two_d:
         settings = FeatureSettings.from_value(settings, two_d=True)
     classes = tuple(str(c) for c in classes)
-    make_segmenter(model, classes, settings, **dict(params or {}))  # validates kind, classes, params
+    make_segmenter("random-forest", classes, settings, **dict(params or {}))  # validates classes and params
     info = read_info(volume_path)
     ann = _load_annotations(annotations)
     _validate(ann, info.shape, classes)
     K = len(classes)
 
     array = open_level(volume_path, 0)
-    rows: list[np.ndarray] = []
-    targets: list[np.ndarray] = []
+    progress(0.0, 1.0, "completing painted slices")
+    prior, completed = _complete(array, ann, K, info.voxel_size)
+    slices: list[PaintedSlice] = []
     labeled = np.zeros(K, dtype=np.int64)
-    report = scaled(progress, 0.0, 0.4, "computing features")
+    report = scaled(progress, 0.05, 0.35, "computing features")
     report(0, len(ann))
     for i, (z, mask) in enumerate(ann.items()):
         sel = mask > 0
         y = mask[sel].astype(np.intp) - 1
         labeled += np.bincount(y, minlength=K)
         keep = sample_indices(y, "proportional", max_voxels, seed + z)  # bounds memory on full masks
-        rows.append(labeled_features(array, z, sel, settings)[keep])
-        targets.append(y[keep])
+        full = prior.masks[prior.slices.index(z)] if z in completed else None
+        band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
+        union = sel | band
+        feats = labeled_features(array, z, union, settings)  # row-major over ``union``
+        ys, xs = np.nonzero(sel)
+        slices.append(PaintedSlice(int(z), feats[sel[union]][keep], y[keep], (ys[keep], xs[keep])))
+        if band.any():
+            by, bx = np.nonzero(band)
+            pick = np.sort(np.random.default_rng(seed + z).permutation(by.size)[: len(keep)])
+            slices[-1].pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
         report(i + 1, len(ann))
 
     if select is not None and settings.selected is None and 0 < select < settings.n_features:
-        progress(0.4, 1.0, "selecting features")
-        settings, columns = _select_features(rows, targets, settings, classes, select, sampling, max_voxels, seed)
-        rows = [r[:, columns] for r in rows]
+        progress(0.35, 1.0, "selecting features")
+        settings, columns = _select_features([s.rows for s in slices], [s.targets for s in slices], settings, classes,
+                                             select, sampling, max_voxels, seed)
+        for s in slices:
+            s.rows = s.rows[:, columns]
+            if s.pseudo is not None:
+                s.pseudo = (s.pseudo[0][:, columns], *s.pseudo[1:])
 
-    slices = list(ann)
-    folds = [slices[i::MAX_FOLDS] for i in range(min(MAX_FOLDS, len(slices)))] if len(slices) > 1 else []
-    confusion = np.zeros((K, K), dtype=np.int64)
-    report = scaled(progress, 0.4, 0.8, "validating (leave one slice out)")
+    names = AUTO if method == "auto" else (method,)
+    if prior is None:
+        if method in ("context", "interpolation"):
+            raise InputError(f"the {method} method needs a slice painted in full or with strokes of two classes")
+        names = tuple(n for n in names if not make_candidate(n).needs_prior)
+    candidates = {n: make_candidate(n) for n in names}
+    ts = TrainingSet(slices, classes, settings, tuple(info.shape[1:]), prior, sampling, max_voxels, seed, dict(params or {}))
+
+    folds = folds_of([s.z for s in slices], MAX_FOLDS)
+    confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
+    split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
+    seconds = dict.fromkeys(candidates, 0.0)
+    report = scaled(progress, 0.45, 0.85, "validating (leave one slice out)")
     for i, held in enumerate(folds):
-        train_idx = [j for j, z in enumerate(slices) if z not in held]
-        Xtr, ytr = np.concatenate([rows[j] for j in train_idx]), np.concatenate([targets[j] for j in train_idx])
-        keep = sample_indices(ytr, sampling, max_voxels, seed)
-        if len(np.unique(ytr[keep])) < K:
+        if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
             continue  # a class painted only on the held-out slices: this fold cannot be scored
-        fold_model = make_segmenter(model, classes, settings, seed=seed, n_jobs=-1, **dict(params or {}))
-        fold_model.fit(Xtr[keep], ytr[keep])
-        for j, z in enumerate(slices):
-            if z in held:
-                pred = fold_model.predict(rows[j])
-                np.add.at(confusion, (targets[j], pred), 1)
+        targets = [s.targets for s in slices if s.z in held]
+        where = "extrapolated" if _extrapolated(held, prior) else "interior"
+        for n, cand in candidates.items():
+            t0 = time.perf_counter()
+            for truth, pred in zip(targets, cand.heldout(ts, set(held))):
+                np.add.at(confusion[n], (truth, pred), 1)
+                np.add.at(split[n][where], (truth, pred), 1)
+            seconds[n] += time.perf_counter() - t0
         report(i + 1, len(folds))
-    if confusion.sum():
-        metrics = _scores(confusion, classes)
-        validation = {"method": "leave-one-slice-out", "folds": [list(map(int, f)) for f in folds],
-                      "sampling": sampling, "metrics": metrics, "confusion": confusion.tolist()}
-    else:
-        metrics = {}
-        validation = {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
-                                                  "that each leave every class on the others"}
 
-    progress(0.8, 1.0, "fitting the final model")
-    X, y = np.concatenate(rows), np.concatenate(targets)
-    keep = sample_indices(y, sampling, max_voxels, seed)
-    final = make_segmenter(model, classes, settings, seed=seed, n_jobs=-1, **dict(params or {}))
-    final.fit(X[keep], y[keep])
+    scored = {n: {"metrics": _scores(confusion[n], classes) if confusion[n].sum() else {},
+                  **{k: (_scores(c, classes) if c.sum() else {}) for k, c in split[n].items()},
+                  "confusion": confusion[n].tolist(), "seconds": round(seconds[n], 2)} for n in candidates}
+    if len(candidates) == 1:
+        chosen, reason = names[0], f"method {names[0]} was asked for"
+    else:
+        chosen, reason = _choose(scored, names)
+    metrics = scored[chosen]["metrics"]
+    warnings = _warnings(metrics, len(slices))
+    if metrics:
+        validation = {"method": "leave-one-slice-out", "folds": [list(map(int, f)) for f in folds],
+                      "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
+                      "chosen": chosen, "reason": reason, "candidates": scored, "warnings": warnings}
+    else:
+        validation = {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
+                                                  "that each leave every class on the others",
+                      "chosen": chosen, "choice": reason, "candidates": scored, "warnings": warnings}
+
+    progress(0.85, 1.0, f"fitting the final model ({chosen})")
+    final = candidates[chosen].fit(ts)
     final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
     voxels = {name: int(n) for name, n in zip(classes, labeled)}
+    trained_on = np.bincount(np.concatenate([s.targets for s in slices]), minlength=K)
     save_model(final, model_dir, overwrite=overwrite, validation=validation, metadata={
+        "method": chosen,
+        "method_reason": reason,
+        "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"]} for n in candidates},
+        "warnings": warnings,
         "voxel_size": list(info.voxel_size),
         "unit": info.unit,
         "volume_shape": list(info.shape),
         "volume_path": str(volume_path),
-        "annotated_slices": [int(z) for z in slices],
+        "annotated_slices": [int(s.z) for s in slices],
+        "prior_slices": list(prior.slices) if prior else [],
+        "completed_slices": completed,
         "voxels_per_class": voxels,
-        "training_voxels_per_class": {name: int(n) for name, n in zip(classes, np.bincount(y[keep], minlength=K))},
+        "training_voxels_per_class": {name: int(n) for name, n in zip(classes, trained_on)},
         "sampling": sampling,
         "max_voxels": int(max_voxels),
     })
     progress(1.0, 1.0, "done")
     return TrainResult(model_dir=model_dir, metrics=metrics, n_slices=len(slices), voxels_per_class=voxels,
-                       classes=classes, validation=validation, features=settings.to_dict(), model=model)
+                       classes=classes, validation=validation, features=settings.to_dict(), model=final.kind,
+                       method=chosen, candidates={n: scored[n]["metrics"] for n in candidates}, warnings=tuple(warnings))

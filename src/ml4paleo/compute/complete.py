@@ -1,0 +1,77 @@
+"""Complete a slice painted with strokes into a full mask of that slice, numpy in, numpy out.
+
+Why: most users paint strokes, not whole slices, while the shape prior
+(:mod:`ml4paleo.compute.prior`) interpolates outlines and so needs every voxel of a painted
+slice. A 2D random walker (scikit-image) seeded by the strokes fills the rest: each unpainted
+voxel takes the class whose strokes a random walk from it reaches first, walks crossing the
+image's edges (and, when given, the edges of a classifier's probabilities) being unlikely. Where
+the image has no edge between the classes, the walker falls back to the geometry of the
+strokes, which is what the user drew.
+
+Which slices enter the prior: a slice painted (nearly) in full, or one with strokes of at least
+two classes. A slice with strokes of one class only says "this is background here", not where
+the other classes are (a user correcting a false positive paints one stroke), so it trains the
+classifier but does not enter the prior.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml4paleo.errors import InputError
+
+__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable"]
+
+COMPLETE_FRACTION = 0.995
+"""A slice with at least this share of its voxels painted counts as painted in full (its few
+unpainted voxels are still filled by the walker)."""
+BETA = 130.0
+"""Edge sensitivity of the walker (scikit-image's default) on data scaled to unit spread."""
+
+
+def completable(mask: np.ndarray) -> bool:
+    """Whether a painted slice (0 unlabeled, 1..K classes) can enter the shape prior."""
+    mask = np.asarray(mask)
+    painted = mask > 0
+    if painted.mean() >= COMPLETE_FRACTION:
+        return True
+    return np.unique(mask[painted]).size >= 2
+
+
+def _normalised(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    lo, hi = np.percentile(image, (1.0, 99.0))
+    spread = float(hi - lo) or 1.0
+    return (image - float(lo)) / spread
+
+
+def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | None = None,
+                   beta: float = BETA) -> np.ndarray:
+    """(y, x) uint8 full mask (values 1..K) of a slice from its ``strokes`` (0 unlabeled,
+    1..K) and ``image``; painted voxels keep their value. ``proba``: optional (y, x, K)
+    classifier probabilities whose edges guide the walk as the image's do."""
+    from skimage.segmentation import random_walker
+
+    strokes = np.asarray(strokes)
+    image = np.asarray(image)
+    if strokes.shape != image.shape or strokes.ndim != 2:
+        raise InputError(f"strokes {strokes.shape} and image {image.shape} must be the same 2D shape")
+    painted = strokes > 0
+    if painted.all():
+        return strokes.astype(np.uint8)
+    values = np.unique(strokes[painted])
+    if values.size == 0:
+        raise InputError("a slice without strokes cannot be completed")
+    if values.size == 1:
+        return np.full(strokes.shape, values[0], np.uint8)
+    channels = [_normalised(image)]
+    if proba is not None:
+        proba = np.asarray(proba, np.float32)
+        channels.extend(proba[..., k] for k in range(proba.shape[-1]))
+    data = np.stack(channels, axis=-1)
+    seeds = strokes.astype(np.int32)
+    filled = random_walker(data, seeds, beta=beta, mode="cg_j", tol=1e-3, channel_axis=-1)
+    out = np.asarray(filled, np.int32)
+    out[out <= 0] = values[0]  # voxels cut off from every stroke (none on a connected slice)
+    out[painted] = strokes[painted]
+    return out.astype(np.uint8)

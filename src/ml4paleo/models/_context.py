@@ -1,0 +1,120 @@
+"""Segmenters that use the shape prior of the painted slices (:mod:`ml4paleo.compute.prior`).
+
+- :class:`InterpolationSegmenter` (``interpolation``): the prior alone, the painted outlines
+  morphed from one painted slice to the next; it never looks at the image.
+- :class:`ContextSegmenter` (``context``): a random forest over the filter bank *plus* the
+  prior's channels (each class's interpolated signed distance, the distance to the nearest
+  painted slice), so it learns per volume how far to trust the outlines against the image. Its
+  training rows must carry the prior computed *without* their own slice (see
+  :func:`ml4paleo.pipelines.train`), or the forest learns "prior equals label" and ignores the
+  image.
+
+Both keep the painted (completed) slices as they were painted: on those slices the prior is
+the user's own answer. The prior travels in the model folder as ``prior.npz`` (the completed
+masks, their slice indices and the voxel size).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.prior import ShapePrior
+from ml4paleo.errors import InputError
+from ml4paleo.models._forest import RandomForestSegmenter
+
+__all__ = ["ContextSegmenter", "InterpolationSegmenter", "PRIOR_FILE", "load_prior", "save_prior"]
+
+PRIOR_FILE = "prior.npz"
+
+
+def save_prior(prior: ShapePrior, folder: Path) -> None:
+    """Write the prior's painted masks, slices and voxel size into ``folder``."""
+    with open(Path(folder) / PRIOR_FILE, "wb") as f:
+        np.savez_compressed(f, slices=np.asarray(prior.slices, np.int64), masks=prior.masks.astype(np.uint8),
+                            n_classes=np.int64(prior.n_classes), spacing=np.asarray(prior.spacing, np.float64))
+
+
+def load_prior(folder: Path) -> ShapePrior:
+    """The prior written by :func:`save_prior`."""
+    with np.load(Path(folder) / PRIOR_FILE) as data:
+        return ShapePrior(tuple(int(z) for z in data["slices"]), data["masks"], int(data["n_classes"]),
+                          tuple(float(s) for s in data["spacing"]))
+
+
+def _keep_painted(proba: np.ndarray, prior: ShapePrior, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+    """Set the probabilities of painted slices inside the region to their painted class."""
+    (z0, y0, x0), (z1, y1, x1) = start, stop
+    for i, z in enumerate(prior.slices):
+        if z0 <= z < z1:
+            painted = prior.masks[i, y0:y1, x0:x1]
+            proba[z - z0] = np.eye(prior.n_classes, dtype=np.float32)[painted]
+    return proba
+
+
+class ContextSegmenter(RandomForestSegmenter):
+    """A random forest over the filter bank and the shape prior's channels."""
+
+    kind: ClassVar[str] = "context"
+
+    def __init__(self, classes=("background", "fossil"), feature_settings: FeatureSettings | None = None, *,
+                 prior: ShapePrior | None = None, seed: int = 0, n_jobs: int = 1, **params: Any) -> None:
+        super().__init__(classes, feature_settings, seed=seed, n_jobs=n_jobs, **params)
+        if prior is not None and prior.n_classes != len(self.classes):
+            raise InputError(f"the prior has {prior.n_classes} classes; the model {len(self.classes)}")
+        self.prior = prior
+
+    @property
+    def n_features(self) -> int:
+        return super().n_features + len(self.classes) + 1
+
+    def proba_from_features(self, features: np.ndarray, start: Sequence[int]) -> np.ndarray:
+        if self.prior is None:
+            raise InputError("this context model has no prior: it was not trained")
+        stop = tuple(s + n for s, n in zip(start, features.shape[:3]))
+        joined = np.concatenate([features, self.prior.features(start, stop)], axis=-1)
+        proba = super().proba_from_features(joined, start)
+        return _keep_painted(proba, self.prior, start, stop)
+
+    def save_files(self, folder: Path) -> None:
+        super().save_files(folder)
+        save_prior(self.prior, folder)
+
+    @classmethod
+    def _load_kwargs(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+        return {"prior": load_prior(folder)}
+
+
+class InterpolationSegmenter:
+    """The shape prior alone: the class whose interpolated outline contains the voxel."""
+
+    kind: ClassVar[str] = "interpolation"
+    feature_settings = None
+
+    def __init__(self, classes: Sequence[str], prior: ShapePrior) -> None:
+        self.classes = tuple(str(c) for c in classes)
+        if prior.n_classes != len(self.classes):
+            raise InputError(f"the prior has {prior.n_classes} classes; the model {len(self.classes)}")
+        self.prior = prior
+        self.metadata: dict[str, Any] = {}
+        self.validation: dict[str, Any] = {}
+
+    def predict_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+        """(z, y, x, K) probabilities from the interpolated distances (the image is not read)."""
+        return _keep_painted(self.prior.proba(start, stop), self.prior, start, stop)
+
+    def set_n_jobs(self, n_jobs: int) -> None:
+        """Nothing to set: the interpolation runs in the calling thread."""
+
+    def save_files(self, folder: Path) -> None:
+        save_prior(self.prior, folder)
+
+    @classmethod
+    def load_files(cls, folder: Path, metadata: dict[str, Any]) -> "InterpolationSegmenter":
+        return cls(metadata["classes"], load_prior(folder))
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "classes": list(self.classes), "features": None, "n_features": 0}

@@ -1,0 +1,213 @@
+"""The methods that training chooses between, each scored on the same held-out slices.
+
+A candidate answers two questions over one :class:`TrainingSet` (the painted slices' feature
+rows, shared by every candidate, and the shape prior of their completed masks): what would it
+predict on some painted slices if trained without them (:meth:`Candidate.heldout`), and the
+fitted model from every slice (:meth:`Candidate.fit`). Leave-one-slice-out then scores all of
+them on the same voxels, so the choice between them rests on evidence from this volume.
+
+The one rule that matters for honesty: nothing a candidate is scored on may have been seen in
+its training, and the prior channels of a *training* row are computed without that row's own
+slice (:func:`context_rows`), as they will be for every unpainted voxel at segmentation time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Collection, Mapping, Sequence
+
+import numpy as np
+
+from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.prior import ShapePrior
+from ml4paleo.errors import InputError
+from ml4paleo.models import ContextSegmenter, InterpolationSegmenter, make_segmenter
+
+__all__ = ["CANDIDATES", "Candidate", "PaintedSlice", "TrainingSet", "context_rows", "make_candidate", "sample_indices"]
+
+SAMPLING = ("all", "balanced", "proportional")
+DEFAULT_SAMPLING = "proportional"
+MAX_TRAIN_VOXELS = 100_000
+"""Cap on training rows (see the sampling measurements in :mod:`ml4paleo.pipelines.train`)."""
+MIN_PER_CLASS = 2_000
+"""Floor per class under proportional sampling (or all of a class's voxels if fewer)."""
+
+
+def sample_indices(y: np.ndarray, strategy: str = DEFAULT_SAMPLING, max_voxels: int = MAX_TRAIN_VOXELS,
+                   seed: int = 0, min_per_class: int = MIN_PER_CLASS) -> np.ndarray:
+    """Sorted row indices of ``y`` (class indices) to train on, drawn with a fixed seed."""
+    if strategy not in SAMPLING:
+        raise InputError(f"sampling must be one of {', '.join(SAMPLING)}; got {strategy!r}")
+    y = np.asarray(y)
+    if strategy == "all" or y.size == 0:
+        return np.arange(y.size)
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(y)
+    present = np.flatnonzero(counts)
+    if strategy == "balanced":
+        take = {c: min(int(counts[present].min()), max_voxels // len(present)) for c in present}
+    else:
+        if y.size <= max_voxels:
+            return np.arange(y.size)
+        take = {c: min(int(counts[c]), max(int(round(max_voxels * counts[c] / y.size)), min_per_class)) for c in present}
+    chosen = [rng.choice(np.flatnonzero(y == c), size=take[c], replace=False) for c in present]
+    return np.sort(np.concatenate(chosen))
+
+
+@dataclass
+class PaintedSlice:
+    """One painted slice: its feature rows (a sample of its labeled voxels), their classes
+    and where they lie on the slice; for a slice completed from strokes, also ``pseudo`` rows
+    near the completed outlines (rows, classes of the completion, coordinates), which the
+    context method trains on but nothing is scored on."""
+
+    z: int
+    rows: np.ndarray
+    targets: np.ndarray
+    coords: tuple[np.ndarray, np.ndarray]
+    pseudo: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
+
+
+@dataclass
+class TrainingSet:
+    """What every candidate trains on."""
+
+    slices: list[PaintedSlice]
+    classes: tuple[str, ...]
+    settings: FeatureSettings
+    shape_yx: tuple[int, int]
+    prior: ShapePrior | None = None
+    sampling: str = DEFAULT_SAMPLING
+    max_voxels: int = MAX_TRAIN_VOXELS
+    seed: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def part(self, held: Collection[int]) -> list[PaintedSlice]:
+        return [s for s in self.slices if s.z not in held]
+
+
+def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[int],
+                 pseudo: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows of ``painted`` (and its pseudo rows, with ``pseudo``) joined with the
+    prior's channels computed from the painted slices other than ``painted`` itself and
+    ``exclude``; and their classes."""
+    if ts.prior is None:
+        raise InputError("the context method needs a slice painted in full or with strokes of two classes")
+    Y, X = ts.shape_yx
+    channels = ts.prior.features((painted.z, 0, 0), (painted.z + 1, Y, X), exclude={painted.z, *exclude})[0]
+    rows, targets = [np.concatenate([painted.rows, channels[painted.coords]], axis=1)], [painted.targets]
+    if pseudo and painted.pseudo is not None:
+        p_rows, p_targets, p_coords = painted.pseudo
+        rows.append(np.concatenate([p_rows, channels[p_coords]], axis=1))
+        targets.append(p_targets)
+    return np.concatenate(rows), np.concatenate(targets)
+
+
+def _fit_rows(model, X: np.ndarray, y: np.ndarray, ts: TrainingSet):
+    keep = sample_indices(y, ts.sampling, ts.max_voxels, ts.seed)
+    return model.fit(X[keep], y[keep])
+
+
+class Candidate:
+    """A method training can choose; subclasses say how it predicts held-out slices and fits."""
+
+    name: ClassVar[str] = ""
+    needs_prior: ClassVar[bool] = False
+
+    def heldout(self, ts: TrainingSet, held: Collection[int]) -> list[np.ndarray]:  # pragma: no cover
+        """Predicted classes of the rows of each slice in ``held`` (in ``ts.slices`` order),
+        from a model that never saw them."""
+        raise NotImplementedError
+
+    def fit(self, ts: TrainingSet):  # pragma: no cover
+        """The model fitted on every painted slice."""
+        raise NotImplementedError
+
+
+class ForestCandidate(Candidate):
+    """Today's pixel classifier: a random forest (or gradient boosting) over the filter bank."""
+
+    name = "forest"
+
+    def __init__(self, classifier: str = "random-forest") -> None:
+        self.classifier = classifier
+
+    def _model(self, ts: TrainingSet):
+        return make_segmenter(self.classifier, ts.classes, ts.settings, seed=ts.seed, n_jobs=-1, **dict(ts.params))
+
+    def heldout(self, ts, held):
+        train = ts.part(held)
+        model = _fit_rows(self._model(ts), np.concatenate([s.rows for s in train]),
+                          np.concatenate([s.targets for s in train]), ts)
+        return [model.predict(s.rows) for s in ts.slices if s.z in held]
+
+    def fit(self, ts):
+        return _fit_rows(self._model(ts), np.concatenate([s.rows for s in ts.slices]),
+                         np.concatenate([s.targets for s in ts.slices]), ts)
+
+
+class BoostingCandidate(ForestCandidate):
+    """Histogram gradient boosting over the filter bank (measured, never chosen by ``auto``)."""
+
+    name = "boosting"
+
+    def __init__(self) -> None:
+        super().__init__("hist-gradient-boosting")
+
+
+class ContextCandidate(Candidate):
+    """A forest over the filter bank and the shape prior's channels."""
+
+    name = "context"
+    needs_prior = True
+
+    def _model(self, ts: TrainingSet, prior: ShapePrior | None = None) -> ContextSegmenter:
+        return ContextSegmenter(ts.classes, ts.settings, prior=prior, seed=ts.seed, n_jobs=-1, **dict(ts.params))
+
+    def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[int]) -> ContextSegmenter:
+        parts = [context_rows(ts, s, held, pseudo=True) for s in ts.part(held)]
+        return _fit_rows(model, np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]), ts)
+
+    def heldout(self, ts, held):
+        model = self._train(ts, self._model(ts), held)
+        return [model.predict(context_rows(ts, s, set(held) - {s.z})[0]) for s in ts.slices if s.z in held]
+
+    def fit(self, ts):
+        return self._train(ts, self._model(ts, ts.prior), ())
+
+
+class InterpolationCandidate(Candidate):
+    """The painted outlines interpolated between painted slices; the image is not used."""
+
+    name = "interpolation"
+    needs_prior = True
+
+    def heldout(self, ts, held):
+        Y, X = ts.shape_yx
+        out = []
+        for s in ts.slices:
+            if s.z in held:
+                out.append(ts.prior.labels((s.z, 0, 0), (s.z + 1, Y, X), exclude=held)[0][s.coords])
+        return out
+
+    def fit(self, ts):
+        return InterpolationSegmenter(ts.classes, ts.prior)
+
+
+CANDIDATES: dict[str, type[Candidate]] = {c.name: c for c in (ForestCandidate, BoostingCandidate, ContextCandidate,
+                                                               InterpolationCandidate)}
+"""Every method by name; ``auto`` scores the ones in ``AUTO`` of :mod:`ml4paleo.pipelines.train`."""
+
+
+def make_candidate(name: str) -> Candidate:
+    """The candidate called ``name``."""
+    try:
+        return CANDIDATES[name]()
+    except KeyError:
+        raise InputError(f"method must be one of auto, {', '.join(CANDIDATES)}; got {name!r}") from None
+
+
+def folds_of(slices: Sequence[int], max_folds: int) -> list[list[int]]:
+    """Leave-one-slice-out folds (slices grouped round-robin beyond ``max_folds``)."""
+    slices = list(slices)
+    return [slices[i::max_folds] for i in range(min(max_folds, len(slices)))] if len(slices) > 1 else []
