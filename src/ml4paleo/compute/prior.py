@@ -9,11 +9,12 @@ units of the slice's y/x voxel size, the zero level half a voxel outside the pai
 voxels). Between two painted slices ``a < z < b`` it is the linear blend
 ``(1 - t) d_a + t d_b``, ``t = (z - a) / (b - a)``, whose zero level morphs one outline into the
 next (several components per slice and splits/merges come for free). Beyond the first or
-last painted slice it decays as a cone: ``d_end + |z - z_end| * dz``, so the structure shrinks
-by the physical distance travelled along z and does not continue forever (anisotropic voxels
-count in their own units). A class absent from a painted slice is "outside everywhere" there:
-its distance is the constant that makes the other slice's deepest point vanish exactly at the
-absent slice.
+last painted slice it decays as a cone: structures (classes 1..) shrink by the physical
+distance travelled along z, ``d_end + |z - z_end| * dz``, and the background (class 0, the
+matrix) grows by as much, so a structure does not continue forever (anisotropic voxels count in
+their own units). A class absent from a painted slice tapers towards it the same way: its
+outline on the other slice erodes uniformly and its deepest voxel vanishes exactly at the
+absent slice (a class covering a whole slice grows to fill it, likewise).
 
 The prediction of the prior alone is the class of smallest signed distance; as features for a
 classifier it gives every class's distance plus the physical distance to the nearest painted
@@ -37,11 +38,12 @@ __all__ = ["ShapePrior", "signed_distance"]
 
 def signed_distance(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
     """(y, x) float32 signed distance of a 2D boolean ``mask`` in physical units: negative
-    inside, positive outside, zero half a voxel outside the mask's own voxels."""
+    inside, positive outside, zero half a voxel outside the mask's own voxels; ``+inf``
+    everywhere for an empty mask, ``-inf`` for a full one (no outline to measure from)."""
     mask = np.asarray(mask, bool)
     half = 0.5 * float(min(spacing))
     if mask.all():
-        return np.full(mask.shape, -float(np.hypot(*(n * s for n, s in zip(mask.shape, spacing)))), np.float32)
+        return np.full(mask.shape, -np.inf, np.float32)
     if not mask.any():
         return np.full(mask.shape, np.inf, np.float32)
     outside = ndi.distance_transform_edt(~mask, sampling=spacing)
@@ -115,9 +117,10 @@ class ShapePrior:
             for k in range(self.n_classes):
                 if exact:
                     out[k, j] = self.slice_distance(allowed[pos], k)[window]
-                elif pos == 0 or pos == zs.size:  # beyond the painted range: a cone
+                elif pos == 0 or pos == zs.size:  # beyond the painted range: structures shrink, background grows
                     end = 0 if pos == 0 else zs.size - 1
-                    out[k, j] = self.slice_distance(allowed[end], k)[window] + abs(z - zs[end]) * dz
+                    grow = -1.0 if k == 0 else 1.0
+                    out[k, j] = self.slice_distance(allowed[end], k)[window] + grow * abs(z - zs[end]) * dz
                 else:
                     a, b = pos - 1, pos
                     t = (z - zs[a]) / (zs[b] - zs[a])
@@ -126,15 +129,18 @@ class ShapePrior:
 
     def _blend(self, ia: int, ib: int, k: int, t: float, window) -> np.ndarray:
         da, db = self.slice_distance(ia, k), self.slice_distance(ib, k)
-        absent_a, absent_b = not np.isfinite(da.flat[0]), not np.isfinite(db.flat[0])  # absent: inf everywhere
-        if absent_a and absent_b:
-            return np.full(da[window].shape, np.inf, np.float32)
-        if absent_a or absent_b:
-            present = db if absent_a else da
-            # the constant at which the present side's deepest voxel vanishes at the absent slice
-            far = max(float(-present.min()), 0.0) + 0.5 * min(self.spacing[1:])
-            share = t if absent_b else 1.0 - t  # weight of the absent side
-            return ((1.0 - share) * present[window] + share * far).astype(np.float32)
+        flat_a, flat_b = not np.isfinite(da.flat[0]), not np.isfinite(db.flat[0])  # absent (+inf) or everywhere (-inf)
+        if flat_a and flat_b:
+            return np.full(da[window].shape, da.flat[0] if t < 0.5 else db.flat[0], np.float32)  # the nearer state
+        if flat_a or flat_b:
+            present, flat = (db, da.flat[0]) if flat_a else (da, db.flat[0])
+            # the outline moves uniformly towards the flat slice's state and reaches it there: an
+            # absent class tapers to its deepest point, a class present everywhere swallows its
+            # farthest voxel, as a cone from the other slice would
+            half = 0.5 * min(self.spacing[1:])
+            shift = max(float(-present.min()), 0.0) + half if flat > 0 else -(max(float(present.max()), 0.0) + half)
+            share = t if flat_b else 1.0 - t  # how far along towards the flat slice
+            return (present[window] + share * shift).astype(np.float32)
         return ((1.0 - t) * da[window] + t * db[window]).astype(np.float32)
 
     def z_distance(self, start: Sequence[int], stop: Sequence[int], exclude: Collection[int] = ()) -> np.ndarray:

@@ -1,0 +1,145 @@
+"""The method choice by held-out slices, on generated volumes whose truth is known:
+only shape separates the structure (the prior must win), only appearance does (the forest
+must stay), from full masks and from strokes; no prior leaks into its own training slice;
+chunked prediction equals the whole volume for every new model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from segdata import dice, write_volume
+
+import ml4paleo.pipelines.segment as segment_mod
+from ml4paleo.compute.complete import complete_slice, completable
+from ml4paleo.compute.prior import ShapePrior
+from ml4paleo.io.omezarr import open_level
+from ml4paleo.models import load_model
+from ml4paleo.pipelines._candidates import context_rows
+from ml4paleo.pipelines.preview import predict_slice
+from ml4paleo.pipelines.segment import segment_volume
+from ml4paleo.pipelines.train import train_model
+from ml4paleo.testing.phantoms import strokes, thin_tubes, touching_blobs
+
+PAINTED = (4, 12, 20, 28, 36)
+
+
+def painted(truth, mode):
+    return {z: (truth[z] + 1 if mode == "full" else strokes(truth[z])) for z in PAINTED}
+
+
+def unpainted_dice(path, truth):
+    labels = np.asarray(open_level(path, 0)[:])
+    others = [z for z in range(truth.shape[0]) if z not in PAINTED]
+    return dice(labels[others] == 1, truth[others] == 1)
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("blobs")
+    vol, truth = touching_blobs(shape=(40, 64, 64), seed=1)
+    write_volume(root / "vol.ome.zarr", vol, chunks=32)
+    return root, vol, truth
+
+
+@pytest.mark.parametrize("mode", ["full", "strokes"])
+def test_shape_only_volume_chooses_the_shape_prior(blobs, tmp_path, mode):
+    root, vol, truth = blobs
+    result = train_model(root / "vol.ome.zarr", painted(truth, mode), tmp_path / "auto")
+    assert result.method in ("context", "interpolation"), result.candidates
+    assert set(result.candidates) == {"forest", "context", "interpolation"}
+    held_out = {name: metrics["fossil"]["dice"] for name, metrics in result.candidates.items()}
+    assert held_out[result.method] > held_out["forest"] + 0.1, held_out  # the evidence behind the choice
+    segment_volume(root / "vol.ome.zarr", tmp_path / "auto", tmp_path / "auto.ome.zarr", scheduler="synchronous")
+    chosen = unpainted_dice(tmp_path / "auto.ome.zarr", truth)
+    train_model(root / "vol.ome.zarr", painted(truth, mode), tmp_path / "forest", method="forest")
+    segment_volume(root / "vol.ome.zarr", tmp_path / "forest", tmp_path / "forest.ome.zarr", scheduler="synchronous")
+    forest = unpainted_dice(tmp_path / "forest.ome.zarr", truth)
+    assert chosen >= 0.9 and chosen > forest + 0.04, (chosen, forest)
+
+
+@pytest.mark.parametrize("mode", ["full", "strokes"])
+def test_appearance_only_volume_keeps_the_forest(tmp_path, mode):
+    vol, truth = thin_tubes(shape=(40, 64, 64), seed=2, n_tubes=10)
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=32)
+    result = train_model(tmp_path / "vol.ome.zarr", painted(truth, mode), tmp_path / "auto")
+    assert result.method in ("forest", "context") and result.candidates["interpolation"]["fossil"]["dice"] < 0.5
+    segment_volume(tmp_path / "vol.ome.zarr", tmp_path / "auto", tmp_path / "auto.ome.zarr", scheduler="synchronous")
+    train_model(tmp_path / "vol.ome.zarr", painted(truth, mode), tmp_path / "forest", method="forest")
+    segment_volume(tmp_path / "vol.ome.zarr", tmp_path / "forest", tmp_path / "forest.ome.zarr", scheduler="synchronous")
+    chosen, forest = unpainted_dice(tmp_path / "auto.ome.zarr", truth), unpainted_dice(tmp_path / "forest.ome.zarr", truth)
+    assert chosen >= forest - 0.02 and forest > 0.75
+
+
+def test_model_folder_records_every_candidate_and_the_choice(blobs, tmp_path):
+    import json
+
+    root, vol, truth = blobs
+    train_model(root / "vol.ome.zarr", painted(truth, "strokes"), tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    validation = json.loads((tmp_path / "m" / "validation.json").read_text())
+    assert meta["method"] == validation["chosen"] and "Dice" in meta["method_reason"]
+    assert set(meta["candidates"]) == {"forest", "context", "interpolation"}
+    assert meta["completed_slices"] == list(PAINTED) and meta["prior_slices"] == list(PAINTED)
+    for scored in validation["candidates"].values():
+        assert {"metrics", "interior", "extrapolated", "confusion", "seconds"} <= set(scored)
+        assert scored["extrapolated"] and scored["interior"]  # first/last painted slices reported apart
+
+
+def test_no_training_row_sees_the_prior_of_its_own_slice(blobs):
+    """Leakage guard: the prior channels of a training slice come from the other slices only."""
+    from ml4paleo.compute.features import FeatureSettings
+    from ml4paleo.pipelines._candidates import PaintedSlice, TrainingSet
+
+    root, vol, truth = blobs
+    masks = np.stack([truth[z] for z in PAINTED])
+    prior = ShapePrior(PAINTED, masks, 2, (2.0, 1.0, 1.0))
+    ys, xs = np.nonzero(np.ones(truth.shape[1:], bool))
+    slices = [PaintedSlice(z, np.zeros((ys.size, 1), np.float32), truth[z][ys, xs].astype(np.intp), (ys, xs))
+              for z in PAINTED]
+    ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), truth.shape[1:], prior)
+    for s in slices:
+        rows, _ = context_rows(ts, s, exclude=())
+        assert (rows[:, -1] > 0).all()  # the distance to the nearest painted slice is never zero
+        without = ShapePrior(tuple(z for z in PAINTED if z != s.z), masks[[z != s.z for z in PAINTED]], 2, (2.0, 1.0, 1.0))
+        expected = without.features((s.z, 0, 0), (s.z + 1, *truth.shape[1:]))[0][s.coords]
+        assert np.array_equal(rows[:, 1:], expected)
+    held_rows, _ = context_rows(ts, slices[2], exclude={PAINTED[1]})
+    assert (held_rows[:, -1] == 2.0 * (PAINTED[3] - PAINTED[2])).all()  # nearest remaining slice, in physical units
+
+
+@pytest.mark.parametrize("method", ["context", "interpolation"])
+def test_chunked_segmentation_and_preview_equal_the_whole_volume(blobs, tmp_path, monkeypatch, method):
+    root, vol, truth = blobs
+    train_model(root / "vol.ome.zarr", painted(truth, "strokes"), tmp_path / "m", method=method, select=8)
+    model = load_model(tmp_path / "m")
+    whole = np.argmax(model.predict_region(vol, (0, 0, 0), vol.shape), axis=-1)
+    monkeypatch.setattr(segment_mod, "BLOCK_VOXELS", 16 * 32 * 32)
+    result = segment_volume(root / "vol.ome.zarr", tmp_path / "m", tmp_path / "s.ome.zarr", scheduler="threads")
+    assert result.n_blocks > 4
+    assert np.array_equal(np.asarray(open_level(tmp_path / "s.ome.zarr", 0)[:]), whole)
+    for z in (0, PAINTED[1], 17):
+        assert np.array_equal(predict_slice(root / "vol.ome.zarr", tmp_path / "m", z), whole[z])
+    completed = model.prior.masks[1]
+    assert np.array_equal(whole[PAINTED[1]], completed)  # painted slices keep their (completed) labels
+
+
+def test_strokes_complete_into_a_full_slice(blobs):
+    root, vol, truth = blobs
+    z = PAINTED[2]
+    marks = strokes(truth[z])
+    full = complete_slice(vol[z], marks)
+    assert full.min() >= 1 and np.array_equal(full[marks > 0], marks[marks > 0])
+    assert dice(full == 2, truth[z] == 1) > 0.95
+    one_class = np.where(marks == 2, 0, marks)
+    assert completable(marks) and not completable(one_class) and completable(truth[z] + 1)
+
+
+def test_poor_classes_are_reported_with_what_would_help(tmp_path):
+    rng = np.random.default_rng(0)
+    vol = rng.normal(1000, 50, (24, 32, 32)).astype(np.uint16)
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=32)
+    ann = {z: (rng.random((32, 32)) < 0.2).astype(np.uint8) + 1 for z in (4, 12, 20)}  # labels unrelated to anything
+    result = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "m", method="forest", select=None,
+                         features={"sigmas": [1.0], "filters": ["gaussian"]})
+    assert any("'fossil'" in w and "Paint more slices" in w for w in result.warnings)
+    assert load_model(tmp_path / "m").metadata["warnings"] == list(result.warnings)
