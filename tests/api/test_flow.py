@@ -92,6 +92,10 @@ def test_whole_flow_on_the_snow_scan(server, snow_volume):
     doc = srv.wait(job_id, {"trained"})
     model = next(m for m in doc["models"] if m["model_id"] == model_id)
     assert model["status"] == "ready" and model["classes"] == ["background", "fossil"] and model["n_slices"] >= 3
+    detail = srv.json("GET", f"/api/job/{job_id}/models/{model_id}")  # which method, and the evidence for it
+    assert detail["method"] in detail["candidates"] and {"forest", "context", "interpolation"} <= set(detail["candidates"])
+    assert detail["candidates"][detail["method"]]["metrics"]["fossil"]["dice"] > 0.8 and detail["warnings"] == []
+    assert srv.get(f"/api/job/{job_id}/models/0123456789ab").status_code == 404
 
     pred = srv.json("POST", f"/api/annotate/{job_id}/data/predict", json={"z": 35})
     classes = _png(pred["prediction"])

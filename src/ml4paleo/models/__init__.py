@@ -8,7 +8,7 @@ model folders.
 from ml4paleo.models._base import Segmenter, SklearnSegmenter
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
-from ml4paleo.models._io import KINDS, cached_model, load_model, make_segmenter, save_model
+from ml4paleo.models._io import KINDS, cached_model, load_model, make_segmenter, model_report, save_model
 
 __all__ = [
     "KINDS",
@@ -21,5 +21,6 @@ __all__ = [
     "cached_model",
     "load_model",
     "make_segmenter",
+    "model_report",
     "save_model",
 ]

@@ -98,6 +98,28 @@ def load_model(model_dir: str | Path) -> Segmenter:
     return model
 
 
+def model_report(model_dir: str | Path) -> dict[str, Any]:
+    """Why the model is what it is, for the pages: the method chosen and why, every candidate's
+    held-out scores, the warnings, which slices were painted and which completed from strokes.
+    Read from the folder's JSON only (no estimator is loaded)."""
+    model_dir = Path(model_dir)
+    try:
+        meta = json.loads((model_dir / METADATA_FILE).read_text())
+    except FileNotFoundError:
+        raise VolumeNotFoundError(f"no trained model at {model_dir} (expected {METADATA_FILE})") from None
+    validation_path = model_dir / VALIDATION_FILE
+    validation = json.loads(validation_path.read_text()) if validation_path.is_file() else {}
+    keys = ("kind", "classes", "method", "method_reason", "warnings", "annotated_slices", "prior_slices",
+            "completed_slices", "voxels_per_class", "voxel_size", "unit", "created_at")
+    report = {key: meta.get(key) for key in keys}
+    report["method"] = report["method"] or meta.get("kind")
+    report["warnings"] = report["warnings"] or []
+    report["validation"] = {key: validation.get(key) for key in ("method", "folds", "metrics", "reason")}
+    report["candidates"] = {name: {key: scored.get(key) for key in ("metrics", "interior", "extrapolated", "seconds")}
+                            for name, scored in (validation.get("candidates") or {}).items()}
+    return report
+
+
 def _stamp(model_dir: Path) -> tuple[int, int]:
     try:
         return ((model_dir / METADATA_FILE).stat().st_mtime_ns, model_dir.stat().st_mtime_ns)

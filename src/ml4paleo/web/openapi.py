@@ -151,6 +151,8 @@ def _paths() -> dict[str, Any]:
                                             errors=("404", "409"))},
         j + "/download/annotations": {"get": _op("The annotations as a zip of PNGs", [_JOB], ok_type=_ZIP,
                                                  ok_schema=_BIN, errors=("404", "409"))},
+        j + "/models/{model_id}": {"get": _op("The method a model uses and why: candidates' held-out Dice, warnings",
+                                              [_JOB, _MODEL], errors=("404", "409"))},
         j + "/models/{model_id}/download": {"get": _op("A model folder as a zip", [_JOB, _MODEL], ok_type=_ZIP,
                                                        ok_schema=_BIN, errors=("404", "409"))},
         j + "/artifacts": {"get": _op("Downloadable artifacts with sizes", [_JOB])},

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template
 
-from ml4paleo.errors import InputError
+from ml4paleo.errors import InputError, InvalidTransition
+from ml4paleo.models import model_report
 from ml4paleo.web._common import json_body, paths, store
 
 bp = Blueprint("segment", __name__)
@@ -15,6 +16,17 @@ MESH_FORMATS = ("stl", "obj", "ply", "glb")
 def models_page(job_id: str):
     paths(job_id)
     return render_template("models.html", job_id=job_id)
+
+
+@bp.get("/api/job/<job_id>/models/<model_id>")
+def model_detail(job_id: str, model_id: str):
+    """The method a model uses and why: every candidate's held-out Dice, warnings, painted and
+    completed slices (409 while it trains)."""
+    job_paths = paths(job_id)
+    model = store().model(job_id, model_id)
+    if model["status"] != "ready":
+        raise InvalidTransition(f"model {model_id} is not ready ({model['status']})")
+    return jsonify(model_id=model_id, **model_report(job_paths.model(model_id)))
 
 
 @bp.post("/api/job/<job_id>/retrain")
