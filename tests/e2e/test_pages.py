@@ -305,6 +305,10 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     # ---- models page
     page.goto(f"/job/{job_id}/models")
     page.locator("#models tbody tr").first.wait_for()
+    page.locator("#choice-table tbody tr.chosen").wait_for()  # which method, and every candidate's held-out Dice
+    methods = page.locator("#choice-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.method)")
+    assert {"forest", "context", "interpolation"} <= set(methods)
+    assert page.locator("#choice-method").inner_text() in methods
     shot(page, "07-models")
 
     # ---- download page: the STL zip

@@ -365,6 +365,17 @@ function describeModel(m, job) {
   return `Model ${String(m.model_id).slice(0, 8)}: ${m.n_slices ?? "?"} slices` + (dice !== null ? `, leave-one-slice-out Dice ${dice.toFixed(2)}` : "");
 }
 
+const reports = new Map(); // model_id -> promise of its report: the method and its warnings
+/** The newest model's method and warnings, beside the painting: what to paint next when a class is poor. */
+async function showModelReport(m) {
+  const list = $("model-warnings");
+  if (!m) { list.replaceChildren(); return; }
+  if (!reports.has(m.model_id)) reports.set(m.model_id, api(`/api/job/${enc}/models/${encodeURIComponent(m.model_id)}`));
+  const r = await reports.get(m.model_id);
+  $("model-info").textContent += ` · method ${r.method}`;
+  list.replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
+}
+
 async function refreshJob() {
   const job = await getJob();
   state.job = job;
@@ -384,6 +395,7 @@ async function refreshJob() {
   $("segment").hidden = !newest;
   $("segment").disabled = trainingNow || !canTrain(job);
   $("train").textContent = newest ? "Retrain now" : "Train model";
+  await showModelReport(newest).catch(() => {});
   if (!trainingNow && state.retrainWanted && canTrain(job)) await train();
   await refreshPrediction();
   const failure = job.status === "error" ? job.error || "no reason recorded" : "";

@@ -22,6 +22,20 @@ function trainedModel(job) {
   return [...(job.models || [])].reverse().find((m) => !m.status || ["trained", "ready", "done"].includes(m.status)) || null;
 }
 
+const reports = new Map(); // model_id -> promise of the model's report (fixed once the model is ready)
+/** Which method the newest model uses, and its warnings (a class it still gets wrong), where the user acts. */
+async function showModel(job) {
+  const model = trainedModel(job);
+  const line = document.getElementById("model-method");
+  const list = document.getElementById("model-warnings");
+  if (!model || model.status !== "ready") { line.hidden = true; list.replaceChildren(); return; }
+  if (!reports.has(model.model_id)) reports.set(model.model_id, api(`/api/job/${enc}/models/${encodeURIComponent(model.model_id)}`));
+  const r = await reports.get(model.model_id);
+  line.hidden = false;
+  line.replaceChildren(`Newest model: ${r.method}. ${r.method_reason || ""} `, el("a", { href: `/job/${enc}/models` }, "Details"));
+  list.replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
+}
+
 /** Where an error happened, guessed from what the job already holds. */
 function failedStep(job) {
   const seg = newestSeg(job);
@@ -126,6 +140,7 @@ function render(job) {
   const notesBox = document.getElementById("job-notes");
   notesBox.hidden = !notes.length;
   notesBox.replaceChildren(...notes.map((w) => el("li", {}, w)));
+  showModel(job).catch(() => {});
 
   // Rebuild the buttons only when the situation changes (keeps focus and avoids flicker).
   const key = `${job.status}|${(job.segmentations || []).length}|${(job.models || []).length}|${(job.annotations || []).length}`;

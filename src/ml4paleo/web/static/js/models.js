@@ -1,5 +1,5 @@
 // Models page: every trained model, its training data and leave-one-slice-out scores.
-import { el, formatDate, getJob, jobId, poll } from "./api.js";
+import { api, el, formatDate, getJob, jobId, poll } from "./api.js";
 
 const enc = encodeURIComponent(jobId);
 const SVG = "http://www.w3.org/2000/svg";
@@ -90,6 +90,44 @@ function chart(models) {
   svg.replaceChildren(...parts);
 }
 
+const reports = new Map(); // model_id -> the promise of its report (a ready model's report never changes)
+function report(m) {
+  if (!reports.has(m.model_id)) reports.set(m.model_id, api(`/api/job/${enc}/models/${encodeURIComponent(m.model_id)}`));
+  return reports.get(m.model_id);
+}
+
+/** Which method the newest ready model uses, every candidate's held-out Dice per class, and why. */
+async function choice(models) {
+  const box = document.getElementById("choice");
+  const ready = models.filter((m) => m.status === "ready");
+  if (!ready.length) { box.hidden = true; return; }
+  const m = ready[ready.length - 1];
+  const r = await report(m);
+  const classes = r.classes || [];
+  const cell = (metrics, c) => fmt(metrics && metrics[c] ? metrics[c].dice : null);
+  const rows = Object.entries(r.candidates || {}).map(([name, c]) => el("tr", { class: name === r.method ? "chosen" : "", "data-method": name },
+    el("td", {}, name === r.method ? el("strong", {}, `${name} ✓`) : name),
+    ...classes.map((k) => el("td", { class: "num" }, cell(c.metrics, k))),
+    ...classes.map((k) => el("td", { class: "num hint" }, cell(c.interior, k))),
+    ...classes.map((k) => el("td", { class: "num hint" }, cell(c.extrapolated, k))),
+    el("td", { class: "num" }, typeof c.seconds === "number" ? `${c.seconds.toFixed(1)} s` : "–")));
+  const head = el("tr", {}, el("th", {}, "Method"),
+    ...classes.map((k) => el("th", { class: "num" }, `Dice ${k}`)),
+    ...classes.map((k) => el("th", { class: "num", title: "held-out slices between other painted slices" }, `between ${k}`)),
+    ...classes.map((k) => el("th", { class: "num", title: "held-out first/last painted slices: extrapolation" }, `beyond ${k}`)),
+    el("th", { class: "num" }, "Time"));
+  document.getElementById("choice-model").textContent = `#${ready.length} (${String(m.model_id).slice(0, 8)})`;
+  document.getElementById("choice-method").textContent = r.method || "–";
+  document.getElementById("choice-reason").textContent = r.method_reason || "";
+  document.querySelector("#choice-table thead").replaceChildren(head);
+  document.querySelector("#choice-table tbody").replaceChildren(...rows);
+  const completed = r.completed_slices || [];
+  document.getElementById("choice-completed").textContent = completed.length
+    ? `Slices completed from strokes before they entered the outlines: ${completed.join(", ")}.` : "";
+  document.getElementById("choice-warnings").replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
+  box.hidden = false;
+}
+
 let lastKey = "";
 poll(async () => {
   const job = await getJob();
@@ -100,5 +138,6 @@ poll(async () => {
   document.querySelector("#models tbody").replaceChildren(...models.map(row));
   document.getElementById("models-empty").hidden = models.length > 0;
   chart(models);
+  await choice(models);
   return true;
 }, 3000);
