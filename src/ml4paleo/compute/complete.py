@@ -17,6 +17,7 @@ classifier but does not enter the prior.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
 
@@ -27,6 +28,10 @@ COMPLETE_FRACTION = 0.995
 unpainted voxels are still filled by the walker)."""
 BETA = 130.0
 """Edge sensitivity of the walker (scikit-image's default) on data scaled to unit spread."""
+COARSE_SIDE = 192
+"""Larger slices are walked first on a block-averaged copy of at most this many voxels a side,
+then again at full resolution only in a band around the coarse outlines (the rest seeded by
+the coarse answer): the walk's cost grows faster than the slice's size."""
 
 
 def completable(mask: np.ndarray) -> bool:
@@ -50,8 +55,6 @@ def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | N
     """(y, x) uint8 full mask (values 1..K) of a slice from its ``strokes`` (0 unlabeled,
     1..K) and ``image``; painted voxels keep their value. ``proba``: optional (y, x, K)
     classifier probabilities whose edges guide the walk as the image's do."""
-    from skimage.segmentation import random_walker
-
     strokes = np.asarray(strokes)
     image = np.asarray(image)
     if strokes.shape != image.shape or strokes.ndim != 2:
@@ -69,9 +72,57 @@ def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | N
         proba = np.asarray(proba, np.float32)
         channels.extend(proba[..., k] for k in range(proba.shape[-1]))
     data = np.stack(channels, axis=-1)
-    seeds = strokes.astype(np.int32)
-    filled = random_walker(data, seeds, beta=beta, mode="cg_j", tol=1e-3, channel_axis=-1)
-    out = np.asarray(filled, np.int32)
-    out[out <= 0] = values[0]  # voxels cut off from every stroke (none on a connected slice)
+    factor = -(-max(strokes.shape) // COARSE_SIDE)
+    if factor > 1:
+        coarse = _walk(_block_mean(data, factor), _block_strokes(strokes, factor, values), beta)
+        guess = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)[: strokes.shape[0], : strokes.shape[1]]
+        seeds = np.where(_near_outline(guess, 2 * factor), 0, guess)
+        seeds[painted] = strokes[painted]
+    else:
+        seeds = strokes.astype(np.int32)
+    out = _walk(data, seeds, beta)
     out[painted] = strokes[painted]
     return out.astype(np.uint8)
+
+
+def _walk(data: np.ndarray, seeds: np.ndarray, beta: float) -> np.ndarray:
+    """Random walker labels (every voxel set) of ``seeds`` over ``data`` (y, x, channels)."""
+    from skimage.segmentation import random_walker
+
+    seeds = np.asarray(seeds, np.int32)
+    if (seeds > 0).all():
+        return seeds
+    values = np.unique(seeds[seeds > 0])
+    if values.size == 1:
+        return np.full(seeds.shape, values[0], np.int32)
+    # the direct solver: on these sparse 2D systems it is many times faster than conjugate
+    # gradients, whose iterations grow with the distance between strokes
+    out = np.asarray(random_walker(data, seeds, beta=beta, mode="bf", channel_axis=-1), np.int32)
+    out[out <= 0] = values[0]  # voxels cut off from every stroke (none on a connected slice)
+    return out
+
+
+def _block_mean(data: np.ndarray, f: int) -> np.ndarray:
+    Y, X = data.shape[:2]
+    pad = ((0, -Y % f), (0, -X % f), (0, 0))
+    padded = np.pad(data, pad, mode="edge")
+    return padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f, -1).mean(axis=(1, 3))
+
+
+def _block_strokes(strokes: np.ndarray, f: int, values: np.ndarray) -> np.ndarray:
+    """The most painted class of each ``f`` x ``f`` block (0 where none is painted)."""
+    Y, X = strokes.shape
+    padded = np.pad(strokes, ((0, -Y % f), (0, -X % f)))
+    blocks = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f)
+    counts = np.stack([(blocks == v).sum(axis=(1, 3)) for v in values])
+    return np.where(counts.max(axis=0) > 0, values[np.argmax(counts, axis=0)], 0).astype(np.int32)
+
+
+def _near_outline(labels: np.ndarray, width: int) -> np.ndarray:
+    """Voxels within ``width`` of a change of label."""
+    edges = np.zeros(labels.shape, bool)
+    edges[:-1] |= labels[:-1] != labels[1:]
+    edges[1:] |= labels[:-1] != labels[1:]
+    edges[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    edges[:, 1:] |= labels[:, :-1] != labels[:, 1:]
+    return ndi.binary_dilation(edges, iterations=width) if edges.any() else edges
