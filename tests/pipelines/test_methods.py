@@ -96,7 +96,7 @@ def test_no_training_row_sees_the_prior_of_its_own_slice(blobs):
     ys, xs = np.nonzero(np.ones(truth.shape[1:], bool))
     slices = [PaintedSlice(z, np.zeros((ys.size, 1), np.float32), truth[z][ys, xs].astype(np.intp), (ys, xs))
               for z in PAINTED]
-    ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), truth.shape[1:], prior)
+    ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), truth.shape, prior)
     for s in slices:
         rows, _ = context_rows(ts, s, exclude=())
         assert (rows[:, -1] > 0).all()  # the distance to the nearest painted slice is never zero
@@ -143,3 +143,33 @@ def test_poor_classes_are_reported_with_what_would_help(tmp_path):
                          features={"sigmas": [1.0], "filters": ["gaussian"]})
     assert any("'fossil'" in w and "Paint more slices" in w for w in result.warnings)
     assert load_model(tmp_path / "m").metadata["warnings"] == list(result.warnings)
+
+
+def test_planes_across_the_stack_train_every_method(blobs, tmp_path):
+    """``y_0032.png`` in a label folder is the plane y = 32 (rows z, columns x): its voxels train
+    the classifiers and it is held out like any slice; the prior interpolates the z slices."""
+    import json
+
+    from ml4paleo.io.annotations import read_annotations, write_annotation
+
+    root, vol, truth = blobs
+    folder = tmp_path / "labels"
+    for z in (8, 20, 32):
+        write_annotation(folder, z, strokes(truth[z]))
+    plane = strokes(truth[:, 32, :])
+    from PIL import Image
+
+    Image.fromarray(plane).save(folder / "y_0032.png")
+    ann = read_annotations(folder)
+    assert list(ann) == [8, 20, 32, ("y", 32)] and ann[("y", 32)].shape == (40, 64)
+    result = train_model(root / "vol.ome.zarr", folder, tmp_path / "m", select=8)
+    assert result.voxels_per_class["fossil"] == sum(int((m == 2).sum()) for m in ann.values())
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert meta["annotated_slices"] == [8, 20, 32, "y32"] and meta["prior_slices"] == [8, 20, 32]
+    assert ["y32"] in json.loads((tmp_path / "m" / "validation.json").read_text())["folds"]
+    for method in ("forest", "context", "interpolation"):
+        assert result.candidates[method]["fossil"]["dice"] is not None
+    with pytest.raises(Exception, match="outside the volume"):
+        train_model(root / "vol.ome.zarr", {("x", 64): np.ones((40, 64), np.uint8)}, tmp_path / "bad")
+    with pytest.raises(Exception, match="has shape"):
+        train_model(root / "vol.ome.zarr", {("x", 3): np.ones((64, 64), np.uint8)}, tmp_path / "bad")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ml4paleo.compute.features import FeatureSettings, block_features, halo
 
-__all__ = ["TILE", "features_of_region", "labeled_features", "read_padded", "slice_features", "tiles"]
+__all__ = ["TILE", "features_of_region", "labeled_features", "plane_region", "read_padded", "slice_features", "tiles"]
 
 TILE = 512
 """Slices are featurised in tiles of at most TILE x TILE voxels (plus halo) to bound memory."""
@@ -74,23 +74,34 @@ def slice_features(array: Any, z: int, settings: FeatureSettings, tile: int = TI
     return out
 
 
-def labeled_features(array: Any, z: int, mask: np.ndarray, settings: FeatureSettings, tile: int = TILE) -> np.ndarray:
-    """Feature rows of the voxels where ``mask`` is true on slice ``z``, in row-major order,
-    computed tile by tile (only tiles holding labels), so memory stays bounded by a tile."""
+def plane_region(axis: int, index: int, u: tuple[int, int], v: tuple[int, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(start, stop) of the 3D region that is rows ``u`` and columns ``v`` of plane ``index``
+    along ``axis`` (0: a z slice, rows y, columns x; 1: rows z, columns x; 2: rows z, columns y)."""
+    start, stop = [u[0], v[0]], [u[1], v[1]]
+    start.insert(axis, index)
+    stop.insert(axis, index + 1)
+    return tuple(start), tuple(stop)
+
+
+def labeled_features(array: Any, index: int, mask: np.ndarray, settings: FeatureSettings, tile: int = TILE,
+                     axis: int = 0) -> np.ndarray:
+    """Feature rows of the voxels where ``mask`` is true on plane ``index`` along ``axis``
+    (default: z slice ``index``), in row-major order of the plane, computed tile by tile (only
+    tiles holding labels), so memory stays bounded by a tile."""
     rows = []
-    for y0, x0, y1, x1 in tiles(array.shape[1:], tile):
-        sel = mask[y0:y1, x0:x1]
+    for u0, v0, u1, v1 in tiles(mask.shape, tile):
+        sel = mask[u0:u1, v0:v1]
         if sel.any():
-            rows.append((y0, x0, features_of_region(array, (z, y0, x0), (z + 1, y1, x1), settings)[0][sel]))
+            start, stop = plane_region(axis, index, (u0, u1), (v0, v1))
+            feats = np.take(features_of_region(array, start, stop, settings), 0, axis=axis)
+            rows.append((u0, v0, feats[sel]))
     if not rows:
         return np.empty((0, settings.n_features), np.float32)
-    # rows of each tile are row-major within the tile; restore the slice's row-major order
-    ys, xs = np.nonzero(mask)
+    # rows of each tile are row-major within the tile; restore the plane's row-major order
     order_keys = []
-    for y0, x0, _ in rows:
-        tile_sel = mask[y0:y0 + tile, x0:x0 + tile]
-        ty, tx = np.nonzero(tile_sel)
-        order_keys.append((ty + y0) * mask.shape[1] + (tx + x0))
+    for u0, v0, _ in rows:
+        tu, tv = np.nonzero(mask[u0:u0 + tile, v0:v0 + tile])
+        order_keys.append((tu + u0) * mask.shape[1] + (tv + v0))
     keys = np.concatenate(order_keys)
     data = np.concatenate([r for _, _, r in rows])
     return data[np.argsort(keys, kind="stable")]

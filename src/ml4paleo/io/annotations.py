@@ -1,8 +1,11 @@
-"""Annotations on disk: one 8-bit grayscale PNG per annotated slice (axis z).
+"""Annotations on disk: one 8-bit grayscale PNG per annotated slice.
 
 Values: 0 unlabeled (ignored in training), 1 background/matrix, 2..K structures. The slice
 index of a file is the last integer in its name (``12.png``, ``slice_0012.png``), so folders
 exported by other tools can be used as they are; :func:`write_annotation` writes ``<z>.png``.
+Slices across the stack are named by their plane: ``y_0120.png`` is the plane y = 120 (rows
+z, columns x), ``x_0080.png`` the plane x = 80 (rows z, columns y); their key is
+``("y", 120)``, while a z slice's key stays its index.
 """
 
 from __future__ import annotations
@@ -17,18 +20,39 @@ from PIL import Image
 
 from ml4paleo.errors import ArtifactNotFound, InputError, UnsupportedFileError
 
-__all__ = ["annotation_files", "delete_annotation", "read_annotation", "read_annotations", "write_annotation"]
+__all__ = ["SliceKey", "annotation_files", "delete_annotation", "key_name", "plane_of", "read_annotation", "read_annotations",
+           "write_annotation"]
 
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
+_PLANE = re.compile(r"^([xy])_?(\d+)$", re.IGNORECASE)
+AXES = ("z", "y", "x")
+
+SliceKey = int | tuple[str, int]
+"""A z slice's index, or ``(axis, index)`` of a plane across the stack (axis ``y`` or ``x``)."""
 
 
-def _slice_index(path: Path) -> int | None:
+def plane_of(key: SliceKey) -> tuple[int, int]:
+    """(array axis 0/1/2, index) of an annotation key."""
+    if isinstance(key, tuple):
+        return AXES.index(key[0]), int(key[1])
+    return 0, int(key)
+
+
+def key_name(key: SliceKey) -> str:
+    """How a key is written for people: ``12`` for a z slice, ``y120`` for a plane."""
+    return f"{key[0]}{key[1]}" if isinstance(key, tuple) else str(int(key))
+
+
+def _slice_index(path: Path) -> SliceKey | None:
+    plane = _PLANE.match(path.stem)
+    if plane:
+        return plane.group(1).lower(), int(plane.group(2))
     match = _LAST_INT.search(path.stem)
     return int(match.group(1)) if match else None
 
 
-def annotation_files(folder: str | Path) -> dict[int, Path]:
-    """Slice index -> PNG file in ``folder`` (a missing folder has none).
+def annotation_files(folder: str | Path) -> dict[SliceKey, Path]:
+    """Slice key -> PNG file in ``folder`` (a missing folder has none).
 
     Raises :class:`InputError` when two files name the same slice or a PNG has no number."""
     folder = Path(folder)
@@ -42,7 +66,7 @@ def annotation_files(folder: str | Path) -> dict[int, Path]:
         if z is None:
             raise InputError(f"annotation {path} has no slice index in its name (expected e.g. 12.png)")
         if z in files:
-            raise InputError(f"annotations {files[z].name} and {path.name} in {folder} both name slice {z}")
+            raise InputError(f"annotations {files[z].name} and {path.name} in {folder} both name slice {key_name(z)}")
         files[z] = path
     return files
 
@@ -72,11 +96,13 @@ def read_annotation(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def read_annotations(folder: str | Path) -> dict[int, np.ndarray]:
-    """Every annotation of ``folder`` as slice index -> 2D uint8 label image (sorted by z).
+def read_annotations(folder: str | Path) -> dict[SliceKey, np.ndarray]:
+    """Every annotation of ``folder`` as slice key -> 2D uint8 label image (z slices first,
+    by index, then the other planes).
 
     A folder that does not exist has no annotations (``{}``); training refuses an empty set."""
-    return {z: read_annotation(path) for z, path in sorted(annotation_files(folder).items())}
+    files = annotation_files(folder)
+    return {key: read_annotation(files[key]) for key in sorted(files, key=lambda k: (plane_of(k), ))}
 
 
 def write_annotation(folder: str | Path, z: int, mask: np.ndarray) -> Path:

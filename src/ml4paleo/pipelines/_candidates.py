@@ -20,7 +20,9 @@ import numpy as np
 
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.prior import ShapePrior
+from ml4paleo.compute.regions import plane_region
 from ml4paleo.errors import InputError
+from ml4paleo.io.annotations import SliceKey, plane_of
 from ml4paleo.models import ContextSegmenter, InterpolationSegmenter, make_segmenter
 
 __all__ = ["CANDIDATES", "Candidate", "PaintedSlice", "TrainingSet", "context_rows", "make_candidate", "sample_indices"]
@@ -59,9 +61,10 @@ class PaintedSlice:
     """One painted slice: its feature rows (a sample of its labeled voxels), their classes
     and where they lie on the slice; for a slice completed from strokes, also ``pseudo`` rows
     near the completed outlines (rows, classes of the completion, coordinates), which the
-    context method trains on but nothing is scored on."""
+    context method trains on but nothing is scored on. ``z`` is the annotation key: a z
+    slice's index, or ``("y", i)`` / ``("x", i)`` for a plane across the stack."""
 
-    z: int
+    z: SliceKey
     rows: np.ndarray
     targets: np.ndarray
     coords: tuple[np.ndarray, np.ndarray]
@@ -75,26 +78,35 @@ class TrainingSet:
     slices: list[PaintedSlice]
     classes: tuple[str, ...]
     settings: FeatureSettings
-    shape_yx: tuple[int, int]
+    shape: tuple[int, int, int]
     prior: ShapePrior | None = None
     sampling: str = DEFAULT_SAMPLING
     max_voxels: int = MAX_TRAIN_VOXELS
     seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
 
-    def part(self, held: Collection[int]) -> list[PaintedSlice]:
+    def part(self, held: Collection[SliceKey]) -> list[PaintedSlice]:
         return [s for s in self.slices if s.z not in held]
 
 
-def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[int],
+def prior_on_plane(ts: TrainingSet, key: SliceKey, exclude: Collection[SliceKey], what: str = "features") -> np.ndarray:
+    """The prior's ``features`` (u, v, n) or ``labels`` (u, v) on the painted plane ``key``,
+    from the painted z slices other than ``key`` and ``exclude``."""
+    axis, index = plane_of(key)
+    sides = [n for a, n in enumerate(ts.shape) if a != axis]
+    start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
+    values = getattr(ts.prior, what)(start, stop, exclude={key, *exclude})
+    return np.take(values, 0, axis=axis)
+
+
+def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[SliceKey],
                  pseudo: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Feature rows of ``painted`` (and its pseudo rows, with ``pseudo``) joined with the
     prior's channels computed from the painted slices other than ``painted`` itself and
     ``exclude``; and their classes."""
     if ts.prior is None:
         raise InputError("the context method needs a slice painted in full or with strokes of two classes")
-    Y, X = ts.shape_yx
-    channels = ts.prior.features((painted.z, 0, 0), (painted.z + 1, Y, X), exclude={painted.z, *exclude})[0]
+    channels = prior_on_plane(ts, painted.z, exclude)
     rows, targets = [np.concatenate([painted.rows, channels[painted.coords]], axis=1)], [painted.targets]
     if pseudo and painted.pseudo is not None:
         p_rows, p_targets, p_coords = painted.pseudo
@@ -114,7 +126,7 @@ class Candidate:
     name: ClassVar[str] = ""
     needs_prior: ClassVar[bool] = False
 
-    def heldout(self, ts: TrainingSet, held: Collection[int]) -> list[np.ndarray]:  # pragma: no cover
+    def heldout(self, ts: TrainingSet, held: Collection[SliceKey]) -> list[np.ndarray]:  # pragma: no cover
         """Predicted classes of the rows of each slice in ``held`` (in ``ts.slices`` order),
         from a model that never saw them."""
         raise NotImplementedError
@@ -164,7 +176,7 @@ class ContextCandidate(Candidate):
     def _model(self, ts: TrainingSet, prior: ShapePrior | None = None) -> ContextSegmenter:
         return ContextSegmenter(ts.classes, ts.settings, prior=prior, seed=ts.seed, n_jobs=-1, **dict(ts.params))
 
-    def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[int]) -> ContextSegmenter:
+    def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[SliceKey]) -> ContextSegmenter:
         parts = [context_rows(ts, s, held, pseudo=True) for s in ts.part(held)]
         return _fit_rows(model, np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]), ts)
 
@@ -183,12 +195,7 @@ class InterpolationCandidate(Candidate):
     needs_prior = True
 
     def heldout(self, ts, held):
-        Y, X = ts.shape_yx
-        out = []
-        for s in ts.slices:
-            if s.z in held:
-                out.append(ts.prior.labels((s.z, 0, 0), (s.z + 1, Y, X), exclude=held)[0][s.coords])
-        return out
+        return [prior_on_plane(ts, s.z, held, "labels")[s.coords] for s in ts.slices if s.z in held]
 
     def fit(self, ts):
         return InterpolationSegmenter(ts.classes, ts.prior)
@@ -207,7 +214,7 @@ def make_candidate(name: str) -> Candidate:
         raise InputError(f"method must be one of auto, {', '.join(CANDIDATES)}; got {name!r}") from None
 
 
-def folds_of(slices: Sequence[int], max_folds: int) -> list[list[int]]:
+def folds_of(slices: Sequence[SliceKey], max_folds: int) -> list[list[SliceKey]]:
     """Leave-one-slice-out folds (slices grouped round-robin beyond ``max_folds``)."""
     slices = list(slices)
     return [slices[i::max_folds] for i in range(min(max_folds, len(slices)))] if len(slices) > 1 else []

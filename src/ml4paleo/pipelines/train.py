@@ -76,7 +76,7 @@ from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.io.annotations import read_annotations
+from ml4paleo.io.annotations import SliceKey, key_name, plane_of, read_annotations
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.models import make_segmenter, save_model
 from ml4paleo.pipelines._candidates import (
@@ -136,7 +136,17 @@ class TrainResult:
     candidates: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
-def _load_annotations(annotations: str | Path | Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
+def _key(key: Any) -> SliceKey:
+    """A valid annotation key: a z slice index, or ``(axis, index)`` with axis y or x."""
+    if isinstance(key, tuple) and len(key) == 2 and key[0] in ("z", "y", "x") \
+            and isinstance(key[1], (int, np.integer)) and not isinstance(key[1], bool):
+        return int(key[1]) if key[0] == "z" else (key[0], int(key[1]))
+    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+        raise InputError(f"annotation keys must be slice indices or (axis, index) with axis z, y or x; got {key!r}")
+    return int(key)
+
+
+def _load_annotations(annotations: str | Path | Mapping[SliceKey, np.ndarray]) -> dict[SliceKey, np.ndarray]:
     if isinstance(annotations, (str, Path)):
         folder = Path(annotations)
         if not folder.is_dir():
@@ -148,23 +158,22 @@ def _load_annotations(annotations: str | Path | Mapping[int, np.ndarray]) -> dic
     if isinstance(annotations, Mapping):
         if not annotations:
             raise InputError("annotations are empty: paint at least one slice")
-        out = {}
-        for z, mask in annotations.items():
-            if isinstance(z, bool) or not isinstance(z, (int, np.integer)):
-                raise InputError(f"annotation keys must be slice indices; got {z!r}")
-            out[int(z)] = np.asarray(mask)
-        return dict(sorted(out.items()))
+        out = {_key(key): np.asarray(mask) for key, mask in annotations.items()}
+        return {key: out[key] for key in sorted(out, key=plane_of)}
     raise InputError(f"annotations must be a folder or a mapping slice -> mask; got {type(annotations).__name__}")
 
 
-def _validate(ann: dict[int, np.ndarray], shape: Sequence[int], classes: Sequence[str]) -> None:
+def _validate(ann: dict[SliceKey, np.ndarray], shape: Sequence[int], classes: Sequence[str]) -> None:
     K = len(classes)
     seen = np.zeros(K + 1, dtype=np.int64)
-    for z, mask in ann.items():
-        if not 0 <= z < shape[0]:
-            raise InputError(f"annotation for slice {z} is outside the volume (slices 0..{shape[0] - 1})")
-        if mask.shape != tuple(shape[1:]):
-            raise InputError(f"annotation for slice {z} has shape {mask.shape}; the volume's slices are {tuple(shape[1:])}")
+    for key, mask in ann.items():
+        axis, index = plane_of(key)
+        z = key_name(key)
+        plane = tuple(n for a, n in enumerate(shape) if a != axis)
+        if not 0 <= index < shape[axis]:
+            raise InputError(f"annotation for slice {z} is outside the volume (slices 0..{shape[axis] - 1} along {'zyx'[axis]})")
+        if mask.shape != plane:
+            raise InputError(f"annotation for slice {z} has shape {mask.shape}; the volume's slices are {plane}")
         if mask.dtype.kind not in "iub" or (mask.size and mask.min() < 0):
             raise InputError(f"annotation for slice {z} must hold integer values 0..{K}; got dtype {mask.dtype}")
         top = int(mask.max()) if mask.size else 0
@@ -204,12 +213,13 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
 
 
 
-def _complete(array: Any, ann: dict[int, np.ndarray], K: int, voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[int]]:
-    """The shape prior of the slices that can enter it, strokes completed into full masks;
-    and which of them were completed from strokes (not painted in full)."""
+def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int, voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[int]]:
+    """The shape prior of the z slices that can enter it, strokes completed into full masks;
+    and which of them were completed from strokes (not painted in full). Planes across the
+    stack train the classifiers but do not enter the prior (yet)."""
     slices, masks, completed = [], [], []
     for z, mask in ann.items():
-        if not completable(mask):
+        if isinstance(z, tuple) or not completable(mask):
             continue
         full = mask if (mask > 0).all() else complete_slice(np.asarray(array[z]), mask)
         if (mask > 0).mean() < COMPLETE_FRACTION:
@@ -234,10 +244,15 @@ def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
     return (ndi.distance_transform_edt(~edges) <= PSEUDO_BAND) & ~painted
 
 
-def _extrapolated(held: Sequence[int], prior: ShapePrior | None) -> bool:
-    """Whether a fold's held slices lie outside the range of the prior's remaining slices."""
+def _extrapolated(held: Sequence[SliceKey], prior: ShapePrior | None) -> bool:
+    """Whether a fold's held z slices lie outside the range of the prior's remaining slices."""
     rest = [z for z in (prior.slices if prior else ()) if z not in held]
-    return not rest or any(z < min(rest) or z > max(rest) for z in held)
+    return not rest or any(not isinstance(z, tuple) and (z < min(rest) or z > max(rest)) for z in held)
+
+
+def _json_key(key: SliceKey) -> int | str:
+    """A z slice as its index, a plane across the stack as ``"y120"``."""
+    return key_name(key) if isinstance(key, tuple) else int(key)
 
 
 def _mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
@@ -325,16 +340,17 @@ def train_model(
         sel = mask > 0
         y = mask[sel].astype(np.intp) - 1
         labeled += np.bincount(y, minlength=K)
-        keep = sample_indices(y, "proportional", max_voxels, seed + z)  # bounds memory on full masks
+        axis, index = plane_of(z)
+        keep = sample_indices(y, "proportional", max_voxels, seed + index)  # bounds memory on full masks
         full = prior.masks[prior.slices.index(z)] if z in completed else None
         band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
         union = sel | band
-        feats = labeled_features(array, z, union, settings)  # row-major over ``union``
+        feats = labeled_features(array, index, union, settings, axis=axis)  # row-major over ``union``
         ys, xs = np.nonzero(sel)
-        slices.append(PaintedSlice(int(z), feats[sel[union]][keep], y[keep], (ys[keep], xs[keep])))
+        slices.append(PaintedSlice(z, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep])))
         if band.any():
             by, bx = np.nonzero(band)
-            pick = np.sort(np.random.default_rng(seed + z).permutation(by.size)[: len(keep)])
+            pick = np.sort(np.random.default_rng(seed + index).permutation(by.size)[: len(keep)])
             slices[-1].pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
         report(i + 1, len(ann))
 
@@ -353,7 +369,7 @@ def train_model(
             raise InputError(f"the {method} method needs a slice painted in full or with strokes of two classes")
         names = tuple(n for n in names if not make_candidate(n).needs_prior)
     candidates = {n: make_candidate(n) for n in names}
-    ts = TrainingSet(slices, classes, settings, tuple(info.shape[1:]), prior, sampling, max_voxels, seed, dict(params or {}))
+    ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}))
 
     folds = folds_of([s.z for s in slices], MAX_FOLDS)
     confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
@@ -383,7 +399,7 @@ def train_model(
     metrics = scored[chosen]["metrics"]
     warnings = _warnings(metrics, len(slices))
     if metrics:
-        validation = {"method": "leave-one-slice-out", "folds": [list(map(int, f)) for f in folds],
+        validation = {"method": "leave-one-slice-out", "folds": [[_json_key(k) for k in f] for f in folds],
                       "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
                       "chosen": chosen, "reason": reason, "candidates": scored, "warnings": warnings}
     else:
@@ -405,7 +421,7 @@ def train_model(
         "unit": info.unit,
         "volume_shape": list(info.shape),
         "volume_path": str(volume_path),
-        "annotated_slices": [int(s.z) for s in slices],
+        "annotated_slices": [_json_key(s.z) for s in slices],
         "prior_slices": list(prior.slices) if prior else [],
         "completed_slices": completed,
         "voxels_per_class": voxels,

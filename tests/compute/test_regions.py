@@ -1,0 +1,26 @@
+"""Features of a region equal the same voxels of whole-volume features, on any plane."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml4paleo.compute.features import FeatureSettings, compute_features
+from ml4paleo.compute.regions import labeled_features, plane_region
+
+SETTINGS = FeatureSettings(sigmas=(1.0, 2.0), filters=("gaussian", "ggm", "hessian"))
+
+
+@pytest.mark.parametrize("axis, index", [(0, 5), (1, 0), (1, 13), (2, 20)])
+def test_labeled_features_of_any_plane_equal_the_whole_volume(rng, axis, index):
+    vol = rng.normal(1000, 100, (12, 18, 22)).astype(np.float32)
+    whole = np.take(compute_features(vol, SETTINGS), index, axis=axis)
+    mask = rng.random(whole.shape[:2]) < 0.3
+    rows = labeled_features(vol, index, mask, SETTINGS, tile=7, axis=axis)
+    np.testing.assert_allclose(rows, whole[mask], rtol=1e-5, atol=1e-3)
+
+
+def test_plane_region():
+    assert plane_region(0, 4, (1, 3), (2, 5)) == ((4, 1, 2), (5, 3, 5))
+    assert plane_region(1, 4, (1, 3), (2, 5)) == ((1, 4, 2), (3, 5, 5))
+    assert plane_region(2, 4, (1, 3), (2, 5)) == ((1, 2, 4), (3, 5, 5))
