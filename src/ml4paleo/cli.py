@@ -105,16 +105,23 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
 @click.option("--features", default=None, help="Filters to use (comma-separated among gaussian,log,ggm,dog,st,hessian; default all).")
 @click.option("--sigmas", default=None, help="Scales in voxels (comma-separated; default 0.7,1,1.6,3.5,5,10).")
 @click.option("--2d", "two_d", is_flag=True, help="Compute features per slice (2D) instead of in 3D.")
-@click.option("--method", type=click.Choice(["auto", "forest", "context", "interpolation", "boosting"]), default="auto",
-              show_default=True, help="auto: score every method on held-out painted slices and keep the best; "
-                                      "forest: filter bank + random forest; context: forest + the painted outlines "
-                                      "interpolated between slices; interpolation: the outlines alone; boosting: "
-                                      "filter bank + gradient boosting.")
+@click.option("--method", type=click.Choice(["auto", "forest", "context", "interpolation", "boosting", "unet"]),
+              default="auto", show_default=True,
+              help="auto: score the methods on held-out painted slices and keep the best; forest: filter bank + "
+                   "random forest; context: forest + the painted outlines interpolated between slices; "
+                   "interpolation: the outlines alone; boosting: filter bank + gradient boosting; unet: a small "
+                   "U-Net (PyTorch).")
+@click.option("--max-train-seconds", type=float, default=None,
+              help="Time the U-Net may take in all (folds and final fit); with it, auto scores the U-Net too "
+                   "(default: auto keeps to the fast methods; --method unet gets 300 s).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the U-Net trains and predicts (auto: CUDA when PyTorch sees a GPU).")
 @click.option("--select", type=click.IntRange(min=0), default=16, show_default=True,
               help="Keep the N most important features (faster segmentation); 0 keeps all.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 @user_errors
-def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, method, select, overwrite) -> None:
+def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, method, max_train_seconds, device, select,
+          overwrite) -> None:
     """Train a segmenter on the annotated slices in LABELS_DIR (one PNG per slice, named by
     its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr, choosing
     the method by leave-one-slice-out Dice unless --method names one."""
@@ -123,6 +130,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     names = [c.strip() for c in classes.split(",") if c.strip()]
     with progress_bar("training") as report:
         result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, method=method, select=select or None,
+                             max_train_seconds=max_train_seconds, device=device,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite)
     click.echo(f"trained on {result.n_slices} slice(s), labeled voxels {result.voxels_per_class}")
     if len(result.candidates) > 1:

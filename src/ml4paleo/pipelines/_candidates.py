@@ -84,6 +84,14 @@ class TrainingSet:
     max_voxels: int = MAX_TRAIN_VOXELS
     seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
+    array: Any = None
+    """The volume (level 0), for candidates that read it themselves (the U-Net)."""
+    masks: Mapping[SliceKey, np.ndarray] = field(default_factory=dict)
+    """The painted masks as painted (0 unlabeled, 1..K)."""
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    seconds_per_fit: float | None = None
+    """Time budget of one U-Net training (its share of the user's ``max_train_seconds``)."""
+    device: str = "auto"
 
     def part(self, held: Collection[SliceKey]) -> list[PaintedSlice]:
         return [s for s in self.slices if s.z not in held]
@@ -201,8 +209,39 @@ class InterpolationCandidate(Candidate):
         return InterpolationSegmenter(ts.classes, ts.prior)
 
 
+class UNetCandidate(Candidate):
+    """A small U-Net trained on the painted z slices (:mod:`ml4paleo.models.unet`)."""
+
+    name = "unet"
+
+    def _fit(self, ts: TrainingSet, held: Collection[SliceKey]):
+        from ml4paleo.models.unet import UNetSegmenter  # imports torch: only when this method runs
+
+        masks = {z: m for z, m in ts.masks.items() if not isinstance(z, tuple) and z not in held}
+        if not masks:
+            raise InputError("the U-Net trains on z slices: paint at least one")
+        model = UNetSegmenter(ts.classes)
+        return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit, seed=ts.seed,
+                         device=ts.device)
+
+    def heldout(self, ts, held):
+        model = self._fit(ts, held)
+        out = []
+        for s in ts.slices:
+            if s.z in held:
+                axis, index = plane_of(s.z)
+                sides = [n for a, n in enumerate(ts.shape) if a != axis]
+                start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
+                proba = np.take(model.predict_region(ts.array, start, stop), 0, axis=axis)
+                out.append(np.argmax(proba, axis=-1).astype(np.uint8)[s.coords])
+        return out
+
+    def fit(self, ts):
+        return self._fit(ts, ())
+
+
 CANDIDATES: dict[str, type[Candidate]] = {c.name: c for c in (ForestCandidate, BoostingCandidate, ContextCandidate,
-                                                               InterpolationCandidate)}
+                                                               InterpolationCandidate, UNetCandidate)}
 """Every method by name; ``auto`` scores the ones in ``AUTO`` of :mod:`ml4paleo.pipelines.train`."""
 
 

@@ -71,7 +71,7 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
         raise InputError(f"z must be a slice index in 0..{info.shape[0] - 1}; got {z!r}")
     model = cached_model(model_dir)
     model.set_n_jobs(_cores())
-    if model.feature_settings is None:  # a model that reads the volume itself (the shape prior)
+    if getattr(model, "feature_settings", None) is None:  # a model that reads the volume itself (prior, U-Net)
         proba = model.predict_region(open_level(volume_path, 0), (int(z), 0, 0), (int(z) + 1, *info.shape[1:]))
     else:
         feats = _slice_features(volume_path, int(z), model.feature_settings)

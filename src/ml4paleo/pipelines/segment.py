@@ -184,7 +184,7 @@ def segment_volume(
         "model_dir": str(model_dir),
         "model_id": model_dir.name,
         "classes": list(model.classes),
-        "features": model.feature_settings.to_dict() if model.feature_settings is not None else None,
+        "features": settings.to_dict() if (settings := getattr(model, "feature_settings", None)) is not None else None,
         "method": model.metadata.get("method", model.kind),
         "postprocessing": {"min_size": int(min_size), "fill_holes": bool(fill_holes), "keep_largest": bool(keep_largest)},
     }

@@ -106,6 +106,8 @@ POOR_DICE = 0.5
 PSEUDO_BAND = 5
 """Width (voxels) of the band around completed outlines whose voxels the context forest also
 trains on, labeled by the completion (strokes alone rarely come near an outline)."""
+UNET_SECONDS = 300.0
+"""The U-Net's time budget when ``max_train_seconds`` is not given (it is then asked for by name)."""
 MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
@@ -298,6 +300,8 @@ def train_model(
     params: Mapping[str, Any] | None = None,
     seed: int = 0,
     select: int | None = DEFAULT_SELECT,
+    max_train_seconds: float | None = None,
+    device: str = "auto",
 ) -> TrainResult:
     """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
 
@@ -306,7 +310,10 @@ def train_model(
     choice, see above) or one of ``forest``, ``context``, ``interpolation``, ``boosting``.
     ``features``: feature settings (default: the full bank; ``two_d`` computes per slice).
     ``params`` go to the forest. ``select``: keep only this many most important features (see
-    ``DEFAULT_SELECT``); None keeps them all.
+    ``DEFAULT_SELECT``); None keeps them all. ``max_train_seconds``: the time the U-Net may
+    spend in all (its leave-one-slice-out folds and the final fit share it); with it, ``auto``
+    scores the U-Net too (without it, ``auto`` stays with the fast methods). ``device``: where
+    the U-Net runs (``auto``: CUDA when PyTorch sees a GPU, else the CPU).
     Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
     """
     progress = progress or no_progress
@@ -363,15 +370,22 @@ def train_model(
             if s.pseudo is not None:
                 s.pseudo = (s.pseudo[0][:, columns], *s.pseudo[1:])
 
-    names = AUTO if method == "auto" else (method,)
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"device must be auto, cpu or cuda; got {device!r}")
+    if max_train_seconds is not None and not max_train_seconds > 0:
+        raise InputError(f"max_train_seconds must be a positive number of seconds; got {max_train_seconds!r}")
+    names = (AUTO + (("unet",) if max_train_seconds else ())) if method == "auto" else (method,)
     if prior is None:
         if method in ("context", "interpolation"):
             raise InputError(f"the {method} method needs a slice painted in full or with strokes of two classes")
         names = tuple(n for n in names if not make_candidate(n).needs_prior)
     candidates = {n: make_candidate(n) for n in names}
-    ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}))
-
     folds = folds_of([s.z for s in slices], MAX_FOLDS)
+    budget = max_train_seconds or UNET_SECONDS
+    ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
+                     array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device,
+                     seconds_per_fit=budget / (len(folds) + 1) if len(candidates) > 1 else budget)
+
     confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
     split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
     seconds = dict.fromkeys(candidates, 0.0)
