@@ -8,7 +8,11 @@ from flask import Blueprint, jsonify
 
 from ml4paleo import __version__
 from ml4paleo.errors import InputError
-from ml4paleo.jobs.store import check_name
+from ml4paleo.io.exports import MESH_FORMATS
+from ml4paleo.io.omezarr import CODECS
+from ml4paleo.jobs.statuses import Status
+from ml4paleo.jobs.store import DEFAULT_CLASSES, check_name
+from ml4paleo.pipelines.export import EXPORT_FORMATS
 from ml4paleo.web._common import json_body, paths, store
 
 bp = Blueprint("jobs", __name__)
@@ -57,6 +61,13 @@ def events(job_id: str):
 def health():
     """Liveness (the database answers) plus queue depths per runner kind."""
     return jsonify(status="ok", version=__version__, queues=store().queue_depths())
+
+
+@bp.get("/api/enums")
+def enums():
+    """Enumerated values the pages use, each from its one definition in Python."""
+    return jsonify(mesh_formats=list(MESH_FORMATS), export_formats=list(EXPORT_FORMATS), codecs=list(CODECS),
+                   default_classes=[dict(c) for c in DEFAULT_CLASSES], job_statuses=[s.value for s in Status])
 
 
 @bp.get("/api/openapi.json")

@@ -80,6 +80,8 @@ def _paths() -> dict[str, Any]:
     return {
         "/api/health": {"get": _op("Liveness and queue depths", errors=())},
         "/api/openapi.json": {"get": _op("This document", errors=())},
+        "/api/enums": {"get": _op("Enumerated values (mesh/export formats, codecs, default classes, job statuses)",
+                                  errors=())},
         "/api/jobs": {"get": _op("Every job, newest first", errors=())},
         "/api/job/new": {"post": _op("Create a job", body=_body({
             "name": {"type": "string"}, "voxel_size": {"type": "array", "items": {"type": "number"}},
