@@ -410,7 +410,7 @@ def test_mask_png_codec_is_exact(page):
     rng = np.random.default_rng(1)
     values = rng.integers(0, 6, size=(23, 37), dtype=np.uint8)
     encoded = page.evaluate("""async ([flat, w, h]) => {
-        const png = await import('/static/js/png.js');
+        const png = await import('/static/js/lib/png.js');
         return png.bytesToBase64(await png.encodeGrayPng(Uint8Array.from(flat), w, h)); }""",
                             [values.ravel().tolist(), 37, 23])
 
@@ -422,7 +422,7 @@ def test_mask_png_codec_is_exact(page):
         buf = io.BytesIO()
         Image.fromarray(arr).save(buf, "PNG", optimize=True)
         decoded = page.evaluate("""async (b64) => {
-            const png = await import('/static/js/png.js');
+            const png = await import('/static/js/lib/png.js');
             const out = await png.decodePng(png.base64ToBytes(b64)); return [out.width, out.height, Array.from(out.values)]; }""",
                                 base64.b64encode(buf.getvalue()).decode())
         assert decoded[:2] == [arr.shape[1], arr.shape[0]]

@@ -4,7 +4,7 @@
 // `total_size`; a chunk that fails is retried with back-off (re-sending the same offset is
 // harmless on the server), and GET /api/job/<id>/upload says how much of each file arrived, so
 // an upload interrupted by a reload resumes where it stopped once the same files are chosen again.
-import { api, ApiError } from "./api.js";
+import { api, ApiError } from "./http.js";
 
 export const CHUNK = 8 * 1024 * 1024;
 const RETRIES = 6;

@@ -1,6 +1,7 @@
 // A canvas that shows one slice at full resolution with zoom (wheel) and pan, and layers on top
-// (prediction, labels) drawn pixel for pixel (no smoothing), plus screen-space decorations.
-import { hexToRgb } from "./api.js";
+// (a suggestion such as a model's prediction, then labels) drawn pixel for pixel (no smoothing),
+// plus screen-space decorations.
+import { rgbaTable } from "./colors.js";
 
 /** An offscreen canvas of the slice size that layers are painted into as RGBA. */
 class Layer {
@@ -38,8 +39,8 @@ export class SliceView {
     this.height = 0;
     this.overlay = null; // function(ctx) drawing in screen (CSS pixel) coordinates
     this.layers = {};
-    this.alpha = { prediction: 0.4, labels: 0.55 };
-    this.visible = { prediction: true, labels: true };
+    this.alpha = { suggestion: 0.4, labels: 0.55 };
+    this.visible = { suggestion: true, labels: true };
     this._frame = 0;
     new ResizeObserver(() => this._resize()).observe(stage);
     canvas.addEventListener("wheel", (e) => {
@@ -66,7 +67,7 @@ export class SliceView {
     this.width = width;
     this.height = height;
     if (changed) {
-      for (const name of ["image", "prediction", "labels"]) this.layers[name] = new Layer(width, height);
+      for (const name of ["image", "suggestion", "labels"]) this.layers[name] = new Layer(width, height);
       this.fit();
     }
   }
@@ -122,13 +123,7 @@ export class SliceView {
 
   /** Paint label `values` (0 = transparent) with `colors` {value: "#rrggbb"} within `rect`. */
   setLabels(name, values, colors, rect = null, offset = 0) {
-    const table = new Uint8Array(256 * 4);
-    for (const [value, hex] of Object.entries(colors)) {
-      const v = Number(value) - offset;
-      if (v < 0 || v > 255) continue;
-      const [r, g, b] = hexToRgb(hex);
-      table.set([r, g, b, 255], v * 4);
-    }
+    const table = rgbaTable(Object.entries(colors).map(([value, hex]) => [Number(value) - offset, hex]));
     if (offset === 0) table[3] = 0; // 0 = unlabeled
     const layer = this.layers[name];
     layer.paint(rect || this._all(), (i, d, o) => {
@@ -169,7 +164,7 @@ export class SliceView {
     ctx.imageSmoothingEnabled = false;
     ctx.setTransform(this.scale * dpr, 0, 0, this.scale * dpr, this.tx * dpr, this.ty * dpr);
     ctx.drawImage(this.layers.image.canvas, 0, 0);
-    for (const name of ["prediction", "labels"]) {
+    for (const name of ["suggestion", "labels"]) {
       const layer = this.layers[name];
       if (!layer || layer.empty !== false || !this.visible[name]) continue;
       ctx.globalAlpha = this.alpha[name];

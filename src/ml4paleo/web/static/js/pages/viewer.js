@@ -1,14 +1,13 @@
 // Viewer: three orthogonal slices with the segmentation overlay and linked cursors, and the
-// meshes in 3D (view3d.js).
-import { api, classColor, el, flash, getJob, guarded, hexToRgb, jobId, loadImage, poll } from "./api.js";
-import { decodePng } from "./png.js";
-import { MeshView } from "./view3d.js";
-
-const enc = encodeURIComponent(jobId);
-const $ = (id) => document.getElementById(id);
-// For each view: which volume axes run across (u) and down (v) the image.
-const AXES = { z: { u: "x", v: "y" }, y: { u: "x", v: "z" }, x: { u: "y", v: "z" } };
-const AXIS_INDEX = { z: 0, y: 1, x: 2 };
+// meshes in 3D (lib/view3d.js).
+import { AXIS_INDEX, PLANE } from "../lib/axes.js";
+import { classColor, rgbaTable } from "../lib/colors.js";
+import { $, el, guarded, loadImage, poll } from "../lib/dom.js";
+import { enums } from "../lib/enums.js";
+import { shortId } from "../lib/format.js";
+import { enc, getJob } from "../lib/jobs.js";
+import { decodePng } from "../lib/png.js";
+import { MeshView } from "../lib/view3d.js";
 
 const state = {
   job: null,
@@ -36,7 +35,7 @@ class OrthoView {
     this.slider.addEventListener("input", () => setCursor({ [this.axis]: Number(this.slider.value) }));
     const pick = (e) => {
       const r = this.canvas.getBoundingClientRect();
-      const { u, v } = AXES[this.axis];
+      const { u, v } = PLANE[this.axis];
       const [nu, nv] = this.size();
       const cu = Math.floor(((e.clientX - r.left) / r.width) * nu);
       const cv = Math.floor(((e.clientY - r.top) / r.height) * nv);
@@ -53,13 +52,13 @@ class OrthoView {
 
   /** Image size (across, down) in voxels. */
   size() {
-    const { u, v } = AXES[this.axis];
+    const { u, v } = PLANE[this.axis];
     return [state.shape[AXIS_INDEX[u]], state.shape[AXIS_INDEX[v]]];
   }
 
   /** Size the canvas to the physical proportions of the slice, a third of the window high at most. */
   layout() {
-    const { u, v } = AXES[this.axis];
+    const { u, v } = PLANE[this.axis];
     const [nu, nv] = this.size();
     const aspect = (nv * state.spacing[AXIS_INDEX[v]]) / (nu * state.spacing[AXIS_INDEX[u]]);
     const availW = Math.max(120, this.figure.clientWidth - 8);
@@ -100,11 +99,7 @@ class OrthoView {
     this.labelCanvas.height = l.height;
     const ctx = this.labelCanvas.getContext("2d");
     const img = ctx.createImageData(l.width, l.height);
-    const table = new Uint8Array(256 * 4);
-    for (const c of state.classes) {
-      if (!c.visible) continue;
-      table.set([...hexToRgb(c.color), 255], c.label * 4);
-    }
+    const table = rgbaTable(state.classes.filter((c) => c.visible).map((c) => [c.label, c.color]));
     for (let i = 0; i < l.values.length; i++) img.data.set(table.subarray(l.values[i] * 4, l.values[i] * 4 + 4), i * 4);
     ctx.putImageData(img, 0, 0);
   }
@@ -122,7 +117,7 @@ class OrthoView {
       ctx.globalAlpha = 1;
     }
     // linked cursor: the other two planes through this one
-    const { u, v } = AXES[this.axis];
+    const { u, v } = PLANE[this.axis];
     const [nu, nv] = this.size();
     const x = ((state.cursor[u] + 0.5) / nu) * W, y = ((state.cursor[v] + 0.5) / nv) * H;
     const gap = 6 * (window.devicePixelRatio || 1); // leave the voxel under the cursor visible
@@ -231,7 +226,7 @@ async function refreshJob() {
     state.shape = job.shape;
     state.spacing = job.voxel_size || [1, 1, 1];
     state.cursor = { z: Math.floor(job.shape[0] / 2), y: Math.floor(job.shape[1] / 2), x: Math.floor(job.shape[2] / 2) };
-    state.classes = (job.classes && job.classes.length ? job.classes : [{ value: 1, name: "background" }, { value: 2, name: "fossil" }])
+    state.classes = (job.classes && job.classes.length ? job.classes : (await enums()).default_classes)
       .map((c) => ({ label: c.value - 1, name: c.name, color: classColor(c), visible: c.value !== 1 }));
     renderLegend();
     for (const view of views) view.layout();
@@ -243,7 +238,7 @@ async function refreshJob() {
     const select = $("seg-select");
     const previous = select.value;
     select.replaceChildren(el("option", { value: "" }, "none"),
-      ...done.map((s, i) => el("option", { value: s.seg_id }, `#${i + 1} · ${String(s.seg_id).slice(0, 8)}${s.mesh_status && s.mesh_status !== "none" ? ` · meshes ${s.mesh_status}` : ""}`)));
+      ...done.map((s, i) => el("option", { value: s.seg_id }, `#${i + 1} · ${shortId(s.seg_id)}${s.mesh_status && s.mesh_status !== "none" ? ` · meshes ${s.mesh_status}` : ""}`)));
     const pick = done.some((s) => s.seg_id === previous) && previous ? previous : done.length ? done[done.length - 1].seg_id : "";
     select.value = pick;
     await selectSeg(pick);

@@ -1,6 +1,9 @@
 // Home page: create a job, upload the scan (chunked, resumable), list previous jobs.
-import { api, el, flash, guarded, formatBytes, formatDate, formatDuration, poll } from "./api.js";
-import { filesFromDrop, filesFromInput, forgetUpload, pendingUploads, rememberUpload, uploadFiles } from "./upload.js";
+import { el, guarded, poll } from "../lib/dom.js";
+import { formatBytes, formatDate, formatDuration } from "../lib/format.js";
+import { api } from "../lib/http.js";
+import { statusText } from "../lib/jobs.js";
+import { filesFromDrop, filesFromInput, forgetUpload, pendingUploads, rememberUpload, uploadFiles } from "../lib/upload.js";
 
 const form = document.getElementById("new-job-form");
 const dropzone = document.getElementById("dropzone");
@@ -140,7 +143,7 @@ const DONE = new Set(["meshed", "segmented", "trained", "converted", "annotated"
 function statusBadge(job) {
   const cls = job.status === "error" ? "status error" : DONE.has(job.status) ? "status done" : "status";
   const pct = job.progress > 0 && job.progress < 1 && !DONE.has(job.status) ? ` ${Math.round(job.progress * 100)}%` : "";
-  return el("span", { class: cls, title: job.error || job.stage || "" }, job.status.replace("_", " ") + pct);
+  return el("span", { class: cls, title: job.error || job.stage || "" }, statusText(job.status) + pct);
 }
 
 function jobRow(job) {

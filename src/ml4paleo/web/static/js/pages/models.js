@@ -1,31 +1,11 @@
 // Models page: every trained model, its training data and leave-one-slice-out scores.
-import { api, el, formatDate, getJob, jobId, poll } from "./api.js";
+import { el, poll } from "../lib/dom.js";
+import { formatDate, shortId } from "../lib/format.js";
+import { enc, getJob, modelReady, modelReport } from "../lib/jobs.js";
+import { metric, perClass } from "../lib/metrics.js";
 
-const enc = encodeURIComponent(jobId);
 const SVG = "http://www.w3.org/2000/svg";
 
-/** Mean of a score that may be a number, {class: number} or [numbers]; null when absent. */
-function mean(score) {
-  if (typeof score === "number") return score;
-  const values = Array.isArray(score) ? score : score && typeof score === "object" ? Object.values(score) : [];
-  const nums = values.filter((v) => typeof v === "number" && Number.isFinite(v));
-  return nums.length ? nums.reduce((a, b) => a + b, 0) / nums.length : null;
-}
-/** Scores per class: metrics may be {class: {dice, iou}} (the train pipeline) or {dice: {class: v}}. */
-function perClass(m, name) {
-  const x = m.metrics || {};
-  const nested = Object.entries(x).filter(([, v]) => v && typeof v === "object" && !Array.isArray(v) && name in v);
-  if (nested.length) return Object.fromEntries(nested.map(([k, v]) => [k, v[name]]));
-  const flat = x[name] ?? x[`${name}_per_class`];
-  return flat && typeof flat === "object" && !Array.isArray(flat) ? flat : null;
-}
-/** One number per model: the mean over classes (or the server's own mean). */
-export function metric(m, name) {
-  const x = m.metrics || {};
-  if (typeof x[`mean_${name}`] === "number") return x[`mean_${name}`];
-  if (typeof x[name] === "number") return x[name];
-  return mean(perClass(m, name));
-}
 const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : "–");
 
 function className(m, key) {
@@ -46,9 +26,8 @@ function row(m, i) {
   const voxels = m.voxels_per_class
     ? Object.entries(m.voxels_per_class).map(([k, v]) => el("div", { class: "nowrap" }, `${className(m, k)} ${Number(v).toLocaleString()}`))
     : "–";
-  const ready = !["training", "queued", "training_queued", "error", "failed", "cancelled"].includes(m.status);
   return el("tr", {},
-    el("td", { class: "nowrap" }, `#${i + 1} `, el("code", {}, String(m.model_id).slice(0, 8))),
+    el("td", { class: "nowrap" }, `#${i + 1} `, el("code", {}, shortId(m.model_id))),
     el("td", {}, m.status || "–"),
     el("td", { class: "nowrap" }, formatDate(m.created_at)),
     el("td", {}, classes || "–"),
@@ -56,7 +35,7 @@ function row(m, i) {
     el("td", {}, voxels),
     scoreCell(m, "dice"),
     scoreCell(m, "iou"),
-    el("td", {}, ready ? el("a", { href: `/api/job/${enc}/models/${encodeURIComponent(m.model_id)}/download` }, "download") : ""));
+    el("td", {}, modelReady(m) ? el("a", { href: `/api/job/${enc}/models/${encodeURIComponent(m.model_id)}/download` }, "download") : ""));
 }
 
 function chart(models) {
@@ -90,19 +69,13 @@ function chart(models) {
   svg.replaceChildren(...parts);
 }
 
-const reports = new Map(); // model_id -> the promise of its report (a ready model's report never changes)
-function report(m) {
-  if (!reports.has(m.model_id)) reports.set(m.model_id, api(`/api/job/${enc}/models/${encodeURIComponent(m.model_id)}`));
-  return reports.get(m.model_id);
-}
-
 /** Which method the newest ready model uses, every candidate's held-out Dice per class, and why. */
 async function choice(models) {
   const box = document.getElementById("choice");
   const ready = models.filter((m) => m.status === "ready");
   if (!ready.length) { box.hidden = true; return; }
   const m = ready[ready.length - 1];
-  const r = await report(m);
+  const r = await modelReport(m.model_id);
   const classes = r.classes || [];
   const cell = (metrics, c) => fmt(metrics && metrics[c] ? metrics[c].dice : null);
   const rows = Object.entries(r.candidates || {}).map(([name, c]) => el("tr", { class: name === r.method ? "chosen" : "", "data-method": name },
@@ -116,7 +89,7 @@ async function choice(models) {
     ...classes.map((k) => el("th", { class: "num", title: "held-out slices between other painted slices" }, `between ${k}`)),
     ...classes.map((k) => el("th", { class: "num", title: "held-out first/last painted slices: extrapolation" }, `beyond ${k}`)),
     el("th", { class: "num" }, "Time"));
-  document.getElementById("choice-model").textContent = `#${ready.length} (${String(m.model_id).slice(0, 8)})`;
+  document.getElementById("choice-model").textContent = `#${ready.length} (${shortId(m.model_id)})`;
   document.getElementById("choice-method").textContent = r.method || "–";
   document.getElementById("choice-reason").textContent = r.method_reason || "";
   document.querySelector("#choice-table thead").replaceChildren(head);

@@ -1,5 +1,6 @@
 // Gallery of annotated slices: small previews (slice + painted classes), open on click, delete.
-import { el, flash, hexToRgb, loadImage } from "./api.js";
+import { rgbaTable } from "./colors.js";
+import { el, flash, loadImage } from "./dom.js";
 import { decodePng } from "./png.js";
 
 const THUMB = 160; // longest side of a preview, in pixels
@@ -42,12 +43,12 @@ export class Gallery {
       const full = el("canvas", { width: mask.width, height: mask.height });
       const fctx = full.getContext("2d");
       const paint = fctx.createImageData(mask.width, mask.height);
-      const rgb = Object.fromEntries(Object.entries(this.colors()).map(([v, hex]) => [v, hexToRgb(hex)]));
+      const table = rgbaTable(Object.entries(this.colors()).map(([v, hex]) => [Number(v), hex]));
+      table.fill(0, 0, 4); // 0 = unlabeled
       const d = paint.data;
       for (let i = 0; i < mask.values.length; i++) {
-        const c = rgb[mask.values[i]];
-        if (!mask.values[i] || !c) continue;
-        d[i * 4] = c[0]; d[i * 4 + 1] = c[1]; d[i * 4 + 2] = c[2]; d[i * 4 + 3] = 255;
+        const t = mask.values[i] * 4;
+        d[i * 4] = table[t]; d[i * 4 + 1] = table[t + 1]; d[i * 4 + 2] = table[t + 2]; d[i * 4 + 3] = table[t + 3];
       }
       fctx.putImageData(paint, 0, 0);
       ctx.imageSmoothingEnabled = false;

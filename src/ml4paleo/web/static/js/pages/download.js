@@ -1,7 +1,8 @@
 // Download page: every artifact of the job with its size; unfinished ones are not links.
-import { api, el, formatBytes, getJob, jobId, poll } from "./api.js";
-
-const enc = encodeURIComponent(jobId);
+import { el, poll } from "../lib/dom.js";
+import { formatBytes } from "../lib/format.js";
+import { api } from "../lib/http.js";
+import { enc, getJob } from "../lib/jobs.js";
 
 function row(a) {
   const cell = a.ready

@@ -5,7 +5,7 @@ import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { STLLoader } from "three/addons/loaders/STLLoader.js";
 import { PLYLoader } from "three/addons/loaders/PLYLoader.js";
 import { OBJLoader } from "three/addons/loaders/OBJLoader.js";
-import { el } from "./api.js";
+import { el } from "./dom.js";
 
 const UNIT_SHORT = { micrometer: "µm", millimeter: "mm", nanometer: "nm", meter: "m", centimeter: "cm" };
 

@@ -1,13 +1,15 @@
 // Mouse / pen input of the annotation canvas: brush, eraser, lasso or polygon, flood fill, pan.
 //
-// Every change goes into the page's LabelBuffer (state.labels); the canvas only shows it.
-import { classColor } from "./api.js";
+// Every change goes into the page's LabelBuffer (state.labels); the canvas only shows it. The
+// input reads the tool, size, active class, gray image and tolerance from `state` and changes
+// nothing else of it; the lasso / polygon being drawn is its own.
+import { classColor } from "./colors.js";
 
 export class PaintInput {
   /**
    * @param view the SliceView (coordinates, redraw, overlay)
    * @param canvas its <canvas>; @param stage the element that takes keyboard focus
-   * @param state the page state: labels, tool, size, active, lasso, classes
+   * @param state the page state, read only: labels, gray, tool, size, tolerance, active, classes
    * @param onStroke(rect) labels changed in rect during a stroke; onEdit() an edit is complete;
    *        onHover([x, y]) the pointer is over image position x, y
    */
@@ -16,6 +18,7 @@ export class PaintInput {
     this.drag = null; // {mode: "paint" | "pan" | "lasso", ...}
     this.hover = null;
     this.spaceHeld = false;
+    this.lasso = null; // points of the lasso / polygon being drawn, in image coordinates
     canvas.addEventListener("contextmenu", (e) => e.preventDefault());
     canvas.addEventListener("pointerdown", (e) => this._down(e));
     canvas.addEventListener("pointermove", (e) => this._move(e));
@@ -58,12 +61,12 @@ export class PaintInput {
       state.labels.flood(Math.floor(p[0]), Math.floor(p[1]), state.active, state.gray, state.tolerance);
       if (state.labels.end()) this.onEdit();
     } else if (state.tool === "lasso") {
-      if (state.lasso && state.lasso.length > 2 && this._nearFirst(p)) {
+      if (this.lasso && this.lasso.length > 2 && this._nearFirst(p)) {
         this.closePolygon();
         return;
       }
-      if (!state.lasso) state.lasso = [];
-      state.lasso.push(p);
+      if (!this.lasso) this.lasso = [];
+      this.lasso.push(p);
       this.drag = { mode: "lasso", moved: false, start: [e.clientX, e.clientY] };
     }
   }
@@ -83,7 +86,7 @@ export class PaintInput {
       this._flush();
     } else if (drag.mode === "lasso") {
       if (Math.hypot(e.clientX - drag.start[0], e.clientY - drag.start[1]) > 4) drag.moved = true;
-      if (drag.moved) state.lasso.push(p);
+      if (drag.moved) this.lasso.push(p);
       view.redraw();
     }
   }
@@ -100,15 +103,15 @@ export class PaintInput {
   }
 
   _nearFirst(p) {
-    const [a, b] = this.view.toScreen(...this.state.lasso[0]), [c, d] = this.view.toScreen(...p);
+    const [a, b] = this.view.toScreen(...this.lasso[0]), [c, d] = this.view.toScreen(...p);
     return Math.hypot(a - c, b - d) < 8;
   }
 
   /** Fill the lasso / polygon drawn so far with the active class. */
   closePolygon() {
     const { state } = this;
-    const points = state.lasso;
-    state.lasso = null;
+    const points = this.lasso;
+    this.lasso = null;
     if (points && points.length > 2) {
       state.labels.begin();
       state.labels.polygon(points, state.active);
@@ -117,20 +120,26 @@ export class PaintInput {
     this.view.redraw();
   }
 
+  /** Drop the lasso / polygon drawn so far (Esc, another tool, another slice). */
   cancelPolygon() {
-    this.state.lasso = null;
+    this.lasso = null;
     this.view.redraw();
+  }
+
+  /** True while a polygon is being drawn (Enter closes it). */
+  get drawingPolygon() {
+    return this.lasso !== null;
   }
 
   /** Brush outline and lasso path, drawn on top in screen coordinates. */
   _drawOverlay(ctx) {
-    const { state, view, hover } = this;
-    if (state.lasso && state.lasso.length) {
+    const { state, view, hover, lasso } = this;
+    if (lasso && lasso.length) {
       ctx.strokeStyle = classColor(state.classes.find((c) => c.value === state.active) || { value: state.active });
       ctx.lineWidth = 1.5;
       ctx.setLineDash([4, 3]);
       ctx.beginPath();
-      for (const [i, [x, y]] of state.lasso.entries()) {
+      for (const [i, [x, y]] of lasso.entries()) {
         const [sx, sy] = view.toScreen(x, y);
         if (i) ctx.lineTo(sx, sy); else ctx.moveTo(sx, sy);
       }

@@ -1,7 +1,10 @@
 // Job page: where the job stands in its lifecycle, live progress, and the one obvious next step.
-import { api, el, flash, formatDate, getJob, guarded, jobId, poll } from "./api.js";
+import { el, guarded, poll } from "../lib/dom.js";
+import { enums } from "../lib/enums.js";
+import { formatDate, shortId } from "../lib/format.js";
+import { api, post } from "../lib/http.js";
+import { enc, getJob, modelReport, statusText } from "../lib/jobs.js";
 
-const enc = encodeURIComponent(jobId);
 const STEPS = ["Upload", "Convert", "Annotate", "Train", "Segment", "Mesh", "Download"];
 // status → [index of the current step, whether that step is running]
 const PLACE = {
@@ -22,15 +25,13 @@ function trainedModel(job) {
   return [...(job.models || [])].reverse().find((m) => !m.status || ["trained", "ready", "done"].includes(m.status)) || null;
 }
 
-const reports = new Map(); // model_id -> promise of the model's report (fixed once the model is ready)
 /** Which method the newest model uses, and its warnings (a class it still gets wrong), where the user acts. */
 async function showModel(job) {
   const model = trainedModel(job);
   const line = document.getElementById("model-method");
   const list = document.getElementById("model-warnings");
   if (!model || model.status !== "ready") { line.hidden = true; list.replaceChildren(); return; }
-  if (!reports.has(model.model_id)) reports.set(model.model_id, api(`/api/job/${enc}/models/${encodeURIComponent(model.model_id)}`));
-  const r = await reports.get(model.model_id);
+  const r = await modelReport(model.model_id);
   line.hidden = false;
   line.replaceChildren(`Newest model: ${r.method}. ${r.method_reason || ""} `, el("a", { href: `/job/${enc}/models` }, "Details"));
   list.replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
@@ -61,8 +62,6 @@ function renderTimeline(job) {
   document.getElementById("timeline").replaceChildren(...items);
 }
 
-const post = (path, body) => api(path, { method: "POST", body: body || {} });
-
 function actionButton(label, handler, primary = false) {
   const b = el("button", { type: "button", class: `button ${primary ? "primary big" : "secondary"}` }, label);
   b.addEventListener("click", () => {
@@ -77,7 +76,14 @@ const linkButton = (label, href, primary = false) =>
 const annotate = (primary) => linkButton(primary ? "Annotate slices" : "Annotate more slices", `/job/annotate/${enc}`, primary);
 const train = (primary) => actionButton("Train model", () => post(`/api/job/${enc}/retrain`), primary);
 const segment = (primary) => actionButton("Segment the whole volume", () => post(`/api/job/${enc}/start`), primary);
-/** Mesh formats chosen next to the button (STL always: the mesh download is a zip of STL). */
+/** A checkbox per mesh format the server writes besides STL (always: the mesh download is a zip of STL). */
+async function renderMeshFormats() {
+  const { mesh_formats: formats } = await enums();
+  document.getElementById("mesh-formats").append(...formats.filter((f) => f !== "stl")
+    .flatMap((f) => [" ", el("label", {}, el("input", { type: "checkbox", value: f }), ` ${f.toUpperCase()}`)]));
+}
+
+/** Mesh formats chosen next to the button. */
 function meshFormats() {
   return ["stl", ...[...document.querySelectorAll("#mesh-formats input:checked")].map((c) => c.value)];
 }
@@ -130,7 +136,7 @@ function render(job) {
   if (running) {
     document.getElementById("job-progress").value = job.progress || 0;
     document.getElementById("job-stage").textContent =
-      `${job.status.replace("_", " ")}${job.stage ? `: ${job.stage}` : ""} · ${Math.round((job.progress || 0) * 100)}%`;
+      `${statusText(job.status)}${job.stage ? `: ${job.stage}` : ""} · ${Math.round((job.progress || 0) * 100)}%`;
   }
   const errorBox = document.getElementById("job-error");
   errorBox.hidden = job.status !== "error";
@@ -155,8 +161,8 @@ function render(job) {
   const segs = job.segmentations || [];
   document.getElementById("segs-card").hidden = !segs.length;
   document.querySelector("#segs tbody").replaceChildren(...segs.map((s) => el("tr", {},
-    el("td", {}, el("code", {}, String(s.seg_id).slice(0, 8))),
-    el("td", {}, el("code", {}, String(s.model_id || "").slice(0, 8))),
+    el("td", {}, el("code", {}, shortId(s.seg_id))),
+    el("td", {}, el("code", {}, shortId(s.model_id || ""))),
     el("td", { title: s.error || "" }, s.status + (s.status === "segmenting" && s.progress ? ` ${Math.round(s.progress * 100)}%` : "") + (s.error ? ` (${s.error})` : "")),
     el("td", {}, s.mesh_status && s.mesh_status !== "none" ? s.mesh_status : "–"),
     el("td", {}, formatDate(s.created_at)))));
@@ -194,4 +200,5 @@ async function refresh() {
   return render(job);
 }
 
+guarded(renderMeshFormats);
 poll(async () => { await refresh(); return true; }, 1500);

@@ -1,0 +1,155 @@
+// The annotation page's state: one store, changed only through its setters, each of which
+// announces what changed as an event (`store.on("slice", fn)`), so the view and the tools
+// follow it without calling each other.
+//
+// Events: "slice" (a new slice and its labels), "labels" (detail: the changed rect, or null for
+// all), "edit" (the user changed the labels: one undo step), "suggestion", "classes", "active",
+// "tool", "size", "tolerance", "unsaved", "annotated", "model", "status" (detail: the text).
+import { classColor } from "../../lib/colors.js";
+
+export class AnnotationState extends EventTarget {
+  constructor() {
+    super();
+    // the job and its annotations on the server
+    this.job = null;
+    this.classes = []; // [{value, name, color}]: 1 background, 2.. structures
+    this.annotated = new Map(); // slice index (along z) → labelled pixels, as saved on the server
+    this.model = null; // newest usable model record, or null
+    this.training = false;
+    this.retrainWanted = false; // a retrain was asked for while one was running
+    this.failure = ""; // reason of the job's last failure, once reported
+
+    // the slice being painted: the plane across `axis` at `index` (0 .. depth-1)
+    this.axis = "z";
+    this.index = null;
+    this.depth = 0;
+    this.gray = null; // Uint8Array of the slice's 8-bit display values
+    this.labels = null; // LabelBuffer of the painted class values (0 unlabeled)
+    // a proposal for the whole slice (today the model's prediction), shown as an overlay and
+    // taken into the labels by "accept": {values, offset, key, source}, class value = values[i] + offset
+    this.suggestion = null;
+    this.unsaved = false;
+    this.edits = 0; // edits so far: a save only clears "unsaved" if none came in meanwhile
+
+    // painting input
+    this.active = 2; // class value painted by brush, lasso and fill
+    this.tool = "brush";
+    this.size = 6; // brush diameter in pixels
+    this.tolerance = 0; // flood fill: 0 = whole region of equal label, else also within ± this gray level
+  }
+
+  /** Call `fn(detail)` on each change of `type`. */
+  on(type, fn) {
+    this.addEventListener(type, (e) => fn(e.detail));
+  }
+
+  _emit(type, detail = null) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** {value: "#rrggbb"} of the classes. */
+  colors() {
+    return Object.fromEntries(this.classes.map((c) => [c.value, classColor(c)]));
+  }
+
+  classOf(value) {
+    return this.classes.find((c) => c.value === value) || null;
+  }
+
+  setJob(job) {
+    this.job = job;
+  }
+
+  setClasses(classes) {
+    this.classes = classes;
+    if (!classes.some((c) => c.value === this.active)) this.active = classes[classes.length - 1].value;
+    this._emit("classes");
+  }
+
+  setActive(value) {
+    this.active = value;
+    this._emit("active");
+  }
+
+  setTool(tool) {
+    this.tool = tool;
+    this._emit("tool");
+  }
+
+  setSize(size) {
+    this.size = Math.max(1, Math.min(64, size));
+    this._emit("size");
+  }
+
+  setTolerance(tolerance) {
+    this.tolerance = tolerance;
+    this._emit("tolerance");
+  }
+
+  /** A new slice: its place, gray values and labels (a LabelBuffer); the suggestion is dropped. */
+  setSlice({ axis = "z", index, depth, gray, labels }) {
+    Object.assign(this, { axis, index, depth, gray, labels, suggestion: null });
+    this._emit("slice");
+    this.setUnsaved(false);
+  }
+
+  /** Labels changed in `rect` (everywhere when null): during a stroke, or not by the user. */
+  labelsChanged(rect = null) {
+    this._emit("labels", rect);
+  }
+
+  /** The user finished an edit of the labels; `rect` is what changed since last shown (or null). */
+  labelsEdited(rect) {
+    if (rect) this.labelsChanged(rect);
+    this.edits++;
+    this.setUnsaved(true);
+    this._emit("edit");
+  }
+
+  setUnsaved(value) {
+    this.unsaved = value;
+    this._emit("unsaved");
+  }
+
+  setSuggestion(suggestion) {
+    this.suggestion = suggestion;
+    this._emit("suggestion");
+  }
+
+  /** Saved annotations: Map slice index → labelled pixels, as the server lists them. */
+  setAnnotated(annotated) {
+    this.annotated = annotated;
+    this._emit("annotated");
+  }
+
+  /** Slice `index` was saved with `count` labelled pixels (null: its annotation was removed). */
+  markAnnotated(index, count) {
+    if (count === null) this.annotated.delete(index);
+    else this.annotated.set(index, count);
+    this._emit("annotated");
+  }
+
+  /** The newest usable model (or null) and whether a model is being trained now. */
+  setModel({ model, training }) {
+    this.model = model;
+    this.training = training;
+    this._emit("model");
+  }
+
+  /** A retrain was queued (`training`), or is wanted as soon as the running one ends. */
+  setTraining({ training = this.training, retrainWanted }) {
+    this.training = training;
+    this.retrainWanted = retrainWanted;
+  }
+
+  /** The job's failure reason ("" when none); said once per new reason. */
+  setFailure(failure) {
+    if (failure && failure !== this.failure) this.say(`Last step failed: ${failure}`);
+    this.failure = failure;
+  }
+
+  /** A line for the user in the status bar. */
+  say(text) {
+    this._emit("status", text);
+  }
+}
