@@ -559,3 +559,21 @@ def test_failed_conversion_is_explained_and_jobs_can_be_renamed_and_deleted(page
     page.locator(f"#jobs tr[data-job-id='{job_id}']").wait_for(state="detached")
     assert page.request.get(f"/api/job/{job_id}/status").status == 404
     assert_no_console_errors(page)
+
+
+def test_pages_take_enumerations_from_the_api(page):
+    """Lists the server defines (mesh formats, default classes) reach the pages through
+    ``GET /api/enums``, fetched once per page, instead of copies in the scripts."""
+    enums = page.request.get("/api/enums").json()
+    job_id = page.request.post("/api/job/new", data={"name": "enums"}).json()["job_id"]
+    page.goto(f"/job/{job_id}")
+    extra = [f for f in enums["mesh_formats"] if f != "stl"]  # STL is always written
+    page.wait_for_function(f"document.querySelectorAll('#mesh-formats input[type=checkbox]').length === {len(extra)}")
+    assert page.eval_on_selector_all("#mesh-formats input", "els => els.map(e => e.value)") == extra
+    asked = page.evaluate("""async () => { const { enums } = await import('/static/js/lib/enums.js');
+        const [a, b] = await Promise.all([enums(), enums()]); await enums();
+        return [a === b, performance.getEntriesByType('resource').filter(e => e.name.endsWith('/api/enums')).length]; }""")
+    assert asked == [True, 1]
+    assert {c["value"]: c["color"] for c in enums["default_classes"]} == {
+        c["value"]: c["color"] for c in page.request.get(f"/api/job/{job_id}/status").json()["classes"]}
+    assert_no_console_errors(page)

@@ -1,7 +1,7 @@
 // Gallery of annotated slices: small previews (slice + painted classes), open on click, delete.
 import { rgbaTable } from "./colors.js";
 import { el, flash, loadImage } from "./dom.js";
-import { decodePng } from "./png.js";
+import { fetchPng } from "./png.js";
 
 const THUMB = 160; // longest side of a preview, in pixels
 
@@ -30,8 +30,7 @@ export class Gallery {
     // the server shrinks the slice (?max=): a large scan's gallery does not fetch full slices
     const [img, mask] = await Promise.all([
       loadImage(`/api/job/${this.enc}/slice/z/${z}.png?max=${THUMB}`),
-      fetch(`/api/annotate/${this.enc}/annotations/${z}`)
-        .then(async (r) => (r.ok ? decodePng(new Uint8Array(await r.arrayBuffer())) : null)),
+      fetchPng(`/api/annotate/${this.enc}/annotations/${z}`),
     ]);
     const w = img.naturalWidth, h = img.naturalHeight;
     canvas.width = w;

@@ -112,6 +112,12 @@ export async function decodePng(bytes) {
   return { width, height, values, colorType, depth };
 }
 
+/** The PNG at `url`, decoded; null when the server has none (any answer but 2xx). */
+export async function fetchPng(url) {
+  const response = await fetch(url);
+  return response.ok ? decodePng(new Uint8Array(await response.arrayBuffer())) : null;
+}
+
 export function base64ToBytes(b64) {
   const s = atob(b64.replace(/^data:[^,]*,/, ""));
   const out = new Uint8Array(s.length);

@@ -1,10 +1,9 @@
 // Models page: every trained model, its training data and leave-one-slice-out scores.
+import { diceChart } from "../lib/dicechart.js";
 import { el, poll } from "../lib/dom.js";
 import { formatDate, shortId } from "../lib/format.js";
 import { enc, getJob, modelReady, modelReport } from "../lib/jobs.js";
 import { metric, perClass } from "../lib/metrics.js";
-
-const SVG = "http://www.w3.org/2000/svg";
 
 const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : "–");
 
@@ -36,37 +35,6 @@ function row(m, i) {
     scoreCell(m, "dice"),
     scoreCell(m, "iou"),
     el("td", {}, modelReady(m) ? el("a", { href: `/api/job/${enc}/models/${encodeURIComponent(m.model_id)}/download` }, "download") : ""));
-}
-
-function chart(models) {
-  const svg = document.getElementById("dice-chart");
-  const W = 600, H = 180, L = 36, R = 12, T = 12, B = 28;
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const node = (tag, attrs, text) => {
-    const n = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text !== undefined) n.textContent = text;
-    return n;
-  };
-  const pts = models.map((m, i) => ({ i, d: metric(m, "dice"), n: m.n_slices })).filter((p) => typeof p.d === "number");
-  const parts = [];
-  for (const v of [0, 0.5, 1]) {
-    const y = T + (1 - v) * (H - T - B);
-    parts.push(node("line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#ddd6cb" }), node("text", { x: L - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#5f6670" }, v.toFixed(1)));
-  }
-  if (!pts.length) {
-    parts.push(node("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#5f6670", "font-size": 13 }, "No scores yet (they need at least two annotated slices)."));
-  } else {
-    const x = (i) => L + (models.length > 1 ? (i / (models.length - 1)) * (W - L - R - 20) + 10 : (W - L - R) / 2);
-    const y = (d) => T + (1 - d) * (H - T - B);
-    parts.push(node("polyline", { points: pts.map((p) => `${x(p.i)},${y(p.d)}`).join(" "), fill: "none", stroke: "#8a5a2b", "stroke-width": 2 }));
-    for (const p of pts) {
-      const dot = node("circle", { cx: x(p.i), cy: y(p.d), r: 4, fill: "#8a5a2b" });
-      dot.append(node("title", {}, `model #${p.i + 1}: Dice ${p.d.toFixed(3)}, ${p.n ?? "?"} slices`));
-      parts.push(dot, node("text", { x: x(p.i), y: H - 10, "text-anchor": "middle", "font-size": 11, fill: "#5f6670" }, `#${p.i + 1}${p.n ? ` (${p.n} sl.)` : ""}`));
-    }
-  }
-  svg.replaceChildren(...parts);
 }
 
 /** Which method the newest ready model uses, every candidate's held-out Dice per class, and why. */
@@ -110,7 +78,7 @@ poll(async () => {
   lastKey = key;
   document.querySelector("#models tbody").replaceChildren(...models.map(row));
   document.getElementById("models-empty").hidden = models.length > 0;
-  chart(models);
+  diceChart(document.getElementById("dice-chart"), models);
   await choice(models);
   return true;
 }, 3000);

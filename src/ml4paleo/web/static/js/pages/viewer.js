@@ -1,11 +1,11 @@
 // Viewer: three orthogonal slices with the segmentation overlay and linked cursors, and the
 // meshes in 3D (lib/view3d.js).
-import { AXIS_INDEX, PLANE } from "../lib/axes.js";
-import { classColor, rgbaTable } from "../lib/colors.js";
-import { $, el, guarded, loadImage, poll } from "../lib/dom.js";
+import { classColor } from "../lib/colors.js";
+import { $, el, guarded, poll } from "../lib/dom.js";
 import { enums } from "../lib/enums.js";
 import { shortId } from "../lib/format.js";
 import { enc, getJob } from "../lib/jobs.js";
+import { OrthoView } from "../lib/orthoview.js";
 import { decodePng } from "../lib/png.js";
 import { MeshView } from "../lib/view3d.js";
 
@@ -19,120 +19,6 @@ const state = {
   classes: [], // segmentation labels: {label, name, color, visible}
   rawLabels: true, // the server answers ?labels=1 with a gray PNG of class indices
 };
-
-// ---------------------------------------------------------------- 2D views
-class OrthoView {
-  constructor(figure) {
-    this.axis = figure.dataset.axis;
-    this.figure = figure;
-    this.canvas = figure.querySelector("canvas");
-    this.slider = figure.querySelector("input");
-    this.out = figure.querySelector("output");
-    this.image = null; // HTMLImageElement of the gray slice
-    this.labels = null; // {width, height, values} class indices, or null
-    this.labelCanvas = document.createElement("canvas");
-    this.request = 0;
-    this.slider.addEventListener("input", () => setCursor({ [this.axis]: Number(this.slider.value) }));
-    const pick = (e) => {
-      const r = this.canvas.getBoundingClientRect();
-      const { u, v } = PLANE[this.axis];
-      const [nu, nv] = this.size();
-      const cu = Math.floor(((e.clientX - r.left) / r.width) * nu);
-      const cv = Math.floor(((e.clientY - r.top) / r.height) * nv);
-      setCursor({ [u]: Math.max(0, Math.min(nu - 1, cu)), [v]: Math.max(0, Math.min(nv - 1, cv)) });
-    };
-    this.canvas.addEventListener("pointerdown", (e) => { this.canvas.setPointerCapture(e.pointerId); pick(e); });
-    this.canvas.addEventListener("pointermove", (e) => { if (e.buttons & 1) pick(e); });
-    this.canvas.addEventListener("wheel", (e) => {
-      e.preventDefault();
-      const n = state.shape[AXIS_INDEX[this.axis]];
-      setCursor({ [this.axis]: Math.max(0, Math.min(n - 1, state.cursor[this.axis] + Math.sign(e.deltaY))) });
-    }, { passive: false });
-  }
-
-  /** Image size (across, down) in voxels. */
-  size() {
-    const { u, v } = PLANE[this.axis];
-    return [state.shape[AXIS_INDEX[u]], state.shape[AXIS_INDEX[v]]];
-  }
-
-  /** Size the canvas to the physical proportions of the slice, a third of the window high at most. */
-  layout() {
-    const { u, v } = PLANE[this.axis];
-    const [nu, nv] = this.size();
-    const aspect = (nv * state.spacing[AXIS_INDEX[v]]) / (nu * state.spacing[AXIS_INDEX[u]]);
-    const availW = Math.max(120, this.figure.clientWidth - 8);
-    const availH = Math.max(140, (window.innerHeight - 200) / 3);
-    let w = availW, h = w * aspect;
-    if (h > availH) { h = availH; w = h / aspect; }
-    const dpr = window.devicePixelRatio || 1;
-    this.canvas.style.width = `${Math.round(w)}px`;
-    this.canvas.style.height = `${Math.round(h)}px`;
-    this.canvas.width = Math.round(w * dpr);
-    this.canvas.height = Math.round(h * dpr);
-    this.slider.max = state.shape[AXIS_INDEX[this.axis]] - 1;
-  }
-
-  async load() {
-    const index = state.cursor[this.axis];
-    const ticket = ++this.request;
-    this.slider.value = index;
-    this.out.textContent = `${this.axis} = ${index}`;
-    const base = `/api/job/${enc}/slice/${this.axis}/${index}.png`;
-    const useServerOverlay = state.seg && !state.rawLabels;
-    const url = useServerOverlay ? `${base}?seg=${encodeURIComponent(state.seg)}&opacity=${state.opacity}` : base;
-    const [image, labels] = await Promise.all([
-      loadImage(url),
-      state.seg && state.rawLabels ? fetchLabels(`${base}?seg=${encodeURIComponent(state.seg)}&labels=1`) : null,
-    ]);
-    if (ticket !== this.request) return;
-    this.image = image;
-    this.labels = labels;
-    this.paintLabels();
-    this.draw();
-  }
-
-  paintLabels() {
-    const l = this.labels;
-    if (!l) return;
-    this.labelCanvas.width = l.width;
-    this.labelCanvas.height = l.height;
-    const ctx = this.labelCanvas.getContext("2d");
-    const img = ctx.createImageData(l.width, l.height);
-    const table = rgbaTable(state.classes.filter((c) => c.visible).map((c) => [c.label, c.color]));
-    for (let i = 0; i < l.values.length; i++) img.data.set(table.subarray(l.values[i] * 4, l.values[i] * 4 + 4), i * 4);
-    ctx.putImageData(img, 0, 0);
-  }
-
-  draw() {
-    const ctx = this.canvas.getContext("2d");
-    const { width: W, height: H } = this.canvas;
-    ctx.imageSmoothingEnabled = false;
-    ctx.fillStyle = "#111";
-    ctx.fillRect(0, 0, W, H);
-    if (this.image) ctx.drawImage(this.image, 0, 0, W, H);
-    if (this.labels && state.seg) {
-      ctx.globalAlpha = state.opacity;
-      ctx.drawImage(this.labelCanvas, 0, 0, W, H);
-      ctx.globalAlpha = 1;
-    }
-    // linked cursor: the other two planes through this one
-    const { u, v } = PLANE[this.axis];
-    const [nu, nv] = this.size();
-    const x = ((state.cursor[u] + 0.5) / nu) * W, y = ((state.cursor[v] + 0.5) / nv) * H;
-    const gap = 6 * (window.devicePixelRatio || 1); // leave the voxel under the cursor visible
-    ctx.lineWidth = 1.5 * (window.devicePixelRatio || 1);
-    for (const [color, dash] of [["rgba(0, 0, 0, 0.6)", []], ["#ffe066", [6, 4]]]) {
-      ctx.strokeStyle = color;
-      ctx.setLineDash(dash);
-      ctx.beginPath();
-      ctx.moveTo(x, 0); ctx.lineTo(x, y - gap); ctx.moveTo(x, y + gap); ctx.lineTo(x, H);
-      ctx.moveTo(0, y); ctx.lineTo(x - gap, y); ctx.moveTo(x + gap, y); ctx.lineTo(W, y);
-      ctx.stroke();
-    }
-    ctx.setLineDash([]);
-  }
-}
 
 /** Class indices of one slice, exact; null (and server-side overlay from then on) when the
  * server answers with a colour image instead of the gray label PNG. */
@@ -149,7 +35,11 @@ async function fetchLabels(url) {
   return png;
 }
 
-const views = [...document.querySelectorAll(".view2d")].map((f) => new OrthoView(f));
+const views = [...document.querySelectorAll(".view2d")].map((figure) => new OrthoView(figure, state, {
+  sliceUrl: (axis, index) => `/api/job/${enc}/slice/${axis}/${index}.png`,
+  fetchLabels,
+  onCursor: setCursor,
+}));
 
 function setCursor(change) {
   const moved = Object.keys(change).filter((k) => change[k] !== state.cursor[k]);

@@ -11,7 +11,7 @@ import { api, ApiError, post } from "../../lib/http.js";
 import { enc, getJob, modelReady, modelReport, statusText } from "../../lib/jobs.js";
 import { LabelBuffer } from "../../lib/labels.js";
 import { metric } from "../../lib/metrics.js";
-import { base64ToBytes, bytesToBase64, decodePng, encodeGrayPng } from "../../lib/png.js";
+import { base64ToBytes, bytesToBase64, decodePng, encodeGrayPng, fetchPng } from "../../lib/png.js";
 import { AnnotationState } from "./state.js";
 import { AnnotationTools } from "./tools.js";
 import { AnnotationView } from "./view.js";
@@ -47,8 +47,8 @@ async function loadSlice(index) {
   if (png.width !== w || png.height !== h) throw new Error(`slice image is ${png.width}×${png.height}, expected ${w}×${h}`);
   let values = null;
   if (state.annotated.has(data.z)) {
-    const mask = await fetch(annotationUrl(data.z));
-    if (mask.ok) values = (await decodePng(new Uint8Array(await mask.arrayBuffer()))).values;
+    const mask = await fetchPng(annotationUrl(data.z));
+    if (mask) values = mask.values;
     if (ticket !== loading) return;
   }
   state.setSlice({ axis: "z", index: data.z, depth: data.depth, gray: png.values, labels: new LabelBuffer(w, h, values) });
