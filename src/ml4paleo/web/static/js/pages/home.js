@@ -1,8 +1,8 @@
 // Home page: create a job, upload the scan (chunked, resumable), list previous jobs.
 import { el, guarded, poll } from "../lib/dom.js";
-import { formatBytes, formatDate, formatDuration } from "../lib/format.js";
+import { formatBytes, formatDuration } from "../lib/format.js";
 import { api } from "../lib/http.js";
-import { statusText } from "../lib/jobs.js";
+import { jobRow } from "../lib/joblist.js";
 import { filesFromDrop, filesFromInput, forgetUpload, pendingUploads, rememberUpload, uploadFiles } from "../lib/upload.js";
 
 const form = document.getElementById("new-job-form");
@@ -138,62 +138,13 @@ document.getElementById("resume-forget").addEventListener("click", () => {
 });
 
 // ---- job list -----------------------------------------------------------------------------
-const DONE = new Set(["meshed", "segmented", "trained", "converted", "annotated"]);
-
-function statusBadge(job) {
-  const cls = job.status === "error" ? "status error" : DONE.has(job.status) ? "status done" : "status";
-  const pct = job.progress > 0 && job.progress < 1 && !DONE.has(job.status) ? ` ${Math.round(job.progress * 100)}%` : "";
-  return el("span", { class: cls, title: job.error || job.stage || "" }, statusText(job.status) + pct);
-}
-
-function jobRow(job) {
-  const link = el("a", { href: `/job/${encodeURIComponent(job.job_id)}`, class: "job-link" }, job.name);
-  const nameCell = el("td", {}, link);
-  const rename = el("button", { type: "button", class: "rename" }, "Rename");
-  const del = el("button", { type: "button", class: "button danger delete" }, "Delete");
-  rename.addEventListener("click", () => {
-    const input = el("input", { type: "text", value: job.name, maxlength: "200", "aria-label": "New name" });
-    const save = el("button", { type: "button", class: "button primary" }, "Save");
-    const done = () => guarded(async () => {
-      const name = input.value.trim();
-      if (name && name !== job.name) await api(`/api/job/${encodeURIComponent(job.job_id)}`, { method: "PATCH", body: { name } });
-      await refreshJobs();
-    });
-    save.addEventListener("click", done);
-    input.addEventListener("keydown", (e) => { if (e.key === "Enter") done(); if (e.key === "Escape") refreshJobs(); });
-    nameCell.replaceChildren(input, " ", save);
-    input.focus();
-    input.select();
-    pausedRefresh = true;
-  });
-  del.addEventListener("click", () => {
-    if (del.dataset.armed) {
-      guarded(async () => {
-        await api(`/api/job/${encodeURIComponent(job.job_id)}`, { method: "DELETE" });
-        forgetUpload(job.job_id);
-        await refreshJobs();
-      });
-      return;
-    }
-    del.dataset.armed = "1";
-    del.textContent = "Really delete?";
-    pausedRefresh = true;
-    setTimeout(() => { delete del.dataset.armed; del.textContent = "Delete"; pausedRefresh = false; }, 4000);
-  });
-  return el("tr", { dataset: { jobId: job.job_id } },
-    nameCell,
-    el("td", {}, statusBadge(job)),
-    el("td", {}, formatDate(job.created_at)),
-    el("td", { class: "num" }, job.upload_bytes ? formatBytes(job.upload_bytes) : "–"),
-    el("td", { class: "num" }, rename, " ", del));
-}
-
 let pausedRefresh = false;
 async function refreshJobs() {
   pausedRefresh = false;
   const { jobs } = await api("/api/jobs");
   const tbody = document.querySelector("#jobs tbody");
-  tbody.replaceChildren(...jobs.map(jobRow));
+  const actions = { refresh: refreshJobs, pause: (paused) => { pausedRefresh = paused; }, onDeleted: forgetUpload };
+  tbody.replaceChildren(...jobs.map((job) => jobRow(job, actions)));
   document.getElementById("jobs-empty").hidden = jobs.length > 0;
   await offerResume(new Map(jobs.map((j) => [j.job_id, j])));
 }
