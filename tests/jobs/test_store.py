@@ -256,6 +256,37 @@ class StoreContract:
         with pytest.raises(InvalidTransition, match="being converted"):
             store.set_voxel_size(job_id, [1, 1, 1])
 
+    def test_voxel_size_after_conversion_follows_the_converters_rule(self, store, tmp_path):
+        """One rule: a unit ``convert_volume`` refuses is refused by a PATCH after conversion too
+        (it used to be written into the volume's metadata), and spellings are normalised alike."""
+        import numpy as np
+
+        from ml4paleo.io.omezarr import OmeZarrWriter, read_info
+        from ml4paleo.pipelines.convert import convert_volume
+
+        job_id = converted_job(store)
+        volume = store.paths(job_id).volume
+        with OmeZarrWriter(volume, (4, 8, 8), np.uint8) as writer:
+            writer.write_slab(0, np.zeros((4, 8, 8), np.uint8))
+        for bad in ("parsec", "pixel", ""):
+            with pytest.raises(InputError, match="unit"):
+                convert_volume(tmp_path / "none", tmp_path / "v.ome.zarr", unit=bad)
+            with pytest.raises(InputError, match="unit"):
+                store.set_voxel_size(job_id, [2, 1, 1], bad)
+        for bad in ([1, float("nan"), 1], [1, True, 1], [1, 1], "111"):
+            with pytest.raises(InputError, match="voxel_size"):
+                convert_volume(tmp_path / "none", tmp_path / "v.ome.zarr", voxel_size=bad)
+            with pytest.raises(InputError, match="voxel_size"):
+                store.set_voxel_size(job_id, bad)
+        assert read_info(volume).unit == "micrometer" and read_info(volume).voxel_size == (1.0, 1.0, 1.0)
+        assert store.job_doc(job_id)["unit"] == "micrometer"
+        doc = store.set_voxel_size(job_id, [2, 1, 1], "mm")
+        assert doc["unit"] == "millimeter" and doc["voxel_size"] == [2.0, 1.0, 1.0]
+        assert read_info(volume).unit == "millimeter" and read_info(volume).voxel_size == (2.0, 1.0, 1.0)
+        with pytest.raises(InputError, match="unit"):
+            store.create_job("furlongs", unit="furlong")
+        assert store.create_job("um", unit="um")["unit"] == "micrometer"
+
     def test_exports_yield_to_meshing(self, store):
         job_id = converted_job(store)
         seg_id, _ = store.queue_start(job_id)

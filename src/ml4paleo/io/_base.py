@@ -10,32 +10,6 @@ import numpy as np
 
 T = TypeVar("T")
 
-UNIT_ALIASES = {
-    "micrometer": "micrometer", "micrometers": "micrometer", "micrometre": "micrometer", "micron": "micrometer",
-    "microns": "micrometer", "um": "micrometer", "µm": "micrometer", "μm": "micrometer", "\\u00b5m": "micrometer",
-    "millimeter": "millimeter", "millimeters": "millimeter", "millimetre": "millimeter", "mm": "millimeter",
-    "nanometer": "nanometer", "nanometers": "nanometer", "nm": "nanometer",
-    "centimeter": "centimeter", "cm": "centimeter", "meter": "meter", "m": "meter",
-    "angstrom": "angstrom", "å": "angstrom",
-}
-"""Spellings found in ImageJ/OME/DICOM metadata and typed by users, to NGFF unit names."""
-
-
-UNIT_METERS = {"angstrom": 1e-10, "nanometer": 1e-9, "micrometer": 1e-6, "millimeter": 1e-3, "centimeter": 1e-2, "meter": 1.0}
-
-
-def convert_lengths(values: tuple[float, ...], unit: str, to: str) -> tuple[float, ...]:
-    """``values`` in ``unit`` expressed in ``to`` (both NGFF names), e.g. 0.5 millimeter -> 500 micrometer."""
-    factor = UNIT_METERS[unit] / UNIT_METERS[to]
-    return tuple(float(v) * factor for v in values)
-
-
-def normalize_unit(unit: str | None) -> str | None:
-    """NGFF name of a length unit (``um`` -> ``micrometer``), None for unknown or ``pixel``."""
-    if not unit:
-        return None
-    return UNIT_ALIASES.get(str(unit).strip().lower())
-
 
 class VolumeReader:
     """A scan opened for slab-by-slab reading, axes (z, y, x).

@@ -14,8 +14,9 @@ import tifffile
 import zarr
 
 from ml4paleo.errors import Ml4PaleoError, UnsupportedFileError
-from ml4paleo.io._base import VolumeReader, normalize_unit, to_gray
+from ml4paleo.io._base import VolumeReader, to_gray
 from ml4paleo.io._sources import Entry
+from ml4paleo.units import normalize_unit
 
 _PER_UNIT_UM = {3: 1e4, 4: 1e3, 5: 1.0}  # RESUNIT centimetre, millimetre, micrometre -> micrometres
 

@@ -28,8 +28,10 @@ from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
 
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.compute.downsample import downsample_labels, downsample_mean, pyramid_factors
+from ml4paleo.enums import CODECS, DEFAULT_CODEC
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
 from ml4paleo.progress import ProgressCallback, no_progress
+from ml4paleo.units import DEFAULT_UNIT, DEFAULT_VOXEL_SIZE, check_unit, check_voxel_size
 
 NGFF_VERSION = "0.5"
 DEFAULT_CHUNK = 64
@@ -37,14 +39,6 @@ DEFAULT_CHUNK = 64
 and for a slab of 64 slices of a 2000^2 scan (~500 MB) to bound conversion memory."""
 PYRAMID_MIN_SIZE = 256
 """Stop adding pyramid levels once y and x are both at most this many voxels."""
-DEFAULT_CODEC = "blosc-lz4"
-"""Measured on this project's 2-core box (64^3 chunks of a CT-like uint16 stack: smooth
-structure + noise sigma 60, one thread): blosc-lz4 with bit-shuffle compresses 1.51x at
-1.4 GB/s and decodes at 1.9-3.9 GB/s; zstd level 1 compresses 1.27x at 0.30 GB/s and decodes
-at ~1 GB/s (zstd 3: 1.28x, 0.25 GB/s). On the real snow scan (full 16-bit range) both are
-near 1x (1.00 vs 1.07). blosc-lz4 is both faster and smaller on scanner data, so it is the
-default; ``zstd`` stays available (neuroglancer and napari read both)."""
-CODECS = ("zstd", "blosc-lz4", "none")
 Kind = Literal["image", "labels"]
 
 
@@ -137,7 +131,7 @@ class OmeZarrWriter:
         dtype: Any,
         *,
         voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0),
-        unit: str | None = "micrometer",
+        unit: str | None = DEFAULT_UNIT,
         chunks: int | tuple[int, int, int] = DEFAULT_CHUNK,
         codec: str = DEFAULT_CODEC,
         kind: Kind = "image",
@@ -148,15 +142,15 @@ class OmeZarrWriter:
         self.path = Path(path)
         if len(shape) != 3 or any(int(n) < 1 for n in shape):
             raise InputError(f"shape must be three positive sizes (z, y, x); got {shape!r}")
-        if len(voxel_size) != 3 or not all(np.isfinite(v) and v > 0 for v in voxel_size):
-            raise InputError(f"voxel_size must be three positive numbers (z, y, x); got {voxel_size!r}")
+        voxel_size = check_voxel_size(voxel_size) or DEFAULT_VOXEL_SIZE
+        unit = check_unit(unit)
         if kind not in ("image", "labels"):
             raise InputError(f"kind must be 'image' or 'labels'; got {kind!r}")
         if self.path.exists() and not overwrite:
             raise OutputExistsError(f"{self.path} already exists (pass overwrite to replace it)")
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
-        self.voxel_size = tuple(float(v) for v in voxel_size)
+        self.voxel_size = voxel_size
         self.unit = unit
         self.kind = kind
         self.attrs = dict(attrs or {})
@@ -396,7 +390,7 @@ def read_info(path: str | Path) -> VolumeInfo:
         dtype=np.dtype(level0.dtype),
         chunks=tuple(level0.chunks),
         voxel_size=tuple(float(s) for s in scale[-3:]),
-        unit=(units[-1] if units else None) or "micrometer",
+        unit=(units[-1] if units else None) or DEFAULT_UNIT,
         kind=own.get("kind", "labels" if "image-label" in ome else "image"),
         level_shapes=tuple(tuple(a.shape) for a in arrays),
         attrs=own,
@@ -427,11 +421,10 @@ def set_voxel_size(path: str | Path, voxel_size: tuple[float, float, float] | li
     level keeps its ratio to level 0; the ``ml4paleo`` attrs record ``voxel_size_source: user``."""
     import json
 
-    size = [float(v) for v in voxel_size]
-    if len(size) != 3 or not all(0 < v < float("inf") for v in size):
-        raise InputError(f"voxel_size must be three positive numbers [z, y, x]; got {list(voxel_size)!r}")
-    if not isinstance(unit, str) or not unit.strip():
-        raise InputError(f"unit must be a non-empty string; got {unit!r}")
+    size = check_voxel_size(voxel_size)
+    unit = check_unit(unit)
+    if size is None or unit is None:
+        raise InputError("set_voxel_size needs both a voxel_size [z, y, x] and a unit")
     read_info(path)  # checks it is an NGFF volume with multiscales
     meta_path = Path(path) / "zarr.json"
     meta = json.loads(meta_path.read_text())
@@ -446,7 +439,7 @@ def set_voxel_size(path: str | Path, voxel_size: tuple[float, float, float] | li
                 transform["scale"] = [*old[:-3], *(n * float(o) / b for n, o, b in zip(size, old[-3:], base))]
     for axis in ms.get("axes", []):
         if isinstance(axis, dict) and axis.get("type") == "space":
-            axis["unit"] = unit.strip()
+            axis["unit"] = unit
     attrs.setdefault("ml4paleo", {})["voxel_size_source"] = "user"
     tmp = partial_path(meta_path)
     try:

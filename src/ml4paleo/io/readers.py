@@ -19,14 +19,14 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from ml4paleo.errors import InputError, UnsafeArchiveError, UnsupportedFileError, VolumeNotFoundError
-from ml4paleo.io._base import VolumeReader, convert_lengths, normalize_unit
+from ml4paleo.io._base import VolumeReader
 from ml4paleo.io._dicom import DicomSeriesReader
 from ml4paleo.io._sniff import natural_key, promises_image, sniff_bytes, unsupported_format
 from ml4paleo.io._sources import Archive, Entry, Scratch, describe, list_archive, list_folder, split_junk
 from ml4paleo.io._stack import SliceStackReader
 from ml4paleo.io._tiff import TiffVolumeReader
 
-__all__ = ["VolumeReader", "open_volume", "sniff", "natural_key", "normalize_unit", "convert_lengths", "SOURCE_KINDS"]
+__all__ = ["VolumeReader", "open_volume", "sniff", "natural_key", "SOURCE_KINDS"]
 
 SOURCE_KINDS = ("tiff-stack", "png-stack", "jpeg-stack", "tiff-volume", "dicom-series")
 """What :attr:`VolumeReader.source_kind` can be; prefixed ``zip:`` when read from a zip."""

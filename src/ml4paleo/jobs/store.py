@@ -15,6 +15,7 @@ from typing import Any, Iterator, Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ml4paleo.enums import default_classes
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition, JobNotFound, PayloadTooLarge
 from ml4paleo.jobs._db import make_engine
 from ml4paleo.jobs._queue import QueueMixin
@@ -22,11 +23,8 @@ from ml4paleo.jobs.paths import JobPaths, check_job_id, new_job_id
 from ml4paleo.jobs.statuses import BUSY, Status, transition
 from ml4paleo.jobs.tables import Annotation, Event, Job, Mesh, Model, Segmentation, Task, Upload
 from ml4paleo.settings import Settings
+from ml4paleo.units import check_unit, check_voxel_size
 
-DEFAULT_CLASSES = (
-    {"value": 1, "name": "background", "color": "#3b82f6"},
-    {"value": 2, "name": "fossil", "color": "#f59e0b"},
-)
 MAX_NAME = 200
 
 
@@ -67,20 +65,9 @@ def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
     return out
 
 
-def check_voxel_size(voxel_size: Any) -> list[float] | None:
-    """``[z, y, x]`` as three positive floats (None passes through), or InputError."""
-    if voxel_size is None:
-        return None
-    if (not isinstance(voxel_size, (list, tuple)) or len(voxel_size) != 3
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e9 for v in voxel_size)):
-        raise InputError(f"voxel_size must be three positive numbers [z, y, x]; got {voxel_size!r}"[:200])
-    return [float(v) for v in voxel_size]
-
-
-def check_unit(unit: Any) -> str | None:
-    if unit is not None and (not isinstance(unit, str) or not unit.strip() or len(unit) > 40):
-        raise InputError(f"unit must be a short non-empty string; got {unit!r}"[:200])
-    return unit.strip() if unit is not None else None
+def _listed(voxel_size: tuple[float, ...] | None) -> list[float] | None:
+    """A checked voxel size as the JSON list the job record keeps."""
+    return None if voxel_size is None else list(voxel_size)
 
 
 def check_name(name: Any) -> str:
@@ -134,14 +121,13 @@ class JobStore(QueueMixin):
     def create_job(self, name: str, *, voxel_size: Sequence[float] | None = None, unit: str | None = None,
                    source_type: str | None = None) -> dict[str, Any]:
         name = check_name(name)
-        voxel_size = check_voxel_size(voxel_size)
-        for label, value in (("unit", unit), ("source_type", source_type)):
-            if value is not None and (not isinstance(value, str) or len(value) > 40):
-                raise InputError(f"{label} must be a short string; got {value!r}"[:200])
+        voxel_size, unit = _listed(check_voxel_size(voxel_size)), check_unit(unit)
+        if source_type is not None and (not isinstance(source_type, str) or len(source_type) > 40):
+            raise InputError(f"source_type must be a short string; got {source_type!r}"[:200])
         now = time.time()
         job = Job(id=new_job_id(), name=name, status=Status.UPLOADING.value, progress=0.0, stage="",
                   created_at=now, updated_at=now, voxel_size=voxel_size, unit=unit, source_type=source_type,
-                  classes=[dict(c) for c in DEFAULT_CLASSES], upload_bytes=0, annotation_rev=0)
+                  classes=default_classes(), upload_bytes=0, annotation_rev=0)
         with self.session() as s:
             s.add(job)
             s.add(Event(job_id=job.id, at=now, kind="status:uploading", detail="created"))
@@ -192,7 +178,7 @@ class JobStore(QueueMixin):
         converter uses it); after, the NGFF scale metadata of the volume and of its finished
         segmentations is rewritten in place (``zarr.json`` only, no voxel). Existing meshes keep
         the units they were made with. Returns the job document plus ``voxel_size_note``."""
-        voxel_size, unit = check_voxel_size(voxel_size), check_unit(unit)
+        voxel_size, unit = _listed(check_voxel_size(voxel_size)), check_unit(unit)
         if voxel_size is None and unit is None:
             raise InputError("give voxel_size [z, y, x] and/or unit")
         with self.session() as s:

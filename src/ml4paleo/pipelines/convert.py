@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.io.omezarr import CODECS, DEFAULT_CHUNK, DEFAULT_CODEC, OmeZarrWriter
-from ml4paleo.io.readers import convert_lengths, normalize_unit, open_volume
+from ml4paleo.enums import CODECS, DEFAULT_CODEC
+from ml4paleo.io.omezarr import DEFAULT_CHUNK, OmeZarrWriter
+from ml4paleo.io.readers import open_volume
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
+from ml4paleo.units import DEFAULT_UNIT, DEFAULT_VOXEL_SIZE, check_unit, check_voxel_size, convert_lengths
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VOXEL_SIZE = (1.0, 1.0, 1.0)
-DEFAULT_UNIT = "micrometer"
 _LEVEL0_SHARE = 0.85
 """Fraction of the progress bar for full resolution; the pyramid takes the rest."""
 
@@ -40,21 +40,12 @@ class ConvertResult:
     source_kind: str
     warnings: list[str] = field(default_factory=list)
     n_files: int = 0
+    kind: str = "image"
+    """``image`` (a scan) or ``labels`` (a label map, recorded as a segmentation)."""
 
 
 def _check_options(voxel_size, unit, chunk, codec) -> tuple:
-    if voxel_size is not None:
-        try:
-            voxel_size = tuple(float(v) for v in voxel_size)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"voxel_size must be three positive numbers (z, y, x); got {voxel_size!r}") from exc
-        if len(voxel_size) != 3 or not all(np.isfinite(v) and v > 0 for v in voxel_size):
-            raise InputError(f"voxel_size must be three positive numbers (z, y, x); got {voxel_size!r}")
-    if unit is not None:
-        norm = normalize_unit(unit)
-        if norm is None:
-            raise InputError(f"unit must be a length unit such as micrometer or millimeter; got {unit!r}")
-        unit = norm
+    voxel_size, unit = check_voxel_size(voxel_size), check_unit(unit)
     if chunk is not None:
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or not 8 <= int(chunk) <= 1024:
             raise InputError(f"chunk must be a whole number of voxels between 8 and 1024; got {chunk!r}")
@@ -72,6 +63,7 @@ def convert_volume(
     unit: str | None = None,
     chunk: int | None = None,
     codec: str | None = None,
+    labels: bool = False,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ConvertResult:
@@ -87,6 +79,9 @@ def convert_volume(
         unit, else micrometer. With a voxel size from the files, that size is converted to it.
     chunk : chunk edge (and slab depth) in voxels, default 64.
     codec : ``blosc-lz4`` (default, fastest and smallest on scans), ``zstd`` or ``none``.
+    labels : the files hold a label map made elsewhere (integer voxels, 0 background), not a
+        scan: it is written as a segmentation (``kind="labels"``, pyramid by picking voxels,
+        never averaging), which :func:`~ml4paleo.pipelines.mesh.mesh_labels` meshes as it is.
     progress : ``progress(done, total, stage)``; raise :class:`~ml4paleo.errors.Cancelled` to stop.
     """
     voxel_size, unit, chunk, codec = _check_options(voxel_size, unit, chunk, codec)
@@ -97,6 +92,9 @@ def convert_volume(
     progress(0, 1, "reading file headers")
     depth = chunk or DEFAULT_CHUNK
     with open_volume(src, scratch_dir=dst.parent) as reader:
+        if labels and not np.issubdtype(reader.dtype, np.integer):
+            raise InputError(f"{Path(src).name} holds {reader.dtype} voxels; a label map needs integer voxels "
+                             "(convert it without labels to use it as a scan)")
         warnings = list(reader.warnings)
         if voxel_size is not None:
             size, size_source = voxel_size, "user"
@@ -121,7 +119,7 @@ def convert_volume(
         nz = reader.shape[0]
         with OmeZarrWriter(
             dst, reader.shape, reader.dtype, voxel_size=size, unit=unit, chunks=depth,
-            codec=codec or DEFAULT_CODEC, attrs=attrs, overwrite=overwrite,
+            codec=codec or DEFAULT_CODEC, kind="labels" if labels else "image", attrs=attrs, overwrite=overwrite,
         ) as writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="ml4paleo-prefetch") as prefetch:
             starts = list(range(0, nz, depth))
             pending = prefetch.submit(reader.read, 0, min(depth, nz))
@@ -151,4 +149,5 @@ def convert_volume(
         source_kind=reader.source_kind,
         warnings=warnings,
         n_files=reader.n_files,
+        kind="labels" if labels else "image",
     )
