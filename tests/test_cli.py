@@ -55,3 +55,51 @@ def test_convert_bad_input_is_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["convert", str(tmp_path / "empty"), str(tmp_path / "v.ome.zarr")])
     assert result.exit_code != 0 and "Error:" in result.output and "empty" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "v.ome.zarr").exists()
+
+
+def test_a_label_map_made_elsewhere_is_converted_with_labels_then_meshed(tmp_path):
+    """``convert --labels`` records a label TIFF stack as a segmentation that ``mesh`` accepts;
+    without it, ``mesh`` names the CLI options to use (not the Python keyword)."""
+    import trimesh
+
+    labels = np.zeros((12, 14, 16), np.uint16)
+    labels[2:9, 3:11, 4:12] = 3  # a box, and a second structure
+    labels[3:6, 5:8, 13:15] = 7
+    (tmp_path / "stack").mkdir()
+    for z, img in enumerate(labels):
+        tifffile.imwrite(tmp_path / "stack" / f"label_{z:03d}.tif", img)
+    dst = tmp_path / "labels.ome.zarr"
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "stack"), str(dst), "--labels",
+                                       "--voxel-size", "2", "1", "1", "--unit", "um"])
+    assert result.exit_code == 0, result.output
+    assert "label map" in result.output
+    info = read_info(dst)
+    assert info.kind == "labels" and info.dtype == np.uint16 and info.unit == "micrometer"
+    np.testing.assert_array_equal(open_level(dst)[:], labels)
+
+    meshes = tmp_path / "meshes"
+    result = CliRunner().invoke(main, ["mesh", str(dst), str(meshes), "--format", "stl"])
+    assert result.exit_code == 0, result.output
+    for label in (3, 7):
+        stl = meshes / f"label_{label}_micrometer.stl"
+        assert stl.is_file()
+        mesh = trimesh.load(stl)
+        assert mesh.is_watertight and mesh.volume > 0
+    box = trimesh.load(meshes / "label_3_micrometer.stl")
+    assert box.bounds[1][2] - box.bounds[0][2] == pytest.approx(7 * 2.0, abs=2.0)  # z extent in micrometres
+
+    scan = tmp_path / "scan.ome.zarr"
+    assert CliRunner().invoke(main, ["convert", str(tmp_path / "stack"), str(scan)]).exit_code == 0
+    refused = CliRunner().invoke(main, ["mesh", str(scan), str(tmp_path / "m2")])
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "--labels" in refused.output and "labels=[" not in refused.output
+
+
+def test_convert_labels_refuses_float_voxels_and_bad_units(tmp_path):
+    (tmp_path / "f").mkdir()
+    for z in range(3):
+        tifffile.imwrite(tmp_path / "f" / f"s{z}.tif", np.full((4, 4), 0.5, np.float32))
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "f"), str(tmp_path / "l.ome.zarr"), "--labels"])
+    assert result.exit_code != 0 and "integer" in result.output and not (tmp_path / "l.ome.zarr").exists()
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "f"), str(tmp_path / "v.ome.zarr"), "--unit", "parsec"])
+    assert result.exit_code == 2 and "--unit" in result.output and not (tmp_path / "v.ome.zarr").exists()

@@ -15,6 +15,11 @@ class InputError(Ml4PaleoError, ValueError):
     """The user's input (files, parameters, annotations) cannot be used; the message says why."""
 
 
+class NotALabelMap(InputError):
+    """An image volume (a scan) given where a label map (a segmentation) is expected; the CLI
+    rewrites the message to name its own options."""
+
+
 class UnsupportedFileError(InputError):
     """A file is not an image of a kind we read, or is corrupt/truncated."""
 

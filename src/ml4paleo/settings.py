@@ -87,6 +87,18 @@ class Settings:
         settings = cls(**values)
         return settings.replace()  # normalise types of overrides
 
+    @classmethod
+    def env_value(cls, name: str, env: Mapping[str, str] | None = None) -> Any:
+        """One setting as :meth:`from_env` would give it (its ``ML4PALEO_*`` variable, parsed,
+        else its default), without checking the others: for library code whose keyword default
+        is a setting (the pipelines' ``scheduler=None`` is ``env_value("dask_scheduler")``)."""
+        by_name = {f.name: f for f in fields(cls) if f.name != "extra"}
+        if name not in by_name:
+            raise InputError(f"unknown setting {name!r}")
+        env = os.environ if env is None else env
+        key = ENV_PREFIX + name.upper()
+        return _parse(by_name[name], env[key], key) if env.get(key, "") != "" else by_name[name].default
+
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes``, types normalised and values checked."""
         merged = dataclasses.replace(self, **changes)

@@ -202,10 +202,11 @@ def weld(pieces: Iterable[MeshPiece], *, canonical: bool = False) -> tuple[np.nd
     return _unpack(unique), (canonical_faces(faces) if canonical else faces)
 
 
-def to_physical(coords: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray:
-    """Half-voxel integer coordinates to physical (z, y, x) float64: voxel centre ``i`` sits at
-    ``i * voxel_size``, the OME-Zarr (NGFF) convention for a scale transform."""
-    return coords.astype(np.float64) * (0.5 * np.asarray(voxel_size, dtype=np.float64))
+def to_physical(verts: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray:
+    """Vertices on the voxel lattice (voxel units, e.g. welded half-voxel coordinates / 2) to
+    physical (z, y, x) float64: voxel centre ``i`` sits at ``i * voxel_size``, the OME-Zarr
+    (NGFF) convention for a scale transform. The one place a mesh gets its physical units."""
+    return np.asarray(verts, dtype=np.float64) * np.asarray(voxel_size, dtype=np.float64)
 
 
 def iter_blocks(volume: np.ndarray, windows: Iterable[ChunkWindow]) -> Iterator[tuple[ChunkWindow, np.ndarray]]:
@@ -240,7 +241,7 @@ def mesh_array(
     out = {}
     for label in sorted(pieces):
         coords, faces = weld(pieces[label], canonical=True)
-        out[label] = (to_physical(coords, voxel_size), faces)
+        out[label] = (to_physical(coords / 2.0, voxel_size), faces)
     return out
 
 

@@ -16,11 +16,11 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ml4paleo.errors import InputError
 from ml4paleo.atomic import partial_path, replace_atomically
+from ml4paleo.enums import MESH_FORMATS
+from ml4paleo.errors import InputError
 
 __all__ = [
-    "MESH_FORMATS",
     "write_mesh",
     "encode_png",
     "encode_tiff",
@@ -31,7 +31,6 @@ __all__ = [
     "folder_entries",
 ]
 
-MESH_FORMATS = ("stl", "obj", "ply", "glb")
 _BLOCK = 1 << 20
 """Bytes copied per step when zipping a file: the unit of streaming and of memory."""
 _DEFLATE_SUFFIXES = {".json", ".txt", ".md", ".csv", ".obj", ".ply", ".stl", ".tif", ".tiff", ".npy"}

@@ -1,8 +1,9 @@
 """Run independent chunk tasks through Dask with progress: the scheduler belongs to the caller.
 
 ``scheduler`` is ``"synchronous"`` (or ``"sync"``), ``"threads"``, ``"processes"``, or a ``tcp://host:port`` address of
-a Dask distributed scheduler; ``None`` reads ``ML4PALEO_DASK_SCHEDULER`` and otherwise picks
-processes (the work holds the GIL, e.g. zmesh's marching cubes) when there are several tasks.
+a Dask distributed scheduler; ``None`` takes the settings' value (:attr:`ml4paleo.settings.Settings.dask_scheduler`,
+``ML4PALEO_DASK_SCHEDULER``) and otherwise picks processes (the work holds the GIL, e.g. zmesh's marching cubes)
+when there are several tasks.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any, Callable, Sequence
 
 from ml4paleo.errors import InputError
 from ml4paleo.progress import ProgressCallback, no_progress
+from ml4paleo.settings import Settings
 
-SCHEDULER_ENV = "ML4PALEO_DASK_SCHEDULER"
 LOCAL_SCHEDULERS = ("synchronous", "sync", "threads", "processes")
 
 
@@ -22,9 +23,14 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def settings_scheduler() -> str:
+    """The scheduler of the settings (``ML4PALEO_DASK_SCHEDULER``); empty means local."""
+    return Settings.env_value("dask_scheduler")
+
+
 def resolve_scheduler(scheduler: str | None, n_tasks: int) -> str:
-    """The scheduler to use: explicit, else the environment, else processes for several tasks."""
-    choice = scheduler or os.environ.get(SCHEDULER_ENV) or ""
+    """The scheduler to use: explicit, else the settings', else processes for several tasks."""
+    choice = scheduler or settings_scheduler()
     if not choice:
         return "processes" if n_tasks > 1 and cores() > 1 else "synchronous"
     if choice in LOCAL_SCHEDULERS or "://" in choice:

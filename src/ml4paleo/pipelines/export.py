@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ml4paleo.enums import EXPORT_FORMATS
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.exports import (
     encode_png,
@@ -31,7 +32,6 @@ from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
 from ml4paleo.pipelines._tasks import cores
 from ml4paleo.progress import ProgressCallback, no_progress
 
-EXPORT_FORMATS = ("zarr-zip", "png-zip", "tiff-zip", "tiff")
 _BIGTIFF_LIMIT = 2**32 - 2**27
 """Above this many bytes a multi-page TIFF is written as BigTIFF (classic TIFF ends at 4 GiB)."""
 

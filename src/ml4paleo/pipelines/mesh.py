@@ -10,7 +10,6 @@ temporary name and renamed when complete.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -20,11 +19,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ml4paleo.compute import mesh as meshing
-from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.io.exports import MESH_FORMATS, write_mesh
+from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
+from ml4paleo.enums import MESH_FORMATS
+from ml4paleo.io.exports import write_mesh
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
-from ml4paleo.pipelines._tasks import SCHEDULER_ENV, run_tasks
+from ml4paleo.pipelines._tasks import run_tasks, settings_scheduler
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 MESH_CHUNK = 256
@@ -94,11 +94,6 @@ def _lattice_mesh(pieces: list[meshing.MeshPiece], simplify: float | None, max_e
     return verts, faces
 
 
-def _physical(verts: np.ndarray, faces: np.ndarray, voxel_size: tuple[float, float, float], smooth: int) -> np.ndarray:
-    """Scale lattice vertices to physical units, then smooth (Taubin, no shrinkage)."""
-    return meshing.taubin_smooth(verts * np.asarray(voxel_size), faces, smooth)
-
-
 def _label_names(attrs: dict) -> dict[int, str]:
     """Class names recorded by the segmentation (``attrs["classes"]``, index = label value)."""
     names = {}
@@ -166,7 +161,7 @@ def mesh_labels(
     smooth : Taubin smoothing iterations (no shrinkage).
     formats : any of stl, obj, ply, glb (a list or "stl,obj").
     chunk : chunk edge in voxels of the meshed grid; ``scheduler``: see
-        :mod:`ml4paleo.pipelines._tasks`.
+        :mod:`ml4paleo.pipelines._tasks` (None: the settings' ``dask_scheduler``).
     preview_triangles : when a mesh has more triangles than this, also write a light copy
         simplified to about this many (``preview/label_<k>_<unit>.ply``, key ``preview`` in
         meshes.json) for a browser's 3D view, from the same welded mesh (no second meshing pass).
@@ -182,8 +177,9 @@ def mesh_labels(
     if not np.issubdtype(info.dtype, np.integer):
         raise InputError(f"{labels_path} holds {info.dtype} voxels; meshing needs an integer label volume")
     if info.kind != "labels" and wanted is None:
-        raise InputError(f"{labels_path} is an image volume, not a segmentation: every gray value would become a "
-                         "mesh; pass labels=[...] to mesh chosen values anyway")
+        raise NotALabelMap(f"{labels_path} is an image volume, not a segmentation: every gray value would become a "
+                           "mesh; pass labels=[...] to mesh chosen values anyway, or convert a label map with "
+                           "convert_volume(..., labels=True)")
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise OutputExistsError(f"{out_dir} already exists (pass overwrite to replace it)")
@@ -192,7 +188,8 @@ def mesh_labels(
     voxel_size = tuple(float(v) * downsample for v in info.voxel_size)
     unit = info.unit
     windows = meshing.chunk_windows(grid, int(chunk))
-    if scheduler is None and not os.environ.get(SCHEDULER_ENV) and int(np.prod(grid)) < PARALLEL_MIN_VOXELS:
+    scheduler = scheduler or settings_scheduler() or None
+    if scheduler is None and int(np.prod(grid)) < PARALLEL_MIN_VOXELS:
         scheduler = "synchronous"
     args = [(str(labels_path), level, stride, grid, w, wanted) for w in windows]
     progress(0.0, 1.0, "meshing chunks")
@@ -230,7 +227,7 @@ def mesh_labels(
             # a displacement of e voxels is at most e * max(voxel_size) in physical units
             err = None if max_error is None else float(max_error) / max(voxel_size)
             lattice, faces = _lattice_mesh(pieces.pop(label), simplify, err)
-            verts = _physical(lattice, faces, voxel_size, int(smooth))
+            verts = meshing.taubin_smooth(meshing.to_physical(lattice, voxel_size), faces, int(smooth))
             m = meshing.measure_mesh(verts, faces)
             m.update(voxel_count=voxels.get(label, 0),
                      voxel_volume=float(voxels.get(label, 0) * np.prod(voxel_size)),
@@ -245,7 +242,8 @@ def mesh_labels(
                 pv, pf = meshing.simplify_mesh(lattice, faces, ratio=preview_triangles / len(faces))
                 name = f"{PREVIEW_DIR}/label_{label}_{safe_unit}.ply"
                 (tmp / PREVIEW_DIR).mkdir(exist_ok=True)
-                write_mesh(tmp / name, _physical(pv, pf, voxel_size, int(smooth)), pf, "ply")
+                write_mesh(tmp / name, meshing.taubin_smooth(meshing.to_physical(pv, voxel_size), pf, int(smooth)),
+                           pf, "ply")
                 entry["preview"] = name
             del lattice
             measurements[label] = m

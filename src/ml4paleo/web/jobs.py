@@ -1,4 +1,5 @@
-"""Jobs concern: list, rename, delete, classes, the job's event log, health and the OpenAPI document."""
+"""Jobs concern: list, rename, delete, classes, the job's event log, health, the enumerations
+the pages offer (``/api/enums``) and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import shutil
 from flask import Blueprint, jsonify
 
 from ml4paleo import __version__
+from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, default_classes
 from ml4paleo.errors import InputError
-from ml4paleo.io.exports import MESH_FORMATS
-from ml4paleo.io.omezarr import CODECS
 from ml4paleo.jobs.statuses import Status
-from ml4paleo.jobs.store import DEFAULT_CLASSES, check_name
-from ml4paleo.pipelines.export import EXPORT_FORMATS
+from ml4paleo.jobs.store import check_name
+from ml4paleo.units import LENGTH_UNITS
 from ml4paleo.web._common import json_body, paths, store
+from ml4paleo.web.openapi import document
 
 bp = Blueprint("jobs", __name__)
 
@@ -65,13 +66,12 @@ def health():
 
 @bp.get("/api/enums")
 def enums():
-    """Enumerated values the pages use, each from its one definition in Python."""
+    """Every enumerated value a page offers, from its one definition (pages never copy them)."""
     return jsonify(mesh_formats=list(MESH_FORMATS), export_formats=list(EXPORT_FORMATS), codecs=list(CODECS),
-                   default_classes=[dict(c) for c in DEFAULT_CLASSES], job_statuses=[s.value for s in Status])
+                   default_classes=default_classes(), job_statuses=[s.value for s in Status],
+                   units=list(LENGTH_UNITS))
 
 
 @bp.get("/api/openapi.json")
 def openapi():
-    from ml4paleo.web.openapi import document
-
     return jsonify(document())

@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from ml4paleo import __version__
+from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS
+from ml4paleo.jobs.statuses import Status
+from ml4paleo.units import LENGTH_UNITS
 
 _JOB = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _SEG = {"name": "seg_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
@@ -24,9 +27,7 @@ _SCHEMAS: dict[str, Any] = {
                              "name": {"type": "string"}, "color": {"type": "string"}}},
     "Job": {"type": "object", "properties": {
         "job_id": {"type": "string"}, "name": {"type": "string"},
-        "status": {"type": "string", "enum": ["uploading", "uploaded", "converting", "converted", "annotated",
-                                              "training_queued", "training", "trained", "segmenting", "segmented",
-                                              "meshing_queued", "meshing", "meshed", "error"]},
+        "status": {"type": "string", "enum": [s.value for s in Status]},
         "progress": {"type": "number"}, "stage": {"type": "string"}, "error": {"type": "string", "nullable": True},
         "created_at": {"type": "string"}, "updated_at": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer"}, "nullable": True},
@@ -38,6 +39,14 @@ _SCHEMAS: dict[str, Any] = {
         "annotations": {"type": "array", "items": {"type": "integer"}},
         "models": {"type": "array", "items": _OBJ}, "segmentations": {"type": "array", "items": _OBJ},
         "annotations_changed_since_segmentation": {"type": "boolean"}, "upload_bytes": {"type": "integer"}}},
+    "Enums": {"type": "object", "required": ["mesh_formats", "export_formats", "codecs", "default_classes",
+                                             "job_statuses", "units"], "properties": {
+        "mesh_formats": {"type": "array", "items": {"type": "string", "enum": list(MESH_FORMATS)}},
+        "export_formats": {"type": "array", "items": {"type": "string", "enum": list(EXPORT_FORMATS)}},
+        "codecs": {"type": "array", "items": {"type": "string", "enum": list(CODECS)}},
+        "default_classes": {"type": "array", "items": {"$ref": "#/components/schemas/Class"}},
+        "job_statuses": {"type": "array", "items": {"type": "string", "enum": [s.value for s in Status]}},
+        "units": {"type": "array", "items": {"type": "string", "enum": list(LENGTH_UNITS)}}}},
 }
 
 
@@ -80,8 +89,9 @@ def _paths() -> dict[str, Any]:
     return {
         "/api/health": {"get": _op("Liveness and queue depths", errors=())},
         "/api/openapi.json": {"get": _op("This document", errors=())},
-        "/api/enums": {"get": _op("Enumerated values (mesh/export formats, codecs, default classes, job statuses)",
-                                  errors=())},
+        "/api/enums": {"get": _op("Enumerated values for the pages: mesh and export formats, codecs, the default "
+                                  "classes of a new job, job statuses, length units", errors=(),
+                                  ok_schema={"$ref": "#/components/schemas/Enums"})},
         "/api/jobs": {"get": _op("Every job, newest first", errors=())},
         "/api/job/new": {"post": _op("Create a job", body=_body({
             "name": {"type": "string"}, "voxel_size": {"type": "array", "items": {"type": "number"}},
@@ -121,7 +131,7 @@ def _paths() -> dict[str, Any]:
                                    "when no annotation changed since it was trained)", [_JOB], ok="202", errors=("404", "409"))},
         j + "/mesh": {"post": _op("Queue meshing", [_JOB], _body({
             "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
-                "type": "string", "enum": ["stl", "obj", "ply", "glb"]}}}), ok="202", errors=("400", "404", "409"))},
+                "type": "string", "enum": list(MESH_FORMATS)}}}), ok="202", errors=("400", "404", "409"))},
         j + "/cancel": {"post": _op("Cancel the queued or running task", [_JOB], errors=("404", "409"))},
         j + "/slice/{axis}/{index}.png": {"get": _op("A rendered slice; labels=1 with seg: the class indices as a gray PNG; max: longest side "
                                          "in pixels (thumbnail)", [_JOB, {

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template
 
+from ml4paleo.enums import MESH_FORMATS
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.models import model_report
 from ml4paleo.web._common import json_body, paths, store
 
 bp = Blueprint("segment", __name__)
-MESH_FORMATS = ("stl", "obj", "ply", "glb")
 
 
 @bp.get("/job/<job_id>/models")
