@@ -210,17 +210,11 @@ def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_hol
 @user_errors
 def predict_slice_command(volume, model_dir, z, out_png) -> None:
     """Predict slice Z of VOLUME with MODEL_DIR and write its class indices as an 8-bit PNG."""
-    from pathlib import Path
-
-    from PIL import Image
-
+    from ml4paleo.io.png import write_png  # lazy, as the pipelines: numpy, imagecodecs, Pillow
     from ml4paleo.pipelines.preview import predict_slice
 
     labels = predict_slice(volume, model_dir, z)
-    out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.partial")
-    Image.fromarray(labels).save(tmp, format="PNG")
-    tmp.replace(out)
+    out = write_png(out_png, labels)
     click.echo(f"wrote {out}: classes present {sorted(set(labels.ravel().tolist()))}")
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.compute import display
-from ml4paleo.io import slices
+from ml4paleo.io import png, slices
 
 
 def test_robust_window_ignores_a_few_hot_voxels(rng):
@@ -42,11 +42,11 @@ def test_next_slice_favours_slices_far_from_annotated_ones(rng):
 
 def test_png_round_trip_and_bad_png():
     image = np.arange(20, dtype=np.uint8).reshape(4, 5)
-    assert (slices.decode_png(slices.encode_png(image)) == image).all()
+    assert (png.decode_png(png.encode_png(image)) == image).all()
     with pytest.raises(InputError, match="mask is not a readable PNG"):
-        slices.decode_png(b"GIF89a", what="mask")
+        png.decode_png(b"GIF89a", what="mask")
     with pytest.raises(InputError, match="mask is 5x4 pixels; slices are 3x2"):
-        slices.decode_png(slices.encode_png(image), what="mask", shape=(2, 3))
+        png.decode_png(png.encode_png(image), what="mask", shape=(2, 3))
 
 
 def test_a_decompression_bomb_is_refused_from_its_header():
@@ -59,9 +59,9 @@ def test_a_decompression_bomb_is_refused_from_its_header():
     header = (60000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
     bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
     with pytest.raises(InputError):
-        slices.decode_png(bomb, what="mask")
+        png.decode_png(bomb, what="mask")
     with pytest.raises(InputError, match="mask"):
-        slices.decode_png(bomb, what="mask", shape=(8, 8))
+        png.decode_png(bomb, what="mask", shape=(8, 8))
 
 
 def test_read_slice_checks_axis_and_range(tmp_path, rng):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ml4paleo.compute import mesh as meshing
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.io import exports
+from ml4paleo.io import exports, png
 
 
 @pytest.fixture
@@ -53,13 +53,13 @@ def test_unknown_mesh_format(tmp_path, box_mesh):
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_png_keeps_bit_depth(rng, dtype):
     img = rng.integers(0, np.iinfo(dtype).max, size=(17, 23), dtype=dtype)
-    back = np.array(Image.open(io.BytesIO(exports.encode_png(img))))
+    back = np.array(Image.open(io.BytesIO(png.encode_png(img))))
     assert back.dtype == dtype and np.array_equal(back, img)
 
 
 def test_png_refuses_float():
     with pytest.raises(InputError, match="float32"):
-        exports.encode_png(np.zeros((4, 4), np.float32))
+        png.encode_png(np.zeros((4, 4), np.float32))
 
 
 @pytest.mark.parametrize("compress", [False, True])

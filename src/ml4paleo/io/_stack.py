@@ -17,15 +17,11 @@ from ml4paleo.errors import InputError, Ml4PaleoError, UnsupportedFileError
 from ml4paleo.io import _tiff
 from ml4paleo.io._base import VolumeReader, to_gray
 from ml4paleo.io._sources import Entry
+from ml4paleo.io.png import decode_scan_png
 
 
 def _decode_png(entry: Entry) -> np.ndarray:
-    try:
-        return imagecodecs.png_decode(entry.read_bytes())
-    except Ml4PaleoError:
-        raise
-    except Exception as exc:
-        raise UnsupportedFileError(f"{entry.name}: corrupt or truncated PNG ({exc})") from exc
+    return decode_scan_png(entry.read_bytes(), what=entry.name)
 
 
 def _decode_jpeg(entry: Entry) -> np.ndarray:

@@ -10,15 +10,13 @@ z, columns x), ``x_0080.png`` the plane x = 80 (rows z, columns y); their key is
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ml4paleo.errors import ArtifactNotFound, InputError, UnsupportedFileError
+from ml4paleo.errors import ArtifactNotFound, InputError
+from ml4paleo.io.png import png_pixels, write_png
 
 __all__ = ["SliceKey", "annotation_files", "delete_annotation", "key_name", "plane_of", "read_annotation", "read_annotations",
            "write_annotation"]
@@ -74,13 +72,7 @@ def annotation_files(folder: str | Path) -> dict[SliceKey, Path]:
 def read_annotation(path: str | Path) -> np.ndarray:
     """One annotation PNG as a 2D uint8 array of label values."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            arr = np.asarray(img)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise UnsupportedFileError(f"annotation {path} is not a readable PNG: {exc}") from exc
+    arr, mode = png_pixels(path.read_bytes(), what=f"annotation {path}")
     if arr.ndim == 3:
         # an RGB(A)/LA PNG is usable only if it is gray (every colour channel equal)
         color = arr[..., :3] if mode in ("RGB", "RGBA") else arr[..., :1]
@@ -119,14 +111,7 @@ def write_annotation(folder: str | Path, z: int, mask: np.ndarray) -> Path:
         raise InputError(f"annotation values must be integers 0..255; got dtype {mask.dtype}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    dst = folder / f"{int(z)}.png"
-    tmp = folder / f".{int(z)}.png.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        Image.fromarray(mask.astype(np.uint8)).save(tmp, format="PNG")
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    dst = write_png(folder / f"{int(z)}.png", mask.astype(np.uint8))
     for other in folder.glob("*.png"):
         if other != dst and _slice_index(other) == int(z):
             other.unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""Writers for downloads: mesh files, PNG/TIFF slices, and zips streamed entry by entry.
+"""Writers for downloads: mesh files, TIFF slices, and zips streamed entry by entry (PNG
+slices: :mod:`ml4paleo.io.png`).
 
 Mesh files: binary STL and OBJ (shared vertices) written with numpy in blocks, binary PLY and
 GLB by trimesh; never a Python loop over faces. Meshes come in as (z, y, x) like every array
@@ -22,7 +23,6 @@ from ml4paleo.errors import InputError
 
 __all__ = [
     "write_mesh",
-    "encode_png",
     "encode_tiff",
     "tiff_resolution",
     "imagej_compatible",
@@ -97,20 +97,6 @@ def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, fmt: s
         tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """One 2D slice as PNG: 8-bit stays 8-bit, 16-bit stays 16-bit (rows = y, columns = x).
-
-    imagecodecs (libpng) releases the GIL, so slices encode in parallel threads; Pillow did not.
-    """
-    import imagecodecs
-
-    if image.ndim != 2:
-        raise InputError(f"a PNG slice must be 2D (y, x); got shape {image.shape}")
-    if image.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"PNG holds 8- or 16-bit unsigned voxels; this volume is {image.dtype} (export it as TIFF)")
-    return bytes(imagecodecs.png_encode(np.ascontiguousarray(image), level=1))
 
 
 _UNIT_TO_IMAGEJ = {"micrometer": "micron", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm", "meter": "m"}

@@ -19,16 +19,10 @@ import numpy as np
 
 from ml4paleo.enums import EXPORT_FORMATS
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.io.exports import (
-    encode_png,
-    encode_tiff,
-    folder_entries,
-    imagej_compatible,
-    iter_zip,
-    tiff_resolution,
-)
+from ml4paleo.io.exports import encode_tiff, folder_entries, imagej_compatible, iter_zip, tiff_resolution
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
+from ml4paleo.io.png import encode_png
 from ml4paleo.pipelines._tasks import cores
 from ml4paleo.progress import ProgressCallback, no_progress
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 from flask import Flask
 
 from ml4paleo import __version__
+from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
+from ml4paleo.web import annotate, download, errors, jobs, security, segment, upload, visualize
 
 __all__ = ["create_app"]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The web app over ``settings`` (default: ``Settings.from_env()``)."""
-    from ml4paleo.jobs.store import JobStore
-    from ml4paleo.web import annotate, download, errors, jobs, security, segment, upload, visualize
-
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes)

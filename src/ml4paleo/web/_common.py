@@ -10,7 +10,8 @@ from typing import Any, Iterable
 
 from flask import Response, current_app, request, send_file, stream_with_context
 
-from ml4paleo.errors import InputError
+from ml4paleo.errors import ArtifactNotFound, InputError
+from ml4paleo.io.exports import iter_zip
 from ml4paleo.jobs.paths import JobPaths, inside
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
@@ -40,8 +41,14 @@ def json_body() -> dict[str, Any]:
     return data
 
 
-def int_field(data: dict[str, Any], name: str, *, default: int | None = None, minimum: int | None = None) -> int:
-    value = data.get(name, default)
+def int_value(value: Any, name: str, *, default: int | None = None, minimum: int | None = None) -> int:
+    """The one integer parser of requests: a JSON integer or a string of digits (form fields,
+    query values); missing (None or "") gives ``default``, or an InputError naming ``name``
+    when there is none; below ``minimum`` is an InputError too."""
+    if value is None or value == "":
+        if default is None:
+            raise InputError(f"{name} is required")
+        value = default
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -49,6 +56,16 @@ def int_field(data: dict[str, Any], name: str, *, default: int | None = None, mi
     if minimum is not None and value < minimum:
         raise InputError(f"{name} must be at least {minimum}; got {value}")
     return value
+
+
+def int_field(data: dict[str, Any], name: str, *, default: int | None = None, minimum: int | None = None) -> int:
+    """``data[name]`` (a JSON body) through :func:`int_value`."""
+    return int_value(data.get(name), name, default=default, minimum=minimum)
+
+
+def form_int(name: str, *, default: int | None = None, minimum: int | None = None) -> int:
+    """A multipart form field through :func:`int_value`."""
+    return int_value(request.form.get(name), f"form field {name}", default=default, minimum=minimum)
 
 
 def float_arg(name: str, default: float) -> float:
@@ -88,8 +105,6 @@ def safe_file(root: Path, relative: str) -> Response:
     """A file under ``root`` named by a URL: 404 for anything outside it, a folder, or missing."""
     target = inside(root, relative)
     if not target.is_file():
-        from ml4paleo.errors import ArtifactNotFound
-
         raise ArtifactNotFound("not found")
     mimetype = "application/json" if target.name.endswith(".json") else None
     return send_file(target, mimetype=mimetype, conditional=True, max_age=0)
@@ -97,7 +112,5 @@ def safe_file(root: Path, relative: str) -> Response:
 
 def zip_response(entries: Iterable[tuple[str, Path]], filename: str) -> Response:
     """A zip built while it is sent (``ml4paleo.io.exports.iter_zip``): memory holds one piece."""
-    from ml4paleo.io.exports import iter_zip
-
     return Response(stream_with_context(iter_zip(list(entries))), mimetype="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from flask import Blueprint, jsonify, render_template, send_file
 
-from ml4paleo.errors import InvalidTransition
+from ml4paleo.errors import ArtifactNotFound, InvalidTransition
+from ml4paleo.io.annotations import annotation_files
+from ml4paleo.io.exports import folder_entries
+from ml4paleo.jobs.files import list_artifacts
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.web._common import paths, store, zip_response
 
@@ -15,18 +17,7 @@ bp = Blueprint("download", __name__)
 SEG_FORMATS = {"png": "png-zip", "tiff": "tiff"}
 
 
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for root, _, files in os.walk(path):
-        total += sum((Path(root) / f).stat().st_size for f in files)
-    return total
-
-
 def _entries(folder: Path, prefix: str, suffixes: tuple[str, ...] | None = None) -> list[tuple[str, Path]]:
-    from ml4paleo.io.exports import folder_entries
-
     entries = folder_entries(folder, prefix)
     return [e for e in entries if suffixes is None or e[1].suffix.lower() in suffixes]
 
@@ -55,8 +46,6 @@ def seg_zarr(job_id: str, seg_id: str):
 def seg_export(job_id: str, seg_id: str, fmt: str):
     """PNG zip or multi-page TIFF, written by the mesh runner right after segmentation."""
     if fmt not in SEG_FORMATS:
-        from ml4paleo.errors import ArtifactNotFound
-
         raise ArtifactNotFound(f"no download format {fmt[:20]!r}; use zarr, png or tiff")
     path = _finished_seg(job_id, seg_id).export(seg_id, SEG_FORMATS[fmt])
     if not path.is_file():
@@ -89,8 +78,6 @@ def volume_zip(job_id: str):
 
 @bp.get("/api/job/<job_id>/download/annotations")
 def annotations_zip(job_id: str):
-    from ml4paleo.io.annotations import annotation_files
-
     files = annotation_files(paths(job_id).annotations)
     if not files:
         raise InvalidTransition("there are no annotations yet")
@@ -109,34 +96,5 @@ def model_zip(job_id: str, model_id: str):
 @bp.get("/api/job/<job_id>/artifacts")
 def artifacts(job_id: str):
     """Every downloadable artifact with its size; ``ready`` false while it is being made."""
-    job_paths = paths(job_id)
-    doc = store().job_doc(job_id)
-    api = f"/api/job/{job_id}"
-    out = []
-
-    def add(name: str, kind: str, url: str, path: Path | None, ready: bool) -> None:
-        ready = ready and path is not None and path.exists()
-        out.append({"name": name, "kind": kind, "url": url, "ready": ready, "size": _size(path) if ready else None})
-
-    add("Volume (OME-Zarr zip)", "volume", f"{api}/download/volume", job_paths.volume, bool(doc["shape"]))
-    add("Annotations (PNG zip)", "annotations", f"{api}/download/annotations", job_paths.annotations,
-        bool(doc["annotations"]))
-    for m in doc["models"]:
-        if m["status"] in ("queued", "training", "ready"):
-            add(f"Model {m['model_id']}", "model", f"{api}/models/{m['model_id']}/download",
-                job_paths.model(m["model_id"]), m["status"] == "ready")
-    for g in doc["segmentations"]:
-        if g["status"] in ("error", "cancelled"):
-            continue
-        sid, done = g["seg_id"], g["status"] == "done"
-        seg = f"{api}/segmentation/{sid}"
-        add(f"Segmentation {sid} (OME-Zarr zip)", "segmentation-zarr", f"{seg}/download/zarr", job_paths.labels(sid), done)
-        add(f"Segmentation {sid} (PNG zip)", "segmentation-png", f"{seg}/download/png",
-            job_paths.export(sid, "png-zip"), done)
-        add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", f"{seg}/download/tiff", job_paths.export(sid, "tiff"), done)
-        if g["mesh_status"] != "none":
-            meshes_done = g["mesh_status"] == "done"
-            add(f"Meshes {sid} (STL zip)", "meshes", f"{api}/meshes/{sid}/download", job_paths.meshes(sid), meshes_done)
-            add(f"Measurements {sid} (JSON)", "measurements", f"{seg}/obj/meshes.json",
-                job_paths.meshes(sid) / "meshes.json", meshes_done)
-    return jsonify(artifacts=out)
+    paths(job_id)
+    return jsonify(artifacts=list_artifacts(store(), job_id))

@@ -13,6 +13,7 @@ import hmac
 from flask import Blueprint, Flask, Response, jsonify, make_response, redirect, request
 
 from ml4paleo.settings import Settings
+from ml4paleo.web._common import settings as current_settings
 
 COOKIE = "ml4paleo_token"
 OPEN_PATHS = ("/api/health", "/login")
@@ -41,9 +42,7 @@ def _matches(given: str, token: str) -> bool:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response:
     """Sign in with the access token (sets a cookie); without a token configured, go home."""
-    from ml4paleo.web._common import settings
-
-    token = settings().token
+    token = current_settings().token
     given = request.form.get("token", "") if request.method == "POST" else request.args.get("token", "")
     if not token:
         return redirect("/")

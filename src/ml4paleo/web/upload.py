@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.errors import InputError
-from ml4paleo.jobs.paths import clean_relative
-from ml4paleo.web._common import json_body, paths, store
+from ml4paleo.jobs.files import receive_chunk
+from ml4paleo.web._common import form_int, json_body, paths, store
 
 bp = Blueprint("upload", __name__)
-COPY_BLOCK = 1 << 20
 
 
 @bp.get("/")
@@ -33,60 +30,20 @@ def new_job():
     return jsonify(job_id=job["job_id"], job=job), 201
 
 
-def _form_int(name: str, default: int | None) -> int:
-    text = request.form.get(name)
-    if text is None or text == "":
-        if default is None:
-            raise InputError(f"form field {name} is required")
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise InputError(f"form field {name} must be an integer; got {text[:40]!r}") from None
-    if value < 0:
-        raise InputError(f"form field {name} must be >= 0; got {value}")
-    return value
-
-
 @bp.post("/api/upload")
 def upload_chunk():
-    """Write one chunk at its byte offset (in place: a retried chunk overwrites itself; chunks
-    of one file may come in any order, e.g. from parallel requests)."""
+    """Write one chunk at its byte offset (any order, repeats harmless: see ``receive_chunk``)."""
     job_id = request.form.get("job_id") or request.headers.get("X-Job-ID")
     if not job_id:
         raise InputError("job_id is required (form field job_id or header X-Job-ID)")
-    job_paths = paths(job_id)
+    paths(job_id)
     chunk = request.files.get("file")
     if chunk is None:
         raise InputError("form field file (the chunk) is required")
-    filename = request.form.get("filename") or chunk.filename or ""
-    rel = clean_relative(filename)
-    stream = chunk.stream
-    stream.seek(0, os.SEEK_END)
-    length = stream.tell()
-    stream.seek(0)
-    offset = _form_int("offset", 0)
-    total = _form_int("total_size", offset + length)
-    store().begin_chunk(job_id, rel.as_posix(), offset, length, total)
-    target = job_paths.upload / rel
-    root = job_paths.upload.resolve()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.parent.resolve().is_relative_to(root) or target.is_symlink():
-            raise InputError(f"filename {filename!r} is not allowed")
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        try:
-            position = offset
-            while block := stream.read(COPY_BLOCK):
-                os.pwrite(fd, block, position)
-                position += len(block)
-            if os.fstat(fd).st_size > total:
-                os.ftruncate(fd, total)
-        finally:
-            os.close(fd)
-    except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-        raise InputError(f"filename {filename!r} clashes with another uploaded file or folder") from exc
-    return jsonify(store().end_chunk(job_id, rel.as_posix(), offset, offset + length))
+    offset = form_int("offset", default=0, minimum=0)
+    total = form_int("total_size", minimum=0) if request.form.get("total_size") not in (None, "") else None
+    return jsonify(receive_chunk(store(), job_id, request.form.get("filename") or chunk.filename or "", chunk.stream,
+                                 offset, total))
 
 
 @bp.get("/api/job/<job_id>/upload")

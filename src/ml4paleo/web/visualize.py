@@ -3,16 +3,14 @@ Neuroglancer), mesh list, and rendered slices with window/level and a label over
 
 from __future__ import annotations
 
-import numpy as np
 from flask import Blueprint, jsonify, render_template, request
 
-from ml4paleo.errors import ArtifactNotFound, InputError
-from ml4paleo.compute import display
-from ml4paleo.io import slices
+from ml4paleo.errors import InputError
+from ml4paleo.io.png import encode_png
+from ml4paleo.jobs.files import slice_image
 from ml4paleo.web._common import float_arg, paths, png_response, safe_file, store
 
 bp = Blueprint("visualize", __name__)
-MAX_LEVEL = 16
 
 
 @bp.get("/job/<job_id>/viewer")
@@ -56,10 +54,10 @@ def meshes(job_id: str, seg_id: str):
     return jsonify(unit=store().job_field(job_id, "unit"), meshes=items)
 
 
-def _window(default: list[float]) -> list[float]:
+def _window() -> list[float] | None:
     text = request.args.get("window")
     if not text:
-        return default
+        return None
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
@@ -75,35 +73,9 @@ def slice_png(job_id: str, axis: str, index: int):
     (``seg=<seg_id>&opacity=0.5``), from a pyramid ``level``, shrunk to at most ``max`` pixels
     a side (thumbnails, nearest neighbour). ``seg=<seg_id>&labels=1`` gives the segmentation's
     class indices as a gray PNG instead (the viewer colours and hides classes itself)."""
-    if axis not in display.AXES:
-        raise ArtifactNotFound(f"axis must be z, y or x; got {axis[:10]!r}")
-    doc = store().job_doc(job_id)
-    if not doc["shape"]:
-        raise ArtifactNotFound("the volume is not converted yet")
-    level = int(float_arg("level", 0))
-    if not 0 <= level <= MAX_LEVEL:
-        raise InputError(f"level must be from 0 to {MAX_LEVEL}; got {level}")
-    longest = request.args.get("max")
-    step = 1
-    if longest:
-        step = display.thumbnail_step(doc["shape"], axis, int(float_arg("max", 0)))
-        step = max(1, step >> level)  # a pyramid level is already 2**level times smaller
-    raw_labels = request.args.get("labels", "") not in ("", "0", "false")
-    job_paths = store().paths(job_id)
-    seg_id = request.args.get("seg")
-    if raw_labels and not seg_id:
-        raise InputError("labels=1 needs seg=<seg_id>")
-    labels = None
-    if seg_id:
-        seg = store().segmentation(job_id, seg_id)
-        if seg["status"] != "done":
-            raise ArtifactNotFound(f"segmentation {seg_id} is not finished ({seg['status']})")
-        labels = slices.read_slice(job_paths.labels(seg_id), axis, index, level, step)
-        if raw_labels:
-            return png_response(slices.encode_png(labels.astype(np.uint8)))
-    window = _window(doc["window"] or slices.volume_window(job_paths.volume))
-    image = display.to_uint8(slices.read_slice(job_paths.volume, axis, index, level, step), window)
-    if labels is not None:
-        colors = {c["value"] - 1: display.hex_to_rgb(c["color"]) for c in doc["classes"]}
-        image = display.overlay(image, labels, colors, float_arg("opacity", 0.5))
-    return png_response(slices.encode_png(image))
+    image = slice_image(store(), job_id, axis, index, level=int(float_arg("level", 0)),
+                        max_side=int(float_arg("max", 0)) if request.args.get("max") else None,
+                        seg_id=request.args.get("seg") or None,
+                        raw_labels=request.args.get("labels", "") not in ("", "0", "false"),
+                        window=_window(), opacity=float_arg("opacity", 0.5) if request.args.get("seg") else 0.5)
+    return png_response(encode_png(image))

@@ -1,0 +1,215 @@
+"""A job's files together with its records: what the routes ask for, beyond one store call.
+
+Each function takes the :class:`~ml4paleo.jobs.store.JobStore` and a job id, checks what it
+is given, touches the job folder and the store in the right order, and returns the answer
+the HTTP API sends; a route only parses its request, calls one of them and answers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ml4paleo.compute import display
+from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
+from ml4paleo.io import annotations
+from ml4paleo.io.png import decode_png
+from ml4paleo.io.slices import read_slice, render_slice, volume_window
+from ml4paleo.jobs.paths import JobPaths, clean_relative
+
+__all__ = ["annotation_file", "check_slice", "converted", "delete_mask", "list_artifacts", "receive_chunk",
+           "save_mask", "slice_image"]
+
+MAX_LEVEL = 16
+"""Deepest pyramid level a slice may be asked from."""
+
+COPY_BLOCK = 1 << 20
+"""Bytes copied per step from an upload chunk to its file."""
+
+
+# -- uploads ------------------------------------------------------------------------------
+
+def receive_chunk(store: Any, job_id: str, filename: str, stream: BinaryIO, offset: int,
+                  total_size: int | None) -> dict[str, Any]:
+    """Write one chunk of an uploaded file at its byte offset (in place: a retried chunk
+    overwrites itself; chunks of one file may come in any order, e.g. from parallel requests).
+    ``total_size`` None means the file ends with this chunk. Returns ``{filename, received,
+    total_size, complete}``."""
+    rel = clean_relative(filename)
+    stream.seek(0, os.SEEK_END)
+    length = stream.tell()
+    stream.seek(0)
+    total = offset + length if total_size is None else total_size
+    store.begin_chunk(job_id, rel.as_posix(), offset, length, total)
+    _write_at(store.paths(job_id).upload, rel, filename, stream, offset, total)
+    return store.end_chunk(job_id, rel.as_posix(), offset, offset + length)
+
+
+def _write_at(root: Path, rel: Path, filename: str, stream: BinaryIO, offset: int, total: int) -> None:
+    """Copy ``stream`` into ``root / rel`` from byte ``offset``; the file never grows past
+    ``total``, and never leaves ``root`` (no symlink is followed)."""
+    target = root / rel
+    resolved_root = root.resolve()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(resolved_root) or target.is_symlink():
+            raise InputError(f"filename {filename!r} is not allowed")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            position = offset
+            while block := stream.read(COPY_BLOCK):
+                os.pwrite(fd, block, position)
+                position += len(block)
+            if os.fstat(fd).st_size > total:
+                os.ftruncate(fd, total)
+        finally:
+            os.close(fd)
+    except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        raise InputError(f"filename {filename!r} clashes with another uploaded file or folder") from exc
+
+
+# -- annotations --------------------------------------------------------------------------
+
+def converted(store: Any, job_id: str) -> tuple[list[int], list[float], dict[str, Any]]:
+    """Shape, display window and status document of a converted job; InvalidTransition (409)
+    before conversion."""
+    doc = store.job_doc(job_id)
+    if not doc["shape"]:
+        raise InvalidTransition(f"the volume is not converted yet (status: {doc['status']})")
+    window = doc["window"] or volume_window(store.paths(job_id).volume)
+    return doc["shape"], window, doc
+
+
+def save_mask(store: Any, job_id: str, z: int, png: bytes) -> dict[str, Any]:
+    """Store the mask painted on slice ``z`` (a gray PNG the size of the slice; values 0
+    unlabeled, 1 background, 2.. structures, at most the number of classes). An all-zero mask
+    removes the slice's annotation. Returns ``{z, labeled_voxels, values}``."""
+    shape, _, doc = converted(store, job_id)
+    check_slice(z, int(shape[0]))
+    mask = decode_png(png, what="mask", shape=(int(shape[1]), int(shape[2])))
+    if mask.dtype != np.uint8:
+        raise InputError(f"mask must be an 8-bit gray PNG; got {mask.dtype}")
+    n_classes = len(doc["classes"])
+    values = sorted(int(v) for v in np.unique(mask) if v)
+    if values and values[-1] > n_classes:
+        raise InputError(f"mask holds value {values[-1]}, but the job has {n_classes} classes (values 1..{n_classes})")
+    folder = store.paths(job_id).annotations
+    labeled = int(np.count_nonzero(mask))
+    if labeled == 0:  # an erased slice: no annotation (training ignores unlabeled pixels anyway)
+        if z in doc["annotations"]:
+            annotations.delete_annotation(folder, z)
+            store.annotation_deleted(job_id, z)
+        return {"z": z, "labeled_voxels": 0, "values": []}
+    annotations.write_annotation(folder, z, mask)
+    store.annotation_saved(job_id, z, labeled, values)
+    return {"z": z, "labeled_voxels": labeled, "values": values}
+
+
+def check_slice(z: int, depth: int) -> int:
+    """``z`` if it is a slice index of a volume ``depth`` slices deep, else InputError."""
+    if not 0 <= z < depth:
+        raise InputError(f"z must be a slice index from 0 to {depth - 1}; got {z}")
+    return z
+
+
+def annotation_file(store: Any, job_id: str, z: int) -> Path:
+    """The annotation PNG of slice ``z``; ArtifactNotFound if there is none."""
+    store.job_field(job_id, "id")  # JobNotFound first
+    path = annotations.annotation_files(store.paths(job_id).annotations).get(z)
+    if path is None:
+        raise ArtifactNotFound(f"no annotation on slice {z}")
+    return path
+
+
+def delete_mask(store: Any, job_id: str, z: int) -> dict[str, Any]:
+    """Delete the annotation of slice ``z`` (record first, then file)."""
+    annotation_file(store, job_id, z)
+    store.annotation_deleted(job_id, z)
+    annotations.delete_annotation(store.paths(job_id).annotations, z)
+    return {"z": z, "deleted": True}
+
+
+# -- slices --------------------------------------------------------------------------------
+
+def slice_image(store: Any, job_id: str, axis: str, index: int, *, level: int = 0, max_side: int | None = None,
+                seg_id: str | None = None, raw_labels: bool = False, window: list[float] | None = None,
+                opacity: float = 0.5) -> np.ndarray:
+    """One slice of a converted job along ``axis``, from pyramid ``level``, shrunk to at most
+    ``max_side`` pixels a side (every k-th pixel, so class values stay exact): 8-bit gray
+    through ``window`` (default: the job's), with the finished segmentation ``seg_id`` blended
+    in the job's class colours, or with ``raw_labels`` that segmentation's class indices alone."""
+    if axis not in display.AXES:
+        raise ArtifactNotFound(f"axis must be z, y or x; got {axis[:10]!r}")
+    doc = store.job_doc(job_id)
+    if not doc["shape"]:
+        raise ArtifactNotFound("the volume is not converted yet")
+    if not 0 <= level <= MAX_LEVEL:
+        raise InputError(f"level must be from 0 to {MAX_LEVEL}; got {level}")
+    step = 1
+    if max_side is not None:
+        step = display.thumbnail_step(doc["shape"], axis, max_side)
+        step = max(1, step >> level)  # a pyramid level is already 2**level times smaller
+    if raw_labels and not seg_id:
+        raise InputError("labels=1 needs seg=<seg_id>")
+    job_paths: JobPaths = store.paths(job_id)
+    labels = None
+    if seg_id:
+        seg = store.segmentation(job_id, seg_id)
+        if seg["status"] != "done":
+            raise ArtifactNotFound(f"segmentation {seg_id} is not finished ({seg['status']})")
+        labels = job_paths.labels(seg_id)
+        if raw_labels:
+            return read_slice(labels, axis, index, level, step).astype(np.uint8)
+    colors = {c["value"] - 1: display.hex_to_rgb(c["color"]) for c in doc["classes"]}
+    return render_slice(job_paths.volume, axis, index, window or doc["window"] or volume_window(job_paths.volume),
+                        level=level, step=step, labels=labels, colors=colors, opacity=opacity)
+
+
+# -- downloads ----------------------------------------------------------------------------
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _, files in os.walk(path):
+        total += sum((Path(root) / f).stat().st_size for f in files)
+    return total
+
+
+def list_artifacts(store: Any, job_id: str) -> list[dict[str, Any]]:
+    """Every downloadable artifact of the job: ``{name, kind, url, ready, size}``, ``ready``
+    false (and ``size`` None) while it is being made."""
+    doc = store.job_doc(job_id)
+    job_paths: JobPaths = store.paths(job_id)
+    api = f"/api/job/{job_id}"
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, kind: str, url: str, path: Path | None, ready: bool) -> None:
+        ready = ready and path is not None and path.exists()
+        out.append({"name": name, "kind": kind, "url": url, "ready": ready, "size": _size(path) if ready else None})
+
+    add("Volume (OME-Zarr zip)", "volume", f"{api}/download/volume", job_paths.volume, bool(doc["shape"]))
+    add("Annotations (PNG zip)", "annotations", f"{api}/download/annotations", job_paths.annotations,
+        bool(doc["annotations"]))
+    for m in doc["models"]:
+        if m["status"] in ("queued", "training", "ready"):
+            add(f"Model {m['model_id']}", "model", f"{api}/models/{m['model_id']}/download",
+                job_paths.model(m["model_id"]), m["status"] == "ready")
+    for g in doc["segmentations"]:
+        if g["status"] in ("error", "cancelled"):
+            continue
+        sid, done = g["seg_id"], g["status"] == "done"
+        seg = f"{api}/segmentation/{sid}"
+        add(f"Segmentation {sid} (OME-Zarr zip)", "segmentation-zarr", f"{seg}/download/zarr", job_paths.labels(sid), done)
+        add(f"Segmentation {sid} (PNG zip)", "segmentation-png", f"{seg}/download/png",
+            job_paths.export(sid, "png-zip"), done)
+        add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", f"{seg}/download/tiff", job_paths.export(sid, "tiff"), done)
+        if g["mesh_status"] != "none":
+            meshes_done = g["mesh_status"] == "done"
+            add(f"Meshes {sid} (STL zip)", "meshes", f"{api}/meshes/{sid}/download", job_paths.meshes(sid), meshes_done)
+            add(f"Measurements {sid} (JSON)", "measurements", f"{seg}/obj/meshes.json",
+                job_paths.meshes(sid) / "meshes.json", meshes_done)
+    return out
