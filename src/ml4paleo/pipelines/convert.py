@@ -83,6 +83,13 @@ def convert_volume(
         scan: it is written as a segmentation (``kind="labels"``, pyramid by picking voxels,
         never averaging), which :func:`~ml4paleo.pipelines.mesh.mesh_labels` meshes as it is.
     progress : ``progress(done, total, stage)``; raise :class:`~ml4paleo.errors.Cancelled` to stop.
+
+    Example::
+
+        >>> from ml4paleo import convert_volume
+        >>> result = convert_volume("scans/ammonite_tiffs", "ammonite.ome.zarr", voxel_size=(12.5, 12.5, 12.5), unit="um")
+        >>> result.shape, result.dtype, result.unit
+        >>> convert_volume("amira_labels.tif", "labels.ome.zarr", labels=True)  # a label map made elsewhere
     """
     voxel_size, unit, chunk, codec = _check_options(voxel_size, unit, chunk, codec)
     dst = Path(dst)

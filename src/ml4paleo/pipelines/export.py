@@ -136,6 +136,12 @@ def export_volume(
     slice; 16-bit kept, labels 8-bit), ``tiff-zip`` (one TIFF per z slice) and ``tiff`` (one
     multi-page TIFF, BigTIFF past 4 GiB). TIFFs carry the voxel size (X/YResolution, ImageJ
     spacing and unit). Returns ``out``.
+
+    Example::
+
+        >>> from ml4paleo import export_volume
+        >>> export_volume("labels.ome.zarr", "labels_png.zip", format="png-zip")
+        >>> export_volume("ammonite.ome.zarr", "ammonite.tif", format="tiff")
     """
     progress = progress or no_progress
     if format not in EXPORT_FORMATS:

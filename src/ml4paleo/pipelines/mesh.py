@@ -170,6 +170,12 @@ def mesh_labels(
     Measurements: mesh volume (unit^3), surface area (unit^2), bounding box (z, y, x), solid
     components and cavities, and the voxel count of the meshed grid (with ``downsample`` N,
     of every N-th voxel) with its volume.
+
+    Example::
+
+        >>> from ml4paleo import mesh_labels
+        >>> result = mesh_labels("labels.ome.zarr", "meshes", formats=("stl", "ply"), simplify=0.3)
+        >>> result.measurements[1]["volume"], result.unit  # label 1, in unit^3
     """
     progress = progress or no_progress
     wanted, formats = _validate(labels, downsample, simplify, max_error, smooth, formats, chunk)

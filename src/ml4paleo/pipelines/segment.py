@@ -161,6 +161,12 @@ def segment_volume(
     (probability x 255) beside it, named ``<out stem>_prob_<class>.ome.zarr``. ``min_size``,
     ``fill_holes`` and ``keep_largest`` post-process (see :mod:`ml4paleo.compute.postprocess`).
     Nothing is left at ``out_path`` unless the whole run succeeds.
+
+    Example::
+
+        >>> from ml4paleo import segment_volume
+        >>> result = segment_volume("ammonite.ome.zarr", "model", "labels.ome.zarr", min_size=500)
+        >>> result.voxels_per_class
     """
     from ml4paleo.io.omezarr import OmeZarrWriter, read_info
     from ml4paleo.models import load_model

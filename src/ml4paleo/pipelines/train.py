@@ -315,6 +315,12 @@ def train_model(
     scores the U-Net too (without it, ``auto`` stays with the fast methods). ``device``: where
     the U-Net runs (``auto``: CUDA when PyTorch sees a GPU, else the CPU).
     Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
+
+    Example (``annotations/12.png``, ``40.png``...: 1 background, 2 shell)::
+
+        >>> from ml4paleo import train_model
+        >>> result = train_model("ammonite.ome.zarr", "annotations", "model", classes=("background", "shell"))
+        >>> result.metrics["shell"]["dice"]  # leave-one-slice-out
     """
     progress = progress or no_progress
     model_dir = Path(model_dir)
