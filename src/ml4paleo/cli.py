@@ -4,17 +4,20 @@ Commands parse options, call one library function with a tqdm progress bar, and 
 :class:`ml4paleo.errors.Ml4PaleoError` into a one-line message and exit status 2 (no traceback:
 the message is meant for the user).
 
-The pipelines, tqdm, waitress and the web app are imported inside the commands that use them:
-measured on this project's box, ``ml4paleo --help`` takes 0.25 s, while importing
-``ml4paleo.pipelines.convert`` alone takes 2.0 s (numpy, zarr, dask) and ``pipelines.mesh``
-2.3 s. Choices and validation rules come from the standard-library-only modules
-:mod:`ml4paleo.enums` and :mod:`ml4paleo.units`.
+Heavy imports are made inside the commands that use them, measured on this project's box
+against ``ml4paleo --help`` (0.18-0.25 s): ``ml4paleo.pipelines.convert`` 2.0 s (numpy, zarr,
+dask), ``pipelines.mesh`` 2.3 s, the other pipelines 1.2-1.6 s, ``ml4paleo.jobs.runner`` 3.4 s,
+``ml4paleo.web`` and ``jobs.supervisor`` 1.7 s, tqdm 0.09 s, waitress 0.05 s. Choices and
+validation rules come from the standard-library-only modules :mod:`ml4paleo.enums` and
+:mod:`ml4paleo.units`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import signal
 import sys
 from typing import Any, Callable, Iterator
 
@@ -23,6 +26,7 @@ import click
 from ml4paleo import __version__
 from ml4paleo.enums import CODECS, DEFAULT_CODEC, EXPORT_FORMATS, MESH_FORMATS
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
+from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
 
 SCHEDULER_HELP = ("Dask scheduler address (tcp://host:8786), or processes/threads/synchronous "
@@ -32,7 +36,7 @@ SCHEDULER_HELP = ("Dask scheduler address (tcp://host:8786), or processes/thread
 @contextlib.contextmanager
 def progress_bar(desc: str) -> Iterator[Callable[..., None]]:
     """A tqdm bar (in percent) fed by a pipeline's ``progress(done, total, stage)`` callback."""
-    from tqdm import tqdm  # lazy: only commands that work need it
+    from tqdm import tqdm  # lazy: 0.09 s (see the module docstring)
 
     with tqdm(total=100, desc=desc, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]") as bar:
 
@@ -154,7 +158,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     """Train a segmenter on the annotated slices in LABELS_DIR (one PNG per slice, named by
     its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr, choosing
     the method by leave-one-slice-out Dice unless --method names one."""
-    from ml4paleo.pipelines.train import train_model
+    from ml4paleo.pipelines.train import train_model  # lazy: 1.3 s
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
     with progress_bar("training") as report:
@@ -191,7 +195,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
 def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_holes, keep_largest, overwrite) -> None:
     """Segment VOLUME.ome.zarr with the model in MODEL_DIR into OUT.ome.zarr (uint8 class
     indices: 0 background, 1.. structures)."""
-    from ml4paleo.pipelines.segment import segment_volume
+    from ml4paleo.pipelines.segment import segment_volume  # lazy: 1.6 s
 
     with progress_bar("segmenting") as report:
         result = segment_volume(volume, model_dir, out, probabilities=probabilities, scheduler=scheduler,
@@ -211,7 +215,7 @@ def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_hol
 def predict_slice_command(volume, model_dir, z, out_png) -> None:
     """Predict slice Z of VOLUME with MODEL_DIR and write its class indices as an 8-bit PNG."""
     from ml4paleo.io.png import write_png  # lazy, as the pipelines: numpy, imagecodecs, Pillow
-    from ml4paleo.pipelines.preview import predict_slice
+    from ml4paleo.pipelines.preview import predict_slice  # lazy: models and features
 
     labels = predict_slice(volume, model_dir, z)
     out = write_png(out_png, labels)
@@ -280,7 +284,7 @@ def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, smooth, 
 def export(src, out, fmt, overwrite) -> None:
     """Export a volume or segmentation (SRC.ome.zarr) to OUT as a zip of the OME-Zarr, a PNG or
     TIFF stack, or one multi-page TIFF with the voxel size in its tags."""
-    from ml4paleo.pipelines.export import export_volume
+    from ml4paleo.pipelines.export import export_volume  # lazy: 1.2 s
 
     with progress_bar("exporting") as report:
         path = export_volume(src, out, format=fmt, progress=report, overwrite=overwrite)
@@ -288,8 +292,6 @@ def export(src, out, fmt, overwrite) -> None:
 
 
 def _logging() -> None:
-    import logging
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s")
 
 
@@ -305,10 +307,7 @@ def runner(kind, data, once) -> None:
     Several runners of one kind (on one or several hosts sharing the database, see
     ML4PALEO_DATABASE_URL) never take the same task. SIGTERM/Ctrl-C hands the current task
     back to the queue; a second Ctrl-C exits at once."""
-    import signal
-
-    from ml4paleo.jobs.runner import Runner
-    from ml4paleo.settings import Settings
+    from ml4paleo.jobs.runner import Runner  # lazy: 3.4 s
 
     _logging()
     worker = Runner(Settings.from_env(data=data), kind)
@@ -345,13 +344,9 @@ def serve(host, port, data, threads, runner_spec) -> None:
     """Start the web app (waitress) and one runner of each kind as child processes.
 
     A runner that dies is restarted; Ctrl-C or SIGTERM stops everything."""
-    import signal
+    import waitress  # lazy: 0.05 s, and the next two 1.7 s each
 
-    import waitress
-
-    from ml4paleo.errors import InputError
     from ml4paleo.jobs.supervisor import Supervisor
-    from ml4paleo.settings import Settings
     from ml4paleo.web import create_app
 
     _logging()

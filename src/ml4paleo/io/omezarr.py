@@ -15,6 +15,7 @@ is built level from level at the end. Memory stays bounded by a slab, never the 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numcodecs
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
@@ -74,8 +76,6 @@ def _chunk_encoder(codec: str):
     """The bytes of one chunk as the array's codecs (``_compressors``) would store them, via
     numcodecs directly: little-endian bytes, then the same compressor. Blosc takes the type
     size from the array it is given, as zarr's BloscCodec does."""
-    import numcodecs
-
     if codec == "zstd":
         zstd = numcodecs.Zstd(level=1)
         return lambda chunk: zstd.encode(chunk)
@@ -408,7 +408,7 @@ def open_level(path: str | Path, level: int = 0) -> zarr.Array:
 
 def to_dask(path: str | Path, level: int = 0, chunks: Any = None):
     """The volume as a lazy dask array (one task per stored chunk unless ``chunks`` is given)."""
-    import dask.array as da
+    import dask.array as da  # lazy: 1.6 s on top of zarr (measured), for the callers that want dask
 
     arr = open_level(path, level)
     darr = da.from_zarr(arr)
@@ -419,8 +419,6 @@ def set_voxel_size(path: str | Path, voxel_size: tuple[float, float, float] | li
     """Change the physical voxel size (z, y, x) and unit of a volume in place: only the group's
     ``zarr.json`` is rewritten (to a temporary name, then renamed), never a voxel. Each pyramid
     level keeps its ratio to level 0; the ``ml4paleo`` attrs record ``voxel_size_source: user``."""
-    import json
-
     size = check_voxel_size(voxel_size)
     unit = check_unit(unit)
     if size is None or unit is None:

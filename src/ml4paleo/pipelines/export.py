@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+import tifffile
 
 from ml4paleo.enums import EXPORT_FORMATS
 from ml4paleo.errors import InputError, OutputExistsError
@@ -101,8 +102,6 @@ def _stack_zip(src: Path, info: VolumeInfo, tmp: Path, fmt: str, progress: Progr
 
 
 def _multipage_tiff(src: Path, info: VolumeInfo, tmp: Path, progress: ProgressCallback) -> None:
-    import tifffile
-
     slabs = _slabs(src, info)
     dtype = _export_dtype(info, slabs)
     nbytes = int(np.prod(info.shape)) * dtype.itemsize
