@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from ml4paleo import __version__
+from ml4paleo.compute.display import AXES
 from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS
 from ml4paleo.jobs.statuses import Status
 from ml4paleo.units import LENGTH_UNITS
+from ml4paleo.web.download import SEG_FORMATS
 
 _JOB = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _SEG = {"name": "seg_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
@@ -135,7 +137,7 @@ def _paths() -> dict[str, Any]:
         j + "/cancel": {"post": _op("Cancel the queued or running task", [_JOB], errors=("404", "409"))},
         j + "/slice/{axis}/{index}.png": {"get": _op("A rendered slice; labels=1 with seg: the class indices as a gray PNG; max: longest side "
                                          "in pixels (thumbnail)", [_JOB, {
-            "name": "axis", "in": "path", "required": True, "schema": {"type": "string", "enum": ["z", "y", "x"]}}, {
+            "name": "axis", "in": "path", "required": True, "schema": {"type": "string", "enum": list(AXES)}}, {
             "name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}, *[
             {"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
                 ("window", {"type": "string"}), ("seg", {"type": "string"}),
@@ -155,7 +157,7 @@ def _paths() -> dict[str, Any]:
         s + "/download/zarr": {"get": _op("Segmentation as a zipped OME-Zarr", [_JOB, _SEG], ok_type=_ZIP,
                                           ok_schema=_BIN, errors=("404", "409"))},
         s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip or TIFF", [_JOB, _SEG, {
-            "name": "fmt", "in": "path", "required": True, "schema": {"type": "string", "enum": ["png", "tiff"]}}],
+            "name": "fmt", "in": "path", "required": True, "schema": {"type": "string", "enum": list(SEG_FORMATS)}}],
             ok_type="application/octet-stream", ok_schema=_BIN, errors=("404", "409"))},
         j + "/meshes/{seg_id}/download": {"get": _op("Zip of the STL meshes", [_JOB, _SEG], ok_type=_ZIP, ok_schema=_BIN,
                                                      errors=("404", "409"))},
