@@ -124,7 +124,8 @@ def run_pipeline(path: str, out: str, chunk: int) -> dict:
 
 def run_formats(path: str, out: str) -> dict:
     from ml4paleo.compute import mesh as meshing
-    from ml4paleo.io.exports import MESH_FORMATS, write_mesh
+    from ml4paleo.enums import MESH_FORMATS
+    from ml4paleo.io.exports import write_mesh
     from ml4paleo.io.omezarr import open_level, read_info
 
     info = read_info(path)

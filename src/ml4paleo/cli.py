@@ -6,7 +6,8 @@ the message is meant for the user).
 
 Heavy imports are made inside the commands that use them, measured on this project's box
 against ``ml4paleo --help`` (0.18-0.25 s): ``ml4paleo.pipelines.convert`` 2.0 s (numpy, zarr,
-dask), ``pipelines.mesh`` 2.3 s, the other pipelines 1.2-1.6 s, ``ml4paleo.jobs.runner`` 3.4 s,
+dask), ``pipelines.mesh`` 2.3 s, ``pipelines.train`` 4.6 s, ``pipelines.segment`` 0.4 s,
+``pipelines.export`` 1.2 s, ``ml4paleo.jobs.runner`` 3.4 s,
 ``ml4paleo.web`` and ``jobs.supervisor`` 1.7 s, tqdm 0.09 s, waitress 0.05 s. Choices and
 validation rules come from the standard-library-only modules :mod:`ml4paleo.enums` and
 :mod:`ml4paleo.units`.
@@ -158,7 +159,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     """Train a segmenter on the annotated slices in LABELS_DIR (one PNG per slice, named by
     its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr, choosing
     the method by leave-one-slice-out Dice unless --method names one."""
-    from ml4paleo.pipelines.train import train_model  # lazy: 1.3 s
+    from ml4paleo.pipelines.train import train_model  # lazy: 4.6 s
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
     with progress_bar("training") as report:
@@ -195,7 +196,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
 def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_holes, keep_largest, overwrite) -> None:
     """Segment VOLUME.ome.zarr with the model in MODEL_DIR into OUT.ome.zarr (uint8 class
     indices: 0 background, 1.. structures)."""
-    from ml4paleo.pipelines.segment import segment_volume  # lazy: 1.6 s
+    from ml4paleo.pipelines.segment import segment_volume  # lazy: 0.4 s
 
     with progress_bar("segmenting") as report:
         result = segment_volume(volume, model_dir, out, probabilities=probabilities, scheduler=scheduler,

@@ -16,7 +16,7 @@ import zarr
 from ml4paleo.errors import Ml4PaleoError, UnsupportedFileError
 from ml4paleo.io._base import VolumeReader, to_gray
 from ml4paleo.io._sources import Entry
-from ml4paleo.units import normalize_unit
+from ml4paleo.units import DEFAULT_UNIT, normalize_unit
 
 _PER_UNIT_UM = {3: 1e4, 4: 1e3, 5: 1.0}  # RESUNIT centimetre, millimetre, micrometre -> micrometres
 
@@ -52,7 +52,7 @@ def voxel_size_from_tiff(tif: tifffile.TiffFile) -> tuple[tuple[float, float, fl
             pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]
             pixels = (pixels[0] if isinstance(pixels, list) else pixels)["Pixels"]
             if "PhysicalSizeX" in pixels:
-                unit = normalize_unit(pixels.get("PhysicalSizeXUnit", "µm")) or "micrometer"
+                unit = normalize_unit(pixels.get("PhysicalSizeXUnit", "µm")) or DEFAULT_UNIT
                 dx = float(pixels["PhysicalSizeX"])
                 dy = float(pixels.get("PhysicalSizeY", dx))
                 dz = pixels.get("PhysicalSizeZ")
