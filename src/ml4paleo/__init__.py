@@ -11,7 +11,7 @@ The library is the core; the CLI (``ml4paleo``) and the web app call the same fu
     export_volume("labels.ome.zarr", "labels.tif", format="tiff")
 
 Array axes are always (z, y, x), z being the slice index. The five functions are loaded on
-first use (module ``__getattr__``): importing them eagerly costs 2-3 s of numpy, zarr, dask
+first use (module ``__getattr__``): importing them eagerly costs 2-5 s of numpy, zarr, dask
 and scikit-learn imports (measured), which ``ml4paleo --help`` (0.2 s) must not pay.
 """
 
