@@ -5,8 +5,8 @@ block plus the feature halo from the input OME-Zarr, computes the features once,
 writes its labels (and optional probabilities) into the output's level 0 at the same place.
 Blocks are whole multiples of the output chunks, so no two tasks touch one chunk, a task can
 be retried, and memory is bounded by a block (~1 M voxels: ~0.25 GB of float32 features),
-never by the volume. Post-processing and the pyramid follow, then the output is renamed into
-place.
+never by the volume. Post-processing (exact at any size, block by block: see
+``pipelines/postprocess.py``) and the pyramid follow, then the output is renamed into place.
 
 Schedulers: ``scheduler=None`` reads ``ML4PALEO_DASK_SCHEDULER``; an address
 (``tcp://host:8786``) runs the tasks on that Dask distributed cluster (workers must see the
@@ -39,9 +39,6 @@ __all__ = ["SegmentResult", "segment_volume"]
 
 BLOCK_VOXELS = 1 << 20
 """Target voxels per task: features of 1 M voxels x 61 are 0.25 GB of float32."""
-POSTPROCESS_MAX_VOXELS = 1 << 27
-"""Post-processing runs on the whole label volume up to this size (128 M voxels, ~1 GB with
-scipy's int32 component labels); larger volumes run it on a 2^k-downsampled copy."""
 
 
 @dataclass(frozen=True)
@@ -101,44 +98,6 @@ def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: 
         q = np.rint(proba[:, k] * 255).astype(np.uint8).reshape(shape)
         zarr.open_array(store=store, mode="r+")[region] = q
     return np.bincount(labels.ravel(), minlength=proba.shape[1])
-
-
-def _postprocess_in_place(array, K: int, *, min_size: int, fill: bool, largest: bool,
-                          max_voxels: int = POSTPROCESS_MAX_VOXELS) -> tuple[np.ndarray, int]:
-    """Apply :func:`ml4paleo.compute.postprocess.postprocess` to a level-0 zarr label array.
-
-    Exact (whole volume in memory) up to ``POSTPROCESS_MAX_VOXELS``; above, components are
-    found on every 2^k-th voxel and the edits applied back to the full-resolution blocks they
-    cover (a removed component clears its class there, a filled hole fills background there).
-    Returns the new voxel counts per class and the factor used."""
-    from ml4paleo.compute.postprocess import postprocess
-
-    f = 1
-    while math.prod(-(-n // f) for n in array.shape) > max_voxels:
-        f *= 2
-    coarse = np.asarray(array[::f, ::f, ::f])
-    cleaned = postprocess(coarse, min_size=min_size, fill=fill, largest=largest)
-    counts = np.zeros(K, dtype=np.int64)
-    depth = array.chunks[0]
-    for z0 in range(0, array.shape[0], depth):
-        z1 = min(z0 + depth, array.shape[0])
-        if f == 1:
-            new = cleaned[z0:z1]
-            if not np.array_equal(new, coarse[z0:z1]):
-                array[z0:z1] = new
-        else:
-            new = np.asarray(array[z0:z1])
-            idx = np.ix_(np.arange(z0, z1) // f, np.arange(array.shape[1]) // f, np.arange(array.shape[2]) // f)
-            old_c, new_c = coarse[idx], cleaned[idx]
-            changed = old_c != new_c
-            if changed.any():
-                clear = changed & (new_c == 0) & (new == old_c)
-                filled = changed & (new_c != 0) & (new == 0)
-                new[clear] = 0
-                new[filled] = new_c[filled]
-                array[z0:z1] = new
-        counts += np.bincount(new.ravel(), minlength=K)[:K]
-    return counts, f
 
 
 def segment_volume(
@@ -214,9 +173,14 @@ def segment_volume(
         post_info: dict[str, Any] = {}
         if post:
             progress(share, 1.0, "post-processing")
-            counts, factor = _postprocess_in_place(writers[0].array, K, min_size=int(min_size), fill=fill_holes,
-                                                       largest=keep_largest, max_voxels=POSTPROCESS_MAX_VOXELS)
-            post_info = {**attrs["postprocessing"], "downsample_factor": factor}
+            from ml4paleo.pipelines.postprocess import postprocess_labels
+
+            after = postprocess_labels(stores[0], [c for c in range(1, K) if counts[c]], min_size=int(min_size),
+                                       fill=fill_holes, largest=keep_largest, scheduler=chosen,
+                                       progress=scaled(progress, share, 0.9), scratch_dir=out_path.parent)
+            counts = np.zeros(K, np.int64)
+            counts[: min(K, len(after))] = after[:K]
+            post_info = {**attrs["postprocessing"], "downsample_factor": 1}  # exact at any size
         progress(0.9, 1.0, "building pyramid")
         for w in writers:
             w.finish()
