@@ -35,6 +35,15 @@ def write_labels(path, vol, voxel_size=VOXEL, chunks=16):
     return path
 
 
+def in_sorted_vertex_order(vertices, faces):
+    """The mesh with its vertices sorted (z, y, x) and its faces canonical, as ``weld`` gives
+    them: streamed meshes number vertices in the order chunks first meet them."""
+    order = np.lexsort(vertices.T[::-1])
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return vertices[order], meshing.canonical_faces(rank[faces])
+
+
 @pytest.fixture
 def labels_path(tmp_path):
     return write_labels(tmp_path / "labels.ome.zarr", ball_and_box())
@@ -69,8 +78,9 @@ def test_same_mesh_as_one_call_and_with_processes(labels_path, tmp_path):
     result = mesh_labels(labels_path, tmp_path / "m", formats=("ply",), chunk=8, scheduler="processes")
     for label in (1, 2):
         mesh = trimesh.load(tmp_path / "m" / f"label_{label}_micrometer.ply", process=False)
-        np.testing.assert_allclose(mesh.vertices, whole[label][0][:, ::-1], atol=1e-9)
-        assert np.array_equal(meshing.canonical_faces(mesh.faces[:, ::-1]), whole[label][1])
+        verts, faces = in_sorted_vertex_order(mesh.vertices[:, ::-1], mesh.faces[:, ::-1])
+        np.testing.assert_allclose(verts, whole[label][0], atol=1e-9)
+        assert np.array_equal(faces, whole[label][1])
     assert result.measurements[1]["triangles"] == len(whole[1][1])
 
 
@@ -192,3 +202,41 @@ def test_preview_is_a_closed_light_copy_of_the_same_mesh(labels_path, tmp_path):
     small = mesh_labels(labels_path, tmp_path / "no_preview", labels=[1], scheduler="sync",
                         preview_triangles=triangles)
     assert "preview" not in json.loads((small.out_dir / "meshes.json").read_text())["meshes"][0]
+
+
+def test_streamed_meshes_are_the_one_call_meshes(labels_path, tmp_path):
+    """Without simplification the meshes are welded and written piece by piece (never whole):
+    still closed, with the one-call mesh's triangles, volume and measurements, in every format."""
+    vol = ball_and_box()
+    whole = meshing.mesh_array(vol, chunk=max(vol.shape), voxel_size=VOXEL)
+    result = mesh_labels(labels_path, tmp_path / "m", formats=("stl", "obj", "ply"), chunk=6, scheduler="sync")
+    for label in (1, 2):
+        ref = meshing.measure_mesh(*whole[label])
+        got = dict(result.measurements[label])
+        assert got["triangles"] == ref["triangles"] == len(whole[label][1]) and got["watertight"]
+        assert got["volume"] == pytest.approx(ref["volume"], rel=1e-9)
+        assert {k: got[k] for k in ("components", "cavities", "vertices", "bounding_box")} == \
+            {k: ref[k] for k in ("components", "cavities", "vertices", "bounding_box")}
+        for fmt in ("stl", "obj", "ply"):
+            mesh = trimesh.load(tmp_path / "m" / f"label_{label}_micrometer.{fmt}", force="mesh")
+            assert mesh.is_watertight and len(mesh.faces) == ref["triangles"]
+            assert mesh.volume == pytest.approx(ref["volume"], rel=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.ome.zarr", "m"]  # no scratch left
+
+
+def test_preview_of_a_label_too_big_to_weld_comes_from_a_coarser_grid(labels_path, tmp_path, monkeypatch):
+    import ml4paleo.pipelines.mesh as mesh_mod
+
+    full = mesh_labels(labels_path, tmp_path / "a", labels=[1], scheduler="sync")
+    triangles = full.measurements[1]["triangles"]
+    monkeypatch.setattr(mesh_mod, "PREVIEW_WELD_MAX_TRIANGLES", triangles // 3)
+    result = mesh_labels(labels_path, tmp_path / "b", labels=[1], scheduler="sync", chunk=8,
+                         preview_triangles=triangles // 8)
+    got, ref = dict(result.measurements[1]), dict(full.measurements[1])
+    assert got.pop("surface_area") == pytest.approx(ref.pop("surface_area"), rel=1e-12)
+    assert got.pop("volume") == pytest.approx(ref.pop("volume"), rel=1e-12)
+    assert got == ref  # the download is the full mesh (chunk 8 vs 256: sums in another order)
+    entry = json.loads((tmp_path / "b" / "meshes.json").read_text())["meshes"][0]
+    preview = trimesh.load(tmp_path / "b" / entry["preview"], force="mesh")
+    assert preview.is_watertight and len(preview.faces) <= triangles // 8 * 1.2
+    assert preview.volume == pytest.approx(full.measurements[1]["volume"], rel=0.15)

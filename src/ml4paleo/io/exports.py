@@ -23,6 +23,8 @@ from ml4paleo.enums import MESH_FORMATS
 from ml4paleo.errors import InputError
 
 __all__ = [
+    "STREAM_FORMATS",
+    "MeshStreamWriter",
     "write_mesh",
     "encode_tiff",
     "tiff_resolution",
@@ -47,6 +49,10 @@ def _write_stl(f, xyz: np.ndarray, faces: np.ndarray) -> None:
     """Binary STL: 80-byte header, count, then 50-byte records (normal, 3 vertices, 0)."""
     f.write(b"ml4paleo binary STL".ljust(80, b" "))
     f.write(np.uint32(len(faces)).tobytes())
+    _write_stl_records(f, xyz, faces)
+
+
+def _write_stl_records(f, xyz: np.ndarray, faces: np.ndarray) -> None:
     for i in range(0, len(faces), _ROWS):
         tri = xyz[faces[i : i + _ROWS]]
         normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -60,6 +66,10 @@ def _write_stl(f, xyz: np.ndarray, faces: np.ndarray) -> None:
 def _write_obj(f, xyz: np.ndarray, faces: np.ndarray) -> None:
     """OBJ with shared vertices (``v`` lines then 1-based ``f`` lines), formatted in blocks."""
     f.write(b"# ml4paleo mesh\n")
+    _write_obj_lines(f, xyz, faces)
+
+
+def _write_obj_lines(f, xyz: np.ndarray, faces: np.ndarray) -> None:
     for i in range(0, len(xyz), _ROWS):
         block = xyz[i : i + _ROWS]
         f.write((("v %.9g %.9g %.9g\n" * len(block)) % tuple(block.ravel().tolist())).encode("ascii"))
@@ -98,6 +108,101 @@ def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, fmt: s
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+STREAM_FORMATS = ("stl", "obj", "ply")
+"""Formats :class:`MeshStreamWriter` writes piece by piece (GLB is written whole by trimesh)."""
+
+
+class MeshStreamWriter:
+    """Write one mesh piece by piece, never holding it whole; atomic like :func:`write_mesh`.
+
+    Each :meth:`add` takes the piece's vertices (k, 3) physical z y x, its faces (m, 3) into
+    them, the global ids of its vertices and which of them are new (first seen, in increasing
+    id order), as :class:`ml4paleo.compute.weld.MeshChunk` carries them. STL is a triangle
+    soup (its count patched at the end); OBJ interleaves each piece's new ``v`` lines with its
+    ``f`` lines (faces only name vertices already written); binary PLY, whose header counts
+    both, gets its vertices and faces in two side files joined on :meth:`close`. Same bytes per
+    vertex and face as :func:`write_mesh` (PLY vertices float64, STL float32).
+    """
+
+    def __init__(self, path: str | Path, fmt: str | None = None):
+        self.path = Path(path)
+        self.fmt = (fmt or self.path.suffix.lstrip(".")).lower()
+        if self.fmt not in STREAM_FORMATS:
+            raise InputError(f"streamed mesh format must be one of {', '.join(STREAM_FORMATS)}; got {self.fmt!r}")
+        self._tmp = partial_path(self.path)
+        self._f = self._tmp.open("wb")
+        self._side: list[Path] = []
+        self.n_vertices = 0
+        self.n_faces = 0
+        if self.fmt == "stl":
+            self._f.write(b"ml4paleo binary STL".ljust(80, b" ") + np.uint32(0).tobytes())
+        elif self.fmt == "obj":
+            self._f.write(b"# ml4paleo mesh\n")
+        else:
+            self._side = [self._tmp.with_name(self._tmp.name + ".faces")]
+            self._faces_f = self._side[0].open("wb")
+
+    def add(self, vertices: np.ndarray, faces: np.ndarray, ids: np.ndarray, new: np.ndarray) -> None:
+        faces = np.asarray(faces)
+        if self.fmt == "stl":
+            xyz = np.ascontiguousarray(np.asarray(vertices)[:, ::-1], dtype=np.float32)
+            _write_stl_records(self._f, xyz, np.ascontiguousarray(faces[:, ::-1]))
+        else:
+            xyz = np.asarray(vertices)[np.asarray(new)][:, ::-1]
+            glob = np.asarray(ids)[faces][:, ::-1]
+            if self.fmt == "obj":
+                _write_obj_lines(self._f, xyz, glob)
+            else:
+                self._f.write(np.ascontiguousarray(xyz, dtype="<f8").tobytes())
+                rec = np.empty(len(glob), dtype=[("n", "u1"), ("v", "<i4", (3,))])
+                rec["n"] = 3
+                rec["v"] = glob
+                self._faces_f.write(rec.tobytes())
+            self.n_vertices += int(np.count_nonzero(new))
+        self.n_faces += len(faces)
+
+    def close(self) -> Path:
+        """Finish the file and rename it into place."""
+        try:
+            if self.fmt == "stl":
+                self._f.seek(80)
+                self._f.write(np.uint32(self.n_faces).tobytes())
+                self._f.close()
+            elif self.fmt == "obj":
+                self._f.close()
+            else:
+                self._f.close()
+                self._faces_f.close()
+                verts = self._tmp.with_name(self._tmp.name + ".vertices")
+                self._tmp.rename(verts)
+                self._side.append(verts)
+                header = ("ply\nformat binary_little_endian 1.0\ncomment ml4paleo\n"
+                          f"element vertex {self.n_vertices}\nproperty double x\nproperty double y\nproperty double z\n"
+                          f"element face {self.n_faces}\nproperty list uchar int vertex_indices\nend_header\n")
+                with self._tmp.open("wb") as out:
+                    out.write(header.encode("ascii"))
+                    for part in (verts, self._side[0]):
+                        with part.open("rb") as src:
+                            while block := src.read(_BLOCK * 16):
+                                out.write(block)
+            replace_atomically(self._tmp, self.path, overwrite=True)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            for p in self._side:
+                p.unlink(missing_ok=True)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete what was written."""
+        for f in (self._f, getattr(self, "_faces_f", None)):
+            if f is not None and not f.closed:
+                f.close()
+        for p in [self._tmp, *self._side]:
+            p.unlink(missing_ok=True)
 
 
 _UNIT_TO_IMAGEJ = {"micrometer": "micron", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm", "meter": "m"}

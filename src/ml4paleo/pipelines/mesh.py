@@ -1,10 +1,24 @@
 """Mesh a label volume: one closed mesh per label, in physical units, plus measurements.
 
 Chunk tasks (one per window of ``chunk`` voxels, see :mod:`ml4paleo.compute.mesh`) read their
-window from the OME-Zarr, run marching cubes and return pieces with exact integer vertices;
-pieces are welded per label, optionally simplified and smoothed, measured and written. Memory:
-two chunk windows in flight plus the meshes themselves. The output folder is written under a
-temporary name and renamed when complete.
+window from the OME-Zarr, run marching cubes and save their pieces (exact integer vertices) in
+a scratch folder beside the output; they return only counts. Then, label by label, the pieces
+are read back in chunk order and
+
+* **streamed** (the default: no simplification, smoothing, GLB or preview to make): welded
+  piece by piece (:class:`ml4paleo.compute.weld.StreamWeld`, shared vertices of chunk faces get
+  one id), measured and written into STL/OBJ/PLY as they come
+  (:class:`ml4paleo.io.exports.MeshStreamWriter`). Memory: one piece plus the vertices on the
+  chunk planes of about one z-slab of chunks, whatever the size of the surface; the same
+  mesh, triangle for triangle, as welding it whole.
+* **whole per label** when the label's mesh must be held whole: simplification
+  (``simplify``/``max_error``) and Taubin ``smooth`` work on the welded mesh, GLB is written by
+  trimesh, and a preview is simplified from it. Memory: the largest *label's* mesh (~0.1 GB
+  per million triangles, more while simplifying), no longer every label's at once. A preview
+  of a label above :data:`PREVIEW_WELD_MAX_TRIANGLES` comes from a coarser grid instead, so the
+  web app's meshing stays bounded.
+
+The output folder is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -19,9 +33,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ml4paleo.compute import mesh as meshing
+from ml4paleo.compute.weld import StreamWeld, shared_planes
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
 from ml4paleo.enums import MESH_FORMATS
-from ml4paleo.io.exports import write_mesh
+from ml4paleo.io.exports import STREAM_FORMATS, MeshStreamWriter, write_mesh
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
 from ml4paleo.pipelines._tasks import run_tasks, settings_scheduler
@@ -35,6 +50,9 @@ PARALLEL_MIN_VOXELS = 1 << 25
 starting worker processes (~1.5 CPU s of imports) costs more than meshing them."""
 PREVIEW_DIR = "preview"
 """Sub-folder of the light copies written with ``preview_triangles``."""
+PREVIEW_WELD_MAX_TRIANGLES = 8_000_000
+"""A label's preview is simplified from its full mesh up to this many triangles (~1 GB while
+simplifying); above, from the mesh of every 2^k-th voxel that is under it."""
 
 
 @dataclass
@@ -63,9 +81,13 @@ def _grid(info: VolumeInfo, downsample: int) -> tuple[int, int, tuple[int, int, 
 
 
 def _mesh_window(
-    path: str, level: int, stride: int, grid: tuple[int, int, int], window: meshing.ChunkWindow, labels
-) -> tuple[dict[int, meshing.MeshPiece], dict[int, int]]:
-    """One chunk task: read the window (zero padded), mesh it, count the voxels it owns."""
+    path: str, level: int, stride: int, grid: tuple[int, int, int], window: meshing.ChunkWindow, labels,
+    scratch: str | None = None, index: int = 0,
+) -> tuple[dict[int, Any], dict[int, int]]:
+    """One chunk task: read the window (zero padded), mesh it, count the voxels it owns.
+
+    Returns (label -> piece, label -> voxels); with ``scratch``, the pieces go to
+    ``<scratch>/<index>.npz`` and label -> triangles comes back instead of the pieces."""
     arr = open_level(path, level)
     sl = window.read_slices(grid)
     data = arr[tuple(slice(s.start * stride, s.stop * stride, stride) for s in sl)]
@@ -81,7 +103,20 @@ def _mesh_window(
         starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
         values, counts = flat[starts], np.diff(np.append(starts, len(flat)))
     voxels = {int(v): int(c) for v, c in zip(values, counts) if v != 0}
-    return meshing.mesh_block(block, window.start, labels), voxels
+    pieces = meshing.mesh_block(block, window.start, labels)
+    if scratch is None:
+        return pieces, voxels
+    if pieces:
+        arrays = {}
+        for label, piece in pieces.items():
+            arrays[f"c{label}"], arrays[f"f{label}"] = piece.coords, piece.faces
+        np.savez(Path(scratch) / f"{index}.npz", **arrays)
+    return {label: len(piece.faces) for label, piece in pieces.items()}, voxels
+
+
+def _load_piece(scratch: Path, index: int, label: int) -> meshing.MeshPiece:
+    with np.load(scratch / f"{index}.npz") as f:
+        return meshing.MeshPiece(coords=f[f"c{label}"], faces=f[f"f{label}"])
 
 
 def _lattice_mesh(pieces: list[meshing.MeshPiece], simplify: float | None, max_error_voxels: float | None
@@ -92,6 +127,51 @@ def _lattice_mesh(pieces: list[meshing.MeshPiece], simplify: float | None, max_e
     if simplify is not None or max_error_voxels is not None:
         verts, faces = meshing.simplify_mesh(verts, faces, ratio=simplify, max_error=max_error_voxels)
     return verts, faces
+
+
+def _stream_label(pieces: Iterable[meshing.MeshPiece], windows: Sequence[meshing.ChunkWindow], grid, chunk: int,
+                  voxel_size, paths: dict[str, Path]) -> dict[str, Any]:
+    """Weld, measure and write one label piece by piece (pieces in chunk order); returns the
+    measurements of :func:`ml4paleo.compute.mesh.measure_mesh`."""
+    welder = StreamWeld(shared_planes(grid, chunk), voxel_size)
+    writers = [MeshStreamWriter(path, fmt) for fmt, path in paths.items()]
+    try:
+        for piece, window in zip(pieces, windows):
+            part = welder.add(piece, window.start[0])
+            for w in writers:
+                w.add(part.vertices, part.faces, part.ids, part.new)
+        for w in writers:
+            w.close()
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    return welder.measurements()
+
+
+def _coarse_preview(labels_path, info: VolumeInfo, downsample: int, label: int, triangles: int, budget: int,
+                    chunk: int, scheduler) -> tuple[np.ndarray, np.ndarray]:
+    """A light copy of a label too big to weld whole: mesh every 2^k-th voxel (a pyramid level
+    when one matches), with k the smallest that leaves under :data:`PREVIEW_WELD_MAX_TRIANGLES`
+    (triangles scale with the area), then simplify to about ``budget`` triangles."""
+    factor = 2
+    while triangles / (factor * factor) > PREVIEW_WELD_MAX_TRIANGLES:
+        factor *= 2
+    level, stride, grid = _grid(info, downsample * factor)
+    args = [(str(labels_path), level, stride, grid, w, [label]) for w in meshing.chunk_windows(grid, int(chunk))]
+    pieces = [r[0][label] for r in run_tasks(_mesh_window, args, scheduler=scheduler) if label in r[0]]
+    lattice, faces = _lattice_mesh(pieces, None, None)
+    if len(faces) > budget:
+        lattice, faces = meshing.simplify_mesh(lattice, faces, ratio=budget / len(faces))
+    voxel = tuple(float(v) * downsample * factor for v in info.voxel_size)
+    return meshing.to_physical(lattice, voxel), faces
+
+
+def _write_preview(tmp: Path, label: int, safe_unit: str, verts: np.ndarray, faces: np.ndarray) -> str:
+    name = f"{PREVIEW_DIR}/label_{label}_{safe_unit}.ply"
+    (tmp / PREVIEW_DIR).mkdir(exist_ok=True)
+    write_mesh(tmp / name, verts, faces, "ply")
+    return name
 
 
 def _label_names(attrs: dict) -> dict[int, str]:
@@ -197,63 +277,78 @@ def mesh_labels(
     scheduler = scheduler or settings_scheduler() or None
     if scheduler is None and int(np.prod(grid)) < PARALLEL_MIN_VOXELS:
         scheduler = "synchronous"
-    args = [(str(labels_path), level, stride, grid, w, wanted) for w in windows]
-    progress(0.0, 1.0, "meshing chunks")
-    results = run_tasks(_mesh_window, args, scheduler=scheduler,
-                        progress=scaled(progress, 0.0, 0.6, "meshing chunks"), stage="meshing chunks")
-    pieces: dict[int, list[meshing.MeshPiece]] = {}
-    voxels: dict[int, int] = {}
-    for chunk_pieces, chunk_voxels in results:
-        for label, piece in chunk_pieces.items():
-            pieces.setdefault(label, []).append(piece)
-        for label, n in chunk_voxels.items():
-            voxels[label] = voxels.get(label, 0) + n
-    del results
-    targets = wanted if wanted is not None else sorted(voxels)
-    names = _label_names(info.attrs)
-    safe_unit = re.sub(r"[^A-Za-z0-9]+", "_", unit).strip("_") or "unit"
-
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = partial_path(out_dir.with_name(out_dir.name + ".pieces"))
+    scratch.mkdir()
     tmp = partial_path(out_dir)
-    tmp.mkdir()
     try:
+        args = [(str(labels_path), level, stride, grid, w, wanted, str(scratch), i) for i, w in enumerate(windows)]
+        progress(0.0, 1.0, "meshing chunks")
+        results = run_tasks(_mesh_window, args, scheduler=scheduler,
+                            progress=scaled(progress, 0.0, 0.6, "meshing chunks"), stage="meshing chunks")
+        where: dict[int, list[int]] = {}  # label -> indices of the windows with a piece of it, in order
+        triangles: dict[int, int] = {}
+        voxels: dict[int, int] = {}
+        for index, (chunk_triangles, chunk_voxels) in enumerate(results):
+            for label, n in chunk_triangles.items():
+                where.setdefault(label, []).append(index)
+                triangles[label] = triangles.get(label, 0) + n
+            for label, n in chunk_voxels.items():
+                voxels[label] = voxels.get(label, 0) + n
+        del results
+        targets = wanted if wanted is not None else sorted(voxels)
+        names = _label_names(info.attrs)
+        safe_unit = re.sub(r"[^A-Za-z0-9]+", "_", unit).strip("_") or "unit"
+        tmp.mkdir()
         files: list[str] = []
         measurements: dict[int, dict[str, Any]] = {}
         messages: list[str] = []
         meshes_doc: list[dict[str, Any]] = []
         post = scaled(progress, 0.6, 1.0, "welding and writing meshes")
+        whole_needed = (simplify is not None or max_error is not None or int(smooth) > 0
+                        or any(f not in STREAM_FORMATS for f in formats))
         for i, label in enumerate(targets):
             post(i, max(len(targets), 1), f"label {label}")
-            if label not in pieces:
+            if label not in where:
                 msg = f"label {label} has no voxels in {Path(labels_path).name}; no mesh written"
                 messages.append(msg)
                 meshes_doc.append({"label": label, "name": names.get(label, f"label {label}"), "files": {},
                                    "measurements": None, "message": msg})
                 continue
-            # a displacement of e voxels is at most e * max(voxel_size) in physical units
-            err = None if max_error is None else float(max_error) / max(voxel_size)
-            lattice, faces = _lattice_mesh(pieces.pop(label), simplify, err)
-            verts = meshing.taubin_smooth(meshing.to_physical(lattice, voxel_size), faces, int(smooth))
-            m = meshing.measure_mesh(verts, faces)
+            entry = {"label": label, "name": names.get(label, f"label {label}"), "files": {}}
+            paths = {fmt: f"label_{label}_{safe_unit}.{fmt}" for fmt in formats}
+            wants_preview = bool(preview_triangles) and triangles[label] > preview_triangles
+            pieces = (_load_piece(scratch, index, label) for index in where[label])
+            if whole_needed or (wants_preview and triangles[label] <= PREVIEW_WELD_MAX_TRIANGLES):
+                # a displacement of e voxels is at most e * max(voxel_size) in physical units
+                err = None if max_error is None else float(max_error) / max(voxel_size)
+                lattice, faces = _lattice_mesh(list(pieces), simplify, err)
+                verts = meshing.taubin_smooth(meshing.to_physical(lattice, voxel_size), faces, int(smooth))
+                m = meshing.measure_mesh(verts, faces)
+                for fmt, name in paths.items():
+                    write_mesh(tmp / name, verts, faces, fmt)
+                if wants_preview and len(faces) > preview_triangles:
+                    pv, pf = meshing.simplify_mesh(lattice, faces, ratio=preview_triangles / len(faces))
+                    entry["preview"] = _write_preview(
+                        tmp, label, safe_unit,
+                        meshing.taubin_smooth(meshing.to_physical(pv, voxel_size), pf, int(smooth)), pf)
+                del lattice, verts, faces
+            else:
+                m = _stream_label(pieces, [windows[index] for index in where[label]], grid, chunk, voxel_size,
+                                  {fmt: tmp / name for fmt, name in paths.items()})
+                if wants_preview:
+                    pv, pf = _coarse_preview(labels_path, info, downsample, label, triangles[label],
+                                             preview_triangles, chunk, scheduler)
+                    if len(pf):
+                        entry["preview"] = _write_preview(tmp, label, safe_unit, pv, pf)
             m.update(voxel_count=voxels.get(label, 0),
                      voxel_volume=float(voxels.get(label, 0) * np.prod(voxel_size)),
                      unit=unit, volume_unit=f"{unit}^3", area_unit=f"{unit}^2", axes=["z", "y", "x"])
-            entry = {"label": label, "name": names.get(label, f"label {label}"), "files": {}, "measurements": m}
-            for fmt in formats:
-                name = f"label_{label}_{safe_unit}.{fmt}"
-                write_mesh(tmp / name, verts, faces, fmt)
-                entry["files"][fmt] = name
-                files.append(name)
-            if preview_triangles and len(faces) > preview_triangles:
-                pv, pf = meshing.simplify_mesh(lattice, faces, ratio=preview_triangles / len(faces))
-                name = f"{PREVIEW_DIR}/label_{label}_{safe_unit}.ply"
-                (tmp / PREVIEW_DIR).mkdir(exist_ok=True)
-                write_mesh(tmp / name, meshing.taubin_smooth(meshing.to_physical(pv, voxel_size), pf, int(smooth)),
-                           pf, "ply")
-                entry["preview"] = name
-            del lattice
+            entry["measurements"] = m
+            entry["files"] = dict(paths)
+            files.extend(paths.values())
             measurements[label] = m
-            meshes_doc.append(entry)
+            meshes_doc.append({k: entry[k] for k in ("label", "name", "files", "measurements", "preview") if k in entry})
         doc = {
             "source": str(labels_path),
             "unit": unit,
@@ -272,6 +367,8 @@ def mesh_labels(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     progress(1.0, 1.0, "done")
     return MeshResult(out_dir=out_dir, files=[out_dir / f for f in files], measurements=measurements,
                       messages=messages, unit=unit, voxel_size=voxel_size)  # type: ignore[arg-type]
