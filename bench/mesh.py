@@ -6,10 +6,16 @@ sponge), stores it as OME-Zarr, then measures in fresh processes (so peak RSS is
 - ``chunked``: the pipeline's chunk tasks (``--chunk``^3, default 256, processes on all cores)
   and the welding of every label: what ``mesh_labels`` does before writing files;
 - ``whole``: the whole volume read into memory and meshed by one zmesh call (the limit);
-- ``pipeline``: ``mesh_labels`` end to end (adds measurements, the STL files and meshes.json);
+- ``pipeline``: ``mesh_labels`` end to end (adds measurements, the STL files and meshes.json):
+  pieces saved by the chunk tasks, each label welded piece by piece and streamed to its file;
+- ``in-memory``: the same end to end as ``mesh_labels`` did before streaming (every chunk's
+  pieces returned to the main process, each label welded whole, then measured and written):
+  the "before" of the peak RSS;
 
 and prints voxels/s, peak RSS (main process and largest worker), the ratio, and the time to
-write every label in each format. Run: ``.venv/bin/python bench/mesh.py [--size 512]``.
+write every label in each format. ``--volume grains`` (the default) packs ~size^3/4000 grains
+(two labels, the most surface per voxel); ``objects``: balls, tori and a gyroid sponge.
+Run: ``.venv/bin/python bench/mesh.py [--size 512] [--volume grains|objects]``.
 """
 
 from __future__ import annotations
@@ -64,6 +70,63 @@ def make_volume(path: Path, size: int) -> None:
                     box = (y >= lo) & (y < hi) & (x >= lo) & (x < hi)
                     sl[box & (np.abs(g) < 0.4)] = 4
             w.write_slab(z0, slab)
+
+
+def make_grains(path: Path, size: int) -> None:
+    """Packed grains (balls of radius 3-9 voxels, labels 1 and 2) with a few cavities, slab by slab."""
+    from ml4paleo.io.omezarr import OmeZarrWriter
+
+    rng = np.random.default_rng(0)
+    n = size
+    count = max(8, n**3 // 4000)
+    centres = rng.uniform(0, n, (count, 3))
+    radii = rng.uniform(3, 9, count)
+    with OmeZarrWriter(path, (n, n, n), np.uint8, kind="labels", voxel_size=(1.0, 0.8, 0.8), overwrite=True) as w:
+        depth = 64
+        for z0 in range(0, n, depth):
+            slab = np.zeros((min(depth, n - z0), n, n), np.uint8)
+            for i, ((cz, cy, cx), r) in enumerate(zip(centres, radii)):
+                lo = [max(int(c - r), 0) for c in (cz - z0, cy, cx)]
+                hi = [min(int(c + r) + 1, m) for c, m in zip((cz - z0, cy, cx), slab.shape)]
+                if any(a >= b for a, b in zip(lo, hi)):
+                    continue
+                bz, by, bx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+                d2 = (bz + z0 - cz) ** 2 + (by - cy) ** 2 + (bx - cx) ** 2
+                box = slab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+                box[d2 <= r * r] = 1 + i % 2
+                if i % 7 == 0:
+                    box[d2 <= (0.4 * r) ** 2] = 0
+            w.write_slab(z0, slab)
+
+
+def run_in_memory(path: str, out: str, chunk: int) -> dict:
+    """``mesh_labels`` before streaming: pieces of every chunk held, each label welded whole."""
+    from ml4paleo.compute import mesh as meshing
+    from ml4paleo.io.exports import write_mesh
+    from ml4paleo.io.omezarr import read_info
+    from ml4paleo.pipelines._tasks import run_tasks
+    from ml4paleo.pipelines.mesh import _grid, _mesh_window
+
+    info = read_info(path)
+    t0 = time.perf_counter()
+    level, stride, grid = _grid(info, 1)
+    windows = meshing.chunk_windows(grid, chunk)
+    results = run_tasks(_mesh_window, [(path, level, stride, grid, w, None) for w in windows])
+    pieces: dict[int, list] = {}
+    for chunk_pieces, _ in results:
+        for label, piece in chunk_pieces.items():
+            pieces.setdefault(label, []).append(piece)
+    del results
+    Path(out).mkdir()
+    triangles = 0
+    for label in sorted(pieces):
+        coords, faces = meshing.weld(pieces.pop(label))
+        verts = meshing.to_physical(coords, info.voxel_size)
+        meshing.measure_mesh(verts, faces)
+        write_mesh(Path(out) / f"label_{label}.stl", verts, faces)
+        triangles += len(faces)
+    return {"seconds": time.perf_counter() - t0, "rss_mb": _rss_mb(resource.RUSAGE_SELF),
+            "worker_rss_mb": _rss_mb(resource.RUSAGE_CHILDREN), "triangles": triangles}
 
 
 def run_chunked(path: str, chunk: int) -> dict:
@@ -151,23 +214,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512, help="volume edge in voxels (default 512)")
     parser.add_argument("--chunk", type=int, default=256, help="meshing chunk edge (default 256)")
+    parser.add_argument("--volume", choices=("grains", "objects"), default="grains", help="synthetic volume")
+    parser.add_argument("--skip-formats", action="store_true", help="skip the per-format write timings")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         mode, *rest = args.child
         result = {"chunked": lambda: run_chunked(rest[0], int(rest[1])), "whole": lambda: run_whole(rest[0]),
                   "formats": lambda: run_formats(rest[0], rest[1]),
-                  "pipeline": lambda: run_pipeline(rest[0], rest[1], int(rest[2]))}[mode]()
+                  "pipeline": lambda: run_pipeline(rest[0], rest[1], int(rest[2])),
+                  "in-memory": lambda: run_in_memory(rest[0], rest[1], int(rest[2]))}[mode]()
         print(json.dumps(result))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-mesh-") as tmp:
         path = Path(tmp) / "labels.ome.zarr"
         t0 = time.perf_counter()
-        make_volume(path, args.size)
+        (make_grains if args.volume == "grains" else make_volume)(path, args.size)
         voxels = args.size**3
         print(f"load average before the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-        print(f"volume {args.size}^3 uint8 labels ({voxels / 1e6:.0f} Mvoxels) generated in {time.perf_counter() - t0:.1f} s")
+        print(f"{args.volume}: volume {args.size}^3 uint8 labels ({voxels / 1e6:.0f} Mvoxels) generated in {time.perf_counter() - t0:.1f} s")
         whole = _child("whole", str(path))
         chunked = _child("chunked", str(path), str(args.chunk))
         print(f"one zmesh call : {whole['seconds']:7.2f} s  {voxels / whole['seconds'] / 1e6:7.1f} Mvoxels/s  "
@@ -178,10 +244,16 @@ def main() -> None:
               f"({chunked['triangles']} triangles, {chunked['tasks']} tasks; chunk tasks "
               f"{chunked['chunk_seconds']:.2f} s, welding {chunked['seconds'] - chunked['chunk_seconds']:.2f} s)")
         print(f"chunked / one call speed: {whole['seconds'] / chunked['seconds']:.2f}  (goal >= 0.5)")
+        before = _child("in-memory", str(path), str(Path(tmp) / "before"), str(args.chunk))
         e2e = _child("pipeline", str(path), str(Path(tmp) / "e2e"), str(args.chunk))
-        print(f"mesh_labels end to end (chunks, weld, measure, STL, meshes.json): {e2e['seconds']:.2f} s  "
+        print(f"before, welded whole in memory (chunks, weld, measure, STL): {before['seconds']:.2f} s  "
+              f"peak RSS {before['rss_mb']:.0f} MB main, {before['worker_rss_mb']:.0f} MB largest worker  "
+              f"({before['triangles']} triangles)")
+        print(f"mesh_labels end to end, streamed (chunks, weld, measure, STL, meshes.json): {e2e['seconds']:.2f} s  "
               f"{voxels / e2e['seconds'] / 1e6:.1f} Mvoxels/s  peak RSS {e2e['rss_mb']:.0f} MB main, "
-              f"{e2e['worker_rss_mb']:.0f} MB largest worker")
+              f"{e2e['worker_rss_mb']:.0f} MB largest worker  ({e2e['triangles']} triangles)")
+        if args.skip_formats:
+            return
         out = Path(tmp) / "meshes"
         out.mkdir()
         formats = _child("formats", str(path), str(out))

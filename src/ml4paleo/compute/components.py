@@ -128,43 +128,47 @@ def label_block(block: np.ndarray, step: str, classes: Sequence[int]) -> Labelle
 
     ``classes``: the structure classes to consider (for ``"fill"`` every class present in the
     whole volume, since a block without class ``c`` can still lie inside a hole of ``c``).
+    First voxels are found for ``"largest"`` only (the tie-break); elsewhere they are 0.
     """
     if step not in STEPS:
         raise InputError(f"step must be one of {', '.join(STEPS)}; got {step!r}")
     classes = [int(c) for c in classes if int(c) != 0]
     layers, kinds, firsts = [], [], []
     total = 0
-    if step == "fill":
-        for c in classes:
-            ids, n = _label_mask(block != c)
-            firsts.append(_first_voxels(ids, n))
-            if total:
-                ids[ids > 0] += total
-            layers.append(ids)
-            kinds.append(np.full(n, c, np.int64))
-            total += n
+    combined = None
+    for c in classes:
+        mask = (block != c) if step == "fill" else (block == c)
+        ids, n = _label_mask(mask)
+        if n == 0 and step != "fill":
+            continue
+        firsts.append(_first_voxels(ids, n) if step == "largest" else np.zeros(n, np.int64))
+        kinds.append(np.full(n, c, np.int64))
+        if total:
+            np.add(ids, np.int32(total), out=ids, where=mask)
+        total += n
+        if step == "fill":
+            layers.append(ids)  # one layer per class: the complements overlap
+        elif combined is None:
+            combined = ids
+        else:
+            combined += ids  # classes are disjoint (ids are 0 off their mask): one layer
+    if step != "fill":
+        layers = [combined if combined is not None else np.zeros(block.shape, np.int32)]
+    if len(layers) == 1:
+        ids = layers[0][None]
     else:
-        combined = np.zeros(block.shape, np.int32)
-        for c in classes:
-            mask = block == c
-            ids, n = _label_mask(mask)
-            if n == 0:
-                continue
-            firsts.append(_first_voxels(ids, n))
-            combined[mask] = ids[mask] + total
-            kinds.append(np.full(n, c, np.int64))
-            total += n
-        layers.append(combined)
-    ids = np.stack(layers) if layers else np.zeros((0,) + block.shape, np.int32)
+        ids = np.stack(layers) if layers else np.zeros((0,) + block.shape, np.int32)
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
     return Labelled(ids=ids, classes=cat(kinds), first=cat(firsts))
 
 
-def block_table(lab: Labelled, origin: Sequence[int], volume_shape: Sequence[int]) -> BlockTable:
-    """Sizes, volume-border contact and global first voxels of a block's components."""
+def block_table(lab: Labelled, origin: Sequence[int], volume_shape: Sequence[int], *, sizes: bool = True) -> BlockTable:
+    """Sizes (unless ``sizes`` is False: ``"fill"`` needs none), volume-border contact and
+    global first voxels of a block's components."""
     n = lab.n
     shape = lab.ids.shape[1:]
-    sizes = np.bincount(lab.ids.ravel(), minlength=n + 1)[1:].astype(np.int64)
+    counts = (np.bincount(lab.ids.ravel(), minlength=n + 1)[1:].astype(np.int64) if sizes
+              else np.zeros(n, np.int64))
     border = np.zeros(n + 1, bool)
     for axis in range(3):
         for at_edge, index in ((origin[axis] == 0, 0), (origin[axis] + shape[axis] == volume_shape[axis], -1)):
@@ -172,7 +176,7 @@ def block_table(lab: Labelled, origin: Sequence[int], volume_shape: Sequence[int
                 border[np.take(lab.ids, index, axis=axis + 1).ravel()] = True
     local = np.unravel_index(lab.first, shape) if n else (np.zeros(0, np.int64),) * 3
     glob = np.ravel_multi_index(tuple(np.asarray(l) + o for l, o in zip(local, origin)), tuple(volume_shape))
-    return BlockTable(classes=lab.classes.copy(), sizes=sizes, border=border[1:], first=np.asarray(glob, np.int64))
+    return BlockTable(classes=lab.classes.copy(), sizes=counts, border=border[1:], first=np.asarray(glob, np.int64))
 
 
 def block_planes(ids: np.ndarray, start: Sequence[int], stop: Sequence[int], volume_shape: Sequence[int]
@@ -334,7 +338,7 @@ def postprocess_chunked(labels: np.ndarray, block: int | Sequence[int], *, min_s
     classes = [int(c) for c in np.unique(labels) if c != 0]
     for step in steps_for(min_size=min_size, fill=fill, largest=largest):
         labs = [label_block(out[_sl(s, e)], step, classes) for s, e in regions]
-        tables = [block_table(lab, s, shape) for lab, (s, e) in zip(labs, regions)]
+        tables = [block_table(lab, s, shape, sizes=step != "fill") for lab, (s, e) in zip(labs, regions)]
         offsets = offsets_of(tables)
         planes = [block_planes(lab.ids, s, e, shape) for lab, (s, e) in zip(labs, regions)]
         pairs = [face_pairs(planes[i][f"hi{a}"], planes[j][f"lo{a}"], offsets[i], offsets[j])

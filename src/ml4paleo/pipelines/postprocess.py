@@ -66,7 +66,7 @@ def _block_task(store: str, index: int, start, stop, scratch: str, prev, step: s
     if step is None:
         return None, counts
     lab = cc.label_block(block, step, classes)
-    table = cc.block_table(lab, start, arr.shape)
+    table = cc.block_table(lab, start, arr.shape, sizes=step != "fill")
     np.savez(Path(scratch) / f"{index}.npz", **cc.block_planes(lab.ids, start, stop, arr.shape))
     return table, counts
 
