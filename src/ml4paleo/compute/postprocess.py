@@ -7,9 +7,10 @@ structure class separately (face connectivity, 6-neighbourhood in 3D) and never 
 * :func:`fill_holes` gives background voxels fully enclosed by one class that class;
 * :func:`keep_largest` keeps only the largest component of each class.
 
-These need the connectivity of the whole volume, so none is chunk-safe: the segmentation
-pipeline runs them on the whole label volume when it fits a memory budget, else on a
-downsampled copy whose edits are applied back (see ``pipelines/segment.py``).
+These need the connectivity of the whole volume, so none is chunk-safe as it stands:
+:mod:`ml4paleo.compute.components` computes the same result block by block (components per
+block merged across block faces), which the segmentation pipeline uses at any size (see
+``pipelines/postprocess.py``); these functions remain the definition it is tested against.
 """
 
 from __future__ import annotations

@@ -63,7 +63,13 @@ class StreamWeld:
     """
 
     def __init__(self, planes: Sequence[np.ndarray], voxel_size: Sequence[float]):
-        self._planes = [np.asarray(p, np.int64) for p in planes]
+        # per axis, a lookup table over half-voxel coordinates (from -2): True on a shared plane
+        self._planes = []
+        for p in planes:
+            p = np.asarray(p, np.int64)
+            table = np.zeros(int(p.max()) + 4 if len(p) else 0, bool)
+            table[p + 2] = True
+            self._planes.append(table)
         self._scale = 0.5 * np.asarray(voxel_size, np.float64)
         self._keys = np.zeros(0, np.int64)  # shared-plane vertices still reachable, sorted
         self._ids = np.zeros(0, np.int64)
@@ -90,9 +96,11 @@ class StreamWeld:
         if drop:
             self._keys, self._ids, self._shell = self._keys[drop:], self._ids[drop:], self._shell[drop:]
         shared = np.zeros(len(coords), bool)
-        for axis, planes in enumerate(self._planes):
-            if len(planes):
-                shared |= np.isin(coords[:, axis], planes)
+        for axis, table in enumerate(self._planes):
+            if len(table):
+                c = coords[:, axis].astype(np.int64) + 2
+                inside = c < len(table)
+                shared[inside] |= table[c[inside]]
         keys = _pack(coords[shared])
         pos = np.searchsorted(self._keys, keys)
         pos_c = np.minimum(pos, max(len(self._keys) - 1, 0))
@@ -133,7 +141,9 @@ class StreamWeld:
         self.n_faces += len(faces)
         self._area += area
         self._volume += float(face_vol.sum())
-        used = verts[np.unique(faces)]
+        seen = np.zeros(len(verts), bool)
+        seen[faces.ravel()] = True
+        used = verts[seen]
         self._lo = np.minimum(self._lo, used.min(axis=0))
         self._hi = np.maximum(self._hi, used.max(axis=0))
         g = ids[faces]
@@ -144,7 +154,8 @@ class StreamWeld:
         if (directed[1:] == directed[:-1]).any():
             self._closed = False  # an edge traversed twice the same way
         reverse.sort()
-        unmatched = ~np.isin(directed, reverse, assume_unique=True)
+        pos = np.minimum(np.searchsorted(reverse, directed), len(reverse) - 1)
+        unmatched = reverse[pos] != directed
         if unmatched.any():
             self._open.append(directed[unmatched])
 
