@@ -126,8 +126,10 @@ class StreamWeld:
         self._shell_volumes.append(np.bincount(local[faces[:, 0]], weights=face_vol, minlength=n_local))
         shell = local.astype(np.int64) + self._n_shells
         self._n_shells += n_local
-        if found.any():
-            self._shell_pairs.append(np.stack([shell[shared_idx[found]], self._shell[pos_c[found]]], axis=1))
+        if found.any():  # one pair per pair of shells joined (not per shared vertex)
+            packed = np.sort((shell[shared_idx[found]] << 32) | self._shell[pos_c[found]])
+            packed = packed[np.concatenate(([True], packed[1:] != packed[:-1]))]
+            self._shell_pairs.append(np.stack([packed >> 32, packed & np.int64((1 << 32) - 1)], axis=1))
         fresh = ~found
         if fresh.any():  # remember the shared vertices seen for the first time
             k = np.concatenate([self._keys, keys[fresh]])
