@@ -84,7 +84,7 @@ def trained(tmp_path_factory):
     vol, truth = phantom(rng, shape=(20, 28, 28))
     write_volume(root / "vol.ome.zarr", vol, chunks=8)
     train_model(root / "vol.ome.zarr", {z: scribbles(truth[z]) for z in (4, 15)}, root / "model",
-                features=FAST, params=FAST_RF)
+                features=FAST, params=FAST_RF, method="forest")
     return root
 
 
