@@ -216,6 +216,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=256, help="meshing chunk edge (default 256)")
     parser.add_argument("--volume", choices=("grains", "objects"), default="grains", help="synthetic volume")
     parser.add_argument("--skip-formats", action="store_true", help="skip the per-format write timings")
+    parser.add_argument("--skip-reference", action="store_true",
+                        help="skip the one-call and chunk-only runs (before/after streaming only)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -234,16 +236,17 @@ def main() -> None:
         voxels = args.size**3
         print(f"load average before the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         print(f"{args.volume}: volume {args.size}^3 uint8 labels ({voxels / 1e6:.0f} Mvoxels) generated in {time.perf_counter() - t0:.1f} s")
-        whole = _child("whole", str(path))
-        chunked = _child("chunked", str(path), str(args.chunk))
-        print(f"one zmesh call : {whole['seconds']:7.2f} s  {voxels / whole['seconds'] / 1e6:7.1f} Mvoxels/s  "
-              f"peak RSS {whole['rss_mb']:7.0f} MB  CPU {whole['cpu_seconds']:.2f} s  ({whole['triangles']} triangles)")
-        print(f"chunked {args.chunk}^3  : {chunked['seconds']:7.2f} s  {voxels / chunked['seconds'] / 1e6:7.1f} Mvoxels/s  "
-              f"peak RSS {chunked['rss_mb']:7.0f} MB main, {chunked['worker_rss_mb']:.0f} MB largest worker  "
-              f"CPU {chunked['cpu_seconds']:.2f} s  "
-              f"({chunked['triangles']} triangles, {chunked['tasks']} tasks; chunk tasks "
-              f"{chunked['chunk_seconds']:.2f} s, welding {chunked['seconds'] - chunked['chunk_seconds']:.2f} s)")
-        print(f"chunked / one call speed: {whole['seconds'] / chunked['seconds']:.2f}  (goal >= 0.5)")
+        if not args.skip_reference:
+            whole = _child("whole", str(path))
+            chunked = _child("chunked", str(path), str(args.chunk))
+            print(f"one zmesh call : {whole['seconds']:7.2f} s  {voxels / whole['seconds'] / 1e6:7.1f} Mvoxels/s  "
+                  f"peak RSS {whole['rss_mb']:7.0f} MB  CPU {whole['cpu_seconds']:.2f} s  ({whole['triangles']} triangles)")
+            print(f"chunked {args.chunk}^3  : {chunked['seconds']:7.2f} s  {voxels / chunked['seconds'] / 1e6:7.1f} Mvoxels/s  "
+                  f"peak RSS {chunked['rss_mb']:7.0f} MB main, {chunked['worker_rss_mb']:.0f} MB largest worker  "
+                  f"CPU {chunked['cpu_seconds']:.2f} s  "
+                  f"({chunked['triangles']} triangles, {chunked['tasks']} tasks; chunk tasks "
+                  f"{chunked['chunk_seconds']:.2f} s, welding {chunked['seconds'] - chunked['chunk_seconds']:.2f} s)")
+            print(f"chunked / one call speed: {whole['seconds'] / chunked['seconds']:.2f}  (goal >= 0.5)")
         before = _child("in-memory", str(path), str(Path(tmp) / "before"), str(args.chunk))
         e2e = _child("pipeline", str(path), str(Path(tmp) / "e2e"), str(args.chunk))
         print(f"before, welded whole in memory (chunks, weld, measure, STL): {before['seconds']:.2f} s  "
