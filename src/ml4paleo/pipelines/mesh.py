@@ -18,6 +18,11 @@ are read back in chunk order and
   of a label above :data:`PREVIEW_WELD_MAX_TRIANGLES` comes from a coarser grid instead, so the
   web app's meshing stays bounded.
 
+Measured (``bench/mesh.py --volume grains``, 2 loaded cores, chunk 256, STL): 384^3 (18 M
+triangles) peak RSS 1464 MB main before streaming, 701 MB streamed; 512^3 (43 M triangles)
+3252 MB before, 892 MB streamed, and faster (192 s -> 139 s). The streamed peak follows the
+chunk, not the surface.
+
 The output folder is written under a temporary name and renamed when complete.
 """
 

@@ -16,7 +16,11 @@ write one chunk. Memory per task: one block (16 M voxels: uint8 + int32 labels p
 ~0.1 GB for two classes); in the main process: the component table.
 
 On a Dask cluster the workers must see the array and the scratch folder (beside the output):
-the same data folder on every machine.
+the same data folder on every machine (``docs/dask-cluster.md``).
+
+Measured (``bench/postprocess.py``, 384^3, two classes, min_size + fill + largest, 2 loaded
+cores): whole volume in memory 59 s, 880 MB; by blocks 61 s, 177 MB main and 265 MB per
+worker, the same voxels.
 """
 
 from __future__ import annotations
