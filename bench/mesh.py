@@ -121,7 +121,7 @@ def run_in_memory(path: str, out: str, chunk: int) -> dict:
     triangles = 0
     for label in sorted(pieces):
         coords, faces = meshing.weld(pieces.pop(label))
-        verts = meshing.to_physical(coords, info.voxel_size)
+        verts = meshing.to_physical(coords / 2.0, info.voxel_size)
         meshing.measure_mesh(verts, faces)
         write_mesh(Path(out) / f"label_{label}.stl", verts, faces)
         triangles += len(faces)
