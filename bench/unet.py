@@ -90,7 +90,10 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256, help="edge of the (y, x) slices (default 256; the issue's is 512)")
     ap.add_argument("--slices", type=int, default=24, help="slices in the volume (default 24)")
     ap.add_argument("--painted", type=int, default=5, help="painted slices (default 5)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads for training and inference (default 2)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for inference (default 2)")
+    ap.add_argument("--train-threads", type=int, default=None,
+                    help="torch threads for training (default: --threads; 1 on a machine others load: two threads "
+                         "contending for two busy cores measured ~8x slower than one)")
     ap.add_argument("--max-seconds", type=float, default=None, help="time budget of each U-Net training")
     ap.add_argument("--skip-forest", action="store_true")
     ap.add_argument("--skip-loso", action="store_true", help="train the final U-Net only (its default epochs)")
@@ -108,7 +111,8 @@ def main(argv=None) -> int:
     from ml4paleo.models.unet import UNetSegmenter
     from ml4paleo.compute.regions import slice_features
 
-    torch.set_num_threads(args.threads)
+    train_threads = args.train_threads or args.threads
+    torch.set_num_threads(train_threads)
     params = {k: getattr(args, k) for k in ("width", "depth", "context", "epochs", "steps_per_epoch", "batch_size",
                                             "patch", "patience", "lr") if getattr(args, k) is not None}
     if args.augment is not None:
@@ -127,10 +131,10 @@ def main(argv=None) -> int:
     n_painted = sum(int((a > 0).sum()) for a in ann.values())
     print(f"{args.volume} volume {shape} {vol.dtype}, fossil {truth.mean():.1%}, made in {time.perf_counter() - t:.1f}s; painted slices "
           f"{painted} ({n_painted} voxels), unseen slices scored {unseen}; torch {torch.__version__}, "
-          f"{args.threads} threads; U-Net params {params or 'defaults'}")
+          f"{train_threads} training / {args.threads} inference threads; U-Net params {params or 'defaults'}")
 
     def unet(**kw):
-        return UNetSegmenter(("background", "fossil"), n_jobs=args.threads, **{**params, **kw})
+        return UNetSegmenter(("background", "fossil"), n_jobs=train_threads, **{**params, **kw})
 
     best_epochs = []
     if not args.skip_loso:

@@ -1,0 +1,89 @@
+"""Numpy helpers of the U-Net: mirrored region reads, the normalisation sample, training crops.
+
+No torch here: numpy in, numpy out (the network and its training live in ``unet.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["NORM_PERCENTILES", "Patches", "read_mirrored", "robust_range"]
+
+NORM_PERCENTILES = (0.5, 99.5)
+"""Normalisation: grey values at these percentiles of a sample of the volume map to -1 and 1."""
+
+
+def read_mirrored(array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+    """Region ``start:stop`` of ``array`` (zarr or numpy), which may reach beyond the volume on
+    any side: voxels outside are mirrored (numpy ``symmetric``, as ``read_padded`` does)."""
+    lo = [min(max(0, s), n - 1) for s, n in zip(start, array.shape)]
+    hi = [max(min(n, e), l + 1) for e, n, l in zip(stop, array.shape, lo)]
+    data = np.asarray(array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+    width = [(l - s, e - h) for l, h, s, e in zip(lo, hi, start, stop)]
+    if any(w != (0, 0) for w in width):
+        data = np.pad(data, [(max(a, 0), max(b, 0)) for a, b in width], mode="symmetric")
+        cut = tuple(slice(max(-a, 0), data.shape[i] - max(-b, 0)) for i, (a, b) in enumerate(width))
+        data = data[cut]
+    return data
+
+
+def robust_range(array: Any) -> tuple[float, float]:
+    """The ``NORM_PERCENTILES`` of a sample of ``array``: 4 x 4 x 4 cubes of up to 32^3 voxels
+    spread over the volume, each starting on a chunk boundary of a zarr array (so one cube
+    decompresses a few chunks, where a strided slice would decompress a chunk's depth of slices)."""
+    chunks = getattr(array, "chunks", None)
+    chunks = chunks if isinstance(chunks, tuple) and all(isinstance(c, int) for c in chunks) else (1, 1, 1)
+    edge = [min(32, n) for n in array.shape]
+    starts = [np.unique((np.linspace(0, n - e, 4).round().astype(int) // c) * c)
+              for n, e, c in zip(array.shape, edge, chunks)]
+    sample = np.concatenate([np.asarray(array[z:z + edge[0], y:y + edge[1], x:x + edge[2]]).ravel()
+                             for z in starts[0] for y in starts[1] for x in starts[2]]).astype(np.float64)
+    lo, hi = np.percentile(sample, NORM_PERCENTILES)
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+class Patches:
+    """Random training crops near painted voxels (classes drawn uniformly), augmented."""
+
+    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], patch: int, align: int,
+                 augment: Sequence[str], rng: np.random.Generator) -> None:
+        Y, X = labels[0].shape
+        self.size = (min(patch, -(-Y // align) * align), min(patch, -(-X // align) * align))
+        py, px = max(0, self.size[0] - Y), max(0, self.size[1] - X)
+        self.images = [np.pad(im, ((0, 0), (0, py), (0, px)), mode="symmetric") for im in images]
+        self.labels = [np.pad(lab, ((0, py), (0, px)), constant_values=-1) for lab in labels]
+        self.anchors = []
+        for k in range(int(max(lab.max() for lab in labels)) + 1):
+            where = [np.stack([np.full(n.size, i), *np.unravel_index(n, lab.shape)], 1)
+                     for i, lab in enumerate(self.labels) if (n := np.flatnonzero(lab == k)).size]
+            if where:
+                self.anchors.append(np.concatenate(where))
+        self.augment = set(augment)
+        self.rng = rng
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        rng, (P, Q) = self.rng, self.size
+        xs, ys = [], []
+        for _ in range(n):
+            pts = self.anchors[rng.integers(len(self.anchors))]
+            i, y, x = pts[rng.integers(len(pts))]
+            H, W = self.labels[i].shape
+            y0 = int(np.clip(y - rng.integers(P), 0, H - P))
+            x0 = int(np.clip(x - rng.integers(Q), 0, W - Q))
+            img = self.images[i][:, y0:y0 + P, x0:x0 + Q]
+            lab = self.labels[i][y0:y0 + P, x0:x0 + Q]
+            if "rot90" in self.augment:
+                k = int(rng.integers(4)) if P == Q else 2 * int(rng.integers(2))
+                img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
+            if "flip" in self.augment:
+                if rng.integers(2):
+                    img, lab = img[:, :, ::-1], lab[:, ::-1]
+                if rng.integers(2):
+                    img = img[::-1]
+            if "intensity" in self.augment:
+                img = img * np.float32(rng.uniform(0.8, 1.2)) + np.float32(rng.uniform(-0.2, 0.2))
+            xs.append(np.ascontiguousarray(img, dtype=np.float32))
+            ys.append(np.ascontiguousarray(lab))
+        return np.stack(xs), np.stack(ys)
