@@ -280,9 +280,9 @@ class UNetSegmenter:
                 entry: dict[str, Any] = {"epoch": epoch, "seconds": 0.0, "train_loss": round(float(np.mean(losses)), 5)}
                 if held:
                     net.eval()
-                    dice, loss = self._heldout_scores(net, held_stacks, held, dev)
-                    entry["heldout_dice"], entry["heldout_loss"] = round(dice, 5), round(loss, 5)
-                    score = (round(dice, 4), -loss)  # Dice first; on painted strokes it often saturates
+                    held_dice, held_loss = self._heldout_scores(net, held_stacks, held, dev)
+                    entry["heldout_dice"], entry["heldout_loss"] = round(held_dice, 5), round(held_loss, 5)
+                    score = (round(held_dice, 4), -held_loss)  # Dice first; on painted strokes it often saturates
                     if best is None or score > best:
                         best, stale = score, 0
                         best_state = copy.deepcopy(net.state_dict())
