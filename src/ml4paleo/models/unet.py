@@ -143,6 +143,7 @@ class UNetSegmenter:
     """
 
     kind = "unet"
+    feature_settings = None  # not a filter-bank model: callers ask it for regions
 
     def __init__(self, classes: Sequence[str] = ("background", "fossil"), *, n_jobs: int | None = None,
                  tile: int = TILE, **params: Any) -> None:
@@ -400,6 +401,11 @@ class UNetSegmenter:
             self.net = self.net.to(self.device)
         self._infer = None
         return self
+
+    def describe(self) -> dict[str, Any]:
+        """What metadata.json records of this model (beside the pipeline's own entries)."""
+        return {"kind": self.kind, "classes": list(self.classes), "params": self.params, "seed": self.seed,
+                "halo": list(self.halo), "best_epochs": self.best_epochs}
 
     def _config(self) -> dict[str, Any]:
         return {"kind": self.kind, "classes": list(self.classes), "params": self.params, "seed": self.seed,
