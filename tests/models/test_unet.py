@@ -17,8 +17,8 @@ from scipy import ndimage as ndi
 
 torch = pytest.importorskip("torch")
 
-from ml4paleo.errors import InputError  # noqa: E402
-from ml4paleo.models import cached_model, load_model, save_model  # noqa: E402
+from ml4paleo.errors import InputError, VolumeNotFoundError  # noqa: E402
+from ml4paleo.models import Segmenter, cached_model, load_model, save_model  # noqa: E402
 from ml4paleo.models.unet import UNetSegmenter  # noqa: E402
 
 QUICK = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch": 32}
@@ -151,7 +151,7 @@ def test_save_load_and_pickle_round_trip(tiny, tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["metadata.json", "unet.json", "unet.pt", "validation.json"]
     assert json.loads((tmp_path / "m" / "metadata.json").read_text())["kind"] == "unet"
     loaded = load_model(tmp_path / "m")
-    assert isinstance(loaded, UNetSegmenter) and loaded.classes == model.classes
+    assert isinstance(loaded, UNetSegmenter) and isinstance(loaded, Segmenter) and loaded.classes == model.classes
     assert loaded.metadata["voxel_size"] == [1, 2, 3] and loaded.validation == {"method": "x"}
     assert loaded.norm == model.norm and loaded.curve == model.curve and loaded.params == model.params
     assert np.array_equal(loaded.predict_region(vol, (0, 0, 0), (3, 50, 70)), expected)
@@ -159,6 +159,9 @@ def test_save_load_and_pickle_round_trip(tiny, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no partial folder left
     clone = pickle.loads(pickle.dumps(loaded))
     assert np.array_equal(clone.predict_region(vol, (0, 0, 0), (3, 50, 70)), expected)
+    (tmp_path / "m" / "unet.pt").unlink()
+    with pytest.raises(VolumeNotFoundError, match="incomplete"):
+        load_model(tmp_path / "m")
 
 
 def test_models_import_without_torch():

@@ -31,6 +31,8 @@ KINDS: dict[str, type] = {
 }
 CLASSIFIERS = (RandomForestSegmenter.kind, HistGradientBoostingSegmenter.kind)
 """Kinds that :func:`make_segmenter` builds from feature rows alone."""
+UNET_KIND = "unet"
+"""The U-Net's kind: its module (and torch) is imported only to read or write such a folder."""
 METADATA_FILE = "metadata.json"
 VALIDATION_FILE = "validation.json"
 
@@ -75,6 +77,14 @@ def save_model(
     return model_dir
 
 
+def _kind_class(kind: str) -> type:
+    if kind == UNET_KIND:
+        from ml4paleo.models.unet import UNetSegmenter
+
+        return UNetSegmenter
+    return KINDS[kind]
+
+
 def load_model(model_dir: str | Path) -> Segmenter:
     """The fitted segmenter saved in ``model_dir``, with ``.classes`` and ``.metadata``."""
     model_dir = Path(model_dir)
@@ -83,7 +93,7 @@ def load_model(model_dir: str | Path) -> Segmenter:
         raise VolumeNotFoundError(f"no trained model at {model_dir} (expected {METADATA_FILE})")
     try:
         meta = json.loads(meta_path.read_text())
-        cls = KINDS[meta["kind"]]
+        cls = _kind_class(meta["kind"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{meta_path} is not a valid model description: {exc}") from exc
     try:

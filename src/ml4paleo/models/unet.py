@@ -436,15 +436,14 @@ class UNetSegmenter:
     @classmethod
     def load_files(cls, folder: str | Path, metadata: Mapping[str, Any] | None = None, *,
                    device: str = "cpu") -> "UNetSegmenter":
-        """The model saved by :meth:`save_files` in ``folder``, on the CPU unless ``device`` says."""
+        """The model saved by :meth:`save_files` in ``folder``, on the CPU unless ``device`` says
+        (a missing file raises FileNotFoundError, which ``load_model`` reports as incomplete)."""
         folder = Path(folder)
         try:
             config = json.loads((folder / CONFIG_FILE).read_text())
             model = cls(config["classes"], **config["params"])
             state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
             model._restore(config, state, device)
-        except FileNotFoundError as exc:
-            raise InputError(f"no U-Net at {folder} ({exc.filename} is missing)") from exc
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise InputError(f"{folder} does not hold a valid U-Net: {exc}") from exc
         model.metadata = dict(metadata or {})
