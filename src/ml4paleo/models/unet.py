@@ -80,7 +80,7 @@ __all__ = ["AUGMENTATIONS", "DEFAULTS", "UNetSegmenter"]
 DEFAULTS: dict[str, Any] = {
     "width": 8, "depth": 2, "context": 1,
     "epochs": 40, "steps_per_epoch": 8, "batch_size": 8, "patch": 96,
-    "lr": 3e-3, "weight_decay": 1e-4, "patience": 8,
+    "lr": 1e-2, "weight_decay": 1e-4, "patience": 8,
     "augment": ("flip", "rot90"),
 }
 """Hyper-parameters (see the measurements above). ``context``: slices on each side of the
