@@ -220,7 +220,8 @@ class UNetCandidate(Candidate):
         masks = {z: m for z, m in ts.masks.items() if not isinstance(z, tuple) and z not in held}
         if not masks:
             raise InputError("the U-Net trains on z slices: paint at least one")
-        model = UNetSegmenter(ts.classes)
+        # one torch thread: two contended threads measured 8-10x slower than one (models/unet.py)
+        model = UNetSegmenter(ts.classes, n_jobs=1)
         return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit, seed=ts.seed,
                          device=ts.device)
 
