@@ -24,10 +24,6 @@ class UnsupportedFileError(InputError):
     """A file is not an image of a kind we read, or is corrupt/truncated."""
 
 
-class VolumeNotFoundError(Ml4PaleoError, FileNotFoundError):
-    """A volume, model or other artifact that should exist on disk does not."""
-
-
 class OutputExistsError(Ml4PaleoError, FileExistsError):
     """Refusing to overwrite an existing output without ``overwrite=True``."""
 
@@ -36,8 +32,14 @@ class JobNotFound(Ml4PaleoError, LookupError):
     """No job with this id."""
 
 
-class ArtifactNotFound(Ml4PaleoError, LookupError):
-    """No model, segmentation, annotation or mesh with this id in the job."""
+class ArtifactNotFound(Ml4PaleoError, LookupError, FileNotFoundError):
+    """A volume, model, segmentation, annotation, mesh or file that should exist does not
+    (HTTP 404): no artifact with this id in the job, or nothing readable at this path."""
+
+
+VolumeNotFoundError = ArtifactNotFound
+"""The former name of :class:`ArtifactNotFound` (one class now), still raised under this name
+by ``io/`` and ``models/``."""
 
 
 class InvalidTransition(Ml4PaleoError, RuntimeError):
@@ -46,6 +48,17 @@ class InvalidTransition(Ml4PaleoError, RuntimeError):
 
 class Cancelled(Ml4PaleoError):
     """Work was cancelled by the user; raised from a progress callback to stop a pipeline."""
+
+
+class LeaseLost(Cancelled):
+    """A runner lost its task: another runner took it over after the lease expired, or the job
+    was deleted. Raised into the pipeline (from its progress callback) and when the store refuses
+    a step of the task; the runner then drops the task without writing anything more."""
+
+
+class RunnerStopping(Cancelled):
+    """The runner was asked to stop (SIGTERM, Ctrl-C); raised into the pipeline so that its
+    task goes back to the queue unharmed (the attempt does not count)."""
 
 
 class UnsafeArchiveError(InputError):

@@ -1,4 +1,5 @@
-"""The job lifecycle: every status, every event, and the one function that checks transitions.
+"""Every status of the job service as a type, the job events, and the one function that checks
+a job's transitions.
 
 A job moves along ``uploading → uploaded → converting → converted → annotated →
 training_queued → training → trained → segmenting → segmented → meshing_queued → meshing →
@@ -6,6 +7,11 @@ meshed``; any step may end in ``error`` (with its reason). Each change of status
 :func:`transition`, which either returns the new status, returns the current one (a harmless
 repeat, e.g. ``upload-complete`` sent twice, or an annotation while training is queued), or
 raises :class:`~ml4paleo.errors.InvalidTransition` with a message meant for the user (HTTP 409).
+
+The other records have statuses of their own, set by the store (``ml4paleo.jobs.store``): a
+task's (:class:`TaskStatus`), a model's (:class:`ModelStatus`), a segmentation's
+(:class:`SegmentationStatus`) and its meshes' (:class:`MeshStatus`). Each is a ``StrEnum``: a
+member is its string, so the database and the JSON of the HTTP API hold the plain values.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from ml4paleo.errors import InvalidTransition
 
 
 class Status(StrEnum):
+    """A job's status (``jobs.status``, ``status`` in the API's job document)."""
+
     UPLOADING = "uploading"
     UPLOADED = "uploaded"
     CONVERTING = "converting"
@@ -32,81 +40,187 @@ class Status(StrEnum):
     ERROR = "error"
 
 
+class JobEvent(StrEnum):
+    """What happens to a job; :func:`transition` says which status it leads to."""
+
+    UPLOAD = "upload"
+    UPLOAD_COMPLETE = "upload_complete"
+    CONVERT_START = "convert_start"
+    CONVERT_DONE = "convert_done"
+    ANNOTATE = "annotate"
+    TRAIN_QUEUE = "train_queue"
+    TRAIN_START = "train_start"
+    TRAIN_DONE = "train_done"
+    SEGMENT_START = "segment_start"
+    SEGMENT_DONE = "segment_done"
+    MESH_QUEUE = "mesh_queue"
+    MESH_START = "mesh_start"
+    MESH_DONE = "mesh_done"
+    FAIL = "fail"
+    CANCEL = "cancel"
+
+
+class TaskStatus(StrEnum):
+    """A task of the queue (``tasks.status``)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+class TaskKind(StrEnum):
+    """What a task does (``tasks.kind``; ``ml4paleo.jobs.tasks.TASKS`` maps each to its function)."""
+
+    CONVERT = "convert"
+    TRAIN = "train"
+    START = "start"
+    """Train (unless the model is already ready), then segment the whole volume."""
+    MESH = "mesh"
+    EXPORT = "export"
+    """PNG/TIFF files of a finished segmentation, queued after it; yields to the other mesh tasks."""
+
+
+class RunnerKind(StrEnum):
+    """A runner (``ml4paleo runner <kind>``) and the queue it works from (``tasks.queue``)."""
+
+    CONVERT = "convert"
+    SEGMENT = "segment"
+    MESH = "mesh"
+
+
+QUEUES: dict[RunnerKind, tuple[TaskKind, ...]] = {
+    RunnerKind.CONVERT: (TaskKind.CONVERT,),
+    RunnerKind.SEGMENT: (TaskKind.TRAIN, TaskKind.START),
+    RunnerKind.MESH: (TaskKind.MESH, TaskKind.EXPORT),
+}
+"""Runner kind -> the task kinds it runs."""
+ACTIVE = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING})
+"""Statuses of a task that is not over yet."""
+
+
+class Lease(StrEnum):
+    """What a runner learns when it renews the lease of its task (``JobStore.heartbeat``)."""
+
+    OK = "ok"
+    CANCEL = "cancel"
+    """The user asked to stop the task."""
+    LOST = "lost"
+    """Another runner took the task over, or the job was deleted."""
+
+
+class ModelStatus(StrEnum):
+    """A trained model (``models.status``, ``models[].status`` in the job document)."""
+
+    QUEUED = "queued"
+    TRAINING = "training"
+    READY = "ready"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+class SegmentationStatus(StrEnum):
+    """A segmentation (``segmentations.status``, ``segmentations[].status`` in the job document)."""
+
+    QUEUED = "queued"
+    TRAINING = "training"
+    """Its ``start`` task is training the model it will use."""
+    SEGMENTING = "segmenting"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+class MeshStatus(StrEnum):
+    """The meshes of a segmentation (``segmentations.mesh_status``, ``mesh_status`` in the job document)."""
+
+    NONE = "none"
+    QUEUED = "queued"
+    MESHING = "meshing"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
 S = Status
 BUSY = frozenset({S.UPLOADED, S.CONVERTING, S.TRAINING_QUEUED, S.TRAINING, S.SEGMENTING, S.MESHING_QUEUED, S.MESHING})
 """Statuses in which a task is queued or running: a new retrain/start/mesh waits for it."""
 READY = frozenset({S.CONVERTED, S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED})
 """Statuses of an idle job whose volume exists."""
 
+E = JobEvent
 # event -> (statuses it may happen in, resulting status or None for "unchanged")
-_EVENTS: dict[str, tuple[frozenset[Status], Status | None]] = {
-    "upload": (frozenset({S.UPLOADING}), S.UPLOADING),
-    "upload_complete": (frozenset({S.UPLOADING}), S.UPLOADED),
-    "convert_start": (frozenset({S.UPLOADED, S.CONVERTING}), S.CONVERTING),
-    "convert_done": (frozenset({S.CONVERTING}), S.CONVERTED),
-    "annotate": (frozenset({S.CONVERTED}), S.ANNOTATED),
-    "train_queue": (frozenset({S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED}), S.TRAINING_QUEUED),
-    "train_start": (frozenset({S.TRAINING_QUEUED, S.TRAINING}), S.TRAINING),
-    "train_done": (frozenset({S.TRAINING}), S.TRAINED),
+_EVENTS: dict[JobEvent, tuple[frozenset[Status], Status | None]] = {
+    E.UPLOAD: (frozenset({S.UPLOADING}), S.UPLOADING),
+    E.UPLOAD_COMPLETE: (frozenset({S.UPLOADING}), S.UPLOADED),
+    E.CONVERT_START: (frozenset({S.UPLOADED, S.CONVERTING}), S.CONVERTING),
+    E.CONVERT_DONE: (frozenset({S.CONVERTING}), S.CONVERTED),
+    E.ANNOTATE: (frozenset({S.CONVERTED}), S.ANNOTATED),
+    E.TRAIN_QUEUE: (frozenset({S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED}), S.TRAINING_QUEUED),
+    E.TRAIN_START: (frozenset({S.TRAINING_QUEUED, S.TRAINING}), S.TRAINING),
+    E.TRAIN_DONE: (frozenset({S.TRAINING}), S.TRAINED),
     # from training_queued when ``start`` reuses a finished model (nothing to train)
-    "segment_start": (frozenset({S.TRAINING_QUEUED, S.TRAINING, S.SEGMENTING}), S.SEGMENTING),
-    "segment_done": (frozenset({S.SEGMENTING}), S.SEGMENTED),
+    E.SEGMENT_START: (frozenset({S.TRAINING_QUEUED, S.TRAINING, S.SEGMENTING}), S.SEGMENTING),
+    E.SEGMENT_DONE: (frozenset({S.SEGMENTING}), S.SEGMENTED),
     # the store checks that a finished segmentation exists (an older one may be meshed after a retrain)
-    "mesh_queue": (frozenset({S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED}), S.MESHING_QUEUED),
-    "mesh_start": (frozenset({S.MESHING_QUEUED, S.MESHING}), S.MESHING),
-    "mesh_done": (frozenset({S.MESHING}), S.MESHED),
+    E.MESH_QUEUE: (frozenset({S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED}), S.MESHING_QUEUED),
+    E.MESH_START: (frozenset({S.MESHING_QUEUED, S.MESHING}), S.MESHING),
+    E.MESH_DONE: (frozenset({S.MESHING}), S.MESHED),
 }
-EVENTS = tuple(_EVENTS) + ("fail", "cancel")
+EVENTS = tuple(E)
 
 # Repeats that are harmless: the event leaves the status as it is.
-_NO_OP: dict[str, frozenset[Status]] = {
-    "upload_complete": frozenset({S.UPLOADED, S.CONVERTING, S.CONVERTED} | READY | BUSY),
+_NO_OP: dict[JobEvent, frozenset[Status]] = {
+    E.UPLOAD_COMPLETE: frozenset({S.UPLOADED, S.CONVERTING, S.CONVERTED} | READY | BUSY),
     # annotating never clobbers a queued/running task nor a later step: the flag
     # annotations_changed_since_segmentation tells the user instead.
-    "annotate": frozenset({S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED} | (BUSY - {S.UPLOADED, S.CONVERTING})),
+    E.ANNOTATE: frozenset({S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED} | (BUSY - {S.UPLOADED, S.CONVERTING})),
 }
 
-_WHY: dict[str, str] = {
-    "upload": "the upload is already complete",
-    "annotate": "the volume is not converted yet",
-    "train_queue": "annotate at least one slice before training",
-    "mesh_queue": "there is no finished segmentation to mesh",
+_WHY: dict[JobEvent, str] = {
+    E.UPLOAD: "the upload is already complete",
+    E.ANNOTATE: "the volume is not converted yet",
+    E.TRAIN_QUEUE: "annotate at least one slice before training",
+    E.MESH_QUEUE: "there is no finished segmentation to mesh",
 }
 
 
 def transition(current: str, event: str, *, has_volume: bool = False, target: str | None = None) -> Status:
-    """The status after ``event`` happens to a job in status ``current``.
+    """The status after ``event`` (a :class:`JobEvent` or its value) happens to a job in status
+    ``current``.
 
     ``has_volume`` says the job's volume was converted (so a job in ``error`` may go on from
     where it can); ``target`` is the status to restore for ``cancel``. Raises
     :class:`InvalidTransition` naming the current status and what to do instead.
     """
     status = Status(current)
-    if event == "fail":
+    if event not in EVENTS:
+        raise ValueError(f"unknown job event {event!r}; expected one of {', '.join(EVENTS)}")
+    event = JobEvent(event)
+    if event == E.FAIL:
         return S.ERROR
-    if event == "cancel":
+    if event == E.CANCEL:
         if status not in BUSY:
             raise InvalidTransition(f"nothing to cancel: the job is {status.value}")
         return Status(target) if target else S.ERROR
-    if event not in _EVENTS:
-        raise ValueError(f"unknown job event {event!r}; expected one of {', '.join(EVENTS)}")
     allowed, result = _EVENTS[event]
     if status in _NO_OP.get(event, ()):
         return status
     if status == S.ERROR:
-        if event in ("upload", "upload_complete") and not has_volume:
+        if event in (E.UPLOAD, E.UPLOAD_COMPLETE) and not has_volume:
             return result or status
-        if has_volume and event in ("annotate", "train_queue", "mesh_queue"):
-            return S.ANNOTATED if event == "annotate" else result or status
-        if has_volume and event == "upload_complete":
+        if has_volume and event in (E.ANNOTATE, E.TRAIN_QUEUE, E.MESH_QUEUE):
+            return S.ANNOTATED if event == E.ANNOTATE else result or status
+        if has_volume and event == E.UPLOAD_COMPLETE:
             return status  # a late repeat after a later step failed
     if status in allowed:
         return result or status
-    if status in (S.UPLOADING, S.UPLOADED, S.CONVERTING) and event in ("train_queue", "mesh_queue", "annotate"):
+    if status in (S.UPLOADING, S.UPLOADED, S.CONVERTING) and event in (E.TRAIN_QUEUE, E.MESH_QUEUE, E.ANNOTATE):
         raise InvalidTransition(f"the volume is not converted yet (status: {status.value})")
-    if status in BUSY and event in ("train_queue", "mesh_queue"):
+    if status in BUSY and event in (E.TRAIN_QUEUE, E.MESH_QUEUE):
         raise InvalidTransition(f"the job is busy ({status.value}); wait for it to finish or cancel it")
-    if status == S.ERROR and not has_volume and event not in ("upload", "upload_complete"):
+    if status == S.ERROR and not has_volume and event not in (E.UPLOAD, E.UPLOAD_COMPLETE):
         raise InvalidTransition("the job failed before its volume was converted; upload it again")
-    why = _WHY.get(event, f"cannot {event.replace('_', ' ')}")
+    why = _WHY.get(event, f"cannot {event.value.replace('_', ' ')}")
     raise InvalidTransition(f"{why} (status: {status.value})")
