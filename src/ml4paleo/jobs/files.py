@@ -19,6 +19,8 @@ from ml4paleo.io import annotations
 from ml4paleo.io.png import decode_png
 from ml4paleo.io.slices import read_slice, render_slice, volume_window
 from ml4paleo.jobs.paths import JobPaths, clean_relative
+from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
+from ml4paleo.jobs.store import JobStore
 
 __all__ = ["annotation_file", "check_slice", "converted", "delete_mask", "list_artifacts", "receive_chunk",
            "save_mask", "slice_image"]
@@ -32,7 +34,7 @@ COPY_BLOCK = 1 << 20
 
 # -- uploads ------------------------------------------------------------------------------
 
-def receive_chunk(store: Any, job_id: str, filename: str, stream: BinaryIO, offset: int,
+def receive_chunk(store: JobStore, job_id: str, filename: str, stream: BinaryIO, offset: int,
                   total_size: int | None) -> dict[str, Any]:
     """Write one chunk of an uploaded file at its byte offset (in place: a retried chunk
     overwrites itself; chunks of one file may come in any order, e.g. from parallel requests).
@@ -73,7 +75,7 @@ def _write_at(root: Path, rel: Path, filename: str, stream: BinaryIO, offset: in
 
 # -- annotations --------------------------------------------------------------------------
 
-def converted(store: Any, job_id: str) -> tuple[list[int], list[float], dict[str, Any]]:
+def converted(store: JobStore, job_id: str) -> tuple[list[int], list[float], dict[str, Any]]:
     """Shape, display window and status document of a converted job; InvalidTransition (409)
     before conversion."""
     doc = store.job_doc(job_id)
@@ -83,7 +85,7 @@ def converted(store: Any, job_id: str) -> tuple[list[int], list[float], dict[str
     return doc["shape"], window, doc
 
 
-def save_mask(store: Any, job_id: str, z: int, png: bytes) -> dict[str, Any]:
+def save_mask(store: JobStore, job_id: str, z: int, png: bytes) -> dict[str, Any]:
     """Store the mask painted on slice ``z`` (a gray PNG the size of the slice; values 0
     unlabeled, 1 background, 2.. structures, at most the number of classes). An all-zero mask
     removes the slice's annotation. Returns ``{z, labeled_voxels, values}``."""
@@ -115,7 +117,7 @@ def check_slice(z: int, depth: int) -> int:
     return z
 
 
-def annotation_file(store: Any, job_id: str, z: int) -> Path:
+def annotation_file(store: JobStore, job_id: str, z: int) -> Path:
     """The annotation PNG of slice ``z``; ArtifactNotFound if there is none."""
     store.job_field(job_id, "id")  # JobNotFound first
     path = annotations.annotation_files(store.paths(job_id).annotations).get(z)
@@ -124,7 +126,7 @@ def annotation_file(store: Any, job_id: str, z: int) -> Path:
     return path
 
 
-def delete_mask(store: Any, job_id: str, z: int) -> dict[str, Any]:
+def delete_mask(store: JobStore, job_id: str, z: int) -> dict[str, Any]:
     """Delete the annotation of slice ``z`` (record first, then file)."""
     annotation_file(store, job_id, z)
     store.annotation_deleted(job_id, z)
@@ -134,7 +136,7 @@ def delete_mask(store: Any, job_id: str, z: int) -> dict[str, Any]:
 
 # -- slices --------------------------------------------------------------------------------
 
-def slice_image(store: Any, job_id: str, axis: str, index: int, *, level: int = 0, max_side: int | None = None,
+def slice_image(store: JobStore, job_id: str, axis: str, index: int, *, level: int = 0, max_side: int | None = None,
                 seg_id: str | None = None, raw_labels: bool = False, window: list[float] | None = None,
                 opacity: float = 0.5) -> np.ndarray:
     """One slice of a converted job along ``axis``, from pyramid ``level``, shrunk to at most
@@ -158,7 +160,7 @@ def slice_image(store: Any, job_id: str, axis: str, index: int, *, level: int = 
     labels = None
     if seg_id:
         seg = store.segmentation(job_id, seg_id)
-        if seg["status"] != "done":
+        if seg["status"] != SegmentationStatus.DONE:
             raise ArtifactNotFound(f"segmentation {seg_id} is not finished ({seg['status']})")
         labels = job_paths.labels(seg_id)
         if raw_labels:
@@ -179,7 +181,7 @@ def _size(path: Path) -> int:
     return total
 
 
-def list_artifacts(store: Any, job_id: str) -> list[dict[str, Any]]:
+def list_artifacts(store: JobStore, job_id: str) -> list[dict[str, Any]]:
     """Every downloadable artifact of the job: ``{name, kind, url, ready, size}``, ``ready``
     false (and ``size`` None) while it is being made."""
     doc = store.job_doc(job_id)
@@ -195,20 +197,20 @@ def list_artifacts(store: Any, job_id: str) -> list[dict[str, Any]]:
     add("Annotations (PNG zip)", "annotations", f"{api}/download/annotations", job_paths.annotations,
         bool(doc["annotations"]))
     for m in doc["models"]:
-        if m["status"] in ("queued", "training", "ready"):
+        if m["status"] in (ModelStatus.QUEUED, ModelStatus.TRAINING, ModelStatus.READY):
             add(f"Model {m['model_id']}", "model", f"{api}/models/{m['model_id']}/download",
-                job_paths.model(m["model_id"]), m["status"] == "ready")
+                job_paths.model(m["model_id"]), m["status"] == ModelStatus.READY)
     for g in doc["segmentations"]:
-        if g["status"] in ("error", "cancelled"):
+        if g["status"] in (SegmentationStatus.ERROR, SegmentationStatus.CANCELLED):
             continue
-        sid, done = g["seg_id"], g["status"] == "done"
+        sid, done = g["seg_id"], g["status"] == SegmentationStatus.DONE
         seg = f"{api}/segmentation/{sid}"
         add(f"Segmentation {sid} (OME-Zarr zip)", "segmentation-zarr", f"{seg}/download/zarr", job_paths.labels(sid), done)
         add(f"Segmentation {sid} (PNG zip)", "segmentation-png", f"{seg}/download/png",
             job_paths.export(sid, "png-zip"), done)
         add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", f"{seg}/download/tiff", job_paths.export(sid, "tiff"), done)
-        if g["mesh_status"] != "none":
-            meshes_done = g["mesh_status"] == "done"
+        if g["mesh_status"] != MeshStatus.NONE:
+            meshes_done = g["mesh_status"] == MeshStatus.DONE
             add(f"Meshes {sid} (STL zip)", "meshes", f"{api}/meshes/{sid}/download", job_paths.meshes(sid), meshes_done)
             add(f"Measurements {sid} (JSON)", "measurements", f"{seg}/obj/meshes.json",
                 job_paths.meshes(sid) / "meshes.json", meshes_done)

@@ -14,11 +14,12 @@ import socket
 import threading
 import time
 import traceback
-from typing import Any
 
-from ml4paleo.errors import Cancelled, Ml4PaleoError
-from ml4paleo.jobs._queue import QUEUES, Claim
-from ml4paleo.jobs.tasks import TASKS, LostClaim, TaskContext
+from ml4paleo.errors import Cancelled, LeaseLost, Ml4PaleoError, RunnerStopping
+from ml4paleo.jobs.paths import JobPaths
+from ml4paleo.jobs.statuses import QUEUES, Lease
+from ml4paleo.jobs.store import Claim, JobStore, TaskQueue
+from ml4paleo.jobs.tasks import TASKS, TaskContext
 from ml4paleo.settings import Settings
 
 log = logging.getLogger("ml4paleo.runner")
@@ -26,14 +27,6 @@ PROGRESS_INTERVAL = 0.5
 """Seconds between progress writes to the store (a pipeline may report far more often)."""
 HEARTBEAT_MAX = 5.0
 """Longest interval between lease renewals, which is also how soon a cancel request is seen."""
-
-
-class _LeaseLost(Cancelled):
-    """Raised into a pipeline whose runner lost its task to another runner."""
-
-
-class _Shutdown(Cancelled):
-    """Raised into a pipeline when the runner is asked to stop."""
 
 
 def reason_of(exc: BaseException) -> str:
@@ -46,10 +39,10 @@ def reason_of(exc: BaseException) -> str:
 class _Heartbeat(threading.Thread):
     """Renews the lease every third of its length; notes a cancel request or a lost lease."""
 
-    def __init__(self, store: Any, claim: Claim, interval: float) -> None:
+    def __init__(self, store: TaskQueue, claim: Claim, interval: float) -> None:
         super().__init__(name=f"lease-{claim.task_id}", daemon=True)
         self.store, self.claim, self.interval = store, claim, interval
-        self.state = "ok"
+        self.state = Lease.OK
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -58,7 +51,7 @@ class _Heartbeat(threading.Thread):
                 self.state = self.store.heartbeat(self.claim)
             except Exception:  # a database hiccup: try again at the next beat
                 log.exception("lease renewal of task %s failed", self.claim.task_id)
-            if self.state == "lost":
+            if self.state == Lease.LOST:
                 return
 
     def stop(self) -> None:
@@ -68,14 +61,12 @@ class _Heartbeat(threading.Thread):
 class Runner:
     """Works on the tasks of one queue: ``convert``, ``segment`` (train, start) or ``mesh`` (mesh, export)."""
 
-    def __init__(self, settings: Settings, kind: str, *, store: Any = None, owner: str | None = None) -> None:
+    def __init__(self, settings: Settings, kind: str, *, store: TaskQueue | None = None,
+                 owner: str | None = None) -> None:
         if kind not in QUEUES:
             raise ValueError(f"runner kind must be one of {', '.join(QUEUES)}; got {kind!r}")
-        if store is None:
-            from ml4paleo.jobs.store import JobStore
-
-            store = JobStore(settings)
-        self.settings, self.kind, self.store = settings, kind, store
+        self.settings, self.kind = settings, kind
+        self.store: TaskQueue = store if store is not None else JobStore(settings)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{kind}"
         self.stop_event = threading.Event()
 
@@ -90,13 +81,16 @@ class Runner:
         beat.start()
         last = [0.0]
 
-        def progress(done: float, total: float, stage: str = "") -> None:
-            if beat.state == "lost":
-                raise _LeaseLost(f"task {claim.task_id} was taken over by another runner")
-            if beat.state == "cancel":
+        def check() -> None:
+            if beat.state == Lease.LOST:
+                raise LeaseLost(f"task {claim.task_id} was taken over by another runner")
+            if beat.state == Lease.CANCEL:
                 raise Cancelled("cancelled by the user")
             if self.stop_event.is_set():
-                raise _Shutdown("the runner is stopping")
+                raise RunnerStopping("the runner is stopping")
+
+        def progress(done: float, total: float, stage: str = "") -> None:
+            check()
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL or (total and done >= total):
                 last[0] = now
@@ -105,14 +99,22 @@ class Runner:
                 except Exception:  # progress is cosmetic: a database hiccup must not fail the task
                     log.exception("could not record progress of task %s", claim.task_id)
 
+        def model_trained(info: dict) -> None:
+            if not self.store.model_trained(claim, info):
+                raise LeaseLost(f"task {claim.task_id} was taken over by another runner")
+
         try:
-            ctx = TaskContext(self.settings, self.store, claim, self.store.paths(claim.job_id), progress)
+            ctx = TaskContext(
+                settings=self.settings, paths=JobPaths.of(self.settings.jobs_dir, claim.job_id), job_id=claim.job_id,
+                task_id=claim.task_id, model_id=claim.model_id, seg_id=claim.seg_id, params=claim.params,
+                model_ready=claim.model_ready, voxel_size=claim.voxel_size, unit=claim.unit, classes=claim.classes,
+                progress=progress, check=check, model_trained=model_trained)
             result = TASKS[claim.kind](ctx)
             if not self.store.finish(claim, result):
                 log.warning("task %s finished but its claim was lost; result not recorded", claim.task_id)
-        except (_LeaseLost, LostClaim):
+        except LeaseLost:
             log.warning("task %s: lease lost to another runner; dropping it", claim.task_id)
-        except _Shutdown:
+        except RunnerStopping:
             self.store.release(claim)
             log.info("task %s handed back to the queue (runner stopping)", claim.task_id)
         except Cancelled:

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ml4paleo.jobs._queue import QUEUES
+from ml4paleo.jobs.statuses import QUEUES
 from ml4paleo.settings import Settings
 
 log = logging.getLogger("ml4paleo.serve")

@@ -2,6 +2,7 @@
 segmentations, meshes, the task queue the runners claim from, and an event log.
 
 Times are UNIX seconds (float) so that lease arithmetic is the same on SQLite and PostgreSQL.
+Status and kind columns hold the values of the enums of :mod:`ml4paleo.jobs.statuses`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ml4paleo.jobs.statuses import MeshStatus
 
 
 class Base(DeclarativeBase):
@@ -21,7 +24,7 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # Status
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str] = mapped_column(String(200), default="")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -69,7 +72,7 @@ class Model(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(20))  # queued, training, ready, error, cancelled
+    status: Mapped[str] = mapped_column(String(20))  # ModelStatus
     created_at: Mapped[float] = mapped_column(Float)
     classes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     n_slices: Mapped[int] = mapped_column(Integer, default=0)
@@ -85,12 +88,12 @@ class Segmentation(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     model_id: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(20))  # queued, segmenting, done, error, cancelled
+    status: Mapped[str] = mapped_column(String(20))  # SegmentationStatus
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str] = mapped_column(String(200), default="")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
-    mesh_status: Mapped[str] = mapped_column(String(20), default="none")  # none, queued, meshing, done, error
+    mesh_status: Mapped[str] = mapped_column(String(20), default=MeshStatus.NONE.value)  # MeshStatus
     annotation_rev: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -113,9 +116,9 @@ class Task(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    queue: Mapped[str] = mapped_column(String(20))  # convert, segment, mesh
-    kind: Mapped[str] = mapped_column(String(20))  # convert, train, start, mesh, export
-    status: Mapped[str] = mapped_column(String(20))  # queued, running, done, error, cancelled
+    queue: Mapped[str] = mapped_column(String(20))  # RunnerKind
+    kind: Mapped[str] = mapped_column(String(20))  # TaskKind
+    status: Mapped[str] = mapped_column(String(20))  # TaskStatus
     model_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     seg_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -11,6 +11,7 @@ from ml4paleo.io.annotations import annotation_files
 from ml4paleo.io.exports import folder_entries
 from ml4paleo.jobs.files import list_artifacts
 from ml4paleo.jobs.paths import JobPaths
+from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.web._common import paths, store, zip_response
 
 bp = Blueprint("download", __name__)
@@ -31,7 +32,7 @@ def download_page(job_id: str):
 def _finished_seg(job_id: str, seg_id: str) -> JobPaths:
     job_paths = paths(job_id)
     seg = store().segmentation(job_id, seg_id)
-    if seg["status"] != "done":
+    if seg["status"] != SegmentationStatus.DONE:
         raise InvalidTransition(f"segmentation {seg_id} is not finished ({seg['status']})")
     return job_paths
 
@@ -61,7 +62,7 @@ def seg_export(job_id: str, seg_id: str, fmt: str):
 def meshes_zip(job_id: str, seg_id: str):
     job_paths = paths(job_id)
     seg = store().segmentation(job_id, seg_id)
-    if seg["mesh_status"] != "done":
+    if seg["mesh_status"] != MeshStatus.DONE:
         raise InvalidTransition(f"the meshes of segmentation {seg_id} are not ready ({seg['mesh_status']})")
     entries = [e for e in _entries(job_paths.meshes(seg_id), "", (".stl", ".json"))
                if not e[0].startswith("preview/")]  # the 3D view's light copies are not part of it
@@ -88,7 +89,7 @@ def annotations_zip(job_id: str):
 def model_zip(job_id: str, model_id: str):
     job_paths = paths(job_id)
     model = store().model(job_id, model_id)
-    if model["status"] != "ready":
+    if model["status"] != ModelStatus.READY:
         raise InvalidTransition(f"model {model_id} is not ready ({model['status']})")
     return zip_response(_entries(job_paths.model(model_id), f"model-{model_id}"), f"model-{model_id}.zip")
 

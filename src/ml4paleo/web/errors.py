@@ -17,7 +17,6 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (errors.PayloadTooLarge, 413),
     (errors.JobNotFound, 404),
     (errors.ArtifactNotFound, 404),
-    (errors.VolumeNotFoundError, 404),
     (errors.InvalidTransition, 409),
     (errors.OutputExistsError, 409),
     (errors.Cancelled, 409),

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, render_template
 
 from ml4paleo.enums import MESH_FORMATS
 from ml4paleo.errors import InputError, InvalidTransition
+from ml4paleo.jobs.statuses import ModelStatus
 from ml4paleo.models import model_report
 from ml4paleo.web._common import json_body, paths, store
 
@@ -24,7 +25,7 @@ def model_detail(job_id: str, model_id: str):
     completed slices (409 while it trains)."""
     job_paths = paths(job_id)
     model = store().model(job_id, model_id)
-    if model["status"] != "ready":
+    if model["status"] != ModelStatus.READY:
         raise InvalidTransition(f"model {model_id} is not ready ({model['status']})")
     return jsonify(model_id=model_id, **model_report(job_paths.model(model_id)))
 
@@ -40,7 +41,7 @@ def start(job_id: str):
     """Queue training on every annotation, then segmentation of the whole volume; the newest model
     is reused (``model_reused: true``) when no annotation changed since it was trained."""
     seg_id, model_id = store().queue_start(job_id)
-    reused = store().model(job_id, model_id)["status"] == "ready"
+    reused = store().model(job_id, model_id)["status"] == ModelStatus.READY
     return jsonify(seg_id=seg_id, model_id=model_id, model_reused=reused), 202
 
 

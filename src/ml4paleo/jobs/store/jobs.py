@@ -1,0 +1,185 @@
+"""Jobs: create, rename, delete, classes and voxel size, the status document of the HTTP API,
+and the job's log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ml4paleo.enums import default_classes
+from ml4paleo.errors import InputError, InvalidTransition
+from ml4paleo.io.omezarr import read_info, set_voxel_size
+from ml4paleo.jobs.paths import check_job_id, new_job_id
+from ml4paleo.jobs.statuses import BUSY, SegmentationStatus, Status
+from ml4paleo.jobs.store._base import Database, get_job, iso, log
+from ml4paleo.jobs.tables import Annotation, Event, Job, Mesh, Model, Segmentation, Task, Upload
+from ml4paleo.units import check_unit, check_voxel_size
+
+MAX_NAME = 200
+
+
+def check_classes(classes: Any) -> list[dict[str, Any]]:
+    """Annotation classes as ``[{value, name, color}]``: values 1 (background), 2.. unique."""
+    if not isinstance(classes, list) or not 2 <= len(classes) <= 255:
+        raise InputError("classes must be a list of 2 to 255 {value, name, color} objects")
+    out, seen = [], set()
+    for c in classes:
+        if not isinstance(c, dict) or not isinstance(c.get("value"), int) or isinstance(c.get("value"), bool):
+            raise InputError(f"each class needs an integer value; got {c!r}"[:200])
+        value, name, color = c["value"], c.get("name"), c.get("color", "#888888")
+        if not 1 <= value <= 255 or value in seen:
+            raise InputError(f"class values must be unique, from 1 to 255; got {value}")
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise InputError(f"class {value} needs a name of 1 to 100 characters")
+        if not isinstance(color, str) or len(color) > 32:
+            raise InputError(f"class {value} has an invalid color {color!r}"[:200])
+        seen.add(value)
+        out.append({"value": value, "name": name.strip(), "color": color})
+    if seen != set(range(1, len(out) + 1)):
+        raise InputError(f"class values must be 1 (background), 2, ... without gaps; got {sorted(seen)}")
+    return sorted(out, key=lambda c: c["value"])
+
+
+def _listed(voxel_size: tuple[float, ...] | None) -> list[float] | None:
+    """A checked voxel size as the JSON list the job record keeps."""
+    return None if voxel_size is None else list(voxel_size)
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("name must be a non-empty string")
+    if len(name) > MAX_NAME:
+        raise InputError(f"name must be at most {MAX_NAME} characters; got {len(name)}")
+    return name.strip()
+
+
+def job_document(s: Session, job: Job) -> dict[str, Any]:
+    """The status document of the HTTP API (``GET /api/job/<id>/status``) of a job row."""
+    models = s.scalars(select(Model).where(Model.job_id == job.id).order_by(Model.created_at)).all()
+    segs = s.scalars(select(Segmentation).where(Segmentation.job_id == job.id)
+                     .order_by(Segmentation.created_at)).all()
+    zs = s.scalars(select(Annotation.z).where(Annotation.job_id == job.id).order_by(Annotation.z)).all()
+    done = [g for g in segs if g.status == SegmentationStatus.DONE]
+    return {
+        "job_id": job.id, "name": job.name, "status": job.status, "progress": round(job.progress, 4),
+        "stage": job.stage, "error": job.error, "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at), "shape": job.shape, "dtype": job.dtype,
+        "voxel_size": job.voxel_size, "unit": job.unit, "source_type": job.source_type,
+        "window": job.window, "warnings": job.warnings or [], "classes": job.classes,
+        "annotations": list(zs),
+        "models": [{"model_id": m.id, "status": m.status, "created_at": iso(m.created_at),
+                    "classes": m.classes, "n_slices": m.n_slices, "voxels_per_class": m.voxels_per_class,
+                    "metrics": m.metrics, "error": m.error} for m in models],
+        "segmentations": [{"seg_id": g.id, "model_id": g.model_id, "status": g.status,
+                           "progress": round(g.progress, 4), "stage": g.stage, "error": g.error,
+                           "created_at": iso(g.created_at), "mesh_status": g.mesh_status} for g in segs],
+        "annotations_changed_since_segmentation": bool(done) and done[-1].annotation_rev != job.annotation_rev,
+        "upload_bytes": job.upload_bytes,
+    }
+
+
+class Jobs:
+    """The job rows: what a user creates, names, configures and deletes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create_job(self, name: str, *, voxel_size: Sequence[float] | None = None, unit: str | None = None,
+                   source_type: str | None = None) -> dict[str, Any]:
+        name = check_name(name)
+        voxel_size, unit = _listed(check_voxel_size(voxel_size)), check_unit(unit)
+        if source_type is not None and (not isinstance(source_type, str) or len(source_type) > 40):
+            raise InputError(f"source_type must be a short string; got {source_type!r}"[:200])
+        now = time.time()
+        job = Job(id=new_job_id(), name=name, status=Status.UPLOADING.value, progress=0.0, stage="",
+                  created_at=now, updated_at=now, voxel_size=voxel_size, unit=unit, source_type=source_type,
+                  classes=default_classes(), upload_bytes=0, annotation_rev=0)
+        with self.db.session() as s:
+            s.add(job)
+            log(s, job.id, f"status:{Status.UPLOADING.value}", "created", at=now)
+        return self.job_doc(job.id)
+
+    def job_doc(self, job_id: str) -> dict[str, Any]:
+        """The status document of the HTTP API (``GET /api/job/<id>/status``)."""
+        with self.db.session() as s:
+            return job_document(s, get_job(s, job_id))
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            jobs = s.scalars(select(Job).order_by(Job.created_at.desc())).all()
+            return [job_document(s, j) for j in jobs]
+
+    def rename_job(self, job_id: str, name: str) -> dict[str, Any]:
+        name = check_name(name)
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            job.name, job.updated_at = name, time.time()
+            return job_document(s, job)
+
+    def set_voxel_size(self, job_id: str, voxel_size: Any = None, unit: Any = None) -> dict[str, Any]:
+        """Change the job's voxel size and/or unit. Before conversion it is only recorded (the
+        converter uses it); after, the NGFF scale metadata of the volume and of its finished
+        segmentations is rewritten in place (``zarr.json`` only, no voxel). Existing meshes keep
+        the units they were made with. Returns the job document plus ``voxel_size_note``."""
+        voxel_size, unit = _listed(check_voxel_size(voxel_size)), check_unit(unit)
+        if voxel_size is None and unit is None:
+            raise InputError("give voxel_size [z, y, x] and/or unit")
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            status = Status(job.status)
+            if job.shape is None:
+                if status not in (Status.UPLOADING, Status.UPLOADED, Status.ERROR):
+                    raise InvalidTransition(f"the volume is being converted ({status.value}); "
+                                            "change the voxel size when conversion is done")
+                note = "recorded; the conversion will use it"
+            else:
+                if status in BUSY:
+                    raise InvalidTransition(f"the job is busy ({status.value}); change the voxel size when it is done")
+                paths = self.db.paths(job.id)
+                new_size = voxel_size or job.voxel_size or list(read_info(paths.volume).voxel_size)
+                new_unit = unit or job.unit or read_info(paths.volume).unit
+                finished = s.scalars(select(Segmentation).where(Segmentation.job_id == job.id,
+                                                                Segmentation.status == SegmentationStatus.DONE))
+                for target in [paths.volume] + [paths.labels(g.id) for g in finished]:
+                    if target.exists():
+                        set_voxel_size(target, new_size, new_unit)
+                voxel_size, unit = new_size, new_unit
+                note = ("volume metadata rewritten in place (NGFF scale and unit only, no voxel rewritten; "
+                        "finished segmentations too); meshes already made keep the units they were made with")
+            if voxel_size is not None:
+                job.voxel_size = voxel_size
+            if unit is not None:
+                job.unit = unit
+            job.updated_at = time.time()
+            log(s, job.id, "voxel_size", f"{job.voxel_size} {job.unit}: {note}", at=job.updated_at)
+            return {**job_document(s, job), "voxel_size_note": note}
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove the job's rows (its runner notices at its next lease renewal and stops);
+        the caller removes its folder."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            for table in (Mesh, Task, Segmentation, Model, Annotation, Upload, Event):
+                s.execute(delete(table).where(table.job_id == job.id))
+            s.delete(job)
+
+    def set_classes(self, job_id: str, classes: Any) -> dict[str, Any]:
+        classes = check_classes(classes)
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            job.classes, job.updated_at = classes, time.time()
+            return job_document(s, job)
+
+    def job_field(self, job_id: str, name: str) -> Any:
+        """One column of a job (cheap: shape, window, classes...)."""
+        with self.db.session() as s:
+            return getattr(get_job(s, job_id), name)
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's log, oldest first."""
+        with self.db.session() as s:
+            rows = s.scalars(select(Event).where(Event.job_id == check_job_id(job_id)).order_by(Event.id)).all()
+            return [{"at": iso(e.at), "task_id": e.task_id, "kind": e.kind, "detail": e.detail} for e in rows]

@@ -1,0 +1,174 @@
+"""The task queue, web side: queue training, segmentation and meshing (one ``tasks`` row each),
+cancel, and report queue depths. The runner side (claiming and working on a task) is in
+:mod:`ml4paleo.jobs.store.claims`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ml4paleo.errors import ArtifactNotFound, InvalidTransition
+from ml4paleo.jobs.paths import check_artifact_id, check_job_id, new_artifact_id
+from ml4paleo.jobs.statuses import (ACTIVE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
+                                    SegmentationStatus, Status, TaskKind, TaskStatus)
+from ml4paleo.jobs.store._base import Database, get_job, log, set_status
+from ml4paleo.jobs.store.jobs import job_document
+from ml4paleo.jobs.tables import Annotation, Job, Model, Segmentation, Task
+
+
+def enqueue(s: Session, job: Job, queue: RunnerKind, kind: TaskKind, *, prev_status: str | None,
+            model_id: str | None = None, seg_id: str | None = None, params: dict | None = None) -> Task:
+    """Add a queued task; ``prev_status`` is the job's status to restore if it is cancelled."""
+    now = time.time()
+    task = Task(job_id=job.id, queue=queue, kind=kind, status=TaskStatus.QUEUED, model_id=model_id, seg_id=seg_id,
+                params=params or {}, prev_status=prev_status, created_at=now, attempts=0,
+                cancel_requested=False, progress=0.0, stage="")
+    s.add(task)
+    s.flush()
+    log(s, job.id, "task:queued", kind, task_id=task.id, at=now)
+    return task
+
+
+def end_cancelled(s: Session, task: Task, job: Job) -> None:
+    """A task stopped at the user's request (queued, or its runner stopped it): its model,
+    segmentation or meshes are cancelled and the job goes back to where it was."""
+    now = time.time()
+    task.status, task.finished_at = TaskStatus.CANCELLED, now
+    log(s, job.id, "task:cancelled", task.kind, task_id=task.id, at=now)
+    if task.model_id and (model := s.get(Model, task.model_id)) and model.status != ModelStatus.READY:
+        model.status = ModelStatus.CANCELLED
+    if task.seg_id and (seg := s.get(Segmentation, task.seg_id)):
+        if task.kind == TaskKind.START:
+            seg.status = SegmentationStatus.CANCELLED
+        elif task.kind == TaskKind.MESH:
+            seg.mesh_status = MeshStatus.CANCELLED
+    if task.kind != TaskKind.EXPORT:
+        target = task.prev_status
+        if (task.kind == TaskKind.START and task.model_id
+                and s.get(Model, task.model_id).status == ModelStatus.READY):
+            target = Status.TRAINED  # the first half (training) finished before the cancel
+        set_status(s, job, JobEvent.CANCEL, task_id=task.id, target=target)
+        job.progress, job.stage = 0.0, "cancelled"
+
+
+def _reusable_model(s: Session, job: Job, classes: list[str]) -> Model | None:
+    """The newest ready model trained on exactly the job's current annotations and classes
+    (``Model.annotation_rev`` is the job's annotation revision when its training began), or None."""
+    model = s.scalars(select(Model).where(Model.job_id == job.id, Model.status == ModelStatus.READY)
+                      .order_by(Model.created_at.desc()).limit(1)).first()
+    if model is None or model.annotation_rev != job.annotation_rev or list(model.classes or []) != classes:
+        return None
+    return model
+
+
+class Queue:
+    """Queueing work for the runners, cancelling it, and looking at the queue."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _queue_training(self, job_id: str, *, segment: bool) -> tuple[str, str | None]:
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            before = job.status
+            set_status(s, job, JobEvent.TRAIN_QUEUE)
+            if not s.scalar(select(func.count()).select_from(Annotation).where(Annotation.job_id == job.id)):
+                raise InvalidTransition("annotate at least one slice before training")
+            now = time.time()
+            classes = [c["name"] for c in job.classes]
+            model = _reusable_model(s, job, classes) if segment else None
+            if model is None:
+                model = Model(id=new_artifact_id(), job_id=job.id, status=ModelStatus.QUEUED, created_at=now,
+                              classes=classes, n_slices=0, annotation_rev=job.annotation_rev)
+                s.add(model)
+            else:
+                log(s, job.id, "model:reused", f"{model.id}: no annotation changed since it was trained", at=now)
+            seg_id = None
+            if segment:
+                seg_id = new_artifact_id()
+                s.add(Segmentation(id=seg_id, job_id=job.id, model_id=model.id, status=SegmentationStatus.QUEUED,
+                                   created_at=now, mesh_status=MeshStatus.NONE, progress=0.0, stage="",
+                                   annotation_rev=job.annotation_rev))
+            job.progress, job.stage = 0.0, "waiting for the segmentation runner"
+            enqueue(s, job, RunnerKind.SEGMENT, TaskKind.START if segment else TaskKind.TRAIN, prev_status=before,
+                    model_id=model.id, seg_id=seg_id)
+            return model.id, seg_id
+
+    def queue_train(self, job_id: str) -> str:
+        """Queue a train-only task (``retrain``); returns the new model id."""
+        return self._queue_training(job_id, segment=False)[0]
+
+    def queue_start(self, job_id: str) -> tuple[str, str]:
+        """Queue training on every annotation, then segmentation of the whole volume; the newest
+        finished model is reused (no training) when no annotation or class changed since it was trained."""
+        model_id, seg_id = self._queue_training(job_id, segment=True)
+        assert seg_id is not None
+        return seg_id, model_id
+
+    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",)) -> str:
+        """Queue meshing of ``seg_id`` (default: the newest finished segmentation)."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            query = select(Segmentation).where(Segmentation.job_id == job.id)
+            if seg_id is not None:
+                query = query.where(Segmentation.id == check_artifact_id(seg_id))
+            else:
+                query = (query.where(Segmentation.status == SegmentationStatus.DONE)
+                         .order_by(Segmentation.created_at.desc()))
+            seg = s.scalars(query.limit(1)).first()
+            if seg is None and seg_id is not None:
+                raise ArtifactNotFound(f"no segmentation {seg_id!r} in this job")
+            if seg is None or seg.status != SegmentationStatus.DONE:
+                raise InvalidTransition("there is no finished segmentation to mesh" if seg is None else
+                                        f"segmentation {seg.id} is not finished ({seg.status})")
+            before = job.status
+            set_status(s, job, JobEvent.MESH_QUEUE)
+            seg.mesh_status = MeshStatus.QUEUED
+            job.progress, job.stage = 0.0, "waiting for the mesh runner"
+            enqueue(s, job, RunnerKind.MESH, TaskKind.MESH, prev_status=before, seg_id=seg.id,
+                    params={"formats": list(formats)})
+            return seg.id
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel the job's queued task at once, or ask its runner to stop the running one."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            task = s.scalars(select(Task).where(Task.job_id == job.id, Task.status.in_(ACTIVE),
+                                                Task.kind != TaskKind.EXPORT).order_by(Task.id.desc())).first()
+            if task is None:
+                raise InvalidTransition(f"nothing to cancel: the job is {job.status}")
+            if task.status == TaskStatus.QUEUED:
+                end_cancelled(s, task, job)
+            else:
+                task.cancel_requested = True
+                job.stage = "cancelling"
+            return job_document(s, job)
+
+    def queue_depths(self) -> dict[str, dict[str, int]]:
+        """Queued and running tasks per runner kind (for ``/api/health`` and monitoring)."""
+        depths = {queue.value: {TaskStatus.QUEUED.value: 0, TaskStatus.RUNNING.value: 0} for queue in QUEUES}
+        with self.db.session() as s:
+            rows = s.execute(select(Task.queue, Task.status, func.count()).where(Task.status.in_(ACTIVE))
+                             .group_by(Task.queue, Task.status)).all()
+        for queue, status, count in rows:
+            depths.setdefault(queue, {TaskStatus.QUEUED.value: 0, TaskStatus.RUNNING.value: 0})[status] = int(count)
+        return depths
+
+    def tasks(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's tasks, oldest first."""
+        with self.db.session() as s:
+            rows = s.scalars(select(Task).where(Task.job_id == check_job_id(job_id)).order_by(Task.id)).all()
+            return [{"task_id": t.id, "kind": t.kind, "queue": t.queue, "status": t.status, "attempts": t.attempts,
+                     "owner": t.owner, "error": t.error, "model_id": t.model_id, "seg_id": t.seg_id,
+                     "progress": t.progress, "stage": t.stage} for t in rows]
+
+    def export_error(self, job_id: str, seg_id: str) -> str | None:
+        """Why the newest export of a segmentation failed, or None (queued, running or done)."""
+        with self.db.session() as s:
+            task = s.scalars(select(Task).where(Task.job_id == check_job_id(job_id), Task.seg_id == seg_id,
+                                                Task.kind == TaskKind.EXPORT)
+                             .order_by(Task.id.desc()).limit(1)).first()
+            return task.error if task is not None and task.status == TaskStatus.ERROR else None
