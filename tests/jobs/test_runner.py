@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import tifffile
 
+from ml4paleo.errors import LeaseLost
+from ml4paleo.jobs import runner as runner_module
 from ml4paleo.jobs.runner import Runner, reason_of
-from ml4paleo.jobs.store import JobStore
+from ml4paleo.jobs.statuses import Lease, TaskKind
+from ml4paleo.jobs.store import Claim, JobStore
 from ml4paleo.settings import Settings
 
 
@@ -99,3 +102,82 @@ def test_a_running_task_stops_when_the_user_cancels(tmp_path, rng):
     assert task["status"] == "cancelled" and task["attempts"] == 2
     doc = store.job_doc(job_id)
     assert doc["status"] == "uploading" and doc["stage"] == "cancelled" and not store.paths(job_id).volume.exists()
+
+
+class FakeQueue:
+    """The runner's whole view of the store (the ``TaskQueue`` protocol), in memory."""
+
+    def __init__(self, claim: Claim, *, keep_claim: bool = True) -> None:
+        self.pending, self.keep_claim, self.calls = [claim], keep_claim, []
+
+    def claim(self, queue, owner):
+        return self.pending.pop() if self.pending else None
+
+    def heartbeat(self, claim):
+        return Lease.OK
+
+    def report_progress(self, claim, fraction, stage):
+        self.calls.append(("progress", fraction, stage))
+        return True
+
+    def model_trained(self, claim, info):
+        self.calls.append(("model_trained", info))
+        return self.keep_claim
+
+    def finish(self, claim, result):
+        self.calls.append(("finish", result))
+        return True
+
+    def fail(self, claim, reason, traceback=None):
+        self.calls.append(("fail", reason))
+        return True
+
+    def release(self, claim):
+        self.calls.append(("release",))
+        return True
+
+    def cancelled(self, claim):
+        self.calls.append(("cancelled",))
+        return True
+
+
+JOB_ID = "0b5f1f9e-7a39-4c43-9d8e-3c1a35c1e2a4"
+
+
+def _claim(kind: TaskKind) -> Claim:
+    return Claim(task_id=7, job_id=JOB_ID, kind=kind, token="t", attempts=1, model_id="0123456789ab",
+                 seg_id="ba9876543210", params={"formats": ["stl"]}, voxel_size=(2.0, 1.0, 1.0), unit="micrometer",
+                 classes=("background", "shell"))
+
+
+def test_a_task_gets_its_context_not_the_store(tmp_path, monkeypatch):
+    seen = []
+
+    def task(ctx):
+        seen.append(ctx)
+        ctx.check()
+        ctx.progress(1, 2, "half")
+        return {"done": True}
+
+    monkeypatch.setitem(runner_module.TASKS, TaskKind.TRAIN, task)
+    queue = FakeQueue(_claim(TaskKind.TRAIN))
+    settings = Settings.from_env({}, data=tmp_path)
+    assert Runner(settings, "segment", store=queue).drain() == 1
+    (ctx,) = seen
+    assert (ctx.job_id, ctx.task_id, ctx.model_id, ctx.seg_id) == (JOB_ID, 7, "0123456789ab", "ba9876543210")
+    assert ctx.paths.root == settings.jobs_dir / JOB_ID and ctx.params == {"formats": ["stl"]}
+    assert (ctx.voxel_size, ctx.unit, ctx.classes) == ((2.0, 1.0, 1.0), "micrometer", ("background", "shell"))
+    assert not hasattr(ctx, "store") and not hasattr(ctx, "claim")
+    assert queue.calls == [("progress", 0.5, "half"), ("finish", {"done": True})]
+
+
+def test_a_refused_step_drops_the_task_without_writing(tmp_path, monkeypatch):
+    def task(ctx):
+        ctx.model_trained({"n_slices": 1})
+        raise AssertionError("not reached: another runner owns the task")
+
+    monkeypatch.setitem(runner_module.TASKS, TaskKind.START, task)
+    queue = FakeQueue(_claim(TaskKind.START), keep_claim=False)
+    assert Runner(Settings.from_env({}, data=tmp_path), "segment", store=queue).run_once()
+    assert queue.calls == [("model_trained", {"n_slices": 1})]  # no finish, fail, release or cancel
+    assert issubclass(LeaseLost, runner_module.Cancelled)

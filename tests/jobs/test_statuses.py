@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ml4paleo.errors import InvalidTransition
-from ml4paleo.jobs.statuses import BUSY, Status, transition
+from ml4paleo.jobs.statuses import (BUSY, EVENTS, QUEUES, JobEvent, Lease, MeshStatus, ModelStatus, RunnerKind,
+                                    SegmentationStatus, Status, TaskKind, TaskStatus, transition)
 
 
 def test_the_happy_path_reaches_every_status():
@@ -81,3 +84,16 @@ def test_unknown_events_and_statuses_are_errors():
         transition("converted", "explode")
     with pytest.raises(ValueError):
         transition("flying", "annotate")
+
+
+def test_every_status_is_its_string_in_the_database_and_the_json():
+    assert [s.value for s in TaskStatus] == ["queued", "running", "done", "error", "cancelled"]
+    assert [s.value for s in ModelStatus] == ["queued", "training", "ready", "error", "cancelled"]
+    assert [s.value for s in SegmentationStatus] == ["queued", "training", "segmenting", "done", "error", "cancelled"]
+    assert [s.value for s in MeshStatus] == ["none", "queued", "meshing", "done", "error", "cancelled"]
+    assert [s.value for s in Lease] == ["ok", "cancel", "lost"]
+    assert {k: [t.value for t in v] for k, v in QUEUES.items()} == {
+        "convert": ["convert"], "segment": ["train", "start"], "mesh": ["mesh", "export"]}
+    assert set(RunnerKind) == set(QUEUES) and {t for kinds in QUEUES.values() for t in kinds} == set(TaskKind)
+    assert json.dumps({"status": MeshStatus.NONE, "kind": TaskKind.EXPORT}) == '{"status": "none", "kind": "export"}'
+    assert EVENTS == tuple(JobEvent) and transition(Status.CONVERTED, JobEvent.ANNOTATE) == "annotated"

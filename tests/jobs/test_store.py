@@ -311,6 +311,20 @@ class StoreContract:
         assert store.cancelled(claim)
         assert store.job_doc(job_id)["status"] == "annotated"
 
+    def test_a_claim_carries_what_its_task_needs_of_the_job(self, store):
+        job_id = store.create_job("inputs", voxel_size=[2, 1, 1], unit="micrometer")["job_id"]
+        store.begin_chunk(job_id, "a.tif", 0, 4, 4)
+        store.end_chunk(job_id, "a.tif", 0, 4)
+        store.upload_complete(job_id)
+        claim = store.claim("convert", "c")
+        assert claim.kind == "convert" and claim.voxel_size == (2.0, 1.0, 1.0) and claim.unit == "micrometer"
+        assert store.finish(claim, {"shape": [4, 8, 8], "dtype": "uint8", "voxel_size": [2, 1, 1]})
+        store.annotation_saved(job_id, 1, 10, [1, 2])
+        store.set_classes(job_id, [{"value": 2, "name": "shell"}, {"value": 1, "name": "matrix"}])
+        store.queue_train(job_id)
+        claim = store.claim("segment", "r")
+        assert claim.kind == "train" and claim.classes == ("matrix", "shell") and claim.model_id
+
     def test_release_hands_a_task_back_without_counting_the_attempt(self, store):
         job_id = uploaded_job(store)
         store.upload_complete(job_id)

@@ -7,10 +7,11 @@ when the task must stop) and a cancellation check — and returns the result the
 ``overwrite=True``: a task taken over from a runner that died may find the output that runner
 finished.
 
-Each pipeline is imported inside its task function: a runner loads only the libraries of the
-tasks it runs. Measured (``python -X importtime``, this machine): importing one runner kind's
-pipelines costs 1-2 s and 20-40 MB; all five pipelines together 2.5-4 s and ~110 MB per runner
-process, loaded at every start and restart by ``ml4paleo serve``.
+Each pipeline is imported inside its task function, so that a runner loads only the libraries
+of the tasks it runs. Measured on top of the job layer (``python -X importtime`` and peak RSS,
+2-core dev machine, best of 3-5): the convert pipeline adds 0.4-0.7 s and 17 MB, train+segment
+~1 s and 21 MB, mesh+export ~0.3 s and 27 MB; all five 1.7-2.7 s and 45 MB to every runner
+process (69 MB and 1.5-1.9 s without them), at each start and restart by ``ml4paleo serve``.
 """
 
 from __future__ import annotations
