@@ -112,12 +112,16 @@ class Jobs:
             jobs = s.scalars(select(Job).order_by(Job.created_at.desc())).all()
             return [job_document(s, j) for j in jobs]
 
-    def rename_job(self, job_id: str, name: str) -> dict[str, Any]:
-        name = check_name(name)
+    def _update(self, job_id: str, **columns: Any) -> dict[str, Any]:
         with self.db.session() as s:
             job = get_job(s, job_id)
-            job.name, job.updated_at = name, time.time()
+            for name, value in columns.items():
+                setattr(job, name, value)
+            job.updated_at = time.time()
             return job_document(s, job)
+
+    def rename_job(self, job_id: str, name: str) -> dict[str, Any]:
+        return self._update(job_id, name=check_name(name))
 
     def set_voxel_size(self, job_id: str, voxel_size: Any = None, unit: Any = None) -> dict[str, Any]:
         """Change the job's voxel size and/or unit. Before conversion it is only recorded (the
@@ -167,11 +171,7 @@ class Jobs:
             s.delete(job)
 
     def set_classes(self, job_id: str, classes: Any) -> dict[str, Any]:
-        classes = check_classes(classes)
-        with self.db.session() as s:
-            job = get_job(s, job_id)
-            job.classes, job.updated_at = classes, time.time()
-            return job_document(s, job)
+        return self._update(job_id, classes=check_classes(classes))
 
     def job_field(self, job_id: str, name: str) -> Any:
         """One column of a job (cheap: shape, window, classes...)."""
