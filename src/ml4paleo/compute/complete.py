@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
 
-__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable"]
+__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "near_outline"]
 
 COMPLETE_FRACTION = 0.995
 """A slice with at least this share of its voxels painted counts as painted in full (its few
@@ -76,7 +76,7 @@ def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | N
     if factor > 1:
         coarse = _walk(_block_mean(data, factor), _block_strokes(strokes, factor, values), beta)
         guess = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)[: strokes.shape[0], : strokes.shape[1]]
-        seeds = np.where(_near_outline(guess, 2 * factor), 0, guess)
+        seeds = np.where(near_outline(guess, 2 * factor), 0, guess)
         seeds[painted] = strokes[painted]
     else:
         seeds = strokes.astype(np.int32)
@@ -118,8 +118,8 @@ def _block_strokes(strokes: np.ndarray, f: int, values: np.ndarray) -> np.ndarra
     return np.where(counts.max(axis=0) > 0, values[np.argmax(counts, axis=0)], 0).astype(np.int32)
 
 
-def _near_outline(labels: np.ndarray, width: int) -> np.ndarray:
-    """Voxels within ``width`` of a change of label."""
+def near_outline(labels: np.ndarray, width: int) -> np.ndarray:
+    """Voxels within ``width`` (taxicab) of a change of label."""
     edges = np.zeros(labels.shape, bool)
     edges[:-1] |= labels[:-1] != labels[1:]
     edges[1:] |= labels[:-1] != labels[1:]

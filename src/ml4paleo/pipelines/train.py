@@ -69,9 +69,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable
+from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable, near_outline
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
@@ -236,14 +235,7 @@ def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int, voxel_size: S
 def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
     """Unpainted voxels within ``PSEUDO_BAND`` voxels of an outline of the completed slice:
     where the strokes say least and the completion most."""
-    edges = np.zeros(completion.shape, bool)
-    edges[:-1] |= completion[:-1] != completion[1:]
-    edges[1:] |= completion[:-1] != completion[1:]
-    edges[:, :-1] |= completion[:, :-1] != completion[:, 1:]
-    edges[:, 1:] |= completion[:, :-1] != completion[:, 1:]
-    if not edges.any():
-        return np.zeros(completion.shape, bool)
-    return (ndi.distance_transform_edt(~edges) <= PSEUDO_BAND) & ~painted
+    return near_outline(completion, PSEUDO_BAND) & ~painted
 
 
 def _extrapolated(held: Sequence[SliceKey], prior: ShapePrior | None) -> bool:
