@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from ml4paleo import __version__
-from ml4paleo.enums import CODECS, DEFAULT_CODEC, EXPORT_FORMATS, MESH_FORMATS
+from ml4paleo.enums import CLASS_NAMES, CODECS, DEFAULT_CODEC, EXPORT_FORMATS, MESH_FORMATS
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
@@ -134,7 +134,7 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
 @click.argument("volume", type=click.Path(exists=True, file_okay=False))
 @click.argument("labels_dir", metavar="LABELS_DIR", type=click.Path(exists=True, file_okay=False))
 @click.argument("model_dir", type=click.Path(file_okay=False))
-@click.option("--classes", default="background,fossil", show_default=True,
+@click.option("--classes", default=",".join(CLASS_NAMES), show_default=True,
               help="Class names for annotation values 1, 2, ... (comma-separated).")
 @click.option("--features", default=None, help="Filters to use (comma-separated among gaussian,log,ggm,dog,st,hessian; default all).")
 @click.option("--sigmas", default=None, help="Scales in voxels (comma-separated; default 0.7,1,1.6,3.5,5,10).")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "EXPORT_FORMATS", "MESH_FORMATS", "default_classes"]
+__all__ = ["CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "EXPORT_FORMATS", "MESH_FORMATS",
+           "default_classes"]
 
 MESH_FORMATS = ("stl", "obj", "ply", "glb")
 """Mesh file formats written by :func:`ml4paleo.io.exports.write_mesh` (STL/PLY binary)."""
@@ -34,6 +35,8 @@ DEFAULT_CLASSES: tuple[dict[str, Any], ...] = (
     {"value": 2, "name": "fossil", "color": "#f59e0b"},
 )
 """Annotation classes of a new job: value 1 is background/matrix, 2.. structures."""
+CLASS_NAMES: tuple[str, ...] = tuple(c["name"] for c in DEFAULT_CLASSES)
+"""Their names: the default classes of a model (class index = annotation value - 1)."""
 
 
 def default_classes() -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import joblib
 
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.regions import features_of_region
+from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 
 ESTIMATOR_FILE = "estimator.joblib"
@@ -47,7 +48,7 @@ class SklearnSegmenter:
 
     def __init__(
         self,
-        classes: tuple[str, ...] | list[str] = ("background", "fossil"),
+        classes: tuple[str, ...] | list[str] = CLASS_NAMES,
         feature_settings: FeatureSettings | None = None,
         *,
         seed: int = 0,

@@ -23,6 +23,7 @@ import numpy as np
 
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.prior import ShapePrior
+from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 from ml4paleo.models._forest import RandomForestSegmenter
 
@@ -60,7 +61,7 @@ class ContextSegmenter(RandomForestSegmenter):
 
     kind: ClassVar[str] = "context"
 
-    def __init__(self, classes=("background", "fossil"), feature_settings: FeatureSettings | None = None, *,
+    def __init__(self, classes=CLASS_NAMES, feature_settings: FeatureSettings | None = None, *,
                  prior: ShapePrior | None = None, seed: int = 0, n_jobs: int = 1, **params: Any) -> None:
         super().__init__(classes, feature_settings, seed=seed, n_jobs=n_jobs, **params)
         if prior is not None and prior.n_classes != len(self.classes):

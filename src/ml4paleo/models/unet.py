@@ -93,6 +93,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 from ml4paleo.models._unet_data import Patches, read_mirrored, robust_range
 from ml4paleo.models._unet_net import UNet, fused, receptive_radius
@@ -168,7 +169,7 @@ class UNetSegmenter:
     kind = "unet"
     feature_settings = None  # not a filter-bank model: callers ask it for regions
 
-    def __init__(self, classes: Sequence[str] = ("background", "fossil"), *, n_jobs: int | None = None,
+    def __init__(self, classes: Sequence[str] = CLASS_NAMES, *, n_jobs: int | None = None,
                  tile: int = TILE, **params: Any) -> None:
         classes = tuple(str(c) for c in classes)
         if len(classes) < 2 or len(set(classes)) != len(classes) or any(not c.strip() for c in classes):

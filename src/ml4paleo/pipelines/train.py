@@ -74,6 +74,7 @@ from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, complet
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
+from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.annotations import SliceKey, key_name, plane_of, read_annotations
 from ml4paleo.io.omezarr import open_level, read_info
@@ -281,7 +282,7 @@ def train_model(
     annotations: str | Path | Mapping[int, np.ndarray],
     model_dir: str | Path,
     *,
-    classes: Sequence[str] = ("background", "fossil"),
+    classes: Sequence[str] = CLASS_NAMES,
     method: str = "auto",
     two_d: bool = False,
     features: FeatureSettings | Mapping[str, Any] | None = None,
