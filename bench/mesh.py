@@ -75,27 +75,20 @@ def make_volume(path: Path, size: int) -> None:
 def make_grains(path: Path, size: int) -> None:
     """Packed grains (balls of radius 3-9 voxels, labels 1 and 2) with a few cavities, slab by slab."""
     from ml4paleo.io.omezarr import OmeZarrWriter
+    from ml4paleo.testing.phantoms import paint_balls
 
     rng = np.random.default_rng(0)
     n = size
     count = max(8, n**3 // 4000)
     centres = rng.uniform(0, n, (count, 3))
     radii = rng.uniform(3, 9, count)
+    values = [1 + i % 2 for i in range(count)]
+    hollow = set(range(0, count, 7))
     with OmeZarrWriter(path, (n, n, n), np.uint8, kind="labels", voxel_size=(1.0, 0.8, 0.8), overwrite=True) as w:
         depth = 64
         for z0 in range(0, n, depth):
             slab = np.zeros((min(depth, n - z0), n, n), np.uint8)
-            for i, ((cz, cy, cx), r) in enumerate(zip(centres, radii)):
-                lo = [max(int(c - r), 0) for c in (cz - z0, cy, cx)]
-                hi = [min(int(c + r) + 1, m) for c, m in zip((cz - z0, cy, cx), slab.shape)]
-                if any(a >= b for a, b in zip(lo, hi)):
-                    continue
-                bz, by, bx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-                d2 = (bz + z0 - cz) ** 2 + (by - cy) ** 2 + (bx - cx) ** 2
-                box = slab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-                box[d2 <= r * r] = 1 + i % 2
-                if i % 7 == 0:
-                    box[d2 <= (0.4 * r) ** 2] = 0
+            paint_balls(slab, z0, centres, radii, values, hollow)
             w.write_slab(z0, slab)
 
 

@@ -32,25 +32,19 @@ def _rss_mb(who: int) -> float:
 def make_volume(store: str, size: int, chunk: int = 64) -> None:
     import zarr
 
+    from ml4paleo.testing.phantoms import paint_balls
+
     rng = np.random.default_rng(0)
     arr = zarr.create_array(store=store, shape=(size,) * 3, chunks=(chunk,) * 3, dtype=np.uint8, fill_value=0)
     centres = rng.uniform(0, size, (max(8, size**3 // 40_000), 3))
     radii = rng.uniform(4, 14, len(centres))
+    hollow = set(range(len(radii)))
     for z0 in range(0, size, chunk):
         z1 = min(size, z0 + chunk)
         zz, yy, xx = np.ogrid[z0:z1, 0:size, 0:size]
         slab = np.zeros((z1 - z0, size, size), np.uint8)
         slab[(np.sin(zz / 7.0) + np.sin(yy / 9.0) + np.sin(xx / 11.0)) > 1.2] = 2
-        for (cz, cy, cx), r in zip(centres, radii):
-            lo = [max(int(c - r), 0) for c in (cz - z0, cy, cx)]
-            hi = [min(int(c + r) + 1, n) for c, n in zip((cz - z0, cy, cx), slab.shape)]
-            if any(a >= b for a, b in zip(lo, hi)):
-                continue
-            bz, by, bx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            d2 = (bz + z0 - cz) ** 2 + (by - cy) ** 2 + (bx - cx) ** 2
-            box = slab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            box[d2 <= r * r] = 1
-            box[d2 <= (0.4 * r) ** 2] = 0  # a cavity: filled by fill_holes
+        paint_balls(slab, z0, centres, radii, [1] * len(radii), hollow)  # cavities: filled by fill_holes
         noise = rng.random(slab.shape) < 0.002
         slab[noise] = rng.integers(0, 3, int(noise.sum())).astype(np.uint8)
         arr[z0:z1] = slab

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["strokes", "texture_only", "thin_tubes", "touching_blobs"]
+__all__ = ["paint_balls", "strokes", "texture_only", "thin_tubes", "touching_blobs"]
 
 
 def _noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
@@ -94,3 +94,21 @@ def strokes(truth_slice: np.ndarray, step: int = 6, erode: int = 2, width: int =
             lines[:, w::step] = True
         out[inside & lines] = c + 1
     return out
+
+
+def paint_balls(slab: np.ndarray, z0: int, centres, radii, values, hollow=frozenset()) -> None:
+    """Paint balls into ``slab``, the slices ``z0``.. of a volume, in place (benchmarks write
+    big label volumes slab by slab this way): ball ``i`` (centre z, y, x in volume voxels,
+    radius ``radii[i]``) gets ``values[i]``; balls whose index is in ``hollow`` keep a cavity
+    (value 0) of 0.4 times their radius."""
+    for i, ((cz, cy, cx), r) in enumerate(zip(centres, radii)):
+        lo = [max(int(c - r), 0) for c in (cz - z0, cy, cx)]
+        hi = [min(int(c + r) + 1, m) for c, m in zip((cz - z0, cy, cx), slab.shape)]
+        if any(a >= b for a, b in zip(lo, hi)):
+            continue
+        bz, by, bx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        d2 = (bz + z0 - cz) ** 2 + (by - cy) ** 2 + (bx - cx) ** 2
+        box = slab[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        box[d2 <= r * r] = values[i]
+        if i in hollow:
+            box[d2 <= (0.4 * r) ** 2] = 0
