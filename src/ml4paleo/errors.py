@@ -68,3 +68,23 @@ class UnsafeArchiveError(InputError):
 
 class PayloadTooLarge(InputError):
     """An upload exceeds the per-request or per-job size limit (HTTP 413)."""
+
+
+class NotSignedIn(Ml4PaleoError, PermissionError):
+    """Accounts are on and the request carries no valid session, API token or share link
+    (HTTP 401); also a wrong user name or password at sign-in (never saying which)."""
+
+
+class Forbidden(Ml4PaleoError, PermissionError):
+    """The user may see the job but not change it (shared read-only), or is not an admin (HTTP
+    403). A job the user may not see at all is :class:`JobNotFound` instead: its existence is
+    not confirmed."""
+
+
+class TooManyAttempts(Ml4PaleoError):
+    """Too many wrong passwords for this account or from this address (HTTP 429); the
+    ``retry_after`` seconds say when to try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

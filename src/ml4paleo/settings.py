@@ -18,6 +18,8 @@ from typing import Any, Mapping
 from ml4paleo.errors import InputError
 
 ENV_PREFIX = "ML4PALEO_"
+AUTH_MODES = ("", "accounts")
+"""Values of the ``auth`` setting: no accounts (one person, optional shared token), or accounts."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,15 @@ class Settings:
     token: str = ""
     """When set, every route needs it: ``Authorization: Bearer <token>``, the ``X-Ml4paleo-Token``
     header, or the cookie set by ``GET /login?token=<token>``."""
+    auth: str = ""
+    """``accounts`` turns on user accounts (``ml4paleo user add``): sign-in, jobs private to their
+    owner unless shared, per-user API tokens, an audit trail; empty (the default) is a one-person
+    install (with ``token`` as its optional single shared secret)."""
+    session_hours: float = 12.0
+    """How long a sign-in lasts (accounts on); after that the browser signs in again."""
+    login_limit: int = 5
+    """Wrong passwords allowed per account in 15 minutes (accounts on); an address gets six
+    times as many (several accounts behind it). Further attempts are refused with 429."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (comma separated, ``*`` for any); empty turns CORS off."""
     max_request_bytes: int = 256 * 1024**2
@@ -106,12 +117,17 @@ class Settings:
         if isinstance(merged.cors_origins, str):
             object.__setattr__(merged, "cors_origins", _split(merged.cors_origins))
         object.__setattr__(merged, "cors_origins", tuple(merged.cors_origins))
+        if merged.auth not in AUTH_MODES:
+            raise InputError(f"setting auth must be one of {', '.join(repr(m) for m in AUTH_MODES)}; got {merged.auth!r}")
+        if merged.auth and merged.token:
+            raise InputError("ML4PALEO_TOKEN is the single-user mode; with ML4PALEO_AUTH=accounts each user makes "
+                             "API tokens on the account page instead: unset ML4PALEO_TOKEN")
         for name in ("port", "threads", "max_request_bytes", "max_job_bytes", "max_attempts",
-                     "preview_triangles"):
+                     "preview_triangles", "login_limit"):
             if int(getattr(merged, name)) < 1:
                 raise InputError(f"setting {name} must be a positive integer; got {getattr(merged, name)!r}")
             object.__setattr__(merged, name, int(getattr(merged, name)))
-        for name in ("lease_seconds", "poll_seconds"):
+        for name in ("lease_seconds", "poll_seconds", "session_hours"):
             if float(getattr(merged, name)) <= 0:
                 raise InputError(f"setting {name} must be positive; got {getattr(merged, name)!r}")
             object.__setattr__(merged, name, float(getattr(merged, name)))

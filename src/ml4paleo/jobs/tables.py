@@ -1,5 +1,7 @@
 """The job database schema (SQLAlchemy 2 declarative): jobs, uploads, annotations, models,
-segmentations, meshes, the task queue the runners claim from, and an event log.
+segmentations, meshes, the task queue the runners claim from, and an event log; with accounts on
+(``ML4PALEO_AUTH=accounts``) also users, their sessions and API tokens, read-only shares and
+reviewer links, and failed logins (the rate limit).
 
 Times are UNIX seconds (float) so that lease arithmetic is the same on SQLite and PostgreSQL.
 Status and kind columns hold the values of the enums of :mod:`ml4paleo.jobs.statuses`.
@@ -42,6 +44,8 @@ class Job(Base):
     annotation_rev: Mapped[int] = mapped_column(Integer, default=0)
     """Incremented on every annotation change; models remember the revision they were trained on."""
     warnings: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    owner_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    """The user who created the job (accounts on); None: made with accounts off, seen by admins only."""
 
 
 class Upload(Base):
@@ -150,3 +154,74 @@ class Event(Base):
     at: Mapped[float] = mapped_column(Float)
     kind: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The user (or ``link:<id>`` reviewer) whose request it was (accounts on); None otherwise."""
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AuthSession(Base):
+    """A signed-in browser: a user's, or a reviewer's who opened a share link (``link_id``).
+    The cookie holds a random secret; only its SHA-256 is stored, so a database leak signs no one in."""
+
+    __tablename__ = "auth_sessions"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    link_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Share(Base):
+    """A job shared read-only with a named user."""
+
+    __tablename__ = "job_shares"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ShareLink(Base):
+    """A revocable read-only link to a job for a reviewer without an account (only the
+    SHA-256 of its secret is stored)."""
+
+    __tablename__ = "job_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class LoginFailure(Base):
+    """One wrong password, kept for the rate-limit window (per account and per address)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[float] = mapped_column(Float, index=True)

@@ -16,6 +16,9 @@ log = logging.getLogger("ml4paleo.web")
 STATUS: tuple[tuple[type[Exception], int], ...] = (
     (errors.PayloadTooLarge, 413),
     (errors.JobNotFound, 404),
+    (errors.NotSignedIn, 401),
+    (errors.Forbidden, 403),
+    (errors.TooManyAttempts, 429),
     (errors.ArtifactNotFound, 404),
     (errors.InvalidTransition, 409),
     (errors.OutputExistsError, 409),
@@ -33,7 +36,13 @@ def status_of(exc: Exception) -> int:
 def register(app: Flask) -> None:
     @app.errorhandler(errors.Ml4PaleoError)
     def _ours(exc: errors.Ml4PaleoError):
-        return jsonify(error=str(exc) or type(exc).__name__), status_of(exc)
+        response = jsonify(error=str(exc) or type(exc).__name__)
+        response.status_code = status_of(exc)
+        if isinstance(exc, errors.TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        elif isinstance(exc, errors.NotSignedIn):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

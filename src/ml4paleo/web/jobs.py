@@ -14,6 +14,7 @@ from ml4paleo.jobs.statuses import Status
 from ml4paleo.jobs.store import check_name
 from ml4paleo.units import LENGTH_UNITS
 from ml4paleo.web._common import json_body, paths, store
+from ml4paleo.web.auth.current import viewer
 from ml4paleo.web.openapi import document
 
 bp = Blueprint("jobs", __name__)
@@ -21,7 +22,7 @@ bp = Blueprint("jobs", __name__)
 
 @bp.get("/api/jobs")
 def list_jobs():
-    return jsonify(jobs=store().list_jobs())
+    return jsonify(jobs=store().list_jobs(viewer()))
 
 
 @bp.patch("/api/job/<job_id>")

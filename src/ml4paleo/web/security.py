@@ -1,6 +1,7 @@
-"""Optional access token and opt-in CORS.
+"""Who may use the server: user accounts (``ML4PALEO_AUTH=accounts``, see :mod:`ml4paleo.web.auth`),
+or else an optional access token; and opt-in CORS.
 
-With ``ML4PALEO_TOKEN`` set, every route (except ``/api/health`` and the login form) needs the
+With ``ML4PALEO_TOKEN`` set (and accounts off), every route (except ``/api/health`` and the login form) needs the
 token: ``Authorization: Bearer <token>``, the ``X-Ml4paleo-Token`` header, or the cookie that
 ``/login`` sets. CORS headers are added only for origins listed in ``ML4PALEO_CORS_ORIGINS``
 (e.g. an external Neuroglancer reading the Zarr routes).
@@ -13,6 +14,7 @@ import hmac
 from flask import Blueprint, Flask, Response, jsonify, make_response, redirect, request
 
 from ml4paleo.settings import Settings
+from ml4paleo.web import auth
 from ml4paleo.web._common import settings as current_settings
 
 COOKIE = "ml4paleo_token"
@@ -55,9 +57,12 @@ def login() -> Response:
 
 
 def install(app: Flask, settings: Settings) -> None:
-    app.register_blueprint(bp)
+    if settings.auth == "accounts":
+        auth.install(app, settings)
+    else:
+        app.register_blueprint(bp)
 
-    if settings.token:
+    if settings.token and not settings.auth:
         @app.before_request
         def _require_token():
             if request.method == "OPTIONS" or request.path in OPEN_PATHS:

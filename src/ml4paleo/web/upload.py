@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, render_template, request
 from ml4paleo.errors import InputError
 from ml4paleo.jobs.files import receive_chunk
 from ml4paleo.web._common import form_int, json_body, paths, store
+from ml4paleo.web.auth.current import owner_id
 
 bp = Blueprint("upload", __name__)
 
@@ -26,7 +27,7 @@ def job_page(job_id: str):
 def new_job():
     data = json_body()
     job = store().create_job(data.get("name"), voxel_size=data.get("voxel_size"), unit=data.get("unit"),
-                             source_type=data.get("source_type"))
+                             source_type=data.get("source_type"), owner_id=owner_id())
     return jsonify(job_id=job["job_id"], job=job), 201
 
 

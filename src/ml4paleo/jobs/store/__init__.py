@@ -9,7 +9,10 @@ module of its own:
 - :mod:`.artifacts` — models, segmentations and meshes;
 - :mod:`.queue` — the task queue, web side: queue training, segmentation, meshing; cancel;
 - :mod:`.claims` — the task queue, runner side: claim, lease, progress, result (:class:`TaskQueue`
-  is what a runner needs of it).
+  is what a runner needs of it);
+- :mod:`.accounts` and :mod:`.sharing` — with accounts on: users, sessions, API tokens; who may see
+  a job, shares, reviewer links, the audit trail (``store.accounts`` and ``store.sharing``: the
+  web layer's sign-in and access check, and ``ml4paleo user``, are their only callers).
 
 :class:`JobStore` composes them and is what the web app, the runners and the CLI use. Every
 status change goes through :func:`ml4paleo.jobs.statuses.transition` inside the same
@@ -27,16 +30,18 @@ from sqlalchemy.orm import Session
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.jobs.statuses import Lease
 from ml4paleo.jobs.store._base import Database, iso
+from ml4paleo.jobs.store.accounts import Accounts, SignedIn, Viewer
 from ml4paleo.jobs.store.annotations import Annotations
 from ml4paleo.jobs.store.artifacts import Artifacts
 from ml4paleo.jobs.store.claims import Claim, Claims, TaskQueue
 from ml4paleo.jobs.store.jobs import MAX_NAME, Jobs, check_classes, check_name
 from ml4paleo.jobs.store.queue import Queue
+from ml4paleo.jobs.store.sharing import Access, Sharing
 from ml4paleo.jobs.store.uploads import Uploads, merge_ranges
 from ml4paleo.settings import Settings
 
-__all__ = ["MAX_NAME", "Claim", "Database", "JobStore", "TaskQueue", "check_classes", "check_name", "iso",
-           "merge_ranges"]
+__all__ = ["MAX_NAME", "Access", "Claim", "Database", "JobStore", "SignedIn", "TaskQueue", "Viewer", "check_classes",
+           "check_name", "iso", "merge_ranges"]
 
 
 class JobStore:
@@ -53,6 +58,8 @@ class JobStore:
         self._artifacts = Artifacts(self.db)
         self._queue = Queue(self.db)
         self._claims = Claims(self.db)
+        self.accounts = Accounts(self.db)
+        self.sharing = Sharing(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -67,14 +74,15 @@ class JobStore:
     # -- jobs (.jobs) --------------------------------------------------------------------------
 
     def create_job(self, name: str, *, voxel_size: Sequence[float] | None = None, unit: str | None = None,
-                   source_type: str | None = None) -> dict[str, Any]:
-        return self._jobs.create_job(name, voxel_size=voxel_size, unit=unit, source_type=source_type)
+                   source_type: str | None = None, owner_id: int | None = None) -> dict[str, Any]:
+        return self._jobs.create_job(name, voxel_size=voxel_size, unit=unit, source_type=source_type,
+                                     owner_id=owner_id)
 
     def job_doc(self, job_id: str) -> dict[str, Any]:
         return self._jobs.job_doc(job_id)
 
-    def list_jobs(self) -> list[dict[str, Any]]:
-        return self._jobs.list_jobs()
+    def list_jobs(self, viewer: Viewer | None = None) -> list[dict[str, Any]]:
+        return self._jobs.list_jobs(viewer)
 
     def rename_job(self, job_id: str, name: str) -> dict[str, Any]:
         return self._jobs.rename_job(job_id, name)

@@ -52,9 +52,11 @@ def get_job(s: Session, job_id: str) -> Job:
 
 
 def log(s: Session, job_id: str, kind: str, detail: str, *, task_id: int | None = None,
-        at: float | None = None) -> None:
-    """Append to the job's event log (``GET /api/job/<id>/events``)."""
-    s.add(Event(job_id=job_id, task_id=task_id, at=time.time() if at is None else at, kind=kind, detail=detail))
+        at: float | None = None, actor: str | None = None) -> None:
+    """Append to the job's event log (``GET /api/job/<id>/events``); ``actor``: the user whose
+    request it was (accounts on)."""
+    s.add(Event(job_id=job_id, task_id=task_id, at=time.time() if at is None else at, kind=kind, detail=detail,
+                actor=actor))
 
 
 def set_status(s: Session, job: Job, event: JobEvent, *, note: str = "", task_id: int | None = None,

@@ -15,7 +15,10 @@ from ml4paleo.io.omezarr import read_info, set_voxel_size
 from ml4paleo.jobs.paths import check_job_id, new_job_id
 from ml4paleo.jobs.statuses import BUSY, SegmentationStatus, Status
 from ml4paleo.jobs.store._base import Database, get_job, iso, log
-from ml4paleo.jobs.tables import Annotation, Event, Job, Mesh, Model, Segmentation, Task, Upload
+from ml4paleo.jobs.store.accounts import Viewer
+from ml4paleo.jobs.store.sharing import visible
+from ml4paleo.jobs.tables import (Annotation, AuthSession, Event, Job, Mesh, Model, Segmentation, Share, ShareLink, Task,
+                                  Upload)
 from ml4paleo.units import check_unit, check_voxel_size
 
 MAX_NAME = 200
@@ -88,7 +91,8 @@ class Jobs:
         self.db = db
 
     def create_job(self, name: str, *, voxel_size: Sequence[float] | None = None, unit: str | None = None,
-                   source_type: str | None = None) -> dict[str, Any]:
+                   source_type: str | None = None, owner_id: int | None = None) -> dict[str, Any]:
+        """A new job, owned by the user ``owner_id`` (accounts on; None with accounts off)."""
         name = check_name(name)
         voxel_size, unit = _listed(check_voxel_size(voxel_size)), check_unit(unit)
         if source_type is not None and (not isinstance(source_type, str) or len(source_type) > 40):
@@ -96,7 +100,7 @@ class Jobs:
         now = time.time()
         job = Job(id=new_job_id(), name=name, status=Status.UPLOADING.value, progress=0.0, stage="",
                   created_at=now, updated_at=now, voxel_size=voxel_size, unit=unit, source_type=source_type,
-                  classes=default_classes(), upload_bytes=0, annotation_rev=0)
+                  classes=default_classes(), upload_bytes=0, annotation_rev=0, owner_id=owner_id)
         with self.db.session() as s:
             s.add(job)
             log(s, job.id, f"status:{Status.UPLOADING.value}", "created", at=now)
@@ -107,9 +111,11 @@ class Jobs:
         with self.db.session() as s:
             return job_document(s, get_job(s, job_id))
 
-    def list_jobs(self) -> list[dict[str, Any]]:
+    def list_jobs(self, viewer: Viewer | None = None) -> list[dict[str, Any]]:
+        """Every job, newest first; with ``viewer`` (accounts on) only those it may see."""
         with self.db.session() as s:
-            jobs = s.scalars(select(Job).order_by(Job.created_at.desc())).all()
+            query = select(Job) if viewer is None else select(Job).where(visible(viewer))
+            jobs = s.scalars(query.order_by(Job.created_at.desc())).all()
             return [job_document(s, j) for j in jobs]
 
     def _update(self, job_id: str, **columns: Any) -> dict[str, Any]:
@@ -162,12 +168,16 @@ class Jobs:
             return {**job_document(s, job), "voxel_size_note": note}
 
     def delete_job(self, job_id: str) -> None:
-        """Remove the job's rows (its runner notices at its next lease renewal and stops);
-        the caller removes its folder."""
+        """Remove the job's rows but its audit trail (its runner notices at its next lease renewal
+        and stops); the caller removes its folder."""
         with self.db.session() as s:
             job = get_job(s, job_id)
-            for table in (Mesh, Task, Segmentation, Model, Annotation, Upload, Event):
+            links = select(ShareLink.id).where(ShareLink.job_id == job.id)
+            s.execute(delete(AuthSession).where(AuthSession.link_id.in_(links)))
+            for table in (Mesh, Task, Segmentation, Model, Annotation, Upload, Share, ShareLink):
                 s.execute(delete(table).where(table.job_id == job.id))
+            # the audit trail (accounts on) outlives the job: who deleted it, and what was done before
+            s.execute(delete(Event).where(Event.job_id == job.id, Event.kind.not_like("audit:%")))
             s.delete(job)
 
     def set_classes(self, job_id: str, classes: Any) -> dict[str, Any]:
@@ -182,4 +192,5 @@ class Jobs:
         """The job's log, oldest first."""
         with self.db.session() as s:
             rows = s.scalars(select(Event).where(Event.job_id == check_job_id(job_id)).order_by(Event.id)).all()
-            return [{"at": iso(e.at), "task_id": e.task_id, "kind": e.kind, "detail": e.detail} for e in rows]
+            return [{"at": iso(e.at), "task_id": e.task_id, "kind": e.kind, "detail": e.detail, "actor": e.actor}
+                    for e in rows]

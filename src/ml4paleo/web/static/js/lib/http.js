@@ -8,9 +8,13 @@ export class ApiError extends Error {
   }
 }
 
+/** The page's CSRF token (accounts on; empty otherwise): sent back with every change. */
+const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
 /** fetch() a JSON API route; throws ApiError with the server's `error` text on 4xx/5xx. */
 export async function api(path, { method = "GET", body, signal } = {}) {
   const init = { method, signal, headers: { Accept: "application/json" } };
+  if (csrfToken && !["GET", "HEAD"].includes(method)) init.headers["X-CSRF-Token"] = csrfToken;
   if (body instanceof FormData) {
     init.body = body;
   } else if (body !== undefined) {
