@@ -332,6 +332,84 @@ def runner(kind, data, once) -> None:
     worker.run()
 
 
+_DATA_OPTION = click.option("--data", type=click.Path(file_okay=False), default=None,
+                            help="Data folder (default $ML4PALEO_DATA or ./data).")
+
+
+@main.group()
+def user() -> None:
+    """Accounts of a lab's shared server (used when it runs with ML4PALEO_AUTH=accounts).
+
+    Users live in the job database (ML4PALEO_DATABASE_URL, else the data folder's SQLite file).
+    A password is asked twice on the terminal, or read from the first line of stdin when piped."""
+
+
+def _store(data: str | None):
+    from ml4paleo.jobs.store import JobStore  # lazy: SQLAlchemy
+
+    return JobStore(Settings.from_env(data=data))
+
+
+def _new_password() -> str:
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="An administrator sees (and may change) every job.")
+@_DATA_OPTION
+@user_errors
+def user_add(name, admin, data) -> None:
+    """Add the user NAME."""
+    added = _store(data).accounts.add_user(name, _new_password(), admin=admin)
+    click.echo(f"added {'administrator' if added['admin'] else 'user'} {added['name']}")
+
+
+@user.command("remove")
+@click.argument("name")
+@click.option("--transfer-to", default=None, help="Give NAME's jobs to this user (default: only admins see them).")
+@_DATA_OPTION
+@user_errors
+def user_remove(name, transfer_to, data) -> None:
+    """Remove the user NAME with their sessions, API tokens and shares; their jobs stay."""
+    removed = _store(data).accounts.remove_user(name, transfer_to=transfer_to)
+    where = f"now owned by {transfer_to}" if transfer_to else "now seen by administrators only"
+    click.echo(f"removed {name}; {removed['jobs']} job(s) {where}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@_DATA_OPTION
+@user_errors
+def user_passwd(name, data) -> None:
+    """Set a new password for NAME (their browsers are signed out)."""
+    _store(data).accounts.set_password(name, _new_password())
+    click.echo(f"password of {name} changed; their sessions ended")
+
+
+@user.command("list")
+@_DATA_OPTION
+@user_errors
+def user_list(data) -> None:
+    """The users, with their role and how many jobs they own."""
+    for u in _store(data).accounts.users():
+        click.echo(f"{u['name']}\t{'admin' if u['admin'] else 'user'}\t{u['jobs']} job(s)\tsince {u['created_at'][:10]}")
+
+
+@user.command("audit")
+@click.option("--job", "job_id", default=None, help="Only this job (also a deleted one).")
+@click.option("--user", "actor", default=None, help="Only what this user did.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@_DATA_OPTION
+@user_errors
+def user_audit(job_id, actor, limit, data) -> None:
+    """Who did what (create, upload, annotate, train, segment, mesh, download, share, delete), newest first."""
+    for e in _store(data).sharing.audit_log(job_id=job_id, actor=actor, limit=limit):
+        click.echo(f"{e['at'][:19]}\t{e['actor']}\t{e['action']}\t{e['job_id']}\t{e['detail']}")
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default $ML4PALEO_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default $ML4PALEO_PORT or 5000).")

@@ -41,15 +41,21 @@ class Server:
     proc: subprocess.Popen
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with every request (with accounts on: ``dataclasses.replace(srv, headers={"Authorization":
+    "Bearer <token>"})`` is the server as seen by that token's user)."""
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kw)
+        return requests.get(self.url + path, timeout=30, **self._with_headers(kw))
 
     def post(self, path: str, **kw) -> requests.Response:
-        return requests.post(self.url + path, timeout=30, **kw)
+        return requests.post(self.url + path, timeout=30, **self._with_headers(kw))
+
+    def _with_headers(self, kw: dict[str, Any]) -> dict[str, Any]:
+        return {**kw, "headers": {**self.headers, **kw.get("headers", {})}} if self.headers else kw
 
     def json(self, method: str, path: str, expect: int = 200, **kw) -> Any:
-        r = requests.request(method, self.url + path, timeout=30, **kw)
+        r = requests.request(method, self.url + path, timeout=30, **self._with_headers(kw))
         assert r.status_code == expect, f"{method} {path}: {r.status_code} {r.text[:500]}"
         return r.json()
 

@@ -170,6 +170,38 @@ def _paths() -> dict[str, Any]:
         j + "/models/{model_id}/download": {"get": _op("A model folder as a zip", [_JOB, _MODEL], ok_type=_ZIP,
                                                        ok_schema=_BIN, errors=("404", "409"))},
         j + "/artifacts": {"get": _op("Downloadable artifacts with sizes", [_JOB])},
+        **_account_paths(j),
+    }
+
+
+_ACCOUNTS = " (accounts on: ML4PALEO_AUTH=accounts)"
+
+
+def _account_paths(j: str) -> dict[str, Any]:
+    """Routes that exist with accounts on only; the job's are for its owner or an admin."""
+    token = {"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    link = {"name": "link_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    user = {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/api/account": {"get": _op("Who is signed in" + _ACCOUNTS, errors=("401",))},
+        "/api/account/tokens": {
+            "get": _op("My API tokens" + _ACCOUNTS, errors=("401", "403")),
+            "post": _op("Make an API token (its secret is in this answer only)" + _ACCOUNTS,
+                        body=_body({"name": {"type": "string"}}, ["name"]), ok="201", errors=("400", "401", "403"))},
+        "/api/account/tokens/{token_id}": {"delete": _op("Revoke one of my API tokens" + _ACCOUNTS, [token],
+                                                         errors=("401", "403", "404"))},
+        j + "/shares": {
+            "get": _op("Who the job is shared with, and its reviewer links" + _ACCOUNTS, [_JOB],
+                       errors=("401", "403", "404")),
+            "post": _op("Share the job read-only with a user" + _ACCOUNTS, [_JOB],
+                        _body({"user": {"type": "string"}}, ["user"]), errors=("400", "401", "403", "404"))},
+        j + "/shares/{user}": {"delete": _op("Stop sharing the job with a user" + _ACCOUNTS, [_JOB, user],
+                                             errors=("400", "401", "403", "404"))},
+        j + "/links": {"post": _op("A read-only link for a reviewer without an account (its URL is in this answer "
+                                   "only)" + _ACCOUNTS, [_JOB], _body({"label": {"type": "string"}}), ok="201",
+                                   errors=("400", "401", "403", "404"))},
+        j + "/links/{link_id}": {"delete": _op("Revoke a reviewer link" + _ACCOUNTS, [_JOB, link],
+                                               errors=("401", "403", "404"))},
     }
 
 
