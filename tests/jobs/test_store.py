@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from unittest.mock import ANY
 
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition, JobNotFound, PayloadTooLarge
 from ml4paleo.jobs.store import JobStore
@@ -340,6 +341,120 @@ class StoreContract:
         assert store.release(claim)
         again = store.claim("convert", "next")
         assert again.task_id == claim.task_id and again.attempts == 1
+
+    # -- accounts and ownership (ML4PALEO_AUTH=accounts) -------------------------------------------
+
+    def test_users_sign_in_and_wrong_passwords_are_limited_per_account_and_address(self, store):
+        from ml4paleo.errors import NotSignedIn, TooManyAttempts
+
+        accounts = store.accounts
+        accounts.add_user("alice", "alice-password")
+        accounts.add_user("root", "root-password", admin=True)
+        with pytest.raises(InputError, match="exists already"):
+            accounts.add_user("alice", "another-password")
+        with pytest.raises(InputError, match="8 to"):
+            accounts.add_user("bob", "short")
+        with pytest.raises(InputError, match="user name"):
+            accounts.add_user("../x", "long enough")
+        assert accounts.authenticate("root", "root-password", "10.0.0.1", limit=2).is_admin
+        t0 = time.time()
+        for _ in range(2):
+            with pytest.raises(NotSignedIn):
+                accounts.authenticate("alice", "wrong", "10.0.0.1", limit=2, now=t0)
+        with pytest.raises(TooManyAttempts) as refused:  # the right password too, until the window passes
+            accounts.authenticate("alice", "alice-password", "10.0.0.1", limit=2, now=t0 + 1)
+        assert 0 < refused.value.retry_after <= 15 * 60
+        assert accounts.authenticate("alice", "alice-password", "10.0.0.2", limit=2, now=t0 + 15 * 60 + 1).name == "alice"
+        for i in range(12):  # per address: 6 x the limit, whichever names are tried (known or not)
+            with pytest.raises(NotSignedIn):
+                accounts.authenticate(f"guess{i}", "wrong", "10.0.0.9", limit=2, now=t0 + 15 * 60 + 2)
+        with pytest.raises(TooManyAttempts):
+            accounts.authenticate("root", "root-password", "10.0.0.9", limit=2, now=t0 + 15 * 60 + 3)
+        assert [(u["name"], u["admin"]) for u in accounts.users()] == [("alice", False), ("root", True)]
+
+    def test_sessions_expire_and_end_with_a_new_password(self, store):
+        accounts = store.accounts
+        accounts.add_user("alice", "alice-password")
+        uid = accounts.user_id("alice")
+        t0 = time.time()
+        secret, csrf = accounts.start_session(user_id=uid, hours=1, now=t0)
+        signed_in = accounts.session(secret, now=t0 + 3599)
+        assert signed_in.viewer.name == "alice" and signed_in.csrf == csrf
+        assert accounts.session(secret, now=t0 + 3601) is None
+        assert accounts.session("forged", now=t0) is None
+        accounts.set_password("alice", "new-password")
+        assert accounts.session(secret, now=t0 + 1) is None
+        secret, _ = accounts.start_session(user_id=uid, hours=1)
+        accounts.end_session(secret)
+        assert accounts.session(secret) is None
+
+    def test_api_tokens_are_hashed_listed_and_revoked_by_their_owner_only(self, store):
+        from ml4paleo.jobs.tables import ApiToken
+
+        accounts = store.accounts
+        accounts.add_user("alice", "alice-password")
+        accounts.add_user("bob", "bob-password")
+        alice, bob = accounts.user_id("alice"), accounts.user_id("bob")
+        made = accounts.new_token(alice, "script")
+        assert accounts.token_viewer(made["token"]).name == "alice"
+        with store.session() as s:
+            assert made["token"] not in {t.digest for t in s.query(ApiToken)}
+        assert [t["name"] for t in accounts.tokens(alice)] == ["script"] and accounts.tokens(bob) == []
+        with pytest.raises(ArtifactNotFound):
+            accounts.revoke_token(bob, made["token_id"])
+        accounts.revoke_token(alice, made["token_id"])
+        assert accounts.token_viewer(made["token"]) is None
+
+    def test_a_job_is_seen_by_its_owner_admins_shares_and_links_only(self, store):
+        from ml4paleo.jobs.store import Access, Viewer
+
+        accounts, sharing = store.accounts, store.sharing
+        for name in ("alice", "bob", "carol"):
+            accounts.add_user(name, name + "-password")
+        accounts.add_user("root", "root-password", admin=True)
+        alice, bob, carol = (Viewer(user_id=accounts.user_id(n), name=n) for n in ("alice", "bob", "carol"))
+        root = Viewer(user_id=accounts.user_id("root"), name="root", is_admin=True)
+        job = store.create_job("private", owner_id=alice.user_id)["job_id"]
+        other = store.create_job("bob's", owner_id=bob.user_id)["job_id"]
+        legacy = store.create_job("made with accounts off")["job_id"]
+        assert sharing.access(job, alice) is Access.WRITE and sharing.access(job, root) is Access.WRITE
+        with pytest.raises(JobNotFound):
+            sharing.access(job, bob)
+        assert [j["job_id"] for j in store.list_jobs(bob)] == [other]
+        assert {j["job_id"] for j in store.list_jobs(root)} == {job, other, legacy}
+        assert len(store.list_jobs()) == 3  # accounts off: no viewer, every job
+
+        sharing.share(job, "bob")
+        assert sharing.access(job, bob) is Access.READ and {j["job_id"] for j in store.list_jobs(bob)} == {job, other}
+        link = sharing.new_link(job, "reviewer")
+        link_id, link_job = sharing.link(link["secret"])
+        reviewer = Viewer(link_id=link_id, link_job_id=link_job)
+        assert sharing.access(job, reviewer) is Access.READ and [j["job_id"] for j in store.list_jobs(reviewer)] == [job]
+        with pytest.raises(JobNotFound):
+            sharing.access(other, reviewer)
+        secret, _ = accounts.start_session(link_id=link_id, hours=1)
+        assert accounts.session(secret).viewer.link_job_id == job
+        assert sharing.shares(job) == {"owner": "alice", "users": [{"name": "bob", "shared_at": ANY}],
+                                       "links": [{"link_id": link_id, "label": "reviewer", "created_at": ANY}]}
+        sharing.revoke_link(job, link_id)
+        assert sharing.link(link["secret"]) is None and accounts.session(secret) is None
+        sharing.unshare(job, "bob")
+        with pytest.raises(JobNotFound):
+            sharing.access(job, bob)
+        with pytest.raises(InputError, match="no user"):
+            sharing.share(job, "nobody")
+
+        removed = accounts.remove_user("alice", transfer_to="carol")
+        assert removed["jobs"] == 1 and sharing.access(job, carol) is Access.WRITE
+
+    def test_the_audit_trail_outlives_the_job(self, store):
+        job = store.create_job("audited")["job_id"]
+        store.sharing.audit(job, "create", "POST /api/job/new", "alice")
+        store.delete_job(job)
+        store.sharing.audit(job, "delete", f"DELETE /api/job/{job}", "alice")
+        assert [(e["actor"], e["action"]) for e in store.sharing.audit_log(job_id=job)] == [("alice", "delete"),
+                                                                                             ("alice", "create")]
+        assert store.sharing.audit_log(actor="bob") == []
 
 
 class TestSQLiteStore(StoreContract):
