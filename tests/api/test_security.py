@@ -56,3 +56,37 @@ def test_pages_render_with_the_job_id(tmp_path, page, template):
     assert r.status_code == 200 and f'data-job-id="{job_id}"' in r.text
     assert client.get(page.format(id="0f1e2d3c-4b5a-4988-8776-655443322110")).status_code == 404
     assert client.get("/").status_code == 200
+
+
+def _signed_in(client, name: str = "alice", password: str = "alice-password", base_url: str = "http://localhost"):
+    import re
+
+    form = client.get("/login", base_url=base_url).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": token,
+                                       "next": "//evil.example/"}, base_url=base_url)
+
+
+def test_accounts_session_cookie_is_httponly_lax_and_secure_over_https(tmp_path):
+    app = create_app(Settings.from_env({}, data=tmp_path, auth="accounts"))
+    app.extensions["ml4paleo.store"].accounts.add_user("alice", "alice-password")
+    r = _signed_in(app.test_client())
+    cookie = r.headers["Set-Cookie"]
+    assert r.status_code == 303 and r.headers["Location"] == "/"  # never to another site
+    assert "ml4paleo_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
+    cookie = _signed_in(app.test_client(), base_url="https://localhost").headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_accounts_and_the_single_token_are_exclusive_and_off_by_default(tmp_path):
+    from ml4paleo.errors import InputError
+
+    with pytest.raises(InputError, match="ML4PALEO_TOKEN"):
+        Settings.from_env({"ML4PALEO_AUTH": "accounts", "ML4PALEO_TOKEN": "s3cret"}, data=tmp_path)
+    with pytest.raises(InputError, match="auth"):
+        Settings.from_env({"ML4PALEO_AUTH": "ldap"}, data=tmp_path)
+    client = _client(tmp_path)  # accounts off: no account routes, jobs have no owner, no audit lines
+    assert client.get("/api/account").status_code == 404
+    job_id = client.post("/api/job/new", json={"name": "p"}).json["job_id"]
+    assert [e["actor"] for e in client.get(f"/api/job/{job_id}/events").json["events"]] == [None]

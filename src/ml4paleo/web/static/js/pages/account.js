@@ -11,6 +11,7 @@ async function refresh() {
     el("td", {}, t.last_used_at ? formatDate(t.last_used_at) : "never"),
     el("td", {}, el("button", { type: "button", onclick: () => guarded(async () => {
       await api(`/api/account/tokens/${t.token_id}`, { method: "DELETE" });
+      $("token-new").hidden = true;
       await refresh();
     }) }, "Revoke")))));
   $("tokens-empty").hidden = tokens.length > 0;
