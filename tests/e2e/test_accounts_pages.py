@@ -28,15 +28,16 @@ pytestmark = [
 def server(tmp_path_factory) -> str:
     srv = start_server(tmp_path_factory.mktemp("accounts-e2e"), runners="none", env={"ML4PALEO_AUTH": "accounts"})
     try:
-        added = subprocess.run([sys.executable, "-m", "ml4paleo.cli", "user", "add", "ada", "--data", str(srv.data)],
-                               input="ada-password\n", capture_output=True, text=True, env=srv.env, timeout=60)
-        assert added.returncode == 0, added.stderr
+        for name in ("ada", "bea"):
+            added = subprocess.run([sys.executable, "-m", "ml4paleo.cli", "user", "add", name, "--data", str(srv.data)],
+                                   input=f"{name}-password\n", capture_output=True, text=True, env=srv.env, timeout=60)
+            assert added.returncode == 0, added.stderr
         yield srv.url
     finally:
         stop_server(srv)
 
 
-def test_sign_in_change_a_job_make_a_token_and_sign_out(page):
+def test_sign_in_change_and_share_a_job_make_a_token_and_sign_out(page, browser, server):
     page.goto("/")
     page.wait_for_url(re.compile(r"/login\?next=/$"))
     page.fill("#login-name", "ada")
@@ -62,6 +63,25 @@ def test_sign_in_change_a_job_make_a_token_and_sign_out(page):
     row.locator("input").fill("ada's ammonite")
     row.locator("input").press("Enter")
     page.locator(f"#jobs tr[data-job-id='{job_id}'] a", has_text="ada's ammonite").wait_for()
+
+    # share it read-only with bea, and by a link with a reviewer, who loses it when it is revoked
+    page.goto(f"/job/{job_id}")
+    page.fill("#share-user", "bea")
+    page.get_by_role("button", name="Share", exact=True).click()
+    page.locator("#share-users li", has_text="bea").wait_for()
+    page.get_by_role("button", name="Make a link").click()
+    link = page.locator("#link-url")
+    link.wait_for()
+    reviewer = browser.new_context(base_url=server)
+    review = reviewer.new_page()
+    review.goto(link.inner_text())
+    review.wait_for_url(re.compile(rf"/job/{job_id}$"))
+    review.locator("#job-title", has_text="ada's ammonite").wait_for()
+    page.locator("#share-links li").get_by_role("button", name="Revoke").click()
+    page.locator("#share-links li").wait_for(state="detached")
+    assert review.request.get(f"/api/job/{job_id}/status").status == 401
+    reviewer.close()
+    shot(page, "32-accounts-sharing")
 
     page.click("#account-link")
     page.wait_for_url(re.compile(r"/account$"))
