@@ -170,3 +170,21 @@ def png_b64(mask) -> str:
     buffer = io.BytesIO()
     Image.fromarray(mask).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def finished(srv: Server, name: str, formats: tuple[str, ...] = ("stl", "obj")) -> dict[str, str]:
+    """A small job taken through segmentation and meshing: ``{job_id, seg_id, model_id}``."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    volume = rng.normal(1000, 40, (10, 32, 32)).astype(np.uint16)
+    volume[2:8, 8:24, 8:24] += 3000
+    job_id = converted_job(srv, volume, name)
+    for z in (3, 6):
+        mask = np.where(volume[z] > 2500, 2, 1).astype(np.uint8)
+        srv.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": z, "mask": png_b64(mask)})
+    started = srv.json("POST", f"/api/job/{job_id}/start", 202)
+    srv.wait(job_id, {"segmented"})
+    srv.json("POST", f"/api/job/{job_id}/mesh", 202, json={"formats": list(formats)})
+    srv.wait(job_id, {"meshed"})
+    return {"job_id": job_id, **started}

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from apiserver import Server, converted_job, png_b64, start_server, stop_server
+from apiserver import Server, finished, png_b64, start_server, stop_server
 
 requests = pytest.importorskip("requests")
 
@@ -68,19 +68,9 @@ def users(srv) -> dict[str, Server]:
 def alice_job(users) -> dict:
     """Alice's job, segmented and meshed: ``{job_id, seg_id, model_id, link_id}``."""
     alice = users["alice"]
-    rng = np.random.default_rng(1)
-    volume = rng.normal(1000, 40, (10, 32, 32)).astype(np.uint16)
-    volume[2:8, 8:24, 8:24] += 3000
-    job_id = converted_job(alice, volume, "alice's unpublished fossil")
-    for z in (3, 6):
-        mask = np.where(volume[z] > 2500, 2, 1).astype(np.uint8)
-        alice.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": z, "mask": png_b64(mask)})
-    started = alice.json("POST", f"/api/job/{job_id}/start", 202)
-    alice.wait(job_id, {"segmented"})
-    alice.json("POST", f"/api/job/{job_id}/mesh", 202, json={"formats": ["stl"]})
-    alice.wait(job_id, {"meshed"})
-    link = alice.json("POST", f"/api/job/{job_id}/links", 201, json={"label": "walk"})
-    return {"job_id": job_id, "link_id": link["link_id"], **started}
+    job = finished(alice, "alice's unpublished fossil", formats=("stl",))
+    link = alice.json("POST", f"/api/job/{job['job_id']}/links", 201, json={"label": "walk"})
+    return {**job, "link_id": link["link_id"]}
 
 
 def _walk(srv: Server, doc: dict, job: dict) -> list[tuple[str, str, dict]]:
