@@ -395,7 +395,8 @@ def user_passwd(name, data) -> None:
 def user_list(data) -> None:
     """The users, with their role and how many jobs they own."""
     for u in _store(data).accounts.users():
-        click.echo(f"{u['name']}\t{'admin' if u['admin'] else 'user'}\t{u['jobs']} job(s)\tsince {u['created_at'][:10]}")
+        role = "admin" if u["admin"] else "user"
+        click.echo(f"{u['name']}\t{role}\t{u['jobs']} job(s)\tsince {u['created_at'][:10]}")
 
 
 @user.command("audit")

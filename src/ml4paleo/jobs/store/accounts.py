@@ -190,7 +190,9 @@ class Accounts:
                 return None
             if row.user_id is not None:
                 user = s.get(User, row.user_id)
-                return SignedIn(Viewer(user_id=user.id, name=user.name, is_admin=user.is_admin), row.csrf) if user else None
+                if user is None:
+                    return None
+                return SignedIn(Viewer(user_id=user.id, name=user.name, is_admin=user.is_admin), row.csrf)
             link = s.get(ShareLink, row.link_id) if row.link_id is not None else None
             return SignedIn(Viewer(link_id=link.id, link_job_id=link.job_id), row.csrf) if link else None
 

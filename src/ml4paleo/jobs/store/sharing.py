@@ -127,7 +127,8 @@ class Sharing:
         with self.db.session() as s:
             log(s, check_job_id(job_id), f"audit:{action}", detail[:500], actor=actor)
 
-    def audit_log(self, *, job_id: str | None = None, actor: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def audit_log(self, *, job_id: str | None = None, actor: str | None = None,
+                  limit: int = 100) -> list[dict[str, Any]]:
         """The newest audit entries first, of one job and/or one actor."""
         with self.db.session() as s:
             query = select(Event).where(Event.kind.like("audit:%"))
