@@ -399,6 +399,20 @@ def user_list(data) -> None:
         click.echo(f"{u['name']}\t{role}\t{u['jobs']} job(s)\tsince {u['created_at'][:10]}")
 
 
+@user.command("give")
+@click.argument("name")
+@click.argument("job_ids", nargs=-1)
+@click.option("--unowned", is_flag=True, help="Every job without an owner (made before accounts were on).")
+@_DATA_OPTION
+@user_errors
+def user_give(name, job_ids, unowned, data) -> None:
+    """Make NAME the owner of the jobs JOB_IDS (or, with --unowned, of every job without an owner)."""
+    if bool(job_ids) == unowned:
+        raise InputError("name the jobs (JOB_IDS) or give --unowned, not both")
+    moved = _store(data).sharing.give(name, None if unowned else list(job_ids))
+    click.echo(f"{moved} job(s) now owned by {name}")
+
+
 @user.command("audit")
 @click.option("--job", "job_id", default=None, help="Only this job (also a deleted one).")
 @click.option("--user", "actor", default=None, help="Only what this user did.")

@@ -448,6 +448,10 @@ class StoreContract:
 
         removed = accounts.remove_user("alice", transfer_to="carol")
         assert removed["jobs"] == 1 and sharing.access(job, carol) is Access.WRITE
+        assert sharing.give("carol") == 1 and sharing.access(legacy, carol) is Access.WRITE  # the unowned one
+        with pytest.raises(JobNotFound):
+            sharing.give("bob", [job, "0f1e2d3c-4b5a-4988-8776-655443322110"])
+        assert sharing.access(job, carol) is Access.WRITE  # all named jobs are known, or none changes hands
 
     def test_the_audit_trail_outlives_the_job(self, store):
         job = store.create_job("audited")["job_id"]

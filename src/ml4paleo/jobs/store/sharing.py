@@ -11,7 +11,7 @@ import time
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, false, or_, select, true
+from sqlalchemy import ColumnElement, delete, false, or_, select, true, update
 
 from ml4paleo.errors import ArtifactNotFound, InputError, JobNotFound
 from ml4paleo.jobs.paths import check_job_id
@@ -55,10 +55,17 @@ class Sharing:
             owns = viewer.user_id is not None and job.owner_id == viewer.user_id
             return Access.WRITE if viewer.is_admin or owns else Access.READ
 
-    def owner_name(self, job_id: str) -> str | None:
+    def give(self, user_name: str, job_ids: list[str] | None = None) -> int:
+        """Make ``user_name`` the owner of these jobs, or of every job without an owner (made
+        before accounts were turned on); returns how many changed hands."""
         with self.db.session() as s:
-            owner = get_job(s, job_id).owner_id
-            return s.scalar(select(User.name).where(User.id == owner)) if owner is not None else None
+            user = Accounts._user(s, user_name)
+            if job_ids is None:
+                return s.execute(update(Job).where(Job.owner_id.is_(None)).values(owner_id=user.id)).rowcount
+            jobs = [get_job(s, job_id) for job_id in job_ids]  # all known, or nothing changes
+            for job in jobs:
+                job.owner_id = user.id
+            return len(jobs)
 
     # -- shares with named users -----------------------------------------------------------------
 

@@ -40,7 +40,10 @@ ACTIONS = {
 
 
 def action_of(endpoint: str | None, method: str, response: Response) -> str | None:
-    """What a successful request did to its job, or None when it only looked."""
+    """What a successful request did to its job, or None when it only looked (a HEAD asks
+    whether a download is ready, it downloads nothing)."""
+    if method == "HEAD":
+        return None
     if endpoint in ACTIONS:
         return ACTIONS[endpoint]
     if response.headers.get("Content-Disposition", "").startswith("attachment"):

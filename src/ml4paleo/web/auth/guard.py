@@ -12,6 +12,7 @@ It runs before every route, so a route added later is covered without doing anyt
 from __future__ import annotations
 
 import hmac
+from urllib.parse import quote
 
 from flask import Flask, g, redirect, request
 from werkzeug.wrappers import Response
@@ -57,16 +58,14 @@ def _check_csrf(expected: str) -> None:
 def install(app: Flask, settings: Settings, store: JobStore) -> None:
     @app.before_request
     def _guard() -> Response | None:
-        if request.method == "OPTIONS":
+        if request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
             return None
         found = identify(store)
         g.ml4paleo_identity = found
-        if request.endpoint in OPEN_ENDPOINTS:
-            return None
         if found is None:
             if request.path.startswith("/api/"):
                 raise NotSignedIn("sign in first (at /login), or send an API token: Authorization: Bearer <token>")
-            return redirect("/login?next=" + request.full_path.rstrip("?"), 303)
+            return redirect("/login?next=" + quote(request.full_path.rstrip("?"), safe="/"), 303)
         changes = request.method not in SAFE_METHODS
         if changes and found.via == "session":
             _check_csrf(found.csrf)
