@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ml4paleo.settings import Settings
@@ -59,8 +61,6 @@ def test_pages_render_with_the_job_id(tmp_path, page, template):
 
 
 def _signed_in(client, name: str = "alice", password: str = "alice-password", base_url: str = "http://localhost"):
-    import re
-
     form = client.get("/login", base_url=base_url).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
     return client.post("/login", data={"name": name, "password": password, "csrf_token": token,
@@ -90,3 +90,15 @@ def test_accounts_and_the_single_token_are_exclusive_and_off_by_default(tmp_path
     assert client.get("/api/account").status_code == 404
     job_id = client.post("/api/job/new", json={"name": "p"}).json["job_id"]
     assert [e["actor"] for e in client.get(f"/api/job/{job_id}/events").json["events"]] == [None]
+
+
+def test_the_openapi_document_lists_every_api_route_with_accounts_on_too(tmp_path):
+    from ml4paleo.web.openapi import document
+
+    app = create_app(Settings.from_env({}, data=tmp_path, auth="accounts"))
+    documented = {(path, method) for path, item in document()["paths"].items() for method in item}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                assert (path, method.lower()) in documented, f"{method} {path} missing from /api/openapi.json"
