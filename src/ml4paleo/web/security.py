@@ -58,7 +58,7 @@ def login() -> Response:
 
 def install(app: Flask, settings: Settings) -> None:
     if settings.auth == "accounts":
-        auth.install(app, settings)
+        auth.install(app)
     else:
         app.register_blueprint(bp)
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ml4paleo.settings import Settings
 from ml4paleo.web.auth import api, audit, current, guard, pages
 
 __all__ = ["current", "install"]
 
 
-def install(app: Flask, settings: Settings) -> None:
+def install(app: Flask) -> None:
     store = app.extensions["ml4paleo.store"]
-    guard.install(app, settings, store)
+    guard.install(app, store)
     audit.install(app, store)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

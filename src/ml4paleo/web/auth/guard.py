@@ -19,7 +19,6 @@ from werkzeug.wrappers import Response
 
 from ml4paleo.errors import Forbidden, NotSignedIn
 from ml4paleo.jobs.store import Access, JobStore
-from ml4paleo.settings import Settings
 from ml4paleo.web.auth.current import SAFE_METHODS, Identity, requested_job_ids
 
 SESSION_COOKIE = "ml4paleo_session"
@@ -55,7 +54,7 @@ def _check_csrf(expected: str) -> None:
         raise Forbidden("this change came without the page's CSRF token (header X-CSRF-Token); reload the page")
 
 
-def install(app: Flask, settings: Settings, store: JobStore) -> None:
+def install(app: Flask, store: JobStore) -> None:
     @app.before_request
     def _guard() -> Response | None:
         if request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
@@ -70,10 +69,10 @@ def install(app: Flask, settings: Settings, store: JobStore) -> None:
         if changes and found.via == "session":
             _check_csrf(found.csrf)
         job_ids = requested_job_ids()
-        needs = Access.WRITE if (changes and request.endpoint not in READ_ONLY_CHANGES) \
-            or request.endpoint in OWNER_ONLY_READS else Access.READ
-        for job_id in job_ids:  # JobNotFound (404) for a job this viewer may not see
-            if store.sharing.access(job_id, found.viewer) is not Access.WRITE and needs is Access.WRITE:
+        needs_write = (changes and request.endpoint not in READ_ONLY_CHANGES) or request.endpoint in OWNER_ONLY_READS
+        for job_id in job_ids:
+            access = store.sharing.access(job_id, found.viewer)  # JobNotFound (404): not the viewer's to see
+            if needs_write and access is not Access.WRITE:
                 raise Forbidden("this job is shared with you read-only: its owner can change it")
         if not job_ids and changes and found.viewer.user_id is None and request.endpoint not in LINK_CHANGES:
             raise Forbidden("a share link shows one job only; sign in with an account to do more")
