@@ -297,13 +297,14 @@ def _logging() -> None:
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["convert", "segment", "mesh"]))
+@click.argument("kind", type=click.Choice(["convert", "segment", "mesh", "train"]))
 @click.option("--data", type=click.Path(file_okay=False), default=None,
               help="Data folder (default $ML4PALEO_DATA or ./data).")
 @click.option("--once", is_flag=True, help="Work on the queued tasks, then exit (no waiting).")
 @user_errors
 def runner(kind, data, once) -> None:
-    """Work the KIND queue of the job store: convert uploads, train/segment, or mesh/export.
+    """Work the KIND queue of the job store: convert uploads, train/segment, mesh/export, or
+    train drafts (the overlay while painting, never behind a segmentation).
 
     Several runners of one kind (on one or several hosts sharing the database, see
     ML4PALEO_DATABASE_URL) never take the same task. SIGTERM/Ctrl-C hands the current task
@@ -431,7 +432,7 @@ def user_audit(job_id, actor, limit, data) -> None:
 @click.option("--data", type=click.Path(file_okay=False), default=None,
               help="Data folder (default $ML4PALEO_DATA or ./data).")
 @click.option("--threads", type=int, default=None, help="Web server threads (default 8).")
-@click.option("--runners", "runner_spec", default="convert=1,segment=1,mesh=1", show_default=True,
+@click.option("--runners", "runner_spec", default="convert=1,segment=1,mesh=1,train=1", show_default=True,
               help="Runner processes per kind ('' or 'none' for none: run them elsewhere).")
 @user_errors
 def serve(host, port, data, threads, runner_spec) -> None:
@@ -450,8 +451,8 @@ def serve(host, port, data, threads, runner_spec) -> None:
         if part.strip() in ("", "none"):
             continue
         kind, _, n = part.partition("=")
-        if kind.strip() not in ("convert", "segment", "mesh") or not (n or "1").strip().isdigit():
-            raise InputError(f"--runners must look like convert=1,segment=2,mesh=1; got {runner_spec!r}")
+        if kind.strip() not in ("convert", "segment", "mesh", "train") or not (n or "1").strip().isdigit():
+            raise InputError(f"--runners must look like convert=1,segment=2,mesh=1,train=1; got {runner_spec!r}")
         counts[kind.strip()] = int(n or 1)
     app = create_app(settings)
     try:

@@ -73,6 +73,11 @@ def inside(root: Path, relative: str) -> Path:
     return target
 
 
+DRAFTS_KEPT = 3
+"""Draft models kept per job (their folders and task rows): the newest is the overlay's model;
+the ones before it may still be read by a preview that began before it was ready."""
+
+
 @dataclass(frozen=True)
 class JobPaths:
     """The folders and files of one job (nothing is created until asked)."""
@@ -101,6 +106,15 @@ class JobPaths:
 
     def model(self, model_id: str) -> Path:
         return self.root / "models" / check_artifact_id(model_id, "model")
+
+    @property
+    def drafts(self) -> Path:
+        """Draft models while painting (``<task id>/``) and the painted slices' feature cache
+        (``features/``): working files, never listed as models."""
+        return self.root / "drafts"
+
+    def draft(self, task_id: int) -> Path:
+        return self.drafts / str(int(task_id))
 
     def segmentation(self, seg_id: str) -> Path:
         return self.root / "segmentations" / check_artifact_id(seg_id)

@@ -80,6 +80,9 @@ class TaskKind(StrEnum):
     MESH = "mesh"
     EXPORT = "export"
     """PNG/TIFF files of a finished segmentation, queued after it; yields to the other mesh tasks."""
+    DRAFT = "draft"
+    """A draft model from the slices painted so far (no validation, no feature ranking) and its
+    prediction of the slice being painted: the overlay while painting. Never moves the job."""
 
 
 class RunnerKind(StrEnum):
@@ -88,14 +91,20 @@ class RunnerKind(StrEnum):
     CONVERT = "convert"
     SEGMENT = "segment"
     MESH = "mesh"
+    TRAIN = "train"
+    """Draft models while painting: a queue of its own, so they never wait behind a segmentation."""
 
 
 QUEUES: dict[RunnerKind, tuple[TaskKind, ...]] = {
     RunnerKind.CONVERT: (TaskKind.CONVERT,),
     RunnerKind.SEGMENT: (TaskKind.TRAIN, TaskKind.START),
     RunnerKind.MESH: (TaskKind.MESH, TaskKind.EXPORT),
+    RunnerKind.TRAIN: (TaskKind.DRAFT,),
 }
 """Runner kind -> the task kinds it runs."""
+BACKSTAGE = frozenset({TaskKind.EXPORT, TaskKind.DRAFT})
+"""Task kinds that leave the job's status, progress and stage alone (and that ``cancel`` does
+not stop): their failure is theirs, shown where they are used, not the job's."""
 ACTIVE = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING})
 """Statuses of a task that is not over yet."""
 

@@ -113,7 +113,7 @@ class Mesh(Base):
 
 
 class Task(Base):
-    """One unit of work for a runner queue (convert, segment or mesh)."""
+    """One unit of work for a runner queue (convert, segment, mesh or train)."""
 
     __tablename__ = "tasks"
     __table_args__ = (Index("ix_tasks_claim", "queue", "status", "lease_until"),)
@@ -140,6 +140,8 @@ class Task(Base):
     stage: Mapped[str] = mapped_column(String(200), default="")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """What the task returned (kept for tasks whose result is read back, e.g. a draft's revision)."""
 
 
 class Event(Base):

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ml4paleo.io.annotations import read_annotations
 from ml4paleo.io.slices import volume_window
-from ml4paleo.jobs.paths import JobPaths
+from ml4paleo.jobs.paths import DRAFTS_KEPT, JobPaths
 from ml4paleo.jobs.statuses import TaskKind
 from ml4paleo.progress import ProgressCallback, scaled
 from ml4paleo.settings import Settings
@@ -135,6 +135,27 @@ def start(ctx: TaskContext) -> dict[str, Any]:
     return {}
 
 
+def draft(ctx: TaskContext) -> dict[str, Any]:
+    """A draft model from every annotation, and its prediction of slice ``params["z"]`` (the
+    slice being painted) as ``prediction_<z>.png`` in the draft's folder."""
+    from ml4paleo.io.png import write_png
+    from ml4paleo.pipelines.draft import prune_drafts, train_draft  # lazy: see the module's docstring
+    from ml4paleo.pipelines.preview import predict_slice
+
+    out = ctx.paths.draft(ctx.task_id)
+    options = {"features": _features(ctx.settings)} if ctx.settings.train_features else {}
+    result = train_draft(ctx.paths.volume, read_annotations(ctx.paths.annotations), out, classes=ctx.classes,
+                         cache_dir=ctx.paths.drafts / "features", overwrite=True,
+                         progress=scaled(ctx.progress, 0.0, 0.9, "training a draft"), **options)
+    z = ctx.params.get("z")
+    if z is not None:
+        ctx.check()
+        write_png(out / f"prediction_{int(z)}.png", predict_slice(ctx.paths.volume, out, int(z)))
+    prune_drafts(ctx.paths.drafts, DRAFTS_KEPT)
+    return {"z": z, "n_slices": result.n_slices, "seconds": round(result.seconds, 3),
+            "featurised": [str(k) for k in result.featurised]}
+
+
 def mesh(ctx: TaskContext) -> dict[str, Any]:
     """One closed mesh per label of a segmentation, with measurements (``meshes.json``)."""
     from ml4paleo.pipelines.mesh import mesh_labels  # lazy: see the module's docstring
@@ -167,5 +188,5 @@ def export(ctx: TaskContext) -> dict[str, Any]:
 
 TASKS: dict[TaskKind, Callable[[TaskContext], dict[str, Any]]] = {
     TaskKind.CONVERT: convert, TaskKind.TRAIN: train, TaskKind.START: start, TaskKind.MESH: mesh,
-    TaskKind.EXPORT: export,
+    TaskKind.EXPORT: export, TaskKind.DRAFT: draft,
 }

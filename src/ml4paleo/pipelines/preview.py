@@ -3,7 +3,10 @@
 Two caches make repeated calls cheap: the model (per process, keyed by model folder and file
 modification times, so a retrained model is picked up) and the features of the last few
 slices (keyed by volume, its modification time, slice and feature settings): painting does
-not change the features, so after the first call on a slice only the prediction runs.
+not change the features, so after the first call on a slice only the prediction runs. The
+draft models (:mod:`ml4paleo.pipelines.draft`) read a painted slice's rows from the same
+cache (:func:`slice_features_cached`), so the slice being painted is featurised once per
+process, for its draft and for its overlay.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from ml4paleo.errors import InputError
 
-__all__ = ["clear_cache", "predict_slice"]
+__all__ = ["clear_cache", "predict_slice", "slice_features_cached", "volume_stamp"]
 
 FEATURE_CACHE_SLICES = 4
 """Slices whose features are kept (512^2 x 61 float32 = 64 MB each) ..."""
@@ -38,17 +41,26 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _slice_features(volume_path: Path, z: int, settings) -> np.ndarray:
+def volume_stamp(volume_path: str | Path) -> int:
+    """Modification time (ns) of the volume's metadata: changes when the volume is rewritten."""
+    meta = Path(volume_path) / "zarr.json"
+    return meta.stat().st_mtime_ns if meta.exists() else 0
+
+
+def slice_features_cached(volume_path: str | Path, z: int, settings) -> np.ndarray:
+    """(y, x, n_features) features of slice ``z`` (:func:`ml4paleo.compute.regions.slice_features`
+    on every core), from this process's cache of the last few slices when there; read-only."""
     from ml4paleo.io.omezarr import open_level
     from ml4paleo.compute.regions import slice_features
 
-    stamp = (volume_path / "zarr.json").stat().st_mtime_ns if (volume_path / "zarr.json").exists() else 0
-    key = (str(volume_path.resolve()), stamp, int(z), settings)
+    volume_path = Path(volume_path)
+    key = (str(volume_path.resolve()), volume_stamp(volume_path), int(z), settings)
     with _lock:
         if key in _features:
             _features.move_to_end(key)
             return _features[key]
     feats = slice_features(open_level(volume_path, 0), z, settings, workers=_cores())
+    feats.flags.writeable = False  # shared by every caller
     with _lock:
         _features[key] = feats
         while len(_features) > 1 and (len(_features) > FEATURE_CACHE_SLICES
@@ -74,6 +86,6 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
     if getattr(model, "feature_settings", None) is None:  # a model that reads the volume itself (prior, U-Net)
         proba = model.predict_region(open_level(volume_path, 0), (int(z), 0, 0), (int(z) + 1, *info.shape[1:]))
     else:
-        feats = _slice_features(volume_path, int(z), model.feature_settings)
+        feats = slice_features_cached(volume_path, int(z), model.feature_settings)
         proba = model.proba_from_features(feats[None], (int(z), 0, 0))
     return np.argmax(proba[0], axis=-1).astype(np.uint8)

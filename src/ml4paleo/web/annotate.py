@@ -1,9 +1,15 @@
-"""Annotation concern: the next slice to paint, masks in and out, the newest model's prediction.
+"""Annotation concern: the next slice to paint, masks in and out, drafts, the newest model's prediction.
 
 The browser only ever sees 8-bit display PNGs; training reads the raw volume on the server.
+While painting, each pause asks for a draft (``POST .../draft``): a quick forest trained by a
+``train`` runner, which also predicts the slice shown; the page polls ``GET .../draft`` for it.
+The prediction route uses the draft while it is newer than the newest full model (trained on
+a later annotation revision), the full model otherwise: the full model replaces the draft.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from flask import Blueprint, jsonify, render_template, request
@@ -47,18 +53,60 @@ def submit(job_id: str):
     return jsonify(files.save_mask(store(), job_id, z, b64decode(data.get("mask"), "mask")))
 
 
+def _overlay_model(job_id: str) -> tuple[str, Path] | None:
+    """(id, folder) of the model the overlay shows: the newest ready draft while it was trained
+    on a later annotation revision than the newest full model, else that model; None if neither."""
+    model_id = store().newest_model(job_id)
+    model_rev = store().model(job_id, model_id)["annotation_rev"] if model_id is not None else -1
+    draft = store().draft(job_id)["ready"]
+    job_paths = store().paths(job_id)
+    if draft is not None and draft["annotation_rev"] > model_rev and job_paths.draft(draft["task_id"]).is_dir():
+        return f"draft-{draft['task_id']}", job_paths.draft(draft["task_id"])
+    return (model_id, job_paths.model(model_id)) if model_id is not None else None
+
+
 @bp.post("/api/annotate/<job_id>/data/predict")
 def predict(job_id: str):
-    """The newest model's classes for slice z (class index per pixel, as a gray PNG)."""
+    """The newest model's classes for slice z (class index per pixel, as a gray PNG); the model
+    is a draft (``draft: true``, id ``draft-<n>``) while it is newer than every full model."""
     z = int_field(json_body(), "z", minimum=0)
     shape, _, _ = files.converted(store(), job_id)
     files.check_slice(z, int(shape[0]))
-    model_id = store().newest_model(job_id)
-    if model_id is None:
+    chosen = _overlay_model(job_id)
+    if chosen is None:
         raise InvalidTransition("no trained model yet: submit annotations and retrain first")
-    job_paths = store().paths(job_id)
-    prediction = np.asarray(predict_slice(job_paths.volume, job_paths.model(model_id), z)).astype(np.uint8)
-    return jsonify(z=z, model_id=model_id, prediction=b64encode(encode_png(prediction)))
+    model_id, folder = chosen
+    prediction = np.asarray(predict_slice(store().paths(job_id).volume, folder, z)).astype(np.uint8)
+    return jsonify(z=z, model_id=model_id, draft=model_id.startswith("draft-"),
+                   prediction=b64encode(encode_png(prediction)))
+
+
+@bp.post("/api/annotate/<job_id>/draft")
+def queue_draft(job_id: str):
+    """Queue a draft model from the saved annotations (one queued draft takes every stroke up to
+    its start), predicting slice ``z`` (optional) at once. 202 with the annotation revision
+    to wait for in ``GET .../draft``."""
+    data = json_body()
+    z = None
+    if data.get("z") is not None:
+        shape, _, _ = files.converted(store(), job_id)
+        z = files.check_slice(int_field(data, "z", minimum=0), int(shape[0]))
+    return jsonify(store().queue_draft(job_id, z)), 202
+
+
+@bp.get("/api/annotate/<job_id>/draft")
+def draft_status(job_id: str):
+    """The newest draft (``ready``: task id, annotation revision, slice predicted), whether one
+    is ``pending``, why the last one failed (``error``); with ``?z=N`` and a ready draft that
+    predicted slice N, its ``prediction`` (gray PNG, class index per pixel, base64)."""
+    doc = store().draft(job_id)
+    ready = doc["ready"]
+    if ready is not None and request.args.get("z") not in (None, ""):
+        z = int_value(request.args["z"], "z", minimum=0)
+        png = store().paths(job_id).draft(ready["task_id"]) / f"prediction_{z}.png"
+        if ready["z"] == z and png.is_file():
+            ready = {**ready, "model_id": f"draft-{ready['task_id']}", "prediction": b64encode(png.read_bytes())}
+    return jsonify(ready=ready, pending=doc["pending"], error=doc["error"])
 
 
 @bp.get("/api/annotate/<job_id>/annotations")

@@ -125,6 +125,13 @@ def _paths() -> dict[str, Any]:
             "image": {"type": "string"}}, ["z", "mask"]), errors=("400", "404", "409"))},
         a + "/data/predict": {"post": _op("Newest model's prediction for slice z", [_JOB], _body({
             "z": {"type": "integer", "minimum": 0}}, ["z"]), errors=("400", "404", "409"))},
+        a + "/draft": {"post": _op("Queue a draft model (the overlay while painting) on the train queue, predicting "
+                                   "slice z at once", [_JOB], _body({"z": {"type": "integer", "minimum": 0}}), ok="202",
+                                   errors=("400", "404", "409")),
+                       "get": _op("The newest draft: ready (task_id, annotation_rev, z; with ?z= the prediction "
+                                  "PNG of that slice), pending, error", [_JOB, {
+                                      "name": "z", "in": "query", "required": False,
+                                      "schema": {"type": "integer", "minimum": 0}}], errors=("400", "404"))},
         a + "/annotations": {"get": _op("Annotated slices", [_JOB])},
         a + "/annotations/{z}": {"get": _op("The mask PNG of slice z", [_JOB, _Z], ok_type=_PNG, ok_schema=_BIN),
                                  "delete": _op("Delete the annotation of slice z", [_JOB, _Z])},

@@ -7,7 +7,7 @@ module of its own:
 - :mod:`.uploads` — chunks received, size limits, closing the upload (queues the conversion);
 - :mod:`.annotations` — painted slices and the annotation revision;
 - :mod:`.artifacts` — models, segmentations and meshes;
-- :mod:`.queue` — the task queue, web side: queue training, segmentation, meshing; cancel;
+- :mod:`.queue` — the task queue, web side: queue training, drafts, segmentation, meshing; cancel;
 - :mod:`.claims` — the task queue, runner side: claim, lease, progress, result (:class:`TaskQueue`
   is what a runner needs of it);
 - :mod:`.accounts` and :mod:`.sharing` — with accounts on: users, sessions, API tokens; who may see
@@ -151,6 +151,12 @@ class JobStore:
 
     def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",)) -> str:
         return self._queue.queue_mesh(job_id, seg_id, formats)
+
+    def queue_draft(self, job_id: str, z: int | None = None) -> dict[str, Any]:
+        return self._queue.queue_draft(job_id, z)
+
+    def draft(self, job_id: str) -> dict[str, Any]:
+        return self._queue.draft(job_id)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._queue.cancel(job_id)

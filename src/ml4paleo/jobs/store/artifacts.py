@@ -25,7 +25,7 @@ class Artifacts:
             row = s.get(Model, model_id)
             if row is None or row.job_id != check_job_id(job_id):
                 raise ArtifactNotFound(f"no model {model_id!r} in this job")
-            return {"model_id": row.id, "status": row.status}
+            return {"model_id": row.id, "status": row.status, "annotation_rev": row.annotation_rev}
 
     def newest_model(self, job_id: str) -> str | None:
         """The newest model ready to predict, or None."""

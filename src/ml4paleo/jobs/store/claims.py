@@ -21,7 +21,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ml4paleo.errors import InvalidTransition
-from ml4paleo.jobs.statuses import (QUEUES, JobEvent, Lease, MeshStatus, ModelStatus, RunnerKind,
+from ml4paleo.jobs.statuses import (BACKSTAGE, QUEUES, JobEvent, Lease, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, TaskKind, TaskStatus)
 from ml4paleo.jobs.store._base import Database, log, set_status
 from ml4paleo.jobs.store.queue import end_cancelled, enqueue
@@ -98,8 +98,8 @@ def _fail_effects(s: Session, task: Task, reason: str, traceback: str | None) ->
             seg.status, seg.error = SegmentationStatus.ERROR, reason
         elif task.kind == TaskKind.MESH:
             seg.mesh_status = MeshStatus.ERROR
-    if task.kind == TaskKind.EXPORT:
-        return  # a failed export leaves the job as it is; the download shows it as missing
+    if task.kind in BACKSTAGE:
+        return  # a failed export or draft leaves the job as it is; the page that uses it shows why
     job = s.get(Job, task.job_id)
     set_status(s, job, JobEvent.FAIL, task_id=task.id, note=reason[:2000])
     job.error, job.traceback, job.stage = reason, traceback, ""
@@ -163,6 +163,8 @@ class Claims:
                         seg.status, seg.annotation_rev = SegmentationStatus.TRAINING, job.annotation_rev
                 if kind == TaskKind.MESH:
                     s.get(Segmentation, task.seg_id).mesh_status = MeshStatus.MESHING
+            if kind == TaskKind.DRAFT:  # the annotations it will read are at least this revision
+                task.params = {**(task.params or {}), "annotation_rev": job.annotation_rev}
             classes = sorted(job.classes or [], key=lambda c: c["value"])
             return Claim(task_id=task.id, job_id=task.job_id, kind=kind, token=token, attempts=task.attempts,
                          model_id=task.model_id, seg_id=task.seg_id, params=dict(task.params or {}),
@@ -190,7 +192,7 @@ class Claims:
             if task is None:
                 return False
             task.progress, task.stage = fraction, stage[:200]
-            if task.kind != TaskKind.EXPORT:
+            if task.kind not in BACKSTAGE:
                 job = s.get(Job, task.job_id)
                 job.progress, job.stage, job.updated_at = fraction, stage[:200], time.time()
             if task.seg_id and task.kind == TaskKind.START:
@@ -217,6 +219,7 @@ class Claims:
                 return False
             now = time.time()
             task.status, task.finished_at, task.progress, task.stage = TaskStatus.DONE, now, 1.0, ""
+            task.result = result
             job = s.get(Job, task.job_id)
             kind = TaskKind(task.kind)
             if kind == TaskKind.CONVERT:

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ml4paleo.errors import ArtifactNotFound, InvalidTransition
-from ml4paleo.jobs.paths import check_artifact_id, check_job_id, new_artifact_id
-from ml4paleo.jobs.statuses import (ACTIVE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
+from ml4paleo.jobs.paths import DRAFTS_KEPT, check_artifact_id, check_job_id, new_artifact_id
+from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, Status, TaskKind, TaskStatus)
 from ml4paleo.jobs.store._base import Database, get_job, log, set_status
 from ml4paleo.jobs.store.jobs import job_document
@@ -45,7 +45,7 @@ def end_cancelled(s: Session, task: Task, job: Job) -> None:
             seg.status = SegmentationStatus.CANCELLED
         elif task.kind == TaskKind.MESH:
             seg.mesh_status = MeshStatus.CANCELLED
-    if task.kind != TaskKind.EXPORT:
+    if task.kind not in BACKSTAGE:
         target = task.prev_status
         if (task.kind == TaskKind.START and task.model_id
                 and s.get(Model, task.model_id).status == ModelStatus.READY):
@@ -62,6 +62,21 @@ def _reusable_model(s: Session, job: Job, classes: list[str]) -> Model | None:
     if model is None or model.annotation_rev != job.annotation_rev or list(model.classes or []) != classes:
         return None
     return model
+
+
+def _draft_doc(task: Task) -> dict[str, Any]:
+    result = task.result or {}
+    return {"task_id": task.id, "annotation_rev": int((task.params or {}).get("annotation_rev", -1)),
+            "z": result.get("z"), "finished_at": task.finished_at}
+
+
+def _forget_old_drafts(s: Session, job_id: str) -> None:
+    """Delete the rows of finished drafts beyond the newest ``DRAFTS_KEPT`` (one per pause in
+    painting would otherwise pile up); their folders are removed by the draft task."""
+    old = s.scalars(select(Task).where(Task.job_id == job_id, Task.kind == TaskKind.DRAFT, Task.status.not_in(ACTIVE))
+                    .order_by(Task.id.desc()).offset(DRAFTS_KEPT)).all()
+    for task in old:
+        s.delete(task)
 
 
 class Queue:
@@ -108,6 +123,42 @@ class Queue:
         assert seg_id is not None
         return seg_id, model_id
 
+    def queue_draft(self, job_id: str, z: int | None = None) -> dict[str, Any]:
+        """Queue a draft model on the train queue (the overlay while painting), or update the one
+        already queued: it reads the annotations when claimed, so one queued draft serves any
+        number of strokes. ``z``: the slice shown, whose prediction the draft makes at once.
+        Returns ``{task_id, annotation_rev}``; the draft is ready when a finished draft reports a
+        revision at least this one (:meth:`draft`)."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            if not job.shape:
+                raise InvalidTransition(f"the volume is not converted yet (status: {job.status})")
+            if not s.scalar(select(func.count()).select_from(Annotation).where(Annotation.job_id == job.id)):
+                raise InvalidTransition("annotate at least one slice before training")
+            params = {"z": z} if z is not None else {}
+            task = s.scalars(select(Task).where(Task.job_id == job.id, Task.kind == TaskKind.DRAFT,
+                                                Task.status == TaskStatus.QUEUED).order_by(Task.id.desc())).first()
+            if task is None:
+                _forget_old_drafts(s, job.id)
+                task = enqueue(s, job, RunnerKind.TRAIN, TaskKind.DRAFT, prev_status=None, params=params)
+            else:
+                task.params = params
+            return {"task_id": task.id, "annotation_rev": job.annotation_rev}
+
+    def draft(self, job_id: str) -> dict[str, Any]:
+        """Where the job's drafts stand: ``ready`` (the newest finished draft: task id, the
+        annotation revision it was trained on, the slice it predicted) or None, ``pending``
+        (a draft queued or running) and ``error`` (why the newest draft failed, if it is newer
+        than the ready one)."""
+        with self.db.session() as s:
+            rows = s.scalars(select(Task).where(Task.job_id == check_job_id(job_id), Task.kind == TaskKind.DRAFT)
+                             .order_by(Task.id.desc()).limit(DRAFTS_KEPT + 2)).all()
+            done = next((t for t in rows if t.status == TaskStatus.DONE), None)
+            failed = next((t for t in rows if t.status == TaskStatus.ERROR), None)
+            return {"ready": _draft_doc(done) if done is not None else None,
+                    "pending": any(t.status in ACTIVE for t in rows),
+                    "error": failed.error if failed is not None and (done is None or failed.id > done.id) else None}
+
     def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",)) -> str:
         """Queue meshing of ``seg_id`` (default: the newest finished segmentation)."""
         with self.db.session() as s:
@@ -137,7 +188,7 @@ class Queue:
         with self.db.session() as s:
             job = get_job(s, job_id)
             task = s.scalars(select(Task).where(Task.job_id == job.id, Task.status.in_(ACTIVE),
-                                                Task.kind != TaskKind.EXPORT).order_by(Task.id.desc())).first()
+                                                Task.kind.not_in(BACKSTAGE)).order_by(Task.id.desc())).first()
             if task is None:
                 raise InvalidTransition(f"nothing to cancel: the job is {job.status}")
             if task.status == TaskStatus.QUEUED:

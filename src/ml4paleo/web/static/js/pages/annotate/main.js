@@ -106,21 +106,51 @@ $("segment").addEventListener("click", () => guarded(async () => {
   window.location.href = `/job/${enc}`;
 }));
 
-// When a model exists, each stroke is saved and the model retrained a moment later, and the
-// prediction is refreshed as soon as the new model is ready.
+// A moment after each stroke the slice is saved and a draft model (a quick forest on the saved
+// slices, trained by the server's train runner) predicts the slice shown: its overlay follows
+// the painting. When painting pauses for longer, the full model (validated, the method chosen)
+// trains in the background and replaces the drafts.
+const DRAFT_AFTER_MS = 300;
+const FULL_AFTER_MS = 20000;
 let liveTimer = 0;
+let fullTimer = 0;
+let draftTicket = 0; // newest draft awaited: an older wait stops
 function scheduleLive() {
   clearTimeout(liveTimer);
-  if (!state.model) return;
+  clearTimeout(fullTimer);
   if (!$("live-train").checked) return;
   liveTimer = setTimeout(() => guarded(async () => {
     if (tools.input.busy) return scheduleLive();
     if (state.unsaved) await save();
-    if (state.training || !canTrain(state.job)) state.setTraining({ retrainWanted: true });
-    else await train();
-  }), 1200);
+    if (!state.annotated.size) return;
+    await draft();
+    fullTimer = setTimeout(() => guarded(async () => {
+      if (state.training || !canTrain(state.job)) state.setTraining({ retrainWanted: true });
+      else await train();
+    }), FULL_AFTER_MS);
+  }), DRAFT_AFTER_MS);
 }
 state.on("edit", scheduleLive);
+
+/** Queue a draft model predicting the slice shown, and show its prediction once it is ready. */
+async function draft() {
+  const ticket = ++draftTicket;
+  const index = state.index;
+  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, { z: index });
+  for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 500)) {
+    const d = await api(`/api/annotate/${enc}/draft?z=${index}`);
+    if (d.ready && d.ready.annotation_rev >= rev) {
+      if (ticket !== draftTicket || state.index !== index) return;
+      if (!d.ready.prediction) return refreshPrediction();
+      const png = await decodePng(base64ToBytes(d.ready.prediction));
+      state.setSuggestion({ values: png.values, offset: 1, key: `${d.ready.model_id}/${index}`, source: "prediction" });
+      state.say(`Prediction of model ${d.ready.model_id} (draft) shown (P hides it).`);
+      return;
+    }
+    if (d.error && !d.pending) { state.say(`No draft model: ${d.error}`); return; }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
 
 /** The newest model's prediction of the slice shown, as the suggestion (once per model and slice). */
 async function refreshPrediction() {

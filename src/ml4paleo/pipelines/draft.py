@@ -1,0 +1,174 @@
+"""Draft models: a forest on the slices painted so far, quick enough to follow each stroke.
+
+A full training (:func:`ml4paleo.pipelines.train.train_model`) scores several methods by
+leave-one-slice-out and ranks the features: right for the model that segments the volume, far
+too slow for the overlay the user looks at while painting. A draft skips both: it is the
+``forest`` method over the whole filter bank, fitted once on every painted slice. It is the
+model ``train_model(..., method="forest", select=None)`` fits last (the same rows, the same
+sampling, the same seeded forest), so both predict the same classes;
+``tests/pipelines/test_draft.py`` checks it.
+
+What makes a retrain after a stroke cheap is that only the slice that changed is featurised
+again. Each painted slice's training rows are cached in ``cache_dir``, one file per slice named
+by a hash of the mask's content, the volume's stamp and the settings: a repainted slice has a
+new hash (its old file is removed), a deleted slice's file is removed, and several runners on
+hosts sharing the data folder share the cache. A z slice that must be featurised is featurised
+whole through the per-process slice cache of :mod:`ml4paleo.pipelines.preview`, so the next
+stroke on it costs only indexing, and its prediction (the overlay) only the forest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ml4paleo.atomic import partial_path
+from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.regions import labeled_features
+from ml4paleo.enums import CLASS_NAMES
+from ml4paleo.io.annotations import SliceKey, key_name, plane_of
+from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.models import make_segmenter, save_model
+from ml4paleo.pipelines._candidates import (DEFAULT_SAMPLING, MAX_TRAIN_VOXELS, PaintedSlice, TrainingSet,
+                                            make_candidate, sample_indices)
+from ml4paleo.pipelines.preview import slice_features_cached, volume_stamp
+from ml4paleo.pipelines.train import _load_annotations, _validate
+from ml4paleo.progress import ProgressCallback, no_progress
+
+__all__ = ["DraftResult", "prune_drafts", "train_draft"]
+
+
+@dataclass(frozen=True)
+class DraftResult:
+    """What :func:`train_draft` made; ``featurised``: the slices whose rows were not cached."""
+
+    model_dir: Path
+    n_slices: int
+    featurised: tuple[SliceKey, ...]
+    seconds: float
+
+
+def _cache_name(key: SliceKey, mask: np.ndarray, stamp: int, settings: FeatureSettings, max_voxels: int,
+                seed: int) -> str:
+    digest = hashlib.blake2b(np.ascontiguousarray(mask).tobytes(), digest_size=16)
+    digest.update(json.dumps([list(mask.shape), str(mask.dtype), stamp, settings.to_dict(), max_voxels, seed],
+                             sort_keys=True).encode())
+    return f"{key_name(key)}-{digest.hexdigest()}.npz"
+
+
+def _painted_rows(volume_path: Path, array: Any, key: SliceKey, mask: np.ndarray, settings: FeatureSettings,
+                  max_voxels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows and classes of one painted slice, as ``train_model`` samples them."""
+    sel = mask > 0
+    y = mask[sel].astype(np.intp) - 1
+    axis, index = plane_of(key)
+    keep = sample_indices(y, "proportional", max_voxels, seed + index)
+    if axis == 0:
+        rows = slice_features_cached(volume_path, index, settings)[sel]
+    else:
+        rows = labeled_features(array, index, sel, settings, axis=axis)
+    return np.ascontiguousarray(rows[keep]), y[keep]
+
+
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        with np.load(path) as data:
+            return data["rows"], data["targets"]
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # missing, or damaged
+        return None
+
+
+def _store(path: Path, rows: np.ndarray, targets: np.ndarray) -> None:
+    tmp = partial_path(path)
+    try:
+        with open(tmp, "wb") as out:
+            np.savez(out, rows=rows, targets=targets)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def train_draft(
+    volume_path: str | Path,
+    annotations: str | Path | Mapping[SliceKey, np.ndarray],
+    model_dir: str | Path,
+    *,
+    classes: Sequence[str] = CLASS_NAMES,
+    features: FeatureSettings | Mapping[str, Any] | None = None,
+    cache_dir: str | Path | None = None,
+    sampling: str = DEFAULT_SAMPLING,
+    max_voxels: int = MAX_TRAIN_VOXELS,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> DraftResult:
+    """Fit the forest on every painted slice of ``annotations`` and save it to ``model_dir``.
+
+    Arguments as for :func:`ml4paleo.pipelines.train.train_model` (bad input raises the same
+    :class:`~ml4paleo.errors.InputError`); ``cache_dir`` keeps the painted slices' rows between
+    calls (None: no cache). The model folder's metadata says ``"draft": true``."""
+    t0 = time.perf_counter()
+    progress = progress or no_progress
+    volume_path, model_dir = Path(volume_path), Path(model_dir)
+    settings = FeatureSettings.from_value(features)
+    classes = tuple(str(c) for c in classes)
+    make_segmenter("random-forest", classes, settings, **dict(params or {}))  # validates classes and params
+    info = read_info(volume_path)
+    ann = _load_annotations(annotations)
+    _validate(ann, info.shape, classes)
+    array = open_level(volume_path, 0)
+    stamp = volume_stamp(volume_path)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+
+    slices, featurised, names = [], [], set()
+    for i, (key, mask) in enumerate(ann.items()):
+        progress(i, len(ann) + 1, "features of the painted slices")
+        name = _cache_name(key, mask, stamp, settings, max_voxels, seed)
+        names.add(name)
+        cached = _load(cache / name) if cache is not None else None
+        if cached is None:
+            cached = _painted_rows(volume_path, array, key, mask, settings, max_voxels, seed)
+            featurised.append(key)
+            if cache is not None:
+                _store(cache / name, *cached)
+        rows, targets = cached
+        slices.append(PaintedSlice(key, rows, targets, (np.empty(0, np.intp), np.empty(0, np.intp))))
+    if cache is not None:  # repainted and deleted slices: their old rows are never read again
+        for old in cache.glob("*.npz"):
+            if old.name not in names:
+                old.unlink(missing_ok=True)
+
+    progress(len(ann), len(ann) + 1, "fitting the draft forest")
+    ts = TrainingSet(slices, classes, settings, tuple(info.shape), sampling=sampling, max_voxels=max_voxels,
+                     seed=seed, params=dict(params or {}))
+    model = make_candidate("forest").fit(ts)
+    model.set_n_jobs(1)  # as train_model saves it; the preview raises it
+    save_model(model, model_dir, overwrite=overwrite, metadata={
+        "method": "forest", "draft": True, "method_reason": "draft: the forest on every painted slice, "
+                                                           "without validation or feature ranking",
+        "annotated_slices": [key_name(k) for k in ann], "volume_shape": list(info.shape),
+        "voxel_size": list(info.voxel_size), "unit": info.unit, "sampling": sampling, "max_voxels": int(max_voxels)})
+    progress(1.0, 1.0, "done")
+    return DraftResult(model_dir, len(slices), tuple(featurised), time.perf_counter() - t0)
+
+
+def prune_drafts(folder: str | Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest draft folders (named by their task id) in ``folder``."""
+    folder = Path(folder)
+    numbered = sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
+        if folder.is_dir() else []
+    for old in numbered[:-keep] if keep > 0 else numbered:
+        shutil.rmtree(old, ignore_errors=True)

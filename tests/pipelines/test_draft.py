@@ -1,0 +1,102 @@
+"""Draft models: the forest the full training fits, from cached rows of the painted slices."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from segdata import FAST, FAST_RF, phantom, scribbles, write_volume
+
+from ml4paleo.errors import InputError
+from ml4paleo.io.omezarr import open_level
+from ml4paleo.models import load_model
+from ml4paleo.pipelines.draft import prune_drafts, train_draft
+from ml4paleo.pipelines.preview import clear_cache, predict_slice
+from ml4paleo.pipelines.train import train_model
+
+SLICES = (6, 16, 26)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    root = tmp_path_factory.mktemp("draft")
+    vol, truth = phantom(rng)
+    write_volume(root / "vol.ome.zarr", vol)
+    ann = {z: scribbles(truth[z]) for z in SLICES}
+    return root, vol, truth, ann
+
+
+def _classes(model_dir, volume) -> np.ndarray:
+    model = load_model(model_dir)
+    return np.argmax(model.predict_region(open_level(volume, 0), (0, 0, 0), open_level(volume, 0).shape), axis=-1)
+
+
+def test_draft_predicts_what_the_full_forest_predicts(world):
+    """The draft is the model ``train_model`` fits last with method forest and no ranking: the
+    same rows, sampling and seeded forest, so the same classes everywhere in the volume."""
+    root, _, _, ann = world
+    volume = root / "vol.ome.zarr"
+    full = train_model(volume, ann, root / "full", method="forest", select=None, features=FAST, params=FAST_RF)
+    draft = train_draft(volume, ann, root / "draft", features=FAST, params=FAST_RF, cache_dir=root / "cache")
+    assert draft.n_slices == len(SLICES) and set(draft.featurised) == set(SLICES)
+    assert full.method == "forest"
+    assert np.array_equal(_classes(root / "draft", volume), _classes(root / "full", volume))
+    meta = json.loads((root / "draft" / "metadata.json").read_text())
+    assert meta["draft"] is True and meta["method"] == "forest"
+    assert json.loads((root / "draft" / "validation.json").read_text()) == {}  # no validation in its path
+
+
+def test_cached_rows_are_reused_and_invalidated_when_a_slice_is_repainted(world, tmp_path):
+    root, _, truth, ann = world
+    volume, cache = root / "vol.ome.zarr", tmp_path / "cache"
+    first = train_draft(volume, ann, tmp_path / "a", features=FAST, params=FAST_RF, cache_dir=cache)
+    assert set(first.featurised) == set(SLICES) and len(list(cache.glob("*.npz"))) == len(SLICES)
+    again = train_draft(volume, ann, tmp_path / "b", features=FAST, params=FAST_RF, cache_dir=cache)
+    assert again.featurised == ()  # nothing changed: every slice's rows come from the cache
+    repainted = {**ann, 16: scribbles(truth[16], step=3)}
+    clear_cache()  # the repainted slice's rows must come from its new mask, not from memory
+    third = train_draft(volume, repainted, tmp_path / "c", features=FAST, params=FAST_RF, cache_dir=cache)
+    assert third.featurised == (16,)
+    names = sorted(p.name for p in cache.glob("*.npz"))
+    assert len(names) == len(SLICES) and sum(n.startswith("16-") for n in names) == 1  # the old rows are gone
+    # the cached rows of the repainted slice are those of its new mask: same model as without a cache
+    train_draft(volume, repainted, tmp_path / "d", features=FAST, params=FAST_RF)
+    assert np.array_equal(_classes(tmp_path / "c", volume), _classes(tmp_path / "d", volume))
+    del repainted[26]  # a deleted slice's rows go too
+    fourth = train_draft(volume, repainted, tmp_path / "e", features=FAST, params=FAST_RF, cache_dir=cache)
+    assert fourth.featurised == () and not any(p.name.startswith("26-") for p in cache.glob("*.npz"))
+
+
+def test_a_half_written_cache_file_is_featurised_again(world, tmp_path):
+    root, _, _, ann = world
+    cache = tmp_path / "cache"
+    train_draft(root / "vol.ome.zarr", ann, tmp_path / "a", features=FAST, params=FAST_RF, cache_dir=cache)
+    victim = next(cache.glob("6-*.npz"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    result = train_draft(root / "vol.ome.zarr", ann, tmp_path / "b", features=FAST, params=FAST_RF, cache_dir=cache)
+    assert result.featurised == (6,)
+
+
+def test_draft_overlay_equals_the_draft_on_the_whole_volume(world):
+    root, _, _, ann = world
+    volume = root / "vol.ome.zarr"
+    train_draft(volume, ann, root / "overlay", features=FAST, params=FAST_RF)
+    assert np.array_equal(predict_slice(volume, root / "overlay", 16), _classes(root / "overlay", volume)[16])
+
+
+def test_bad_annotations_are_refused_before_anything_is_written(world, tmp_path):
+    root, _, truth, _ = world
+    only_background = {6: np.where(scribbles(truth[6]) > 0, 1, 0).astype(np.uint8)}
+    with pytest.raises(InputError, match="no labeled voxel for class"):
+        train_draft(root / "vol.ome.zarr", only_background, tmp_path / "m", features=FAST, cache_dir=tmp_path / "c")
+    assert not (tmp_path / "m").exists()
+
+
+def test_prune_keeps_the_newest_drafts(tmp_path):
+    for n in (3, 12, 7, 100):
+        (tmp_path / str(n)).mkdir()
+    (tmp_path / "features").mkdir()
+    prune_drafts(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["100", "12", "features"]
