@@ -89,7 +89,7 @@ class Server:
         return pids
 
 
-def start_server(data: Path, *, runners: str = "convert=1,segment=1,mesh=1", env: dict[str, str] | None = None,
+def start_server(data: Path, *, runners: str = "convert=1,segment=1,mesh=1,train=1", env: dict[str, str] | None = None,
                  postgres_url: str | None = None) -> Server:
     """``ml4paleo serve`` on a free port over ``data`` (SQLite there; with ML4PALEO_TEST_DATABASE_URL
     set, or ``postgres_url`` given, a fresh PostgreSQL database per server instead)."""

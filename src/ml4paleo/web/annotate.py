@@ -99,11 +99,12 @@ def draft_status(job_id: str):
     """The newest draft (``ready``: task id, annotation revision, slice predicted), whether one
     is ``pending``, why the last one failed (``error``); with ``?z=N`` and a ready draft that
     predicted slice N, its ``prediction`` (gray PNG, class index per pixel, base64)."""
+    job_paths = paths(job_id)
     doc = store().draft(job_id)
     ready = doc["ready"]
     if ready is not None and request.args.get("z") not in (None, ""):
         z = int_value(request.args["z"], "z", minimum=0)
-        png = store().paths(job_id).draft(ready["task_id"]) / f"prediction_{z}.png"
+        png = job_paths.draft(ready["task_id"]) / f"prediction_{z}.png"
         if ready["z"] == z and png.is_file():
             ready = {**ready, "model_id": f"draft-{ready['task_id']}", "prediction": b64encode(png.read_bytes())}
     return jsonify(ready=ready, pending=doc["pending"], error=doc["error"])
