@@ -115,7 +115,39 @@ class StoreContract:
         with pytest.raises(InvalidTransition, match="busy"):
             store.queue_train(job_id)
         assert store.queue_depths() == {"convert": {"queued": 0, "running": 0},
-                                        "segment": {"queued": 1, "running": 0}, "mesh": {"queued": 0, "running": 0}}
+                                        "segment": {"queued": 1, "running": 0}, "mesh": {"queued": 0, "running": 0},
+                                        "train": {"queued": 0, "running": 0}}
+
+    def test_drafts_have_their_own_queue_and_never_move_the_job(self, store):
+        job_id = converted_job(store)
+        store.queue_start(job_id)  # a whole-volume segmentation waits in the segment queue
+        first = store.queue_draft(job_id, 1)
+        store.annotation_saved(job_id, 2, 5, [1, 2])
+        second = store.queue_draft(job_id, 2)  # one queued draft takes every stroke up to its start
+        assert second["task_id"] == first["task_id"] and second["annotation_rev"] == first["annotation_rev"] + 1
+        assert store.queue_depths()["train"] == {"queued": 1, "running": 0}
+        claim = store.claim("train", "drafter")
+        assert claim.kind == "draft" and claim.params["z"] == 2 and claim.params["annotation_rev"] == 2
+        assert store.claim("train", "other") is None and store.draft(job_id)["pending"]
+        store.report_progress(claim, 0.5, "training a draft")
+        doc = store.job_doc(job_id)
+        assert doc["status"] == "training_queued" and doc["stage"] != "training a draft"
+        cancelled = store.cancel(job_id)  # cancels the job's segmentation, not the draft
+        assert cancelled["status"] == "annotated"
+        assert store.finish(claim, {"z": 2})
+        ready = store.draft(job_id)
+        assert ready["ready"] == {"task_id": claim.task_id, "annotation_rev": 2, "z": 2,
+                                  "finished_at": ready["ready"]["finished_at"]}
+        assert not ready["pending"] and ready["error"] is None and store.job_doc(job_id)["models"][0]["status"] == "cancelled"
+        # a draft that fails says why, and the job stays as it was
+        store.queue_draft(job_id)
+        claim = store.claim("train", "drafter")
+        store.fail(claim, "no labeled voxel for class 'fossil'")
+        after = store.draft(job_id)
+        assert after["error"] == "no labeled voxel for class 'fossil'" and after["ready"]["task_id"] < claim.task_id
+        assert store.job_doc(job_id)["status"] == "annotated"
+        with pytest.raises(InvalidTransition, match="annotate at least one slice"):
+            store.queue_draft(converted_job(store, "bare", annotate=False))
 
     def test_one_claim_per_task_under_concurrency(self, store):
         jobs = [uploaded_job(store, f"j{i}") for i in range(8)]
