@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ml4paleo.compute.features import FeatureSettings, compute_features
-from ml4paleo.compute.regions import labeled_features, plane_region
+from ml4paleo.compute.regions import labeled_features, plane_region, slice_features
 
 SETTINGS = FeatureSettings(sigmas=(1.0, 2.0), filters=("gaussian", "ggm", "hessian"))
 
@@ -24,3 +24,14 @@ def test_plane_region():
     assert plane_region(0, 4, (1, 3), (2, 5)) == ((4, 1, 2), (5, 3, 5))
     assert plane_region(1, 4, (1, 3), (2, 5)) == ((1, 4, 2), (3, 5, 5))
     assert plane_region(2, 4, (1, 3), (2, 5)) == ((1, 2, 4), (3, 5, 5))
+
+
+@pytest.mark.parametrize("settings", [FeatureSettings(sigmas=(0.7, 1.6, 3.5, 10.0)),
+                                      FeatureSettings(sigmas=(1.0, 5.0), filters=("dog", "st"), two_d=True)])
+def test_slice_features_equal_the_whole_volume_bit_for_bit(rng, settings):
+    """One-slice blocks (the preview's and the draft's) crop the coarse scales to the planes the
+    interpolation reads and take second derivatives on the slice only: the values do not change."""
+    vol = rng.normal(1000, 100, (26, 30, 34)).astype(np.uint16)
+    whole = compute_features(vol, settings)
+    for z in (0, 7, 25):
+        assert np.array_equal(slice_features(vol, z, settings, tile=16, workers=2), whole[z])

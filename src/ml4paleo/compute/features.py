@@ -256,7 +256,7 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
         sq = [d[crop] for d in grads]
         out["ggm"] = [np.sqrt(sum(d * d for d in sq))]
     if filters & {"log", "hessian"}:
-        hess = {(i, j): np.gradient(grads[i], axis=axes[j])[crop] for i in range(len(axes)) for j in range(i, len(axes))
+        hess = {(i, j): _gradient_on(grads[i], axes[j], crop) for i in range(len(axes)) for j in range(i, len(axes))
                 if "hessian" in filters or i == j}
         if "log" in filters:
             out["log"] = [sum(hess[(i, i)] for i in range(len(axes)))]
@@ -268,6 +268,18 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
                   for i in range(len(axes)) for j in range(i, len(axes))}
         out["st"] = _eigen(tensor, len(axes))
     return out
+
+
+def _gradient_on(x: np.ndarray, axis: int, crop: tuple[slice, ...]) -> np.ndarray:
+    """``np.gradient(x, axis=axis)[crop]`` computed on the crop only (the same central difference,
+    so the same values): a one-slice block's second derivatives need 1 plane of the window's 5-9."""
+    c = crop[axis]
+    start, stop, _ = c.indices(x.shape[axis])
+    if start < 1 or stop > x.shape[axis] - 1:  # an edge voxel: np.gradient's one-sided difference
+        return np.gradient(x, axis=axis)[crop]
+    ahead = tuple(slice(start + 1, stop + 1) if a == axis else s for a, s in enumerate(crop))
+    behind = tuple(slice(start - 1, stop - 1) if a == axis else s for a, s in enumerate(crop))
+    return (x[ahead] - x[behind]) / 2.0
 
 
 def _smooth(x: np.ndarray, sigma: float, axes: tuple[int, ...], crop: tuple[slice, ...], trim: bool) -> np.ndarray:
@@ -306,6 +318,14 @@ def _box_mean(x: np.ndarray, f: int, axes: tuple[int, ...]) -> np.ndarray:
         out = acc
     out *= np.float32(1.0 / f ** len(axes))
     return out
+
+
+def _coarse_span(start: int, size: int, f: int, length: int) -> tuple[int, int]:
+    """[lo, hi) of the coarse voxels :func:`_upsample` reads for full-resolution positions
+    ``start .. start + size`` of an axis ``length`` coarse voxels long."""
+    first = math.floor((start - (f - 1) / 2.0) / f)
+    last = math.floor((start + size - 1 - (f - 1) / 2.0) / f) + 1
+    return min(max(first, 0), length - 1), min(max(last, 0), length - 1) + 1
 
 
 def _upsample(coarse: np.ndarray, f: int, starts: tuple[int, ...], sizes: tuple[int, ...], axes) -> np.ndarray:
@@ -377,11 +397,17 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
         xs = x[tuple(window)]
         if f > 1:
             xs = _box_mean(xs, f, axes)  # float32 from its first pass
-            crop: tuple[slice, ...] = (slice(None),) * 3  # coarse maps are small; upsampling crops
+            # only the coarse voxels the interpolation reads: for a one-slice block (preview,
+            # training) that is 2 coarse planes of the window's many, where the per-voxel maths
+            # (eigenvalues) ran on every plane before
+            span = [_coarse_span(starts[a], interior[a], f, xs.shape[a]) if a in axes else (starts[a], starts[a] + interior[a])
+                    for a in range(3)]
+            crop: tuple[slice, ...] = tuple(slice(lo, hi) for lo, hi in span)
+            starts = [starts[a] - span[a][0] * f if a in axes else 0 for a in range(3)]
         else:
             xs = xs.astype(np.float32)
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
-        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=f == 1)
+        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=True)
         for name, maps in feats.items():
             labels = [f"{name}_e{j + 1}_{tag}" for j in range(len(maps))] if name in ("st", "hessian") else [f"{name}_{tag}"]
             for label, m in zip(labels, maps):
