@@ -11,7 +11,7 @@ from segdata import FAST, FAST_RF, phantom, scribbles, write_volume
 from ml4paleo.errors import InputError
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.models import load_model
-from ml4paleo.pipelines.draft import prune_drafts, train_draft
+from ml4paleo.pipelines.draft import DRAFT_MAX_VOXELS, prune_drafts, train_draft
 from ml4paleo.pipelines.preview import clear_cache, predict_slice
 from ml4paleo.pipelines.train import train_model
 
@@ -38,7 +38,8 @@ def test_draft_predicts_what_the_full_forest_predicts(world):
     same rows, sampling and seeded forest, so the same classes everywhere in the volume."""
     root, _, _, ann = world
     volume = root / "vol.ome.zarr"
-    full = train_model(volume, ann, root / "full", method="forest", select=None, features=FAST, params=FAST_RF)
+    full = train_model(volume, ann, root / "full", method="forest", select=None, features=FAST, params=FAST_RF,
+                       max_voxels=DRAFT_MAX_VOXELS)
     draft = train_draft(volume, ann, root / "draft", features=FAST, params=FAST_RF, cache_dir=root / "cache")
     assert draft.n_slices == len(SLICES) and set(draft.featurised) == set(SLICES)
     assert full.method == "forest"
@@ -46,6 +47,23 @@ def test_draft_predicts_what_the_full_forest_predicts(world):
     meta = json.loads((root / "draft" / "metadata.json").read_text())
     assert meta["draft"] is True and meta["method"] == "forest"
     assert json.loads((root / "draft" / "validation.json").read_text()) == {}  # no validation in its path
+
+
+def test_the_draft_trains_on_at_most_its_row_cap(world, tmp_path):
+    """The documented difference from a default full training: fewer rows when the painting is dense."""
+    root, _, truth, _ = world
+    dense = {z: (truth[z] + 1).astype(np.uint8) for z in SLICES}  # every voxel painted
+    capped = train_draft(root / "vol.ome.zarr", dense, tmp_path / "d", features=FAST, params=FAST_RF, max_voxels=500)
+    uncapped = train_draft(root / "vol.ome.zarr", dense, tmp_path / "e", features=FAST, params=FAST_RF,
+                           max_voxels=100_000)
+
+    def rows(model_dir) -> float:  # distinct rows each tree's bootstrap drew, on average
+        trees = load_model(model_dir).estimator.estimators_
+        return sum(t.tree_.n_node_samples[0] for t in trees) / len(trees)
+
+    assert load_model(capped.model_dir).metadata["max_voxels"] == 500
+    # proportional sampling keeps a floor of MIN_PER_CLASS (2000) rows per class: 4000 of 6912 here
+    assert rows(capped.model_dir) < 0.7 * 4000 < rows(uncapped.model_dir)
 
 
 def test_cached_rows_are_reused_and_invalidated_when_a_slice_is_repainted(world, tmp_path):
