@@ -11,7 +11,7 @@ from segdata import FAST, FAST_RF, phantom, scribbles, write_volume
 from ml4paleo.errors import InputError
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.models import load_model
-from ml4paleo.pipelines.draft import DRAFT_MAX_VOXELS, prune_drafts, train_draft
+from ml4paleo.pipelines.draft import DRAFT_MAX_VOXELS, prune_drafts, ranked_features, train_draft
 from ml4paleo.pipelines.preview import clear_cache, predict_slice
 from ml4paleo.pipelines.train import train_model
 
@@ -47,6 +47,21 @@ def test_draft_predicts_what_the_full_forest_predicts(world):
     meta = json.loads((root / "draft" / "metadata.json").read_text())
     assert meta["draft"] is True and meta["method"] == "forest"
     assert json.loads((root / "draft" / "validation.json").read_text()) == {}  # no validation in its path
+
+
+def test_after_a_full_model_drafts_reuse_its_ranking_and_still_match_its_forest(world, tmp_path):
+    root, _, _, ann = world
+    volume, models = root / "vol.ome.zarr", tmp_path / "models"
+    assert ranked_features(models) is None  # no full model yet: the draft uses the whole bank
+    train_model(volume, ann, models / "aaa", features=FAST, params=FAST_RF)  # auto: validated, 16 ranked features
+    (models / "broken").mkdir()
+    (models / "broken" / "metadata.json").write_text("{not json")
+    ranked = ranked_features(models)
+    assert ranked is not None and ranked.selected is not None and ranked.n_features == 16
+    train_draft(volume, ann, tmp_path / "draft", features=ranked, params=FAST_RF)
+    train_model(volume, ann, tmp_path / "forest", method="forest", features=ranked, params=FAST_RF,
+                max_voxels=DRAFT_MAX_VOXELS)
+    assert np.array_equal(_classes(tmp_path / "draft", volume), _classes(tmp_path / "forest", volume))
 
 
 def test_the_draft_trains_on_at_most_its_row_cap(world, tmp_path):

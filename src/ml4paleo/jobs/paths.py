@@ -104,8 +104,12 @@ class JobPaths:
     def exports(self) -> Path:
         return self.root / "exports"
 
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
     def model(self, model_id: str) -> Path:
-        return self.root / "models" / check_artifact_id(model_id, "model")
+        return self.models / check_artifact_id(model_id, "model")
 
     @property
     def drafts(self) -> Path:

@@ -136,14 +136,17 @@ def start(ctx: TaskContext) -> dict[str, Any]:
 
 
 def draft(ctx: TaskContext) -> dict[str, Any]:
-    """A draft model from every annotation, and its prediction of slice ``params["z"]`` (the
-    slice being painted) as ``prediction_<z>.png`` in the draft's folder."""
+    """A draft model from every annotation (on the newest full model's ranked features, if any),
+    and its prediction of slice ``params["z"]`` (the slice being painted) as
+    ``prediction_<z>.png`` in the draft's folder."""
     from ml4paleo.io.png import write_png
-    from ml4paleo.pipelines.draft import prune_drafts, train_draft  # lazy: see the module's docstring
+    from ml4paleo.pipelines.draft import prune_drafts, ranked_features, train_draft  # lazy: see the module's docstring
     from ml4paleo.pipelines.preview import predict_slice
 
     out = ctx.paths.draft(ctx.task_id)
-    options = {"features": _features(ctx.settings)} if ctx.settings.train_features else {}
+    ranked = ranked_features(ctx.paths.models)  # the full model's ranking, once there is one
+    options = {"features": ranked} if ranked is not None else \
+        {"features": _features(ctx.settings)} if ctx.settings.train_features else {}
     result = train_draft(ctx.paths.volume, read_annotations(ctx.paths.annotations), out, classes=ctx.classes,
                          cache_dir=ctx.paths.drafts / "features", overwrite=True,
                          progress=scaled(ctx.progress, 0.0, 0.9, "training a draft"), **options)

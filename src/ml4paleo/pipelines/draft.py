@@ -9,6 +9,11 @@ model ``train_model(..., method="forest", select=None, max_voxels=DRAFT_MAX_VOXE
 ``tests/pipelines/test_draft.py`` checks it. The one difference from a default full training's
 forest is that cap on training rows: ``DRAFT_MAX_VOXELS`` instead of ``MAX_TRAIN_VOXELS``.
 
+Features. A draft ranks nothing, but once a full model exists its ranking is reused: the task
+passes :func:`ranked_features` (the newest full model's selected features, typically 16 of 61)
+as ``features``, so drafts and their previews featurise a quarter of the bank; before the first
+full model, drafts use the whole bank.
+
 What makes a retrain after a stroke cheap is that only the slice that changed is featurised
 again. Each painted slice's training rows are cached in ``cache_dir``, one file per slice named
 by a hash of the mask's content, the volume's stamp and the settings: a repainted slice has a
@@ -45,7 +50,7 @@ from ml4paleo.pipelines.preview import slice_features_cached, volume_stamp
 from ml4paleo.pipelines.train import _load_annotations, _validate
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["DRAFT_MAX_VOXELS", "DraftResult", "prune_drafts", "train_draft"]
+__all__ = ["DRAFT_MAX_VOXELS", "DraftResult", "prune_drafts", "ranked_features", "train_draft"]
 
 DRAFT_MAX_VOXELS = 20_000
 """Training rows of a draft (a full training takes up to ``MAX_TRAIN_VOXELS``, 100 k). The fit
@@ -173,6 +178,22 @@ def train_draft(
         "voxel_size": list(info.voxel_size), "unit": info.unit, "sampling": sampling, "max_voxels": int(max_voxels)})
     progress(1.0, 1.0, "done")
     return DraftResult(model_dir, len(slices), tuple(featurised), time.perf_counter() - t0)
+
+
+def ranked_features(models_dir: str | Path) -> FeatureSettings | None:
+    """The feature settings of the newest model in ``models_dir`` (one folder per model) that
+    kept a ranked selection of the bank, or None when there is none."""
+    newest: tuple[str, dict[str, Any]] | None = None
+    folder = Path(models_dir)
+    for meta_file in folder.glob("*/metadata.json") if folder.is_dir() else ():
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            continue
+        features = meta.get("features") if isinstance(meta, dict) else None
+        if isinstance(features, dict) and features.get("selected") and (newest is None or meta.get("created_at", "") > newest[0]):
+            newest = (str(meta.get("created_at", "")), features)
+    return FeatureSettings.from_value(newest[1]) if newest is not None else None
 
 
 def prune_drafts(folder: str | Path, keep: int) -> None:

@@ -144,6 +144,7 @@ async function draft() {
       if (!d.ready.prediction) return refreshPrediction();
       const png = await decodePng(base64ToBytes(d.ready.prediction));
       state.setSuggestion({ values: png.values, offset: 1, key: `${d.ready.model_id}/${index}`, source: "prediction" });
+      draftOver = `${state.model ? state.model.model_id : ""}/${index}`;
       state.say(`Prediction of model ${d.ready.model_id} (draft) shown (P hides it).`);
       return;
     }
@@ -152,17 +153,21 @@ async function draft() {
   }
 }
 
-/** The newest model's prediction of the slice shown, as the suggestion (once per model and slice). */
+let draftOver = ""; // `${full model}/${slice}` over which a draft's overlay is shown (a draft is newer)
+/** The newest model's prediction of the slice shown, as the suggestion (once per model and slice;
+ * the server answers with the newest draft while it is newer than the full model). */
 async function refreshPrediction() {
   const { model, index } = state;
-  if (!model || index === null) return;
+  if (index === null || (!model && !draftTicket)) return;
+  const base = `${model ? model.model_id : ""}/${index}`;
   const current = state.suggestion ? state.suggestion.key : "";
-  if (`${model.model_id}/${index}` === current) return;
+  if (base === current || base === draftOver) return;
   try {
     const data = await post(`/api/annotate/${enc}/data/predict`, { z: index });
     if (state.index !== index) return;
+    draftOver = data.draft ? base : "";
     const png = await decodePng(base64ToBytes(data.prediction));
-    const modelId = data.model_id || model.model_id;
+    const modelId = data.model_id;
     // class indices: annotation value - 1
     state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${index}`, source: "prediction" });
     state.say(`Prediction of model ${shortId(modelId)} shown (P hides it).`);
