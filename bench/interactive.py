@@ -9,10 +9,12 @@ drift, ``bench/segment.py``'s volume) as one multi-page TIFF, paints 3 slices wi
 times, as the annotation page does it:
 
 - stroke: one more stroke on a painted slice submitted -> draft queued -> draft ready -> overlay
-  PNG received (the draft's own prediction of that slice), p50 and p95 over ``--strokes``; the
+  PNG received (the draft's own prediction of that slice), p50 and p95 over ``--strokes``: before
+  any full model (drafts on the whole bank) and after one (drafts on its ranked features); the
   first draft, which featurises the painted slices, is reported apart (cold);
-- preview: an unseen slice predicted by ``POST .../data/predict``, with the draft (whole bank)
-  and with the full model (validated, 16 ranked features), p50 and p95 over ``--previews``;
+- preview: an unseen slice predicted by ``POST .../data/predict``, with the draft (whole bank),
+  the full model (validated, 16 ranked features) and a draft on those features, p50 and p95
+  over ``--previews``;
 - the stroke loop again while a second job's whole volume is being segmented by the segment
   runner (the drafts have a queue and a runner of their own).
 
@@ -146,6 +148,35 @@ def _p(times: list[float]) -> str:
     return f"p50 {np.percentile(times, 50):.2f} s, p95 {np.percentile(times, 95):.2f} s (n={len(times)})"
 
 
+class CpuMeter:
+    """CPU seconds (user + system) spent by the web server process and its train runners: the
+    work behind a stroke or a preview, which does not grow with the machine's load as wall time does."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.server = psutil.Process(pid)
+
+    def __call__(self) -> float:
+        import psutil
+
+        total = 0.0
+        for proc in [self.server, *self.server.children(recursive=True)]:
+            try:
+                if proc.pid == self.server.pid or proc.cmdline()[-2:] == ["runner", "train"]:
+                    t = proc.cpu_times()
+                    total += t.user + t.system
+            except psutil.Error:
+                continue
+        return total
+
+    def per_call(self, calls: int, fn, *args):
+        """``fn(*args)`` (which makes ``calls`` timed calls) and the CPU seconds each cost."""
+        before = self()
+        result = fn(*args)
+        return result, (self() - before) / calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=200)
@@ -168,6 +199,7 @@ def main() -> None:
         proc = subprocess.Popen([sys.executable, "-m", "ml4paleo.cli", "serve", "--port", str(port), "--data", data],
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         client = Client(f"http://127.0.0.1:{port}")
+        meter = CpuMeter(proc.pid)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -189,32 +221,41 @@ def main() -> None:
                 client.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": z, "mask": _png_b64(masks[z])})
             cold = stroke_to_overlay(client, job_id, painted[-1], masks[painted[-1]])
             print(f"first draft (featurises the {args.painted} painted slices): {cold:.2f} s")
-            times = stroke_loop(client, job_id, masks, truth, args.strokes, rng)
-            print(f"stroke -> draft -> overlay: {_p(times)}   (goal p50 <= 2 s)")
+            times, cpu = meter.per_call(args.strokes, stroke_loop, client, job_id, masks, truth, args.strokes, rng)
+            print(f"stroke -> draft -> overlay: {_p(times)}, {cpu:.2f} CPU s each   (goal p50 <= 2 s)")
 
             unseen = [z for z in rng.choice(args.depth, args.previews + len(painted), replace=False).tolist()
                       if z not in painted][:args.previews]
-            times, with_draft = preview_loop(client, job_id, unseen)
+            (times, with_draft), cpu = meter.per_call(len(unseen), preview_loop, client, job_id, unseen)
             assert with_draft
-            print(f"preview of an unseen slice, draft model (all features): {_p(times)}")
+            print(f"preview of an unseen slice, draft model (all features): {_p(times)}, {cpu:.2f} CPU s each")
             t0 = time.perf_counter()
             model_id = client.json("POST", f"/api/job/{job_id}/retrain", 202)["model_id"]
             client.wait(job_id, {"trained"})
             print(f"full model {model_id} (validation, ranking, method choice): {time.perf_counter() - t0:.1f} s")
             others = [z for z in range(args.depth) if z not in painted and z not in unseen]
-            times, with_draft = preview_loop(client, job_id, rng.choice(others, args.previews, replace=False).tolist())
+            zs = rng.choice(others, args.previews, replace=False).tolist()
+            (times, with_draft), cpu = meter.per_call(len(zs), preview_loop, client, job_id, zs)
             assert not with_draft
-            print(f"preview of an unseen slice, full model: {_p(times)}   (goal <= 0.5 s)")
+            print(f"preview of an unseen slice, full model: {_p(times)}, {cpu:.2f} CPU s each   (goal <= 0.5 s)")
+            times, cpu = meter.per_call(args.strokes, stroke_loop, client, job_id, masks, truth, args.strokes, rng)
+            print(f"stroke -> draft -> overlay, drafts on the full model's ranked features: {_p(times)}, "
+                  f"{cpu:.2f} CPU s each   (goal p50 <= 2 s)")
+            zs = rng.choice(others, args.previews, replace=False).tolist()
+            (times, with_draft), cpu = meter.per_call(len(zs), preview_loop, client, job_id, zs)
+            assert with_draft
+            print(f"preview of an unseen slice, draft on the ranked features: {_p(times)}, {cpu:.2f} CPU s each")
 
             if not args.skip_segmentation:
                 other = upload(client, volume, "segmenting")
-                for z in painted:
-                    client.json("POST", f"/api/annotate/{other}/data/submit", json={"z": z, "mask": _png_b64(masks[z])})
+                z = painted[0]  # one painted slice: no leave-one-slice-out, so its training is short
+                client.json("POST", f"/api/annotate/{other}/data/submit", json={"z": z, "mask": _png_b64(masks[z])})
                 client.json("POST", f"/api/job/{other}/start", 202)
                 client.wait(other, {"segmenting"})
-                times = stroke_loop(client, job_id, masks, truth, args.strokes, rng)
+                times, cpu = meter.per_call(args.strokes, stroke_loop, client, job_id, masks, truth, args.strokes, rng)
                 still = client.json("GET", f"/api/job/{other}/status")
-                print(f"stroke -> draft -> overlay during another job's segmentation: {_p(times)}   (goal p50 <= 3 s)"
+                print(f"stroke -> draft -> overlay during another job's segmentation: {_p(times)}, {cpu:.2f} CPU s "
+                      f"each   (goal p50 <= 3 s)"
                       f"; that job is {still['status']} ({still['progress'] * 100:.0f} %)")
                 if still["status"] == "segmenting":
                     client.json("POST", f"/api/job/{other}/cancel")
