@@ -236,8 +236,9 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
                            timeout=STEP_TIMEOUT_MS * 2)
     assert page.locator("#accept-pred").is_enabled()
     shot(page, "03-annotate-prediction")
-    # one more stroke: a moment later the slice is saved, a new model trained, its prediction shown
-    first_model = re.search(r"model (\w+)", page.locator("#pred-status").inner_text()).group(1)
+    # one more stroke: a moment later the slice is saved, a draft model trained, its prediction shown
+    # (a draft's, "draft-<n>", when a draft was ready first: each save asks for one)
+    first_model = re.search(r"model ([\w-]+)", page.locator("#pred-status").inner_text()).group(1)
     mask_png = page.request.get(f"/api/annotate/{job_id}/annotations/{saved[-1]}").body()
     painted = np.asarray(Image.open(io.BytesIO(mask_png))) > 0
     # on the class with more room left: a slice with few grains may have none safely unpainted
@@ -248,7 +249,7 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     page.locator(f"#classes li[data-value='{value}']").click()
     dabs(page, canvas.bounding_box(), grains if value == 2 else matrix, rng, n=1, avoid=painted)
     page.wait_for_function(
-        f"/Prediction of model (?!{first_model})/.test(document.getElementById('pred-status').textContent)",
+        f"/Prediction of model (?!{first_model}\\b)/.test(document.getElementById('pred-status').textContent)",
         timeout=STEP_TIMEOUT_MS * 2)
 
     # ---- segment the whole volume (from the annotation page), then follow it on the job page

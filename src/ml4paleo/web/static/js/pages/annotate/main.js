@@ -170,7 +170,7 @@ async function refreshPrediction() {
     const modelId = data.model_id;
     // class indices: annotation value - 1
     state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${index}`, source: "prediction" });
-    state.say(`Prediction of model ${shortId(modelId)} shown (P hides it).`);
+    state.say(`Prediction of model ${data.draft ? `${modelId} (draft)` : shortId(modelId)} shown (P hides it).`);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 409)) throw err;
   }
