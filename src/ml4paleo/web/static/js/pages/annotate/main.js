@@ -137,7 +137,7 @@ async function draft() {
   const ticket = ++draftTicket;
   const index = state.index;
   const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, { z: index });
-  for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 500)) {
+  for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 200)) {
     const d = await api(`/api/annotate/${enc}/draft?z=${index}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
       if (ticket !== draftTicket || state.index !== index) return;
