@@ -115,6 +115,7 @@ const FULL_AFTER_MS = 20000;
 let liveTimer = 0;
 let fullTimer = 0;
 let draftTicket = 0; // newest draft awaited: an older wait stops
+let draftReady = false; // a draft model exists: the prediction route has a model even before the full one
 function scheduleLive() {
   clearTimeout(liveTimer);
   clearTimeout(fullTimer);
@@ -140,6 +141,7 @@ async function draft() {
   for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 200)) {
     const d = await api(`/api/annotate/${enc}/draft?z=${index}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
+      draftReady = true;
       if (ticket !== draftTicket || state.index !== index) return;
       if (!d.ready.prediction) return refreshPrediction();
       const png = await decodePng(base64ToBytes(d.ready.prediction));
@@ -158,7 +160,7 @@ let draftOver = ""; // `${full model}/${slice}` over which a draft's overlay is 
  * the server answers with the newest draft while it is newer than the full model). */
 async function refreshPrediction() {
   const { model, index } = state;
-  if (index === null || (!model && !draftTicket)) return;
+  if (index === null || (!model && !draftReady)) return;
   const base = `${model ? model.model_id : ""}/${index}`;
   const current = state.suggestion ? state.suggestion.key : "";
   if (base === current || base === draftOver) return;
