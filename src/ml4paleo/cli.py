@@ -279,12 +279,14 @@ def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, smooth, 
 @click.argument("src", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS),
-              help="zarr-zip: the OME-Zarr zipped; png-zip/tiff-zip: one image per z slice; tiff: multi-page.")
+              help="zarr-zip: the OME-Zarr zipped; png-zip/tiff-zip: one image per z slice; tiff: multi-page; "
+                   "nifti: .nii.gz; seg-nrrd: a 3D Slicer segmentation (.seg.nrrd, of a segmentation).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
 def export(src, out, fmt, overwrite) -> None:
     """Export a volume or segmentation (SRC.ome.zarr) to OUT as a zip of the OME-Zarr, a PNG or
-    TIFF stack, or one multi-page TIFF with the voxel size in its tags."""
+    TIFF stack, one multi-page TIFF with the voxel size in its tags, a NIfTI file, or (for a
+    segmentation) a 3D Slicer segmentation with its class names."""
     from ml4paleo.pipelines.export import export_volume  # lazy: 1.2 s
 
     with progress_bar("exporting") as report:

@@ -11,14 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "EXPORT_FORMATS", "MESH_FORMATS",
-           "default_classes"]
+           "SEGMENTATION_EXPORTS", "default_classes"]
 
 MESH_FORMATS = ("stl", "obj", "ply", "glb")
 """Mesh file formats written by :func:`ml4paleo.io.exports.write_mesh` (STL/PLY binary)."""
 
-EXPORT_FORMATS = ("zarr-zip", "png-zip", "tiff-zip", "tiff")
+EXPORT_FORMATS = ("zarr-zip", "png-zip", "tiff-zip", "tiff", "nifti", "seg-nrrd")
 """Formats of :func:`ml4paleo.pipelines.export.export_volume`: the OME-Zarr zipped, a zip of
-PNG or TIFF slices, one multi-page TIFF."""
+PNG or TIFF slices, one multi-page TIFF, NIfTI (``.nii.gz``), a 3D Slicer segmentation
+(``.seg.nrrd``, labels only)."""
+SEGMENTATION_EXPORTS = ("png-zip", "tiff", "seg-nrrd", "nifti")
+"""Files the mesh runner writes after each segmentation, ready for instant download."""
 
 CODECS = ("zstd", "blosc-lz4", "none")
 """Chunk compressors of the OME-Zarr writer (:class:`ml4paleo.io.omezarr.OmeZarrWriter`)."""

@@ -189,11 +189,15 @@ def list_artifacts(store: JobStore, job_id: str) -> list[dict[str, Any]]:
     api = f"/api/job/{job_id}"
     out: list[dict[str, Any]] = []
 
-    def add(name: str, kind: str, url: str, path: Path | None, ready: bool) -> None:
+    def add(name: str, kind: str, url: str, path: Path | None, ready: bool, sized: bool = True) -> None:
         ready = ready and path is not None and path.exists()
-        out.append({"name": name, "kind": kind, "url": url, "ready": ready, "size": _size(path) if ready else None})
+        out.append({"name": name, "kind": kind, "url": url, "ready": ready,
+                     "size": _size(path) if ready and sized else None})
 
     add("Volume (OME-Zarr zip)", "volume", f"{api}/download/volume", job_paths.volume, bool(doc["shape"]))
+    # compressed while it is sent: its size is known only once sent
+    add("Volume (NIfTI .nii.gz)", "volume-nifti", f"{api}/download/volume/nifti", job_paths.volume,
+        bool(doc["shape"]), sized=False)
     add("Annotations (PNG zip)", "annotations", f"{api}/download/annotations", job_paths.annotations,
         bool(doc["annotations"]))
     for m in doc["models"]:
@@ -209,6 +213,10 @@ def list_artifacts(store: JobStore, job_id: str) -> list[dict[str, Any]]:
         add(f"Segmentation {sid} (PNG zip)", "segmentation-png", f"{seg}/download/png",
             job_paths.export(sid, "png-zip"), done)
         add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", f"{seg}/download/tiff", job_paths.export(sid, "tiff"), done)
+        add(f"Segmentation {sid} (3D Slicer .seg.nrrd)", "segmentation-seg-nrrd", f"{seg}/download/seg-nrrd",
+            job_paths.export(sid, "seg-nrrd"), done)
+        add(f"Segmentation {sid} (NIfTI .nii.gz)", "segmentation-nifti", f"{seg}/download/nifti",
+            job_paths.export(sid, "nifti"), done)
         if g["mesh_status"] != MeshStatus.NONE:
             meshes_done = g["mesh_status"] == MeshStatus.DONE
             add(f"Meshes {sid} (STL zip)", "meshes", f"{api}/meshes/{sid}/download", job_paths.meshes(sid), meshes_done)

@@ -130,7 +130,8 @@ class JobPaths:
         return self.segmentation(seg_id) / "meshes"
 
     def export(self, seg_id: str, fmt: str) -> Path:
-        suffix = {"png-zip": "png.zip", "tiff-zip": "tiff.zip", "tiff": "tif", "zarr-zip": "zarr.zip"}[fmt]
+        suffix = {"png-zip": "png.zip", "tiff-zip": "tiff.zip", "tiff": "tif", "zarr-zip": "zarr.zip",
+                  "nifti": "nii.gz", "seg-nrrd": "seg.nrrd"}[fmt]
         return self.segmentation(seg_id) / f"labels.{suffix}"
 
     def upload_file(self, filename: str) -> Path:

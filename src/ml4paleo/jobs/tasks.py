@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ml4paleo.enums import SEGMENTATION_EXPORTS
 from ml4paleo.io.annotations import read_annotations
 from ml4paleo.io.slices import volume_window
 from ml4paleo.jobs.paths import DRAFTS_KEPT, JobPaths
@@ -178,14 +179,15 @@ def mesh(ctx: TaskContext) -> dict[str, Any]:
 
 
 def export(ctx: TaskContext) -> dict[str, Any]:
-    """PNG-zip and TIFF files of a finished segmentation, ready for instant download."""
+    """PNG-zip, TIFF, Slicer and NIfTI files of a finished segmentation, ready for instant download
+    (the Slicer segments named and coloured by the job's classes, queued with the task)."""
     from ml4paleo.pipelines.export import export_volume  # lazy: see the module's docstring
 
     assert ctx.seg_id is not None
-    formats = ctx.params.get("formats") or ["png-zip", "tiff"]
+    formats = ctx.params.get("formats") or SEGMENTATION_EXPORTS
     for i, fmt in enumerate(formats):
         export_volume(ctx.paths.labels(ctx.seg_id), ctx.paths.export(ctx.seg_id, fmt), format=fmt,
-                      overwrite=True, progress=scaled(ctx.progress, i / len(formats), (i + 1) / len(formats), fmt))
+                      overwrite=True, classes=ctx.params.get("classes"), progress=scaled(ctx.progress, i / len(formats), (i + 1) / len(formats), fmt))
     return {}
 
 

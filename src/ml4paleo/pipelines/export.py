@@ -1,4 +1,5 @@
-"""Export a volume or a segmentation for other software: OME-Zarr zip, PNG/TIFF stacks.
+"""Export a volume or a segmentation for other software: OME-Zarr zip, PNG/TIFF stacks, NIfTI,
+3D Slicer segmentation.
 
 Everything streams: slices are read one chunk-deep slab at a time, encoded on all cores, and
 appended to the zip (or the multi-page TIFF) entry by entry, so memory holds one slab whatever
@@ -13,14 +14,16 @@ from __future__ import annotations
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tifffile
 
+from ml4paleo.compute.extents import Bounds, label_bounds, merge_bounds
 from ml4paleo.enums import EXPORT_FORMATS
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.exports import encode_tiff, folder_entries, imagej_compatible, iter_zip, tiff_resolution
+from ml4paleo.io.exports_medical import iter_gzip, nifti_header, seg_nrrd_header, segments_for
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
 from ml4paleo.io.png import encode_png
@@ -121,6 +124,62 @@ def _multipage_tiff(src: Path, info: VolumeInfo, tmp: Path, progress: ProgressCa
         tif.write(pages(), shape=info.shape, dtype=dtype, photometric="minisblack", **res)
 
 
+def _require_labels(src: Path, info: VolumeInfo) -> VolumeInfo:
+    if info.kind != "labels":
+        raise InputError(f"{src} is an image, not a segmentation; a Slicer segmentation holds labels "
+                         "(export the volume as nifti)")
+    return info
+
+
+def _little_endian(slab: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return slab.astype(np.dtype(dtype).newbyteorder("<"), copy=False)
+
+
+def iter_nifti(src: str | Path, progress: ProgressCallback | None = None) -> Iterator[bytes]:
+    """The ``.nii.gz`` of the OME-Zarr volume ``src`` (image or labels), as gzip pieces made
+    while they are consumed: a file or an HTTP response takes them with one slab in memory."""
+    progress = progress or no_progress
+    src = Path(src)
+    info = read_info(src)
+    slabs = _slabs(src, info)
+    dtype = _export_dtype(info, slabs)
+    header = nifti_header(info.shape, dtype, info.voxel_size, info.unit)
+
+    def pieces() -> Iterator[bytes | np.ndarray]:
+        yield header
+        for z0, slab in slabs():
+            yield _little_endian(slab, dtype)
+            progress(z0 + len(slab), info.shape[0], "writing NIfTI")
+
+    return iter_gzip(pieces())
+
+
+def iter_seg_nrrd(src: str | Path, classes: Sequence[Mapping[str, Any]] | None = None,
+                  progress: ProgressCallback | None = None) -> Iterator[bytes]:
+    """The ``.seg.nrrd`` of the segmentation ``src``: a first pass finds each label's extent
+    (the header names it), the second streams the voxels. Segment names and colours from
+    ``classes`` (the job's ``{value, name, color}``), else the segmentation's class names."""
+    progress = progress or no_progress
+    src = Path(src)
+    info = _require_labels(src, read_info(src))
+    slabs = _slabs(src, info)
+    extents: dict[int, Bounds] = {}
+    for z0, slab in slabs():
+        merge_bounds(extents, label_bounds(slab, z0))
+        progress(z0 + len(slab), 2 * info.shape[0], "finding the segments")
+    top = max(extents, default=0)
+    dtype = np.dtype(np.uint8) if top < 256 else np.dtype(np.uint16) if top < 65536 else info.dtype
+    segments = segments_for(classes, info.attrs.get("classes") or (), extents)
+    yield seg_nrrd_header(info.shape, dtype, info.voxel_size, info.unit, segments)
+
+    def pieces() -> Iterator[np.ndarray]:
+        for z0, slab in slabs():
+            yield _little_endian(slab, dtype)
+            progress(info.shape[0] + z0 + len(slab), 2 * info.shape[0], "writing the Slicer segmentation")
+
+    yield from iter_gzip(pieces())
+
+
 def export_volume(
     src: str | Path,
     out: str | Path,
@@ -128,25 +187,32 @@ def export_volume(
     format: str,
     progress: ProgressCallback | None = None,
     overwrite: bool = False,
+    classes: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
     """Export the OME-Zarr volume ``src`` to the file ``out``.
 
     Formats: ``zarr-zip`` (the OME-Zarr folder, zipped as is), ``png-zip`` (one PNG per z
-    slice; 16-bit kept, labels 8-bit), ``tiff-zip`` (one TIFF per z slice) and ``tiff`` (one
-    multi-page TIFF, BigTIFF past 4 GiB). TIFFs carry the voxel size (X/YResolution, ImageJ
-    spacing and unit). Returns ``out``.
+    slice; 16-bit kept, labels 8-bit), ``tiff-zip`` (one TIFF per z slice), ``tiff`` (one
+    multi-page TIFF, BigTIFF past 4 GiB), ``nifti`` (``.nii.gz``, volume or labels) and
+    ``seg-nrrd`` (a 3D Slicer segmentation of labels, one segment per structure class, named
+    and coloured from ``classes``, the job's ``{value, name, color}``, when given). Every
+    format but the zipped OME-Zarr carries the voxel size (TIFF: X/YResolution, ImageJ spacing
+    and unit; NIfTI: pixdim and xyzt_units; NRRD: space directions in mm). Returns ``out``.
 
     Example::
 
         >>> from ml4paleo import export_volume
         >>> export_volume("labels.ome.zarr", "labels_png.zip", format="png-zip")
         >>> export_volume("ammonite.ome.zarr", "ammonite.tif", format="tiff")
+        >>> export_volume("labels.ome.zarr", "labels.seg.nrrd", format="seg-nrrd")
     """
     progress = progress or no_progress
     if format not in EXPORT_FORMATS:
         raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
     src, out = Path(src), Path(out)
     info = read_info(src)
+    if format == "seg-nrrd":
+        _require_labels(src, info)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} already exists (pass overwrite to replace it)")
     if out.resolve().is_relative_to(src.resolve()):
@@ -161,6 +227,11 @@ def export_volume(
                     f.write(chunk)
         elif format == "tiff":
             _multipage_tiff(src, info, tmp, progress)
+        elif format in ("nifti", "seg-nrrd"):
+            pieces = iter_nifti(src, progress) if format == "nifti" else iter_seg_nrrd(src, classes, progress)
+            with tmp.open("wb") as f:
+                for piece in pieces:
+                    f.write(piece)
         else:
             _stack_zip(src, info, tmp, format, progress)
         replace_atomically(tmp, out, overwrite)

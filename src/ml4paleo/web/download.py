@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, jsonify, render_template, send_file
+from flask import Blueprint, Response, jsonify, render_template, send_file, stream_with_context
 
 from ml4paleo.errors import ArtifactNotFound, InvalidTransition
 from ml4paleo.io.annotations import annotation_files
@@ -15,7 +15,8 @@ from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.web._common import paths, store, zip_response
 
 bp = Blueprint("download", __name__)
-SEG_FORMATS = {"png": "png-zip", "tiff": "tiff"}
+SEG_FORMATS = {"png": "png-zip", "tiff": "tiff", "seg-nrrd": "seg-nrrd", "nifti": "nifti"}
+"""URL name -> export format of the files the mesh runner writes after each segmentation."""
 
 
 def _entries(folder: Path, prefix: str, suffixes: tuple[str, ...] | None = None) -> list[tuple[str, Path]]:
@@ -45,9 +46,10 @@ def seg_zarr(job_id: str, seg_id: str):
 
 @bp.get("/api/job/<job_id>/segmentation/<seg_id>/download/<fmt>")
 def seg_export(job_id: str, seg_id: str, fmt: str):
-    """PNG zip or multi-page TIFF, written by the mesh runner right after segmentation."""
+    """PNG zip, multi-page TIFF, Slicer segmentation or NIfTI, written by the mesh runner right
+    after segmentation."""
     if fmt not in SEG_FORMATS:
-        raise ArtifactNotFound(f"no download format {fmt[:20]!r}; use zarr, png or tiff")
+        raise ArtifactNotFound(f"no download format {fmt[:20]!r}; use zarr, {', '.join(SEG_FORMATS)}")
     path = _finished_seg(job_id, seg_id).export(seg_id, SEG_FORMATS[fmt])
     if not path.is_file():
         reason = store().export_error(job_id, seg_id)
@@ -75,6 +77,19 @@ def volume_zip(job_id: str):
     if not store().job_field(job_id, "shape") or not job_paths.volume.is_dir():
         raise InvalidTransition("the volume is not converted yet")
     return zip_response(_entries(job_paths.volume, "volume.ome.zarr"), "volume.ome.zarr.zip")
+
+
+@bp.get("/api/job/<job_id>/download/volume/nifti")
+def volume_nifti(job_id: str):
+    """The volume as ``.nii.gz``, compressed while it is sent (no second copy of a scan on disk;
+    memory holds one slab)."""
+    from ml4paleo.pipelines.export import iter_nifti  # lazy: the exporters load only when asked
+
+    job_paths = paths(job_id)
+    if not store().job_field(job_id, "shape") or not job_paths.volume.is_dir():
+        raise InvalidTransition("the volume is not converted yet")
+    return Response(stream_with_context(iter_nifti(job_paths.volume)), mimetype="application/gzip",
+                    headers={"Content-Disposition": 'attachment; filename="volume.nii.gz"'})
 
 
 @bp.get("/api/job/<job_id>/download/annotations")

@@ -163,13 +163,16 @@ def _paths() -> dict[str, Any]:
                                           "of a light preview (PLY) for the 3D view", [_JOB, _SEG])},
         s + "/download/zarr": {"get": _op("Segmentation as a zipped OME-Zarr", [_JOB, _SEG], ok_type=_ZIP,
                                           ok_schema=_BIN, errors=("404", "409"))},
-        s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip or TIFF", [_JOB, _SEG, {
+        s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip, TIFF, 3D Slicer .seg.nrrd or NIfTI .nii.gz", [
+            _JOB, _SEG, {
             "name": "fmt", "in": "path", "required": True, "schema": {"type": "string", "enum": list(SEG_FORMATS)}}],
             ok_type="application/octet-stream", ok_schema=_BIN, errors=("404", "409"))},
         j + "/meshes/{seg_id}/download": {"get": _op("Zip of the STL meshes", [_JOB, _SEG], ok_type=_ZIP, ok_schema=_BIN,
                                                      errors=("404", "409"))},
         j + "/download/volume": {"get": _op("The volume as a zipped OME-Zarr", [_JOB], ok_type=_ZIP, ok_schema=_BIN,
                                             errors=("404", "409"))},
+        j + "/download/volume/nifti": {"get": _op("The volume as NIfTI (.nii.gz), compressed while sent", [_JOB],
+                                                  ok_type="application/gzip", ok_schema=_BIN, errors=("404", "409"))},
         j + "/download/annotations": {"get": _op("The annotations as a zip of PNGs", [_JOB], ok_type=_ZIP,
                                                  ok_schema=_BIN, errors=("404", "409"))},
         j + "/models/{model_id}": {"get": _op("The method a model uses and why: candidates' held-out Dice, warnings",

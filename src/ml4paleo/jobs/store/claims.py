@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from ml4paleo.enums import SEGMENTATION_EXPORTS
 from ml4paleo.errors import InvalidTransition
 from ml4paleo.jobs.statuses import (BACKSTAGE, QUEUES, JobEvent, Lease, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, TaskKind, TaskStatus)
@@ -234,7 +235,7 @@ class Claims:
                 seg = s.get(Segmentation, task.seg_id)
                 seg.status, seg.progress, seg.stage = SegmentationStatus.DONE, 1.0, ""
                 enqueue(s, job, RunnerKind.MESH, TaskKind.EXPORT, prev_status=None, seg_id=seg.id,
-                        params={"formats": ["png-zip", "tiff"]})
+                        params={"formats": list(SEGMENTATION_EXPORTS), "classes": job.classes})
             elif kind == TaskKind.MESH:
                 s.get(Segmentation, task.seg_id).mesh_status = MeshStatus.DONE
                 for row in s.scalars(select(Mesh).where(Mesh.seg_id == task.seg_id)).all():

@@ -4,6 +4,12 @@ import { formatBytes } from "../lib/format.js";
 import { api } from "../lib/http.js";
 import { enc, getJob } from "../lib/jobs.js";
 
+/** The size column: known sizes; "made while sent" for files compressed as they download. */
+function sizeText(a) {
+  if (!a.ready) return "–";
+  return a.size !== null && a.size !== undefined ? formatBytes(a.size) : "made while sent";
+}
+
 function row(a) {
   const cell = a.ready
     ? el("a", { class: "button primary", href: a.url, download: "" }, "Download")
@@ -11,7 +17,7 @@ function row(a) {
   return el("tr", { dataset: { kind: a.kind || "" } },
     el("td", {}, a.name),
     el("td", {}, a.kind || ""),
-    el("td", { class: "num" }, a.ready && a.size !== null && a.size !== undefined ? formatBytes(a.size) : "–"),
+    el("td", { class: "num" }, sizeText(a)),
     el("td", {}, cell));
 }
 
