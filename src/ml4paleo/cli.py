@@ -148,14 +148,18 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
 @click.option("--max-train-seconds", type=float, default=None,
               help="Time the U-Net may take in all (folds and final fit); with it, auto scores the U-Net too "
                    "(default: auto keeps to the fast methods; --method unet gets 300 s).")
+@click.option("--unet-epochs", type=click.IntRange(min=1), default=None,
+              help="Train the U-Net for exactly N epochs (each fold and the final fit) instead of against the "
+                   "clock: the same inputs give the same model and choice however busy the machine is; with it, "
+                   "auto scores the U-Net too.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the U-Net trains and predicts (auto: CUDA when PyTorch sees a GPU).")
 @click.option("--select", type=click.IntRange(min=0), default=16, show_default=True,
               help="Keep the N most important features (faster segmentation); 0 keeps all.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 @user_errors
-def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, method, max_train_seconds, device, select,
-          overwrite) -> None:
+def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, method, max_train_seconds, unet_epochs,
+          device, select, overwrite) -> None:
     """Train a segmenter on the annotated slices in LABELS_DIR (one PNG per slice, named by
     its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr, choosing
     the method by leave-one-slice-out Dice unless --method names one."""
@@ -165,6 +169,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     with progress_bar("training") as report:
         result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, method=method, select=select or None,
                              max_train_seconds=max_train_seconds, device=device,
+                             unet_params={"epochs": unet_epochs} if unet_epochs else None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite)
     click.echo(f"trained on {result.n_slices} slice(s), labeled voxels {result.voxels_per_class}")
     if len(result.candidates) > 1:

@@ -64,6 +64,13 @@ class Settings:
     """``tcp://host:8786`` runs segmentation on a Dask cluster; empty runs locally."""
     train_features: str = ""
     """Feature settings passed to ``train_model(features=...)`` as JSON; empty uses the default."""
+    train_method: str = "auto"
+    """``train_model(method=...)`` of the web app's training (auto, forest, context, interpolation,
+    boosting, unet)."""
+    unet_epochs: int = 0
+    """When > 0, the web app's training gives the U-Net exactly this many epochs per fit (and
+    ``auto`` scores it): a deterministic budget, whatever the load. 0: the U-Net only runs when
+    asked for by ``train_method`` and then trains against the clock."""
     preview_triangles: int = 200_000
     """Meshes with more triangles get a simplified copy (about this many) that the browser's 3D
     view loads instead of the full-resolution file; downloads stay full resolution."""
@@ -127,6 +134,8 @@ class Settings:
             if int(getattr(merged, name)) < 1:
                 raise InputError(f"setting {name} must be a positive integer; got {getattr(merged, name)!r}")
             object.__setattr__(merged, name, int(getattr(merged, name)))
+        if int(merged.unet_epochs) < 0:
+            raise InputError(f"setting unet_epochs must be 0 or a positive integer; got {merged.unet_epochs!r}")
         for name in ("lease_seconds", "poll_seconds", "session_hours"):
             if float(getattr(merged, name)) <= 0:
                 raise InputError(f"setting {name} must be positive; got {getattr(merged, name)!r}")

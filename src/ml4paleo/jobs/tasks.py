@@ -87,8 +87,10 @@ def _train(ctx: TaskContext, progress: ProgressCallback) -> dict[str, Any]:
     assert ctx.model_id is not None
     annotations = read_annotations(ctx.paths.annotations)
     options = {"features": _features(ctx.settings)} if ctx.settings.train_features else {}
+    if ctx.settings.unet_epochs:
+        options["unet_params"] = {"epochs": ctx.settings.unet_epochs}
     result = train_model(ctx.paths.volume, annotations, ctx.paths.model(ctx.model_id), classes=ctx.classes,
-                         progress=progress, overwrite=True, **options)
+                         method=ctx.settings.train_method, progress=progress, overwrite=True, **options)
     return model_info(result, len(annotations))
 
 

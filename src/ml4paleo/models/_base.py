@@ -20,6 +20,9 @@ from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 
 ESTIMATOR_FILE = "estimator.joblib"
+UNET_CONFIG_FILE = "unet.json"
+"""A U-Net folder's hyper-parameters, normalisation and training curves (read without torch by
+:func:`ml4paleo.models.model_report`)."""
 
 
 @runtime_checkable

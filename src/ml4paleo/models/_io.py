@@ -19,7 +19,7 @@ from ml4paleo import __version__
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
-from ml4paleo.models._base import Segmenter, SklearnSegmenter
+from ml4paleo.models._base import UNET_CONFIG_FILE, Segmenter, SklearnSegmenter
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 
@@ -127,7 +127,21 @@ def model_report(model_dir: str | Path) -> dict[str, Any]:
     report["validation"] = {key: validation.get(key) for key in ("method", "folds", "metrics", "reason")}
     report["candidates"] = {name: {key: scored.get(key) for key in ("metrics", "interior", "extrapolated", "seconds")}
                             for name, scored in (validation.get("candidates") or {}).items()}
+    report["training_curve"] = _training_curve(model_dir)
     return report
+
+
+def _training_curve(model_dir: Path) -> dict[str, Any] | None:
+    """A U-Net's epochs as the models page draws them, None for other kinds: ``epochs`` of the
+    final fit (train loss; held-out scores where it had held-out slices), ``best_epochs``, and
+    ``folds``: each leave-one-slice-out fold's held-out slices and per-epoch train loss and
+    held-out Dice, the evidence for how many epochs are worth training."""
+    path = model_dir / UNET_CONFIG_FILE
+    if not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    return {"epochs": config.get("curve") or [], "best_epochs": config.get("best_epochs"),
+            "folds": config.get("heldout_curves") or []}
 
 
 def _stamp(model_dir: Path) -> tuple[int, int]:

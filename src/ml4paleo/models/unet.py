@@ -95,6 +95,7 @@ from torch.nn import functional as F
 
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
+from ml4paleo.models._base import UNET_CONFIG_FILE
 from ml4paleo.models._unet_data import Patches, read_mirrored, robust_range
 from ml4paleo.models._unet_net import UNet, fused, receptive_radius
 from ml4paleo.progress import ProgressCallback, no_progress
@@ -118,7 +119,7 @@ TILE = 512
 BATCH_PIXELS = {"cpu": 1 << 19, "cuda": 1 << 24}
 """Input voxels per inference batch (slices of a tile batched up to this): bounds memory."""
 WEIGHTS_FILE = "unet.pt"
-CONFIG_FILE = "unet.json"
+CONFIG_FILE = UNET_CONFIG_FILE
 STAGE = "training the U-Net"
 
 
@@ -163,7 +164,10 @@ class UNetSegmenter:
     default). After :meth:`fit`: ``norm`` (grey values mapped to -1..1), ``curve`` (one entry
     per epoch: epoch, seconds, train_loss and, with held-out slices, heldout_dice and
     heldout_loss) and
-    ``best_epochs`` (the epoch whose weights were kept; all epochs without held-out slices).
+    ``best_epochs`` (the epoch whose weights were kept; all epochs without held-out slices, or
+    when they are only watched). ``heldout_curves``: set by whoever trained the leave-one-slice-out
+    folds (the training pipeline), one ``{"heldout": [z...], "curve": [...]}`` per fold, saved
+    with the model so that the models page can draw how held-out Dice grew with the epochs.
     """
 
     kind = "unet"
@@ -200,6 +204,7 @@ class UNetSegmenter:
         self.voxel_size: tuple[float, ...] = (1.0, 1.0, 1.0)
         self.curve: list[dict[str, Any]] = []
         self.best_epochs: int | None = None
+        self.heldout_curves: list[dict[str, Any]] = []
         self.metadata: dict[str, Any] = {}
         self.validation: dict[str, Any] = {}
         self.device = torch.device("cpu")
@@ -249,11 +254,15 @@ class UNetSegmenter:
 
     def fit(self, array: Any, annotations: Mapping[int, np.ndarray], *, voxel_size: Sequence[float] = (1, 1, 1),
             heldout: Mapping[int, np.ndarray] | None = None, max_seconds: float | None = None, seed: int = 0,
-            device: str = "auto", progress: ProgressCallback | None = None) -> "UNetSegmenter":
+            device: str = "auto", progress: ProgressCallback | None = None,
+            keep_best: bool = True) -> "UNetSegmenter":
         """Train on the painted voxels of ``annotations`` (slice z -> (y, x) mask, 0 unlabeled,
         1..K class index + 1) of ``array`` (z, y, x). With ``heldout`` (masks of slices not
         trained on), keep the weights of the epoch with the best held-out Dice and stop after
-        ``patience`` epochs without improvement; stop when ``max_seconds`` have passed."""
+        ``patience`` epochs without improvement; stop when ``max_seconds`` have passed.
+        ``keep_best=False`` only watches the held-out slices (their Dice and loss enter
+        ``curve``; every epoch runs and the last weights stay): for a fold scored on those very
+        slices afterwards, choosing its epoch by them would flatter its score."""
         progress = progress or no_progress
         if len(array.shape) != 3:
             raise InputError(f"array must be a 3D volume (z, y, x); got shape {tuple(array.shape)}")
@@ -308,15 +317,15 @@ class UNetSegmenter:
                     held_dice, held_loss = self._heldout_scores(net, held_stacks, held, dev)
                     entry["heldout_dice"], entry["heldout_loss"] = round(held_dice, 5), round(held_loss, 5)
                     score = (round(held_dice, 4), -held_loss)  # Dice first; on painted strokes it often saturates
-                    if best is None or score > best:
+                    if keep_best and (best is None or score > best):
                         best, stale = score, 0
                         best_state = copy.deepcopy(net.state_dict())
                         self.best_epochs = epoch
-                    else:
+                    elif keep_best:
                         stale += 1
                 entry["seconds"] = round(time.perf_counter() - t0, 3)
                 self.curve.append(entry)
-                if out_of_time or (held and stale >= p["patience"]):
+                if out_of_time or (held and keep_best and stale >= p["patience"]):
                     break
             if best_state is not None:
                 net.load_state_dict(best_state)
@@ -435,13 +444,14 @@ class UNetSegmenter:
         return {"kind": self.kind, "classes": list(self.classes), "params": self.params, "seed": self.seed,
                 "norm": list(self.norm) if self.norm else None, "voxel_size": list(self.voxel_size),
                 "halo": list(self.halo), "best_epochs": self.best_epochs, "curve": self.curve,
-                "torch_version": torch.__version__}
+                "heldout_curves": self.heldout_curves, "torch_version": torch.__version__}
 
     def _restore(self, config: Mapping[str, Any], state: Mapping[str, Any], device: str) -> None:
         self.seed = int(config.get("seed", 0))
         self.norm = tuple(config["norm"]) if config.get("norm") else None  # type: ignore[assignment]
         self.voxel_size = tuple(config.get("voxel_size", (1.0, 1.0, 1.0)))
         self.curve, self.best_epochs = list(config.get("curve", [])), config.get("best_epochs")
+        self.heldout_curves = list(config.get("heldout_curves", []))
         p = self.params
         net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"])
         net.load_state_dict(state)
@@ -487,3 +497,4 @@ class UNetSegmenter:
             self._restore(config, {k: torch.from_numpy(v) for k, v in data["state"].items()}, "cpu")
         else:
             self.seed, self.curve, self.best_epochs = config["seed"], config["curve"], config["best_epochs"]
+            self.heldout_curves = list(config.get("heldout_curves", []))

@@ -91,6 +91,8 @@ class TrainingSet:
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seconds_per_fit: float | None = None
     """Time budget of one U-Net training (its share of the user's ``max_train_seconds``)."""
+    unet_params: Mapping[str, Any] = field(default_factory=dict)
+    """U-Net hyper-parameters; a fixed ``epochs`` makes its training deterministic, unlike the time budget."""
     device: str = "auto"
 
     def part(self, held: Collection[SliceKey]) -> list[PaintedSlice]:
@@ -214,19 +216,27 @@ class UNetCandidate(Candidate):
 
     name = "unet"
 
+    def __init__(self) -> None:
+        self.fold_curves: list[dict[str, Any]] = []
+        """Each fold's training curve, with the Dice of its held-out z slices watched per epoch."""
+
     def _fit(self, ts: TrainingSet, held: Collection[SliceKey]):
         from ml4paleo.models.unet import UNetSegmenter  # imports torch: only when this method runs
 
         masks = {z: m for z, m in ts.masks.items() if not isinstance(z, tuple) and z not in held}
         if not masks:
             raise InputError("the U-Net trains on z slices: paint at least one")
+        watched = {z: m for z, m in ts.masks.items() if not isinstance(z, tuple) and z in held}
         # one torch thread: two contended threads measured 8-10x slower than one (models/unet.py)
-        model = UNetSegmenter(ts.classes, n_jobs=1)
+        model = UNetSegmenter(ts.classes, n_jobs=1, **ts.unet_params)
+        # held-out slices are only watched (keep_best=False): the fold is scored on them afterwards
         return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit, seed=ts.seed,
-                         device=ts.device)
+                         device=ts.device, heldout=watched or None, keep_best=False)
 
     def heldout(self, ts, held):
         model = self._fit(ts, held)
+        self.fold_curves.append({"heldout": sorted(int(z) for z in held if not isinstance(z, tuple)),
+                                 "curve": model.curve})
         out = []
         for s in ts.slices:
             if s.z in held:
@@ -238,7 +248,9 @@ class UNetCandidate(Candidate):
         return out
 
     def fit(self, ts):
-        return self._fit(ts, ())
+        model = self._fit(ts, ())
+        model.heldout_curves = list(self.fold_curves)
+        return model
 
 
 CANDIDATES: dict[str, type[Candidate]] = {c.name: c for c in (ForestCandidate, BoostingCandidate, ContextCandidate,

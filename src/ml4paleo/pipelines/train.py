@@ -294,6 +294,7 @@ def train_model(
     seed: int = 0,
     select: int | None = DEFAULT_SELECT,
     max_train_seconds: float | None = None,
+    unet_params: Mapping[str, Any] | None = None,
     device: str = "auto",
 ) -> TrainResult:
     """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
@@ -305,7 +306,11 @@ def train_model(
     ``params`` go to the forest. ``select``: keep only this many most important features (see
     ``DEFAULT_SELECT``); None keeps them all. ``max_train_seconds``: the time the U-Net may
     spend in all (its leave-one-slice-out folds and the final fit share it); with it, ``auto``
-    scores the U-Net too (without it, ``auto`` stays with the fast methods). ``device``: where
+    scores the U-Net too (without it, ``auto`` stays with the fast methods). ``unet_params``:
+    the U-Net's hyper-parameters (:data:`ml4paleo.models.unet.DEFAULTS`); with ``epochs`` among
+    them each fit trains exactly that many epochs instead of against the clock, so that the
+    model and the choice do not depend on the machine's load, and ``auto`` scores the U-Net
+    too (with ``max_train_seconds`` as well, the clock still stops a fit early). ``device``: where
     the U-Net runs (``auto``: CUDA when PyTorch sees a GPU, else the CPU).
     Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
 
@@ -373,17 +378,23 @@ def train_model(
         raise InputError(f"device must be auto, cpu or cuda; got {device!r}")
     if max_train_seconds is not None and not max_train_seconds > 0:
         raise InputError(f"max_train_seconds must be a positive number of seconds; got {max_train_seconds!r}")
-    names = (AUTO + (("unet",) if max_train_seconds else ())) if method == "auto" else (method,)
+    unet_params = dict(unet_params or {})
+    fixed_epochs = "epochs" in unet_params
+    if unet_params:
+        from ml4paleo.models.unet import UNetSegmenter  # lazy: torch, only when U-Net parameters are given
+
+        UNetSegmenter(classes, **unet_params)  # validates them before any work
+    names = (AUTO + (("unet",) if max_train_seconds or fixed_epochs else ())) if method == "auto" else (method,)
     if prior is None:
         if method in ("context", "interpolation"):
             raise InputError(f"the {method} method needs a slice painted in full or with strokes of two classes")
         names = tuple(n for n in names if not make_candidate(n).needs_prior)
     candidates = {n: make_candidate(n) for n in names}
     folds = folds_of([s.z for s in slices], MAX_FOLDS)
-    budget = max_train_seconds or UNET_SECONDS
+    budget = max_train_seconds or (None if fixed_epochs else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
-                     array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device,
-                     seconds_per_fit=budget / (len(folds) + 1) if len(candidates) > 1 else budget)
+                     array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
+                     seconds_per_fit=None if budget is None else budget / (len(folds) + 1) if len(candidates) > 1 else budget)
 
     confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
     split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}

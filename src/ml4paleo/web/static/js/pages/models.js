@@ -1,4 +1,6 @@
-// Models page: every trained model, its training data and leave-one-slice-out scores.
+// Models page: every trained model, its training data and leave-one-slice-out scores; for a
+// U-Net, its training curve.
+import { curveChart } from "../lib/curvechart.js";
 import { diceChart } from "../lib/dicechart.js";
 import { el, poll } from "../lib/dom.js";
 import { formatDate, shortId } from "../lib/format.js";
@@ -66,7 +68,18 @@ async function choice(models) {
   document.getElementById("choice-completed").textContent = completed.length
     ? `Slices completed from strokes before they entered the outlines: ${completed.join(", ")}.` : "";
   document.getElementById("choice-warnings").replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
+  trainingCurve(r.training_curve);
   box.hidden = false;
+}
+
+/** The U-Net's epochs (a model of another kind has none: the figure stays hidden). */
+function trainingCurve(curve) {
+  const figure = document.getElementById("curve");
+  figure.hidden = !curve || !(curve.epochs || []).length;
+  if (figure.hidden) return;
+  const drawn = curveChart(document.getElementById("curve-chart"), curve);
+  document.getElementById("curve-summary").textContent =
+    `${drawn.epochs} epoch(s), ${drawn.folds} fold(s)` + (curve.best_epochs ? `; weights kept from epoch ${curve.best_epochs}.` : ".");
 }
 
 let lastKey = "";

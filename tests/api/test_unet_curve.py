@@ -1,0 +1,46 @@
+"""A U-Net trained by the web app's runner (``ML4PALEO_TRAIN_METHOD=unet`` with a fixed,
+deterministic ``ML4PALEO_UNET_EPOCHS``) and its report from the real server: the training curve
+the models page draws, per epoch for the final fit and for every leave-one-slice-out fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from apiserver import converted_job, png_b64, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def unet_server(tmp_path_factory):
+    pytest.importorskip("torch")
+    srv = start_server(tmp_path_factory.mktemp("data"), runners="convert=1,segment=1,mesh=0",
+                       env={"ML4PALEO_TRAIN_METHOD": "unet", "ML4PALEO_UNET_EPOCHS": str(EPOCHS)})
+    yield srv
+    stop_server(srv)
+
+
+def test_model_report_carries_the_unet_training_curve(unet_server):
+    srv = unet_server
+    rng = np.random.default_rng(2)
+    volume = rng.normal(1000, 40, (8, 32, 32)).astype(np.uint16)
+    volume[2:7, 8:24, 8:24] += 3000
+    job_id = converted_job(srv, volume, "unet curve")
+    for z in (2, 4, 6):
+        mask = np.where(volume[z] > 2500, 2, 1).astype(np.uint8)
+        srv.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": z, "mask": png_b64(mask)})
+    model_id = srv.json("POST", f"/api/job/{job_id}/retrain", 202)["model_id"]
+    srv.wait(job_id, {"trained"})
+    report = srv.json("GET", f"/api/job/{job_id}/models/{model_id}")
+    assert report["method"] == "unet" and report["kind"] == "unet"
+    curve = report["training_curve"]
+    assert [e["epoch"] for e in curve["epochs"]] == list(range(1, EPOCHS + 1))  # the fixed budget, not the clock
+    assert all(e["train_loss"] > 0 for e in curve["epochs"]) and curve["best_epochs"] == EPOCHS
+    assert sorted(z for f in curve["folds"] for z in f["heldout"]) == [2, 4, 6]  # one fold per painted slice
+    for fold in curve["folds"]:
+        assert [e["epoch"] for e in fold["curve"]] == list(range(1, EPOCHS + 1))
+        assert all(0 <= e["heldout_dice"] <= 1 and e["heldout_loss"] >= 0 for e in fold["curve"])
+    # the models page reads the same report; a forest model has no curve
+    assert srv.get(f"/job/{job_id}/models").status_code == 200
