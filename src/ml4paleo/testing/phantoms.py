@@ -6,7 +6,11 @@
 - :func:`thin_tubes`: thin tubes brighter than the matrix, crossing the volume obliquely, so
   each slice cuts them somewhere else. Only appearance tells them apart; outlines move too
   fast between slices to interpolate.
-- :func:`texture_only`: a structure with the matrix's mean grey value but a coarser grain.
+- :func:`texture_only`: a structure with the matrix's mean grey value but a coarser grain
+  (``grain="size"``), or grains of the same size and spread lying another way
+  (``grain="orientation"``: along z in the structure, along y in the matrix), which filters
+  that do not care about direction (a forest's Gaussian, LoG, structure-tensor and Hessian
+  eigenvalue bank) barely tell apart, and a convolutional network sees at once.
 
 Each returns ``(volume uint16, truth uint8 class indices)``, axes (z, y, x), and is
 deterministic for a given ``seed``.
@@ -67,15 +71,27 @@ def thin_tubes(shape=(60, 96, 96), seed: int = 0, n_tubes: int = 14, noise: floa
     return np.clip(vol, 0, 65535).astype(np.uint16), truth.astype(np.uint8)
 
 
-def texture_only(shape=(40, 96, 96), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Class 1: a thick slab-like body with coarse grain; class 0: fine grain; same mean."""
+def _grain(rng: np.random.Generator, shape, sigma) -> np.ndarray:
+    """Smoothed noise scaled to a standard deviation of 120 grey values."""
+    g = ndi.gaussian_filter(_noise(rng, shape, 1.0), sigma)
+    return g * (120.0 / max(float(g.std()), 1e-6))
+
+
+def texture_only(shape=(40, 96, 96), seed: int = 0, grain: str = "size") -> tuple[np.ndarray, np.ndarray]:
+    """Class 1: a thick slab-like body; class 0 around it; same mean and spread, another grain:
+    ``size``, coarse in the body and fine around; ``orientation``, elongated along z in the
+    body and along y around (same grain size and spectrum up to a rotation)."""
+    if grain not in ("size", "orientation"):
+        raise ValueError(f"grain must be size or orientation; got {grain!r}")
     rng = np.random.default_rng(seed)
     zz, yy, xx = np.indices(shape, dtype=np.float32)
     body = np.abs((yy - shape[1] * 0.5) + 0.4 * (xx - shape[2] * 0.5) + 0.3 * (zz - shape[0] / 2)) <= shape[1] * 0.18
-    fine = _noise(rng, shape, 120.0)
-    coarse = ndi.gaussian_filter(_noise(rng, shape, 1.0), 2.0)
-    coarse *= 120.0 / max(float(coarse.std()), 1e-6)
-    vol = 1000.0 + np.where(body, coarse, fine)
+    if grain == "size":
+        outside = _noise(rng, shape, 120.0)  # fine grain drawn first: the same volumes as before
+        inside = _grain(rng, shape, 2.0)
+    else:
+        inside, outside = _grain(rng, shape, (3.0, 0.8, 0.8)), _grain(rng, shape, (0.8, 3.0, 0.8))
+    vol = 1000.0 + np.where(body, inside, outside)
     return np.clip(vol, 0, 65535).astype(np.uint16), body.astype(np.uint8)
 
 
