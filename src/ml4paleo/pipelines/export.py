@@ -151,7 +151,7 @@ def iter_nifti(src: str | Path, progress: ProgressCallback | None = None) -> Ite
             yield _little_endian(slab, dtype)
             progress(z0 + len(slab), info.shape[0], "writing NIfTI")
 
-    return iter_gzip(pieces())
+    return iter_gzip(pieces(), threads=cores())
 
 
 def iter_seg_nrrd(src: str | Path, classes: Sequence[Mapping[str, Any]] | None = None,
@@ -177,7 +177,7 @@ def iter_seg_nrrd(src: str | Path, classes: Sequence[Mapping[str, Any]] | None =
             yield _little_endian(slab, dtype)
             progress(info.shape[0] + z0 + len(slab), 2 * info.shape[0], "writing the Slicer segmentation")
 
-    yield from iter_gzip(pieces())
+    yield from iter_gzip(pieces(), threads=cores())
 
 
 def export_volume(
