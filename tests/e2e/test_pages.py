@@ -326,6 +326,10 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     ply = page.locator("#artifacts tr[data-kind=mesh-ply]").first
     ply.wait_for()
     assert "MiB" in ply.inner_text() or "KiB" in ply.inner_text()
+    # the files 3D Slicer and medical tools open: written after segmentation, or made while sent
+    for kind in ("segmentation-seg-nrrd", "segmentation-nifti", "volume-nifti"):
+        page.locator(f"#artifacts tr[data-kind={kind}] a").first.wait_for()
+    assert "made while sent" in page.locator("#artifacts tr[data-kind=volume-nifti]").inner_text()
     shot(page, "08-download")
     with page.expect_download() as info:
         link.click()

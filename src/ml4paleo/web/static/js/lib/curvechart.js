@@ -1,7 +1,7 @@
 // Line chart (SVG) of a U-Net's training: held-out Dice per epoch of each leave-one-slice-out
 // fold (and their mean), and the final fit's training loss, on one epoch axis.
+import { svgNode as node } from "./svg.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const DICE = "#2f7d4f";
 const LOSS = "#8a5a2b";
 
@@ -19,12 +19,6 @@ function meanPerEpoch(series) {
 export function curveChart(svg, curve) {
   const W = 600, H = 200, L = 36, R = 52, T = 12, B = 30;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const node = (tag, attrs, text) => {
-    const n = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text !== undefined) n.textContent = text;
-    return n;
-  };
   const folds = (curve.folds || []).map((f) => ({ heldout: f.heldout || [], dice: (f.curve || []).map((e) => e.heldout_dice) }));
   const loss = (curve.epochs || []).map((e) => e.train_loss);
   const meanDice = meanPerEpoch(folds.map((f) => f.dice));

@@ -1,18 +1,11 @@
 // Line chart (SVG) of the mean leave-one-slice-out Dice of each model, oldest to newest.
 import { metric } from "./metrics.js";
-
-const SVG = "http://www.w3.org/2000/svg";
+import { svgNode as node } from "./svg.js";
 
 /** Draw into `svg` the mean Dice of each model (oldest to newest) with its number of slices. */
 export function diceChart(svg, models) {
   const W = 600, H = 180, L = 36, R = 12, T = 12, B = 28;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const node = (tag, attrs, text) => {
-    const n = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text !== undefined) n.textContent = text;
-    return n;
-  };
   const pts = models.map((m, i) => ({ i, d: metric(m, "dice"), n: m.n_slices })).filter((p) => typeof p.d === "number");
   const parts = [];
   for (const v of [0, 0.5, 1]) {
