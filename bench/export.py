@@ -8,7 +8,7 @@ for each: seconds, throughput in MB/s of voxel bytes exported, CPU seconds and M
 size, peak RSS (and
 how much of it the imports alone take), and the volume's own size, which a streamed export's
 memory must stay far below.
-Run: ``.venv/bin/python bench/export.py [--size 384] [--formats nifti,seg-nrrd,tiff]``.
+Run: ``.venv/bin/python bench/export.py [--size 384] [--depth 64] [--formats nifti,seg-nrrd,tiff]``.
 """
 
 from __future__ import annotations
@@ -25,36 +25,37 @@ from pathlib import Path
 import numpy as np
 
 
-def make_scan(path: Path, size: int) -> None:
+def make_scan(path: Path, shape: tuple[int, int, int]) -> None:
     """A uint16 scan: low-frequency structure plus noise, written one 64-slice slab at a time."""
     from scipy import ndimage
 
     from ml4paleo.io.omezarr import OmeZarrWriter
 
     rng = np.random.default_rng(0)
-    with OmeZarrWriter(path, (size,) * 3, np.uint16, voxel_size=(12.5, 12.5, 12.5), overwrite=True) as w:
-        for z0 in range(0, size, 64):
-            depth = min(64, size - z0)
-            smooth = ndimage.zoom(rng.uniform(8000, 30000, (max(depth // 16, 1), size // 16, size // 16)),
-                                  (depth / max(depth // 16, 1), 16, 16), order=1)[:depth, :size, :size]
-            noise = rng.normal(0, 600, (depth, size, size))
+    nz, ny, nx = shape
+    with OmeZarrWriter(path, shape, np.uint16, voxel_size=(12.5, 12.5, 12.5), overwrite=True) as w:
+        for z0 in range(0, nz, 64):
+            depth = min(64, nz - z0)
+            coarse = rng.uniform(8000, 30000, (max(depth // 16, 1), -(-ny // 16), -(-nx // 16)))
+            smooth = ndimage.zoom(coarse, (depth / coarse.shape[0], 16, 16), order=1)[:depth, :ny, :nx]
+            noise = rng.normal(0, 600, (depth, ny, nx))
             w.write_slab(z0, np.clip(smooth + noise, 0, 65535).astype(np.uint16))
 
 
-def make_labels(path: Path, size: int) -> None:
+def make_labels(path: Path, shape: tuple[int, int, int]) -> None:
     """Packed balls of labels 1 and 2 (radius 3-12 voxels), slab by slab."""
     from ml4paleo.io.omezarr import OmeZarrWriter
     from ml4paleo.testing.phantoms import paint_balls
 
     rng = np.random.default_rng(1)
-    n = max(8, size**3 // 8000)
-    centres = rng.uniform(0, size, (n, 3))
+    n = max(8, int(np.prod(shape)) // 8000)
+    centres = rng.uniform(0, 1, (n, 3)) * np.array(shape)
     radii = rng.uniform(3, 12, n)
     values = 1 + np.arange(n) % 2
-    with OmeZarrWriter(path, (size,) * 3, np.uint8, kind="labels", voxel_size=(12.5, 12.5, 12.5), overwrite=True,
+    with OmeZarrWriter(path, shape, np.uint8, kind="labels", voxel_size=(12.5, 12.5, 12.5), overwrite=True,
                        attrs={"classes": ["matrix", "shell", "infill"]}) as w:
-        for z0 in range(0, size, 64):
-            slab = np.zeros((min(64, size - z0), size, size), np.uint8)
+        for z0 in range(0, shape[0], 64):
+            slab = np.zeros((min(64, shape[0] - z0), *shape[1:]), np.uint8)
             paint_balls(slab, z0, centres, radii, values)
             w.write_slab(z0, slab)
 
@@ -84,7 +85,9 @@ def run_one(src: str, out: str, fmt: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=384, help="edge of the cubic volumes (default 384)")
+    parser.add_argument("--size", type=int, default=384, help="y and x extent of the volumes (default 384)")
+    parser.add_argument("--depth", type=int, default=None,
+                        help="z extent (default: --size); compare two depths: a streamed export's peak RSS stays put")
     parser.add_argument("--formats", default="nifti,seg-nrrd,tiff", help="comma-separated export formats")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -96,10 +99,12 @@ def main() -> None:
               "zarr-zip": "zarr.zip"}
     with tempfile.TemporaryDirectory() as tmp:
         scan, labels = Path(tmp) / "scan.ome.zarr", Path(tmp) / "labels.ome.zarr"
-        make_scan(scan, args.size)
-        make_labels(labels, args.size)
-        print(f"volumes {args.size}^3: scan uint16 {2 * args.size**3 / 1e6:.0f} MB, labels uint8 "
-              f"{args.size**3 / 1e6:.0f} MB (voxel bytes)")
+        shape = (args.depth or args.size, args.size, args.size)
+        make_scan(scan, shape)
+        make_labels(labels, shape)
+        voxels = int(np.prod(shape))
+        print(f"volumes {shape[0]} x {shape[1]} x {shape[2]}: scan uint16 {2 * voxels / 1e6:.0f} MB, labels uint8 "
+              f"{voxels / 1e6:.0f} MB (voxel bytes)")
         print(f"{'input':7} {'format':9} {'seconds':>8} {'MB/s':>8} {'CPU s':>7} {'MB/CPU s':>9} {'out MB':>8} "
               f"{'peak RSS MB':>12} {'of it imports':>14}")
         for name, src in (("scan", scan), ("labels", labels)):

@@ -43,8 +43,9 @@ _NRRD_TYPES = {"u1": "uint8", "i1": "int8", "u2": "uint16", "i2": "int16", "u4":
                "f4": "float", "f8": "double"}
 _GZIP_LEVEL = 1
 """Fastest deflate: label maps shrink ~100x even at level 1, and exports are CPU-bound."""
-_GZIP_BLOCK = 1 << 22
-"""Bytes deflated per task (4 MiB): memory holds about ``3 x threads`` of them."""
+_GZIP_BLOCK = 1 << 20
+"""Bytes deflated per task (1 MiB): memory holds about ``2 x (threads + 1)`` of them (input and
+output), beside the slab being read."""
 _WINDOW = 1 << 15
 """Deflate's window: each block is primed with this much of the data before it."""
 
@@ -227,7 +228,7 @@ def iter_gzip(pieces: Iterable[bytes | np.ndarray], *, level: int = _GZIP_LEVEL,
             crc, length = zlib.crc32(block, crc), length + len(block)
             in_flight.append(pool.submit(_deflate, block, window, level))
             window = block[-_WINDOW:]
-            while len(in_flight) > 2 * max(1, threads) or (in_flight and in_flight[0].done()):
+            while len(in_flight) > max(1, threads) or (in_flight and in_flight[0].done()):
                 yield in_flight.popleft().result()
         while in_flight:
             yield in_flight.popleft().result()
