@@ -81,3 +81,18 @@ def test_slicer_and_nifti_downloads_round_trip(server):
 
     missing = srv.get(f"/api/job/{job_id}/segmentation/{seg_id}/download/nrrd")
     assert missing.status_code == 404 and "seg-nrrd" in missing.json()["error"]
+
+    # a new voxel size reaches the files' headers: they are written again
+    srv.json("PATCH", f"/api/job/{job_id}", json={"voxel_size": [40, 20, 10], "unit": "mm"})
+    deadline = time.monotonic() + 90
+    while True:
+        r = srv.get(f"/api/job/{job_id}/segmentation/{seg_id}/download/seg-nrrd")
+        header = nrrd.read_header(io.BytesIO(r.content)) if r.status_code == 200 else {}
+        r = srv.get(f"/api/job/{job_id}/segmentation/{seg_id}/download/nifti")
+        img = nib.Nifti1Image.from_bytes(gzip.decompress(r.content)) if r.status_code == 200 else None
+        if (header and np.allclose(header["space directions"], np.diag([10.0, 20.0, 40.0]))
+                and img is not None and img.header.get_xyzt_units()[0] == "mm"):
+            break
+        assert time.monotonic() < deadline, (header, srv.tail())
+        time.sleep(0.3)
+    np.testing.assert_allclose(img.header.get_zooms(), (10, 20, 40))

@@ -20,12 +20,11 @@ from typing import Any, Protocol
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ml4paleo.enums import SEGMENTATION_EXPORTS
 from ml4paleo.errors import InvalidTransition
 from ml4paleo.jobs.statuses import (BACKSTAGE, QUEUES, JobEvent, Lease, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, TaskKind, TaskStatus)
 from ml4paleo.jobs.store._base import Database, log, set_status
-from ml4paleo.jobs.store.queue import end_cancelled, enqueue
+from ml4paleo.jobs.store.queue import end_cancelled, enqueue, queue_exports
 from ml4paleo.jobs.tables import Job, Mesh, Model, Segmentation, Task
 
 _START_EVENT = {TaskKind.CONVERT: JobEvent.CONVERT_START, TaskKind.TRAIN: JobEvent.TRAIN_START,
@@ -234,8 +233,7 @@ class Claims:
                     _model_ready(s, task, result["model"])
                 seg = s.get(Segmentation, task.seg_id)
                 seg.status, seg.progress, seg.stage = SegmentationStatus.DONE, 1.0, ""
-                enqueue(s, job, RunnerKind.MESH, TaskKind.EXPORT, prev_status=None, seg_id=seg.id,
-                        params={"formats": list(SEGMENTATION_EXPORTS), "classes": job.classes})
+                queue_exports(s, job, seg.id)
             elif kind == TaskKind.MESH:
                 s.get(Segmentation, task.seg_id).mesh_status = MeshStatus.DONE
                 for row in s.scalars(select(Mesh).where(Mesh.seg_id == task.seg_id)).all():

@@ -132,8 +132,9 @@ class Jobs:
     def set_voxel_size(self, job_id: str, voxel_size: Any = None, unit: Any = None) -> dict[str, Any]:
         """Change the job's voxel size and/or unit. Before conversion it is only recorded (the
         converter uses it); after, the NGFF scale metadata of the volume and of its finished
-        segmentations is rewritten in place (``zarr.json`` only, no voxel). Existing meshes keep
-        the units they were made with. Returns the job document plus ``voxel_size_note``."""
+        segmentations is rewritten in place (``zarr.json`` only, no voxel), and their download
+        files (TIFF, NIfTI, Slicer: the voxel size is in their headers) are written again. Existing
+        meshes keep the units they were made with. Returns the job document plus ``voxel_size_note``."""
         voxel_size, unit = _listed(check_voxel_size(voxel_size)), check_unit(unit)
         if voxel_size is None and unit is None:
             raise InputError("give voxel_size [z, y, x] and/or unit")
@@ -152,13 +153,18 @@ class Jobs:
                 new_size = voxel_size or job.voxel_size or list(read_info(paths.volume).voxel_size)
                 new_unit = unit or job.unit or read_info(paths.volume).unit
                 finished = s.scalars(select(Segmentation).where(Segmentation.job_id == job.id,
-                                                                Segmentation.status == SegmentationStatus.DONE))
+                                                                Segmentation.status == SegmentationStatus.DONE)).all()
                 for target in [paths.volume] + [paths.labels(g.id) for g in finished]:
                     if target.exists():
                         set_voxel_size(target, new_size, new_unit)
                 voxel_size, unit = new_size, new_unit
+                from ml4paleo.jobs.store.queue import queue_exports  # lazy: queue imports this module
+
+                for g in finished:
+                    queue_exports(s, job, g.id)
                 note = ("volume metadata rewritten in place (NGFF scale and unit only, no voxel rewritten; "
-                        "finished segmentations too); meshes already made keep the units they were made with")
+                        "finished segmentations too, their TIFF/NIfTI/Slicer files are being written again); "
+                        "meshes already made keep the units they were made with")
             if voxel_size is not None:
                 job.voxel_size = voxel_size
             if unit is not None:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ml4paleo.enums import SEGMENTATION_EXPORTS
 from ml4paleo.errors import ArtifactNotFound, InvalidTransition
 from ml4paleo.jobs.paths import DRAFTS_KEPT, check_artifact_id, check_job_id, new_artifact_id
 from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
@@ -30,6 +31,13 @@ def enqueue(s: Session, job: Job, queue: RunnerKind, kind: TaskKind, *, prev_sta
     s.flush()
     log(s, job.id, "task:queued", kind, task_id=task.id, at=now)
     return task
+
+
+def queue_exports(s: Session, job: Job, seg_id: str) -> Task:
+    """Write a finished segmentation's download files (``SEGMENTATION_EXPORTS``) from its labels,
+    with the job's classes (Slicer segment names and colours) and voxel size as they are now."""
+    return enqueue(s, job, RunnerKind.MESH, TaskKind.EXPORT, prev_status=None, seg_id=seg_id,
+                   params={"formats": list(SEGMENTATION_EXPORTS), "classes": job.classes})
 
 
 def end_cancelled(s: Session, task: Task, job: Job) -> None:
