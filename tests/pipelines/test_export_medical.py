@@ -85,13 +85,14 @@ def test_nifti_round_trip_volume_voxels_and_voxel_size(tmp_path, rng, unit, zoom
     assert img.header.get_xyzt_units()[0] == nifti_unit
     assert nib.aff2axcodes(img.affine) == ("L", "P", "S")  # the same world as the .seg.nrrd
     assert int(img.header["sform_code"]) == int(img.header["qform_code"]) == 1
+    assert img.header.get_intent()[0] == "none"  # a scan, not labels
 
 
 def test_nifti_of_labels_is_8_bit(tmp_path):
     labels = _labels().astype(np.uint16)
     src = _write(tmp_path / "seg.ome.zarr", labels)
     img = nib.load(export_volume(src, tmp_path / "seg.nii.gz", format="nifti"))
-    assert img.get_data_dtype() == np.uint8
+    assert img.get_data_dtype() == np.uint8 and img.header.get_intent()[0] == "label"
     assert np.array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), labels)
 
 

@@ -60,9 +60,11 @@ def nifti_spacing(voxel_size: Sequence[float], unit: str) -> tuple[tuple[float, 
     return (vx, vy, vz), _NIFTI_UNITS[target]
 
 
-def nifti_header(shape: Sequence[int], dtype: np.dtype, voxel_size: Sequence[float], unit: str) -> bytes:
+def nifti_header(shape: Sequence[int], dtype: np.dtype, voxel_size: Sequence[float], unit: str, *,
+                 labels: bool = False) -> bytes:
     """The 352 bytes that start a single-file NIfTI-1 of a (z, y, x) volume (header, empty
-    extension block); the little-endian voxels in C order follow at once."""
+    extension block); the little-endian voxels in C order follow at once. ``labels``: the
+    voxels are class indices (intent ``label``, so viewers colour them instead of windowing)."""
     nz, ny, nx = (int(n) for n in shape)
     (sx, sy, sz), nifti_unit = nifti_spacing(voxel_size, unit)
     header = nib.Nifti1Header()
@@ -74,6 +76,8 @@ def nifti_header(shape: Sequence[int], dtype: np.dtype, voxel_size: Sequence[flo
     header.set_zooms((sx, sy, sz))
     header.set_xyzt_units(xyz=nifti_unit)
     header["descrip"] = b"ml4paleo"
+    if labels:
+        header.set_intent("label")
     out = _Buffer()
     header.write_to(out)
     return out.value()

@@ -143,7 +143,7 @@ def iter_nifti(src: str | Path, progress: ProgressCallback | None = None) -> Ite
     info = read_info(src)
     slabs = _slabs(src, info)
     dtype = _export_dtype(info, slabs)
-    header = nifti_header(info.shape, dtype, info.voxel_size, info.unit)
+    header = nifti_header(info.shape, dtype, info.voxel_size, info.unit, labels=info.kind == "labels")
 
     def pieces() -> Iterator[bytes | np.ndarray]:
         yield header
