@@ -189,7 +189,8 @@ def export(ctx: TaskContext) -> dict[str, Any]:
     formats = ctx.params.get("formats") or SEGMENTATION_EXPORTS
     for i, fmt in enumerate(formats):
         export_volume(ctx.paths.labels(ctx.seg_id), ctx.paths.export(ctx.seg_id, fmt), format=fmt,
-                      overwrite=True, classes=ctx.params.get("classes"), progress=scaled(ctx.progress, i / len(formats), (i + 1) / len(formats), fmt))
+                      overwrite=True, classes=ctx.params.get("classes"),
+                      progress=scaled(ctx.progress, i / len(formats), (i + 1) / len(formats), fmt))
     return {}
 
 

@@ -330,6 +330,12 @@ def train_model(
         raise InputError(f"sampling must be one of {', '.join(SAMPLING)}; got {sampling!r}")
     if select is not None and (isinstance(select, bool) or not isinstance(select, int) or select < 1):
         raise InputError(f"select must be a positive number of features or None; got {select!r}")
+    unet_params = dict(unet_params or {})
+    fixed_epochs = "epochs" in unet_params
+    if unet_params:
+        from ml4paleo.models.unet import UNetSegmenter  # lazy: torch, only when U-Net parameters are given
+
+        UNetSegmenter(tuple(str(c) for c in classes), **unet_params)  # validates them before any work
     settings = FeatureSettings.from_value(features)
     if two_d and not settings.two_d:
         settings = FeatureSettings.from_value(settings, two_d=True)
@@ -378,12 +384,6 @@ def train_model(
         raise InputError(f"device must be auto, cpu or cuda; got {device!r}")
     if max_train_seconds is not None and not max_train_seconds > 0:
         raise InputError(f"max_train_seconds must be a positive number of seconds; got {max_train_seconds!r}")
-    unet_params = dict(unet_params or {})
-    fixed_epochs = "epochs" in unet_params
-    if unet_params:
-        from ml4paleo.models.unet import UNetSegmenter  # lazy: torch, only when U-Net parameters are given
-
-        UNetSegmenter(classes, **unet_params)  # validates them before any work
     names = (AUTO + (("unet",) if max_train_seconds or fixed_epochs else ())) if method == "auto" else (method,)
     if prior is None:
         if method in ("context", "interpolation"):
@@ -394,7 +394,7 @@ def train_model(
     budget = max_train_seconds or (None if fixed_epochs else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
-                     seconds_per_fit=None if budget is None else budget / (len(folds) + 1) if len(candidates) > 1 else budget)
+                     seconds_per_fit=budget / (len(folds) + 1) if budget and len(candidates) > 1 else budget)
 
     confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
     split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
