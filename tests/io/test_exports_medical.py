@@ -9,7 +9,9 @@ import zlib
 
 import nibabel as nib
 import numpy as np
+import pytest
 
+from ml4paleo.errors import InputError
 from ml4paleo.io import exports_medical
 from ml4paleo.io.exports_medical import iter_gzip, nifti_header
 
@@ -41,3 +43,8 @@ def test_nifti_header_reads_back_with_nibabel():
     assert header.get_data_shape() == (6, 5, 4) and header.get_data_dtype() == np.dtype("<i2")
     assert header.get_zooms() == (0.5, 1.0, 2.0) and header.get_xyzt_units()[0] == "mm"
     assert int(header["vox_offset"]) == 352
+
+
+def test_nifti_refuses_an_axis_beyond_its_16_bit_dimensions():
+    with pytest.raises(InputError, match="at most 32767"):
+        nifti_header((40000, 10, 10), np.dtype(np.uint8), (1.0, 1.0, 1.0), "micrometer")

@@ -39,8 +39,10 @@ _NIFTI_UNITS = {"meter": "meter", "millimeter": "mm", "micrometer": "micron"}
 """Our units that NIfTI-1 can name (nibabel's spelling)."""
 _NIFTI_NEAREST = {"centimeter": "millimeter", "nanometer": "micrometer", "angstrom": "micrometer"}
 """Where NIfTI has no code for a unit, the nearest one it has."""
-_NRRD_TYPES = {"u1": "uint8", "i1": "int8", "u2": "uint16", "i2": "int16", "u4": "uint32", "i4": "int32",
-               "f4": "float", "f8": "double"}
+_NRRD_TYPES = {"u1": "uint8", "i1": "int8", "u2": "uint16", "i2": "int16", "u4": "uint32", "i4": "int32"}
+"""Label types of a Slicer segmentation (NRRD's names)."""
+_NIFTI_MAX_DIM = 32767
+"""NIfTI-1 stores each dimension as a 16-bit signed integer."""
 _GZIP_LEVEL = 1
 """Fastest deflate: label maps shrink ~100x even at level 1, and exports are CPU-bound."""
 _GZIP_BLOCK = 1 << 20
@@ -66,6 +68,9 @@ def nifti_header(shape: Sequence[int], dtype: np.dtype, voxel_size: Sequence[flo
     extension block); the little-endian voxels in C order follow at once. ``labels``: the
     voxels are class indices (intent ``label``, so viewers colour them instead of windowing)."""
     nz, ny, nx = (int(n) for n in shape)
+    if max(nz, ny, nx) > _NIFTI_MAX_DIM:
+        raise InputError(f"NIfTI-1 holds at most {_NIFTI_MAX_DIM} voxels along an axis; the volume is "
+                         f"{nz} x {ny} x {nx} (export it as tiff or zarr-zip)")
     (sx, sy, sz), nifti_unit = nifti_spacing(voxel_size, unit)
     header = nib.Nifti1Header()
     header.set_data_dtype(np.dtype(dtype).newbyteorder("<"))
