@@ -79,7 +79,8 @@ def run_one(src: str, out: str, fmt: str) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     export_volume(src, out, format=fmt, overwrite=True)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "voxel_bytes": info.nbytes, "out_bytes": Path(out).stat().st_size,
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "voxel_bytes": info.nbytes,
+                      "out_bytes": Path(out).stat().st_size,
                       "peak_rss_mb": peak_rss_mb(), "imports_mb": imports}))
 
 
@@ -117,7 +118,8 @@ def main() -> None:
                 r = json.loads(done.stdout.strip().splitlines()[-1])
                 mb = r["voxel_bytes"] / 1e6
                 print(f"{name:7} {fmt:9} {r['seconds']:8.2f} {mb / r['seconds']:8.1f} {r['cpu_seconds']:7.2f} "
-                      f"{mb / max(r['cpu_seconds'], 1e-9):9.1f} {r['out_bytes'] / 1e6:8.1f} {r['peak_rss_mb']:12.0f} {r['imports_mb']:14.0f}")
+                      f"{mb / max(r['cpu_seconds'], 1e-9):9.1f} {r['out_bytes'] / 1e6:8.1f} "
+                      f"{r['peak_rss_mb']:12.0f} {r['imports_mb']:14.0f}")
                 out.unlink()
 
 

@@ -15,7 +15,8 @@ import pytest
 from apiserver import png_b64, tiff_slices, upload_files
 
 pytestmark = pytest.mark.slow
-CLASSES = [{"value": 1, "name": "matrix", "color": "#202020"}, {"value": 2, "name": "ammonite shell", "color": "#ff8000"}]
+CLASSES = [{"value": 1, "name": "matrix", "color": "#202020"},
+           {"value": 2, "name": "ammonite shell", "color": "#ff8000"}]
 
 
 def _ready(srv, job_id: str, kinds: set[str], timeout: float = 90.0) -> dict:

@@ -19,7 +19,10 @@ function meanPerEpoch(series) {
 export function curveChart(svg, curve) {
   const W = 600, H = 200, L = 36, R = 52, T = 12, B = 30;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const folds = (curve.folds || []).map((f) => ({ heldout: f.heldout || [], dice: (f.curve || []).map((e) => e.heldout_dice) }));
+  const folds = (curve.folds || []).map((f) => ({
+    heldout: f.heldout || [],
+    dice: (f.curve || []).map((e) => e.heldout_dice),
+  }));
   const loss = (curve.epochs || []).map((e) => e.train_loss);
   const meanDice = meanPerEpoch(folds.map((f) => f.dice));
   const epochs = Math.max(loss.length, meanDice.length, 1);
@@ -37,7 +40,8 @@ export function curveChart(svg, curve) {
       node("text", { x: W - R + 6, y: y(v) + 4, "font-size": 11, fill: LOSS }, (v * maxLoss).toPrecision(2)));
   }
   for (const i of [0, epochs - 1]) {
-    parts.push(node("text", { x: x(i), y: H - 12, "text-anchor": "middle", "font-size": 11, fill: "#5f6670" }, `epoch ${i + 1}`));
+    const label = { x: x(i), y: H - 12, "text-anchor": "middle", "font-size": 11, fill: "#5f6670" };
+    parts.push(node("text", label, `epoch ${i + 1}`));
   }
   for (const f of folds) {
     const l = line(f.dice, 1, { stroke: DICE, "stroke-width": 1, "stroke-opacity": 0.35, class: "fold-dice" });
@@ -45,7 +49,8 @@ export function curveChart(svg, curve) {
   }
   const mean = line(meanDice, 1, { stroke: DICE, "stroke-width": 2.5, class: "heldout-dice" });
   if (mean) { mean.append(node("title", {}, "held-out Dice, mean of the folds")); parts.push(mean); }
-  const lossLine = line(loss, maxLoss, { stroke: LOSS, "stroke-width": 2, "stroke-dasharray": "5 3", class: "train-loss" });
+  const lossLine = line(loss, maxLoss,
+    { stroke: LOSS, "stroke-width": 2, "stroke-dasharray": "5 3", class: "train-loss" });
   if (lossLine) { lossLine.append(node("title", {}, "training loss of the final model")); parts.push(lossLine); }
   if (curve.best_epochs && curve.best_epochs <= epochs) {
     parts.push(node("line", { x1: x(curve.best_epochs - 1), x2: x(curve.best_epochs - 1), y1: T, y2: H - B,

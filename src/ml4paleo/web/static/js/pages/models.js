@@ -79,7 +79,8 @@ function trainingCurve(curve) {
   if (figure.hidden) return;
   const drawn = curveChart(document.getElementById("curve-chart"), curve);
   document.getElementById("curve-summary").textContent =
-    `${drawn.epochs} epoch(s), ${drawn.folds} fold(s)` + (curve.best_epochs ? `; weights kept from epoch ${curve.best_epochs}.` : ".");
+    `${drawn.epochs} epoch(s), ${drawn.folds} fold(s)`
+    + (curve.best_epochs ? `; weights kept from epoch ${curve.best_epochs}.` : ".");
 }
 
 let lastKey = "";
