@@ -215,22 +215,27 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
 
 
 
-def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int, voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[int]]:
-    """The shape prior of the z slices that can enter it, strokes completed into full masks;
-    and which of them were completed from strokes (not painted in full). Planes across the
-    stack train the classifiers but do not enter the prior (yet)."""
-    slices, masks, completed = [], [], []
-    for z, mask in ann.items():
-        if isinstance(z, tuple) or not completable(mask):
+def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int, voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceKey]]:
+    """The shape prior of the painted slices and planes that can enter it, strokes completed
+    into full masks; and which of them were completed from strokes (not painted in full)."""
+    slices, masks, planes, completed = [], [], {}, []
+    for key, mask in ann.items():
+        if not completable(mask):
             continue
-        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[z]), mask)
+        axis, index = plane_of(key)
+        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[tuple(index if a == axis else slice(None) for a in range(3))]), mask)
         if (mask > 0).mean() < COMPLETE_FRACTION:
-            completed.append(int(z))
-        slices.append(int(z))
-        masks.append(full.astype(np.uint8) - 1)
-    if not slices:
+            completed.append(key)
+        if axis == 0:
+            slices.append(index)
+            masks.append(full.astype(np.uint8) - 1)
+        else:
+            planes[(key[0], index)] = full.astype(np.uint8) - 1
+    if not slices and not planes:
         return None, []
-    return ShapePrior(tuple(slices), np.stack(masks), K, tuple(float(v) for v in voxel_size)), completed
+    _, Y, X = array.shape
+    stack = np.stack(masks) if masks else np.zeros((0, Y, X), np.uint8)
+    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes), completed
 
 
 def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
@@ -348,7 +353,7 @@ def train_model(
         labeled += np.bincount(y, minlength=K)
         axis, index = plane_of(z)
         keep = sample_indices(y, "proportional", max_voxels, seed + index)  # bounds memory on full masks
-        full = prior.masks[prior.slices.index(z)] if z in completed else None
+        full = prior.mask_of(z) if z in completed else None
         band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
         union = sel | band
         feats = labeled_features(array, index, union, settings, axis=axis)  # row-major over ``union``
@@ -435,8 +440,8 @@ def train_model(
         "volume_shape": list(info.shape),
         "volume_path": str(volume_path),
         "annotated_slices": [_json_key(s.z) for s in slices],
-        "prior_slices": list(prior.slices) if prior else [],
-        "completed_slices": completed,
+        "prior_slices": [_json_key(k) for k in prior.keys()] if prior else [],
+        "completed_slices": [_json_key(k) for k in completed],
         "voxels_per_class": voxels,
         "training_voxels_per_class": {name: int(n) for name, n in zip(classes, trained_on)},
         "sampling": sampling,
