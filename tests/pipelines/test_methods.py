@@ -10,7 +10,7 @@ import pytest
 from segdata import dice, write_volume
 
 import ml4paleo.pipelines.segment as segment_mod
-from ml4paleo.compute.complete import complete_slice, completable
+from ml4paleo.compute.complete import complete_slice, completable, completion
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.models import load_model
@@ -83,6 +83,9 @@ def test_model_folder_records_every_candidate_and_the_choice(blobs, tmp_path):
     for scored in validation["candidates"].values():
         assert {"metrics", "interior", "extrapolated", "confusion", "seconds"} <= set(scored)
         assert scored["extrapolated"] and scored["interior"]  # first/last painted slices reported apart
+    # held-out scoring checks more than the strokes: the confidently completed voxels near the outlines
+    stroked = sum(int((strokes(truth[z]) > 0).sum()) for z in PAINTED)
+    assert all(np.sum(scored["confusion"]) > stroked for scored in validation["candidates"].values())
 
 
 def test_no_training_row_sees_the_prior_of_its_own_slice(blobs):
@@ -140,6 +143,10 @@ def test_strokes_complete_into_a_full_slice(blobs):
     full = complete_slice(vol[z], marks)
     assert full.min() >= 1 and np.array_equal(full[marks > 0], marks[marks > 0])
     assert dice(full == 2, truth[z] == 1) > 0.95
+    same, sure = completion(vol[z], marks)
+    assert np.array_equal(same, full) and (sure[marks > 0] == 1).all() and 0 <= sure.min() and sure.max() <= 1
+    wrong = (full - 1) != truth[z]
+    assert wrong.any() and wrong[sure >= 0.9].mean() < 0.5 * wrong.mean()  # sure voxels are mostly right
     one_class = np.where(marks == 2, 0, marks)
     assert completable(marks) and not completable(one_class) and completable(truth[z] + 1)
 
