@@ -10,7 +10,7 @@ import pytest
 from segdata import dice, write_volume
 
 import ml4paleo.pipelines.segment as segment_mod
-from ml4paleo.compute.complete import complete_slice, completable, completion
+from ml4paleo.compute.complete import complete_slice, completable
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.models import load_model
@@ -83,9 +83,6 @@ def test_model_folder_records_every_candidate_and_the_choice(blobs, tmp_path):
     for scored in validation["candidates"].values():
         assert {"metrics", "interior", "extrapolated", "confusion", "seconds"} <= set(scored)
         assert scored["extrapolated"] and scored["interior"]  # first/last painted slices reported apart
-    # held-out scoring checks more than the strokes: the confidently completed voxels near the outlines
-    stroked = sum(int((strokes(truth[z]) > 0).sum()) for z in PAINTED)
-    assert all(np.sum(scored["confusion"]) > stroked for scored in validation["candidates"].values())
 
 
 def test_no_training_row_sees_the_prior_of_its_own_slice(blobs):
@@ -143,10 +140,6 @@ def test_strokes_complete_into_a_full_slice(blobs):
     full = complete_slice(vol[z], marks)
     assert full.min() >= 1 and np.array_equal(full[marks > 0], marks[marks > 0])
     assert dice(full == 2, truth[z] == 1) > 0.95
-    same, sure = completion(vol[z], marks)
-    assert np.array_equal(same, full) and (sure[marks > 0] == 1).all() and 0 <= sure.min() and sure.max() <= 1
-    wrong = (full - 1) != truth[z]
-    assert wrong.any() and wrong[sure >= 0.9].mean() < 0.5 * wrong.mean()  # sure voxels are mostly right
     one_class = np.where(marks == 2, 0, marks)
     assert completable(marks) and not completable(one_class) and completable(truth[z] + 1)
 
@@ -190,3 +183,21 @@ def test_planes_across_the_stack_train_every_method(blobs, tmp_path):
         train_model(root / "vol.ome.zarr", {("x", 64): np.ones((40, 64), np.uint8)}, tmp_path / "bad")
     with pytest.raises(Exception, match="has shape"):
         train_model(root / "vol.ome.zarr", {("x", 3): np.ones((64, 64), np.uint8)}, tmp_path / "bad")
+
+
+def test_a_prior_with_planes_keeps_them_saved_painted_and_chunked(blobs, tmp_path):
+    """A plane across the stack travels in the model folder, stays as painted in the
+    prediction, and blocks of the prediction equal the whole volume."""
+    from ml4paleo.models._context import InterpolationSegmenter, load_prior, save_prior
+
+    root, vol, truth = blobs
+    prior = ShapePrior((8, 32), np.stack([truth[8], truth[32]]), 2, (2.0, 1.0, 1.0), {("y", 30): truth[:, 30, :]})
+    save_prior(prior, tmp_path)
+    loaded = load_prior(tmp_path)
+    assert loaded.planes.keys() == prior.planes.keys() and np.array_equal(loaded.planes[("y", 30)], truth[:, 30, :])
+    model = InterpolationSegmenter(("background", "fossil"), loaded)
+    whole = model.predict_region(vol, (0, 0, 0), vol.shape)
+    assert np.array_equal(np.argmax(whole[:, 30, :], axis=-1), truth[:, 30, :])
+    blocks = np.concatenate([np.concatenate([model.predict_region(vol, (z, y, 0), (min(z + 16, 40), min(y + 24, 64), 64))
+                                             for y in range(0, 64, 24)], axis=1) for z in range(0, 40, 16)])
+    assert np.array_equal(blocks, whole)

@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
 
-__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "completion", "near_outline"]
+__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "near_outline"]
 
 COMPLETE_FRACTION = 0.995
 """A slice with at least this share of its voxels painted counts as painted in full (its few
@@ -55,30 +55,18 @@ def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | N
     """(y, x) uint8 full mask (values 1..K) of a slice from its ``strokes`` (0 unlabeled,
     1..K) and ``image``; painted voxels keep their value. ``proba``: optional (y, x, K)
     classifier probabilities whose edges guide the walk as the image's do."""
-    return completion(image, strokes, proba, beta)[0]
-
-
-def completion(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | None = None,
-               beta: float = BETA) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`complete_slice`'s mask and, per voxel, how sure the walk is of it: (y, x)
-    float32, the walker's probability of the class it chose (1 on painted voxels).
-
-    Why: held-out scoring of a slice painted with strokes checks a method against the
-    completed voxels near the outlines, where strokes never reach, but only where the walk
-    itself was sure (a walk between strokes with no edge in between is a guess)."""
     strokes = np.asarray(strokes)
     image = np.asarray(image)
     if strokes.shape != image.shape or strokes.ndim != 2:
         raise InputError(f"strokes {strokes.shape} and image {image.shape} must be the same 2D shape")
     painted = strokes > 0
-    sure = np.ones(strokes.shape, np.float32)
     if painted.all():
-        return strokes.astype(np.uint8), sure
+        return strokes.astype(np.uint8)
     values = np.unique(strokes[painted])
     if values.size == 0:
         raise InputError("a slice without strokes cannot be completed")
     if values.size == 1:
-        return np.full(strokes.shape, values[0], np.uint8), sure
+        return np.full(strokes.shape, values[0], np.uint8)
     channels = [_normalised(image)]
     if proba is not None:
         proba = np.asarray(proba, np.float32)
@@ -86,37 +74,32 @@ def completion(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | None 
     data = np.stack(channels, axis=-1)
     factor = -(-max(strokes.shape) // COARSE_SIDE)
     if factor > 1:
-        coarse, coarse_sure = _walk(_block_mean(data, factor), _block_strokes(strokes, factor, values), beta)
-        def up(a: np.ndarray) -> np.ndarray:
-            return np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)[: strokes.shape[0], : strokes.shape[1]]
-        guess = up(coarse)
+        coarse = _walk(_block_mean(data, factor), _block_strokes(strokes, factor, values), beta)
+        guess = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)[: strokes.shape[0], : strokes.shape[1]]
         seeds = np.where(near_outline(guess, 2 * factor), 0, guess)
         seeds[painted] = strokes[painted]
-        out, sure = _walk(data, seeds, beta)
-        sure = np.where(seeds > 0, up(coarse_sure), sure)  # the coarse walk decided those
     else:
-        out, sure = _walk(data, strokes.astype(np.int32), beta)
+        seeds = strokes.astype(np.int32)
+    out = _walk(data, seeds, beta)
     out[painted] = strokes[painted]
-    sure[painted] = 1.0
-    return out.astype(np.uint8), sure.astype(np.float32)
+    return out.astype(np.uint8)
 
 
-def _walk(data: np.ndarray, seeds: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Random walker labels (every voxel set) of ``seeds`` over ``data`` (y, x, channels), and
-    the probability of each voxel's label."""
+def _walk(data: np.ndarray, seeds: np.ndarray, beta: float) -> np.ndarray:
+    """Random walker labels (every voxel set) of ``seeds`` over ``data`` (y, x, channels)."""
     from skimage.segmentation import random_walker
 
     seeds = np.asarray(seeds, np.int32)
     if (seeds > 0).all():
-        return seeds, np.ones(seeds.shape, np.float32)
+        return seeds
     values = np.unique(seeds[seeds > 0])
     if values.size == 1:
-        return np.full(seeds.shape, values[0], np.int32), np.ones(seeds.shape, np.float32)
+        return np.full(seeds.shape, values[0], np.int32)
     # the direct solver: on these sparse 2D systems it is many times faster than conjugate
     # gradients, whose iterations grow with the distance between strokes
-    prob = np.asarray(random_walker(data, seeds, beta=beta, mode="bf", channel_axis=-1, return_full_prob=True))
-    out = values[np.argmax(prob, axis=0)].astype(np.int32)  # voxels cut off from every stroke: the first class
-    return out, prob.max(axis=0).astype(np.float32)
+    out = np.asarray(random_walker(data, seeds, beta=beta, mode="bf", channel_axis=-1), np.int32)
+    out[out <= 0] = values[0]  # voxels cut off from every stroke (none on a connected slice)
+    return out
 
 
 def _block_mean(data: np.ndarray, f: int) -> np.ndarray:

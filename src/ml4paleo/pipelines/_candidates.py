@@ -61,8 +61,7 @@ class PaintedSlice:
     """One painted slice: its feature rows (a sample of its labeled voxels), their classes
     and where they lie on the slice; for a slice completed from strokes, also ``pseudo`` rows
     near the completed outlines (rows, classes of the completion, coordinates), which the
-    context method trains on, and of which held-out scoring checks the ``confident`` ones
-    (when this slice is held out: never the rows a model trained on). ``z`` is the annotation key: a z
+    context method trains on but nothing is scored on. ``z`` is the annotation key: a z
     slice's index, or ``("y", i)`` / ``("x", i)`` for a plane across the stack."""
 
     z: SliceKey
@@ -70,21 +69,6 @@ class PaintedSlice:
     targets: np.ndarray
     coords: tuple[np.ndarray, np.ndarray]
     pseudo: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
-    confident: np.ndarray | None = None
-    """Which ``pseudo`` rows the completion is sure of: held-out scoring checks those too."""
-
-    def scored(self) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Rows, classes and coordinates that held-out scoring checks on this slice: its painted
-        voxels and, for a slice completed from strokes, the confidently completed voxels near
-        its outlines. Why: strokes keep away from outlines, so on strokes alone every decent
-        method scores about 1.0 and the choice between them is a coin toss; the outlines are
-        where methods differ."""
-        if self.pseudo is None or self.confident is None or not self.confident.any():
-            return self.rows, self.targets, self.coords
-        rows, targets, (u, v) = self.pseudo
-        c = self.confident
-        return (np.concatenate([self.rows, rows[c]]), np.concatenate([self.targets, targets[c]]),
-                (np.concatenate([self.coords[0], u[c]]), np.concatenate([self.coords[1], v[c]])))
 
 
 @dataclass
@@ -124,15 +108,14 @@ def prior_on_plane(ts: TrainingSet, key: SliceKey, exclude: Collection[SliceKey]
 
 
 def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[SliceKey],
-                 pseudo: bool = False, scored: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows of ``painted`` (and its pseudo rows, with ``pseudo``; the rows held-out
-    scoring checks, with ``scored``) joined with the prior's channels computed from the painted
-    slices other than ``painted`` itself and ``exclude``; and their classes."""
+                 pseudo: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows of ``painted`` (and its pseudo rows, with ``pseudo``) joined with the
+    prior's channels computed from the painted slices other than ``painted`` itself and
+    ``exclude``; and their classes."""
     if ts.prior is None:
         raise InputError("the context method needs a slice painted in full or with strokes of two classes")
     channels = prior_on_plane(ts, painted.z, exclude)
-    own, own_targets, own_coords = painted.scored() if scored else (painted.rows, painted.targets, painted.coords)
-    rows, targets = [np.concatenate([own, channels[own_coords]], axis=1)], [own_targets]
+    rows, targets = [np.concatenate([painted.rows, channels[painted.coords]], axis=1)], [painted.targets]
     if pseudo and painted.pseudo is not None:
         p_rows, p_targets, p_coords = painted.pseudo
         rows.append(np.concatenate([p_rows, channels[p_coords]], axis=1))
@@ -152,8 +135,8 @@ class Candidate:
     needs_prior: ClassVar[bool] = False
 
     def heldout(self, ts: TrainingSet, held: Collection[SliceKey]) -> list[np.ndarray]:  # pragma: no cover
-        """Predicted classes of the scored rows (:meth:`PaintedSlice.scored`) of each slice in
-        ``held`` (in ``ts.slices`` order), from a model that never saw them."""
+        """Predicted classes of the rows of each slice in ``held`` (in ``ts.slices`` order),
+        from a model that never saw them."""
         raise NotImplementedError
 
     def fit(self, ts: TrainingSet):  # pragma: no cover
@@ -176,7 +159,7 @@ class ForestCandidate(Candidate):
         train = ts.part(held)
         model = _fit_rows(self._model(ts), np.concatenate([s.rows for s in train]),
                           np.concatenate([s.targets for s in train]), ts)
-        return [model.predict(s.scored()[0]) for s in ts.slices if s.z in held]
+        return [model.predict(s.rows) for s in ts.slices if s.z in held]
 
     def fit(self, ts):
         return _fit_rows(self._model(ts), np.concatenate([s.rows for s in ts.slices]),
@@ -207,7 +190,7 @@ class ContextCandidate(Candidate):
 
     def heldout(self, ts, held):
         model = self._train(ts, self._model(ts), held)
-        return [model.predict(context_rows(ts, s, set(held) - {s.z}, scored=True)[0]) for s in ts.slices if s.z in held]
+        return [model.predict(context_rows(ts, s, set(held) - {s.z})[0]) for s in ts.slices if s.z in held]
 
     def fit(self, ts):
         return self._train(ts, self._model(ts, ts.prior), ())
@@ -220,7 +203,7 @@ class InterpolationCandidate(Candidate):
     needs_prior = True
 
     def heldout(self, ts, held):
-        return [prior_on_plane(ts, s.z, held, "labels")[s.scored()[2]] for s in ts.slices if s.z in held]
+        return [prior_on_plane(ts, s.z, held, "labels")[s.coords] for s in ts.slices if s.z in held]
 
     def fit(self, ts):
         return InterpolationSegmenter(ts.classes, ts.prior)
@@ -251,7 +234,7 @@ class UNetCandidate(Candidate):
                 sides = [n for a, n in enumerate(ts.shape) if a != axis]
                 start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
                 proba = np.take(model.predict_region(ts.array, start, stop), 0, axis=axis)
-                out.append(np.argmax(proba, axis=-1).astype(np.uint8)[s.scored()[2]])
+                out.append(np.argmax(proba, axis=-1).astype(np.uint8)[s.coords])
         return out
 
     def fit(self, ts):

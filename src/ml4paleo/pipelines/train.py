@@ -8,8 +8,20 @@ forest, context and interpolation with the same leave-one-slice-out folds and ke
 mean Dice over the classes (ties within ``TIE`` go to the earlier, simpler one), so a volume
 where only shape separates the structure gets the prior, and one where appearance decides
 keeps the forest. Slices painted with strokes are first completed into full masks by a 2D
-random walker (:mod:`ml4paleo.compute.complete`) before they enter the prior; the classifier
-trains on the painted voxels only.
+random walker (:mod:`ml4paleo.compute.complete`) before they enter the prior (planes across
+the stack too: they correct the interpolation between z slices); the classifier trains on the
+painted voxels only.
+
+On strokes, held-out scores saturate: strokes keep away from outlines, so forest and context
+both score 1.000 on the snow scan and tubes, and the tie goes to the forest (right on tubes,
+texture; wrong on snow, 0.953 against context's 0.969 on the truth). Tried and not kept: also
+scoring the held-out slice's completed voxels near its outlines where the walker is sure
+(probability >= 0.9, which agree with the truth on 97.5-100 % of voxels). It separates the
+candidates, but in favour of context everywhere, which trains on completions of the other
+slices and so shares the walker's errors: Dice on unpainted slices of ``auto`` (bench/methods.py,
+strokes) blobs/tubes/texture/snow 0.974/0.791/0.960/0.969 against 0.974/0.843/0.965/0.953
+with the painted voxels alone; letting the forest train on those completed voxels too left it
+worse on tubes (0.773).
 
 Only the annotated slices are featurised (each with the z-neighbourhood the 3D filters need,
 read from the volume in tiles), and only their labeled voxels are used. The model is then
@@ -70,7 +82,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.complete import COMPLETE_FRACTION, completable, completion, near_outline
+from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable, near_outline
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
@@ -106,12 +118,6 @@ POOR_DICE = 0.5
 PSEUDO_BAND = 5
 """Width (voxels) of the band around completed outlines whose voxels the context forest also
 trains on, labeled by the completion (strokes alone rarely come near an outline)."""
-CONFIDENT = 0.9
-"""Completed voxels (near the outlines of a slice painted with strokes) whose walker
-probability reaches this are scored in leave-one-slice-out beside the strokes. Measured on the
-benchmark volumes (5 slices of strokes each, voxels within 5 of a completed outline): the
-completion agrees with the truth on 98.8/91.8/88.0/93.9 % of them (blobs/tubes/texture/snow),
-on 100/97.5/96.2/98.3 % of those at or above 0.9, which keeps 83/81/73/76 % of them."""
 UNET_SECONDS = 300.0
 """The U-Net's time budget when ``max_train_seconds`` is not given (it is then asked for by name)."""
 MAX_FOLDS = 8
@@ -221,26 +227,24 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
 
 
 
-def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int,
-              voxel_size: Sequence[float]) -> tuple[ShapePrior | None, dict[SliceKey, np.ndarray]]:
+def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int, voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceKey]]:
     """The shape prior of the painted slices and planes that can enter it, strokes completed
-    into full masks; and, for those completed from strokes (not painted in full), how sure
-    the completion is of each voxel."""
-    slices, masks, planes, completed = [], [], {}, {}
+    into full masks; and which of them were completed from strokes (not painted in full)."""
+    slices, masks, planes, completed = [], [], {}, []
     for key, mask in ann.items():
         if not completable(mask):
             continue
         axis, index = plane_of(key)
-        full, sure = completion(np.asarray(array[tuple(index if a == axis else slice(None) for a in range(3))]), mask)
+        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[tuple(index if a == axis else slice(None) for a in range(3))]), mask)
         if (mask > 0).mean() < COMPLETE_FRACTION:
-            completed[key] = sure
+            completed.append(key)
         if axis == 0:
             slices.append(index)
-            masks.append(full - 1)
+            masks.append(full.astype(np.uint8) - 1)
         else:
-            planes[(key[0], index)] = full - 1
+            planes[(key[0], index)] = full.astype(np.uint8) - 1
     if not slices and not planes:
-        return None, {}
+        return None, []
     _, Y, X = array.shape
     stack = np.stack(masks) if masks else np.zeros((0, Y, X), np.uint8)
     return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes), completed
@@ -371,7 +375,6 @@ def train_model(
             by, bx = np.nonzero(band)
             pick = np.sort(np.random.default_rng(seed + index).permutation(by.size)[: len(keep)])
             slices[-1].pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
-            slices[-1].confident = completed[z][by[pick], bx[pick]] >= CONFIDENT
         report(i + 1, len(ann))
 
     if select is not None and settings.selected is None and 0 < select < settings.n_features:
@@ -406,7 +409,7 @@ def train_model(
     for i, held in enumerate(folds):
         if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
             continue  # a class painted only on the held-out slices: this fold cannot be scored
-        targets = [s.scored()[1] for s in slices if s.z in held]
+        targets = [s.targets for s in slices if s.z in held]
         where = "extrapolated" if _extrapolated(held, prior) else "interior"
         for n, cand in candidates.items():
             t0 = time.perf_counter()
