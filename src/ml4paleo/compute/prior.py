@@ -30,7 +30,11 @@ exact on every painted plane (on an intersection the base slice wins), a plane a
 bounds the interpolation where the base slices are far (mid-way between them, and past the
 first or last one, where it tells the structure's extent along z instead of the cone), and its
 pull fades where a base slice is near. A volume painted only across the stack gets a prior the
-same way, its base interpolating along y or x.
+same way, its base interpolating along y or x. Measured on ``testing.phantoms.touching_blobs``
+(60 x 96 x 96, seeds 0-2, true masks, Dice of the prior alone on unpainted z slices): z slices
+15 and 45 alone 0.79, with one XZ plane through the structure 0.84-0.90, with one YZ plane
+0.84-0.91; z slices 12, 30, 48 alone 0.90, with a plane 0.92-0.93; an XZ and a YZ plane alone
+0.80. The power of the inverse distance (1 to 4) changed these by at most 0.01.
 
 The prediction of the prior alone is the class of smallest signed distance; as features for a
 classifier it gives every class's distance plus the physical distance to the nearest painted
