@@ -59,6 +59,8 @@ AXES = ("z", "y", "x")
 FRAMES = ((0, 1, 2), (1, 0, 2), (2, 0, 1))
 """Volume axes in the frame of the planes across each axis: a y plane's masks are (z, x), an
 x plane's (z, y), as annotations store them."""
+POWER = 2.0
+"""The inverse distance's power in the mix of base and planes (see the measurements above)."""
 
 
 def signed_distance(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
@@ -148,13 +150,10 @@ class _Stack:
         return (np.min(np.abs(planes[:, None] - zs[None, :]), axis=1) * self.spacing[0]).astype(np.float32)
 
 
-def _inverse_square(r: np.ndarray) -> np.ndarray:
+def _inverse_power(r: np.ndarray) -> np.ndarray:
     """``1 / r**POWER`` (0 where ``r`` is 0 or infinite: those voxels are decided apart)."""
     r = np.asarray(r, np.float32)
     return np.divide(1.0, r ** POWER, out=np.zeros_like(r), where=(r > 0) & np.isfinite(r))
-
-
-POWER = 2.0
 
 
 def _split(exclude: Collection) -> tuple[set[int], set[int], set[int]]:
@@ -273,7 +272,7 @@ class ShapePrior:
         base = np.clip(base, -scale, scale)
         r0 = self._near(base_axis, start, stop, excluded[base_axis])
         total = np.zeros(base.shape, np.float32)
-        weight = _inverse_square(r0)
+        weight = _inverse_power(r0)
         exact = []
         for axis, index, i in others:
             on_start, on_stop = list(start), list(stop)
@@ -284,7 +283,7 @@ class ShapePrior:
             own = np.stack([self._stacks[axis].slice_distance(i, k)[window] for k in range(self.n_classes)])
             own = np.expand_dims(np.clip(own, -scale, scale), 1 + axis)
             r = self._axis_distance(axis, index, start, stop)
-            w = _inverse_square(r)
+            w = _inverse_power(r)
             total += w * (own - on_plane)
             weight = weight + w
             exact.append((r == 0, own))
