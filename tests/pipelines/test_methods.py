@@ -99,7 +99,8 @@ def test_no_training_row_sees_the_prior_of_its_own_slice(blobs):
     slices = [PaintedSlice(z, np.zeros((ys.size, 1), np.float32), truth[z][ys, xs].astype(np.intp), (ys, xs))
               for z in PAINTED]
     zs, xs2 = np.nonzero(np.ones(truth[:, 30, :].shape, bool))
-    slices.append(PaintedSlice(plane, np.zeros((zs.size, 1), np.float32), truth[:, 30, :][zs, xs2].astype(np.intp), (zs, xs2)))
+    slices.append(PaintedSlice(plane, np.zeros((zs.size, 1), np.float32), truth[:, 30, :][zs, xs2].astype(np.intp),
+                               (zs, xs2)))
     ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), truth.shape, prior)
     for s in slices:
         rows, _ = context_rows(ts, s, exclude=())
@@ -198,6 +199,8 @@ def test_a_prior_with_planes_keeps_them_saved_painted_and_chunked(blobs, tmp_pat
     model = InterpolationSegmenter(("background", "fossil"), loaded)
     whole = model.predict_region(vol, (0, 0, 0), vol.shape)
     assert np.array_equal(np.argmax(whole[:, 30, :], axis=-1), truth[:, 30, :])
-    blocks = np.concatenate([np.concatenate([model.predict_region(vol, (z, y, 0), (min(z + 16, 40), min(y + 24, 64), 64))
-                                             for y in range(0, 64, 24)], axis=1) for z in range(0, 40, 16)])
+    blocks = np.concatenate([
+        np.concatenate([model.predict_region(vol, (z, y, 0), (min(z + 16, 40), min(y + 24, 64), 64))
+                        for y in range(0, 64, 24)], axis=1)
+        for z in range(0, 40, 16)])
     assert np.array_equal(blocks, whole)

@@ -189,7 +189,8 @@ class ShapePrior:
         self.masks = np.asarray(self.masks)
         self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
         if self.masks.ndim != 3 or self.masks.shape[0] != len(self.slices):
-            raise InputError(f"the prior needs one 2D mask per slice; got masks {self.masks.shape} for {len(self.slices)} slices")
+            raise InputError(f"the prior needs one 2D mask per slice; got masks {self.masks.shape} "
+                             f"for {len(self.slices)} slices")
         if list(self.slices) != sorted(set(self.slices)):
             raise InputError(f"painted slices must be distinct and sorted; got {list(self.slices)}")
         if len(self.spacing) != 3 or not all(s > 0 for s in self.spacing):

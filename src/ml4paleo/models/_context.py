@@ -37,7 +37,8 @@ def save_prior(prior: ShapePrior, folder: Path) -> None:
     planes = {f"plane_{axis}{index}": mask.astype(np.uint8) for (axis, index), mask in prior.planes.items()}
     with open(Path(folder) / PRIOR_FILE, "wb") as f:
         np.savez_compressed(f, slices=np.asarray(prior.slices, np.int64), masks=prior.masks.astype(np.uint8),
-                            n_classes=np.int64(prior.n_classes), spacing=np.asarray(prior.spacing, np.float64), **planes)
+                            n_classes=np.int64(prior.n_classes), spacing=np.asarray(prior.spacing, np.float64),
+                            **planes)
 
 
 def load_prior(folder: Path) -> ShapePrior:

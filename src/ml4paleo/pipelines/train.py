@@ -230,7 +230,8 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
 
 
 
-def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int, voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceKey]]:
+def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int,
+              voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceKey]]:
     """The shape prior of the painted slices and planes that can enter it, strokes completed
     into full masks; and which of them were completed from strokes (not painted in full)."""
     slices, masks, planes, completed = [], [], {}, []
@@ -238,7 +239,8 @@ def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int, voxel_size: S
         if not completable(mask):
             continue
         axis, index = plane_of(key)
-        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[tuple(index if a == axis else slice(None) for a in range(3))]), mask)
+        plane = tuple(index if a == axis else slice(None) for a in range(3))
+        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[plane]), mask)
         if (mask > 0).mean() < COMPLETE_FRACTION:
             completed.append(key)
         if axis == 0:
