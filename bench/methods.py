@@ -2,6 +2,7 @@
 
     python bench/methods.py                     # all volumes, full masks and strokes
     python bench/methods.py --volumes blobs --modes strokes
+    python bench/methods.py --slices 3 --xz     # 3 z slices and one XZ plane across the stack
 
 Per volume (``ml4paleo.testing.phantoms``: touching blobs where only shape separates, thin
 tubes where only appearance does, texture-only; and the real snow micro-CT scan of ``spam``),
@@ -56,15 +57,22 @@ def dice(a, b) -> float:
     return float(2 * np.logical_and(a, b).sum() / max(int(a.sum()) + int(b.sum()), 1))
 
 
+def paint(truth_plane: np.ndarray, mode: str) -> np.ndarray:
+    """The annotation of a plane of the truth: in full, or strokes of it."""
+    return truth_plane + 1 if mode == "full" else phantoms.strokes(truth_plane)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--volumes", nargs="+", default=list(VOLUMES), choices=list(VOLUMES))
     ap.add_argument("--modes", nargs="+", default=["full", "strokes"], choices=["full", "strokes"])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--slices", type=int, default=5, help="painted slices, spread over the middle 80 %%")
+    ap.add_argument("--xz", action="store_true", help="also paint the XZ plane through the middle")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-methods-"))
+    summary: list = []
     print(f"{'volume':8s} {'painted':8s} {'method':14s} {'chosen':14s} {'LOSO':>6s} {'unpainted':>9s} {'train s':>8s} {'segment s':>9s}")
     try:
         for name in args.volumes:
@@ -74,9 +82,16 @@ def main(argv=None) -> int:
                 w.write_slab(0, vol)
             n = vol.shape[0]
             painted = sorted({int(round(z)) for z in np.linspace(0.1 * n, 0.9 * n, args.slices)})
-            others = [z for z in range(n) if z not in painted]
+            unseen = np.ones(vol.shape, bool)
+            unseen[painted] = False
+            mid = vol.shape[1] // 2
+            if args.xz:
+                unseen[:, mid] = False
             for mode in args.modes:
-                ann = {z: truth[z] + 1 if mode == "full" else phantoms.strokes(truth[z]) for z in painted}
+                ann = {z: paint(truth[z], mode) for z in painted}
+                if args.xz:
+                    ann[("y", mid)] = paint(truth[:, mid], mode)
+                found = {}
                 for method in args.methods:
                     model, labels = work / f"{name}-{mode}-{method}", work / f"{name}-{mode}-{method}.ome.zarr"
                     t0 = time.perf_counter()
@@ -86,10 +101,18 @@ def main(argv=None) -> int:
                     t2 = time.perf_counter()
                     out = np.asarray(open_level(labels, 0)[:])
                     loso = result.metrics.get("fossil", {}).get("dice")
+                    found[method] = (dice(out[unseen] == 1, truth[unseen] == 1), result.method)
                     print(f"{name:8s} {mode:8s} {method:14s} {result.method:14s} {loso if loso is not None else float('nan'):6.3f} "
-                          f"{dice(out[others] == 1, truth[others] == 1):9.3f} {t1 - t0:8.1f} {t2 - t1:9.1f}", flush=True)
+                          f"{found[method][0]:9.3f} {t1 - t0:8.1f} {t2 - t1:9.1f}", flush=True)
+                summary.append((name, mode, found))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for name, mode, found in summary:
+        truth_best = max((m for m in found if m != "auto"), key=lambda m: found[m][0], default=None)
+        if truth_best and "auto" in found:
+            chosen = found["auto"][1]
+            verdict = "matches" if chosen == truth_best else f"loses {found[truth_best][0] - found['auto'][0]:.3f}"
+            print(f"choice {name:8s} {mode:8s} best on truth {truth_best:14s} auto chose {chosen:14s} {verdict}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 

@@ -85,3 +85,54 @@ def test_bad_input():
         ShapePrior((5, 2), np.zeros((2, 4, 4), np.uint8), 2)
     with pytest.raises(InputError):
         ShapePrior((1,), np.zeros((2, 4, 4), np.uint8), 2)
+
+
+def bulging_rod(shape=(40, 48, 48)):
+    """A body along z whose radius bulges in the middle (7 at z 8 and 28, 12 at z 18) and that
+    ends at z 3 and z 33: interpolating the z slices 8 and 28 alone misses both."""
+    zz, yy, xx = np.indices(shape)
+    radius = 12 - 5 * np.abs(zz - 18) / 10
+    return (((yy - 24) ** 2 + (xx - 24) ** 2 <= radius**2) & (zz >= 3) & (zz <= 33)).astype(np.uint8)
+
+
+def test_a_plane_across_the_stack_is_exact_and_bounds_the_interpolation():
+    truth = bulging_rod()
+    zs = (8, 28)
+    xy = np.stack([truth[z] for z in zs])
+    alone = ShapePrior(zs, xy, 2).labels((0, 0, 0), truth.shape)
+    prior = ShapePrior(zs, xy, 2, planes={("y", 24): truth[:, 24, :]})
+    labels = prior.labels((0, 0, 0), truth.shape)
+    assert np.array_equal(labels[:, 24, :], truth[:, 24, :]) and all(np.array_equal(labels[z], truth[z]) for z in zs)
+    # the bulge between the z slices, which the z slices alone cannot know, follows the plane...
+    assert alone[18].sum() < 0.5 * truth[18].sum() < labels[18].sum() <= 1.1 * truth[18].sum()
+    # ...and so does the extent along z past the last z slice (the cone alone runs to z 35)
+    assert alone[34:37, 24].any() and not labels[34:, 20:29].any() and labels[33, 24].any()
+    others = [z for z in range(truth.shape[0]) if z not in zs]
+    def dice(a):
+        return 2 * (a[others] & truth[others].astype(bool)).sum() / (a[others].sum() + truth[others].sum())
+    assert dice(labels == 1) > dice(alone == 1) + 0.05
+
+
+def test_planes_only_give_a_prior_and_regions_equal_the_whole():
+    truth = bulging_rod()
+    planes = {("y", 24): truth[:, 24, :], ("x", 20): truth[:, :, 20], ("x", 28): truth[:, :, 28]}
+    prior = ShapePrior((), np.zeros((0, 48, 48), np.uint8), 2, (2.0, 1.0, 1.0), planes)
+    labels = prior.labels((0, 0, 0), truth.shape)
+    for (axis, index), mask in planes.items():
+        assert np.array_equal(np.take(labels, index, axis=1 if axis == "y" else 2), mask)
+    inside = labels.astype(bool)
+    assert 2 * (inside & truth.astype(bool)).sum() / (inside.sum() + truth.sum()) > 0.8
+    mixed = ShapePrior((8, 28), np.stack([truth[8], truth[28]]), 2, (2.0, 1.0, 1.0), planes)
+    whole = mixed.features((0, 0, 0), truth.shape, exclude={("x", 20)})
+    assert np.array_equal(mixed.features((5, 3, 17), (31, 40, 30), exclude={("x", 20)}), whole[5:31, 3:40, 17:30])
+    without = ShapePrior((8, 28), np.stack([truth[8], truth[28]]), 2, (2.0, 1.0, 1.0),
+                         {k: v for k, v in planes.items() if k != ("x", 20)})
+    assert np.array_equal(whole, without.features((0, 0, 0), truth.shape))  # an excluded plane is not seen at all
+    assert (whole[:, :, 28, -1] == 0).all() and whole[:, 30, 20, -1].max() == 6  # distance to the nearest plane (y 24)
+
+
+def test_planes_that_do_not_fit_are_refused():
+    with pytest.raises(InputError, match="plane y3"):
+        ShapePrior((1,), np.zeros((1, 8, 8), np.uint8), 2, planes={("y", 3): np.zeros((4, 9), np.uint8)})
+    with pytest.raises(InputError, match="outside"):
+        ShapePrior((1,), np.zeros((1, 8, 8), np.uint8), 2, planes={("x", 8): np.zeros((4, 8), np.uint8)})

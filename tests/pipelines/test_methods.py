@@ -86,24 +86,35 @@ def test_model_folder_records_every_candidate_and_the_choice(blobs, tmp_path):
 
 
 def test_no_training_row_sees_the_prior_of_its_own_slice(blobs):
-    """Leakage guard: the prior channels of a training slice come from the other slices only."""
+    """Leakage guard: the prior channels of a training slice (or plane across the stack) come
+    from the other slices and planes only."""
     from ml4paleo.compute.features import FeatureSettings
     from ml4paleo.pipelines._candidates import PaintedSlice, TrainingSet
 
     root, vol, truth = blobs
     masks = np.stack([truth[z] for z in PAINTED])
-    prior = ShapePrior(PAINTED, masks, 2, (2.0, 1.0, 1.0))
+    plane = ("y", 30)
+    prior = ShapePrior(PAINTED, masks, 2, (2.0, 1.0, 1.0), {plane: truth[:, 30, :]})
     ys, xs = np.nonzero(np.ones(truth.shape[1:], bool))
     slices = [PaintedSlice(z, np.zeros((ys.size, 1), np.float32), truth[z][ys, xs].astype(np.intp), (ys, xs))
               for z in PAINTED]
+    zs, xs2 = np.nonzero(np.ones(truth[:, 30, :].shape, bool))
+    slices.append(PaintedSlice(plane, np.zeros((zs.size, 1), np.float32), truth[:, 30, :][zs, xs2].astype(np.intp),
+                               (zs, xs2)))
     ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), truth.shape, prior)
     for s in slices:
         rows, _ = context_rows(ts, s, exclude=())
-        assert (rows[:, -1] > 0).all()  # the distance to the nearest painted slice is never zero
-        without = ShapePrior(tuple(z for z in PAINTED if z != s.z), masks[[z != s.z for z in PAINTED]], 2, (2.0, 1.0, 1.0))
-        expected = without.features((s.z, 0, 0), (s.z + 1, *truth.shape[1:]))[0][s.coords]
+        crossing = np.isin(s.coords[0], PAINTED) if s.z == plane else s.coords[0] == 30
+        assert (rows[~crossing, -1] > 0).all() and (rows[crossing, -1] == 0).all()  # zero only where another crosses
+        if s.z == plane:
+            without = ShapePrior(PAINTED, masks, 2, (2.0, 1.0, 1.0))
+            expected = without.features((0, 30, 0), (truth.shape[0], 31, truth.shape[2]))[:, 0][s.coords]
+        else:
+            without = ShapePrior(tuple(z for z in PAINTED if z != s.z), masks[[z != s.z for z in PAINTED]], 2,
+                                 (2.0, 1.0, 1.0), {plane: truth[:, 30, :]})
+            expected = without.features((s.z, 0, 0), (s.z + 1, *truth.shape[1:]))[0][s.coords]
         assert np.array_equal(rows[:, 1:], expected)
-    held_rows, _ = context_rows(ts, slices[2], exclude={PAINTED[1]})
+    held_rows, _ = context_rows(ts, slices[2], exclude={PAINTED[1], plane})
     assert (held_rows[:, -1] == 2.0 * (PAINTED[3] - PAINTED[2])).all()  # nearest remaining slice, in physical units
 
 
@@ -147,7 +158,7 @@ def test_poor_classes_are_reported_with_what_would_help(tmp_path):
 
 def test_planes_across_the_stack_train_every_method(blobs, tmp_path):
     """``y_0032.png`` in a label folder is the plane y = 32 (rows z, columns x): its voxels train
-    the classifiers and it is held out like any slice; the prior interpolates the z slices."""
+    the classifiers and it is held out like any slice; the prior uses its outline beside the z slices."""
     import json
 
     from ml4paleo.io.annotations import read_annotations, write_annotation
@@ -165,7 +176,7 @@ def test_planes_across_the_stack_train_every_method(blobs, tmp_path):
     result = train_model(root / "vol.ome.zarr", folder, tmp_path / "m", select=8)
     assert result.voxels_per_class["fossil"] == sum(int((m == 2).sum()) for m in ann.values())
     meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
-    assert meta["annotated_slices"] == [8, 20, 32, "y32"] and meta["prior_slices"] == [8, 20, 32]
+    assert meta["annotated_slices"] == [8, 20, 32, "y32"] and meta["prior_slices"] == [8, 20, 32, "y32"]
     assert ["y32"] in json.loads((tmp_path / "m" / "validation.json").read_text())["folds"]
     for method in ("forest", "context", "interpolation"):
         assert result.candidates[method]["fossil"]["dice"] is not None
@@ -173,3 +184,23 @@ def test_planes_across_the_stack_train_every_method(blobs, tmp_path):
         train_model(root / "vol.ome.zarr", {("x", 64): np.ones((40, 64), np.uint8)}, tmp_path / "bad")
     with pytest.raises(Exception, match="has shape"):
         train_model(root / "vol.ome.zarr", {("x", 3): np.ones((64, 64), np.uint8)}, tmp_path / "bad")
+
+
+def test_a_prior_with_planes_keeps_them_saved_painted_and_chunked(blobs, tmp_path):
+    """A plane across the stack travels in the model folder, stays as painted in the
+    prediction, and blocks of the prediction equal the whole volume."""
+    from ml4paleo.models._context import InterpolationSegmenter, load_prior, save_prior
+
+    root, vol, truth = blobs
+    prior = ShapePrior((8, 32), np.stack([truth[8], truth[32]]), 2, (2.0, 1.0, 1.0), {("y", 30): truth[:, 30, :]})
+    save_prior(prior, tmp_path)
+    loaded = load_prior(tmp_path)
+    assert loaded.planes.keys() == prior.planes.keys() and np.array_equal(loaded.planes[("y", 30)], truth[:, 30, :])
+    model = InterpolationSegmenter(("background", "fossil"), loaded)
+    whole = model.predict_region(vol, (0, 0, 0), vol.shape)
+    assert np.array_equal(np.argmax(whole[:, 30, :], axis=-1), truth[:, 30, :])
+    blocks = np.concatenate([
+        np.concatenate([model.predict_region(vol, (z, y, 0), (min(z + 16, 40), min(y + 24, 64), 64))
+                        for y in range(0, 64, 24)], axis=1)
+        for z in range(0, 40, 16)])
+    assert np.array_equal(blocks, whole)

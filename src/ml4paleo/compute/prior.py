@@ -5,28 +5,48 @@ Why: where a fossil and its matrix have the same density, no filter of the image
 apart, but the painted outlines do, and a person segments such a scan by following how the
 outline changes from one painted slice to the next. Per class ``k`` and painted slice ``i``
 the prior holds the signed distance ``d_ik`` (negative inside, positive outside, in physical
-units of the slice's y/x voxel size, the zero level half a voxel outside the painted
-voxels). Between two painted slices ``a < z < b`` it is the linear blend
-``(1 - t) d_a + t d_b``, ``t = (z - a) / (b - a)``, whose zero level morphs one outline into the
-next (several components per slice and splits/merges come for free). Beyond the first or
-last painted slice it decays as a cone: structures (classes 1..) shrink by the physical
-distance travelled along z, ``d_end + |z - z_end| * dz``, and the background (class 0, the
-matrix) grows by as much, so a structure does not continue forever (anisotropic voxels count in
-their own units). A class absent from a painted slice tapers towards it the same way: its
-outline on the other slice erodes uniformly and its deepest voxel vanishes exactly at the
-absent slice (a class covering a whole slice grows to fill it, likewise).
+units of the slice's voxel size, the zero level half a voxel outside the painted voxels).
+Between two painted slices ``a < z < b`` it is the linear blend ``(1 - t) d_a + t d_b``,
+``t = (z - a) / (b - a)``, whose zero level morphs one outline into the next (several
+components per slice and splits/merges come for free). Beyond the first or last painted slice
+it decays as a cone: structures (classes 1..) shrink by the physical distance travelled along
+z, ``d_end + |z - z_end| * dz``, and the background (class 0, the matrix) grows by as much, so a
+structure does not continue forever (anisotropic voxels count in their own units). A class
+absent from a painted slice tapers towards it the same way: its outline on the other slice
+erodes uniformly and its deepest voxel vanishes exactly at the absent slice (a class covering a
+whole slice grows to fill it, likewise).
+
+Planes across the stack (``("y", i)``: rows z, columns x; ``("x", i)``: rows z, columns y).
+The slices of the axis holding most painted planes (z on a tie) are interpolated as above: the
+*base*. Every painted plane of another axis knows the truth along its own plane, where the base
+only guesses, so it corrects the base by what the base gets wrong there: ``c_j = s_j - base``
+on plane ``j`` (``s_j`` the plane's own signed distance), carried off the plane unchanged along
+its normal and mixed by inverse squared distance,
+
+    d = base + sum_j c_j / r_j^2 / (1 / r_0^2 + sum_j 1 / r_j^2),
+
+``r_j`` the physical distance to plane ``j``, ``r_0`` to the nearest base slice. So the prior is
+exact on every painted plane (on an intersection the base slice wins), a plane across the stack
+bounds the interpolation where the base slices are far (mid-way between them, and past the
+first or last one, where it tells the structure's extent along z instead of the cone), and its
+pull fades where a base slice is near. A volume painted only across the stack gets a prior the
+same way, its base interpolating along y or x. Measured on ``testing.phantoms.touching_blobs``
+(60 x 96 x 96, seeds 0-2, true masks, Dice of the prior alone on unpainted z slices): z slices
+15 and 45 alone 0.79, with one XZ plane through the structure 0.84-0.90, with one YZ plane
+0.84-0.91; z slices 12, 30, 48 alone 0.90, with a plane 0.92-0.93; an XZ and a YZ plane alone
+0.80. The power of the inverse distance (1 to 4) changed these by at most 0.01.
 
 The prediction of the prior alone is the class of smallest signed distance; as features for a
 classifier it gives every class's distance plus the physical distance to the nearest painted
-slice (how far the prior had to reach). Any region can be asked for, with some painted slices
-left out (``exclude``): leave-one-slice-out validation and training rows must not see the
-slice they are scored or trained on.
+plane (how far the prior had to reach). Any region can be asked for, with some painted slices
+left out (``exclude``, annotation keys: a z index or ``(axis, index)``): leave-one-slice-out
+validation and training rows must not see the slice they are scored or trained on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Collection, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -35,9 +55,16 @@ from ml4paleo.errors import InputError
 
 __all__ = ["ShapePrior", "signed_distance"]
 
+AXES = ("z", "y", "x")
+FRAMES = ((0, 1, 2), (1, 0, 2), (2, 0, 1))
+"""Volume axes in the frame of the planes across each axis: a y plane's masks are (z, x), an
+x plane's (z, y), as annotations store them."""
+POWER = 2.0
+"""The inverse distance's power in the mix of base and planes (see the measurements above)."""
+
 
 def signed_distance(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
-    """(y, x) float32 signed distance of a 2D boolean ``mask`` in physical units: negative
+    """(u, v) float32 signed distance of a 2D boolean ``mask`` in physical units: negative
     inside, positive outside, zero half a voxel outside the mask's own voxels; ``+inf``
     everywhere for an empty mask, ``-inf`` for a full one (no outline to measure from)."""
     mask = np.asarray(mask, bool)
@@ -51,65 +78,36 @@ def signed_distance(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)) -> 
     return np.where(mask, half - inside, outside - half).astype(np.float32)
 
 
-@dataclass
-class ShapePrior:
-    """Interpolation of painted class masks between their slices.
+class _Stack:
+    """Interpolation along the first axis of its frame between painted planes across it."""
 
-    ``slices``: sorted z indices of the painted slices; ``masks``: (n_slices, y, x) class
-    indices 0..``n_classes``-1, every voxel of those slices labeled; ``spacing``: the voxel
-    size (z, y, x) in physical units."""
-
-    slices: tuple[int, ...]
-    masks: np.ndarray
-    n_classes: int
-    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    _sdf: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self.slices = tuple(int(z) for z in self.slices)
-        self.masks = np.asarray(self.masks)
-        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
-        if self.masks.ndim != 3 or self.masks.shape[0] != len(self.slices):
-            raise InputError(f"the prior needs one 2D mask per slice; got masks {self.masks.shape} for {len(self.slices)} slices")
-        if list(self.slices) != sorted(set(self.slices)):
-            raise InputError(f"painted slices must be distinct and sorted; got {list(self.slices)}")
-        if len(self.spacing) != 3 or not all(s > 0 for s in self.spacing):
-            raise InputError(f"spacing must be three positive numbers; got {self.spacing}")
-        if self.n_classes < 2:
-            raise InputError(f"the prior needs at least two classes; got {self.n_classes}")
-
-    @property
-    def n_features(self) -> int:
-        """Columns of :meth:`features`: one distance per class, and the distance along z."""
-        return self.n_classes + 1
-
-    @property
-    def _scale(self) -> float:
-        """A length larger than any distance on a slice (the slice's physical diagonal)."""
-        return float(np.hypot(self.masks.shape[1] * self.spacing[1], self.masks.shape[2] * self.spacing[2]))
+    def __init__(self, indices: Sequence[int], masks: np.ndarray, n_classes: int, spacing: Sequence[float]) -> None:
+        self.indices = np.asarray(indices, np.int64)
+        self.masks = masks
+        self.n_classes = n_classes
+        self.spacing = tuple(spacing)
+        self._sdf: dict[tuple[int, int], np.ndarray] = {}
 
     def slice_distance(self, i: int, k: int) -> np.ndarray:
-        """Signed distance of class ``k`` on the ``i``-th painted slice (cached; ``inf`` where
-        the class is absent from that slice)."""
+        """Signed distance of class ``k`` on the ``i``-th plane (cached)."""
         key = (int(i), int(k))
         if key not in self._sdf:
             self._sdf[key] = signed_distance(self.masks[i] == k, self.spacing[1:])
         return self._sdf[key]
 
-    def _allowed(self, exclude: Collection[int]) -> np.ndarray:
-        return np.array([i for i, z in enumerate(self.slices) if z not in exclude], dtype=np.intp)
+    def allowed(self, exclude: Collection[int]) -> np.ndarray:
+        return np.array([i for i, z in enumerate(self.indices) if int(z) not in exclude], dtype=np.intp)
 
-    def distances(self, start: Sequence[int], stop: Sequence[int], exclude: Collection[int] = ()) -> np.ndarray:
-        """(n_classes, z, y, x) float32 interpolated signed distance of region ``start:stop``,
-        from the painted slices not in ``exclude`` (all ``inf`` if none is left)."""
+    def distances(self, start: Sequence[int], stop: Sequence[int], exclude: Collection[int]) -> np.ndarray:
+        """(n_classes, a, u, v) float32 interpolated signed distance of a region of the frame."""
         (z0, y0, x0), (z1, y1, x1) = start, stop
         window = (slice(y0, y1), slice(x0, x1))
         out = np.empty((self.n_classes, z1 - z0, y1 - y0, x1 - x0), np.float32)
-        allowed = self._allowed(exclude)
+        allowed = self.allowed(exclude)
         if allowed.size == 0:
             out.fill(np.inf)
             return out
-        zs = np.array(self.slices)[allowed]
+        zs = self.indices[allowed]
         dz = self.spacing[0]
         for j, z in enumerate(range(z0, z1)):
             pos = int(np.searchsorted(zs, z))
@@ -143,33 +141,195 @@ class ShapePrior:
             return (present[window] + share * shift).astype(np.float32)
         return ((1.0 - t) * da[window] + t * db[window]).astype(np.float32)
 
-    def z_distance(self, start: Sequence[int], stop: Sequence[int], exclude: Collection[int] = ()) -> np.ndarray:
-        """(z,) physical distance from each slice of the region to the nearest painted slice
-        not in ``exclude`` (``inf`` if none)."""
-        zs = np.array(self.slices)[self._allowed(exclude)]
-        planes = np.arange(start[0], stop[0])
+    def nearest(self, a0: int, a1: int, exclude: Collection[int]) -> np.ndarray:
+        """(a,) physical distance from planes ``a0:a1`` to the nearest painted one (``inf`` if none)."""
+        zs = self.indices[self.allowed(exclude)]
+        planes = np.arange(a0, a1)
         if zs.size == 0:
             return np.full(planes.shape, np.inf, np.float32)
         return (np.min(np.abs(planes[:, None] - zs[None, :]), axis=1) * self.spacing[0]).astype(np.float32)
 
-    def features(self, start: Sequence[int], stop: Sequence[int], exclude: Collection[int] = ()) -> np.ndarray:
+
+def _inverse_power(r: np.ndarray) -> np.ndarray:
+    """``1 / r**POWER`` (0 where ``r`` is 0 or infinite: those voxels are decided apart)."""
+    r = np.asarray(r, np.float32)
+    return np.divide(1.0, r ** POWER, out=np.zeros_like(r), where=(r > 0) & np.isfinite(r))
+
+
+def _split(exclude: Collection) -> tuple[set[int], set[int], set[int]]:
+    """Excluded plane indices per axis, from annotation keys (a z index or ``(axis, index)``)."""
+    out: tuple[set[int], set[int], set[int]] = (set(), set(), set())
+    for key in exclude:
+        if isinstance(key, tuple):
+            out[AXES.index(key[0])].add(int(key[1]))
+        else:
+            out[0].add(int(key))
+    return out
+
+
+@dataclass
+class ShapePrior:
+    """Interpolation of painted class masks between their slices.
+
+    ``slices``: sorted z indices of the painted slices; ``masks``: (n_slices, y, x) class
+    indices 0..``n_classes``-1, every voxel of those slices labeled (shape (0, y, x) when no z
+    slice is painted); ``spacing``: the voxel size (z, y, x) in physical units; ``planes``:
+    painted planes across the stack, ``("y", i)`` -> (z, x) and ``("x", i)`` -> (z, y) class
+    masks."""
+
+    slices: tuple[int, ...]
+    masks: np.ndarray
+    n_classes: int
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    planes: Mapping[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    _stacks: tuple[_Stack, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.slices = tuple(int(z) for z in self.slices)
+        self.masks = np.asarray(self.masks)
+        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
+        if self.masks.ndim != 3 or self.masks.shape[0] != len(self.slices):
+            raise InputError(f"the prior needs one 2D mask per slice; got masks {self.masks.shape} "
+                             f"for {len(self.slices)} slices")
+        if list(self.slices) != sorted(set(self.slices)):
+            raise InputError(f"painted slices must be distinct and sorted; got {list(self.slices)}")
+        if len(self.spacing) != 3 or not all(s > 0 for s in self.spacing):
+            raise InputError(f"spacing must be three positive numbers; got {self.spacing}")
+        if self.n_classes < 2:
+            raise InputError(f"the prior needs at least two classes; got {self.n_classes}")
+        self.planes = {(str(a), int(i)): np.asarray(m) for (a, i), m in sorted(self.planes.items())}
+        _, Y, X = self.masks.shape
+        depth = {m.shape[0] for m in self.planes.values()}
+        for (axis, index), m in self.planes.items():
+            side = {"y": X, "x": Y}.get(axis)
+            if side is None or m.ndim != 2 or m.shape[1] != side or len(depth) != 1:
+                raise InputError(f"plane {axis}{index} of the prior must be a (z, {'x' if axis == 'y' else 'y'}) mask "
+                                 f"of the volume's size; got {m.shape}")
+            if not 0 <= index < (Y if axis == "y" else X):
+                raise InputError(f"plane {axis}{index} of the prior is outside the volume")
+        if not self.slices and not self.planes:
+            raise InputError("the prior needs at least one painted slice")
+        if depth and self.slices and max(self.slices) >= depth.pop():
+            raise InputError(f"painted slice {max(self.slices)} is outside the planes' depth")
+        sz, sy, sx = self.spacing
+        stacks = [_Stack(self.slices, self.masks, self.n_classes, self.spacing)]
+        for axis, side_spacing in (("y", (sy, sz, sx)), ("x", (sx, sz, sy))):
+            keys = [key for key in self.planes if key[0] == axis]
+            masks = np.stack([self.planes[key] for key in keys]) if keys else np.zeros((0, 1, 1), np.uint8)
+            stacks.append(_Stack([i for _, i in keys], masks, self.n_classes, side_spacing))
+        self._stacks = tuple(stacks)
+
+    @property
+    def n_features(self) -> int:
+        """Columns of :meth:`features`: one distance per class, and the distance to the nearest painted plane."""
+        return self.n_classes + 1
+
+    @property
+    def _scale(self) -> float:
+        """A length larger than any distance in the volume (its physical diagonal; a z slice's
+        when only z slices are painted, the volume's depth being unknown then)."""
+        _, Y, X = self.masks.shape
+        sides = [Y * self.spacing[1], X * self.spacing[2]]
+        if self.planes:
+            sides.append(next(iter(self.planes.values())).shape[0] * self.spacing[0])
+        return float(np.sqrt(np.sum(np.square(sides))))
+
+    def slice_distance(self, i: int, k: int) -> np.ndarray:
+        """Signed distance of class ``k`` on the ``i``-th painted z slice (cached; ``inf``
+        where the class is absent from that slice)."""
+        return self._stacks[0].slice_distance(i, k)
+
+    def mask_of(self, key: int | tuple[str, int]) -> np.ndarray:
+        """The class mask of a painted z slice (its index) or plane (``(axis, index)``)."""
+        if isinstance(key, tuple):
+            return self.planes[(key[0], int(key[1]))]
+        return self.masks[self.slices.index(int(key))]
+
+    def keys(self) -> list[int | tuple[str, int]]:
+        """Every painted slice and plane, as annotation keys."""
+        return [*self.slices, *self.planes]
+
+    def _base_axis(self, excluded: tuple[set[int], ...]) -> int:
+        counts = [s.allowed(excluded[a]).size for a, s in enumerate(self._stacks)]
+        return int(np.argmax(counts))  # the first of the largest: z on a tie
+
+    def _in_frame(self, axis: int, start: Sequence[int], stop: Sequence[int], exclude: Collection[int]) -> np.ndarray:
+        """(n_classes, z, y, x) distances of the stack across ``axis``, in volume order."""
+        frame = FRAMES[axis]
+        out = self._stacks[axis].distances([start[a] for a in frame], [stop[a] for a in frame], exclude)
+        return np.transpose(out, (0, *(1 + frame.index(a) for a in range(3))))
+
+    def distances(self, start: Sequence[int], stop: Sequence[int], exclude: Collection = ()) -> np.ndarray:
+        """(n_classes, z, y, x) float32 interpolated signed distance of region ``start:stop``,
+        from the painted slices and planes not in ``exclude`` (all ``inf`` if none is left)."""
+        excluded = _split(exclude)
+        base_axis = self._base_axis(excluded)
+        base = self._in_frame(base_axis, start, stop, excluded[base_axis])
+        others = [(a, int(self._stacks[a].indices[i]), i) for a in range(3) if a != base_axis
+                  for i in self._stacks[a].allowed(excluded[a])]
+        if not others:
+            return base
+        scale = self._scale
+        base = np.clip(base, -scale, scale)
+        r0 = self._near(base_axis, start, stop, excluded[base_axis])
+        total = np.zeros(base.shape, np.float32)
+        weight = _inverse_power(r0)
+        exact = []
+        for axis, index, i in others:
+            on_start, on_stop = list(start), list(stop)
+            on_start[axis], on_stop[axis] = index, index + 1
+            on_plane = np.clip(self._in_frame(base_axis, on_start, on_stop, excluded[base_axis]), -scale, scale)
+            rest = [a for a in range(3) if a != axis]
+            window = tuple(slice(start[a], stop[a]) for a in rest)
+            own = np.stack([self._stacks[axis].slice_distance(i, k)[window] for k in range(self.n_classes)])
+            own = np.expand_dims(np.clip(own, -scale, scale), 1 + axis)
+            r = self._axis_distance(axis, index, start, stop)
+            w = _inverse_power(r)
+            total += w * (own - on_plane)
+            weight = weight + w
+            exact.append((r == 0, own))
+        out = base + np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)
+        for on, own in exact:  # exact on each painted plane across the stack...
+            out = np.where(on, own, out)
+        return np.where(r0 == 0, base, out).astype(np.float32)  # ...and on the base slices, which win
+
+    def _axis_distance(self, axis: int, index: int, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+        """Physical distance of the region's voxels to plane ``index`` across ``axis``, shaped to broadcast."""
+        shape = [1, 1, 1]
+        shape[axis] = stop[axis] - start[axis]
+        d = np.abs(np.arange(start[axis], stop[axis]) - index) * self.spacing[axis]
+        return d.reshape(shape).astype(np.float32)
+
+    def _near(self, axis: int, start: Sequence[int], stop: Sequence[int], exclude: Collection[int]) -> np.ndarray:
+        shape = [1, 1, 1]
+        shape[axis] = stop[axis] - start[axis]
+        return self._stacks[axis].nearest(start[axis], stop[axis], exclude).reshape(shape)
+
+    def plane_distance(self, start: Sequence[int], stop: Sequence[int], exclude: Collection = ()) -> np.ndarray:
+        """(z, y, x) physical distance from each voxel of the region to the nearest painted
+        slice or plane not in ``exclude`` (``inf`` if none)."""
+        excluded = _split(exclude)
+        near = np.full(tuple(b - a for a, b in zip(start, stop)), np.inf, np.float32)
+        for axis in range(3):
+            np.minimum(near, self._near(axis, start, stop, excluded[axis]), out=near)
+        return near
+
+    def features(self, start: Sequence[int], stop: Sequence[int], exclude: Collection = ()) -> np.ndarray:
         """(z, y, x, n_classes + 1) float32: each class's signed distance (clipped to the
-        slice diagonal, so absent classes stay finite) and the distance to the nearest painted
-        slice, for a classifier to weigh against the image."""
+        volume's diagonal, so absent classes stay finite) and the distance to the nearest
+        painted plane, for a classifier to weigh against the image."""
         scale = self._scale
         dist = np.clip(self.distances(start, stop, exclude), -scale, scale)
-        zdist = np.minimum(self.z_distance(start, stop, exclude), scale)
-        shape = dist.shape[1:]
-        out = np.empty(shape + (self.n_features,), np.float32)
+        out = np.empty(dist.shape[1:] + (self.n_features,), np.float32)
         out[..., : self.n_classes] = np.moveaxis(dist, 0, -1)
-        out[..., self.n_classes] = zdist[:, None, None]
+        out[..., self.n_classes] = np.minimum(self.plane_distance(start, stop, exclude), scale)
         return out
 
-    def labels(self, start: Sequence[int], stop: Sequence[int], exclude: Collection[int] = ()) -> np.ndarray:
+    def labels(self, start: Sequence[int], stop: Sequence[int], exclude: Collection = ()) -> np.ndarray:
         """(z, y, x) uint8 class of smallest interpolated distance (the prior's own answer)."""
         return np.argmin(self.distances(start, stop, exclude), axis=0).astype(np.uint8)
 
-    def proba(self, start: Sequence[int], stop: Sequence[int], exclude: Collection[int] = ()) -> np.ndarray:
+    def proba(self, start: Sequence[int], stop: Sequence[int], exclude: Collection = ()) -> np.ndarray:
         """(z, y, x, n_classes) float32 soft version of :meth:`labels`: a softmax of minus the
         distance over one voxel, so the probability is 1/2 on the interpolated outline."""
         dist = np.clip(self.distances(start, stop, exclude), -self._scale, self._scale)
@@ -177,3 +337,10 @@ class ShapePrior:
         logits -= logits.max(axis=0, keepdims=True)
         e = np.exp(logits)
         return np.moveaxis(e / e.sum(axis=0, keepdims=True), 0, -1).astype(np.float32)
+
+    def painted(self) -> list[tuple[int, int, np.ndarray]]:
+        """``(axis, index, mask)`` of every painted plane, in the order in which a later one
+        overrides an earlier one where they cross (as :meth:`distances` decides)."""
+        base_axis = self._base_axis(((), (), ()))  # type: ignore[arg-type]
+        order = [a for a in range(3) if a != base_axis] + [base_axis]
+        return [(a, int(z), self._stacks[a].masks[i]) for a in order for i, z in enumerate(self._stacks[a].indices)]

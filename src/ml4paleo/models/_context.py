@@ -33,26 +33,31 @@ PRIOR_FILE = "prior.npz"
 
 
 def save_prior(prior: ShapePrior, folder: Path) -> None:
-    """Write the prior's painted masks, slices and voxel size into ``folder``."""
+    """Write the prior's painted masks, slices, planes across the stack and voxel size into ``folder``."""
+    planes = {f"plane_{axis}{index}": mask.astype(np.uint8) for (axis, index), mask in prior.planes.items()}
     with open(Path(folder) / PRIOR_FILE, "wb") as f:
         np.savez_compressed(f, slices=np.asarray(prior.slices, np.int64), masks=prior.masks.astype(np.uint8),
-                            n_classes=np.int64(prior.n_classes), spacing=np.asarray(prior.spacing, np.float64))
+                            n_classes=np.int64(prior.n_classes), spacing=np.asarray(prior.spacing, np.float64),
+                            **planes)
 
 
 def load_prior(folder: Path) -> ShapePrior:
-    """The prior written by :func:`save_prior`."""
+    """The prior written by :func:`save_prior` (files without planes too)."""
     with np.load(Path(folder) / PRIOR_FILE) as data:
+        planes = {(name[6], int(name[7:])): data[name] for name in data.files if name.startswith("plane_")}
         return ShapePrior(tuple(int(z) for z in data["slices"]), data["masks"], int(data["n_classes"]),
-                          tuple(float(s) for s in data["spacing"]))
+                          tuple(float(s) for s in data["spacing"]), planes)
 
 
 def _keep_painted(proba: np.ndarray, prior: ShapePrior, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
-    """Set the probabilities of painted slices inside the region to their painted class."""
-    (z0, y0, x0), (z1, y1, x1) = start, stop
-    for i, z in enumerate(prior.slices):
-        if z0 <= z < z1:
-            painted = prior.masks[i, y0:y1, x0:x1]
-            proba[z - z0] = np.eye(prior.n_classes, dtype=np.float32)[painted]
+    """Set the probabilities of painted slices and planes inside the region to their painted class."""
+    eye = np.eye(prior.n_classes, dtype=np.float32)
+    for axis, index, mask in prior.painted():
+        if start[axis] <= index < stop[axis]:
+            rest = [a for a in range(3) if a != axis]
+            at: list = [slice(None)] * 3
+            at[axis] = index - start[axis]
+            proba[tuple(at)] = eye[mask[start[rest[0]]:stop[rest[0]], start[rest[1]]:stop[rest[1]]]]
     return proba
 
 

@@ -8,8 +8,23 @@ forest, context and interpolation with the same leave-one-slice-out folds and ke
 mean Dice over the classes (ties within ``TIE`` go to the earlier, simpler one), so a volume
 where only shape separates the structure gets the prior, and one where appearance decides
 keeps the forest. Slices painted with strokes are first completed into full masks by a 2D
-random walker (:mod:`ml4paleo.compute.complete`) before they enter the prior; the classifier
-trains on the painted voxels only.
+random walker (:mod:`ml4paleo.compute.complete`) before they enter the prior (planes across
+the stack too: they correct the interpolation between z slices); the classifier trains on the
+painted voxels only.
+
+On strokes, held-out scores saturate: strokes keep away from outlines, so forest and context
+both score 1.000 on the snow scan and tubes, and the tie goes to the forest (right on tubes,
+texture; wrong on snow, 0.953 against context's 0.969 on the truth). Tried and not kept: also
+scoring the held-out slice's completed voxels near its outlines where the walker is sure
+(probability >= 0.9, which agree with the truth on 97.5-100 % of voxels). It separates the
+candidates, but in favour of context everywhere, which trains on completions of the other
+slices and so shares the walker's errors: Dice on unpainted slices of ``auto`` (bench/methods.py,
+strokes) blobs/tubes/texture/snow 0.974/0.791/0.960/0.969 against 0.974/0.843/0.965/0.953
+with the painted voxels alone; letting the forest train on those completed voxels too left it
+worse on tubes (0.773). Nor does a proper scoring rule on the strokes alone (mean held-out
+probability of the painted class, per class): forest/context 0.989/0.974 on tubes, 0.991/0.987
+on texture, 0.720/0.973 on blobs (the truth's order) but 0.9996/0.996 on snow, where the truth
+prefers context: the same choices as the tie rule.
 
 Only the annotated slices are featurised (each with the z-neighbourhood the 3D filters need,
 read from the volume in tiles), and only their labeled voxels are used. The model is then
@@ -215,22 +230,29 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
 
 
 
-def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int, voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[int]]:
-    """The shape prior of the z slices that can enter it, strokes completed into full masks;
-    and which of them were completed from strokes (not painted in full). Planes across the
-    stack train the classifiers but do not enter the prior (yet)."""
-    slices, masks, completed = [], [], []
-    for z, mask in ann.items():
-        if isinstance(z, tuple) or not completable(mask):
+def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int,
+              voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceKey]]:
+    """The shape prior of the painted slices and planes that can enter it, strokes completed
+    into full masks; and which of them were completed from strokes (not painted in full)."""
+    slices, masks, planes, completed = [], [], {}, []
+    for key, mask in ann.items():
+        if not completable(mask):
             continue
-        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[z]), mask)
+        axis, index = plane_of(key)
+        plane = tuple(index if a == axis else slice(None) for a in range(3))
+        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[plane]), mask)
         if (mask > 0).mean() < COMPLETE_FRACTION:
-            completed.append(int(z))
-        slices.append(int(z))
-        masks.append(full.astype(np.uint8) - 1)
-    if not slices:
+            completed.append(key)
+        if axis == 0:
+            slices.append(index)
+            masks.append(full.astype(np.uint8) - 1)
+        else:
+            planes[(key[0], index)] = full.astype(np.uint8) - 1
+    if not slices and not planes:
         return None, []
-    return ShapePrior(tuple(slices), np.stack(masks), K, tuple(float(v) for v in voxel_size)), completed
+    _, Y, X = array.shape
+    stack = np.stack(masks) if masks else np.zeros((0, Y, X), np.uint8)
+    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes), completed
 
 
 def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
@@ -359,7 +381,7 @@ def train_model(
         labeled += np.bincount(y, minlength=K)
         axis, index = plane_of(z)
         keep = sample_indices(y, "proportional", max_voxels, seed + index)  # bounds memory on full masks
-        full = prior.masks[prior.slices.index(z)] if z in completed else None
+        full = prior.mask_of(z) if z in completed else None
         band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
         union = sel | band
         feats = labeled_features(array, index, union, settings, axis=axis)  # row-major over ``union``
@@ -446,8 +468,8 @@ def train_model(
         "volume_shape": list(info.shape),
         "volume_path": str(volume_path),
         "annotated_slices": [_json_key(s.z) for s in slices],
-        "prior_slices": list(prior.slices) if prior else [],
-        "completed_slices": completed,
+        "prior_slices": [_json_key(k) for k in prior.keys()] if prior else [],
+        "completed_slices": [_json_key(k) for k in completed],
         "voxels_per_class": voxels,
         "training_voxels_per_class": {name: int(n) for name, n in zip(classes, trained_on)},
         "sampling": sampling,
