@@ -495,6 +495,40 @@ class StoreContract:
         assert store.sharing.audit_log(actor="bob") == []
 
 
+    def test_slices_of_every_plane_are_kept_apart(self, store):
+        job_id = converted_job(store)  # z slice 1 painted
+        store.annotation_saved(job_id, ("y", 1), 7, [2])
+        store.annotation_saved(job_id, ("x", 3), 5, [1])
+        listed = store.annotations(job_id)
+        assert [(a["axis"], a["index"], a["z"], a["key"]) for a in listed] == [("z", 1, 1, "1"), ("y", 1, None, "y1"),
+                                                                               ("x", 3, None, "x3")]
+        doc = store.job_doc(job_id)
+        assert doc["annotations"] == [1] and doc["plane_annotations"] == [{"axis": "y", "index": 1},
+                                                                          {"axis": "x", "index": 3}]
+        store.annotation_deleted(job_id, ("y", 1))
+        with pytest.raises(ArtifactNotFound, match="y1"):
+            store.annotation_deleted(job_id, ("y", 1))
+        assert [a["key"] for a in store.annotations(job_id)] == ["1", "x3"]
+
+    def test_an_older_annotation_table_gains_the_axis_and_keeps_its_rows(self, store):
+        from sqlalchemy import text
+
+        from ml4paleo.jobs.store._engine import _create_schema
+
+        job_id = converted_job(store)
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP TABLE annotations"))
+            conn.execute(text('CREATE TABLE annotations (job_id VARCHAR(36) NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, '
+                              'z INTEGER NOT NULL, labeled_voxels BIGINT, "values" JSON, updated_at FLOAT, '
+                              'PRIMARY KEY (job_id, z))'))
+            conn.execute(text("INSERT INTO annotations VALUES (:j, 4, 9, '[1, 2]', 1.0)"), {"j": job_id})
+        _create_schema(store.engine)
+        _create_schema(store.engine)  # a second process starting later finds it done
+        assert [(a["axis"], a["index"], a["values"]) for a in store.annotations(job_id)] == [("z", 4, [1, 2])]
+        store.annotation_saved(job_id, ("y", 4), 3, [1])
+        assert [a["key"] for a in store.annotations(job_id)] == ["4", "y4"]
+
+
 class TestSQLiteStore(StoreContract):
     @pytest.fixture(autouse=True)
     def _data(self, tmp_path):

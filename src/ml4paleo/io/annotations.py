@@ -18,8 +18,8 @@ import numpy as np
 from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.io.png import png_pixels, write_png
 
-__all__ = ["SliceKey", "annotation_files", "delete_annotation", "key_name", "plane_of", "read_annotation", "read_annotations",
-           "write_annotation"]
+__all__ = ["SliceKey", "annotation_files", "axis_index", "delete_annotation", "file_name", "key_name", "make_key", "plane_of",
+           "read_annotation", "read_annotations", "write_annotation"]
 
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 _PLANE = re.compile(r"^([xy])_?(\d+)$", re.IGNORECASE)
@@ -34,6 +34,27 @@ def plane_of(key: SliceKey) -> tuple[int, int]:
     if isinstance(key, tuple):
         return AXES.index(key[0]), int(key[1])
     return 0, int(key)
+
+
+def make_key(axis: str, index: int) -> SliceKey:
+    """The key of the slice at ``index`` across ``axis`` (z, y or x): a bare index for z, so
+    that every z-only caller keeps working with plain integers."""
+    if axis not in AXES:
+        raise InputError(f"axis must be z, y or x; got {str(axis)[:10]!r}")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise InputError(f"{axis} must be a slice index >= 0; got {index!r}")
+    return int(index) if axis == "z" else (axis, int(index))
+
+
+def axis_index(key: SliceKey) -> tuple[str, int]:
+    """``(axis letter, index)`` of a key: the inverse of :func:`make_key`."""
+    axis, index = plane_of(key)
+    return AXES[axis], index
+
+
+def file_name(key: SliceKey) -> str:
+    """The PNG a key is written to: ``12.png`` for a z slice, ``y_0120.png`` for a plane."""
+    return f"{key[0]}_{int(key[1]):04d}.png" if isinstance(key, tuple) else f"{int(key)}.png"
 
 
 def key_name(key: SliceKey) -> str:
@@ -97,13 +118,13 @@ def read_annotations(folder: str | Path) -> dict[SliceKey, np.ndarray]:
     return {key: read_annotation(files[key]) for key in sorted(files, key=lambda k: (plane_of(k), ))}
 
 
-def write_annotation(folder: str | Path, z: int, mask: np.ndarray) -> Path:
-    """Write ``mask`` (2D, values 0..255) as ``<folder>/<z>.png`` atomically; returns the path.
+def write_annotation(folder: str | Path, key: SliceKey, mask: np.ndarray) -> Path:
+    """Write ``mask`` (2D, values 0..255) as the slice's file (:func:`file_name`) atomically;
+    returns the path. ``key``: a z index or ``(axis, index)``.
 
     Any other file naming the same slice (``slice_0012.png``) is replaced too, so a slice never
     has two annotations."""
-    if isinstance(z, bool) or not isinstance(z, (int, np.integer)) or z < 0:
-        raise InputError(f"z must be a slice index >= 0; got {z!r}")
+    key = _checked(key)
     mask = np.asarray(mask)
     if mask.ndim != 2 or mask.size == 0:
         raise InputError(f"an annotation mask must be a non-empty 2D image; got shape {mask.shape}")
@@ -111,16 +132,23 @@ def write_annotation(folder: str | Path, z: int, mask: np.ndarray) -> Path:
         raise InputError(f"annotation values must be integers 0..255; got dtype {mask.dtype}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    dst = write_png(folder / f"{int(z)}.png", mask.astype(np.uint8))
+    dst = write_png(folder / file_name(key), mask.astype(np.uint8))
     for other in folder.glob("*.png"):
-        if other != dst and _slice_index(other) == int(z):
+        if other != dst and _slice_index(other) == key:
             other.unlink(missing_ok=True)
     return dst
 
 
-def delete_annotation(folder: str | Path, z: int) -> None:
-    """Delete the annotation of slice ``z``; :class:`ArtifactNotFound` if there is none."""
-    path = annotation_files(folder).get(int(z))
+def delete_annotation(folder: str | Path, key: SliceKey) -> None:
+    """Delete the annotation of slice ``key``; :class:`ArtifactNotFound` if there is none."""
+    key = _checked(key)
+    path = annotation_files(folder).get(key)
     if path is None:
-        raise ArtifactNotFound(f"no annotation for slice {z} in {folder}")
+        raise ArtifactNotFound(f"no annotation for slice {key_name(key)} in {folder}")
     path.unlink()
+
+
+def _checked(key: SliceKey) -> SliceKey:
+    if isinstance(key, tuple) and len(key) == 2:
+        return make_key(key[0], key[1])
+    return make_key("z", key)  # type: ignore[arg-type]

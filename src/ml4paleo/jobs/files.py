@@ -7,6 +7,8 @@ the HTTP API sends; a route only parses its request, calls one of them and answe
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,15 +17,18 @@ import numpy as np
 
 from ml4paleo.compute import display
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
+from ml4paleo.atomic import partial_path
 from ml4paleo.io import annotations
+from ml4paleo.io.histogram import volume_histogram as read_histogram
 from ml4paleo.io.png import decode_png
 from ml4paleo.io.slices import read_slice, render_slice, volume_window
 from ml4paleo.jobs.paths import JobPaths, clean_relative
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.jobs.store import JobStore
+from ml4paleo.jobs.store.annotations import annotation_record
 
-__all__ = ["annotation_file", "check_slice", "converted", "delete_mask", "list_artifacts", "receive_chunk",
-           "save_mask", "slice_image"]
+__all__ = ["annotation_file", "check_slice", "converted", "delete_mask", "list_artifacts", "plane_shape", "receive_chunk",
+           "save_mask", "slice_image", "slice_key", "volume_histogram"]
 
 MAX_LEVEL = 16
 """Deepest pyramid level a slice may be asked from."""
@@ -85,13 +90,32 @@ def converted(store: JobStore, job_id: str) -> tuple[list[int], list[float], dic
     return doc["shape"], window, doc
 
 
-def save_mask(store: JobStore, job_id: str, z: int, png: bytes) -> dict[str, Any]:
-    """Store the mask painted on slice ``z`` (a gray PNG the size of the slice; values 0
-    unlabeled, 1 background, 2.. structures, at most the number of classes). An all-zero mask
-    removes the slice's annotation. Returns ``{z, labeled_voxels, values}``."""
+def slice_key(axis: str, index: int, shape: list[int] | tuple[int, ...]) -> annotations.SliceKey:
+    """The key of slice ``index`` across ``axis`` of a volume of ``shape`` (z, y, x), or
+    InputError naming the axis and its range."""
+    key = annotations.make_key(axis, index)
+    n = int(shape[display.AXES[axis]])
+    if not 0 <= index < n:
+        raise InputError(f"{axis} must be a slice index from 0 to {n - 1}; got {index}")
+    return key
+
+
+def plane_shape(key: annotations.SliceKey, shape: list[int] | tuple[int, ...]) -> tuple[int, int]:
+    """(rows, columns) of the slice ``key`` of a volume of ``shape``, as rendered and painted."""
+    axis, _ = annotations.plane_of(key)
+    rows, cols = (int(n) for i, n in enumerate(shape) if i != axis)
+    return rows, cols
+
+
+def save_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: bytes) -> dict[str, Any]:
+    """Store the mask painted on slice ``key`` (a z index or ``(axis, index)``; a gray PNG the
+    size of that slice; values 0 unlabeled, 1 background, 2.. structures, at most the number of
+    classes). An all-zero mask removes the slice's annotation. Returns the slice's record
+    (``{axis, index, key, z, labeled_voxels, values}``)."""
     shape, _, doc = converted(store, job_id)
-    check_slice(z, int(shape[0]))
-    mask = decode_png(png, what="mask", shape=(int(shape[1]), int(shape[2])))
+    axis, index = annotations.axis_index(key)
+    key = slice_key(axis, index, shape)
+    mask = decode_png(png, what="mask", shape=plane_shape(key, shape))
     if mask.dtype != np.uint8:
         raise InputError(f"mask must be an 8-bit gray PNG; got {mask.dtype}")
     n_classes = len(doc["classes"])
@@ -101,13 +125,20 @@ def save_mask(store: JobStore, job_id: str, z: int, png: bytes) -> dict[str, Any
     folder = store.paths(job_id).annotations
     labeled = int(np.count_nonzero(mask))
     if labeled == 0:  # an erased slice: no annotation (training ignores unlabeled pixels anyway)
-        if z in doc["annotations"]:
-            annotations.delete_annotation(folder, z)
-            store.annotation_deleted(job_id, z)
-        return {"z": z, "labeled_voxels": 0, "values": []}
-    annotations.write_annotation(folder, z, mask)
-    store.annotation_saved(job_id, z, labeled, values)
-    return {"z": z, "labeled_voxels": labeled, "values": values}
+        if _painted(doc, axis, index):
+            store.annotation_deleted(job_id, key)
+            annotations.delete_annotation(folder, key)
+        return annotation_record(axis, index, 0, [])
+    annotations.write_annotation(folder, key, mask)
+    store.annotation_saved(job_id, key, labeled, values)
+    return annotation_record(axis, index, labeled, values)
+
+
+def _painted(doc: dict[str, Any], axis: str, index: int) -> bool:
+    """Whether the status document lists slice ``index`` across ``axis`` as painted."""
+    if axis == "z":
+        return index in doc["annotations"]
+    return {"axis": axis, "index": index} in doc["plane_annotations"]
 
 
 def check_slice(z: int, depth: int) -> int:
@@ -117,21 +148,22 @@ def check_slice(z: int, depth: int) -> int:
     return z
 
 
-def annotation_file(store: JobStore, job_id: str, z: int) -> Path:
-    """The annotation PNG of slice ``z``; ArtifactNotFound if there is none."""
+def annotation_file(store: JobStore, job_id: str, key: annotations.SliceKey) -> Path:
+    """The annotation PNG of slice ``key``; ArtifactNotFound if there is none."""
     store.job_field(job_id, "id")  # JobNotFound first
-    path = annotations.annotation_files(store.paths(job_id).annotations).get(z)
+    path = annotations.annotation_files(store.paths(job_id).annotations).get(key)
     if path is None:
-        raise ArtifactNotFound(f"no annotation on slice {z}")
+        raise ArtifactNotFound(f"no annotation on slice {annotations.key_name(key)}")
     return path
 
 
-def delete_mask(store: JobStore, job_id: str, z: int) -> dict[str, Any]:
-    """Delete the annotation of slice ``z`` (record first, then file)."""
-    annotation_file(store, job_id, z)
-    store.annotation_deleted(job_id, z)
-    annotations.delete_annotation(store.paths(job_id).annotations, z)
-    return {"z": z, "deleted": True}
+def delete_mask(store: JobStore, job_id: str, key: annotations.SliceKey) -> dict[str, Any]:
+    """Delete the annotation of slice ``key`` (record first, then file)."""
+    annotation_file(store, job_id, key)
+    store.annotation_deleted(job_id, key)
+    annotations.delete_annotation(store.paths(job_id).annotations, key)
+    axis, index = annotations.axis_index(key)
+    return {"axis": axis, "index": index, "z": index if axis == "z" else None, "deleted": True}
 
 
 # -- slices --------------------------------------------------------------------------------
@@ -168,6 +200,28 @@ def slice_image(store: JobStore, job_id: str, axis: str, index: int, *, level: i
     colors = {c["value"] - 1: display.hex_to_rgb(c["color"]) for c in doc["classes"]}
     return render_slice(job_paths.volume, axis, index, window or doc["window"] or volume_window(job_paths.volume),
                         level=level, step=step, labels=labels, colors=colors, opacity=opacity)
+
+
+def volume_histogram(store: JobStore, job_id: str) -> dict[str, Any]:
+    """The histogram of the job's raw values (``{dtype, edges, counts, min, max, voxels}``) and
+    the window presets the pages offer (``auto``: the job's percentile window, ``full``: min to
+    max). Computed once per volume in one streamed pass and kept beside it, keyed by the
+    volume's modification time (a re-converted volume gets a new one)."""
+    _, window, _ = converted(store, job_id)
+    job_paths = store.paths(job_id)
+    stamp = (job_paths.volume / "zarr.json").stat().st_mtime_ns
+    cached = None
+    try:
+        cached = json.loads(job_paths.histogram.read_text())
+    except (OSError, ValueError):
+        pass
+    if not isinstance(cached, dict) or cached.get("stamp") != stamp:
+        cached = {"stamp": stamp, **dataclasses.asdict(read_histogram(job_paths.volume))}
+        tmp = partial_path(job_paths.histogram)
+        tmp.write_text(json.dumps(cached))
+        os.replace(tmp, job_paths.histogram)
+    full = [cached["min"], cached["max"] if cached["max"] > cached["min"] else cached["min"] + 1]
+    return {**{k: v for k, v in cached.items() if k != "stamp"}, "presets": {"auto": list(window), "full": full}}
 
 
 # -- downloads ----------------------------------------------------------------------------

@@ -97,6 +97,11 @@ class JobPaths:
         return self.root / "volume.ome.zarr"
 
     @property
+    def histogram(self) -> Path:
+        """The cached histogram of the volume's raw values (``jobs.files.volume_histogram``)."""
+        return self.root / "histogram.json"
+
+    @property
     def annotations(self) -> Path:
         return self.root / "annotations"
 

@@ -66,6 +66,9 @@ class Annotation(Base):
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     z: Mapped[int] = mapped_column(Integer, primary_key=True)
+    """The slice's index along ``axis`` (the column keeps its first name, from when every slice was a z slice)."""
+    axis: Mapped[str] = mapped_column(String(1), primary_key=True, default="z")
+    """The axis the painted plane is across: z (an XY slice), y (XZ) or x (YZ)."""
     labeled_voxels: Mapped[int] = mapped_column(BigInteger)
     values: Mapped[list[Any]] = mapped_column(JSON)
     updated_at: Mapped[float] = mapped_column(Float)

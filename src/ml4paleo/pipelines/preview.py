@@ -20,7 +20,7 @@ import numpy as np
 
 from ml4paleo.errors import InputError
 
-__all__ = ["clear_cache", "predict_slice", "slice_features_cached", "volume_stamp"]
+__all__ = ["clear_cache", "predict_plane", "predict_slice", "slice_features_cached", "volume_stamp"]
 
 FEATURE_CACHE_SLICES = 4
 """Slices whose features are kept (512^2 x 61 float32 = 64 MB each) ..."""
@@ -89,3 +89,30 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
         feats = slice_features_cached(volume_path, int(z), model.feature_settings)
         proba = model.proba_from_features(feats[None], (int(z), 0, 0))
     return np.argmax(proba[0], axis=-1).astype(np.uint8)
+
+
+def predict_plane(volume_path: str | Path, model_dir: str | Path, axis: str, index: int) -> np.ndarray:
+    """Class indices (2D uint8) of the plane at ``index`` across ``axis`` (z: :func:`predict_slice`;
+    y: rows z, columns x; x: rows z, columns y), equal to that plane of a whole-volume segmentation.
+
+    A y or x plane is predicted as one region through the model (no feature cache: painting
+    across the stack is rarer, and its features span every z slice)."""
+    from ml4paleo.compute.regions import plane_region
+    from ml4paleo.io.omezarr import open_level, read_info
+    from ml4paleo.models import cached_model
+
+    if axis == "z":
+        return predict_slice(volume_path, model_dir, index)
+    if axis not in ("y", "x"):
+        raise InputError(f"axis must be z, y or x; got {str(axis)[:10]!r}")
+    volume_path = Path(volume_path)
+    shape = read_info(volume_path).shape
+    ax = "zyx".index(axis)
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < shape[ax]:
+        raise InputError(f"{axis} must be a slice index in 0..{shape[ax] - 1}; got {index!r}")
+    model = cached_model(model_dir)
+    model.set_n_jobs(_cores())
+    rows, cols = (n for i, n in enumerate(shape) if i != ax)
+    start, stop = plane_region(ax, int(index), (0, rows), (0, cols))
+    proba = model.predict_region(open_level(volume_path, 0), start, stop)
+    return np.argmax(np.take(proba, 0, axis=ax), axis=-1).astype(np.uint8)

@@ -81,6 +81,20 @@ def float_arg(name: str, default: float) -> float:
     return value
 
 
+def window_arg() -> list[float] | None:
+    """The ``window=lo,hi`` query value (raw voxel values shown black and white), or None."""
+    text = request.args.get("window")
+    if not text:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"window must be 'lo,hi'; got {text[:40]!r}") from None
+    if not (hi > lo) or any(v != v or abs(v) == float("inf") for v in (lo, hi)):
+        raise InputError(f"window must be two finite numbers lo < hi; got {text[:40]!r}")
+    return [lo, hi]
+
+
 def b64decode(text: Any, name: str) -> bytes:
     """Base64 (optionally a ``data:...;base64,`` URL) to bytes, or InputError."""
     if not isinstance(text, str) or not text:

@@ -1,6 +1,8 @@
 """Annotation concern: the next slice to paint, masks in and out, drafts, the newest model's prediction.
 
-The browser only ever sees 8-bit display PNGs; training reads the raw volume on the server.
+A slice is a plane across one axis: z (XY, the seed's slices: a bare ``z`` still names one),
+y (XZ) or x (YZ), named in a request by ``axis`` and ``index``. The browser only ever sees
+8-bit display PNGs (through the window it asks for); training reads the raw volume on the server.
 While painting, each pause asks for a draft (``POST .../draft``): a quick forest trained by a
 ``train`` runner, which also predicts the slice shown; the page polls ``GET .../draft`` for it.
 The prediction route uses the draft while it is newer than the newest full model (trained on
@@ -10,19 +12,34 @@ a later annotation revision), the full model otherwise: the full model replaces 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.compute import display
-from ml4paleo.errors import InvalidTransition
+from ml4paleo.errors import InputError, InvalidTransition
+from ml4paleo.io.annotations import SliceKey, axis_index
 from ml4paleo.io.png import encode_png
 from ml4paleo.io.slices import render_slice
 from ml4paleo.jobs import files
-from ml4paleo.pipelines.preview import predict_slice
-from ml4paleo.web._common import b64decode, b64encode, int_field, int_value, json_body, paths, png_response, store
+from ml4paleo.pipelines.preview import predict_plane
+from ml4paleo.web._common import (b64decode, b64encode, int_field, int_value, json_body, paths, png_response, store,
+                                  window_arg)
 
 bp = Blueprint("annotate", __name__)
+
+
+def _key(values: Any, shape: list[int], *, required: bool = True) -> SliceKey | None:
+    """The slice named by ``axis`` (default z) and ``index`` (or the seed's ``z``) in a JSON
+    body or query; InputError for a bad axis or an index outside the volume."""
+    axis = values.get("axis") or "z"
+    if not isinstance(axis, str) or axis not in display.AXES:
+        raise InputError(f"axis must be z, y or x; got {str(axis)[:10]!r}")
+    name = "index" if values.get("index") not in (None, "") or axis != "z" else "z"
+    if not required and values.get(name) in (None, ""):
+        return None
+    return files.slice_key(axis, int_value(values.get(name), name, minimum=0), shape)
 
 
 @bp.get("/job/annotate/<job_id>")
@@ -33,24 +50,30 @@ def annotate_page(job_id: str):
 
 @bp.get("/api/annotate/<job_id>/images/next")
 def next_image(job_id: str):
-    """A slice to annotate (``?z=N`` for a given one), favouring slices far from annotated ones."""
+    """A slice to annotate (``?z=N``, or ``?axis=y&index=N`` for a plane across the stack;
+    none: a z slice far from annotated ones), through ``window=lo,hi`` (default: the job's)."""
     shape, window, doc = files.converted(store(), job_id)
-    depth = int(shape[0])
-    if request.args.get("z") not in (None, ""):
-        z = files.check_slice(int_value(request.args["z"], "z", minimum=0), depth)
-    else:
-        z = display.pick_next_slice(depth, doc["annotations"], np.random.default_rng())
-    image = render_slice(store().paths(job_id).volume, "z", z, window)
-    return jsonify(z=z, image=b64encode(encode_png(image)), window=window,
-                   shape=[int(shape[1]), int(shape[2])], depth=depth)
+    key = _key(request.args, shape, required=False)
+    if key is None:
+        axis = request.args.get("axis") or "z"
+        painted = (doc["annotations"] if axis == "z"
+                   else [a["index"] for a in doc["plane_annotations"] if a["axis"] == axis])
+        key = files.slice_key(axis, display.pick_next_slice(int(shape[display.AXES[axis]]), painted,
+                                                            np.random.default_rng()), shape)
+    axis, index = axis_index(key)
+    window = window_arg() or window
+    image = render_slice(store().paths(job_id).volume, axis, index, window)
+    return jsonify(z=index if axis == "z" else None, axis=axis, index=index, image=b64encode(encode_png(image)),
+                   window=window, shape=list(files.plane_shape(key, shape)), depth=int(shape[display.AXES[axis]]))
 
 
 @bp.post("/api/annotate/<job_id>/data/submit")
 def submit(job_id: str):
-    """Store the mask painted on slice z (values 0 unlabeled, 1 background, 2.. structures)."""
+    """Store the mask painted on a slice (``z``, or ``axis`` and ``index``; values 0
+    unlabeled, 1 background, 2.. structures)."""
     data = json_body()
-    z = int_field(data, "z", minimum=0)
-    return jsonify(files.save_mask(store(), job_id, z, b64decode(data.get("mask"), "mask")))
+    shape, _, _ = files.converted(store(), job_id)
+    return jsonify(files.save_mask(store(), job_id, _key(data, shape), b64decode(data.get("mask"), "mask")))
 
 
 def _overlay_model(job_id: str) -> tuple[str, Path] | None:
@@ -67,18 +90,33 @@ def _overlay_model(job_id: str) -> tuple[str, Path] | None:
 
 @bp.post("/api/annotate/<job_id>/data/predict")
 def predict(job_id: str):
-    """The newest model's classes for slice z (class index per pixel, as a gray PNG); the model
-    is a draft (``draft: true``, id ``draft-<n>``) while it is newer than every full model."""
-    z = int_field(json_body(), "z", minimum=0)
+    """The newest model's classes for a slice (``z``, or ``axis`` and ``index``; class index
+    per pixel, as a gray PNG); the model is a draft (``draft: true``, id ``draft-<n>``) while it
+    is newer than every full model."""
+    data = json_body()
     shape, _, _ = files.converted(store(), job_id)
-    files.check_slice(z, int(shape[0]))
+    axis, index = axis_index(_key(data, shape))
     chosen = _overlay_model(job_id)
     if chosen is None:
         raise InvalidTransition("no trained model yet: submit annotations and retrain first")
     model_id, folder = chosen
-    prediction = np.asarray(predict_slice(store().paths(job_id).volume, folder, z)).astype(np.uint8)
-    return jsonify(z=z, model_id=model_id, draft=model_id.startswith("draft-"),
-                   prediction=b64encode(encode_png(prediction)))
+    prediction = np.asarray(predict_plane(store().paths(job_id).volume, folder, axis, index)).astype(np.uint8)
+    return jsonify(z=index if axis == "z" else None, axis=axis, index=index, model_id=model_id,
+                   draft=model_id.startswith("draft-"), prediction=b64encode(encode_png(prediction)))
+
+
+@bp.post("/api/annotate/<job_id>/data/complete")
+def complete(job_id: str):
+    """The slice (``z``, or ``axis`` and ``index``) completed from its strokes (``mask``: as
+    painted now; default: as saved) into a full mask of class values, as a gray PNG: the
+    suggestion the page offers for a slice painted with strokes only."""
+    data = json_body()
+    shape, _, _ = files.converted(store(), job_id)
+    key = _key(data, shape)
+    png = b64decode(data["mask"], "mask") if data.get("mask") is not None else None
+    axis, index = axis_index(key)
+    completed = files.complete_mask(store(), job_id, key, png)
+    return jsonify(z=index if axis == "z" else None, axis=axis, index=index, completed=b64encode(encode_png(completed)))
 
 
 @bp.post("/api/annotate/<job_id>/draft")
@@ -112,15 +150,30 @@ def draft_status(job_id: str):
 
 @bp.get("/api/annotate/<job_id>/annotations")
 def list_annotations(job_id: str):
-    return jsonify(annotations=[{"z": a["z"], "labeled_voxels": a["labeled_voxels"], "values": a["values"]}
-                                for a in store().annotations(job_id)])
+    """Every painted slice: ``{axis, index, key, z, labeled_voxels, values}`` (``z`` only for z slices)."""
+    return jsonify(annotations=store().annotations(job_id))
+
+
+def _stored_key(job_id: str, axis: str, index: int) -> SliceKey:
+    shape, _, _ = files.converted(store(), job_id)
+    return _key({"axis": axis, "index": index}, shape)
 
 
 @bp.get("/api/annotate/<job_id>/annotations/<int:z>")
 def get_annotation(job_id: str, z: int):
-    return png_response(files.annotation_file(store(), job_id, z).read_bytes())
+    return png_response(files.annotation_file(store(), job_id, _stored_key(job_id, "z", z)).read_bytes())
+
+
+@bp.get("/api/annotate/<job_id>/annotations/<axis>/<int:index>")
+def get_plane_annotation(job_id: str, axis: str, index: int):
+    return png_response(files.annotation_file(store(), job_id, _stored_key(job_id, axis, index)).read_bytes())
 
 
 @bp.delete("/api/annotate/<job_id>/annotations/<int:z>")
 def delete(job_id: str, z: int):
-    return jsonify(files.delete_mask(store(), job_id, z))
+    return jsonify(files.delete_mask(store(), job_id, _stored_key(job_id, "z", z)))
+
+
+@bp.delete("/api/annotate/<job_id>/annotations/<axis>/<int:index>")
+def delete_plane(job_id: str, axis: str, index: int):
+    return jsonify(files.delete_mask(store(), job_id, _stored_key(job_id, axis, index)))

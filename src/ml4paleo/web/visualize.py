@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
 
-from ml4paleo.errors import InputError
 from ml4paleo.io.png import encode_png
-from ml4paleo.jobs.files import slice_image
-from ml4paleo.web._common import float_arg, paths, png_response, safe_file, store
+from ml4paleo.jobs.files import slice_image, volume_histogram
+from ml4paleo.web._common import float_arg, paths, png_response, safe_file, store, window_arg
 
 bp = Blueprint("visualize", __name__)
 
@@ -54,19 +53,6 @@ def meshes(job_id: str, seg_id: str):
     return jsonify(unit=store().job_field(job_id, "unit"), meshes=items)
 
 
-def _window() -> list[float] | None:
-    text = request.args.get("window")
-    if not text:
-        return None
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"window must be 'lo,hi'; got {text[:40]!r}") from None
-    if not (hi > lo) or any(v != v or abs(v) == float("inf") for v in (lo, hi)):
-        raise InputError(f"window must be two finite numbers lo < hi; got {text[:40]!r}")
-    return [lo, hi]
-
-
 @bp.get("/api/job/<job_id>/slice/<axis>/<int:index>.png")
 def slice_png(job_id: str, axis: str, index: int):
     """One slice as 8-bit PNG (``window=lo,hi``), optionally with a segmentation overlay
@@ -77,5 +63,12 @@ def slice_png(job_id: str, axis: str, index: int):
                         max_side=int(float_arg("max", 0)) if request.args.get("max") else None,
                         seg_id=request.args.get("seg") or None,
                         raw_labels=request.args.get("labels", "") not in ("", "0", "false"),
-                        window=_window(), opacity=float_arg("opacity", 0.5) if request.args.get("seg") else 0.5)
+                        window=window_arg(), opacity=float_arg("opacity", 0.5) if request.args.get("seg") else 0.5)
     return png_response(encode_png(image))
+
+
+@bp.get("/api/job/<job_id>/histogram")
+def histogram(job_id: str):
+    """The histogram of the volume's raw values, for choosing a display window on them
+    (``window=lo,hi`` of the slice routes), with the presets ``auto`` and ``full``."""
+    return jsonify(volume_histogram(store(), job_id))

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
+from ml4paleo.io.annotations import SliceKey
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.jobs.statuses import Lease
 from ml4paleo.jobs.store._base import Database, iso
@@ -118,11 +119,11 @@ class JobStore:
 
     # -- annotations (.annotations) ------------------------------------------------------------
 
-    def annotation_saved(self, job_id: str, z: int, labeled_voxels: int, values: list[int]) -> None:
-        self._annotations.annotation_saved(job_id, z, labeled_voxels, values)
+    def annotation_saved(self, job_id: str, key: SliceKey, labeled_voxels: int, values: list[int]) -> None:
+        self._annotations.annotation_saved(job_id, key, labeled_voxels, values)
 
-    def annotation_deleted(self, job_id: str, z: int) -> None:
-        self._annotations.annotation_deleted(job_id, z)
+    def annotation_deleted(self, job_id: str, key: SliceKey) -> None:
+        self._annotations.annotation_deleted(job_id, key)
 
     def annotations(self, job_id: str) -> list[dict[str, Any]]:
         return self._annotations.annotations(job_id)

@@ -48,6 +48,7 @@ def _create_schema(engine: Engine) -> None:
     starting at once may race, so a failure is retried."""
     for attempt in range(5):
         try:
+            _annotations_by_plane(engine)
             Base.metadata.create_all(engine)
             _add_missing_columns(engine)
             return
@@ -67,3 +68,21 @@ def _add_missing_columns(engine: Engine) -> None:
             ddl_type = column.type.compile(dialect=engine.dialect)
             with engine.begin() as conn:
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}'))
+
+
+def _annotations_by_plane(engine: Engine) -> None:
+    """Give an older ``annotations`` table (key: job, z) the ``axis`` column in its key, so a
+    job may have slices of the y and x planes too. SQL cannot widen a primary key in place,
+    so the rows are copied into the new table once; every old row is a z slice."""
+    with engine.begin() as conn:
+        inspector = inspect(conn)
+        if "annotations" not in inspector.get_table_names():
+            return
+        if "axis" in {c["name"] for c in inspector.get_columns("annotations")}:
+            return
+        conn.execute(text("CREATE TABLE annotations_by_z AS SELECT * FROM annotations"))
+        conn.execute(text("DROP TABLE annotations"))
+        Base.metadata.tables["annotations"].create(conn)
+        conn.execute(text("INSERT INTO annotations (job_id, z, axis, labeled_voxels, \"values\", updated_at) "
+                          "SELECT job_id, z, 'z', labeled_voxels, \"values\", updated_at FROM annotations_by_z"))
+        conn.execute(text("DROP TABLE annotations_by_z"))

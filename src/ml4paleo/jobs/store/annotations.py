@@ -1,6 +1,11 @@
 """Annotations: which slices are painted (the masks themselves are PNG files, see
 ``ml4paleo.io.annotations``) and the job's annotation revision, which tells whether a model or
-a segmentation was made from the current annotations."""
+a segmentation was made from the current annotations.
+
+A slice is named by its key (``ml4paleo.io.annotations.SliceKey``): a bare index for a z
+slice, ``("y", i)`` / ``("x", i)`` for the planes across the stack; a row holds the axis and
+the index along it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,19 @@ from typing import Any
 from sqlalchemy import select
 
 from ml4paleo.errors import ArtifactNotFound
+from ml4paleo.io.annotations import SliceKey, axis_index, key_name
 from ml4paleo.jobs.statuses import JobEvent
 from ml4paleo.jobs.store._base import Database, get_job, set_status
 from ml4paleo.jobs.tables import Annotation
+
+AXIS_ORDER = {"z": 0, "y": 1, "x": 2}
+
+
+def annotation_record(axis: str, index: int, labeled_voxels: int, values: list[int]) -> dict[str, Any]:
+    """How the API lists a painted slice: ``{axis, index, key, z, labeled_voxels, values}``;
+    ``z`` is the index for a z slice (the seed's field) and None for the other planes."""
+    return {"axis": axis, "index": index, "key": key_name(index if axis == "z" else (axis, index)),
+            "z": index if axis == "z" else None, "labeled_voxels": labeled_voxels, "values": values}
 
 
 class Annotations:
@@ -21,30 +36,34 @@ class Annotations:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def annotation_saved(self, job_id: str, z: int, labeled_voxels: int, values: list[int]) -> None:
+    def annotation_saved(self, job_id: str, key: SliceKey, labeled_voxels: int, values: list[int]) -> None:
+        axis, index = axis_index(key)
         with self.db.session() as s:
             job = get_job(s, job_id)
             set_status(s, job, JobEvent.ANNOTATE)
-            row = s.get(Annotation, (job.id, z))
+            row = s.get(Annotation, (job.id, index, axis))
             if row is None:
-                s.add(Annotation(job_id=job.id, z=z, labeled_voxels=labeled_voxels, values=values,
+                s.add(Annotation(job_id=job.id, z=index, axis=axis, labeled_voxels=labeled_voxels, values=values,
                                  updated_at=time.time()))
             else:
                 row.labeled_voxels, row.values, row.updated_at = labeled_voxels, values, time.time()
             job.annotation_rev += 1
 
-    def annotation_deleted(self, job_id: str, z: int) -> None:
+    def annotation_deleted(self, job_id: str, key: SliceKey) -> None:
+        axis, index = axis_index(key)
         with self.db.session() as s:
             job = get_job(s, job_id)
-            row = s.get(Annotation, (job.id, z))
+            row = s.get(Annotation, (job.id, index, axis))
             if row is None:
-                raise ArtifactNotFound(f"no annotation on slice {z}")
+                raise ArtifactNotFound(f"no annotation on slice {key_name(key)}")
             s.delete(row)
             job.annotation_rev += 1
             job.updated_at = time.time()
 
     def annotations(self, job_id: str) -> list[dict[str, Any]]:
+        """Every painted slice, z slices first, then y, then x, each by index."""
         with self.db.session() as s:
             job = get_job(s, job_id)
-            rows = s.scalars(select(Annotation).where(Annotation.job_id == job.id).order_by(Annotation.z)).all()
-            return [{"z": r.z, "labeled_voxels": r.labeled_voxels, "values": r.values} for r in rows]
+            rows = s.scalars(select(Annotation).where(Annotation.job_id == job.id)).all()
+            rows = sorted(rows, key=lambda r: (AXIS_ORDER.get(r.axis, 3), r.z))
+            return [annotation_record(r.axis, r.z, r.labeled_voxels, r.values) for r in rows]

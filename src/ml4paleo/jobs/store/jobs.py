@@ -64,7 +64,9 @@ def job_document(s: Session, job: Job) -> dict[str, Any]:
     models = s.scalars(select(Model).where(Model.job_id == job.id).order_by(Model.created_at)).all()
     segs = s.scalars(select(Segmentation).where(Segmentation.job_id == job.id)
                      .order_by(Segmentation.created_at)).all()
-    zs = s.scalars(select(Annotation.z).where(Annotation.job_id == job.id).order_by(Annotation.z)).all()
+    painted = s.execute(select(Annotation.axis, Annotation.z).where(Annotation.job_id == job.id)
+                        .order_by(Annotation.axis.desc(), Annotation.z)).all()
+    zs = [index for axis, index in painted if axis == "z"]
     done = [g for g in segs if g.status == SegmentationStatus.DONE]
     return {
         "job_id": job.id, "name": job.name, "status": job.status, "progress": round(job.progress, 4),
@@ -72,7 +74,8 @@ def job_document(s: Session, job: Job) -> dict[str, Any]:
         "updated_at": iso(job.updated_at), "shape": job.shape, "dtype": job.dtype,
         "voxel_size": job.voxel_size, "unit": job.unit, "source_type": job.source_type,
         "window": job.window, "warnings": job.warnings or [], "classes": job.classes,
-        "annotations": list(zs),
+        "annotations": zs,
+        "plane_annotations": [{"axis": axis, "index": index} for axis, index in painted if axis != "z"],
         "models": [{"model_id": m.id, "status": m.status, "created_at": iso(m.created_at),
                     "classes": m.classes, "n_slices": m.n_slices, "voxels_per_class": m.voxels_per_class,
                     "metrics": m.metrics, "error": m.error} for m in models],
