@@ -138,7 +138,7 @@ def test_the_histogram_and_a_window_on_raw_values(server, job, volume):
     hist = server.json("GET", f"/api/job/{job}/histogram")
     assert hist["dtype"] == "uint16" and hist["voxels"] == volume.size and sum(hist["counts"]) == volume.size
     assert (hist["min"], hist["max"]) == (float(volume.min()), float(volume.max()))
-    assert len(hist["edges"]) == len(hist["counts"]) + 1 and len(hist["counts"]) <= 256
+    assert len(hist["edges"]) == len(hist["counts"]) + 1 and len(hist["counts"]) <= 2048
     assert hist["presets"]["full"] == [float(volume.min()), float(volume.max())]
     assert hist["presets"]["auto"] == server.status(job)["window"]
     assert server.json("GET", f"/api/job/{job}/histogram") == hist  # cached beside the volume
@@ -165,3 +165,30 @@ def test_the_histogram_waits_for_the_conversion(server):
     job_id = server.json("POST", "/api/job/new", 201, json={"name": "empty"})["job_id"]
     r = server.get(f"/api/job/{job_id}/histogram")
     assert r.status_code == 409 and "not converted" in r.json()["error"]
+
+
+def test_strokes_are_completed_into_a_suggested_mask(server, job, volume):
+    z, y, x = SHAPE
+    strokes = np.zeros((y, x), np.uint8)
+    strokes[12, 10:22] = 2  # a stroke inside the bright block of slice 4
+    strokes[21, 2:30] = 1  # and one in the matrix below it
+    body = {"z": 4, "mask": png_b64(strokes)}
+    out = server.json("POST", f"/api/annotate/{job}/data/complete", json=body)
+    completed = _png(out["completed"])
+    assert completed.shape == (y, x) and set(np.unique(completed)) == {1, 2}
+    assert np.all(completed[strokes > 0] == strokes[strokes > 0])
+    truth = np.where(volume[4] > 30020, 2, 1)
+    assert np.mean(completed == truth) > 0.9
+    # an XZ plane, from its saved strokes
+    plane = np.zeros((z, x), np.uint8)
+    plane[5, 10:20], plane[9, :] = 2, 1
+    server.json("POST", f"/api/annotate/{job}/data/submit", json={"axis": "y", "index": 10, "mask": png_b64(plane)})
+    out = server.json("POST", f"/api/annotate/{job}/data/complete", json={"axis": "y", "index": 10})
+    assert out["axis"] == "y" and _png(out["completed"]).shape == (z, x)
+    server.json("DELETE", f"/api/annotate/{job}/annotations/y/10")
+    one_class = np.zeros((y, x), np.uint8)
+    one_class[3, 3:9] = 1
+    r = server.post(f"/api/annotate/{job}/data/complete", json={"z": 4, "mask": png_b64(one_class)})
+    assert r.status_code == 400 and "two classes" in r.json()["error"]
+    r = server.post(f"/api/annotate/{job}/data/complete", json={"z": 5})
+    assert r.status_code == 404 and "no annotation" in r.json()["error"]

@@ -27,8 +27,12 @@ from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.jobs.store.annotations import annotation_record
 
-__all__ = ["annotation_file", "check_slice", "converted", "delete_mask", "list_artifacts", "plane_shape", "receive_chunk",
+__all__ = ["annotation_file", "check_slice", "complete_mask", "converted", "delete_mask", "list_artifacts", "plane_shape", "receive_chunk",
            "save_mask", "slice_image", "slice_key", "volume_histogram"]
+
+HISTOGRAM_BINS = 2048
+"""Bins of a volume's histogram over its whole range: a 16-bit scan keeps 32 grey values a bin,
+so two materials a few dozen values apart show as two peaks when the page zooms in."""
 
 MAX_LEVEL = 16
 """Deepest pyramid level a slice may be asked from."""
@@ -134,6 +138,29 @@ def save_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: byte
     return annotation_record(axis, index, labeled, values)
 
 
+def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: bytes | None = None) -> np.ndarray:
+    """The full mask (values 1..K) that the strokes of slice ``key`` complete to, as training
+    completes them before they enter the shape prior (:func:`ml4paleo.compute.complete.complete_slice`
+    on the raw slice): the page offers it as a suggestion to accept or correct. ``png``: the
+    strokes as painted now (default: the saved annotation). InputError unless the strokes hold
+    at least two classes (one class says nothing about where the others are)."""
+    from ml4paleo.compute.complete import complete_slice, completable
+
+    shape, _, _ = converted(store, job_id)
+    axis, index = annotations.axis_index(key)
+    key = slice_key(axis, index, shape)
+    if png is None:
+        strokes = annotations.read_annotation(annotation_file(store, job_id, key))
+    else:
+        strokes = decode_png(png, what="mask", shape=plane_shape(key, shape))
+    if strokes.shape != plane_shape(key, shape):
+        raise InputError(f"the annotation of slice {annotations.key_name(key)} has shape {strokes.shape}; "
+                         f"the slice is {plane_shape(key, shape)}")
+    if not completable(strokes):
+        raise InputError("paint strokes of at least two classes on the slice to have it completed")
+    return complete_slice(read_slice(store.paths(job_id).volume, axis, index), strokes)
+
+
 def _painted(doc: dict[str, Any], axis: str, index: int) -> bool:
     """Whether the status document lists slice ``index`` across ``axis`` as painted."""
     if axis == "z":
@@ -216,7 +243,7 @@ def volume_histogram(store: JobStore, job_id: str) -> dict[str, Any]:
     except (OSError, ValueError):
         pass
     if not isinstance(cached, dict) or cached.get("stamp") != stamp:
-        cached = {"stamp": stamp, **dataclasses.asdict(read_histogram(job_paths.volume))}
+        cached = {"stamp": stamp, **dataclasses.asdict(read_histogram(job_paths.volume, HISTOGRAM_BINS))}
         tmp = partial_path(job_paths.histogram)
         tmp.write_text(json.dumps(cached))
         os.replace(tmp, job_paths.histogram)

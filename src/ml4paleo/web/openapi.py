@@ -19,6 +19,11 @@ _SEG = {"name": "seg_id", "in": "path", "required": True, "schema": {"type": "st
 _MODEL = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
 _PATH = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
 _Z = {"name": "z", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+_AXIS = {"name": "axis", "in": "path", "required": True, "schema": {"type": "string", "enum": list(AXES)}}
+_INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+_SLICE = {"z": {"type": "integer", "minimum": 0}, "axis": {"type": "string", "enum": list(AXES)},
+          "index": {"type": "integer", "minimum": 0}}
+"""A slice in a body: ``z`` (an XY slice, the seed's field), or ``axis`` and ``index``."""
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _OBJ = {"type": "object"}
 
@@ -39,6 +44,8 @@ _SCHEMAS: dict[str, Any] = {
         "window": {"type": "array", "items": {"type": "number"}, "nullable": True},
         "classes": {"type": "array", "items": {"$ref": "#/components/schemas/Class"}},
         "annotations": {"type": "array", "items": {"type": "integer"}},
+        "plane_annotations": {"type": "array", "items": {"type": "object", "properties": {
+            "axis": {"type": "string", "enum": ["y", "x"]}, "index": {"type": "integer"}}}},
         "models": {"type": "array", "items": _OBJ}, "segmentations": {"type": "array", "items": _OBJ},
         "annotations_changed_since_segmentation": {"type": "boolean"}, "upload_bytes": {"type": "integer"}}},
     "Enums": {"type": "object", "required": ["mesh_formats", "export_formats", "codecs", "default_classes",
@@ -117,14 +124,21 @@ def _paths() -> dict[str, Any]:
         j + "/classes": {"put": _op("Set annotation classes", [_JOB], _body({"classes": {
             "type": "array", "items": {"$ref": "#/components/schemas/Class"}}}, ["classes"]), errors=("400", "404"))},
         j + "/events": {"get": _op("The job's event log and tasks", [_JOB])},
-        a + "/images/next": {"get": _op("A slice to annotate as an 8-bit PNG", [_JOB, {
-            "name": "z", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}}],
+        a + "/images/next": {"get": _op(
+            "A slice to annotate as an 8-bit PNG (z, or axis and index; window=lo,hi on raw values)", [_JOB, *[
+            {"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
+                ("z", {"type": "integer", "minimum": 0}), ("axis", {"type": "string", "enum": list(AXES)}),
+                ("index", {"type": "integer", "minimum": 0}), ("window", {"type": "string"}))]],
             errors=("400", "404", "409"))},
-        a + "/data/submit": {"post": _op("Store the mask of slice z", [_JOB], _body({
-            "z": {"type": "integer", "minimum": 0}, "mask": {"type": "string", "format": "byte"},
-            "image": {"type": "string"}}, ["z", "mask"]), errors=("400", "404", "409"))},
-        a + "/data/predict": {"post": _op("Newest model's prediction for slice z", [_JOB], _body({
-            "z": {"type": "integer", "minimum": 0}}, ["z"]), errors=("400", "404", "409"))},
+        a + "/data/submit": {"post": _op("Store the mask of a slice (z, or axis and index)", [_JOB], _body({
+            **_SLICE, "mask": {"type": "string", "format": "byte"}, "image": {"type": "string"}}, ["mask"]),
+            errors=("400", "404", "409"))},
+        a + "/data/predict": {"post": _op("Newest model's prediction for a slice (z, or axis and index)", [_JOB],
+                                          _body(_SLICE), errors=("400", "404", "409"))},
+        a + "/data/complete": {"post": _op("A slice's strokes (mask, default: as saved) completed into a full mask",
+                                           [_JOB],
+                                           _body({**_SLICE, "mask": {"type": "string", "format": "byte"}}),
+                                           errors=("400", "404", "409"))},
         a + "/draft": {"post": _op("Queue a draft model (the overlay while painting) on the train queue, predicting "
                                    "slice z at once", [_JOB], _body({"z": {"type": "integer", "minimum": 0}}), ok="202",
                                    errors=("400", "404", "409")),
@@ -132,9 +146,18 @@ def _paths() -> dict[str, Any]:
                                   "PNG of that slice), pending, error", [_JOB, {
                                       "name": "z", "in": "query", "required": False,
                                       "schema": {"type": "integer", "minimum": 0}}], errors=("400", "404"))},
-        a + "/annotations": {"get": _op("Annotated slices", [_JOB])},
-        a + "/annotations/{z}": {"get": _op("The mask PNG of slice z", [_JOB, _Z], ok_type=_PNG, ok_schema=_BIN),
-                                 "delete": _op("Delete the annotation of slice z", [_JOB, _Z])},
+        a + "/annotations": {"get": _op("Annotated slices of every plane", [_JOB])},
+        a + "/annotations/{z}": {"get": _op("The mask PNG of slice z", [_JOB, _Z], ok_type=_PNG, ok_schema=_BIN,
+                                            errors=("400", "404", "409")),
+                                 "delete": _op("Delete the annotation of slice z", [_JOB, _Z],
+                                               errors=("400", "404", "409"))},
+        a + "/annotations/{axis}/{index}": {
+            "get": _op("The mask PNG of the slice at index across axis", [_JOB, _AXIS, _INDEX], ok_type=_PNG,
+                       ok_schema=_BIN, errors=("400", "404", "409")),
+            "delete": _op("Delete the annotation of the slice at index across axis", [_JOB, _AXIS, _INDEX],
+                          errors=("400", "404", "409"))},
+        j + "/histogram": {"get": _op("Histogram of the volume's raw values, with window presets (auto, full)", [_JOB],
+                                      errors=("404", "409"))},
         j + "/retrain": {"post": _op("Queue training", [_JOB], ok="202", errors=("404", "409"))},
         j + "/start": {"post": _op("Queue training then segmentation (the newest model is reused, model_reused: true, "
                                    "when no annotation changed since it was trained)", [_JOB], ok="202", errors=("404", "409"))},

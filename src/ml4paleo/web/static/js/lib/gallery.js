@@ -5,32 +5,35 @@ import { fetchPng } from "./png.js";
 
 const THUMB = 160; // longest side of a preview, in pixels
 
+const PLANE_NAME = { z: "XY", y: "XZ", x: "YZ" };
+
 export class Gallery {
   /**
    * @param list the <ul> to fill
    * @param enc the URL-encoded job id
    * @param colors function returning {value: "#rrggbb"} of the classes
-   * @param onOpen(z) / onDelete(z) what a click on a preview / on its × does
+   * @param onOpen(slice) / onDelete(slice) what a click on a preview / on its × does, with
+   *        slice = {axis, index}
    */
   constructor(list, enc, { colors, onOpen, onDelete }) {
     Object.assign(this, { list, enc, colors, onOpen, onDelete });
-    this.cache = new Map(); // "z/labeled voxels" → canvas: unchanged slices are not fetched again
+    this.cache = new Map(); // "axis/index/labelled voxels" → canvas: unchanged slices are not fetched again
   }
 
-  _preview(z, labeled) {
-    const key = `${z}/${labeled}`;
+  _preview(axis, index, labeled) {
+    const key = `${axis}/${index}/${labeled}`;
     if (this.cache.has(key)) return this.cache.get(key);
     const canvas = el("canvas", { width: 1, height: 1 });
     this.cache.set(key, canvas);
-    this._draw(canvas, z).catch((err) => flash(err.message));
+    this._draw(canvas, axis, index).catch((err) => flash(err.message));
     return canvas;
   }
 
-  async _draw(canvas, z) {
+  async _draw(canvas, axis, index) {
     // the server shrinks the slice (?max=): a large scan's gallery does not fetch full slices
     const [img, mask] = await Promise.all([
-      loadImage(`/api/job/${this.enc}/slice/z/${z}.png?max=${THUMB}`),
-      fetchPng(`/api/annotate/${this.enc}/annotations/${z}`),
+      loadImage(`/api/job/${this.enc}/slice/${axis}/${index}.png?max=${THUMB}`),
+      fetchPng(`/api/annotate/${this.enc}/annotations/${axis}/${index}`),
     ]);
     const w = img.naturalWidth, h = img.naturalHeight;
     canvas.width = w;
@@ -57,14 +60,18 @@ export class Gallery {
     }
   }
 
-  /** Show `annotated` (Map z → labelled voxels), marking slice `current`. */
+  /** Show `annotated` (Map key → {axis, index, labeled}, as the page's state holds it), marking
+   * the slice whose key is `current`; each preview is captioned with its plane. */
   render(annotated, current) {
-    const items = [...annotated.entries()].sort((a, b) => a[0] - b[0]).map(([z, labeled]) => {
-      const del = el("button", { type: "button", class: "del", title: `Delete the annotation of slice ${z}` }, "×");
-      del.addEventListener("click", (e) => { e.stopPropagation(); this.onDelete(z); });
-      const li = el("li", { class: z === current ? "current" : "", dataset: { z }, title: `slice ${z}: ${labeled} labelled pixels` },
-        this._preview(z, labeled), el("span", { class: "cap" }, `z ${z}`), del);
-      li.addEventListener("click", () => { if (z !== current) this.onOpen(z); });
+    const order = { z: 0, y: 1, x: 2 };
+    const entries = [...annotated.entries()].sort(([, a], [, b]) => order[a.axis] - order[b.axis] || a.index - b.index);
+    const items = entries.map(([key, { axis, index, labeled }]) => {
+      const name = `${PLANE_NAME[axis]} ${axis} ${index}`;
+      const del = el("button", { type: "button", class: "del", title: `Delete the annotation of ${name}` }, "×");
+      del.addEventListener("click", (e) => { e.stopPropagation(); this.onDelete({ axis, index }); });
+      const li = el("li", { class: key === current ? "current" : "", dataset: { key, axis, index, ...(axis === "z" ? { z: index } : {}) }, title: `${name}: ${labeled} labelled pixels` },
+        this._preview(axis, index, labeled), el("span", { class: "cap" }, name), del);
+      li.addEventListener("click", () => { if (key !== current) this.onOpen({ axis, index }); });
       return li;
     });
     if (!items.length) items.push(el("li", { class: "empty hint" }, "None yet."));

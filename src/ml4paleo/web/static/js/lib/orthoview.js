@@ -11,10 +11,11 @@ export class OrthoView {
    * @param state the viewer's state, read only: shape [z, y, x], spacing, cursor {z, y, x}, seg,
    *        opacity, classes [{label, color, visible}], rawLabels
    * @param sliceUrl(axis, index) URL of the slice PNG; fetchLabels(url) → {width, height, values} or null;
-   *        onCursor(change) the user moved the cursor ({z?, y?, x?})
+   *        onCursor(change) the user moved the cursor ({z?, y?, x?}); window() the display
+   *        window on raw values ("lo,hi", or null for the job's)
    */
-  constructor(figure, state, { sliceUrl, fetchLabels, onCursor }) {
-    Object.assign(this, { state, sliceUrl, fetchLabels, onCursor });
+  constructor(figure, state, { sliceUrl, fetchLabels, onCursor, window = () => null }) {
+    Object.assign(this, { state, sliceUrl, fetchLabels, onCursor, window });
     this.axis = figure.dataset.axis;
     this.figure = figure;
     this.canvas = figure.querySelector("canvas");
@@ -72,7 +73,10 @@ export class OrthoView {
     this.out.textContent = `${this.axis} = ${index}`;
     const base = this.sliceUrl(this.axis, index);
     const useServerOverlay = this.state.seg && !this.state.rawLabels;
-    const url = useServerOverlay ? `${base}?seg=${encodeURIComponent(this.state.seg)}&opacity=${this.state.opacity}` : base;
+    const query = new URLSearchParams();
+    if (useServerOverlay) { query.set("seg", this.state.seg); query.set("opacity", this.state.opacity); }
+    if (this.window()) query.set("window", this.window());
+    const url = query.size ? `${base}?${query}` : base;
     const [image, labels] = await Promise.all([
       loadImage(url),
       this.state.seg && this.state.rawLabels ? this.fetchLabels(`${base}?seg=${encodeURIComponent(this.state.seg)}&labels=1`) : null,

@@ -8,6 +8,7 @@ import { enc, getJob } from "../lib/jobs.js";
 import { OrthoView } from "../lib/orthoview.js";
 import { decodePng } from "../lib/png.js";
 import { MeshView } from "../lib/view3d.js";
+import { WindowLevel } from "../lib/windowlevel.js";
 
 const state = {
   job: null,
@@ -35,10 +36,13 @@ async function fetchLabels(url) {
   return png;
 }
 
+// the three slices are rendered by the server through the window chosen on the raw values
+const windowLevel = new WindowLevel(enc, () => refreshAll());
 const views = [...document.querySelectorAll(".view2d")].map((figure) => new OrthoView(figure, state, {
   sliceUrl: (axis, index) => `/api/job/${enc}/slice/${axis}/${index}.png`,
   fetchLabels,
   onCursor: setCursor,
+  window: () => windowLevel.query(),
 }));
 
 function setCursor(change) {
@@ -119,6 +123,7 @@ async function refreshJob() {
     state.classes = (job.classes && job.classes.length ? job.classes : (await enums()).default_classes)
       .map((c) => ({ label: c.value - 1, name: c.name, color: classColor(c), visible: c.value !== 1 }));
     renderLegend();
+    await windowLevel.load(job.window).catch(() => {}); // without it, slices come in the job's window
     for (const view of views) view.layout();
   }
   const done = (job.segmentations || []).filter((s) => ["segmented", "done", "meshed"].includes(s.status));

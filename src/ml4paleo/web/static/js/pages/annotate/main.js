@@ -1,7 +1,9 @@
-// Annotation page: paint classes on slices, save them, train, see the model's prediction.
+// Annotation page: paint classes on slices of any plane (XY, XZ, YZ), save them, train, see the
+// model's prediction or the slice completed from its strokes.
 //
 // state.js holds what the page knows, view.js draws it, tools.js turns input into edits; this
-// module talks to the server (slices, masks, classes, training, predictions) and wires the rest.
+// module talks to the server (slices, masks, classes, training, predictions, completions, the
+// display window) and wires the rest.
 import { classColor } from "../../lib/colors.js";
 import { $, el, guarded, poll } from "../../lib/dom.js";
 import { enums } from "../../lib/enums.js";
@@ -12,7 +14,8 @@ import { enc, getJob, modelReady, modelReport, statusText } from "../../lib/jobs
 import { LabelBuffer } from "../../lib/labels.js";
 import { metric } from "../../lib/metrics.js";
 import { base64ToBytes, bytesToBase64, decodePng, encodeGrayPng, fetchPng } from "../../lib/png.js";
-import { AnnotationState } from "./state.js";
+import { WindowLevel } from "../../lib/windowlevel.js";
+import { AnnotationState, PLANE_NAME, sliceKey } from "./state.js";
 import { AnnotationTools } from "./tools.js";
 import { AnnotationView } from "./view.js";
 
@@ -22,7 +25,8 @@ const canTrain = (job) => Boolean(job) && (TRAINABLE.has(job.status) || (job.sta
 
 const state = new AnnotationState();
 const view = new AnnotationView(state);
-const tools = new AnnotationTools(state, view, { save, openSlice: loadSlice, saveClasses });
+const tools = new AnnotationTools(state, view, { save, openSlice: (index) => loadSlice(index), openPlane, saveClasses });
+const windowLevel = new WindowLevel(enc, () => guarded(reloadImage));
 
 // ---------------------------------------------------------------- classes
 async function saveClasses(classes) {
@@ -32,57 +36,106 @@ async function saveClasses(classes) {
 }
 
 // ---------------------------------------------------------------- slices
-const annotationUrl = (index) => `/api/annotate/${enc}/annotations/${index}`;
+const annotationUrl = (axis, index) => `/api/annotate/${enc}/annotations/${axis}/${index}`;
+const sliceName = (axis, index) => `${PLANE_NAME[axis]} ${axis} ${index}`;
+const windowQuery = () => (windowLevel.query() ? `&window=${windowLevel.query()}` : "");
 
 let loading = 0; // ticket of the newest slice request: older answers are dropped
-/** Show slice `index` along z (null: the next one the server suggests), saving the current one first. */
-async function loadSlice(index) {
+/** Show slice `index` across `axis` (index null: the one the server suggests on that plane),
+ * saving the current one first. */
+async function loadSlice(index, axis = state.axis) {
   if (state.unsaved) await save();
   const ticket = ++loading;
-  const query = index === null || index === undefined ? "" : `?z=${index}`;
-  const data = await api(`/api/annotate/${enc}/images/next${query}`);
+  const at = index === null || index === undefined ? "" : `&index=${index}`;
+  const data = await api(`/api/annotate/${enc}/images/next?axis=${axis}${at}${windowQuery()}`);
   const png = await decodePng(base64ToBytes(data.image));
   if (ticket !== loading) return;
   const [h, w] = data.shape || [png.height, png.width];
   if (png.width !== w || png.height !== h) throw new Error(`slice image is ${png.width}×${png.height}, expected ${w}×${h}`);
   let values = null;
-  if (state.annotated.has(data.z)) {
-    const mask = await fetchPng(annotationUrl(data.z));
+  if (state.annotated.has(sliceKey(data.axis, data.index))) {
+    const mask = await fetchPng(annotationUrl(data.axis, data.index));
     if (mask) values = mask.values;
     if (ticket !== loading) return;
   }
-  state.setSlice({ axis: "z", index: data.z, depth: data.depth, gray: png.values, labels: new LabelBuffer(w, h, values) });
+  state.setSlice({ axis: data.axis, index: data.index, depth: data.depth, gray: png.values, labels: new LabelBuffer(w, h, values) });
   renderGallery();
-  history.replaceState(null, "", `?z=${data.z}`);
+  history.replaceState(null, "", data.axis === "z" ? `?z=${data.index}` : `?axis=${data.axis}&index=${data.index}`);
   await refreshPrediction();
+}
+
+/** A slice across another axis: the one the server suggests on that plane. */
+function openPlane(axis) {
+  return loadSlice(null, axis);
+}
+
+/** The slice shown, through the window just chosen (same slice, same labels). */
+async function reloadImage() {
+  const { axis, index } = state;
+  if (index === null) return;
+  const png = await fetchPng(`/api/job/${enc}/slice/${axis}/${index}.png?window=${windowLevel.query()}`);
+  if (png && state.axis === axis && state.index === index) state.setGray(png.values);
 }
 
 $("slice").addEventListener("change", (e) => guarded(() => loadSlice(Number(e.target.value))));
 $("next-slice").addEventListener("click", () => guarded(() => loadSlice(null)));
+$("plane").addEventListener("change", (e) => guarded(() => openPlane(e.target.value)));
 
 // ---------------------------------------------------------------- save, train, predict
 async function save() {
-  const { labels, index } = state;
+  const { labels, axis, index } = state;
   if (!labels) return;
   const edits = state.edits; // strokes made while this request is on its way stay unsaved
+  const name = sliceName(axis, index);
   if (!labels.values.some((v) => v !== 0)) {
-    if (state.annotated.has(index)) {
-      await api(annotationUrl(index), { method: "DELETE" });
-      state.markAnnotated(index, null);
-      state.say(`Slice ${index}: annotation removed.`);
+    if (state.annotated.has(sliceKey(axis, index))) {
+      await api(annotationUrl(axis, index), { method: "DELETE" });
+      state.markAnnotated(axis, index, null);
+      state.say(`${name}: annotation removed.`);
     }
     if (state.edits === edits) state.setUnsaved(false);
     await refreshGallery();
     return;
   }
   const png = await encodeGrayPng(labels.values, labels.width, labels.height);
-  const result = await post(`/api/annotate/${enc}/data/submit`, { z: index, mask: bytesToBase64(png) });
-  state.markAnnotated(index, result.labeled_voxels);
-  if (state.index === index && state.edits === edits) state.setUnsaved(false);
-  state.say(`Saved slice ${index} (${result.labeled_voxels} labelled pixels).`);
+  const result = await post(`/api/annotate/${enc}/data/submit`, { axis, index, mask: bytesToBase64(png) });
+  state.markAnnotated(axis, index, result.labeled_voxels);
+  const current = state.axis === axis && state.index === index;
+  if (current && state.edits === edits) state.setUnsaved(false);
+  state.say(`Saved ${name} (${result.labeled_voxels} labelled pixels).`);
   await refreshGallery();
+  // without live drafts or a model, the slice completed from its strokes is the suggestion
+  if (current && !state.model && !$("live-train").checked) await showCompletion();
 }
 $("submit").addEventListener("click", () => guarded(save));
+
+/** Whether the labels are strokes the server can complete: two classes or more, not every pixel. */
+function completable(values) {
+  const seen = new Set();
+  let unpainted = false;
+  for (const v of values) { if (v) seen.add(v); else unpainted = true; }
+  return unpainted && seen.size >= 2;
+}
+
+/** The slice completed from its strokes (as training completes it), as the suggestion to
+ * accept or correct; nothing for a slice painted in full or with one class. */
+async function showCompletion({ explain = false } = {}) {
+  const { labels, axis, index, edits } = state;
+  if (!labels || !completable(labels.values)) {
+    if (explain) state.say("To complete a slice, paint strokes of two classes or more (and leave the rest unpainted).");
+    return;
+  }
+  const key = sliceKey(axis, index);
+  const png = await encodeGrayPng(labels.values, labels.width, labels.height);
+  const data = await post(`/api/annotate/${enc}/data/complete`, { axis, index, mask: bytesToBase64(png) });
+  if (state.key !== key) return;
+  const completed = await decodePng(base64ToBytes(data.completed));
+  if (state.edits !== edits) return; // painted meanwhile: these strokes are not the slice's any more
+  state.setSuggestion({ values: completed.values, offset: 0, key: `completion/${key}/${edits}`, source: "completion",
+    slice: key, edits });
+  state.say(`${sliceName(axis, index)} completed from your strokes: accept it (or correct it first).`);
+}
+$("complete").addEventListener("click", () => guarded(() => showCompletion({ explain: true })));
 
 async function train() {
   try {
@@ -133,20 +186,31 @@ function scheduleLive() {
 }
 state.on("edit", scheduleLive);
 
-/** Queue a draft model predicting the slice shown, and show its prediction once it is ready. */
+/** Whether the suggestion shown is a completion the user asked for and has not painted since:
+ * no prediction replaces it until the next edit. */
+const completionPinned = () => {
+  const s = state.suggestion;
+  return Boolean(s && s.source === "completion" && s.slice === state.key && s.edits === state.edits);
+};
+
+/** Queue a draft model predicting the slice shown, and show its prediction once it is ready
+ * (the draft runner predicts z slices itself; a slice of another plane asks the prediction route). */
 async function draft() {
   const ticket = ++draftTicket;
-  const index = state.index;
-  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, { z: index });
+  const { axis, index } = state;
+  const key = sliceKey(axis, index);
+  const onZ = axis === "z";
+  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, onZ ? { z: index } : {});
   for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 200)) {
-    const d = await api(`/api/annotate/${enc}/draft?z=${index}`);
+    const d = await api(`/api/annotate/${enc}/draft${onZ ? `?z=${index}` : ""}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
       draftReady = true;
-      if (ticket !== draftTicket || state.index !== index) return;
+      if (ticket !== draftTicket || state.key !== key) return;
       if (!d.ready.prediction) return refreshPrediction();
+      if (completionPinned()) return;
       const png = await decodePng(base64ToBytes(d.ready.prediction));
-      state.setSuggestion({ values: png.values, offset: 1, key: `${d.ready.model_id}/${index}`, source: "prediction" });
-      draftOver = `${state.model ? state.model.model_id : ""}/${index}`;
+      state.setSuggestion({ values: png.values, offset: 1, key: `${d.ready.model_id}/${key}`, source: "prediction" });
+      draftOver = `${state.model ? state.model.model_id : ""}/${key}`;
       state.say(`Prediction of model ${d.ready.model_id} (draft) shown (P hides it).`);
       return;
     }
@@ -155,23 +219,25 @@ async function draft() {
   }
 }
 
-let draftOver = ""; // `${full model}/${slice}` over which a draft's overlay is shown (a draft is newer)
+let draftOver = ""; // `${full model}/${slice key}` over which a draft's overlay is shown (a draft is newer)
 /** The newest model's prediction of the slice shown, as the suggestion (once per model and slice;
- * the server answers with the newest draft while it is newer than the full model). */
+ * the server answers with the newest draft while it is newer than the full model). A completion
+ * the user asked for stays until the next edit. */
 async function refreshPrediction() {
-  const { model, index } = state;
-  if (index === null || (!model && !draftReady)) return;
-  const base = `${model ? model.model_id : ""}/${index}`;
+  const { model, axis, index } = state;
+  if (index === null || (!model && !draftReady) || completionPinned()) return;
+  const key = sliceKey(axis, index);
+  const base = `${model ? model.model_id : ""}/${key}`;
   const current = state.suggestion ? state.suggestion.key : "";
   if (base === current || base === draftOver) return;
   try {
-    const data = await post(`/api/annotate/${enc}/data/predict`, { z: index });
-    if (state.index !== index) return;
+    const data = await post(`/api/annotate/${enc}/data/predict`, { axis, index });
+    if (state.key !== key || completionPinned()) return;
     draftOver = data.draft ? base : "";
     const png = await decodePng(base64ToBytes(data.prediction));
     const modelId = data.model_id;
     // class indices: annotation value - 1
-    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${index}`, source: "prediction" });
+    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${key}`, source: "prediction" });
     state.say(`Prediction of model ${data.draft ? `${modelId} (draft)` : shortId(modelId)} shown (P hides it).`);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 409)) throw err;
@@ -219,10 +285,10 @@ async function refreshJob() {
 // ---------------------------------------------------------------- gallery
 const gallery = new Gallery($("gallery"), enc, {
   colors: () => state.colors(),
-  onOpen: (index) => guarded(() => loadSlice(index)),
-  onDelete: (index) => guarded(async () => {
-    await api(annotationUrl(index), { method: "DELETE" });
-    if (state.index === index) {
+  onOpen: ({ axis, index }) => guarded(() => loadSlice(index, axis)),
+  onDelete: ({ axis, index }) => guarded(async () => {
+    await api(annotationUrl(axis, index), { method: "DELETE" });
+    if (state.key === sliceKey(axis, index)) {
       state.labels.begin();
       state.labels.clear();
       state.labels.end();
@@ -232,11 +298,11 @@ const gallery = new Gallery($("gallery"), enc, {
     await refreshGallery();
   }),
 });
-const renderGallery = () => gallery.render(state.annotated, state.index);
+const renderGallery = () => gallery.render(state.annotated, state.key);
 
 async function refreshGallery() {
   const { annotations } = await api(`/api/annotate/${enc}/annotations`);
-  state.setAnnotated(new Map(annotations.map((a) => [a.z, a.labeled_voxels])));
+  state.setAnnotated(new Map(annotations.map((a) => [sliceKey(a.axis, a.index), { axis: a.axis, index: a.index, labeled: a.labeled_voxels }])));
 }
 state.on("annotated", renderGallery);
 
@@ -256,7 +322,11 @@ guarded(async () => {
   }
   state.say("");
   await refreshGallery();
-  const z = new URLSearchParams(location.search).get("z");
-  await loadSlice(z === null ? null : Number(z));
+  // without the histogram, slices still come in the job's window
+  await windowLevel.load(state.job.window).catch((err) => state.say(`No histogram of the scan: ${err.message}`));
+  const query = new URLSearchParams(location.search);
+  const axis = ["z", "y", "x"].includes(query.get("axis")) ? query.get("axis") : "z";
+  const index = query.get("index") ?? query.get("z");
+  await loadSlice(index === null || index === "" ? null : Number(index), axis);
   poll(refreshJob, 2000);
 });

@@ -2,10 +2,18 @@
 // announces what changed as an event (`store.on("slice", fn)`), so the view and the tools
 // follow it without calling each other.
 //
-// Events: "slice" (a new slice and its labels), "labels" (detail: the changed rect, or null for
+// Events: "slice" (a new slice and its labels), "image" (the same slice through another
+// display window), "labels" (detail: the changed rect, or null for
 // all), "edit" (the user changed the labels: one undo step), "suggestion", "classes", "active",
 // "tool", "size", "tolerance", "unsaved", "annotated", "model", "status" (detail: the text).
 import { classColor } from "../../lib/colors.js";
+
+/** The name of the slice at `index` across `axis`, as the server lists it (`key`): "12" for a
+ * z slice, "y120" for a slice across the stack. */
+export const sliceKey = (axis, index) => (axis === "z" ? String(index) : `${axis}${index}`);
+
+/** How a plane is called on the page. */
+export const PLANE_NAME = { z: "XY", y: "XZ", x: "YZ" };
 
 export class AnnotationState extends EventTarget {
   constructor() {
@@ -13,7 +21,7 @@ export class AnnotationState extends EventTarget {
     // the job and its annotations on the server
     this.job = null;
     this.classes = []; // [{value, name, color}]: 1 background, 2.. structures
-    this.annotated = new Map(); // slice index (along z) → labelled pixels, as saved on the server
+    this.annotated = new Map(); // sliceKey → {axis, index, labeled} of every plane, as saved on the server
     this.model = null; // newest usable model record, or null
     this.training = false;
     this.retrainWanted = false; // a retrain was asked for while one was running
@@ -23,10 +31,11 @@ export class AnnotationState extends EventTarget {
     this.axis = "z";
     this.index = null;
     this.depth = 0;
-    this.gray = null; // Uint8Array of the slice's 8-bit display values
+    this.gray = null; // Uint8Array of the slice's 8-bit display values (the server applies the window)
     this.labels = null; // LabelBuffer of the painted class values (0 unlabeled)
-    // a proposal for the whole slice (today the model's prediction), shown as an overlay and
-    // taken into the labels by "accept": {values, offset, key, source}, class value = values[i] + offset
+    // a proposal for the whole slice (the model's prediction, or the slice completed from its
+    // strokes), shown as an overlay and taken into the labels by "accept": {values, offset, key,
+    // source}, class value = values[i] + offset
     this.suggestion = null;
     this.unsaved = false;
     this.edits = 0; // edits so far: a save only clears "unsaved" if none came in meanwhile
@@ -93,6 +102,17 @@ export class AnnotationState extends EventTarget {
     this.setUnsaved(false);
   }
 
+  /** The key (`sliceKey`) of the slice shown, or null. */
+  get key() {
+    return this.index === null ? null : sliceKey(this.axis, this.index);
+  }
+
+  /** The same slice's gray values through another display window. */
+  setGray(gray) {
+    this.gray = gray;
+    this._emit("image");
+  }
+
   /** Labels changed in `rect` (everywhere when null): during a stroke, or not by the user. */
   labelsChanged(rect = null) {
     this._emit("labels", rect);
@@ -116,16 +136,17 @@ export class AnnotationState extends EventTarget {
     this._emit("suggestion");
   }
 
-  /** Saved annotations: Map slice index → labelled pixels, as the server lists them. */
+  /** Saved annotations: Map sliceKey → {axis, index, labeled}, as the server lists them. */
   setAnnotated(annotated) {
     this.annotated = annotated;
     this._emit("annotated");
   }
 
-  /** Slice `index` was saved with `count` labelled pixels (null: its annotation was removed). */
-  markAnnotated(index, count) {
-    if (count === null) this.annotated.delete(index);
-    else this.annotated.set(index, count);
+  /** The slice at `index` across `axis` was saved with `labeled` pixels (null: its annotation was removed). */
+  markAnnotated(axis, index, labeled) {
+    const key = sliceKey(axis, index);
+    if (labeled === null) this.annotated.delete(key);
+    else this.annotated.set(key, { axis, index, labeled });
     this._emit("annotated");
   }
 

@@ -10,10 +10,11 @@ export class AnnotationTools {
    * @param state the page's AnnotationState
    * @param view the page's AnnotationView
    * @param actions what the keyboard asks of the rest of the page: save(), openSlice(index or
-   *        null for the next suggested one), saveClasses(classes) (stores them, then sets them)
+   *        null for the next suggested one, on the plane shown), openPlane(axis) (a slice
+   *        across another axis), saveClasses(classes) (stores them, then sets them)
    */
-  constructor(state, view, { save, openSlice, saveClasses }) {
-    Object.assign(this, { state, view, save, openSlice, saveClasses });
+  constructor(state, view, { save, openSlice, openPlane, saveClasses }) {
+    Object.assign(this, { state, view, save, openSlice, openPlane, saveClasses });
     const edited = () => { if (state.labels) state.labelsEdited(state.labels.takeDirty()); };
     this.input = new PaintInput(view.slice, $("view"), $("stage"), state, {
       onStroke: (rect) => state.labelsChanged(rect),
@@ -138,6 +139,7 @@ export class AnnotationTools {
     else if (key === "[") state.setSize(state.size - (state.size > 10 ? 2 : 1));
     else if (key === "]") state.setSize(state.size + (state.size >= 10 ? 2 : 1));
     else if (key === "n") guarded(() => this.openSlice(null));
+    else if (["z", "y", "x"].includes(key) && key !== state.axis) guarded(() => this.openPlane(key));
     else if (key === "p") { $("show-pred").click(); }
     else if (key === "," && state.index > 0) guarded(() => this.openSlice(state.index - 1));
     else if (key === "." && state.index < state.depth - 1) guarded(() => this.openSlice(state.index + 1));

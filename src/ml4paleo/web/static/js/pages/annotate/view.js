@@ -12,7 +12,6 @@ export class AnnotationView {
     this.slice = new SliceView($("view"), $("stage"));
     const slice = this.slice;
 
-    for (const id of ["win-lo", "win-hi"]) $(id).addEventListener("input", () => this.paintImage());
     $("label-opacity").addEventListener("input", (e) => { slice.alpha.labels = e.target.value / 100; slice.redraw(); });
     $("pred-opacity").addEventListener("input", (e) => { slice.alpha.suggestion = e.target.value / 100; slice.redraw(); });
     $("show-pred").addEventListener("change", (e) => { slice.visible.suggestion = e.target.checked; slice.redraw(); });
@@ -22,6 +21,7 @@ export class AnnotationView {
     $("slice").addEventListener("input", (e) => { $("slice-out").textContent = `${e.target.value} / ${state.depth - 1}`; });
 
     state.on("slice", () => this._showSlice());
+    state.on("image", () => this.paintImage());
     state.on("labels", (rect) => this.paintLabels(rect));
     state.on("suggestion", () => this.paintSuggestion());
     state.on("classes", () => { this.paintLabels(); this.paintSuggestion(); });
@@ -33,6 +33,7 @@ export class AnnotationView {
     const { state } = this;
     const { width, height } = state.labels;
     this.slice.setSize(width, height);
+    $("plane").value = state.axis;
     $("slice").max = Math.max(0, state.depth - 1);
     $("slice").value = state.index;
     $("slice-out").textContent = `${state.index} / ${state.depth - 1}`;
@@ -41,9 +42,9 @@ export class AnnotationView {
     this.paintSuggestion();
   }
 
-  /** The gray slice through the display window. */
+  /** The gray slice (the server rendered it through the display window). */
   paintImage() {
-    if (this.state.gray) this.slice.setImage(this.state.gray, Number($("win-lo").value), Number($("win-hi").value));
+    if (this.state.gray) this.slice.setImage(this.state.gray, 0, 255);
   }
 
   /** The painted labels, within `rect` (everything when null). */
@@ -58,6 +59,7 @@ export class AnnotationView {
     if (suggestion) this.slice.setLabels("suggestion", suggestion.values, this.state.colors(), null, suggestion.offset);
     else this.slice.clearLayer("suggestion");
     $("accept-pred").disabled = !suggestion;
+    $("accept-pred").textContent = suggestion && suggestion.source === "completion" ? "Accept completed slice" : "Accept prediction";
   }
 
   _showUnsaved() {

@@ -1,0 +1,112 @@
+"""End to end in a real headless Chromium: painting on an XZ slice, the completed slice offered
+as a suggestion, and the display window chosen on the raw values (annotation page and viewer).
+
+A tiny 16-bit volume whose "bone" is only 40 grey values brighter than its matrix keeps it
+quick; the server, browser and helpers are those of ``test_pages.py``.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_pages import (CHROMIUM, _converted_job, assert_no_console_errors, browser, dabs, page, server,  # noqa: F401
+                        shot, to_screen)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
+]
+
+SHAPE = (16, 40, 48)  # z, y, x
+
+
+def _volume() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    vol = (30000 + rng.integers(-3, 4, SHAPE)).astype(np.uint16)
+    vol[3:13, 8:30, 10:38] += 40
+    vol[0, 0, :3] = 60000  # a few hot voxels: the full range hides the 40 grey values
+    return vol
+
+
+def _canvas(page) -> str:
+    return page.evaluate("() => document.getElementById('view').toDataURL()")
+
+
+def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page):
+    vol = _volume()
+    job_id = _converted_job(page, vol, "planes")
+    page.goto(f"/job/annotate/{job_id}?axis=y&index=20")
+    page.wait_for_function("document.getElementById('slice-out').textContent.startsWith('20 ')")
+    assert page.locator("#plane").input_value() == "y"
+    assert page.locator("#slice-out").inner_text() == f"20 / {SHAPE[1] - 1}"
+    page.wait_for_function("document.getElementById('win-lo-out').textContent !== '–'")
+
+    # strokes on the XZ plane y = 20 (rows z, columns x): bone, then matrix
+    plane = vol[:, 20, :]
+    bone = np.zeros(plane.shape, bool)
+    bone[3:13, 10:38] = True
+    box = page.locator("#view").bounding_box()
+    rng = np.random.default_rng(0)
+    page.locator("#classes li[data-value='2']").click()
+    dabs(page, box, bone, rng, n=3)
+    page.locator("#classes li[data-value='1']").click()
+    dabs(page, box, ~bone, rng, n=3)
+    page.keyboard.press("Control+s")
+    item = page.locator("#gallery li[data-key='y20']")
+    item.wait_for()
+    assert "XZ y 20" in item.inner_text()
+    r = page.request.get(f"/api/annotate/{job_id}/annotations/y/20")
+    strokes = np.asarray(Image.open(io.BytesIO(r.body())))
+    assert strokes.shape == plane.shape and set(np.unique(strokes).tolist()) == {0, 1, 2}
+    assert (strokes[bone] != 1).all() and (strokes[~bone] != 2).all()
+
+    # strokes only: the slice completed from them is offered; accepting fills every pixel
+    accept = page.locator("#accept-pred")
+    page.wait_for_function("document.getElementById('accept-pred').textContent.includes('completed')")
+    assert accept.is_enabled()
+    accept.click()
+    page.keyboard.press("Control+s")
+    page.wait_for_function("!document.getElementById('submit').textContent.includes('*')")
+    full = np.asarray(Image.open(io.BytesIO(page.request.get(f"/api/annotate/{job_id}/annotations/y/20").body())))
+    assert full.min() >= 1 and np.mean((full == 2) == bone) > 0.9
+    listed = page.request.get(f"/api/annotate/{job_id}/annotations").json()["annotations"]
+    assert [(a["axis"], a["index"]) for a in listed] == [("y", 20)]
+    shot(page, "20-annotate-xz-plane")
+
+    # the window on raw values: the slice is rendered again by the server for the new window
+    before = _canvas(page)
+    with page.expect_response(lambda resp: "/slice/y/20.png?window=29998" in resp.url):
+        page.evaluate("""() => {
+          const lo = document.getElementById('win-lo'), hi = document.getElementById('win-hi');
+          hi.value = '30045'; hi.dispatchEvent(new Event('input'));
+          lo.value = '29998'; lo.dispatchEvent(new Event('input'));
+        }""")
+    page.wait_for_function(f"document.getElementById('view').toDataURL() !== {before!r}")
+    assert page.locator("#win-lo-out").inner_text() == "29998"
+    narrow = _canvas(page)
+    with page.expect_response(lambda resp: "/slice/y/20.png?window=" in resp.url):
+        page.click("#win-full")
+    page.wait_for_function(f"document.getElementById('view').toDataURL() !== {narrow!r}")
+    assert page.locator("#win-hi-out").inner_text() == "60000"
+    assert page.evaluate("() => { const c = document.getElementById('histogram');"
+                         " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v > 0); }")
+    assert_no_console_errors(page)
+
+
+def test_the_viewer_renders_its_slices_for_the_chosen_window(page):
+    job_id = _converted_job(page, _volume(), "planes-viewer")
+    page.goto(f"/job/{job_id}/viewer")
+    page.wait_for_function("document.getElementById('win-lo-out').textContent !== '–'")
+    with page.expect_response(lambda resp: "/slice/z/" in resp.url and "window=29998%2C30045" in resp.url):
+        page.evaluate("""() => {
+          const lo = document.getElementById('win-lo'), hi = document.getElementById('win-hi');
+          hi.value = '30045'; hi.dispatchEvent(new Event('input'));
+          lo.value = '29998'; lo.dispatchEvent(new Event('input'));
+        }""")
+    shot(page, "21-viewer-window")
+    assert_no_console_errors(page)
