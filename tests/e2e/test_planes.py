@@ -67,7 +67,7 @@ def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page)
 
     # strokes only: the slice completed from them is offered; accepting fills every pixel
     accept = page.locator("#accept-pred")
-    page.wait_for_function("document.getElementById('accept-pred').textContent.includes('completed')")
+    page.wait_for_function("document.getElementById('pred-status').textContent.includes('completed from your strokes')")
     assert accept.is_enabled()
     accept.click()
     page.keyboard.press("Control+s")

@@ -154,6 +154,20 @@ def test_preview_equals_the_segmented_slice(world):
         predict_slice(root / "vol.ome.zarr", root / "model", 24)
 
 
+def test_preview_of_an_xz_or_yz_plane_equals_that_plane_of_the_segmentation(world):
+    from ml4paleo.pipelines.preview import predict_plane
+
+    root, vol, truth, whole = world
+    assert np.array_equal(predict_plane(root / "vol.ome.zarr", root / "model", "z", 13), whole[13])
+    for axis, index, plane in (("y", 0, whole[:, 0, :]), ("y", 17, whole[:, 17, :]), ("x", 9, whole[:, :, 9])):
+        pred = predict_plane(root / "vol.ome.zarr", root / "model", axis, index)
+        assert pred.dtype == np.uint8 and np.array_equal(pred, plane), axis
+    with pytest.raises(InputError, match="x must be"):
+        predict_plane(root / "vol.ome.zarr", root / "model", "x", vol.shape[2])
+    with pytest.raises(InputError, match="axis"):
+        predict_plane(root / "vol.ome.zarr", root / "model", "w", 0)
+
+
 def test_cli_train_segment_and_predict_slice(world, tmp_path):
     root, vol, truth, whole = world
     for z in (4, 20):

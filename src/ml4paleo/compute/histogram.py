@@ -65,7 +65,9 @@ class Histogram:
         """Count the values of ``block`` (any shape)."""
         block = np.asarray(block)
         if self.exact:
-            flat = block.ravel().astype(np.int64) - self.offset
+            flat = block.ravel()
+            if self.offset:
+                flat = np.subtract(flat, self.offset, dtype=np.int64)
             self.counts += np.bincount(flat, minlength=self.counts.size)
         else:
             flat = block.ravel()

@@ -19,8 +19,8 @@ from ml4paleo.io.omezarr import open_level
 
 __all__ = ["BLOCK_VOXELS", "VolumeHistogram", "volume_histogram"]
 
-BLOCK_VOXELS = 1 << 24
-"""Voxels read at once (64 MB of uint32/float32)."""
+BLOCK_VOXELS = 1 << 22
+"""Voxels read at once: counting makes an int64 copy of a block (32 MB at this size)."""
 
 
 @dataclass(frozen=True)

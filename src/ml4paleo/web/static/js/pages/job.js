@@ -95,9 +95,12 @@ const models = () => linkButton("Check the models", `/job/${enc}/models`);
 const cancel = () => actionButton("Cancel", () => post(`/api/job/${enc}/cancel`));
 
 /** The next step as one big button, other possible steps as small ones. */
+/** Painted slices of every plane (XY, and XZ/YZ across the stack). */
+const paintedSlices = (job) => (job.annotations || []).length + (job.plane_annotations || []).length;
+
 function actionsFor(job) {
   const seg = newestSeg(job);
-  const hasAnnotations = (job.annotations || []).length > 0;
+  const hasAnnotations = paintedSlices(job) > 0;
   const model = trainedModel(job);
   switch (job.status) {
     case "uploading": return [[linkButton("Continue the upload", `/?resume=${enc}`, true)], []];
@@ -126,7 +129,8 @@ function render(job) {
   if (job.shape) meta.push(`${job.shape.join(" × ")} voxels (z, y, x), ${job.dtype}`);
   if (job.voxel_size) meta.push(`voxel ${job.voxel_size.join(" × ")} ${job.unit || ""}`);
   meta.push(`created ${formatDate(job.created_at)}`);
-  if ((job.annotations || []).length) meta.push(`${job.annotations.length} annotated slice${job.annotations.length > 1 ? "s" : ""}`);
+  const painted = paintedSlices(job);
+  if (painted) meta.push(`${painted} annotated slice${painted > 1 ? "s" : ""}`);
   document.getElementById("job-meta").textContent = meta.join(" · ");
   renderTimeline(job);
   renderVoxelForm(job);

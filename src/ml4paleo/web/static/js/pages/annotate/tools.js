@@ -139,6 +139,7 @@ export class AnnotationTools {
     else if (key === "[") state.setSize(state.size - (state.size > 10 ? 2 : 1));
     else if (key === "]") state.setSize(state.size + (state.size >= 10 ? 2 : 1));
     else if (key === "n") guarded(() => this.openSlice(null));
+    else if (key === "c") $("complete").click();
     else if (["z", "y", "x"].includes(key) && key !== state.axis) guarded(() => this.openPlane(key));
     else if (key === "p") { $("show-pred").click(); }
     else if (key === "," && state.index > 0) guarded(() => this.openSlice(state.index - 1));

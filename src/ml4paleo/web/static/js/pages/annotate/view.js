@@ -53,13 +53,15 @@ export class AnnotationView {
     if (labels) this.slice.setLabels("labels", labels.values, this.state.colors(), rect);
   }
 
-  /** The suggestion overlay (cleared when there is none); "Accept prediction" only with one. */
+  /** The suggestion overlay (cleared when there is none); "Accept suggestion" only with one. */
   paintSuggestion() {
     const { suggestion } = this.state;
     if (suggestion) this.slice.setLabels("suggestion", suggestion.values, this.state.colors(), null, suggestion.offset);
     else this.slice.clearLayer("suggestion");
     $("accept-pred").disabled = !suggestion;
-    $("accept-pred").textContent = suggestion && suggestion.source === "completion" ? "Accept completed slice" : "Accept prediction";
+    $("accept-pred").title = suggestion && suggestion.source === "completion"
+      ? "Fill every unpainted pixel with the slice completed from your strokes (painted pixels stay); then correct it"
+      : "Fill every unpainted pixel with the model's prediction (painted pixels stay); then correct it";
   }
 
   _showUnsaved() {
