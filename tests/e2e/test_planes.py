@@ -78,6 +78,16 @@ def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page)
     assert [(a["axis"], a["index"]) for a in listed] == [("y", 20)]
     shot(page, "20-annotate-xz-plane")
 
+    # a reload brings the plane, its slice and its labels back from the server
+    page.reload()
+    page.wait_for_function("document.getElementById('slice-out').textContent.startsWith('20 ')")
+    page.locator("#gallery li[data-key='y20']").wait_for()
+    assert page.locator("#plane").input_value() == "y"
+    box = page.locator("#view").bounding_box()
+    page.mouse.move(*to_screen(box, plane.shape, 8, 24))
+    page.wait_for_function("document.getElementById('cursor-info').textContent.includes('label: fossil')")
+    assert page.locator("#cursor-info").inner_text().startswith("x 24, z 8, y 20")
+
     # the window on raw values: the slice is rendered again by the server for the new window
     before = _canvas(page)
     with page.expect_response(lambda resp: "/slice/y/20.png?window=29998" in resp.url):
