@@ -28,7 +28,7 @@ from ml4paleo.jobs.store import JobStore
 from ml4paleo.jobs.store.annotations import annotation_record
 
 __all__ = ["annotation_file", "check_slice", "complete_mask", "converted", "delete_mask", "list_artifacts", "plane_shape", "receive_chunk",
-           "save_mask", "slice_image", "slice_key", "volume_histogram"]
+           "save_mask", "slice_image", "slice_key", "volume_histogram", "histogram_of"]
 
 HISTOGRAM_BINS = 2048
 """Bins of a volume's histogram over its whole range: a 16-bit scan keeps 32 grey values a bin,
@@ -229,26 +229,31 @@ def slice_image(store: JobStore, job_id: str, axis: str, index: int, *, level: i
                         level=level, step=step, labels=labels, colors=colors, opacity=opacity)
 
 
-def volume_histogram(store: JobStore, job_id: str) -> dict[str, Any]:
-    """The histogram of the job's raw values (``{dtype, edges, counts, min, max, voxels}``) and
-    the window presets the pages offer (``auto``: the job's percentile window, ``full``: min to
-    max). Computed once per volume in one streamed pass and kept beside it, keyed by the
-    volume's modification time (a re-converted volume gets a new one)."""
-    _, window, _ = converted(store, job_id)
-    job_paths = store.paths(job_id)
+def histogram_of(job_paths: JobPaths) -> dict[str, Any]:
+    """The histogram of a job's converted volume (``{dtype, edges, counts, min, max, voxels}``),
+    counted once in one streamed pass (:func:`ml4paleo.io.histogram.volume_histogram`) and kept
+    beside it, keyed by the volume's modification time (a re-converted volume gets a new one).
+    The conversion task counts it, so a page rarely waits for it."""
     stamp = (job_paths.volume / "zarr.json").stat().st_mtime_ns
-    cached = None
     try:
         cached = json.loads(job_paths.histogram.read_text())
     except (OSError, ValueError):
-        pass
+        cached = None
     if not isinstance(cached, dict) or cached.get("stamp") != stamp:
         cached = {"stamp": stamp, **dataclasses.asdict(read_histogram(job_paths.volume, HISTOGRAM_BINS))}
         tmp = partial_path(job_paths.histogram)
         tmp.write_text(json.dumps(cached))
         os.replace(tmp, job_paths.histogram)
-    full = [cached["min"], cached["max"] if cached["max"] > cached["min"] else cached["min"] + 1]
-    return {**{k: v for k, v in cached.items() if k != "stamp"}, "presets": {"auto": list(window), "full": full}}
+    return {k: v for k, v in cached.items() if k != "stamp"}
+
+
+def volume_histogram(store: JobStore, job_id: str) -> dict[str, Any]:
+    """The histogram of the job's raw values (:func:`histogram_of`) and the window presets the
+    pages offer: ``auto``, the job's percentile window, and ``full``, min to max."""
+    _, window, _ = converted(store, job_id)
+    hist = histogram_of(store.paths(job_id))
+    full = [hist["min"], hist["max"] if hist["max"] > hist["min"] else hist["min"] + 1]
+    return {**hist, "presets": {"auto": list(window), "full": full}}
 
 
 # -- downloads ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Where a job's files live, and the one check every path from a request goes through.
 
-``$ML4PALEO_DATA/jobs/<job_id>/`` holds ``upload/``, ``volume.ome.zarr``, ``annotations/<z>.png``,
+``$ML4PALEO_DATA/jobs/<job_id>/`` holds ``upload/``, ``volume.ome.zarr``, ``histogram.json``,
+``annotations/<z>.png`` (``y_0120.png`` / ``x_0080.png`` for the other planes),
 ``models/<model_id>/``, ``segmentations/<seg_id>/labels.ome.zarr`` and
 ``segmentations/<seg_id>/meshes/``. :func:`inside` resolves a relative path (symlinks included)
 and refuses anything that would leave its root, so ``..``, absolute paths, encoded slashes and

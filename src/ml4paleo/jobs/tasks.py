@@ -62,6 +62,7 @@ class TaskContext:
 
 def convert(ctx: TaskContext) -> dict[str, Any]:
     """Upload folder -> ``volume.ome.zarr``, then the display window (computed once, stored)."""
+    from ml4paleo.jobs.files import histogram_of
     from ml4paleo.pipelines.convert import convert_volume  # lazy: see the module's docstring
 
     options: dict[str, Any] = {}
@@ -72,6 +73,7 @@ def convert(ctx: TaskContext) -> dict[str, Any]:
     result = convert_volume(ctx.paths.upload, ctx.paths.volume, overwrite=True,
                             progress=scaled(ctx.progress, 0.0, 0.97, "converting"), **options)
     ctx.progress(0.98, 1.0, "computing the display window")
+    histogram_of(ctx.paths)  # counted here, once, so the pages' window/level does not wait for it
     return {"shape": [int(n) for n in result.shape], "dtype": str(result.dtype),
             "voxel_size": [float(v) for v in result.voxel_size], "unit": result.unit,
             "window": volume_window(ctx.paths.volume), "warnings": [str(w) for w in result.warnings]}
