@@ -234,7 +234,10 @@ def histogram_of(job_paths: JobPaths) -> dict[str, Any]:
     counted once in one streamed pass (:func:`ml4paleo.io.histogram.volume_histogram`) and kept
     beside it, keyed by the volume's modification time (a re-converted volume gets a new one).
     The conversion task counts it, so a page rarely waits for it."""
-    stamp = (job_paths.volume / "zarr.json").stat().st_mtime_ns
+    try:
+        stamp = (job_paths.volume / "zarr.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        raise ArtifactNotFound("the job's volume is missing") from None
     try:
         cached = json.loads(job_paths.histogram.read_text())
     except (OSError, ValueError):
