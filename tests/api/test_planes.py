@@ -146,6 +146,8 @@ def test_the_histogram_and_a_window_on_raw_values(server, job, volume):
     assert server.json("GET", f"/api/job/{job}/histogram") == hist
     cache.unlink()  # a volume converted before histograms were kept: counted on the first request
     assert server.json("GET", f"/api/job/{job}/histogram") == hist and cache.is_file()
+    cache.write_text('{"stamp": 1, "counts": [5], "edges": [0, 1]}')  # the histogram of an older volume
+    assert server.json("GET", f"/api/job/{job}/histogram") == hist
 
     def rendered(window: str) -> np.ndarray:
         r = server.get(f"/api/job/{job}/slice/z/4.png", params={"window": window})
