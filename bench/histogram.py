@@ -67,7 +67,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "volume.ome.zarr"
         make_volume(path, args.depth, args.side, args.dtype)
-        out = subprocess.run([sys.executable, __file__, "--measure", str(path)], check=True, capture_output=True, text=True)
+        out = subprocess.run([sys.executable, __file__, "--measure", str(path)], check=True, capture_output=True,
+                             text=True)
         r = json.loads(out.stdout)
     volume_mb = args.depth * args.side**2 * np.dtype(args.dtype).itemsize / 2**20
     print(f"histogram of {args.depth}x{args.side}x{args.side} {args.dtype} ({r['voxels'] / 1e6:.0f} M voxels, "

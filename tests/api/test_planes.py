@@ -53,7 +53,8 @@ def test_a_plane_annotation_round_trips(server, job):
     assert suggested["axis"] == "x" and 0 <= suggested["index"] < x and suggested["shape"] == [z, y]
 
     y_mask, x_mask = _mask(z, x), _mask(z, y)
-    out = server.json("POST", f"/api/annotate/{job}/data/submit", json={"axis": "y", "index": 5, "mask": png_b64(y_mask)})
+    out = server.json("POST", f"/api/annotate/{job}/data/submit",
+                      json={"axis": "y", "index": 5, "mask": png_b64(y_mask)})
     assert (out["axis"], out["index"], out["z"], out["values"]) == ("y", 5, None, [1, 2])
     assert out["labeled_voxels"] == int(np.count_nonzero(y_mask))
     server.json("POST", f"/api/annotate/{job}/data/submit", json={"axis": "x", "index": 7, "mask": png_b64(x_mask)})
@@ -122,8 +123,9 @@ def test_a_model_trains_from_planes_alone_and_predicts_any_plane(server, volume)
     pytest.importorskip("ml4paleo.pipelines.train")
     job = converted_job(server, volume, "planes-train")
     truth = np.where(volume > 30020, 2, 1).astype(np.uint8)
-    server.json("POST", f"/api/annotate/{job}/data/submit", json={"axis": "y", "index": 12, "mask": png_b64(truth[:, 12, :])})
-    server.json("POST", f"/api/annotate/{job}/data/submit", json={"axis": "x", "index": 10, "mask": png_b64(truth[:, :, 10])})
+    submit = f"/api/annotate/{job}/data/submit"
+    server.json("POST", submit, json={"axis": "y", "index": 12, "mask": png_b64(truth[:, 12, :])})
+    server.json("POST", submit, json={"axis": "x", "index": 10, "mask": png_b64(truth[:, :, 10])})
     model_id = server.json("POST", f"/api/job/{job}/retrain", 202)["model_id"]
     doc = server.wait(job, {"trained"})
     model = next(m for m in doc["models"] if m["model_id"] == model_id)

@@ -518,9 +518,9 @@ class StoreContract:
         job_id = converted_job(store)
         with store.engine.begin() as conn:
             conn.execute(text("DROP TABLE annotations"))
-            conn.execute(text('CREATE TABLE annotations (job_id VARCHAR(36) NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, '
-                              'z INTEGER NOT NULL, labeled_voxels BIGINT, "values" JSON, updated_at FLOAT, '
-                              'PRIMARY KEY (job_id, z))'))
+            conn.execute(text('CREATE TABLE annotations (job_id VARCHAR(36) NOT NULL '
+                              'REFERENCES jobs(id) ON DELETE CASCADE, z INTEGER NOT NULL, labeled_voxels BIGINT, '
+                              '"values" JSON, updated_at FLOAT, PRIMARY KEY (job_id, z))'))
             conn.execute(text("INSERT INTO annotations VALUES (:j, 4, 9, '[1, 2]', 1.0)"), {"j": job_id})
         _create_schema(store.engine)
         _create_schema(store.engine)  # a second process starting later finds it done

@@ -18,8 +18,8 @@ import numpy as np
 from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.io.png import png_pixels, write_png
 
-__all__ = ["SliceKey", "annotation_files", "axis_index", "delete_annotation", "file_name", "key_name", "make_key", "plane_of",
-           "read_annotation", "read_annotations", "write_annotation"]
+__all__ = ["SliceKey", "annotation_files", "axis_index", "delete_annotation", "file_name", "key_name", "make_key",
+           "plane_of", "read_annotation", "read_annotations", "write_annotation"]
 
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 _PLANE = re.compile(r"^([xy])_?(\d+)$", re.IGNORECASE)

@@ -27,8 +27,9 @@ from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.jobs.store.annotations import annotation_record
 
-__all__ = ["annotation_file", "check_slice", "complete_mask", "converted", "delete_mask", "list_artifacts", "plane_shape", "receive_chunk",
-           "save_mask", "slice_image", "slice_key", "volume_histogram", "histogram_of"]
+__all__ = ["annotation_file", "check_slice", "complete_mask", "converted", "delete_mask", "histogram_of",
+           "list_artifacts", "plane_shape", "receive_chunk", "save_mask", "slice_image", "slice_key",
+           "volume_histogram"]
 
 HISTOGRAM_BINS = 2048
 """Bins of a volume's histogram over its whole range: a 16-bit scan keeps 32 grey values a bin,
