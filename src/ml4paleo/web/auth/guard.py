@@ -26,7 +26,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 OPEN_ENDPOINTS = frozenset({"static", "jobs.health", "auth_pages.login", "auth_pages.open_link"})
 """Reachable without signing in (the sign-in form itself, a reviewer's link, health, assets)."""
-READ_ONLY_CHANGES = frozenset({"annotate.predict", "upload.status_post"})
+READ_ONLY_CHANGES = frozenset({"annotate.predict", "annotate.complete", "upload.status_post"})
 """POST routes that change nothing: a read-only viewer may call them."""
 OWNER_ONLY_READS = frozenset({"auth_api.shares"})
 """GET routes for the owner (or an admin) only."""
