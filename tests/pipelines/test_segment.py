@@ -63,11 +63,18 @@ def test_chunked_segmentation_equals_whole_volume(world, tmp_path, small_blocks)
     assert [p.name for p in tmp_path.iterdir()] == ["labels.ome.zarr"]
 
 
-def test_local_processes_default_equals_whole_volume(world, tmp_path, small_blocks, monkeypatch):
+def test_local_threads_default_equals_whole_volume(world, tmp_path, small_blocks, monkeypatch):
     root, vol, truth, whole = world
     monkeypatch.delenv("ML4PALEO_DASK_SCHEDULER", raising=False)
     result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr")
-    assert result.scheduler in ("processes", "synchronous")
+    assert result.scheduler in ("threads", "synchronous")
+    assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), whole)
+
+
+def test_local_processes_equal_whole_volume(world, tmp_path, small_blocks):
+    root, vol, truth, whole = world
+    result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr", scheduler="processes")
+    assert result.scheduler == "processes" and result.n_blocks > 1
     assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), whole)
 
 
