@@ -167,7 +167,7 @@ def test_cli_train_segment_and_predict_slice(world, tmp_path):
         write_annotation(tmp_path / "ann", z, scribbles(truth[z]))
     runner = CliRunner()
     r = runner.invoke(cli, ["train", str(root / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "m"),
-                            "--sigmas", "1,3.5", "--features", "gaussian,ggm,hessian"])
+                            "--sigmas", "1,3.5", "--features", "gaussian,ggm,hessian", "--validate", "now"])
     assert r.exit_code == 0, r.output
     assert "fossil: Dice" in r.output
     r = runner.invoke(cli, ["segment", str(root / "vol.ome.zarr"), str(tmp_path / "m"), str(tmp_path / "s.ome.zarr"),
