@@ -8,10 +8,13 @@ for train + segment of an 8.7 M-voxel scan on this machine type. So ``ml4paleo t
 ``ml4paleo segment`` run here as real subprocesses (imports, worker start-up, model load,
 writes) on a generated scan (``bench/segment.py``'s blobs and plates in a noisy matrix,
 uint16), OME-Zarr in 64^3 chunks, with 5 painted slices (brush-like strokes of the truth,
-``ml4paleo.testing.phantoms.strokes``). Printed per size: seconds of ``--help``, train (and
-the time the model's validation took beside it), segment, total; M voxels/s end to end; the
+``ml4paleo.testing.phantoms.strokes``). Printed per size: seconds of ``--help``, train,
+segment and total, wall and CPU (all threads of the process; on a loaded shared machine the
+CPU seconds compare runs better than the wall clock), with the load average; M voxels/s end
+to end; how long after segmentation the model's background validation wrote its figures; the
 peak RSS of the largest process (``ru_maxrss`` of the children); and the Dice of the
-structure on every slice nobody painted.
+structure on every slice nobody painted. ``PYTHONPATH=<other checkout>/src`` measures another
+version with the same script.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -49,14 +53,20 @@ def _make_volume():
     return module.make_volume, module.dice
 
 
-def _cli(*args: str) -> float:
-    """Seconds one ``ml4paleo`` process took; its output is shown when it fails."""
-    t = time.perf_counter()
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _cli(*args: str) -> tuple[float, float]:
+    """Wall and CPU seconds (every thread, not the detached validation) of one ``ml4paleo``
+    process; its output is shown when it fails."""
+    t, c = time.perf_counter(), _cpu()
     out = subprocess.run([sys.executable, "-m", "ml4paleo.cli", *args], capture_output=True, text=True)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, _cpu() - c
     if out.returncode:
         raise SystemExit(f"ml4paleo {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-    return seconds
+    return seconds, cpu
 
 
 def _validation(model_dir: Path) -> dict:
@@ -87,9 +97,9 @@ def run_size(name: str, work: Path, method: str, repeat: int) -> None:
 
     vol_, labels, model, seg = (str(work / p) for p in ("vol.ome.zarr", "labels", "model", "seg.ome.zarr"))
     for r in range(repeat):
-        t_help = _cli("--help")
-        t_train = _cli("train", vol_, labels, model, "--method", method, "--overwrite")
-        t_seg = _cli("segment", vol_, model, seg, "--overwrite")
+        t_help, _ = _cli("--help")
+        t_train, c_train = _cli("train", vol_, labels, model, "--method", method, "--overwrite")
+        t_seg, c_seg = _cli("segment", vol_, model, seg, "--overwrite")
         meta = json.loads((work / "model" / "metadata.json").read_text())
         t = time.perf_counter()
         while (validation := _validation(work / "model")).get("status") == "pending":
@@ -103,8 +113,9 @@ def run_size(name: str, work: Path, method: str, repeat: int) -> None:
         upstream = UPSTREAM_SECONDS.get(name)
         ratio = f", {upstream / total:.2f}x faster than the upstream tool's {upstream} s" if upstream else ""
         loso = (validation.get("metrics") or {}).get("fossil", {}).get("dice") if validation else None
-        print(f"  run {r + 1}: --help {t_help:.2f}s, train {t_train:.1f}s, segment {t_seg:.1f}s, "
-              f"total {total:.1f}s = {n / total / 1e6:.2f} M voxels/s{ratio}; method {meta.get('method', '?')}, "
+        print(f"  run {r + 1}: --help {t_help:.2f}s, train {t_train:.1f}s ({c_train:.1f}s CPU), segment {t_seg:.1f}s "
+              f"({c_seg:.1f}s CPU), total {total:.1f}s ({c_train + c_seg:.1f}s CPU) = {n / total / 1e6:.2f} M voxels/s"
+              f"{ratio}; load average {os.getloadavg()[0]:.1f}; method {meta.get('method', '?')}, "
               f"validation figures {t_wait:.1f}s after segment ended (LOSO Dice fossil {loso}); "
               f"Dice on {len(others)} unpainted slices {d:.4f}; peak RSS of the largest process so far "
               f"{_peak_child_mb():.0f} MB")

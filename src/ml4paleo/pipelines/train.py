@@ -30,7 +30,11 @@ Only the annotated slices are featurised (each with the z-neighbourhood the 3D f
 read from the volume in tiles), and only their labeled voxels are used. The model is then
 validated by leave-one-slice-out (each annotated slice predicted by a model trained on the
 others: Dice/IoU that say how well unseen slices will be segmented, not training-set scores),
-and the final model is fitted on all slices and saved with its metadata.
+and the final model is fitted on all slices and saved with its metadata. With
+``validate="later"`` (what ``ml4paleo train`` does) the validation moves after the save, beside
+segmentation (:mod:`ml4paleo.pipelines.validate`), and ``auto`` chooses on quicker folds
+(``CHOICE_TREES`` trees on ``CHOICE_ROWS`` rows); the painted slices are featurised one per
+thread.
 
 Sampling (fixed seed). Measured by leave-one-slice-out Dice (every voxel of each held-out
 slice scored; default 3D bank, default forest) on the snow scan (3 slices) and the generated
@@ -107,6 +111,7 @@ from ml4paleo.pipelines._candidates import (
     make_candidate,
     sample_indices,
 )
+from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["METHODS", "SAMPLING", "TrainResult", "sample_indices", "train_model"]
@@ -133,8 +138,11 @@ VALIDATE = ("now", "later")
 ``later``: the model is saved at once with ``validation.json`` pending, and
 :func:`ml4paleo.pipelines.validate.validate_model` fills it in (beside or after segmentation)."""
 CHOICE_ROWS = 20_000
-"""With ``validate="later"``, ``auto`` chooses on the same folds with models fitted on at most
-this many rows (see ``bench/small_scan.py`` and the module docstring for what it costs)."""
+CHOICE_TREES = 8
+"""With ``validate="later"``, ``auto`` chooses on the same folds with forests of ``CHOICE_TREES``
+trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees): on the 8.7 M-voxel
+scan of ``bench/small_scan.py`` the full-size folds of forest and context took 10.6 s of CPU
+with 20 k rows, most of it the context forests on the rows near completed outlines."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: selection took 2.3 s instead of 10.3 s (4 slices
@@ -424,14 +432,9 @@ def train_model(
     array = open_level(volume_path, 0)
     progress(0.0, 1.0, "completing painted slices")
     prior, completed = _complete(array, ann, K, info.voxel_size)
-    slices: list[PaintedSlice] = []
-    labeled = np.zeros(K, dtype=np.int64)
-    report = scaled(progress, 0.05, 0.35, "computing features")
-    report(0, len(ann))
-    for i, (z, mask) in enumerate(ann.items()):
+    def painted(z: SliceKey, mask: np.ndarray) -> PaintedSlice:
         sel = mask > 0
         y = mask[sel].astype(np.intp) - 1
-        labeled += np.bincount(y, minlength=K)
         axis, index = plane_of(z)
         keep = sample_indices(y, "proportional", max_voxels, seed + index)  # bounds memory on full masks
         full = prior.mask_of(z) if z in completed else None
@@ -439,12 +442,18 @@ def train_model(
         union = sel | band
         feats = labeled_features(array, index, union, settings, axis=axis)  # row-major over ``union``
         ys, xs = np.nonzero(sel)
-        slices.append(PaintedSlice(z, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep])))
+        out = PaintedSlice(z, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep]))
         if band.any():
             by, bx = np.nonzero(band)
             pick = np.sort(np.random.default_rng(seed + index).permutation(by.size)[: len(keep)])
-            slices[-1].pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
-        report(i + 1, len(ann))
+            out.pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
+        return out
+
+    # one slice per thread: the filters release the GIL (two threads ~2x one, compute/regions.py)
+    progress(0.05, 1.0, "computing features")
+    slices: list[PaintedSlice] = run_tasks(painted, list(ann.items()), scheduler="threads",
+                                           progress=scaled(progress, 0.05, 0.35), stage="computing features")
+    labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
 
     if select is not None and settings.selected is None and 0 < select < settings.n_features:
         progress(0.35, 1.0, "selecting features")
@@ -474,10 +483,12 @@ def train_model(
     if validate == "later" and len(candidates) > 1:
         # the choice needs held-out evidence now: the same folds, models on fewer rows; the full
         # validation follows (validate_model) and says whether it agrees
-        quick = dataclasses.replace(ts, max_voxels=min(max_voxels, CHOICE_ROWS))
+        quick = dataclasses.replace(ts, max_voxels=min(max_voxels, CHOICE_ROWS),
+                                    params={"n_estimators": CHOICE_TREES, **ts.params})
         scored = score_candidates(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
         chosen, reason = _choose(scored, names)
-        reason += f" (quick folds, models on at most {CHOICE_ROWS} rows; the full validation follows)"
+        reason += (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} rows; "
+                   "the full validation follows)")
     elif validate == "later":
         scored, (chosen, reason) = {names[0]: {"metrics": {}, "seconds": 0.0}}, (names[0], f"method {names[0]} was asked for")
     else:
