@@ -64,11 +64,16 @@ def test_chunked_segmentation_equals_whole_volume(world, tmp_path, small_blocks)
 
 
 def test_local_threads_default_equals_whole_volume(world, tmp_path, small_blocks, monkeypatch):
+    from threadpoolctl import threadpool_info
+
     root, vol, truth, whole = world
     monkeypatch.delenv("ML4PALEO_DASK_SCHEDULER", raising=False)
+    monkeypatch.setattr("ml4paleo.pipelines._tasks.cores", lambda: 2)
+    before = [pool["num_threads"] for pool in threadpool_info()]
     result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr")
-    assert result.scheduler in ("threads", "synchronous")
+    assert result.scheduler == "threads" and result.n_blocks > 1
     assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), whole)
+    assert [pool["num_threads"] for pool in threadpool_info()] == before  # a runner keeps its native threads
 
 
 def test_local_processes_equal_whole_volume(world, tmp_path, small_blocks):

@@ -29,6 +29,7 @@ peak RSS ~0.42 GB per worker.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,8 @@ def segment_volume(
         >>> result = segment_volume("ammonite.ome.zarr", "model", "labels.ome.zarr", min_size=500)
         >>> result.voxels_per_class
     """
+    from threadpoolctl import threadpool_limits
+
     from ml4paleo.io.omezarr import OmeZarrWriter, read_info
     from ml4paleo.models import cached_model
 
@@ -171,10 +174,13 @@ def segment_volume(
         post = bool(min_size > 1 or fill_holes or keep_largest)
         share = 0.8 if post else 0.9  # the rest: post-processing, then the pyramid
         progress(0, 1.0, "segmenting")
-        counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
-                                                   for s, e in regions],
-                                  scheduler=chosen, progress=scaled(progress, 0.0, share), stage="segmenting"),
-                        axis=0).astype(np.int64)
+        # on threads, the tasks' own limits nest in this one, so their overlapping exits cannot
+        # leave a long-lived process (a runner) with other native thread counts than it had
+        with threadpool_limits(1) if chosen == "threads" else contextlib.nullcontext():
+            counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
+                                                       for s, e in regions],
+                                      scheduler=chosen, progress=scaled(progress, 0.0, share), stage="segmenting"),
+                            axis=0).astype(np.int64)
         post_info: dict[str, Any] = {}
         if post:
             progress(share, 1.0, "post-processing")
