@@ -15,9 +15,11 @@ same file system); ``"threads"`` (the local default when there are several block
 Local threads, not processes: the block's work (scipy.ndimage filters, the forest's
 prediction, blosc) releases the GIL, and threads share the imports and the loaded model where
 each spawned worker imported numpy, zarr and scikit-learn and loaded the model again. On the
-8.7 M-voxel scan of ``bench/small_scan.py`` (12 blocks, 2 cores, a loaded shared machine, same
-load for both): processes took 17-18 s of CPU in workers + 2.5 s in the parent, threads 13-15 s
-in all, and the first block was done after 8-24 s instead of 63-70 s (Dask's batches, now gone).
+8.7 M-voxel scan of ``bench/small_scan.py`` (12 blocks, 2 cores, a loaded shared machine, runs
+alternated): two spawned worker processes took 15-17 s of CPU + 1.6-1.8 s in the parent and
+70-85 s of wall clock, the first block done after 29-35 s; threads 12-12.6 s of CPU in all, 42-54 s,
+the first block after 17-20 s (with Dask's process scheduler, which batched the blocks: 20 s of
+CPU, first progress after 63-70 s).
 Each task runs its estimator with one thread (``threadpool_limits(1)``), so tasks x threads
 never exceeds the cores. With ``"processes"``, a script calling this needs the
 ``if __name__ == "__main__":`` guard (the CLI and the runners have it).
