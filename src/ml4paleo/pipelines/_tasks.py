@@ -91,11 +91,14 @@ def run_tasks(
     progress: ProgressCallback | None = None,
     stage: str = "",
     pool: Any = None,
+    workers: int | None = None,
 ) -> list[Any]:
     """``[func(*a) for a in args]`` in parallel, results in order, ``progress`` after each task.
 
     ``pool``: with the ``"processes"`` scheduler, an executor from :func:`process_pool` to reuse
     across calls (a pipeline of several passes then starts its worker processes once).
+    ``workers``: at most this many local tasks at once (default: one per core), where each
+    task's memory, not the cores, sets the bound.
     Exceptions (including :class:`ml4paleo.errors.Cancelled` raised by ``progress``) propagate.
     """
     progress = progress or no_progress
@@ -110,7 +113,7 @@ def run_tasks(
             out.append(func(*a))
             progress(done, len(args), stage)
         return out
-    workers = min(cores(), len(args))
+    workers = min(workers or cores(), cores(), len(args))
     if which == "processes" and pool is not None:
         return _run_pool(func, args, pool, progress, stage)
     with (ThreadPoolExecutor(workers) if which == "threads" else _spawned_pool(workers)) as executor:

@@ -143,6 +143,8 @@ CHOICE_TREES = 8
 trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees): on the 8.7 M-voxel
 scan of ``bench/small_scan.py`` the full-size folds of forest and context took 10.6 s of CPU
 with 20 k rows, most of it the context forests on the rows near completed outlines."""
+FEATURE_THREADS = 2
+"""Painted slices featurised at once (memory grows with each, not only the time saved)."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: selection took 2.3 s instead of 10.3 s (4 slices
@@ -449,9 +451,10 @@ def train_model(
             out.pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
         return out
 
-    # one slice per thread: the filters release the GIL (two threads ~2x one, compute/regions.py)
+    # one slice per thread: the filters release the GIL (two threads ~2x one, compute/regions.py);
+    # at most FEATURE_THREADS, as each holds a tile's features (~0.8 GB for a 512^2 tile, measured)
     progress(0.05, 1.0, "computing features")
-    slices: list[PaintedSlice] = run_tasks(painted, list(ann.items()), scheduler="threads",
+    slices: list[PaintedSlice] = run_tasks(painted, list(ann.items()), scheduler="threads", workers=FEATURE_THREADS,
                                            progress=scaled(progress, 0.05, 0.35), stage="computing features")
     labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
 
