@@ -140,9 +140,11 @@ VALIDATE = ("now", "later")
 CHOICE_ROWS = 20_000
 CHOICE_TREES = 8
 """With ``validate="later"``, ``auto`` chooses on the same folds with forests of ``CHOICE_TREES``
-trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees): on the 8.7 M-voxel
-scan of ``bench/small_scan.py`` the full-size folds of forest and context took 10.6 s of CPU
-with 20 k rows, most of it the context forests on the rows near completed outlines."""
+trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees). On the 8.7 M-voxel
+scan of ``bench/small_scan.py`` (5 slices of strokes, CPU seconds on a loaded 2-core machine), the
+five folds of forest and context cost 3.5 s so, 10.6 s with 24-tree forests on 20 k rows, and
+most of the 84 s that training took with full-size folds (the context forests on the rows near
+completed outlines above all); the choice was the same (forest, tied with context)."""
 FEATURE_THREADS = 2
 """Painted slices featurised at once (memory grows with each, not only the time saved)."""
 RANK_VOXELS = 30_000
