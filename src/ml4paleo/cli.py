@@ -156,10 +156,14 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
               help="Where the U-Net trains and predicts (auto: CUDA when PyTorch sees a GPU).")
 @click.option("--select", type=click.IntRange(min=0), default=16, show_default=True,
               help="Keep the N most important features (faster segmentation); 0 keeps all.")
+@click.option("--validate", type=click.Choice(["background", "now"]), default="background", show_default=True,
+              help="background: save the model at once and run leave-one-slice-out in a background process "
+                   "(its figures land in MODEL_DIR/validation.json; `auto` chooses on quicker folds); now: "
+                   "validate before the final fit and print the figures.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
 @user_errors
 def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, method, max_train_seconds, unet_epochs,
-          device, select, overwrite) -> None:
+          device, select, validate, overwrite) -> None:
     """Train a segmenter on the annotated slices in LABELS_DIR (one PNG per slice, named by
     its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr, choosing
     the method by leave-one-slice-out Dice unless --method names one."""
@@ -170,10 +174,12 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, method=method, select=select or None,
                              max_train_seconds=max_train_seconds, device=device,
                              unet_params={"epochs": unet_epochs} if unet_epochs else None,
-                             features=_feature_options(features, sigmas), progress=report, overwrite=overwrite)
+                             features=_feature_options(features, sigmas), progress=report, overwrite=overwrite,
+                             validate="later" if validate == "background" else "now")
     click.echo(f"trained on {result.n_slices} slice(s), labeled voxels {result.voxels_per_class}")
     if len(result.candidates) > 1:
-        click.echo("leave-one-slice-out Dice per method:")
+        quick = " (quick folds)" if validate == "background" else ""
+        click.echo(f"leave-one-slice-out Dice per method{quick}:")
         for name, metrics in result.candidates.items():
             cells = ", ".join(f"{c} {'n/a' if m['dice'] is None else format(m['dice'], '.3f')}" for c, m in metrics.items())
             click.echo(f"  {'*' if name == result.method else ' '} {name}: {cells or 'not scored'}")
@@ -185,6 +191,12 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {result.model_dir}")
+    if validate == "background":
+        from ml4paleo.pipelines.validate import start_validation
+
+        process = start_validation(result.model_dir)
+        click.echo(f"validating in the background (process {process.pid}): the figures will be in "
+                   f"{result.model_dir / 'validation.json'}")
 
 
 @main.command()

@@ -12,11 +12,31 @@ def square(x: int) -> int:
     return x * x
 
 
-@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise InputError("three")
+    return x
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads", "processes"])
 def test_local_schedulers(scheduler):
     seen = []
     out = run_tasks(square, [(i,) for i in range(6)], scheduler=scheduler, progress=lambda d, t, s="": seen.append(d))
-    assert out == [i * i for i in range(6)] and sorted(seen) == list(range(1, 7))
+    assert out == [i * i for i in range(6)] and seen == list(range(1, 7))  # one report per task, not per batch
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_a_failing_task_raises_its_own_error(scheduler):
+    with pytest.raises(InputError, match="three"):
+        run_tasks(fail_on_three, [(i,) for i in range(6)], scheduler=scheduler)
+
+
+def test_the_caller_picks_the_local_default(monkeypatch):
+    monkeypatch.delenv("ML4PALEO_DASK_SCHEDULER", raising=False)
+    monkeypatch.setattr("ml4paleo.pipelines._tasks.cores", lambda: 2)
+    assert resolve_scheduler(None, 4) == "processes" and resolve_scheduler(None, 4, local="threads") == "threads"
+    assert resolve_scheduler(None, 1, local="threads") == "synchronous"
+    assert resolve_scheduler("processes", 4, local="threads") == "processes"
 
 
 def test_distributed_scheduler_address():
@@ -40,5 +60,6 @@ def test_default_env_and_errors(monkeypatch):
     def cancel(done, total, stage=""):
         raise Cancelled("stop")
 
-    with pytest.raises(Cancelled):
-        run_tasks(square, [(1,), (2,)], scheduler="synchronous", progress=cancel)
+    for scheduler in ("synchronous", "threads"):
+        with pytest.raises(Cancelled):
+            run_tasks(square, [(1,), (2,)], scheduler=scheduler, progress=cancel)

@@ -63,11 +63,23 @@ def test_chunked_segmentation_equals_whole_volume(world, tmp_path, small_blocks)
     assert [p.name for p in tmp_path.iterdir()] == ["labels.ome.zarr"]
 
 
-def test_local_processes_default_equals_whole_volume(world, tmp_path, small_blocks, monkeypatch):
+def test_local_threads_default_equals_whole_volume(world, tmp_path, small_blocks, monkeypatch):
+    from threadpoolctl import threadpool_info
+
     root, vol, truth, whole = world
     monkeypatch.delenv("ML4PALEO_DASK_SCHEDULER", raising=False)
+    monkeypatch.setattr("ml4paleo.pipelines._tasks.cores", lambda: 2)
+    before = [pool["num_threads"] for pool in threadpool_info()]
     result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr")
-    assert result.scheduler in ("processes", "synchronous")
+    assert result.scheduler == "threads" and result.n_blocks > 1
+    assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), whole)
+    assert [pool["num_threads"] for pool in threadpool_info()] == before  # a runner keeps its native threads
+
+
+def test_local_processes_equal_whole_volume(world, tmp_path, small_blocks):
+    root, vol, truth, whole = world
+    result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr", scheduler="processes")
+    assert result.scheduler == "processes" and result.n_blocks > 1
     assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), whole)
 
 
@@ -174,7 +186,7 @@ def test_cli_train_segment_and_predict_slice(world, tmp_path):
         write_annotation(tmp_path / "ann", z, scribbles(truth[z]))
     runner = CliRunner()
     r = runner.invoke(cli, ["train", str(root / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "m"),
-                            "--sigmas", "1,3.5", "--features", "gaussian,ggm,hessian"])
+                            "--sigmas", "1,3.5", "--features", "gaussian,ggm,hessian", "--validate", "now"])
     assert r.exit_code == 0, r.output
     assert "fossil: Dice" in r.output
     r = runner.invoke(cli, ["segment", str(root / "vol.ome.zarr"), str(tmp_path / "m"), str(tmp_path / "s.ome.zarr"),

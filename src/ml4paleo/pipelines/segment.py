@@ -10,11 +10,18 @@ never by the volume. Post-processing (exact at any size, block by block: see
 
 Schedulers: ``scheduler=None`` reads ``ML4PALEO_DASK_SCHEDULER``; an address
 (``tcp://host:8786``) runs the tasks on that Dask distributed cluster (workers must see the
-same file system); ``"processes"`` (the local default when there are several blocks and
-cores), ``"threads"`` or ``"synchronous"`` use Dask's local schedulers. Local processes, not
-threads: scipy.ndimage holds the GIL, so threads would not use the second core. Each task runs
-its estimator with one thread (``threadpool_limits(1)``), so tasks x threads never exceeds the
-cores. As with any multiprocessing code, a script calling this with the local default needs the
+same file system); ``"threads"`` (the local default when there are several blocks and cores),
+``"processes"`` or ``"synchronous"`` run them here (see :mod:`ml4paleo.pipelines._tasks`).
+Local threads, not processes: the block's work (scipy.ndimage filters, the forest's
+prediction, blosc) releases the GIL, and threads share the imports and the loaded model where
+each spawned worker imported numpy, zarr and scikit-learn and loaded the model again. On the
+8.7 M-voxel scan of ``bench/small_scan.py`` (12 blocks, 2 cores, a loaded shared machine, runs
+alternated): two spawned worker processes took 15-17 s of CPU + 1.6-1.8 s in the parent and
+70-85 s of wall clock, the first block done after 29-35 s; threads 12-12.6 s of CPU in all, 42-54 s,
+the first block after 17-20 s (with Dask's process scheduler, which batched the blocks: 20 s of
+CPU, first progress after 63-70 s).
+Each task runs its estimator with one thread (``threadpool_limits(1)``), so tasks x threads
+never exceeds the cores. With ``"processes"``, a script calling this needs the
 ``if __name__ == "__main__":`` guard (the CLI and the runners have it).
 
 Measured (``bench/segment.py``, 512^3 uint16, 2 cores): 2.5 M voxels/s end to end, 1 M-voxel
@@ -24,6 +31,7 @@ peak RSS ~0.42 GB per worker.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,8 +135,10 @@ def segment_volume(
         >>> result = segment_volume("ammonite.ome.zarr", "model", "labels.ome.zarr", min_size=500)
         >>> result.voxels_per_class
     """
+    from threadpoolctl import threadpool_limits
+
     from ml4paleo.io.omezarr import OmeZarrWriter, read_info
-    from ml4paleo.models import load_model
+    from ml4paleo.models import cached_model
 
     progress = progress or no_progress
     volume_path, model_dir, out_path = Path(volume_path), Path(model_dir), Path(out_path)
@@ -137,7 +147,7 @@ def segment_volume(
     if out_path.exists() and not overwrite:
         raise OutputExistsError(f"{out_path} already exists (pass overwrite to replace it)")
     info = read_info(volume_path)
-    model = load_model(model_dir)
+    model = cached_model(model_dir)  # loaded here once: the local threads' tasks find it cached
     K = len(model.classes)
     stem = out_path.name.split(".")[0]
     prob_paths = tuple(out_path.with_name(f"{stem}_prob_{name}.ome.zarr") for name in model.classes) if probabilities else ()
@@ -162,21 +172,24 @@ def segment_volume(
         block = block_shape(info.shape, writers[0].array.chunks, BLOCK_VOXELS)
         regions = _regions(info.shape, block)
         stores = [str(w.tmp_path / "0") for w in writers]
-        chosen = resolve_scheduler(scheduler, len(regions))
+        chosen = resolve_scheduler(scheduler, len(regions), local="threads")
         post = bool(min_size > 1 or fill_holes or keep_largest)
         share = 0.8 if post else 0.9  # the rest: post-processing, then the pyramid
         progress(0, 1.0, "segmenting")
-        counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
-                                                   for s, e in regions],
-                                  scheduler=chosen, progress=scaled(progress, 0.0, share), stage="segmenting"),
-                        axis=0).astype(np.int64)
+        # on threads, the tasks' own limits nest in this one, so their overlapping exits cannot
+        # leave a long-lived process (a runner) with other native thread counts than it had
+        with threadpool_limits(1) if chosen == "threads" else contextlib.nullcontext():
+            counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
+                                                       for s, e in regions],
+                                      scheduler=chosen, progress=scaled(progress, 0.0, share), stage="segmenting"),
+                            axis=0).astype(np.int64)
         post_info: dict[str, Any] = {}
         if post:
             progress(share, 1.0, "post-processing")
             from ml4paleo.pipelines.postprocess import postprocess_labels
 
             after = postprocess_labels(stores[0], [c for c in range(1, K) if counts[c]], min_size=int(min_size),
-                                       fill=fill_holes, largest=keep_largest, scheduler=chosen,
+                                       fill=fill_holes, largest=keep_largest, scheduler=scheduler,  # its own local default
                                        progress=scaled(progress, share, 0.9), scratch_dir=out_path.parent)
             counts = np.zeros(K, np.int64)
             counts[: min(K, len(after))] = after[:K]

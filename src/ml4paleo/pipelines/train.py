@@ -30,7 +30,11 @@ Only the annotated slices are featurised (each with the z-neighbourhood the 3D f
 read from the volume in tiles), and only their labeled voxels are used. The model is then
 validated by leave-one-slice-out (each annotated slice predicted by a model trained on the
 others: Dice/IoU that say how well unseen slices will be segmented, not training-set scores),
-and the final model is fitted on all slices and saved with its metadata.
+and the final model is fitted on all slices and saved with its metadata. With
+``validate="later"`` (what ``ml4paleo train`` does) the validation moves after the save, beside
+segmentation (:mod:`ml4paleo.pipelines.validate`), and ``auto`` chooses on quicker folds
+(``CHOICE_TREES`` trees on ``CHOICE_ROWS`` rows); the painted slices are featurised one per
+thread.
 
 Sampling (fixed seed). Measured by leave-one-slice-out Dice (every voxel of each held-out
 slice scored; default 3D bank, default forest) on the snow scan (3 slices) and the generated
@@ -78,6 +82,7 @@ keeps every feature.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +111,7 @@ from ml4paleo.pipelines._candidates import (
     make_candidate,
     sample_indices,
 )
+from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["METHODS", "SAMPLING", "TrainResult", "sample_indices", "train_model"]
@@ -127,6 +133,20 @@ MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
 """Features kept by importance-based selection (None: all); see the measurements above."""
+VALIDATE = ("now", "later")
+"""When leave-one-slice-out runs: ``now`` before the final fit (its figures in the result), or
+``later``: the model is saved at once with ``validation.json`` pending, and
+:func:`ml4paleo.pipelines.validate.validate_model` fills it in (beside or after segmentation)."""
+CHOICE_ROWS = 20_000
+CHOICE_TREES = 8
+"""With ``validate="later"``, ``auto`` chooses on the same folds with forests of ``CHOICE_TREES``
+trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees). On the 8.7 M-voxel
+scan of ``bench/small_scan.py`` (5 slices of strokes, CPU seconds on a loaded 2-core machine), the
+five folds of forest and context cost 3.5 s so, 10.6 s with 24-tree forests on 20 k rows, and
+most of the 84 s that training took with full-size folds (the context forests on the rows near
+completed outlines above all); the choice was the same (forest, tied with context)."""
+FEATURE_THREADS = 2
+"""Painted slices featurised at once (memory grows with each, not only the time saved)."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: selection took 2.3 s instead of 10.3 s (4 slices
@@ -299,6 +319,45 @@ def _warnings(metrics: Mapping[str, Mapping[str, float | None]], n_slices: int) 
     return out
 
 
+def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceKey]],
+                     progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
+    """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
+    the same split into interior and extrapolated folds, its confusion matrix and seconds."""
+    K = len(ts.classes)
+    confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
+    split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
+    seconds = dict.fromkeys(candidates, 0.0)
+    progress(0, max(len(folds), 1))
+    for i, held in enumerate(folds):
+        if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
+            continue  # a class painted only on the held-out slices: this fold cannot be scored
+        targets = [s.targets for s in ts.slices if s.z in held]
+        where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
+        for n, cand in candidates.items():
+            t0 = time.perf_counter()
+            for truth, pred in zip(targets, cand.heldout(ts, set(held))):
+                np.add.at(confusion[n], (truth, pred), 1)
+                np.add.at(split[n][where], (truth, pred), 1)
+            seconds[n] += time.perf_counter() - t0
+        progress(i + 1, len(folds))
+    return {n: {"metrics": _scores(confusion[n], ts.classes) if confusion[n].sum() else {},
+                **{k: (_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
+                "confusion": confusion[n].tolist(), "seconds": round(seconds[n], 2)} for n in candidates}
+
+
+def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceKey]],
+                      sampling: str, warnings: Sequence[str]) -> dict[str, Any]:
+    """What ``validation.json`` holds: the chosen method's held-out figures and every candidate's."""
+    metrics = scored[chosen]["metrics"]
+    if metrics:
+        return {"method": "leave-one-slice-out", "folds": [[_json_key(k) for k in f] for f in folds],
+                "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
+                "chosen": chosen, "reason": reason, "candidates": scored, "warnings": list(warnings)}
+    return {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
+                                        "that each leave every class on the others",
+            "chosen": chosen, "choice": reason, "candidates": scored, "warnings": list(warnings)}
+
+
 def train_model(
     volume_path: str | Path,
     annotations: str | Path | Mapping[int, np.ndarray],
@@ -318,6 +377,7 @@ def train_model(
     max_train_seconds: float | None = None,
     unet_params: Mapping[str, Any] | None = None,
     device: str = "auto",
+    validate: str = "now",
 ) -> TrainResult:
     """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
 
@@ -333,7 +393,10 @@ def train_model(
     them each fit trains exactly that many epochs instead of against the clock, so that the
     model and the choice do not depend on the machine's load, and ``auto`` scores the U-Net
     too (with ``max_train_seconds`` as well, the clock still stops a fit early). ``device``: where
-    the U-Net runs (``auto``: CUDA when PyTorch sees a GPU, else the CPU).
+    the U-Net runs (``auto``: CUDA when PyTorch sees a GPU, else the CPU). ``validate``: ``now``
+    (leave-one-slice-out before the final fit, its figures in the result) or ``later`` (the model
+    is saved without them and :func:`ml4paleo.pipelines.validate.validate_model` adds them; with
+    ``auto`` the method is chosen on the same folds with models on at most ``CHOICE_ROWS`` rows).
     Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
 
     Example (``annotations/12.png``, ``40.png``...: 1 background, 2 shell)::
@@ -350,6 +413,8 @@ def train_model(
         raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if sampling not in SAMPLING:
         raise InputError(f"sampling must be one of {', '.join(SAMPLING)}; got {sampling!r}")
+    if validate not in VALIDATE:
+        raise InputError(f"validate must be one of {', '.join(VALIDATE)}; got {validate!r}")
     if select is not None and (isinstance(select, bool) or not isinstance(select, int) or select < 1):
         raise InputError(f"select must be a positive number of features or None; got {select!r}")
     unet_params = dict(unet_params or {})
@@ -371,14 +436,9 @@ def train_model(
     array = open_level(volume_path, 0)
     progress(0.0, 1.0, "completing painted slices")
     prior, completed = _complete(array, ann, K, info.voxel_size)
-    slices: list[PaintedSlice] = []
-    labeled = np.zeros(K, dtype=np.int64)
-    report = scaled(progress, 0.05, 0.35, "computing features")
-    report(0, len(ann))
-    for i, (z, mask) in enumerate(ann.items()):
+    def painted(z: SliceKey, mask: np.ndarray) -> PaintedSlice:
         sel = mask > 0
         y = mask[sel].astype(np.intp) - 1
-        labeled += np.bincount(y, minlength=K)
         axis, index = plane_of(z)
         keep = sample_indices(y, "proportional", max_voxels, seed + index)  # bounds memory on full masks
         full = prior.mask_of(z) if z in completed else None
@@ -386,12 +446,19 @@ def train_model(
         union = sel | band
         feats = labeled_features(array, index, union, settings, axis=axis)  # row-major over ``union``
         ys, xs = np.nonzero(sel)
-        slices.append(PaintedSlice(z, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep])))
+        out = PaintedSlice(z, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep]))
         if band.any():
             by, bx = np.nonzero(band)
             pick = np.sort(np.random.default_rng(seed + index).permutation(by.size)[: len(keep)])
-            slices[-1].pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
-        report(i + 1, len(ann))
+            out.pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
+        return out
+
+    # one slice per thread: the filters release the GIL (two threads ~2x one, compute/regions.py);
+    # at most FEATURE_THREADS, as each holds a tile's features (~0.8 GB for a 512^2 tile, measured)
+    progress(0.05, 1.0, "computing features")
+    slices: list[PaintedSlice] = run_tasks(painted, list(ann.items()), scheduler="threads", workers=FEATURE_THREADS,
+                                           progress=scaled(progress, 0.05, 0.35), stage="computing features")
+    labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
 
     if select is not None and settings.selected is None and 0 < select < settings.n_features:
         progress(0.35, 1.0, "selecting features")
@@ -418,40 +485,31 @@ def train_model(
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
                      seconds_per_fit=budget / (len(folds) + 1) if budget and len(candidates) > 1 else budget)
 
-    confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
-    split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
-    seconds = dict.fromkeys(candidates, 0.0)
-    report = scaled(progress, 0.45, 0.85, "validating (leave one slice out)")
-    for i, held in enumerate(folds):
-        if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
-            continue  # a class painted only on the held-out slices: this fold cannot be scored
-        targets = [s.targets for s in slices if s.z in held]
-        where = "extrapolated" if _extrapolated(held, prior) else "interior"
-        for n, cand in candidates.items():
-            t0 = time.perf_counter()
-            for truth, pred in zip(targets, cand.heldout(ts, set(held))):
-                np.add.at(confusion[n], (truth, pred), 1)
-                np.add.at(split[n][where], (truth, pred), 1)
-            seconds[n] += time.perf_counter() - t0
-        report(i + 1, len(folds))
-
-    scored = {n: {"metrics": _scores(confusion[n], classes) if confusion[n].sum() else {},
-                  **{k: (_scores(c, classes) if c.sum() else {}) for k, c in split[n].items()},
-                  "confusion": confusion[n].tolist(), "seconds": round(seconds[n], 2)} for n in candidates}
-    if len(candidates) == 1:
-        chosen, reason = names[0], f"method {names[0]} was asked for"
-    else:
+    if validate == "later" and len(candidates) > 1:
+        # the choice needs held-out evidence now: the same folds, models on fewer rows; the full
+        # validation follows (validate_model) and says whether it agrees
+        quick = dataclasses.replace(ts, max_voxels=min(max_voxels, CHOICE_ROWS),
+                                    params={"n_estimators": CHOICE_TREES, **ts.params})
+        scored = score_candidates(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
         chosen, reason = _choose(scored, names)
+        reason += (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} rows; "
+                   "the full validation follows)")
+    elif validate == "later":
+        scored, (chosen, reason) = {names[0]: {"metrics": {}, "seconds": 0.0}}, (names[0], f"method {names[0]} was asked for")
+    else:
+        scored = score_candidates(ts, candidates, folds, scaled(progress, 0.45, 0.85, "validating (leave one slice out)"))
+        if len(candidates) == 1:
+            chosen, reason = names[0], f"method {names[0]} was asked for"
+        else:
+            chosen, reason = _choose(scored, names)
     metrics = scored[chosen]["metrics"]
     warnings = _warnings(metrics, len(slices))
-    if metrics:
-        validation = {"method": "leave-one-slice-out", "folds": [[_json_key(k) for k in f] for f in folds],
-                      "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
-                      "chosen": chosen, "reason": reason, "candidates": scored, "warnings": warnings}
+    if validate == "later":
+        validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
+                      "folds": [[_json_key(k) for k in f] for f in folds]}
+        metrics = {}
     else:
-        validation = {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
-                                                  "that each leave every class on the others",
-                      "chosen": chosen, "choice": reason, "candidates": scored, "warnings": warnings}
+        validation = validation_report(scored, chosen, reason, folds, sampling, warnings)
 
     progress(0.85, 1.0, f"fitting the final model ({chosen})")
     final = candidates[chosen].fit(ts)
@@ -475,6 +533,10 @@ def train_model(
         "sampling": sampling,
         "max_voxels": int(max_voxels),
     })
+    if validate == "later":
+        from ml4paleo.pipelines.validate import save_pending  # the full validation's inputs, kept with the model
+
+        save_pending(model_dir, ts, names, folds, volume_path)
     progress(1.0, 1.0, "done")
     return TrainResult(model_dir=model_dir, metrics=metrics, n_slices=len(slices), voxels_per_class=voxels,
                        classes=classes, validation=validation, features=settings.to_dict(), model=final.kind,

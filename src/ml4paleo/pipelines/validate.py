@@ -1,0 +1,156 @@
+"""Leave-one-slice-out after the model is saved: the figures of a model trained with ``validate="later"``.
+
+Validation is most of what training used to cost before a model could segment (on the 8.7 M-voxel
+scan of ``bench/small_scan.py``, 5 painted slices: five folds of every candidate method, each a
+forest fit, against one final fit), and segmentation does not need its figures. So
+:func:`ml4paleo.pipelines.train.train_model` with ``validate="later"`` saves the model at once
+with ``validation.json`` marked ``"status": "pending"``, and keeps what the validation needs (the
+painted slices' feature rows, the shape prior, the folds: a few MB) in the model folder as
+:data:`PENDING_FILE`. :func:`validate_model` then runs the same folds as ``validate="now"``
+would (the figures are the same, tested), writes ``validation.json`` with ``"status": "done"``,
+the candidates' figures and warnings into ``metadata.json``, and removes the pending file.
+:func:`start_validation` runs it in a detached, lower-priority process, so ``ml4paleo train``
+returns as soon as the model is saved and the validation goes on beside ``ml4paleo segment``
+(which the scheduler serves first).
+
+With ``auto``, the method was chosen on quicker folds (``CHOICE_ROWS``): if the full validation
+finds that another method is clearly better (more than ``TIE`` in mean Dice), it says so in the
+warnings rather than silently keeping a worse choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+from ml4paleo.atomic import partial_path
+from ml4paleo.errors import InputError, VolumeNotFoundError
+from ml4paleo.progress import ProgressCallback, no_progress
+
+__all__ = ["PENDING_FILE", "save_pending", "start_validation", "validate_model", "validation_status"]
+
+PENDING_FILE = "validation-pending.pkl"
+"""The validation's inputs, kept in the model folder until its figures are written."""
+NICE = 10
+"""Niceness of the background validation: segmentation on the same cores goes first."""
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = partial_path(path)
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+
+
+def save_pending(model_dir: str | Path, ts: Any, names: Sequence[str], folds: Sequence[Sequence[Any]],
+                 volume_path: str | Path) -> Path:
+    """Keep the training set ``ts`` (without its volume handle), the candidates' ``names`` and
+    the ``folds`` beside the saved model, and tag ``validation.json`` with the same token so a
+    validation of a model since replaced is dropped."""
+    from ml4paleo.models._io import VALIDATION_FILE
+
+    model_dir = Path(model_dir)
+    token = uuid.uuid4().hex
+    state = {"ts": dataclasses.replace(ts, array=None), "names": list(names),
+             "folds": [list(f) for f in folds], "volume_path": str(volume_path), "token": token}
+    tmp = partial_path(model_dir / PENDING_FILE)
+    with tmp.open("wb") as f:
+        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, model_dir / PENDING_FILE)
+    validation = json.loads((model_dir / VALIDATION_FILE).read_text())
+    _write_json(model_dir / VALIDATION_FILE, {**validation, "token": token})
+    return model_dir / PENDING_FILE
+
+
+def validation_status(model_dir: str | Path) -> str:
+    """``pending`` while a deferred validation has not written its figures, ``failed`` when it
+    could not (the reason is in ``validation.json``'s ``error``), else ``done``."""
+    from ml4paleo.models._io import VALIDATION_FILE
+
+    try:
+        doc = json.loads((Path(model_dir) / VALIDATION_FILE).read_text())
+    except FileNotFoundError:
+        raise VolumeNotFoundError(f"no trained model at {model_dir}") from None
+    return doc.get("status") if doc.get("status") in ("pending", "failed") else "done"
+
+
+def validate_model(model_dir: str | Path, progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Run the pending leave-one-slice-out of the model in ``model_dir`` and write its figures;
+    returns what ``validation.json`` now holds (at once when it was already done)."""
+    from ml4paleo.io.omezarr import open_level
+    from ml4paleo.models._io import METADATA_FILE, VALIDATION_FILE
+    from ml4paleo.pipelines._candidates import make_candidate
+    from ml4paleo.pipelines.train import TIE, _choose, _mean_dice, _warnings, score_candidates, validation_report
+
+    model_dir = Path(model_dir)
+    progress = progress or no_progress
+    if validation_status(model_dir) != "pending":
+        return json.loads((model_dir / VALIDATION_FILE).read_text())
+    try:
+        with (model_dir / PENDING_FILE).open("rb") as f:
+            state = pickle.load(f)
+    except FileNotFoundError:
+        raise InputError(f"the validation of {model_dir} is pending but its inputs ({PENDING_FILE}) are gone: "
+                         "train the model again") from None
+    ts, names, folds = state["ts"], state["names"], state["folds"]
+    ts.array = open_level(state["volume_path"], 0)
+    candidates = {n: make_candidate(n) for n in names}
+    scored = score_candidates(ts, candidates, folds, progress)
+    meta = json.loads((model_dir / METADATA_FILE).read_text())
+    chosen, reason = meta["method"], meta.get("method_reason", "")
+    warnings = _warnings(scored[chosen]["metrics"], len(ts.slices))
+    if len(names) > 1:
+        best, why = _choose(scored, names)
+        if _mean_dice(scored[chosen]["metrics"]) < _mean_dice(scored[best]["metrics"]) - TIE:
+            warnings.append(f"the full validation prefers {best} to {chosen} ({why}): train again with "
+                            f"--method {best}")
+    report = {**validation_report(scored, chosen, reason, folds, ts.sampling, warnings), "status": "done"}
+    current = json.loads((model_dir / VALIDATION_FILE).read_text())
+    if current.get("token") != state["token"]:  # the model was trained again meanwhile: these figures are not its
+        return current
+    meta.update(candidates={n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"]} for n in names},
+                warnings=warnings)
+    _write_json(model_dir / METADATA_FILE, meta)
+    _write_json(model_dir / VALIDATION_FILE, report)
+    (model_dir / PENDING_FILE).unlink(missing_ok=True)
+    progress(1.0, 1.0, "validated")
+    return report
+
+
+def start_validation(model_dir: str | Path, log: str | Path | None = None) -> subprocess.Popen:
+    """:func:`validate_model` in a detached process at lower priority (it outlives the caller);
+    its errors go to ``log`` (default ``<model_dir>/validation.log``)."""
+    model_dir = Path(model_dir)
+    log = Path(log) if log is not None else model_dir / "validation.log"
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "ml4paleo.pipelines.validate", str(model_dir)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ml4paleo.pipelines.validate MODEL_DIR``: what :func:`start_validation` runs."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m ml4paleo.pipelines.validate MODEL_DIR", file=sys.stderr)
+        return 2
+    from ml4paleo.models._io import VALIDATION_FILE
+
+    os.nice(NICE)
+    try:
+        report = validate_model(args[0])
+    except Exception as exc:  # noqa: BLE001 - said in the model, where the pages and the user look
+        path = Path(args[0]) / VALIDATION_FILE
+        _write_json(path, {**json.loads(path.read_text()), "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        raise
+    print(f"validated {args[0]}: {report.get('metrics')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
