@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from ml4paleo import __version__
-from ml4paleo.enums import CLASS_NAMES, CODECS, DEFAULT_CODEC, EXPORT_FORMATS, MESH_FORMATS
+from ml4paleo.enums import CLASS_NAMES, CODECS, DEFAULT_CODEC, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
@@ -139,7 +139,7 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
 @click.option("--features", default=None, help="Filters to use (comma-separated among gaussian,log,ggm,dog,st,hessian; default all).")
 @click.option("--sigmas", default=None, help="Scales in voxels (comma-separated; default 0.7,1,1.6,3.5,5,10).")
 @click.option("--2d", "two_d", is_flag=True, help="Compute features per slice (2D) instead of in 3D.")
-@click.option("--method", type=click.Choice(["auto", "forest", "context", "interpolation", "boosting", "unet"]),
+@click.option("--method", type=click.Choice(TRAIN_METHODS),
               default="auto", show_default=True,
               help="auto: score the methods on held-out painted slices and keep the best; forest: filter bank + "
                    "random forest; context: forest + the painted outlines interpolated between slices; "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "EXPORT_FORMATS", "MESH_FORMATS",
-           "SEGMENTATION_EXPORTS", "default_classes"]
+           "SEGMENTATION_EXPORTS", "TRAIN_METHODS", "default_classes"]
 
 MESH_FORMATS = ("stl", "obj", "ply", "glb")
 """Mesh file formats written by :func:`ml4paleo.io.exports.write_mesh` (STL/PLY binary)."""
@@ -22,6 +22,11 @@ PNG or TIFF slices, one multi-page TIFF, NIfTI (``.nii.gz``), a 3D Slicer segmen
 (``.seg.nrrd``, labels only)."""
 SEGMENTATION_EXPORTS = ("png-zip", "tiff", "seg-nrrd", "nifti")
 """Files the mesh runner writes after each segmentation, ready for instant download."""
+
+TRAIN_METHODS = ("auto", "forest", "context", "interpolation", "boosting", "unet")
+"""``method`` of :func:`ml4paleo.pipelines.train.train_model` (the CLI's ``--method``, the web
+app's ``method`` of retrain/start): ``auto`` scores candidates on held-out painted slices, the
+others name one candidate of :data:`ml4paleo.pipelines._candidates.CANDIDATES`."""
 
 CODECS = ("zstd", "blosc-lz4", "none")
 """Chunk compressors of the OME-Zarr writer (:class:`ml4paleo.io.omezarr.OmeZarrWriter`)."""

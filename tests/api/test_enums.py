@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ml4paleo.enums import CODECS, DEFAULT_CLASSES, EXPORT_FORMATS, MESH_FORMATS
+from ml4paleo.enums import CODECS, DEFAULT_CLASSES, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
 from ml4paleo.jobs.statuses import Status
 from ml4paleo.settings import Settings
 from ml4paleo.units import LENGTH_UNITS
@@ -14,8 +14,12 @@ def test_enums_come_from_their_one_definition(tmp_path):
     enums = client.get("/api/enums").get_json()
     assert enums == {"mesh_formats": list(MESH_FORMATS), "export_formats": list(EXPORT_FORMATS),
                      "codecs": list(CODECS), "default_classes": [dict(c) for c in DEFAULT_CLASSES],
-                     "job_statuses": [s.value for s in Status], "units": list(LENGTH_UNITS)}
+                     "job_statuses": [s.value for s in Status], "units": list(LENGTH_UNITS),
+                     "train_methods": list(TRAIN_METHODS)}
     assert all(set(c) == {"value", "name", "color"} for c in enums["default_classes"])
+    from ml4paleo.pipelines._candidates import CANDIDATES
+
+    assert set(TRAIN_METHODS) == {"auto", *CANDIDATES}  # the one list names every candidate
     # a new job starts with exactly those classes
     job = client.post("/api/job/new", json={"name": "enums"}).get_json()["job"]
     assert job["classes"] == enums["default_classes"]

@@ -92,7 +92,7 @@ def _train(ctx: TaskContext, progress: ProgressCallback) -> dict[str, Any]:
     if ctx.settings.unet_epochs:
         options["unet_params"] = {"epochs": ctx.settings.unet_epochs}
     result = train_model(ctx.paths.volume, annotations, ctx.paths.model(ctx.model_id), classes=ctx.classes,
-                         method=ctx.settings.train_method, progress=progress, overwrite=True, **options)
+                         method=ctx.params.get("method") or ctx.settings.train_method, progress=progress, overwrite=True, **options)
     return model_info(result, len(annotations))
 
 

@@ -94,7 +94,7 @@ from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, complet
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
-from ml4paleo.enums import CLASS_NAMES
+from ml4paleo.enums import CLASS_NAMES, TRAIN_METHODS
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.annotations import SliceKey, key_name, plane_of, read_annotations
 from ml4paleo.io.omezarr import open_level, read_info
@@ -116,8 +116,8 @@ from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["METHODS", "SAMPLING", "TrainResult", "sample_indices", "train_model"]
 
-METHODS = ("auto", *CANDIDATES)
-"""What ``method`` accepts."""
+METHODS = TRAIN_METHODS
+"""What ``method`` accepts: ``auto`` and every candidate."""
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
 TIE = 0.005

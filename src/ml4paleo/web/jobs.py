@@ -8,7 +8,7 @@ import shutil
 from flask import Blueprint, jsonify
 
 from ml4paleo import __version__
-from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, default_classes
+from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, default_classes
 from ml4paleo.errors import InputError
 from ml4paleo.jobs.statuses import Status
 from ml4paleo.jobs.store import check_name
@@ -70,7 +70,7 @@ def enums():
     """Every enumerated value a page offers, from its one definition (pages never copy them)."""
     return jsonify(mesh_formats=list(MESH_FORMATS), export_formats=list(EXPORT_FORMATS), codecs=list(CODECS),
                    default_classes=default_classes(), job_statuses=[s.value for s in Status],
-                   units=list(LENGTH_UNITS))
+                   units=list(LENGTH_UNITS), train_methods=list(TRAIN_METHODS))
 
 
 @bp.get("/api/openapi.json")

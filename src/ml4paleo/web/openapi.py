@@ -9,7 +9,7 @@ from typing import Any
 
 from ml4paleo import __version__
 from ml4paleo.compute.display import AXES
-from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS
+from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
 from ml4paleo.jobs.statuses import Status
 from ml4paleo.units import LENGTH_UNITS
 from ml4paleo.web.download import SEG_FORMATS
@@ -49,13 +49,14 @@ _SCHEMAS: dict[str, Any] = {
         "models": {"type": "array", "items": _OBJ}, "segmentations": {"type": "array", "items": _OBJ},
         "annotations_changed_since_segmentation": {"type": "boolean"}, "upload_bytes": {"type": "integer"}}},
     "Enums": {"type": "object", "required": ["mesh_formats", "export_formats", "codecs", "default_classes",
-                                             "job_statuses", "units"], "properties": {
+                                             "job_statuses", "units", "train_methods"], "properties": {
         "mesh_formats": {"type": "array", "items": {"type": "string", "enum": list(MESH_FORMATS)}},
         "export_formats": {"type": "array", "items": {"type": "string", "enum": list(EXPORT_FORMATS)}},
         "codecs": {"type": "array", "items": {"type": "string", "enum": list(CODECS)}},
         "default_classes": {"type": "array", "items": {"$ref": "#/components/schemas/Class"}},
         "job_statuses": {"type": "array", "items": {"type": "string", "enum": [s.value for s in Status]}},
-        "units": {"type": "array", "items": {"type": "string", "enum": list(LENGTH_UNITS)}}}},
+        "units": {"type": "array", "items": {"type": "string", "enum": list(LENGTH_UNITS)}},
+        "train_methods": {"type": "array", "items": {"type": "string", "enum": list(TRAIN_METHODS)}}}},
 }
 
 
@@ -68,6 +69,9 @@ def _body(properties: dict[str, Any], required: list[str] | None = None) -> dict
     if required:
         schema["required"] = required
     return _json(schema, required=bool(required))
+
+
+_METHOD_BODY = _body({"method": {"type": "string", "enum": list(TRAIN_METHODS)}})
 
 
 def _op(summary: str, params: list | None = None, body: dict | None = None, ok: str = "200",
@@ -158,9 +162,11 @@ def _paths() -> dict[str, Any]:
                           errors=("400", "404", "409"))},
         j + "/histogram": {"get": _op("Histogram of the volume's raw values, with window presets (auto, full)", [_JOB],
                                       errors=("404", "409"))},
-        j + "/retrain": {"post": _op("Queue training", [_JOB], ok="202", errors=("404", "409"))},
+        j + "/retrain": {"post": _op("Queue training (method: auto or one candidate; default: the server's "
+                                     "setting)", [_JOB], _METHOD_BODY, ok="202", errors=("400", "404", "409"))},
         j + "/start": {"post": _op("Queue training then segmentation (the newest model is reused, model_reused: true, "
-                                   "when no annotation changed since it was trained)", [_JOB], ok="202", errors=("404", "409"))},
+                                   "when no annotation changed since it was trained and no method is named)", [_JOB],
+                                   _METHOD_BODY, ok="202", errors=("400", "404", "409"))},
         j + "/mesh": {"post": _op("Queue meshing", [_JOB], _body({
             "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
                 "type": "string", "enum": list(MESH_FORMATS)}}}), ok="202", errors=("400", "404", "409"))},

@@ -32,17 +32,25 @@ def model_detail(job_id: str, model_id: str):
 
 @bp.post("/api/job/<job_id>/retrain")
 def retrain(job_id: str):
-    """Queue a train-only task; the model shows in the status when ready."""
-    return jsonify(model_id=store().queue_train(job_id)), 202
+    """Queue a train-only task; the model shows in the status when ready. Body (optional):
+    ``{"method": "auto"|"forest"|...}``, else the server's setting."""
+    return jsonify(model_id=store().queue_train(job_id, _method())), 202
 
 
 @bp.post("/api/job/<job_id>/start")
 def start(job_id: str):
     """Queue training on every annotation, then segmentation of the whole volume; the newest model
     is reused (``model_reused: true``) when no annotation changed since it was trained."""
-    seg_id, model_id = store().queue_start(job_id)
+    seg_id, model_id = store().queue_start(job_id, _method())
     reused = store().model(job_id, model_id)["status"] == ModelStatus.READY
     return jsonify(seg_id=seg_id, model_id=model_id, model_reused=reused), 202
+
+
+def _method() -> str | None:
+    method = json_body().get("method")
+    if method is not None and not isinstance(method, str):
+        raise InputError("method must be a string")
+    return method or None
 
 
 @bp.post("/api/job/<job_id>/mesh")

@@ -144,11 +144,11 @@ class JobStore:
 
     # -- the queue, web side (.queue) ----------------------------------------------------------
 
-    def queue_train(self, job_id: str) -> str:
-        return self._queue.queue_train(job_id)
+    def queue_train(self, job_id: str, method: str | None = None) -> str:
+        return self._queue.queue_train(job_id, method)
 
-    def queue_start(self, job_id: str) -> tuple[str, str]:
-        return self._queue.queue_start(job_id)
+    def queue_start(self, job_id: str, method: str | None = None) -> tuple[str, str]:
+        return self._queue.queue_start(job_id, method)
 
     def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",)) -> str:
         return self._queue.queue_mesh(job_id, seg_id, formats)

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ml4paleo.enums import SEGMENTATION_EXPORTS
-from ml4paleo.errors import ArtifactNotFound, InvalidTransition
+from ml4paleo.enums import SEGMENTATION_EXPORTS, TRAIN_METHODS
+from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
 from ml4paleo.jobs.paths import DRAFTS_KEPT, check_artifact_id, check_job_id, new_artifact_id
 from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, Status, TaskKind, TaskStatus)
@@ -62,6 +62,12 @@ def end_cancelled(s: Session, task: Task, job: Job) -> None:
         job.progress, job.stage = 0.0, "cancelled"
 
 
+def _checked_method(method: str | None) -> str | None:
+    if method is not None and method not in TRAIN_METHODS:
+        raise InputError(f"method must be one of {', '.join(TRAIN_METHODS)}; got {method!r}")
+    return method
+
+
 def _reusable_model(s: Session, job: Job, classes: list[str]) -> Model | None:
     """The newest ready model trained on exactly the job's current annotations and classes
     (``Model.annotation_rev`` is the job's annotation revision when its training began), or None."""
@@ -93,7 +99,7 @@ class Queue:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _queue_training(self, job_id: str, *, segment: bool) -> tuple[str, str | None]:
+    def _queue_training(self, job_id: str, *, segment: bool, method: str | None = None) -> tuple[str, str | None]:
         with self.db.session() as s:
             job = get_job(s, job_id)
             before = job.status
@@ -102,7 +108,8 @@ class Queue:
                 raise InvalidTransition("annotate at least one slice before training")
             now = time.time()
             classes = [c["name"] for c in job.classes]
-            model = _reusable_model(s, job, classes) if segment else None
+            # A method asked for by name is a new model: the newest one may use another method.
+            model = _reusable_model(s, job, classes) if segment and method is None else None
             if model is None:
                 model = Model(id=new_artifact_id(), job_id=job.id, status=ModelStatus.QUEUED, created_at=now,
                               classes=classes, n_slices=0, annotation_rev=job.annotation_rev)
@@ -117,17 +124,19 @@ class Queue:
                                    annotation_rev=job.annotation_rev))
             job.progress, job.stage = 0.0, "waiting for the segmentation runner"
             enqueue(s, job, RunnerKind.SEGMENT, TaskKind.START if segment else TaskKind.TRAIN, prev_status=before,
-                    model_id=model.id, seg_id=seg_id)
+                    model_id=model.id, seg_id=seg_id, params={"method": method} if method else None)
             return model.id, seg_id
 
-    def queue_train(self, job_id: str) -> str:
-        """Queue a train-only task (``retrain``); returns the new model id."""
-        return self._queue_training(job_id, segment=False)[0]
+    def queue_train(self, job_id: str, method: str | None = None) -> str:
+        """Queue a train-only task (``retrain``); returns the new model id. ``method``: one of
+        :data:`ml4paleo.enums.TRAIN_METHODS`, else the setting ``train_method``."""
+        return self._queue_training(job_id, segment=False, method=_checked_method(method))[0]
 
-    def queue_start(self, job_id: str) -> tuple[str, str]:
+    def queue_start(self, job_id: str, method: str | None = None) -> tuple[str, str]:
         """Queue training on every annotation, then segmentation of the whole volume; the newest
-        finished model is reused (no training) when no annotation or class changed since it was trained."""
-        model_id, seg_id = self._queue_training(job_id, segment=True)
+        finished model is reused (no training) when no annotation or class changed since it was
+        trained and no ``method`` is named."""
+        model_id, seg_id = self._queue_training(job_id, segment=True, method=_checked_method(method))
         assert seg_id is not None
         return seg_id, model_id
 

@@ -74,8 +74,20 @@ const linkButton = (label, href, primary = false) =>
   el("a", { class: `button ${primary ? "primary big" : "secondary"}`, href }, label);
 
 const annotate = (primary) => linkButton(primary ? "Annotate slices" : "Annotate more slices", `/job/annotate/${enc}`, primary);
-const train = (primary) => actionButton("Train model", () => post(`/api/job/${enc}/retrain`), primary);
-const segment = (primary) => actionButton("Segment the whole volume", () => post(`/api/job/${enc}/start`), primary);
+/** The method chosen next to the buttons ({} for the server's default, auto). */
+function trainMethod() {
+  const method = document.getElementById("train-method").value;
+  return method ? { method } : {};
+}
+const train = (primary) => actionButton("Train model", () => post(`/api/job/${enc}/retrain`, trainMethod()), primary);
+const segment = (primary) => actionButton("Segment the whole volume",
+  () => post(`/api/job/${enc}/start`, trainMethod()), primary);
+/** The training methods the server offers, besides auto (the empty choice). */
+async function renderTrainMethods() {
+  const { train_methods: methods } = await enums();
+  document.getElementById("train-method").append(...methods.filter((m) => m !== "auto")
+    .map((m) => el("option", { value: m }, m)));
+}
 /** A checkbox per mesh format the server writes besides STL (always: the mesh download is a zip of STL). */
 async function renderMeshFormats() {
   const { mesh_formats: formats } = await enums();
@@ -159,6 +171,7 @@ function render(job) {
     const [main, others] = actionsFor(job);
     document.getElementById("next-action").replaceChildren(...main);
     document.getElementById("mesh-formats").hidden = !["segmented", "meshed", "error"].includes(job.status);
+    document.getElementById("train-method-box").hidden = !paintedSlices(job);
     document.getElementById("other-actions").replaceChildren(...others);
   }
 
@@ -205,4 +218,5 @@ async function refresh() {
 }
 
 guarded(renderMeshFormats);
+guarded(renderTrainMethods);
 poll(async () => { await refresh(); return true; }, 1500);
