@@ -53,7 +53,7 @@ def test_convert_writes_volume_and_reports(tmp_path, rng):
 def test_convert_bad_input_is_one_line_error(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(main, ["convert", str(tmp_path / "empty"), str(tmp_path / "v.ome.zarr")])
-    assert result.exit_code != 0 and "Error:" in result.output and "empty" in result.output
+    assert result.exit_code == 2 and "Error:" in result.output and "empty" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "v.ome.zarr").exists()
 
 

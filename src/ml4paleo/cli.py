@@ -50,6 +50,13 @@ def progress_bar(desc: str) -> Iterator[Callable[..., None]]:
         yield report
 
 
+class UserError(click.ClickException):
+    """Bad input: ``Error: message`` and exit status 2, the status click gives a bad option, so
+    a script tells "your input" (2) from "it broke" (1) the same way for both."""
+
+    exit_code = 2
+
+
 def user_errors(func: Callable) -> Callable:
     """Print our own errors as ``Error: message`` and exit 2, instead of a traceback."""
 
@@ -58,7 +65,7 @@ def user_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except Ml4PaleoError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise UserError(str(exc)) from exc
 
     return wrapper
 
@@ -279,7 +286,7 @@ def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, smooth, 
                                  chunk=chunk or MESH_CHUNK, scheduler=scheduler, progress=report,
                                  overwrite=overwrite)
     except NotALabelMap as exc:
-        raise click.ClickException(
+        raise UserError(
             f"{labels_path} is an image volume, not a segmentation: every gray value would become a mesh. "
             "If it is a label map made elsewhere, convert it with `ml4paleo convert --labels`; "
             "to mesh chosen values of it anyway, pass --labels 1,2") from exc
