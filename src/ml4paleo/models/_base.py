@@ -109,10 +109,15 @@ class SklearnSegmenter:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, K) float32 class probabilities, columns in the order of :attr:`classes`."""
         X = self._check_X(X)
-        proba = self.estimator.predict_proba(X)
+        proba = self._estimator_proba(X)
         out = np.zeros((X.shape[0], len(self.classes)), dtype=np.float32)
         out[:, np.asarray(self.estimator.classes_, dtype=np.intp)] = proba
         return out
+
+    def _estimator_proba(self, X: np.ndarray) -> np.ndarray:
+        """The estimator's (n, classes seen in fit) probabilities of float32 rows; a subclass may
+        compute the same numbers faster."""
+        return self.estimator.predict_proba(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(n,) uint8 class indices."""

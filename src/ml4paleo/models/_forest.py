@@ -21,11 +21,14 @@ voxel is where a whole-volume segmentation spends its time. (LightGBM is not a d
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from ml4paleo.models._base import SklearnSegmenter
+from ml4paleo.models._packed import PackedForest, pack_forest
 
 RF_DEFAULTS: dict[str, Any] = {"n_estimators": 24, "max_depth": 14, "min_samples_leaf": 2, "max_features": "sqrt"}
 HGB_DEFAULTS: dict[str, Any] = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31}
@@ -38,6 +41,22 @@ class RandomForestSegmenter(SklearnSegmenter):
 
     def _make_estimator(self, n_jobs: int, **params: Any) -> RandomForestClassifier:
         return RandomForestClassifier(**{**RF_DEFAULTS, **params}, n_jobs=n_jobs, random_state=self.seed)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "RandomForestSegmenter":
+        self._packed: tuple[Any, PackedForest] | None = None  # refitting changes the trees in place
+        return super().fit(X, y)  # type: ignore[return-value]
+
+    def _estimator_proba(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn's probabilities, bit for bit, from the packed forest (see
+        :mod:`ml4paleo.models._packed`); rows with NaN (which the packed walk does not route as
+        scikit-learn does) go to scikit-learn."""
+        if np.isnan(X).any():
+            return self.estimator.predict_proba(X)
+        packed = getattr(self, "_packed", None)
+        if packed is None or packed[0] is not self.estimator:
+            packed = self._packed = (self.estimator, pack_forest(self.estimator))
+        n_jobs = self.estimator.n_jobs or 1
+        return packed[1].predict_proba(X, n_jobs=n_jobs if n_jobs > 0 else (os.cpu_count() or 1))
 
 
 class HistGradientBoostingSegmenter(SklearnSegmenter):

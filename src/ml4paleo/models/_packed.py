@@ -1,0 +1,107 @@
+"""A fitted random forest packed into flat arrays and evaluated by a compiled (numba) kernel.
+
+Why: segmentation spends about half its time in the forest's ``predict_proba``, and our trees
+are small (24 trees of ~30-50 leaves, ~5 nodes visited per voxel per tree), so scikit-learn's
+cost is its traversal loop (a branch per node, mispredicted as often as not) plus one float64
+(n, K) array per tree. Here the trees are laid out breadth first with each node's two children
+adjacent, so a step is ``node = child[node] + (x > threshold)`` (no branch), each tree is walked
+a fixed number of steps (its depth; a leaf is its own child), and a few voxels walk in
+lockstep so their independent chains of loads overlap in the CPU.
+
+Exact: the result equals ``RandomForestClassifier.predict_proba`` bit for bit (one job), which
+``tests/models/test_packed_forest.py`` checks on trained models:
+
+* scikit-learn compares the float32 feature with a float64 threshold; the packed threshold is
+  the largest float32 not above it, which gives the same answer for every float32 input;
+* leaf values are the trees' own float64 class fractions, summed per voxel in tree order and
+  divided by the number of trees, as scikit-learn accumulates them;
+* a NaN feature takes scikit-learn's path (its ``missing_go_to_left`` rule), so rows with NaN
+  are left to scikit-learn.
+
+Measured (``bench/segment.py``, one core of the shared, loaded 2-core machine, default model on
+the bench volume, 16 features): see the module docstring of :mod:`ml4paleo.models._forest`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["PackedForest", "pack_forest"]
+
+
+
+@dataclass(frozen=True)
+class PackedForest:
+    """Flat arrays of every tree of a fitted forest (global node ids; children adjacent)."""
+
+    feature: np.ndarray  # (nodes,) uint32, 0 at leaves
+    threshold: np.ndarray  # (nodes,) float32, +inf at leaves
+    child: np.ndarray  # (nodes,) uint32: left child (right = left + 1), the node itself at leaves
+    value: np.ndarray  # (nodes, K) float64 class fractions (meaningful at leaves)
+    root: np.ndarray  # (trees,) uint32
+    depth: np.ndarray  # (trees,) uint32
+    n_features: int
+
+    def predict_proba(self, X: np.ndarray, n_jobs: int = 1) -> np.ndarray:
+        """(n, K) float64 probabilities of float32 rows ``X``, equal to scikit-learn's."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        out = np.empty((X.shape[0], self.value.shape[1]), dtype=np.float64)
+        kernel = _kernel()
+        args = (self.feature, self.threshold, self.child, self.value, self.root, self.depth)
+        parts = max(1, min(int(n_jobs), X.shape[0] // 65536 + 1))
+        if parts == 1:
+            kernel(X, *args, out)
+        else:  # the kernel releases the GIL: row bands on threads
+            from concurrent.futures import ThreadPoolExecutor
+
+            bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
+            with ThreadPoolExecutor(max_workers=parts) as pool:
+                list(pool.map(lambda i: kernel(X[bounds[i]:bounds[i + 1]], *args, out[bounds[i]:bounds[i + 1]]),
+                              range(parts)))
+        out /= len(self.root)
+        return out
+
+
+def pack_forest(forest: Any) -> PackedForest:
+    """Pack a fitted single-output ``RandomForestClassifier`` (or ``ExtraTreesClassifier``)."""
+    n_classes = int(forest.n_classes_)
+    features, thresholds, children, values, roots, depths = [], [], [], [], [], []
+    offset = 0
+    for est in forest.estimators_:
+        tree = est.tree_
+        left, right = tree.children_left, tree.children_right
+        order = [0]  # breadth first, so each node's two children get consecutive ids
+        for node in order:
+            if left[node] >= 0:
+                order += [int(left[node]), int(right[node])]
+        order_a = np.asarray(order, dtype=np.intp)
+        new_id = np.empty(tree.node_count, dtype=np.intp)
+        new_id[order_a] = np.arange(len(order_a))
+        leaf = left[order_a] < 0
+        thr64 = tree.threshold[order_a]
+        thr = thr64.astype(np.float32)
+        above = thr.astype(np.float64) > thr64  # rounded up: step down to the float32 below
+        thr[above] = np.nextafter(thr[above], np.float32(-np.inf))
+        thr[leaf] = np.inf
+        child = np.where(leaf, np.arange(len(order_a)), new_id[np.maximum(left[order_a], 0)]) + offset
+        features.append(np.where(leaf, 0, tree.feature[order_a]).astype(np.uint32))
+        thresholds.append(thr)
+        children.append(child.astype(np.uint32))
+        values.append(np.asarray(tree.value[order_a, 0, :n_classes], dtype=np.float64))
+        roots.append(offset)
+        depths.append(int(tree.max_depth))
+        offset += len(order_a)
+    return PackedForest(np.concatenate(features), np.concatenate(thresholds), np.concatenate(children),
+                        np.ascontiguousarray(np.concatenate(values)), np.asarray(roots, np.uint32),
+                        np.asarray(depths, np.uint32), int(forest.n_features_in_))
+
+
+def _kernel() -> Callable[..., None]:
+    """The compiled kernel, imported on first use only (numba's import and the kernel's load from
+    its on-disk cache): the CLI's start-up and models that are not forests never pay for it."""
+    from ml4paleo.models._packed_kernel import forest_sum
+
+    return forest_sum

@@ -1,0 +1,88 @@
+"""The packed forest gives scikit-learn's probabilities bit for bit, so labels are identical."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from ml4paleo.compute.features import FeatureSettings, compute_features
+from ml4paleo.models import RandomForestSegmenter
+from ml4paleo.models._packed import pack_forest
+from ml4paleo.testing.phantoms import strokes, touching_blobs
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A default forest trained as the app trains it: default bank, strokes on two slices of a
+    generated volume; and the features of the whole volume to predict."""
+    volume, truth = touching_blobs(shape=(24, 64, 64), seed=3)
+    settings = FeatureSettings()
+    features = compute_features(volume, settings)
+    rows, targets = [], []
+    for z in (6, 17):
+        painted = strokes(truth[z] > 0)
+        rows.append(features[z][painted > 0])
+        targets.append(painted[painted > 0] - 1)
+    model = RandomForestSegmenter(("background", "fossil"), settings).fit(np.concatenate(rows), np.concatenate(targets))
+    return model, features.reshape(-1, features.shape[-1])
+
+
+def test_same_probabilities_as_scikit_learn(trained):
+    model, X = trained
+    expected = model.estimator.predict_proba(X)
+    packed = pack_forest(model.estimator)
+    assert np.array_equal(packed.predict_proba(X), expected)
+    assert np.array_equal(packed.predict_proba(X, n_jobs=2), expected)
+    assert np.array_equal(model.predict_proba(X), expected.astype(np.float32))  # the segmenter's path
+
+
+def test_thresholds_exact_for_values_next_to_them(trained):
+    """float32 inputs one step either side of, and equal to, every split threshold (rounded to
+    float32 both ways) go down the tree as in scikit-learn."""
+    model, X = trained
+    tree = model.estimator.estimators_[0].tree_
+    inner = tree.children_left >= 0
+    rows = []
+    for f, t in zip(tree.feature[inner], tree.threshold[inner]):
+        t32 = np.float32(t)
+        for v in (np.nextafter(t32, np.float32(-np.inf)), t32, np.nextafter(t32, np.float32(np.inf))):
+            row = X[len(rows) % len(X)].copy()
+            row[f] = v
+            rows.append(row)
+    rows = np.asarray(rows, dtype=np.float32)
+    assert np.array_equal(pack_forest(model.estimator).predict_proba(rows), model.estimator.predict_proba(rows))
+
+
+def test_three_classes_and_nan_rows():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 5)).astype(np.float32)
+    y = np.digitize(X[:, 0] + 0.3 * X[:, 1] * X[:, 2], [-0.4, 0.6])
+    model = RandomForestSegmenter(("a", "b", "c"), FeatureSettings(sigmas=(1.0,), filters=("gaussian", "log")))
+    model.fit(X[:, :3], y)
+    test = rng.normal(size=(3001, 3)).astype(np.float32)  # not a multiple of the lanes
+    assert np.array_equal(pack_forest(model.estimator).predict_proba(test), model.estimator.predict_proba(test))
+    test[5, 1] = np.nan  # scikit-learn's own rule for missing values: the segmenter defers to it
+    assert np.array_equal(model.predict_proba(test), model.estimator.predict_proba(test).astype(np.float32))
+
+
+def test_refit_repacks():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 3)).astype(np.float32)
+    model = RandomForestSegmenter(("a", "b"), FeatureSettings(sigmas=(1.0,), filters=("gaussian", "log")))
+    model.fit(X, (X[:, 0] > 0).astype(int))
+    first = model.predict_proba(X)
+    model.fit(X, (X[:, 1] > 0).astype(int))
+    assert np.array_equal(model.predict_proba(X), model.estimator.predict_proba(X).astype(np.float32))
+    assert not np.array_equal(first, model.predict_proba(X))
+
+
+def test_extra_trees_pack_too():
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(800, 4)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    for forest in (RandomForestClassifier(n_estimators=5, random_state=0), ExtraTreesClassifier(n_estimators=5, random_state=0)):
+        forest.fit(X, y)
+        assert np.array_equal(pack_forest(forest).predict_proba(X), forest.predict_proba(X))
