@@ -7,7 +7,8 @@
 The volume holds blobs and plates (the "fossil") in a noisy matrix, with a smooth intensity
 drift. Scribbles: every 4th voxel of 4 slices. Prints feature, prediction and end-to-end
 throughput (voxels/s), peak RSS (this process and the largest worker), and Dice on the slices
-not annotated. The baseline: ``skimage.feature.multiscale_basic_features`` per 2D slice
+not annotated; features vs prediction on one task's block, scikit-learn's
+predict_proba vs the packed forest, back to back. The baseline: ``skimage.feature.multiscale_basic_features`` per 2D slice
 (sigma 1..32) + a 50-tree depth-12 random forest, predicted slice by slice; with
 ``--baseline-slices N`` it is timed on N slices and its throughput extrapolated (it is linear
 in the number of slices), its Dice measured on those slices.
@@ -30,6 +31,8 @@ from ml4paleo.compute.regions import features_of_region
 from ml4paleo.pipelines.segment import segment_volume
 from ml4paleo.pipelines.train import train_model
 from ml4paleo.models import load_model
+from ml4paleo.models._packed import pack_forest
+from threadpoolctl import threadpool_limits
 
 
 def make_volume(shape, dtype, seed=0):
@@ -138,6 +141,9 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--baseline-slices", type=int, default=0, help="time the baseline on N slices (0: all)")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--block", type=int, nargs=3, default=(64, 64, 256), metavar=("Z", "Y", "X"),
+                    help="block timed for features vs prediction (default: a segmentation task's at chunk 64)")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     shape = tuple(args.shape or (args.size,) * 3)
     n = int(np.prod(shape))
@@ -188,17 +194,37 @@ def main(argv=None) -> int:
 
         model = load_model(work / "model")
         arr = open_level(work / "vol.ome.zarr")
-        region = (min(64, shape[0]), min(128, shape[1]), min(128, shape[2]))
+        region = (min(args.block[0], shape[0]), min(args.block[1], shape[1]), min(args.block[2], shape[2]))
         z0 = (shape[0] - region[0]) // 2
-        t = time.perf_counter()
-        f = features_of_region(arr, (z0, 0, 0), (z0 + region[0], region[1], region[2]), model.feature_settings)
-        t_feat = time.perf_counter() - t
-        t = time.perf_counter()
-        model.predict_proba(f.reshape(-1, f.shape[-1]))
-        t_pred = time.perf_counter() - t
         nv = int(np.prod(region))
-        print(f"features ({model.feature_settings.n_features}/voxel of the bank's 61, one core, block {region} + halo): {nv / t_feat / 1e6:.2f} M voxels/s")
-        print(f"prediction ({model.metadata['kind']}, one core): {nv / t_pred / 1e6:.2f} M voxels/s")
+        times: dict[str, list[float]] = {"features": [], "scikit-learn": [], "packed": []}
+        with threadpool_limits(1):
+            model.set_n_jobs(1)
+            for _ in range(args.repeats):  # interleaved, best of each: the machine is shared
+                t = time.perf_counter()
+                f = features_of_region(arr, (z0, 0, 0), (z0 + region[0], region[1], region[2]), model.feature_settings)
+                times["features"].append(time.perf_counter() - t)
+                rows = f.reshape(-1, f.shape[-1])
+                t = time.perf_counter()
+                expected = model.estimator.predict_proba(rows)
+                times["scikit-learn"].append(time.perf_counter() - t)
+                if model.metadata["kind"] == "random-forest":
+                    packed = pack_forest(model.estimator)
+                    t = time.perf_counter()
+                    got = packed.predict_proba(rows)
+                    times["packed"].append(time.perf_counter() - t)
+                    assert np.array_equal(got, expected), "packed forest differs from scikit-learn"
+        best = {k: min(v) for k, v in times.items() if v}
+        print(f"one core, block {region} + halo, best of {args.repeats}: features "
+              f"({model.feature_settings.n_features}/voxel of the bank's 61) {nv / best['features'] / 1e6:.2f} M voxels/s "
+              f"({best['features']:.2f}s)")
+        for k in ("scikit-learn", "packed"):
+            if k in best:
+                print(f"  prediction ({model.metadata['kind']}, {k}): {nv / best[k] / 1e6:.2f} M voxels/s ({best[k]:.2f}s)")
+        if "packed" in best:
+            print(f"  packed forest: probabilities identical to scikit-learn's, {best['scikit-learn'] / best['packed']:.2f}x; "
+                  f"features + prediction {nv / (best['features'] + best['scikit-learn']) / 1e6:.2f} -> "
+                  f"{nv / (best['features'] + best['packed']) / 1e6:.2f} M voxels/s per core")
         del f
 
         rss_before = RssSampler().me.memory_info().rss
