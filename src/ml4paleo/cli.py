@@ -264,7 +264,10 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--simplify", type=float, default=None, metavar="RATIO",
               help="Keep this fraction of the triangles (0-1]; surfaces stay closed.")
 @click.option("--max-error", type=float, default=None, metavar="E",
-              help="Largest vertex displacement when simplifying, in the volume's unit.")
+              help="Largest vertex displacement when simplifying, in the volume's unit "
+                   "(default: half a voxel, unless --simplify or --full-resolution).")
+@click.option("--full-resolution", is_flag=True,
+              help="Every marching-cubes triangle, no simplification (files several times larger).")
 @click.option("--smooth", type=int, default=0, show_default=True, help="Taubin smoothing iterations.")
 @click.option("--format", "formats", default="stl", show_default=True, metavar=",".join(MESH_FORMATS),
               help="Mesh file formats, comma separated.")
@@ -272,13 +275,17 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--scheduler", default=None, help=SCHEDULER_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it exists.")
 @user_errors
-def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, smooth, formats, chunk, scheduler,
-         overwrite) -> None:
+def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, full_resolution, smooth, formats, chunk,
+         scheduler, overwrite) -> None:
     """Mesh every label of a segmentation (LABELS.ome.zarr, from `ml4paleo segment` or
     `ml4paleo convert --labels`) into closed meshes in physical units, one file per label and
     format, plus meshes.json with the measurements."""
-    from ml4paleo.pipelines.mesh import MESH_CHUNK, mesh_labels  # lazy: 2.3 s of imports
+    from ml4paleo.pipelines.mesh import MESH_CHUNK, download_max_error, mesh_labels  # lazy: 2.3 s of imports
 
+    if full_resolution and (simplify is not None or max_error is not None):
+        raise click.UsageError("--full-resolution keeps every triangle: drop --simplify/--max-error, or it")
+    if not full_resolution and simplify is None and max_error is None:
+        max_error = download_max_error(labels_path, downsample)
     try:
         with progress_bar("meshing") as report:
             result = mesh_labels(labels_path, out_dir, labels=_int_list(labels), downsample=downsample,

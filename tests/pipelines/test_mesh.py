@@ -240,3 +240,52 @@ def test_preview_of_a_label_too_big_to_weld_comes_from_a_coarser_grid(labels_pat
     preview = trimesh.load(tmp_path / "b" / entry["preview"], force="mesh")
     assert preview.is_watertight and len(preview.faces) <= triangles // 8 * 1.2
     assert preview.volume == pytest.approx(full.measurements[1]["volume"], rel=0.15)
+
+
+def test_max_error_alone_streams_simplified_pieces_closed_and_manifold(labels_path, tmp_path):
+    """max_error without a ratio simplifies each chunk's piece with its border kept: the label
+    still streams, and the welded mesh is closed, manifold and oriented, within the error of
+    the full-resolution surface; the whole-mesh path (GLB) gives the same mesh."""
+    from scipy.spatial import cKDTree
+
+    full = mesh_labels(labels_path, tmp_path / "full", labels=[1], scheduler="sync", chunk=6, formats=("ply",))
+    half = 0.5 * max(VOXEL)
+    streamed = mesh_labels(labels_path, tmp_path / "s", labels=[1], max_error=half, scheduler="sync", chunk=6,
+                           formats=("ply", "stl"))
+    whole = mesh_labels(labels_path, tmp_path / "w", labels=[1], max_error=half, scheduler="sync", chunk=6,
+                        formats=("ply", "glb"))
+    ref, got = full.measurements[1], streamed.measurements[1]
+    assert got["watertight"] and got["components"] == ref["components"] and got["cavities"] == ref["cavities"]
+    assert got["triangles"] < 0.6 * ref["triangles"]
+    assert got["volume"] == pytest.approx(ref["volume"], rel=0.02)
+    assert whole.measurements[1]["triangles"] == got["triangles"]
+    assert whole.measurements[1]["volume"] == pytest.approx(got["volume"], rel=1e-9)
+    original = trimesh.load(tmp_path / "full" / "label_1_micrometer.ply", force="mesh")
+    for path in (tmp_path / "s" / "label_1_micrometer.ply", tmp_path / "s" / "label_1_micrometer.stl",
+                 tmp_path / "w" / "label_1_micrometer.ply"):
+        mesh = trimesh.load(path, force="mesh")
+        assert mesh.is_watertight and mesh.is_winding_consistent and mesh.euler_number == original.euler_number
+        assert len(mesh.faces) == got["triangles"]
+        assert meshing.closed_and_oriented(np.asarray(mesh.faces))  # each edge in exactly two faces, once each way
+        # vertices stay within the bound of the original surface (its vertices, plus their spacing)
+        dist, _ = cKDTree(original.vertices).query(mesh.vertices)
+        assert dist.max() <= half + 0.5 * max(VOXEL) + 1e-6
+
+
+def test_cli_mesh_default_is_simplified_within_half_a_voxel(labels_path, tmp_path):
+    runner = CliRunner()
+    common = ["--labels", "1", "--chunk", "8", "--scheduler", "synchronous"]
+    res = runner.invoke(main, ["mesh", str(labels_path), str(tmp_path / "d"), *common])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["mesh", str(labels_path), str(tmp_path / "f"), "--full-resolution", *common])
+    assert res.exit_code == 0, res.output
+    default = json.loads((tmp_path / "d" / "meshes.json").read_text())
+    full = json.loads((tmp_path / "f" / "meshes.json").read_text())
+    assert default["parameters"]["max_error"] == 0.5 * max(VOXEL) and full["parameters"]["max_error"] is None
+    d, f = default["meshes"][0]["measurements"], full["meshes"][0]["measurements"]
+    assert d["watertight"] and f["watertight"] and d["triangles"] < f["triangles"]
+    whole = meshing.mesh_array(ball_and_box(), chunk=64, voxel_size=VOXEL)[1]
+    assert f["triangles"] == len(whole[1])  # full resolution: every marching-cubes triangle
+    res = runner.invoke(main, ["mesh", str(labels_path), str(tmp_path / "x"), "--full-resolution",
+                               "--max-error", "1"])
+    assert res.exit_code == 2 and "--full-resolution" in res.output and not (tmp_path / "x").exists()

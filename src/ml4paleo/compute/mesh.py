@@ -45,6 +45,7 @@ __all__ = [
     "to_physical",
     "mesh_array",
     "simplify_mesh",
+    "simplify_piece",
     "taubin_smooth",
     "measure_mesh",
 ]
@@ -62,10 +63,15 @@ class MeshPiece:
 
     ``coords`` are global vertex positions in half-voxel units (int32, (n, 3), z y x): position
     ``coords / 2`` is in voxel-index units, voxel centres at integers. ``faces`` index ``coords``.
+    A piece simplified on its own (:func:`simplify_piece`) also has ``positions``, its vertices'
+    float positions in half-voxel units; ``coords`` is then their rounding, and only vertices
+    whose position is exactly their coordinate (the piece's border, which the simplifier keeps)
+    are welded to other pieces.
     """
 
     coords: np.ndarray
     faces: np.ndarray
+    positions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +303,22 @@ def simplify_mesh(
     )
     out = mesher.simplify(mesh, reduction_factor=factor, max_error=(half_voxels + 0.5) * math.sqrt(3.0))
     return out.vertices.astype(np.float64), out.faces.astype(np.int32)
+
+
+def simplify_piece(piece: MeshPiece, max_error: float) -> MeshPiece:
+    """One chunk's piece simplified within ``max_error`` voxels, its border left as it is.
+
+    Why per piece: simplifying the welded mesh holds the whole surface (~0.1 GB per million
+    triangles, several GB for a full-size scan). zmesh's simplifier never moves or removes the
+    vertices and edges of a mesh's open border (``tests/compute/test_meshing.py`` checks it), and
+    a piece's open border is exactly where it meets its neighbours on the chunk planes, so the
+    simplified pieces still weld into a closed mesh, streamed as before."""
+    if len(piece.faces) == 0:
+        return piece
+    verts, faces = simplify_mesh(piece.coords / 2.0, piece.faces, max_error=max_error)
+    positions = (verts * 2.0).astype(np.float32)
+    return MeshPiece(coords=np.rint(positions).astype(np.int32), faces=faces.astype(np.int32, copy=False),
+                     positions=positions)
 
 
 def _edges(faces: np.ndarray) -> np.ndarray:

@@ -101,6 +101,8 @@ class StreamWeld:
                 c = coords[:, axis].astype(np.int64) + 2
                 inside = c < len(table)
                 shared[inside] |= table[c[inside]]
+        if piece.positions is not None:  # simplified: only vertices still on the lattice can be shared
+            shared &= np.all(piece.positions == coords, axis=1)
         keys = _pack(coords[shared])
         pos = np.searchsorted(self._keys, keys)
         pos_c = np.minimum(pos, max(len(self._keys) - 1, 0))
@@ -114,7 +116,7 @@ class StreamWeld:
         ids[new] = self.n_vertices + np.arange(n_new)
         self.n_vertices += n_new
 
-        verts = coords.astype(np.float64) * self._scale
+        verts = (coords if piece.positions is None else piece.positions).astype(np.float64) * self._scale
         if len(faces):
             area, face_vol = _face_terms(verts, faces)
             self._measure(verts, faces, ids, area, face_vol)

@@ -53,6 +53,11 @@ MESH_CHUNK = 256
 PARALLEL_MIN_VOXELS = 1 << 25
 """Below this many voxels (32 M, ~320^3) chunks run in this process unless a scheduler is named:
 starting worker processes (~1.5 CPU s of imports) costs more than meshing them."""
+DOWNLOAD_MAX_ERROR_VOXELS = 0.5
+"""Mesh downloads (the ``mesh`` command, the web app's mesh task) are simplified by default
+within half a voxel (of the meshed grid, along its largest edge): below the scan's own
+resolution, and measured on ``bench/fullsize.py`` grains several times fewer triangles; the
+full-resolution mesh is one option away (``--full-resolution``, ``full_resolution: true``)."""
 PREVIEW_DIR = "preview"
 """Sub-folder of the light copies written with ``preview_triangles``."""
 PREVIEW_WELD_MAX_TRIANGLES = 8_000_000
@@ -72,6 +77,13 @@ class MeshResult:
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
+def download_max_error(labels_path: str | Path, downsample: int = 1) -> float:
+    """The default ``max_error`` of mesh downloads, in the volume's physical unit: half a voxel
+    (:data:`DOWNLOAD_MAX_ERROR_VOXELS`) of the grid meshed with ``downsample``."""
+    info = read_info(labels_path)
+    return DOWNLOAD_MAX_ERROR_VOXELS * max(float(v) for v in info.voxel_size) * int(downsample)
+
+
 def _grid(info: VolumeInfo, downsample: int) -> tuple[int, int, tuple[int, int, int]]:
     """(pyramid level, stride within it, shape of the meshed grid) for a downsampling factor.
 
@@ -87,9 +99,10 @@ def _grid(info: VolumeInfo, downsample: int) -> tuple[int, int, tuple[int, int, 
 
 def _mesh_window(
     path: str, level: int, stride: int, grid: tuple[int, int, int], window: meshing.ChunkWindow, labels,
-    scratch: str | None = None, index: int = 0,
+    scratch: str | None = None, index: int = 0, max_error_voxels: float | None = None,
 ) -> tuple[dict[int, Any], dict[int, int]]:
-    """One chunk task: read the window (zero padded), mesh it, count the voxels it owns.
+    """One chunk task: read the window (zero padded), mesh it, count the voxels it owns; with
+    ``max_error_voxels``, simplify each piece within it, its border kept (``simplify_piece``).
 
     Returns (label -> piece, label -> voxels); with ``scratch``, the pieces go to
     ``<scratch>/<index>.npz`` and label -> triangles comes back instead of the pieces."""
@@ -109,19 +122,37 @@ def _mesh_window(
         values, counts = flat[starts], np.diff(np.append(starts, len(flat)))
     voxels = {int(v): int(c) for v, c in zip(values, counts) if v != 0}
     pieces = meshing.mesh_block(block, window.start, labels)
+    if max_error_voxels is not None:
+        pieces = {label: meshing.simplify_piece(piece, max_error_voxels) for label, piece in pieces.items()}
     if scratch is None:
         return pieces, voxels
     if pieces:
         arrays = {}
         for label, piece in pieces.items():
             arrays[f"c{label}"], arrays[f"f{label}"] = piece.coords, piece.faces
+            if piece.positions is not None:
+                arrays[f"p{label}"] = piece.positions
         np.savez(Path(scratch) / f"{index}.npz", **arrays)
     return {label: len(piece.faces) for label, piece in pieces.items()}, voxels
 
 
 def _load_piece(scratch: Path, index: int, label: int) -> meshing.MeshPiece:
     with np.load(scratch / f"{index}.npz") as f:
-        return meshing.MeshPiece(coords=f[f"c{label}"], faces=f[f"f{label}"])
+        return meshing.MeshPiece(coords=f[f"c{label}"], faces=f[f"f{label}"],
+                                 positions=f[f"p{label}"] if f"p{label}" in f.files else None)
+
+
+def _weld_whole(pieces: Iterable[meshing.MeshPiece], windows: Sequence[meshing.ChunkWindow], grid, chunk: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Pieces simplified on their own, welded into one mesh (vertices in voxel units): the same
+    welding as the streamed path, collected."""
+    welder = StreamWeld(shared_planes(grid, chunk), (1.0, 1.0, 1.0))
+    verts, faces = [], []
+    for piece, window in zip(pieces, windows):
+        part = welder.add(piece, window.start[0])
+        verts.append(part.vertices[part.new])  # new vertices come in id order
+        faces.append(part.global_faces)
+    return np.concatenate(verts), np.concatenate(faces)
 
 
 def _lattice_mesh(pieces: list[meshing.MeshPiece], simplify: float | None, max_error_voxels: float | None
@@ -242,7 +273,10 @@ def mesh_labels(
     labels : labels to mesh (default: every nonzero label present).
     downsample : mesh every N-th voxel (a stored pyramid level when one matches).
     simplify : fraction of triangles to keep, in (0, 1]; ``max_error``: largest vertex
-        displacement in the volume's unit. Simplification keeps each surface closed.
+        displacement in the volume's unit (None with ``simplify`` None: full resolution; the
+        downloads' default is :func:`download_max_error`, half a voxel). Simplification keeps
+        each surface closed. ``max_error`` alone simplifies each chunk's piece in its task with
+        the piece's border kept, so the label still streams in bounded memory.
     smooth : Taubin smoothing iterations (no shrinkage).
     formats : any of stl, obj, ply, glb (a list or "stl,obj").
     chunk : chunk edge in voxels of the meshed grid; ``scheduler``: see
@@ -287,7 +321,11 @@ def mesh_labels(
     scratch.mkdir()
     tmp = partial_path(out_dir)
     try:
-        args = [(str(labels_path), level, stride, grid, w, wanted, str(scratch), i) for i, w in enumerate(windows)]
+        # max_error alone: each chunk's piece is simplified in its task, borders kept, and the
+        # label still streams; a triangle ratio needs the whole mesh (the simplifier's target)
+        per_piece = None if max_error is None or simplify is not None else float(max_error) / max(voxel_size)
+        args = [(str(labels_path), level, stride, grid, w, wanted, str(scratch), i, per_piece)
+                for i, w in enumerate(windows)]
         progress(0.0, 1.0, "meshing chunks")
         results = run_tasks(_mesh_window, args, scheduler=scheduler,
                             progress=scaled(progress, 0.0, 0.6, "meshing chunks"), stage="meshing chunks")
@@ -310,8 +348,7 @@ def mesh_labels(
         messages: list[str] = []
         meshes_doc: list[dict[str, Any]] = []
         post = scaled(progress, 0.6, 1.0, "welding and writing meshes")
-        whole_needed = (simplify is not None or max_error is not None or int(smooth) > 0
-                        or any(f not in STREAM_FORMATS for f in formats))
+        whole_needed = (simplify is not None or int(smooth) > 0 or any(f not in STREAM_FORMATS for f in formats))
         for i, label in enumerate(targets):
             post(i, max(len(targets), 1), f"label {label}")
             if label not in where:
@@ -326,8 +363,11 @@ def mesh_labels(
             pieces = (_load_piece(scratch, index, label) for index in where[label])
             if whole_needed or (wants_preview and triangles[label] <= PREVIEW_WELD_MAX_TRIANGLES):
                 # a displacement of e voxels is at most e * max(voxel_size) in physical units
-                err = None if max_error is None else float(max_error) / max(voxel_size)
-                lattice, faces = _lattice_mesh(list(pieces), simplify, err)
+                if per_piece is not None:
+                    lattice, faces = _weld_whole(pieces, [windows[index] for index in where[label]], grid, chunk)
+                else:
+                    err = None if max_error is None else float(max_error) / max(voxel_size)
+                    lattice, faces = _lattice_mesh(list(pieces), simplify, err)
                 verts = meshing.taubin_smooth(meshing.to_physical(lattice, voxel_size), faces, int(smooth))
                 m = meshing.measure_mesh(verts, faces)
                 for fmt, name in paths.items():
