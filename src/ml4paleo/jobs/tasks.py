@@ -166,12 +166,14 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
 
 def mesh(ctx: TaskContext) -> dict[str, Any]:
     """One closed mesh per label of a segmentation, with measurements (``meshes.json``)."""
-    from ml4paleo.pipelines.mesh import mesh_labels  # lazy: see the module's docstring
+    from ml4paleo.pipelines.mesh import download_max_error, mesh_labels  # lazy: see the module's docstring
 
     assert ctx.seg_id is not None
     formats = ctx.params.get("formats") or ["stl"]
     out = ctx.paths.meshes(ctx.seg_id)
-    mesh_labels(ctx.paths.labels(ctx.seg_id), out, formats=formats, overwrite=True,
+    labels = ctx.paths.labels(ctx.seg_id)
+    max_error = None if ctx.params.get("full_resolution") else download_max_error(labels)
+    mesh_labels(labels, out, formats=formats, overwrite=True, max_error=max_error,
                 scheduler=ctx.settings.dask_scheduler or None, preview_triangles=ctx.settings.preview_triangles,
                 progress=scaled(ctx.progress, 0.0, 1.0, "meshing"))
     doc = json.loads((out / "meshes.json").read_text())

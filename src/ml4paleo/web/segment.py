@@ -55,7 +55,8 @@ def _method() -> str | None:
 
 @bp.post("/api/job/<job_id>/mesh")
 def mesh(job_id: str):
-    """Queue meshing of the given (or newest finished) segmentation."""
+    """Queue meshing of the given (or newest finished) segmentation; the files are simplified
+    within half a voxel unless ``full_resolution`` is true."""
     data = json_body()
     seg_id = data.get("seg_id")
     if seg_id is not None and not isinstance(seg_id, str):
@@ -68,7 +69,10 @@ def mesh(job_id: str):
         raise InputError(f"formats must be a non-empty list of {', '.join(MESH_FORMATS)}")
     if "stl" not in formats:
         formats = ["stl", *formats]  # the mesh download is a zip of STL files
-    return jsonify(seg_id=store().queue_mesh(job_id, seg_id, list(dict.fromkeys(formats)))), 202
+    full = data.get("full_resolution", False)
+    if not isinstance(full, bool):
+        raise InputError("full_resolution must be true or false (default false: simplified within half a voxel)")
+    return jsonify(seg_id=store().queue_mesh(job_id, seg_id, list(dict.fromkeys(formats)), full_resolution=full)), 202
 
 
 @bp.post("/api/job/<job_id>/cancel")

@@ -150,8 +150,9 @@ class JobStore:
     def queue_start(self, job_id: str, method: str | None = None) -> tuple[str, str]:
         return self._queue.queue_start(job_id, method)
 
-    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",)) -> str:
-        return self._queue.queue_mesh(job_id, seg_id, formats)
+    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",), *,
+                   full_resolution: bool = False) -> str:
+        return self._queue.queue_mesh(job_id, seg_id, formats, full_resolution=full_resolution)
 
     def queue_draft(self, job_id: str, z: int | None = None) -> dict[str, Any]:
         return self._queue.queue_draft(job_id, z)

@@ -176,8 +176,10 @@ class Queue:
                     "pending": any(t.status in ACTIVE for t in rows),
                     "error": failed.error if failed is not None and (done is None or failed.id > done.id) else None}
 
-    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",)) -> str:
-        """Queue meshing of ``seg_id`` (default: the newest finished segmentation)."""
+    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",), *,
+                   full_resolution: bool = False) -> str:
+        """Queue meshing of ``seg_id`` (default: the newest finished segmentation); the task
+        simplifies within half a voxel unless ``full_resolution``."""
         with self.db.session() as s:
             job = get_job(s, job_id)
             query = select(Segmentation).where(Segmentation.job_id == job.id)
@@ -197,7 +199,7 @@ class Queue:
             seg.mesh_status = MeshStatus.QUEUED
             job.progress, job.stage = 0.0, "waiting for the mesh runner"
             enqueue(s, job, RunnerKind.MESH, TaskKind.MESH, prev_status=before, seg_id=seg.id,
-                    params={"formats": list(formats)})
+                    params={"formats": list(formats), "full_resolution": bool(full_resolution)})
             return seg.id
 
     def cancel(self, job_id: str) -> dict[str, Any]:
