@@ -54,7 +54,21 @@ def test_thresholds_exact_for_values_next_to_them(trained):
     assert np.array_equal(pack_forest(model.estimator).predict_proba(rows), model.estimator.predict_proba(rows))
 
 
-def test_three_classes_and_nan_rows():
+def test_the_segmenter_uses_the_packed_forest_on_large_inputs(trained, monkeypatch):
+    import ml4paleo.models._forest as forest
+
+    model, X = trained
+    monkeypatch.setattr(forest, "PACKED_MIN_ROWS", 1000)
+    calls = []
+    monkeypatch.setattr(model.estimator, "predict_proba", lambda rows: calls.append(len(rows)))
+    model.predict_proba(X[:2000])  # packed: scikit-learn not called
+    assert calls == []
+
+
+def test_three_classes_and_nan_rows(monkeypatch):
+    import ml4paleo.models._forest as forest
+
+    monkeypatch.setattr(forest, "PACKED_MIN_ROWS", 1)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(4000, 5)).astype(np.float32)
     y = np.digitize(X[:, 0] + 0.3 * X[:, 1] * X[:, 2], [-0.4, 0.6])
@@ -66,7 +80,10 @@ def test_three_classes_and_nan_rows():
     assert np.array_equal(model.predict_proba(test), model.estimator.predict_proba(test).astype(np.float32))
 
 
-def test_refit_repacks():
+def test_refit_repacks(monkeypatch):
+    import ml4paleo.models._forest as forest
+
+    monkeypatch.setattr(forest, "PACKED_MIN_ROWS", 1)
     rng = np.random.default_rng(1)
     X = rng.normal(size=(500, 3)).astype(np.float32)
     model = RandomForestSegmenter(("a", "b"), FeatureSettings(sigmas=(1.0,), filters=("gaussian", "log")))

@@ -32,6 +32,10 @@ from ml4paleo.models._packed import PackedForest, pack_forest
 
 RF_DEFAULTS: dict[str, Any] = {"n_estimators": 24, "max_depth": 14, "min_samples_leaf": 2, "max_features": "sqrt"}
 HGB_DEFAULTS: dict[str, Any] = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31}
+PACKED_MIN_ROWS = 1 << 19
+"""Inputs from this many rows (a segmentation task's block: 1 M voxels) use the packed forest;
+smaller ones (a preview slice, a validation fold) stay with scikit-learn, the same numbers,
+so a process that only previews never imports numba (~1 s, and its compiled kernel's load)."""
 
 
 class RandomForestSegmenter(SklearnSegmenter):
@@ -48,9 +52,10 @@ class RandomForestSegmenter(SklearnSegmenter):
 
     def _estimator_proba(self, X: np.ndarray) -> np.ndarray:
         """scikit-learn's probabilities, bit for bit, from the packed forest (see
-        :mod:`ml4paleo.models._packed`); rows with NaN (which the packed walk does not route as
-        scikit-learn does) go to scikit-learn."""
-        if np.isnan(X).any():
+        :mod:`ml4paleo.models._packed`) for inputs of at least :data:`PACKED_MIN_ROWS` rows;
+        smaller ones, and rows with NaN (which the packed walk does not route as scikit-learn
+        does), go to scikit-learn."""
+        if len(X) < PACKED_MIN_ROWS or np.isnan(X).any():
             return self.estimator.predict_proba(X)
         packed = getattr(self, "_packed", None)
         if packed is None or packed[0] is not self.estimator:
