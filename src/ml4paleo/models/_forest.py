@@ -17,6 +17,10 @@ hist. gradient boosting 100 iter         1.93       0.12         0.9913
 The random forest (24 trees, depth 14) is the default: Dice within 0.001 of the best, and 8-20x
 faster prediction than full-depth forests or gradient boosting, while prediction over every
 voxel is where a whole-volume segmentation spends its time. (LightGBM is not a dependency.)
+
+Prediction over many voxels (a segmentation block) walks the packed forest of
+:mod:`ml4paleo.models._packed` instead of scikit-learn's trees: the same probabilities bit for
+bit, so the same labels, 1.3-2x faster on one core (measured there).
 """
 
 from __future__ import annotations
