@@ -24,9 +24,10 @@ Each task runs its estimator with one thread (``threadpool_limits(1)``), so task
 never exceeds the cores. With ``"processes"``, a script calling this needs the
 ``if __name__ == "__main__":`` guard (the CLI and the runners have it).
 
-Measured (``bench/segment.py``, 512^3 uint16, 2 cores): 2.5 M voxels/s end to end, 1 M-voxel
-blocks as fast as 0.5 M and faster than 2 M (fewer, larger tasks balance worse on 2 workers);
-peak RSS ~0.42 GB per worker.
+Measured (``bench/segment.py``, 512^3 uint16, 2 cores, all 61 features): 2.5 M voxels/s end to
+end, 1 M-voxel blocks as fast as 0.5 M and faster than 2 M (fewer, larger tasks balance worse on
+2 workers); peak RSS ~0.42 GB per worker. Models that keep fewer features get larger blocks on
+large volumes (:func:`task_voxels`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,25 @@ from ml4paleo.progress import ProgressCallback, no_progress, scaled
 __all__ = ["SegmentResult", "segment_volume"]
 
 BLOCK_VOXELS = 1 << 20
-"""Target voxels per task: features of 1 M voxels x 61 are 0.25 GB of float32."""
+"""Target voxels per task with the whole bank: features of 1 M voxels x 61 are 0.25 GB of float32."""
+MAX_BLOCK_GROWTH = 4
+"""With fewer features per voxel (16 kept by default) a task's block grows up to this many times
+:data:`BLOCK_VOXELS`, for the same feature memory: the halo the filters read around a block
+(up to 75 voxels for the coarsest scales) then costs less per voxel. Measured on one task's
+features (read + filter bank, CPU time, one thread, the loaded shared machine): 64x64x256 vs
+128x128x256 blocks, 1.62 vs 2.12 M voxels/s (``bench/fullsize.py`` grain model) and 2.13 vs
+2.28 (``bench/segment.py`` model); 128x256x256 was slower again (1.96, 1.66: cache)."""
+MIN_TASKS = 64
+"""Blocks only grow while the volume still makes this many tasks, so workers stay balanced."""
+
+
+def task_voxels(shape: Sequence[int], n_features: int | None) -> int:
+    """Target voxels per task for a volume of ``shape`` and a model of ``n_features`` per voxel
+    (None: not a filter-bank model)."""
+    if not n_features:
+        return BLOCK_VOXELS
+    growth = min(MAX_BLOCK_GROWTH, max(1, 64 // n_features), max(1, math.prod(shape) // (MIN_TASKS * BLOCK_VOXELS)))
+    return BLOCK_VOXELS * growth
 
 
 @dataclass(frozen=True)
@@ -169,7 +188,9 @@ def segment_volume(
         writers.append(OmeZarrWriter(p, info.shape, np.uint8, kind="image",
                                      attrs={**attrs, "probability_of": model.classes[k]}, **common))
     try:
-        block = block_shape(info.shape, writers[0].array.chunks, BLOCK_VOXELS)
+        settings = getattr(model, "feature_settings", None)
+        block = block_shape(info.shape, writers[0].array.chunks,
+                            task_voxels(info.shape, settings.n_features if settings is not None else None))
         regions = _regions(info.shape, block)
         stores = [str(w.tmp_path / "0") for w in writers]
         chosen = resolve_scheduler(scheduler, len(regions), local="threads")
