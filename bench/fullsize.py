@@ -56,7 +56,8 @@ def truth_slab(n: int, z0: int, depth: int, balls) -> np.ndarray:
     centres, radii, hollow = balls
     slab = np.zeros((depth, n, n), np.uint8)
     near = [i for i in range(GRAINS) if centres[i, 0] + radii[i] >= z0 and centres[i, 0] - radii[i] < z0 + depth]
-    paint_balls(slab, z0, centres[near], radii[near], [1] * len(near), hollow={k for k, i in enumerate(near) if i in hollow})
+    paint_balls(slab, z0, centres[near], radii[near], [1] * len(near),
+                hollow={k for k, i in enumerate(near) if i in hollow})
     return slab
 
 

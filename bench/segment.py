@@ -8,7 +8,8 @@ The volume holds blobs and plates (the "fossil") in a noisy matrix, with a smoot
 drift. Scribbles: every 4th voxel of 4 slices. Prints feature, prediction and end-to-end
 throughput (voxels/s), peak RSS (this process and the largest worker), and Dice on the slices
 not annotated; features vs prediction on one task's block, scikit-learn's
-predict_proba vs the packed forest, back to back. The baseline: ``skimage.feature.multiscale_basic_features`` per 2D slice
+predict_proba vs the packed forest, back to back. The baseline:
+``skimage.feature.multiscale_basic_features`` per 2D slice
 (sigma 1..32) + a 50-tree depth-12 random forest, predicted slice by slice; with
 ``--baseline-slices N`` it is timed on N slices and its throughput extrapolated (it is linear
 in the number of slices), its Dice measured on those slices.
@@ -216,13 +217,16 @@ def main(argv=None) -> int:
                     assert np.array_equal(got, expected), "packed forest differs from scikit-learn"
         best = {k: min(v) for k, v in times.items() if v}
         print(f"one core, block {region} + halo, best of {args.repeats}: features "
-              f"({model.feature_settings.n_features}/voxel of the bank's 61) {nv / best['features'] / 1e6:.2f} M voxels/s "
+              f"({model.feature_settings.n_features}/voxel of the bank's 61) "
+              f"{nv / best['features'] / 1e6:.2f} M voxels/s "
               f"({best['features']:.2f}s)")
         for k in ("scikit-learn", "packed"):
             if k in best:
-                print(f"  prediction ({model.metadata['kind']}, {k}): {nv / best[k] / 1e6:.2f} M voxels/s ({best[k]:.2f}s)")
+                print(f"  prediction ({model.metadata['kind']}, {k}): {nv / best[k] / 1e6:.2f} M voxels/s "
+                      f"({best[k]:.2f}s)")
         if "packed" in best:
-            print(f"  packed forest: probabilities identical to scikit-learn's, {best['scikit-learn'] / best['packed']:.2f}x; "
+            print(f"  packed forest: probabilities identical to scikit-learn's, "
+                  f"{best['scikit-learn'] / best['packed']:.2f}x; "
                   f"features + prediction {nv / (best['features'] + best['scikit-learn']) / 1e6:.2f} -> "
                   f"{nv / (best['features'] + best['packed']) / 1e6:.2f} M voxels/s per core")
         del f

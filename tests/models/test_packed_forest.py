@@ -100,6 +100,7 @@ def test_extra_trees_pack_too():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(800, 4)).astype(np.float32)
     y = (X[:, 0] * X[:, 1] > 0).astype(int)
-    for forest in (RandomForestClassifier(n_estimators=5, random_state=0), ExtraTreesClassifier(n_estimators=5, random_state=0)):
+    for forest in (RandomForestClassifier(n_estimators=5, random_state=0),
+                   ExtraTreesClassifier(n_estimators=5, random_state=0)):
         forest.fit(X, y)
         assert np.array_equal(pack_forest(forest).predict_proba(X), forest.predict_proba(X))
