@@ -103,8 +103,8 @@ def test_raw_labels_thumbnails_model_reuse_and_mesh_preview(server, volume):
     srv.wait(job_id, {"segmented"})
 
     # meshes: a light preview (PLY, at most about ML4PALEO_PREVIEW_TRIANGLES) for the 3D view,
-    # full resolution for the downloads
-    srv.json("POST", f"/api/job/{job_id}/mesh", 202, json={"seg_id": third["seg_id"]})
+    # full resolution for the downloads when asked for (the default simplifies within half a voxel)
+    srv.json("POST", f"/api/job/{job_id}/mesh", 202, json={"seg_id": third["seg_id"], "full_resolution": True})
     srv.wait(job_id, {"meshed"})
     listing = srv.json("GET", f"/api/job/{job_id}/segmentation/{third['seg_id']}/meshes")["meshes"]
     import trimesh
