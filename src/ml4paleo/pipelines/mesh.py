@@ -361,7 +361,11 @@ def mesh_labels(
             paths = {fmt: f"label_{label}_{safe_unit}.{fmt}" for fmt in formats}
             wants_preview = bool(preview_triangles) and triangles[label] > preview_triangles
             pieces = (_load_piece(scratch, index, label) for index in where[label])
-            if whole_needed or (wants_preview and triangles[label] <= PREVIEW_WELD_MAX_TRIANGLES):
+            # a preview is simplified from the welded full-resolution mesh (lattice vertices); pieces
+            # already simplified off the lattice take the coarse grid's instead (zmesh's simplifier
+            # measured minutes, not seconds, reducing such a mesh hundreds of times)
+            weld_preview = wants_preview and triangles[label] <= PREVIEW_WELD_MAX_TRIANGLES and per_piece is None
+            if whole_needed or weld_preview:
                 # a displacement of e voxels is at most e * max(voxel_size) in physical units
                 if per_piece is not None:
                     lattice, faces = _weld_whole(pieces, [windows[index] for index in where[label]], grid, chunk)
@@ -372,7 +376,12 @@ def mesh_labels(
                 m = meshing.measure_mesh(verts, faces)
                 for fmt, name in paths.items():
                     write_mesh(tmp / name, verts, faces, fmt)
-                if wants_preview and len(faces) > preview_triangles:
+                if wants_preview and len(faces) > preview_triangles and per_piece is not None:
+                    pv, pf = _coarse_preview(labels_path, info, downsample, label, triangles[label],
+                                             preview_triangles, chunk, scheduler)
+                    if len(pf):
+                        entry["preview"] = _write_preview(tmp, label, safe_unit, pv, pf)
+                elif wants_preview and len(faces) > preview_triangles:
                     pv, pf = meshing.simplify_mesh(lattice, faces, ratio=preview_triangles / len(faces))
                     entry["preview"] = _write_preview(
                         tmp, label, safe_unit,
