@@ -41,4 +41,4 @@ def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         result = CliRunner().invoke(main, ["serve", "--data", str(tmp_path), "--port", str(port), "--runners", "none"])
-    assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.output
