@@ -42,6 +42,18 @@ NICE = 10
 """Niceness of the background validation: segmentation on the same cores goes first."""
 
 
+def _lower_priority() -> None:
+    """Nice this process, and its scheduling group where Linux groups by session (autogroup):
+    the validation runs in a session of its own, and between autogroups a process's own nice
+    value does not count, so without the group's nice it took one of the two cores from
+    ``segment`` (measured: segment of 8.7 M voxels 9.8 s beside it against 5.7 s alone)."""
+    os.nice(NICE)
+    try:
+        Path("/proc/self/autogroup").write_text(f"{NICE}\n")
+    except OSError:  # no autogroup (other systems, or scheduling without it): the nice above is all
+        pass
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp = partial_path(path)
     tmp.write_text(json.dumps(doc, indent=2))
@@ -141,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from ml4paleo.models._io import VALIDATION_FILE
 
-    os.nice(NICE)
+    _lower_priority()
     try:
         report = validate_model(args[0])
     except Exception as exc:  # noqa: BLE001 - said in the model, where the pages and the user look
