@@ -53,5 +53,13 @@ def scribbles(truth_slice: np.ndarray, step: int = 5, erode: int = 1) -> np.ndar
     return out
 
 
+def painted_world(root: Path, seed: int, slices=(6, 16, 26)):
+    """A phantom written as OME-Zarr under ``root`` with scribbles on ``slices``: the module
+    fixture of the training and draft tests, ``(root, volume, truth, annotations)``."""
+    vol, truth = phantom(np.random.default_rng(seed))
+    write_volume(root / "vol.ome.zarr", vol)
+    return root, vol, truth, {z: scribbles(truth[z]) for z in slices}
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * np.logical_and(a, b).sum() / max(int(a.sum()) + int(b.sum()), 1))

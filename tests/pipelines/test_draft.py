@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from segdata import FAST, FAST_RF, phantom, scribbles, write_volume
+from segdata import FAST, FAST_RF, painted_world, scribbles
 
 from ml4paleo.errors import InputError
 from ml4paleo.io.omezarr import open_level
@@ -20,12 +20,7 @@ SLICES = (6, 16, 26)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    rng = np.random.default_rng(3)
-    root = tmp_path_factory.mktemp("draft")
-    vol, truth = phantom(rng)
-    write_volume(root / "vol.ome.zarr", vol)
-    ann = {z: scribbles(truth[z]) for z in SLICES}
-    return root, vol, truth, ann
+    return painted_world(tmp_path_factory.mktemp("draft"), 3, SLICES)
 
 
 def _classes(model_dir, volume) -> np.ndarray:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from segdata import FAST, FAST_RF, phantom, scribbles, write_volume
+from segdata import FAST, FAST_RF, painted_world
 
 from ml4paleo.errors import ArtifactNotFound, InputError, OutputExistsError
 from ml4paleo.io.annotations import delete_annotation, read_annotations, write_annotation
@@ -19,12 +19,7 @@ SLICES = (6, 16, 26)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    rng = np.random.default_rng(1)
-    root = tmp_path_factory.mktemp("train")
-    vol, truth = phantom(rng)
-    write_volume(root / "vol.ome.zarr", vol)
-    ann = {z: scribbles(truth[z]) for z in SLICES}
-    return root, vol, truth, ann
+    return painted_world(tmp_path_factory.mktemp("train"), 1, SLICES)
 
 
 # --- annotations on disk -------------------------------------------------------------------
