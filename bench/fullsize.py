@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 GRAINS = 256
+STEPS = ("convert", "train", "segment", "post-process", "mesh")
 MATRIX, GRAIN, CAVITY, NOISE = 12000.0, 26000.0, 3000.0, 2500.0
 
 
@@ -152,16 +153,27 @@ def main(argv: list[str] | None = None) -> int:
                          "well under the smallest grain)")
     ap.add_argument("--keep-slices", action="store_true", help="keep the TIFF slices after conversion")
     ap.add_argument("--mesh-args", default="", help="extra options for `ml4paleo mesh` (e.g. '--max-error 0')")
+    ap.add_argument("--steps", default=",".join(STEPS),
+                    help="comma-separated steps to run (default all); a later run in the same --workdir resumes "
+                         "from the outputs of the earlier steps and adds its figures to results.json")
     args = ap.parse_args(argv)
+    wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(STEPS))
+    if unknown or not wanted:
+        ap.error(f"--steps: choose among {', '.join(STEPS)}; got {args.steps!r}")
     n, work = args.size, args.workdir
     min_size = args.min_size if args.min_size is not None else max(8, (n // 64) ** 3)
     work.mkdir(parents=True, exist_ok=True)
     cli = str(Path(sys.executable).parent / "ml4paleo")
     voxels = n ** 3
+    earlier = work / "results.json"
     results: list[dict] = []
+    if earlier.exists():  # figures of steps run before in this workdir and not run again now
+        results = [r for r in json.loads(earlier.read_text())["steps"] if r["step"] not in wanted]
 
     def report(r: dict) -> None:
         results.append(r)
+        results.sort(key=lambda r: STEPS.index(r["step"]))
         print(f"{r['step']:<13} {r['seconds']:8.1f} s  {voxels / r['seconds'] / 1e6:7.2f} M voxels/s  "
               f"peak RSS {r['peak_total_mb']:7.0f} MB total ({r['processes']} processes), largest "
               f"{r['peak_largest_mb']:6.0f} MB  CPU {r['cpu_s']:7.1f} s", flush=True)
@@ -170,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     balls = grains(n)
     t = time.perf_counter()
     slices = work / "slices"
-    if not (work / "scan.ome.zarr").exists():
+    if not (work / "scan.ome.zarr").exists() and not slices.exists():
         write_scan(slices, n, balls)
     zs = paint(work / "annotations", n, balls)
     print(f"generated {n}^3 uint16 scan ({voxels * 2 / 2**30:.1f} GiB as TIFF slices), painted slices {zs}: "
@@ -191,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                   *args.mesh_args.split()]),
     ]
     for name, cmd in steps:
+        if name not in wanted:
+            continue
         if name == "convert" and (work / "scan.ome.zarr").exists() and not slices.exists():
             continue  # converted by an earlier run whose slices are gone
         argv_ = cmd if cmd[0] == sys.executable else [cli, *cmd]
@@ -198,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "convert" and not args.keep_slices:
             shutil.rmtree(slices, ignore_errors=True)
 
+    if not (work / "seg.ome.zarr").exists():
+        return 0
     from ml4paleo.io.omezarr import open_level
 
     seg = open_level(work / "seg.ome.zarr")
