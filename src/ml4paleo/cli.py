@@ -6,7 +6,7 @@ the message is meant for the user).
 
 Heavy imports are made inside the commands that use them, measured on this project's box
 against ``ml4paleo --help`` (0.18-0.25 s): ``ml4paleo.pipelines.convert`` 2.0 s (numpy, zarr,
-dask), ``pipelines.mesh`` 2.3 s, ``pipelines.train`` 4.6 s, ``pipelines.segment`` 0.4 s,
+dask), ``pipelines.mesh`` 2.3 s, ``pipelines.train`` 4.6 s, ``pipelines.segment`` 2.2 s,
 ``pipelines.export`` 1.2 s, ``ml4paleo.jobs.runner`` 3.4 s,
 ``ml4paleo.web`` and ``jobs.supervisor`` 1.7 s, tqdm 0.09 s, waitress 0.05 s. Choices and
 validation rules come from the standard-library-only modules :mod:`ml4paleo.enums` and
@@ -199,7 +199,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {result.model_dir}")
     if validate == "background":
-        from ml4paleo.pipelines.validate import start_validation
+        from ml4paleo.pipelines.validate import start_validation  # loaded already: train imports it
 
         process = start_validation(result.model_dir)
         click.echo(f"validating in the background (process {process.pid}): the figures will be in "
@@ -220,7 +220,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
 def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_holes, keep_largest, overwrite) -> None:
     """Segment VOLUME.ome.zarr with the model in MODEL_DIR into OUT.ome.zarr (uint8 class
     indices: 0 background, 1.. structures)."""
-    from ml4paleo.pipelines.segment import segment_volume  # lazy: 0.4 s
+    from ml4paleo.pipelines.segment import segment_volume  # lazy: 2.2 s
 
     with progress_bar("segmenting") as report:
         result = segment_volume(volume, model_dir, out, probabilities=probabilities, scheduler=scheduler,

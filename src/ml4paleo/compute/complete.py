@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.segmentation import random_walker
 
 from ml4paleo.errors import InputError
 
@@ -87,8 +88,6 @@ def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | N
 
 def _walk(data: np.ndarray, seeds: np.ndarray, beta: float) -> np.ndarray:
     """Random walker labels (every voxel set) of ``seeds`` over ``data`` (y, x, channels)."""
-    from skimage.segmentation import random_walker
-
     seeds = np.asarray(seeds, np.int32)
     if (seeds > 0).all():
         return seeds

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+import zmesh
 
 __all__ = [
     "MeshPiece",
@@ -138,8 +139,6 @@ def mesh_block(
     -------
     dict label -> MeshPiece, with global half-voxel coordinates (see :class:`MeshPiece`).
     """
-    import zmesh
-
     if block.ndim != 3 or not np.issubdtype(block.dtype, np.integer):
         raise ValueError(f"block must be a 3D integer label array; got {block.ndim}D {block.dtype}")
     wanted = None if labels is None else {int(v) for v in labels}
@@ -281,8 +280,6 @@ def simplify_mesh(
     -------
     (vertices in voxel units, faces)
     """
-    import zmesh
-
     if ratio is None and max_error is None:
         return vertices, faces
     if ratio is not None and not 0 < ratio <= 1:

@@ -145,7 +145,7 @@ def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: 
     on the raw slice): the page offers it as a suggestion to accept or correct. ``png``: the
     strokes as painted now (default: the saved annotation). InputError unless the strokes hold
     at least two classes (one class says nothing about where the others are)."""
-    from ml4paleo.compute.complete import complete_slice, completable
+    from ml4paleo.compute.complete import complete_slice, completable  # lazy: 0.33 s (scipy, skimage), not for runners
 
     shape, _, _ = converted(store, job_id)
     axis, index = annotations.axis_index(key)

@@ -22,7 +22,9 @@ from typing import Any, Callable
 
 from ml4paleo.enums import SEGMENTATION_EXPORTS
 from ml4paleo.io.annotations import read_annotations
+from ml4paleo.io.png import write_png
 from ml4paleo.io.slices import volume_window
+from ml4paleo.jobs.files import histogram_of
 from ml4paleo.jobs.paths import DRAFTS_KEPT, JobPaths
 from ml4paleo.jobs.statuses import TaskKind
 from ml4paleo.progress import ProgressCallback, scaled
@@ -62,7 +64,6 @@ class TaskContext:
 
 def convert(ctx: TaskContext) -> dict[str, Any]:
     """Upload folder -> ``volume.ome.zarr``, then the display window (computed once, stored)."""
-    from ml4paleo.jobs.files import histogram_of
     from ml4paleo.pipelines.convert import convert_volume  # lazy: see the module's docstring
 
     options: dict[str, Any] = {}
@@ -144,9 +145,8 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
     """A draft model from every annotation (on the newest full model's ranked features, if any),
     and its prediction of slice ``params["z"]`` (the slice being painted) as
     ``prediction_<z>.png`` in the draft's folder."""
-    from ml4paleo.io.png import write_png
     from ml4paleo.pipelines.draft import prune_drafts, ranked_features, train_draft  # lazy: see the module's docstring
-    from ml4paleo.pipelines.preview import predict_slice
+    from ml4paleo.pipelines.preview import predict_slice  # lazy: see the module's docstring
 
     out = ctx.paths.draft(ctx.task_id)
     ranked = ranked_features(ctx.paths.models)  # the full model's ranking, once there is one

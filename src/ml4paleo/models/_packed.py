@@ -30,6 +30,7 @@ checks: half the speed), 16-64 lanes (no better than 8).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -61,7 +62,6 @@ class PackedForest:
         if parts == 1:
             kernel(X, *args, out)
         else:  # the kernel releases the GIL: row bands on threads
-            from concurrent.futures import ThreadPoolExecutor
 
             bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
             with ThreadPoolExecutor(max_workers=parts) as pool:

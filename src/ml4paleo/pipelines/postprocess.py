@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import zarr
 
 from ml4paleo.compute import components as cc
 from ml4paleo.pipelines._tasks import process_pool, run_tasks
@@ -54,8 +55,6 @@ def block_edges(shape: Sequence[int], chunks: Sequence[int], target: int | None 
 def _block_task(store: str, index: int, start, stop, scratch: str, prev, step: str | None, classes) -> tuple:
     """Apply ``prev`` (step, relabel table, classes) to the block, write it back if changed,
     then label it for ``step``: returns (component table or None, voxel counts per value)."""
-    import zarr
-
     arr = zarr.open_array(store=store, mode="r+")
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     block = np.asarray(arr[region])
@@ -114,8 +113,6 @@ def postprocess_labels(
     -------
     Voxel counts per value (index = value) after post-processing.
     """
-    import zarr
-
     progress = progress or no_progress
     arr = zarr.open_array(store=str(store), mode="r")
     shape = tuple(arr.shape)

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ml4paleo.errors import InputError
+from ml4paleo.compute.regions import plane_region, slice_features
+from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.models import cached_model
 
 __all__ = ["clear_cache", "predict_plane", "predict_slice", "slice_features_cached", "volume_stamp"]
 
@@ -50,9 +53,6 @@ def volume_stamp(volume_path: str | Path) -> int:
 def slice_features_cached(volume_path: str | Path, z: int, settings) -> np.ndarray:
     """(y, x, n_features) features of slice ``z`` (:func:`ml4paleo.compute.regions.slice_features`
     on every core), from this process's cache of the last few slices when there; read-only."""
-    from ml4paleo.io.omezarr import open_level
-    from ml4paleo.compute.regions import slice_features
-
     volume_path = Path(volume_path)
     key = (str(volume_path.resolve()), volume_stamp(volume_path), int(z), settings)
     with _lock:
@@ -74,9 +74,6 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
 
     The slice's features use its z-neighbourhood exactly as a whole-volume segmentation does,
     so the preview equals that slice of :func:`ml4paleo.pipelines.segment.segment_volume`."""
-    from ml4paleo.io.omezarr import open_level, read_info
-    from ml4paleo.models import cached_model
-
     volume_path = Path(volume_path)
     info = read_info(volume_path)
     if isinstance(z, bool) or not isinstance(z, (int, np.integer)) or not 0 <= z < info.shape[0]:
@@ -97,10 +94,6 @@ def predict_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
 
     A y or x plane is predicted as one region through the model (no feature cache: painting
     across the stack is rarer, and its features span every z slice)."""
-    from ml4paleo.compute.regions import plane_region
-    from ml4paleo.io.omezarr import open_level, read_info
-    from ml4paleo.models import cached_model
-
     if axis == "z":
         return predict_slice(volume_path, model_dir, index)
     if axis not in ("y", "x"):

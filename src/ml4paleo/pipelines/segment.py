@@ -39,9 +39,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import zarr
+from threadpoolctl import threadpool_limits
 
 from ml4paleo.errors import InputError, OutputExistsError
+from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
+from ml4paleo.models import cached_model
 from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
+from ml4paleo.pipelines.postprocess import postprocess_labels
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["SegmentResult", "segment_volume"]
@@ -106,12 +111,6 @@ def _regions(shape: Sequence[int], block: Sequence[int]) -> list[tuple[tuple[int
 
 def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str]) -> np.ndarray:
     """One task: features, prediction and writes for one block; returns voxel counts per class."""
-    import zarr
-    from threadpoolctl import threadpool_limits
-
-    from ml4paleo.io.omezarr import open_level
-    from ml4paleo.models import cached_model
-
     model = cached_model(model_dir)
     model.set_n_jobs(1)
     with threadpool_limits(1):
@@ -154,11 +153,6 @@ def segment_volume(
         >>> result = segment_volume("ammonite.ome.zarr", "model", "labels.ome.zarr", min_size=500)
         >>> result.voxels_per_class
     """
-    from threadpoolctl import threadpool_limits
-
-    from ml4paleo.io.omezarr import OmeZarrWriter, read_info
-    from ml4paleo.models import cached_model
-
     progress = progress or no_progress
     volume_path, model_dir, out_path = Path(volume_path), Path(model_dir), Path(out_path)
     if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
@@ -207,7 +201,6 @@ def segment_volume(
         post_info: dict[str, Any] = {}
         if post:
             progress(share, 1.0, "post-processing")
-            from ml4paleo.pipelines.postprocess import postprocess_labels
 
             after = postprocess_labels(stores[0], [c for c in range(1, K) if counts[c]], min_size=int(min_size),
                                        fill=fill_holes, largest=keep_largest, scheduler=scheduler,  # its own local default

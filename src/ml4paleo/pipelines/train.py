@@ -112,6 +112,7 @@ from ml4paleo.pipelines._candidates import (
     sample_indices,
 )
 from ml4paleo.pipelines._tasks import run_tasks
+from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["METHODS", "SAMPLING", "TrainResult", "sample_indices", "train_model"]
@@ -534,8 +535,6 @@ def train_model(
         "max_voxels": int(max_voxels),
     })
     if validate == "later":
-        from ml4paleo.pipelines.validate import save_pending  # the full validation's inputs, kept with the model
-
         save_pending(model_dir, ts, names, folds, volume_path)
     progress(1.0, 1.0, "done")
     return TrainResult(model_dir=model_dir, metrics=metrics, n_slices=len(slices), voxels_per_class=voxels,

@@ -16,6 +16,12 @@ returns as soon as the model is saved and the validation goes on beside ``ml4pal
 With ``auto``, the method was chosen on quicker folds (``CHOICE_ROWS``): if the full validation
 finds that another method is clearly better (more than ``TIE`` in mean Dice), it says so in the
 warnings rather than silently keeping a worse choice.
+
+Imports beyond the standard library are made inside the functions, for two measured reasons:
+``python -m ml4paleo.pipelines.validate`` lowers its priority before it pays them (the training
+side, models and OME-Zarr: 2.9-3.0 s on the 2-core dev machine), so they do not compete with
+the segmentation started beside it; and :mod:`ml4paleo.pipelines.train` imports this module at
+its top (``save_pending``), so this one cannot import train at its own.
 """
 
 from __future__ import annotations
@@ -151,9 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m ml4paleo.pipelines.validate MODEL_DIR", file=sys.stderr)
         return 2
+    _lower_priority()
     from ml4paleo.models._io import VALIDATION_FILE
 
-    _lower_priority()
     try:
         report = validate_model(args[0])
     except Exception as exc:  # noqa: BLE001 - said in the model, where the pages and the user look
