@@ -16,7 +16,7 @@ from typing import Any
 
 from ml4paleo.errors import InputError
 
-__all__ = ["DEFAULT_UNIT", "DEFAULT_VOXEL_SIZE", "LENGTH_UNITS", "check_unit", "check_voxel_size",
+__all__ = ["DEFAULT_UNIT", "DEFAULT_VOXEL_SIZE", "LENGTH_UNITS", "UNIT_SYMBOLS", "check_unit", "check_voxel_size",
            "convert_lengths", "normalize_unit"]
 
 DEFAULT_UNIT = "micrometer"
@@ -31,6 +31,9 @@ UNIT_METERS = {"angstrom": 1e-10, "nanometer": 1e-9, "micrometer": 1e-6, "millim
 """Every accepted length unit (its NGFF name) and its length in meters."""
 LENGTH_UNITS = tuple(UNIT_METERS)
 """NGFF names of the accepted units, smallest first."""
+UNIT_SYMBOLS = {"angstrom": "Å", "nanometer": "nm", "micrometer": "µm", "millimeter": "mm", "centimeter": "cm",
+                "meter": "m"}
+"""How the pages write each accepted unit (the unit menus, the 3D view's measurements and scale bar)."""
 
 UNIT_ALIASES = {
     "micrometer": "micrometer", "micrometers": "micrometer", "micrometre": "micrometer", "micron": "micrometer",

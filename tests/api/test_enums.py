@@ -5,7 +5,7 @@ from __future__ import annotations
 from ml4paleo.enums import CODECS, DEFAULT_CLASSES, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
 from ml4paleo.jobs.statuses import Status
 from ml4paleo.settings import Settings
-from ml4paleo.units import LENGTH_UNITS
+from ml4paleo.units import LENGTH_UNITS, UNIT_SYMBOLS
 from ml4paleo.web import create_app
 
 
@@ -15,7 +15,10 @@ def test_enums_come_from_their_one_definition(tmp_path):
     assert enums == {"mesh_formats": list(MESH_FORMATS), "export_formats": list(EXPORT_FORMATS),
                      "codecs": list(CODECS), "default_classes": [dict(c) for c in DEFAULT_CLASSES],
                      "job_statuses": [s.value for s in Status], "units": list(LENGTH_UNITS),
-                     "train_methods": list(TRAIN_METHODS)}
+                     "unit_symbols": UNIT_SYMBOLS, "train_methods": list(TRAIN_METHODS)}
+    assert set(UNIT_SYMBOLS) == set(LENGTH_UNITS)  # every accepted unit has its symbol, offered on the pages
+    html = client.get("/").get_data(as_text=True)  # the unit menu is rendered from the same map
+    assert all(f'<option value="{name}"' in html for name in LENGTH_UNITS)
     assert all(set(c) == {"value", "name", "color"} for c in enums["default_classes"])
     from ml4paleo.pipelines._candidates import CANDIDATES
 

@@ -11,6 +11,7 @@ from flask import Flask
 from ml4paleo import __version__
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
+from ml4paleo.units import DEFAULT_UNIT, UNIT_SYMBOLS
 from ml4paleo.web import annotate, download, errors, jobs, security, segment, upload, visualize
 
 __all__ = ["create_app"]
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.context_processor
     def _template_globals() -> dict:
-        return {"neuroglancer_url": settings.neuroglancer_url, "version": __version__}
+        return {"neuroglancer_url": settings.neuroglancer_url, "version": __version__,
+                "unit_symbols": UNIT_SYMBOLS, "default_unit": DEFAULT_UNIT}
 
     return app

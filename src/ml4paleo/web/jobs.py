@@ -12,7 +12,7 @@ from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, 
 from ml4paleo.errors import InputError
 from ml4paleo.jobs.statuses import Status
 from ml4paleo.jobs.store import check_name
-from ml4paleo.units import LENGTH_UNITS
+from ml4paleo.units import LENGTH_UNITS, UNIT_SYMBOLS
 from ml4paleo.web._common import json_body, paths, store
 from ml4paleo.web.auth.current import viewer
 from ml4paleo.web.openapi import document
@@ -70,7 +70,7 @@ def enums():
     """Every enumerated value a page offers, from its one definition (pages never copy them)."""
     return jsonify(mesh_formats=list(MESH_FORMATS), export_formats=list(EXPORT_FORMATS), codecs=list(CODECS),
                    default_classes=default_classes(), job_statuses=[s.value for s in Status],
-                   units=list(LENGTH_UNITS), train_methods=list(TRAIN_METHODS))
+                   units=list(LENGTH_UNITS), unit_symbols=dict(UNIT_SYMBOLS), train_methods=list(TRAIN_METHODS))
 
 
 @bp.get("/api/openapi.json")

@@ -49,13 +49,15 @@ _SCHEMAS: dict[str, Any] = {
         "models": {"type": "array", "items": _OBJ}, "segmentations": {"type": "array", "items": _OBJ},
         "annotations_changed_since_segmentation": {"type": "boolean"}, "upload_bytes": {"type": "integer"}}},
     "Enums": {"type": "object", "required": ["mesh_formats", "export_formats", "codecs", "default_classes",
-                                             "job_statuses", "units", "train_methods"], "properties": {
+                                             "job_statuses", "units", "unit_symbols", "train_methods"],
+               "properties": {
         "mesh_formats": {"type": "array", "items": {"type": "string", "enum": list(MESH_FORMATS)}},
         "export_formats": {"type": "array", "items": {"type": "string", "enum": list(EXPORT_FORMATS)}},
         "codecs": {"type": "array", "items": {"type": "string", "enum": list(CODECS)}},
         "default_classes": {"type": "array", "items": {"$ref": "#/components/schemas/Class"}},
         "job_statuses": {"type": "array", "items": {"type": "string", "enum": [s.value for s in Status]}},
         "units": {"type": "array", "items": {"type": "string", "enum": list(LENGTH_UNITS)}},
+        "unit_symbols": {"type": "object", "additionalProperties": {"type": "string"}},
         "train_methods": {"type": "array", "items": {"type": "string", "enum": list(TRAIN_METHODS)}}}},
 }
 
@@ -103,7 +105,7 @@ def _paths() -> dict[str, Any]:
         "/api/health": {"get": _op("Liveness and queue depths", errors=())},
         "/api/openapi.json": {"get": _op("This document", errors=())},
         "/api/enums": {"get": _op("Enumerated values for the pages: mesh and export formats, codecs, the default "
-                                  "classes of a new job, job statuses, length units", errors=(),
+                                  "classes of a new job, job statuses, length units and their symbols", errors=(),
                                   ok_schema={"$ref": "#/components/schemas/Enums"})},
         "/api/jobs": {"get": _op("Every job, newest first", errors=())},
         "/api/job/new": {"post": _op("Create a job", body=_body({

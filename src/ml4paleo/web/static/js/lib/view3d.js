@@ -6,8 +6,7 @@ import { STLLoader } from "three/addons/loaders/STLLoader.js";
 import { PLYLoader } from "three/addons/loaders/PLYLoader.js";
 import { OBJLoader } from "three/addons/loaders/OBJLoader.js";
 import { el } from "./dom.js";
-
-const UNIT_SHORT = { micrometer: "µm", millimeter: "mm", nanometer: "nm", meter: "m", centimeter: "cm" };
+import { enums } from "./enums.js";
 
 const num = (x) => (typeof x === "number" ? new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4 }).format(x) : "–");
 
@@ -94,7 +93,7 @@ export class MeshView {
       return;
     }
     if (!this._init()) return;
-    this.unit = doc.unit || "";
+    this.unit = doc.unit ? (await enums()).unit_symbols[doc.unit] || doc.unit : ""; // shown as a symbol
     this.message.hidden = false;
     this.message.textContent = "Loading meshes…";
     const byLabel = new Map((classes || []).map((c) => [c.label, c]));
@@ -151,7 +150,7 @@ export class MeshView {
         this.render();
       });
       const meas = m.measurements;
-      const unit = UNIT_SHORT[this.unit] || this.unit;
+      const unit = this.unit;
       const title = meas ? `volume ${num(meas.volume)} ${unit}³, surface ${num(meas.surface_area)} ${unit}², ${num(meas.triangles)} triangles` : "";
       return el("li", { title }, show, color, el("span", { class: "name" }, m.name), opacity);
     });
@@ -161,7 +160,7 @@ export class MeshView {
 
   _renderMeasure() {
     const visible = this.meshes.filter((m) => m.measurements && m.mesh.visible);
-    const unit = UNIT_SHORT[this.unit] || this.unit;
+    const unit = this.unit;
     this.measure.textContent = visible.map((m) => `${m.name}: volume ${num(m.measurements.volume)} ${unit}³, surface ${num(m.measurements.surface_area)} ${unit}²`).join(" · ");
   }
 
@@ -216,7 +215,7 @@ export class MeshView {
     const length = niceLength(perPixel * w * 0.2);
     this.scaleBar.hidden = false;
     this.scaleBar.querySelector(".bar").style.width = `${Math.round(length / perPixel)}px`;
-    const unit = UNIT_SHORT[this.unit] || this.unit || "units";
+    const unit = this.unit || "units";
     this.scaleBar.querySelector(".label").textContent = `${Number(length.toPrecision(3))} ${unit}`;
   }
 

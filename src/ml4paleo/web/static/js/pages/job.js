@@ -197,7 +197,7 @@ function renderVoxelForm(job) {
   ["z", "y", "x"].forEach((axis, i) => { form.elements[axis].value = size[i]; });
   const unit = form.elements.unit;
   if (job.unit && ![...unit.options].some((o) => o.value === job.unit)) unit.append(el("option", { value: job.unit }, job.unit));
-  unit.value = job.unit || "micrometer";
+  unit.value = job.unit || [...unit.options].find((o) => o.defaultSelected).value; // the default: the template's
 }
 
 document.getElementById("voxel-form").addEventListener("submit", (e) => {
