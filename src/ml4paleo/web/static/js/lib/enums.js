@@ -6,8 +6,8 @@ let cached = null;
 
 /**
  * The server's enumerations: `{mesh_formats, export_formats, codecs, default_classes:
- * [{value, name, color}], job_statuses, units, unit_symbols: {name: symbol}, train_methods}`. One request per page; a failed request is retried on
- * the next call.
+ * [{value, name, color}], job_statuses, units, unit_symbols: {name: symbol}, train_methods}`.
+ * One request per page; a failed request is retried on the next call.
  */
 export function enums() {
   if (!cached) {
