@@ -157,6 +157,10 @@ BUSY = frozenset({S.UPLOADED, S.CONVERTING, S.TRAINING_QUEUED, S.TRAINING, S.SEG
 """Statuses in which a task is queued or running: a new retrain/start/mesh waits for it."""
 READY = frozenset({S.CONVERTED, S.ANNOTATED, S.TRAINED, S.SEGMENTED, S.MESHED})
 """Statuses of an idle job whose volume exists."""
+TRAINING = frozenset({S.TRAINING_QUEUED, S.TRAINING})
+"""Statuses of a job whose model is being trained (queued or running)."""
+MODEL_PENDING = frozenset({ModelStatus.QUEUED, ModelStatus.TRAINING})
+"""Statuses of a model whose training is not over yet."""
 
 E = JobEvent
 # event -> (statuses it may happen in, resulting status or None for "unchanged")
@@ -233,3 +237,13 @@ def transition(current: str, event: str, *, has_volume: bool = False, target: st
         raise InvalidTransition("the job failed before its volume was converted; upload it again")
     why = _WHY.get(event, f"cannot {event.value.replace('_', ' ')}")
     raise InvalidTransition(f"{why} (status: {status.value})")
+
+
+def can_happen(current: str, event: str, *, has_volume: bool = False) -> bool:
+    """Whether :func:`transition` accepts ``event`` in status ``current`` (a page offers the
+    action only then; the store still checks the rest, e.g. that a segmentation exists)."""
+    try:
+        transition(current, event, has_volume=has_volume)
+    except InvalidTransition:
+        return False
+    return True

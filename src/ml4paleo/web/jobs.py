@@ -10,9 +10,9 @@ from flask import Blueprint, jsonify
 from ml4paleo import __version__
 from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, default_classes
 from ml4paleo.errors import InputError
-from ml4paleo.jobs.statuses import Status
+from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.jobs.store import check_name
-from ml4paleo.units import LENGTH_UNITS, UNIT_SYMBOLS
+from ml4paleo.units import DEFAULT_VOXEL_SIZE, LENGTH_UNITS, UNIT_SYMBOLS
 from ml4paleo.web._common import json_body, paths, store
 from ml4paleo.web.auth.current import viewer
 from ml4paleo.web.openapi import document
@@ -69,8 +69,10 @@ def health():
 def enums():
     """Every enumerated value a page offers, from its one definition (pages never copy them)."""
     return jsonify(mesh_formats=list(MESH_FORMATS), export_formats=list(EXPORT_FORMATS), codecs=list(CODECS),
-                   default_classes=default_classes(), job_statuses=[s.value for s in Status],
-                   units=list(LENGTH_UNITS), unit_symbols=dict(UNIT_SYMBOLS), train_methods=list(TRAIN_METHODS))
+                   default_classes=default_classes(), job_statuses=list(Status), model_statuses=list(ModelStatus),
+                   segmentation_statuses=list(SegmentationStatus), mesh_statuses=list(MeshStatus),
+                   task_statuses=list(TaskStatus), units=list(LENGTH_UNITS), unit_symbols=dict(UNIT_SYMBOLS),
+                   default_voxel_size=list(DEFAULT_VOXEL_SIZE), train_methods=list(TRAIN_METHODS))
 
 
 @bp.get("/api/openapi.json")

@@ -5,12 +5,13 @@ Written as data next to the routes; a test checks that every ``/api`` rule of th
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from ml4paleo import __version__
 from ml4paleo.compute.display import AXES
 from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
-from ml4paleo.jobs.statuses import Status
+from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.units import LENGTH_UNITS
 from ml4paleo.web.download import SEG_FORMATS
 
@@ -26,6 +27,13 @@ _SLICE = {"z": {"type": "integer", "minimum": 0}, "axis": {"type": "string", "en
 """A slice in a body: ``z`` (an XY slice, the seed's field), or ``axis`` and ``index``."""
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _OBJ = {"type": "object"}
+_BOOL = {"type": "boolean"}
+
+
+def _values(enum: type[StrEnum]) -> dict[str, Any]:
+    """The schema of an array of an enumeration's values."""
+    return {"type": "array", "items": {"type": "string", "enum": list(enum)}}
+
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -34,7 +42,7 @@ _SCHEMAS: dict[str, Any] = {
                              "name": {"type": "string"}, "color": {"type": "string"}}},
     "Job": {"type": "object", "properties": {
         "job_id": {"type": "string"}, "name": {"type": "string"},
-        "status": {"type": "string", "enum": [s.value for s in Status]},
+        "status": {"type": "string", "enum": list(Status)},
         "progress": {"type": "number"}, "stage": {"type": "string"}, "error": {"type": "string", "nullable": True},
         "created_at": {"type": "string"}, "updated_at": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer"}, "nullable": True},
@@ -46,16 +54,32 @@ _SCHEMAS: dict[str, Any] = {
         "annotations": {"type": "array", "items": {"type": "integer"}},
         "plane_annotations": {"type": "array", "items": {"type": "object", "properties": {
             "axis": {"type": "string", "enum": ["y", "x"]}, "index": {"type": "integer"}}}},
-        "models": {"type": "array", "items": _OBJ}, "segmentations": {"type": "array", "items": _OBJ},
-        "annotations_changed_since_segmentation": {"type": "boolean"}, "upload_bytes": {"type": "integer"}}},
+        "models": {"type": "array", "items": {"type": "object", "properties": {
+            "model_id": {"type": "string"}, "status": {"type": "string", "enum": list(ModelStatus)},
+            "ready": {**_BOOL, "description": "the model can segment (status ready)"}}}},
+        "segmentations": {"type": "array", "items": {"type": "object", "properties": {
+            "seg_id": {"type": "string"}, "model_id": {"type": "string"},
+            "status": {"type": "string", "enum": list(SegmentationStatus)},
+            "mesh_status": {"type": "string", "enum": list(MeshStatus)},
+            "done": {**_BOOL, "description": "the label map is finished (status done)"},
+            "meshed": {**_BOOL, "description": "its meshes are finished (mesh_status done)"}}}},
+        "annotations_changed_since_segmentation": _BOOL, "upload_bytes": {"type": "integer"},
+        "ready": {**_BOOL, "description": "idle with a converted volume (nothing queued or running)"},
+        "training": {**_BOOL, "description": "a model is being trained or waits to be"},
+        "can_train": {**_BOOL, "description": "a retrain/start would be accepted now"}}},
     "Enums": {"type": "object", "required": ["mesh_formats", "export_formats", "codecs", "default_classes",
-                                             "job_statuses", "units", "unit_symbols", "train_methods"],
+                                             "job_statuses", "model_statuses", "segmentation_statuses",
+                                             "mesh_statuses", "task_statuses", "units", "unit_symbols",
+                                             "default_voxel_size", "train_methods"],
                "properties": {
         "mesh_formats": {"type": "array", "items": {"type": "string", "enum": list(MESH_FORMATS)}},
         "export_formats": {"type": "array", "items": {"type": "string", "enum": list(EXPORT_FORMATS)}},
         "codecs": {"type": "array", "items": {"type": "string", "enum": list(CODECS)}},
         "default_classes": {"type": "array", "items": {"$ref": "#/components/schemas/Class"}},
-        "job_statuses": {"type": "array", "items": {"type": "string", "enum": [s.value for s in Status]}},
+        "job_statuses": _values(Status), "model_statuses": _values(ModelStatus),
+        "segmentation_statuses": _values(SegmentationStatus), "mesh_statuses": _values(MeshStatus),
+        "task_statuses": _values(TaskStatus),
+        "default_voxel_size": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
         "units": {"type": "array", "items": {"type": "string", "enum": list(LENGTH_UNITS)}},
         "unit_symbols": {"type": "object", "additionalProperties": {"type": "string"}},
         "train_methods": {"type": "array", "items": {"type": "string", "enum": list(TRAIN_METHODS)}}}},
@@ -105,7 +129,8 @@ def _paths() -> dict[str, Any]:
         "/api/health": {"get": _op("Liveness and queue depths", errors=())},
         "/api/openapi.json": {"get": _op("This document", errors=())},
         "/api/enums": {"get": _op("Enumerated values for the pages: mesh and export formats, codecs, the default "
-                                  "classes of a new job, job statuses, length units and their symbols", errors=(),
+                                  "classes of a new job, job/model/segmentation/mesh/task statuses, length units "
+                                  "and their symbols, the default voxel size", errors=(),
                                   ok_schema={"$ref": "#/components/schemas/Enums"})},
         "/api/jobs": {"get": _op("Every job, newest first", errors=())},
         "/api/job/new": {"post": _op("Create a job", body=_body({

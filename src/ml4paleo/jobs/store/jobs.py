@@ -13,7 +13,8 @@ from ml4paleo.enums import default_classes
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.io.omezarr import read_info, set_voxel_size
 from ml4paleo.jobs.paths import check_job_id, new_job_id
-from ml4paleo.jobs.statuses import BUSY, SegmentationStatus, Status
+from ml4paleo.jobs.statuses import (BUSY, MODEL_PENDING, READY, TRAINING, JobEvent, MeshStatus, ModelStatus,
+                                    SegmentationStatus, Status, can_happen)
 from ml4paleo.jobs.store._base import Database, get_job, iso, log
 from ml4paleo.jobs.store.accounts import Viewer
 from ml4paleo.jobs.store.sharing import visible
@@ -76,14 +77,21 @@ def job_document(s: Session, job: Job) -> dict[str, Any]:
         "window": job.window, "warnings": job.warnings or [], "classes": job.classes,
         "annotations": zs,
         "plane_annotations": [{"axis": axis, "index": index} for axis, index in painted if axis != "z"],
-        "models": [{"model_id": m.id, "status": m.status, "created_at": iso(m.created_at),
+        "models": [{"model_id": m.id, "status": m.status, "ready": m.status == ModelStatus.READY,
+                    "created_at": iso(m.created_at),
                     "classes": m.classes, "n_slices": m.n_slices, "voxels_per_class": m.voxels_per_class,
                     "metrics": m.metrics, "error": m.error} for m in models],
         "segmentations": [{"seg_id": g.id, "model_id": g.model_id, "status": g.status,
                            "progress": round(g.progress, 4), "stage": g.stage, "error": g.error,
-                           "created_at": iso(g.created_at), "mesh_status": g.mesh_status} for g in segs],
+                           "created_at": iso(g.created_at), "mesh_status": g.mesh_status,
+                           "done": g.status == SegmentationStatus.DONE, "meshed": g.mesh_status == MeshStatus.DONE}
+                          for g in segs],
         "annotations_changed_since_segmentation": bool(done) and done[-1].annotation_rev != job.annotation_rev,
         "upload_bytes": job.upload_bytes,
+        # what the pages need to know of the statuses, decided here once (they never list status values)
+        "ready": job.status in READY,
+        "training": job.status in TRAINING or any(m.status in MODEL_PENDING for m in models),
+        "can_train": can_happen(job.status, JobEvent.TRAIN_QUEUE, has_volume=job.shape is not None),
     }
 
 

@@ -4,11 +4,9 @@ import { formatBytes, formatDate } from "./format.js";
 import { api } from "./http.js";
 import { statusText } from "./jobs.js";
 
-const DONE = new Set(["meshed", "segmented", "trained", "converted", "annotated"]);
-
 function statusBadge(job) {
-  const cls = job.status === "error" ? "status error" : DONE.has(job.status) ? "status done" : "status";
-  const pct = job.progress > 0 && job.progress < 1 && !DONE.has(job.status) ? ` ${Math.round(job.progress * 100)}%` : "";
+  const cls = job.status === "error" ? "status error" : job.ready ? "status done" : "status";
+  const pct = job.progress > 0 && job.progress < 1 && !job.ready ? ` ${Math.round(job.progress * 100)}%` : "";
   return el("span", { class: cls, title: job.error || job.stage || "" }, statusText(job.status) + pct);
 }
 

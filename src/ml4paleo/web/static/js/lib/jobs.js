@@ -21,11 +21,5 @@ export function modelReport(modelId) {
   return reports.get(modelId);
 }
 
-/** Model statuses of a model that is not (yet, or ever) usable; anything else is ready. */
-const MODEL_NOT_READY = ["training", "queued", "training_queued", "error", "failed", "cancelled"];
-
-/** Whether a model record is usable (trained; the store says `ready`). */
-export const modelReady = (m) => !MODEL_NOT_READY.includes(m.status);
-
 /** The "_" of a status shown as a space ("training_queued" → "training queued"). */
 export const statusText = (status) => status.replace("_", " ");

@@ -26,7 +26,7 @@ const extraFiles = new Map(); // seg_id → [{name, kind, url, size, ready}]
 async function meshFiles(job) {
   const out = [];
   for (const seg of job.segmentations || []) {
-    if (seg.mesh_status !== "done") continue;
+    if (!seg.meshed) continue;
     if (!extraFiles.has(seg.seg_id)) {
       const doc = await api(`/api/job/${enc}/segmentation/${encodeURIComponent(seg.seg_id)}/meshes`);
       const rows = [];

@@ -22,7 +22,7 @@ function newestSeg(job) {
   return [...(job.segmentations || [])].sort((a, b) => String(a.created_at).localeCompare(String(b.created_at))).pop() || null;
 }
 function trainedModel(job) {
-  return [...(job.models || [])].reverse().find((m) => !m.status || ["trained", "ready", "done"].includes(m.status)) || null;
+  return [...(job.models || [])].reverse().find((m) => m.ready) || null;
 }
 
 /** Which method the newest model uses, and its warnings (a class it still gets wrong), where the user acts. */
@@ -30,7 +30,7 @@ async function showModel(job) {
   const model = trainedModel(job);
   const line = document.getElementById("model-method");
   const list = document.getElementById("model-warnings");
-  if (!model || model.status !== "ready") { line.hidden = true; list.replaceChildren(); return; }
+  if (!model) { line.hidden = true; list.replaceChildren(); return; }
   const r = await modelReport(model.model_id);
   line.hidden = false;
   line.replaceChildren(`Newest model: ${r.method}. ${r.method_reason || ""} `, el("a", { href: `/job/${enc}/models` }, "Details"));
@@ -99,8 +99,12 @@ async function renderMeshFormats() {
 function meshFormats() {
   return ["stl", ...[...document.querySelectorAll("#mesh-formats input:checked")].map((c) => c.value)];
 }
-const mesh = (primary, seg) => actionButton("Make 3D meshes",
-  () => post(`/api/job/${enc}/mesh`, { ...(seg ? { seg_id: seg.seg_id } : {}), formats: meshFormats() }), primary);
+function mesh(primary, seg) {
+  const b = actionButton("Make 3D meshes",
+    () => post(`/api/job/${enc}/mesh`, { ...(seg ? { seg_id: seg.seg_id } : {}), formats: meshFormats() }), primary);
+  b.dataset.action = "mesh"; // the format checkboxes show beside it
+  return b;
+}
 const viewer = (primary) => linkButton("Open the viewer", `/job/${enc}/viewer`, primary);
 const download = (primary) => linkButton("Download results", `/job/${enc}/download`, primary);
 const models = () => linkButton("Check the models", `/job/${enc}/models`);
@@ -126,7 +130,7 @@ function actionsFor(job) {
       if (job.shape) extra.push(annotate(false));
       if (hasAnnotations) extra.push(train(false));
       if (model) extra.push(segment(false));
-      if (seg && ["done", "segmented"].includes(seg.status)) extra.push(mesh(false, seg));
+      if (seg && seg.done) extra.push(mesh(false, seg));
       return [job.shape ? [] : [linkButton("Start a new upload", "/", true)], extra];
     }
     default:
@@ -145,7 +149,7 @@ function render(job) {
   if (painted) meta.push(`${painted} annotated slice${painted > 1 ? "s" : ""}`);
   document.getElementById("job-meta").textContent = meta.join(" · ");
   renderTimeline(job);
-  renderVoxelForm(job);
+  guarded(() => renderVoxelForm(job));
 
   const running = RUNNING.has(job.status);
   document.getElementById("job-progress-box").hidden = !running;
@@ -170,7 +174,7 @@ function render(job) {
     lastKey = key;
     const [main, others] = actionsFor(job);
     document.getElementById("next-action").replaceChildren(...main);
-    document.getElementById("mesh-formats").hidden = !["segmented", "meshed", "error"].includes(job.status);
+    document.getElementById("mesh-formats").hidden = ![...main, ...others].some((b) => b.dataset.action === "mesh");
     document.getElementById("train-method-box").hidden = !paintedSlices(job);
     document.getElementById("other-actions").replaceChildren(...others);
   }
@@ -188,12 +192,12 @@ function render(job) {
 
 /** The voxel-size form: filled from the job once (and after each save), never while being edited. */
 let voxelKey = "";
-function renderVoxelForm(job) {
+async function renderVoxelForm(job) {
   const form = document.getElementById("voxel-form");
   const key = `${(job.voxel_size || []).join(",")}|${job.unit || ""}`;
+  const size = job.voxel_size || (await enums()).default_voxel_size; // not set yet: what the converter would use
   if (key === voxelKey || form.contains(document.activeElement)) return;
   voxelKey = key;
-  const size = job.voxel_size || [1, 1, 1];
   ["z", "y", "x"].forEach((axis, i) => { form.elements[axis].value = size[i]; });
   const unit = form.elements.unit;
   if (job.unit && ![...unit.options].some((o) => o.value === job.unit)) unit.append(el("option", { value: job.unit }, job.unit));

@@ -4,7 +4,7 @@ import { curveChart } from "../lib/curvechart.js";
 import { diceChart } from "../lib/dicechart.js";
 import { el, poll } from "../lib/dom.js";
 import { formatDate, shortId } from "../lib/format.js";
-import { enc, getJob, modelReady, modelReport } from "../lib/jobs.js";
+import { enc, getJob, modelReport } from "../lib/jobs.js";
 import { metric, perClass } from "../lib/metrics.js";
 
 const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : "–");
@@ -36,13 +36,13 @@ function row(m, i) {
     el("td", {}, voxels),
     scoreCell(m, "dice"),
     scoreCell(m, "iou"),
-    el("td", {}, modelReady(m) ? el("a", { href: `/api/job/${enc}/models/${encodeURIComponent(m.model_id)}/download` }, "download") : ""));
+    el("td", {}, m.ready ? el("a", { href: `/api/job/${enc}/models/${encodeURIComponent(m.model_id)}/download` }, "download") : ""));
 }
 
 /** Which method the newest ready model uses, every candidate's held-out Dice per class, and why. */
 async function choice(models) {
   const box = document.getElementById("choice");
-  const ready = models.filter((m) => m.status === "ready");
+  const ready = models.filter((m) => m.ready);
   if (!ready.length) { box.hidden = true; return; }
   const m = ready[ready.length - 1];
   const r = await modelReport(m.model_id);

@@ -13,7 +13,7 @@ import { WindowLevel } from "../lib/windowlevel.js";
 const state = {
   job: null,
   shape: null, // [z, y, x]
-  spacing: [1, 1, 1],
+  spacing: null, // [z, y, x], set with shape
   cursor: { z: 0, y: 0, x: 0 },
   seg: "",
   opacity: 0.5,
@@ -94,7 +94,7 @@ async function selectSeg(segId) {
   updateNeuroglancer();
   // Ask for meshes only once they exist (a 409 would show up as an error in the console).
   const seg = ((state.job && state.job.segmentations) || []).find((s) => s.seg_id === segId);
-  const meshed = seg && ["meshed", "done", "ready", "complete"].includes(seg.mesh_status);
+  const meshed = seg && seg.meshed;
   await mesh3d.load(meshed ? `/api/job/${enc}/segmentation/${encodeURIComponent(segId)}/meshes` : null, state.classes);
 }
 
@@ -118,7 +118,7 @@ async function refreshJob() {
   const first = !state.shape;
   if (first) {
     state.shape = job.shape;
-    state.spacing = job.voxel_size || [1, 1, 1];
+    state.spacing = job.voxel_size || (await enums()).default_voxel_size;
     state.cursor = { z: Math.floor(job.shape[0] / 2), y: Math.floor(job.shape[1] / 2), x: Math.floor(job.shape[2] / 2) };
     state.classes = (job.classes && job.classes.length ? job.classes : (await enums()).default_classes)
       .map((c) => ({ label: c.value - 1, name: c.name, color: classColor(c), visible: c.value !== 1 }));
@@ -126,7 +126,7 @@ async function refreshJob() {
     await windowLevel.load(job.window).catch(() => {}); // without it, slices come in the job's window
     for (const view of views) view.layout();
   }
-  const done = (job.segmentations || []).filter((s) => ["segmented", "done", "meshed"].includes(s.status));
+  const done = (job.segmentations || []).filter((s) => s.done);
   const key = done.map((s) => `${s.seg_id}:${s.mesh_status}`).join(",");
   if (key !== segKey) {
     segKey = key;

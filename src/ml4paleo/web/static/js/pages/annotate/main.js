@@ -10,7 +10,7 @@ import { enums } from "../../lib/enums.js";
 import { shortId } from "../../lib/format.js";
 import { Gallery } from "../../lib/gallery.js";
 import { api, ApiError, post } from "../../lib/http.js";
-import { enc, getJob, modelReady, modelReport, statusText } from "../../lib/jobs.js";
+import { enc, getJob, modelReport, statusText } from "../../lib/jobs.js";
 import { LabelBuffer } from "../../lib/labels.js";
 import { metric } from "../../lib/metrics.js";
 import { base64ToBytes, bytesToBase64, decodePng, encodeGrayPng, fetchPng } from "../../lib/png.js";
@@ -19,9 +19,8 @@ import { AnnotationState, PLANE_NAME, sliceKey } from "./state.js";
 import { AnnotationTools } from "./tools.js";
 import { AnnotationView } from "./view.js";
 
-const TRAINABLE = new Set(["annotated", "trained", "segmented", "meshed"]); // statuses that accept a retrain
-/** Whether the job accepts a (re)train now: idle with annotations, or failed after conversion. */
-const canTrain = (job) => Boolean(job) && (TRAINABLE.has(job.status) || (job.status === "error" && Boolean(job.shape)));
+/** Whether the job accepts a (re)train now (the server decides: idle with annotations, or failed after conversion). */
+const canTrain = (job) => Boolean(job) && job.can_train;
 
 const state = new AnnotationState();
 const view = new AnnotationView(state);
@@ -245,7 +244,7 @@ async function refreshPrediction() {
 }
 
 function describeModel(m, job) {
-  if (!m) return job.status === "training" || job.status === "training_queued" ? "Training the first model…" : "No model yet: save a few painted slices (both classes), then train.";
+  if (!m) return job.training ? "Training the first model…" : "No model yet: save a few painted slices (both classes), then train.";
   const dice = metric(m, "dice");
   return `Model ${shortId(m.model_id)}: ${m.n_slices ?? "?"} slices` + (dice !== null ? `, leave-one-slice-out Dice ${dice.toFixed(2)}` : "");
 }
@@ -266,9 +265,9 @@ async function refreshJob() {
     const classes = job.classes && job.classes.length ? job.classes : (await enums()).default_classes;
     state.setClasses(classes.map((c) => ({ ...c })));
   }
-  const ready = (job.models || []).filter(modelReady);
+  const ready = (job.models || []).filter((m) => m.ready);
   const newest = ready.length ? ready[ready.length - 1] : null;
-  const trainingNow = ["training", "training_queued"].includes(job.status) || (job.models || []).some((m) => ["training", "queued", "training_queued"].includes(m.status));
+  const trainingNow = job.training; // the job, or one of its models, trains or waits to
   state.setModel({ model: newest, training: trainingNow });
   $("model-info").textContent = describeModel(newest, job) +
     (trainingNow ? ` · training${job.progress ? ` ${Math.round(job.progress * 100)}%` : ""}…` : "");
