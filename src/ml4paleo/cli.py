@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterator
 import click
 
 from ml4paleo import __version__
-from ml4paleo.enums import CLASS_NAMES, CODECS, DEFAULT_CODEC, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
+from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS,
+                            TRAIN_METHODS)
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
@@ -269,7 +270,7 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--full-resolution", is_flag=True,
               help="Every marching-cubes triangle, no simplification (files several times larger).")
 @click.option("--smooth", type=int, default=0, show_default=True, help="Taubin smoothing iterations.")
-@click.option("--format", "formats", default="stl", show_default=True, metavar=",".join(MESH_FORMATS),
+@click.option("--format", "formats", default=DEFAULT_MESH_FORMAT, show_default=True, metavar=",".join(MESH_FORMATS),
               help="Mesh file formats, comma separated.")
 @click.option("--chunk", type=int, default=None, help="Chunk edge in voxels (default 256).")
 @click.option("--scheduler", default=None, help=SCHEDULER_HELP)

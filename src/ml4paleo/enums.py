@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "EXPORT_FORMATS", "MESH_FORMATS",
-           "SEGMENTATION_EXPORTS", "TRAIN_METHODS", "default_classes"]
+__all__ = ["CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "DEFAULT_MESH_FORMAT", "EXPORT_FORMATS",
+           "MESH_FORMATS", "SEGMENTATION_EXPORTS", "TRAIN_METHODS", "default_classes"]
 
 MESH_FORMATS = ("stl", "obj", "ply", "glb")
 """Mesh file formats written by :func:`ml4paleo.io.exports.write_mesh` (STL/PLY binary)."""
+DEFAULT_MESH_FORMAT = "stl"
+"""The format every mesh run of the web app writes (its mesh download is a zip of these files),
+and the default of the CLI and of :func:`ml4paleo.pipelines.mesh.mesh_labels`."""
 
 EXPORT_FORMATS = ("zarr-zip", "png-zip", "tiff-zip", "tiff", "nifti", "seg-nrrd")
 """Formats of :func:`ml4paleo.pipelines.export.export_volume`: the OME-Zarr zipped, a zip of

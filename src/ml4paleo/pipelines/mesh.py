@@ -40,7 +40,7 @@ import numpy as np
 from ml4paleo.compute import mesh as meshing
 from ml4paleo.compute.weld import StreamWeld, shared_planes
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
-from ml4paleo.enums import MESH_FORMATS
+from ml4paleo.enums import DEFAULT_MESH_FORMAT, MESH_FORMATS
 from ml4paleo.io.exports import STREAM_FORMATS, MeshStreamWriter, write_mesh
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
@@ -257,7 +257,7 @@ def mesh_labels(
     simplify: float | None = None,
     max_error: float | None = None,
     smooth: int = 0,
-    formats: Sequence[str] | str = ("stl",),
+    formats: Sequence[str] | str = (DEFAULT_MESH_FORMAT,),
     progress: ProgressCallback | None = None,
     overwrite: bool = False,
     chunk: int = MESH_CHUNK,

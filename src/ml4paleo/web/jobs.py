@@ -8,7 +8,7 @@ import shutil
 from flask import Blueprint, jsonify
 
 from ml4paleo import __version__
-from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, default_classes
+from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, default_classes
 from ml4paleo.errors import InputError
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.jobs.store import check_name
@@ -68,7 +68,8 @@ def health():
 @bp.get("/api/enums")
 def enums():
     """Every enumerated value a page offers, from its one definition (pages never copy them)."""
-    return jsonify(mesh_formats=list(MESH_FORMATS), export_formats=list(EXPORT_FORMATS), codecs=list(CODECS),
+    return jsonify(mesh_formats=list(MESH_FORMATS), default_mesh_format=DEFAULT_MESH_FORMAT,
+                   export_formats=list(EXPORT_FORMATS), codecs=list(CODECS),
                    default_classes=default_classes(), job_statuses=list(Status), model_statuses=list(ModelStatus),
                    segmentation_statuses=list(SegmentationStatus), mesh_statuses=list(MeshStatus),
                    task_statuses=list(TaskStatus), units=list(LENGTH_UNITS), unit_symbols=dict(UNIT_SYMBOLS),

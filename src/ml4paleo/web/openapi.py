@@ -10,7 +10,7 @@ from typing import Any
 
 from ml4paleo import __version__
 from ml4paleo.compute.display import AXES
-from ml4paleo.enums import CODECS, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
+from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.units import LENGTH_UNITS
 from ml4paleo.web.download import SEG_FORMATS
@@ -67,12 +67,15 @@ _SCHEMAS: dict[str, Any] = {
         "ready": {**_BOOL, "description": "idle with a converted volume (nothing queued or running)"},
         "training": {**_BOOL, "description": "a model is being trained or waits to be"},
         "can_train": {**_BOOL, "description": "a retrain/start would be accepted now"}}},
-    "Enums": {"type": "object", "required": ["mesh_formats", "export_formats", "codecs", "default_classes",
+    "Enums": {"type": "object", "required": ["mesh_formats", "default_mesh_format", "export_formats", "codecs",
+                                             "default_classes",
                                              "job_statuses", "model_statuses", "segmentation_statuses",
                                              "mesh_statuses", "task_statuses", "units", "unit_symbols",
                                              "default_voxel_size", "train_methods"],
                "properties": {
         "mesh_formats": {"type": "array", "items": {"type": "string", "enum": list(MESH_FORMATS)}},
+        "default_mesh_format": {"type": "string", "enum": [DEFAULT_MESH_FORMAT],
+                                "description": "written by every mesh run; the mesh download zips these files"},
         "export_formats": {"type": "array", "items": {"type": "string", "enum": list(EXPORT_FORMATS)}},
         "codecs": {"type": "array", "items": {"type": "string", "enum": list(CODECS)}},
         "default_classes": {"type": "array", "items": {"$ref": "#/components/schemas/Class"}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template
 
-from ml4paleo.enums import MESH_FORMATS
+from ml4paleo.enums import DEFAULT_MESH_FORMAT, MESH_FORMATS
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.jobs.statuses import ModelStatus
 from ml4paleo.models import model_report
@@ -61,14 +61,14 @@ def mesh(job_id: str):
     seg_id = data.get("seg_id")
     if seg_id is not None and not isinstance(seg_id, str):
         raise InputError("seg_id must be a string")
-    formats = data.get("formats", ["stl"])
+    formats = data.get("formats", [DEFAULT_MESH_FORMAT])
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
     if (not isinstance(formats, list) or not formats
             or not all(isinstance(f, str) and f in MESH_FORMATS for f in formats)):
         raise InputError(f"formats must be a non-empty list of {', '.join(MESH_FORMATS)}")
-    if "stl" not in formats:
-        formats = ["stl", *formats]  # the mesh download is a zip of STL files
+    if DEFAULT_MESH_FORMAT not in formats:
+        formats = [DEFAULT_MESH_FORMAT, *formats]  # the mesh download is a zip of these files
     full = data.get("full_resolution", False)
     if not isinstance(full, bool):
         raise InputError("full_resolution must be true or false (default false: simplified within half a voxel)")

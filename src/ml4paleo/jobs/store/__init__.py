@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
+from ml4paleo.enums import DEFAULT_MESH_FORMAT
 from ml4paleo.io.annotations import SliceKey
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.jobs.statuses import Lease
@@ -150,7 +151,7 @@ class JobStore:
     def queue_start(self, job_id: str, method: str | None = None) -> tuple[str, str]:
         return self._queue.queue_start(job_id, method)
 
-    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",), *,
+    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = (DEFAULT_MESH_FORMAT,), *,
                    full_resolution: bool = False) -> str:
         return self._queue.queue_mesh(job_id, seg_id, formats, full_resolution=full_resolution)
 

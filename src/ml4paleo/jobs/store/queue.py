@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ml4paleo.enums import SEGMENTATION_EXPORTS, TRAIN_METHODS
+from ml4paleo.enums import DEFAULT_MESH_FORMAT, SEGMENTATION_EXPORTS, TRAIN_METHODS
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
 from ml4paleo.jobs.paths import DRAFTS_KEPT, check_artifact_id, check_job_id, new_artifact_id
 from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
@@ -176,7 +176,7 @@ class Queue:
                     "pending": any(t.status in ACTIVE for t in rows),
                     "error": failed.error if failed is not None and (done is None or failed.id > done.id) else None}
 
-    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = ("stl",), *,
+    def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = (DEFAULT_MESH_FORMAT,), *,
                    full_resolution: bool = False) -> str:
         """Queue meshing of ``seg_id`` (default: the newest finished segmentation); the task
         simplifies within half a voxel unless ``full_resolution``."""

@@ -1,5 +1,6 @@
 // Download page: every artifact of the job with its size; unfinished ones are not links.
 import { el, poll } from "../lib/dom.js";
+import { enums } from "../lib/enums.js";
 import { formatBytes } from "../lib/format.js";
 import { api } from "../lib/http.js";
 import { enc, getJob } from "../lib/jobs.js";
@@ -21,10 +22,11 @@ function row(a) {
     el("td", {}, cell));
 }
 
-/** Single mesh files in formats other than STL (the STL zip is an artifact of its own). */
+/** Single mesh files in formats other than the default (its zip, STL, is an artifact of its own). */
 const extraFiles = new Map(); // seg_id → [{name, kind, url, size, ready}]
 async function meshFiles(job) {
   const out = [];
+  const { default_mesh_format: zipped } = await enums();
   for (const seg of job.segmentations || []) {
     if (!seg.meshed) continue;
     if (!extraFiles.has(seg.seg_id)) {
@@ -32,7 +34,7 @@ async function meshFiles(job) {
       const rows = [];
       for (const m of doc.meshes || []) {
         for (const [fmt, url] of Object.entries(m.files || {})) {
-          if (fmt === "stl") continue;
+          if (fmt === zipped) continue;
           const head = await fetch(url, { method: "HEAD" });
           const size = Number(head.headers.get("Content-Length"));
           rows.push({ name: `Mesh ${m.name} ${seg.seg_id} (${fmt.toUpperCase()})`, kind: `mesh-${fmt}`, url,

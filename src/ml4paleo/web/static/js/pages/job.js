@@ -88,20 +88,21 @@ async function renderTrainMethods() {
   document.getElementById("train-method").append(...methods.filter((m) => m !== "auto")
     .map((m) => el("option", { value: m }, m)));
 }
-/** A checkbox per mesh format the server writes besides STL (always: the mesh download is a zip of STL). */
+/** A checkbox per mesh format the server writes besides its default (always written: the mesh download zips it). */
 async function renderMeshFormats() {
-  const { mesh_formats: formats } = await enums();
-  document.getElementById("mesh-formats").append(...formats.filter((f) => f !== "stl")
+  const { mesh_formats: formats, default_mesh_format: always } = await enums();
+  document.getElementById("mesh-formats").append(...formats.filter((f) => f !== always)
     .flatMap((f) => [" ", el("label", {}, el("input", { type: "checkbox", value: f }), ` ${f.toUpperCase()}`)]));
 }
 
-/** Mesh formats chosen next to the button. */
+/** Mesh formats chosen next to the button, as the request's `formats` (none: the server's default alone). */
 function meshFormats() {
-  return ["stl", ...[...document.querySelectorAll("#mesh-formats input:checked")].map((c) => c.value)];
+  const chosen = [...document.querySelectorAll("#mesh-formats input:checked")].map((c) => c.value);
+  return chosen.length ? { formats: chosen } : {};
 }
 function mesh(primary, seg) {
   const b = actionButton("Make 3D meshes",
-    () => post(`/api/job/${enc}/mesh`, { ...(seg ? { seg_id: seg.seg_id } : {}), formats: meshFormats() }), primary);
+    () => post(`/api/job/${enc}/mesh`, { ...(seg ? { seg_id: seg.seg_id } : {}), ...meshFormats() }), primary);
   b.dataset.action = "mesh"; // the format checkboxes show beside it
   return b;
 }
