@@ -229,7 +229,7 @@ class StoreContract:
         assert doc["status"] == "error" and doc["error"] == "no labeled voxel for class fossil"
         assert doc["models"][0]["status"] == "error" and doc["segmentations"][0]["status"] == "error"
         assert store.tasks(job_id)[-1]["error"] == "no labeled voxel for class fossil"
-        assert store.queue_train(job_id)  # a job in error with a volume may be trained again
+        assert doc["can_train"] and store.queue_train(job_id)  # a job in error with a volume may be trained again
 
     def test_start_goes_through_training_then_segmenting(self, store):
         job_id = converted_job(store)
@@ -260,6 +260,26 @@ class StoreContract:
                                                  "measurements": {"volume": 3.0}}]
         with pytest.raises(ArtifactNotFound):
             store.queue_mesh(job_id, "0123456789ab")
+
+    def test_the_job_document_says_what_the_statuses_mean(self, store):
+        """The pages read these flags instead of listing status values (one rule, here)."""
+        def flags(doc):
+            return (doc["ready"], doc["training"], doc["can_train"], [m["ready"] for m in doc["models"]],
+                    [(g["done"], g["meshed"]) for g in doc["segmentations"]])
+
+        job_id = converted_job(store)
+        assert flags(store.job_doc(job_id)) == (True, False, True, [], [])
+        store.queue_start(job_id)
+        assert flags(store.job_doc(job_id)) == (False, True, False, [False], [(False, False)])
+        claim = store.claim("segment", "r")
+        store.model_trained(claim, {"classes": ["background", "fossil"], "n_slices": 1})
+        assert flags(store.job_doc(job_id)) == (False, False, False, [True], [(False, False)])
+        store.finish(claim, {})
+        assert flags(store.job_doc(job_id)) == (True, False, True, [True], [(True, False)])
+        store.finish(store.claim("mesh", "m"), {})  # the export queued after the segmentation
+        store.queue_mesh(job_id)
+        store.finish(store.claim("mesh", "m"), {"meshes": []})
+        assert flags(store.job_doc(job_id)) == (True, False, True, [True], [(True, True)])
 
     def test_start_reuses_a_model_trained_on_the_same_annotations(self, store):
         job_id = converted_job(store)
