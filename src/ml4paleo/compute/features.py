@@ -295,10 +295,22 @@ def _smooth(x: np.ndarray, sigma: float, axes: tuple[int, ...], crop: tuple[slic
     return x[tuple(slice(c.start - r, c.stop - r) if a in axes else c for a, c in enumerate(crop))]
 
 
+SLAB_VOXELS = 1 << 15
+"""Per-voxel maths (eigenvalues) runs on z slabs of about this many voxels: its ~20 float32
+temporaries then stay in the L2 cache instead of streaming through memory (the same operations
+on the same values, so the same results; measured ~2x on a segmentation block)."""
+
+
 def _eigen(m: dict[tuple[int, int], np.ndarray], n: int) -> list[np.ndarray]:
-    if n == 2:
-        return _eig2(m[0, 0], m[1, 1], m[0, 1])
-    return _eig3(m[0, 0], m[1, 1], m[2, 2], m[0, 1], m[0, 2], m[1, 2])
+    keys = [(0, 0), (1, 1), (0, 1)] if n == 2 else [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+    shape = m[0, 0].shape
+    out = [np.empty(shape, np.float32) for _ in range(n)]
+    step = max(1, SLAB_VOXELS // max(1, math.prod(shape[1:])))
+    for z in range(0, shape[0], step):
+        part = [m[k][z:z + step] for k in keys]
+        for o, e in zip(out, _eig2(*part) if n == 2 else _eig3(*part)):
+            o[z:z + step] = e
+    return out
 
 
 def _box_mean(x: np.ndarray, f: int, axes: tuple[int, ...]) -> np.ndarray:
@@ -328,21 +340,48 @@ def _coarse_span(start: int, size: int, f: int, length: int) -> tuple[int, int]:
     return min(max(first, 0), length - 1), min(max(last, 0), length - 1) + 1
 
 
-def _upsample(coarse: np.ndarray, f: int, starts: tuple[int, ...], sizes: tuple[int, ...], axes) -> np.ndarray:
+def _upsample(coarse: np.ndarray, f: int, starts: tuple[int, ...], sizes: tuple[int, ...], axes,
+              out: np.ndarray | None = None) -> np.ndarray:
     """Linear interpolation of a coarse grid back to full resolution for positions
-    ``starts[a] .. starts[a] + sizes[a]`` (full-resolution indices within the window)."""
-    out = coarse
+    ``starts[a] .. starts[a] + sizes[a]`` (full-resolution indices within the window), one axis
+    at a time, the last pass written into ``out`` when given (a slot of the feature array)."""
+    res = coarse
     for a in axes:
-        pos = (np.arange(starts[a], starts[a] + sizes[a]) - (f - 1) / 2.0) / f
-        k0 = np.floor(pos).astype(np.intp)
-        w = (pos - k0).astype(np.float32)
-        k0c = np.clip(k0, 0, out.shape[a] - 1)
-        k1c = np.clip(k0 + 1, 0, out.shape[a] - 1)
-        shape = [1, 1, 1]
-        shape[a] = -1
-        w = w.reshape(shape)
-        out = np.take(out, k0c, axis=a) * (np.float32(1) - w) + np.take(out, k1c, axis=a) * w
-    return out
+        shape = list(res.shape)
+        shape[a] = sizes[a]
+        dst = out if a == axes[-1] and out is not None else np.empty(shape, np.float32)
+        _upsample_axis(res, f, starts[a], a, dst)
+        res = dst
+    return res
+
+
+def _upsample_axis(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray) -> None:
+    """``dst`` = ``c`` interpolated along ``axis`` for full-resolution positions ``start ..``.
+
+    Position p reads coarse voxels k = floor((p - (f - 1) / 2) / f) and k + 1 (clipped to the
+    grid) with weights 1 - w, w. Along one phase p = start + j + m f (m = 0, 1, ...) w is the
+    same and k steps by one, so each phase is two shifted slices of ``c`` times constants: no
+    index arrays or gathers, and exactly the float32 products and sums of a gather."""
+    n, length = dst.shape[axis], c.shape[axis]
+
+    def along(s: Any) -> tuple[Any, ...]:
+        return tuple(s if b == axis else slice(None) for b in range(c.ndim))
+
+    for j in range(min(f, n)):
+        pos = (start + j - (f - 1) / 2.0) / f
+        k = math.floor(pos)
+        w = np.float32(pos - k)
+        one_minus_w = np.float32(1) - w
+        count = len(range(j, n, f))
+        lo, hi = min(max(0, -k), count), max(min(count, length - 1 - k), 0)  # phase steps needing no clip
+        lo = min(lo, hi)  # none (a one-voxel grid): every step goes through the edge loop
+        if hi > lo:
+            view = dst[along(slice(j + lo * f, j + (hi - 1) * f + 1, f))]
+            np.multiply(c[along(slice(k + lo, k + hi))], one_minus_w, out=view)
+            view += c[along(slice(k + lo + 1, k + hi + 1))] * w
+        for m in (*range(0, lo), *range(hi, count)):  # at most a few steps at the grid's edges
+            k0, k1 = min(max(k + m, 0), length - 1), min(max(k + m + 1, 0), length - 1)
+            dst[along(j + m * f)] = c[along(k0)] * one_minus_w + c[along(k1)] * w
 
 
 def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: FeatureSettings) -> np.ndarray:
@@ -413,9 +452,13 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
             for label, m in zip(labels, maps):
                 if label not in slot and name != "gaussian":
                     continue
-                full = _upsample(m, f, tuple(starts), interior, axes) if f > 1 else m
+                if f > 1:
+                    full = _upsample(m, f, tuple(starts), interior, axes, out[slot[label]] if label in slot else None)
+                else:
+                    full = m
+                    if label in slot:
+                        out[slot[label]] = full
                 if label in slot:
-                    out[slot[label]] = full
                     full = out[slot[label]]
                 if name == "gaussian":
                     gaussians[i] = full
