@@ -121,3 +121,41 @@ def test_halo_follows_the_selection(rng):
     volume = rng.integers(0, 9, (5, 6, 7)).astype(np.uint8)
     assert halo(raw) == 0 and np.array_equal(compute_features(volume, raw)[..., 0], volume)
     assert np.array_equal(chunked(volume, small, (2, 3, 4)), compute_features(volume, small))
+
+
+def test_feature_major_blocks_hold_the_same_values(rng):
+    """The packed forest reads a block's features as filled, (n_features, z, y, x): the same
+    numbers as the C-ordered rows every other consumer gets."""
+    volume = rng.integers(0, 4000, (11, 13, 12)).astype(np.uint16)
+    h = halo(SMALL)
+    padded = np.pad(volume, h, mode="symmetric")
+    rows = block_features(padded, (-h, -h, -h), SMALL)
+    major = block_features(padded, (-h, -h, -h), SMALL, feature_major=True)
+    assert major.shape == (SMALL.n_features,) + volume.shape and major.flags.c_contiguous
+    assert np.array_equal(np.moveaxis(major, 0, -1), rows)
+
+
+@pytest.mark.parametrize("f", [2, 4])
+def test_upsampling_equals_the_gather_it_replaced(rng, f):
+    """Phase slices give the values of the index-array interpolation bit for bit, at grid edges
+    (clipped neighbours) and on grids of one or two coarse voxels too."""
+    from ml4paleo.compute.features import _upsample
+
+    def gathered(c, starts, sizes):
+        out = c
+        for a in range(3):
+            pos = (np.arange(starts[a], starts[a] + sizes[a]) - (f - 1) / 2.0) / f
+            k0 = np.floor(pos).astype(np.intp)
+            w = (pos - k0).astype(np.float32).reshape([-1 if b == a else 1 for b in range(3)])
+            k0c, k1c = np.clip(k0, 0, out.shape[a] - 1), np.clip(k0 + 1, 0, out.shape[a] - 1)
+            out = np.take(out, k0c, axis=a) * (np.float32(1) - w) + np.take(out, k1c, axis=a) * w
+        return out
+
+    for coarse_shape, starts, sizes in [((1, 2, 6), (0, 1, 3), (3, 5, 17)), ((4, 5, 6), (2, 0, 5), (9, 11, 13)),
+                                        ((3, 3, 3), (7, 6, 5), (2, 3, 1))]:
+        c = rng.normal(size=coarse_shape).astype(np.float32)
+        expected = gathered(c, starts, sizes)
+        assert np.array_equal(_upsample(c, f, starts, sizes, (0, 1, 2)), expected)
+        slot = np.empty(sizes, np.float32)
+        _upsample(c, f, starts, sizes, (0, 1, 2), out=slot)
+        assert np.array_equal(slot, expected)

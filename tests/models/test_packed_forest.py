@@ -37,6 +37,28 @@ def test_same_probabilities_as_scikit_learn(trained):
     assert np.array_equal(model.predict_proba(X), expected.astype(np.float32))  # the segmenter's path
 
 
+def test_feature_major_input_needs_no_transposing_copy(trained):
+    """A block's features as the filter bank fills them, (n_features, voxels), read in place."""
+    model, X = trained
+    expected = model.estimator.predict_proba(X)
+    columns = np.ascontiguousarray(X.T).T  # (voxels, n_features) view of feature-major memory
+    packed = pack_forest(model.estimator)
+    for n in (len(X), 3001, 7):  # the tile loop's remainders
+        assert np.array_equal(packed.predict_proba(columns[:n]), expected[:n])
+    assert np.array_equal(packed.predict_proba(columns, n_jobs=3), expected)
+
+
+def test_segmenter_regions_through_the_packed_forest_equal_scikit_learn(trained, monkeypatch):
+    import ml4paleo.models._forest as forest
+
+    model, X = trained
+    monkeypatch.setattr(forest, "PACKED_MIN_ROWS", 1000)
+    volume, _ = touching_blobs(shape=(24, 64, 64), seed=3)
+    got = model.predict_region(volume, (3, 5, 0), (20, 60, 64))  # feature-major features, packed
+    rows = X.reshape(24, 64, 64, -1)[3:20, 5:60, :64].reshape(-1, X.shape[1])
+    assert np.array_equal(got.reshape(-1, got.shape[-1]), model.estimator.predict_proba(rows).astype(np.float32))
+
+
 def test_thresholds_exact_for_values_next_to_them(trained):
     """float32 inputs one step either side of, and equal to, every split threshold (rounded to
     float32 both ways) go down the tree as in scikit-learn."""

@@ -384,7 +384,8 @@ def _upsample_axis(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray
             dst[along(j + m * f)] = c[along(k0)] * one_minus_w + c[along(k1)] * w
 
 
-def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: FeatureSettings) -> np.ndarray:
+def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: FeatureSettings,
+                   feature_major: bool = False) -> np.ndarray:
     """Features of the interior of a block padded by :func:`halo` on each filtered axis.
 
     Parameters
@@ -395,9 +396,12 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     origin : global (z, y, x) index of ``padded[0, 0, 0]`` (negative inside the mirror pad);
         it aligns the coarse grids of downsampled scales across blocks.
 
+    feature_major : return the (n_features, z, y, x) array as filled, without the transposing
+        copy (for a consumer that reads features per voxel from it itself: the packed forest).
+
     Returns
     -------
-    (z, y, x, n_features) float32 features of the interior.
+    (z, y, x, n_features) float32 features of the interior, C-ordered (or feature-major, above).
     """
     h = halo(settings)
     axes = settings.axes
@@ -465,6 +469,8 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     for i, tag in enumerate(tags):
         if dogs[i]:
             np.subtract(gaussians[i], gaussians[i - 1], out=out[slot[f"dog_{tag}"]])
+    if feature_major:
+        return out
     # one transposing copy is ~2x cheaper than writing every feature with a stride, and the
     # classifiers traverse trees fastest over C-ordered (voxel, feature) rows
     return np.ascontiguousarray(np.moveaxis(out, 0, -1))

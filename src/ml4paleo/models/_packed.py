@@ -44,35 +44,54 @@ __all__ = ["PackedForest", "pack_forest"]
 class PackedForest:
     """Flat arrays of every tree of a fitted forest (global node ids; children adjacent)."""
 
-    feature: np.ndarray  # (nodes,) uint32, 0 at leaves
+    word: np.ndarray  # (nodes,) uint32: left child << shift | feature (right child = left + 1;
+    # a leaf is its own child, feature 0)
+    shift: int  # bits of the feature index in a word
     threshold: np.ndarray  # (nodes,) float32, +inf at leaves
-    child: np.ndarray  # (nodes,) uint32: left child (right = left + 1), the node itself at leaves
     value: np.ndarray  # (nodes, K) float64 class fractions (meaningful at leaves)
     root: np.ndarray  # (trees,) uint32
     depth: np.ndarray  # (trees,) uint32
     n_features: int
 
     def predict_proba(self, X: np.ndarray, n_jobs: int = 1) -> np.ndarray:
-        """(n, K) float64 probabilities of float32 rows ``X``, equal to scikit-learn's."""
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        out = np.empty((X.shape[0], self.value.shape[1]), dtype=np.float64)
-        kernel = _kernel()
-        args = (self.feature, self.threshold, self.child, self.value, self.root, self.depth)
-        parts = max(1, min(int(n_jobs), X.shape[0] // 65536 + 1))
-        if parts == 1:
-            kernel(X, *args, out)
-        else:  # the kernel releases the GIL: row bands on threads
+        """(n, K) float64 probabilities of float32 rows ``X``, equal to scikit-learn's.
 
-            bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
+        ``X`` may be the transpose of a C-ordered (n_features, n) array (a block's features as
+        :func:`~ml4paleo.compute.features.block_features` fills them): it is read as it lies,
+        without a transposing copy."""
+        columns = X.dtype == np.float32 and X.ndim == 2 and X.T.flags.c_contiguous and not X.flags.c_contiguous
+        if not columns:
+            X = np.ascontiguousarray(X, dtype=np.float32)
+        out = np.empty((X.shape[0], self.value.shape[1]), dtype=np.float64)
+        args = (self.word, np.uint32(self.shift), self.threshold, self.value, self.root, self.depth)
+        # the kernels are imported on first use only (numba's import and the kernels' load from
+        # their on-disk cache): the CLI's start-up and models that are not forests never pay for it
+        if columns:
+            from ml4paleo.models._packed_kernel import forest_sum_columns
+
+            def run(lo: int, hi: int) -> None:
+                forest_sum_columns(X.T, lo, hi, *args, out)
+        else:
+            from ml4paleo.models._packed_kernel import forest_sum
+
+            def run(lo: int, hi: int) -> None:
+                forest_sum(X[lo:hi], *args, out[lo:hi])
+        parts = max(1, min(int(n_jobs), X.shape[0] // 65536 + 1))
+        bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
+        if parts == 1:
+            run(0, X.shape[0])
+        else:  # the kernels release the GIL: row bands on threads
             with ThreadPoolExecutor(max_workers=parts) as pool:
-                list(pool.map(lambda i: kernel(X[bounds[i]:bounds[i + 1]], *args, out[bounds[i]:bounds[i + 1]]),
-                              range(parts)))
+                list(pool.map(lambda i: run(bounds[i], bounds[i + 1]), range(parts)))
         out /= len(self.root)
         return out
 
 
 def pack_forest(forest: Any) -> PackedForest:
-    """Pack a fitted single-output ``RandomForestClassifier`` (or ``ExtraTreesClassifier``)."""
+    """Pack a fitted single-output ``RandomForestClassifier`` (or ``ExtraTreesClassifier``).
+
+    Raises ValueError for a forest whose node ids do not fit a word beside the feature index
+    (over 2^32 / n_features nodes: millions, far beyond a pixel classifier's)."""
     n_classes = int(forest.n_classes_)
     features, thresholds, children, values, roots, depths = [], [], [], [], [], []
     offset = 0
@@ -100,14 +119,9 @@ def pack_forest(forest: Any) -> PackedForest:
         roots.append(offset)
         depths.append(int(tree.max_depth))
         offset += len(order_a)
-    return PackedForest(np.concatenate(features), np.concatenate(thresholds), np.concatenate(children),
-                        np.ascontiguousarray(np.concatenate(values)), np.asarray(roots, np.uint32),
-                        np.asarray(depths, np.uint32), int(forest.n_features_in_))
-
-
-def _kernel() -> Callable[..., None]:
-    """The compiled kernel, imported on first use only (numba's import and the kernel's load from
-    its on-disk cache): the CLI's start-up and models that are not forests never pay for it."""
-    from ml4paleo.models._packed_kernel import forest_sum
-
-    return forest_sum
+    shift = max(1, (int(forest.n_features_in_) - 1).bit_length())
+    if offset >= 1 << (32 - shift):
+        raise ValueError(f"a forest of {offset} nodes and {forest.n_features_in_} features does not fit 32-bit words")
+    word = (np.concatenate(children).astype(np.uint32) << np.uint32(shift)) | np.concatenate(features)
+    return PackedForest(word, shift, np.concatenate(thresholds), np.ascontiguousarray(np.concatenate(values)),
+                        np.asarray(roots, np.uint32), np.asarray(depths, np.uint32), int(forest.n_features_in_))

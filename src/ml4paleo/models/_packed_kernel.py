@@ -1,4 +1,4 @@
-"""The compiled loop of :mod:`ml4paleo.models._packed` (kept apart so numba is imported only
+"""The compiled loops of :mod:`ml4paleo.models._packed` (kept apart so numba is imported only
 when a forest predicts; ``cache=True`` stores the machine code beside this file)."""
 
 from __future__ import annotations
@@ -8,36 +8,77 @@ from numba import njit
 
 LANES = 8
 """Voxels walked in lockstep: their chains of dependent loads overlap (8 measured best of 8-64)."""
+TILE = 256
+"""Voxels of a feature-major input copied at a time into a row-major buffer (16 features: 16 KiB,
+in the L1 cache) before they walk the trees."""
 
 
 @njit(nogil=True, cache=True)
-def forest_sum(X, feature, threshold, child, value, root, depth, out):  # pragma: no cover - compiled
-    """``out[i] = sum over trees of the leaf value reached by row i`` (tree order, float64).
+def _walk(flat, first, m, n_feat, word, shift, threshold, value, root, depth, nodes, rows, acc):  # pragma: no cover
+    """``acc[j] = sum over trees of the leaf value reached by row first + j`` of the row-major
+    ``flat`` (n_feat values a row), for j < m <= LANES, in tree order (float64).
 
+    A node's left child and feature share one word (``child << shift | feature``): one load
+    fewer per step (measured 1.12x). A tree's walk stops once no lane moved (all at leaves,
+    which are their own children): ~7 steps instead of the tree's depth of 11-14 (1.07x).
     Indices are unsigned so numba skips its negative-index wraparound (measured ~2x)."""
-    n, n_feat = X.shape
     n_trees, n_classes = root.shape[0], value.shape[1]
+    mask = (np.uint32(1) << shift) - np.uint32(1)
+    for j in range(m):
+        rows[j] = np.uint64(first + j) * np.uint64(n_feat)
+        for k in range(n_classes):
+            acc[j, k] = 0.0
+    for t in range(n_trees):
+        r = root[t]
+        for j in range(m):
+            nodes[j] = r
+        for _ in range(depth[t]):
+            moved = False
+            for j in range(m):
+                node = nodes[j]
+                w = word[node]
+                step = (w >> shift) + np.uint32(flat[rows[j] + np.uint64(w & mask)] > threshold[node])
+                moved |= step != node
+                nodes[j] = step
+            if not moved:
+                break
+        for j in range(m):
+            for k in range(n_classes):
+                acc[j, k] += value[nodes[j], k]
+
+
+@njit(nogil=True, cache=True)
+def forest_sum(X, word, shift, threshold, value, root, depth, out):  # pragma: no cover - compiled
+    """``out[i] = sum over trees of the leaf value reached by row i`` of row-major ``X``."""
+    n, n_feat = X.shape
     flat = X.ravel()
     nodes = np.empty(LANES, np.uint32)
     rows = np.empty(LANES, np.uint64)
-    acc = np.empty((LANES, n_classes), np.float64)
+    acc = np.empty((LANES, value.shape[1]), np.float64)
     for i0 in range(0, n, LANES):
         m = min(LANES, n - i0)
-        for j in range(m):
-            rows[j] = np.uint64(i0 + j) * np.uint64(n_feat)
-            for k in range(n_classes):
-                acc[j, k] = 0.0
-        for t in range(n_trees):
-            r = root[t]
-            for j in range(m):
-                nodes[j] = r
-            for _ in range(depth[t]):
-                for j in range(m):
-                    node = nodes[j]
-                    nodes[j] = child[node] + np.uint32(flat[rows[j] + np.uint64(feature[node])] > threshold[node])
-            for j in range(m):
-                for k in range(n_classes):
-                    acc[j, k] += value[nodes[j], k]
-        for j in range(m):
-            for k in range(n_classes):
-                out[i0 + j, k] = acc[j, k]
+        _walk(flat, i0, m, n_feat, word, shift, threshold, value, root, depth, nodes, rows, acc)
+        out[i0:i0 + m] = acc[:m]
+
+
+@njit(nogil=True, cache=True)
+def forest_sum_columns(Xt, lo, hi, word, shift, threshold, value, root, depth, out):  # pragma: no cover
+    """:func:`forest_sum` of the rows ``lo:hi`` of a feature-major ``Xt`` (n_feat, n) into
+    ``out[lo:hi]``: a tile of voxels at a time is transposed into a small row-major buffer, so
+    a block's features need no whole transposing copy (a block of 4 M voxels x 16 features is
+    256 MB that would stream through memory twice)."""
+    n_feat = Xt.shape[0]
+    buf = np.empty(TILE * n_feat, np.float32)
+    nodes = np.empty(LANES, np.uint32)
+    rows = np.empty(LANES, np.uint64)
+    acc = np.empty((LANES, value.shape[1]), np.float64)
+    for t0 in range(lo, hi, TILE):
+        mt = min(TILE, hi - t0)
+        for f in range(n_feat):
+            col = Xt[f, t0:t0 + mt]
+            for v in range(mt):
+                buf[v * n_feat + f] = col[v]
+        for g in range(0, mt, LANES):
+            m = min(LANES, mt - g)
+            _walk(buf, g, m, n_feat, word, shift, threshold, value, root, depth, nodes, rows, acc)
+            out[t0 + g:t0 + g + m] = acc[:m]
