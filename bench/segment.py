@@ -6,9 +6,11 @@
 
 The volume holds blobs and plates (the "fossil") in a noisy matrix, with a smooth intensity
 drift. Scribbles: every 4th voxel of 4 slices. Prints feature, prediction and end-to-end
-throughput (voxels/s), peak RSS (this process and the largest worker), and Dice on the slices
-not annotated; features vs prediction on one task's block, scikit-learn's
-predict_proba vs the packed forest, back to back. The baseline:
+throughput (voxels/s, and voxels per CPU-second: the machine is shared, so wall time alone
+says little), peak RSS (this process and the largest worker), and Dice on the slices not
+annotated; features vs prediction on one task's block, scikit-learn's predict_proba vs the
+packed forest, back to back; and where a task's CPU time goes (``--stages``: the segmentation
+path of one block under cProfile, its functions grouped into stages). The baseline:
 ``skimage.feature.multiscale_basic_features`` per 2D slice
 (sigma 1..32) + a 50-tree depth-12 random forest, predicted slice by slice; with
 ``--baseline-slices N`` it is timed on N slices and its throughput extrapolated (it is linear
@@ -18,6 +20,9 @@ in the number of slices), its Dice measured on those slices.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import os
+import pstats
 import resource
 import shutil
 import sys
@@ -29,7 +34,7 @@ import numpy as np
 
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level
 from ml4paleo.compute.regions import features_of_region
-from ml4paleo.pipelines.segment import segment_volume
+from ml4paleo.pipelines.segment import block_shape, segment_volume, task_voxels
 from ml4paleo.pipelines.train import train_model
 from ml4paleo.models import load_model
 from ml4paleo.models._packed import pack_forest
@@ -133,6 +138,43 @@ def baseline(vol, truth, annotated, slices):
     return t_fit, t_pred, dice(pred, truth[slices])
 
 
+STAGES = {
+    "read": ("read_padded",),
+    "gaussian": ("correlate1d",),
+    "derivatives": ("gradient", "_gradient_on"),
+    "eigenvalues": ("_eig3", "_eig2", "_eigen"),
+    "upsampling": ("_upsample", "_upsample_axis", "take"),
+    "downsampling": ("_box_mean",),
+    "transpose": ("ascontiguousarray",),
+    "forest": ("forest_sum", "forest_sum_columns", "predict_proba"),
+}
+"""Functions (cProfile's own time) counted in each stage of a block; the rest is "other"."""
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its waited-for children (user + system)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def stage_breakdown(model, arr, start, stop) -> dict[str, float]:
+    """CPU seconds per stage of ``model.predict_region`` on one block (the segmentation task's
+    own call): cProfile's own time per function, grouped by :data:`STAGES`; "read" is the whole
+    read of the block with its halo (zarr, decompression, mirror padding)."""
+    prof = cProfile.Profile(time.process_time)
+    prof.runcall(model.predict_region, arr, start, stop)
+    out: dict[str, float] = {}
+    total = 0.0
+    for (_, _, name), (_, _, own, cum, _) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
+        total += own
+        name = name.strip("<>").split(" ")[-1].split(".")[-1]
+        stage = next((k for k, names in STAGES.items() if name in names), None)
+        if stage is not None:
+            out[stage] = out.get(stage, 0.0) + (cum if stage == "read" else own)
+    out["other"] = total - sum(out.values())
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=512, help="edge of the cubic volume (default 512)")
@@ -142,8 +184,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--baseline-slices", type=int, default=0, help="time the baseline on N slices (0: all)")
     ap.add_argument("--workdir", default=None)
-    ap.add_argument("--block", type=int, nargs=3, default=(64, 64, 256), metavar=("Z", "Y", "X"),
-                    help="block timed for features vs prediction (default: a segmentation task's at chunk 64)")
+    ap.add_argument("--block", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
+                    help="block timed for features vs prediction (default: the segmentation's task block)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     shape = tuple(args.shape or (args.size,) * 3)
@@ -195,7 +237,8 @@ def main(argv=None) -> int:
 
         model = load_model(work / "model")
         arr = open_level(work / "vol.ome.zarr")
-        region = (min(args.block[0], shape[0]), min(args.block[1], shape[1]), min(args.block[2], shape[2]))
+        block = args.block or block_shape(shape, arr.chunks, task_voxels(shape, model.feature_settings.n_features))
+        region = (min(block[0], shape[0]), min(block[1], shape[1]), min(block[2], shape[2]))
         z0 = (shape[0] - region[0]) // 2
         nv = int(np.prod(region))
         times: dict[str, list[float]] = {"features": [], "scikit-learn": [], "packed": []}
@@ -229,18 +272,36 @@ def main(argv=None) -> int:
                   f"{best['scikit-learn'] / best['packed']:.2f}x; "
                   f"features + prediction {nv / (best['features'] + best['scikit-learn']) / 1e6:.2f} -> "
                   f"{nv / (best['features'] + best['packed']) / 1e6:.2f} M voxels/s per core")
-        del f
+        del f, rows
+        with threadpool_limits(1):
+            model.set_n_jobs(1)
+            start, stop = (z0, 0, 0), (z0 + region[0], region[1], region[2])
+            model.predict_region(arr, start, stop)  # the kernels' load from numba's cache
+            cpu = []
+            for _ in range(args.repeats):
+                t = time.process_time()
+                model.predict_region(arr, start, stop)
+                cpu.append(time.process_time() - t)
+            stages = stage_breakdown(model, arr, start, stop)
+        total = sum(stages.values())
+        print(f"one task's block as segmentation runs it (predict_region, one thread): "
+              f"{nv / min(cpu) / 1e6:.2f} M voxels per CPU-s (best of {args.repeats}, {min(cpu):.2f}s); "
+              f"stages (cProfile, CPU s, share): "
+              + ", ".join(f"{k} {v:.2f} ({v / total:.0%})" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])))
 
         rss_before = RssSampler().me.memory_info().rss
+        load_before = os.getloadavg()[0]
         with RssSampler() as rss:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), cpu_seconds()
             seg = segment_volume(work / "vol.ome.zarr", work / "model", work / "seg.ome.zarr", overwrite=True)
-            t_seg = time.perf_counter() - t
+            t_seg, c_seg = time.perf_counter() - t, cpu_seconds() - c
         labels = np.asarray(open_level(work / "seg.ome.zarr")[:]) == 1
         ours_dice = dice(labels[others], truth[others])
         me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"segment end-to-end ({seg.n_blocks} blocks, scheduler {seg.scheduler}): {t_seg:.1f}s = {n / t_seg / 1e6:.2f} M voxels/s;"
-              f" with training {n / (t_seg + t_train) / 1e6:.2f} M voxels/s")
+              f" with training {n / (t_seg + t_train) / 1e6:.2f} M voxels/s; CPU {c_seg:.1f}s = "
+              f"{n / c_seg / 1e6:.2f} M voxels per CPU-s on {os.cpu_count()} cores "
+              f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
         print(f"Dice (fossil, {len(others)} slices not annotated): {ours_dice:.4f}")
         print(f"peak RSS while segmenting: main + workers {rss.peak_total / 2**20:.0f} MB (the bench's own arrays "
               f"{rss_before / 2**20:.0f} MB included), largest worker {rss.peak_worker / 2**20:.0f} MB; "
