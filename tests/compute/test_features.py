@@ -159,3 +159,29 @@ def test_upsampling_equals_the_gather_it_replaced(rng, f):
         slot = np.empty(sizes, np.float32)
         _upsample(c, f, starts, sizes, (0, 1, 2), out=slot)
         assert np.array_equal(slot, expected)
+
+
+@pytest.mark.parametrize("sigma", [0.35, 0.7, 1.2, 1.6, 2.5])
+def test_compiled_gaussian_pass_is_scipys_bit_for_bit(rng, sigma):
+    """numba's pass sums in scipy's order and precision, so it gives scipy's float32 values."""
+    from ml4paleo.compute.features import _radius, _trimmed_pass
+
+    x = (rng.normal(size=(21, 18, 25)) * 1000).astype(np.float32)
+    for arr in (x, x[2:19, 1:17, 3:23]):  # C-ordered and a strided view
+        for axis in range(3):
+            r = _radius(sigma)
+            expected = ndi.gaussian_filter1d(arr, sigma, axis=axis, truncate=4.0, mode="reflect")
+            expected = expected[tuple(slice(r, arr.shape[a] - r) if a == axis else slice(None) for a in range(3))]
+            assert np.array_equal(_trimmed_pass(arr, sigma, axis, compiled=True), expected)
+    assert _trimmed_pass(x[:3], 1.6, 0, compiled=True).shape == (0, 18, 25)  # all margin: nothing kept
+
+
+@pytest.mark.parametrize("settings", [SMALL, FeatureSettings(sigmas=(1.0, 5.0), two_d=True)], ids=["3d", "2d"])
+def test_compiled_features_are_the_same_features(rng, settings):
+    volume = rng.integers(0, 4000, (13, 17, 15)).astype(np.uint16)
+    h = halo(settings)
+    pads = [(h, h) if a in settings.axes else (0, 0) for a in range(3)]
+    padded = np.pad(volume, pads, mode="symmetric")
+    origin = tuple(-p[0] for p in pads)
+    assert np.array_equal(block_features(padded, origin, settings, compiled=True),  # type: ignore[arg-type]
+                          compute_features(volume, settings))

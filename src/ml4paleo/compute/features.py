@@ -228,8 +228,35 @@ def _eig3(xx, yy, zz, xy, xz, yz) -> list[np.ndarray]:
     return [e1, e2, e3]
 
 
-def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
-                    crop: tuple[slice, ...], filters: set[str], trim: bool = False) -> dict[str, list[np.ndarray]]:
+def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
+    """The float64 taps scipy.ndimage's ``gaussian_filter1d`` correlates with (its formula, so the
+    compiled pass gives its values; ``tests/compute/test_features.py`` checks it)."""
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x ** 2)
+    return phi / phi.sum()
+
+
+def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.ndarray:
+    """One Gaussian pass along ``axis``, kept where its reach stays inside ``x`` (the radius
+    dropped at both ends). ``compiled``: numba's pass, the same values (see
+    :func:`ml4paleo.compute._gauss_kernel.valid_pass`), ~3x faster, at the cost of numba's import
+    and the kernel's load from its on-disk cache (~0.5 s) in the process's first call."""
+    r = _radius(sigma)
+    if compiled and x.dtype == np.float32:
+        from ml4paleo.compute._gauss_kernel import valid_pass
+
+        shape = list(x.shape)
+        shape[axis] = max(0, shape[axis] - 2 * r)
+        out = np.empty(shape, np.float32)
+        if out.size:
+            valid_pass(x, _gaussian_weights(sigma, r), axis, out)
+        return out
+    g = ndi.gaussian_filter1d(x, sigma, axis=axis, truncate=TRUNCATE, mode="reflect")
+    return g[tuple(slice(r, g.shape[axis] - r) if b == axis else slice(None) for b in range(3))]
+
+
+def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings, crop: tuple[slice, ...],
+                    filters: set[str], trim: bool = False, compiled: bool = False) -> dict[str, list[np.ndarray]]:
     """All filters of one scale on one (possibly coarse) window, returned for ``x[crop]``.
 
     Smoothing and derivatives need the whole window; the per-voxel maths (eigenvalues,
@@ -242,8 +269,7 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
         r = _radius(sigma)
         g = x
         for a in axes:
-            g = ndi.gaussian_filter1d(g, sigma, axis=a, truncate=TRUNCATE, mode="reflect")
-            g = g[tuple(slice(r, g.shape[a] - r) if b == a else slice(None) for b in range(3))]
+            g = _trimmed_pass(g, sigma, a, compiled)
         crop = tuple(slice(c.start - r, c.stop - r) if a in axes else c for a, c in enumerate(crop))
     else:
         g = ndi.gaussian_filter(x, [sigma if a in axes else 0.0 for a in range(3)], truncate=TRUNCATE, mode="reflect")
@@ -264,7 +290,7 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings,
             out["hessian"] = _eigen(hess, len(axes))
         del hess
     if "st" in filters:
-        tensor = {(i, j): _smooth(grads[i] * grads[j], sigma / 2, axes, crop, trim)
+        tensor = {(i, j): _smooth(grads[i] * grads[j], sigma / 2, axes, crop, trim, compiled)
                   for i in range(len(axes)) for j in range(i, len(axes))}
         out["st"] = _eigen(tensor, len(axes))
     return out
@@ -282,7 +308,8 @@ def _gradient_on(x: np.ndarray, axis: int, crop: tuple[slice, ...]) -> np.ndarra
     return (x[ahead] - x[behind]) / 2.0
 
 
-def _smooth(x: np.ndarray, sigma: float, axes: tuple[int, ...], crop: tuple[slice, ...], trim: bool) -> np.ndarray:
+def _smooth(x: np.ndarray, sigma: float, axes: tuple[int, ...], crop: tuple[slice, ...], trim: bool,
+            compiled: bool = False) -> np.ndarray:
     """Gaussian of ``x`` returned on ``crop``; with ``trim``, pass by pass on a shrinking region
     (as for G above), which gives the same values with less work."""
     if not trim:
@@ -290,8 +317,7 @@ def _smooth(x: np.ndarray, sigma: float, axes: tuple[int, ...], crop: tuple[slic
                                    mode="reflect")[crop]
     r = _radius(sigma)
     for a in axes:
-        x = ndi.gaussian_filter1d(x, sigma, axis=a, truncate=TRUNCATE, mode="reflect")
-        x = x[tuple(slice(r, x.shape[a] - r) if b == a else slice(None) for b in range(3))]
+        x = _trimmed_pass(x, sigma, a, compiled)
     return x[tuple(slice(c.start - r, c.stop - r) if a in axes else c for a, c in enumerate(crop))]
 
 
@@ -385,7 +411,7 @@ def _upsample_axis(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray
 
 
 def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: FeatureSettings,
-                   feature_major: bool = False) -> np.ndarray:
+                   feature_major: bool = False, compiled: bool = False) -> np.ndarray:
     """Features of the interior of a block padded by :func:`halo` on each filtered axis.
 
     Parameters
@@ -398,6 +424,9 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
 
     feature_major : return the (n_features, z, y, x) array as filled, without the transposing
         copy (for a consumer that reads features per voxel from it itself: the packed forest).
+    compiled : Gaussians by numba's pass instead of scipy's: the same values bit for bit, faster,
+        but the process's first call pays numba's import (see :func:`_trimmed_pass`), so it is
+        for segmentation blocks, not for a preview's first slice.
 
     Returns
     -------
@@ -450,7 +479,7 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
         else:
             xs = xs.astype(np.float32)
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
-        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=True)
+        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=True, compiled=compiled)
         for name, maps in feats.items():
             labels = [f"{name}_e{j + 1}_{tag}" for j in range(len(maps))] if name in ("st", "hessian") else [f"{name}_{tag}"]
             for label, m in zip(labels, maps):

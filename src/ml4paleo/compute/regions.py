@@ -35,12 +35,12 @@ def read_padded(array: Any, start: Sequence[int], stop: Sequence[int], settings:
 
 
 def features_of_region(array: Any, start: Sequence[int], stop: Sequence[int], settings: FeatureSettings,
-                       feature_major: bool = False) -> np.ndarray:
+                       feature_major: bool = False, compiled: bool = False) -> np.ndarray:
     """(z, y, x, n_features) features of region ``start:stop``, identical to the same voxels
-    of a whole-volume :func:`ml4paleo.compute.features.compute_features` (``feature_major``: as
-    (n_features, z, y, x), see :func:`~ml4paleo.compute.features.block_features`)."""
+    of a whole-volume :func:`ml4paleo.compute.features.compute_features` (``feature_major``,
+    ``compiled``: see :func:`~ml4paleo.compute.features.block_features`)."""
     padded, origin = read_padded(array, start, stop, settings)
-    return block_features(padded, origin, settings, feature_major)
+    return block_features(padded, origin, settings, feature_major, compiled)
 
 
 def tiles(shape_yx: Sequence[int], tile: int | tuple[int, int]) -> Iterator[tuple[int, int, int, int]]:

@@ -59,10 +59,11 @@ class RandomForestSegmenter(SklearnSegmenter):
     def predict_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
         """(z, y, x, K) float32 probabilities of region ``start:stop`` of ``array``; a region the
         packed forest predicts keeps its features feature-major as computed (the packed kernel
-        reads them so), which spares the transposing copy of the whole block."""
+        reads them so), which spares the transposing copy of the whole block, and its Gaussians
+        come from the compiled pass (numba is loaded for the forest anyway): same values."""
         if math.prod(b - a for a, b in zip(start, stop)) < PACKED_MIN_ROWS:
             return super().predict_region(array, start, stop)
-        features = features_of_region(array, start, stop, self.feature_settings, feature_major=True)
+        features = features_of_region(array, start, stop, self.feature_settings, feature_major=True, compiled=True)
         return self.proba_from_features(np.moveaxis(features, 0, -1), start)  # rows: a strided view
 
     def _estimator_proba(self, X: np.ndarray) -> np.ndarray:
