@@ -167,7 +167,8 @@ def stage_breakdown(model, arr, start, stop) -> dict[str, float]:
     total = 0.0
     for (_, _, name), (_, _, own, cum, _) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
         total += own
-        name = name.strip("<>").split(" ")[-1].split(".")[-1]
+        quoted = name.split("'")  # "<method 'take' of 'numpy.ndarray' objects>"
+        name = quoted[1] if len(quoted) > 2 else name.strip("<>").split(" ")[-1].split(".")[-1]
         stage = next((k for k, names in STAGES.items() if name in names), None)
         if stage is not None:
             out[stage] = out.get(stage, 0.0) + (cum if stage == "read" else own)
