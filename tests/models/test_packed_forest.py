@@ -37,8 +37,11 @@ def test_same_probabilities_as_scikit_learn(trained):
     assert np.array_equal(model.predict_proba(X), expected.astype(np.float32))  # the segmenter's path
 
 
-def test_feature_major_input_needs_no_transposing_copy(trained):
+def test_feature_major_input_needs_no_transposing_copy(trained, monkeypatch):
     """A block's features as the filter bank fills them, (n_features, voxels), read in place."""
+    import ml4paleo.models._forest as forest
+
+    monkeypatch.setattr(forest, "PACKED_MIN_ROWS", 1000)
     model, X = trained
     expected = model.estimator.predict_proba(X)
     columns = np.ascontiguousarray(X.T).T  # (voxels, n_features) view of feature-major memory
@@ -46,6 +49,10 @@ def test_feature_major_input_needs_no_transposing_copy(trained):
     for n in (len(X), 3001, 7):  # the tile loop's remainders
         assert np.array_equal(packed.predict_proba(columns[:n]), expected[:n])
     assert np.array_equal(packed.predict_proba(columns, n_jobs=3), expected)
+    holed = np.ascontiguousarray(X.T)
+    holed[3, 2999] = np.nan
+    assert packed.predict_proba(holed.T) is None  # left to scikit-learn's rule for NaN
+    assert np.array_equal(model.predict_proba(holed.T), model.estimator.predict_proba(holed.T).astype(np.float32))
 
 
 def test_segmenter_regions_through_the_packed_forest_equal_scikit_learn(trained, monkeypatch):

@@ -34,7 +34,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 
 from ml4paleo.compute.regions import features_of_region
 from ml4paleo.models._base import SklearnSegmenter
-from ml4paleo.models._packed import PackedForest, pack_forest
+from ml4paleo.models._packed import PackedForest, pack_forest, reads_in_place
 
 RF_DEFAULTS: dict[str, Any] = {"n_estimators": 24, "max_depth": 14, "min_samples_leaf": 2, "max_features": "sqrt"}
 HGB_DEFAULTS: dict[str, Any] = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31}
@@ -71,7 +71,8 @@ class RandomForestSegmenter(SklearnSegmenter):
         :mod:`ml4paleo.models._packed`) for inputs of at least :data:`PACKED_MIN_ROWS` rows;
         smaller ones, and rows with NaN (which the packed walk does not route as scikit-learn
         does), go to scikit-learn."""
-        if len(X) < PACKED_MIN_ROWS or np.isnan(X).any():
+        columns = reads_in_place(X)  # a block's features: the kernel checks NaN itself, tile by tile
+        if len(X) < PACKED_MIN_ROWS or (not columns and np.isnan(X).any()):
             return self.estimator.predict_proba(np.ascontiguousarray(X))
         packed = getattr(self, "_packed", None)
         if packed is None or packed[0] is not self.estimator:
@@ -79,10 +80,10 @@ class RandomForestSegmenter(SklearnSegmenter):
                 packed = self._packed = (self.estimator, pack_forest(self.estimator))
             except ValueError:  # too many nodes to pack
                 packed = self._packed = (self.estimator, None)
-        if packed[1] is None:
-            return self.estimator.predict_proba(np.ascontiguousarray(X))
         n_jobs = self.estimator.n_jobs or 1
-        return packed[1].predict_proba(X, n_jobs=n_jobs if n_jobs > 0 else (os.cpu_count() or 1))
+        proba = None if packed[1] is None else packed[1].predict_proba(
+            X, n_jobs=n_jobs if n_jobs > 0 else (os.cpu_count() or 1))
+        return self.estimator.predict_proba(np.ascontiguousarray(X)) if proba is None else proba
 
 
 class HistGradientBoostingSegmenter(SklearnSegmenter):

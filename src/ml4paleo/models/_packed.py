@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["PackedForest", "pack_forest"]
+__all__ = ["PackedForest", "pack_forest", "reads_in_place"]
 
 
 
@@ -53,13 +53,14 @@ class PackedForest:
     depth: np.ndarray  # (trees,) uint32
     n_features: int
 
-    def predict_proba(self, X: np.ndarray, n_jobs: int = 1) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray, n_jobs: int = 1) -> np.ndarray | None:
         """(n, K) float64 probabilities of float32 rows ``X``, equal to scikit-learn's.
 
         ``X`` may be the transpose of a C-ordered (n_features, n) array (a block's features as
         :func:`~ml4paleo.compute.features.block_features` fills them): it is read as it lies,
-        without a transposing copy."""
-        columns = X.dtype == np.float32 and X.ndim == 2 and X.T.flags.c_contiguous and not X.flags.c_contiguous
+        without a transposing copy, and None is returned if it holds a NaN (which scikit-learn
+        routes by its own rule). Rows of any other layout must hold no NaN."""
+        columns = reads_in_place(X)
         if not columns:
             X = np.ascontiguousarray(X, dtype=np.float32)
         out = np.empty((X.shape[0], self.value.shape[1]), dtype=np.float64)
@@ -69,22 +70,31 @@ class PackedForest:
         if columns:
             from ml4paleo.models._packed_kernel import forest_sum_columns
 
-            def run(lo: int, hi: int) -> None:
-                forest_sum_columns(X.T, lo, hi, *args, out)
+            def run(lo: int, hi: int) -> bool:
+                return forest_sum_columns(X.T, lo, hi, *args, out)
         else:
             from ml4paleo.models._packed_kernel import forest_sum
 
-            def run(lo: int, hi: int) -> None:
+            def run(lo: int, hi: int) -> bool:
                 forest_sum(X[lo:hi], *args, out[lo:hi])
+                return False
         parts = max(1, min(int(n_jobs), X.shape[0] // 65536 + 1))
         bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
         if parts == 1:
-            run(0, X.shape[0])
+            nan = run(0, X.shape[0])
         else:  # the kernels release the GIL: row bands on threads
             with ThreadPoolExecutor(max_workers=parts) as pool:
-                list(pool.map(lambda i: run(bounds[i], bounds[i + 1]), range(parts)))
+                nan = any(pool.map(lambda i: run(bounds[i], bounds[i + 1]), range(parts)))
+        if nan:
+            return None
         out /= len(self.root)
         return out
+
+
+def reads_in_place(X: np.ndarray) -> bool:
+    """Whether :meth:`PackedForest.predict_proba` reads ``X`` as it lies: float32 (n, n_features)
+    rows that are the transpose of a C-ordered feature-major array."""
+    return X.dtype == np.float32 and X.ndim == 2 and X.T.flags.c_contiguous and not X.flags.c_contiguous
 
 
 def pack_forest(forest: Any) -> PackedForest:

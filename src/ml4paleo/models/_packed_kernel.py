@@ -119,7 +119,9 @@ def forest_sum_columns(Xt, lo, hi, word, shift, threshold, value, root, depth, o
     """:func:`forest_sum` of the rows ``lo:hi`` of a feature-major ``Xt`` (n_feat, n) into
     ``out[lo:hi]``: a tile of voxels at a time is transposed into a small row-major buffer, so
     a block's features need no whole transposing copy (a block of 4 M voxels x 16 features is
-    256 MB that would stream through memory twice)."""
+    256 MB that would stream through memory twice). Returns True, and stops, at a NaN feature
+    (scikit-learn routes NaN by its own rule; checked here, in the tile, instead of a pass over
+    the whole block)."""
     n_feat = Xt.shape[0]
     buf = np.empty(TILE * n_feat, np.float32)
     nodes = np.empty(LANES, np.uint32)
@@ -130,7 +132,10 @@ def forest_sum_columns(Xt, lo, hi, word, shift, threshold, value, root, depth, o
         for f in range(n_feat):
             col = Xt[f, t0:t0 + mt]
             for v in range(mt):
-                buf[v * n_feat + f] = col[v]
+                val = col[v]
+                if val != val:
+                    return True
+                buf[v * n_feat + f] = val
         for g in range(0, mt, LANES):
             m = min(LANES, mt - g)
             if m == LANES:
@@ -138,3 +143,4 @@ def forest_sum_columns(Xt, lo, hi, word, shift, threshold, value, root, depth, o
             else:
                 _walk(buf, g, m, n_feat, word, shift, threshold, value, root, depth, nodes, rows, acc)
             out[t0 + g:t0 + g + m] = acc[:m]
+    return False
