@@ -140,7 +140,7 @@ def baseline(vol, truth, annotated, slices):
 
 STAGES = {
     "read": ("read_padded",),
-    "gaussian": ("correlate1d",),
+    "gaussian": ("correlate1d", "valid_pass"),
     "derivatives": ("gradient", "_gradient_on"),
     "eigenvalues": ("_eig3", "_eig2", "_eigen"),
     "upsampling": ("_upsample", "_upsample_axis", "take"),
