@@ -4,9 +4,11 @@ Why: segmentation spends about half its time in the forest's ``predict_proba``, 
 are small (24 trees of ~30-50 leaves, ~5 nodes visited per voxel per tree), so scikit-learn's
 cost is its traversal loop (a branch per node, mispredicted as often as not) plus one float64
 (n, K) array per tree. Here the trees are laid out breadth first with each node's two children
-adjacent, so a step is ``node = child[node] + (x > threshold)`` (no branch), each tree is walked
-a fixed number of steps (its depth; a leaf is its own child), and a few voxels walk in
-lockstep so their independent chains of loads overlap in the CPU.
+adjacent, so a step is ``node = child[node] + (x > threshold)`` (no branch; the child and the
+feature share one word), each tree is walked at most its depth in steps (a leaf is its own
+child; the walk stops when no lane moved), and 8 voxels walk in lockstep so their independent
+chains of loads overlap in the CPU. A block's features are read feature-major, as the filter
+bank fills them, a tile at a time.
 
 Exact: the result equals ``RandomForestClassifier.predict_proba`` bit for bit (one job), which
 ``tests/models/test_packed_forest.py`` checks on trained models:
@@ -16,23 +18,25 @@ Exact: the result equals ``RandomForestClassifier.predict_proba`` bit for bit (o
 * leaf values are the trees' own float64 class fractions, summed per voxel in tree order and
   divided by the number of trees, as scikit-learn accumulates them;
 * a NaN feature takes scikit-learn's path (its ``missing_go_to_left`` rule), so rows with NaN
-  are left to scikit-learn.
+  are left to scikit-learn (a feature-major block's kernel stops at the first NaN it copies).
 
 Measured on one task block (64 x 64 x 256, default model of ``bench/segment.py``'s volume: 24
 trees of 60-100 nodes, 16 features), one thread, the shared 2-core machine under a load of
 9-20, so only ratios mean something: scikit-learn 2.01 -> packed 2.57 M voxels/s in CPU time
-(best of 5, 1.28x); in wall time, best of 4-6 interleaved runs, 1.3x-2.2x. Features of the same
-block: 1.37 M voxels/s, so the forest is now ~35 % of a block's time instead of ~40 %. Variants
+(best of 5, 1.28x). Then (issue 13), on the kernel alone, 3.1 M rows, CPU time, load 5-8:
+a node's child and feature in one word 1.43 -> 1.28 s, stopping a tree's walk when no lane
+moves -> 1.20 s, the 8 lanes' nodes in local variables (registers) -> 0.85 s; and a block's
+features read feature-major in L1 tiles instead of transposed whole beforehand. Variants
 measured and dropped: the walk voxel by voxel with a branch per node (0.8-1.0x scikit-learn),
 tree by tree over all voxels as scikit-learn does (0.5x), signed indices (numba's wraparound
-checks: half the speed), 16-64 lanes (no better than 8).
+checks: half the speed), 16-64 lanes in an array (no better than 8).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

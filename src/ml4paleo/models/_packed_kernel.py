@@ -48,7 +48,8 @@ def _walk8(flat, first, n_feat, word, shift, threshold, value, root, depth, acc)
             b5 = _step(word, threshold, flat, r5, a5, shift, mask)
             b6 = _step(word, threshold, flat, r6, a6, shift, mask)
             b7 = _step(word, threshold, flat, r7, a7, shift, mask)
-            moved = (b0 != a0) | (b1 != a1) | (b2 != a2) | (b3 != a3) | (b4 != a4) | (b5 != a5) | (b6 != a6) | (b7 != a7)
+            moved = ((b0 != a0) | (b1 != a1) | (b2 != a2) | (b3 != a3)
+                     | (b4 != a4) | (b5 != a5) | (b6 != a6) | (b7 != a7))
             a0, a1, a2, a3, a4, a5, a6, a7 = b0, b1, b2, b3, b4, b5, b6, b7
             if not moved:
                 break
