@@ -255,6 +255,7 @@ def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.
     and the kernel's load from its on-disk cache (~0.5 s) in the process's first call."""
     r = _radius(sigma)
     if compiled and x.dtype == np.float32:
+        # lazy: numba's import and the kernel's load, ~0.4 s, only for callers that ask for it
         from ml4paleo.compute._gauss_kernel import valid_pass
 
         shape = list(x.shape)
