@@ -60,8 +60,12 @@ class RandomForestSegmenter(SklearnSegmenter):
         """(z, y, x, K) float32 probabilities of region ``start:stop`` of ``array``; a region the
         packed forest predicts keeps its features feature-major as computed (the packed kernel
         reads them so), which spares the transposing copy of the whole block, and its Gaussians
-        come from the compiled pass (numba is loaded for the forest anyway): same values."""
-        if math.prod(b - a for a, b in zip(start, stop)) < PACKED_MIN_ROWS:
+        come from the compiled pass (numba is loaded for the forest anyway): same values.
+        A single plane (a preview's slice, however large) keeps scipy's passes and the
+        transposing copy: compiling these kernels in a fresh install takes ~7 s (then cached on
+        disk), which belongs to a segmentation's first block, not to a first preview."""
+        sizes = [b - a for a, b in zip(start, stop)]
+        if math.prod(sizes) < PACKED_MIN_ROWS or min(sizes) == 1:
             return super().predict_region(array, start, stop)
         features = features_of_region(array, start, stop, self.feature_settings, feature_major=True, compiled=True)
         return self.proba_from_features(np.moveaxis(features, 0, -1), start)  # rows: a strided view

@@ -14,7 +14,7 @@ TILE = 256
 in the L1 cache) before they walk the trees."""
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _step(word, threshold, flat, row, node, shift, mask):  # pragma: no cover - compiled
     """The child of ``node`` that the row starting at ``flat[row]`` goes to."""
     w = word[node]
