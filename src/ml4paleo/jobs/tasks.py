@@ -84,7 +84,9 @@ def _features(settings: Settings) -> Any:
     return json.loads(settings.train_features) if settings.train_features else None
 
 
-def _train(ctx: TaskContext, progress: ProgressCallback) -> dict[str, Any]:
+def _train(ctx: TaskContext, progress: ProgressCallback, validate: str = "now") -> dict[str, Any]:
+    """Train the task's model; ``validate="later"`` saves it before its leave-one-slice-out
+    (the record says ``"validation": "pending"`` and the store queues a ``validate`` task)."""
     from ml4paleo.pipelines.train import train_model  # lazy: see the module's docstring
 
     assert ctx.model_id is not None
@@ -93,7 +95,8 @@ def _train(ctx: TaskContext, progress: ProgressCallback) -> dict[str, Any]:
     if ctx.settings.unet_epochs:
         options["unet_params"] = {"epochs": ctx.settings.unet_epochs}
     result = train_model(ctx.paths.volume, annotations, ctx.paths.model(ctx.model_id), classes=ctx.classes,
-                         method=ctx.params.get("method") or ctx.settings.train_method, progress=progress, overwrite=True, **options)
+                         method=ctx.params.get("method") or ctx.settings.train_method, progress=progress,
+                         overwrite=True, validate=validate, **options)
     return model_info(result, len(annotations))
 
 
@@ -106,11 +109,14 @@ def model_info(result: Any, n_slices: int) -> dict[str, Any]:
         value = getattr(result, name, None)
         return meta.get(name, default) if value is None else value
 
+    validation = getattr(result, "validation", None) or {}
+    pending = validation.get("status") == "pending"
     return json.loads(json.dumps({
         "classes": list(pick("classes", []) or []),
         "n_slices": int(pick("n_slices", n_slices) or n_slices),
         "voxels_per_class": pick("voxels_per_class", None),
-        "metrics": pick("metrics", None) or pick("validation", None),
+        "metrics": None if pending else pick("metrics", None) or pick("validation", None),
+        **({"validation": "pending"} if pending else {}),
     }, default=_jsonable))
 
 
@@ -128,17 +134,30 @@ def train(ctx: TaskContext) -> dict[str, Any]:
 
 
 def start(ctx: TaskContext) -> dict[str, Any]:
-    """Train on every annotation, then segment the whole volume with that model."""
+    """Train on every annotation, then segment the whole volume with that model. The model is
+    saved before its leave-one-slice-out (as ``ml4paleo train`` does): the segmentation does not
+    need the figures, so they come from a ``validate`` task after it (:func:`validate`)."""
     from ml4paleo.pipelines.segment import segment_volume  # lazy: see the module's docstring
 
     assert ctx.model_id is not None and ctx.seg_id is not None
     if not ctx.model_ready:
-        ctx.model_trained(_train(ctx, scaled(ctx.progress, 0.0, TRAIN_SHARE, "training")))
+        ctx.model_trained(_train(ctx, scaled(ctx.progress, 0.0, TRAIN_SHARE, "training"), validate="later"))
         ctx.check()
     segment_volume(ctx.paths.volume, ctx.paths.model(ctx.model_id), ctx.paths.labels(ctx.seg_id),
                    scheduler=ctx.settings.dask_scheduler or None, overwrite=True,
                    progress=scaled(ctx.progress, TRAIN_SHARE, 1.0, "segmenting"))
     return {}
+
+
+def validate(ctx: TaskContext) -> dict[str, Any]:
+    """The pending leave-one-slice-out of a model a ``start`` task saved: its figures written
+    into the model folder (``validation.json``, the candidates and warnings of ``metadata.json``)
+    and returned as the model's ``metrics``."""
+    from ml4paleo.pipelines.validate import validate_model  # lazy: see the module's docstring
+
+    assert ctx.model_id is not None
+    report = validate_model(ctx.paths.model(ctx.model_id), progress=scaled(ctx.progress, 0.0, 1.0, "validating"))
+    return json.loads(json.dumps({"metrics": report.get("metrics") or {}}, default=_jsonable))
 
 
 def draft(ctx: TaskContext) -> dict[str, Any]:
@@ -200,5 +219,5 @@ def export(ctx: TaskContext) -> dict[str, Any]:
 
 TASKS: dict[TaskKind, Callable[[TaskContext], dict[str, Any]]] = {
     TaskKind.CONVERT: convert, TaskKind.TRAIN: train, TaskKind.START: start, TaskKind.MESH: mesh,
-    TaskKind.EXPORT: export, TaskKind.DRAFT: draft,
+    TaskKind.EXPORT: export, TaskKind.DRAFT: draft, TaskKind.VALIDATE: validate,
 }

@@ -108,6 +108,12 @@ def load_model(model_dir: str | Path) -> Segmenter:
     return model
 
 
+def validation_state(validation: dict[str, Any]) -> str:
+    """``pending`` while a model saved before its leave-one-slice-out (``validate="later"``) has
+    no figures, ``failed`` when they could not be computed, else ``done``: of ``validation.json``."""
+    return validation.get("status") if validation.get("status") in ("pending", "failed") else "done"
+
+
 def model_report(model_dir: str | Path) -> dict[str, Any]:
     """Why the model is what it is, for the pages: the method chosen and why, every candidate's
     held-out scores, the warnings, which slices were painted and which completed from strokes.
@@ -125,6 +131,7 @@ def model_report(model_dir: str | Path) -> dict[str, Any]:
     report["method"] = report["method"] or meta.get("kind")
     report["warnings"] = report["warnings"] or []
     report["validation"] = {key: validation.get(key) for key in ("method", "folds", "metrics", "reason")}
+    report["validation_status"] = validation_state(validation)
     report["candidates"] = {name: {key: scored.get(key) for key in ("metrics", "interior", "extrapolated", "seconds")}
                             for name, scored in (validation.get("candidates") or {}).items()}
     report["training_curve"] = _training_curve(model_dir)

@@ -89,13 +89,13 @@ def save_pending(model_dir: str | Path, ts: Any, names: Sequence[str], folds: Se
 def validation_status(model_dir: str | Path) -> str:
     """``pending`` while a deferred validation has not written its figures, ``failed`` when it
     could not (the reason is in ``validation.json``'s ``error``), else ``done``."""
-    from ml4paleo.models._io import VALIDATION_FILE
+    from ml4paleo.models._io import VALIDATION_FILE, validation_state
 
     try:
         doc = json.loads((Path(model_dir) / VALIDATION_FILE).read_text())
     except FileNotFoundError:
         raise VolumeNotFoundError(f"no trained model at {model_dir}") from None
-    return doc.get("status") if doc.get("status") in ("pending", "failed") else "done"
+    return validation_state(doc)
 
 
 def validate_model(model_dir: str | Path, progress: ProgressCallback | None = None) -> dict[str, Any]:

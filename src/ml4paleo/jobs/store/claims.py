@@ -32,6 +32,8 @@ _START_EVENT = {TaskKind.CONVERT: JobEvent.CONVERT_START, TaskKind.TRAIN: JobEve
 _DONE_EVENT = {TaskKind.CONVERT: JobEvent.CONVERT_DONE, TaskKind.TRAIN: JobEvent.TRAIN_DONE,
                TaskKind.START: JobEvent.SEGMENT_DONE, TaskKind.MESH: JobEvent.MESH_DONE}
 """Task kinds that move the job along (an export does not)."""
+_YIELDING = (TaskKind.EXPORT, TaskKind.VALIDATE)
+"""Task kinds claimed after every other queued task of their queue."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,17 @@ def _held(s: Session, claim: Claim) -> Task | None:
 
 
 def _model_ready(s: Session, task: Task, info: dict[str, Any]) -> None:
+    """The model of ``task`` is ready; a model saved before its validation (``info["validation"]``
+    pending) gets a ``validate`` task, which the segment runner takes after the segmentation."""
     model = s.get(Model, task.model_id)
     model.status = ModelStatus.READY
     for key in ("classes", "n_slices", "voxels_per_class", "metrics"):
         if key in info:
             setattr(model, key, info[key])
     log(s, task.job_id, "model:ready", model.id, task_id=task.id)
+    if info.get("validation") == "pending":
+        enqueue(s, s.get(Job, task.job_id), RunnerKind.SEGMENT, TaskKind.VALIDATE, prev_status=None,
+                model_id=model.id)
 
 
 def _fail_effects(s: Session, task: Task, reason: str, traceback: str | None) -> None:
@@ -127,9 +134,9 @@ class Claims:
                 _fail_effects(s, task, f"gave up after its runner stopped {task.attempts} times "
                                        f"(last runner: {task.owner})", None)
             token = uuid.uuid4().hex
-            # exports (PNG/TIFF of a finished segmentation) yield to work a user is waiting for
+            # exports (PNG/TIFF of a finished segmentation) and validations yield to work a user is waiting for
             oldest = (select(Task.id).where(Task.queue == queue, claimable)
-                      .order_by(case((Task.kind == TaskKind.EXPORT, 1), else_=0), Task.id).limit(1).scalar_subquery())
+                      .order_by(case((Task.kind.in_(_YIELDING), 1), else_=0), Task.id).limit(1).scalar_subquery())
             result = s.execute(
                 update(Task).where(Task.id == oldest, claimable)
                 .values(status=TaskStatus.RUNNING, claim_token=token, owner=owner,
@@ -234,6 +241,8 @@ class Claims:
                 seg = s.get(Segmentation, task.seg_id)
                 seg.status, seg.progress, seg.stage = SegmentationStatus.DONE, 1.0, ""
                 queue_exports(s, job, seg.id)
+            elif kind == TaskKind.VALIDATE and (model := s.get(Model, task.model_id)) is not None:
+                model.metrics = result.get("metrics")
             elif kind == TaskKind.MESH:
                 s.get(Segmentation, task.seg_id).mesh_status = MeshStatus.DONE
                 for row in s.scalars(select(Mesh).where(Mesh.seg_id == task.seg_id)).all():

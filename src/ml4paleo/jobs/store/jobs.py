@@ -13,8 +13,8 @@ from ml4paleo.enums import default_classes
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.io.omezarr import read_info, set_voxel_size
 from ml4paleo.jobs.paths import check_job_id, new_job_id
-from ml4paleo.jobs.statuses import (BUSY, MODEL_PENDING, READY, TRAINING, JobEvent, MeshStatus, ModelStatus,
-                                    SegmentationStatus, Status, can_happen)
+from ml4paleo.jobs.statuses import (ACTIVE, BUSY, MODEL_PENDING, READY, TRAINING, JobEvent, MeshStatus, ModelStatus,
+                                    SegmentationStatus, Status, TaskKind, TaskStatus, can_happen)
 from ml4paleo.jobs.store._base import Database, get_job, iso, log
 from ml4paleo.jobs.store.accounts import Viewer
 from ml4paleo.jobs.store.sharing import visible
@@ -60,6 +60,23 @@ def check_name(name: Any) -> str:
     return name.strip()
 
 
+def _validations(s: Session, job_id: str) -> dict[str, dict[str, Any]]:
+    """Model id -> ``{"validation": "pending" | "failed" | "done"}`` (and ``validation_error``)
+    from its newest ``validate`` task: a model saved before its figures says so until they come."""
+    rows = s.execute(select(Task.model_id, Task.status, Task.error).where(Task.job_id == job_id,
+                                                                          Task.kind == TaskKind.VALIDATE)
+                     .order_by(Task.id)).all()
+    out: dict[str, dict[str, Any]] = {}
+    for model_id, status, error in rows:  # the newest task of each model wins
+        if status in ACTIVE:
+            out[model_id] = {"validation": "pending"}
+        elif status == TaskStatus.DONE:
+            out[model_id] = {"validation": "done"}
+        else:
+            out[model_id] = {"validation": "failed", "validation_error": error or str(status)}
+    return out
+
+
 def job_document(s: Session, job: Job) -> dict[str, Any]:
     """The status document of the HTTP API (``GET /api/job/<id>/status``) of a job row."""
     models = s.scalars(select(Model).where(Model.job_id == job.id).order_by(Model.created_at)).all()
@@ -69,6 +86,7 @@ def job_document(s: Session, job: Job) -> dict[str, Any]:
                         .order_by(Annotation.axis.desc(), Annotation.z)).all()
     zs = [index for axis, index in painted if axis == "z"]
     done = [g for g in segs if g.status == SegmentationStatus.DONE]
+    validations = _validations(s, job.id)
     return {
         "job_id": job.id, "name": job.name, "status": job.status, "progress": round(job.progress, 4),
         "stage": job.stage, "error": job.error, "created_at": iso(job.created_at),
@@ -80,7 +98,9 @@ def job_document(s: Session, job: Job) -> dict[str, Any]:
         "models": [{"model_id": m.id, "status": m.status, "ready": m.status == ModelStatus.READY,
                     "created_at": iso(m.created_at),
                     "classes": m.classes, "n_slices": m.n_slices, "voxels_per_class": m.voxels_per_class,
-                    "metrics": m.metrics, "error": m.error} for m in models],
+                    "metrics": m.metrics, "error": m.error,
+                    **validations.get(m.id, {"validation": "done" if m.status == ModelStatus.READY else None})}
+                   for m in models],
         "segmentations": [{"seg_id": g.id, "model_id": g.model_id, "status": g.status,
                            "progress": round(g.progress, 4), "stage": g.stage, "error": g.error,
                            "created_at": iso(g.created_at), "mesh_status": g.mesh_status,

@@ -33,7 +33,11 @@ async function showModel(job) {
   if (!model) { line.hidden = true; list.replaceChildren(); return; }
   const r = await modelReport(model.model_id);
   line.hidden = false;
-  line.replaceChildren(`Newest model: ${r.method}. ${r.method_reason || ""} `, el("a", { href: `/job/${enc}/models` }, "Details"));
+  // a model saved before its leave-one-slice-out: its figures come after the segmentation
+  const pending = model.validation === "pending" ? "Validating… (leave-one-slice-out scores follow the segmentation) "
+    : model.validation === "failed" ? `Validation failed: ${model.validation_error || "no reason recorded"}. ` : "";
+  line.replaceChildren(`Newest model: ${r.method}. ${r.method_reason || ""} `, pending,
+    el("a", { href: `/job/${enc}/models` }, "Details"));
   list.replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
 }
 

@@ -14,7 +14,13 @@ function className(m, key) {
   return /^\d+$/.test(String(key)) && cls[Number(key)] ? cls[Number(key)] : key;
 }
 
+/** A model saved before its leave-one-slice-out (a `start` job segments first) has no scores yet. */
+const VALIDATION_NOTE = { pending: "validating…", failed: "validation failed" };
+
 function scoreCell(m, name) {
+  if (VALIDATION_NOTE[m.validation]) {
+    return el("td", { class: "num hint", title: m.validation_error || "" }, VALIDATION_NOTE[m.validation]);
+  }
   const overall = metric(m, name);
   const detail = perClass(m, name);
   const parts = detail ? Object.entries(detail).map(([k, v]) => `${className(m, k)} ${fmt(v)}`) : [];
@@ -29,7 +35,7 @@ function row(m, i) {
     : "–";
   return el("tr", {},
     el("td", { class: "nowrap" }, `#${i + 1} `, el("code", {}, shortId(m.model_id))),
-    el("td", {}, m.status || "–"),
+    el("td", {}, m.status || "–", VALIDATION_NOTE[m.validation] ? el("div", { class: "hint" }, VALIDATION_NOTE[m.validation]) : ""),
     el("td", { class: "nowrap" }, formatDate(m.created_at)),
     el("td", {}, classes || "–"),
     el("td", { class: "num" }, m.n_slices ?? "–"),
