@@ -21,6 +21,7 @@ import numpy as np
 from ml4paleo.errors import InputError
 from ml4paleo.compute.regions import plane_region, slice_features
 from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.io.planes import cached_planes, clear_planes
 from ml4paleo.models import cached_model
 
 __all__ = ["clear_cache", "predict_plane", "predict_slice", "slice_features_cached", "volume_stamp"]
@@ -35,9 +36,11 @@ _lock = threading.Lock()
 
 
 def clear_cache() -> None:
-    """Forget cached slice features (models are cached by :func:`ml4paleo.models.cached_model`)."""
+    """Forget cached slice features and raw planes (models are cached by
+    :func:`ml4paleo.models.cached_model`)."""
     with _lock:
         _features.clear()
+    clear_planes()
 
 
 def _cores() -> int:
@@ -54,12 +57,14 @@ def slice_features_cached(volume_path: str | Path, z: int, settings) -> np.ndarr
     """(y, x, n_features) features of slice ``z`` (:func:`ml4paleo.compute.regions.slice_features`
     on every core), from this process's cache of the last few slices when there; read-only."""
     volume_path = Path(volume_path)
-    key = (str(volume_path.resolve()), volume_stamp(volume_path), int(z), settings)
+    stamp = volume_stamp(volume_path)
+    key = (str(volume_path.resolve()), stamp, int(z), settings)
     with _lock:
         if key in _features:
             _features.move_to_end(key)
             return _features[key]
-    feats = slice_features(open_level(volume_path, 0), z, settings, workers=_cores())
+    # the halo's raw planes from memory when a nearby slice was shown before (ml4paleo.io.planes)
+    feats = slice_features(cached_planes(volume_path, stamp), z, settings, workers=_cores())
     feats.flags.writeable = False  # shared by every caller
     with _lock:
         _features[key] = feats
