@@ -14,7 +14,7 @@ slice (:func:`context_rows`), as they will be for every unpainted voxel at segme
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -23,7 +23,11 @@ from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
 from ml4paleo.errors import InputError
 from ml4paleo.io.annotations import SliceKey, plane_of
-from ml4paleo.models import ContextSegmenter, InterpolationSegmenter, make_segmenter
+
+if TYPE_CHECKING:
+    from ml4paleo.models import ContextSegmenter
+# ml4paleo.models (scikit-learn: 1-1.5 s to import) is imported where a model is made, so that
+# train_model imports it in a thread while the painted slices are featurised (pipelines/train.py)
 
 __all__ = ["CANDIDATES", "Candidate", "PaintedSlice", "TrainingSet", "context_rows", "make_candidate", "sample_indices"]
 
@@ -155,6 +159,8 @@ class ForestCandidate(Candidate):
         self.classifier = classifier
 
     def _model(self, ts: TrainingSet):
+        from ml4paleo.models import make_segmenter  # lazy: see the imports
+
         return make_segmenter(self.classifier, ts.classes, ts.settings, seed=ts.seed, n_jobs=-1, **dict(ts.params))
 
     def heldout(self, ts, held):
@@ -184,6 +190,8 @@ class ContextCandidate(Candidate):
     needs_prior = True
 
     def _model(self, ts: TrainingSet, prior: ShapePrior | None = None) -> ContextSegmenter:
+        from ml4paleo.models import ContextSegmenter  # lazy: see the imports
+
         return ContextSegmenter(ts.classes, ts.settings, prior=prior, seed=ts.seed, n_jobs=-1, **dict(ts.params))
 
     def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[SliceKey]) -> ContextSegmenter:
@@ -208,6 +216,8 @@ class InterpolationCandidate(Candidate):
         return [prior_on_plane(ts, s.z, held, "labels")[s.coords] for s in ts.slices if s.z in held]
 
     def fit(self, ts):
+        from ml4paleo.models import InterpolationSegmenter  # lazy: see the imports
+
         return InterpolationSegmenter(ts.classes, ts.prior)
 
 

@@ -83,10 +83,11 @@ keeps every feature.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -98,7 +99,6 @@ from ml4paleo.enums import CLASS_NAMES, TRAIN_METHODS
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.annotations import SliceKey, key_name, plane_of, read_annotations
 from ml4paleo.io.omezarr import open_level, read_info
-from ml4paleo.models import make_segmenter, save_model
 from ml4paleo.pipelines._candidates import (
     CANDIDATES,
     DEFAULT_SAMPLING,
@@ -236,12 +236,43 @@ def _scores(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str
     return out
 
 
+def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
+    """Import :mod:`ml4paleo.models` (scikit-learn: 1-1.5 s a process, mostly scipy.stats) in a
+    thread, then ``check(models)``; returns the join, which gives the module or raises what the
+    import or the check raised. train_model starts it once the painted slices are completed and
+    joins it after their features, the first use of a forest: the filters release the GIL, and
+    the last painted slice of an odd count leaves a core to the import."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            import ml4paleo.models as models  # the lazy import of this module: see the docstring
+
+            check(models)
+            box["models"] = models
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the join, in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="ml4paleo-import-models", daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["models"]
+
+    return join
+
+
 def _select_features(rows, targets, settings: FeatureSettings, classes, select: int, sampling: str,
                      max_voxels: int, seed: int) -> tuple[FeatureSettings, np.ndarray]:
     """The ``select`` most important features (mean decrease in impurity of a forest fitted on
     every feature), as settings that compute only those, and their column indices."""
     X, y = np.concatenate(rows), np.concatenate(targets)
     keep = sample_indices(y, sampling, min(max_voxels, RANK_VOXELS), seed, min(MIN_PER_CLASS, RANK_VOXELS // 10))
+    from ml4paleo.models import make_segmenter  # imported by then: see _models_beside
+
     ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1, **RANKER).fit(X[keep], y[keep])
     columns = np.sort(np.argsort(ranker.estimator.feature_importances_)[::-1][:select])
     names = feature_names(settings)
@@ -428,7 +459,14 @@ def train_model(
     if two_d and not settings.two_d:
         settings = FeatureSettings.from_value(settings, two_d=True)
     classes = tuple(str(c) for c in classes)
-    make_segmenter("random-forest", classes, settings, **dict(params or {}))  # validates classes and params
+
+    def check(models: Any) -> None:
+        models.make_segmenter("random-forest", classes, settings, **dict(params or {}))  # classes and params
+
+    # with params, checked before any work; the default (none) checks only the classes, so the
+    # import that the check needs runs beside the features and the check fails after them at worst
+    if params:
+        check(_models_beside(lambda models: None)())
     info = read_info(volume_path)
     ann = _load_annotations(annotations)
     _validate(ann, info.shape, classes)
@@ -437,6 +475,7 @@ def train_model(
     array = open_level(volume_path, 0)
     progress(0.0, 1.0, "completing painted slices")
     prior, completed = _complete(array, ann, K, info.voxel_size)
+    models_imported = _models_beside(check)
     def painted(z: SliceKey, mask: np.ndarray) -> PaintedSlice:
         sel = mask > 0
         y = mask[sel].astype(np.intp) - 1
@@ -460,6 +499,7 @@ def train_model(
     slices: list[PaintedSlice] = run_tasks(painted, list(ann.items()), scheduler="threads", workers=FEATURE_THREADS,
                                            progress=scaled(progress, 0.05, 0.35), stage="computing features")
     labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
+    save_model = models_imported().save_model
 
     if select is not None and settings.selected is None and 0 < select < settings.n_features:
         progress(0.35, 1.0, "selecting features")
