@@ -67,7 +67,8 @@ async function choice(models) {
     el("th", { class: "num" }, "Time"));
   document.getElementById("choice-model").textContent = `#${ready.length} (${shortId(m.model_id)})`;
   document.getElementById("choice-method").textContent = r.method || "–";
-  document.getElementById("choice-reason").textContent = r.method_reason || "";
+  const note = { pending: " Validating… (the held-out scores follow the segmentation)", failed: " The validation failed." };
+  document.getElementById("choice-reason").textContent = (r.method_reason || "") + (note[r.validation_status] || "");
   document.querySelector("#choice-table thead").replaceChildren(head);
   document.querySelector("#choice-table tbody").replaceChildren(...rows);
   const completed = r.completed_slices || [];
