@@ -35,7 +35,8 @@ function row(m, i) {
     : "–";
   return el("tr", {},
     el("td", { class: "nowrap" }, `#${i + 1} `, el("code", {}, shortId(m.model_id))),
-    el("td", {}, m.status || "–", VALIDATION_NOTE[m.validation] ? el("div", { class: "hint" }, VALIDATION_NOTE[m.validation]) : ""),
+    el("td", {}, m.status || "–",
+      VALIDATION_NOTE[m.validation] ? el("div", { class: "hint" }, VALIDATION_NOTE[m.validation]) : ""),
     el("td", { class: "nowrap" }, formatDate(m.created_at)),
     el("td", {}, classes || "–"),
     el("td", { class: "num" }, m.n_slices ?? "–"),
@@ -67,7 +68,8 @@ async function choice(models) {
     el("th", { class: "num" }, "Time"));
   document.getElementById("choice-model").textContent = `#${ready.length} (${shortId(m.model_id)})`;
   document.getElementById("choice-method").textContent = r.method || "–";
-  const note = { pending: " Validating… (the held-out scores follow the segmentation)", failed: " The validation failed." };
+  const note = { pending: " Validating… (the held-out scores follow the segmentation)",
+    failed: " The validation failed." };
   document.getElementById("choice-reason").textContent = (r.method_reason || "") + (note[r.validation_status] || "");
   document.querySelector("#choice-table thead").replaceChildren(head);
   document.querySelector("#choice-table tbody").replaceChildren(...rows);
