@@ -27,6 +27,7 @@ from ml4paleo.io.slices import volume_window
 from ml4paleo.jobs.files import histogram_of
 from ml4paleo.jobs.paths import DRAFTS_KEPT, JobPaths
 from ml4paleo.jobs.statuses import TaskKind
+from ml4paleo.pipelines.validate import validate_model  # standard library only: its pipeline imports on use
 from ml4paleo.progress import ProgressCallback, scaled
 from ml4paleo.settings import Settings
 
@@ -153,8 +154,6 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
     """The pending leave-one-slice-out of a model a ``start`` task saved: its figures written
     into the model folder (``validation.json``, the candidates and warnings of ``metadata.json``)
     and returned as the model's ``metrics``."""
-    from ml4paleo.pipelines.validate import validate_model  # lazy: see the module's docstring
-
     assert ctx.model_id is not None
     report = validate_model(ctx.paths.model(ctx.model_id), progress=scaled(ctx.progress, 0.0, 1.0, "validating"))
     return json.loads(json.dumps({"metrics": report.get("metrics") or {}}, default=_jsonable))
