@@ -47,8 +47,8 @@ def test_start_segments_before_the_validation_and_its_figures_reach_the_model(se
         [model] = [m for m in doc["models"] if m["model_id"] == model_id]
         if doc["status"] == "segmenting" and model["status"] == "ready":
             # saved without its figures, which wait for the segmentation (one segment runner)
-            assert model["validation"] == "pending" and not model["metrics"], model
-        if doc["status"] == "segmented" and model["validation"] == "done":
+            assert model["validation"] == "pending" and model["validating"] and not model["metrics"], model
+        if doc["status"] == "segmented" and model["validation"] == "done" and not model["validating"]:
             break
         assert doc["status"] != "error" and model["validation"] != "failed", (doc, server.tail())
         assert time.monotonic() < deadline, server.tail()

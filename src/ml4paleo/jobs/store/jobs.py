@@ -61,19 +61,20 @@ def check_name(name: Any) -> str:
 
 
 def _validations(s: Session, job_id: str) -> dict[str, dict[str, Any]]:
-    """Model id -> ``{"validation": "pending" | "failed" | "done"}`` (and ``validation_error``)
-    from its newest ``validate`` task: a model saved before its figures says so until they come."""
+    """Model id -> ``{"validation": "pending" | "failed" | "done", "validating": bool}`` (and
+    ``validation_error``) from its newest ``validate`` task: a model saved before its figures
+    says so until they come (``validating``: the flag the pages read)."""
     rows = s.execute(select(Task.model_id, Task.status, Task.error).where(Task.job_id == job_id,
                                                                           Task.kind == TaskKind.VALIDATE)
                      .order_by(Task.id)).all()
     out: dict[str, dict[str, Any]] = {}
     for model_id, status, error in rows:  # the newest task of each model wins
         if status in ACTIVE:
-            out[model_id] = {"validation": "pending"}
+            out[model_id] = {"validation": "pending", "validating": True}
         elif status == TaskStatus.DONE:
-            out[model_id] = {"validation": "done"}
+            out[model_id] = {"validation": "done", "validating": False}
         else:
-            out[model_id] = {"validation": "failed", "validation_error": error or str(status)}
+            out[model_id] = {"validation": "failed", "validating": False, "validation_error": error or str(status)}
     return out
 
 
@@ -99,7 +100,8 @@ def job_document(s: Session, job: Job) -> dict[str, Any]:
                     "created_at": iso(m.created_at),
                     "classes": m.classes, "n_slices": m.n_slices, "voxels_per_class": m.voxels_per_class,
                     "metrics": m.metrics, "error": m.error,
-                    **validations.get(m.id, {"validation": "done" if m.status == ModelStatus.READY else None})}
+                    **validations.get(m.id, {"validation": "done" if m.status == ModelStatus.READY else None,
+                                             "validating": False})}
                    for m in models],
         "segmentations": [{"seg_id": g.id, "model_id": g.model_id, "status": g.status,
                            "progress": round(g.progress, 4), "stage": g.stage, "error": g.error,

@@ -34,8 +34,8 @@ async function showModel(job) {
   const r = await modelReport(model.model_id);
   line.hidden = false;
   // a model saved before its leave-one-slice-out: its figures come after the segmentation
-  const pending = model.validation === "pending" ? "Validating… (leave-one-slice-out scores follow the segmentation) "
-    : model.validation === "failed" ? `Validation failed: ${model.validation_error || "no reason recorded"}. ` : "";
+  const pending = model.validating ? "Validating… (leave-one-slice-out scores follow the segmentation) "
+    : model.validation_error ? `Validation failed: ${model.validation_error}. ` : "";
   line.replaceChildren(`Newest model: ${r.method}. ${r.method_reason || ""} `, pending,
     el("a", { href: `/job/${enc}/models` }, "Details"));
   list.replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));

@@ -15,11 +15,11 @@ function className(m, key) {
 }
 
 /** A model saved before its leave-one-slice-out (a `start` job segments first) has no scores yet. */
-const VALIDATION_NOTE = { pending: "validating…", failed: "validation failed" };
+const validationNote = (m) => (m.validating ? "validating…" : m.validation_error ? "validation failed" : "");
 
 function scoreCell(m, name) {
-  if (VALIDATION_NOTE[m.validation]) {
-    return el("td", { class: "num hint", title: m.validation_error || "" }, VALIDATION_NOTE[m.validation]);
+  if (validationNote(m)) {
+    return el("td", { class: "num hint", title: m.validation_error || "" }, validationNote(m));
   }
   const overall = metric(m, name);
   const detail = perClass(m, name);
@@ -36,7 +36,7 @@ function row(m, i) {
   return el("tr", {},
     el("td", { class: "nowrap" }, `#${i + 1} `, el("code", {}, shortId(m.model_id))),
     el("td", {}, m.status || "–",
-      VALIDATION_NOTE[m.validation] ? el("div", { class: "hint" }, VALIDATION_NOTE[m.validation]) : ""),
+      validationNote(m) ? el("div", { class: "hint" }, validationNote(m)) : ""),
     el("td", { class: "nowrap" }, formatDate(m.created_at)),
     el("td", {}, classes || "–"),
     el("td", { class: "num" }, m.n_slices ?? "–"),
@@ -68,9 +68,9 @@ async function choice(models) {
     el("th", { class: "num" }, "Time"));
   document.getElementById("choice-model").textContent = `#${ready.length} (${shortId(m.model_id)})`;
   document.getElementById("choice-method").textContent = r.method || "–";
-  const note = { pending: " Validating… (the held-out scores follow the segmentation)",
-    failed: " The validation failed." };
-  document.getElementById("choice-reason").textContent = (r.method_reason || "") + (note[r.validation_status] || "");
+  const note = m.validating ? " Validating… (the held-out scores follow the segmentation)"
+    : m.validation_error ? ` The validation failed: ${m.validation_error}` : "";
+  document.getElementById("choice-reason").textContent = (r.method_reason || "") + note;
   document.querySelector("#choice-table thead").replaceChildren(head);
   document.querySelector("#choice-table tbody").replaceChildren(...rows);
   const completed = r.completed_slices || [];

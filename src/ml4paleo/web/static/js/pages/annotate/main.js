@@ -246,7 +246,7 @@ async function refreshPrediction() {
 function describeModel(m, job) {
   if (!m) return job.training ? "Training the first model…" : "No model yet: save a few painted slices (both classes), then train.";
   const dice = metric(m, "dice");
-  const scores = m.validation === "pending" ? ", validating…"
+  const scores = m.validating ? ", validating…"
     : dice !== null ? `, leave-one-slice-out Dice ${dice.toFixed(2)}` : "";
   return `Model ${shortId(m.model_id)}: ${m.n_slices ?? "?"} slices${scores}`;
 }
