@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ml4paleo.enums import SEGMENTATION_EXPORTS
+from ml4paleo.enums import DEFAULT_MESH_FORMAT, SEGMENTATION_EXPORTS
 from ml4paleo.io.annotations import read_annotations
 from ml4paleo.io.png import write_png
 from ml4paleo.io.slices import volume_window
@@ -187,7 +187,7 @@ def mesh(ctx: TaskContext) -> dict[str, Any]:
     from ml4paleo.pipelines.mesh import download_max_error, mesh_labels  # lazy: see the module's docstring
 
     assert ctx.seg_id is not None
-    formats = ctx.params.get("formats") or ["stl"]
+    formats = ctx.params.get("formats") or [DEFAULT_MESH_FORMAT]
     out = ctx.paths.meshes(ctx.seg_id)
     labels = ctx.paths.labels(ctx.seg_id)
     max_error = None if ctx.params.get("full_resolution") else download_max_error(labels)

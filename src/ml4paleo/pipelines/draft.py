@@ -47,7 +47,7 @@ from ml4paleo.models import make_segmenter, save_model
 from ml4paleo.pipelines._candidates import (DEFAULT_SAMPLING, PaintedSlice, TrainingSet, make_candidate,
                                             sample_indices)
 from ml4paleo.pipelines.preview import slice_features_cached, volume_stamp
-from ml4paleo.pipelines.train import _load_annotations, _validate
+from ml4paleo.pipelines.train import check_annotations, load_annotations
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["DRAFT_MAX_VOXELS", "DraftResult", "prune_drafts", "ranked_features", "train_draft"]
@@ -140,8 +140,8 @@ def train_draft(
     classes = tuple(str(c) for c in classes)
     make_segmenter("random-forest", classes, settings, **dict(params or {}))  # validates classes and params
     info = read_info(volume_path)
-    ann = _load_annotations(annotations)
-    _validate(ann, info.shape, classes)
+    ann = load_annotations(annotations)
+    check_annotations(ann, info.shape, classes)
     array = open_level(volume_path, 0)
     stamp = volume_stamp(volume_path)
     cache = Path(cache_dir) if cache_dir is not None else None

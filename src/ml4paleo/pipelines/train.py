@@ -115,7 +115,10 @@ from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["METHODS", "SAMPLING", "TrainResult", "sample_indices", "train_model"]
+__all__ = [
+    "METHODS", "SAMPLING", "TrainResult", "check_annotations", "choose_method", "load_annotations", "mean_dice",
+    "sample_indices", "train_model", "validation_warnings",
+]
 
 METHODS = TRAIN_METHODS
 """What ``method`` accepts: ``auto`` and every candidate."""
@@ -184,7 +187,7 @@ def _key(key: Any) -> SliceKey:
     return int(key)
 
 
-def _load_annotations(annotations: str | Path | Mapping[SliceKey, np.ndarray]) -> dict[SliceKey, np.ndarray]:
+def load_annotations(annotations: str | Path | Mapping[SliceKey, np.ndarray]) -> dict[SliceKey, np.ndarray]:
     if isinstance(annotations, (str, Path)):
         folder = Path(annotations)
         if not folder.is_dir():
@@ -201,7 +204,7 @@ def _load_annotations(annotations: str | Path | Mapping[SliceKey, np.ndarray]) -
     raise InputError(f"annotations must be a folder or a mapping slice -> mask; got {type(annotations).__name__}")
 
 
-def _validate(ann: dict[SliceKey, np.ndarray], shape: Sequence[int], classes: Sequence[str]) -> None:
+def check_annotations(ann: dict[SliceKey, np.ndarray], shape: Sequence[int], classes: Sequence[str]) -> None:
     K = len(classes)
     seen = np.zeros(K + 1, dtype=np.int64)
     for key, mask in ann.items():
@@ -324,14 +327,14 @@ def _json_key(key: SliceKey) -> int | str:
     return key_name(key) if isinstance(key, tuple) else int(key)
 
 
-def _mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
+def mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
     values = [m["dice"] for m in metrics.values() if m["dice"] is not None]
     return float(np.mean(values)) if values else 0.0
 
 
-def _choose(scored: dict[str, dict[str, Any]], order: Sequence[str]) -> tuple[str, str]:
+def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str]) -> tuple[str, str]:
     """The candidate with the best mean Dice (ties within ``TIE`` to the earlier) and why."""
-    means = {name: _mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
+    means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
     if not means:
         return order[0], "no held-out slice could be scored: the first method is used"
     best = max(means.values())
@@ -340,7 +343,7 @@ def _choose(scored: dict[str, dict[str, Any]], order: Sequence[str]) -> tuple[st
     return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
 
 
-def _warnings(metrics: Mapping[str, Mapping[str, float | None]], n_slices: int) -> list[str]:
+def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_slices: int) -> list[str]:
     """What to tell the user when even the chosen method gets a class wrong."""
     out = []
     for name, m in metrics.items():
@@ -468,8 +471,8 @@ def train_model(
     if params:
         check(_models_beside(lambda models: None)())
     info = read_info(volume_path)
-    ann = _load_annotations(annotations)
-    _validate(ann, info.shape, classes)
+    ann = load_annotations(annotations)
+    check_annotations(ann, info.shape, classes)
     K = len(classes)
 
     array = open_level(volume_path, 0)
@@ -532,7 +535,7 @@ def train_model(
         quick = dataclasses.replace(ts, max_voxels=min(max_voxels, CHOICE_ROWS),
                                     params={"n_estimators": CHOICE_TREES, **ts.params})
         scored = score_candidates(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
-        chosen, reason = _choose(scored, names)
+        chosen, reason = choose_method(scored, names)
         reason += (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} rows; "
                    "the full validation follows)")
     elif validate == "later":
@@ -542,9 +545,9 @@ def train_model(
         if len(candidates) == 1:
             chosen, reason = names[0], f"method {names[0]} was asked for"
         else:
-            chosen, reason = _choose(scored, names)
+            chosen, reason = choose_method(scored, names)
     metrics = scored[chosen]["metrics"]
-    warnings = _warnings(metrics, len(slices))
+    warnings = validation_warnings(metrics, len(slices))
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
                       "folds": [[_json_key(k) for k in f] for f in folds]}

@@ -104,7 +104,8 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     from ml4paleo.io.omezarr import open_level
     from ml4paleo.models._io import METADATA_FILE, VALIDATION_FILE
     from ml4paleo.pipelines._candidates import make_candidate
-    from ml4paleo.pipelines.train import TIE, _choose, _mean_dice, _warnings, score_candidates, validation_report
+    from ml4paleo.pipelines.train import (TIE, choose_method, mean_dice, score_candidates, validation_report,
+                                          validation_warnings)
 
     model_dir = Path(model_dir)
     progress = progress or no_progress
@@ -122,10 +123,10 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     scored = score_candidates(ts, candidates, folds, progress)
     meta = json.loads((model_dir / METADATA_FILE).read_text())
     chosen, reason = meta["method"], meta.get("method_reason", "")
-    warnings = _warnings(scored[chosen]["metrics"], len(ts.slices))
+    warnings = validation_warnings(scored[chosen]["metrics"], len(ts.slices))
     if len(names) > 1:
-        best, why = _choose(scored, names)
-        if _mean_dice(scored[chosen]["metrics"]) < _mean_dice(scored[best]["metrics"]) - TIE:
+        best, why = choose_method(scored, names)
+        if mean_dice(scored[chosen]["metrics"]) < mean_dice(scored[best]["metrics"]) - TIE:
             warnings.append(f"the full validation prefers {best} to {chosen} ({why}): train again with "
                             f"--method {best}")
     report = {**validation_report(scored, chosen, reason, folds, ts.sampling, warnings), "status": "done"}
