@@ -30,6 +30,8 @@ def toy(rng, n=600, K=3):
 class SegmenterContract:
     """Every segmenter: fit/predict over class indices, probabilities, save/load, validation."""
 
+    extra_files: tuple[str, ...] = ()
+
     cls: type
     params: dict = {}
 
@@ -57,7 +59,8 @@ class SegmenterContract:
         X, y = toy(rng)
         model = self.make().fit(X, y)
         save_model(model, tmp_path / "m", metadata={"voxel_size": [1, 2, 3]}, validation={"method": "x"})
-        assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["estimator.joblib", "metadata.json", "validation.json"]
+        assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(
+            ["estimator.joblib", "metadata.json", "validation.json", *self.extra_files])
         loaded = load_model(tmp_path / "m")
         assert loaded.classes == ("c0", "c1", "c2") and loaded.kind == self.cls.kind
         assert loaded.metadata["voxel_size"] == [1, 2, 3] and loaded.metadata["n_features"] == 3
@@ -82,6 +85,7 @@ class SegmenterContract:
 
 class TestRandomForest(SegmenterContract):
     cls = RandomForestSegmenter
+    extra_files = ("forest.npz",)  # the packed trees, which a segmentation loads without scikit-learn
     params = {"n_estimators": 8}
 
 

@@ -7,8 +7,9 @@ unlabeled voxels never reach it), and the classifier is swappable behind one pro
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -67,7 +68,9 @@ class SklearnSegmenter:
         self.feature_settings = feature_settings or FeatureSettings()
         self.seed = int(seed)
         self.params = dict(params)
-        self.estimator = self._make_estimator(n_jobs=n_jobs, **self.params)
+        self._n_jobs: int | None = n_jobs
+        self._estimator: Any = None
+        self._estimator_source: Callable[[], Any] = lambda: self._make_estimator(n_jobs=n_jobs, **self.params)
         self.metadata: dict[str, Any] = {}
         self.validation: dict[str, Any] = {}  # the saved leave-one-slice-out report, once loaded
 
@@ -75,13 +78,28 @@ class SklearnSegmenter:
         raise NotImplementedError
 
     @property
+    def estimator(self) -> Any:
+        """The scikit-learn classifier, built or unpickled on first use: a forest loaded with its
+        packed arrays predicts without it, so a segmentation never imports scikit-learn (1.3 s)."""
+        if self._estimator is None:
+            self._estimator = self._estimator_source()
+            if self._n_jobs is not None and hasattr(self._estimator, "n_jobs"):
+                self._estimator.n_jobs = self._n_jobs
+        return self._estimator
+
+    @estimator.setter
+    def estimator(self, estimator: Any) -> None:
+        self._estimator = estimator
+
+    @property
     def n_features(self) -> int:
         return len(feature_names(self.feature_settings))
 
     def set_n_jobs(self, n_jobs: int) -> None:
         """Threads the estimator may use (1 inside Dask tasks, so tasks x threads <= cores)."""
-        if hasattr(self.estimator, "n_jobs"):
-            self.estimator.n_jobs = n_jobs
+        self._n_jobs = n_jobs
+        if self._estimator is not None and hasattr(self._estimator, "n_jobs"):
+            self._estimator.n_jobs = n_jobs
 
     def _check_X(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
@@ -111,8 +129,12 @@ class SklearnSegmenter:
         X = self._check_X(X)
         proba = self._estimator_proba(X)
         out = np.zeros((X.shape[0], len(self.classes)), dtype=np.float32)
-        out[:, np.asarray(self.estimator.classes_, dtype=np.intp)] = proba
+        out[:, self._fitted_classes()] = proba
         return out
+
+    def _fitted_classes(self) -> np.ndarray:
+        """Class indices seen in fit, the columns of the estimator's probabilities."""
+        return np.asarray(self.estimator.classes_, dtype=np.intp)
 
     def _estimator_proba(self, X: np.ndarray) -> np.ndarray:
         """The estimator's (n, classes seen in fit) probabilities of float32 rows; a subclass may
@@ -144,11 +166,27 @@ class SklearnSegmenter:
         settings = FeatureSettings.from_value(metadata["features"])
         model = cls(metadata["classes"], settings, seed=metadata.get("seed", 0), **cls._load_kwargs(folder, metadata))
         model.params = metadata.get("params", {})
-        model.estimator = joblib.load(folder / ESTIMATOR_FILE)
-        fitted = getattr(model.estimator, "n_features_in_", None)
-        if fitted is not None and fitted != model.n_features:
-            raise InputError(f"model at {folder} was fitted on {fitted} features but its settings give {model.n_features}")
+        model._n_jobs = None  # the saved estimator's own, unless a pipeline sets them
+        if not model._load_fast(folder):
+            model.estimator = joblib.load(folder / ESTIMATOR_FILE)
+            model._check_fitted(folder, getattr(model.estimator, "n_features_in_", None))
         return model
+
+    def _load_fast(self, folder: Path) -> bool:
+        """Load what predicts without the estimator, if the folder has it, and leave the estimator
+        to be unpickled on first use (from bytes read now: a folder retrained meanwhile cannot
+        mix with this model). False when the estimator is needed now; subclasses override."""
+        return False
+
+    def _defer_estimator(self, folder: Path) -> None:
+        """Unpickle ``estimator.joblib`` on first use, from its bytes as they are now."""
+        data = (Path(folder) / ESTIMATOR_FILE).read_bytes()
+        self._estimator = None
+        self._estimator_source = lambda: joblib.load(io.BytesIO(data))
+
+    def _check_fitted(self, folder: Path, fitted: int | None) -> None:
+        if fitted is not None and fitted != self.n_features:
+            raise InputError(f"model at {folder} was fitted on {fitted} features but its settings give {self.n_features}")
 
     @classmethod
     def _load_kwargs(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:

@@ -20,28 +20,39 @@ voxel is where a whole-volume segmentation spends its time. (LightGBM is not a d
 
 Prediction over many voxels (a segmentation block) walks the packed forest of
 :mod:`ml4paleo.models._packed` instead of scikit-learn's trees: the same probabilities bit for
-bit, so the same labels, 1.3-2x faster on one core (measured there).
+bit, so the same labels, 1.3-2x faster on one core (measured there). Its arrays are saved in the
+model folder (:mod:`ml4paleo.models._packed_io`), so a segmentation loads them without
+scikit-learn; a long-lived process whose kernel is loaded (:mod:`ml4paleo.models._packed_warm`)
+uses them for inputs of any size.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from ml4paleo.compute.regions import features_of_region
 from ml4paleo.models._base import SklearnSegmenter
 from ml4paleo.models._packed import PackedForest, pack_forest, reads_in_place
+from ml4paleo.models._packed_io import load_packed, save_packed
+from ml4paleo.models._packed_warm import kernel_loaded, mark_loaded
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 RF_DEFAULTS: dict[str, Any] = {"n_estimators": 24, "max_depth": 14, "min_samples_leaf": 2, "max_features": "sqrt"}
 HGB_DEFAULTS: dict[str, Any] = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31}
 PACKED_MIN_ROWS = 1 << 19
 """Inputs from this many rows (a segmentation task's block: 1 M voxels) use the packed forest;
 smaller ones (a preview slice, a validation fold) stay with scikit-learn, the same numbers,
-so a process that only previews never imports numba (~1 s, and its compiled kernel's load)."""
+so a process that only previews never imports numba (~1 s, and its compiled kernel's load),
+unless the process has loaded the kernel already (:func:`~ml4paleo.models._packed_warm.kernel_loaded`)."""
+_UNPACKABLE = "unpackable"
+"""``_packed`` of a forest too large to pack: scikit-learn predicts."""
 
 
 class RandomForestSegmenter(SklearnSegmenter):
@@ -50,11 +61,51 @@ class RandomForestSegmenter(SklearnSegmenter):
     kind = "random-forest"
 
     def _make_estimator(self, n_jobs: int, **params: Any) -> RandomForestClassifier:
+        # imported here: scikit-learn takes 1.35 s to import (load 5, -X importtime), which a
+        # segmentation of a saved forest (packed arrays, no estimator) never needs
+        from sklearn.ensemble import RandomForestClassifier
+
         return RandomForestClassifier(**{**RF_DEFAULTS, **params}, n_jobs=n_jobs, random_state=self.seed)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "RandomForestSegmenter":
-        self._packed: tuple[Any, PackedForest | None] | None = None  # refitting changes the trees in place
+        self._packed: tuple[Any, PackedForest | str] | None = None  # refitting changes the trees in place
+        self._fitted: np.ndarray | None = None
         return super().fit(X, y)  # type: ignore[return-value]
+
+    def save_files(self, folder: Path) -> None:
+        """The estimator and its packed arrays (measured: packing a default draft's 24 trees
+        costs milliseconds, next to the seconds of its fit)."""
+        super().save_files(folder)
+        save_packed(self.estimator, folder)
+
+    def _load_fast(self, folder: Path) -> bool:
+        """The packed arrays, when the folder has them; the estimator waits for first use."""
+        saved = load_packed(folder)
+        if saved is None:
+            return False
+        packed, self._fitted, self._n_jobs = saved
+        self._check_fitted(folder, packed.n_features)
+        self._defer_estimator(folder)
+        self._packed = (None, packed)
+        return True
+
+    def _fitted_classes(self) -> np.ndarray:
+        fitted = getattr(self, "_fitted", None)
+        return super()._fitted_classes() if fitted is None else fitted
+
+    def _packed_forest(self) -> PackedForest | None:
+        """The packed trees of :attr:`estimator` (loaded, or packed once on first use)."""
+        packed = getattr(self, "_packed", None)
+        if packed is None or (packed[0] is not None and packed[0] is not self._estimator):
+            try:
+                packed = self._packed = (self.estimator, pack_forest(self.estimator))
+            except ValueError:  # too many nodes to pack
+                packed = self._packed = (self.estimator, _UNPACKABLE)
+        return None if packed[1] is _UNPACKABLE else packed[1]
+
+    def _threads(self) -> int:
+        n_jobs = self._n_jobs if self._n_jobs is not None else (self.estimator.n_jobs or 1)
+        return n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
 
     def predict_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
         """(z, y, x, K) float32 probabilities of region ``start:stop`` of ``array``; a region the
@@ -72,22 +123,21 @@ class RandomForestSegmenter(SklearnSegmenter):
 
     def _estimator_proba(self, X: np.ndarray) -> np.ndarray:
         """scikit-learn's probabilities, bit for bit, from the packed forest (see
-        :mod:`ml4paleo.models._packed`) for inputs of at least :data:`PACKED_MIN_ROWS` rows;
-        smaller ones, and rows with NaN (which the packed walk does not route as scikit-learn
-        does), go to scikit-learn."""
+        :mod:`ml4paleo.models._packed`) for inputs of at least :data:`PACKED_MIN_ROWS` rows, or
+        of any size once the process has loaded the kernel or when the model was loaded from its
+        packed arrays (its estimator not unpickled: importing scikit-learn costs more than the
+        kernel); smaller ones, and rows with NaN (which the packed walk does not route as
+        scikit-learn does), go to scikit-learn."""
         columns = reads_in_place(X)  # a block's features: the kernel checks NaN itself, tile by tile
-        if len(X) < PACKED_MIN_ROWS or (not columns and np.isnan(X).any()):
+        small_in_sklearn = len(X) < PACKED_MIN_ROWS and not kernel_loaded() and self._estimator is not None
+        if small_in_sklearn or (not columns and np.isnan(X).any()):
             return self.estimator.predict_proba(np.ascontiguousarray(X))
-        packed = getattr(self, "_packed", None)
-        if packed is None or packed[0] is not self.estimator:
-            try:
-                packed = self._packed = (self.estimator, pack_forest(self.estimator))
-            except ValueError:  # too many nodes to pack
-                packed = self._packed = (self.estimator, None)
-        n_jobs = self.estimator.n_jobs or 1
-        proba = None if packed[1] is None else packed[1].predict_proba(
-            X, n_jobs=n_jobs if n_jobs > 0 else (os.cpu_count() or 1))
-        return self.estimator.predict_proba(np.ascontiguousarray(X)) if proba is None else proba
+        packed = self._packed_forest()
+        proba = None if packed is None else packed.predict_proba(X, n_jobs=self._threads())
+        if proba is None:
+            return self.estimator.predict_proba(np.ascontiguousarray(X))
+        mark_loaded()
+        return proba
 
 
 class HistGradientBoostingSegmenter(SklearnSegmenter):
@@ -96,4 +146,6 @@ class HistGradientBoostingSegmenter(SklearnSegmenter):
     kind = "hist-gradient-boosting"
 
     def _make_estimator(self, n_jobs: int, **params: Any) -> HistGradientBoostingClassifier:
+        from sklearn.ensemble import HistGradientBoostingClassifier  # as RandomForestSegmenter's
+
         return HistGradientBoostingClassifier(**{**HGB_DEFAULTS, **params}, random_state=self.seed, early_stopping=False)
