@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from ml4paleo.compute.regions import features_of_region
-from ml4paleo.models._base import SklearnSegmenter
+from ml4paleo.models._base import SklearnSegmenter, labels_from_proba
 from ml4paleo.models._packed import PackedForest, pack_forest, reads_in_place
 
 RF_DEFAULTS: dict[str, Any] = {"n_estimators": 24, "max_depth": 14, "min_samples_leaf": 2, "max_features": "sqrt"}
@@ -78,16 +78,54 @@ class RandomForestSegmenter(SklearnSegmenter):
         columns = reads_in_place(X)  # a block's features: the kernel checks NaN itself, tile by tile
         if len(X) < PACKED_MIN_ROWS or (not columns and np.isnan(X).any()):
             return self.estimator.predict_proba(np.ascontiguousarray(X))
+        packed = self._packed_forest()
+        proba = None if packed is None else packed.predict_proba(X, n_jobs=self._packed_jobs())
+        return self.estimator.predict_proba(np.ascontiguousarray(X)) if proba is None else proba
+
+    def _packed_forest(self) -> PackedForest | None:
+        """The estimator packed, once per fitted forest (None: too many nodes to pack)."""
         packed = getattr(self, "_packed", None)
         if packed is None or packed[0] is not self.estimator:
             try:
                 packed = self._packed = (self.estimator, pack_forest(self.estimator))
             except ValueError:  # too many nodes to pack
                 packed = self._packed = (self.estimator, None)
+        return packed[1]
+
+    def _packed_jobs(self) -> int:
         n_jobs = self.estimator.n_jobs or 1
-        proba = None if packed[1] is None else packed[1].predict_proba(
-            X, n_jobs=n_jobs if n_jobs > 0 else (os.cpu_count() or 1))
-        return self.estimator.predict_proba(np.ascontiguousarray(X)) if proba is None else proba
+        return n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n,) uint8 class indices, :func:`labels_from_proba` of :meth:`predict_proba` row for
+        row; inputs of at least :data:`PACKED_MIN_ROWS` rows without NaN walk the packed forest
+        only as far as each row's label needs (:meth:`PackedForest.predict_labels`)."""
+        X = self._check_X(X)
+        if len(X) < PACKED_MIN_ROWS or (not reads_in_place(X) and np.isnan(X).any()):
+            return super().predict(X)
+        packed = self._packed_forest()
+        labels = None if packed is None else packed.predict_labels(X, n_jobs=self._packed_jobs())
+        if labels is None:  # NaN in a feature-major block (or unpackable): the probabilities' rule
+            return super().predict(X)
+        seen = np.asarray(self.estimator.classes_, dtype=np.intp)  # the forest's columns as class indices
+        return labels if np.array_equal(seen, np.arange(len(seen))) else seen[labels].astype(np.uint8)
+
+    def predict_labels_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+        """(z, y, x) uint8 labels of region ``start:stop`` of ``array``, equal voxel for voxel to
+        :func:`labels_from_proba` of :meth:`predict_region`: a block the packed forest predicts
+        (as in :meth:`predict_region`) goes through :meth:`predict`, whose early exit skips ~40%
+        of the tree walks on a segmentation's blocks. A subclass whose probabilities are not the
+        forest's own (the context model keeps its painted slices) gets its probabilities' labels."""
+        sizes = [b - a for a, b in zip(start, stop)]
+        cls = type(self)
+        own = (cls.predict_region is RandomForestSegmenter.predict_region
+               and cls.proba_from_features is SklearnSegmenter.proba_from_features
+               and cls.predict_proba is SklearnSegmenter.predict_proba)
+        if not own or math.prod(sizes) < PACKED_MIN_ROWS or min(sizes) == 1:
+            return labels_from_proba(self.predict_region(array, start, stop))
+        features = features_of_region(array, start, stop, self.feature_settings, feature_major=True, compiled=True)
+        rows = np.moveaxis(features, 0, -1).reshape(-1, features.shape[0])  # a strided view, read in place
+        return self.predict(rows).reshape(sizes)
 
 
 class HistGradientBoostingSegmenter(SklearnSegmenter):

@@ -40,8 +40,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PackedForest", "pack_forest", "reads_in_place"]
+__all__ = ["LABEL_GROUP", "PackedForest", "pack_forest", "reads_in_place"]
 
+LABEL_GROUP = 2
+"""Trees walked between two checks of which rows are decided in :meth:`PackedForest.predict_labels`."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,53 @@ class PackedForest:
             return None
         out /= len(self.root)
         return out
+
+    def predict_labels(self, X: np.ndarray, n_jobs: int = 1, *, group: int = LABEL_GROUP, first: int | None = None,
+                       decided_at: np.ndarray | None = None) -> np.ndarray | None:
+        """(n,) class indices (columns of :attr:`value`) of rows ``X``: ``np.argmax`` of
+        :meth:`predict_proba` as float32 (the segmenter's probabilities), the first class on
+        ties, for every row, without walking every tree for rows whose label is decided early.
+
+        The trees are walked in order; after ``first`` trees (default: the fewest after which
+        a row can be decided, half of them plus one), and then after every ``group``, a row whose
+        leading class leads every other by more than the trees left is labelled (see
+        :func:`~ml4paleo.models._packed_kernel.forest_labels_columns`). That needs each tree's
+        class values in [0, 1] (scikit-learn's leaf class fractions); any other forest walks
+        every tree. ``decided_at``, if given ((trees + 1,) int64), gets the number of rows
+        labelled after each number of trees added to it (the last: rows that walked them all).
+        Same layouts, threads and NaN rule (None) as :meth:`predict_proba`."""
+        from ml4paleo.models._packed_kernel import forest_labels_columns  # on first use: see predict_proba
+
+        n_trees, n_classes = len(self.root), self.value.shape[1]
+        if not reads_in_place(X):
+            X = np.ascontiguousarray(X, dtype=np.float32)  # read through its transpose: strided, a tile at a time
+        if first is None:
+            first = n_trees // 2 + 1
+        if not (self.value.size and 0.0 <= self.value.min() and self.value.max() <= 1.0):
+            first = n_trees  # no bound on what the trees left can add: walk them all
+        labels = np.empty(X.shape[0], dtype=np.uint8 if n_classes <= 256 else np.intp)
+        # the gap a decided row keeps after the last tree, as a probability: 2^-20, 16 float32
+        # steps at 1, so rounding the probabilities to float32 cannot tie or swap the classes
+        margin = n_trees * 2.0 ** -20
+        args = (self.word, np.uint32(self.shift), self.threshold, self.value, self.root, self.depth,
+                int(first), max(1, int(group)), margin, labels)
+        parts = max(1, min(int(n_jobs), X.shape[0] // 65536 + 1))
+        bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
+        counts = np.zeros((parts, n_trees + 1), np.int64)
+
+        def run(i: int) -> bool:
+            return forest_labels_columns(X.T, bounds[i], bounds[i + 1], *args, counts[i])
+
+        if parts == 1:
+            nan = run(0)
+        else:  # the kernel releases the GIL: row bands on threads
+            with ThreadPoolExecutor(max_workers=parts) as pool:
+                nan = any(pool.map(run, range(parts)))
+        if nan:
+            return None
+        if decided_at is not None:
+            decided_at += counts.sum(axis=0)
+        return labels
 
 
 def reads_in_place(X: np.ndarray) -> bool:

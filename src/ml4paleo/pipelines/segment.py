@@ -49,6 +49,7 @@ from threadpoolctl import threadpool_limits
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.models import cached_model
+from ml4paleo.models._base import labels_from_proba, region_labels
 from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
 from ml4paleo.pipelines.postprocess import postprocess_labels
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
@@ -118,16 +119,17 @@ def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: 
     model = cached_model(model_dir)
     model.set_n_jobs(1)
     with threadpool_limits(1):
-        proba = model.predict_region(open_level(volume_path, 0), start, stop)
-    shape = proba.shape[:3]
-    proba = proba.reshape(-1, proba.shape[-1])
-    labels = np.argmax(proba, axis=1).astype(np.uint8).reshape(shape)
+        if prob_stores:
+            proba = model.predict_region(open_level(volume_path, 0), start, stop)
+            labels = labels_from_proba(proba)
+        else:  # labels only: a forest skips the trees a voxel's label does not need
+            labels = region_labels(model, open_level(volume_path, 0), start, stop)
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     zarr.open_array(store=labels_store, mode="r+")[region] = labels
     for k, store in enumerate(prob_stores):
-        q = np.rint(proba[:, k] * 255).astype(np.uint8).reshape(shape)
+        q = np.rint(proba[..., k] * 255).astype(np.uint8)
         zarr.open_array(store=store, mode="r+")[region] = q
-    return np.bincount(labels.ravel(), minlength=proba.shape[1])
+    return np.bincount(labels.ravel(), minlength=len(model.classes))
 
 
 def segment_volume(
