@@ -9,8 +9,10 @@ drift. Scribbles: every 4th voxel of 4 slices. Prints feature, prediction and en
 throughput (voxels/s, and voxels per CPU-second: the machine is shared, so wall time alone
 says little), peak RSS (this process and the largest worker), and Dice on the slices not
 annotated; features vs prediction on one task's block, scikit-learn's predict_proba vs the
-packed forest, back to back; and where a task's CPU time goes (``--stages``: the segmentation
-path of one block under cProfile, its functions grouped into stages). The baseline:
+packed forest's probabilities vs its labels-only early exit (with the share of voxels decided
+early and after how many trees), back to back; and one task's block as the segmentation runs it,
+with probabilities and labels only, in CPU time and where it goes (the block under cProfile, its
+functions grouped into stages). The baseline:
 ``skimage.feature.multiscale_basic_features`` per 2D slice
 (sigma 1..32) + a 50-tree depth-12 random forest, predicted slice by slice; with
 ``--baseline-slices N`` it is timed on N slices and its throughput extrapolated (it is linear
@@ -308,7 +310,8 @@ def main(argv=None) -> int:
             print(f"one task's block as segmentation runs it, {k} (one thread): "
                   f"{nv / min(cpu[k]) / 1e6:.2f} M voxels per CPU-s (best of {args.repeats}, {min(cpu[k]):.2f}s); "
                   f"stages (cProfile, CPU s, share): "
-                  + ", ".join(f"{s} {v:.2f} ({v / total:.0%})" for s, v in sorted(stages[k].items(), key=lambda kv: -kv[1])))
+                  + ", ".join(f"{s} {v:.2f} ({v / total:.0%})"
+                              for s, v in sorted(stages[k].items(), key=lambda kv: -kv[1])))
 
         rss_before = RssSampler().me.memory_info().rss
         load_before = os.getloadavg()[0]

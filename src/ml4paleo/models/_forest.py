@@ -20,7 +20,8 @@ voxel is where a whole-volume segmentation spends its time. (LightGBM is not a d
 
 Prediction over many voxels (a segmentation block) walks the packed forest of
 :mod:`ml4paleo.models._packed` instead of scikit-learn's trees: the same probabilities bit for
-bit, so the same labels, 1.3-2x faster on one core (measured there).
+bit, so the same labels, 1.3-2x faster on one core (measured there); a segmentation without
+probabilities asks for labels only, which stop each voxel's walk once its label is decided.
 """
 
 from __future__ import annotations
