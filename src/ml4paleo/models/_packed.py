@@ -26,13 +26,15 @@ walks the trees in order and stops a voxel once its leading class leads every ot
 the trees left (a leaf adds each class a fraction in [0, 1]); the others walk every tree and end
 with today's sum, so the labels equal ``np.argmax`` of the float32 probabilities voxel for voxel
 (ties included). No voxel can be decided before half the trees plus one (13 of 24), so at most
-~46% of the walks can go. ``bench/segment.py --size 256`` (load 3-5, CPU time, one thread, one
-1 M-voxel block of 16 features): 98.6% of voxels decided after 13 trees, 54.4% of the walks
-done, the forest 0.15 -> 0.095 s (1.5-1.6x), the block 4.3 -> 5.6 M voxels per CPU-second. On a
-harder phantom (61 features, ``touching_blobs``) 86% stop at 13 trees and 57.5% of the walks
-are done, yet the forest only goes 174 -> 133 ms: the undecided voxels take the deep paths (3x
-an easy voxel's cost per tree), and 13 trees of all voxels alone cost 113 ms, so the compaction
-is not what is left. Checking every 1, 2, 3, 4 or 6 trees after the 13th: within 3% (noise).
+~46% of the walks can go. ``bench/segment.py --size 256`` and ``384`` (load 3-7, CPU time, one
+thread, one 1 M-voxel block of 16 features): 98.1-98.6% of voxels decided after 13 trees, 54.5%
+of the walks done, the forest 1.5-1.6x faster than its probabilities (one task's block 0.20 ->
+0.11 CPU-s at 384, 3.7 -> 5.1-5.3 M voxels per CPU-second). On a harder phantom (61 features,
+``touching_blobs``, 1 M voxels) 86% stop at 13 trees and 57.5% of the walks are done, yet the
+forest only goes 174 -> 133 ms: the undecided voxels take deep paths (3x an easy voxel's cost
+per tree), and 13 trees of every voxel alone cost 113 ms, so compaction and padding lanes are
+not what is left. Checking every 1, 2, 3, 4 or 6 trees after the 13th, and tiles of 128-4096
+voxels: all within 3% (noise).
 
 Measured on one task block (64 x 64 x 256, default model of ``bench/segment.py``'s volume: 24
 trees of 60-100 nodes, 16 features), one thread, the shared 2-core machine under a load of
@@ -57,7 +59,8 @@ import numpy as np
 __all__ = ["LABEL_GROUP", "PackedForest", "pack_forest", "reads_in_place"]
 
 LABEL_GROUP = 2
-"""Trees walked between two checks of which rows are decided in :meth:`PackedForest.predict_labels`."""
+"""Trees walked between two checks of which rows are decided in :meth:`PackedForest.predict_labels`
+(1-6 measured within 3% of each other: most rows are decided at the first check)."""
 
 
 @dataclass(frozen=True)

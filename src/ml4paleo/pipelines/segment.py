@@ -34,9 +34,9 @@ same labels and probabilities bit for bit: with the default 16-feature model, ``
 end (one task's block 0.95 -> 1.69), Dice 0.9907 both, peak RSS 1.94 -> 1.70 GB (bench included).
 Without probabilities a task asks for labels only (:func:`ml4paleo.models._base.region_labels`):
 the forest stops each voxel's walk once its label is decided, the same labels voxel for voxel
-(see :mod:`ml4paleo.models._packed`); ``bench/segment.py --size 256`` back to back (load 3-5):
-one task's block 4.3 -> 5.6 M voxels per CPU-second (the forest 61% -> 47% of it), end to end
-3.5-3.8 -> 4.2-4.7.
+(see :mod:`ml4paleo.models._packed`); ``bench/segment.py --size 384`` old and new alternated,
+twice each (load 5-7): one task's block 3.7 -> 5.1-5.3 M voxels per CPU-second (its forest 0.20
+-> 0.11 CPU-s), end to end 3.2-3.3 -> 4.6-4.8 M voxels per CPU-second, Dice 0.9900 both.
 """
 
 from __future__ import annotations
