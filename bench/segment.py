@@ -9,8 +9,10 @@ drift. Scribbles: every 4th voxel of 4 slices. Prints feature, prediction and en
 throughput (voxels/s, and voxels per CPU-second: the machine is shared, so wall time alone
 says little), peak RSS (this process and the largest worker), and Dice on the slices not
 annotated; features vs prediction on one task's block, scikit-learn's predict_proba vs the
-packed forest, back to back; and where a task's CPU time goes (``--stages``: the segmentation
-path of one block under cProfile, its functions grouped into stages). The baseline:
+packed forest's probabilities vs its labels-only early exit (with the share of voxels decided
+early and after how many trees), back to back; and one task's block as the segmentation runs it,
+with probabilities and labels only, in CPU time and where it goes (the block under cProfile, its
+functions grouped into stages). The baseline:
 ``skimage.feature.multiscale_basic_features`` per 2D slice
 (sigma 1..32) + a 50-tree depth-12 random forest, predicted slice by slice; with
 ``--baseline-slices N`` it is timed on N slices and its throughput extrapolated (it is linear
@@ -37,6 +39,7 @@ from ml4paleo.compute.regions import features_of_region
 from ml4paleo.pipelines.segment import block_shape, segment_volume, task_voxels
 from ml4paleo.pipelines.train import train_model
 from ml4paleo.models import load_model
+from ml4paleo.models._base import labels_from_proba, region_labels
 from ml4paleo.models._packed import pack_forest
 from threadpoolctl import threadpool_limits
 
@@ -146,7 +149,7 @@ STAGES = {
     "upsampling": ("_upsample", "_upsample_axis", "take"),
     "downsampling": ("_box_mean",),
     "transpose": ("ascontiguousarray",),
-    "forest": ("forest_sum", "forest_sum_columns", "predict_proba"),
+    "forest": ("forest_sum", "forest_sum_columns", "forest_labels_columns", "predict_proba"),
 }
 """Functions (cProfile's own time) counted in each stage of a block; the rest is "other"."""
 
@@ -157,12 +160,12 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def stage_breakdown(model, arr, start, stop) -> dict[str, float]:
-    """CPU seconds per stage of ``model.predict_region`` on one block (the segmentation task's
-    own call): cProfile's own time per function, grouped by :data:`STAGES`; "read" is the whole
-    read of the block with its halo (zarr, decompression, mirror padding)."""
+def stage_breakdown(run) -> dict[str, float]:
+    """CPU seconds per stage of ``run()``, one block's prediction as a segmentation task makes
+    it: cProfile's own time per function, grouped by :data:`STAGES`; "read" is the whole read of
+    the block with its halo (zarr, decompression, mirror padding)."""
     prof = cProfile.Profile(time.process_time)
-    prof.runcall(model.predict_region, arr, start, stop)
+    prof.runcall(run)
     out: dict[str, float] = {}
     total = 0.0
     for (_, _, name), (_, _, own, cum, _) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
@@ -242,7 +245,8 @@ def main(argv=None) -> int:
         region = (min(block[0], shape[0]), min(block[1], shape[1]), min(block[2], shape[2]))
         z0 = (shape[0] - region[0]) // 2
         nv = int(np.prod(region))
-        times: dict[str, list[float]] = {"features": [], "scikit-learn": [], "packed": []}
+        times: dict[str, list[float]] = {"features": [], "scikit-learn": [], "packed": [], "packed labels": []}
+        decided_at = None
         with threadpool_limits(1):
             model.set_n_jobs(1)
             for _ in range(args.repeats):  # interleaved, best of each: the machine is shared
@@ -259,12 +263,18 @@ def main(argv=None) -> int:
                     got = packed.predict_proba(rows)
                     times["packed"].append(time.perf_counter() - t)
                     assert np.array_equal(got, expected), "packed forest differs from scikit-learn"
+                    decided_at = np.zeros(len(packed.root) + 1, np.int64)
+                    t = time.perf_counter()
+                    labels = packed.predict_labels(rows, decided_at=decided_at)
+                    times["packed labels"].append(time.perf_counter() - t)
+                    assert np.array_equal(labels, np.argmax(expected.astype(np.float32), axis=1)), \
+                        "packed labels differ from scikit-learn's"
         best = {k: min(v) for k, v in times.items() if v}
         print(f"one core, block {region} + halo, best of {args.repeats}: features "
               f"({model.feature_settings.n_features}/voxel of the bank's 61) "
               f"{nv / best['features'] / 1e6:.2f} M voxels/s "
               f"({best['features']:.2f}s)")
-        for k in ("scikit-learn", "packed"):
+        for k in ("scikit-learn", "packed", "packed labels"):
             if k in best:
                 print(f"  prediction ({model.metadata['kind']}, {k}): {nv / best[k] / 1e6:.2f} M voxels/s "
                       f"({best[k]:.2f}s)")
@@ -273,22 +283,35 @@ def main(argv=None) -> int:
                   f"{best['scikit-learn'] / best['packed']:.2f}x; "
                   f"features + prediction {nv / (best['features'] + best['scikit-learn']) / 1e6:.2f} -> "
                   f"{nv / (best['features'] + best['packed']) / 1e6:.2f} M voxels/s per core")
+        if decided_at is not None:
+            n_trees = len(decided_at) - 1
+            walked = (decided_at * np.arange(n_trees + 1)).sum() / (nv * n_trees)
+            print(f"  packed labels (no probabilities; labels identical to scikit-learn's argmax): "
+                  f"{best['packed'] / best['packed labels']:.2f}x the packed probabilities; rows decided early "
+                  f"{decided_at[:-1].sum() / nv:.1%}, {walked:.1%} of the tree walks done; rows decided after "
+                  + ", ".join(f"{t} trees {c / nv:.1%}" for t, c in enumerate(decided_at) if c))
         del f, rows
         with threadpool_limits(1):
             model.set_n_jobs(1)
             start, stop = (z0, 0, 0), (z0 + region[0], region[1], region[2])
-            model.predict_region(arr, start, stop)  # the kernels' load from numba's cache
-            cpu = []
-            for _ in range(args.repeats):
-                t = time.process_time()
-                model.predict_region(arr, start, stop)
-                cpu.append(time.process_time() - t)
-            stages = stage_breakdown(model, arr, start, stop)
-        total = sum(stages.values())
-        print(f"one task's block as segmentation runs it (predict_region, one thread): "
-              f"{nv / min(cpu) / 1e6:.2f} M voxels per CPU-s (best of {args.repeats}, {min(cpu):.2f}s); "
-              f"stages (cProfile, CPU s, share): "
-              + ", ".join(f"{k} {v:.2f} ({v / total:.0%})" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])))
+            ways = {"with probabilities": lambda: labels_from_proba(model.predict_region(arr, start, stop)),
+                    "labels only": lambda: region_labels(model, arr, start, stop)}
+            for run in ways.values():
+                run()  # the kernels' load from numba's cache
+            cpu: dict[str, list[float]] = {k: [] for k in ways}
+            for _ in range(args.repeats):  # interleaved: the machine is shared
+                for k, run in ways.items():
+                    t = time.process_time()
+                    run()
+                    cpu[k].append(time.process_time() - t)
+            stages = {k: stage_breakdown(run) for k, run in ways.items()}
+        for k in ways:
+            total = sum(stages[k].values())
+            print(f"one task's block as segmentation runs it, {k} (one thread): "
+                  f"{nv / min(cpu[k]) / 1e6:.2f} M voxels per CPU-s (best of {args.repeats}, {min(cpu[k]):.2f}s); "
+                  f"stages (cProfile, CPU s, share): "
+                  + ", ".join(f"{s} {v:.2f} ({v / total:.0%})"
+                              for s, v in sorted(stages[k].items(), key=lambda kv: -kv[1])))
 
         rss_before = RssSampler().me.memory_info().rss
         load_before = os.getloadavg()[0]

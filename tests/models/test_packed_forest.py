@@ -133,3 +133,116 @@ def test_extra_trees_pack_too():
                    ExtraTreesClassifier(n_estimators=5, random_state=0)):
         forest.fit(X, y)
         assert np.array_equal(pack_forest(forest).predict_proba(X), forest.predict_proba(X))
+
+
+def float32_argmax(proba: np.ndarray) -> np.ndarray:
+    """The segmenter's labels: np.argmax of its float32 probabilities (the first class on ties)."""
+    return np.argmax(proba.astype(np.float32), axis=1)
+
+
+def test_leaf_values_are_class_fractions(trained):
+    """The early exit's bound: a tree adds each class a value in [0, 1] (scikit-learn's leaf
+    class fractions), so the trees left cannot add a class more than their number."""
+    model, _ = trained
+    for est in model.estimator.estimators_:
+        value = est.tree_.value[:, 0, :]
+        assert value.min() >= 0 and value.max() <= 1 and np.allclose(value.sum(axis=1), 1)
+    packed = pack_forest(model.estimator)
+    assert packed.value.min() >= 0 and packed.value.max() <= 1
+
+
+def test_early_exit_labels_equal_scikit_learn(trained):
+    model, X = trained
+    packed = pack_forest(model.estimator)
+    expected = float32_argmax(model.estimator.predict_proba(X))
+    n_trees = len(packed.root)
+    decided_at = np.zeros(n_trees + 1, np.int64)
+    assert np.array_equal(packed.predict_labels(X, decided_at=decided_at), expected)  # row-major rows
+    assert decided_at.sum() == len(X)
+    assert decided_at[: n_trees // 2 + 1].sum() == 0  # no row can be decided before half the trees
+    assert decided_at[:n_trees].sum() > len(X) // 2  # most rows stop early on this volume
+    columns = np.ascontiguousarray(X.T).T
+    for group in (1, 3, 5):
+        assert np.array_equal(packed.predict_labels(columns, group=group), expected)
+    assert np.array_equal(packed.predict_labels(columns, first=1), expected)  # checks from the first tree on
+    assert np.array_equal(packed.predict_labels(columns, n_jobs=3), expected)
+    for n in (3001, 7):  # the tile's and the lanes' remainders
+        assert np.array_equal(packed.predict_labels(columns[:n]), expected[:n])
+    holed = np.ascontiguousarray(X.T)
+    holed[3, 2999] = np.nan
+    assert packed.predict_labels(holed.T) is None  # left to scikit-learn's rule for NaN
+
+
+def test_early_exit_labels_on_ties_and_near_ties(trained):
+    """Leaf values drawn so that many rows tie exactly, or differ by less than float32 can
+    tell apart (the segmenter's probabilities are float32: the first class wins there), or
+    lead by about the trees left when checked: the labels stay np.argmax's."""
+    import dataclasses
+
+    model, X = trained
+    packed = pack_forest(model.estimator)
+    rng = np.random.default_rng(5)
+    d = 1e-12  # below float32's resolution of the probabilities
+    two = [(1, 0), (0, 1), (0.5, 0.5), (0.5 + d, 0.5 - d), (0.5 - d, 0.5 + d)]
+    three = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1 / 3, 1 / 3, 1 / 3), (0.5, 0.5, 0), (0, 0.5, 0.5), (0.5, 0, 0.5)]
+    for leaves in (two, three):
+        value = np.asarray(leaves, np.float64)[rng.integers(0, len(leaves), len(packed.value))]
+        tied = dataclasses.replace(packed, value=np.ascontiguousarray(value))
+        proba = tied.predict_proba(X)
+        expected = float32_argmax(proba)
+        ranked = np.sort(proba.astype(np.float32), axis=1)
+        assert np.mean(ranked[:, -1] == ranked[:, -2]) > 0.005  # exact ties in float32 occur
+        decided_at = np.zeros(len(packed.root) + 1, np.int64)
+        assert np.array_equal(tied.predict_labels(X, decided_at=decided_at), expected)
+        assert np.array_equal(tied.predict_labels(X, group=1, first=1), expected)
+        assert decided_at[:-1].sum() > 0  # and some rows were decided early
+    outside = dataclasses.replace(packed, value=packed.value * 2.0)  # no bound: every tree is walked
+    decided_at = np.zeros(len(packed.root) + 1, np.int64)
+    assert np.array_equal(outside.predict_labels(X, decided_at=decided_at), float32_argmax(outside.predict_proba(X)))
+    assert decided_at[-1] == len(X)
+
+
+def test_segmenter_labels_equal_argmax_of_its_probabilities(trained, monkeypatch):
+    import ml4paleo.models._forest as forest
+    from ml4paleo.models._base import labels_from_proba, region_labels
+
+    model, X = trained
+    monkeypatch.setattr(forest, "PACKED_MIN_ROWS", 1000)
+    assert np.array_equal(model.predict(X), labels_from_proba(model.estimator.predict_proba(X).astype(np.float32)))
+    volume, _ = touching_blobs(shape=(24, 64, 64), seed=3)
+    start, stop = (3, 5, 0), (20, 60, 64)
+    got = region_labels(model, volume, start, stop)  # the forest's own labels path, feature-major rows
+    assert got.dtype == np.uint8 and got.shape == (17, 55, 64)
+    assert np.array_equal(got, labels_from_proba(model.predict_region(volume, start, stop)))
+
+    class Flipped(RandomForestSegmenter):  # probabilities that are not the forest's own
+        def proba_from_features(self, features, start):
+            return super().proba_from_features(features, start)[..., ::-1]
+
+    flipped = Flipped(model.classes, model.feature_settings)
+    flipped.estimator = model.estimator
+    flipped_labels = region_labels(flipped, volume, start, stop)
+    assert np.array_equal(flipped_labels, labels_from_proba(flipped.predict_region(volume, start, stop)))
+    assert np.mean(flipped_labels == 1 - got) > 0.99
+
+
+def test_three_classes_labels_and_classes_unseen_in_fit(monkeypatch):
+    import ml4paleo.models._forest as forest
+
+    monkeypatch.setattr(forest, "PACKED_MIN_ROWS", 1)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 3)).astype(np.float32)
+    y = np.digitize(X[:, 0] + 0.3 * X[:, 1] * X[:, 2], [-0.4, 0.6])
+    settings = FeatureSettings(sigmas=(1.0,), filters=("gaussian", "log"))
+    model = RandomForestSegmenter(("a", "b", "c"), settings).fit(X, y)
+    test = rng.normal(size=(3001, 3)).astype(np.float32)
+    expected = float32_argmax(model.estimator.predict_proba(test))
+    decided_at = np.zeros(len(model.estimator.estimators_) + 1, np.int64)
+    assert np.array_equal(pack_forest(model.estimator).predict_labels(test, decided_at=decided_at), expected)
+    assert 0 < decided_at[:-1].sum() < len(test)  # some rows decided early, some walk every tree
+    assert np.array_equal(model.predict(test), expected)
+    test[5, 1] = np.nan  # scikit-learn's own rule for missing values
+    assert np.array_equal(model.predict(test), float32_argmax(model.estimator.predict_proba(test)))
+    four = RandomForestSegmenter(("a", "b", "c", "d"), settings)
+    four.estimator.fit(X, np.array([0, 1, 3])[y])  # a forest that never saw class "c" (a loaded model may)
+    assert np.array_equal(four.predict(test[6:]), np.argmax(four.predict_proba(test[6:]), axis=1))

@@ -219,3 +219,24 @@ def test_slice_features_on_threads_equal_one_pass(world, workers, tile):
     settings = load_model(root / "model").feature_settings
     one = slice_features(vol, 11, settings)
     assert np.array_equal(slice_features(vol, 11, settings, tile=tile, workers=workers), one)
+
+
+def test_labels_only_equal_labels_with_probabilities_through_the_packed_forest(world, tmp_path, small_blocks,
+                                                                                  monkeypatch):
+    """Without probabilities a forest's blocks take the early-exit labels path; with them, the
+    probabilities' argmax: the same label volume, and the whole volume's."""
+    import ml4paleo.models._forest as forest
+
+    root, vol, truth, whole = world
+    monkeypatch.setattr(forest, "PACKED_MIN_ROWS", 1000)  # the test's small blocks use the packed forest
+    calls = []
+    labels_path = forest.RandomForestSegmenter.predict_labels_region
+    monkeypatch.setattr(forest.RandomForestSegmenter, "predict_labels_region",
+                        lambda self, *a: calls.append(a[1]) or labels_path(self, *a))
+    segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr", scheduler="synchronous")
+    assert len(calls) > 1
+    segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "p.ome.zarr", scheduler="synchronous",
+                   probabilities=True)
+    assert len(calls) == len(set(calls))  # the probabilities' run did not take the labels path
+    assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), labels_of(tmp_path / "p.ome.zarr"))
+    assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), whole)

@@ -5,7 +5,7 @@ model folders.
 ``.feature_settings``; ``save_model`` writes one atomically.
 """
 
-from ml4paleo.models._base import Segmenter, SklearnSegmenter
+from ml4paleo.models._base import Segmenter, SklearnSegmenter, labels_from_proba
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 from ml4paleo.models._io import KINDS, cached_model, load_model, make_segmenter, model_report, save_model
@@ -19,6 +19,7 @@ __all__ = [
     "Segmenter",
     "SklearnSegmenter",
     "cached_model",
+    "labels_from_proba",
     "load_model",
     "make_segmenter",
     "model_report",

@@ -26,6 +26,20 @@ UNET_CONFIG_FILE = "unet.json"
 :func:`ml4paleo.models.model_report`)."""
 
 
+def labels_from_proba(proba: np.ndarray) -> np.ndarray:
+    """uint8 class indices of (..., K) probabilities: the most probable class, the first one on
+    ties (``np.argmax``). The one rule for labels: a faster labels path must give the same."""
+    return np.argmax(proba, axis=-1).astype(np.uint8)
+
+
+def region_labels(model: "Segmenter", array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+    """(z, y, x) uint8 labels of region ``start:stop`` of ``array``: the model's own
+    ``predict_labels_region`` where it has one (the random forest's skips the trees a voxel's
+    label does not need), else :func:`labels_from_proba` of its ``predict_region``."""
+    own = getattr(model, "predict_labels_region", None)
+    return own(array, start, stop) if own is not None else labels_from_proba(model.predict_region(array, start, stop))
+
+
 @runtime_checkable
 class Segmenter(Protocol):
     """What the pipelines need from a trained model: probabilities of any region of a volume
@@ -143,7 +157,7 @@ class SklearnSegmenter:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(n,) uint8 class indices."""
-        return np.argmax(self.predict_proba(X), axis=1).astype(np.uint8)
+        return labels_from_proba(self.predict_proba(X))
 
     def proba_from_features(self, features: np.ndarray, start: Sequence[int]) -> np.ndarray:
         """(z, y, x, K) probabilities of the region at ``start`` whose (z, y, x, n) filter-bank

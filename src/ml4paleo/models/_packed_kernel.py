@@ -145,3 +145,125 @@ def forest_sum_columns(Xt, lo, hi, word, shift, threshold, value, root, depth, o
                 _walk(buf, g, m, n_feat, word, shift, threshold, value, root, depth, nodes, rows, acc)
             out[t0 + g:t0 + g + m] = acc[:m]
     return False
+
+
+@njit(nogil=True, cache=True)
+def _walk8_rows(flat, idx, p, n_feat, t0, t1, word, shift, threshold, value, root, depth, acc):  # pragma: no cover
+    """:func:`_walk8` of the 8 rows ``idx[p:p + 8]`` of ``flat`` over trees ``t0:t1``, adding
+    each leaf's value to ``acc[row]`` (not zeroed: a row's sum goes on from its last tree, so
+    it is the same sum in the same order as :func:`_walk8`'s). Rows may repeat (padding lanes
+    point at a scratch row)."""
+    mask = (np.uint32(1) << shift) - np.uint32(1)
+    nf = np.uint64(n_feat)
+    i0, i1, i2, i3 = idx[p], idx[p + 1], idx[p + 2], idx[p + 3]
+    i4, i5, i6, i7 = idx[p + 4], idx[p + 5], idx[p + 6], idx[p + 7]
+    r0, r1, r2, r3 = np.uint64(i0) * nf, np.uint64(i1) * nf, np.uint64(i2) * nf, np.uint64(i3) * nf
+    r4, r5, r6, r7 = np.uint64(i4) * nf, np.uint64(i5) * nf, np.uint64(i6) * nf, np.uint64(i7) * nf
+    for t in range(t0, t1):
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = root[t]
+        for _ in range(depth[t]):
+            b0 = _step(word, threshold, flat, r0, a0, shift, mask)
+            b1 = _step(word, threshold, flat, r1, a1, shift, mask)
+            b2 = _step(word, threshold, flat, r2, a2, shift, mask)
+            b3 = _step(word, threshold, flat, r3, a3, shift, mask)
+            b4 = _step(word, threshold, flat, r4, a4, shift, mask)
+            b5 = _step(word, threshold, flat, r5, a5, shift, mask)
+            b6 = _step(word, threshold, flat, r6, a6, shift, mask)
+            b7 = _step(word, threshold, flat, r7, a7, shift, mask)
+            moved = ((b0 != a0) | (b1 != a1) | (b2 != a2) | (b3 != a3)
+                     | (b4 != a4) | (b5 != a5) | (b6 != a6) | (b7 != a7))
+            a0, a1, a2, a3, a4, a5, a6, a7 = b0, b1, b2, b3, b4, b5, b6, b7
+            if not moved:
+                break
+        for k in range(value.shape[1]):
+            acc[i0, k] += value[a0, k]
+            acc[i1, k] += value[a1, k]
+            acc[i2, k] += value[a2, k]
+            acc[i3, k] += value[a3, k]
+            acc[i4, k] += value[a4, k]
+            acc[i5, k] += value[a5, k]
+            acc[i6, k] += value[a6, k]
+            acc[i7, k] += value[a7, k]
+
+
+@njit(nogil=True, cache=True)
+def forest_labels_columns(Xt, lo, hi, word, shift, threshold, value, root, depth, first, group, margin,
+                          labels, decided_at):  # pragma: no cover - compiled
+    """``labels[i]`` = the first class of largest ``float32(sum / trees)`` (np.argmax of the
+    probabilities :func:`forest_sum_columns` gives) for the rows ``lo:hi`` of ``Xt`` (n_feat, n),
+    any strides; the trees are walked in order and a row stops once its label is decided.
+
+    A tile's rows all walk trees ``0:first``; then, after each ``group`` of further trees, a
+    row whose leader's partial sum exceeds every other class's by more than the trees left
+    plus ``margin`` is labelled (a tree adds at most 1 to a class and at least 0, so no class
+    can catch up, and ``margin`` keeps the gap wider than float32 rounding of the
+    probabilities) and leaves the tile's list of rows still walking; the list is compacted so
+    the 8 lanes stay full (the last 8 are padded with a scratch row). Rows never decided end
+    with the full sum in tree order, the same number as :func:`forest_sum_columns`'s.
+    ``decided_at[t]`` counts the rows labelled after t trees. Returns True, and stops, at a
+    NaN feature."""
+    n_feat = Xt.shape[0]
+    n_trees, n_classes = root.shape[0], value.shape[1]
+    scratch = TILE  # the padding lanes' row: its features and sums are never read back
+    buf = np.zeros((TILE + 1) * n_feat, np.float32)
+    acc = np.empty((TILE + 1, n_classes), np.float64)
+    idx = np.empty(TILE + LANES, np.uint32)
+    for t0 in range(lo, hi, TILE):
+        mt = min(TILE, hi - t0)
+        for f in range(n_feat):
+            col = Xt[f, t0:t0 + mt]
+            for v in range(mt):
+                val = col[v]
+                if val != val:
+                    return True
+                buf[v * n_feat + f] = val
+        acc[:] = 0.0
+        active = mt
+        for v in range(mt):
+            idx[v] = v
+        done = 0
+        todo = min(first, n_trees)
+        while True:
+            for v in range(active, active + LANES):
+                idx[v] = scratch
+            for g in range(0, active, LANES):
+                _walk8_rows(buf, idx, g, n_feat, done, todo, word, shift, threshold, value, root, depth, acc)
+            done = todo
+            if done == n_trees:
+                break
+            left = n_trees - done + margin
+            kept = 0
+            for j in range(active):
+                i = idx[j]
+                lead = 0
+                best = acc[i, 0]
+                for k in range(1, n_classes):
+                    if acc[i, k] > best:
+                        best = acc[i, k]
+                        lead = k
+                runner = -np.inf
+                for k in range(n_classes):
+                    if k != lead and acc[i, k] > runner:
+                        runner = acc[i, k]
+                if best - runner > left:
+                    labels[t0 + np.int64(i)] = lead
+                    decided_at[done] += 1
+                else:
+                    idx[kept] = i
+                    kept += 1
+            active = kept
+            if active == 0:
+                break
+            todo = min(done + group, n_trees)
+        for j in range(active):  # the full sums: np.argmax of the float32 probabilities
+            i = idx[j]
+            lead = 0
+            best = np.float32(acc[i, 0] / n_trees)
+            for k in range(1, n_classes):
+                p = np.float32(acc[i, k] / n_trees)
+                if p > best:
+                    best = p
+                    lead = k
+            labels[t0 + np.int64(i)] = lead
+        decided_at[n_trees] += active
+    return False

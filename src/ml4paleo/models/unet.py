@@ -95,7 +95,7 @@ from torch.nn import functional as F
 
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
-from ml4paleo.models._base import UNET_CONFIG_FILE
+from ml4paleo.models._base import UNET_CONFIG_FILE, labels_from_proba
 from ml4paleo.models._unet_data import Patches, read_mirrored, robust_range
 from ml4paleo.models._unet_net import UNet, fused, receptive_radius
 from ml4paleo.progress import ProgressCallback, no_progress
@@ -424,7 +424,7 @@ class UNetSegmenter:
 
     def predict_slice(self, array: Any, z: int) -> np.ndarray:
         """(y, x) uint8 class indices of slice ``z``."""
-        return self.predict_proba_slice(array, z).argmax(-1).astype(np.uint8)
+        return labels_from_proba(self.predict_proba_slice(array, z))
 
     # -- persistence ------------------------------------------------------------------------
     def to(self, device: str) -> "UNetSegmenter":

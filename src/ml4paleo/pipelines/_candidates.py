@@ -244,6 +244,8 @@ class UNetCandidate(Candidate):
                          device=ts.device, heldout=watched or None, keep_best=False)
 
     def heldout(self, ts, held):
+        from ml4paleo.models import labels_from_proba  # lazy: see the imports
+
         model = self._fit(ts, held)
         self.fold_curves.append({"heldout": sorted(int(z) for z in held if not isinstance(z, tuple)),
                                  "curve": model.curve})
@@ -254,7 +256,7 @@ class UNetCandidate(Candidate):
                 sides = [n for a, n in enumerate(ts.shape) if a != axis]
                 start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
                 proba = np.take(model.predict_region(ts.array, start, stop), 0, axis=axis)
-                out.append(np.argmax(proba, axis=-1).astype(np.uint8)[s.coords])
+                out.append(labels_from_proba(proba)[s.coords])
         return out
 
     def fit(self, ts):

@@ -22,7 +22,7 @@ from ml4paleo.errors import InputError
 from ml4paleo.compute.regions import plane_region, slice_features
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.io.planes import cached_planes, clear_planes
-from ml4paleo.models import cached_model
+from ml4paleo.models import cached_model, labels_from_proba
 
 __all__ = ["clear_cache", "predict_plane", "predict_slice", "slice_features_cached", "volume_stamp"]
 
@@ -90,7 +90,7 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
     else:
         feats = slice_features_cached(volume_path, int(z), model.feature_settings)
         proba = model.proba_from_features(feats[None], (int(z), 0, 0))
-    return np.argmax(proba[0], axis=-1).astype(np.uint8)
+    return labels_from_proba(proba[0])
 
 
 def predict_plane(volume_path: str | Path, model_dir: str | Path, axis: str, index: int) -> np.ndarray:
@@ -113,4 +113,4 @@ def predict_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     rows, cols = (n for i, n in enumerate(shape) if i != ax)
     start, stop = plane_region(ax, int(index), (0, rows), (0, cols))
     proba = model.predict_region(open_level(volume_path, 0), start, stop)
-    return np.argmax(np.take(proba, 0, axis=ax), axis=-1).astype(np.uint8)
+    return labels_from_proba(np.take(proba, 0, axis=ax))
