@@ -8,7 +8,7 @@ from numba import njit
 
 LANES = 8
 """Voxels walked in lockstep: their chains of dependent loads overlap (8 measured best of 8-64;
-:func:`_walk8` spells the 8 lanes out)."""
+:func:`_walk8_rows` spells the 8 lanes out)."""
 TILE = 256
 """Voxels of a feature-major input copied at a time into a row-major buffer (16 features: 16 KiB,
 in the L1 cache) before they walk the trees."""
@@ -19,49 +19,6 @@ def _step(word, threshold, flat, row, node, shift, mask):  # pragma: no cover - 
     """The child of ``node`` that the row starting at ``flat[row]`` goes to."""
     w = word[node]
     return (w >> shift) + np.uint32(flat[row + np.uint64(w & mask)] > threshold[node])
-
-
-@njit(nogil=True, cache=True)
-def _walk8(flat, first, n_feat, word, shift, threshold, value, root, depth, acc):  # pragma: no cover - compiled
-    """:func:`_walk` of LANES = 8 rows with each lane's node in a local variable: the compiler
-    keeps them in registers, where the array of :func:`_walk` made every step a store and a
-    load (measured 1.47x). Same steps, same sums in the same order."""
-    mask = (np.uint32(1) << shift) - np.uint32(1)
-    nf = np.uint64(n_feat)
-    r0 = np.uint64(first) * nf
-    r1 = r0 + nf
-    r2 = r1 + nf
-    r3 = r2 + nf
-    r4 = r3 + nf
-    r5 = r4 + nf
-    r6 = r5 + nf
-    r7 = r6 + nf
-    acc[:] = 0.0
-    for t in range(root.shape[0]):
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = root[t]
-        for _ in range(depth[t]):
-            b0 = _step(word, threshold, flat, r0, a0, shift, mask)
-            b1 = _step(word, threshold, flat, r1, a1, shift, mask)
-            b2 = _step(word, threshold, flat, r2, a2, shift, mask)
-            b3 = _step(word, threshold, flat, r3, a3, shift, mask)
-            b4 = _step(word, threshold, flat, r4, a4, shift, mask)
-            b5 = _step(word, threshold, flat, r5, a5, shift, mask)
-            b6 = _step(word, threshold, flat, r6, a6, shift, mask)
-            b7 = _step(word, threshold, flat, r7, a7, shift, mask)
-            moved = ((b0 != a0) | (b1 != a1) | (b2 != a2) | (b3 != a3)
-                     | (b4 != a4) | (b5 != a5) | (b6 != a6) | (b7 != a7))
-            a0, a1, a2, a3, a4, a5, a6, a7 = b0, b1, b2, b3, b4, b5, b6, b7
-            if not moved:
-                break
-        for k in range(value.shape[1]):
-            acc[0, k] += value[a0, k]
-            acc[1, k] += value[a1, k]
-            acc[2, k] += value[a2, k]
-            acc[3, k] += value[a3, k]
-            acc[4, k] += value[a4, k]
-            acc[5, k] += value[a5, k]
-            acc[6, k] += value[a6, k]
-            acc[7, k] += value[a7, k]
 
 
 @njit(nogil=True, cache=True)
@@ -103,16 +60,36 @@ def forest_sum(X, word, shift, threshold, value, root, depth, out):  # pragma: n
     """``out[i] = sum over trees of the leaf value reached by row i`` of row-major ``X``."""
     n, n_feat = X.shape
     flat = X.ravel()
+    n_trees = root.shape[0]
     nodes = np.empty(LANES, np.uint32)
     rows = np.empty(LANES, np.uint64)
     acc = np.empty((LANES, value.shape[1]), np.float64)
+    idx = np.empty(LANES, np.uint32)
+    out[:] = 0.0
     for i0 in range(0, n, LANES):
         m = min(LANES, n - i0)
         if m == LANES:
-            _walk8(flat, i0, n_feat, word, shift, threshold, value, root, depth, acc)
+            for j in range(LANES):
+                idx[j] = i0 + j
+            _walk8_rows(flat, idx, 0, n_feat, 0, n_trees, word, shift, threshold, value, root, depth, out)
         else:
             _walk(flat, i0, m, n_feat, word, shift, threshold, value, root, depth, nodes, rows, acc)
-        out[i0:i0 + m] = acc[:m]
+            out[i0:i0 + m] = acc[:m]
+
+
+@njit(nogil=True, cache=True)
+def _copy_tile(Xt, t0, mt, buf):  # pragma: no cover - compiled
+    """Copy rows ``t0:t0 + mt`` of the feature-major ``Xt`` into the row-major ``buf``; True
+    (and the copy unfinished) at a NaN feature."""
+    n_feat = Xt.shape[0]
+    for f in range(n_feat):
+        col = Xt[f, t0:t0 + mt]
+        for v in range(mt):
+            val = col[v]
+            if val != val:
+                return True
+            buf[v * n_feat + f] = val
+    return False
 
 
 @njit(nogil=True, cache=True)
@@ -124,35 +101,39 @@ def forest_sum_columns(Xt, lo, hi, word, shift, threshold, value, root, depth, o
     (scikit-learn routes NaN by its own rule; checked here, in the tile, instead of a pass over
     the whole block)."""
     n_feat = Xt.shape[0]
+    n_trees = root.shape[0]
     buf = np.empty(TILE * n_feat, np.float32)
     nodes = np.empty(LANES, np.uint32)
     rows = np.empty(LANES, np.uint64)
     acc = np.empty((LANES, value.shape[1]), np.float64)
+    sums = np.empty((TILE, value.shape[1]), np.float64)
+    idx = np.empty(TILE, np.uint32)
+    for v in range(TILE):
+        idx[v] = v
     for t0 in range(lo, hi, TILE):
         mt = min(TILE, hi - t0)
-        for f in range(n_feat):
-            col = Xt[f, t0:t0 + mt]
-            for v in range(mt):
-                val = col[v]
-                if val != val:
-                    return True
-                buf[v * n_feat + f] = val
+        if _copy_tile(Xt, t0, mt, buf):
+            return True
+        sums[:] = 0.0
         for g in range(0, mt, LANES):
             m = min(LANES, mt - g)
             if m == LANES:
-                _walk8(buf, g, n_feat, word, shift, threshold, value, root, depth, acc)
+                _walk8_rows(buf, idx, g, n_feat, 0, n_trees, word, shift, threshold, value, root, depth, sums)
             else:
                 _walk(buf, g, m, n_feat, word, shift, threshold, value, root, depth, nodes, rows, acc)
-            out[t0 + g:t0 + g + m] = acc[:m]
+                sums[g:g + m] = acc[:m]
+        out[t0:t0 + mt] = sums[:mt]
     return False
 
 
 @njit(nogil=True, cache=True)
 def _walk8_rows(flat, idx, p, n_feat, t0, t1, word, shift, threshold, value, root, depth, acc):  # pragma: no cover
-    """:func:`_walk8` of the 8 rows ``idx[p:p + 8]`` of ``flat`` over trees ``t0:t1``, adding
-    each leaf's value to ``acc[row]`` (not zeroed: a row's sum goes on from its last tree, so
-    it is the same sum in the same order as :func:`_walk8`'s). Rows may repeat (padding lanes
-    point at a scratch row)."""
+    """:func:`_walk` of the 8 rows ``idx[p:p + 8]`` of ``flat`` over trees ``t0:t1``, adding
+    each leaf's value to ``acc[row]`` (not zeroed: a row's sum goes on from its last tree, so a
+    walk split over several calls gives the same sum in the same order as one call). Each lane's
+    node is a local variable: the compiler keeps them in registers, where the array of
+    :func:`_walk` made every step a store and a load (measured 1.47x). Rows may repeat
+    (padding lanes point at a scratch row)."""
     mask = (np.uint32(1) << shift) - np.uint32(1)
     nf = np.uint64(n_feat)
     i0, i1, i2, i3 = idx[p], idx[p + 1], idx[p + 2], idx[p + 3]
@@ -210,13 +191,8 @@ def forest_labels_columns(Xt, lo, hi, word, shift, threshold, value, root, depth
     idx = np.empty(TILE + LANES, np.uint32)
     for t0 in range(lo, hi, TILE):
         mt = min(TILE, hi - t0)
-        for f in range(n_feat):
-            col = Xt[f, t0:t0 + mt]
-            for v in range(mt):
-                val = col[v]
-                if val != val:
-                    return True
-                buf[v * n_feat + f] = val
+        if _copy_tile(Xt, t0, mt, buf):
+            return True
         acc[:] = 0.0
         active = mt
         for v in range(mt):
