@@ -12,16 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apiserver import converted_job, png_b64
+from apiserver import box_volume, converted_job, png_b64, task_events
 
 pytestmark = pytest.mark.slow
 
 
 def _small_volume() -> np.ndarray:
-    rng = np.random.default_rng(5)
-    volume = rng.normal(1000, 40, (12, 40, 40)).astype(np.uint16)
-    volume[2:10, 10:30, 12:28] += 3000
-    return volume
+    return box_volume((12, 40, 40), np.s_[2:10, 10:30, 12:28], seed=5)
 
 
 def _paint(srv, job_id: str, volume: np.ndarray, z: int, *, classes: int = 2) -> None:
@@ -42,10 +39,8 @@ def _draft(srv, job_id: str, z: int, timeout: float = 60.0) -> dict:
         time.sleep(0.05)
 
 
-def _events(srv, job_id: str, kind: str, event: str) -> list[str]:
-    log = srv.json("GET", f"/api/job/{job_id}/events")
-    ids = {t["task_id"] for t in log["tasks"] if t["kind"] == kind}
-    return [e["at"] for e in log["events"] if e["task_id"] in ids and e["kind"] == event]
+def _events(srv, job_id: str, kind: str, event: str) -> list[float]:
+    return [at for k, e, at in task_events(srv, job_id) if k == kind and e == event]
 
 
 def _png(b64: str) -> np.ndarray:

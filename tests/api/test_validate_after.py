@@ -10,31 +10,21 @@ import time
 import numpy as np
 import pytest
 
-from apiserver import converted_job, png_b64
+from apiserver import box_volume, converted_job, png_b64, task_events
 
 pytestmark = pytest.mark.slow
 
 
-def _volume() -> np.ndarray:
-    rng = np.random.default_rng(7)
-    volume = rng.normal(1000, 40, (16, 48, 48)).astype(np.uint16)
-    volume[2:14, 12:36, 14:34] += 3000
-    return volume
-
-
 def _task_events(srv, job_id: str) -> dict[str, dict[str, float]]:
     """Task kind -> {event kind: time} (one task of each kind here)."""
-    log = srv.json("GET", f"/api/job/{job_id}/events")
-    kinds = {t["task_id"]: t["kind"] for t in log["tasks"]}
     out: dict[str, dict[str, float]] = {}
-    for e in log["events"]:
-        if e["task_id"] in kinds:
-            out.setdefault(kinds[e["task_id"]], {})[e["kind"]] = e["at"]
+    for kind, event, at in task_events(srv, job_id):
+        out.setdefault(kind, {})[event] = at
     return out
 
 
 def test_start_segments_before_the_validation_and_its_figures_reach_the_model(server):
-    volume = _volume()
+    volume = box_volume((16, 48, 48), np.s_[2:14, 12:36, 14:34], seed=7)
     job_id = converted_job(server, volume, "validate after")
     for z in (3, 8, 12):
         mask = np.where(volume[z] > np.median(volume), 2, 1).astype(np.uint8)

@@ -5,7 +5,7 @@ model folders.
 ``.feature_settings``; ``save_model`` writes one atomically.
 """
 
-from ml4paleo.models._base import Segmenter, SklearnSegmenter, labels_from_proba
+from ml4paleo.models._base import Segmenter, SklearnSegmenter, labels_from_proba, region_labels
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 from ml4paleo.models._io import KINDS, cached_model, load_model, make_segmenter, model_report, save_model
@@ -23,5 +23,6 @@ __all__ = [
     "load_model",
     "make_segmenter",
     "model_report",
+    "region_labels",
     "save_model",
 ]

@@ -104,7 +104,7 @@ class RandomForestSegmenter(SklearnSegmenter):
                 packed = self._packed = (self.estimator, _UNPACKABLE)
         return None if packed[1] is _UNPACKABLE else packed[1]
 
-    def _small_for_kernel(self, rows: int) -> bool:
+    def _leave_to_sklearn(self, rows: int) -> bool:
         """Whether ``rows`` are few enough to leave to scikit-learn: the kernel's first use costs
         ~1 s of loading, unless it is loaded already or the estimator is not (a model loaded from
         its packed arrays: importing scikit-learn would cost more)."""
@@ -136,7 +136,7 @@ class RandomForestSegmenter(SklearnSegmenter):
         kernel); smaller ones, and rows with NaN (which the packed walk does not route as
         scikit-learn does), go to scikit-learn."""
         columns = reads_in_place(X)  # a block's features: the kernel checks NaN itself, tile by tile
-        if self._small_for_kernel(len(X)) or (not columns and np.isnan(X).any()):
+        if self._leave_to_sklearn(len(X)) or (not columns and np.isnan(X).any()):
             return self.estimator.predict_proba(np.ascontiguousarray(X))
         packed = self._packed_forest()
         proba = None if packed is None else packed.predict_proba(X, n_jobs=self._threads())
@@ -150,7 +150,7 @@ class RandomForestSegmenter(SklearnSegmenter):
         row; inputs of at least :data:`PACKED_MIN_ROWS` rows without NaN walk the packed forest
         only as far as each row's label needs (:meth:`PackedForest.predict_labels`)."""
         X = self._check_X(X)
-        if self._small_for_kernel(len(X)) or (not reads_in_place(X) and np.isnan(X).any()):
+        if self._leave_to_sklearn(len(X)) or (not reads_in_place(X) and np.isnan(X).any()):
             return super().predict(X)
         packed = self._packed_forest()
         labels = None if packed is None else packed.predict_labels(X, n_jobs=self._threads())

@@ -53,8 +53,7 @@ from threadpoolctl import threadpool_limits
 
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
-from ml4paleo.models import cached_model
-from ml4paleo.models._base import labels_from_proba, region_labels
+from ml4paleo.models import cached_model, labels_from_proba, region_labels
 from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
 from ml4paleo.pipelines.postprocess import postprocess_labels
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
