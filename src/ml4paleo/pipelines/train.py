@@ -91,7 +91,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable, near_outline
+from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable, correct_slice, near_outline
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
@@ -109,6 +109,7 @@ from ml4paleo.pipelines._candidates import (
     TrainingSet,
     folds_of,
     make_candidate,
+    prior_plane,
     sample_indices,
 )
 from ml4paleo.pipelines._tasks import run_tasks
@@ -287,27 +288,56 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
 
 def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int,
               voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceKey]]:
-    """The shape prior of the painted slices and planes that can enter it, strokes completed
-    into full masks; and which of them were completed from strokes (not painted in full)."""
-    slices, masks, planes, completed = [], [], {}, []
+    """The shape prior of every painted slice and plane, and which of them were completed (not
+    painted in full). Slices painted in full or with strokes of two classes are completed by the
+    walker first; slices with strokes of one class then take the prior's answer on their plane,
+    corrected by the strokes (:func:`ml4paleo.compute.complete.correct_slice`), so that no
+    stroke is left out of the prior."""
+    full: dict[SliceKey, np.ndarray] = {}
+    completed: list[SliceKey] = []
     for key, mask in ann.items():
-        if not completable(mask):
-            continue
-        axis, index = plane_of(key)
-        plane = tuple(index if a == axis else slice(None) for a in range(3))
-        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[plane]), mask)
-        if (mask > 0).mean() < COMPLETE_FRACTION:
+        if completable(mask):
+            full[key] = mask if (mask > 0).all() else complete_slice(np.asarray(array[_plane(key)]), mask)
+            full[key] = full[key].astype(np.uint8) - 1
+            if (mask > 0).mean() < COMPLETE_FRACTION:
+                completed.append(key)
+    prior = _prior(full, array.shape, K, voxel_size)
+    if prior is None:
+        return None, []
+    corrected = {}
+    for key, mask in ann.items():
+        if key not in full:
+            axis, index = plane_of(key)
+            spacing = tuple(float(v) for a, v in enumerate(voxel_size) if a != axis)
+            beyond = axis == 0 and prior.slices and not min(prior.slices) <= index <= max(prior.slices)
+            corrected[key] = correct_slice(prior_plane(prior, array.shape, key), mask, spacing, local=not beyond)
             completed.append(key)
+    if corrected:
+        prior = _prior({**full, **corrected}, array.shape, K, voxel_size)
+    return prior, [key for key in ann if key in completed]
+
+
+def _plane(key: SliceKey) -> tuple:
+    axis, index = plane_of(key)
+    return tuple(index if a == axis else slice(None) for a in range(3))
+
+
+def _prior(full: Mapping[SliceKey, np.ndarray], shape: Sequence[int], K: int,
+           voxel_size: Sequence[float]) -> ShapePrior | None:
+    """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none)."""
+    slices, masks, planes = [], [], {}
+    for key in sorted(full, key=plane_of):
+        axis, index = plane_of(key)
         if axis == 0:
             slices.append(index)
-            masks.append(full.astype(np.uint8) - 1)
+            masks.append(full[key])
         else:
-            planes[(key[0], index)] = full.astype(np.uint8) - 1
+            planes[(key[0], index)] = full[key]
     if not slices and not planes:
-        return None, []
-    _, Y, X = array.shape
+        return None
+    _, Y, X = shape
     stack = np.stack(masks) if masks else np.zeros((0, Y, X), np.uint8)
-    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes), completed
+    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes)
 
 
 def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
