@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import click
@@ -178,8 +180,10 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     from ml4paleo.pipelines.train import train_model  # lazy: 4.6 s
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
+    previous = _model_method(model_dir) if overwrite else None
     with progress_bar("training") as report:
         result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, method=method, select=select or None,
+                             previous_method=previous,
                              max_train_seconds=max_train_seconds, device=device,
                              unet_params={"epochs": unet_epochs} if unet_epochs else None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite,
@@ -198,6 +202,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         click.echo(f"  {name}: Dice {dice}, IoU {iou} (leave-one-slice-out)")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    _echo_suggestions(result.suggestions)
     click.echo(f"wrote {result.model_dir}")
     if validate == "background":
         from ml4paleo.pipelines.validate import start_validation  # loaded already: train imports it
@@ -205,6 +210,27 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         process = start_validation(result.model_dir)
         click.echo(f"validating in the background (process {process.pid}): the figures will be in "
                    f"{result.model_dir / 'validation.json'}")
+
+
+def _model_method(model_dir: str) -> str | None:
+    """The method of the model saved in ``model_dir`` (None if there is none): a retrained model keeps it
+    unless another is clearly better."""
+    try:
+        found = json.loads((Path(model_dir) / "metadata.json").read_text()).get("method")
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _echo_suggestions(doc: dict) -> None:
+    """Where to paint next (the top 3 of ``suggestions.json``) and the estimated Dice."""
+    if doc.get("estimated_dice"):
+        cells = ", ".join(f"{c} {d:.2f}" for c, d in doc["estimated_dice"].items())
+        click.echo(f"estimated Dice on unpainted planes: {cells} (an estimate from the model's own doubt)")
+    for i, s in enumerate(doc.get("suggestions", [])[:3], 1):
+        u0, v0, u1, v1 = s["bbox"]
+        rows, cols = {"z": ("y", "x"), "y": ("z", "x"), "x": ("z", "y")}[s["axis"]]
+        click.echo(f"  paint next {i}: {s['axis']} {s['index']}, {rows} {u0}-{u1}, {cols} {v0}-{v1}: {s['reason']}")
 
 
 @main.command()
