@@ -182,10 +182,11 @@ def test_strokes_are_completed_into_a_suggested_mask(server, job, volume):
     body = {"z": 4, "mask": png_b64(strokes)}
     out = server.json("POST", f"/api/annotate/{job}/data/complete", json=body)
     completed = _png(out["completed"])
-    assert completed.shape == (y, x) and set(np.unique(completed)) == {1, 2}
+    assert completed.shape == (y, x) and set(np.unique(completed)) <= {0, 1, 2}
     assert np.all(completed[strokes > 0] == strokes[strokes > 0])
     truth = np.where(volume[4] > 30020, 2, 1)
-    assert np.mean(completed == truth) > 0.9
+    labeled = completed > 0
+    assert labeled.mean() > 0.5 and np.mean(completed[labeled] == truth[labeled]) > 0.9  # offers only what it can support
     # an XZ plane, from its saved strokes
     plane = np.zeros((z, x), np.uint8)
     plane[5, 10:20], plane[9, :] = 2, 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml4paleo.compute.complete import correct_slice
+from ml4paleo.compute.complete import complete_slice, correct_slice, supported
 from ml4paleo.compute.painted import keep_painted
 from ml4paleo.errors import InputError
 
@@ -67,3 +67,23 @@ def test_painted_voxels_set_labels_and_probabilities_in_any_region():
     assert proba[1, 1, 1].tolist() == [0.0, 1.0] and proba[3 - 1, 1, 3].tolist() == [0.5, 0.5]
     untouched = np.zeros((2, 2, 2), np.uint8)
     assert not keep_painted(untouched, [(1, 3, mask)], (0, 0, 0), (2, 2, 2)).any()  # the plane is outside
+
+
+def test_an_offered_completion_leaves_unlabeled_what_no_stroke_reaches():
+    rng = np.random.default_rng(0)
+    image = 1000 + rng.normal(0, 5, (96, 96))
+    image[:, 60:] += 400  # a strong edge: nothing on its right is painted
+    strokes = np.zeros((96, 96), np.uint8)
+    strokes[20:70, 10] = 1
+    strokes[20:70, 40] = 2
+    full = complete_slice(image, strokes)
+    offered = complete_slice(image, strokes, supported_only=True)
+    assert (full[:, 70:] > 0).all()  # training's walker assigns every voxel...
+    assert not offered[:, 70:].any()  # ...the offer leaves what lies behind the edge unlabeled
+    assert (offered[20:70, 5:15] == 1).all() and (offered[20:70, 35:45] == 2).all()
+    assert np.array_equal(offered[strokes > 0], strokes[strokes > 0])
+    sure = np.zeros((96, 96, 2), np.float32)
+    sure[..., 1] = 1.0  # a confident model says class 2 everywhere...
+    backed = supported(image, strokes, full, sure)
+    assert backed[full == 2].all()  # ...supports every voxel of class 2, behind the edge too
+    assert not backed[(full == 1) & (strokes == 0)].any()  # and refutes class 1 wherever it was not painted

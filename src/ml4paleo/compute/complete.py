@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.graph import MCP_Geometric
 from skimage.segmentation import random_walker
 
 from ml4paleo.errors import InputError
 
-__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "correct_slice", "near_outline"]
+__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "correct_slice", "near_outline", "supported"]
 
 COMPLETE_FRACTION = 0.995
 """A slice with at least this share of its voxels painted counts as painted in full (its few
@@ -60,10 +61,19 @@ def _normalised(image: np.ndarray) -> np.ndarray:
 
 
 def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | None = None,
-                   beta: float = BETA) -> np.ndarray:
+                   beta: float = BETA, *, supported_only: bool = False) -> np.ndarray:
     """(y, x) uint8 full mask (values 1..K) of a slice from its ``strokes`` (0 unlabeled,
     1..K) and ``image``; painted voxels keep their value. ``proba``: optional (y, x, K)
-    classifier probabilities whose edges guide the walk as the image's do."""
+    classifier probabilities whose edges guide the walk as the image's do. With
+    ``supported_only``, voxels nothing supports are left 0 (see :func:`supported`): what a
+    person is offered to accept, where training needs every voxel."""
+    full = _complete(image, strokes, proba, beta)
+    if not supported_only:
+        return full
+    return np.where(supported(image, strokes, full, proba) | (np.asarray(strokes) > 0), full, 0).astype(np.uint8)
+
+
+def _complete(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | None, beta: float) -> np.ndarray:
     strokes = np.asarray(strokes)
     image = np.asarray(image)
     if strokes.shape != image.shape or strokes.ndim != 2:
@@ -92,6 +102,43 @@ def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | N
     out = _walk(data, seeds, beta)
     out[painted] = strokes[painted]
     return out.astype(np.uint8)
+
+
+REACH = 0.12
+MIN_REACH = 24.0
+"""A stroke supports the voxels it reaches within this share of the plane's diagonal of flat
+image, and at least ``MIN_REACH`` voxels (crossing an edge costs many voxels of travel, see
+:func:`supported`)."""
+EDGE = 3.0
+"""An image step of this many times the slice's typical gradient costs as much as ``EDGE**2``
+voxels of flat travel."""
+MODEL_SURE = 0.8
+"""A model probability at least this high supports (or, for another class, refutes) a voxel."""
+
+
+def supported(image: np.ndarray, strokes: np.ndarray, full: np.ndarray, proba: np.ndarray | None = None) -> np.ndarray:
+    """(y, x) bool: the voxels of the completion ``full`` that something supports. A voxel is
+    supported by its class's strokes when the cheapest path to one of them is shorter than
+    ``REACH`` of the plane's diagonal, a path's cost being its length plus a toll for every
+    image edge it crosses (an edge ``EDGE`` times the typical gradient costs ``EDGE**2`` voxels):
+    a walker assigns every voxel, even one behind an edge that no stroke reaches. With a
+    model's ``proba`` (y, x, K), a confident model supports a voxel of its class beyond that
+    reach, and refutes one of another class within it."""
+    image = _normalised(image)
+    strokes = np.asarray(strokes)
+    gradient = ndi.gaussian_gradient_magnitude(image, 1.0)
+    typical = float(np.median(gradient)) or 1.0
+    cost = 1.0 + (gradient / (EDGE * typical)) ** 2
+    reach = max(REACH * float(np.hypot(*image.shape)), MIN_REACH)
+    out = np.zeros(strokes.shape, bool)
+    for value in np.unique(strokes[strokes > 0]):
+        travel, _ = MCP_Geometric(cost).find_costs(np.argwhere(strokes == value))
+        out |= (full == value) & (travel <= reach)
+    if proba is not None:
+        proba = np.asarray(proba, np.float32)
+        mine = np.take_along_axis(proba, (full.astype(np.intp) - 1)[..., None], axis=-1)[..., 0]
+        out = (out | (mine >= MODEL_SURE)) & (mine > 1.0 - MODEL_SURE)
+    return out
 
 
 def _walk(data: np.ndarray, seeds: np.ndarray, beta: float) -> np.ndarray:
