@@ -51,6 +51,8 @@ class Settings:
     """Origins allowed by CORS (comma separated, ``*`` for any); empty turns CORS off."""
     max_request_bytes: int = 256 * 1024**2
     """Largest request body (one upload chunk); larger gives 413."""
+    max_json_bytes: int = 64 * 1024**2
+    """Largest JSON body (a painted mask travels as base64 PNG in one); larger gives 413."""
     max_job_bytes: int = 512 * 1024**3
     """Largest total upload of one job; larger gives 413."""
     lease_seconds: float = 60.0
@@ -129,7 +131,7 @@ class Settings:
         if merged.auth and merged.token:
             raise InputError("ML4PALEO_TOKEN is the single-user mode; with ML4PALEO_AUTH=accounts each user makes "
                              "API tokens on the account page instead: unset ML4PALEO_TOKEN")
-        for name in ("port", "threads", "max_request_bytes", "max_job_bytes", "max_attempts",
+        for name in ("port", "threads", "max_request_bytes", "max_json_bytes", "max_job_bytes", "max_attempts",
                      "preview_triangles", "login_limit"):
             if int(getattr(merged, name)) < 1:
                 raise InputError(f"setting {name} must be a positive integer; got {getattr(merged, name)!r}")

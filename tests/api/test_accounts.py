@@ -6,42 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from apiserver import Server, finished, png_b64, start_server, stop_server
+from apiserver import Server, api_token, finished, ml4paleo_user, png_b64, sign_in, start_server, stop_server
 
 requests = pytest.importorskip("requests")
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "root": "root-password", "carol": "carol-password"}
-
-
-def ml4paleo_user(srv: Server, *args: str, password: str | None = None) -> subprocess.CompletedProcess:
-    """``ml4paleo user ...`` on the server's database, the way an admin runs it."""
-    return subprocess.run([sys.executable, "-m", "ml4paleo.cli", "user", *args, "--data", str(srv.data)],
-                          input=(password + "\n") if password else "", capture_output=True, text=True,
-                          env=srv.env, timeout=60)
-
-
-def sign_in(srv: Server, name: str, password: str | None = None) -> requests.Session:
-    """A browser-like session: the sign-in form, then the CSRF token of a page on every change."""
-    browser = requests.Session()
-    form = browser.get(srv.url + "/login", timeout=30)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-    r = browser.post(srv.url + "/login", data={"name": name, "password": password or PASSWORDS[name],
-                                              "csrf_token": token, "next": "/"}, timeout=30)
-    assert r.status_code == 200 and r.url == srv.url + "/", r.text[:300]
-    browser.headers["X-CSRF-Token"] = re.search(r'name="csrf-token" content="([^"]+)"', r.text).group(1)
-    return browser
-
-
-def api_token(srv: Server, browser: requests.Session, name: str = "tests") -> str:
-    r = browser.post(srv.url + "/api/account/tokens", json={"name": name}, timeout=30)
-    assert r.status_code == 201, r.text
-    return r.json()["token"]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +33,8 @@ def srv(tmp_path_factory, postgres_url_or_none) -> Server:
 @pytest.fixture(scope="module")
 def users(srv) -> dict[str, Server]:
     """The server as seen by each user's API token."""
-    return {name: dataclasses.replace(srv, headers={"Authorization": "Bearer " + api_token(srv, sign_in(srv, name))})
+    return {name: dataclasses.replace(srv, headers={"Authorization": "Bearer "
+                                                    + api_token(srv, sign_in(srv, name, PASSWORDS[name]))})
             for name in ("alice", "bob", "root")}
 
 
@@ -115,7 +89,7 @@ def test_another_users_job_is_not_found_on_every_documented_route(srv, users, al
         listed = {j["job_id"] for j in users[who].json("GET", "/api/jobs")["jobs"]}
         assert (alice_job["job_id"] in listed) is expected, who
     # pages too
-    page = sign_in(srv, "bob").get(f"{srv.url}/job/{alice_job['job_id']}/viewer", timeout=30)
+    page = sign_in(srv, "bob", PASSWORDS["bob"]).get(f"{srv.url}/job/{alice_job['job_id']}/viewer", timeout=30)
     assert page.status_code == 404
 
 
@@ -169,7 +143,7 @@ def test_a_reviewer_link_shows_one_job_read_only_until_revoked(srv, users, alice
 
 
 def test_a_page_session_needs_its_csrf_token_for_every_change(srv, users):
-    browser = sign_in(srv, "carol")
+    browser = sign_in(srv, "carol", PASSWORDS["carol"])
     token = browser.headers.pop("X-CSRF-Token")
     r = browser.post(srv.url + "/api/job/new", json={"name": "forged"}, timeout=30)
     assert r.status_code == 403 and "CSRF" in r.json()["error"]
@@ -203,11 +177,11 @@ def test_wrong_passwords_are_rate_limited(srv):
         assert r.status_code == 401 and "Wrong user name or password" in r.text
     r = attempt("dave-password")  # even the right one, now
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0 and "ml4paleo_session" not in r.cookies
-    sign_in(srv, "carol")  # another account is not locked out
+    sign_in(srv, "carol", PASSWORDS["carol"])  # another account is not locked out
 
 
 def test_api_tokens_are_listed_and_revocable(srv):
-    browser = sign_in(srv, "carol")
+    browser = sign_in(srv, "carol", PASSWORDS["carol"])
     secret = api_token(srv, browser, "neuroglancer")
     listed = browser.get(srv.url + "/api/account/tokens", timeout=30).json()["tokens"]
     mine = next(t for t in listed if t["name"] == "neuroglancer")

@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, Response, jsonify, make_response, redirect, 
 from ml4paleo.settings import Settings
 from ml4paleo.web import auth
 from ml4paleo.web._common import settings as current_settings
+from ml4paleo.web.request_body import form
 
 COOKIE = "ml4paleo_token"
 OPEN_PATHS = ("/api/health", "/login")
@@ -45,7 +46,7 @@ def _matches(given: str, token: str) -> bool:
 def login() -> Response:
     """Sign in with the access token (sets a cookie); without a token configured, go home."""
     token = current_settings().token
-    given = request.form.get("token", "") if request.method == "POST" else request.args.get("token", "")
+    given = form().get("token", "") if request.method == "POST" else request.args.get("token", "")
     if not token:
         return redirect("/")
     if _matches(given, token):

@@ -14,8 +14,9 @@ from flask import Flask, request
 from werkzeug.wrappers import Response
 
 from ml4paleo.jobs.store import JobStore
-from ml4paleo.web.auth.current import SAFE_METHODS, requested_job_ids, viewer
+from ml4paleo.web.auth.current import SAFE_METHODS, viewer
 from ml4paleo.web.auth.guard import READ_ONLY_CHANGES
+from ml4paleo.web.request_body import requested_job_ids
 
 log = logging.getLogger("ml4paleo.web.audit")
 

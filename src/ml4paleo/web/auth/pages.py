@@ -16,6 +16,7 @@ from ml4paleo.errors import JobNotFound, NotSignedIn, TooManyAttempts
 from ml4paleo.web._common import settings, store
 from ml4paleo.web.auth.current import viewer
 from ml4paleo.web.auth.guard import CSRF_FIELD, SESSION_COOKIE
+from ml4paleo.web.request_body import form
 
 bp = Blueprint("auth_pages", __name__)
 LOGIN_CSRF_COOKIE = "ml4paleo_login_csrf"
@@ -37,8 +38,8 @@ def _set_session(response: Response, secret: str) -> Response:
 def _login_form(message: str = "", status: int = 200) -> Response:
     token = secrets.token_urlsafe(24)
     response = make_response(render_template("login.html", login_csrf=token, message=message,
-                                             next=_safe_next(request.values.get("next")),
-                                             name=request.form.get("name", "")), status)
+                                             next=_safe_next(form().get("next") or request.args.get("next")),
+                                             name=form().get("name", "")), status)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure)
     return response
 
@@ -48,10 +49,10 @@ def login() -> Response:
     if request.method == "GET":
         return _login_form()
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected.encode(), request.form.get(CSRF_FIELD, "").encode()):
+    if not expected or not hmac.compare_digest(expected.encode(), form().get(CSRF_FIELD, "").encode()):
         return _login_form("The form expired: please sign in again.", 403)
     try:
-        who = store().accounts.authenticate(request.form.get("name"), request.form.get("password"),
+        who = store().accounts.authenticate(form().get("name"), form().get("password"),
                                             request.remote_addr or "", limit=settings().login_limit)
     except TooManyAttempts as exc:
         response = _login_form(str(exc).capitalize() + ".", 429)
@@ -60,7 +61,7 @@ def login() -> Response:
     except NotSignedIn:
         return _login_form("Wrong user name or password.", 401)
     secret, _ = store().accounts.start_session(user_id=who.user_id, hours=settings().session_hours)
-    response = _set_session(redirect(_safe_next(request.form.get("next")), 303), secret)
+    response = _set_session(redirect(_safe_next(form().get("next")), 303), secret)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 

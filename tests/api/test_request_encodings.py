@@ -1,0 +1,169 @@
+"""One parse of each request (accounts on, a real server): member B names member A's job in every
+place a request can name one (URL, the URL upper-cased, query, ``X-Job-ID``, form field, JSON
+field) under every body encoding, on every operation of ``/api/openapi.json``; every answer is a
+4xx without A's data, and neither job changes. Generated from the document, so a route added
+later is walked without an edit. No runners: nothing here needs a volume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any, Iterator
+
+import pytest
+
+from apiserver import Server, api_token, ml4paleo_user, sign_in, start_server, stop_server, upload_files
+
+requests = pytest.importorskip("requests")
+
+PASSWORDS = {"ann": "ann-password", "ben": "ben-password"}
+SECRET_NAME = "ann's unpublished fossil"
+PARAMS = {"seg_id": "0" * 12, "model_id": "0" * 12, "z": "1", "axis": "y", "index": "1", "path": "zarr.json",
+          "fmt": "png", "token_id": "1", "link_id": "1", "user": "ann"}
+"""Values of the path parameters other than ``job_id`` (the job check comes before any of them)."""
+OPEN_OPERATIONS = {("get", "/api/health")}
+"""Answered to anyone, signed in or not, naming no job: a job id sent along is not read."""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, postgres_url_or_none) -> Iterator[dict[str, Any]]:
+    """A server with members ann and ben; ann's job holds a half-finished upload, ben has a job."""
+    srv = start_server(tmp_path_factory.mktemp("encodings"), runners="none", env={"ML4PALEO_AUTH": "accounts"},
+                       postgres_url=postgres_url_or_none)
+    try:
+        for name, password in PASSWORDS.items():
+            done = ml4paleo_user(srv, "add", name, password=password)
+            assert done.returncode == 0, done.stderr
+        ann, ben = (dataclasses.replace(srv, headers={"Authorization": "Bearer " + api_token(
+            srv, sign_in(srv, name, PASSWORDS[name]))}) for name in ("ann", "ben"))
+        ann_job = ann.json("POST", "/api/job/new", 201, json={"name": SECRET_NAME})["job_id"]
+        upload_files(ann, ann_job, {"stack/slice_0000.tif": b"\0" * 64})  # uploading, not complete
+        ben_job = ben.json("POST", "/api/job/new", 201, json={"name": "ben's job"})["job_id"]
+        yield {"srv": srv, "ann": ann, "ben": ben, "ann_job": ann_job, "ben_job": ben_job}
+    finally:
+        stop_server(srv)
+
+
+def snapshot(owner: Server, job_id: str) -> tuple:
+    """Everything a change would show: the job document, its event log and its uploads."""
+    return (owner.status(job_id), owner.json("GET", f"/api/job/{job_id}/events"),
+            owner.json("GET", f"/api/job/{job_id}/upload"))
+
+
+def encodings(fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``requests`` keywords sending ``fields`` as each kind of body: the declared types the
+    server takes, and the relabellings that once made the guard and the route disagree."""
+    raw = json.dumps(fields).encode()
+    form = {k: str(v) for k, v in fields.items()}
+    return {
+        "none": {},
+        "json": {"json": fields},
+        "form": {"data": form},
+        "multipart": {"data": form, "files": {"file": ("blob", b"\0\0\0\0")}},
+        "multipart without boundary": {"data": raw, "headers": {"Content-Type": "multipart/form-data"}},
+        "multipart, empty boundary": {"data": raw, "headers": {"Content-Type": "multipart/form-data; boundary="}},
+        "multipart, JSON inside": {"data": raw, "headers": {"Content-Type": "multipart/form-data; boundary=x1"}},
+        "form-labelled JSON": {"data": raw, "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+        "text/plain": {"data": raw, "headers": {"Content-Type": "text/plain"}},
+        "no Content-Type": {"data": raw},
+        "wrong charset": {"data": raw, "headers": {"Content-Type": "application/json; charset=latin-1"}},
+    }
+
+
+def requests_naming(doc: dict, victim: str, own: str) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """Every operation x every place the victim's id can stand x every encoding: ``(label,
+    method, path, requests keywords)``. Where the victim's id is not in the URL, the URL names
+    the caller's own job (when it names one): a request naming two jobs must be refused too."""
+    for template, item in doc["paths"].items():
+        for method, op in item.items():
+            if (method, template) in OPEN_OPERATIONS:
+                continue
+            in_url = "{job_id}" in template
+
+            def path(job_id: str) -> str:
+                return re.sub(r"\{(\w+)\}", lambda m: job_id if m.group(1) == "job_id" else PARAMS.get(m.group(1), "1"),
+                              template)
+
+            places: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+                "query": (path(own), {"params": {"job_id": victim}}, {}),
+                "X-Job-ID": (path(own), {"headers": {"X-Job-ID": victim}}, {}),
+            }
+            if in_url:
+                places["url"] = (path(victim), {}, {})
+                places["url upper-cased"] = (path(victim.upper()), {}, {})
+            if method != "get":
+                places["body"] = (path(own), {}, {"job_id": victim})
+            for place, (url, extra, named) in places.items():
+                fields = {**named, "z": 1, "name": "taken over", "user": "ben", "label": "x", "classes": []}
+                kinds = encodings(fields) if method != "get" else {"none": {}}
+                for kind, kw in kinds.items():
+                    if place == "body" and (kind == "none" or (kind == "form-labelled JSON" and "requestBody" not in op)):
+                        continue  # no id sent; or a form with one odd field name, to a route that reads no body
+                    headers = {**kw.get("headers", {}), **extra.get("headers", {})}
+                    yield (f"{method.upper()} {template} [{place}, {kind}]", method.upper(), url,
+                           {**kw, **{k: v for k, v in extra.items() if k != "headers"}, "headers": headers})
+
+
+def test_a_json_body_labelled_multipart_names_no_other_job(world):
+    """The reported hole: B's JSON body labelled multipart (no boundary, an empty one) read A's
+    job and closed its upload. Now it is a 400 for the guard and the route alike."""
+    srv, ben, ann_job = world["srv"], world["ben"], world["ann_job"]
+    before = snapshot(world["ann"], ann_job)
+    for route in ("/api/job/status", "/api/job/status/upload-complete"):
+        for content_type in ("multipart/form-data", "multipart/form-data; boundary=", 'multipart/form-data; boundary=""'):
+            r = requests.post(srv.url + route, data=json.dumps({"job_id": ann_job}),
+                              headers={**ben.headers, "Content-Type": content_type}, timeout=30)
+            assert r.status_code == 400, (route, content_type, r.status_code, r.text[:300])
+            assert "boundary" in r.json()["error"] and SECRET_NAME not in r.text
+    assert snapshot(world["ann"], ann_job) == before
+    assert before[0]["status"] != "converting"
+
+
+def test_no_encoding_of_any_request_reaches_another_members_job(world):
+    srv, ben, ann_job, ben_job = world["srv"], world["ben"], world["ann_job"], world["ben_job"]
+    doc = ben.json("GET", "/api/openapi.json")
+    before = snapshot(world["ann"], ann_job), snapshot(ben, ben_job)
+    calls = sorted(requests_naming(doc, ann_job, ben_job), key=lambda c: c[1] == "DELETE")
+    assert len(calls) > 1000 and len(doc["paths"]) >= 40
+    wrong: list[str] = []
+    with requests.Session() as session:
+        session.headers.update(ben.headers)
+        for label, method, url, kw in calls:
+            r = session.request(method, srv.url + url, timeout=30, **kw)
+            if not 400 <= r.status_code < 500 or r.status_code == 401 or SECRET_NAME in r.text:
+                wrong.append(f"{label}: {r.status_code} {r.text[:120]}")
+    assert not wrong, f"{len(wrong)} of {len(calls)}:\n" + "\n".join(wrong[:30])
+    assert (snapshot(world["ann"], ann_job), snapshot(ben, ben_job)) == before
+
+
+def test_two_different_job_ids_are_refused_even_when_both_are_mine(world):
+    srv, ann, ann_job = world["srv"], world["ann"], world["ann_job"]
+    other = ann.json("POST", "/api/job/new", 201, json={"name": "second"})["job_id"]
+    r = requests.post(srv.url + "/api/job/status", json={"job_id": ann_job},
+                      headers={**ann.headers, "X-Job-ID": other}, timeout=30)
+    assert r.status_code == 400 and "more than one job" in r.json()["error"]
+    r = requests.get(f"{srv.url}/api/job/{ann_job}/status", params=[("job_id", other)], headers=ann.headers,
+                     timeout=30)
+    assert r.status_code == 400
+    # the same id twice is one job
+    r = requests.post(srv.url + "/api/job/status", json={"job_id": ann_job},
+                      headers={**ann.headers, "X-Job-ID": ann_job}, timeout=30)
+    assert r.status_code == 200 and r.json()["name"] == SECRET_NAME
+
+
+def test_bodies_are_read_by_their_declared_type(world):
+    srv, ann, ann_job = world["srv"], world["ann"], world["ann_job"]
+    post = lambda path, **kw: requests.post(srv.url + path, timeout=30, **{**kw, "headers": {  # noqa: E731
+        **ann.headers, **kw.get("headers", {})}})
+    assert post("/api/job/status", json={"job_id": ann_job}).status_code == 200
+    r = post("/api/job/status", data={"job_id": ann_job})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+    for headers in ({"Content-Type": "text/plain"}, {}, {"Content-Type": "application/json; charset=utf-16"}):
+        r = post("/api/job/status", data=json.dumps({"job_id": ann_job}).encode(), headers=headers)
+        assert r.status_code == 415 and r.json()["error"], (headers, r.text)
+    r = post("/api/job/status", data=b'{"job_id": "\xff"}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "UTF-8" in r.json()["error"]
+    r = post("/api/upload", data=b"--b1\r\nContent-Disposition: form-data; name=\"job_id\"\r\n\r\n" + ann_job.encode(),
+             headers={"Content-Type": "multipart/form-data; boundary=b1"})
+    assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]
