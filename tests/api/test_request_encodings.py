@@ -22,6 +22,7 @@ SECRET_NAME = "ann's unpublished fossil"
 PARAMS = {"seg_id": "0" * 12, "model_id": "0" * 12, "z": "1", "axis": "y", "index": "1", "path": "zarr.json",
           "fmt": "png", "token_id": "1", "link_id": "1", "user": "ann"}
 """Values of the path parameters other than ``job_id`` (the job check comes before any of them)."""
+JSON_LIMIT = 1024**2
 OPEN_OPERATIONS = {("get", "/api/health")}
 """Answered to anyone, signed in or not, naming no job: a job id sent along is not read."""
 
@@ -29,7 +30,7 @@ OPEN_OPERATIONS = {("get", "/api/health")}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, postgres_url_or_none) -> Iterator[dict[str, Any]]:
     """A server with members ann and ben; ann's job holds a half-finished upload, ben has a job."""
-    srv = start_server(tmp_path_factory.mktemp("encodings"), runners="none", env={"ML4PALEO_AUTH": "accounts"},
+    srv = start_server(tmp_path_factory.mktemp("encodings"), runners="none", env={"ML4PALEO_AUTH": "accounts", "ML4PALEO_MAX_JSON_BYTES": str(JSON_LIMIT)},
                        postgres_url=postgres_url_or_none)
     try:
         for name, password in PASSWORDS.items():
@@ -167,3 +168,33 @@ def test_bodies_are_read_by_their_declared_type(world):
     r = post("/api/upload", data=b"--b1\r\nContent-Disposition: form-data; name=\"job_id\"\r\n\r\n" + ann_job.encode(),
              headers={"Content-Type": "multipart/form-data; boundary=b1"})
     assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 50_000, 100_000])
+def test_deeply_nested_or_oversized_json_is_a_4xx(world, server, depth):
+    """Nesting that once raised RecursionError (a 500), with accounts on (the guard reads the
+    body first) and off; a JSON body over ML4PALEO_MAX_JSON_BYTES is 413 before it is read."""
+    ann = world["ann"]
+    for srv, headers in ((world["srv"], ann.headers), (server, {})):
+        for route in ("/api/job/new", "/api/job/status"):
+            for nested in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+                r = requests.post(srv.url + route, data=nested, timeout=30,
+                                  headers={**headers, "Content-Type": "application/json"})
+                assert r.status_code == 400 and "nested too deeply" in r.json()["error"], (route, r.text[:200])
+    shallow = {"name": "fine", "extra": [[[[{"a": [1]}]]]]}
+    assert ann.json("POST", "/api/job/new", 201, json=shallow)["job"]["name"] == "fine"
+    big = {"name": "x", "padding": "0" * JSON_LIMIT}
+    r = requests.post(world["srv"].url + "/api/job/new", json=big, headers=ann.headers, timeout=30)
+    assert r.status_code == 413 and "ML4PALEO_MAX_JSON_BYTES" in r.json()["error"]
+
+
+def test_a_line_break_in_the_sign_in_next_is_not_a_500(world):
+    srv = world["srv"]
+    for target in ("/\r\nSet-Cookie: x=1", "/job\r\nLocation: //evil.example", "/%0d%0aX: y", "/a\nb"):
+        browser = requests.Session()
+        form = browser.get(srv.url + "/login", params={"next": target}, timeout=30)
+        assert form.status_code == 200
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        r = browser.post(srv.url + "/login", data={"name": "ann", "password": PASSWORDS["ann"], "csrf_token": token,
+                                                   "next": target}, allow_redirects=False, timeout=30)
+        assert r.status_code == 303 and r.headers["Location"] == "/" and "x" not in r.cookies, (target, r.text[:200])

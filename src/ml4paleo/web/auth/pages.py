@@ -7,7 +7,9 @@ The sign-in form has no session yet, so its CSRF token is a random cookie that t
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, make_response, redirect, render_template, request
 from werkzeug.wrappers import Response
@@ -20,13 +22,25 @@ from ml4paleo.web.request_body import form
 
 bp = Blueprint("auth_pages", __name__)
 LOGIN_CSRF_COOKIE = "ml4paleo_login_csrf"
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*\Z")
+"""One ``/``, not followed by another or a backslash; then printable ASCII without ``\\`` or spaces."""
 
 
 def _safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this server only (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after signing in: ``target`` if it is a path on this server, else ``/``.
+
+    A browser drops tabs and line breaks from a URL and reads a backslash as ``/``, so ``/%09/evil``
+    and ``/%5Cevil`` lead off-site like ``//evil`` does; anything but printable ASCII is refused,
+    also once percent-decoded (a Location header must never carry a line break either)."""
+    if not isinstance(target, str) or not _LOCAL_PATH.match(target):
         return "/"
-    return target
+    decoded = target
+    for _ in range(3):  # double-encoded (%252F) too
+        decoded = unquote(decoded)
+        if not _LOCAL_PATH.match(decoded):
+            return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
 
 
 def _set_session(response: Response, secret: str) -> Response:
