@@ -416,12 +416,16 @@ def user_remove(name, transfer_to, data) -> None:
 
 @user.command("passwd")
 @click.argument("name")
+@click.option("--revoke-tokens", is_flag=True,
+              help="Revoke NAME's API tokens too (do this when the old password may have leaked).")
 @_DATA_OPTION
 @user_errors
-def user_passwd(name, data) -> None:
+def user_passwd(name, revoke_tokens, data) -> None:
     """Set a new password for NAME (their browsers are signed out)."""
-    _store(data).accounts.set_password(name, _new_password())
-    click.echo(f"password of {name} changed; their sessions ended")
+    ended = _store(data).accounts.set_password(name, _new_password(), revoke_tokens=revoke_tokens)
+    tokens = (f"; {ended['tokens']} API token(s) revoked" if revoke_tokens
+              else "; their API tokens still work (--revoke-tokens revokes them)")
+    click.echo(f"password of {name} changed; {ended['sessions']} session(s) ended{tokens}")
 
 
 @user.command("list")
@@ -492,8 +496,10 @@ def serve(host, port, data, threads, runner_spec) -> None:
     app = create_app(settings)
     warm_up_in_background()  # previews of a slice then take the compiled forest (~0.3 s less each)
     try:
+        # X-Forwarded-* reach the app only with trusted proxies set; it believes them from those alone
         server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                        max_request_body_size=2 * settings.max_request_bytes + (1 << 20))
+                                        max_request_body_size=2 * settings.max_request_bytes + (1 << 20),
+                                        clear_untrusted_proxy_headers=not settings.trusted_proxies)
     except OSError as exc:
         raise InputError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
     supervisor = Supervisor(settings, counts)

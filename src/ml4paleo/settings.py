@@ -10,6 +10,7 @@ argument (``create_app(settings)``, ``Runner(settings, ...)``); nothing reads it
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -45,8 +46,14 @@ class Settings:
     session_hours: float = 12.0
     """How long a sign-in lasts (accounts on); after that the browser signs in again."""
     login_limit: int = 5
-    """Wrong passwords allowed per account in 15 minutes (accounts on); an address gets six
-    times as many (several accounts behind it). Further attempts are refused with 429."""
+    """Wrong passwords for one account from one address in 15 minutes before each further try
+    waits (accounts on): 1 s after the last wrong one, then 2, 4 ... up to a minute; answered 429
+    until then, the right password too, but never locked for longer. An address gets six times
+    as many over all accounts (several members behind it)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (comma separated, e.g. ``127.0.0.1,10.0.0.0/8``) of reverse proxies
+    whose ``X-Forwarded-For`` (the client's address) and ``X-Forwarded-Proto`` (HTTPS: a Secure
+    cookie) are believed; from any other address these headers are ignored."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (comma separated, ``*`` for any); empty turns CORS off."""
     max_request_bytes: int = 256 * 1024**2
@@ -126,6 +133,14 @@ class Settings:
         if isinstance(merged.cors_origins, str):
             object.__setattr__(merged, "cors_origins", _split(merged.cors_origins))
         object.__setattr__(merged, "cors_origins", tuple(merged.cors_origins))
+        if isinstance(merged.trusted_proxies, str):
+            object.__setattr__(merged, "trusted_proxies", _split(merged.trusted_proxies))
+        object.__setattr__(merged, "trusted_proxies", tuple(merged.trusted_proxies))
+        for proxy in merged.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise InputError(f"setting trusted_proxies: {proxy[:60]!r} is not an address or network") from None
         if merged.auth not in AUTH_MODES:
             raise InputError(f"setting auth must be one of {', '.join(repr(m) for m in AUTH_MODES)}; got {merged.auth!r}")
         if merged.auth and merged.token:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -30,7 +31,8 @@ OPEN_OPERATIONS = {("get", "/api/health")}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, postgres_url_or_none) -> Iterator[dict[str, Any]]:
     """A server with members ann and ben; ann's job holds a half-finished upload, ben has a job."""
-    srv = start_server(tmp_path_factory.mktemp("encodings"), runners="none", env={"ML4PALEO_AUTH": "accounts", "ML4PALEO_MAX_JSON_BYTES": str(JSON_LIMIT)},
+    srv = start_server(tmp_path_factory.mktemp("encodings"), runners="none", env={"ML4PALEO_AUTH": "accounts", "ML4PALEO_MAX_JSON_BYTES": str(JSON_LIMIT),
+                            "ML4PALEO_TRUSTED_PROXIES": "127.0.0.1"},  # the tests play a reverse proxy
                        postgres_url=postgres_url_or_none)
     try:
         for name, password in PASSWORDS.items():
@@ -198,3 +200,33 @@ def test_a_line_break_in_the_sign_in_next_is_not_a_500(world):
         r = browser.post(srv.url + "/login", data={"name": "ann", "password": PASSWORDS["ann"], "csrf_token": token,
                                                    "next": target}, allow_redirects=False, timeout=30)
         assert r.status_code == 303 and r.headers["Location"] == "/" and "x" not in r.cookies, (target, r.text[:200])
+
+
+def _sign_in_from(srv: Server, address: str, name: str, password: str) -> requests.Response:
+    """A sign-in through the (trusted) proxy for a client at ``address``."""
+    browser = requests.Session()
+    browser.headers["X-Forwarded-For"] = address
+    form = browser.get(srv.url + "/login", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    return browser.post(srv.url + "/login", data={"name": name, "password": password, "csrf_token": token},
+                        allow_redirects=False, timeout=30)
+
+
+def test_behind_a_proxy_one_address_slows_itself_not_the_owner(world):
+    """The throttle counts the address the trusted proxy forwards: a guesser at one address is
+    slowed, the owner at another signs in at once, and after the wait the owner's password works
+    from the guesser's address too (no lock)."""
+    srv = world["srv"]
+    for _ in range(5):
+        assert _sign_in_from(srv, "203.0.113.66", "ann", "guess").status_code == 401
+    for _ in range(4):  # then 1 s after the last wrong one, 2 s, 4 s...: one of these comes too early
+        r = _sign_in_from(srv, "203.0.113.66", "ann", "guess")
+        if r.status_code == 429:
+            break
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert _sign_in_from(srv, "198.51.100.7", "ann", PASSWORDS["ann"]).status_code == 303
+    for _ in range(30):  # another address's guesses over many names do not slow the first one
+        assert _sign_in_from(srv, "203.0.113.99", "nobody", "guess").status_code in (401, 429)
+    assert _sign_in_from(srv, "198.51.100.8", "ben", PASSWORDS["ben"]).status_code == 303
+    time.sleep(int(r.headers["Retry-After"]) + 0.5)
+    assert _sign_in_from(srv, "203.0.113.66", "ann", PASSWORDS["ann"]).status_code == 303

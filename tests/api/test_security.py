@@ -129,3 +129,28 @@ def test_sign_in_goes_only_to_a_path_on_this_server(tmp_path):
         r = client.post("/login", data={"name": "alice", "password": "alice-password", "csrf_token": token,
                                         "next": target})
         assert r.status_code == 303 and r.headers["Location"] == ("/account" if target == "/account" else "/")
+
+
+def test_forwarded_headers_are_believed_only_from_a_trusted_proxy(tmp_path):
+    from ml4paleo.web.client import client_address, is_secure
+
+    app = create_app(Settings.from_env({}, data=tmp_path, auth="accounts", trusted_proxies="127.0.0.1,10.9.0.0/16"))
+    app.extensions["ml4paleo.store"].accounts.add_user("alice", "alice-password")
+    forwarded = {"X-Forwarded-For": "6.6.6.6, 192.0.2.7, 10.9.3.3", "X-Forwarded-Proto": "https"}
+    cases = (("127.0.0.1", forwarded, "192.0.2.7", True),  # the client's own claim (6.6.6.6) is skipped
+             ("127.0.0.1", {}, "127.0.0.1", False),
+             ("198.51.100.5", forwarded, "198.51.100.5", False))  # not a proxy: its headers are ignored
+    for remote, headers, address, secure in cases:
+        with app.test_request_context("/", headers=headers, environ_base={"REMOTE_ADDR": remote}):
+            assert (client_address(), is_secure()) == (address, secure), remote
+    for remote, secure in (("127.0.0.1", True), ("198.51.100.5", False)):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = remote
+        form = client.get("/login", headers=forwarded).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        r = client.post("/login", data={"name": "alice", "password": "alice-password", "csrf_token": token},
+                        headers=forwarded)
+        assert r.status_code == 303 and ("Secure" in r.headers["Set-Cookie"]) is secure, remote
+    plain = create_app(Settings.from_env({}, data=tmp_path / "plain"))
+    with plain.test_request_context("/", headers=forwarded, environ_base={"REMOTE_ADDR": "127.0.0.1"}):
+        assert (client_address(), is_secure()) == ("127.0.0.1", False)  # no proxy trusted by default

@@ -18,6 +18,7 @@ from ml4paleo.errors import JobNotFound, NotSignedIn, TooManyAttempts
 from ml4paleo.web._common import settings, store
 from ml4paleo.web.auth.current import viewer
 from ml4paleo.web.auth.guard import CSRF_FIELD, SESSION_COOKIE
+from ml4paleo.web.client import client_address, is_secure, is_trusted
 from ml4paleo.web.request_body import form
 
 bp = Blueprint("auth_pages", __name__)
@@ -45,7 +46,7 @@ def _safe_next(target: str | None) -> str:
 
 def _set_session(response: Response, secret: str) -> Response:
     response.set_cookie(SESSION_COOKIE, secret, max_age=int(settings().session_hours * 3600), httponly=True,
-                        samesite="Lax", secure=request.is_secure)
+                        samesite="Lax", secure=is_secure())
     return response
 
 
@@ -54,7 +55,7 @@ def _login_form(message: str = "", status: int = 200) -> Response:
     response = make_response(render_template("login.html", login_csrf=token, message=message,
                                              next=_safe_next(form().get("next") or request.args.get("next")),
                                              name=form().get("name", "")), status)
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=is_secure())
     return response
 
 
@@ -66,8 +67,9 @@ def login() -> Response:
     if not expected or not hmac.compare_digest(expected.encode(), form().get(CSRF_FIELD, "").encode()):
         return _login_form("The form expired: please sign in again.", 403)
     try:
-        who = store().accounts.authenticate(form().get("name"), form().get("password"),
-                                            request.remote_addr or "", limit=settings().login_limit)
+        address = client_address()
+        who = store().accounts.authenticate(form().get("name"), form().get("password"), address,
+                                            limit=settings().login_limit, limit_address=not is_trusted(address))
     except TooManyAttempts as exc:
         response = _login_form(str(exc).capitalize() + ".", 429)
         response.headers["Retry-After"] = str(exc.retry_after)
