@@ -19,6 +19,8 @@ from typing import Any, Mapping
 from ml4paleo.errors import InputError
 
 ENV_PREFIX = "ML4PALEO_"
+DATABASE_FILE = "ml4paleo.sqlite3"
+"""The SQLite job store's file in the data folder (when ``database_url`` is empty)."""
 AUTH_MODES = ("", "accounts")
 """Values of the ``auth`` setting: no accounts (one person, optional shared token), or accounts."""
 
@@ -90,7 +92,7 @@ class Settings:
 
     @property
     def sqlalchemy_url(self) -> str:
-        return self.database_url or f"sqlite:///{(Path(self.data) / 'ml4paleo.sqlite3').resolve()}"
+        return self.database_url or f"sqlite:///{(Path(self.data) / DATABASE_FILE).resolve()}"
 
     @property
     def jobs_dir(self) -> Path:

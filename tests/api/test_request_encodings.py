@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import stat
 import time
 from typing import Any, Iterator
 
@@ -31,9 +33,15 @@ OPEN_OPERATIONS = {("get", "/api/health")}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, postgres_url_or_none) -> Iterator[dict[str, Any]]:
     """A server with members ann and ben; ann's job holds a half-finished upload, ben has a job."""
-    srv = start_server(tmp_path_factory.mktemp("encodings"), runners="none", env={"ML4PALEO_AUTH": "accounts", "ML4PALEO_MAX_JSON_BYTES": str(JSON_LIMIT),
-                            "ML4PALEO_TRUSTED_PROXIES": "127.0.0.1"},  # the tests play a reverse proxy
-                       postgres_url=postgres_url_or_none)
+    data = tmp_path_factory.mktemp("encodings")
+    data.chmod(0o755)  # as an older install left it: serve warns, and what it writes is private anyway
+    shell_umask = os.umask(0o022)  # a usual shell's, inherited by the server
+    try:
+        srv = start_server(data, runners="none", postgres_url=postgres_url_or_none,
+                           env={"ML4PALEO_AUTH": "accounts", "ML4PALEO_MAX_JSON_BYTES": str(JSON_LIMIT),
+                                "ML4PALEO_TRUSTED_PROXIES": "127.0.0.1"})  # the tests play a reverse proxy
+    finally:
+        os.umask(shell_umask)
     try:
         for name, password in PASSWORDS.items():
             done = ml4paleo_user(srv, "add", name, password=password)
@@ -230,3 +238,16 @@ def test_behind_a_proxy_one_address_slows_itself_not_the_owner(world):
     assert _sign_in_from(srv, "198.51.100.8", "ben", PASSWORDS["ben"]).status_code == 303
     time.sleep(int(r.headers["Retry-After"]) + 0.5)
     assert _sign_in_from(srv, "203.0.113.66", "ann", PASSWORDS["ann"]).status_code == 303
+
+
+def test_what_the_server_writes_is_private_whatever_the_umask(world):
+    """Started under umask 022 in a 0755 data folder: it warns at start, and every folder it made
+    is 0700, every file 0600 (the SQLite database with its password hashes too)."""
+    srv, ann_job = world["srv"], world["ann_job"]
+    assert "the data folder is readable by other users" in srv.tail(20_000) and "chmod -R go-rwx" in srv.tail(20_000)
+    made = [srv.data / "jobs", *sorted((srv.data / "jobs" / ann_job).rglob("*"))]
+    made += [p for p in srv.data.glob("ml4paleo.sqlite3*")]
+    assert any(p.name == "slice_0000.tif" for p in made)
+    for path in made:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path} is {mode:04o}"
