@@ -16,6 +16,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from ml4paleo.web.auth.audit import REFUSALS_PER_MINUTE
+
 from apiserver import Server, api_token, ml4paleo_user, sign_in, start_server, stop_server, upload_files
 
 requests = pytest.importorskip("requests")
@@ -57,9 +59,15 @@ def world(tmp_path_factory, postgres_url_or_none) -> Iterator[dict[str, Any]]:
 
 
 def snapshot(owner: Server, job_id: str) -> tuple:
-    """Everything a change would show: the job document, its event log and its uploads."""
-    return (owner.status(job_id), owner.json("GET", f"/api/job/{job_id}/events"),
-            owner.json("GET", f"/api/job/{job_id}/upload"))
+    """Everything a change would show: the job document, its event log (less the refusals it
+    records) and its uploads."""
+    log = owner.json("GET", f"/api/job/{job_id}/events")
+    log["events"] = [e for e in log["events"] if e["kind"] != "audit:refused"]
+    return owner.status(job_id), log, owner.json("GET", f"/api/job/{job_id}/upload")
+
+
+def refusals(owner: Server, job_id: str) -> list[dict[str, Any]]:
+    return [e for e in owner.json("GET", f"/api/job/{job_id}/events")["events"] if e["kind"] == "audit:refused"]
 
 
 def encodings(fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -131,6 +139,28 @@ def test_a_json_body_labelled_multipart_names_no_other_job(world):
     assert before[0]["status"] != "converting"
 
 
+def test_refusals_on_a_job_are_on_its_audit_trail(world):
+    """401 (signed out), 403 (read-only) and 404 (not yours) on a named job: who, from where, which
+    route; ``ml4paleo user audit`` lists them. A flood is cut to a few entries per minute."""
+    srv, ann, ben, ann_job = world["srv"], world["ann"], world["ben"], world["ann_job"]
+    probe = ann.json("POST", "/api/job/new", 201, json={"name": "probed"})["job_id"]
+    for _ in range(3):
+        assert requests.get(f"{srv.url}/api/job/{probe}/status", headers={"X-Forwarded-For": "192.0.2.44"},
+                            timeout=30).status_code == 401
+    ben.json("GET", f"/api/job/{probe}/status", 404)
+    ann.json("POST", f"/api/job/{probe}/shares", json={"user": "ben"})
+    ben.json("PATCH", f"/api/job/{probe}", 403, json={"name": "mine"})
+    entries = [(e["actor"], e["detail"]) for e in refusals(ann, probe)]
+    assert entries[:3] == [("anonymous", f"401 GET /api/job/{probe}/status from 192.0.2.44")] * 3
+    assert [a for a, _ in entries[3:]] == ["ben", "ben"] and entries[4][1].startswith(f"403 PATCH /api/job/{probe}")
+    listed = ml4paleo_user(srv, "audit", "--job", probe)
+    assert listed.returncode == 0 and listed.stdout.count("\trefused\t") == 5, listed.stdout
+    for _ in range(REFUSALS_PER_MINUTE + 5):  # a flood from one address
+        requests.get(f"{srv.url}/api/job/{probe}/events", headers={"X-Forwarded-For": "192.0.2.45"}, timeout=30)
+    flood = [e for e in refusals(ann, probe) if "192.0.2.45" in e["detail"]]
+    assert len(flood) == REFUSALS_PER_MINUTE
+
+
 def test_no_encoding_of_any_request_reaches_another_members_job(world):
     srv, ben, ann_job, ben_job = world["srv"], world["ben"], world["ann_job"], world["ben_job"]
     doc = ben.json("GET", "/api/openapi.json")
@@ -146,6 +176,10 @@ def test_no_encoding_of_any_request_reaches_another_members_job(world):
                 wrong.append(f"{label}: {r.status_code} {r.text[:120]}")
     assert not wrong, f"{len(wrong)} of {len(calls)}:\n" + "\n".join(wrong[:30])
     assert (snapshot(world["ann"], ann_job), snapshot(ben, ben_job)) == before
+    # ben's probes are on ann's audit trail, rate-limited (about 1,200 refusals in seconds: 20 a minute)
+    traced = [e for e in refusals(world["ann"], ann_job) if e["actor"] == "ben"]
+    assert 1 <= len(traced) <= 2 * REFUSALS_PER_MINUTE, len(traced)
+    assert traced[0]["detail"].startswith("404 ") and "from 127.0.0.1" in traced[0]["detail"]
 
 
 def test_two_different_job_ids_are_refused_even_when_both_are_mine(world):
@@ -157,9 +191,9 @@ def test_two_different_job_ids_are_refused_even_when_both_are_mine(world):
     r = requests.get(f"{srv.url}/api/job/{ann_job}/status", params=[("job_id", other)], headers=ann.headers,
                      timeout=30)
     assert r.status_code == 400
-    # the same id twice is one job
+    # the same id twice is one job, in either case (ids are UUIDs)
     r = requests.post(srv.url + "/api/job/status", json={"job_id": ann_job},
-                      headers={**ann.headers, "X-Job-ID": ann_job}, timeout=30)
+                      headers={**ann.headers, "X-Job-ID": ann_job.upper()}, timeout=30)
     assert r.status_code == 200 and r.json()["name"] == SECRET_NAME
 
 
@@ -251,3 +285,4 @@ def test_what_the_server_writes_is_private_whatever_the_umask(world):
     for path in made:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path} is {mode:04o}"
+

@@ -20,7 +20,8 @@ from flask.wrappers import Request
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.formparser import FormDataParser
 
-from ml4paleo.errors import InputError, PayloadTooLarge, UnsupportedMediaType
+from ml4paleo.errors import InputError, JobNotFound, PayloadTooLarge, UnsupportedMediaType
+from ml4paleo.jobs.paths import check_job_id
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
@@ -168,10 +169,18 @@ def requested_job_ids() -> list[str]:
         candidates.extend(parsed.form.getlist(JOB_ID_FIELD))
     elif parsed.kind == "json" and isinstance(parsed.json, dict):
         candidates.append(parsed.json.get(JOB_ID_FIELD))
-    named = list(dict.fromkeys(c for c in candidates if isinstance(c, str) and c))
+    named = list(dict.fromkeys(_canonical(c) for c in candidates if isinstance(c, str) and c))
     if len(named) > 1:
         raise InputError("this request names more than one job (URL, query, X-Job-ID header or body): name one")
     return named
+
+
+def _canonical(job_id: str) -> str:
+    """One spelling per job (ids are UUIDs: upper case names the same job); a malformed id as given."""
+    try:
+        return check_job_id(job_id)
+    except JobNotFound:
+        return job_id
 
 
 def install(app: Flask) -> None:
