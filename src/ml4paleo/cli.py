@@ -486,12 +486,13 @@ def serve(host, port, data, threads, runner_spec) -> None:
     from ml4paleo.jobs.private import create_data_folder, exposure_warning, keep_private
     from ml4paleo.jobs.supervisor import Supervisor
     from ml4paleo.models._packed_warm import warm_up_in_background
-    from ml4paleo.web import create_app
+    from ml4paleo.web import create_app, request_log
 
     keep_private()
     _logging()
     settings = Settings.from_env(host=host, port=port, data=data, threads=threads)
     create_data_folder(settings.data)
+    request_log.configure(settings.access_log)
     exposure = exposure_warning(settings.data)
     if exposure:
         logging.getLogger("ml4paleo.serve").warning(exposure)

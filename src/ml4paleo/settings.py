@@ -56,6 +56,9 @@ class Settings:
     """Addresses or networks (comma separated, e.g. ``127.0.0.1,10.0.0.0/8``) of reverse proxies
     whose ``X-Forwarded-For`` (the client's address) and ``X-Forwarded-Proto`` (HTTPS: a Secure
     cookie) are believed; from any other address these headers are ignored."""
+    access_log: str = "-"
+    """Where ``ml4paleo serve`` writes its request log (one combined-format line per request, plus
+    milliseconds): ``-`` stdout, ``off`` nowhere, else a file path (appended)."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (comma separated, ``*`` for any); empty turns CORS off."""
     max_request_bytes: int = 256 * 1024**2

@@ -286,3 +286,30 @@ def test_what_the_server_writes_is_private_whatever_the_umask(world):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path} is {mode:04o}"
 
+
+
+QUOTED = r'"((?:[^"\\]|\\.)*)"'
+LOG_LINE = re.compile(r'^(\S+) - (\S+) \[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000)\] ' + QUOTED + r' (\d{3}) (\d+|-) '
+                      + QUOTED + " " + QUOTED + r' (\d+\.\d)$')
+"""Apache/nginx combined, then the milliseconds."""
+
+
+def test_every_request_has_one_line_in_the_request_log(world):
+    srv, ann, ben, ann_job = world["srv"], world["ann"], world["ben"], world["ann_job"]
+    link = ann.json("POST", f"/api/job/{ann_job}/links", 201, json={"label": "log"})
+    secret = link["url"].rsplit("/", 1)[1]
+    requests.get(link["url"], allow_redirects=False, headers={"X-Forwarded-For": "192.0.2.80"}, timeout=30)
+    requests.get(srv.url + "/login?token=s3cret&next=/", headers={"User-Agent": 'evil" \xfc-agent'}, timeout=30)
+    ben.json("GET", f"/api/job/{ann_job}/status", 404)
+    ann.json("GET", f"/api/job/{ann_job}/status")
+    time.sleep(0.3)  # the line is written when the answer is closed
+    lines = [m for m in map(LOG_LINE.match, srv.tail(200_000).splitlines()) if m]
+    assert len(lines) > 10  # every request of the module so far
+    by_request = {m.group(4): m for m in lines[-50:]}
+    share = by_request["GET /share/REDACTED HTTP/1.1"]
+    assert share.group(1) == "192.0.2.80" and share.group(5) == "303" and secret not in srv.tail(200_000)
+    assert 'GET /login?token=REDACTED&next=/ HTTP/1.1' in by_request
+    assert by_request['GET /login?token=REDACTED&next=/ HTTP/1.1'].group(8) == 'evil\\" \\xfc-agent'
+    probes = [m for m in lines[-50:] if m.group(4) == f"GET /api/job/{ann_job}/status HTTP/1.1"]
+    assert [(m.group(2), m.group(5)) for m in probes[-2:]] == [("ben", "404"), ("ann", "200")]
+    assert int(probes[-1].group(6)) > 100 and float(probes[-1].group(9)) >= 0
