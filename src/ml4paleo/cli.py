@@ -369,8 +369,10 @@ def runner(kind, data, once) -> None:
     Several runners of one kind (on one or several hosts sharing the database, see
     ML4PALEO_DATABASE_URL) never take the same task. SIGTERM/Ctrl-C hands the current task
     back to the queue; a second Ctrl-C exits at once."""
+    from ml4paleo.jobs.private import keep_private
     from ml4paleo.jobs.runner import Runner  # lazy: 3.4 s
 
+    keep_private()
     _logging()
     worker = Runner(Settings.from_env(data=data), kind)
     if once:
@@ -406,8 +408,10 @@ def user() -> None:
 
 
 def _store(data: str | None):
+    from ml4paleo.jobs.private import keep_private
     from ml4paleo.jobs.store import JobStore  # lazy: SQLAlchemy
 
+    keep_private()  # the database it may create holds password hashes
     return JobStore(Settings.from_env(data=data))
 
 
@@ -442,12 +446,16 @@ def user_remove(name, transfer_to, data) -> None:
 
 @user.command("passwd")
 @click.argument("name")
+@click.option("--revoke-tokens", is_flag=True,
+              help="Revoke NAME's API tokens too (do this when the old password may have leaked).")
 @_DATA_OPTION
 @user_errors
-def user_passwd(name, data) -> None:
+def user_passwd(name, revoke_tokens, data) -> None:
     """Set a new password for NAME (their browsers are signed out)."""
-    _store(data).accounts.set_password(name, _new_password())
-    click.echo(f"password of {name} changed; their sessions ended")
+    ended = _store(data).accounts.set_password(name, _new_password(), revoke_tokens=revoke_tokens)
+    tokens = (f"; {ended['tokens']} API token(s) revoked" if revoke_tokens
+              else "; their API tokens still work (--revoke-tokens revokes them)")
+    click.echo(f"password of {name} changed; {ended['sessions']} session(s) ended{tokens}")
 
 
 @user.command("list")
@@ -501,12 +509,19 @@ def serve(host, port, data, threads, runner_spec) -> None:
     A runner that dies is restarted; Ctrl-C or SIGTERM stops everything."""
     import waitress  # lazy: 0.05 s, and the next two 1.7 s each
 
+    from ml4paleo.jobs.private import create_data_folder, exposure_warning, keep_private
     from ml4paleo.jobs.supervisor import Supervisor
     from ml4paleo.models._packed_warm import warm_up_in_background
-    from ml4paleo.web import create_app
+    from ml4paleo.web import create_app, request_log
 
+    keep_private()
     _logging()
     settings = Settings.from_env(host=host, port=port, data=data, threads=threads)
+    create_data_folder(settings.data)
+    request_log.configure(settings.access_log)
+    exposure = exposure_warning(settings.data)
+    if exposure:
+        logging.getLogger("ml4paleo.serve").warning(exposure)
     counts: dict[str, int] = {}
     for part in (runner_spec or "").split(","):
         if part.strip() in ("", "none"):
@@ -518,8 +533,10 @@ def serve(host, port, data, threads, runner_spec) -> None:
     app = create_app(settings)
     warm_up_in_background()  # previews of a slice then take the compiled forest (~0.3 s less each)
     try:
+        # X-Forwarded-* reach the app only with trusted proxies set; it believes them from those alone
         server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                        max_request_body_size=2 * settings.max_request_bytes + (1 << 20))
+                                        max_request_body_size=2 * settings.max_request_bytes + (1 << 20),
+                                        clear_untrusted_proxy_headers=not settings.trusted_proxies)
     except OSError as exc:
         raise InputError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
     supervisor = Supervisor(settings, counts)
