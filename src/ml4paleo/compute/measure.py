@@ -68,11 +68,15 @@ def voxel_face_area(mask: np.ndarray, voxel_size: Sequence[float]) -> float:
     return float(sum(np.count_nonzero(np.diff(m, axis=a)) * face[a] for a in range(3)))
 
 
-def thickness_radii(r_max: float, voxel_size: Sequence[float]) -> np.ndarray:
-    """The ball radii tried by :func:`local_thickness`: steps of :data:`THICKNESS_STEP_VOXELS`
-    of the smallest voxel edge up to ``r_max``."""
+def thickness_radii(radius: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray:
+    """The ball radii :func:`local_thickness` tries: the radii of the ridge of ``radius`` (voxels
+    no neighbour exceeds: the centres of the maximal balls), rounded down to steps of
+    :data:`THICKNESS_STEP_VOXELS` of the smallest voxel edge. A ball centred off the ridge lies
+    in a ridge ball, so no other radius can be a voxel's thickness; a sphere needs one radius,
+    a plate or a rod a few, not one per step up to the largest."""
     step = THICKNESS_STEP_VOXELS * min(voxel_size)
-    return np.arange(step, r_max + step / 2, step)
+    ridge = (radius > 0) & (ndi.maximum_filter(radius, size=3, mode="constant") <= radius)
+    return np.unique(np.floor(radius[ridge] / step) * step)
 
 
 def _inscribed_radius(mask: np.ndarray, vs: tuple[float, float, float]) -> np.ndarray:
@@ -102,7 +106,7 @@ def local_thickness(mask: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray
     radius >= r}) <= r``: one exact distance transform per tried radius (:func:`thickness_radii`,
     ``sampling`` = voxel size, so balls are round in physical space whatever the voxel shape).
     Thicknesses are rounded down to the radius step (a quarter of the smallest voxel edge, so
-    at most half a voxel), and a plate of T voxels measures T (odd T) or T - 1 (even T: no voxel
+    less than half a voxel; radii: :func:`thickness_radii`), and a plate of T voxels measures T (odd T) or T - 1 (even T: no voxel
     centre lies at its mid-plane), as BoneJ's voxel-centred spheres do.
     """
     mask = _check_mask(mask)
@@ -113,10 +117,10 @@ def local_thickness(mask: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray
     radius = _inscribed_radius(mask, vs)
     r_min = min(vs) / 2.0
     out[mask] = 2.0 * max(float(radius[mask].min()), r_min)
-    for r in thickness_radii(float(radius.max()), vs):
+    for r in thickness_radii(radius, vs):
+        if r <= 0:
+            continue
         centres = radius >= r
-        if not centres.any():
-            break
         covered = ndi.distance_transform_edt(~centres, sampling=vs) <= r
         np.maximum(out, np.where(covered & mask, np.float32(2.0 * r), np.float32(0)), out=out)
     return out
