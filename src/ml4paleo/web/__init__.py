@@ -12,7 +12,7 @@ from ml4paleo import __version__
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, UNIT_SYMBOLS
-from ml4paleo.web import annotate, download, errors, jobs, security, segment, upload, visualize
+from ml4paleo.web import annotate, download, errors, jobs, objects, security, segment, upload, visualize
 
 __all__ = ["create_app"]
 
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings.jobs_dir.mkdir(parents=True, exist_ok=True)
     errors.register(app)
     security.install(app, settings)
-    for module in (upload, jobs, annotate, segment, visualize, download):
+    for module in (upload, jobs, annotate, segment, visualize, download, objects):
         app.register_blueprint(module.bp)
 
     @app.context_processor
