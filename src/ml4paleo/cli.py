@@ -333,6 +333,76 @@ def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, full_res
     click.echo(f"wrote {len(result.files)} file(s) and meshes.json to {result.out_dir}")
 
 
+def _merge_option(values: tuple[str, ...]) -> list[list[int]]:
+    groups = []
+    for text in values:
+        try:
+            groups.append([int(v) for v in text.split(",") if v.strip()])
+        except ValueError as exc:
+            raise click.BadParameter(f"expected object ids like 12,15; got {text!r}", param_hint="--merge") from exc
+    return groups
+
+
+def _seeds_option(paths: tuple[str, ...], seeds_z: int | None) -> list[tuple[Any, Any]]:
+    """Each seeds PNG with its slice: ``--seeds-z``, else the number in its name (``40.png``,
+    ``seeds_0040.png``, ``y_0120.png``), as annotation files are named."""
+    from ml4paleo.io.annotations import read_annotation, slice_of_name  # lazy: numpy and Pillow
+
+    if seeds_z is not None and len(paths) != 1:
+        raise click.BadParameter("--seeds-z names the slice of a single --seeds image", param_hint="--seeds-z")
+    out = []
+    for path in paths:
+        key = seeds_z if seeds_z is not None else slice_of_name(path)
+        if key is None:
+            raise click.BadParameter(f"{path}: no slice number in its name (e.g. seeds_40.png), and no --seeds-z",
+                                     param_hint="--seeds")
+        out.append((key, read_annotation(path)))
+    return out
+
+
+@main.command()
+@click.argument("labels_path", metavar="LABELS", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--class", "classes", multiple=True, metavar="NAME",
+              help="Class (name or value) whose pieces are objects; repeat for several (default: every class).")
+@click.option("--split", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+              help="auto: split touching objects at thin necks (distance-map watershed); none: one object per "
+                   "connected piece.")
+@click.option("--min-size", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Drop pieces of fewer voxels.")
+@click.option("--h", "h", type=float, default=None, metavar="LENGTH",
+              help="How much thinner than the smaller body a neck must be to split there, in the volume's unit "
+                   "(default 1.5 of the smallest voxel edge).")
+@click.option("--merge", multiple=True, metavar="12,15", help="Merge these objects into one; repeat for more.")
+@click.option("--seeds", multiple=True, type=click.Path(exists=True, dir_okay=False), metavar="SEEDS.png",
+              help="Split the object under these strokes (a slice image, 0 = none, one value per part); the slice "
+                   "is the number in the file name (as annotations), or --seeds-z.")
+@click.option("--seeds-z", type=click.IntRange(min=0), default=None, help="The z slice of a single --seeds image.")
+@click.option("--image", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The scan, for grey values (default: the one the segmentation was made from, if still there).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT, objects.csv and objects.json if they exist.")
+@user_errors
+def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z, image, overwrite) -> None:
+    """Separate and measure the objects of a segmentation (LABELS.ome.zarr): OUT (e.g.
+    objects.ome.zarr) holds one id per object, objects.csv and objects.json beside it hold each
+    object's volume, surface, shape, thickness and grey value in physical units."""
+    from ml4paleo.pipelines.objects import objects_from_labels  # lazy: numpy, zarr, scikit-image
+
+    with progress_bar("objects") as report:
+        result = objects_from_labels(labels_path, out, classes=classes or None, split=split, min_size=min_size,
+                                     h=h, merge=_merge_option(merge), seeds=_seeds_option(seeds, seeds_z),
+                                     image=image, overwrite=overwrite, progress=report)
+    for message in result.messages:
+        click.echo(message)
+    unit = result.unit
+    for o in result.objects[:20]:
+        click.echo(f"object {o['id']} ({o['class_name']}): volume {o['volume']:.6g} {unit}^3, "
+                   f"area {o['surface_area']:.6g} {unit}^2, thickness {o['thickness_mean']:.4g} {unit}")
+    if len(result.objects) > 20:
+        click.echo(f"... {len(result.objects) - 20} more in {result.csv_path.name}")
+    click.echo(f"wrote {len(result.objects)} object(s) to {result.path}, {result.csv_path} and {result.json_path}")
+
+
 @main.command()
 @click.argument("src", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))

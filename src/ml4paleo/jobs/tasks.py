@@ -234,7 +234,24 @@ def export(ctx: TaskContext) -> dict[str, Any]:
     return {}
 
 
+def objects(ctx: TaskContext) -> dict[str, Any]:
+    """The objects of a segmentation, split, measured and corrected as ``params`` says
+    (``classes``, ``split``, ``min_size``, ``merge``; see the ``objects`` route), in the task's
+    own folder (:meth:`~ml4paleo.jobs.paths.JobPaths.objects`); returns a summary, the table
+    stays in ``objects.json``."""
+    from ml4paleo.pipelines.objects import objects_from_labels  # lazy: see the module's docstring
+
+    assert ctx.seg_id is not None
+    out = ctx.paths.objects(ctx.seg_id, ctx.task_id) / "objects.ome.zarr"
+    p = ctx.params
+    result = objects_from_labels(ctx.paths.labels(ctx.seg_id), out, classes=p.get("classes"),
+                                 split=p.get("split", "auto"), min_size=int(p.get("min_size", 0)),
+                                 merge=p.get("merge") or (), image=ctx.paths.volume, overwrite=True,
+                                 progress=scaled(ctx.progress, 0.0, 1.0, "objects"))
+    return {"objects": len(result.objects), "unit": result.unit, "messages": result.messages}
+
+
 TASKS: dict[TaskKind, Callable[[TaskContext], dict[str, Any]]] = {
     TaskKind.CONVERT: convert, TaskKind.TRAIN: train, TaskKind.START: start, TaskKind.MESH: mesh,
-    TaskKind.EXPORT: export, TaskKind.DRAFT: draft, TaskKind.VALIDATE: validate,
+    TaskKind.EXPORT: export, TaskKind.DRAFT: draft, TaskKind.VALIDATE: validate, TaskKind.OBJECTS: objects,
 }
