@@ -32,7 +32,7 @@ __all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "suggest_planes"]
 SUGGESTIONS_FILE = "suggestions.json"
 PLANE_VOXELS = 6_000_000
 """Voxels predicted in all to rank planes (a third per axis)."""
-MAX_PLANES_PER_AXIS = 8
+MAX_PLANES_PER_AXIS = 16
 TOP = 10
 """Suggestions kept in the file."""
 AXES = ("z", "y", "x")
@@ -102,7 +102,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
         disagree = float(np.mean(np.argmax(proba[u0:u1, v0:v1], axis=-1) != labels[u0:u1, v0:v1])) \
             if labels is not None else 0.0
         beyond = axis == 0 and bool(z_painted) and not z_painted[0] <= index <= z_painted[-1]
-        far = float(np.min(distance[u0:u1, v0:v1])) / max(float(voxel_size[axis]), 1e-9)
+        far = float(np.median(distance[u0:u1, v0:v1])) / max(float(min(voxel_size)), 1e-9)
         found.append({"axis": AXES[axis], "index": index, "bbox": [int(u0), int(v0), int(u1), int(v1)],
                       "doubt": worst.doubt, "reason": _reason(disagree, far, beyond, f"{far:.0f} voxels")})
     found.sort(key=lambda s: -s["doubt"])

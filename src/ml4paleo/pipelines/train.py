@@ -317,8 +317,7 @@ def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int,
         if key not in full:
             axis, index = plane_of(key)
             spacing = tuple(float(v) for a, v in enumerate(voxel_size) if a != axis)
-            beyond = axis == 0 and prior.slices and not min(prior.slices) <= index <= max(prior.slices)
-            corrected[key] = correct_slice(prior_plane(prior, array.shape, key), mask, spacing, local=not beyond)
+            corrected[key] = correct_slice(prior_plane(prior, array.shape, key), mask, spacing)
             completed.append(key)
     if corrected:
         prior = _prior({**full, **corrected}, array.shape, K, voxel_size)
@@ -571,7 +570,10 @@ def train_model(
             raise InputError(f"the {method} method needs a slice painted in full or with strokes of two classes")
         names = tuple(n for n in names if not make_candidate(n).needs_prior)
     candidates = {n: make_candidate(n) for n in names}
-    folds = folds_of([s.z for s in slices], MAX_FOLDS)
+    # a slice with strokes of one class is a correction, painted where the model of the time was
+    # wrong: held out, it would score that model's method down by construction and the choice
+    # would flee from whichever method is current; it trains every fold instead
+    folds = folds_of([s.z for s in slices if completable(ann[s.z])], MAX_FOLDS)
     budget = max_train_seconds or (None if fixed_epochs else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
