@@ -164,6 +164,8 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
         segment_volume(path, model, labels)
         pred = np.asarray(open_level(labels, 0)[:])
         run.seconds.append(time.perf_counter() - t0)
+        if previous and result.method != previous:
+            print(f"  {name:8s} {strategy:8s} method {previous} -> {result.method}: {result.validation.get('reason')}")
         run.methods.append(result.method)
         previous = result.method
         run.dices.append(dice(pred == 1, struct))

@@ -130,9 +130,9 @@ TIE = 0.005
 """Mean Dice within this of the best counts as a tie."""
 SWITCH = 0.02
 """With the method of the model before (``previous_method``), ``auto`` changes method only when
-another beats it by more than this mean held-out Dice: a correction stroke moves the scores of
-every method a little, and a method flipping back and forth between strokes undoes what the
-user saw change."""
+another beats it by more than this mean held-out Dice, and on every held-out fold: a correction
+stroke moves the scores of every method a little, and a method flipping back and forth between
+strokes undoes what the user saw change."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 PSEUDO_BAND = 5
@@ -380,12 +380,21 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
     chosen = next(name for name in order if name in means and means[name] >= best - TIE)
     others = ", ".join(f"{n} {m:.3f}" for n, m in means.items() if n != chosen)
     if previous in means and previous != chosen:
-        if means[chosen] <= means[previous] + SWITCH:
+        ahead = _clearly_ahead(scored[chosen].get("fold_dice"), scored[previous].get("fold_dice"))
+        if means[chosen] <= means[previous] + SWITCH or not ahead:
             return previous, (f"kept the previous model's method {previous} {means[previous]:.3f}: "
-                              f"{chosen} {means[chosen]:.3f} is not better by more than {SWITCH}")
+                              f"{chosen} {means[chosen]:.3f} is not better by more than {SWITCH} on every held-out slice")
         return chosen, (f"changed from {previous} ({means[previous]:.3f}) to {chosen} {means[chosen]:.3f}, "
-                        f"better by more than {SWITCH}" + (f" (vs {others})" if others else ""))
+                        f"better by more than {SWITCH} and on every held-out slice" + (f" (vs {others})" if others else ""))
     return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
+
+
+def _clearly_ahead(new: Sequence[float] | None, old: Sequence[float] | None) -> bool:
+    """Whether ``new`` scores at least as well as ``old`` on every held-out fold (True when the
+    folds are not known: the mean alone then decides)."""
+    if not new or not old or len(new) != len(old):
+        return True
+    return all(a >= b for a, b in zip(new, old))
 
 
 def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_slices: int) -> list[str]:
@@ -402,9 +411,11 @@ def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_sli
 def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceKey]],
                      progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
     """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
-    the same split into interior and extrapolated folds, its confusion matrix and seconds."""
+    the same split into interior and extrapolated folds, its confusion matrix, the mean Dice of
+    each scored fold (``fold_dice``) and seconds."""
     K = len(ts.classes)
     confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
+    per_fold: dict[str, list[float]] = {n: [] for n in candidates}
     split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
     seconds = dict.fromkeys(candidates, 0.0)
     progress(0, max(len(folds), 1))
@@ -415,14 +426,18 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
         where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
         for n, cand in candidates.items():
             t0 = time.perf_counter()
+            fold = np.zeros((K, K), np.int64)
             for truth, pred in zip(targets, cand.heldout(ts, set(held))):
-                np.add.at(confusion[n], (truth, pred), 1)
-                np.add.at(split[n][where], (truth, pred), 1)
+                np.add.at(fold, (truth, pred), 1)
+            confusion[n] += fold
+            split[n][where] += fold
+            per_fold[n].append(round(mean_dice(_scores(fold, ts.classes)), 4))
             seconds[n] += time.perf_counter() - t0
         progress(i + 1, len(folds))
     return {n: {"metrics": _scores(confusion[n], ts.classes) if confusion[n].sum() else {},
                 **{k: (_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
-                "confusion": confusion[n].tolist(), "seconds": round(seconds[n], 2)} for n in candidates}
+                "confusion": confusion[n].tolist(), "fold_dice": per_fold[n], "seconds": round(seconds[n], 2)}
+            for n in candidates}
 
 
 def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceKey]],
