@@ -109,7 +109,7 @@ def test_the_method_changes_only_when_another_is_clearly_better():
     assert kept == "forest" and "kept" in why
     changed, why = choose_method(scored(forest=0.80, context=0.80 + SWITCH + 0.01), order, previous="forest")
     assert changed == "context" and "changed from forest" in why
-    mixed = scored(forest=0.80, context=0.85)
+    mixed = scored(forest=0.80, context=0.80 + SWITCH + 0.01)
     mixed["forest"]["fold_dice"], mixed["context"]["fold_dice"] = [0.9, 0.7], [0.8, 0.9]  # worse on one slice
     assert choose_method(mixed, order, previous="forest")[0] == "forest"
     mixed["context"]["fold_dice"] = [0.9, 0.8]
