@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import click
@@ -180,10 +178,9 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     from ml4paleo.pipelines.train import train_model  # lazy: 4.6 s
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
-    previous = _model_method(model_dir) if overwrite else None
     with progress_bar("training") as report:
         result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, method=method, select=select or None,
-                             previous_method=previous,
+                             previous_model=model_dir if overwrite else None,
                              max_train_seconds=max_train_seconds, device=device,
                              unet_params={"epochs": unet_epochs} if unet_epochs else None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite,
@@ -210,16 +207,6 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         process = start_validation(result.model_dir)
         click.echo(f"validating in the background (process {process.pid}): the figures will be in "
                    f"{result.model_dir / 'validation.json'}")
-
-
-def _model_method(model_dir: str) -> str | None:
-    """The method of the model saved in ``model_dir`` (None if there is none): a retrained model keeps it
-    unless another is clearly better."""
-    try:
-        found = json.loads((Path(model_dir) / "metadata.json").read_text()).get("method")
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, str) else None
 
 
 def _echo_suggestions(doc: dict) -> None:

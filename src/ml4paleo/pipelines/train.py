@@ -83,6 +83,7 @@ keeps every feature.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ AUTO = ("forest", "context", "interpolation")
 TIE = 0.005
 """Mean Dice within this of the best counts as a tie."""
 SWITCH = 0.05
-"""With the method of the model before (``previous_method``), ``auto`` changes method only when
+"""With the model before (``previous_model``), ``auto`` changes method only when
 another beats it by more than this mean held-out Dice, and on every held-out fold: a correction
 stroke moves the scores of every method a little, and a method flipping back and forth between
 strokes undoes what the user saw change. Scores on strokes saturate (strokes keep off the
@@ -278,6 +279,25 @@ def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
         return box["models"]
 
     return join
+
+
+def _previous(model_dir: str | Path | None) -> tuple[str | None, FeatureSettings | None]:
+    """The method and the ranked feature settings of a saved model (None for what it lacks)."""
+    if model_dir is None:
+        return None, None
+    try:
+        meta = json.loads((Path(model_dir) / "metadata.json").read_text())
+        method = meta.get("method") if isinstance(meta.get("method"), str) else None
+        settings = FeatureSettings.from_value(meta["features"]) if meta.get("features") else None
+    except (OSError, ValueError, KeyError, TypeError, InputError):
+        return None, None  # no model there (yet): nothing to keep
+    return method, settings if settings is not None and settings.selected is not None else None
+
+
+def _same_bank(ranked: FeatureSettings, settings: FeatureSettings) -> bool:
+    """Whether ``ranked`` is a selection from the bank ``settings`` computes."""
+    return (ranked.sigmas, ranked.filters, ranked.two_d, ranked.downsample) == \
+        (settings.sigmas, settings.filters, settings.two_d, settings.downsample)
 
 
 def _select_features(rows, targets, settings: FeatureSettings, classes, select: int, sampling: str,
@@ -476,7 +496,7 @@ def train_model(
     unet_params: Mapping[str, Any] | None = None,
     device: str = "auto",
     validate: str = "now",
-    previous_method: str | None = None,
+    previous_model: str | Path | None = None,
 ) -> TrainResult:
     """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
 
@@ -496,8 +516,10 @@ def train_model(
     (leave-one-slice-out before the final fit, its figures in the result) or ``later`` (the model
     is saved without them and :func:`ml4paleo.pipelines.validate.validate_model` adds them; with
     ``auto`` the method is chosen on the same folds with models on at most ``CHOICE_ROWS`` rows).
-    ``previous_method``: the method of the model this one replaces; ``auto`` keeps it unless
-    another is clearly better (``SWITCH``). Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
+    ``previous_model``: the folder of the model this one replaces (its annotations minus the
+    newest strokes): ``auto`` keeps its method unless another is clearly better (``SWITCH``), and
+    its ranked features are kept instead of ranking again, so that a correction changes the model
+    by what was painted, not by a new draw of features. Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
 
     Example (``annotations/12.png``, ``40.png``...: 1 background, 2 shell)::
 
@@ -526,6 +548,9 @@ def train_model(
     settings = FeatureSettings.from_value(features)
     if two_d and not settings.two_d:
         settings = FeatureSettings.from_value(settings, two_d=True)
+    previous_method, ranked = _previous(previous_model)
+    if select is not None and settings.selected is None and ranked is not None and _same_bank(ranked, settings):
+        settings = ranked
     classes = tuple(str(c) for c in classes)
 
     def check(models: Any) -> None:
@@ -637,6 +662,7 @@ def train_model(
         "method": chosen,
         "method_reason": reason,
         "previous_method": previous_method,
+        "previous_model": str(previous_model) if previous_model is not None else None,
         "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"]} for n in candidates},
         "warnings": warnings,
         "voxel_size": list(info.voxel_size),
