@@ -117,7 +117,8 @@ def requests_naming(doc: dict, victim: str, own: str) -> Iterator[tuple[str, str
                 fields = {**named, "z": 1, "name": "taken over", "user": "ben", "label": "x", "classes": []}
                 kinds = encodings(fields) if method != "get" else {"none": {}}
                 for kind, kw in kinds.items():
-                    if place == "body" and (kind == "none" or (kind == "form-labelled JSON" and "requestBody" not in op)):
+                    odd_form = kind == "form-labelled JSON" and "requestBody" not in op
+                    if place == "body" and (kind == "none" or odd_form):
                         continue  # no id sent; or a form with one odd field name, to a route that reads no body
                     headers = {**kw.get("headers", {}), **extra.get("headers", {})}
                     yield (f"{method.upper()} {template} [{place}, {kind}]", method.upper(), url,
@@ -130,7 +131,8 @@ def test_a_json_body_labelled_multipart_names_no_other_job(world):
     srv, ben, ann_job = world["srv"], world["ben"], world["ann_job"]
     before = snapshot(world["ann"], ann_job)
     for route in ("/api/job/status", "/api/job/status/upload-complete"):
-        for content_type in ("multipart/form-data", "multipart/form-data; boundary=", 'multipart/form-data; boundary=""'):
+        for content_type in ("multipart/form-data", "multipart/form-data; boundary=",
+                             'multipart/form-data; boundary=""'):
             r = requests.post(srv.url + route, data=json.dumps({"job_id": ann_job}),
                               headers={**ben.headers, "Content-Type": content_type}, timeout=30)
             assert r.status_code == 400, (route, content_type, r.status_code, r.text[:300])
