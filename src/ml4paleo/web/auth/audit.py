@@ -55,17 +55,22 @@ ALL_REFUSALS_PER_MINUTE = 600
 """Refusals recorded per minute over all askers (many addresses)."""
 
 
-def _named_jobs() -> list[str]:
-    """The well-formed job ids a refused request names (its body may be what was refused)."""
-    try:
-        named = requested_job_ids()
-    except Ml4PaleoError:
+def _named_jobs(read_body: bool) -> list[str]:
+    """The well-formed job ids a refused request names; its body only when ``read_body`` (a
+    signed-out client's body is never read) and when it parses (it may be what was refused)."""
+    named: list[str] = []
+    if read_body:
+        try:
+            named = requested_job_ids()
+        except Ml4PaleoError:
+            named = []
+    if not named:
         named = [(request.view_args or {}).get(JOB_ID_FIELD), *request.args.getlist(JOB_ID_FIELD),
                  *request.headers.getlist(JOB_ID_HEADER)]
     found = []
     for job_id in named:
         try:
-            found.append(check_job_id(job_id))
+            found.append(check_job_id(job_id or ""))
         except JobNotFound:
             continue  # a malformed id names no job: the request log has it
     return list(dict.fromkeys(found))
@@ -99,7 +104,7 @@ def install(app: Flask, store: JobStore) -> None:
     def _audit(response: Response) -> Response:
         who = viewer()
         if response.status_code in REFUSALS and request.method != "OPTIONS":
-            job_ids = _named_jobs()
+            job_ids = _named_jobs(read_body=who is not None)
             address = client_address()
             actor = who.actor if who else "anonymous"
             dropped = refusals.admit(actor if who else f"{actor}@{address}") if job_ids else None
