@@ -285,6 +285,12 @@ def _account_paths(j: str) -> dict[str, Any]:
             "get": _op("My API tokens" + _ACCOUNTS, errors=("401", "403")),
             "post": _op("Make an API token (its secret is in this answer only)" + _ACCOUNTS,
                         body=_body({"name": {"type": "string"}}, ["name"]), ok="201", errors=("400", "401", "403"))},
+        "/api/account/password": {"post": _op(
+            "Change my password: every session of mine ends (this one is renewed); revoke_tokens revokes my API "
+            "tokens too" + _ACCOUNTS,
+            body=_body({"current": {"type": "string"}, "new": {"type": "string", "minLength": 8},
+                        "revoke_tokens": {"type": "boolean"}}, ["current", "new"]),
+            errors=("400", "401", "403", "429"))},
         "/api/account/tokens/{token_id}": {"delete": _op("Revoke one of my API tokens" + _ACCOUNTS, [token],
                                                          errors=("401", "403", "404"))},
         j + "/shares": {
