@@ -2,6 +2,7 @@
 // sort and select them in the table (a click in the slice selects the row), merge a wrong split,
 // download the table and one object's mesh.
 import { $, el, flash, guarded, poll } from "../lib/dom.js";
+import { enums } from "../lib/enums.js";
 import { api, post } from "../lib/http.js";
 import { enc, getJob } from "../lib/jobs.js";
 
@@ -17,7 +18,7 @@ const COLUMNS = [
   ["grey_mean", "Mean grey", (o) => o.grey_mean],
 ];
 
-const state = { segId: "", table: null, sortKey: "id", sortUp: true, selected: 0, z: 0, depth: 1, params: null,
+const state = { unitSymbols: {}, segId: "", table: null, sortKey: "id", sortUp: true, selected: 0, z: 0, depth: 1, params: null,
   ticked: new Set(), tableKey: "" };
 
 const segUrl = () => `/api/job/${enc}/segmentation/${encodeURIComponent(state.segId)}`;
@@ -30,7 +31,8 @@ function fmt(value) {
 
 function renderSlice() {
   const img = $("objects-slice");
-  img.src = `${segUrl()}/objects/slice/z/${state.z}.png?selected=${state.selected}`;
+  const run = state.table ? state.table.ready.task_id : 0; // a new run: a new image, never the cached one
+  img.src = `${segUrl()}/objects/slice/z/${state.z}.png?selected=${state.selected}&run=${run}`;
   $("objects-z").value = String(state.z);
   $("objects-z-text").textContent = `${state.z + 1} / ${state.depth}`;
 }
@@ -52,7 +54,7 @@ function select(id, { moveSlice = false } = {}) {
 }
 
 function renderTable() {
-  const unit = state.table.unit || "";
+  const unit = state.unitSymbols[state.table.unit] || state.table.unit || "";
   $("objects-table").querySelector("thead tr").replaceChildren(el("th", {}, ""), ...COLUMNS.map(([key, title, , power]) =>
     el("th", { dataset: { key }, class: key === "class_name" ? "" : "num",
       onclick: () => { state.sortUp = state.sortKey === key ? !state.sortUp : true; state.sortKey = key; renderTable(); } },
@@ -110,7 +112,7 @@ function startPolling() {
       state.ticked.clear();
       updateMerge();
       $("objects-card").hidden = false;
-      $("objects-count").textContent = String(doc.objects.length);
+      $("objects-count").textContent = `${doc.objects.length} object${doc.objects.length === 1 ? "" : "s"}`;
       $("objects-messages").replaceChildren(...(doc.messages || []).map((m) => el("li", {}, m)));
       $("objects-csv").href = `${segUrl()}/objects.csv`;
       $("objects-json").href = `${segUrl()}/objects.json`;
@@ -148,7 +150,8 @@ $("objects-slice").addEventListener("click", (e) => guarded(async () => {
 $("objects-seg").addEventListener("change", (e) => { state.segId = e.target.value; state.tableKey = ""; startPolling(); });
 
 guarded(async () => {
-  const job = await getJob();
+  const [job, { unit_symbols: symbols }] = await Promise.all([getJob(), enums()]);
+  state.unitSymbols = symbols || {};
   const segs = (job.segmentations || []).filter((s) => s.done)
     .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))); // newest first
   $("objects-none").hidden = segs.length > 0;
