@@ -1,5 +1,6 @@
 """End to end in a real headless Chromium: from a segmentation to a table of objects, a click in
-the coloured slice selecting one, a merge of a wrong split, and the downloads (CSV, one object's STL).
+the coloured slice selecting one, a merge, a split by two clicks, and the downloads (CSV, one
+object's STL).
 
 The job is set up over the API (upload, two painted slices, train and segment) on the real server
 of ``test_pages``; then the Objects page is driven like a user.
@@ -89,11 +90,26 @@ def test_find_select_merge_and_download_objects(page, segmented, tmp_path):
     assert page.locator("#objects-slice").get_attribute("src") != first_image  # the slice of the new run
     shot(page, "objects-02-merged")
 
+    # and changes their mind: split it again with two clicks, one on each grain
+    merged_image = page.locator("#objects-slice").get_attribute("src")
+    page.get_by_role("button", name="Split an object…").click()
+    cols = np.flatnonzero(segmented["truth"][12, 20] > 0)
+    box = img.bounding_box()  # the merge's message moved the slice down
+    for col in (cols.min() + 3, cols.max() - 3):
+        page.mouse.click(box["x"] + (col + 0.5) * box["width"] / 64, box["y"] + 20.5 * box["height"] / 40)
+    assert "part 2 at (20," in page.locator("#split-help").inner_text()
+    page.get_by_role("button", name="Split", exact=True).click()
+    page.wait_for_function("document.querySelectorAll('#objects-table tbody tr').length === 2")
+    assert "split object 1 into 1, 2" in page.locator("#objects-messages").inner_text()
+    assert page.locator("#objects-slice").get_attribute("src") != merged_image
+    shot(page, "objects-03-split-again")
+
     with page.expect_download() as download:
         page.locator("#objects-csv").click()
     path = tmp_path / "objects.csv"
     download.value.save_as(path)
     table = list(csv.DictReader(io.StringIO(path.read_text())))
-    assert [r["id"] for r in table] == ["1"]
-    assert int(table[0]["voxel_count"]) == pytest.approx(int((segmented["truth"] > 0).sum()), rel=0.1)
+    assert [r["id"] for r in table] == ["1", "2"]
+    total = sum(int(r["voxel_count"]) for r in table)
+    assert total == pytest.approx(int((segmented["truth"] > 0).sum()), rel=0.1)
     assert_no_console_errors(page)

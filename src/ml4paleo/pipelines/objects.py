@@ -35,7 +35,7 @@ from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.pipelines.mesh import _label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["CSV_NAME", "JSON_NAME", "ObjectsResult", "objects_from_labels"]
+__all__ = ["CSV_NAME", "JSON_NAME", "ObjectsResult", "objects_from_labels", "seed_strokes"]
 
 CSV_NAME = "objects.csv"
 JSON_NAME = "objects.json"
@@ -54,6 +54,16 @@ class ObjectsResult:
     unit: str
     voxel_size: tuple[float, float, float]
     messages: list[str] = field(default_factory=list)
+
+
+def seed_strokes(plane_shape: Sequence[int], points: Sequence[Sequence[int]]) -> np.ndarray:
+    """A strokes image for ``seeds`` from clicked points ``[row, col, part]`` (a web page's clicks)."""
+    strokes = np.zeros(tuple(int(n) for n in plane_shape), np.uint8)
+    for row, col, part in points:
+        if not (0 <= row < strokes.shape[0] and 0 <= col < strokes.shape[1]):
+            raise InputError(f"seed point ({row}, {col}) is outside the {strokes.shape[0]}x{strokes.shape[1]} slice")
+        strokes[row, col] = part
+    return strokes
 
 
 def _classes(wanted: Iterable[int | str] | None, names: dict[int, str], present: Sequence[int]) -> list[int]:

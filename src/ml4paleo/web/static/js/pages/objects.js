@@ -19,7 +19,7 @@ const COLUMNS = [
 ];
 
 const state = { unitSymbols: {}, segId: "", table: null, sortKey: "id", sortUp: true, selected: 0, z: 0, depth: 1, params: null,
-  ticked: new Set(), tableKey: "" };
+  ticked: new Set(), tableKey: "", splitting: null };
 
 const segUrl = () => `/api/job/${enc}/segmentation/${encodeURIComponent(state.segId)}`;
 
@@ -130,19 +130,64 @@ $("objects-form").addEventListener("submit", (e) => {
 
 $("merge-objects").addEventListener("click", () => guarded(async () => {
   const ids = [...state.ticked].sort((a, b) => a - b);
-  const p = state.params || {};
-  await queue({ seg_id: state.segId, split: p.split || "auto", min_size: p.min_size || 0,
-    ...(p.classes ? { classes: p.classes } : {}), merge: [...(p.merge || []), ids] });
-  flash("");
+  const options = readyOptions();
+  if (options.seeds.length) {
+    // merges apply before seeded splits: a merge of ids made by a split would name other objects
+    flash("Merge before splitting: find the objects again to merge these.");
+    return;
+  }
+  await queue({ ...options, merge: [...options.merge, ids] });
 }));
 
 $("objects-z").addEventListener("input", (e) => { state.z = Number(e.target.value); renderSlice(); });
+
+/** The options of the ready run, to make it again with one more correction. */
+function readyOptions() {
+  const p = state.params || {};
+  return { seg_id: state.segId, split: p.split || "auto", min_size: p.min_size || 0,
+    ...(p.classes ? { classes: p.classes } : {}), merge: p.merge || [], seeds: p.seeds || [] };
+}
+
+/** Split mode: the next clicks in the slice are the parts of one object (part 1, part 2, ...). */
+function showSplit() {
+  const s = state.splitting;
+  $("split-help").hidden = !s;
+  $("split-go").hidden = !s;
+  $("split-object").textContent = s ? "Cancel the split" : "Split an object…";
+  if (!s) return;
+  $("split-go").disabled = s.points.length < 2;
+  $("split-help").textContent = s.points.length
+    ? `Slice ${s.z + 1}: ${s.points.map(([r, c, p]) => `part ${p} at (${r}, ${c})`).join(", ")}. `
+      + (s.points.length < 2 ? "Click the other part." : "Click more parts, or Split.")
+    : "Click one part of the object in the slice, then the other.";
+}
+
+$("split-object").addEventListener("click", () => {
+  state.splitting = state.splitting ? null : { z: state.z, points: [] };
+  showSplit();
+});
+
+$("split-go").addEventListener("click", () => guarded(async () => {
+  const { z, points } = state.splitting;
+  const options = readyOptions();
+  state.splitting = null;
+  showSplit();
+  await queue({ ...options, seeds: [...options.seeds, { z, points }] });
+}));
 
 $("objects-slice").addEventListener("click", (e) => guarded(async () => {
   const img = e.currentTarget;
   const rect = img.getBoundingClientRect();
   const row = Math.floor((e.clientY - rect.top) / rect.height * img.naturalHeight);
   const col = Math.floor((e.clientX - rect.left) / rect.width * img.naturalWidth);
+  const s = state.splitting;
+  if (s) {
+    if (s.z !== state.z) s.points = []; // the parts of one split lie on one slice
+    s.z = state.z;
+    s.points.push([row, col, s.points.length + 1]);
+    showSplit();
+    return;
+  }
   const { id } = await api(`${segUrl()}/objects/at/z/${state.z}/${row}/${col}`);
   select(id);
 }));
