@@ -125,3 +125,15 @@ def test_objects_command(world, tmp_path):
     assert bad.exit_code == 2 and "12,15" in bad.output
     bad = CliRunner().invoke(main, ["objects", str(labels_path), str(out), "--class", "grain"])
     assert bad.exit_code == 2 and "already exists" in bad.output
+
+
+def test_slabs_thinner_than_a_chunk_give_the_same_objects(world, tmp_path, monkeypatch):
+    from ml4paleo.pipelines import objects as pipeline
+
+    labels_path, labels = world
+    assert pipeline.slab_depth((24, 40, 80), 8, target=3 * 40 * 80) == 2  # a divisor of the chunk depth
+    assert pipeline.slab_depth((24, 40, 80), 8, target=10**9) == 8 * (10**9 // (8 * 40 * 80))
+    monkeypatch.setattr(pipeline, "SLAB_VOXELS", 3 * 40 * 80)  # slabs of 2 slices, chunks of 8
+    objects_from_labels(labels_path, tmp_path / "thin.ome.zarr", classes=[1])
+    whole, _ = objects_whole(labels, [1], VOXEL)
+    np.testing.assert_array_equal(np.asarray(open_level(tmp_path / "thin.ome.zarr", 0)), whole)
