@@ -68,6 +68,7 @@ def test_objects_volume_table_and_grey(world, tmp_path):
 def test_split_none_every_class_and_min_size(world, tmp_path):
     labels_path, _ = world
     result = objects_from_labels(labels_path, tmp_path / "o.ome.zarr", split="none", min_size=10)
+    assert result.csv_path == tmp_path / "o.csv" and result.json_path.exists()  # named after OUT: runs never clash
     assert sorted(o["class_name"] for o in result.objects) == ["grain", "grain", "plate"]
 
 

@@ -10,8 +10,8 @@ the user's corrections in this order:
    watershed inside that object only); the first part keeps the id, the others get new ones.
 
 Corrected objects are measured again from the written ids. Outputs: ``OUT.ome.zarr`` (uint32,
-0 = none, the labels' grid and voxel size, with a pyramid) and ``objects.csv`` / ``objects.json``
-beside it; everything is written under temporary names and renamed when complete.
+0 = none, the labels' grid and voxel size, with a pyramid) and its table beside it, named after it
+(``objects.ome.zarr``: ``objects.csv`` and ``objects.json``; :func:`table_paths`); everything is written under temporary names and renamed when complete.
 """
 
 from __future__ import annotations
@@ -35,10 +35,7 @@ from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.pipelines.mesh import _label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["CSV_NAME", "JSON_NAME", "ObjectsResult", "objects_from_labels", "seed_strokes"]
-
-CSV_NAME = "objects.csv"
-JSON_NAME = "objects.json"
+__all__ = ["ObjectsResult", "objects_from_labels", "seed_strokes", "table_paths"]
 SLAB_VOXELS = 1 << 24
 """Target voxels of a slab (16 M: uint8 labels, int32 component ids and their temporaries,
 uint32 objects: ~0.3 GB); a slab thinner than a chunk when a chunk row is larger (a 1024^2 scan
@@ -87,6 +84,14 @@ class ObjectsResult:
     unit: str
     voxel_size: tuple[float, float, float]
     messages: list[str] = field(default_factory=list)
+
+
+def table_paths(out_path: str | Path) -> tuple[Path, Path]:
+    """The CSV and JSON tables of an object volume: beside it, named by its name up to the first
+    dot (``grains.ome.zarr``: ``grains.csv``, ``grains.json``), so runs into one folder never clash."""
+    out_path = Path(out_path)
+    stem = out_path.name.split(".")[0] or "objects"
+    return out_path.with_name(f"{stem}.csv"), out_path.with_name(f"{stem}.json")
 
 
 def seed_strokes(plane_shape: Sequence[int], points: Sequence[Sequence[int]]) -> np.ndarray:
@@ -279,8 +284,8 @@ def objects_from_labels(
     Parameters
     ----------
     labels_path : OME-Zarr label map (integer classes, 0 = background).
-    out_path : the uint32 object OME-Zarr to write; ``objects.csv`` and ``objects.json`` go
-        beside it (same folder).
+    out_path : the uint32 object OME-Zarr to write; its tables go beside it (:func:`table_paths`:
+        ``objects.ome.zarr`` gives ``objects.csv`` and ``objects.json``).
     classes : class values or names (``"bone"``) whose pieces are objects (default: every
         nonzero class); objects never span two classes.
     split : ``"auto"`` splits touching objects at necks (:mod:`ml4paleo.compute.objects`),
@@ -318,7 +323,7 @@ def objects_from_labels(
         raise NotALabelMap(f"{labels_path} is an image volume, not a segmentation; convert a label map with "
                            "convert_volume(..., labels=True)")
     out_path = Path(out_path)
-    csv_path, json_path = out_path.with_name(CSV_NAME), out_path.with_name(JSON_NAME)
+    csv_path, json_path = table_paths(out_path)
     for p in (out_path, csv_path, json_path):
         if p.exists() and not overwrite:
             raise OutputExistsError(f"{p} already exists (pass overwrite to replace it)")
