@@ -122,6 +122,11 @@ def test_objects_command(world, tmp_path):
     assert "merged objects 1, 2 into 1" in res.output and "split object 3 into 3, 4" in res.output
     assert "wrote 3 object(s)" in res.output
     assert (tmp_path / "cli" / "objects.csv").exists()
+    # one object's mesh, from the CLI: the object volume is a label map `mesh` takes
+    meshed = CliRunner().invoke(main, ["mesh", str(out), str(tmp_path / "meshes"), "--labels", "4"])
+    assert meshed.exit_code == 0, meshed.output
+    doc = json.loads((tmp_path / "meshes" / "meshes.json").read_text())
+    assert [m["label"] for m in doc["meshes"]] == [4] and doc["meshes"][0]["name"] == "label 4"
     bad = CliRunner().invoke(main, ["objects", str(labels_path), str(tmp_path / "x.ome.zarr"), "--merge", "1,a"])
     assert bad.exit_code == 2 and "12,15" in bad.output
     bad = CliRunner().invoke(main, ["objects", str(labels_path), str(out), "--class", "grain"])

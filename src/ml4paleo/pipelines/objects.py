@@ -340,7 +340,8 @@ def objects_from_labels(
     pieces = find_pieces(arr, wanted, min_size=int(min_size), depth=depth, progress=scaled(progress, 0.0, 0.25))
     parameters = {"classes": wanted, "split": split, "min_size": int(min_size), "h": h,
                   "merge": groups, "seeds": [key_name(k) for k, _ in seeds]}
-    attrs = {"source": str(labels_path), "image": grey_path, "classes": info.attrs.get("classes"),
+    # the labels' class names under their own key: "classes" names label values, and here values are objects
+    attrs = {"source": str(labels_path), "image": grey_path, "source_classes": info.attrs.get("classes"),
              "objects": parameters}
     writer = OmeZarrWriter(out_path, shape, np.uint32, voxel_size=voxel_size, unit=info.unit, chunks=info.chunks,
                            kind="labels", attrs=attrs, overwrite=overwrite,
