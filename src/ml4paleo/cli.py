@@ -367,12 +367,13 @@ def _seeds_option(paths: tuple[str, ...], seeds_z: int | None) -> list[tuple[Any
 @click.option("--seeds-z", type=click.IntRange(min=0), default=None, help="The z slice of a single --seeds image.")
 @click.option("--image", type=click.Path(exists=True, file_okay=False), default=None,
               help="The scan, for grey values (default: the one the segmentation was made from, if still there).")
-@click.option("--overwrite", is_flag=True, help="Replace OUT, objects.csv and objects.json if they exist.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT and its tables if they exist.")
 @user_errors
 def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z, image, overwrite) -> None:
     """Separate and measure the objects of a segmentation (LABELS.ome.zarr): OUT (e.g.
-    objects.ome.zarr) holds one id per object, objects.csv and objects.json beside it hold each
-    object's volume, surface, shape, thickness and grey value in physical units."""
+    objects.ome.zarr) holds one id per object; the tables beside it, named after it (objects.csv
+    and objects.json), hold each object's volume, surface, shape, thickness and grey value in
+    physical units."""
     from ml4paleo.pipelines.objects import objects_from_labels  # lazy: numpy, zarr, scikit-image
 
     with progress_bar("objects") as report:

@@ -238,17 +238,20 @@ def export(ctx: TaskContext) -> dict[str, Any]:
 
 def objects(ctx: TaskContext) -> dict[str, Any]:
     """The objects of a segmentation, split, measured and corrected as ``params`` says
-    (``classes``, ``split``, ``min_size``, ``merge``; see the ``objects`` route), in the task's
+    (``classes``, ``split``, ``min_size``, ``merge``, ``seeds``; see the ``objects`` route), in the task's
     own folder (:meth:`~ml4paleo.jobs.paths.JobPaths.objects`); returns a summary, the table
     stays in ``objects.json``."""
-    from ml4paleo.pipelines.objects import objects_from_labels  # lazy: see the module's docstring
+    from ml4paleo.io.omezarr import read_info
+    from ml4paleo.pipelines.objects import objects_from_labels, seed_strokes  # lazy: see the module's docstring
 
     assert ctx.seg_id is not None
     out = ctx.paths.objects(ctx.seg_id, ctx.task_id) / "objects.ome.zarr"
     p = ctx.params
-    result = objects_from_labels(ctx.paths.labels(ctx.seg_id), out, classes=p.get("classes"),
+    labels = ctx.paths.labels(ctx.seg_id)
+    seeds = [(s["z"], seed_strokes(read_info(labels).shape[1:], s["points"])) for s in p.get("seeds") or ()]
+    result = objects_from_labels(labels, out, classes=p.get("classes"),
                                  split=p.get("split", "auto"), min_size=int(p.get("min_size", 0)),
-                                 merge=p.get("merge") or (), image=ctx.paths.volume, overwrite=True,
+                                 merge=p.get("merge") or (), seeds=seeds, image=ctx.paths.volume, overwrite=True,
                                  progress=scaled(ctx.progress, 0.0, 1.0, "objects"))
     return {"objects": len(result.objects), "unit": result.unit, "messages": result.messages}
 

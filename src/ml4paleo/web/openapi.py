@@ -201,11 +201,15 @@ def _paths() -> dict[str, Any]:
             "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
                 "type": "string", "enum": list(MESH_FORMATS)}}}), ok="202", errors=("400", "404", "409"))},
         j + "/objects": {"post": _op("Queue the objects of a segmentation (default: the newest finished): pieces of "
-                                     "classes, split at necks (split auto|none), min_size voxels, merge groups of ids; "
+                                     "classes, split at necks (split auto|none), min_size voxels, merge groups of ids, "
+                                     "seeds (clicked points [row, col, part] on slice z) splitting the object under them; "
                                      "on the mesh queue, the job's status unchanged", [_JOB], _body({
             "seg_id": {"type": "string"}, "classes": {"type": "array", "items": {"type": "string"}},
             "split": {"type": "string", "enum": ["auto", "none"]}, "min_size": {"type": "integer", "minimum": 0},
-            "merge": {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 1}}}}),
+            "merge": {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 1}}},
+            "seeds": {"type": "array", "items": {"type": "object", "properties": {
+                "z": {"type": "integer", "minimum": 0}, "points": {"type": "array", "items": {
+                    "type": "array", "items": {"type": "integer", "minimum": 0}}}}}}}),
             ok="202", errors=("400", "404", "409"))},
         j + "/cancel": {"post": _op("Cancel the queued or running task", [_JOB], errors=("404", "409"))},
         j + "/slice/{axis}/{index}.png": {"get": _op("A rendered slice; labels=1 with seg: the class indices as a gray PNG; max: longest side "
