@@ -167,7 +167,7 @@ const FULL_AFTER_MS = 20000;
 let liveTimer = 0;
 let fullTimer = 0;
 let draftTicket = 0; // newest draft awaited: an older wait stops
-let draftReady = false; // a draft model exists: the prediction route has a model even before the full one
+let newestDraft = ""; // id of the newest ready draft model ("draft-<n>"): the prediction route may answer with it
 function scheduleLive() {
   clearTimeout(liveTimer);
   clearTimeout(fullTimer);
@@ -203,14 +203,14 @@ async function draft() {
   for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 200)) {
     const d = await api(`/api/annotate/${enc}/draft${onZ ? `?z=${index}` : ""}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
-      draftReady = true;
+      newestDraft = `draft-${d.ready.task_id}`;
       if (ticket !== draftTicket || state.key !== key) return;
       if (!d.ready.prediction) return refreshPrediction();
       if (completionPinned()) return;
       const png = await decodePng(base64ToBytes(d.ready.prediction));
-      state.setSuggestion({ values: png.values, offset: 1, key: `${d.ready.model_id}/${key}`, source: "prediction" });
-      draftOver = `${state.model ? state.model.model_id : ""}/${key}`;
-      state.say(`Prediction of model ${d.ready.model_id} (draft) shown (P hides it).`);
+      state.setSuggestion({ values: png.values, offset: 1, key: `${newestDraft}/${key}`, source: "prediction",
+        basis: overlayBasis(key) });
+      state.say(`Prediction of model ${newestDraft} (draft) shown (P hides it).`);
       return;
     }
     if (d.error && !d.pending) { state.say(`No draft model: ${d.error}`); return; }
@@ -218,25 +218,45 @@ async function draft() {
   }
 }
 
-let draftOver = ""; // `${full model}/${slice key}` over which a draft's overlay is shown (a draft is newer)
-/** The newest model's prediction of the slice shown, as the suggestion (once per model and slice;
- * the server answers with the newest draft while it is newer than the full model). A completion
- * the user asked for stays until the next edit. */
+/** What the prediction route would answer from for slice `key`: the newest full model and the
+ * newest draft known (the server picks the newer of them). A prediction shown for the same
+ * basis is not asked for again; a new draft or a new full model changes it. */
+const overlayBasis = (key) => `${state.model ? state.model.model_id : ""}|${newestDraft}/${key}`;
+
+let predicting = null; // {basis, promise} of the prediction request on its way: never asked for twice
+/** The newest model's prediction of the slice shown, as the suggestion (once per basis, see
+ * overlayBasis). A completion the user asked for stays until the next edit. */
 async function refreshPrediction() {
   const { model, axis, index } = state;
-  if (index === null || (!model && !draftReady) || completionPinned()) return;
+  if (index === null || (!model && !newestDraft) || completionPinned()) return;
   const key = sliceKey(axis, index);
-  const base = `${model ? model.model_id : ""}/${key}`;
-  const current = state.suggestion ? state.suggestion.key : "";
-  if (base === current || base === draftOver) return;
+  const basis = overlayBasis(key);
+  if (state.suggestion && state.suggestion.basis === basis) return;
+  if (predicting) {
+    if (predicting.basis === basis) return predicting.promise;
+    await predicting.promise.catch(() => {});
+    return refreshPrediction(); // the models or the slice changed meanwhile: ask for the newer one
+  }
+  const promise = askPrediction(axis, index, basis);
+  predicting = { basis, promise };
+  try {
+    await promise;
+  } finally {
+    if (predicting && predicting.promise === promise) predicting = null;
+  }
+}
+
+/** Ask the prediction route for slice `index` across `axis` and show it (unless the page moved on). */
+async function askPrediction(axis, index, basis) {
+  const key = sliceKey(axis, index);
   try {
     const data = await post(`/api/annotate/${enc}/data/predict`, { axis, index });
     if (state.key !== key || completionPinned()) return;
-    draftOver = data.draft ? base : "";
     const png = await decodePng(base64ToBytes(data.prediction));
+    if (state.key !== key || completionPinned()) return;
     const modelId = data.model_id;
     // class indices: annotation value - 1
-    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${key}`, source: "prediction" });
+    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${key}`, source: "prediction", basis });
     state.say(`Prediction of model ${data.draft ? `${modelId} (draft)` : shortId(modelId)} shown (P hides it).`);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 409)) throw err;
@@ -244,6 +264,10 @@ async function refreshPrediction() {
 }
 
 function describeModel(m, job) {
+  if (!m && newestDraft) {
+    return `Draft ${newestDraft} shown: a quick model of your strokes; the full model ${job.training
+      ? "is training" : "trains when painting pauses (or Train model now)"}.`;
+  }
   if (!m) return job.training ? "Training the first model…" : "No model yet: save a few painted slices (both classes), then train.";
   const dice = metric(m, "dice");
   const scores = m.validating ? ", validating…"

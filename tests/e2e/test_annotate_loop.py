@@ -1,0 +1,130 @@
+"""End to end in a real headless Chromium: the correction loop on the annotation page.
+
+Each stroke shows its effect where it was painted: on a plane across the stack (XZ), the draft
+overlay follows every draft (not only the first one), and the page never asks twice for a
+prediction that is on its way. The server, browser and helpers are those of ``test_pages.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_pages import (CHROMIUM, _converted_job, assert_no_console_errors, browser, dabs, page, server,  # noqa: F401
+                        shot, to_screen)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
+]
+
+SHAPE = (16, 40, 48)  # z, y, x
+
+
+def _volume() -> np.ndarray:
+    """A block of "bone" 40 grey values brighter than its noisy matrix."""
+    rng = np.random.default_rng(5)
+    vol = (30000 + rng.integers(-3, 4, SHAPE)).astype(np.uint16)
+    vol[3:13, 8:30, 10:38] += 40
+    return vol
+
+
+def _canvas(page) -> str:
+    return page.evaluate("() => document.getElementById('view').toDataURL()")
+
+
+def _track_predictions(page) -> dict:
+    """Counts of the page's prediction requests: ``most`` on their way at once."""
+    seen = {"open": 0, "most": 0, "sent": 0}
+
+    def sent(request):
+        if "/data/predict" in request.url:
+            seen["open"] += 1
+            seen["sent"] += 1
+            seen["most"] = max(seen["most"], seen["open"])
+
+    def done(request):
+        if "/data/predict" in request.url:
+            seen["open"] -= 1
+
+    page.on("request", sent)
+    page.on("requestfinished", done)
+    page.on("requestfailed", done)
+    return seen
+
+
+def _draft_shown(page) -> str:
+    """Wait for a draft's prediction in the status line; its model id."""
+    page.wait_for_function("/Prediction of model draft-\\d+/.test(document.getElementById('pred-status').textContent)")
+    text = page.locator("#pred-status").inner_text()
+    return text.split("Prediction of model ", 1)[1].split(" ", 1)[0]
+
+
+PLANES = {"z": 8, "y": 20, "x": 24}  # a slice through the bone on each plane
+
+
+@pytest.mark.parametrize("axis", ["z", "y", "x"])
+def test_every_draft_refreshes_the_overlay_on_every_plane(page, axis):
+    vol = _volume()
+    index = PLANES[axis]
+    job_id = _converted_job(page, vol, f"{axis} drafts")
+    predictions = _track_predictions(page)
+    page.goto(f"/job/annotate/{job_id}?axis={axis}&index={index}")
+    page.wait_for_function(f"document.getElementById('slice-out').textContent.startsWith('{index} ')")
+    assert page.locator("#live-train").is_checked()  # drafts follow the strokes
+
+    # strokes on the plane (rows and columns as the server renders it): bone, then matrix left of it only
+    plane = np.take(vol, index, axis="zyx".index(axis))
+    bone = plane > 30020
+    cols = np.nonzero(bone.any(axis=0))[0]
+    beside = np.zeros_like(bone)
+    beside[:, :cols[0]] = True
+    rows = np.nonzero(bone.any(axis=1))[0]
+    right = bone.copy()
+    right[:, : (cols[0] + cols[-1]) // 2] = False  # the bone strokes keep off the part carved later
+    box = page.locator("#view").bounding_box()
+    rng = np.random.default_rng(0)
+    page.locator("#classes li[data-value='2']").click()
+    dabs(page, box, right, rng, n=3)
+    page.locator("#classes li[data-value='1']").click()
+    dabs(page, box, beside, rng, n=2)
+    first = _draft_shown(page)
+    # a draft shown while no full model exists is called a draft, not "No model yet"
+    page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Draft ')")
+
+    # labels hidden: what changes on the canvas from now on is the overlay alone
+    page.evaluate("() => { const o = document.getElementById('label-opacity'); o.value = '0';"
+                  " o.dispatchEvent(new Event('input')); }")
+    page.wait_for_timeout(100)
+    before = _canvas(page)
+    # matrix painted over the left part of the bone: the next draft predicts it as matrix there
+    for row in range(rows[0] + 2, rows[-1] - 1, 2):
+        for col in range(cols[0] + 3, cols[0] + 9, 3):
+            page.mouse.move(*to_screen(box, bone.shape, row, col))
+            page.mouse.down()
+            page.mouse.move(*to_screen(box, bone.shape, row, col + 1), steps=2)
+            page.mouse.up()
+    second = _draft_shown_after(page, first)
+    assert second != first
+    page.wait_for_function(f"document.getElementById('view').toDataURL() !== {before!r}")
+    assert _canvas(page) != before  # the overlay (labels hidden) changed with the new draft
+    # the 2-second status poll saw the prediction on its way and did not ask again
+    page.wait_for_timeout(2500)
+    assert predictions["most"] <= 1, predictions
+    # across the stack each draft's prediction is asked of the prediction route (z: the draft made it)
+    assert predictions["sent"] >= (2 if axis != "z" else 0), predictions
+    shot(page, f"40-annotate-{axis}-draft-refreshed")
+    assert_no_console_errors(page)
+
+
+def _draft_shown_after(page, previous: str) -> str:
+    """Wait for the prediction of a draft newer than ``previous``; its model id."""
+    try:
+        page.wait_for_function(
+            "/Prediction of model draft-\\d+/.test(document.getElementById('pred-status').textContent)"
+            f" && !document.getElementById('pred-status').textContent.includes('{previous} ')")
+    except Exception as exc:
+        raise AssertionError(f"no newer draft shown; the status line says {page.locator('#pred-status').inner_text()!r}"
+                             f" and the model line {page.locator('#model-info').inner_text()!r}") from exc
+    return _draft_shown(page)
