@@ -7,8 +7,11 @@ prediction that is on its way. The server, browser and helpers are those of ``te
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from test_pages import (CHROMIUM, _converted_job, assert_no_console_errors, browser, dabs, page, server,  # noqa: F401
                         shot, to_screen)
@@ -128,3 +131,71 @@ def _draft_shown_after(page, previous: str) -> str:
         raise AssertionError(f"no newer draft shown; the status line says {page.locator('#pred-status').inner_text()!r}"
                              f" and the model line {page.locator('#model-info').inner_text()!r}") from exc
     return _draft_shown(page)
+
+
+def test_what_a_new_user_saw_is_fixed(page):
+    """Physical proportions of a plane across thick slices, a status line that never moves the
+    canvas, classes renamed in place, the scan's raw value under the cursor, a voxel size read
+    as a person writes it, labels that let the scan show through once a suggestion is accepted."""
+    vol = _volume()
+    job_id = _converted_job(page, vol, "new user")
+    # slices 3 units thick, pixels 0.977 across (as float32 files give it: 0.97699999809265)
+    r = page.request.patch(f"/api/job/{job_id}", data={"voxel_size": [3.0, 0.97699999809265, 0.97699999809265],
+                                                        "unit": "millimeter"})
+    assert r.ok, r.text()
+    page.goto(f"/job/{job_id}")
+    page.wait_for_function("document.getElementById('job-meta').textContent.includes('voxel 3 × 0.977 × 0.977')")
+
+    page.goto(f"/job/annotate/{job_id}?axis=y&index=20")
+    page.wait_for_function("document.getElementById('slice-out').textContent.startsWith('20 ')")
+    page.uncheck("#live-train")
+    aspect = 3.0 / 0.97699999809265
+    # the XZ plane (16 rows of 3 mm, 48 columns of 0.977 mm) is drawn 16 * 3 tall for 48 * 0.977 wide
+    drawn = page.evaluate("""() => { const c = document.getElementById('view'), d = c.getContext('2d')
+        .getImageData(0, 0, c.width, c.height).data; let x0 = c.width, x1 = -1, y0 = c.height, y1 = -1;
+        for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+          const o = (y * c.width + x) * 4; if (d[o] !== 17 || d[o + 1] !== 17 || d[o + 2] !== 17) {
+            x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); } }
+        return [x1 - x0 + 1, y1 - y0 + 1]; }""")
+    assert abs(drawn[1] / drawn[0] - 16 * 3.0 / (48 * 0.977)) < 0.03, drawn
+
+    # the status line keeps its height whatever it says: the canvas never moves mid-stroke
+    box = page.locator("#view").bounding_box()
+    page.evaluate("() => { document.getElementById('pred-status').textContent = 'a long message '.repeat(60); }")
+    assert page.locator("#view").bounding_box() == box
+
+    # the cursor readout gives the scan's raw value, not its display grey
+    page.mouse.move(*to_screen(box, (16, 48), 8, 24, aspect))
+    raw = int(vol[8, 20, 24])
+    page.wait_for_function(f"document.getElementById('cursor-info').textContent.includes('value {raw}')")
+    assert page.locator("#cursor-info").inner_text().startswith("x 24, z 8, y 20")
+
+    # the structure's class renamed in place: its value (2) stays, the readout says the new name
+    page.locator("#classes li[data-value='2'] button.rename").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("shell")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector(\"#classes li[data-value='2'] .name\")?.textContent === 'shell'")
+    classes = page.request.get(f"/api/job/{job_id}/status").json()["classes"]
+    assert [(c["value"], c["name"]) for c in classes] == [(1, "background"), (2, "shell")]
+
+    # strokes of both classes, completed and accepted: the labels let the scan show through
+    bone = vol[:, 20, :] > 30020
+    rng = np.random.default_rng(1)
+    page.locator("#classes li[data-value='2']").click()
+    dabs(page, box, bone, rng, n=3, aspect=aspect)
+    page.locator("#classes li[data-value='1']").click()
+    dabs(page, box, ~bone, rng, n=3, aspect=aspect)
+    page.keyboard.press("Control+s")
+    page.wait_for_function("!document.getElementById('submit').textContent.includes('*')")
+    strokes = np.asarray(Image.open(io.BytesIO(page.request.get(f"/api/annotate/{job_id}/annotations/y/20").body())))
+    assert (strokes[bone] != 1).all() and (strokes[~bone] != 2).all()  # painted where the mouse went
+    assert set(np.unique(strokes).tolist()) == {0, 1, 2}
+    page.click("#complete")
+    page.wait_for_function("!document.getElementById('accept-pred').disabled")
+    page.click("#accept-pred")
+    assert int(page.locator("#label-opacity").input_value()) <= 40
+    page.mouse.move(*to_screen(box, (16, 48), 8, 24, aspect))
+    page.wait_for_function("document.getElementById('cursor-info').textContent.includes('label: shell')")
+    shot(page, "41-annotate-new-user-fixes")
+    assert_no_console_errors(page)

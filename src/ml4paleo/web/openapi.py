@@ -64,6 +64,8 @@ _SCHEMAS: dict[str, Any] = {
             "done": {**_BOOL, "description": "the label map is finished (status done)"},
             "meshed": {**_BOOL, "description": "its meshes are finished (mesh_status done)"}}}},
         "annotations_changed_since_segmentation": _BOOL, "upload_bytes": {"type": "integer"},
+        "newest_model_current": {**_BOOL, "description": "the newest ready model was trained on the current "
+                                 "annotations and classes (segmenting reuses it; otherwise it trains first)"},
         "ready": {**_BOOL, "description": "idle with a converted volume (nothing queued or running)"},
         "training": {**_BOOL, "description": "a model is being trained or waits to be"},
         "can_train": {**_BOOL, "description": "a retrain/start would be accepted now"}}},
@@ -122,6 +124,16 @@ _PNG = "image/png"
 _BIN = {"type": "string", "format": "binary"}
 _JOBREF = {"$ref": "#/components/schemas/Job"}
 _JOB_BODY = _body({"job_id": {"type": "string"}}, ["job_id"])
+
+
+def _retrain_op() -> dict[str, Any]:
+    """``retrain``: 202 when a training is queued, 200 when the newest model already is that training."""
+    op = _op("Queue training (method: auto or one candidate; default: the server's setting); when the newest "
+             "model was trained on the same annotations, classes and method nothing is queued (200, model_reused: "
+             "true)", [_JOB], _METHOD_BODY, ok="202", errors=("400", "404", "409"))
+    op["responses"]["200"] = {"description": "the newest model is reused",
+                              "content": {"application/json": {"schema": _OBJ}}}
+    return op
 
 
 def _paths() -> dict[str, Any]:
@@ -192,11 +204,13 @@ def _paths() -> dict[str, Any]:
                           errors=("400", "404", "409"))},
         j + "/histogram": {"get": _op("Histogram of the volume's raw values, with window presets (auto, full)", [_JOB],
                                       errors=("404", "409"))},
-        j + "/retrain": {"post": _op("Queue training (method: auto or one candidate; default: the server's "
-                                     "setting)", [_JOB], _METHOD_BODY, ok="202", errors=("400", "404", "409"))},
+        j + "/retrain": {"post": _retrain_op()},
         j + "/start": {"post": _op("Queue training then segmentation (the newest model is reused, model_reused: true, "
-                                   "when no annotation changed since it was trained and no method is named)", [_JOB],
+                                   "when no annotation, class or method changed since it was trained)", [_JOB],
                                    _METHOD_BODY, ok="202", errors=("400", "404", "409"))},
+        j + "/voxel": {"get": _op("The scan's raw value at one voxel (source_kind dicom-series: rescaled, HU for CT)", [
+            _JOB, *[{"name": n, "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}
+                    for n in "zyx"]], errors=("400", "404", "409"))},
         j + "/mesh": {"post": _op("Queue meshing", [_JOB], _body({
             "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
                 "type": "string", "enum": list(MESH_FORMATS)}}}), ok="202", errors=("400", "404", "409"))},

@@ -1,6 +1,7 @@
 // A canvas that shows one slice at full resolution with zoom (wheel) and pan, and layers on top
 // (a suggestion such as a model's prediction, then labels) drawn pixel for pixel (no smoothing),
-// plus screen-space decorations.
+// plus screen-space decorations. Pixels are drawn in their physical proportions: a plane across
+// a stack of thick slices (3 mm rows, 0.98 mm columns) is stretched down, not squashed.
 import { rgbaTable } from "./colors.js";
 
 /** An offscreen canvas of the slice size that layers are painted into as RGBA. */
@@ -37,6 +38,7 @@ export class SliceView {
     this.fitted = true; // the slice fills the stage; kept so while the stage is resized
     this.width = 0;
     this.height = 0;
+    this.aspect = 1; // physical height of a pixel over its width (rows' voxel size / columns')
     this.overlay = null; // function(ctx) drawing in screen (CSS pixel) coordinates
     this.layers = {};
     this.alpha = { suggestion: 0.4, labels: 0.55 };
@@ -61,33 +63,34 @@ export class SliceView {
     }
   }
 
-  /** New slice size: (re)allocates the layers and fits the view when the size changed. */
-  setSize(width, height) {
-    const changed = width !== this.width || height !== this.height;
+  /** New slice size (and pixel `aspect`, see the constructor): (re)allocates the layers when the
+   * size changed, and fits the view when the size or the aspect changed. */
+  setSize(width, height, aspect = 1) {
+    const resized = width !== this.width || height !== this.height;
+    const changed = resized || aspect !== this.aspect;
     this.width = width;
     this.height = height;
-    if (changed) {
-      for (const name of ["image", "suggestion", "labels"]) this.layers[name] = new Layer(width, height);
-      this.fit();
-    }
+    this.aspect = aspect > 0 && Number.isFinite(aspect) ? aspect : 1;
+    if (resized) for (const name of ["image", "suggestion", "labels"]) this.layers[name] = new Layer(width, height);
+    if (changed) this.fit();
   }
 
   fit() {
     if (!this.width) return;
     const cw = this.stage.clientWidth, ch = this.stage.clientHeight;
-    this.scale = Math.min(cw / this.width, ch / this.height) * 0.96;
+    this.scale = Math.min(cw / this.width, ch / (this.height * this.aspect)) * 0.96;
     this.tx = (cw - this.width * this.scale) / 2;
-    this.ty = (ch - this.height * this.scale) / 2;
+    this.ty = (ch - this.height * this.aspect * this.scale) / 2;
     this.fitted = true;
     this.redraw();
   }
 
   zoomAt(sx, sy, factor) {
     const s = Math.min(64, Math.max(0.05, this.scale * factor));
-    const ix = (sx - this.tx) / this.scale, iy = (sy - this.ty) / this.scale;
+    const ix = (sx - this.tx) / this.scale, iy = (sy - this.ty) / (this.scale * this.aspect);
     this.scale = s;
     this.tx = sx - ix * s;
-    this.ty = sy - iy * s;
+    this.ty = sy - iy * s * this.aspect;
     this.fitted = false;
     this.redraw();
   }
@@ -102,11 +105,11 @@ export class SliceView {
   /** Client (mouse) coordinates → continuous image coordinates (pixel x covers [x, x+1)). */
   toImage(clientX, clientY) {
     const r = this.canvas.getBoundingClientRect();
-    return [(clientX - r.left - this.tx) / this.scale, (clientY - r.top - this.ty) / this.scale];
+    return [(clientX - r.left - this.tx) / this.scale, (clientY - r.top - this.ty) / (this.scale * this.aspect)];
   }
 
   toScreen(ix, iy) {
-    return [ix * this.scale + this.tx, iy * this.scale + this.ty];
+    return [ix * this.scale + this.tx, iy * this.scale * this.aspect + this.ty];
   }
 
   /** Paint the gray image through a window [lo, hi] of its 8-bit values. */
@@ -162,7 +165,7 @@ export class SliceView {
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     if (!this.width) return;
     ctx.imageSmoothingEnabled = false;
-    ctx.setTransform(this.scale * dpr, 0, 0, this.scale * dpr, this.tx * dpr, this.ty * dpr);
+    ctx.setTransform(this.scale * dpr, 0, 0, this.scale * this.aspect * dpr, this.tx * dpr, this.ty * dpr);
     ctx.drawImage(this.layers.image.canvas, 0, 0);
     for (const name of ["suggestion", "labels"]) {
       const layer = this.layers[name];

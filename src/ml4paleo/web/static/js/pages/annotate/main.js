@@ -4,6 +4,7 @@
 // state.js holds what the page knows, view.js draws it, tools.js turns input into edits; this
 // module talks to the server (slices, masks, classes, training, predictions, completions, the
 // display window) and wires the rest.
+import { AXIS_INDEX, PLANE } from "../../lib/axes.js";
 import { classColor } from "../../lib/colors.js";
 import { $, el, guarded, poll } from "../../lib/dom.js";
 import { enums } from "../../lib/enums.js";
@@ -23,7 +24,7 @@ import { AnnotationView } from "./view.js";
 const canTrain = (job) => Boolean(job) && job.can_train;
 
 const state = new AnnotationState();
-const view = new AnnotationView(state);
+const view = new AnnotationView(state, { rawValue: ({ z, y, x }) => api(`/api/job/${enc}/voxel?z=${z}&y=${y}&x=${x}`) });
 const tools = new AnnotationTools(state, view, { save, openSlice: (index) => loadSlice(index), openPlane, saveClasses });
 const windowLevel = new WindowLevel(enc, () => guarded(reloadImage));
 
@@ -57,10 +58,21 @@ async function loadSlice(index, axis = state.axis) {
     if (mask) values = mask.values;
     if (ticket !== loading) return;
   }
-  state.setSlice({ axis: data.axis, index: data.index, depth: data.depth, gray: png.values, labels: new LabelBuffer(w, h, values) });
+  state.setSlice({ axis: data.axis, index: data.index, depth: data.depth, aspect: pixelAspect(data.axis),
+    gray: png.values, labels: new LabelBuffer(w, h, values) });
   renderGallery();
   history.replaceState(null, "", data.axis === "z" ? `?z=${data.index}` : `?axis=${data.axis}&index=${data.index}`);
   await refreshPrediction();
+}
+
+/** Physical height over width of a pixel of a slice across `axis` (a plane across a stack of
+ * thick slices is taller than its voxel count says); 1 without a voxel size. */
+function pixelAspect(axis) {
+  const size = state.job && state.job.voxel_size;
+  if (!size) return 1;
+  const { u, v } = PLANE[axis];
+  const aspect = Number(size[AXIS_INDEX[v]]) / Number(size[AXIS_INDEX[u]]);
+  return Number.isFinite(aspect) && aspect > 0 ? aspect : 1;
 }
 
 /** A slice across another axis: the one the server suggests on that plane. */
@@ -136,9 +148,15 @@ async function showCompletion({ explain = false } = {}) {
 }
 $("complete").addEventListener("click", () => guarded(() => showCompletion({ explain: true })));
 
-async function train() {
+/** Queue the full model (`explain`: the user asked, so say when the newest model already is it). */
+async function train({ explain = false } = {}) {
   try {
-    await post(`/api/job/${enc}/retrain`);
+    const { model_reused: reused } = await post(`/api/job/${enc}/retrain`);
+    if (reused) {
+      state.setTraining({ retrainWanted: false });
+      if (explain) state.say("The newest model was trained on exactly these slices: nothing to train again.");
+      return;
+    }
     state.setTraining({ training: true, retrainWanted: false });
     state.say("Training a model on the saved slices…");
   } catch (err) {
@@ -149,7 +167,7 @@ async function train() {
 $("train").addEventListener("click", () => guarded(async () => {
   if (state.unsaved) await save();
   if (!state.annotated.size) throw new Error("Save at least one painted slice first (paint background and fossil).");
-  await train();
+  await train({ explain: true });
 }));
 
 $("segment").addEventListener("click", () => guarded(async () => {
@@ -300,6 +318,7 @@ async function refreshJob() {
   $("train").disabled = trainingNow;
   $("segment").hidden = !newest;
   $("segment").disabled = trainingNow || !canTrain(job);
+  $("segment").textContent = job.newest_model_current ? "Segment the whole volume" : "Retrain, then segment the whole volume";
   $("train").textContent = newest ? "Retrain now" : "Train model";
   await showModelReport(newest).catch(() => {});
   if (!trainingNow && state.retrainWanted && canTrain(job)) await train();

@@ -31,6 +31,7 @@ export class AnnotationState extends EventTarget {
     this.axis = "z";
     this.index = null;
     this.depth = 0;
+    this.aspect = 1; // physical height of a pixel over its width on this plane (from the voxel size)
     this.gray = null; // Uint8Array of the slice's 8-bit display values (the server applies the window)
     this.labels = null; // LabelBuffer of the painted class values (0 unlabeled)
     // a proposal for the whole slice (the model's prediction, or the slice completed from its
@@ -95,9 +96,9 @@ export class AnnotationState extends EventTarget {
     this._emit("tolerance");
   }
 
-  /** A new slice: its place, gray values and labels (a LabelBuffer); the suggestion is dropped. */
-  setSlice({ axis = "z", index, depth, gray, labels }) {
-    Object.assign(this, { axis, index, depth, gray, labels, suggestion: null });
+  /** A new slice: its place, pixel aspect, gray values and labels (a LabelBuffer); the suggestion is dropped. */
+  setSlice({ axis = "z", index, depth, aspect = 1, gray, labels }) {
+    Object.assign(this, { axis, index, depth, aspect, gray, labels, suggestion: null });
     this._emit("slice");
     this.setUnsaved(false);
   }
