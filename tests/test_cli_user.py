@@ -38,3 +38,20 @@ def test_mistakes_are_one_line_errors(tmp_path):
                                     (("give", "nobody"), "", "JOB_IDS")):
         result = _user(tmp_path, *args, password=password)
         assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_a_new_password_ends_sessions_and_offers_to_revoke_tokens(tmp_path):
+    assert _user(tmp_path, "add", "ada", password="ada-password").exit_code == 0
+    store = JobStore(Settings.from_env({}, data=tmp_path))
+    uid = store.accounts.user_id("ada")
+    session, _ = store.accounts.start_session(user_id=uid, hours=1)
+    token = store.accounts.new_token(uid, "script")["token"]
+    done = _user(tmp_path, "passwd", "ada", password="new-password")
+    assert done.output == ("password of ada changed; 1 session(s) ended; "
+                           "their API tokens still work (--revoke-tokens revokes them)\n")
+    assert store.accounts.session(session) is None and store.accounts.token_viewer(token).name == "ada"
+    session, _ = store.accounts.start_session(user_id=uid, hours=1)
+    done = _user(tmp_path, "passwd", "ada", "--revoke-tokens", password="newer-password")
+    assert done.output == "password of ada changed; 1 session(s) ended; 1 API token(s) revoked\n"
+    assert store.accounts.session(session) is None and store.accounts.token_viewer(token) is None
+    store.close()

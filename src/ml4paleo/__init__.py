@@ -9,8 +9,9 @@ The library is the core; the CLI (``ml4paleo``) and the web app call the same fu
     segment_volume("ammonite.ome.zarr", "model", "labels.ome.zarr")
     mesh_labels("labels.ome.zarr", "meshes", formats=("stl",))
     export_volume("labels.ome.zarr", "labels.tif", format="tiff")
+    objects_from_labels("labels.ome.zarr", "objects/objects.ome.zarr", classes=["shell"])
 
-Array axes are always (z, y, x), z being the slice index. The five functions are loaded on
+Array axes are always (z, y, x), z being the slice index. The six functions are loaded on
 first use (module ``__getattr__``): importing them eagerly costs 2-5 s of numpy, zarr, dask
 and scikit-learn imports (measured), which ``ml4paleo --help`` (0.2 s) must not pay.
 """
@@ -28,6 +29,7 @@ _PUBLIC = {
     "segment_volume": "ml4paleo.pipelines.segment",
     "mesh_labels": "ml4paleo.pipelines.mesh",
     "export_volume": "ml4paleo.pipelines.export",
+    "objects_from_labels": "ml4paleo.pipelines.objects",
 }
 """Public name -> the module that defines it."""
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time they load lazily
     from ml4paleo.pipelines.convert import convert_volume
     from ml4paleo.pipelines.export import export_volume
     from ml4paleo.pipelines.mesh import mesh_labels
+    from ml4paleo.pipelines.objects import objects_from_labels
     from ml4paleo.pipelines.segment import segment_volume
     from ml4paleo.pipelines.train import train_model
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import click
@@ -178,8 +180,10 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     from ml4paleo.pipelines.train import train_model  # lazy: 4.6 s
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
+    previous = _model_method(model_dir) if overwrite else None
     with progress_bar("training") as report:
         result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, method=method, select=select or None,
+                             previous_method=previous,
                              max_train_seconds=max_train_seconds, device=device,
                              unet_params={"epochs": unet_epochs} if unet_epochs else None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite,
@@ -198,6 +202,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         click.echo(f"  {name}: Dice {dice}, IoU {iou} (leave-one-slice-out)")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    _echo_suggestions(result.suggestions)
     click.echo(f"wrote {result.model_dir}")
     if validate == "background":
         from ml4paleo.pipelines.validate import start_validation  # loaded already: train imports it
@@ -205,6 +210,27 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         process = start_validation(result.model_dir)
         click.echo(f"validating in the background (process {process.pid}): the figures will be in "
                    f"{result.model_dir / 'validation.json'}")
+
+
+def _model_method(model_dir: str) -> str | None:
+    """The method of the model saved in ``model_dir`` (None if there is none): a retrained model keeps it
+    unless another is clearly better."""
+    try:
+        found = json.loads((Path(model_dir) / "metadata.json").read_text()).get("method")
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _echo_suggestions(doc: dict) -> None:
+    """Where to paint next (the top 3 of ``suggestions.json``) and the estimated Dice."""
+    if doc.get("estimated_dice"):
+        cells = ", ".join(f"{c} {d:.2f}" for c, d in doc["estimated_dice"].items())
+        click.echo(f"estimated Dice on unpainted planes: {cells} (an estimate from the model's own doubt)")
+    for i, s in enumerate(doc.get("suggestions", [])[:3], 1):
+        u0, v0, u1, v1 = s["bbox"]
+        rows, cols = {"z": ("y", "x"), "y": ("z", "x"), "x": ("z", "y")}[s["axis"]]
+        click.echo(f"  paint next {i}: {s['axis']} {s['index']}, {rows} {u0}-{u1}, {cols} {v0}-{v1}: {s['reason']}")
 
 
 @main.command()
@@ -307,6 +333,76 @@ def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, full_res
     click.echo(f"wrote {len(result.files)} file(s) and meshes.json to {result.out_dir}")
 
 
+def _merge_option(values: tuple[str, ...]) -> list[list[int]]:
+    groups = []
+    for text in values:
+        try:
+            groups.append([int(v) for v in text.split(",") if v.strip()])
+        except ValueError as exc:
+            raise click.BadParameter(f"expected object ids like 12,15; got {text!r}", param_hint="--merge") from exc
+    return groups
+
+
+def _seeds_option(paths: tuple[str, ...], seeds_z: int | None) -> list[tuple[Any, Any]]:
+    """Each seeds PNG with its slice: ``--seeds-z``, else the number in its name (``40.png``,
+    ``seeds_0040.png``, ``y_0120.png``), as annotation files are named."""
+    from ml4paleo.io.annotations import read_annotation, slice_of_name  # lazy: numpy and Pillow
+
+    if seeds_z is not None and len(paths) != 1:
+        raise click.BadParameter("--seeds-z names the slice of a single --seeds image", param_hint="--seeds-z")
+    out = []
+    for path in paths:
+        key = seeds_z if seeds_z is not None else slice_of_name(path)
+        if key is None:
+            raise click.BadParameter(f"{path}: no slice number in its name (e.g. seeds_40.png), and no --seeds-z",
+                                     param_hint="--seeds")
+        out.append((key, read_annotation(path)))
+    return out
+
+
+@main.command()
+@click.argument("labels_path", metavar="LABELS", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--class", "classes", multiple=True, metavar="NAME",
+              help="Class (name or value) whose pieces are objects; repeat for several (default: every class).")
+@click.option("--split", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+              help="auto: split touching objects at thin necks (distance-map watershed); none: one object per "
+                   "connected piece.")
+@click.option("--min-size", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Drop pieces of fewer voxels.")
+@click.option("--h", "h", type=float, default=None, metavar="LENGTH",
+              help="How much thinner than the smaller body a neck must be to split there, in the volume's unit "
+                   "(default 1.5 of the smallest voxel edge).")
+@click.option("--merge", multiple=True, metavar="12,15", help="Merge these objects into one; repeat for more.")
+@click.option("--seeds", multiple=True, type=click.Path(exists=True, dir_okay=False), metavar="SEEDS.png",
+              help="Split the object under these strokes (a slice image, 0 = none, one value per part); the slice "
+                   "is the number in the file name (as annotations), or --seeds-z.")
+@click.option("--seeds-z", type=click.IntRange(min=0), default=None, help="The z slice of a single --seeds image.")
+@click.option("--image", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The scan, for grey values (default: the one the segmentation was made from, if still there).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT, objects.csv and objects.json if they exist.")
+@user_errors
+def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z, image, overwrite) -> None:
+    """Separate and measure the objects of a segmentation (LABELS.ome.zarr): OUT (e.g.
+    objects.ome.zarr) holds one id per object, objects.csv and objects.json beside it hold each
+    object's volume, surface, shape, thickness and grey value in physical units."""
+    from ml4paleo.pipelines.objects import objects_from_labels  # lazy: numpy, zarr, scikit-image
+
+    with progress_bar("objects") as report:
+        result = objects_from_labels(labels_path, out, classes=classes or None, split=split, min_size=min_size,
+                                     h=h, merge=_merge_option(merge), seeds=_seeds_option(seeds, seeds_z),
+                                     image=image, overwrite=overwrite, progress=report)
+    for message in result.messages:
+        click.echo(message)
+    unit = result.unit
+    for o in result.objects[:20]:
+        click.echo(f"object {o['id']} ({o['class_name']}): volume {o['volume']:.6g} {unit}^3, "
+                   f"area {o['surface_area']:.6g} {unit}^2, thickness {o['thickness_mean']:.4g} {unit}")
+    if len(result.objects) > 20:
+        click.echo(f"... {len(result.objects) - 20} more in {result.csv_path.name}")
+    click.echo(f"wrote {len(result.objects)} object(s) to {result.path}, {result.csv_path} and {result.json_path}")
+
+
 @main.command()
 @click.argument("src", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
@@ -343,8 +439,10 @@ def runner(kind, data, once) -> None:
     Several runners of one kind (on one or several hosts sharing the database, see
     ML4PALEO_DATABASE_URL) never take the same task. SIGTERM/Ctrl-C hands the current task
     back to the queue; a second Ctrl-C exits at once."""
+    from ml4paleo.jobs.private import keep_private
     from ml4paleo.jobs.runner import Runner  # lazy: 3.4 s
 
+    keep_private()
     _logging()
     worker = Runner(Settings.from_env(data=data), kind)
     if once:
@@ -380,8 +478,10 @@ def user() -> None:
 
 
 def _store(data: str | None):
+    from ml4paleo.jobs.private import keep_private
     from ml4paleo.jobs.store import JobStore  # lazy: SQLAlchemy
 
+    keep_private()  # the database it may create holds password hashes
     return JobStore(Settings.from_env(data=data))
 
 
@@ -416,12 +516,16 @@ def user_remove(name, transfer_to, data) -> None:
 
 @user.command("passwd")
 @click.argument("name")
+@click.option("--revoke-tokens", is_flag=True,
+              help="Revoke NAME's API tokens too (do this when the old password may have leaked).")
 @_DATA_OPTION
 @user_errors
-def user_passwd(name, data) -> None:
+def user_passwd(name, revoke_tokens, data) -> None:
     """Set a new password for NAME (their browsers are signed out)."""
-    _store(data).accounts.set_password(name, _new_password())
-    click.echo(f"password of {name} changed; their sessions ended")
+    ended = _store(data).accounts.set_password(name, _new_password(), revoke_tokens=revoke_tokens)
+    tokens = (f"; {ended['tokens']} API token(s) revoked" if revoke_tokens
+              else "; their API tokens still work (--revoke-tokens revokes them)")
+    click.echo(f"password of {name} changed; {ended['sessions']} session(s) ended{tokens}")
 
 
 @user.command("list")
@@ -475,12 +579,19 @@ def serve(host, port, data, threads, runner_spec) -> None:
     A runner that dies is restarted; Ctrl-C or SIGTERM stops everything."""
     import waitress  # lazy: 0.05 s, and the next two 1.7 s each
 
+    from ml4paleo.jobs.private import create_data_folder, exposure_warning, keep_private
     from ml4paleo.jobs.supervisor import Supervisor
     from ml4paleo.models._packed_warm import warm_up_in_background
-    from ml4paleo.web import create_app
+    from ml4paleo.web import create_app, request_log
 
+    keep_private()
     _logging()
     settings = Settings.from_env(host=host, port=port, data=data, threads=threads)
+    create_data_folder(settings.data)
+    request_log.configure(settings.access_log)
+    exposure = exposure_warning(settings.data)
+    if exposure:
+        logging.getLogger("ml4paleo.serve").warning(exposure)
     counts: dict[str, int] = {}
     for part in (runner_spec or "").split(","):
         if part.strip() in ("", "none"):
@@ -492,8 +603,10 @@ def serve(host, port, data, threads, runner_spec) -> None:
     app = create_app(settings)
     warm_up_in_background()  # previews of a slice then take the compiled forest (~0.3 s less each)
     try:
+        # X-Forwarded-* reach the app only with trusted proxies set; it believes them from those alone
         server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                        max_request_body_size=2 * settings.max_request_bytes + (1 << 20))
+                                        max_request_body_size=2 * settings.max_request_bytes + (1 << 20),
+                                        clear_untrusted_proxy_headers=not settings.trusted_proxies)
     except OSError as exc:
         raise InputError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
     supervisor = Supervisor(settings, counts)

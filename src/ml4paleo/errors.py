@@ -70,6 +70,10 @@ class PayloadTooLarge(InputError):
     """An upload exceeds the per-request or per-job size limit (HTTP 413)."""
 
 
+class UnsupportedMediaType(InputError):
+    """A request body of a Content-Type (or charset) the route does not take (HTTP 415)."""
+
+
 class NotSignedIn(Ml4PaleoError, PermissionError):
     """Accounts are on and the request carries no valid session, API token or share link
     (HTTP 401); also a wrong user name or password at sign-in (never saying which)."""

@@ -10,6 +10,7 @@ argument (``create_app(settings)``, ``Runner(settings, ...)``); nothing reads it
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any, Mapping
 from ml4paleo.errors import InputError
 
 ENV_PREFIX = "ML4PALEO_"
+DATABASE_FILE = "ml4paleo.sqlite3"
+"""The SQLite job store's file in the data folder (when ``database_url`` is empty)."""
 AUTH_MODES = ("", "accounts")
 """Values of the ``auth`` setting: no accounts (one person, optional shared token), or accounts."""
 
@@ -45,12 +48,23 @@ class Settings:
     session_hours: float = 12.0
     """How long a sign-in lasts (accounts on); after that the browser signs in again."""
     login_limit: int = 5
-    """Wrong passwords allowed per account in 15 minutes (accounts on); an address gets six
-    times as many (several accounts behind it). Further attempts are refused with 429."""
+    """Wrong passwords for one account from one address in 15 minutes before each further try
+    waits (accounts on): 1 s after the last wrong one, then 2, 4 ... up to a minute; answered 429
+    until then, the right password too, but never locked for longer. An address gets six times
+    as many over all accounts (several members behind it)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (comma separated, e.g. ``127.0.0.1,10.0.0.0/8``) of reverse proxies
+    whose ``X-Forwarded-For`` (the client's address) and ``X-Forwarded-Proto`` (HTTPS: a Secure
+    cookie) are believed; from any other address these headers are ignored."""
+    access_log: str = "-"
+    """Where ``ml4paleo serve`` writes its request log (one combined-format line per request, plus
+    milliseconds): ``-`` stdout, ``off`` nowhere, else a file path (appended)."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (comma separated, ``*`` for any); empty turns CORS off."""
     max_request_bytes: int = 256 * 1024**2
     """Largest request body (one upload chunk); larger gives 413."""
+    max_json_bytes: int = 64 * 1024**2
+    """Largest JSON body (a painted mask travels as base64 PNG in one); larger gives 413."""
     max_job_bytes: int = 512 * 1024**3
     """Largest total upload of one job; larger gives 413."""
     lease_seconds: float = 60.0
@@ -81,7 +95,7 @@ class Settings:
 
     @property
     def sqlalchemy_url(self) -> str:
-        return self.database_url or f"sqlite:///{(Path(self.data) / 'ml4paleo.sqlite3').resolve()}"
+        return self.database_url or f"sqlite:///{(Path(self.data) / DATABASE_FILE).resolve()}"
 
     @property
     def jobs_dir(self) -> Path:
@@ -124,12 +138,20 @@ class Settings:
         if isinstance(merged.cors_origins, str):
             object.__setattr__(merged, "cors_origins", _split(merged.cors_origins))
         object.__setattr__(merged, "cors_origins", tuple(merged.cors_origins))
+        if isinstance(merged.trusted_proxies, str):
+            object.__setattr__(merged, "trusted_proxies", _split(merged.trusted_proxies))
+        object.__setattr__(merged, "trusted_proxies", tuple(merged.trusted_proxies))
+        for proxy in merged.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise InputError(f"setting trusted_proxies: {proxy[:60]!r} is not an address or network") from None
         if merged.auth not in AUTH_MODES:
             raise InputError(f"setting auth must be one of {', '.join(repr(m) for m in AUTH_MODES)}; got {merged.auth!r}")
         if merged.auth and merged.token:
             raise InputError("ML4PALEO_TOKEN is the single-user mode; with ML4PALEO_AUTH=accounts each user makes "
                              "API tokens on the account page instead: unset ML4PALEO_TOKEN")
-        for name in ("port", "threads", "max_request_bytes", "max_job_bytes", "max_attempts",
+        for name in ("port", "threads", "max_request_bytes", "max_json_bytes", "max_job_bytes", "max_attempts",
                      "preview_triangles", "login_limit"):
             if int(getattr(merged, name)) < 1:
                 raise InputError(f"setting {name} must be a positive integer; got {getattr(merged, name)!r}")

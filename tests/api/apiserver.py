@@ -1,9 +1,11 @@
 """Helpers for the API tests: a real ``ml4paleo serve`` process (waitress + runner child
-processes) on a free port with a temporary data folder, and a small client for its JSON API."""
+processes) on a free port with a temporary data folder, a small client for its JSON API, and
+with accounts on: ``ml4paleo user`` as an admin runs it, a browser-like sign-in and API tokens."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -203,3 +205,28 @@ def finished(srv: Server, name: str, formats: tuple[str, ...] = ("stl", "obj")) 
     srv.json("POST", f"/api/job/{job_id}/mesh", 202, json={"formats": list(formats)})
     srv.wait(job_id, {"meshed"})
     return {"job_id": job_id, **started}
+
+
+def ml4paleo_user(srv: Server, *args: str, password: str | None = None) -> subprocess.CompletedProcess:
+    """``ml4paleo user ...`` on the server's database, the way an admin runs it."""
+    return subprocess.run([sys.executable, "-m", "ml4paleo.cli", "user", *args, "--data", str(srv.data)],
+                          input=(password + "\n") if password else "", capture_output=True, text=True,
+                          env=srv.env, timeout=60)
+
+
+def sign_in(srv: Server, name: str, password: str) -> requests.Session:
+    """A browser-like session: the sign-in form, then the CSRF token of a page on every change."""
+    browser = requests.Session()
+    form = browser.get(srv.url + "/login", timeout=30)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    r = browser.post(srv.url + "/login", data={"name": name, "password": password,
+                                              "csrf_token": token, "next": "/"}, timeout=30)
+    assert r.status_code == 200 and r.url == srv.url + "/", r.text[:300]
+    browser.headers["X-CSRF-Token"] = re.search(r'name="csrf-token" content="([^"]+)"', r.text).group(1)
+    return browser
+
+
+def api_token(srv: Server, browser: requests.Session, name: str = "tests") -> str:
+    r = browser.post(srv.url + "/api/account/tokens", json={"name": name}, timeout=30)
+    assert r.status_code == 201, r.text
+    return r.json()["token"]

@@ -6,42 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
+import time
 
 import numpy as np
 import pytest
 
-from apiserver import Server, finished, png_b64, start_server, stop_server
+from apiserver import Server, api_token, finished, ml4paleo_user, png_b64, sign_in, start_server, stop_server
 
 requests = pytest.importorskip("requests")
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "root": "root-password", "carol": "carol-password"}
-
-
-def ml4paleo_user(srv: Server, *args: str, password: str | None = None) -> subprocess.CompletedProcess:
-    """``ml4paleo user ...`` on the server's database, the way an admin runs it."""
-    return subprocess.run([sys.executable, "-m", "ml4paleo.cli", "user", *args, "--data", str(srv.data)],
-                          input=(password + "\n") if password else "", capture_output=True, text=True,
-                          env=srv.env, timeout=60)
-
-
-def sign_in(srv: Server, name: str, password: str | None = None) -> requests.Session:
-    """A browser-like session: the sign-in form, then the CSRF token of a page on every change."""
-    browser = requests.Session()
-    form = browser.get(srv.url + "/login", timeout=30)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-    r = browser.post(srv.url + "/login", data={"name": name, "password": password or PASSWORDS[name],
-                                              "csrf_token": token, "next": "/"}, timeout=30)
-    assert r.status_code == 200 and r.url == srv.url + "/", r.text[:300]
-    browser.headers["X-CSRF-Token"] = re.search(r'name="csrf-token" content="([^"]+)"', r.text).group(1)
-    return browser
-
-
-def api_token(srv: Server, browser: requests.Session, name: str = "tests") -> str:
-    r = browser.post(srv.url + "/api/account/tokens", json={"name": name}, timeout=30)
-    assert r.status_code == 201, r.text
-    return r.json()["token"]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +34,8 @@ def srv(tmp_path_factory, postgres_url_or_none) -> Server:
 @pytest.fixture(scope="module")
 def users(srv) -> dict[str, Server]:
     """The server as seen by each user's API token."""
-    return {name: dataclasses.replace(srv, headers={"Authorization": "Bearer " + api_token(srv, sign_in(srv, name))})
+    return {name: dataclasses.replace(srv, headers={"Authorization": "Bearer "
+                                                    + api_token(srv, sign_in(srv, name, PASSWORDS[name]))})
             for name in ("alice", "bob", "root")}
 
 
@@ -115,7 +90,7 @@ def test_another_users_job_is_not_found_on_every_documented_route(srv, users, al
         listed = {j["job_id"] for j in users[who].json("GET", "/api/jobs")["jobs"]}
         assert (alice_job["job_id"] in listed) is expected, who
     # pages too
-    page = sign_in(srv, "bob").get(f"{srv.url}/job/{alice_job['job_id']}/viewer", timeout=30)
+    page = sign_in(srv, "bob", PASSWORDS["bob"]).get(f"{srv.url}/job/{alice_job['job_id']}/viewer", timeout=30)
     assert page.status_code == 404
 
 
@@ -169,7 +144,7 @@ def test_a_reviewer_link_shows_one_job_read_only_until_revoked(srv, users, alice
 
 
 def test_a_page_session_needs_its_csrf_token_for_every_change(srv, users):
-    browser = sign_in(srv, "carol")
+    browser = sign_in(srv, "carol", PASSWORDS["carol"])
     token = browser.headers.pop("X-CSRF-Token")
     r = browser.post(srv.url + "/api/job/new", json={"name": "forged"}, timeout=30)
     assert r.status_code == 403 and "CSRF" in r.json()["error"]
@@ -187,7 +162,7 @@ def test_a_page_session_needs_its_csrf_token_for_every_change(srv, users):
     assert r.status_code == 403 and "ml4paleo_session" not in r.headers.get("Set-Cookie", "")
 
 
-def test_wrong_passwords_are_rate_limited(srv):
+def test_wrong_passwords_slow_the_next_try_but_lock_no_one_out(srv):
     done = ml4paleo_user(srv, "add", "dave", password="dave-password")
     assert done.returncode == 0, done.stderr
     browser = requests.Session()
@@ -201,13 +176,20 @@ def test_wrong_passwords_are_rate_limited(srv):
     for _ in range(5):  # ML4PALEO_LOGIN_LIMIT's default
         r = attempt("guess")
         assert r.status_code == 401 and "Wrong user name or password" in r.text
-    r = attempt("dave-password")  # even the right one, now
-    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0 and "ml4paleo_session" not in r.cookies
-    sign_in(srv, "carol")  # another account is not locked out
+    for _ in range(4):  # then each try waits 1 s after the last wrong one, 2 s, 4 s...: one comes too early
+        r = attempt("guess")
+        if r.status_code == 429:
+            break
+        assert r.status_code == 401
+    assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 8 and "ml4paleo_session" not in r.cookies
+    assert attempt("dave-password").status_code in (303, 429)  # the right one waits too, but only that long
+    time.sleep(int(r.headers["Retry-After"]) + 0.5)
+    assert attempt("dave-password").status_code == 303  # not locked out
+    sign_in(srv, "carol", PASSWORDS["carol"])  # another account is not slowed
 
 
 def test_api_tokens_are_listed_and_revocable(srv):
-    browser = sign_in(srv, "carol")
+    browser = sign_in(srv, "carol", PASSWORDS["carol"])
     secret = api_token(srv, browser, "neuroglancer")
     listed = browser.get(srv.url + "/api/account/tokens", timeout=30).json()["tokens"]
     mine = next(t for t in listed if t["name"] == "neuroglancer")

@@ -182,10 +182,11 @@ def test_strokes_are_completed_into_a_suggested_mask(server, job, volume):
     body = {"z": 4, "mask": png_b64(strokes)}
     out = server.json("POST", f"/api/annotate/{job}/data/complete", json=body)
     completed = _png(out["completed"])
-    assert completed.shape == (y, x) and set(np.unique(completed)) == {1, 2}
+    assert completed.shape == (y, x) and set(np.unique(completed)) <= {0, 1, 2}
     assert np.all(completed[strokes > 0] == strokes[strokes > 0])
     truth = np.where(volume[4] > 30020, 2, 1)
-    assert np.mean(completed == truth) > 0.9
+    labeled = completed > 0
+    assert labeled.mean() > 0.5 and np.mean(completed[labeled] == truth[labeled]) > 0.9  # offers only what it can support
     # an XZ plane, from its saved strokes
     plane = np.zeros((z, x), np.uint8)
     plane[5, 10:20], plane[9, :] = 2, 1
@@ -199,3 +200,25 @@ def test_strokes_are_completed_into_a_suggested_mask(server, job, volume):
     assert r.status_code == 400 and "two classes" in r.json()["error"]
     r = server.post(f"/api/annotate/{job}/data/complete", json={"z": 5})
     assert r.status_code == 404 and "no annotation" in r.json()["error"]
+
+
+def test_the_annotations_download_holds_planes_of_every_axis(server, job):
+    """XY, XZ and YZ annotations in one zip, under the names the CLI trains from (``3.png``,
+    ``y_0005.png``, ``x_0007.png``): int and (axis, index) keys once made this a 500."""
+    import zipfile
+
+    z, y, x = SHAPE
+    masks = {("z", 3): _mask(y, x), ("y", 5): _mask(z, x), ("x", 7): _mask(z, y)}
+    for (axis, index), mask in masks.items():
+        server.json("POST", f"/api/annotate/{job}/data/submit", json={"axis": axis, "index": index,
+                                                                      "mask": png_b64(mask)})
+    try:
+        r = server.get(f"/api/job/{job}/download/annotations")
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/zip", r.text[:300]
+        with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+            assert archive.namelist() == ["annotations/3.png", "annotations/y_0005.png", "annotations/x_0007.png"]
+            for name, key in zip(archive.namelist(), masks):
+                np.testing.assert_array_equal(_png(archive.read(name)), masks[key])
+    finally:
+        for axis, index in masks:
+            server.json("DELETE", f"/api/annotate/{job}/annotations/{axis}/{index}")

@@ -102,3 +102,55 @@ def test_the_openapi_document_lists_every_api_route_with_accounts_on_too(tmp_pat
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 assert (path, method.lower()) in documented, f"{method} {path} missing from /api/openapi.json"
+
+
+OFF_SITE = ["//evil.example/", "///evil.example", "/\\evil.example", "\\\\evil.example", "/%09/evil.example",
+            "/\t/evil.example", "/%0a/evil.example", "/%0d%0aSet-Cookie:%20x=1", "https://evil.example",
+            "http:evil.example", "HTTPS://evil.example", "javascript:alert(1)", "/%2F%2Fevil.example",
+            "/%2f/evil.example", "/%5Cevil.example", "%2F%2Fevil.example", " //evil.example", "/%252F%252Fevil.example",
+            "/%E3%80%80/evil.example", "/\u2215evil.example", "evil.example", "", "/\x00", "/job\r\n"]
+"""The usual open-redirect bypasses (schemes, protocol-relative, backslashes, tabs and line breaks a
+browser drops, percent- and double-encoded, Unicode look-alikes): none may leave the server."""
+
+
+def test_sign_in_goes_only_to_a_path_on_this_server(tmp_path):
+    from ml4paleo.web.auth.pages import _safe_next
+
+    for target in OFF_SITE:
+        assert _safe_next(target) == "/", repr(target)
+    for target in ("/", "/account", "/job/0f1e2d3c-4b5a-4988-8776-655443322110?tab=models&z=3", "/job/a#frag"):
+        assert _safe_next(target) == target
+    app = create_app(Settings.from_env({}, data=tmp_path, auth="accounts"))
+    app.extensions["ml4paleo.store"].accounts.add_user("alice", "alice-password")
+    for target in ("/%09/evil.example", "/\r\n/evil.example", "/account"):
+        client = app.test_client()
+        form = client.get("/login", query_string={"next": target}).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        r = client.post("/login", data={"name": "alice", "password": "alice-password", "csrf_token": token,
+                                        "next": target})
+        assert r.status_code == 303 and r.headers["Location"] == ("/account" if target == "/account" else "/")
+
+
+def test_forwarded_headers_are_believed_only_from_a_trusted_proxy(tmp_path):
+    from ml4paleo.web.client import client_address, is_secure
+
+    app = create_app(Settings.from_env({}, data=tmp_path, auth="accounts", trusted_proxies="127.0.0.1,10.9.0.0/16"))
+    app.extensions["ml4paleo.store"].accounts.add_user("alice", "alice-password")
+    forwarded = {"X-Forwarded-For": "6.6.6.6, 192.0.2.7, 10.9.3.3", "X-Forwarded-Proto": "https"}
+    cases = (("127.0.0.1", forwarded, "192.0.2.7", True),  # the client's own claim (6.6.6.6) is skipped
+             ("127.0.0.1", {}, "127.0.0.1", False),
+             ("198.51.100.5", forwarded, "198.51.100.5", False))  # not a proxy: its headers are ignored
+    for remote, headers, address, secure in cases:
+        with app.test_request_context("/", headers=headers, environ_base={"REMOTE_ADDR": remote}):
+            assert (client_address(), is_secure()) == (address, secure), remote
+    for remote, secure in (("127.0.0.1", True), ("198.51.100.5", False)):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = remote
+        form = client.get("/login", headers=forwarded).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        r = client.post("/login", data={"name": "alice", "password": "alice-password", "csrf_token": token},
+                        headers=forwarded)
+        assert r.status_code == 303 and ("Secure" in r.headers["Set-Cookie"]) is secure, remote
+    plain = create_app(Settings.from_env({}, data=tmp_path / "plain"))
+    with plain.test_request_context("/", headers=forwarded, environ_base={"REMOTE_ADDR": "127.0.0.1"}):
+        assert (client_address(), is_secure()) == ("127.0.0.1", False)  # no proxy trusted by default

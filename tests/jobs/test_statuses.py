@@ -93,7 +93,7 @@ def test_every_status_is_its_string_in_the_database_and_the_json():
     assert [s.value for s in MeshStatus] == ["none", "queued", "meshing", "done", "error", "cancelled"]
     assert [s.value for s in Lease] == ["ok", "cancel", "lost"]
     assert {k: [t.value for t in v] for k, v in QUEUES.items()} == {
-        "convert": ["convert"], "segment": ["train", "start", "validate"], "mesh": ["mesh", "export"],
+        "convert": ["convert"], "segment": ["train", "start", "validate"], "mesh": ["mesh", "export", "objects"],
         "train": ["draft"]}
     assert set(RunnerKind) == set(QUEUES) and {t for kinds in QUEUES.values() for t in kinds} == set(TaskKind)
     assert json.dumps({"status": MeshStatus.NONE, "kind": TaskKind.EXPORT}) == '{"status": "none", "kind": "export"}'

@@ -396,8 +396,9 @@ class StoreContract:
 
     # -- accounts and ownership (ML4PALEO_AUTH=accounts) -------------------------------------------
 
-    def test_users_sign_in_and_wrong_passwords_are_limited_per_account_and_address(self, store):
+    def test_users_sign_in_and_wrong_passwords_slow_the_next_try_without_locking_out(self, store):
         from ml4paleo.errors import NotSignedIn, TooManyAttempts
+        from ml4paleo.jobs.store.accounts import MAX_DELAY
 
         accounts = store.accounts
         accounts.add_user("alice", "alice-password")
@@ -410,19 +411,37 @@ class StoreContract:
             accounts.add_user("../x", "long enough")
         assert accounts.authenticate("root", "root-password", "10.0.0.1", limit=2).is_admin
         t0 = time.time()
-        for _ in range(2):
+        for i in range(2):
             with pytest.raises(NotSignedIn):
-                accounts.authenticate("alice", "wrong", "10.0.0.1", limit=2, now=t0)
-        with pytest.raises(TooManyAttempts) as refused:  # the right password too, until the window passes
-            accounts.authenticate("alice", "alice-password", "10.0.0.1", limit=2, now=t0 + 1)
-        assert 0 < refused.value.retry_after <= 15 * 60
-        later = t0 + 15 * 60 + 1
-        assert accounts.authenticate("alice", "alice-password", "10.0.0.2", limit=2, now=later).name == "alice"
+                accounts.authenticate("alice", "wrong", "10.0.0.1", limit=2, now=t0 + i)
+        with pytest.raises(TooManyAttempts) as refused:  # 1 s after the last wrong one, the right password too
+            accounts.authenticate("alice", "alice-password", "10.0.0.1", limit=2, now=t0 + 1.5)
+        assert refused.value.retry_after == 1
+        # from another address the owner signs in at once: knowing her name locks no one out
+        assert accounts.authenticate("alice", "alice-password", "10.0.0.2", limit=2, now=t0 + 1.5).name == "alice"
+        with pytest.raises(NotSignedIn):  # after the wait a try is allowed; wrong again: the next wait doubles
+            accounts.authenticate("alice", "wrong", "10.0.0.1", limit=2, now=t0 + 2)
+        with pytest.raises(TooManyAttempts) as refused:
+            accounts.authenticate("alice", "alice-password", "10.0.0.1", limit=2, now=t0 + 3.5)
+        assert refused.value.retry_after == 1  # 2 s after t0 + 2
+        t = t0 + 4
+        for _ in range(12):  # a patient guesser: the wait grows to MAX_DELAY and no further
+            with pytest.raises(NotSignedIn):
+                accounts.authenticate("alice", "wrong", "10.0.0.1", limit=2, now=t)
+            t += MAX_DELAY
+        with pytest.raises(TooManyAttempts) as refused:
+            accounts.authenticate("alice", "alice-password", "10.0.0.1", limit=2, now=t - MAX_DELAY + 1)
+        assert refused.value.retry_after == MAX_DELAY - 1
+        assert accounts.authenticate("alice", "alice-password", "10.0.0.1", limit=2, now=t).name == "alice"
+        assert accounts.authenticate("alice", "alice-password", "10.0.0.1", limit=2, now=t).name == "alice"  # reset
         for i in range(12):  # per address: 6 x the limit, whichever names are tried (known or not)
             with pytest.raises(NotSignedIn):
-                accounts.authenticate(f"guess{i}", "wrong", "10.0.0.9", limit=2, now=t0 + 15 * 60 + 2)
+                accounts.authenticate(f"guess{i}", "wrong", "10.0.0.9", limit=2, now=t)
         with pytest.raises(TooManyAttempts):
-            accounts.authenticate("root", "root-password", "10.0.0.9", limit=2, now=t0 + 15 * 60 + 3)
+            accounts.authenticate("root", "root-password", "10.0.0.9", limit=2, now=t + 0.5)
+        # a trusted proxy's own address is not limited as one client; and the wait passes
+        assert accounts.authenticate("root", "root-password", "10.0.0.9", limit=2, limit_address=False, now=t + 0.5)
+        assert accounts.authenticate("root", "root-password", "10.0.0.9", limit=2, now=t + 1).is_admin
         assert [(u["name"], u["admin"]) for u in accounts.users()] == [("alice", False), ("root", True)]
 
     def test_sessions_expire_and_end_with_a_new_password(self, store):

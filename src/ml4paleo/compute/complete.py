@@ -8,21 +8,30 @@ image's edges (and, when given, the edges of a classifier's probabilities) being
 the image has no edge between the classes, the walker falls back to the geometry of the
 strokes, which is what the user drew.
 
-Which slices enter the prior: a slice painted (nearly) in full, or one with strokes of at least
-two classes. A slice with strokes of one class only says "this is background here", not where
-the other classes are (a user correcting a false positive paints one stroke), so it trains the
-classifier but does not enter the prior.
+Which slices enter the prior: every painted one. A slice painted (nearly) in full, or with
+strokes of at least two classes, is completed by the walker. A slice with strokes of one class
+only (a user correcting a false positive paints one stroke) says "this class here", not where
+the others are, so :func:`correct_slice` completes it from the prior's own answer on that
+plane, corrected where the strokes contradict it: a stroke inside a structure's outline erodes
+that outline until the stroke lies outside, a stroke of a structure outside its outline grows
+the nearest outline of that class until it covers the stroke (or, with none near, adds the
+stroke itself). Past the painted range the prior's outline is a cone (it shrinks uniformly with
+distance), so its error is uniform too and so is the correction; between painted slices an
+error is local, and the correction only moves the outline within ``LOCAL_REACH`` times the
+stroke's depth of the stroke. The corrected slice then enters the prior as any painted one, so
+the correction carries to the slices around it, fading with distance as the interpolation does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.graph import MCP_Geometric
 from skimage.segmentation import random_walker
 
 from ml4paleo.errors import InputError
 
-__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "near_outline"]
+__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "correct_slice", "near_outline", "supported"]
 
 COMPLETE_FRACTION = 0.995
 """A slice with at least this share of its voxels painted counts as painted in full (its few
@@ -52,10 +61,19 @@ def _normalised(image: np.ndarray) -> np.ndarray:
 
 
 def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | None = None,
-                   beta: float = BETA) -> np.ndarray:
+                   beta: float = BETA, *, supported_only: bool = False) -> np.ndarray:
     """(y, x) uint8 full mask (values 1..K) of a slice from its ``strokes`` (0 unlabeled,
     1..K) and ``image``; painted voxels keep their value. ``proba``: optional (y, x, K)
-    classifier probabilities whose edges guide the walk as the image's do."""
+    classifier probabilities whose edges guide the walk as the image's do. With
+    ``supported_only``, voxels nothing supports are left 0 (see :func:`supported`): what a
+    person is offered to accept, where training needs every voxel."""
+    full = _complete(image, strokes, proba, beta)
+    if not supported_only:
+        return full
+    return np.where(supported(image, strokes, full, proba) | (np.asarray(strokes) > 0), full, 0).astype(np.uint8)
+
+
+def _complete(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | None, beta: float) -> np.ndarray:
     strokes = np.asarray(strokes)
     image = np.asarray(image)
     if strokes.shape != image.shape or strokes.ndim != 2:
@@ -84,6 +102,43 @@ def complete_slice(image: np.ndarray, strokes: np.ndarray, proba: np.ndarray | N
     out = _walk(data, seeds, beta)
     out[painted] = strokes[painted]
     return out.astype(np.uint8)
+
+
+REACH = 0.12
+MIN_REACH = 24.0
+"""A stroke supports the voxels it reaches within this share of the plane's diagonal of flat
+image, and at least ``MIN_REACH`` voxels (crossing an edge costs many voxels of travel, see
+:func:`supported`)."""
+EDGE = 3.0
+"""An image step of this many times the slice's typical gradient costs as much as ``EDGE**2``
+voxels of flat travel."""
+MODEL_SURE = 0.8
+"""A model probability at least this high supports (or, for another class, refutes) a voxel."""
+
+
+def supported(image: np.ndarray, strokes: np.ndarray, full: np.ndarray, proba: np.ndarray | None = None) -> np.ndarray:
+    """(y, x) bool: the voxels of the completion ``full`` that something supports. A voxel is
+    supported by its class's strokes when the cheapest path to one of them is shorter than
+    ``REACH`` of the plane's diagonal, a path's cost being its length plus a toll for every
+    image edge it crosses (an edge ``EDGE`` times the typical gradient costs ``EDGE**2`` voxels):
+    a walker assigns every voxel, even one behind an edge that no stroke reaches. With a
+    model's ``proba`` (y, x, K), a confident model supports a voxel of its class beyond that
+    reach, and refutes one of another class within it."""
+    image = _normalised(image)
+    strokes = np.asarray(strokes)
+    gradient = ndi.gaussian_gradient_magnitude(image, 1.0)
+    typical = float(np.median(gradient)) or 1.0
+    cost = 1.0 + (gradient / (EDGE * typical)) ** 2
+    reach = max(REACH * float(np.hypot(*image.shape)), MIN_REACH)
+    out = np.zeros(strokes.shape, bool)
+    for value in np.unique(strokes[strokes > 0]):
+        travel, _ = MCP_Geometric(cost).find_costs(np.argwhere(strokes == value))
+        out |= (full == value) & (travel <= reach)
+    if proba is not None:
+        proba = np.asarray(proba, np.float32)
+        mine = np.take_along_axis(proba, (full.astype(np.intp) - 1)[..., None], axis=-1)[..., 0]
+        out = (out | (mine >= MODEL_SURE)) & (mine > 1.0 - MODEL_SURE)
+    return out
 
 
 def _walk(data: np.ndarray, seeds: np.ndarray, beta: float) -> np.ndarray:
@@ -125,3 +180,73 @@ def near_outline(labels: np.ndarray, width: int) -> np.ndarray:
     edges[:, :-1] |= labels[:, :-1] != labels[:, 1:]
     edges[:, 1:] |= labels[:, :-1] != labels[:, 1:]
     return ndi.binary_dilation(edges, iterations=width) if edges.any() else edges
+
+
+LOCAL_REACH = 3.0
+"""A local correction moves the outline within this many times the stroke's depth (how far the
+outline had to move to clear or cover it) of the stroke."""
+GROW_REACH = 0.25
+"""A structure stroke outside every outline of its class grows the nearest one only when the
+stroke lies within this share of the plane's smaller side from it; farther, the stroke is a new
+piece of its own (growing a far outline that much would flood the matrix between them)."""
+
+
+def correct_slice(labels: np.ndarray, strokes: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0),
+                  local: bool = True) -> np.ndarray:
+    """(u, v) uint8 class indices 0..K-1: ``labels`` (the prior's answer on a plane, class 0 the
+    matrix) corrected by ``strokes`` (0 unlabeled, 1..K) painted on that plane, in physical
+    ``spacing``, near the strokes (``local``) or along whole outlines; every painted voxel ends
+    up its painted class (see the module docstring)."""
+    labels = np.asarray(labels)
+    strokes = np.asarray(strokes)
+    if labels.shape != strokes.shape or labels.ndim != 2:
+        raise InputError(f"strokes {strokes.shape} and labels {labels.shape} must be the same 2D shape")
+    out = labels.astype(np.uint8)
+    half = 0.5 * float(min(spacing))
+    for value in np.unique(strokes[strokes > 0]):
+        k = int(value) - 1
+        painted = strokes == value
+        for j in np.unique(out[painted & (out != k)]):
+            if j != 0:
+                _erode_under(out, painted, int(j), k, spacing, half, local)
+        missed = painted & (out == 0)
+        if k != 0 and missed.any():
+            _grow_to(out, missed, k, spacing, half, local)
+        out[painted] = k
+    return out
+
+
+def _near(painted: np.ndarray, spacing, reach: float, local: bool) -> np.ndarray | bool:
+    """Where a correction of ``reach`` may move the outline: near the stroke, or anywhere."""
+    if not local:
+        return True
+    return ndi.distance_transform_edt(~painted, sampling=spacing) <= LOCAL_REACH * reach
+
+
+def _erode_under(out: np.ndarray, painted: np.ndarray, j: int, k: int, spacing, half: float, local: bool) -> None:
+    """Erode each outline of class ``j`` under the stroke until the stroke lies outside it; the
+    voxels given up become class ``k`` (in place)."""
+    pieces, _ = ndi.label(out == j)
+    for piece in np.unique(pieces[painted]):
+        if piece == 0:
+            continue
+        inside = pieces == piece
+        depth = ndi.distance_transform_edt(np.pad(inside, 1), sampling=spacing)[1:-1, 1:-1]
+        reach = float(depth[painted & inside].max()) + half
+        out[inside & (depth <= reach) & _near(painted, spacing, reach, local)] = k
+
+
+def _grow_to(out: np.ndarray, missed: np.ndarray, k: int, spacing, half: float, local: bool) -> None:
+    """Grow the outline of class ``k`` nearest the ``missed`` stroke voxels over the matrix until
+    it covers them, or add the stroke alone when none is near enough (in place)."""
+    pieces, n = ndi.label(out == k)
+    if n == 0:
+        return
+    _, (iu, iv) = ndi.distance_transform_edt(pieces == 0, sampling=spacing, return_indices=True)
+    nearest = pieces[iu, iv]
+    target = int(np.bincount(nearest[missed]).argmax())
+    own = ndi.distance_transform_edt(pieces != target, sampling=spacing)
+    reach = float(own[missed].max()) + half
+    limit = GROW_REACH * min(s * n for s, n in zip(spacing, out.shape))
+    if reach <= limit:
+        out[(own <= reach) & (out == 0) & _near(missed, spacing, reach, local)] = k

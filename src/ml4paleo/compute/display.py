@@ -57,6 +57,26 @@ def overlay(gray: np.ndarray, labels: np.ndarray, colors: dict[int, tuple[int, i
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
+def id_colors(ids: np.ndarray) -> np.ndarray:
+    """A colour per object id (uint8 RGB, shape ``ids.shape + (3,)``): hues a golden-ratio turn
+    apart, so neighbouring ids never look alike and an id keeps its colour in every view."""
+    hue = (ids.astype(np.float64) * 0.6180339887) % 1.0
+    k = (np.array([5.0, 3.0, 1.0]) + hue[..., None] * 6.0) % 6.0
+    rgb = 0.95 - 0.95 * 0.7 * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)  # HSV, s 0.7, v 0.95
+    return np.rint(rgb * 255).astype(np.uint8)
+
+
+def overlay_ids(gray: np.ndarray, ids: np.ndarray, opacity: float = 0.5, selected: int | None = None) -> np.ndarray:
+    """Blend each object's colour (:func:`id_colors`) over an 8-bit gray image; id 0 stays gray,
+    the ``selected`` object is drawn opaque."""
+    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    inside = ids > 0
+    alpha = np.where(ids == selected, 1.0, float(min(max(opacity, 0.0), 1.0)))[inside][:, None] if selected \
+        else float(min(max(opacity, 0.0), 1.0))
+    rgb[inside] = (1 - alpha) * rgb[inside] + alpha * id_colors(ids[inside]).astype(np.float32)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
 def pick_next_slice(depth: int, annotated: Iterable[int], rng: np.random.Generator) -> int:
     """A random slice index, favouring slices far from those already annotated (weight grows
     with the squared distance to the nearest annotated slice; annotated slices get none)."""

@@ -63,6 +63,19 @@ POWER = 2.0
 """The inverse distance's power in the mix of base and planes (see the measurements above)."""
 
 
+def _consistent(base: np.ndarray, own: np.ndarray, half: float, scale: float) -> np.ndarray:
+    """The base's distances on a painted plane made consistent with the plane's own (``own``,
+    clipped to ``scale``). A distance measured within the plane bounds the volume's from above
+    (the nearest outline in 3D may lie off the plane): where the base is on the plane's side,
+    it keeps its value within that bound, so a plane painted from the base's own answer corrects
+    nothing; where it is on the other side, it takes the plane's value, or just past the outline
+    for a class absent from (or covering) the whole plane, whose distance bounds nothing."""
+    bounded = np.abs(own) < scale
+    other_side = np.where(bounded, own, np.where(own > 0, half, -half))
+    same = np.where(own > 0, np.minimum(base, own), np.maximum(base, own))
+    return np.where((own > 0) == (base > 0), same, other_side).astype(np.float32)
+
+
 def signed_distance(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
     """(u, v) float32 signed distance of a 2D boolean ``mask`` in physical units: negative
     inside, positive outside, zero half a voxel outside the mask's own voxels; ``+inf``
@@ -269,7 +282,7 @@ class ShapePrior:
                   for i in self._stacks[a].allowed(excluded[a])]
         if not others:
             return base
-        scale = self._scale
+        scale, half = self._scale, 0.5 * min(self.spacing)
         base = np.clip(base, -scale, scale)
         r0 = self._near(base_axis, start, stop, excluded[base_axis])
         total = np.zeros(base.shape, np.float32)
@@ -285,7 +298,7 @@ class ShapePrior:
             own = np.expand_dims(np.clip(own, -scale, scale), 1 + axis)
             r = self._axis_distance(axis, index, start, stop)
             w = _inverse_power(r)
-            total += w * (own - on_plane)
+            total += w * (_consistent(on_plane, own, half, scale) - on_plane)
             weight = weight + w
             exact.append((r == 0, own))
         out = base + np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)

@@ -18,7 +18,7 @@ import numpy as np
 from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.io.png import png_pixels, write_png
 
-__all__ = ["SliceKey", "annotation_files", "axis_index", "delete_annotation", "file_name", "key_name", "make_key",
+__all__ = ["SliceKey", "annotation_files", "slice_of_name", "axis_index", "delete_annotation", "file_name", "key_name", "make_key",
            "plane_of", "read_annotation", "read_annotations", "write_annotation"]
 
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
@@ -68,6 +68,12 @@ def _slice_index(path: Path) -> SliceKey | None:
         return plane.group(1).lower(), int(plane.group(2))
     match = _LAST_INT.search(path.stem)
     return int(match.group(1)) if match else None
+
+
+def slice_of_name(path: str | Path) -> SliceKey | None:
+    """The slice a PNG's name gives, by the rule of annotation files (``12.png``,
+    ``y_0120.png``); None when the name has no number."""
+    return _slice_index(Path(path))
 
 
 def annotation_files(folder: str | Path) -> dict[SliceKey, Path]:

@@ -140,11 +140,13 @@ def save_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: byte
 
 
 def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: bytes | None = None) -> np.ndarray:
-    """The full mask (values 1..K) that the strokes of slice ``key`` complete to, as training
-    completes them before they enter the shape prior (:func:`ml4paleo.compute.complete.complete_slice`
-    on the raw slice): the page offers it as a suggestion to accept or correct. ``png``: the
-    strokes as painted now (default: the saved annotation). InputError unless the strokes hold
-    at least two classes (one class says nothing about where the others are)."""
+    """The mask (values 1..K, 0 where nothing supports either class) that the strokes of slice
+    ``key`` complete to (:func:`ml4paleo.compute.complete.complete_slice` on the raw slice,
+    ``supported_only``: the walker that training uses assigns every voxel, even those no stroke
+    reaches, and a person accepting that would paint what nobody saw): the page offers it as a
+    suggestion to accept or correct. ``png``: the strokes as painted now (default: the saved
+    annotation). InputError unless the strokes hold at least two classes (one class says
+    nothing about where the others are)."""
     from ml4paleo.compute.complete import complete_slice, completable  # lazy: 0.33 s (scipy, skimage), not for runners
 
     shape, _, _ = converted(store, job_id)
@@ -159,7 +161,7 @@ def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: 
                          f"the slice is {plane_shape(key, shape)}")
     if not completable(strokes):
         raise InputError("paint strokes of at least two classes on the slice to have it completed")
-    return complete_slice(read_slice(store.paths(job_id).volume, axis, index), strokes)
+    return complete_slice(read_slice(store.paths(job_id).volume, axis, index), strokes, supported_only=True)
 
 
 def _painted(doc: dict[str, Any], axis: str, index: int) -> bool:

@@ -135,6 +135,12 @@ class JobPaths:
     def meshes(self, seg_id: str) -> Path:
         return self.segmentation(seg_id) / "meshes"
 
+    def objects(self, seg_id: str, task_id: int) -> Path:
+        """The objects of a segmentation made by task ``task_id`` (``objects.ome.zarr``,
+        ``objects.csv``, ``objects.json``): one folder per run, so a page reading the last
+        finished run never sees a run in progress."""
+        return self.segmentation(seg_id) / "objects" / str(int(task_id))
+
     def export(self, seg_id: str, fmt: str) -> Path:
         suffix = {"png-zip": "png.zip", "tiff-zip": "tiff.zip", "tiff": "tif", "zarr-zip": "zarr.zip",
                   "nifti": "nii.gz", "seg-nrrd": "seg.nrrd"}[fmt]

@@ -83,6 +83,9 @@ class TaskKind(StrEnum):
     DRAFT = "draft"
     """A draft model from the slices painted so far (no validation, no feature ranking) and its
     prediction of the slice being painted: the overlay while painting. Never moves the job."""
+    OBJECTS = "objects"
+    """Objects of a finished segmentation (split, measured, corrected): a table beside the
+    segmentation, on the mesh queue; never moves the job."""
     VALIDATE = "validate"
     """Leave-one-slice-out of a model a ``start`` task saved before its figures (queued when the
     model is ready, run after or beside the segmentation); its figures become the model's metrics."""
@@ -101,11 +104,11 @@ class RunnerKind(StrEnum):
 QUEUES: dict[RunnerKind, tuple[TaskKind, ...]] = {
     RunnerKind.CONVERT: (TaskKind.CONVERT,),
     RunnerKind.SEGMENT: (TaskKind.TRAIN, TaskKind.START, TaskKind.VALIDATE),
-    RunnerKind.MESH: (TaskKind.MESH, TaskKind.EXPORT),
+    RunnerKind.MESH: (TaskKind.MESH, TaskKind.EXPORT, TaskKind.OBJECTS),
     RunnerKind.TRAIN: (TaskKind.DRAFT,),
 }
 """Runner kind -> the task kinds it runs."""
-BACKSTAGE = frozenset({TaskKind.EXPORT, TaskKind.DRAFT, TaskKind.VALIDATE})
+BACKSTAGE = frozenset({TaskKind.EXPORT, TaskKind.DRAFT, TaskKind.VALIDATE, TaskKind.OBJECTS})
 """Task kinds that leave the job's status, progress and stage alone (and that ``cancel`` does
 not stop): their failure is theirs, shown where they are used, not the job's."""
 ACTIVE = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING})

@@ -97,8 +97,26 @@ def _train(ctx: TaskContext, progress: ProgressCallback, validate: str = "now") 
         options["unet_params"] = {"epochs": ctx.settings.unet_epochs}
     result = train_model(ctx.paths.volume, annotations, ctx.paths.model(ctx.model_id), classes=ctx.classes,
                          method=ctx.params.get("method") or ctx.settings.train_method, progress=progress,
-                         overwrite=True, validate=validate, **options)
+                         overwrite=True, validate=validate, previous_method=previous_method(ctx), **options)
     return model_info(result, len(annotations))
+
+
+def previous_method(ctx: TaskContext) -> str | None:
+    """The method of the job's newest saved model other than the task's own (None if none): a
+    new model keeps it unless another is clearly better (:func:`ml4paleo.pipelines.train.choose_method`)."""
+    newest, method = -1.0, None
+    folders = ctx.paths.models.iterdir() if ctx.paths.models.is_dir() else ()
+    for folder in folders:
+        meta = folder / "metadata.json"
+        if folder.name == ctx.model_id or ".partial-" in folder.name or not meta.is_file():
+            continue
+        try:
+            stamp, found = meta.stat().st_mtime, json.loads(meta.read_text()).get("method")
+        except (OSError, ValueError):
+            continue  # a folder being replaced: the next one will do
+        if stamp > newest and isinstance(found, str):
+            newest, method = stamp, found
+    return method
 
 
 def model_info(result: Any, n_slices: int) -> dict[str, Any]:
@@ -216,7 +234,24 @@ def export(ctx: TaskContext) -> dict[str, Any]:
     return {}
 
 
+def objects(ctx: TaskContext) -> dict[str, Any]:
+    """The objects of a segmentation, split, measured and corrected as ``params`` says
+    (``classes``, ``split``, ``min_size``, ``merge``; see the ``objects`` route), in the task's
+    own folder (:meth:`~ml4paleo.jobs.paths.JobPaths.objects`); returns a summary, the table
+    stays in ``objects.json``."""
+    from ml4paleo.pipelines.objects import objects_from_labels  # lazy: see the module's docstring
+
+    assert ctx.seg_id is not None
+    out = ctx.paths.objects(ctx.seg_id, ctx.task_id) / "objects.ome.zarr"
+    p = ctx.params
+    result = objects_from_labels(ctx.paths.labels(ctx.seg_id), out, classes=p.get("classes"),
+                                 split=p.get("split", "auto"), min_size=int(p.get("min_size", 0)),
+                                 merge=p.get("merge") or (), image=ctx.paths.volume, overwrite=True,
+                                 progress=scaled(ctx.progress, 0.0, 1.0, "objects"))
+    return {"objects": len(result.objects), "unit": result.unit, "messages": result.messages}
+
+
 TASKS: dict[TaskKind, Callable[[TaskContext], dict[str, Any]]] = {
     TaskKind.CONVERT: convert, TaskKind.TRAIN: train, TaskKind.START: start, TaskKind.MESH: mesh,
-    TaskKind.EXPORT: export, TaskKind.DRAFT: draft, TaskKind.VALIDATE: validate,
+    TaskKind.EXPORT: export, TaskKind.DRAFT: draft, TaskKind.VALIDATE: validate, TaskKind.OBJECTS: objects,
 }

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.painted import keep_painted
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
@@ -50,15 +51,8 @@ def load_prior(folder: Path) -> ShapePrior:
 
 
 def _keep_painted(proba: np.ndarray, prior: ShapePrior, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
-    """Set the probabilities of painted slices and planes inside the region to their painted class."""
-    eye = np.eye(prior.n_classes, dtype=np.float32)
-    for axis, index, mask in prior.painted():
-        if start[axis] <= index < stop[axis]:
-            rest = [a for a in range(3) if a != axis]
-            at: list = [slice(None)] * 3
-            at[axis] = index - start[axis]
-            proba[tuple(at)] = eye[mask[start[rest[0]]:stop[rest[0]], start[rest[1]]:stop[rest[1]]]]
-    return proba
+    """Set the probabilities of painted (completed) slices and planes inside the region to their class."""
+    return keep_painted(proba, [(axis, index, mask + 1) for axis, index, mask in prior.painted()], start, stop)
 
 
 class ContextSegmenter(RandomForestSegmenter):

@@ -1,5 +1,6 @@
-"""Model folders: ``metadata.json``, ``validation.json`` and the model's own files
-(``estimator.joblib`` for a classifier, ``prior.npz`` for a shape prior).
+"""Model folders: ``metadata.json``, ``validation.json``, ``painted.npz`` (what its predictions
+keep) and the model's own files (``estimator.joblib`` for a classifier, ``prior.npz`` for a
+shape prior).
 
 A folder is written under a temporary name and renamed when complete. ``metadata.json``'s
 ``kind`` names the class that reads the rest back; loading a classifier checks that the saved
@@ -13,11 +14,14 @@ import functools
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+import numpy as np
 
 from ml4paleo import __version__
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.painted import PaintedPlane
 from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
 from ml4paleo.models._base import UNET_CONFIG_FILE, Segmenter, SklearnSegmenter
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
@@ -35,6 +39,9 @@ UNET_KIND = "unet"
 """The U-Net's kind: its module (and torch) is imported only to read or write such a folder."""
 METADATA_FILE = "metadata.json"
 VALIDATION_FILE = "validation.json"
+PAINTED_FILE = "painted.npz"
+"""The painted planes of the annotations a model was trained on (``z12``, ``y40``: 0 unlabeled, 1..K)."""
+AXES = ("z", "y", "x")
 
 
 def make_segmenter(kind: str, classes, feature_settings: FeatureSettings, **kwargs: Any) -> SklearnSegmenter:
@@ -51,8 +58,13 @@ def save_model(
     metadata: dict[str, Any] | None = None,
     validation: dict[str, Any] | None = None,
     overwrite: bool = False,
+    documents: dict[str, Any] | None = None,
+    painted: Iterable[PaintedPlane] = (),
 ) -> Path:
-    """Write ``model`` to ``model_dir`` atomically; returns the folder."""
+    """Write ``model`` to ``model_dir`` atomically; returns the folder. ``documents``: further
+    JSON files of the folder by name (``suggestions.json``), published with it; ``painted``:
+    the painted planes the model was trained on, which its predictions keep
+    (:mod:`ml4paleo.compute.painted`)."""
     model_dir = Path(model_dir)
     if model_dir.exists() and not overwrite:
         raise OutputExistsError(f"{model_dir} already exists (pass overwrite to replace it)")
@@ -69,11 +81,18 @@ def save_model(
         model.save_files(tmp)
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2))
         (tmp / VALIDATION_FILE).write_text(json.dumps(validation or {}, indent=2))
+        for name, doc in (documents or {}).items():
+            (tmp / Path(name).name).write_text(json.dumps(doc, indent=2))
+        painted = list(painted)
+        if painted:
+            with open(tmp / PAINTED_FILE, "wb") as f:
+                np.savez_compressed(f, **{f"{AXES[a]}{i}": np.asarray(m, np.uint8) for a, i, m in painted})
         replace_atomically(tmp, model_dir, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     model.metadata = meta
+    model.painted = painted
     return model_dir
 
 
@@ -103,9 +122,19 @@ def load_model(model_dir: str | Path) -> Segmenter:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{meta_path} is not a valid model description: {exc}") from exc
     model.metadata = meta
+    model.painted = load_painted(model_dir)
     validation = model_dir / VALIDATION_FILE
     model.validation = json.loads(validation.read_text()) if validation.is_file() else {}
     return model
+
+
+def load_painted(model_dir: str | Path) -> list[PaintedPlane]:
+    """The painted planes saved with a model (none for a model saved before they were kept)."""
+    path = Path(model_dir) / PAINTED_FILE
+    if not path.is_file():
+        return []
+    with np.load(path) as data:
+        return [(AXES.index(name[0]), int(name[1:]), data[name]) for name in data.files]
 
 
 def validation_state(validation: dict[str, Any]) -> str:

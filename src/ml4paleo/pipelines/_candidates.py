@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 # ml4paleo.models (scikit-learn: 1-1.5 s to import) is imported where a model is made, so that
 # train_model imports it in a thread while the painted slices are featurised (pipelines/train.py)
 
-__all__ = ["CANDIDATES", "Candidate", "PaintedSlice", "TrainingSet", "context_rows", "make_candidate", "sample_indices"]
+__all__ = ["CANDIDATES", "Candidate", "PaintedSlice", "TrainingSet", "context_rows", "make_candidate", "prior_plane",
+           "sample_indices"]
 
 SAMPLING = ("all", "balanced", "proportional")
 DEFAULT_SAMPLING = "proportional"
@@ -106,11 +107,17 @@ class TrainingSet:
 def prior_on_plane(ts: TrainingSet, key: SliceKey, exclude: Collection[SliceKey], what: str = "features") -> np.ndarray:
     """The prior's ``features`` (u, v, n) or ``labels`` (u, v) on the painted plane ``key``,
     from the painted z slices other than ``key`` and ``exclude``."""
+    return prior_plane(ts.prior, ts.shape, key, {key, *exclude}, what)
+
+
+def prior_plane(prior: ShapePrior, shape: Sequence[int], key: SliceKey, exclude: Collection[SliceKey] = (),
+                what: str = "labels") -> np.ndarray:
+    """The prior's ``labels`` (u, v) or ``features`` (u, v, n) on the whole plane ``key`` of a
+    volume of ``shape``, from its painted slices and planes other than ``exclude``."""
     axis, index = plane_of(key)
-    sides = [n for a, n in enumerate(ts.shape) if a != axis]
+    sides = [n for a, n in enumerate(shape) if a != axis]
     start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
-    values = getattr(ts.prior, what)(start, stop, exclude={key, *exclude})
-    return np.take(values, 0, axis=axis)
+    return np.take(getattr(prior, what)(start, stop, exclude=exclude), 0, axis=axis)
 
 
 def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[SliceKey],

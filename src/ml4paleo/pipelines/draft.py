@@ -171,7 +171,7 @@ def train_draft(
                      seed=seed, params=dict(params or {}))
     model = make_candidate("forest").fit(ts)
     model.set_n_jobs(1)  # as train_model saves it; the preview raises it
-    save_model(model, model_dir, overwrite=overwrite, metadata={
+    save_model(model, model_dir, overwrite=overwrite, painted=[(*plane_of(k), m) for k, m in ann.items()], metadata={
         "method": "forest", "draft": True, "method_reason": "draft: the forest on every painted slice, "
                                                            "without validation or feature ranking",
         "annotated_slices": [key_name(k) for k in ann], "volume_shape": list(info.shape),

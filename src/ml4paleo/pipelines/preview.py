@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ml4paleo.errors import InputError
+from ml4paleo.compute.painted import keep_painted
 from ml4paleo.compute.regions import plane_region, slice_features
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.io.planes import cached_planes, clear_planes
@@ -90,7 +91,8 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
     else:
         feats = slice_features_cached(volume_path, int(z), model.feature_settings)
         proba = model.proba_from_features(feats[None], (int(z), 0, 0))
-    return labels_from_proba(proba[0])
+    start = (int(z), 0, 0)
+    return labels_from_proba(keep_painted(proba, getattr(model, "painted", ()), start, (int(z) + 1, *info.shape[1:]))[0])
 
 
 def predict_plane(volume_path: str | Path, model_dir: str | Path, axis: str, index: int) -> np.ndarray:
@@ -112,5 +114,6 @@ def predict_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     model.set_n_jobs(_cores())
     rows, cols = (n for i, n in enumerate(shape) if i != ax)
     start, stop = plane_region(ax, int(index), (0, rows), (0, cols))
-    proba = model.predict_region(open_level(volume_path, 0), start, stop)
+    proba = keep_painted(model.predict_region(open_level(volume_path, 0), start, stop), getattr(model, "painted", ()),
+                         start, stop)
     return labels_from_proba(np.take(proba, 0, axis=ax))

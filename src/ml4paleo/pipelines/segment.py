@@ -51,6 +51,7 @@ import numpy as np
 import zarr
 from threadpoolctl import threadpool_limits
 
+from ml4paleo.compute.painted import keep_painted
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.models import cached_model, labels_from_proba, region_labels
@@ -123,11 +124,12 @@ def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: 
     model = cached_model(model_dir)
     model.set_n_jobs(1)
     with threadpool_limits(1):
+        painted = getattr(model, "painted", ())
         if prob_stores:
-            proba = model.predict_region(open_level(volume_path, 0), start, stop)
+            proba = keep_painted(model.predict_region(open_level(volume_path, 0), start, stop), painted, start, stop)
             labels = labels_from_proba(proba)
         else:  # labels only: a forest skips the trees a voxel's label does not need
-            labels = region_labels(model, open_level(volume_path, 0), start, stop)
+            labels = keep_painted(region_labels(model, open_level(volume_path, 0), start, stop), painted, start, stop)
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     zarr.open_array(store=labels_store, mode="r+")[region] = labels
     for k, store in enumerate(prob_stores):

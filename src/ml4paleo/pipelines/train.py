@@ -91,7 +91,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable, near_outline
+from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable, correct_slice, near_outline
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
@@ -109,9 +109,11 @@ from ml4paleo.pipelines._candidates import (
     TrainingSet,
     folds_of,
     make_candidate,
+    prior_plane,
     sample_indices,
 )
 from ml4paleo.pipelines._tasks import run_tasks
+from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
@@ -126,6 +128,11 @@ AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
 TIE = 0.005
 """Mean Dice within this of the best counts as a tie."""
+SWITCH = 0.02
+"""With the method of the model before (``previous_method``), ``auto`` changes method only when
+another beats it by more than this mean held-out Dice: a correction stroke moves the scores of
+every method a little, and a method flipping back and forth between strokes undoes what the
+user saw change."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 PSEUDO_BAND = 5
@@ -176,6 +183,8 @@ class TrainResult:
     method: str = "forest"
     candidates: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    suggestions: dict[str, Any] = field(default_factory=dict)
+    """Where to paint next and the estimated Dice (``suggestions.json``, :mod:`ml4paleo.pipelines.suggest`)."""
 
 def _key(key: Any) -> SliceKey:
     """A valid annotation key: a z slice index, or ``(axis, index)`` with axis y or x."""
@@ -287,27 +296,56 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
 
 def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int,
               voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceKey]]:
-    """The shape prior of the painted slices and planes that can enter it, strokes completed
-    into full masks; and which of them were completed from strokes (not painted in full)."""
-    slices, masks, planes, completed = [], [], {}, []
+    """The shape prior of every painted slice and plane, and which of them were completed (not
+    painted in full). Slices painted in full or with strokes of two classes are completed by the
+    walker first; slices with strokes of one class then take the prior's answer on their plane,
+    corrected by the strokes (:func:`ml4paleo.compute.complete.correct_slice`), so that no
+    stroke is left out of the prior."""
+    full: dict[SliceKey, np.ndarray] = {}
+    completed: list[SliceKey] = []
     for key, mask in ann.items():
-        if not completable(mask):
-            continue
-        axis, index = plane_of(key)
-        plane = tuple(index if a == axis else slice(None) for a in range(3))
-        full = mask if (mask > 0).all() else complete_slice(np.asarray(array[plane]), mask)
-        if (mask > 0).mean() < COMPLETE_FRACTION:
+        if completable(mask):
+            full[key] = mask if (mask > 0).all() else complete_slice(np.asarray(array[_plane(key)]), mask)
+            full[key] = full[key].astype(np.uint8) - 1
+            if (mask > 0).mean() < COMPLETE_FRACTION:
+                completed.append(key)
+    prior = _prior(full, array.shape, K, voxel_size)
+    if prior is None:
+        return None, []
+    corrected = {}
+    for key, mask in ann.items():
+        if key not in full:
+            axis, index = plane_of(key)
+            spacing = tuple(float(v) for a, v in enumerate(voxel_size) if a != axis)
+            beyond = axis == 0 and prior.slices and not min(prior.slices) <= index <= max(prior.slices)
+            corrected[key] = correct_slice(prior_plane(prior, array.shape, key), mask, spacing, local=not beyond)
             completed.append(key)
+    if corrected:
+        prior = _prior({**full, **corrected}, array.shape, K, voxel_size)
+    return prior, [key for key in ann if key in completed]
+
+
+def _plane(key: SliceKey) -> tuple:
+    axis, index = plane_of(key)
+    return tuple(index if a == axis else slice(None) for a in range(3))
+
+
+def _prior(full: Mapping[SliceKey, np.ndarray], shape: Sequence[int], K: int,
+           voxel_size: Sequence[float]) -> ShapePrior | None:
+    """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none)."""
+    slices, masks, planes = [], [], {}
+    for key in sorted(full, key=plane_of):
+        axis, index = plane_of(key)
         if axis == 0:
             slices.append(index)
-            masks.append(full.astype(np.uint8) - 1)
+            masks.append(full[key])
         else:
-            planes[(key[0], index)] = full.astype(np.uint8) - 1
+            planes[(key[0], index)] = full[key]
     if not slices and not planes:
-        return None, []
-    _, Y, X = array.shape
+        return None
+    _, Y, X = shape
     stack = np.stack(masks) if masks else np.zeros((0, Y, X), np.uint8)
-    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes), completed
+    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes)
 
 
 def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
@@ -332,14 +370,22 @@ def mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str]) -> tuple[str, str]:
-    """The candidate with the best mean Dice (ties within ``TIE`` to the earlier) and why."""
+def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
+                  previous: str | None = None) -> tuple[str, str]:
+    """The candidate with the best mean Dice (ties within ``TIE`` to the earlier) and why; the
+    ``previous`` model's method stays unless the best beats it by more than ``SWITCH``."""
     means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
     if not means:
         return order[0], "no held-out slice could be scored: the first method is used"
     best = max(means.values())
     chosen = next(name for name in order if name in means and means[name] >= best - TIE)
     others = ", ".join(f"{n} {m:.3f}" for n, m in means.items() if n != chosen)
+    if previous in means and previous != chosen:
+        if means[chosen] <= means[previous] + SWITCH:
+            return previous, (f"kept the previous model's method {previous} {means[previous]:.3f}: "
+                              f"{chosen} {means[chosen]:.3f} is not better by more than {SWITCH}")
+        return chosen, (f"changed from {previous} ({means[previous]:.3f}) to {chosen} {means[chosen]:.3f}, "
+                        f"better by more than {SWITCH}" + (f" (vs {others})" if others else ""))
     return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
 
 
@@ -413,6 +459,7 @@ def train_model(
     unet_params: Mapping[str, Any] | None = None,
     device: str = "auto",
     validate: str = "now",
+    previous_method: str | None = None,
 ) -> TrainResult:
     """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
 
@@ -432,7 +479,8 @@ def train_model(
     (leave-one-slice-out before the final fit, its figures in the result) or ``later`` (the model
     is saved without them and :func:`ml4paleo.pipelines.validate.validate_model` adds them; with
     ``auto`` the method is chosen on the same folds with models on at most ``CHOICE_ROWS`` rows).
-    Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
+    ``previous_method``: the method of the model this one replaces; ``auto`` keeps it unless
+    another is clearly better (``SWITCH``). Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
 
     Example (``annotations/12.png``, ``40.png``...: 1 background, 2 shell)::
 
@@ -535,7 +583,7 @@ def train_model(
         quick = dataclasses.replace(ts, max_voxels=min(max_voxels, CHOICE_ROWS),
                                     params={"n_estimators": CHOICE_TREES, **ts.params})
         scored = score_candidates(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
-        chosen, reason = choose_method(scored, names)
+        chosen, reason = choose_method(scored, names, previous_method)
         reason += (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} rows; "
                    "the full validation follows)")
     elif validate == "later":
@@ -545,7 +593,7 @@ def train_model(
         if len(candidates) == 1:
             chosen, reason = names[0], f"method {names[0]} was asked for"
         else:
-            chosen, reason = choose_method(scored, names)
+            chosen, reason = choose_method(scored, names, previous_method)
     metrics = scored[chosen]["metrics"]
     warnings = validation_warnings(metrics, len(slices))
     if validate == "later":
@@ -557,12 +605,18 @@ def train_model(
 
     progress(0.85, 1.0, f"fitting the final model ({chosen})")
     final = candidates[chosen].fit(ts)
+    final.painted = [(*plane_of(key), mask) for key, mask in ann.items()]  # its predictions keep them
+    progress(0.95, 1.0, "finding where to paint next")
+    suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior)
     final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
     voxels = {name: int(n) for name, n in zip(classes, labeled)}
     trained_on = np.bincount(np.concatenate([s.targets for s in slices]), minlength=K)
-    save_model(final, model_dir, overwrite=overwrite, validation=validation, metadata={
+    save_model(final, model_dir, overwrite=overwrite, validation=validation, documents={SUGGESTIONS_FILE: suggestions},
+               painted=final.painted,
+               metadata={
         "method": chosen,
         "method_reason": reason,
+        "previous_method": previous_method,
         "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"]} for n in candidates},
         "warnings": warnings,
         "voxel_size": list(info.voxel_size),
@@ -582,4 +636,5 @@ def train_model(
     progress(1.0, 1.0, "done")
     return TrainResult(model_dir=model_dir, metrics=metrics, n_slices=len(slices), voxels_per_class=voxels,
                        classes=classes, validation=validation, features=settings.to_dict(), model=final.kind,
-                       method=chosen, candidates={n: scored[n]["metrics"] for n in candidates}, warnings=tuple(warnings))
+                       method=chosen, candidates={n: scored[n]["metrics"] for n in candidates}, warnings=tuple(warnings),
+                       suggestions=suggestions)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from flask import Flask
 
 from ml4paleo import __version__
+from ml4paleo.jobs.private import create_data_folder
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, UNIT_SYMBOLS
-from ml4paleo.web import annotate, download, errors, jobs, security, segment, upload, visualize
+from ml4paleo.web import (annotate, download, errors, jobs, objects, request_body, request_log, security, segment,
+                          upload, visualize)
 
 __all__ = ["create_app"]
 
@@ -24,11 +26,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes)
     app.url_map.merge_slashes = False  # "zarr//etc/passwd" is a 404, not a redirect
     app.extensions["ml4paleo.settings"] = settings
+    create_data_folder(settings.data)  # 0700, before the store puts its database there
     app.extensions["ml4paleo.store"] = JobStore(settings)
-    settings.jobs_dir.mkdir(parents=True, exist_ok=True)
     errors.register(app)
+    request_log.install(app)  # first: it times (and logs) what the guard refuses too
     security.install(app, settings)
-    for module in (upload, jobs, annotate, segment, visualize, download):
+    request_body.install(app)  # after the auth guard: a signed-out client hears 401 first
+    for module in (upload, jobs, annotate, segment, visualize, download, objects):
         app.register_blueprint(module.bp)
 
     @app.context_processor

@@ -1,5 +1,5 @@
-"""Helpers shared by the blueprints: the store and settings of the current app, JSON bodies,
-typed query/form values, and safe file and zip responses."""
+"""Helpers shared by the blueprints: the store and settings of the current app, JSON bodies
+(parsed once, see :mod:`.request_body`), typed query/form values, and safe file and zip responses."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ml4paleo.io.exports import iter_zip
 from ml4paleo.jobs.paths import JobPaths, inside
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
+from ml4paleo.web.request_body import form, json_body  # noqa: F401  (json_body: the routes' one JSON reader)
 
 
 def store() -> JobStore:
@@ -29,16 +30,6 @@ def paths(job_id: str) -> JobPaths:
     """The job's folders; JobNotFound for a malformed or unknown id."""
     store().job_field(job_id, "id")
     return store().paths(job_id)
-
-
-def json_body() -> dict[str, Any]:
-    """The request's JSON object, or InputError (400) naming what is wrong."""
-    data = request.get_json(silent=True, force=True) if request.content_length else {}
-    if data is None:
-        raise InputError("the request body must be valid JSON")
-    if not isinstance(data, dict):
-        raise InputError("the request body must be a JSON object")
-    return data
 
 
 def int_value(value: Any, name: str, *, default: int | None = None, minimum: int | None = None) -> int:
@@ -65,7 +56,7 @@ def int_field(data: dict[str, Any], name: str, *, default: int | None = None, mi
 
 def form_int(name: str, *, default: int | None = None, minimum: int | None = None) -> int:
     """A multipart form field through :func:`int_value`."""
-    return int_value(request.form.get(name), f"form field {name}", default=default, minimum=minimum)
+    return int_value(form().get(name), f"form field {name}", default=default, minimum=minimum)
 
 
 def float_arg(name: str, default: float) -> float:

@@ -15,6 +15,7 @@ log = logging.getLogger("ml4paleo.web")
 
 STATUS: tuple[tuple[type[Exception], int], ...] = (
     (errors.PayloadTooLarge, 413),
+    (errors.UnsupportedMediaType, 415),
     (errors.JobNotFound, 404),
     (errors.NotSignedIn, 401),
     (errors.Forbidden, 403),

@@ -214,6 +214,13 @@ def _paths() -> dict[str, Any]:
         j + "/mesh": {"post": _op("Queue meshing", [_JOB], _body({
             "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
                 "type": "string", "enum": list(MESH_FORMATS)}}}), ok="202", errors=("400", "404", "409"))},
+        j + "/objects": {"post": _op("Queue the objects of a segmentation (default: the newest finished): pieces of "
+                                     "classes, split at necks (split auto|none), min_size voxels, merge groups of ids; "
+                                     "on the mesh queue, the job's status unchanged", [_JOB], _body({
+            "seg_id": {"type": "string"}, "classes": {"type": "array", "items": {"type": "string"}},
+            "split": {"type": "string", "enum": ["auto", "none"]}, "min_size": {"type": "integer", "minimum": 0},
+            "merge": {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 1}}}}),
+            ok="202", errors=("400", "404", "409"))},
         j + "/cancel": {"post": _op("Cancel the queued or running task", [_JOB], errors=("404", "409"))},
         j + "/slice/{axis}/{index}.png": {"get": _op("A rendered slice; labels=1 with seg: the class indices as a gray PNG; max: longest side "
                                          "in pixels (thumbnail)", [_JOB, {
@@ -234,6 +241,27 @@ def _paths() -> dict[str, Any]:
                                        ok_type="application/octet-stream", ok_schema=_BIN)},
         s + "/meshes": {"get": _op("Meshes of a segmentation with measurements and, for large meshes, the url "
                                           "of a light preview (PLY) for the 3D view", [_JOB, _SEG])},
+        s + "/objects": {"get": _op("Objects of a segmentation: the newest finished run (ready) and its table "
+                                    "(objects, unit, parameters, messages), a pending run's progress, the last error",
+                                    [_JOB, _SEG])},
+        s + "/objects.{fmt}": {"get": _op("The objects table as CSV or JSON", [_JOB, _SEG, {
+            "name": "fmt", "in": "path", "required": True, "schema": {"type": "string", "enum": ["csv", "json"]}}],
+            ok_type="application/octet-stream", ok_schema=_BIN)},
+        s + "/objects/slice/{axis}/{index}.png": {"get": _op(
+            "A slice of the scan with every object in its own colour, the selected one opaque", [_JOB, _SEG, _AXIS,
+                                                                                                _INDEX, *[
+                {"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
+                    ("window", {"type": "string"}), ("opacity", {"type": "number", "minimum": 0, "maximum": 1}),
+                    ("selected", {"type": "integer", "minimum": 0}))]],
+            ok_type=_PNG, ok_schema=_BIN, errors=("400", "404"))},
+        s + "/objects/at/{axis}/{index}/{row}/{col}": {"get": _op("The object id at a pixel of a slice (0: none)", [
+            _JOB, _SEG, _AXIS, _INDEX, *[{"name": n, "in": "path", "required": True,
+                                          "schema": {"type": "integer", "minimum": 0}} for n in ("row", "col")]],
+            errors=("400", "404"))},
+        s + "/objects/{object_id}.stl": {"get": _op("One object's smoothed closed surface (STL, physical units)", [
+            _JOB, _SEG, {"name": "object_id", "in": "path", "required": True,
+                         "schema": {"type": "integer", "minimum": 1}}],
+            ok_type="application/octet-stream", ok_schema=_BIN, errors=("400", "404"))},
         s + "/download/zarr": {"get": _op("Segmentation as a zipped OME-Zarr", [_JOB, _SEG], ok_type=_ZIP,
                                           ok_schema=_BIN, errors=("404", "409"))},
         s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip, TIFF, 3D Slicer .seg.nrrd or NIfTI .nii.gz", [

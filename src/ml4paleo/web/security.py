@@ -16,6 +16,8 @@ from flask import Blueprint, Flask, Response, jsonify, make_response, redirect, 
 from ml4paleo.settings import Settings
 from ml4paleo.web import auth
 from ml4paleo.web._common import settings as current_settings
+from ml4paleo.web.client import is_secure
+from ml4paleo.web.request_body import form
 
 COOKIE = "ml4paleo_token"
 OPEN_PATHS = ("/api/health", "/login")
@@ -45,12 +47,12 @@ def _matches(given: str, token: str) -> bool:
 def login() -> Response:
     """Sign in with the access token (sets a cookie); without a token configured, go home."""
     token = current_settings().token
-    given = request.form.get("token", "") if request.method == "POST" else request.args.get("token", "")
+    given = form().get("token", "") if request.method == "POST" else request.args.get("token", "")
     if not token:
         return redirect("/")
     if _matches(given, token):
         response = redirect("/")
-        response.set_cookie(COOKIE, given, httponly=True, samesite="Lax", secure=request.is_secure)
+        response.set_cookie(COOKIE, given, httponly=True, samesite="Lax", secure=is_secure())
         return response
     message = "<p role='alert'>Wrong token.</p>" if given else ""
     return make_response(_LOGIN_FORM.format(message=message), 401 if given else 200)

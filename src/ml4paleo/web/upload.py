@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, render_template, request
 from ml4paleo.errors import InputError
 from ml4paleo.jobs.files import receive_chunk
 from ml4paleo.web._common import form_int, json_body, paths, store
+from ml4paleo.web.request_body import files, form
 from ml4paleo.web.auth.current import owner_id
 
 bp = Blueprint("upload", __name__)
@@ -34,16 +35,16 @@ def new_job():
 @bp.post("/api/upload")
 def upload_chunk():
     """Write one chunk at its byte offset (any order, repeats harmless: see ``receive_chunk``)."""
-    job_id = request.form.get("job_id") or request.headers.get("X-Job-ID")
+    job_id = form().get("job_id") or request.headers.get("X-Job-ID")
     if not job_id:
         raise InputError("job_id is required (form field job_id or header X-Job-ID)")
     paths(job_id)
-    chunk = request.files.get("file")
+    chunk = files().get("file")
     if chunk is None:
         raise InputError("form field file (the chunk) is required")
     offset = form_int("offset", default=0, minimum=0)
-    total = form_int("total_size", minimum=0) if request.form.get("total_size") not in (None, "") else None
-    return jsonify(receive_chunk(store(), job_id, request.form.get("filename") or chunk.filename or "", chunk.stream,
+    total = form_int("total_size", minimum=0) if form().get("total_size") not in (None, "") else None
+    return jsonify(receive_chunk(store(), job_id, form().get("filename") or chunk.filename or "", chunk.stream,
                                  offset, total))
 
 

@@ -170,6 +170,12 @@ class JobStore:
     def tasks(self, job_id: str) -> list[dict[str, Any]]:
         return self._queue.tasks(job_id)
 
+    def queue_objects(self, job_id: str, seg_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        return self._queue.queue_objects(job_id, seg_id, params)
+
+    def objects_state(self, job_id: str, seg_id: str) -> dict[str, Any]:
+        return self._queue.objects_state(job_id, seg_id)
+
     def export_error(self, job_id: str, seg_id: str) -> str | None:
         return self._queue.export_error(job_id, seg_id)
 

@@ -9,6 +9,7 @@ signs no one in, and a look-up is one indexed equality.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import time
@@ -26,13 +27,25 @@ NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1000
 LOGIN_WINDOW = 15 * 60.0
-"""Seconds over which wrong passwords are counted (``Settings.login_limit`` per account)."""
+"""Seconds over which wrong passwords are counted (``Settings.login_limit`` per account and address)."""
 ADDRESS_FACTOR = 6
 """An address may get this many times the per-account limit: several members behind one address."""
+MAX_DELAY = 60.0
+"""The longest wait the sign-in throttle asks for after a wrong password."""
 TOKEN_PREFIX = "m4p_"
 _HASH_METHOD = "scrypt"
 _DUMMY_HASH = generate_password_hash("not a password of anyone", method=_HASH_METHOD)
 """Checked against when the user does not exist, so that timing does not tell who does."""
+
+
+def throttle_wait(failures: list[float], allowed: int, now: float) -> float:
+    """Seconds a sign-in must still wait after ``failures`` (times of wrong passwords, oldest
+    first): none for the first ``allowed``, then 1 s after the last one, doubling with each
+    further one up to :data:`MAX_DELAY`."""
+    extra = len(failures) - allowed
+    if extra < 0:
+        return 0.0
+    return max(0.0, failures[-1] + min(2.0 ** min(extra, 16), MAX_DELAY) - now)
 
 
 def new_secret(prefix: str = "") -> str:
@@ -113,13 +126,18 @@ class Accounts:
             s.delete(user)
             return {"name": name, "jobs": moved, "transferred_to": transfer_to}
 
-    def set_password(self, name: str, password: str) -> None:
-        """A new password; the user's sessions end (API tokens stay: revoke them on the account page)."""
+    def set_password(self, name: str, password: str, *, revoke_tokens: bool = False) -> dict[str, int]:
+        """A new password; the user's sessions end (whoever knew the old password is signed out),
+        and with ``revoke_tokens`` their API tokens too (a script's token may be all a thief kept).
+        Says how many of each ended."""
         hashed = generate_password_hash(check_password(password), method=_HASH_METHOD)
         with self.db.session() as s:
             user = self._user(s, name)
             user.password_hash = hashed
-            s.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
+            sessions = s.execute(delete(AuthSession).where(AuthSession.user_id == user.id)).rowcount
+            tokens = s.execute(delete(ApiToken).where(ApiToken.user_id == user.id)).rowcount if revoke_tokens else 0
+            s.execute(delete(LoginFailure).where(LoginFailure.account == user.name))
+            return {"sessions": sessions, "tokens": tokens}
 
     def users(self) -> list[dict[str, Any]]:
         with self.db.session() as s:
@@ -140,28 +158,35 @@ class Accounts:
 
     # -- sign-in ---------------------------------------------------------------------------------
 
-    def authenticate(self, name: Any, password: Any, address: str, *, limit: int,
+    def authenticate(self, name: Any, password: Any, address: str, *, limit: int, limit_address: bool = True,
                      now: float | None = None) -> Viewer:
-        """The user whose name and password these are, or :class:`NotSignedIn`; refused with
-        :class:`TooManyAttempts` (before the password is even checked) once the account has had
-        ``limit`` wrong passwords in :data:`LOGIN_WINDOW`, or the address ``ADDRESS_FACTOR`` times that."""
+        """The user whose name and password these are, or :class:`NotSignedIn`.
+
+        Wrong passwords slow the next try instead of locking the account: after ``limit`` of them
+        for this account from this address in :data:`LOGIN_WINDOW` (or ``ADDRESS_FACTOR`` times
+        that from the address over all accounts, unless ``limit_address`` is off: a trusted proxy),
+        each try waits :func:`throttle_wait` after the last wrong one, refused with
+        :class:`TooManyAttempts` before the password is checked. So a stranger who knows a
+        member's name cannot lock the member out from elsewhere, and the owner waits a minute at most."""
         now = time.time() if now is None else now
         account = str(name or "")[:64]
         address = (address or "")[:64]
         since = now - LOGIN_WINDOW
         with self.db.session() as s:
             s.execute(delete(LoginFailure).where(LoginFailure.at < since))
-            for column, key, allowed in ((LoginFailure.account, account, limit),
-                                         (LoginFailure.address, address, limit * ADDRESS_FACTOR)):
-                times = s.scalars(select(LoginFailure.at).where(column == key, LoginFailure.at >= since)
-                                  .order_by(LoginFailure.at)).all()
-                if len(times) >= allowed:
-                    wait = max(1, int(times[len(times) - allowed] + LOGIN_WINDOW - now) + 1)
-                    raise TooManyAttempts(f"too many wrong passwords; try again in {wait} s", wait)
+            checks = [((LoginFailure.account == account) & (LoginFailure.address == address), limit)]
+            if limit_address:
+                checks.append((LoginFailure.address == address, limit * ADDRESS_FACTOR))
+            wait = max(throttle_wait(s.scalars(select(LoginFailure.at).where(where, LoginFailure.at >= since)
+                                               .order_by(LoginFailure.at)).all(), allowed, now)
+                       for where, allowed in checks)
+            if wait > 0:
+                seconds = math.ceil(wait)
+                raise TooManyAttempts(f"too many wrong passwords; try again in {seconds} s", seconds)
             user = s.scalar(select(User).where(User.name == account))
             given = password if isinstance(password, str) else ""
             if check_password_hash(user.password_hash if user else _DUMMY_HASH, given) and user is not None:
-                s.execute(delete(LoginFailure).where(LoginFailure.account == account))
+                s.execute(delete(LoginFailure).where(LoginFailure.account == account, LoginFailure.address == address))
                 return Viewer(user_id=user.id, name=user.name, is_admin=user.is_admin)
             s.add(LoginFailure(account=account, address=address, at=now))
         raise NotSignedIn("wrong user name or password")

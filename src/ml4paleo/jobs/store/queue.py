@@ -40,6 +40,23 @@ def queue_exports(s: Session, job: Job, seg_id: str) -> Task:
                    params={"formats": list(SEGMENTATION_EXPORTS), "classes": job.classes})
 
 
+def _finished_segmentation(s: Session, job: Job, seg_id: str | None, what: str) -> Segmentation:
+    """``seg_id`` of the job (default: its newest finished segmentation), finished, or
+    ArtifactNotFound / InvalidTransition saying there is nothing to ``what``."""
+    query = select(Segmentation).where(Segmentation.job_id == job.id)
+    if seg_id is not None:
+        query = query.where(Segmentation.id == check_artifact_id(seg_id))
+    else:
+        query = query.where(Segmentation.status == SegmentationStatus.DONE).order_by(Segmentation.created_at.desc())
+    seg = s.scalars(query.limit(1)).first()
+    if seg is None and seg_id is not None:
+        raise ArtifactNotFound(f"no segmentation {seg_id!r} in this job")
+    if seg is None or seg.status != SegmentationStatus.DONE:
+        raise InvalidTransition(f"there is no finished segmentation to {what}" if seg is None else
+                                f"segmentation {seg.id} is not finished ({seg.status})")
+    return seg
+
+
 def end_cancelled(s: Session, task: Task, job: Job) -> None:
     """A task stopped at the user's request (queued, or its runner stopped it): its model,
     segmentation or meshes are cancelled and the job goes back to where it was."""
@@ -194,18 +211,7 @@ class Queue:
         simplifies within half a voxel unless ``full_resolution``."""
         with self.db.session() as s:
             job = get_job(s, job_id)
-            query = select(Segmentation).where(Segmentation.job_id == job.id)
-            if seg_id is not None:
-                query = query.where(Segmentation.id == check_artifact_id(seg_id))
-            else:
-                query = (query.where(Segmentation.status == SegmentationStatus.DONE)
-                         .order_by(Segmentation.created_at.desc()))
-            seg = s.scalars(query.limit(1)).first()
-            if seg is None and seg_id is not None:
-                raise ArtifactNotFound(f"no segmentation {seg_id!r} in this job")
-            if seg is None or seg.status != SegmentationStatus.DONE:
-                raise InvalidTransition("there is no finished segmentation to mesh" if seg is None else
-                                        f"segmentation {seg.id} is not finished ({seg.status})")
+            seg = _finished_segmentation(s, job, seg_id, "mesh")
             before = job.status
             set_status(s, job, JobEvent.MESH_QUEUE)
             seg.mesh_status = MeshStatus.QUEUED
@@ -246,6 +252,32 @@ class Queue:
             return [{"task_id": t.id, "kind": t.kind, "queue": t.queue, "status": t.status, "attempts": t.attempts,
                      "owner": t.owner, "error": t.error, "model_id": t.model_id, "seg_id": t.seg_id,
                      "progress": t.progress, "stage": t.stage} for t in rows]
+
+    def queue_objects(self, job_id: str, seg_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """Queue the objects of ``seg_id`` (default: the newest finished segmentation) with the
+        options of ``objects_from_labels`` in ``params`` (checked by the caller)."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            seg = _finished_segmentation(s, job, seg_id, "find objects in")
+            task = enqueue(s, job, RunnerKind.MESH, TaskKind.OBJECTS, prev_status=None, seg_id=seg.id, params=params)
+            return {"task_id": task.id, "seg_id": seg.id}
+
+    def objects_state(self, job_id: str, seg_id: str) -> dict[str, Any]:
+        """Where the objects of a segmentation stand: ``ready`` (the newest finished run: task
+        id, its options) or None, ``pending`` (a run queued or running, with its progress and
+        stage) and ``error`` (why the newest run failed, if it is newer than the ready one)."""
+        with self.db.session() as s:
+            rows = s.scalars(select(Task).where(Task.job_id == check_job_id(job_id), Task.kind == TaskKind.OBJECTS,
+                                                Task.seg_id == check_artifact_id(seg_id))
+                             .order_by(Task.id.desc())).all()
+            done = next((t for t in rows if t.status == TaskStatus.DONE), None)
+            failed = next((t for t in rows if t.status == TaskStatus.ERROR), None)
+            active = next((t for t in rows if t.status in ACTIVE), None)
+            return {"ready": {"task_id": done.id, "params": done.params or {}, "result": done.result or {}}
+                    if done is not None else None,
+                    "pending": {"task_id": active.id, "status": active.status, "progress": active.progress,
+                                "stage": active.stage} if active is not None else None,
+                    "error": failed.error if failed is not None and (done is None or failed.id > done.id) else None}
 
     def export_error(self, job_id: str, seg_id: str) -> str | None:
         """Why the newest export of a segmentation failed, or None (queued, running or done)."""

@@ -1,21 +1,30 @@
 """The audit trail (accounts on): after every successful request that acted on a job, the job's
-event log gets ``audit:<action>`` with who it was (``actor``) and the request line.
+event log gets ``audit:<action>`` with who it was (``actor``) and the request line; after every
+refusal (401, 403, 404) of a request naming a job, ``audit:refused`` with who asked, from where,
+and the status, so a member probing another's jobs leaves a trace.
 
 Actions are named per route in :data:`ACTIONS`; any other change to a job is recorded under its
 route's name, and any response sent as an attachment counts as a ``download``, so routes added
-later are audited without being listed.
+later are audited without being listed. Refusals are rate-limited per asker (:class:`RateLimit`):
+a flood cannot fill the disk, and the next entry says how many were left out.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from flask import Flask, request
 from werkzeug.wrappers import Response
 
+from ml4paleo.errors import JobNotFound, Ml4PaleoError
+from ml4paleo.jobs.paths import check_job_id
 from ml4paleo.jobs.store import JobStore
-from ml4paleo.web.auth.current import SAFE_METHODS, requested_job_ids, viewer
+from ml4paleo.web.auth.current import SAFE_METHODS, viewer
 from ml4paleo.web.auth.guard import READ_ONLY_CHANGES
+from ml4paleo.web.client import client_address
+from ml4paleo.web.request_body import JOB_ID_FIELD, JOB_ID_HEADER, requested_job_ids
 
 log = logging.getLogger("ml4paleo.web.audit")
 
@@ -39,6 +48,55 @@ ACTIONS = {
 }
 
 
+REFUSALS = frozenset({401, 403, 404})
+REFUSALS_PER_MINUTE = 20
+"""Refusals recorded per asker (user, or address when signed out) per minute; the rest are counted."""
+
+
+class RateLimit:
+    """At most ``per_window`` admissions per key in each window of ``window`` seconds (thread-safe,
+    in memory); :meth:`admit` says how many of the key's were refused since its last admission."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, per_window: int, window: float = 60.0) -> None:
+        self.per_window, self.window = per_window, window
+        self._keys: dict[str, list[float]] = {}  # key -> [window start, admitted, dropped]
+        self._lock = threading.Lock()
+
+    def admit(self, key: str, now: float | None = None) -> int | None:
+        """None when ``key`` is over its limit (counted), else how many were dropped before this one."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if len(self._keys) > self.MAX_KEYS:  # forget finished windows: memory stays bounded
+                self._keys = {k: v for k, v in self._keys.items() if now - v[0] < self.window}
+            state = self._keys.setdefault(key, [now, 0, 0])
+            if now - state[0] >= self.window:
+                state[0], state[1] = now, 0
+            if state[1] >= self.per_window:
+                state[2] += 1
+                return None
+            state[1] += 1
+            dropped, state[2] = int(state[2]), 0
+            return dropped
+
+
+def _named_jobs() -> list[str]:
+    """The well-formed job ids a refused request names (its body may be what was refused)."""
+    try:
+        named = requested_job_ids()
+    except Ml4PaleoError:
+        named = [(request.view_args or {}).get(JOB_ID_FIELD), *request.args.getlist(JOB_ID_FIELD),
+                 *request.headers.getlist(JOB_ID_HEADER)]
+    found = []
+    for job_id in named:
+        try:
+            found.append(check_job_id(job_id))
+        except JobNotFound:
+            continue  # a malformed id names no job: the request log has it
+    return list(dict.fromkeys(found))
+
+
 def action_of(endpoint: str | None, method: str, response: Response) -> str | None:
     """What a successful request did to its job, or None when it only looked (a HEAD asks
     whether a download is ready, it downloads nothing)."""
@@ -54,9 +112,28 @@ def action_of(endpoint: str | None, method: str, response: Response) -> str | No
 
 
 def install(app: Flask, store: JobStore) -> None:
+    refusals = RateLimit(REFUSALS_PER_MINUTE)
+
+    def record(job_ids: list[str], action: str, detail: str, actor: str) -> None:
+        for job_id in job_ids:
+            try:
+                store.sharing.audit(job_id, action, detail, actor)
+            except Exception:  # the answer stands; a lost audit line is logged, not turned into a 500
+                log.exception("could not record %s on job %s by %s", action, job_id, actor)
+
     @app.after_request
     def _audit(response: Response) -> Response:
         who = viewer()
+        if response.status_code in REFUSALS and request.method != "OPTIONS":
+            job_ids = _named_jobs()
+            address = client_address()
+            actor = who.actor if who else "anonymous"
+            dropped = refusals.admit(actor if who else f"{actor}@{address}") if job_ids else None
+            if dropped is not None:
+                more = f" (+{dropped} earlier refusals not recorded)" if dropped else ""
+                record(job_ids, "refused", f"{response.status_code} {request.method} {request.path} from {address}"
+                       f"{more}", actor)
+            return response
         if who is None or response.status_code >= 400:
             return response
         action = action_of(request.endpoint, request.method, response)
@@ -65,9 +142,5 @@ def install(app: Flask, store: JobStore) -> None:
         job_ids = requested_job_ids()
         if not job_ids and action == "create" and response.is_json:
             job_ids = [str((response.get_json(silent=True) or {}).get("job_id", ""))]
-        for job_id in job_ids:
-            try:
-                store.sharing.audit(job_id, action, f"{request.method} {request.path}", who.actor)
-            except Exception:  # the answer stands; a lost audit line is logged, not turned into a 500
-                log.exception("could not record %s on job %s by %s", action, job_id, who.actor)
+        record(job_ids, action, f"{request.method} {request.path}", who.actor)
         return response

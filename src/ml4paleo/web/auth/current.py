@@ -1,5 +1,6 @@
-"""Who the current request acts for, and which job it names: read by the guard, the audit trail,
-the job list and job creation (the only places that need them).
+"""Who the current request acts for: read by the guard, the audit trail, the job list and job
+creation (the only places that need it). Which job a request names is
+:func:`ml4paleo.web.request_body.requested_job_ids`.
 
 With accounts off there is no viewer (None): the job list is unfiltered and jobs have no owner.
 """
@@ -8,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import g, request
+from flask import g
 
 from ml4paleo.jobs.store import Viewer
+from ml4paleo.web.request_body import SAFE_METHODS  # noqa: F401  (the guard and audit read it here)
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,3 @@ def owner_id() -> int | None:
 def csrf_token() -> str:
     found = identity()
     return found.csrf if found else ""
-
-
-def requested_job_ids() -> list[str]:
-    """Every job the request names: in its URL (``<job_id>``), the query, the ``X-Job-ID`` header,
-    the form field or the JSON field ``job_id`` (uploads, upload-complete, status). All are
-    checked, so a route reading another of these places than the first cannot be tricked."""
-    candidates = [(request.view_args or {}).get("job_id"), request.args.get("job_id"),
-                  request.headers.get("X-Job-ID")]
-    if request.method not in SAFE_METHODS:
-        if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            candidates.append(request.form.get("job_id"))
-        elif request.content_length:
-            body = request.get_json(silent=True, force=True)
-            candidates.append(body.get("job_id") if isinstance(body, dict) else None)
-    return list(dict.fromkeys(c for c in candidates if isinstance(c, str) and c))

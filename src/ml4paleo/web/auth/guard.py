@@ -19,7 +19,8 @@ from werkzeug.wrappers import Response
 
 from ml4paleo.errors import Forbidden, NotSignedIn
 from ml4paleo.jobs.store import Access, JobStore
-from ml4paleo.web.auth.current import SAFE_METHODS, Identity, requested_job_ids
+from ml4paleo.web.auth.current import SAFE_METHODS, Identity
+from ml4paleo.web.request_body import form, requested_job_ids
 
 SESSION_COOKIE = "ml4paleo_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -48,8 +49,7 @@ def identify(store: JobStore) -> Identity | None:
 
 
 def _check_csrf(expected: str) -> None:
-    given = request.headers.get(CSRF_HEADER) or (request.form.get(CSRF_FIELD) if request.mimetype in (
-        "multipart/form-data", "application/x-www-form-urlencoded") else None) or ""
+    given = request.headers.get(CSRF_HEADER) or form().get(CSRF_FIELD) or ""
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise Forbidden("this change came without the page's CSRF token (header X-CSRF-Token); reload the page")
 

@@ -7,7 +7,9 @@ The sign-in form has no session yet, so its CSRF token is a random cookie that t
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, make_response, redirect, render_template, request
 from werkzeug.wrappers import Response
@@ -16,30 +18,44 @@ from ml4paleo.errors import JobNotFound, NotSignedIn, TooManyAttempts
 from ml4paleo.web._common import settings, store
 from ml4paleo.web.auth.current import viewer
 from ml4paleo.web.auth.guard import CSRF_FIELD, SESSION_COOKIE
+from ml4paleo.web.client import client_address, is_secure, is_trusted
+from ml4paleo.web.request_body import form
 
 bp = Blueprint("auth_pages", __name__)
 LOGIN_CSRF_COOKIE = "ml4paleo_login_csrf"
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*\Z")
+"""One ``/``, not followed by another or a backslash; then printable ASCII without ``\\`` or spaces."""
 
 
 def _safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this server only (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after signing in: ``target`` if it is a path on this server, else ``/``.
+
+    A browser drops tabs and line breaks from a URL and reads a backslash as ``/``, so ``/%09/evil``
+    and ``/%5Cevil`` lead off-site like ``//evil`` does; anything but printable ASCII is refused,
+    also once percent-decoded (a Location header must never carry a line break either)."""
+    if not isinstance(target, str) or not _LOCAL_PATH.match(target):
         return "/"
-    return target
+    decoded = target
+    for _ in range(3):  # double-encoded (%252F) too
+        decoded = unquote(decoded)
+        if not _LOCAL_PATH.match(decoded):
+            return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
 
 
 def _set_session(response: Response, secret: str) -> Response:
     response.set_cookie(SESSION_COOKIE, secret, max_age=int(settings().session_hours * 3600), httponly=True,
-                        samesite="Lax", secure=request.is_secure)
+                        samesite="Lax", secure=is_secure())
     return response
 
 
 def _login_form(message: str = "", status: int = 200) -> Response:
     token = secrets.token_urlsafe(24)
     response = make_response(render_template("login.html", login_csrf=token, message=message,
-                                             next=_safe_next(request.values.get("next")),
-                                             name=request.form.get("name", "")), status)
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure)
+                                             next=_safe_next(form().get("next") or request.args.get("next")),
+                                             name=form().get("name", "")), status)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=is_secure())
     return response
 
 
@@ -48,11 +64,12 @@ def login() -> Response:
     if request.method == "GET":
         return _login_form()
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected.encode(), request.form.get(CSRF_FIELD, "").encode()):
+    if not expected or not hmac.compare_digest(expected.encode(), form().get(CSRF_FIELD, "").encode()):
         return _login_form("The form expired: please sign in again.", 403)
     try:
-        who = store().accounts.authenticate(request.form.get("name"), request.form.get("password"),
-                                            request.remote_addr or "", limit=settings().login_limit)
+        address = client_address()
+        who = store().accounts.authenticate(form().get("name"), form().get("password"), address,
+                                            limit=settings().login_limit, limit_address=not is_trusted(address))
     except TooManyAttempts as exc:
         response = _login_form(str(exc).capitalize() + ".", 429)
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -60,7 +77,7 @@ def login() -> Response:
     except NotSignedIn:
         return _login_form("Wrong user name or password.", 401)
     secret, _ = store().accounts.start_session(user_id=who.user_id, hours=settings().session_hours)
-    response = _set_session(redirect(_safe_next(request.form.get("next")), 303), secret)
+    response = _set_session(redirect(_safe_next(form().get("next")), 303), secret)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 

@@ -1,0 +1,243 @@
+"""Benchmark: the correction loop, as a simulated user paints it.
+
+    python bench/loop.py                                   # every case and strategy, 10 strokes
+    python bench/loop.py --cases blobs --strategies suggest worst --strokes 15
+
+The user of interactive-segmentation benchmarks: start from strokes on a few z slices, then
+each round train with the default method (``auto``, the model of the round before known, as the
+web app and the CLI pass it), segment the whole volume through the real pipelines, find the
+largest wrong region and paint one stroke of the true class at its most interior point. Where
+the stroke goes depends on the strategy:
+
+- ``suggest``: the plane and region of the product's top suggestion (``suggestions.json`` of the
+  model), the largest error inside its box (the whole plane when the box holds none);
+- ``order``: z slices in a fixed order (top to bottom in steps of a tenth of the stack, as a user
+  without guidance browses), the first one with an error;
+- ``worst``: the oracle, the plane of any axis holding the largest wrong region.
+
+Printed per case and strategy: the structure's Dice over the whole volume after each stroke,
+strokes to reach 0.90 and 0.95, strokes that changed nothing (no voxel within ``--reach`` voxels
+of the stroke, the stroke itself left out, changed class), strokes that lowered Dice by more than
+0.01, the methods chosen, and the seconds each round took; the peak RSS at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from methods import snow  # noqa: E402 - the bench folder's own module
+
+from ml4paleo.io.omezarr import OmeZarrWriter, open_level  # noqa: E402
+from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
+from ml4paleo.pipelines.train import train_model  # noqa: E402
+from ml4paleo.testing import phantoms  # noqa: E402
+
+CASES = {
+    "blobs": lambda: phantoms.touching_blobs(),
+    "thin": lambda: phantoms.thin_tubes(),
+    "texture": lambda: phantoms.texture_only(),
+    "snow": snow,
+}
+STRATEGIES = ("suggest", "order", "worst")
+AXES = ("z", "y", "x")
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * np.logical_and(a, b).sum() / max(int(a.sum()) + int(b.sum()), 1))
+
+
+def plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    return np.take(volume, index, axis=axis)
+
+
+def largest_error(pred: np.ndarray, truth: np.ndarray, box=None) -> tuple[int, np.ndarray] | None:
+    """(true class, mask of the largest 4-connected wrong region of one true class) of a plane,
+    inside ``box`` (u0, v0, u1, v1) when given; None where the plane is right."""
+    wrong = pred != truth
+    if box is not None:
+        inside = np.zeros_like(wrong)
+        u0, v0, u1, v1 = box
+        inside[u0:u1, v0:v1] = True
+        wrong &= inside
+    best = None
+    for c in np.unique(truth[wrong]):
+        comps, n = ndi.label(wrong & (truth == c))
+        if n:
+            sizes = np.bincount(comps.ravel())[1:]
+            k = int(np.argmax(sizes)) + 1
+            if best is None or sizes[k - 1] > best[1].sum():
+                best = (int(c), comps == k)
+    return best
+
+
+def stroke_in(region: np.ndarray, radius: int = 3) -> np.ndarray:
+    """A round dab of at most ``radius`` voxels at the region's most interior point, inside it."""
+    depth = ndi.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+    u, v = np.unravel_index(int(np.argmax(depth)), region.shape)
+    r = int(np.clip(depth[u, v] - 1, 1, radius))
+    uu, vv = np.ogrid[: region.shape[0], : region.shape[1]]
+    return region & ((uu - u) ** 2 + (vv - v) ** 2 <= r * r)
+
+
+@dataclass
+class Run:
+    dices: list[float] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    idle: int = 0
+    worse: int = 0
+    planes: list[str] = field(default_factory=list)
+
+    def reach(self, goal: float) -> int | None:
+        return next((i for i, d in enumerate(self.dices) if d >= goal), None)
+
+
+def choose(strategy: str, pred: np.ndarray, truth: np.ndarray, model: Path, cursor: list[int], ann: dict):
+    """(axis, index, true class, wrong region) where the user paints this round, or None."""
+    if strategy == "suggest":
+        path = model / "suggestions.json"
+        found = json.loads(path.read_text()).get("suggestions", []) if path.exists() else []
+        for s in found:
+            a = AXES.index(s["axis"])
+            if not 0 <= s["index"] < pred.shape[a]:
+                continue
+            hit = largest_error(plane(pred, a, s["index"]), plane(truth, a, s["index"]), s.get("bbox"))
+            hit = hit or largest_error(plane(pred, a, s["index"]), plane(truth, a, s["index"]))
+            if hit:
+                return (a, s["index"], *hit)
+        return None
+    if strategy == "order":
+        n = pred.shape[0]
+        step = max(n // 10, 1)
+        order = [z for start in range(step) for z in range(start, n, step)]
+        for _ in range(n):
+            z = order[cursor[0] % n]
+            cursor[0] += 1
+            hit = largest_error(pred[z], truth[z])
+            if hit:
+                return (0, z, *hit)
+        return None
+    best = None
+    for a in range(3):
+        for i in range(pred.shape[a]):
+            hit = largest_error(plane(pred, a, i), plane(truth, a, i))
+            if hit and (best is None or hit[1].sum() > best[3].sum()):
+                best = (a, i, *hit)
+    return best
+
+
+def key_of(axis: int, index: int):
+    return index if axis == 0 else (AXES[axis], index)
+
+
+def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path: Path, work: Path,
+             strokes: int, start: int, reach: int) -> Run:
+    n = vol.shape[0]
+    ann: dict = {}
+    for z in sorted({int(round(z)) for z in np.linspace(0.3 * n, 0.7 * n, start)}):
+        ann[z] = phantoms.strokes(truth[z])
+    run, previous, cursor, before = Run(), None, [0], None
+    struct = truth == 1
+    for round_ in range(strokes + 1):
+        model, labels = work / f"{name}-{strategy}-{round_}", work / f"{name}-{strategy}-{round_}.ome.zarr"
+        t0 = time.perf_counter()
+        kwargs = {"previous_method": previous} if previous and _takes_previous() else {}
+        if os.environ.get("LOOP_DUMP"):  # the annotations of each round, to replay one by hand
+            np.savez(Path(os.environ["LOOP_DUMP"]) / f"{name}-{strategy}-{round_}.npz",
+                     **{str(k).replace(" ", ""): m for k, m in ann.items()})
+        result = train_model(path, ann, model, validate="later", **kwargs)
+        segment_volume(path, model, labels)
+        pred = np.asarray(open_level(labels, 0)[:])
+        run.seconds.append(time.perf_counter() - t0)
+        run.methods.append(result.method)
+        previous = result.method
+        run.dices.append(dice(pred == 1, struct))
+        if before is not None:
+            around = ndi.binary_dilation(last_stroke, iterations=reach) & ~last_stroke
+            if not np.any((pred != before[0]) & around):
+                run.idle += 1
+            if run.dices[-1] < run.dices[-2] - 0.01:
+                run.worse += 1
+        print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  dice {run.dices[-1]:.4f}  {result.method:14s} "
+              f"{run.seconds[-1]:5.1f} s" + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
+        hit = None if round_ == strokes else choose(strategy, pred, truth, model, cursor, ann)
+        shutil.rmtree(model, ignore_errors=True)
+        shutil.rmtree(labels, ignore_errors=True)
+        if round_ == strokes:
+            break
+        if hit is None:
+            print(f"  {name}: no error left to paint")
+            break
+        axis, index, cls, region = hit
+        dab = stroke_in(region)
+        key = key_of(axis, index)
+        mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
+        mask[dab] = cls + 1
+        ann[key] = mask
+        last_stroke = np.zeros(vol.shape, bool)
+        at = [slice(None)] * 3
+        at[axis] = index
+        last_stroke[tuple(at)] = dab
+        before = (pred,)
+        run.planes.append(f"{AXES[axis]}{index}:{'bg' if cls == 0 else 'st'}")
+    return run
+
+
+def _takes_previous() -> bool:
+    import inspect
+
+    return "previous_method" in inspect.signature(train_model).parameters
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    ap.add_argument("--strokes", type=int, default=10, help="correction strokes per run")
+    ap.add_argument("--start", type=int, default=3, help="z slices painted with strokes at the start")
+    ap.add_argument("--reach", type=int, default=5, help="voxels around a stroke that must change")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-loop-"))
+    table = []
+    try:
+        for name in args.cases:
+            vol, truth = CASES[name]()
+            path = work / f"{name}.ome.zarr"
+            with OmeZarrWriter(path, vol.shape, vol.dtype, chunks=64, voxel_size=(1.0, 1.0, 1.0)) as w:
+                w.write_slab(0, vol)
+            for strategy in args.strategies:
+                run = run_case(name, strategy, vol, truth, path, work, args.strokes, args.start, args.reach)
+                table.append((name, strategy, run))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload {os.getloadavg()[0]:.1f}; {args.start} z slices of strokes to start, {args.strokes} strokes")
+    print(f"{'case':8s} {'strategy':8s} {'start':>6s} {'end':>6s} {'best':>6s} {'to .90':>6s} {'to .95':>6s} "
+          f"{'idle':>4s} {'worse':>5s} {'s/round':>7s}  methods")
+    for name, strategy, run in table:
+        fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
+        methods = " ".join(sorted(set(run.methods)))
+        print(f"{name:8s} {strategy:8s} {run.dices[0]:6.3f} {run.dices[-1]:6.3f} {max(run.dices):6.3f} "
+              f"{fmt(run.reach(0.90)):>6s} {fmt(run.reach(0.95)):>6s} {run.idle:4d} {run.worse:5d} "
+              f"{np.mean(run.seconds):7.1f}  {methods} ({sum(a != b for a, b in zip(run.methods, run.methods[1:]))} switches)")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""Objects of a label map of any size, slab by slab, equal to :func:`~ml4paleo.compute.objects.objects_whole`.
+
+1. **Pieces** (:func:`find_pieces`): each z-slab is labelled on its own and its components are
+   joined across slab faces by :mod:`ml4paleo.compute.components` (union-find over the component
+   table); the merged table gives each piece its class, size, first voxel and bounding box.
+2. **Objects** (:func:`objects_by_slabs`): slab by slab again, each piece whose first voxel lies
+   in the slab is read in its bounding box, cut out (the component of its class holding its first
+   voxel: a connected piece never leaves its box), split (:func:`~ml4paleo.compute.objects.split_object`)
+   and measured there; then the slab's ids are written: the pieces relabelled (``ndimage.label``
+   is deterministic) and the parts of the split pieces pasted in.
+
+A piece's split depends only on its own voxels, so splitting it in its box is exact by
+construction; the one limit is that a piece's box must fit in memory (``max_box_voxels``, about
+60 bytes a voxel while splitting and measuring): a larger piece (a matrix that spans the volume)
+is refused with a message naming it, never cut at a block border. Pieces are numbered by their
+first voxel in (z, y, x) raster order, the parts of one piece after those of the pieces before
+it, as in the whole-volume reference.
+
+Memory: one slab (uint8 labels, int32 ids, uint32 objects) plus the split pieces that reach into
+it; the table holds a few numbers per piece, never per voxel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ml4paleo.compute import components as cc
+from ml4paleo.compute.measure import measure_object
+from ml4paleo.compute.objects import FACES, SPLIT_MODES, split_object
+from ml4paleo.errors import InputError
+from ml4paleo.progress import ProgressCallback, no_progress
+
+__all__ = ["MAX_BOX_VOXELS", "Pieces", "find_pieces", "objects_by_slabs", "piece_mask", "slab_edges"]
+
+MAX_BOX_VOXELS = 1 << 26
+"""Largest bounding box (voxels) of a piece that is split or measured: 64 M voxels, ~4 GB at
+~60 bytes a voxel (distance map, reconstruction, watershed, thickness)."""
+
+
+def slab_edges(nz: int, depth: int) -> list[tuple[int, int]]:
+    """(z0, z1) of the slabs of ``depth`` slices covering ``nz``."""
+    if int(depth) < 1:
+        raise InputError(f"depth must be at least one slice; got {depth!r}")
+    return [(z, min(z + int(depth), nz)) for z in range(0, nz, int(depth))]
+
+
+@dataclass
+class Pieces:
+    """The pieces of a label map (index ``k - 1`` for piece ``k``) and how to find them again."""
+
+    shape: tuple[int, int, int]
+    classes_present: list[int]  # the classes labelled
+    slabs: list[tuple[int, int]]
+    offsets: np.ndarray  # (slabs + 1,) global id of each slab's first component
+    piece_of: np.ndarray  # (components,) piece (1..n) of each slab component, 0 = dropped
+    classes: np.ndarray  # (n,) class of each piece
+    sizes: np.ndarray  # (n,) voxels
+    first: np.ndarray  # (n,) raster index of its first voxel
+    start: np.ndarray  # (n, 3) bounding box start (z, y, x)
+    stop: np.ndarray  # (n, 3) bounding box stop (exclusive)
+
+    @property
+    def n(self) -> int:
+        return len(self.sizes)
+
+    def box(self, k: int) -> tuple[slice, slice, slice]:
+        """The bounding box of piece ``k`` (1-based)."""
+        return tuple(slice(int(a), int(b)) for a, b in zip(self.start[k - 1], self.stop[k - 1]))  # type: ignore[return-value]
+
+
+def _slab_labels(block: np.ndarray, classes: Sequence[int]) -> cc.Labelled:
+    return cc.label_block(block, "largest", classes)
+
+
+def find_pieces(labels: Any, classes: Sequence[int], *, min_size: int = 0, depth: int = 64,
+                progress: ProgressCallback | None = None) -> Pieces:
+    """The face-connected pieces of ``classes`` in ``labels`` (a zarr or numpy (z, y, x) array),
+    read ``depth`` slices at a time; pieces under ``min_size`` voxels are dropped."""
+    progress = progress or no_progress
+    shape = tuple(int(n) for n in labels.shape)
+    classes = sorted({int(c) for c in classes if int(c) != 0})
+    slabs = slab_edges(shape[0], depth)
+    tables, pairs, starts, stops = [], [], [], []
+    previous: tuple[np.ndarray, int] | None = None
+    total = 0
+    for i, (z0, z1) in enumerate(slabs):
+        block = np.asarray(labels[z0:z1])
+        lab = _slab_labels(block, classes)
+        tables.append(cc.block_table(lab, (z0, 0, 0), shape))
+        boxes = ndi.find_objects(lab.ids[0]) if lab.n else []
+        starts.append(np.array([[s.start + o for s, o in zip(b, (z0, 0, 0))] for b in boxes], np.int64).reshape(-1, 3))
+        stops.append(np.array([[s.stop + o for s, o in zip(b, (z0, 0, 0))] for b in boxes], np.int64).reshape(-1, 3))
+        if previous is not None:
+            pairs.append(cc.face_pairs(previous[0], np.ascontiguousarray(lab.ids[:, 0]), previous[1], total))
+        previous = (np.ascontiguousarray(lab.ids[:, -1]), total)
+        total += lab.n
+        progress(i + 1, len(slabs), "finding pieces")
+    merged = cc.merge_tables(tables, pairs)
+    roots = len(merged.sizes)
+    start = np.full((roots, 3), np.iinfo(np.int64).max, np.int64)
+    stop = np.zeros((roots, 3), np.int64)
+    if total:
+        np.minimum.at(start, merged.root, np.concatenate(starts))
+        np.maximum.at(stop, merged.root, np.concatenate(stops))
+    kept = np.flatnonzero(merged.sizes >= max(1, int(min_size)))
+    kept = kept[np.argsort(merged.first[kept], kind="stable")]
+    piece_of_root = np.zeros(roots, np.int64)
+    piece_of_root[kept] = np.arange(1, len(kept) + 1)
+    return Pieces(shape=shape, classes_present=classes, slabs=slabs, offsets=merged.offsets,  # type: ignore[arg-type]
+                  piece_of=piece_of_root[merged.root], classes=merged.classes[kept], sizes=merged.sizes[kept],
+                  first=merged.first[kept], start=start[kept], stop=stop[kept])
+
+
+def slab_pieces(block: np.ndarray, index: int, pieces: Pieces) -> np.ndarray:
+    """int64 piece ids (0 = none) of slab ``index`` of :attr:`Pieces.slabs`, given its voxels."""
+    lab = _slab_labels(block, pieces.classes_present)
+    table = np.concatenate(([0], pieces.piece_of[pieces.offsets[index]:pieces.offsets[index + 1]]))
+    return table[lab.ids[0]]
+
+
+def piece_mask(region: np.ndarray, pieces: Pieces, k: int) -> np.ndarray:
+    """Piece ``k`` in ``region`` (the labels over its bounding box): the component of its class
+    that holds its first voxel."""
+    local = np.subtract(np.unravel_index(int(pieces.first[k - 1]), pieces.shape), pieces.start[k - 1])
+    comp, _ = ndi.label(region == pieces.classes[k - 1], structure=FACES)
+    return comp == comp[tuple(local)]
+
+
+@dataclass
+class ObjectsResult:
+    """What :func:`objects_by_slabs` found: one row per object (``id``, ``class``, ``piece``,
+    measurements), in id order."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+
+def _check_box(pieces: Pieces, k: int, max_box_voxels: int) -> None:
+    size = int(np.prod(pieces.stop[k - 1] - pieces.start[k - 1]))
+    if size > max_box_voxels:
+        raise InputError(
+            f"piece {k} (class {int(pieces.classes[k - 1])}, {int(pieces.sizes[k - 1])} voxels, bounding box "
+            f"{pieces.start[k - 1].tolist()}..{pieces.stop[k - 1].tolist()}) has a box of {size} voxels, above "
+            f"the {max_box_voxels} that are split and measured in memory: is it a matrix rather than objects? "
+            "Choose another class, or allow larger boxes (max_box_voxels) if the memory allows")
+
+
+def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], write: Callable[[int, np.ndarray], None],
+                     *, split: str = "auto", h: float | None = None, grey: Any = None, measure: bool = True,
+                     max_box_voxels: int = MAX_BOX_VOXELS, progress: ProgressCallback | None = None) -> ObjectsResult:
+    """Split and measure the ``pieces`` of ``labels`` and ``write(z0, uint32 slab)`` the objects
+    slab by slab (:attr:`Pieces.slabs`, in order); ``grey``: the scan (zarr or numpy, same shape)
+    for the grey-value measurements."""
+    if split not in SPLIT_MODES:
+        raise InputError(f"split must be one of {', '.join(SPLIT_MODES)}; got {split!r}")
+    progress = progress or no_progress
+    result = ObjectsResult()
+    first_id = np.zeros(pieces.n + 1, np.uint32)  # piece -> its first object id
+    open_parts: dict[int, tuple[tuple[slice, ...], np.ndarray]] = {}  # split pieces not yet written whole
+    next_piece = 1
+    next_id = 1
+    for index, (z0, z1) in enumerate(pieces.slabs):
+        while next_piece <= pieces.n and pieces.start[next_piece - 1][0] < z1:
+            k = next_piece
+            if split == "auto" or measure:
+                _check_box(pieces, k, max_box_voxels)
+                box = pieces.box(k)
+                mask = piece_mask(np.asarray(labels[box]), pieces, k)
+                parts = split_object(mask, voxel_size, h) if split == "auto" else mask.astype(np.uint32)
+                n_parts = int(parts.max())
+                if n_parts > 1:
+                    open_parts[k] = (box, parts)
+                region_grey = np.asarray(grey[box]) if grey is not None and measure else None
+                for j in range(1, n_parts + 1):
+                    row: dict[str, Any] = {"id": next_id + j - 1, "class": int(pieces.classes[k - 1]), "piece": k}
+                    if measure:
+                        row.update(measure_object(parts == j, voxel_size, pieces.start[k - 1], region_grey))
+                    result.rows.append(row)
+            else:
+                n_parts = 1
+                result.rows.append({"id": next_id, "class": int(pieces.classes[k - 1]), "piece": k,
+                                    "voxel_count": int(pieces.sizes[k - 1])})
+            first_id[k] = next_id
+            next_id += n_parts
+            next_piece += 1
+        ids = slab_pieces(np.asarray(labels[z0:z1]), index, pieces)
+        out = first_id[ids]
+        for k, (box, parts) in list(open_parts.items()):
+            lo, hi = max(box[0].start, z0), min(box[0].stop, z1)
+            if lo < hi:
+                sub = (slice(lo - z0, hi - z0), box[1], box[2])
+                own = ids[sub] == k
+                out[sub][own] = parts[lo - box[0].start:hi - box[0].start][own] + (first_id[k] - np.uint32(1))
+            if box[0].stop <= z1:
+                del open_parts[k]
+        write(z0, out)
+        progress(index + 1, len(pieces.slabs), "objects")
+    return result

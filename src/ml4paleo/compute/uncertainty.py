@@ -1,0 +1,88 @@
+"""Where a segmentation is least sure and most likely wrong, plane by plane, numpy in, numpy out.
+
+Why: a user correcting a model paints where it is wrong, and cannot look at every slice. Three
+signals say where to look, each cheap on the planes a model has just predicted:
+
+- the probability margin: ``1 - (p_first - p_second)``, high where the model hesitates;
+- disagreement with the shape prior (the painted outlines interpolated): where the image-based
+  model and the outlines say different things, one of them is wrong;
+- distance from the painted planes: interpolation and extrapolation guess more the farther they
+  reach, so both signals above weigh more there (``reach`` is the length over which a guess
+  goes from trusted to doubtful, in physical units).
+
+A plane's worst region is the largest connected region of doubtful voxels (score above
+``DOUBT``), scored by the doubt it holds. The Dice estimate is the soft Dice of the model's
+probabilities, with each voxel where model and prior disagree counted as a coin toss: the
+probabilities of a random forest are over-confident away from its training rows, and those
+voxels are where it shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["DOUBT", "PlaneDoubt", "doubt_map", "plane_doubt", "soft_dice_terms"]
+
+DOUBT = 0.5
+"""Voxels whose doubt exceeds this form the regions a suggestion points at."""
+
+
+def doubt_map(proba: np.ndarray, prior_labels: np.ndarray | None = None,
+              distance: np.ndarray | None = None, reach: float = 1.0) -> np.ndarray:
+    """(u, v) float32 doubt in [0, 1] of a plane's (u, v, K) probabilities; with the prior's
+    labels, voxels where it disagrees with the model count as doubtful; with the physical
+    ``distance`` of each voxel to the nearest painted plane, doubt grows with it over ``reach``."""
+    proba = np.asarray(proba, np.float32)
+    top2 = np.sort(proba, axis=-1)[..., -2:]
+    doubt = 1.0 - (top2[..., 1] - top2[..., 0])
+    if prior_labels is not None:
+        doubt = np.maximum(doubt, (np.argmax(proba, axis=-1) != prior_labels).astype(np.float32))
+    if distance is not None:
+        far = 1.0 - np.exp(-np.asarray(distance, np.float32) / max(float(reach), 1e-6))
+        doubt = doubt * (0.5 + 0.5 * far)
+    return doubt.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PlaneDoubt:
+    """A plane's worst region: its box ``(u0, v0, u1, v1)`` (end-exclusive), the doubt it holds
+    (the sum over its voxels), and the share of the plane it covers."""
+
+    bbox: tuple[int, int, int, int]
+    doubt: float
+    share: float
+
+
+def plane_doubt(doubt: np.ndarray, threshold: float = DOUBT) -> PlaneDoubt | None:
+    """The largest connected region of ``doubt`` above ``threshold`` (None where there is none)."""
+    pieces, n = ndi.label(doubt > threshold)
+    if n == 0:
+        return None
+    held = ndi.sum_labels(doubt, pieces, index=np.arange(1, n + 1))
+    best = int(np.argmax(held))
+    box = ndi.find_objects(pieces)[best]
+    return PlaneDoubt((box[0].start, box[1].start, box[0].stop, box[1].stop), float(held[best]),
+                      float((pieces == best + 1).mean()))
+
+
+def soft_dice_terms(proba: np.ndarray, prior_labels: np.ndarray | None = None) -> np.ndarray:
+    """(K, 3) sums of a plane's soft Dice per class: expected true positives, predicted voxels and
+    expected true voxels, the probabilities of voxels where the prior disagrees set to even odds
+    between the two classes. Summed over planes, ``2 tp / (pred + true)`` estimates the Dice."""
+    proba = np.asarray(proba, np.float32).reshape(-1, proba.shape[-1])
+    K = proba.shape[-1]
+    labels = np.argmax(proba, axis=-1)
+    if prior_labels is not None:
+        prior_labels = np.asarray(prior_labels).ravel()
+        split = labels != prior_labels
+        if split.any():
+            proba = proba.copy()
+            rows = np.flatnonzero(split)
+            proba[rows] = 0.0
+            proba[rows, labels[rows]] = 0.5
+            proba[rows, prior_labels[rows]] = 0.5
+    onehot = np.eye(K, dtype=np.float32)[labels]
+    return np.stack([(onehot * proba).sum(axis=0), onehot.sum(axis=0), proba.sum(axis=0)], axis=1).astype(np.float64)

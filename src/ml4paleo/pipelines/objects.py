@@ -1,0 +1,337 @@
+"""Objects of a segmentation: a uint32 OME-Zarr of object ids and the table of their measurements.
+
+``objects_from_labels`` reads a label map (``segment`` or ``convert --labels``), finds the
+connected pieces of the chosen classes, splits touching ones at their necks and measures each
+object (:mod:`ml4paleo.compute.objects_chunked`, slab by slab, exact at any size), then applies
+the user's corrections in this order:
+
+1. ``merge``: groups of object ids become one object (the smallest id stays);
+2. ``seeds``: strokes on one slice, one value per part, split the object they lie on (a seeded
+   watershed inside that object only); the first part keeps the id, the others get new ones.
+
+Corrected objects are measured again from the written ids. Outputs: ``OUT.ome.zarr`` (uint32,
+0 = none, the labels' grid and voxel size, with a pyramid) and ``objects.csv`` / ``objects.json``
+beside it; everything is written under temporary names and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ml4paleo.atomic import partial_path, replace_atomically
+from ml4paleo.compute.measure import measure_object
+from ml4paleo.compute.objects import SPLIT_MODES, seeded_split
+from ml4paleo.compute.objects_chunked import MAX_BOX_VOXELS, find_pieces, objects_by_slabs
+from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
+from ml4paleo.io.annotations import SliceKey, key_name, plane_of
+from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
+from ml4paleo.pipelines.mesh import _label_names
+from ml4paleo.progress import ProgressCallback, no_progress, scaled
+
+__all__ = ["CSV_NAME", "JSON_NAME", "ObjectsResult", "objects_from_labels"]
+
+CSV_NAME = "objects.csv"
+JSON_NAME = "objects.json"
+SLAB_VOXELS = 1 << 24
+"""Target voxels of a slab (16 M: uint8 labels + int32 ids + uint32 objects, ~150 MB)."""
+
+
+@dataclass
+class ObjectsResult:
+    """What :func:`objects_from_labels` wrote, and the table (one dict per object, by id)."""
+
+    path: Path
+    csv_path: Path
+    json_path: Path
+    objects: list[dict[str, Any]]
+    unit: str
+    voxel_size: tuple[float, float, float]
+    messages: list[str] = field(default_factory=list)
+
+
+def _classes(wanted: Iterable[int | str] | None, names: dict[int, str], present: Sequence[int]) -> list[int]:
+    """Class values from values or names (default: every nonzero class present)."""
+    if wanted is None:
+        return [c for c in present if c != 0]
+    out = []
+    by_name = {n.lower(): v for v, n in names.items()}
+    for c in wanted:
+        if isinstance(c, str) and not c.strip().lstrip("-").isdigit():
+            if c.strip().lower() not in by_name:
+                known = ", ".join(f"{n} ({v})" for v, n in sorted(names.items()) if v) or "none recorded"
+                raise InputError(f"class {c!r} is not a class of this segmentation; classes: {known}")
+            out.append(by_name[c.strip().lower()])
+        else:
+            out.append(int(c))
+    if any(v <= 0 for v in out):
+        raise InputError(f"classes must be structure classes (values >= 1; 0 is background); got {out}")
+    return sorted(set(out))
+
+
+def _values_present(arr: Any, depth: int) -> list[int]:
+    seen: set[int] = set()
+    for z0 in range(0, arr.shape[0], depth):
+        seen.update(int(v) for v in np.unique(np.asarray(arr[z0:z0 + depth])))
+    return sorted(seen)
+
+
+def _merge_groups(merge: Iterable[Sequence[int]]) -> list[list[int]]:
+    groups = []
+    for g in merge or ():
+        ids = sorted({int(v) for v in g})
+        if len(ids) < 2 or ids[0] < 1:
+            raise InputError(f"a merge names two or more object ids >= 1 (e.g. 12,15); got {list(g)}")
+        groups.append(ids)
+    return groups
+
+
+def _grey(image: str | Path | None, labels_attrs: dict, shape: tuple[int, ...]) -> tuple[Any, str | None]:
+    """The scan for grey values: ``image``, else the segmentation's recorded source when it is
+    still there and of the same shape; (array or None, its path)."""
+    candidate = image if image is not None else labels_attrs.get("source")
+    if not candidate or not Path(candidate).is_dir():
+        if image is not None:
+            raise InputError(f"image {image} is not an OME-Zarr volume folder")
+        return None, None
+    info = read_info(candidate)
+    if tuple(info.shape) != tuple(shape):
+        if image is not None:
+            raise InputError(f"image {image} has shape {info.shape}; the labels have {tuple(shape)}")
+        return None, None
+    return open_level(candidate, 0), str(candidate)
+
+
+def _row_box(row: dict[str, Any]) -> tuple[slice, ...]:
+    return tuple(slice(a, b) for a, b in zip(row["bbox_start"], row["bbox_stop"]))
+
+
+def _union_box(rows: Sequence[dict[str, Any]]) -> tuple[slice, ...]:
+    lo = np.min([r["bbox_start"] for r in rows], axis=0)
+    hi = np.max([r["bbox_stop"] for r in rows], axis=0)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def _check_box(box: tuple[slice, ...], what: str, max_box_voxels: int) -> None:
+    size = int(np.prod([s.stop - s.start for s in box]))
+    if size > max_box_voxels:
+        raise InputError(f"{what}: its bounding box holds {size} voxels, above the {max_box_voxels} handled in memory")
+
+
+class _Table:
+    """The object rows by id, and their re-measurement from the written ids."""
+
+    def __init__(self, rows: list[dict[str, Any]], arr: Any, grey: Any, voxel_size, max_box_voxels: int) -> None:
+        self.rows = {int(r["id"]): r for r in rows}
+        self.arr, self.grey, self.voxel_size, self.max_box_voxels = arr, grey, voxel_size, max_box_voxels
+
+    def get(self, i: int) -> dict[str, Any]:
+        if i not in self.rows:
+            raise InputError(f"there is no object {i} (ids 1..{max(self.rows, default=0)})")
+        return self.rows[i]
+
+    def remeasure(self, i: int, region: np.ndarray, box: tuple[slice, ...], cls: int) -> None:
+        mask = region == i
+        grey = np.asarray(self.grey[box]) if self.grey is not None else None
+        row = {"id": i, "class": cls}
+        row.update(measure_object(mask, self.voxel_size, [s.start for s in box], grey))
+        self.rows[i] = row
+
+    def merge(self, ids: list[int]) -> None:
+        rows = [self.get(i) for i in ids]
+        if len({r["class"] for r in rows}) > 1:
+            raise InputError(f"objects {ids} are of different classes; only objects of one class merge")
+        box = _union_box(rows)
+        _check_box(box, f"merge {ids}", self.max_box_voxels)
+        region = np.asarray(self.arr[box])
+        region[np.isin(region, ids[1:])] = ids[0]
+        self.arr[box] = region
+        for i in ids[1:]:
+            del self.rows[i]
+        self.remeasure(ids[0], region, box, rows[0]["class"])
+
+    def split(self, key: SliceKey, strokes: np.ndarray) -> tuple[int, list[int]]:
+        axis, index = plane_of(key)
+        shape = self.arr.shape
+        plane_shape = tuple(n for a, n in enumerate(shape) if a != axis)
+        strokes = np.asarray(strokes)
+        if strokes.shape != plane_shape or not 0 <= index < shape[axis]:
+            raise InputError(f"seeds for slice {key_name(key)} must be a {plane_shape[1]}x{plane_shape[0]} image on a "
+                             f"slice of the volume; got shape {strokes.shape}")
+        plane = np.asarray(self.arr[tuple(index if a == axis else slice(None) for a in range(3))])
+        under = np.unique(plane[(strokes > 0) & (plane > 0)])
+        if len(under) != 1:
+            found = f"objects {under.tolist()}" if len(under) else "no object"
+            raise InputError(f"the seeds on slice {key_name(key)} must lie on one object; they touch {found}")
+        target = int(under[0])
+        row = self.get(target)
+        box = _row_box(row)
+        _check_box(box, f"object {target}", self.max_box_voxels)
+        region = np.asarray(self.arr[box])
+        mask = region == target
+        seeds = np.zeros(mask.shape, np.int32)
+        if box[axis].start <= index < box[axis].stop:
+            cut = tuple(s for a, s in enumerate(box) if a != axis)
+            seeds[tuple(index - box[a].start if a == axis else slice(None) for a in range(3))] = strokes[cut]
+        parts = seeded_split(mask, seeds, self.voxel_size)
+        new_ids = [target] + [max(self.rows) + j for j in range(1, int(parts.max()))]
+        lut = np.asarray([0] + new_ids, np.uint32)
+        region[mask] = lut[parts[mask]]
+        self.arr[box] = region
+        for i in new_ids:
+            self.remeasure(i, region, box, row["class"])
+        return target, new_ids[1:]
+
+
+CSV_FIELDS = ["id", "class", "class_name", "voxel_count", "volume", "surface_area", "voxel_face_area", "sphericity",
+              "thickness_mean", "thickness_median", "thickness_max", "grey_mean", "grey_std",
+              "centroid_z", "centroid_y", "centroid_x", "axis_major", "axis_middle", "axis_minor",
+              "major_z", "major_y", "major_x", "bbox_z0", "bbox_y0", "bbox_x0", "bbox_z1", "bbox_y1", "bbox_x1"]
+
+
+def _csv_text(rows: list[dict[str, Any]], unit: str) -> str:
+    units = {"volume": f"{unit}^3", "surface_area": f"{unit}^2", "voxel_face_area": f"{unit}^2"}
+    units.update({k: unit for k in CSV_FIELDS if k.startswith(("thickness", "centroid", "axis_"))})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([f"{k} ({units[k]})" if k in units else k for k in CSV_FIELDS])
+    for r in rows:
+        flat = dict(r)
+        for a, name in enumerate("zyx"):
+            flat[f"centroid_{name}"] = r["centroid"][a]
+            flat[f"major_{name}"] = r["axes"][0][a]
+            flat[f"bbox_{name}0"], flat[f"bbox_{name}1"] = r["bbox_start"][a], r["bbox_stop"][a]
+        flat["axis_major"], flat["axis_middle"], flat["axis_minor"] = r["axis_lengths"]
+        writer.writerow([_cell(flat.get(k)) for k in CSV_FIELDS])
+    return buf.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)
+
+
+def objects_from_labels(
+    labels_path: str | Path,
+    out_path: str | Path,
+    *,
+    classes: Iterable[int | str] | None = None,
+    split: str = "auto",
+    min_size: int = 0,
+    h: float | None = None,
+    merge: Iterable[Sequence[int]] = (),
+    seeds: Iterable[tuple[SliceKey, np.ndarray]] = (),
+    image: str | Path | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    max_box_voxels: int = MAX_BOX_VOXELS,
+) -> ObjectsResult:
+    """Find, split and measure the objects of a segmentation.
+
+    Parameters
+    ----------
+    labels_path : OME-Zarr label map (integer classes, 0 = background).
+    out_path : the uint32 object OME-Zarr to write; ``objects.csv`` and ``objects.json`` go
+        beside it (same folder).
+    classes : class values or names (``"bone"``) whose pieces are objects (default: every
+        nonzero class); objects never span two classes.
+    split : ``"auto"`` splits touching objects at necks (:mod:`ml4paleo.compute.objects`),
+        ``"none"`` keeps each connected piece whole.
+    min_size : pieces of fewer voxels are dropped (before splitting).
+    h : neck depth of the split, in the volume's unit (default 1.5 of the smallest voxel edge).
+    merge : groups of object ids to join (``[(12, 15)]``), applied after the split.
+    seeds : ``(slice key, strokes)`` pairs: a 2D image of a z slice (key ``z``) or a plane
+        (``("y", 120)``), 0 = no stroke, one value per part, all on one object; applied after
+        the merges, each in turn.
+    image : the scan, for grey values (default: the segmentation's recorded source, when it is
+        there with the same shape).
+    max_box_voxels : the largest bounding box split or measured in memory
+        (:data:`~ml4paleo.compute.objects_chunked.MAX_BOX_VOXELS`).
+
+    Example::
+
+        >>> from ml4paleo import objects_from_labels
+        >>> result = objects_from_labels("labels.ome.zarr", "objects/objects.ome.zarr", classes=["bone"])
+        >>> [(o["id"], o["volume"]) for o in result.objects], result.unit
+    """
+    progress = progress or no_progress
+    if split not in SPLIT_MODES:
+        raise InputError(f"split must be one of {', '.join(SPLIT_MODES)}; got {split!r}")
+    if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
+        raise InputError(f"min_size must be a whole number of voxels >= 0; got {min_size!r}")
+    if h is not None and not float(h) > 0:
+        raise InputError(f"h must be a positive length in the volume's unit; got {h!r}")
+    groups = _merge_groups(merge)
+    seeds = list(seeds)
+    info = read_info(labels_path)
+    if not np.issubdtype(info.dtype, np.integer):
+        raise InputError(f"{labels_path} holds {info.dtype} voxels; objects need an integer label map")
+    if info.kind != "labels":
+        raise NotALabelMap(f"{labels_path} is an image volume, not a segmentation; convert a label map with "
+                           "convert_volume(..., labels=True)")
+    out_path = Path(out_path)
+    csv_path, json_path = out_path.with_name(CSV_NAME), out_path.with_name(JSON_NAME)
+    for p in (out_path, csv_path, json_path):
+        if p.exists() and not overwrite:
+            raise OutputExistsError(f"{p} already exists (pass overwrite to replace it)")
+    arr = open_level(labels_path, 0)
+    shape = tuple(int(n) for n in info.shape)
+    chunk_z = int(info.chunks[0])
+    depth = chunk_z * max(1, SLAB_VOXELS // max(1, chunk_z * shape[1] * shape[2]))
+    names = _label_names(info.attrs)
+    present = sorted(v for v in names if v) if names else _values_present(arr, depth)
+    wanted = _classes(classes, names, present)
+    grey, grey_path = _grey(image, info.attrs, shape)
+    voxel_size = tuple(float(v) for v in info.voxel_size)
+    progress(0.0, 1.0, "finding pieces")
+    pieces = find_pieces(arr, wanted, min_size=int(min_size), depth=depth, progress=scaled(progress, 0.0, 0.25))
+    parameters = {"classes": wanted, "split": split, "min_size": int(min_size), "h": h,
+                  "merge": groups, "seeds": [key_name(k) for k, _ in seeds]}
+    attrs = {"source": str(labels_path), "image": grey_path, "classes": info.attrs.get("classes"),
+             "objects": parameters}
+    writer = OmeZarrWriter(out_path, shape, np.uint32, voxel_size=voxel_size, unit=info.unit, chunks=info.chunks,
+                           kind="labels", attrs=attrs, overwrite=overwrite,
+                           pyramid_min_size=max(info.level_shapes[-1][1:]))  # the labels' levels, for overlays
+    tmp_csv, tmp_json = partial_path(csv_path), partial_path(json_path)
+    try:
+        def write(z0: int, slab: np.ndarray) -> None:
+            writer.array[z0:z0 + len(slab)] = slab  # level 0 only: finish() builds the pyramid after the corrections
+
+        found = objects_by_slabs(arr, pieces, voxel_size, write, split=split, h=h, grey=grey,
+                                 max_box_voxels=max_box_voxels, progress=scaled(progress, 0.25, 0.85))
+        table = _Table(found.rows, writer.array, grey, voxel_size, max_box_voxels)
+        messages = []
+        for ids in groups:
+            table.merge(ids)
+            messages.append(f"merged objects {', '.join(map(str, ids))} into {ids[0]}")
+        for key, strokes in seeds:
+            target, new = table.split(key, strokes)
+            messages.append(f"split object {target} into {', '.join(map(str, [target, *new]))} with the seeds "
+                            f"on slice {key_name(key)}")
+        progress(0.9, 1.0, "writing the table")
+        rows = [table.rows[i] for i in sorted(table.rows)]
+        for r in rows:
+            r.pop("piece", None)
+            r["class_name"] = names.get(r["class"], f"class {r['class']}")
+        tmp_csv.write_text(_csv_text(rows, info.unit))
+        doc = {"source": str(labels_path), "image": grey_path, "objects_volume": out_path.name, "unit": info.unit,
+               "voxel_size": list(voxel_size), "axes": ["z", "y", "x"], "parameters": parameters,
+               "units": {"volume": f"{info.unit}^3", "surface_area": f"{info.unit}^2", "lengths": info.unit},
+               "messages": messages, "objects": rows}
+        tmp_json.write_text(json.dumps(doc, indent=1))
+        writer.finish(scaled(progress, 0.92, 1.0, "building pyramid"))
+        replace_atomically(tmp_csv, csv_path, overwrite)
+        replace_atomically(tmp_json, json_path, overwrite)
+    except BaseException:
+        writer.abort()
+        for p in (tmp_csv, tmp_json):
+            p.unlink(missing_ok=True)
+        raise
+    progress(1.0, 1.0, "done")
+    return ObjectsResult(path=out_path, csv_path=csv_path, json_path=json_path, objects=rows, unit=info.unit,
+                         voxel_size=voxel_size, messages=messages)  # type: ignore[arg-type]

@@ -1,0 +1,117 @@
+"""Where to paint next: a trained model's least sure planes, ranked, and an estimate of its Dice.
+
+After each model, a few planes of every axis (spread over the volume, never a painted one) are
+predicted and scored by :mod:`ml4paleo.compute.uncertainty`; ``suggestions.json`` in the model
+folder lists the worst region of each, best first::
+
+    {"suggestions": [{"axis": "z", "index": 41, "bbox": [u0, v0, u1, v1], "score": 1.0,
+                      "reason": "..."}, ...],
+     "estimated_dice": {"fossil": 0.93, ...}, "estimated_mean_dice": 0.95, "calibration": "...",
+     "planes_scored": 24}
+
+``bbox`` is in the plane's own two axes (rows, then columns; end-exclusive), as the annotation
+page draws a plane. The planes scored are bounded by ``PLANE_VOXELS`` in all, so the ranking
+costs about as much as predicting a few slices, whatever the volume's size.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Collection, Sequence
+
+import numpy as np
+
+from ml4paleo.compute.painted import keep_painted
+from ml4paleo.compute.prior import ShapePrior
+from ml4paleo.compute.regions import plane_region
+from ml4paleo.compute.uncertainty import doubt_map, plane_doubt, soft_dice_terms
+from ml4paleo.io.annotations import SliceKey, plane_of
+from ml4paleo.pipelines._candidates import prior_plane
+
+__all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "suggest_planes"]
+
+SUGGESTIONS_FILE = "suggestions.json"
+PLANE_VOXELS = 6_000_000
+"""Voxels predicted in all to rank planes (a third per axis)."""
+MAX_PLANES_PER_AXIS = 8
+TOP = 10
+"""Suggestions kept in the file."""
+AXES = ("z", "y", "x")
+CALIBRATION = ("soft Dice of the model's probabilities on the planes scored, each voxel where the model and "
+               "the painted outlines interpolated disagree counted at even odds; an estimate, not a measurement: "
+               "the leave-one-slice-out scores are the measurement on painted slices")
+
+
+def _candidate_planes(shape: Sequence[int], painted: Collection[SliceKey]) -> list[tuple[int, int]]:
+    """(axis, index) of the planes to score: evenly spread over each axis, within the budget."""
+    taken = {plane_of(k) for k in painted}
+    out = []
+    for axis, n in enumerate(shape):
+        side = int(np.prod([m for a, m in enumerate(shape) if a != axis]))
+        count = int(np.clip(PLANE_VOXELS // 3 // max(side, 1), 1, MAX_PLANES_PER_AXIS))
+        for index in np.unique(np.round(np.linspace(0, n - 1, count + 2)[1:-1]).astype(int)):
+            if (axis, int(index)) not in taken:
+                out.append((axis, int(index)))
+    return out
+
+
+def _distance_to_painted(shape: Sequence[int], painted: Collection[SliceKey], voxel_size: Sequence[float],
+                         axis: int, index: int) -> np.ndarray:
+    """(u, v) physical distance of each voxel of plane ``index`` across ``axis`` to the nearest painted plane."""
+    sides = [n for a, n in enumerate(shape) if a != axis]
+    out = np.full(sides, np.inf, np.float32)
+    for key in painted:
+        a, i = plane_of(key)
+        if a == axis:
+            out = np.minimum(out, abs(index - i) * voxel_size[a])
+        else:
+            along = [b for b in range(3) if b != axis].index(a)
+            d = (np.abs(np.arange(shape[a]) - i) * voxel_size[a]).astype(np.float32)
+            out = np.minimum(out, d[:, None] if along == 0 else d[None, :])
+    return out
+
+
+def _reason(disagree: float, far: float, beyond: bool, unit_far: str) -> str:
+    why = ("the model and the painted outlines disagree here" if disagree >= 0.5
+           else "the model hesitates between classes here")
+    where = "beyond the painted range" if beyond else f"{unit_far} from the nearest painted plane"
+    return f"{why}, {where}"
+
+
+def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_size: Sequence[float],
+                   classes: Sequence[str], prior: ShapePrior | None = None) -> dict[str, Any]:
+    """The content of ``suggestions.json`` for ``model`` on ``array`` (level 0 of the volume),
+    painted on ``painted`` (annotation keys)."""
+    shape = tuple(int(n) for n in array.shape)
+    painted = list(painted)
+    z_painted = sorted(i for a, i in map(plane_of, painted) if a == 0)
+    reach = max(shape[0] * voxel_size[0] / (len(z_painted) + 1) / 2, min(voxel_size))
+    found, terms = [], np.zeros((len(classes), 3))
+    for axis, index in _candidate_planes(shape, painted):
+        sides = [n for a, n in enumerate(shape) if a != axis]
+        start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
+        proba = keep_painted(model.predict_region(array, start, stop), getattr(model, "painted", ()), start, stop)
+        proba = np.take(proba, 0, axis=axis)
+        key: SliceKey = index if axis == 0 else (AXES[axis], index)
+        labels = prior_plane(prior, shape, key) if prior is not None else None
+        distance = _distance_to_painted(shape, painted, voxel_size, axis, index)
+        terms += soft_dice_terms(proba, labels)
+        worst = plane_doubt(doubt_map(proba, labels, distance, reach))
+        if worst is None:
+            continue
+        u0, v0, u1, v1 = worst.bbox
+        disagree = float(np.mean(np.argmax(proba[u0:u1, v0:v1], axis=-1) != labels[u0:u1, v0:v1])) \
+            if labels is not None else 0.0
+        beyond = axis == 0 and bool(z_painted) and not z_painted[0] <= index <= z_painted[-1]
+        far = float(np.min(distance[u0:u1, v0:v1])) / max(float(voxel_size[axis]), 1e-9)
+        found.append({"axis": AXES[axis], "index": index, "bbox": [int(u0), int(v0), int(u1), int(v1)],
+                      "doubt": worst.doubt, "reason": _reason(disagree, far, beyond, f"{far:.0f} voxels")})
+    found.sort(key=lambda s: -s["doubt"])
+    top = found[0]["doubt"] if found else 1.0
+    suggestions = [{**{k: v for k, v in s.items() if k != "doubt"}, "score": round(s["doubt"] / top, 4)}
+                   for s in found[:TOP]]
+    tp, pred, true = terms[:, 0], terms[:, 1], terms[:, 2]
+    dice = {str(c): round(float(2 * tp[k] / (pred[k] + true[k])), 4) for k, c in enumerate(classes)
+            if pred[k] + true[k] > 0}
+    return {"suggestions": suggestions, "estimated_dice": dice,
+            "estimated_mean_dice": round(float(np.mean(list(dice.values()))), 4) if dice else None,
+            "calibration": CALIBRATION, "planes_scored": len(_candidate_planes(shape, painted))}

@@ -1,0 +1,155 @@
+"""Objects concern: queue the objects of a segmentation (with merges), read their table, the
+CSV/JSON downloads, slices with the objects coloured one by one, the object under a pixel, and
+one object's smoothed mesh (STL)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, jsonify, render_template, request, send_file
+
+from ml4paleo.compute import display
+from ml4paleo.errors import ArtifactNotFound, InputError
+from ml4paleo.io.png import encode_png
+from ml4paleo.io.slices import read_slice
+from ml4paleo.jobs.files import volume_window
+from ml4paleo.web._common import float_arg, int_field, int_value, json_body, paths, png_response, store, window_arg
+
+bp = Blueprint("objects", __name__)
+
+MAX_MERGES = 200
+"""Merge groups one request may carry (each re-measures one object)."""
+MESH_MAX_BOX_VOXELS = 1 << 24
+"""Largest bounding box meshed in a request (16 M voxels: a few seconds)."""
+
+
+@bp.get("/job/<job_id>/objects")
+def objects_page(job_id: str):
+    paths(job_id)
+    return render_template("objects.html", job_id=job_id)
+
+
+def _options(data: dict[str, Any]) -> dict[str, Any]:
+    """The options of an objects run from a request body, checked (400 naming the field)."""
+    out: dict[str, Any] = {}
+    classes = data.get("classes")
+    if classes is not None:
+        if (not isinstance(classes, list) or not classes or len(classes) > 255
+                or not all((isinstance(c, str) and 0 < len(c) <= 100) or (isinstance(c, int) and not isinstance(c, bool)
+                                                                           and c >= 1) for c in classes)):
+            raise InputError("classes must be a non-empty list of class names or values >= 1")
+        out["classes"] = classes
+    split = data.get("split", "auto")
+    if split not in ("auto", "none"):
+        raise InputError(f"split must be 'auto' or 'none'; got {str(split)[:20]!r}")
+    out["split"] = split
+    out["min_size"] = int_field(data, "min_size", default=0, minimum=0)
+    merge = data.get("merge", [])
+    if (not isinstance(merge, list) or len(merge) > MAX_MERGES
+            or not all(isinstance(g, list) and 2 <= len(g) <= 100 and all(isinstance(i, int) and not isinstance(i, bool)
+                                                                         and i >= 1 for i in g) for g in merge)):
+        raise InputError(f"merge must be a list of at most {MAX_MERGES} groups of two or more object ids (>= 1)")
+    out["merge"] = merge
+    return out
+
+
+@bp.post("/api/job/<job_id>/objects")
+def queue_objects(job_id: str):
+    """Queue the objects of ``seg_id`` (default: the newest finished segmentation). Body:
+    ``classes`` (names or values), ``split`` (auto|none), ``min_size`` (voxels), ``merge``
+    (``[[12, 15], ...]``: ids of the run with the same options and the merges before)."""
+    data = json_body()
+    seg_id = data.get("seg_id")
+    if seg_id is not None and not isinstance(seg_id, str):
+        raise InputError("seg_id must be a string")
+    queued = store().queue_objects(job_id, seg_id, _options(data))
+    return jsonify(queued), 202
+
+
+def _ready_run(job_id: str, seg_id: str) -> tuple[dict[str, Any], Path]:
+    """The objects state of a segmentation and the folder of its newest finished run (404 if none)."""
+    job_paths = paths(job_id)
+    store().segmentation(job_id, seg_id)  # 404 for an id of another job
+    state = store().objects_state(job_id, seg_id)
+    if state["ready"] is None:
+        raise ArtifactNotFound(f"segmentation {seg_id} has no objects yet")
+    return state, job_paths.objects(seg_id, state["ready"]["task_id"])
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects")
+def objects_table(job_id: str, seg_id: str):
+    """``ready`` (the newest finished run), ``pending`` (progress of a queued or running one),
+    ``error``; with a ready run, its table (``objects``), ``unit``, ``parameters``, ``messages``."""
+    paths(job_id)
+    store().segmentation(job_id, seg_id)
+    state = store().objects_state(job_id, seg_id)
+    doc: dict[str, Any] = {}
+    if state["ready"] is not None:
+        folder = paths(job_id).objects(seg_id, state["ready"]["task_id"])
+        doc = json.loads((folder / "objects.json").read_text())
+    return jsonify(ready=state["ready"], pending=state["pending"], error=state["error"],
+                   objects=doc.get("objects", []), unit=doc.get("unit"), voxel_size=doc.get("voxel_size"),
+                   parameters=state["ready"]["params"] if state["ready"] else None, messages=doc.get("messages", []))
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects.<fmt>")
+def objects_download(job_id: str, seg_id: str, fmt: str):
+    """The newest finished table as ``objects.csv`` or ``objects.json``."""
+    if fmt not in ("csv", "json"):
+        raise ArtifactNotFound("objects are downloaded as .csv or .json")
+    _, folder = _ready_run(job_id, seg_id)
+    return send_file(folder / f"objects.{fmt}", as_attachment=True, download_name=f"objects_{seg_id}.{fmt}",
+                     mimetype="text/csv" if fmt == "csv" else "application/json", max_age=0)
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/slice/<axis>/<int:index>.png")
+def objects_slice(job_id: str, seg_id: str, axis: str, index: int):
+    """A slice of the scan (``window=lo,hi``) with every object in its own colour
+    (``opacity``), the ``selected`` one opaque."""
+    _, folder = _ready_run(job_id, seg_id)
+    job_paths = paths(job_id)
+    window = window_arg() or store().job_field(job_id, "window") or volume_window(job_paths.volume)
+    gray = display.to_uint8(read_slice(job_paths.volume, axis, index), window)
+    ids = read_slice(folder / "objects.ome.zarr", axis, index)
+    selected = int_value(request.args.get("selected"), "selected", default=0, minimum=0)
+    return png_response(encode_png(display.overlay_ids(gray, ids, float_arg("opacity", 0.5), selected or None)))
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/at/<axis>/<int:index>/<int:row>/<int:col>")
+def object_at(job_id: str, seg_id: str, axis: str, index: int, row: int, col: int):
+    """The object id (0: none) at pixel (``row``, ``col``) of a slice."""
+    _, folder = _ready_run(job_id, seg_id)
+    ids = read_slice(folder / "objects.ome.zarr", axis, index)
+    if not (0 <= row < ids.shape[0] and 0 <= col < ids.shape[1]):
+        raise InputError(f"pixel ({row}, {col}) is outside the {ids.shape[0]}x{ids.shape[1]} slice")
+    return jsonify(id=int(ids[row, col]))
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/<int:object_id>.stl")
+def object_mesh(job_id: str, seg_id: str, object_id: int):
+    """One object's smoothed closed surface (the mesh its area was measured on), physical units,
+    made on the first request and kept in the run's folder."""
+    from ml4paleo.compute.measure import mesh_of_mask  # lazy: scikit-image
+    from ml4paleo.io.exports import write_mesh
+    from ml4paleo.io.omezarr import open_level
+
+    _, folder = _ready_run(job_id, seg_id)
+    target = folder / "meshes" / f"object_{object_id}.stl"
+    if not target.is_file():
+        doc = json.loads((folder / "objects.json").read_text())
+        row = next((o for o in doc["objects"] if o["id"] == object_id), None)
+        if row is None:
+            raise ArtifactNotFound(f"there is no object {object_id}")
+        box = tuple(slice(a, b) for a, b in zip(row["bbox_start"], row["bbox_stop"]))
+        if int(np.prod([s.stop - s.start for s in box])) > MESH_MAX_BOX_VOXELS:
+            raise InputError(f"object {object_id} is too large to mesh in a request; use `ml4paleo mesh` on "
+                             "objects.ome.zarr")
+        mask = np.asarray(open_level(folder / "objects.ome.zarr", 0)[box]) == object_id
+        verts, faces = mesh_of_mask(mask, doc["voxel_size"])
+        verts = verts + np.asarray(row["bbox_start"]) * np.asarray(doc["voxel_size"])
+        target.parent.mkdir(exist_ok=True)
+        write_mesh(target, verts, faces, "stl")
+    return send_file(target, as_attachment=True, download_name=f"object_{object_id}_{seg_id}.stl", max_age=0)

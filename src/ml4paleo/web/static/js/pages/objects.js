@@ -1,0 +1,165 @@
+// Objects page: find the objects of a segmentation, see them coloured one by one in a slice,
+// sort and select them in the table (a click in the slice selects the row), merge a wrong split,
+// download the table and one object's mesh.
+import { $, el, flash, guarded, poll } from "../lib/dom.js";
+import { api, post } from "../lib/http.js";
+import { enc, getJob } from "../lib/jobs.js";
+
+const COLUMNS = [
+  ["id", "Id", (o) => o.id],
+  ["class_name", "Class", (o) => o.class_name],
+  ["volume", "Volume", (o) => o.volume, "³"],
+  ["surface_area", "Surface", (o) => o.surface_area, "²"],
+  ["sphericity", "Sphericity", (o) => o.sphericity],
+  ["thickness_mean", "Mean thickness", (o) => o.thickness_mean, ""],
+  ["thickness_max", "Max thickness", (o) => o.thickness_max, ""],
+  ["axis_major", "Length", (o) => o.axis_lengths[0], ""],
+  ["grey_mean", "Mean grey", (o) => o.grey_mean],
+];
+
+const state = { segId: "", table: null, sortKey: "id", sortUp: true, selected: 0, z: 0, depth: 1, params: null,
+  ticked: new Set(), tableKey: "" };
+
+const segUrl = () => `/api/job/${enc}/segmentation/${encodeURIComponent(state.segId)}`;
+
+function fmt(value) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value !== "number") return String(value);
+  return Number.isInteger(value) ? String(value) : value.toPrecision(4);
+}
+
+function renderSlice() {
+  const img = $("objects-slice");
+  img.src = `${segUrl()}/objects/slice/z/${state.z}.png?selected=${state.selected}`;
+  $("objects-z").value = String(state.z);
+  $("objects-z-text").textContent = `${state.z + 1} / ${state.depth}`;
+}
+
+function select(id, { moveSlice = false } = {}) {
+  state.selected = id;
+  const obj = state.table && state.table.objects.find((o) => o.id === id);
+  if (obj && moveSlice) {
+    const vz = (state.table.voxel_size || [1])[0];
+    state.z = Math.min(state.depth - 1, Math.max(0, Math.round(obj.centroid[0] / vz)));
+  }
+  const stl = $("object-stl");
+  stl.hidden = !obj;
+  if (obj) stl.href = `${segUrl()}/objects/${id}.stl`;
+  for (const tr of document.querySelectorAll("#objects-table tbody tr")) {
+    tr.classList.toggle("selected", Number(tr.dataset.id) === id);
+  }
+  renderSlice();
+}
+
+function renderTable() {
+  const unit = state.table.unit || "";
+  $("objects-table").querySelector("thead tr").replaceChildren(el("th", {}, ""), ...COLUMNS.map(([key, title, , power]) =>
+    el("th", { dataset: { key }, class: key === "class_name" ? "" : "num",
+      onclick: () => { state.sortUp = state.sortKey === key ? !state.sortUp : true; state.sortKey = key; renderTable(); } },
+    `${title}${power !== undefined ? ` (${unit}${power})` : ""}${state.sortKey === key ? (state.sortUp ? " ▲" : " ▼") : ""}`)));
+  const getter = COLUMNS.find(([key]) => key === state.sortKey)[2];
+  const rows = [...state.table.objects].sort((a, b) => {
+    const x = getter(a), y = getter(b);
+    const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    return state.sortUp ? order : -order;
+  });
+  $("objects-table").querySelector("tbody").replaceChildren(...rows.map((o) => el("tr", {
+    dataset: { id: String(o.id) }, class: o.id === state.selected ? "selected" : "",
+    onclick: (e) => { if (e.target.tagName !== "INPUT") select(o.id, { moveSlice: true }); } },
+  el("td", {}, el("input", { type: "checkbox", "aria-label": `tick object ${o.id}`, checked: state.ticked.has(o.id),
+    onchange: (e) => { e.target.checked ? state.ticked.add(o.id) : state.ticked.delete(o.id); updateMerge(); } })),
+  ...COLUMNS.map(([key, , get]) => el("td", { class: key === "class_name" ? "" : "num" }, fmt(get(o)))))));
+}
+
+function updateMerge() {
+  $("merge-objects").disabled = state.ticked.size < 2;
+}
+
+/** The options of the next run: the form's, or (for a merge) the ready run's plus the new merge. */
+function formOptions() {
+  const cls = $("objects-class").value;
+  return { seg_id: state.segId, split: $("objects-split").value, min_size: Number($("objects-min-size").value || 0),
+    ...(cls ? { classes: [cls] } : {}) };
+}
+
+async function queue(options) {
+  await post(`/api/job/${enc}/objects`, options);
+  state.tableKey = "";
+  startPolling();
+}
+
+let stopPolling = null;
+function startPolling() {
+  if (stopPolling) stopPolling();
+  stopPolling = poll(async () => {
+    if (!state.segId) return false;
+    const doc = await api(`${segUrl()}/objects`);
+    $("objects-progress-box").hidden = !doc.pending;
+    if (doc.pending) {
+      $("objects-progress").value = doc.pending.progress || 0;
+      $("objects-stage").textContent = doc.pending.stage || doc.pending.status;
+    }
+    $("objects-error").hidden = !doc.error;
+    $("objects-error").textContent = doc.error ? `Finding objects failed: ${doc.error}` : "";
+    $("find-objects").disabled = Boolean(doc.pending);
+    const key = JSON.stringify(doc.ready);
+    if (doc.ready && key !== state.tableKey) {
+      state.tableKey = key;
+      state.table = doc;
+      state.params = doc.parameters;
+      state.ticked.clear();
+      updateMerge();
+      $("objects-card").hidden = false;
+      $("objects-count").textContent = String(doc.objects.length);
+      $("objects-messages").replaceChildren(...(doc.messages || []).map((m) => el("li", {}, m)));
+      $("objects-csv").href = `${segUrl()}/objects.csv`;
+      $("objects-json").href = `${segUrl()}/objects.json`;
+      renderTable();
+      select(doc.objects.some((o) => o.id === state.selected) ? state.selected : 0);
+    }
+    return Boolean(doc.pending);
+  }, 1500);
+}
+
+$("objects-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(() => queue(formOptions()));
+});
+
+$("merge-objects").addEventListener("click", () => guarded(async () => {
+  const ids = [...state.ticked].sort((a, b) => a - b);
+  const p = state.params || {};
+  await queue({ seg_id: state.segId, split: p.split || "auto", min_size: p.min_size || 0,
+    ...(p.classes ? { classes: p.classes } : {}), merge: [...(p.merge || []), ids] });
+  flash("");
+}));
+
+$("objects-z").addEventListener("input", (e) => { state.z = Number(e.target.value); renderSlice(); });
+
+$("objects-slice").addEventListener("click", (e) => guarded(async () => {
+  const img = e.currentTarget;
+  const rect = img.getBoundingClientRect();
+  const row = Math.floor((e.clientY - rect.top) / rect.height * img.naturalHeight);
+  const col = Math.floor((e.clientX - rect.left) / rect.width * img.naturalWidth);
+  const { id } = await api(`${segUrl()}/objects/at/z/${state.z}/${row}/${col}`);
+  select(id);
+}));
+
+$("objects-seg").addEventListener("change", (e) => { state.segId = e.target.value; state.tableKey = ""; startPolling(); });
+
+guarded(async () => {
+  const job = await getJob();
+  const segs = (job.segmentations || []).filter((s) => s.done)
+    .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))); // newest first
+  $("objects-none").hidden = segs.length > 0;
+  $("objects-form").hidden = segs.length === 0;
+  if (!segs.length) return;
+  state.depth = job.shape[0];
+  state.z = Math.floor(state.depth / 2);
+  $("objects-z").max = String(state.depth - 1);
+  $("objects-seg").replaceChildren(...segs.map((s) => el("option", { value: s.seg_id }, s.seg_id)));
+  state.segId = segs[0].seg_id;
+  $("objects-class").append(...(job.classes || []).filter((c) => c.value >= 2)
+    .map((c) => el("option", { value: c.name }, c.name)));
+  startPolling();
+});

@@ -1,0 +1,76 @@
+"""The objects of a segmentation over HTTP: queue, table, downloads, coloured slices, the object
+under a pixel, one object's mesh, merges, and bad input (a real server with real runners)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pytest
+
+from apiserver import Server
+
+
+def wait_objects(server: Server, job_id: str, seg_id: str, timeout: float = 90.0) -> dict:
+    """Poll the objects route until no run is pending; returns its document."""
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = server.json("GET", f"/api/job/{job_id}/segmentation/{seg_id}/objects")
+        if doc["pending"] is None:
+            return doc
+        assert time.monotonic() < deadline, f"objects still pending: {doc['pending']}"
+        time.sleep(0.3)
+
+
+def test_objects_flow(server: Server, finished_job):
+    job_id, seg_id = finished_job["job_id"], finished_job["seg_id"]
+    base = f"/api/job/{job_id}/segmentation/{seg_id}"
+    assert server.json("GET", base + "/objects")["ready"] is None
+    assert server.get(base + "/objects.csv").status_code == 404
+    queued = server.json("POST", f"/api/job/{job_id}/objects", 202, json={"split": "auto"})
+    assert queued["seg_id"] == seg_id
+    doc = wait_objects(server, job_id, seg_id)
+    assert doc["error"] is None and doc["ready"]["task_id"] == queued["task_id"]
+    assert len(doc["objects"]) == 1  # the bright box
+    box = doc["objects"][0]
+    assert box["voxel_count"] > 0.8 * 6 * 16 * 16 and box["bbox_start"][1:] == [8, 8]
+    assert server.status(job_id)["status"] == "meshed"  # a backstage task: the job stays where it was
+
+    table = list(csv.DictReader(io.StringIO(server.get(base + "/objects.csv").text)))
+    assert [r["id"] for r in table] == ["1"]
+    png = server.get(base + "/objects/slice/z/5.png?selected=1")
+    assert png.status_code == 200 and png.headers["Content-Type"] == "image/png"
+    assert server.json("GET", base + "/objects/at/z/5/16/16")["id"] == 1
+    assert server.json("GET", base + "/objects/at/z/5/0/0")["id"] == 0
+    stl = server.get(base + "/objects/1.stl")
+    assert stl.status_code == 200 and len(stl.content) > 84
+    assert server.get(base + "/objects/2.stl").status_code == 404
+    assert server.get(base + "/objects/at/z/5/99/0").status_code == 400
+
+
+def test_merge_of_unknown_object_fails_the_run_not_the_job(server: Server, finished_job):
+    job_id, seg_id = finished_job["job_id"], finished_job["seg_id"]
+    server.json("POST", f"/api/job/{job_id}/objects", 202, json={"merge": [[1, 7]]})
+    doc = wait_objects(server, job_id, seg_id)
+    assert "no object 7" in doc["error"]
+    assert server.status(job_id)["status"] == "meshed" and server.status(job_id)["error"] is None
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"split": "watershed"}, "split must be"),
+    ({"min_size": -1}, "min_size"),
+    ({"merge": [[1]]}, "merge must be"),
+    ({"merge": "1,2"}, "merge must be"),
+    ({"classes": []}, "classes must be"),
+    ({"seg_id": 5}, "seg_id must be"),
+])
+def test_bad_options_are_400_with_a_message(server: Server, finished_job, body, message):
+    r = server.post(f"/api/job/{finished_job['job_id']}/objects", json=body)
+    assert r.status_code == 400 and message in r.json()["error"]
+
+
+def test_unknown_segmentation_is_404(server: Server, finished_job):
+    job_id = finished_job["job_id"]
+    assert server.post(f"/api/job/{job_id}/objects", json={"seg_id": "0123456789ab"}).status_code == 404
+    assert server.get(f"/api/job/{job_id}/segmentation/0123456789ab/objects").status_code == 404

@@ -1,0 +1,36 @@
+"""Where a model doubts: probability margin, disagreement with the outlines, distance from the
+painted planes; the worst region of a plane; the soft Dice estimate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml4paleo.compute.uncertainty import doubt_map, plane_doubt, soft_dice_terms
+
+
+def test_doubt_grows_with_hesitation_disagreement_and_distance():
+    proba = np.zeros((10, 10, 2), np.float32)
+    proba[..., 0] = 1.0
+    proba[2:4, 2:4] = (0.55, 0.45)  # hesitant
+    prior = np.zeros((10, 10), np.uint8)
+    prior[6:9, 6:9] = 1  # the outlines say structure, the model matrix
+    doubt = doubt_map(proba, prior)
+    assert doubt[0, 0] == 0 and doubt[2, 2] > 0.8 and doubt[7, 7] == 1
+    near = doubt_map(proba, prior, np.zeros((10, 10)), reach=5.0)
+    far = doubt_map(proba, prior, np.full((10, 10), 50.0), reach=5.0)
+    assert near[7, 7] < far[7, 7]
+    worst = plane_doubt(doubt)
+    assert worst.bbox == (6, 6, 9, 9) and worst.doubt == 9.0  # the largest doubt, not the first
+    assert plane_doubt(np.zeros((4, 4))) is None
+
+
+def test_soft_dice_is_exact_for_certain_agreeing_planes_and_lower_where_they_disagree():
+    truth = np.zeros((8, 8), np.intp)
+    truth[2:6, 2:6] = 1
+    proba = np.eye(2, dtype=np.float32)[truth]
+    tp, pred, true = soft_dice_terms(proba)[1]
+    assert 2 * tp / (pred + true) == 1.0
+    prior = truth.copy()
+    prior[2:6, 2:4] = 0
+    tp, pred, true = soft_dice_terms(proba, prior)[1]
+    assert 2 * tp / (pred + true) < 0.9

@@ -1,0 +1,112 @@
+"""The correction loop: a stroke changes the result around it whatever the method, painted
+voxels are law, the method stays unless another is clearly better, and each model says where
+to paint next."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from segdata import FAST, FAST_RF, write_volume
+
+from ml4paleo.io.omezarr import open_level
+from ml4paleo.pipelines.segment import segment_volume
+from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE
+from ml4paleo.pipelines.train import SWITCH, choose_method, train_model
+from ml4paleo.testing.phantoms import strokes, touching_blobs
+
+START = (14, 20, 26)
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loop")
+    vol, truth = touching_blobs(shape=(40, 64, 64), seed=1)
+    write_volume(root / "vol.ome.zarr", vol, chunks=32, voxel_size=(1.0, 1.0, 1.0))
+    return root / "vol.ome.zarr", truth
+
+
+def run(path, ann, folder, method):
+    result = train_model(path, ann, folder, method=method, features=FAST, params=FAST_RF)
+    segment_volume(path, folder, folder.with_suffix(".ome.zarr"), scheduler="synchronous")
+    return result, np.asarray(open_level(folder.with_suffix(".ome.zarr"), 0)[:])
+
+
+def worst_false_positive(pred, truth, painted):
+    """(z, dab) of a 3x3 background stroke at the most interior point of the largest false
+    positive region of an unpainted z slice."""
+    best = None
+    for z in range(pred.shape[0]):
+        if z in painted:
+            continue
+        wrong, n = ndi.label((pred[z] == 1) & (truth[z] == 0))
+        if n:
+            sizes = np.bincount(wrong.ravel())[1:]
+            if best is None or sizes.max() > best[0]:
+                best = (sizes.max(), z, wrong == np.argmax(sizes) + 1)
+    assert best is not None, "the model made no false positive to correct"
+    _, z, region = best
+    depth = ndi.distance_transform_edt(region)
+    u, v = np.unravel_index(int(np.argmax(depth)), region.shape)
+    dab = np.zeros(region.shape, bool)
+    dab[max(u - 1, 0):u + 2, max(v - 1, 0):v + 2] = True
+    return z, dab & region
+
+
+@pytest.mark.parametrize("method", ["forest", "context", "interpolation", "auto"])
+def test_a_background_stroke_in_a_false_positive_changes_the_result_around_it(blobs, tmp_path, method):
+    path, truth = blobs
+    ann = {z: strokes(truth[z]) for z in START}
+    _, before = run(path, ann, tmp_path / "before", method)
+    z, dab = worst_false_positive(before, truth, ann)
+    ann[z] = dab.astype(np.uint8)  # one stroke of the matrix on a slice never painted before
+    result, after = run(path, ann, tmp_path / "after", method)
+    assert not after[z][dab].any()  # painted voxels are law...
+    for key, mask in ann.items():
+        assert np.array_equal(after[key][mask > 0], mask[mask > 0] - 1), key  # ...on every painted voxel
+    stroke = np.zeros(truth.shape, bool)
+    stroke[z] = dab
+    around = ndi.binary_dilation(stroke, iterations=5) & ~stroke
+    changed = int(((after != before) & around).sum())
+    assert changed > 0, f"{method}: the stroke changed nothing around it"
+    assert z in json.loads((tmp_path / "after" / "metadata.json").read_text())["completed_slices"] or \
+        result.method == "forest"  # the one-class slice entered the prior
+
+
+def test_each_model_says_where_to_paint_next(blobs, tmp_path):
+    path, truth = blobs
+    ann = {z: strokes(truth[z]) for z in START}
+    result, pred = run(path, ann, tmp_path / "m", "auto")
+    doc = json.loads((tmp_path / "m" / SUGGESTIONS_FILE).read_text())
+    assert doc == result.suggestions and doc["suggestions"] and doc["planes_scored"] >= len(doc["suggestions"])
+    scores = [s["score"] for s in doc["suggestions"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] == 1.0
+    for s in doc["suggestions"]:
+        axis = "zyx".index(s["axis"])
+        sides = [n for a, n in enumerate(truth.shape) if a != axis]
+        u0, v0, u1, v1 = s["bbox"]
+        assert 0 <= u0 < u1 <= sides[0] and 0 <= v0 < v1 <= sides[1] and s["reason"]
+        assert not (s["axis"] == "z" and s["index"] in ann)  # never a painted plane
+    assert set(doc["estimated_dice"]) == {"background", "fossil"}
+    assert 0 <= doc["estimated_mean_dice"] <= 1 and doc["calibration"]
+    # the top suggestion points where the model is wrong more than a random plane is
+    top = doc["suggestions"][0]
+    axis = "zyx".index(top["axis"])
+    wrong = np.take(pred != truth, top["index"], axis=axis)
+    u0, v0, u1, v1 = top["bbox"]
+    assert wrong[u0:u1, v0:v1].mean() > (pred != truth).mean()
+
+
+def test_the_method_changes_only_when_another_is_clearly_better():
+    def scored(**means):
+        return {n: {"metrics": {"a": {"dice": m}, "b": {"dice": m}}} for n, m in means.items()}
+
+    order = ("forest", "context")
+    assert choose_method(scored(forest=0.80, context=0.81), order)[0] == "context"
+    kept, why = choose_method(scored(forest=0.80, context=0.81), order, previous="forest")
+    assert kept == "forest" and "kept" in why
+    changed, why = choose_method(scored(forest=0.80, context=0.80 + SWITCH + 0.01), order, previous="forest")
+    assert changed == "context" and "changed from forest" in why
+    assert choose_method(scored(forest=0.8, context=0.9), order, previous="unet")[0] == "context"  # not scored
