@@ -1,9 +1,12 @@
 """Against the real server: a retrain on the annotations, classes and method of the newest model
 queues nothing (two identical full trainings are never queued), the job says whether segmenting
-reuses its newest model, classes are renamed keeping their values, and the raw value of a voxel
-is served for the cursor readout."""
+reuses its newest model, classes are renamed keeping their values, the raw value of a voxel is
+served for the cursor readout, and the newest model's suggestions of where to paint next are served
+as its training wrote them."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import requests
@@ -75,3 +78,35 @@ def test_the_raw_value_of_a_voxel(server):
     for params in ({"z": 10, "y": 0, "x": 0}, {"z": 0, "y": 0}, {"z": "a", "y": 0, "x": 0}):
         r = server.get(f"/api/job/{job_id}/voxel", params=params)
         assert r.status_code == 400 and r.json()["error"], params
+
+
+def test_suggestions_of_the_newest_model(server):
+    job_id, volume = _painted_job(server, "suggestions")
+    none = server.json("GET", f"/api/annotate/{job_id}/suggestions")
+    assert none["suggestions"] == [] and "no trained model" in none["reason"]
+
+    model_id = server.json("POST", f"/api/job/{job_id}/retrain", 202)["model_id"]
+    server.wait(job_id, {"trained"})
+    doc = server.json("GET", f"/api/annotate/{job_id}/suggestions")
+    assert doc["model_id"] == model_id and doc["suggestions"], doc
+    shape = dict(zip("zyx", volume.shape))
+    for s in doc["suggestions"]:
+        rows, cols = (shape[a] for a in "zyx" if a != s["axis"])
+        r0, c0, r1, c1 = s["bbox"]
+        assert 0 <= s["index"] < shape[s["axis"]] and 0 <= r0 < r1 <= rows and 0 <= c0 < c1 <= cols, s
+        assert 0 <= s["score"] <= 1 and s["reason"]
+    assert [s["score"] for s in doc["suggestions"]] == sorted((s["score"] for s in doc["suggestions"]), reverse=True)
+    assert set(doc["estimated_dice"]) == {"background", "fossil"} and 0 <= doc["estimated_mean_dice"] <= 1
+    assert doc["calibration"]
+
+    # the file written into the real model folder is what the route serves; a broken one is a reason, not a 500
+    path = server.data / "jobs" / job_id / "models" / model_id / "suggestions.json"
+    mine = {"suggestions": [{"axis": "y", "index": 3, "bbox": [1, 2, 5, 9], "score": 0.5, "reason": "test"}],
+            "estimated_dice": {"fossil": 0.5}, "estimated_mean_dice": 0.5, "calibration": "by hand"}
+    path.write_text(json.dumps(mine))
+    assert server.json("GET", f"/api/annotate/{job_id}/suggestions") == {**mine, "model_id": model_id}
+    path.write_text("{not json")
+    broken = server.json("GET", f"/api/annotate/{job_id}/suggestions")
+    assert broken["suggestions"] == [] and "unreadable" in broken["reason"]
+    path.unlink()
+    assert "has no suggestions" in server.json("GET", f"/api/annotate/{job_id}/suggestions")["reason"]

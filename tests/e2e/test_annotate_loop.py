@@ -199,3 +199,54 @@ def test_what_a_new_user_saw_is_fixed(page):
     page.wait_for_function("document.getElementById('cursor-info').textContent.includes('label: shell')")
     shot(page, "41-annotate-new-user-fixes")
     assert_no_console_errors(page)
+
+
+MARK = "(() => { const c = document.getElementById('view'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;" \
+       " let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] === 255 && d[i + 1] === 61 && d[i + 2] === 242) n++;" \
+       " return n; })()"
+"""Canvas pixels of the outline of a suggested region (its colour, #ff3df2, is no class's)."""
+
+
+def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(page):
+    vol = _volume()
+    job_id = _converted_job(page, vol, "suggestions")
+    rng = np.random.default_rng(2)
+    for z in (5, 10):
+        page.goto(f"/job/annotate/{job_id}?z={z}")
+        page.wait_for_function(f"document.getElementById('slice-out').textContent.startsWith('{z} ')")
+        page.uncheck("#live-train")
+        box = page.locator("#view").bounding_box()
+        bone = vol[z] > 30020
+        page.locator("#classes li[data-value='2']").click()
+        dabs(page, box, bone, rng, n=3)
+        page.locator("#classes li[data-value='1']").click()
+        dabs(page, box, ~bone, rng, n=3)
+        page.keyboard.press("Control+s")
+        page.wait_for_function("!document.getElementById('submit').textContent.includes('*')")
+    page.click("#train")
+    # the page learns of the model from its status poll, and fetches its suggestions then
+    page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Model ')")
+
+    advice = page.request.get(f"/api/annotate/{job_id}/suggestions").json()
+    assert advice["suggestions"], advice
+    top = advice["suggestions"][0]
+    page.wait_for_function("document.getElementById('suggestion-info').textContent.includes('Estimated Dice')")
+    page.click("#next-slice")
+    page.wait_for_function(f"document.getElementById('plane').value === '{top['axis']}'"
+                           f" && document.getElementById('slice-out').textContent.startsWith('{top['index']} ')")
+    page.wait_for_function(f"{MARK} > 20")  # its doubtful region is outlined on the canvas
+    assert top["reason"] in page.locator("#suggestion-info").inner_text()
+    shot(page, "42-annotate-suggested-slice")
+    # N again: the next suggestion, not the same one (or, when there is none, a slice the server picks)
+    page.keyboard.press("n")
+    page.wait_for_function(f"!(document.getElementById('plane').value === '{top['axis']}'"
+                           f" && document.getElementById('slice-out').textContent.startsWith('{top['index']} '))")
+
+    # the models page shows the estimate and says how it is made
+    page.goto(f"/job/{job_id}/models")
+    estimate = page.locator("#choice-estimate")
+    estimate.wait_for()
+    assert f"{advice['estimated_mean_dice']:.3f}" in estimate.inner_text()
+    assert "How:" in estimate.inner_text()
+    shot(page, "43-models-estimate")
+    assert_no_console_errors(page)

@@ -148,6 +148,15 @@ def draft_status(job_id: str):
     return jsonify(ready=ready, pending=doc["pending"], error=doc["error"])
 
 
+@bp.get("/api/annotate/<job_id>/suggestions")
+def suggestions(job_id: str):
+    """Where to paint next: the newest ready model's ranked planes (``axis``, ``index``, ``bbox``
+    [row0, col0, row1, col1] end-exclusive, ``score``, ``reason``) and its estimated Dice; an
+    empty list with a ``reason`` when it has none."""
+    paths(job_id)
+    return jsonify(files.model_suggestions(store(), job_id))
+
+
 @bp.get("/api/annotate/<job_id>/annotations")
 def list_annotations(job_id: str):
     """Every painted slice: ``{axis, index, key, z, labeled_voxels, values}`` (``z`` only for z slices)."""

@@ -208,6 +208,10 @@ def _paths() -> dict[str, Any]:
         j + "/start": {"post": _op("Queue training then segmentation (the newest model is reused, model_reused: true, "
                                    "when no annotation, class or method changed since it was trained)", [_JOB],
                                    _METHOD_BODY, ok="202", errors=("400", "404", "409"))},
+        a + "/suggestions": {"get": _op("Where to paint next: the newest ready model's ranked planes {axis, index, bbox "
+                                        "[row0, col0, row1, col1] end-exclusive, score, reason} and its estimated Dice "
+                                        "(estimated_dice, estimated_mean_dice, calibration); suggestions [] with a reason "
+                                        "when it has none", [_JOB])},
         j + "/voxel": {"get": _op("The scan's raw value at one voxel (source_kind dicom-series: rescaled, HU for CT)", [
             _JOB, *[{"name": n, "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}
                     for n in "zyx"]], errors=("400", "404", "409"))},

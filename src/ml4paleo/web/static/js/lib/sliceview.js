@@ -40,6 +40,7 @@ export class SliceView {
     this.height = 0;
     this.aspect = 1; // physical height of a pixel over its width (rows' voxel size / columns')
     this.overlay = null; // function(ctx) drawing in screen (CSS pixel) coordinates
+    this.mark = null; // {x0, y0, x1, y1} (image pixels, end-exclusive) outlined on top: a region to look at
     this.layers = {};
     this.alpha = { suggestion: 0.4, labels: 0.55 };
     this.visible = { suggestion: true, labels: true };
@@ -137,6 +138,12 @@ export class SliceView {
     this.redraw();
   }
 
+  /** Outline `rect` ({x0, y0, x1, y1} in image pixels, end-exclusive), or nothing when null. */
+  setMark(rect) {
+    this.mark = rect;
+    this.redraw();
+  }
+
   clearLayer(name) {
     const layer = this.layers[name];
     if (!layer) return;
@@ -175,6 +182,14 @@ export class SliceView {
     }
     ctx.globalAlpha = 1;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (this.mark) {
+      const [x0, y0] = this.toScreen(this.mark.x0, this.mark.y0), [x1, y1] = this.toScreen(this.mark.x1, this.mark.y1);
+      ctx.lineWidth = 2;
+      ctx.setLineDash([6, 4]);
+      ctx.strokeStyle = "#ff3df2"; // a colour no class palette uses
+      ctx.strokeRect(x0 - 1, y0 - 1, x1 - x0 + 2, y1 - y0 + 2);
+      ctx.setLineDash([]);
+    }
     if (this.overlay) this.overlay(ctx);
   }
 }

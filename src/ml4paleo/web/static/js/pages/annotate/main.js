@@ -25,7 +25,8 @@ const canTrain = (job) => Boolean(job) && job.can_train;
 
 const state = new AnnotationState();
 const view = new AnnotationView(state, { rawValue: ({ z, y, x }) => api(`/api/job/${enc}/voxel?z=${z}&y=${y}&x=${x}`) });
-const tools = new AnnotationTools(state, view, { save, openSlice: (index) => loadSlice(index), openPlane, saveClasses });
+const tools = new AnnotationTools(state, view, {
+  save, openSlice: (index) => (index === null ? nextSuggested() : loadSlice(index)), openPlane, saveClasses });
 const windowLevel = new WindowLevel(enc, () => guarded(reloadImage));
 
 // ---------------------------------------------------------------- classes
@@ -89,7 +90,37 @@ async function reloadImage() {
 }
 
 $("slice").addEventListener("change", (e) => guarded(() => loadSlice(Number(e.target.value))));
-$("next-slice").addEventListener("click", () => guarded(() => loadSlice(null)));
+$("next-slice").addEventListener("click", () => guarded(nextSuggested));
+
+// ---------------------------------------------------------------- where to paint next
+let adviceOf = null; // model id whose suggestions are loaded ("" for none)
+const opened = new Set(); // suggestions opened since they came: N goes on to the next one
+
+/** The newest model's suggestions, fetched once per model. */
+async function refreshAdvice(model) {
+  const id = model ? model.model_id : "";
+  if (id === adviceOf) return;
+  const advice = id ? await api(`/api/annotate/${enc}/suggestions`) : { suggestions: [] };
+  adviceOf = id;
+  opened.clear();
+  state.setAdvice({ ...advice, suggestions: advice.suggestions || [] });
+}
+
+/** The slice the newest model is least sure of, its region outlined (the best suggestion not
+ * opened or painted yet); without one, a slice the server picks far from the painted ones. */
+async function nextSuggested() {
+  const next = state.advice.suggestions.find((s) => {
+    const key = sliceKey(s.axis, s.index);
+    return !opened.has(key) && key !== state.key && !state.annotated.has(key);
+  });
+  if (!next) {
+    state.setTarget(null);
+    return loadSlice(null);
+  }
+  opened.add(sliceKey(next.axis, next.index));
+  state.setTarget(next);
+  await loadSlice(next.index, next.axis);
+}
 $("plane").addEventListener("change", (e) => guarded(() => openPlane(e.target.value)));
 
 // ---------------------------------------------------------------- save, train, predict
@@ -313,6 +344,7 @@ async function refreshJob() {
   const newest = ready.length ? ready[ready.length - 1] : null;
   const trainingNow = job.training; // the job, or one of its models, trains or waits to
   state.setModel({ model: newest, training: trainingNow });
+  await refreshAdvice(newest).catch((err) => state.say(`No suggestions: ${err.message}`));
   $("model-info").textContent = describeModel(newest, job) +
     (trainingNow ? ` · training${job.progress ? ` ${Math.round(job.progress * 100)}%` : ""}…` : "");
   $("train").disabled = trainingNow;

@@ -5,7 +5,8 @@
 // Events: "slice" (a new slice and its labels), "image" (the same slice through another
 // display window), "labels" (detail: the changed rect, or null for
 // all), "edit" (the user changed the labels: one undo step), "suggestion", "classes", "active",
-// "tool", "size", "tolerance", "unsaved", "annotated", "model", "status" (detail: the text).
+// "tool", "size", "tolerance", "unsaved", "annotated", "model", "advice" (suggestions of where to
+// paint next, or the one opened), "status" (detail: the text).
 import { classColor } from "../../lib/colors.js";
 
 /** The name of the slice at `index` across `axis`, as the server lists it (`key`): "12" for a
@@ -26,6 +27,11 @@ export class AnnotationState extends EventTarget {
     this.training = false;
     this.retrainWanted = false; // a retrain was asked for while one was running
     this.failure = ""; // reason of the job's last failure, once reported
+    // where the newest model says to paint next: {model_id, suggestions: [{axis, index, bbox, score,
+    // reason}], estimated_dice, estimated_mean_dice, calibration} (GET .../suggestions), and the one
+    // opened last ("target"), whose region the view outlines while its slice is shown
+    this.advice = { suggestions: [] };
+    this.target = null;
 
     // the slice being painted: the plane across `axis` at `index` (0 .. depth-1)
     this.axis = "z";
@@ -168,6 +174,20 @@ export class AnnotationState extends EventTarget {
   setFailure(failure) {
     if (failure && failure !== this.failure) this.say(`Last step failed: ${failure}`);
     this.failure = failure;
+  }
+
+  /** The newest model's suggestions (see the constructor); the target is kept only if still listed. */
+  setAdvice(advice) {
+    this.advice = advice;
+    const t = this.target;
+    if (t && !advice.suggestions.some((s) => s.axis === t.axis && s.index === t.index)) this.target = null;
+    this._emit("advice");
+  }
+
+  /** The suggestion opened (or null): its region is outlined while its slice is shown. */
+  setTarget(target) {
+    this.target = target;
+    this._emit("advice");
   }
 
   /** A line for the user in the status bar. */

@@ -30,6 +30,7 @@ export class AnnotationView {
     $("slice").addEventListener("input", (e) => { $("slice-out").textContent = `${e.target.value} / ${state.depth - 1}`; });
 
     state.on("slice", () => this._showSlice());
+    state.on("advice", () => this._showAdvice());
     state.on("image", () => this.paintImage());
     state.on("labels", (rect) => this.paintLabels(rect));
     state.on("suggestion", () => this.paintSuggestion());
@@ -49,6 +50,20 @@ export class AnnotationView {
     this.paintImage();
     this.paintLabels();
     this.paintSuggestion();
+    this._showAdvice();
+  }
+
+  /** The region of the suggested slice outlined while it is shown, and what the model says of it. */
+  _showAdvice() {
+    const { state } = this;
+    const t = state.target;
+    const here = t && t.axis === state.axis && t.index === state.index;
+    const [r0, c0, r1, c1] = here ? t.bbox : [];
+    this.slice.setMark(here ? { x0: c0, y0: r0, x1: c1, y1: r1 } : null);
+    const { estimated_mean_dice: dice } = state.advice;
+    const estimate = typeof dice === "number" ? `Estimated Dice of the volume: ${dice.toFixed(2)}. ` : "";
+    $("suggestion-info").textContent = here ? `${estimate}Suggested here (outlined): ${t.reason}`
+      : state.advice.suggestions.length ? `${estimate}N opens the slice the model is least sure of.` : estimate;
   }
 
   /** The gray slice (the server rendered it through the display window). */
