@@ -237,6 +237,20 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
     page.wait_for_function(f"{MARK} > 20")  # its doubtful region is outlined on the canvas
     assert top["reason"] in page.locator("#suggestion-info").inner_text()
     shot(page, "42-annotate-suggested-slice")
+    # the uncertainty overlay, toggled on and off, on this plane and on one across the stack
+    for plane in ("here", "y"):
+        if plane == "y":
+            page.keyboard.press("y")
+            page.wait_for_function("document.getElementById('plane').value === 'y'")
+        page.wait_for_function("/Prediction of model [0-9a-f]{8} /.test(document.getElementById('pred-status').textContent)")
+        page.wait_for_timeout(100)
+        plain = _canvas(page)
+        page.check("#show-doubt")
+        page.wait_for_function(f"document.getElementById('view').toDataURL() !== {plain!r}")
+        if plane == "y":
+            shot(page, "44-annotate-uncertainty")
+        page.uncheck("#show-doubt")
+        page.wait_for_function(f"document.getElementById('view').toDataURL() === {plain!r}")
     # N again: the next suggestion, not the same one (or, when there is none, a slice the server picks)
     page.keyboard.press("n")
     page.wait_for_function(f"!(document.getElementById('plane').value === '{top['axis']}'"

@@ -179,8 +179,9 @@ def _paths() -> dict[str, Any]:
         a + "/data/submit": {"post": _op("Store the mask of a slice (z, or axis and index)", [_JOB], _body({
             **_SLICE, "mask": {"type": "string", "format": "byte"}, "image": {"type": "string"}}, ["mask"]),
             errors=("400", "404", "409"))},
-        a + "/data/predict": {"post": _op("Newest model's prediction for a slice (z, or axis and index)", [_JOB],
-                                          _body(_SLICE), errors=("400", "404", "409"))},
+        a + "/data/predict": {"post": _op("Newest model's prediction for a slice (z, or axis and index); with "
+                                          "uncertainty: true also its uncertainty, 1 - (p_top - p_second) as a gray PNG",
+                                          [_JOB], _body({**_SLICE, "uncertainty": _BOOL}), errors=("400", "404", "409"))},
         a + "/data/complete": {"post": _op("A slice's strokes (mask, default: as saved) completed into a full mask",
                                            [_JOB],
                                            _body({**_SLICE, "mask": {"type": "string", "format": "byte"}}),

@@ -42,8 +42,8 @@ export class SliceView {
     this.overlay = null; // function(ctx) drawing in screen (CSS pixel) coordinates
     this.mark = null; // {x0, y0, x1, y1} (image pixels, end-exclusive) outlined on top: a region to look at
     this.layers = {};
-    this.alpha = { suggestion: 0.4, labels: 0.55 };
-    this.visible = { suggestion: true, labels: true };
+    this.alpha = { suggestion: 0.4, uncertainty: 0.85, labels: 0.55 };
+    this.visible = { suggestion: true, uncertainty: true, labels: true };
     this._frame = 0;
     new ResizeObserver(() => this._resize()).observe(stage);
     canvas.addEventListener("wheel", (e) => {
@@ -72,7 +72,7 @@ export class SliceView {
     this.width = width;
     this.height = height;
     this.aspect = aspect > 0 && Number.isFinite(aspect) ? aspect : 1;
-    if (resized) for (const name of ["image", "suggestion", "labels"]) this.layers[name] = new Layer(width, height);
+    if (resized) for (const name of ["image", "suggestion", "uncertainty", "labels"]) this.layers[name] = new Layer(width, height);
     if (changed) this.fit();
   }
 
@@ -138,6 +138,16 @@ export class SliceView {
     this.redraw();
   }
 
+  /** Paint `values` (0..255 per pixel) as a heat layer: transparent where 0, opaque magenta-red at 255. */
+  setHeat(name, values) {
+    const layer = this.layers[name];
+    layer.paint(this._all(), (i, d, o) => {
+      d[o] = 255; d[o + 1] = 40; d[o + 2] = 120; d[o + 3] = values[i];
+    });
+    layer.empty = false;
+    this.redraw();
+  }
+
   /** Outline `rect` ({x0, y0, x1, y1} in image pixels, end-exclusive), or nothing when null. */
   setMark(rect) {
     this.mark = rect;
@@ -174,7 +184,7 @@ export class SliceView {
     ctx.imageSmoothingEnabled = false;
     ctx.setTransform(this.scale * dpr, 0, 0, this.scale * this.aspect * dpr, this.tx * dpr, this.ty * dpr);
     ctx.drawImage(this.layers.image.canvas, 0, 0);
-    for (const name of ["suggestion", "labels"]) {
+    for (const name of ["suggestion", "uncertainty", "labels"]) {
       const layer = this.layers[name];
       if (!layer || layer.empty !== false || !this.visible[name]) continue;
       ctx.globalAlpha = this.alpha[name];

@@ -254,7 +254,7 @@ async function draft() {
     if (d.ready && d.ready.annotation_rev >= rev) {
       newestDraft = `draft-${d.ready.task_id}`;
       if (ticket !== draftTicket || state.key !== key) return;
-      if (!d.ready.prediction) return refreshPrediction();
+      if (!d.ready.prediction || state.showDoubt) return refreshPrediction(); // the route gives the uncertainty too
       if (completionPinned()) return;
       const png = await decodePng(base64ToBytes(d.ready.prediction));
       state.setSuggestion({ values: png.values, offset: 1, key: `${newestDraft}/${key}`, source: "prediction",
@@ -270,7 +270,7 @@ async function draft() {
 /** What the prediction route would answer from for slice `key`: the newest full model and the
  * newest draft known (the server picks the newer of them). A prediction shown for the same
  * basis is not asked for again; a new draft or a new full model changes it. */
-const overlayBasis = (key) => `${state.model ? state.model.model_id : ""}|${newestDraft}/${key}`;
+const overlayBasis = (key) => `${state.model ? state.model.model_id : ""}|${newestDraft}/${key}${state.showDoubt ? "/doubt" : ""}`;
 
 let predicting = null; // {basis, promise} of the prediction request on its way: never asked for twice
 /** The newest model's prediction of the slice shown, as the suggestion (once per basis, see
@@ -299,13 +299,14 @@ async function refreshPrediction() {
 async function askPrediction(axis, index, basis) {
   const key = sliceKey(axis, index);
   try {
-    const data = await post(`/api/annotate/${enc}/data/predict`, { axis, index });
+    const data = await post(`/api/annotate/${enc}/data/predict`, { axis, index, uncertainty: state.showDoubt });
     if (state.key !== key || completionPinned()) return;
     const png = await decodePng(base64ToBytes(data.prediction));
+    const doubt = data.uncertainty ? (await decodePng(base64ToBytes(data.uncertainty))).values : null;
     if (state.key !== key || completionPinned()) return;
     const modelId = data.model_id;
     // class indices: annotation value - 1
-    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${key}`, source: "prediction", basis });
+    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${key}`, source: "prediction", basis, doubt });
     state.say(`Prediction of model ${data.draft ? `${modelId} (draft)` : shortId(modelId)} shown (P hides it).`);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 409)) throw err;
@@ -357,6 +358,12 @@ async function refreshJob() {
   await refreshPrediction();
   state.setFailure(job.status === "error" ? job.error || "no reason recorded" : "");
 }
+
+$("show-doubt").addEventListener("change", (e) => guarded(async () => {
+  state.setShowDoubt(e.target.checked);
+  if (e.target.checked && !state.model && !newestDraft) state.say("The uncertainty shows once a model (or a draft) exists.");
+  await refreshPrediction();
+}));
 
 // ---------------------------------------------------------------- gallery
 const gallery = new Gallery($("gallery"), enc, {

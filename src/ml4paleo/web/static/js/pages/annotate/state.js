@@ -42,8 +42,10 @@ export class AnnotationState extends EventTarget {
     this.labels = null; // LabelBuffer of the painted class values (0 unlabeled)
     // a proposal for the whole slice (the model's prediction, or the slice completed from its
     // strokes), shown as an overlay and taken into the labels by "accept": {values, offset, key,
-    // source}, class value = values[i] + offset
+    // source, basis, doubt (a prediction's uncertainty, 0..255 per pixel, when asked for)},
+    // class value = values[i] + offset
     this.suggestion = null;
+    this.showDoubt = false; // the model's uncertainty shown over the slice (the prediction then carries `doubt`)
     this.unsaved = false;
     this.edits = 0; // edits so far: a save only clears "unsaved" if none came in meanwhile
 
@@ -136,6 +138,12 @@ export class AnnotationState extends EventTarget {
   setUnsaved(value) {
     this.unsaved = value;
     this._emit("unsaved");
+  }
+
+  /** Show (or hide) the model's uncertainty over the slice. */
+  setShowDoubt(show) {
+    this.showDoubt = show;
+    this._emit("suggestion");
   }
 
   setSuggestion(suggestion) {

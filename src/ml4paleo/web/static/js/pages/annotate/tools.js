@@ -178,6 +178,7 @@ export class AnnotationTools {
     else if (key === "c") $("complete").click();
     else if (["z", "y", "x"].includes(key) && key !== state.axis) guarded(() => this.openPlane(key));
     else if (key === "p") { $("show-pred").click(); }
+    else if (key === "u") { $("show-doubt").click(); }
     else if (key === "," && state.index > 0) guarded(() => this.openSlice(state.index - 1));
     else if (key === "." && state.index < state.depth - 1) guarded(() => this.openSlice(state.index + 1));
     else if (e.key === "Escape") input.cancelPolygon();

@@ -82,6 +82,8 @@ export class AnnotationView {
     const { suggestion } = this.state;
     if (suggestion) this.slice.setLabels("suggestion", suggestion.values, this.state.colors(), null, suggestion.offset);
     else this.slice.clearLayer("suggestion");
+    if (suggestion && suggestion.doubt && this.state.showDoubt) this.slice.setHeat("uncertainty", suggestion.doubt);
+    else this.slice.clearLayer("uncertainty");
     $("accept-pred").disabled = !suggestion;
     $("accept-pred").title = suggestion && suggestion.source === "completion"
       ? "Fill every unpainted pixel with the slice completed from your strokes (painted pixels stay); then correct it"

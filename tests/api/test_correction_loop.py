@@ -1,15 +1,18 @@
 """Against the real server: a retrain on the annotations, classes and method of the newest model
 queues nothing (two identical full trainings are never queued), the job says whether segmenting
 reuses its newest model, classes are renamed keeping their values, the raw value of a voxel is
-served for the cursor readout, and the newest model's suggestions of where to paint next are served
-as its training wrote them."""
+served for the cursor readout, the newest model's suggestions of where to paint next are served
+as its training wrote them, and the prediction comes with its uncertainty when asked."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import numpy as np
 import requests
+from PIL import Image
 
 from apiserver import converted_job, png_b64
 
@@ -110,3 +113,24 @@ def test_suggestions_of_the_newest_model(server):
     assert broken["suggestions"] == [] and "unreadable" in broken["reason"]
     path.unlink()
     assert "has no suggestions" in server.json("GET", f"/api/annotate/{job_id}/suggestions")["reason"]
+
+
+def test_the_prediction_with_its_uncertainty_on_every_plane(server):
+    job_id, volume = _painted_job(server, "uncertainty")
+    server.json("POST", f"/api/job/{job_id}/retrain", 202)
+    server.wait(job_id, {"trained"})
+    painted = np.asarray(Image.open(io.BytesIO(server.get(f"/api/annotate/{job_id}/annotations/5").content)))
+    unsure = 0
+    for axis, index in (("z", 5), ("z", 1), ("y", 16), ("x", 10)):
+        plain = server.json("POST", f"/api/annotate/{job_id}/data/predict", json={"axis": axis, "index": index})
+        assert "uncertainty" not in plain  # the route's meaning without the flag is unchanged
+        both = server.json("POST", f"/api/annotate/{job_id}/data/predict",
+                           json={"axis": axis, "index": index, "uncertainty": True})
+        classes = np.asarray(Image.open(io.BytesIO(base64.b64decode(both["prediction"]))))
+        doubt = np.asarray(Image.open(io.BytesIO(base64.b64decode(both["uncertainty"]))))
+        assert both["prediction"] == plain["prediction"] and doubt.shape == classes.shape and doubt.dtype == np.uint8
+        if (axis, index) == ("z", 5):  # painted voxels are law: the model is sure of them
+            assert doubt[painted > 0].max() == 0
+        else:
+            unsure += int((doubt > 0).sum())
+    assert unsure > 0  # and unsure somewhere off the painted slices
