@@ -7,6 +7,7 @@ prediction that is on its way. The server, browser and helpers are those of ``te
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -263,4 +264,15 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
     assert f"{advice['estimated_mean_dice']:.3f}" in estimate.inner_text()
     assert "How:" in estimate.inner_text()
     shot(page, "43-models-estimate")
+
+    # the job page offers Segment with the model as it is; once the annotations change, it says it retrains first
+    page.goto(f"/job/{job_id}")
+    page.get_by_role("button", name="Segment the whole volume", exact=True).wait_for()
+    mask = np.zeros(vol.shape[1:], np.uint8)
+    mask[:3, :3] = 1
+    png = io.BytesIO()
+    Image.fromarray(mask).save(png, format="PNG")
+    assert page.request.post(f"/api/annotate/{job_id}/data/submit", data={
+        "z": 2, "mask": base64.b64encode(png.getvalue()).decode()}).ok
+    page.get_by_role("button", name="Retrain, then segment the whole volume").wait_for()
     assert_no_console_errors(page)
