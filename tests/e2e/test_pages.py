@@ -125,20 +125,21 @@ def assert_no_console_errors(page) -> None:
     assert not page.errors, "console errors or requests off the server:\n" + "\n".join(page.errors)
 
 
-def to_screen(canvas_box, shape, y: int, x: int) -> tuple[float, float]:
+def to_screen(canvas_box, shape, y: int, x: int, aspect: float = 1.0) -> tuple[float, float]:
     """Screen position of image pixel (y, x) on the annotation canvas.
 
-    The page shows the whole slice fitted in the canvas (96 % of the limiting side, centred).
+    The page shows the whole slice fitted in the canvas (96 % of the limiting side, centred), its
+    pixels ``aspect`` times as tall as wide (the plane's voxel size down over across).
     """
     h, w = shape
-    scale = min(canvas_box["width"] / w, canvas_box["height"] / h) * 0.96
+    scale = min(canvas_box["width"] / w, canvas_box["height"] / (h * aspect)) * 0.96
     ox = canvas_box["x"] + (canvas_box["width"] - w * scale) / 2
-    oy = canvas_box["y"] + (canvas_box["height"] - h * scale) / 2
-    return ox + (x + 0.5) * scale, oy + (y + 0.5) * scale
+    oy = canvas_box["y"] + (canvas_box["height"] - h * aspect * scale) / 2
+    return ox + (x + 0.5) * scale, oy + (y + 0.5) * scale * aspect
 
 
 def dabs(page, canvas_box, mask: np.ndarray, rng: np.random.Generator, n: int = 6,
-         avoid: np.ndarray | None = None) -> None:
+         avoid: np.ndarray | None = None, aspect: float = 1.0) -> None:
     """Short strokes of a 3-pixel brush (press, drag one pixel right, release) on pixels whose
     taxicab distance to the outside of ``mask`` is at least 4, so every painted pixel is in ``mask``."""
     from scipy import ndimage
@@ -151,9 +152,9 @@ def dabs(page, canvas_box, mask: np.ndarray, rng: np.random.Generator, n: int = 
     # the server suggests slices at random: on some, a class has only a few safe pixels
     assert len(ys) >= 1, "no pixel of this class is far enough from the others to paint safely"
     for i in rng.choice(len(ys), size=min(n, len(ys)), replace=False):
-        page.mouse.move(*to_screen(canvas_box, mask.shape, ys[i], xs[i]))
+        page.mouse.move(*to_screen(canvas_box, mask.shape, ys[i], xs[i], aspect))
         page.mouse.down()
-        page.mouse.move(*to_screen(canvas_box, mask.shape, ys[i], xs[i] + 1), steps=2)
+        page.mouse.move(*to_screen(canvas_box, mask.shape, ys[i], xs[i] + 1, aspect), steps=2)
         page.mouse.up()
 
 

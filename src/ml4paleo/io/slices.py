@@ -10,7 +10,7 @@ import numpy as np
 
 from ml4paleo.compute import display
 from ml4paleo.compute.display import AXES, robust_window
-from ml4paleo.errors import ArtifactNotFound
+from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.io.omezarr import open_level, read_info
 
 WINDOW_SAMPLE_VOXELS = 1 << 24
@@ -44,6 +44,21 @@ def read_slice(volume: Path, axis: str, index: int, level: int = 0, step: int = 
     key: list[object] = [slice(None, None, max(1, int(step)))] * 3
     key[AXES[axis]] = index
     return np.asarray(arr[tuple(key)])
+
+
+def read_voxel(volume: Path, z: int, y: int, x: int) -> tuple[float | int, str]:
+    """The raw value of one voxel (one chunk read: cheap enough for a cursor readout) and the kind
+    of files the volume was converted from (``dicom-series``: rescaled values, Hounsfield units for CT);
+    InputError outside the volume."""
+    try:
+        arr = open_level(volume, 0)
+    except FileNotFoundError as exc:
+        raise ArtifactNotFound(str(exc)) from exc
+    for name, i, n in zip("zyx", (z, y, x), arr.shape):
+        if not 0 <= i < n:
+            raise InputError(f"{name} must be from 0 to {n - 1}; got {i}")
+    value = np.asarray(arr[z, y, x]).item()
+    return value, str(read_info(volume).attrs.get("source_kind") or "")
 
 
 def render_slice(volume: Path, axis: str, index: int, window: list[float] | tuple[float, float], *, level: int = 0,

@@ -26,6 +26,7 @@ from ml4paleo.jobs.paths import JobPaths, clean_relative
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.jobs.store.annotations import annotation_record
+from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE
 
 __all__ = ["annotation_file", "check_slice", "complete_mask", "converted", "delete_mask", "histogram_of",
            "list_artifacts", "plane_shape", "receive_chunk", "save_mask", "slice_image", "slice_key",
@@ -197,6 +198,26 @@ def delete_mask(store: JobStore, job_id: str, key: annotations.SliceKey) -> dict
 
 
 # -- slices --------------------------------------------------------------------------------
+
+def model_suggestions(store: JobStore, job_id: str) -> dict[str, Any]:
+    """Where to paint next, as the newest ready model wrote it (``suggestions.json``, see
+    :mod:`ml4paleo.pipelines.suggest`) with its ``model_id``; without a model or without the
+    file (a model trained before suggestions were made, or one whose file is unreadable),
+    ``{"suggestions": [], "reason": ...}`` so that the page falls back to its own choice."""
+    model_id = store.newest_model(job_id)
+    if model_id is None:
+        return {"model_id": None, "suggestions": [], "reason": "no trained model yet"}
+    path = store.paths(job_id).model(model_id) / SUGGESTIONS_FILE
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or not isinstance(doc.get("suggestions"), list):
+            raise ValueError("no list of suggestions")
+    except FileNotFoundError:
+        return {"model_id": model_id, "suggestions": [], "reason": f"model {model_id} has no suggestions"}
+    except (OSError, ValueError) as exc:
+        return {"model_id": model_id, "suggestions": [], "reason": f"model {model_id}'s suggestions are unreadable: {exc}"}
+    return {**doc, "model_id": model_id}
+
 
 def slice_image(store: JobStore, job_id: str, axis: str, index: int, *, level: int = 0, max_side: int | None = None,
                 seg_id: str | None = None, raw_labels: bool = False, window: list[float] | None = None,

@@ -25,7 +25,7 @@ from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.io.planes import cached_planes, clear_planes
 from ml4paleo.models import cached_model, labels_from_proba
 
-__all__ = ["clear_cache", "predict_plane", "predict_slice", "slice_features_cached", "volume_stamp"]
+__all__ = ["clear_cache", "plane_proba", "predict_plane", "predict_slice", "slice_features_cached", "volume_stamp"]
 
 FEATURE_CACHE_SLICES = 4
 """Slices whose features are kept (512^2 x 61 float32 = 64 MB each) ..."""
@@ -80,6 +80,11 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
 
     The slice's features use its z-neighbourhood exactly as a whole-volume segmentation does,
     so the preview equals that slice of :func:`ml4paleo.pipelines.segment.segment_volume`."""
+    return labels_from_proba(_slice_proba(volume_path, model_dir, z))
+
+
+def _slice_proba(volume_path: str | Path, model_dir: str | Path, z: int) -> np.ndarray:
+    """(y, x, K) class probabilities of slice ``z`` (painted voxels certain of their class)."""
     volume_path = Path(volume_path)
     info = read_info(volume_path)
     if isinstance(z, bool) or not isinstance(z, (int, np.integer)) or not 0 <= z < info.shape[0]:
@@ -92,17 +97,23 @@ def predict_slice(volume_path: str | Path, model_dir: str | Path, z: int) -> np.
         feats = slice_features_cached(volume_path, int(z), model.feature_settings)
         proba = model.proba_from_features(feats[None], (int(z), 0, 0))
     start = (int(z), 0, 0)
-    return labels_from_proba(keep_painted(proba, getattr(model, "painted", ()), start, (int(z) + 1, *info.shape[1:]))[0])
+    return keep_painted(proba, getattr(model, "painted", ()), start, (int(z) + 1, *info.shape[1:]))[0]
 
 
 def predict_plane(volume_path: str | Path, model_dir: str | Path, axis: str, index: int) -> np.ndarray:
     """Class indices (2D uint8) of the plane at ``index`` across ``axis`` (z: :func:`predict_slice`;
-    y: rows z, columns x; x: rows z, columns y), equal to that plane of a whole-volume segmentation.
+    y: rows z, columns x; x: rows z, columns y), equal to that plane of a whole-volume segmentation."""
+    return labels_from_proba(plane_proba(volume_path, model_dir, axis, index))
+
+
+def plane_proba(volume_path: str | Path, model_dir: str | Path, axis: str, index: int) -> np.ndarray:
+    """(rows, columns, K) class probabilities of the plane :func:`predict_plane` labels (painted
+    voxels certain of their class): the overlay's classes and its uncertainty come from one pass.
 
     A y or x plane is predicted as one region through the model (no feature cache: painting
     across the stack is rarer, and its features span every z slice)."""
     if axis == "z":
-        return predict_slice(volume_path, model_dir, index)
+        return _slice_proba(volume_path, model_dir, index)
     if axis not in ("y", "x"):
         raise InputError(f"axis must be z, y or x; got {str(axis)[:10]!r}")
     volume_path = Path(volume_path)
@@ -116,4 +127,4 @@ def predict_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     start, stop = plane_region(ax, int(index), (0, rows), (0, cols))
     proba = keep_painted(model.predict_region(open_level(volume_path, 0), start, stop), getattr(model, "painted", ()),
                          start, stop)
-    return labels_from_proba(np.take(proba, 0, axis=ax))
+    return np.take(proba, 0, axis=ax)

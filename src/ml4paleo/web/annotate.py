@@ -23,7 +23,9 @@ from ml4paleo.io.annotations import SliceKey, axis_index
 from ml4paleo.io.png import encode_png
 from ml4paleo.io.slices import render_slice
 from ml4paleo.jobs import files
-from ml4paleo.pipelines.preview import predict_plane
+from ml4paleo.compute.uncertainty import doubt_map
+from ml4paleo.models import labels_from_proba
+from ml4paleo.pipelines.preview import plane_proba
 from ml4paleo.web._common import (b64decode, b64encode, int_field, int_value, json_body, paths, png_response, store,
                                   window_arg)
 
@@ -92,7 +94,8 @@ def _overlay_model(job_id: str) -> tuple[str, Path] | None:
 def predict(job_id: str):
     """The newest model's classes for a slice (``z``, or ``axis`` and ``index``; class index
     per pixel, as a gray PNG); the model is a draft (``draft: true``, id ``draft-<n>``) while it
-    is newer than every full model."""
+    is newer than every full model. With ``uncertainty: true``, also how unsure it is per pixel,
+    1 - (p_top - p_second) as a gray PNG (0..255), from the same probabilities."""
     data = json_body()
     shape, _, _ = files.converted(store(), job_id)
     axis, index = axis_index(_key(data, shape))
@@ -100,9 +103,13 @@ def predict(job_id: str):
     if chosen is None:
         raise InvalidTransition("no trained model yet: submit annotations and retrain first")
     model_id, folder = chosen
-    prediction = np.asarray(predict_plane(store().paths(job_id).volume, folder, axis, index)).astype(np.uint8)
+    proba = plane_proba(store().paths(job_id).volume, folder, axis, index)
+    prediction = np.asarray(labels_from_proba(proba)).astype(np.uint8)
+    extra = {}
+    if data.get("uncertainty") is True:
+        extra["uncertainty"] = b64encode(encode_png(display.to_uint8(doubt_map(proba), (0.0, 1.0))))
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, model_id=model_id,
-                   draft=model_id.startswith("draft-"), prediction=b64encode(encode_png(prediction)))
+                   draft=model_id.startswith("draft-"), prediction=b64encode(encode_png(prediction)), **extra)
 
 
 @bp.post("/api/annotate/<job_id>/data/complete")
@@ -146,6 +153,15 @@ def draft_status(job_id: str):
         if ready["z"] == z and png.is_file():
             ready = {**ready, "model_id": f"draft-{ready['task_id']}", "prediction": b64encode(png.read_bytes())}
     return jsonify(ready=ready, pending=doc["pending"], error=doc["error"])
+
+
+@bp.get("/api/annotate/<job_id>/suggestions")
+def suggestions(job_id: str):
+    """Where to paint next: the newest ready model's ranked planes (``axis``, ``index``, ``bbox``
+    [row0, col0, row1, col1] end-exclusive, ``score``, ``reason``) and its estimated Dice; an
+    empty list with a ``reason`` when it has none."""
+    paths(job_id)
+    return jsonify(files.model_suggestions(store(), job_id))
 
 
 @bp.get("/api/annotate/<job_id>/annotations")

@@ -64,6 +64,8 @@ _SCHEMAS: dict[str, Any] = {
             "done": {**_BOOL, "description": "the label map is finished (status done)"},
             "meshed": {**_BOOL, "description": "its meshes are finished (mesh_status done)"}}}},
         "annotations_changed_since_segmentation": _BOOL, "upload_bytes": {"type": "integer"},
+        "newest_model_current": {**_BOOL, "description": "the newest ready model was trained on the current "
+                                 "annotations and classes (segmenting reuses it; otherwise it trains first)"},
         "ready": {**_BOOL, "description": "idle with a converted volume (nothing queued or running)"},
         "training": {**_BOOL, "description": "a model is being trained or waits to be"},
         "can_train": {**_BOOL, "description": "a retrain/start would be accepted now"}}},
@@ -124,6 +126,16 @@ _JOBREF = {"$ref": "#/components/schemas/Job"}
 _JOB_BODY = _body({"job_id": {"type": "string"}}, ["job_id"])
 
 
+def _retrain_op() -> dict[str, Any]:
+    """``retrain``: 202 when a training is queued, 200 when the newest model already is that training."""
+    op = _op("Queue training (method: auto or one candidate; default: the server's setting); when the newest "
+             "model was trained on the same annotations, classes and method nothing is queued (200, model_reused: "
+             "true)", [_JOB], _METHOD_BODY, ok="202", errors=("400", "404", "409"))
+    op["responses"]["200"] = {"description": "the newest model is reused",
+                              "content": {"application/json": {"schema": _OBJ}}}
+    return op
+
+
 def _paths() -> dict[str, Any]:
     j = "/api/job/{job_id}"
     a = "/api/annotate/{job_id}"
@@ -167,8 +179,9 @@ def _paths() -> dict[str, Any]:
         a + "/data/submit": {"post": _op("Store the mask of a slice (z, or axis and index)", [_JOB], _body({
             **_SLICE, "mask": {"type": "string", "format": "byte"}, "image": {"type": "string"}}, ["mask"]),
             errors=("400", "404", "409"))},
-        a + "/data/predict": {"post": _op("Newest model's prediction for a slice (z, or axis and index)", [_JOB],
-                                          _body(_SLICE), errors=("400", "404", "409"))},
+        a + "/data/predict": {"post": _op("Newest model's prediction for a slice (z, or axis and index); with "
+                                          "uncertainty: true also its uncertainty, 1 - (p_top - p_second) as a gray PNG",
+                                          [_JOB], _body({**_SLICE, "uncertainty": _BOOL}), errors=("400", "404", "409"))},
         a + "/data/complete": {"post": _op("A slice's strokes (mask, default: as saved) completed into a full mask",
                                            [_JOB],
                                            _body({**_SLICE, "mask": {"type": "string", "format": "byte"}}),
@@ -192,11 +205,17 @@ def _paths() -> dict[str, Any]:
                           errors=("400", "404", "409"))},
         j + "/histogram": {"get": _op("Histogram of the volume's raw values, with window presets (auto, full)", [_JOB],
                                       errors=("404", "409"))},
-        j + "/retrain": {"post": _op("Queue training (method: auto or one candidate; default: the server's "
-                                     "setting)", [_JOB], _METHOD_BODY, ok="202", errors=("400", "404", "409"))},
+        j + "/retrain": {"post": _retrain_op()},
         j + "/start": {"post": _op("Queue training then segmentation (the newest model is reused, model_reused: true, "
-                                   "when no annotation changed since it was trained and no method is named)", [_JOB],
+                                   "when no annotation, class or method changed since it was trained)", [_JOB],
                                    _METHOD_BODY, ok="202", errors=("400", "404", "409"))},
+        a + "/suggestions": {"get": _op("Where to paint next: the newest ready model's ranked planes {axis, index, bbox "
+                                        "[row0, col0, row1, col1] end-exclusive, score, reason} and its estimated Dice "
+                                        "(estimated_dice, estimated_mean_dice, calibration); suggestions [] with a reason "
+                                        "when it has none", [_JOB])},
+        j + "/voxel": {"get": _op("The scan's raw value at one voxel (source_kind dicom-series: rescaled, HU for CT)", [
+            _JOB, *[{"name": n, "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}
+                    for n in "zyx"]], errors=("400", "404", "409"))},
         j + "/mesh": {"post": _op("Queue meshing", [_JOB], _body({
             "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
                 "type": "string", "enum": list(MESH_FORMATS)}}}), ok="202", errors=("400", "404", "409"))},

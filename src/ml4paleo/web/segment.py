@@ -33,8 +33,13 @@ def model_detail(job_id: str, model_id: str):
 @bp.post("/api/job/<job_id>/retrain")
 def retrain(job_id: str):
     """Queue a train-only task; the model shows in the status when ready. Body (optional):
-    ``{"method": "auto"|"forest"|...}``, else the server's setting."""
-    return jsonify(model_id=store().queue_train(job_id, _method())), 202
+    ``{"method": "auto"|"forest"|...}``, else the server's setting. When the newest model was
+    trained on the same annotations, classes and method, nothing is queued: 200 with its id and
+    ``model_reused: true``."""
+    model_id = store().queue_train(job_id, _method())
+    if store().model(job_id, model_id)["status"] == ModelStatus.READY:
+        return jsonify(model_id=model_id, model_reused=True), 200
+    return jsonify(model_id=model_id, model_reused=False), 202
 
 
 @bp.post("/api/job/<job_id>/start")

@@ -6,8 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.io.png import encode_png
-from ml4paleo.jobs.files import slice_image, volume_histogram
-from ml4paleo.web._common import float_arg, paths, png_response, safe_file, store, window_arg
+from ml4paleo.io.slices import read_voxel
+from ml4paleo.jobs.files import converted, slice_image, volume_histogram
+from ml4paleo.web._common import float_arg, int_value, paths, png_response, safe_file, store, window_arg
 
 bp = Blueprint("visualize", __name__)
 
@@ -65,6 +66,16 @@ def slice_png(job_id: str, axis: str, index: int):
                         raw_labels=request.args.get("labels", "") not in ("", "0", "false"),
                         window=window_arg(), opacity=float_arg("opacity", 0.5) if request.args.get("seg") else 0.5)
     return png_response(encode_png(image))
+
+
+@bp.get("/api/job/<job_id>/voxel")
+def voxel(job_id: str):
+    """The scan's raw value at voxel ``z``, ``y``, ``x`` (what the cursor points at, not its
+    display grey), and ``source_kind`` (``dicom-series``: rescaled values, HU for CT)."""
+    converted(store(), job_id)
+    z, y, x = (int_value(request.args.get(name), name, minimum=0) for name in "zyx")
+    value, source_kind = read_voxel(paths(job_id).volume, z, y, x)
+    return jsonify(z=z, y=y, x=x, value=value, source_kind=source_kind)
 
 
 @bp.get("/api/job/<job_id>/histogram")

@@ -29,7 +29,7 @@ def check_classes(classes: Any) -> list[dict[str, Any]]:
     """Annotation classes as ``[{value, name, color}]``: values 1 (background), 2.. unique."""
     if not isinstance(classes, list) or not 2 <= len(classes) <= 255:
         raise InputError("classes must be a list of 2 to 255 {value, name, color} objects")
-    out, seen = [], set()
+    out, seen, names = [], set(), set()
     for c in classes:
         if not isinstance(c, dict) or not isinstance(c.get("value"), int) or isinstance(c.get("value"), bool):
             raise InputError(f"each class needs an integer value; got {c!r}"[:200])
@@ -40,7 +40,10 @@ def check_classes(classes: Any) -> list[dict[str, Any]]:
             raise InputError(f"class {value} needs a name of 1 to 100 characters")
         if not isinstance(color, str) or len(color) > 32:
             raise InputError(f"class {value} has an invalid color {color!r}"[:200])
+        if name.strip() in names:  # a model and its exports name the classes: two of one name are one
+            raise InputError(f"class names must be unique; {name.strip()!r} is given twice")
         seen.add(value)
+        names.add(name.strip())
         out.append({"value": value, "name": name.strip(), "color": color})
     if seen != set(range(1, len(out) + 1)):
         raise InputError(f"class values must be 1 (background), 2, ... without gaps; got {sorted(seen)}")
@@ -88,6 +91,10 @@ def job_document(s: Session, job: Job) -> dict[str, Any]:
     zs = [index for axis, index in painted if axis == "z"]
     done = [g for g in segs if g.status == SegmentationStatus.DONE]
     validations = _validations(s, job.id)
+    ready = [m for m in models if m.status == ModelStatus.READY]
+    # whether segmenting now uses the newest model as it is, or trains a new one first
+    current = bool(ready) and ready[-1].annotation_rev == job.annotation_rev and \
+        list(ready[-1].classes or []) == [c["name"] for c in job.classes or []]
     return {
         "job_id": job.id, "name": job.name, "status": job.status, "progress": round(job.progress, 4),
         "stage": job.stage, "error": job.error, "created_at": iso(job.created_at),
@@ -109,6 +116,7 @@ def job_document(s: Session, job: Job) -> dict[str, Any]:
                            "done": g.status == SegmentationStatus.DONE, "meshed": g.mesh_status == MeshStatus.DONE}
                           for g in segs],
         "annotations_changed_since_segmentation": bool(done) and done[-1].annotation_rev != job.annotation_rev,
+        "newest_model_current": current,
         "upload_bytes": job.upload_bytes,
         # what the pages need to know of the statuses, decided here once (they never list status values)
         "ready": job.status in READY,

@@ -14,7 +14,7 @@ from ml4paleo.enums import DEFAULT_MESH_FORMAT, SEGMENTATION_EXPORTS, TRAIN_METH
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
 from ml4paleo.jobs.paths import DRAFTS_KEPT, check_artifact_id, check_job_id, new_artifact_id
 from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
-                                    SegmentationStatus, Status, TaskKind, TaskStatus)
+                                    SegmentationStatus, Status, TaskKind, TaskStatus, transition)
 from ml4paleo.jobs.store._base import Database, get_job, log, set_status
 from ml4paleo.jobs.store.jobs import job_document
 from ml4paleo.jobs.tables import Annotation, Job, Model, Segmentation, Task
@@ -85,12 +85,18 @@ def _checked_method(method: str | None) -> str | None:
     return method
 
 
-def _reusable_model(s: Session, job: Job, classes: list[str]) -> Model | None:
+def _reusable_model(s: Session, job: Job, classes: list[str], method: str | None) -> Model | None:
     """The newest ready model trained on exactly the job's current annotations and classes
-    (``Model.annotation_rev`` is the job's annotation revision when its training began), or None."""
+    (``Model.annotation_rev`` is the job's annotation revision when its training began) with the
+    method asked for now (None: the server's setting, as then), or None: training it again
+    would only repeat it."""
     model = s.scalars(select(Model).where(Model.job_id == job.id, Model.status == ModelStatus.READY)
                       .order_by(Model.created_at.desc()).limit(1)).first()
     if model is None or model.annotation_rev != job.annotation_rev or list(model.classes or []) != classes:
+        return None
+    trained_by = s.scalars(select(Task).where(Task.model_id == model.id, Task.kind.in_((TaskKind.TRAIN, TaskKind.START)))
+                           .order_by(Task.id.desc()).limit(1)).first()
+    if trained_by is None or (trained_by.params or {}).get("method") != method:
         return None
     return model
 
@@ -120,13 +126,17 @@ class Queue:
         with self.db.session() as s:
             job = get_job(s, job_id)
             before = job.status
+            now = time.time()
+            classes = [c["name"] for c in job.classes]
+            model = _reusable_model(s, job, classes, method)
+            if model is not None and not segment:  # the same training again: nothing to queue
+                transition(job.status, JobEvent.TRAIN_QUEUE, has_volume=job.shape is not None)  # busy: the usual 409
+                log(s, job.id, "model:reused", f"{model.id}: no annotation, class or method changed since it was trained",
+                    at=now)
+                return model.id, None
             set_status(s, job, JobEvent.TRAIN_QUEUE)
             if not s.scalar(select(func.count()).select_from(Annotation).where(Annotation.job_id == job.id)):
                 raise InvalidTransition("annotate at least one slice before training")
-            now = time.time()
-            classes = [c["name"] for c in job.classes]
-            # A method asked for by name is a new model: the newest one may use another method.
-            model = _reusable_model(s, job, classes) if segment and method is None else None
             if model is None:
                 model = Model(id=new_artifact_id(), job_id=job.id, status=ModelStatus.QUEUED, created_at=now,
                               classes=classes, n_slices=0, annotation_rev=job.annotation_rev)
@@ -145,14 +155,16 @@ class Queue:
             return model.id, seg_id
 
     def queue_train(self, job_id: str, method: str | None = None) -> str:
-        """Queue a train-only task (``retrain``); returns the new model id. ``method``: one of
+        """Queue a train-only task (``retrain``); returns the new model id, or the newest model's
+        when it was trained on the same annotations, classes and method (two identical trainings
+        are never queued: nothing is queued then). ``method``: one of
         :data:`ml4paleo.enums.TRAIN_METHODS`, else the setting ``train_method``."""
         return self._queue_training(job_id, segment=False, method=_checked_method(method))[0]
 
     def queue_start(self, job_id: str, method: str | None = None) -> tuple[str, str]:
         """Queue training on every annotation, then segmentation of the whole volume; the newest
-        finished model is reused (no training) when no annotation or class changed since it was
-        trained and no ``method`` is named."""
+        finished model is reused (no training) when no annotation, class or method changed since
+        it was trained."""
         model_id, seg_id = self._queue_training(job_id, segment=True, method=_checked_method(method))
         assert seg_id is not None
         return seg_id, model_id

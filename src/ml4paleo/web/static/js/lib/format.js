@@ -8,6 +8,14 @@ export function formatBytes(n) {
   return `${n.toFixed(i === 0 ? 0 : n < 10 ? 2 : 1)} ${units[i]}`;
 }
 
+/** A measured number with `digits` significant digits and no trailing zeros: a voxel size
+ * stored as 0.97699999809265 (float32 in the files) reads 0.977. */
+export function formatNumber(value, digits = 4) {
+  const n = Number(value);
+  if (value === null || value === undefined || !Number.isFinite(n)) return "–";
+  return String(Number(n.toPrecision(digits)));
+}
+
 export function formatDuration(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return "–";
   if (seconds < 60) return `${Math.ceil(seconds)} s`;

@@ -152,7 +152,8 @@ export class PaintInput {
       ctx.strokeStyle = state.tool === "eraser" ? "#fff" : "#ffe066";
       ctx.lineWidth = 1;
       ctx.beginPath();
-      ctx.arc(sx, sy, Math.max(1.5, (state.size / 2) * view.scale), 0, 2 * Math.PI);
+      const r = Math.max(1.5, (state.size / 2) * view.scale); // the brush in image pixels, drawn as the pixels are
+      ctx.ellipse(sx, sy, r, Math.max(1.5, r * view.aspect), 0, 0, 2 * Math.PI);
       ctx.stroke();
     }
   }

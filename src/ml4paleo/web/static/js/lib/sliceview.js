@@ -1,6 +1,7 @@
 // A canvas that shows one slice at full resolution with zoom (wheel) and pan, and layers on top
 // (a suggestion such as a model's prediction, then labels) drawn pixel for pixel (no smoothing),
-// plus screen-space decorations.
+// plus screen-space decorations. Pixels are drawn in their physical proportions: a plane across
+// a stack of thick slices (3 mm rows, 0.98 mm columns) is stretched down, not squashed.
 import { rgbaTable } from "./colors.js";
 
 /** An offscreen canvas of the slice size that layers are painted into as RGBA. */
@@ -37,10 +38,12 @@ export class SliceView {
     this.fitted = true; // the slice fills the stage; kept so while the stage is resized
     this.width = 0;
     this.height = 0;
+    this.aspect = 1; // physical height of a pixel over its width (rows' voxel size / columns')
     this.overlay = null; // function(ctx) drawing in screen (CSS pixel) coordinates
+    this.mark = null; // {x0, y0, x1, y1} (image pixels, end-exclusive) outlined on top: a region to look at
     this.layers = {};
-    this.alpha = { suggestion: 0.4, labels: 0.55 };
-    this.visible = { suggestion: true, labels: true };
+    this.alpha = { suggestion: 0.4, uncertainty: 0.85, labels: 0.55 };
+    this.visible = { suggestion: true, uncertainty: true, labels: true };
     this._frame = 0;
     new ResizeObserver(() => this._resize()).observe(stage);
     canvas.addEventListener("wheel", (e) => {
@@ -61,33 +64,34 @@ export class SliceView {
     }
   }
 
-  /** New slice size: (re)allocates the layers and fits the view when the size changed. */
-  setSize(width, height) {
-    const changed = width !== this.width || height !== this.height;
+  /** New slice size (and pixel `aspect`, see the constructor): (re)allocates the layers when the
+   * size changed, and fits the view when the size or the aspect changed. */
+  setSize(width, height, aspect = 1) {
+    const resized = width !== this.width || height !== this.height;
+    const changed = resized || aspect !== this.aspect;
     this.width = width;
     this.height = height;
-    if (changed) {
-      for (const name of ["image", "suggestion", "labels"]) this.layers[name] = new Layer(width, height);
-      this.fit();
-    }
+    this.aspect = aspect > 0 && Number.isFinite(aspect) ? aspect : 1;
+    if (resized) for (const name of ["image", "suggestion", "uncertainty", "labels"]) this.layers[name] = new Layer(width, height);
+    if (changed) this.fit();
   }
 
   fit() {
     if (!this.width) return;
     const cw = this.stage.clientWidth, ch = this.stage.clientHeight;
-    this.scale = Math.min(cw / this.width, ch / this.height) * 0.96;
+    this.scale = Math.min(cw / this.width, ch / (this.height * this.aspect)) * 0.96;
     this.tx = (cw - this.width * this.scale) / 2;
-    this.ty = (ch - this.height * this.scale) / 2;
+    this.ty = (ch - this.height * this.aspect * this.scale) / 2;
     this.fitted = true;
     this.redraw();
   }
 
   zoomAt(sx, sy, factor) {
     const s = Math.min(64, Math.max(0.05, this.scale * factor));
-    const ix = (sx - this.tx) / this.scale, iy = (sy - this.ty) / this.scale;
+    const ix = (sx - this.tx) / this.scale, iy = (sy - this.ty) / (this.scale * this.aspect);
     this.scale = s;
     this.tx = sx - ix * s;
-    this.ty = sy - iy * s;
+    this.ty = sy - iy * s * this.aspect;
     this.fitted = false;
     this.redraw();
   }
@@ -102,11 +106,11 @@ export class SliceView {
   /** Client (mouse) coordinates → continuous image coordinates (pixel x covers [x, x+1)). */
   toImage(clientX, clientY) {
     const r = this.canvas.getBoundingClientRect();
-    return [(clientX - r.left - this.tx) / this.scale, (clientY - r.top - this.ty) / this.scale];
+    return [(clientX - r.left - this.tx) / this.scale, (clientY - r.top - this.ty) / (this.scale * this.aspect)];
   }
 
   toScreen(ix, iy) {
-    return [ix * this.scale + this.tx, iy * this.scale + this.ty];
+    return [ix * this.scale + this.tx, iy * this.scale * this.aspect + this.ty];
   }
 
   /** Paint the gray image through a window [lo, hi] of its 8-bit values. */
@@ -131,6 +135,22 @@ export class SliceView {
       d[o] = table[t]; d[o + 1] = table[t + 1]; d[o + 2] = table[t + 2]; d[o + 3] = table[t + 3];
     });
     layer.empty = false;
+    this.redraw();
+  }
+
+  /** Paint `values` (0..255 per pixel) as a heat layer: transparent where 0, opaque magenta-red at 255. */
+  setHeat(name, values) {
+    const layer = this.layers[name];
+    layer.paint(this._all(), (i, d, o) => {
+      d[o] = 255; d[o + 1] = 40; d[o + 2] = 120; d[o + 3] = values[i];
+    });
+    layer.empty = false;
+    this.redraw();
+  }
+
+  /** Outline `rect` ({x0, y0, x1, y1} in image pixels, end-exclusive), or nothing when null. */
+  setMark(rect) {
+    this.mark = rect;
     this.redraw();
   }
 
@@ -162,9 +182,9 @@ export class SliceView {
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     if (!this.width) return;
     ctx.imageSmoothingEnabled = false;
-    ctx.setTransform(this.scale * dpr, 0, 0, this.scale * dpr, this.tx * dpr, this.ty * dpr);
+    ctx.setTransform(this.scale * dpr, 0, 0, this.scale * this.aspect * dpr, this.tx * dpr, this.ty * dpr);
     ctx.drawImage(this.layers.image.canvas, 0, 0);
-    for (const name of ["suggestion", "labels"]) {
+    for (const name of ["suggestion", "uncertainty", "labels"]) {
       const layer = this.layers[name];
       if (!layer || layer.empty !== false || !this.visible[name]) continue;
       ctx.globalAlpha = this.alpha[name];
@@ -172,6 +192,14 @@ export class SliceView {
     }
     ctx.globalAlpha = 1;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (this.mark) {
+      const [x0, y0] = this.toScreen(this.mark.x0, this.mark.y0), [x1, y1] = this.toScreen(this.mark.x1, this.mark.y1);
+      ctx.lineWidth = 2;
+      ctx.setLineDash([6, 4]);
+      ctx.strokeStyle = "#ff3df2"; // a colour no class palette uses
+      ctx.strokeRect(x0 - 1, y0 - 1, x1 - x0 + 2, y1 - y0 + 2);
+      ctx.setLineDash([]);
+    }
     if (this.overlay) this.overlay(ctx);
   }
 }

@@ -1,7 +1,7 @@
 // Job page: where the job stands in its lifecycle, live progress, and the one obvious next step.
 import { el, guarded, poll } from "../lib/dom.js";
 import { enums } from "../lib/enums.js";
-import { formatDate, shortId } from "../lib/format.js";
+import { formatDate, formatNumber, shortId } from "../lib/format.js";
 import { api, post } from "../lib/http.js";
 import { enc, getJob, modelReport, statusText } from "../lib/jobs.js";
 
@@ -84,8 +84,15 @@ function trainMethod() {
   return method ? { method } : {};
 }
 const train = (primary) => actionButton("Train model", () => post(`/api/job/${enc}/retrain`, trainMethod()), primary);
-const segment = (primary) => actionButton("Segment the whole volume",
-  () => post(`/api/job/${enc}/start`, trainMethod()), primary);
+/** Segment: with the newest model as it is, or (its annotations or classes changed since) after training a new one, said on the button. */
+function segment(primary, job) {
+  const retrains = !job.newest_model_current;
+  const b = actionButton(retrains ? "Retrain, then segment the whole volume" : "Segment the whole volume",
+    () => post(`/api/job/${enc}/start`, trainMethod()), primary);
+  b.title = retrains ? "The annotations or classes changed since the newest model: a new model is trained on them first"
+    : "Segment with the newest model (trained on the current annotations)";
+  return b;
+}
 /** The training methods the server offers, besides auto (the empty choice). */
 async function renderTrainMethods() {
   const { train_methods: methods } = await enums();
@@ -127,14 +134,14 @@ function actionsFor(job) {
     case "uploading": return [[linkButton("Continue the upload", `/?resume=${enc}`, true)], []];
     case "converted": return [[annotate(true)], [viewer()]];
     case "annotated": return [[train(true)], [annotate(false)]];
-    case "trained": return [[segment(true)], [annotate(false), models(), train(false)]];
+    case "trained": return [[segment(true, job)], [annotate(false), models(), train(false)]];
     case "segmented": return [[mesh(true, seg)], [viewer(), download(), annotate(false)]];
-    case "meshed": return [[download(true)], [viewer(), annotate(false), segment(false), mesh(false, seg)]];
+    case "meshed": return [[download(true)], [viewer(), annotate(false), segment(false, job), mesh(false, seg)]];
     case "error": {
       const extra = [];
       if (job.shape) extra.push(annotate(false));
       if (hasAnnotations) extra.push(train(false));
-      if (model) extra.push(segment(false));
+      if (model) extra.push(segment(false, job));
       if (seg && seg.done) extra.push(mesh(false, seg));
       return [job.shape ? [] : [linkButton("Start a new upload", "/", true)], extra];
     }
@@ -148,7 +155,7 @@ function render(job) {
   document.getElementById("job-title").textContent = job.name;
   const meta = [];
   if (job.shape) meta.push(`${job.shape.join(" × ")} voxels (z, y, x), ${job.dtype}`);
-  if (job.voxel_size) meta.push(`voxel ${job.voxel_size.join(" × ")} ${job.unit || ""}`);
+  if (job.voxel_size) meta.push(`voxel ${job.voxel_size.map((v) => formatNumber(v)).join(" × ")} ${job.unit || ""}`);
   meta.push(`created ${formatDate(job.created_at)}`);
   const painted = paintedSlices(job);
   if (painted) meta.push(`${painted} annotated slice${painted > 1 ? "s" : ""}`);
@@ -174,7 +181,7 @@ function render(job) {
   showModel(job).catch(() => {});
 
   // Rebuild the buttons only when the situation changes (keeps focus and avoids flicker).
-  const key = `${job.status}|${(job.segmentations || []).length}|${(job.models || []).length}|${(job.annotations || []).length}`;
+  const key = `${job.status}|${(job.segmentations || []).length}|${(job.models || []).length}|${(job.annotations || []).length}|${job.newest_model_current}`;
   if (key !== lastKey) {
     lastKey = key;
     const [main, others] = actionsFor(job);
@@ -203,7 +210,7 @@ async function renderVoxelForm(job) {
   const size = job.voxel_size || (await enums()).default_voxel_size; // not set yet: what the converter would use
   if (key === voxelKey || form.contains(document.activeElement)) return;
   voxelKey = key;
-  ["z", "y", "x"].forEach((axis, i) => { form.elements[axis].value = size[i]; });
+  ["z", "y", "x"].forEach((axis, i) => { form.elements[axis].value = formatNumber(size[i], 6); });
   const unit = form.elements.unit;
   if (job.unit && ![...unit.options].some((o) => o.value === job.unit)) unit.append(el("option", { value: job.unit }, job.unit));
   unit.value = job.unit || [...unit.options].find((o) => o.defaultSelected).value; // the default: the template's

@@ -4,6 +4,7 @@ import { curveChart } from "../lib/curvechart.js";
 import { diceChart } from "../lib/dicechart.js";
 import { el, poll } from "../lib/dom.js";
 import { formatDate, shortId } from "../lib/format.js";
+import { api } from "../lib/http.js";
 import { enc, getJob, modelReport } from "../lib/jobs.js";
 import { metric, perClass } from "../lib/metrics.js";
 
@@ -46,6 +47,18 @@ function row(m, i) {
     el("td", {}, m.ready ? el("a", { href: `/api/job/${enc}/models/${encodeURIComponent(m.model_id)}/download` }, "download") : ""));
 }
 
+/** The newest model's estimate of its Dice on the whole volume (from where it is least sure), and how it is made. */
+async function estimate(m) {
+  const box = document.getElementById("choice-estimate");
+  const advice = await api(`/api/annotate/${enc}/suggestions`);
+  const dice = advice.estimated_mean_dice;
+  box.hidden = advice.model_id !== m.model_id || typeof dice !== "number";
+  if (box.hidden) return;
+  const per = Object.entries(advice.estimated_dice || {}).map(([k, v]) => `${k} ${fmt(v)}`).join(", ");
+  box.replaceChildren(el("strong", {}, `Estimated Dice of the whole volume: ${fmt(dice)}`), per ? ` (${per}). ` : ". ",
+    el("span", { class: "hint" }, `How: ${advice.calibration || "not said"}.`));
+}
+
 /** Which method the newest ready model uses, every candidate's held-out Dice per class, and why. */
 async function choice(models) {
   const box = document.getElementById("choice");
@@ -78,6 +91,7 @@ async function choice(models) {
     ? `Slices completed from strokes before they entered the outlines: ${completed.join(", ")}.` : "";
   document.getElementById("choice-warnings").replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
   trainingCurve(r.training_curve);
+  await estimate(m);
   box.hidden = false;
 }
 

@@ -4,6 +4,7 @@
 // state.js holds what the page knows, view.js draws it, tools.js turns input into edits; this
 // module talks to the server (slices, masks, classes, training, predictions, completions, the
 // display window) and wires the rest.
+import { AXIS_INDEX, PLANE } from "../../lib/axes.js";
 import { classColor } from "../../lib/colors.js";
 import { $, el, guarded, poll } from "../../lib/dom.js";
 import { enums } from "../../lib/enums.js";
@@ -23,8 +24,9 @@ import { AnnotationView } from "./view.js";
 const canTrain = (job) => Boolean(job) && job.can_train;
 
 const state = new AnnotationState();
-const view = new AnnotationView(state);
-const tools = new AnnotationTools(state, view, { save, openSlice: (index) => loadSlice(index), openPlane, saveClasses });
+const view = new AnnotationView(state, { rawValue: ({ z, y, x }) => api(`/api/job/${enc}/voxel?z=${z}&y=${y}&x=${x}`) });
+const tools = new AnnotationTools(state, view, {
+  save, openSlice: (index) => (index === null ? nextSuggested() : loadSlice(index)), openPlane, saveClasses });
 const windowLevel = new WindowLevel(enc, () => guarded(reloadImage));
 
 // ---------------------------------------------------------------- classes
@@ -57,10 +59,21 @@ async function loadSlice(index, axis = state.axis) {
     if (mask) values = mask.values;
     if (ticket !== loading) return;
   }
-  state.setSlice({ axis: data.axis, index: data.index, depth: data.depth, gray: png.values, labels: new LabelBuffer(w, h, values) });
+  state.setSlice({ axis: data.axis, index: data.index, depth: data.depth, aspect: pixelAspect(data.axis),
+    gray: png.values, labels: new LabelBuffer(w, h, values) });
   renderGallery();
   history.replaceState(null, "", data.axis === "z" ? `?z=${data.index}` : `?axis=${data.axis}&index=${data.index}`);
   await refreshPrediction();
+}
+
+/** Physical height over width of a pixel of a slice across `axis` (a plane across a stack of
+ * thick slices is taller than its voxel count says); 1 without a voxel size. */
+function pixelAspect(axis) {
+  const size = state.job && state.job.voxel_size;
+  if (!size) return 1;
+  const { u, v } = PLANE[axis];
+  const aspect = Number(size[AXIS_INDEX[v]]) / Number(size[AXIS_INDEX[u]]);
+  return Number.isFinite(aspect) && aspect > 0 ? aspect : 1;
 }
 
 /** A slice across another axis: the one the server suggests on that plane. */
@@ -77,7 +90,37 @@ async function reloadImage() {
 }
 
 $("slice").addEventListener("change", (e) => guarded(() => loadSlice(Number(e.target.value))));
-$("next-slice").addEventListener("click", () => guarded(() => loadSlice(null)));
+$("next-slice").addEventListener("click", () => guarded(nextSuggested));
+
+// ---------------------------------------------------------------- where to paint next
+let adviceOf = null; // model id whose suggestions are loaded ("" for none)
+const opened = new Set(); // suggestions opened since they came: N goes on to the next one
+
+/** The newest model's suggestions, fetched once per model. */
+async function refreshAdvice(model) {
+  const id = model ? model.model_id : "";
+  if (id === adviceOf) return;
+  const advice = id ? await api(`/api/annotate/${enc}/suggestions`) : { suggestions: [] };
+  adviceOf = id;
+  opened.clear();
+  state.setAdvice({ ...advice, suggestions: advice.suggestions || [] });
+}
+
+/** The slice the newest model is least sure of, its region outlined (the best suggestion not
+ * opened or painted yet); without one, a slice the server picks far from the painted ones. */
+async function nextSuggested() {
+  const next = state.advice.suggestions.find((s) => {
+    const key = sliceKey(s.axis, s.index);
+    return !opened.has(key) && key !== state.key && !state.annotated.has(key);
+  });
+  if (!next) {
+    state.setTarget(null);
+    return loadSlice(null);
+  }
+  opened.add(sliceKey(next.axis, next.index));
+  state.setTarget(next);
+  await loadSlice(next.index, next.axis);
+}
 $("plane").addEventListener("change", (e) => guarded(() => openPlane(e.target.value)));
 
 // ---------------------------------------------------------------- save, train, predict
@@ -136,9 +179,15 @@ async function showCompletion({ explain = false } = {}) {
 }
 $("complete").addEventListener("click", () => guarded(() => showCompletion({ explain: true })));
 
-async function train() {
+/** Queue the full model (`explain`: the user asked, so say when the newest model already is it). */
+async function train({ explain = false } = {}) {
   try {
-    await post(`/api/job/${enc}/retrain`);
+    const { model_reused: reused } = await post(`/api/job/${enc}/retrain`);
+    if (reused) {
+      state.setTraining({ retrainWanted: false });
+      if (explain) state.say("The newest model was trained on exactly these slices: nothing to train again.");
+      return;
+    }
     state.setTraining({ training: true, retrainWanted: false });
     state.say("Training a model on the saved slices…");
   } catch (err) {
@@ -149,7 +198,7 @@ async function train() {
 $("train").addEventListener("click", () => guarded(async () => {
   if (state.unsaved) await save();
   if (!state.annotated.size) throw new Error("Save at least one painted slice first (paint background and fossil).");
-  await train();
+  await train({ explain: true });
 }));
 
 $("segment").addEventListener("click", () => guarded(async () => {
@@ -167,7 +216,7 @@ const FULL_AFTER_MS = 20000;
 let liveTimer = 0;
 let fullTimer = 0;
 let draftTicket = 0; // newest draft awaited: an older wait stops
-let draftReady = false; // a draft model exists: the prediction route has a model even before the full one
+let newestDraft = ""; // id of the newest ready draft model ("draft-<n>"): the prediction route may answer with it
 function scheduleLive() {
   clearTimeout(liveTimer);
   clearTimeout(fullTimer);
@@ -203,14 +252,14 @@ async function draft() {
   for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 200)) {
     const d = await api(`/api/annotate/${enc}/draft${onZ ? `?z=${index}` : ""}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
-      draftReady = true;
+      newestDraft = `draft-${d.ready.task_id}`;
       if (ticket !== draftTicket || state.key !== key) return;
-      if (!d.ready.prediction) return refreshPrediction();
+      if (!d.ready.prediction || state.showDoubt) return refreshPrediction(); // the route gives the uncertainty too
       if (completionPinned()) return;
       const png = await decodePng(base64ToBytes(d.ready.prediction));
-      state.setSuggestion({ values: png.values, offset: 1, key: `${d.ready.model_id}/${key}`, source: "prediction" });
-      draftOver = `${state.model ? state.model.model_id : ""}/${key}`;
-      state.say(`Prediction of model ${d.ready.model_id} (draft) shown (P hides it).`);
+      state.setSuggestion({ values: png.values, offset: 1, key: `${newestDraft}/${key}`, source: "prediction",
+        basis: overlayBasis(key) });
+      state.say(`Prediction of model ${newestDraft} (draft) shown (P hides it).`);
       return;
     }
     if (d.error && !d.pending) { state.say(`No draft model: ${d.error}`); return; }
@@ -218,25 +267,46 @@ async function draft() {
   }
 }
 
-let draftOver = ""; // `${full model}/${slice key}` over which a draft's overlay is shown (a draft is newer)
-/** The newest model's prediction of the slice shown, as the suggestion (once per model and slice;
- * the server answers with the newest draft while it is newer than the full model). A completion
- * the user asked for stays until the next edit. */
+/** What the prediction route would answer from for slice `key`: the newest full model and the
+ * newest draft known (the server picks the newer of them). A prediction shown for the same
+ * basis is not asked for again; a new draft or a new full model changes it. */
+const overlayBasis = (key) => `${state.model ? state.model.model_id : ""}|${newestDraft}/${key}${state.showDoubt ? "/doubt" : ""}`;
+
+let predicting = null; // {basis, promise} of the prediction request on its way: never asked for twice
+/** The newest model's prediction of the slice shown, as the suggestion (once per basis, see
+ * overlayBasis). A completion the user asked for stays until the next edit. */
 async function refreshPrediction() {
   const { model, axis, index } = state;
-  if (index === null || (!model && !draftReady) || completionPinned()) return;
+  if (index === null || (!model && !newestDraft) || completionPinned()) return;
   const key = sliceKey(axis, index);
-  const base = `${model ? model.model_id : ""}/${key}`;
-  const current = state.suggestion ? state.suggestion.key : "";
-  if (base === current || base === draftOver) return;
+  const basis = overlayBasis(key);
+  if (state.suggestion && state.suggestion.basis === basis) return;
+  if (predicting) {
+    if (predicting.basis === basis) return predicting.promise;
+    await predicting.promise.catch(() => {});
+    return refreshPrediction(); // the models or the slice changed meanwhile: ask for the newer one
+  }
+  const promise = askPrediction(axis, index, basis);
+  predicting = { basis, promise };
   try {
-    const data = await post(`/api/annotate/${enc}/data/predict`, { axis, index });
+    await promise;
+  } finally {
+    if (predicting && predicting.promise === promise) predicting = null;
+  }
+}
+
+/** Ask the prediction route for slice `index` across `axis` and show it (unless the page moved on). */
+async function askPrediction(axis, index, basis) {
+  const key = sliceKey(axis, index);
+  try {
+    const data = await post(`/api/annotate/${enc}/data/predict`, { axis, index, uncertainty: state.showDoubt });
     if (state.key !== key || completionPinned()) return;
-    draftOver = data.draft ? base : "";
     const png = await decodePng(base64ToBytes(data.prediction));
+    const doubt = data.uncertainty ? (await decodePng(base64ToBytes(data.uncertainty))).values : null;
+    if (state.key !== key || completionPinned()) return;
     const modelId = data.model_id;
     // class indices: annotation value - 1
-    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${key}`, source: "prediction" });
+    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${key}`, source: "prediction", basis, doubt });
     state.say(`Prediction of model ${data.draft ? `${modelId} (draft)` : shortId(modelId)} shown (P hides it).`);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 409)) throw err;
@@ -244,6 +314,10 @@ async function refreshPrediction() {
 }
 
 function describeModel(m, job) {
+  if (!m && newestDraft) {
+    return `Draft ${newestDraft} shown: a quick model of your strokes; the full model ${job.training
+      ? "is training" : "trains when painting pauses (or Train model now)"}.`;
+  }
   if (!m) return job.training ? "Training the first model…" : "No model yet: save a few painted slices (both classes), then train.";
   const dice = metric(m, "dice");
   const scores = m.validating ? ", validating…"
@@ -271,17 +345,25 @@ async function refreshJob() {
   const newest = ready.length ? ready[ready.length - 1] : null;
   const trainingNow = job.training; // the job, or one of its models, trains or waits to
   state.setModel({ model: newest, training: trainingNow });
+  await refreshAdvice(newest).catch((err) => state.say(`No suggestions: ${err.message}`));
   $("model-info").textContent = describeModel(newest, job) +
     (trainingNow ? ` · training${job.progress ? ` ${Math.round(job.progress * 100)}%` : ""}…` : "");
   $("train").disabled = trainingNow;
   $("segment").hidden = !newest;
   $("segment").disabled = trainingNow || !canTrain(job);
+  $("segment").textContent = job.newest_model_current ? "Segment the whole volume" : "Retrain, then segment the whole volume";
   $("train").textContent = newest ? "Retrain now" : "Train model";
   await showModelReport(newest).catch(() => {});
   if (!trainingNow && state.retrainWanted && canTrain(job)) await train();
   await refreshPrediction();
   state.setFailure(job.status === "error" ? job.error || "no reason recorded" : "");
 }
+
+$("show-doubt").addEventListener("change", (e) => guarded(async () => {
+  state.setShowDoubt(e.target.checked);
+  if (e.target.checked && !state.model && !newestDraft) state.say("The uncertainty shows once a model (or a draft) exists.");
+  await refreshPrediction();
+}));
 
 // ---------------------------------------------------------------- gallery
 const gallery = new Gallery($("gallery"), enc, {

@@ -5,7 +5,8 @@
 // Events: "slice" (a new slice and its labels), "image" (the same slice through another
 // display window), "labels" (detail: the changed rect, or null for
 // all), "edit" (the user changed the labels: one undo step), "suggestion", "classes", "active",
-// "tool", "size", "tolerance", "unsaved", "annotated", "model", "status" (detail: the text).
+// "tool", "size", "tolerance", "unsaved", "annotated", "model", "advice" (suggestions of where to
+// paint next, or the one opened), "status" (detail: the text).
 import { classColor } from "../../lib/colors.js";
 
 /** The name of the slice at `index` across `axis`, as the server lists it (`key`): "12" for a
@@ -26,17 +27,25 @@ export class AnnotationState extends EventTarget {
     this.training = false;
     this.retrainWanted = false; // a retrain was asked for while one was running
     this.failure = ""; // reason of the job's last failure, once reported
+    // where the newest model says to paint next: {model_id, suggestions: [{axis, index, bbox, score,
+    // reason}], estimated_dice, estimated_mean_dice, calibration} (GET .../suggestions), and the one
+    // opened last ("target"), whose region the view outlines while its slice is shown
+    this.advice = { suggestions: [] };
+    this.target = null;
 
     // the slice being painted: the plane across `axis` at `index` (0 .. depth-1)
     this.axis = "z";
     this.index = null;
     this.depth = 0;
+    this.aspect = 1; // physical height of a pixel over its width on this plane (from the voxel size)
     this.gray = null; // Uint8Array of the slice's 8-bit display values (the server applies the window)
     this.labels = null; // LabelBuffer of the painted class values (0 unlabeled)
     // a proposal for the whole slice (the model's prediction, or the slice completed from its
     // strokes), shown as an overlay and taken into the labels by "accept": {values, offset, key,
-    // source}, class value = values[i] + offset
+    // source, basis, doubt (a prediction's uncertainty, 0..255 per pixel, when asked for)},
+    // class value = values[i] + offset
     this.suggestion = null;
+    this.showDoubt = false; // the model's uncertainty shown over the slice (the prediction then carries `doubt`)
     this.unsaved = false;
     this.edits = 0; // edits so far: a save only clears "unsaved" if none came in meanwhile
 
@@ -95,9 +104,9 @@ export class AnnotationState extends EventTarget {
     this._emit("tolerance");
   }
 
-  /** A new slice: its place, gray values and labels (a LabelBuffer); the suggestion is dropped. */
-  setSlice({ axis = "z", index, depth, gray, labels }) {
-    Object.assign(this, { axis, index, depth, gray, labels, suggestion: null });
+  /** A new slice: its place, pixel aspect, gray values and labels (a LabelBuffer); the suggestion is dropped. */
+  setSlice({ axis = "z", index, depth, aspect = 1, gray, labels }) {
+    Object.assign(this, { axis, index, depth, aspect, gray, labels, suggestion: null });
     this._emit("slice");
     this.setUnsaved(false);
   }
@@ -129,6 +138,12 @@ export class AnnotationState extends EventTarget {
   setUnsaved(value) {
     this.unsaved = value;
     this._emit("unsaved");
+  }
+
+  /** Show (or hide) the model's uncertainty over the slice. */
+  setShowDoubt(show) {
+    this.showDoubt = show;
+    this._emit("suggestion");
   }
 
   setSuggestion(suggestion) {
@@ -167,6 +182,20 @@ export class AnnotationState extends EventTarget {
   setFailure(failure) {
     if (failure && failure !== this.failure) this.say(`Last step failed: ${failure}`);
     this.failure = failure;
+  }
+
+  /** The newest model's suggestions (see the constructor); the target is kept only if still listed. */
+  setAdvice(advice) {
+    this.advice = advice;
+    const t = this.target;
+    if (t && !advice.suggestions.some((s) => s.axis === t.axis && s.index === t.index)) this.target = null;
+    this._emit("advice");
+  }
+
+  /** The suggestion opened (or null): its region is outlined while its slice is shown. */
+  setTarget(target) {
+    this.target = target;
+    this._emit("advice");
   }
 
   /** A line for the user in the status bar. */

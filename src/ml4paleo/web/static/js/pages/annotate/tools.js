@@ -5,6 +5,9 @@ import { classColor, PALETTE } from "../../lib/colors.js";
 import { $, el, guarded } from "../../lib/dom.js";
 import { PaintInput } from "../../lib/paint.js";
 
+/** Labels opacity once a suggestion fills the slice: its outlines stay visible, and the scan under them. */
+const ACCEPTED_LABEL_OPACITY = 0.35;
+
 export class AnnotationTools {
   /**
    * @param state the page's AnnotationState
@@ -68,9 +71,13 @@ export class AnnotationTools {
       const color = el("input", { type: "color", value: classColor(c), "aria-label": `Colour of ${c.name}` });
       color.addEventListener("change", () => guarded(() =>
         this.saveClasses(state.classes.map((k) => (k === c ? { ...k, color: color.value } : k)))));
+      const name = el("span", { class: "name", title: "Double-click to rename" }, c.name);
+      const rename = el("button", { type: "button", class: "rename", "aria-label": `Rename ${c.name}`, title: "Rename (the painted values stay)" }, "✎");
       const li = el("li", { class: c.value === state.active ? "active" : "", dataset: { value: c.value }, title: `value ${c.value}` },
-        color, el("span", { class: "name" }, c.name), el("span", { class: "key" }, i < 9 ? String(i + 1) : ""));
-      li.addEventListener("click", (e) => { if (e.target !== color) this.chooseClass(c.value); });
+        color, name, rename, el("span", { class: "key" }, i < 9 ? String(i + 1) : ""));
+      li.addEventListener("click", (e) => { if (e.target !== color && !li.querySelector("input.rename-input")) this.chooseClass(c.value); });
+      name.addEventListener("dblclick", () => this._rename(c, name));
+      rename.addEventListener("click", (e) => { e.stopPropagation(); this._rename(c, name); });
       return li;
     });
     $("classes").replaceChildren(...items);
@@ -78,6 +85,34 @@ export class AnnotationTools {
     const used = new Set(state.classes.map((c) => classColor(c).toLowerCase()));
     const free = PALETTE.slice(2).find((c) => !used.has(c)) || `#${Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, "0")}`;
     $("new-class-color").value = free;
+  }
+
+  /** Rename class `c` in place of its `nameSpan`: Enter or leaving the field saves, Escape drops
+   * it. Only the name changes: the value painted in the masks stays, so nothing is repainted. */
+  _rename(c, nameSpan) {
+    const input = el("input", { type: "text", class: "rename-input", value: c.name, maxlength: "60", size: "10",
+      "aria-label": `New name of ${c.name}` });
+    let done = false;
+    const finish = (keep) => {
+      if (done) return;
+      done = true;
+      const name = input.value.trim();
+      if (!keep || !name || name === c.name) { this._renderClasses(); return; }
+      guarded(async () => {
+        if (this.state.classes.some((k) => k !== c && k.name === name)) throw new Error(`There is already a class named “${name}”.`);
+        await this.saveClasses(this.state.classes.map((k) => (k === c ? { ...k, name } : k)));
+        this.state.say(`Class ${c.value} is now called “${name}”.`);
+      }).finally(() => this._renderClasses());
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") { e.preventDefault(); finish(true); } else if (e.key === "Escape") finish(false);
+      e.stopPropagation();
+    });
+    input.addEventListener("blur", () => finish(true));
+    input.addEventListener("click", (e) => e.stopPropagation());
+    nameSpan.replaceWith(input);
+    input.focus();
+    input.select();
   }
 
   async addClass() {
@@ -119,6 +154,7 @@ export class AnnotationTools {
     labels.begin();
     labels.assign((i) => painted[i] === 0 && values[i] + offset !== 0, (i) => values[i] + offset);
     if (labels.end()) this.edited();
+    this.view.dimLabels(ACCEPTED_LABEL_OPACITY);
   }
 
   // ---------------------------------------------------------------- keyboard
@@ -142,6 +178,7 @@ export class AnnotationTools {
     else if (key === "c") $("complete").click();
     else if (["z", "y", "x"].includes(key) && key !== state.axis) guarded(() => this.openPlane(key));
     else if (key === "p") { $("show-pred").click(); }
+    else if (key === "u") { $("show-doubt").click(); }
     else if (key === "," && state.index > 0) guarded(() => this.openSlice(state.index - 1));
     else if (key === "." && state.index < state.depth - 1) guarded(() => this.openSlice(state.index + 1));
     else if (e.key === "Escape") input.cancelPolygon();

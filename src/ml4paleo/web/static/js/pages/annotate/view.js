@@ -5,10 +5,19 @@ import { PLANE } from "../../lib/axes.js";
 import { $ } from "../../lib/dom.js";
 import { SliceView } from "../../lib/sliceview.js";
 
+/** How long the cursor rests on a voxel before its raw value is asked for. */
+const PROBE_AFTER_MS = 120;
+
 export class AnnotationView {
-  /** @param state the page's AnnotationState */
-  constructor(state) {
+  /**
+   * @param state the page's AnnotationState
+   * @param rawValue async ({z, y, x}) → {value, source_kind}: the scan's raw value at a voxel (a DICOM
+   *        series holds rescaled values: HU for CT)
+   */
+  constructor(state, { rawValue }) {
     this.state = state;
+    this.rawValue = rawValue;
+    this.probe = { key: "", text: "", timer: 0 }; // the voxel under the cursor and its raw value, once known
     this.slice = new SliceView($("view"), $("stage"));
     const slice = this.slice;
 
@@ -21,18 +30,19 @@ export class AnnotationView {
     $("slice").addEventListener("input", (e) => { $("slice-out").textContent = `${e.target.value} / ${state.depth - 1}`; });
 
     state.on("slice", () => this._showSlice());
+    state.on("advice", () => this._showAdvice());
     state.on("image", () => this.paintImage());
     state.on("labels", (rect) => this.paintLabels(rect));
     state.on("suggestion", () => this.paintSuggestion());
     state.on("classes", () => { this.paintLabels(); this.paintSuggestion(); });
     state.on("unsaved", () => this._showUnsaved());
-    state.on("status", (text) => { $("pred-status").textContent = text; });
+    state.on("status", (text) => { $("pred-status").textContent = text; $("pred-status").title = text; });
   }
 
   _showSlice() {
     const { state } = this;
     const { width, height } = state.labels;
-    this.slice.setSize(width, height);
+    this.slice.setSize(width, height, state.aspect);
     $("plane").value = state.axis;
     $("slice").max = Math.max(0, state.depth - 1);
     $("slice").value = state.index;
@@ -40,6 +50,20 @@ export class AnnotationView {
     this.paintImage();
     this.paintLabels();
     this.paintSuggestion();
+    this._showAdvice();
+  }
+
+  /** The region of the suggested slice outlined while it is shown, and what the model says of it. */
+  _showAdvice() {
+    const { state } = this;
+    const t = state.target;
+    const here = t && t.axis === state.axis && t.index === state.index;
+    const [r0, c0, r1, c1] = here ? t.bbox : [];
+    this.slice.setMark(here ? { x0: c0, y0: r0, x1: c1, y1: r1 } : null);
+    const { estimated_mean_dice: dice } = state.advice;
+    const estimate = typeof dice === "number" ? `Estimated Dice of the volume: ${dice.toFixed(2)}. ` : "";
+    $("suggestion-info").textContent = here ? `${estimate}Suggested here (outlined): ${t.reason}`
+      : state.advice.suggestions.length ? `${estimate}N opens the slice the model is least sure of.` : estimate;
   }
 
   /** The gray slice (the server rendered it through the display window). */
@@ -58,10 +82,22 @@ export class AnnotationView {
     const { suggestion } = this.state;
     if (suggestion) this.slice.setLabels("suggestion", suggestion.values, this.state.colors(), null, suggestion.offset);
     else this.slice.clearLayer("suggestion");
+    if (suggestion && suggestion.doubt && this.state.showDoubt) this.slice.setHeat("uncertainty", suggestion.doubt);
+    else this.slice.clearLayer("uncertainty");
     $("accept-pred").disabled = !suggestion;
     $("accept-pred").title = suggestion && suggestion.source === "completion"
       ? "Fill every unpainted pixel with the slice completed from your strokes (painted pixels stay); then correct it"
       : "Fill every unpainted pixel with the model's prediction (painted pixels stay); then correct it";
+  }
+
+  /** Labels at most `opacity` (0..1) opaque: a slice filled by an accepted suggestion leaves the
+   * scan visible under it, to see what to correct. The slider follows. */
+  dimLabels(opacity) {
+    const slider = $("label-opacity");
+    if (Number(slider.value) / 100 <= opacity) return;
+    slider.value = String(Math.round(opacity * 100));
+    this.slice.alpha.labels = opacity;
+    this.slice.redraw();
   }
 
   _showUnsaved() {
@@ -84,7 +120,28 @@ export class AnnotationView {
     const cls = state.classOf(labels.values[i]);
     const suggested = suggestion ? state.classOf(suggestion.values[i] + suggestion.offset) : null;
     const { u, v } = PLANE[state.axis];
-    $("cursor-info").textContent = `${u} ${ix}, ${v} ${iy}, ${state.axis} ${state.index} · gray ${state.gray[i]} · label: ${cls ? cls.name : "none"}` +
+    const voxel = { [state.axis]: state.index, [u]: ix, [v]: iy };
+    const key = `${voxel.z},${voxel.y},${voxel.x}`;
+    if (key !== this.probe.key) this._probe(key, voxel, [x, y]);
+    $("cursor-info").textContent = `${u} ${ix}, ${v} ${iy}, ${state.axis} ${state.index} · ${this.probe.text} · label: ${cls ? cls.name : "none"}` +
       (suggested ? ` · ${suggestion.source}: ${suggested.name}` : "") + ` · zoom ${Math.round(this.slice.scale * 100)}%`;
+  }
+
+  /** Ask for the raw value of `voxel` once the cursor rests there, then show it (if it still does). */
+  _probe(key, voxel, point) {
+    clearTimeout(this.probe.timer);
+    this.probe = { key, text: "value …", timer: 0 };
+    this.probe.timer = setTimeout(async () => {
+      let text;
+      try {
+        const { value, source_kind: kind } = await this.rawValue(voxel);
+        text = `value ${Number.isInteger(value) ? value : Number(value).toPrecision(5)}${/(^|:)dicom/.test(kind || "") ? " HU" : ""}`;
+      } catch {
+        text = "value –";
+      }
+      if (this.probe.key !== key) return;
+      this.probe.text = text;
+      this.showCursor(point);
+    }, PROBE_AFTER_MS);
   }
 }
