@@ -91,7 +91,6 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
     shape = tuple(int(n) for n in array.shape)
     painted = list(painted)
     z_painted = sorted(i for a, i in map(plane_of, painted) if a == 0)
-    reach = max(shape[0] * voxel_size[0] / (len(z_painted) + 1) / 2, min(voxel_size))
     found, terms = [], np.zeros((len(classes), 3))
     settings = getattr(model, "feature_settings", None)
     depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
@@ -105,7 +104,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
         labels = prior_plane(prior, shape, key) if prior is not None else None
         distance = _distance_to_painted(shape, painted, voxel_size, axis, index)
         terms += soft_dice_terms(proba, labels)
-        worst = plane_doubt(doubt_map(proba, labels, distance, reach))
+        worst = plane_doubt(doubt_map(proba, labels))
         if worst is None:
             continue
         u0, v0, u1, v1 = worst.bbox
