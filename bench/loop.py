@@ -40,9 +40,9 @@ from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from methods import snow  # noqa: E402 - the bench folder's own module
+from methods import dice, snow, write_scan  # noqa: E402 - the bench folder's own module
 
-from ml4paleo.io.omezarr import OmeZarrWriter, open_level  # noqa: E402
+from ml4paleo.io.omezarr import open_level  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
 from ml4paleo.testing import phantoms  # noqa: E402
@@ -55,10 +55,6 @@ CASES = {
 }
 STRATEGIES = ("suggest", "order", "worst")
 AXES = ("z", "y", "x")
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.logical_and(a, b).sum() / max(int(a.sum()) + int(b.sum()), 1))
 
 
 def plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -215,9 +211,7 @@ def main(argv=None) -> int:
     try:
         for name in args.cases:
             vol, truth = CASES[name]()
-            path = work / f"{name}.ome.zarr"
-            with OmeZarrWriter(path, vol.shape, vol.dtype, chunks=64, voxel_size=(1.0, 1.0, 1.0)) as w:
-                w.write_slab(0, vol)
+            path = write_scan(work / f"{name}.ome.zarr", vol)
             for strategy in args.strategies:
                 run = run_case(name, strategy, vol, truth, path, work, args.strokes, args.start, args.reach)
                 table.append((name, strategy, run))

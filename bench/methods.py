@@ -53,6 +53,13 @@ VOLUMES = {
 }
 
 
+def write_scan(path: Path, vol: np.ndarray) -> Path:
+    """The volume as the OME-Zarr the pipelines read (isotropic unit voxels)."""
+    with OmeZarrWriter(path, vol.shape, vol.dtype, chunks=64, voxel_size=(1.0, 1.0, 1.0)) as w:
+        w.write_slab(0, vol)
+    return path
+
+
 def dice(a, b) -> float:
     return float(2 * np.logical_and(a, b).sum() / max(int(a.sum()) + int(b.sum()), 1))
 
@@ -77,9 +84,7 @@ def main(argv=None) -> int:
     try:
         for name in args.volumes:
             vol, truth = VOLUMES[name]()
-            path = work / f"{name}.ome.zarr"
-            with OmeZarrWriter(path, vol.shape, vol.dtype, chunks=64, voxel_size=(1.0, 1.0, 1.0)) as w:
-                w.write_slab(0, vol)
+            path = write_scan(work / f"{name}.ome.zarr", vol)
             n = vol.shape[0]
             painted = sorted({int(round(z)) for z in np.linspace(0.1 * n, 0.9 * n, args.slices)})
             unseen = np.ones(vol.shape, bool)
