@@ -130,13 +130,16 @@ def test_a_json_body_labelled_multipart_names_no_other_job(world):
     job and closed its upload. Now it is a 400 for the guard and the route alike."""
     srv, ben, ann_job = world["srv"], world["ben"], world["ann_job"]
     before = snapshot(world["ann"], ann_job)
+    page = sign_in(srv, "ben", PASSWORDS["ben"])  # a browser session too: its CSRF check reads the form
+    csrf = page.headers.pop("X-CSRF-Token")
     for route in ("/api/job/status", "/api/job/status/upload-complete"):
         for content_type in ("multipart/form-data", "multipart/form-data; boundary=",
                              'multipart/form-data; boundary=""'):
-            r = requests.post(srv.url + route, data=json.dumps({"job_id": ann_job}),
-                              headers={**ben.headers, "Content-Type": content_type}, timeout=30)
-            assert r.status_code == 400, (route, content_type, r.status_code, r.text[:300])
-            assert "boundary" in r.json()["error"] and SECRET_NAME not in r.text
+            for send, headers in ((requests.post, ben.headers), (page.post, {"X-CSRF-Token": csrf}), (page.post, {})):
+                r = send(srv.url + route, data=json.dumps({"job_id": ann_job}),
+                         headers={**headers, "Content-Type": content_type}, timeout=30)
+                assert r.status_code == 400, (route, content_type, r.status_code, r.text[:300])
+                assert "boundary" in r.json()["error"] and SECRET_NAME not in r.text
     assert snapshot(world["ann"], ann_job) == before
     assert before[0]["status"] != "converting"
 
