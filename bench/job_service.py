@@ -153,7 +153,8 @@ def bench_request_overhead(n: int) -> None:
         app = create_app(Settings.from_env({}, data=data, auth="accounts"))
         accounts = app.extensions["ml4paleo.store"].accounts
         headers = {}
-        for name in ("alice", "bob"):
+        probers = [f"bob{i}" for i in range(7)]  # each is audited 20 times a minute: one round each
+        for name in ("alice", *probers):
             accounts.add_user(name, f"{name}-password")
             headers[name] = {"Authorization": "Bearer " + accounts.new_token(accounts.user_id(name), "bench")["token"]}
         client = app.test_client()
@@ -167,12 +168,13 @@ def bench_request_overhead(n: int) -> None:
                 times[mode].append(_mean_ms(client, n, own, headers["alice"], 200))
         off, on = min(times["off"]), min(times["on"])
         lines = len((Path(data) / "access.log").read_text().splitlines())
-        audited = _mean_ms(client, REFUSALS_PER_MINUTE, own, headers["bob"], 404)
-        limited = _mean_ms(client, n, own, headers["bob"], 404)
+        audited = min(_mean_ms(client, REFUSALS_PER_MINUTE, own, headers[bob], 404) for bob in probers)
+        limited = min(_mean_ms(client, REFUSALS_PER_MINUTE, own, headers[bob], 404) for bob in probers)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"request log: status {off:.2f} ms/request without, {on:.2f} ms with = +{on - off:.2f} ms "
               f"({lines} lines); refused probe {limited:.2f} ms, with its audit entry {audited:.2f} ms = "
-              f"+{audited - limited:.2f} ms (first {REFUSALS_PER_MINUTE} a minute per asker); peak RSS {peak:.0f} MiB")
+              f"+{audited - limited:.2f} ms (the first {REFUSALS_PER_MINUTE} a minute per asker; best of 7 askers); "
+              f"peak RSS {peak:.0f} MiB")
         request_log.configure("off")
 
 

@@ -154,3 +154,15 @@ def test_forwarded_headers_are_believed_only_from_a_trusted_proxy(tmp_path):
     plain = create_app(Settings.from_env({}, data=tmp_path / "plain"))
     with plain.test_request_context("/", headers=forwarded, environ_base={"REMOTE_ADDR": "127.0.0.1"}):
         assert (client_address(), is_secure()) == ("127.0.0.1", False)  # no proxy trusted by default
+
+
+def test_every_request_body_of_the_openapi_document_states_its_limits():
+    from ml4paleo.web.openapi import document
+
+    bodies = [(path, method, op) for path, item in document()["paths"].items() for method, op in item.items()
+              if "requestBody" in op]
+    assert len(bodies) >= 15
+    for path, method, op in bodies:
+        body = op["requestBody"]
+        assert body["x-max-bytes-setting"] in ("ML4PALEO_MAX_JSON_BYTES", "ML4PALEO_MAX_REQUEST_BYTES"), (path, method)
+        assert "413" in body["description"] and {"400", "413", "415"} <= set(op["responses"]), (path, method)

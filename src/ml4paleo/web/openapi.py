@@ -14,6 +14,7 @@ from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FOR
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.units import LENGTH_UNITS
 from ml4paleo.web.download import SEG_FORMATS
+from ml4paleo.web.request_body import MAX_JSON_DEPTH
 
 _JOB = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _SEG = {"name": "seg_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
@@ -109,14 +110,25 @@ def _op(summary: str, params: list | None = None, body: dict | None = None, ok: 
         ok_schema: dict | None = None, ok_type: str = "application/json", errors: tuple[str, ...] = ("404",)) -> dict:
     responses: dict[str, Any] = {ok: {"description": "success",
                                       "content": {ok_type: {"schema": ok_schema or _OBJ}}}}
-    for code in errors:
+    for code in (*errors, *(("400", "413", "415") if body else ())):
         responses[code] = {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
         op["parameters"] = params
     if body:
-        op["requestBody"] = body
+        op["requestBody"] = {**body, **_BODY_LIMITS["json" if "application/json" in body["content"] else "form"]}
     return op
+
+
+_BODY_LIMITS: dict[str, dict[str, Any]] = {
+    "json": {"description": "UTF-8 JSON, at most ML4PALEO_MAX_JSON_BYTES (64 MiB by default; larger: 413) and "
+                            f"{MAX_JSON_DEPTH} levels deep (deeper: 400); another Content-Type is 415",
+             "x-max-bytes-setting": "ML4PALEO_MAX_JSON_BYTES", "x-max-depth": MAX_JSON_DEPTH},
+    "form": {"description": "multipart/form-data with a valid boundary, at most ML4PALEO_MAX_REQUEST_BYTES (256 MiB by "
+                            "default; larger: 413); another Content-Type is 415",
+             "x-max-bytes-setting": "ML4PALEO_MAX_REQUEST_BYTES"},
+}
+"""What a route's body may be (see :mod:`ml4paleo.web.request_body`): the limits each body type has."""
 
 
 _ZIP = "application/zip"
