@@ -270,6 +270,14 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
     page.wait_for_function(f"!(document.getElementById('plane').value === '{top['axis']}'"
                            f" && document.getElementById('slice-out').textContent.startsWith('{top['index']} '))")
 
+    # a new model with another method: the page says the method changed
+    first = page.request.get(f"/api/job/{job_id}/models/{advice['model_id']}").json()["method"]
+    other = "interpolation" if first != "interpolation" else "forest"
+    assert page.request.post(f"/api/job/{job_id}/retrain", data={"method": other}).status == 202
+    page.wait_for_function(f"document.getElementById('model-warnings').textContent"
+                           f".includes('The method changed from {first} to {other}')")
+    advice = page.request.get(f"/api/annotate/{job_id}/suggestions").json()  # the newest model's
+
     # the models page shows the estimate and says how it is made
     page.goto(f"/job/{job_id}/models")
     estimate = page.locator("#choice-estimate")
