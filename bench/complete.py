@@ -24,17 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from methods import dice, snow  # noqa: E402 - the bench folder's own module
+from loop import CASES as VOLUMES  # noqa: E402 - the bench folder's own modules
+from methods import dice  # noqa: E402
 
 from ml4paleo.compute.complete import complete_slice  # noqa: E402
 from ml4paleo.testing import phantoms  # noqa: E402
-
-VOLUMES = {
-    "blobs": lambda: phantoms.touching_blobs(),
-    "thin": lambda: phantoms.thin_tubes(),
-    "texture": lambda: phantoms.texture_only(),
-    "snow": snow,
-}
 
 
 def main(argv=None) -> int:

@@ -10,7 +10,10 @@ Prints:
 - upload MB/s: one file sent through ``POST /api/upload`` in chunks by 2 parallel clients, written
   in place at its offsets by ``ml4paleo serve`` (waitress);
 - status p50/p95 ms: ``GET /api/job/<id>/status`` timed while the upload runs;
-- peak RSS of the server process (memory must not grow with the upload size: chunks stream to disk).
+- peak RSS of the server process (memory must not grow with the upload size: chunks stream to disk);
+- request log and audit cost: ``GET /api/job/<id>/status`` in-process (accounts on, API token) with the
+  request log off and on (a file), and refused probes of another member's job with their audit entry
+  written (the first 20 a minute) and rate-limited away (the rest): the differences are their cost.
 """
 
 from __future__ import annotations
@@ -130,12 +133,57 @@ def bench_upload(upload_mb: int, chunk_mb: int) -> None:
             proc.wait(20)
 
 
+def _mean_ms(client, n: int, path: str, headers: dict[str, str], expect: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        r = client.get(path, headers=headers)
+        assert r.status_code == expect, r.status_code
+        r.close()  # the request log writes its line when the answer is closed
+    return 1000 * (time.perf_counter() - t0) / n
+
+
+def bench_request_overhead(n: int) -> None:
+    import resource
+
+    from ml4paleo.settings import Settings
+    from ml4paleo.web import create_app, request_log
+    from ml4paleo.web.auth.audit import REFUSALS_PER_MINUTE
+
+    with tempfile.TemporaryDirectory() as data:
+        app = create_app(Settings.from_env({}, data=data, auth="accounts"))
+        accounts = app.extensions["ml4paleo.store"].accounts
+        headers = {}
+        for name in ("alice", "bob"):
+            accounts.add_user(name, f"{name}-password")
+            headers[name] = {"Authorization": "Bearer " + accounts.new_token(accounts.user_id(name), "bench")["token"]}
+        client = app.test_client()
+        job_id = client.post("/api/job/new", json={"name": "bench"}, headers=headers["alice"]).json["job_id"]
+        own = f"/api/job/{job_id}/status"
+        _mean_ms(client, 50, own, headers["alice"], 200)  # warm
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(7):  # interleaved, best of each: the machine's load drifts between rounds
+            for mode, destination in (("off", "off"), ("on", str(Path(data) / "access.log"))):
+                request_log.configure(destination)
+                times[mode].append(_mean_ms(client, n, own, headers["alice"], 200))
+        off, on = min(times["off"]), min(times["on"])
+        lines = len((Path(data) / "access.log").read_text().splitlines())
+        audited = _mean_ms(client, REFUSALS_PER_MINUTE, own, headers["bob"], 404)
+        limited = _mean_ms(client, n, own, headers["bob"], 404)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"request log: status {off:.2f} ms/request without, {on:.2f} ms with = +{on - off:.2f} ms "
+              f"({lines} lines); refused probe {limited:.2f} ms, with its audit entry {audited:.2f} ms = "
+              f"+{audited - limited:.2f} ms (first {REFUSALS_PER_MINUTE} a minute per asker); peak RSS {peak:.0f} MiB")
+        request_log.configure("off")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=500, help="tasks to claim (default 500)")
     parser.add_argument("--upload-mb", type=int, default=1024, help="MiB to upload (default 1024)")
     parser.add_argument("--chunk-mb", type=int, default=8, help="chunk size in MiB (default 8)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per request-log timing (default 2000)")
     args = parser.parse_args()
+    bench_request_overhead(args.requests)
     bench_claims(args.tasks)
     bench_upload(args.upload_mb, args.chunk_mb)
 

@@ -156,7 +156,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
     for round_ in range(strokes + 1):
         model, labels = work / f"{name}-{strategy}-{round_}", work / f"{name}-{strategy}-{round_}.ome.zarr"
         t0 = time.perf_counter()
-        kwargs = {"previous_method": previous} if previous and _takes_previous() else {}
+        kwargs = {"previous_model": previous} if previous else {}
         if os.environ.get("LOOP_DUMP"):  # the annotations of each round, to replay one by hand
             np.savez(Path(os.environ["LOOP_DUMP"]) / f"{name}-{strategy}-{round_}.npz",
                      **{str(k).replace(" ", ""): m for k, m in ann.items()})
@@ -164,8 +164,9 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
         segment_volume(path, model, labels)
         pred = np.asarray(open_level(labels, 0)[:])
         run.seconds.append(time.perf_counter() - t0)
+        if run.methods and result.method != run.methods[-1]:
+            print(f"  {name:8s} {strategy:8s} method {run.methods[-1]} -> {result.method}: {result.validation.get('reason')}")
         run.methods.append(result.method)
-        previous = result.method
         run.dices.append(dice(pred == 1, struct))
         if before is not None:
             around = ndi.binary_dilation(last_stroke, iterations=reach) & ~last_stroke
@@ -176,7 +177,9 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
         print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  dice {run.dices[-1]:.4f}  {result.method:14s} "
               f"{run.seconds[-1]:5.1f} s" + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
         hit = None if round_ == strokes else choose(strategy, pred, truth, model, cursor, ann)
-        shutil.rmtree(model, ignore_errors=True)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+        previous = model  # the next round's model replaces this one, as the web app's does
         shutil.rmtree(labels, ignore_errors=True)
         if round_ == strokes:
             break
@@ -196,12 +199,6 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
         before = (pred,)
         run.planes.append(f"{AXES[axis]}{index}:{'bg' if cls == 0 else 'st'}")
     return run
-
-
-def _takes_previous() -> bool:
-    import inspect
-
-    return "previous_method" in inspect.signature(train_model).parameters
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,8 @@ isotropic and 3:1 (z) voxels:
 
 Scale (``--size N``): an N^3 OME-Zarr label map of spheres and touching pairs on a grid (truth
 known), run through ``objects_from_labels`` in a fresh process: objects vs truth, seconds,
-M voxels/s and peak RSS of that process.
+M voxels/s, CPU seconds and peak RSS of that process, and the machine's load average (the wall
+time on a shared machine follows the load; the CPU time much less).
 
 Run: ``.venv/bin/python bench/objects.py [--size 256] [--skip-accuracy]``.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -168,8 +170,9 @@ def run_objects(labels: str, out: str) -> dict:
 
     t0 = time.perf_counter()
     result = objects_from_labels(labels, out)
-    return {"seconds": time.perf_counter() - t0, "objects": len(result.objects),
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": time.perf_counter() - t0, "objects": len(result.objects), "rss_mb": usage.ru_maxrss / 1024.0,
+            "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def scale(size: int) -> None:
@@ -183,10 +186,10 @@ def scale(size: int) -> None:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"\n## Scale: {size}^3 label map (made in {made:.0f} s), objects_from_labels in a fresh process")
-        print("| size | objects (truth) | seconds | M voxels/s | peak RSS |")
-        print("|---|---|---|---|---|")
+        print("| size | objects (truth) | seconds | M voxels/s | CPU seconds (process) | peak RSS | load average |")
+        print("|---|---|---|---|---|---|---|")
         print(f"| {size}^3 | {r['objects']} ({truth}) | {r['seconds']:.1f} | {size**3 / r['seconds'] / 1e6:.2f} | "
-              f"{r['rss_mb']:.0f} MB |")
+              f"{r.get('cpu_s', float('nan')):.1f} | {r['rss_mb']:.0f} MB | {os.getloadavg()[0]:.1f} |")
 
 
 def main() -> None:

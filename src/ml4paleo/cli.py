@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import click
@@ -180,10 +178,9 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     from ml4paleo.pipelines.train import train_model  # lazy: 4.6 s
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
-    previous = _model_method(model_dir) if overwrite else None
     with progress_bar("training") as report:
         result = train_model(volume, labels_dir, model_dir, classes=names, two_d=two_d, method=method, select=select or None,
-                             previous_method=previous,
+                             previous_model=model_dir if overwrite else None,
                              max_train_seconds=max_train_seconds, device=device,
                              unet_params={"epochs": unet_epochs} if unet_epochs else None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite,
@@ -210,16 +207,6 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         process = start_validation(result.model_dir)
         click.echo(f"validating in the background (process {process.pid}): the figures will be in "
                    f"{result.model_dir / 'validation.json'}")
-
-
-def _model_method(model_dir: str) -> str | None:
-    """The method of the model saved in ``model_dir`` (None if there is none): a retrained model keeps it
-    unless another is clearly better."""
-    try:
-        found = json.loads((Path(model_dir) / "metadata.json").read_text()).get("method")
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, str) else None
 
 
 def _echo_suggestions(doc: dict) -> None:
@@ -380,12 +367,13 @@ def _seeds_option(paths: tuple[str, ...], seeds_z: int | None) -> list[tuple[Any
 @click.option("--seeds-z", type=click.IntRange(min=0), default=None, help="The z slice of a single --seeds image.")
 @click.option("--image", type=click.Path(exists=True, file_okay=False), default=None,
               help="The scan, for grey values (default: the one the segmentation was made from, if still there).")
-@click.option("--overwrite", is_flag=True, help="Replace OUT, objects.csv and objects.json if they exist.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT and its tables if they exist.")
 @user_errors
 def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z, image, overwrite) -> None:
     """Separate and measure the objects of a segmentation (LABELS.ome.zarr): OUT (e.g.
-    objects.ome.zarr) holds one id per object, objects.csv and objects.json beside it hold each
-    object's volume, surface, shape, thickness and grey value in physical units."""
+    objects.ome.zarr) holds one id per object; the tables beside it, named after it (objects.csv
+    and objects.json), hold each object's volume, surface, shape, thickness and grey value in
+    physical units."""
     from ml4paleo.pipelines.objects import objects_from_labels  # lazy: numpy, zarr, scikit-image
 
     with progress_bar("objects") as report:

@@ -49,6 +49,18 @@ def test_objects_flow(server: Server, finished_job):
     assert server.get(base + "/objects/at/z/5/99/0").status_code == 400
 
 
+def test_clicked_seeds_split_an_object(server: Server, finished_job):
+    job_id, seg_id = finished_job["job_id"], finished_job["seg_id"]
+    server.json("POST", f"/api/job/{job_id}/objects", 202,
+                json={"seeds": [{"z": 5, "points": [[12, 10, 1], [12, 21, 2]]}]})
+    doc = wait_objects(server, job_id, seg_id)
+    assert doc["error"] is None and [o["id"] for o in doc["objects"]] == [1, 2]
+    assert "split object 1 into 1, 2" in doc["messages"][0]
+    base = f"/api/job/{job_id}/segmentation/{seg_id}"
+    assert server.json("GET", base + "/objects/at/z/5/12/10")["id"] == 1
+    assert server.json("GET", base + "/objects/at/z/5/12/21")["id"] == 2
+
+
 def test_merge_of_unknown_object_fails_the_run_not_the_job(server: Server, finished_job):
     job_id, seg_id = finished_job["job_id"], finished_job["seg_id"]
     server.json("POST", f"/api/job/{job_id}/objects", 202, json={"merge": [[1, 7]]})
@@ -64,6 +76,9 @@ def test_merge_of_unknown_object_fails_the_run_not_the_job(server: Server, finis
     ({"merge": "1,2"}, "merge must be"),
     ({"classes": []}, "classes must be"),
     ({"seg_id": 5}, "seg_id must be"),
+    ({"seeds": [{"z": 5, "points": [[12, 10, 1]]}]}, "seeds must be"),
+    ({"seeds": [{"z": 5, "points": [[12, 10, 1], [12, 99, 2]]}]}, "seed points must lie in the volume"),
+    ({"seeds": [{"z": 5, "points": [[12, 10, 0], [12, 11, 2]]}]}, "seeds must be"),
 ])
 def test_bad_options_are_400_with_a_message(server: Server, finished_job, body, message):
     r = server.post(f"/api/job/{finished_job['job_id']}/objects", json=body)

@@ -117,7 +117,8 @@ def requests_naming(doc: dict, victim: str, own: str) -> Iterator[tuple[str, str
                 fields = {**named, "z": 1, "name": "taken over", "user": "ben", "label": "x", "classes": []}
                 kinds = encodings(fields) if method != "get" else {"none": {}}
                 for kind, kw in kinds.items():
-                    if place == "body" and (kind == "none" or (kind == "form-labelled JSON" and "requestBody" not in op)):
+                    odd_form = kind == "form-labelled JSON" and "requestBody" not in op
+                    if place == "body" and (kind == "none" or odd_form):
                         continue  # no id sent; or a form with one odd field name, to a route that reads no body
                     headers = {**kw.get("headers", {}), **extra.get("headers", {})}
                     yield (f"{method.upper()} {template} [{place}, {kind}]", method.upper(), url,
@@ -130,7 +131,8 @@ def test_a_json_body_labelled_multipart_names_no_other_job(world):
     srv, ben, ann_job = world["srv"], world["ben"], world["ann_job"]
     before = snapshot(world["ann"], ann_job)
     for route in ("/api/job/status", "/api/job/status/upload-complete"):
-        for content_type in ("multipart/form-data", "multipart/form-data; boundary=", 'multipart/form-data; boundary=""'):
+        for content_type in ("multipart/form-data", "multipart/form-data; boundary=",
+                             'multipart/form-data; boundary=""'):
             r = requests.post(srv.url + route, data=json.dumps({"job_id": ann_job}),
                               headers={**ben.headers, "Content-Type": content_type}, timeout=30)
             assert r.status_code == 400, (route, content_type, r.status_code, r.text[:300])
@@ -313,3 +315,27 @@ def test_every_request_has_one_line_in_the_request_log(world):
     probes = [m for m in lines[-50:] if m.group(4) == f"GET /api/job/{ann_job}/status HTTP/1.1"]
     assert [(m.group(2), m.group(5)) for m in probes[-2:]] == [("ben", "404"), ("ann", "200")]
     assert int(probes[-1].group(6)) > 100 and float(probes[-1].group(9)) >= 0
+
+
+def test_a_member_changes_their_password_and_may_revoke_their_tokens(world):
+    srv = world["srv"]
+    assert ml4paleo_user(srv, "add", "cy", password="cy-password").returncode == 0
+    page, elsewhere = sign_in(srv, "cy", "cy-password"), sign_in(srv, "cy", "cy-password")
+    token = {"Authorization": "Bearer " + api_token(srv, page)}
+    change = srv.url + "/api/account/password"
+    r = page.post(change, json={"current": "not it", "new": "cy-password-2"}, timeout=30)
+    assert r.status_code == 403 and "current password" in r.json()["error"]
+    r = page.post(change, json={"current": "cy-password", "new": "short"}, timeout=30)
+    assert r.status_code == 400
+    r = page.post(change, json={"current": "cy-password", "new": "cy-password-2"}, timeout=30)
+    assert r.status_code == 200 and r.json()["sessions_ended"] == 2 and r.json()["tokens_revoked"] == 0
+    assert elsewhere.get(srv.url + "/api/account", timeout=30).status_code == 401  # signed out there
+    page.headers["X-CSRF-Token"] = r.json()["csrf_token"]  # this page stays signed in
+    assert page.get(srv.url + "/api/account", timeout=30).json()["name"] == "cy"
+    assert requests.get(srv.url + "/api/account", headers=token, timeout=30).json()["name"] == "cy"
+    r = requests.post(change, json={"current": "cy-password-2", "new": "cy-password-3", "revoke_tokens": True},
+                      headers=token, timeout=30)
+    assert r.status_code == 200 and r.json()["tokens_revoked"] == 1 and "csrf_token" not in r.json()
+    assert requests.get(srv.url + "/api/account", headers=token, timeout=30).status_code == 401
+    assert page.get(srv.url + "/api/account", timeout=30).status_code == 401
+    sign_in(srv, "cy", "cy-password-3")

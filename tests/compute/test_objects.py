@@ -84,6 +84,23 @@ def test_seeded_split_stays_inside_the_object():
         ob.seeded_split(mask, np.where(seeds == 3, 3, 0), (1.0, 1.0, 1.0))
 
 
+@pytest.mark.parametrize("voxel_size", [(1.0, 1.0, 1.0), (3.0, 1.0, 1.0)])
+def test_seeds_near_the_surface_still_cut_at_the_neck(voxel_size):
+    """Clicks near the far edges of two touching balls: each part is its ball, not a sliver."""
+    mask = np.zeros((int(40 / voxel_size[0]), 40, 64), bool)
+    touching_pair(mask, (20.0, 20.0, 32.0), 9.0, 10.0, 0.3, voxel_size)
+    z = int(20 / voxel_size[0])
+    cols = np.flatnonzero(mask[z, 20])
+    seeds = np.zeros(mask.shape, np.uint8)
+    seeds[z, 20, cols.min() + 1] = 1
+    seeds[z, 20, cols.max() - 1] = 2
+    parts = ob.seeded_split(mask, seeds, voxel_size)
+    auto = ob.split_object(mask, voxel_size)
+    left = auto == auto[z, 20, cols.min() + 1]
+    assert ((parts == 1) == left)[mask].mean() > 0.99  # the same cut as the automatic split
+    assert ((parts == 2) == ~left)[mask].mean() > 0.99
+
+
 def test_bad_input_names_the_parameter():
     with pytest.raises(InputError, match="voxel_size"):
         ob.split_object(np.ones((3, 3, 3), bool), (1.0, 0.0, 1.0))

@@ -66,7 +66,8 @@ def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page)
     assert strokes.shape == plane.shape and set(np.unique(strokes).tolist()) == {0, 1, 2}
     assert (strokes[bone] != 1).all() and (strokes[~bone] != 2).all()
 
-    # strokes only: the slice completed from them is offered; accepting fills every pixel
+    # strokes only: the slice completed from them is offered; accepting fills every pixel the strokes
+    # reach (what lies beyond their reach stays unpainted rather than invented)
     accept = page.locator("#accept-pred")
     page.wait_for_function("document.getElementById('pred-status').textContent.includes('completed from your strokes')")
     assert accept.is_enabled()
@@ -74,7 +75,8 @@ def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page)
     page.keyboard.press("Control+s")
     page.wait_for_function("!document.getElementById('submit').textContent.includes('*')")
     full = np.asarray(Image.open(io.BytesIO(page.request.get(f"/api/annotate/{job_id}/annotations/y/20").body())))
-    assert full.min() >= 1 and np.mean((full == 2) == bone) > 0.9
+    filled = full > 0
+    assert filled.mean() > 0.6 and np.mean((full[filled] == 2) == bone[filled]) > 0.9
     listed = page.request.get(f"/api/annotate/{job_id}/annotations").json()["annotations"]
     assert [(a["axis"], a["index"]) for a in listed] == [("y", 20)]
     shot(page, "20-annotate-xz-plane")

@@ -109,4 +109,25 @@ def test_the_method_changes_only_when_another_is_clearly_better():
     assert kept == "forest" and "kept" in why
     changed, why = choose_method(scored(forest=0.80, context=0.80 + SWITCH + 0.01), order, previous="forest")
     assert changed == "context" and "changed from forest" in why
+    mixed = scored(forest=0.80, context=0.80 + SWITCH + 0.01)
+    mixed["forest"]["fold_dice"], mixed["context"]["fold_dice"] = [0.9, 0.7], [0.8, 0.9]  # worse on one slice
+    assert choose_method(mixed, order, previous="forest")[0] == "forest"
+    mixed["context"]["fold_dice"] = [0.9, 0.8]
+    assert choose_method(mixed, order, previous="forest")[0] == "context"
     assert choose_method(scored(forest=0.8, context=0.9), order, previous="unet")[0] == "context"  # not scored
+
+
+def test_a_retrained_model_keeps_the_previous_one_s_method_and_features(blobs, tmp_path):
+    path, truth = blobs
+    ann = {z: strokes(truth[z]) for z in START}
+    first = train_model(path, ann, tmp_path / "first", features=FAST, params=FAST_RF, select=8)
+    ann[33] = np.zeros_like(ann[14])
+    ann[33][30:33, 30:33] = 1
+    again = train_model(path, ann, tmp_path / "again", features=FAST, params=FAST_RF, select=8,
+                        previous_model=tmp_path / "first")
+    assert again.features == first.features and again.features["selected"]  # no new draw of features
+    meta = json.loads((tmp_path / "again" / "metadata.json").read_text())
+    assert meta["previous_method"] == first.method and meta["previous_model"] == str(tmp_path / "first")
+    fresh = train_model(path, ann, tmp_path / "fresh", features=FAST, params=FAST_RF, select=8,
+                        previous_model=tmp_path / "missing")  # no model there: as without one
+    assert fresh.features["selected"]

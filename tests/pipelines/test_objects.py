@@ -68,6 +68,7 @@ def test_objects_volume_table_and_grey(world, tmp_path):
 def test_split_none_every_class_and_min_size(world, tmp_path):
     labels_path, _ = world
     result = objects_from_labels(labels_path, tmp_path / "o.ome.zarr", split="none", min_size=10)
+    assert result.csv_path == tmp_path / "o.csv" and result.json_path.exists()  # named after OUT: runs never clash
     assert sorted(o["class_name"] for o in result.objects) == ["grain", "grain", "plate"]
 
 
@@ -121,7 +122,24 @@ def test_objects_command(world, tmp_path):
     assert "merged objects 1, 2 into 1" in res.output and "split object 3 into 3, 4" in res.output
     assert "wrote 3 object(s)" in res.output
     assert (tmp_path / "cli" / "objects.csv").exists()
+    # one object's mesh, from the CLI: the object volume is a label map `mesh` takes
+    meshed = CliRunner().invoke(main, ["mesh", str(out), str(tmp_path / "meshes"), "--labels", "4"])
+    assert meshed.exit_code == 0, meshed.output
+    doc = json.loads((tmp_path / "meshes" / "meshes.json").read_text())
+    assert [m["label"] for m in doc["meshes"]] == [4] and doc["meshes"][0]["name"] == "label 4"
     bad = CliRunner().invoke(main, ["objects", str(labels_path), str(tmp_path / "x.ome.zarr"), "--merge", "1,a"])
     assert bad.exit_code == 2 and "12,15" in bad.output
     bad = CliRunner().invoke(main, ["objects", str(labels_path), str(out), "--class", "grain"])
     assert bad.exit_code == 2 and "already exists" in bad.output
+
+
+def test_slabs_thinner_than_a_chunk_give_the_same_objects(world, tmp_path, monkeypatch):
+    from ml4paleo.pipelines import objects as pipeline
+
+    labels_path, labels = world
+    assert pipeline.slab_depth((24, 40, 80), 8, target=3 * 40 * 80) == 2  # a divisor of the chunk depth
+    assert pipeline.slab_depth((24, 40, 80), 8, target=10**9) == 8 * (10**9 // (8 * 40 * 80))
+    monkeypatch.setattr(pipeline, "SLAB_VOXELS", 3 * 40 * 80)  # slabs of 2 slices, chunks of 8
+    objects_from_labels(labels_path, tmp_path / "thin.ome.zarr", classes=[1])
+    whole, _ = objects_whole(labels, [1], VOXEL)
+    np.testing.assert_array_equal(np.asarray(open_level(tmp_path / "thin.ome.zarr", 0)), whole)

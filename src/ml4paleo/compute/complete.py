@@ -15,10 +15,10 @@ the others are, so :func:`correct_slice` completes it from the prior's own answe
 plane, corrected where the strokes contradict it: a stroke inside a structure's outline erodes
 that outline until the stroke lies outside, a stroke of a structure outside its outline grows
 the nearest outline of that class until it covers the stroke (or, with none near, adds the
-stroke itself). Past the painted range the prior's outline is a cone (it shrinks uniformly with
-distance), so its error is uniform too and so is the correction; between painted slices an
-error is local, and the correction only moves the outline within ``LOCAL_REACH`` times the
-stroke's depth of the stroke. The corrected slice then enters the prior as any painted one, so
+stroke itself), only within ``LOCAL_REACH`` times the stroke's depth of the stroke: a stroke says
+what is wrong where it lies, not along the whole outline (a uniform correction past the painted
+range, where the prior's cone shrinks uniformly, was tried: the structure there drifts as it
+ends, and Dice fell after more strokes; see docs/decisions.md). The corrected slice then enters the prior as any painted one, so
 the correction carries to the slices around it, fading with distance as the interpolation does.
 """
 
@@ -191,12 +191,10 @@ stroke lies within this share of the plane's smaller side from it; farther, the 
 piece of its own (growing a far outline that much would flood the matrix between them)."""
 
 
-def correct_slice(labels: np.ndarray, strokes: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0),
-                  local: bool = True) -> np.ndarray:
+def correct_slice(labels: np.ndarray, strokes: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """(u, v) uint8 class indices 0..K-1: ``labels`` (the prior's answer on a plane, class 0 the
-    matrix) corrected by ``strokes`` (0 unlabeled, 1..K) painted on that plane, in physical
-    ``spacing``, near the strokes (``local``) or along whole outlines; every painted voxel ends
-    up its painted class (see the module docstring)."""
+    matrix) corrected near ``strokes`` (0 unlabeled, 1..K) painted on that plane, in physical
+    ``spacing``; every painted voxel ends up its painted class (see the module docstring)."""
     labels = np.asarray(labels)
     strokes = np.asarray(strokes)
     if labels.shape != strokes.shape or labels.ndim != 2:
@@ -208,22 +206,20 @@ def correct_slice(labels: np.ndarray, strokes: np.ndarray, spacing: tuple[float,
         painted = strokes == value
         for j in np.unique(out[painted & (out != k)]):
             if j != 0:
-                _erode_under(out, painted, int(j), k, spacing, half, local)
+                _erode_under(out, painted, int(j), k, spacing, half)
         missed = painted & (out == 0)
         if k != 0 and missed.any():
-            _grow_to(out, missed, k, spacing, half, local)
+            _grow_to(out, missed, k, spacing, half)
         out[painted] = k
     return out
 
 
-def _near(painted: np.ndarray, spacing, reach: float, local: bool) -> np.ndarray | bool:
-    """Where a correction of ``reach`` may move the outline: near the stroke, or anywhere."""
-    if not local:
-        return True
+def _near(painted: np.ndarray, spacing, reach: float) -> np.ndarray:
+    """Where a correction of ``reach`` may move the outline: near the stroke."""
     return ndi.distance_transform_edt(~painted, sampling=spacing) <= LOCAL_REACH * reach
 
 
-def _erode_under(out: np.ndarray, painted: np.ndarray, j: int, k: int, spacing, half: float, local: bool) -> None:
+def _erode_under(out: np.ndarray, painted: np.ndarray, j: int, k: int, spacing, half: float) -> None:
     """Erode each outline of class ``j`` under the stroke until the stroke lies outside it; the
     voxels given up become class ``k`` (in place)."""
     pieces, _ = ndi.label(out == j)
@@ -233,10 +229,10 @@ def _erode_under(out: np.ndarray, painted: np.ndarray, j: int, k: int, spacing, 
         inside = pieces == piece
         depth = ndi.distance_transform_edt(np.pad(inside, 1), sampling=spacing)[1:-1, 1:-1]
         reach = float(depth[painted & inside].max()) + half
-        out[inside & (depth <= reach) & _near(painted, spacing, reach, local)] = k
+        out[inside & (depth <= reach) & _near(painted, spacing, reach)] = k
 
 
-def _grow_to(out: np.ndarray, missed: np.ndarray, k: int, spacing, half: float, local: bool) -> None:
+def _grow_to(out: np.ndarray, missed: np.ndarray, k: int, spacing, half: float) -> None:
     """Grow the outline of class ``k`` nearest the ``missed`` stroke voxels over the matrix until
     it covers them, or add the stroke alone when none is near enough (in place)."""
     pieces, n = ndi.label(out == k)
@@ -249,4 +245,4 @@ def _grow_to(out: np.ndarray, missed: np.ndarray, k: int, spacing, half: float, 
     reach = float(own[missed].max()) + half
     limit = GROW_REACH * min(s * n for s, n in zip(spacing, out.shape))
     if reach <= limit:
-        out[(own <= reach) & (out == 0) & _near(missed, spacing, reach, local)] = k
+        out[(own <= reach) & (out == 0) & _near(missed, spacing, reach)] = k

@@ -87,11 +87,14 @@ def _inscribed_radius(mask: np.ndarray, vs: tuple[float, float, float]) -> np.nd
     padded = np.pad(mask, 1)
     dist, nearest = ndi.distance_transform_edt(padded, sampling=vs, return_indices=True)
     grid = np.indices(padded.shape, sparse=True)
-    gaps = [np.abs(grid[a] - nearest[a]) * vs[a] for a in range(3)]
-    del nearest
-    main = np.argmax(np.stack(np.broadcast_arrays(*gaps)), axis=0)
-    r = dist - np.asarray(vs)[main] / 2.0
-    r = r[1:-1, 1:-1, 1:-1]
+    longest = np.zeros(padded.shape, np.float32)  # the largest per-axis gap so far, and half that axis' edge
+    half = np.zeros(padded.shape, np.float32)
+    for a in range(3):  # axis by axis: a few float32 arrays, not three float64 gaps stacked
+        gap = np.abs(nearest[a] - grid[a]).astype(np.float32) * np.float32(vs[a])
+        wider = gap > longest
+        longest[wider], half[wider] = gap[wider], vs[a] / 2.0
+    del nearest, longest, gap, wider
+    r = (dist - half)[1:-1, 1:-1, 1:-1]
     r[~mask] = 0.0
     return r.astype(np.float32)
 

@@ -73,7 +73,20 @@ class Pieces:
 
 
 def _slab_labels(block: np.ndarray, classes: Sequence[int]) -> cc.Labelled:
-    return cc.label_block(block, "largest", classes)
+    """The slab's components (their first voxels are found from their boxes, :func:`_first_voxels`)."""
+    return cc.label_block(block, "small", classes)
+
+
+def _first_voxels(ids: np.ndarray, boxes: Sequence[tuple[slice, ...]]) -> np.ndarray:
+    """Raster index within the slab of each component's first voxel: it lies in the first plane
+    of its box, so only that plane of the box is searched (the whole-slab running maximum of
+    ``components`` costs two slab-sized temporaries)."""
+    first = np.zeros(len(boxes), np.int64)
+    for i, box in enumerate(boxes):
+        plane = ids[box[0].start, box[1], box[2]]
+        y, x = np.unravel_index(int(np.argmax(plane == i + 1)), plane.shape)
+        first[i] = np.ravel_multi_index((box[0].start, box[1].start + y, box[2].start + x), ids.shape)
+    return first
 
 
 def find_pieces(labels: Any, classes: Sequence[int], *, min_size: int = 0, depth: int = 64,
@@ -90,8 +103,9 @@ def find_pieces(labels: Any, classes: Sequence[int], *, min_size: int = 0, depth
     for i, (z0, z1) in enumerate(slabs):
         block = np.asarray(labels[z0:z1])
         lab = _slab_labels(block, classes)
-        tables.append(cc.block_table(lab, (z0, 0, 0), shape))
         boxes = ndi.find_objects(lab.ids[0]) if lab.n else []
+        lab.first = _first_voxels(lab.ids[0], boxes)
+        tables.append(cc.block_table(lab, (z0, 0, 0), shape))
         starts.append(np.array([[s.start + o for s, o in zip(b, (z0, 0, 0))] for b in boxes], np.int64).reshape(-1, 3))
         stops.append(np.array([[s.stop + o for s, o in zip(b, (z0, 0, 0))] for b in boxes], np.int64).reshape(-1, 3))
         if previous is not None:
@@ -116,9 +130,9 @@ def find_pieces(labels: Any, classes: Sequence[int], *, min_size: int = 0, depth
 
 
 def slab_pieces(block: np.ndarray, index: int, pieces: Pieces) -> np.ndarray:
-    """int64 piece ids (0 = none) of slab ``index`` of :attr:`Pieces.slabs`, given its voxels."""
+    """uint32 piece ids (0 = none) of slab ``index`` of :attr:`Pieces.slabs`, given its voxels."""
     lab = _slab_labels(block, pieces.classes_present)
-    table = np.concatenate(([0], pieces.piece_of[pieces.offsets[index]:pieces.offsets[index + 1]]))
+    table = np.concatenate(([0], pieces.piece_of[pieces.offsets[index]:pieces.offsets[index + 1]])).astype(np.uint32)
     return table[lab.ids[0]]
 
 
@@ -167,17 +181,26 @@ def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], w
     next_piece = 1
     next_id = 1
     for index, (z0, z1) in enumerate(pieces.slabs):
+        block = np.asarray(labels[z0:z1])
+        block_grey = np.asarray(grey[z0:z1]) if grey is not None and measure else None
+
+        def region(source: Any, in_slab: np.ndarray | None, box: tuple[slice, ...]) -> np.ndarray:
+            """``source[box]``, from the slab in memory when the box lies in it."""
+            if in_slab is not None and box[0].stop <= z1:
+                return in_slab[(slice(box[0].start - z0, box[0].stop - z0), box[1], box[2])]
+            return np.asarray(source[box])
+
         while next_piece <= pieces.n and pieces.start[next_piece - 1][0] < z1:
             k = next_piece
             if split == "auto" or measure:
                 _check_box(pieces, k, max_box_voxels)
                 box = pieces.box(k)
-                mask = piece_mask(np.asarray(labels[box]), pieces, k)
+                mask = piece_mask(region(labels, block, box), pieces, k)
                 parts = split_object(mask, voxel_size, h) if split == "auto" else mask.astype(np.uint32)
                 n_parts = int(parts.max())
                 if n_parts > 1:
                     open_parts[k] = (box, parts)
-                region_grey = np.asarray(grey[box]) if grey is not None and measure else None
+                region_grey = region(grey, block_grey, box) if block_grey is not None else None
                 for j in range(1, n_parts + 1):
                     row: dict[str, Any] = {"id": next_id + j - 1, "class": int(pieces.classes[k - 1]), "piece": k}
                     if measure:
@@ -190,7 +213,8 @@ def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], w
             first_id[k] = next_id
             next_id += n_parts
             next_piece += 1
-        ids = slab_pieces(np.asarray(labels[z0:z1]), index, pieces)
+        ids = slab_pieces(block, index, pieces)
+        del block, block_grey
         out = first_id[ids]
         for k, (box, parts) in list(open_parts.items()):
             lo, hi = max(box[0].start, z0), min(box[0].stop, z1)

@@ -7,6 +7,7 @@ the HTTP API sends; a route only parses its request, calls one of them and answe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -140,14 +141,16 @@ def save_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: byte
     return annotation_record(axis, index, labeled, values)
 
 
-def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: bytes | None = None) -> np.ndarray:
+def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: bytes | None = None,
+                  proba: np.ndarray | None = None) -> np.ndarray:
     """The mask (values 1..K, 0 where nothing supports either class) that the strokes of slice
     ``key`` complete to (:func:`ml4paleo.compute.complete.complete_slice` on the raw slice,
     ``supported_only``: the walker that training uses assigns every voxel, even those no stroke
     reaches, and a person accepting that would paint what nobody saw): the page offers it as a
     suggestion to accept or correct. ``png``: the strokes as painted now (default: the saved
-    annotation). InputError unless the strokes hold at least two classes (one class says
-    nothing about where the others are)."""
+    annotation). ``proba``: a model's (u, v, K) probabilities on the plane, whose confident
+    voxels support or refute the completion. InputError unless the strokes hold at least two
+    classes (one class says nothing about where the others are)."""
     from ml4paleo.compute.complete import complete_slice, completable  # lazy: 0.33 s (scipy, skimage), not for runners
 
     shape, _, _ = converted(store, job_id)
@@ -162,7 +165,15 @@ def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: 
                          f"the slice is {plane_shape(key, shape)}")
     if not completable(strokes):
         raise InputError("paint strokes of at least two classes on the slice to have it completed")
-    return complete_slice(read_slice(store.paths(job_id).volume, axis, index), strokes, supported_only=True)
+    return complete_slice(read_slice(store.paths(job_id).volume, axis, index), strokes, supported_only=True,
+                          proba=None if proba is None else _model_classes(proba, strokes))
+
+
+def _model_classes(proba: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
+    """A model's probabilities as the completion reads them (one channel per class), or None
+    when they do not fit the plane."""
+    fits = proba.ndim == 3 and proba.shape[:2] == strokes.shape and proba.shape[-1] >= int(strokes.max())
+    return proba if fits else None
 
 
 def _painted(doc: dict[str, Any], axis: str, index: int) -> bool:
@@ -286,11 +297,15 @@ def volume_histogram(store: JobStore, job_id: str) -> dict[str, Any]:
 # -- downloads ----------------------------------------------------------------------------
 
 def _size(path: Path) -> int:
+    """Bytes of a file or folder; a file replaced while it is counted (a model folder's
+    ``validation.json`` written beside segmentation) counts as gone, not as an error."""
     if path.is_file():
         return path.stat().st_size
     total = 0
     for root, _, files in os.walk(path):
-        total += sum((Path(root) / f).stat().st_size for f in files)
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += (Path(root) / name).stat().st_size
     return total
 
 

@@ -34,7 +34,8 @@ def exposed(data: Path) -> list[str]:
     when group or others have any permission on them; empty when all are private."""
     data = Path(data)
     found = []
-    for path in (data, data / "jobs", data / DATABASE_FILE, data / f"{DATABASE_FILE}-wal", data / f"{DATABASE_FILE}-shm"):
+    database = [data / f"{DATABASE_FILE}{suffix}" for suffix in ("", "-wal", "-shm")]
+    for path in (data, data / "jobs", *database):
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:

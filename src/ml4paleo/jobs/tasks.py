@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from ml4paleo.enums import DEFAULT_MESH_FORMAT, SEGMENTATION_EXPORTS
@@ -97,26 +98,27 @@ def _train(ctx: TaskContext, progress: ProgressCallback, validate: str = "now") 
         options["unet_params"] = {"epochs": ctx.settings.unet_epochs}
     result = train_model(ctx.paths.volume, annotations, ctx.paths.model(ctx.model_id), classes=ctx.classes,
                          method=ctx.params.get("method") or ctx.settings.train_method, progress=progress,
-                         overwrite=True, validate=validate, previous_method=previous_method(ctx), **options)
+                         overwrite=True, validate=validate, previous_model=previous_model(ctx), **options)
     return model_info(result, len(annotations))
 
 
-def previous_method(ctx: TaskContext) -> str | None:
-    """The method of the job's newest saved model other than the task's own (None if none): a
-    new model keeps it unless another is clearly better (:func:`ml4paleo.pipelines.train.choose_method`)."""
-    newest, method = -1.0, None
+def previous_model(ctx: TaskContext) -> Path | None:
+    """The job's newest saved model other than the task's own (None if none): a new model keeps
+    its method unless another is clearly better, and its ranked features
+    (:func:`ml4paleo.pipelines.train.train_model`)."""
+    newest, found = -1.0, None
     folders = ctx.paths.models.iterdir() if ctx.paths.models.is_dir() else ()
     for folder in folders:
         meta = folder / "metadata.json"
-        if folder.name == ctx.model_id or ".partial-" in folder.name or not meta.is_file():
+        if folder.name == ctx.model_id or ".partial-" in folder.name:
             continue
         try:
-            stamp, found = meta.stat().st_mtime, json.loads(meta.read_text()).get("method")
-        except (OSError, ValueError):
-            continue  # a folder being replaced: the next one will do
-        if stamp > newest and isinstance(found, str):
-            newest, method = stamp, found
-    return method
+            stamp = meta.stat().st_mtime
+        except OSError:
+            continue  # no model there, or one being replaced
+        if stamp > newest:
+            newest, found = stamp, folder
+    return found
 
 
 def model_info(result: Any, n_slices: int) -> dict[str, Any]:
@@ -236,17 +238,20 @@ def export(ctx: TaskContext) -> dict[str, Any]:
 
 def objects(ctx: TaskContext) -> dict[str, Any]:
     """The objects of a segmentation, split, measured and corrected as ``params`` says
-    (``classes``, ``split``, ``min_size``, ``merge``; see the ``objects`` route), in the task's
+    (``classes``, ``split``, ``min_size``, ``merge``, ``seeds``; see the ``objects`` route), in the task's
     own folder (:meth:`~ml4paleo.jobs.paths.JobPaths.objects`); returns a summary, the table
     stays in ``objects.json``."""
-    from ml4paleo.pipelines.objects import objects_from_labels  # lazy: see the module's docstring
+    from ml4paleo.io.omezarr import read_info
+    from ml4paleo.pipelines.objects import objects_from_labels, seed_strokes  # lazy: see the module's docstring
 
     assert ctx.seg_id is not None
     out = ctx.paths.objects(ctx.seg_id, ctx.task_id) / "objects.ome.zarr"
     p = ctx.params
-    result = objects_from_labels(ctx.paths.labels(ctx.seg_id), out, classes=p.get("classes"),
+    labels = ctx.paths.labels(ctx.seg_id)
+    seeds = [(s["z"], seed_strokes(read_info(labels).shape[1:], s["points"])) for s in p.get("seeds") or ()]
+    result = objects_from_labels(labels, out, classes=p.get("classes"),
                                  split=p.get("split", "auto"), min_size=int(p.get("min_size", 0)),
-                                 merge=p.get("merge") or (), image=ctx.paths.volume, overwrite=True,
+                                 merge=p.get("merge") or (), seeds=seeds, image=ctx.paths.volume, overwrite=True,
                                  progress=scaled(ctx.progress, 0.0, 1.0, "objects"))
     return {"objects": len(result.objects), "unit": result.unit, "messages": result.messages}
 

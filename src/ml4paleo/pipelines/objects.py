@@ -10,8 +10,8 @@ the user's corrections in this order:
    watershed inside that object only); the first part keeps the id, the others get new ones.
 
 Corrected objects are measured again from the written ids. Outputs: ``OUT.ome.zarr`` (uint32,
-0 = none, the labels' grid and voxel size, with a pyramid) and ``objects.csv`` / ``objects.json``
-beside it; everything is written under temporary names and renamed when complete.
+0 = none, the labels' grid and voxel size, with a pyramid) and its table beside it, named after it
+(``objects.ome.zarr``: ``objects.csv`` and ``objects.json``; :func:`table_paths`); everything is written under temporary names and renamed when complete.
 """
 
 from __future__ import annotations
@@ -35,12 +35,42 @@ from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.pipelines.mesh import _label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["CSV_NAME", "JSON_NAME", "ObjectsResult", "objects_from_labels"]
-
-CSV_NAME = "objects.csv"
-JSON_NAME = "objects.json"
+__all__ = ["ObjectsResult", "objects_from_labels", "seed_strokes", "table_paths"]
 SLAB_VOXELS = 1 << 24
-"""Target voxels of a slab (16 M: uint8 labels + int32 ids + uint32 objects, ~150 MB)."""
+"""Target voxels of a slab (16 M: uint8 labels, int32 component ids and their temporaries,
+uint32 objects: ~0.3 GB); a slab thinner than a chunk when a chunk row is larger (a 1024^2 scan
+in chunks 64 deep: 64 M voxels a row, 2.1 GB peak measured), its objects gathered per chunk row."""
+
+
+def slab_depth(shape: Sequence[int], chunk_z: int, target: int = SLAB_VOXELS) -> int:
+    """Slices per slab: whole chunk rows up to ``target`` voxels, else the largest divisor of the
+    chunk depth that fits (at least one slice)."""
+    plane = max(1, int(shape[1]) * int(shape[2]))
+    if chunk_z * plane <= target:
+        return chunk_z * max(1, target // (chunk_z * plane))
+    return max([d for d in range(1, chunk_z + 1) if chunk_z % d == 0 and d * plane <= target] or [1])
+
+
+class _ChunkRows:
+    """``write(z0, slab)`` for slabs that come in order, written to ``arr`` one whole chunk row at
+    a time: a chunk written in parts would be read, decoded and encoded again for each part."""
+
+    def __init__(self, arr: Any) -> None:
+        self.arr, self.depth = arr, int(arr.chunks[0])
+        self.buf: np.ndarray | None = None
+        self.start = 0
+
+    def __call__(self, z0: int, slab: np.ndarray) -> None:
+        z1 = z0 + len(slab)
+        if z0 % self.depth == 0 and (len(slab) % self.depth == 0 or z1 == self.arr.shape[0]):
+            self.arr[z0:z1] = slab  # whole chunk rows
+            return
+        if self.buf is None or z0 % self.depth == 0:
+            self.buf, self.start = np.zeros((self.depth,) + slab.shape[1:], slab.dtype), z0 - z0 % self.depth
+        self.buf[z0 - self.start:z1 - self.start] = slab
+        if z1 - self.start == self.depth or z1 == self.arr.shape[0]:
+            self.arr[self.start:z1] = self.buf[:z1 - self.start]
+            self.buf = None
 
 
 @dataclass
@@ -54,6 +84,24 @@ class ObjectsResult:
     unit: str
     voxel_size: tuple[float, float, float]
     messages: list[str] = field(default_factory=list)
+
+
+def table_paths(out_path: str | Path) -> tuple[Path, Path]:
+    """The CSV and JSON tables of an object volume: beside it, named by its name up to the first
+    dot (``grains.ome.zarr``: ``grains.csv``, ``grains.json``), so runs into one folder never clash."""
+    out_path = Path(out_path)
+    stem = out_path.name.split(".")[0] or "objects"
+    return out_path.with_name(f"{stem}.csv"), out_path.with_name(f"{stem}.json")
+
+
+def seed_strokes(plane_shape: Sequence[int], points: Sequence[Sequence[int]]) -> np.ndarray:
+    """A strokes image for ``seeds`` from clicked points ``[row, col, part]`` (a web page's clicks)."""
+    strokes = np.zeros(tuple(int(n) for n in plane_shape), np.uint8)
+    for row, col, part in points:
+        if not (0 <= row < strokes.shape[0] and 0 <= col < strokes.shape[1]):
+            raise InputError(f"seed point ({row}, {col}) is outside the {strokes.shape[0]}x{strokes.shape[1]} slice")
+        strokes[row, col] = part
+    return strokes
 
 
 def _classes(wanted: Iterable[int | str] | None, names: dict[int, str], present: Sequence[int]) -> list[int]:
@@ -236,8 +284,8 @@ def objects_from_labels(
     Parameters
     ----------
     labels_path : OME-Zarr label map (integer classes, 0 = background).
-    out_path : the uint32 object OME-Zarr to write; ``objects.csv`` and ``objects.json`` go
-        beside it (same folder).
+    out_path : the uint32 object OME-Zarr to write; its tables go beside it (:func:`table_paths`:
+        ``objects.ome.zarr`` gives ``objects.csv`` and ``objects.json``).
     classes : class values or names (``"bone"``) whose pieces are objects (default: every
         nonzero class); objects never span two classes.
     split : ``"auto"`` splits touching objects at necks (:mod:`ml4paleo.compute.objects`),
@@ -275,14 +323,14 @@ def objects_from_labels(
         raise NotALabelMap(f"{labels_path} is an image volume, not a segmentation; convert a label map with "
                            "convert_volume(..., labels=True)")
     out_path = Path(out_path)
-    csv_path, json_path = out_path.with_name(CSV_NAME), out_path.with_name(JSON_NAME)
+    csv_path, json_path = table_paths(out_path)
     for p in (out_path, csv_path, json_path):
         if p.exists() and not overwrite:
             raise OutputExistsError(f"{p} already exists (pass overwrite to replace it)")
     arr = open_level(labels_path, 0)
     shape = tuple(int(n) for n in info.shape)
     chunk_z = int(info.chunks[0])
-    depth = chunk_z * max(1, SLAB_VOXELS // max(1, chunk_z * shape[1] * shape[2]))
+    depth = slab_depth(shape, chunk_z)
     names = _label_names(info.attrs)
     present = sorted(v for v in names if v) if names else _values_present(arr, depth)
     wanted = _classes(classes, names, present)
@@ -292,17 +340,16 @@ def objects_from_labels(
     pieces = find_pieces(arr, wanted, min_size=int(min_size), depth=depth, progress=scaled(progress, 0.0, 0.25))
     parameters = {"classes": wanted, "split": split, "min_size": int(min_size), "h": h,
                   "merge": groups, "seeds": [key_name(k) for k, _ in seeds]}
-    attrs = {"source": str(labels_path), "image": grey_path, "classes": info.attrs.get("classes"),
+    # the labels' class names under their own key: "classes" names label values, and here values are objects
+    attrs = {"source": str(labels_path), "image": grey_path, "source_classes": info.attrs.get("classes"),
              "objects": parameters}
     writer = OmeZarrWriter(out_path, shape, np.uint32, voxel_size=voxel_size, unit=info.unit, chunks=info.chunks,
                            kind="labels", attrs=attrs, overwrite=overwrite,
                            pyramid_min_size=max(info.level_shapes[-1][1:]))  # the labels' levels, for overlays
     tmp_csv, tmp_json = partial_path(csv_path), partial_path(json_path)
     try:
-        def write(z0: int, slab: np.ndarray) -> None:
-            writer.array[z0:z0 + len(slab)] = slab  # level 0 only: finish() builds the pyramid after the corrections
-
-        found = objects_by_slabs(arr, pieces, voxel_size, write, split=split, h=h, grey=grey,
+        # level 0 only: finish() builds the pyramid after the corrections
+        found = objects_by_slabs(arr, pieces, voxel_size, _ChunkRows(writer.array), split=split, h=h, grey=grey,
                                  max_box_voxels=max_box_voxels, progress=scaled(progress, 0.25, 0.85))
         table = _Table(found.rows, writer.array, grey, voxel_size, max_box_voxels)
         messages = []

@@ -20,6 +20,7 @@ from typing import Any, Collection, Sequence
 
 import numpy as np
 
+from ml4paleo.compute.features import halo
 from ml4paleo.compute.painted import keep_painted
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
@@ -30,9 +31,12 @@ from ml4paleo.pipelines._candidates import prior_plane
 __all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "suggest_planes"]
 
 SUGGESTIONS_FILE = "suggestions.json"
-PLANE_VOXELS = 6_000_000
-"""Voxels predicted in all to rank planes (a third per axis)."""
-MAX_PLANES_PER_AXIS = 8
+PLANE_VOXELS = 96_000_000
+"""Voxels read and filtered in all to rank planes, a third per axis: a plane of a model on the
+filter bank costs its area times the ``1 + 2 * halo`` planes its features need (the ranking
+took 20-25 s of a 31-42 s training at 128 x 256^2 when counted by plane voxels alone; 4-6 s
+with this budget)."""
+MAX_PLANES_PER_AXIS = 16
 TOP = 10
 """Suggestions kept in the file."""
 AXES = ("z", "y", "x")
@@ -41,16 +45,19 @@ CALIBRATION = ("soft Dice of the model's probabilities on the planes scored, eac
                "the leave-one-slice-out scores are the measurement on painted slices")
 
 
-def _candidate_planes(shape: Sequence[int], painted: Collection[SliceKey]) -> list[tuple[int, int]]:
-    """(axis, index) of the planes to score: evenly spread over each axis, within the budget."""
+def _candidate_planes(shape: Sequence[int], painted: Collection[SliceKey], depth: Sequence[int] = (1, 1, 1)
+                      ) -> list[tuple[int, int]]:
+    """(axis, index) of the planes to score: evenly spread over each axis, within the budget
+    (a plane across ``axis`` costs its area times ``depth[axis]``)."""
     taken = {plane_of(k) for k in painted}
     out = []
     for axis, n in enumerate(shape):
-        side = int(np.prod([m for a, m in enumerate(shape) if a != axis]))
+        side = int(np.prod([m for a, m in enumerate(shape) if a != axis])) * int(depth[axis])
         count = int(np.clip(PLANE_VOXELS // 3 // max(side, 1), 1, MAX_PLANES_PER_AXIS))
-        for index in np.unique(np.round(np.linspace(0, n - 1, count + 2)[1:-1]).astype(int)):
-            if (axis, int(index)) not in taken:
-                out.append((axis, int(index)))
+        free = np.array([i for i in range(n) if (axis, i) not in taken])
+        if free.size:
+            picks = np.unique(np.round(np.linspace(0, free.size - 1, count + 2)[1:-1]).astype(int))
+            out.extend((axis, int(free[p])) for p in picks)
     return out
 
 
@@ -84,9 +91,11 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
     shape = tuple(int(n) for n in array.shape)
     painted = list(painted)
     z_painted = sorted(i for a, i in map(plane_of, painted) if a == 0)
-    reach = max(shape[0] * voxel_size[0] / (len(z_painted) + 1) / 2, min(voxel_size))
     found, terms = [], np.zeros((len(classes), 3))
-    for axis, index in _candidate_planes(shape, painted):
+    settings = getattr(model, "feature_settings", None)
+    depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
+    planes = _candidate_planes(shape, painted, depth)
+    for axis, index in planes:
         sides = [n for a, n in enumerate(shape) if a != axis]
         start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
         proba = keep_painted(model.predict_region(array, start, stop), getattr(model, "painted", ()), start, stop)
@@ -95,14 +104,14 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
         labels = prior_plane(prior, shape, key) if prior is not None else None
         distance = _distance_to_painted(shape, painted, voxel_size, axis, index)
         terms += soft_dice_terms(proba, labels)
-        worst = plane_doubt(doubt_map(proba, labels, distance, reach))
+        worst = plane_doubt(doubt_map(proba, labels))
         if worst is None:
             continue
         u0, v0, u1, v1 = worst.bbox
         disagree = float(np.mean(np.argmax(proba[u0:u1, v0:v1], axis=-1) != labels[u0:u1, v0:v1])) \
             if labels is not None else 0.0
         beyond = axis == 0 and bool(z_painted) and not z_painted[0] <= index <= z_painted[-1]
-        far = float(np.min(distance[u0:u1, v0:v1])) / max(float(voxel_size[axis]), 1e-9)
+        far = float(np.median(distance[u0:u1, v0:v1])) / max(float(min(voxel_size)), 1e-9)
         found.append({"axis": AXES[axis], "index": index, "bbox": [int(u0), int(v0), int(u1), int(v1)],
                       "doubt": worst.doubt, "reason": _reason(disagree, far, beyond, f"{far:.0f} voxels")})
     found.sort(key=lambda s: -s["doubt"])
@@ -114,4 +123,4 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
             if pred[k] + true[k] > 0}
     return {"suggestions": suggestions, "estimated_dice": dice,
             "estimated_mean_dice": round(float(np.mean(list(dice.values()))), 4) if dice else None,
-            "calibration": CALIBRATION, "planes_scored": len(_candidate_planes(shape, painted))}
+            "calibration": CALIBRATION, "planes_scored": len(planes)}

@@ -115,14 +115,18 @@ def predict(job_id: str):
 @bp.post("/api/annotate/<job_id>/data/complete")
 def complete(job_id: str):
     """The slice (``z``, or ``axis`` and ``index``) completed from its strokes (``mask``: as
-    painted now; default: as saved) into a full mask of class values, as a gray PNG: the
-    suggestion the page offers for a slice painted with strokes only."""
+    painted now; default: as saved) into a mask of class values (0 where nothing supports
+    either class: the strokes' reach across the image's edges, and the overlay model's
+    probabilities where there is one), as a gray PNG: the suggestion the page offers for a
+    slice painted with strokes only."""
     data = json_body()
     shape, _, _ = files.converted(store(), job_id)
     key = _key(data, shape)
     png = b64decode(data["mask"], "mask") if data.get("mask") is not None else None
     axis, index = axis_index(key)
-    completed = files.complete_mask(store(), job_id, key, png)
+    chosen = _overlay_model(job_id)
+    proba = plane_proba(store().paths(job_id).volume, chosen[1], axis, index) if chosen is not None else None
+    completed = files.complete_mask(store(), job_id, key, png, proba)
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, completed=b64encode(encode_png(completed)))
 
 

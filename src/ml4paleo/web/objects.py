@@ -21,7 +21,9 @@ from ml4paleo.web._common import float_arg, int_field, int_value, json_body, pat
 bp = Blueprint("objects", __name__)
 
 MAX_MERGES = 200
-"""Merge groups one request may carry (each re-measures one object)."""
+"""Merge groups (and seeded splits) one request may carry (each re-measures objects)."""
+MAX_SEED_POINTS = 100
+"""Clicked points of one seeded split."""
 MESH_MAX_BOX_VOXELS = 1 << 24
 """Largest bounding box meshed in a request (16 M voxels: a few seconds)."""
 
@@ -32,7 +34,7 @@ def objects_page(job_id: str):
     return render_template("objects.html", job_id=job_id)
 
 
-def _options(data: dict[str, Any]) -> dict[str, Any]:
+def _options(job_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """The options of an objects run from a request body, checked (400 naming the field)."""
     out: dict[str, Any] = {}
     classes = data.get("classes")
@@ -53,19 +55,42 @@ def _options(data: dict[str, Any]) -> dict[str, Any]:
                                                                          and i >= 1 for i in g) for g in merge)):
         raise InputError(f"merge must be a list of at most {MAX_MERGES} groups of two or more object ids (>= 1)")
     out["merge"] = merge
+    seeds = data.get("seeds", [])
+    if not isinstance(seeds, list) or len(seeds) > MAX_MERGES or not all(_seed_ok(s) for s in seeds):
+        raise InputError(f"seeds must be a list of {{z, points: [[row, col, part], ...]}} (at most "
+                         f"{MAX_SEED_POINTS} points, parts 1-255)")
+    if seeds:
+        shape = store().job_field(job_id, "shape") or [0, 0, 0]
+        for s in seeds:
+            if not 0 <= s["z"] < shape[0] or any(not (0 <= r < shape[1] and 0 <= c < shape[2]) for r, c, _ in s["points"]):
+                raise InputError(f"seed points must lie in the volume ({shape[0]} slices of {shape[1]}x{shape[2]})")
+    out["seeds"] = seeds
     return out
+
+
+def _seed_ok(seed: Any) -> bool:
+    """One seeded split: ``{"z": slice, "points": [[row, col, part], ...]}`` with whole numbers."""
+    if not isinstance(seed, dict) or set(seed) != {"z", "points"}:
+        return False
+    points = seed["points"]
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+    return (whole(seed["z"]) and isinstance(points, list) and 2 <= len(points) <= MAX_SEED_POINTS
+            and all(isinstance(p, list) and len(p) == 3 and all(whole(v) for v in p) and 1 <= p[2] <= 255
+                    for p in points))
 
 
 @bp.post("/api/job/<job_id>/objects")
 def queue_objects(job_id: str):
     """Queue the objects of ``seg_id`` (default: the newest finished segmentation). Body:
     ``classes`` (names or values), ``split`` (auto|none), ``min_size`` (voxels), ``merge``
-    (``[[12, 15], ...]``: ids of the run with the same options and the merges before)."""
+    (``[[12, 15], ...]``: ids of the run with the same options and the merges before), ``seeds``
+    (``[{"z": 40, "points": [[row, col, part], ...]}, ...]``: each splits the object under its
+    points, one part per value, after the merges)."""
     data = json_body()
     seg_id = data.get("seg_id")
     if seg_id is not None and not isinstance(seg_id, str):
         raise InputError("seg_id must be a string")
-    queued = store().queue_objects(job_id, seg_id, _options(data))
+    queued = store().queue_objects(job_id, seg_id, _options(job_id, data))
     return jsonify(queued), 202
 
 

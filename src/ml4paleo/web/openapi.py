@@ -220,11 +220,15 @@ def _paths() -> dict[str, Any]:
             "seg_id": {"type": "string"}, "formats": {"type": "array", "items": {
                 "type": "string", "enum": list(MESH_FORMATS)}}}), ok="202", errors=("400", "404", "409"))},
         j + "/objects": {"post": _op("Queue the objects of a segmentation (default: the newest finished): pieces of "
-                                     "classes, split at necks (split auto|none), min_size voxels, merge groups of ids; "
+                                     "classes, split at necks (split auto|none), min_size voxels, merge groups of ids, "
+                                     "seeds (clicked points [row, col, part] on slice z) splitting the object under them; "
                                      "on the mesh queue, the job's status unchanged", [_JOB], _body({
             "seg_id": {"type": "string"}, "classes": {"type": "array", "items": {"type": "string"}},
             "split": {"type": "string", "enum": ["auto", "none"]}, "min_size": {"type": "integer", "minimum": 0},
-            "merge": {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 1}}}}),
+            "merge": {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 1}}},
+            "seeds": {"type": "array", "items": {"type": "object", "properties": {
+                "z": {"type": "integer", "minimum": 0}, "points": {"type": "array", "items": {
+                    "type": "array", "items": {"type": "integer", "minimum": 0}}}}}}}),
             ok="202", errors=("400", "404", "409"))},
         j + "/cancel": {"post": _op("Cancel the queued or running task", [_JOB], errors=("404", "409"))},
         j + "/slice/{axis}/{index}.png": {"get": _op("A rendered slice; labels=1 with seg: the class indices as a gray PNG; max: longest side "
@@ -304,6 +308,12 @@ def _account_paths(j: str) -> dict[str, Any]:
             "get": _op("My API tokens" + _ACCOUNTS, errors=("401", "403")),
             "post": _op("Make an API token (its secret is in this answer only)" + _ACCOUNTS,
                         body=_body({"name": {"type": "string"}}, ["name"]), ok="201", errors=("400", "401", "403"))},
+        "/api/account/password": {"post": _op(
+            "Change my password: every session of mine ends (this one is renewed); revoke_tokens revokes my API "
+            "tokens too" + _ACCOUNTS,
+            body=_body({"current": {"type": "string"}, "new": {"type": "string", "minLength": 8},
+                        "revoke_tokens": {"type": "boolean"}}, ["current", "new"]),
+            errors=("400", "401", "403", "429"))},
         "/api/account/tokens/{token_id}": {"delete": _op("Revoke one of my API tokens" + _ACCOUNTS, [token],
                                                          errors=("401", "403", "404"))},
         j + "/shares": {

@@ -5,15 +5,14 @@ and the status, so a member probing another's jobs leaves a trace.
 
 Actions are named per route in :data:`ACTIONS`; any other change to a job is recorded under its
 route's name, and any response sent as an attachment counts as a ``download``, so routes added
-later are audited without being listed. Refusals are rate-limited per asker (:class:`RateLimit`):
-a flood cannot fill the disk, and the next entry says how many were left out.
+later are audited without being listed. Refusals are rate-limited per asker and in all
+(:class:`~ml4paleo.web.rate_limit.RateLimit`): a flood cannot fill the disk, and the next entry
+says how many were left out.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 
 from flask import Flask, request
 from werkzeug.wrappers import Response
@@ -24,6 +23,7 @@ from ml4paleo.jobs.store import JobStore
 from ml4paleo.web.auth.current import SAFE_METHODS, viewer
 from ml4paleo.web.auth.guard import READ_ONLY_CHANGES
 from ml4paleo.web.client import client_address
+from ml4paleo.web.rate_limit import RateLimit
 from ml4paleo.web.request_body import JOB_ID_FIELD, JOB_ID_HEADER, requested_job_ids
 
 log = logging.getLogger("ml4paleo.web.audit")
@@ -51,47 +51,26 @@ ACTIONS = {
 REFUSALS = frozenset({401, 403, 404})
 REFUSALS_PER_MINUTE = 20
 """Refusals recorded per asker (user, or address when signed out) per minute; the rest are counted."""
+ALL_REFUSALS_PER_MINUTE = 600
+"""Refusals recorded per minute over all askers (many addresses)."""
 
 
-class RateLimit:
-    """At most ``per_window`` admissions per key in each window of ``window`` seconds (thread-safe,
-    in memory); :meth:`admit` says how many of the key's were refused since its last admission."""
-
-    MAX_KEYS = 10_000
-
-    def __init__(self, per_window: int, window: float = 60.0) -> None:
-        self.per_window, self.window = per_window, window
-        self._keys: dict[str, list[float]] = {}  # key -> [window start, admitted, dropped]
-        self._lock = threading.Lock()
-
-    def admit(self, key: str, now: float | None = None) -> int | None:
-        """None when ``key`` is over its limit (counted), else how many were dropped before this one."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if len(self._keys) > self.MAX_KEYS:  # forget finished windows: memory stays bounded
-                self._keys = {k: v for k, v in self._keys.items() if now - v[0] < self.window}
-            state = self._keys.setdefault(key, [now, 0, 0])
-            if now - state[0] >= self.window:
-                state[0], state[1] = now, 0
-            if state[1] >= self.per_window:
-                state[2] += 1
-                return None
-            state[1] += 1
-            dropped, state[2] = int(state[2]), 0
-            return dropped
-
-
-def _named_jobs() -> list[str]:
-    """The well-formed job ids a refused request names (its body may be what was refused)."""
-    try:
-        named = requested_job_ids()
-    except Ml4PaleoError:
+def _named_jobs(read_body: bool) -> list[str]:
+    """The well-formed job ids a refused request names; its body only when ``read_body`` (a
+    signed-out client's body is never read) and when it parses (it may be what was refused)."""
+    named: list[str] = []
+    if read_body:
+        try:
+            named = requested_job_ids()
+        except Ml4PaleoError:
+            named = []
+    if not named:
         named = [(request.view_args or {}).get(JOB_ID_FIELD), *request.args.getlist(JOB_ID_FIELD),
                  *request.headers.getlist(JOB_ID_HEADER)]
     found = []
     for job_id in named:
         try:
-            found.append(check_job_id(job_id))
+            found.append(check_job_id(job_id or ""))
         except JobNotFound:
             continue  # a malformed id names no job: the request log has it
     return list(dict.fromkeys(found))
@@ -112,7 +91,7 @@ def action_of(endpoint: str | None, method: str, response: Response) -> str | No
 
 
 def install(app: Flask, store: JobStore) -> None:
-    refusals = RateLimit(REFUSALS_PER_MINUTE)
+    refusals = RateLimit(REFUSALS_PER_MINUTE, ALL_REFUSALS_PER_MINUTE)
 
     def record(job_ids: list[str], action: str, detail: str, actor: str) -> None:
         for job_id in job_ids:
@@ -125,7 +104,7 @@ def install(app: Flask, store: JobStore) -> None:
     def _audit(response: Response) -> Response:
         who = viewer()
         if response.status_code in REFUSALS and request.method != "OPTIONS":
-            job_ids = _named_jobs()
+            job_ids = _named_jobs(read_body=who is not None)
             address = client_address()
             actor = who.actor if who else "anonymous"
             dropped = refusals.admit(actor if who else f"{actor}@{address}") if job_ids else None

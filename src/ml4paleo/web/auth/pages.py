@@ -44,7 +44,7 @@ def _safe_next(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else "/"
 
 
-def _set_session(response: Response, secret: str) -> Response:
+def set_session(response: Response, secret: str) -> Response:
     response.set_cookie(SESSION_COOKIE, secret, max_age=int(settings().session_hours * 3600), httponly=True,
                         samesite="Lax", secure=is_secure())
     return response
@@ -77,7 +77,7 @@ def login() -> Response:
     except NotSignedIn:
         return _login_form("Wrong user name or password.", 401)
     secret, _ = store().accounts.start_session(user_id=who.user_id, hours=settings().session_hours)
-    response = _set_session(redirect(_safe_next(form().get("next")), 303), secret)
+    response = set_session(redirect(_safe_next(form().get("next")), 303), secret)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 
@@ -106,4 +106,4 @@ def open_link(secret: str) -> Response:
         raise JobNotFound("this share link was revoked or never existed")
     link_id, job_id = found
     session_secret, _ = store().accounts.start_session(link_id=link_id, hours=settings().session_hours)
-    return _set_session(redirect(f"/job/{job_id}", 303), session_secret)
+    return set_session(redirect(f"/job/{job_id}", 303), session_secret)

@@ -2,6 +2,7 @@
 // sort and select them in the table (a click in the slice selects the row), merge a wrong split,
 // download the table and one object's mesh.
 import { $, el, flash, guarded, poll } from "../lib/dom.js";
+import { enums } from "../lib/enums.js";
 import { api, post } from "../lib/http.js";
 import { enc, getJob } from "../lib/jobs.js";
 
@@ -17,8 +18,8 @@ const COLUMNS = [
   ["grey_mean", "Mean grey", (o) => o.grey_mean],
 ];
 
-const state = { segId: "", table: null, sortKey: "id", sortUp: true, selected: 0, z: 0, depth: 1, params: null,
-  ticked: new Set(), tableKey: "" };
+const state = { unitSymbols: {}, segId: "", table: null, sortKey: "id", sortUp: true, selected: 0, z: 0, depth: 1, params: null,
+  ticked: new Set(), tableKey: "", splitting: null };
 
 const segUrl = () => `/api/job/${enc}/segmentation/${encodeURIComponent(state.segId)}`;
 
@@ -30,7 +31,8 @@ function fmt(value) {
 
 function renderSlice() {
   const img = $("objects-slice");
-  img.src = `${segUrl()}/objects/slice/z/${state.z}.png?selected=${state.selected}`;
+  const run = state.table ? state.table.ready.task_id : 0; // a new run: a new image, never the cached one
+  img.src = `${segUrl()}/objects/slice/z/${state.z}.png?selected=${state.selected}&run=${run}`;
   $("objects-z").value = String(state.z);
   $("objects-z-text").textContent = `${state.z + 1} / ${state.depth}`;
 }
@@ -52,7 +54,7 @@ function select(id, { moveSlice = false } = {}) {
 }
 
 function renderTable() {
-  const unit = state.table.unit || "";
+  const unit = state.unitSymbols[state.table.unit] || state.table.unit || "";
   $("objects-table").querySelector("thead tr").replaceChildren(el("th", {}, ""), ...COLUMNS.map(([key, title, , power]) =>
     el("th", { dataset: { key }, class: key === "class_name" ? "" : "num",
       onclick: () => { state.sortUp = state.sortKey === key ? !state.sortUp : true; state.sortKey = key; renderTable(); } },
@@ -110,7 +112,7 @@ function startPolling() {
       state.ticked.clear();
       updateMerge();
       $("objects-card").hidden = false;
-      $("objects-count").textContent = String(doc.objects.length);
+      $("objects-count").textContent = `${doc.objects.length} object${doc.objects.length === 1 ? "" : "s"}`;
       $("objects-messages").replaceChildren(...(doc.messages || []).map((m) => el("li", {}, m)));
       $("objects-csv").href = `${segUrl()}/objects.csv`;
       $("objects-json").href = `${segUrl()}/objects.json`;
@@ -128,19 +130,64 @@ $("objects-form").addEventListener("submit", (e) => {
 
 $("merge-objects").addEventListener("click", () => guarded(async () => {
   const ids = [...state.ticked].sort((a, b) => a - b);
-  const p = state.params || {};
-  await queue({ seg_id: state.segId, split: p.split || "auto", min_size: p.min_size || 0,
-    ...(p.classes ? { classes: p.classes } : {}), merge: [...(p.merge || []), ids] });
-  flash("");
+  const options = readyOptions();
+  if (options.seeds.length) {
+    // merges apply before seeded splits: a merge of ids made by a split would name other objects
+    flash("Merge before splitting: find the objects again to merge these.");
+    return;
+  }
+  await queue({ ...options, merge: [...options.merge, ids] });
 }));
 
 $("objects-z").addEventListener("input", (e) => { state.z = Number(e.target.value); renderSlice(); });
+
+/** The options of the ready run, to make it again with one more correction. */
+function readyOptions() {
+  const p = state.params || {};
+  return { seg_id: state.segId, split: p.split || "auto", min_size: p.min_size || 0,
+    ...(p.classes ? { classes: p.classes } : {}), merge: p.merge || [], seeds: p.seeds || [] };
+}
+
+/** Split mode: the next clicks in the slice are the parts of one object (part 1, part 2, ...). */
+function showSplit() {
+  const s = state.splitting;
+  $("split-help").hidden = !s;
+  $("split-go").hidden = !s;
+  $("split-object").textContent = s ? "Cancel the split" : "Split an object…";
+  if (!s) return;
+  $("split-go").disabled = s.points.length < 2;
+  $("split-help").textContent = s.points.length
+    ? `Slice ${s.z + 1}: ${s.points.map(([r, c, p]) => `part ${p} at (${r}, ${c})`).join(", ")}. `
+      + (s.points.length < 2 ? "Click the other part." : "Click more parts, or Split.")
+    : "Click one part of the object in the slice, then the other.";
+}
+
+$("split-object").addEventListener("click", () => {
+  state.splitting = state.splitting ? null : { z: state.z, points: [] };
+  showSplit();
+});
+
+$("split-go").addEventListener("click", () => guarded(async () => {
+  const { z, points } = state.splitting;
+  const options = readyOptions();
+  state.splitting = null;
+  showSplit();
+  await queue({ ...options, seeds: [...options.seeds, { z, points }] });
+}));
 
 $("objects-slice").addEventListener("click", (e) => guarded(async () => {
   const img = e.currentTarget;
   const rect = img.getBoundingClientRect();
   const row = Math.floor((e.clientY - rect.top) / rect.height * img.naturalHeight);
   const col = Math.floor((e.clientX - rect.left) / rect.width * img.naturalWidth);
+  const s = state.splitting;
+  if (s) {
+    if (s.z !== state.z) s.points = []; // the parts of one split lie on one slice
+    s.z = state.z;
+    s.points.push([row, col, s.points.length + 1]);
+    showSplit();
+    return;
+  }
   const { id } = await api(`${segUrl()}/objects/at/z/${state.z}/${row}/${col}`);
   select(id);
 }));
@@ -148,7 +195,8 @@ $("objects-slice").addEventListener("click", (e) => guarded(async () => {
 $("objects-seg").addEventListener("change", (e) => { state.segId = e.target.value; state.tableKey = ""; startPolling(); });
 
 guarded(async () => {
-  const job = await getJob();
+  const [job, { unit_symbols: symbols }] = await Promise.all([getJob(), enums()]);
+  state.unitSymbols = symbols || {};
   const segs = (job.segmentations || []).filter((s) => s.done)
     .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))); // newest first
   $("objects-none").hidden = segs.length > 0;

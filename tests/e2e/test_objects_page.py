@@ -1,0 +1,124 @@
+"""End to end in a real headless Chromium: from a segmentation to a table of objects, a click in
+the coloured slice selecting one, a merge, a split by two clicks, and the downloads (CSV, one
+object's STL).
+
+The job is set up over the API (upload, two painted slices, train and segment) on the real server
+of ``test_pages``; then the Objects page is driven like a user.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+
+from apiserver import Server, converted_job, png_b64  # noqa: E402
+from test_pages import (CHROMIUM, assert_no_console_errors, browser, page, server, shot)  # noqa: E402,F401
+from ml4paleo.testing.shapes import touching_pair  # noqa: E402
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
+]
+
+
+def two_touching_grains() -> tuple[np.ndarray, np.ndarray]:
+    """A noisy scan with two bright balls joined by a thin neck, and its truth."""
+    truth = np.zeros((24, 40, 64), np.uint8)
+    touching_pair(truth, (12.0, 20.0, 32.0), 9.0, 10.0, 0.3, (1.0, 1.0, 1.0))
+    scan = np.random.default_rng(3).normal(1000, 40, truth.shape)
+    scan[truth > 0] += 3000
+    return scan.astype(np.uint16), truth
+
+
+def ndi_label_pair(truth: np.ndarray) -> np.ndarray:
+    """The two grains of the truth, told apart by the automatic split."""
+    from ml4paleo.compute.objects import split_object
+
+    return split_object(truth > 0, (1.0, 1.0, 1.0))
+
+
+@pytest.fixture(scope="module")
+def segmented(server) -> dict:
+    srv = Server(url=server, data=Path("."), proc=None, log=Path("."))  # type: ignore[arg-type]
+    scan, truth = two_touching_grains()
+    job_id = converted_job(srv, scan, "objects e2e")
+    for z in (8, 12, 16):
+        srv.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": z, "mask": png_b64(truth[z] + 1)})
+    started = srv.json("POST", f"/api/job/{job_id}/start", 202)
+    srv.wait(job_id, {"segmented"}, timeout=180)
+    return {"job_id": job_id, "seg_id": started["seg_id"], "truth": truth}
+
+
+def test_find_select_merge_and_download_objects(page, segmented, tmp_path):
+    job_id = segmented["job_id"]
+    page.goto(f"/job/{job_id}/objects")
+    page.get_by_role("button", name="Find objects").click()
+    rows = page.locator("#objects-table tbody tr")
+    rows.nth(1).wait_for()  # the two grains, split at their neck
+    assert rows.count() == 2
+    assert page.locator("#objects-count").inner_text() == "2 objects"
+    first_image = page.locator("#objects-slice").get_attribute("src")
+    shot(page, "objects-01-table")
+
+    # sorting by volume, largest first: the larger grain (radius 10) leads
+    page.locator("#objects-table th[data-key=volume]").click()
+    page.locator("#objects-table th[data-key=volume]").click()
+    volumes = [float(v) for v in page.locator("#objects-table tbody tr td:nth-child(4)").all_inner_texts()]
+    assert volumes == sorted(volumes, reverse=True)
+
+    # a click on the right grain in the slice selects its row
+    img = page.locator("#objects-slice")
+    page.wait_for_function("document.getElementById('objects-slice').naturalWidth > 0")
+    box = img.bounding_box()
+    right = np.argwhere(segmented["truth"][12, 20] > 0).max()  # a column inside the right grain
+    page.mouse.click(box["x"] + (right - 3 + 0.5) * box["width"] / 64, box["y"] + 20.5 * box["height"] / 40)
+    page.locator("#objects-table tbody tr.selected").wait_for()
+    selected = page.locator("#objects-table tbody tr.selected").get_attribute("data-id")
+    assert selected in ("1", "2")
+    with page.expect_download() as stl:
+        page.locator("#object-stl").click()
+    assert stl.value.suggested_filename.startswith(f"object_{selected}_")
+
+    # the user disagrees with the split: tick both, merge
+    for i in range(2):
+        rows.nth(i).locator("input[type=checkbox]").check()
+    page.get_by_role("button", name="Merge selected").click()
+    page.wait_for_function("document.querySelectorAll('#objects-table tbody tr').length === 1")
+    assert "merged objects 1, 2 into 1" in page.locator("#objects-messages").inner_text()
+    assert page.locator("#objects-count").inner_text() == "1 object"
+    assert page.locator("#objects-slice").get_attribute("src") != first_image  # the slice of the new run
+    shot(page, "objects-02-merged")
+
+    # and changes their mind: split it again with two clicks, one on each grain
+    merged_image = page.locator("#objects-slice").get_attribute("src")
+    page.get_by_role("button", name="Split an object…").click()
+    cols = np.flatnonzero(segmented["truth"][12, 20] > 0)
+    box = img.bounding_box()  # the merge's message moved the slice down
+    for col in (cols.min() + 3, cols.max() - 3):
+        page.mouse.click(box["x"] + (col + 0.5) * box["width"] / 64, box["y"] + 20.5 * box["height"] / 40)
+    assert "part 2 at (20," in page.locator("#split-help").inner_text()
+    page.get_by_role("button", name="Split", exact=True).click()
+    page.wait_for_function("document.querySelectorAll('#objects-table tbody tr').length === 2")
+    assert "split object 1 into 1, 2" in page.locator("#objects-messages").inner_text()
+    assert page.locator("#objects-slice").get_attribute("src") != merged_image
+    page.wait_for_function("document.getElementById('objects-slice').complete")
+    shot(page, "objects-03-split-again")
+
+    with page.expect_download() as download:
+        page.locator("#objects-csv").click()
+    path = tmp_path / "objects.csv"
+    download.value.save_as(path)
+    table = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert [r["id"] for r in table] == ["1", "2"]
+    sizes = sorted(int(r["voxel_count"]) for r in table)
+    truth = np.sort(np.bincount(ndi_label_pair(segmented["truth"]).ravel())[1:])
+    assert sizes == pytest.approx(truth, rel=0.1)  # each part is one grain, not a sliver
+    assert_no_console_errors(page)
