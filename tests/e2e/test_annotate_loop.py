@@ -38,6 +38,18 @@ def _canvas(page) -> str:
     return page.evaluate("() => document.getElementById('view').toDataURL()")
 
 
+def _settled_canvas(page) -> str:
+    """The canvas once it stops changing (the overlay asked for has been drawn)."""
+    before = _canvas(page)
+    for _ in range(50):
+        page.wait_for_timeout(200)
+        now = _canvas(page)
+        if now == before:
+            return now
+        before = now
+    raise AssertionError("the canvas kept changing for 10 s")
+
+
 def _track_predictions(page) -> dict:
     """Counts of the page's prediction requests: ``most`` on their way at once."""
     seen = {"open": 0, "most": 0, "sent": 0}
@@ -241,21 +253,30 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
     # the uncertainty overlay, toggled on and off, on this plane and on one across the stack
     for plane in ("here", "y"):
         if plane == "y":
-            page.keyboard.press("y")
+            with page.expect_response(lambda r: "/data/predict" in r.url):
+                page.keyboard.press("y")
             page.wait_for_function("document.getElementById('plane').value === 'y'")
         page.wait_for_function("/Prediction of model [0-9a-f]{8} /.test(document.getElementById('pred-status').textContent)")
-        page.wait_for_timeout(100)
-        plain = _canvas(page)
+        plain = _settled_canvas(page)
         page.check("#show-doubt")
         page.wait_for_function(f"document.getElementById('view').toDataURL() !== {plain!r}")
+        heated = _settled_canvas(page)
         if plane == "y":
             shot(page, "44-annotate-uncertainty")
-        page.uncheck("#show-doubt")
-        page.wait_for_function(f"document.getElementById('view').toDataURL() === {plain!r}")
+        page.uncheck("#show-doubt")  # the heat goes away again
+        page.wait_for_function(f"document.getElementById('view').toDataURL() !== {heated!r}")
     # N again: the next suggestion, not the same one (or, when there is none, a slice the server picks)
     page.keyboard.press("n")
     page.wait_for_function(f"!(document.getElementById('plane').value === '{top['axis']}'"
                            f" && document.getElementById('slice-out').textContent.startsWith('{top['index']} '))")
+
+    # a new model with another method: the page says the method changed
+    first = page.request.get(f"/api/job/{job_id}/models/{advice['model_id']}").json()["method"]
+    other = "interpolation" if first != "interpolation" else "forest"
+    assert page.request.post(f"/api/job/{job_id}/retrain", data={"method": other}).status == 202
+    page.wait_for_function(f"document.getElementById('model-warnings').textContent"
+                           f".includes('The method changed from {first} to {other}')")
+    advice = page.request.get(f"/api/annotate/{job_id}/suggestions").json()  # the newest model's
 
     # the models page shows the estimate and says how it is made
     page.goto(f"/job/{job_id}/models")

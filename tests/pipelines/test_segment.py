@@ -174,6 +174,7 @@ def test_preview_of_an_xz_or_yz_plane_equals_that_plane_of_the_segmentation(worl
     for axis, index, plane in (("y", 0, whole[:, 0, :]), ("y", 17, whole[:, 17, :]), ("x", 9, whole[:, :, 9])):
         pred = predict_plane(root / "vol.ome.zarr", root / "model", axis, index)
         assert pred.dtype == np.uint8 and np.array_equal(pred, plane), axis
+    assert np.array_equal(predict_plane(root / "vol.ome.zarr", root / "model", "y", 17), whole[:, 17, :])  # cached
     with pytest.raises(InputError, match="x must be"):
         predict_plane(root / "vol.ome.zarr", root / "model", "x", vol.shape[2])
     with pytest.raises(InputError, match="axis"):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ml4paleo.errors import InputError
 from ml4paleo.compute.painted import keep_painted
-from ml4paleo.compute.regions import plane_region, slice_features
+from ml4paleo.compute.regions import features_of_region, plane_region, slice_features
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.io.planes import cached_planes, clear_planes
 from ml4paleo.models import cached_model, labels_from_proba
@@ -59,13 +59,31 @@ def slice_features_cached(volume_path: str | Path, z: int, settings) -> np.ndarr
     on every core), from this process's cache of the last few slices when there; read-only."""
     volume_path = Path(volume_path)
     stamp = volume_stamp(volume_path)
-    key = (str(volume_path.resolve()), stamp, int(z), settings)
+    # the halo's raw planes from memory when a nearby slice was shown before (ml4paleo.io.planes)
+    return _cached((str(volume_path.resolve()), stamp, int(z), settings),
+                   lambda: slice_features(cached_planes(volume_path, stamp), z, settings, workers=_cores()))
+
+
+def _plane_features_cached(volume_path: Path, axis: int, index: int, settings) -> np.ndarray:
+    """(z, y, x, n_features) features of the plane ``index`` across ``axis`` (1: y, 2: x) as a
+    one-voxel-thick region, cached as slices are: each stroke on a plane across the stack only
+    predicts again, the features stay."""
+    stamp = volume_stamp(volume_path)
+    shape = read_info(volume_path).shape
+    rows, cols = (n for i, n in enumerate(shape) if i != axis)
+    start, stop = plane_region(axis, index, (0, rows), (0, cols))
+    return _cached((str(volume_path.resolve()), stamp, ("plane", axis, index), settings),
+                   lambda: features_of_region(open_level(volume_path, 0), start, stop, settings))
+
+
+def _cached(key: tuple, compute) -> np.ndarray:
+    """The features under ``key`` in this process's cache, or ``compute()`` stored there (read-only,
+    shared by every caller; the oldest are dropped beyond the cache's slices and bytes)."""
     with _lock:
         if key in _features:
             _features.move_to_end(key)
             return _features[key]
-    # the halo's raw planes from memory when a nearby slice was shown before (ml4paleo.io.planes)
-    feats = slice_features(cached_planes(volume_path, stamp), z, settings, workers=_cores())
+    feats = compute()
     feats.flags.writeable = False  # shared by every caller
     with _lock:
         _features[key] = feats
@@ -110,8 +128,8 @@ def plane_proba(volume_path: str | Path, model_dir: str | Path, axis: str, index
     """(rows, columns, K) class probabilities of the plane :func:`predict_plane` labels (painted
     voxels certain of their class): the overlay's classes and its uncertainty come from one pass.
 
-    A y or x plane is predicted as one region through the model (no feature cache: painting
-    across the stack is rarer, and its features span every z slice)."""
+    A y or x plane is predicted as one region through the model, its features cached as a z
+    slice's are (strokes on one plane follow each other)."""
     if axis == "z":
         return _slice_proba(volume_path, model_dir, index)
     if axis not in ("y", "x"):
@@ -125,6 +143,9 @@ def plane_proba(volume_path: str | Path, model_dir: str | Path, axis: str, index
     model.set_n_jobs(_cores())
     rows, cols = (n for i, n in enumerate(shape) if i != ax)
     start, stop = plane_region(ax, int(index), (0, rows), (0, cols))
-    proba = keep_painted(model.predict_region(open_level(volume_path, 0), start, stop), getattr(model, "painted", ()),
-                         start, stop)
-    return np.take(proba, 0, axis=ax)
+    if getattr(model, "feature_settings", None) is None:  # a model that reads the volume itself (prior, U-Net)
+        proba = model.predict_region(open_level(volume_path, 0), start, stop)
+    else:
+        proba = model.proba_from_features(_plane_features_cached(volume_path, ax, int(index), model.feature_settings),
+                                          start)
+    return np.take(keep_painted(proba, getattr(model, "painted", ()), start, stop), 0, axis=ax)

@@ -325,13 +325,22 @@ function describeModel(m, job) {
   return `Model ${shortId(m.model_id)}: ${m.n_slices ?? "?"} slices${scores}`;
 }
 
-/** The newest model's method and warnings, beside the painting: what to paint next when a class is poor. */
+let methodOf = null; // {model_id, method} of the newest model seen on this page
+let methodNote = ""; // said while the newest model uses another method than the one before it
+/** The newest model's method and warnings, beside the painting: what to paint next when a class is
+ * poor; when a new model uses another method than the one before it, the page says so and why. */
 async function showModelReport(m) {
   const list = $("model-warnings");
   if (!m) { list.replaceChildren(); return; }
   const r = await modelReport(m.model_id);
   $("model-info").textContent += ` · method ${r.method}`;
-  list.replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
+  if (methodOf && methodOf.model_id !== m.model_id) {
+    methodNote = methodOf.method !== r.method
+      ? `The method changed from ${methodOf.method} to ${r.method}. ${r.method_reason || ""}`.trim() : "";
+  }
+  methodOf = { model_id: m.model_id, method: r.method };
+  list.replaceChildren(...(methodNote ? [el("li", { class: "method-change" }, methodNote)] : []),
+    ...(r.warnings || []).map((w) => el("li", {}, w)));
 }
 
 async function refreshJob() {
