@@ -162,6 +162,15 @@ def requested_job_ids() -> list[str]:
     query, the ``X-Job-ID`` header, or the body's ``job_id`` field (form or JSON). A request that
     names two different jobs is refused (400), so a route reading any one of these places acts
     on the job the guard checked."""
+    named = named_job_ids()
+    if len(named) > 1:
+        raise InputError("this request names more than one job (URL, query, X-Job-ID header or body): name one")
+    return named
+
+
+def named_job_ids() -> list[str]:
+    """Every distinct job id the request names, wherever it stands (see :func:`requested_job_ids`,
+    which refuses more than one); raises what parsing the body raises."""
     candidates: list[Any] = [(request.view_args or {}).get(JOB_ID_FIELD), *request.args.getlist(JOB_ID_FIELD),
                              *request.headers.getlist(JOB_ID_HEADER)]
     parsed = body()
@@ -169,10 +178,7 @@ def requested_job_ids() -> list[str]:
         candidates.extend(parsed.form.getlist(JOB_ID_FIELD))
     elif parsed.kind == "json" and isinstance(parsed.json, dict):
         candidates.append(parsed.json.get(JOB_ID_FIELD))
-    named = list(dict.fromkeys(_canonical(c) for c in candidates if isinstance(c, str) and c))
-    if len(named) > 1:
-        raise InputError("this request names more than one job (URL, query, X-Job-ID header or body): name one")
-    return named
+    return list(dict.fromkeys(_canonical(c) for c in candidates if isinstance(c, str) and c))
 
 
 def _canonical(job_id: str) -> str:

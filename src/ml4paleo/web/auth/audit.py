@@ -1,7 +1,8 @@
 """The audit trail (accounts on): after every successful request that acted on a job, the job's
 event log gets ``audit:<action>`` with who it was (``actor``) and the request line; after every
-refusal (401, 403, 404) of a request naming a job, ``audit:refused`` with who asked, from where,
-and the status, so a member probing another's jobs leaves a trace.
+refusal (401, 403, 404) of a request naming a job, and of a request naming two jobs at once (400),
+``audit:refused`` with who asked, from where, and the status, so a member probing another's jobs
+leaves a trace.
 
 Actions are named per route in :data:`ACTIONS`; any other change to a job is recorded under its
 route's name, and any response sent as an attachment counts as a ``download``, so routes added
@@ -24,7 +25,7 @@ from ml4paleo.web.auth.current import SAFE_METHODS, viewer
 from ml4paleo.web.auth.guard import READ_ONLY_CHANGES
 from ml4paleo.web.client import client_address
 from ml4paleo.web.rate_limit import RateLimit
-from ml4paleo.web.request_body import JOB_ID_FIELD, JOB_ID_HEADER, requested_job_ids
+from ml4paleo.web.request_body import JOB_ID_FIELD, JOB_ID_HEADER, named_job_ids, requested_job_ids
 
 log = logging.getLogger("ml4paleo.web.audit")
 
@@ -61,7 +62,7 @@ def _named_jobs(read_body: bool) -> list[str]:
     named: list[str] = []
     if read_body:
         try:
-            named = requested_job_ids()
+            named = named_job_ids()
         except Ml4PaleoError:
             named = []
     if not named:
@@ -103,7 +104,8 @@ def install(app: Flask, store: JobStore) -> None:
     @app.after_request
     def _audit(response: Response) -> Response:
         who = viewer()
-        if response.status_code in REFUSALS and request.method != "OPTIONS":
+        two_jobs = response.status_code == 400 and who is not None and len(_named_jobs(read_body=True)) > 1
+        if (response.status_code in REFUSALS or two_jobs) and request.method != "OPTIONS":
             job_ids = _named_jobs(read_body=who is not None)
             address = client_address()
             actor = who.actor if who else "anonymous"
