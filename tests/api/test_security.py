@@ -166,3 +166,15 @@ def test_every_request_body_of_the_openapi_document_states_its_limits():
         body = op["requestBody"]
         assert body["x-max-bytes-setting"] in ("ML4PALEO_MAX_JSON_BYTES", "ML4PALEO_MAX_REQUEST_BYTES"), (path, method)
         assert "413" in body["description"] and {"400", "413", "415"} <= set(op["responses"]), (path, method)
+
+
+def test_the_openapi_document_marks_exactly_the_posts_a_read_only_viewer_may_call(tmp_path):
+    from ml4paleo.web.auth.guard import READ_ONLY_CHANGES
+    from ml4paleo.web.openapi import document
+
+    app = create_app(Settings.from_env({}, data=tmp_path, auth="accounts"))
+    allowed = {(re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), "post") for rule in app.url_map.iter_rules()
+               if rule.endpoint in READ_ONLY_CHANGES}
+    marked = {(path, method) for path, item in document()["paths"].items() for method, op in item.items()
+              if op.get("x-read-only")}
+    assert marked == allowed and len(marked) == len(READ_ONLY_CHANGES)

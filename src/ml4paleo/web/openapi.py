@@ -343,12 +343,26 @@ def _account_paths(j: str) -> dict[str, Any]:
     }
 
 
+READ_ONLY_POSTS = {("/api/annotate/{job_id}/data/predict", "post"), ("/api/annotate/{job_id}/data/complete", "post"),
+                   ("/api/job/status", "post")}
+"""The POSTs that change nothing (``READ_ONLY_CHANGES`` of the auth guard, by path): a read-only viewer
+(a reviewer link, a read-only share) may call them; every other route with a body needs write access."""
+
+
+def _mark_read_only(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, method in READ_ONLY_POSTS:
+        paths[path][method]["x-read-only"] = True
+        paths[path][method]["description"] = ("Changes nothing: read-only viewers (reviewer links, read-only shares) "
+                                              "may call it.")
+    return paths
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "ml4paleo job service", "version": __version__,
                  "description": "Upload a scan, annotate slices, train, segment, mesh and download. "
                                 "Errors are JSON {\"error\": \"...\"}."},
-        "paths": _paths(),
+        "paths": _mark_read_only(_paths()),
         "components": {"schemas": _SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
