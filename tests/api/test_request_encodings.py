@@ -345,3 +345,19 @@ def test_a_member_changes_their_password_and_may_revoke_their_tokens(world):
     assert requests.get(srv.url + "/api/account", headers=token, timeout=30).status_code == 401
     assert page.get(srv.url + "/api/account", timeout=30).status_code == 401
     sign_in(srv, "cy", "cy-password-3")
+
+
+def test_no_encoding_of_any_request_reaches_a_job_signed_out(world):
+    """The same walk without signing in: every answer is 401 (or a 4xx the body earned first),
+    nothing of the job is read and nothing changes."""
+    srv, ann, ann_job, ben_job = world["srv"], world["ann"], world["ann_job"], world["ben_job"]
+    doc = ann.json("GET", "/api/openapi.json")
+    before = snapshot(ann, ann_job)
+    wrong: list[str] = []
+    with requests.Session() as session:
+        for label, method, url, kw in requests_naming(doc, ann_job, ben_job):
+            r = session.request(method, srv.url + url, timeout=30, **kw)
+            if not 400 <= r.status_code < 500 or SECRET_NAME in r.text:
+                wrong.append(f"{label}: {r.status_code} {r.text[:120]}")
+    assert not wrong, f"{len(wrong)}:\n" + "\n".join(wrong[:30])
+    assert snapshot(ann, ann_job) == before
