@@ -361,3 +361,23 @@ def test_no_encoding_of_any_request_reaches_a_job_signed_out(world):
                 wrong.append(f"{label}: {r.status_code} {r.text[:120]}")
     assert not wrong, f"{len(wrong)}:\n" + "\n".join(wrong[:30])
     assert snapshot(ann, ann_job) == before
+
+
+def test_no_encoding_of_any_request_reaches_another_job_through_a_reviewer_link(world):
+    """The same walk as a reviewer link on ben's job (a read-only session, with its CSRF token):
+    ann's job stays unseen and unchanged, and ben's stays unchanged too."""
+    srv, ann, ben, ann_job, ben_job = world["srv"], world["ann"], world["ben"], world["ann_job"], world["ben_job"]
+    link = ben.json("POST", f"/api/job/{ben_job}/links", 201, json={"label": "walk"})
+    doc = ann.json("GET", "/api/openapi.json")
+    before = snapshot(ann, ann_job), snapshot(ben, ben_job)
+    wrong: list[str] = []
+    with requests.Session() as reviewer:
+        page = reviewer.get(link["url"], timeout=30)
+        assert page.status_code == 200
+        reviewer.headers["X-CSRF-Token"] = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+        for label, method, url, kw in requests_naming(doc, ann_job, ben_job):
+            r = reviewer.request(method, srv.url + url, timeout=30, **kw)
+            if not 400 <= r.status_code < 500 or SECRET_NAME in r.text:
+                wrong.append(f"{label}: {r.status_code} {r.text[:120]}")
+    assert not wrong, f"{len(wrong)}:\n" + "\n".join(wrong[:30])
+    assert (snapshot(ann, ann_job), snapshot(ben, ben_job)) == before
