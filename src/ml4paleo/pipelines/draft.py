@@ -39,14 +39,13 @@ import numpy as np
 
 from ml4paleo.atomic import partial_path
 from ml4paleo.compute.features import FeatureSettings
-from ml4paleo.compute.regions import labeled_features
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.io.annotations import SliceKey, key_name, plane_of
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.models import make_segmenter, save_model
 from ml4paleo.pipelines._candidates import (DEFAULT_SAMPLING, PaintedSlice, TrainingSet, make_candidate,
                                             sample_indices)
-from ml4paleo.pipelines.preview import slice_features_cached, volume_stamp
+from ml4paleo.pipelines.preview import plane_features_cached, slice_features_cached, volume_stamp
 from ml4paleo.pipelines.train import check_annotations, load_annotations
 from ml4paleo.progress import ProgressCallback, no_progress
 
@@ -89,8 +88,8 @@ def _painted_rows(volume_path: Path, array: Any, key: SliceKey, mask: np.ndarray
     keep = sample_indices(y, "proportional", max_voxels, seed + index)
     if axis == 0:
         rows = slice_features_cached(volume_path, index, settings)[sel]
-    else:
-        rows = labeled_features(array, index, sel, settings, axis=axis)
+    else:  # the whole plane once per process, as a z slice: the next stroke on it only indexes
+        rows = np.take(plane_features_cached(volume_path, axis, index, settings), 0, axis=axis)[sel]
     return np.ascontiguousarray(rows[keep]), y[keep]
 
 

@@ -25,7 +25,8 @@ from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.io.planes import cached_planes, clear_planes
 from ml4paleo.models import cached_model, labels_from_proba
 
-__all__ = ["clear_cache", "plane_proba", "predict_plane", "predict_slice", "slice_features_cached", "volume_stamp"]
+__all__ = ["clear_cache", "plane_features_cached", "plane_proba", "predict_plane", "predict_slice", "slice_features_cached",
+           "volume_stamp"]
 
 FEATURE_CACHE_SLICES = 4
 """Slices whose features are kept (512^2 x 61 float32 = 64 MB each) ..."""
@@ -64,10 +65,11 @@ def slice_features_cached(volume_path: str | Path, z: int, settings) -> np.ndarr
                    lambda: slice_features(cached_planes(volume_path, stamp), z, settings, workers=_cores()))
 
 
-def _plane_features_cached(volume_path: Path, axis: int, index: int, settings) -> np.ndarray:
+def plane_features_cached(volume_path: str | Path, axis: int, index: int, settings) -> np.ndarray:
     """(z, y, x, n_features) features of the plane ``index`` across ``axis`` (1: y, 2: x) as a
     one-voxel-thick region, cached as slices are: each stroke on a plane across the stack only
-    predicts again, the features stay."""
+    predicts (or, in a draft, indexes) again, the features stay."""
+    volume_path = Path(volume_path)
     stamp = volume_stamp(volume_path)
     shape = read_info(volume_path).shape
     rows, cols = (n for i, n in enumerate(shape) if i != axis)
@@ -146,6 +148,6 @@ def plane_proba(volume_path: str | Path, model_dir: str | Path, axis: str, index
     if getattr(model, "feature_settings", None) is None:  # a model that reads the volume itself (prior, U-Net)
         proba = model.predict_region(open_level(volume_path, 0), start, stop)
     else:
-        proba = model.proba_from_features(_plane_features_cached(volume_path, ax, int(index), model.feature_settings),
+        proba = model.proba_from_features(plane_features_cached(volume_path, ax, int(index), model.feature_settings),
                                           start)
     return np.take(keep_painted(proba, getattr(model, "painted", ()), start, stop), 0, axis=ax)
