@@ -149,6 +149,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
     for z in sorted({int(round(z)) for z in np.linspace(0.3 * n, 0.7 * n, start)}):
         ann[z] = phantoms.strokes(truth[z])
     run, previous, cursor, before = Run(), None, [0], None
+    last_stroke = np.zeros(vol.shape, bool)
     struct = truth == 1
     for round_ in range(strokes + 1):
         model, labels = work / f"{name}-{strategy}-{round_}", work / f"{name}-{strategy}-{round_}.ome.zarr"

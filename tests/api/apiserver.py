@@ -184,6 +184,19 @@ def box_volume(shape: tuple[int, int, int], box: tuple[slice, slice, slice], see
     return volume
 
 
+def painted_job(srv: Server, name: str, seed: int):
+    """A converted job with a bright box (:func:`box_volume`, 10 x 32 x 32) painted in full on z
+    slices 2, 5 and 8 (1 matrix, 2 box): ``(job_id, volume)``."""
+    import numpy as np
+
+    volume = box_volume((10, 32, 32), (slice(2, 9), slice(8, 24), slice(8, 24)), seed)
+    job_id = converted_job(srv, volume, name)
+    for z in (2, 5, 8):
+        mask = np.where(volume[z] > 2500, 2, 1).astype(np.uint8)
+        srv.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": z, "mask": png_b64(mask)})
+    return job_id, volume
+
+
 def task_events(srv: Server, job_id: str) -> list[tuple[str, str, float]]:
     """The job's task events as (task kind, event kind, time), in the log's order."""
     log = srv.json("GET", f"/api/job/{job_id}/events")

@@ -14,18 +14,7 @@ import numpy as np
 import requests
 from PIL import Image
 
-from apiserver import converted_job, png_b64
-
-
-def _painted_job(server, name: str) -> tuple[str, np.ndarray]:
-    rng = np.random.default_rng(7)
-    volume = rng.normal(1000, 40, (10, 32, 32)).astype(np.uint16)
-    volume[2:9, 8:24, 8:24] += 3000
-    job_id = converted_job(server, volume, name)
-    for z in (2, 5, 8):
-        mask = np.where(volume[z] > 2500, 2, 1).astype(np.uint8)
-        server.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": z, "mask": png_b64(mask)})
-    return job_id, volume
+from apiserver import painted_job, png_b64
 
 
 def _train_tasks(server, job_id: str) -> list[dict]:
@@ -33,7 +22,7 @@ def _train_tasks(server, job_id: str) -> list[dict]:
 
 
 def test_an_identical_retrain_reuses_the_newest_model(server):
-    job_id, _ = _painted_job(server, "reuse")
+    job_id, _ = painted_job(server, "reuse", seed=7)
     first = server.json("POST", f"/api/job/{job_id}/retrain", 202, json={"method": "interpolation"})
     assert first["model_reused"] is False
     doc = server.wait(job_id, {"trained"})
@@ -60,7 +49,7 @@ def test_an_identical_retrain_reuses_the_newest_model(server):
 
 
 def test_classes_are_renamed_keeping_their_values_and_names_stay_unique(server):
-    job_id, _ = _painted_job(server, "rename")
+    job_id, _ = painted_job(server, "rename", seed=7)
     mask_before = server.get(f"/api/annotate/{job_id}/annotations/5").content
     classes = server.status(job_id)["classes"]
     renamed = [{**c, "name": "shell"} if c["value"] == 2 else c for c in classes]
@@ -74,7 +63,7 @@ def test_classes_are_renamed_keeping_their_values_and_names_stay_unique(server):
 
 
 def test_the_raw_value_of_a_voxel(server):
-    job_id, volume = _painted_job(server, "voxel")
+    job_id, volume = painted_job(server, "voxel", seed=7)
     got = server.json("GET", f"/api/job/{job_id}/voxel", params={"z": 4, "y": 10, "x": 20})
     assert got["value"] == int(volume[4, 10, 20]) and (got["z"], got["y"], got["x"]) == (4, 10, 20)
     assert got["source_kind"] == "tiff-stack"
@@ -84,7 +73,7 @@ def test_the_raw_value_of_a_voxel(server):
 
 
 def test_suggestions_of_the_newest_model(server):
-    job_id, volume = _painted_job(server, "suggestions")
+    job_id, volume = painted_job(server, "suggestions", seed=7)
     none = server.json("GET", f"/api/annotate/{job_id}/suggestions")
     assert none["suggestions"] == [] and "no trained model" in none["reason"]
 
@@ -116,7 +105,7 @@ def test_suggestions_of_the_newest_model(server):
 
 
 def test_the_prediction_with_its_uncertainty_on_every_plane(server):
-    job_id, volume = _painted_job(server, "uncertainty")
+    job_id, volume = painted_job(server, "uncertainty", seed=7)
     server.json("POST", f"/api/job/{job_id}/retrain", 202)
     server.wait(job_id, {"trained"})
     painted = np.asarray(Image.open(io.BytesIO(server.get(f"/api/annotate/{job_id}/annotations/5").content)))

@@ -4,24 +4,12 @@ nothing, and naming a method trains a new model instead of reusing the newest.""
 
 from __future__ import annotations
 
-import numpy as np
 
-from apiserver import converted_job, png_b64
-
-
-def _painted_job(server, name: str) -> str:
-    rng = np.random.default_rng(5)
-    volume = rng.normal(1000, 40, (10, 32, 32)).astype(np.uint16)
-    volume[2:9, 8:24, 8:24] += 3000
-    job_id = converted_job(server, volume, name)
-    for z in (2, 5, 8):
-        mask = np.where(volume[z] > 2500, 2, 1).astype(np.uint8)
-        server.json("POST", f"/api/annotate/{job_id}/data/submit", json={"z": z, "mask": png_b64(mask)})
-    return job_id
+from apiserver import painted_job
 
 
 def test_retrain_and_start_use_the_method_asked_for(server):
-    job_id = _painted_job(server, "method choice")
+    job_id, _ = painted_job(server, "method choice", seed=5)
     assert "interpolation" in server.json("GET", "/api/enums")["train_methods"]
 
     bad = server.post(f"/api/job/{job_id}/retrain", json={"method": "magic"})

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_pages import (CHROMIUM, _converted_job, assert_no_console_errors, browser, dabs, page, server,  # noqa: F401
-                        shot, to_screen)
+from test_pages import (BLOCK_SHAPE, CHROMIUM, _converted_job, assert_no_console_errors, block_volume,  # noqa: F401
+                        browser, canvas, dabs, page, server, shot, to_screen)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -23,27 +23,15 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
 ]
 
-SHAPE = (16, 40, 48)  # z, y, x
-
-
-def _volume() -> np.ndarray:
-    """A block of "bone" 40 grey values brighter than its noisy matrix."""
-    rng = np.random.default_rng(5)
-    vol = (30000 + rng.integers(-3, 4, SHAPE)).astype(np.uint16)
-    vol[3:13, 8:30, 10:38] += 40
-    return vol
-
-
-def _canvas(page) -> str:
-    return page.evaluate("() => document.getElementById('view').toDataURL()")
+SHAPE = BLOCK_SHAPE
 
 
 def _settled_canvas(page) -> str:
     """The canvas once it stops changing (the overlay asked for has been drawn)."""
-    before = _canvas(page)
+    before = canvas(page)
     for _ in range(50):
         page.wait_for_timeout(200)
-        now = _canvas(page)
+        now = canvas(page)
         if now == before:
             return now
         before = now
@@ -82,7 +70,7 @@ PLANES = {"z": 8, "y": 20, "x": 24}  # a slice through the bone on each plane
 
 @pytest.mark.parametrize("axis", ["z", "y", "x"])
 def test_every_draft_refreshes_the_overlay_on_every_plane(page, axis):
-    vol = _volume()
+    vol = block_volume()
     index = PLANES[axis]
     job_id = _converted_job(page, vol, f"{axis} drafts")
     predictions = _track_predictions(page)
@@ -113,7 +101,7 @@ def test_every_draft_refreshes_the_overlay_on_every_plane(page, axis):
     page.evaluate("() => { const o = document.getElementById('label-opacity'); o.value = '0';"
                   " o.dispatchEvent(new Event('input')); }")
     page.wait_for_timeout(100)
-    before = _canvas(page)
+    before = canvas(page)
     # matrix painted over the left part of the bone: the next draft predicts it as matrix there
     for row in range(rows[0] + 2, rows[-1] - 1, 2):
         for col in range(cols[0] + 3, cols[0] + 9, 3):
@@ -124,7 +112,7 @@ def test_every_draft_refreshes_the_overlay_on_every_plane(page, axis):
     second = _draft_shown_after(page, first)
     assert second != first
     page.wait_for_function(f"document.getElementById('view').toDataURL() !== {before!r}")
-    assert _canvas(page) != before  # the overlay (labels hidden) changed with the new draft
+    assert canvas(page) != before  # the overlay (labels hidden) changed with the new draft
     # the 2-second status poll saw the prediction on its way and did not ask again
     page.wait_for_timeout(2500)
     assert predictions["most"] <= 1, predictions
@@ -150,7 +138,7 @@ def test_what_a_new_user_saw_is_fixed(page):
     """Physical proportions of a plane across thick slices, a status line that never moves the
     canvas, classes renamed in place, the scan's raw value under the cursor, a voxel size read
     as a person writes it, labels that let the scan show through once a suggestion is accepted."""
-    vol = _volume()
+    vol = block_volume()
     job_id = _converted_job(page, vol, "new user")
     # slices 3 units thick, pixels 0.977 across (as float32 files give it: 0.97699999809265)
     r = page.request.patch(f"/api/job/{job_id}", data={"voxel_size": [3.0, 0.97699999809265, 0.97699999809265],
@@ -221,7 +209,7 @@ MARK = "(() => { const c = document.getElementById('view'), d = c.getContext('2d
 
 
 def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(page):
-    vol = _volume()
+    vol = block_volume()
     job_id = _converted_job(page, vol, "suggestions")
     rng = np.random.default_rng(2)
     for z in (5, 10):

@@ -125,6 +125,25 @@ def assert_no_console_errors(page) -> None:
     assert not page.errors, "console errors or requests off the server:\n" + "\n".join(page.errors)
 
 
+BLOCK_SHAPE = (16, 40, 48)  # z, y, x: every axis a different length, so a swapped axis shows
+
+
+def block_volume(hot: bool = False) -> np.ndarray:
+    """A block of "bone" 40 grey values brighter than its noisy matrix; with ``hot``, a few hot
+    voxels at 60000 too (the full range then hides the 40 grey values)."""
+    rng = np.random.default_rng(5)
+    vol = (30000 + rng.integers(-3, 4, BLOCK_SHAPE)).astype(np.uint16)
+    vol[3:13, 8:30, 10:38] += 40
+    if hot:
+        vol[0, 0, :3] = 60000
+    return vol
+
+
+def canvas(page) -> str:
+    """What the annotation canvas shows, as a data URL."""
+    return page.evaluate("() => document.getElementById('view').toDataURL()")
+
+
 def to_screen(canvas_box, shape, y: int, x: int, aspect: float = 1.0) -> tuple[float, float]:
     """Screen position of image pixel (y, x) on the annotation canvas.
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_pages import (CHROMIUM, _converted_job, assert_no_console_errors, browser, dabs, page, server,  # noqa: F401
-                        shot, to_screen)
+from test_pages import (BLOCK_SHAPE, CHROMIUM, _converted_job, assert_no_console_errors, block_volume,  # noqa: F401
+                        browser, canvas, dabs, page, server, shot, to_screen)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -22,23 +22,11 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
 ]
 
-SHAPE = (16, 40, 48)  # z, y, x
-
-
-def _volume() -> np.ndarray:
-    rng = np.random.default_rng(5)
-    vol = (30000 + rng.integers(-3, 4, SHAPE)).astype(np.uint16)
-    vol[3:13, 8:30, 10:38] += 40
-    vol[0, 0, :3] = 60000  # a few hot voxels: the full range hides the 40 grey values
-    return vol
-
-
-def _canvas(page) -> str:
-    return page.evaluate("() => document.getElementById('view').toDataURL()")
+SHAPE = BLOCK_SHAPE
 
 
 def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page):
-    vol = _volume()
+    vol = block_volume(hot=True)
     job_id = _converted_job(page, vol, "planes")
     page.goto(f"/job/annotate/{job_id}?axis=y&index=20")
     page.wait_for_function("document.getElementById('slice-out').textContent.startsWith('20 ')")
@@ -92,7 +80,7 @@ def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page)
     assert page.locator("#cursor-info").inner_text().startswith("x 24, z 8, y 20")
 
     # the window on raw values: the slice is rendered again by the server for the new window
-    before = _canvas(page)
+    before = canvas(page)
     with page.expect_response(lambda resp: "/slice/y/20.png?window=29998" in resp.url):
         page.evaluate("""() => {
           const lo = document.getElementById('win-lo'), hi = document.getElementById('win-hi');
@@ -101,7 +89,7 @@ def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page)
         }""")
     page.wait_for_function(f"document.getElementById('view').toDataURL() !== {before!r}")
     assert page.locator("#win-lo-out").inner_text() == "29998"
-    narrow = _canvas(page)
+    narrow = canvas(page)
     with page.expect_response(lambda resp: "/slice/y/20.png?window=" in resp.url):
         page.click("#win-full")
     page.wait_for_function(f"document.getElementById('view').toDataURL() !== {narrow!r}")

@@ -16,9 +16,8 @@ plane, corrected where the strokes contradict it: a stroke inside a structure's 
 that outline until the stroke lies outside, a stroke of a structure outside its outline grows
 the nearest outline of that class until it covers the stroke (or, with none near, adds the
 stroke itself), only within ``LOCAL_REACH`` times the stroke's depth of the stroke: a stroke says
-what is wrong where it lies, not along the whole outline (a uniform correction past the painted
-range, where the prior's cone shrinks uniformly, was tried: the structure there drifts as it
-ends, and Dice fell after more strokes; see docs/decisions.md). The corrected slice then enters the prior as any painted one, so
+what is wrong where it lies, not along the whole outline (a uniform correction was tried: see
+docs/decisions.md). The corrected slice then enters the prior as any painted one, so
 the correction carries to the slices around it, fading with distance as the interpolation does.
 """
 

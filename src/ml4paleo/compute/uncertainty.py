@@ -7,9 +7,8 @@ signals say where to look, each cheap on the planes a model has just predicted:
 - disagreement with the shape prior (the painted outlines interpolated): where the image-based
   model and the outlines say different things, one of them is wrong.
 
-Weighing both by the distance from the painted planes (guesses reach farther there) ranked
-planes worse against their true errors (rank correlation 0.73-0.75 against 0.78 without, on the
-blobs and thin-tube cases of ``bench/loop.py``): the suggestion says how far it lies instead.
+The distance from the painted planes is not weighed in: it ranked planes worse against their
+true errors (docs/decisions.md); the suggestion says how far it lies instead.
 
 A plane's worst region is the largest connected region of doubtful voxels (score above
 ``DOUBT``), scored by the doubt it holds. The Dice estimate is the soft Dice of the model's

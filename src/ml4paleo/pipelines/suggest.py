@@ -33,9 +33,8 @@ __all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "suggest_planes"]
 SUGGESTIONS_FILE = "suggestions.json"
 PLANE_VOXELS = 96_000_000
 """Voxels read and filtered in all to rank planes, a third per axis: a plane of a model on the
-filter bank costs its area times the ``1 + 2 * halo`` planes its features need (the ranking
-took 20-25 s of a 31-42 s training at 128 x 256^2 when counted by plane voxels alone; 4-6 s
-with this budget)."""
+filter bank costs its area times the ``1 + 2 * halo`` planes its features need, so the ranking
+stays a small part of a training (docs/benchmarks.md)."""
 MAX_PLANES_PER_AXIS = 16
 TOP = 10
 """Suggestions kept in the file."""

@@ -130,13 +130,10 @@ AUTO = ("forest", "context", "interpolation")
 TIE = 0.005
 """Mean Dice within this of the best counts as a tie."""
 SWITCH = 0.05
-"""With the model before (``previous_model``), ``auto`` changes method only when
-another beats it by more than this mean held-out Dice, and on every held-out fold: a correction
-stroke moves the scores of every method a little, and a method flipping back and forth between
-strokes undoes what the user saw change. Scores on strokes saturate (strokes keep off the
-outlines where methods differ): on thin tubes one structure stroke moved context's held-out Dice
-from below forest's to 1.000 against 0.979, on every fold, while on the truth context fell from
-0.94 to 0.67; 0.02 let that through (``bench/loop.py``)."""
+"""With the model before (``previous_model``), ``auto`` changes method only when another beats it by
+more than this mean held-out Dice, and on every held-out fold: a correction stroke moves every
+method's scores a little, scores on strokes saturate, and a method flipping back and forth
+between strokes undoes what the user saw change (why 0.05: docs/decisions.md)."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 PSEUDO_BAND = 5
