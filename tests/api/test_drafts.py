@@ -106,16 +106,20 @@ def test_a_failed_draft_says_why_and_leaves_the_job_alone(server):
 def test_the_train_queue_is_served_while_another_job_segments(server, snow_volume):
     """A draft of job B is claimed and done while job A's whole volume is being segmented by
     the segment runner: drafts have a queue and runner of their own."""
-    big = converted_job(server, snow_volume, "segmenting")
+    # the scan twice over (200 slices): its segmentation lasts long enough for a draft even on a busy machine
+    scan = np.concatenate([snow_volume, snow_volume[::-1]])
+    big = converted_job(server, scan, "segmenting")
     for z in (30, 70):
-        mask = np.where(snow_volume[z] > np.median(snow_volume), 2, 1).astype(np.uint8)
+        mask = np.where(scan[z] > np.median(scan), 2, 1).astype(np.uint8)
         server.json("POST", f"/api/annotate/{big}/data/submit", json={"z": z, "mask": png_b64(mask)})
-    server.json("POST", f"/api/job/{big}/start", 202)
-    server.wait(big, {"segmenting"}, timeout=120)
+    # the small job is converted and painted before, and its draft queued as soon as the segment runner
+    # has claimed the start task (training, then segmenting): the segmentation itself takes only seconds
     volume = _small_volume()
     small = converted_job(server, volume, "painting")
     _paint(server, small, volume, 3)
     _paint(server, small, volume, 8)
+    server.json("POST", f"/api/job/{big}/start", 202)
+    server.wait(big, {"training", "segmenting"}, timeout=120)
     _draft(server, small, 3)
     server.wait(big, {"segmented"}, timeout=180)
     [segment_claimed] = _events(server, big, "start", "task:claimed")
