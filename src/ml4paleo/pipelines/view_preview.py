@@ -30,7 +30,7 @@ from ml4paleo.io.planes import cached_planes
 from ml4paleo.models import cached_model
 from ml4paleo.pipelines.preview import cached_features, volume_stamp
 
-__all__ = ["PREVIEW_TILE", "PlanePreview", "preview_plane"]
+__all__ = ["PREVIEW_TILE", "PlanePreview", "check_preview", "preview_plane"]
 
 PREVIEW_TILE = 256
 """Tile edge (voxels of the level predicted): 256^2 x 61 float32 features is 16 MB, with the
@@ -73,6 +73,18 @@ def _region_on_level(region: Sequence[int] | None, rows: int, cols: int, fr: int
     if r1 <= r0 or c1 <= c0:
         raise InputError(f"region must hold at least one pixel of the {rows} x {cols} plane; got {list(region)!r}"[:200])
     return r0 // fr, c0 // fc, -(-r1 // fr), -(-c1 // fc)
+
+
+def check_preview(volume_path: str | Path, axis: Any, index: Any, level: Any = 0, region: Any = None) -> None:
+    """Raise InputError unless :func:`preview_plane` accepts these arguments for this volume
+    (checked where a request enters, before any work is queued)."""
+    info = read_info(volume_path)
+    ax, _, level = _checked(axis, index, level, info.shape, len(info.level_shapes))
+    if region is not None and not isinstance(region, (list, tuple)):
+        raise InputError(f"region must be [row0, col0, row1, col1]; got {type(region).__name__}")
+    factors = level_factors(info.level_shapes, level)
+    u_ax, v_ax = (a for a in range(3) if a != ax)
+    _region_on_level(region, info.shape[u_ax], info.shape[v_ax], factors[u_ax], factors[v_ax])
 
 
 def _cores() -> int:
