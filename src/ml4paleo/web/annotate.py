@@ -54,7 +54,7 @@ def annotate_page(job_id: str):
 def next_image(job_id: str):
     """A slice to annotate (``?z=N``, or ``?axis=y&index=N`` for a plane across the stack;
     none: a z slice far from annotated ones), through ``window=lo,hi`` (default: the job's).
-    ``level=L`` sends the image from pyramid level L (the plane holding the slice there):
+    ``level=L`` sends the image from pyramid level L (at most the coarsest; the plane holding the slice there):
     ``factors`` full-resolution pixels per image pixel, ``image_shape`` its size; ``shape``
     stays the full-resolution plane's."""
     shape, window, doc = files.converted(store(), job_id)
@@ -69,9 +69,8 @@ def next_image(job_id: str):
     window = window_arg() or window
     volume = store().paths(job_id).volume
     level_shapes = read_info(volume).level_shapes
-    level = int_value(request.args.get("level"), "level", default=0, minimum=0)
-    if level >= len(level_shapes):
-        raise InputError(f"level must be from 0 to {len(level_shapes) - 1}; got {level}")
+    # a view's level, as coarse as it likes: beyond the coarsest it gets the coarsest (and says so)
+    level = min(int_value(request.args.get("level"), "level", default=0, minimum=0), len(level_shapes) - 1)
     factors = level_factors(level_shapes, level)
     ax = display.AXES[axis]
     image = render_slice(volume, axis, index // factors[ax], window, level=level)
