@@ -13,8 +13,9 @@ from segdata import FAST, FAST_RF, write_volume
 
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.pipelines.segment import segment_volume
+from ml4paleo.pipelines.scoring import SWITCH, choose_method
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE
-from ml4paleo.pipelines.train import SWITCH, choose_method, train_model
+from ml4paleo.pipelines.train import train_model
 from ml4paleo.testing.phantoms import strokes, touching_blobs
 
 START = (14, 20, 26)
