@@ -20,6 +20,7 @@ import functools
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import click
@@ -455,6 +456,35 @@ def runner(kind, data, once) -> None:
 
 _DATA_OPTION = click.option("--data", type=click.Path(file_okay=False), default=None,
                             help="Data folder (default $ML4PALEO_DATA or ./data).")
+
+
+@main.group()
+def job() -> None:
+    """Jobs of the web app's data folder, made from the command line."""
+
+
+@job.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=True, file_okay=True))
+@click.option("--name", default=None, help="The job's name (default: the folder's or file's name).")
+@click.option("--voxel-size", nargs=3, type=float, metavar="Z Y X", default=None, callback=_checked(check_voxel_size),
+              help="Voxel size along z, y, x of a folder of slices (default: from the files, else 1 1 1); "
+                   "an OME-Zarr keeps its own.")
+@click.option("--unit", default=None, callback=_checked(check_unit), help="Unit of --voxel-size.")
+@_DATA_OPTION
+@user_errors
+def job_import(path, name, voxel_size, unit, data) -> None:
+    """Register the scan at PATH where it lies, as a new job that the convert runner takes up.
+
+    PATH must be inside an import root (ML4PALEO_IMPORT_ROOTS). A folder of slices, a multi-page
+    TIFF, a DICOM series or a zip is converted from there; an OME-Zarr (NGFF 0.4/0.5) is checked
+    and read in place. Nothing is written under PATH. With accounts on, give the job to a member
+    with `ml4paleo user give`."""
+    from ml4paleo.jobs.imports import register_scan  # lazy: SQLAlchemy
+
+    store = _store(data)
+    doc = register_scan(store, store.settings, str(Path(path).absolute()), name, voxel_size=voxel_size, unit=unit)
+    click.echo(f"registered {doc['source_type']} job {doc['job_id']} ({doc['name']}): {doc['status']}, "
+               f"{doc['stage'] or 'queued'}")
 
 
 @main.group()

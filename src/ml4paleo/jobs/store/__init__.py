@@ -115,8 +115,11 @@ class JobStore:
     def uploads(self, job_id: str) -> list[dict[str, Any]]:
         return self._uploads.uploads(job_id)
 
-    def upload_complete(self, job_id: str) -> dict[str, Any]:
-        return self._uploads.upload_complete(job_id)
+    def upload_complete(self, job_id: str, keep_upload: bool = False) -> dict[str, Any]:
+        return self._uploads.upload_complete(job_id, keep_upload)
+
+    def queue_import(self, job_id: str, source: dict[str, Any]) -> dict[str, Any]:
+        return self._uploads.queue_import(job_id, source)
 
     # -- annotations (.annotations) ------------------------------------------------------------
 

@@ -191,6 +191,9 @@ class Jobs:
                 if status in BUSY:
                     raise InvalidTransition(f"the job is busy ({status.value}); change the voxel size when it is done")
                 paths = self.db.paths(job.id)
+                if paths.volume.is_symlink():  # an OME-Zarr registered in place is never written
+                    raise InvalidTransition("this scan is read in place from an import root, never written: its voxel "
+                                            "size is the one in its OME-Zarr metadata")
                 new_size = voxel_size or job.voxel_size or list(read_info(paths.volume).voxel_size)
                 new_unit = unit or job.unit or read_info(paths.volume).unit
                 finished = s.scalars(select(Segmentation).where(Segmentation.job_id == job.id,
