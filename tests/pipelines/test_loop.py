@@ -131,3 +131,21 @@ def test_a_retrained_model_keeps_the_previous_one_s_method_and_features(blobs, t
     fresh = train_model(path, ann, tmp_path / "fresh", features=FAST, params=FAST_RF, select=8,
                         previous_model=tmp_path / "missing")  # no model there: as without one
     assert fresh.features["selected"]
+
+
+def test_a_held_out_slice_does_not_reach_its_fold_through_a_correction_beside_it(tmp_path):
+    """A slice with strokes of one class enters the prior as the prior's answer there, computed
+    from every painted slice: held out, a full slice next to such a correction would otherwise
+    be predicted from its own outline (interpolation and context then score ~1.0 on it)."""
+    yy, xx = np.ogrid[:48, :48]
+    radius = np.linspace(6, 18, 24)
+    truth = np.stack([((yy - 24) ** 2 + (xx - 24) ** 2 <= r * r) for r in radius]).astype(np.uint8)
+    vol = (truth * 100 + np.random.default_rng(0).normal(0, 5, truth.shape)).astype(np.float32)
+    path = write_volume(tmp_path / "vol.ome.zarr", vol, voxel_size=(1.0, 1.0, 1.0))
+    ann = {z: truth[z] + 1 for z in (4, 18)}
+    ann[19] = np.zeros_like(ann[4])
+    ann[19][:2, :2] = 1  # background in a corner: a correction, its plane otherwise the prior's
+    result = train_model(path, ann, tmp_path / "m", method="interpolation", features=FAST, params=FAST_RF,
+                         validate="now")
+    held_18 = result.validation["candidates"]["interpolation"]["fold_dice"][1]
+    assert held_18 < 0.85, held_18  # from slice 4 only (radius 8 against 15): not slice 18's own outline via 19

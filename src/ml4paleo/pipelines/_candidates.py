@@ -9,6 +9,9 @@ them on the same voxels, so the choice between them rests on evidence from this 
 The one rule that matters for honesty: nothing a candidate is scored on may have been seen in
 its training, and the prior channels of a *training* row are computed without that row's own
 slice (:func:`context_rows`), as they will be for every unpainted voxel at segmentation time.
+A slice with strokes of one class enters the prior as the prior's own answer on its plane,
+corrected by the strokes (:attr:`TrainingSet.corrections`): that answer was computed from every
+painted slice, the held-out ones too, so a held-out fold's prior leaves those slices out.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Collection, Mapping, Sequence
 
 import numpy as np
 
+from ml4paleo.compute.complete import completable
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
@@ -102,6 +106,18 @@ class TrainingSet:
 
     def part(self, held: Collection[SliceKey]) -> list[PaintedSlice]:
         return [s for s in self.slices if s.z not in held]
+
+    @property
+    def corrections(self) -> frozenset[SliceKey]:
+        """Slices painted with strokes of one class: their masks in the prior are the prior's
+        answer from every other painted slice, so a fold that holds slices out must leave them
+        out of its prior too (else the held-out slice's own outline reaches it through them)."""
+        return frozenset(key for key, mask in self.masks.items() if not completable(mask))
+
+    def unseen(self, held: Collection[SliceKey]) -> set[SliceKey]:
+        """What a fold holding out ``held`` leaves out of the prior: ``held`` and, when it holds
+        anything, the corrections derived from it."""
+        return set(held) | (set(self.corrections) if held else set())
 
 
 def prior_on_plane(ts: TrainingSet, key: SliceKey, exclude: Collection[SliceKey], what: str = "features") -> np.ndarray:
@@ -202,12 +218,12 @@ class ContextCandidate(Candidate):
         return ContextSegmenter(ts.classes, ts.settings, prior=prior, seed=ts.seed, n_jobs=-1, **dict(ts.params))
 
     def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[SliceKey]) -> ContextSegmenter:
-        parts = [context_rows(ts, s, held, pseudo=True) for s in ts.part(held)]
+        parts = [context_rows(ts, s, ts.unseen(held), pseudo=True) for s in ts.part(held)]
         return _fit_rows(model, np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]), ts)
 
     def heldout(self, ts, held):
         model = self._train(ts, self._model(ts), held)
-        return [model.predict(context_rows(ts, s, set(held) - {s.z})[0]) for s in ts.slices if s.z in held]
+        return [model.predict(context_rows(ts, s, ts.unseen(held) - {s.z})[0]) for s in ts.slices if s.z in held]
 
     def fit(self, ts):
         return self._train(ts, self._model(ts, ts.prior), ())
@@ -220,7 +236,7 @@ class InterpolationCandidate(Candidate):
     needs_prior = True
 
     def heldout(self, ts, held):
-        return [prior_on_plane(ts, s.z, held, "labels")[s.coords] for s in ts.slices if s.z in held]
+        return [prior_on_plane(ts, s.z, ts.unseen(held), "labels")[s.coords] for s in ts.slices if s.z in held]
 
     def fit(self, ts):
         from ml4paleo.models import InterpolationSegmenter  # lazy: see the imports
