@@ -218,3 +218,23 @@ def test_an_upload_is_deleted_once_converted_unless_kept(world, tmp_path):
     for keep, job_id in jobs.items():
         assert store.job_doc(job_id)["status"] == "converted"
         assert store.paths(job_id).upload.exists() == keep
+
+
+def test_ml4paleo_job_import_registers_and_refuses_in_one_line(world, tmp_path):
+    from click.testing import CliRunner
+
+    from ml4paleo.cli import main
+
+    root, data = world["root"], str(tmp_path / "data")
+    env = {"ML4PALEO_IMPORT_ROOTS": str(root)}
+    result = CliRunner(env=env).invoke(main, ["job", "import", str(root / "stack"), "--name", "from cli",
+                                              "--voxel-size", "2", "1", "1", "--data", data])
+    assert result.exit_code == 0 and "registered registered-slices job" in result.output, result.output
+    result = CliRunner(env=env).invoke(main, ["runner", "convert", "--once", "--data", data])
+    (job,) = world["store"].list_jobs()
+    assert job["name"] == "from cli" and job["status"] == "converted" and job["voxel_size"] == [2.0, 1.0, 1.0]
+    result = CliRunner(env=env).invoke(main, ["job", "import", str(root / "link-out"), "--data", data])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "not inside an import root" in result.output
+    result = CliRunner(env={"ML4PALEO_IMPORT_ROOTS": ""}).invoke(main, ["job", "import", str(root / "stack"),
+                                                                      "--data", data])
+    assert result.exit_code == 2 and "no import root is configured" in result.output
