@@ -27,7 +27,7 @@ import click
 
 from ml4paleo import __version__
 from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS,
-                            TRAIN_METHODS)
+                            TIFF_COMPRESSIONS, TRAIN_METHODS)
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
@@ -398,16 +398,19 @@ def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z
 @click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS),
               help="zarr-zip: the OME-Zarr zipped; png-zip/tiff-zip: one image per z slice; tiff: multi-page; "
                    "nifti: .nii.gz; seg-nrrd: a 3D Slicer segmentation (.seg.nrrd, of a segmentation).")
+@click.option("--compression", type=click.Choice(TIFF_COMPRESSIONS), default=TIFF_COMPRESSIONS[0], show_default=True,
+              help="Of a multi-page TIFF: lzw (read by Fiji, libtiff, Dragonfly), deflate (smaller; Fiji, libtiff) "
+                   "or none.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
-def export(src, out, fmt, overwrite) -> None:
+def export(src, out, fmt, compression, overwrite) -> None:
     """Export a volume or segmentation (SRC.ome.zarr) to OUT as a zip of the OME-Zarr, a PNG or
     TIFF stack, one multi-page TIFF with the voxel size in its tags, a NIfTI file, or (for a
     segmentation) a 3D Slicer segmentation with its class names."""
     from ml4paleo.pipelines.export import export_volume  # lazy: 1.2 s
 
     with progress_bar("exporting") as report:
-        path = export_volume(src, out, format=fmt, progress=report, overwrite=overwrite)
+        path = export_volume(src, out, format=fmt, progress=report, overwrite=overwrite, compression=compression)
     click.echo(f"wrote {path} ({path.stat().st_size} bytes)")
 
 

@@ -342,6 +342,8 @@ def list_artifacts(store: JobStore, job_id: str) -> list[dict[str, Any]]:
         add(f"Segmentation {sid} (PNG zip)", "segmentation-png", f"{seg}/download/png",
             job_paths.export(sid, "png-zip"), done)
         add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", f"{seg}/download/tiff", job_paths.export(sid, "tiff"), done)
+        if done and not out[-1]["ready"] and "tiff" not in store.exports_pending(job_id, sid):
+            out[-1]["make"] = f"{seg}/export/tiff"  # made on request only (POST): not waiting for anything
         add(f"Segmentation {sid} (3D Slicer .seg.nrrd)", "segmentation-seg-nrrd", f"{seg}/download/seg-nrrd",
             job_paths.export(sid, "seg-nrrd"), done)
         add(f"Segmentation {sid} (NIfTI .nii.gz)", "segmentation-nifti", f"{seg}/download/nifti",

@@ -263,6 +263,7 @@ def export(ctx: TaskContext) -> dict[str, Any]:
     for i, fmt in enumerate(formats):
         export_volume(ctx.paths.labels(ctx.seg_id), ctx.paths.export(ctx.seg_id, fmt), format=fmt,
                       overwrite=True, classes=ctx.params.get("classes"),
+                      **({"compression": ctx.params["compression"]} if ctx.params.get("compression") else {}),
                       progress=scaled(ctx.progress, i / len(formats), (i + 1) / len(formats), fmt))
     return {}
 

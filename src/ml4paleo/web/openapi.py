@@ -10,7 +10,7 @@ from typing import Any
 
 from ml4paleo import __version__
 from ml4paleo.compute.display import AXES
-from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
+from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.units import LENGTH_UNITS
 from ml4paleo.web.download import SEG_FORMATS
@@ -299,10 +299,18 @@ def _paths() -> dict[str, Any]:
             ok_type="application/octet-stream", ok_schema=_BIN, errors=("400", "404"))},
         s + "/download/zarr": {"get": _op("Segmentation as a zipped OME-Zarr", [_JOB, _SEG], ok_type=_ZIP,
                                           ok_schema=_BIN, errors=("404", "409"))},
-        s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip, TIFF, 3D Slicer .seg.nrrd or NIfTI .nii.gz", [
+        s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip, TIFF (once made: POST export/tiff), 3D Slicer "
+                                           ".seg.nrrd or NIfTI .nii.gz", [
             _JOB, _SEG, {
             "name": "fmt", "in": "path", "required": True, "schema": {"type": "string", "enum": list(SEG_FORMATS)}}],
             ok_type="application/octet-stream", ok_schema=_BIN, errors=("404", "409"))},
+        s + "/export/{fmt}": {"post": _op(
+            "Queue writing one download file of a finished segmentation: the TIFF is made on request only "
+            "(compression lzw, the default, deflate or none), the others again; one already queued is not repeated",
+            [_JOB, _SEG, {"name": "fmt", "in": "path", "required": True,
+                          "schema": {"type": "string", "enum": list(SEG_FORMATS)}}],
+            _body({"compression": {"type": "string", "enum": list(TIFF_COMPRESSIONS)}}), ok="202",
+            errors=("400", "404", "409"))},
         j + "/meshes/{seg_id}/download": {"get": _op("Zip of the STL meshes", [_JOB, _SEG], ok_type=_ZIP, ok_schema=_BIN,
                                                      errors=("404", "409"))},
         j + "/download/volume": {"get": _op("The volume as a zipped OME-Zarr", [_JOB], ok_type=_ZIP, ok_schema=_BIN,

@@ -179,6 +179,12 @@ class JobStore:
     def objects_state(self, job_id: str, seg_id: str) -> dict[str, Any]:
         return self._queue.objects_state(job_id, seg_id)
 
+    def queue_export(self, job_id: str, seg_id: str, fmt: str, compression: str | None = None) -> dict[str, Any]:
+        return self._queue.queue_export(job_id, seg_id, fmt, compression)
+
+    def exports_pending(self, job_id: str, seg_id: str) -> set[str]:
+        return self._queue.exports_pending(job_id, seg_id)
+
     def export_error(self, job_id: str, seg_id: str) -> str | None:
         return self._queue.export_error(job_id, seg_id)
 
