@@ -114,6 +114,10 @@ class TrainingSet:
         out of its prior too (else the held-out slice's own outline reaches it through them)."""
         return frozenset(key for key, mask in self.masks.items() if not completable(mask))
 
+    def outlines_left(self, held: Collection[SliceKey]) -> int:
+        """Painted slices with outlines (not corrections) a fold holding out ``held`` keeps."""
+        return sum(1 for key in self.masks if key not in held and key not in self.corrections)
+
     def unseen(self, held: Collection[SliceKey]) -> set[SliceKey]:
         """What a fold holding out ``held`` leaves out of the prior: ``held`` and, when it holds
         anything, the corrections derived from it."""
@@ -163,9 +167,9 @@ class Candidate:
     name: ClassVar[str] = ""
     needs_prior: ClassVar[bool] = False
 
-    def heldout(self, ts: TrainingSet, held: Collection[SliceKey]) -> list[np.ndarray]:  # pragma: no cover
+    def heldout(self, ts: TrainingSet, held: Collection[SliceKey]) -> list[np.ndarray] | None:  # pragma: no cover
         """Predicted classes of the rows of each slice in ``held`` (in ``ts.slices`` order),
-        from a model that never saw them."""
+        from a model that never saw them; None where this fold cannot score the method honestly."""
         raise NotImplementedError
 
     def fit(self, ts: TrainingSet):  # pragma: no cover
@@ -222,6 +226,11 @@ class ContextCandidate(Candidate):
         return _fit_rows(model, np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]), ts)
 
     def heldout(self, ts, held):
+        if ts.outlines_left(held) < 2:
+            # each training row's prior channels leave its own slice out: with one slice of
+            # outlines left they see no prior at all, unlike any voxel at segmentation time, and
+            # the rows that would teach the prior (corrections) score it on their own strokes
+            return None
         model = self._train(ts, self._model(ts), held)
         return [model.predict(context_rows(ts, s, ts.unseen(held) - {s.z})[0]) for s in ts.slices if s.z in held]
 

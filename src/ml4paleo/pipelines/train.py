@@ -409,12 +409,12 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
     return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
 
 
-def _clearly_ahead(new: Sequence[float] | None, old: Sequence[float] | None) -> bool:
-    """Whether ``new`` scores at least as well as ``old`` on every held-out fold (True when the
-    folds are not known: the mean alone then decides)."""
+def _clearly_ahead(new: Sequence[float | None] | None, old: Sequence[float | None] | None) -> bool:
+    """Whether ``new`` scores at least as well as ``old`` on every held-out fold that scored
+    both (True when the folds are not known: the mean alone then decides)."""
     if not new or not old or len(new) != len(old):
         return True
-    return all(a >= b for a, b in zip(new, old))
+    return all(a >= b for a, b in zip(new, old) if a is not None and b is not None)
 
 
 def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_slices: int) -> list[str]:
@@ -432,10 +432,10 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
                      progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
     """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
     the same split into interior and extrapolated folds, its confusion matrix, the mean Dice of
-    each scored fold (``fold_dice``) and seconds."""
+    each fold (``fold_dice``; None where the fold could not score it) and seconds."""
     K = len(ts.classes)
     confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
-    per_fold: dict[str, list[float]] = {n: [] for n in candidates}
+    per_fold: dict[str, list[float | None]] = {n: [] for n in candidates}
     split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
     seconds = dict.fromkeys(candidates, 0.0)
     progress(0, max(len(folds), 1))
@@ -446,8 +446,12 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
         where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
         for n, cand in candidates.items():
             t0 = time.perf_counter()
+            predicted = cand.heldout(ts, set(held))
+            if predicted is None:  # this fold cannot score the method
+                per_fold[n].append(None)
+                continue
             fold = np.zeros((K, K), np.int64)
-            for truth, pred in zip(targets, cand.heldout(ts, set(held))):
+            for truth, pred in zip(targets, predicted):
                 np.add.at(fold, (truth, pred), 1)
             confusion[n] += fold
             split[n][where] += fold
