@@ -94,6 +94,10 @@ class Settings:
     next 63 slices of a view come from memory."""
     neuroglancer_url: str = ""
     """Base URL of a Neuroglancer instance for the viewer's "Open in Neuroglancer" link."""
+    import_roots: str = ""
+    """Folders on the server's disk (``os.pathsep``-separated: ``/lab/scans:/mnt/ct``) under which a
+    scan may be registered where it lies (``ml4paleo job import``, the home page's folder picker):
+    read in place, never written; empty: nothing can be registered, only uploaded."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Free-form options for tests and extensions (not read from the environment)."""
 
@@ -104,6 +108,11 @@ class Settings:
     @property
     def jobs_dir(self) -> Path:
         return Path(self.data) / "jobs"
+
+    @property
+    def import_root_paths(self) -> tuple[Path, ...]:
+        """The import roots as given (``import_roots`` split on ``os.pathsep``), empty parts dropped."""
+        return tuple(Path(part) for part in self.import_roots.split(os.pathsep) if part.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -366,15 +366,26 @@ class StoreContract:
             store.create_job("furlongs", unit="furlong")
         assert store.create_job("um", unit="um")["unit"] == "micrometer"
 
-    def test_exports_yield_to_meshing(self, store):
+    def test_exports_are_claimed_before_the_meshes_and_the_tiff_on_request(self, store):
         job_id = converted_job(store)
         seg_id, _ = store.queue_start(job_id)
         claim = store.claim("segment", "r")
         store.model_trained(claim, {})
         store.finish(claim, {})  # queues the export
         store.queue_mesh(job_id, seg_id)
+        export = store.claim("mesh", "m")
+        assert export.kind == "export" and "tiff" not in export.params["formats"]  # the downloads do not wait
         assert store.claim("mesh", "m").kind == "mesh"
-        assert store.claim("mesh", "m").kind == "export"
+        assert store.finish(export, {})
+        made = store.queue_export(job_id, seg_id, "tiff", "deflate")
+        assert made["queued"] and store.exports_pending(job_id, seg_id) == {"tiff"}
+        assert store.queue_export(job_id, seg_id, "tiff", "deflate") == {**made, "queued": False}  # not twice
+        tiff = store.claim("mesh", "m")
+        assert tiff.params["formats"] == ["tiff"] and tiff.params["compression"] == "deflate"
+        with pytest.raises(InputError, match="compression"):
+            store.queue_export(job_id, seg_id, "tiff", "zstd")
+        with pytest.raises(ArtifactNotFound):
+            store.queue_export(job_id, "0" * 12, "tiff")
 
     def test_cancel_a_queued_task_and_a_running_one(self, store):
         job_id = converted_job(store)

@@ -79,7 +79,8 @@ class TaskKind(StrEnum):
     """Train (unless the model is already ready), then segment the whole volume."""
     MESH = "mesh"
     EXPORT = "export"
-    """PNG/TIFF files of a finished segmentation, queued after it; yields to the other mesh tasks."""
+    """Download files of a finished segmentation, queued when it finishes (claimed before any mesh of
+    it), or one asked for later (the multi-page TIFF)."""
     DRAFT = "draft"
     """A draft model from the slices painted so far (no validation, no feature ranking) and its
     prediction of the slice being painted: the overlay while painting. Never moves the job."""

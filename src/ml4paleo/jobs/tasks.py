@@ -17,6 +17,7 @@ process (69 MB and 1.5-1.9 s without them), at each start and restart by ``ml4pa
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -27,9 +28,12 @@ from ml4paleo.compute.display import to_uint8
 from ml4paleo.compute.uncertainty import doubt_map
 from ml4paleo.enums import DEFAULT_MESH_FORMAT, SEGMENTATION_EXPORTS
 from ml4paleo.io.annotations import read_annotations
+from ml4paleo.io.omezarr import read_info
+from ml4paleo.io.omezarr_existing import check_existing
 from ml4paleo.io.png import write_png
 from ml4paleo.io.slices import volume_window
 from ml4paleo.jobs.files import histogram_of
+from ml4paleo.jobs.imports import checked_source, link_in_place
 from ml4paleo.jobs.paths import DRAFTS_KEPT, PREVIEWS_KEPT, JobPaths
 from ml4paleo.jobs.statuses import TaskKind
 from ml4paleo.errors import Cancelled
@@ -70,21 +74,48 @@ class TaskContext:
 
 
 def convert(ctx: TaskContext) -> dict[str, Any]:
-    """Upload folder -> ``volume.ome.zarr``, then the display window (computed once, stored)."""
+    """Upload folder (or a scan registered under an import root) -> ``volume.ome.zarr``, then the
+    display window (computed once, stored). A registered OME-Zarr is checked and linked, not
+    copied; the upload folder is deleted once converted unless the user asked to keep it."""
     from ml4paleo.pipelines.convert import convert_volume  # lazy: see the module's docstring
 
+    registered = bool(ctx.params.get("source"))
+    source = ctx.paths.upload
+    if registered:
+        source, read_in_place = checked_source(ctx.settings, ctx.params)
+        if read_in_place:
+            return _register_in_place(ctx, source)
     options: dict[str, Any] = {}
     if ctx.voxel_size:
         options["voxel_size"] = ctx.voxel_size
     if ctx.unit:
         options["unit"] = ctx.unit
-    result = convert_volume(ctx.paths.upload, ctx.paths.volume, overwrite=True,
+    if not registered and not source.exists() and ctx.paths.volume.exists():
+        # taken over from a runner that died after converting and deleting the upload
+        info = read_info(ctx.paths.volume)
+        return _converted(ctx, info.shape, info.dtype, info.voxel_size, info.unit, info.attrs.get("warnings") or [])
+    result = convert_volume(source, ctx.paths.volume, overwrite=True,
                             progress=scaled(ctx.progress, 0.0, 0.97, "converting"), **options)
+    if not registered and not ctx.params.get("keep_upload"):
+        shutil.rmtree(ctx.paths.upload, ignore_errors=True)
+    return _converted(ctx, result.shape, result.dtype, result.voxel_size, result.unit, result.warnings)
+
+
+def _register_in_place(ctx: TaskContext, source: Path) -> dict[str, Any]:
+    """A registered OME-Zarr: its metadata checked, the job's volume a link to it."""
+    existing = check_existing(source)
+    link_in_place(ctx.paths.volume, existing.path)
+    info = existing.info
+    return _converted(ctx, info.shape, info.dtype, info.voxel_size, info.unit, existing.warnings)
+
+
+def _converted(ctx: TaskContext, shape: Any, dtype: Any, voxel_size: Any, unit: str, warnings: Any) -> dict[str, Any]:
+    """The convert task's result, after counting the histogram and the display window."""
     ctx.progress(0.98, 1.0, "computing the display window")
     histogram_of(ctx.paths)  # counted here, once, so the pages' window/level does not wait for it
-    return {"shape": [int(n) for n in result.shape], "dtype": str(result.dtype),
-            "voxel_size": [float(v) for v in result.voxel_size], "unit": result.unit,
-            "window": volume_window(ctx.paths.volume), "warnings": [str(w) for w in result.warnings]}
+    return {"shape": [int(n) for n in shape], "dtype": str(dtype),
+            "voxel_size": [float(v) for v in voxel_size], "unit": unit,
+            "window": volume_window(ctx.paths.volume), "warnings": [str(w) for w in warnings]}
 
 
 def _features(settings: Settings) -> Any:
@@ -283,6 +314,7 @@ def export(ctx: TaskContext) -> dict[str, Any]:
     for i, fmt in enumerate(formats):
         export_volume(ctx.paths.labels(ctx.seg_id), ctx.paths.export(ctx.seg_id, fmt), format=fmt,
                       overwrite=True, classes=ctx.params.get("classes"),
+                      **({"compression": ctx.params["compression"]} if ctx.params.get("compression") else {}),
                       progress=scaled(ctx.progress, i / len(formats), (i + 1) / len(formats), fmt))
     return {}
 
@@ -292,7 +324,6 @@ def objects(ctx: TaskContext) -> dict[str, Any]:
     (``classes``, ``split``, ``min_size``, ``merge``, ``seeds``; see the ``objects`` route), in the task's
     own folder (:meth:`~ml4paleo.jobs.paths.JobPaths.objects`); returns a summary, the table
     stays in ``objects.json``."""
-    from ml4paleo.io.omezarr import read_info
     from ml4paleo.pipelines.objects import objects_from_labels, seed_strokes  # lazy: see the module's docstring
 
     assert ctx.seg_id is not None

@@ -14,8 +14,8 @@ from ml4paleo.jobs.private import create_data_folder
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, UNIT_SYMBOLS
-from ml4paleo.web import (annotate, download, errors, jobs, objects, request_body, request_log, security, segment,
-                          upload, visualize)
+from ml4paleo.web import (annotate, download, errors, imports, jobs, objects, request_body, request_log, security,
+                          segment, upload, visualize)
 
 __all__ = ["create_app"]
 
@@ -34,12 +34,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_log.install(app)  # first: it times (and logs) what the guard refuses too
     security.install(app, settings)
     request_body.install(app)  # after the auth guard: a signed-out client hears 401 first
-    for module in (upload, jobs, annotate, segment, visualize, download, objects):
+    for module in (upload, imports, jobs, annotate, segment, visualize, download, objects):
         app.register_blueprint(module.bp)
 
     @app.context_processor
     def _template_globals() -> dict:
         return {"neuroglancer_url": settings.neuroglancer_url, "version": __version__,
-                "unit_symbols": UNIT_SYMBOLS, "default_unit": DEFAULT_UNIT}
+                "unit_symbols": UNIT_SYMBOLS, "default_unit": DEFAULT_UNIT,
+                "import_roots": bool(settings.import_root_paths)}
 
     return app
