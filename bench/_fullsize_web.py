@@ -1,10 +1,11 @@
 """``bench/fullsize.py --web``: the scan through the web API and its runners, as the page calls them.
 
-Starts ``ml4paleo serve`` (waitress + runner processes) on a data folder of its own, uploads the
-TIFF slices as the page does (``/api/upload``, one request per file), then times: the first XY
-slice and 10 switches (at the level a 1000-pixel stage shows), an XZ plane, strokes on two
-slices each followed by its first draft, previews of unseen XY and XZ planes by the newest model
-(on the view's level, as the page asks first, and at full resolution), the segmentation (train +
+Starts ``ml4paleo serve`` (waitress + runner processes) on a data folder of its own with the work
+folder as its import root, registers the folder of TIFF slices where it lies (``/api/job/import``,
+converted in place), then times: the first XY
+slice and 10 switches (at the level the page's stage shows), an XZ plane, strokes on two slices
+each followed by its first draft, the full model, previews of unseen XY and XZ planes by it (on the
+level nearest the stage's resolution, as the page asks first, and at full resolution), the segmentation (train +
 segment, voxels/s) and the time from the segmentation to its NIfTI download. The peak RSS is
 summed over the server's process tree (sampled every 0.2 s), overall and while painting.
 """
@@ -12,7 +13,6 @@ summed over the server's process tree (sampled every 0.2 s), overall and while p
 from __future__ import annotations
 
 import base64
-import io
 import math
 import os
 import signal
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-STAGE = 1000
-"""Device pixels of the stage a view fits the slice into (the page's level follows it)."""
+STAGE = 672
+"""Device pixels of the stage's height (the annotation page at 1400 x 900, device pixel ratio 1):
+the levels the page asks for follow it."""
 
 
 class TreeRss(threading.Thread):
@@ -50,13 +51,32 @@ class TreeRss(threading.Thread):
             self.peak, self.phase = max(self.peak, total), max(self.phase, total)
             self.done.wait(0.2)
 
+    def cpu(self) -> float:
+        """CPU seconds of the process tree so far (the children alive now)."""
+        import psutil
+
+        total = 0.0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                c = p.cpu_times()
+                total += c.user + c.system
+            except psutil.Error:
+                pass
+        return total
+
     def mark(self) -> int:
         phase, self.phase = self.phase, 0
         return phase
 
 
 def _level(n: int) -> int:
+    """The image level the page asks for (at most one image pixel per screen pixel)."""
     return max(0, int(math.floor(math.log2(n / (STAGE * 0.96)) + 1e-9)))
+
+
+def _overlay_level(n: int) -> int:
+    """The overlay's first level (the nearest to the screen's resolution)."""
+    return max(0, round(math.log2(n / (STAGE * 0.96))))
 
 
 def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray]) -> int:
@@ -70,7 +90,8 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray]) -> i
     data = work / "web-data"
     log = open(work / "serve.log", "wb")
     exe = str(Path(sys.executable).parent / "ml4paleo")
-    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--data", str(data)], stdout=log,
+    env = {**os.environ, "ML4PALEO_IMPORT_ROOTS": str(work.resolve())}
+    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--data", str(data)], stdout=log, env=env,
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     rss = TreeRss(proc.pid)
@@ -88,6 +109,11 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray]) -> i
         out = fn()
         return time.perf_counter() - t, out
 
+    def timed_cpu(fn):
+        c, t = rss.cpu(), time.perf_counter()
+        fn()
+        return time.perf_counter() - t, rss.cpu() - c
+
     def say(name: str, value: str) -> None:
         print(f"{name:<44} {value}", flush=True)
 
@@ -98,20 +124,14 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray]) -> i
                     break
             except requests.ConnectionError:
                 time.sleep(0.2)
-        job = call("POST", "/api/job/new", (201,), json={"name": f"fullsize {n}"}).json()["job_id"]
         t = time.perf_counter()
-        files = sorted(slices.glob("*.tif"))
-        for f in files:
-            payload = f.read_bytes()
-            call("POST", "/api/upload", data={"job_id": job, "filename": f"stack/{f.name}", "offset": "0",
-                                              "total_size": str(len(payload))}, files={"file": (f.name, payload)})
-        upload = time.perf_counter() - t
-        call("POST", "/api/job/status/upload-complete", (202,), json={"job_id": job})
+        job = call("POST", "/api/job/import", (202,), json={"path": str(slices.resolve()), "name": f"fullsize {n}",
+                                                             "voxel_size": [1, 1, 1], "unit": "um"}).json()["job_id"]
         while (doc := call("GET", f"/api/job/{job}/status").json())["status"] != "converted":
             if doc["status"] == "error":
                 raise SystemExit(f"conversion failed: {doc['error']}")
             time.sleep(0.1)
-        say("upload (one request per slice) + conversion", f"{upload:.1f} s + {time.perf_counter() - t - upload:.1f} s")
+        say("register from disk + conversion", f"{time.perf_counter() - t:.1f} s")
         level = _level(n)
         rss.mark()
         z0 = n // 3
@@ -126,9 +146,10 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray]) -> i
 
         drafts = []
         for z, mask in masks.items():  # strokes, then the first draft on the newly painted slice
-            t = time.perf_counter()
+            t, c = time.perf_counter(), rss.cpu()
             call("POST", f"/api/annotate/{job}/data/submit", json={"z": z, "mask": base64.b64encode(encode_png(mask)).decode()})
-            rev = call("POST", f"/api/annotate/{job}/draft", (202,), json={"z": z}).json()["annotation_rev"]
+            rev = call("POST", f"/api/annotate/{job}/draft", (202,),
+                       json={"z": z, "level": _overlay_level(n)}).json()["annotation_rev"]
             while True:
                 d = call("GET", f"/api/annotate/{job}/draft?z={z}").json()
                 if d["ready"] and d["ready"]["annotation_rev"] >= rev and d["ready"].get("prediction"):
@@ -136,18 +157,26 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray]) -> i
                 if d["error"] and not d["pending"]:
                     raise SystemExit(f"draft failed: {d['error']}")
                 time.sleep(0.05)
-            drafts.append(time.perf_counter() - t)
-        say("first draft on a newly painted slice", "  ".join(f"{s:.2f} s" for s in drafts))
-        unseen = {"z": [n // 5, 2 * n // 5 + 3, 4 * n // 5], "y": [n // 5, n // 2 + 5, 4 * n // 5]}
-        for lv, name in ((level, "view level"), (0, "full resolution")):
-            for axis, plane in (("z", "XY"), ("y", "XZ")):
-                times = [timed(lambda i=i: call("POST", f"/api/annotate/{job}/data/predict",
-                                                json={"axis": axis, "index": i, "level": lv, "view": "bench"}))[0]
-                         for i in unseen[axis]]
-                say(f"preview of an unseen {plane} plane, {name} ({lv})",
-                    f"p50 {statistics.median(times):.2f} s (" + ", ".join(f"{s:.2f}" for s in times) + ")")
-            unseen = {k: [i + 2 for i in v] for k, v in unseen.items()}
+            drafts.append((time.perf_counter() - t, rss.cpu() - c))
+        say("first draft on a newly painted slice", "  ".join(f"{w:.2f} s (CPU {c:.2f} s)" for w, c in drafts))
         say("peak RSS, all processes, while painting", f"{rss.mark() / 2**20:.0f} MB")
+        t = time.perf_counter()  # the full model, as the page queues it when painting pauses
+        model = call("POST", f"/api/job/{job}/retrain", (202,)).json()["model_id"]
+        while not any(m["model_id"] == model and m["status"] == "ready"
+                      for m in call("GET", f"/api/job/{job}/status").json()["models"]):
+            time.sleep(0.2)
+        say("full model (retrain, the default method choice)", f"{time.perf_counter() - t:.1f} s")
+        unseen = {"z": [n // 5, 2 * n // 5 + 3, 4 * n // 5], "y": [n // 5, n // 2 + 5, 4 * n // 5]}
+        for lv, name in ((_overlay_level(n), "view level"), (0, "full resolution")):
+            for axis, plane in (("z", "XY"), ("y", "XZ")):
+                runs = [timed_cpu(lambda i=i: call("POST", f"/api/annotate/{job}/data/predict",
+                                                   json={"axis": axis, "index": i, "level": lv, "view": "bench"}))
+                        for i in unseen[axis]]
+                say(f"preview of an unseen {plane} plane, {name} ({lv})",
+                    f"p50 {statistics.median(w for w, _ in runs):.2f} s, CPU p50 "
+                    f"{statistics.median(c for _, c in runs):.2f} s (" + ", ".join(f"{w:.2f}" for w, _ in runs) + ")")
+            unseen = {k: [i + 2 for i in v] for k, v in unseen.items()}
+        say("peak RSS, all processes, training and previews", f"{rss.mark() / 2**20:.0f} MB")
 
         t = time.perf_counter()
         seg = call("POST", f"/api/job/{job}/start", (202,)).json()["seg_id"]

@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _web(n: int, work: Path) -> int:
-    """The ``--web`` mode: the scan's slices and two slices' strokes, then the web run."""
+    """The ``--web`` mode: the scan's slices and two slices' strokes (every 6th row and column of
+    the truth in the central 256^2 window), then the web run."""
     from _fullsize_web import run_web
 
     from ml4paleo.testing.phantoms import strokes
@@ -248,7 +249,12 @@ def _web(n: int, work: Path) -> int:
     slices = work / "slices"
     if not slices.exists():
         write_scan(slices, n, balls)
-    masks = {z: strokes(truth_slab(n, z, 1, balls)[0], step=6) for z in (n // 4, n // 2)}
+    masks = {}  # strokes over a 256^2 window of each slice, as a user paints a region of the view
+    for z in (n // 4, n // 2):
+        mask = np.zeros((n, n), np.uint8)
+        w = slice(n // 2 - 128, n // 2 + 128)
+        mask[w, w] = strokes(truth_slab(n, z, 1, balls)[0][w, w], step=6)
+        masks[z] = mask
     return run_web(work, n, slices, masks)
 
 

@@ -156,21 +156,22 @@ def complete(job_id: str):
 @bp.post("/api/annotate/<job_id>/draft")
 def queue_draft(job_id: str):
     """Queue a draft model from the saved annotations (one queued draft takes every stroke up to
-    its start), predicting slice ``z`` (optional) at once. 202 with the annotation revision
-    to wait for in ``GET .../draft``."""
+    its start), predicting slice ``z`` (optional) at once, on pyramid ``level`` (optional, the
+    page's view; at most the coarsest). 202 with the annotation revision to wait for in ``GET .../draft``."""
     data = json_body()
     z = None
     if data.get("z") is not None:
         shape, _, _ = files.converted(store(), job_id)
         z = files.check_slice(int_field(data, "z", minimum=0), int(shape[0]))
-    return jsonify(store().queue_draft(job_id, z)), 202
+    return jsonify(store().queue_draft(job_id, z, int_field(data, "level", default=0, minimum=0))), 202
 
 
 @bp.get("/api/annotate/<job_id>/draft")
 def draft_status(job_id: str):
-    """The newest draft (``ready``: task id, annotation revision, slice predicted), whether one
-    is ``pending``, why the last one failed (``error``); with ``?z=N`` and a ready draft that
-    predicted slice N, its ``prediction`` (gray PNG, class index per pixel, base64)."""
+    """The newest draft (``ready``: task id, annotation revision, slice predicted, and ``level``
+    and ``factors`` when predicted on a pyramid level), whether one is ``pending``, why the last
+    one failed (``error``); with ``?z=N`` and a ready draft that predicted slice N, its
+    ``prediction`` (gray PNG, class index per pixel, base64)."""
     job_paths = paths(job_id)
     doc = store().draft(job_id)
     ready = doc["ready"]

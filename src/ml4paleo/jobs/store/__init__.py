@@ -158,8 +158,8 @@ class JobStore:
                    full_resolution: bool = False) -> str:
         return self._queue.queue_mesh(job_id, seg_id, formats, full_resolution=full_resolution)
 
-    def queue_draft(self, job_id: str, z: int | None = None) -> dict[str, Any]:
-        return self._queue.queue_draft(job_id, z)
+    def queue_draft(self, job_id: str, z: int | None = None, level: int = 0) -> dict[str, Any]:
+        return self._queue.queue_draft(job_id, z, level)
 
     def draft(self, job_id: str) -> dict[str, Any]:
         return self._queue.draft(job_id)

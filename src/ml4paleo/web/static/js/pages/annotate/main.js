@@ -314,7 +314,8 @@ async function draft() {
   const { axis, index } = state;
   const key = sliceKey(axis, index);
   const onZ = axis === "z";
-  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, onZ ? { z: index } : {});
+  const level = overlayLevel(view.slice.scale); // the draft predicts the view's level; the route refines it
+  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, onZ ? { z: index, level } : {});
   for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 200)) {
     const d = await api(`/api/annotate/${enc}/draft${onZ ? `?z=${index}` : ""}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
@@ -323,9 +324,14 @@ async function draft() {
       if (!d.ready.prediction || state.showDoubt) return refreshPrediction(); // the route gives the uncertainty too
       if (completionPinned()) return;
       const png = await decodePng(base64ToBytes(d.ready.prediction));
-      state.setSuggestion({ values: png.values, offset: 1, key: `${newestDraft}/${key}`, source: "prediction",
-        basis: overlayBasis(key), level: 0, covers: null });
-      state.say(`Prediction of model ${newestDraft} (draft) shown (P hides it).`);
+      if (ticket !== draftTicket || state.key !== key || !state.labels) return;
+      const coarse = d.ready.level || 0;
+      const { width: w, height: h } = state.labels;
+      state.setSuggestion({ values: coarse ? toFullResolution(png, w, h, d.ready.factors, null) : png.values, offset: 1,
+        key: `${newestDraft}/${key}`, source: "prediction", basis: overlayBasis(key), level: coarse,
+        covers: coarse ? [0, 0, 0, 0] : null });
+      state.say(`Prediction of model ${newestDraft} (draft) shown${coarse ? ` (level ${coarse}, refining…)` : ""} (P hides it).`);
+      if (coarse) await refreshPrediction();
       return;
     }
     if (d.error && !d.pending) { state.say(`No draft model: ${d.error}`); return; }
