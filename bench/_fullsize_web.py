@@ -79,7 +79,7 @@ def _overlay_level(n: int) -> int:
     return max(0, round(math.log2(n / (STAGE * 0.96))))
 
 
-def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray]) -> int:
+def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segment: bool = True) -> int:
     import requests
 
     from ml4paleo.io.png import encode_png
@@ -178,6 +178,9 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray]) -> i
             unseen = {k: [i + 2 for i in v] for k, v in unseen.items()}
         say("peak RSS, all processes, training and previews", f"{rss.mark() / 2**20:.0f} MB")
 
+        if not segment:
+            print(f"load: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+            return 0
         t = time.perf_counter()
         seg = call("POST", f"/api/job/{job}/start", (202,)).json()["seg_id"]
         while (doc := call("GET", f"/api/job/{job}/status").json())["status"] not in ("segmented", "meshing_queued",

@@ -160,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated steps to run (default all); a later run in the same --workdir resumes "
                          "from the outputs of the earlier steps and adds its figures to results.json")
     ap.add_argument("--web", action="store_true", help="through the web API and its runners (see _fullsize_web.py)")
+    ap.add_argument("--no-segment", action="store_true", help="--web: stop after the previews")
     args = ap.parse_args(argv)
     if args.web:
-        return _web(args.size, args.workdir)
+        return _web(args.size, args.workdir, segment=not args.no_segment)
     wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(STEPS))
     if unknown or not wanted:
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _web(n: int, work: Path) -> int:
+def _web(n: int, work: Path, segment: bool = True) -> int:
     """The ``--web`` mode: the scan's slices and two slices' strokes (every 6th row and column of
     the truth in the central 256^2 window), then the web run."""
     from _fullsize_web import run_web
@@ -255,7 +256,7 @@ def _web(n: int, work: Path) -> int:
         w = slice(n // 2 - 128, n // 2 + 128)
         mask[w, w] = strokes(truth_slab(n, z, 1, balls)[0][w, w], step=6)
         masks[z] = mask
-    return run_web(work, n, slices, masks)
+    return run_web(work, n, slices, masks, segment=segment)
 
 
 if __name__ == "__main__":
