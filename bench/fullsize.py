@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _web(n: int, work: Path, segment: bool = True) -> int:
     """The ``--web`` mode: the scan's slices and two slices' strokes (every 6th row and column of
-    the truth in the central 256^2 window), then the web run."""
+    the truth in the 256^2 window, on a 128-voxel grid, whose grains cover closest to 30 %), then
+    the web run."""
     from _fullsize_web import run_web
 
     from ml4paleo.testing.phantoms import strokes
@@ -252,9 +253,12 @@ def _web(n: int, work: Path, segment: bool = True) -> int:
         write_scan(slices, n, balls)
     masks = {}  # strokes over a 256^2 window of each slice, as a user paints a region of the view
     for z in (n // 4, n // 2):
-        mask = np.zeros((n, n), np.uint8)
-        w = slice(n // 2 - 128, n // 2 + 128)
-        mask[w, w] = strokes(truth_slab(n, z, 1, balls)[0][w, w], step=6)
+        truth = truth_slab(n, z, 1, balls)[0]
+        edge = min(256, n)
+        corners = [(a, b) for a in range(0, n - edge + 1, 128) for b in range(0, n - edge + 1, 128)]
+        a, b = min(corners, key=lambda ab: abs(truth[ab[0]:ab[0] + edge, ab[1]:ab[1] + edge].mean() - 0.3))
+        mask = np.zeros((n, n), np.uint8)  # the window whose grains cover closest to 30 %
+        mask[a:a + edge, b:b + edge] = strokes(truth[a:a + edge, b:b + edge], step=6)
         masks[z] = mask
     return run_web(work, n, slices, masks, segment=segment)
 
