@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterator
 import click
 
 from ml4paleo import __version__
-from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS,
-                            TIFF_COMPRESSIONS, TRAIN_METHODS)
+from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, DEVICES, EXPORT_FORMATS,
+                            MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS, VALIDATE_WHEN)
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
@@ -124,6 +124,19 @@ def convert(src, dst, voxel_size, unit, chunk, codec, labels, overwrite) -> None
                f"voxel size {result.voxel_size} {result.unit}")
 
 
+OLD_VALIDATE_LATER = "background"
+"""What ``--validate later`` was called before the CLI took the library's word; still accepted."""
+
+
+def _validate_when(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--validate``, in the words of ``train_model(validate=...)``; the former ``background`` is
+    read as ``later``, with a warning, so that scripts written for it keep working."""
+    if value == OLD_VALIDATE_LATER:
+        click.echo("warning: --validate background is deprecated, say --validate later (the same)", err=True)
+        return "later"
+    return value
+
+
 def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
     """--features/--sigmas as a feature-settings mapping (None: the default bank)."""
     if not features and not sigmas:
@@ -161,12 +174,13 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
               help="Train the U-Net for exactly N epochs (each fold and the final fit) instead of against the "
                    "clock: the same inputs give the same model and choice however busy the machine is; with it, "
                    "auto scores the U-Net too.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where the U-Net trains and predicts (auto: CUDA when PyTorch sees a GPU).")
 @click.option("--select", type=click.IntRange(min=0), default=16, show_default=True,
               help="Keep the N most important features (faster segmentation); 0 keeps all.")
-@click.option("--validate", type=click.Choice(["background", "now"]), default="background", show_default=True,
-              help="background: save the model at once and run leave-one-slice-out in a background process "
+@click.option("--validate", type=click.Choice(VALIDATE_WHEN + (OLD_VALIDATE_LATER,)), default="later",
+              metavar="[later|now]", show_default=True, callback=_validate_when,
+              help="later: save the model at once and run leave-one-slice-out in a background process "
                    "(its figures land in MODEL_DIR/validation.json; `auto` chooses on quicker folds); now: "
                    "validate before the final fit and print the figures.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
@@ -185,10 +199,10 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
                              max_train_seconds=max_train_seconds, device=device,
                              unet_params={"epochs": unet_epochs} if unet_epochs else None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite,
-                             validate="later" if validate == "background" else "now")
+                             validate=validate)
     click.echo(f"trained on {result.n_slices} slice(s), labeled voxels {result.voxels_per_class}")
     if len(result.candidates) > 1:
-        quick = " (quick folds)" if validate == "background" else ""
+        quick = " (quick folds)" if validate == "later" else ""
         click.echo(f"leave-one-slice-out Dice per method{quick}:")
         for name, metrics in result.candidates.items():
             cells = ", ".join(f"{c} {'n/a' if m['dice'] is None else format(m['dice'], '.3f')}" for c, m in metrics.items())
@@ -202,7 +216,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         click.echo(f"warning: {warning}", err=True)
     _echo_suggestions(result.suggestions)
     click.echo(f"wrote {result.model_dir}")
-    if validate == "background":
+    if validate == "later":
         from ml4paleo.pipelines.validate import start_validation  # loaded already: train imports it
 
         process = start_validation(result.model_dir)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "DEFAULT_MESH_FORMAT", "EXPORT_FORMATS",
-           "MESH_FORMATS", "ON_REQUEST_EXPORTS", "SEGMENTATION_EXPORTS", "TIFF_COMPRESSIONS", "TRAIN_METHODS",
-           "default_classes"]
+           "DEVICES", "MESH_FORMATS", "ON_REQUEST_EXPORTS", "SEGMENTATION_EXPORTS", "TIFF_COMPRESSIONS",
+           "TRAIN_METHODS", "VALIDATE_WHEN", "default_classes"]
 
 MESH_FORMATS = ("stl", "obj", "ply", "glb")
 """Mesh file formats written by :func:`ml4paleo.io.exports.write_mesh` (STL/PLY binary)."""
@@ -41,6 +41,14 @@ TRAIN_METHODS = ("auto", "forest", "context", "interpolation", "boosting", "unet
 """``method`` of :func:`ml4paleo.pipelines.train.train_model` (the CLI's ``--method``, the web
 app's ``method`` of retrain/start): ``auto`` scores candidates on held-out painted slices, the
 others name one candidate of :data:`ml4paleo.pipelines._candidates.CANDIDATES`."""
+
+VALIDATE_WHEN = ("later", "now")
+"""When training runs its leave-one-slice-out (``validate`` of
+:func:`ml4paleo.pipelines.train.train_model`, the CLI's ``--validate``): ``later`` saves the model
+at once and :mod:`ml4paleo.pipelines.validate` adds the figures (the CLI in a background
+process), ``now`` validates before the final fit."""
+DEVICES = ("auto", "cpu", "cuda")
+"""Where the U-Net trains and predicts (``auto``: CUDA when PyTorch sees a GPU, else the CPU)."""
 
 CODECS = ("zstd", "blosc-lz4", "none")
 """Chunk compressors of the OME-Zarr writer (:class:`ml4paleo.io.omezarr.OmeZarrWriter`)."""

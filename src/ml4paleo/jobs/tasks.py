@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
+from ml4paleo.compute.display import to_uint8
+from ml4paleo.compute.uncertainty import doubt_map
 from ml4paleo.enums import DEFAULT_MESH_FORMAT, SEGMENTATION_EXPORTS
 from ml4paleo.io.annotations import read_annotations
 from ml4paleo.io.omezarr import read_info
@@ -30,8 +34,9 @@ from ml4paleo.io.png import write_png
 from ml4paleo.io.slices import volume_window
 from ml4paleo.jobs.files import histogram_of
 from ml4paleo.jobs.imports import checked_source, link_in_place
-from ml4paleo.jobs.paths import DRAFTS_KEPT, JobPaths
+from ml4paleo.jobs.paths import DRAFTS_KEPT, PREVIEWS_KEPT, JobPaths
 from ml4paleo.jobs.statuses import TaskKind
+from ml4paleo.errors import Cancelled
 from ml4paleo.pipelines.validate import validate_model  # standard library only: its pipeline imports on use
 from ml4paleo.progress import ProgressCallback, scaled
 from ml4paleo.settings import Settings
@@ -233,6 +238,52 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
             "featurised": [str(k) for k in result.featurised]}
 
 
+def model_folder(paths: JobPaths, model_id: str) -> Path:
+    """The folder of ``model_id``: a full model's id, or ``draft-<task id>`` for a draft."""
+    if model_id.startswith("draft-"):
+        return paths.draft(int(model_id[len("draft-"):]))
+    return paths.model(model_id)
+
+
+def newest_of_view(paths: JobPaths, view: str) -> int:
+    """The task id of the newest preview asked for by ``view`` (0 if none recorded)."""
+    try:
+        return int((paths.previews / f"view-{view}").read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def preview(ctx: TaskContext) -> dict[str, Any]:
+    """The overlay model's prediction of a plane's region on a pyramid level (``params``: model,
+    axis, index, level, region; ``proba``: also the probabilities) as PNGs in the task's folder:
+    ``prediction.png`` (class index per pixel) and ``uncertainty.png`` (1 - (p_top - p_second)
+    as 0..255). Stops between tiles once its view asked for a newer one."""
+    from ml4paleo.models import labels_from_proba
+    from ml4paleo.pipelines.draft import prune_drafts
+    from ml4paleo.pipelines.view_preview import preview_plane  # lazy: see the module's docstring
+
+    p = ctx.params
+    view = p.get("view")
+
+    def check() -> None:
+        ctx.check()
+        if view is not None and newest_of_view(ctx.paths, view) > ctx.task_id:
+            raise Cancelled("superseded by a newer preview of this view")
+
+    check()
+    result = preview_plane(ctx.paths.volume, model_folder(ctx.paths, p["model"]), p["axis"], int(p["index"]),
+                           level=int(p.get("level", 0)), region=p.get("region"), check=check)
+    out = ctx.paths.preview(ctx.task_id)
+    out.mkdir(parents=True, exist_ok=True)
+    write_png(out / "prediction.png", labels_from_proba(result.proba).astype("uint8"))
+    write_png(out / "uncertainty.png", to_uint8(doubt_map(result.proba), (0.0, 1.0)))
+    if p.get("proba"):
+        np.save(out / "proba.npy", result.proba)
+    prune_drafts(ctx.paths.previews, PREVIEWS_KEPT)
+    return {"model_id": p["model"], "level": result.level, "factors": list(result.factors),
+            "region": list(result.region)}
+
+
 def mesh(ctx: TaskContext) -> dict[str, Any]:
     """One closed mesh per label of a segmentation, with measurements (``meshes.json``)."""
     from ml4paleo.pipelines.mesh import download_max_error, mesh_labels  # lazy: see the module's docstring
@@ -290,4 +341,5 @@ def objects(ctx: TaskContext) -> dict[str, Any]:
 TASKS: dict[TaskKind, Callable[[TaskContext], dict[str, Any]]] = {
     TaskKind.CONVERT: convert, TaskKind.TRAIN: train, TaskKind.START: start, TaskKind.MESH: mesh,
     TaskKind.EXPORT: export, TaskKind.DRAFT: draft, TaskKind.VALIDATE: validate, TaskKind.OBJECTS: objects,
+    TaskKind.PREVIEW: preview,
 }

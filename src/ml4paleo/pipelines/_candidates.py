@@ -299,7 +299,7 @@ class UNetCandidate(Candidate):
 
 CANDIDATES: dict[str, type[Candidate]] = {c.name: c for c in (ForestCandidate, BoostingCandidate, ContextCandidate,
                                                                InterpolationCandidate, UNetCandidate)}
-"""Every method by name; ``auto`` scores the ones in ``AUTO`` of :mod:`ml4paleo.pipelines.train`."""
+"""Every method by name; ``auto`` scores the ones in ``AUTO`` of :mod:`ml4paleo.pipelines.scoring`."""
 
 
 def make_candidate(name: str) -> Candidate:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ml4paleo import __version__
+from ml4paleo.io.slices import set_slice_cache_bytes
 from ml4paleo.jobs.private import create_data_folder
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes)
     app.url_map.merge_slashes = False  # "zarr//etc/passwd" is a 404, not a redirect
     app.extensions["ml4paleo.settings"] = settings
+    set_slice_cache_bytes(settings.slice_cache_mb << 20)
     create_data_folder(settings.data)  # 0700, before the store puts its database there
     app.extensions["ml4paleo.store"] = JobStore(settings)
     errors.register(app)

@@ -164,6 +164,12 @@ class JobStore:
     def draft(self, job_id: str) -> dict[str, Any]:
         return self._queue.draft(job_id)
 
+    def queue_preview(self, job_id: str, params: dict[str, Any], view: str | None = None) -> int:
+        return self._queue.queue_preview(job_id, params, view)
+
+    def preview(self, job_id: str, task_id: int) -> dict[str, Any]:
+        return self._queue.preview(job_id, task_id)
+
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._queue.cancel(job_id)
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ml4paleo.enums import DEFAULT_MESH_FORMAT, EXPORT_FORMATS, SEGMENTATION_EXPORTS, TIFF_COMPRESSIONS, TRAIN_METHODS
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
-from ml4paleo.jobs.paths import DRAFTS_KEPT, check_artifact_id, check_job_id, new_artifact_id
+from ml4paleo.jobs.paths import DRAFTS_KEPT, PREVIEWS_KEPT, check_artifact_id, check_job_id, new_artifact_id
 from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, Status, TaskKind, TaskStatus, transition)
 from ml4paleo.jobs.store._base import Database, get_job, log, set_status
@@ -120,6 +120,15 @@ def _forget_old_drafts(s: Session, job_id: str) -> None:
         s.delete(task)
 
 
+def _forget_old_previews(s: Session, job_id: str) -> None:
+    """Delete the rows of finished previews beyond the newest ``PREVIEWS_KEPT`` (one per slice
+    looked at); their folders are removed by the preview task."""
+    old = s.scalars(select(Task).where(Task.job_id == job_id, Task.kind == TaskKind.PREVIEW, Task.status.not_in(ACTIVE))
+                    .order_by(Task.id.desc()).offset(PREVIEWS_KEPT)).all()
+    for task in old:
+        s.delete(task)
+
+
 class Queue:
     """Queueing work for the runners, cancelling it, and looking at the queue."""
 
@@ -208,6 +217,34 @@ class Queue:
             return {"ready": _draft_doc(done) if done is not None else None,
                     "pending": any(t.status in ACTIVE for t in rows),
                     "error": failed.error if failed is not None and (done is None or failed.id > done.id) else None}
+
+    def queue_preview(self, job_id: str, params: dict[str, Any], view: str | None = None) -> int:
+        """Queue a preview (the ``preview`` task's ``params``) on the train queue; returns its task
+        id. With a ``view`` (the page's name for what it shows), the view's older previews are
+        superseded: a queued one is cancelled, a running one asked to stop."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            if view is not None:
+                older = s.scalars(select(Task).where(Task.job_id == job.id, Task.kind == TaskKind.PREVIEW,
+                                                     Task.status.in_(ACTIVE))).all()
+                for task in older:
+                    if (task.params or {}).get("view") != view:
+                        continue
+                    if task.status == TaskStatus.QUEUED:
+                        end_cancelled(s, task, job)
+                    else:
+                        task.cancel_requested = True
+            _forget_old_previews(s, job.id)
+            return enqueue(s, job, RunnerKind.TRAIN, TaskKind.PREVIEW, prev_status=None,
+                           params={**params, **({"view": view} if view is not None else {})}).id
+
+    def preview(self, job_id: str, task_id: int) -> dict[str, Any]:
+        """A preview task's ``status``, ``result`` and ``error``; ArtifactNotFound if there is none."""
+        with self.db.session() as s:
+            task = s.get(Task, int(task_id))
+            if task is None or task.job_id != check_job_id(job_id) or task.kind != TaskKind.PREVIEW:
+                raise ArtifactNotFound(f"no preview {task_id} in this job")
+            return {"status": task.status, "result": task.result, "error": task.error}
 
     def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = (DEFAULT_MESH_FORMAT,), *,
                    full_resolution: bool = False) -> str:
