@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from ml4paleo import __version__
+from ml4paleo.version import __version__
 from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, DEVICES, EXPORT_FORMATS,
                             MESH_FORMATS, TRAIN_METHODS, VALIDATE_WHEN)
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
@@ -583,7 +583,7 @@ def serve(host, port, data, threads, runner_spec) -> None:
 
     from ml4paleo.jobs.private import create_data_folder, exposure_warning, keep_private
     from ml4paleo.jobs.supervisor import Supervisor
-    from ml4paleo.models._packed_warm import warm_up_in_background
+    from ml4paleo.models import warm_up_in_background
     from ml4paleo.web import create_app, request_log
 
     keep_private()

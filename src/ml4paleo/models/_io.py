@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ml4paleo import __version__
+from ml4paleo.version import __version__
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.painted import PaintedPlane

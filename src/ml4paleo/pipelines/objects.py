@@ -30,7 +30,7 @@ from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
 from ml4paleo.io.annotations import SliceKey, key_name
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.pipelines._objects_table import ObjectTable, csv_text
-from ml4paleo.pipelines.mesh import _label_names
+from ml4paleo.pipelines.mesh import label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["ObjectsResult", "objects_from_labels", "seed_strokes", "table_paths"]
@@ -221,7 +221,7 @@ def objects_from_labels(
     shape = tuple(int(n) for n in info.shape)
     chunk_z = int(info.chunks[0])
     depth = slab_depth(shape, chunk_z)
-    names = _label_names(info.attrs)
+    names = label_names(info.attrs)
     present = sorted(v for v in names if v) if names else _values_present(arr, depth)
     wanted = _classes(classes, names, present)
     grey, grey_path = _grey(image, info.attrs, shape)

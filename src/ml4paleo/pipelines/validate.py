@@ -70,7 +70,7 @@ def save_pending(model_dir: str | Path, ts: Any, names: Sequence[str], folds: Se
     """Keep the training set ``ts`` (without its volume handle), the candidates' ``names`` and
     the ``folds`` beside the saved model, and tag ``validation.json`` with the same token so a
     validation of a model since replaced is dropped."""
-    from ml4paleo.models._io import VALIDATION_FILE
+    from ml4paleo.models import VALIDATION_FILE
 
     model_dir = Path(model_dir)
     token = uuid.uuid4().hex
@@ -88,7 +88,7 @@ def save_pending(model_dir: str | Path, ts: Any, names: Sequence[str], folds: Se
 def validation_status(model_dir: str | Path) -> str:
     """``pending`` while a deferred validation has not written its figures, ``failed`` when it
     could not (the reason is in ``validation.json``'s ``error``), else ``done``."""
-    from ml4paleo.models._io import VALIDATION_FILE, validation_state
+    from ml4paleo.models import VALIDATION_FILE, validation_state
 
     try:
         doc = json.loads((Path(model_dir) / VALIDATION_FILE).read_text())
@@ -101,7 +101,7 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     """Run the pending leave-one-slice-out of the model in ``model_dir`` and write its figures;
     returns what ``validation.json`` now holds (at once when it was already done)."""
     from ml4paleo.io.omezarr import open_level
-    from ml4paleo.models._io import METADATA_FILE, VALIDATION_FILE
+    from ml4paleo.models import METADATA_FILE, VALIDATION_FILE
     from ml4paleo.pipelines._candidates import make_candidate
     from ml4paleo.pipelines.scoring import (TIE, choose_method, mean_dice, score_candidates, validation_report,
                                             validation_warnings)
@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m ml4paleo.pipelines.validate MODEL_DIR", file=sys.stderr)
         return 2
     _lower_priority()
-    from ml4paleo.models._io import VALIDATION_FILE
+    from ml4paleo.models import VALIDATION_FILE
 
     try:
         report = validate_model(args[0])

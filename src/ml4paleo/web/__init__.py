@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ml4paleo import __version__
+from ml4paleo.version import __version__
 from ml4paleo.jobs.private import create_data_folder
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings

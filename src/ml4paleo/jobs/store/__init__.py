@@ -3,7 +3,8 @@
 Small parts over one :class:`~ml4paleo.jobs.store._base.Database` (engine and sessions), each a
 module of its own:
 
-- :mod:`.jobs` — create, rename, delete, classes and voxel size, the status document, the log;
+- :mod:`.jobs` — create, rename, delete, classes and voxel size, the log;
+- :mod:`.documents` — the status document every part returns;
 - :mod:`.uploads` — chunks received, size limits, closing the upload (queues the conversion);
 - :mod:`.annotations` — painted slices and the annotation revision;
 - :mod:`.artifacts` — models, segmentations and meshes;
