@@ -39,7 +39,7 @@ same way, its base interpolating along y or x. Measured on ``testing.phantoms.to
 The prediction of the prior alone is the class of smallest signed distance; as features for a
 classifier it gives every class's distance plus the physical distance to the nearest painted
 plane (how far the prior had to reach). Any region can be asked for, with some painted slices
-left out (``exclude``, annotation keys: a z index or ``(axis, index)``): leave-one-slice-out
+left out (``exclude``: :class:`ml4paleo.planes.SliceRef` values): leave-one-slice-out
 validation and training rows must not see the slice they are scored or trained on.
 """
 
@@ -52,10 +52,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
+from ml4paleo.planes import SliceRef
 
 __all__ = ["ShapePrior", "signed_distance"]
 
-AXES = ("z", "y", "x")
 FRAMES = ((0, 1, 2), (1, 0, 2), (2, 0, 1))
 """Volume axes in the frame of the planes across each axis: a y plane's masks are (z, x), an
 x plane's (z, y), as annotations store them."""
@@ -170,13 +170,10 @@ def _inverse_power(r: np.ndarray) -> np.ndarray:
 
 
 def _split(exclude: Collection) -> tuple[set[int], set[int], set[int]]:
-    """Excluded plane indices per axis, from annotation keys (a z index or ``(axis, index)``)."""
+    """Excluded plane indices per axis, from planes (:class:`SliceRef`, or a z index)."""
     out: tuple[set[int], set[int], set[int]] = (set(), set(), set())
-    for key in exclude:
-        if isinstance(key, tuple):
-            out[AXES.index(key[0])].add(int(key[1]))
-        else:
-            out[0].add(int(key))
+    for ref in map(SliceRef.of, exclude):
+        out[ref.dim].add(ref.index)
     return out
 
 
@@ -187,14 +184,14 @@ class ShapePrior:
     ``slices``: sorted z indices of the painted slices; ``masks``: (n_slices, y, x) class
     indices 0..``n_classes``-1, every voxel of those slices labeled (shape (0, y, x) when no z
     slice is painted); ``spacing``: the voxel size (z, y, x) in physical units; ``planes``:
-    painted planes across the stack, ``("y", i)`` -> (z, x) and ``("x", i)`` -> (z, y) class
-    masks."""
+    painted planes across the stack, ``SliceRef("y", i)`` -> (z, x) and ``SliceRef("x", i)`` ->
+    (z, y) class masks."""
 
     slices: tuple[int, ...]
     masks: np.ndarray
     n_classes: int
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    planes: Mapping[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    planes: Mapping[SliceRef, np.ndarray] = field(default_factory=dict)
     _stacks: tuple[_Stack, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -210,10 +207,11 @@ class ShapePrior:
             raise InputError(f"spacing must be three positive numbers; got {self.spacing}")
         if self.n_classes < 2:
             raise InputError(f"the prior needs at least two classes; got {self.n_classes}")
-        self.planes = {(str(a), int(i)): np.asarray(m) for (a, i), m in sorted(self.planes.items())}
+        planes = {SliceRef.of(ref): np.asarray(m) for ref, m in self.planes.items()}
+        self.planes = {ref: planes[ref] for ref in sorted(planes)}
         _, Y, X = self.masks.shape
         depth = {m.shape[0] for m in self.planes.values()}
-        for (axis, index), m in self.planes.items():
+        for (axis, index), m in (((ref.axis, ref.index), m) for ref, m in self.planes.items()):
             side = {"y": X, "x": Y}.get(axis)
             if side is None or m.ndim != 2 or m.shape[1] != side or len(depth) != 1:
                 raise InputError(f"plane {axis}{index} of the prior must be a (z, {'x' if axis == 'y' else 'y'}) mask "
@@ -227,9 +225,9 @@ class ShapePrior:
         sz, sy, sx = self.spacing
         stacks = [_Stack(self.slices, self.masks, self.n_classes, self.spacing)]
         for axis, side_spacing in (("y", (sy, sz, sx)), ("x", (sx, sz, sy))):
-            keys = [key for key in self.planes if key[0] == axis]
-            masks = np.stack([self.planes[key] for key in keys]) if keys else np.zeros((0, 1, 1), np.uint8)
-            stacks.append(_Stack([i for _, i in keys], masks, self.n_classes, side_spacing))
+            refs = [ref for ref in self.planes if ref.axis == axis]
+            masks = np.stack([self.planes[ref] for ref in refs]) if refs else np.zeros((0, 1, 1), np.uint8)
+            stacks.append(_Stack([ref.index for ref in refs], masks, self.n_classes, side_spacing))
         self._stacks = tuple(stacks)
 
     @property
@@ -252,15 +250,15 @@ class ShapePrior:
         where the class is absent from that slice)."""
         return self._stacks[0].slice_distance(i, k)
 
-    def mask_of(self, key: int | tuple[str, int]) -> np.ndarray:
-        """The class mask of a painted z slice (its index) or plane (``(axis, index)``)."""
-        if isinstance(key, tuple):
-            return self.planes[(key[0], int(key[1]))]
-        return self.masks[self.slices.index(int(key))]
+    def mask_of(self, ref: SliceRef) -> np.ndarray:
+        """The class mask of a painted z slice or plane."""
+        if ref.axis != "z":
+            return self.planes[ref]
+        return self.masks[self.slices.index(ref.index)]
 
-    def keys(self) -> list[int | tuple[str, int]]:
-        """Every painted slice and plane, as annotation keys."""
-        return [*self.slices, *self.planes]
+    def keys(self) -> list[SliceRef]:
+        """Every painted slice and plane."""
+        return [*(SliceRef("z", z) for z in self.slices), *self.planes]
 
     def _base_axis(self, excluded: tuple[set[int], ...]) -> int:
         counts = [s.allowed(excluded[a]).size for a, s in enumerate(self._stacks)]

@@ -40,13 +40,13 @@ import numpy as np
 from ml4paleo.atomic import partial_path
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.enums import CLASS_NAMES
-from ml4paleo.io.annotations import SliceKey, key_name, plane_of
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.models import make_segmenter, save_model
 from ml4paleo.pipelines._candidates import (DEFAULT_SAMPLING, PaintedSlice, TrainingSet, make_candidate,
                                             sample_indices)
 from ml4paleo.pipelines.preview import plane_features_cached, slice_features_cached, volume_stamp
 from ml4paleo.pipelines.train import check_annotations, load_annotations
+from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["DRAFT_MAX_VOXELS", "DraftResult", "prune_drafts", "ranked_features", "train_draft"]
@@ -57,7 +57,7 @@ dominates a draft once the painted slices' rows are cached, and its time grows l
 the rows: 5.8 / 14.8 / 34 / 81 s for 10 k / 20 k / 40 k / 80 k rows of 61 features (noise
 labels, the default forest, 2 threads on the shared 2-core machine at load 17, so only the ratios
 mean anything); three 512^2 slices painted with strokes hold ~73 k labelled voxels. The
-sampling measurements of :mod:`ml4paleo.pipelines.train` put a binding cap's cost at
+sampling measurements (docs/benchmarks.md) put a binding cap's cost at
 0.001-0.02 Dice; the full model, trained without the cap, replaces the draft."""
 
 
@@ -67,29 +67,28 @@ class DraftResult:
 
     model_dir: Path
     n_slices: int
-    featurised: tuple[SliceKey, ...]
+    featurised: tuple[SliceRef, ...]
     seconds: float
 
 
-def _cache_name(key: SliceKey, mask: np.ndarray, stamp: int, settings: FeatureSettings, max_voxels: int,
+def _cache_name(ref: SliceRef, mask: np.ndarray, stamp: int, settings: FeatureSettings, max_voxels: int,
                 seed: int) -> str:
     digest = hashlib.blake2b(np.ascontiguousarray(mask).tobytes(), digest_size=16)
     digest.update(json.dumps([list(mask.shape), str(mask.dtype), stamp, settings.to_dict(), max_voxels, seed],
                              sort_keys=True).encode())
-    return f"{key_name(key)}-{digest.hexdigest()}.npz"
+    return f"{ref.name}-{digest.hexdigest()}.npz"
 
 
-def _painted_rows(volume_path: Path, array: Any, key: SliceKey, mask: np.ndarray, settings: FeatureSettings,
+def _painted_rows(volume_path: Path, array: Any, ref: SliceRef, mask: np.ndarray, settings: FeatureSettings,
                   max_voxels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Training rows and classes of one painted slice, as ``train_model`` samples them."""
     sel = mask > 0
     y = mask[sel].astype(np.intp) - 1
-    axis, index = plane_of(key)
-    keep = sample_indices(y, "proportional", max_voxels, seed + index)
-    if axis == 0:
-        rows = slice_features_cached(volume_path, index, settings)[sel]
+    keep = sample_indices(y, "proportional", max_voxels, seed + ref.index)
+    if ref.axis == "z":
+        rows = slice_features_cached(volume_path, ref.index, settings)[sel]
     else:  # the whole plane once per process, as a z slice: the next stroke on it only indexes
-        rows = np.take(plane_features_cached(volume_path, axis, index, settings), 0, axis=axis)[sel]
+        rows = np.take(plane_features_cached(volume_path, ref.dim, ref.index, settings), 0, axis=ref.dim)[sel]
     return np.ascontiguousarray(rows[keep]), y[keep]
 
 
@@ -114,7 +113,7 @@ def _store(path: Path, rows: np.ndarray, targets: np.ndarray) -> None:
 
 def train_draft(
     volume_path: str | Path,
-    annotations: str | Path | Mapping[SliceKey, np.ndarray],
+    annotations: str | Path | Mapping[SliceRef, np.ndarray],
     model_dir: str | Path,
     *,
     classes: Sequence[str] = CLASS_NAMES,
@@ -170,10 +169,10 @@ def train_draft(
                      seed=seed, params=dict(params or {}))
     model = make_candidate("forest").fit(ts)
     model.set_n_jobs(1)  # as train_model saves it; the preview raises it
-    save_model(model, model_dir, overwrite=overwrite, painted=[(*plane_of(k), m) for k, m in ann.items()], metadata={
+    save_model(model, model_dir, overwrite=overwrite, painted=[(ref.dim, ref.index, m) for ref, m in ann.items()], metadata={
         "method": "forest", "draft": True, "method_reason": "draft: the forest on every painted slice, "
                                                            "without validation or feature ranking",
-        "annotated_slices": [key_name(k) for k in ann], "volume_shape": list(info.shape),
+        "annotated_slices": [ref.name for ref in ann], "volume_shape": list(info.shape),
         "voxel_size": list(info.voxel_size), "unit": info.unit, "sampling": sampling, "max_voxels": int(max_voxels)})
     progress(1.0, 1.0, "done")
     return DraftResult(model_dir, len(slices), tuple(featurised), time.perf_counter() - t0)
