@@ -150,3 +150,18 @@ def test_a_held_out_slice_does_not_reach_its_fold_through_a_correction_beside_it
                          validate="now")
     held_18 = result.validation["candidates"]["interpolation"]["fold_dice"][1]
     assert held_18 < 0.85, held_18  # from slice 4 only (radius 8 against 15): not slice 18's own outline via 19
+
+
+def test_two_slices_on_which_the_image_fails_go_to_context():
+    """With two slices of outlines no fold can score context; where every scored method leaves
+    a class below POOR_DICE, the image cannot separate the classes and context is chosen."""
+    def scored(forest, interpolation):
+        out = {n: {"metrics": {"a": {"dice": 0.95}, "b": {"dice": d}}, "fold_dice": [d, d]}
+               for n, d in (("forest", forest), ("interpolation", interpolation))}
+        out["context"] = {"metrics": {}, "fold_dice": [None, None]}
+        return out
+
+    order = ("forest", "context", "interpolation")
+    chosen, why = choose_method(scored(0.45, 0.0), order, previous="forest")
+    assert chosen == "context" and "third slice" in why
+    assert choose_method(scored(0.80, 0.0), order, previous="forest")[0] == "forest"  # the image does separate them

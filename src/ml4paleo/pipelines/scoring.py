@@ -32,6 +32,10 @@ SWITCH = 0.05
 more than this mean held-out Dice, and on every held-out fold: a correction stroke moves every
 method's scores a little, scores on strokes saturate, and a method flipping back and forth
 between strokes undoes what the user saw change (why 0.05: docs/decisions.md)."""
+OUTLINE_TRUST = 0.5
+MIN_DISAGREEMENT = 50
+"""Without this many held-out voxels where a method and the outlines disagreed, the estimate
+counts such voxels as even odds."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 
@@ -49,6 +53,9 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
     means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
     if not means:
         return order[0], "no held-out slice could be scored: the first method is used"
+    blind = _image_blind(scored, order, means)
+    if blind is not None:
+        return blind
     best = max(means.values())
     chosen = next(name for name in order if name in means and means[name] >= best - TIE)
     others = ", ".join(f"{n} {m:.3f}" for n, m in means.items() if n != chosen)
@@ -60,6 +67,24 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
         return chosen, (f"changed from {previous} ({means[previous]:.3f}) to {chosen} {means[chosen]:.3f}, "
                         f"better by more than {SWITCH} and on every held-out slice" + (f" (vs {others})" if others else ""))
     return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
+
+
+def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
+                 means: Mapping[str, float]) -> tuple[str, str] | None:
+    """``context`` with its reason, when no fold could score it (one slice of outlines left in
+    each: two painted slices) and every scored method leaves a class below ``POOR_DICE``: the
+    image alone cannot tell the classes apart there, so the painted outlines must, and context
+    uses both; else None. Without this, two painted slices could never leave the forest."""
+    if "context" not in order or "context" in means or "context" not in scored:
+        return None
+    worst = {n: min((m["dice"] for m in scored[n]["metrics"].values() if m["dice"] is not None), default=1.0)
+             for n in means}
+    if not worst or max(worst.values()) >= POOR_DICE:
+        return None
+    shown = ", ".join(f"{n} {w:.3f}" for n, w in worst.items())
+    return "context", (f"context: every method scored leaves a class below {POOR_DICE} on held-out slices "
+                       f"(worst class: {shown}) and context could not be scored with two slices of outlines; "
+                       "paint a third slice with both classes to let the scores decide")
 
 
 def _clearly_ahead(new: Sequence[float | None] | None, old: Sequence[float | None] | None) -> bool:
@@ -85,8 +110,13 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
                      progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
     """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
     the same split into interior and extrapolated folds, its confusion matrix, the mean Dice of
-    each fold (``fold_dice``; None where the fold could not score it) and seconds."""
+    each fold (``fold_dice``; None where the fold could not score it) and seconds; and, when
+    ``interpolation`` is scored beside it, on how many held-out voxels the two disagreed and how
+    many of those the outlines had right (``against_outlines``: what the estimate of the Dice
+    trusts the outlines with, :func:`outline_trust`)."""
     K = len(ts.classes)
+    disagree = dict.fromkeys(candidates, 0)
+    outlines_right = dict.fromkeys(candidates, 0)
     confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
     per_fold: dict[str, list[float | None]] = {n: [] for n in candidates}
     split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
@@ -97,6 +127,7 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
             continue  # a class painted only on the held-out slices: this fold cannot be scored
         targets = [s.targets for s in ts.slices if s.ref in held]
         where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
+        answers: dict[str, list[np.ndarray]] = {}
         for n, cand in candidates.items():
             t0 = time.perf_counter()
             predicted = cand.heldout(ts, set(held))
@@ -106,15 +137,33 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
             fold = np.zeros((K, K), np.int64)
             for truth, pred in zip(targets, predicted):
                 np.add.at(fold, (truth, pred), 1)
+            answers[n] = predicted
             confusion[n] += fold
             split[n][where] += fold
             per_fold[n].append(round(mean_dice(_scores(fold, ts.classes)), 4))
             seconds[n] += time.perf_counter() - t0
+        for n, predicted in answers.items():
+            if n != "interpolation" and "interpolation" in answers:
+                for truth, pred, outline in zip(targets, predicted, answers["interpolation"]):
+                    split_at = pred != outline
+                    disagree[n] += int(split_at.sum())
+                    outlines_right[n] += int((outline[split_at] == truth[split_at]).sum())
         progress(i + 1, len(folds))
     return {n: {"metrics": _scores(confusion[n], ts.classes) if confusion[n].sum() else {},
                 **{k: (_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
-                "confusion": confusion[n].tolist(), "fold_dice": per_fold[n], "seconds": round(seconds[n], 2)}
+                "confusion": confusion[n].tolist(), "fold_dice": per_fold[n], "seconds": round(seconds[n], 2),
+                "against_outlines": {"disagree": disagree[n], "outlines_right": outlines_right[n]}}
             for n in candidates}
+
+
+def outline_trust(scored: Mapping[str, Any] | None) -> float:
+    """How often the interpolated outlines were right where a method disagreed with them on
+    held-out voxels (``OUTLINE_TRUST`` without ``MIN_DISAGREEMENT`` such voxels): the odds the
+    Dice estimate gives the outlines where they contradict that method's model."""
+    counts = (scored or {}).get("against_outlines") or {}
+    if counts.get("disagree", 0) < MIN_DISAGREEMENT:
+        return OUTLINE_TRUST
+    return counts["outlines_right"] / counts["disagree"]
 
 
 def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceRef]],

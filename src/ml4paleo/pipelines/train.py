@@ -47,7 +47,8 @@ from ml4paleo.pipelines._candidates import (
     sample_indices,
 )
 from ml4paleo.pipelines._tasks import run_tasks
-from ml4paleo.pipelines.scoring import AUTO, choose_method, score_candidates, validation_report, validation_warnings
+from ml4paleo.pipelines.scoring import (AUTO, choose_method, outline_trust, score_candidates, validation_report,
+                                        validation_warnings)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
@@ -231,7 +232,8 @@ def train_model(
 
     # 8. where to paint next
     progress(0.95, 1.0, "finding where to paint next")
-    suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior)
+    suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior,
+                                 outline_trust=outline_trust(scored.get(chosen)))
 
     # 9. saved with its metadata (and, validated later, what the validation needs)
     final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
