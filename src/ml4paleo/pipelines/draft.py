@@ -1,26 +1,15 @@
 """Draft models: a forest on the slices painted so far, quick enough to follow each stroke.
 
-A full training (:func:`ml4paleo.pipelines.train.train_model`) scores several methods by
-leave-one-slice-out and ranks the features: right for the model that segments the volume, far
-too slow for the overlay the user looks at while painting. A draft skips both: it is the
-``forest`` method over the whole filter bank, fitted once on every painted slice. It is the
-model ``train_model(..., method="forest", select=None, max_voxels=DRAFT_MAX_VOXELS)`` fits last
-(the same rows, the same sampling, the same seeded forest), so both predict the same classes;
-``tests/pipelines/test_draft.py`` checks it. The one difference from a default full training's
-forest is that cap on training rows: ``DRAFT_MAX_VOXELS`` instead of ``MAX_TRAIN_VOXELS``.
-
-Features. A draft ranks nothing, but once a full model exists its ranking is reused: the task
-passes :func:`ranked_features` (the newest full model's selected features, typically 16 of 61)
-as ``features``, so drafts and their previews featurise a quarter of the bank; before the first
-full model, drafts use the whole bank.
-
-What makes a retrain after a stroke cheap is that only the slice that changed is featurised
-again. Each painted slice's training rows are cached in ``cache_dir``, one file per slice named
-by a hash of the mask's content, the volume's stamp and the settings: a repainted slice has a
-new hash (its old file is removed), a deleted slice's file is removed, and several runners on
-hosts sharing the data folder share the cache. A z slice that must be featurised is featurised
-whole through the per-process slice cache of :mod:`ml4paleo.pipelines.preview`, so the next
-stroke on it costs only indexing, and its prediction (the overlay) only the forest.
+A full training scores several methods and ranks the features: right for the model that
+segments the volume, too slow for the overlay the user looks at while painting. A draft skips
+both: it is the model ``train_model(..., method="forest", select=None,
+max_voxels=DRAFT_MAX_VOXELS)`` fits last (the same rows, sampling and seeded forest, so the same
+classes; ``tests/pipelines/test_draft.py``). Once a full model exists, its ranked features are
+reused (:func:`ranked_features`). A retrain after a stroke is cheap because only the slice that
+changed is featurised again: each painted slice's rows are cached in ``cache_dir`` under a hash
+of its mask, the volume's stamp and the settings (runners sharing the data folder share it),
+and a slice is featurised whole through the per-process cache of
+:mod:`ml4paleo.pipelines.preview`, so the next stroke on it costs only indexing.
 """
 
 from __future__ import annotations
