@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ml4paleo.compute.prior import ShapePrior
-from ml4paleo.io.annotations import SliceKey, key_json
 from ml4paleo.pipelines._candidates import TrainingSet
+from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["AUTO", "POOR_DICE", "SWITCH", "TIE", "choose_method", "mean_dice", "score_candidates",
@@ -106,7 +106,7 @@ def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_sli
     return out
 
 
-def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceKey]],
+def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]],
                      progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
     """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
     the same split into interior and extrapolated folds, its confusion matrix, the mean Dice of
@@ -125,7 +125,7 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
     for i, held in enumerate(folds):
         if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
             continue  # a class painted only on the held-out slices: this fold cannot be scored
-        targets = [s.targets for s in ts.slices if s.z in held]
+        targets = [s.targets for s in ts.slices if s.ref in held]
         where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
         answers: dict[str, list[np.ndarray]] = {}
         for n, cand in candidates.items():
@@ -165,12 +165,12 @@ def outline_trust(scored: Mapping[str, Any] | None) -> float:
     return (right + EVEN_ODDS_WEIGHT) / (disagree + 2 * EVEN_ODDS_WEIGHT)
 
 
-def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceKey]],
+def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceRef]],
                       sampling: str, warnings: Sequence[str]) -> dict[str, Any]:
     """What ``validation.json`` holds: the chosen method's held-out figures and every candidate's."""
     metrics = scored[chosen]["metrics"]
     if metrics:
-        return {"method": "leave-one-slice-out", "folds": [[key_json(k) for k in f] for f in folds],
+        return {"method": "leave-one-slice-out", "folds": [[ref.to_json() for ref in f] for f in folds],
                 "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
                 "chosen": chosen, "reason": reason, "candidates": scored, "warnings": list(warnings)}
     return {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
@@ -190,7 +190,7 @@ def _scores(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str
     return out
 
 
-def _extrapolated(held: Sequence[SliceKey], prior: ShapePrior | None) -> bool:
+def _extrapolated(held: Sequence[SliceRef], prior: ShapePrior | None) -> bool:
     """Whether a fold's held z slices lie outside the range of the prior's remaining slices."""
-    rest = [z for z in (prior.slices if prior else ()) if z not in held]
-    return not rest or any(not isinstance(z, tuple) and (z < min(rest) or z > max(rest)) for z in held)
+    rest = [z for z in (prior.slices if prior else ()) if SliceRef("z", z) not in held]
+    return not rest or any(ref.axis == "z" and (ref.index < min(rest) or ref.index > max(rest)) for ref in held)
