@@ -279,10 +279,11 @@ def _int_list(text: str | None) -> list[int] | None:
               help="Keep this fraction of the triangles (0-1]; surfaces stay closed.")
 @click.option("--max-error", type=float, default=None, metavar="E",
               help="Largest vertex displacement when simplifying, in the volume's unit "
-                   "(default: half a voxel, unless --simplify or --full-resolution).")
+                   "(with --no-smooth; default there: half a voxel, unless --simplify or --full-resolution).")
 @click.option("--full-resolution", is_flag=True,
               help="Every marching-cubes triangle, no simplification (files several times larger).")
-@click.option("--smooth", type=int, default=0, show_default=True, help="Taubin smoothing iterations.")
+@click.option("--smooth/--no-smooth", default=True, show_default=True,
+              help="Smooth away the voxel staircase, keeping volume (--no-smooth: the voxel surface).")
 @click.option("--format", "formats", default=DEFAULT_MESH_FORMAT, show_default=True, metavar=",".join(MESH_FORMATS),
               help="Mesh file formats, comma separated.")
 @click.option("--chunk", type=int, default=None, help="Chunk edge in voxels (default 256).")
@@ -294,16 +295,20 @@ def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, full_res
     """Mesh every label of a segmentation (LABELS.ome.zarr, from `ml4paleo segment` or
     `ml4paleo convert --labels`) into closed meshes in physical units, one file per label and
     format, plus meshes.json with the measurements."""
-    from ml4paleo.pipelines.mesh import MESH_CHUNK, download_max_error, mesh_labels  # lazy: 2.3 s of imports
+    from ml4paleo.pipelines.mesh import MESH_CHUNK, SMOOTH_ITERATIONS, download_max_error, mesh_labels  # lazy
 
     if full_resolution and (simplify is not None or max_error is not None):
         raise click.UsageError("--full-resolution keeps every triangle: drop --simplify/--max-error, or it")
-    if not full_resolution and simplify is None and max_error is None:
+    if smooth and max_error is not None:
+        raise click.UsageError("--max-error simplifies the voxel surface; smoothed surfaces are written whole: "
+                               "add --no-smooth, or use --simplify RATIO")
+    if not smooth and not full_resolution and simplify is None and max_error is None:
         max_error = download_max_error(labels_path, downsample)
     try:
         with progress_bar("meshing") as report:
             result = mesh_labels(labels_path, out_dir, labels=_int_list(labels), downsample=downsample,
-                                 simplify=simplify, max_error=max_error, smooth=smooth, formats=formats,
+                                 simplify=simplify, max_error=max_error, smooth=SMOOTH_ITERATIONS if smooth else 0,
+                                 formats=formats,
                                  chunk=chunk or MESH_CHUNK, scheduler=scheduler, progress=report,
                                  overwrite=overwrite)
     except NotALabelMap as exc:
