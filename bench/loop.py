@@ -99,6 +99,8 @@ class Run:
     idle: int = 0
     worse: int = 0
     planes: list[str] = field(default_factory=list)
+    estimates: list[float | None] = field(default_factory=list)
+    """The model's own estimate of the structure's Dice (``suggestions.json``) each round."""
 
     def reach(self, goal: float) -> int | None:
         return next((i for i, d in enumerate(self.dices) if d >= goal), None)
@@ -138,6 +140,10 @@ def choose(strategy: str, pred: np.ndarray, truth: np.ndarray, model: Path, curs
     return best
 
 
+def fmt(value) -> str:
+    return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+
+
 def key_of(axis: int, index: int):
     return index if axis == 0 else (AXES[axis], index)
 
@@ -166,6 +172,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
             print(f"  {name:8s} {strategy:8s} method {run.methods[-1]} -> {result.method}: {result.validation.get('reason')}")
         run.methods.append(result.method)
         run.dices.append(dice(pred == 1, struct))
+        run.estimates.append(result.suggestions.get("estimated_dice", {}).get(result.classes[1]))
         if before is not None:
             around = ndi.binary_dilation(last_stroke, iterations=reach) & ~last_stroke
             # a stroke that covered its whole wrong region needed nothing else to change
@@ -175,7 +182,8 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
             if run.dices[-1] < run.dices[-2] - 0.01:
                 run.worse += 1
         print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  dice {run.dices[-1]:.4f}  {result.method:14s} "
-              f"{run.seconds[-1]:5.1f} s" + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
+              f"{run.seconds[-1]:5.1f} s  estimated {fmt(run.estimates[-1])}"
+              + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
         hit = None if round_ == strokes else choose(strategy, pred, truth, model, cursor, ann)
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)
@@ -225,11 +233,15 @@ def main(argv=None) -> int:
     print(f"{'case':8s} {'strategy':8s} {'start':>6s} {'end':>6s} {'best':>6s} {'to .90':>6s} {'to .95':>6s} "
           f"{'idle':>4s} {'worse':>5s} {'s/round':>7s}  methods")
     for name, strategy, run in table:
-        fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
         methods = " ".join(sorted(set(run.methods)))
         print(f"{name:8s} {strategy:8s} {run.dices[0]:6.3f} {run.dices[-1]:6.3f} {max(run.dices):6.3f} "
               f"{fmt(run.reach(0.90)):>6s} {fmt(run.reach(0.95)):>6s} {run.idle:4d} {run.worse:5d} "
               f"{np.mean(run.seconds):7.1f}  {methods} ({sum(a != b for a, b in zip(run.methods, run.methods[1:]))} switches)")
+    pairs = np.array([(e, d) for _, _, run in table for e, d in zip(run.estimates, run.dices) if e is not None])
+    if len(pairs):
+        error = pairs[:, 0] - pairs[:, 1]
+        print(f"estimated Dice against the truth over {len(pairs)} models: mean error {error.mean():+.3f}, "
+              f"mean |error| {np.abs(error).mean():.3f}, largest |error| {np.abs(error).max():.3f}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 

@@ -41,7 +41,10 @@ def snow():
     import spam
 
     vol = tifffile.imread(Path(spam.__file__).parent / "data" / "snow" / "snow.tif")
-    truth = ndi.binary_opening(vol > threshold_otsu(vol)).astype(np.uint8)
+    # opened on an edge-padded copy: with scipy's zero border the opening erodes the six faces
+    # (z0 and z99 lose a third of their structure), a truth no user would paint
+    above = np.pad(vol > threshold_otsu(vol), 1, mode="edge")
+    truth = ndi.binary_opening(above)[1:-1, 1:-1, 1:-1].astype(np.uint8)
     return vol, truth
 
 

@@ -103,3 +103,17 @@ def test_convert_labels_refuses_float_voxels_and_bad_units(tmp_path):
     assert result.exit_code != 0 and "integer" in result.output and not (tmp_path / "l.ome.zarr").exists()
     result = CliRunner().invoke(main, ["convert", str(tmp_path / "f"), str(tmp_path / "v.ome.zarr"), "--unit", "parsec"])
     assert result.exit_code == 2 and "--unit" in result.output and not (tmp_path / "v.ome.zarr").exists()
+
+
+def test_train_says_validate_later_and_reads_the_former_background_with_a_warning(tmp_path):
+    for folder in ("vol.ome.zarr", "ann", "model"):
+        (tmp_path / folder).mkdir()
+    args = ["train", str(tmp_path / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "model")]
+    assert "[later|now]" in CliRunner().invoke(main, ["train", "--help"]).output
+    old = CliRunner().invoke(main, [*args, "--validate", "background"])  # stops at the model folder that exists
+    assert "--validate background is deprecated, say --validate later" in old.output
+    assert old.exit_code != 0 and "already exists" in old.output
+    new = CliRunner().invoke(main, [*args, "--validate", "later"])
+    assert "deprecated" not in new.output and "already exists" in new.output
+    bad = CliRunner().invoke(main, [*args, "--validate", "soon"])
+    assert bad.exit_code == 2 and "soon" in bad.output

@@ -20,13 +20,14 @@ import functools
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import click
 
 from ml4paleo import __version__
-from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS,
-                            TRAIN_METHODS)
+from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, DEVICES, EXPORT_FORMATS,
+                            MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS, VALIDATE_WHEN)
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
@@ -123,6 +124,19 @@ def convert(src, dst, voxel_size, unit, chunk, codec, labels, overwrite) -> None
                f"voxel size {result.voxel_size} {result.unit}")
 
 
+OLD_VALIDATE_LATER = "background"
+"""What ``--validate later`` was called before the CLI took the library's word; still accepted."""
+
+
+def _validate_when(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--validate``, in the words of ``train_model(validate=...)``; the former ``background`` is
+    read as ``later``, with a warning, so that scripts written for it keep working."""
+    if value == OLD_VALIDATE_LATER:
+        click.echo("warning: --validate background is deprecated, say --validate later (the same)", err=True)
+        return "later"
+    return value
+
+
 def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
     """--features/--sigmas as a feature-settings mapping (None: the default bank)."""
     if not features and not sigmas:
@@ -160,12 +174,13 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
               help="Train the U-Net for exactly N epochs (each fold and the final fit) instead of against the "
                    "clock: the same inputs give the same model and choice however busy the machine is; with it, "
                    "auto scores the U-Net too.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where the U-Net trains and predicts (auto: CUDA when PyTorch sees a GPU).")
 @click.option("--select", type=click.IntRange(min=0), default=16, show_default=True,
               help="Keep the N most important features (faster segmentation); 0 keeps all.")
-@click.option("--validate", type=click.Choice(["background", "now"]), default="background", show_default=True,
-              help="background: save the model at once and run leave-one-slice-out in a background process "
+@click.option("--validate", type=click.Choice(VALIDATE_WHEN + (OLD_VALIDATE_LATER,)), default="later",
+              metavar="[later|now]", show_default=True, callback=_validate_when,
+              help="later: save the model at once and run leave-one-slice-out in a background process "
                    "(its figures land in MODEL_DIR/validation.json; `auto` chooses on quicker folds); now: "
                    "validate before the final fit and print the figures.")
 @click.option("--overwrite", is_flag=True, help="Replace MODEL_DIR if it exists.")
@@ -184,10 +199,10 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
                              max_train_seconds=max_train_seconds, device=device,
                              unet_params={"epochs": unet_epochs} if unet_epochs else None,
                              features=_feature_options(features, sigmas), progress=report, overwrite=overwrite,
-                             validate="later" if validate == "background" else "now")
+                             validate=validate)
     click.echo(f"trained on {result.n_slices} slice(s), labeled voxels {result.voxels_per_class}")
     if len(result.candidates) > 1:
-        quick = " (quick folds)" if validate == "background" else ""
+        quick = " (quick folds)" if validate == "later" else ""
         click.echo(f"leave-one-slice-out Dice per method{quick}:")
         for name, metrics in result.candidates.items():
             cells = ", ".join(f"{c} {'n/a' if m['dice'] is None else format(m['dice'], '.3f')}" for c, m in metrics.items())
@@ -201,7 +216,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
         click.echo(f"warning: {warning}", err=True)
     _echo_suggestions(result.suggestions)
     click.echo(f"wrote {result.model_dir}")
-    if validate == "background":
+    if validate == "later":
         from ml4paleo.pipelines.validate import start_validation  # loaded already: train imports it
 
         process = start_validation(result.model_dir)
@@ -402,16 +417,19 @@ def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z
 @click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS),
               help="zarr-zip: the OME-Zarr zipped; png-zip/tiff-zip: one image per z slice; tiff: multi-page; "
                    "nifti: .nii.gz; seg-nrrd: a 3D Slicer segmentation (.seg.nrrd, of a segmentation).")
+@click.option("--compression", type=click.Choice(TIFF_COMPRESSIONS), default=TIFF_COMPRESSIONS[0], show_default=True,
+              help="Of a multi-page TIFF: lzw (read by Fiji, libtiff, Dragonfly), deflate (smaller; Fiji, libtiff) "
+                   "or none.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
-def export(src, out, fmt, overwrite) -> None:
+def export(src, out, fmt, compression, overwrite) -> None:
     """Export a volume or segmentation (SRC.ome.zarr) to OUT as a zip of the OME-Zarr, a PNG or
     TIFF stack, one multi-page TIFF with the voxel size in its tags, a NIfTI file, or (for a
     segmentation) a 3D Slicer segmentation with its class names."""
     from ml4paleo.pipelines.export import export_volume  # lazy: 1.2 s
 
     with progress_bar("exporting") as report:
-        path = export_volume(src, out, format=fmt, progress=report, overwrite=overwrite)
+        path = export_volume(src, out, format=fmt, progress=report, overwrite=overwrite, compression=compression)
     click.echo(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
@@ -460,6 +478,35 @@ def runner(kind, data, once) -> None:
 
 _DATA_OPTION = click.option("--data", type=click.Path(file_okay=False), default=None,
                             help="Data folder (default $ML4PALEO_DATA or ./data).")
+
+
+@main.group()
+def job() -> None:
+    """Jobs of the web app's data folder, made from the command line."""
+
+
+@job.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=True, file_okay=True))
+@click.option("--name", default=None, help="The job's name (default: the folder's or file's name).")
+@click.option("--voxel-size", nargs=3, type=float, metavar="Z Y X", default=None, callback=_checked(check_voxel_size),
+              help="Voxel size along z, y, x of a folder of slices (default: from the files, else 1 1 1); "
+                   "an OME-Zarr keeps its own.")
+@click.option("--unit", default=None, callback=_checked(check_unit), help="Unit of --voxel-size.")
+@_DATA_OPTION
+@user_errors
+def job_import(path, name, voxel_size, unit, data) -> None:
+    """Register the scan at PATH where it lies, as a new job that the convert runner takes up.
+
+    PATH must be inside an import root (ML4PALEO_IMPORT_ROOTS). A folder of slices, a multi-page
+    TIFF, a DICOM series or a zip is converted from there; an OME-Zarr (NGFF 0.4/0.5) is checked
+    and read in place. Nothing is written under PATH. With accounts on, give the job to a member
+    with `ml4paleo user give`."""
+    from ml4paleo.jobs.imports import register_scan  # lazy: SQLAlchemy
+
+    store = _store(data)
+    doc = register_scan(store, store.settings, str(Path(path).absolute()), name, voxel_size=voxel_size, unit=unit)
+    click.echo(f"registered {doc['source_type']} job {doc['job_id']} ({doc['name']}): {doc['status']}, "
+               f"{doc['stage'] or 'queued'}")
 
 
 @main.group()

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "DEFAULT_MESH_FORMAT", "EXPORT_FORMATS",
-           "MESH_FORMATS", "SEGMENTATION_EXPORTS", "TRAIN_METHODS", "default_classes"]
+           "DEVICES", "MESH_FORMATS", "ON_REQUEST_EXPORTS", "SEGMENTATION_EXPORTS", "TIFF_COMPRESSIONS",
+           "TRAIN_METHODS", "VALIDATE_WHEN", "default_classes"]
 
 MESH_FORMATS = ("stl", "obj", "ply", "glb")
 """Mesh file formats written by :func:`ml4paleo.io.exports.write_mesh` (STL/PLY binary)."""
@@ -23,13 +24,31 @@ EXPORT_FORMATS = ("zarr-zip", "png-zip", "tiff-zip", "tiff", "nifti", "seg-nrrd"
 """Formats of :func:`ml4paleo.pipelines.export.export_volume`: the OME-Zarr zipped, a zip of
 PNG or TIFF slices, one multi-page TIFF, NIfTI (``.nii.gz``), a 3D Slicer segmentation
 (``.seg.nrrd``, labels only)."""
-SEGMENTATION_EXPORTS = ("png-zip", "tiff", "seg-nrrd", "nifti")
+SEGMENTATION_EXPORTS = ("png-zip", "seg-nrrd", "nifti")
 """Files the mesh runner writes after each segmentation, ready for instant download."""
+ON_REQUEST_EXPORTS = ("tiff",)
+"""Files of a segmentation written only when asked for (``POST .../export/<fmt>``): a multi-page
+TIFF holds every voxel, so it is not made for every segmentation."""
+TIFF_COMPRESSIONS = ("lzw", "deflate", "none")
+"""Compressions of a multi-page TIFF export (:func:`ml4paleo.pipelines.export.export_volume`),
+the first the default: LZW (TIFF code 5) is read by ImageJ/Fiji's own TIFF reader, by libtiff
+and by the readers whose documentation lists only "uncompressed or LZW" (Dragonfly); deflate
+(code 8) is smaller and read by ImageJ/Fiji and libtiff. No horizontal predictor (ImageJ
+versions before its ZIP-with-differencing support misread it) and no zstd (code 50000, which
+ImageJ's reader refuses); see docs/decisions.md."""
 
 TRAIN_METHODS = ("auto", "forest", "context", "interpolation", "boosting", "unet")
 """``method`` of :func:`ml4paleo.pipelines.train.train_model` (the CLI's ``--method``, the web
 app's ``method`` of retrain/start): ``auto`` scores candidates on held-out painted slices, the
 others name one candidate of :data:`ml4paleo.pipelines._candidates.CANDIDATES`."""
+
+VALIDATE_WHEN = ("later", "now")
+"""When training runs its leave-one-slice-out (``validate`` of
+:func:`ml4paleo.pipelines.train.train_model`, the CLI's ``--validate``): ``later`` saves the model
+at once and :mod:`ml4paleo.pipelines.validate` adds the figures (the CLI in a background
+process), ``now`` validates before the final fit."""
+DEVICES = ("auto", "cpu", "cuda")
+"""Where the U-Net trains and predicts (``auto``: CUDA when PyTorch sees a GPU, else the CPU)."""
 
 CODECS = ("zstd", "blosc-lz4", "none")
 """Chunk compressors of the OME-Zarr writer (:class:`ml4paleo.io.omezarr.OmeZarrWriter`)."""

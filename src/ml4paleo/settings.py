@@ -88,8 +88,16 @@ class Settings:
     preview_triangles: int = 200_000
     """Meshes with more triangles get a simplified copy (about this many) that the browser's 3D
     view loads instead of the full-resolution file; downloads stay full resolution."""
+    slice_cache_mb: int = 256
+    """Decoded chunks of the scan that the web server keeps for slice switches (MB,
+    :mod:`ml4paleo.io.slices`): a row of 64-voxel chunks of a 1024^2 level is 128 MB, so the
+    next 63 slices of a view come from memory."""
     neuroglancer_url: str = ""
     """Base URL of a Neuroglancer instance for the viewer's "Open in Neuroglancer" link."""
+    import_roots: str = ""
+    """Folders on the server's disk (``os.pathsep``-separated: ``/lab/scans:/mnt/ct``) under which a
+    scan may be registered where it lies (``ml4paleo job import``, the home page's folder picker):
+    read in place, never written; empty: nothing can be registered, only uploaded."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Free-form options for tests and extensions (not read from the environment)."""
 
@@ -100,6 +108,11 @@ class Settings:
     @property
     def jobs_dir(self) -> Path:
         return Path(self.data) / "jobs"
+
+    @property
+    def import_root_paths(self) -> tuple[Path, ...]:
+        """The import roots as given (``import_roots`` split on ``os.pathsep``), empty parts dropped."""
+        return tuple(Path(part) for part in self.import_roots.split(os.pathsep) if part.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -152,7 +165,7 @@ class Settings:
             raise InputError("ML4PALEO_TOKEN is the single-user mode; with ML4PALEO_AUTH=accounts each user makes "
                              "API tokens on the account page instead: unset ML4PALEO_TOKEN")
         for name in ("port", "threads", "max_request_bytes", "max_json_bytes", "max_job_bytes", "max_attempts",
-                     "preview_triangles", "login_limit"):
+                     "preview_triangles", "login_limit", "slice_cache_mb"):
             if int(getattr(merged, name)) < 1:
                 raise InputError(f"setting {name} must be a positive integer; got {getattr(merged, name)!r}")
             object.__setattr__(merged, name, int(getattr(merged, name)))

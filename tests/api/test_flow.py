@@ -143,8 +143,15 @@ def test_whole_flow_on_the_snow_scan(server, snow_volume):
     assert zarr_zip.status_code == 200 and zipfile.ZipFile(io.BytesIO(zarr_zip.content)).testzip() is None
     assert srv.get(f"/api/job/{job_id}/download/annotations").status_code == 200
     assert srv.get(f"/api/job/{job_id}/models/{model_id}/download").status_code == 200
+    tiff_url = f"/api/job/{job_id}/segmentation/{seg_id}/download/tiff"
+    kinds = {a["kind"]: a for a in srv.json("GET", f"/api/job/{job_id}/artifacts")["artifacts"]}
+    if not kinds["segmentation-tiff"]["ready"]:  # the TIFF is made on request only
+        assert "made on request" in srv.json("GET", tiff_url, 409)["error"]
+        assert kinds["segmentation-tiff"]["make"].endswith(f"/segmentation/{seg_id}/export/tiff")
+    made = srv.json("POST", f"/api/job/{job_id}/segmentation/{seg_id}/export/tiff", 202, json={})
+    assert made["url"] == tiff_url
     deadline = time.monotonic() + 60
-    while True:  # the PNG/TIFF exports run on the mesh runner after meshing (they yield to it)
+    while True:  # the exports run on the mesh runner (the PNG zip queued when the segmentation finished)
         kinds = {a["kind"]: a for a in srv.json("GET", f"/api/job/{job_id}/artifacts")["artifacts"]}
         if kinds["segmentation-png"]["ready"] and kinds["segmentation-tiff"]["ready"]:
             break
@@ -155,7 +162,9 @@ def test_whole_flow_on_the_snow_scan(server, snow_volume):
         assert sum(n.endswith(".png") for n in zf.namelist()) == 100
     import tifffile
 
-    labels = tifffile.imread(io.BytesIO(srv.get(kinds["segmentation-tiff"]["url"]).content))
+    with tifffile.TiffFile(io.BytesIO(srv.get(kinds["segmentation-tiff"]["url"]).content)) as tif:
+        labels = tif.asarray()
+        assert tif.pages[0].compression == 5 and tif.pages[0].predictor == 1  # LZW, no predictor: Fiji reads it
     assert labels.shape == (100, 100, 100) and set(np.unique(labels)) <= {0, 1}
     log = srv.json("GET", f"/api/job/{job_id}/events")
     assert {"convert", "train", "start", "mesh"} <= {t["kind"] for t in log["tasks"] if t["status"] == "done"}

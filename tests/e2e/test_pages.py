@@ -350,6 +350,9 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     for kind in ("segmentation-seg-nrrd", "segmentation-nifti", "volume-nifti"):
         page.locator(f"#artifacts tr[data-kind={kind}] a").first.wait_for()
     assert "made while sent" in page.locator("#artifacts tr[data-kind=volume-nifti]").inner_text()
+    tiff = page.locator("#artifacts tr[data-kind=segmentation-tiff]").first
+    tiff.locator("button.make").click()  # the multi-page TIFF is made on request only
+    tiff.locator("a").wait_for()
     shot(page, "08-download")
     with page.expect_download() as info:
         link.click()

@@ -94,7 +94,7 @@ def test_every_status_is_its_string_in_the_database_and_the_json():
     assert [s.value for s in Lease] == ["ok", "cancel", "lost"]
     assert {k: [t.value for t in v] for k, v in QUEUES.items()} == {
         "convert": ["convert"], "segment": ["train", "start", "validate"], "mesh": ["mesh", "export", "objects"],
-        "train": ["draft"]}
+        "train": ["draft", "preview"]}
     assert set(RunnerKind) == set(QUEUES) and {t for kinds in QUEUES.values() for t in kinds} == set(TaskKind)
     assert json.dumps({"status": MeshStatus.NONE, "kind": TaskKind.EXPORT}) == '{"status": "none", "kind": "export"}'
     assert EVENTS == tuple(JobEvent) and transition(Status.CONVERTED, JobEvent.ANNOTATE) == "annotated"

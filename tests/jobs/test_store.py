@@ -149,6 +149,24 @@ class StoreContract:
         with pytest.raises(InvalidTransition, match="annotate at least one slice"):
             store.queue_draft(converted_job(store, "bare", annotate=False))
 
+    def test_a_newer_preview_of_a_view_supersedes_the_older_one(self, store):
+        job_id = converted_job(store)
+        params = {"model": "draft-1", "axis": "z", "index": 3, "level": 1, "region": None}
+        first = store.queue_preview(job_id, params, "page-a")
+        other = store.queue_preview(job_id, params, "page-b")
+        second = store.queue_preview(job_id, {**params, "index": 4}, "page-a")  # the queued one is cancelled
+        assert store.preview(job_id, first)["status"] == "cancelled"
+        assert store.preview(job_id, other)["status"] == "queued"
+        claim = store.claim("train", "previewer")
+        assert claim.kind == "preview" and claim.task_id == other and claim.params["view"] == "page-b"
+        claim = store.claim("train", "previewer")
+        assert claim.task_id == second and claim.params["index"] == 4
+        store.queue_preview(job_id, params, "page-a")  # the running one is asked to stop
+        assert store.heartbeat(claim) == "cancel"
+        assert store.job_doc(job_id)["status"] == "annotated"  # previews never move the job
+        with pytest.raises(ArtifactNotFound):
+            store.preview(job_id, 10_000)
+
     def test_one_claim_per_task_under_concurrency(self, store):
         jobs = [uploaded_job(store, f"j{i}") for i in range(8)]
         for job_id in jobs:
@@ -348,15 +366,26 @@ class StoreContract:
             store.create_job("furlongs", unit="furlong")
         assert store.create_job("um", unit="um")["unit"] == "micrometer"
 
-    def test_exports_yield_to_meshing(self, store):
+    def test_exports_are_claimed_before_the_meshes_and_the_tiff_on_request(self, store):
         job_id = converted_job(store)
         seg_id, _ = store.queue_start(job_id)
         claim = store.claim("segment", "r")
         store.model_trained(claim, {})
         store.finish(claim, {})  # queues the export
         store.queue_mesh(job_id, seg_id)
+        export = store.claim("mesh", "m")
+        assert export.kind == "export" and "tiff" not in export.params["formats"]  # the downloads do not wait
         assert store.claim("mesh", "m").kind == "mesh"
-        assert store.claim("mesh", "m").kind == "export"
+        assert store.finish(export, {})
+        made = store.queue_export(job_id, seg_id, "tiff", "deflate")
+        assert made["queued"] and store.exports_pending(job_id, seg_id) == {"tiff"}
+        assert store.queue_export(job_id, seg_id, "tiff", "deflate") == {**made, "queued": False}  # not twice
+        tiff = store.claim("mesh", "m")
+        assert tiff.params["formats"] == ["tiff"] and tiff.params["compression"] == "deflate"
+        with pytest.raises(InputError, match="compression"):
+            store.queue_export(job_id, seg_id, "tiff", "zstd")
+        with pytest.raises(ArtifactNotFound):
+            store.queue_export(job_id, "0" * 12, "tiff")
 
     def test_cancel_a_queued_task_and_a_running_one(self, store):
         job_id = converted_job(store)

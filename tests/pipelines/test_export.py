@@ -93,6 +93,26 @@ def test_labels_go_out_as_8_bit(tmp_path):
         assert tf.asarray().dtype == np.uint8 and np.array_equal(tf.asarray(), labels)
 
 
+@pytest.mark.parametrize("compression, code", [("lzw", 5), ("deflate", 8), ("none", 1)])
+def test_a_multipage_tiff_is_compressed_without_predictor(tmp_path, compression, code):
+    """LZW (5) or deflate (8), no horizontal predictor (older ImageJ misreads one with deflate): the
+    readers a lab uses open it; a label map shrinks far below its voxel count."""
+    labels = np.zeros((16, 64, 64), np.uint8)
+    labels[2:14, 8:56, 10:50] = 1
+    labels[4:8, 20:30, 20:30] = 2
+    path = tmp_path / "seg.ome.zarr"
+    with OmeZarrWriter(path, labels.shape, np.uint8, kind="labels", voxel_size=(2, 1, 1)) as w:
+        w.write_slab(0, labels)
+    out = export_volume(path, tmp_path / f"{compression}.tif", format="tiff", compression=compression)
+    with tifffile.TiffFile(out) as tf:
+        assert all(p.compression == code and p.predictor == 1 for p in tf.pages)
+        assert tf.is_imagej and np.array_equal(tf.asarray(), labels)
+    if compression != "none":
+        assert out.stat().st_size < labels.size / 10
+    with pytest.raises(InputError, match="compression"):
+        export_volume(path, tmp_path / "z.tif", format="tiff", compression="zstd")
+
+
 def test_float_volume_tiff_yes_png_no(tmp_path, rng):
     vol = rng.random((5, 7, 9), dtype=np.float32)
     path = tmp_path / "f.ome.zarr"

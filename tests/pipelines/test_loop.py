@@ -13,8 +13,9 @@ from segdata import FAST, FAST_RF, write_volume
 
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.pipelines.segment import segment_volume
+from ml4paleo.pipelines.scoring import SWITCH, choose_method
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE
-from ml4paleo.pipelines.train import SWITCH, choose_method, train_model
+from ml4paleo.pipelines.train import train_model
 from ml4paleo.testing.phantoms import strokes, touching_blobs
 
 START = (14, 20, 26)
@@ -131,3 +132,36 @@ def test_a_retrained_model_keeps_the_previous_one_s_method_and_features(blobs, t
     fresh = train_model(path, ann, tmp_path / "fresh", features=FAST, params=FAST_RF, select=8,
                         previous_model=tmp_path / "missing")  # no model there: as without one
     assert fresh.features["selected"]
+
+
+def test_a_held_out_slice_does_not_reach_its_fold_through_a_correction_beside_it(tmp_path):
+    """A slice with strokes of one class enters the prior as the prior's answer there, computed
+    from every painted slice: held out, a full slice next to such a correction would otherwise
+    be predicted from its own outline (interpolation and context then score ~1.0 on it)."""
+    yy, xx = np.ogrid[:48, :48]
+    radius = np.linspace(6, 18, 24)
+    truth = np.stack([((yy - 24) ** 2 + (xx - 24) ** 2 <= r * r) for r in radius]).astype(np.uint8)
+    vol = (truth * 100 + np.random.default_rng(0).normal(0, 5, truth.shape)).astype(np.float32)
+    path = write_volume(tmp_path / "vol.ome.zarr", vol, voxel_size=(1.0, 1.0, 1.0))
+    ann = {z: truth[z] + 1 for z in (4, 18)}
+    ann[19] = np.zeros_like(ann[4])
+    ann[19][:2, :2] = 1  # background in a corner: a correction, its plane otherwise the prior's
+    result = train_model(path, ann, tmp_path / "m", method="interpolation", features=FAST, params=FAST_RF,
+                         validate="now")
+    held_18 = result.validation["candidates"]["interpolation"]["fold_dice"][1]
+    assert held_18 < 0.85, held_18  # from slice 4 only (radius 8 against 15): not slice 18's own outline via 19
+
+
+def test_two_slices_on_which_the_image_fails_go_to_context():
+    """With two slices of outlines no fold can score context; where every scored method leaves
+    a class below POOR_DICE, the image cannot separate the classes and context is chosen."""
+    def scored(forest, interpolation):
+        out = {n: {"metrics": {"a": {"dice": 0.95}, "b": {"dice": d}}, "fold_dice": [d, d]}
+               for n, d in (("forest", forest), ("interpolation", interpolation))}
+        out["context"] = {"metrics": {}, "fold_dice": [None, None]}
+        return out
+
+    order = ("forest", "context", "interpolation")
+    chosen, why = choose_method(scored(0.45, 0.0), order, previous="forest")
+    assert chosen == "context" and "third slice" in why
+    assert choose_method(scored(0.80, 0.0), order, previous="forest")[0] == "forest"  # the image does separate them

@@ -18,7 +18,8 @@ from segdata import dice, write_volume
 pytest.importorskip("torch")
 
 from ml4paleo.models import load_model, model_report  # noqa: E402
-from ml4paleo.pipelines.train import TIE, train_model  # noqa: E402
+from ml4paleo.pipelines.scoring import TIE  # noqa: E402
+from ml4paleo.pipelines.train import train_model  # noqa: E402
 from ml4paleo.testing.phantoms import texture_only  # noqa: E402
 
 PAINTED = (3, 7)

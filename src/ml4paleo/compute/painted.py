@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["PaintedPlane", "keep_painted"]
+__all__ = ["PaintedPlane", "keep_painted", "keep_painted_on_grid"]
 
 PaintedPlane = tuple[int, int, np.ndarray]
 """(axis 0/1/2, index, mask): a painted plane across ``axis``, 0 unlabeled, 1..K the classes
@@ -40,4 +40,38 @@ def keep_painted(values: np.ndarray, planes: Iterable[PaintedPlane], start: Sequ
             plane[painted] = np.eye(values.shape[-1], dtype=values.dtype)[classes]
         else:
             plane[painted] = classes
+    return values
+
+
+def keep_painted_on_grid(values: np.ndarray, planes: Iterable[PaintedPlane], axis: int, index: int,
+                         rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``values`` of plane ``index`` across ``axis`` sampled at the full-resolution ``rows`` and
+    ``cols`` (a pyramid level's grid, :mod:`ml4paleo.compute.coarse`): (u, v) class indices or
+    (u, v, K) probabilities, set in place to the painted class on every sampled painted voxel;
+    returned. With every row and column sampled it equals :func:`keep_painted` on the plane."""
+    rows, cols = np.asarray(rows, np.intp), np.asarray(cols, np.intp)
+    u_axis, v_axis = (a for a in range(3) if a != axis)
+    for p_axis, p_index, mask in planes:
+        if p_axis == axis:
+            if p_index != index:
+                continue
+            window = mask[np.ix_(rows, cols)]
+            target = values
+        else:  # a plane across the stack crossing this one: a painted line, where it is sampled
+            hit = np.flatnonzero((rows if p_axis == u_axis else cols) == p_index)
+            if hit.size == 0:
+                continue
+            # the painted plane's own two axes, in order: this plane's axis and the other one
+            along = cols if p_axis == u_axis else rows
+            line = mask[index, along] if axis < (v_axis if p_axis == u_axis else u_axis) else mask[along, index]
+            window = line[None, :] if p_axis == u_axis else line[:, None]
+            target = values[hit[0]:hit[0] + 1] if p_axis == u_axis else values[:, hit[0]:hit[0] + 1]
+        painted = window > 0
+        if not painted.any():
+            continue
+        classes = window[painted].astype(np.intp) - 1
+        if values.ndim == 3:
+            target[painted] = np.eye(values.shape[-1], dtype=values.dtype)[classes]
+        else:
+            target[painted] = classes
     return values

@@ -12,9 +12,10 @@ true errors (docs/decisions.md); the suggestion says how far it lies instead.
 
 A plane's worst region is the largest connected region of doubtful voxels (score above
 ``DOUBT``), scored by the doubt it holds. The Dice estimate is the soft Dice of the model's
-probabilities, with each voxel where model and prior disagree counted as a coin toss: the
-probabilities of a random forest are over-confident away from its training rows, and those
-voxels are where it shows.
+probabilities, with each voxel where model and prior disagree split between the two by how
+often the prior was right where they disagreed on held-out painted voxels (a coin toss without
+that evidence): the probabilities of a random forest are over-confident away from its training
+rows, and those voxels are where it shows.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def plane_doubt(doubt: np.ndarray, threshold: float = DOUBT) -> PlaneDoubt | Non
                       float((pieces == best + 1).mean()))
 
 
-def soft_dice_terms(proba: np.ndarray, prior_labels: np.ndarray | None = None) -> np.ndarray:
+def soft_dice_terms(proba: np.ndarray, prior_labels: np.ndarray | None = None, prior_trust: float = 0.5) -> np.ndarray:
     """(K, 3) sums of a plane's soft Dice per class: expected true positives, predicted voxels and
-    expected true voxels, the probabilities of voxels where the prior disagrees set to even odds
-    between the two classes. Summed over planes, ``2 tp / (pred + true)`` estimates the Dice."""
+    expected true voxels, the probabilities of voxels where the prior disagrees split between the
+    two classes, ``prior_trust`` to the prior's. Summed over planes, ``2 tp / (pred + true)``
+    estimates the Dice."""
     proba = np.asarray(proba, np.float32).reshape(-1, proba.shape[-1])
     K = proba.shape[-1]
     labels = np.argmax(proba, axis=-1)
@@ -77,7 +79,7 @@ def soft_dice_terms(proba: np.ndarray, prior_labels: np.ndarray | None = None) -
             proba = proba.copy()
             rows = np.flatnonzero(split)
             proba[rows] = 0.0
-            proba[rows, labels[rows]] = 0.5
-            proba[rows, prior_labels[rows]] = 0.5
+            proba[rows, labels[rows]] = 1.0 - prior_trust
+            proba[rows, prior_labels[rows]] = prior_trust
     onehot = np.eye(K, dtype=np.float32)[labels]
     return np.stack([(onehot * proba).sum(axis=0), onehot.sum(axis=0), proba.sum(axis=0)], axis=1).astype(np.float64)

@@ -18,7 +18,7 @@ import numpy as np
 from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.io.png import png_pixels, write_png
 
-__all__ = ["SliceKey", "annotation_files", "slice_of_name", "axis_index", "delete_annotation", "file_name", "key_name", "make_key",
+__all__ = ["SliceKey", "annotation_files", "slice_of_name", "axis_index", "delete_annotation", "file_name", "key_json", "key_name", "make_key",
            "plane_of", "read_annotation", "read_annotations", "write_annotation"]
 
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
@@ -60,6 +60,12 @@ def file_name(key: SliceKey) -> str:
 def key_name(key: SliceKey) -> str:
     """How a key is written for people: ``12`` for a z slice, ``y120`` for a plane."""
     return f"{key[0]}{key[1]}" if isinstance(key, tuple) else str(int(key))
+
+
+def key_json(key: SliceKey) -> int | str:
+    """How a key is written in JSON documents (a model's folds and slices): a z slice as its
+    index, a plane across the stack as ``"y120"``."""
+    return key_name(key) if isinstance(key, tuple) else int(key)
 
 
 def _slice_index(path: Path) -> SliceKey | None:

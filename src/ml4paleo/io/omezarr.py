@@ -397,11 +397,28 @@ def read_info(path: str | Path) -> VolumeInfo:
     )
 
 
+def metadata_file(path: str | Path) -> Path:
+    """The file holding a volume's NGFF metadata: ``zarr.json`` (zarr v3, NGFF 0.5) or ``.zattrs``
+    (zarr v2, NGFF 0.4, as other tools write it); its modification time tells versions apart."""
+    v3 = Path(path) / "zarr.json"
+    return v3 if v3.exists() or not (Path(path) / ".zattrs").exists() else Path(path) / ".zattrs"
+
+
+def _dataset_path(group: zarr.Group, level: int) -> str:
+    """The array path of pyramid ``level`` as the multiscales metadata names it (``0``, ``1`` ...
+    in ours; another tool may name them ``s0`` or ``scale0``)."""
+    attrs = dict(group.attrs)
+    try:
+        return str(attrs.get("ome", attrs)["multiscales"][0]["datasets"][level]["path"])
+    except (KeyError, IndexError, TypeError):
+        return str(level)
+
+
 def open_level(path: str | Path, level: int = 0) -> zarr.Array:
     """The zarr array of one pyramid level, for random access (a slice, a chunk)."""
     group = _open_group(path)
     try:
-        return group[str(level)]
+        return group[_dataset_path(group, level)]
     except KeyError as exc:
         raise VolumeNotFoundError(f"{path} has no pyramid level {level}") from exc
 

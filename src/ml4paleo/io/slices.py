@@ -1,10 +1,20 @@
 """Slices for the pages: reads of one slice or one small pyramid level of a stored volume,
 never the whole full-resolution volume, and one slice rendered for display. The arithmetic on
-those slices is :mod:`ml4paleo.compute.display`; PNG coding is :mod:`ml4paleo.io.png`."""
+those slices is :mod:`ml4paleo.compute.display`; PNG coding is :mod:`ml4paleo.io.png`.
+
+Reading one plane decodes every chunk it crosses whole (64 planes of each): a slice switch
+would decode 64 times what it shows. :class:`SlabCache` keeps the decoded row of chunks a plane
+came from (this process, least recently used out first, within a byte budget:
+:func:`set_slice_cache_bytes`, the setting ``slice_cache_mb``), so the next slices of that row
+are copies from memory; a row larger than the budget is read through, never cached.
+"""
 
 from __future__ import annotations
 
+import collections
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +25,70 @@ from ml4paleo.io.omezarr import open_level, read_info
 
 WINDOW_SAMPLE_VOXELS = 1 << 24
 """Percentiles of the display window are taken on a pyramid level of at most this many voxels."""
+SLICE_CACHE_BYTES = 256 << 20
+"""Default budget of the decoded chunk rows kept for slice switches (the setting ``slice_cache_mb``)."""
+
+
+class SlabCache:
+    """Decoded rows of chunks (all chunks of an array that share a chunk index along one axis),
+    keyed by volume, version, level, axis and row; at most ``max_bytes`` held."""
+
+    def __init__(self, max_bytes: int = SLICE_CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self._slabs: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(a.nbytes for a in self._slabs.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slabs.clear()
+
+    def plane(self, array: Any, key: tuple, axis: int, index: int) -> np.ndarray:
+        """Plane ``index`` across ``axis`` of ``array`` (zarr or numpy), from the cached row of
+        chunks holding it when there; the row is read and kept when it fits the budget."""
+        edge = int(getattr(array, "chunks", array.shape)[axis])
+        row = index // edge
+        at: list[Any] = [slice(None)] * 3
+        row_bytes = edge * int(np.prod([n for a, n in enumerate(array.shape) if a != axis])) * array.dtype.itemsize
+        if row_bytes > self.max_bytes:  # would evict itself: read the plane alone
+            at[axis] = index
+            return np.asarray(array[tuple(at)])
+        name = (*key, axis, row)
+        with self._lock:
+            slab = self._slabs.get(name)
+            if slab is not None:
+                self._slabs.move_to_end(name)
+        if slab is None:
+            at[axis] = slice(row * edge, (row + 1) * edge)
+            slab = np.asarray(array[tuple(at)])
+            slab.flags.writeable = False
+            with self._lock:
+                self._slabs[name] = slab
+                self._slabs.move_to_end(name)
+                total = sum(a.nbytes for a in self._slabs.values())
+                while total > self.max_bytes and len(self._slabs) > 1:
+                    total -= self._slabs.popitem(last=False)[1].nbytes
+        return np.take(slab, index - row * edge, axis=axis)
+
+
+_cache = SlabCache()
+
+
+def set_slice_cache_bytes(max_bytes: int) -> None:
+    """Budget of this process's slice cache (the web app sets it from ``slice_cache_mb``)."""
+    _cache.max_bytes = int(max_bytes)
+    with _cache._lock:
+        while sum(a.nbytes for a in _cache._slabs.values()) > _cache.max_bytes and _cache._slabs:
+            _cache._slabs.popitem(last=False)
+
+
+def slice_cache() -> SlabCache:
+    """This process's slice cache."""
+    return _cache
 
 
 # -- stored volumes -------------------------------------------------------------------------
@@ -41,9 +115,11 @@ def read_slice(volume: Path, axis: str, index: int, level: int = 0, step: int = 
     n = arr.shape[AXES[axis]]
     if not 0 <= index < n:
         raise ArtifactNotFound(f"slice {index} is outside 0..{n - 1} along {axis}")
-    key: list[object] = [slice(None, None, max(1, int(step)))] * 3
-    key[AXES[axis]] = index
-    return np.asarray(arr[tuple(key)])
+    meta = Path(volume) / "zarr.json"
+    stamp = meta.stat().st_mtime_ns if meta.exists() else 0
+    plane = _cache.plane(arr, (str(Path(volume).resolve()), stamp, int(level)), AXES[axis], int(index))
+    step = max(1, int(step))
+    return plane[::step, ::step] if step > 1 else plane
 
 
 def read_voxel(volume: Path, z: int, y: int, x: int) -> tuple[float | int, str]:

@@ -21,6 +21,7 @@ from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
 from ml4paleo.atomic import partial_path
 from ml4paleo.io import annotations
 from ml4paleo.io.histogram import volume_histogram as read_histogram
+from ml4paleo.io.omezarr import metadata_file
 from ml4paleo.io.png import decode_png
 from ml4paleo.io.slices import read_slice, render_slice, volume_window
 from ml4paleo.jobs.paths import JobPaths, clean_relative
@@ -270,7 +271,7 @@ def histogram_of(job_paths: JobPaths) -> dict[str, Any]:
     beside it, keyed by the volume's modification time (a re-converted volume gets a new one).
     The conversion task counts it, so a page rarely waits for it."""
     try:
-        stamp = (job_paths.volume / "zarr.json").stat().st_mtime_ns
+        stamp = metadata_file(job_paths.volume).stat().st_mtime_ns
     except FileNotFoundError:
         raise ArtifactNotFound("the job's volume is missing") from None
     try:
@@ -341,6 +342,8 @@ def list_artifacts(store: JobStore, job_id: str) -> list[dict[str, Any]]:
         add(f"Segmentation {sid} (PNG zip)", "segmentation-png", f"{seg}/download/png",
             job_paths.export(sid, "png-zip"), done)
         add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", f"{seg}/download/tiff", job_paths.export(sid, "tiff"), done)
+        if done and not out[-1]["ready"] and "tiff" not in store.exports_pending(job_id, sid):
+            out[-1]["make"] = f"{seg}/export/tiff"  # made on request only (POST): not waiting for anything
         add(f"Segmentation {sid} (3D Slicer .seg.nrrd)", "segmentation-seg-nrrd", f"{seg}/download/seg-nrrd",
             job_paths.export(sid, "seg-nrrd"), done)
         add(f"Segmentation {sid} (NIfTI .nii.gz)", "segmentation-nifti", f"{seg}/download/nifti",

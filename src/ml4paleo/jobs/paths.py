@@ -74,6 +74,8 @@ def inside(root: Path, relative: str) -> Path:
     return target
 
 
+PREVIEWS_KEPT = 8
+"""Preview folders kept per job: a web request reads its own as soon as it is done."""
 DRAFTS_KEPT = 3
 """Draft models kept per job (their folders and task rows): the newest is the overlay's model;
 the ones before it may still be read by a preview that began before it was ready."""
@@ -125,6 +127,15 @@ class JobPaths:
 
     def draft(self, task_id: int) -> Path:
         return self.drafts / str(int(task_id))
+
+    @property
+    def previews(self) -> Path:
+        """Predictions of the regions pages show (``<task id>/``) and each view's newest request
+        (``view-<id>``): working files of the train runner, read once by the web server."""
+        return self.root / "previews"
+
+    def preview(self, task_id: int) -> Path:
+        return self.previews / str(int(task_id))
 
     def segmentation(self, seg_id: str) -> Path:
         return self.root / "segmentations" / check_artifact_id(seg_id)

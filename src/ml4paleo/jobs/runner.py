@@ -32,7 +32,8 @@ TRAIN_POLL_SECONDS = 0.1
 """The train runner looks for work at least this often: a draft is awaited by a user who is
 painting (the 2 s from stroke to overlay), where a second of polling would be half of it. One
 claim is one indexed UPDATE, so ten a second per idle runner cost the database nothing."""
-WARM_IMPORTS: dict[RunnerKind, tuple[str, ...]] = {RunnerKind.TRAIN: ("ml4paleo.pipelines.draft",)}
+WARM_IMPORTS: dict[RunnerKind, tuple[str, ...]] = {
+    RunnerKind.TRAIN: ("ml4paleo.pipelines.draft", "ml4paleo.pipelines.view_preview")}
 """Pipelines a runner imports before its first claim, where the first task's wait matters more
 than the runner's start-up (the draft's imports take 1-2 s)."""
 

@@ -79,13 +79,18 @@ class TaskKind(StrEnum):
     """Train (unless the model is already ready), then segment the whole volume."""
     MESH = "mesh"
     EXPORT = "export"
-    """PNG/TIFF files of a finished segmentation, queued after it; yields to the other mesh tasks."""
+    """Download files of a finished segmentation, queued when it finishes (claimed before any mesh of
+    it), or one asked for later (the multi-page TIFF)."""
     DRAFT = "draft"
     """A draft model from the slices painted so far (no validation, no feature ranking) and its
     prediction of the slice being painted: the overlay while painting. Never moves the job."""
     OBJECTS = "objects"
     """Objects of a finished segmentation (split, measured, corrected): a table beside the
     segmentation, on the mesh queue; never moves the job."""
+    PREVIEW = "preview"
+    """The overlay model's prediction of the region of a plane a page shows, on the pyramid level
+    it shows (``ml4paleo.pipelines.view_preview``): features are computed in the train runner,
+    never in the web server. Superseded by a newer preview of the same view. Never moves the job."""
     VALIDATE = "validate"
     """Leave-one-slice-out of a model a ``start`` task saved before its figures (queued when the
     model is ready, run after or beside the segmentation); its figures become the model's metrics."""
@@ -98,17 +103,18 @@ class RunnerKind(StrEnum):
     SEGMENT = "segment"
     MESH = "mesh"
     TRAIN = "train"
-    """Draft models while painting: a queue of its own, so they never wait behind a segmentation."""
+    """Draft models and previews while painting: a queue of its own, so they never wait behind a
+    segmentation, and one process whose feature cache serves both (a painted slice's features)."""
 
 
 QUEUES: dict[RunnerKind, tuple[TaskKind, ...]] = {
     RunnerKind.CONVERT: (TaskKind.CONVERT,),
     RunnerKind.SEGMENT: (TaskKind.TRAIN, TaskKind.START, TaskKind.VALIDATE),
     RunnerKind.MESH: (TaskKind.MESH, TaskKind.EXPORT, TaskKind.OBJECTS),
-    RunnerKind.TRAIN: (TaskKind.DRAFT,),
+    RunnerKind.TRAIN: (TaskKind.DRAFT, TaskKind.PREVIEW),
 }
 """Runner kind -> the task kinds it runs."""
-BACKSTAGE = frozenset({TaskKind.EXPORT, TaskKind.DRAFT, TaskKind.VALIDATE, TaskKind.OBJECTS})
+BACKSTAGE = frozenset({TaskKind.EXPORT, TaskKind.DRAFT, TaskKind.VALIDATE, TaskKind.OBJECTS, TaskKind.PREVIEW})
 """Task kinds that leave the job's status, progress and stage alone (and that ``cancel`` does
 not stop): their failure is theirs, shown where they are used, not the job's."""
 ACTIVE = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING})

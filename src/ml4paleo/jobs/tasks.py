@@ -17,17 +17,26 @@ process (69 MB and 1.5-1.9 s without them), at each start and restart by ``ml4pa
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
+from ml4paleo.compute.display import to_uint8
+from ml4paleo.compute.uncertainty import doubt_map
 from ml4paleo.enums import DEFAULT_MESH_FORMAT, SEGMENTATION_EXPORTS
 from ml4paleo.io.annotations import read_annotations
+from ml4paleo.io.omezarr import read_info
+from ml4paleo.io.omezarr_existing import check_existing
 from ml4paleo.io.png import write_png
 from ml4paleo.io.slices import volume_window
 from ml4paleo.jobs.files import histogram_of
-from ml4paleo.jobs.paths import DRAFTS_KEPT, JobPaths
+from ml4paleo.jobs.imports import checked_source, link_in_place
+from ml4paleo.jobs.paths import DRAFTS_KEPT, PREVIEWS_KEPT, JobPaths
 from ml4paleo.jobs.statuses import TaskKind
+from ml4paleo.errors import Cancelled
 from ml4paleo.pipelines.validate import validate_model  # standard library only: its pipeline imports on use
 from ml4paleo.progress import ProgressCallback, scaled
 from ml4paleo.settings import Settings
@@ -65,21 +74,48 @@ class TaskContext:
 
 
 def convert(ctx: TaskContext) -> dict[str, Any]:
-    """Upload folder -> ``volume.ome.zarr``, then the display window (computed once, stored)."""
+    """Upload folder (or a scan registered under an import root) -> ``volume.ome.zarr``, then the
+    display window (computed once, stored). A registered OME-Zarr is checked and linked, not
+    copied; the upload folder is deleted once converted unless the user asked to keep it."""
     from ml4paleo.pipelines.convert import convert_volume  # lazy: see the module's docstring
 
+    registered = bool(ctx.params.get("source"))
+    source = ctx.paths.upload
+    if registered:
+        source, read_in_place = checked_source(ctx.settings, ctx.params)
+        if read_in_place:
+            return _register_in_place(ctx, source)
     options: dict[str, Any] = {}
     if ctx.voxel_size:
         options["voxel_size"] = ctx.voxel_size
     if ctx.unit:
         options["unit"] = ctx.unit
-    result = convert_volume(ctx.paths.upload, ctx.paths.volume, overwrite=True,
+    if not registered and not source.exists() and ctx.paths.volume.exists():
+        # taken over from a runner that died after converting and deleting the upload
+        info = read_info(ctx.paths.volume)
+        return _converted(ctx, info.shape, info.dtype, info.voxel_size, info.unit, info.attrs.get("warnings") or [])
+    result = convert_volume(source, ctx.paths.volume, overwrite=True,
                             progress=scaled(ctx.progress, 0.0, 0.97, "converting"), **options)
+    if not registered and not ctx.params.get("keep_upload"):
+        shutil.rmtree(ctx.paths.upload, ignore_errors=True)
+    return _converted(ctx, result.shape, result.dtype, result.voxel_size, result.unit, result.warnings)
+
+
+def _register_in_place(ctx: TaskContext, source: Path) -> dict[str, Any]:
+    """A registered OME-Zarr: its metadata checked, the job's volume a link to it."""
+    existing = check_existing(source)
+    link_in_place(ctx.paths.volume, existing.path)
+    info = existing.info
+    return _converted(ctx, info.shape, info.dtype, info.voxel_size, info.unit, existing.warnings)
+
+
+def _converted(ctx: TaskContext, shape: Any, dtype: Any, voxel_size: Any, unit: str, warnings: Any) -> dict[str, Any]:
+    """The convert task's result, after counting the histogram and the display window."""
     ctx.progress(0.98, 1.0, "computing the display window")
     histogram_of(ctx.paths)  # counted here, once, so the pages' window/level does not wait for it
-    return {"shape": [int(n) for n in result.shape], "dtype": str(result.dtype),
-            "voxel_size": [float(v) for v in result.voxel_size], "unit": result.unit,
-            "window": volume_window(ctx.paths.volume), "warnings": [str(w) for w in result.warnings]}
+    return {"shape": [int(n) for n in shape], "dtype": str(dtype),
+            "voxel_size": [float(v) for v in voxel_size], "unit": unit,
+            "window": volume_window(ctx.paths.volume), "warnings": [str(w) for w in warnings]}
 
 
 def _features(settings: Settings) -> Any:
@@ -202,6 +238,52 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
             "featurised": [str(k) for k in result.featurised]}
 
 
+def model_folder(paths: JobPaths, model_id: str) -> Path:
+    """The folder of ``model_id``: a full model's id, or ``draft-<task id>`` for a draft."""
+    if model_id.startswith("draft-"):
+        return paths.draft(int(model_id[len("draft-"):]))
+    return paths.model(model_id)
+
+
+def newest_of_view(paths: JobPaths, view: str) -> int:
+    """The task id of the newest preview asked for by ``view`` (0 if none recorded)."""
+    try:
+        return int((paths.previews / f"view-{view}").read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def preview(ctx: TaskContext) -> dict[str, Any]:
+    """The overlay model's prediction of a plane's region on a pyramid level (``params``: model,
+    axis, index, level, region; ``proba``: also the probabilities) as PNGs in the task's folder:
+    ``prediction.png`` (class index per pixel) and ``uncertainty.png`` (1 - (p_top - p_second)
+    as 0..255). Stops between tiles once its view asked for a newer one."""
+    from ml4paleo.models import labels_from_proba
+    from ml4paleo.pipelines.draft import prune_drafts
+    from ml4paleo.pipelines.view_preview import preview_plane  # lazy: see the module's docstring
+
+    p = ctx.params
+    view = p.get("view")
+
+    def check() -> None:
+        ctx.check()
+        if view is not None and newest_of_view(ctx.paths, view) > ctx.task_id:
+            raise Cancelled("superseded by a newer preview of this view")
+
+    check()
+    result = preview_plane(ctx.paths.volume, model_folder(ctx.paths, p["model"]), p["axis"], int(p["index"]),
+                           level=int(p.get("level", 0)), region=p.get("region"), check=check)
+    out = ctx.paths.preview(ctx.task_id)
+    out.mkdir(parents=True, exist_ok=True)
+    write_png(out / "prediction.png", labels_from_proba(result.proba).astype("uint8"))
+    write_png(out / "uncertainty.png", to_uint8(doubt_map(result.proba), (0.0, 1.0)))
+    if p.get("proba"):
+        np.save(out / "proba.npy", result.proba)
+    prune_drafts(ctx.paths.previews, PREVIEWS_KEPT)
+    return {"model_id": p["model"], "level": result.level, "factors": list(result.factors),
+            "region": list(result.region)}
+
+
 def mesh(ctx: TaskContext) -> dict[str, Any]:
     """One closed mesh per label of a segmentation, with measurements (``meshes.json``)."""
     from ml4paleo.pipelines.mesh import download_max_error, mesh_labels  # lazy: see the module's docstring
@@ -232,6 +314,7 @@ def export(ctx: TaskContext) -> dict[str, Any]:
     for i, fmt in enumerate(formats):
         export_volume(ctx.paths.labels(ctx.seg_id), ctx.paths.export(ctx.seg_id, fmt), format=fmt,
                       overwrite=True, classes=ctx.params.get("classes"),
+                      **({"compression": ctx.params["compression"]} if ctx.params.get("compression") else {}),
                       progress=scaled(ctx.progress, i / len(formats), (i + 1) / len(formats), fmt))
     return {}
 
@@ -241,7 +324,6 @@ def objects(ctx: TaskContext) -> dict[str, Any]:
     (``classes``, ``split``, ``min_size``, ``merge``, ``seeds``; see the ``objects`` route), in the task's
     own folder (:meth:`~ml4paleo.jobs.paths.JobPaths.objects`); returns a summary, the table
     stays in ``objects.json``."""
-    from ml4paleo.io.omezarr import read_info
     from ml4paleo.pipelines.objects import objects_from_labels, seed_strokes  # lazy: see the module's docstring
 
     assert ctx.seg_id is not None
@@ -259,4 +341,5 @@ def objects(ctx: TaskContext) -> dict[str, Any]:
 TASKS: dict[TaskKind, Callable[[TaskContext], dict[str, Any]]] = {
     TaskKind.CONVERT: convert, TaskKind.TRAIN: train, TaskKind.START: start, TaskKind.MESH: mesh,
     TaskKind.EXPORT: export, TaskKind.DRAFT: draft, TaskKind.VALIDATE: validate, TaskKind.OBJECTS: objects,
+    TaskKind.PREVIEW: preview,
 }

@@ -9,6 +9,9 @@ them on the same voxels, so the choice between them rests on evidence from this 
 The one rule that matters for honesty: nothing a candidate is scored on may have been seen in
 its training, and the prior channels of a *training* row are computed without that row's own
 slice (:func:`context_rows`), as they will be for every unpainted voxel at segmentation time.
+A slice with strokes of one class enters the prior as the prior's own answer on its plane,
+corrected by the strokes (:attr:`TrainingSet.corrections`): that answer was computed from every
+painted slice, the held-out ones too, so a held-out fold's prior leaves those slices out.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Collection, Mapping, Sequence
 
 import numpy as np
 
+from ml4paleo.compute.complete import completable
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
@@ -103,6 +107,22 @@ class TrainingSet:
     def part(self, held: Collection[SliceKey]) -> list[PaintedSlice]:
         return [s for s in self.slices if s.z not in held]
 
+    @property
+    def corrections(self) -> frozenset[SliceKey]:
+        """Slices painted with strokes of one class: their masks in the prior are the prior's
+        answer from every other painted slice, so a fold that holds slices out must leave them
+        out of its prior too (else the held-out slice's own outline reaches it through them)."""
+        return frozenset(key for key, mask in self.masks.items() if not completable(mask))
+
+    def outlines_left(self, held: Collection[SliceKey]) -> int:
+        """Painted slices with outlines (not corrections) a fold holding out ``held`` keeps."""
+        return sum(1 for key in self.masks if key not in held and key not in self.corrections)
+
+    def unseen(self, held: Collection[SliceKey]) -> set[SliceKey]:
+        """What a fold holding out ``held`` leaves out of the prior: ``held`` and, when it holds
+        anything, the corrections derived from it."""
+        return set(held) | (set(self.corrections) if held else set())
+
 
 def prior_on_plane(ts: TrainingSet, key: SliceKey, exclude: Collection[SliceKey], what: str = "features") -> np.ndarray:
     """The prior's ``features`` (u, v, n) or ``labels`` (u, v) on the painted plane ``key``,
@@ -147,9 +167,9 @@ class Candidate:
     name: ClassVar[str] = ""
     needs_prior: ClassVar[bool] = False
 
-    def heldout(self, ts: TrainingSet, held: Collection[SliceKey]) -> list[np.ndarray]:  # pragma: no cover
+    def heldout(self, ts: TrainingSet, held: Collection[SliceKey]) -> list[np.ndarray] | None:  # pragma: no cover
         """Predicted classes of the rows of each slice in ``held`` (in ``ts.slices`` order),
-        from a model that never saw them."""
+        from a model that never saw them; None where this fold cannot score the method honestly."""
         raise NotImplementedError
 
     def fit(self, ts: TrainingSet):  # pragma: no cover
@@ -202,12 +222,17 @@ class ContextCandidate(Candidate):
         return ContextSegmenter(ts.classes, ts.settings, prior=prior, seed=ts.seed, n_jobs=-1, **dict(ts.params))
 
     def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[SliceKey]) -> ContextSegmenter:
-        parts = [context_rows(ts, s, held, pseudo=True) for s in ts.part(held)]
+        parts = [context_rows(ts, s, ts.unseen(held), pseudo=True) for s in ts.part(held)]
         return _fit_rows(model, np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]), ts)
 
     def heldout(self, ts, held):
+        if ts.outlines_left(held) < 2:
+            # each training row's prior channels leave its own slice out: with one slice of
+            # outlines left they see no prior at all, unlike any voxel at segmentation time, and
+            # the rows that would teach the prior (corrections) score it on their own strokes
+            return None
         model = self._train(ts, self._model(ts), held)
-        return [model.predict(context_rows(ts, s, set(held) - {s.z})[0]) for s in ts.slices if s.z in held]
+        return [model.predict(context_rows(ts, s, ts.unseen(held) - {s.z})[0]) for s in ts.slices if s.z in held]
 
     def fit(self, ts):
         return self._train(ts, self._model(ts, ts.prior), ())
@@ -220,7 +245,7 @@ class InterpolationCandidate(Candidate):
     needs_prior = True
 
     def heldout(self, ts, held):
-        return [prior_on_plane(ts, s.z, held, "labels")[s.coords] for s in ts.slices if s.z in held]
+        return [prior_on_plane(ts, s.z, ts.unseen(held), "labels")[s.coords] for s in ts.slices if s.z in held]
 
     def fit(self, ts):
         from ml4paleo.models import InterpolationSegmenter  # lazy: see the imports
@@ -274,7 +299,7 @@ class UNetCandidate(Candidate):
 
 CANDIDATES: dict[str, type[Candidate]] = {c.name: c for c in (ForestCandidate, BoostingCandidate, ContextCandidate,
                                                                InterpolationCandidate, UNetCandidate)}
-"""Every method by name; ``auto`` scores the ones in ``AUTO`` of :mod:`ml4paleo.pipelines.train`."""
+"""Every method by name; ``auto`` scores the ones in ``AUTO`` of :mod:`ml4paleo.pipelines.scoring`."""
 
 
 def make_candidate(name: str) -> Candidate:

@@ -20,7 +20,7 @@ import numpy as np
 import tifffile
 
 from ml4paleo.compute.extents import Bounds, label_bounds, merge_bounds
-from ml4paleo.enums import EXPORT_FORMATS
+from ml4paleo.enums import EXPORT_FORMATS, TIFF_COMPRESSIONS
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.exports import encode_tiff, folder_entries, imagej_compatible, iter_zip, tiff_resolution
 from ml4paleo.io.exports_medical import iter_gzip, nifti_header, seg_nrrd_header, segments_for
@@ -104,7 +104,13 @@ def _stack_zip(src: Path, info: VolumeInfo, tmp: Path, fmt: str, progress: Progr
             progress(z0 + len(slab), info.shape[0], f"writing {ext.upper()} slices")
 
 
-def _multipage_tiff(src: Path, info: VolumeInfo, tmp: Path, progress: ProgressCallback) -> None:
+_TIFF_CODECS = {"lzw": {"compression": "lzw"}, "deflate": {"compression": "zlib", "compressionargs": {"level": 6}},
+                "none": {}}
+"""tifffile keywords of each of :data:`ml4paleo.enums.TIFF_COMPRESSIONS` (``zlib``: TIFF code 8)."""
+
+
+def _multipage_tiff(src: Path, info: VolumeInfo, tmp: Path, progress: ProgressCallback,
+                    compression: str = TIFF_COMPRESSIONS[0]) -> None:
     slabs = _slabs(src, info)
     dtype = _export_dtype(info, slabs)
     nbytes = int(np.prod(info.shape)) * dtype.itemsize
@@ -121,7 +127,8 @@ def _multipage_tiff(src: Path, info: VolumeInfo, tmp: Path, progress: ProgressCa
             progress(z0 + len(slab), info.shape[0], "writing TIFF pages")
 
     with tifffile.TiffWriter(tmp, bigtiff=big, imagej=imagej) as tif:
-        tif.write(pages(), shape=info.shape, dtype=dtype, photometric="minisblack", **res)
+        tif.write(pages(), shape=info.shape, dtype=dtype, photometric="minisblack", maxworkers=cores(),
+                  **_TIFF_CODECS[compression], **res)
 
 
 def _require_labels(src: Path, info: VolumeInfo) -> VolumeInfo:
@@ -188,6 +195,7 @@ def export_volume(
     progress: ProgressCallback | None = None,
     overwrite: bool = False,
     classes: Sequence[Mapping[str, Any]] | None = None,
+    compression: str = TIFF_COMPRESSIONS[0],
 ) -> Path:
     """Export the OME-Zarr volume ``src`` to the file ``out``.
 
@@ -197,7 +205,9 @@ def export_volume(
     ``seg-nrrd`` (a 3D Slicer segmentation of labels, one segment per structure class, named
     and coloured from ``classes``, the job's ``{value, name, color}``, when given). Every
     format but the zipped OME-Zarr carries the voxel size (TIFF: X/YResolution, ImageJ spacing
-    and unit; NIfTI: pixdim and xyzt_units; NRRD: space directions in mm). Returns ``out``.
+    and unit; NIfTI: pixdim and xyzt_units; NRRD: space directions in mm). ``compression`` of a
+    ``tiff``: ``lzw`` (default), ``deflate`` or ``none`` (:data:`ml4paleo.enums.TIFF_COMPRESSIONS`
+    says which readers read which). Returns ``out``.
 
     Example::
 
@@ -209,6 +219,8 @@ def export_volume(
     progress = progress or no_progress
     if format not in EXPORT_FORMATS:
         raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
+    if compression not in TIFF_COMPRESSIONS:
+        raise InputError(f"compression must be one of {', '.join(TIFF_COMPRESSIONS)}; got {compression!r}")
     src, out = Path(src), Path(out)
     info = read_info(src)
     if format == "seg-nrrd":
@@ -226,7 +238,7 @@ def export_volume(
                 for chunk in iter_zip(_counting(entries, progress)):
                     f.write(chunk)
         elif format == "tiff":
-            _multipage_tiff(src, info, tmp, progress)
+            _multipage_tiff(src, info, tmp, progress, compression)
         elif format in ("nifti", "seg-nrrd"):
             pieces = iter_nifti(src, progress) if format == "nifti" else iter_seg_nrrd(src, classes, progress)
             with tmp.open("wb") as f:

@@ -25,7 +25,7 @@ from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.io.planes import cached_planes, clear_planes
 from ml4paleo.models import cached_model, labels_from_proba
 
-__all__ = ["clear_cache", "plane_features_cached", "plane_proba", "predict_plane", "predict_slice", "slice_features_cached",
+__all__ = ["cached_features", "clear_cache", "plane_features_cached", "plane_proba", "predict_plane", "predict_slice", "slice_features_cached",
            "volume_stamp"]
 
 FEATURE_CACHE_SLICES = 4
@@ -76,6 +76,16 @@ def plane_features_cached(volume_path: str | Path, axis: int, index: int, settin
     start, stop = plane_region(axis, index, (0, rows), (0, cols))
     return _cached((str(volume_path.resolve()), stamp, ("plane", axis, index), settings),
                    lambda: features_of_region(open_level(volume_path, 0), start, stop, settings))
+
+
+def cached_features(volume_path: str | Path, axis: int, index: int, settings) -> np.ndarray | None:
+    """The features of plane ``index`` across ``axis`` (0: a z slice, (y, x, n); 1 or 2: (z, y, x, n)
+    with one voxel along ``axis``) if this process has them cached, else None (nothing computed)."""
+    volume_path = Path(volume_path)
+    what = int(index) if axis == 0 else ("plane", int(axis), int(index))
+    key = (str(volume_path.resolve()), volume_stamp(volume_path), what, settings)
+    with _lock:
+        return _features.get(key)
 
 
 def _cached(key: tuple, compute) -> np.ndarray:

@@ -39,9 +39,10 @@ MAX_PLANES_PER_AXIS = 16
 TOP = 10
 """Suggestions kept in the file."""
 AXES = ("z", "y", "x")
-CALIBRATION = ("soft Dice of the model's probabilities on the planes scored, each voxel where the model and "
-               "the painted outlines interpolated disagree counted at even odds; an estimate, not a measurement: "
-               "the leave-one-slice-out scores are the measurement on painted slices")
+CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; each voxel where the model and the "
+               "painted outlines interpolated disagree goes to the outlines with the odds measured on held-out "
+               "painted voxels where they disagreed (even odds without enough of them); an estimate, not a "
+               "measurement: the leave-one-slice-out scores are the measurement on painted slices")
 
 
 def _candidate_planes(shape: Sequence[int], painted: Collection[SliceKey], depth: Sequence[int] = (1, 1, 1)
@@ -84,9 +85,11 @@ def _reason(disagree: float, far: float, beyond: bool, unit_far: str) -> str:
 
 
 def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_size: Sequence[float],
-                   classes: Sequence[str], prior: ShapePrior | None = None) -> dict[str, Any]:
+                   classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5
+                   ) -> dict[str, Any]:
     """The content of ``suggestions.json`` for ``model`` on ``array`` (level 0 of the volume),
-    painted on ``painted`` (annotation keys)."""
+    painted on ``painted`` (annotation keys); ``outline_trust``: the odds that the outlines
+    (``prior``) are right where they and the model disagree (the estimated Dice weighs them so)."""
     shape = tuple(int(n) for n in array.shape)
     painted = list(painted)
     z_painted = sorted(i for a, i in map(plane_of, painted) if a == 0)
@@ -102,7 +105,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
         key: SliceKey = index if axis == 0 else (AXES[axis], index)
         labels = prior_plane(prior, shape, key) if prior is not None else None
         distance = _distance_to_painted(shape, painted, voxel_size, axis, index)
-        terms += soft_dice_terms(proba, labels)
+        terms += soft_dice_terms(proba, labels, outline_trust)
         worst = plane_doubt(doubt_map(proba, labels))
         if worst is None:
             continue
@@ -122,4 +125,4 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
             if pred[k] + true[k] > 0}
     return {"suggestions": suggestions, "estimated_dice": dice,
             "estimated_mean_dice": round(float(np.mean(list(dice.values()))), 4) if dice else None,
-            "calibration": CALIBRATION, "planes_scored": len(planes)}
+            "calibration": CALIBRATION, "outline_trust": round(float(outline_trust), 4), "planes_scored": len(planes)}

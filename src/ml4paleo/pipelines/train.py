@@ -83,9 +83,9 @@ keeps every feature.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -96,9 +96,9 @@ from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, complet
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
-from ml4paleo.enums import CLASS_NAMES, TRAIN_METHODS
+from ml4paleo.enums import CLASS_NAMES, DEVICES, TRAIN_METHODS, VALIDATE_WHEN
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.io.annotations import SliceKey, key_name, plane_of, read_annotations
+from ml4paleo.io.annotations import SliceKey, key_json, key_name, plane_of, read_annotations
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.pipelines._candidates import (
     CANDIDATES,
@@ -114,28 +114,17 @@ from ml4paleo.pipelines._candidates import (
     sample_indices,
 )
 from ml4paleo.pipelines._tasks import run_tasks
+from ml4paleo.pipelines.scoring import (AUTO, choose_method, outline_trust, score_candidates, validation_report,
+                                        validation_warnings)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = [
-    "METHODS", "SAMPLING", "TrainResult", "check_annotations", "choose_method", "load_annotations", "mean_dice",
-    "sample_indices", "train_model", "validation_warnings",
-]
+__all__ = ["METHODS", "SAMPLING", "VALIDATE", "TrainResult", "check_annotations", "load_annotations", "sample_indices",
+           "train_model"]
 
 METHODS = TRAIN_METHODS
 """What ``method`` accepts: ``auto`` and every candidate."""
-AUTO = ("forest", "context", "interpolation")
-"""The candidates ``auto`` scores, in order of preference on a tie."""
-TIE = 0.005
-"""Mean Dice within this of the best counts as a tie."""
-SWITCH = 0.05
-"""With the model before (``previous_model``), ``auto`` changes method only when another beats it by
-more than this mean held-out Dice, and on every held-out fold: a correction stroke moves every
-method's scores a little, scores on strokes saturate, and a method flipping back and forth
-between strokes undoes what the user saw change (why 0.05: docs/decisions.md)."""
-POOR_DICE = 0.5
-"""A class whose best held-out Dice is below this gets a warning where the user acts."""
 PSEUDO_BAND = 5
 """Width (voxels) of the band around completed outlines whose voxels the context forest also
 trains on, labeled by the completion (strokes alone rarely come near an outline)."""
@@ -145,7 +134,7 @@ MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
 """Features kept by importance-based selection (None: all); see the measurements above."""
-VALIDATE = ("now", "later")
+VALIDATE = VALIDATE_WHEN
 """When leave-one-slice-out runs: ``now`` before the final fit (its figures in the result), or
 ``later``: the model is saved at once with ``validation.json`` pending, and
 :func:`ml4paleo.pipelines.validate.validate_model` fills it in (beside or after segmentation)."""
@@ -187,17 +176,170 @@ class TrainResult:
     suggestions: dict[str, Any] = field(default_factory=dict)
     """Where to paint next and the estimated Dice (``suggestions.json``, :mod:`ml4paleo.pipelines.suggest`)."""
 
-def _key(key: Any) -> SliceKey:
-    """A valid annotation key: a z slice index, or ``(axis, index)`` with axis y or x."""
-    if isinstance(key, tuple) and len(key) == 2 and key[0] in ("z", "y", "x") \
-            and isinstance(key[1], (int, np.integer)) and not isinstance(key[1], bool):
-        return int(key[1]) if key[0] == "z" else (key[0], int(key[1]))
-    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
-        raise InputError(f"annotation keys must be slice indices or (axis, index) with axis z, y or x; got {key!r}")
-    return int(key)
+
+def train_model(
+    volume_path: str | Path,
+    annotations: str | Path | Mapping[int, np.ndarray],
+    model_dir: str | Path,
+    *,
+    classes: Sequence[str] = CLASS_NAMES,
+    method: str = "auto",
+    two_d: bool = False,
+    features: FeatureSettings | Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    overwrite: bool = False,
+    sampling: str = DEFAULT_SAMPLING,
+    max_voxels: int = MAX_TRAIN_VOXELS,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    select: int | None = DEFAULT_SELECT,
+    max_train_seconds: float | None = None,
+    unet_params: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    validate: str = "now",
+    previous_model: str | Path | None = None,
+) -> TrainResult:
+    """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
+
+    ``annotations``: a folder of PNGs (see :mod:`ml4paleo.io.annotations`) or a mapping slice
+    -> 2D mask with values 0 unlabeled, 1..K for ``classes``. ``method``: ``auto`` (scored
+    choice, see above) or one of ``forest``, ``context``, ``interpolation``, ``boosting``.
+    ``features``: feature settings (default: the full bank; ``two_d`` computes per slice).
+    ``params`` go to the forest. ``select``: keep only this many most important features (see
+    ``DEFAULT_SELECT``); None keeps them all. ``max_train_seconds``: the time the U-Net may
+    spend in all (its leave-one-slice-out folds and the final fit share it); with it, ``auto``
+    scores the U-Net too (without it, ``auto`` stays with the fast methods). ``unet_params``:
+    the U-Net's hyper-parameters (:data:`ml4paleo.models.unet.DEFAULTS`); with ``epochs`` among
+    them each fit trains exactly that many epochs instead of against the clock, so that the
+    model and the choice do not depend on the machine's load, and ``auto`` scores the U-Net
+    too (with ``max_train_seconds`` as well, the clock still stops a fit early). ``device``: where
+    the U-Net runs (``auto``: CUDA when PyTorch sees a GPU, else the CPU). ``validate``: ``now``
+    (leave-one-slice-out before the final fit, its figures in the result) or ``later`` (the model
+    is saved without them and :func:`ml4paleo.pipelines.validate.validate_model` adds them; with
+    ``auto`` the method is chosen on the same folds with models on at most ``CHOICE_ROWS`` rows).
+    ``previous_model``: the folder of the model this one replaces (its annotations minus the
+    newest strokes): ``auto`` keeps its method unless another is clearly better (``SWITCH``), and
+    its ranked features are kept instead of ranking again, so that a correction changes the model
+    by what was painted, not by a new draw of features. Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
+
+    Example (``annotations/12.png``, ``40.png``...: 1 background, 2 shell)::
+
+        >>> from ml4paleo import train_model
+        >>> result = train_model("ammonite.ome.zarr", "annotations", "model", classes=("background", "shell"))
+        >>> result.metrics["shell"]["dice"]  # leave-one-slice-out
+    """
+    progress = progress or no_progress
+    model_dir, classes = Path(model_dir), tuple(str(c) for c in classes)
+    # 1. every option checked before any work
+    _check_options(model_dir, overwrite=overwrite, method=method, sampling=sampling, validate=validate, select=select,
+                   device=device, max_train_seconds=max_train_seconds)
+    unet_params = dict(unet_params or {})
+    _check_unet_params(classes, unet_params)
+    settings = FeatureSettings.from_value(features)
+    if two_d and not settings.two_d:
+        settings = FeatureSettings.from_value(settings, two_d=True)
+    previous_method, ranked = _previous(previous_model)
+    if select is not None and settings.selected is None and ranked is not None and _same_bank(ranked, settings):
+        settings = ranked
+    check_forest = functools.partial(_check_forest, classes=classes, settings=settings, params=dict(params or {}))
+    if params:  # the default (none) checks only the classes: that check waits for the import beside the features
+        _models_beside(check_forest)()
+
+    # 2. the painted slices, checked against the volume
+    info = read_info(volume_path)
+    ann = load_annotations(annotations)
+    check_annotations(ann, info.shape, classes)
+    K = len(classes)
+    array = open_level(volume_path, 0)
+
+    # 3. slices painted with strokes completed into full masks: the shape prior
+    progress(0.0, 1.0, "completing painted slices")
+    prior, completed = _complete(array, ann, K, info.voxel_size)
+    names = _candidate_names(method, prior, scores_unet=bool(max_train_seconds or "epochs" in unet_params))
+    models_imported = _models_beside(check_forest)
+
+    # 4. the feature rows of the painted voxels, one slice per thread: the filters release the GIL
+    # (two threads ~2x one, compute/regions.py); at most FEATURE_THREADS, as each holds a tile's
+    # features (~0.8 GB for a 512^2 tile, measured)
+    progress(0.05, 1.0, "computing features")
+    featurise = functools.partial(_painted_slice, array=array, prior=prior, completed=completed, settings=settings,
+                                  max_voxels=max_voxels, seed=seed)
+    slices: list[PaintedSlice] = run_tasks(featurise, list(ann.items()), scheduler="threads", workers=FEATURE_THREADS,
+                                           progress=scaled(progress, 0.05, 0.35), stage="computing features")
+    save_model = models_imported().save_model
+
+    # 5. the most important features kept (ranked once per model, or the previous model's ranking)
+    if select is not None and settings.selected is None and 0 < select < settings.n_features:
+        progress(0.35, 1.0, "selecting features")
+        settings = _keep_selected(slices, settings, classes, select, sampling, max_voxels, seed)
+
+    # 6. the method: every candidate scored on the same held-out painted slices
+    candidates = {n: make_candidate(n) for n in names}
+    # a slice with strokes of one class is a correction, painted where the model of the time was
+    # wrong: held out, it would score that model's method down by construction and the choice
+    # would flee from whichever method is current; it trains every fold instead
+    folds = folds_of([s.z for s in slices if completable(ann[s.z])], MAX_FOLDS)
+    budget = max_train_seconds or (None if "epochs" in unet_params else UNET_SECONDS)
+    ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
+                     array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
+                     seconds_per_fit=budget / (len(folds) + 1) if budget and len(candidates) > 1 else budget)
+    scored, chosen, reason = _choose(ts, candidates, folds, validate, previous_method, progress)
+    warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
+    if validate == "later":
+        validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
+                      "folds": [[key_json(k) for k in f] for f in folds]}
+        metrics = {}
+    else:
+        validation = validation_report(scored, chosen, reason, folds, sampling, warnings)
+        metrics = scored[chosen]["metrics"]
+
+    # 7. the final model, fitted on every painted slice
+    progress(0.85, 1.0, f"fitting the final model ({chosen})")
+    final = candidates[chosen].fit(ts)
+    final.painted = [(*plane_of(key), mask) for key, mask in ann.items()]  # its predictions keep them
+
+    # 8. where to paint next
+    progress(0.95, 1.0, "finding where to paint next")
+    suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior,
+                                 outline_trust=outline_trust(scored.get(chosen)))
+
+    # 9. saved with its metadata (and, validated later, what the validation needs)
+    final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
+    labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
+    voxels = {name: int(n) for name, n in zip(classes, labeled)}
+    trained_on = np.bincount(np.concatenate([s.targets for s in slices]), minlength=K)
+    save_model(final, model_dir, overwrite=overwrite, validation=validation, documents={SUGGESTIONS_FILE: suggestions},
+               painted=final.painted,
+               metadata={
+        "method": chosen,
+        "method_reason": reason,
+        "previous_method": previous_method,
+        "previous_model": str(previous_model) if previous_model is not None else None,
+        "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"]} for n in candidates},
+        "warnings": warnings,
+        "voxel_size": list(info.voxel_size),
+        "unit": info.unit,
+        "volume_shape": list(info.shape),
+        "volume_path": str(volume_path),
+        "annotated_slices": [key_json(s.z) for s in slices],
+        "prior_slices": [key_json(k) for k in prior.keys()] if prior else [],
+        "completed_slices": [key_json(k) for k in completed],
+        "voxels_per_class": voxels,
+        "training_voxels_per_class": {name: int(n) for name, n in zip(classes, trained_on)},
+        "sampling": sampling,
+        "max_voxels": int(max_voxels),
+    })
+    if validate == "later":
+        save_pending(model_dir, ts, names, folds, volume_path)
+    progress(1.0, 1.0, "done")
+    return TrainResult(model_dir=model_dir, metrics=metrics, n_slices=len(slices), voxels_per_class=voxels,
+                       classes=classes, validation=validation, features=settings.to_dict(), model=final.kind,
+                       method=chosen, candidates={n: scored[n]["metrics"] for n in candidates}, warnings=tuple(warnings),
+                       suggestions=suggestions)
 
 
 def load_annotations(annotations: str | Path | Mapping[SliceKey, np.ndarray]) -> dict[SliceKey, np.ndarray]:
+    """The painted slices of a folder of PNGs or a mapping, by checked key (z slices first)."""
     if isinstance(annotations, (str, Path)):
         folder = Path(annotations)
         if not folder.is_dir():
@@ -215,6 +357,8 @@ def load_annotations(annotations: str | Path | Mapping[SliceKey, np.ndarray]) ->
 
 
 def check_annotations(ann: dict[SliceKey, np.ndarray], shape: Sequence[int], classes: Sequence[str]) -> None:
+    """Raise :class:`InputError` unless every mask lies in the volume, fits its plane, holds values
+    0..K and every class has a labeled voxel."""
     K = len(classes)
     seen = np.zeros(K + 1, dtype=np.int64)
     for key, mask in ann.items():
@@ -237,45 +381,46 @@ def check_annotations(ann: dict[SliceKey, np.ndarray], shape: Sequence[int], cla
         raise InputError(f"no labeled voxel for class {', '.join(missing)}: label at least one voxel of every class")
 
 
-def _scores(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, float | None]]:
-    out = {}
-    for k, name in enumerate(classes):
-        tp = confusion[k, k]
-        fp = confusion[:, k].sum() - tp
-        fn = confusion[k, :].sum() - tp
-        denom = tp + fp + fn
-        out[name] = {"dice": round(float(2 * tp / (2 * tp + fp + fn)), 4) if denom else None,
-                     "iou": round(float(tp / denom), 4) if denom else None}
-    return out
+def _key(key: Any) -> SliceKey:
+    """A valid annotation key: a z slice index, or ``(axis, index)`` with axis y or x."""
+    if isinstance(key, tuple) and len(key) == 2 and key[0] in ("z", "y", "x") \
+            and isinstance(key[1], (int, np.integer)) and not isinstance(key[1], bool):
+        return int(key[1]) if key[0] == "z" else (key[0], int(key[1]))
+    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+        raise InputError(f"annotation keys must be slice indices or (axis, index) with axis z, y or x; got {key!r}")
+    return int(key)
 
 
-def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
-    """Import :mod:`ml4paleo.models` (scikit-learn: 1-1.5 s a process, mostly scipy.stats) in a
-    thread, then ``check(models)``; returns the join, which gives the module or raises what the
-    import or the check raised. train_model starts it once the painted slices are completed and
-    joins it after their features, the first use of a forest: the filters release the GIL, and
-    the last painted slice of an odd count leaves a core to the import."""
-    box: dict[str, Any] = {}
+def _check_options(model_dir: Path, *, overwrite: bool, method: str, sampling: str, validate: str,
+                   select: int | None, device: str, max_train_seconds: float | None) -> None:
+    """Raise :class:`InputError` (or :class:`OutputExistsError`) for the first bad option."""
+    if model_dir.exists() and not overwrite:
+        raise OutputExistsError(f"{model_dir} already exists (pass overwrite to replace it)")
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if sampling not in SAMPLING:
+        raise InputError(f"sampling must be one of {', '.join(SAMPLING)}; got {sampling!r}")
+    if validate not in VALIDATE:
+        raise InputError(f"validate must be one of {', '.join(VALIDATE)}; got {validate!r}")
+    if select is not None and (isinstance(select, bool) or not isinstance(select, int) or select < 1):
+        raise InputError(f"select must be a positive number of features or None; got {select!r}")
+    if device not in DEVICES:
+        raise InputError(f"device must be {', '.join(DEVICES[:-1])} or {DEVICES[-1]}; got {device!r}")
+    if max_train_seconds is not None and not max_train_seconds > 0:
+        raise InputError(f"max_train_seconds must be a positive number of seconds; got {max_train_seconds!r}")
 
-    def work() -> None:
-        try:
-            import ml4paleo.models as models  # the lazy import of this module: see the docstring
 
-            check(models)
-            box["models"] = models
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the join, in the caller's thread
-            box["error"] = exc
+def _check_unet_params(classes: tuple[str, ...], unet_params: Mapping[str, Any]) -> None:
+    """The U-Net's parameters, checked by building one (torch is imported only when some are given)."""
+    if unet_params:
+        from ml4paleo.models.unet import UNetSegmenter  # lazy: torch
 
-    thread = threading.Thread(target=work, name="ml4paleo-import-models", daemon=True)
-    thread.start()
+        UNetSegmenter(classes, **unet_params)
 
-    def join() -> Any:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["models"]
 
-    return join
+def _check_forest(models: Any, *, classes: tuple[str, ...], settings: FeatureSettings, params: dict[str, Any]) -> None:
+    """The forest's classes and ``params``, checked by making one (``models``: :mod:`ml4paleo.models`)."""
+    models.make_segmenter("random-forest", classes, settings, **params)
 
 
 def _previous(model_dir: str | Path | None) -> tuple[str | None, FeatureSettings | None]:
@@ -295,23 +440,6 @@ def _same_bank(ranked: FeatureSettings, settings: FeatureSettings) -> bool:
     """Whether ``ranked`` is a selection from the bank ``settings`` computes."""
     return (ranked.sigmas, ranked.filters, ranked.two_d, ranked.downsample) == \
         (settings.sigmas, settings.filters, settings.two_d, settings.downsample)
-
-
-def _select_features(rows, targets, settings: FeatureSettings, classes, select: int, sampling: str,
-                     max_voxels: int, seed: int) -> tuple[FeatureSettings, np.ndarray]:
-    """The ``select`` most important features (mean decrease in impurity of a forest fitted on
-    every feature), as settings that compute only those, and their column indices."""
-    X, y = np.concatenate(rows), np.concatenate(targets)
-    keep = sample_indices(y, sampling, min(max_voxels, RANK_VOXELS), seed, min(MIN_PER_CLASS, RANK_VOXELS // 10))
-    from ml4paleo.models import make_segmenter  # imported by then: see _models_beside
-
-    ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1, **RANKER).fit(X[keep], y[keep])
-    columns = np.sort(np.argsort(ranker.estimator.feature_importances_)[::-1][:select])
-    names = feature_names(settings)
-    chosen = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
-                             tuple(names[c] for c in columns))
-    return chosen, columns
-
 
 
 def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int,
@@ -367,317 +495,120 @@ def _prior(full: Mapping[SliceKey, np.ndarray], shape: Sequence[int], K: int,
     return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes)
 
 
+def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
+    """Import :mod:`ml4paleo.models` (scikit-learn: 1-1.5 s a process, mostly scipy.stats) in a
+    thread, then ``check(models)``; returns the join, which gives the module or raises what the
+    import or the check raised. train_model starts it once the painted slices are completed and
+    joins it after their features, the first use of a forest: the filters release the GIL, and
+    the last painted slice of an odd count leaves a core to the import."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            import ml4paleo.models as models  # the lazy import of this module: see the docstring
+
+            check(models)
+            box["models"] = models
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the join, in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="ml4paleo-import-models", daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["models"]
+
+    return join
+
+
+def _painted_slice(key: SliceKey, mask: np.ndarray, *, array: Any, prior: ShapePrior | None,
+                   completed: Sequence[SliceKey], settings: FeatureSettings, max_voxels: int,
+                   seed: int) -> PaintedSlice:
+    """The feature rows of one painted slice (a sample of its labeled voxels, which bounds memory
+    on full masks) and, for a completed slice, the pseudo rows of the band near its outlines."""
+    sel = mask > 0
+    y = mask[sel].astype(np.intp) - 1
+    axis, index = plane_of(key)
+    keep = sample_indices(y, "proportional", max_voxels, seed + index)
+    full = prior.mask_of(key) if key in completed else None
+    band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
+    union = sel | band
+    feats = labeled_features(array, index, union, settings, axis=axis)  # row-major over ``union``
+    ys, xs = np.nonzero(sel)
+    out = PaintedSlice(key, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep]))
+    if band.any():
+        by, bx = np.nonzero(band)
+        pick = np.sort(np.random.default_rng(seed + index).permutation(by.size)[: len(keep)])
+        out.pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
+    return out
+
+
 def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
     """Unpainted voxels within ``PSEUDO_BAND`` voxels of an outline of the completed slice:
     where the strokes say least and the completion most."""
     return near_outline(completion, PSEUDO_BAND) & ~painted
 
 
-def _extrapolated(held: Sequence[SliceKey], prior: ShapePrior | None) -> bool:
-    """Whether a fold's held z slices lie outside the range of the prior's remaining slices."""
-    rest = [z for z in (prior.slices if prior else ()) if z not in held]
-    return not rest or any(not isinstance(z, tuple) and (z < min(rest) or z > max(rest)) for z in held)
+def _keep_selected(slices: Sequence[PaintedSlice], settings: FeatureSettings, classes: tuple[str, ...], select: int,
+                   sampling: str, max_voxels: int, seed: int) -> FeatureSettings:
+    """Rank the features, keep the ``select`` best in every slice's rows; the settings that compute them."""
+    settings, columns = _select_features([s.rows for s in slices], [s.targets for s in slices], settings, classes,
+                                         select, sampling, max_voxels, seed)
+    for s in slices:
+        s.rows = s.rows[:, columns]
+        if s.pseudo is not None:
+            s.pseudo = (s.pseudo[0][:, columns], *s.pseudo[1:])
+    return settings
 
 
-def _json_key(key: SliceKey) -> int | str:
-    """A z slice as its index, a plane across the stack as ``"y120"``."""
-    return key_name(key) if isinstance(key, tuple) else int(key)
+def _select_features(rows, targets, settings: FeatureSettings, classes, select: int, sampling: str,
+                     max_voxels: int, seed: int) -> tuple[FeatureSettings, np.ndarray]:
+    """The ``select`` most important features (mean decrease in impurity of a forest fitted on
+    every feature), as settings that compute only those, and their column indices."""
+    X, y = np.concatenate(rows), np.concatenate(targets)
+    keep = sample_indices(y, sampling, min(max_voxels, RANK_VOXELS), seed, min(MIN_PER_CLASS, RANK_VOXELS // 10))
+    from ml4paleo.models import make_segmenter  # imported by then: see _models_beside
+
+    ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1, **RANKER).fit(X[keep], y[keep])
+    columns = np.sort(np.argsort(ranker.estimator.feature_importances_)[::-1][:select])
+    names = feature_names(settings)
+    chosen = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
+                             tuple(names[c] for c in columns))
+    return chosen, columns
 
 
-def mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
-    values = [m["dice"] for m in metrics.values() if m["dice"] is not None]
-    return float(np.mean(values)) if values else 0.0
-
-
-def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
-                  previous: str | None = None) -> tuple[str, str]:
-    """The candidate with the best mean Dice (ties within ``TIE`` to the earlier) and why; the
-    ``previous`` model's method stays unless the best beats it by more than ``SWITCH``."""
-    means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
-    if not means:
-        return order[0], "no held-out slice could be scored: the first method is used"
-    best = max(means.values())
-    chosen = next(name for name in order if name in means and means[name] >= best - TIE)
-    others = ", ".join(f"{n} {m:.3f}" for n, m in means.items() if n != chosen)
-    if previous in means and previous != chosen:
-        ahead = _clearly_ahead(scored[chosen].get("fold_dice"), scored[previous].get("fold_dice"))
-        if means[chosen] <= means[previous] + SWITCH or not ahead:
-            return previous, (f"kept the previous model's method {previous} {means[previous]:.3f}: "
-                              f"{chosen} {means[chosen]:.3f} is not better by more than {SWITCH} on every held-out slice")
-        return chosen, (f"changed from {previous} ({means[previous]:.3f}) to {chosen} {means[chosen]:.3f}, "
-                        f"better by more than {SWITCH} and on every held-out slice" + (f" (vs {others})" if others else ""))
-    return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
-
-
-def _clearly_ahead(new: Sequence[float] | None, old: Sequence[float] | None) -> bool:
-    """Whether ``new`` scores at least as well as ``old`` on every held-out fold (True when the
-    folds are not known: the mean alone then decides)."""
-    if not new or not old or len(new) != len(old):
-        return True
-    return all(a >= b for a, b in zip(new, old))
-
-
-def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_slices: int) -> list[str]:
-    """What to tell the user when even the chosen method gets a class wrong."""
-    out = []
-    for name, m in metrics.items():
-        if m["dice"] is not None and m["dice"] < POOR_DICE:
-            out.append(f"class {name!r} scores Dice {m['dice']:.2f} on held-out painted slices: the segmentation "
-                       f"will be poor there. Paint more slices ({n_slices} so far), spread them across the stack, "
-                       f"and add strokes where the prediction is wrong.")
-    return out
-
-
-def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceKey]],
-                     progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
-    """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
-    the same split into interior and extrapolated folds, its confusion matrix, the mean Dice of
-    each scored fold (``fold_dice``) and seconds."""
-    K = len(ts.classes)
-    confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
-    per_fold: dict[str, list[float]] = {n: [] for n in candidates}
-    split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
-    seconds = dict.fromkeys(candidates, 0.0)
-    progress(0, max(len(folds), 1))
-    for i, held in enumerate(folds):
-        if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
-            continue  # a class painted only on the held-out slices: this fold cannot be scored
-        targets = [s.targets for s in ts.slices if s.z in held]
-        where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
-        for n, cand in candidates.items():
-            t0 = time.perf_counter()
-            fold = np.zeros((K, K), np.int64)
-            for truth, pred in zip(targets, cand.heldout(ts, set(held))):
-                np.add.at(fold, (truth, pred), 1)
-            confusion[n] += fold
-            split[n][where] += fold
-            per_fold[n].append(round(mean_dice(_scores(fold, ts.classes)), 4))
-            seconds[n] += time.perf_counter() - t0
-        progress(i + 1, len(folds))
-    return {n: {"metrics": _scores(confusion[n], ts.classes) if confusion[n].sum() else {},
-                **{k: (_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
-                "confusion": confusion[n].tolist(), "fold_dice": per_fold[n], "seconds": round(seconds[n], 2)}
-            for n in candidates}
-
-
-def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceKey]],
-                      sampling: str, warnings: Sequence[str]) -> dict[str, Any]:
-    """What ``validation.json`` holds: the chosen method's held-out figures and every candidate's."""
-    metrics = scored[chosen]["metrics"]
-    if metrics:
-        return {"method": "leave-one-slice-out", "folds": [[_json_key(k) for k in f] for f in folds],
-                "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
-                "chosen": chosen, "reason": reason, "candidates": scored, "warnings": list(warnings)}
-    return {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
-                                        "that each leave every class on the others",
-            "chosen": chosen, "choice": reason, "candidates": scored, "warnings": list(warnings)}
-
-
-def train_model(
-    volume_path: str | Path,
-    annotations: str | Path | Mapping[int, np.ndarray],
-    model_dir: str | Path,
-    *,
-    classes: Sequence[str] = CLASS_NAMES,
-    method: str = "auto",
-    two_d: bool = False,
-    features: FeatureSettings | Mapping[str, Any] | None = None,
-    progress: ProgressCallback | None = None,
-    overwrite: bool = False,
-    sampling: str = DEFAULT_SAMPLING,
-    max_voxels: int = MAX_TRAIN_VOXELS,
-    params: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    select: int | None = DEFAULT_SELECT,
-    max_train_seconds: float | None = None,
-    unet_params: Mapping[str, Any] | None = None,
-    device: str = "auto",
-    validate: str = "now",
-    previous_model: str | Path | None = None,
-) -> TrainResult:
-    """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
-
-    ``annotations``: a folder of PNGs (see :mod:`ml4paleo.io.annotations`) or a mapping slice
-    -> 2D mask with values 0 unlabeled, 1..K for ``classes``. ``method``: ``auto`` (scored
-    choice, see above) or one of ``forest``, ``context``, ``interpolation``, ``boosting``.
-    ``features``: feature settings (default: the full bank; ``two_d`` computes per slice).
-    ``params`` go to the forest. ``select``: keep only this many most important features (see
-    ``DEFAULT_SELECT``); None keeps them all. ``max_train_seconds``: the time the U-Net may
-    spend in all (its leave-one-slice-out folds and the final fit share it); with it, ``auto``
-    scores the U-Net too (without it, ``auto`` stays with the fast methods). ``unet_params``:
-    the U-Net's hyper-parameters (:data:`ml4paleo.models.unet.DEFAULTS`); with ``epochs`` among
-    them each fit trains exactly that many epochs instead of against the clock, so that the
-    model and the choice do not depend on the machine's load, and ``auto`` scores the U-Net
-    too (with ``max_train_seconds`` as well, the clock still stops a fit early). ``device``: where
-    the U-Net runs (``auto``: CUDA when PyTorch sees a GPU, else the CPU). ``validate``: ``now``
-    (leave-one-slice-out before the final fit, its figures in the result) or ``later`` (the model
-    is saved without them and :func:`ml4paleo.pipelines.validate.validate_model` adds them; with
-    ``auto`` the method is chosen on the same folds with models on at most ``CHOICE_ROWS`` rows).
-    ``previous_model``: the folder of the model this one replaces (its annotations minus the
-    newest strokes): ``auto`` keeps its method unless another is clearly better (``SWITCH``), and
-    its ranked features are kept instead of ranking again, so that a correction changes the model
-    by what was painted, not by a new draw of features. Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
-
-    Example (``annotations/12.png``, ``40.png``...: 1 background, 2 shell)::
-
-        >>> from ml4paleo import train_model
-        >>> result = train_model("ammonite.ome.zarr", "annotations", "model", classes=("background", "shell"))
-        >>> result.metrics["shell"]["dice"]  # leave-one-slice-out
-    """
-    progress = progress or no_progress
-    model_dir = Path(model_dir)
-    if model_dir.exists() and not overwrite:
-        raise OutputExistsError(f"{model_dir} already exists (pass overwrite to replace it)")
-    if method not in METHODS:
-        raise InputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    if sampling not in SAMPLING:
-        raise InputError(f"sampling must be one of {', '.join(SAMPLING)}; got {sampling!r}")
-    if validate not in VALIDATE:
-        raise InputError(f"validate must be one of {', '.join(VALIDATE)}; got {validate!r}")
-    if select is not None and (isinstance(select, bool) or not isinstance(select, int) or select < 1):
-        raise InputError(f"select must be a positive number of features or None; got {select!r}")
-    unet_params = dict(unet_params or {})
-    fixed_epochs = "epochs" in unet_params
-    if unet_params:
-        from ml4paleo.models.unet import UNetSegmenter  # lazy: torch, only when U-Net parameters are given
-
-        UNetSegmenter(tuple(str(c) for c in classes), **unet_params)  # validates them before any work
-    settings = FeatureSettings.from_value(features)
-    if two_d and not settings.two_d:
-        settings = FeatureSettings.from_value(settings, two_d=True)
-    previous_method, ranked = _previous(previous_model)
-    if select is not None and settings.selected is None and ranked is not None and _same_bank(ranked, settings):
-        settings = ranked
-    classes = tuple(str(c) for c in classes)
-
-    def check(models: Any) -> None:
-        models.make_segmenter("random-forest", classes, settings, **dict(params or {}))  # classes and params
-
-    # with params, checked before any work; the default (none) checks only the classes, so the
-    # import that the check needs runs beside the features and the check fails after them at worst
-    if params:
-        check(_models_beside(lambda models: None)())
-    info = read_info(volume_path)
-    ann = load_annotations(annotations)
-    check_annotations(ann, info.shape, classes)
-    K = len(classes)
-
-    array = open_level(volume_path, 0)
-    progress(0.0, 1.0, "completing painted slices")
-    prior, completed = _complete(array, ann, K, info.voxel_size)
-    models_imported = _models_beside(check)
-    def painted(z: SliceKey, mask: np.ndarray) -> PaintedSlice:
-        sel = mask > 0
-        y = mask[sel].astype(np.intp) - 1
-        axis, index = plane_of(z)
-        keep = sample_indices(y, "proportional", max_voxels, seed + index)  # bounds memory on full masks
-        full = prior.mask_of(z) if z in completed else None
-        band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
-        union = sel | band
-        feats = labeled_features(array, index, union, settings, axis=axis)  # row-major over ``union``
-        ys, xs = np.nonzero(sel)
-        out = PaintedSlice(z, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep]))
-        if band.any():
-            by, bx = np.nonzero(band)
-            pick = np.sort(np.random.default_rng(seed + index).permutation(by.size)[: len(keep)])
-            out.pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
-        return out
-
-    # one slice per thread: the filters release the GIL (two threads ~2x one, compute/regions.py);
-    # at most FEATURE_THREADS, as each holds a tile's features (~0.8 GB for a 512^2 tile, measured)
-    progress(0.05, 1.0, "computing features")
-    slices: list[PaintedSlice] = run_tasks(painted, list(ann.items()), scheduler="threads", workers=FEATURE_THREADS,
-                                           progress=scaled(progress, 0.05, 0.35), stage="computing features")
-    labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
-    save_model = models_imported().save_model
-
-    if select is not None and settings.selected is None and 0 < select < settings.n_features:
-        progress(0.35, 1.0, "selecting features")
-        settings, columns = _select_features([s.rows for s in slices], [s.targets for s in slices], settings, classes,
-                                             select, sampling, max_voxels, seed)
-        for s in slices:
-            s.rows = s.rows[:, columns]
-            if s.pseudo is not None:
-                s.pseudo = (s.pseudo[0][:, columns], *s.pseudo[1:])
-
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"device must be auto, cpu or cuda; got {device!r}")
-    if max_train_seconds is not None and not max_train_seconds > 0:
-        raise InputError(f"max_train_seconds must be a positive number of seconds; got {max_train_seconds!r}")
-    names = (AUTO + (("unet",) if max_train_seconds or fixed_epochs else ())) if method == "auto" else (method,)
-    if prior is None:
-        if method in ("context", "interpolation"):
+def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -> tuple[str, ...]:
+    """The methods to score: ``method`` alone, or ``auto``'s (with the U-Net when it has time or
+    fixed epochs), less those that need the shape prior when no slice gives one."""
+    if method != "auto":
+        if prior is None and CANDIDATES[method].needs_prior:
             raise InputError(f"the {method} method needs a slice painted in full or with strokes of two classes")
-        names = tuple(n for n in names if not make_candidate(n).needs_prior)
-    candidates = {n: make_candidate(n) for n in names}
-    # a slice with strokes of one class is a correction, painted where the model of the time was
-    # wrong: held out, it would score that model's method down by construction and the choice
-    # would flee from whichever method is current; it trains every fold instead
-    folds = folds_of([s.z for s in slices if completable(ann[s.z])], MAX_FOLDS)
-    budget = max_train_seconds or (None if fixed_epochs else UNET_SECONDS)
-    ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
-                     array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
-                     seconds_per_fit=budget / (len(folds) + 1) if budget and len(candidates) > 1 else budget)
+        return (method,)
+    names = AUTO + (("unet",) if scores_unet else ())
+    return names if prior is not None else tuple(n for n in names if not CANDIDATES[n].needs_prior)
 
+
+def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceKey]], validate: str,
+            previous_method: str | None, progress: ProgressCallback) -> tuple[dict[str, dict[str, Any]], str, str]:
+    """The candidates' held-out scores, the chosen method and why. Validated ``now``, the full
+    folds decide; validated ``later``, ``auto`` decides on quick folds (``CHOICE_ROWS``) and the
+    full validation follows (:func:`ml4paleo.pipelines.validate.validate_model`)."""
+    names = tuple(candidates)
     if validate == "later" and len(candidates) > 1:
         # the choice needs held-out evidence now: the same folds, models on fewer rows; the full
         # validation follows (validate_model) and says whether it agrees
-        quick = dataclasses.replace(ts, max_voxels=min(max_voxels, CHOICE_ROWS),
+        quick = dataclasses.replace(ts, max_voxels=min(ts.max_voxels, CHOICE_ROWS),
                                     params={"n_estimators": CHOICE_TREES, **ts.params})
         scored = score_candidates(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
         chosen, reason = choose_method(scored, names, previous_method)
-        reason += (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} rows; "
-                   "the full validation follows)")
-    elif validate == "later":
-        scored, (chosen, reason) = {names[0]: {"metrics": {}, "seconds": 0.0}}, (names[0], f"method {names[0]} was asked for")
-    else:
-        scored = score_candidates(ts, candidates, folds, scaled(progress, 0.45, 0.85, "validating (leave one slice out)"))
-        if len(candidates) == 1:
-            chosen, reason = names[0], f"method {names[0]} was asked for"
-        else:
-            chosen, reason = choose_method(scored, names, previous_method)
-    metrics = scored[chosen]["metrics"]
-    warnings = validation_warnings(metrics, len(slices))
+        return scored, chosen, reason + (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} "
+                                         "rows; the full validation follows)")
     if validate == "later":
-        validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
-                      "folds": [[_json_key(k) for k in f] for f in folds]}
-        metrics = {}
-    else:
-        validation = validation_report(scored, chosen, reason, folds, sampling, warnings)
-
-    progress(0.85, 1.0, f"fitting the final model ({chosen})")
-    final = candidates[chosen].fit(ts)
-    final.painted = [(*plane_of(key), mask) for key, mask in ann.items()]  # its predictions keep them
-    progress(0.95, 1.0, "finding where to paint next")
-    suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior)
-    final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
-    voxels = {name: int(n) for name, n in zip(classes, labeled)}
-    trained_on = np.bincount(np.concatenate([s.targets for s in slices]), minlength=K)
-    save_model(final, model_dir, overwrite=overwrite, validation=validation, documents={SUGGESTIONS_FILE: suggestions},
-               painted=final.painted,
-               metadata={
-        "method": chosen,
-        "method_reason": reason,
-        "previous_method": previous_method,
-        "previous_model": str(previous_model) if previous_model is not None else None,
-        "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"]} for n in candidates},
-        "warnings": warnings,
-        "voxel_size": list(info.voxel_size),
-        "unit": info.unit,
-        "volume_shape": list(info.shape),
-        "volume_path": str(volume_path),
-        "annotated_slices": [_json_key(s.z) for s in slices],
-        "prior_slices": [_json_key(k) for k in prior.keys()] if prior else [],
-        "completed_slices": [_json_key(k) for k in completed],
-        "voxels_per_class": voxels,
-        "training_voxels_per_class": {name: int(n) for name, n in zip(classes, trained_on)},
-        "sampling": sampling,
-        "max_voxels": int(max_voxels),
-    })
-    if validate == "later":
-        save_pending(model_dir, ts, names, folds, volume_path)
-    progress(1.0, 1.0, "done")
-    return TrainResult(model_dir=model_dir, metrics=metrics, n_slices=len(slices), voxels_per_class=voxels,
-                       classes=classes, validation=validation, features=settings.to_dict(), model=final.kind,
-                       method=chosen, candidates={n: scored[n]["metrics"] for n in candidates}, warnings=tuple(warnings),
-                       suggestions=suggestions)
+        return {names[0]: {"metrics": {}, "seconds": 0.0}}, names[0], f"method {names[0]} was asked for"
+    scored = score_candidates(ts, candidates, folds, scaled(progress, 0.45, 0.85, "validating (leave one slice out)"))
+    if len(candidates) == 1:
+        return scored, names[0], f"method {names[0]} was asked for"
+    return (scored, *choose_method(scored, names, previous_method))

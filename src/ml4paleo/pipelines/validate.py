@@ -17,11 +17,10 @@ With ``auto``, the method was chosen on quicker folds (``CHOICE_ROWS``): if the 
 finds that another method is clearly better (more than ``TIE`` in mean Dice), it says so in the
 warnings rather than silently keeping a worse choice.
 
-Imports beyond the standard library are made inside the functions, for two measured reasons:
-``python -m ml4paleo.pipelines.validate`` lowers its priority before it pays them (the training
-side, models and OME-Zarr: 2.9-3.0 s on the 2-core dev machine), so they do not compete with
-the segmentation started beside it; and :mod:`ml4paleo.pipelines.train` imports this module at
-its top (``save_pending``), so this one cannot import train at its own.
+Imports beyond the standard library are made inside the functions: ``python -m
+ml4paleo.pipelines.validate`` lowers its priority before it pays them (the training side, models
+and OME-Zarr: seconds), so they do not compete with the segmentation started beside it. The
+scoring is :mod:`ml4paleo.pipelines.scoring`'s, the same that training uses.
 """
 
 from __future__ import annotations
@@ -104,8 +103,8 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     from ml4paleo.io.omezarr import open_level
     from ml4paleo.models._io import METADATA_FILE, VALIDATION_FILE
     from ml4paleo.pipelines._candidates import make_candidate
-    from ml4paleo.pipelines.train import (TIE, choose_method, mean_dice, score_candidates, validation_report,
-                                          validation_warnings)
+    from ml4paleo.pipelines.scoring import (TIE, choose_method, mean_dice, score_candidates, validation_report,
+                                            validation_warnings)
 
     model_dir = Path(model_dir)
     progress = progress or no_progress

@@ -18,16 +18,16 @@ import numpy as np
 from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.compute import display
+from ml4paleo.compute.coarse import level_factors
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.io.annotations import SliceKey, axis_index
+from ml4paleo.io.omezarr import read_info
 from ml4paleo.io.png import encode_png
 from ml4paleo.io.slices import render_slice
 from ml4paleo.jobs import files
-from ml4paleo.compute.uncertainty import doubt_map
-from ml4paleo.models import labels_from_proba
-from ml4paleo.pipelines.preview import plane_proba
 from ml4paleo.web._common import (b64decode, b64encode, int_field, int_value, json_body, paths, png_response, store,
                                   window_arg)
+from ml4paleo.web._previews import check_view, runner_preview
 
 bp = Blueprint("annotate", __name__)
 
@@ -53,7 +53,10 @@ def annotate_page(job_id: str):
 @bp.get("/api/annotate/<job_id>/images/next")
 def next_image(job_id: str):
     """A slice to annotate (``?z=N``, or ``?axis=y&index=N`` for a plane across the stack;
-    none: a z slice far from annotated ones), through ``window=lo,hi`` (default: the job's)."""
+    none: a z slice far from annotated ones), through ``window=lo,hi`` (default: the job's).
+    ``level=L`` sends the image from pyramid level L (the plane holding the slice there):
+    ``factors`` full-resolution pixels per image pixel, ``image_shape`` its size; ``shape``
+    stays the full-resolution plane's."""
     shape, window, doc = files.converted(store(), job_id)
     key = _key(request.args, shape, required=False)
     if key is None:
@@ -64,9 +67,18 @@ def next_image(job_id: str):
                                                             np.random.default_rng()), shape)
     axis, index = axis_index(key)
     window = window_arg() or window
-    image = render_slice(store().paths(job_id).volume, axis, index, window)
+    volume = store().paths(job_id).volume
+    level_shapes = read_info(volume).level_shapes
+    level = int_value(request.args.get("level"), "level", default=0, minimum=0)
+    if level >= len(level_shapes):
+        raise InputError(f"level must be from 0 to {len(level_shapes) - 1}; got {level}")
+    factors = level_factors(level_shapes, level)
+    ax = display.AXES[axis]
+    image = render_slice(volume, axis, index // factors[ax], window, level=level)
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, image=b64encode(encode_png(image)),
-                   window=window, shape=list(files.plane_shape(key, shape)), depth=int(shape[display.AXES[axis]]))
+                   window=window, shape=list(files.plane_shape(key, shape)), depth=int(shape[ax]), level=level,
+                   factors=[f for a, f in enumerate(factors) if a != ax], image_shape=list(image.shape[:2]),
+                   levels=len(level_shapes))
 
 
 @bp.post("/api/annotate/<job_id>/data/submit")
@@ -95,21 +107,30 @@ def predict(job_id: str):
     """The newest model's classes for a slice (``z``, or ``axis`` and ``index``; class index
     per pixel, as a gray PNG); the model is a draft (``draft: true``, id ``draft-<n>``) while it
     is newer than every full model. With ``uncertainty: true``, also how unsure it is per pixel,
-    1 - (p_top - p_second) as a gray PNG (0..255), from the same probabilities."""
+    1 - (p_top - p_second) as a gray PNG (0..255), from the same probabilities.
+
+    ``level`` (a pyramid level, default 0) and ``region`` ([row0, col0, row1, col1] of the
+    plane, default all) ask for what a view shows at the resolution it shows it: the answer's
+    ``level``, ``factors`` (voxels per pixel) and ``region`` (what it covers) say what came.
+    ``view`` names the page's view: a newer request of the same view supersedes this one (409).
+    The train runner computes it (``ml4paleo.jobs.tasks.preview``)."""
     data = json_body()
     shape, _, _ = files.converted(store(), job_id)
     axis, index = axis_index(_key(data, shape))
+    level = int_field(data, "level", default=0, minimum=0)
+    view = check_view(data.get("view"))
     chosen = _overlay_model(job_id)
     if chosen is None:
         raise InvalidTransition("no trained model yet: submit annotations and retrain first")
-    model_id, folder = chosen
-    proba = plane_proba(store().paths(job_id).volume, folder, axis, index)
-    prediction = np.asarray(labels_from_proba(proba)).astype(np.uint8)
+    model_id, _ = chosen
+    result, folder = runner_preview(job_id, model_id, axis, index, level=level, region=data.get("region"), view=view)
     extra = {}
     if data.get("uncertainty") is True:
-        extra["uncertainty"] = b64encode(encode_png(display.to_uint8(doubt_map(proba), (0.0, 1.0))))
+        extra["uncertainty"] = b64encode((folder / "uncertainty.png").read_bytes())
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, model_id=model_id,
-                   draft=model_id.startswith("draft-"), prediction=b64encode(encode_png(prediction)), **extra)
+                   draft=model_id.startswith("draft-"), prediction=b64encode((folder / "prediction.png").read_bytes()),
+                   level=result.get("level", level), factors=result.get("factors", [1, 1]),
+                   region=result.get("region"), **extra)
 
 
 @bp.post("/api/annotate/<job_id>/data/complete")
@@ -125,7 +146,10 @@ def complete(job_id: str):
     png = b64decode(data["mask"], "mask") if data.get("mask") is not None else None
     axis, index = axis_index(key)
     chosen = _overlay_model(job_id)
-    proba = plane_proba(store().paths(job_id).volume, chosen[1], axis, index) if chosen is not None else None
+    proba = None
+    if chosen is not None:  # the train runner computes the probabilities, never this process
+        _, folder = runner_preview(job_id, chosen[0], axis, index, proba=True)
+        proba = np.load(folder / "proba.npy")
     completed = files.complete_mask(store(), job_id, key, png, proba)
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, completed=b64encode(encode_png(completed)))
 

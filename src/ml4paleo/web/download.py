@@ -6,17 +6,19 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, render_template, send_file, stream_with_context
 
+from ml4paleo.enums import ON_REQUEST_EXPORTS
 from ml4paleo.errors import ArtifactNotFound, InvalidTransition
 from ml4paleo.io.annotations import annotation_files, file_name, plane_of
 from ml4paleo.io.exports import folder_entries
 from ml4paleo.jobs.files import list_artifacts
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
-from ml4paleo.web._common import paths, store, zip_response
+from ml4paleo.web._common import json_body, paths, store, zip_response
 
 bp = Blueprint("download", __name__)
 SEG_FORMATS = {"png": "png-zip", "tiff": "tiff", "seg-nrrd": "seg-nrrd", "nifti": "nifti"}
-"""URL name -> export format of the files the mesh runner writes after each segmentation."""
+"""URL name -> export format of a segmentation's download files: written by the mesh runner after
+each segmentation, the TIFF when asked for (``POST .../export/tiff``)."""
 
 
 def _entries(folder: Path, prefix: str, suffixes: tuple[str, ...] | None = None) -> list[tuple[str, Path]]:
@@ -55,9 +57,24 @@ def seg_export(job_id: str, seg_id: str, fmt: str):
         reason = store().export_error(job_id, seg_id)
         if reason:
             raise InvalidTransition(f"the {fmt} export of segmentation {seg_id} failed: {reason}")
+        if SEG_FORMATS[fmt] in ON_REQUEST_EXPORTS and SEG_FORMATS[fmt] not in store().exports_pending(job_id, seg_id):
+            raise InvalidTransition(f"the {fmt} of segmentation {seg_id} is made on request: "
+                                    f"POST /api/job/{job_id}/segmentation/{seg_id}/export/{fmt} first")
         raise InvalidTransition(f"the {fmt} export of segmentation {seg_id} is still being prepared")
     return send_file(path, as_attachment=True, download_name=f"segmentation-{seg_id}.{path.name.split('.', 1)[1]}",
                      max_age=0)
+
+
+@bp.post("/api/job/<job_id>/segmentation/<seg_id>/export/<fmt>")
+def make_export(job_id: str, seg_id: str, fmt: str):
+    """Queue writing one download file of a finished segmentation (the TIFF, made on request only;
+    the others again), ``compression`` of a TIFF: lzw (default), deflate or none."""
+    if fmt not in SEG_FORMATS:
+        raise ArtifactNotFound(f"no download format {fmt[:20]!r}; use {', '.join(SEG_FORMATS)}")
+    paths(job_id)
+    compression = json_body().get("compression")
+    queued = store().queue_export(job_id, seg_id, SEG_FORMATS[fmt], compression)
+    return jsonify({**queued, "url": f"/api/job/{job_id}/segmentation/{queued['seg_id']}/download/{fmt}"}), 202
 
 
 @bp.get("/api/job/<job_id>/meshes/<seg_id>/download")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ml4paleo import __version__
 from ml4paleo.compute.display import AXES
-from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS
+from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.units import LENGTH_UNITS
 from ml4paleo.web.download import SEG_FORMATS
@@ -175,8 +175,22 @@ def _paths() -> dict[str, Any]:
                 "offset": {"type": "integer", "minimum": 0}, "total_size": {"type": "integer", "minimum": 0}}}}}},
             errors=("400", "404", "409", "413"))},
         j + "/upload": {"get": _op("Files received so far (to resume)", [_JOB])},
-        "/api/job/status/upload-complete": {"post": _op("Close the upload, queue conversion", body=_JOB_BODY, ok="202",
-                                                        errors=("400", "404", "409"))},
+        "/api/job/status/upload-complete": {"post": _op(
+            "Close the upload, queue conversion; the uploaded files are deleted once converted unless keep_upload",
+            body=_body({"job_id": {"type": "string"}, "keep_upload": _BOOL}, ["job_id"]), ok="202",
+            errors=("400", "404", "409"))},
+        "/api/import/folders": {"get": _op(
+            "The folder picker: without path the import roots (ML4PALEO_IMPORT_ROOTS), else the sub-folders and files "
+            "of path under one (kind folder, file or ome-zarr; hidden names and links leading out left out); anything "
+            "outside the roots is 403", [{"name": "path", "in": "query", "required": False,
+                                          "schema": {"type": "string"}}], errors=("400", "403", "404"))},
+        "/api/job/import": {"post": _op(
+            "Register a scan where it lies under an import root: a new job whose conversion is queued (a folder of "
+            "slices, a multi-page TIFF, a DICOM series or a zip converted from there; an OME-Zarr, NGFF 0.4/0.5, "
+            "checked and read in place); nothing is written there", body=_body({
+                "path": {"type": "string", "description": "absolute path, as the folder picker lists it"},
+                "name": {"type": "string"}, "voxel_size": {"type": "array", "items": {"type": "number"}},
+                "unit": {"type": "string"}}, ["path"]), ok="202", errors=("400", "403", "404"))},
         j + "/status": {"get": _op("Job status document", [_JOB], ok_schema=_JOBREF)},
         "/api/job/status": {"post": _op("Job status document", body=_JOB_BODY, ok_schema=_JOBREF, errors=("400", "404"))},
         j + "/classes": {"put": _op("Set annotation classes", [_JOB], _body({"classes": {
@@ -285,10 +299,18 @@ def _paths() -> dict[str, Any]:
             ok_type="application/octet-stream", ok_schema=_BIN, errors=("400", "404"))},
         s + "/download/zarr": {"get": _op("Segmentation as a zipped OME-Zarr", [_JOB, _SEG], ok_type=_ZIP,
                                           ok_schema=_BIN, errors=("404", "409"))},
-        s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip, TIFF, 3D Slicer .seg.nrrd or NIfTI .nii.gz", [
+        s + "/download/{fmt}": {"get": _op("Segmentation as PNG zip, TIFF (once made: POST export/tiff), 3D Slicer "
+                                           ".seg.nrrd or NIfTI .nii.gz", [
             _JOB, _SEG, {
             "name": "fmt", "in": "path", "required": True, "schema": {"type": "string", "enum": list(SEG_FORMATS)}}],
             ok_type="application/octet-stream", ok_schema=_BIN, errors=("404", "409"))},
+        s + "/export/{fmt}": {"post": _op(
+            "Queue writing one download file of a finished segmentation: the TIFF is made on request only "
+            "(compression lzw, the default, deflate or none), the others again; one already queued is not repeated",
+            [_JOB, _SEG, {"name": "fmt", "in": "path", "required": True,
+                          "schema": {"type": "string", "enum": list(SEG_FORMATS)}}],
+            _body({"compression": {"type": "string", "enum": list(TIFF_COMPRESSIONS)}}), ok="202",
+            errors=("400", "404", "409"))},
         j + "/meshes/{seg_id}/download": {"get": _op("Zip of the STL meshes", [_JOB, _SEG], ok_type=_ZIP, ok_schema=_BIN,
                                                      errors=("404", "409"))},
         j + "/download/volume": {"get": _op("The volume as a zipped OME-Zarr", [_JOB], ok_type=_ZIP, ok_schema=_BIN,

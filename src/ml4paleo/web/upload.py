@@ -55,10 +55,13 @@ def uploaded_files(job_id: str):
 
 @bp.post("/api/job/status/upload-complete")
 def upload_complete():
-    job_id = json_body().get("job_id")
+    data = json_body()
+    job_id, keep = data.get("job_id"), data.get("keep_upload", False)
     if not isinstance(job_id, str):
         raise InputError("job_id is required")
-    return jsonify(job=store().upload_complete(job_id)), 202
+    if not isinstance(keep, bool):
+        raise InputError("keep_upload must be true or false")
+    return jsonify(job=store().upload_complete(job_id, keep_upload=keep)), 202
 
 
 @bp.get("/api/job/<job_id>/status")

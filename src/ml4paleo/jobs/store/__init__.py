@@ -115,8 +115,11 @@ class JobStore:
     def uploads(self, job_id: str) -> list[dict[str, Any]]:
         return self._uploads.uploads(job_id)
 
-    def upload_complete(self, job_id: str) -> dict[str, Any]:
-        return self._uploads.upload_complete(job_id)
+    def upload_complete(self, job_id: str, keep_upload: bool = False) -> dict[str, Any]:
+        return self._uploads.upload_complete(job_id, keep_upload)
+
+    def queue_import(self, job_id: str, source: dict[str, Any]) -> dict[str, Any]:
+        return self._uploads.queue_import(job_id, source)
 
     # -- annotations (.annotations) ------------------------------------------------------------
 
@@ -161,6 +164,12 @@ class JobStore:
     def draft(self, job_id: str) -> dict[str, Any]:
         return self._queue.draft(job_id)
 
+    def queue_preview(self, job_id: str, params: dict[str, Any], view: str | None = None) -> int:
+        return self._queue.queue_preview(job_id, params, view)
+
+    def preview(self, job_id: str, task_id: int) -> dict[str, Any]:
+        return self._queue.preview(job_id, task_id)
+
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._queue.cancel(job_id)
 
@@ -175,6 +184,12 @@ class JobStore:
 
     def objects_state(self, job_id: str, seg_id: str) -> dict[str, Any]:
         return self._queue.objects_state(job_id, seg_id)
+
+    def queue_export(self, job_id: str, seg_id: str, fmt: str, compression: str | None = None) -> dict[str, Any]:
+        return self._queue.queue_export(job_id, seg_id, fmt, compression)
+
+    def exports_pending(self, job_id: str, seg_id: str) -> set[str]:
+        return self._queue.exports_pending(job_id, seg_id)
 
     def export_error(self, job_id: str, seg_id: str) -> str | None:
         return self._queue.export_error(job_id, seg_id)

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ml4paleo.enums import default_classes
+from ml4paleo.enums import ON_REQUEST_EXPORTS, SEGMENTATION_EXPORTS, default_classes
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.io.omezarr import read_info, set_voxel_size
 from ml4paleo.jobs.paths import check_job_id, new_job_id
@@ -191,6 +191,9 @@ class Jobs:
                 if status in BUSY:
                     raise InvalidTransition(f"the job is busy ({status.value}); change the voxel size when it is done")
                 paths = self.db.paths(job.id)
+                if paths.volume.is_symlink():  # an OME-Zarr registered in place is never written
+                    raise InvalidTransition("this scan is read in place from an import root, never written: its voxel "
+                                            "size is the one in its OME-Zarr metadata")
                 new_size = voxel_size or job.voxel_size or list(read_info(paths.volume).voxel_size)
                 new_unit = unit or job.unit or read_info(paths.volume).unit
                 finished = s.scalars(select(Segmentation).where(Segmentation.job_id == job.id,
@@ -201,8 +204,9 @@ class Jobs:
                 voxel_size, unit = new_size, new_unit
                 from ml4paleo.jobs.store.queue import queue_exports  # lazy: queue imports this module
 
-                for g in finished:
-                    queue_exports(s, job, g.id)
+                for g in finished:  # a TIFF made on request is made again too: its tags hold the voxel size
+                    on_request = [fmt for fmt in ON_REQUEST_EXPORTS if paths.export(g.id, fmt).exists()]
+                    queue_exports(s, job, g.id, (*SEGMENTATION_EXPORTS, *on_request))
                 note = ("volume metadata rewritten in place (NGFF scale and unit only, no voxel rewritten; "
                         "finished segmentations too, their TIFF/NIfTI/Slicer files are being written again); "
                         "meshes already made keep the units they were made with")

@@ -10,9 +10,9 @@ from typing import Any, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ml4paleo.enums import DEFAULT_MESH_FORMAT, SEGMENTATION_EXPORTS, TRAIN_METHODS
+from ml4paleo.enums import DEFAULT_MESH_FORMAT, EXPORT_FORMATS, SEGMENTATION_EXPORTS, TIFF_COMPRESSIONS, TRAIN_METHODS
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
-from ml4paleo.jobs.paths import DRAFTS_KEPT, check_artifact_id, check_job_id, new_artifact_id
+from ml4paleo.jobs.paths import DRAFTS_KEPT, PREVIEWS_KEPT, check_artifact_id, check_job_id, new_artifact_id
 from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, Status, TaskKind, TaskStatus, transition)
 from ml4paleo.jobs.store._base import Database, get_job, log, set_status
@@ -33,11 +33,15 @@ def enqueue(s: Session, job: Job, queue: RunnerKind, kind: TaskKind, *, prev_sta
     return task
 
 
-def queue_exports(s: Session, job: Job, seg_id: str) -> Task:
-    """Write a finished segmentation's download files (``SEGMENTATION_EXPORTS``) from its labels,
-    with the job's classes (Slicer segment names and colours) and voxel size as they are now."""
-    return enqueue(s, job, RunnerKind.MESH, TaskKind.EXPORT, prev_status=None, seg_id=seg_id,
-                   params={"formats": list(SEGMENTATION_EXPORTS), "classes": job.classes})
+def queue_exports(s: Session, job: Job, seg_id: str, formats: Sequence[str] = SEGMENTATION_EXPORTS,
+                  compression: str | None = None) -> Task:
+    """Write a finished segmentation's download files (default ``SEGMENTATION_EXPORTS``) from its
+    labels, with the job's classes (Slicer segment names and colours) and voxel size as they are
+    now; ``compression`` of a TIFF (:data:`ml4paleo.enums.TIFF_COMPRESSIONS`)."""
+    params: dict[str, Any] = {"formats": list(formats), "classes": job.classes}
+    if compression:
+        params["compression"] = compression
+    return enqueue(s, job, RunnerKind.MESH, TaskKind.EXPORT, prev_status=None, seg_id=seg_id, params=params)
 
 
 def _finished_segmentation(s: Session, job: Job, seg_id: str | None, what: str) -> Segmentation:
@@ -112,6 +116,15 @@ def _forget_old_drafts(s: Session, job_id: str) -> None:
     painting would otherwise pile up); their folders are removed by the draft task."""
     old = s.scalars(select(Task).where(Task.job_id == job_id, Task.kind == TaskKind.DRAFT, Task.status.not_in(ACTIVE))
                     .order_by(Task.id.desc()).offset(DRAFTS_KEPT)).all()
+    for task in old:
+        s.delete(task)
+
+
+def _forget_old_previews(s: Session, job_id: str) -> None:
+    """Delete the rows of finished previews beyond the newest ``PREVIEWS_KEPT`` (one per slice
+    looked at); their folders are removed by the preview task."""
+    old = s.scalars(select(Task).where(Task.job_id == job_id, Task.kind == TaskKind.PREVIEW, Task.status.not_in(ACTIVE))
+                    .order_by(Task.id.desc()).offset(PREVIEWS_KEPT)).all()
     for task in old:
         s.delete(task)
 
@@ -205,6 +218,34 @@ class Queue:
                     "pending": any(t.status in ACTIVE for t in rows),
                     "error": failed.error if failed is not None and (done is None or failed.id > done.id) else None}
 
+    def queue_preview(self, job_id: str, params: dict[str, Any], view: str | None = None) -> int:
+        """Queue a preview (the ``preview`` task's ``params``) on the train queue; returns its task
+        id. With a ``view`` (the page's name for what it shows), the view's older previews are
+        superseded: a queued one is cancelled, a running one asked to stop."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            if view is not None:
+                older = s.scalars(select(Task).where(Task.job_id == job.id, Task.kind == TaskKind.PREVIEW,
+                                                     Task.status.in_(ACTIVE))).all()
+                for task in older:
+                    if (task.params or {}).get("view") != view:
+                        continue
+                    if task.status == TaskStatus.QUEUED:
+                        end_cancelled(s, task, job)
+                    else:
+                        task.cancel_requested = True
+            _forget_old_previews(s, job.id)
+            return enqueue(s, job, RunnerKind.TRAIN, TaskKind.PREVIEW, prev_status=None,
+                           params={**params, **({"view": view} if view is not None else {})}).id
+
+    def preview(self, job_id: str, task_id: int) -> dict[str, Any]:
+        """A preview task's ``status``, ``result`` and ``error``; ArtifactNotFound if there is none."""
+        with self.db.session() as s:
+            task = s.get(Task, int(task_id))
+            if task is None or task.job_id != check_job_id(job_id) or task.kind != TaskKind.PREVIEW:
+                raise ArtifactNotFound(f"no preview {task_id} in this job")
+            return {"status": task.status, "result": task.result, "error": task.error}
+
     def queue_mesh(self, job_id: str, seg_id: str | None = None, formats: Sequence[str] = (DEFAULT_MESH_FORMAT,), *,
                    full_resolution: bool = False) -> str:
         """Queue meshing of ``seg_id`` (default: the newest finished segmentation); the task
@@ -278,6 +319,34 @@ class Queue:
                     "pending": {"task_id": active.id, "status": active.status, "progress": active.progress,
                                 "stage": active.stage} if active is not None else None,
                     "error": failed.error if failed is not None and (done is None or failed.id > done.id) else None}
+
+    def queue_export(self, job_id: str, seg_id: str, fmt: str, compression: str | None = None) -> dict[str, Any]:
+        """Queue writing one download file of a finished segmentation on request (the TIFF is not
+        made for every segmentation); one already queued or running for it is not repeated.
+        Returns ``{task_id, seg_id, format, queued}``."""
+        if fmt not in EXPORT_FORMATS:
+            raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
+        if compression is not None and compression not in TIFF_COMPRESSIONS:
+            raise InputError(f"compression must be one of {', '.join(TIFF_COMPRESSIONS)}; got {compression!r}")
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            seg = _finished_segmentation(s, job, seg_id, "export")
+            for task in self._active_exports(s, job.id, seg.id):
+                if fmt in (task.params or {}).get("formats", ()) and (task.params or {}).get("compression") == compression:
+                    return {"task_id": task.id, "seg_id": seg.id, "format": fmt, "queued": False}
+            task = queue_exports(s, job, seg.id, (fmt,), compression)
+            return {"task_id": task.id, "seg_id": seg.id, "format": fmt, "queued": True}
+
+    @staticmethod
+    def _active_exports(s: Session, job_id: str, seg_id: str) -> list[Task]:
+        return list(s.scalars(select(Task).where(Task.job_id == job_id, Task.seg_id == seg_id,
+                                                 Task.kind == TaskKind.EXPORT, Task.status.in_(ACTIVE))).all())
+
+    def exports_pending(self, job_id: str, seg_id: str) -> set[str]:
+        """Formats of a segmentation's exports queued or running."""
+        with self.db.session() as s:
+            return {fmt for task in self._active_exports(s, check_job_id(job_id), check_artifact_id(seg_id))
+                    for fmt in (task.params or {}).get("formats", ())}
 
     def export_error(self, job_id: str, seg_id: str) -> str | None:
         """Why the newest export of a segmentation failed, or None (queued, running or done)."""

@@ -76,8 +76,9 @@ class Uploads:
             rows = s.scalars(select(Upload).where(Upload.job_id == job.id).order_by(Upload.filename)).all()
             return [{"filename": r.filename, "received": r.received, "total_size": r.total_size} for r in rows]
 
-    def upload_complete(self, job_id: str) -> dict[str, Any]:
-        """Close the upload and queue its conversion; a repeat changes nothing."""
+    def upload_complete(self, job_id: str, keep_upload: bool = False) -> dict[str, Any]:
+        """Close the upload and queue its conversion; a repeat changes nothing. The uploaded files
+        are deleted once converted unless ``keep_upload``."""
         with self.db.session() as s:
             job = get_job(s, job_id)
             if job.status in (Status.UPLOADING, Status.ERROR) and job.shape is None:
@@ -90,5 +91,17 @@ class Uploads:
             before = job.status
             if set_status(s, job, JobEvent.UPLOAD_COMPLETE) == Status.UPLOADED and before != Status.UPLOADED:
                 job.progress, job.stage = 0.0, "waiting for the converter"
-                enqueue(s, job, RunnerKind.CONVERT, TaskKind.CONVERT, prev_status=before)
+                enqueue(s, job, RunnerKind.CONVERT, TaskKind.CONVERT, prev_status=before,
+                        params={"keep_upload": True} if keep_upload else None)
+            return job_document(s, job)
+
+    def queue_import(self, job_id: str, source: dict[str, Any]) -> dict[str, Any]:
+        """Queue the conversion of a scan registered where it lies (``source``: the task's params,
+        ``{"source", "kind", "in_place"}``, see :mod:`ml4paleo.jobs.imports`) for a new job."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            before = job.status
+            set_status(s, job, JobEvent.UPLOAD_COMPLETE)
+            job.progress, job.stage = 0.0, "waiting for the converter"
+            enqueue(s, job, RunnerKind.CONVERT, TaskKind.CONVERT, prev_status=before, params=dict(source))
             return job_document(s, job)

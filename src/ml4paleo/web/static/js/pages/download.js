@@ -1,5 +1,5 @@
 // Download page: every artifact of the job with its size; unfinished ones are not links.
-import { el, poll } from "../lib/dom.js";
+import { el, guarded, poll } from "../lib/dom.js";
 import { enums } from "../lib/enums.js";
 import { formatBytes } from "../lib/format.js";
 import { api } from "../lib/http.js";
@@ -11,10 +11,19 @@ function sizeText(a) {
   return a.size !== null && a.size !== undefined ? formatBytes(a.size) : "made while sent";
 }
 
+/** Ask the server to make a file written on request only (the segmentation's TIFF). */
+async function make(a, button) {
+  button.disabled = true;
+  await guarded(() => api(a.make, { method: "POST", body: {} }));
+  lastKey = ""; // the next poll redraws the row as "in progress"
+}
+
 function row(a) {
-  const cell = a.ready
-    ? el("a", { class: "button primary", href: a.url, download: "" }, "Download")
-    : el("span", { class: "status" }, "in progress…");
+  let cell;
+  if (a.ready) cell = el("a", { class: "button primary", href: a.url, download: "" }, "Download");
+  else if (a.make) {
+    cell = el("button", { type: "button", class: "button secondary make", onclick: (e) => make(a, e.target) }, "Make");
+  } else cell = el("span", { class: "status" }, "in progress…");
   return el("tr", { dataset: { kind: a.kind || "" } },
     el("td", {}, a.name),
     el("td", {}, a.kind || ""),

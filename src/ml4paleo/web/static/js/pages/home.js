@@ -61,7 +61,8 @@ async function runUpload(jobId, files) {
   try {
     await uploadFiles(jobId, files, showProgress);
     text.textContent = "Upload complete; starting conversion…";
-    await api("/api/job/status/upload-complete", { method: "POST", body: { job_id: jobId } });
+    const keep = document.getElementById("keep-upload").checked;
+    await api("/api/job/status/upload-complete", { method: "POST", body: { job_id: jobId, keep_upload: keep } });
     forgetUpload(jobId);
     window.location.href = `/job/${encodeURIComponent(jobId)}`;
   } catch (err) {

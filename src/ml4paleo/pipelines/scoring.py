@@ -1,0 +1,197 @@
+"""Leave-one-slice-out scoring of the candidate methods, and the choice between them.
+
+Every candidate (:mod:`ml4paleo.pipelines._candidates`) predicts each fold's held-out painted
+slices after training without them; :func:`score_candidates` turns those predictions into Dice
+and IoU per class, and :func:`choose_method` keeps the best mean Dice, ties going to the earlier,
+simpler method. Training (:mod:`ml4paleo.pipelines.train`) scores before or right after its
+final fit, and the deferred validation (:mod:`ml4paleo.pipelines.validate`) scores after the
+model is saved: both import this module, so the two agree by construction.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ml4paleo.compute.prior import ShapePrior
+from ml4paleo.io.annotations import SliceKey, key_json
+from ml4paleo.pipelines._candidates import TrainingSet
+from ml4paleo.progress import ProgressCallback, no_progress
+
+__all__ = ["AUTO", "POOR_DICE", "SWITCH", "TIE", "choose_method", "mean_dice", "score_candidates",
+           "validation_report", "validation_warnings"]
+
+AUTO = ("forest", "context", "interpolation")
+"""The candidates ``auto`` scores, in order of preference on a tie."""
+TIE = 0.005
+"""Mean Dice within this of the best counts as a tie."""
+SWITCH = 0.05
+"""With the model before (``previous_model``), ``auto`` changes method only when another beats it by
+more than this mean held-out Dice, and on every held-out fold: a correction stroke moves every
+method's scores a little, scores on strokes saturate, and a method flipping back and forth
+between strokes undoes what the user saw change (why 0.05: docs/decisions.md)."""
+OUTLINE_TRUST = 0.5
+MIN_DISAGREEMENT = 50
+"""Without this many held-out voxels where a method and the outlines disagreed, the estimate
+counts such voxels as even odds."""
+POOR_DICE = 0.5
+"""A class whose best held-out Dice is below this gets a warning where the user acts."""
+
+
+def mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
+    """The mean Dice over the classes that could be scored (0 when none could)."""
+    values = [m["dice"] for m in metrics.values() if m["dice"] is not None]
+    return float(np.mean(values)) if values else 0.0
+
+
+def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
+                  previous: str | None = None) -> tuple[str, str]:
+    """The candidate with the best mean Dice (ties within ``TIE`` to the earlier) and why; the
+    ``previous`` model's method stays unless the best beats it by more than ``SWITCH``."""
+    means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
+    if not means:
+        return order[0], "no held-out slice could be scored: the first method is used"
+    blind = _image_blind(scored, order, means)
+    if blind is not None:
+        return blind
+    best = max(means.values())
+    chosen = next(name for name in order if name in means and means[name] >= best - TIE)
+    others = ", ".join(f"{n} {m:.3f}" for n, m in means.items() if n != chosen)
+    if previous in means and previous != chosen:
+        ahead = _clearly_ahead(scored[chosen].get("fold_dice"), scored[previous].get("fold_dice"))
+        if means[chosen] <= means[previous] + SWITCH or not ahead:
+            return previous, (f"kept the previous model's method {previous} {means[previous]:.3f}: "
+                              f"{chosen} {means[chosen]:.3f} is not better by more than {SWITCH} on every held-out slice")
+        return chosen, (f"changed from {previous} ({means[previous]:.3f}) to {chosen} {means[chosen]:.3f}, "
+                        f"better by more than {SWITCH} and on every held-out slice" + (f" (vs {others})" if others else ""))
+    return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
+
+
+def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
+                 means: Mapping[str, float]) -> tuple[str, str] | None:
+    """``context`` with its reason, when no fold could score it (one slice of outlines left in
+    each: two painted slices) and every scored method leaves a class below ``POOR_DICE``: the
+    image alone cannot tell the classes apart there, so the painted outlines must, and context
+    uses both; else None. Without this, two painted slices could never leave the forest."""
+    if "context" not in order or "context" in means or "context" not in scored:
+        return None
+    worst = {n: min((m["dice"] for m in scored[n]["metrics"].values() if m["dice"] is not None), default=1.0)
+             for n in means}
+    if not worst or max(worst.values()) >= POOR_DICE:
+        return None
+    shown = ", ".join(f"{n} {w:.3f}" for n, w in worst.items())
+    return "context", (f"context: every method scored leaves a class below {POOR_DICE} on held-out slices "
+                       f"(worst class: {shown}) and context could not be scored with two slices of outlines; "
+                       "paint a third slice with both classes to let the scores decide")
+
+
+def _clearly_ahead(new: Sequence[float | None] | None, old: Sequence[float | None] | None) -> bool:
+    """Whether ``new`` scores at least as well as ``old`` on every held-out fold that scored
+    both (True when the folds are not known: the mean alone then decides)."""
+    if not new or not old or len(new) != len(old):
+        return True
+    return all(a >= b for a, b in zip(new, old) if a is not None and b is not None)
+
+
+def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_slices: int) -> list[str]:
+    """What to tell the user when even the chosen method gets a class wrong."""
+    out = []
+    for name, m in metrics.items():
+        if m["dice"] is not None and m["dice"] < POOR_DICE:
+            out.append(f"class {name!r} scores Dice {m['dice']:.2f} on held-out painted slices: the segmentation "
+                       f"will be poor there. Paint more slices ({n_slices} so far), spread them across the stack, "
+                       f"and add strokes where the prediction is wrong.")
+    return out
+
+
+def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceKey]],
+                     progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
+    """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
+    the same split into interior and extrapolated folds, its confusion matrix, the mean Dice of
+    each fold (``fold_dice``; None where the fold could not score it) and seconds; and, when
+    ``interpolation`` is scored beside it, on how many held-out voxels the two disagreed and how
+    many of those the outlines had right (``against_outlines``: what the estimate of the Dice
+    trusts the outlines with, :func:`outline_trust`)."""
+    K = len(ts.classes)
+    disagree = dict.fromkeys(candidates, 0)
+    outlines_right = dict.fromkeys(candidates, 0)
+    confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
+    per_fold: dict[str, list[float | None]] = {n: [] for n in candidates}
+    split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
+    seconds = dict.fromkeys(candidates, 0.0)
+    progress(0, max(len(folds), 1))
+    for i, held in enumerate(folds):
+        if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
+            continue  # a class painted only on the held-out slices: this fold cannot be scored
+        targets = [s.targets for s in ts.slices if s.z in held]
+        where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
+        answers: dict[str, list[np.ndarray]] = {}
+        for n, cand in candidates.items():
+            t0 = time.perf_counter()
+            predicted = cand.heldout(ts, set(held))
+            if predicted is None:  # this fold cannot score the method
+                per_fold[n].append(None)
+                continue
+            fold = np.zeros((K, K), np.int64)
+            for truth, pred in zip(targets, predicted):
+                np.add.at(fold, (truth, pred), 1)
+            answers[n] = predicted
+            confusion[n] += fold
+            split[n][where] += fold
+            per_fold[n].append(round(mean_dice(_scores(fold, ts.classes)), 4))
+            seconds[n] += time.perf_counter() - t0
+        for n, predicted in answers.items():
+            if n != "interpolation" and "interpolation" in answers:
+                for truth, pred, outline in zip(targets, predicted, answers["interpolation"]):
+                    split_at = pred != outline
+                    disagree[n] += int(split_at.sum())
+                    outlines_right[n] += int((outline[split_at] == truth[split_at]).sum())
+        progress(i + 1, len(folds))
+    return {n: {"metrics": _scores(confusion[n], ts.classes) if confusion[n].sum() else {},
+                **{k: (_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
+                "confusion": confusion[n].tolist(), "fold_dice": per_fold[n], "seconds": round(seconds[n], 2),
+                "against_outlines": {"disagree": disagree[n], "outlines_right": outlines_right[n]}}
+            for n in candidates}
+
+
+def outline_trust(scored: Mapping[str, Any] | None) -> float:
+    """How often the interpolated outlines were right where a method disagreed with them on
+    held-out voxels (``OUTLINE_TRUST`` without ``MIN_DISAGREEMENT`` such voxels): the odds the
+    Dice estimate gives the outlines where they contradict that method's model."""
+    counts = (scored or {}).get("against_outlines") or {}
+    if counts.get("disagree", 0) < MIN_DISAGREEMENT:
+        return OUTLINE_TRUST
+    return counts["outlines_right"] / counts["disagree"]
+
+
+def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceKey]],
+                      sampling: str, warnings: Sequence[str]) -> dict[str, Any]:
+    """What ``validation.json`` holds: the chosen method's held-out figures and every candidate's."""
+    metrics = scored[chosen]["metrics"]
+    if metrics:
+        return {"method": "leave-one-slice-out", "folds": [[key_json(k) for k in f] for f in folds],
+                "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
+                "chosen": chosen, "reason": reason, "candidates": scored, "warnings": list(warnings)}
+    return {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
+                                        "that each leave every class on the others",
+            "chosen": chosen, "choice": reason, "candidates": scored, "warnings": list(warnings)}
+
+
+def _scores(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    out = {}
+    for k, name in enumerate(classes):
+        tp = confusion[k, k]
+        fp = confusion[:, k].sum() - tp
+        fn = confusion[k, :].sum() - tp
+        denom = tp + fp + fn
+        out[name] = {"dice": round(float(2 * tp / (2 * tp + fp + fn)), 4) if denom else None,
+                     "iou": round(float(tp / denom), 4) if denom else None}
+    return out
+
+
+def _extrapolated(held: Sequence[SliceKey], prior: ShapePrior | None) -> bool:
+    """Whether a fold's held z slices lie outside the range of the prior's remaining slices."""
+    rest = [z for z in (prior.slices if prior else ()) if z not in held]
+    return not rest or any(not isinstance(z, tuple) and (z < min(rest) or z > max(rest)) for z in held)

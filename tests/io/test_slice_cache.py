@@ -1,0 +1,69 @@
+"""Slices through the bounded cache of decoded chunk rows (io.slices), and from pyramid levels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml4paleo.compute.downsample import downsample_mean
+from ml4paleo.io.omezarr import OmeZarrWriter
+from ml4paleo.io.slices import SlabCache, read_slice, set_slice_cache_bytes, slice_cache
+
+
+class Counting:
+    """A numpy array that counts its reads."""
+
+    def __init__(self, data: np.ndarray, chunks: tuple[int, int, int]) -> None:
+        self.data, self.chunks, self.shape, self.dtype, self.reads = data, chunks, data.shape, data.dtype, 0
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return self.data[key]
+
+
+@pytest.fixture
+def array():
+    data = np.random.default_rng(0).integers(0, 60000, (20, 24, 28)).astype(np.uint16)
+    return Counting(data, (8, 8, 8))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_planes_equal_the_array_and_a_row_of_chunks_is_read_once(array, axis):
+    cache = SlabCache(1 << 20)
+    for index in range(array.shape[axis]):
+        assert np.array_equal(cache.plane(array, ("v",), axis, index), np.take(array.data, index, axis=axis))
+    assert array.reads == -(-array.shape[axis] // 8)  # one read per row of chunks
+
+
+def test_the_cache_never_holds_more_than_its_budget(array):
+    row = 8 * 24 * 28 * 2  # one z row of chunks: 10752 bytes
+    cache = SlabCache(2 * row + 100)
+    for index in (0, 9, 17, 1, 10):
+        cache.plane(array, ("v",), 0, index)
+        assert cache.nbytes <= cache.max_bytes
+    assert cache.nbytes == 2 * row and array.reads == 5  # rows 0, 1, 2, then 0 and 1 again (evicted)
+    tiny = SlabCache(row - 1)  # a row over the budget is read through, never kept
+    assert np.array_equal(tiny.plane(array, ("v",), 0, 3), array.data[3]) and tiny.nbytes == 0
+
+
+def test_the_process_cache_follows_the_setting(tmp_path):
+    try:
+        set_slice_cache_bytes(1000)
+        assert slice_cache().max_bytes == 1000 and slice_cache().nbytes <= 1000
+    finally:
+        set_slice_cache_bytes(256 << 20)
+
+
+def test_a_slice_of_a_pyramid_level_is_the_downsampled_full_slices(tmp_path):
+    data = np.random.default_rng(1).integers(0, 4000, (16, 80, 72)).astype(np.uint16)
+    path = tmp_path / "vol.ome.zarr"
+    with OmeZarrWriter(path, data.shape, data.dtype, chunks=16, pyramid_min_size=16) as w:
+        w.write_slab(0, data)
+    for z in (0, 5, 15):
+        assert np.array_equal(read_slice(path, "z", z), data[z])
+    for level, f in ((1, 2), (2, 4)):
+        for z in (0, 7, 15):
+            expect = downsample_mean(data[z // f * f:(z // f + 1) * f], (f, f, f))[0] if f == 2 else \
+                downsample_mean(downsample_mean(data[z // f * f:(z // f + 1) * f], (2, 2, 2)), (2, 2, 2))[0]
+            assert np.array_equal(read_slice(path, "z", z // f, level), expect), (level, z)
+    assert np.array_equal(read_slice(path, "y", 10, 1), downsample_mean(data[:, 20:22], (2, 2, 2))[:, 0])
