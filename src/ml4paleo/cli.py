@@ -408,7 +408,11 @@ def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z
                    f"area {o['surface_area']:.6g} {unit}^2, thickness {o['thickness_mean']:.4g} {unit}")
     if len(result.objects) > 20:
         click.echo(f"... {len(result.objects) - 20} more in {result.csv_path.name}")
-    click.echo(f"wrote {len(result.objects)} object(s) to {result.path}, {result.csv_path} and {result.json_path}")
+    for c in result.classes:
+        click.echo(f"class {c['class_name']}: volume {c['volume']:.6g} {unit}^3, cavities {c['cavity_volume']:.6g} "
+                   f"{unit}^3 (porosity {c['porosity']:.3%}), mean thickness {c['thickness_mean']:.4g} {unit}")
+    click.echo(f"wrote {len(result.objects)} object(s) to {result.path}, {result.csv_path} and {result.json_path}; "
+               f"local thickness map: {result.thickness_path}")
 
 
 @main.command()
