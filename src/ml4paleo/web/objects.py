@@ -117,7 +117,15 @@ def objects_table(job_id: str, seg_id: str):
         doc = json.loads((folder / "objects.json").read_text())
     return jsonify(ready=state["ready"], pending=state["pending"], error=state["error"],
                    objects=doc.get("objects", []), unit=doc.get("unit"), voxel_size=doc.get("voxel_size"),
-                   parameters=state["ready"]["params"] if state["ready"] else None, messages=doc.get("messages", []))
+                   parameters=state["ready"]["params"] if state["ready"] else None, messages=doc.get("messages", []),
+                   classes=doc.get("classes", []), thickness_map=bool(doc.get("thickness_map")),
+                   thickness_top=_thickness_top(doc), thickness_colors=list(display.THICKNESS_COLORS))
+
+
+def _thickness_top(doc: dict[str, Any]) -> float | None:
+    """The top of the thickness colour scale: the largest thickness of any object."""
+    values = [o["thickness_max"] for o in doc.get("objects", []) if o.get("thickness_max")]
+    return max(values) if values else None
 
 
 @bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects.<fmt>")
@@ -141,6 +149,27 @@ def objects_slice(job_id: str, seg_id: str, axis: str, index: int):
     ids = read_slice(folder / "objects.ome.zarr", axis, index)
     selected = int_value(request.args.get("selected"), "selected", default=0, minimum=0)
     return png_response(encode_png(display.overlay_ids(gray, ids, float_arg("opacity", 0.5), selected or None)))
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/thickness/<axis>/<int:index>.png")
+def thickness_slice(job_id: str, seg_id: str, axis: str, index: int):
+    """A slice of the scan (``window=lo,hi``) with the objects' local thickness in colour
+    (``opacity``; the scale runs from 0 to ``top``, default the largest thickness, in the
+    volume's unit: the colour bar of the table's ``thickness_colors``)."""
+    _, folder = _ready_run(job_id, seg_id)
+    map_path = folder / "objects_thickness.ome.zarr"
+    if not map_path.is_dir():
+        raise ArtifactNotFound("this objects run has no thickness map; find the objects again to make one")
+    job_paths = paths(job_id)
+    window = window_arg() or store().job_field(job_id, "window") or volume_window(job_paths.volume)
+    gray = display.to_uint8(read_slice(job_paths.volume, axis, index), window)
+    values = read_slice(map_path, axis, index)
+    top = float_arg("top", 0.0)
+    if request.args.get("top") and not top > 0:
+        raise InputError(f"top must be a positive thickness in the volume's unit; got {top:g}")
+    if not top > 0:
+        top = _thickness_top(json.loads((folder / "objects.json").read_text())) or 1.0
+    return png_response(encode_png(display.overlay_values(gray, values, top, float_arg("opacity", 0.7))))
 
 
 @bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/at/<axis>/<int:index>/<int:row>/<int:col>")
