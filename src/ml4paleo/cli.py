@@ -387,9 +387,12 @@ def _seeds_option(paths: tuple[str, ...], seeds_z: int | None) -> list[tuple[Any
 @click.option("--seeds-z", type=click.IntRange(min=0), default=None, help="The z slice of a single --seeds image.")
 @click.option("--image", type=click.Path(exists=True, file_okay=False), default=None,
               help="The scan, for grey values (default: the one the segmentation was made from, if still there).")
+@click.option("--per-object", is_flag=True,
+              help="Also write one smoothed STL per object, zipped beside OUT (OUT_meshes.zip), to print one.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and its tables if they exist.")
 @user_errors
-def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z, image, overwrite) -> None:
+def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z, image, per_object,
+            overwrite) -> None:
     """Separate and measure the objects of a segmentation (LABELS.ome.zarr): OUT (e.g.
     objects.ome.zarr) holds one id per object; the tables beside it, named after it (objects.csv
     and objects.json), hold each object's volume, surface, shape, thickness and grey value in
@@ -413,6 +416,13 @@ def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z
                    f"{unit}^3 (porosity {c['porosity']:.3%}), mean thickness {c['thickness_mean']:.4g} {unit}")
     click.echo(f"wrote {len(result.objects)} object(s) to {result.path}, {result.csv_path} and {result.json_path}; "
                f"local thickness map: {result.thickness_path}")
+    if per_object:
+        from ml4paleo.pipelines.object_meshes import meshes_zip_path, write_object_meshes
+
+        with progress_bar("object meshes") as report:
+            zipped = write_object_meshes(result.path, result.objects, meshes_zip_path(result.path),
+                                         overwrite=overwrite, progress=report)
+        click.echo(f"wrote one mesh per object (STL, {unit}) to {zipped}")
 
 
 @main.command()

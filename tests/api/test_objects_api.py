@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import time
+import zipfile
 
 import numpy as np
 import pytest
+import trimesh
 from PIL import Image
 
 from apiserver import Server
@@ -65,6 +67,15 @@ def test_objects_flow(server: Server, finished_job):
         assert r.status_code == code and (code == 200 or "top" in r.json()["error"])
     assert server.get(base + "/objects/thickness/q/5.png").status_code == 404
     assert server.get(base + "/objects/thickness/z/999.png").status_code == 404
+
+    # every object's mesh, zipped: made on the first request, the same file on the next
+    zipped = server.get(base + "/objects/meshes.zip")
+    assert zipped.status_code == 200 and zipped.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as zf:
+        assert zf.namelist() == ["object_1.stl"]
+        mesh = trimesh.load(io.BytesIO(zf.read("object_1.stl")), file_type="stl")
+    assert mesh.is_watertight and mesh.volume == pytest.approx(box["volume"], rel=0.1)
+    assert server.get(base + "/objects/meshes.zip").content == zipped.content
 
 
 def test_clicked_seeds_split_an_object(server: Server, finished_job):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,10 @@ def test_thickness_overlay_with_its_colour_bar_and_the_class_summary(page, segme
         return n; }""")
     assert coloured > 200  # the grains' voxels on slice 12 are in colour, the rest stays gray
     shot(page, "objects-04-thickness")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Every object's mesh (zip of STL)").click()
+    with zipfile.ZipFile(download.value.path()) as zf:
+        assert sorted(zf.namelist()) == ["object_1.stl", "object_2.stl"]
     page.locator("#objects-colour").select_option("objects")
     page.wait_for_function("document.getElementById('objects-slice').src.includes('/objects/slice/z/')")
     assert page.locator("#thickness-bar").is_hidden()

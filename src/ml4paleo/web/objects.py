@@ -26,6 +26,8 @@ MAX_SEED_POINTS = 100
 """Clicked points of one seeded split."""
 MESH_MAX_BOX_VOXELS = 1 << 24
 """Largest bounding box meshed in a request (16 M voxels: a few seconds)."""
+ZIP_MAX_VOXELS = 1 << 26
+"""Largest sum of the objects' boxes meshed for the zip in one request (64 M voxels: tens of seconds)."""
 
 
 @bp.get("/job/<job_id>/objects")
@@ -180,6 +182,27 @@ def object_at(job_id: str, seg_id: str, axis: str, index: int, row: int, col: in
     if not (0 <= row < ids.shape[0] and 0 <= col < ids.shape[1]):
         raise InputError(f"pixel ({row}, {col}) is outside the {ids.shape[0]}x{ids.shape[1]} slice")
     return jsonify(id=int(ids[row, col]))
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/meshes.zip")
+def object_meshes(job_id: str, seg_id: str):
+    """One smoothed STL per object (``object_<id>.stl``, physical units, in place), zipped: made
+    on the first request and kept in the run's folder; 400 when the objects' boxes add up to more
+    than :data:`ZIP_MAX_VOXELS` (the CLI's ``objects --per-object`` has no such limit)."""
+    from ml4paleo.pipelines.object_meshes import meshes_zip_path, write_object_meshes  # lazy: meshing
+
+    _, folder = _ready_run(job_id, seg_id)
+    target = meshes_zip_path(folder / "objects.ome.zarr")
+    if not target.is_file():
+        rows = json.loads((folder / "objects.json").read_text())["objects"]
+        total = sum(int(np.prod(np.subtract(r["bbox_stop"], r["bbox_start"]))) for r in rows)
+        if total > ZIP_MAX_VOXELS:
+            raise InputError(f"the objects' boxes hold {total} voxels, above the {ZIP_MAX_VOXELS} meshed in a "
+                             "request; use `ml4paleo objects LABELS OUT --per-object`")
+        write_object_meshes(folder / "objects.ome.zarr", rows, target, overwrite=True,
+                            max_box_voxels=MESH_MAX_BOX_VOXELS)
+    return send_file(target, as_attachment=True, download_name=f"objects_meshes_{seg_id}.zip",
+                     mimetype="application/zip", max_age=0)
 
 
 @bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/<int:object_id>.stl")

@@ -302,6 +302,9 @@ def _paths() -> dict[str, Any]:
             _JOB, _SEG, _AXIS, _INDEX, *[{"name": n, "in": "path", "required": True,
                                           "schema": {"type": "integer", "minimum": 0}} for n in ("row", "col")]],
             errors=("400", "404"))},
+        s + "/objects/meshes.zip": {"get": _op("One smoothed STL per object, zipped (made on the first request; "
+                                               "400 when the objects are too large for a request)", [_JOB, _SEG],
+                                               ok_type=_ZIP, ok_schema=_BIN, errors=("400", "404"))},
         s + "/objects/{object_id}.stl": {"get": _op("One object's smoothed closed surface (STL, physical units)", [
             _JOB, _SEG, {"name": "object_id", "in": "path", "required": True,
                          "schema": {"type": "integer", "minimum": 1}}],

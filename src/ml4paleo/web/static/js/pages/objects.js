@@ -164,6 +164,7 @@ function startPolling() {
       $("objects-messages").replaceChildren(...(doc.messages || []).map((m) => el("li", {}, m)));
       $("objects-csv").href = `${segUrl()}/objects.csv`;
       $("objects-json").href = `${segUrl()}/objects.json`;
+      $("objects-meshes").href = `${segUrl()}/objects/meshes.zip?run=${doc.ready.task_id}`;
       renderTable();
       renderClasses();
       select(doc.objects.some((o) => o.id === state.selected) ? state.selected : 0);
