@@ -141,7 +141,7 @@ def outside_spellings(root: Path, outside: Path) -> list[str]:
 def test_nothing_outside_the_roots_can_be_registered_or_listed(world):
     store, root, outside = world["store"], world["root"], world["outside"]
     roots = import_roots(store.settings)
-    assert roots == (root.resolve(),)  # the missing root is left out
+    assert roots.roots == (root.resolve(),)  # the missing root is left out
     for text in outside_spellings(root, outside):
         with pytest.raises(Forbidden, match="not inside an import root"):
             register_scan(store, store.settings, text, "x")
@@ -157,6 +157,20 @@ def test_nothing_outside_the_roots_can_be_registered_or_listed(world):
     nobody = Settings.from_env({}, data=store.settings.data)
     with pytest.raises(Forbidden, match="no import root"):
         register_scan(store, nobody, str(root / "stack"), "x")
+
+
+def test_the_data_folder_is_out_of_reach_under_a_root(world, tmp_path):
+    """An admin naming a root above the server's data folder does not expose other jobs' scans."""
+    store, root = world["store"], world["root"]
+    job_id = register_scan(store, store.settings, str(root / "stack"), "first")["job_id"]
+    convert_all(store)
+    above = Settings.from_env({}, data=tmp_path / "data", import_roots=str(tmp_path))
+    volume = store.paths(job_id).volume
+    for text in (str(volume), str(tmp_path / "data"), str(tmp_path / "data" / "jobs")):
+        with pytest.raises(Forbidden, match="not inside an import root"):
+            register_scan(store, above, text, "theirs")
+    listed = list_folder(import_roots(above), str(tmp_path))
+    assert "data" not in {e["name"] for e in listed["entries"]} and "scans" in {e["name"] for e in listed["entries"]}
 
 
 def test_the_picker_lists_folders_first_and_leaves_links_out(world):
