@@ -180,8 +180,3 @@ def link_in_place(volume: Path, source: Path) -> None:
     tmp.unlink(missing_ok=True)
     os.symlink(source, tmp, target_is_directory=True)
     os.replace(tmp, volume)
-
-
-def in_place(volume: Path) -> bool:
-    """Whether a job's volume is a registered OME-Zarr read where it lies (never to be written)."""
-    return volume.is_symlink()
