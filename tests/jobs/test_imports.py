@@ -261,3 +261,28 @@ def test_ml4paleo_job_import_registers_and_refuses_in_one_line(world, tmp_path):
     result = CliRunner(env={"ML4PALEO_IMPORT_ROOTS": ""}).invoke(main, ["job", "import", str(root / "stack"),
                                                                       "--data", data])
     assert result.exit_code == 2 and "no import root is configured" in result.output
+
+
+def test_a_conversion_taken_over_after_the_upload_was_deleted_reads_the_volume(world, tmp_path):
+    """A runner that died between deleting the upload and recording the result: the one taking the
+    task over finds no upload but the finished volume, and reports it instead of failing."""
+    from ml4paleo.jobs.tasks import TaskContext, convert
+
+    store = world["store"]
+    tifffile.imwrite(tmp_path / "v.tif", world["volume"])
+    payload = (tmp_path / "v.tif").read_bytes()
+    job_id = store.create_job("taken over")["job_id"]
+    target = store.paths(job_id).upload_file("v.tif")
+    target.parent.mkdir(parents=True)
+    store.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
+    target.write_bytes(payload)
+    store.end_chunk(job_id, "v.tif", 0, len(payload))
+    store.upload_complete(job_id)
+    convert_all(store)
+    paths = store.paths(job_id)
+    assert not paths.upload.exists()
+    ctx = TaskContext(settings=store.settings, paths=paths, job_id=job_id, task_id=1, model_id=None, seg_id=None,
+                      params={}, model_ready=False, voxel_size=None, unit=None, classes=(),
+                      progress=lambda *a: None, check=lambda: None, model_trained=lambda info: None)
+    again = convert(ctx)
+    assert again["shape"] == [6, 24, 20] and again["dtype"] == "uint16"
