@@ -13,7 +13,8 @@ faces equal up to order, or equal arrays with ``weld(canonical=True)``).
 
 Axes are (z, y, x) everywhere here; the exporters swap to (x, y, z) for mesh files.
 
-After welding: simplification that keeps the surface closed, Taubin smoothing, measurements.
+After welding: simplification that keeps the surface closed, measurements (smoothing, chunk by
+chunk, is :mod:`ml4paleo.compute.smooth_mesh`).
 
 Pure numpy/scipy (plus zmesh's simplifier); the second half of this module.
 
@@ -47,14 +48,19 @@ __all__ = [
     "mesh_array",
     "simplify_mesh",
     "simplify_piece",
-    "taubin_smooth",
     "measure_mesh",
+    "KEY_BIAS",
+    "KEY_BITS",
+    "face_terms",
+    "pack_keys",
+    "unpack_keys",
+    "vertex_components",
 ]
 
-_BITS = 21
-_BIAS = 2  # half-voxel coordinates start at -1 (the padding plane); keep packed keys positive
-_MASK = (1 << _BITS) - 1
-MAX_SHAPE = ((1 << _BITS) - 2 * _BIAS) // 2 - 1
+KEY_BITS = 21
+KEY_BIAS = 2  # half-voxel coordinates start at -1 (the padding plane); keep packed keys positive
+KEY_MASK = (1 << KEY_BITS) - 1
+MAX_SHAPE = ((1 << KEY_BITS) - 2 * KEY_BIAS) // 2 - 1
 """Largest volume edge (voxels) whose half-voxel coordinates pack into one int64 key."""
 
 
@@ -67,12 +73,15 @@ class MeshPiece:
     A piece simplified on its own (:func:`simplify_piece`) also has ``positions``, its vertices'
     float positions in half-voxel units; ``coords`` is then their rounding, and only vertices
     whose position is exactly their coordinate (the piece's border, which the simplifier keeps)
-    are welded to other pieces.
+    are welded to other pieces. A smoothed piece (:mod:`ml4paleo.compute.smooth_mesh`) has
+    ``keyed``: True for the vertices welded by their ``coords`` (their lattice position before
+    smoothing) although ``positions`` moved.
     """
 
     coords: np.ndarray
     faces: np.ndarray
     positions: np.ndarray | None = None
+    keyed: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -161,17 +170,20 @@ def mesh_block(
     return out
 
 
-def _pack(coords: np.ndarray) -> np.ndarray:
-    c = coords.astype(np.int64) + _BIAS
-    return (c[:, 0] << (2 * _BITS)) | (c[:, 1] << _BITS) | c[:, 2]
+def pack_keys(coords: np.ndarray) -> np.ndarray:
+    """One int64 per half-voxel vertex coordinate (z, y, x), ``KEY_BITS`` each: the key that
+    welding matches vertices by, here and across chunks (:mod:`ml4paleo.compute.weld`)."""
+    c = coords.astype(np.int64) + KEY_BIAS
+    return (c[:, 0] << (2 * KEY_BITS)) | (c[:, 1] << KEY_BITS) | c[:, 2]
 
 
-def _unpack(keys: np.ndarray) -> np.ndarray:
+def unpack_keys(keys: np.ndarray) -> np.ndarray:
+    """The coordinates of :func:`pack_keys`'s keys."""
     out = np.empty((len(keys), 3), dtype=np.int32)
-    out[:, 0] = (keys >> (2 * _BITS)) & _MASK
-    out[:, 1] = (keys >> _BITS) & _MASK
-    out[:, 2] = keys & _MASK
-    return out - _BIAS
+    out[:, 0] = (keys >> (2 * KEY_BITS)) & KEY_MASK
+    out[:, 1] = (keys >> KEY_BITS) & KEY_MASK
+    out[:, 2] = keys & KEY_MASK
+    return out - KEY_BIAS
 
 
 def canonical_faces(faces: np.ndarray) -> np.ndarray:
@@ -196,7 +208,7 @@ def weld(pieces: Iterable[MeshPiece], *, canonical: bool = False) -> tuple[np.nd
     pieces = [p for p in pieces if len(p.faces)]
     if not pieces:
         return np.zeros((0, 3), np.int32), np.zeros((0, 3), np.int32)
-    keys = np.concatenate([_pack(p.coords) for p in pieces])
+    keys = np.concatenate([pack_keys(p.coords) for p in pieces])
     if len(keys) >= 2**31:
         raise ValueError(f"a mesh of {len(keys)} vertices exceeds 2^31; mesh with a larger downsample")
     starts = np.cumsum([0] + [len(p.coords) for p in pieces[:-1]]).astype(np.int32)
@@ -204,7 +216,7 @@ def weld(pieces: Iterable[MeshPiece], *, canonical: bool = False) -> tuple[np.nd
     unique, inverse = np.unique(keys, return_inverse=True)
     del keys
     faces = inverse.astype(np.int32).reshape(-1)[faces]
-    return _unpack(unique), (canonical_faces(faces) if canonical else faces)
+    return unpack_keys(unique), (canonical_faces(faces) if canonical else faces)
 
 
 def to_physical(verts: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray:
@@ -332,27 +344,6 @@ def _adjacency(n_vertices: int, faces: np.ndarray) -> sparse.csr_matrix:
     return adj
 
 
-def taubin_smooth(
-    vertices: np.ndarray, faces: np.ndarray, iterations: int, *, lamb: float = 0.5, mu: float = -0.53
-) -> np.ndarray:
-    """Taubin lambda|mu smoothing: alternating shrink and inflate steps of the uniform Laplacian,
-    which removes the marching-cubes staircase without the shrinkage of plain Laplacian smoothing.
-    Topology and faces are unchanged. Returns new vertices."""
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0; got {iterations!r}")
-    if iterations == 0 or len(faces) == 0:
-        return vertices
-    adj = _adjacency(len(vertices), faces)
-    degree = np.asarray(adj.sum(axis=1)).ravel()
-    inv = sparse.diags(np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0))
-    mean_of_neighbours = (inv @ adj).tocsr()
-    v = np.asarray(vertices, dtype=np.float64).copy()
-    for _ in range(int(iterations)):
-        v += lamb * (mean_of_neighbours @ v - v)
-        v += mu * (mean_of_neighbours @ v - v)
-    return v
-
-
 def closed_and_oriented(faces: np.ndarray) -> bool:
     """True when every edge borders exactly two faces that traverse it in opposite directions
     (no boundary edge, no non-manifold edge, consistent winding).
@@ -376,7 +367,7 @@ def closed_and_oriented(faces: np.ndarray) -> bool:
 _FACE_BLOCK = 1 << 20
 
 
-def _face_terms(v: np.ndarray, faces: np.ndarray) -> tuple[float, np.ndarray]:
+def face_terms(v: np.ndarray, faces: np.ndarray) -> tuple[float, np.ndarray]:
     """Total area and per-face signed volume (divergence theorem), a block of faces at a time
     so temporaries stay ~100 MB on meshes of tens of millions of triangles."""
     area = 0.0
@@ -388,7 +379,7 @@ def _face_terms(v: np.ndarray, faces: np.ndarray) -> tuple[float, np.ndarray]:
     return area, vol
 
 
-def _components(n_vertices: int, faces: np.ndarray) -> np.ndarray:
+def vertex_components(n_vertices: int, faces: np.ndarray) -> np.ndarray:
     """Connected component of every vertex (two edges per face connect all three)."""
     rows = np.concatenate([faces[:, 0], faces[:, 1]])
     cols = np.concatenate([faces[:, 1], faces[:, 2]])
@@ -406,8 +397,8 @@ def measure_mesh(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:
         return {"volume": 0.0, "surface_area": 0.0, "bounding_box": None, "components": 0,
                 "cavities": 0, "watertight": False, "vertices": 0, "triangles": 0}
     v = np.asarray(vertices, dtype=np.float64)
-    area, face_vol = _face_terms(v, faces)
-    shell_vol = np.bincount(_components(len(v), faces)[faces[:, 0]], weights=face_vol)
+    area, face_vol = face_terms(v, faces)
+    shell_vol = np.bincount(vertex_components(len(v), faces)[faces[:, 0]], weights=face_vol)
     used = np.zeros(len(v), dtype=bool)
     used[faces.ravel()] = True
     return {

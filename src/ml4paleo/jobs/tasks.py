@@ -240,7 +240,7 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
         shown = {"level": preview.level, "factors": list(preview.factors)} if preview.level else {}
     prune_drafts(ctx.paths.drafts, DRAFTS_KEPT)
     return {"z": z, "n_slices": result.n_slices, "seconds": round(result.seconds, 3),
-            "featurised": [str(k) for k in result.featurised], **shown}
+            "featurised": [ref.name for ref in result.featurised], **shown}
 
 
 def model_folder(paths: JobPaths, model_id: str) -> Path:
