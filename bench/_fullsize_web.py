@@ -123,6 +123,8 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
                 if http.get(url + "/api/health", timeout=2).ok:
                     break
             except requests.ConnectionError:
+                if proc.poll() is not None:
+                    raise SystemExit(f"ml4paleo serve exited with {proc.returncode}; see {work / 'serve.log'}")
                 time.sleep(0.2)
         t = time.perf_counter()
         job = call("POST", "/api/job/import", (202,), json={"path": str(slices.resolve()), "name": f"fullsize {n}",
