@@ -286,3 +286,22 @@ def test_a_conversion_taken_over_after_the_upload_was_deleted_reads_the_volume(w
                       progress=lambda *a: None, check=lambda: None, model_trained=lambda info: None)
     again = convert(ctx)
     assert again["shape"] == [6, 24, 20] and again["dtype"] == "uint16"
+
+
+def test_a_folder_holding_a_link_out_of_the_roots_is_refused_at_registration_and_when_converted(world):
+    """A slice (or chunk file) that is a link to another study would be read as part of this scan."""
+    store, root, outside = world["store"], world["root"], world["outside"]
+    mixed = root / "mixed"
+    shutil.copytree(root / "stack", mixed)
+    os.symlink(outside / "private.tif", mixed / "s999.tif")
+    with pytest.raises(Forbidden, match="leads out of the import roots"):
+        register_scan(store, store.settings, str(mixed), "x")
+    assert store.list_jobs() == []
+    (mixed / "s999.tif").unlink()
+    os.symlink(root / "stack" / "s000.tif", mixed / "s999.tif")  # a link that stays inside is fine
+    job = register_scan(store, store.settings, str(mixed), "x")
+    (mixed / "s999.tif").unlink()
+    os.symlink(outside / "private.tif", mixed / "s999.tif")  # changed between registration and conversion
+    Runner(store.settings, "convert", store=store).drain()
+    doc = store.job_doc(job["job_id"])
+    assert doc["status"] == "error" and "leads out of the import roots" in doc["error"]

@@ -30,6 +30,9 @@ __all__ = ["IMPORT_RECORD", "SOURCE_TYPES", "ImportRoots", "import_roots", "list
 
 MAX_PATH = 4096
 """Longest path text taken from a request."""
+MAX_WALK = 2_000_000
+"""Entries walked to check a registered folder's links (an OME-Zarr of 2048^3 in 64^3 chunks holds
+~37 k chunk files over its levels)."""
 MAX_ENTRIES = 2000
 """Entries of one folder listed by the picker (a folder of slices may hold tens of thousands)."""
 IMPORT_RECORD = "import.json"
@@ -90,6 +93,34 @@ def resolve_under_roots(roots: ImportRoots, text: Any) -> Path:
     return resolved
 
 
+def check_links_inside(roots: ImportRoots, source: Path) -> None:
+    """Forbidden (403) if a link anywhere under ``source`` leads out of the roots: a slice or a
+    chunk file that is a link to another study would be read as part of this scan."""
+    if not source.is_dir():
+        return
+    pending, seen, walked = [source], {source}, 0
+    while pending:
+        with os.scandir(pending.pop()) as found:
+            for item in found:
+                walked += 1
+                if walked > MAX_WALK:
+                    raise InputError(f"{source.name} holds more than {MAX_WALK} files and folders: register "
+                                     "the folder of the scan itself")
+                if item.is_symlink():
+                    try:
+                        target = Path(item.path).resolve()
+                    except (OSError, RuntimeError):
+                        raise _outside(item.path) from None
+                    if not roots.reaches(target):
+                        raise Forbidden(f"{item.name!r} in {source.name} is a link that leads out of the import "
+                                        "roots: it cannot be registered")
+                    if target.is_dir() and target not in seen:
+                        seen.add(target)
+                        pending.append(target)
+                elif item.is_dir(follow_symlinks=False):
+                    pending.append(Path(item.path))
+
+
 def scan_kind(path: Path) -> str:
     """``ome-zarr`` (read in place) or ``slices`` (converted from where it lies)."""
     return "ome-zarr" if is_ome_zarr(path) else "slices"
@@ -146,7 +177,9 @@ def register_scan(store: JobStore, settings: Settings, path: Any, name: str | No
     """A new job for the scan at ``path`` (under an import root), its conversion queued: an
     OME-Zarr is checked here (InputError naming what does not fit) and read in place, anything
     else is converted from where it lies. Returns the job document."""
-    source = resolve_under_roots(import_roots(settings), path)
+    roots = import_roots(settings)
+    source = resolve_under_roots(roots, path)
+    check_links_inside(roots, source)
     name = name or source.name.split(".")[0] or source.name  # the folder picked, not its image group
     kind = scan_kind(source)
     if kind == "ome-zarr":
@@ -167,7 +200,9 @@ def register_scan(store: JobStore, settings: Settings, path: Any, name: str | No
 def checked_source(settings: Settings, params: dict[str, Any]) -> tuple[Path, bool]:
     """The source of a registered scan's conversion task (``params`` as queued), checked again
     against the roots as they are now (a root removed since, or a link changed since, ends it)."""
-    source = resolve_under_roots(import_roots(settings), params.get("source"))
+    roots = import_roots(settings)
+    source = resolve_under_roots(roots, params.get("source"))
+    check_links_inside(roots, source)
     return source, bool(params.get("in_place"))
 
 
