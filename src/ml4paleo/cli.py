@@ -295,10 +295,11 @@ def _int_list(text: str | None) -> list[int] | None:
               help="Keep this fraction of the triangles (0-1]; surfaces stay closed.")
 @click.option("--max-error", type=float, default=None, metavar="E",
               help="Largest vertex displacement when simplifying, in the volume's unit "
-                   "(default: half a voxel, unless --simplify or --full-resolution).")
+                   "(with --no-smooth; default there: half a voxel, unless --simplify or --full-resolution).")
 @click.option("--full-resolution", is_flag=True,
               help="Every marching-cubes triangle, no simplification (files several times larger).")
-@click.option("--smooth", type=int, default=0, show_default=True, help="Taubin smoothing iterations.")
+@click.option("--smooth/--no-smooth", default=True, show_default=True,
+              help="Smooth away the voxel staircase, keeping volume (--no-smooth: the voxel surface).")
 @click.option("--format", "formats", default=DEFAULT_MESH_FORMAT, show_default=True, metavar=",".join(MESH_FORMATS),
               help="Mesh file formats, comma separated.")
 @click.option("--chunk", type=int, default=None, help="Chunk edge in voxels (default 256).")
@@ -310,16 +311,20 @@ def mesh(labels_path, out_dir, labels, downsample, simplify, max_error, full_res
     """Mesh every label of a segmentation (LABELS.ome.zarr, from `ml4paleo segment` or
     `ml4paleo convert --labels`) into closed meshes in physical units, one file per label and
     format, plus meshes.json with the measurements."""
-    from ml4paleo.pipelines.mesh import MESH_CHUNK, download_max_error, mesh_labels  # lazy: 2.3 s of imports
+    from ml4paleo.pipelines.mesh import MESH_CHUNK, SMOOTH_ITERATIONS, download_max_error, mesh_labels  # lazy
 
     if full_resolution and (simplify is not None or max_error is not None):
         raise click.UsageError("--full-resolution keeps every triangle: drop --simplify/--max-error, or it")
-    if not full_resolution and simplify is None and max_error is None:
+    if smooth and max_error is not None:
+        raise click.UsageError("--max-error simplifies the voxel surface; smoothed surfaces are written whole: "
+                               "add --no-smooth, or use --simplify RATIO")
+    if not smooth and not full_resolution and simplify is None and max_error is None:
         max_error = download_max_error(labels_path, downsample)
     try:
         with progress_bar("meshing") as report:
             result = mesh_labels(labels_path, out_dir, labels=_int_list(labels), downsample=downsample,
-                                 simplify=simplify, max_error=max_error, smooth=smooth, formats=formats,
+                                 simplify=simplify, max_error=max_error, smooth=SMOOTH_ITERATIONS if smooth else 0,
+                                 formats=formats,
                                  chunk=chunk or MESH_CHUNK, scheduler=scheduler, progress=report,
                                  overwrite=overwrite)
     except NotALabelMap as exc:
@@ -383,9 +388,12 @@ def _seeds_option(paths: tuple[str, ...], seeds_z: int | None) -> list[tuple[Any
 @click.option("--seeds-z", type=click.IntRange(min=0), default=None, help="The z slice of a single --seeds image.")
 @click.option("--image", type=click.Path(exists=True, file_okay=False), default=None,
               help="The scan, for grey values (default: the one the segmentation was made from, if still there).")
+@click.option("--per-object", is_flag=True,
+              help="Also write one smoothed STL per object, zipped beside OUT (OUT_meshes.zip), to print one.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT and its tables if they exist.")
 @user_errors
-def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z, image, overwrite) -> None:
+def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z, image, per_object,
+            overwrite) -> None:
     """Separate and measure the objects of a segmentation (LABELS.ome.zarr): OUT (e.g.
     objects.ome.zarr) holds one id per object; the tables beside it, named after it (objects.csv
     and objects.json), hold each object's volume, surface, shape, thickness and grey value in
@@ -404,7 +412,18 @@ def objects(labels_path, out, classes, split, min_size, h, merge, seeds, seeds_z
                    f"area {o['surface_area']:.6g} {unit}^2, thickness {o['thickness_mean']:.4g} {unit}")
     if len(result.objects) > 20:
         click.echo(f"... {len(result.objects) - 20} more in {result.csv_path.name}")
-    click.echo(f"wrote {len(result.objects)} object(s) to {result.path}, {result.csv_path} and {result.json_path}")
+    for c in result.classes:
+        click.echo(f"class {c['class_name']}: volume {c['volume']:.6g} {unit}^3, cavities {c['cavity_volume']:.6g} "
+                   f"{unit}^3 (porosity {c['porosity']:.3%}), mean thickness {c['thickness_mean']:.4g} {unit}")
+    click.echo(f"wrote {len(result.objects)} object(s) to {result.path}, {result.csv_path} and {result.json_path}; "
+               f"local thickness map: {result.thickness_path}")
+    if per_object:
+        from ml4paleo.pipelines.object_meshes import meshes_zip_path, write_object_meshes
+
+        with progress_bar("object meshes") as report:
+            zipped = write_object_meshes(result.path, result.objects, meshes_zip_path(result.path),
+                                         overwrite=overwrite, progress=report)
+        click.echo(f"wrote one mesh per object (STL, {unit}) to {zipped}")
 
 
 @main.command()

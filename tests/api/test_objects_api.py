@@ -6,8 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import time
+import zipfile
 
+import numpy as np
 import pytest
+import trimesh
+from PIL import Image
 
 from apiserver import Server
 
@@ -47,6 +51,31 @@ def test_objects_flow(server: Server, finished_job):
     assert stl.status_code == 200 and len(stl.content) > 84
     assert server.get(base + "/objects/2.stl").status_code == 404
     assert server.get(base + "/objects/at/z/5/99/0").status_code == 400
+
+    # the local-thickness overlay: the box's voxels in colour, the rest gray; the scale's top and colours
+    assert doc["thickness_map"] and doc["thickness_top"] == box["thickness_max"] > 0
+    assert doc["thickness_colors"][0] == "#440154" and len(doc["thickness_colors"]) >= 2
+    assert doc["classes"][0]["porosity"] == 0 and sum(doc["classes"][0]["thickness_histogram"]["counts"]) == \
+        box["voxel_count"]
+    thick = server.get(base + "/objects/thickness/z/5.png?top=4")
+    assert thick.status_code == 200 and thick.headers["Content-Type"] == "image/png"
+    rgb = np.asarray(Image.open(io.BytesIO(thick.content)).convert("RGB")).astype(int)
+    coloured = (rgb[..., 0] != rgb[..., 1]) | (rgb[..., 1] != rgb[..., 2])
+    assert coloured[16, 16] and not coloured[0, 0]
+    for bad, code in (("?top=0", 400), ("?top=abc", 400), ("", 200)):
+        r = server.get(base + "/objects/thickness/z/5.png" + bad)
+        assert r.status_code == code and (code == 200 or "top" in r.json()["error"])
+    assert server.get(base + "/objects/thickness/q/5.png").status_code == 404
+    assert server.get(base + "/objects/thickness/z/999.png").status_code == 404
+
+    # every object's mesh, zipped: made on the first request, the same file on the next
+    zipped = server.get(base + "/objects/meshes.zip")
+    assert zipped.status_code == 200 and zipped.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as zf:
+        assert zf.namelist() == ["object_1.stl"]
+        mesh = trimesh.load(io.BytesIO(zf.read("object_1.stl")), file_type="stl")
+    assert mesh.is_watertight and mesh.volume == pytest.approx(box["volume"], rel=0.1)
+    assert server.get(base + "/objects/meshes.zip").content == zipped.content
 
 
 def test_clicked_seeds_split_an_object(server: Server, finished_job):

@@ -131,16 +131,6 @@ def test_simplification_keeps_the_surface_closed():
         meshing.simplify_mesh(coords_verts, faces, ratio=1.5)
 
 
-def test_taubin_smoothing_keeps_volume_and_topology():
-    vol, _ = sphere(10.0)
-    v, f = meshing.mesh_array(vol, chunk=16, voxel_size=VOXEL)[1]
-    smooth = meshing.taubin_smooth(v, f, 20)
-    before, after = meshing.measure_mesh(v, f), meshing.measure_mesh(smooth, f)
-    assert after["volume"] == pytest.approx(before["volume"], rel=0.02)  # no shrinkage
-    assert after["surface_area"] < before["surface_area"]  # the staircase is gone
-    assert after["watertight"]
-
-
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="chunk"):
         meshing.chunk_windows((4, 4, 4), 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -121,4 +122,45 @@ def test_find_select_merge_and_download_objects(page, segmented, tmp_path):
     sizes = sorted(int(r["voxel_count"]) for r in table)
     truth = np.sort(np.bincount(ndi_label_pair(segmented["truth"]).ravel())[1:])
     assert sizes == pytest.approx(truth, rel=0.1)  # each part is one grain, not a sliver
+    assert_no_console_errors(page)
+
+
+def test_thickness_overlay_with_its_colour_bar_and_the_class_summary(page, segmented):
+    """After a run, the per-class table shows the porosity (solid grains: 0 %) and a histogram;
+    "Colour by local thickness" shows the thickness map in colour with a colour bar up to the
+    largest thickness, in the scan's unit."""
+    page.goto(f"/job/{segmented['job_id']}/objects")
+    page.get_by_role("button", name="Find objects").click()
+    row = page.locator("#classes-table tbody tr").first
+    row.wait_for()
+    cells = row.locator("td").all_inner_texts()
+    assert cells[3] == "0.00 %" and "µm" in cells[4]  # porosity; mean thickness in micrometres
+    assert row.locator("svg rect").count() >= 5  # histogram bars
+    page.wait_for_function("document.getElementById('objects-slice').naturalWidth > 0")
+    assert page.locator("#thickness-bar").is_hidden()
+
+    page.locator("#objects-colour").select_option("thickness")
+    page.wait_for_function("document.getElementById('objects-slice').src.includes('/objects/thickness/z/')")
+    page.wait_for_function("document.getElementById('objects-slice').complete "
+                           "&& document.getElementById('objects-slice').naturalWidth > 0")
+    assert page.locator("#thickness-bar").is_visible()
+    high = page.locator("#thickness-bar-high").inner_text()
+    assert high.endswith("µm") and float(high.split()[0]) >= 14  # the larger grain: radius 10, ~19 across
+    ramp = page.locator("#thickness-bar-ramp").evaluate("e => getComputedStyle(e).backgroundImage")
+    assert ramp.startswith("linear-gradient") and "rgb(68, 1, 84)" in ramp  # the map's first colour
+    coloured = page.locator("#objects-slice").evaluate("""img => {
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2]) n++;
+        return n; }""")
+    assert coloured > 200  # the grains' voxels on slice 12 are in colour, the rest stays gray
+    shot(page, "objects-04-thickness")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Every object's mesh (zip of STL)").click()
+    with zipfile.ZipFile(download.value.path()) as zf:
+        assert sorted(zf.namelist()) == ["object_1.stl", "object_2.stl"]
+    page.locator("#objects-colour").select_option("objects")
+    page.wait_for_function("document.getElementById('objects-slice').src.includes('/objects/slice/z/')")
+    assert page.locator("#thickness-bar").is_hidden()
     assert_no_console_errors(page)

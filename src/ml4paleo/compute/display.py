@@ -77,6 +77,27 @@ def overlay_ids(gray: np.ndarray, ids: np.ndarray, opacity: float = 0.5, selecte
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
+THICKNESS_COLORS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
+"""Colour scale of the thickness overlay, thin to thick (viridis' stops: ordered in lightness and
+readable with the common colour-vision deficiencies); the page's colour bar uses the same stops."""
+
+
+def overlay_values(gray: np.ndarray, values: np.ndarray, top: float, opacity: float = 0.7,
+                   colors: Sequence[str] = THICKNESS_COLORS) -> np.ndarray:
+    """Blend a colour scale over an 8-bit gray image where ``values > 0``: 0 .. ``top`` maps
+    linearly onto ``colors`` (evenly spaced stops), values above ``top`` take the last colour."""
+    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    inside = values > 0
+    stops = np.array([hex_to_rgb(c) for c in colors], np.float32)
+    pos = np.clip(values[inside] / max(float(top), 1e-12), 0.0, 1.0) * (len(stops) - 1)
+    lo = np.minimum(np.floor(pos).astype(np.int64), len(stops) - 2)
+    frac = (pos - lo)[:, None]
+    colour = (1 - frac) * stops[lo] + frac * stops[lo + 1]
+    alpha = float(min(max(opacity, 0.0), 1.0))
+    rgb[inside] = (1 - alpha) * rgb[inside] + alpha * colour
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
 def pick_next_slice(depth: int, annotated: Iterable[int], rng: np.random.Generator) -> int:
     """A random slice index, favouring slices far from those already annotated (weight grows
     with the squared distance to the nearest annotated slice; annotated slices get none)."""

@@ -13,7 +13,8 @@ faces equal up to order, or equal arrays with ``weld(canonical=True)``).
 
 Axes are (z, y, x) everywhere here; the exporters swap to (x, y, z) for mesh files.
 
-After welding: simplification that keeps the surface closed, Taubin smoothing, measurements.
+After welding: simplification that keeps the surface closed, measurements (smoothing, chunk by
+chunk, is :mod:`ml4paleo.compute.smooth_mesh`).
 
 Pure numpy/scipy (plus zmesh's simplifier); the second half of this module.
 
@@ -47,7 +48,6 @@ __all__ = [
     "mesh_array",
     "simplify_mesh",
     "simplify_piece",
-    "taubin_smooth",
     "measure_mesh",
     "KEY_BIAS",
     "KEY_BITS",
@@ -73,12 +73,15 @@ class MeshPiece:
     A piece simplified on its own (:func:`simplify_piece`) also has ``positions``, its vertices'
     float positions in half-voxel units; ``coords`` is then their rounding, and only vertices
     whose position is exactly their coordinate (the piece's border, which the simplifier keeps)
-    are welded to other pieces.
+    are welded to other pieces. A smoothed piece (:mod:`ml4paleo.compute.smooth_mesh`) has
+    ``keyed``: True for the vertices welded by their ``coords`` (their lattice position before
+    smoothing) although ``positions`` moved.
     """
 
     coords: np.ndarray
     faces: np.ndarray
     positions: np.ndarray | None = None
+    keyed: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -339,27 +342,6 @@ def _adjacency(n_vertices: int, faces: np.ndarray) -> sparse.csr_matrix:
     adj = adj + adj.T
     adj.data[:] = 1.0
     return adj
-
-
-def taubin_smooth(
-    vertices: np.ndarray, faces: np.ndarray, iterations: int, *, lamb: float = 0.5, mu: float = -0.53
-) -> np.ndarray:
-    """Taubin lambda|mu smoothing: alternating shrink and inflate steps of the uniform Laplacian,
-    which removes the marching-cubes staircase without the shrinkage of plain Laplacian smoothing.
-    Topology and faces are unchanged. Returns new vertices."""
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0; got {iterations!r}")
-    if iterations == 0 or len(faces) == 0:
-        return vertices
-    adj = _adjacency(len(vertices), faces)
-    degree = np.asarray(adj.sum(axis=1)).ravel()
-    inv = sparse.diags(np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0))
-    mean_of_neighbours = (inv @ adj).tocsr()
-    v = np.asarray(vertices, dtype=np.float64).copy()
-    for _ in range(int(iterations)):
-        v += lamb * (mean_of_neighbours @ v - v)
-        v += mu * (mean_of_neighbours @ v - v)
-    return v
 
 
 def closed_and_oriented(faces: np.ndarray) -> bool:

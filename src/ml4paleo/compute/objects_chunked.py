@@ -168,10 +168,12 @@ def _check_box(pieces: Pieces, k: int, max_box_voxels: int) -> None:
 
 def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], write: Callable[[int, np.ndarray], None],
                      *, split: str = "auto", h: float | None = None, grey: Any = None, measure: bool = True,
-                     max_box_voxels: int = MAX_BOX_VOXELS, progress: ProgressCallback | None = None) -> ObjectsResult:
+                     max_box_voxels: int = MAX_BOX_VOXELS, progress: ProgressCallback | None = None,
+                     thickness: bool = True) -> ObjectsResult:
     """Split and measure the ``pieces`` of ``labels`` and ``write(z0, uint32 slab)`` the objects
     slab by slab (:attr:`Pieces.slabs`, in order); ``grey``: the scan (zarr or numpy, same shape)
-    for the grey-value measurements."""
+    for the grey-value measurements; ``thickness=False`` leaves local thickness to a later pass
+    (:mod:`ml4paleo.compute.thickness_map`)."""
     if split not in SPLIT_MODES:
         raise InputError(f"split must be one of {', '.join(SPLIT_MODES)}; got {split!r}")
     progress = progress or no_progress
@@ -204,7 +206,8 @@ def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], w
                 for j in range(1, n_parts + 1):
                     row: dict[str, Any] = {"id": next_id + j - 1, "class": int(pieces.classes[k - 1]), "piece": k}
                     if measure:
-                        row.update(measure_object(parts == j, voxel_size, pieces.start[k - 1], region_grey))
+                        row.update(measure_object(parts == j, voxel_size, pieces.start[k - 1], region_grey,
+                                                  thickness=thickness))
                     result.rows.append(row)
             else:
                 n_parts = 1

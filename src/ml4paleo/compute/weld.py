@@ -101,7 +101,9 @@ class StreamWeld:
                 c = coords[:, axis].astype(np.int64) + 2
                 inside = c < len(table)
                 shared[inside] |= table[c[inside]]
-        if piece.positions is not None:  # simplified: only vertices still on the lattice can be shared
+        if piece.keyed is not None:  # smoothed: welded by the lattice position they came from
+            shared &= piece.keyed
+        elif piece.positions is not None:  # simplified: only vertices still on the lattice can be shared
             shared &= np.all(piece.positions == coords, axis=1)
         keys = pack_keys(coords[shared])
         pos = np.searchsorted(self._keys, keys)

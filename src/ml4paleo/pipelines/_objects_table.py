@@ -103,13 +103,14 @@ class ObjectTable:
 
 
 CSV_FIELDS = ["id", "class", "class_name", "voxel_count", "volume", "surface_area", "voxel_face_area", "sphericity",
-              "thickness_mean", "thickness_median", "thickness_max", "grey_mean", "grey_std",
+              "thickness_mean", "thickness_median", "thickness_max", "cavity_volume", "grey_mean", "grey_std",
               "centroid_z", "centroid_y", "centroid_x", "axis_major", "axis_middle", "axis_minor",
               "major_z", "major_y", "major_x", "bbox_z0", "bbox_y0", "bbox_x0", "bbox_z1", "bbox_y1", "bbox_x1"]
 
 
 def csv_text(rows: list[dict[str, Any]], unit: str) -> str:
-    units = {"volume": f"{unit}^3", "surface_area": f"{unit}^2", "voxel_face_area": f"{unit}^2"}
+    units = {"volume": f"{unit}^3", "cavity_volume": f"{unit}^3", "surface_area": f"{unit}^2",
+             "voxel_face_area": f"{unit}^2"}
     units.update({k: unit for k in CSV_FIELDS if k.startswith(("thickness", "centroid", "axis_"))})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

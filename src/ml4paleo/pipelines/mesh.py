@@ -5,14 +5,26 @@ window from the OME-Zarr, run marching cubes and save their pieces (exact intege
 a scratch folder beside the output; they return only counts. Then, label by label, the pieces
 are read back in chunk order and
 
-* **streamed** (the default: no simplification, smoothing, GLB or preview to make): welded
+Smoothing (the default, ``smooth=SMOOTH_ITERATIONS``) happens in the chunk tasks: each piece
+takes its positions from the windowed-sinc smoothed mesh of its window grown by a halo
+(:mod:`ml4paleo.compute.smooth_mesh`), so smoothed surfaces stream and weld like voxel ones,
+with no seam; ``smooth=0`` gives the voxel (marching-cubes) surface. ``max_error`` alone
+simplifies voxel surfaces only (chunk by chunk, below): zmesh's simplifier works on the
+half-voxel lattice (off-lattice input comes back snapped or NaN), and fast-simplification,
+which takes any positions, left edges used twice in most smoothed pieces reduced to a quarter
+(its default aggressiveness; at lower ones it hardly reduced), so a printed fossil would have
+a hole. Smoothed surfaces are written at full resolution; a triangle ratio (``simplify``) and
+the web app's light copies simplify the voxel surface and carry the smoothing over
+(:func:`~ml4paleo.compute.smooth_mesh.carry_smoothing`).
+
+* **streamed** (the default: no triangle-ratio simplification, GLB or preview to make): welded
   piece by piece (:class:`ml4paleo.compute.weld.StreamWeld`, shared vertices of chunk faces get
   one id), measured and written into STL/OBJ/PLY as they come
   (:class:`ml4paleo.io.exports.MeshStreamWriter`). Memory: one piece plus the vertices on the
   chunk planes of about one z-slab of chunks, whatever the size of the surface; the same
   mesh, triangle for triangle, as welding it whole.
 * **whole per label** when the label's mesh must be held whole: simplification
-  (``simplify``/``max_error``) and Taubin ``smooth`` work on the welded mesh, GLB is written by
+  (``simplify``) works on the welded mesh, GLB is written by
   trimesh, and a preview is simplified from it. Memory: the largest *label's* mesh (~0.1 GB
   per million triangles, more while simplifying), no longer every label's at once. A preview
   of a label above :data:`PREVIEW_WELD_MAX_TRIANGLES` comes from a coarser grid instead, so the
@@ -38,6 +50,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ml4paleo.compute import mesh as meshing
+from ml4paleo.compute.smooth_mesh import (SMOOTH_ITERATIONS, carry_smoothing, grown_window, halo_voxels,
+                                          smooth_pieces)
 from ml4paleo.compute.weld import StreamWeld, shared_planes
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
 from ml4paleo.enums import DEFAULT_MESH_FORMAT, MESH_FORMATS
@@ -99,18 +113,17 @@ def _grid(info: VolumeInfo, downsample: int) -> tuple[int, int, tuple[int, int, 
 
 def _mesh_window(
     path: str, level: int, stride: int, grid: tuple[int, int, int], window: meshing.ChunkWindow, labels,
-    scratch: str | None = None, index: int = 0, max_error_voxels: float | None = None,
+    scratch: str | None = None, index: int = 0, max_error_voxels: float | None = None, smooth: int = 0,
 ) -> tuple[dict[int, Any], dict[int, int]]:
     """One chunk task: read the window (zero padded), mesh it, count the voxels it owns; with
-    ``max_error_voxels``, simplify each piece within it, its border kept (``simplify_piece``).
+    ``smooth``, smooth each piece in the mesh of the window grown by its halo
+    (:mod:`ml4paleo.compute.smooth_mesh`); or with ``max_error_voxels``, simplify each piece
+    within it, its border kept (``simplify_piece``).
 
     Returns (label -> piece, label -> voxels); with ``scratch``, the pieces go to
     ``<scratch>/<index>.npz`` and label -> triangles comes back instead of the pieces."""
     arr = open_level(path, level)
-    sl = window.read_slices(grid)
-    data = arr[tuple(slice(s.start * stride, s.stop * stride, stride) for s in sl)]
-    pad = window.pad_widths(grid)
-    block = np.pad(data, pad) if any(p != (0, 0) for p in pad) else np.asarray(data)
+    block = _read_window(arr, stride, grid, window)
     own = block[tuple(slice(1, min(b, n) - a) for a, b, n in zip(window.start, window.stop, grid))]
     if own.dtype.itemsize == 1:
         counts = np.bincount(own.ravel(), minlength=1)
@@ -122,7 +135,10 @@ def _mesh_window(
         values, counts = flat[starts], np.diff(np.append(starts, len(flat)))
     voxels = {int(v): int(c) for v, c in zip(values, counts) if v != 0}
     pieces = meshing.mesh_block(block, window.start, labels)
-    if max_error_voxels is not None:
+    if smooth and pieces:
+        grown = grown_window(window, halo_voxels(smooth), grid)
+        pieces = smooth_pieces(pieces, _read_window(arr, stride, grid, grown), grown.start, iterations=smooth)
+    elif max_error_voxels is not None:
         pieces = {label: meshing.simplify_piece(piece, max_error_voxels) for label, piece in pieces.items()}
     if scratch is None:
         return pieces, voxels
@@ -132,14 +148,25 @@ def _mesh_window(
             arrays[f"c{label}"], arrays[f"f{label}"] = piece.coords, piece.faces
             if piece.positions is not None:
                 arrays[f"p{label}"] = piece.positions
+            if piece.keyed is not None:
+                arrays[f"k{label}"] = piece.keyed
         np.savez(Path(scratch) / f"{index}.npz", **arrays)
     return {label: len(piece.faces) for label, piece in pieces.items()}, voxels
+
+
+def _read_window(arr, stride: int, grid, window: meshing.ChunkWindow) -> np.ndarray:
+    """A window's voxels of the meshed grid (every ``stride``-th of ``arr``), zero padded outside."""
+    sl = window.read_slices(grid)
+    data = arr[tuple(slice(s.start * stride, s.stop * stride, stride) for s in sl)]
+    pad = window.pad_widths(grid)
+    return np.pad(data, pad) if any(p != (0, 0) for p in pad) else np.asarray(data)
 
 
 def _load_piece(scratch: Path, index: int, label: int) -> meshing.MeshPiece:
     with np.load(scratch / f"{index}.npz") as f:
         return meshing.MeshPiece(coords=f[f"c{label}"], faces=f[f"f{label}"],
-                                 positions=f[f"p{label}"] if f"p{label}" in f.files else None)
+                                 positions=f[f"p{label}"] if f"p{label}" in f.files else None,
+                                 keyed=f[f"k{label}"] if f"k{label}" in f.files else None)
 
 
 def _weld_whole(pieces: Iterable[meshing.MeshPiece], windows: Sequence[meshing.ChunkWindow], grid, chunk: int
@@ -155,11 +182,27 @@ def _weld_whole(pieces: Iterable[meshing.MeshPiece], windows: Sequence[meshing.C
     return np.concatenate(verts), np.concatenate(faces)
 
 
-def _lattice_mesh(pieces: list[meshing.MeshPiece], simplify: float | None, max_error_voxels: float | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Weld one label's pieces and simplify on the voxel lattice (vertices in voxel units)."""
-    coords, faces = meshing.weld(pieces)
-    verts = coords.astype(np.float64) / 2.0  # voxel units of the meshed grid
+def _lattice_mesh(pieces: list[meshing.MeshPiece], simplify: float | None, max_error_voxels: float | None,
+                  windows: Sequence[meshing.ChunkWindow], grid, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weld one label's pieces (smoothed ones by their keys) and simplify (vertices in voxel
+    units of the meshed grid)."""
+    smoothed = None
+    if any(p.keyed is not None for p in pieces) and all(p.keyed.all() for p in pieces):  # smoothed, full resolution
+        coords, faces = meshing.weld(pieces)  # weld by the lattice keys
+        keys = np.concatenate([meshing._pack(p.coords) for p in pieces])
+        first = np.unique(keys, return_index=True)[1]
+        smoothed = np.concatenate([p.positions for p in pieces]).astype(np.float64)[first] / 2.0
+        verts = coords.astype(np.float64) / 2.0
+    elif any(p.positions is not None for p in pieces):
+        verts, faces = _weld_whole(pieces, windows, grid, chunk)
+    else:
+        coords, faces = meshing.weld(pieces)
+        verts = coords.astype(np.float64) / 2.0
+    if smoothed is not None:
+        if simplify is not None or max_error_voxels is not None:
+            simple, faces = meshing.simplify_mesh(verts, faces, ratio=simplify, max_error=max_error_voxels)
+            return carry_smoothing(simple, verts, smoothed), faces
+        return smoothed, faces
     if simplify is not None or max_error_voxels is not None:
         verts, faces = meshing.simplify_mesh(verts, faces, ratio=simplify, max_error=max_error_voxels)
     return verts, faces
@@ -186,7 +229,7 @@ def _stream_label(pieces: Iterable[meshing.MeshPiece], windows: Sequence[meshing
 
 
 def _coarse_preview(labels_path, info: VolumeInfo, downsample: int, label: int, triangles: int, budget: int,
-                    chunk: int, scheduler) -> tuple[np.ndarray, np.ndarray]:
+                    chunk: int, scheduler, smooth: int) -> tuple[np.ndarray, np.ndarray]:
     """A light copy of a label too big to weld whole: mesh every 2^k-th voxel (a pyramid level
     when one matches), with k the smallest that leaves under :data:`PREVIEW_WELD_MAX_TRIANGLES`
     (triangles scale with the area), then simplify to about ``budget`` triangles."""
@@ -194,11 +237,14 @@ def _coarse_preview(labels_path, info: VolumeInfo, downsample: int, label: int, 
     while triangles / (factor * factor) > PREVIEW_WELD_MAX_TRIANGLES:
         factor *= 2
     level, stride, grid = _grid(info, downsample * factor)
-    args = [(str(labels_path), level, stride, grid, w, [label]) for w in meshing.chunk_windows(grid, int(chunk))]
-    pieces = [r[0][label] for r in run_tasks(_mesh_window, args, scheduler=scheduler) if label in r[0]]
-    lattice, faces = _lattice_mesh(pieces, None, None)
-    if len(faces) > budget:
-        lattice, faces = meshing.simplify_mesh(lattice, faces, ratio=budget / len(faces))
+    windows = meshing.chunk_windows(grid, int(chunk))
+    args = [(str(labels_path), level, stride, grid, w, [label], None, 0, None, smooth) for w in windows]
+    results = run_tasks(_mesh_window, args, scheduler=scheduler)
+    kept = [i for i, r in enumerate(results) if label in r[0]]
+    pieces = [results[i][0][label] for i in kept]
+    n_faces = sum(len(p.faces) for p in pieces)
+    lattice, faces = _lattice_mesh(pieces, budget / n_faces if n_faces > budget else None, None,
+                                   [windows[i] for i in kept], grid, chunk)
     voxel = tuple(float(v) * downsample * factor for v in info.voxel_size)
     return meshing.to_physical(lattice, voxel), faces
 
@@ -236,7 +282,8 @@ def _validate(labels, downsample, simplify, max_error, smooth, formats, chunk) -
     if max_error is not None and not max_error >= 0:
         raise InputError(f"max_error must be >= 0 (physical units); got {max_error!r}")
     if int(smooth) != smooth or smooth < 0:
-        raise InputError(f"smooth is a number of Taubin iterations >= 0; got {smooth!r}")
+        raise InputError(f"smooth is the smoothing filter's degree, a whole number >= 0 (0: the voxel "
+                         f"surface); got {smooth!r}")
     if isinstance(formats, str):
         formats = tuple(f.strip() for f in formats.split(","))
     formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
@@ -256,7 +303,7 @@ def mesh_labels(
     downsample: int = 1,
     simplify: float | None = None,
     max_error: float | None = None,
-    smooth: int = 0,
+    smooth: int | bool = SMOOTH_ITERATIONS,
     formats: Sequence[str] | str = (DEFAULT_MESH_FORMAT,),
     progress: ProgressCallback | None = None,
     overwrite: bool = False,
@@ -277,7 +324,10 @@ def mesh_labels(
         downloads' default is :func:`download_max_error`, half a voxel). Simplification keeps
         each surface closed. ``max_error`` alone simplifies each chunk's piece in its task with
         the piece's border kept, so the label still streams in bounded memory.
-    smooth : Taubin smoothing iterations (no shrinkage).
+    smooth : degree of the windowed-sinc smoothing that removes the voxel staircase while keeping
+        volume (default :data:`~ml4paleo.compute.smooth_mesh.SMOOTH_ITERATIONS`; 0: the voxel
+        surface, marching cubes of the voxels as they are; True/False: the default or 0). Done
+        chunk by chunk, seamless; smoothed surfaces ignore ``max_error`` (full resolution).
     formats : any of stl, obj, ply, glb (a list or "stl,obj").
     chunk : chunk edge in voxels of the meshed grid; ``scheduler``: see
         :mod:`ml4paleo.pipelines._tasks` (None: the settings' ``dask_scheduler``).
@@ -298,6 +348,9 @@ def mesh_labels(
     """
     progress = progress or no_progress
     wanted, formats = _validate(labels, downsample, simplify, max_error, smooth, formats, chunk)
+    smooth = SMOOTH_ITERATIONS if smooth is True else int(smooth)
+    if smooth and simplify is None:
+        max_error = None  # smoothed surfaces are not simplified within an error (module docstring)
     info = read_info(labels_path)
     if not np.issubdtype(info.dtype, np.integer):
         raise InputError(f"{labels_path} holds {info.dtype} voxels; meshing needs an integer label volume")
@@ -323,8 +376,10 @@ def mesh_labels(
     try:
         # max_error alone: each chunk's piece is simplified in its task, borders kept, and the
         # label still streams; a triangle ratio needs the whole mesh (the simplifier's target)
-        per_piece = None if max_error is None or simplify is not None else float(max_error) / max(voxel_size)
-        args = [(str(labels_path), level, stride, grid, w, wanted, str(scratch), i, per_piece)
+        # smoothed surfaces are not simplified chunk by chunk: see the module's docstring
+        per_piece = (None if max_error is None or simplify is not None or smooth
+                     else float(max_error) / max(voxel_size))
+        args = [(str(labels_path), level, stride, grid, w, wanted, str(scratch), i, per_piece, smooth)
                 for i, w in enumerate(windows)]
         progress(0.0, 1.0, "meshing chunks")
         results = run_tasks(_mesh_window, args, scheduler=scheduler,
@@ -348,7 +403,7 @@ def mesh_labels(
         messages: list[str] = []
         meshes_doc: list[dict[str, Any]] = []
         post = scaled(progress, 0.6, 1.0, "welding and writing meshes")
-        whole_needed = (simplify is not None or int(smooth) > 0 or any(f not in STREAM_FORMATS for f in formats))
+        whole_needed = simplify is not None or any(f not in STREAM_FORMATS for f in formats)
         for i, label in enumerate(targets):
             post(i, max(len(targets), 1), f"label {label}")
             if label not in where:
@@ -362,37 +417,37 @@ def mesh_labels(
             wants_preview = bool(preview_triangles) and triangles[label] > preview_triangles
             pieces = (_load_piece(scratch, index, label) for index in where[label])
             # a preview is simplified from the welded full-resolution mesh (lattice vertices); pieces
-            # already simplified off the lattice take the coarse grid's instead (zmesh's simplifier
+            # already simplified or smoothed off the lattice take the coarse grid's instead (zmesh's simplifier
             # measured minutes, not seconds, reducing such a mesh hundreds of times)
-            weld_preview = wants_preview and triangles[label] <= PREVIEW_WELD_MAX_TRIANGLES and per_piece is None
+            weld_preview = (wants_preview and triangles[label] <= PREVIEW_WELD_MAX_TRIANGLES and per_piece is None
+                            and not smooth)
             if whole_needed or weld_preview:
                 # a displacement of e voxels is at most e * max(voxel_size) in physical units
+                label_windows = [windows[index] for index in where[label]]
                 if per_piece is not None:
-                    lattice, faces = _weld_whole(pieces, [windows[index] for index in where[label]], grid, chunk)
+                    lattice, faces = _weld_whole(pieces, label_windows, grid, chunk)
                 else:
-                    err = None if max_error is None else float(max_error) / max(voxel_size)
-                    lattice, faces = _lattice_mesh(list(pieces), simplify, err)
-                verts = meshing.taubin_smooth(meshing.to_physical(lattice, voxel_size), faces, int(smooth))
+                    err = None if max_error is None or smooth else float(max_error) / max(voxel_size)
+                    lattice, faces = _lattice_mesh(list(pieces), simplify, err, label_windows, grid, chunk)
+                verts = meshing.to_physical(lattice, voxel_size)
                 m = meshing.measure_mesh(verts, faces)
                 for fmt, name in paths.items():
                     write_mesh(tmp / name, verts, faces, fmt)
-                if wants_preview and len(faces) > preview_triangles and per_piece is not None:
+                if wants_preview and len(faces) > preview_triangles and (per_piece is not None or smooth):
                     pv, pf = _coarse_preview(labels_path, info, downsample, label, triangles[label],
-                                             preview_triangles, chunk, scheduler)
+                                             preview_triangles, chunk, scheduler, smooth)
                     if len(pf):
                         entry["preview"] = _write_preview(tmp, label, safe_unit, pv, pf)
                 elif wants_preview and len(faces) > preview_triangles:
                     pv, pf = meshing.simplify_mesh(lattice, faces, ratio=preview_triangles / len(faces))
-                    entry["preview"] = _write_preview(
-                        tmp, label, safe_unit,
-                        meshing.taubin_smooth(meshing.to_physical(pv, voxel_size), pf, int(smooth)), pf)
+                    entry["preview"] = _write_preview(tmp, label, safe_unit, meshing.to_physical(pv, voxel_size), pf)
                 del lattice, verts, faces
             else:
                 m = _stream_label(pieces, [windows[index] for index in where[label]], grid, chunk, voxel_size,
                                   {fmt: tmp / name for fmt, name in paths.items()})
                 if wants_preview:
                     pv, pf = _coarse_preview(labels_path, info, downsample, label, triangles[label],
-                                             preview_triangles, chunk, scheduler)
+                                             preview_triangles, chunk, scheduler, smooth)
                     if len(pf):
                         entry["preview"] = _write_preview(tmp, label, safe_unit, pv, pf)
             m.update(voxel_count=voxels.get(label, 0),
@@ -411,7 +466,7 @@ def mesh_labels(
             "axes": ["z", "y", "x"],
             "file_axes": ["x", "y", "z"],
             "parameters": {"labels": wanted, "downsample": downsample, "simplify": simplify,
-                           "max_error": max_error, "smooth": int(smooth), "formats": list(formats),
+                           "max_error": max_error, "smooth": smooth, "formats": list(formats),
                            "chunk": int(chunk), "preview_triangles": preview_triangles},
             "meshes": meshes_doc,
             "messages": messages,

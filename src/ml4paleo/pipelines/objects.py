@@ -10,8 +10,12 @@ the user's corrections in this order:
    watershed inside that object only); the first part keeps the id, the others get new ones.
 
 Corrected objects are measured again from the written ids. Outputs: ``OUT.ome.zarr`` (uint32,
-0 = none, the labels' grid and voxel size, with a pyramid) and its table beside it, named after it
-(``objects.ome.zarr``: ``objects.csv`` and ``objects.json``; :func:`table_paths`); everything is written under temporary names and renamed when complete.
+0 = none, the labels' grid and voxel size, with a pyramid), its local-thickness map
+(``OUT_thickness.ome.zarr``, float32 in the volume's unit, :func:`thickness_path`, made with the
+thickness statistics, cavities and per-class measurements by :mod:`ml4paleo.compute.thickness_map`)
+and its table beside it, named after it (``objects.ome.zarr``: ``objects.csv`` and ``objects.json``,
+with a ``classes`` summary; :func:`table_paths`); everything is written under temporary names
+and renamed when complete.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import numpy as np
 
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.compute.objects import SPLIT_MODES
-from ml4paleo.compute.objects_chunked import MAX_BOX_VOXELS, find_pieces, objects_by_slabs
+from ml4paleo.compute.objects_chunked import MAX_BOX_VOXELS, find_pieces, objects_by_slabs, slab_edges
+from ml4paleo.compute.thickness_map import thickness_by_slabs
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.pipelines._objects_table import ObjectTable, csv_text
@@ -33,7 +38,7 @@ from ml4paleo.pipelines.mesh import label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 from ml4paleo.planes import SliceRef
 
-__all__ = ["ObjectsResult", "objects_from_labels", "seed_strokes", "table_paths"]
+__all__ = ["ObjectsResult", "objects_from_labels", "seed_strokes", "table_paths", "thickness_path"]
 SLAB_VOXELS = 1 << 24
 """Target voxels of a slab (16 M: uint8 labels, int32 component ids and their temporaries,
 uint32 objects: ~0.3 GB); a slab thinner than a chunk when a chunk row is larger (a 1024^2 scan
@@ -82,6 +87,15 @@ class ObjectsResult:
     unit: str
     voxel_size: tuple[float, float, float]
     messages: list[str] = field(default_factory=list)
+    thickness_path: Path | None = None
+    classes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def thickness_path(out_path: str | Path) -> Path:
+    """The local-thickness map of an object volume, beside it (``grains.ome.zarr``:
+    ``grains_thickness.ome.zarr``)."""
+    out_path = Path(out_path)
+    return out_path.with_name(f"{out_path.name.split('.')[0] or 'objects'}_thickness.ome.zarr")
 
 
 def table_paths(out_path: str | Path) -> tuple[Path, Path]:
@@ -214,7 +228,8 @@ def objects_from_labels(
                            "convert_volume(..., labels=True)")
     out_path = Path(out_path)
     csv_path, json_path = table_paths(out_path)
-    for p in (out_path, csv_path, json_path):
+    map_path = thickness_path(out_path)
+    for p in (out_path, csv_path, json_path, map_path):
         if p.exists() and not overwrite:
             raise OutputExistsError(f"{p} already exists (pass overwrite to replace it)")
     arr = open_level(labels_path, 0)
@@ -237,10 +252,12 @@ def objects_from_labels(
                            kind="labels", attrs=attrs, overwrite=overwrite,
                            pyramid_min_size=max(info.level_shapes[-1][1:]))  # the labels' levels, for overlays
     tmp_csv, tmp_json = partial_path(csv_path), partial_path(json_path)
+    map_writer = None
     try:
         # level 0 only: finish() builds the pyramid after the corrections
         found = objects_by_slabs(arr, pieces, voxel_size, _ChunkRows(writer.array), split=split, h=h, grey=grey,
-                                 max_box_voxels=max_box_voxels, progress=scaled(progress, 0.25, 0.85))
+                                 max_box_voxels=max_box_voxels, progress=scaled(progress, 0.25, 0.75),
+                                 thickness=False)
         table = ObjectTable(found.rows, writer.array, grey, voxel_size, max_box_voxels)
         messages = []
         for ids in groups:
@@ -250,8 +267,14 @@ def objects_from_labels(
             target, new = table.split(ref, strokes)
             messages.append(f"split object {target} into {', '.join(map(str, [target, *new]))} with the seeds "
                             f"on slice {ref.name}")
-        progress(0.9, 1.0, "writing the table")
         rows = [table.rows[i] for i in sorted(table.rows)]
+        map_writer = OmeZarrWriter(map_path, shape, np.float32, voxel_size=voxel_size, unit=info.unit,
+                                   chunks=info.chunks, attrs={"source": out_path.name, "quantity": "local thickness",
+                                                              "value_unit": info.unit},
+                                   overwrite=overwrite, pyramid_min_size=max(info.level_shapes[-1][1:]))
+        class_measures = thickness_by_slabs(writer.array, rows, slab_edges(shape[0], depth), voxel_size,
+                                            _ChunkRows(map_writer.array), progress=scaled(progress, 0.8, 0.9))
+        progress(0.9, 1.0, "writing the table")
         for r in rows:
             r.pop("piece", None)
             r["class_name"] = names.get(r["class"], f"class {r['class']}")
@@ -259,16 +282,22 @@ def objects_from_labels(
         doc = {"source": str(labels_path), "image": grey_path, "objects_volume": out_path.name, "unit": info.unit,
                "voxel_size": list(voxel_size), "axes": ["z", "y", "x"], "parameters": parameters,
                "units": {"volume": f"{info.unit}^3", "surface_area": f"{info.unit}^2", "lengths": info.unit},
+               "thickness_map": map_path.name,
+               "classes": class_measures.rows(float(np.prod(voxel_size)), names),
                "messages": messages, "objects": rows}
         tmp_json.write_text(json.dumps(doc, indent=1))
-        writer.finish(scaled(progress, 0.92, 1.0, "building pyramid"))
+        writer.finish(scaled(progress, 0.92, 0.96, "building pyramid"))
+        map_writer.finish(scaled(progress, 0.96, 1.0, "building the thickness pyramid"))
         replace_atomically(tmp_csv, csv_path, overwrite)
         replace_atomically(tmp_json, json_path, overwrite)
     except BaseException:
         writer.abort()
+        if map_writer is not None:
+            map_writer.abort()
         for p in (tmp_csv, tmp_json):
             p.unlink(missing_ok=True)
         raise
     progress(1.0, 1.0, "done")
     return ObjectsResult(path=out_path, csv_path=csv_path, json_path=json_path, objects=rows, unit=info.unit,
-                         voxel_size=voxel_size, messages=messages)  # type: ignore[arg-type]
+                         voxel_size=voxel_size, messages=messages, thickness_path=map_path,  # type: ignore[arg-type]
+                         classes=doc["classes"])

@@ -32,10 +32,10 @@ SWITCH = 0.05
 more than this mean held-out Dice, and on every held-out fold: a correction stroke moves every
 method's scores a little, scores on strokes saturate, and a method flipping back and forth
 between strokes undoes what the user saw change (why 0.05: docs/decisions.md)."""
-OUTLINE_TRUST = 0.5
-MIN_DISAGREEMENT = 50
-"""Without this many held-out voxels where a method and the outlines disagreed, the estimate
-counts such voxels as even odds."""
+EVEN_ODDS_WEIGHT = 5
+"""The outlines' odds where they contradict a model start at even, as if this many held-out voxels
+had gone each way (a Beta(5, 5) prior): a few disagreeing voxels, often of one stroke, move them
+a little, hundreds decide them."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 
@@ -158,12 +158,11 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
 
 def outline_trust(scored: Mapping[str, Any] | None) -> float:
     """How often the interpolated outlines were right where a method disagreed with them on
-    held-out voxels (``OUTLINE_TRUST`` without ``MIN_DISAGREEMENT`` such voxels): the odds the
-    Dice estimate gives the outlines where they contradict that method's model."""
+    held-out voxels, drawn towards even odds by ``EVEN_ODDS_WEIGHT``: the odds the Dice estimate
+    gives the outlines where they contradict that method's model."""
     counts = (scored or {}).get("against_outlines") or {}
-    if counts.get("disagree", 0) < MIN_DISAGREEMENT:
-        return OUTLINE_TRUST
-    return counts["outlines_right"] / counts["disagree"]
+    right, disagree = counts.get("outlines_right", 0), counts.get("disagree", 0)
+    return (right + EVEN_ODDS_WEIGHT) / (disagree + 2 * EVEN_ODDS_WEIGHT)
 
 
 def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceRef]],

@@ -26,6 +26,8 @@ MAX_SEED_POINTS = 100
 """Clicked points of one seeded split."""
 MESH_MAX_BOX_VOXELS = 1 << 24
 """Largest bounding box meshed in a request (16 M voxels: a few seconds)."""
+ZIP_MAX_VOXELS = 1 << 26
+"""Largest sum of the objects' boxes meshed for the zip in one request (64 M voxels: tens of seconds)."""
 
 
 @bp.get("/job/<job_id>/objects")
@@ -117,7 +119,15 @@ def objects_table(job_id: str, seg_id: str):
         doc = json.loads((folder / "objects.json").read_text())
     return jsonify(ready=state["ready"], pending=state["pending"], error=state["error"],
                    objects=doc.get("objects", []), unit=doc.get("unit"), voxel_size=doc.get("voxel_size"),
-                   parameters=state["ready"]["params"] if state["ready"] else None, messages=doc.get("messages", []))
+                   parameters=state["ready"]["params"] if state["ready"] else None, messages=doc.get("messages", []),
+                   classes=doc.get("classes", []), thickness_map=bool(doc.get("thickness_map")),
+                   thickness_top=_thickness_top(doc), thickness_colors=list(display.THICKNESS_COLORS))
+
+
+def _thickness_top(doc: dict[str, Any]) -> float | None:
+    """The top of the thickness colour scale: the largest thickness of any object."""
+    values = [o["thickness_max"] for o in doc.get("objects", []) if o.get("thickness_max")]
+    return max(values) if values else None
 
 
 @bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects.<fmt>")
@@ -143,6 +153,27 @@ def objects_slice(job_id: str, seg_id: str, axis: str, index: int):
     return png_response(encode_png(display.overlay_ids(gray, ids, float_arg("opacity", 0.5), selected or None)))
 
 
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/thickness/<axis>/<int:index>.png")
+def thickness_slice(job_id: str, seg_id: str, axis: str, index: int):
+    """A slice of the scan (``window=lo,hi``) with the objects' local thickness in colour
+    (``opacity``; the scale runs from 0 to ``top``, default the largest thickness, in the
+    volume's unit: the colour bar of the table's ``thickness_colors``)."""
+    _, folder = _ready_run(job_id, seg_id)
+    map_path = folder / "objects_thickness.ome.zarr"
+    if not map_path.is_dir():
+        raise ArtifactNotFound("this objects run has no thickness map; find the objects again to make one")
+    job_paths = paths(job_id)
+    window = window_arg() or store().jobs.job_field(job_id, "window") or volume_window(job_paths.volume)
+    gray = display.to_uint8(read_slice(job_paths.volume, axis, index), window)
+    values = read_slice(map_path, axis, index)
+    top = float_arg("top", 0.0)
+    if request.args.get("top") and not top > 0:
+        raise InputError(f"top must be a positive thickness in the volume's unit; got {top:g}")
+    if not top > 0:
+        top = _thickness_top(json.loads((folder / "objects.json").read_text())) or 1.0
+    return png_response(encode_png(display.overlay_values(gray, values, top, float_arg("opacity", 0.7))))
+
+
 @bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/at/<axis>/<int:index>/<int:row>/<int:col>")
 def object_at(job_id: str, seg_id: str, axis: str, index: int, row: int, col: int):
     """The object id (0: none) at pixel (``row``, ``col``) of a slice."""
@@ -151,6 +182,27 @@ def object_at(job_id: str, seg_id: str, axis: str, index: int, row: int, col: in
     if not (0 <= row < ids.shape[0] and 0 <= col < ids.shape[1]):
         raise InputError(f"pixel ({row}, {col}) is outside the {ids.shape[0]}x{ids.shape[1]} slice")
     return jsonify(id=int(ids[row, col]))
+
+
+@bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/meshes.zip")
+def object_meshes(job_id: str, seg_id: str):
+    """One smoothed STL per object (``object_<id>.stl``, physical units, in place), zipped: made
+    on the first request and kept in the run's folder; 400 when the objects' boxes add up to more
+    than :data:`ZIP_MAX_VOXELS` (the CLI's ``objects --per-object`` has no such limit)."""
+    from ml4paleo.pipelines.object_meshes import meshes_zip_path, write_object_meshes  # lazy: meshing
+
+    _, folder = _ready_run(job_id, seg_id)
+    target = meshes_zip_path(folder / "objects.ome.zarr")
+    if not target.is_file():
+        rows = json.loads((folder / "objects.json").read_text())["objects"]
+        total = sum(int(np.prod(np.subtract(r["bbox_stop"], r["bbox_start"]))) for r in rows)
+        if total > ZIP_MAX_VOXELS:
+            raise InputError(f"the objects' boxes hold {total} voxels, above the {ZIP_MAX_VOXELS} meshed in a "
+                             "request; use `ml4paleo objects LABELS OUT --per-object`")
+        write_object_meshes(folder / "objects.ome.zarr", rows, target, overwrite=True,
+                            max_box_voxels=MESH_MAX_BOX_VOXELS)
+    return send_file(target, as_attachment=True, download_name=f"objects_meshes_{seg_id}.zip",
+                     mimetype="application/zip", max_age=0)
 
 
 @bp.get("/api/job/<job_id>/segmentation/<seg_id>/objects/<int:object_id>.stl")

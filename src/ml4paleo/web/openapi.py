@@ -277,7 +277,9 @@ def _paths() -> dict[str, Any]:
         s + "/meshes": {"get": _op("Meshes of a segmentation with measurements and, for large meshes, the url "
                                           "of a light preview (PLY) for the 3D view", [_JOB, _SEG])},
         s + "/objects": {"get": _op("Objects of a segmentation: the newest finished run (ready) and its table "
-                                    "(objects, unit, parameters, messages), a pending run's progress, the last error",
+                                    "(objects, unit, parameters, messages, classes: per-class porosity and thickness "
+                                    "histogram, thickness_top and thickness_colors of the thickness overlay), "
+                                    "a pending run's progress, the last error",
                                     [_JOB, _SEG])},
         s + "/objects.{fmt}": {"get": _op("The objects table as CSV or JSON", [_JOB, _SEG, {
             "name": "fmt", "in": "path", "required": True, "schema": {"type": "string", "enum": ["csv", "json"]}}],
@@ -289,10 +291,20 @@ def _paths() -> dict[str, Any]:
                     ("window", {"type": "string"}), ("opacity", {"type": "number", "minimum": 0, "maximum": 1}),
                     ("selected", {"type": "integer", "minimum": 0}))]],
             ok_type=_PNG, ok_schema=_BIN, errors=("400", "404"))},
+        s + "/objects/thickness/{axis}/{index}.png": {"get": _op(
+            "A slice of the scan with the objects' local thickness in colour (0 to top, the table's "
+            "thickness_colors)", [_JOB, _SEG, _AXIS, _INDEX, *[
+                {"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
+                    ("window", {"type": "string"}), ("opacity", {"type": "number", "minimum": 0, "maximum": 1}),
+                    ("top", {"type": "number", "exclusiveMinimum": 0}))]],
+            ok_type=_PNG, ok_schema=_BIN, errors=("400", "404"))},
         s + "/objects/at/{axis}/{index}/{row}/{col}": {"get": _op("The object id at a pixel of a slice (0: none)", [
             _JOB, _SEG, _AXIS, _INDEX, *[{"name": n, "in": "path", "required": True,
                                           "schema": {"type": "integer", "minimum": 0}} for n in ("row", "col")]],
             errors=("400", "404"))},
+        s + "/objects/meshes.zip": {"get": _op("One smoothed STL per object, zipped (made on the first request; "
+                                               "400 when the objects are too large for a request)", [_JOB, _SEG],
+                                               ok_type=_ZIP, ok_schema=_BIN, errors=("400", "404"))},
         s + "/objects/{object_id}.stl": {"get": _op("One object's smoothed closed surface (STL, physical units)", [
             _JOB, _SEG, {"name": "object_id", "in": "path", "required": True,
                          "schema": {"type": "integer", "minimum": 1}}],

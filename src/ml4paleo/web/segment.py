@@ -61,7 +61,8 @@ def _method() -> str | None:
 @bp.post("/api/job/<job_id>/mesh")
 def mesh(job_id: str):
     """Queue meshing of the given (or newest finished) segmentation; the files are simplified
-    within half a voxel unless ``full_resolution`` is true."""
+    within half a voxel unless ``full_resolution`` is true (meshes are now smoothed, hence full
+    resolution either way: :mod:`ml4paleo.pipelines.mesh`)."""
     data = json_body()
     seg_id = data.get("seg_id")
     if seg_id is not None and not isinstance(seg_id, str):

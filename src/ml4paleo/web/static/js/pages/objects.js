@@ -14,12 +14,13 @@ const COLUMNS = [
   ["sphericity", "Sphericity", (o) => o.sphericity],
   ["thickness_mean", "Mean thickness", (o) => o.thickness_mean, ""],
   ["thickness_max", "Max thickness", (o) => o.thickness_max, ""],
+  ["cavity_volume", "Cavities", (o) => o.cavity_volume, "³"],
   ["axis_major", "Length", (o) => o.axis_lengths[0], ""],
   ["grey_mean", "Mean grey", (o) => o.grey_mean],
 ];
 
 const state = { unitSymbols: {}, segId: "", table: null, sortKey: "id", sortUp: true, selected: 0, z: 0, depth: 1, params: null,
-  ticked: new Set(), tableKey: "", splitting: null };
+  ticked: new Set(), tableKey: "", splitting: null, colourBy: "objects" };
 
 const segUrl = () => `/api/job/${enc}/segmentation/${encodeURIComponent(state.segId)}`;
 
@@ -32,7 +33,15 @@ function fmt(value) {
 function renderSlice() {
   const img = $("objects-slice");
   const run = state.table ? state.table.ready.task_id : 0; // a new run: a new image, never the cached one
-  img.src = `${segUrl()}/objects/slice/z/${state.z}.png?selected=${state.selected}&run=${run}`;
+  const thickness = state.colourBy === "thickness" && state.table && state.table.thickness_map;
+  img.src = thickness ? `${segUrl()}/objects/thickness/z/${state.z}.png?run=${run}`
+    : `${segUrl()}/objects/slice/z/${state.z}.png?selected=${state.selected}&run=${run}`;
+  $("thickness-bar").hidden = !thickness;
+  if (thickness) {
+    const unit = state.unitSymbols[state.table.unit] || state.table.unit || "";
+    $("thickness-bar-ramp").style.background = `linear-gradient(to right, ${state.table.thickness_colors.join(", ")})`;
+    $("thickness-bar-high").textContent = `${fmt(state.table.thickness_top)} ${unit}`;
+  }
   $("objects-z").value = String(state.z);
   $("objects-z-text").textContent = `${state.z + 1} / ${state.depth}`;
 }
@@ -71,6 +80,45 @@ function renderTable() {
   el("td", {}, el("input", { type: "checkbox", "aria-label": `tick object ${o.id}`, checked: state.ticked.has(o.id),
     onchange: (e) => { e.target.checked ? state.ticked.add(o.id) : state.ticked.delete(o.id); updateMerge(); } })),
   ...COLUMNS.map(([key, , get]) => el("td", { class: key === "class_name" ? "" : "num" }, fmt(get(o)))))));
+}
+
+/** A small bar chart of a class's thickness histogram (voxels per bin), as inline SVG. */
+function histogramSvg(hist, unit) {
+  const counts = hist.counts || [];
+  const top = Math.max(1, ...counts);
+  const w = 160, h = 32, bar = w / Math.max(1, counts.length);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("width", String(w));
+  svg.setAttribute("height", String(h));
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `thickness histogram, bins of ${fmt(hist.bin_width)} ${unit}`);
+  counts.forEach((c, i) => {
+    const r = document.createElementNS(ns, "rect");
+    const height = c / top * h;
+    r.setAttribute("x", String(i * bar));
+    r.setAttribute("y", String(h - height));
+    r.setAttribute("width", String(Math.max(bar - 1, 1)));
+    r.setAttribute("height", String(height));
+    r.setAttribute("class", "histogram-bar");
+    const tip = document.createElementNS(ns, "title");
+    tip.textContent = `${fmt(i * hist.bin_width)}–${fmt((i + 1) * hist.bin_width)} ${unit}: ${c} voxels`;
+    r.append(tip);
+    svg.append(r);
+  });
+  return svg;
+}
+
+function renderClasses() {
+  const unit = state.unitSymbols[state.table.unit] || state.table.unit || "";
+  $("classes-table").querySelector("tbody").replaceChildren(...(state.table.classes || []).map((c) => el("tr", {
+    dataset: { cls: String(c.class) } },
+  el("td", {}, c.class_name), el("td", { class: "num" }, `${fmt(c.volume)} ${unit}³`),
+  el("td", { class: "num" }, `${fmt(c.cavity_volume)} ${unit}³`),
+  el("td", { class: "num" }, `${(100 * c.porosity).toFixed(2)} %`),
+  el("td", { class: "num" }, `${fmt(c.thickness_mean)} ${unit}`),
+  el("td", {}, histogramSvg(c.thickness_histogram || {}, unit)))));
 }
 
 function updateMerge() {
@@ -116,7 +164,9 @@ function startPolling() {
       $("objects-messages").replaceChildren(...(doc.messages || []).map((m) => el("li", {}, m)));
       $("objects-csv").href = `${segUrl()}/objects.csv`;
       $("objects-json").href = `${segUrl()}/objects.json`;
+      $("objects-meshes").href = `${segUrl()}/objects/meshes.zip?run=${doc.ready.task_id}`;
       renderTable();
+      renderClasses();
       select(doc.objects.some((o) => o.id === state.selected) ? state.selected : 0);
     }
     return Boolean(doc.pending);
@@ -140,6 +190,7 @@ $("merge-objects").addEventListener("click", () => guarded(async () => {
 }));
 
 $("objects-z").addEventListener("input", (e) => { state.z = Number(e.target.value); renderSlice(); });
+$("objects-colour").addEventListener("change", (e) => { state.colourBy = e.target.value; renderSlice(); });
 
 /** The options of the ready run, to make it again with one more correction. */
 function readyOptions() {
