@@ -142,7 +142,7 @@ def outside_spellings(root: Path, outside: Path) -> list[str]:
 def test_nothing_outside_the_roots_can_be_registered_or_listed(world):
     store, root, outside = world["store"], world["root"], world["outside"]
     roots = import_roots(store.settings)
-    assert roots == (root.resolve(),)  # the missing root is left out
+    assert roots.roots == (root.resolve(),)  # the missing root is left out
     for text in outside_spellings(root, outside):
         with pytest.raises(Forbidden, match="not inside an import root"):
             register_scan(store, store.settings, text, "x")
@@ -158,6 +158,20 @@ def test_nothing_outside_the_roots_can_be_registered_or_listed(world):
     nobody = Settings.from_env({}, data=store.settings.data)
     with pytest.raises(Forbidden, match="no import root"):
         register_scan(store, nobody, str(root / "stack"), "x")
+
+
+def test_the_data_folder_is_out_of_reach_under_a_root(world, tmp_path):
+    """An admin naming a root above the server's data folder does not expose other jobs' scans."""
+    store, root = world["store"], world["root"]
+    job_id = register_scan(store, store.settings, str(root / "stack"), "first")["job_id"]
+    convert_all(store)
+    above = Settings.from_env({}, data=tmp_path / "data", import_roots=str(tmp_path))
+    volume = store.paths(job_id).volume
+    for text in (str(volume), str(tmp_path / "data"), str(tmp_path / "data" / "jobs")):
+        with pytest.raises(Forbidden, match="not inside an import root"):
+            register_scan(store, above, text, "theirs")
+    listed = list_folder(import_roots(above), str(tmp_path))
+    assert "data" not in {e["name"] for e in listed["entries"]} and "scans" in {e["name"] for e in listed["entries"]}
 
 
 def test_the_picker_lists_folders_first_and_leaves_links_out(world):
@@ -248,3 +262,47 @@ def test_ml4paleo_job_import_registers_and_refuses_in_one_line(world, tmp_path):
     result = CliRunner(env={"ML4PALEO_IMPORT_ROOTS": ""}).invoke(main, ["job", "import", str(root / "stack"),
                                                                       "--data", data])
     assert result.exit_code == 2 and "no import root is configured" in result.output
+
+
+def test_a_conversion_taken_over_after_the_upload_was_deleted_reads_the_volume(world, tmp_path):
+    """A runner that died between deleting the upload and recording the result: the one taking the
+    task over finds no upload but the finished volume, and reports it instead of failing."""
+    from ml4paleo.jobs.tasks import TaskContext, convert
+
+    store = world["store"]
+    tifffile.imwrite(tmp_path / "v.tif", world["volume"])
+    payload = (tmp_path / "v.tif").read_bytes()
+    job_id = store.create_job("taken over")["job_id"]
+    target = store.paths(job_id).upload_file("v.tif")
+    target.parent.mkdir(parents=True)
+    store.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
+    target.write_bytes(payload)
+    store.end_chunk(job_id, "v.tif", 0, len(payload))
+    store.upload_complete(job_id)
+    convert_all(store)
+    paths = store.paths(job_id)
+    assert not paths.upload.exists()
+    ctx = TaskContext(settings=store.settings, paths=paths, job_id=job_id, task_id=1, model_id=None, seg_id=None,
+                      params={}, model_ready=False, voxel_size=None, unit=None, classes=(),
+                      progress=lambda *a: None, check=lambda: None, model_trained=lambda info: None)
+    again = convert(ctx)
+    assert again["shape"] == [6, 24, 20] and again["dtype"] == "uint16"
+
+
+def test_a_folder_holding_a_link_out_of_the_roots_is_refused_at_registration_and_when_converted(world):
+    """A slice (or chunk file) that is a link to another study would be read as part of this scan."""
+    store, root, outside = world["store"], world["root"], world["outside"]
+    mixed = root / "mixed"
+    shutil.copytree(root / "stack", mixed)
+    os.symlink(outside / "private.tif", mixed / "s999.tif")
+    with pytest.raises(Forbidden, match="leads out of the import roots"):
+        register_scan(store, store.settings, str(mixed), "x")
+    assert store.list_jobs() == []
+    (mixed / "s999.tif").unlink()
+    os.symlink(root / "stack" / "s000.tif", mixed / "s999.tif")  # a link that stays inside is fine
+    job = register_scan(store, store.settings, str(mixed), "x")
+    (mixed / "s999.tif").unlink()
+    os.symlink(outside / "private.tif", mixed / "s999.tif")  # changed between registration and conversion
+    Runner(store.settings, "convert", store=store).drain()
+    doc = store.job_doc(job["job_id"])
+    assert doc["status"] == "error" and "leads out of the import roots" in doc["error"]
