@@ -46,6 +46,7 @@ from methods import dice, snow, write_scan  # noqa: E402 - the bench folder's ow
 from ml4paleo.io.omezarr import open_level  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
+from ml4paleo.planes import AXES, SliceRef  # noqa: E402
 from ml4paleo.testing import phantoms  # noqa: E402
 
 CASES = {
@@ -55,7 +56,6 @@ CASES = {
     "snow": snow,
 }
 STRATEGIES = ("suggest", "order", "worst")
-AXES = ("z", "y", "x")
 
 
 def plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -144,16 +144,16 @@ def fmt(value) -> str:
     return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
 
 
-def key_of(axis: int, index: int):
-    return index if axis == 0 else (AXES[axis], index)
+def key_of(axis: int, index: int) -> SliceRef:
+    return SliceRef(AXES[axis], index)
 
 
 def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path: Path, work: Path,
              strokes: int, start: int, reach: int) -> Run:
     n = vol.shape[0]
-    ann: dict = {}
+    ann: dict[SliceRef, np.ndarray] = {}
     for z in sorted({int(round(z)) for z in np.linspace(0.3 * n, 0.7 * n, start)}):
-        ann[z] = phantoms.strokes(truth[z])
+        ann[SliceRef("z", z)] = phantoms.strokes(truth[z])
     run, previous, cursor, before = Run(), None, [0], None
     last_stroke = np.zeros(vol.shape, bool)
     struct = truth == 1
@@ -163,7 +163,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
         kwargs = {"previous_model": previous} if previous else {}
         if os.environ.get("LOOP_DUMP"):  # the annotations of each round, to replay one by hand
             np.savez(Path(os.environ["LOOP_DUMP"]) / f"{name}-{strategy}-{round_}.npz",
-                     **{str(k).replace(" ", ""): m for k, m in ann.items()})
+                     **{ref.name: m for ref, m in ann.items()})
         result = train_model(path, ann, model, validate="later", **kwargs)
         segment_volume(path, model, labels)
         pred = np.asarray(open_level(labels, 0)[:])

@@ -1,14 +1,17 @@
 """Benchmark: train + segment a small scan as whole CLI processes, as a user runs them.
 
-    python bench/small_scan.py                        # 8.7 M and 32 M voxels
-    python bench/small_scan.py --sizes 8.7 --repeat 3 --method forest
+    python bench/small_scan.py                        # 8.7 M and 32 M voxels, strokes and full slices
+    python bench/small_scan.py --sizes 8.7 --painting full   # the issue's case (issue 23)
+    python bench/small_scan.py --sizes 8.7 --repeat 3 --method forest --painting strokes
 
 The issue's yardstick is the whole process, start-up included: the upstream tool took 28.4 s
 for train + segment of an 8.7 M-voxel scan on this machine type. So ``ml4paleo train`` and
 ``ml4paleo segment`` run here as real subprocesses (imports, worker start-up, model load,
 writes) on a generated scan (``bench/segment.py``'s blobs and plates in a noisy matrix,
-uint16), OME-Zarr in 64^3 chunks, with 5 painted slices (brush-like strokes of the truth,
-``ml4paleo.testing.phantoms.strokes``). Printed per size: seconds of ``--help``, train,
+uint16), OME-Zarr in 64^3 chunks, with 5 painted slices: brush-like strokes of the truth
+(``ml4paleo.testing.phantoms.strokes``), or fully painted (every pixel of the slice labelled, the
+issue's case: the outlines then need no completion, but every pixel is a training row). Printed
+per size and painting: seconds of ``--help``, train,
 segment and total, wall and CPU (all threads of the process; on a loaded shared machine the
 CPU seconds compare runs better than the wall clock), with the load average; M voxels/s end
 to end; how long after segmentation the model's background validation wrote its figures; the
@@ -80,7 +83,7 @@ def _peak_child_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def run_size(name: str, work: Path, method: str, repeat: int) -> None:
+def run_size(name: str, work: Path, method: str, repeat: int, painting: str = "strokes") -> None:
     make_volume, dice = _make_volume()
     shape = SHAPES[name]
     n = int(np.prod(shape))
@@ -91,9 +94,10 @@ def run_size(name: str, work: Path, method: str, repeat: int) -> None:
     del vol
     painted = [int(round(f * (shape[0] - 1))) for f in PAINTED]
     for z in painted:
-        write_annotation(work / "labels", z, strokes(truth[z].astype(np.uint8), step=6))
+        mask = truth[z].astype(np.uint8) + 1 if painting == "full" else strokes(truth[z].astype(np.uint8), step=6)
+        write_annotation(work / "labels", z, mask)
     others = np.array([z for z in range(shape[0]) if z not in painted])
-    print(f"{name} M voxels {shape} uint16, fossil {truth.mean():.1%}, painted slices {painted} (strokes)")
+    print(f"{name} M voxels {shape} uint16, fossil {truth.mean():.1%}, painted slices {painted} ({painting})")
 
     vol_, labels, model, seg = (str(work / p) for p in ("vol.ome.zarr", "labels", "model", "seg.ome.zarr"))
     for r in range(repeat):
@@ -125,17 +129,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="+", default=list(SHAPES), choices=list(SHAPES), help="M voxels")
     ap.add_argument("--method", default="auto")
+    ap.add_argument("--painting", nargs="+", default=["strokes", "full"], choices=["strokes", "full"],
+                    help="strokes of the truth, or whole slices painted (the issue's case)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
     for name in args.sizes:
-        work = Path(args.workdir or tempfile.mkdtemp(prefix="ml4paleo-small-")) / name
-        work.mkdir(parents=True, exist_ok=True)
-        try:
-            run_size(name, work, args.method, args.repeat)
-        finally:
-            if not args.workdir:
-                shutil.rmtree(work.parent, ignore_errors=True)
+        for painting in args.painting:
+            work = Path(args.workdir or tempfile.mkdtemp(prefix="ml4paleo-small-")) / f"{name}-{painting}"
+            work.mkdir(parents=True, exist_ok=True)
+            try:
+                run_size(name, work, args.method, args.repeat, painting)
+            finally:
+                if not args.workdir:
+                    shutil.rmtree(work.parent, ignore_errors=True)
     return 0
 
 

@@ -25,10 +25,11 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from ml4paleo import __version__
+from ml4paleo.version import __version__
 from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, DEVICES, EXPORT_FORMATS,
                             MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS, VALIDATE_WHEN)
 from ml4paleo.errors import InputError, Ml4PaleoError, NotALabelMap
+from ml4paleo.planes import SliceRef
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
 
@@ -359,11 +360,11 @@ def _seeds_option(paths: tuple[str, ...], seeds_z: int | None) -> list[tuple[Any
         raise click.BadParameter("--seeds-z names the slice of a single --seeds image", param_hint="--seeds-z")
     out = []
     for path in paths:
-        key = seeds_z if seeds_z is not None else slice_of_name(path)
-        if key is None:
+        ref = SliceRef("z", seeds_z) if seeds_z is not None else slice_of_name(path)
+        if ref is None:
             raise click.BadParameter(f"{path}: no slice number in its name (e.g. seeds_40.png), and no --seeds-z",
                                      param_hint="--seeds")
-        out.append((key, read_annotation(path)))
+        out.append((ref, read_annotation(path)))
     return out
 
 
@@ -635,7 +636,7 @@ def serve(host, port, data, threads, runner_spec) -> None:
 
     from ml4paleo.jobs.private import create_data_folder, exposure_warning, keep_private
     from ml4paleo.jobs.supervisor import Supervisor
-    from ml4paleo.models._packed_warm import warm_up_in_background
+    from ml4paleo.models import warm_up_in_background
     from ml4paleo.web import create_app, request_log
 
     keep_private()

@@ -46,6 +46,7 @@ def world(tmp_path, rng):
         tifffile.imwrite(root / "stack" / f"s{z:03d}.tif", plane)
     convert_volume(root / "stack", root / "ours.ome.zarr", voxel_size=(2.0, 1.0, 1.0), unit="um")
     foreign_ngff04(root / "foreign.zarr", volume)
+    bioformats2raw(root / "b2r.ome.zarr", volume)
     tifffile.imwrite(outside / "private.tif", volume)
     (outside / "deep").mkdir()
     os.symlink(outside, root / "link-out")
@@ -68,6 +69,12 @@ def foreign_ngff04(path: Path, volume: np.ndarray) -> None:
         {"path": "s1", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 0.5, 0.5]}]}]}]
 
 
+def bioformats2raw(path: Path, volume: np.ndarray) -> None:
+    """bioformats2raw's layout: the root names the layout, the image is series ``0/`` (NGFF 0.4, zarr v2)."""
+    zarr.open_group(store=str(path), mode="w", zarr_format=2).attrs["bioformats2raw.layout"] = 3
+    foreign_ngff04(path / "0", volume)
+
+
 def convert_all(store: JobStore) -> None:
     assert Runner(store.settings, "convert", store=store).drain() >= 1
 
@@ -86,7 +93,7 @@ def test_a_folder_of_slices_is_converted_where_it_lies(world):
     assert snapshot(root) == before  # nothing written under the import root
 
 
-@pytest.mark.parametrize("name", ["ours.ome.zarr", "foreign.zarr"])
+@pytest.mark.parametrize("name", ["ours.ome.zarr", "foreign.zarr", "b2r.ome.zarr"])
 def test_an_ome_zarr_is_read_in_place_and_never_written(world, name):
     store, root = world["store"], world["root"]
     before = snapshot(root)
@@ -97,13 +104,14 @@ def test_an_ome_zarr_is_read_in_place_and_never_written(world, name):
     doc = store.job_doc(job_id)
     assert doc["status"] == "converted" and doc["shape"] == [6, 24, 20], doc["error"]
     paths = store.paths(job_id)
-    assert paths.volume.is_symlink() and paths.volume.resolve() == (root / name).resolve()
+    image = root / name / ("0" if name.startswith("b2r") else "")
+    assert paths.volume.is_symlink() and paths.volume.resolve() == image.resolve()
     expected = ([2.0, 1.0, 1.0], "micrometer") if name.startswith("ours") else ([0.5, 0.25, 0.25], "millimeter")
     assert (doc["voxel_size"], doc["unit"]) == expected
     image = slice_image(store, job_id, "y", 3)
     assert image.shape == (6, 20) and image.dtype == np.uint8
     np.testing.assert_array_equal(open_level(paths.volume, 0)[:], world["volume"])
-    if name == "foreign.zarr":  # its levels are named s0, s1: found through its multiscales
+    if name != "ours.ome.zarr":  # its levels are named s0, s1: found through its multiscales
         assert open_level(paths.volume, 1).shape == (3, 12, 10)
     with pytest.raises(InvalidTransition, match="read in place"):
         store.set_voxel_size(job_id, [1, 1, 1], "um")
@@ -158,7 +166,8 @@ def test_the_picker_lists_folders_first_and_leaves_links_out(world):
     assert [e["path"] for e in top["entries"]] == [str(root.resolve())]
     listed = list_folder(roots, str(root))
     kinds = {e["name"]: e["kind"] for e in listed["entries"]}
-    assert kinds == {"stack": "folder", "link-in": "folder", "ours.ome.zarr": "ome-zarr", "foreign.zarr": "ome-zarr"}
+    assert kinds == {"stack": "folder", "link-in": "folder", "ours.ome.zarr": "ome-zarr", "foreign.zarr": "ome-zarr",
+                     "b2r.ome.zarr": "ome-zarr"}
     assert listed["parent"] is None
     inner = list_folder(roots, str(root / "stack"))
     assert inner["parent"] == str(root.resolve()) and len(inner["entries"]) == 6

@@ -12,6 +12,7 @@ from unittest.mock import ANY
 
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition, JobNotFound, PayloadTooLarge
 from ml4paleo.jobs.store import JobStore
+from ml4paleo.planes import SliceRef
 from ml4paleo.settings import Settings
 
 
@@ -30,7 +31,7 @@ def converted_job(store: JobStore, name: str = "job", annotate: bool = True) -> 
     assert store.finish(claim, {"shape": [4, 8, 8], "dtype": "uint8", "voxel_size": [1, 1, 1], "unit": "micrometer",
                                 "window": [0, 255]})
     if annotate:
-        store.annotation_saved(job_id, 1, 10, [1, 2])
+        store.annotation_saved(job_id, SliceRef("z", 1), 10, [1, 2])
     return job_id
 
 
@@ -108,7 +109,7 @@ class StoreContract:
     def test_an_annotation_does_not_clobber_a_queued_training(self, store):
         job_id = converted_job(store)
         model_id = store.queue_train(job_id)
-        store.annotation_saved(job_id, 2, 5, [1])
+        store.annotation_saved(job_id, SliceRef("z", 2), 5, [1])
         doc = store.job_doc(job_id)
         assert doc["status"] == "training_queued" and doc["annotations"] == [1, 2]
         assert doc["models"][0]["model_id"] == model_id and doc["models"][0]["status"] == "queued"
@@ -122,7 +123,7 @@ class StoreContract:
         job_id = converted_job(store)
         store.queue_start(job_id)  # a whole-volume segmentation waits in the segment queue
         first = store.queue_draft(job_id, 1)
-        store.annotation_saved(job_id, 2, 5, [1, 2])
+        store.annotation_saved(job_id, SliceRef("z", 2), 5, [1, 2])
         second = store.queue_draft(job_id, 2)  # one queued draft takes every stroke up to its start
         assert second["task_id"] == first["task_id"] and second["annotation_rev"] == first["annotation_rev"] + 1
         assert store.queue_depths()["train"] == {"queued": 1, "running": 0}
@@ -261,7 +262,7 @@ class StoreContract:
         doc = store.job_doc(job_id)
         assert doc["status"] == "segmented" and doc["segmentations"][0]["status"] == "done"
         assert not doc["annotations_changed_since_segmentation"]
-        store.annotation_saved(job_id, 3, 4, [2])
+        store.annotation_saved(job_id, SliceRef("z", 3), 4, [2])
         doc = store.job_doc(job_id)
         assert doc["status"] == "segmented" and doc["annotations_changed_since_segmentation"]
         assert [t["kind"] for t in store.tasks(job_id)][-1] == "export"
@@ -313,7 +314,7 @@ class StoreContract:
         doc = store.job_doc(job_id)
         assert doc["status"] == "segmented" and doc["segmentations"][-1]["seg_id"] == seg_id
         assert doc["segmentations"][-1]["status"] == "done" and doc["models"][0]["status"] == "ready"
-        store.annotation_saved(job_id, 2, 5, [1])  # an annotation changed: train again
+        store.annotation_saved(job_id, SliceRef("z", 2), 5, [1])  # an annotation changed: train again
         assert store.queue_start(job_id)[1] != model_id
         store.cancel(job_id)
         assert store.job_doc(job_id)["status"] == "segmented"
@@ -409,7 +410,7 @@ class StoreContract:
         claim = store.claim("convert", "c")
         assert claim.kind == "convert" and claim.voxel_size == (2.0, 1.0, 1.0) and claim.unit == "micrometer"
         assert store.finish(claim, {"shape": [4, 8, 8], "dtype": "uint8", "voxel_size": [2, 1, 1]})
-        store.annotation_saved(job_id, 1, 10, [1, 2])
+        store.annotation_saved(job_id, SliceRef("z", 1), 10, [1, 2])
         store.set_classes(job_id, [{"value": 2, "name": "shell"}, {"value": 1, "name": "matrix"}])
         store.queue_train(job_id)
         claim = store.claim("segment", "r")
@@ -565,17 +566,17 @@ class StoreContract:
 
     def test_slices_of_every_plane_are_kept_apart(self, store):
         job_id = converted_job(store)  # z slice 1 painted
-        store.annotation_saved(job_id, ("y", 1), 7, [2])
-        store.annotation_saved(job_id, ("x", 3), 5, [1])
+        store.annotation_saved(job_id, SliceRef("y", 1), 7, [2])
+        store.annotation_saved(job_id, SliceRef("x", 3), 5, [1])
         listed = store.annotations(job_id)
         assert [(a["axis"], a["index"], a["z"], a["key"]) for a in listed] == [("z", 1, 1, "1"), ("y", 1, None, "y1"),
                                                                                ("x", 3, None, "x3")]
         doc = store.job_doc(job_id)
         assert doc["annotations"] == [1] and doc["plane_annotations"] == [{"axis": "y", "index": 1},
                                                                           {"axis": "x", "index": 3}]
-        store.annotation_deleted(job_id, ("y", 1))
+        store.annotation_deleted(job_id, SliceRef("y", 1))
         with pytest.raises(ArtifactNotFound, match="y1"):
-            store.annotation_deleted(job_id, ("y", 1))
+            store.annotation_deleted(job_id, SliceRef("y", 1))
         assert [a["key"] for a in store.annotations(job_id)] == ["1", "x3"]
 
     def test_an_older_annotation_table_gains_the_axis_and_keeps_its_rows(self, store):
@@ -593,7 +594,7 @@ class StoreContract:
         _create_schema(store.engine)
         _create_schema(store.engine)  # a second process starting later finds it done
         assert [(a["axis"], a["index"], a["values"]) for a in store.annotations(job_id)] == [("z", 4, [1, 2])]
-        store.annotation_saved(job_id, ("y", 4), 3, [1])
+        store.annotation_saved(job_id, SliceRef("y", 4), 3, [1])
         assert [a["key"] for a in store.annotations(job_id)] == ["4", "y4"]
 
 

@@ -14,6 +14,7 @@ from ml4paleo.models import load_model
 from ml4paleo.pipelines.draft import DRAFT_MAX_VOXELS, prune_drafts, ranked_features, train_draft
 from ml4paleo.pipelines.preview import clear_cache, predict_slice
 from ml4paleo.pipelines.train import train_model
+from ml4paleo.planes import SliceRef
 
 SLICES = (6, 16, 26)
 
@@ -36,7 +37,7 @@ def test_draft_predicts_what_the_full_forest_predicts(world):
     full = train_model(volume, ann, root / "full", method="forest", select=None, features=FAST, params=FAST_RF,
                        max_voxels=DRAFT_MAX_VOXELS)
     draft = train_draft(volume, ann, root / "draft", features=FAST, params=FAST_RF, cache_dir=root / "cache")
-    assert draft.n_slices == len(SLICES) and set(draft.featurised) == set(SLICES)
+    assert draft.n_slices == len(SLICES) and set(draft.featurised) == {SliceRef("z", z) for z in SLICES}
     assert full.method == "forest"
     assert np.array_equal(_classes(root / "draft", volume), _classes(root / "full", volume))
     meta = json.loads((root / "draft" / "metadata.json").read_text())
@@ -80,13 +81,13 @@ def test_cached_rows_are_reused_and_invalidated_when_a_slice_is_repainted(world,
     root, _, truth, ann = world
     volume, cache = root / "vol.ome.zarr", tmp_path / "cache"
     first = train_draft(volume, ann, tmp_path / "a", features=FAST, params=FAST_RF, cache_dir=cache)
-    assert set(first.featurised) == set(SLICES) and len(list(cache.glob("*.npz"))) == len(SLICES)
+    assert set(first.featurised) == {SliceRef("z", z) for z in SLICES} and len(list(cache.glob("*.npz"))) == len(SLICES)
     again = train_draft(volume, ann, tmp_path / "b", features=FAST, params=FAST_RF, cache_dir=cache)
     assert again.featurised == ()  # nothing changed: every slice's rows come from the cache
     repainted = {**ann, 16: scribbles(truth[16], step=3)}
     clear_cache()  # the repainted slice's rows must come from its new mask, not from memory
     third = train_draft(volume, repainted, tmp_path / "c", features=FAST, params=FAST_RF, cache_dir=cache)
-    assert third.featurised == (16,)
+    assert third.featurised == (SliceRef("z", 16),)
     names = sorted(p.name for p in cache.glob("*.npz"))
     assert len(names) == len(SLICES) and sum(n.startswith("16-") for n in names) == 1  # the old rows are gone
     # the cached rows of the repainted slice are those of its new mask: same model as without a cache
@@ -104,7 +105,7 @@ def test_a_half_written_cache_file_is_featurised_again(world, tmp_path):
     victim = next(cache.glob("6-*.npz"))
     victim.write_bytes(victim.read_bytes()[:100])
     result = train_draft(root / "vol.ome.zarr", ann, tmp_path / "b", features=FAST, params=FAST_RF, cache_dir=cache)
-    assert result.featurised == (6,)
+    assert result.featurised == (SliceRef("z", 6),)
 
 
 def test_draft_overlay_equals_the_draft_on_the_whole_volume(world):

@@ -165,3 +165,19 @@ def test_two_slices_on_which_the_image_fails_go_to_context():
     chosen, why = choose_method(scored(0.45, 0.0), order, previous="forest")
     assert chosen == "context" and "third slice" in why
     assert choose_method(scored(0.80, 0.0), order, previous="forest")[0] == "forest"  # the image does separate them
+
+
+def test_the_estimate_trusts_the_outlines_as_far_as_their_held_out_record_goes():
+    from ml4paleo.compute.uncertainty import soft_dice_terms
+    from ml4paleo.pipelines.scoring import outline_trust
+
+    assert outline_trust(None) == 0.5 and outline_trust({"metrics": {}}) == 0.5  # no evidence: even odds
+    assert outline_trust({"against_outlines": {"disagree": 30, "outlines_right": 0}}) < 0.15
+    assert outline_trust({"against_outlines": {"disagree": 300, "outlines_right": 290}}) > 0.9
+    proba = np.zeros((4, 2), np.float32)
+    proba[:, 1] = 1.0  # the model says structure on all four voxels
+    prior = np.array([1, 1, 0, 0])  # the outlines say background on two of them
+    def estimate(trust):
+        tp, pred, true = soft_dice_terms(proba, prior, trust)[1]
+        return 2 * tp / (pred + true)
+    assert estimate(0.0) == 1.0 and estimate(0.5) < estimate(0.1) < 1.0

@@ -19,6 +19,7 @@ from ml4paleo.pipelines.preview import predict_slice
 from ml4paleo.pipelines.segment import segment_volume
 from ml4paleo.pipelines.train import train_model
 from ml4paleo.testing.phantoms import strokes, thin_tubes, touching_blobs
+from ml4paleo.planes import SliceRef
 
 PAINTED = (4, 12, 20, 28, 36)
 
@@ -93,28 +94,29 @@ def test_no_training_row_sees_the_prior_of_its_own_slice(blobs):
 
     root, vol, truth = blobs
     masks = np.stack([truth[z] for z in PAINTED])
-    plane = ("y", 30)
+    plane = SliceRef("y", 30)
     prior = ShapePrior(PAINTED, masks, 2, (2.0, 1.0, 1.0), {plane: truth[:, 30, :]})
     ys, xs = np.nonzero(np.ones(truth.shape[1:], bool))
-    slices = [PaintedSlice(z, np.zeros((ys.size, 1), np.float32), truth[z][ys, xs].astype(np.intp), (ys, xs))
-              for z in PAINTED]
+    slices = [PaintedSlice(SliceRef("z", z), np.zeros((ys.size, 1), np.float32), truth[z][ys, xs].astype(np.intp),
+                           (ys, xs)) for z in PAINTED]
     zs, xs2 = np.nonzero(np.ones(truth[:, 30, :].shape, bool))
     slices.append(PaintedSlice(plane, np.zeros((zs.size, 1), np.float32), truth[:, 30, :][zs, xs2].astype(np.intp),
                                (zs, xs2)))
     ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), truth.shape, prior)
     for s in slices:
         rows, _ = context_rows(ts, s, exclude=())
-        crossing = np.isin(s.coords[0], PAINTED) if s.z == plane else s.coords[0] == 30
+        crossing = np.isin(s.coords[0], PAINTED) if s.ref == plane else s.coords[0] == 30
         assert (rows[~crossing, -1] > 0).all() and (rows[crossing, -1] == 0).all()  # zero only where another crosses
-        if s.z == plane:
+        if s.ref == plane:
             without = ShapePrior(PAINTED, masks, 2, (2.0, 1.0, 1.0))
             expected = without.features((0, 30, 0), (truth.shape[0], 31, truth.shape[2]))[:, 0][s.coords]
         else:
-            without = ShapePrior(tuple(z for z in PAINTED if z != s.z), masks[[z != s.z for z in PAINTED]], 2,
+            z = s.ref.index
+            without = ShapePrior(tuple(p for p in PAINTED if p != z), masks[[p != z for p in PAINTED]], 2,
                                  (2.0, 1.0, 1.0), {plane: truth[:, 30, :]})
-            expected = without.features((s.z, 0, 0), (s.z + 1, *truth.shape[1:]))[0][s.coords]
+            expected = without.features((z, 0, 0), (z + 1, *truth.shape[1:]))[0][s.coords]
         assert np.array_equal(rows[:, 1:], expected)
-    held_rows, _ = context_rows(ts, slices[2], exclude={PAINTED[1], plane})
+    held_rows, _ = context_rows(ts, slices[2], exclude={SliceRef("z", PAINTED[1]), plane})
     assert (held_rows[:, -1] == 2.0 * (PAINTED[3] - PAINTED[2])).all()  # nearest remaining slice, in physical units
 
 
@@ -172,7 +174,8 @@ def test_planes_across_the_stack_train_every_method(blobs, tmp_path):
 
     Image.fromarray(plane).save(folder / "y_0032.png")
     ann = read_annotations(folder)
-    assert list(ann) == [8, 20, 32, ("y", 32)] and ann[("y", 32)].shape == (40, 64)
+    assert list(ann) == [SliceRef("z", 8), SliceRef("z", 20), SliceRef("z", 32), SliceRef("y", 32)]
+    assert ann[SliceRef("y", 32)].shape == (40, 64)
     result = train_model(root / "vol.ome.zarr", folder, tmp_path / "m", select=8)
     assert result.voxels_per_class["fossil"] == sum(int((m == 2).sum()) for m in ann.values())
     meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
@@ -192,10 +195,11 @@ def test_a_prior_with_planes_keeps_them_saved_painted_and_chunked(blobs, tmp_pat
     from ml4paleo.models._context import InterpolationSegmenter, load_prior, save_prior
 
     root, vol, truth = blobs
-    prior = ShapePrior((8, 32), np.stack([truth[8], truth[32]]), 2, (2.0, 1.0, 1.0), {("y", 30): truth[:, 30, :]})
+    plane = SliceRef("y", 30)
+    prior = ShapePrior((8, 32), np.stack([truth[8], truth[32]]), 2, (2.0, 1.0, 1.0), {plane: truth[:, 30, :]})
     save_prior(prior, tmp_path)
     loaded = load_prior(tmp_path)
-    assert loaded.planes.keys() == prior.planes.keys() and np.array_equal(loaded.planes[("y", 30)], truth[:, 30, :])
+    assert loaded.planes.keys() == prior.planes.keys() and np.array_equal(loaded.planes[plane], truth[:, 30, :])
     model = InterpolationSegmenter(("background", "fossil"), loaded)
     whole = model.predict_region(vol, (0, 0, 0), vol.shape)
     assert np.array_equal(np.argmax(whole[:, 30, :], axis=-1), truth[:, 30, :])

@@ -13,6 +13,7 @@ from ml4paleo.errors import ArtifactNotFound, InputError, OutputExistsError
 from ml4paleo.io.annotations import delete_annotation, read_annotations, write_annotation
 from ml4paleo.models import load_model
 from ml4paleo.pipelines.train import sample_indices, train_model
+from ml4paleo.planes import SliceRef
 
 SLICES = (6, 16, 26)
 
@@ -30,8 +31,8 @@ def test_annotation_round_trip(tmp_path):
     assert path == tmp_path / "ann" / "12.png"
     with Image.open(path) as img:
         assert img.mode == "L"
-    assert list(read_annotations(tmp_path / "ann")) == [12]
-    assert np.array_equal(read_annotations(tmp_path / "ann")[12], mask)
+    assert list(read_annotations(tmp_path / "ann")) == [SliceRef("z", 12)]
+    assert np.array_equal(read_annotations(tmp_path / "ann")[SliceRef("z", 12)], mask)
     assert [p.name for p in (tmp_path / "ann").iterdir()] == ["12.png"]  # no temporary left
     delete_annotation(tmp_path / "ann", 12)
     assert read_annotations(tmp_path / "ann") == {}
@@ -43,7 +44,7 @@ def test_annotation_round_trip(tmp_path):
 def test_slice_index_is_the_last_integer_and_replaced_on_write(tmp_path):
     Image.fromarray(np.ones((3, 3), np.uint8)).save(tmp_path / "scan2_slice_0007.png")
     Image.fromarray(np.full((3, 3), 2, np.uint8)).save(tmp_path / "8.PNG")
-    assert sorted(read_annotations(tmp_path)) == [7, 8]
+    assert sorted(read_annotations(tmp_path)) == [SliceRef("z", 7), SliceRef("z", 8)]
     write_annotation(tmp_path, 7, np.zeros((3, 3), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["7.png", "8.PNG"]
 
@@ -119,7 +120,7 @@ def bad_cases(ann, shape):
     too_many = {16: np.where(ann[16] == 2, 3, ann[16])}
     return [
         ({40: ann[16]}, "outside the volume"),
-        ({-1: ann[16]}, "outside the volume"),
+        ({-1: ann[16]}, "z must be a slice index >= 0"),  # refused where the plane enters
         ({16: wrong_size}, "has shape"),
         (only_bg, "no labeled voxel for class 'fossil'"),
         (too_many, "uses value 3 but only 2 classes"),

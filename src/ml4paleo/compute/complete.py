@@ -1,24 +1,14 @@
 """Complete a slice painted with strokes into a full mask of that slice, numpy in, numpy out.
 
-Why: most users paint strokes, not whole slices, while the shape prior
-(:mod:`ml4paleo.compute.prior`) interpolates outlines and so needs every voxel of a painted
-slice. A 2D random walker (scikit-image) seeded by the strokes fills the rest: each unpainted
-voxel takes the class whose strokes a random walk from it reaches first, walks crossing the
-image's edges (and, when given, the edges of a classifier's probabilities) being unlikely. Where
-the image has no edge between the classes, the walker falls back to the geometry of the
-strokes, which is what the user drew.
-
-Which slices enter the prior: every painted one. A slice painted (nearly) in full, or with
-strokes of at least two classes, is completed by the walker. A slice with strokes of one class
-only (a user correcting a false positive paints one stroke) says "this class here", not where
-the others are, so :func:`correct_slice` completes it from the prior's own answer on that
-plane, corrected where the strokes contradict it: a stroke inside a structure's outline erodes
-that outline until the stroke lies outside, a stroke of a structure outside its outline grows
-the nearest outline of that class until it covers the stroke (or, with none near, adds the
-stroke itself), only within ``LOCAL_REACH`` times the stroke's depth of the stroke: a stroke says
-what is wrong where it lies, not along the whole outline (a uniform correction was tried: see
-docs/decisions.md). The corrected slice then enters the prior as any painted one, so
-the correction carries to the slices around it, fading with distance as the interpolation does.
+Why: most users paint strokes, while the shape prior (:mod:`ml4paleo.compute.prior`) needs every
+voxel of a painted slice. A 2D random walker (scikit-image) seeded by the strokes fills the rest,
+walks crossing the image's edges (and a classifier's, when given) being unlikely; where the image
+has no edge, the geometry of the strokes decides. A slice with strokes of one class only (a
+correction) says "this class here", not where the others are, so :func:`correct_slice` takes the
+prior's own answer on that plane and corrects it near the strokes only (within ``LOCAL_REACH``
+times a stroke's depth): a stroke inside an outline erodes it until the stroke lies outside, a
+stroke outside grows the nearest outline of its class over it. A uniform correction was tried
+and dropped (docs/decisions.md). The corrected slice enters the prior as any painted one.
 """
 
 from __future__ import annotations

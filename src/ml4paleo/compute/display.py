@@ -8,9 +8,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ml4paleo.errors import InputError
+from ml4paleo.planes import AXES
 
 WINDOW_PERCENTILES = (0.5, 99.5)
-AXES = {"z": 0, "y": 1, "x": 2}
 
 
 def robust_window(sample: np.ndarray, percentiles: tuple[float, float] = WINDOW_PERCENTILES) -> tuple[float, float]:
@@ -117,5 +117,5 @@ def thumbnail_step(shape: Sequence[int], axis: str, longest: int) -> int:
     ``longest`` pixels on its longer side (nearest neighbour: class values stay exact)."""
     if longest < 1:
         raise InputError(f"max must be a positive number of pixels; got {longest}")
-    sides = [n for i, n in enumerate(shape) if i != AXES[axis]]
+    sides = [n for i, n in enumerate(shape) if i != AXES.index(axis)]
     return max(1, -(-max(sides) // longest))

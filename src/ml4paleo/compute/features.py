@@ -1,40 +1,16 @@
 """The pixel-classification filter bank (pure numpy in, numpy out; no I/O, no Dask).
 
-Per scale sigma (in voxels) the bank holds the standard ilastik-style set:
-
-* ``gaussian``  Gaussian smoothing G(s)
-* ``log``       Laplacian of Gaussian (trace of the Hessian of G(s))
-* ``ggm``       Gaussian gradient magnitude
-* ``dog``       difference of Gaussians G(s_i) - G(s_{i-1}) (the raw image before the first
-                scale), so it reuses the smoothed images instead of smoothing again
-* ``st``        structure-tensor eigenvalues (inner scale s, outer scale s/2), descending
-* ``hessian``   Hessian-of-Gaussian eigenvalues, descending
-
-plus the raw intensity as feature 0. 3D by default (a CT slice has neighbours); ``two_d``
-computes each z slice on its own. Everything is float32.
-
-Speed: derivatives are central differences of the already smoothed G(s) (one Gaussian per
-scale, not one per derivative), and scales >= 3 are computed on a 2x or 4x mean-downsampled
-copy (sigma reduced accordingly) and linearly interpolated back, which is 8-64x less work.
-Interpolation writes each phase of the upsampling factor as two shifted slices times constant
-weights straight into the feature's slot (no index arrays, no full-size gathers); eigenvalues
-run on L2-sized z slabs; segmentation blocks take numba's Gaussian pass (``compiled``) and are
-returned feature-major for the packed forest (``feature_major``), which spares the transposing
-copy. All of these give the same float32 values bit for bit (tests/compute/test_features.py).
-Measured on a 4 M-voxel block (128 x 128 x 256) of ``bench/segment.py``'s volume with its
-default 16-feature model, one thread, CPU time under cProfile, the shared 2-core machine at a
-load of ~5: features 2.07 -> 1.41 s (scipy's Gaussian passes 0.35 -> 0.11 s, eigenvalues 0.63 ->
-0.38 s, transposing copy 0.28 -> 0 s, interpolation 0.24 -> 0.22 s); with the forest (1.84 ->
-1.28 s), the block 1.12-1.20 -> 1.72-1.77 M voxels per CPU-second (without cProfile, best of 3).
-On one-slice calls (preview, training) scipy's passes stay: numba's import and the
-kernel's load cost ~0.4 s once per process, more than a slice's Gaussians.
-
-Chunking: :func:`block_features` computes the features of a block that carries a halo of
-:func:`halo` voxels on every side and knows its global ``origin``. The halo is derived from the
-filter radii (``int(truncate * sigma + 0.5)`` as scipy uses, plus the difference stencils, the
-outer structure-tensor scale and the interpolation margin), and the downsampling grid is
-aligned to global coordinates, so a chunked computation equals the whole-volume one
-(:func:`compute_features`) bit for bit; ``tests/compute/test_features.py`` checks it.
+Per scale sigma (in voxels) the ilastik-style set: ``gaussian`` smoothing, ``log`` (Laplacian of
+Gaussian), ``ggm`` (gradient magnitude), ``dog`` (difference of Gaussians, reusing the smoothed
+images), ``st`` (structure-tensor eigenvalues) and ``hessian`` (Hessian eigenvalues), plus the raw
+intensity as feature 0; 3D by default, ``two_d`` per z slice; float32. Derivatives are central
+differences of the smoothed image, and scales >= 3 are computed on a downsampled copy and
+interpolated back (8-64x less work). Segmentation blocks take numba's Gaussian pass
+(``compiled``) and come feature-major for the packed forest; every path gives the same values
+bit for bit. :func:`block_features` computes a block carrying a halo of :func:`halo` voxels
+(derived from the filter radii) on a downsampling grid aligned to global coordinates, so chunked
+equals whole bit for bit (``tests/compute/test_features.py``). Measured speed-ups:
+docs/benchmarks.md ("Filter bank").
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import marching_cubes, mesh_surface_area
 
-from ml4paleo.compute.objects import _check_mask, _check_voxel_size
+from ml4paleo.compute.objects import check_mask, check_spacing
 
 __all__ = ["SURFACE_SIGMA_VOXELS", "local_thickness", "measure_object", "mesh_of_mask", "thickness_radii"]
 
@@ -42,8 +42,8 @@ def mesh_of_mask(mask: np.ndarray, voxel_size: Sequence[float], sigma: float = S
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(vertices (physical z, y, x, relative to the mask's first voxel), faces) of the blurred
     mask's 0.5 level: a closed surface (the mask is padded with background)."""
-    mask = _check_mask(mask)
-    vs = _check_voxel_size(voxel_size)
+    mask = check_mask(mask)
+    vs = check_spacing(voxel_size)
     pad = int(np.ceil(3 * sigma)) + 1
     field = np.pad(mask, pad).astype(np.float32)
     if sigma > 0:
@@ -62,8 +62,8 @@ def _mesh_volume(verts: np.ndarray, faces: np.ndarray) -> float:
 
 def voxel_face_area(mask: np.ndarray, voxel_size: Sequence[float]) -> float:
     """Area of the faces between the mask and the outside (the "Lego" surface)."""
-    vs = _check_voxel_size(voxel_size)
-    m = np.pad(_check_mask(mask), 1).astype(np.int8)
+    vs = check_spacing(voxel_size)
+    m = np.pad(check_mask(mask), 1).astype(np.int8)
     face = (vs[1] * vs[2], vs[0] * vs[2], vs[0] * vs[1])
     return float(sum(np.count_nonzero(np.diff(m, axis=a)) * face[a] for a in range(3)))
 
@@ -112,8 +112,8 @@ def local_thickness(mask: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray
     less than half a voxel; radii: :func:`thickness_radii`), and a plate of T voxels measures T (odd T) or T - 1 (even T: no voxel
     centre lies at its mid-plane), as BoneJ's voxel-centred spheres do.
     """
-    mask = _check_mask(mask)
-    vs = _check_voxel_size(voxel_size)
+    mask = check_mask(mask)
+    vs = check_spacing(voxel_size)
     out = np.zeros(mask.shape, np.float32)
     if not mask.any():
         return out
@@ -146,8 +146,8 @@ def measure_object(mask: np.ndarray, voxel_size: Sequence[float], origin: Sequen
                    grey: np.ndarray | None = None, *, thickness: bool = True) -> dict[str, Any]:
     """Measurements of one object; ``mask`` is its bounding box (or any box holding it) whose
     first voxel is ``origin`` (voxel indices in the volume); ``grey`` the scan over that box."""
-    mask = _check_mask(mask)
-    vs_t = _check_voxel_size(voxel_size)
+    mask = check_mask(mask)
+    vs_t = check_spacing(voxel_size)
     vs = np.asarray(vs_t)
     idx = np.nonzero(mask)
     n = len(idx[0])

@@ -49,12 +49,18 @@ __all__ = [
     "simplify_mesh",
     "simplify_piece",
     "measure_mesh",
+    "KEY_BIAS",
+    "KEY_BITS",
+    "face_terms",
+    "pack_keys",
+    "unpack_keys",
+    "vertex_components",
 ]
 
-_BITS = 21
-_BIAS = 2  # half-voxel coordinates start at -1 (the padding plane); keep packed keys positive
-_MASK = (1 << _BITS) - 1
-MAX_SHAPE = ((1 << _BITS) - 2 * _BIAS) // 2 - 1
+KEY_BITS = 21
+KEY_BIAS = 2  # half-voxel coordinates start at -1 (the padding plane); keep packed keys positive
+KEY_MASK = (1 << KEY_BITS) - 1
+MAX_SHAPE = ((1 << KEY_BITS) - 2 * KEY_BIAS) // 2 - 1
 """Largest volume edge (voxels) whose half-voxel coordinates pack into one int64 key."""
 
 
@@ -164,17 +170,20 @@ def mesh_block(
     return out
 
 
-def _pack(coords: np.ndarray) -> np.ndarray:
-    c = coords.astype(np.int64) + _BIAS
-    return (c[:, 0] << (2 * _BITS)) | (c[:, 1] << _BITS) | c[:, 2]
+def pack_keys(coords: np.ndarray) -> np.ndarray:
+    """One int64 per half-voxel vertex coordinate (z, y, x), ``KEY_BITS`` each: the key that
+    welding matches vertices by, here and across chunks (:mod:`ml4paleo.compute.weld`)."""
+    c = coords.astype(np.int64) + KEY_BIAS
+    return (c[:, 0] << (2 * KEY_BITS)) | (c[:, 1] << KEY_BITS) | c[:, 2]
 
 
-def _unpack(keys: np.ndarray) -> np.ndarray:
+def unpack_keys(keys: np.ndarray) -> np.ndarray:
+    """The coordinates of :func:`pack_keys`'s keys."""
     out = np.empty((len(keys), 3), dtype=np.int32)
-    out[:, 0] = (keys >> (2 * _BITS)) & _MASK
-    out[:, 1] = (keys >> _BITS) & _MASK
-    out[:, 2] = keys & _MASK
-    return out - _BIAS
+    out[:, 0] = (keys >> (2 * KEY_BITS)) & KEY_MASK
+    out[:, 1] = (keys >> KEY_BITS) & KEY_MASK
+    out[:, 2] = keys & KEY_MASK
+    return out - KEY_BIAS
 
 
 def canonical_faces(faces: np.ndarray) -> np.ndarray:
@@ -199,7 +208,7 @@ def weld(pieces: Iterable[MeshPiece], *, canonical: bool = False) -> tuple[np.nd
     pieces = [p for p in pieces if len(p.faces)]
     if not pieces:
         return np.zeros((0, 3), np.int32), np.zeros((0, 3), np.int32)
-    keys = np.concatenate([_pack(p.coords) for p in pieces])
+    keys = np.concatenate([pack_keys(p.coords) for p in pieces])
     if len(keys) >= 2**31:
         raise ValueError(f"a mesh of {len(keys)} vertices exceeds 2^31; mesh with a larger downsample")
     starts = np.cumsum([0] + [len(p.coords) for p in pieces[:-1]]).astype(np.int32)
@@ -207,7 +216,7 @@ def weld(pieces: Iterable[MeshPiece], *, canonical: bool = False) -> tuple[np.nd
     unique, inverse = np.unique(keys, return_inverse=True)
     del keys
     faces = inverse.astype(np.int32).reshape(-1)[faces]
-    return _unpack(unique), (canonical_faces(faces) if canonical else faces)
+    return unpack_keys(unique), (canonical_faces(faces) if canonical else faces)
 
 
 def to_physical(verts: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray:
@@ -358,7 +367,7 @@ def closed_and_oriented(faces: np.ndarray) -> bool:
 _FACE_BLOCK = 1 << 20
 
 
-def _face_terms(v: np.ndarray, faces: np.ndarray) -> tuple[float, np.ndarray]:
+def face_terms(v: np.ndarray, faces: np.ndarray) -> tuple[float, np.ndarray]:
     """Total area and per-face signed volume (divergence theorem), a block of faces at a time
     so temporaries stay ~100 MB on meshes of tens of millions of triangles."""
     area = 0.0
@@ -370,7 +379,7 @@ def _face_terms(v: np.ndarray, faces: np.ndarray) -> tuple[float, np.ndarray]:
     return area, vol
 
 
-def _components(n_vertices: int, faces: np.ndarray) -> np.ndarray:
+def vertex_components(n_vertices: int, faces: np.ndarray) -> np.ndarray:
     """Connected component of every vertex (two edges per face connect all three)."""
     rows = np.concatenate([faces[:, 0], faces[:, 1]])
     cols = np.concatenate([faces[:, 1], faces[:, 2]])
@@ -388,8 +397,8 @@ def measure_mesh(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:
         return {"volume": 0.0, "surface_area": 0.0, "bounding_box": None, "components": 0,
                 "cavities": 0, "watertight": False, "vertices": 0, "triangles": 0}
     v = np.asarray(vertices, dtype=np.float64)
-    area, face_vol = _face_terms(v, faces)
-    shell_vol = np.bincount(_components(len(v), faces)[faces[:, 0]], weights=face_vol)
+    area, face_vol = face_terms(v, faces)
+    shell_vol = np.bincount(vertex_components(len(v), faces)[faces[:, 0]], weights=face_vol)
     used = np.zeros(len(v), dtype=bool)
     used[faces.ravel()] = True
     return {

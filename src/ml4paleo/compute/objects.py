@@ -42,7 +42,7 @@ from skimage.segmentation import watershed
 
 from ml4paleo.errors import InputError
 
-__all__ = ["DEFAULT_H_VOXELS", "SPLIT_MODES", "default_h", "distance_map", "label_pieces", "number_by_first",
+__all__ = ["DEFAULT_H_VOXELS", "SPLIT_MODES", "check_mask", "check_spacing", "default_h", "distance_map", "label_pieces", "number_by_first",
            "objects_whole", "seeded_split", "split_object"]
 
 SPLIT_MODES = ("none", "auto")
@@ -59,14 +59,16 @@ def default_h(voxel_size: Sequence[float]) -> float:
     return DEFAULT_H_VOXELS * min(float(v) for v in voxel_size)
 
 
-def _check_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
+def check_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
+    """``mask`` as a 3D boolean array; InputError naming ``name`` otherwise."""
     mask = np.asarray(mask)
     if mask.ndim != 3:
         raise InputError(f"{name} must be a 3D (z, y, x) array; got {mask.ndim}D")
     return mask.astype(bool, copy=False)
 
 
-def _check_voxel_size(voxel_size: Sequence[float]) -> tuple[float, float, float]:
+def check_spacing(voxel_size: Sequence[float]) -> tuple[float, float, float]:
+    """``voxel_size`` as the three positive spacings (z, y, x) the distance maps take."""
     vs = tuple(float(v) for v in voxel_size)
     if len(vs) != 3 or not all(v > 0 and np.isfinite(v) for v in vs):
         raise InputError(f"voxel_size must be three positive numbers (z, y, x); got {voxel_size!r}")
@@ -76,8 +78,8 @@ def _check_voxel_size(voxel_size: Sequence[float]) -> tuple[float, float, float]
 def distance_map(mask: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray:
     """float32 distance (physical units) from each voxel of ``mask`` to the nearest voxel
     outside it, the volume's border counting as outside (the mask is padded by one voxel)."""
-    mask = _check_mask(mask)
-    d = ndi.distance_transform_edt(np.pad(mask, 1), sampling=_check_voxel_size(voxel_size))
+    mask = check_mask(mask)
+    d = ndi.distance_transform_edt(np.pad(mask, 1), sampling=check_spacing(voxel_size))
     return d[1:-1, 1:-1, 1:-1].astype(np.float32)
 
 
@@ -110,8 +112,8 @@ def split_object(mask: np.ndarray, voxel_size: Sequence[float], h: float | None 
     ``h``: minimum depth of a neck, in the unit of ``voxel_size`` (default :func:`default_h`);
     see the module docstring. One part (the whole mask) when no neck is deep enough.
     """
-    mask = _check_mask(mask)
-    vs = _check_voxel_size(voxel_size)
+    mask = check_mask(mask)
+    vs = check_spacing(voxel_size)
     h = default_h(vs) if h is None else float(h)
     if not h > 0:
         raise InputError(f"h must be a positive length (the volume's unit); got {h!r}")
@@ -152,7 +154,7 @@ def seeded_split(mask: np.ndarray, seeds: np.ndarray, voxel_size: Sequence[float
     top of its body, and that top seeds the part too (unless two parts climb to the same top: one
     body cut in two, where the strokes alone decide).
     """
-    mask = _check_mask(mask)
+    mask = check_mask(mask)
     seeds = np.asarray(seeds)
     if seeds.shape != mask.shape:
         raise InputError(f"seeds must have the mask's shape {mask.shape}; got {seeds.shape}")

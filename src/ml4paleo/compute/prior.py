@@ -2,45 +2,16 @@
 that carry it (shape-based interpolation of signed distances), numpy in, numpy out.
 
 Why: where a fossil and its matrix have the same density, no filter of the image tells them
-apart, but the painted outlines do, and a person segments such a scan by following how the
-outline changes from one painted slice to the next. Per class ``k`` and painted slice ``i``
-the prior holds the signed distance ``d_ik`` (negative inside, positive outside, in physical
-units of the slice's voxel size, the zero level half a voxel outside the painted voxels).
-Between two painted slices ``a < z < b`` it is the linear blend ``(1 - t) d_a + t d_b``,
-``t = (z - a) / (b - a)``, whose zero level morphs one outline into the next (several
-components per slice and splits/merges come for free). Beyond the first or last painted slice
-it decays as a cone: structures (classes 1..) shrink by the physical distance travelled along
-z, ``d_end + |z - z_end| * dz``, and the background (class 0, the matrix) grows by as much, so a
-structure does not continue forever (anisotropic voxels count in their own units). A class
-absent from a painted slice tapers towards it the same way: its outline on the other slice
-erodes uniformly and its deepest voxel vanishes exactly at the absent slice (a class covering a
-whole slice grows to fill it, likewise).
-
-Planes across the stack (``("y", i)``: rows z, columns x; ``("x", i)``: rows z, columns y).
-The slices of the axis holding most painted planes (z on a tie) are interpolated as above: the
-*base*. Every painted plane of another axis knows the truth along its own plane, where the base
-only guesses, so it corrects the base by what the base gets wrong there: ``c_j = s_j - base``
-on plane ``j`` (``s_j`` the plane's own signed distance), carried off the plane unchanged along
-its normal and mixed by inverse squared distance,
-
-    d = base + sum_j c_j / r_j^2 / (1 / r_0^2 + sum_j 1 / r_j^2),
-
-``r_j`` the physical distance to plane ``j``, ``r_0`` to the nearest base slice. So the prior is
-exact on every painted plane (on an intersection the base slice wins), a plane across the stack
-bounds the interpolation where the base slices are far (mid-way between them, and past the
-first or last one, where it tells the structure's extent along z instead of the cone), and its
-pull fades where a base slice is near. A volume painted only across the stack gets a prior the
-same way, its base interpolating along y or x. Measured on ``testing.phantoms.touching_blobs``
-(60 x 96 x 96, seeds 0-2, true masks, Dice of the prior alone on unpainted z slices): z slices
-15 and 45 alone 0.79, with one XZ plane through the structure 0.84-0.90, with one YZ plane
-0.84-0.91; z slices 12, 30, 48 alone 0.90, with a plane 0.92-0.93; an XZ and a YZ plane alone
-0.80. The power of the inverse distance (1 to 4) changed these by at most 0.01.
-
-The prediction of the prior alone is the class of smallest signed distance; as features for a
-classifier it gives every class's distance plus the physical distance to the nearest painted
-plane (how far the prior had to reach). Any region can be asked for, with some painted slices
-left out (``exclude``, annotation keys: a z index or ``(axis, index)``): leave-one-slice-out
-validation and training rows must not see the slice they are scored or trained on.
+apart, but the painted outlines do. Per class and painted slice the prior holds the signed
+distance (negative inside, in physical units); between two painted slices it is their linear
+blend, whose zero level morphs one outline into the next; past the first or last painted slice
+structures shrink as a cone, so a structure does not continue forever. Planes painted across the
+stack correct this *base* interpolation by what it gets wrong on them, mixed by inverse squared
+distance, so the prior is exact on every painted plane and a plane bounds the interpolation where
+the base slices are far. As features it gives every class's distance plus the distance to the
+nearest painted plane. Any region can be asked for, with some painted planes left out
+(``exclude``: :class:`ml4paleo.planes.SliceRef` values), as leave-one-slice-out needs. The
+formulas and the measurements: docs/decisions.md and docs/benchmarks.md ("Shape prior").
 """
 
 from __future__ import annotations
@@ -52,15 +23,16 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
+from ml4paleo.planes import SliceRef
 
 __all__ = ["ShapePrior", "signed_distance"]
 
-AXES = ("z", "y", "x")
 FRAMES = ((0, 1, 2), (1, 0, 2), (2, 0, 1))
 """Volume axes in the frame of the planes across each axis: a y plane's masks are (z, x), an
 x plane's (z, y), as annotations store them."""
 POWER = 2.0
-"""The inverse distance's power in the mix of base and planes (see the measurements above)."""
+"""The inverse distance's power in the mix of base and planes (1 to 4 changed Dice by at most 0.01:
+docs/benchmarks.md, "Shape prior")."""
 
 
 def _consistent(base: np.ndarray, own: np.ndarray, half: float, scale: float) -> np.ndarray:
@@ -170,13 +142,10 @@ def _inverse_power(r: np.ndarray) -> np.ndarray:
 
 
 def _split(exclude: Collection) -> tuple[set[int], set[int], set[int]]:
-    """Excluded plane indices per axis, from annotation keys (a z index or ``(axis, index)``)."""
+    """Excluded plane indices per axis, from planes (:class:`SliceRef`, or a z index)."""
     out: tuple[set[int], set[int], set[int]] = (set(), set(), set())
-    for key in exclude:
-        if isinstance(key, tuple):
-            out[AXES.index(key[0])].add(int(key[1]))
-        else:
-            out[0].add(int(key))
+    for ref in map(SliceRef.of, exclude):
+        out[ref.dim].add(ref.index)
     return out
 
 
@@ -187,14 +156,14 @@ class ShapePrior:
     ``slices``: sorted z indices of the painted slices; ``masks``: (n_slices, y, x) class
     indices 0..``n_classes``-1, every voxel of those slices labeled (shape (0, y, x) when no z
     slice is painted); ``spacing``: the voxel size (z, y, x) in physical units; ``planes``:
-    painted planes across the stack, ``("y", i)`` -> (z, x) and ``("x", i)`` -> (z, y) class
-    masks."""
+    painted planes across the stack, ``SliceRef("y", i)`` -> (z, x) and ``SliceRef("x", i)`` ->
+    (z, y) class masks."""
 
     slices: tuple[int, ...]
     masks: np.ndarray
     n_classes: int
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    planes: Mapping[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    planes: Mapping[SliceRef, np.ndarray] = field(default_factory=dict)
     _stacks: tuple[_Stack, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -210,10 +179,11 @@ class ShapePrior:
             raise InputError(f"spacing must be three positive numbers; got {self.spacing}")
         if self.n_classes < 2:
             raise InputError(f"the prior needs at least two classes; got {self.n_classes}")
-        self.planes = {(str(a), int(i)): np.asarray(m) for (a, i), m in sorted(self.planes.items())}
+        planes = {SliceRef.of(ref): np.asarray(m) for ref, m in self.planes.items()}
+        self.planes = {ref: planes[ref] for ref in sorted(planes)}
         _, Y, X = self.masks.shape
         depth = {m.shape[0] for m in self.planes.values()}
-        for (axis, index), m in self.planes.items():
+        for (axis, index), m in (((ref.axis, ref.index), m) for ref, m in self.planes.items()):
             side = {"y": X, "x": Y}.get(axis)
             if side is None or m.ndim != 2 or m.shape[1] != side or len(depth) != 1:
                 raise InputError(f"plane {axis}{index} of the prior must be a (z, {'x' if axis == 'y' else 'y'}) mask "
@@ -227,9 +197,9 @@ class ShapePrior:
         sz, sy, sx = self.spacing
         stacks = [_Stack(self.slices, self.masks, self.n_classes, self.spacing)]
         for axis, side_spacing in (("y", (sy, sz, sx)), ("x", (sx, sz, sy))):
-            keys = [key for key in self.planes if key[0] == axis]
-            masks = np.stack([self.planes[key] for key in keys]) if keys else np.zeros((0, 1, 1), np.uint8)
-            stacks.append(_Stack([i for _, i in keys], masks, self.n_classes, side_spacing))
+            refs = [ref for ref in self.planes if ref.axis == axis]
+            masks = np.stack([self.planes[ref] for ref in refs]) if refs else np.zeros((0, 1, 1), np.uint8)
+            stacks.append(_Stack([ref.index for ref in refs], masks, self.n_classes, side_spacing))
         self._stacks = tuple(stacks)
 
     @property
@@ -252,15 +222,15 @@ class ShapePrior:
         where the class is absent from that slice)."""
         return self._stacks[0].slice_distance(i, k)
 
-    def mask_of(self, key: int | tuple[str, int]) -> np.ndarray:
-        """The class mask of a painted z slice (its index) or plane (``(axis, index)``)."""
-        if isinstance(key, tuple):
-            return self.planes[(key[0], int(key[1]))]
-        return self.masks[self.slices.index(int(key))]
+    def mask_of(self, ref: SliceRef) -> np.ndarray:
+        """The class mask of a painted z slice or plane."""
+        if ref.axis != "z":
+            return self.planes[ref]
+        return self.masks[self.slices.index(ref.index)]
 
-    def keys(self) -> list[int | tuple[str, int]]:
-        """Every painted slice and plane, as annotation keys."""
-        return [*self.slices, *self.planes]
+    def keys(self) -> list[SliceRef]:
+        """Every painted slice and plane."""
+        return [*(SliceRef("z", z) for z in self.slices), *self.planes]
 
     def _base_axis(self, excluded: tuple[set[int], ...]) -> int:
         counts = [s.allowed(excluded[a]).size for a, s in enumerate(self._stacks)]

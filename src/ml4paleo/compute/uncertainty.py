@@ -1,21 +1,13 @@
 """Where a segmentation is least sure and most likely wrong, plane by plane, numpy in, numpy out.
 
 Why: a user correcting a model paints where it is wrong, and cannot look at every slice. Two
-signals say where to look, each cheap on the planes a model has just predicted:
-
-- the probability margin: ``1 - (p_first - p_second)``, high where the model hesitates;
-- disagreement with the shape prior (the painted outlines interpolated): where the image-based
-  model and the outlines say different things, one of them is wrong.
-
-The distance from the painted planes is not weighed in: it ranked planes worse against their
-true errors (docs/decisions.md); the suggestion says how far it lies instead.
-
-A plane's worst region is the largest connected region of doubtful voxels (score above
-``DOUBT``), scored by the doubt it holds. The Dice estimate is the soft Dice of the model's
-probabilities, with each voxel where model and prior disagree split between the two by how
-often the prior was right where they disagreed on held-out painted voxels (a coin toss without
-that evidence): the probabilities of a random forest are over-confident away from its training
-rows, and those voxels are where it shows.
+cheap signals say where to look: the probability margin ``1 - (p_first - p_second)`` and the
+disagreement with the shape prior (the painted outlines interpolated). The distance from the
+painted planes is not weighed in: it ranked planes worse against their true errors
+(docs/decisions.md). A plane's worst region is the largest connected region of doubtful voxels
+(above ``DOUBT``). The Dice estimate is the soft Dice of the model's probabilities, each voxel
+where model and prior disagree split between them by how often the prior was right there on
+held-out painted voxels: a forest's probabilities are over-confident away from its training rows.
 """
 
 from __future__ import annotations

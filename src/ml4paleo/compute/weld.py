@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ml4paleo.compute.components import union_find
-from ml4paleo.compute.mesh import MeshPiece, _BIAS, _BITS, _components, _face_terms, _pack
+from ml4paleo.compute.mesh import MeshPiece, KEY_BIAS, KEY_BITS, vertex_components, face_terms, pack_keys
 
 __all__ = ["MeshChunk", "StreamWeld", "shared_planes"]
 
@@ -91,7 +91,7 @@ class StreamWeld:
         coords = np.asarray(piece.coords)
         faces = np.asarray(piece.faces, np.int64)
         # forget shared vertices no later window can reach (z-major keys: a prefix)
-        floor = (np.int64(2 * window_start_z + _BIAS)) << np.int64(2 * _BITS)
+        floor = (np.int64(2 * window_start_z + KEY_BIAS)) << np.int64(2 * KEY_BITS)
         drop = int(np.searchsorted(self._keys, floor))
         if drop:
             self._keys, self._ids, self._shell = self._keys[drop:], self._ids[drop:], self._shell[drop:]
@@ -105,7 +105,7 @@ class StreamWeld:
             shared &= piece.keyed
         elif piece.positions is not None:  # simplified: only vertices still on the lattice can be shared
             shared &= np.all(piece.positions == coords, axis=1)
-        keys = _pack(coords[shared])
+        keys = pack_keys(coords[shared])
         pos = np.searchsorted(self._keys, keys)
         pos_c = np.minimum(pos, max(len(self._keys) - 1, 0))
         found = (pos < len(self._keys)) & (self._keys[pos_c] == keys) if len(self._keys) else np.zeros(len(keys), bool)
@@ -120,12 +120,12 @@ class StreamWeld:
 
         verts = (coords if piece.positions is None else piece.positions).astype(np.float64) * self._scale
         if len(faces):
-            area, face_vol = _face_terms(verts, faces)
+            area, face_vol = face_terms(verts, faces)
             self._measure(verts, faces, ids, area, face_vol)
         else:
             face_vol = np.zeros(0)
         # shells of this piece, joined to earlier ones through the shared vertices
-        local = _components(len(coords), faces) if len(coords) else np.zeros(0, np.int64)
+        local = vertex_components(len(coords), faces) if len(coords) else np.zeros(0, np.int64)
         n_local = int(local.max()) + 1 if len(local) else 0
         self._shell_volumes.append(np.bincount(local[faces[:, 0]], weights=face_vol, minlength=n_local))
         shell = local.astype(np.int64) + self._n_shells

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from ml4paleo.compute import display
-from ml4paleo.compute.display import AXES, robust_window
+from ml4paleo.compute.display import robust_window
 from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.planes import AXES
 
 WINDOW_SAMPLE_VOXELS = 1 << 24
 """Percentiles of the display window are taken on a pyramid level of at most this many voxels."""
@@ -112,12 +113,12 @@ def read_slice(volume: Path, axis: str, index: int, level: int = 0, step: int = 
         arr = open_level(volume, level)
     except FileNotFoundError as exc:
         raise ArtifactNotFound(str(exc)) from exc
-    n = arr.shape[AXES[axis]]
+    n = arr.shape[AXES.index(axis)]
     if not 0 <= index < n:
         raise ArtifactNotFound(f"slice {index} is outside 0..{n - 1} along {axis}")
     meta = Path(volume) / "zarr.json"
     stamp = meta.stat().st_mtime_ns if meta.exists() else 0
-    plane = _cache.plane(arr, (str(Path(volume).resolve()), stamp, int(level)), AXES[axis], int(index))
+    plane = _cache.plane(arr, (str(Path(volume).resolve()), stamp, int(level)), AXES.index(axis), int(index))
     step = max(1, int(step))
     return plane[::step, ::step] if step > 1 else plane
 

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 
@@ -29,10 +29,10 @@ from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.jobs.store.annotations import annotation_record
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE
+from ml4paleo.planes import AXES, SliceRef
 
-__all__ = ["annotation_file", "check_slice", "complete_mask", "converted", "delete_mask", "histogram_of",
-           "list_artifacts", "plane_shape", "receive_chunk", "save_mask", "slice_image", "slice_key",
-           "volume_histogram"]
+__all__ = ["annotation_file", "complete_mask", "converted", "delete_mask", "histogram_of", "list_artifacts",
+           "receive_chunk", "save_mask", "slice_image", "volume_histogram"]
 
 HISTOGRAM_BINS = 2048
 """Bins of a volume's histogram over its whole range: a 16-bit scan keeps 32 grey values a bin,
@@ -98,32 +98,13 @@ def converted(store: JobStore, job_id: str) -> tuple[list[int], list[float], dic
     return doc["shape"], window, doc
 
 
-def slice_key(axis: str, index: int, shape: list[int] | tuple[int, ...]) -> annotations.SliceKey:
-    """The key of slice ``index`` across ``axis`` of a volume of ``shape`` (z, y, x), or
-    InputError naming the axis and its range."""
-    key = annotations.make_key(axis, index)
-    n = int(shape[display.AXES[axis]])
-    if not 0 <= index < n:
-        raise InputError(f"{axis} must be a slice index from 0 to {n - 1}; got {index}")
-    return key
-
-
-def plane_shape(key: annotations.SliceKey, shape: list[int] | tuple[int, ...]) -> tuple[int, int]:
-    """(rows, columns) of the slice ``key`` of a volume of ``shape``, as rendered and painted."""
-    axis, _ = annotations.plane_of(key)
-    rows, cols = (int(n) for i, n in enumerate(shape) if i != axis)
-    return rows, cols
-
-
-def save_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: bytes) -> dict[str, Any]:
-    """Store the mask painted on slice ``key`` (a z index or ``(axis, index)``; a gray PNG the
-    size of that slice; values 0 unlabeled, 1 background, 2.. structures, at most the number of
-    classes). An all-zero mask removes the slice's annotation. Returns the slice's record
+def save_mask(store: JobStore, job_id: str, ref: SliceRef, png: bytes, doc: dict[str, Any]) -> dict[str, Any]:
+    """Store the mask painted on plane ``ref`` (checked by the caller against the job's shape;
+    ``doc``: the job's status document the caller read for it; ``png``: a gray PNG the size of
+    the plane, values 0 unlabeled, 1 background, 2.. structures, at most the number of classes).
+    An all-zero mask removes the plane's annotation. Returns its record
     (``{axis, index, key, z, labeled_voxels, values}``)."""
-    shape, _, doc = converted(store, job_id)
-    axis, index = annotations.axis_index(key)
-    key = slice_key(axis, index, shape)
-    mask = decode_png(png, what="mask", shape=plane_shape(key, shape))
+    mask = decode_png(png, what="mask", shape=ref.plane_shape(doc["shape"]))
     if mask.dtype != np.uint8:
         raise InputError(f"mask must be an 8-bit gray PNG; got {mask.dtype}")
     n_classes = len(doc["classes"])
@@ -133,19 +114,19 @@ def save_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: byte
     folder = store.paths(job_id).annotations
     labeled = int(np.count_nonzero(mask))
     if labeled == 0:  # an erased slice: no annotation (training ignores unlabeled pixels anyway)
-        if _painted(doc, axis, index):
-            store.annotation_deleted(job_id, key)
-            annotations.delete_annotation(folder, key)
-        return annotation_record(axis, index, 0, [])
-    annotations.write_annotation(folder, key, mask)
-    store.annotation_saved(job_id, key, labeled, values)
-    return annotation_record(axis, index, labeled, values)
+        if _painted(doc, ref):
+            store.annotation_deleted(job_id, ref)
+            annotations.delete_annotation(folder, ref)
+        return annotation_record(ref, 0, [])
+    annotations.write_annotation(folder, ref, mask)
+    store.annotation_saved(job_id, ref, labeled, values)
+    return annotation_record(ref, labeled, values)
 
 
-def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: bytes | None = None,
+def complete_mask(store: JobStore, job_id: str, ref: SliceRef, shape: Sequence[int], png: bytes | None = None,
                   proba: np.ndarray | None = None) -> np.ndarray:
-    """The mask (values 1..K, 0 where nothing supports either class) that the strokes of slice
-    ``key`` complete to (:func:`ml4paleo.compute.complete.complete_slice` on the raw slice,
+    """The mask (values 1..K, 0 where nothing supports either class) that the strokes of plane
+    ``ref`` (checked against the job's ``shape``) complete to (:func:`ml4paleo.compute.complete.complete_slice` on the raw slice,
     ``supported_only``: the walker that training uses assigns every voxel, even those no stroke
     reaches, and a person accepting that would paint what nobody saw): the page offers it as a
     suggestion to accept or correct. ``png``: the strokes as painted now (default: the saved
@@ -154,19 +135,16 @@ def complete_mask(store: JobStore, job_id: str, key: annotations.SliceKey, png: 
     classes (one class says nothing about where the others are)."""
     from ml4paleo.compute.complete import complete_slice, completable  # lazy: 0.33 s (scipy, skimage), not for runners
 
-    shape, _, _ = converted(store, job_id)
-    axis, index = annotations.axis_index(key)
-    key = slice_key(axis, index, shape)
+    plane = ref.plane_shape(shape)
     if png is None:
-        strokes = annotations.read_annotation(annotation_file(store, job_id, key))
+        strokes = annotations.read_annotation(annotation_file(store, job_id, ref))
     else:
-        strokes = decode_png(png, what="mask", shape=plane_shape(key, shape))
-    if strokes.shape != plane_shape(key, shape):
-        raise InputError(f"the annotation of slice {annotations.key_name(key)} has shape {strokes.shape}; "
-                         f"the slice is {plane_shape(key, shape)}")
+        strokes = decode_png(png, what="mask", shape=plane)
+    if strokes.shape != plane:
+        raise InputError(f"the annotation of slice {ref.name} has shape {strokes.shape}; the slice is {plane}")
     if not completable(strokes):
         raise InputError("paint strokes of at least two classes on the slice to have it completed")
-    return complete_slice(read_slice(store.paths(job_id).volume, axis, index), strokes, supported_only=True,
+    return complete_slice(read_slice(store.paths(job_id).volume, ref.axis, ref.index), strokes, supported_only=True,
                           proba=None if proba is None else _model_classes(proba, strokes))
 
 
@@ -177,36 +155,28 @@ def _model_classes(proba: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     return proba if fits else None
 
 
-def _painted(doc: dict[str, Any], axis: str, index: int) -> bool:
-    """Whether the status document lists slice ``index`` across ``axis`` as painted."""
-    if axis == "z":
-        return index in doc["annotations"]
-    return {"axis": axis, "index": index} in doc["plane_annotations"]
+def _painted(doc: dict[str, Any], ref: SliceRef) -> bool:
+    """Whether the status document lists plane ``ref`` as painted."""
+    if ref.axis == "z":
+        return ref.index in doc["annotations"]
+    return {"axis": ref.axis, "index": ref.index} in doc["plane_annotations"]
 
 
-def check_slice(z: int, depth: int) -> int:
-    """``z`` if it is a slice index of a volume ``depth`` slices deep, else InputError."""
-    if not 0 <= z < depth:
-        raise InputError(f"z must be a slice index from 0 to {depth - 1}; got {z}")
-    return z
-
-
-def annotation_file(store: JobStore, job_id: str, key: annotations.SliceKey) -> Path:
-    """The annotation PNG of slice ``key``; ArtifactNotFound if there is none."""
+def annotation_file(store: JobStore, job_id: str, ref: SliceRef) -> Path:
+    """The annotation PNG of plane ``ref``; ArtifactNotFound if there is none."""
     store.job_field(job_id, "id")  # JobNotFound first
-    path = annotations.annotation_files(store.paths(job_id).annotations).get(key)
+    path = annotations.annotation_files(store.paths(job_id).annotations).get(ref)
     if path is None:
-        raise ArtifactNotFound(f"no annotation on slice {annotations.key_name(key)}")
+        raise ArtifactNotFound(f"no annotation on slice {ref.name}")
     return path
 
 
-def delete_mask(store: JobStore, job_id: str, key: annotations.SliceKey) -> dict[str, Any]:
-    """Delete the annotation of slice ``key`` (record first, then file)."""
-    annotation_file(store, job_id, key)
-    store.annotation_deleted(job_id, key)
-    annotations.delete_annotation(store.paths(job_id).annotations, key)
-    axis, index = annotations.axis_index(key)
-    return {"axis": axis, "index": index, "z": index if axis == "z" else None, "deleted": True}
+def delete_mask(store: JobStore, job_id: str, ref: SliceRef) -> dict[str, Any]:
+    """Delete the annotation of plane ``ref`` (record first, then file)."""
+    annotation_file(store, job_id, ref)
+    store.annotation_deleted(job_id, ref)
+    annotations.delete_annotation(store.paths(job_id).annotations, ref)
+    return {"axis": ref.axis, "index": ref.index, "z": ref.index if ref.axis == "z" else None, "deleted": True}
 
 
 # -- slices --------------------------------------------------------------------------------
@@ -238,7 +208,7 @@ def slice_image(store: JobStore, job_id: str, axis: str, index: int, *, level: i
     ``max_side`` pixels a side (every k-th pixel, so class values stay exact): 8-bit gray
     through ``window`` (default: the job's), with the finished segmentation ``seg_id`` blended
     in the job's class colours, or with ``raw_labels`` that segmentation's class indices alone."""
-    if axis not in display.AXES:
+    if axis not in AXES:
         raise ArtifactNotFound(f"axis must be z, y or x; got {axis[:10]!r}")
     doc = store.job_doc(job_id)
     if not doc["shape"]:

@@ -130,6 +130,7 @@ def register_scan(store: JobStore, settings: Settings, path: Any, name: str | No
     OME-Zarr is checked here (InputError naming what does not fit) and read in place, anything
     else is converted from where it lies. Returns the job document."""
     source = resolve_under_roots(import_roots(settings), path)
+    name = name or source.name.split(".")[0] or source.name  # the folder picked, not its image group
     kind = scan_kind(source)
     if kind == "ome-zarr":
         existing = check_existing(source)
@@ -137,7 +138,7 @@ def register_scan(store: JobStore, settings: Settings, path: Any, name: str | No
             raise InputError("an OME-Zarr is read in place with the voxel size of its metadata: "
                              "leave voxel_size and unit out")
         source = existing.path
-    job = store.create_job(name or source.name.split(".")[0] or source.name, voxel_size=voxel_size, unit=unit,
+    job = store.create_job(name, voxel_size=voxel_size, unit=unit,
                            source_type=SOURCE_TYPES[kind], owner_id=owner_id)
     job_paths = store.paths(job["job_id"])
     job_paths.root.mkdir(parents=True, exist_ok=True)

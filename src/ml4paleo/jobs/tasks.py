@@ -235,7 +235,7 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
         write_png(out / f"prediction_{int(z)}.png", predict_slice(ctx.paths.volume, out, int(z)))
     prune_drafts(ctx.paths.drafts, DRAFTS_KEPT)
     return {"z": z, "n_slices": result.n_slices, "seconds": round(result.seconds, 3),
-            "featurised": [str(k) for k in result.featurised]}
+            "featurised": [ref.name for ref in result.featurised]}
 
 
 def model_folder(paths: JobPaths, model_id: str) -> Path:

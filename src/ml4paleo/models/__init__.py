@@ -8,10 +8,14 @@ model folders.
 from ml4paleo.models._base import Segmenter, SklearnSegmenter, labels_from_proba, region_labels
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
-from ml4paleo.models._io import KINDS, cached_model, load_model, make_segmenter, model_report, save_model
+from ml4paleo.models._io import (KINDS, METADATA_FILE, VALIDATION_FILE, cached_model, load_model, make_segmenter,
+                                 model_report, save_model, validation_state)
+from ml4paleo.models._packed_warm import warm_up_in_background
 
 __all__ = [
     "KINDS",
+    "METADATA_FILE",
+    "VALIDATION_FILE",
     "ContextSegmenter",
     "InterpolationSegmenter",
     "HistGradientBoostingSegmenter",
@@ -25,4 +29,6 @@ __all__ = [
     "model_report",
     "region_labels",
     "save_model",
+    "validation_state",
+    "warm_up_in_background",
 ]

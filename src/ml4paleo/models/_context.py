@@ -27,6 +27,7 @@ from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 from ml4paleo.models._forest import RandomForestSegmenter
+from ml4paleo.planes import SliceRef
 
 __all__ = ["ContextSegmenter", "InterpolationSegmenter", "PRIOR_FILE", "load_prior", "save_prior"]
 
@@ -35,7 +36,7 @@ PRIOR_FILE = "prior.npz"
 
 def save_prior(prior: ShapePrior, folder: Path) -> None:
     """Write the prior's painted masks, slices, planes across the stack and voxel size into ``folder``."""
-    planes = {f"plane_{axis}{index}": mask.astype(np.uint8) for (axis, index), mask in prior.planes.items()}
+    planes = {f"plane_{ref.name}": mask.astype(np.uint8) for ref, mask in prior.planes.items()}
     with open(Path(folder) / PRIOR_FILE, "wb") as f:
         np.savez_compressed(f, slices=np.asarray(prior.slices, np.int64), masks=prior.masks.astype(np.uint8),
                             n_classes=np.int64(prior.n_classes), spacing=np.asarray(prior.spacing, np.float64),
@@ -45,7 +46,7 @@ def save_prior(prior: ShapePrior, folder: Path) -> None:
 def load_prior(folder: Path) -> ShapePrior:
     """The prior written by :func:`save_prior` (files without planes too)."""
     with np.load(Path(folder) / PRIOR_FILE) as data:
-        planes = {(name[6], int(name[7:])): data[name] for name in data.files if name.startswith("plane_")}
+        planes = {SliceRef.of_json(name[6:]): data[name] for name in data.files if name.startswith("plane_")}
         return ShapePrior(tuple(int(z) for z in data["slices"]), data["masks"], int(data["n_classes"]),
                           tuple(float(s) for s in data["spacing"]), planes)
 

@@ -1,30 +1,13 @@
-"""The two classifiers measured for pixel classification.
+"""The two classifiers measured for pixel classification: a random forest and gradient boosting.
 
-Choice (measured on the generated blobs-and-plates volume of ``bench/segment.py``, 2 slices of
-scribbles, 61 3D features, Dice on 3 unseen 256^2 slices, prediction on one core):
-
-=====================================  =========  ============  ======
-classifier                              fit (s)    predict M/s   Dice
-=====================================  =========  ============  ======
-random forest 100 trees, full depth      3.62       0.29         0.9903
-random forest 48 trees, depth 16         1.07       1.45         0.9902
-random forest 24 trees, depth 14         0.55       2.49         0.9900
-random forest 16 trees, depth 12         0.38       3.96         0.9894
-hist. gradient boosting 50 iter          3.54       0.29         0.9901
-hist. gradient boosting 100 iter         1.93       0.12         0.9913
-=====================================  =========  ============  ======
-
-The random forest (24 trees, depth 14) is the default: Dice within 0.001 of the best, and 8-20x
-faster prediction than full-depth forests or gradient boosting, while prediction over every
-voxel is where a whole-volume segmentation spends its time. (LightGBM is not a dependency.)
-
-Prediction over many voxels (a segmentation block) walks the packed forest of
-:mod:`ml4paleo.models._packed` instead of scikit-learn's trees: the same probabilities bit for
-bit, so the same labels, 1.3-2x faster on one core (measured there); a segmentation without
-probabilities asks for labels only, which stop each voxel's walk once its label is decided. The
-packed arrays are saved in the model folder (:mod:`ml4paleo.models._packed_io`), so a
-segmentation loads them without scikit-learn; a long-lived process whose kernel is loaded
-(:mod:`ml4paleo.models._packed_warm`) uses them for inputs of any size.
+The random forest (24 trees, depth 14) is the default: Dice within 0.001 of the best and 8-20x
+faster prediction than full-depth forests or gradient boosting, while prediction over every voxel
+is where a segmentation spends its time (docs/benchmarks.md, "Classifiers"). Prediction over many
+voxels walks the packed forest of :mod:`ml4paleo.models._packed` instead of scikit-learn's trees
+(the same probabilities bit for bit); a segmentation without probabilities asks for labels only.
+The packed arrays are saved in the model folder (:mod:`ml4paleo.models._packed_io`), and a
+long-lived process whose kernel is loaded (:mod:`ml4paleo.models._packed_warm`) uses them for
+inputs of any size.
 """
 
 from __future__ import annotations

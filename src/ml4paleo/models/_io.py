@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ml4paleo import __version__
+from ml4paleo.version import __version__
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.painted import PaintedPlane
@@ -26,6 +26,7 @@ from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
 from ml4paleo.models._base import UNET_CONFIG_FILE, Segmenter, SklearnSegmenter
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
+from ml4paleo.planes import AXES
 
 KINDS: dict[str, type] = {
     RandomForestSegmenter.kind: RandomForestSegmenter,
@@ -41,7 +42,6 @@ METADATA_FILE = "metadata.json"
 VALIDATION_FILE = "validation.json"
 PAINTED_FILE = "painted.npz"
 """The painted planes of the annotations a model was trained on (``z12``, ``y40``: 0 unlabeled, 1..K)."""
-AXES = ("z", "y", "x")
 
 
 def make_segmenter(kind: str, classes, feature_settings: FeatureSettings, **kwargs: Any) -> SklearnSegmenter:

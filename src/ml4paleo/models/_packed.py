@@ -1,51 +1,15 @@
 """A fitted random forest packed into flat arrays and evaluated by a compiled (numba) kernel.
 
-Why: segmentation spends about half its time in the forest's ``predict_proba``, and our trees
-are small (24 trees of ~30-50 leaves, ~5 nodes visited per voxel per tree), so scikit-learn's
-cost is its traversal loop (a branch per node, mispredicted as often as not) plus one float64
-(n, K) array per tree. Here the trees are laid out breadth first with each node's two children
-adjacent, so a step is ``node = child[node] + (x > threshold)`` (no branch; the child and the
-feature share one word), each tree is walked at most its depth in steps (a leaf is its own
-child; the walk stops when no lane moved), and 8 voxels walk in lockstep so their independent
-chains of loads overlap in the CPU. A block's features are read feature-major, as the filter
-bank fills them, a tile at a time.
-
-Exact: the result equals ``RandomForestClassifier.predict_proba`` bit for bit (one job), which
-``tests/models/test_packed_forest.py`` checks on trained models:
-
-* scikit-learn compares the float32 feature with a float64 threshold; the packed threshold is
-  the largest float32 not above it, which gives the same answer for every float32 input;
-* leaf values are the trees' own float64 class fractions, summed per voxel in tree order and
-  divided by the number of trees, as scikit-learn accumulates them;
-* a NaN feature takes scikit-learn's path (its ``missing_go_to_left`` rule), so rows with NaN
-  are left to scikit-learn (a feature-major block's kernel stops at the first NaN it copies).
-
-Labels only (issue 13): a segmentation that writes no probabilities needs each voxel's argmax
-alone, and most voxels are decided long before the last tree. :meth:`PackedForest.predict_labels`
-walks the trees in order and stops a voxel once its leading class leads every other by more than
-the trees left (a leaf adds each class a fraction in [0, 1]); the others walk every tree and end
-with today's sum, so the labels equal ``np.argmax`` of the float32 probabilities voxel for voxel
-(ties included). No voxel can be decided before half the trees plus one (13 of 24), so at most
-~46% of the walks can go. ``bench/segment.py --size 256`` and ``384`` (load 3-7, CPU time, one
-thread, one 1 M-voxel block of 16 features): 98.1-98.6% of voxels decided after 13 trees, 54.5%
-of the walks done, the forest 1.5-1.6x faster than its probabilities (one task's block 0.20 ->
-0.11 CPU-s at 384, 3.7 -> 5.1-5.3 M voxels per CPU-second). On a harder phantom (61 features,
-``touching_blobs``, 1 M voxels) 86% stop at 13 trees and 57.5% of the walks are done, yet the
-forest only goes 174 -> 133 ms: the undecided voxels take deep paths (3x an easy voxel's cost
-per tree), and 13 trees of every voxel alone cost 113 ms, so compaction and padding lanes are
-not what is left. Checking every 1, 2, 3, 4 or 6 trees after the 13th, and tiles of 128-4096
-voxels: all within 3% (noise).
-
-Measured on one task block (64 x 64 x 256, default model of ``bench/segment.py``'s volume: 24
-trees of 60-100 nodes, 16 features), one thread, the shared 2-core machine under a load of
-9-20, so only ratios mean something: scikit-learn 2.01 -> packed 2.57 M voxels/s in CPU time
-(best of 5, 1.28x). Then (issue 13), on the kernel alone, 3.1 M rows, CPU time, load 5-8:
-a node's child and feature in one word 1.43 -> 1.28 s, stopping a tree's walk when no lane
-moves -> 1.20 s, the 8 lanes' nodes in local variables (registers) -> 0.85 s; and a block's
-features read feature-major in L1 tiles instead of transposed whole beforehand. Variants
-measured and dropped: the walk voxel by voxel with a branch per node (0.8-1.0x scikit-learn),
-tree by tree over all voxels as scikit-learn does (0.5x), signed indices (numba's wraparound
-checks: half the speed), 16-64 lanes in an array (no better than 8).
+Why: segmentation spends about half its time in the forest, and our trees are small, so
+scikit-learn's cost is its traversal loop and one float64 array per tree. Here nodes are laid
+out breadth first with each node's children adjacent, so a step is ``node = child[node] + (x >
+threshold)`` (no branch), and 8 voxels walk in lockstep so their loads overlap. The result equals
+``RandomForestClassifier.predict_proba`` bit for bit (``tests/models/test_packed_forest.py``): the
+packed threshold is the largest float32 not above scikit-learn's float64 one, leaf values are
+summed in tree order as scikit-learn does, and rows with NaN are left to scikit-learn.
+:meth:`PackedForest.predict_labels` stops a voxel once its leading class leads every other by
+more than the trees left, so its labels equal the argmax of the probabilities voxel for voxel.
+Speed-ups and the variants dropped: docs/benchmarks.md ("Packed forest"), docs/decisions.md.
 """
 
 from __future__ import annotations

@@ -1,82 +1,16 @@
 """A sparse-label U-Net segmenter: trained on the painted slices only, on the CPU or a GPU.
 
-The network (:mod:`ml4paleo.models._unet_net`) is a small 2D U-Net whose input channels are
-the predicted slice and ``context`` neighbours on each side (2.5D). Training draws random
-crops near painted voxels (the class first, uniformly, so a structure painted with a few
-strokes is seen as often as the matrix), with cross-entropy over painted voxels only
-(annotation 0 becomes index -1, ignored: strokes work, not only full masks), AdamW, and
-flips and quarter turns. An epoch is ``steps_per_epoch`` batches. With held-out slices (a
-leave-one-slice-out fold) the weights of the epoch with the best held-out Dice are kept and
-training stops after ``patience`` epochs without a gain (ties, frequent when painted strokes
-keep off the borders, go to the lower held-out cross-entropy); ``best_epochs`` then tells how long
-the final model, trained on every slice without held-out ones, should train. Grey values are
-mapped to -1..1 by percentiles of a sample of the whole volume, stored with the model.
-
-Inference runs tile by tile (at most ``TILE``^2 output voxels). Each tile reads a margin of
-the network's receptive radius rounded up to the pooling grid (24 voxels at depth 2) and
-starts on that grid, so its voxels equal whole-slice inference (bit for bit, measured with
-16^2, 40^2 and 64^2 tiles on the CPU; the test allows float rounding). Overlapping tiles then
-need no blending weights: each voxel is taken from the tile whose core holds it. Memory is one tile plus margin times a batch of slices
-(``BATCH_PIXELS``), whatever the region. The margin is the price: a 64^2 block reads 112^2
-(3x the work), a 512^2 slice 560^2 (1.2x), so callers should hand it blocks wide in (y, x).
-
-Choices, measured on the texture volume of ``bench/unet.py`` (12 x 192^2, slices 1, 5, 10
-painted with strokes, 128 steps of 8 crops of 96^2 at learning rate 3e-3; Dice of the fossil
-on 3 unpainted slices for two volume seeds; training CPU seconds on one thread and inference
-M voxels/s on one thread (512^2 tiles) of the shared 2-core machine under a load of ~10, so
-slow and noisy):
-
-=========================================  ===============  ===========  ============
-configuration                              Dice seed 0 / 1  train CPU s  infer M/s
-=========================================  ===============  ===========  ============
-width 8, depth 2, 2.5D (1 slice each side)
-  augment flip + rot90 + intensity          0.9766 / 0.9768  13.5 / 16.0  1.1-1.3
-  augment flip + rot90 (default)            0.9844 / 0.9785  12.0 / 13.8  1.1-1.3
-  no augmentation                           0.9768 / 0.9777  11.6 / 15.9  1.1-1.3
-2D (context 0)                              0.9774 / 0.9718  15.9 / 16.1  1.1-1.3
-context 2                                   0.9713           14.7         1.1-1.3
-width 4                                     0.9750 / 0.9726   8.5 / 8.7   2.1
-width 16                                    0.9848           29.0         0.5
-depth 3                                     0.9815 / 0.9776  14.8 / 17.4  0.6
-=========================================  ===============  ===========  ============
-
-Differences under ~0.005 are the size of the seed-to-seed spread. Width 8, depth 2 is the
-default: width 16 or depth 3 gain at most 0.008 for half the inference speed (missing the
-1 M voxels/s goal on 2 cores), width 4 loses a little. 2.5D and 2D tie here; one slice each
-side is kept since it costs only the first convolution and real scans vary along z. Flips and
-quarter turns are on; the intensity scale/shift (``intensity``) gained nothing on a volume
-whose slices share one grey scale and stays available for scans that drift. The learning rate
-(held-out Dice on an unpainted slice after 4 and 10 epochs of 8 steps, seeds 0 / 1): 1e-3
-0.10, 0.954; 3e-3 0.54 / 0.56, 0.981 / 0.977; 1e-2 (the default) 0.92 / 0.95, 0.985 / 0.987;
-the fast start matters when a time budget cuts training short. Inference feeds channels-last
-(NHWC) tensors, 1.3-1.6x faster on the CPU than NCHW, through a copy of the network with
-batch norms folded into the convolutions.
-
-Against the forest (``bench/unet.py``, 5 slices painted with strokes, default settings, one
-training thread on the shared machine; leave-one-slice-out Dice (background, fossil) on the
-painted voxels of each held-out slice, then fossil Dice on every voxel of 3 unpainted slices):
-
-======================  ==========================  =============================  ================
-volume                  U-Net LOSO / unpainted       forest LOSO / unpainted        U-Net final fit
-======================  ==========================  =============================  ================
-texture 24 x 256^2      1.0, 0.9999 / 0.9777         0.9995, 0.9953 / 0.9662        43 s
-texture 24 x 512^2      (not run) / 0.9934           0.9993, 0.9987 / 0.9865        53 s
-snow scan 100^3         0.9993, 0.9996 / 0.9125      0.9986, 0.9992 / 0.9223        64 s
-======================  ==========================  =============================  ================
-
-The network wins where fossil and matrix differ by grain only (the texture volume: same
-mean and spread), and loses a little on the snow scan, where grains differ from air by grey
-value and the thin borders strokes leave unpainted are placed better by the filter bank.
-Painted strokes keep 2 voxels off every border, so leave-one-slice-out on them saturates
-near 1 for both and cannot tell the two apart; the unpainted slices can. Inference: 2.3 M
-voxels/s (8 x 256^2 blocks) and 1.4-3.4 M voxels/s (8 x 512^2) on one loaded thread.
-
-Threads: torch's are per process (:meth:`UNetSegmenter.set_n_jobs`). Never more than the
-cores free: on the shared 2-core machine under a load of ~10, two threads ran a training fold
-in 480 s and inference at 0.21 M voxels/s, one thread in 44 s and at 2.2 M voxels/s.
-
-Importing this module imports torch; ``ml4paleo.models`` imports it only when a ``unet``
-model folder is loaded or saved.
+The network (:mod:`ml4paleo.models._unet_net`) is a small 2D U-Net whose input channels are the
+predicted slice and ``context`` neighbours on each side (2.5D). Training draws random crops near
+painted voxels (the class first, so a structure painted with a few strokes is seen as often as
+the matrix), with cross-entropy over painted voxels only (strokes work, not only full masks).
+With held-out slices (a leave-one-slice-out fold) the epoch with the best held-out Dice is kept
+and ``best_epochs`` tells the final fit how long to train. Inference runs tile by tile, each
+tile reading the network's receptive radius on the pooling grid, so tiles equal whole-slice
+inference and memory is one tile whatever the region. Torch's threads are per process
+(:meth:`UNetSegmenter.set_n_jobs`): never more than the cores free. Importing this module
+imports torch; ``ml4paleo.models`` does so only for a ``unet`` model folder. The configurations
+tried and the comparison with the forest: docs/benchmarks.md ("U-Net"), docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -108,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": 1e-2, "weight_decay": 1e-4, "patience": 8,
     "augment": ("flip", "rot90"),
 }
-"""Hyper-parameters (see the measurements above). ``context``: slices on each side of the
+"""Hyper-parameters (why these: docs/decisions.md, "U-Net"). ``context``: slices on each side of the
 predicted one given as channels (0: 2D); an epoch is ``steps_per_epoch`` batches of
 ``batch_size`` random ``patch``^2 crops centred near a painted voxel."""
 AUGMENTATIONS = ("flip", "rot90", "intensity")

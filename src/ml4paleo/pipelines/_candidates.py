@@ -26,7 +26,7 @@ from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
 from ml4paleo.errors import InputError
-from ml4paleo.io.annotations import SliceKey, plane_of
+from ml4paleo.planes import SliceRef
 
 if TYPE_CHECKING:
     from ml4paleo.models import ContextSegmenter
@@ -39,7 +39,7 @@ __all__ = ["CANDIDATES", "Candidate", "PaintedSlice", "TrainingSet", "context_ro
 SAMPLING = ("all", "balanced", "proportional")
 DEFAULT_SAMPLING = "proportional"
 MAX_TRAIN_VOXELS = 100_000
-"""Cap on training rows (see the sampling measurements in :mod:`ml4paleo.pipelines.train`)."""
+"""Cap on training rows (why: docs/decisions.md, "Proportional sampling with a high cap")."""
 MIN_PER_CLASS = 2_000
 """Floor per class under proportional sampling (or all of a class's voxels if fewer)."""
 
@@ -70,10 +70,9 @@ class PaintedSlice:
     """One painted slice: its feature rows (a sample of its labeled voxels), their classes
     and where they lie on the slice; for a slice completed from strokes, also ``pseudo`` rows
     near the completed outlines (rows, classes of the completion, coordinates), which the
-    context method trains on but nothing is scored on. ``z`` is the annotation key: a z
-    slice's index, or ``("y", i)`` / ``("x", i)`` for a plane across the stack."""
+    context method trains on but nothing is scored on. ``ref``: the painted plane."""
 
-    z: SliceKey
+    ref: SliceRef
     rows: np.ndarray
     targets: np.ndarray
     coords: tuple[np.ndarray, np.ndarray]
@@ -95,7 +94,7 @@ class TrainingSet:
     params: Mapping[str, Any] = field(default_factory=dict)
     array: Any = None
     """The volume (level 0), for candidates that read it themselves (the U-Net)."""
-    masks: Mapping[SliceKey, np.ndarray] = field(default_factory=dict)
+    masks: Mapping[SliceRef, np.ndarray] = field(default_factory=dict)
     """The painted masks as painted (0 unlabeled, 1..K)."""
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seconds_per_fit: float | None = None
@@ -104,50 +103,49 @@ class TrainingSet:
     """U-Net hyper-parameters; a fixed ``epochs`` makes its training deterministic, unlike the time budget."""
     device: str = "auto"
 
-    def part(self, held: Collection[SliceKey]) -> list[PaintedSlice]:
-        return [s for s in self.slices if s.z not in held]
+    def part(self, held: Collection[SliceRef]) -> list[PaintedSlice]:
+        return [s for s in self.slices if s.ref not in held]
 
     @property
-    def corrections(self) -> frozenset[SliceKey]:
+    def corrections(self) -> frozenset[SliceRef]:
         """Slices painted with strokes of one class: their masks in the prior are the prior's
         answer from every other painted slice, so a fold that holds slices out must leave them
         out of its prior too (else the held-out slice's own outline reaches it through them)."""
         return frozenset(key for key, mask in self.masks.items() if not completable(mask))
 
-    def outlines_left(self, held: Collection[SliceKey]) -> int:
+    def outlines_left(self, held: Collection[SliceRef]) -> int:
         """Painted slices with outlines (not corrections) a fold holding out ``held`` keeps."""
         return sum(1 for key in self.masks if key not in held and key not in self.corrections)
 
-    def unseen(self, held: Collection[SliceKey]) -> set[SliceKey]:
+    def unseen(self, held: Collection[SliceRef]) -> set[SliceRef]:
         """What a fold holding out ``held`` leaves out of the prior: ``held`` and, when it holds
         anything, the corrections derived from it."""
         return set(held) | (set(self.corrections) if held else set())
 
 
-def prior_on_plane(ts: TrainingSet, key: SliceKey, exclude: Collection[SliceKey], what: str = "features") -> np.ndarray:
-    """The prior's ``features`` (u, v, n) or ``labels`` (u, v) on the painted plane ``key``,
-    from the painted z slices other than ``key`` and ``exclude``."""
-    return prior_plane(ts.prior, ts.shape, key, {key, *exclude}, what)
+def prior_on_plane(ts: TrainingSet, ref: SliceRef, exclude: Collection[SliceRef], what: str = "features") -> np.ndarray:
+    """The prior's ``features`` (u, v, n) or ``labels`` (u, v) on the painted plane ``ref``,
+    from the painted planes other than ``ref`` and ``exclude``."""
+    return prior_plane(ts.prior, ts.shape, ref, {ref, *exclude}, what)
 
 
-def prior_plane(prior: ShapePrior, shape: Sequence[int], key: SliceKey, exclude: Collection[SliceKey] = (),
+def prior_plane(prior: ShapePrior, shape: Sequence[int], ref: SliceRef, exclude: Collection[SliceRef] = (),
                 what: str = "labels") -> np.ndarray:
-    """The prior's ``labels`` (u, v) or ``features`` (u, v, n) on the whole plane ``key`` of a
+    """The prior's ``labels`` (u, v) or ``features`` (u, v, n) on the whole plane ``ref`` of a
     volume of ``shape``, from its painted slices and planes other than ``exclude``."""
-    axis, index = plane_of(key)
-    sides = [n for a, n in enumerate(shape) if a != axis]
-    start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
-    return np.take(getattr(prior, what)(start, stop, exclude=exclude), 0, axis=axis)
+    rows, cols = ref.plane_shape(shape)
+    start, stop = plane_region(ref.dim, ref.index, (0, rows), (0, cols))
+    return np.take(getattr(prior, what)(start, stop, exclude=exclude), 0, axis=ref.dim)
 
 
-def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[SliceKey],
+def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[SliceRef],
                  pseudo: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Feature rows of ``painted`` (and its pseudo rows, with ``pseudo``) joined with the
     prior's channels computed from the painted slices other than ``painted`` itself and
     ``exclude``; and their classes."""
     if ts.prior is None:
         raise InputError("the context method needs a slice painted in full or with strokes of two classes")
-    channels = prior_on_plane(ts, painted.z, exclude)
+    channels = prior_on_plane(ts, painted.ref, exclude)
     rows, targets = [np.concatenate([painted.rows, channels[painted.coords]], axis=1)], [painted.targets]
     if pseudo and painted.pseudo is not None:
         p_rows, p_targets, p_coords = painted.pseudo
@@ -167,7 +165,7 @@ class Candidate:
     name: ClassVar[str] = ""
     needs_prior: ClassVar[bool] = False
 
-    def heldout(self, ts: TrainingSet, held: Collection[SliceKey]) -> list[np.ndarray] | None:  # pragma: no cover
+    def heldout(self, ts: TrainingSet, held: Collection[SliceRef]) -> list[np.ndarray] | None:  # pragma: no cover
         """Predicted classes of the rows of each slice in ``held`` (in ``ts.slices`` order),
         from a model that never saw them; None where this fold cannot score the method honestly."""
         raise NotImplementedError
@@ -194,7 +192,7 @@ class ForestCandidate(Candidate):
         train = ts.part(held)
         model = _fit_rows(self._model(ts), np.concatenate([s.rows for s in train]),
                           np.concatenate([s.targets for s in train]), ts)
-        return [model.predict(s.rows) for s in ts.slices if s.z in held]
+        return [model.predict(s.rows) for s in ts.slices if s.ref in held]
 
     def fit(self, ts):
         return _fit_rows(self._model(ts), np.concatenate([s.rows for s in ts.slices]),
@@ -221,7 +219,7 @@ class ContextCandidate(Candidate):
 
         return ContextSegmenter(ts.classes, ts.settings, prior=prior, seed=ts.seed, n_jobs=-1, **dict(ts.params))
 
-    def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[SliceKey]) -> ContextSegmenter:
+    def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[SliceRef]) -> ContextSegmenter:
         parts = [context_rows(ts, s, ts.unseen(held), pseudo=True) for s in ts.part(held)]
         return _fit_rows(model, np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts]), ts)
 
@@ -232,7 +230,7 @@ class ContextCandidate(Candidate):
             # the rows that would teach the prior (corrections) score it on their own strokes
             return None
         model = self._train(ts, self._model(ts), held)
-        return [model.predict(context_rows(ts, s, ts.unseen(held) - {s.z})[0]) for s in ts.slices if s.z in held]
+        return [model.predict(context_rows(ts, s, ts.unseen(held) - {s.ref})[0]) for s in ts.slices if s.ref in held]
 
     def fit(self, ts):
         return self._train(ts, self._model(ts, ts.prior), ())
@@ -245,7 +243,7 @@ class InterpolationCandidate(Candidate):
     needs_prior = True
 
     def heldout(self, ts, held):
-        return [prior_on_plane(ts, s.z, ts.unseen(held), "labels")[s.coords] for s in ts.slices if s.z in held]
+        return [prior_on_plane(ts, s.ref, ts.unseen(held), "labels")[s.coords] for s in ts.slices if s.ref in held]
 
     def fit(self, ts):
         from ml4paleo.models import InterpolationSegmenter  # lazy: see the imports
@@ -262,13 +260,13 @@ class UNetCandidate(Candidate):
         self.fold_curves: list[dict[str, Any]] = []
         """Each fold's training curve, with the Dice of its held-out z slices watched per epoch."""
 
-    def _fit(self, ts: TrainingSet, held: Collection[SliceKey]):
+    def _fit(self, ts: TrainingSet, held: Collection[SliceRef]):
         from ml4paleo.models.unet import UNetSegmenter  # imports torch: only when this method runs
 
-        masks = {z: m for z, m in ts.masks.items() if not isinstance(z, tuple) and z not in held}
+        masks = {ref.index: m for ref, m in ts.masks.items() if ref.axis == "z" and ref not in held}
         if not masks:
             raise InputError("the U-Net trains on z slices: paint at least one")
-        watched = {z: m for z, m in ts.masks.items() if not isinstance(z, tuple) and z in held}
+        watched = {ref.index: m for ref, m in ts.masks.items() if ref.axis == "z" and ref in held}
         # one torch thread: two contended threads measured 8-10x slower than one (models/unet.py)
         model = UNetSegmenter(ts.classes, n_jobs=1, **ts.unet_params)
         # held-out slices are only watched (keep_best=False): the fold is scored on them afterwards
@@ -279,15 +277,14 @@ class UNetCandidate(Candidate):
         from ml4paleo.models import labels_from_proba  # lazy: see the imports
 
         model = self._fit(ts, held)
-        self.fold_curves.append({"heldout": sorted(int(z) for z in held if not isinstance(z, tuple)),
+        self.fold_curves.append({"heldout": sorted(ref.index for ref in held if ref.axis == "z"),
                                  "curve": model.curve})
         out = []
         for s in ts.slices:
-            if s.z in held:
-                axis, index = plane_of(s.z)
-                sides = [n for a, n in enumerate(ts.shape) if a != axis]
-                start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
-                proba = np.take(model.predict_region(ts.array, start, stop), 0, axis=axis)
+            if s.ref in held:
+                rows, cols = s.ref.plane_shape(ts.shape)
+                start, stop = plane_region(s.ref.dim, s.ref.index, (0, rows), (0, cols))
+                proba = np.take(model.predict_region(ts.array, start, stop), 0, axis=s.ref.dim)
                 out.append(labels_from_proba(proba)[s.coords])
         return out
 
@@ -310,7 +307,7 @@ def make_candidate(name: str) -> Candidate:
         raise InputError(f"method must be one of auto, {', '.join(CANDIDATES)}; got {name!r}") from None
 
 
-def folds_of(slices: Sequence[SliceKey], max_folds: int) -> list[list[SliceKey]]:
+def folds_of(slices: Sequence[SliceRef], max_folds: int) -> list[list[SliceRef]]:
     """Leave-one-slice-out folds (slices grouped round-robin beyond ``max_folds``)."""
     slices = list(slices)
     return [slices[i::max_folds] for i in range(min(max_folds, len(slices)))] if len(slices) > 1 else []

@@ -16,7 +16,7 @@ import numpy as np
 from ml4paleo.compute.measure import measure_object
 from ml4paleo.compute.objects import seeded_split
 from ml4paleo.errors import InputError
-from ml4paleo.io.annotations import SliceKey, key_name, plane_of
+from ml4paleo.planes import SliceRef
 
 __all__ = ["CSV_FIELDS", "ObjectTable", "csv_text"]
 
@@ -69,19 +69,19 @@ class ObjectTable:
             del self.rows[i]
         self.remeasure(ids[0], region, box, rows[0]["class"])
 
-    def split(self, key: SliceKey, strokes: np.ndarray) -> tuple[int, list[int]]:
-        axis, index = plane_of(key)
+    def split(self, ref: SliceRef, strokes: np.ndarray) -> tuple[int, list[int]]:
+        axis, index = ref.dim, ref.index
         shape = self.arr.shape
         plane_shape = tuple(n for a, n in enumerate(shape) if a != axis)
         strokes = np.asarray(strokes)
         if strokes.shape != plane_shape or not 0 <= index < shape[axis]:
-            raise InputError(f"seeds for slice {key_name(key)} must be a {plane_shape[1]}x{plane_shape[0]} image on a "
+            raise InputError(f"seeds for slice {ref.name} must be a {plane_shape[1]}x{plane_shape[0]} image on a "
                              f"slice of the volume; got shape {strokes.shape}")
         plane = np.asarray(self.arr[tuple(index if a == axis else slice(None) for a in range(3))])
         under = np.unique(plane[(strokes > 0) & (plane > 0)])
         if len(under) != 1:
             found = f"objects {under.tolist()}" if len(under) else "no object"
-            raise InputError(f"the seeds on slice {key_name(key)} must lie on one object; they touch {found}")
+            raise InputError(f"the seeds on slice {ref.name} must lie on one object; they touch {found}")
         target = int(under[0])
         row = self.get(target)
         box = _row_box(row)

@@ -1,26 +1,15 @@
 """Draft models: a forest on the slices painted so far, quick enough to follow each stroke.
 
-A full training (:func:`ml4paleo.pipelines.train.train_model`) scores several methods by
-leave-one-slice-out and ranks the features: right for the model that segments the volume, far
-too slow for the overlay the user looks at while painting. A draft skips both: it is the
-``forest`` method over the whole filter bank, fitted once on every painted slice. It is the
-model ``train_model(..., method="forest", select=None, max_voxels=DRAFT_MAX_VOXELS)`` fits last
-(the same rows, the same sampling, the same seeded forest), so both predict the same classes;
-``tests/pipelines/test_draft.py`` checks it. The one difference from a default full training's
-forest is that cap on training rows: ``DRAFT_MAX_VOXELS`` instead of ``MAX_TRAIN_VOXELS``.
-
-Features. A draft ranks nothing, but once a full model exists its ranking is reused: the task
-passes :func:`ranked_features` (the newest full model's selected features, typically 16 of 61)
-as ``features``, so drafts and their previews featurise a quarter of the bank; before the first
-full model, drafts use the whole bank.
-
-What makes a retrain after a stroke cheap is that only the slice that changed is featurised
-again. Each painted slice's training rows are cached in ``cache_dir``, one file per slice named
-by a hash of the mask's content, the volume's stamp and the settings: a repainted slice has a
-new hash (its old file is removed), a deleted slice's file is removed, and several runners on
-hosts sharing the data folder share the cache. A z slice that must be featurised is featurised
-whole through the per-process slice cache of :mod:`ml4paleo.pipelines.preview`, so the next
-stroke on it costs only indexing, and its prediction (the overlay) only the forest.
+A full training scores several methods and ranks the features: right for the model that
+segments the volume, too slow for the overlay the user looks at while painting. A draft skips
+both: it is the model ``train_model(..., method="forest", select=None,
+max_voxels=DRAFT_MAX_VOXELS)`` fits last (the same rows, sampling and seeded forest, so the same
+classes; ``tests/pipelines/test_draft.py``). Once a full model exists, its ranked features are
+reused (:func:`ranked_features`). A retrain after a stroke is cheap because only the slice that
+changed is featurised again: each painted slice's rows are cached in ``cache_dir`` under a hash
+of its mask, the volume's stamp and the settings (runners sharing the data folder share it),
+and a slice is featurised whole through the per-process cache of
+:mod:`ml4paleo.pipelines.preview`, so the next stroke on it costs only indexing.
 """
 
 from __future__ import annotations
@@ -40,13 +29,13 @@ import numpy as np
 from ml4paleo.atomic import partial_path
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.enums import CLASS_NAMES
-from ml4paleo.io.annotations import SliceKey, key_name, plane_of
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.models import make_segmenter, save_model
 from ml4paleo.pipelines._candidates import (DEFAULT_SAMPLING, PaintedSlice, TrainingSet, make_candidate,
                                             sample_indices)
 from ml4paleo.pipelines.preview import plane_features_cached, slice_features_cached, volume_stamp
 from ml4paleo.pipelines.train import check_annotations, load_annotations
+from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["DRAFT_MAX_VOXELS", "DraftResult", "prune_drafts", "ranked_features", "train_draft"]
@@ -57,7 +46,7 @@ dominates a draft once the painted slices' rows are cached, and its time grows l
 the rows: 5.8 / 14.8 / 34 / 81 s for 10 k / 20 k / 40 k / 80 k rows of 61 features (noise
 labels, the default forest, 2 threads on the shared 2-core machine at load 17, so only the ratios
 mean anything); three 512^2 slices painted with strokes hold ~73 k labelled voxels. The
-sampling measurements of :mod:`ml4paleo.pipelines.train` put a binding cap's cost at
+sampling measurements (docs/benchmarks.md) put a binding cap's cost at
 0.001-0.02 Dice; the full model, trained without the cap, replaces the draft."""
 
 
@@ -67,29 +56,28 @@ class DraftResult:
 
     model_dir: Path
     n_slices: int
-    featurised: tuple[SliceKey, ...]
+    featurised: tuple[SliceRef, ...]
     seconds: float
 
 
-def _cache_name(key: SliceKey, mask: np.ndarray, stamp: int, settings: FeatureSettings, max_voxels: int,
+def _cache_name(ref: SliceRef, mask: np.ndarray, stamp: int, settings: FeatureSettings, max_voxels: int,
                 seed: int) -> str:
     digest = hashlib.blake2b(np.ascontiguousarray(mask).tobytes(), digest_size=16)
     digest.update(json.dumps([list(mask.shape), str(mask.dtype), stamp, settings.to_dict(), max_voxels, seed],
                              sort_keys=True).encode())
-    return f"{key_name(key)}-{digest.hexdigest()}.npz"
+    return f"{ref.name}-{digest.hexdigest()}.npz"
 
 
-def _painted_rows(volume_path: Path, array: Any, key: SliceKey, mask: np.ndarray, settings: FeatureSettings,
+def _painted_rows(volume_path: Path, array: Any, ref: SliceRef, mask: np.ndarray, settings: FeatureSettings,
                   max_voxels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Training rows and classes of one painted slice, as ``train_model`` samples them."""
     sel = mask > 0
     y = mask[sel].astype(np.intp) - 1
-    axis, index = plane_of(key)
-    keep = sample_indices(y, "proportional", max_voxels, seed + index)
-    if axis == 0:
-        rows = slice_features_cached(volume_path, index, settings)[sel]
+    keep = sample_indices(y, "proportional", max_voxels, seed + ref.index)
+    if ref.axis == "z":
+        rows = slice_features_cached(volume_path, ref.index, settings)[sel]
     else:  # the whole plane once per process, as a z slice: the next stroke on it only indexes
-        rows = np.take(plane_features_cached(volume_path, axis, index, settings), 0, axis=axis)[sel]
+        rows = np.take(plane_features_cached(volume_path, ref.dim, ref.index, settings), 0, axis=ref.dim)[sel]
     return np.ascontiguousarray(rows[keep]), y[keep]
 
 
@@ -114,7 +102,7 @@ def _store(path: Path, rows: np.ndarray, targets: np.ndarray) -> None:
 
 def train_draft(
     volume_path: str | Path,
-    annotations: str | Path | Mapping[SliceKey, np.ndarray],
+    annotations: str | Path | Mapping[SliceRef, np.ndarray],
     model_dir: str | Path,
     *,
     classes: Sequence[str] = CLASS_NAMES,
@@ -170,10 +158,10 @@ def train_draft(
                      seed=seed, params=dict(params or {}))
     model = make_candidate("forest").fit(ts)
     model.set_n_jobs(1)  # as train_model saves it; the preview raises it
-    save_model(model, model_dir, overwrite=overwrite, painted=[(*plane_of(k), m) for k, m in ann.items()], metadata={
+    save_model(model, model_dir, overwrite=overwrite, painted=[(ref.dim, ref.index, m) for ref, m in ann.items()], metadata={
         "method": "forest", "draft": True, "method_reason": "draft: the forest on every painted slice, "
                                                            "without validation or feature ranking",
-        "annotated_slices": [key_name(k) for k in ann], "volume_shape": list(info.shape),
+        "annotated_slices": [ref.name for ref in ann], "volume_shape": list(info.shape),
         "voxel_size": list(info.voxel_size), "unit": info.unit, "sampling": sampling, "max_voxels": int(max_voxels)})
     progress(1.0, 1.0, "done")
     return DraftResult(model_dir, len(slices), tuple(featurised), time.perf_counter() - t0)

@@ -256,7 +256,7 @@ def _write_preview(tmp: Path, label: int, safe_unit: str, verts: np.ndarray, fac
     return name
 
 
-def _label_names(attrs: dict) -> dict[int, str]:
+def label_names(attrs: dict) -> dict[int, str]:
     """Class names recorded by the segmentation (``attrs["classes"]``, index = label value)."""
     names = {}
     for i, c in enumerate(attrs.get("classes") or []):
@@ -395,7 +395,7 @@ def mesh_labels(
                 voxels[label] = voxels.get(label, 0) + n
         del results
         targets = wanted if wanted is not None else sorted(voxels)
-        names = _label_names(info.attrs)
+        names = label_names(info.attrs)
         safe_unit = re.sub(r"[^A-Za-z0-9]+", "_", unit).strip("_") or "unit"
         tmp.mkdir()
         files: list[str] = []

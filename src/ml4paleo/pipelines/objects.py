@@ -32,11 +32,11 @@ from ml4paleo.compute.objects import SPLIT_MODES
 from ml4paleo.compute.objects_chunked import MAX_BOX_VOXELS, find_pieces, objects_by_slabs, slab_edges
 from ml4paleo.compute.thickness_map import thickness_by_slabs
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
-from ml4paleo.io.annotations import SliceKey, key_name
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.pipelines._objects_table import ObjectTable, csv_text
-from ml4paleo.pipelines.mesh import _label_names
+from ml4paleo.pipelines.mesh import label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
+from ml4paleo.planes import SliceRef
 
 __all__ = ["ObjectsResult", "objects_from_labels", "seed_strokes", "table_paths", "thickness_path"]
 SLAB_VOXELS = 1 << 24
@@ -177,7 +177,7 @@ def objects_from_labels(
     min_size: int = 0,
     h: float | None = None,
     merge: Iterable[Sequence[int]] = (),
-    seeds: Iterable[tuple[SliceKey, np.ndarray]] = (),
+    seeds: Iterable[tuple[SliceRef | int | tuple[str, int], np.ndarray]] = (),
     image: str | Path | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
@@ -219,7 +219,7 @@ def objects_from_labels(
     if h is not None and not float(h) > 0:
         raise InputError(f"h must be a positive length in the volume's unit; got {h!r}")
     groups = _merge_groups(merge)
-    seeds = list(seeds)
+    seeds = [(SliceRef.of(ref), strokes) for ref, strokes in seeds]
     info = read_info(labels_path)
     if not np.issubdtype(info.dtype, np.integer):
         raise InputError(f"{labels_path} holds {info.dtype} voxels; objects need an integer label map")
@@ -236,7 +236,7 @@ def objects_from_labels(
     shape = tuple(int(n) for n in info.shape)
     chunk_z = int(info.chunks[0])
     depth = slab_depth(shape, chunk_z)
-    names = _label_names(info.attrs)
+    names = label_names(info.attrs)
     present = sorted(v for v in names if v) if names else _values_present(arr, depth)
     wanted = _classes(classes, names, present)
     grey, grey_path = _grey(image, info.attrs, shape)
@@ -244,7 +244,7 @@ def objects_from_labels(
     progress(0.0, 1.0, "finding pieces")
     pieces = find_pieces(arr, wanted, min_size=int(min_size), depth=depth, progress=scaled(progress, 0.0, 0.25))
     parameters = {"classes": wanted, "split": split, "min_size": int(min_size), "h": h,
-                  "merge": groups, "seeds": [key_name(k) for k, _ in seeds]}
+                  "merge": groups, "seeds": [ref.name for ref, _ in seeds]}
     # the labels' class names under their own key: "classes" names label values, and here values are objects
     attrs = {"source": str(labels_path), "image": grey_path, "source_classes": info.attrs.get("classes"),
              "objects": parameters}
@@ -263,10 +263,10 @@ def objects_from_labels(
         for ids in groups:
             table.merge(ids)
             messages.append(f"merged objects {', '.join(map(str, ids))} into {ids[0]}")
-        for key, strokes in seeds:
-            target, new = table.split(key, strokes)
+        for ref, strokes in seeds:
+            target, new = table.split(ref, strokes)
             messages.append(f"split object {target} into {', '.join(map(str, [target, *new]))} with the seeds "
-                            f"on slice {key_name(key)}")
+                            f"on slice {ref.name}")
         rows = [table.rows[i] for i in sorted(table.rows)]
         map_writer = OmeZarrWriter(map_path, shape, np.float32, voxel_size=voxel_size, unit=info.unit,
                                    chunks=info.chunks, attrs={"source": out_path.name, "quantity": "local thickness",

@@ -1,26 +1,14 @@
 """Exact post-processing of a zarr label array of any size, block by block, through Dask.
 
-The scheme is :mod:`ml4paleo.compute.components`; this module reads and writes the blocks of
-a level-0 label array in place. Each step of ``postprocess`` (remove small components, fill
-holes, keep the largest) is one pass of independent block tasks that
-
-1. apply the previous step's decision to their block (relabelling it the same way again:
-   ``ndimage.label`` is deterministic) and write it back if it changed, then
-2. label the block for this step, save the id planes it shares with its neighbours in a
-   scratch folder and return its component table;
-
-then merge tasks join the components across each block's upper faces, and the main process
-unites them (union–find over the component table) and decides. A last pass applies the last
-step and counts the voxels. Blocks are whole multiples of the array's chunks, so no two tasks
-write one chunk. Memory per task: one block (16 M voxels: uint8 + int32 labels per layer,
-~0.1 GB for two classes); in the main process: the component table.
-
-On a Dask cluster the workers must see the array and the scratch folder (beside the output):
-the same data folder on every machine (``docs/dask-cluster.md``).
-
-Measured (``bench/postprocess.py``, 384^3, two classes, min_size + fill + largest, 2 loaded
-cores): whole volume in memory 59 s, 880 MB; by blocks 61 s, 177 MB main and 265 MB per
-worker, the same voxels.
+The scheme is :mod:`ml4paleo.compute.components`; this module reads and writes the blocks of a
+level-0 label array in place. Each step (remove small components, fill holes, keep the largest)
+is one pass of independent block tasks that apply the previous step's decision to their block,
+label it for this step, save the id planes shared with neighbours in a scratch folder and return
+their component table; merge tasks join components across block faces and the main process
+unites them (union-find) and decides. Blocks are whole multiples of the chunks, so no two tasks
+write one chunk; memory is one block per task and the component table in the main process. On a
+Dask cluster the workers must see the array and the scratch folder (``docs/dask-cluster.md``).
+Measured against the whole volume in memory: docs/benchmarks.md ("Post-processing").
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ml4paleo.compute.prior import ShapePrior
-from ml4paleo.io.annotations import SliceKey, key_json
 from ml4paleo.pipelines._candidates import TrainingSet
+from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["AUTO", "POOR_DICE", "SWITCH", "TIE", "choose_method", "mean_dice", "score_candidates",
@@ -32,10 +32,10 @@ SWITCH = 0.05
 more than this mean held-out Dice, and on every held-out fold: a correction stroke moves every
 method's scores a little, scores on strokes saturate, and a method flipping back and forth
 between strokes undoes what the user saw change (why 0.05: docs/decisions.md)."""
-OUTLINE_TRUST = 0.5
-MIN_DISAGREEMENT = 50
-"""Without this many held-out voxels where a method and the outlines disagreed, the estimate
-counts such voxels as even odds."""
+EVEN_ODDS_WEIGHT = 5
+"""The outlines' odds where they contradict a model start at even, as if this many held-out voxels
+had gone each way (a Beta(5, 5) prior): a few disagreeing voxels, often of one stroke, move them
+a little, hundreds decide them."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 
@@ -106,7 +106,7 @@ def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_sli
     return out
 
 
-def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceKey]],
+def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]],
                      progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
     """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
     the same split into interior and extrapolated folds, its confusion matrix, the mean Dice of
@@ -125,7 +125,7 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
     for i, held in enumerate(folds):
         if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
             continue  # a class painted only on the held-out slices: this fold cannot be scored
-        targets = [s.targets for s in ts.slices if s.z in held]
+        targets = [s.targets for s in ts.slices if s.ref in held]
         where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
         answers: dict[str, list[np.ndarray]] = {}
         for n, cand in candidates.items():
@@ -158,20 +158,19 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
 
 def outline_trust(scored: Mapping[str, Any] | None) -> float:
     """How often the interpolated outlines were right where a method disagreed with them on
-    held-out voxels (``OUTLINE_TRUST`` without ``MIN_DISAGREEMENT`` such voxels): the odds the
-    Dice estimate gives the outlines where they contradict that method's model."""
+    held-out voxels, drawn towards even odds by ``EVEN_ODDS_WEIGHT``: the odds the Dice estimate
+    gives the outlines where they contradict that method's model."""
     counts = (scored or {}).get("against_outlines") or {}
-    if counts.get("disagree", 0) < MIN_DISAGREEMENT:
-        return OUTLINE_TRUST
-    return counts["outlines_right"] / counts["disagree"]
+    right, disagree = counts.get("outlines_right", 0), counts.get("disagree", 0)
+    return (right + EVEN_ODDS_WEIGHT) / (disagree + 2 * EVEN_ODDS_WEIGHT)
 
 
-def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceKey]],
+def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceRef]],
                       sampling: str, warnings: Sequence[str]) -> dict[str, Any]:
     """What ``validation.json`` holds: the chosen method's held-out figures and every candidate's."""
     metrics = scored[chosen]["metrics"]
     if metrics:
-        return {"method": "leave-one-slice-out", "folds": [[key_json(k) for k in f] for f in folds],
+        return {"method": "leave-one-slice-out", "folds": [[ref.to_json() for ref in f] for f in folds],
                 "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
                 "chosen": chosen, "reason": reason, "candidates": scored, "warnings": list(warnings)}
     return {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
@@ -191,7 +190,7 @@ def _scores(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str
     return out
 
 
-def _extrapolated(held: Sequence[SliceKey], prior: ShapePrior | None) -> bool:
+def _extrapolated(held: Sequence[SliceRef], prior: ShapePrior | None) -> bool:
     """Whether a fold's held z slices lie outside the range of the prior's remaining slices."""
-    rest = [z for z in (prior.slices if prior else ()) if z not in held]
-    return not rest or any(not isinstance(z, tuple) and (z < min(rest) or z > max(rest)) for z in held)
+    rest = [z for z in (prior.slices if prior else ()) if SliceRef("z", z) not in held]
+    return not rest or any(ref.axis == "z" and (ref.index < min(rest) or ref.index > max(rest)) for ref in held)

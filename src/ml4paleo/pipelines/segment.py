@@ -1,42 +1,17 @@
 """Segment a whole volume with a trained model, block by block, through Dask.
 
-Work is split into independent block tasks (CloudVolume/Igneous style): each task reads its
-block plus the feature halo from the input OME-Zarr, computes the features once, predicts, and
-writes its labels (and optional probabilities) into the output's level 0 at the same place.
-Blocks are whole multiples of the output chunks, so no two tasks touch one chunk, a task can
-be retried, and memory is bounded by a block (~1 M voxels: ~0.25 GB of float32 features),
-never by the volume. Post-processing (exact at any size, block by block: see
-``pipelines/postprocess.py``) and the pyramid follow, then the output is renamed into place.
-
-Schedulers: ``scheduler=None`` reads ``ML4PALEO_DASK_SCHEDULER``; an address
-(``tcp://host:8786``) runs the tasks on that Dask distributed cluster (workers must see the
-same file system); ``"threads"`` (the local default when there are several blocks and cores),
-``"processes"`` or ``"synchronous"`` run them here (see :mod:`ml4paleo.pipelines._tasks`).
-Local threads, not processes: the block's work (scipy.ndimage filters, the forest's
-prediction, blosc) releases the GIL, and threads share the imports and the loaded model where
-each spawned worker imported numpy, zarr and scikit-learn and loaded the model again. On the
-8.7 M-voxel scan of ``bench/small_scan.py`` (12 blocks, 2 cores, a loaded shared machine, runs
-alternated): two spawned worker processes took 15-17 s of CPU + 1.6-1.8 s in the parent and
-70-85 s of wall clock, the first block done after 29-35 s; threads 12-12.6 s of CPU in all, 42-54 s,
-the first block after 17-20 s (with Dask's process scheduler, which batched the blocks: 20 s of
-CPU, first progress after 63-70 s).
-Each task runs its estimator with one thread (``threadpool_limits(1)``), so tasks x threads
-never exceeds the cores. With ``"processes"``, a script calling this needs the
-``if __name__ == "__main__":`` guard (the CLI and the runners have it).
-
-Measured (``bench/segment.py``, 512^3 uint16, 2 cores, all 61 features): 2.5 M voxels/s end to
-end, 1 M-voxel blocks as fast as 0.5 M and faster than 2 M (fewer, larger tasks balance worse on
-2 workers); peak RSS ~0.42 GB per worker. Models that keep fewer features get larger blocks on
-large volumes (:func:`task_voxels`). A forest's block runs the compiled Gaussian pass and the
-packed forest on feature-major features (see ``RandomForestSegmenter.predict_region``), the
-same labels and probabilities bit for bit: with the default 16-feature model, ``bench/segment.py``
-512^3 back to back on the shared machine (load 5.5-8), 1.00 -> 1.46 M voxels per CPU-second end to
-end (one task's block 0.95 -> 1.69), Dice 0.9907 both, peak RSS 1.94 -> 1.70 GB (bench included).
-Without probabilities a task asks for labels only (:func:`ml4paleo.models._base.region_labels`):
-the forest stops each voxel's walk once its label is decided, the same labels voxel for voxel
-(see :mod:`ml4paleo.models._packed`); ``bench/segment.py --size 384`` old and new alternated,
-twice each (load 5-7): one task's block 3.7 -> 5.1-5.3 M voxels per CPU-second (its forest 0.20
--> 0.11 CPU-s), end to end 3.2-3.3 -> 4.6-4.8 M voxels per CPU-second, Dice 0.9900 both.
+Work is split into independent block tasks (CloudVolume/Igneous style): each task reads its block
+plus the feature halo from the input OME-Zarr, computes the features once, predicts, and writes
+its labels (and optional probabilities) into the output's level 0 at the same place. Blocks are
+whole multiples of the output chunks, so no two tasks touch one chunk, a task can be retried, and
+memory is bounded by a block, never by the volume. Post-processing (exact at any size:
+:mod:`ml4paleo.pipelines.postprocess`) and the pyramid follow, then the output is renamed into
+place. Schedulers (:mod:`ml4paleo.pipelines._tasks`): a Dask cluster address, or local threads
+(the default: the block's work releases the GIL and threads share the loaded model),
+``processes`` or ``synchronous``. Each task runs its estimator with one thread, so tasks x
+threads never exceeds the cores; with ``processes`` a calling script needs the
+``if __name__ == "__main__":`` guard. Throughput and the choices behind it: docs/benchmarks.md
+("Segmentation"), docs/decisions.md.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from ml4paleo.compute.painted import keep_painted
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
 from ml4paleo.compute.uncertainty import doubt_map, plane_doubt, soft_dice_terms
-from ml4paleo.io.annotations import SliceKey, plane_of
 from ml4paleo.pipelines._candidates import prior_plane
+from ml4paleo.planes import AXES, SliceRef
 
 __all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "suggest_planes"]
 
@@ -38,18 +38,17 @@ stays a small part of a training (docs/benchmarks.md)."""
 MAX_PLANES_PER_AXIS = 16
 TOP = 10
 """Suggestions kept in the file."""
-AXES = ("z", "y", "x")
 CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; each voxel where the model and the "
                "painted outlines interpolated disagree goes to the outlines with the odds measured on held-out "
                "painted voxels where they disagreed (even odds without enough of them); an estimate, not a "
                "measurement: the leave-one-slice-out scores are the measurement on painted slices")
 
 
-def _candidate_planes(shape: Sequence[int], painted: Collection[SliceKey], depth: Sequence[int] = (1, 1, 1)
+def _candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth: Sequence[int] = (1, 1, 1)
                       ) -> list[tuple[int, int]]:
     """(axis, index) of the planes to score: evenly spread over each axis, within the budget
     (a plane across ``axis`` costs its area times ``depth[axis]``)."""
-    taken = {plane_of(k) for k in painted}
+    taken = {(ref.dim, ref.index) for ref in painted}
     out = []
     for axis, n in enumerate(shape):
         side = int(np.prod([m for a, m in enumerate(shape) if a != axis])) * int(depth[axis])
@@ -61,13 +60,13 @@ def _candidate_planes(shape: Sequence[int], painted: Collection[SliceKey], depth
     return out
 
 
-def _distance_to_painted(shape: Sequence[int], painted: Collection[SliceKey], voxel_size: Sequence[float],
+def _distance_to_painted(shape: Sequence[int], painted: Collection[SliceRef], voxel_size: Sequence[float],
                          axis: int, index: int) -> np.ndarray:
     """(u, v) physical distance of each voxel of plane ``index`` across ``axis`` to the nearest painted plane."""
     sides = [n for a, n in enumerate(shape) if a != axis]
     out = np.full(sides, np.inf, np.float32)
-    for key in painted:
-        a, i = plane_of(key)
+    for ref in painted:
+        a, i = ref.dim, ref.index
         if a == axis:
             out = np.minimum(out, abs(index - i) * voxel_size[a])
         else:
@@ -84,15 +83,15 @@ def _reason(disagree: float, far: float, beyond: bool, unit_far: str) -> str:
     return f"{why}, {where}"
 
 
-def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_size: Sequence[float],
+def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_size: Sequence[float],
                    classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5
                    ) -> dict[str, Any]:
     """The content of ``suggestions.json`` for ``model`` on ``array`` (level 0 of the volume),
-    painted on ``painted`` (annotation keys); ``outline_trust``: the odds that the outlines
+    painted on the planes ``painted``; ``outline_trust``: the odds that the outlines
     (``prior``) are right where they and the model disagree (the estimated Dice weighs them so)."""
     shape = tuple(int(n) for n in array.shape)
     painted = list(painted)
-    z_painted = sorted(i for a, i in map(plane_of, painted) if a == 0)
+    z_painted = sorted(ref.index for ref in painted if ref.axis == "z")
     found, terms = [], np.zeros((len(classes), 3))
     settings = getattr(model, "feature_settings", None)
     depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
@@ -102,8 +101,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceKey], voxel_
         start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
         proba = keep_painted(model.predict_region(array, start, stop), getattr(model, "painted", ()), start, stop)
         proba = np.take(proba, 0, axis=axis)
-        key: SliceKey = index if axis == 0 else (AXES[axis], index)
-        labels = prior_plane(prior, shape, key) if prior is not None else None
+        labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
         distance = _distance_to_painted(shape, painted, voxel_size, axis, index)
         terms += soft_dice_terms(proba, labels, outline_trust)
         worst = plane_doubt(doubt_map(proba, labels))

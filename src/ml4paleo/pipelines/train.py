@@ -1,83 +1,16 @@
-"""Train a segmenter from a few annotated slices of a volume, choosing the method per volume.
+"""Train a segmenter from a few painted slices of a volume, choosing the method per volume.
 
-Methods (:mod:`ml4paleo.pipelines._candidates`): ``forest`` (a random forest over the 3D
-filter bank, as ilastik does), ``context`` (the same forest with the shape prior's channels:
-the painted outlines interpolated between painted slices), ``interpolation`` (the prior
-alone), ``boosting`` (gradient boosting over the bank). ``auto`` (the default) scores
-forest, context and interpolation with the same leave-one-slice-out folds and keeps the best
-mean Dice over the classes (ties within ``TIE`` go to the earlier, simpler one), so a volume
-where only shape separates the structure gets the prior, and one where appearance decides
-keeps the forest. Slices painted with strokes are first completed into full masks by a 2D
-random walker (:mod:`ml4paleo.compute.complete`) before they enter the prior (planes across
-the stack too: they correct the interpolation between z slices); the classifier trains on the
-painted voxels only.
-
-On strokes, held-out scores saturate: strokes keep away from outlines, so forest and context
-both score 1.000 on the snow scan and tubes, and the tie goes to the forest (right on tubes,
-texture; wrong on snow, 0.953 against context's 0.969 on the truth). Tried and not kept: also
-scoring the held-out slice's completed voxels near its outlines where the walker is sure
-(probability >= 0.9, which agree with the truth on 97.5-100 % of voxels). It separates the
-candidates, but in favour of context everywhere, which trains on completions of the other
-slices and so shares the walker's errors: Dice on unpainted slices of ``auto`` (bench/methods.py,
-strokes) blobs/tubes/texture/snow 0.974/0.791/0.960/0.969 against 0.974/0.843/0.965/0.953
-with the painted voxels alone; letting the forest train on those completed voxels too left it
-worse on tubes (0.773). Nor does a proper scoring rule on the strokes alone (mean held-out
-probability of the painted class, per class): forest/context 0.989/0.974 on tubes, 0.991/0.987
-on texture, 0.720/0.973 on blobs (the truth's order) but 0.9996/0.996 on snow, where the truth
-prefers context: the same choices as the tie rule.
-
-Only the annotated slices are featurised (each with the z-neighbourhood the 3D filters need,
-read from the volume in tiles), and only their labeled voxels are used. The model is then
-validated by leave-one-slice-out (each annotated slice predicted by a model trained on the
-others: Dice/IoU that say how well unseen slices will be segmented, not training-set scores),
-and the final model is fitted on all slices and saved with its metadata. With
-``validate="later"`` (what ``ml4paleo train`` does) the validation moves after the save, beside
-segmentation (:mod:`ml4paleo.pipelines.validate`), and ``auto`` chooses on quicker folds
-(``CHOICE_TREES`` trees on ``CHOICE_ROWS`` rows); the painted slices are featurised one per
-thread.
-
-Sampling (fixed seed). Measured by leave-one-slice-out Dice (every voxel of each held-out
-slice scored; default 3D bank, default forest) on the snow scan (3 slices) and the generated
-3-class volume of ``tests/pipelines/test_quality.py`` (3 slices), with scribbles or with full
-slice masks, the cap set to a quarter of the labeled voxels so that it binds:
-
-=====================  ==============  ====================  ==================  =====================
-case (labeled voxels)   all labeled     balanced (cap)        proportional (cap)  fit time all/bal/prop
-=====================  ==============  ====================  ==================  =====================
-snow scribbles (6 k)    0.9485/0.9587   0.9478/0.9581         0.9500/0.9606       1.5 / 0.45 / 0.22 s
-snow full (30 k)        0.9825/0.9868   0.9798/0.9847         0.9809/0.9856       10.9 / 3.6 / 5.7 s
-3-class scribbles (4k)  .985/.925/.933  .983/.924/.919        .981/.902/.919      1.5 / 0.30 / 0.43 s
-3-class full (12 k)     .999/.992/.999  .999/.989/1.000       .998/.989/.998      5.0 / 0.75 / 1.9 s
-=====================  ==============  ====================  ==================  =====================
-
-(Dice per class: background/fossil, matrix/bone/plate.) Every labeled voxel is best or tied
-everywhere, by 0.001-0.02; a binding cap costs that much, and balanced vs proportional
-differ by less than that in both directions (the rare class gains in 3 cells, loses in 3).
-So the default is ``proportional`` with a cap (``MAX_TRAIN_VOXELS``) high enough that brush
-annotations are used whole, and which only binds on dense masks, where it bounds fit time
-(a forest on 100 k x 61 features took ~20 s on the shared 2-core build machine, and
-leave-one-slice-out repeats it per fold). Under the cap each class keeps its share, so the
-forest's class priors stay those of the annotations, with a floor (``MIN_PER_CLASS``) so thin
-structures stay represented.
-
-Feature selection (as ilastik offers). A forest fitted on the whole bank ranks the features by
-mean decrease in impurity; the model keeps the ``select`` best (default 16 of 61) and its
-saved settings compute only those, skipping whole filter families at the expensive
-full-resolution scales. Dice on every voxel of the slices *not* annotated, and segmentation
-time (synchronous, one core, a loaded shared machine):
-
-=========================  ========================  ========================  ========================
-volume                      all 61 features           best 24                   best 16 (default)
-=========================  ========================  ========================  ========================
-snow 100^3 (step-4 strokes)  0.948/0.960, 2.7 s       0.948/0.961, 1.6 s        0.954/0.965, 0.6 s
-snow 100^3 (step-6 strokes)  0.941/0.954, 6.2 s       0.934/0.948, 1.0 s        0.935/0.949, 1.3 s
-3-class 40x64x64             .989/.920/.961, 1.5 s    .989/.921/.955, 0.9 s     .989/.918/.966, 0.4 s
-bench blobs 64x160^2         0.997/0.971, 9.2 s       0.997/0.972, 5.2 s        0.997/0.976, 1.4 s
-=========================  ========================  ========================  ========================
-
-Differences in Dice go both ways and are the size of those between neighbouring settings
-(snow, step 6: best 32 gave 0.956, best 40 0.953); the time is 4-6x smaller. ``select=None``
-keeps every feature.
+:func:`train_model` goes through the steps the README describes: check every option; read the
+painted planes and check them against the volume; complete slices painted with strokes into
+full masks (a 2D random walker, :mod:`ml4paleo.compute.complete`), from which the shape prior
+interpolates outlines; compute the filter bank on the painted voxels only (each plane with the
+neighbourhood the 3D filters need, one plane per thread); keep the most important features;
+score the candidate methods (:mod:`ml4paleo.pipelines._candidates`) by leave-one-slice-out and
+choose (:mod:`ml4paleo.pipelines.scoring`); fit the final model on every painted slice; rank
+where to paint next (:mod:`ml4paleo.pipelines.suggest`); save the model. With
+``validate="later"`` the full leave-one-slice-out runs after the save
+(:mod:`ml4paleo.pipelines.validate`) and ``auto`` chooses on quicker folds. Why the sampling,
+the feature selection and the tie rule are as they are: docs/benchmarks.md and docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -98,7 +31,7 @@ from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
 from ml4paleo.enums import CLASS_NAMES, DEVICES, TRAIN_METHODS, VALIDATE_WHEN
 from ml4paleo.errors import InputError, OutputExistsError
-from ml4paleo.io.annotations import SliceKey, key_json, key_name, plane_of, read_annotations
+from ml4paleo.io.annotations import read_annotations
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.pipelines._candidates import (
     CANDIDATES,
@@ -118,6 +51,7 @@ from ml4paleo.pipelines.scoring import (AUTO, choose_method, outline_trust, scor
                                         validation_warnings)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
+from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["METHODS", "SAMPLING", "VALIDATE", "TrainResult", "check_annotations", "load_annotations", "sample_indices",
@@ -133,7 +67,8 @@ UNET_SECONDS = 300.0
 MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
-"""Features kept by importance-based selection (None: all); see the measurements above."""
+"""Features kept by importance-based selection (None: all): 4-6x faster segmentation, Dice within
+the spread of neighbouring settings (docs/benchmarks.md, "Training: feature selection")."""
 VALIDATE = VALIDATE_WHEN
 """When leave-one-slice-out runs: ``now`` before the final fit (its figures in the result), or
 ``later``: the model is saved at once with ``validation.json`` pending, and
@@ -141,18 +76,14 @@ VALIDATE = VALIDATE_WHEN
 CHOICE_ROWS = 20_000
 CHOICE_TREES = 8
 """With ``validate="later"``, ``auto`` chooses on the same folds with forests of ``CHOICE_TREES``
-trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees). On the 8.7 M-voxel
-scan of ``bench/small_scan.py`` (5 slices of strokes, CPU seconds on a loaded 2-core machine), the
-five folds of forest and context cost 3.5 s so, 10.6 s with 24-tree forests on 20 k rows, and
-most of the 84 s that training took with full-size folds (the context forests on the rows near
-completed outlines above all); the choice was the same (forest, tied with context)."""
+trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees): a fraction of
+the full folds' time, and the same choice where measured (docs/benchmarks.md, "Training: quick folds")."""
 FEATURE_THREADS = 2
 """Painted slices featurised at once (memory grows with each, not only the time saved)."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
-"""The ranking forest is smaller than the model: selection took 2.3 s instead of 10.3 s (4 slices
-of 512^2), and the Dice of the resulting models on unseen slices moved within the forest's
-spread (snow 0.961 vs 0.965, 3-class bone 0.925 vs 0.918, bench blobs 0.977 vs 0.976)."""
+"""The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
+Dice within the forest's spread (docs/benchmarks.md, "Training: feature selection")."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +110,7 @@ class TrainResult:
 
 def train_model(
     volume_path: str | Path,
-    annotations: str | Path | Mapping[int, np.ndarray],
+    annotations: str | Path | Mapping[SliceRef | int | tuple[str, int], np.ndarray],
     model_dir: str | Path,
     *,
     classes: Sequence[str] = CLASS_NAMES,
@@ -201,8 +132,9 @@ def train_model(
 ) -> TrainResult:
     """Train a segmenter on ``annotations`` of ``volume_path`` and save it to ``model_dir``.
 
-    ``annotations``: a folder of PNGs (see :mod:`ml4paleo.io.annotations`) or a mapping slice
-    -> 2D mask with values 0 unlabeled, 1..K for ``classes``. ``method``: ``auto`` (scored
+    ``annotations``: a folder of PNGs (see :mod:`ml4paleo.io.annotations`) or a mapping plane
+    (a :class:`ml4paleo.planes.SliceRef`, a z index or ``(axis, index)``) -> 2D mask with
+    values 0 unlabeled, 1..K for ``classes``. ``method``: ``auto`` (scored
     choice, see above) or one of ``forest``, ``context``, ``interpolation``, ``boosting``.
     ``features``: feature settings (default: the full bank; ``two_d`` computes per slice).
     ``params`` go to the forest. ``select``: keep only this many most important features (see
@@ -278,7 +210,7 @@ def train_model(
     # a slice with strokes of one class is a correction, painted where the model of the time was
     # wrong: held out, it would score that model's method down by construction and the choice
     # would flee from whichever method is current; it trains every fold instead
-    folds = folds_of([s.z for s in slices if completable(ann[s.z])], MAX_FOLDS)
+    folds = folds_of([s.ref for s in slices if completable(ann[s.ref])], MAX_FOLDS)
     budget = max_train_seconds or (None if "epochs" in unet_params else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
@@ -287,7 +219,7 @@ def train_model(
     warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
-                      "folds": [[key_json(k) for k in f] for f in folds]}
+                      "folds": [[ref.to_json() for ref in f] for f in folds]}
         metrics = {}
     else:
         validation = validation_report(scored, chosen, reason, folds, sampling, warnings)
@@ -296,7 +228,7 @@ def train_model(
     # 7. the final model, fitted on every painted slice
     progress(0.85, 1.0, f"fitting the final model ({chosen})")
     final = candidates[chosen].fit(ts)
-    final.painted = [(*plane_of(key), mask) for key, mask in ann.items()]  # its predictions keep them
+    final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
     progress(0.95, 1.0, "finding where to paint next")
@@ -321,9 +253,9 @@ def train_model(
         "unit": info.unit,
         "volume_shape": list(info.shape),
         "volume_path": str(volume_path),
-        "annotated_slices": [key_json(s.z) for s in slices],
-        "prior_slices": [key_json(k) for k in prior.keys()] if prior else [],
-        "completed_slices": [key_json(k) for k in completed],
+        "annotated_slices": [s.ref.to_json() for s in slices],
+        "prior_slices": [ref.to_json() for ref in prior.keys()] if prior else [],
+        "completed_slices": [ref.to_json() for ref in completed],
         "voxels_per_class": voxels,
         "training_voxels_per_class": {name: int(n) for name, n in zip(classes, trained_on)},
         "sampling": sampling,
@@ -338,7 +270,7 @@ def train_model(
                        suggestions=suggestions)
 
 
-def load_annotations(annotations: str | Path | Mapping[SliceKey, np.ndarray]) -> dict[SliceKey, np.ndarray]:
+def load_annotations(annotations: str | Path | Mapping[SliceRef, np.ndarray]) -> dict[SliceRef, np.ndarray]:
     """The painted slices of a folder of PNGs or a mapping, by checked key (z slices first)."""
     if isinstance(annotations, (str, Path)):
         folder = Path(annotations)
@@ -351,22 +283,22 @@ def load_annotations(annotations: str | Path | Mapping[SliceKey, np.ndarray]) ->
     if isinstance(annotations, Mapping):
         if not annotations:
             raise InputError("annotations are empty: paint at least one slice")
-        out = {_key(key): np.asarray(mask) for key, mask in annotations.items()}
-        return {key: out[key] for key in sorted(out, key=plane_of)}
+        out = {SliceRef.of(ref): np.asarray(mask) for ref, mask in annotations.items()}
+        return {ref: out[ref] for ref in sorted(out)}
     raise InputError(f"annotations must be a folder or a mapping slice -> mask; got {type(annotations).__name__}")
 
 
-def check_annotations(ann: dict[SliceKey, np.ndarray], shape: Sequence[int], classes: Sequence[str]) -> None:
+def check_annotations(ann: dict[SliceRef, np.ndarray], shape: Sequence[int], classes: Sequence[str]) -> None:
     """Raise :class:`InputError` unless every mask lies in the volume, fits its plane, holds values
     0..K and every class has a labeled voxel."""
     K = len(classes)
     seen = np.zeros(K + 1, dtype=np.int64)
-    for key, mask in ann.items():
-        axis, index = plane_of(key)
-        z = key_name(key)
-        plane = tuple(n for a, n in enumerate(shape) if a != axis)
-        if not 0 <= index < shape[axis]:
-            raise InputError(f"annotation for slice {z} is outside the volume (slices 0..{shape[axis] - 1} along {'zyx'[axis]})")
+    for ref, mask in ann.items():
+        z = ref.name
+        plane = ref.plane_shape(shape)
+        if not ref.index < shape[ref.dim]:
+            raise InputError(f"annotation for slice {z} is outside the volume (slices 0..{shape[ref.dim] - 1} along "
+                             f"{ref.axis})")
         if mask.shape != plane:
             raise InputError(f"annotation for slice {z} has shape {mask.shape}; the volume's slices are {plane}")
         if mask.dtype.kind not in "iub" or (mask.size and mask.min() < 0):
@@ -379,16 +311,6 @@ def check_annotations(ann: dict[SliceKey, np.ndarray], shape: Sequence[int], cla
     missing = [f"{name!r} (value {k + 1})" for k, name in enumerate(classes) if seen[k + 1] == 0]
     if missing:
         raise InputError(f"no labeled voxel for class {', '.join(missing)}: label at least one voxel of every class")
-
-
-def _key(key: Any) -> SliceKey:
-    """A valid annotation key: a z slice index, or ``(axis, index)`` with axis y or x."""
-    if isinstance(key, tuple) and len(key) == 2 and key[0] in ("z", "y", "x") \
-            and isinstance(key[1], (int, np.integer)) and not isinstance(key[1], bool):
-        return int(key[1]) if key[0] == "z" else (key[0], int(key[1]))
-    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
-        raise InputError(f"annotation keys must be slice indices or (axis, index) with axis z, y or x; got {key!r}")
-    return int(key)
 
 
 def _check_options(model_dir: Path, *, overwrite: bool, method: str, sampling: str, validate: str,
@@ -442,52 +364,45 @@ def _same_bank(ranked: FeatureSettings, settings: FeatureSettings) -> bool:
         (settings.sigmas, settings.filters, settings.two_d, settings.downsample)
 
 
-def _complete(array: Any, ann: dict[SliceKey, np.ndarray], K: int,
-              voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceKey]]:
+def _complete(array: Any, ann: dict[SliceRef, np.ndarray], K: int,
+              voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceRef]]:
     """The shape prior of every painted slice and plane, and which of them were completed (not
     painted in full). Slices painted in full or with strokes of two classes are completed by the
     walker first; slices with strokes of one class then take the prior's answer on their plane,
     corrected by the strokes (:func:`ml4paleo.compute.complete.correct_slice`), so that no
     stroke is left out of the prior."""
-    full: dict[SliceKey, np.ndarray] = {}
-    completed: list[SliceKey] = []
-    for key, mask in ann.items():
+    full: dict[SliceRef, np.ndarray] = {}
+    completed: list[SliceRef] = []
+    for ref, mask in ann.items():
         if completable(mask):
-            full[key] = mask if (mask > 0).all() else complete_slice(np.asarray(array[_plane(key)]), mask)
-            full[key] = full[key].astype(np.uint8) - 1
+            full[ref] = mask if (mask > 0).all() else complete_slice(np.asarray(array[ref.region()]), mask)
+            full[ref] = full[ref].astype(np.uint8) - 1
             if (mask > 0).mean() < COMPLETE_FRACTION:
-                completed.append(key)
+                completed.append(ref)
     prior = _prior(full, array.shape, K, voxel_size)
     if prior is None:
         return None, []
     corrected = {}
-    for key, mask in ann.items():
-        if key not in full:
-            axis, index = plane_of(key)
-            spacing = tuple(float(v) for a, v in enumerate(voxel_size) if a != axis)
-            corrected[key] = correct_slice(prior_plane(prior, array.shape, key), mask, spacing)
-            completed.append(key)
+    for ref, mask in ann.items():
+        if ref not in full:
+            spacing = tuple(float(v) for a, v in enumerate(voxel_size) if a != ref.dim)
+            corrected[ref] = correct_slice(prior_plane(prior, array.shape, ref), mask, spacing)
+            completed.append(ref)
     if corrected:
         prior = _prior({**full, **corrected}, array.shape, K, voxel_size)
-    return prior, [key for key in ann if key in completed]
+    return prior, [ref for ref in ann if ref in completed]
 
 
-def _plane(key: SliceKey) -> tuple:
-    axis, index = plane_of(key)
-    return tuple(index if a == axis else slice(None) for a in range(3))
-
-
-def _prior(full: Mapping[SliceKey, np.ndarray], shape: Sequence[int], K: int,
+def _prior(full: Mapping[SliceRef, np.ndarray], shape: Sequence[int], K: int,
            voxel_size: Sequence[float]) -> ShapePrior | None:
     """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none)."""
     slices, masks, planes = [], [], {}
-    for key in sorted(full, key=plane_of):
-        axis, index = plane_of(key)
-        if axis == 0:
-            slices.append(index)
-            masks.append(full[key])
+    for ref in sorted(full):
+        if ref.axis == "z":
+            slices.append(ref.index)
+            masks.append(full[ref])
         else:
-            planes[(key[0], index)] = full[key]
+            planes[ref] = full[ref]
     if not slices and not planes:
         return None
     _, Y, X = shape
@@ -524,24 +439,23 @@ def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
     return join
 
 
-def _painted_slice(key: SliceKey, mask: np.ndarray, *, array: Any, prior: ShapePrior | None,
-                   completed: Sequence[SliceKey], settings: FeatureSettings, max_voxels: int,
+def _painted_slice(ref: SliceRef, mask: np.ndarray, *, array: Any, prior: ShapePrior | None,
+                   completed: Sequence[SliceRef], settings: FeatureSettings, max_voxels: int,
                    seed: int) -> PaintedSlice:
     """The feature rows of one painted slice (a sample of its labeled voxels, which bounds memory
     on full masks) and, for a completed slice, the pseudo rows of the band near its outlines."""
     sel = mask > 0
     y = mask[sel].astype(np.intp) - 1
-    axis, index = plane_of(key)
-    keep = sample_indices(y, "proportional", max_voxels, seed + index)
-    full = prior.mask_of(key) if key in completed else None
+    keep = sample_indices(y, "proportional", max_voxels, seed + ref.index)
+    full = prior.mask_of(ref) if ref in completed else None
     band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
     union = sel | band
-    feats = labeled_features(array, index, union, settings, axis=axis)  # row-major over ``union``
+    feats = labeled_features(array, ref.index, union, settings, axis=ref.dim)  # row-major over ``union``
     ys, xs = np.nonzero(sel)
-    out = PaintedSlice(key, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep]))
+    out = PaintedSlice(ref, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep]))
     if band.any():
         by, bx = np.nonzero(band)
-        pick = np.sort(np.random.default_rng(seed + index).permutation(by.size)[: len(keep)])
+        pick = np.sort(np.random.default_rng(seed + ref.index).permutation(by.size)[: len(keep)])
         out.pseudo = (feats[band[union]][pick], full[by[pick], bx[pick]].astype(np.intp), (by[pick], bx[pick]))
     return out
 
@@ -591,7 +505,7 @@ def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -
     return names if prior is not None else tuple(n for n in names if not CANDIDATES[n].needs_prior)
 
 
-def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceKey]], validate: str,
+def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]], validate: str,
             previous_method: str | None, progress: ProgressCallback) -> tuple[dict[str, dict[str, Any]], str, str]:
     """The candidates' held-out scores, the chosen method and why. Validated ``now``, the full
     folds decide; validated ``later``, ``auto`` decides on quick folds (``CHOICE_ROWS``) and the

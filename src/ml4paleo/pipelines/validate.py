@@ -1,26 +1,14 @@
 """Leave-one-slice-out after the model is saved: the figures of a model trained with ``validate="later"``.
 
-Validation is most of what training used to cost before a model could segment (on the 8.7 M-voxel
-scan of ``bench/small_scan.py``, 5 painted slices: five folds of every candidate method, each a
-forest fit, against one final fit), and segmentation does not need its figures. So
-:func:`ml4paleo.pipelines.train.train_model` with ``validate="later"`` saves the model at once
-with ``validation.json`` marked ``"status": "pending"``, and keeps what the validation needs (the
-painted slices' feature rows, the shape prior, the folds: a few MB) in the model folder as
-:data:`PENDING_FILE`. :func:`validate_model` then runs the same folds as ``validate="now"``
-would (the figures are the same, tested), writes ``validation.json`` with ``"status": "done"``,
-the candidates' figures and warnings into ``metadata.json``, and removes the pending file.
-:func:`start_validation` runs it in a detached, lower-priority process, so ``ml4paleo train``
-returns as soon as the model is saved and the validation goes on beside ``ml4paleo segment``
-(which the scheduler serves first).
-
-With ``auto``, the method was chosen on quicker folds (``CHOICE_ROWS``): if the full validation
-finds that another method is clearly better (more than ``TIE`` in mean Dice), it says so in the
-warnings rather than silently keeping a worse choice.
-
-Imports beyond the standard library are made inside the functions: ``python -m
-ml4paleo.pipelines.validate`` lowers its priority before it pays them (the training side, models
-and OME-Zarr: seconds), so they do not compete with the segmentation started beside it. The
-scoring is :mod:`ml4paleo.pipelines.scoring`'s, the same that training uses.
+Validation is most of what training costs before a model can segment, and segmentation does not
+need its figures. So :func:`ml4paleo.pipelines.train.train_model` with ``validate="later"`` saves
+the model at once (``validation.json``: ``"status": "pending"``) and keeps what the validation
+needs (feature rows, shape prior, folds: a few MB) as :data:`PENDING_FILE`; :func:`validate_model`
+runs the same folds ``validate="now"`` would (the same figures, tested) with
+:mod:`ml4paleo.pipelines.scoring`, and warns if another method is clearly better than the one
+chosen on quick folds. :func:`start_validation` runs it in a detached, lower-priority process,
+beside ``ml4paleo segment``. Imports beyond the standard library are made inside the functions,
+so that process lowers its priority before it pays them.
 """
 
 from __future__ import annotations
@@ -70,7 +58,7 @@ def save_pending(model_dir: str | Path, ts: Any, names: Sequence[str], folds: Se
     """Keep the training set ``ts`` (without its volume handle), the candidates' ``names`` and
     the ``folds`` beside the saved model, and tag ``validation.json`` with the same token so a
     validation of a model since replaced is dropped."""
-    from ml4paleo.models._io import VALIDATION_FILE
+    from ml4paleo.models import VALIDATION_FILE
 
     model_dir = Path(model_dir)
     token = uuid.uuid4().hex
@@ -88,7 +76,7 @@ def save_pending(model_dir: str | Path, ts: Any, names: Sequence[str], folds: Se
 def validation_status(model_dir: str | Path) -> str:
     """``pending`` while a deferred validation has not written its figures, ``failed`` when it
     could not (the reason is in ``validation.json``'s ``error``), else ``done``."""
-    from ml4paleo.models._io import VALIDATION_FILE, validation_state
+    from ml4paleo.models import VALIDATION_FILE, validation_state
 
     try:
         doc = json.loads((Path(model_dir) / VALIDATION_FILE).read_text())
@@ -101,7 +89,7 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     """Run the pending leave-one-slice-out of the model in ``model_dir`` and write its figures;
     returns what ``validation.json`` now holds (at once when it was already done)."""
     from ml4paleo.io.omezarr import open_level
-    from ml4paleo.models._io import METADATA_FILE, VALIDATION_FILE
+    from ml4paleo.models import METADATA_FILE, VALIDATION_FILE
     from ml4paleo.pipelines._candidates import make_candidate
     from ml4paleo.pipelines.scoring import (TIE, choose_method, mean_dice, score_candidates, validation_report,
                                             validation_warnings)
@@ -158,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m ml4paleo.pipelines.validate MODEL_DIR", file=sys.stderr)
         return 2
     _lower_priority()
-    from ml4paleo.models._io import VALIDATION_FILE
+    from ml4paleo.models import VALIDATION_FILE
 
     try:
         report = validate_model(args[0])

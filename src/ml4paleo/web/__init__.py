@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ml4paleo import __version__
 from ml4paleo.io.slices import set_slice_cache_bytes
 from ml4paleo.jobs.private import create_data_folder
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, UNIT_SYMBOLS
+from ml4paleo.version import __version__
 from ml4paleo.web import (annotate, download, errors, imports, jobs, objects, request_body, request_log, security,
                           segment, upload, visualize)
 

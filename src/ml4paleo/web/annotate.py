@@ -20,11 +20,11 @@ from flask import Blueprint, jsonify, render_template, request
 from ml4paleo.compute import display
 from ml4paleo.compute.coarse import level_factors
 from ml4paleo.errors import InputError, InvalidTransition
-from ml4paleo.io.annotations import SliceKey, axis_index
 from ml4paleo.io.omezarr import read_info
 from ml4paleo.io.png import encode_png
 from ml4paleo.io.slices import render_slice
 from ml4paleo.jobs import files
+from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.web._common import (b64decode, b64encode, int_field, int_value, json_body, paths, png_response, store,
                                   window_arg)
 from ml4paleo.web._previews import check_view, runner_preview
@@ -32,16 +32,17 @@ from ml4paleo.web._previews import check_view, runner_preview
 bp = Blueprint("annotate", __name__)
 
 
-def _key(values: Any, shape: list[int], *, required: bool = True) -> SliceKey | None:
-    """The slice named by ``axis`` (default z) and ``index`` (or the seed's ``z``) in a JSON
-    body or query; InputError for a bad axis or an index outside the volume."""
+def _ref(values: Any, shape: list[int], *, required: bool = True) -> SliceRef | None:
+    """The plane named by ``axis`` (default z) and ``index`` (or the seed's ``z``) in a JSON
+    body or query, checked against the volume's ``shape``: where a plane enters, the one check;
+    InputError for a bad axis or an index outside the volume."""
     axis = values.get("axis") or "z"
-    if not isinstance(axis, str) or axis not in display.AXES:
+    if not isinstance(axis, str) or axis not in AXES:
         raise InputError(f"axis must be z, y or x; got {str(axis)[:10]!r}")
     name = "index" if values.get("index") not in (None, "") or axis != "z" else "z"
     if not required and values.get(name) in (None, ""):
         return None
-    return files.slice_key(axis, int_value(values.get(name), name, minimum=0), shape)
+    return SliceRef(axis, int_value(values.get(name), name, minimum=0)).within(shape)
 
 
 @bp.get("/job/annotate/<job_id>")
@@ -58,14 +59,13 @@ def next_image(job_id: str):
     ``factors`` full-resolution pixels per image pixel, ``image_shape`` its size; ``shape``
     stays the full-resolution plane's."""
     shape, window, doc = files.converted(store(), job_id)
-    key = _key(request.args, shape, required=False)
-    if key is None:
+    ref = _ref(request.args, shape, required=False)
+    if ref is None:
         axis = request.args.get("axis") or "z"
         painted = (doc["annotations"] if axis == "z"
                    else [a["index"] for a in doc["plane_annotations"] if a["axis"] == axis])
-        key = files.slice_key(axis, display.pick_next_slice(int(shape[display.AXES[axis]]), painted,
-                                                            np.random.default_rng()), shape)
-    axis, index = axis_index(key)
+        ref = SliceRef(axis, display.pick_next_slice(int(shape[AXES.index(axis)]), painted, np.random.default_rng()))
+    axis, index = ref.axis, ref.index
     window = window_arg() or window
     volume = store().paths(job_id).volume
     level_shapes = read_info(volume).level_shapes
@@ -73,10 +73,10 @@ def next_image(job_id: str):
     if level >= len(level_shapes):
         raise InputError(f"level must be from 0 to {len(level_shapes) - 1}; got {level}")
     factors = level_factors(level_shapes, level)
-    ax = display.AXES[axis]
+    ax = ref.dim
     image = render_slice(volume, axis, index // factors[ax], window, level=level)
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, image=b64encode(encode_png(image)),
-                   window=window, shape=list(files.plane_shape(key, shape)), depth=int(shape[ax]), level=level,
+                   window=window, shape=list(ref.plane_shape(shape)), depth=int(shape[ax]), level=level,
                    factors=[f for a, f in enumerate(factors) if a != ax], image_shape=list(image.shape[:2]),
                    levels=len(level_shapes))
 
@@ -86,8 +86,8 @@ def submit(job_id: str):
     """Store the mask painted on a slice (``z``, or ``axis`` and ``index``; values 0
     unlabeled, 1 background, 2.. structures)."""
     data = json_body()
-    shape, _, _ = files.converted(store(), job_id)
-    return jsonify(files.save_mask(store(), job_id, _key(data, shape), b64decode(data.get("mask"), "mask")))
+    shape, _, doc = files.converted(store(), job_id)
+    return jsonify(files.save_mask(store(), job_id, _ref(data, shape), b64decode(data.get("mask"), "mask"), doc))
 
 
 def _overlay_model(job_id: str) -> tuple[str, Path] | None:
@@ -116,7 +116,8 @@ def predict(job_id: str):
     The train runner computes it (``ml4paleo.jobs.tasks.preview``)."""
     data = json_body()
     shape, _, _ = files.converted(store(), job_id)
-    axis, index = axis_index(_key(data, shape))
+    ref = _ref(data, shape)
+    axis, index = ref.axis, ref.index
     level = int_field(data, "level", default=0, minimum=0)
     view = check_view(data.get("view"))
     chosen = _overlay_model(job_id)
@@ -142,15 +143,15 @@ def complete(job_id: str):
     slice painted with strokes only."""
     data = json_body()
     shape, _, _ = files.converted(store(), job_id)
-    key = _key(data, shape)
+    ref = _ref(data, shape)
     png = b64decode(data["mask"], "mask") if data.get("mask") is not None else None
-    axis, index = axis_index(key)
+    axis, index = ref.axis, ref.index
     chosen = _overlay_model(job_id)
     proba = None
     if chosen is not None:  # the train runner computes the probabilities, never this process
         _, folder = runner_preview(job_id, chosen[0], axis, index, proba=True)
         proba = np.load(folder / "proba.npy")
-    completed = files.complete_mask(store(), job_id, key, png, proba)
+    completed = files.complete_mask(store(), job_id, ref, shape, png, proba)
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, completed=b64encode(encode_png(completed)))
 
 
@@ -163,7 +164,7 @@ def queue_draft(job_id: str):
     z = None
     if data.get("z") is not None:
         shape, _, _ = files.converted(store(), job_id)
-        z = files.check_slice(int_field(data, "z", minimum=0), int(shape[0]))
+        z = SliceRef("z", int_field(data, "z", minimum=0)).within(shape).index
     return jsonify(store().queue_draft(job_id, z)), 202
 
 
@@ -198,26 +199,27 @@ def list_annotations(job_id: str):
     return jsonify(annotations=store().annotations(job_id))
 
 
-def _stored_key(job_id: str, axis: str, index: int) -> SliceKey:
+def _stored_ref(job_id: str, axis: str, index: int) -> SliceRef:
+    """The plane of a route's path, checked against the job's shape."""
     shape, _, _ = files.converted(store(), job_id)
-    return _key({"axis": axis, "index": index}, shape)
+    return _ref({"axis": axis, "index": index}, shape)
 
 
 @bp.get("/api/annotate/<job_id>/annotations/<int:z>")
 def get_annotation(job_id: str, z: int):
-    return png_response(files.annotation_file(store(), job_id, _stored_key(job_id, "z", z)).read_bytes())
+    return png_response(files.annotation_file(store(), job_id, _stored_ref(job_id, "z", z)).read_bytes())
 
 
 @bp.get("/api/annotate/<job_id>/annotations/<axis>/<int:index>")
 def get_plane_annotation(job_id: str, axis: str, index: int):
-    return png_response(files.annotation_file(store(), job_id, _stored_key(job_id, axis, index)).read_bytes())
+    return png_response(files.annotation_file(store(), job_id, _stored_ref(job_id, axis, index)).read_bytes())
 
 
 @bp.delete("/api/annotate/<job_id>/annotations/<int:z>")
 def delete(job_id: str, z: int):
-    return jsonify(files.delete_mask(store(), job_id, _stored_key(job_id, "z", z)))
+    return jsonify(files.delete_mask(store(), job_id, _stored_ref(job_id, "z", z)))
 
 
 @bp.delete("/api/annotate/<job_id>/annotations/<axis>/<int:index>")
 def delete_plane(job_id: str, axis: str, index: int):
-    return jsonify(files.delete_mask(store(), job_id, _stored_key(job_id, axis, index)))
+    return jsonify(files.delete_mask(store(), job_id, _stored_ref(job_id, axis, index)))

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, render_template, send_file, stre
 
 from ml4paleo.enums import ON_REQUEST_EXPORTS
 from ml4paleo.errors import ArtifactNotFound, InvalidTransition
-from ml4paleo.io.annotations import annotation_files, file_name, plane_of
+from ml4paleo.io.annotations import annotation_files
 from ml4paleo.io.exports import folder_entries
 from ml4paleo.jobs.files import list_artifacts
 from ml4paleo.jobs.paths import JobPaths
@@ -114,8 +114,7 @@ def annotations_zip(job_id: str):
     files = annotation_files(paths(job_id).annotations)
     if not files:
         raise InvalidTransition("there are no annotations yet")
-    keys = sorted(files, key=plane_of)  # z slices (int keys) and planes ((axis, index) keys) in one order
-    return zip_response([(f"annotations/{file_name(key)}", files[key]) for key in keys], "annotations.zip")
+    return zip_response([(f"annotations/{ref.file_name}", files[ref]) for ref in sorted(files)], "annotations.zip")
 
 
 @bp.get("/api/job/<job_id>/models/<model_id>/download")

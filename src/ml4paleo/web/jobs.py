@@ -7,7 +7,7 @@ import shutil
 
 from flask import Blueprint, jsonify
 
-from ml4paleo import __version__
+from ml4paleo.version import __version__
 from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, default_classes
 from ml4paleo.errors import InputError
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus

@@ -8,11 +8,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from ml4paleo import __version__
-from ml4paleo.compute.display import AXES
 from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
+from ml4paleo.planes import AXES
 from ml4paleo.units import LENGTH_UNITS
+from ml4paleo.version import __version__
 from ml4paleo.web.download import SEG_FORMATS
 from ml4paleo.web.request_body import MAX_JSON_DEPTH
 

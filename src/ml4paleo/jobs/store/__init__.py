@@ -3,7 +3,8 @@
 Small parts over one :class:`~ml4paleo.jobs.store._base.Database` (engine and sessions), each a
 module of its own:
 
-- :mod:`.jobs` — create, rename, delete, classes and voxel size, the status document, the log;
+- :mod:`.jobs` — create, rename, delete, classes and voxel size, the log;
+- :mod:`.documents` — the status document every part returns;
 - :mod:`.uploads` — chunks received, size limits, closing the upload (queues the conversion);
 - :mod:`.annotations` — painted slices and the annotation revision;
 - :mod:`.artifacts` — models, segmentations and meshes;
@@ -28,7 +29,6 @@ from typing import Any, Sequence
 from sqlalchemy.orm import Session
 
 from ml4paleo.enums import DEFAULT_MESH_FORMAT
-from ml4paleo.io.annotations import SliceKey
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.jobs.statuses import Lease
 from ml4paleo.jobs.store._base import Database, iso
@@ -40,6 +40,7 @@ from ml4paleo.jobs.store.jobs import MAX_NAME, Jobs, check_classes, check_name
 from ml4paleo.jobs.store.queue import Queue
 from ml4paleo.jobs.store.sharing import Access, Sharing
 from ml4paleo.jobs.store.uploads import Uploads, merge_ranges
+from ml4paleo.planes import SliceRef
 from ml4paleo.settings import Settings
 
 __all__ = ["MAX_NAME", "Access", "Claim", "Database", "JobStore", "SignedIn", "TaskQueue", "Viewer", "check_classes",
@@ -123,11 +124,11 @@ class JobStore:
 
     # -- annotations (.annotations) ------------------------------------------------------------
 
-    def annotation_saved(self, job_id: str, key: SliceKey, labeled_voxels: int, values: list[int]) -> None:
-        self._annotations.annotation_saved(job_id, key, labeled_voxels, values)
+    def annotation_saved(self, job_id: str, ref: SliceRef, labeled_voxels: int, values: list[int]) -> None:
+        self._annotations.annotation_saved(job_id, ref, labeled_voxels, values)
 
-    def annotation_deleted(self, job_id: str, key: SliceKey) -> None:
-        self._annotations.annotation_deleted(job_id, key)
+    def annotation_deleted(self, job_id: str, ref: SliceRef) -> None:
+        self._annotations.annotation_deleted(job_id, ref)
 
     def annotations(self, job_id: str) -> list[dict[str, Any]]:
         return self._annotations.annotations(job_id)

@@ -2,9 +2,8 @@
 ``ml4paleo.io.annotations``) and the job's annotation revision, which tells whether a model or
 a segmentation was made from the current annotations.
 
-A slice is named by its key (``ml4paleo.io.annotations.SliceKey``): a bare index for a z
-slice, ``("y", i)`` / ``("x", i)`` for the planes across the stack; a row holds the axis and
-the index along it.
+A slice is a :class:`ml4paleo.planes.SliceRef`, checked by the caller against the job's shape;
+a row holds its axis and its index along it.
 """
 
 from __future__ import annotations
@@ -15,19 +14,16 @@ from typing import Any
 from sqlalchemy import select
 
 from ml4paleo.errors import ArtifactNotFound
-from ml4paleo.io.annotations import SliceKey, axis_index, key_name
 from ml4paleo.jobs.statuses import JobEvent
 from ml4paleo.jobs.store._base import Database, get_job, set_status
 from ml4paleo.jobs.tables import Annotation
+from ml4paleo.planes import AXES, SliceRef
 
-AXIS_ORDER = {"z": 0, "y": 1, "x": 2}
-
-
-def annotation_record(axis: str, index: int, labeled_voxels: int, values: list[int]) -> dict[str, Any]:
+def annotation_record(ref: SliceRef, labeled_voxels: int, values: list[int]) -> dict[str, Any]:
     """How the API lists a painted slice: ``{axis, index, key, z, labeled_voxels, values}``;
     ``z`` is the index for a z slice (the seed's field) and None for the other planes."""
-    return {"axis": axis, "index": index, "key": key_name(index if axis == "z" else (axis, index)),
-            "z": index if axis == "z" else None, "labeled_voxels": labeled_voxels, "values": values}
+    return {"axis": ref.axis, "index": ref.index, "key": ref.name, "z": ref.index if ref.axis == "z" else None,
+            "labeled_voxels": labeled_voxels, "values": values}
 
 
 class Annotations:
@@ -36,8 +32,8 @@ class Annotations:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def annotation_saved(self, job_id: str, key: SliceKey, labeled_voxels: int, values: list[int]) -> None:
-        axis, index = axis_index(key)
+    def annotation_saved(self, job_id: str, ref: SliceRef, labeled_voxels: int, values: list[int]) -> None:
+        axis, index = ref.axis, ref.index
         with self.db.session() as s:
             job = get_job(s, job_id)
             set_status(s, job, JobEvent.ANNOTATE)
@@ -49,13 +45,13 @@ class Annotations:
                 row.labeled_voxels, row.values, row.updated_at = labeled_voxels, values, time.time()
             job.annotation_rev += 1
 
-    def annotation_deleted(self, job_id: str, key: SliceKey) -> None:
-        axis, index = axis_index(key)
+    def annotation_deleted(self, job_id: str, ref: SliceRef) -> None:
+        axis, index = ref.axis, ref.index
         with self.db.session() as s:
             job = get_job(s, job_id)
             row = s.get(Annotation, (job.id, index, axis))
             if row is None:
-                raise ArtifactNotFound(f"no annotation on slice {key_name(key)}")
+                raise ArtifactNotFound(f"no annotation on slice {ref.name}")
             s.delete(row)
             job.annotation_rev += 1
             job.updated_at = time.time()
@@ -65,5 +61,5 @@ class Annotations:
         with self.db.session() as s:
             job = get_job(s, job_id)
             rows = s.scalars(select(Annotation).where(Annotation.job_id == job.id)).all()
-            rows = sorted(rows, key=lambda r: (AXIS_ORDER.get(r.axis, 3), r.z))
-            return [annotation_record(r.axis, r.z, r.labeled_voxels, r.values) for r in rows]
+            rows = sorted(rows, key=lambda r: (AXES.index(r.axis), r.z))
+            return [annotation_record(SliceRef(r.axis, r.z), r.labeled_voxels, r.values) for r in rows]

@@ -1,5 +1,5 @@
-"""Jobs: create, rename, delete, classes and voxel size, the status document of the HTTP API,
-and the job's log."""
+"""Jobs: create, rename, delete, classes and voxel size, and the job's log (the status document
+of the HTTP API is :mod:`ml4paleo.jobs.store.documents`'s)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import time
 from typing import Any, Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from ml4paleo.enums import ON_REQUEST_EXPORTS, SEGMENTATION_EXPORTS, default_classes
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.io.omezarr import read_info, set_voxel_size
 from ml4paleo.jobs.paths import check_job_id, new_job_id
-from ml4paleo.jobs.statuses import (ACTIVE, BUSY, MODEL_PENDING, READY, TRAINING, JobEvent, MeshStatus, ModelStatus,
-                                    SegmentationStatus, Status, TaskKind, TaskStatus, can_happen)
+from ml4paleo.jobs.statuses import BUSY, SegmentationStatus, Status
 from ml4paleo.jobs.store._base import Database, get_job, iso, log
 from ml4paleo.jobs.store.accounts import Viewer
+from ml4paleo.jobs.store.documents import job_document
+from ml4paleo.jobs.store.queue import queue_exports
 from ml4paleo.jobs.store.sharing import visible
 from ml4paleo.jobs.tables import (Annotation, AuthSession, Event, Job, Mesh, Model, Segmentation, Share, ShareLink, Task,
                                   Upload)
@@ -61,68 +61,6 @@ def check_name(name: Any) -> str:
     if len(name) > MAX_NAME:
         raise InputError(f"name must be at most {MAX_NAME} characters; got {len(name)}")
     return name.strip()
-
-
-def _validations(s: Session, job_id: str) -> dict[str, dict[str, Any]]:
-    """Model id -> ``{"validation": "pending" | "failed" | "done", "validating": bool}`` (and
-    ``validation_error``) from its newest ``validate`` task: a model saved before its figures
-    says so until they come (``validating``: the flag the pages read)."""
-    rows = s.execute(select(Task.model_id, Task.status, Task.error).where(Task.job_id == job_id,
-                                                                          Task.kind == TaskKind.VALIDATE)
-                     .order_by(Task.id)).all()
-    out: dict[str, dict[str, Any]] = {}
-    for model_id, status, error in rows:  # the newest task of each model wins
-        if status in ACTIVE:
-            out[model_id] = {"validation": "pending", "validating": True}
-        elif status == TaskStatus.DONE:
-            out[model_id] = {"validation": "done", "validating": False}
-        else:
-            out[model_id] = {"validation": "failed", "validating": False, "validation_error": error or str(status)}
-    return out
-
-
-def job_document(s: Session, job: Job) -> dict[str, Any]:
-    """The status document of the HTTP API (``GET /api/job/<id>/status``) of a job row."""
-    models = s.scalars(select(Model).where(Model.job_id == job.id).order_by(Model.created_at)).all()
-    segs = s.scalars(select(Segmentation).where(Segmentation.job_id == job.id)
-                     .order_by(Segmentation.created_at)).all()
-    painted = s.execute(select(Annotation.axis, Annotation.z).where(Annotation.job_id == job.id)
-                        .order_by(Annotation.axis.desc(), Annotation.z)).all()
-    zs = [index for axis, index in painted if axis == "z"]
-    done = [g for g in segs if g.status == SegmentationStatus.DONE]
-    validations = _validations(s, job.id)
-    ready = [m for m in models if m.status == ModelStatus.READY]
-    # whether segmenting now uses the newest model as it is, or trains a new one first
-    current = bool(ready) and ready[-1].annotation_rev == job.annotation_rev and \
-        list(ready[-1].classes or []) == [c["name"] for c in job.classes or []]
-    return {
-        "job_id": job.id, "name": job.name, "status": job.status, "progress": round(job.progress, 4),
-        "stage": job.stage, "error": job.error, "created_at": iso(job.created_at),
-        "updated_at": iso(job.updated_at), "shape": job.shape, "dtype": job.dtype,
-        "voxel_size": job.voxel_size, "unit": job.unit, "source_type": job.source_type,
-        "window": job.window, "warnings": job.warnings or [], "classes": job.classes,
-        "annotations": zs,
-        "plane_annotations": [{"axis": axis, "index": index} for axis, index in painted if axis != "z"],
-        "models": [{"model_id": m.id, "status": m.status, "ready": m.status == ModelStatus.READY,
-                    "created_at": iso(m.created_at),
-                    "classes": m.classes, "n_slices": m.n_slices, "voxels_per_class": m.voxels_per_class,
-                    "metrics": m.metrics, "error": m.error,
-                    **validations.get(m.id, {"validation": "done" if m.status == ModelStatus.READY else None,
-                                             "validating": False})}
-                   for m in models],
-        "segmentations": [{"seg_id": g.id, "model_id": g.model_id, "status": g.status,
-                           "progress": round(g.progress, 4), "stage": g.stage, "error": g.error,
-                           "created_at": iso(g.created_at), "mesh_status": g.mesh_status,
-                           "done": g.status == SegmentationStatus.DONE, "meshed": g.mesh_status == MeshStatus.DONE}
-                          for g in segs],
-        "annotations_changed_since_segmentation": bool(done) and done[-1].annotation_rev != job.annotation_rev,
-        "newest_model_current": current,
-        "upload_bytes": job.upload_bytes,
-        # what the pages need to know of the statuses, decided here once (they never list status values)
-        "ready": job.status in READY,
-        "training": job.status in TRAINING or any(m.status in MODEL_PENDING for m in models),
-        "can_train": can_happen(job.status, JobEvent.TRAIN_QUEUE, has_volume=job.shape is not None),
-    }
 
 
 class Jobs:
@@ -202,8 +140,6 @@ class Jobs:
                     if target.exists():
                         set_voxel_size(target, new_size, new_unit)
                 voxel_size, unit = new_size, new_unit
-                from ml4paleo.jobs.store.queue import queue_exports  # lazy: queue imports this module
-
                 for g in finished:  # a TIFF made on request is made again too: its tags hold the voxel size
                     on_request = [fmt for fmt in ON_REQUEST_EXPORTS if paths.export(g.id, fmt).exists()]
                     queue_exports(s, job, g.id, (*SEGMENTATION_EXPORTS, *on_request))

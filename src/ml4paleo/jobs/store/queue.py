@@ -16,7 +16,7 @@ from ml4paleo.jobs.paths import DRAFTS_KEPT, PREVIEWS_KEPT, check_artifact_id, c
 from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, Status, TaskKind, TaskStatus, transition)
 from ml4paleo.jobs.store._base import Database, get_job, log, set_status
-from ml4paleo.jobs.store.jobs import job_document
+from ml4paleo.jobs.store.documents import job_document
 from ml4paleo.jobs.tables import Annotation, Job, Model, Segmentation, Task
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition, PayloadTooLarge
 from ml4paleo.jobs.statuses import JobEvent, RunnerKind, Status, TaskKind
 from ml4paleo.jobs.store._base import Database, get_job, set_status
-from ml4paleo.jobs.store.jobs import job_document
+from ml4paleo.jobs.store.documents import job_document
 from ml4paleo.jobs.store.queue import enqueue
 from ml4paleo.jobs.tables import Upload
 
