@@ -28,7 +28,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from ml4paleo.compute.mesh import ChunkWindow, MeshPiece, _adjacency, _pack, mesh_block
+from ml4paleo.compute.mesh import ChunkWindow, MeshPiece, _adjacency, mesh_block, pack_keys
 
 __all__ = [
     "SMOOTH_ITERATIONS",
@@ -127,9 +127,9 @@ def smooth_pieces(pieces: dict[int, MeshPiece], context: np.ndarray, context_ori
     out = {}
     for label, piece in pieces.items():
         whole = around[label]
-        keys = _pack(whole.coords)
+        keys = pack_keys(whole.coords)
         order = np.argsort(keys)
-        wanted = _pack(piece.coords)
+        wanted = pack_keys(piece.coords)
         at = np.searchsorted(keys, wanted, sorter=order)
         index = order[np.minimum(at, len(order) - 1)]
         if not np.array_equal(keys[index], wanted):

@@ -189,7 +189,7 @@ def _lattice_mesh(pieces: list[meshing.MeshPiece], simplify: float | None, max_e
     smoothed = None
     if any(p.keyed is not None for p in pieces) and all(p.keyed.all() for p in pieces):  # smoothed, full resolution
         coords, faces = meshing.weld(pieces)  # weld by the lattice keys
-        keys = np.concatenate([meshing._pack(p.coords) for p in pieces])
+        keys = np.concatenate([meshing.pack_keys(p.coords) for p in pieces])
         first = np.unique(keys, return_index=True)[1]
         smoothed = np.concatenate([p.positions for p in pieces]).astype(np.float64)[first] / 2.0
         verts = coords.astype(np.float64) / 2.0
