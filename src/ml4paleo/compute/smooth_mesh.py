@@ -115,8 +115,8 @@ def carry_smoothing(positions: np.ndarray, coords: np.ndarray, smoothed: np.ndar
 
 def smooth_pieces(pieces: dict[int, MeshPiece], context: np.ndarray, context_origin, *,
                   iterations: int = SMOOTH_ITERATIONS, passband: float = SMOOTH_PASSBAND) -> dict[int, MeshPiece]:
-    """The chunk's pieces with smoothed ``positions`` (half-voxel units); the vertices still at
-    a lattice vertex of the voxel surface keep it in ``coords`` as their welding key (``keyed``).
+    """The chunk's pieces with smoothed ``positions`` (half-voxel units, float64); every vertex
+    keeps its lattice position in ``coords`` as its welding key (``keyed``).
 
     ``context`` is the grown window's block (:func:`grown_window` of the chunk's window, zero
     padded like the chunk's own block) starting at voxel ``context_origin``.

@@ -118,10 +118,16 @@ def objects_table(job_id: str, seg_id: str):
         folder = paths(job_id).objects(seg_id, state["ready"]["task_id"])
         doc = json.loads((folder / "objects.json").read_text())
     return jsonify(ready=state["ready"], pending=state["pending"], error=state["error"],
-                   objects=doc.get("objects", []), unit=doc.get("unit"), voxel_size=doc.get("voxel_size"),
+                   objects=_with_colors(doc.get("objects", [])), unit=doc.get("unit"), voxel_size=doc.get("voxel_size"),
                    parameters=state["ready"]["params"] if state["ready"] else None, messages=doc.get("messages", []),
                    classes=doc.get("classes", []), thickness_map=bool(doc.get("thickness_map")),
                    thickness_top=_thickness_top(doc), thickness_colors=list(display.THICKNESS_COLORS))
+
+
+def _with_colors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each object's colour in the slices (``color``, hex), for the 3D view."""
+    rgb = display.id_colors(np.array([int(r["id"]) for r in rows], np.int64)).reshape(-1, 3)
+    return [{**r, "color": "#%02x%02x%02x" % tuple(int(v) for v in c)} for r, c in zip(rows, rgb)]
 
 
 def _thickness_top(doc: dict[str, Any]) -> float | None:
