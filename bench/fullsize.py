@@ -1,6 +1,9 @@
 """Benchmark: a full-size scan through the command line, as a user runs it, step by step.
 
     .venv/bin/python bench/fullsize.py --size 1024 --workdir /data/fullsize_1024
+    .venv/bin/python bench/fullsize.py --web --size 1024 --workdir /data/fullsize_web_1024
+
+With ``--web`` the scan goes through the web API and its runners instead (bench/_fullsize_web.py).
 
 Generates an N^3 16-bit scan slab by slab (memory: one slab), written as a folder of 16-bit
 TIFF slices as a synchrotron or micro-CT delivers it: ~256 grains of radius N/40..N/20 (every
@@ -156,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default=",".join(STEPS),
                     help="comma-separated steps to run (default all); a later run in the same --workdir resumes "
                          "from the outputs of the earlier steps and adds its figures to results.json")
+    ap.add_argument("--web", action="store_true", help="through the web API and its runners (see _fullsize_web.py)")
+    ap.add_argument("--no-segment", action="store_true", help="--web: stop after the previews")
     args = ap.parse_args(argv)
+    if args.web:
+        return _web(args.size, args.workdir, segment=not args.no_segment)
     wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(STEPS))
     if unknown or not wanted:
@@ -229,6 +236,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {sum(r['seconds'] for r in results):.0f} s; largest step peak "
           f"{max(r['peak_total_mb'] for r in results):.0f} MB")
     return 0
+
+
+def _web(n: int, work: Path, segment: bool = True) -> int:
+    """The ``--web`` mode: the scan's slices and two slices' strokes (every 6th row and column of
+    the truth in the 256^2 window, on a 128-voxel grid, whose grains cover closest to 30 %), then
+    the web run."""
+    from _fullsize_web import run_web
+
+    from ml4paleo.testing.phantoms import strokes
+
+    work.mkdir(parents=True, exist_ok=True)
+    balls = grains(n)
+    slices = work / "slices"
+    if not slices.exists():
+        write_scan(slices, n, balls)
+    masks = {}  # strokes over a 256^2 window of each slice, as a user paints a region of the view
+    for z in (n // 4, n // 2):
+        truth = truth_slab(n, z, 1, balls)[0]
+        edge = min(256, n)
+        corners = [(a, b) for a in range(0, n - edge + 1, 128) for b in range(0, n - edge + 1, 128)]
+        a, b = min(corners, key=lambda ab: abs(truth[ab[0]:ab[0] + edge, ab[1]:ab[1] + edge].mean() - 0.3))
+        mask = np.zeros((n, n), np.uint8)  # the window whose grains cover closest to 30 %
+        mask[a:a + edge, b:b + edge] = strokes(truth[a:a + edge, b:b + edge], step=6)
+        masks[z] = mask
+    return run_web(work, n, slices, masks, segment=segment)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def annotate_page(job_id: str):
 def next_image(job_id: str):
     """A slice to annotate (``?z=N``, or ``?axis=y&index=N`` for a plane across the stack;
     none: a z slice far from annotated ones), through ``window=lo,hi`` (default: the job's).
-    ``level=L`` sends the image from pyramid level L (the plane holding the slice there):
+    ``level=L`` sends the image from pyramid level L (at most the coarsest; the plane holding the slice there):
     ``factors`` full-resolution pixels per image pixel, ``image_shape`` its size; ``shape``
     stays the full-resolution plane's."""
     shape, window, doc = files.converted(store(), job_id)
@@ -69,9 +69,8 @@ def next_image(job_id: str):
     window = window_arg() or window
     volume = store().paths(job_id).volume
     level_shapes = read_info(volume).level_shapes
-    level = int_value(request.args.get("level"), "level", default=0, minimum=0)
-    if level >= len(level_shapes):
-        raise InputError(f"level must be from 0 to {len(level_shapes) - 1}; got {level}")
+    # a view's level, as coarse as it likes: beyond the coarsest it gets the coarsest (and says so)
+    level = min(int_value(request.args.get("level"), "level", default=0, minimum=0), len(level_shapes) - 1)
     factors = level_factors(level_shapes, level)
     ax = ref.dim
     image = render_slice(volume, axis, index // factors[ax], window, level=level)
@@ -158,21 +157,22 @@ def complete(job_id: str):
 @bp.post("/api/annotate/<job_id>/draft")
 def queue_draft(job_id: str):
     """Queue a draft model from the saved annotations (one queued draft takes every stroke up to
-    its start), predicting slice ``z`` (optional) at once. 202 with the annotation revision
-    to wait for in ``GET .../draft``."""
+    its start), predicting slice ``z`` (optional) at once, on pyramid ``level`` (optional, the
+    page's view; at most the coarsest). 202 with the annotation revision to wait for in ``GET .../draft``."""
     data = json_body()
     z = None
     if data.get("z") is not None:
         shape, _, _ = files.converted(store(), job_id)
         z = SliceRef("z", int_field(data, "z", minimum=0)).within(shape).index
-    return jsonify(store().queue.queue_draft(job_id, z)), 202
+    return jsonify(store().queue.queue_draft(job_id, z, int_field(data, "level", default=0, minimum=0))), 202
 
 
 @bp.get("/api/annotate/<job_id>/draft")
 def draft_status(job_id: str):
-    """The newest draft (``ready``: task id, annotation revision, slice predicted), whether one
-    is ``pending``, why the last one failed (``error``); with ``?z=N`` and a ready draft that
-    predicted slice N, its ``prediction`` (gray PNG, class index per pixel, base64)."""
+    """The newest draft (``ready``: task id, annotation revision, slice predicted, and ``level``
+    and ``factors`` when predicted on a pyramid level), whether one is ``pending``, why the last
+    one failed (``error``); with ``?z=N`` and a ready draft that predicted slice N, its
+    ``prediction`` (gray PNG, class index per pixel, base64)."""
     job_paths = paths(job_id)
     doc = store().queue.draft(job_id)
     ready = doc["ready"]
