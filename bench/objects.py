@@ -165,42 +165,50 @@ def make_scene(path: Path, size: int, cell: int = 40) -> int:
     return truth
 
 
-def run_objects(labels: str, out: str) -> dict:
+def run_objects(labels: str, out: str, scheduler: str | None = None) -> dict:
     from ml4paleo.pipelines.objects import objects_from_labels
 
     t0 = time.perf_counter()
-    result = objects_from_labels(labels, out)
+    result = objects_from_labels(labels, out, scheduler=scheduler)
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker processes, once the pool is shut down
     return {"seconds": time.perf_counter() - t0, "objects": len(result.objects), "rss_mb": usage.ru_maxrss / 1024.0,
-            "cpu_s": usage.ru_utime + usage.ru_stime}
+            "worker_rss_mb": kids.ru_maxrss / 1024.0, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "worker_cpu_s": kids.ru_utime + kids.ru_stime}
 
 
-def scale(size: int) -> None:
+def scale(size: int, schedulers: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-objects-") as tmp:
         labels = Path(tmp) / "labels.ome.zarr"
         t0 = time.perf_counter()
         truth = make_scene(labels, size)
         made = time.perf_counter() - t0
-        code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import objects as b; "
-                f"print(json.dumps(b.run_objects({str(labels)!r}, {str(Path(tmp) / 'out' / 'o.ome.zarr')!r})))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"\n## Scale: {size}^3 label map (made in {made:.0f} s), objects_from_labels in a fresh process")
-        print("| size | objects (truth) | seconds | M voxels/s | CPU seconds (process) | peak RSS | load average |")
-        print("|---|---|---|---|---|---|---|")
-        print(f"| {size}^3 | {r['objects']} ({truth}) | {r['seconds']:.1f} | {size**3 / r['seconds'] / 1e6:.2f} | "
-              f"{r.get('cpu_s', float('nan')):.1f} | {r['rss_mb']:.0f} MB | {os.getloadavg()[0]:.1f} |")
+        print("| size | scheduler | objects (truth) | seconds | M voxels/s | CPU s main + workers | peak RSS main / worker "
+              "| load average |")
+        print("|---|---|---|---|---|---|---|---|")
+        for i, scheduler in enumerate(schedulers):
+            out_path = str(Path(tmp) / f"out{i}" / "o.ome.zarr")
+            code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import objects as b; "
+                    f"print(json.dumps(b.run_objects({str(labels)!r}, {out_path!r}, {scheduler!r})))")
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"| {size}^3 | {scheduler} | {r['objects']} ({truth}) | {r['seconds']:.1f} | "
+                  f"{size**3 / r['seconds'] / 1e6:.2f} | {r['cpu_s']:.1f} + {r['worker_cpu_s']:.1f} | "
+                  f"{r['rss_mb']:.0f} / {r['worker_rss_mb']:.0f} MB | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256, help="edge of the scale test's label map (0: none)")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--schedulers", default="processes",
+                        help="comma-separated schedulers to time in turn (synchronous, processes)")
     args = parser.parse_args()
     if not args.skip_accuracy:
         accuracy()
     if args.size:
-        scale(args.size)
+        scale(args.size, args.schedulers.split(","))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,23 @@ def test_chunked_equals_whole(depth, split):
     assert [r["id"] for r in result.rows] == list(range(1, whole.max() + 1))
 
 
+@pytest.mark.parametrize("depth", [1, 7])
+def test_pieces_on_worker_processes_equal_the_whole_volume(depth):
+    """The pieces of each slab split and measured on two worker processes: still the whole
+    volume's objects, with the rows of the serial run."""
+    from ml4paleo.pipelines._tasks import process_pool
+
+    labels = scene()
+    whole, _ = ob.objects_whole(labels, [1, 2], (1.0, 1.0, 1.0), min_size=2)
+    serial_out, serial = run_chunked(labels, [1, 2], (1.0, 1.0, 1.0), depth, min_size=2)
+    with process_pool("processes", 2) as pool:
+        out, pooled = run_chunked(labels, [1, 2], (1.0, 1.0, 1.0), depth, min_size=2, scheduler="processes",
+                                  pool=pool)
+    np.testing.assert_array_equal(out, whole)
+    np.testing.assert_array_equal(serial_out, whole)
+    assert pooled.rows == serial.rows
+
+
 def test_chunked_equals_whole_anisotropic_with_measurements():
     vs = (3.0, 1.0, 1.0)
     labels = scene(vs)

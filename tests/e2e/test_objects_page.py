@@ -164,3 +164,63 @@ def test_thickness_overlay_with_its_colour_bar_and_the_class_summary(page, segme
     page.wait_for_function("document.getElementById('objects-slice').src.includes('/objects/slice/z/')")
     assert page.locator("#thickness-bar").is_hidden()
     assert_no_console_errors(page)
+
+
+def _canvas_pixels(page) -> np.ndarray:
+    """The 3D view's canvas as an RGB array (what the user sees)."""
+    import base64
+
+    from PIL import Image
+
+    url = page.locator("#objects-3d canvas").evaluate("c => c.toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(float)
+
+
+def _hue(rgb: np.ndarray) -> np.ndarray:
+    r, g, b = np.moveaxis(rgb / 255.0, -1, 0)
+    mx, mn = np.max(rgb / 255.0, axis=-1), np.min(rgb / 255.0, axis=-1)
+    d = np.where(mx > mn, mx - mn, 1.0)
+    h = np.where(mx == r, (g - b) / d % 6, np.where(mx == g, (b - r) / d + 2, (r - g) / d + 4)) / 6.0
+    return np.where(mx > mn, h, np.nan)
+
+
+def test_a_click_in_3d_selects_the_object_in_the_table_and_slice_and_back(page, segmented):
+    """The objects in 3D wear their slice colours; a click on one (found by its colour on the
+    canvas, as a person would) selects its row and lights it in the slice; a click on a row
+    dims the other object in 3D."""
+    job_id, seg_id = segmented["job_id"], segmented["seg_id"]
+    page.goto(f"/job/{job_id}/objects")
+    page.wait_for_timeout(2500)  # the page's first poll shows the ready run, if the tests before left one
+    if page.locator("#objects-card").is_hidden():
+        page.get_by_role("button", name="Find objects").click()
+    page.wait_for_function("document.querySelectorAll('#objects-table tbody tr').length === 2 "
+                           "&& document.getElementById('objects-progress-box').hidden")
+    page.wait_for_function("document.getElementById('objects-3d').dataset.loaded === '2'")
+    page.wait_for_timeout(300)  # a frame drawn
+    colors = {o["id"]: o["color"] for o in page.evaluate(
+        f"fetch('/api/job/{job_id}/segmentation/{seg_id}/objects').then(r => r.json())")["objects"]}
+    pixels = _canvas_pixels(page)
+    hue = _hue(pixels)
+    sat = (pixels.max(axis=-1) - pixels.min(axis=-1)) / np.maximum(pixels.max(axis=-1), 1)
+    want = {i: _hue(np.array([[int(c[k:k + 2], 16) for k in (1, 3, 5)]], float))[0] for i, c in colors.items()}
+    dist = {i: np.abs((hue - h + 0.5) % 1.0 - 0.5) for i, h in want.items()}
+    mine = {i: (sat > 0.25) & (dist[i] < 0.05) & (dist[i] < dist[3 - i]) for i in want}
+    assert mine[1].sum() > 200 and mine[2].sum() > 200  # both objects visible in their slice colours
+    rows, cols = np.nonzero(mine[2])
+    pick = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)  # a pixel of object 2 near its middle
+    box = page.locator("#objects-3d canvas").bounding_box()
+    scale = box["width"] / pixels.shape[1]
+    page.mouse.click(box["x"] + (cols[pick] + 0.5) * scale, box["y"] + (rows[pick] + 0.5) * scale)
+    page.wait_for_function("document.querySelector('#objects-table tbody tr.selected')?.dataset.id === '2'")
+    assert page.locator("#objects-3d").get_attribute("data-selected") == "2"
+    assert "selected=2" in page.locator("#objects-slice").get_attribute("src")
+    shot(page, "objects-05-picked-in-3d")
+
+    brightness_before = pixels[mine[2]].mean()
+    page.locator("#objects-table tbody tr[data-id='1']").click()
+    page.wait_for_function("document.getElementById('objects-3d').dataset.selected === '1'")
+    page.wait_for_timeout(300)
+    after = _canvas_pixels(page)
+    assert after[mine[2]].mean() < 0.8 * brightness_before  # object 2 dimmed: object 1 is the one lit
+    assert "selected=1" in page.locator("#objects-slice").get_attribute("src")
+    assert_no_console_errors(page)

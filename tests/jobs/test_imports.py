@@ -19,6 +19,7 @@ from ml4paleo.jobs.files import slice_image
 from ml4paleo.jobs.imports import list_folder, import_roots, register_scan
 from ml4paleo.jobs.runner import Runner
 from ml4paleo.jobs.store import JobStore
+from ml4paleo.jobs.voxel_size import set_voxel_size
 from ml4paleo.pipelines.convert import convert_volume
 from ml4paleo.settings import Settings
 
@@ -76,7 +77,7 @@ def bioformats2raw(path: Path, volume: np.ndarray) -> None:
 
 
 def convert_all(store: JobStore) -> None:
-    assert Runner(store.settings, "convert", store=store).drain() >= 1
+    assert Runner(store.settings, "convert", store=store.claims).drain() >= 1
 
 
 def test_a_folder_of_slices_is_converted_where_it_lies(world):
@@ -85,7 +86,7 @@ def test_a_folder_of_slices_is_converted_where_it_lies(world):
     doc = register_scan(store, store.settings, str(root / "stack"), "ammonite")
     assert doc["status"] == "uploaded" and doc["source_type"] == "registered-slices"
     convert_all(store)
-    doc = store.job_doc(doc["job_id"])
+    doc = store.jobs.job_doc(doc["job_id"])
     assert doc["status"] == "converted" and doc["shape"] == [6, 24, 20], doc["error"]
     paths = store.paths(doc["job_id"])
     assert not paths.upload.exists() and not paths.volume.is_symlink()
@@ -101,7 +102,7 @@ def test_an_ome_zarr_is_read_in_place_and_never_written(world, name):
     assert doc["source_type"] == "registered-ome-zarr" and doc["name"] == name.split(".")[0]
     convert_all(store)
     job_id = doc["job_id"]
-    doc = store.job_doc(job_id)
+    doc = store.jobs.job_doc(job_id)
     assert doc["status"] == "converted" and doc["shape"] == [6, 24, 20], doc["error"]
     paths = store.paths(job_id)
     image = root / name / ("0" if name.startswith("b2r") else "")
@@ -114,8 +115,8 @@ def test_an_ome_zarr_is_read_in_place_and_never_written(world, name):
     if name != "ours.ome.zarr":  # its levels are named s0, s1: found through its multiscales
         assert open_level(paths.volume, 1).shape == (3, 12, 10)
     with pytest.raises(InvalidTransition, match="read in place"):
-        store.set_voxel_size(job_id, [1, 1, 1], "um")
-    store.delete_job(job_id)
+        set_voxel_size(store, job_id, [1, 1, 1], "um")
+    store.jobs.delete_job(job_id)
     shutil.rmtree(paths.root)
     assert snapshot(root) == before and (root / name).is_dir()
 
@@ -127,8 +128,8 @@ def test_the_task_checks_the_roots_again_when_it_runs(world, tmp_path):
     narrowed = Settings.from_env({}, data=tmp_path / "data", lease_seconds=5, poll_seconds=0.05,
                                  import_roots=str(tmp_path / "elsewhere"))
     (tmp_path / "elsewhere").mkdir()
-    Runner(narrowed, "convert", store=store).drain()
-    doc = store.job_doc(job_id)
+    Runner(narrowed, "convert", store=store.claims).drain()
+    doc = store.jobs.job_doc(job_id)
     assert doc["status"] == "error" and "not inside an import root" in doc["error"]
 
 
@@ -153,7 +154,7 @@ def test_nothing_outside_the_roots_can_be_registered_or_listed(world):
     for text in [f"{root}/%2e%2e/secret", f"{root}/..%2fsecret", f"{root}\\..\\secret", f"{root}/link-out%00"]:
         with pytest.raises((ArtifactNotFound, Forbidden)):  # encoded forms are names, never decoded
             register_scan(store, store.settings, text, "x")
-    assert store.list_jobs() == []
+    assert store.jobs.list_jobs() == []
     nobody = Settings.from_env({}, data=store.settings.data)
     with pytest.raises(Forbidden, match="no import root"):
         register_scan(store, nobody, str(root / "stack"), "x")
@@ -220,7 +221,7 @@ def test_an_ome_zarr_that_does_not_fit_is_refused_with_what_was_found(world, cas
         zarr.open_group(store=str(root / "bad.zarr"), mode="w", zarr_format=3).create_array("0", data=cube)
     with pytest.raises(InputError, match=message):
         register_scan(store, store.settings, str(root / "bad.zarr"), "bad")
-    assert store.list_jobs() == []
+    assert store.jobs.list_jobs() == []
 
 
 def test_an_upload_is_deleted_once_converted_unless_kept(world, tmp_path):
@@ -229,17 +230,17 @@ def test_an_upload_is_deleted_once_converted_unless_kept(world, tmp_path):
     payload = (tmp_path / "v.tif").read_bytes()
     jobs = {}
     for keep in (False, True):
-        job_id = store.create_job(f"keep={keep}")["job_id"]
+        job_id = store.jobs.create_job(f"keep={keep}")["job_id"]
         target = store.paths(job_id).upload_file("v.tif")
         target.parent.mkdir(parents=True)
-        store.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
+        store.uploads.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
         target.write_bytes(payload)
-        store.end_chunk(job_id, "v.tif", 0, len(payload))
-        store.upload_complete(job_id, keep_upload=keep)
+        store.uploads.end_chunk(job_id, "v.tif", 0, len(payload))
+        store.uploads.upload_complete(job_id, keep_upload=keep)
         jobs[keep] = job_id
     convert_all(store)
     for keep, job_id in jobs.items():
-        assert store.job_doc(job_id)["status"] == "converted"
+        assert store.jobs.job_doc(job_id)["status"] == "converted"
         assert store.paths(job_id).upload.exists() == keep
 
 
@@ -254,7 +255,7 @@ def test_ml4paleo_job_import_registers_and_refuses_in_one_line(world, tmp_path):
                                               "--voxel-size", "2", "1", "1", "--data", data])
     assert result.exit_code == 0 and "registered registered-slices job" in result.output, result.output
     result = CliRunner(env=env).invoke(main, ["runner", "convert", "--once", "--data", data])
-    (job,) = world["store"].list_jobs()
+    (job,) = world["store"].jobs.list_jobs()
     assert job["name"] == "from cli" and job["status"] == "converted" and job["voxel_size"] == [2.0, 1.0, 1.0]
     result = CliRunner(env=env).invoke(main, ["job", "import", str(root / "link-out"), "--data", data])
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "not inside an import root" in result.output

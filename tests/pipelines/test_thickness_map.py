@@ -96,3 +96,14 @@ def test_cli_prints_the_thickness_map_and_classes(tmp_path):
                                     "--split", "none"])
     assert res.exit_code == 0, res.output
     assert "objects_thickness.ome.zarr" in res.output and "porosity" in res.output
+
+
+def test_worker_processes_give_the_same_objects_map_and_table(tmp_path):
+    """Pieces split and measured, and thicknesses computed, on worker processes: the same ids,
+    map and rows as in this process."""
+    labels_path = write(tmp_path / "labels.ome.zarr", hollow_ball(), attrs={"classes": ["background", "shell", "slab"]})
+    serial = objects_from_labels(labels_path, tmp_path / "a" / "objects.ome.zarr", scheduler="synchronous")
+    pooled = objects_from_labels(labels_path, tmp_path / "b" / "objects.ome.zarr", scheduler="processes")
+    assert (open_level(serial.path, 0)[:] == open_level(pooled.path, 0)[:]).all()
+    assert (open_level(serial.thickness_path, 0)[:] == open_level(pooled.thickness_path, 0)[:]).all()
+    assert serial.objects == pooled.objects and serial.classes == pooled.classes

@@ -139,9 +139,46 @@ def slab_pieces(block: np.ndarray, index: int, pieces: Pieces) -> np.ndarray:
 def piece_mask(region: np.ndarray, pieces: Pieces, k: int) -> np.ndarray:
     """Piece ``k`` in ``region`` (the labels over its bounding box): the component of its class
     that holds its first voxel."""
-    local = np.subtract(np.unravel_index(int(pieces.first[k - 1]), pieces.shape), pieces.start[k - 1])
-    comp, _ = ndi.label(region == pieces.classes[k - 1], structure=FACES)
-    return comp == comp[tuple(local)]
+    return _component_at(region, int(pieces.classes[k - 1]), _first_local(pieces, k))
+
+
+def _first_local(pieces: Pieces, k: int) -> tuple[int, int, int]:
+    """Piece ``k``'s first voxel, relative to its box."""
+    return tuple(int(v) for v in np.subtract(np.unravel_index(int(pieces.first[k - 1]), pieces.shape),
+                                             pieces.start[k - 1]))  # type: ignore[return-value]
+
+
+def _component_at(region: np.ndarray, cls: int, local: tuple[int, int, int]) -> np.ndarray:
+    comp, _ = ndi.label(region == cls, structure=FACES)
+    return comp == comp[local]
+
+
+class _SlabReader:
+    """``reader[box]``: from the slab in memory when the box lies in it, else from ``source``."""
+
+    def __init__(self, source: Any, slab: np.ndarray | None, z0: int, z1: int) -> None:
+        self.source, self.slab, self.z0, self.z1 = source, slab, z0, z1
+
+    def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray:
+        if self.slab is not None and box[0].stop <= self.z1:
+            return self.slab[(slice(box[0].start - self.z0, box[0].stop - self.z0), box[1], box[2])]
+        return np.asarray(self.source[box])
+
+
+def _piece_objects(labels: Any, grey: Any, box: tuple[slice, ...], cls: int, local: tuple[int, int, int],
+                   voxel_size: Sequence[float], split: str, h: float | None, measure: bool, thickness: bool
+                   ) -> tuple[np.ndarray | None, int, list[dict[str, Any]]]:
+    """One piece, read in its box: cut out, split and measured. Returns (the parts when there
+    are several, else None; the number of parts; each part's measurements). A task: the same in
+    this process or a worker (``labels``/``grey``: zarr arrays, numpy, or a :class:`_SlabReader`)."""
+    mask = _component_at(np.asarray(labels[box]), cls, local)
+    parts = split_object(mask, voxel_size, h) if split == "auto" else mask.astype(np.uint32)
+    n_parts = int(parts.max())
+    region_grey = np.asarray(grey[box]) if grey is not None and measure else None
+    origin = [s.start for s in box]
+    rows = [measure_object(parts == j, voxel_size, origin, region_grey, thickness=thickness)
+            for j in range(1, n_parts + 1)] if measure else []
+    return (parts if n_parts > 1 else None), n_parts, rows
 
 
 @dataclass
@@ -169,45 +206,55 @@ def _check_box(pieces: Pieces, k: int, max_box_voxels: int) -> None:
 def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], write: Callable[[int, np.ndarray], None],
                      *, split: str = "auto", h: float | None = None, grey: Any = None, measure: bool = True,
                      max_box_voxels: int = MAX_BOX_VOXELS, progress: ProgressCallback | None = None,
-                     thickness: bool = True) -> ObjectsResult:
+                     thickness: bool = True, scheduler: str | None = None, pool: Any = None) -> ObjectsResult:
     """Split and measure the ``pieces`` of ``labels`` and ``write(z0, uint32 slab)`` the objects
     slab by slab (:attr:`Pieces.slabs`, in order); ``grey``: the scan (zarr or numpy, same shape)
     for the grey-value measurements; ``thickness=False`` leaves local thickness to a later pass
-    (:mod:`ml4paleo.compute.thickness_map`)."""
+    (:mod:`ml4paleo.compute.thickness_map`).
+
+    The pieces that start in a slab are independent tasks: with ``scheduler``/``pool``
+    (:func:`ml4paleo.pipelines._tasks.run_tasks`; ``labels`` and ``grey`` then zarr arrays,
+    which pickle) they run on worker processes, each reading its box; results are taken in
+    piece order, so ids and rows are those of the serial run."""
+    from ml4paleo.pipelines._tasks import run_tasks  # the pool runner (pipelines import compute, not the reverse at load)
+
     if split not in SPLIT_MODES:
         raise InputError(f"split must be one of {', '.join(SPLIT_MODES)}; got {split!r}")
     progress = progress or no_progress
     result = ObjectsResult()
     first_id = np.zeros(pieces.n + 1, np.uint32)  # piece -> its first object id
     open_parts: dict[int, tuple[tuple[slice, ...], np.ndarray]] = {}  # split pieces not yet written whole
+    parallel = pool is not None or (scheduler not in (None, "sync", "synchronous"))
     next_piece = 1
     next_id = 1
     for index, (z0, z1) in enumerate(pieces.slabs):
         block = np.asarray(labels[z0:z1])
-        block_grey = np.asarray(grey[z0:z1]) if grey is not None and measure else None
-
-        def region(source: Any, in_slab: np.ndarray | None, box: tuple[slice, ...]) -> np.ndarray:
-            """``source[box]``, from the slab in memory when the box lies in it."""
-            if in_slab is not None and box[0].stop <= z1:
-                return in_slab[(slice(box[0].start - z0, box[0].stop - z0), box[1], box[2])]
-            return np.asarray(source[box])
-
+        starting = []
         while next_piece <= pieces.n and pieces.start[next_piece - 1][0] < z1:
-            k = next_piece
-            if split == "auto" or measure:
+            starting.append(next_piece)
+            next_piece += 1
+        work = split == "auto" or measure
+        if work:
+            for k in starting:
                 _check_box(pieces, k, max_box_voxels)
-                box = pieces.box(k)
-                mask = piece_mask(region(labels, block, box), pieces, k)
-                parts = split_object(mask, voxel_size, h) if split == "auto" else mask.astype(np.uint32)
-                n_parts = int(parts.max())
-                if n_parts > 1:
-                    open_parts[k] = (box, parts)
-                region_grey = region(grey, block_grey, box) if block_grey is not None else None
+            if parallel:
+                source, source_grey = labels, grey
+            else:
+                block_grey = np.asarray(grey[z0:z1]) if grey is not None and measure else None
+                source, source_grey = _SlabReader(labels, block, z0, z1), \
+                    (_SlabReader(grey, block_grey, z0, z1) if block_grey is not None else None)
+            args = [(source, source_grey if measure else None, pieces.box(k), int(pieces.classes[k - 1]),
+                     _first_local(pieces, k), tuple(voxel_size), split, h, measure, thickness) for k in starting]
+            done = run_tasks(_piece_objects, args, scheduler=scheduler if parallel else "synchronous", pool=pool)
+        for i, k in enumerate(starting):
+            if work:
+                parts, n_parts, measured = done[i]
+                if parts is not None:
+                    open_parts[k] = (pieces.box(k), parts)
                 for j in range(1, n_parts + 1):
                     row: dict[str, Any] = {"id": next_id + j - 1, "class": int(pieces.classes[k - 1]), "piece": k}
                     if measure:
-                        row.update(measure_object(parts == j, voxel_size, pieces.start[k - 1], region_grey,
-                                                  thickness=thickness))
+                        row.update(measured[j - 1])
                     result.rows.append(row)
             else:
                 n_parts = 1
@@ -215,9 +262,8 @@ def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], w
                                     "voxel_count": int(pieces.sizes[k - 1])})
             first_id[k] = next_id
             next_id += n_parts
-            next_piece += 1
         ids = slab_pieces(block, index, pieces)
-        del block, block_grey
+        del block
         out = first_id[ids]
         for k, (box, parts) in list(open_parts.items()):
             lo, hi = max(box[0].start, z0), min(box[0].stop, z1)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from ml4paleo.compute.mesh import ChunkWindow, MeshPiece, _adjacency, mesh_block, pack_keys
+from ml4paleo.compute.mesh import ChunkWindow, MeshPiece, mesh_block, pack_keys, vertex_adjacency
 
 __all__ = [
     "SMOOTH_ITERATIONS",
@@ -68,7 +68,7 @@ def sinc_smooth(vertices: np.ndarray, faces: np.ndarray, iterations: int = SMOOT
     v = np.asarray(vertices, dtype=np.float64)
     if iterations == 0 or len(faces) == 0:
         return v.copy()
-    adj = _adjacency(len(v), faces)
+    adj = vertex_adjacency(len(v), faces)
     degree = np.asarray(adj.sum(axis=1)).ravel()
     mean = (sparse.diags(np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)) @ adj).tocsr()
     c = sinc_coefficients(int(iterations), passband)
@@ -115,8 +115,8 @@ def carry_smoothing(positions: np.ndarray, coords: np.ndarray, smoothed: np.ndar
 
 def smooth_pieces(pieces: dict[int, MeshPiece], context: np.ndarray, context_origin, *,
                   iterations: int = SMOOTH_ITERATIONS, passband: float = SMOOTH_PASSBAND) -> dict[int, MeshPiece]:
-    """The chunk's pieces with smoothed ``positions`` (half-voxel units); the vertices still at
-    a lattice vertex of the voxel surface keep it in ``coords`` as their welding key (``keyed``).
+    """The chunk's pieces with smoothed ``positions`` (half-voxel units, float64); every vertex
+    keeps its lattice position in ``coords`` as its welding key (``keyed``).
 
     ``context`` is the grown window's block (:func:`grown_window` of the chunk's window, zero
     padded like the chunk's own block) starting at voxel ``context_origin``.

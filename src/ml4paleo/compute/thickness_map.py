@@ -73,31 +73,45 @@ class ClassMeasures:
         return out
 
 
+def _object_thickness(ids: Any, box: tuple[slice, ...], object_id: int, voxel_size: tuple[float, float, float]
+                      ) -> tuple[np.ndarray, int]:
+    """One object's thickness over its box (0 outside it) and its cavity voxels: a task."""
+    mask = np.asarray(ids[box]) == object_id
+    return local_thickness(mask, voxel_size), cavity_voxels(mask)
+
+
 def thickness_by_slabs(ids: Any, rows: Sequence[dict[str, Any]], slabs: Sequence[tuple[int, int]],
                        voxel_size: Sequence[float], write: Callable[[int, np.ndarray], None],
-                       progress: ProgressCallback | None = None) -> ClassMeasures:
+                       progress: ProgressCallback | None = None, *, scheduler: str | None = None,
+                       pool: Any = None) -> ClassMeasures:
     """Write the float32 local-thickness map of the object volume ``ids`` slab by slab
     (``write(z0, slab)``, slabs in order), and update each row (``id``, ``class``, ``bbox_start``,
-    ``bbox_stop``) with ``thickness_mean/median/max`` and ``cavity_volume``."""
+    ``bbox_stop``) with ``thickness_mean/median/max`` and ``cavity_volume``. The objects whose
+    box starts in a slab are independent tasks (``scheduler``/``pool`` as for
+    :func:`ml4paleo.pipelines._tasks.run_tasks`; ``ids`` then a zarr array)."""
+    from ml4paleo.pipelines._tasks import run_tasks  # the pool runner
+
     progress = progress or no_progress
+    parallel = pool is not None or (scheduler not in (None, "sync", "synchronous"))
     vs = tuple(float(v) for v in voxel_size)
     measures = ClassMeasures(bin_width=min(vs))
     order = sorted(rows, key=lambda r: (r["bbox_start"][0], r["id"]))
     next_row = 0
     open_maps: list[tuple[tuple[slice, ...], np.ndarray, int]] = []  # box, thickness (0 outside), id
     for index, (z0, z1) in enumerate(slabs):
+        starting = []
         while next_row < len(order) and order[next_row]["bbox_start"][0] < z1:
-            row = order[next_row]
-            box = tuple(slice(a, b) for a, b in zip(row["bbox_start"], row["bbox_stop"]))
-            mask = np.asarray(ids[box]) == row["id"]
-            t = local_thickness(mask, vs)
-            inside = t[mask]
-            cavities = cavity_voxels(mask)
+            starting.append(order[next_row])
+            next_row += 1
+        boxes = [tuple(slice(a, b) for a, b in zip(r["bbox_start"], r["bbox_stop"])) for r in starting]
+        done = run_tasks(_object_thickness, [(ids, box, int(r["id"]), vs) for r, box in zip(starting, boxes)],
+                         scheduler=scheduler if parallel else "synchronous", pool=pool)
+        for row, box, (t, cavities) in zip(starting, boxes, done):
+            inside = t[t > 0]
             row.update(thickness_mean=float(inside.mean()), thickness_median=float(np.median(inside)),
                        thickness_max=float(inside.max()), cavity_volume=float(cavities * np.prod(vs)))
             measures.add(int(row["class"]), inside, cavities)
             open_maps.append((box, t, int(row["id"])))
-            next_row += 1
         out = np.zeros((z1 - z0,) + tuple(ids.shape[1:]), np.float32)
         still_open = []
         for box, t, _ in open_maps:

@@ -188,13 +188,13 @@ def register_scan(store: JobStore, settings: Settings, path: Any, name: str | No
             raise InputError("an OME-Zarr is read in place with the voxel size of its metadata: "
                              "leave voxel_size and unit out")
         source = existing.path
-    job = store.create_job(name, voxel_size=voxel_size, unit=unit,
+    job = store.jobs.create_job(name, voxel_size=voxel_size, unit=unit,
                            source_type=SOURCE_TYPES[kind], owner_id=owner_id)
     job_paths = store.paths(job["job_id"])
     job_paths.root.mkdir(parents=True, exist_ok=True)
     record = {"source": str(source), "kind": kind, "in_place": kind == "ome-zarr"}
     (job_paths.root / IMPORT_RECORD).write_text(json.dumps(record))
-    return store.queue_import(job["job_id"], record)
+    return store.uploads.queue_import(job["job_id"], record)
 
 
 def checked_source(settings: Settings, params: dict[str, Any]) -> tuple[Path, bool]:

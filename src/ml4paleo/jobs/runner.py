@@ -77,7 +77,7 @@ class Runner:
         if kind not in QUEUES:
             raise ValueError(f"runner kind must be one of {', '.join(QUEUES)}; got {kind!r}")
         self.settings, self.kind = settings, kind
-        self.store: TaskQueue = store if store is not None else JobStore(settings)
+        self.store: TaskQueue = store if store is not None else JobStore(settings).claims
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{kind}"
         self.stop_event = threading.Event()
 

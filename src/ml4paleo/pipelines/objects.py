@@ -20,6 +20,7 @@ and renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,8 @@ from ml4paleo.compute.thickness_map import thickness_by_slabs
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.pipelines._objects_table import ObjectTable, csv_text
-from ml4paleo.pipelines.mesh import label_names
+from ml4paleo.pipelines._tasks import process_pool, settings_scheduler
+from ml4paleo.pipelines.mesh import PARALLEL_MIN_VOXELS, label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 from ml4paleo.planes import SliceRef
 
@@ -182,6 +184,7 @@ def objects_from_labels(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     max_box_voxels: int = MAX_BOX_VOXELS,
+    scheduler: str | None = None,
 ) -> ObjectsResult:
     """Find, split and measure the objects of a segmentation.
 
@@ -204,6 +207,9 @@ def objects_from_labels(
         there with the same shape).
     max_box_voxels : the largest bounding box split or measured in memory
         (:data:`~ml4paleo.compute.objects_chunked.MAX_BOX_VOXELS`).
+    scheduler : where the pieces are split and measured (:mod:`ml4paleo.pipelines._tasks`; None:
+        the settings', else worker processes on every core from ``PARALLEL_MIN_VOXELS`` up,
+        this process below). Ids and measurements are the same whatever runs them.
 
     Example::
 
@@ -253,11 +259,16 @@ def objects_from_labels(
                            pyramid_min_size=max(info.level_shapes[-1][1:]))  # the labels' levels, for overlays
     tmp_csv, tmp_json = partial_path(csv_path), partial_path(json_path)
     map_writer = None
+    scheduler = scheduler or settings_scheduler() or None
+    if scheduler is None and int(np.prod(shape)) < PARALLEL_MIN_VOXELS:
+        scheduler = "synchronous"
+    stack = contextlib.ExitStack()
     try:
+        pool = stack.enter_context(process_pool(scheduler, max(pieces.n, 2)))
         # level 0 only: finish() builds the pyramid after the corrections
         found = objects_by_slabs(arr, pieces, voxel_size, _ChunkRows(writer.array), split=split, h=h, grey=grey,
                                  max_box_voxels=max_box_voxels, progress=scaled(progress, 0.25, 0.75),
-                                 thickness=False)
+                                 thickness=False, scheduler=scheduler, pool=pool)
         table = ObjectTable(found.rows, writer.array, grey, voxel_size, max_box_voxels)
         messages = []
         for ids in groups:
@@ -273,7 +284,8 @@ def objects_from_labels(
                                                               "value_unit": info.unit},
                                    overwrite=overwrite, pyramid_min_size=max(info.level_shapes[-1][1:]))
         class_measures = thickness_by_slabs(writer.array, rows, slab_edges(shape[0], depth), voxel_size,
-                                            _ChunkRows(map_writer.array), progress=scaled(progress, 0.8, 0.9))
+                                            _ChunkRows(map_writer.array), progress=scaled(progress, 0.8, 0.9),
+                                            scheduler=scheduler, pool=pool)
         progress(0.9, 1.0, "writing the table")
         for r in rows:
             r.pop("piece", None)
@@ -297,6 +309,8 @@ def objects_from_labels(
         for p in (tmp_csv, tmp_json):
             p.unlink(missing_ok=True)
         raise
+    finally:
+        stack.close()
     progress(1.0, 1.0, "done")
     return ObjectsResult(path=out_path, csv_path=csv_path, json_path=json_path, objects=rows, unit=info.unit,
                          voxel_size=voxel_size, messages=messages, thickness_path=map_path,  # type: ignore[arg-type]

@@ -92,9 +92,9 @@ def submit(job_id: str):
 def _overlay_model(job_id: str) -> tuple[str, Path] | None:
     """(id, folder) of the model the overlay shows: the newest ready draft while it was trained
     on a later annotation revision than the newest full model, else that model; None if neither."""
-    model_id = store().newest_model(job_id)
-    model_rev = store().model(job_id, model_id)["annotation_rev"] if model_id is not None else -1
-    draft = store().draft(job_id)["ready"]
+    model_id = store().artifacts.newest_model(job_id)
+    model_rev = store().artifacts.model(job_id, model_id)["annotation_rev"] if model_id is not None else -1
+    draft = store().queue.draft(job_id)["ready"]
     job_paths = store().paths(job_id)
     if draft is not None and draft["annotation_rev"] > model_rev and job_paths.draft(draft["task_id"]).is_dir():
         return f"draft-{draft['task_id']}", job_paths.draft(draft["task_id"])
@@ -164,7 +164,7 @@ def queue_draft(job_id: str):
     if data.get("z") is not None:
         shape, _, _ = files.converted(store(), job_id)
         z = SliceRef("z", int_field(data, "z", minimum=0)).within(shape).index
-    return jsonify(store().queue_draft(job_id, z, int_field(data, "level", default=0, minimum=0))), 202
+    return jsonify(store().queue.queue_draft(job_id, z, int_field(data, "level", default=0, minimum=0))), 202
 
 
 @bp.get("/api/annotate/<job_id>/draft")
@@ -174,7 +174,7 @@ def draft_status(job_id: str):
     one failed (``error``); with ``?z=N`` and a ready draft that predicted slice N, its
     ``prediction`` (gray PNG, class index per pixel, base64)."""
     job_paths = paths(job_id)
-    doc = store().draft(job_id)
+    doc = store().queue.draft(job_id)
     ready = doc["ready"]
     if ready is not None and request.args.get("z") not in (None, ""):
         z = int_value(request.args["z"], "z", minimum=0)
@@ -196,7 +196,7 @@ def suggestions(job_id: str):
 @bp.get("/api/annotate/<job_id>/annotations")
 def list_annotations(job_id: str):
     """Every painted slice: ``{axis, index, key, z, labeled_voxels, values}`` (``z`` only for z slices)."""
-    return jsonify(annotations=store().annotations(job_id))
+    return jsonify(annotations=store().annotations.annotations(job_id))
 
 
 def _stored_ref(job_id: str, axis: str, index: int) -> SliceRef:

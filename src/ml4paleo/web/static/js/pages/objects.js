@@ -1,10 +1,12 @@
-// Objects page: find the objects of a segmentation, see them coloured one by one in a slice,
-// sort and select them in the table (a click in the slice selects the row), merge a wrong split,
+// Objects page: find the objects of a segmentation, see them coloured one by one in a slice and
+// in 3D, sort and select them in the table (a click in the slice or in 3D selects the row, and
+// the row's object lights up in both), merge a wrong split,
 // download the table and one object's mesh.
 import { $, el, flash, guarded, poll } from "../lib/dom.js";
 import { enums } from "../lib/enums.js";
 import { api, post } from "../lib/http.js";
 import { enc, getJob } from "../lib/jobs.js";
+import { ObjectsView } from "../lib/objects3d.js";
 
 const COLUMNS = [
   ["id", "Id", (o) => o.id],
@@ -21,6 +23,8 @@ const COLUMNS = [
 
 const state = { unitSymbols: {}, segId: "", table: null, sortKey: "id", sortUp: true, selected: 0, z: 0, depth: 1, params: null,
   ticked: new Set(), tableKey: "", splitting: null, colourBy: "objects" };
+
+const view3d = new ObjectsView($("objects-3d"), $("objects-3d-msg"), (id) => select(id, { moveSlice: true }));
 
 const segUrl = () => `/api/job/${enc}/segmentation/${encodeURIComponent(state.segId)}`;
 
@@ -59,6 +63,7 @@ function select(id, { moveSlice = false } = {}) {
   for (const tr of document.querySelectorAll("#objects-table tbody tr")) {
     tr.classList.toggle("selected", Number(tr.dataset.id) === id);
   }
+  view3d.select(id);
   renderSlice();
 }
 
@@ -168,6 +173,7 @@ function startPolling() {
       renderTable();
       renderClasses();
       select(doc.objects.some((o) => o.id === state.selected) ? state.selected : 0);
+      guarded(() => view3d.load(doc.ready.task_id, doc.objects, (id) => `${segUrl()}/objects/${id}.stl`));
     }
     return Boolean(doc.pending);
   }, 1500);
