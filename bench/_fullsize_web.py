@@ -79,7 +79,8 @@ def _overlay_level(n: int) -> int:
     return max(0, round(math.log2(n / (STAGE * 0.96))))
 
 
-def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segment: bool = True) -> int:
+def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segment: bool = True,
+            depth: int | None = None) -> int:
     import requests
 
     from ml4paleo.io.png import encode_png
@@ -134,12 +135,13 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
                 raise SystemExit(f"conversion failed: {doc['error']}")
             time.sleep(0.1)
         say("register from disk + conversion", f"{time.perf_counter() - t:.1f} s")
+        depth = n if depth is None else depth
         level = _level(n)
         rss.mark()
-        z0 = n // 3
+        z0 = depth // 3
         first, _ = timed(lambda: call("GET", f"/api/annotate/{job}/images/next?z={z0}&level={level}"))
         switches = [timed(lambda z=z: call("GET", f"/api/annotate/{job}/images/next?z={z}&level={level}"))[0]
-                    for z in range(z0 + 7, z0 + 77, 7)]
+                    for z in range(z0 + 7, z0 + 77, 7) if z < depth]
         xz, _ = timed(lambda: call("GET", f"/api/annotate/{job}/images/next?axis=y&index={n // 2}&level={level}"))
         say(f"first XY slice (level {level})", f"{first:.3f} s")
         say("10 XY switches p50 / max", f"{statistics.median(switches):.3f} / {max(switches):.3f} s")
@@ -168,7 +170,7 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
                       for m in call("GET", f"/api/job/{job}/status").json()["models"]):
             time.sleep(0.2)
         say("full model (retrain, the default method choice)", f"{time.perf_counter() - t:.1f} s")
-        unseen = {"z": [n // 5, 2 * n // 5 + 3, 4 * n // 5], "y": [n // 5, n // 2 + 5, 4 * n // 5]}
+        unseen = {"z": [depth // 5, 2 * depth // 5 + 3, 4 * depth // 5], "y": [n // 5, n // 2 + 5, 4 * n // 5]}
         for lv, name in ((_overlay_level(n), "view level"), (0, "full resolution")):
             for axis, plane in (("z", "XY"), ("y", "XZ")):
                 runs = [timed_cpu(lambda i=i: call("POST", f"/api/annotate/{job}/data/predict",
@@ -191,7 +193,7 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
                 raise SystemExit(f"segmentation failed: {doc['error']}")
             time.sleep(0.2)
         segmented = time.perf_counter() - t
-        say("train + segment", f"{segmented:.1f} s, {n ** 3 / segmented / 1e6:.2f} M voxels/s")
+        say("train + segment", f"{segmented:.1f} s, {n * n * depth / segmented / 1e6:.2f} M voxels/s")
         t = time.perf_counter()
         while http.get(url + f"/api/job/{job}/segmentation/{seg}/download/nifti", timeout=900,
                        stream=True).status_code != 200:
