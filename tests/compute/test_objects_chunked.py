@@ -49,14 +49,16 @@ def test_chunked_equals_whole(depth, split):
 def test_pieces_on_worker_processes_equal_the_whole_volume(depth):
     """The pieces of each slab split and measured on two worker processes: still the whole
     volume's objects, with the rows of the serial run."""
-    from ml4paleo.pipelines._tasks import process_pool
+    from functools import partial
+
+    from ml4paleo.pipelines._tasks import process_pool, run_tasks
 
     labels = scene()
     whole, _ = ob.objects_whole(labels, [1, 2], (1.0, 1.0, 1.0), min_size=2)
     serial_out, serial = run_chunked(labels, [1, 2], (1.0, 1.0, 1.0), depth, min_size=2)
     with process_pool("processes", 2) as pool:
-        out, pooled = run_chunked(labels, [1, 2], (1.0, 1.0, 1.0), depth, min_size=2, scheduler="processes",
-                                  pool=pool)
+        out, pooled = run_chunked(labels, [1, 2], (1.0, 1.0, 1.0), depth, min_size=2,
+                                  run=partial(run_tasks, scheduler="processes", pool=pool))
     np.testing.assert_array_equal(out, whole)
     np.testing.assert_array_equal(serial_out, whole)
     assert pooled.rows == serial.rows

@@ -203,20 +203,29 @@ def _check_box(pieces: Pieces, k: int, max_box_voxels: int) -> None:
             "Choose another class, or allow larger boxes (max_box_voxels) if the memory allows")
 
 
+TaskRun = Callable[[Callable[..., Any], Sequence[tuple]], list]
+"""How independent tasks run: ``run(func, args)`` -> ``[func(*a) for a in args]``, in order
+(the pipeline layer passes its pool; compute knows nothing of schedulers)."""
+
+
+def serial_run(func: Callable[..., Any], args: Sequence[tuple]) -> list:
+    """:data:`TaskRun` in this process, one task after the other."""
+    return [func(*a) for a in args]
+
+
 def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], write: Callable[[int, np.ndarray], None],
                      *, split: str = "auto", h: float | None = None, grey: Any = None, measure: bool = True,
                      max_box_voxels: int = MAX_BOX_VOXELS, progress: ProgressCallback | None = None,
-                     thickness: bool = True, scheduler: str | None = None, pool: Any = None) -> ObjectsResult:
+                     thickness: bool = True, run: TaskRun | None = None) -> ObjectsResult:
     """Split and measure the ``pieces`` of ``labels`` and ``write(z0, uint32 slab)`` the objects
     slab by slab (:attr:`Pieces.slabs`, in order); ``grey``: the scan (zarr or numpy, same shape)
     for the grey-value measurements; ``thickness=False`` leaves local thickness to a later pass
     (:mod:`ml4paleo.compute.thickness_map`).
 
-    The pieces that start in a slab are independent tasks: with ``scheduler``/``pool``
-    (:func:`ml4paleo.pipelines._tasks.run_tasks`; ``labels`` and ``grey`` then zarr arrays,
-    which pickle) they run on worker processes, each reading its box; results are taken in
-    piece order, so ids and rows are those of the serial run."""
-    from ml4paleo.pipelines._tasks import run_tasks  # the pool runner (pipelines import compute, not the reverse at load)
+    The pieces that start in a slab are independent tasks: given ``run`` (``run(func, args)`` ->
+    ``[func(*a) for a in args]`` in order, e.g. worker processes from the pipeline layer;
+    ``labels`` and ``grey`` then zarr arrays, which pickle) each reads its own box; results are
+    taken in piece order, so ids and rows are those of the serial run."""
 
     if split not in SPLIT_MODES:
         raise InputError(f"split must be one of {', '.join(SPLIT_MODES)}; got {split!r}")
@@ -224,7 +233,7 @@ def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], w
     result = ObjectsResult()
     first_id = np.zeros(pieces.n + 1, np.uint32)  # piece -> its first object id
     open_parts: dict[int, tuple[tuple[slice, ...], np.ndarray]] = {}  # split pieces not yet written whole
-    parallel = pool is not None or (scheduler not in (None, "sync", "synchronous"))
+    parallel = run is not None
     next_piece = 1
     next_id = 1
     for index, (z0, z1) in enumerate(pieces.slabs):
@@ -245,7 +254,7 @@ def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], w
                     (_SlabReader(grey, block_grey, z0, z1) if block_grey is not None else None)
             args = [(source, source_grey if measure else None, pieces.box(k), int(pieces.classes[k - 1]),
                      _first_local(pieces, k), tuple(voxel_size), split, h, measure, thickness) for k in starting]
-            done = run_tasks(_piece_objects, args, scheduler=scheduler if parallel else "synchronous", pool=pool)
+            done = (run or serial_run)(_piece_objects, args)
         for i, k in enumerate(starting):
             if work:
                 parts, n_parts, measured = done[i]

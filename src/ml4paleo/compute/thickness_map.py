@@ -27,6 +27,7 @@ from scipy import ndimage as ndi
 
 from ml4paleo.compute.measure import local_thickness
 from ml4paleo.compute.objects import FACES
+from ml4paleo.compute.objects_chunked import TaskRun, serial_run
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["ClassMeasures", "thickness_by_slabs", "cavity_voxels"]
@@ -82,17 +83,14 @@ def _object_thickness(ids: Any, box: tuple[slice, ...], object_id: int, voxel_si
 
 def thickness_by_slabs(ids: Any, rows: Sequence[dict[str, Any]], slabs: Sequence[tuple[int, int]],
                        voxel_size: Sequence[float], write: Callable[[int, np.ndarray], None],
-                       progress: ProgressCallback | None = None, *, scheduler: str | None = None,
-                       pool: Any = None) -> ClassMeasures:
+                       progress: ProgressCallback | None = None, *, run: TaskRun | None = None) -> ClassMeasures:
     """Write the float32 local-thickness map of the object volume ``ids`` slab by slab
     (``write(z0, slab)``, slabs in order), and update each row (``id``, ``class``, ``bbox_start``,
     ``bbox_stop``) with ``thickness_mean/median/max`` and ``cavity_volume``. The objects whose
-    box starts in a slab are independent tasks (``scheduler``/``pool`` as for
-    :func:`ml4paleo.pipelines._tasks.run_tasks`; ``ids`` then a zarr array)."""
-    from ml4paleo.pipelines._tasks import run_tasks  # the pool runner
+    box starts in a slab are independent tasks (``run`` as for
+    :func:`~ml4paleo.compute.objects_chunked.objects_by_slabs`; ``ids`` then a zarr array)."""
 
     progress = progress or no_progress
-    parallel = pool is not None or (scheduler not in (None, "sync", "synchronous"))
     vs = tuple(float(v) for v in voxel_size)
     measures = ClassMeasures(bin_width=min(vs))
     order = sorted(rows, key=lambda r: (r["bbox_start"][0], r["id"]))
@@ -104,8 +102,7 @@ def thickness_by_slabs(ids: Any, rows: Sequence[dict[str, Any]], slabs: Sequence
             starting.append(order[next_row])
             next_row += 1
         boxes = [tuple(slice(a, b) for a, b in zip(r["bbox_start"], r["bbox_stop"])) for r in starting]
-        done = run_tasks(_object_thickness, [(ids, box, int(r["id"]), vs) for r, box in zip(starting, boxes)],
-                         scheduler=scheduler if parallel else "synchronous", pool=pool)
+        done = (run or serial_run)(_object_thickness, [(ids, box, int(r["id"]), vs) for r, box in zip(starting, boxes)])
         for row, box, (t, cavities) in zip(starting, boxes, done):
             inside = t[t > 0]
             row.update(thickness_mean=float(inside.mean()), thickness_median=float(np.median(inside)),

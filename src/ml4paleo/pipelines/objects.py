@@ -21,6 +21,7 @@ and renamed when complete.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from ml4paleo.compute.thickness_map import thickness_by_slabs
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.pipelines._objects_table import ObjectTable, csv_text
-from ml4paleo.pipelines._tasks import process_pool, settings_scheduler
+from ml4paleo.pipelines._tasks import process_pool, run_tasks, settings_scheduler
 from ml4paleo.pipelines.mesh import PARALLEL_MIN_VOXELS, label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 from ml4paleo.planes import SliceRef
@@ -265,10 +266,12 @@ def objects_from_labels(
     stack = contextlib.ExitStack()
     try:
         pool = stack.enter_context(process_pool(scheduler, max(pieces.n, 2)))
+        parallel = pool is not None or scheduler not in (None, "sync", "synchronous")
+        run = functools.partial(run_tasks, scheduler=scheduler, pool=pool) if parallel else None
         # level 0 only: finish() builds the pyramid after the corrections
         found = objects_by_slabs(arr, pieces, voxel_size, _ChunkRows(writer.array), split=split, h=h, grey=grey,
                                  max_box_voxels=max_box_voxels, progress=scaled(progress, 0.25, 0.75),
-                                 thickness=False, scheduler=scheduler, pool=pool)
+                                 thickness=False, run=run)
         table = ObjectTable(found.rows, writer.array, grey, voxel_size, max_box_voxels)
         messages = []
         for ids in groups:
@@ -285,7 +288,7 @@ def objects_from_labels(
                                    overwrite=overwrite, pyramid_min_size=max(info.level_shapes[-1][1:]))
         class_measures = thickness_by_slabs(writer.array, rows, slab_edges(shape[0], depth), voxel_size,
                                             _ChunkRows(map_writer.array), progress=scaled(progress, 0.8, 0.9),
-                                            scheduler=scheduler, pool=pool)
+                                            run=run)
         progress(0.9, 1.0, "writing the table")
         for r in rows:
             r.pop("piece", None)
