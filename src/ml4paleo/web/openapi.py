@@ -296,7 +296,7 @@ def _paths() -> dict[str, Any]:
             "thickness_colors)", [_JOB, _SEG, _AXIS, _INDEX, *[
                 {"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
                     ("window", {"type": "string"}), ("opacity", {"type": "number", "minimum": 0, "maximum": 1}),
-                    ("top", {"type": "number", "exclusiveMinimum": 0}))]],
+                    ("top", {"type": "number", "minimum": 0, "exclusiveMinimum": True}))]],
             ok_type=_PNG, ok_schema=_BIN, errors=("400", "404"))},
         s + "/objects/at/{axis}/{index}/{row}/{col}": {"get": _op("The object id at a pixel of a slice (0: none)", [
             _JOB, _SEG, _AXIS, _INDEX, *[{"name": n, "in": "path", "required": True,
