@@ -1,6 +1,9 @@
 """Benchmark: a full-size scan through the command line, as a user runs it, step by step.
 
     .venv/bin/python bench/fullsize.py --size 1024 --workdir /data/fullsize_1024
+    .venv/bin/python bench/fullsize.py --web --size 1024 --workdir /data/fullsize_web_1024
+
+With ``--web`` the scan goes through the web API and its runners instead (bench/_fullsize_web.py).
 
 Generates an N^3 16-bit scan slab by slab (memory: one slab), written as a folder of 16-bit
 TIFF slices as a synchrotron or micro-CT delivers it: ~256 grains of radius N/40..N/20 (every
@@ -62,8 +65,8 @@ def truth_slab(n: int, z0: int, depth: int, balls) -> np.ndarray:
     return slab
 
 
-def write_scan(folder: Path, n: int, balls, depth: int = 16) -> None:
-    """The scan as n 16-bit TIFF slices, slab by slab."""
+def write_scan(folder: Path, n: int, balls, depth: int = 16, slices: int | None = None) -> None:
+    """The scan as ``slices`` (default n) 16-bit TIFF slices of n x n, slab by slab."""
     import tifffile
 
     from ml4paleo.testing.phantoms import paint_balls
@@ -74,8 +77,9 @@ def write_scan(folder: Path, n: int, balls, depth: int = 16) -> None:
     drift = (1500.0 * np.sin(x / n * 3.0))[None, None, :]
     centres, radii, hollow = balls
     holes = sorted(hollow)
-    for z0 in range(0, n, depth):
-        d = min(depth, n - z0)
+    slices = n if slices is None else int(slices)
+    for z0 in range(0, slices, depth):
+        d = min(depth, slices - z0)
         t = truth_slab(n, z0, d, balls)
         cav = np.zeros_like(t)  # the cavities hold air, darker than the matrix
         paint_balls(cav, z0, centres[holes], 0.4 * radii[holes], [1] * len(holes))
@@ -156,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default=",".join(STEPS),
                     help="comma-separated steps to run (default all); a later run in the same --workdir resumes "
                          "from the outputs of the earlier steps and adds its figures to results.json")
+    ap.add_argument("--web", action="store_true", help="through the web API and its runners (see _fullsize_web.py)")
+    ap.add_argument("--no-segment", action="store_true", help="--web: stop after the previews")
+    ap.add_argument("--depth", type=int, default=None, help="--web: slices of the scan (default N): N x N x depth")
     args = ap.parse_args(argv)
+    if args.web:
+        return _web(args.size, args.workdir, segment=not args.no_segment, depth=args.depth)
     wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(STEPS))
     if unknown or not wanted:
@@ -229,6 +238,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {sum(r['seconds'] for r in results):.0f} s; largest step peak "
           f"{max(r['peak_total_mb'] for r in results):.0f} MB")
     return 0
+
+
+def _web(n: int, work: Path, segment: bool = True, depth: int | None = None) -> int:
+    """The ``--web`` mode: the scan's slices and two slices' strokes (every 6th row and column of
+    the truth in the 256^2 window, on a 128-voxel grid, whose grains cover closest to 30 %), then
+    the web run."""
+    from _fullsize_web import run_web
+
+    from ml4paleo.testing.phantoms import strokes
+
+    work.mkdir(parents=True, exist_ok=True)
+    balls = grains(n)
+    slices = work / "slices"
+    depth = n if depth is None else depth
+    if not slices.exists():
+        write_scan(slices, n, balls, slices=depth)
+    masks = {}  # strokes over a 256^2 window of each slice, as a user paints a region of the view
+    for z in (depth // 4, depth // 2):
+        truth = truth_slab(n, z, 1, balls)[0]
+        edge = min(256, n)
+        corners = [(a, b) for a in range(0, n - edge + 1, 128) for b in range(0, n - edge + 1, 128)]
+        a, b = min(corners, key=lambda ab: abs(truth[ab[0]:ab[0] + edge, ab[1]:ab[1] + edge].mean() - 0.3))
+        mask = np.zeros((n, n), np.uint8)  # the window whose grains cover closest to 30 %
+        mask[a:a + edge, b:b + edge] = strokes(truth[a:a + edge, b:b + edge], step=6)
+        masks[z] = mask
+    return run_web(work, n, slices, masks, segment=segment, depth=depth)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ def _claimer(data: str, out: str) -> None:
 
     store = JobStore(Settings.from_env({}, data=data))
     n = 0
-    while (claim := store.claim("convert", f"bench-{os.getpid()}")) is not None:
-        store.finish(claim, {})
+    while (claim := store.claims.claim("convert", f"bench-{os.getpid()}")) is not None:
+        store.claims.finish(claim, {})
         n += 1
     Path(out).write_text(str(n))
 
@@ -51,10 +51,10 @@ def bench_claims(n_tasks: int) -> None:
     with tempfile.TemporaryDirectory() as data:
         store = JobStore(Settings.from_env({}, data=data))
         for i in range(n_tasks):
-            job_id = store.create_job(f"bench {i}")["job_id"]
-            store.begin_chunk(job_id, "a", 0, 1, 1)
-            store.end_chunk(job_id, "a", 0, 1)
-            store.upload_complete(job_id)
+            job_id = store.jobs.create_job(f"bench {i}")["job_id"]
+            store.uploads.begin_chunk(job_id, "a", 0, 1, 1)
+            store.uploads.end_chunk(job_id, "a", 0, 1)
+            store.uploads.upload_complete(job_id)
         outs = [Path(data) / f"claimed{i}" for i in range(2)]
         procs = [Process(target=_claimer, args=(data, str(o))) for o in outs]
         t0 = time.perf_counter()

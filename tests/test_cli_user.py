@@ -17,7 +17,7 @@ def test_add_list_passwd_give_remove_and_audit(tmp_path):
     assert _user(tmp_path, "add", "ada", "--admin", password="ada-password").output == "added administrator ada\n"
     assert _user(tmp_path, "add", "bea", password="bea-password").exit_code == 0
     store = JobStore(Settings.from_env({}, data=tmp_path))
-    legacy = store.create_job("made before accounts")["job_id"]
+    legacy = store.jobs.create_job("made before accounts")["job_id"]
     assert _user(tmp_path, "give", "bea", "--unowned").output == "1 job(s) now owned by bea\n"
     listed = _user(tmp_path, "list").output.splitlines()
     assert [line.split("\t")[:3] for line in listed] == [["ada", "admin", "0 job(s)"], ["bea", "user", "1 job(s)"]]

@@ -155,6 +155,34 @@ def test_no_import_circle():
     assert not circles, "import circles: " + "; ".join(" <-> ".join(c) for c in circles)
 
 
+def _module_aliases(name: str) -> dict[str, str]:
+    """Local name -> ml4paleo module, for the modules ``name`` imports as a whole
+    (``import ml4paleo.compute.mesh as meshing``, ``from ml4paleo.compute import mesh``)."""
+    tree = ast.parse(MODULES[name].read_text(), str(MODULES[name]))
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update({a.asname: a.name for a in node.names if a.asname and a.name in MODULES})
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names
+                        if f"{node.module}.{a.name}" in MODULES})
+    return out
+
+
+def test_no_private_name_used_through_a_module_of_another_package():
+    """``meshing._pack(...)`` is the same reach into another module as importing ``_pack``."""
+    found = []
+    for name in MODULES:
+        aliases = _module_aliases(name)
+        for node in ast.walk(ast.parse(MODULES[name].read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+                path = f"{aliases[node.value.id]}.{node.attr}"
+                owner = _private_owner(path)
+                if owner is not None and not (name == owner or name.startswith(owner + ".")):
+                    found.append(f"{MODULES[name].relative_to(SRC.parent)}:{node.lineno} uses {path}")
+    assert not found, "private names used across packages:\n" + "\n".join(found)
+
+
 def test_no_private_name_imported_from_another_package():
     found = []
     for name in MODULES:
@@ -183,3 +211,12 @@ def test_nothing_inside_imports_the_package_root():
     found = [f"{MODULES[name].relative_to(SRC.parent)}:{line} imports {path}"
              for name in MODULES if name != ROOT for path, line in _imports(name) if _target_module(path) == ROOT]
     assert not found, "imports of the package root:\n" + "\n".join(found)
+
+
+def test_the_store_reads_and_writes_no_volume():
+    """The store's transactions hold records only: the files (zarr metadata, PNGs) are written by
+    the job services around them (``ml4paleo.jobs.voxel_size``, ``ml4paleo.jobs.files``)."""
+    found = [f"{MODULES[name].relative_to(SRC.parent)}:{line} imports {path}"
+             for name in MODULES if name.startswith(f"{ROOT}.jobs.store")
+             for path, line in _imports(name) if path.startswith(f"{ROOT}.io") or path.split(".")[0] == "zarr"]
+    assert not found, "the store touches files:\n" + "\n".join(found)

@@ -6,6 +6,7 @@ that registers nothing and tells nothing of what lies outside."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ import tifffile
 
 from ml4paleo.pipelines.convert import convert_volume
 
-from apiserver import Server, start_server, stop_server
+from apiserver import ml4paleo_user, sign_in, start_server, stop_server
 
 requests = pytest.importorskip("requests")
 
@@ -97,3 +98,32 @@ def test_upload_complete_takes_keep_upload(world):
     job_id = srv.json("POST", "/api/job/new", 201, json={"name": "kept"})["job_id"]
     assert "keep_upload" in srv.json("POST", "/api/job/status/upload-complete", 400,
                                      json={"job_id": job_id, "keep_upload": "yes"})["error"]
+
+
+def test_with_accounts_a_member_registers_and_a_link_reviewer_sees_no_folder(world, tmp_path):
+    """The job belongs to the member who registered it; a reviewer who came by a share link sees
+    one job, not the server's folders (403 on both routes)."""
+    root = world["root"]
+    (tmp_path / "data").mkdir()
+    srv = start_server(tmp_path / "data", runners="none",
+                       env={"ML4PALEO_AUTH": "accounts", "ML4PALEO_IMPORT_ROOTS": str(root)})
+    try:
+        assert ml4paleo_user(srv, "add", "ada", password="ada-password").returncode == 0
+        ada = sign_in(srv, "ada", "ada-password")
+        assert requests.get(f"{srv.url}/api/import/folders", timeout=30).status_code == 401  # signed out
+        listed = ada.get(f"{srv.url}/api/import/folders", params={"path": str(root)}, timeout=30)
+        assert listed.status_code == 200 and "stack" in {e["name"] for e in listed.json()["entries"]}
+        r = ada.post(f"{srv.url}/api/job/import", json={"path": str(root / "stack")}, timeout=30)
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        assert [j["job_id"] for j in ada.get(f"{srv.url}/api/jobs", timeout=30).json()["jobs"]] == [job_id]
+        link = ada.post(f"{srv.url}/api/job/{job_id}/links", json={"label": "review"}, timeout=30).json()
+        reviewer = requests.Session()
+        page = reviewer.get(link["url"], timeout=30)
+        reviewer.headers["X-CSRF-Token"] = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+        r = reviewer.get(f"{srv.url}/api/import/folders", params={"path": str(root)}, timeout=30)
+        assert r.status_code == 403 and "stack" not in r.text
+        r = reviewer.post(f"{srv.url}/api/job/import", json={"path": str(root / "stack")}, timeout=30)
+        assert r.status_code == 403
+    finally:
+        stop_server(srv)

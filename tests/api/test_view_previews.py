@@ -56,3 +56,16 @@ def test_bad_levels_regions_and_views_are_refused(server: Server):
                        ({"z": 1, "view": "../x"}, "view")):
         r = server.post(url, json=body)
         assert r.status_code == 400 and word in r.json()["error"], (body, r.text)
+
+
+def test_a_draft_predicts_the_slice_on_the_level_the_page_shows(server: Server):
+    job_id, volume = _drafted_job(server)
+    rev = server.json("POST", f"/api/annotate/{job_id}/draft", 202, json={"z": 2, "level": 1})["annotation_rev"]
+    for _ in range(600):
+        ready = server.json("GET", f"/api/annotate/{job_id}/draft?z=2")["ready"]
+        if ready and ready["annotation_rev"] >= rev and ready.get("prediction"):
+            break
+        time.sleep(0.1)
+    assert ready["level"] == 1 and ready["factors"] == [2, 2]
+    labels = _png(ready["prediction"])
+    assert labels.shape == (260, 260) and np.mean((labels == 1) == (volume[2, ::2, ::2] > 2500)) > 0.97

@@ -84,3 +84,21 @@ def test_an_offered_completion_leaves_unlabeled_what_no_stroke_reaches():
     backed = supported(image, strokes, full, sure)
     assert backed[full == 2].all()  # ...supports every voxel of class 2, behind the edge too
     assert not backed[(full == 1) & (strokes == 0)].any()  # and refutes class 1 wherever it was not painted
+
+
+def test_far_apart_dabs_of_two_classes_correct_the_prior_and_strokes_either_side_of_an_outline_draw_it():
+    from ml4paleo.compute.complete import brackets_an_outline, outline_slices
+
+    beside = np.zeros((60, 96), np.uint8)
+    beside[20:40, 30:33] = 2  # inside, just left of an outline
+    beside[20:40, 37:40] = 1  # outside, just right of it
+    apart = np.zeros((60, 96), np.uint8)
+    apart[5:8, 5:8] = 2
+    apart[50:53, 85:88] = 1
+    assert brackets_an_outline(beside) and not brackets_an_outline(apart)
+    one = np.zeros((60, 96), np.uint8)
+    one[5:8, 5:8] = 1
+    assert outline_slices({10: beside, 20: apart, 30: one}) == {10}
+    assert outline_slices({20: apart, 30: one}) == {20}  # no outline anywhere: a first model takes what there is
+    full = np.ones((60, 96), np.uint8)
+    assert outline_slices({0: full, 20: apart}) == {0}

@@ -56,6 +56,7 @@ def test_a_folder_registered_from_an_import_root_is_painted_on(page, root):
     picker.locator("tr[data-path$='/block-scan']").wait_for()
     assert picker.locator("tr", has_text="escape").count() == 0  # the link out of the root is not offered
     page.fill("#register-name", "block from disk")
+    shot(page, "49-register-picker")
     picker.locator("tr[data-path$='/block-scan'] button.register").click()
     page.wait_for_url("**/job/*")
     job_id = page.url.rstrip("/").rsplit("/", 1)[1]

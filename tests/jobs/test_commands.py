@@ -13,17 +13,17 @@ from ml4paleo.settings import Settings
 
 def test_runner_once_drains_its_queue(tmp_path, rng):
     store = JobStore(Settings.from_env({}, data=tmp_path))
-    job_id = store.create_job("cli")["job_id"]
+    job_id = store.jobs.create_job("cli")["job_id"]
     upload = store.paths(job_id).upload
     upload.mkdir(parents=True)
     tifffile.imwrite(upload / "v.tif", rng.integers(0, 999, (5, 12, 12), dtype=np.uint16))
     size = (upload / "v.tif").stat().st_size
-    store.begin_chunk(job_id, "v.tif", 0, size, size)
-    store.end_chunk(job_id, "v.tif", 0, size)
-    store.upload_complete(job_id)
+    store.uploads.begin_chunk(job_id, "v.tif", 0, size, size)
+    store.uploads.end_chunk(job_id, "v.tif", 0, size)
+    store.uploads.upload_complete(job_id)
     result = CliRunner().invoke(main, ["runner", "convert", "--once", "--data", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert store.job_doc(job_id)["status"] == "converted"
+    assert store.jobs.job_doc(job_id)["status"] == "converted"
 
 
 def test_bad_options_are_one_line_errors(tmp_path):

@@ -19,6 +19,7 @@ from ml4paleo.jobs.files import slice_image
 from ml4paleo.jobs.imports import list_folder, import_roots, register_scan
 from ml4paleo.jobs.runner import Runner
 from ml4paleo.jobs.store import JobStore
+from ml4paleo.jobs.voxel_size import set_voxel_size
 from ml4paleo.pipelines.convert import convert_volume
 from ml4paleo.settings import Settings
 
@@ -76,7 +77,7 @@ def bioformats2raw(path: Path, volume: np.ndarray) -> None:
 
 
 def convert_all(store: JobStore) -> None:
-    assert Runner(store.settings, "convert", store=store).drain() >= 1
+    assert Runner(store.settings, "convert", store=store.claims).drain() >= 1
 
 
 def test_a_folder_of_slices_is_converted_where_it_lies(world):
@@ -85,7 +86,7 @@ def test_a_folder_of_slices_is_converted_where_it_lies(world):
     doc = register_scan(store, store.settings, str(root / "stack"), "ammonite")
     assert doc["status"] == "uploaded" and doc["source_type"] == "registered-slices"
     convert_all(store)
-    doc = store.job_doc(doc["job_id"])
+    doc = store.jobs.job_doc(doc["job_id"])
     assert doc["status"] == "converted" and doc["shape"] == [6, 24, 20], doc["error"]
     paths = store.paths(doc["job_id"])
     assert not paths.upload.exists() and not paths.volume.is_symlink()
@@ -101,7 +102,7 @@ def test_an_ome_zarr_is_read_in_place_and_never_written(world, name):
     assert doc["source_type"] == "registered-ome-zarr" and doc["name"] == name.split(".")[0]
     convert_all(store)
     job_id = doc["job_id"]
-    doc = store.job_doc(job_id)
+    doc = store.jobs.job_doc(job_id)
     assert doc["status"] == "converted" and doc["shape"] == [6, 24, 20], doc["error"]
     paths = store.paths(job_id)
     image = root / name / ("0" if name.startswith("b2r") else "")
@@ -114,8 +115,8 @@ def test_an_ome_zarr_is_read_in_place_and_never_written(world, name):
     if name != "ours.ome.zarr":  # its levels are named s0, s1: found through its multiscales
         assert open_level(paths.volume, 1).shape == (3, 12, 10)
     with pytest.raises(InvalidTransition, match="read in place"):
-        store.set_voxel_size(job_id, [1, 1, 1], "um")
-    store.delete_job(job_id)
+        set_voxel_size(store, job_id, [1, 1, 1], "um")
+    store.jobs.delete_job(job_id)
     shutil.rmtree(paths.root)
     assert snapshot(root) == before and (root / name).is_dir()
 
@@ -127,8 +128,8 @@ def test_the_task_checks_the_roots_again_when_it_runs(world, tmp_path):
     narrowed = Settings.from_env({}, data=tmp_path / "data", lease_seconds=5, poll_seconds=0.05,
                                  import_roots=str(tmp_path / "elsewhere"))
     (tmp_path / "elsewhere").mkdir()
-    Runner(narrowed, "convert", store=store).drain()
-    doc = store.job_doc(job_id)
+    Runner(narrowed, "convert", store=store.claims).drain()
+    doc = store.jobs.job_doc(job_id)
     assert doc["status"] == "error" and "not inside an import root" in doc["error"]
 
 
@@ -141,7 +142,7 @@ def outside_spellings(root: Path, outside: Path) -> list[str]:
 def test_nothing_outside_the_roots_can_be_registered_or_listed(world):
     store, root, outside = world["store"], world["root"], world["outside"]
     roots = import_roots(store.settings)
-    assert roots == (root.resolve(),)  # the missing root is left out
+    assert roots.roots == (root.resolve(),)  # the missing root is left out
     for text in outside_spellings(root, outside):
         with pytest.raises(Forbidden, match="not inside an import root"):
             register_scan(store, store.settings, text, "x")
@@ -153,10 +154,24 @@ def test_nothing_outside_the_roots_can_be_registered_or_listed(world):
     for text in [f"{root}/%2e%2e/secret", f"{root}/..%2fsecret", f"{root}\\..\\secret", f"{root}/link-out%00"]:
         with pytest.raises((ArtifactNotFound, Forbidden)):  # encoded forms are names, never decoded
             register_scan(store, store.settings, text, "x")
-    assert store.list_jobs() == []
+    assert store.jobs.list_jobs() == []
     nobody = Settings.from_env({}, data=store.settings.data)
     with pytest.raises(Forbidden, match="no import root"):
         register_scan(store, nobody, str(root / "stack"), "x")
+
+
+def test_the_data_folder_is_out_of_reach_under_a_root(world, tmp_path):
+    """An admin naming a root above the server's data folder does not expose other jobs' scans."""
+    store, root = world["store"], world["root"]
+    job_id = register_scan(store, store.settings, str(root / "stack"), "first")["job_id"]
+    convert_all(store)
+    above = Settings.from_env({}, data=tmp_path / "data", import_roots=str(tmp_path))
+    volume = store.paths(job_id).volume
+    for text in (str(volume), str(tmp_path / "data"), str(tmp_path / "data" / "jobs")):
+        with pytest.raises(Forbidden, match="not inside an import root"):
+            register_scan(store, above, text, "theirs")
+    listed = list_folder(import_roots(above), str(tmp_path))
+    assert "data" not in {e["name"] for e in listed["entries"]} and "scans" in {e["name"] for e in listed["entries"]}
 
 
 def test_the_picker_lists_folders_first_and_leaves_links_out(world):
@@ -206,7 +221,7 @@ def test_an_ome_zarr_that_does_not_fit_is_refused_with_what_was_found(world, cas
         zarr.open_group(store=str(root / "bad.zarr"), mode="w", zarr_format=3).create_array("0", data=cube)
     with pytest.raises(InputError, match=message):
         register_scan(store, store.settings, str(root / "bad.zarr"), "bad")
-    assert store.list_jobs() == []
+    assert store.jobs.list_jobs() == []
 
 
 def test_an_upload_is_deleted_once_converted_unless_kept(world, tmp_path):
@@ -215,17 +230,17 @@ def test_an_upload_is_deleted_once_converted_unless_kept(world, tmp_path):
     payload = (tmp_path / "v.tif").read_bytes()
     jobs = {}
     for keep in (False, True):
-        job_id = store.create_job(f"keep={keep}")["job_id"]
+        job_id = store.jobs.create_job(f"keep={keep}")["job_id"]
         target = store.paths(job_id).upload_file("v.tif")
         target.parent.mkdir(parents=True)
-        store.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
+        store.uploads.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
         target.write_bytes(payload)
-        store.end_chunk(job_id, "v.tif", 0, len(payload))
-        store.upload_complete(job_id, keep_upload=keep)
+        store.uploads.end_chunk(job_id, "v.tif", 0, len(payload))
+        store.uploads.upload_complete(job_id, keep_upload=keep)
         jobs[keep] = job_id
     convert_all(store)
     for keep, job_id in jobs.items():
-        assert store.job_doc(job_id)["status"] == "converted"
+        assert store.jobs.job_doc(job_id)["status"] == "converted"
         assert store.paths(job_id).upload.exists() == keep
 
 
@@ -240,10 +255,54 @@ def test_ml4paleo_job_import_registers_and_refuses_in_one_line(world, tmp_path):
                                               "--voxel-size", "2", "1", "1", "--data", data])
     assert result.exit_code == 0 and "registered registered-slices job" in result.output, result.output
     result = CliRunner(env=env).invoke(main, ["runner", "convert", "--once", "--data", data])
-    (job,) = world["store"].list_jobs()
+    (job,) = world["store"].jobs.list_jobs()
     assert job["name"] == "from cli" and job["status"] == "converted" and job["voxel_size"] == [2.0, 1.0, 1.0]
     result = CliRunner(env=env).invoke(main, ["job", "import", str(root / "link-out"), "--data", data])
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "not inside an import root" in result.output
     result = CliRunner(env={"ML4PALEO_IMPORT_ROOTS": ""}).invoke(main, ["job", "import", str(root / "stack"),
                                                                       "--data", data])
     assert result.exit_code == 2 and "no import root is configured" in result.output
+
+
+def test_a_conversion_taken_over_after_the_upload_was_deleted_reads_the_volume(world, tmp_path):
+    """A runner that died between deleting the upload and recording the result: the one taking the
+    task over finds no upload but the finished volume, and reports it instead of failing."""
+    from ml4paleo.jobs.tasks import TaskContext, convert
+
+    store = world["store"]
+    tifffile.imwrite(tmp_path / "v.tif", world["volume"])
+    payload = (tmp_path / "v.tif").read_bytes()
+    job_id = store.create_job("taken over")["job_id"]
+    target = store.paths(job_id).upload_file("v.tif")
+    target.parent.mkdir(parents=True)
+    store.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
+    target.write_bytes(payload)
+    store.end_chunk(job_id, "v.tif", 0, len(payload))
+    store.upload_complete(job_id)
+    convert_all(store)
+    paths = store.paths(job_id)
+    assert not paths.upload.exists()
+    ctx = TaskContext(settings=store.settings, paths=paths, job_id=job_id, task_id=1, model_id=None, seg_id=None,
+                      params={}, model_ready=False, voxel_size=None, unit=None, classes=(),
+                      progress=lambda *a: None, check=lambda: None, model_trained=lambda info: None)
+    again = convert(ctx)
+    assert again["shape"] == [6, 24, 20] and again["dtype"] == "uint16"
+
+
+def test_a_folder_holding_a_link_out_of_the_roots_is_refused_at_registration_and_when_converted(world):
+    """A slice (or chunk file) that is a link to another study would be read as part of this scan."""
+    store, root, outside = world["store"], world["root"], world["outside"]
+    mixed = root / "mixed"
+    shutil.copytree(root / "stack", mixed)
+    os.symlink(outside / "private.tif", mixed / "s999.tif")
+    with pytest.raises(Forbidden, match="leads out of the import roots"):
+        register_scan(store, store.settings, str(mixed), "x")
+    assert store.list_jobs() == []
+    (mixed / "s999.tif").unlink()
+    os.symlink(root / "stack" / "s000.tif", mixed / "s999.tif")  # a link that stays inside is fine
+    job = register_scan(store, store.settings, str(mixed), "x")
+    (mixed / "s999.tif").unlink()
+    os.symlink(outside / "private.tif", mixed / "s999.tif")  # changed between registration and conversion
+    Runner(store.settings, "convert", store=store).drain()
+    doc = store.job_doc(job["job_id"])
+    assert doc["status"] == "error" and "leads out of the import roots" in doc["error"]

@@ -12,26 +12,27 @@ from unittest.mock import ANY
 
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition, JobNotFound, PayloadTooLarge
 from ml4paleo.jobs.store import JobStore
+from ml4paleo.jobs.voxel_size import set_voxel_size
 from ml4paleo.planes import SliceRef
 from ml4paleo.settings import Settings
 
 
 def uploaded_job(store: JobStore, name: str = "job") -> str:
-    job_id = store.create_job(name)["job_id"]
-    store.begin_chunk(job_id, "a.tif", 0, 4, 4)
-    store.end_chunk(job_id, "a.tif", 0, 4)
+    job_id = store.jobs.create_job(name)["job_id"]
+    store.uploads.begin_chunk(job_id, "a.tif", 0, 4, 4)
+    store.uploads.end_chunk(job_id, "a.tif", 0, 4)
     return job_id
 
 
 def converted_job(store: JobStore, name: str = "job", annotate: bool = True) -> str:
     job_id = uploaded_job(store, name)
-    store.upload_complete(job_id)
-    claim = store.claim("convert", "test")
+    store.uploads.upload_complete(job_id)
+    claim = store.claims.claim("convert", "test")
     assert claim.job_id == job_id
-    assert store.finish(claim, {"shape": [4, 8, 8], "dtype": "uint8", "voxel_size": [1, 1, 1], "unit": "micrometer",
+    assert store.claims.finish(claim, {"shape": [4, 8, 8], "dtype": "uint8", "voxel_size": [1, 1, 1], "unit": "micrometer",
                                 "window": [0, 255]})
     if annotate:
-        store.annotation_saved(job_id, SliceRef("z", 1), 10, [1, 2])
+        store.annotations.annotation_saved(job_id, SliceRef("z", 1), 10, [1, 2])
     return job_id
 
 
@@ -48,137 +49,137 @@ class StoreContract:
         store.close()
 
     def test_jobs_are_created_listed_renamed_and_deleted(self, store):
-        a = store.create_job("first", voxel_size=[2, 1, 1], unit="micrometer")
-        b = store.create_job("second")
+        a = store.jobs.create_job("first", voxel_size=[2, 1, 1], unit="micrometer")
+        b = store.jobs.create_job("second")
         assert a["status"] == "uploading" and a["voxel_size"] == [2.0, 1.0, 1.0]
-        assert [j["job_id"] for j in store.list_jobs()][:2] == [b["job_id"], a["job_id"]]
-        assert store.rename_job(a["job_id"], "  renamed ")["name"] == "renamed"
-        store.delete_job(a["job_id"])
+        assert [j["job_id"] for j in store.jobs.list_jobs()][:2] == [b["job_id"], a["job_id"]]
+        assert store.jobs.rename_job(a["job_id"], "  renamed ")["name"] == "renamed"
+        store.jobs.delete_job(a["job_id"])
         with pytest.raises(JobNotFound):
-            store.job_doc(a["job_id"])
+            store.jobs.job_doc(a["job_id"])
         with pytest.raises(JobNotFound):
-            store.job_doc("../../etc")
+            store.jobs.job_doc("../../etc")
         with pytest.raises(InputError, match="name"):
-            store.create_job("")
+            store.jobs.create_job("")
         with pytest.raises(InputError, match="voxel_size"):
-            store.create_job("x", voxel_size=[1, 0, 1])
+            store.jobs.create_job("x", voxel_size=[1, 0, 1])
 
     def test_classes_are_checked(self, store):
-        job_id = store.create_job("c")["job_id"]
+        job_id = store.jobs.create_job("c")["job_id"]
         classes = [{"value": 1, "name": "matrix", "color": "#000"}, {"value": 2, "name": "bone", "color": "#fff"},
                    {"value": 3, "name": "teeth", "color": "#f00"}]
-        assert [c["name"] for c in store.set_classes(job_id, classes)["classes"]] == ["matrix", "bone", "teeth"]
+        assert [c["name"] for c in store.jobs.set_classes(job_id, classes)["classes"]] == ["matrix", "bone", "teeth"]
         with pytest.raises(InputError, match="without gaps"):
-            store.set_classes(job_id, [{"value": 1, "name": "a"}, {"value": 3, "name": "b"}])
+            store.jobs.set_classes(job_id, [{"value": 1, "name": "a"}, {"value": 3, "name": "b"}])
 
     def test_uploads_in_any_order_and_within_the_job_limit(self, store):
-        job_id = store.create_job("u")["job_id"]
-        store.begin_chunk(job_id, "s/1.tif", 0, 4, 12)
-        assert store.end_chunk(job_id, "s/1.tif", 0, 4) == {"filename": "s/1.tif", "received": 4, "total_size": 12,
+        job_id = store.jobs.create_job("u")["job_id"]
+        store.uploads.begin_chunk(job_id, "s/1.tif", 0, 4, 12)
+        assert store.uploads.end_chunk(job_id, "s/1.tif", 0, 4) == {"filename": "s/1.tif", "received": 4, "total_size": 12,
                                                             "complete": False}
-        store.begin_chunk(job_id, "s/1.tif", 8, 4, 12)  # out of order: received stays at the hole
-        assert store.end_chunk(job_id, "s/1.tif", 8, 12)["received"] == 4
+        store.uploads.begin_chunk(job_id, "s/1.tif", 8, 4, 12)  # out of order: received stays at the hole
+        assert store.uploads.end_chunk(job_id, "s/1.tif", 8, 12)["received"] == 4
         with pytest.raises(InvalidTransition, match="incomplete"):
-            store.upload_complete(job_id)
+            store.uploads.upload_complete(job_id)
         with pytest.raises(PayloadTooLarge):
-            store.begin_chunk(job_id, "huge.tif", 0, 1, store.settings.max_job_bytes)
+            store.uploads.begin_chunk(job_id, "huge.tif", 0, 1, store.settings.max_job_bytes)
         with pytest.raises(InputError, match="differs"):
-            store.begin_chunk(job_id, "s/1.tif", 4, 4, 13)
+            store.uploads.begin_chunk(job_id, "s/1.tif", 4, 4, 13)
         with pytest.raises(InputError, match="does not fit"):
-            store.begin_chunk(job_id, "s/1.tif", 10, 4, 12)
-        store.begin_chunk(job_id, "s/1.tif", 0, 4, 12)  # a retried chunk
-        assert store.end_chunk(job_id, "s/1.tif", 0, 4)["received"] == 4
-        store.begin_chunk(job_id, "s/1.tif", 4, 4, 12)
-        assert store.end_chunk(job_id, "s/1.tif", 4, 8) == {"filename": "s/1.tif", "received": 12, "total_size": 12,
+            store.uploads.begin_chunk(job_id, "s/1.tif", 10, 4, 12)
+        store.uploads.begin_chunk(job_id, "s/1.tif", 0, 4, 12)  # a retried chunk
+        assert store.uploads.end_chunk(job_id, "s/1.tif", 0, 4)["received"] == 4
+        store.uploads.begin_chunk(job_id, "s/1.tif", 4, 4, 12)
+        assert store.uploads.end_chunk(job_id, "s/1.tif", 4, 8) == {"filename": "s/1.tif", "received": 12, "total_size": 12,
                                                             "complete": True}
-        assert store.job_doc(job_id)["upload_bytes"] == 12
-        assert store.upload_complete(job_id)["status"] == "uploaded"
-        assert store.upload_complete(job_id)["status"] == "uploaded"  # harmless repeat
-        assert [t["kind"] for t in store.tasks(job_id)] == ["convert"]  # queued once
+        assert store.jobs.job_doc(job_id)["upload_bytes"] == 12
+        assert store.uploads.upload_complete(job_id)["status"] == "uploaded"
+        assert store.uploads.upload_complete(job_id)["status"] == "uploaded"  # harmless repeat
+        assert [t["kind"] for t in store.queue.tasks(job_id)] == ["convert"]  # queued once
         with pytest.raises(InvalidTransition, match="already complete"):
-            store.begin_chunk(job_id, "late.tif", 0, 1, 1)
+            store.uploads.begin_chunk(job_id, "late.tif", 0, 1, 1)
 
     def test_training_is_refused_before_conversion_and_without_annotations(self, store):
         job_id = uploaded_job(store)
         with pytest.raises(InvalidTransition, match="not converted"):
-            store.queue_start(job_id)
+            store.queue.queue_start(job_id)
         converted = converted_job(store, "c", annotate=False)
         with pytest.raises(InvalidTransition, match="annotate at least one slice"):
-            store.queue_train(converted)
+            store.queue.queue_train(converted)
 
     def test_an_annotation_does_not_clobber_a_queued_training(self, store):
         job_id = converted_job(store)
-        model_id = store.queue_train(job_id)
-        store.annotation_saved(job_id, SliceRef("z", 2), 5, [1])
-        doc = store.job_doc(job_id)
+        model_id = store.queue.queue_train(job_id)
+        store.annotations.annotation_saved(job_id, SliceRef("z", 2), 5, [1])
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "training_queued" and doc["annotations"] == [1, 2]
         assert doc["models"][0]["model_id"] == model_id and doc["models"][0]["status"] == "queued"
         with pytest.raises(InvalidTransition, match="busy"):
-            store.queue_train(job_id)
-        assert store.queue_depths() == {"convert": {"queued": 0, "running": 0},
+            store.queue.queue_train(job_id)
+        assert store.queue.queue_depths() == {"convert": {"queued": 0, "running": 0},
                                         "segment": {"queued": 1, "running": 0}, "mesh": {"queued": 0, "running": 0},
                                         "train": {"queued": 0, "running": 0}}
 
     def test_drafts_have_their_own_queue_and_never_move_the_job(self, store):
         job_id = converted_job(store)
-        store.queue_start(job_id)  # a whole-volume segmentation waits in the segment queue
-        first = store.queue_draft(job_id, 1)
-        store.annotation_saved(job_id, SliceRef("z", 2), 5, [1, 2])
-        second = store.queue_draft(job_id, 2)  # one queued draft takes every stroke up to its start
+        store.queue.queue_start(job_id)  # a whole-volume segmentation waits in the segment queue
+        first = store.queue.queue_draft(job_id, 1)
+        store.annotations.annotation_saved(job_id, SliceRef("z", 2), 5, [1, 2])
+        second = store.queue.queue_draft(job_id, 2)  # one queued draft takes every stroke up to its start
         assert second["task_id"] == first["task_id"] and second["annotation_rev"] == first["annotation_rev"] + 1
-        assert store.queue_depths()["train"] == {"queued": 1, "running": 0}
-        claim = store.claim("train", "drafter")
+        assert store.queue.queue_depths()["train"] == {"queued": 1, "running": 0}
+        claim = store.claims.claim("train", "drafter")
         assert claim.kind == "draft" and claim.params["z"] == 2 and claim.params["annotation_rev"] == 2
-        assert store.claim("train", "other") is None and store.draft(job_id)["pending"]
-        store.report_progress(claim, 0.5, "training a draft")
-        doc = store.job_doc(job_id)
+        assert store.claims.claim("train", "other") is None and store.queue.draft(job_id)["pending"]
+        store.claims.report_progress(claim, 0.5, "training a draft")
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "training_queued" and doc["stage"] != "training a draft"
-        cancelled = store.cancel(job_id)  # cancels the job's segmentation, not the draft
+        cancelled = store.queue.cancel(job_id)  # cancels the job's segmentation, not the draft
         assert cancelled["status"] == "annotated"
-        assert store.finish(claim, {"z": 2})
-        ready = store.draft(job_id)
+        assert store.claims.finish(claim, {"z": 2})
+        ready = store.queue.draft(job_id)
         assert ready["ready"] == {"task_id": claim.task_id, "annotation_rev": 2, "z": 2,
                                   "finished_at": ready["ready"]["finished_at"]}
-        assert not ready["pending"] and ready["error"] is None and store.job_doc(job_id)["models"][0]["status"] == "cancelled"
+        assert not ready["pending"] and ready["error"] is None and store.jobs.job_doc(job_id)["models"][0]["status"] == "cancelled"
         # a draft that fails says why, and the job stays as it was
-        store.queue_draft(job_id)
-        claim = store.claim("train", "drafter")
-        store.fail(claim, "no labeled voxel for class 'fossil'")
-        after = store.draft(job_id)
+        store.queue.queue_draft(job_id)
+        claim = store.claims.claim("train", "drafter")
+        store.claims.fail(claim, "no labeled voxel for class 'fossil'")
+        after = store.queue.draft(job_id)
         assert after["error"] == "no labeled voxel for class 'fossil'" and after["ready"]["task_id"] < claim.task_id
-        assert store.job_doc(job_id)["status"] == "annotated"
+        assert store.jobs.job_doc(job_id)["status"] == "annotated"
         with pytest.raises(InvalidTransition, match="annotate at least one slice"):
-            store.queue_draft(converted_job(store, "bare", annotate=False))
+            store.queue.queue_draft(converted_job(store, "bare", annotate=False))
 
     def test_a_newer_preview_of_a_view_supersedes_the_older_one(self, store):
         job_id = converted_job(store)
         params = {"model": "draft-1", "axis": "z", "index": 3, "level": 1, "region": None}
-        first = store.queue_preview(job_id, params, "page-a")
-        other = store.queue_preview(job_id, params, "page-b")
-        second = store.queue_preview(job_id, {**params, "index": 4}, "page-a")  # the queued one is cancelled
-        assert store.preview(job_id, first)["status"] == "cancelled"
-        assert store.preview(job_id, other)["status"] == "queued"
-        claim = store.claim("train", "previewer")
+        first = store.queue.queue_preview(job_id, params, "page-a")
+        other = store.queue.queue_preview(job_id, params, "page-b")
+        second = store.queue.queue_preview(job_id, {**params, "index": 4}, "page-a")  # the queued one is cancelled
+        assert store.queue.preview(job_id, first)["status"] == "cancelled"
+        assert store.queue.preview(job_id, other)["status"] == "queued"
+        claim = store.claims.claim("train", "previewer")
         assert claim.kind == "preview" and claim.task_id == other and claim.params["view"] == "page-b"
-        claim = store.claim("train", "previewer")
+        claim = store.claims.claim("train", "previewer")
         assert claim.task_id == second and claim.params["index"] == 4
-        store.queue_preview(job_id, params, "page-a")  # the running one is asked to stop
-        assert store.heartbeat(claim) == "cancel"
-        assert store.job_doc(job_id)["status"] == "annotated"  # previews never move the job
+        store.queue.queue_preview(job_id, params, "page-a")  # the running one is asked to stop
+        assert store.claims.heartbeat(claim) == "cancel"
+        assert store.jobs.job_doc(job_id)["status"] == "annotated"  # previews never move the job
         with pytest.raises(ArtifactNotFound):
-            store.preview(job_id, 10_000)
+            store.queue.preview(job_id, 10_000)
 
     def test_one_claim_per_task_under_concurrency(self, store):
         jobs = [uploaded_job(store, f"j{i}") for i in range(8)]
         for job_id in jobs:
-            store.upload_complete(job_id)
+            store.uploads.upload_complete(job_id)
         claimed: list[str] = []
         lock = threading.Lock()
 
         def worker(n: int) -> None:
             mine = self.make(lease_seconds=600)  # no lease may expire while the others claim
             try:
-                while (claim := mine.claim("convert", f"worker-{n}")) is not None:
+                while (claim := mine.claims.claim("convert", f"worker-{n}")) is not None:
                     with lock:
                         claimed.append(claim.job_id)
             finally:
@@ -198,7 +199,7 @@ class StoreContract:
         for t in threads:
             t.join()
         assert not errors and sorted(claimed) == sorted(jobs)
-        assert store.claim("segment", "x") is None
+        assert store.claims.claim("segment", "x") is None
 
     def test_an_expired_lease_is_reclaimed_and_the_old_runner_cannot_finish(self):
         # A lease long enough that a loaded CI machine cannot let it expire between two claims.
@@ -210,75 +211,75 @@ class StoreContract:
 
     def _check_expired_lease_is_reclaimed(self, store):
         job_id = uploaded_job(store)
-        store.upload_complete(job_id)
-        first = store.claim("convert", "dead-runner")
-        assert store.claim("convert", "other") is None  # leased
+        store.uploads.upload_complete(job_id)
+        first = store.claims.claim("convert", "dead-runner")
+        assert store.claims.claim("convert", "other") is None  # leased
         time.sleep(store.settings.lease_seconds + 0.1)
-        second = store.claim("convert", "new-runner")
+        second = store.claims.claim("convert", "new-runner")
         assert second.task_id == first.task_id and second.attempts == 2
-        assert store.heartbeat(first) == "lost" and store.heartbeat(second) == "ok"
-        assert not store.report_progress(first, 0.5, "stale")
-        assert not store.finish(first, {"shape": [1, 1, 1]})
-        assert store.finish(second, {"shape": [2, 2, 2], "dtype": "uint8"})
-        assert not store.fail(second, "too late")
-        doc = store.job_doc(job_id)
+        assert store.claims.heartbeat(first) == "lost" and store.claims.heartbeat(second) == "ok"
+        assert not store.claims.report_progress(first, 0.5, "stale")
+        assert not store.claims.finish(first, {"shape": [1, 1, 1]})
+        assert store.claims.finish(second, {"shape": [2, 2, 2], "dtype": "uint8"})
+        assert not store.claims.fail(second, "too late")
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "converted" and doc["shape"] == [2, 2, 2]
-        kinds = [e["kind"] for e in store.events(job_id)]
+        kinds = [e["kind"] for e in store.jobs.events(job_id)]
         assert kinds.count("task:claimed") == 2 and kinds.count("task:done") == 1
         assert kinds.count("status:converted") == 1
 
     def test_a_task_whose_runners_keep_dying_ends_in_error(self, store):
         job_id = uploaded_job(store)
-        store.upload_complete(job_id)
+        store.uploads.upload_complete(job_id)
         for _ in range(store.settings.max_attempts):
-            assert store.claim("convert", "crashy") is not None
+            assert store.claims.claim("convert", "crashy") is not None
             time.sleep(store.settings.lease_seconds + 0.1)
-        assert store.claim("convert", "crashy") is None
-        doc = store.job_doc(job_id)
+        assert store.claims.claim("convert", "crashy") is None
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "error" and "gave up" in doc["error"]
 
     def test_failure_keeps_reason_and_traceback(self, store):
         job_id = converted_job(store)
-        seg_id, model_id = store.queue_start(job_id)
-        claim = store.claim("segment", "r")
+        seg_id, model_id = store.queue.queue_start(job_id)
+        claim = store.claims.claim("segment", "r")
         assert (claim.kind, claim.seg_id, claim.model_id) == ("start", seg_id, model_id)
-        assert store.job_doc(job_id)["status"] == "training"
-        assert store.fail(claim, "no labeled voxel for class fossil", "Traceback ...")
-        doc = store.job_doc(job_id)
+        assert store.jobs.job_doc(job_id)["status"] == "training"
+        assert store.claims.fail(claim, "no labeled voxel for class fossil", "Traceback ...")
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "error" and doc["error"] == "no labeled voxel for class fossil"
         assert doc["models"][0]["status"] == "error" and doc["segmentations"][0]["status"] == "error"
-        assert store.tasks(job_id)[-1]["error"] == "no labeled voxel for class fossil"
-        assert doc["can_train"] and store.queue_train(job_id)  # a job in error with a volume may be trained again
+        assert store.queue.tasks(job_id)[-1]["error"] == "no labeled voxel for class fossil"
+        assert doc["can_train"] and store.queue.queue_train(job_id)  # a job in error with a volume may be trained again
 
     def test_start_goes_through_training_then_segmenting(self, store):
         job_id = converted_job(store)
-        seg_id, model_id = store.queue_start(job_id)
-        claim = store.claim("segment", "r")
-        assert store.model_trained(claim, {"classes": ["background", "fossil"], "n_slices": 1})
-        doc = store.job_doc(job_id)
+        seg_id, model_id = store.queue.queue_start(job_id)
+        claim = store.claims.claim("segment", "r")
+        assert store.claims.model_trained(claim, {"classes": ["background", "fossil"], "n_slices": 1})
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "segmenting" and doc["models"][0]["status"] == "ready"
-        assert store.newest_model(job_id) == model_id
-        assert store.finish(claim, {})
-        doc = store.job_doc(job_id)
+        assert store.artifacts.newest_model(job_id) == model_id
+        assert store.claims.finish(claim, {})
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "segmented" and doc["segmentations"][0]["status"] == "done"
         assert not doc["annotations_changed_since_segmentation"]
-        store.annotation_saved(job_id, SliceRef("z", 3), 4, [2])
-        doc = store.job_doc(job_id)
+        store.annotations.annotation_saved(job_id, SliceRef("z", 3), 4, [2])
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "segmented" and doc["annotations_changed_since_segmentation"]
-        assert [t["kind"] for t in store.tasks(job_id)][-1] == "export"
-        export = store.claim("mesh", "m")
-        assert export.kind == "export" and store.fail(export, "disk full")
-        assert store.export_error(job_id, seg_id) == "disk full"
-        assert store.job_doc(job_id)["status"] == "segmented"  # a failed export leaves the job as it is
-        assert store.queue_mesh(job_id) == seg_id
-        mesh = store.claim("mesh", "m")
-        assert store.finish(mesh, {"meshes": [{"label": 1, "name": "fossil", "files": {"stl": "label_1.stl"},
+        assert [t["kind"] for t in store.queue.tasks(job_id)][-1] == "export"
+        export = store.claims.claim("mesh", "m")
+        assert export.kind == "export" and store.claims.fail(export, "disk full")
+        assert store.queue.export_error(job_id, seg_id) == "disk full"
+        assert store.jobs.job_doc(job_id)["status"] == "segmented"  # a failed export leaves the job as it is
+        assert store.queue.queue_mesh(job_id) == seg_id
+        mesh = store.claims.claim("mesh", "m")
+        assert store.claims.finish(mesh, {"meshes": [{"label": 1, "name": "fossil", "files": {"stl": "label_1.stl"},
                                                "measurements": {"volume": 3.0}}]})
-        assert store.job_doc(job_id)["status"] == "meshed"
-        assert store.meshes(job_id, seg_id) == [{"label": 1, "name": "fossil", "files": {"stl": "label_1.stl"},
+        assert store.jobs.job_doc(job_id)["status"] == "meshed"
+        assert store.artifacts.meshes(job_id, seg_id) == [{"label": 1, "name": "fossil", "files": {"stl": "label_1.stl"},
                                                  "measurements": {"volume": 3.0}}]
         with pytest.raises(ArtifactNotFound):
-            store.queue_mesh(job_id, "0123456789ab")
+            store.queue.queue_mesh(job_id, "0123456789ab")
 
     def test_the_job_document_says_what_the_statuses_mean(self, store):
         """The pages read these flags instead of listing status values (one rule, here)."""
@@ -287,54 +288,54 @@ class StoreContract:
                     [(g["done"], g["meshed"]) for g in doc["segmentations"]])
 
         job_id = converted_job(store)
-        assert flags(store.job_doc(job_id)) == (True, False, True, [], [])
-        store.queue_start(job_id)
-        assert flags(store.job_doc(job_id)) == (False, True, False, [False], [(False, False)])
-        claim = store.claim("segment", "r")
-        store.model_trained(claim, {"classes": ["background", "fossil"], "n_slices": 1})
-        assert flags(store.job_doc(job_id)) == (False, False, False, [True], [(False, False)])
-        store.finish(claim, {})
-        assert flags(store.job_doc(job_id)) == (True, False, True, [True], [(True, False)])
-        store.finish(store.claim("mesh", "m"), {})  # the export queued after the segmentation
-        store.queue_mesh(job_id)
-        store.finish(store.claim("mesh", "m"), {"meshes": []})
-        assert flags(store.job_doc(job_id)) == (True, False, True, [True], [(True, True)])
+        assert flags(store.jobs.job_doc(job_id)) == (True, False, True, [], [])
+        store.queue.queue_start(job_id)
+        assert flags(store.jobs.job_doc(job_id)) == (False, True, False, [False], [(False, False)])
+        claim = store.claims.claim("segment", "r")
+        store.claims.model_trained(claim, {"classes": ["background", "fossil"], "n_slices": 1})
+        assert flags(store.jobs.job_doc(job_id)) == (False, False, False, [True], [(False, False)])
+        store.claims.finish(claim, {})
+        assert flags(store.jobs.job_doc(job_id)) == (True, False, True, [True], [(True, False)])
+        store.claims.finish(store.claims.claim("mesh", "m"), {})  # the export queued after the segmentation
+        store.queue.queue_mesh(job_id)
+        store.claims.finish(store.claims.claim("mesh", "m"), {"meshes": []})
+        assert flags(store.jobs.job_doc(job_id)) == (True, False, True, [True], [(True, True)])
 
     def test_start_reuses_a_model_trained_on_the_same_annotations(self, store):
         job_id = converted_job(store)
-        _, model_id = store.queue_start(job_id)
-        claim = store.claim("segment", "r")
-        store.model_trained(claim, {"classes": ["background", "fossil"]})
-        store.finish(claim, {})
-        seg_id, again = store.queue_start(job_id)  # nothing changed: no new model, segmenting only
-        assert again == model_id and len(store.job_doc(job_id)["models"]) == 1
-        claim = store.claim("segment", "r")
-        assert claim.model_ready and store.job_doc(job_id)["status"] == "segmenting"
-        assert store.finish(claim, {})
-        doc = store.job_doc(job_id)
+        _, model_id = store.queue.queue_start(job_id)
+        claim = store.claims.claim("segment", "r")
+        store.claims.model_trained(claim, {"classes": ["background", "fossil"]})
+        store.claims.finish(claim, {})
+        seg_id, again = store.queue.queue_start(job_id)  # nothing changed: no new model, segmenting only
+        assert again == model_id and len(store.jobs.job_doc(job_id)["models"]) == 1
+        claim = store.claims.claim("segment", "r")
+        assert claim.model_ready and store.jobs.job_doc(job_id)["status"] == "segmenting"
+        assert store.claims.finish(claim, {})
+        doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "segmented" and doc["segmentations"][-1]["seg_id"] == seg_id
         assert doc["segmentations"][-1]["status"] == "done" and doc["models"][0]["status"] == "ready"
-        store.annotation_saved(job_id, SliceRef("z", 2), 5, [1])  # an annotation changed: train again
-        assert store.queue_start(job_id)[1] != model_id
-        store.cancel(job_id)
-        assert store.job_doc(job_id)["status"] == "segmented"
-        store.set_classes(job_id, [{"value": 1, "name": "air"}, {"value": 2, "name": "fossil"}])
+        store.annotations.annotation_saved(job_id, SliceRef("z", 2), 5, [1])  # an annotation changed: train again
+        assert store.queue.queue_start(job_id)[1] != model_id
+        store.queue.cancel(job_id)
+        assert store.jobs.job_doc(job_id)["status"] == "segmented"
+        store.jobs.set_classes(job_id, [{"value": 1, "name": "air"}, {"value": 2, "name": "fossil"}])
         # the cancelled model never became ready; the ready one has other class names now
-        assert store.queue_start(job_id)[1] != model_id
+        assert store.queue.queue_start(job_id)[1] != model_id
 
     def test_voxel_size_is_recorded_before_conversion(self, store):
         job_id = uploaded_job(store)
-        doc = store.set_voxel_size(job_id, [3, 1, 1], "millimeter")
+        doc = set_voxel_size(store, job_id, [3, 1, 1], "millimeter")
         assert doc["voxel_size"] == [3.0, 1.0, 1.0] and doc["unit"] == "millimeter"
         assert "conversion" in doc["voxel_size_note"]
         with pytest.raises(InputError, match="voxel_size"):
-            store.set_voxel_size(job_id, [1, -1, 1])
+            set_voxel_size(store, job_id, [1, -1, 1])
         with pytest.raises(InputError):
-            store.set_voxel_size(job_id)
-        store.upload_complete(job_id)
-        store.claim("convert", "c")
+            set_voxel_size(store, job_id)
+        store.uploads.upload_complete(job_id)
+        store.claims.claim("convert", "c")
         with pytest.raises(InvalidTransition, match="being converted"):
-            store.set_voxel_size(job_id, [1, 1, 1])
+            set_voxel_size(store, job_id, [1, 1, 1])
 
     def test_voxel_size_after_conversion_follows_the_converters_rule(self, store, tmp_path):
         """One rule: a unit ``convert_volume`` refuses is refused by a PATCH after conversion too
@@ -352,76 +353,76 @@ class StoreContract:
             with pytest.raises(InputError, match="unit"):
                 convert_volume(tmp_path / "none", tmp_path / "v.ome.zarr", unit=bad)
             with pytest.raises(InputError, match="unit"):
-                store.set_voxel_size(job_id, [2, 1, 1], bad)
+                set_voxel_size(store, job_id, [2, 1, 1], bad)
         for bad in ([1, float("nan"), 1], [1, True, 1], [1, 1], "111"):
             with pytest.raises(InputError, match="voxel_size"):
                 convert_volume(tmp_path / "none", tmp_path / "v.ome.zarr", voxel_size=bad)
             with pytest.raises(InputError, match="voxel_size"):
-                store.set_voxel_size(job_id, bad)
+                set_voxel_size(store, job_id, bad)
         assert read_info(volume).unit == "micrometer" and read_info(volume).voxel_size == (1.0, 1.0, 1.0)
-        assert store.job_doc(job_id)["unit"] == "micrometer"
-        doc = store.set_voxel_size(job_id, [2, 1, 1], "mm")
+        assert store.jobs.job_doc(job_id)["unit"] == "micrometer"
+        doc = set_voxel_size(store, job_id, [2, 1, 1], "mm")
         assert doc["unit"] == "millimeter" and doc["voxel_size"] == [2.0, 1.0, 1.0]
         assert read_info(volume).unit == "millimeter" and read_info(volume).voxel_size == (2.0, 1.0, 1.0)
         with pytest.raises(InputError, match="unit"):
-            store.create_job("furlongs", unit="furlong")
-        assert store.create_job("um", unit="um")["unit"] == "micrometer"
+            store.jobs.create_job("furlongs", unit="furlong")
+        assert store.jobs.create_job("um", unit="um")["unit"] == "micrometer"
 
     def test_exports_are_claimed_before_the_meshes_and_the_tiff_on_request(self, store):
         job_id = converted_job(store)
-        seg_id, _ = store.queue_start(job_id)
-        claim = store.claim("segment", "r")
-        store.model_trained(claim, {})
-        store.finish(claim, {})  # queues the export
-        store.queue_mesh(job_id, seg_id)
-        export = store.claim("mesh", "m")
+        seg_id, _ = store.queue.queue_start(job_id)
+        claim = store.claims.claim("segment", "r")
+        store.claims.model_trained(claim, {})
+        store.claims.finish(claim, {})  # queues the export
+        store.queue.queue_mesh(job_id, seg_id)
+        export = store.claims.claim("mesh", "m")
         assert export.kind == "export" and "tiff" not in export.params["formats"]  # the downloads do not wait
-        assert store.claim("mesh", "m").kind == "mesh"
-        assert store.finish(export, {})
-        made = store.queue_export(job_id, seg_id, "tiff", "deflate")
-        assert made["queued"] and store.exports_pending(job_id, seg_id) == {"tiff"}
-        assert store.queue_export(job_id, seg_id, "tiff", "deflate") == {**made, "queued": False}  # not twice
-        tiff = store.claim("mesh", "m")
+        assert store.claims.claim("mesh", "m").kind == "mesh"
+        assert store.claims.finish(export, {})
+        made = store.queue.queue_export(job_id, seg_id, "tiff", "deflate")
+        assert made["queued"] and store.queue.exports_pending(job_id, seg_id) == {"tiff"}
+        assert store.queue.queue_export(job_id, seg_id, "tiff", "deflate") == {**made, "queued": False}  # not twice
+        tiff = store.claims.claim("mesh", "m")
         assert tiff.params["formats"] == ["tiff"] and tiff.params["compression"] == "deflate"
         with pytest.raises(InputError, match="compression"):
-            store.queue_export(job_id, seg_id, "tiff", "zstd")
+            store.queue.queue_export(job_id, seg_id, "tiff", "zstd")
         with pytest.raises(ArtifactNotFound):
-            store.queue_export(job_id, "0" * 12, "tiff")
+            store.queue.queue_export(job_id, "0" * 12, "tiff")
 
     def test_cancel_a_queued_task_and_a_running_one(self, store):
         job_id = converted_job(store)
-        store.queue_train(job_id)
-        doc = store.cancel(job_id)
+        store.queue.queue_train(job_id)
+        doc = store.queue.cancel(job_id)
         assert doc["status"] == "annotated" and doc["models"][0]["status"] == "cancelled"
         with pytest.raises(InvalidTransition, match="nothing to cancel"):
-            store.cancel(job_id)
-        store.queue_train(job_id)
-        claim = store.claim("segment", "r")
-        assert store.cancel(job_id)["stage"] == "cancelling"
-        assert store.heartbeat(claim) == "cancel"
-        assert store.cancelled(claim)
-        assert store.job_doc(job_id)["status"] == "annotated"
+            store.queue.cancel(job_id)
+        store.queue.queue_train(job_id)
+        claim = store.claims.claim("segment", "r")
+        assert store.queue.cancel(job_id)["stage"] == "cancelling"
+        assert store.claims.heartbeat(claim) == "cancel"
+        assert store.claims.cancelled(claim)
+        assert store.jobs.job_doc(job_id)["status"] == "annotated"
 
     def test_a_claim_carries_what_its_task_needs_of_the_job(self, store):
-        job_id = store.create_job("inputs", voxel_size=[2, 1, 1], unit="micrometer")["job_id"]
-        store.begin_chunk(job_id, "a.tif", 0, 4, 4)
-        store.end_chunk(job_id, "a.tif", 0, 4)
-        store.upload_complete(job_id)
-        claim = store.claim("convert", "c")
+        job_id = store.jobs.create_job("inputs", voxel_size=[2, 1, 1], unit="micrometer")["job_id"]
+        store.uploads.begin_chunk(job_id, "a.tif", 0, 4, 4)
+        store.uploads.end_chunk(job_id, "a.tif", 0, 4)
+        store.uploads.upload_complete(job_id)
+        claim = store.claims.claim("convert", "c")
         assert claim.kind == "convert" and claim.voxel_size == (2.0, 1.0, 1.0) and claim.unit == "micrometer"
-        assert store.finish(claim, {"shape": [4, 8, 8], "dtype": "uint8", "voxel_size": [2, 1, 1]})
-        store.annotation_saved(job_id, SliceRef("z", 1), 10, [1, 2])
-        store.set_classes(job_id, [{"value": 2, "name": "shell"}, {"value": 1, "name": "matrix"}])
-        store.queue_train(job_id)
-        claim = store.claim("segment", "r")
+        assert store.claims.finish(claim, {"shape": [4, 8, 8], "dtype": "uint8", "voxel_size": [2, 1, 1]})
+        store.annotations.annotation_saved(job_id, SliceRef("z", 1), 10, [1, 2])
+        store.jobs.set_classes(job_id, [{"value": 2, "name": "shell"}, {"value": 1, "name": "matrix"}])
+        store.queue.queue_train(job_id)
+        claim = store.claims.claim("segment", "r")
         assert claim.kind == "train" and claim.classes == ("matrix", "shell") and claim.model_id
 
     def test_release_hands_a_task_back_without_counting_the_attempt(self, store):
         job_id = uploaded_job(store)
-        store.upload_complete(job_id)
-        claim = store.claim("convert", "stopping")
-        assert store.release(claim)
-        again = store.claim("convert", "next")
+        store.uploads.upload_complete(job_id)
+        claim = store.claims.claim("convert", "stopping")
+        assert store.claims.release(claim)
+        again = store.claims.claim("convert", "next")
         assert again.task_id == claim.task_id and again.attempts == 1
 
     # -- accounts and ownership (ML4PALEO_AUTH=accounts) -------------------------------------------
@@ -516,23 +517,23 @@ class StoreContract:
         accounts.add_user("root", "root-password", admin=True)
         alice, bob, carol = (Viewer(user_id=accounts.user_id(n), name=n) for n in ("alice", "bob", "carol"))
         root = Viewer(user_id=accounts.user_id("root"), name="root", is_admin=True)
-        job = store.create_job("private", owner_id=alice.user_id)["job_id"]
-        other = store.create_job("bob's", owner_id=bob.user_id)["job_id"]
-        legacy = store.create_job("made with accounts off")["job_id"]
+        job = store.jobs.create_job("private", owner_id=alice.user_id)["job_id"]
+        other = store.jobs.create_job("bob's", owner_id=bob.user_id)["job_id"]
+        legacy = store.jobs.create_job("made with accounts off")["job_id"]
         assert sharing.access(job, alice) is Access.WRITE and sharing.access(job, root) is Access.WRITE
         with pytest.raises(JobNotFound):
             sharing.access(job, bob)
-        assert [j["job_id"] for j in store.list_jobs(bob)] == [other]
-        assert {j["job_id"] for j in store.list_jobs(root)} == {job, other, legacy}
-        assert len(store.list_jobs()) == 3  # accounts off: no viewer, every job
+        assert [j["job_id"] for j in store.jobs.list_jobs(bob)] == [other]
+        assert {j["job_id"] for j in store.jobs.list_jobs(root)} == {job, other, legacy}
+        assert len(store.jobs.list_jobs()) == 3  # accounts off: no viewer, every job
 
         sharing.share(job, "bob")
-        assert sharing.access(job, bob) is Access.READ and {j["job_id"] for j in store.list_jobs(bob)} == {job, other}
+        assert sharing.access(job, bob) is Access.READ and {j["job_id"] for j in store.jobs.list_jobs(bob)} == {job, other}
         link = sharing.new_link(job, "reviewer")
         link_id, link_job = sharing.link(link["secret"])
         reviewer = Viewer(link_id=link_id, link_job_id=link_job)
         assert sharing.access(job, reviewer) is Access.READ
-        assert [j["job_id"] for j in store.list_jobs(reviewer)] == [job]
+        assert [j["job_id"] for j in store.jobs.list_jobs(reviewer)] == [job]
         with pytest.raises(JobNotFound):
             sharing.access(other, reviewer)
         secret, _ = accounts.start_session(link_id=link_id, hours=1)
@@ -555,9 +556,9 @@ class StoreContract:
         assert sharing.access(job, carol) is Access.WRITE  # all named jobs are known, or none changes hands
 
     def test_the_audit_trail_outlives_the_job(self, store):
-        job = store.create_job("audited")["job_id"]
+        job = store.jobs.create_job("audited")["job_id"]
         store.sharing.audit(job, "create", "POST /api/job/new", "alice")
-        store.delete_job(job)
+        store.jobs.delete_job(job)
         store.sharing.audit(job, "delete", f"DELETE /api/job/{job}", "alice")
         assert [(e["actor"], e["action"]) for e in store.sharing.audit_log(job_id=job)] == [("alice", "delete"),
                                                                                              ("alice", "create")]
@@ -566,18 +567,18 @@ class StoreContract:
 
     def test_slices_of_every_plane_are_kept_apart(self, store):
         job_id = converted_job(store)  # z slice 1 painted
-        store.annotation_saved(job_id, SliceRef("y", 1), 7, [2])
-        store.annotation_saved(job_id, SliceRef("x", 3), 5, [1])
-        listed = store.annotations(job_id)
+        store.annotations.annotation_saved(job_id, SliceRef("y", 1), 7, [2])
+        store.annotations.annotation_saved(job_id, SliceRef("x", 3), 5, [1])
+        listed = store.annotations.annotations(job_id)
         assert [(a["axis"], a["index"], a["z"], a["key"]) for a in listed] == [("z", 1, 1, "1"), ("y", 1, None, "y1"),
                                                                                ("x", 3, None, "x3")]
-        doc = store.job_doc(job_id)
+        doc = store.jobs.job_doc(job_id)
         assert doc["annotations"] == [1] and doc["plane_annotations"] == [{"axis": "y", "index": 1},
                                                                           {"axis": "x", "index": 3}]
-        store.annotation_deleted(job_id, SliceRef("y", 1))
+        store.annotations.annotation_deleted(job_id, SliceRef("y", 1))
         with pytest.raises(ArtifactNotFound, match="y1"):
-            store.annotation_deleted(job_id, SliceRef("y", 1))
-        assert [a["key"] for a in store.annotations(job_id)] == ["1", "x3"]
+            store.annotations.annotation_deleted(job_id, SliceRef("y", 1))
+        assert [a["key"] for a in store.annotations.annotations(job_id)] == ["1", "x3"]
 
     def test_an_older_annotation_table_gains_the_axis_and_keeps_its_rows(self, store):
         from sqlalchemy import text
@@ -593,9 +594,9 @@ class StoreContract:
             conn.execute(text("INSERT INTO annotations VALUES (:j, 4, 9, '[1, 2]', 1.0)"), {"j": job_id})
         _create_schema(store.engine)
         _create_schema(store.engine)  # a second process starting later finds it done
-        assert [(a["axis"], a["index"], a["values"]) for a in store.annotations(job_id)] == [("z", 4, [1, 2])]
-        store.annotation_saved(job_id, SliceRef("y", 4), 3, [1])
-        assert [a["key"] for a in store.annotations(job_id)] == ["4", "y4"]
+        assert [(a["axis"], a["index"], a["values"]) for a in store.annotations.annotations(job_id)] == [("z", 4, [1, 2])]
+        store.annotations.annotation_saved(job_id, SliceRef("y", 4), 3, [1])
+        assert [a["key"] for a in store.annotations.annotations(job_id)] == ["4", "y4"]
 
 
 class TestSQLiteStore(StoreContract):

@@ -13,6 +13,8 @@ and dropped (docs/decisions.md). The corrected slice enters the prior as any pai
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.graph import MCP_Geometric
@@ -20,7 +22,8 @@ from skimage.segmentation import random_walker
 
 from ml4paleo.errors import InputError
 
-__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "correct_slice", "near_outline", "supported"]
+__all__ = ["COMPLETE_FRACTION", "complete_slice", "completable", "correct_slice", "near_outline", "outline_slices",
+           "supported"]
 
 COMPLETE_FRACTION = 0.995
 """A slice with at least this share of its voxels painted counts as painted in full (its few
@@ -40,6 +43,41 @@ def completable(mask: np.ndarray) -> bool:
     if painted.mean() >= COMPLETE_FRACTION:
         return True
     return np.unique(mask[painted]).size >= 2
+
+
+BRACKET = 8.0
+BRACKET_SHARE = 0.01
+"""Strokes of two classes bracket an outline when they come within ``max(BRACKET voxels,
+BRACKET_SHARE of the plane's diagonal)`` of each other somewhere (a brush on either side of a
+boundary); farther apart they say "this is wrong here" twice, not where the outline runs."""
+
+
+def brackets_an_outline(mask: np.ndarray) -> bool:
+    """Whether a slice's strokes (0 unlabeled, 1..K) of two classes lie close enough to each other
+    somewhere to tell where an outline runs between them (see ``BRACKET``)."""
+    mask = np.asarray(mask)
+    values = np.unique(mask[mask > 0])
+    if values.size < 2:
+        return False
+    reach = max(BRACKET, BRACKET_SHARE * float(np.hypot(*mask.shape)))
+    for value in values[:-1]:
+        apart = ndi.distance_transform_edt(mask != value)
+        if float(apart[(mask > 0) & (mask != value)].min()) <= reach:
+            return True
+    return False
+
+
+def outline_slices(masks: Mapping[Any, np.ndarray]) -> set[Any]:
+    """The painted slices whose outlines the shape prior interpolates (the walker completes them):
+    those painted in full, and those whose strokes of two classes bracket an outline
+    (:func:`brackets_an_outline`). The others correct the prior's answer on their plane near
+    their strokes (:func:`correct_slice`): two far-apart dabs of two classes on a plane across
+    the stack, completed by the walker, would reshape the prior along the whole plane from a
+    guess. With no slice of outlines, every slice with two classes counts (a first model)."""
+    two = {key for key, mask in masks.items() if completable(mask)}
+    sure = {key for key in two
+            if (np.asarray(masks[key]) > 0).mean() >= COMPLETE_FRACTION or brackets_an_outline(masks[key])}
+    return sure or two
 
 
 def _normalised(image: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ __all__ = [
     "face_terms",
     "pack_keys",
     "unpack_keys",
+    "vertex_adjacency",
     "vertex_components",
 ]
 
@@ -335,7 +336,8 @@ def _edges(faces: np.ndarray) -> np.ndarray:
     return np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
 
 
-def _adjacency(n_vertices: int, faces: np.ndarray) -> sparse.csr_matrix:
+def vertex_adjacency(n_vertices: int, faces: np.ndarray) -> sparse.csr_matrix:
+    """The vertices' adjacency matrix (symmetric, one per mesh edge): what smoothing averages over."""
     e = _edges(faces)
     data = np.ones(len(e), dtype=np.float64)
     adj = sparse.coo_matrix((data, (e[:, 0], e[:, 1])), shape=(n_vertices, n_vertices)).tocsr()

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from ml4paleo.compute.mesh import ChunkWindow, MeshPiece, _adjacency, mesh_block, pack_keys
+from ml4paleo.compute.mesh import ChunkWindow, MeshPiece, mesh_block, pack_keys, vertex_adjacency
 
 __all__ = [
     "SMOOTH_ITERATIONS",
@@ -68,7 +68,7 @@ def sinc_smooth(vertices: np.ndarray, faces: np.ndarray, iterations: int = SMOOT
     v = np.asarray(vertices, dtype=np.float64)
     if iterations == 0 or len(faces) == 0:
         return v.copy()
-    adj = _adjacency(len(v), faces)
+    adj = vertex_adjacency(len(v), faces)
     degree = np.asarray(adj.sum(axis=1)).ravel()
     mean = (sparse.diags(np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)) @ adj).tocsr()
     c = sinc_coefficients(int(iterations), passband)

@@ -31,7 +31,7 @@ from ml4paleo.jobs.store.annotations import annotation_record
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE
 from ml4paleo.planes import AXES, SliceRef
 
-__all__ = ["annotation_file", "complete_mask", "converted", "delete_mask", "histogram_of", "list_artifacts",
+__all__ = ["Artifact", "annotation_file", "complete_mask", "converted", "delete_mask", "histogram_of", "list_artifacts",
            "receive_chunk", "save_mask", "slice_image", "volume_histogram"]
 
 HISTOGRAM_BINS = 2048
@@ -58,9 +58,9 @@ def receive_chunk(store: JobStore, job_id: str, filename: str, stream: BinaryIO,
     length = stream.tell()
     stream.seek(0)
     total = offset + length if total_size is None else total_size
-    store.begin_chunk(job_id, rel.as_posix(), offset, length, total)
+    store.uploads.begin_chunk(job_id, rel.as_posix(), offset, length, total)
     _write_at(store.paths(job_id).upload, rel, filename, stream, offset, total)
-    return store.end_chunk(job_id, rel.as_posix(), offset, offset + length)
+    return store.uploads.end_chunk(job_id, rel.as_posix(), offset, offset + length)
 
 
 def _write_at(root: Path, rel: Path, filename: str, stream: BinaryIO, offset: int, total: int) -> None:
@@ -91,7 +91,7 @@ def _write_at(root: Path, rel: Path, filename: str, stream: BinaryIO, offset: in
 def converted(store: JobStore, job_id: str) -> tuple[list[int], list[float], dict[str, Any]]:
     """Shape, display window and status document of a converted job; InvalidTransition (409)
     before conversion."""
-    doc = store.job_doc(job_id)
+    doc = store.jobs.job_doc(job_id)
     if not doc["shape"]:
         raise InvalidTransition(f"the volume is not converted yet (status: {doc['status']})")
     window = doc["window"] or volume_window(store.paths(job_id).volume)
@@ -115,11 +115,11 @@ def save_mask(store: JobStore, job_id: str, ref: SliceRef, png: bytes, doc: dict
     labeled = int(np.count_nonzero(mask))
     if labeled == 0:  # an erased slice: no annotation (training ignores unlabeled pixels anyway)
         if _painted(doc, ref):
-            store.annotation_deleted(job_id, ref)
+            store.annotations.annotation_deleted(job_id, ref)
             annotations.delete_annotation(folder, ref)
         return annotation_record(ref, 0, [])
     annotations.write_annotation(folder, ref, mask)
-    store.annotation_saved(job_id, ref, labeled, values)
+    store.annotations.annotation_saved(job_id, ref, labeled, values)
     return annotation_record(ref, labeled, values)
 
 
@@ -164,7 +164,7 @@ def _painted(doc: dict[str, Any], ref: SliceRef) -> bool:
 
 def annotation_file(store: JobStore, job_id: str, ref: SliceRef) -> Path:
     """The annotation PNG of plane ``ref``; ArtifactNotFound if there is none."""
-    store.job_field(job_id, "id")  # JobNotFound first
+    store.jobs.job_field(job_id, "id")  # JobNotFound first
     path = annotations.annotation_files(store.paths(job_id).annotations).get(ref)
     if path is None:
         raise ArtifactNotFound(f"no annotation on slice {ref.name}")
@@ -174,7 +174,7 @@ def annotation_file(store: JobStore, job_id: str, ref: SliceRef) -> Path:
 def delete_mask(store: JobStore, job_id: str, ref: SliceRef) -> dict[str, Any]:
     """Delete the annotation of plane ``ref`` (record first, then file)."""
     annotation_file(store, job_id, ref)
-    store.annotation_deleted(job_id, ref)
+    store.annotations.annotation_deleted(job_id, ref)
     annotations.delete_annotation(store.paths(job_id).annotations, ref)
     return {"axis": ref.axis, "index": ref.index, "z": ref.index if ref.axis == "z" else None, "deleted": True}
 
@@ -186,7 +186,7 @@ def model_suggestions(store: JobStore, job_id: str) -> dict[str, Any]:
     :mod:`ml4paleo.pipelines.suggest`) with its ``model_id``; without a model or without the
     file (a model trained before suggestions were made, or one whose file is unreadable),
     ``{"suggestions": [], "reason": ...}`` so that the page falls back to its own choice."""
-    model_id = store.newest_model(job_id)
+    model_id = store.artifacts.newest_model(job_id)
     if model_id is None:
         return {"model_id": None, "suggestions": [], "reason": "no trained model yet"}
     path = store.paths(job_id).model(model_id) / SUGGESTIONS_FILE
@@ -210,7 +210,7 @@ def slice_image(store: JobStore, job_id: str, axis: str, index: int, *, level: i
     in the job's class colours, or with ``raw_labels`` that segmentation's class indices alone."""
     if axis not in AXES:
         raise ArtifactNotFound(f"axis must be z, y or x; got {axis[:10]!r}")
-    doc = store.job_doc(job_id)
+    doc = store.jobs.job_doc(job_id)
     if not doc["shape"]:
         raise ArtifactNotFound("the volume is not converted yet")
     if not 0 <= level <= MAX_LEVEL:
@@ -224,7 +224,7 @@ def slice_image(store: JobStore, job_id: str, axis: str, index: int, *, level: i
     job_paths: JobPaths = store.paths(job_id)
     labels = None
     if seg_id:
-        seg = store.segmentation(job_id, seg_id)
+        seg = store.artifacts.segmentation(job_id, seg_id)
         if seg["status"] != SegmentationStatus.DONE:
             raise ArtifactNotFound(f"segmentation {seg_id} is not finished ({seg['status']})")
         labels = job_paths.labels(seg_id)
@@ -280,47 +280,56 @@ def _size(path: Path) -> int:
     return total
 
 
-def list_artifacts(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    """Every downloadable artifact of the job: ``{name, kind, url, ready, size}``, ``ready``
-    false (and ``size`` None) while it is being made."""
-    doc = store.job_doc(job_id)
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """One downloadable file of a job, as the job side knows it: what it is (``kind``, and the
+    model or segmentation it belongs to), whether it is ``ready`` and its ``size``; ``makeable``:
+    made on request only, and not being made. The web layer turns it into URLs."""
+
+    name: str
+    kind: str
+    ready: bool
+    size: int | None
+    model_id: str | None = None
+    seg_id: str | None = None
+    makeable: bool = False
+
+
+def list_artifacts(store: JobStore, job_id: str) -> list[Artifact]:
+    """Every downloadable artifact of the job, ``ready`` false (and ``size`` None) while it is
+    being made."""
+    doc = store.jobs.job_doc(job_id)
     job_paths: JobPaths = store.paths(job_id)
-    api = f"/api/job/{job_id}"
-    out: list[dict[str, Any]] = []
+    out: list[Artifact] = []
 
-    def add(name: str, kind: str, url: str, path: Path | None, ready: bool, sized: bool = True) -> None:
+    def add(name: str, kind: str, path: Path | None, ready: bool, sized: bool = True, **ids: Any) -> None:
         ready = ready and path is not None and path.exists()
-        out.append({"name": name, "kind": kind, "url": url, "ready": ready,
-                     "size": _size(path) if ready and sized else None})
+        out.append(Artifact(name, kind, ready, _size(path) if ready and sized else None, **ids))
 
-    add("Volume (OME-Zarr zip)", "volume", f"{api}/download/volume", job_paths.volume, bool(doc["shape"]))
+    add("Volume (OME-Zarr zip)", "volume", job_paths.volume, bool(doc["shape"]))
     # compressed while it is sent: its size is known only once sent
-    add("Volume (NIfTI .nii.gz)", "volume-nifti", f"{api}/download/volume/nifti", job_paths.volume,
-        bool(doc["shape"]), sized=False)
-    add("Annotations (PNG zip)", "annotations", f"{api}/download/annotations", job_paths.annotations,
-        bool(doc["annotations"]))
+    add("Volume (NIfTI .nii.gz)", "volume-nifti", job_paths.volume, bool(doc["shape"]), sized=False)
+    add("Annotations (PNG zip)", "annotations", job_paths.annotations, bool(doc["annotations"]))
     for m in doc["models"]:
         if m["status"] in (ModelStatus.QUEUED, ModelStatus.TRAINING, ModelStatus.READY):
-            add(f"Model {m['model_id']}", "model", f"{api}/models/{m['model_id']}/download",
-                job_paths.model(m["model_id"]), m["status"] == ModelStatus.READY)
+            add(f"Model {m['model_id']}", "model", job_paths.model(m["model_id"]), m["status"] == ModelStatus.READY,
+                model_id=m["model_id"])
     for g in doc["segmentations"]:
         if g["status"] in (SegmentationStatus.ERROR, SegmentationStatus.CANCELLED):
             continue
         sid, done = g["seg_id"], g["status"] == SegmentationStatus.DONE
-        seg = f"{api}/segmentation/{sid}"
-        add(f"Segmentation {sid} (OME-Zarr zip)", "segmentation-zarr", f"{seg}/download/zarr", job_paths.labels(sid), done)
-        add(f"Segmentation {sid} (PNG zip)", "segmentation-png", f"{seg}/download/png",
-            job_paths.export(sid, "png-zip"), done)
-        add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", f"{seg}/download/tiff", job_paths.export(sid, "tiff"), done)
-        if done and not out[-1]["ready"] and "tiff" not in store.exports_pending(job_id, sid):
-            out[-1]["make"] = f"{seg}/export/tiff"  # made on request only (POST): not waiting for anything
-        add(f"Segmentation {sid} (3D Slicer .seg.nrrd)", "segmentation-seg-nrrd", f"{seg}/download/seg-nrrd",
-            job_paths.export(sid, "seg-nrrd"), done)
-        add(f"Segmentation {sid} (NIfTI .nii.gz)", "segmentation-nifti", f"{seg}/download/nifti",
-            job_paths.export(sid, "nifti"), done)
+        add(f"Segmentation {sid} (OME-Zarr zip)", "segmentation-zarr", job_paths.labels(sid), done, seg_id=sid)
+        add(f"Segmentation {sid} (PNG zip)", "segmentation-png", job_paths.export(sid, "png-zip"), done, seg_id=sid)
+        add(f"Segmentation {sid} (TIFF)", "segmentation-tiff", job_paths.export(sid, "tiff"), done, seg_id=sid)
+        if done and not out[-1].ready and "tiff" not in store.queue.exports_pending(job_id, sid):
+            out[-1] = dataclasses.replace(out[-1], makeable=True)  # made on request only: not waiting for anything
+        add(f"Segmentation {sid} (3D Slicer .seg.nrrd)", "segmentation-seg-nrrd", job_paths.export(sid, "seg-nrrd"),
+            done, seg_id=sid)
+        add(f"Segmentation {sid} (NIfTI .nii.gz)", "segmentation-nifti", job_paths.export(sid, "nifti"), done,
+            seg_id=sid)
         if g["mesh_status"] != MeshStatus.NONE:
             meshes_done = g["mesh_status"] == MeshStatus.DONE
-            add(f"Meshes {sid} (STL zip)", "meshes", f"{api}/meshes/{sid}/download", job_paths.meshes(sid), meshes_done)
-            add(f"Measurements {sid} (JSON)", "measurements", f"{seg}/obj/meshes.json",
-                job_paths.meshes(sid) / "meshes.json", meshes_done)
+            add(f"Meshes {sid} (STL zip)", "meshes", job_paths.meshes(sid), meshes_done, seg_id=sid)
+            add(f"Measurements {sid} (JSON)", "measurements", job_paths.meshes(sid) / "meshes.json", meshes_done,
+                seg_id=sid)
     return out

@@ -16,19 +16,23 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ml4paleo.errors import ArtifactNotFound, Forbidden, InputError
 from ml4paleo.io.omezarr_existing import check_existing, is_ome_zarr
 from ml4paleo.jobs.store import JobStore
 from ml4paleo.settings import Settings
 
-__all__ = ["IMPORT_RECORD", "SOURCE_TYPES", "import_roots", "list_folder", "register_scan", "resolve_under_roots",
+__all__ = ["IMPORT_RECORD", "SOURCE_TYPES", "ImportRoots", "import_roots", "list_folder", "register_scan", "resolve_under_roots",
            "scan_kind"]
 
 MAX_PATH = 4096
 """Longest path text taken from a request."""
+MAX_WALK = 2_000_000
+"""Entries walked to check a registered folder's links (an OME-Zarr of 2048^3 in 64^3 chunks holds
+~37 k chunk files over its levels)."""
 MAX_ENTRIES = 2000
 """Entries of one folder listed by the picker (a folder of slices may hold tens of thousands)."""
 IMPORT_RECORD = "import.json"
@@ -37,25 +41,40 @@ SOURCE_TYPES = {"ome-zarr": "registered-ome-zarr", "slices": "registered-slices"
 """The job's ``source_type`` for each kind of registered scan."""
 
 
-def import_roots(settings: Settings) -> tuple[Path, ...]:
-    """The configured roots that exist, resolved (a root that is a link counts as where it points)."""
-    roots = []
+@dataclass(frozen=True)
+class ImportRoots:
+    """Where registration may reach: inside ``roots``, never inside ``hidden`` (the server's own data
+    folder, should an admin name a root above it: other jobs' scans and the database live there)."""
+
+    roots: tuple[Path, ...]
+    hidden: tuple[Path, ...] = ()
+
+    def reaches(self, resolved: Path) -> bool:
+        """Whether the resolved path lies inside a root and outside every hidden folder."""
+        inside = any(resolved == root or resolved.is_relative_to(root) for root in self.roots)
+        return inside and not any(resolved == h or resolved.is_relative_to(h) for h in self.hidden)
+
+
+def import_roots(settings: Settings) -> ImportRoots:
+    """The configured roots that exist, resolved (a root that is a link counts as where it points),
+    with the data folder hidden."""
+    roots: list[Path] = []
     for root in settings.import_root_paths:
         resolved = root.expanduser().resolve()
         if resolved.is_dir() and resolved not in roots:
             roots.append(resolved)
-    return tuple(roots)
+    return ImportRoots(tuple(roots), (Path(settings.data).resolve(),))
 
 
 def _outside(text: str) -> Forbidden:
     return Forbidden(f"{text[:200]!r} is not inside an import root (ML4PALEO_IMPORT_ROOTS)")
 
 
-def resolve_under_roots(roots: Sequence[Path], text: Any) -> Path:
-    """``text`` (an absolute path) resolved, if it lies inside one of ``roots``: else Forbidden
-    (403) for anything outside, whether it exists or not, and ArtifactNotFound (404) for a path
-    inside a root that does not exist."""
-    if not roots:
+def resolve_under_roots(roots: ImportRoots, text: Any) -> Path:
+    """``text`` (an absolute path) resolved, if ``roots`` reach it: else Forbidden (403) for anything
+    outside, whether it exists or not, and ArtifactNotFound (404) for a path inside a root that
+    does not exist."""
+    if not roots.roots:
         raise Forbidden("no import root is configured (ML4PALEO_IMPORT_ROOTS): scans can only be uploaded")
     if not isinstance(text, str) or not text.strip():
         raise InputError("path must be the absolute path of a folder or file under an import root")
@@ -67,11 +86,39 @@ def resolve_under_roots(roots: Sequence[Path], text: Any) -> Path:
         resolved = Path(text).resolve()
     except (OSError, RuntimeError):  # a symlink loop
         raise _outside(text) from None
-    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+    if not roots.reaches(resolved):
         raise _outside(text)
     if not resolved.exists():
         raise ArtifactNotFound(f"nothing at {text[:200]!r}")
     return resolved
+
+
+def check_links_inside(roots: ImportRoots, source: Path) -> None:
+    """Forbidden (403) if a link anywhere under ``source`` leads out of the roots: a slice or a
+    chunk file that is a link to another study would be read as part of this scan."""
+    if not source.is_dir():
+        return
+    pending, seen, walked = [source], {source}, 0
+    while pending:
+        with os.scandir(pending.pop()) as found:
+            for item in found:
+                walked += 1
+                if walked > MAX_WALK:
+                    raise InputError(f"{source.name} holds more than {MAX_WALK} files and folders: register "
+                                     "the folder of the scan itself")
+                if item.is_symlink():
+                    try:
+                        target = Path(item.path).resolve()
+                    except (OSError, RuntimeError):
+                        raise _outside(item.path) from None
+                    if not roots.reaches(target):
+                        raise Forbidden(f"{item.name!r} in {source.name} is a link that leads out of the import "
+                                        "roots: it cannot be registered")
+                    if target.is_dir() and target not in seen:
+                        seen.add(target)
+                        pending.append(target)
+                elif item.is_dir(follow_symlinks=False):
+                    pending.append(Path(item.path))
 
 
 def scan_kind(path: Path) -> str:
@@ -79,13 +126,13 @@ def scan_kind(path: Path) -> str:
     return "ome-zarr" if is_ome_zarr(path) else "slices"
 
 
-def _entry(path: Path, roots: Sequence[Path]) -> dict[str, Any] | None:
-    """One listed entry; None for hidden names and links leading out of the roots."""
+def _entry(path: Path, roots: ImportRoots) -> dict[str, Any] | None:
+    """One listed entry; None for hidden names, links leading out of the roots, the data folder."""
     if path.name.startswith("."):
         return None
     try:
         resolved = path.resolve()
-        if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        if not roots.reaches(resolved):
             return None
         is_dir = resolved.is_dir()
         size = None if is_dir else resolved.stat().st_size
@@ -95,15 +142,15 @@ def _entry(path: Path, roots: Sequence[Path]) -> dict[str, Any] | None:
     return {"name": path.name, "path": str(path), "kind": kind, "size": size}
 
 
-def list_folder(roots: Sequence[Path], text: str | None) -> dict[str, Any]:
+def list_folder(roots: ImportRoots, text: str | None) -> dict[str, Any]:
     """What the folder picker shows: without ``text`` the roots; else the folder's sub-folders and
     files (an OME-Zarr as one entry, hidden names and links out of the roots left out), folders
     first, at most :data:`MAX_ENTRIES`, with its ``parent`` (None at a root)."""
     if not text:
-        if not roots:
+        if not roots.roots:
             raise Forbidden("no import root is configured (ML4PALEO_IMPORT_ROOTS): scans can only be uploaded")
-        return {"path": None, "parent": None, "roots": [str(r) for r in roots],
-                "entries": [{"name": str(r), "path": str(r), "kind": "folder", "size": None} for r in roots],
+        return {"path": None, "parent": None, "roots": [str(r) for r in roots.roots],
+                "entries": [{"name": str(r), "path": str(r), "kind": "folder", "size": None} for r in roots.roots],
                 "truncated": False}
     folder = resolve_under_roots(roots, text)
     if not folder.is_dir():
@@ -119,8 +166,9 @@ def list_folder(roots: Sequence[Path], text: str | None) -> dict[str, Any]:
                 break
             entries.append(entry)
     entries.sort(key=lambda e: (e["kind"] == "file", e["name"].lower()))
-    at_root = folder in roots
-    return {"path": str(folder), "parent": None if at_root else str(folder.parent), "roots": [str(r) for r in roots],
+    at_root = folder in roots.roots
+    return {"path": str(folder), "parent": None if at_root else str(folder.parent),
+            "roots": [str(r) for r in roots.roots],
             "kind": scan_kind(folder), "entries": entries, "truncated": truncated}
 
 
@@ -129,7 +177,9 @@ def register_scan(store: JobStore, settings: Settings, path: Any, name: str | No
     """A new job for the scan at ``path`` (under an import root), its conversion queued: an
     OME-Zarr is checked here (InputError naming what does not fit) and read in place, anything
     else is converted from where it lies. Returns the job document."""
-    source = resolve_under_roots(import_roots(settings), path)
+    roots = import_roots(settings)
+    source = resolve_under_roots(roots, path)
+    check_links_inside(roots, source)
     name = name or source.name.split(".")[0] or source.name  # the folder picked, not its image group
     kind = scan_kind(source)
     if kind == "ome-zarr":
@@ -138,19 +188,21 @@ def register_scan(store: JobStore, settings: Settings, path: Any, name: str | No
             raise InputError("an OME-Zarr is read in place with the voxel size of its metadata: "
                              "leave voxel_size and unit out")
         source = existing.path
-    job = store.create_job(name, voxel_size=voxel_size, unit=unit,
+    job = store.jobs.create_job(name, voxel_size=voxel_size, unit=unit,
                            source_type=SOURCE_TYPES[kind], owner_id=owner_id)
     job_paths = store.paths(job["job_id"])
     job_paths.root.mkdir(parents=True, exist_ok=True)
     record = {"source": str(source), "kind": kind, "in_place": kind == "ome-zarr"}
     (job_paths.root / IMPORT_RECORD).write_text(json.dumps(record))
-    return store.queue_import(job["job_id"], record)
+    return store.uploads.queue_import(job["job_id"], record)
 
 
 def checked_source(settings: Settings, params: dict[str, Any]) -> tuple[Path, bool]:
     """The source of a registered scan's conversion task (``params`` as queued), checked again
     against the roots as they are now (a root removed since, or a link changed since, ends it)."""
-    source = resolve_under_roots(import_roots(settings), params.get("source"))
+    roots = import_roots(settings)
+    source = resolve_under_roots(roots, params.get("source"))
+    check_links_inside(roots, source)
     return source, bool(params.get("in_place"))
 
 
@@ -163,8 +215,3 @@ def link_in_place(volume: Path, source: Path) -> None:
     tmp.unlink(missing_ok=True)
     os.symlink(source, tmp, target_is_directory=True)
     os.replace(tmp, volume)
-
-
-def in_place(volume: Path) -> bool:
-    """Whether a job's volume is a registered OME-Zarr read where it lies (never to be written)."""
-    return volume.is_symlink()

@@ -33,9 +33,10 @@ TRAIN_POLL_SECONDS = 0.1
 painting (the 2 s from stroke to overlay), where a second of polling would be half of it. One
 claim is one indexed UPDATE, so ten a second per idle runner cost the database nothing."""
 WARM_IMPORTS: dict[RunnerKind, tuple[str, ...]] = {
-    RunnerKind.TRAIN: ("ml4paleo.pipelines.draft", "ml4paleo.pipelines.view_preview")}
+    RunnerKind.TRAIN: ("ml4paleo.pipelines.draft", "ml4paleo.pipelines.view_preview", "sklearn.ensemble")}
 """Pipelines a runner imports before its first claim, where the first task's wait matters more
-than the runner's start-up (the draft's imports take 1-2 s)."""
+than the runner's start-up (the draft's imports take 1-2 s; scikit-learn's forest, which a draft
+fits, another 1.5 s of the first draft's CPU at 1024^2, bench/fullsize.py --web)."""
 
 
 def reason_of(exc: BaseException) -> str:
@@ -76,7 +77,7 @@ class Runner:
         if kind not in QUEUES:
             raise ValueError(f"runner kind must be one of {', '.join(QUEUES)}; got {kind!r}")
         self.settings, self.kind = settings, kind
-        self.store: TaskQueue = store if store is not None else JobStore(settings)
+        self.store: TaskQueue = store if store is not None else JobStore(settings).claims
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{kind}"
         self.stop_event = threading.Event()
 

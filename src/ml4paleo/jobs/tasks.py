@@ -217,10 +217,12 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
 
 def draft(ctx: TaskContext) -> dict[str, Any]:
     """A draft model from every annotation (on the newest full model's ranked features, if any),
-    and its prediction of slice ``params["z"]`` (the slice being painted) as
-    ``prediction_<z>.png`` in the draft's folder."""
+    and its prediction of slice ``params["z"]`` (the slice being painted) on pyramid level
+    ``params["level"]`` (default 0) as ``prediction_<z>.png`` in the draft's folder."""
+    from ml4paleo.io.omezarr import read_info
+    from ml4paleo.models import labels_from_proba
     from ml4paleo.pipelines.draft import prune_drafts, ranked_features, train_draft  # lazy: see the module's docstring
-    from ml4paleo.pipelines.preview import predict_slice  # lazy: see the module's docstring
+    from ml4paleo.pipelines.view_preview import preview_plane
 
     out = ctx.paths.draft(ctx.task_id)
     ranked = ranked_features(ctx.paths.models)  # the full model's ranking, once there is one
@@ -229,13 +231,16 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
     result = train_draft(ctx.paths.volume, read_annotations(ctx.paths.annotations), out, classes=ctx.classes,
                          cache_dir=ctx.paths.drafts / "features", overwrite=True,
                          progress=scaled(ctx.progress, 0.0, 0.9, "training a draft"), **options)
-    z = ctx.params.get("z")
-    if z is not None:
+    z, shown = ctx.params.get("z"), {}
+    if z is not None:  # on the level the page shows (its tiles at full resolution cached for the refinement)
         ctx.check()
-        write_png(out / f"prediction_{int(z)}.png", predict_slice(ctx.paths.volume, out, int(z)))
+        level = min(int(ctx.params.get("level") or 0), len(read_info(ctx.paths.volume).level_shapes) - 1)
+        preview = preview_plane(ctx.paths.volume, out, "z", int(z), level=level, check=ctx.check)
+        write_png(out / f"prediction_{int(z)}.png", labels_from_proba(preview.proba).astype("uint8"))
+        shown = {"level": preview.level, "factors": list(preview.factors)} if preview.level else {}
     prune_drafts(ctx.paths.drafts, DRAFTS_KEPT)
     return {"z": z, "n_slices": result.n_slices, "seconds": round(result.seconds, 3),
-            "featurised": [ref.name for ref in result.featurised]}
+            "featurised": [ref.name for ref in result.featurised], **shown}
 
 
 def model_folder(paths: JobPaths, model_id: str) -> Path:

@@ -17,11 +17,12 @@ painted slice, the held-out ones too, so a held-out fold's prior leaves those sl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Collection, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.complete import completable
+from ml4paleo.compute.complete import outline_slices
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
@@ -106,12 +107,13 @@ class TrainingSet:
     def part(self, held: Collection[SliceRef]) -> list[PaintedSlice]:
         return [s for s in self.slices if s.ref not in held]
 
-    @property
+    @cached_property
     def corrections(self) -> frozenset[SliceRef]:
-        """Slices painted with strokes of one class: their masks in the prior are the prior's
-        answer from every other painted slice, so a fold that holds slices out must leave them
-        out of its prior too (else the held-out slice's own outline reaches it through them)."""
-        return frozenset(key for key, mask in self.masks.items() if not completable(mask))
+        """Painted slices that carry no outline (strokes of one class, or far-apart dabs of two:
+        :func:`~ml4paleo.compute.complete.outline_slices`): their masks in the prior are the
+        prior's answer from every other painted slice, so a fold that holds slices out must leave
+        them out of its prior too (else the held-out slice's own outline reaches it through them)."""
+        return frozenset(self.masks) - outline_slices(self.masks)
 
     def outlines_left(self, held: Collection[SliceRef]) -> int:
         """Painted slices with outlines (not corrections) a fold holding out ``held`` keeps."""

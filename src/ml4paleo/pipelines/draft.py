@@ -8,8 +8,9 @@ classes; ``tests/pipelines/test_draft.py``). Once a full model exists, its ranke
 reused (:func:`ranked_features`). A retrain after a stroke is cheap because only the slice that
 changed is featurised again: each painted slice's rows are cached in ``cache_dir`` under a hash
 of its mask, the volume's stamp and the settings (runners sharing the data folder share it),
-and a slice is featurised whole through the per-process cache of
-:mod:`ml4paleo.pipelines.preview`, so the next stroke on it costs only indexing.
+and a slice is featurised only in the tiles holding strokes, through the per-process tile cache
+of :mod:`ml4paleo.pipelines.view_preview`: the next stroke there costs only indexing, and the
+overlay of that plane computes only the other tiles.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ import numpy as np
 from ml4paleo.atomic import partial_path
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.enums import CLASS_NAMES
-from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.io.omezarr import read_info
 from ml4paleo.models import make_segmenter, save_model
 from ml4paleo.pipelines._candidates import (DEFAULT_SAMPLING, PaintedSlice, TrainingSet, make_candidate,
                                             sample_indices)
-from ml4paleo.pipelines.preview import plane_features_cached, slice_features_cached, volume_stamp
+from ml4paleo.pipelines.preview import volume_stamp
+from ml4paleo.pipelines.view_preview import painted_rows
 from ml4paleo.pipelines.train import check_annotations, load_annotations
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
@@ -68,16 +70,15 @@ def _cache_name(ref: SliceRef, mask: np.ndarray, stamp: int, settings: FeatureSe
     return f"{ref.name}-{digest.hexdigest()}.npz"
 
 
-def _painted_rows(volume_path: Path, array: Any, ref: SliceRef, mask: np.ndarray, settings: FeatureSettings,
+def _painted_rows(volume_path: Path, ref: SliceRef, mask: np.ndarray, settings: FeatureSettings,
                   max_voxels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Training rows and classes of one painted slice, as ``train_model`` samples them."""
     sel = mask > 0
     y = mask[sel].astype(np.intp) - 1
     keep = sample_indices(y, "proportional", max_voxels, seed + ref.index)
-    if ref.axis == "z":
-        rows = slice_features_cached(volume_path, ref.index, settings)[sel]
-    else:  # the whole plane once per process, as a z slice: the next stroke on it only indexes
-        rows = np.take(plane_features_cached(volume_path, ref.dim, ref.index, settings), 0, axis=ref.dim)[sel]
+    # the tiles holding strokes, once per process (view_preview's tile cache): the next stroke
+    # there only indexes, and the overlay of this plane reuses them
+    rows = painted_rows(volume_path, ref.dim, ref.index, sel, settings)
     return np.ascontiguousarray(rows[keep]), y[keep]
 
 
@@ -129,7 +130,6 @@ def train_draft(
     info = read_info(volume_path)
     ann = load_annotations(annotations)
     check_annotations(ann, info.shape, classes)
-    array = open_level(volume_path, 0)
     stamp = volume_stamp(volume_path)
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
@@ -142,7 +142,7 @@ def train_draft(
         names.add(name)
         cached = _load(cache / name) if cache is not None else None
         if cached is None:
-            cached = _painted_rows(volume_path, array, key, mask, settings, max_voxels, seed)
+            cached = _painted_rows(volume_path, key, mask, settings, max_voxels, seed)
             featurised.append(key)
             if cache is not None:
                 _store(cache / name, *cached)

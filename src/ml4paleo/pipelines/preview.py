@@ -1,12 +1,12 @@
-"""Predict one slice for the annotation page, fast enough to follow each brush stroke.
+"""Predict one whole slice or plane at full resolution (the CLI's ``predict-slice``, tests): the exact
+answer a whole-volume segmentation gives there.
 
 Two caches make repeated calls cheap: the model (per process, keyed by model folder and file
 modification times, so a retrained model is picked up) and the features of the last few
 slices (keyed by volume, its modification time, slice and feature settings): painting does
 not change the features, so after the first call on a slice only the prediction runs. The
-draft models (:mod:`ml4paleo.pipelines.draft`) read a painted slice's rows from the same
-cache (:func:`slice_features_cached`), so the slice being painted is featurised once per
-process, for its draft and for its overlay.
+annotation page's overlay and the drafts go through :mod:`ml4paleo.pipelines.view_preview`
+instead (the region a view shows, on its pyramid level, tile by tile, with a tile cache).
 """
 
 from __future__ import annotations

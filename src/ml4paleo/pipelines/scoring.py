@@ -173,6 +173,10 @@ def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: st
         return {"method": "leave-one-slice-out", "folds": [[ref.to_json() for ref in f] for f in folds],
                 "sampling": sampling, "metrics": metrics, "confusion": scored[chosen]["confusion"],
                 "chosen": chosen, "reason": reason, "candidates": scored, "warnings": list(warnings)}
+    if any(c["metrics"] for c in scored.values()):  # others scored: the chosen one could not be
+        return {"method": "leave-one-slice-out", "folds": [[ref.to_json() for ref in f] for f in folds],
+                "sampling": sampling, "metrics": {}, "chosen": chosen, "reason": reason, "candidates": scored,
+                "warnings": list(warnings)}
     return {"method": "none", "reason": "leave-one-slice-out needs at least two annotated slices "
                                         "that each leave every class on the others",
             "chosen": chosen, "choice": reason, "candidates": scored, "warnings": list(warnings)}

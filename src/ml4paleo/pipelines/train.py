@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, completable, correct_slice, near_outline
+from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, correct_slice, near_outline, outline_slices
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
@@ -207,10 +207,11 @@ def train_model(
 
     # 6. the method: every candidate scored on the same held-out painted slices
     candidates = {n: make_candidate(n) for n in names}
-    # a slice with strokes of one class is a correction, painted where the model of the time was
+    # a slice that carries no outline is a correction, painted where the model of the time was
     # wrong: held out, it would score that model's method down by construction and the choice
     # would flee from whichever method is current; it trains every fold instead
-    folds = folds_of([s.ref for s in slices if completable(ann[s.ref])], MAX_FOLDS)
+    outlines = outline_slices(ann)
+    folds = folds_of([s.ref for s in slices if s.ref in outlines], MAX_FOLDS)
     budget = max_train_seconds or (None if "epochs" in unet_params else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
@@ -367,14 +368,16 @@ def _same_bank(ranked: FeatureSettings, settings: FeatureSettings) -> bool:
 def _complete(array: Any, ann: dict[SliceRef, np.ndarray], K: int,
               voxel_size: Sequence[float]) -> tuple[ShapePrior | None, list[SliceRef]]:
     """The shape prior of every painted slice and plane, and which of them were completed (not
-    painted in full). Slices painted in full or with strokes of two classes are completed by the
-    walker first; slices with strokes of one class then take the prior's answer on their plane,
+    painted in full). Slices of outlines (:func:`~ml4paleo.compute.complete.outline_slices`) are
+    completed by the walker first; the others (strokes of one class, or far-apart dabs of two)
+    then take the prior's answer on their plane,
     corrected by the strokes (:func:`ml4paleo.compute.complete.correct_slice`), so that no
     stroke is left out of the prior."""
     full: dict[SliceRef, np.ndarray] = {}
     completed: list[SliceRef] = []
+    outlines = outline_slices(ann)
     for ref, mask in ann.items():
-        if completable(mask):
+        if ref in outlines:
             full[ref] = mask if (mask > 0).all() else complete_slice(np.asarray(array[ref.region()]), mask)
             full[ref] = full[ref].astype(np.uint8) - 1
             if (mask > 0).mean() < COMPLETE_FRACTION:

@@ -13,7 +13,9 @@ over the whole plane the probabilities equal :func:`ml4paleo.pipelines.preview.p
 
 from __future__ import annotations
 
+import collections
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,18 +25,79 @@ import numpy as np
 
 from ml4paleo.compute.coarse import coarse_settings, level_factors
 from ml4paleo.compute.painted import keep_painted_on_grid
-from ml4paleo.compute.regions import features_of_region, plane_region, tiles
+from ml4paleo.compute.regions import features_of_region, plane_region
 from ml4paleo.errors import InputError
 from ml4paleo.io.omezarr import open_level, read_info
 from ml4paleo.io.planes import cached_planes
 from ml4paleo.models import cached_model
 from ml4paleo.pipelines.preview import cached_features, volume_stamp
 
-__all__ = ["PREVIEW_TILE", "PlanePreview", "check_preview", "preview_plane"]
+__all__ = ["PREVIEW_TILE", "TILE_CACHE_BYTES", "PlanePreview", "check_preview", "clear_tiles", "painted_rows",
+           "preview_plane", "tile_features"]
 
 PREVIEW_TILE = 256
 """Tile edge (voxels of the level predicted): 256^2 x 61 float32 features is 16 MB, with the
 halo and the filters' temporaries ~150 MB per thread at full resolution."""
+TILE_CACHE_BYTES = 512 << 20
+"""Full-resolution tile features kept per process (32 tiles of the whole bank): the tiles a
+stroke touched, for the next stroke's draft and the overlay of that plane."""
+
+_tiles: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
+_tiles_lock = threading.Lock()
+
+
+def clear_tiles() -> None:
+    """Forget every cached tile's features."""
+    with _tiles_lock:
+        _tiles.clear()
+
+
+def tile_features(volume_path: str | Path, array: Any, axis: int, index: int, u: tuple[int, int],
+                  v: tuple[int, int], settings: Any) -> np.ndarray:
+    """Features (one voxel thick along ``axis``) of rows ``u`` and columns ``v`` of plane ``index``
+    of the full-resolution ``array``, from this process's tile cache when there (read-only)."""
+    key = (str(Path(volume_path).resolve()), volume_stamp(volume_path), axis, index, u, v, settings)
+    with _tiles_lock:
+        if key in _tiles:
+            _tiles.move_to_end(key)
+            return _tiles[key]
+    start, stop = plane_region(axis, index, u, v)
+    feats = features_of_region(array, start, stop, settings)
+    feats.flags.writeable = False
+    with _tiles_lock:
+        _tiles[key] = feats
+        total = sum(f.nbytes for f in _tiles.values())
+        while total > TILE_CACHE_BYTES and len(_tiles) > 1:
+            total -= _tiles.popitem(last=False)[1].nbytes
+    return feats
+
+
+def _aligned(r0: int, c0: int, r1: int, c1: int, size: int):
+    """(a0, b0, a1, b1) of the tiles of the global ``size`` grid meeting rows r0:r1, columns c0:c1."""
+    for a in range(r0 // size * size, r1, size):
+        for b in range(c0 // size * size, c1, size):
+            yield a, b, a + size, b + size
+
+
+def painted_rows(volume_path: str | Path, axis: int, index: int, mask: np.ndarray, settings: Any,
+                 tile: int = PREVIEW_TILE) -> np.ndarray:
+    """Feature rows of the voxels where ``mask`` (the plane's shape) is true, in the plane's
+    row-major order (as ``features[mask]``), from the tiles holding them only (cached)."""
+    array = cached_planes(volume_path, volume_stamp(volume_path))
+    parts, keys = [], []
+    for a0, b0, a1, b1 in _aligned(0, 0, *mask.shape, tile):
+        sel = mask[a0:a1, b0:b1]
+        if not sel.any():
+            continue
+        u, v = (a0, min(a1, mask.shape[0])), (b0, min(b1, mask.shape[1]))
+        feats = np.take(tile_features(volume_path, array, axis, index, u, v, settings), 0, axis=axis)
+        parts.append(feats[sel])
+        ru, rv = np.nonzero(sel)
+        keys.append((ru + a0) * mask.shape[1] + (rv + b0))
+    if not parts:
+        return np.empty((0, settings.n_features), np.float32)
+    rows = np.concatenate(parts)
+    return rows[np.argsort(np.concatenate(keys), kind="stable")]
 
 
 @dataclass(frozen=True)
@@ -125,14 +188,23 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     n_threads = max(1, int(workers or _cores()))
     model.set_n_jobs(1 if n_threads > 1 else _cores())
 
+    size = max(1, int(tile) // max(step_r, step_c))  # at most a tile of voxels computed at once
+
     def one(t: tuple[int, int, int, int]) -> None:
         if check is not None:
             check()
-        a0, b0, a1, b1 = (v + o for v, o in zip(t, (r0, c0, r0, c0)))  # preview pixels of the level
+        a0, b0, a1, b1 = max(t[0], r0), max(t[1], c0), min(t[2], r1), min(t[3], c1)  # preview pixels here
+        if compute_level == 0 and on_bank and whole is None:  # the whole tile, cached: strokes reuse it
+            u, v = (t[0], min(t[2], rows)), (t[1], min(t[3], cols))
+            feats = tile_features(volume_path, array, ax, index, u, v, settings)
+            start = plane_region(ax, index, u, v)[0]
+            plane = np.take(model.proba_from_features(feats, start), 0, axis=ax)
+            out[a0 - r0:a1 - r0, b0 - c0:b1 - c0] = plane[a0 - t[0]:a1 - t[0], b0 - t[1]:b1 - t[1]]
+            return
         u = (a0 * step_r, min(a1 * step_r, array.shape[u_ax]))  # pixels of the level computed on
         v = (b0 * step_c, min(b1 * step_c, array.shape[v_ax]))
         start, stop = plane_region(ax, plane_at, u, v)
-        if model.feature_settings is None or not on_bank:
+        if not on_bank:
             proba = model.predict_region(array, start, stop)
         else:
             if whole is not None:  # the draft featurised this plane whole in this process
@@ -145,8 +217,7 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
         plane = np.take(proba, 0, axis=ax)[::step_r, ::step_c]
         out[a0 - r0:a0 - r0 + plane.shape[0], b0 - c0:b0 - c0 + plane.shape[1]] = plane
 
-    # at most a tile of voxels computed at once, whatever the level: smaller preview tiles when sampled
-    parts = list(tiles((r1 - r0, c1 - c0), max(1, int(tile) // max(step_r, step_c))))
+    parts = list(_aligned(r0, c0, r1, c1, size))
     if n_threads == 1 or len(parts) == 1:
         for t in parts:
             one(t)

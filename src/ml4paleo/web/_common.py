@@ -28,7 +28,7 @@ def settings() -> Settings:
 
 def paths(job_id: str) -> JobPaths:
     """The job's folders; JobNotFound for a malformed or unknown id."""
-    store().job_field(job_id, "id")
+    store().jobs.job_field(job_id, "id")
     return store().paths(job_id)
 
 

@@ -57,12 +57,12 @@ def runner_preview(job_id: str, model_id: str, axis: str, index: int, *, level: 
     check_preview(paths.volume, axis, index, level, region)
     params = {"model": model_id, "axis": axis, "index": int(index), "level": int(level),
               "region": [int(v) for v in region] if region is not None else None, "proba": bool(proba)}
-    task_id = store().queue_preview(job_id, params, view)
+    task_id = store().queue.queue_preview(job_id, params, view)
     if view is not None and newest_of_view(paths, view) < task_id:
         _mark_newest(paths.previews, view, task_id)
     deadline, wait = time.monotonic() + PREVIEW_WAIT_SECONDS, 0.01
     while True:
-        doc = store().preview(job_id, task_id)
+        doc = store().queue.preview(job_id, task_id)
         if doc["status"] == TaskStatus.DONE:
             return doc["result"] or {}, paths.preview(task_id)
         if doc["status"] == TaskStatus.CANCELLED:

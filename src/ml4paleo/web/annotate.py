@@ -55,7 +55,7 @@ def annotate_page(job_id: str):
 def next_image(job_id: str):
     """A slice to annotate (``?z=N``, or ``?axis=y&index=N`` for a plane across the stack;
     none: a z slice far from annotated ones), through ``window=lo,hi`` (default: the job's).
-    ``level=L`` sends the image from pyramid level L (the plane holding the slice there):
+    ``level=L`` sends the image from pyramid level L (at most the coarsest; the plane holding the slice there):
     ``factors`` full-resolution pixels per image pixel, ``image_shape`` its size; ``shape``
     stays the full-resolution plane's."""
     shape, window, doc = files.converted(store(), job_id)
@@ -69,9 +69,8 @@ def next_image(job_id: str):
     window = window_arg() or window
     volume = store().paths(job_id).volume
     level_shapes = read_info(volume).level_shapes
-    level = int_value(request.args.get("level"), "level", default=0, minimum=0)
-    if level >= len(level_shapes):
-        raise InputError(f"level must be from 0 to {len(level_shapes) - 1}; got {level}")
+    # a view's level, as coarse as it likes: beyond the coarsest it gets the coarsest (and says so)
+    level = min(int_value(request.args.get("level"), "level", default=0, minimum=0), len(level_shapes) - 1)
     factors = level_factors(level_shapes, level)
     ax = ref.dim
     image = render_slice(volume, axis, index // factors[ax], window, level=level)
@@ -93,9 +92,9 @@ def submit(job_id: str):
 def _overlay_model(job_id: str) -> tuple[str, Path] | None:
     """(id, folder) of the model the overlay shows: the newest ready draft while it was trained
     on a later annotation revision than the newest full model, else that model; None if neither."""
-    model_id = store().newest_model(job_id)
-    model_rev = store().model(job_id, model_id)["annotation_rev"] if model_id is not None else -1
-    draft = store().draft(job_id)["ready"]
+    model_id = store().artifacts.newest_model(job_id)
+    model_rev = store().artifacts.model(job_id, model_id)["annotation_rev"] if model_id is not None else -1
+    draft = store().queue.draft(job_id)["ready"]
     job_paths = store().paths(job_id)
     if draft is not None and draft["annotation_rev"] > model_rev and job_paths.draft(draft["task_id"]).is_dir():
         return f"draft-{draft['task_id']}", job_paths.draft(draft["task_id"])
@@ -158,23 +157,24 @@ def complete(job_id: str):
 @bp.post("/api/annotate/<job_id>/draft")
 def queue_draft(job_id: str):
     """Queue a draft model from the saved annotations (one queued draft takes every stroke up to
-    its start), predicting slice ``z`` (optional) at once. 202 with the annotation revision
-    to wait for in ``GET .../draft``."""
+    its start), predicting slice ``z`` (optional) at once, on pyramid ``level`` (optional, the
+    page's view; at most the coarsest). 202 with the annotation revision to wait for in ``GET .../draft``."""
     data = json_body()
     z = None
     if data.get("z") is not None:
         shape, _, _ = files.converted(store(), job_id)
         z = SliceRef("z", int_field(data, "z", minimum=0)).within(shape).index
-    return jsonify(store().queue_draft(job_id, z)), 202
+    return jsonify(store().queue.queue_draft(job_id, z, int_field(data, "level", default=0, minimum=0))), 202
 
 
 @bp.get("/api/annotate/<job_id>/draft")
 def draft_status(job_id: str):
-    """The newest draft (``ready``: task id, annotation revision, slice predicted), whether one
-    is ``pending``, why the last one failed (``error``); with ``?z=N`` and a ready draft that
-    predicted slice N, its ``prediction`` (gray PNG, class index per pixel, base64)."""
+    """The newest draft (``ready``: task id, annotation revision, slice predicted, and ``level``
+    and ``factors`` when predicted on a pyramid level), whether one is ``pending``, why the last
+    one failed (``error``); with ``?z=N`` and a ready draft that predicted slice N, its
+    ``prediction`` (gray PNG, class index per pixel, base64)."""
     job_paths = paths(job_id)
-    doc = store().draft(job_id)
+    doc = store().queue.draft(job_id)
     ready = doc["ready"]
     if ready is not None and request.args.get("z") not in (None, ""):
         z = int_value(request.args["z"], "z", minimum=0)
@@ -196,7 +196,7 @@ def suggestions(job_id: str):
 @bp.get("/api/annotate/<job_id>/annotations")
 def list_annotations(job_id: str):
     """Every painted slice: ``{axis, index, key, z, labeled_voxels, values}`` (``z`` only for z slices)."""
-    return jsonify(annotations=store().annotations(job_id))
+    return jsonify(annotations=store().annotations.annotations(job_id))
 
 
 def _stored_ref(job_id: str, axis: str, index: int) -> SliceRef:

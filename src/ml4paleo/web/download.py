@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, send_file, stream_with_context
 
@@ -10,7 +11,7 @@ from ml4paleo.enums import ON_REQUEST_EXPORTS
 from ml4paleo.errors import ArtifactNotFound, InvalidTransition
 from ml4paleo.io.annotations import annotation_files
 from ml4paleo.io.exports import folder_entries
-from ml4paleo.jobs.files import list_artifacts
+from ml4paleo.jobs.files import Artifact, list_artifacts
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.web._common import json_body, paths, store, zip_response
@@ -34,7 +35,7 @@ def download_page(job_id: str):
 
 def _finished_seg(job_id: str, seg_id: str) -> JobPaths:
     job_paths = paths(job_id)
-    seg = store().segmentation(job_id, seg_id)
+    seg = store().artifacts.segmentation(job_id, seg_id)
     if seg["status"] != SegmentationStatus.DONE:
         raise InvalidTransition(f"segmentation {seg_id} is not finished ({seg['status']})")
     return job_paths
@@ -54,10 +55,10 @@ def seg_export(job_id: str, seg_id: str, fmt: str):
         raise ArtifactNotFound(f"no download format {fmt[:20]!r}; use zarr, {', '.join(SEG_FORMATS)}")
     path = _finished_seg(job_id, seg_id).export(seg_id, SEG_FORMATS[fmt])
     if not path.is_file():
-        reason = store().export_error(job_id, seg_id)
+        reason = store().queue.export_error(job_id, seg_id)
         if reason:
             raise InvalidTransition(f"the {fmt} export of segmentation {seg_id} failed: {reason}")
-        if SEG_FORMATS[fmt] in ON_REQUEST_EXPORTS and SEG_FORMATS[fmt] not in store().exports_pending(job_id, seg_id):
+        if SEG_FORMATS[fmt] in ON_REQUEST_EXPORTS and SEG_FORMATS[fmt] not in store().queue.exports_pending(job_id, seg_id):
             raise InvalidTransition(f"the {fmt} of segmentation {seg_id} is made on request: "
                                     f"POST /api/job/{job_id}/segmentation/{seg_id}/export/{fmt} first")
         raise InvalidTransition(f"the {fmt} export of segmentation {seg_id} is still being prepared")
@@ -73,14 +74,14 @@ def make_export(job_id: str, seg_id: str, fmt: str):
         raise ArtifactNotFound(f"no download format {fmt[:20]!r}; use {', '.join(SEG_FORMATS)}")
     paths(job_id)
     compression = json_body().get("compression")
-    queued = store().queue_export(job_id, seg_id, SEG_FORMATS[fmt], compression)
+    queued = store().queue.queue_export(job_id, seg_id, SEG_FORMATS[fmt], compression)
     return jsonify({**queued, "url": f"/api/job/{job_id}/segmentation/{queued['seg_id']}/download/{fmt}"}), 202
 
 
 @bp.get("/api/job/<job_id>/meshes/<seg_id>/download")
 def meshes_zip(job_id: str, seg_id: str):
     job_paths = paths(job_id)
-    seg = store().segmentation(job_id, seg_id)
+    seg = store().artifacts.segmentation(job_id, seg_id)
     if seg["mesh_status"] != MeshStatus.DONE:
         raise InvalidTransition(f"the meshes of segmentation {seg_id} are not ready ({seg['mesh_status']})")
     entries = [e for e in _entries(job_paths.meshes(seg_id), "", (".stl", ".json"))
@@ -91,7 +92,7 @@ def meshes_zip(job_id: str, seg_id: str):
 @bp.get("/api/job/<job_id>/download/volume")
 def volume_zip(job_id: str):
     job_paths = paths(job_id)
-    if not store().job_field(job_id, "shape") or not job_paths.volume.is_dir():
+    if not store().jobs.job_field(job_id, "shape") or not job_paths.volume.is_dir():
         raise InvalidTransition("the volume is not converted yet")
     return zip_response(_entries(job_paths.volume, "volume.ome.zarr"), "volume.ome.zarr.zip")
 
@@ -103,7 +104,7 @@ def volume_nifti(job_id: str):
     from ml4paleo.pipelines.export import iter_nifti  # lazy: the exporters load only when asked
 
     job_paths = paths(job_id)
-    if not store().job_field(job_id, "shape") or not job_paths.volume.is_dir():
+    if not store().jobs.job_field(job_id, "shape") or not job_paths.volume.is_dir():
         raise InvalidTransition("the volume is not converted yet")
     return Response(stream_with_context(iter_nifti(job_paths.volume)), mimetype="application/gzip",
                     headers={"Content-Disposition": 'attachment; filename="volume.nii.gz"'})
@@ -120,14 +121,42 @@ def annotations_zip(job_id: str):
 @bp.get("/api/job/<job_id>/models/<model_id>/download")
 def model_zip(job_id: str, model_id: str):
     job_paths = paths(job_id)
-    model = store().model(job_id, model_id)
+    model = store().artifacts.model(job_id, model_id)
     if model["status"] != ModelStatus.READY:
         raise InvalidTransition(f"model {model_id} is not ready ({model['status']})")
     return zip_response(_entries(job_paths.model(model_id), f"model-{model_id}"), f"model-{model_id}.zip")
+
+
+ARTIFACT_URLS = {
+    "volume": "{api}/download/volume",
+    "volume-nifti": "{api}/download/volume/nifti",
+    "annotations": "{api}/download/annotations",
+    "model": "{api}/models/{model_id}/download",
+    "segmentation-zarr": "{api}/segmentation/{seg_id}/download/zarr",
+    "segmentation-png": "{api}/segmentation/{seg_id}/download/png",
+    "segmentation-tiff": "{api}/segmentation/{seg_id}/download/tiff",
+    "segmentation-seg-nrrd": "{api}/segmentation/{seg_id}/download/seg-nrrd",
+    "segmentation-nifti": "{api}/segmentation/{seg_id}/download/nifti",
+    "meshes": "{api}/meshes/{seg_id}/download",
+    "measurements": "{api}/segmentation/{seg_id}/obj/meshes.json",
+}
+"""The download route of each kind of artifact (:class:`ml4paleo.jobs.files.Artifact`)."""
+MAKE_URL = "{api}/segmentation/{seg_id}/export/tiff"
+"""Where an artifact made on request only is asked for (POST)."""
+
+
+def _artifact_doc(job_id: str, artifact: Artifact) -> dict[str, Any]:
+    """``{name, kind, url, ready, size}`` (and ``make``) of an artifact, as the API lists it."""
+    ids = {"api": f"/api/job/{job_id}", "model_id": artifact.model_id, "seg_id": artifact.seg_id}
+    doc = {"name": artifact.name, "kind": artifact.kind, "url": ARTIFACT_URLS[artifact.kind].format(**ids),
+           "ready": artifact.ready, "size": artifact.size}
+    if artifact.makeable:
+        doc["make"] = MAKE_URL.format(**ids)
+    return doc
 
 
 @bp.get("/api/job/<job_id>/artifacts")
 def artifacts(job_id: str):
     """Every downloadable artifact with its size; ``ready`` false while it is being made."""
     paths(job_id)
-    return jsonify(artifacts=list_artifacts(store(), job_id))
+    return jsonify(artifacts=[_artifact_doc(job_id, a) for a in list_artifacts(store(), job_id)])

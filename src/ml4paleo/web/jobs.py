@@ -7,12 +7,13 @@ import shutil
 
 from flask import Blueprint, jsonify
 
-from ml4paleo.version import __version__
 from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, default_classes
 from ml4paleo.errors import InputError
+from ml4paleo.jobs import voxel_size
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.jobs.store import check_name
 from ml4paleo.units import DEFAULT_VOXEL_SIZE, LENGTH_UNITS, UNIT_SYMBOLS
+from ml4paleo.version import __version__
 from ml4paleo.web._common import json_body, paths, store
 from ml4paleo.web.auth.current import viewer
 from ml4paleo.web.openapi import document
@@ -22,7 +23,7 @@ bp = Blueprint("jobs", __name__)
 
 @bp.get("/api/jobs")
 def list_jobs():
-    return jsonify(jobs=store().list_jobs(viewer()))
+    return jsonify(jobs=store().jobs.list_jobs(viewer()))
 
 
 @bp.patch("/api/job/<job_id>")
@@ -35,8 +36,8 @@ def update(job_id: str):
         check_name(data["name"])  # before any change, so a bad name changes nothing
     doc: dict = {}
     if "voxel_size" in data or "unit" in data:
-        doc = store().set_voxel_size(job_id, data.get("voxel_size"), data.get("unit"))
-    doc = {**doc, **store().rename_job(job_id, data["name"])} if "name" in data else doc
+        doc = voxel_size.set_voxel_size(store(), job_id, data.get("voxel_size"), data.get("unit"))
+    doc = {**doc, **store().jobs.rename_job(job_id, data["name"])} if "name" in data else doc
     return jsonify(doc)
 
 
@@ -44,25 +45,25 @@ def update(job_id: str):
 def delete(job_id: str):
     """Delete the job's records, then its folder (a runner working on it stops at its next beat)."""
     root = paths(job_id).root
-    store().delete_job(job_id)
+    store().jobs.delete_job(job_id)
     shutil.rmtree(root, ignore_errors=True)
     return jsonify(job_id=job_id, deleted=True)
 
 
 @bp.put("/api/job/<job_id>/classes")
 def set_classes(job_id: str):
-    return jsonify(store().set_classes(job_id, json_body().get("classes")))
+    return jsonify(store().jobs.set_classes(job_id, json_body().get("classes")))
 
 
 @bp.get("/api/job/<job_id>/events")
 def events(job_id: str):
-    return jsonify(events=store().events(job_id), tasks=store().tasks(job_id))
+    return jsonify(events=store().jobs.events(job_id), tasks=store().queue.tasks(job_id))
 
 
 @bp.get("/api/health")
 def health():
     """Liveness (the database answers) plus queue depths per runner kind."""
-    return jsonify(status="ok", version=__version__, queues=store().queue_depths())
+    return jsonify(status="ok", version=__version__, queues=store().queue.queue_depths())
 
 
 @bp.get("/api/enums")

@@ -62,7 +62,7 @@ def _options(job_id: str, data: dict[str, Any]) -> dict[str, Any]:
         raise InputError(f"seeds must be a list of {{z, points: [[row, col, part], ...]}} (at most "
                          f"{MAX_SEED_POINTS} points, parts 1-255)")
     if seeds:
-        shape = store().job_field(job_id, "shape") or [0, 0, 0]
+        shape = store().jobs.job_field(job_id, "shape") or [0, 0, 0]
         for s in seeds:
             if not 0 <= s["z"] < shape[0] or any(not (0 <= r < shape[1] and 0 <= c < shape[2]) for r, c, _ in s["points"]):
                 raise InputError(f"seed points must lie in the volume ({shape[0]} slices of {shape[1]}x{shape[2]})")
@@ -92,15 +92,15 @@ def queue_objects(job_id: str):
     seg_id = data.get("seg_id")
     if seg_id is not None and not isinstance(seg_id, str):
         raise InputError("seg_id must be a string")
-    queued = store().queue_objects(job_id, seg_id, _options(job_id, data))
+    queued = store().queue.queue_objects(job_id, seg_id, _options(job_id, data))
     return jsonify(queued), 202
 
 
 def _ready_run(job_id: str, seg_id: str) -> tuple[dict[str, Any], Path]:
     """The objects state of a segmentation and the folder of its newest finished run (404 if none)."""
     job_paths = paths(job_id)
-    store().segmentation(job_id, seg_id)  # 404 for an id of another job
-    state = store().objects_state(job_id, seg_id)
+    store().artifacts.segmentation(job_id, seg_id)  # 404 for an id of another job
+    state = store().queue.objects_state(job_id, seg_id)
     if state["ready"] is None:
         raise ArtifactNotFound(f"segmentation {seg_id} has no objects yet")
     return state, job_paths.objects(seg_id, state["ready"]["task_id"])
@@ -111,8 +111,8 @@ def objects_table(job_id: str, seg_id: str):
     """``ready`` (the newest finished run), ``pending`` (progress of a queued or running one),
     ``error``; with a ready run, its table (``objects``), ``unit``, ``parameters``, ``messages``."""
     paths(job_id)
-    store().segmentation(job_id, seg_id)
-    state = store().objects_state(job_id, seg_id)
+    store().artifacts.segmentation(job_id, seg_id)
+    state = store().queue.objects_state(job_id, seg_id)
     doc: dict[str, Any] = {}
     if state["ready"] is not None:
         folder = paths(job_id).objects(seg_id, state["ready"]["task_id"])
@@ -152,7 +152,7 @@ def objects_slice(job_id: str, seg_id: str, axis: str, index: int):
     (``opacity``), the ``selected`` one opaque."""
     _, folder = _ready_run(job_id, seg_id)
     job_paths = paths(job_id)
-    window = window_arg() or store().job_field(job_id, "window") or volume_window(job_paths.volume)
+    window = window_arg() or store().jobs.job_field(job_id, "window") or volume_window(job_paths.volume)
     gray = display.to_uint8(read_slice(job_paths.volume, axis, index), window)
     ids = read_slice(folder / "objects.ome.zarr", axis, index)
     selected = int_value(request.args.get("selected"), "selected", default=0, minimum=0)
@@ -169,7 +169,7 @@ def thickness_slice(job_id: str, seg_id: str, axis: str, index: int):
     if not map_path.is_dir():
         raise ArtifactNotFound("this objects run has no thickness map; find the objects again to make one")
     job_paths = paths(job_id)
-    window = window_arg() or store().job_field(job_id, "window") or volume_window(job_paths.volume)
+    window = window_arg() or store().jobs.job_field(job_id, "window") or volume_window(job_paths.volume)
     gray = display.to_uint8(read_slice(job_paths.volume, axis, index), window)
     values = read_slice(map_path, axis, index)
     top = float_arg("top", 0.0)

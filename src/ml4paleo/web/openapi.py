@@ -197,17 +197,27 @@ def _paths() -> dict[str, Any]:
             "type": "array", "items": {"$ref": "#/components/schemas/Class"}}}, ["classes"]), errors=("400", "404"))},
         j + "/events": {"get": _op("The job's event log and tasks", [_JOB])},
         a + "/images/next": {"get": _op(
-            "A slice to annotate as an 8-bit PNG (z, or axis and index; window=lo,hi on raw values)", [_JOB, *[
+            "A slice to annotate as an 8-bit PNG (z, or axis and index; window=lo,hi on raw values; level=L: from "
+            "pyramid level L, at most the coarsest, the answer's level, factors and image_shape say what came)", [_JOB, *[
             {"name": n, "in": "query", "required": False, "schema": sch} for n, sch in (
                 ("z", {"type": "integer", "minimum": 0}), ("axis", {"type": "string", "enum": list(AXES)}),
-                ("index", {"type": "integer", "minimum": 0}), ("window", {"type": "string"}))]],
+                ("index", {"type": "integer", "minimum": 0}), ("window", {"type": "string"}),
+                ("level", {"type": "integer", "minimum": 0}))]],
             errors=("400", "404", "409"))},
         a + "/data/submit": {"post": _op("Store the mask of a slice (z, or axis and index)", [_JOB], _body({
             **_SLICE, "mask": {"type": "string", "format": "byte"}, "image": {"type": "string"}}, ["mask"]),
             errors=("400", "404", "409"))},
         a + "/data/predict": {"post": _op("Newest model's prediction for a slice (z, or axis and index); with "
-                                          "uncertainty: true also its uncertainty, 1 - (p_top - p_second) as a gray PNG",
-                                          [_JOB], _body({**_SLICE, "uncertainty": _BOOL}), errors=("400", "404", "409"))},
+                                          "uncertainty: true also its uncertainty, 1 - (p_top - p_second) as a gray PNG; "
+                                          "level (pyramid level) and region [row0, col0, row1, col1] ask for what a view "
+                                          "shows; view names the page's view (a newer request of it supersedes this "
+                                          "one: 409); computed by the train runner",
+                                          [_JOB], _body({**_SLICE, "uncertainty": _BOOL,
+                                                         "level": {"type": "integer", "minimum": 0},
+                                                         "region": {"type": "array", "items": {"type": "integer"},
+                                                                    "minItems": 4, "maxItems": 4},
+                                                         "view": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}),
+                                          errors=("400", "404", "409"))},
         a + "/data/complete": {"post": _op("A slice's strokes (mask, default: as saved) completed into a full mask",
                                            [_JOB],
                                            _body({**_SLICE, "mask": {"type": "string", "format": "byte"}}),

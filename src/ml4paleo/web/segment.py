@@ -24,7 +24,7 @@ def model_detail(job_id: str, model_id: str):
     """The method a model uses and why: every candidate's held-out Dice, warnings, painted and
     completed slices (409 while it trains)."""
     job_paths = paths(job_id)
-    model = store().model(job_id, model_id)
+    model = store().artifacts.model(job_id, model_id)
     if model["status"] != ModelStatus.READY:
         raise InvalidTransition(f"model {model_id} is not ready ({model['status']})")
     return jsonify(model_id=model_id, **model_report(job_paths.model(model_id)))
@@ -36,8 +36,8 @@ def retrain(job_id: str):
     ``{"method": "auto"|"forest"|...}``, else the server's setting. When the newest model was
     trained on the same annotations, classes and method, nothing is queued: 200 with its id and
     ``model_reused: true``."""
-    model_id = store().queue_train(job_id, _method())
-    if store().model(job_id, model_id)["status"] == ModelStatus.READY:
+    model_id = store().queue.queue_train(job_id, _method())
+    if store().artifacts.model(job_id, model_id)["status"] == ModelStatus.READY:
         return jsonify(model_id=model_id, model_reused=True), 200
     return jsonify(model_id=model_id, model_reused=False), 202
 
@@ -46,8 +46,8 @@ def retrain(job_id: str):
 def start(job_id: str):
     """Queue training on every annotation, then segmentation of the whole volume; the newest model
     is reused (``model_reused: true``) when no annotation changed since it was trained."""
-    seg_id, model_id = store().queue_start(job_id, _method())
-    reused = store().model(job_id, model_id)["status"] == ModelStatus.READY
+    seg_id, model_id = store().queue.queue_start(job_id, _method())
+    reused = store().artifacts.model(job_id, model_id)["status"] == ModelStatus.READY
     return jsonify(seg_id=seg_id, model_id=model_id, model_reused=reused), 202
 
 
@@ -78,10 +78,10 @@ def mesh(job_id: str):
     full = data.get("full_resolution", False)
     if not isinstance(full, bool):
         raise InputError("full_resolution must be true or false (default false: simplified within half a voxel)")
-    return jsonify(seg_id=store().queue_mesh(job_id, seg_id, list(dict.fromkeys(formats)), full_resolution=full)), 202
+    return jsonify(seg_id=store().queue.queue_mesh(job_id, seg_id, list(dict.fromkeys(formats)), full_resolution=full)), 202
 
 
 @bp.post("/api/job/<job_id>/cancel")
 def cancel(job_id: str):
     """Cancel the queued task at once, or ask the runner of the running one to stop."""
-    return jsonify(job=store().cancel(job_id))
+    return jsonify(job=store().queue.cancel(job_id))

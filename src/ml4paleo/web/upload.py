@@ -27,7 +27,7 @@ def job_page(job_id: str):
 @bp.post("/api/job/new")
 def new_job():
     data = json_body()
-    job = store().create_job(data.get("name"), voxel_size=data.get("voxel_size"), unit=data.get("unit"),
+    job = store().jobs.create_job(data.get("name"), voxel_size=data.get("voxel_size"), unit=data.get("unit"),
                              source_type=data.get("source_type"), owner_id=owner_id())
     return jsonify(job_id=job["job_id"], job=job), 201
 
@@ -50,7 +50,7 @@ def upload_chunk():
 
 @bp.get("/api/job/<job_id>/upload")
 def uploaded_files(job_id: str):
-    return jsonify(files=store().uploads(job_id))
+    return jsonify(files=store().uploads.uploads(job_id))
 
 
 @bp.post("/api/job/status/upload-complete")
@@ -61,12 +61,12 @@ def upload_complete():
         raise InputError("job_id is required")
     if not isinstance(keep, bool):
         raise InputError("keep_upload must be true or false")
-    return jsonify(job=store().upload_complete(job_id, keep_upload=keep)), 202
+    return jsonify(job=store().uploads.upload_complete(job_id, keep_upload=keep)), 202
 
 
 @bp.get("/api/job/<job_id>/status")
 def status(job_id: str):
-    return jsonify(store().job_doc(job_id))
+    return jsonify(store().jobs.job_doc(job_id))
 
 
 @bp.post("/api/job/status")
@@ -74,4 +74,4 @@ def status_post():
     job_id = json_body().get("job_id")
     if not isinstance(job_id, str):
         raise InputError("job_id is required")
-    return jsonify(store().job_doc(job_id))
+    return jsonify(store().jobs.job_doc(job_id))

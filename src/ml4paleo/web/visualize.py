@@ -26,7 +26,7 @@ def volume_file(job_id: str, path: str):
 
 def _seg_paths(job_id: str, seg_id: str):
     job_paths = paths(job_id)
-    store().segmentation(job_id, seg_id)  # 404 for an id of another job
+    store().artifacts.segmentation(job_id, seg_id)  # 404 for an id of another job
     return job_paths
 
 
@@ -45,13 +45,13 @@ def meshes(job_id: str, seg_id: str):
     _seg_paths(job_id, seg_id)
     base = f"/api/job/{job_id}/segmentation/{seg_id}/obj/"
     items = []
-    for m in store().meshes(job_id, seg_id):
+    for m in store().artifacts.meshes(job_id, seg_id):
         files = dict(m["files"] or {})
         preview = files.pop("preview", None)  # the light copy for the 3D view, not a download format
         items.append({"label": m["label"], "name": m["name"], "measurements": m["measurements"],
                       "files": {fmt: base + name for fmt, name in files.items()},
                       "preview": base + preview if preview else None})
-    return jsonify(unit=store().job_field(job_id, "unit"), meshes=items)
+    return jsonify(unit=store().jobs.job_field(job_id, "unit"), meshes=items)
 
 
 @bp.get("/api/job/<job_id>/slice/<axis>/<int:index>.png")

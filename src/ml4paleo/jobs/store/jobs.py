@@ -10,7 +10,6 @@ from sqlalchemy import delete, select
 
 from ml4paleo.enums import ON_REQUEST_EXPORTS, SEGMENTATION_EXPORTS, default_classes
 from ml4paleo.errors import InputError, InvalidTransition
-from ml4paleo.io.omezarr import read_info, set_voxel_size
 from ml4paleo.jobs.paths import check_job_id, new_job_id
 from ml4paleo.jobs.statuses import BUSY, SegmentationStatus, Status
 from ml4paleo.jobs.store._base import Database, get_job, iso, log
@@ -108,15 +107,11 @@ class Jobs:
     def rename_job(self, job_id: str, name: str) -> dict[str, Any]:
         return self._update(job_id, name=check_name(name))
 
-    def set_voxel_size(self, job_id: str, voxel_size: Any = None, unit: Any = None) -> dict[str, Any]:
-        """Change the job's voxel size and/or unit. Before conversion it is only recorded (the
-        converter uses it); after, the NGFF scale metadata of the volume and of its finished
-        segmentations is rewritten in place (``zarr.json`` only, no voxel), and their download
-        files (TIFF, NIfTI, Slicer: the voxel size is in their headers) are written again. Existing
-        meshes keep the units they were made with. Returns the job document plus ``voxel_size_note``."""
-        voxel_size, unit = _listed(check_voxel_size(voxel_size)), check_unit(unit)
-        if voxel_size is None and unit is None:
-            raise InputError("give voxel_size [z, y, x] and/or unit")
+    def voxel_size_change(self, job_id: str) -> tuple[dict[str, Any], list[str]]:
+        """Whether the job's voxel size may change now: its current ``{voxel_size, unit, shape}`` and
+        the ids of its finished segmentations (whose metadata the change rewrites too); InvalidTransition
+        while it is being converted or busy, or for a scan read in place. Reads only: the caller writes
+        the files, then :meth:`voxel_size_changed` records the change."""
         with self.db.session() as s:
             job = get_job(s, job_id)
             status = Status(job.status)
@@ -124,28 +119,27 @@ class Jobs:
                 if status not in (Status.UPLOADING, Status.UPLOADED, Status.ERROR):
                     raise InvalidTransition(f"the volume is being converted ({status.value}); "
                                             "change the voxel size when conversion is done")
-                note = "recorded; the conversion will use it"
-            else:
-                if status in BUSY:
-                    raise InvalidTransition(f"the job is busy ({status.value}); change the voxel size when it is done")
-                paths = self.db.paths(job.id)
-                if paths.volume.is_symlink():  # an OME-Zarr registered in place is never written
-                    raise InvalidTransition("this scan is read in place from an import root, never written: its voxel "
-                                            "size is the one in its OME-Zarr metadata")
-                new_size = voxel_size or job.voxel_size or list(read_info(paths.volume).voxel_size)
-                new_unit = unit or job.unit or read_info(paths.volume).unit
-                finished = s.scalars(select(Segmentation).where(Segmentation.job_id == job.id,
-                                                                Segmentation.status == SegmentationStatus.DONE)).all()
-                for target in [paths.volume] + [paths.labels(g.id) for g in finished]:
-                    if target.exists():
-                        set_voxel_size(target, new_size, new_unit)
-                voxel_size, unit = new_size, new_unit
-                for g in finished:  # a TIFF made on request is made again too: its tags hold the voxel size
-                    on_request = [fmt for fmt in ON_REQUEST_EXPORTS if paths.export(g.id, fmt).exists()]
-                    queue_exports(s, job, g.id, (*SEGMENTATION_EXPORTS, *on_request))
-                note = ("volume metadata rewritten in place (NGFF scale and unit only, no voxel rewritten; "
-                        "finished segmentations too, their TIFF/NIfTI/Slicer files are being written again); "
-                        "meshes already made keep the units they were made with")
+                return {"voxel_size": job.voxel_size, "unit": job.unit, "shape": None}, []
+            if status in BUSY:
+                raise InvalidTransition(f"the job is busy ({status.value}); change the voxel size when it is done")
+            if self.db.paths(job.id).volume.is_symlink():  # an OME-Zarr registered in place is never written
+                raise InvalidTransition("this scan is read in place from an import root, never written: its voxel "
+                                        "size is the one in its OME-Zarr metadata")
+            finished = s.scalars(select(Segmentation.id).where(Segmentation.job_id == job.id,
+                                                               Segmentation.status == SegmentationStatus.DONE)).all()
+            return {"voxel_size": job.voxel_size, "unit": job.unit, "shape": job.shape}, list(finished)
+
+    def voxel_size_changed(self, job_id: str, voxel_size: list[float] | None, unit: str | None,
+                           rewritten: Sequence[str], note: str) -> dict[str, Any]:
+        """Record the job's new voxel size and/or unit, and queue the download files of the
+        segmentations ``rewritten`` (their headers hold the voxel size) to be written again.
+        Returns the job document plus ``voxel_size_note``."""
+        with self.db.session() as s:
+            job = get_job(s, job_id)
+            paths = self.db.paths(job.id)
+            for seg_id in rewritten:  # a TIFF made on request is made again too: its tags hold the voxel size
+                on_request = [fmt for fmt in ON_REQUEST_EXPORTS if paths.export(seg_id, fmt).exists()]
+                queue_exports(s, job, seg_id, (*SEGMENTATION_EXPORTS, *on_request))
             if voxel_size is not None:
                 job.voxel_size = voxel_size
             if unit is not None:

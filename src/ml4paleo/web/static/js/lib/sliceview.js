@@ -45,6 +45,7 @@ export class SliceView {
     this.alpha = { suggestion: 0.4, uncertainty: 0.85, labels: 0.55 };
     this.visible = { suggestion: true, uncertainty: true, labels: true };
     this._frame = 0;
+    this.onViewChange = null; // called after a zoom, pan or fit (the page may want finer pixels then)
     new ResizeObserver(() => this._resize()).observe(stage);
     canvas.addEventListener("wheel", (e) => {
       e.preventDefault();
@@ -84,6 +85,7 @@ export class SliceView {
     this.ty = (ch - this.height * this.aspect * this.scale) / 2;
     this.fitted = true;
     this.redraw();
+    if (this.onViewChange) this.onViewChange();
   }
 
   zoomAt(sx, sy, factor) {
@@ -94,6 +96,7 @@ export class SliceView {
     this.ty = sy - iy * s * this.aspect;
     this.fitted = false;
     this.redraw();
+    if (this.onViewChange) this.onViewChange();
   }
 
   panBy(dx, dy) {
@@ -101,6 +104,16 @@ export class SliceView {
     this.ty += dy;
     this.fitted = false;
     this.redraw();
+    if (this.onViewChange) this.onViewChange();
+  }
+
+  /** The image region on screen: {r0, c0, r1, c1} (rows and columns, end-exclusive, clipped). */
+  visibleRegion() {
+    const cw = this.stage.clientWidth, ch = this.stage.clientHeight;
+    const c0 = Math.max(0, Math.floor(-this.tx / this.scale)), c1 = Math.min(this.width, Math.ceil((cw - this.tx) / this.scale));
+    const r0 = Math.max(0, Math.floor(-this.ty / (this.scale * this.aspect)));
+    const r1 = Math.min(this.height, Math.ceil((ch - this.ty) / (this.scale * this.aspect)));
+    return { r0, c0, r1: Math.max(r0 + 1, r1), c1: Math.max(c0 + 1, c1) };
   }
 
   /** Client (mouse) coordinates → continuous image coordinates (pixel x covers [x, x+1)). */

@@ -42,25 +42,74 @@ const sliceName = (axis, index) => `${PLANE_NAME[axis]} ${axis} ${index}`;
 const windowQuery = () => (windowLevel.query() ? `&window=${windowLevel.query()}` : "");
 
 let loading = 0; // ticket of the newest slice request: older answers are dropped
+const VIEW = `page-${Math.random().toString(36).slice(2, 12)}`; // this page's view: a newer prediction supersedes ours
+let imageLevel = 0; // pyramid level of the gray image shown (0: full resolution)
+
+/** The coarsest pyramid level with at least one pixel per device pixel at `scale` (CSS pixels per
+ * image pixel); the server answers with its coarsest level when there are fewer. */
+function levelFor(scale) {
+  const perPixel = 1 / Math.max(1e-6, scale * (window.devicePixelRatio || 1));
+  return Math.max(0, Math.floor(Math.log2(perPixel) + 1e-9));
+}
+
+/** The pyramid level nearest the screen's resolution at `scale`: the overlay's first pass, a quick
+ * look refined at full resolution right after (a 1024² slice on a 700-pixel stage: level 1). */
+function overlayLevel(scale) {
+  const perPixel = 1 / Math.max(1e-6, scale * (window.devicePixelRatio || 1));
+  return Math.max(0, Math.round(Math.log2(perPixel)));
+}
+
+/** The scale at which a w×h plane (pixel `aspect`) fits the stage, as the view fits it. */
+function fittedScale(w, h, aspect) {
+  const stage = $("stage");
+  return Math.min(stage.clientWidth / w, stage.clientHeight / (h * aspect)) * 0.96;
+}
+
+/** A level's image (or labels) `png` covering `region` [r0, c0, r1, c1] with `factors` [rows, cols]
+ * full-resolution pixels per pixel, drawn into a w×h full-resolution copy of `base` (or zeros). */
+function toFullResolution(png, w, h, factors, region, base = null) {
+  const out = base ? base.slice() : new Uint8Array(w * h);
+  const [fr, fc] = factors || [1, 1];
+  const [r0, c0, r1, c1] = region || [0, 0, h, w];
+  const src = png.values, pw = png.width;
+  for (let y = r0; y < r1; y++) {
+    const row = Math.floor((y - r0) / fr) * pw, o = y * w;
+    for (let x = c0; x < c1; x++) out[o + x] = src[row + Math.floor((x - c0) / fc)];
+  }
+  return out;
+}
+
+/** The slice image of `index` across `axis` at `level`, as the server sends it (JSON with the PNG). */
+const sliceImage = (axis, index, level) =>
+  api(`/api/annotate/${enc}/images/next?axis=${axis}${index === null || index === undefined ? "" : `&index=${index}`}` +
+    `&level=${level}${windowQuery()}`);
+
 /** Show slice `index` across `axis` (index null: the one the server suggests on that plane),
- * saving the current one first. */
+ * saving the current one first. The image comes from the pyramid level the fitted view needs. */
 async function loadSlice(index, axis = state.axis) {
   if (state.unsaved) await save();
   const ticket = ++loading;
-  const at = index === null || index === undefined ? "" : `&index=${index}`;
-  const data = await api(`/api/annotate/${enc}/images/next?axis=${axis}${at}${windowQuery()}`);
+  const shape = (state.job && state.job.shape) || null;
+  const { u, v } = PLANE[axis];
+  // another slice of the plane shown keeps the view's zoom; a new plane is fitted to the stage
+  const scale = state.labels && state.axis === axis && !view.slice.fitted ? view.slice.scale
+    : shape ? fittedScale(shape[AXIS_INDEX[u]], shape[AXIS_INDEX[v]], pixelAspect(axis)) : 1;
+  const level = levelFor(scale);
+  const data = await sliceImage(axis, index, level);
   const png = await decodePng(base64ToBytes(data.image));
   if (ticket !== loading) return;
   const [h, w] = data.shape || [png.height, png.width];
-  if (png.width !== w || png.height !== h) throw new Error(`slice image is ${png.width}×${png.height}, expected ${w}×${h}`);
+  const [ih, iw] = data.image_shape || [h, w];
+  if (png.width !== iw || png.height !== ih) throw new Error(`slice image is ${png.width}×${png.height}, expected ${iw}×${ih}`);
   let values = null;
   if (state.annotated.has(sliceKey(data.axis, data.index))) {
     const mask = await fetchPng(annotationUrl(data.axis, data.index));
     if (mask) values = mask.values;
     if (ticket !== loading) return;
   }
+  imageLevel = data.level || 0;
   state.setSlice({ axis: data.axis, index: data.index, depth: data.depth, aspect: pixelAspect(data.axis),
-    gray: png.values, labels: new LabelBuffer(w, h, values) });
+    gray: imageLevel ? toFullResolution(png, w, h, data.factors) : png.values, labels: new LabelBuffer(w, h, values) });
   renderGallery();
   history.replaceState(null, "", data.axis === "z" ? `?z=${data.index}` : `?axis=${data.axis}&index=${data.index}`);
   await refreshPrediction();
@@ -81,13 +130,30 @@ function openPlane(axis) {
   return loadSlice(null, axis);
 }
 
-/** The slice shown, through the window just chosen (same slice, same labels). */
-async function reloadImage() {
+/** The slice shown, through the window just chosen (same slice, same labels), at `level`
+ * (default: the level shown). */
+async function reloadImage(level = imageLevel) {
   const { axis, index } = state;
   if (index === null) return;
-  const png = await fetchPng(`/api/job/${enc}/slice/${axis}/${index}.png?window=${windowLevel.query()}`);
-  if (png && state.axis === axis && state.index === index) state.setGray(png.values);
+  const data = await sliceImage(axis, index, level);
+  if (state.axis !== axis || state.index !== index || !state.labels) return;
+  const png = await decodePng(base64ToBytes(data.image));
+  if (state.axis !== axis || state.index !== index) return;
+  imageLevel = data.level || 0;
+  const { width: w, height: h } = state.labels;
+  state.setGray(imageLevel ? toFullResolution(png, w, h, data.factors) : png.values);
 }
+
+// After a zoom or pan: finer pixels where the view now shows more of them, image and overlay.
+let resolutionTimer = 0;
+view.slice.onViewChange = () => {
+  clearTimeout(resolutionTimer);
+  resolutionTimer = setTimeout(() => guarded(async () => {
+    if (state.index === null) return;
+    if (levelFor(view.slice.scale) < imageLevel) await reloadImage(levelFor(view.slice.scale));
+    await refreshPrediction();
+  }), 300);
+};
 
 $("slice").addEventListener("change", (e) => guarded(() => loadSlice(Number(e.target.value))));
 $("next-slice").addEventListener("click", () => guarded(nextSuggested));
@@ -248,7 +314,8 @@ async function draft() {
   const { axis, index } = state;
   const key = sliceKey(axis, index);
   const onZ = axis === "z";
-  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, onZ ? { z: index } : {});
+  const level = overlayLevel(view.slice.scale); // the draft predicts the view's level; the route refines it
+  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, onZ ? { z: index, level } : {});
   for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 200)) {
     const d = await api(`/api/annotate/${enc}/draft${onZ ? `?z=${index}` : ""}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
@@ -257,9 +324,14 @@ async function draft() {
       if (!d.ready.prediction || state.showDoubt) return refreshPrediction(); // the route gives the uncertainty too
       if (completionPinned()) return;
       const png = await decodePng(base64ToBytes(d.ready.prediction));
-      state.setSuggestion({ values: png.values, offset: 1, key: `${newestDraft}/${key}`, source: "prediction",
-        basis: overlayBasis(key) });
-      state.say(`Prediction of model ${newestDraft} (draft) shown (P hides it).`);
+      if (ticket !== draftTicket || state.key !== key || !state.labels) return;
+      const coarse = d.ready.level || 0;
+      const { width: w, height: h } = state.labels;
+      state.setSuggestion({ values: coarse ? toFullResolution(png, w, h, d.ready.factors, null) : png.values, offset: 1,
+        key: `${newestDraft}/${key}`, source: "prediction", basis: overlayBasis(key), level: coarse,
+        covers: coarse ? [0, 0, 0, 0] : null });
+      state.say(`Prediction of model ${newestDraft} (draft) shown${coarse ? ` (level ${coarse}, refining…)` : ""} (P hides it).`);
+      if (coarse) await refreshPrediction();
       return;
     }
     if (d.error && !d.pending) { state.say(`No draft model: ${d.error}`); return; }
@@ -272,22 +344,37 @@ async function draft() {
  * basis is not asked for again; a new draft or a new full model changes it. */
 const overlayBasis = (key) => `${state.model ? state.model.model_id : ""}|${newestDraft}/${key}${state.showDoubt ? "/doubt" : ""}`;
 
-let predicting = null; // {basis, promise} of the prediction request on its way: never asked for twice
+let predicting = null; // {basis, promise, abort} of the prediction on its way: never asked for twice
+
+/** The visible region as the prediction route takes it (null: the whole plane is visible). */
+function visibleRegion() {
+  const { r0, c0, r1, c1 } = view.slice.visibleRegion();
+  const { width: w, height: h } = state.labels;
+  return r0 === 0 && c0 === 0 && r1 >= h && c1 >= w ? null : [r0, c0, r1, c1];
+}
+
+/** Whether `outer` [r0, c0, r1, c1] (null: everything) holds `inner`. */
+const covers = (outer, inner) => !outer || (inner && outer[0] <= inner[0] && outer[1] <= inner[1] && outer[2] >= inner[2] && outer[3] >= inner[3]);
+
 /** The newest model's prediction of the slice shown, as the suggestion (once per basis, see
- * overlayBasis). A completion the user asked for stays until the next edit. */
+ * overlayBasis): first on the pyramid level the view shows, then refined at full resolution over
+ * what is visible. A newer basis aborts the request on its way (the server stops its work: same
+ * view). A completion the user asked for stays until the next edit. */
 async function refreshPrediction() {
   const { model, axis, index } = state;
   if (index === null || (!model && !newestDraft) || completionPinned()) return;
   const key = sliceKey(axis, index);
   const basis = overlayBasis(key);
-  if (state.suggestion && state.suggestion.basis === basis) return;
+  const s = state.suggestion;
+  const region = visibleRegion();
+  if (s && s.basis === basis && s.level === 0 && covers(s.covers, region)) return;
   if (predicting) {
     if (predicting.basis === basis) return predicting.promise;
-    await predicting.promise.catch(() => {});
-    return refreshPrediction(); // the models or the slice changed meanwhile: ask for the newer one
+    predicting.abort.abort();
   }
-  const promise = askPrediction(axis, index, basis);
-  predicting = { basis, promise };
+  const abort = new AbortController();
+  const promise = predictPasses(axis, index, basis, region, abort.signal);
+  predicting = { basis, promise, abort };
   try {
     await promise;
   } finally {
@@ -295,21 +382,45 @@ async function refreshPrediction() {
   }
 }
 
-/** Ask the prediction route for slice `index` across `axis` and show it (unless the page moved on). */
-async function askPrediction(axis, index, basis) {
+/** The coarse pass (when the view shows a pyramid level and nothing of this basis is shown yet),
+ * then the full-resolution pass over `region`. */
+async function predictPasses(axis, index, basis, region, signal) {
+  const coarse = overlayLevel(view.slice.scale);
+  const shown = state.suggestion && state.suggestion.basis === basis;
+  if (coarse > 0 && !shown) {
+    if (!(await askPrediction(axis, index, basis, { level: coarse }, signal))) return;
+  }
+  await askPrediction(axis, index, basis, { level: 0, region }, signal);
+}
+
+/** Ask the prediction route for slice `index` across `axis` (`level`, `region`) and show it
+ * (unless the page moved on); true when shown. */
+async function askPrediction(axis, index, basis, { level = 0, region = null } = {}, signal = undefined) {
   const key = sliceKey(axis, index);
   try {
-    const data = await post(`/api/annotate/${enc}/data/predict`, { axis, index, uncertainty: state.showDoubt });
-    if (state.key !== key || completionPinned()) return;
+    const body = { axis, index, uncertainty: state.showDoubt, level, view: VIEW, ...(region ? { region } : {}) };
+    const data = await api(`/api/annotate/${enc}/data/predict`, { method: "POST", body, signal });
+    if (state.key !== key || completionPinned()) return false;
     const png = await decodePng(base64ToBytes(data.prediction));
-    const doubt = data.uncertainty ? (await decodePng(base64ToBytes(data.uncertainty))).values : null;
-    if (state.key !== key || completionPinned()) return;
+    const doubtPng = data.uncertainty ? await decodePng(base64ToBytes(data.uncertainty)) : null;
+    if (state.key !== key || completionPinned() || !state.labels) return false;
+    const { width: w, height: h } = state.labels;
+    const prev = state.suggestion && state.suggestion.basis === basis && state.suggestion.source === "prediction" ? state.suggestion : null;
+    const full = data.level === 0 && !data.region ? null : [data.factors, data.region];
+    const values = full ? toFullResolution(png, w, h, ...full, prev && prev.values) : png.values;
+    const doubt = doubtPng ? (full ? toFullResolution(doubtPng, w, h, ...full, prev && prev.doubt) : doubtPng.values) : null;
+    const whole = data.region && data.region[0] === 0 && data.region[1] === 0 && data.region[2] >= h && data.region[3] >= w;
     const modelId = data.model_id;
     // class indices: annotation value - 1
-    state.setSuggestion({ values: png.values, offset: 1, key: `${modelId}/${key}`, source: "prediction", basis, doubt });
-    state.say(`Prediction of model ${data.draft ? `${modelId} (draft)` : shortId(modelId)} shown (P hides it).`);
+    state.setSuggestion({ values, offset: 1, key: `${modelId}/${key}`, source: "prediction", basis, doubt,
+      level: data.level || 0, covers: data.level ? [0, 0, 0, 0] : (whole ? null : data.region) });
+    state.say(`Prediction of model ${data.draft ? `${modelId} (draft)` : shortId(modelId)} shown` +
+      `${data.level ? ` (level ${data.level}, refining…)` : ""} (P hides it).`);
+    return true;
   } catch (err) {
+    if (err && err.name === "AbortError") return false;
     if (!(err instanceof ApiError && err.status === 409)) throw err;
+    return false;
   }
 }
 

@@ -1,0 +1,214 @@
+"""``bench/fullsize.py --web``: the scan through the web API and its runners, as the page calls them.
+
+Starts ``ml4paleo serve`` (waitress + runner processes) on a data folder of its own with the work
+folder as its import root, registers the folder of TIFF slices where it lies (``/api/job/import``,
+converted in place), then times: the first XY
+slice and 10 switches (at the level the page's stage shows), an XZ plane, strokes on two slices
+each followed by its first draft, the full model, previews of unseen XY and XZ planes by it (on the
+level nearest the stage's resolution, as the page asks first, and at full resolution), the segmentation (train +
+segment, voxels/s) and the time from the segmentation to its NIfTI download. The peak RSS is
+summed over the server's process tree (sampled every 0.2 s), overall and while painting.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+STAGE = 672
+"""Device pixels of the stage's height (the annotation page at 1400 x 900, device pixel ratio 1):
+the levels the page asks for follow it."""
+
+
+class TreeRss(threading.Thread):
+    """Peak RSS summed over a process and its children; ``mark()`` starts a new phase."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self.proc, self.peak, self.phase, self.done = psutil.Process(pid), 0, 0, threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.done.is_set():
+            try:
+                total = sum(p.memory_info().rss for p in [self.proc, *self.proc.children(recursive=True)])
+            except psutil.Error:
+                total = 0
+            self.peak, self.phase = max(self.peak, total), max(self.phase, total)
+            self.done.wait(0.2)
+
+    def cpu(self) -> float:
+        """CPU seconds of the process tree so far (the children alive now)."""
+        import psutil
+
+        total = 0.0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                c = p.cpu_times()
+                total += c.user + c.system
+            except psutil.Error:
+                pass
+        return total
+
+    def mark(self) -> int:
+        phase, self.phase = self.phase, 0
+        return phase
+
+
+def _level(n: int) -> int:
+    """The image level the page asks for (at most one image pixel per screen pixel)."""
+    return max(0, int(math.floor(math.log2(n / (STAGE * 0.96)) + 1e-9)))
+
+
+def _overlay_level(n: int) -> int:
+    """The overlay's first level (the nearest to the screen's resolution)."""
+    return max(0, round(math.log2(n / (STAGE * 0.96))))
+
+
+def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segment: bool = True,
+            depth: int | None = None) -> int:
+    import requests
+
+    from ml4paleo.io.png import encode_png
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = work / "web-data"
+    log = open(work / "serve.log", "wb")
+    exe = str(Path(sys.executable).parent / "ml4paleo")
+    env = {**os.environ, "ML4PALEO_IMPORT_ROOTS": str(work.resolve())}
+    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--data", str(data)], stdout=log, env=env,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    rss = TreeRss(proc.pid)
+    rss.start()
+    http = requests.Session()
+
+    def call(method: str, path: str, expect=(200,), **kw):
+        r = http.request(method, url + path, timeout=900, **kw)
+        if r.status_code not in expect:
+            raise SystemExit(f"{method} {path}: {r.status_code} {r.text[:300]}")
+        return r
+
+    def timed(fn):
+        t = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t, out
+
+    def timed_cpu(fn):
+        c, t = rss.cpu(), time.perf_counter()
+        fn()
+        return time.perf_counter() - t, rss.cpu() - c
+
+    def say(name: str, value: str) -> None:
+        print(f"{name:<44} {value}", flush=True)
+
+    try:
+        for _ in range(300):
+            try:
+                if http.get(url + "/api/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                if proc.poll() is not None:
+                    raise SystemExit(f"ml4paleo serve exited with {proc.returncode}; see {work / 'serve.log'}")
+                time.sleep(0.2)
+        t = time.perf_counter()
+        job = call("POST", "/api/job/import", (202,), json={"path": str(slices.resolve()), "name": f"fullsize {n}",
+                                                             "voxel_size": [1, 1, 1], "unit": "um"}).json()["job_id"]
+        while (doc := call("GET", f"/api/job/{job}/status").json())["status"] != "converted":
+            if doc["status"] == "error":
+                raise SystemExit(f"conversion failed: {doc['error']}")
+            time.sleep(0.1)
+        say("register from disk + conversion", f"{time.perf_counter() - t:.1f} s")
+        depth = n if depth is None else depth
+        level = _level(n)
+        rss.mark()
+        z0 = depth // 3
+        first, _ = timed(lambda: call("GET", f"/api/annotate/{job}/images/next?z={z0}&level={level}"))
+        switches = [timed(lambda z=z: call("GET", f"/api/annotate/{job}/images/next?z={z}&level={level}"))[0]
+                    for z in range(z0 + 7, z0 + 77, 7) if z < depth]
+        xz, _ = timed(lambda: call("GET", f"/api/annotate/{job}/images/next?axis=y&index={n // 2}&level={level}"))
+        say(f"first XY slice (level {level})", f"{first:.3f} s")
+        say("10 XY switches p50 / max", f"{statistics.median(switches):.3f} / {max(switches):.3f} s")
+        say("XZ plane", f"{xz:.3f} s")
+        say("peak RSS, all processes, while browsing", f"{rss.mark() / 2**20:.0f} MB")
+
+        drafts = []
+        for z, mask in masks.items():  # strokes, then the first draft on the newly painted slice
+            t, c = time.perf_counter(), rss.cpu()
+            call("POST", f"/api/annotate/{job}/data/submit", json={"z": z, "mask": base64.b64encode(encode_png(mask)).decode()})
+            rev = call("POST", f"/api/annotate/{job}/draft", (202,),
+                       json={"z": z, "level": _overlay_level(n)}).json()["annotation_rev"]
+            while True:
+                d = call("GET", f"/api/annotate/{job}/draft?z={z}").json()
+                if d["ready"] and d["ready"]["annotation_rev"] >= rev and d["ready"].get("prediction"):
+                    break
+                if d["error"] and not d["pending"]:
+                    raise SystemExit(f"draft failed: {d['error']}")
+                time.sleep(0.05)
+            drafts.append((time.perf_counter() - t, rss.cpu() - c))
+        say("first draft on a newly painted slice", "  ".join(f"{w:.2f} s (CPU {c:.2f} s)" for w, c in drafts))
+        say("peak RSS, all processes, while painting", f"{rss.mark() / 2**20:.0f} MB")
+        t = time.perf_counter()  # the full model, as the page queues it when painting pauses
+        model = call("POST", f"/api/job/{job}/retrain", (202,)).json()["model_id"]
+        while not any(m["model_id"] == model and m["status"] == "ready"
+                      for m in call("GET", f"/api/job/{job}/status").json()["models"]):
+            time.sleep(0.2)
+        say("full model (retrain, the default method choice)", f"{time.perf_counter() - t:.1f} s")
+        unseen = {"z": [depth // 5, 2 * depth // 5 + 3, 4 * depth // 5], "y": [n // 5, n // 2 + 5, 4 * n // 5]}
+        for lv, name in ((_overlay_level(n), "view level"), (0, "full resolution")):
+            for axis, plane in (("z", "XY"), ("y", "XZ")):
+                runs = [timed_cpu(lambda i=i: call("POST", f"/api/annotate/{job}/data/predict",
+                                                   json={"axis": axis, "index": i, "level": lv, "view": "bench"}))
+                        for i in unseen[axis]]
+                say(f"preview of an unseen {plane} plane, {name} ({lv})",
+                    f"p50 {statistics.median(w for w, _ in runs):.2f} s, CPU p50 "
+                    f"{statistics.median(c for _, c in runs):.2f} s (" + ", ".join(f"{w:.2f}" for w, _ in runs) + ")")
+            unseen = {k: [i + 2 for i in v] for k, v in unseen.items()}
+        say("peak RSS, all processes, training and previews", f"{rss.mark() / 2**20:.0f} MB")
+
+        if not segment:
+            print(f"load: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+            return 0
+        t = time.perf_counter()
+        seg = call("POST", f"/api/job/{job}/start", (202,)).json()["seg_id"]
+        while (doc := call("GET", f"/api/job/{job}/status").json())["status"] not in ("segmented", "meshing_queued",
+                                                                                      "meshing", "meshed"):
+            if doc["status"] == "error":
+                raise SystemExit(f"segmentation failed: {doc['error']}")
+            time.sleep(0.2)
+        segmented = time.perf_counter() - t
+        say("train + segment", f"{segmented:.1f} s, {n * n * depth / segmented / 1e6:.2f} M voxels/s")
+        t = time.perf_counter()
+        while http.get(url + f"/api/job/{job}/segmentation/{seg}/download/nifti", timeout=900,
+                       stream=True).status_code != 200:
+            if time.perf_counter() - t > 1800:
+                raise SystemExit("the NIfTI export was not ready within 30 minutes")
+            time.sleep(0.5)
+        say("NIfTI export ready after the segmentation", f"{time.perf_counter() - t:.1f} s")
+        say("peak RSS, all processes, whole run", f"{rss.peak / 2**20:.0f} MB")
+        print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
+    finally:
+        rss.done.set()
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its runners
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    return 0
