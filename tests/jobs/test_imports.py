@@ -272,13 +272,13 @@ def test_a_conversion_taken_over_after_the_upload_was_deleted_reads_the_volume(w
     store = world["store"]
     tifffile.imwrite(tmp_path / "v.tif", world["volume"])
     payload = (tmp_path / "v.tif").read_bytes()
-    job_id = store.create_job("taken over")["job_id"]
+    job_id = store.jobs.create_job("taken over")["job_id"]
     target = store.paths(job_id).upload_file("v.tif")
     target.parent.mkdir(parents=True)
-    store.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
+    store.uploads.begin_chunk(job_id, "v.tif", 0, len(payload), len(payload))
     target.write_bytes(payload)
-    store.end_chunk(job_id, "v.tif", 0, len(payload))
-    store.upload_complete(job_id)
+    store.uploads.end_chunk(job_id, "v.tif", 0, len(payload))
+    store.uploads.upload_complete(job_id)
     convert_all(store)
     paths = store.paths(job_id)
     assert not paths.upload.exists()
@@ -297,12 +297,12 @@ def test_a_folder_holding_a_link_out_of_the_roots_is_refused_at_registration_and
     os.symlink(outside / "private.tif", mixed / "s999.tif")
     with pytest.raises(Forbidden, match="leads out of the import roots"):
         register_scan(store, store.settings, str(mixed), "x")
-    assert store.list_jobs() == []
+    assert store.jobs.list_jobs() == []
     (mixed / "s999.tif").unlink()
     os.symlink(root / "stack" / "s000.tif", mixed / "s999.tif")  # a link that stays inside is fine
     job = register_scan(store, store.settings, str(mixed), "x")
     (mixed / "s999.tif").unlink()
     os.symlink(outside / "private.tif", mixed / "s999.tif")  # changed between registration and conversion
-    Runner(store.settings, "convert", store=store).drain()
-    doc = store.job_doc(job["job_id"])
+    Runner(store.settings, "convert", store=store.claims).drain()
+    doc = store.jobs.job_doc(job["job_id"])
     assert doc["status"] == "error" and "leads out of the import roots" in doc["error"]
