@@ -81,7 +81,8 @@ def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page)
 
     # the window on raw values: the slice is rendered again by the server for the new window
     before = canvas(page)
-    with page.expect_response(lambda resp: "/slice/y/20.png?window=29998" in resp.url):
+    # the page reads planes from the pyramid level its view needs (images/next), the window in the query
+    with page.expect_response(lambda resp: "images/next?axis=y&index=20" in resp.url and "window=29998" in resp.url):
         page.evaluate("""() => {
           const lo = document.getElementById('win-lo'), hi = document.getElementById('win-hi');
           hi.value = '30045'; hi.dispatchEvent(new Event('input'));
@@ -90,7 +91,7 @@ def test_paint_an_xz_slice_accept_its_completion_and_window_the_raw_values(page)
     page.wait_for_function(f"document.getElementById('view').toDataURL() !== {before!r}")
     assert page.locator("#win-lo-out").inner_text() == "29998"
     narrow = canvas(page)
-    with page.expect_response(lambda resp: "/slice/y/20.png?window=" in resp.url):
+    with page.expect_response(lambda resp: "images/next?axis=y&index=20" in resp.url and "window=" in resp.url):
         page.click("#win-full")
     page.wait_for_function(f"document.getElementById('view').toDataURL() !== {narrow!r}")
     assert page.locator("#win-hi-out").inner_text() == "60000"
