@@ -367,6 +367,8 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     page.goto(f"/job/{job_id}")
     page.click("#voxel-box summary")
     form = page.locator("#voxel-form")
+    # the form is filled from the job's status once it has loaded (a race under load: read it empty once)
+    page.wait_for_function("document.querySelector('#voxel-form input[name=z]').value !== ''")
     assert form.locator("input[name=z]").input_value() == "2"
     assert "keep the units they were made with" in page.locator("#voxel-box").inner_text()
     form.locator("input[name=z]").fill("3")

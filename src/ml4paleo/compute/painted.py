@@ -29,18 +29,20 @@ def keep_painted(values: np.ndarray, planes: Iterable[PaintedPlane], start: Sequ
             continue
         rest = [a for a in range(3) if a != axis]
         window = mask[start[rest[0]]:stop[rest[0]], start[rest[1]]:stop[rest[1]]]
-        painted = window > 0
-        if not painted.any():
-            continue
         at: list = [slice(None)] * 3
         at[axis] = index - start[axis]
-        plane = values[tuple(at)]  # a view: writes land in ``values``
-        classes = window[painted].astype(np.intp) - 1
-        if values.ndim == 4:
-            plane[painted] = np.eye(values.shape[-1], dtype=values.dtype)[classes]
-        else:
-            plane[painted] = classes
+        _paint(values[tuple(at)], window, one_hot=values.ndim == 4)  # a view: writes land in ``values``
     return values
+
+
+def _paint(target: np.ndarray, window: np.ndarray, one_hot: bool) -> None:
+    """Set ``target``'s painted voxels (``window`` > 0) to their class in place: an index, or a
+    one-hot row of probabilities."""
+    painted = window > 0
+    if not painted.any():
+        return
+    classes = window[painted].astype(np.intp) - 1
+    target[painted] = np.eye(target.shape[-1], dtype=target.dtype)[classes] if one_hot else classes
 
 
 def keep_painted_on_grid(values: np.ndarray, planes: Iterable[PaintedPlane], axis: int, index: int,
@@ -66,12 +68,5 @@ def keep_painted_on_grid(values: np.ndarray, planes: Iterable[PaintedPlane], axi
             line = mask[index, along] if axis < (v_axis if p_axis == u_axis else u_axis) else mask[along, index]
             window = line[None, :] if p_axis == u_axis else line[:, None]
             target = values[hit[0]:hit[0] + 1] if p_axis == u_axis else values[:, hit[0]:hit[0] + 1]
-        painted = window > 0
-        if not painted.any():
-            continue
-        classes = window[painted].astype(np.intp) - 1
-        if values.ndim == 3:
-            target[painted] = np.eye(values.shape[-1], dtype=values.dtype)[classes]
-        else:
-            target[painted] = classes
+        _paint(target, window, one_hot=values.ndim == 3)
     return values
