@@ -43,10 +43,10 @@ def test_default_bank_has_every_filter_at_every_scale():
     settings = FeatureSettings()
     names = feature_names(settings)
     assert settings.sigmas == (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
-    # orientation (6 tensor components, 2 eigenvalues) from scale 1.5 up
-    assert len(names) == 1 + 6 * (4 + 3 + 3) + 4 * 8 == settings.n_features
+    # orientation (6 tensor components, 2 eigenvalues) at the scales from 1.5 to 6
+    assert len(names) == 1 + 6 * (4 + 3 + 3) + 3 * 8 == settings.n_features
     assert halo(settings) >= int(4 * 10 + 0.5)  # the largest Gaussian's reach at least
-    assert len(feature_names(FeatureSettings(two_d=True))) == 1 + 6 * (4 + 2 + 2) + 4 * 4
+    assert len(feature_names(FeatureSettings(two_d=True))) == 1 + 6 * (4 + 2 + 2) + 3 * 4
 
 
 def test_filters_match_their_definitions(rng):
@@ -123,7 +123,7 @@ def test_selected_features_are_the_same_columns_and_chunk_exactly(rng):
     volume = rng.integers(0, 4000, (17, 21, 19)).astype(np.uint16)
     full = compute_features(volume, SMALL)
     names = feature_names(SMALL)
-    chosen = ["dog_s0.7", "st_e2_s1.6", "hessian_e1_s7", "raw", "ggm_s3.5", "dog_s7", "orient_yx_s7", "orient_e3_s1.6"]
+    chosen = ["dog_s0.7", "st_e2_s1.6", "hessian_e1_s7", "raw", "ggm_s3.5", "dog_s7", "orient_yx_s3.5", "orient_e3_s1.6"]
     settings = FeatureSettings(SMALL.sigmas, SMALL.filters, selected=tuple(chosen))
     assert feature_names(settings) == [n for n in names if n in chosen]  # the bank's order
     picked = compute_features(volume, settings)
@@ -205,3 +205,12 @@ def test_compiled_features_are_the_same_features(rng, settings):
     origin = tuple(-p[0] for p in pads)
     assert np.array_equal(block_features(padded, origin, settings, compiled=True),  # type: ignore[arg-type]
                           compute_features(volume, settings))
+
+
+def test_settings_saved_before_orientation_keep_their_bank():
+    """A model saved before ``orient`` joined the bank names its six filters in its metadata:
+    it computes the 61 features it was fitted on, not the new default."""
+    saved = {"sigmas": [0.7, 1.0, 1.6, 3.5, 5.0, 10.0], "filters": ["gaussian", "log", "ggm", "dog", "st", "hessian"],
+             "two_d": False, "downsample": True, "selected": None}
+    settings = FeatureSettings.from_value(saved)
+    assert settings.n_features == 61 and not any(n.startswith("orient") for n in feature_names(settings))

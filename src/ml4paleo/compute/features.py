@@ -3,7 +3,7 @@
 Per scale sigma (in voxels) the ilastik-style set: ``gaussian`` smoothing, ``log`` (Laplacian of
 Gaussian), ``ggm`` (gradient magnitude), ``dog`` (difference of Gaussians, reusing the smoothed
 images), ``st`` (structure-tensor eigenvalues) and ``hessian`` (Hessian eigenvalues), plus the raw
-intensity as feature 0; and ``orient``, at scales from 1.5 up: the fine-grained structure tensor
+intensity as feature 0; and ``orient``, at the scales from 1.5 to 6: the fine-grained structure tensor
 averaged over the scale and divided by its trace, whose components say which way lamellae lie
 relative to the volume's axes and whose eigenvalues say how strongly they are aligned (what
 the rotation-invariant filters cannot see: bone and matrix of the same grain turned another
@@ -52,6 +52,10 @@ would blur away."""
 ORIENT_MIN_SIGMA = 1.5
 """``orient`` is averaged over the bank's scales from this one up; below it the average holds
 a lamella or less, too few to say which way they lie."""
+ORIENT_MAX_SIGMA = 6.0
+"""... and up to this one: above it the fine derivatives a one-slice block (training, preview)
+must compute over the average's reach cost several times the rest of the bank, for little
+(docs/benchmarks.md, "Orientation features")."""
 _AXIS_LETTERS = "zyx"
 
 
@@ -215,7 +219,7 @@ def _all_names(settings: FeatureSettings) -> list[str]:
             if f in ("st", "hessian"):
                 names += [f"{f}_e{i + 1}_s{s:g}" for i in range(n_eig)]
             elif f == "orient":
-                if s >= ORIENT_MIN_SIGMA:
+                if ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA:
                     names += [f"orient_{part}_s{s:g}" for part in _orient_parts(settings)]
             else:
                 names.append(f"{f}_s{s:g}")
