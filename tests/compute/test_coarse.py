@@ -19,6 +19,18 @@ def test_coarse_settings_divide_the_sigmas_and_keep_the_selected_columns():
         coarse_settings(full, 0)
 
 
+def test_coarse_settings_keep_the_orientation_scales():
+    """``orient`` runs at the scales the model was trained with, divided like the rest, even where
+    the divided scale falls out of the default range (1.6 / 2 = 0.8)."""
+    full = FeatureSettings(selected=("orient_yx_s1.6", "orient_e1_s5", "gaussian_s10"))
+    assert full.orient_sigmas == (1.6, 3.5, 5.0)
+    coarse = coarse_settings(full, 2)
+    assert coarse.orient_sigmas == (0.8, 1.75, 2.5)
+    assert feature_names(coarse) == ["orient_yx_s0.8", "orient_e1_s2.5", "gaussian_s5"]
+    assert len(feature_names(coarse.bank())) == len(feature_names(full.bank()))
+    assert FeatureSettings.from_value(coarse.to_dict()) == coarse
+
+
 def test_level_factors_follow_the_pyramid():
     shapes = [(5, 1000, 600), (3, 500, 300), (2, 250, 150), (1, 125, 75)]
     assert level_factors(shapes, 0) == (1, 1, 1)

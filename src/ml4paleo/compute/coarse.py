@@ -11,6 +11,8 @@ first look, refined at full resolution.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ml4paleo.compute.downsample import pyramid_factors
 from ml4paleo.compute.features import FeatureSettings, feature_names
 
@@ -25,12 +27,12 @@ def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
         raise ValueError(f"factor must be a positive integer; got {factor!r}")
     if factor == 1:
         return settings
-    sigmas = tuple(float(s) / factor for s in settings.sigmas)
-    whole = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample)
-    scaled_whole = FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample)
-    rename = dict(zip(feature_names(whole), feature_names(scaled_whole)))
+    whole = settings.bank()
+    scaled_whole = dataclasses.replace(whole, sigmas=tuple(float(s) / factor for s in settings.sigmas),
+                                       orient_sigmas=tuple(float(s) / factor for s in settings.orient_sigmas or ()))
+    rename = dict(zip(feature_names(whole), feature_names(scaled_whole), strict=True))
     selected = tuple(rename[n] for n in settings.selected) if settings.selected is not None else None
-    return FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample, selected)
+    return dataclasses.replace(scaled_whole, selected=selected)
 
 
 def level_factors(level_shapes, level: int) -> tuple[int, int, int]:

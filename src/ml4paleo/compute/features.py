@@ -19,6 +19,7 @@ docs/benchmarks.md ("Filter bank").
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
@@ -70,6 +71,11 @@ class FeatureSettings:
     selected: tuple[str, ...] | None = None
     """A subset of the bank's feature names (as chosen by training's feature selection): only
     these are returned, and only the filters they need are computed."""
+    orient_sigmas: tuple[float, ...] | None = None
+    """The scales ``orient`` is computed at, among ``sigmas`` (None: those from
+    :data:`ORIENT_MIN_SIGMA` to :data:`ORIENT_MAX_SIGMA`). Saved with the model, so that the bank
+    on a coarser pyramid level (every sigma divided, :mod:`ml4paleo.compute.coarse`) keeps the
+    same features."""
 
     def __post_init__(self) -> None:
         sigmas = tuple(float(s) for s in self.sigmas)
@@ -83,6 +89,15 @@ class FeatureSettings:
             raise InputError(f"features: filters must be among {', '.join(FILTERS)}; got {self.filters!r}")
         object.__setattr__(self, "sigmas", tuple(sorted(sigmas)))
         object.__setattr__(self, "filters", tuple(f for f in FILTERS if f in filters))
+        if "orient" not in filters:
+            orient: tuple[float, ...] = ()
+        elif self.orient_sigmas is None:
+            orient = tuple(s for s in self.sigmas if ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA)
+        else:
+            orient = tuple(sorted(float(s) for s in self.orient_sigmas))
+            if not set(orient) <= set(self.sigmas):
+                raise InputError(f"features: orient_sigmas must be among the sigmas; got {self.orient_sigmas!r}")
+        object.__setattr__(self, "orient_sigmas", orient)
         if self.selected is not None:
             everything = _all_names(self)
             chosen = set(str(n) for n in self.selected)
@@ -99,21 +114,27 @@ class FeatureSettings:
         elif isinstance(value, FeatureSettings):
             settings = value
         elif isinstance(value, Mapping):
-            unknown = set(value) - {"sigmas", "filters", "two_d", "downsample", "selected"}
+            unknown = set(value) - {"sigmas", "filters", "two_d", "downsample", "selected", "orient_sigmas"}
             if unknown:
                 raise InputError(f"features: unknown settings {sorted(unknown)}")
-            settings = cls(**{k: (tuple(v) if k == "selected" and v is not None else v) for k, v in value.items()})
+            settings = cls(**{k: (tuple(v) if k in ("selected", "orient_sigmas") and v is not None else v)
+                              for k, v in value.items()})
         else:
             raise InputError(f"features must be None, a mapping or FeatureSettings; got {type(value).__name__}")
         if two_d is not None and two_d != settings.two_d:
-            settings = cls(settings.sigmas, settings.filters, two_d, settings.downsample, settings.selected)
+            settings = dataclasses.replace(settings, two_d=two_d)
         return settings
+
+    def bank(self) -> "FeatureSettings":
+        """The whole bank these settings select from (no selection)."""
+        return dataclasses.replace(self, selected=None)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["sigmas"] = list(self.sigmas)
         out["filters"] = list(self.filters)
         out["selected"] = list(self.selected) if self.selected is not None else None
+        out["orient_sigmas"] = list(self.orient_sigmas or ())
         return out
 
     @property
@@ -219,7 +240,7 @@ def _all_names(settings: FeatureSettings) -> list[str]:
             if f in ("st", "hessian"):
                 names += [f"{f}_e{i + 1}_s{s:g}" for i in range(n_eig)]
             elif f == "orient":
-                if ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA:
+                if s in (settings.orient_sigmas or ()):
                     names += [f"orient_{part}_s{s:g}" for part in _orient_parts(settings)]
             else:
                 names.append(f"{f}_s{s:g}")

@@ -361,8 +361,7 @@ def _previous(model_dir: str | Path | None) -> tuple[str | None, FeatureSettings
 
 def _same_bank(ranked: FeatureSettings, settings: FeatureSettings) -> bool:
     """Whether ``ranked`` is a selection from the bank ``settings`` computes."""
-    return (ranked.sigmas, ranked.filters, ranked.two_d, ranked.downsample) == \
-        (settings.sigmas, settings.filters, settings.two_d, settings.downsample)
+    return ranked.bank() == settings.bank()
 
 
 def _complete(array: Any, ann: dict[SliceRef, np.ndarray], K: int,
@@ -492,8 +491,7 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
     ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1, **RANKER).fit(X[keep], y[keep])
     columns = np.sort(np.argsort(ranker.estimator.feature_importances_)[::-1][:select])
     names = feature_names(settings)
-    chosen = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
-                             tuple(names[c] for c in columns))
+    chosen = dataclasses.replace(settings, selected=tuple(names[c] for c in columns))
     return chosen, columns
 
 
