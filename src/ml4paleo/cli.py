@@ -209,6 +209,8 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
             cells = ", ".join(f"{c} {'n/a' if m['dice'] is None else format(m['dice'], '.3f')}" for c, m in metrics.items())
             click.echo(f"  {'*' if name == result.method else ' '} {name}: {cells or 'not scored'}")
     click.echo(f"method: {result.method} ({result.validation.get('reason') or result.validation.get('choice', '')})")
+    if result.network:
+        click.echo(f"U-Net {result.network}")
     for name, m in result.metrics.items():
         dice = "n/a" if m["dice"] is None else f"{m['dice']:.3f}"
         iou = "n/a" if m["iou"] is None else f"{m['iou']:.3f}"
