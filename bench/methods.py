@@ -32,6 +32,8 @@ from ml4paleo.pipelines.train import train_model
 from ml4paleo.testing import phantoms
 
 METHODS = ("forest", "context", "interpolation", "auto")
+TEXTURE_SHAPE = (64, 128, 128)
+"""The texture family's bench size (1 M voxels); the tests draw 32-48 voxel cubes."""
 
 
 def snow():
@@ -52,6 +54,7 @@ VOLUMES = {
     "blobs": lambda: phantoms.touching_blobs(),
     "tubes": lambda: phantoms.thin_tubes(),
     "texture": lambda: phantoms.texture_only(),
+    **{f"tex-{kind}": (lambda kind=kind: phantoms.texture_family(kind, shape=TEXTURE_SHAPE)) for kind in phantoms.TEXTURE_KINDS},
     "snow": snow,
 }
 
