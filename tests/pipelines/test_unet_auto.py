@@ -71,3 +71,20 @@ def test_auto_scores_the_unet_when_a_class_stays_below_the_threshold_and_says_wh
     assert scored.network.startswith("scored: ") and "below 1.01" in scored.network
     report = model_report(tmp_path / "scored")
     assert report["network"] == scored.network and "unet" in report["candidates"]
+
+
+def test_the_cli_says_why_the_unet_was_not_scored(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ml4paleo.cli import main
+    from ml4paleo.io.annotations import write_annotation
+
+    vol, truth = texture_only(shape=(6, 24, 24), seed=0)
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=24)
+    for z in (1, 4):
+        write_annotation(tmp_path / "ann", z, truth[z] + 1)
+    monkeypatch.setattr(train_module, "NETWORK_BELOW", 0.0)
+    out = CliRunner().invoke(main, ["train", str(tmp_path / "vol.ome.zarr"), str(tmp_path / "ann"),
+                                    str(tmp_path / "model"), "--validate", "now", "--sigmas", "1,3.5"])
+    assert out.exit_code == 0, out.output
+    assert "U-Net not scored: " in out.output and "at least 0.0" in out.output

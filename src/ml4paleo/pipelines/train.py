@@ -150,7 +150,9 @@ def train_model(
     ``params`` go to the forest. ``select``: keep only this many most important features (see
     ``DEFAULT_SELECT``); None keeps them all. ``max_train_seconds``: the time the U-Net may
     spend in all (its leave-one-slice-out folds and the final fit share it); with it, ``auto``
-    scores the U-Net too (without it, ``auto`` stays with the fast methods). ``unet_params``:
+    scores the U-Net too (without it, ``auto`` scores it for ``AUTO_UNET_SECONDS`` only when the
+    best fast method leaves a class below ``NETWORK_BELOW``; ``network`` in the result and the
+    metadata says whether it did and why). ``unet_params``:
     the U-Net's hyper-parameters (:data:`ml4paleo.models.unet.DEFAULTS`); with ``epochs`` among
     them each fit trains exactly that many epochs instead of against the clock, so that the
     model and the choice do not depend on the machine's load, and ``auto`` scores the U-Net
