@@ -236,7 +236,7 @@ def test_xz_plane_strokes_train_the_network_and_change_its_answer():
     vol = (1000 + 1000 * bright + 2000 * brighter + np.random.default_rng(0).normal(0, 40, shape)).astype(np.uint16)
     z_slice = np.where(bright[2], 2, np.where(brighter[2], 0, 1)).astype(np.uint8)
     plane = np.where(brighter[:, 28], 2, 1).astype(np.uint8)  # (z, x) at y = 28
-    params = {"epochs": 6, "steps_per_epoch": 8, "batch_size": 4, "patch": 32}
+    params = {"epochs": 6, "steps_per_epoch": 8, "batch_size": 4, "patch": 32, "augment": ("flip", "rot90")}
     alone = make(**params).fit(vol, {2: z_slice}, device="cpu")
     both = make(**params).fit(vol, {2: z_slice, ("y", 28): plane}, device="cpu")
     off_line = brighter[5] & (np.abs(yy[5] - 28) >= 2)

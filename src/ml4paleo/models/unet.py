@@ -41,14 +41,16 @@ DEFAULTS: dict[str, Any] = {
     "width": 8, "depth": 2, "context": 1,
     "epochs": 40, "steps_per_epoch": 8, "batch_size": 8, "patch": 96,
     "lr": 1e-2, "weight_decay": 1e-4, "patience": 8,
-    "augment": ("flip", "rot90"),
+    "augment": (),
 }
 """Hyper-parameters (why these: docs/decisions.md, "U-Net"). ``context``: slices on each side of the
 predicted one given as channels (0: 2D); an epoch is ``steps_per_epoch`` batches of
 ``batch_size`` random ``patch``^2 crops centred near a painted voxel."""
 AUGMENTATIONS = ("flip", "rot90", "intensity")
 """``flip``: mirror x and the order of the context slices; ``rot90``: quarter turns in (y, x);
-``intensity``: grey values scaled by U(0.8, 1.2) and shifted by U(-0.2, 0.2) (normalised units)."""
+``intensity``: grey values scaled by U(0.8, 1.2) and shifted by U(-0.2, 0.2) (normalised units).
+None by default: a quarter turn or a mirror changes the direction of lamellae, which is what
+tells bone from matrix where only the grain's orientation differs (docs/decisions.md, "U-Net")."""
 TILE = 512
 """Inference cuts a region into tiles of at most TILE x TILE output voxels (plus the margin)."""
 BATCH_PIXELS = {"cpu": 1 << 19, "cuda": 1 << 24}
