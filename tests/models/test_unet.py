@@ -129,6 +129,8 @@ def test_heldout_early_stopping_curve_and_time_budget(rng):
     assert round(model.curve[model.best_epochs - 1]["heldout_dice"], 4) == best
     short = make(epochs=50, steps_per_epoch=50, batch_size=2, patch=32).fit(vol, ann, max_seconds=0.01)
     assert len(short.curve) == 1 and short.best_epochs == 1
+    on_cpu = make(epochs=50, steps_per_epoch=50, batch_size=2, patch=32).fit(vol, ann, max_seconds=0.01, clock="cpu")
+    assert len(on_cpu.curve) == 1  # the budget counted in this process's CPU seconds
     done = []
     make(**QUICK).fit(vol, ann, progress=lambda d, t, s="": done.append((d, t, s)))
     assert done[-1][0] == done[-1][1] and done[-1][2]
@@ -180,6 +182,8 @@ def test_bad_inputs(tiny):
         make().fit(vol, ann, heldout=ann)
     with pytest.raises(InputError, match="device"):
         make().fit(vol, ann, device="tpu")
+    with pytest.raises(InputError, match="clock"):
+        make().fit(vol, ann, clock="moon")
     with pytest.raises(InputError, match="unknown U-Net parameter"):
         make(widht=4)
     with pytest.raises(InputError, match="patch"):

@@ -103,6 +103,8 @@ class TrainingSet:
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seconds_per_fit: float | None = None
     """Time budget of one U-Net training (its share of the user's ``max_train_seconds``)."""
+    budget_clock: str = "wall"
+    """What ``seconds_per_fit`` counts: ``wall`` seconds, or ``cpu`` seconds of this process."""
     unet_params: Mapping[str, Any] = field(default_factory=dict)
     """U-Net hyper-parameters; a fixed ``epochs`` makes its training deterministic, unlike the time budget."""
     device: str = "auto"
@@ -277,7 +279,8 @@ class UNetCandidate(Candidate):
         # one torch thread: two contended threads measured 8-10x slower than one (models/unet.py)
         model = UNetSegmenter(ts.classes, n_jobs=1, **ts.unet_params)
         # held-out slices are only watched (keep_best=False): the fold is scored on them afterwards
-        return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit, seed=ts.seed,
+        return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit,
+                         clock=ts.budget_clock, seed=ts.seed,
                          device=ts.device, heldout=watched or None, keep_best=False)
 
     def heldout(self, ts, held):
