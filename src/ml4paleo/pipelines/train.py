@@ -392,13 +392,14 @@ def _complete(array: Any, ann: dict[SliceRef, np.ndarray], K: int,
             corrected[ref] = correct_slice(prior_plane(prior, array.shape, ref), mask, spacing)
             completed.append(ref)
     if corrected:
-        prior = _prior({**full, **corrected}, array.shape, K, voxel_size)
+        prior = _prior({**full, **corrected}, array.shape, K, voxel_size, guessed=frozenset(corrected))
     return prior, [ref for ref in ann if ref in completed]
 
 
 def _prior(full: Mapping[SliceRef, np.ndarray], shape: Sequence[int], K: int,
-           voxel_size: Sequence[float]) -> ShapePrior | None:
-    """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none)."""
+           voxel_size: Sequence[float], guessed: frozenset[SliceRef] = frozenset()) -> ShapePrior | None:
+    """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none);
+    ``guessed``: those of them that are corrections of the prior's own answer."""
     slices, masks, planes = [], [], {}
     for ref in sorted(full):
         if ref.axis == "z":
@@ -410,7 +411,7 @@ def _prior(full: Mapping[SliceRef, np.ndarray], shape: Sequence[int], K: int,
         return None
     _, Y, X = shape
     stack = np.stack(masks) if masks else np.zeros((0, Y, X), np.uint8)
-    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes)
+    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes, guessed)
 
 
 def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
@@ -446,11 +447,14 @@ def _painted_slice(ref: SliceRef, mask: np.ndarray, *, array: Any, prior: ShapeP
                    completed: Sequence[SliceRef], settings: FeatureSettings, max_voxels: int,
                    seed: int) -> PaintedSlice:
     """The feature rows of one painted slice (a sample of its labeled voxels, which bounds memory
-    on full masks) and, for a completed slice, the pseudo rows of the band near its outlines."""
+    on full masks) and, for a slice completed from outline strokes, the pseudo rows of the band
+    near its outlines."""
     sel = mask > 0
     y = mask[sel].astype(np.intp) - 1
     keep = sample_indices(y, "proportional", max_voxels, seed + ref.index)
-    full = prior.mask_of(ref) if ref in completed else None
+    # a correction's mask is the prior's own guess away from its strokes: no pseudo rows from it,
+    # or the context forest would learn that guess as if it were painted
+    full = prior.mask_of(ref) if ref in completed and ref not in prior.guessed else None
     band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
     union = sel | band
     feats = labeled_features(array, ref.index, union, settings, axis=ref.dim)  # row-major over ``union``
