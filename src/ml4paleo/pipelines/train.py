@@ -80,6 +80,13 @@ trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees):
 the full folds' time, and the same choice where measured (docs/benchmarks.md, "Training: quick folds")."""
 FEATURE_THREADS = 2
 """Painted slices featurised at once (memory grows with each, not only the time saved)."""
+CHEAP_VOXELS = 1 << 22
+CHEAP_TREES = 96
+"""A volume of at most ``CHEAP_VOXELS`` voxels gets a final forest of ``CHEAP_TREES`` trees unless
+``params`` name the trees: each retrain re-draws the trees, and on thin structures the draw of
+24 trees alone moved Dice by 0.025 (std over seeds, features fixed) against 0.006 with 96, more
+than a correction stroke moves it. Walking 96 trees over 4 M voxels costs a few seconds; larger
+volumes keep the default (docs/decisions.md, "Retrain variance")."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -228,7 +235,7 @@ def train_model(
 
     # 7. the final model, fitted on every painted slice
     progress(0.85, 1.0, f"fitting the final model ({chosen})")
-    final = candidates[chosen].fit(ts)
+    final = candidates[chosen].fit(dataclasses.replace(ts, params=_final_params(chosen, ts.params, info.shape)))
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
@@ -499,6 +506,16 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
     chosen = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
                              tuple(names[c] for c in columns))
     return chosen, columns
+
+
+def _final_params(method: str, params: Mapping[str, Any], shape: Sequence[int]) -> dict[str, Any]:
+    """The parameters of the final fit of ``method``: ``params``, with ``CHEAP_TREES`` trees for a
+    random forest (``forest``, ``context``) in a small volume unless they name the trees."""
+    out = dict(params)
+    if method in ("forest", "context") and "n_estimators" not in out and \
+            int(np.prod(shape, dtype=np.int64)) <= CHEAP_VOXELS:
+        out["n_estimators"] = CHEAP_TREES
+    return out
 
 
 def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -> tuple[str, ...]:
