@@ -58,7 +58,7 @@ def draft_suggestions(volume_path: str | Path, model_dir: str | Path, painted: C
     # the axes in turn, each from its middle outwards: a budget spent early still saw every axis
     order = [(axis, sorted(idx, key=lambda i: abs(i - shape[axis] / 2))) for axis, idx in sorted(by_axis.items())]
     queue = [(axis, idx[k]) for k in range(PLANES_PER_AXIS) for axis, idx in order if k < len(idx)]
-    found, scored, t0 = [], 0, None
+    found, scored, t0, began = [], 0, None, time.perf_counter()
     for axis, index in queue:
         if t0 is not None and time.perf_counter() - t0 > seconds:
             break
@@ -81,5 +81,6 @@ def draft_suggestions(volume_path: str | Path, model_dir: str | Path, painted: C
     top = found[0]["doubt"] if found else 1.0
     return {"suggestions": [{**{k: v for k, v in s.items() if k != "doubt"}, "score": round(s["doubt"] / top, 4)}
                             for s in found[:TOP]],
-            "draft": True, "level": level, "planes_scored": scored, "estimated_dice": {},
+            "draft": True, "level": level, "planes_scored": scored, "seconds": round(time.perf_counter() - began, 3),
+            "estimated_dice": {},
             "estimated_mean_dice": None, "calibration": CALIBRATION.format(level=level)}
