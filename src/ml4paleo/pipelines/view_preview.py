@@ -24,10 +24,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ml4paleo.compute.coarse import coarse_settings, level_factors
+from ml4paleo.compute.features import compiled_pass_loaded
 from ml4paleo.compute.painted import keep_painted_on_grid
 from ml4paleo.compute.regions import features_of_region, plane_region
 from ml4paleo.errors import InputError
-from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.io.omezarr import read_info
 from ml4paleo.io.planes import cached_planes
 from ml4paleo.models import cached_model
 from ml4paleo.pipelines.preview import cached_features, volume_stamp
@@ -62,7 +63,7 @@ def tile_features(volume_path: str | Path, array: Any, axis: int, index: int, u:
             _tiles.move_to_end(key)
             return _tiles[key]
     start, stop = plane_region(axis, index, u, v)
-    feats = features_of_region(array, start, stop, settings)
+    feats = features_of_region(array, start, stop, settings, compiled=compiled_pass_loaded())
     feats.flags.writeable = False
     with _tiles_lock:
         _tiles[key] = feats
@@ -178,7 +179,7 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     compute_level = level if on_bank else 0
     cf = level_factors(info.level_shapes, compute_level)
     stamp = volume_stamp(volume_path)
-    array = cached_planes(volume_path, stamp) if compute_level == 0 else open_level(volume_path, compute_level)
+    array = cached_planes(volume_path, stamp, level=compute_level)
     bank = coarse_settings(settings, max(cf)) if on_bank and compute_level else settings
     plane_at = index // cf[ax]
     whole = cached_features(volume_path, ax, index, settings) if on_bank and compute_level == 0 else None
@@ -212,7 +213,7 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
                 at[u_ax], at[v_ax] = slice(*u), slice(*v)
                 feats = whole[u[0]:u[1], v[0]:v[1]][None] if ax == 0 else whole[tuple(at)]
             else:
-                feats = features_of_region(array, start, stop, bank)
+                feats = features_of_region(array, start, stop, bank, compiled=compiled_pass_loaded())
             proba = model.proba_from_features(feats, start)
         plane = np.take(proba, 0, axis=ax)[::step_r, ::step_c]
         out[a0 - r0:a0 - r0 + plane.shape[0], b0 - c0:b0 - c0 + plane.shape[1]] = plane
