@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.coarse import coarse_settings, level_factors
+from ml4paleo.compute.coarse import coarse_settings, level_factors, region_on_level
 from ml4paleo.compute.features import compiled_pass_loaded
 from ml4paleo.compute.painted import keep_painted_on_grid
 from ml4paleo.compute.regions import features_of_region, plane_region
@@ -126,19 +126,6 @@ def _checked(axis: str, index: Any, level: Any, shape: Sequence[int], n_levels: 
     return ax, int(index), int(level)
 
 
-def _region_on_level(region: Sequence[int] | None, rows: int, cols: int, fr: int, fc: int) -> tuple[int, int, int, int]:
-    """The level's (row0, col0, row1, col1) covering full-resolution ``region`` of a rows x cols plane."""
-    if region is None:
-        return 0, 0, -(-rows // fr), -(-cols // fc)
-    if len(region) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in region):
-        raise InputError(f"region must be [row0, col0, row1, col1] (integers); got {list(region)!r}"[:200])
-    r0, c0, r1, c1 = (int(v) for v in region)
-    r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, rows), min(c1, cols)
-    if r1 <= r0 or c1 <= c0:
-        raise InputError(f"region must hold at least one pixel of the {rows} x {cols} plane; got {list(region)!r}"[:200])
-    return r0 // fr, c0 // fc, -(-r1 // fr), -(-c1 // fc)
-
-
 def check_preview(volume_path: str | Path, axis: Any, index: Any, level: Any = 0, region: Any = None) -> None:
     """Raise InputError unless :func:`preview_plane` accepts these arguments for this volume
     (checked where a request enters, before any work is queued)."""
@@ -148,7 +135,7 @@ def check_preview(volume_path: str | Path, axis: Any, index: Any, level: Any = 0
         raise InputError(f"region must be [row0, col0, row1, col1]; got {type(region).__name__}")
     factors = level_factors(info.level_shapes, level)
     u_ax, v_ax = (a for a in range(3) if a != ax)
-    _region_on_level(region, info.shape[u_ax], info.shape[v_ax], factors[u_ax], factors[v_ax])
+    region_on_level(region, info.shape[u_ax], info.shape[v_ax], factors[u_ax], factors[v_ax])
 
 
 def _cores() -> int:
@@ -171,7 +158,7 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     u_ax, v_ax = (a for a in range(3) if a != ax)
     rows, cols = info.shape[u_ax], info.shape[v_ax]
     fr, fc = factors[u_ax], factors[v_ax]
-    r0, c0, r1, c1 = _region_on_level(region, rows, cols, fr, fc)
+    r0, c0, r1, c1 = region_on_level(region, rows, cols, fr, fc)
     model = cached_model(model_dir)
     painted = getattr(model, "painted", ())
     settings = getattr(model, "feature_settings", None)
