@@ -14,7 +14,10 @@ from segdata import FAST, FAST_RF, write_volume
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.pipelines.segment import segment_volume
 from ml4paleo.pipelines.scoring import SWITCH, choose_method
-from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE
+from ml4paleo.models import load_model
+from ml4paleo.pipelines import suggest
+from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
+from ml4paleo.planes import SliceRef
 from ml4paleo.pipelines.train import train_model
 from ml4paleo.testing.phantoms import strokes, touching_blobs
 
@@ -76,7 +79,7 @@ def test_a_background_stroke_in_a_false_positive_changes_the_result_around_it(bl
         result.method == "forest"  # the one-class slice entered the prior
 
 
-def test_each_model_says_where_to_paint_next(blobs, tmp_path):
+def test_each_model_says_where_to_paint_next(blobs, tmp_path, monkeypatch):
     path, truth = blobs
     ann = {z: strokes(truth[z]) for z in START}
     result, pred = run(path, ann, tmp_path / "m", "auto")
@@ -98,6 +101,14 @@ def test_each_model_says_where_to_paint_next(blobs, tmp_path):
     wrong = np.take(pred != truth, top["index"], axis=axis)
     u0, v0, u1, v1 = top["bbox"]
     assert wrong[u0:u1, v0:v1].mean() > (pred != truth).mean()
+
+    # a small volume is predicted once whole to rank its planes: the same ranking as plane by plane
+    model = load_model(tmp_path / "m")  # with its painted planes
+    array, refs = open_level(path, 0), [SliceRef("z", z) for z in START]
+    args = (model, array, refs, (1.0, 1.0, 1.0), ["background", "fossil"])
+    whole = suggest_planes(*args)
+    monkeypatch.setattr(suggest, "WHOLE_VOXELS", 0)
+    assert suggest_planes(*args) == whole
 
 
 def test_the_method_changes_only_when_another_is_clearly_better():

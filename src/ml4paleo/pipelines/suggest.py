@@ -36,6 +36,10 @@ PLANE_VOXELS = 96_000_000
 filter bank costs its area times the ``1 + 2 * halo`` planes its features need, so the ranking
 stays a small part of a training (docs/benchmarks.md)."""
 MAX_PLANES_PER_AXIS = 16
+WHOLE_VOXELS = 2_000_000
+"""A volume up to this size whose planes to score would cost more to filter than the volume itself
+is predicted once whole (its features ~0.5 GB at most): a small scan's ranking then costs one
+prediction instead of dozens of overlapping ones (region predictions equal the whole's)."""
 TOP = 10
 """Suggestions kept in the file."""
 CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; each voxel where the model and the "
@@ -83,6 +87,11 @@ def _reason(disagree: float, far: float, beyond: bool, unit_far: str) -> str:
     return f"{why}, {where}"
 
 
+def _predict(model: Any, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+    """(z, y, x, K) probabilities of the region, the painted voxels holding their painted class."""
+    return keep_painted(model.predict_region(array, start, stop), getattr(model, "painted", ()), start, stop)
+
+
 def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_size: Sequence[float],
                    classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5
                    ) -> dict[str, Any]:
@@ -96,11 +105,16 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     settings = getattr(model, "feature_settings", None)
     depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
     planes = _candidate_planes(shape, painted, depth)
+    voxels = int(np.prod(shape))
+    cost = sum(voxels // shape[axis] * depth[axis] for axis, _ in planes)
+    whole = _predict(model, array, (0, 0, 0), shape) if voxels <= WHOLE_VOXELS and cost >= voxels else None
     for axis, index in planes:
-        sides = [n for a, n in enumerate(shape) if a != axis]
-        start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
-        proba = keep_painted(model.predict_region(array, start, stop), getattr(model, "painted", ()), start, stop)
-        proba = np.take(proba, 0, axis=axis)
+        if whole is not None:
+            proba = np.take(whole, index, axis=axis)
+        else:
+            sides = [n for a, n in enumerate(shape) if a != axis]
+            start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
+            proba = np.take(_predict(model, array, start, stop), 0, axis=axis)
         labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
         distance = _distance_to_painted(shape, painted, voxel_size, axis, index)
         terms += soft_dice_terms(proba, labels, outline_trust)
