@@ -20,6 +20,7 @@ docs/benchmarks.md ("Filter bank").
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
@@ -33,9 +34,11 @@ __all__ = [
     "FILTERS",
     "FeatureSettings",
     "block_features",
+    "compiled_pass_loaded",
     "compute_features",
     "feature_names",
     "halo",
+    "load_compiled_pass",
 ]
 
 DEFAULT_SIGMAS: tuple[float, ...] = (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
@@ -271,6 +274,28 @@ def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
     return phi / phi.sum()
 
 
+_COMPILED_PASS = threading.Event()
+
+
+def compiled_pass_loaded() -> bool:
+    """Whether this process has run the compiled Gaussian pass (so taking it costs no start-up)."""
+    return _COMPILED_PASS.is_set()
+
+
+def load_compiled_pass() -> None:
+    """Run the compiled Gaussian pass once along each axis, so numba and its machine code are
+    loaded (compiled and cached on disk on a fresh install, ~7 s) before a request needs them:
+    a long-lived process (the train runner) calls it at start, then its previews take the pass."""
+    from ml4paleo.compute._gauss_kernel import valid_pass  # lazy: numba, as in _trimmed_pass
+
+    x, w = np.zeros((3, 3, 3), np.float32), _gaussian_weights(0.5, 1)
+    for axis in range(3):
+        shape = [3, 3, 3]
+        shape[axis] = 1
+        valid_pass(x, w, axis, np.empty(shape, np.float32))
+    _COMPILED_PASS.set()
+
+
 def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.ndarray:
     """One Gaussian pass along ``axis``, kept where its reach stays inside ``x`` (the radius
     dropped at both ends). ``compiled``: numba's pass, the same values (see
@@ -286,6 +311,7 @@ def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.
         out = np.empty(shape, np.float32)
         if out.size:
             valid_pass(x, _gaussian_weights(sigma, r), axis, out)
+        _COMPILED_PASS.set()
         return out
     g = ndi.gaussian_filter1d(x, sigma, axis=axis, truncate=TRUNCATE, mode="reflect")
     return g[tuple(slice(r, g.shape[axis] - r) if b == axis else slice(None) for b in range(3))]
