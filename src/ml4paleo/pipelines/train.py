@@ -231,9 +231,9 @@ def train_model(
                      seconds_per_fit=budget / (len(folds) + 1) if budget and len(candidates) > 1 else budget)
     scored, chosen, reason = _choose(ts, candidates, folds, validate, previous_method, progress)
     network = "scored: asked for by name" if method == "unet" else \
-        ("scored: max_train_seconds or epochs given" if "unet" in candidates else "")
+        ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
     if method == "auto" and "unet" not in candidates:
-        network, ts = _network_decision(scored[chosen]["metrics"], chosen, folds, ts)
+        network, ts = _network_decision(scored[chosen]["metrics"], chosen, folds, ts, previous_method)
         if network.startswith("scored"):
             candidates["unet"] = make_candidate("unet")
             names = (*names, "unet")
@@ -535,22 +535,27 @@ def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -
 
 
 def _network_decision(metrics: Mapping[str, Mapping[str, float | None]], chosen: str,
-                      folds: Sequence[Sequence[SliceRef]], ts: TrainingSet) -> tuple[str, TrainingSet]:
+                      folds: Sequence[Sequence[SliceRef]], ts: TrainingSet,
+                      previous: str | None = None) -> tuple[str, TrainingSet]:
     """Whether ``auto`` scores the U-Net after the quick methods (``chosen`` the best of them,
-    ``metrics`` its held-out scores) and why; and the training set with the U-Net's time budget."""
+    ``metrics`` its held-out scores) and why; and the training set with the U-Net's time budget.
+    A model that replaces a U-Net scores it again, so the switch rule can keep it."""
     scores = {c: m["dice"] for c, m in metrics.items() if m["dice"] is not None}
     if not folds or not scores:
         return "not scored: no held-out painted slice to compare it on", ts
-    worst = min(scores, key=scores.get)  # type: ignore[arg-type]
-    if scores[worst] >= NETWORK_BELOW:
-        return (f"not scored: {chosen} already reaches held-out Dice {scores[worst]:.3f} on its worst class "
-                f"({worst}), at least {NETWORK_BELOW}"), ts
     if importlib.util.find_spec("torch") is None:
         return "not scored: PyTorch is not installed", ts
     budget = AUTO_UNET_SECONDS / (len(folds) + 1)
+    scored_ts = dataclasses.replace(ts, seconds_per_fit=budget, budget_clock="cpu")
+    worst = min(scores, key=scores.get)  # type: ignore[arg-type]
+    if previous == "unet":
+        return f"scored: the model it replaces is a U-Net ({AUTO_UNET_SECONDS:.0f} CPU s)", scored_ts
+    if scores[worst] >= NETWORK_BELOW:
+        return (f"not scored: {chosen} already reaches held-out Dice {scores[worst]:.3f} on its worst class "
+                f"({worst}), at least {NETWORK_BELOW}"), ts
     return (f"scored: {chosen}, the best quick method, leaves class {worst} at held-out Dice {scores[worst]:.3f}, "
             f"below {NETWORK_BELOW} ({AUTO_UNET_SECONDS:.0f} CPU s for the U-Net's {len(folds)} folds and final fit)",
-            dataclasses.replace(ts, seconds_per_fit=budget, budget_clock="cpu"))
+            scored_ts)
 
 
 def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]], validate: str,
