@@ -159,7 +159,7 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--classes", default=",".join(CLASS_NAMES), show_default=True,
               help="Class names for annotation values 1, 2, ... (comma-separated).")
-@click.option("--features", default=None, help="Filters to use (comma-separated among gaussian,log,ggm,dog,st,hessian; default all).")
+@click.option("--features", default=None, help="Filters to use (comma-separated among gaussian,log,ggm,dog,st,hessian,orient; default all).")
 @click.option("--sigmas", default=None, help="Scales in voxels (comma-separated; default 0.7,1,1.6,3.5,5,10).")
 @click.option("--2d", "two_d", is_flag=True, help="Compute features per slice (2D) instead of in 3D.")
 @click.option("--method", type=click.Choice(TRAIN_METHODS),

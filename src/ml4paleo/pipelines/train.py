@@ -91,6 +91,13 @@ trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees):
 the full folds' time, and the same choice where measured (docs/benchmarks.md, "Training: quick folds")."""
 FEATURE_THREADS = 2
 """Painted slices featurised at once (memory grows with each, not only the time saved)."""
+CHEAP_VOXELS = 1 << 22
+CHEAP_TREES = 96
+"""A volume of at most ``CHEAP_VOXELS`` voxels gets a final forest of ``CHEAP_TREES`` trees unless
+``params`` name the trees: each retrain re-draws the trees, and on thin structures the draw of
+24 trees alone moved Dice by 0.025 (std over seeds, features fixed) against 0.006 with 96, more
+than a correction stroke moves it. Walking 96 trees over 4 M voxels costs a few seconds; larger
+volumes keep the default (docs/decisions.md, "Retrain variance")."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -256,7 +263,7 @@ def train_model(
 
     # 7. the final model, fitted on every painted slice
     progress(0.9, 1.0, f"fitting the final model ({chosen})")
-    final = candidates[chosen].fit(ts)
+    final = candidates[chosen].fit(dataclasses.replace(ts, params=_final_params(chosen, ts.params, info.shape)))
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
@@ -421,13 +428,14 @@ def _complete(array: Any, ann: dict[SliceRef, np.ndarray], K: int,
             corrected[ref] = correct_slice(prior_plane(prior, array.shape, ref), mask, spacing)
             completed.append(ref)
     if corrected:
-        prior = _prior({**full, **corrected}, array.shape, K, voxel_size)
+        prior = _prior({**full, **corrected}, array.shape, K, voxel_size, guessed=frozenset(corrected))
     return prior, [ref for ref in ann if ref in completed]
 
 
 def _prior(full: Mapping[SliceRef, np.ndarray], shape: Sequence[int], K: int,
-           voxel_size: Sequence[float]) -> ShapePrior | None:
-    """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none)."""
+           voxel_size: Sequence[float], guessed: frozenset[SliceRef] = frozenset()) -> ShapePrior | None:
+    """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none);
+    ``guessed``: those of them that are corrections of the prior's own answer."""
     slices, masks, planes = [], [], {}
     for ref in sorted(full):
         if ref.axis == "z":
@@ -439,7 +447,7 @@ def _prior(full: Mapping[SliceRef, np.ndarray], shape: Sequence[int], K: int,
         return None
     _, Y, X = shape
     stack = np.stack(masks) if masks else np.zeros((0, Y, X), np.uint8)
-    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes)
+    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes, guessed)
 
 
 def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
@@ -475,11 +483,14 @@ def _painted_slice(ref: SliceRef, mask: np.ndarray, *, array: Any, prior: ShapeP
                    completed: Sequence[SliceRef], settings: FeatureSettings, max_voxels: int,
                    seed: int) -> PaintedSlice:
     """The feature rows of one painted slice (a sample of its labeled voxels, which bounds memory
-    on full masks) and, for a completed slice, the pseudo rows of the band near its outlines."""
+    on full masks) and, for a slice completed from outline strokes, the pseudo rows of the band
+    near its outlines."""
     sel = mask > 0
     y = mask[sel].astype(np.intp) - 1
     keep = sample_indices(y, "proportional", max_voxels, seed + ref.index)
-    full = prior.mask_of(ref) if ref in completed else None
+    # a correction's mask is the prior's own guess away from its strokes: no pseudo rows from it,
+    # or the context forest would learn that guess as if it were painted
+    full = prior.mask_of(ref) if ref in completed and ref not in prior.guessed else None
     band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
     union = sel | band
     feats = labeled_features(array, ref.index, union, settings, axis=ref.dim)  # row-major over ``union``
@@ -524,6 +535,16 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
     chosen = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
                              tuple(names[c] for c in columns))
     return chosen, columns
+
+
+def _final_params(method: str, params: Mapping[str, Any], shape: Sequence[int]) -> dict[str, Any]:
+    """The parameters of the final fit of ``method``: ``params``, with ``CHEAP_TREES`` trees for a
+    random forest (``forest``, ``context``) in a small volume unless they name the trees."""
+    out = dict(params)
+    if method in ("forest", "context") and "n_estimators" not in out and \
+            int(np.prod(shape, dtype=np.int64)) <= CHEAP_VOXELS:
+        out["n_estimators"] = CHEAP_TREES
+    return out
 
 
 def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -> tuple[str, ...]:
