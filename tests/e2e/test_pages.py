@@ -268,6 +268,7 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     methods = page.locator("#choice-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.method)")
     assert {"forest", "context", "interpolation"} <= set(methods)
     assert page.locator("#choice-method").inner_text() in methods
+    assert page.locator("#choice-network").inner_text().startswith("U-Net not scored: ")  # and why
     shot(page, "07-models")
 
     # ---- download page: the STL zip
