@@ -10,6 +10,8 @@ from ml4paleo.errors import InputError
 from ml4paleo.io.omezarr import OmeZarrWriter
 from ml4paleo.pipelines.preview import clear_cache, plane_proba
 from ml4paleo.pipelines.train import train_model
+from ml4paleo.compute.features import compiled_pass_loaded, load_compiled_pass
+from ml4paleo.pipelines import view_preview
 from ml4paleo.pipelines.view_preview import preview_plane
 
 SLICES = (8, 20)
@@ -101,3 +103,18 @@ def test_check_stops_between_tiles(world):
     with pytest.raises(RuntimeError, match="superseded"):
         preview_plane(volume, model, "z", 3, tile=16, check=check, workers=1)
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_the_compiled_gaussian_pass_gives_the_same_preview(world, monkeypatch, level):
+    """A runner loads the compiled pass at start (``load_compiled_pass``); its previews then
+    take it, with scipy's values bit for bit."""
+    volume, model, _, _ = world
+    monkeypatch.setattr(view_preview, "compiled_pass_loaded", lambda: False)
+    view_preview.clear_tiles()
+    scipy_pass = preview_plane(volume, model, "y", 44, level=level, tile=40)
+    load_compiled_pass()
+    monkeypatch.setattr(view_preview, "compiled_pass_loaded", compiled_pass_loaded)
+    view_preview.clear_tiles()
+    assert compiled_pass_loaded()
+    np.testing.assert_array_equal(preview_plane(volume, model, "y", 44, level=level, tile=40).proba, scipy_pass.proba)

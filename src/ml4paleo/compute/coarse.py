@@ -11,10 +11,15 @@ first look, refined at full resolution.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
+import numpy as np
+
 from ml4paleo.compute.downsample import pyramid_factors
 from ml4paleo.compute.features import FeatureSettings, feature_names
+from ml4paleo.errors import InputError
 
-__all__ = ["coarse_settings", "level_factors"]
+__all__ = ["coarse_settings", "level_factors", "region_on_level"]
 
 
 def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
@@ -42,3 +47,19 @@ def level_factors(level_shapes, level: int) -> tuple[int, int, int]:
     for shape in list(level_shapes)[:int(level)]:
         factors = [f * g for f, g in zip(factors, pyramid_factors(tuple(shape)))]
     return tuple(factors)  # type: ignore[return-value]
+
+
+def region_on_level(region: Sequence[Any] | None, rows: int, cols: int, fr: int, fc: int) -> tuple[int, int, int, int]:
+    """The (row0, col0, row1, col1) of a level with ``fr`` x ``fc`` full-resolution pixels per
+    pixel that covers ``region`` ([row0, col0, row1, col1], end-exclusive, full resolution;
+    None: all) of a ``rows`` x ``cols`` plane, clipped to it; InputError when it is not four
+    integers or holds no pixel of the plane."""
+    if region is None:
+        return 0, 0, -(-rows // fr), -(-cols // fc)
+    if len(region) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in region):
+        raise InputError(f"region must be [row0, col0, row1, col1] (integers); got {list(region)!r}"[:200])
+    r0, c0, r1, c1 = (int(v) for v in region)
+    r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, rows), min(c1, cols)
+    if r1 <= r0 or c1 <= c0:
+        raise InputError(f"region must hold at least one pixel of the {rows} x {cols} plane; got {list(region)!r}"[:200])
+    return r0 // fr, c0 // fc, -(-r1 // fr), -(-c1 // fc)
