@@ -3,14 +3,18 @@
     python bench/methods.py                     # all volumes, full masks and strokes
     python bench/methods.py --volumes blobs --modes strokes
     python bench/methods.py --slices 3 --xz     # 3 z slices and one XZ plane across the stack
+    python bench/methods.py --volumes tex-orientation tex-length tex-anisotropy --methods forest unet auto
 
 Per volume (``ml4paleo.testing.phantoms``: touching blobs where only shape separates, thin
-tubes where only appearance does, texture-only; and the real snow micro-CT scan of ``spam``),
+tubes where only appearance does, texture-only, the texture family (``tex-orientation``,
+``tex-length``, ``tex-anisotropy``: classes of the same mean and spread, told apart by the
+lamellae's direction, length or alignment); and the real snow micro-CT scan of ``spam``),
 5 slices are painted (whole slices from the truth, or strokes of it), and each method is
 trained and segments the whole volume through the real pipelines. Printed per method: the
 leave-one-slice-out Dice of the structure that the choice sees, the Dice on the slices nobody
-painted (what the user gets), train and segment seconds, and which method ``auto`` chose.
-Peak RSS of this process at the end.
+painted (what the user gets), train and segment seconds, which method ``auto`` chose and whether
+it scored the U-Net (and why); at the end a table per volume and painting of the unpainted
+Dice of each method, auto's choice and its seconds. Peak RSS of this process at the end.
 """
 
 from __future__ import annotations
@@ -31,7 +35,11 @@ from ml4paleo.pipelines.segment import segment_volume
 from ml4paleo.pipelines.train import train_model
 from ml4paleo.testing import phantoms
 
-METHODS = ("forest", "context", "interpolation", "auto")
+METHODS = ("forest", "context", "interpolation", "unet", "auto")
+DEFAULT_METHODS = ("forest", "context", "interpolation", "auto")
+"""The U-Net by name trains for minutes: asked for with ``--methods``."""
+TEXTURE_SHAPE = (64, 128, 128)
+"""The texture family's bench size (1 M voxels); the tests draw 32-48 voxel cubes."""
 
 
 def snow():
@@ -52,6 +60,8 @@ VOLUMES = {
     "blobs": lambda: phantoms.touching_blobs(),
     "tubes": lambda: phantoms.thin_tubes(),
     "texture": lambda: phantoms.texture_only(),
+    **{f"tex-{kind}": (lambda shape=TEXTURE_SHAPE, kind=kind: phantoms.texture_family(kind, shape=shape))
+       for kind in phantoms.TEXTURE_KINDS},
     "snow": snow,
 }
 
@@ -72,21 +82,39 @@ def paint(truth_plane: np.ndarray, mode: str) -> np.ndarray:
     return truth_plane + 1 if mode == "full" else phantoms.strokes(truth_plane)
 
 
+def print_table(summary: list, methods) -> None:
+    """Per volume and painting: each method's Dice on the unpainted slices; auto's choice and
+    its train + segment seconds."""
+    shown = [m for m in methods if m != "auto"]
+    print("\n" + f"{'volume':16s} {'painted':8s} " + " ".join(f"{m:>13s}" for m in shown)
+          + (f" {'auto':>6s} {'auto chose':14s} {'auto s':>7s}" if "auto" in methods else ""))
+    for name, mode, found in summary:
+        line = f"{name:16s} {mode:8s} " + " ".join(f"{found[m][0]:6.3f} ({found[m][2]:4.0f}s)" for m in shown)
+        if "auto" in found:
+            dice_auto, chosen, train_s, segment_s = found["auto"]
+            line += f" {dice_auto:6.3f} {chosen:14s} {train_s + segment_s:7.1f}"
+        print(line)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--volumes", nargs="+", default=list(VOLUMES), choices=list(VOLUMES))
     ap.add_argument("--modes", nargs="+", default=["full", "strokes"], choices=["full", "strokes"])
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(METHODS))
+    ap.add_argument("--unet-seconds", type=float, default=None,
+                    help="max_train_seconds for the U-Net asked for by name (default: the pipeline's)")
     ap.add_argument("--slices", type=int, default=5, help="painted slices, spread over the middle 80 %%")
     ap.add_argument("--xz", action="store_true", help="also paint the XZ plane through the middle")
+    ap.add_argument("--texture-shape", type=int, nargs=3, default=TEXTURE_SHAPE, metavar=("Z", "Y", "X"),
+                    help="size of the texture family's volumes")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-methods-"))
     summary: list = []
-    print(f"{'volume':8s} {'painted':8s} {'method':14s} {'chosen':14s} {'LOSO':>6s} {'unpainted':>9s} {'train s':>8s} {'segment s':>9s}")
+    print(f"{'volume':16s} {'painted':8s} {'method':14s} {'chosen':14s} {'LOSO':>6s} {'unpainted':>9s} {'train s':>8s} {'segment s':>9s}")
     try:
         for name in args.volumes:
-            vol, truth = VOLUMES[name]()
+            vol, truth = VOLUMES[name](tuple(args.texture_shape)) if name.startswith("tex-") else VOLUMES[name]()
             path = write_scan(work / f"{name}.ome.zarr", vol)
             n = vol.shape[0]
             painted = sorted({int(round(z)) for z in np.linspace(0.1 * n, 0.9 * n, args.slices)})
@@ -103,24 +131,29 @@ def main(argv=None) -> int:
                 for method in args.methods:
                     model, labels = work / f"{name}-{mode}-{method}", work / f"{name}-{mode}-{method}.ome.zarr"
                     t0 = time.perf_counter()
-                    result = train_model(path, ann, model, method=method)
+                    budget = {"max_train_seconds": args.unet_seconds} if method == "unet" and args.unet_seconds else {}
+                    result = train_model(path, ann, model, method=method, **budget)
                     t1 = time.perf_counter()
                     segment_volume(path, model, labels)
                     t2 = time.perf_counter()
                     out = np.asarray(open_level(labels, 0)[:])
                     loso = result.metrics.get("fossil", {}).get("dice")
-                    found[method] = (dice(out[unseen] == 1, truth[unseen] == 1), result.method)
-                    print(f"{name:8s} {mode:8s} {method:14s} {result.method:14s} {loso if loso is not None else float('nan'):6.3f} "
-                          f"{found[method][0]:9.3f} {t1 - t0:8.1f} {t2 - t1:9.1f}", flush=True)
+                    found[method] = (dice(out[unseen] == 1, truth[unseen] == 1), result.method, t1 - t0, t2 - t1)
+                    network = getattr(result, "network", "")  # whether auto scored the U-Net, and why
+                    print(f"{name:16s} {mode:8s} {method:14s} {result.method:14s} {loso if loso is not None else float('nan'):6.3f} "
+                          f"{found[method][0]:9.3f} {t1 - t0:8.1f} {t2 - t1:9.1f}"
+                          + (f"  U-Net {network}" if method == "auto" and network else ""), flush=True)
                 summary.append((name, mode, found))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print_table(summary, args.methods)
     for name, mode, found in summary:
         truth_best = max((m for m in found if m != "auto"), key=lambda m: found[m][0], default=None)
         if truth_best and "auto" in found:
             chosen = found["auto"][1]
-            verdict = "matches" if chosen == truth_best else f"loses {found[truth_best][0] - found['auto'][0]:.3f}"
-            print(f"choice {name:8s} {mode:8s} best on truth {truth_best:14s} auto chose {chosen:14s} {verdict}")
+            loss = found[truth_best][0] - found["auto"][0]
+            verdict = "matches" if chosen == truth_best else (f"loses {loss:.3f}" if loss > 0 else f"beats it by {-loss:.3f}")
+            print(f"choice {name:16s} {mode:8s} best on truth {truth_best:14s} auto chose {chosen:14s} {verdict}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 

@@ -120,15 +120,20 @@ def start_server(data: Path, *, runners: str = "convert=1,segment=1,mesh=1,train
         time.sleep(0.1)
 
 
-def stop_server(server: Server) -> None:
-    """SIGTERM (the server stops its runners), then make sure the whole group is gone."""
+def stop_server(server: Server, graceful: bool = False) -> None:
+    """Stop the server and its runners: ``graceful``, SIGTERM (the server stops its runners, each
+    handing its task back; what ``test_runners`` checks), else SIGKILL to the whole group at once,
+    which a throwaway data folder allows and which spares the suite seconds per server."""
     if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.proc.pid, signal.SIGKILL)
-            server.proc.wait()
+        if graceful:
+            server.proc.send_signal(signal.SIGTERM)
+            try:
+                server.proc.wait(15)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
 
 
 def upload_files(srv: Server, job_id: str, files: dict[str, bytes], chunk: int = 256 * 1024) -> None:

@@ -34,7 +34,7 @@ def server2(tmp_path_factory, postgres_url_or_none):
         assert not (srv.data / "ml4paleo.sqlite3").exists()
     yield srv
     children = psutil.Process(srv.proc.pid).children(recursive=True)
-    stop_server(srv)
+    stop_server(srv, graceful=True)
     # SIGTERM to the server stops every runner it started
     assert srv.proc.returncode == 0
     assert not [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]

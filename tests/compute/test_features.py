@@ -43,9 +43,10 @@ def test_default_bank_has_every_filter_at_every_scale():
     settings = FeatureSettings()
     names = feature_names(settings)
     assert settings.sigmas == (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
-    assert len(names) == 1 + 6 * (4 + 3 + 3) == settings.n_features
+    # orientation (6 tensor components, 2 eigenvalues) at the scales from 1.5 to 6
+    assert len(names) == 1 + 6 * (4 + 3 + 3) + 3 * 8 == settings.n_features
     assert halo(settings) >= int(4 * 10 + 0.5)  # the largest Gaussian's reach at least
-    assert len(feature_names(FeatureSettings(two_d=True))) == 1 + 6 * (4 + 2 + 2)
+    assert len(feature_names(FeatureSettings(two_d=True))) == 1 + 6 * (4 + 2 + 2) + 3 * 4
 
 
 def test_filters_match_their_definitions(rng):
@@ -70,6 +71,25 @@ def test_filters_match_their_definitions(rng):
     st = feats[..., [names.index(f"st_e{i}_s1") for i in (1, 2, 3)]]
     assert np.all(st[..., 0] >= st[..., 1] - 1e-6) and np.all(st[..., 1] >= st[..., 2] - 1e-6)
     assert np.all(st > -1e-4)  # a structure tensor is positive semi-definite
+
+
+@pytest.mark.parametrize("angle", [30.0, 120.0])
+def test_orientation_features_say_which_way_lamellae_lie(rng, angle):
+    """Stripes whose normal lies in the y-x plane at ``angle`` from x: the normalised tensor is
+    the normal's outer product (components n_y^2, n_x^2, n_y n_x; one eigenvalue near 1), at a
+    full-resolution and a downsampled scale, in 3D and per slice."""
+    a = np.radians(angle)
+    n = np.array([0.0, np.sin(a), np.cos(a)])
+    zz, yy, xx = np.indices((16, 40, 40), dtype=np.float32)
+    volume = 1000 + 300 * np.cos(2 * np.pi * (n[1] * yy + n[2] * xx) / 8.0) + rng.normal(0, 20, zz.shape)
+    inner = (slice(4, -4), slice(12, -12), slice(12, -12))
+    for two_d in (False, True):
+        settings = FeatureSettings(sigmas=(1.6, 5.0), filters=("orient",), two_d=two_d)
+        feats, names = compute_features(volume, settings), feature_names(settings)
+        for s in ("1.6", "5"):
+            got = {p: float(feats[inner + (names.index(f"orient_{p}_s{s}"),)].mean()) for p in ("yy", "xx", "yx", "e1")}
+            expected = {"yy": n[1] ** 2, "xx": n[2] ** 2, "yx": n[1] * n[2], "e1": 1.0}
+            assert got == pytest.approx(expected, abs=0.08), (two_d, s)
 
 
 def test_downsampled_scale_approximates_full_resolution(rng):
@@ -103,7 +123,7 @@ def test_selected_features_are_the_same_columns_and_chunk_exactly(rng):
     volume = rng.integers(0, 4000, (17, 21, 19)).astype(np.uint16)
     full = compute_features(volume, SMALL)
     names = feature_names(SMALL)
-    chosen = ["dog_s0.7", "st_e2_s1.6", "hessian_e1_s7", "raw", "ggm_s3.5", "dog_s7"]
+    chosen = ["dog_s0.7", "st_e2_s1.6", "hessian_e1_s7", "raw", "ggm_s3.5", "dog_s7", "orient_yx_s3.5", "orient_e3_s1.6"]
     settings = FeatureSettings(SMALL.sigmas, SMALL.filters, selected=tuple(chosen))
     assert feature_names(settings) == [n for n in names if n in chosen]  # the bank's order
     picked = compute_features(volume, settings)
@@ -185,3 +205,12 @@ def test_compiled_features_are_the_same_features(rng, settings):
     origin = tuple(-p[0] for p in pads)
     assert np.array_equal(block_features(padded, origin, settings, compiled=True),  # type: ignore[arg-type]
                           compute_features(volume, settings))
+
+
+def test_settings_saved_before_orientation_keep_their_bank():
+    """A model saved before ``orient`` joined the bank names its six filters in its metadata:
+    it computes the 61 features it was fitted on, not the new default."""
+    saved = {"sigmas": [0.7, 1.0, 1.6, 3.5, 5.0, 10.0], "filters": ["gaussian", "log", "ggm", "dog", "st", "hessian"],
+             "two_d": False, "downsample": True, "selected": None}
+    settings = FeatureSettings.from_value(saved)
+    assert settings.n_features == 61 and not any(n.startswith("orient") for n in feature_names(settings))

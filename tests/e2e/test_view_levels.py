@@ -24,14 +24,14 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
 ]
 
-SHAPE = (6, 1600, 400)  # taller than the stage: the fitted view shows at most one pixel in two
+SHAPE = (6, 1600, 200)  # taller than the stage: the fitted view shows at most one pixel in two
 SHOWN = ("window.__said.some((t) => /Prediction of model .* shown \\(P hides it\\)\\.$/.test(t) && !/level/.test(t))")
 """A full-resolution prediction was shown since ``window.__said`` was last emptied."""
 
 
 def _volume() -> np.ndarray:
     vol = np.random.default_rng(5).normal(1000, 30, SHAPE).astype(np.uint16)
-    vol[:, 200:1400, 120:320] += 3000
+    vol[:, 200:1400, 60:160] += 3000
     return vol
 
 
@@ -43,7 +43,7 @@ def _trained(page, job_id: str, vol: np.ndarray) -> None:
     """Strokes on two slices (one tile each: training stays quick) and a forest trained on them."""
     for z in (1, 4):
         mask = np.zeros(SHAPE[1:], np.uint8)
-        mask[300:310, 60:110], mask[300:310, 130:230] = 1, 2
+        mask[300:310, 10:50], mask[300:310, 80:150] = 1, 2
         buf = io.BytesIO()
         Image.fromarray(mask).save(buf, format="PNG")
         r = page.request.post(f"/api/annotate/{job_id}/data/submit",

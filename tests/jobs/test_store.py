@@ -427,10 +427,16 @@ class StoreContract:
 
     # -- accounts and ownership (ML4PALEO_AUTH=accounts) -------------------------------------------
 
-    def test_users_sign_in_and_wrong_passwords_slow_the_next_try_without_locking_out(self, store):
+    def test_users_sign_in_and_wrong_passwords_slow_the_next_try_without_locking_out(self, store, monkeypatch):
+        from werkzeug.security import generate_password_hash
+
         from ml4paleo.errors import NotSignedIn, TooManyAttempts
+        from ml4paleo.jobs.store import accounts as accounts_module
         from ml4paleo.jobs.store.accounts import MAX_DELAY
 
+        # the throttle is under test, not the hash: a light scrypt spares ~40 memory-hard hashes
+        monkeypatch.setattr(accounts_module, "_HASH_METHOD", "scrypt:1024:8:1")
+        monkeypatch.setattr(accounts_module, "_DUMMY_HASH", generate_password_hash("x", method="scrypt:1024:8:1"))
         accounts = store.accounts
         accounts.add_user("alice", "alice-password")
         accounts.add_user("root", "root-password", admin=True)

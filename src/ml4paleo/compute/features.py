@@ -3,7 +3,11 @@
 Per scale sigma (in voxels) the ilastik-style set: ``gaussian`` smoothing, ``log`` (Laplacian of
 Gaussian), ``ggm`` (gradient magnitude), ``dog`` (difference of Gaussians, reusing the smoothed
 images), ``st`` (structure-tensor eigenvalues) and ``hessian`` (Hessian eigenvalues), plus the raw
-intensity as feature 0; 3D by default, ``two_d`` per z slice; float32. Derivatives are central
+intensity as feature 0; and ``orient``, at the scales from 1.5 to 6: the fine-grained structure tensor
+averaged over the scale and divided by its trace, whose components say which way lamellae lie
+relative to the volume's axes and whose eigenvalues say how strongly they are aligned (what
+the rotation-invariant filters cannot see: bone and matrix of the same grain turned another
+way, see :func:`ml4paleo.testing.phantoms.texture_family`); 3D by default, ``two_d`` per z slice; float32. Derivatives are central
 differences of the smoothed image, and scales >= 3 are computed on a downsampled copy and
 interpolated back (8-64x less work). Segmentation blocks take numba's Gaussian pass
 (``compiled``) and come feature-major for the packed forest; every path gives the same values
@@ -38,12 +42,24 @@ __all__ = [
 ]
 
 DEFAULT_SIGMAS: tuple[float, ...] = (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
-FILTERS: tuple[str, ...] = ("gaussian", "log", "ggm", "dog", "st", "hessian")
+FILTERS: tuple[str, ...] = ("gaussian", "log", "ggm", "dog", "st", "hessian", "orient")
 TRUNCATE = 4.0
 """Gaussian kernels reach ``int(TRUNCATE * sigma + 0.5)`` voxels (scipy's default truncation)."""
 DOWNSAMPLE_MIN_SIGMA = 1.5
 """A scale s is computed at factor f = the largest power of two <= s / 1.5 (at most 4), so the
 sigma on the coarse grid stays >= ~1.2 voxels, where a Gaussian is still well sampled."""
+ORIENT_INNER = 0.7
+"""Derivative scale (voxels) of the ``orient`` tensor, whatever the scale it is averaged over:
+fine enough to see lamellae a voxel or two thick, which a derivative at the averaging scale
+would blur away."""
+ORIENT_MIN_SIGMA = 1.5
+"""``orient`` is averaged over the bank's scales from this one up; below it the average holds
+a lamella or less, too few to say which way they lie."""
+ORIENT_MAX_SIGMA = 6.0
+"""... and up to this one: above it the fine derivatives a one-slice block (training, preview)
+must compute over the average's reach cost several times the rest of the bank, for little
+(docs/benchmarks.md, "Orientation features")."""
+_AXIS_LETTERS = "zyx"
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,24 @@ def _needed(settings: FeatureSettings) -> dict[float, set[str]]:
 
 def _scale_halo(settings: FeatureSettings, sigma: float, filters: set[str]) -> int:
     """Voxels of context (full resolution) the ``filters`` of one scale need on each side."""
+    core = filters - {"orient"}
+    need = _core_halo(settings, sigma, core) if core else 0
+    return max(need, _orient_halo(settings, sigma)) if "orient" in filters else need
+
+
+def _orient_halo(settings: FeatureSettings, sigma: float) -> int:
+    """Context of one scale's ``orient``: the average's reach (on the coarse grid, plus the
+    interpolation's margin) and, at full resolution, the fine derivative's."""
+    f = _factor(settings, sigma)
+    return f * _orient_coarse_margin(settings, sigma) + _radius(ORIENT_INNER) + 1
+
+
+def _orient_coarse_margin(settings: FeatureSettings, sigma: float) -> int:
+    f = _factor(settings, sigma)
+    return _radius(_coarse_sigma(sigma, f)) + (2 if f > 1 else 0)
+
+
+def _core_halo(settings: FeatureSettings, sigma: float, filters: set[str]) -> int:
     f = _factor(settings, sigma)
     s = _coarse_sigma(sigma, f)
     need = _radius(s)
@@ -187,9 +221,22 @@ def _all_names(settings: FeatureSettings) -> list[str]:
         for f in settings.filters:
             if f in ("st", "hessian"):
                 names += [f"{f}_e{i + 1}_s{s:g}" for i in range(n_eig)]
+            elif f == "orient":
+                if ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA:
+                    names += [f"orient_{part}_s{s:g}" for part in _orient_parts(settings)]
             else:
                 names.append(f"{f}_s{s:g}")
     return names
+
+
+def _orient_parts(settings: FeatureSettings) -> list[str]:
+    """The ``orient`` features of one scale: the trace-normalised tensor's components (``zz``,
+    ``zy``.. along the filtered axes) and its largest and (in 3D) smallest eigenvalue (``e1``,
+    ``e3``; the middle one is 1 minus them)."""
+    letters = [_AXIS_LETTERS[a] for a in settings.axes]
+    pairs = [letters[i] + letters[i] for i in range(len(letters))]
+    pairs += [letters[i] + letters[j] for i in range(len(letters)) for j in range(i + 1, len(letters))]
+    return pairs + (["e1"] if settings.two_d else ["e1", "e3"])
 
 
 def _eig2(xx: np.ndarray, yy: np.ndarray, xy: np.ndarray) -> list[np.ndarray]:
@@ -425,6 +472,82 @@ def _upsample_axis(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray
             dst[along(j + m * f)] = c[along(k0)] * one_minus_w + c[along(k1)] * w
 
 
+def _orient_reach(settings: FeatureSettings, sigma: float) -> int:
+    """Full-resolution voxels of the fine tensor one scale's ``orient`` averages over, on each
+    side of the interior (its coarse window, and the ``f - 1`` its alignment may add)."""
+    f = _factor(settings, sigma)
+    return f * _orient_coarse_margin(settings, sigma) + f - 1
+
+
+def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], settings: FeatureSettings,
+                 sigmas: list[float], origin: tuple[int, int, int], compiled: bool) -> tuple[dict, list[int]]:
+    """Products of the fine derivatives (scale :data:`ORIENT_INNER`) on the widest window the
+    ``orient`` scales average over, computed once for them all; and that window's start in
+    ``x`` per axis."""
+    axes = settings.axes
+    reach = max(_orient_reach(settings, s) for s in sigmas)
+    margin = _radius(ORIENT_INNER) + 1
+    base = [pads[a] - reach if a in axes else 0 for a in range(3)]
+    window = tuple(slice(base[a] - margin, pads[a] + interior[a] + reach + margin) if a in axes else slice(None)
+                   for a in range(3))
+    g = x[window].astype(np.float32)
+    for a in axes:
+        g = _trimmed_pass(g, ORIENT_INNER, a, compiled)
+    inner = tuple(slice(1, -1) if a in axes else slice(None) for a in range(3))
+    grads = []
+    for a in axes:
+        ahead = tuple(slice(2, None) if b == a else s for b, s in enumerate(inner))
+        behind = tuple(slice(0, -2) if b == a else s for b, s in enumerate(inner))
+        grads.append((g[ahead] - g[behind]) * np.float32(0.5))
+    del g
+    n = len(axes)
+    return {(i, j): grads[i] * grads[j] for i in range(n) for j in range(i, n)}, base
+
+
+def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureSettings, pads: list[int],
+                  interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool) -> dict[str, np.ndarray]:
+    """One scale's ``orient`` features of the interior: the fine tensor averaged over ``sigma``
+    (on the downsampled grid for large scales, as the other filters), divided by its trace."""
+    products, base = fine
+    axes = settings.axes
+    f = _factor(settings, sigma)
+    cn = _orient_coarse_margin(settings, sigma)
+    window, starts = [], []
+    for a in range(3):
+        if a not in axes:
+            window.append(slice(None))
+            starts.append(0)
+            continue
+        w0 = pads[a] - f * cn
+        w0 -= (origin[a] + w0) % f  # the coarse grid aligned to global coordinates, as for the others
+        window.append(slice(w0 - base[a], pads[a] + interior[a] + f * cn - base[a]))
+        starts.append(pads[a] - w0)
+    parts = {k: p[tuple(window)] for k, p in products.items()}
+    if f > 1:
+        parts = {k: _box_mean(p, f, axes) for k, p in parts.items()}
+        shape = next(iter(parts.values())).shape
+        span = [_coarse_span(starts[a], interior[a], f, shape[a]) if a in axes else (0, interior[a]) for a in range(3)]
+        crop = tuple(slice(lo, hi) for lo, hi in span)
+        starts = [starts[a] - span[a][0] * f if a in axes else 0 for a in range(3)]
+    else:
+        crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
+    cs = _coarse_sigma(sigma, f)
+    tensor = {k: _smooth(p, cs, axes, crop, True, compiled) for k, p in parts.items()}
+    n = len(axes)
+    trace = sum(tensor[i, i] for i in range(n))
+    scale = np.divide(np.float32(1), trace, out=np.zeros_like(trace), where=trace > 0)
+    tensor = {k: t * scale for k, t in tensor.items()}
+    letters = [_AXIS_LETTERS[a] for a in axes]
+    maps = {letters[i] + letters[j]: t for (i, j), t in tensor.items()}
+    eig = _eigen(tensor, n)
+    maps["e1"] = eig[0]
+    if n == 3:
+        maps["e3"] = eig[2]
+    if f == 1:
+        return maps
+    return {k: _upsample(m, f, tuple(starts), interior, axes) for k, m in maps.items()}
+
+
 def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: FeatureSettings,
                    feature_major: bool = False, compiled: bool = False) -> np.ndarray:
     """Features of the interior of a block padded by :func:`halo` on each filtered axis.
@@ -464,9 +587,17 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     if "raw" in slot:
         out[slot["raw"]] = gaussians[-1]
     todo = _needed(settings)
+    oriented = [s for s, fs in todo.items() if "orient" in fs]
+    fine = _fine_tensor(x, pads, interior, settings, oriented, origin, compiled) if oriented else None
     for i, sigma in enumerate(settings.sigmas):
         tag = tags[i]
         needed = todo.get(sigma)
+        if needed and "orient" in needed and fine is not None:
+            for part, m in _orient_scale(fine, sigma, settings, pads, interior, origin, compiled).items():
+                label = f"orient_{part}_{tag}"
+                if label in slot:
+                    out[slot[label]] = m
+            needed = needed - {"orient"}
         if not needed:
             continue
         f = _factor(settings, sigma)

@@ -11,6 +11,10 @@
   (``grain="orientation"``: along z in the structure, along y in the matrix), which filters
   that do not care about direction (a forest's Gaussian, LoG, structure-tensor and Hessian
   eigenvalue bank) barely tell apart, and a convolutional network sees at once.
+- :func:`texture_family`: the harder texture cases of real bone against sediment, in a
+  convoluted shape (not a slab), the two classes of exactly the same mean grey value and
+  spread: bent lamellae lying another way (``orientation``), long against short lamellae lying
+  the same way (``length``), lamellae against an isotropic grain (``anisotropy``).
 
 Each returns ``(volume uint16, truth uint8 class indices)``, axes (z, y, x), and is
 deterministic for a given ``seed``.
@@ -21,7 +25,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["paint_balls", "strokes", "texture_only", "thin_tubes", "touching_blobs"]
+__all__ = ["TEXTURE_KINDS", "paint_balls", "strokes", "texture_family", "texture_only", "thin_tubes", "touching_blobs"]
+
+TEXTURE_KINDS: tuple[str, ...] = ("orientation", "length", "anisotropy")
 
 
 def _noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
@@ -92,6 +98,88 @@ def texture_only(shape=(40, 96, 96), seed: int = 0, grain: str = "size") -> tupl
     else:
         inside, outside = _grain(rng, shape, (3.0, 0.8, 0.8)), _grain(rng, shape, (0.8, 3.0, 0.8))
     vol = 1000.0 + np.where(body, inside, outside)
+    return np.clip(vol, 0, 65535).astype(np.uint16), body.astype(np.uint8)
+
+
+def _oriented_grain(rng: np.random.Generator, shape, sigmas, frame: np.ndarray) -> np.ndarray:
+    """White noise smoothed by a Gaussian of standard deviations ``sigmas`` (voxels) along the
+    rows of ``frame`` (3 orthonormal (z, y, x) directions): any orientation, not only the
+    axes, filtered in Fourier space (periodic, which stationary noise does not mind)."""
+    cov = frame.T @ np.diag(np.square(np.asarray(sigmas, float))) @ frame
+    k = np.meshgrid(*(np.fft.fftfreq(n) for n in shape[:-1]), np.fft.rfftfreq(shape[-1]), indexing="ij")
+    quad = sum(cov[i, j] * k[i] * k[j] for i in range(3) for j in range(3))
+    spectrum = np.fft.rfftn(_noise(rng, shape, 1.0)) * np.exp(-2.0 * np.pi ** 2 * quad)
+    return np.fft.irfftn(spectrum, s=shape, axes=(0, 1, 2))
+
+
+def _lamella_frame(angle_deg: float, tilt_deg: float = 0.0) -> np.ndarray:
+    """Rows: the lamellae's normal (in the y-x plane at ``angle_deg`` from x, tilted out of it
+    towards z by ``tilt_deg``), then two directions within the lamellae."""
+    a, t = np.radians(angle_deg), np.radians(tilt_deg)
+    normal = np.array([np.sin(t), np.cos(t) * np.sin(a), np.cos(t) * np.cos(a)])
+    helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    u = np.cross(normal, helper)
+    u /= np.linalg.norm(u)
+    return np.stack([normal, u, np.cross(normal, u)])
+
+
+def _bend(rng: np.random.Generator, fields: list[np.ndarray], amplitude: float, scale: float) -> list[np.ndarray]:
+    """The fields resampled through one smooth random displacement (the same for all), so
+    straight lamellae bend as real ones do."""
+    shape = fields[0].shape
+    grid = np.indices(shape, dtype=np.float32)
+    for axis in range(3):
+        d = ndi.gaussian_filter(_noise(rng, shape, 1.0), scale, mode="wrap")
+        grid[axis] += d * (amplitude / max(float(d.std()), 1e-6))
+    return [ndi.map_coordinates(f, grid, order=1, mode="mirror") for f in fields]
+
+
+def _convoluted_body(rng: np.random.Generator, shape, fraction: float) -> np.ndarray:
+    """A smooth random body filling ``fraction`` of the volume: lobes and bays in every
+    direction, so no plane or slab separates it from the matrix."""
+    field = ndi.gaussian_filter(_noise(rng, shape, 1.0), min(shape) / 7.0, mode="wrap")
+    return field > np.quantile(field, 1.0 - fraction)
+
+
+def _standardised(field: np.ndarray, where: np.ndarray, spread: float) -> np.ndarray:
+    """``field`` shifted and scaled so that its voxels in ``where`` have mean 0, std ``spread``."""
+    part = field[where]
+    return (field - part.mean()) * (spread / max(float(part.std()), 1e-6))
+
+
+def texture_family(kind: str, shape=(48, 64, 64), seed: int = 0, noise: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """Class 1: a convoluted body; class 0: the matrix around it; both of mean 1000 and grain
+    spread 120 grey values (exactly, per class) plus the same white noise; they differ only in
+    ``kind`` (one of :data:`TEXTURE_KINDS`):
+
+    - ``orientation``: bent lamellae (thin across, 0.8 voxel; long within, 4) whose normal
+      lies at 30 degrees from x in the body and 120 degrees around it: the same grain turned;
+    - ``length``: lamellae all lying the same way, long (6 voxels) in the body, short (1.6) around;
+    - ``anisotropy``: lamellae in domains of three orientations in the body, an isotropic grain
+      of the same spread around.
+    """
+    if kind not in TEXTURE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(TEXTURE_KINDS)}; got {kind!r}")
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in shape)
+    body = _convoluted_body(rng, shape, 0.4)
+    if kind == "orientation":
+        inside = _oriented_grain(rng, shape, (0.8, 4.0, 4.0), _lamella_frame(30.0))
+        outside = _oriented_grain(rng, shape, (0.8, 4.0, 4.0), _lamella_frame(120.0))
+    elif kind == "length":
+        frame = _lamella_frame(60.0, 20.0)
+        inside = _oriented_grain(rng, shape, (0.8, 6.0, 6.0), frame)
+        outside = _oriented_grain(rng, shape, (0.8, 1.6, 1.6), frame)
+    else:
+        frames = [_lamella_frame(a, t) for a, t in ((0.0, 0.0), (60.0, 40.0), (120.0, -40.0))]
+        lamellae = [_oriented_grain(rng, shape, (0.8, 4.0, 4.0), f) for f in frames]
+        # domains: each voxel takes the lamellae of the largest of three smooth random fields
+        votes = np.stack([ndi.gaussian_filter(_noise(rng, shape, 1.0), min(shape) / 10.0, mode="wrap") for _ in frames])
+        inside = np.choose(np.argmax(votes, axis=0), [g / g.std() for g in lamellae])
+        outside = _oriented_grain(rng, shape, (1.6, 1.6, 1.6), np.eye(3))
+    inside, outside = _bend(rng, [inside, outside], amplitude=2.0, scale=min(shape) / 6.0)
+    grain = np.where(body, _standardised(inside, body, 120.0), _standardised(outside, ~body, 120.0))
+    vol = 1000.0 + grain + _noise(rng, shape, noise)
     return np.clip(vol, 0, 65535).astype(np.uint16), body.astype(np.uint8)
 
 

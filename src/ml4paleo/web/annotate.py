@@ -228,9 +228,14 @@ def draft_status(job_id: str):
 def suggestions(job_id: str):
     """Where to paint next: the newest ready model's ranked planes (``axis``, ``index``, ``bbox``
     [row0, col0, row1, col1] end-exclusive, ``score``, ``reason``) and its estimated Dice; an
-    empty list with a ``reason`` when it has none."""
+    empty list with a ``reason`` when it has none. With ``?draft=1``, the newest ready draft's
+    (``model_id`` ``draft-<n>``, ``draft: true``, no estimated Dice) while it is newer than every
+    full model, as the overlay chooses."""
     paths(job_id)
-    return jsonify(files.model_suggestions(store(), job_id))
+    draft = request.args.get("draft", "0")
+    if draft not in ("0", "1"):
+        raise InputError(f"draft must be 0 or 1; got {draft!r}")
+    return jsonify(files.model_suggestions(store(), job_id, draft=draft == "1"))
 
 
 @bp.get("/api/annotate/<job_id>/annotations")

@@ -259,7 +259,11 @@ def _paths() -> dict[str, Any]:
         a + "/suggestions": {"get": _op("Where to paint next: the newest ready model's ranked planes {axis, index, bbox "
                                         "[row0, col0, row1, col1] end-exclusive, score, reason} and its estimated Dice "
                                         "(estimated_dice, estimated_mean_dice, calibration); suggestions [] with a reason "
-                                        "when it has none", [_JOB])},
+                                        "when it has none. draft=1: the newest ready draft's (model_id draft-<n>, draft: "
+                                        "true, ranked on a coarse level, no estimated Dice) while it is newer than every "
+                                        "full model", [_JOB, {"name": "draft", "in": "query", "required": False,
+                                                              "schema": {"type": "integer", "enum": [0, 1]}}],
+                                        errors=("400", "404"))},
         j + "/voxel": {"get": _op("The scan's raw value at one voxel (source_kind dicom-series: rescaled, HU for CT)", [
             _JOB, *[{"name": n, "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}
                     for n in "zyx"]], errors=("400", "404", "409"))},

@@ -2,8 +2,8 @@
 // a click (not a drag) on an object calls `onPick(id)`; `select(id)` lights that object and
 // dims the others. The largest MAX_OBJECTS objects are shown (each is one STL request).
 import * as THREE from "three";
-import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { STLLoader } from "three/addons/loaders/STLLoader.js";
+import { Stage3D } from "./stage3d.js";
 
 export const MAX_OBJECTS = 60;
 const CLICK_SLOP_PX = 4; // a pointer that moved more than this between down and up was orbiting
@@ -16,51 +16,25 @@ export class ObjectsView {
     this.key = null;
     this.meshes = new Map(); // id -> THREE.Mesh
     this.selected = 0;
-    this.renderer = null;
+    this.stage = null;
   }
 
   _init() {
-    if (this.renderer) return true;
-    try {
-      this.renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
-    } catch (err) {
+    if (this.stage) return true;
+    const { stage, error } = Stage3D.create(this.container, "3D view of the objects; click one to select it");
+    if (!stage) {
       this.message.hidden = false;
-      this.message.textContent = `3D view unavailable: this browser has no WebGL (${err.message}).`;
+      this.message.textContent = error;
       return false;
     }
-    this.renderer.setPixelRatio(window.devicePixelRatio || 1);
-    this.renderer.setClearColor(0x1b1f24);
-    const canvas = this.renderer.domElement;
-    canvas.setAttribute("aria-label", "3D view of the objects; click one to select it");
-    this.container.append(canvas);
-    this.scene = new THREE.Scene();
-    this.camera = new THREE.PerspectiveCamera(40, 1, 0.01, 1e7);
-    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x444455, 1.6));
-    const light = new THREE.DirectionalLight(0xffffff, 1.8);
-    light.position.set(1, 1, 2);
-    this.camera.add(light);
-    this.scene.add(this.camera);
-    this.group = new THREE.Group();
-    this.scene.add(this.group);
-    this.controls = new OrbitControls(this.camera, canvas);
-    this.controls.addEventListener("change", () => this.render());
-    canvas.addEventListener("pointerdown", (e) => { this.down = [e.clientX, e.clientY]; });
-    canvas.addEventListener("pointerup", (e) => {
+    this.stage = stage;
+    this.group = stage.group;
+    stage.canvas.addEventListener("pointerdown", (e) => { this.down = [e.clientX, e.clientY]; });
+    stage.canvas.addEventListener("pointerup", (e) => {
       if (this.down && Math.hypot(e.clientX - this.down[0], e.clientY - this.down[1]) <= CLICK_SLOP_PX) this._pick(e);
       this.down = null;
     });
-    new ResizeObserver(() => this._resize()).observe(this.container);
-    this._resize();
     return true;
-  }
-
-  _resize() {
-    const w = this.container.clientWidth, h = this.container.clientHeight;
-    if (!w || !h || !this.renderer) return;
-    this.renderer.setSize(w, h);
-    this.camera.aspect = w / h;
-    this.camera.updateProjectionMatrix();
-    this.render();
   }
 
   /** Show the objects of one run (`key`: a new key reloads), `urlOf(id)` their STL. */
@@ -104,27 +78,15 @@ export class ObjectsView {
   }
 
   _resetCamera() {
-    const box = new THREE.Box3().setFromObject(this.group);
-    if (box.isEmpty()) return;
-    const center = box.getCenter(new THREE.Vector3());
-    const radius = box.getSize(new THREE.Vector3()).length() / 2 || 1;
-    const dist = radius / Math.sin((this.camera.fov * Math.PI) / 360);
-    this.camera.near = dist / 1000;
-    this.camera.far = dist * 100;
     // looking along +z with y down (files are x, y, z): the 2D slice's view (x right, y down), tilted a little
-    this.camera.position.copy(center).add(new THREE.Vector3(0.1, 0.25, -1).normalize().multiplyScalar(dist));
-    this.camera.up.set(0, -1, 0);
-    this.camera.updateProjectionMatrix();
-    this.controls.target.copy(center);
-    this.controls.update();
-    this.render();
+    this.stage.frame(new THREE.Box3().setFromObject(this.group), new THREE.Vector3(0.1, 0.25, -1), new THREE.Vector3(0, -1, 0));
   }
 
   _pick(e) {
-    const rect = this.renderer.domElement.getBoundingClientRect();
+    const rect = this.stage.canvas.getBoundingClientRect();
     const ndc = new THREE.Vector2(((e.clientX - rect.left) / rect.width) * 2 - 1, -((e.clientY - rect.top) / rect.height) * 2 + 1);
     const ray = new THREE.Raycaster();
-    ray.setFromCamera(ndc, this.camera);
+    ray.setFromCamera(ndc, this.stage.camera);
     const hit = ray.intersectObjects([...this.meshes.values()], false)[0];
     if (hit) this.onPick(hit.object.userData.id);
   }
@@ -145,10 +107,6 @@ export class ObjectsView {
   }
 
   render() {
-    if (!this.renderer || this._frame) return;
-    this._frame = requestAnimationFrame(() => {
-      this._frame = 0;
-      this.renderer.render(this.scene, this.camera);
-    });
+    if (this.stage) this.stage.render();
   }
 }

@@ -1,12 +1,12 @@
 // 3D view of a segmentation's meshes with three.js: orbit, per-label colour / visibility /
 // opacity, a scale bar in physical units, and a PNG screenshot.
 import * as THREE from "three";
-import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { STLLoader } from "three/addons/loaders/STLLoader.js";
 import { PLYLoader } from "three/addons/loaders/PLYLoader.js";
 import { OBJLoader } from "three/addons/loaders/OBJLoader.js";
 import { el } from "./dom.js";
 import { enums } from "./enums.js";
+import { Stage3D } from "./stage3d.js";
 
 const num = (x) => (typeof x === "number" ? new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4 }).format(x) : "–");
 
@@ -25,46 +25,21 @@ export class MeshView {
     this.measure = measure;
     this.url = null;
     this.meshes = []; // {label, name, object, material}
-    this.renderer = null;
+    this.stage = null;
   }
 
   _init() {
-    if (this.renderer) return true;
-    try {
-      this.renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
-    } catch (err) {
-      this.message.textContent = `3D view unavailable: this browser has no WebGL (${err.message}).`;
+    if (this.stage) return true;
+    const { stage, error } = Stage3D.create(this.container, "3D view of the meshes", () => this._updateScaleBar());
+    if (!stage) {
+      this.message.textContent = error;
       return false;
     }
-    this.renderer.setPixelRatio(window.devicePixelRatio || 1);
-    this.renderer.setClearColor(0x1b1f24);
-    this.renderer.domElement.setAttribute("aria-label", "3D view of the meshes");
-    this.container.append(this.renderer.domElement);
-    this.scene = new THREE.Scene();
-    this.camera = new THREE.PerspectiveCamera(40, 1, 0.01, 1e7);
-    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x444455, 1.6));
-    this.light = new THREE.DirectionalLight(0xffffff, 1.8);
-    this.camera.add(this.light);
-    this.light.position.set(1, 1, 2);
-    this.scene.add(this.camera);
-    this.group = new THREE.Group();
-    this.scene.add(this.group);
-    this.controls = new OrbitControls(this.camera, this.renderer.domElement);
-    this.controls.addEventListener("change", () => this.render());
+    this.stage = stage;
+    this.group = stage.group;
     this.scaleBar = el("div", { class: "scalebar" }, el("div", { class: "bar" }), el("div", { class: "label" }));
     this.container.append(this.scaleBar);
-    new ResizeObserver(() => this._resize()).observe(this.container);
-    this._resize();
     return true;
-  }
-
-  _resize() {
-    const w = this.container.clientWidth, h = this.container.clientHeight;
-    if (!w || !h) return;
-    this.renderer.setSize(w, h);
-    this.camera.aspect = w / h;
-    this.camera.updateProjectionMatrix();
-    this.render();
   }
 
   /** Show the meshes listed at `url` (GET …/meshes); null clears the view. */
@@ -173,44 +148,29 @@ export class MeshView {
     this.meshes = [];
     this.list.replaceChildren();
     this.measure.textContent = "";
-    if (this.renderer) this.render();
-  }
-
-  resetCamera() {
-    if (!this.renderer) return;
-    const box = new THREE.Box3();
-    for (const m of this.meshes) if (m.mesh.visible) box.expandByObject(m.mesh);
-    if (box.isEmpty()) for (const m of this.meshes) box.expandByObject(m.mesh);
-    if (box.isEmpty()) return;
-    const center = box.getCenter(new THREE.Vector3());
-    const radius = box.getSize(new THREE.Vector3()).length() / 2 || 1;
-    const dist = radius / Math.sin((this.camera.fov * Math.PI) / 360);
-    this.camera.near = dist / 1000;
-    this.camera.far = dist * 100;
-    this.camera.position.copy(center).add(new THREE.Vector3(0.6, -0.9, 0.7).normalize().multiplyScalar(dist));
-    this.camera.up.set(0, 0, 1);
-    this.camera.updateProjectionMatrix();
-    this.controls.target.copy(center);
-    this.controls.update();
     this.render();
   }
 
+  resetCamera() {
+    if (!this.stage) return;
+    const box = new THREE.Box3();
+    for (const m of this.meshes) if (m.mesh.visible) box.expandByObject(m.mesh);
+    if (box.isEmpty()) for (const m of this.meshes) box.expandByObject(m.mesh);
+    // files are x, y, z with z up: seen from above one corner
+    this.stage.frame(box, new THREE.Vector3(0.6, -0.9, 0.7), new THREE.Vector3(0, 0, 1));
+  }
+
   render() {
-    if (!this.renderer) return;
-    if (this._frame) return;
-    this._frame = requestAnimationFrame(() => {
-      this._frame = 0;
-      this.renderer.render(this.scene, this.camera);
-      this._updateScaleBar();
-    });
+    if (this.stage) this.stage.render();
   }
 
   /** A bar about a fifth of the view wide, measured at the orbit target's distance. */
   _updateScaleBar() {
     const h = this.container.clientHeight, w = this.container.clientWidth;
     if (!this.meshes.length || !h) { this.scaleBar.hidden = true; return; }
-    const dist = this.camera.position.distanceTo(this.controls.target);
-    const visibleHeight = 2 * dist * Math.tan((this.camera.fov * Math.PI) / 360);
+    const { camera, controls } = this.stage;
+    const dist = camera.position.distanceTo(controls.target);
+    const visibleHeight = 2 * dist * Math.tan((camera.fov * Math.PI) / 360);
     const perPixel = visibleHeight / h;
     const length = niceLength(perPixel * w * 0.2);
     this.scaleBar.hidden = false;
@@ -220,9 +180,9 @@ export class MeshView {
   }
 
   screenshot(filename) {
-    if (!this.renderer) return;
-    this.renderer.render(this.scene, this.camera);
-    const a = el("a", { href: this.renderer.domElement.toDataURL("image/png"), download: filename });
+    if (!this.stage) return;
+    this.stage.draw();
+    const a = el("a", { href: this.stage.canvas.toDataURL("image/png"), download: filename });
     document.body.append(a);
     a.click();
     a.remove();

@@ -187,14 +187,15 @@ $("slice").addEventListener("change", (e) => guarded(() => loadSlice(Number(e.ta
 $("next-slice").addEventListener("click", () => guarded(nextSuggested));
 
 // ---------------------------------------------------------------- where to paint next
-let adviceOf = null; // model id whose suggestions are loaded ("" for none)
+let adviceOf = null; // "<model id>|<draft id>" whose suggestions are loaded ("|" for none)
 const opened = new Set(); // suggestions opened since they came: N goes on to the next one
 
-/** The newest model's suggestions, fetched once per model. */
+/** The newest model's suggestions, fetched once per model and once per draft (the server answers
+ * with the draft's own while it is newer than the model). */
 async function refreshAdvice(model) {
-  const id = model ? model.model_id : "";
+  const id = `${model ? model.model_id : ""}|${newestDraft}`;
   if (id === adviceOf) return;
-  const advice = id ? await api(`/api/annotate/${enc}/suggestions`) : { suggestions: [] };
+  const advice = id !== "|" ? await api(`/api/annotate/${enc}/suggestions?draft=1`) : { suggestions: [] };
   adviceOf = id;
   opened.clear();
   state.setAdvice({ ...advice, suggestions: advice.suggestions || [] });
@@ -348,6 +349,7 @@ async function draft() {
     const d = await api(`/api/annotate/${enc}/draft${onZ ? `?z=${index}` : ""}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
       newestDraft = `draft-${d.ready.task_id}`;
+      refreshAdvice(state.model).catch((err) => state.say(`No suggestions: ${err.message}`)); // the draft's own
       if (ticket !== draftTicket || state.key !== key) return;
       if (!d.ready.prediction || state.showDoubt) return refreshPrediction(); // the route gives the uncertainty too
       if (completionPinned()) return;
