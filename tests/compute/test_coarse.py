@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ml4paleo.compute.coarse import coarse_settings, level_factors
+from ml4paleo.compute.coarse import coarse_settings, coarsest_level, level_factors
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.painted import keep_painted, keep_painted_on_grid
 
@@ -17,6 +17,24 @@ def test_coarse_settings_divide_the_sigmas_and_keep_the_selected_columns():
     assert coarse_settings(full, 1) is full
     with pytest.raises(ValueError):
         coarse_settings(full, 0)
+
+
+def test_a_bank_with_features_of_some_scales_only_is_not_scaled_where_it_would_lose_one():
+    """``orient`` is computed at the scales from 1.5 to 6 only: divided by 2, sigma 1.6 has none,
+    so that level cannot stand in for a model that reads orient_*_s1.6; a selection without
+    such a feature scales, with its columns renamed by scale, not by position."""
+    full = FeatureSettings(sigmas=(1.0, 1.6, 4.0))
+    with pytest.raises(ValueError, match="orient"):
+        coarse_settings(full, 2)
+    shapes = [(8, 400, 400), (4, 200, 200), (2, 100, 100)]
+    assert coarsest_level(full, shapes, 2) == 0
+    picked = FeatureSettings(sigmas=(1.0, 1.6, 4.0), selected=("raw", "gaussian_s1.6", "hessian_e1_s4"))
+    assert feature_names(coarse_settings(picked, 2)) == ["raw", "gaussian_s0.8", "hessian_e1_s2"]
+    assert coarsest_level(picked, shapes, 2) == 2
+    upper = FeatureSettings(sigmas=(3.5, 5.0))  # orient at both; at 1/2 (1.75, 2.5) still both
+    assert feature_names(coarse_settings(upper, 2)) == [n.replace("s3.5", "s1.75").replace("s5", "s2.5")
+                                                        for n in feature_names(upper)]
+    assert coarsest_level(upper, shapes, 2) == 1
 
 
 def test_level_factors_follow_the_pyramid():
