@@ -19,22 +19,21 @@ def test_coarse_settings_divide_the_sigmas_and_keep_the_selected_columns():
         coarse_settings(full, 0)
 
 
-def test_a_bank_with_features_of_some_scales_only_is_not_scaled_where_it_would_lose_one():
-    """``orient`` is computed at the scales from 1.5 to 6 only: divided by 2, sigma 1.6 has none,
-    so that level cannot stand in for a model that reads orient_*_s1.6; a selection without
-    such a feature scales, with its columns renamed by scale, not by position."""
-    full = FeatureSettings(sigmas=(1.0, 1.6, 4.0))
-    with pytest.raises(ValueError, match="orient"):
-        coarse_settings(full, 2)
-    shapes = [(8, 400, 400), (4, 200, 200), (2, 100, 100)]
-    assert coarsest_level(full, shapes, 2) == 0
+def test_orient_follows_the_scales_of_a_coarser_grid():
+    """``orient`` is computed at the scales from 1.5 to 6 at full resolution; on a level its
+    scales are divided by the level's factor like every other filter's (sigma 1.6 -> 0.8), so
+    every level can stand in for a model reading orient_*_s1.6, columns renamed by scale."""
+    full = FeatureSettings(sigmas=(1.0, 1.6, 4.0, 10.0))
+    coarse = coarse_settings(full, 2)
+    assert coarse.orient_scales == (0.8, 2.0)
+    names = feature_names(full)
+    assert feature_names(coarse) == [n.replace("s1.6", "s0.8").replace("s10", "s5").replace("s4", "s2")
+                                     .replace("s1", "s0.5") if n != "raw" else n for n in names]
+    assert coarsest_level(full, [(8, 400, 400), (4, 200, 200), (2, 100, 100)], 2) == 2
+    assert "orient_scales" not in full.to_dict() and coarse.to_dict()["orient_scales"] == [0.8, 2.0]
+    assert FeatureSettings.from_value(coarse.to_dict()) == coarse
     picked = FeatureSettings(sigmas=(1.0, 1.6, 4.0), selected=("raw", "gaussian_s1.6", "hessian_e1_s4"))
     assert feature_names(coarse_settings(picked, 2)) == ["raw", "gaussian_s0.8", "hessian_e1_s2"]
-    assert coarsest_level(picked, shapes, 2) == 2
-    upper = FeatureSettings(sigmas=(3.5, 5.0))  # orient at both; at 1/2 (1.75, 2.5) still both
-    assert feature_names(coarse_settings(upper, 2)) == [n.replace("s3.5", "s1.75").replace("s5", "s2.5")
-                                                        for n in feature_names(upper)]
-    assert coarsest_level(upper, shapes, 2) == 1
 
 
 def test_level_factors_follow_the_pyramid():

@@ -24,16 +24,22 @@ __all__ = ["coarse_settings", "coarsest_level", "level_factors", "region_on_leve
 
 def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
     """``settings`` for a grid ``factor`` times coarser: every sigma divided by ``factor``, each
-    feature renamed to its scale there (same columns, same order). ValueError when the bank there
-    lacks one of them (``orient`` exists only at some scales): that level cannot stand in."""
+    feature renamed to its scale there (same columns, same order); ``orient`` follows its scales
+    there (its range of scales is a full-resolution one). ValueError when the bank there still
+    lacks one of the features (none of the bank's filters does today)."""
     factor = int(factor)
     if factor < 1:
         raise ValueError(f"factor must be a positive integer; got {factor!r}")
     if factor == 1:
         return settings
     sigmas = tuple(float(s) / factor for s in settings.sigmas)
-    scaled_whole = FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample)
     tags = {f"s{s:g}": f"s{t:g}" for s, t in zip(settings.sigmas, sigmas)}
+    whole = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
+                            orient_scales=settings.orient_scales)
+    oriented = sorted({float(s) for n in feature_names(whole) if n.startswith("orient_")
+                       for s in settings.sigmas if n.endswith(f"_s{s:g}")})
+    scaled_whole = FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample,
+                                   orient_scales=tuple(s / factor for s in oriented))
 
     def scaled(name: str) -> str:
         head, _, tag = name.rpartition("_")
@@ -45,7 +51,8 @@ def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
     if missing:
         raise ValueError(f"the bank on a grid {factor} times coarser has no {', '.join(missing[:3])}")
     selected = None if wanted == there else tuple(wanted)  # scaling keeps the order of scales and filters
-    return FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample, selected)
+    return FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample, selected,
+                           scaled_whole.orient_scales)
 
 
 def coarsest_level(settings: FeatureSettings, level_shapes, level: int) -> int:
