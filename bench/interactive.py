@@ -12,9 +12,11 @@ times, as the annotation page does it:
   PNG received (the draft's own prediction of that slice), p50 and p95 over ``--strokes``: before
   any full model (drafts on the whole bank) and after one (drafts on its ranked features); the
   first draft, which featurises the painted slices, is reported apart (cold);
-- the same on a plane across the stack (XZ, y = the middle row, painted with strokes too): the
-  draft predicts no plane of its own there, so the overlay is ``POST .../data/predict`` of that
-  plane once the draft is ready, as the page asks for it;
+- the same on a plane across the stack (XZ, y = the middle row, painted with strokes too; and,
+  after the full model, on a YZ plane): the draft predicts no plane of its own there, so the
+  overlay is ``POST .../data/predict`` of that plane once the draft is ready, as the page asks for it;
+- with each draft, whether its own suggestions (``GET .../suggestions?draft=1``) were there when
+  the draft was ready, and the seconds the draft task spent ranking them;
 - preview: an unseen slice predicted by ``POST .../data/predict``, with the draft (whole bank),
   the full model (validated, 16 ranked features) and a draft on those features, p50 and p95
   over ``--previews``;
@@ -22,7 +24,7 @@ times, as the annotation page does it:
   runner (the drafts have a queue and a runner of their own).
 
 Goals (issue 11): stroke p50 <= 2 s, preview <= 0.5 s, stroke during a segmentation p50 <= 3 s;
-(issue 22) stroke -> overlay p50 <= 1 s on XY and on XZ.
+(issue 22) stroke -> overlay p50 <= 1 s on XY, XZ and YZ, the draft's suggestions with it.
 Also prints peak RSS (bench + server + runners, and the largest process). Timings include the
 machine's load: quote it with them.
 """
@@ -116,10 +118,21 @@ def stroke_to_overlay(client: Client, job_id: str, z: int, mask: np.ndarray) -> 
         ready = doc["ready"]
         if ready and ready["annotation_rev"] >= rev and "prediction" in ready:
             Image.open(io.BytesIO(base64.b64decode(ready["prediction"]))).load()
-            return time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
+            _draft_advice(client, job_id, f"draft-{ready['task_id']}")
+            return elapsed
         if doc["error"] and not doc["pending"]:
             raise RuntimeError(f"draft failed: {doc['error']}")
         time.sleep(0.02)
+
+
+ADVICE: list[tuple[bool, float]] = []
+"""Per draft: whether its suggestions were there when it was ready, and the seconds the draft task spent ranking."""
+
+
+def _draft_advice(client: Client, job_id: str, draft_id: str) -> None:
+    doc = client.json("GET", f"/api/annotate/{job_id}/suggestions?draft=1")
+    ADVICE.append((doc.get("model_id") == draft_id and bool(doc.get("suggestions")), float(doc.get("seconds") or 0.0)))
 
 
 def plane_stroke_to_overlay(client: Client, job_id: str, axis: str, index: int, mask: np.ndarray) -> tuple[float, float]:
@@ -135,6 +148,7 @@ def plane_stroke_to_overlay(client: Client, job_id: str, axis: str, index: int, 
     while True:
         doc = client.json("GET", f"/api/annotate/{job_id}/draft")
         if doc["ready"] and doc["ready"]["annotation_rev"] >= rev:
+            _draft_advice(client, job_id, f"draft-{doc['ready']['task_id']}")
             break
         if doc["error"] and not doc["pending"]:
             raise RuntimeError(f"draft failed: {doc['error']}")
@@ -147,9 +161,10 @@ def plane_stroke_to_overlay(client: Client, job_id: str, axis: str, index: int, 
 
 
 def plane_stroke_loop(client: Client, job_id: str, mask: np.ndarray, truth_plane: np.ndarray, index: int, n: int,
-                      rng: np.random.Generator) -> tuple[list[float], list[float]]:
-    """``n`` strokes on the XZ plane y = ``index`` (rows z, columns x), each a short line of one class,
-    timed: stroke to overlay, and the prediction request within it."""
+                      rng: np.random.Generator, axis: str = "y") -> tuple[list[float], list[float]]:
+    """``n`` strokes on the plane ``index`` across ``axis`` (XZ for y: rows z, columns x; YZ for
+    x: rows z, columns y), each a short line of one class, timed: stroke to overlay, and the
+    prediction request within it."""
     times, predicts = [], []
     rows, cols = truth_plane.shape
     for _ in range(n):
@@ -157,7 +172,7 @@ def plane_stroke_loop(client: Client, job_id: str, mask: np.ndarray, truth_plane
         c0 = int(rng.integers(0, max(1, cols - 40)))
         line = truth_plane[r, c0:c0 + 40]
         mask[r, c0:c0 + 40] = np.where(mask[r, c0:c0 + 40] == 0, line.astype(np.uint8) + 1, mask[r, c0:c0 + 40])
-        total, predict = plane_stroke_to_overlay(client, job_id, "y", index, mask)
+        total, predict = plane_stroke_to_overlay(client, job_id, axis, index, mask)
         times.append(total)
         predicts.append(predict)
     return times, predicts
@@ -296,6 +311,12 @@ def main() -> None:
                                                     truth[:, y_mid, :], y_mid, args.strokes, rng)
             print(f"stroke -> draft -> overlay on the XZ plane, drafts on the ranked features: {_p(times)}, "
                   f"{cpu:.2f} CPU s each   (goal p50 <= 1 s); of which the plane's prediction {_p(predicts)}")
+            x_mid = args.size // 2 + 7
+            across_x = strokes(truth[:, :, x_mid], step=32, erode=3, width=2)
+            (times, predicts), cpu = meter.per_call(args.strokes, plane_stroke_loop, client, job_id, across_x,
+                                                    truth[:, :, x_mid], x_mid, args.strokes, rng, "x")
+            print(f"stroke -> draft -> overlay on a YZ plane (x {x_mid}), drafts on the ranked features: {_p(times)}, "
+                  f"{cpu:.2f} CPU s each   (goal p50 <= 1 s); of which the plane's prediction {_p(predicts)}")
             zs = rng.choice(others, args.previews, replace=False).tolist()
             (times, with_draft), cpu = meter.per_call(len(zs), preview_loop, client, job_id, zs)
             assert with_draft
@@ -323,6 +344,10 @@ def main() -> None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
             log.close()
+    if ADVICE:
+        with_draft = sum(ok for ok, _ in ADVICE)
+        print(f"drafts whose own suggestions were there when the draft was: {with_draft} of {len(ADVICE)}; ranking "
+              f"them in the draft task: {_p([t for _, t in ADVICE])}   (goal: within the same second)")
     print(f"peak RSS: {rss.peak_total / 2**20:.0f} MiB in all (bench + server + runners), "
           f"largest process {rss.peak_worker / 2**20:.0f} MiB")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import os
 import pstats
 import resource
@@ -271,7 +272,7 @@ def main(argv=None) -> int:
         best = {k: min(v) for k, v in times.items() if v}
         print(f"one core, block {region} + halo, best of {args.repeats}: features "
               f"({model.feature_settings.n_features}/voxel of the bank's "
-              f"{model.feature_settings.bank().n_features}) "
+              f"{dataclasses.replace(model.feature_settings, selected=None).n_features}) "
               f"{nv / best['features'] / 1e6:.2f} M voxels/s "
               f"({best['features']:.2f}s)")
         for k in ("scikit-learn", "packed", "packed labels"):

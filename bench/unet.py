@@ -4,6 +4,7 @@
     python bench/unet.py --size 512         # the size: 5 painted 512^2 slices
     python bench/unet.py --context 0 --width 16 --augment flip   # measure a hyper-parameter
     python bench/unet.py --volume snow      # the real micro-CT scan shipped by spam (100^3, Otsu truth)
+    python bench/unet.py --volume tex-orientation --xz   # a kind of the texture family, plus an XZ plane
 
 The volume: ellipsoids of coarse-grained noise (Gaussian-smoothed, sigma 2.5) in fine-grained
 noise, both with the same mean and standard deviation, a smooth intensity drift along x and
@@ -28,6 +29,10 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
+
+from ml4paleo.testing import phantoms
+
+FAMILY = tuple(f"tex-{kind}" for kind in phantoms.TEXTURE_KINDS)
 
 
 def make_volume(shape, seed=0):
@@ -85,8 +90,11 @@ def scores(confusion):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--volume", choices=("texture", "snow"), default="texture",
-                    help="the generated texture volume (default) or spam's snow scan (--size, --slices ignored)")
+    ap.add_argument("--volume", choices=("texture", "snow", *FAMILY), default="texture",
+                    help="the generated texture volume (default), a kind of the generated texture family "
+                         "(tex-orientation, tex-length, tex-anisotropy) or spam's snow scan (--size, --slices ignored)")
+    ap.add_argument("--full", action="store_true", help="paint whole slices instead of strokes")
+    ap.add_argument("--xz", action="store_true", help="also paint the XZ plane through the middle (the U-Net only)")
     ap.add_argument("--size", type=int, default=256, help="edge of the (y, x) slices (default 256; the issue's is 512)")
     ap.add_argument("--slices", type=int, default=24, help="slices in the volume (default 24)")
     ap.add_argument("--painted", type=int, default=5, help="painted slices (default 5)")
@@ -121,13 +129,18 @@ def main(argv=None) -> int:
     if args.volume == "snow":
         vol, truth = snow_volume()
         shape = vol.shape
+    elif args.volume in FAMILY:
+        shape = (args.slices, args.size, args.size)
+        vol, truth = phantoms.texture_family(args.volume[4:], shape=shape, seed=args.seed)
     else:
         shape = (args.slices, args.size, args.size)
         vol, truth = make_volume(shape, args.seed)
     painted = [int(round(f)) for f in np.linspace(1, shape[0] - 2, args.painted)]
     gaps = [(a + b) // 2 for a, b in zip(painted, painted[1:]) if b - a > 1]
     unseen = [gaps[i] for i in np.linspace(0, len(gaps) - 1, min(3, len(gaps))).astype(int)] if gaps else [0]
-    ann = {z: strokes(truth[z]) for z in painted}
+    ann = {z: (truth[z].astype(np.uint8) + 1 if args.full else strokes(truth[z])) for z in painted}
+    planes = {("y", shape[1] // 2): (truth[:, shape[1] // 2].astype(np.uint8) + 1 if args.full
+                                     else strokes(truth[:, shape[1] // 2]))} if args.xz else {}
     n_painted = sum(int((a > 0).sum()) for a in ann.values())
     print(f"{args.volume} volume {shape} {vol.dtype}, fossil {truth.mean():.1%}, made in {time.perf_counter() - t:.1f}s; painted slices "
           f"{painted} ({n_painted} voxels), unseen slices scored {unseen}; torch {torch.__version__}, "
@@ -141,7 +154,7 @@ def main(argv=None) -> int:
         confusion = np.zeros((2, 2), np.int64)
         t = time.perf_counter()
         for z in painted:
-            fold = unet().fit(vol, {k: v for k, v in ann.items() if k != z}, heldout={z: ann[z]},
+            fold = unet().fit(vol, {**{k: v for k, v in ann.items() if k != z}, **planes}, heldout={z: ann[z]},
                               max_seconds=args.max_seconds, seed=args.seed)
             best_epochs.append(fold.best_epochs)
             pred = fold.predict_slice(vol, z)
@@ -153,7 +166,7 @@ def main(argv=None) -> int:
         print(f"U-Net leave-one-slice-out Dice (background, fossil) {scores(confusion)}, {len(painted)} folds in {t_loso:.1f}s")
     epochs = {"epochs": max(1, int(round(float(np.median(best_epochs)))))} if best_epochs else {}
     t = time.perf_counter()
-    final = unet(**epochs).fit(vol, ann, max_seconds=args.max_seconds, seed=args.seed)
+    final = unet(**epochs).fit(vol, {**ann, **planes}, max_seconds=args.max_seconds, seed=args.seed)
     t_unet = time.perf_counter() - t
     ours = np.stack([final.predict_slice(vol, z) for z in unseen]).astype(bool)
     print(f"U-Net final model: {len(final.curve)} epochs ({'median best of the folds' if epochs else 'default'}) "

@@ -170,7 +170,8 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
                    "U-Net (PyTorch).")
 @click.option("--max-train-seconds", type=float, default=None,
               help="Time the U-Net may take in all (folds and final fit); with it, auto scores the U-Net too "
-                   "(default: auto keeps to the fast methods; --method unet gets 300 s).")
+                   "(default: auto scores it, for 60 s, only when the fast methods leave a class below held-out "
+                   "Dice 0.9; --method unet gets 300 s).")
 @click.option("--unet-epochs", type=click.IntRange(min=1), default=None,
               help="Train the U-Net for exactly N epochs (each fold and the final fit) instead of against the "
                    "clock: the same inputs give the same model and choice however busy the machine is; with it, "
@@ -209,6 +210,8 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
             cells = ", ".join(f"{c} {'n/a' if m['dice'] is None else format(m['dice'], '.3f')}" for c, m in metrics.items())
             click.echo(f"  {'*' if name == result.method else ' '} {name}: {cells or 'not scored'}")
     click.echo(f"method: {result.method} ({result.validation.get('reason') or result.validation.get('choice', '')})")
+    if result.network:
+        click.echo(f"U-Net {result.network}")
     for name, m in result.metrics.items():
         dice = "n/a" if m["dice"] is None else f"{m['dice']:.3f}"
         iou = "n/a" if m["iou"] is None else f"{m['iou']:.3f}"

@@ -64,12 +64,18 @@ def test_draft_overlay_then_full_model_replaces_it_and_drafts_are_not_models(ser
     assert np.array_equal(_png(shown["prediction"]), prediction)
     # another slice asked of the same draft: no prediction in the draft's answer, the route makes it
     assert "prediction" not in server.json("GET", f"/api/annotate/{job_id}/draft?z=7")["ready"]
+    # the draft says where to paint next, when asked for drafts' suggestions
+    advice = server.json("GET", f"/api/annotate/{job_id}/suggestions?draft=1")
+    assert advice["model_id"] == doc["ready"]["model_id"] and advice["draft"] is True and advice["suggestions"]
+    assert server.json("GET", f"/api/annotate/{job_id}/suggestions")["suggestions"] == []  # models only
+    assert "draft must be 0 or 1" in server.json("GET", f"/api/annotate/{job_id}/suggestions?draft=yes", 400)["error"]
 
     # the full model, trained on the same annotations, replaces the draft
     model_id = server.json("POST", f"/api/job/{job_id}/retrain", 202)["model_id"]
     server.wait(job_id, {"trained"})
     shown = server.json("POST", f"/api/annotate/{job_id}/data/predict", json={"z": 5})
     assert shown["draft"] is False and shown["model_id"] == model_id
+    assert server.json("GET", f"/api/annotate/{job_id}/suggestions?draft=1")["model_id"] == model_id
     # a stroke later, a new draft is newer than the model: it is shown; still one model listed
     _paint(server, job_id, volume, 10)
     newer = _draft(server, job_id, 10)

@@ -222,3 +222,23 @@ def test_the_annotations_download_holds_planes_of_every_axis(server, job):
     finally:
         for axis, index in masks:
             server.json("DELETE", f"/api/annotate/{job}/annotations/{axis}/{index}")
+
+
+def test_a_region_of_a_slice_is_that_part_of_the_whole_image(server, job):
+    """``images/region``: what a zoomed-in view shows, equal to that part of ``images/next``."""
+    url = f"/api/annotate/{job}/images/region"
+    for params, rows, cols in (({"z": 3}, (2, 20), (5, 30)), ({"axis": "y", "index": 7}, (1, 9), (0, 12)),
+                               ({"axis": "x", "index": 31}, (4, 10), (3, 24))):
+        whole = server.json("GET", f"/api/annotate/{job}/images/next", params={**params, "window": "29990,30050"})
+        part = server.json("GET", url, params={**params, "window": "29990,30050",
+                                               "region": f"{rows[0]},{cols[0]},{rows[1]},{cols[1]}"})
+        assert part["region"] == [rows[0], cols[0], rows[1], cols[1]] and part["level"] == 0
+        assert part["shape"] == whole["shape"] and part["image_shape"] == [rows[1] - rows[0], cols[1] - cols[0]]
+        assert np.array_equal(_png(part["image"]), _png(whole["image"])[rows[0]:rows[1], cols[0]:cols[1]])
+    clipped = server.json("GET", url, params={"z": 3, "region": "-5,-5,100,100"})
+    assert clipped["region"] == [0, 0, SHAPE[1], SHAPE[2]]
+    for params, word in (({"z": 3, "region": "1,2,3"}, "region"), ({"z": 3, "region": "a,b,c,d"}, "region"),
+                         ({"z": 3, "region": "30,0,40,10"}, "region"), ({"z": 3}, "region"),
+                         ({"z": 99, "region": "0,0,4,4"}, "z"), ({"axis": "q", "index": 1, "region": "0,0,4,4"}, "axis")):
+        r = server.get(url, params=params)
+        assert r.status_code == 400 and word in r.json()["error"], (params, r.text)

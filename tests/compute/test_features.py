@@ -112,8 +112,6 @@ def test_bad_settings_and_inputs_are_clear_errors():
         FeatureSettings(filters=("gabor",))
     with pytest.raises(InputError, match="unknown"):
         FeatureSettings.from_value({"sigma": [1.0]})
-    with pytest.raises(InputError, match="orient_sigmas"):
-        FeatureSettings(sigmas=(1.0, 2.0), orient_sigmas=(3.0,))
     with pytest.raises(InputError, match="3D"):
         compute_features(np.zeros((4, 4)))
     with pytest.raises(InputError, match="too small"):

@@ -136,3 +136,23 @@ def test_planes_that_do_not_fit_are_refused():
         ShapePrior((1,), np.zeros((1, 8, 8), np.uint8), 2, planes={("y", 3): np.zeros((4, 9), np.uint8)})
     with pytest.raises(InputError, match="outside"):
         ShapePrior((1,), np.zeros((1, 8, 8), np.uint8), 2, planes={("x", 8): np.zeros((4, 8), np.uint8)})
+
+
+def test_guessed_planes_shape_the_prior_but_are_not_kept_as_painted(tmp_path):
+    """A correction's mask is the prior's own guess: it interpolates like any painted slice, but
+    a model keeps only what was drawn, and the guess survives the model folder."""
+    from ml4paleo.models._context import load_prior, save_prior
+    from ml4paleo.planes import SliceRef
+
+    a, b = disc((32, 32), 16, 16, 6), disc((32, 32), 16, 16, 9)
+    plane = np.zeros((20, 32), np.uint8)
+    plane[5:15, 10:20] = 1
+    prior = ShapePrior((4, 12), np.stack([a, b]), 2, planes={SliceRef("y", 16): plane},
+                       guessed=frozenset({SliceRef("z", 12), SliceRef("y", 16)}))
+    kept = prior.painted()
+    assert [(axis, index) for axis, index, _ in kept] == [(0, 4)]
+    assert np.array_equal(prior.labels((12, 0, 0), (13, 32, 32))[0], b)  # still exact where it was set
+    save_prior(prior, tmp_path)
+    assert load_prior(tmp_path).guessed == prior.guessed
+    with pytest.raises(InputError, match="guessed"):
+        ShapePrior((4,), a[None], 2, guessed=frozenset({SliceRef("z", 5)}))

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -14,8 +15,7 @@ from PIL import Image
 
 from ml4paleo.compute.display import to_uint8
 from ml4paleo.compute.downsample import downsample_mean
-from test_pages import (CHROMIUM, STEP_TIMEOUT_MS, _converted_job, assert_no_console_errors, browser, page,  # noqa: F401
-                        server, shot)
+from test_pages import CHROMIUM, STEP_TIMEOUT_MS, _converted_job, assert_no_console_errors, shot
 
 pytestmark = [
     pytest.mark.e2e,
@@ -61,7 +61,7 @@ def test_a_zoomed_out_view_gets_a_level_then_full_resolution(page):
     _trained(page, job_id, vol)
     predicts, images = [], []
     page.on("request", lambda r: "/data/predict" in r.url and predicts.append(json.loads(r.post_data)))
-    page.on("request", lambda r: "/images/next" in r.url and images.append(r.url))
+    page.on("request", lambda r: ("/images/next" in r.url or "/images/region" in r.url) and images.append(r.url))
     page.add_init_script("""window.__said = []; new MutationObserver(() => {
         const el = document.getElementById('pred-status'); if (el) window.__said.push(el.textContent); })
         .observe(document, {subtree: true, childList: true, characterData: true});""")
@@ -97,7 +97,16 @@ def test_a_zoomed_out_view_gets_a_level_then_full_resolution(page):
     assert refined and all(p["level"] == 0 and p["index"] == 3 for p in refined), refined
     r0, c0, r1, c1 = refined[-1]["region"]
     assert 0 <= r0 < r1 <= SHAPE[1] and 0 <= c0 < c1 <= SHAPE[2] and (r1 - r0) * (c1 - c0) < SHAPE[1] * SHAPE[2] / 4
-    assert "level=0" in images[-1] and "index=3" in images[-1], images
+    # the image too: only a region around what is visible, at full resolution, drawn where it belongs
+    read = parse_qs(urlsplit(images[-1]).query)
+    assert "/images/region" in images[-1] and read["level"] == ["0"] and read["index"] == ["3"], images
+    r0, c0, r1, c1 = (int(v) for v in read["region"][0].split(","))
+    assert 0 <= r0 < r1 <= SHAPE[1] and 0 <= c0 < c1 <= SHAPE[2] and (r1 - r0) * (c1 - c0) < SHAPE[1] * SHAPE[2] / 2
+    page.locator("#show-pred").uncheck()
+    seen = np.asarray(Image.open(io.BytesIO(page.locator("#view").screenshot())).convert("L"))
+    h, w = seen.shape
+    assert seen[h // 2 - 20:h // 2 + 20, w // 2 - 20:w // 2 + 20].min() > 128  # the bright box, not black
+    page.locator("#show-pred").check()
     shot(page, "45-annotate-zoomed-refined")
     assert_no_console_errors(page)
 

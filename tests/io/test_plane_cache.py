@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ml4paleo.io import planes
-from ml4paleo.io.omezarr import OmeZarrWriter
+from ml4paleo.io.omezarr import OmeZarrWriter, open_level
 from ml4paleo.io.planes import PlaneCache, cached_planes, clear_planes
 
 
@@ -60,3 +60,14 @@ def test_a_rewritten_volume_is_read_anew(tmp_path):
         with OmeZarrWriter(path, (4, 8, 8), np.uint16, chunks=4, overwrite=True) as w:
             w.write_slab(0, np.full((4, 8, 8), value, np.uint16))
         assert (cached_planes(path, stamp)[0:4, 0:8, 0:8] == value).all()
+
+
+def test_a_pyramid_level_is_cached_apart_from_full_resolution(tmp_path):
+    path = tmp_path / "v.ome.zarr"
+    data = np.arange(16 * 32 * 32, dtype=np.uint16).reshape(16, 32, 32)
+    with OmeZarrWriter(path, data.shape, data.dtype, chunks=8, pyramid_min_size=8) as w:
+        w.write_slab(0, data)
+    full, coarse = cached_planes(path, 1), cached_planes(path, 1, level=1)
+    assert coarse.shape == (8, 16, 16)
+    np.testing.assert_array_equal(full[0:4, 0:32, 0:32], data[0:4])
+    np.testing.assert_array_equal(coarse[0:4, 0:16, 0:16], np.asarray(open_level(path, 1)[0:4]))

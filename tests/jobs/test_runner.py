@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from ml4paleo.compute.features import compiled_pass_loaded
 from ml4paleo.errors import LeaseLost
 from ml4paleo.jobs import runner as runner_module
 from ml4paleo.jobs.runner import Runner, reason_of
@@ -181,3 +182,13 @@ def test_a_refused_step_drops_the_task_without_writing(tmp_path, monkeypatch):
     assert Runner(Settings.from_env({}, data=tmp_path), "segment", store=queue).run_once()
     assert queue.calls == [("model_trained", {"n_slices": 1})]  # no finish, fail, release or cancel
     assert issubclass(LeaseLost, runner_module.Cancelled)
+
+
+
+def test_a_train_runner_warms_up_before_its_first_claim_and_survives_a_failed_warm_up(store, monkeypatch):
+    """The train runner loads its compiled kernels before it claims (the first overlay a user
+    waits for does not pay them); a warm-up that fails is logged and the runner goes on."""
+    monkeypatch.setattr(runner_module, "WARM_UPS", {"train": ("ml4paleo.compute.features:no_such_function",
+                                                              "ml4paleo.compute.features:load_compiled_pass")})
+    assert Runner(store.settings, "train", store=store.claims).run(max_tasks=0) == 0
+    assert compiled_pass_loaded()

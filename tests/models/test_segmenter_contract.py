@@ -93,6 +93,15 @@ class TestHistGradientBoosting(SegmenterContract):
     cls = HistGradientBoostingSegmenter
     params = {"max_iter": 20}
 
+    @pytest.fixture(autouse=True)
+    def _one_openmp_thread(self):
+        """Its OpenMP threads spin-wait: on a machine already busy with the suite's other worker
+        and servers, 600 toy rows took 9-39 s per test with two threads (0.5 s with one)."""
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="openmp"):
+            yield
+
 
 def test_load_errors_and_feature_mismatch(rng, tmp_path):
     with pytest.raises(VolumeNotFoundError):

@@ -129,6 +129,8 @@ def test_heldout_early_stopping_curve_and_time_budget(rng):
     assert round(model.curve[model.best_epochs - 1]["heldout_dice"], 4) == best
     short = make(epochs=50, steps_per_epoch=50, batch_size=2, patch=32).fit(vol, ann, max_seconds=0.01)
     assert len(short.curve) == 1 and short.best_epochs == 1
+    on_cpu = make(epochs=50, steps_per_epoch=50, batch_size=2, patch=32).fit(vol, ann, max_seconds=0.01, clock="cpu")
+    assert len(on_cpu.curve) == 1  # the budget counted in this process's CPU seconds
     done = []
     make(**QUICK).fit(vol, ann, progress=lambda d, t, s="": done.append((d, t, s)))
     assert done[-1][0] == done[-1][1] and done[-1][2]
@@ -180,6 +182,8 @@ def test_bad_inputs(tiny):
         make().fit(vol, ann, heldout=ann)
     with pytest.raises(InputError, match="device"):
         make().fit(vol, ann, device="tpu")
+    with pytest.raises(InputError, match="clock"):
+        make().fit(vol, ann, clock="moon")
     with pytest.raises(InputError, match="unknown U-Net parameter"):
         make(widht=4)
     with pytest.raises(InputError, match="patch"):
@@ -207,3 +211,53 @@ def test_cuda_training_and_inference_match_the_cpu(rng):
     on_cpu = pickle.loads(pickle.dumps(model)).predict_region(vol, (0, 0, 0), vol.shape)
     np.testing.assert_allclose(on_gpu, on_cpu, atol=2e-3)
     assert dice(on_gpu[2].argmax(-1).astype(bool), truth[2]) >= 0.85
+
+
+def test_plane_pieces_label_only_the_planes_line():
+    """A painted XZ plane becomes bands of the z slices it crosses, labeled on its line alone."""
+    from ml4paleo.models._unet_data import plane_pieces
+
+    plane = np.full((6, 30), -1)  # (z, x) at y = 3 of a (6, 20, 30) volume
+    plane[1, 4:9], plane[4, 10:12] = 0, 1
+    pieces = plane_pieces(plane, 1, 3, (20, 30), half=8)
+    assert [(z, window) for z, window, _ in pieces] == [(1, (0, 11, 0, 30)), (4, (0, 11, 0, 30))]
+    band = pieces[1][2]
+    assert (band[3] == plane[4]).all() and (np.delete(band, 3, axis=0) == -1).all()
+    yz = plane_pieces(np.zeros((6, 20), int), 2, 25, (20, 30), half=8, max_slices=3)  # (z, y) at x = 25
+    assert [z for z, _, _ in yz] == [0, 2, 5] and yz[0][1] == (0, 20, 17, 30)
+    assert (yz[0][2][:, 8] == 0).all() and (yz[0][2][:, :8] == -1).all()
+
+
+def test_xz_plane_strokes_train_the_network_and_change_its_answer():
+    """A z slice paints a bright disk fossil and leaves a brighter one unpainted; a network
+    trained on it alone calls most of the brighter disk background. An XZ plane across the
+    brighter disk, painted fossil there, teaches it otherwise, off the plane's line too (the
+    loss sees that line only)."""
+    shape = (8, 40, 40)
+    zz, yy, xx = np.indices(shape)
+    bright = (yy - 12) ** 2 + (xx - 12) ** 2 <= 36
+    brighter = (yy - 28) ** 2 + (xx - 28) ** 2 <= 36
+    vol = (1000 + 1000 * bright + 2000 * brighter + np.random.default_rng(0).normal(0, 40, shape)).astype(np.uint16)
+    z_slice = np.where(bright[2], 2, np.where(brighter[2], 0, 1)).astype(np.uint8)
+    plane = np.where(brighter[:, 28], 2, 1).astype(np.uint8)  # (z, x) at y = 28
+    params = {"epochs": 6, "steps_per_epoch": 8, "batch_size": 4, "patch": 32, "augment": ("flip", "rot90")}
+    alone = make(**params).fit(vol, {2: z_slice}, device="cpu")
+    both = make(**params).fit(vol, {2: z_slice, ("y", 28): plane}, device="cpu")
+    off_line = brighter[5] & (np.abs(yy[5] - 28) >= 2)
+    assert alone.predict_slice(vol, 5)[off_line].mean() < 0.5
+    with_plane = both.predict_slice(vol, 5)
+    assert with_plane[off_line].mean() > 0.9 and with_plane[bright[5]].mean() > 0.9
+    assert with_plane[~ndi.binary_dilation(bright[5] | brighter[5], iterations=2)].mean() < 0.05
+
+
+def test_saved_format_is_versioned(tiny, tmp_path):
+    """A model saved before the format was versioned loads; one from a later format is refused clearly."""
+    vol, model = tiny
+    save_model(model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "unet.json").read_text())
+    assert config["format"] == 2
+    (tmp_path / "m" / "unet.json").write_text(json.dumps({k: v for k, v in config.items() if k != "format"}))
+    assert load_model(tmp_path / "m").params == model.params
+    (tmp_path / "m" / "unet.json").write_text(json.dumps({**config, "format": 99}))
+    with pytest.raises(InputError, match="format 99.*update ml4paleo or retrain"):
+        load_model(tmp_path / "m")

@@ -129,3 +129,27 @@ def test_prune_keeps_the_newest_drafts(tmp_path):
     (tmp_path / "features").mkdir()
     prune_drafts(tmp_path, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["100", "12", "features"]
+
+
+def test_a_draft_says_where_to_paint_next_within_its_budget(world, tmp_path):
+    """A draft ranks a few unpainted planes of every axis by its doubt; boxes lie in the plane
+    in full-resolution coordinates, best first; with no time to spare it still scores one plane."""
+    from ml4paleo.pipelines.draft_suggest import draft_suggestions
+
+    root, _, _, ann = world
+    volume = root / "vol.ome.zarr"
+    train_draft(volume, ann, tmp_path / "d", features=FAST, params=FAST_RF)
+    refs = [SliceRef.of(k) for k in ann]
+    doc = draft_suggestions(volume, tmp_path / "d", refs, seconds=60.0)
+    assert doc["draft"] is True and doc["estimated_dice"] == {} and doc["suggestions"]
+    shape = open_level(volume, 0).shape
+    assert {s["axis"] for s in doc["suggestions"]} <= {"z", "y", "x"} and doc["planes_scored"] >= 3
+    scores = [s["score"] for s in doc["suggestions"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] == 1.0
+    for s in doc["suggestions"]:
+        axis = "zyx".index(s["axis"])
+        sides = [n for a, n in enumerate(shape) if a != axis]
+        u0, v0, u1, v1 = s["bbox"]
+        assert 0 <= u0 < u1 <= sides[0] and 0 <= v0 < v1 <= sides[1] and "draft" in s["reason"]
+        assert SliceRef(s["axis"], s["index"]) not in refs
+    assert draft_suggestions(volume, tmp_path / "d", refs, seconds=0.0)["planes_scored"] == 1

@@ -192,3 +192,15 @@ def test_the_estimate_trusts_the_outlines_as_far_as_their_held_out_record_goes()
         tp, pred, true = soft_dice_terms(proba, prior, trust)[1]
         return 2 * tp / (pred + true)
     assert estimate(0.0) == 1.0 and estimate(0.5) < estimate(0.1) < 1.0
+
+
+def test_a_small_volume_s_final_forest_draws_more_trees():
+    """Each retrain re-draws the forest: where walking more trees is cheap (a small volume) the
+    final forest has CHEAP_TREES unless the caller named the trees; other methods are left alone."""
+    from ml4paleo.pipelines.train import CHEAP_TREES, CHEAP_VOXELS, _final_params
+
+    assert _final_params("forest", {}, (60, 96, 96))["n_estimators"] == CHEAP_TREES
+    assert _final_params("context", {"max_depth": 9}, (60, 96, 96)) == {"max_depth": 9, "n_estimators": CHEAP_TREES}
+    assert _final_params("forest", {"n_estimators": 12}, (60, 96, 96)) == {"n_estimators": 12}
+    assert _final_params("forest", {}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {}
+    assert _final_params("boosting", {}, (8, 8, 8)) == {} and _final_params("interpolation", {}, (8, 8, 8)) == {}

@@ -10,6 +10,8 @@ from ml4paleo.errors import InputError
 from ml4paleo.io.omezarr import OmeZarrWriter
 from ml4paleo.pipelines.preview import clear_cache, plane_proba
 from ml4paleo.pipelines.train import train_model
+from ml4paleo.compute.features import compiled_pass_loaded, load_compiled_pass
+from ml4paleo.pipelines import view_preview
 from ml4paleo.pipelines.view_preview import preview_plane
 
 SLICES = (8, 20)
@@ -101,3 +103,29 @@ def test_check_stops_between_tiles(world):
     with pytest.raises(RuntimeError, match="superseded"):
         preview_plane(volume, model, "z", 3, tile=16, check=check, workers=1)
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_the_compiled_gaussian_pass_gives_the_same_preview(world, monkeypatch, level):
+    """A runner loads the compiled pass at start (``load_compiled_pass``); its previews then
+    take it, with scipy's values bit for bit."""
+    volume, model, _, _ = world
+    monkeypatch.setattr(view_preview, "compiled_pass_loaded", lambda: False)
+    view_preview.clear_tiles()
+    scipy_pass = preview_plane(volume, model, "y", 44, level=level, tile=40)
+    load_compiled_pass()
+    monkeypatch.setattr(view_preview, "compiled_pass_loaded", compiled_pass_loaded)
+    view_preview.clear_tiles()
+    assert compiled_pass_loaded()
+    np.testing.assert_array_equal(preview_plane(volume, model, "y", 44, level=level, tile=40).proba, scipy_pass.proba)
+
+
+def test_a_model_whose_bank_has_orient_previews_a_coarse_level(world, tmp_path):
+    """A draft's bank holds ``orient`` at sigma 1.6: its level-1 preview computes orient at
+    sigma 0.8 there (before, the level's bank lacked those columns and the preview failed)."""
+    volume, _, truth, ann = world
+    bank = {"sigmas": [1.0, 1.6], "filters": ["gaussian", "orient"]}
+    train_model(volume, ann, tmp_path / "m", method="forest", select=None, features=bank, params=FAST_RF)
+    coarse = preview_plane(volume, tmp_path / "m", "z", 13, level=1, tile=40)
+    assert coarse.factors == (2, 2) and coarse.proba.shape[:2] == (48, 48)
+    assert np.mean(np.argmax(coarse.proba, axis=-1) == truth[13, ::2, ::2]) > 0.8

@@ -19,8 +19,8 @@ docs/benchmarks.md ("Filter bank").
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
@@ -34,9 +34,11 @@ __all__ = [
     "FILTERS",
     "FeatureSettings",
     "block_features",
+    "compiled_pass_loaded",
     "compute_features",
     "feature_names",
     "halo",
+    "load_compiled_pass",
 ]
 
 DEFAULT_SIGMAS: tuple[float, ...] = (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
@@ -71,11 +73,10 @@ class FeatureSettings:
     selected: tuple[str, ...] | None = None
     """A subset of the bank's feature names (as chosen by training's feature selection): only
     these are returned, and only the filters they need are computed."""
-    orient_sigmas: tuple[float, ...] | None = None
-    """The scales ``orient`` is computed at, among ``sigmas`` (None: those from
-    :data:`ORIENT_MIN_SIGMA` to :data:`ORIENT_MAX_SIGMA`). Saved with the model, so that the bank
-    on a coarser pyramid level (every sigma divided, :mod:`ml4paleo.compute.coarse`) keeps the
-    same features."""
+    orient_scales: tuple[float, ...] | None = None
+    """The sigmas ``orient`` is computed at (None: those from ORIENT_MIN_SIGMA to ORIENT_MAX_SIGMA).
+    Set only by :func:`ml4paleo.compute.coarse.coarse_settings`, for a model's bank on a pyramid
+    level: there its scales are divided by the level's factor, and orient must follow them."""
 
     def __post_init__(self) -> None:
         sigmas = tuple(float(s) for s in self.sigmas)
@@ -89,15 +90,8 @@ class FeatureSettings:
             raise InputError(f"features: filters must be among {', '.join(FILTERS)}; got {self.filters!r}")
         object.__setattr__(self, "sigmas", tuple(sorted(sigmas)))
         object.__setattr__(self, "filters", tuple(f for f in FILTERS if f in filters))
-        if "orient" not in filters:
-            orient: tuple[float, ...] = ()
-        elif self.orient_sigmas is None:
-            orient = tuple(s for s in self.sigmas if ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA)
-        else:
-            orient = tuple(sorted(float(s) for s in self.orient_sigmas))
-            if not set(orient) <= set(self.sigmas):
-                raise InputError(f"features: orient_sigmas must be among the sigmas; got {self.orient_sigmas!r}")
-        object.__setattr__(self, "orient_sigmas", orient)
+        if self.orient_scales is not None:
+            object.__setattr__(self, "orient_scales", tuple(sorted(float(s) for s in self.orient_scales)))
         if self.selected is not None:
             everything = _all_names(self)
             chosen = set(str(n) for n in self.selected)
@@ -114,27 +108,26 @@ class FeatureSettings:
         elif isinstance(value, FeatureSettings):
             settings = value
         elif isinstance(value, Mapping):
-            unknown = set(value) - {"sigmas", "filters", "two_d", "downsample", "selected", "orient_sigmas"}
+            unknown = set(value) - {"sigmas", "filters", "two_d", "downsample", "selected", "orient_scales"}
             if unknown:
                 raise InputError(f"features: unknown settings {sorted(unknown)}")
-            settings = cls(**{k: (tuple(v) if k in ("selected", "orient_sigmas") and v is not None else v)
-                              for k, v in value.items()})
+            settings = cls(**{k: (tuple(v) if k == "selected" and v is not None else v) for k, v in value.items()})
         else:
             raise InputError(f"features must be None, a mapping or FeatureSettings; got {type(value).__name__}")
         if two_d is not None and two_d != settings.two_d:
-            settings = dataclasses.replace(settings, two_d=two_d)
+            settings = cls(settings.sigmas, settings.filters, two_d, settings.downsample, settings.selected,
+                           settings.orient_scales)
         return settings
-
-    def bank(self) -> "FeatureSettings":
-        """The whole bank these settings select from (no selection)."""
-        return dataclasses.replace(self, selected=None)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["sigmas"] = list(self.sigmas)
         out["filters"] = list(self.filters)
         out["selected"] = list(self.selected) if self.selected is not None else None
-        out["orient_sigmas"] = list(self.orient_sigmas or ())
+        if self.orient_scales is None:  # the default: saved settings and cache keys as before the field
+            del out["orient_scales"]
+        else:
+            out["orient_scales"] = list(self.orient_scales)
         return out
 
     @property
@@ -240,7 +233,8 @@ def _all_names(settings: FeatureSettings) -> list[str]:
             if f in ("st", "hessian"):
                 names += [f"{f}_e{i + 1}_s{s:g}" for i in range(n_eig)]
             elif f == "orient":
-                if s in (settings.orient_sigmas or ()):
+                if (s in settings.orient_scales if settings.orient_scales is not None
+                        else ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA):
                     names += [f"orient_{part}_s{s:g}" for part in _orient_parts(settings)]
             else:
                 names.append(f"{f}_s{s:g}")
@@ -292,6 +286,28 @@ def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
     return phi / phi.sum()
 
 
+_COMPILED_PASS = threading.Event()
+
+
+def compiled_pass_loaded() -> bool:
+    """Whether this process has run the compiled Gaussian pass (so taking it costs no start-up)."""
+    return _COMPILED_PASS.is_set()
+
+
+def load_compiled_pass() -> None:
+    """Run the compiled Gaussian pass once along each axis, so numba and its machine code are
+    loaded (compiled and cached on disk on a fresh install, ~7 s) before a request needs them:
+    a long-lived process (the train runner) calls it at start, then its previews take the pass."""
+    from ml4paleo.compute._gauss_kernel import valid_pass  # lazy: numba, as in _trimmed_pass
+
+    x, w = np.zeros((3, 3, 3), np.float32), _gaussian_weights(0.5, 1)
+    for axis in range(3):
+        shape = [3, 3, 3]
+        shape[axis] = 1
+        valid_pass(x, w, axis, np.empty(shape, np.float32))
+    _COMPILED_PASS.set()
+
+
 def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.ndarray:
     """One Gaussian pass along ``axis``, kept where its reach stays inside ``x`` (the radius
     dropped at both ends). ``compiled``: numba's pass, the same values (see
@@ -307,6 +323,7 @@ def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.
         out = np.empty(shape, np.float32)
         if out.size:
             valid_pass(x, _gaussian_weights(sigma, r), axis, out)
+        _COMPILED_PASS.set()
         return out
     g = ndi.gaussian_filter1d(x, sigma, axis=axis, truncate=TRUNCATE, mode="reflect")
     return g[tuple(slice(r, g.shape[axis] - r) if b == axis else slice(None) for b in range(3))]

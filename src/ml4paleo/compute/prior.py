@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
-from ml4paleo.planes import SliceRef
+from ml4paleo.planes import AXES, SliceRef
 
 __all__ = ["ShapePrior", "signed_distance"]
 
@@ -157,13 +157,16 @@ class ShapePrior:
     indices 0..``n_classes``-1, every voxel of those slices labeled (shape (0, y, x) when no z
     slice is painted); ``spacing``: the voxel size (z, y, x) in physical units; ``planes``:
     painted planes across the stack, ``SliceRef("y", i)`` -> (z, x) and ``SliceRef("x", i)`` ->
-    (z, y) class masks."""
+    (z, y) class masks; ``guessed``: painted slices and planes whose masks are the prior's own
+    answer corrected near one-class strokes (corrections), not an outline the user drew: they
+    shape the interpolation, but a model keeps only their painted voxels (:meth:`painted`)."""
 
     slices: tuple[int, ...]
     masks: np.ndarray
     n_classes: int
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     planes: Mapping[SliceRef, np.ndarray] = field(default_factory=dict)
+    guessed: frozenset[SliceRef] = frozenset()
     _stacks: tuple[_Stack, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -192,6 +195,9 @@ class ShapePrior:
                 raise InputError(f"plane {axis}{index} of the prior is outside the volume")
         if not self.slices and not self.planes:
             raise InputError("the prior needs at least one painted slice")
+        self.guessed = frozenset(SliceRef.of(ref) for ref in self.guessed)
+        if not self.guessed <= set(self.keys()):
+            raise InputError(f"guessed planes {sorted(r.name for r in self.guessed - set(self.keys()))} are not in the prior")
         if depth and self.slices and max(self.slices) >= depth.pop():
             raise InputError(f"painted slice {max(self.slices)} is outside the planes' depth")
         sz, sy, sx = self.spacing
@@ -322,8 +328,10 @@ class ShapePrior:
         return np.moveaxis(e / e.sum(axis=0, keepdims=True), 0, -1).astype(np.float32)
 
     def painted(self) -> list[tuple[int, int, np.ndarray]]:
-        """``(axis, index, mask)`` of every painted plane, in the order in which a later one
-        overrides an earlier one where they cross (as :meth:`distances` decides)."""
+        """``(axis, index, mask)`` of every painted plane the user outlined (not the ``guessed``
+        ones), in the order in which a later one overrides an earlier one where they cross (as
+        :meth:`distances` decides)."""
         base_axis = self._base_axis(((), (), ()))  # type: ignore[arg-type]
         order = [a for a in range(3) if a != base_axis] + [base_axis]
-        return [(a, int(z), self._stacks[a].masks[i]) for a in order for i, z in enumerate(self._stacks[a].indices)]
+        return [(a, int(z), self._stacks[a].masks[i]) for a in order for i, z in enumerate(self._stacks[a].indices)
+                if SliceRef(AXES[a], int(z)) not in self.guessed]

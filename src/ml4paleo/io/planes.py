@@ -29,7 +29,7 @@ __all__ = ["PLANE_CACHE_BYTES", "PlaneCache", "cached_planes", "clear_planes"]
 PLANE_CACHE_BYTES = 256 << 20
 """Raw planes kept per process (a 200 x 512^2 uint16 scan is 100 MB: all of it)."""
 
-_planes: "collections.OrderedDict[tuple[str, int, int], np.ndarray]" = collections.OrderedDict()
+_planes: "collections.OrderedDict[tuple[Any, ...], np.ndarray]" = collections.OrderedDict()
 _bytes = [0]
 _lock = threading.Lock()
 
@@ -56,7 +56,7 @@ class PlaneCache:
     process's plane cache; indexed like the array with three slices (what
     :func:`ml4paleo.compute.regions.read_padded` does)."""
 
-    def __init__(self, array: Any, key: tuple[str, int], max_bytes: int = PLANE_CACHE_BYTES) -> None:
+    def __init__(self, array: Any, key: tuple[Any, ...], max_bytes: int = PLANE_CACHE_BYTES) -> None:
         self.array, self.key, self.max_bytes = array, key, int(max_bytes)
         self.shape: tuple[int, ...] = tuple(array.shape)
         self.dtype = np.dtype(array.dtype)
@@ -106,7 +106,11 @@ def _runs(zs: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def cached_planes(volume_path: str | Path, stamp: int, max_bytes: int = PLANE_CACHE_BYTES) -> PlaneCache:
-    """The full-resolution array of the OME-Zarr volume at ``volume_path`` through the plane
-    cache; ``stamp`` (e.g. :func:`ml4paleo.pipelines.preview.volume_stamp`) tells versions apart."""
-    return PlaneCache(open_level(volume_path, 0), (str(Path(volume_path).resolve()), int(stamp)), max_bytes)
+def cached_planes(volume_path: str | Path, stamp: int, max_bytes: int = PLANE_CACHE_BYTES, *,
+                  level: int = 0) -> PlaneCache:
+    """Pyramid ``level`` (default: full resolution) of the OME-Zarr volume at ``volume_path``
+    through the plane cache; ``stamp`` (e.g. :func:`ml4paleo.pipelines.preview.volume_stamp`)
+    tells versions apart. A level's planes are 4^level times smaller, so a coarse preview's
+    neighbours stay cached over a wider range of slices."""
+    return PlaneCache(open_level(volume_path, level), (str(Path(volume_path).resolve()), int(stamp), int(level)),
+                      max_bytes)

@@ -51,29 +51,55 @@ class SlabCache:
     def plane(self, array: Any, key: tuple, axis: int, index: int) -> np.ndarray:
         """Plane ``index`` across ``axis`` of ``array`` (zarr or numpy), from the cached row of
         chunks holding it when there; the row is read and kept when it fits the budget."""
-        edge = int(getattr(array, "chunks", array.shape)[axis])
+        u_ax, v_ax = (a for a in range(3) if a != axis)
+        return self.region(array, key, axis, index, (0, array.shape[u_ax]), (0, array.shape[v_ax]))
+
+    def region(self, array: Any, key: tuple, axis: int, index: int, rows: tuple[int, int],
+               cols: tuple[int, int]) -> np.ndarray:
+        """Rows ``rows`` and columns ``cols`` (end-exclusive) of plane ``index`` across ``axis``:
+        cut from the cached block of the chunk row holding the plane, narrowed to the chunks the
+        region crosses (or from the whole row when cached), read and kept when it fits the budget.
+        A zoomed-in view of a 4096^2 slice so decodes the chunks it shows, not the plane's."""
+        u_ax, v_ax = (a for a in range(3) if a != axis)
+        chunks = tuple(int(c) for c in getattr(array, "chunks", array.shape))
+        edge = chunks[axis]
         row = index // edge
+        spans = {u_ax: rows, v_ax: cols}
+        block = {a: (lo // chunks[a] * chunks[a], min(-(-hi // chunks[a]) * chunks[a], array.shape[a]))
+                 for a, (lo, hi) in spans.items()}
         at: list[Any] = [slice(None)] * 3
-        row_bytes = edge * int(np.prod([n for a, n in enumerate(array.shape) if a != axis])) * array.dtype.itemsize
-        if row_bytes > self.max_bytes:  # would evict itself: read the plane alone
+        block_bytes = edge * int(np.prod([b - a for a, b in block.values()])) * array.dtype.itemsize
+        if block_bytes > self.max_bytes:  # would evict itself: read the region alone
             at[axis] = index
+            for a, (lo, hi) in spans.items():
+                at[a] = slice(lo, hi)
             return np.asarray(array[tuple(at)])
-        name = (*key, axis, row)
+        whole = (*key, axis, row, 0, array.shape[u_ax], 0, array.shape[v_ax])
+        name = (*key, axis, row, *block[u_ax], *block[v_ax])
         with self._lock:
-            slab = self._slabs.get(name)
-            if slab is not None:
-                self._slabs.move_to_end(name)
-        if slab is None:
+            found = next(((n, self._slabs[n]) for n in (whole, name) if n in self._slabs), None)
+            if found is not None:
+                self._slabs.move_to_end(found[0])
+        if found is None:
             at[axis] = slice(row * edge, (row + 1) * edge)
+            for a, (lo, hi) in block.items():
+                at[a] = slice(lo, hi)
             slab = np.asarray(array[tuple(at)])
             slab.flags.writeable = False
+            origin = {a: lo for a, (lo, _) in block.items()}
             with self._lock:
                 self._slabs[name] = slab
                 self._slabs.move_to_end(name)
                 total = sum(a.nbytes for a in self._slabs.values())
                 while total > self.max_bytes and len(self._slabs) > 1:
                     total -= self._slabs.popitem(last=False)[1].nbytes
-        return np.take(slab, index - row * edge, axis=axis)
+        else:
+            slab = found[1]
+            origin = {u_ax: 0, v_ax: 0} if found[0] == whole else {a: lo for a, (lo, _) in block.items()}
+        at[axis] = index - row * edge
+        for a, (lo, hi) in spans.items():
+            at[a] = slice(lo - origin[a], hi - origin[a])
+        return np.array(slab[tuple(at)])  # its own buffer, writable: the cached block stays as read
 
 
 _cache = SlabCache()
@@ -104,9 +130,9 @@ def volume_window(volume: Path) -> list[float]:
     return list(robust_window(arr[::step]))
 
 
-def read_slice(volume: Path, axis: str, index: int, level: int = 0, step: int = 1) -> np.ndarray:
-    """One 2D slice along ``axis`` (z, y or x) of pyramid ``level``, every ``step``-th pixel;
-    ArtifactNotFound if out of range."""
+def _level_array(volume: Path, axis: str, index: int, level: int) -> tuple[Any, tuple]:
+    """Pyramid ``level`` of ``volume`` and its key in the slice cache (path, version, level);
+    ArtifactNotFound for a bad axis, a missing level or slice ``index`` outside it."""
     if axis not in AXES:
         raise ArtifactNotFound(f"axis must be z, y or x; got {axis!r}")
     try:
@@ -118,9 +144,25 @@ def read_slice(volume: Path, axis: str, index: int, level: int = 0, step: int = 
         raise ArtifactNotFound(f"slice {index} is outside 0..{n - 1} along {axis}")
     meta = Path(volume) / "zarr.json"
     stamp = meta.stat().st_mtime_ns if meta.exists() else 0
-    plane = _cache.plane(arr, (str(Path(volume).resolve()), stamp, int(level)), AXES.index(axis), int(index))
+    return arr, (str(Path(volume).resolve()), stamp, int(level))
+
+
+def read_slice(volume: Path, axis: str, index: int, level: int = 0, step: int = 1) -> np.ndarray:
+    """One 2D slice along ``axis`` (z, y or x) of pyramid ``level``, every ``step``-th pixel;
+    ArtifactNotFound if out of range."""
+    arr, key = _level_array(volume, axis, index, level)
+    plane = _cache.plane(arr, key, AXES.index(axis), int(index))
     step = max(1, int(step))
     return plane[::step, ::step] if step > 1 else plane
+
+
+def read_region(volume: Path, axis: str, index: int, level: int, rows: tuple[int, int],
+                cols: tuple[int, int]) -> np.ndarray:
+    """Rows ``rows`` and columns ``cols`` (end-exclusive, pixels of pyramid ``level``) of slice
+    ``index`` of that level along ``axis``, through the slice cache; ArtifactNotFound if the
+    slice is out of range (the region is the caller's to clip)."""
+    arr, key = _level_array(volume, axis, index, level)
+    return _cache.region(arr, key, AXES.index(axis), int(index), rows, cols)
 
 
 def read_voxel(volume: Path, z: int, y: int, x: int) -> tuple[float | int, str]:

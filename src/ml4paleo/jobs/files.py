@@ -181,15 +181,23 @@ def delete_mask(store: JobStore, job_id: str, ref: SliceRef) -> dict[str, Any]:
 
 # -- slices --------------------------------------------------------------------------------
 
-def model_suggestions(store: JobStore, job_id: str) -> dict[str, Any]:
+def model_suggestions(store: JobStore, job_id: str, draft: bool = False) -> dict[str, Any]:
     """Where to paint next, as the newest ready model wrote it (``suggestions.json``, see
-    :mod:`ml4paleo.pipelines.suggest`) with its ``model_id``; without a model or without the
-    file (a model trained before suggestions were made, or one whose file is unreadable),
-    ``{"suggestions": [], "reason": ...}`` so that the page falls back to its own choice."""
+    :mod:`ml4paleo.pipelines.suggest`) with its ``model_id``; with ``draft``, as the newest ready
+    draft wrote it while that draft was trained on a later annotation revision than the newest
+    full model (``model_id`` ``draft-<n>``, :mod:`ml4paleo.pipelines.draft_suggest`). Without a
+    model or without the file (a model trained before suggestions were made, or one whose file
+    is unreadable), ``{"suggestions": [], "reason": ...}`` so that the page falls back to its own choice."""
     model_id = store.artifacts.newest_model(job_id)
-    if model_id is None:
+    newest_draft = store.queue.draft(job_id)["ready"] if draft else None
+    model_rev = store.artifacts.model(job_id, model_id)["annotation_rev"] if model_id is not None else -1
+    if newest_draft is not None and newest_draft["annotation_rev"] > model_rev:
+        model_id = f"draft-{newest_draft['task_id']}"
+        path = store.paths(job_id).draft(newest_draft["task_id"]) / SUGGESTIONS_FILE
+    elif model_id is None:
         return {"model_id": None, "suggestions": [], "reason": "no trained model yet"}
-    path = store.paths(job_id).model(model_id) / SUGGESTIONS_FILE
+    else:
+        path = store.paths(job_id).model(model_id) / SUGGESTIONS_FILE
     try:
         doc = json.loads(path.read_text())
         if not isinstance(doc, dict) or not isinstance(doc.get("suggestions"), list):

@@ -37,6 +37,12 @@ WARM_IMPORTS: dict[RunnerKind, tuple[str, ...]] = {
 """Pipelines a runner imports before its first claim, where the first task's wait matters more
 than the runner's start-up (the draft's imports take 1-2 s; scikit-learn's forest, which a draft
 fits, another 1.5 s of the first draft's CPU at 1024^2, bench/fullsize.py --web)."""
+WARM_UPS: dict[RunnerKind, tuple[str, ...]] = {
+    RunnerKind.TRAIN: ("ml4paleo.compute.features:load_compiled_pass", "ml4paleo.models._packed_warm:warm_up")}
+"""Functions (``module:name``) a runner calls before its first claim, after its imports: the
+train runner loads numba's Gaussian pass and packed forest, which halve a preview's CPU seconds
+(bench/fullsize.py --web) but cost ~1 s to load (~7 s to compile on a fresh install), paid here
+once instead of by the first overlay a user waits for."""
 
 
 def reason_of(exc: BaseException) -> str:
@@ -146,6 +152,12 @@ class Runner:
         done = 0
         for module in WARM_IMPORTS.get(RunnerKind(self.kind), ()):
             importlib.import_module(module)
+        for target in WARM_UPS.get(RunnerKind(self.kind), ()):
+            module, _, name = target.partition(":")
+            try:
+                getattr(importlib.import_module(module), name)()
+            except Exception:  # a warm-up is an optimisation: the tasks take the uncompiled paths
+                log.exception("runner %s: warm-up %s failed", self.owner, target)
         poll = min(self.settings.poll_seconds, TRAIN_POLL_SECONDS) if self.kind == RunnerKind.TRAIN \
             else self.settings.poll_seconds
         log.info("runner %s waiting for %s tasks", self.owner, self.kind)

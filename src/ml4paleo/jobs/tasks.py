@@ -218,17 +218,21 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
 def draft(ctx: TaskContext) -> dict[str, Any]:
     """A draft model from every annotation (on the newest full model's ranked features, if any),
     and its prediction of slice ``params["z"]`` (the slice being painted) on pyramid level
-    ``params["level"]`` (default 0) as ``prediction_<z>.png`` in the draft's folder."""
+    ``params["level"]`` (default 0) as ``prediction_<z>.png`` in the draft's folder, and where to
+    paint next (``suggestions.json``, :mod:`ml4paleo.pipelines.draft_suggest`)."""
     from ml4paleo.io.omezarr import read_info
     from ml4paleo.models import labels_from_proba
     from ml4paleo.pipelines.draft import prune_drafts, ranked_features, train_draft  # lazy: see the module's docstring
+    from ml4paleo.pipelines.draft_suggest import draft_suggestions
+    from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE
     from ml4paleo.pipelines.view_preview import preview_plane
 
     out = ctx.paths.draft(ctx.task_id)
     ranked = ranked_features(ctx.paths.models)  # the full model's ranking, once there is one
     options = {"features": ranked} if ranked is not None else \
         {"features": _features(ctx.settings)} if ctx.settings.train_features else {}
-    result = train_draft(ctx.paths.volume, read_annotations(ctx.paths.annotations), out, classes=ctx.classes,
+    annotations = read_annotations(ctx.paths.annotations)
+    result = train_draft(ctx.paths.volume, annotations, out, classes=ctx.classes,
                          cache_dir=ctx.paths.drafts / "features", overwrite=True,
                          progress=scaled(ctx.progress, 0.0, 0.9, "training a draft"), **options)
     z, shown = ctx.params.get("z"), {}
@@ -238,6 +242,11 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
         preview = preview_plane(ctx.paths.volume, out, "z", int(z), level=level, check=ctx.check)
         write_png(out / f"prediction_{int(z)}.png", labels_from_proba(preview.proba).astype("uint8"))
         shown = {"level": preview.level, "factors": list(preview.factors)} if preview.level else {}
+    ctx.check()
+    # where to paint next, ranked within a fraction of a second (a draft's overlay follows each stroke)
+    tmp = out / f"{SUGGESTIONS_FILE}.partial"
+    tmp.write_text(json.dumps(draft_suggestions(ctx.paths.volume, out, list(annotations))))
+    tmp.replace(out / SUGGESTIONS_FILE)
     prune_drafts(ctx.paths.drafts, DRAFTS_KEPT)
     return {"z": z, "n_slices": result.n_slices, "seconds": round(result.seconds, 3),
             "featurised": [ref.name for ref in result.featurised], **shown}

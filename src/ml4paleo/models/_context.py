@@ -40,15 +40,18 @@ def save_prior(prior: ShapePrior, folder: Path) -> None:
     with open(Path(folder) / PRIOR_FILE, "wb") as f:
         np.savez_compressed(f, slices=np.asarray(prior.slices, np.int64), masks=prior.masks.astype(np.uint8),
                             n_classes=np.int64(prior.n_classes), spacing=np.asarray(prior.spacing, np.float64),
+                            guessed=np.asarray([str(ref.to_json()) for ref in sorted(prior.guessed)], dtype=str),
                             **planes)
 
 
 def load_prior(folder: Path) -> ShapePrior:
-    """The prior written by :func:`save_prior` (files without planes too)."""
+    """The prior written by :func:`save_prior` (files without planes or guessed planes too)."""
     with np.load(Path(folder) / PRIOR_FILE) as data:
         planes = {SliceRef.of_json(name[6:]): data[name] for name in data.files if name.startswith("plane_")}
+        guessed = [SliceRef.of_json(int(v) if v.isdigit() else v) for v in data["guessed"].tolist()] \
+            if "guessed" in data.files else []
         return ShapePrior(tuple(int(z) for z in data["slices"]), data["masks"], int(data["n_classes"]),
-                          tuple(float(s) for s in data["spacing"]), planes)
+                          tuple(float(s) for s in data["spacing"]), planes, frozenset(guessed))
 
 
 def _keep_painted(proba: np.ndarray, prior: ShapePrior, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:

@@ -154,7 +154,7 @@ def model_report(model_dir: str | Path) -> dict[str, Any]:
         raise VolumeNotFoundError(f"no trained model at {model_dir} (expected {METADATA_FILE})") from None
     validation_path = model_dir / VALIDATION_FILE
     validation = json.loads(validation_path.read_text()) if validation_path.is_file() else {}
-    keys = ("kind", "classes", "method", "method_reason", "warnings", "annotated_slices", "prior_slices",
+    keys = ("kind", "classes", "method", "method_reason", "network", "warnings", "annotated_slices", "prior_slices",
             "completed_slices", "voxels_per_class", "voxel_size", "unit", "created_at")
     report = {key: meta.get(key) for key in keys}
     report["method"] = report["method"] or meta.get("kind")

@@ -9,10 +9,40 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["NORM_PERCENTILES", "Patches", "read_mirrored", "robust_range"]
+__all__ = ["NORM_PERCENTILES", "PLANE_SLICES", "Patches", "plane_pieces", "read_mirrored", "robust_range"]
 
 NORM_PERCENTILES = (0.5, 99.5)
 """Normalisation: grey values at these percentiles of a sample of the volume map to -1 and 1."""
+
+
+PLANE_SLICES = 64
+"""A painted XZ or YZ plane trains on at most this many of the z slices it crosses (spread
+evenly over its painted rows): each holds a band of its z slice in memory."""
+
+
+def plane_pieces(labels: np.ndarray, dim: int, index: int, shape_yx: Sequence[int], half: int,
+                 max_slices: int = PLANE_SLICES) -> list[tuple[int, tuple[int, int, int, int], np.ndarray]]:
+    """A painted XZ (``dim`` 1, at y = ``index``) or YZ (``dim`` 2, at x = ``index``) plane as
+    what the network trains on, z slices: per painted row z of the plane, ``(z, (y0, y1, x0, x1),
+    band)`` where ``band`` holds the window of slice z within ``half`` voxels of the plane, -1
+    (unlabeled, masked out of the loss) but for the plane's line, which holds the plane's row.
+    ``labels``: the plane's (z, u) class indices, -1 unlabeled."""
+    Y, X = (int(n) for n in shape_yx)
+    rows = np.flatnonzero((labels >= 0).any(axis=1))
+    if rows.size > max_slices:
+        rows = rows[np.linspace(0, rows.size - 1, max_slices).round().astype(int)]
+    extent = Y if dim == 1 else X
+    lo, hi = max(0, index - half), min(extent, index + half)
+    out = []
+    for z in rows:
+        if dim == 1:
+            window, band = (lo, hi, 0, X), np.full((hi - lo, X), -1, labels.dtype)
+            band[index - lo] = labels[z]
+        else:
+            window, band = (0, Y, lo, hi), np.full((Y, hi - lo), -1, labels.dtype)
+            band[:, index - lo] = labels[z]
+        out.append((int(z), window, band))
+    return out
 
 
 def read_mirrored(array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
@@ -45,15 +75,18 @@ def robust_range(array: Any) -> tuple[float, float]:
 
 
 class Patches:
-    """Random training crops near painted voxels (classes drawn uniformly), augmented."""
+    """Random training crops near painted voxels (classes drawn uniformly), augmented. The
+    images may differ in size (whole slices, bands of slices along a painted plane)."""
 
     def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], patch: int, align: int,
                  augment: Sequence[str], rng: np.random.Generator) -> None:
-        Y, X = labels[0].shape
+        Y, X = (max(lab.shape[a] for lab in labels) for a in (0, 1))
         self.size = (min(patch, -(-Y // align) * align), min(patch, -(-X // align) * align))
-        py, px = max(0, self.size[0] - Y), max(0, self.size[1] - X)
-        self.images = [np.pad(im, ((0, 0), (0, py), (0, px)), mode="symmetric") for im in images]
-        self.labels = [np.pad(lab, ((0, py), (0, px)), constant_values=-1) for lab in labels]
+        self.images, self.labels = [], []
+        for im, lab in zip(images, labels):  # each padded to the crop size (a plane's band may be smaller)
+            py, px = max(0, self.size[0] - lab.shape[0]), max(0, self.size[1] - lab.shape[1])
+            self.images.append(np.pad(im, ((0, 0), (0, py), (0, px)), mode="symmetric"))
+            self.labels.append(np.pad(lab, ((0, py), (0, px)), constant_values=-1))
         self.anchors = []
         for k in range(int(max(lab.max() for lab in labels)) + 1):
             where = [np.stack([np.full(n.size, i), *np.unravel_index(n, lab.shape)], 1)

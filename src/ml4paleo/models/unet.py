@@ -3,7 +3,8 @@
 The network (:mod:`ml4paleo.models._unet_net`) is a small 2D U-Net whose input channels are the
 predicted slice and ``context`` neighbours on each side (2.5D). Training draws random crops near
 painted voxels (the class first, so a structure painted with a few strokes is seen as often as
-the matrix), with cross-entropy over painted voxels only (strokes work, not only full masks).
+the matrix), with cross-entropy over painted voxels only (strokes work, not only full masks). A
+painted XZ or YZ plane trains it too, as bands of the z slices it crosses labeled on its line.
 With held-out slices (a leave-one-slice-out fold) the epoch with the best held-out Dice is kept
 and ``best_epochs`` tells the final fit how long to train. Inference runs tile by tile, each
 tile reading the network's receptive radius on the pooling grid, so tiles equal whole-slice
@@ -30,8 +31,9 @@ from torch.nn import functional as F
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 from ml4paleo.models._base import UNET_CONFIG_FILE, labels_from_proba
-from ml4paleo.models._unet_data import Patches, read_mirrored, robust_range
+from ml4paleo.models._unet_data import Patches, plane_pieces, read_mirrored, robust_range
 from ml4paleo.models._unet_net import UNet, fused, receptive_radius
+from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["AUGMENTATIONS", "DEFAULTS", "UNetSegmenter"]
@@ -40,21 +42,28 @@ DEFAULTS: dict[str, Any] = {
     "width": 8, "depth": 2, "context": 1,
     "epochs": 40, "steps_per_epoch": 8, "batch_size": 8, "patch": 96,
     "lr": 1e-2, "weight_decay": 1e-4, "patience": 8,
-    "augment": ("flip", "rot90"),
+    "augment": (),
 }
 """Hyper-parameters (why these: docs/decisions.md, "U-Net"). ``context``: slices on each side of the
 predicted one given as channels (0: 2D); an epoch is ``steps_per_epoch`` batches of
 ``batch_size`` random ``patch``^2 crops centred near a painted voxel."""
 AUGMENTATIONS = ("flip", "rot90", "intensity")
 """``flip``: mirror x and the order of the context slices; ``rot90``: quarter turns in (y, x);
-``intensity``: grey values scaled by U(0.8, 1.2) and shifted by U(-0.2, 0.2) (normalised units)."""
+``intensity``: grey values scaled by U(0.8, 1.2) and shifted by U(-0.2, 0.2) (normalised units).
+None by default: a quarter turn or a mirror changes the direction of lamellae, which is what
+tells bone from matrix where only the grain's orientation differs (docs/decisions.md, "U-Net")."""
 TILE = 512
 """Inference cuts a region into tiles of at most TILE x TILE output voxels (plus the margin)."""
 BATCH_PIXELS = {"cpu": 1 << 19, "cuda": 1 << 24}
 """Input voxels per inference batch (slices of a tile batched up to this): bounds memory."""
+FORMAT = 2
+"""Version of ``unet.json``: 1 (no ``format`` key) trained on z slices only; 2 adds painted
+XZ/YZ planes to training. Both load; a later one is refused with a clear error."""
 WEIGHTS_FILE = "unet.pt"
 CONFIG_FILE = UNET_CONFIG_FILE
 STAGE = "training the U-Net"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+"""What a training's ``max_seconds`` is counted on."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -171,29 +180,53 @@ class UNetSegmenter:
         return self._normalise(read_mirrored(array, (z - c, 0, 0), (z + c + 1, *array.shape[1:])))
 
     # -- training ---------------------------------------------------------------------------
-    def _check_masks(self, masks: Mapping[int, np.ndarray], shape: Sequence[int], name: str) -> dict[int, np.ndarray]:
+    def _check_masks(self, masks: Mapping[Any, np.ndarray], shape: Sequence[int], name: str) -> dict[SliceRef, np.ndarray]:
+        """Masks by plane (an int is a z slice), checked; as class indices, -1 unlabeled."""
         K = len(self.classes)
         out = {}
-        for z, mask in masks.items():
-            if isinstance(z, bool) or not isinstance(z, (int, np.integer)) or not 0 <= z < shape[0]:
-                raise InputError(f"{name}: slice {z!r} is not a slice index in 0..{shape[0] - 1}")
+        for key, mask in masks.items():
+            ref = SliceRef.of(key)
+            if not ref.index < shape[ref.dim]:
+                raise InputError(f"{name}: slice {ref.name} is not a slice index in 0..{shape[ref.dim] - 1} "
+                                 f"along {ref.axis}")
             mask = np.asarray(mask)
-            if mask.shape != tuple(shape[1:]):
-                raise InputError(f"{name}: slice {z} has shape {mask.shape}; the volume's slices are {tuple(shape[1:])}")
+            if mask.shape != ref.plane_shape(shape):
+                raise InputError(f"{name}: slice {ref.name} has shape {mask.shape}; the volume's planes across "
+                                 f"{ref.axis} are {ref.plane_shape(shape)}")
             if mask.dtype.kind not in "iub" or (mask.size and (mask.min() < 0 or mask.max() > K)):
-                raise InputError(f"{name}: slice {z} must hold values 0 (unlabeled) .. {K}; got {mask.dtype} "
+                raise InputError(f"{name}: slice {ref.name} must hold values 0 (unlabeled) .. {K}; got {mask.dtype} "
                                  f"{mask.min() if mask.size else ''}..{mask.max() if mask.size else ''}")
-            out[int(z)] = mask.astype(np.int64) - 1
+            out[ref] = mask.astype(np.int64) - 1
         return out
 
+    def _pieces(self, array: Any, train: Mapping[SliceRef, np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The normalised input stacks and label images the crops are drawn from: each painted z
+        slice whole, and each painted XZ/YZ plane as bands of the z slices it crosses, labeled
+        on the plane's line only (the loss ignores the rest): the network always predicts z
+        slices, so a plane teaches it in the geometry it is used in."""
+        images, labels = [], []
+        c, half = self.params["context"], self.params["patch"]
+        for ref, lab in train.items():
+            if ref.axis == "z":
+                images.append(self._stack(array, ref.index))
+                labels.append(lab)
+                continue
+            for z, (y0, y1, x0, x1), band in plane_pieces(lab, ref.dim, ref.index, array.shape[1:], half):
+                images.append(self._normalise(read_mirrored(array, (z - c, y0, x0), (z + c + 1, y1, x1))))
+                labels.append(band)
+        return images, labels
+
     def fit(self, array: Any, annotations: Mapping[int, np.ndarray], *, voxel_size: Sequence[float] = (1, 1, 1),
-            heldout: Mapping[int, np.ndarray] | None = None, max_seconds: float | None = None, seed: int = 0,
+            heldout: Mapping[int, np.ndarray] | None = None, max_seconds: float | None = None, clock: str = "wall",
+            seed: int = 0,
             device: str = "auto", progress: ProgressCallback | None = None,
             keep_best: bool = True) -> "UNetSegmenter":
         """Train on the painted voxels of ``annotations`` (slice z -> (y, x) mask, 0 unlabeled,
         1..K class index + 1) of ``array`` (z, y, x). With ``heldout`` (masks of slices not
         trained on), keep the weights of the epoch with the best held-out Dice and stop after
-        ``patience`` epochs without improvement; stop when ``max_seconds`` have passed.
+        ``patience`` epochs without improvement; stop when ``max_seconds`` have passed, by the wall
+        clock or, with ``clock="cpu"``, in this process's CPU time (what a budget of CPU means on a
+        machine others load: the same training then stops after about the same number of steps).
         ``keep_best=False`` only watches the held-out slices (their Dice and loss enter
         ``curve``; every epoch runs and the last weights stay): for a fold scored on those very
         slices afterwards, choosing its epoch by them would flatter its score."""
@@ -202,9 +235,12 @@ class UNetSegmenter:
             raise InputError(f"array must be a 3D volume (z, y, x); got shape {tuple(array.shape)}")
         dev = resolve_device(device)
         train = self._check_masks(annotations, array.shape, "annotations")
-        held = {z: m for z, m in self._check_masks(heldout or {}, array.shape, "heldout").items() if (m >= 0).any()}
+        held = {ref: m for ref, m in self._check_masks(heldout or {}, array.shape, "heldout").items() if (m >= 0).any()}
         if set(train) & set(held):
-            raise InputError(f"slices {sorted(set(train) & set(held))} are both trained on and held out")
+            raise InputError(f"slices {[r.name for r in sorted(set(train) & set(held))]} are both trained on and held out")
+        if any(ref.axis != "z" for ref in held):
+            raise InputError("heldout: only z slices can be watched during training")
+        held = {ref.index: m for ref, m in held.items()}
         painted = np.zeros(len(self.classes) + 1, np.int64)
         for lab in train.values():
             painted += np.bincount(lab.ravel() + 1, minlength=len(painted))
@@ -213,16 +249,19 @@ class UNetSegmenter:
             raise InputError(f"no labeled voxel for class(es) {missing}: label at least one voxel of each class")
         if max_seconds is not None and max_seconds <= 0:
             raise InputError(f"max_seconds must be positive or None; got {max_seconds!r}")
+        if clock not in CLOCKS:
+            raise InputError(f"clock must be one of {', '.join(CLOCKS)}; got {clock!r}")
+        budget_clock = CLOCKS[clock]
         p = self.params
         self.seed, self.voxel_size = int(seed), tuple(float(v) for v in voxel_size)
         self.norm = robust_range(array)
         self._apply_threads()
-        t0 = time.perf_counter()
+        t0, b0 = time.perf_counter(), budget_clock()
         with _seeded(self.seed, dev):
             net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"])
             net = net.to(dev, memory_format=torch.channels_last)
-            patches = Patches([self._stack(array, z) for z in train], list(train.values()), p["patch"],
-                               self.align, p["augment"], np.random.default_rng(self.seed))
+            patches = Patches(*self._pieces(array, train), p["patch"], self.align, p["augment"],
+                              np.random.default_rng(self.seed))
             held_stacks = {z: self._stack(array, z) for z in held}
             opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
             loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
@@ -242,7 +281,7 @@ class UNetSegmenter:
                     opt.step()
                     losses.append(float(loss.detach()))
                     progress((epoch - 1) * p["steps_per_epoch"] + step + 1, total, STAGE)
-                    if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                    if max_seconds is not None and budget_clock() - b0 > max_seconds:
                         out_of_time = True
                         break
                 entry: dict[str, Any] = {"epoch": epoch, "seconds": 0.0, "train_loss": round(float(np.mean(losses)), 5)}
@@ -375,8 +414,8 @@ class UNetSegmenter:
                 "halo": list(self.halo), "best_epochs": self.best_epochs}
 
     def _config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "classes": list(self.classes), "params": self.params, "seed": self.seed,
-                "norm": list(self.norm) if self.norm else None, "voxel_size": list(self.voxel_size),
+        return {"format": FORMAT, "kind": self.kind, "classes": list(self.classes), "params": self.params,
+                "seed": self.seed, "norm": list(self.norm) if self.norm else None, "voxel_size": list(self.voxel_size),
                 "halo": list(self.halo), "best_epochs": self.best_epochs, "curve": self.curve,
                 "heldout_curves": self.heldout_curves, "torch_version": torch.__version__}
 
@@ -409,6 +448,10 @@ class UNetSegmenter:
         folder = Path(folder)
         try:
             config = json.loads((folder / CONFIG_FILE).read_text())
+            version = config.get("format", 1)
+            if not isinstance(version, int) or version > FORMAT:
+                raise InputError(f"{folder} holds a U-Net saved in format {version!r}; this ml4paleo reads formats "
+                                 f"1..{FORMAT}: update ml4paleo or retrain the model")
             model = cls(config["classes"], **config["params"])
             state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
             model._restore(config, state, device)

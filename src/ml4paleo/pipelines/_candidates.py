@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Collection, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.complete import outline_slices
+from ml4paleo.compute.complete import outline_slices, supported
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
@@ -43,6 +43,9 @@ MAX_TRAIN_VOXELS = 100_000
 """Cap on training rows (why: docs/decisions.md, "Proportional sampling with a high cap")."""
 MIN_PER_CLASS = 2_000
 """Floor per class under proportional sampling (or all of a class's voxels if fewer)."""
+UNET_COMPLETION = True
+"""Whether the U-Net trains on the supported voxels of completed slices besides the strokes
+(:func:`unet_labels`; measured against strokes alone and full masks: docs/benchmarks.md)."""
 
 
 def sample_indices(y: np.ndarray, strategy: str = DEFAULT_SAMPLING, max_voxels: int = MAX_TRAIN_VOXELS,
@@ -100,6 +103,8 @@ class TrainingSet:
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seconds_per_fit: float | None = None
     """Time budget of one U-Net training (its share of the user's ``max_train_seconds``)."""
+    budget_clock: str = "wall"
+    """What ``seconds_per_fit`` counts: ``wall`` seconds, or ``cpu`` seconds of this process."""
     unet_params: Mapping[str, Any] = field(default_factory=dict)
     """U-Net hyper-parameters; a fixed ``epochs`` makes its training deterministic, unlike the time budget."""
     device: str = "auto"
@@ -254,25 +259,28 @@ class InterpolationCandidate(Candidate):
 
 
 class UNetCandidate(Candidate):
-    """A small U-Net trained on the painted z slices (:mod:`ml4paleo.models.unet`)."""
+    """A small U-Net trained on the painted slices and planes (:mod:`ml4paleo.models.unet`)."""
 
     name = "unet"
 
     def __init__(self) -> None:
         self.fold_curves: list[dict[str, Any]] = []
         """Each fold's training curve, with the Dice of its held-out z slices watched per epoch."""
+        self._labels: dict[SliceRef, np.ndarray] = {}
 
     def _fit(self, ts: TrainingSet, held: Collection[SliceRef]):
         from ml4paleo.models.unet import UNetSegmenter  # imports torch: only when this method runs
 
-        masks = {ref.index: m for ref, m in ts.masks.items() if ref.axis == "z" and ref not in held}
-        if not masks:
-            raise InputError("the U-Net trains on z slices: paint at least one")
+        for ref in ts.masks:  # each plane's labels once: every fold but its own trains on them
+            if ref not in self._labels:
+                self._labels[ref] = unet_labels(ts, ref)
+        masks = {ref: m for ref, m in self._labels.items() if ref not in held}
         watched = {ref.index: m for ref, m in ts.masks.items() if ref.axis == "z" and ref in held}
         # one torch thread: two contended threads measured 8-10x slower than one (models/unet.py)
         model = UNetSegmenter(ts.classes, n_jobs=1, **ts.unet_params)
         # held-out slices are only watched (keep_best=False): the fold is scored on them afterwards
-        return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit, seed=ts.seed,
+        return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit,
+                         clock=ts.budget_clock, seed=ts.seed,
                          device=ts.device, heldout=watched or None, keep_best=False)
 
     def heldout(self, ts, held):
@@ -294,6 +302,22 @@ class UNetCandidate(Candidate):
         model = self._fit(ts, ())
         model.heldout_curves = list(self.fold_curves)
         return model
+
+
+def unet_labels(ts: TrainingSet, ref: SliceRef) -> np.ndarray:
+    """What the U-Net trains on for the painted plane ``ref``: its mask as painted and, for a
+    slice of strokes that the walker completed, the completion's voxels its strokes support
+    (:func:`~ml4paleo.compute.complete.supported`): strokes keep off the borders, so a network
+    trained on them alone never sees one. Only the walker's completion, made from the plane's
+    own image and strokes, is used: a correction's mask comes from the prior, which knows
+    every painted slice, the held-out ones too."""
+    mask = np.asarray(ts.masks[ref])
+    if not UNET_COMPLETION or ts.prior is None or ref in ts.corrections or ref not in ts.prior.keys() \
+            or (mask > 0).all():
+        return mask
+    full = ts.prior.mask_of(ref).astype(np.uint8) + 1
+    sure = supported(np.asarray(ts.array[ref.region()]), mask, full)
+    return np.where(mask > 0, mask, np.where(sure, full, 0)).astype(np.uint8)
 
 
 CANDIDATES: dict[str, type[Candidate]] = {c.name: c for c in (ForestCandidate, BoostingCandidate, ContextCandidate,

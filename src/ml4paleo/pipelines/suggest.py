@@ -28,7 +28,7 @@ from ml4paleo.compute.uncertainty import doubt_map, plane_doubt, soft_dice_terms
 from ml4paleo.pipelines._candidates import prior_plane
 from ml4paleo.planes import AXES, SliceRef
 
-__all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "suggest_planes"]
+__all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "candidate_planes", "distance_to_painted", "suggest_planes"]
 
 SUGGESTIONS_FILE = "suggestions.json"
 PLANE_VOXELS = 96_000_000
@@ -48,15 +48,15 @@ CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; eac
                "measurement: the leave-one-slice-out scores are the measurement on painted slices")
 
 
-def _candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth: Sequence[int] = (1, 1, 1)
-                      ) -> list[tuple[int, int]]:
+def candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth: Sequence[int] = (1, 1, 1),
+                     per_axis: int | None = None) -> list[tuple[int, int]]:
     """(axis, index) of the planes to score: evenly spread over each axis, within the budget
-    (a plane across ``axis`` costs its area times ``depth[axis]``)."""
+    (a plane across ``axis`` costs its area times ``depth[axis]``), or ``per_axis`` of them."""
     taken = {(ref.dim, ref.index) for ref in painted}
     out = []
     for axis, n in enumerate(shape):
         side = int(np.prod([m for a, m in enumerate(shape) if a != axis])) * int(depth[axis])
-        count = int(np.clip(PLANE_VOXELS // 3 // max(side, 1), 1, MAX_PLANES_PER_AXIS))
+        count = per_axis or int(np.clip(PLANE_VOXELS // 3 // max(side, 1), 1, MAX_PLANES_PER_AXIS))
         free = np.array([i for i in range(n) if (axis, i) not in taken])
         if free.size:
             picks = np.unique(np.round(np.linspace(0, free.size - 1, count + 2)[1:-1]).astype(int))
@@ -64,7 +64,7 @@ def _candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth
     return out
 
 
-def _distance_to_painted(shape: Sequence[int], painted: Collection[SliceRef], voxel_size: Sequence[float],
+def distance_to_painted(shape: Sequence[int], painted: Collection[SliceRef], voxel_size: Sequence[float],
                          axis: int, index: int) -> np.ndarray:
     """(u, v) physical distance of each voxel of plane ``index`` across ``axis`` to the nearest painted plane."""
     sides = [n for a, n in enumerate(shape) if a != axis]
@@ -104,7 +104,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     found, terms = [], np.zeros((len(classes), 3))
     settings = getattr(model, "feature_settings", None)
     depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
-    planes = _candidate_planes(shape, painted, depth)
+    planes = candidate_planes(shape, painted, depth)
     voxels = int(np.prod(shape))
     cost = sum(voxels // shape[axis] * depth[axis] for axis, _ in planes)
     whole = _predict(model, array, (0, 0, 0), shape) if voxels <= WHOLE_VOXELS and cost >= voxels else None
@@ -116,7 +116,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
             start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
             proba = np.take(_predict(model, array, start, stop), 0, axis=axis)
         labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
-        distance = _distance_to_painted(shape, painted, voxel_size, axis, index)
+        distance = distance_to_painted(shape, painted, voxel_size, axis, index)
         terms += soft_dice_terms(proba, labels, outline_trust)
         worst = plane_doubt(doubt_map(proba, labels))
         if worst is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import json
 import threading
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
+from ml4paleo.settings import Settings
 
 __all__ = ["METHODS", "SAMPLING", "VALIDATE", "TrainResult", "check_annotations", "load_annotations", "sample_indices",
            "train_model"]
@@ -63,7 +65,16 @@ PSEUDO_BAND = 5
 """Width (voxels) of the band around completed outlines whose voxels the context forest also
 trains on, labeled by the completion (strokes alone rarely come near an outline)."""
 UNET_SECONDS = 300.0
-"""The U-Net's time budget when ``max_train_seconds`` is not given (it is then asked for by name)."""
+"""The U-Net's time budget when ``max_train_seconds`` is not given and it is asked for by name."""
+NETWORK_BELOW = 0.9
+"""``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
+leaves a class below this held-out Dice: where they already do well the network's minute is
+not worth spending (measured: docs/benchmarks.md, "auto and the U-Net")."""
+AUTO_UNET_SETTING = "auto_unet_seconds"
+"""The setting (``ML4PALEO_AUTO_UNET_SECONDS``, default 60) of the U-Net's CPU seconds in all (its
+folds and the final fit) when ``auto`` scores it on its own account: 60 keeps ``auto`` within 2
+minutes of CPU at 10 M voxels (docs/benchmarks.md). CPU time, not the wall clock: on a machine
+others load the network trains as far either way. 0 turns it off."""
 MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
@@ -80,6 +91,13 @@ trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees):
 the full folds' time, and the same choice where measured (docs/benchmarks.md, "Training: quick folds")."""
 FEATURE_THREADS = 2
 """Painted slices featurised at once (memory grows with each, not only the time saved)."""
+CHEAP_VOXELS = 1 << 22
+CHEAP_TREES = 96
+"""A volume of at most ``CHEAP_VOXELS`` voxels gets a final forest of ``CHEAP_TREES`` trees unless
+``params`` name the trees: each retrain re-draws the trees, and on thin structures the draw of
+24 trees alone moved Dice by 0.025 (std over seeds, features fixed) against 0.006 with 96, more
+than a correction stroke moves it. Walking 96 trees over 4 M voxels costs a few seconds; larger
+volumes keep the default (docs/decisions.md, "Retrain variance")."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -106,6 +124,8 @@ class TrainResult:
     warnings: tuple[str, ...] = ()
     suggestions: dict[str, Any] = field(default_factory=dict)
     """Where to paint next and the estimated Dice (``suggestions.json``, :mod:`ml4paleo.pipelines.suggest`)."""
+    network: str = ""
+    """Whether the U-Net was scored and why (or why not): ``scored: ...`` or ``not scored: ...``."""
 
 
 def train_model(
@@ -140,7 +160,10 @@ def train_model(
     ``params`` go to the forest. ``select``: keep only this many most important features (see
     ``DEFAULT_SELECT``); None keeps them all. ``max_train_seconds``: the time the U-Net may
     spend in all (its leave-one-slice-out folds and the final fit share it); with it, ``auto``
-    scores the U-Net too (without it, ``auto`` stays with the fast methods). ``unet_params``:
+    scores the U-Net too (without it, ``auto`` scores it only when the
+    best fast method leaves a class below ``NETWORK_BELOW``, for the CPU seconds of the setting
+    ``auto_unet_seconds``; ``network`` in the result and the
+    metadata says whether it did and why). ``unet_params``:
     the U-Net's hyper-parameters (:data:`ml4paleo.models.unet.DEFAULTS`); with ``epochs`` among
     them each fit trains exactly that many epochs instead of against the clock, so that the
     model and the choice do not depend on the machine's load, and ``auto`` scores the U-Net
@@ -217,6 +240,18 @@ def train_model(
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
                      seconds_per_fit=budget / (len(folds) + 1) if budget and len(candidates) > 1 else budget)
     scored, chosen, reason = _choose(ts, candidates, folds, validate, previous_method, progress)
+    network = "scored: asked for by name" if method == "unet" else \
+        ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
+    if method == "auto" and "unet" not in candidates:
+        network, ts = _network_decision(scored[chosen]["metrics"], chosen, folds, ts, previous_method)
+        if network.startswith("scored"):
+            candidates["unet"] = make_candidate("unet")
+            names = (*names, "unet")
+            scored.update(score_candidates(ts, {"unet": candidates["unet"]}, folds,
+                                           scaled(progress, 0.85, 0.9, "validating the U-Net (leave one slice out)")))
+            chosen, reason = choose_method(scored, names, previous_method)
+            if validate == "later":
+                reason += " (quick folds for the fast methods; the full validation follows)"
     warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
@@ -227,8 +262,8 @@ def train_model(
         metrics = scored[chosen]["metrics"]
 
     # 7. the final model, fitted on every painted slice
-    progress(0.85, 1.0, f"fitting the final model ({chosen})")
-    final = candidates[chosen].fit(ts)
+    progress(0.9, 1.0, f"fitting the final model ({chosen})")
+    final = candidates[chosen].fit(dataclasses.replace(ts, params=_final_params(chosen, ts.params, info.shape)))
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
@@ -246,6 +281,7 @@ def train_model(
                metadata={
         "method": chosen,
         "method_reason": reason,
+        "network": network,
         "previous_method": previous_method,
         "previous_model": str(previous_model) if previous_model is not None else None,
         "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"]} for n in candidates},
@@ -268,7 +304,7 @@ def train_model(
     return TrainResult(model_dir=model_dir, metrics=metrics, n_slices=len(slices), voxels_per_class=voxels,
                        classes=classes, validation=validation, features=settings.to_dict(), model=final.kind,
                        method=chosen, candidates={n: scored[n]["metrics"] for n in candidates}, warnings=tuple(warnings),
-                       suggestions=suggestions)
+                       suggestions=suggestions, network=network)
 
 
 def load_annotations(annotations: str | Path | Mapping[SliceRef, np.ndarray]) -> dict[SliceRef, np.ndarray]:
@@ -361,7 +397,7 @@ def _previous(model_dir: str | Path | None) -> tuple[str | None, FeatureSettings
 
 def _same_bank(ranked: FeatureSettings, settings: FeatureSettings) -> bool:
     """Whether ``ranked`` is a selection from the bank ``settings`` computes."""
-    return ranked.bank() == settings.bank()
+    return dataclasses.replace(ranked, selected=None) == dataclasses.replace(settings, selected=None)
 
 
 def _complete(array: Any, ann: dict[SliceRef, np.ndarray], K: int,
@@ -391,13 +427,14 @@ def _complete(array: Any, ann: dict[SliceRef, np.ndarray], K: int,
             corrected[ref] = correct_slice(prior_plane(prior, array.shape, ref), mask, spacing)
             completed.append(ref)
     if corrected:
-        prior = _prior({**full, **corrected}, array.shape, K, voxel_size)
+        prior = _prior({**full, **corrected}, array.shape, K, voxel_size, guessed=frozenset(corrected))
     return prior, [ref for ref in ann if ref in completed]
 
 
 def _prior(full: Mapping[SliceRef, np.ndarray], shape: Sequence[int], K: int,
-           voxel_size: Sequence[float]) -> ShapePrior | None:
-    """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none)."""
+           voxel_size: Sequence[float], guessed: frozenset[SliceRef] = frozenset()) -> ShapePrior | None:
+    """The shape prior of full class masks (0..K-1) of painted slices and planes (None if none);
+    ``guessed``: those of them that are corrections of the prior's own answer."""
     slices, masks, planes = [], [], {}
     for ref in sorted(full):
         if ref.axis == "z":
@@ -409,7 +446,7 @@ def _prior(full: Mapping[SliceRef, np.ndarray], shape: Sequence[int], K: int,
         return None
     _, Y, X = shape
     stack = np.stack(masks) if masks else np.zeros((0, Y, X), np.uint8)
-    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes)
+    return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes, guessed)
 
 
 def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
@@ -445,11 +482,14 @@ def _painted_slice(ref: SliceRef, mask: np.ndarray, *, array: Any, prior: ShapeP
                    completed: Sequence[SliceRef], settings: FeatureSettings, max_voxels: int,
                    seed: int) -> PaintedSlice:
     """The feature rows of one painted slice (a sample of its labeled voxels, which bounds memory
-    on full masks) and, for a completed slice, the pseudo rows of the band near its outlines."""
+    on full masks) and, for a slice completed from outline strokes, the pseudo rows of the band
+    near its outlines."""
     sel = mask > 0
     y = mask[sel].astype(np.intp) - 1
     keep = sample_indices(y, "proportional", max_voxels, seed + ref.index)
-    full = prior.mask_of(ref) if ref in completed else None
+    # a correction's mask is the prior's own guess away from its strokes: no pseudo rows from it,
+    # or the context forest would learn that guess as if it were painted
+    full = prior.mask_of(ref) if ref in completed and ref not in prior.guessed else None
     band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
     union = sel | band
     feats = labeled_features(array, ref.index, union, settings, axis=ref.dim)  # row-major over ``union``
@@ -495,6 +535,16 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
     return chosen, columns
 
 
+def _final_params(method: str, params: Mapping[str, Any], shape: Sequence[int]) -> dict[str, Any]:
+    """The parameters of the final fit of ``method``: ``params``, with ``CHEAP_TREES`` trees for a
+    random forest (``forest``, ``context``) in a small volume unless they name the trees."""
+    out = dict(params)
+    if method in ("forest", "context") and "n_estimators" not in out and \
+            int(np.prod(shape, dtype=np.int64)) <= CHEAP_VOXELS:
+        out["n_estimators"] = CHEAP_TREES
+    return out
+
+
 def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -> tuple[str, ...]:
     """The methods to score: ``method`` alone, or ``auto``'s (with the U-Net when it has time or
     fixed epochs), less those that need the shape prior when no slice gives one."""
@@ -504,6 +554,31 @@ def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -
         return (method,)
     names = AUTO + (("unet",) if scores_unet else ())
     return names if prior is not None else tuple(n for n in names if not CANDIDATES[n].needs_prior)
+
+
+def _network_decision(metrics: Mapping[str, Mapping[str, float | None]], chosen: str,
+                      folds: Sequence[Sequence[SliceRef]], ts: TrainingSet,
+                      previous: str | None = None) -> tuple[str, TrainingSet]:
+    """Whether ``auto`` scores the U-Net after the quick methods (``chosen`` the best of them,
+    ``metrics`` its held-out scores) and why; and the training set with the U-Net's time budget.
+    A model that replaces a U-Net scores it again, so the switch rule can keep it."""
+    scores = {c: m["dice"] for c, m in metrics.items() if m["dice"] is not None}
+    if not folds or not scores:
+        return "not scored: no held-out painted slice to compare it on", ts
+    worst = min(scores, key=scores.get)  # type: ignore[arg-type]
+    if scores[worst] >= NETWORK_BELOW and previous != "unet":
+        return (f"not scored: {chosen} already reaches held-out Dice {scores[worst]:.3f} on its worst class "
+                f"({worst}), at least {NETWORK_BELOW}"), ts
+    seconds = float(Settings.env_value(AUTO_UNET_SETTING))
+    if not seconds > 0:
+        return "not scored: the setting ML4PALEO_AUTO_UNET_SECONDS is 0", ts
+    if importlib.util.find_spec("torch") is None:
+        return "not scored: PyTorch is not installed", ts
+    scored_ts = dataclasses.replace(ts, seconds_per_fit=seconds / (len(folds) + 1), budget_clock="cpu")
+    if previous == "unet":
+        return f"scored: the model it replaces is a U-Net ({seconds:g} CPU s)", scored_ts
+    return (f"scored: {chosen}, the best quick method, leaves class {worst} at held-out Dice {scores[worst]:.3f}, "
+            f"below {NETWORK_BELOW} ({seconds:g} CPU s for the U-Net's {len(folds)} folds and final fit)", scored_ts)
 
 
 def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]], validate: str,

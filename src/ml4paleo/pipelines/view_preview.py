@@ -5,7 +5,8 @@ features per voxel: 4 GiB for a 4096^2 slice), though a zoomed-out screen shows 
 ``f``^2 voxels and a zoomed-in one a small region. :func:`preview_plane` predicts a plane (any
 axis) on a pyramid level, over an optional region, tile by tile: memory is bounded by a tile,
 never by the slice. On a level above 0 the bank runs there with its sigmas scaled
-(:mod:`ml4paleo.compute.coarse`); a model that does not work on the filter bank alone (shape
+(:mod:`ml4paleo.compute.coarse`), or on the coarsest finer level whose scaled bank still holds
+every feature of the model (``orient`` exists only at some scales); a model that does not work on the filter bank alone (shape
 interpolation, U-Net, the context forest) is predicted at full resolution and sampled. Painted
 voxels stay law on every level (:func:`ml4paleo.compute.painted.keep_painted_on_grid`). At level 0
 over the whole plane the probabilities equal :func:`ml4paleo.pipelines.preview.plane_proba`.
@@ -23,11 +24,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.coarse import coarse_settings, level_factors
+from ml4paleo.compute.coarse import coarse_settings, coarsest_level, level_factors, region_on_level
+from ml4paleo.compute.features import compiled_pass_loaded
 from ml4paleo.compute.painted import keep_painted_on_grid
 from ml4paleo.compute.regions import features_of_region, plane_region
 from ml4paleo.errors import InputError
-from ml4paleo.io.omezarr import open_level, read_info
+from ml4paleo.io.omezarr import read_info
 from ml4paleo.io.planes import cached_planes
 from ml4paleo.models import cached_model
 from ml4paleo.pipelines.preview import cached_features, volume_stamp
@@ -62,7 +64,7 @@ def tile_features(volume_path: str | Path, array: Any, axis: int, index: int, u:
             _tiles.move_to_end(key)
             return _tiles[key]
     start, stop = plane_region(axis, index, u, v)
-    feats = features_of_region(array, start, stop, settings)
+    feats = features_of_region(array, start, stop, settings, compiled=compiled_pass_loaded())
     feats.flags.writeable = False
     with _tiles_lock:
         _tiles[key] = feats
@@ -125,19 +127,6 @@ def _checked(axis: str, index: Any, level: Any, shape: Sequence[int], n_levels: 
     return ax, int(index), int(level)
 
 
-def _region_on_level(region: Sequence[int] | None, rows: int, cols: int, fr: int, fc: int) -> tuple[int, int, int, int]:
-    """The level's (row0, col0, row1, col1) covering full-resolution ``region`` of a rows x cols plane."""
-    if region is None:
-        return 0, 0, -(-rows // fr), -(-cols // fc)
-    if len(region) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in region):
-        raise InputError(f"region must be [row0, col0, row1, col1] (integers); got {list(region)!r}"[:200])
-    r0, c0, r1, c1 = (int(v) for v in region)
-    r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, rows), min(c1, cols)
-    if r1 <= r0 or c1 <= c0:
-        raise InputError(f"region must hold at least one pixel of the {rows} x {cols} plane; got {list(region)!r}"[:200])
-    return r0 // fr, c0 // fc, -(-r1 // fr), -(-c1 // fc)
-
-
 def check_preview(volume_path: str | Path, axis: Any, index: Any, level: Any = 0, region: Any = None) -> None:
     """Raise InputError unless :func:`preview_plane` accepts these arguments for this volume
     (checked where a request enters, before any work is queued)."""
@@ -147,7 +136,7 @@ def check_preview(volume_path: str | Path, axis: Any, index: Any, level: Any = 0
         raise InputError(f"region must be [row0, col0, row1, col1]; got {type(region).__name__}")
     factors = level_factors(info.level_shapes, level)
     u_ax, v_ax = (a for a in range(3) if a != ax)
-    _region_on_level(region, info.shape[u_ax], info.shape[v_ax], factors[u_ax], factors[v_ax])
+    region_on_level(region, info.shape[u_ax], info.shape[v_ax], factors[u_ax], factors[v_ax])
 
 
 def _cores() -> int:
@@ -170,15 +159,16 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     u_ax, v_ax = (a for a in range(3) if a != ax)
     rows, cols = info.shape[u_ax], info.shape[v_ax]
     fr, fc = factors[u_ax], factors[v_ax]
-    r0, c0, r1, c1 = _region_on_level(region, rows, cols, fr, fc)
+    r0, c0, r1, c1 = region_on_level(region, rows, cols, fr, fc)
     model = cached_model(model_dir)
     painted = getattr(model, "painted", ())
     settings = getattr(model, "feature_settings", None)
     on_bank = settings is not None and getattr(model, "prior", None) is None  # bank features alone: scalable
-    compute_level = level if on_bank else 0
+    # a bank with features that exist only at some scales (orient) is computed on a finer level
+    compute_level = coarsest_level(settings, info.level_shapes, level) if on_bank else 0
     cf = level_factors(info.level_shapes, compute_level)
     stamp = volume_stamp(volume_path)
-    array = cached_planes(volume_path, stamp) if compute_level == 0 else open_level(volume_path, compute_level)
+    array = cached_planes(volume_path, stamp, level=compute_level)
     bank = coarse_settings(settings, max(cf)) if on_bank and compute_level else settings
     plane_at = index // cf[ax]
     whole = cached_features(volume_path, ax, index, settings) if on_bank and compute_level == 0 else None
@@ -194,7 +184,7 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
         if check is not None:
             check()
         a0, b0, a1, b1 = max(t[0], r0), max(t[1], c0), min(t[2], r1), min(t[3], c1)  # preview pixels here
-        if compute_level == 0 and on_bank and whole is None:  # the whole tile, cached: strokes reuse it
+        if level == 0 and on_bank and whole is None:  # the whole tile, cached: strokes reuse it
             u, v = (t[0], min(t[2], rows)), (t[1], min(t[3], cols))
             feats = tile_features(volume_path, array, ax, index, u, v, settings)
             start = plane_region(ax, index, u, v)[0]
@@ -212,7 +202,7 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
                 at[u_ax], at[v_ax] = slice(*u), slice(*v)
                 feats = whole[u[0]:u[1], v[0]:v[1]][None] if ax == 0 else whole[tuple(at)]
             else:
-                feats = features_of_region(array, start, stop, bank)
+                feats = features_of_region(array, start, stop, bank, compiled=compiled_pass_loaded())
             proba = model.proba_from_features(feats, start)
         plane = np.take(proba, 0, axis=ax)[::step_r, ::step_c]
         out[a0 - r0:a0 - r0 + plane.shape[0], b0 - c0:b0 - c0 + plane.shape[1]] = plane

@@ -18,11 +18,11 @@ import numpy as np
 from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.compute import display
-from ml4paleo.compute.coarse import level_factors
+from ml4paleo.compute.coarse import level_factors, region_on_level
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.io.omezarr import read_info
 from ml4paleo.io.png import encode_png
-from ml4paleo.io.slices import render_slice
+from ml4paleo.io.slices import read_region, render_slice
 from ml4paleo.jobs import files
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.web._common import (b64decode, b64encode, int_field, int_value, json_body, paths, png_response, store,
@@ -78,6 +78,46 @@ def next_image(job_id: str):
                    window=window, shape=list(ref.plane_shape(shape)), depth=int(shape[ax]), level=level,
                    factors=[f for a, f in enumerate(factors) if a != ax], image_shape=list(image.shape[:2]),
                    levels=len(level_shapes))
+
+
+def _region_arg(text: str | None) -> list[int]:
+    """The ``region=row0,col0,row1,col1`` query value (integers), or InputError."""
+    try:
+        region = [int(v) for v in (text or "").split(",")]
+    except ValueError:
+        region = []
+    if len(region) != 4:
+        raise InputError(f"region must be 'row0,col0,row1,col1' (integers); got {str(text)[:60]!r}")
+    return region
+
+
+@bp.get("/api/annotate/<job_id>/images/region")
+def region_image(job_id: str):
+    """The part of a slice a zoomed-in view shows: ``region=row0,col0,row1,col1`` (end-exclusive,
+    full-resolution plane coordinates, as the prediction route takes it) of slice ``z`` (or
+    ``axis`` and ``index``) on pyramid ``level`` (default 0), through ``window=lo,hi``. Only the
+    chunks the region crosses are decoded. ``region`` in the answer is what the image covers
+    (the region widened to the level's grid, clipped to the plane), ``factors`` full-resolution
+    pixels per image pixel."""
+    shape, window, _ = files.converted(store(), job_id)
+    ref = _ref(request.args, shape)
+    assert ref is not None
+    window = window_arg() or window
+    volume = store().paths(job_id).volume
+    level_shapes = read_info(volume).level_shapes
+    level = min(int_value(request.args.get("level"), "level", default=0, minimum=0), len(level_shapes) - 1)
+    factors = level_factors(level_shapes, level)
+    ax = ref.dim
+    u_ax, v_ax = (a for a in range(3) if a != ax)
+    rows, cols = int(shape[u_ax]), int(shape[v_ax])
+    fr, fc = factors[u_ax], factors[v_ax]
+    r0, c0, r1, c1 = region_on_level(_region_arg(request.args.get("region")), rows, cols, fr, fc)
+    raw = read_region(volume, ref.axis, ref.index // factors[ax], level, (r0, r1), (c0, c1))
+    image = display.to_uint8(raw, window)
+    return jsonify(z=ref.index if ref.axis == "z" else None, axis=ref.axis, index=ref.index,
+                   image=b64encode(encode_png(image)), window=window, shape=[rows, cols], depth=int(shape[ax]),
+                   level=level, factors=[fr, fc], image_shape=list(image.shape[:2]),
+                   region=[r0 * fr, c0 * fc, min(r1 * fr, rows), min(c1 * fc, cols)], levels=len(level_shapes))
 
 
 @bp.post("/api/annotate/<job_id>/data/submit")
@@ -188,9 +228,14 @@ def draft_status(job_id: str):
 def suggestions(job_id: str):
     """Where to paint next: the newest ready model's ranked planes (``axis``, ``index``, ``bbox``
     [row0, col0, row1, col1] end-exclusive, ``score``, ``reason``) and its estimated Dice; an
-    empty list with a ``reason`` when it has none."""
+    empty list with a ``reason`` when it has none. With ``?draft=1``, the newest ready draft's
+    (``model_id`` ``draft-<n>``, ``draft: true``, no estimated Dice) while it is newer than every
+    full model, as the overlay chooses."""
     paths(job_id)
-    return jsonify(files.model_suggestions(store(), job_id))
+    draft = request.args.get("draft", "0")
+    if draft not in ("0", "1"):
+        raise InputError(f"draft must be 0 or 1; got {draft!r}")
+    return jsonify(files.model_suggestions(store(), job_id, draft=draft == "1"))
 
 
 @bp.get("/api/annotate/<job_id>/annotations")

@@ -204,6 +204,17 @@ def _paths() -> dict[str, Any]:
                 ("index", {"type": "integer", "minimum": 0}), ("window", {"type": "string"}),
                 ("level", {"type": "integer", "minimum": 0}))]],
             errors=("400", "404", "409"))},
+        a + "/images/region": {"get": _op(
+            "The part of a slice a zoomed-in view shows, as an 8-bit PNG: region=row0,col0,row1,col1 (end-exclusive, "
+            "full-resolution plane coordinates) of z, or axis and index, on pyramid level L (default 0), through "
+            "window=lo,hi; only the chunks the region crosses are decoded; the answer's region says what the image "
+            "covers (widened to the level's grid, clipped to the plane)", [_JOB, *[
+            {"name": n, "in": "query", "required": n == "region", "schema": sch} for n, sch in (
+                ("region", {"type": "string", "pattern": r"^-?\d+,-?\d+,-?\d+,-?\d+$"}),
+                ("z", {"type": "integer", "minimum": 0}), ("axis", {"type": "string", "enum": list(AXES)}),
+                ("index", {"type": "integer", "minimum": 0}), ("window", {"type": "string"}),
+                ("level", {"type": "integer", "minimum": 0}))]],
+            errors=("400", "404", "409"))},
         a + "/data/submit": {"post": _op("Store the mask of a slice (z, or axis and index)", [_JOB], _body({
             **_SLICE, "mask": {"type": "string", "format": "byte"}, "image": {"type": "string"}}, ["mask"]),
             errors=("400", "404", "409"))},
@@ -248,7 +259,11 @@ def _paths() -> dict[str, Any]:
         a + "/suggestions": {"get": _op("Where to paint next: the newest ready model's ranked planes {axis, index, bbox "
                                         "[row0, col0, row1, col1] end-exclusive, score, reason} and its estimated Dice "
                                         "(estimated_dice, estimated_mean_dice, calibration); suggestions [] with a reason "
-                                        "when it has none", [_JOB])},
+                                        "when it has none. draft=1: the newest ready draft's (model_id draft-<n>, draft: "
+                                        "true, ranked on a coarse level, no estimated Dice) while it is newer than every "
+                                        "full model", [_JOB, {"name": "draft", "in": "query", "required": False,
+                                                              "schema": {"type": "integer", "enum": [0, 1]}}],
+                                        errors=("400", "404"))},
         j + "/voxel": {"get": _op("The scan's raw value at one voxel (source_kind dicom-series: rescaled, HU for CT)", [
             _JOB, *[{"name": n, "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}
                     for n in "zyx"]], errors=("400", "404", "409"))},

@@ -84,6 +84,7 @@ async function choice(models) {
   const note = m.validating ? " Validating… (the held-out scores follow the segmentation)"
     : m.validation_error ? ` The validation failed: ${m.validation_error}` : "";
   document.getElementById("choice-reason").textContent = (r.method_reason || "") + note;
+  document.getElementById("choice-network").textContent = r.network ? `U-Net ${r.network}.` : "";
   document.querySelector("#choice-table thead").replaceChildren(head);
   document.querySelector("#choice-table tbody").replaceChildren(...rows);
   const completed = r.completed_slices || [];

@@ -44,6 +44,7 @@ const windowQuery = () => (windowLevel.query() ? `&window=${windowLevel.query()}
 let loading = 0; // ticket of the newest slice request: older answers are dropped
 const VIEW = `page-${Math.random().toString(36).slice(2, 12)}`; // this page's view: a newer prediction supersedes ours
 let imageLevel = 0; // pyramid level of the gray image shown (0: full resolution)
+let grayCovers = null; // [r0, c0, r1, c1] the gray holds at full resolution when read as a region (null: the whole plane)
 
 /** The coarsest pyramid level with at least one pixel per device pixel at `scale` (CSS pixels per
  * image pixel); the server answers with its coarsest level when there are fewer. */
@@ -84,6 +85,25 @@ const sliceImage = (axis, index, level) =>
   api(`/api/annotate/${enc}/images/next?axis=${axis}${index === null || index === undefined ? "" : `&index=${index}`}` +
     `&level=${level}${windowQuery()}`);
 
+const REGION_MARGIN = 64; // full-resolution pixels read beyond the visible region on each side
+
+/** The part of slice `index` across `axis` in `region` [r0, c0, r1, c1] (full resolution) at `level`. */
+const regionImage = (axis, index, level, region) =>
+  api(`/api/annotate/${enc}/images/region?axis=${axis}&index=${index}&level=${level}&region=${region.join(",")}` +
+    windowQuery());
+
+/** What to read of a w×h plane shown at `level`: null (the whole plane) unless the view shows full
+ * resolution over part of it; then the visible region widened by up to one 64-voxel chunk each way
+ * (a short pan needs no read; wider, the chunk block a switch keeps would outgrow the server's
+ * 256 MB slice cache on a 4096² scan). A zoomed-in view so reads what it shows, not the plane. */
+function regionToRead(level, w, h) {
+  if (level !== 0 || !state.labels || state.labels.width !== w || state.labels.height !== h) return null;
+  const { r0, c0, r1, c1 } = view.slice.visibleRegion();
+  if (r0 === 0 && c0 === 0 && r1 >= h && c1 >= w) return null;
+  const mr = Math.min(REGION_MARGIN, Math.ceil((r1 - r0) / 2)), mc = Math.min(REGION_MARGIN, Math.ceil((c1 - c0) / 2));
+  return [Math.max(0, r0 - mr), Math.max(0, c0 - mc), Math.min(h, r1 + mr), Math.min(w, c1 + mc)];
+}
+
 /** Show slice `index` across `axis` (index null: the one the server suggests on that plane),
  * saving the current one first. The image comes from the pyramid level the fitted view needs. */
 async function loadSlice(index, axis = state.axis) {
@@ -95,7 +115,9 @@ async function loadSlice(index, axis = state.axis) {
   const scale = state.labels && state.axis === axis && !view.slice.fitted ? view.slice.scale
     : shape ? fittedScale(shape[AXIS_INDEX[u]], shape[AXIS_INDEX[v]], pixelAspect(axis)) : 1;
   const level = levelFor(scale);
-  const data = await sliceImage(axis, index, level);
+  const keepZoom = state.labels && state.axis === axis && !view.slice.fitted && index !== null && index !== undefined;
+  const region = keepZoom ? regionToRead(level, state.labels.width, state.labels.height) : null;
+  const data = region ? await regionImage(axis, index, level, region) : await sliceImage(axis, index, level);
   const png = await decodePng(base64ToBytes(data.image));
   if (ticket !== loading) return;
   const [h, w] = data.shape || [png.height, png.width];
@@ -108,8 +130,10 @@ async function loadSlice(index, axis = state.axis) {
     if (ticket !== loading) return;
   }
   imageLevel = data.level || 0;
+  grayCovers = region ? data.region : null;
   state.setSlice({ axis: data.axis, index: data.index, depth: data.depth, aspect: pixelAspect(data.axis),
-    gray: imageLevel ? toFullResolution(png, w, h, data.factors) : png.values, labels: new LabelBuffer(w, h, values) });
+    gray: region || imageLevel ? toFullResolution(png, w, h, data.factors, data.region) : png.values,
+    labels: new LabelBuffer(w, h, values) });
   renderGallery();
   history.replaceState(null, "", data.axis === "z" ? `?z=${data.index}` : `?axis=${data.axis}&index=${data.index}`);
   await refreshPrediction();
@@ -134,14 +158,16 @@ function openPlane(axis) {
  * (default: the level shown). */
 async function reloadImage(level = imageLevel) {
   const { axis, index } = state;
-  if (index === null) return;
-  const data = await sliceImage(axis, index, level);
+  if (index === null || !state.labels) return;
+  const region = regionToRead(level, state.labels.width, state.labels.height);
+  const data = region ? await regionImage(axis, index, level, region) : await sliceImage(axis, index, level);
   if (state.axis !== axis || state.index !== index || !state.labels) return;
   const png = await decodePng(base64ToBytes(data.image));
   if (state.axis !== axis || state.index !== index) return;
   imageLevel = data.level || 0;
+  grayCovers = region ? data.region : null;
   const { width: w, height: h } = state.labels;
-  state.setGray(imageLevel ? toFullResolution(png, w, h, data.factors) : png.values);
+  state.setGray(region || imageLevel ? toFullResolution(png, w, h, data.factors, data.region) : png.values);
 }
 
 // After a zoom or pan: finer pixels where the view now shows more of them, image and overlay.
@@ -150,7 +176,9 @@ view.slice.onViewChange = () => {
   clearTimeout(resolutionTimer);
   resolutionTimer = setTimeout(() => guarded(async () => {
     if (state.index === null) return;
-    if (levelFor(view.slice.scale) < imageLevel) await reloadImage(levelFor(view.slice.scale));
+    const level = levelFor(view.slice.scale);
+    // finer pixels needed, or a pan or zoom out past the region read at full resolution
+    if (level < imageLevel || (grayCovers && !covers(grayCovers, visibleRegion()))) await reloadImage(level);
     await refreshPrediction();
   }), 300);
 };
@@ -159,14 +187,15 @@ $("slice").addEventListener("change", (e) => guarded(() => loadSlice(Number(e.ta
 $("next-slice").addEventListener("click", () => guarded(nextSuggested));
 
 // ---------------------------------------------------------------- where to paint next
-let adviceOf = null; // model id whose suggestions are loaded ("" for none)
+let adviceOf = null; // "<model id>|<draft id>" whose suggestions are loaded ("|" for none)
 const opened = new Set(); // suggestions opened since they came: N goes on to the next one
 
-/** The newest model's suggestions, fetched once per model. */
+/** The newest model's suggestions, fetched once per model and once per draft (the server answers
+ * with the draft's own while it is newer than the model). */
 async function refreshAdvice(model) {
-  const id = model ? model.model_id : "";
+  const id = `${model ? model.model_id : ""}|${newestDraft}`;
   if (id === adviceOf) return;
-  const advice = id ? await api(`/api/annotate/${enc}/suggestions`) : { suggestions: [] };
+  const advice = id !== "|" ? await api(`/api/annotate/${enc}/suggestions?draft=1`) : { suggestions: [] };
   adviceOf = id;
   opened.clear();
   state.setAdvice({ ...advice, suggestions: advice.suggestions || [] });
@@ -320,6 +349,7 @@ async function draft() {
     const d = await api(`/api/annotate/${enc}/draft${onZ ? `?z=${index}` : ""}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
       newestDraft = `draft-${d.ready.task_id}`;
+      refreshAdvice(state.model).catch((err) => state.say(`No suggestions: ${err.message}`)); // the draft's own
       if (ticket !== draftTicket || state.key !== key) return;
       if (!d.ready.prediction || state.showDoubt) return refreshPrediction(); // the route gives the uncertainty too
       if (completionPinned()) return;
@@ -353,8 +383,10 @@ function visibleRegion() {
   return r0 === 0 && c0 === 0 && r1 >= h && c1 >= w ? null : [r0, c0, r1, c1];
 }
 
-/** Whether `outer` [r0, c0, r1, c1] (null: everything) holds `inner`. */
-const covers = (outer, inner) => !outer || (inner && outer[0] <= inner[0] && outer[1] <= inner[1] && outer[2] >= inner[2] && outer[3] >= inner[3]);
+/** Whether `outer` [r0, c0, r1, c1] (null: everything) holds `inner` (null: everything). */
+function covers(outer, inner) {
+  return !outer || (inner && outer[0] <= inner[0] && outer[1] <= inner[1] && outer[2] >= inner[2] && outer[3] >= inner[3]);
+}
 
 /** The newest model's prediction of the slice shown, as the suggestion (once per basis, see
  * overlayBasis): first on the pyramid level the view shows, then refined at full resolution over
@@ -388,7 +420,7 @@ async function predictPasses(axis, index, basis, region, signal) {
   const coarse = overlayLevel(view.slice.scale);
   const shown = state.suggestion && state.suggestion.basis === basis;
   if (coarse > 0 && !shown) {
-    if (!(await askPrediction(axis, index, basis, { level: coarse }, signal))) return;
+    if (!(await askPrediction(axis, index, basis, { level: coarse, region }, signal))) return;
   }
   await askPrediction(axis, index, basis, { level: 0, region }, signal);
 }
