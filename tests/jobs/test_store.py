@@ -369,7 +369,14 @@ class StoreContract:
             store.jobs.create_job("furlongs", unit="furlong")
         assert store.jobs.create_job("um", unit="um")["unit"] == "micrometer"
 
-    def test_exports_are_claimed_before_the_meshes_and_the_tiff_on_request(self, store):
+    def test_exports_are_claimed_before_the_meshes_and_the_tiff_on_request(self):
+        store = self.make(lease_seconds=600)  # a running task whose 0.3 s lease ran out would be claimed again
+        try:
+            self._check_exports_claimed_first(store)
+        finally:
+            store.close()
+
+    def _check_exports_claimed_first(self, store):
         job_id = converted_job(store)
         seg_id = store.queue.queue_start(job_id).seg_id
         claim = store.claims.claim("segment", "r")
