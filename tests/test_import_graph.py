@@ -215,7 +215,7 @@ def test_nothing_inside_imports_the_package_root():
 
 def test_the_store_reads_and_writes_no_volume():
     """The store's transactions hold records only: the files (zarr metadata, PNGs) are written by
-    the job services around them (``ml4paleo.jobs.voxel_size``, ``ml4paleo.jobs.files``)."""
+    the job services around them (``ml4paleo.jobs.voxel_size``, ``ml4paleo.jobs.masks``)."""
     found = [f"{MODULES[name].relative_to(SRC.parent)}:{line} imports {path}"
              for name in MODULES if name.startswith(f"{ROOT}.jobs.store")
              for path, line in _imports(name) if path.startswith(f"{ROOT}.io") or path.split(".")[0] == "zarr"]

@@ -15,7 +15,7 @@ import zarr
 
 from ml4paleo.errors import ArtifactNotFound, Forbidden, InputError, InvalidTransition
 from ml4paleo.io.omezarr import open_level
-from ml4paleo.jobs.files import slice_image
+from ml4paleo.jobs.volume_views import slice_image
 from ml4paleo.jobs.imports import list_folder, import_roots, register_scan
 from ml4paleo.jobs.runner import Runner
 from ml4paleo.jobs.store import JobStore

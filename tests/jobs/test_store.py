@@ -228,7 +228,14 @@ class StoreContract:
         assert kinds.count("task:claimed") == 2 and kinds.count("task:done") == 1
         assert kinds.count("status:converted") == 1
 
-    def test_a_task_whose_runners_keep_dying_ends_in_error(self, store):
+    def test_a_task_whose_runners_keep_dying_ends_in_error(self):
+        store = self.make(lease_seconds=0.3)  # leases that lapse at once: runners that die
+        try:
+            self._check_dying_runners(store)
+        finally:
+            store.close()
+
+    def _check_dying_runners(self, store):
         job_id = uploaded_job(store)
         store.uploads.upload_complete(job_id)
         for _ in range(store.settings.max_attempts):
@@ -369,7 +376,14 @@ class StoreContract:
             store.jobs.create_job("furlongs", unit="furlong")
         assert store.jobs.create_job("um", unit="um")["unit"] == "micrometer"
 
-    def test_exports_are_claimed_before_the_meshes_and_the_tiff_on_request(self, store):
+    def test_exports_are_claimed_before_the_meshes_and_the_tiff_on_request(self):
+        store = self.make(lease_seconds=600)  # the running mesh task is not to be claimed again
+        try:
+            self._check_exports_claimed_first(store)
+        finally:
+            store.close()
+
+    def _check_exports_claimed_first(self, store):
         job_id = converted_job(store)
         seg_id = store.queue.queue_start(job_id).seg_id
         claim = store.claims.claim("segment", "r")
@@ -612,7 +626,7 @@ class TestSQLiteStore(StoreContract):
         self.data = tmp_path
 
     def make(self, **overrides) -> JobStore:
-        return JobStore(Settings.from_env({}, data=self.data, **{"lease_seconds": 0.3, "max_attempts": 2, **overrides}))
+        return JobStore(Settings.from_env({}, data=self.data, **{"lease_seconds": 60.0, "max_attempts": 2, **overrides}))
 
     def test_the_database_is_one_wal_file_under_data(self, store):
         with store.engine.connect() as conn:
@@ -636,7 +650,7 @@ class TestPostgreSQLStore(StoreContract):
 
     def make(self, **overrides) -> JobStore:
         return JobStore(Settings.from_env({}, data=self.data, database_url=self.url,
-                                          **{"lease_seconds": 0.3, "max_attempts": 2, **overrides}))
+                                          **{"lease_seconds": 60.0, "max_attempts": 2, **overrides}))
 
     def test_the_database_is_postgresql(self, store):
         assert store.engine.dialect.name == "postgresql"

@@ -101,7 +101,7 @@ class JobPaths:
 
     @property
     def histogram(self) -> Path:
-        """The cached histogram of the volume's raw values (``jobs.files.volume_histogram``)."""
+        """The cached histogram of the volume's raw values (``jobs.volume_views.volume_histogram``)."""
         return self.root / "histogram.json"
 
     @property

@@ -32,7 +32,7 @@ from ml4paleo.io.omezarr import read_info
 from ml4paleo.io.omezarr_existing import check_existing
 from ml4paleo.io.png import write_png
 from ml4paleo.io.slices import volume_window
-from ml4paleo.jobs.files import histogram_of
+from ml4paleo.jobs.volume_views import histogram_of
 from ml4paleo.jobs.imports import checked_source, link_in_place
 from ml4paleo.jobs.paths import DRAFTS_KEPT, PREVIEWS_KEPT, JobPaths
 from ml4paleo.jobs.statuses import TaskKind

@@ -23,7 +23,8 @@ from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.io.omezarr import read_info
 from ml4paleo.io.png import encode_png
 from ml4paleo.io.slices import read_region, render_slice
-from ml4paleo.jobs import files
+from ml4paleo.jobs import masks
+from ml4paleo.jobs.volume_views import converted
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.web._common import (b64decode, b64encode, int_field, int_value, json_body, paths, png_response, store,
                                   window_arg)
@@ -58,7 +59,7 @@ def next_image(job_id: str):
     ``level=L`` sends the image from pyramid level L (at most the coarsest; the plane holding the slice there):
     ``factors`` full-resolution pixels per image pixel, ``image_shape`` its size; ``shape``
     stays the full-resolution plane's."""
-    shape, window, doc = files.converted(store(), job_id)
+    shape, window, doc = converted(store(), job_id)
     ref = _ref(request.args, shape, required=False)
     if ref is None:
         axis = request.args.get("axis") or "z"
@@ -99,7 +100,7 @@ def region_image(job_id: str):
     chunks the region crosses are decoded. ``region`` in the answer is what the image covers
     (the region widened to the level's grid, clipped to the plane), ``factors`` full-resolution
     pixels per image pixel."""
-    shape, window, _ = files.converted(store(), job_id)
+    shape, window, _ = converted(store(), job_id)
     ref = _ref(request.args, shape)
     assert ref is not None
     window = window_arg() or window
@@ -125,8 +126,8 @@ def submit(job_id: str):
     """Store the mask painted on a slice (``z``, or ``axis`` and ``index``; values 0
     unlabeled, 1 background, 2.. structures)."""
     data = json_body()
-    shape, _, doc = files.converted(store(), job_id)
-    return jsonify(files.save_mask(store(), job_id, _ref(data, shape), b64decode(data.get("mask"), "mask"), doc))
+    shape, _, doc = converted(store(), job_id)
+    return jsonify(masks.save_mask(store(), job_id, _ref(data, shape), b64decode(data.get("mask"), "mask"), doc))
 
 
 def _overlay_model(job_id: str) -> tuple[str, Path] | None:
@@ -154,7 +155,7 @@ def predict(job_id: str):
     ``view`` names the page's view: a newer request of the same view supersedes this one (409).
     The train runner computes it (``ml4paleo.jobs.tasks.preview``)."""
     data = json_body()
-    shape, _, _ = files.converted(store(), job_id)
+    shape, _, _ = converted(store(), job_id)
     ref = _ref(data, shape)
     axis, index = ref.axis, ref.index
     level = int_field(data, "level", default=0, minimum=0)
@@ -181,7 +182,7 @@ def complete(job_id: str):
     probabilities where there is one), as a gray PNG: the suggestion the page offers for a
     slice painted with strokes only."""
     data = json_body()
-    shape, _, _ = files.converted(store(), job_id)
+    shape, _, _ = converted(store(), job_id)
     ref = _ref(data, shape)
     png = b64decode(data["mask"], "mask") if data.get("mask") is not None else None
     axis, index = ref.axis, ref.index
@@ -190,7 +191,7 @@ def complete(job_id: str):
     if chosen is not None:  # the train runner computes the probabilities, never this process
         _, folder = runner_preview(job_id, chosen[0], axis, index, proba=True)
         proba = np.load(folder / "proba.npy")
-    completed = files.complete_mask(store(), job_id, ref, shape, png, proba)
+    completed = masks.complete_mask(store(), job_id, ref, shape, png, proba)
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, completed=b64encode(encode_png(completed)))
 
 
@@ -202,7 +203,7 @@ def queue_draft(job_id: str):
     data = json_body()
     z = None
     if data.get("z") is not None:
-        shape, _, _ = files.converted(store(), job_id)
+        shape, _, _ = converted(store(), job_id)
         z = SliceRef("z", int_field(data, "z", minimum=0)).within(shape).index
     return jsonify(store().queue.queue_draft(job_id, z, int_field(data, "level", default=0, minimum=0))), 202
 
@@ -235,7 +236,7 @@ def suggestions(job_id: str):
     draft = request.args.get("draft", "0")
     if draft not in ("0", "1"):
         raise InputError(f"draft must be 0 or 1; got {draft!r}")
-    return jsonify(files.model_suggestions(store(), job_id, draft=draft == "1"))
+    return jsonify(masks.model_suggestions(store(), job_id, draft=draft == "1"))
 
 
 @bp.get("/api/annotate/<job_id>/annotations")
@@ -246,25 +247,25 @@ def list_annotations(job_id: str):
 
 def _stored_ref(job_id: str, axis: str, index: int) -> SliceRef:
     """The plane of a route's path, checked against the job's shape."""
-    shape, _, _ = files.converted(store(), job_id)
+    shape, _, _ = converted(store(), job_id)
     return _ref({"axis": axis, "index": index}, shape)
 
 
 @bp.get("/api/annotate/<job_id>/annotations/<int:z>")
 def get_annotation(job_id: str, z: int):
-    return png_response(files.annotation_file(store(), job_id, _stored_ref(job_id, "z", z)).read_bytes())
+    return png_response(masks.annotation_file(store(), job_id, _stored_ref(job_id, "z", z)).read_bytes())
 
 
 @bp.get("/api/annotate/<job_id>/annotations/<axis>/<int:index>")
 def get_plane_annotation(job_id: str, axis: str, index: int):
-    return png_response(files.annotation_file(store(), job_id, _stored_ref(job_id, axis, index)).read_bytes())
+    return png_response(masks.annotation_file(store(), job_id, _stored_ref(job_id, axis, index)).read_bytes())
 
 
 @bp.delete("/api/annotate/<job_id>/annotations/<int:z>")
 def delete(job_id: str, z: int):
-    return jsonify(files.delete_mask(store(), job_id, _stored_ref(job_id, "z", z)))
+    return jsonify(masks.delete_mask(store(), job_id, _stored_ref(job_id, "z", z)))
 
 
 @bp.delete("/api/annotate/<job_id>/annotations/<axis>/<int:index>")
 def delete_plane(job_id: str, axis: str, index: int):
-    return jsonify(files.delete_mask(store(), job_id, _stored_ref(job_id, axis, index)))
+    return jsonify(masks.delete_mask(store(), job_id, _stored_ref(job_id, axis, index)))

@@ -11,7 +11,7 @@ from ml4paleo.enums import ON_REQUEST_EXPORTS
 from ml4paleo.errors import ArtifactNotFound, InvalidTransition
 from ml4paleo.io.annotations import annotation_files
 from ml4paleo.io.exports import folder_entries
-from ml4paleo.jobs.files import Artifact, list_artifacts
+from ml4paleo.jobs.downloads import Artifact, list_artifacts
 from ml4paleo.jobs.paths import JobPaths
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus
 from ml4paleo.web._common import json_body, paths, store, zip_response
@@ -140,7 +140,7 @@ ARTIFACT_URLS = {
     "meshes": "{api}/meshes/{seg_id}/download",
     "measurements": "{api}/segmentation/{seg_id}/obj/meshes.json",
 }
-"""The download route of each kind of artifact (:class:`ml4paleo.jobs.files.Artifact`)."""
+"""The download route of each kind of artifact (:class:`ml4paleo.jobs.downloads.Artifact`)."""
 MAKE_URL = "{api}/segmentation/{seg_id}/export/tiff"
 """Where an artifact made on request only is asked for (POST)."""
 

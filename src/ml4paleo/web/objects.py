@@ -15,7 +15,7 @@ from ml4paleo.compute import display
 from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.io.png import encode_png
 from ml4paleo.io.slices import read_slice
-from ml4paleo.jobs.files import volume_window
+from ml4paleo.io.slices import volume_window
 from ml4paleo.web._common import float_arg, int_field, int_value, json_body, paths, png_response, store, window_arg
 
 bp = Blueprint("objects", __name__)

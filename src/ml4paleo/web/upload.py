@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.errors import InputError
-from ml4paleo.jobs.files import receive_chunk
+from ml4paleo.jobs.upload_chunks import receive_chunk
 from ml4paleo.web._common import form_int, json_body, paths, store
 from ml4paleo.web.request_body import files, form
 from ml4paleo.web.auth.current import owner_id

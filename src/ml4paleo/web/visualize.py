@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from ml4paleo.io.png import encode_png
 from ml4paleo.io.slices import read_voxel
-from ml4paleo.jobs.files import converted, slice_image, volume_histogram
+from ml4paleo.jobs.volume_views import converted, slice_image, volume_histogram
 from ml4paleo.web._common import float_arg, int_value, paths, png_response, safe_file, store, window_arg
 
 bp = Blueprint("visualize", __name__)
