@@ -89,7 +89,8 @@ def _peak_child_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def run_size(name: str, work: Path, method: str, repeat: int, painting: str = "strokes", stages: bool = False) -> None:
+def run_size(name: str, work: Path, method: str, repeat: int, painting: str = "strokes", stages: bool = False,
+             wait: float = 600.0) -> None:
     make_volume, dice = _make_volume()
     shape = SHAPES[name]
     n = int(np.prod(shape))
@@ -122,12 +123,12 @@ def run_size(name: str, work: Path, method: str, repeat: int, painting: str = "s
               f"Dice on {len(others)} unpainted slices {d:.4f}; peak RSS of the largest process so far "
               f"{_peak_child_mb():.0f} MB", flush=True)
         t = time.perf_counter()  # the validation runs beside segmentation at a low priority: its figures come later
-        while (validation := _validation(work / "model")).get("status") == "pending" and time.perf_counter() - t < 600:
+        while (validation := _validation(work / "model")).get("status") == "pending" and time.perf_counter() - t < wait:
             time.sleep(0.1)
         loso = (validation.get("metrics") or {}).get("fossil", {}).get("dice") if validation else None
         print(f"    validation figures {time.perf_counter() - t:.1f}s after segment ended" +
               (f" (LOSO Dice fossil {loso})" if validation.get("status") != "pending" else
-               " : not written within 10 minutes (a nice-10 process on a loaded machine)"), flush=True)
+               f": not written within {wait:.0f} s (a nice-10 process on a loaded machine)"), flush=True)
     if stages:
         _stages(work)
 
@@ -185,6 +186,8 @@ def main(argv=None) -> int:
                     help="strokes of the truth, or whole slices painted (the issue's case)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--validation-wait", type=float, default=600.0,
+                    help="seconds to wait for the background validation's figures (default 600)")
     ap.add_argument("--stages", action="store_true",
                     help="then train once more in this process, printing each step's wall and CPU seconds")
     args = ap.parse_args(argv)
@@ -193,7 +196,7 @@ def main(argv=None) -> int:
             work = Path(args.workdir or tempfile.mkdtemp(prefix="ml4paleo-small-")) / f"{name}-{painting}"
             work.mkdir(parents=True, exist_ok=True)
             try:
-                run_size(name, work, args.method, args.repeat, painting, args.stages)
+                run_size(name, work, args.method, args.repeat, painting, args.stages, args.validation_wait)
             finally:
                 if not args.workdir:
                     shutil.rmtree(work.parent, ignore_errors=True)

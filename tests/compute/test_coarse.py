@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ml4paleo.compute.coarse import coarse_settings, level_factors
+from ml4paleo.compute.coarse import coarse_settings, coarsest_level, level_factors
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.compute.painted import keep_painted, keep_painted_on_grid
 
@@ -17,6 +17,23 @@ def test_coarse_settings_divide_the_sigmas_and_keep_the_selected_columns():
     assert coarse_settings(full, 1) is full
     with pytest.raises(ValueError):
         coarse_settings(full, 0)
+
+
+def test_orient_follows_the_scales_of_a_coarser_grid():
+    """``orient`` is computed at the scales from 1.5 to 6 at full resolution; on a level its
+    scales are divided by the level's factor like every other filter's (sigma 1.6 -> 0.8), so
+    every level can stand in for a model reading orient_*_s1.6, columns renamed by scale."""
+    full = FeatureSettings(sigmas=(1.0, 1.6, 4.0, 10.0))
+    coarse = coarse_settings(full, 2)
+    assert coarse.orient_scales == (0.8, 2.0)
+    names = feature_names(full)
+    assert feature_names(coarse) == [n.replace("s1.6", "s0.8").replace("s10", "s5").replace("s4", "s2")
+                                     .replace("s1", "s0.5") if n != "raw" else n for n in names]
+    assert coarsest_level(full, [(8, 400, 400), (4, 200, 200), (2, 100, 100)], 2) == 2
+    assert "orient_scales" not in full.to_dict() and coarse.to_dict()["orient_scales"] == [0.8, 2.0]
+    assert FeatureSettings.from_value(coarse.to_dict()) == coarse
+    picked = FeatureSettings(sigmas=(1.0, 1.6, 4.0), selected=("raw", "gaussian_s1.6", "hessian_e1_s4"))
+    assert feature_names(coarse_settings(picked, 2)) == ["raw", "gaussian_s0.8", "hessian_e1_s2"]
 
 
 def test_level_factors_follow_the_pyramid():

@@ -118,3 +118,14 @@ def test_the_compiled_gaussian_pass_gives_the_same_preview(world, monkeypatch, l
     view_preview.clear_tiles()
     assert compiled_pass_loaded()
     np.testing.assert_array_equal(preview_plane(volume, model, "y", 44, level=level, tile=40).proba, scipy_pass.proba)
+
+
+def test_a_model_whose_bank_has_orient_previews_a_coarse_level(world, tmp_path):
+    """A draft's bank holds ``orient`` at sigma 1.6: its level-1 preview computes orient at
+    sigma 0.8 there (before, the level's bank lacked those columns and the preview failed)."""
+    volume, _, truth, ann = world
+    bank = {"sigmas": [1.0, 1.6], "filters": ["gaussian", "orient"]}
+    train_model(volume, ann, tmp_path / "m", method="forest", select=None, features=bank, params=FAST_RF)
+    coarse = preview_plane(volume, tmp_path / "m", "z", 13, level=1, tile=40)
+    assert coarse.factors == (2, 2) and coarse.proba.shape[:2] == (48, 48)
+    assert np.mean(np.argmax(coarse.proba, axis=-1) == truth[13, ::2, ::2]) > 0.8

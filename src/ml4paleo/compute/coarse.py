@@ -19,23 +19,52 @@ from ml4paleo.compute.downsample import pyramid_factors
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.errors import InputError
 
-__all__ = ["coarse_settings", "level_factors", "region_on_level"]
+__all__ = ["coarse_settings", "coarsest_level", "level_factors", "region_on_level"]
 
 
 def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
-    """``settings`` for a grid ``factor`` times coarser: every sigma divided by ``factor``, a
-    selection renamed feature by feature (same columns, same order)."""
+    """``settings`` for a grid ``factor`` times coarser: every sigma divided by ``factor``, each
+    feature renamed to its scale there (same columns, same order); ``orient`` follows its scales
+    there (its range of scales is a full-resolution one). ValueError when the bank there still
+    lacks one of the features (none of the bank's filters does today)."""
     factor = int(factor)
     if factor < 1:
         raise ValueError(f"factor must be a positive integer; got {factor!r}")
     if factor == 1:
         return settings
     sigmas = tuple(float(s) / factor for s in settings.sigmas)
-    whole = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample)
-    scaled_whole = FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample)
-    rename = dict(zip(feature_names(whole), feature_names(scaled_whole)))
-    selected = tuple(rename[n] for n in settings.selected) if settings.selected is not None else None
-    return FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample, selected)
+    tags = {f"s{s:g}": f"s{t:g}" for s, t in zip(settings.sigmas, sigmas)}
+    whole = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
+                            orient_scales=settings.orient_scales)
+    oriented = sorted({float(s) for n in feature_names(whole) if n.startswith("orient_")
+                       for s in settings.sigmas if n.endswith(f"_s{s:g}")})
+    scaled_whole = FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample,
+                                   orient_scales=tuple(s / factor for s in oriented))
+
+    def scaled(name: str) -> str:
+        head, _, tag = name.rpartition("_")
+        return f"{head}_{tags[tag]}" if head and tag in tags else name
+
+    wanted = [scaled(n) for n in feature_names(settings)]
+    there = feature_names(scaled_whole)
+    missing = [n for n, m in zip(feature_names(settings), wanted) if m not in set(there)]
+    if missing:
+        raise ValueError(f"the bank on a grid {factor} times coarser has no {', '.join(missing[:3])}")
+    selected = None if wanted == there else tuple(wanted)  # scaling keeps the order of scales and filters
+    return FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample, selected,
+                           scaled_whole.orient_scales)
+
+
+def coarsest_level(settings: FeatureSettings, level_shapes, level: int) -> int:
+    """The coarsest pyramid level up to ``level`` whose scaled bank (:func:`coarse_settings`)
+    holds every feature of ``settings``; 0 (full resolution) when none does."""
+    for candidate in range(int(level), 0, -1):
+        try:
+            coarse_settings(settings, max(level_factors(level_shapes, candidate)))
+        except ValueError:
+            continue
+        return candidate
+    return 0
 
 
 def level_factors(level_shapes, level: int) -> tuple[int, int, int]:

@@ -73,6 +73,10 @@ class FeatureSettings:
     selected: tuple[str, ...] | None = None
     """A subset of the bank's feature names (as chosen by training's feature selection): only
     these are returned, and only the filters they need are computed."""
+    orient_scales: tuple[float, ...] | None = None
+    """The sigmas ``orient`` is computed at (None: those from ORIENT_MIN_SIGMA to ORIENT_MAX_SIGMA).
+    Set only by :func:`ml4paleo.compute.coarse.coarse_settings`, for a model's bank on a pyramid
+    level: there its scales are divided by the level's factor, and orient must follow them."""
 
     def __post_init__(self) -> None:
         sigmas = tuple(float(s) for s in self.sigmas)
@@ -86,6 +90,8 @@ class FeatureSettings:
             raise InputError(f"features: filters must be among {', '.join(FILTERS)}; got {self.filters!r}")
         object.__setattr__(self, "sigmas", tuple(sorted(sigmas)))
         object.__setattr__(self, "filters", tuple(f for f in FILTERS if f in filters))
+        if self.orient_scales is not None:
+            object.__setattr__(self, "orient_scales", tuple(sorted(float(s) for s in self.orient_scales)))
         if self.selected is not None:
             everything = _all_names(self)
             chosen = set(str(n) for n in self.selected)
@@ -102,14 +108,15 @@ class FeatureSettings:
         elif isinstance(value, FeatureSettings):
             settings = value
         elif isinstance(value, Mapping):
-            unknown = set(value) - {"sigmas", "filters", "two_d", "downsample", "selected"}
+            unknown = set(value) - {"sigmas", "filters", "two_d", "downsample", "selected", "orient_scales"}
             if unknown:
                 raise InputError(f"features: unknown settings {sorted(unknown)}")
             settings = cls(**{k: (tuple(v) if k == "selected" and v is not None else v) for k, v in value.items()})
         else:
             raise InputError(f"features must be None, a mapping or FeatureSettings; got {type(value).__name__}")
         if two_d is not None and two_d != settings.two_d:
-            settings = cls(settings.sigmas, settings.filters, two_d, settings.downsample, settings.selected)
+            settings = cls(settings.sigmas, settings.filters, two_d, settings.downsample, settings.selected,
+                           settings.orient_scales)
         return settings
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +124,10 @@ class FeatureSettings:
         out["sigmas"] = list(self.sigmas)
         out["filters"] = list(self.filters)
         out["selected"] = list(self.selected) if self.selected is not None else None
+        if self.orient_scales is None:  # the default: saved settings and cache keys as before the field
+            del out["orient_scales"]
+        else:
+            out["orient_scales"] = list(self.orient_scales)
         return out
 
     @property
@@ -222,7 +233,8 @@ def _all_names(settings: FeatureSettings) -> list[str]:
             if f in ("st", "hessian"):
                 names += [f"{f}_e{i + 1}_s{s:g}" for i in range(n_eig)]
             elif f == "orient":
-                if ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA:
+                if (s in settings.orient_scales if settings.orient_scales is not None
+                        else ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA):
                     names += [f"orient_{part}_s{s:g}" for part in _orient_parts(settings)]
             else:
                 names.append(f"{f}_s{s:g}")
@@ -505,9 +517,12 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
 
 
 def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureSettings, pads: list[int],
-                  interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool) -> dict[str, np.ndarray]:
-    """One scale's ``orient`` features of the interior: the fine tensor averaged over ``sigma``
-    (on the downsampled grid for large scales, as the other filters), divided by its trace."""
+                  interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool,
+                  slots: dict[str, np.ndarray]) -> None:
+    """One scale's ``orient`` features of the interior, written into ``slots`` (part name ->
+    the feature array's slot; only those are computed to full resolution): the fine tensor
+    averaged over ``sigma`` (on the downsampled grid for large scales, as the other filters),
+    divided by its trace."""
     products, base = fine
     axes = settings.axes
     f = _factor(settings, sigma)
@@ -539,13 +554,14 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     tensor = {k: t * scale for k, t in tensor.items()}
     letters = [_AXIS_LETTERS[a] for a in axes]
     maps = {letters[i] + letters[j]: t for (i, j), t in tensor.items()}
-    eig = _eigen(tensor, n)
-    maps["e1"] = eig[0]
-    if n == 3:
-        maps["e3"] = eig[2]
-    if f == 1:
-        return maps
-    return {k: _upsample(m, f, tuple(starts), interior, axes) for k, m in maps.items()}
+    if {"e1", "e3"} & set(slots):
+        eig = _eigen(tensor, n)
+        maps["e1"], maps["e3"] = eig[0], eig[-1]
+    for part, dst in slots.items():
+        if f == 1:
+            dst[...] = maps[part]
+        else:
+            _upsample(maps[part], f, tuple(starts), interior, axes, dst)
 
 
 def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: FeatureSettings,
@@ -593,10 +609,9 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
         tag = tags[i]
         needed = todo.get(sigma)
         if needed and "orient" in needed and fine is not None:
-            for part, m in _orient_scale(fine, sigma, settings, pads, interior, origin, compiled).items():
-                label = f"orient_{part}_{tag}"
-                if label in slot:
-                    out[slot[label]] = m
+            slots = {part: out[slot[f"orient_{part}_{tag}"]] for part in _orient_parts(settings)
+                     if f"orient_{part}_{tag}" in slot}
+            _orient_scale(fine, sigma, settings, pads, interior, origin, compiled, slots)
             needed = needed - {"orient"}
         if not needed:
             continue

@@ -5,7 +5,8 @@ features per voxel: 4 GiB for a 4096^2 slice), though a zoomed-out screen shows 
 ``f``^2 voxels and a zoomed-in one a small region. :func:`preview_plane` predicts a plane (any
 axis) on a pyramid level, over an optional region, tile by tile: memory is bounded by a tile,
 never by the slice. On a level above 0 the bank runs there with its sigmas scaled
-(:mod:`ml4paleo.compute.coarse`); a model that does not work on the filter bank alone (shape
+(:mod:`ml4paleo.compute.coarse`), or on the coarsest finer level whose scaled bank still holds
+every feature of the model (``orient`` exists only at some scales); a model that does not work on the filter bank alone (shape
 interpolation, U-Net, the context forest) is predicted at full resolution and sampled. Painted
 voxels stay law on every level (:func:`ml4paleo.compute.painted.keep_painted_on_grid`). At level 0
 over the whole plane the probabilities equal :func:`ml4paleo.pipelines.preview.plane_proba`.
@@ -23,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.coarse import coarse_settings, level_factors, region_on_level
+from ml4paleo.compute.coarse import coarse_settings, coarsest_level, level_factors, region_on_level
 from ml4paleo.compute.features import compiled_pass_loaded
 from ml4paleo.compute.painted import keep_painted_on_grid
 from ml4paleo.compute.regions import features_of_region, plane_region
@@ -163,7 +164,8 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     painted = getattr(model, "painted", ())
     settings = getattr(model, "feature_settings", None)
     on_bank = settings is not None and getattr(model, "prior", None) is None  # bank features alone: scalable
-    compute_level = level if on_bank else 0
+    # a bank with features that exist only at some scales (orient) is computed on a finer level
+    compute_level = coarsest_level(settings, info.level_shapes, level) if on_bank else 0
     cf = level_factors(info.level_shapes, compute_level)
     stamp = volume_stamp(volume_path)
     array = cached_planes(volume_path, stamp, level=compute_level)
@@ -182,7 +184,7 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
         if check is not None:
             check()
         a0, b0, a1, b1 = max(t[0], r0), max(t[1], c0), min(t[2], r1), min(t[3], c1)  # preview pixels here
-        if compute_level == 0 and on_bank and whole is None:  # the whole tile, cached: strokes reuse it
+        if level == 0 and on_bank and whole is None:  # the whole tile, cached: strokes reuse it
             u, v = (t[0], min(t[2], rows)), (t[1], min(t[3], cols))
             feats = tile_features(volume_path, array, ax, index, u, v, settings)
             start = plane_region(ax, index, u, v)[0]

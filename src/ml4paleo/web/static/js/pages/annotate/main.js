@@ -85,19 +85,22 @@ const sliceImage = (axis, index, level) =>
   api(`/api/annotate/${enc}/images/next?axis=${axis}${index === null || index === undefined ? "" : `&index=${index}`}` +
     `&level=${level}${windowQuery()}`);
 
+const REGION_MARGIN = 64; // full-resolution pixels read beyond the visible region on each side
+
 /** The part of slice `index` across `axis` in `region` [r0, c0, r1, c1] (full resolution) at `level`. */
 const regionImage = (axis, index, level, region) =>
   api(`/api/annotate/${enc}/images/region?axis=${axis}&index=${index}&level=${level}&region=${region.join(",")}` +
     windowQuery());
 
 /** What to read of a w×h plane shown at `level`: null (the whole plane) unless the view shows full
- * resolution over part of it; then the visible region widened by half its size each way (a short
- * pan needs no read). A zoomed-in view of a 4096² slice so reads what it shows, not the plane. */
+ * resolution over part of it; then the visible region widened by up to one 64-voxel chunk each way
+ * (a short pan needs no read; wider, the chunk block a switch keeps would outgrow the server's
+ * 256 MB slice cache on a 4096² scan). A zoomed-in view so reads what it shows, not the plane. */
 function regionToRead(level, w, h) {
   if (level !== 0 || !state.labels || state.labels.width !== w || state.labels.height !== h) return null;
   const { r0, c0, r1, c1 } = view.slice.visibleRegion();
   if (r0 === 0 && c0 === 0 && r1 >= h && c1 >= w) return null;
-  const mr = Math.ceil((r1 - r0) / 2), mc = Math.ceil((c1 - c0) / 2);
+  const mr = Math.min(REGION_MARGIN, Math.ceil((r1 - r0) / 2)), mc = Math.min(REGION_MARGIN, Math.ceil((c1 - c0) / 2));
   return [Math.max(0, r0 - mr), Math.max(0, c0 - mc), Math.min(h, r1 + mr), Math.min(w, c1 + mc)];
 }
 
