@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import os
 import pstats
 import resource
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level
+from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.regions import features_of_region
 from ml4paleo.pipelines.segment import block_shape, segment_volume, task_voxels
 from ml4paleo.pipelines.train import train_model
@@ -270,7 +272,8 @@ def main(argv=None) -> int:
                         "packed labels differ from scikit-learn's"
         best = {k: min(v) for k, v in times.items() if v}
         print(f"one core, block {region} + halo, best of {args.repeats}: features "
-              f"({model.feature_settings.n_features}/voxel of the bank's 61) "
+              f"({model.feature_settings.n_features}/voxel of the bank's "
+              f"{FeatureSettings(*dataclasses.astuple(model.feature_settings)[:4]).n_features}) "
               f"{nv / best['features'] / 1e6:.2f} M voxels/s "
               f"({best['features']:.2f}s)")
         for k in ("scikit-learn", "packed", "packed labels"):

@@ -83,8 +83,13 @@ class Settings:
     boosting, unet)."""
     unet_epochs: int = 0
     """When > 0, the web app's training gives the U-Net exactly this many epochs per fit (and
-    ``auto`` scores it): a deterministic budget, whatever the load. 0: the U-Net only runs when
-    asked for by ``train_method`` and then trains against the clock."""
+    ``auto`` scores it): a deterministic budget, whatever the load. 0: the U-Net trains against
+    the clock, when asked for by ``train_method`` or when ``auto`` scores it on its own account
+    (``auto_unet_seconds``)."""
+    auto_unet_seconds: float = 60.0
+    """CPU seconds ``train_model(method="auto")`` gives the U-Net (its leave-one-slice-out folds and
+    final fit together) when the quick methods leave a class below held-out Dice 0.9
+    (:data:`ml4paleo.pipelines.train.NETWORK_BELOW`); 0: ``auto`` never trains it on its own account."""
     preview_triangles: int = 200_000
     """Meshes with more triangles get a simplified copy (about this many) that the browser's 3D
     view loads instead of the full-resolution file; downloads stay full resolution."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_pages import CHROMIUM, assert_no_console_errors, browser, page, shot  # noqa: F401 (fixtures)
+from test_pages import CHROMIUM, assert_no_console_errors, shot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # the API tests' real-server helper
 from apiserver import start_server, stop_server  # noqa: E402

@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from apiserver import Server, converted_job, png_b64  # noqa: E402
-from test_pages import (CHROMIUM, assert_no_console_errors, browser, page, server, shot)  # noqa: E402,F401
+from test_pages import CHROMIUM, assert_no_console_errors, shot  # noqa: E402
 from ml4paleo.testing.shapes import touching_pair  # noqa: E402
 
 pytestmark = [

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from test_pages import (CHROMIUM, assert_no_console_errors, block_volume, browser, canvas, dabs, page,  # noqa: F401
-                        shot)
+from test_pages import CHROMIUM, assert_no_console_errors, block_volume, canvas, dabs, shot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # the API tests' real-server helper
 from apiserver import start_server, stop_server  # noqa: E402

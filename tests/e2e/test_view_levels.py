@@ -15,8 +15,7 @@ from PIL import Image
 
 from ml4paleo.compute.display import to_uint8
 from ml4paleo.compute.downsample import downsample_mean
-from test_pages import (CHROMIUM, STEP_TIMEOUT_MS, _converted_job, assert_no_console_errors, browser, page,  # noqa: F401
-                        server, shot)
+from test_pages import CHROMIUM, STEP_TIMEOUT_MS, _converted_job, assert_no_console_errors, shot
 
 pytestmark = [
     pytest.mark.e2e,

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from test_pages import (BLOCK_SHAPE, CHROMIUM, _converted_job, assert_no_console_errors, block_volume,  # noqa: F401
-                        browser, canvas, dabs, page, server, shot, to_screen)
+                        canvas, dabs, shot, to_screen)
 
 pytestmark = [
     pytest.mark.e2e,

@@ -109,7 +109,7 @@ class StoreContract:
 
     def test_an_annotation_does_not_clobber_a_queued_training(self, store):
         job_id = converted_job(store)
-        model_id = store.queue.queue_train(job_id)
+        model_id = store.queue.queue_train(job_id).model_id
         store.annotations.annotation_saved(job_id, SliceRef("z", 2), 5, [1])
         doc = store.jobs.job_doc(job_id)
         assert doc["status"] == "training_queued" and doc["annotations"] == [1, 2]
@@ -240,7 +240,7 @@ class StoreContract:
 
     def test_failure_keeps_reason_and_traceback(self, store):
         job_id = converted_job(store)
-        seg_id, model_id = store.queue.queue_start(job_id)
+        model_id, seg_id, _ = store.queue.queue_start(job_id)
         claim = store.claims.claim("segment", "r")
         assert (claim.kind, claim.seg_id, claim.model_id) == ("start", seg_id, model_id)
         assert store.jobs.job_doc(job_id)["status"] == "training"
@@ -253,7 +253,7 @@ class StoreContract:
 
     def test_start_goes_through_training_then_segmenting(self, store):
         job_id = converted_job(store)
-        seg_id, model_id = store.queue.queue_start(job_id)
+        model_id, seg_id, _ = store.queue.queue_start(job_id)
         claim = store.claims.claim("segment", "r")
         assert store.claims.model_trained(claim, {"classes": ["background", "fossil"], "n_slices": 1})
         doc = store.jobs.job_doc(job_id)
@@ -303,11 +303,12 @@ class StoreContract:
 
     def test_start_reuses_a_model_trained_on_the_same_annotations(self, store):
         job_id = converted_job(store)
-        _, model_id = store.queue.queue_start(job_id)
+        model_id = store.queue.queue_start(job_id).model_id
         claim = store.claims.claim("segment", "r")
         store.claims.model_trained(claim, {"classes": ["background", "fossil"]})
         store.claims.finish(claim, {})
-        seg_id, again = store.queue.queue_start(job_id)  # nothing changed: no new model, segmenting only
+        again, seg_id, reused = store.queue.queue_start(job_id)  # nothing changed: no new model, segmenting only
+        assert reused
         assert again == model_id and len(store.jobs.job_doc(job_id)["models"]) == 1
         claim = store.claims.claim("segment", "r")
         assert claim.model_ready and store.jobs.job_doc(job_id)["status"] == "segmenting"
@@ -316,12 +317,12 @@ class StoreContract:
         assert doc["status"] == "segmented" and doc["segmentations"][-1]["seg_id"] == seg_id
         assert doc["segmentations"][-1]["status"] == "done" and doc["models"][0]["status"] == "ready"
         store.annotations.annotation_saved(job_id, SliceRef("z", 2), 5, [1])  # an annotation changed: train again
-        assert store.queue.queue_start(job_id)[1] != model_id
+        assert store.queue.queue_start(job_id).model_id != model_id
         store.queue.cancel(job_id)
         assert store.jobs.job_doc(job_id)["status"] == "segmented"
         store.jobs.set_classes(job_id, [{"value": 1, "name": "air"}, {"value": 2, "name": "fossil"}])
         # the cancelled model never became ready; the ready one has other class names now
-        assert store.queue.queue_start(job_id)[1] != model_id
+        assert store.queue.queue_start(job_id).model_id != model_id
 
     def test_voxel_size_is_recorded_before_conversion(self, store):
         job_id = uploaded_job(store)
@@ -370,7 +371,7 @@ class StoreContract:
 
     def test_exports_are_claimed_before_the_meshes_and_the_tiff_on_request(self, store):
         job_id = converted_job(store)
-        seg_id, _ = store.queue.queue_start(job_id)
+        seg_id = store.queue.queue_start(job_id).seg_id
         claim = store.claims.claim("segment", "r")
         store.claims.model_trained(claim, {})
         store.claims.finish(claim, {})  # queues the export

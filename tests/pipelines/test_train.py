@@ -98,6 +98,7 @@ def test_train_writes_a_described_model(world, tmp_path):
         assert key in meta
     assert meta["voxel_size"] == [2.0, 1.0, 1.0] and meta["features"]["sigmas"] == [1.0, 3.5]
     assert len(meta["features"]["selected"]) == 16 == meta["n_features"]  # feature selection by default
+    assert meta["network"].startswith("not scored: ") and "at least 0.9" in meta["network"]  # the forest does well
     validation = json.loads((tmp_path / "model" / "validation.json").read_text())
     assert validation["method"] == "leave-one-slice-out" and len(validation["folds"]) == 3
     assert load_model(tmp_path / "model").classes == ("background", "fossil")

@@ -56,7 +56,8 @@ def test_unet_parameters_are_checked_before_any_work(tmp_path):
 def test_auto_scores_the_unet_when_a_class_stays_below_the_threshold_and_says_why(tmp_path, monkeypatch):
     """Without any U-Net option, ``auto`` scores the network only when the quick methods leave
     a class below ``NETWORK_BELOW``; the model's metadata and its report say which and why.
-    The threshold is raised and the U-Net's budget cut so that a tiny volume runs it in seconds."""
+    The threshold is raised and the U-Net's budget cut so that a tiny volume runs it in seconds;
+    with the budget 0 (the setting), the network is never scored."""
     vol, truth = texture_only(shape=(8, 32, 32), seed=0, grain="orientation")
     write_volume(tmp_path / "vol.ome.zarr", vol, chunks=32)
     ann = {z: truth[z] + 1 for z in (1, 4, 6)}
@@ -65,12 +66,15 @@ def test_auto_scores_the_unet_when_a_class_stays_below_the_threshold_and_says_wh
     assert "unet" not in quick.candidates and quick.network.startswith("not scored: ")
     assert "at least 0.0" in quick.network and model_report(tmp_path / "quick")["network"] == quick.network
     monkeypatch.setattr(train_module, "NETWORK_BELOW", 1.01)  # every class is below
-    monkeypatch.setattr(train_module, "AUTO_UNET_SECONDS", 2.0)
+    monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "2")  # the suite's default is 0 (tests/conftest.py)
     scored = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "scored", features=FAST, params=FAST_RF)
     assert "unet" in scored.candidates and scored.candidates["unet"]  # scored on the same folds
     assert scored.network.startswith("scored: ") and "below 1.01" in scored.network
     report = model_report(tmp_path / "scored")
     assert report["network"] == scored.network and "unet" in report["candidates"]
+    monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "0")
+    off = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "off", features=FAST, params=FAST_RF, validate="later")
+    assert off.network == "not scored: the setting ML4PALEO_AUTO_UNET_SECONDS is 0" and "unet" not in off.candidates
 
 
 def test_the_cli_says_why_the_unet_was_not_scored(tmp_path, monkeypatch):

@@ -517,9 +517,12 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
 
 
 def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureSettings, pads: list[int],
-                  interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool) -> dict[str, np.ndarray]:
-    """One scale's ``orient`` features of the interior: the fine tensor averaged over ``sigma``
-    (on the downsampled grid for large scales, as the other filters), divided by its trace."""
+                  interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool,
+                  slots: dict[str, np.ndarray]) -> None:
+    """One scale's ``orient`` features of the interior, written into ``slots`` (part name ->
+    the feature array's slot; only those are computed to full resolution): the fine tensor
+    averaged over ``sigma`` (on the downsampled grid for large scales, as the other filters),
+    divided by its trace."""
     products, base = fine
     axes = settings.axes
     f = _factor(settings, sigma)
@@ -551,13 +554,14 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     tensor = {k: t * scale for k, t in tensor.items()}
     letters = [_AXIS_LETTERS[a] for a in axes]
     maps = {letters[i] + letters[j]: t for (i, j), t in tensor.items()}
-    eig = _eigen(tensor, n)
-    maps["e1"] = eig[0]
-    if n == 3:
-        maps["e3"] = eig[2]
-    if f == 1:
-        return maps
-    return {k: _upsample(m, f, tuple(starts), interior, axes) for k, m in maps.items()}
+    if {"e1", "e3"} & set(slots):
+        eig = _eigen(tensor, n)
+        maps["e1"], maps["e3"] = eig[0], eig[-1]
+    for part, dst in slots.items():
+        if f == 1:
+            dst[...] = maps[part]
+        else:
+            _upsample(maps[part], f, tuple(starts), interior, axes, dst)
 
 
 def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: FeatureSettings,
@@ -605,10 +609,9 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
         tag = tags[i]
         needed = todo.get(sigma)
         if needed and "orient" in needed and fine is not None:
-            for part, m in _orient_scale(fine, sigma, settings, pads, interior, origin, compiled).items():
-                label = f"orient_{part}_{tag}"
-                if label in slot:
-                    out[slot[label]] = m
+            slots = {part: out[slot[f"orient_{part}_{tag}"]] for part in _orient_parts(settings)
+                     if f"orient_{part}_{tag}" in slot}
+            _orient_scale(fine, sigma, settings, pads, interior, origin, compiled, slots)
             needed = needed - {"orient"}
         if not needed:
             continue

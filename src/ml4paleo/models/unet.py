@@ -3,7 +3,8 @@
 The network (:mod:`ml4paleo.models._unet_net`) is a small 2D U-Net whose input channels are the
 predicted slice and ``context`` neighbours on each side (2.5D). Training draws random crops near
 painted voxels (the class first, so a structure painted with a few strokes is seen as often as
-the matrix), with cross-entropy over painted voxels only (strokes work, not only full masks).
+the matrix), with cross-entropy over painted voxels only (strokes work, not only full masks). A
+painted XZ or YZ plane trains it too, as bands of the z slices it crosses labeled on its line.
 With held-out slices (a leave-one-slice-out fold) the epoch with the best held-out Dice is kept
 and ``best_epochs`` tells the final fit how long to train. Inference runs tile by tile, each
 tile reading the network's receptive radius on the pooling grid, so tiles equal whole-slice

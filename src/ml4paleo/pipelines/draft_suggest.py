@@ -5,7 +5,7 @@ filtering that a draft, which follows each stroke within a second, cannot spend.
 few planes spread over every axis (never a painted one) on the finest pyramid level whose planes
 have at most ``DRAFT_SIDE`` voxels a side (the coarsest there is, if none), predicted through the
 overlay's own path (:func:`ml4paleo.pipelines.view_preview.preview_plane`, the filters' sigmas
-scaled to the level), until ``DRAFT_SECONDS`` are spent. The document has the shape of a full
+scaled to the level), the smallest planes first, until ``DRAFT_SECONDS`` are spent. The document has the shape of a full
 model's ``suggestions.json`` (boxes in full-resolution plane coordinates) with ``draft: true``;
 it holds no estimated Dice: a draft has neither the outlines' prior nor a held-out record to
 weigh its doubt against.
@@ -27,9 +27,9 @@ from ml4paleo.planes import AXES, SliceRef
 
 __all__ = ["DRAFT_SECONDS", "DRAFT_SIDE", "draft_suggestions"]
 
-DRAFT_SECONDS = 0.3
-"""Time the ranking may take once a first plane is scored: a draft's overlay comes within a
-second of the stroke, and its suggestions with it."""
+DRAFT_SECONDS = 0.2
+"""Time the ranking may take (a first plane is always scored): the draft task ranks after its
+overlay, and the draft is ready, overlay and suggestions, when both are done."""
 DRAFT_SIDE = 256
 """The level ranked: the finest whose planes have at most this many voxels a side."""
 PLANES_PER_AXIS = 6
@@ -48,22 +48,23 @@ def draft_suggestions(volume_path: str | Path, model_dir: str | Path, painted: C
                       seconds: float = DRAFT_SECONDS) -> dict[str, Any]:
     """The content of a draft's ``suggestions.json``: the draft in ``model_dir`` on the volume
     ``volume_path``, painted on ``painted``; planes are scored, the axes in turn, until
-    ``seconds`` have passed after the first."""
+    ``seconds`` have passed (one plane at least)."""
     info = read_info(volume_path)
     shape = tuple(int(n) for n in info.shape)
     level = _level([tuple(s) for s in info.level_shapes])
     by_axis: dict[int, list[int]] = {}
     for axis, index in candidate_planes(shape, painted, per_axis=PLANES_PER_AXIS):
         by_axis.setdefault(axis, []).append(index)
-    # the axes in turn, each from its middle outwards: a budget spent early still saw every axis
-    order = [(axis, sorted(idx, key=lambda i: abs(i - shape[axis] / 2))) for axis, idx in sorted(by_axis.items())]
+    # the axes in turn (the smallest planes first), each from its middle outwards: a budget spent
+    # early still saw every axis
+    area = {axis: int(np.prod([n for a, n in enumerate(shape) if a != axis])) for axis in by_axis}
+    order = [(axis, sorted(by_axis[axis], key=lambda i: abs(i - shape[axis] / 2))) for axis in sorted(by_axis, key=area.get)]
     queue = [(axis, idx[k]) for k in range(PLANES_PER_AXIS) for axis, idx in order if k < len(idx)]
-    found, scored, t0, began = [], 0, None, time.perf_counter()
+    found, scored, began = [], 0, time.perf_counter()
     for axis, index in queue:
-        if t0 is not None and time.perf_counter() - t0 > seconds:
+        if scored and time.perf_counter() - began > seconds:
             break
         preview = preview_plane(volume_path, model_dir, AXES[axis], index, level=level)
-        t0 = t0 if t0 is not None else time.perf_counter()
         scored += 1
         worst = plane_doubt(doubt_map(preview.proba))
         if worst is None:

@@ -54,6 +54,7 @@ from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
+from ml4paleo.settings import Settings
 
 __all__ = ["METHODS", "SAMPLING", "VALIDATE", "TrainResult", "check_annotations", "load_annotations", "sample_indices",
            "train_model"]
@@ -69,10 +70,11 @@ NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
 leaves a class below this held-out Dice: where they already do well the network's minute is
 not worth spending (measured: docs/benchmarks.md, "auto and the U-Net")."""
-AUTO_UNET_SECONDS = 60.0
-"""The U-Net's CPU seconds in all (its folds and the final fit) when ``auto`` scores it on its
-own account: keeps ``auto`` within 2 minutes of CPU at 10 M voxels (docs/benchmarks.md). CPU
-time, not the wall clock: on a machine others load the network trains as far either way."""
+AUTO_UNET_SETTING = "auto_unet_seconds"
+"""The setting (``ML4PALEO_AUTO_UNET_SECONDS``, default 60) of the U-Net's CPU seconds in all (its
+folds and the final fit) when ``auto`` scores it on its own account: 60 keeps ``auto`` within 2
+minutes of CPU at 10 M voxels (docs/benchmarks.md). CPU time, not the wall clock: on a machine
+others load the network trains as far either way. 0 turns it off."""
 MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
@@ -158,8 +160,9 @@ def train_model(
     ``params`` go to the forest. ``select``: keep only this many most important features (see
     ``DEFAULT_SELECT``); None keeps them all. ``max_train_seconds``: the time the U-Net may
     spend in all (its leave-one-slice-out folds and the final fit share it); with it, ``auto``
-    scores the U-Net too (without it, ``auto`` scores it for ``AUTO_UNET_SECONDS`` only when the
-    best fast method leaves a class below ``NETWORK_BELOW``; ``network`` in the result and the
+    scores the U-Net too (without it, ``auto`` scores it only when the
+    best fast method leaves a class below ``NETWORK_BELOW``, for the CPU seconds of the setting
+    ``auto_unet_seconds``; ``network`` in the result and the
     metadata says whether it did and why). ``unet_params``:
     the U-Net's hyper-parameters (:data:`ml4paleo.models.unet.DEFAULTS`); with ``epochs`` among
     them each fit trains exactly that many epochs instead of against the clock, so that the
@@ -238,9 +241,9 @@ def train_model(
                      seconds_per_fit=budget / (len(folds) + 1) if budget and len(candidates) > 1 else budget)
     scored, chosen, reason = _choose(ts, candidates, folds, validate, previous_method, progress)
     network = "scored: asked for by name" if method == "unet" else \
-        ("scored: max_train_seconds or epochs given" if "unet" in candidates else "")
+        ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
     if method == "auto" and "unet" not in candidates:
-        network, ts = _network_decision(scored[chosen]["metrics"], chosen, folds, ts)
+        network, ts = _network_decision(scored[chosen]["metrics"], chosen, folds, ts, previous_method)
         if network.startswith("scored"):
             candidates["unet"] = make_candidate("unet")
             names = (*names, "unet")
@@ -556,22 +559,28 @@ def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -
 
 
 def _network_decision(metrics: Mapping[str, Mapping[str, float | None]], chosen: str,
-                      folds: Sequence[Sequence[SliceRef]], ts: TrainingSet) -> tuple[str, TrainingSet]:
+                      folds: Sequence[Sequence[SliceRef]], ts: TrainingSet,
+                      previous: str | None = None) -> tuple[str, TrainingSet]:
     """Whether ``auto`` scores the U-Net after the quick methods (``chosen`` the best of them,
-    ``metrics`` its held-out scores) and why; and the training set with the U-Net's time budget."""
+    ``metrics`` its held-out scores) and why; and the training set with the U-Net's time budget.
+    A model that replaces a U-Net scores it again, so the switch rule can keep it."""
     scores = {c: m["dice"] for c, m in metrics.items() if m["dice"] is not None}
     if not folds or not scores:
         return "not scored: no held-out painted slice to compare it on", ts
     worst = min(scores, key=scores.get)  # type: ignore[arg-type]
-    if scores[worst] >= NETWORK_BELOW:
+    if scores[worst] >= NETWORK_BELOW and previous != "unet":
         return (f"not scored: {chosen} already reaches held-out Dice {scores[worst]:.3f} on its worst class "
                 f"({worst}), at least {NETWORK_BELOW}"), ts
+    seconds = float(Settings.env_value(AUTO_UNET_SETTING))
+    if not seconds > 0:
+        return "not scored: the setting ML4PALEO_AUTO_UNET_SECONDS is 0", ts
     if importlib.util.find_spec("torch") is None:
         return "not scored: PyTorch is not installed", ts
-    budget = AUTO_UNET_SECONDS / (len(folds) + 1)
+    scored_ts = dataclasses.replace(ts, seconds_per_fit=seconds / (len(folds) + 1), budget_clock="cpu")
+    if previous == "unet":
+        return f"scored: the model it replaces is a U-Net ({seconds:g} CPU s)", scored_ts
     return (f"scored: {chosen}, the best quick method, leaves class {worst} at held-out Dice {scores[worst]:.3f}, "
-            f"below {NETWORK_BELOW} ({AUTO_UNET_SECONDS:.0f} CPU s for the U-Net's {len(folds)} folds and final fit)",
-            dataclasses.replace(ts, seconds_per_fit=budget, budget_clock="cpu"))
+            f"below {NETWORK_BELOW} ({seconds:g} CPU s for the U-Net's {len(folds)} folds and final fit)", scored_ts)
 
 
 def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]], validate: str,

@@ -36,19 +36,16 @@ def retrain(job_id: str):
     ``{"method": "auto"|"forest"|...}``, else the server's setting. When the newest model was
     trained on the same annotations, classes and method, nothing is queued: 200 with its id and
     ``model_reused: true``."""
-    model_id = store().queue.queue_train(job_id, _method())
-    if store().artifacts.model(job_id, model_id)["status"] == ModelStatus.READY:
-        return jsonify(model_id=model_id, model_reused=True), 200
-    return jsonify(model_id=model_id, model_reused=False), 202
+    queued = store().queue.queue_train(job_id, _method())
+    return jsonify(model_id=queued.model_id, model_reused=queued.model_reused), 200 if queued.model_reused else 202
 
 
 @bp.post("/api/job/<job_id>/start")
 def start(job_id: str):
     """Queue training on every annotation, then segmentation of the whole volume; the newest model
     is reused (``model_reused: true``) when no annotation changed since it was trained."""
-    seg_id, model_id = store().queue.queue_start(job_id, _method())
-    reused = store().artifacts.model(job_id, model_id)["status"] == ModelStatus.READY
-    return jsonify(seg_id=seg_id, model_id=model_id, model_reused=reused), 202
+    queued = store().queue.queue_start(job_id, _method())
+    return jsonify(seg_id=queued.seg_id, model_id=queued.model_id, model_reused=queued.model_reused), 202
 
 
 def _method() -> str | None:

@@ -5,7 +5,7 @@ cancel, and report queue depths. The runner side (claiming and working on a task
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -131,13 +131,22 @@ def _forget_old_previews(s: Session, job_id: str) -> None:
         s.delete(task)
 
 
+class Queued(NamedTuple):
+    """What queueing a training decided: the model that will answer (new, or the newest one
+    reused when nothing changed since it was trained) and the segmentation queued after it."""
+
+    model_id: str
+    seg_id: str | None
+    model_reused: bool
+
+
 class Queue:
     """Queueing work for the runners, cancelling it, and looking at the queue."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _queue_training(self, job_id: str, *, segment: bool, method: str | None = None) -> tuple[str, str | None]:
+    def _queue_training(self, job_id: str, *, segment: bool, method: str | None = None) -> Queued:
         with self.db.session() as s:
             job = get_job(s, job_id)
             before = job.status
@@ -148,10 +157,11 @@ class Queue:
                 transition(job.status, JobEvent.TRAIN_QUEUE, has_volume=job.shape is not None)  # busy: the usual 409
                 log(s, job.id, "model:reused", f"{model.id}: no annotation, class or method changed since it was trained",
                     at=now)
-                return model.id, None
+                return Queued(model.id, None, model_reused=True)
             set_status(s, job, JobEvent.TRAIN_QUEUE)
             if not s.scalar(select(func.count()).select_from(Annotation).where(Annotation.job_id == job.id)):
                 raise InvalidTransition("annotate at least one slice before training")
+            reused = model is not None
             if model is None:
                 model = Model(id=new_artifact_id(), job_id=job.id, status=ModelStatus.QUEUED, created_at=now,
                               classes=classes, n_slices=0, annotation_rev=job.annotation_rev)
@@ -167,22 +177,20 @@ class Queue:
             job.progress, job.stage = 0.0, "waiting for the segmentation runner"
             enqueue(s, job, RunnerKind.SEGMENT, TaskKind.START if segment else TaskKind.TRAIN, prev_status=before,
                     model_id=model.id, seg_id=seg_id, params={"method": method} if method else None)
-            return model.id, seg_id
+            return Queued(model.id, seg_id, model_reused=reused)
 
-    def queue_train(self, job_id: str, method: str | None = None) -> str:
-        """Queue a train-only task (``retrain``); returns the new model id, or the newest model's
-        when it was trained on the same annotations, classes and method (two identical trainings
-        are never queued: nothing is queued then). ``method``: one of
-        :data:`ml4paleo.enums.TRAIN_METHODS`, else the setting ``train_method``."""
-        return self._queue_training(job_id, segment=False, method=_checked_method(method))[0]
+    def queue_train(self, job_id: str, method: str | None = None) -> Queued:
+        """Queue a train-only task (``retrain``): a new model, or the newest one reused when it was
+        trained on the same annotations, classes and method (two identical trainings are never
+        queued: nothing is queued then). ``method``: one of :data:`ml4paleo.enums.TRAIN_METHODS`,
+        else the setting ``train_method``."""
+        return self._queue_training(job_id, segment=False, method=_checked_method(method))
 
-    def queue_start(self, job_id: str, method: str | None = None) -> tuple[str, str]:
+    def queue_start(self, job_id: str, method: str | None = None) -> Queued:
         """Queue training on every annotation, then segmentation of the whole volume; the newest
         finished model is reused (no training) when no annotation, class or method changed since
         it was trained."""
-        model_id, seg_id = self._queue_training(job_id, segment=True, method=_checked_method(method))
-        assert seg_id is not None
-        return seg_id, model_id
+        return self._queue_training(job_id, segment=True, method=_checked_method(method))
 
     def queue_draft(self, job_id: str, z: int | None = None, level: int = 0,
                     region: list[int] | None = None) -> dict[str, Any]:
