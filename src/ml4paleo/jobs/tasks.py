@@ -218,7 +218,8 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
 def draft(ctx: TaskContext) -> dict[str, Any]:
     """A draft model from every annotation (on the newest full model's ranked features, if any),
     and its prediction of slice ``params["z"]`` (the slice being painted) on pyramid level
-    ``params["level"]`` (default 0) as ``prediction_<z>.png`` in the draft's folder, and where to
+    ``params["level"]`` (default 0), over ``params["region"]`` when given (a zoomed-in view's), as
+    ``prediction_<z>.png`` in the draft's folder, and where to
     paint next (``suggestions.json``, :mod:`ml4paleo.pipelines.draft_suggest`)."""
     from ml4paleo.io.omezarr import read_info
     from ml4paleo.models import labels_from_proba
