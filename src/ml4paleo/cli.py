@@ -170,7 +170,7 @@ def _feature_options(features: str | None, sigmas: str | None) -> dict | None:
                    "U-Net (PyTorch).")
 @click.option("--max-train-seconds", type=float, default=None,
               help="Time the U-Net may take in all (folds and final fit); with it, auto scores the U-Net too "
-                   "(default: auto scores it, for 60 s, only when the fast methods leave a class below held-out "
+                   "(default: auto scores it, for 60 CPU s, only when the fast methods leave a class below held-out "
                    "Dice 0.9; --method unet gets 300 s).")
 @click.option("--unet-epochs", type=click.IntRange(min=1), default=None,
               help="Train the U-Net for exactly N epochs (each fold and the final fit) instead of against the "

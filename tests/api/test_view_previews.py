@@ -69,3 +69,20 @@ def test_a_draft_predicts_the_slice_on_the_level_the_page_shows(server: Server):
     assert ready["level"] == 1 and ready["factors"] == [2, 2]
     labels = _png(ready["prediction"])
     assert labels.shape == (260, 260) and np.mean((labels == 1) == (volume[2, ::2, ::2] > 2500)) > 0.97
+
+
+def test_a_zoomed_in_view_gets_its_draft_over_its_region(server: Server):
+    job_id, volume = _drafted_job(server)
+    url = f"/api/annotate/{job_id}/draft"
+    rev = server.json("POST", url, 202, json={"z": 3, "region": [90, 140, 130, 200]})["annotation_rev"]
+    for _ in range(600):
+        ready = server.json("GET", f"{url}?z=3")["ready"]
+        if ready and ready["annotation_rev"] >= rev and ready.get("prediction"):
+            break
+        time.sleep(0.1)
+    assert ready["region"] == [90, 140, 130, 200] and ready["factors"] == [1, 1]
+    assert np.mean((_png(ready["prediction"]) == 1) == (volume[3, 90:130, 140:200] > 2500)) > 0.97
+    for body, word in (({"z": 3, "region": [10, 10, 10, 20]}, "region"), ({"region": [0, 0, 5, 5]}, "region"),
+                       ({"z": 3, "region": "all"}, "region")):
+        r = server.post(url, json=body)
+        assert r.status_code == 400 and word in r.json()["error"], (body, r.text)

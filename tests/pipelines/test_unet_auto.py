@@ -1,13 +1,15 @@
-"""``auto`` picks the U-Net where it wins, deterministically: the U-Net gets a fixed number of
-epochs (not a time budget, which would make the choice depend on the machine's load), on a
-volume where structure and matrix differ by texture only.
+"""``auto`` and the U-Net, deterministically: the U-Net gets a fixed number of epochs (not a time
+budget, which would make the choice depend on the machine's load), on a volume where structure
+and matrix differ by texture only. Since the filter bank sees orientation (issue 21) the forest
+ties the U-Net on it (mean held-out Dice 0.975 against 0.974), so the test asks that the choice
+follows the scores rather than that the U-Net wins; ``auto`` scoring the U-Net on its own
+account is tested with a raised threshold and a cut budget.
 
 The texture is ``texture_only(grain="orientation")``: grains of the same size and spread,
 elongated along z in the structure and along y around it. Measured here (10 x 64^2, slices 3
 and 7 painted in full, 10 epochs of 8 batches of 4 crops of 48^2): held-out Dice (background,
-fossil) U-Net 0.983 / 0.970 against the forest's 0.968 / 0.943; on the ``size`` grain at the
-same budget the two tie within 0.005 (the forest's scale-space filters see grain size, and
-the U-Net needs more epochs than a suite test should spend to pull ahead, see bench/unet.py)."""
+fossil) U-Net 0.983 / 0.970 against the forest's 0.968 / 0.943 before the bank's orientation
+features (issue 21). Where only the network wins: docs/benchmarks.md, "auto and the U-Net"."""
 
 from __future__ import annotations
 
@@ -27,18 +29,26 @@ PAINTED = (3, 7)
 UNET = {"epochs": 10, "patch": 48, "batch_size": 4}
 
 
-def test_auto_picks_the_unet_on_a_texture_only_volume(tmp_path):
+def test_auto_scores_the_unet_with_fixed_epochs_and_chooses_by_the_scores(tmp_path):
+    """With fixed epochs the U-Net is scored on the same folds as the quick methods and the choice
+    follows the scores (ties to the earlier method); asked for by name it trains exactly those
+    epochs, and its report carries each fold's curve."""
     vol, truth = texture_only(shape=(10, 64, 64), seed=0, grain="orientation")
     write_volume(tmp_path / "vol.ome.zarr", vol, chunks=32)
     ann = {z: truth[z] + 1 for z in PAINTED}
     result = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "auto", unet_params=UNET)
-    mean = {name: np.mean([m["dice"] for m in metrics.values()]) for name, metrics in result.candidates.items()}
-    assert result.method == "unet", mean
-    assert mean["unet"] > max(v for k, v in mean.items() if k != "unet") + TIE, mean  # a win, not a tie
-    model = load_model(tmp_path / "auto")
+    mean = {name: float(np.mean([m["dice"] for m in metrics.values()]))
+            for name, metrics in result.candidates.items() if metrics}
+    assert mean["unet"] > 0.95, mean  # the grain's direction, learnt in 10 epochs
+    best = max(mean.values())
+    assert result.method == next(n for n in ("forest", "context", "interpolation", "unet")
+                                 if n in mean and mean[n] >= best - TIE), mean
+    assert result.network == "scored: max_train_seconds or epochs given"
+    train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "unet", method="unet", unet_params=UNET)
+    model = load_model(tmp_path / "unet")
     assert model.kind == "unet" and len(model.curve) == UNET["epochs"]  # the fixed budget, whatever the clock
     assert dice(model.predict_slice(vol, 5) == 1, truth[5] == 1) > 0.9  # an unpainted slice between the two
-    curve = model_report(tmp_path / "auto")["training_curve"]
+    curve = model_report(tmp_path / "unet")["training_curve"]
     assert [f["heldout"] for f in curve["folds"]] == [[3], [7]]
     assert all(len(f["curve"]) == UNET["epochs"] and "heldout_dice" in f["curve"][-1] for f in curve["folds"])
 

@@ -218,7 +218,8 @@ def validate(ctx: TaskContext) -> dict[str, Any]:
 def draft(ctx: TaskContext) -> dict[str, Any]:
     """A draft model from every annotation (on the newest full model's ranked features, if any),
     and its prediction of slice ``params["z"]`` (the slice being painted) on pyramid level
-    ``params["level"]`` (default 0) as ``prediction_<z>.png`` in the draft's folder, and where to
+    ``params["level"]`` (default 0), over ``params["region"]`` when given (a zoomed-in view's), as
+    ``prediction_<z>.png`` in the draft's folder, and where to
     paint next (``suggestions.json``, :mod:`ml4paleo.pipelines.draft_suggest`)."""
     from ml4paleo.io.omezarr import read_info
     from ml4paleo.models import labels_from_proba
@@ -239,9 +240,12 @@ def draft(ctx: TaskContext) -> dict[str, Any]:
     if z is not None:  # on the level the page shows (its tiles at full resolution cached for the refinement)
         ctx.check()
         level = min(int(ctx.params.get("level") or 0), len(read_info(ctx.paths.volume).level_shapes) - 1)
-        preview = preview_plane(ctx.paths.volume, out, "z", int(z), level=level, check=ctx.check)
+        region = ctx.params.get("region")
+        preview = preview_plane(ctx.paths.volume, out, "z", int(z), level=level, region=region, check=ctx.check)
         write_png(out / f"prediction_{int(z)}.png", labels_from_proba(preview.proba).astype("uint8"))
         shown = {"level": preview.level, "factors": list(preview.factors)} if preview.level else {}
+        if region is not None:
+            shown = {**shown, "factors": list(preview.factors), "region": list(preview.region)}
     ctx.check()
     # where to paint next, ranked within a fraction of a second (a draft's overlay follows each stroke)
     tmp = out / f"{SUGGESTIONS_FILE}.partial"

@@ -28,6 +28,7 @@ from ml4paleo.jobs.volume_views import converted
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.web._common import (b64decode, b64encode, int_field, int_value, json_body, paths, png_response, store,
                                   window_arg)
+from ml4paleo.pipelines.view_preview import check_preview
 from ml4paleo.web._previews import check_view, runner_preview
 
 bp = Blueprint("annotate", __name__)
@@ -199,13 +200,21 @@ def complete(job_id: str):
 def queue_draft(job_id: str):
     """Queue a draft model from the saved annotations (one queued draft takes every stroke up to
     its start), predicting slice ``z`` (optional) at once, on pyramid ``level`` (optional, the
-    page's view; at most the coarsest). 202 with the annotation revision to wait for in ``GET .../draft``."""
+    page's view; at most the coarsest), over ``region`` (optional, [row0, col0, row1, col1]: what
+    a zoomed-in view shows, as the prediction route takes it). 202 with the annotation revision to wait for in ``GET .../draft``."""
     data = json_body()
-    z = None
+    z, region = None, data.get("region")
+    level = int_field(data, "level", default=0, minimum=0)
     if data.get("z") is not None:
         shape, _, _ = converted(store(), job_id)
         z = SliceRef("z", int_field(data, "z", minimum=0)).within(shape).index
-    return jsonify(store().queue.queue_draft(job_id, z, int_field(data, "level", default=0, minimum=0))), 202
+        if region is not None:  # checked where it enters, the level clipped as the task clips it
+            volume = store().paths(job_id).volume
+            check_preview(volume, "z", z, min(level, len(read_info(volume).level_shapes) - 1), region)
+            region = [int(v) for v in region]
+    elif region is not None:
+        raise InputError("region needs z: the slice whose region the draft predicts")
+    return jsonify(store().queue.queue_draft(job_id, z, level, region)), 202
 
 
 @bp.get("/api/annotate/<job_id>/draft")

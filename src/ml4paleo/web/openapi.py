@@ -234,7 +234,11 @@ def _paths() -> dict[str, Any]:
                                            _body({**_SLICE, "mask": {"type": "string", "format": "byte"}}),
                                            errors=("400", "404", "409"))},
         a + "/draft": {"post": _op("Queue a draft model (the overlay while painting) on the train queue, predicting "
-                                   "slice z at once", [_JOB], _body({"z": {"type": "integer", "minimum": 0}}), ok="202",
+                                   "slice z at once (on level, over region [row0, col0, row1, col1]: what the view "
+                                   "shows)", [_JOB], _body({"z": {"type": "integer", "minimum": 0},
+                                                            "level": {"type": "integer", "minimum": 0},
+                                                            "region": {"type": "array", "items": {"type": "integer"},
+                                                                       "minItems": 4, "maxItems": 4}}), ok="202",
                                    errors=("400", "404", "409")),
                        "get": _op("The newest draft: ready (task_id, annotation_rev, z; with ?z= the prediction "
                                   "PNG of that slice), pending, error", [_JOB, {

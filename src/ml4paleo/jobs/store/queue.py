@@ -109,7 +109,8 @@ def _draft_doc(task: Task) -> dict[str, Any]:
     result = task.result or {}
     return {"task_id": task.id, "annotation_rev": int((task.params or {}).get("annotation_rev", -1)),
             "z": result.get("z"), "finished_at": task.finished_at,
-            **({"level": result["level"], "factors": result.get("factors")} if result.get("level") else {})}
+            **({"level": result["level"], "factors": result.get("factors")} if result.get("level") else {}),
+            **({"region": result["region"], "factors": result.get("factors")} if result.get("region") else {})}
 
 
 def _forget_old_drafts(s: Session, job_id: str) -> None:
@@ -191,11 +192,13 @@ class Queue:
         it was trained."""
         return self._queue_training(job_id, segment=True, method=_checked_method(method))
 
-    def queue_draft(self, job_id: str, z: int | None = None, level: int = 0) -> dict[str, Any]:
+    def queue_draft(self, job_id: str, z: int | None = None, level: int = 0,
+                    region: list[int] | None = None) -> dict[str, Any]:
         """Queue a draft model on the train queue (the overlay while painting), or update the one
         already queued: it reads the annotations when claimed, so one queued draft serves any
         number of strokes. ``z``: the slice shown, whose prediction the draft makes at once (on
-        pyramid ``level``: the page's view; the page refines it through the prediction route).
+        pyramid ``level``: the page's view, over ``region`` when given: what a zoomed-in view shows;
+        the page refines it through the prediction route).
         Returns ``{task_id, annotation_rev}``; the draft is ready when a finished draft reports a
         revision at least this one (:meth:`draft`)."""
         with self.db.session() as s:
@@ -204,7 +207,8 @@ class Queue:
                 raise InvalidTransition(f"the volume is not converted yet (status: {job.status})")
             if not s.scalar(select(func.count()).select_from(Annotation).where(Annotation.job_id == job.id)):
                 raise InvalidTransition("annotate at least one slice before training")
-            params = {"z": z, **({"level": int(level)} if level else {})} if z is not None else {}
+            params = {"z": z, **({"level": int(level)} if level else {}),
+                      **({"region": [int(v) for v in region]} if region is not None else {})} if z is not None else {}
             task = s.scalars(select(Task).where(Task.job_id == job.id, Task.kind == TaskKind.DRAFT,
                                                 Task.status == TaskStatus.QUEUED).order_by(Task.id.desc())).first()
             if task is None:

@@ -344,7 +344,9 @@ async function draft() {
   const key = sliceKey(axis, index);
   const onZ = axis === "z";
   const level = overlayLevel(view.slice.scale); // the draft predicts the view's level; the route refines it
-  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`, onZ ? { z: index, level } : {});
+  const region = onZ && state.labels ? visibleRegion() : null; // zoomed in: what the view shows, first
+  const { annotation_rev: rev } = await post(`/api/annotate/${enc}/draft`,
+    onZ ? { z: index, level, ...(region ? { region } : {}) } : {});
   for (let wait = 50; ticket === draftTicket; wait = Math.min(wait * 1.5, 200)) {
     const d = await api(`/api/annotate/${enc}/draft${onZ ? `?z=${index}` : ""}`);
     if (d.ready && d.ready.annotation_rev >= rev) {
@@ -356,10 +358,13 @@ async function draft() {
       const png = await decodePng(base64ToBytes(d.ready.prediction));
       if (ticket !== draftTicket || state.key !== key || !state.labels) return;
       const coarse = d.ready.level || 0;
+      const part = d.ready.region || null; // a zoomed-in view's region, drawn over what was shown
       const { width: w, height: h } = state.labels;
-      state.setSuggestion({ values: coarse ? toFullResolution(png, w, h, d.ready.factors, null) : png.values, offset: 1,
-        key: `${newestDraft}/${key}`, source: "prediction", basis: overlayBasis(key), level: coarse,
-        covers: coarse ? [0, 0, 0, 0] : null });
+      const s = state.suggestion;
+      const prev = part && s && s.source === "prediction" && String(s.key).endsWith(`/${key}`) ? s.values : null;
+      state.setSuggestion({ values: coarse || part ? toFullResolution(png, w, h, d.ready.factors, part, prev) : png.values,
+        offset: 1, key: `${newestDraft}/${key}`, source: "prediction", basis: overlayBasis(key), level: coarse,
+        covers: coarse ? [0, 0, 0, 0] : part });
       state.say(`Prediction of model ${newestDraft} (draft) shown${coarse ? ` (level ${coarse}, refining…)` : ""} (P hides it).`);
       if (coarse) await refreshPrediction();
       return;
