@@ -1,31 +1,13 @@
 """Connected components across blocks, for exact post-processing of volumes of any size.
 
-:func:`ml4paleo.compute.postprocess.postprocess` needs the connectivity of the whole volume.
-Here the volume is cut into blocks and each step of it runs as:
-
-1. **label** each block on its own (:func:`label_block`, scipy.ndimage with the same face
-   connectivity as ``postprocess``) and describe its components (:class:`BlockTable`: class,
-   size, whether it touches the volume's outer faces, first voxel in raster order);
-2. **merge** the components that meet across block faces (:func:`face_pairs` on the two
-   planes either side of a face, then :func:`union_find` over all blocks' components);
-3. **decide** per merged component (:func:`decide`: too small, a hole, not the largest);
-4. **apply** the decision to each block through a relabel table (:func:`apply_block`).
-
-The three steps of ``postprocess`` (remove small components, fill holes, keep the largest)
-follow one another, each on the result of the previous one, exactly as on the whole volume:
-
-* ``"small"`` and ``"largest"`` label the components of each structure class (one id space
-  per block, class by class);
-* ``"fill"`` labels, for each class ``c``, the components of ``labels != c`` (background *and*
-  other classes, as ``scipy.ndimage.binary_fill_holes`` sees them); a component that never
-  touches the volume's outer faces is a hole of ``c``, and its background voxels become ``c``,
-  the lowest such class winning, as in ``fill_holes``'s loop;
-* ties for the largest component go to the one whose first voxel comes first in (z, y, x)
-  raster order, which is ``scipy.ndimage.label``'s numbering and so ``np.argmax``'s choice.
-
-Memory: one block and its labels in a task; the merge holds the component table (a few
-numbers per component, never per voxel). :func:`postprocess_chunked` runs the whole scheme on
-an in-memory array (tests, reference); ``ml4paleo.pipelines.postprocess`` on a zarr array.
+Each step of :func:`ml4paleo.compute.postprocess.postprocess` (remove small components, fill
+holes, keep the largest) runs block by block as: **label** each block (the same face connectivity),
+**merge** components that meet across block faces (union-find over a table of a few numbers per
+component, never per voxel), **decide** per merged component, **apply** the decision to each block
+through a relabel table. Holes of a class are the components of everything else that never touch
+the volume's outer faces, as ``binary_fill_holes`` sees them; ties for the largest go to the first
+voxel in raster order, ``scipy.ndimage.label``'s numbering: so the result equals the whole-volume
+one exactly (docs/objects.md, "How post-processing runs in blocks").
 """
 
 from __future__ import annotations

@@ -1,29 +1,13 @@
 """Chunked, watertight meshing of label volumes (pure numpy compute: arrays in, arrays out).
 
-How chunks weld without a seam: zmesh runs marching cubes on the cubes whose corners are eight
-voxel centres. A chunk ``[a, b)`` (per axis) is meshed from the window ``[a - 1, b)`` so that it
-owns exactly the cubes between voxel centres ``a - 1 .. b - 1``; consecutive windows share one
-plane of voxels and no cube, so every triangle is made by exactly one chunk and the vertices on
-the shared plane are computed from the same two voxels on both sides. Outside the volume the
-windows read zeros (one voxel of padding on every side), which closes objects that touch the
-volume's faces. Vertices are kept as exact integers in half-voxel units until welding (one
-``np.unique`` per label), so welding is exact and the result does not depend on the chunk size:
-it equals, triangle for triangle, the mesh of the whole volume in one call (vertices sorted,
-faces equal up to order, or equal arrays with ``weld(canonical=True)``).
-
-Axes are (z, y, x) everywhere here; the exporters swap to (x, y, z) for mesh files.
-
-After welding: simplification that keeps the surface closed, measurements (smoothing, chunk by
-chunk, is :mod:`ml4paleo.compute.smooth_mesh`).
-
-Pure numpy/scipy (plus zmesh's simplifier); the second half of this module.
-
-Why zmesh's simplifier rather than fast-simplification: on a welded torus (171k triangles),
-fast-simplification at 90% reduction left boundary edges and changed the Euler characteristic
-(0 -> 1), so a printed fossil would have a hole; zmesh's quadric simplifier (edge collapses on
-the half-voxel lattice, with an error bound) kept every test surface closed with its topology
-at the same reduction, at ~0.3 M triangles/s. It runs once on the welded mesh, so chunk borders
-need no locking.
+A chunk ``[a, b)`` is meshed from the window ``[a - 1, b)``: consecutive windows share one plane of
+voxels and no marching cube, so each triangle is made by exactly one chunk and vertices on the
+shared plane are computed from the same voxels on both sides; the volume is padded with zeros,
+which closes objects at its faces. Vertices stay exact integers in half-voxel units until welding,
+so the result equals the whole volume's mesh triangle for triangle, whatever the chunk size. Axes
+are (z, y, x) here; the exporters swap to (x, y, z). After welding: simplification that keeps the
+surface closed (zmesh's quadric simplifier: fast-simplification opened holes, docs/objects.md,
+"How meshing streams"), and measurements.
 """
 
 from __future__ import annotations

@@ -1,34 +1,16 @@
 """Objects of a segmentation: connected pieces of a class, touching ones split at their necks.
 
-An *object* is a face-connected piece (6-neighbourhood, as :mod:`ml4paleo.compute.components`)
-of one class. Touching grains or bones joined by a thin neck form one piece; :func:`split_object`
-cuts such a piece with a **distance-transform watershed whose markers are the h-maxima of the
-distance map**:
+An *object* is a face-connected piece of one class. :func:`split_object` cuts a piece of touching
+bodies with a **distance-transform watershed whose markers are the h-maxima of the distance map**
+(physical units, so anisotropic voxels are measured as they are): two bodies of inscribed radii
+``R1 <= R2`` joined by a neck of radius ``r`` are split when ``R1 - r > h``, so the one knob ``h``
+is a length: *how much thinner than the smaller body a neck must be to cut there*. h-maxima rather
+than peaks at a minimum spacing, because a depth does not over-split an elongated body nor depend
+on how close two centres are (docs/objects.md, "Splitting touching objects", for the default and why).
 
-* the distance map ``d`` (:func:`scipy.ndimage.distance_transform_edt` with ``sampling`` = the
-  voxel size, so anisotropic voxels are measured in physical units) is the radius of the largest
-  ball centred at each voxel; each body has a maximum at its centre, a neck a saddle;
-* a maximum becomes a marker only if it rises more than ``h`` above the saddle that joins it to
-  a higher one (the h-maxima transform, :func:`_h_maxima`). Two bodies of inscribed radii ``R1 <= R2``
-  joined by a neck of radius ``r`` are split when ``R1 - r > h``; so ``h`` is a length in the
-  volume's unit: *how much thinner than the smaller body a neck must be to cut there*. The
-  default, :data:`DEFAULT_H_VOXELS` of the smallest voxel edge, lies above the ripples the voxel
-  grid puts on ``d`` (no generated ellipsoid was over-split, isotropic or 3:1) and below the
-  depth of a neck half as wide as a body of a few voxels' radius (with 3:1 voxels, a default
-  on the largest edge left most such pairs whole: a sphere of radius 10 is 3 slices deep);
-* :func:`skimage.segmentation.watershed` floods ``-d`` from the markers inside the piece, so
-  every voxel of the piece goes to exactly one part, the cuts running along the necks.
-
-h-maxima rather than plain peaks (``peak_local_max`` with a minimum distance, as in the
-scikit-image example) because its knob is a depth, not a spacing: it does not over-split an
-elongated body (a rod has a ridge of near-equal maxima) and it does not depend on how close two
-grains' centres are. PoreSpy's SNOW filters peaks similarly (by a saddle test after smoothing);
-one knob in physical units is easier to explain.
-
-A split depends only on the voxels of its piece (the piece is padded with background, so the
-volume's border counts as a surface): splitting piece by piece, each in its bounding box, gives
-the same objects as one pass over the whole volume (:func:`objects_whole`), which the chunked
-pipeline relies on.
+A split depends only on the voxels of its piece (padded with background), so splitting piece by
+piece gives the same objects as one pass over the whole volume (:func:`objects_whole`), which the
+chunked pipeline relies on.
 """
 
 from __future__ import annotations

@@ -1,41 +1,14 @@
 """Mesh a label volume: one closed mesh per label, in physical units, plus measurements.
 
-Chunk tasks (one per window of ``chunk`` voxels, see :mod:`ml4paleo.compute.mesh`) read their
-window from the OME-Zarr, run marching cubes and save their pieces (exact integer vertices) in
-a scratch folder beside the output; they return only counts. Then, label by label, the pieces
-are read back in chunk order and
-
-Smoothing (the default, ``smooth=SMOOTH_ITERATIONS``) happens in the chunk tasks: each piece
-takes its positions from the windowed-sinc smoothed mesh of its window grown by a halo
-(:mod:`ml4paleo.compute.smooth_mesh`), so smoothed surfaces stream and weld like voxel ones,
-with no seam; ``smooth=0`` gives the voxel (marching-cubes) surface. ``max_error`` alone
-simplifies voxel surfaces only (chunk by chunk, below): zmesh's simplifier works on the
-half-voxel lattice (off-lattice input comes back snapped or NaN), and fast-simplification,
-which takes any positions, left edges used twice in most smoothed pieces reduced to a quarter
-(its default aggressiveness; at lower ones it hardly reduced), so a printed fossil would have
-a hole. Smoothed surfaces are written at full resolution; a triangle ratio (``simplify``) and
-the web app's light copies simplify the voxel surface and carry the smoothing over
-(:func:`~ml4paleo.compute.smooth_mesh.carry_smoothing`).
-
-* **streamed** (the default: no triangle-ratio simplification, GLB or preview to make): welded
-  piece by piece (:class:`ml4paleo.compute.weld.StreamWeld`, shared vertices of chunk faces get
-  one id), measured and written into STL/OBJ/PLY as they come
-  (:class:`ml4paleo.io.exports.MeshStreamWriter`). Memory: one piece plus the vertices on the
-  chunk planes of about one z-slab of chunks, whatever the size of the surface; the same
-  mesh, triangle for triangle, as welding it whole.
-* **whole per label** when the label's mesh must be held whole: simplification
-  (``simplify``) works on the welded mesh, GLB is written by
-  trimesh, and a preview is simplified from it. Memory: the largest *label's* mesh (~0.1 GB
-  per million triangles, more while simplifying), no longer every label's at once. A preview
-  of a label above :data:`PREVIEW_WELD_MAX_TRIANGLES` comes from a coarser grid instead, so the
-  web app's meshing stays bounded.
-
-Measured (``bench/mesh.py --volume grains``, 2 loaded cores, chunk 256, STL): 384^3 (18 M
-triangles) peak RSS 1464 MB main before streaming, 701 MB streamed; 512^3 (43 M triangles)
-3252 MB before, 892 MB streamed, and faster (192 s -> 139 s). The streamed peak follows the
-chunk, not the surface.
-
-The output folder is written under a temporary name and renamed when complete.
+Chunk tasks (one per window of ``chunk`` voxels, :mod:`ml4paleo.compute.mesh`) mesh their window,
+smooth it (the default; :mod:`ml4paleo.compute.smooth_mesh`: a window grown by a halo, so smoothed
+pieces weld without a seam) and save the pieces in a scratch folder; then, label by label, the
+pieces are read back in chunk order and either **streamed** (welded piece by piece, measured and
+written as they come: memory follows the chunk, not the surface) or, when a label's mesh must be
+held whole (triangle-ratio simplification, GLB, a preview), welded **whole per label**. Smoothed
+surfaces are written at full resolution: simplifying them would open holes
+(docs/objects.md, "How meshing streams"). The output folder is written under a temporary name
+and renamed when complete.
 """
 
 from __future__ import annotations
