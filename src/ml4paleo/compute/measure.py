@@ -1,22 +1,12 @@
 """Measurements of one object (a boolean mask in its bounding box), in physical units.
 
-* **volume**: voxel count times the voxel volume.
-* **surface area**: marching cubes (:func:`skimage.measure.marching_cubes`, ``spacing`` = voxel
-  size) of the mask blurred by a Gaussian of :data:`SURFACE_SIGMA_VOXELS` voxel (per axis, in
-  voxels, so a 3:1 voxel is blurred 3x more along z in physical units, which is what removes its
-  terraces), at level 0.5. The mesh of the bare mask keeps the voxel staircase and
-  overestimates (a sphere of radius 15 voxels: +10 %; +18 % with 3:1 voxels); counting voxel
-  faces overestimates more (+50 % on average for any smooth surface, the 3/2 of a surface seen
-  along three axes), and is given too (``voxel_face_area``) so the two can be compared; the
-  blurred mesh is within 1 % for that sphere.
-* **bounding box** (voxel indices, end exclusive) and **centroid** (physical).
-* **principal axes**: the inertia ellipsoid, i.e. the ellipsoid with the object's second moments
-  (a solid ellipsoid of semi-axis ``a`` has variance ``a^2 / 5`` along it), so a sphere of
-  diameter D has three axes of length D; orientation: unit vectors (z, y, x) of the axes.
-* **sphericity**: ``pi^(1/3) (6 V)^(2/3) / A`` with V and A of the same mesh (1 for a sphere,
-  never above 1 for a closed surface).
-* **local thickness** (:func:`local_thickness`): mean, median, max.
-* **grey value**: mean and standard deviation of the scan inside (density), when given.
+Volume (voxel count times the voxel volume); surface area from marching cubes of the mask blurred
+by :data:`SURFACE_SIGMA_VOXELS` voxel per axis (the bare mask's staircase overestimates a sphere by
+10-18 %, a voxel-face count by ~50 %; ``voxel_face_area`` is given too, to compare); bounding box
+and centroid; principal axes of the inertia ellipsoid (a sphere of diameter D has three axes of
+length D) and their orientation; sphericity ``pi^(1/3) (6 V)^(2/3) / A`` from the same mesh; local
+thickness (:func:`local_thickness`: mean, median, max); and the scan's grey value inside (mean and
+standard deviation: density), when given. Figures and definitions: docs/objects.md, "Measurements".
 """
 
 from __future__ import annotations

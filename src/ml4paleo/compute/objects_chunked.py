@@ -1,23 +1,15 @@
 """Objects of a label map of any size, slab by slab, equal to :func:`~ml4paleo.compute.objects.objects_whole`.
 
-1. **Pieces** (:func:`find_pieces`): each z-slab is labelled on its own and its components are
-   joined across slab faces by :mod:`ml4paleo.compute.components` (union-find over the component
-   table); the merged table gives each piece its class, size, first voxel and bounding box.
-2. **Objects** (:func:`objects_by_slabs`): slab by slab again, each piece whose first voxel lies
-   in the slab is read in its bounding box, cut out (the component of its class holding its first
-   voxel: a connected piece never leaves its box), split (:func:`~ml4paleo.compute.objects.split_object`)
-   and measured there; then the slab's ids are written: the pieces relabelled (``ndimage.label``
-   is deterministic) and the parts of the split pieces pasted in.
+1. **Pieces** (:func:`find_pieces`): each z-slab is labelled on its own and its components joined
+   across slab faces (:mod:`ml4paleo.compute.components`); the merged table gives each piece its
+   class, size, first voxel and bounding box.
+2. **Objects** (:func:`objects_by_slabs`): slab by slab again, each piece whose first voxel lies in
+   the slab is cut out in its bounding box, split and measured there; the slab's ids are written.
 
-A piece's split depends only on its own voxels, so splitting it in its box is exact by
-construction; the one limit is that a piece's box must fit in memory (``max_box_voxels``, about
-60 bytes a voxel while splitting and measuring): a larger piece (a matrix that spans the volume)
-is refused with a message naming it, never cut at a block border. Pieces are numbered by their
-first voxel in (z, y, x) raster order, the parts of one piece after those of the pieces before
-it, as in the whole-volume reference.
-
-Memory: one slab (uint8 labels, int32 ids, uint32 objects) plus the split pieces that reach into
-it; the table holds a few numbers per piece, never per voxel.
+A split depends only on its piece's voxels, so splitting in the box is exact; the one limit is that
+a piece's box must fit in memory (``max_box_voxels``, ~60 bytes a voxel): a larger piece is refused
+with a message naming it, never cut at a block border. Numbering follows the whole-volume
+reference (first voxel in raster order). Memory: one slab plus the split pieces reaching into it.
 """
 
 from __future__ import annotations

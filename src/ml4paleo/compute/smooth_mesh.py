@@ -1,23 +1,15 @@
 """Smoothing a marching-cubes surface chunk by chunk, with no seam where chunks meet.
 
-The filter is Taubin's windowed-sinc low-pass (Taubin, Zhang & Golub 1996, the filter of VTK's
-``vtkWindowedSincPolyDataFilter``): a polynomial of degree ``iterations`` in the uniform
-Laplacian, with gain exactly 1 at frequency 0 and close to 1 over the pass band, so the body of a
-shape keeps its size and volume while the voxel staircase (the highest frequencies of the mesh)
-goes. Plain Laplacian smoothing shrinks; Taubin's lambda|mu steps keep volume as well but leave
-more of the staircase for the same number of steps (measured in docs/objects.md). The Laplacian
-works on the mesh's graph, so each coordinate is filtered alike: the same filter serves any voxel
-size, and the terraces of thick slices, one voxel high in index space, go as the steps of fine
-voxels do.
+The filter is Taubin's windowed-sinc low-pass (Taubin, Zhang & Golub 1996; VTK's
+``vtkWindowedSincPolyDataFilter``): gain exactly 1 at frequency 0, so a shape keeps its size and
+volume while the voxel staircase goes (plain Laplacian smoothing shrinks; Taubin's lambda|mu steps
+leave more staircase). It works on the mesh's graph, so one filter serves any voxel size.
 
-Why it streams exactly: after ``iterations`` applications of the Laplacian a vertex depends only
-on the vertices within that many edges. An edge of a marching-cubes mesh joins two points of one
-cube, at most sqrt(2) voxels apart, so every vertex of a chunk is filtered the same in a window
-grown by :func:`halo_voxels` around the chunk as in the whole volume (the cut at the grown
-window's edge is too far to reach it). Each chunk's piece takes its smoothed positions from the
-mesh of its grown window and keeps its lattice coordinates as welding keys, so pieces still weld
-vertex for vertex into a closed surface (the topology of the voxel mesh is never changed), and the
-positions agree across chunks to rounding.
+It streams exactly because after ``iterations`` Laplacian steps a vertex depends only on vertices
+within that many edges (each under sqrt(2) voxels long): a chunk's vertices are filtered the same
+in a window grown by :func:`halo_voxels` as in the whole volume. Each piece keeps its lattice
+coordinates as welding keys, so pieces weld vertex for vertex into a closed surface (docs/objects.md,
+"Meshes that look like the fossil").
 """
 
 from __future__ import annotations

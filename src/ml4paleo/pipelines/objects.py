@@ -1,21 +1,14 @@
 """Objects of a segmentation: a uint32 OME-Zarr of object ids and the table of their measurements.
 
-``objects_from_labels`` reads a label map (``segment`` or ``convert --labels``), finds the
-connected pieces of the chosen classes, splits touching ones at their necks and measures each
-object (:mod:`ml4paleo.compute.objects_chunked`, slab by slab, exact at any size), then applies
-the user's corrections in this order:
-
-1. ``merge``: groups of object ids become one object (the smallest id stays);
-2. ``seeds``: strokes on one slice, one value per part, split the object they lie on (a seeded
-   watershed inside that object only); the first part keeps the id, the others get new ones.
-
-Corrected objects are measured again from the written ids. Outputs: ``OUT.ome.zarr`` (uint32,
-0 = none, the labels' grid and voxel size, with a pyramid), its local-thickness map
-(``OUT_thickness.ome.zarr``, float32 in the volume's unit, :func:`thickness_path`, made with the
-thickness statistics, cavities and per-class measurements by :mod:`ml4paleo.compute.thickness_map`)
-and its table beside it, named after it (``objects.ome.zarr``: ``objects.csv`` and ``objects.json``,
-with a ``classes`` summary; :func:`table_paths`); everything is written under temporary names
-and renamed when complete.
+``objects_from_labels`` finds the connected pieces of the chosen classes of a label map, splits
+touching ones at their necks and measures each object (:mod:`ml4paleo.compute.objects_chunked`,
+exact at any size), then applies the user's corrections: ``merge`` (groups of ids become one, the
+smallest stays), then ``seeds`` (strokes on one slice, one value per part, split the object they
+lie on by a seeded watershed inside it; the first part keeps the id). Corrected objects are
+measured again. Outputs: ``OUT.ome.zarr`` (uint32, 0 = none, with a pyramid), its local-thickness
+map (``OUT_thickness.ome.zarr``, :func:`thickness_path`, :mod:`ml4paleo.compute.thickness_map`) and
+its table (``objects.csv``, ``objects.json`` with a ``classes`` summary, :func:`table_paths`), all
+written under temporary names and renamed when complete.
 """
 
 from __future__ import annotations

@@ -1,23 +1,16 @@
 """Generated CT-like volumes whose truth is known, for the cases that decide a method.
 
-- :func:`touching_blobs`: two blobs of the same density and noise, touching, in a darker
-  matrix; one of them is the structure. Only the painted outlines tell the structure from
-  its neighbour (a fossil against bone of the same density, a cast in its mould).
-- :func:`thin_tubes`: thin tubes brighter than the matrix, crossing the volume obliquely, so
-  each slice cuts them somewhere else. Only appearance tells them apart; outlines move too
-  fast between slices to interpolate.
-- :func:`texture_only`: a structure with the matrix's mean grey value but a coarser grain
-  (``grain="size"``), or grains of the same size and spread lying another way
-  (``grain="orientation"``: along z in the structure, along y in the matrix), which filters
-  that do not care about direction (a forest's Gaussian, LoG, structure-tensor and Hessian
-  eigenvalue bank) barely tell apart, and a convolutional network sees at once.
-- :func:`texture_family`: the harder texture cases of real bone against sediment, in a
-  convoluted shape (not a slab), the two classes of exactly the same mean grey value and
-  spread: bent lamellae lying another way (``orientation``), long against short lamellae lying
-  the same way (``length``), lamellae against an isotropic grain (``anisotropy``).
+- :func:`touching_blobs`: two touching blobs of the same density; only painted outlines tell the
+  structure from its neighbour (a fossil against bone of the same density, a cast in its mould).
+- :func:`thin_tubes`: thin bright tubes crossing obliquely; only appearance tells them apart.
+- :func:`texture_only`: the matrix's mean grey value with a coarser grain (``grain="size"``) or the
+  same grain lying another way (``grain="orientation"``).
+- :func:`texture_family`: bone against sediment in a convoluted shape, classes of exactly the same
+  mean and spread: lamellae lying another way (``orientation``), long against short lamellae
+  (``length``), lamellae against an isotropic grain (``anisotropy``).
 
-Each returns ``(volume uint16, truth uint8 class indices)``, axes (z, y, x), and is
-deterministic for a given ``seed``.
+Each returns ``(volume uint16, truth uint8 class indices)``, axes (z, y, x), and is deterministic
+for a given ``seed``.
 """
 
 from __future__ import annotations
