@@ -11,7 +11,7 @@ from segdata import FAST, FAST_RF, painted_world, scribbles
 from ml4paleo.errors import InputError
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.models import load_model
-from ml4paleo.pipelines.draft import DRAFT_MAX_VOXELS, prune_drafts, ranked_features, train_draft
+from ml4paleo.pipelines.draft import DRAFT_FEATURES, DRAFT_MAX_VOXELS, prune_drafts, ranked_features, train_draft
 from ml4paleo.pipelines.preview import clear_cache, predict_slice
 from ml4paleo.pipelines.train import train_model
 from ml4paleo.planes import SliceRef
@@ -48,7 +48,10 @@ def test_draft_predicts_what_the_full_forest_predicts(world):
 def test_after_a_full_model_drafts_reuse_its_ranking_and_still_match_its_forest(world, tmp_path):
     root, _, _, ann = world
     volume, models = root / "vol.ome.zarr", tmp_path / "models"
-    assert ranked_features(models) is None  # no full model yet: the draft uses the whole bank
+    assert ranked_features(models) is None  # no full model yet: the draft uses the bank less orientation
+    first = train_draft(volume, ann, tmp_path / "first", params=FAST_RF)
+    meta = json.loads((first.model_dir / "metadata.json").read_text())
+    assert meta["features"]["filters"] == list(DRAFT_FEATURES.filters) and "orient" not in meta["features"]["filters"]
     train_model(volume, ann, models / "aaa", features=FAST, params=FAST_RF)  # auto: validated, 16 ranked features
     (models / "broken").mkdir()
     (models / "broken" / "metadata.json").write_text("{not json")

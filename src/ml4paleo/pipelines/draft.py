@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ml4paleo.atomic import partial_path
-from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.features import FILTERS, FeatureSettings
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.io.omezarr import read_info
 from ml4paleo.models import make_segmenter, save_model
@@ -40,7 +40,7 @@ from ml4paleo.pipelines.train import check_annotations, load_annotations
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["DRAFT_MAX_VOXELS", "DraftResult", "prune_drafts", "ranked_features", "train_draft"]
+__all__ = ["DRAFT_FEATURES", "DRAFT_MAX_VOXELS", "DraftResult", "prune_drafts", "ranked_features", "train_draft"]
 
 DRAFT_MAX_VOXELS = 20_000
 """Training rows of a draft (a full training takes up to ``MAX_TRAIN_VOXELS``, 100 k). The fit
@@ -50,6 +50,14 @@ labels, the default forest, 2 threads on the shared 2-core machine at load 17, s
 mean anything); three 512^2 slices painted with strokes hold ~73 k labelled voxels. The
 sampling measurements (docs/benchmarks.md) put a binding cap's cost at
 0.001-0.02 Dice; the full model, trained without the cap, replaces the draft."""
+
+
+DRAFT_FEATURES = FeatureSettings(filters=tuple(f for f in FILTERS if f != "orient"))
+"""A draft's bank before any full model has ranked one: the default bank less the orientation
+features. They are the bank's dearest on a one-slice block (24 of 85 features, the widest halo):
+stroke -> overlay on an XZ plane p50 1.18 s (1.59 CPU s) with them, 0.93 s (1.10) without, on a
+quiet machine (docs/benchmarks.md); a draft is the overlay while painting, and the full model,
+which has them, replaces it."""
 
 
 @dataclass(frozen=True)
@@ -119,12 +127,13 @@ def train_draft(
     """Fit the forest on every painted slice of ``annotations`` and save it to ``model_dir``.
 
     Arguments as for :func:`ml4paleo.pipelines.train.train_model` (bad input raises the same
-    :class:`~ml4paleo.errors.InputError`); ``cache_dir`` keeps the painted slices' rows between
-    calls (None: no cache). The model folder's metadata says ``"draft": true``."""
+    :class:`~ml4paleo.errors.InputError`), except that ``features`` None is :data:`DRAFT_FEATURES`;
+    ``cache_dir`` keeps the painted slices' rows between calls (None: no cache). The model
+    folder's metadata says ``"draft": true``."""
     t0 = time.perf_counter()
     progress = progress or no_progress
     volume_path, model_dir = Path(volume_path), Path(model_dir)
-    settings = FeatureSettings.from_value(features)
+    settings = DRAFT_FEATURES if features is None else FeatureSettings.from_value(features)
     classes = tuple(str(c) for c in classes)
     make_segmenter("random-forest", classes, settings, **dict(params or {}))  # validates classes and params
     info = read_info(volume_path)
