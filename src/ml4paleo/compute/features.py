@@ -516,6 +516,24 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
     return {(i, j): grads[i] * grads[j] for i in range(n) for j in range(i, n)}, base
 
 
+def _aligned_window(axes, pads, interior, origin, f: int, margin: int,
+                    base=(0, 0, 0)) -> tuple[list[slice], list[int]]:
+    """The window of a padded block that a scale on the grid downsampled by ``f`` reads (the
+    interior grown by ``margin``, its start aligned to that grid in global coordinates, so every
+    block downsamples alike; relative to ``base``) and where the interior starts in it."""
+    window, starts = [], []
+    for a in range(3):
+        if a not in axes:
+            window.append(slice(None))
+            starts.append(0)
+            continue
+        w0 = pads[a] - margin
+        w0 -= (origin[a] + w0) % f
+        window.append(slice(w0 - base[a], pads[a] + interior[a] + margin - base[a]))
+        starts.append(pads[a] - w0)
+    return window, starts
+
+
 def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureSettings, pads: list[int],
                   interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool,
                   slots: dict[str, np.ndarray]) -> None:
@@ -527,16 +545,7 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     axes = settings.axes
     f = _factor(settings, sigma)
     cn = _orient_coarse_margin(settings, sigma)
-    window, starts = [], []
-    for a in range(3):
-        if a not in axes:
-            window.append(slice(None))
-            starts.append(0)
-            continue
-        w0 = pads[a] - f * cn
-        w0 -= (origin[a] + w0) % f  # the coarse grid aligned to global coordinates, as for the others
-        window.append(slice(w0 - base[a], pads[a] + interior[a] + f * cn - base[a]))
-        starts.append(pads[a] - w0)
+    window, starts = _aligned_window(axes, pads, interior, origin, f, f * cn, base)
     parts = {k: p[tuple(window)] for k, p in products.items()}
     if f > 1:
         parts = {k: _box_mean(p, f, axes) for k, p in parts.items()}
@@ -617,16 +626,7 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
             continue
         f = _factor(settings, sigma)
         need = _scale_halo(settings, sigma, needed)
-        window, starts = [], []
-        for a in range(3):
-            if a not in axes:
-                window.append(slice(None))
-                starts.append(0)
-                continue
-            w0 = pads[a] - need
-            w0 -= (origin[a] + w0) % f  # align the coarse grid to global coordinates
-            window.append(slice(w0, pads[a] + interior[a] + need))
-            starts.append(pads[a] - w0)
+        window, starts = _aligned_window(axes, pads, interior, origin, f, need)
         xs = x[tuple(window)]
         if f > 1:
             xs = _box_mean(xs, f, axes)  # float32 from its first pass

@@ -47,6 +47,15 @@ def _ref(values: Any, shape: list[int], *, required: bool = True) -> SliceRef | 
     return SliceRef(axis, int_value(values.get(name), name, minimum=0)).within(shape)
 
 
+def _view_level(job_id: str) -> tuple[Path, list, int, tuple]:
+    """The job's volume, its pyramid's level shapes, the ``level`` a view asks for (as coarse as
+    it likes: beyond the coarsest it gets the coarsest, and says so) and that level's factors."""
+    volume = store().paths(job_id).volume
+    level_shapes = read_info(volume).level_shapes
+    level = min(int_value(request.args.get("level"), "level", default=0, minimum=0), len(level_shapes) - 1)
+    return volume, level_shapes, level, level_factors(level_shapes, level)
+
+
 @bp.get("/job/annotate/<job_id>")
 def annotate_page(job_id: str):
     paths(job_id)
@@ -69,11 +78,7 @@ def next_image(job_id: str):
         ref = SliceRef(axis, display.pick_next_slice(int(shape[AXES.index(axis)]), painted, np.random.default_rng()))
     axis, index = ref.axis, ref.index
     window = window_arg() or window
-    volume = store().paths(job_id).volume
-    level_shapes = read_info(volume).level_shapes
-    # a view's level, as coarse as it likes: beyond the coarsest it gets the coarsest (and says so)
-    level = min(int_value(request.args.get("level"), "level", default=0, minimum=0), len(level_shapes) - 1)
-    factors = level_factors(level_shapes, level)
+    volume, level_shapes, level, factors = _view_level(job_id)
     ax = ref.dim
     image = render_slice(volume, axis, index // factors[ax], window, level=level)
     return jsonify(z=index if axis == "z" else None, axis=axis, index=index, image=b64encode(encode_png(image)),
@@ -105,10 +110,7 @@ def region_image(job_id: str):
     ref = _ref(request.args, shape)
     assert ref is not None
     window = window_arg() or window
-    volume = store().paths(job_id).volume
-    level_shapes = read_info(volume).level_shapes
-    level = min(int_value(request.args.get("level"), "level", default=0, minimum=0), len(level_shapes) - 1)
-    factors = level_factors(level_shapes, level)
+    volume, level_shapes, level, factors = _view_level(job_id)
     ax = ref.dim
     u_ax, v_ax = (a for a in range(3) if a != ax)
     rows, cols = int(shape[u_ax]), int(shape[v_ax])
