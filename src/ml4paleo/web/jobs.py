@@ -7,7 +7,7 @@ import shutil
 
 from flask import Blueprint, jsonify
 
-from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, default_classes
+from ml4paleo.enums import CLASS_NAME_MAX, CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TRAIN_METHODS, default_classes
 from ml4paleo.errors import InputError
 from ml4paleo.jobs import voxel_size
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
@@ -74,7 +74,8 @@ def enums():
                    default_classes=default_classes(), job_statuses=list(Status), model_statuses=list(ModelStatus),
                    segmentation_statuses=list(SegmentationStatus), mesh_statuses=list(MeshStatus),
                    task_statuses=list(TaskStatus), units=list(LENGTH_UNITS), unit_symbols=dict(UNIT_SYMBOLS),
-                   default_voxel_size=list(DEFAULT_VOXEL_SIZE), train_methods=list(TRAIN_METHODS))
+                   default_voxel_size=list(DEFAULT_VOXEL_SIZE), train_methods=list(TRAIN_METHODS),
+                   class_name_max=CLASS_NAME_MAX)
 
 
 @bp.get("/api/openapi.json")
