@@ -74,7 +74,8 @@ _SCHEMAS: dict[str, Any] = {
                                              "default_classes",
                                              "job_statuses", "model_statuses", "segmentation_statuses",
                                              "mesh_statuses", "task_statuses", "units", "unit_symbols",
-                                             "default_voxel_size", "train_methods", "class_name_max"],
+                                             "default_voxel_size", "train_methods", "class_name_max",
+                                             "job_steps", "status_steps"],
                "properties": {
         "mesh_formats": {"type": "array", "items": {"type": "string", "enum": list(MESH_FORMATS)}},
         "default_mesh_format": {"type": "string", "enum": [DEFAULT_MESH_FORMAT],
@@ -90,7 +91,13 @@ _SCHEMAS: dict[str, Any] = {
         "unit_symbols": {"type": "object", "additionalProperties": {"type": "string"}},
         "train_methods": {"type": "array", "items": {"type": "string", "enum": list(TRAIN_METHODS)}},
         "class_name_max": {"type": "integer", "enum": [CLASS_NAME_MAX],
-                           "description": "the longest class name the server accepts"}}},
+                           "description": "the longest class name the server accepts"},
+        "job_steps": {"type": "array", "items": {"type": "string"}, "description": "a job's timeline, in order"},
+        "status_steps": {"type": "object", "description": "each job status but error: its index in job_steps and "
+                         "whether that step runs now",
+                         "additionalProperties": {"type": "object", "required": ["step", "running"],
+                                                  "properties": {"step": {"type": "integer"},
+                                                                 "running": {"type": "boolean"}}}}}},
 }
 
 
