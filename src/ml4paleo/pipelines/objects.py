@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -28,7 +27,7 @@ from ml4paleo.compute.objects_chunked import MAX_BOX_VOXELS, find_pieces, object
 from ml4paleo.compute.thickness_map import thickness_by_slabs
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
-from ml4paleo.pipelines._objects_table import ObjectTable, csv_text
+from ml4paleo.pipelines._objects_table import ObjectTable, csv_text, json_text
 from ml4paleo.pipelines._tasks import LOCAL, process_pool, resolve_scheduler, run_tasks, scheduler_setting
 from ml4paleo.pipelines.mesh import PARALLEL_MIN_VOXELS, label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
@@ -293,7 +292,7 @@ def objects_from_labels(
                "thickness_map": map_path.name,
                "classes": class_measures.rows(float(np.prod(voxel_size)), names),
                "messages": messages, "objects": rows}
-        tmp_json.write_text(json.dumps(doc, indent=1))
+        tmp_json.write_text(json_text(doc))
         writer.finish(scaled(progress, 0.92, 0.96, "building pyramid"))
         map_writer.finish(scaled(progress, 0.96, 1.0, "building the thickness pyramid"))
         replace_atomically(tmp_csv, csv_path, overwrite)
