@@ -1,9 +1,10 @@
 """The pixel-classification filter bank (pure numpy in, numpy out; no I/O, no Dask).
 
 Per scale the ilastik-style set (smoothing, Laplacian of Gaussian, gradient magnitude, difference
-of Gaussians, structure-tensor and Hessian eigenvalues) plus the raw intensity, and ``orient``:
+of Gaussians, structure-tensor and Hessian eigenvalues) plus the raw intensity, ``orient``:
 which way lamellae lie and how strongly, what rotation-invariant filters cannot see (bone and
-matrix of one grain turned another way). 3D by default, ``two_d`` per z slice; float32.
+matrix of one grain turned another way), and ``energy``: how fine the grain is (bone and matrix
+of one mean and spread, one finer). 3D by default, ``two_d`` per z slice; float32.
 :func:`block_features` computes a block with a :func:`halo` on a downsampling grid aligned to
 global coordinates, so chunked equals whole bit for bit (``tests/compute/test_features.py``).
 How each filter is computed and what it cost: docs/decisions.md ("Filter bank").
