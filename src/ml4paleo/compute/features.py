@@ -52,11 +52,12 @@ ORIENT_MAX_SIGMA = 6.0
 """... and up to this one: above it the fine derivatives a one-slice block (training, preview)
 must compute over the average's reach cost several times the rest of the bank, for little
 (docs/benchmarks.md, "Orientation features")."""
-ENERGY_BANDS: tuple[float, float] = (0.7, 1.6)
+ENERGY_BANDS: tuple[float, float] = (0.7, 1.0)
 """The two Laplacians of Gaussian (voxels) whose squared responses ``energy`` averages over the
-``orient`` scales: the fine band against the next; their log ratio says how fine the grain is,
+``orient`` scales: the finest band against the next; their log ratio says how fine the grain is,
 which the bank's one-scale filters cannot once bone and matrix share mean and spread (a lamella
-0.8 voxel thick against a grain of 1.6: docs/benchmarks.md, "Grain energy")."""
+0.8 voxel thick against a grain of 1.6). 1.0 told those apart better than 1.6, with a smaller
+halo (docs/benchmarks.md, "Grain energy")."""
 _ENERGY_PARTS = ("hi", "lo", "ratio")
 _AXIS_LETTERS = "zyx"
 
