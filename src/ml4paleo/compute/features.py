@@ -522,13 +522,17 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
     inner = tuple(slice(1, -1) if a in axes else slice(None) for a in range(3))
     shifted = {a: (tuple(slice(2, None) if b == a else s for b, s in enumerate(inner)),
                    tuple(slice(0, -2) if b == a else s for b, s in enumerate(inner))) for a in axes}
+    smoothed: dict[float, np.ndarray] = {}  # the tensor's derivative scale is the fine band's too
     for key, sigma in ((None, ORIENT_INNER),) * tensor + tuple(zip(("hi", "lo"), ENERGY_BANDS)) * energy:
-        g = xs
-        for a in axes:
-            g = _trimmed_pass(g, sigma, a, compiled)
-        extra = margin - _radius(sigma) - 1  # the wider band's margin, which this one does not need
-        if extra:
-            g = g[tuple(slice(extra, -extra) if a in axes else slice(None) for a in range(3))]
+        if sigma not in smoothed:
+            g = xs
+            for a in axes:
+                g = _trimmed_pass(g, sigma, a, compiled)
+            extra = margin - _radius(sigma) - 1  # the wider band's margin, which this one does not need
+            if extra:
+                g = g[tuple(slice(extra, -extra) if a in axes else slice(None) for a in range(3))]
+            smoothed[sigma] = g
+        g = smoothed[sigma]
         if key is None:
             grads = [(g[shifted[a][0]] - g[shifted[a][1]]) * np.float32(0.5) for a in axes]
             out.update({(i, j): grads[i] * grads[j] for i in range(len(axes)) for j in range(i, len(axes))})
@@ -536,7 +540,6 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
         else:
             lap = sum(g[shifted[a][0]] + g[shifted[a][1]] for a in axes) - np.float32(2 * len(axes)) * g[inner]
             out[key] = lap * lap
-        del g
     return out, base
 
 
