@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ml4paleo.errors import InvalidTransition
 from ml4paleo.jobs.statuses import (BACKSTAGE, QUEUES, JobEvent, Lease, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, TaskKind, TaskStatus)
-from ml4paleo.jobs.store._base import Database, log, set_status
+from ml4paleo.jobs.store._base import Database, log, queued_on, set_status
 from ml4paleo.jobs.store.queue import end_cancelled, enqueue, queue_exports
 from ml4paleo.jobs.tables import Job, Mesh, Model, Segmentation, Task
 
@@ -285,6 +285,7 @@ class Claims:
             task.status, task.claim_token, task.lease_until = TaskStatus.QUEUED, None, None
             task.attempts = max(task.attempts - 1, 0)
             log(s, task.job_id, "task:released", task.owner, task_id=task.id)
+            queued_on(s, task.queue)
             return True
 
     def cancelled(self, claim: Claim) -> bool:
