@@ -98,6 +98,11 @@ CHEAP_TREES = 96
 24 trees alone moved Dice by 0.025 (std over seeds, features fixed) against 0.006 with 96, more
 than a correction stroke moves it. Walking 96 trees over 4 M voxels costs a few seconds; larger
 volumes keep the default (docs/decisions.md, "Retrain variance")."""
+IN_MEMORY_BYTES = 64 << 20
+"""A volume of at most this many bytes is read once into memory for training: each painted
+slice's features and each plane the suggestions score read the filters' halo around them through
+zarr's decompression, which on a small scan is most of the volume again for each (the 8.7 M-voxel
+scan of bench/small_scan.py: ~100 M voxels decompressed, 1.5-2 CPU s, against 8.7 M read once)."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -205,7 +210,7 @@ def train_model(
     ann = load_annotations(annotations)
     check_annotations(ann, info.shape, classes)
     K = len(classes)
-    array = open_level(volume_path, 0)
+    array = _training_array(volume_path)
 
     # 3. slices painted with strokes completed into full masks: the shape prior
     progress(0.0, 1.0, "completing painted slices")
@@ -348,6 +353,14 @@ def check_annotations(ann: dict[SliceRef, np.ndarray], shape: Sequence[int], cla
     missing = [f"{name!r} (value {k + 1})" for k, name in enumerate(classes) if seen[k + 1] == 0]
     if missing:
         raise InputError(f"no labeled voxel for class {', '.join(missing)}: label at least one voxel of every class")
+
+
+def _training_array(volume_path: str | Path) -> Any:
+    """Level 0 of the volume: in memory up to ``IN_MEMORY_BYTES``, else the zarr array."""
+    array = open_level(volume_path, 0)
+    if int(np.prod(array.shape, dtype=np.int64)) * array.dtype.itemsize <= IN_MEMORY_BYTES:
+        return np.asarray(array[:])
+    return array
 
 
 def _check_options(model_dir: Path, *, overwrite: bool, method: str, sampling: str, validate: str,
