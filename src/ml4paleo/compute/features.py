@@ -1,20 +1,12 @@
 """The pixel-classification filter bank (pure numpy in, numpy out; no I/O, no Dask).
 
-Per scale sigma (in voxels) the ilastik-style set: ``gaussian`` smoothing, ``log`` (Laplacian of
-Gaussian), ``ggm`` (gradient magnitude), ``dog`` (difference of Gaussians, reusing the smoothed
-images), ``st`` (structure-tensor eigenvalues) and ``hessian`` (Hessian eigenvalues), plus the raw
-intensity as feature 0; and ``orient``, at the scales from 1.5 to 6: the fine-grained structure tensor
-averaged over the scale and divided by its trace, whose components say which way lamellae lie
-relative to the volume's axes and whose eigenvalues say how strongly they are aligned (what
-the rotation-invariant filters cannot see: bone and matrix of the same grain turned another
-way, see :func:`ml4paleo.testing.phantoms.texture_family`); 3D by default, ``two_d`` per z slice; float32. Derivatives are central
-differences of the smoothed image, and scales >= 3 are computed on a downsampled copy and
-interpolated back (8-64x less work). Segmentation blocks take numba's Gaussian pass
-(``compiled``) and come feature-major for the packed forest; every path gives the same values
-bit for bit. :func:`block_features` computes a block carrying a halo of :func:`halo` voxels
-(derived from the filter radii) on a downsampling grid aligned to global coordinates, so chunked
-equals whole bit for bit (``tests/compute/test_features.py``). Measured speed-ups:
-docs/benchmarks.md ("Filter bank").
+Per scale the ilastik-style set (smoothing, Laplacian of Gaussian, gradient magnitude, difference
+of Gaussians, structure-tensor and Hessian eigenvalues) plus the raw intensity, and ``orient``:
+which way lamellae lie and how strongly, what rotation-invariant filters cannot see (bone and
+matrix of one grain turned another way). 3D by default, ``two_d`` per z slice; float32.
+:func:`block_features` computes a block with a :func:`halo` on a downsampling grid aligned to
+global coordinates, so chunked equals whole bit for bit (``tests/compute/test_features.py``).
+How each filter is computed and what it cost: docs/decisions.md ("Filter bank").
 """
 
 from __future__ import annotations

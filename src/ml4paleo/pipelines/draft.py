@@ -16,8 +16,8 @@ overlay of that plane computes only the other tiles.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import shutil
 import time
 import zipfile
@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.atomic import partial_path
+from ml4paleo.atomic import write_atomically
 from ml4paleo.compute.features import FILTERS, FeatureSettings
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.io.omezarr import read_info
@@ -99,14 +99,9 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _store(path: Path, rows: np.ndarray, targets: np.ndarray) -> None:
-    tmp = partial_path(path)
-    try:
-        with open(tmp, "wb") as out:
-            np.savez(out, rows=rows, targets=targets)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, rows=rows, targets=targets)
+    write_atomically(path, buffer.getvalue())
 
 
 def train_draft(
