@@ -138,3 +138,39 @@ def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(t
     assert third.network.startswith("scored: the model it replaces is a U-Net and the slices of outlines changed")
     if third.method == "unet":
         assert not load_model(tmp_path / "m3").warm_start  # scored afresh, fitted afresh
+
+
+def test_held_out_strokes_are_scored_near_the_completed_outlines_too(tmp_path):
+    """Slices painted with strokes are scored on their painted voxels and, apart, on the band of
+    their completion near its outlines (``band``), which strokes keep off; the U-Net is not
+    trained here (the suite's setting is 0) and says so."""
+    from ml4paleo.testing.phantoms import strokes
+
+    vol, truth = texture_only(shape=(10, 48, 48), seed=0, grain="orientation")
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=48)
+    ann = {z: strokes(truth[z]) for z in (2, 5, 8)}
+    result = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "m", features=FAST, params=FAST_RF,
+                         validate="later")
+    band = json.loads((tmp_path / "m" / "metadata.json").read_text())["candidates"]["forest"]["band"]
+    assert set(band) == {"background", "fossil"} and all(0.0 <= m["dice"] <= 1.0 for m in band.values())
+    assert result.network.startswith("not scored: ")
+
+
+def test_the_band_calls_the_network_where_held_out_strokes_saturate(monkeypatch):
+    """The rule of ``plan_network``, on scores alone: strokes at 0.98 and a band at 0.95 leave the
+    network out; a band under ``BAND_BELOW`` calls it, and says why."""
+    from ml4paleo.compute.features import FeatureSettings
+    from ml4paleo.pipelines._candidates import TrainingSet
+    from ml4paleo.planes import SliceRef
+
+    monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "60")
+    masks = {SliceRef("z", z): np.ones((8, 8), np.uint8) for z in (1, 5)}
+    ts = TrainingSet([], ("background", "fossil"), FeatureSettings(), (8, 8, 8), masks=masks)
+    folds = [[ref] for ref in masks]
+    strokes = {"metrics": {"background": {"dice": 0.99}, "fossil": {"dice": 0.98}}}
+    near = {"background": {"dice": 0.97}, "fossil": {"dice": network_module.BAND_BELOW + 0.15}}
+    quiet = network_module.plan_network({**strokes, "band": near}, "forest", folds, ts)
+    assert not quiet.score and quiet.text.startswith("not scored: forest already reaches held-out Dice 0.980")
+    near["fossil"]["dice"] = network_module.BAND_BELOW - 0.01
+    called = network_module.plan_network({**strokes, "band": near}, "forest", folds, ts)
+    assert called.score and "near the completed outlines, below 0.8 (0.980 on the strokes)" in called.text

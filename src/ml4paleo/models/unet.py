@@ -251,7 +251,7 @@ class UNetSegmenter:
             seed: int = 0,
             device: str = "auto", progress: ProgressCallback | None = None,
             keep_best: bool = True, init: "UNetSegmenter | None" = None,
-            focus: Mapping[Any, np.ndarray] | None = None, focus_weight: float = FOCUS_WEIGHT) -> "UNetSegmenter":
+            focus: Mapping[Any, np.ndarray] | None = None, focus_weight: float | None = None) -> "UNetSegmenter":
         """Train on the painted voxels of ``annotations`` (slice z -> (y, x) mask, 0 unlabeled,
         1..K class index + 1) of ``array`` (z, y, x). With ``heldout`` (masks of slices not
         trained on), keep the weights of the epoch with the best held-out Dice and stop after
@@ -266,7 +266,7 @@ class UNetSegmenter:
         from (its weights and normalisation) instead of random weights: a warm start that
         fine-tunes on the grown annotations in a fraction of a fresh fit's time. ``focus``:
         masks (like ``annotations``) of the newest strokes: their voxels weigh ``focus_weight``
-        in the loss and ``FOCUS_SHARE`` of the crops are centred on them, so that a dab of a few
+        (default ``FOCUS_WEIGHT``) in the loss and ``FOCUS_SHARE`` of the crops are centred on them, so that a dab of a few
         voxels moves the network around it (docs/decisions.md, "The U-Net in the loop")."""
         progress = progress or no_progress
         if len(array.shape) != 3:
@@ -292,7 +292,7 @@ class UNetSegmenter:
         budget_clock = CLOCKS[clock]
         p = self.params
         self._check_init(init)
-        weights = self._focus_weights(train, focus, float(focus_weight))
+        weights = self._focus_weights(train, focus, float(FOCUS_WEIGHT if focus_weight is None else focus_weight))
         self.seed, self.voxel_size, self.warm_start = int(seed), tuple(float(v) for v in voxel_size), init is not None
         self.norm = init.norm if init is not None else robust_range(array)
         self._apply_threads()
