@@ -234,7 +234,7 @@ def train_model(
     scored, chosen, reason = _choose(ts, candidates, folds, validate, previous_method, progress)
     network = "scored: asked for by name" if method == "unet" else \
         ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
-    evidence = None
+    evidence, final_ts = None, ts
     if method == "auto" and "unet" not in candidates:
         plan = plan_network(scored[chosen], chosen, folds, ts, previous_method, previous_model)
         network, ts, evidence = plan.text, plan.ts, plan.evidence
@@ -249,7 +249,7 @@ def train_model(
                 scored["unet"] = plan.carried
             chosen, reason = choose_method(scored, names, previous_method)
             if chosen == "unet" and plan.final is not None:
-                ts = plan.final
+                final_ts = plan.final  # a warm start, or one fit's share of the budget
             if validate == "later":
                 reason += " (quick folds for the fast methods; the full validation follows)"
     if evidence is None and "unet" in candidates and scored["unet"].get("metrics") and not scored["unet"].get("carried"):
@@ -265,7 +265,7 @@ def train_model(
 
     # 7. the final model, fitted on every painted slice
     progress(0.9, 1.0, f"fitting the final model ({chosen})")
-    final = candidates[chosen].fit(dataclasses.replace(ts, params=_final_params(chosen, ts.params, info.shape)))
+    final = candidates[chosen].fit(dataclasses.replace(final_ts, params=_final_params(chosen, ts.params, info.shape)))
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
