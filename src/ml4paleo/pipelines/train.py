@@ -46,6 +46,7 @@ from ml4paleo.pipelines._candidates import (
     prior_plane,
     sample_indices,
 )
+from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, outline_trust, score_candidates, validation_report,
@@ -270,7 +271,8 @@ def train_model(
 
     # 7. the final model, fitted on every painted slice
     progress(0.9, 1.0, f"fitting the final model ({chosen})")
-    final = candidates[chosen].fit(dataclasses.replace(final_ts, params=_final_params(chosen, ts.params, info.shape)))
+    final = fit_final(candidates[chosen], dataclasses.replace(final_ts, params=_final_params(chosen, ts.params,
+                                                                                          info.shape)))
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
