@@ -5,9 +5,12 @@ folder as its import root, registers the folder of TIFF slices where it lies (``
 converted in place), then times: the first XY
 slice and 10 switches (at the level the page's stage shows), an XZ plane, strokes on two slices
 each followed by its first draft, the full model, previews of unseen XY and XZ planes by it (on the
-level nearest the stage's resolution, as the page asks first, and at full resolution), the segmentation (train +
-segment, voxels/s) and the time from the segmentation to its NIfTI download. The peak RSS is
-summed over the server's process tree (sampled every 0.2 s), overall and while painting.
+level nearest the stage's resolution, as the page asks first, and at full resolution), the segmentation
+(``start`` reusing the full model: queued -> done by the server's task events, voxels per second of wall and per
+CPU second of the process tree, each process's CPU seconds) and when each download was ready after it. The peak
+RSS is summed over the server's process tree (sampled every 0.2 s), overall and while painting. ``--segment-only``
+skips the browsing, drafts and previews; ``--cli-compare`` then runs ``ml4paleo segment`` on the job's volume and
+model as a process of its own, under the same load.
 """
 
 from __future__ import annotations
