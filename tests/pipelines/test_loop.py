@@ -109,6 +109,8 @@ def test_each_model_says_where_to_paint_next(blobs, tmp_path, monkeypatch):
     whole = suggest_planes(*args)
     monkeypatch.setattr(suggest, "WHOLE_VOXELS", 0)
     assert suggest_planes(*args) == whole
+    monkeypatch.setattr(suggest, "PLANE_THREADS", 1)  # planes predicted one at a time: the same ranking
+    assert suggest_planes(*args) == whole
 
 
 def test_the_method_changes_only_when_another_is_clearly_better():
@@ -204,3 +206,32 @@ def test_a_small_volume_s_final_forest_draws_more_trees():
     assert _final_params("forest", {"n_estimators": 12}, (60, 96, 96)) == {"n_estimators": 12}
     assert _final_params("forest", {}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {}
     assert _final_params("boosting", {}, (8, 8, 8)) == {} and _final_params("interpolation", {}, (8, 8, 8)) == {}
+
+
+def test_a_background_stroke_acts_within_its_reach_only(blobs, tmp_path):
+    """A "not here" dab teaches the forest its neighbourhood only: beyond REACH_VOXELS the
+    segmentation is the one before the stroke, voxel for voxel (the far forest is fitted on the
+    same rows), and within it the result changed."""
+    from ml4paleo.pipelines._local_fit import REACH_VOXELS
+
+    path, truth = blobs
+    ann = {z: strokes(truth[z]) for z in START}
+    train_model(path, ann, tmp_path / "before", method="forest", features=FAST, params=FAST_RF, select=8)
+    segment_volume(path, tmp_path / "before", tmp_path / "before.ome.zarr", scheduler="synchronous")
+    before = np.asarray(open_level(tmp_path / "before.ome.zarr", 0)[:])
+    z, dab = worst_false_positive(before, truth, ann)
+    with_bg = {**ann, z: dab.astype(np.uint8)}
+    _, after = run_after(path, with_bg, tmp_path / "bg", tmp_path / "before")
+    assert json.loads((tmp_path / "bg" / "metadata.json").read_text())["kind"] == "local-corrections"
+    stroke = np.zeros(truth.shape, bool)
+    stroke[z] = dab
+    beyond = ndi.distance_transform_edt(~stroke) >= REACH_VOXELS
+    assert np.array_equal(after[beyond], before[beyond])
+    assert (after != before)[~beyond & ~stroke].any()  # and it changed its neighbourhood
+
+
+def run_after(path, ann, folder, previous):
+    result = train_model(path, ann, folder, method="forest", features=FAST, params=FAST_RF, select=8,
+                         previous_model=previous)
+    segment_volume(path, folder, folder.with_suffix(".ome.zarr"), scheduler="synchronous")
+    return result, np.asarray(open_level(folder.with_suffix(".ome.zarr"), 0)[:])

@@ -24,9 +24,9 @@ __all__ = ["coarse_settings", "coarsest_level", "level_factors", "region_on_leve
 
 def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
     """``settings`` for a grid ``factor`` times coarser: every sigma divided by ``factor``, each
-    feature renamed to its scale there (same columns, same order); ``orient`` follows its scales
-    there (its range of scales is a full-resolution one). ValueError when the bank there still
-    lacks one of the features (none of the bank's filters does today)."""
+    feature renamed to its scale there (same columns, same order); ``orient`` and ``energy`` (on
+    the same scales) follow their scales there (their range of scales is a full-resolution one).
+    ValueError when the bank there still lacks one of the features (none of its filters does today)."""
     factor = int(factor)
     if factor < 1:
         raise InputError(f"factor must be a positive integer; got {factor!r}")
@@ -36,7 +36,7 @@ def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
     tags = {f"s{s:g}": f"s{t:g}" for s, t in zip(settings.sigmas, sigmas)}
     whole = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
                             orient_scales=settings.orient_scales)
-    oriented = sorted({float(s) for n in feature_names(whole) if n.startswith("orient_")
+    oriented = sorted({float(s) for n in feature_names(whole) if n.startswith(("orient_", "energy_"))
                        for s in settings.sigmas if n.endswith(f"_s{s:g}")})
     scaled_whole = FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample,
                                    orient_scales=tuple(s / factor for s in oriented))

@@ -8,6 +8,7 @@ model folders.
 from ml4paleo.models._base import Segmenter, SklearnSegmenter, labels_from_proba, region_labels
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
+from ml4paleo.models._local import LocalCorrections
 from ml4paleo.models._io import (KINDS, METADATA_FILE, VALIDATION_FILE, cached_model, load_model, make_segmenter,
                                  model_report, save_model, validation_state)
 from ml4paleo.models._packed_warm import warm_up_in_background
@@ -18,6 +19,7 @@ __all__ = [
     "VALIDATION_FILE",
     "ContextSegmenter",
     "InterpolationSegmenter",
+    "LocalCorrections",
     "HistGradientBoostingSegmenter",
     "RandomForestSegmenter",
     "Segmenter",

@@ -52,9 +52,10 @@ sampling measurements (docs/benchmarks.md) put a binding cap's cost at
 0.001-0.02 Dice; the full model, trained without the cap, replaces the draft."""
 
 
-DRAFT_FEATURES = FeatureSettings(filters=tuple(f for f in FILTERS if f != "orient"))
+DRAFT_FEATURES = FeatureSettings(filters=tuple(f for f in FILTERS if f not in ("orient", "energy")))
 """A draft's bank before any full model has ranked one: the default bank less the orientation
-features. They are the bank's dearest on a one-slice block (24 of 85 features, the widest halo):
+and grain-energy features, averaged over the fine maps' widest window. They are the bank's dearest
+on a one-slice block (the orientation's 24 of 85 features, the widest halo):
 stroke -> overlay on an XZ plane p50 1.18 s (1.59 CPU s) with them, 0.93 s (1.10) without, on a
 quiet machine (docs/benchmarks.md); a draft is the overlay while painting, and the full model,
 which has them, replaces it."""

@@ -46,6 +46,7 @@ from ml4paleo.pipelines._candidates import (
     prior_plane,
     sample_indices,
 )
+from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, outline_trust, score_candidates, validation_report,
@@ -88,6 +89,11 @@ CHEAP_TREES = 96
 24 trees alone moved Dice by 0.025 (std over seeds, features fixed) against 0.006 with 96, more
 than a correction stroke moves it. Walking 96 trees over 4 M voxels costs a few seconds; larger
 volumes keep the default (docs/decisions.md, "Retrain variance")."""
+IN_MEMORY_BYTES = 64 << 20
+"""A volume of at most this many bytes is read once into memory for training: each painted
+slice's features and each plane the suggestions score read the filters' halo around them through
+zarr's decompression, which on a small scan is most of the volume again for each (the 8.7 M-voxel
+scan of bench/small_scan.py: ~100 M voxels decompressed, 1.5-2 CPU s, against 8.7 M read once)."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -197,7 +203,7 @@ def train_model(
     ann = load_annotations(annotations)
     check_annotations(ann, info.shape, classes)
     K = len(classes)
-    array = open_level(volume_path, 0)
+    array = _training_array(volume_path)
 
     # 3. slices painted with strokes completed into full masks: the shape prior
     progress(0.0, 1.0, "completing painted slices")
@@ -265,7 +271,8 @@ def train_model(
 
     # 7. the final model, fitted on every painted slice
     progress(0.9, 1.0, f"fitting the final model ({chosen})")
-    final = candidates[chosen].fit(dataclasses.replace(final_ts, params=_final_params(chosen, ts.params, info.shape)))
+    final = fit_final(candidates[chosen], dataclasses.replace(final_ts, params=_final_params(chosen, ts.params,
+                                                                                          info.shape)))
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
@@ -353,6 +360,14 @@ def check_annotations(ann: dict[SliceRef, np.ndarray], shape: Sequence[int], cla
     missing = [f"{name!r} (value {k + 1})" for k, name in enumerate(classes) if seen[k + 1] == 0]
     if missing:
         raise InputError(f"no labeled voxel for class {', '.join(missing)}: label at least one voxel of every class")
+
+
+def _training_array(volume_path: str | Path) -> Any:
+    """Level 0 of the volume: in memory up to ``IN_MEMORY_BYTES``, else the zarr array."""
+    array = open_level(volume_path, 0)
+    if int(np.prod(array.shape, dtype=np.int64)) * array.dtype.itemsize <= IN_MEMORY_BYTES:
+        return np.asarray(array[:])
+    return array
 
 
 def _check_options(model_dir: Path, *, overwrite: bool, method: str, sampling: str, validate: str,

@@ -167,6 +167,8 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
     # a bank with features that exist only at some scales (orient) is computed on a finer level
     compute_level = coarsest_level(settings, info.level_shapes, level) if on_bank else 0
     cf = level_factors(info.level_shapes, compute_level)
+    if compute_level and hasattr(model, "coarse"):
+        model = model.coarse()  # a model that answers otherwise near its corrections (full-resolution reach)
     stamp = volume_stamp(volume_path)
     array = cached_planes(volume_path, stamp, level=compute_level)
     bank = coarse_settings(settings, max(cf)) if on_bank and compute_level else settings

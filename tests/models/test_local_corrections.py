@@ -1,0 +1,35 @@
+"""A model whose corrections act where they were painted: the near forest within reach, the far one beyond."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml4paleo.compute.features import FeatureSettings
+from ml4paleo.compute.regions import features_of_region
+from ml4paleo.models import LocalCorrections, RandomForestSegmenter, load_model, region_labels, save_model
+
+SETTINGS = FeatureSettings(sigmas=(1.0,), filters=("gaussian", "ggm"))
+
+
+def test_near_within_reach_far_beyond_and_the_same_after_saving(tmp_path):
+    rng = np.random.default_rng(0)
+    vol = rng.normal(size=(16, 24, 24)).astype(np.float32)
+    X = features_of_region(vol, (0, 0, 0), vol.shape, SETTINGS).reshape(-1, SETTINGS.n_features)
+    y = (X[:, 0] > 0).astype(np.intp)
+    far = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4).fit(X, y)
+    near = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4).fit(X, 1 - y)  # the opposite
+    mask = np.zeros((24, 24), np.uint8)
+    mask[12, 12] = 1
+    model = LocalCorrections(far, near, [(0, 8, mask)], (1.0, 1.0, 1.0), radius=6.0)
+    p = model.predict_region(vol, (0, 0, 0), vol.shape)
+    p_far, p_near = far.predict_region(vol, (0, 0, 0), vol.shape), near.predict_region(vol, (0, 0, 0), vol.shape)
+    assert np.allclose(p[8, 10:15, 10:15], p_near[8, 10:15, 10:15])  # within half the reach: the near forest
+    assert np.array_equal(p[:2], p_far[:2]) and np.array_equal(p[8, :, :5], p_far[8, :, :5])  # beyond: the far
+    assert np.allclose(model.predict_region(vol, (6, 8, 9), (12, 20, 16)), p[6:12, 8:20, 9:16], atol=1e-6)
+    labels = region_labels(model, vol, (0, 0, 0), (4, 24, 24))  # out of reach: the far forest's fast labels
+    assert np.array_equal(labels, np.argmax(p_far[:4], -1))
+
+    save_model(model, tmp_path / "m", metadata={"method": "forest"})
+    loaded = load_model(tmp_path / "m")
+    assert loaded.kind == "local-corrections" and loaded.classes == model.classes
+    assert np.allclose(loaded.predict_region(vol, (0, 0, 0), vol.shape), p, atol=1e-6)
