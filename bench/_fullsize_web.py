@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,80 @@ def _overlay_level(n: int) -> int:
     return max(0, round(math.log2(n / (STAGE * 0.96))))
 
 
+EXPORTS = ("png", "seg-nrrd", "nifti")
+"""The URL names of the downloads written when a segmentation finishes (``ml4paleo.enums.SEGMENTATION_EXPORTS``)."""
+
+
+def _at(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def segment_and_exports(call, http, url: str, job: str, rss: TreeRss, say, voxels: int) -> None:
+    """``start`` with the model just trained (reused: the segmentation alone), timed from the
+    request to the job's ``segmented``, then each download's readiness after it; and the
+    server's own timeline of the tasks (queued, claimed, done) from the job's events."""
+    c = rss.cpu()
+    queued = call("POST", f"/api/job/{job}/start", (202,)).json()
+    seg = queued["seg_id"]
+    while (doc := call("GET", f"/api/job/{job}/status").json())["status"] not in ("segmented", "meshing_queued",
+                                                                                  "meshing", "meshed"):
+        if doc["status"] == "error":
+            raise SystemExit(f"segmentation failed: {doc['error']}")
+        time.sleep(1.0)  # polled as the page does (every 2 s), not so often that the answers cost CPU
+    cpu = rss.cpu() - c
+    marks, kinds = _timeline(call, job)
+    start = max(i for i, k in kinds.items() if k == "start")
+    wall = marks[start]["done"] - marks[start]["queued"]  # the server's own times: no polling in them
+    what = "segmentation (model reused)" if queued.get("model_reused") else "train + segment"
+    say(f"{what}, queued -> done", f"{wall:.1f} s, {voxels / wall / 1e6:.2f} M voxels/s; CPU {cpu:.1f} s (all "
+        f"processes), {voxels / max(cpu, 1e-9) / 1e6:.2f} M voxels per CPU s")
+    t, ready = time.perf_counter(), {}
+    while len(ready) < len(EXPORTS):
+        for fmt in EXPORTS:
+            if fmt not in ready:
+                with http.get(url + f"/api/job/{job}/segmentation/{seg}/download/{fmt}", timeout=900, stream=True) as r:
+                    if r.status_code == 200:
+                        ready[fmt] = time.perf_counter() - t
+        if time.perf_counter() - t > 1800:
+            raise SystemExit(f"exports not ready within 30 minutes: {sorted(set(EXPORTS) - set(ready))} missing")
+        time.sleep(0.2)
+    say("exports ready after the segmentation", ", ".join(f"{f} {s:.1f} s" for f, s in ready.items()))
+    marks, kinds = _timeline(call, job)
+    t0 = marks[start]["queued"]
+    for i in sorted(marks):
+        if i >= start:
+            say(f"  task {i} ({kinds[i]})", "  ".join(f"{k} +{v - t0:.1f} s" for k, v in marks[i].items()))
+
+
+def _timeline(call, job: str) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
+    """When each task of the job was queued, claimed and done (the server's clock, from its
+    events), and each task's kind."""
+    doc = call("GET", f"/api/job/{job}/events").json()
+    kinds = {t["task_id"]: t["kind"] for t in doc["tasks"]}
+    marks: dict[int, dict[str, float]] = {}
+    for e in doc["events"]:
+        if e["task_id"] in kinds and e["kind"] in ("task:queued", "task:claimed", "task:done"):
+            marks.setdefault(e["task_id"], {}).setdefault(e["kind"].split(":")[1], _at(e["at"]))
+    return marks, kinds
+
+
+def cli_segment(data: Path, job: str, voxels: int, say, work: Path) -> None:
+    """``ml4paleo segment`` as its own process on the job's volume and newest model, for the
+    web path's comparison under the same load."""
+    from fullsize import run_step
+
+    folder = data / "jobs" / job
+    model = max((folder / "models").iterdir(), key=lambda m: (m / "metadata.json").stat().st_mtime)
+    out = work / "cli-seg.ome.zarr"
+    r = run_step("segment", [str(Path(sys.executable).parent / "ml4paleo"), "segment", str(folder / "volume.ome.zarr"),
+                             str(model), str(out), "--overwrite"], work / "cli-segment.log")
+    say("CLI segment, same volume and model", f"{r['seconds']:.1f} s, {voxels / r['seconds'] / 1e6:.2f} M voxels/s; "
+        f"CPU {r['cpu_s']:.1f} s, {voxels / max(r['cpu_s'], 1e-9) / 1e6:.2f} M voxels per CPU s; "
+        f"peak RSS {r['peak_total_mb']:.0f} MB")
+
+
 def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segment: bool = True,
-            depth: int | None = None) -> int:
+            depth: int | None = None, interactive: bool = True, cli_compare: bool = False) -> int:
     import requests
 
     from ml4paleo.io.png import encode_png
@@ -136,73 +209,67 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
             time.sleep(0.1)
         say("register from disk + conversion", f"{time.perf_counter() - t:.1f} s")
         depth = n if depth is None else depth
-        level = _level(n)
-        rss.mark()
-        z0 = depth // 3
-        first, _ = timed(lambda: call("GET", f"/api/annotate/{job}/images/next?z={z0}&level={level}"))
-        switches = [timed(lambda z=z: call("GET", f"/api/annotate/{job}/images/next?z={z}&level={level}"))[0]
-                    for z in range(z0 + 7, z0 + 77, 7) if z < depth]
-        xz, _ = timed(lambda: call("GET", f"/api/annotate/{job}/images/next?axis=y&index={n // 2}&level={level}"))
-        say(f"first XY slice (level {level})", f"{first:.3f} s")
-        say("10 XY switches p50 / max", f"{statistics.median(switches):.3f} / {max(switches):.3f} s")
-        say("XZ plane", f"{xz:.3f} s")
-        say("peak RSS, all processes, while browsing", f"{rss.mark() / 2**20:.0f} MB")
+        if interactive:
+            level = _level(n)
+            rss.mark()
+            z0 = depth // 3
+            first, _ = timed(lambda: call("GET", f"/api/annotate/{job}/images/next?z={z0}&level={level}"))
+            switches = [timed(lambda z=z: call("GET", f"/api/annotate/{job}/images/next?z={z}&level={level}"))[0]
+                        for z in range(z0 + 7, z0 + 77, 7) if z < depth]
+            xz, _ = timed(lambda: call("GET", f"/api/annotate/{job}/images/next?axis=y&index={n // 2}&level={level}"))
+            say(f"first XY slice (level {level})", f"{first:.3f} s")
+            say("10 XY switches p50 / max", f"{statistics.median(switches):.3f} / {max(switches):.3f} s")
+            say("XZ plane", f"{xz:.3f} s")
+            say("peak RSS, all processes, while browsing", f"{rss.mark() / 2**20:.0f} MB")
 
-        drafts = []
-        for z, mask in masks.items():  # strokes, then the first draft on the newly painted slice
-            t, c = time.perf_counter(), rss.cpu()
-            call("POST", f"/api/annotate/{job}/data/submit", json={"z": z, "mask": base64.b64encode(encode_png(mask)).decode()})
-            rev = call("POST", f"/api/annotate/{job}/draft", (202,),
-                       json={"z": z, "level": _overlay_level(n)}).json()["annotation_rev"]
-            while True:
-                d = call("GET", f"/api/annotate/{job}/draft?z={z}").json()
-                if d["ready"] and d["ready"]["annotation_rev"] >= rev and d["ready"].get("prediction"):
-                    break
-                if d["error"] and not d["pending"]:
-                    raise SystemExit(f"draft failed: {d['error']}")
-                time.sleep(0.05)
-            drafts.append((time.perf_counter() - t, rss.cpu() - c))
-        say("first draft on a newly painted slice", "  ".join(f"{w:.2f} s (CPU {c:.2f} s)" for w, c in drafts))
-        say("peak RSS, all processes, while painting", f"{rss.mark() / 2**20:.0f} MB")
+        if not interactive:  # the strokes only: no drafts
+            for z, mask in masks.items():
+                call("POST", f"/api/annotate/{job}/data/submit",
+                     json={"z": z, "mask": base64.b64encode(encode_png(mask)).decode()})
+        else:
+            drafts = []
+            for z, mask in masks.items():  # strokes, then the first draft on the newly painted slice
+                t, c = time.perf_counter(), rss.cpu()
+                call("POST", f"/api/annotate/{job}/data/submit", json={"z": z, "mask": base64.b64encode(encode_png(mask)).decode()})
+                rev = call("POST", f"/api/annotate/{job}/draft", (202,),
+                           json={"z": z, "level": _overlay_level(n)}).json()["annotation_rev"]
+                while True:
+                    d = call("GET", f"/api/annotate/{job}/draft?z={z}").json()
+                    if d["ready"] and d["ready"]["annotation_rev"] >= rev and d["ready"].get("prediction"):
+                        break
+                    if d["error"] and not d["pending"]:
+                        raise SystemExit(f"draft failed: {d['error']}")
+                    time.sleep(0.05)
+                drafts.append((time.perf_counter() - t, rss.cpu() - c))
+            say("first draft on a newly painted slice", "  ".join(f"{w:.2f} s (CPU {c:.2f} s)" for w, c in drafts))
+            say("peak RSS, all processes, while painting", f"{rss.mark() / 2**20:.0f} MB")
         t = time.perf_counter()  # the full model, as the page queues it when painting pauses
         model = call("POST", f"/api/job/{job}/retrain", (202,)).json()["model_id"]
         while not any(m["model_id"] == model and m["status"] == "ready"
                       for m in call("GET", f"/api/job/{job}/status").json()["models"]):
             time.sleep(0.2)
         say("full model (retrain, the default method choice)", f"{time.perf_counter() - t:.1f} s")
-        unseen = {"z": [depth // 5, 2 * depth // 5 + 3, 4 * depth // 5], "y": [n // 5, n // 2 + 5, 4 * n // 5]}
-        for lv, name in ((_overlay_level(n), "view level"), (0, "full resolution")):
-            for axis, plane in (("z", "XY"), ("y", "XZ")):
-                runs = [timed_cpu(lambda i=i: call("POST", f"/api/annotate/{job}/data/predict",
-                                                   json={"axis": axis, "index": i, "level": lv, "view": "bench"}))
-                        for i in unseen[axis]]
-                say(f"preview of an unseen {plane} plane, {name} ({lv})",
-                    f"p50 {statistics.median(w for w, _ in runs):.2f} s, CPU p50 "
-                    f"{statistics.median(c for _, c in runs):.2f} s (" + ", ".join(f"{w:.2f}" for w, _ in runs) + ")")
-            unseen = {k: [i + 2 for i in v] for k, v in unseen.items()}
-        say("peak RSS, all processes, training and previews", f"{rss.mark() / 2**20:.0f} MB")
+        if interactive:
+            unseen = {"z": [depth // 5, 2 * depth // 5 + 3, 4 * depth // 5], "y": [n // 5, n // 2 + 5, 4 * n // 5]}
+            for lv, name in ((_overlay_level(n), "view level"), (0, "full resolution")):
+                for axis, plane in (("z", "XY"), ("y", "XZ")):
+                    runs = [timed_cpu(lambda i=i: call("POST", f"/api/annotate/{job}/data/predict",
+                                                       json={"axis": axis, "index": i, "level": lv, "view": "bench"}))
+                            for i in unseen[axis]]
+                    say(f"preview of an unseen {plane} plane, {name} ({lv})",
+                        f"p50 {statistics.median(w for w, _ in runs):.2f} s, CPU p50 "
+                        f"{statistics.median(c for _, c in runs):.2f} s (" + ", ".join(f"{w:.2f}" for w, _ in runs) + ")")
+                unseen = {k: [i + 2 for i in v] for k, v in unseen.items()}
+            say("peak RSS, all processes, training and previews", f"{rss.mark() / 2**20:.0f} MB")
 
         if not segment:
             print(f"load: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
             return 0
-        t = time.perf_counter()
-        seg = call("POST", f"/api/job/{job}/start", (202,)).json()["seg_id"]
-        while (doc := call("GET", f"/api/job/{job}/status").json())["status"] not in ("segmented", "meshing_queued",
-                                                                                      "meshing", "meshed"):
-            if doc["status"] == "error":
-                raise SystemExit(f"segmentation failed: {doc['error']}")
-            time.sleep(0.2)
-        segmented = time.perf_counter() - t
-        say("train + segment", f"{segmented:.1f} s, {n * n * depth / segmented / 1e6:.2f} M voxels/s")
-        t = time.perf_counter()
-        while http.get(url + f"/api/job/{job}/segmentation/{seg}/download/nifti", timeout=900,
-                       stream=True).status_code != 200:
-            if time.perf_counter() - t > 1800:
-                raise SystemExit("the NIfTI export was not ready within 30 minutes")
-            time.sleep(0.5)
-        say("NIfTI export ready after the segmentation", f"{time.perf_counter() - t:.1f} s")
+        segment_and_exports(call, http, url, job, rss, say, n * n * depth)
         say("peak RSS, all processes, whole run", f"{rss.peak / 2**20:.0f} MB")
-        print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
+        print(f"load: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+        if cli_compare:
+            cli_segment(data, job, n * n * depth, say, work)
     finally:
         rss.done.set()
         os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its runners

@@ -163,9 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--web", action="store_true", help="through the web API and its runners (see _fullsize_web.py)")
     ap.add_argument("--no-segment", action="store_true", help="--web: stop after the previews")
     ap.add_argument("--depth", type=int, default=None, help="--web: slices of the scan (default N): N x N x depth")
+    ap.add_argument("--segment-only", action="store_true",
+                    help="--web: no browsing, drafts nor previews: the strokes, the full model, the segmentation")
+    ap.add_argument("--cli-compare", action="store_true",
+                    help="--web: then `ml4paleo segment` on the job's volume and model, as a process of its own")
     args = ap.parse_args(argv)
     if args.web:
-        return _web(args.size, args.workdir, segment=not args.no_segment, depth=args.depth)
+        return _web(args.size, args.workdir, segment=not args.no_segment, depth=args.depth,
+                    interactive=not args.segment_only, cli_compare=args.cli_compare)
     wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(STEPS))
     if unknown or not wanted:
@@ -240,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _web(n: int, work: Path, segment: bool = True, depth: int | None = None) -> int:
+def _web(n: int, work: Path, segment: bool = True, depth: int | None = None, interactive: bool = True,
+         cli_compare: bool = False) -> int:
     """The ``--web`` mode: the scan's slices and two slices' strokes (every 6th row and column of
     the truth in the 256^2 window, on a 128-voxel grid, whose grains cover closest to 30 %), then
     the web run."""
@@ -263,7 +269,8 @@ def _web(n: int, work: Path, segment: bool = True, depth: int | None = None) -> 
         mask = np.zeros((n, n), np.uint8)  # the window whose grains cover closest to 30 %
         mask[a:a + edge, b:b + edge] = strokes(truth[a:a + edge, b:b + edge], step=6)
         masks[z] = mask
-    return run_web(work, n, slices, masks, segment=segment, depth=depth)
+    return run_web(work, n, slices, masks, segment=segment, depth=depth, interactive=interactive,
+                   cli_compare=cli_compare)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ Printed per case and strategy: the structure's Dice over the whole volume after 
 strokes to reach 0.90 and 0.95, strokes that changed nothing (no voxel within ``--reach`` voxels
 of the stroke, the stroke itself left out, changed class, though the wrong region reached beyond
 the stroke), strokes that lowered Dice by more than
-0.01, the methods chosen, and the seconds each round took; the peak RSS at the end.
+0.01, the methods chosen and whether the U-Net was scored, carried or not, and the wall and CPU
+seconds each round took (CPU of this process; a torch or forest thread counts); the peak RSS at the end.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class Run:
     dices: list[float] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    """CPU seconds of this process each round (the wall clock depends on the machine's load)."""
     idle: int = 0
     worse: int = 0
     planes: list[str] = field(default_factory=list)
@@ -159,7 +162,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
     struct = truth == 1
     for round_ in range(strokes + 1):
         model, labels = work / f"{name}-{strategy}-{round_}", work / f"{name}-{strategy}-{round_}.ome.zarr"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         kwargs = {"previous_model": previous} if previous else {}
         if os.environ.get("LOOP_DUMP"):  # the annotations of each round, to replay one by hand
             np.savez(Path(os.environ["LOOP_DUMP"]) / f"{name}-{strategy}-{round_}.npz",
@@ -168,6 +171,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
         segment_volume(path, model, labels)
         pred = np.asarray(open_level(labels, 0)[:])
         run.seconds.append(time.perf_counter() - t0)
+        run.cpu.append(time.process_time() - c0)
         if run.methods and result.method != run.methods[-1]:
             print(f"  {name:8s} {strategy:8s} method {run.methods[-1]} -> {result.method}: {result.validation.get('reason')}")
         run.methods.append(result.method)
@@ -182,7 +186,8 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
             if run.dices[-1] < run.dices[-2] - 0.01:
                 run.worse += 1
         print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  dice {run.dices[-1]:.4f}  {result.method:14s} "
-              f"{run.seconds[-1]:5.1f} s  estimated {fmt(run.estimates[-1])}"
+              f"{run.seconds[-1]:5.1f} s ({run.cpu[-1]:5.1f} CPU s)  estimated {fmt(run.estimates[-1])}  "
+              f"U-Net {result.network.split(':')[0] or '-'}"
               + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
         hit = None if round_ == strokes else choose(strategy, pred, truth, model, cursor, ann)
         if previous is not None:
@@ -231,12 +236,14 @@ def main(argv=None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nload {os.getloadavg()[0]:.1f}; {args.start} z slices of strokes to start, {args.strokes} strokes")
     print(f"{'case':8s} {'strategy':8s} {'start':>6s} {'end':>6s} {'best':>6s} {'to .90':>6s} {'to .95':>6s} "
-          f"{'idle':>4s} {'worse':>5s} {'s/round':>7s}  methods")
+          f"{'idle':>4s} {'worse':>5s} {'s/round':>7s} {'CPU s':>6s}  methods")
+    for name, strategy, run in table:
+        print(f"{name:8s} {strategy:8s} Dice per round: {' '.join(f'{d:.3f}' for d in run.dices)}")
     for name, strategy, run in table:
         methods = " ".join(sorted(set(run.methods)))
         print(f"{name:8s} {strategy:8s} {run.dices[0]:6.3f} {run.dices[-1]:6.3f} {max(run.dices):6.3f} "
               f"{fmt(run.reach(0.90)):>6s} {fmt(run.reach(0.95)):>6s} {run.idle:4d} {run.worse:5d} "
-              f"{np.mean(run.seconds):7.1f}  {methods} ({sum(a != b for a, b in zip(run.methods, run.methods[1:]))} switches)")
+              f"{np.mean(run.seconds):7.1f} {np.mean(run.cpu):6.1f}  {methods} ({sum(a != b for a, b in zip(run.methods, run.methods[1:]))} switches)")
     pairs = np.array([(e, d) for _, _, run in table for e, d in zip(run.estimates, run.dices) if e is not None])
     if len(pairs):
         error = pairs[:, 0] - pairs[:, 1]

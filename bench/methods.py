@@ -130,10 +130,10 @@ def main(argv=None) -> int:
                 found = {}
                 for method in args.methods:
                     model, labels = work / f"{name}-{mode}-{method}", work / f"{name}-{mode}-{method}.ome.zarr"
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     budget = {"max_train_seconds": args.unet_seconds} if method == "unet" and args.unet_seconds else {}
                     result = train_model(path, ann, model, method=method, **budget)
-                    t1 = time.perf_counter()
+                    t1, c1 = time.perf_counter(), time.process_time()
                     segment_volume(path, model, labels)
                     t2 = time.perf_counter()
                     out = np.asarray(open_level(labels, 0)[:])
@@ -142,6 +142,7 @@ def main(argv=None) -> int:
                     network = getattr(result, "network", "")  # whether auto scored the U-Net, and why
                     print(f"{name:16s} {mode:8s} {method:14s} {result.method:14s} {loso if loso is not None else float('nan'):6.3f} "
                           f"{found[method][0]:9.3f} {t1 - t0:8.1f} {t2 - t1:9.1f}"
+                          + f"  ({c1 - c0:.0f} CPU s to train)"
                           + (f"  U-Net {network}" if method == "auto" and network else ""), flush=True)
                 summary.append((name, mode, found))
     finally:

@@ -2,7 +2,7 @@
 
 The library is the core; the CLI (``ml4paleo``) and the web app call the same functions::
 
-    from ml4paleo import convert_volume, train_model, segment_volume, mesh_labels, export_volume
+    from ml4paleo import convert_volume, train_model, segment_volume, mesh_labels, export_volume, objects_from_labels
 
     convert_volume("scans/ammonite_tiffs", "ammonite.ome.zarr", voxel_size=(12.5, 12.5, 12.5))
     train_model("ammonite.ome.zarr", "annotations", "model", classes=("background", "shell"))
@@ -11,9 +11,8 @@ The library is the core; the CLI (``ml4paleo``) and the web app call the same fu
     export_volume("labels.ome.zarr", "labels.tif", format="tiff")
     objects_from_labels("labels.ome.zarr", "objects/objects.ome.zarr", classes=["shell"])
 
-Array axes are always (z, y, x), z being the slice index. The six functions are loaded on
-first use (module ``__getattr__``): importing them eagerly costs 2-5 s of numpy, zarr, dask
-and scikit-learn imports (measured), which ``ml4paleo --help`` (0.2 s) must not pay.
+Array axes are always (z, y, x), z being the slice index. The functions load on first use
+(module ``__getattr__``), so ``ml4paleo --help`` does not pay seconds of numpy and zarr imports.
 """
 
 from __future__ import annotations

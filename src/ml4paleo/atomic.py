@@ -7,6 +7,7 @@ an output that looks finished.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -33,3 +34,18 @@ def replace_atomically(tmp: Path, dst: Path, overwrite: bool) -> None:
             trash.unlink(missing_ok=True)
     else:
         tmp.rename(dst)
+
+
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write a small file whole under a temporary name and rename it over ``path``: a reader sees
+    the old file or the new one, never a half-written one; a failed write leaves nothing."""
+    tmp = partial_path(path)
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -33,7 +33,7 @@ from ml4paleo.planes import SliceRef
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_UNIT, check_unit, check_voxel_size
 
-SCHEDULER_HELP = ("Dask scheduler address (tcp://host:8786), or processes/threads/synchronous "
+SCHEDULER_HELP = ("Dask scheduler address (tcp://host:8786), or local/processes/threads/synchronous "
                   "(default: the setting ML4PALEO_DASK_SCHEDULER, else local).")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "DEFAULT_MESH_FORMAT", "EXPORT_FORMATS",
+__all__ = ["CLASS_NAME_MAX", "CLASS_NAMES", "CODECS", "DEFAULT_CLASSES", "DEFAULT_CODEC", "DEFAULT_MESH_FORMAT", "EXPORT_FORMATS",
            "DEVICES", "MESH_FORMATS", "ON_REQUEST_EXPORTS", "SEGMENTATION_EXPORTS", "TIFF_COMPRESSIONS",
            "TRAIN_METHODS", "VALIDATE_WHEN", "default_classes"]
 
@@ -47,6 +47,9 @@ VALIDATE_WHEN = ("later", "now")
 :func:`ml4paleo.pipelines.train.train_model`, the CLI's ``--validate``): ``later`` saves the model
 at once and :mod:`ml4paleo.pipelines.validate` adds the figures (the CLI in a background
 process), ``now`` validates before the final fit."""
+CLASS_NAME_MAX = 100
+"""The longest class name, in characters: the server's check and the page's fields."""
+
 DEVICES = ("auto", "cpu", "cuda")
 """Where the U-Net trains and predicts (``auto``: CUDA when PyTorch sees a GPU, else the CPU)."""
 

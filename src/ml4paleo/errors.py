@@ -38,8 +38,8 @@ class ArtifactNotFound(Ml4PaleoError, LookupError, FileNotFoundError):
 
 
 VolumeNotFoundError = ArtifactNotFound
-"""The former name of :class:`ArtifactNotFound` (one class now), still raised under this name
-by ``io/`` and ``models/``."""
+"""The former name of :class:`ArtifactNotFound`, kept so scripts that catch it still work;
+nothing raises it by this name."""
 
 
 class InvalidTransition(Ml4PaleoError, RuntimeError):

@@ -20,6 +20,8 @@ from ml4paleo.errors import InputError
 
 ENV_PREFIX = "ML4PALEO_"
 DATABASE_FILE = "ml4paleo.sqlite3"
+LOCAL_SCHEDULER = "local"
+"""The scheduler value for this machine's cores (the pipelines pick threads or processes)."""
 """The SQLite job store's file in the data folder (when ``database_url`` is empty)."""
 AUTH_MODES = ("", "accounts")
 """Values of the ``auth`` setting: no accounts (one person, optional shared token), or accounts."""
@@ -75,7 +77,7 @@ class Settings:
     max_attempts: int = 3
     """How many runners may claim one task (the first and the retries after a crash)."""
     dask_scheduler: str = ""
-    """``tcp://host:8786`` runs segmentation on a Dask cluster; empty runs locally."""
+    """``tcp://host:8786`` runs segmentation on a Dask cluster; empty (or ``local``) runs on this machine."""
     train_features: str = ""
     """Feature settings passed to ``train_model(features=...)`` as JSON; empty uses the default."""
     train_method: str = "auto"
@@ -89,7 +91,7 @@ class Settings:
     auto_unet_seconds: float = 60.0
     """CPU seconds ``train_model(method="auto")`` gives the U-Net (its leave-one-slice-out folds and
     final fit together) when the quick methods leave a class below held-out Dice 0.9
-    (:data:`ml4paleo.pipelines.train.NETWORK_BELOW`); 0: ``auto`` never trains it on its own account."""
+    (:data:`ml4paleo.pipelines.network.NETWORK_BELOW`); 0: ``auto`` never trains it on its own account."""
     preview_triangles: int = 200_000
     """Meshes with more triangles get a simplified copy (about this many) that the browser's 3D
     view loads instead of the full-resolution file; downloads stay full resolution."""
@@ -136,6 +138,11 @@ class Settings:
                 values[name] = value
         settings = cls(**values)
         return settings.replace()  # normalise types of overrides
+
+    @property
+    def scheduler(self) -> str:
+        """The scheduler the job tasks pass to the pipelines: the setting, else :data:`LOCAL_SCHEDULER`."""
+        return self.dask_scheduler or LOCAL_SCHEDULER
 
     @classmethod
     def env_value(cls, name: str, env: Mapping[str, str] | None = None) -> Any:

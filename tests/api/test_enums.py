@@ -7,9 +7,10 @@ from pathlib import Path
 
 import ml4paleo.web
 
-from ml4paleo.enums import (CODECS, DEFAULT_CLASSES, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS,
+from ml4paleo.enums import (CLASS_NAME_MAX, CODECS, DEFAULT_CLASSES, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS,
                             TRAIN_METHODS)
-from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
+from ml4paleo.jobs.statuses import (JOB_STEPS, STATUS_STEPS, MeshStatus, ModelStatus, SegmentationStatus, Status,
+                                    TaskStatus)
 from ml4paleo.settings import Settings
 from ml4paleo.units import DEFAULT_VOXEL_SIZE, LENGTH_UNITS, UNIT_SYMBOLS
 from ml4paleo.web import create_app
@@ -25,7 +26,10 @@ def test_enums_come_from_their_one_definition(tmp_path):
                      "segmentation_statuses": [s.value for s in SegmentationStatus],
                      "mesh_statuses": [s.value for s in MeshStatus], "task_statuses": [s.value for s in TaskStatus],
                      "units": list(LENGTH_UNITS), "unit_symbols": UNIT_SYMBOLS,
-                     "default_voxel_size": list(DEFAULT_VOXEL_SIZE), "train_methods": list(TRAIN_METHODS)}
+                     "default_voxel_size": list(DEFAULT_VOXEL_SIZE), "train_methods": list(TRAIN_METHODS),
+                     "class_name_max": CLASS_NAME_MAX, "job_steps": list(JOB_STEPS),
+                     "status_steps": {s.value: {"step": STATUS_STEPS[s][0], "running": STATUS_STEPS[s][1]}
+                                      for s in Status if s != Status.ERROR}}
     assert DEFAULT_MESH_FORMAT in MESH_FORMATS
     assert set(UNIT_SYMBOLS) == set(LENGTH_UNITS)  # every accepted unit has its symbol, offered on the pages
     html = client.get("/").get_data(as_text=True)  # the unit menu is rendered from the same map

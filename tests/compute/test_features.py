@@ -43,10 +43,11 @@ def test_default_bank_has_every_filter_at_every_scale():
     settings = FeatureSettings()
     names = feature_names(settings)
     assert settings.sigmas == (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
-    # orientation (6 tensor components, 2 eigenvalues) at the scales from 1.5 to 6
-    assert len(names) == 1 + 6 * (4 + 3 + 3) + 3 * 8 == settings.n_features
+    # orientation (6 tensor components, 2 eigenvalues) and grain energy (2 bands, their ratio)
+    # at the scales from 1.5 to 6
+    assert len(names) == 1 + 6 * (4 + 3 + 3) + 3 * (8 + 3) == settings.n_features
     assert halo(settings) >= int(4 * 10 + 0.5)  # the largest Gaussian's reach at least
-    assert len(feature_names(FeatureSettings(two_d=True))) == 1 + 6 * (4 + 2 + 2) + 3 * 4
+    assert len(feature_names(FeatureSettings(two_d=True))) == 1 + 6 * (4 + 2 + 2) + 3 * (4 + 3)
 
 
 def test_filters_match_their_definitions(rng):
@@ -92,6 +93,23 @@ def test_orientation_features_say_which_way_lamellae_lie(rng, angle):
             assert got == pytest.approx(expected, abs=0.08), (two_d, s)
 
 
+def test_grain_energy_says_how_fine_the_grain_is(rng):
+    """Filtered noise of the same spread, fine (sigma 0.8) in one half and coarse (1.6) in the
+    other: the fine band's share of the energy is higher in the fine half, at every scale, and
+    the energy alone (no tensor) is the same as beside ``orient``."""
+    fine = ndi.gaussian_filter(rng.normal(size=(16, 40, 40)), 0.8)
+    coarse = ndi.gaussian_filter(rng.normal(size=(16, 40, 40)), 1.6)
+    volume = np.concatenate([fine / fine.std(), coarse / coarse.std()], axis=2) * 100 + 1000
+    settings = FeatureSettings(sigmas=(1.6, 5.0), filters=("energy",))
+    feats, names = compute_features(volume, settings), feature_names(settings)
+    assert names == ["raw"] + [f"energy_{p}_s{s}" for s in ("1.6", "5") for p in ("hi", "lo", "ratio")]
+    for s in ("1.6", "5"):
+        ratio = feats[4:-4, 12:-12, :, names.index(f"energy_ratio_s{s}")]
+        assert ratio[..., 12:28].min() > ratio[..., 52:68].max(), s
+    both = FeatureSettings(sigmas=(1.6, 5.0), filters=("orient", "energy"))
+    assert np.array_equal(compute_features(volume, both)[..., [feature_names(both).index(n) for n in names]], feats)
+
+
 def test_downsampled_scale_approximates_full_resolution(rng):
     volume = ndi.gaussian_filter(rng.normal(size=(40, 40, 40)), 1.5).astype(np.float32)
     fast = compute_features(volume, FeatureSettings(sigmas=(5.0,), filters=("gaussian",)))
@@ -123,7 +141,8 @@ def test_selected_features_are_the_same_columns_and_chunk_exactly(rng):
     volume = rng.integers(0, 4000, (17, 21, 19)).astype(np.uint16)
     full = compute_features(volume, SMALL)
     names = feature_names(SMALL)
-    chosen = ["dog_s0.7", "st_e2_s1.6", "hessian_e1_s7", "raw", "ggm_s3.5", "dog_s7", "orient_yx_s3.5", "orient_e3_s1.6"]
+    chosen = ["dog_s0.7", "st_e2_s1.6", "hessian_e1_s7", "raw", "ggm_s3.5", "dog_s7", "orient_yx_s3.5", "orient_e3_s1.6",
+              "energy_ratio_s3.5", "energy_lo_s1.6"]
     settings = FeatureSettings(SMALL.sigmas, SMALL.filters, selected=tuple(chosen))
     assert feature_names(settings) == [n for n in names if n in chosen]  # the bank's order
     picked = compute_features(volume, settings)
@@ -214,3 +233,5 @@ def test_settings_saved_before_orientation_keep_their_bank():
              "two_d": False, "downsample": True, "selected": None}
     settings = FeatureSettings.from_value(saved)
     assert settings.n_features == 61 and not any(n.startswith("orient") for n in feature_names(settings))
+    before_energy = FeatureSettings.from_value({**saved, "filters": saved["filters"] + ["orient"]})
+    assert before_energy.n_features == 85 and not any(n.startswith("energy") for n in feature_names(before_energy))

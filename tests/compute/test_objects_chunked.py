@@ -29,7 +29,7 @@ def run_chunked(labels, classes, voxel_size, depth, **kw):
     def write(z0, slab):
         out[z0:z0 + len(slab)] = slab
 
-    pieces = find_pieces(labels, classes, min_size=kw.pop("min_size", 0), depth=depth)
+    pieces = find_pieces(labels, classes, min_size=kw.pop("min_size", 0), depth=depth, run=kw.get("run"))
     result = objects_by_slabs(labels, pieces, voxel_size, write, **kw)
     return out, result
 
@@ -47,8 +47,8 @@ def test_chunked_equals_whole(depth, split):
 
 @pytest.mark.parametrize("depth", [1, 7])
 def test_pieces_on_worker_processes_equal_the_whole_volume(depth):
-    """The pieces of each slab split and measured on two worker processes: still the whole
-    volume's objects, with the rows of the serial run."""
+    """The slabs labelled and the pieces split and measured on two worker processes: still the
+    whole volume's objects, with the rows of the serial run."""
     from functools import partial
 
     from ml4paleo.pipelines._tasks import process_pool, run_tasks

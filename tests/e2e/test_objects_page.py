@@ -176,6 +176,11 @@ def _canvas_pixels(page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(float)
 
 
+def _drawn(page) -> None:
+    """Wait until the 3D view has drawn its next frame (renders are batched to one per frame)."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def _hue(rgb: np.ndarray) -> np.ndarray:
     r, g, b = np.moveaxis(rgb / 255.0, -1, 0)
     mx, mn = np.max(rgb / 255.0, axis=-1), np.min(rgb / 255.0, axis=-1)
@@ -214,12 +219,15 @@ def test_a_click_in_3d_selects_the_object_in_the_table_and_slice_and_back(page, 
     page.wait_for_function("document.querySelector('#objects-table tbody tr.selected')?.dataset.id === '2'")
     assert page.locator("#objects-3d").get_attribute("data-selected") == "2"
     assert "selected=2" in page.locator("#objects-slice").get_attribute("src")
+    _drawn(page)
+    picked = _canvas_pixels(page)
+    assert picked[mine[1]].mean() < 0.8 * pixels[mine[1]].mean()  # the frame shown: object 1 dimmed, 2 lit
     shot(page, "objects-05-picked-in-3d")
 
     brightness_before = pixels[mine[2]].mean()
     page.locator("#objects-table tbody tr[data-id='1']").click()
     page.wait_for_function("document.getElementById('objects-3d').dataset.selected === '1'")
-    page.wait_for_timeout(300)
+    _drawn(page)
     after = _canvas_pixels(page)
     assert after[mine[2]].mean() < 0.8 * brightness_before  # object 2 dimmed: object 1 is the one lit
     assert "selected=1" in page.locator("#objects-slice").get_attribute("src")

@@ -543,6 +543,9 @@ def test_pages_take_enumerations_from_the_api(page):
         const [a, b] = await Promise.all([enums(), enums()]); await enums();
         return [a === b, performance.getEntriesByType('resource').filter(e => e.name.endsWith('/api/enums')).length]; }""")
     assert asked == [True, 1]
+    page.locator("#timeline li").first.wait_for()
+    steps = page.eval_on_selector_all("#timeline li", "els => els.map(e => e.firstChild.textContent)")
+    assert steps == enums["job_steps"]  # the timeline, and each status's place on it, from the server
     assert {c["value"]: c["color"] for c in enums["default_classes"]} == {
         c["value"]: c["color"] for c in page.request.get(f"/api/job/{job_id}/status").json()["classes"]}
     assert_no_console_errors(page)

@@ -192,3 +192,37 @@ def test_a_train_runner_warms_up_before_its_first_claim_and_survives_a_failed_wa
                                                               "ml4paleo.compute.features:load_compiled_pass")})
     assert Runner(store.settings, "train", store=store.claims).run(max_tasks=0) == 0
     assert compiled_pass_loaded()
+
+
+def test_a_queued_task_rings_its_queues_bell_once_committed(tmp_path):
+    """Queueing rings the bell of the task's queue after the commit (an idle runner then asks the
+    database at once instead of at its next poll); a transaction rolled back rings nothing."""
+    import threading
+
+    from ml4paleo.jobs.bells import Bell
+
+    store = JobStore(Settings.from_env({}, data=tmp_path, poll_seconds=600))
+    runner = Runner(store.settings, "convert", store=store.claims)
+    try:
+        convert, segment = Bell(tmp_path, "convert"), Bell(tmp_path, "segment")
+        assert not convert.rung()
+        with pytest.raises(RuntimeError):
+            with store.session() as s:
+                from ml4paleo.jobs.store._base import queued_on
+
+                queued_on(s, "convert")
+                raise RuntimeError("rolled back")
+        assert not convert.rung()
+        _upload(store, "bell", {"a.tif": b"x"})  # queues the conversion
+        assert convert.rung() and not segment.rung() and not convert.rung()
+        idle = threading.Thread(target=runner._idle, args=(Bell(tmp_path, "convert"),))
+        idle.start()
+        store.jobs.create_job("another")  # no task queued: the runner stays idle
+        idle.join(0.3)
+        assert idle.is_alive()
+        _upload(store, "rings", {"a.tif": b"x"})
+        idle.join(60)  # woken by the bell, not by the 600 s poll
+        assert not idle.is_alive()
+    finally:
+        runner.stop_event.set()
+        store.close()

@@ -403,6 +403,22 @@ class StoreContract:
             store.queue.queue_export(job_id, seg_id, "tiff", "zstd")
         with pytest.raises(ArtifactNotFound):
             store.queue.queue_export(job_id, "0" * 12, "tiff")
+        # a mesh queued earlier (of another job) does not hold up a later segmentation's downloads
+        other = converted_job(store)
+        other_seg = store.queue.queue_start(other).seg_id
+        claim = store.claims.claim("segment", "r")
+        store.claims.model_trained(claim, {})
+        store.claims.finish(claim, {})
+        assert store.claims.claim("mesh", "m").kind == "export"
+        store.queue.queue_mesh(other, other_seg)
+        job2 = converted_job(store)
+        seg2 = store.queue.queue_start(job2).seg_id
+        claim = store.claims.claim("segment", "r")
+        store.claims.model_trained(claim, {})
+        store.claims.finish(claim, {})
+        first = store.claims.claim("mesh", "m")
+        assert (first.kind, first.seg_id) == ("export", seg2)
+        assert store.claims.claim("mesh", "m").kind == "mesh"
 
     def test_cancel_a_queued_task_and_a_running_one(self, store):
         job_id = converted_job(store)

@@ -261,3 +261,31 @@ def test_saved_format_is_versioned(tiny, tmp_path):
     (tmp_path / "m" / "unet.json").write_text(json.dumps({**config, "format": 99}))
     with pytest.raises(InputError, match="format 99.*update ml4paleo or retrain"):
         load_model(tmp_path / "m")
+
+
+def test_a_warm_start_learns_the_newest_dab_and_keeps_what_it_knew():
+    """The correction loop's warm start: a network that calls the brighter disk background is
+    fine-tuned from its weights after one fossil dab of 13 voxels on that disk (the newest
+    stroke, weighed up); a few batches later the disk around the dab is fossil, the painted
+    disk still is, the matrix still is not. A start from weights of another network is refused."""
+    shape = (6, 40, 40)
+    zz, yy, xx = np.indices(shape)
+    bright = (yy - 12) ** 2 + (xx - 12) ** 2 <= 36
+    brighter = (yy - 28) ** 2 + (xx - 28) ** 2 <= 36
+    vol = (1000 + 1000 * bright + 2000 * brighter + np.random.default_rng(0).normal(0, 40, shape)).astype(np.uint16)
+    painted = np.where(bright[2], 2, np.where(brighter[2], 0, 1)).astype(np.uint8)
+    params = {"epochs": 6, "steps_per_epoch": 8, "batch_size": 4, "patch": 32}
+    before = make(**params).fit(vol, {2: painted}, device="cpu")
+    near = brighter[2] & ((yy[2] - 28) ** 2 + (xx[2] - 28) ** 2 <= 25) & ((yy[2] - 28) ** 2 + (xx[2] - 28) ** 2 > 4)
+    assert before.predict_slice(vol, 2)[near].mean() < 0.5
+    dab = np.where((yy[2] - 28) ** 2 + (xx[2] - 28) ** 2 <= 4, 2, 0).astype(np.uint8)
+    grown = np.where(dab > 0, dab, painted)
+    after = make(**{**params, "epochs": 2}).fit(vol, {2: grown}, device="cpu", init=before, focus={2: dab})
+    assert after.norm == before.norm
+    labels = after.predict_slice(vol, 2)
+    assert labels[near].mean() > 0.9  # around the dab, not only on it
+    assert labels[bright[2]].mean() > 0.9 and labels[~ndi.binary_dilation(bright[2] | brighter[2], iterations=2)].mean() < 0.05
+    with pytest.raises(InputError, match="to start from its weights"):
+        make(**{**params, "width": 4}).fit(vol, {2: grown}, init=before)
+    with pytest.raises(InputError, match="focus: slice 3 is not a trained plane"):
+        make(**params).fit(vol, {2: grown}, init=before, focus={3: dab})

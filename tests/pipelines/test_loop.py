@@ -109,6 +109,8 @@ def test_each_model_says_where_to_paint_next(blobs, tmp_path, monkeypatch):
     whole = suggest_planes(*args)
     monkeypatch.setattr(suggest, "WHOLE_VOXELS", 0)
     assert suggest_planes(*args) == whole
+    monkeypatch.setattr(suggest, "PLANE_THREADS", 1)  # planes predicted one at a time: the same ranking
+    assert suggest_planes(*args) == whole
 
 
 def test_the_method_changes_only_when_another_is_clearly_better():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ml4paleo.errors import Cancelled, InputError
-from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
+from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks, scheduler_setting
+from ml4paleo.settings import Settings
 
 
 def square(x: int) -> int:
@@ -37,6 +38,7 @@ def test_the_caller_picks_the_local_default(monkeypatch):
     assert resolve_scheduler(None, 4) == "processes" and resolve_scheduler(None, 4, local="threads") == "threads"
     assert resolve_scheduler(None, 1, local="threads") == "synchronous"
     assert resolve_scheduler("processes", 4, local="threads") == "processes"
+    assert resolve_scheduler("local", 4, local="threads") == "threads"
 
 
 def test_distributed_scheduler_address():
@@ -48,13 +50,22 @@ def test_distributed_scheduler_address():
     assert out == [0, 1, 4, 9] and seen == [1, 2, 3, 4]
 
 
-def test_default_env_and_errors(monkeypatch):
+def test_the_settings_are_read_once_at_the_top(monkeypatch):
+    """The public pipelines read the setting in scheduler_setting; below it nothing reads the
+    environment again, so a job that passes its server's settings runs where they say."""
     monkeypatch.delenv("ML4PALEO_DASK_SCHEDULER", raising=False)
-    assert resolve_scheduler(None, 1) == "synchronous"
+    assert scheduler_setting(None) == "local" and resolve_scheduler(None, 1) == "synchronous"
     monkeypatch.setenv("ML4PALEO_DASK_SCHEDULER", "threads")
-    assert resolve_scheduler(None, 5) == "threads"
+    assert scheduler_setting(None) == "threads" and scheduler_setting("local") == "local"
+    monkeypatch.setattr("ml4paleo.pipelines._tasks.cores", lambda: 2)
+    assert resolve_scheduler("local", 5) == "processes"  # the environment is not read here
+    assert Settings(dask_scheduler="").scheduler == "local"
+    assert Settings(dask_scheduler="tcp://h:8786").scheduler == "tcp://h:8786"
     with pytest.raises(InputError, match="scheduler"):
-        resolve_scheduler("gpu", 3)
+        scheduler_setting("gpu")
+
+
+def test_default_env_and_errors(monkeypatch):
     assert run_tasks(square, []) == []
 
     def cancel(done, total, stage=""):

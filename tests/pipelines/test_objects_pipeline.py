@@ -61,6 +61,8 @@ def test_objects_volume_table_and_grey(world, tmp_path):
     assert len(rows) == 3 and float(rows[2]["volume (millimeter^3)"]) == pytest.approx(result.objects[2]["volume"], rel=1e-5)
     doc = json.loads((tmp_path / "objs" / "objects.json").read_text())
     assert doc["unit"] == "millimeter" and doc["parameters"]["split"] == "auto" and len(doc["objects"]) == 3
+    assert doc["objects"] == json.loads(json.dumps(result.objects))  # the rows as returned, one per line
+    assert len((tmp_path / "objs" / "objects.json").read_text().splitlines()) > 3
     with pytest.raises(OutputExistsError):
         objects_from_labels(labels_path, out)
 

@@ -106,6 +106,21 @@ def test_train_writes_a_described_model(world, tmp_path):
         train_model(root / "vol.ome.zarr", tmp_path / "ann", tmp_path / "model", features=FAST)
 
 
+def test_a_small_volume_read_once_into_memory_trains_the_same_model(world, tmp_path, monkeypatch):
+    """Training reads a small volume into memory once (its slices' halos and the suggestions'
+    planes then read no chunk again): the same model and suggestions as through zarr."""
+    from ml4paleo.pipelines import train as train_module
+
+    root, vol, truth, ann = world
+    options = dict(features=FAST, params=FAST_RF, method="forest", validate="later")
+    in_memory = train_model(root / "vol.ome.zarr", ann, tmp_path / "mem", **options)
+    monkeypatch.setattr(train_module, "IN_MEMORY_BYTES", 0)
+    through_zarr = train_model(root / "vol.ome.zarr", ann, tmp_path / "zarr", **options)
+    assert in_memory.features == through_zarr.features and in_memory.suggestions == through_zarr.suggestions
+    a, b = (load_model(tmp_path / m).predict_region(vol, (10, 0, 0), (12, *vol.shape[1:])) for m in ("mem", "zarr"))
+    np.testing.assert_array_equal(a, b)
+
+
 def test_single_slice_trains_without_validation(world, tmp_path):
     root, vol, truth, ann = world
     result = train_model(root / "vol.ome.zarr", {16: ann[16]}, tmp_path / "m", features=FAST, params=FAST_RF,

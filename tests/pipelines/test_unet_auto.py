@@ -13,6 +13,8 @@ features (issue 21). Where only the network wins: docs/benchmarks.md, "auto and 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from segdata import FAST, FAST_RF, dice, write_volume
@@ -21,7 +23,7 @@ pytest.importorskip("torch")
 
 from ml4paleo.models import load_model, model_report  # noqa: E402
 from ml4paleo.pipelines.scoring import TIE  # noqa: E402
-from ml4paleo.pipelines import train as train_module  # noqa: E402
+from ml4paleo.pipelines import network as network_module  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
 from ml4paleo.testing.phantoms import texture_only  # noqa: E402
 
@@ -71,11 +73,11 @@ def test_auto_scores_the_unet_when_a_class_stays_below_the_threshold_and_says_wh
     vol, truth = texture_only(shape=(8, 32, 32), seed=0, grain="orientation")
     write_volume(tmp_path / "vol.ome.zarr", vol, chunks=32)
     ann = {z: truth[z] + 1 for z in (1, 4, 6)}
-    monkeypatch.setattr(train_module, "NETWORK_BELOW", 0.0)  # nothing is below: the network is not scored
+    monkeypatch.setattr(network_module, "NETWORK_BELOW", 0.0)  # nothing is below: the network is not scored
     quick = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "quick", features=FAST, params=FAST_RF)
     assert "unet" not in quick.candidates and quick.network.startswith("not scored: ")
     assert "at least 0.0" in quick.network and model_report(tmp_path / "quick")["network"] == quick.network
-    monkeypatch.setattr(train_module, "NETWORK_BELOW", 1.01)  # every class is below
+    monkeypatch.setattr(network_module, "NETWORK_BELOW", 1.01)  # every class is below
     monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "2")  # the suite's default is 0 (tests/conftest.py)
     scored = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "scored", features=FAST, params=FAST_RF)
     assert "unet" in scored.candidates and scored.candidates["unet"]  # scored on the same folds
@@ -97,8 +99,78 @@ def test_the_cli_says_why_the_unet_was_not_scored(tmp_path, monkeypatch):
     write_volume(tmp_path / "vol.ome.zarr", vol, chunks=24)
     for z in (1, 4):
         write_annotation(tmp_path / "ann", z, truth[z] + 1)
-    monkeypatch.setattr(train_module, "NETWORK_BELOW", 0.0)
+    monkeypatch.setattr(network_module, "NETWORK_BELOW", 0.0)
     out = CliRunner().invoke(main, ["train", str(tmp_path / "vol.ome.zarr"), str(tmp_path / "ann"),
                                     str(tmp_path / "model"), "--validate", "now", "--sigmas", "1,3.5"])
     assert out.exit_code == 0, out.output
     assert "U-Net not scored: " in out.output and "at least 0.0" in out.output
+
+
+def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(tmp_path, monkeypatch):
+    """The correction loop: after a U-Net, a retrain with one more stroke (a correction: no new
+    slice of outlines) does not train the U-Net's folds again: its held-out scores are carried
+    from the model before, and the U-Net (kept: the switch margin is raised so that nothing can
+    beat it) is fine-tuned from that model's weights. A new slice of outlines changes the folds,
+    and the U-Net is scored afresh."""
+    from ml4paleo.pipelines import scoring
+
+    vol, truth = texture_only(shape=(8, 32, 32), seed=0, grain="orientation")
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=32)
+    ann = {z: truth[z] + 1 for z in (1, 4, 6)}
+    monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "2")
+    monkeypatch.setattr(scoring, "SWITCH", 2.0)
+    first = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "m1", method="unet", features=FAST,
+                        unet_params={"epochs": 1, "steps_per_epoch": 4, "patch": 32, "batch_size": 2})
+    evidence = model_report(tmp_path / "m1")
+    dab = np.zeros((32, 32), np.uint8)
+    dab[10:13, 10:13] = truth[2, 11, 11] + 1  # one class on a new slice: a correction
+    second = train_model(tmp_path / "vol.ome.zarr", {**ann, 2: dab}, tmp_path / "m2", features=FAST, params=FAST_RF,
+                         previous_model=tmp_path / "m1", validate="later")
+    assert second.network.startswith("carried: ") and "fine-tuned from the previous model's weights" in second.network
+    assert second.method == "unet" and second.candidates["unet"] == first.candidates["unet"]
+    model = load_model(tmp_path / "m2")
+    assert model.warm_start and model.norm == load_model(tmp_path / "m1").norm
+    meta1, meta2 = (json.loads((tmp_path / m / "metadata.json").read_text()) for m in ("m1", "m2"))
+    assert meta2["network_evidence"] == meta1["network_evidence"] and meta2["candidates"]["unet"]["carried"]
+    assert model_report(tmp_path / "m2")["network"] == second.network and evidence["network"] != second.network
+    third = train_model(tmp_path / "vol.ome.zarr", {**ann, 2: dab, 7: truth[7] + 1}, tmp_path / "m3", features=FAST,
+                        params=FAST_RF, previous_model=tmp_path / "m2", validate="later")
+    assert third.network.startswith("scored: the model it replaces is a U-Net and the slices of outlines changed")
+    if third.method == "unet":
+        assert not load_model(tmp_path / "m3").warm_start  # scored afresh, fitted afresh
+
+
+def test_held_out_strokes_are_scored_near_the_completed_outlines_too(tmp_path):
+    """Slices painted with strokes are scored on their painted voxels and, apart, on the band of
+    their completion near its outlines (``band``), which strokes keep off; the U-Net is not
+    trained here (the suite's setting is 0) and says so."""
+    from ml4paleo.testing.phantoms import strokes
+
+    vol, truth = texture_only(shape=(10, 48, 48), seed=0, grain="orientation")
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=48)
+    ann = {z: strokes(truth[z]) for z in (2, 5, 8)}
+    result = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "m", features=FAST, params=FAST_RF,
+                         validate="later")
+    band = json.loads((tmp_path / "m" / "metadata.json").read_text())["candidates"]["forest"]["band"]
+    assert set(band) == {"background", "fossil"} and all(0.0 <= m["dice"] <= 1.0 for m in band.values())
+    assert result.network.startswith("not scored: ")
+
+
+def test_the_band_calls_the_network_where_held_out_strokes_saturate(monkeypatch):
+    """The rule of ``plan_network``, on scores alone: strokes at 0.98 and a band at 0.95 leave the
+    network out; a band under ``BAND_BELOW`` calls it, and says why."""
+    from ml4paleo.compute.features import FeatureSettings
+    from ml4paleo.pipelines._candidates import TrainingSet
+    from ml4paleo.planes import SliceRef
+
+    monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "60")
+    masks = {SliceRef("z", z): np.ones((8, 8), np.uint8) for z in (1, 5)}
+    ts = TrainingSet([], ("background", "fossil"), FeatureSettings(), (8, 8, 8), masks=masks)
+    folds = [[ref] for ref in masks]
+    strokes = {"metrics": {"background": {"dice": 0.99}, "fossil": {"dice": 0.98}}}
+    near = {"background": {"dice": 0.97}, "fossil": {"dice": network_module.BAND_BELOW + 0.15}}
+    quiet = network_module.plan_network({**strokes, "band": near}, "forest", folds, ts)
+    assert not quiet.score and quiet.text.startswith("not scored: forest already reaches held-out Dice 0.980")
+    near["fossil"]["dice"] = network_module.BAND_BELOW - 0.01
+    called = network_module.plan_network({**strokes, "band": near}, "forest", folds, ts)
+    assert called.score and "near the completed outlines, below 0.8 (0.980 on the strokes)" in called.text

@@ -24,19 +24,19 @@ __all__ = ["coarse_settings", "coarsest_level", "level_factors", "region_on_leve
 
 def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
     """``settings`` for a grid ``factor`` times coarser: every sigma divided by ``factor``, each
-    feature renamed to its scale there (same columns, same order); ``orient`` follows its scales
-    there (its range of scales is a full-resolution one). ValueError when the bank there still
-    lacks one of the features (none of the bank's filters does today)."""
+    feature renamed to its scale there (same columns, same order); ``orient`` and ``energy`` (on
+    the same scales) follow their scales there (their range of scales is a full-resolution one).
+    ValueError when the bank there still lacks one of the features (none of its filters does today)."""
     factor = int(factor)
     if factor < 1:
-        raise ValueError(f"factor must be a positive integer; got {factor!r}")
+        raise InputError(f"factor must be a positive integer; got {factor!r}")
     if factor == 1:
         return settings
     sigmas = tuple(float(s) / factor for s in settings.sigmas)
     tags = {f"s{s:g}": f"s{t:g}" for s, t in zip(settings.sigmas, sigmas)}
     whole = FeatureSettings(settings.sigmas, settings.filters, settings.two_d, settings.downsample,
                             orient_scales=settings.orient_scales)
-    oriented = sorted({float(s) for n in feature_names(whole) if n.startswith("orient_")
+    oriented = sorted({float(s) for n in feature_names(whole) if n.startswith(("orient_", "energy_"))
                        for s in settings.sigmas if n.endswith(f"_s{s:g}")})
     scaled_whole = FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample,
                                    orient_scales=tuple(s / factor for s in oriented))
@@ -49,7 +49,7 @@ def coarse_settings(settings: FeatureSettings, factor: int) -> FeatureSettings:
     there = feature_names(scaled_whole)
     missing = [n for n, m in zip(feature_names(settings), wanted) if m not in set(there)]
     if missing:
-        raise ValueError(f"the bank on a grid {factor} times coarser has no {', '.join(missing[:3])}")
+        raise InputError(f"the bank on a grid {factor} times coarser has no {', '.join(missing[:3])}")
     selected = None if wanted == there else tuple(wanted)  # scaling keeps the order of scales and filters
     return FeatureSettings(sigmas, settings.filters, settings.two_d, settings.downsample, selected,
                            scaled_whole.orient_scales)
@@ -71,7 +71,7 @@ def level_factors(level_shapes, level: int) -> tuple[int, int, int]:
     """Full-resolution voxels per voxel of pyramid ``level`` along (z, y, x), given every
     level's shape (level 0 first; each level halves the axes longer than one voxel)."""
     if not 0 <= int(level) < len(level_shapes):
-        raise ValueError(f"level must be in 0..{len(level_shapes) - 1}; got {level!r}")
+        raise InputError(f"level must be in 0..{len(level_shapes) - 1}; got {level!r}")
     factors = [1, 1, 1]
     for shape in list(level_shapes)[:int(level)]:
         factors = [f * g for f, g in zip(factors, pyramid_factors(tuple(shape)))]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ml4paleo.errors import InputError
+
 __all__ = ["Bounds", "label_bounds", "merge_bounds"]
 
 Bounds = tuple[int, int, int, int, int, int]
@@ -20,7 +22,7 @@ def label_bounds(slab: np.ndarray, z0: int = 0) -> dict[int, Bounds]:
     if slab.size == 0 or not np.any(slab > 0):
         return {}
     if slab.dtype.kind not in "ui" or int(slab.min()) < 0:
-        raise ValueError(f"label maps hold non-negative integers; got {slab.dtype} with negative values")
+        raise InputError(f"label maps hold non-negative integers; got {slab.dtype} with negative values")
     out: dict[int, Bounds] = {}
     for i, sl in enumerate(ndimage.find_objects(slab), start=1):
         if sl is not None:

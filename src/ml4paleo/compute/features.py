@@ -1,20 +1,13 @@
 """The pixel-classification filter bank (pure numpy in, numpy out; no I/O, no Dask).
 
-Per scale sigma (in voxels) the ilastik-style set: ``gaussian`` smoothing, ``log`` (Laplacian of
-Gaussian), ``ggm`` (gradient magnitude), ``dog`` (difference of Gaussians, reusing the smoothed
-images), ``st`` (structure-tensor eigenvalues) and ``hessian`` (Hessian eigenvalues), plus the raw
-intensity as feature 0; and ``orient``, at the scales from 1.5 to 6: the fine-grained structure tensor
-averaged over the scale and divided by its trace, whose components say which way lamellae lie
-relative to the volume's axes and whose eigenvalues say how strongly they are aligned (what
-the rotation-invariant filters cannot see: bone and matrix of the same grain turned another
-way, see :func:`ml4paleo.testing.phantoms.texture_family`); 3D by default, ``two_d`` per z slice; float32. Derivatives are central
-differences of the smoothed image, and scales >= 3 are computed on a downsampled copy and
-interpolated back (8-64x less work). Segmentation blocks take numba's Gaussian pass
-(``compiled``) and come feature-major for the packed forest; every path gives the same values
-bit for bit. :func:`block_features` computes a block carrying a halo of :func:`halo` voxels
-(derived from the filter radii) on a downsampling grid aligned to global coordinates, so chunked
-equals whole bit for bit (``tests/compute/test_features.py``). Measured speed-ups:
-docs/benchmarks.md ("Filter bank").
+Per scale the ilastik-style set (smoothing, Laplacian of Gaussian, gradient magnitude, difference
+of Gaussians, structure-tensor and Hessian eigenvalues) plus the raw intensity, ``orient``:
+which way lamellae lie and how strongly, what rotation-invariant filters cannot see (bone and
+matrix of one grain turned another way), and ``energy``: how fine the grain is (bone and matrix
+of one mean and spread, one finer). 3D by default, ``two_d`` per z slice; float32.
+:func:`block_features` computes a block with a :func:`halo` on a downsampling grid aligned to
+global coordinates, so chunked equals whole bit for bit (``tests/compute/test_features.py``).
+How each filter is computed and what it cost: docs/decisions.md ("Filter bank").
 """
 
 from __future__ import annotations
@@ -42,7 +35,7 @@ __all__ = [
 ]
 
 DEFAULT_SIGMAS: tuple[float, ...] = (0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
-FILTERS: tuple[str, ...] = ("gaussian", "log", "ggm", "dog", "st", "hessian", "orient")
+FILTERS: tuple[str, ...] = ("gaussian", "log", "ggm", "dog", "st", "hessian", "orient", "energy")
 TRUNCATE = 4.0
 """Gaussian kernels reach ``int(TRUNCATE * sigma + 0.5)`` voxels (scipy's default truncation)."""
 DOWNSAMPLE_MIN_SIGMA = 1.5
@@ -59,6 +52,12 @@ ORIENT_MAX_SIGMA = 6.0
 """... and up to this one: above it the fine derivatives a one-slice block (training, preview)
 must compute over the average's reach cost several times the rest of the bank, for little
 (docs/benchmarks.md, "Orientation features")."""
+ENERGY_BANDS: tuple[float, float] = (0.7, 1.6)
+"""The two Laplacians of Gaussian (voxels) whose squared responses ``energy`` averages over the
+``orient`` scales: the fine band against the next; their log ratio says how fine the grain is,
+which the bank's one-scale filters cannot once bone and matrix share mean and spread (a lamella
+0.8 voxel thick against a grain of 1.6: docs/benchmarks.md, "Grain energy")."""
+_ENERGY_PARTS = ("hi", "lo", "ratio")
 _AXIS_LETTERS = "zyx"
 
 
@@ -178,16 +177,27 @@ def _needed(settings: FeatureSettings) -> dict[float, set[str]]:
 
 def _scale_halo(settings: FeatureSettings, sigma: float, filters: set[str]) -> int:
     """Voxels of context (full resolution) the ``filters`` of one scale need on each side."""
-    core = filters - {"orient"}
+    core = filters - {"orient", "energy"}
     need = _core_halo(settings, sigma, core) if core else 0
-    return max(need, _orient_halo(settings, sigma)) if "orient" in filters else need
+    return max(need, _orient_halo(settings, sigma)) if {"orient", "energy"} & filters else need
 
 
 def _orient_halo(settings: FeatureSettings, sigma: float) -> int:
-    """Context of one scale's ``orient``: the average's reach (on the coarse grid, plus the
-    interpolation's margin) and, at full resolution, the fine derivative's."""
+    """Context of one scale's ``orient`` and ``energy``: the average's reach (on the coarse grid,
+    plus the interpolation's margin) and, at full resolution, the fine filters'."""
     f = _factor(settings, sigma)
-    return f * _orient_coarse_margin(settings, sigma) + _radius(ORIENT_INNER) + 1
+    return f * _orient_coarse_margin(settings, sigma) + _fine_margin(settings)
+
+
+def _wants_energy(settings: FeatureSettings) -> bool:
+    return any(n.startswith("energy_") for n in feature_names(settings))
+
+
+def _fine_margin(settings: FeatureSettings) -> int:
+    """Voxels the fine maps averaged by ``orient`` and ``energy`` read beyond themselves: the
+    widest Gaussian's radius and one for the central differences."""
+    widest = max(ENERGY_BANDS) if _wants_energy(settings) else ORIENT_INNER
+    return _radius(widest) + 1
 
 
 def _orient_coarse_margin(settings: FeatureSettings, sigma: float) -> int:
@@ -232,10 +242,11 @@ def _all_names(settings: FeatureSettings) -> list[str]:
         for f in settings.filters:
             if f in ("st", "hessian"):
                 names += [f"{f}_e{i + 1}_s{s:g}" for i in range(n_eig)]
-            elif f == "orient":
+            elif f in ("orient", "energy"):
                 if (s in settings.orient_scales if settings.orient_scales is not None
                         else ORIENT_MIN_SIGMA <= s <= ORIENT_MAX_SIGMA):
-                    names += [f"orient_{part}_s{s:g}" for part in _orient_parts(settings)]
+                    parts = _orient_parts(settings) if f == "orient" else _ENERGY_PARTS
+                    names += [f"{f}_{part}_s{s:g}" for part in parts]
             else:
                 names.append(f"{f}_s{s:g}")
     return names
@@ -492,28 +503,40 @@ def _orient_reach(settings: FeatureSettings, sigma: float) -> int:
 
 
 def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], settings: FeatureSettings,
-                 sigmas: list[float], origin: tuple[int, int, int], compiled: bool) -> tuple[dict, list[int]]:
-    """Products of the fine derivatives (scale :data:`ORIENT_INNER`) on the widest window the
-    ``orient`` scales average over, computed once for them all; and that window's start in
-    ``x`` per axis."""
+                 sigmas: list[float], origin: tuple[int, int, int], compiled: bool, tensor: bool = True,
+                 energy: bool = False) -> tuple[dict, list[int]]:
+    """The fine maps the ``orient`` and ``energy`` scales average, on the widest window they
+    read, computed once for them all: products of the fine derivatives (scale
+    :data:`ORIENT_INNER`, keys ``(i, j)``) with ``tensor``, the squared Laplacians of the
+    :data:`ENERGY_BANDS` (keys ``hi``, ``lo``) with ``energy``; and that window's start in ``x``
+    per axis."""
     axes = settings.axes
     reach = max(_orient_reach(settings, s) for s in sigmas)
-    margin = _radius(ORIENT_INNER) + 1
+    margin = _fine_margin(settings)
     base = [pads[a] - reach if a in axes else 0 for a in range(3)]
     window = tuple(slice(base[a] - margin, pads[a] + interior[a] + reach + margin) if a in axes else slice(None)
                    for a in range(3))
-    g = x[window].astype(np.float32)
-    for a in axes:
-        g = _trimmed_pass(g, ORIENT_INNER, a, compiled)
+    xs = x[window].astype(np.float32)
+    out: dict = {}
     inner = tuple(slice(1, -1) if a in axes else slice(None) for a in range(3))
-    grads = []
-    for a in axes:
-        ahead = tuple(slice(2, None) if b == a else s for b, s in enumerate(inner))
-        behind = tuple(slice(0, -2) if b == a else s for b, s in enumerate(inner))
-        grads.append((g[ahead] - g[behind]) * np.float32(0.5))
-    del g
-    n = len(axes)
-    return {(i, j): grads[i] * grads[j] for i in range(n) for j in range(i, n)}, base
+    shifted = {a: (tuple(slice(2, None) if b == a else s for b, s in enumerate(inner)),
+                   tuple(slice(0, -2) if b == a else s for b, s in enumerate(inner))) for a in axes}
+    for key, sigma in ((None, ORIENT_INNER),) * tensor + tuple(zip(("hi", "lo"), ENERGY_BANDS)) * energy:
+        g = xs
+        for a in axes:
+            g = _trimmed_pass(g, sigma, a, compiled)
+        extra = margin - _radius(sigma) - 1  # the wider band's margin, which this one does not need
+        if extra:
+            g = g[tuple(slice(extra, -extra) if a in axes else slice(None) for a in range(3))]
+        if key is None:
+            grads = [(g[shifted[a][0]] - g[shifted[a][1]]) * np.float32(0.5) for a in axes]
+            out.update({(i, j): grads[i] * grads[j] for i in range(len(axes)) for j in range(i, len(axes))})
+            del grads
+        else:
+            lap = sum(g[shifted[a][0]] + g[shifted[a][1]] for a in axes) - np.float32(2 * len(axes)) * g[inner]
+            out[key] = lap * lap
+        del g
+    return out, base
 
 
 def _aligned_window(axes, pads, interior, origin, f: int, margin: int,
@@ -537,16 +560,18 @@ def _aligned_window(axes, pads, interior, origin, f: int, margin: int,
 def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureSettings, pads: list[int],
                   interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool,
                   slots: dict[str, np.ndarray]) -> None:
-    """One scale's ``orient`` features of the interior, written into ``slots`` (part name ->
-    the feature array's slot; only those are computed to full resolution): the fine tensor
-    averaged over ``sigma`` (on the downsampled grid for large scales, as the other filters),
-    divided by its trace."""
+    """One scale's ``orient`` and ``energy`` features of the interior, written into ``slots``
+    (feature name less the scale -> the feature array's slot; only those are computed to full
+    resolution): the fine maps averaged over ``sigma`` (on the downsampled grid for large scales,
+    as the other filters); the tensor divided by its trace, the bands' energies as logs."""
     products, base = fine
     axes = settings.axes
     f = _factor(settings, sigma)
     cn = _orient_coarse_margin(settings, sigma)
     window, starts = _aligned_window(axes, pads, interior, origin, f, f * cn, base)
-    parts = {k: p[tuple(window)] for k, p in products.items()}
+    orient, energy = (any(s.startswith(family + "_") for s in slots) for family in ("orient", "energy"))
+    parts = {k: p[tuple(window)] for k, p in products.items()
+             if (orient and isinstance(k, tuple)) or (energy and k in ("hi", "lo"))}
     if f > 1:
         parts = {k: _box_mean(p, f, axes) for k, p in parts.items()}
         shape = next(iter(parts.values())).shape
@@ -556,16 +581,22 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     else:
         crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
     cs = _coarse_sigma(sigma, f)
-    tensor = {k: _smooth(p, cs, axes, crop, True, compiled) for k, p in parts.items()}
-    n = len(axes)
-    trace = sum(tensor[i, i] for i in range(n))
-    scale = np.divide(np.float32(1), trace, out=np.zeros_like(trace), where=trace > 0)
-    tensor = {k: t * scale for k, t in tensor.items()}
-    letters = [_AXIS_LETTERS[a] for a in axes]
-    maps = {letters[i] + letters[j]: t for (i, j), t in tensor.items()}
-    if {"e1", "e3"} & set(slots):
-        eig = _eigen(tensor, n)
-        maps["e1"], maps["e3"] = eig[0], eig[-1]
+    averaged = {k: _smooth(p, cs, axes, crop, True, compiled) for k, p in parts.items()}
+    maps: dict[str, np.ndarray] = {}
+    if energy:
+        # the log's floor keeps an empty band (a constant region) finite: both bands 0, ratio 0
+        hi, lo = (np.log(averaged.pop(k) + np.float32(1e-20)) for k in ("hi", "lo"))
+        maps.update({"energy_hi": hi, "energy_lo": lo, "energy_ratio": hi - lo})
+    if orient:
+        n = len(axes)
+        trace = sum(averaged[i, i] for i in range(n))
+        scale = np.divide(np.float32(1), trace, out=np.zeros_like(trace), where=trace > 0)
+        tensor = {k: t * scale for k, t in averaged.items()}
+        letters = [_AXIS_LETTERS[a] for a in axes]
+        maps.update({"orient_" + letters[i] + letters[j]: t for (i, j), t in tensor.items()})
+        if {"orient_e1", "orient_e3"} & set(slots):
+            eig = _eigen(tensor, n)
+            maps["orient_e1"], maps["orient_e3"] = eig[0], eig[-1]
     for part, dst in slots.items():
         if f == 1:
             dst[...] = maps[part]
@@ -612,16 +643,19 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     if "raw" in slot:
         out[slot["raw"]] = gaussians[-1]
     todo = _needed(settings)
-    oriented = [s for s, fs in todo.items() if "orient" in fs]
-    fine = _fine_tensor(x, pads, interior, settings, oriented, origin, compiled) if oriented else None
+    averaging = {"orient", "energy"}
+    oriented = [s for s, fs in todo.items() if averaging & fs]
+    fine = _fine_tensor(x, pads, interior, settings, oriented, origin, compiled,
+                        tensor=any("orient" in todo[s] for s in oriented),
+                        energy=any("energy" in todo[s] for s in oriented)) if oriented else None
     for i, sigma in enumerate(settings.sigmas):
         tag = tags[i]
         needed = todo.get(sigma)
-        if needed and "orient" in needed and fine is not None:
-            slots = {part: out[slot[f"orient_{part}_{tag}"]] for part in _orient_parts(settings)
-                     if f"orient_{part}_{tag}" in slot}
+        if needed and averaging & needed and fine is not None:
+            parts = [f"orient_{p}" for p in _orient_parts(settings)] + [f"energy_{p}" for p in _ENERGY_PARTS]
+            slots = {part: out[slot[f"{part}_{tag}"]] for part in parts if f"{part}_{tag}" in slot}
             _orient_scale(fine, sigma, settings, pads, interior, origin, compiled, slots)
-            needed = needed - {"orient"}
+            needed = needed - averaging
         if not needed:
             continue
         f = _factor(settings, sigma)

@@ -21,6 +21,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 import zmesh
 
+from ml4paleo.errors import InputError
+
 __all__ = [
     "MeshPiece",
     "ChunkWindow",
@@ -90,9 +92,9 @@ class ChunkWindow:
 
 def _check_shape(shape: Sequence[int]) -> None:
     if len(shape) != 3 or any(int(n) < 1 for n in shape):
-        raise ValueError(f"shape must be three positive sizes (z, y, x); got {tuple(shape)!r}")
+        raise InputError(f"shape must be three positive sizes (z, y, x); got {tuple(shape)!r}")
     if max(shape) > MAX_SHAPE:
-        raise ValueError(f"volume edge {max(shape)} exceeds the meshable maximum of {MAX_SHAPE} voxels")
+        raise InputError(f"volume edge {max(shape)} exceeds the meshable maximum of {MAX_SHAPE} voxels")
 
 
 def chunk_windows(shape: Sequence[int], chunk: int | Sequence[int]) -> list[ChunkWindow]:
@@ -102,7 +104,7 @@ def chunk_windows(shape: Sequence[int], chunk: int | Sequence[int]) -> list[Chun
     _check_shape(shape)
     edges = (int(chunk),) * 3 if np.isscalar(chunk) else tuple(int(c) for c in chunk)  # type: ignore[arg-type]
     if len(edges) != 3 or min(edges) < 1:
-        raise ValueError(f"chunk must be a positive size or three of them; got {chunk!r}")
+        raise InputError(f"chunk must be a positive size or three of them; got {chunk!r}")
     per_axis = []
     for n, c in zip(shape, edges):
         starts = list(range(0, int(n), c))
@@ -134,7 +136,7 @@ def mesh_block(
     dict label -> MeshPiece, with global half-voxel coordinates (see :class:`MeshPiece`).
     """
     if block.ndim != 3 or not np.issubdtype(block.dtype, np.integer):
-        raise ValueError(f"block must be a 3D integer label array; got {block.ndim}D {block.dtype}")
+        raise InputError(f"block must be a 3D integer label array; got {block.ndim}D {block.dtype}")
     wanted = None if labels is None else {int(v) for v in labels}
     if not (block.any() if wanted is None else np.isin(block, list(wanted)).any()):
         return {}  # most chunks of a scan are empty: skip marching cubes
@@ -195,7 +197,7 @@ def weld(pieces: Iterable[MeshPiece], *, canonical: bool = False) -> tuple[np.nd
         return np.zeros((0, 3), np.int32), np.zeros((0, 3), np.int32)
     keys = np.concatenate([pack_keys(p.coords) for p in pieces])
     if len(keys) >= 2**31:
-        raise ValueError(f"a mesh of {len(keys)} vertices exceeds 2^31; mesh with a larger downsample")
+        raise InputError(f"a mesh of {len(keys)} vertices exceeds 2^31; mesh with a larger downsample")
     starts = np.cumsum([0] + [len(p.coords) for p in pieces[:-1]]).astype(np.int32)
     faces = np.concatenate([p.faces + s for p, s in zip(pieces, starts)])
     unique, inverse = np.unique(keys, return_inverse=True)
@@ -234,7 +236,7 @@ def mesh_array(
     physical (z, y, x), faces (m, 3) int32), outward normals by the right-hand rule.
     """
     if volume.ndim != 3:
-        raise ValueError(f"volume must be 3D (z, y, x); got shape {volume.shape}")
+        raise InputError(f"volume must be 3D (z, y, x); got shape {volume.shape}")
     pieces: dict[int, list[MeshPiece]] = {}
     wanted = None if labels is None else list(labels)
     for w, block in iter_blocks(volume, chunk_windows(volume.shape, chunk)):
@@ -280,9 +282,9 @@ def simplify_mesh(
     if ratio is None and max_error is None:
         return vertices, faces
     if ratio is not None and not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be in (0, 1]; got {ratio!r}")
+        raise InputError(f"ratio must be in (0, 1]; got {ratio!r}")
     if max_error is not None and not max_error >= 0:
-        raise ValueError(f"max_error must be >= 0; got {max_error!r}")
+        raise InputError(f"max_error must be >= 0; got {max_error!r}")
     if len(faces) == 0:
         return vertices, faces
     factor = max(1, round(1.0 / ratio)) if ratio is not None else 10_000

@@ -81,10 +81,39 @@ def _first_voxels(ids: np.ndarray, boxes: Sequence[tuple[slice, ...]]) -> np.nda
     return first
 
 
+TaskRun = Callable[[Callable[..., Any], Sequence[tuple]], list]
+"""How independent tasks run: ``run(func, args)`` -> ``[func(*a) for a in args]``, in order
+(the pipeline layer passes its pool; compute knows nothing of schedulers)."""
+
+
+def serial_run(func: Callable[..., Any], args: Sequence[tuple]) -> list:
+    """:data:`TaskRun` in this process, one task after the other."""
+    return [func(*a) for a in args]
+
+
+SLAB_BATCH = 4
+"""Slabs labelled at once when ``find_pieces`` is given a task runner: enough for two cores to
+share, few enough that their boundary planes stay small beside a slab."""
+
+
+def _slab_summary(labels: Any, z0: int, z1: int, classes: Sequence[int], shape: tuple[int, ...]
+                  ) -> tuple[cc.BlockTable, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One slab's components: their table and boxes (global), and the slab's first and last
+    planes of ids, which join them across its faces. A task: it reads its own slab."""
+    lab = _slab_labels(np.asarray(labels[z0:z1]), classes)
+    boxes = ndi.find_objects(lab.ids[0]) if lab.n else []
+    lab.first = _first_voxels(lab.ids[0], boxes)
+    starts = np.array([[s.start + o for s, o in zip(b, (z0, 0, 0))] for b in boxes], np.int64).reshape(-1, 3)
+    stops = np.array([[s.stop + o for s, o in zip(b, (z0, 0, 0))] for b in boxes], np.int64).reshape(-1, 3)
+    return (cc.block_table(lab, (z0, 0, 0), shape), starts, stops,
+            np.ascontiguousarray(lab.ids[:, 0]), np.ascontiguousarray(lab.ids[:, -1]))
+
+
 def find_pieces(labels: Any, classes: Sequence[int], *, min_size: int = 0, depth: int = 64,
-                progress: ProgressCallback | None = None) -> Pieces:
+                progress: ProgressCallback | None = None, run: TaskRun | None = None) -> Pieces:
     """The face-connected pieces of ``classes`` in ``labels`` (a zarr or numpy (z, y, x) array),
-    read ``depth`` slices at a time; pieces under ``min_size`` voxels are dropped."""
+    read ``depth`` slices at a time; pieces under ``min_size`` voxels are dropped. With ``run``
+    (:data:`TaskRun`; ``labels`` then a zarr array) :data:`SLAB_BATCH` slabs are labelled at once."""
     progress = progress or no_progress
     shape = tuple(int(n) for n in labels.shape)
     classes = sorted({int(c) for c in classes if int(c) != 0})
@@ -92,19 +121,19 @@ def find_pieces(labels: Any, classes: Sequence[int], *, min_size: int = 0, depth
     tables, pairs, starts, stops = [], [], [], []
     previous: tuple[np.ndarray, int] | None = None
     total = 0
-    for i, (z0, z1) in enumerate(slabs):
-        block = np.asarray(labels[z0:z1])
-        lab = _slab_labels(block, classes)
-        boxes = ndi.find_objects(lab.ids[0]) if lab.n else []
-        lab.first = _first_voxels(lab.ids[0], boxes)
-        tables.append(cc.block_table(lab, (z0, 0, 0), shape))
-        starts.append(np.array([[s.start + o for s, o in zip(b, (z0, 0, 0))] for b in boxes], np.int64).reshape(-1, 3))
-        stops.append(np.array([[s.stop + o for s, o in zip(b, (z0, 0, 0))] for b in boxes], np.int64).reshape(-1, 3))
-        if previous is not None:
-            pairs.append(cc.face_pairs(previous[0], np.ascontiguousarray(lab.ids[:, 0]), previous[1], total))
-        previous = (np.ascontiguousarray(lab.ids[:, -1]), total)
-        total += lab.n
-        progress(i + 1, len(slabs), "finding pieces")
+    batch = SLAB_BATCH if run is not None else 1
+    for b0 in range(0, len(slabs), batch):
+        group = slabs[b0:b0 + batch]
+        done = (run or serial_run)(_slab_summary, [(labels, z0, z1, classes, shape) for z0, z1 in group])
+        for i, (table, box_starts, box_stops, top, bottom) in enumerate(done, start=b0):
+            tables.append(table)
+            starts.append(box_starts)
+            stops.append(box_stops)
+            if previous is not None:
+                pairs.append(cc.face_pairs(previous[0], top, previous[1], total))
+            previous = (bottom, total)
+            total += table.n
+            progress(i + 1, len(slabs), "finding pieces")
     merged = cc.merge_tables(tables, pairs)
     roots = len(merged.sizes)
     start = np.full((roots, 3), np.iinfo(np.int64).max, np.int64)
@@ -193,16 +222,6 @@ def _check_box(pieces: Pieces, k: int, max_box_voxels: int) -> None:
             f"{pieces.start[k - 1].tolist()}..{pieces.stop[k - 1].tolist()}) has a box of {size} voxels, above "
             f"the {max_box_voxels} that are split and measured in memory: is it a matrix rather than objects? "
             "Choose another class, or allow larger boxes (max_box_voxels) if the memory allows")
-
-
-TaskRun = Callable[[Callable[..., Any], Sequence[tuple]], list]
-"""How independent tasks run: ``run(func, args)`` -> ``[func(*a) for a in args]``, in order
-(the pipeline layer passes its pool; compute knows nothing of schedulers)."""
-
-
-def serial_run(func: Callable[..., Any], args: Sequence[tuple]) -> list:
-    """:data:`TaskRun` in this process, one task after the other."""
-    return [func(*a) for a in args]
 
 
 def objects_by_slabs(labels: Any, pieces: Pieces, voxel_size: Sequence[float], write: Callable[[int, np.ndarray], None],

@@ -7,14 +7,7 @@ voxels only, so the map is exact at any size), and the map is written slab by sl
 stays in memory from the slab where its box starts to the one where it ends, as in
 :func:`~ml4paleo.compute.objects_chunked.objects_by_slabs`. The same pass gives each object's
 thickness statistics and cavity volume, and each class's thickness histogram and porosity.
-
-**Cavities** are the background voxels an object encloses (``binary_fill_holes`` of the object,
-face-connected background, minus the object); a class's **porosity** is its objects' cavity
-volume over their volume with cavities filled: 0 for solid objects, the void fraction of the
-envelope for a hollow shell or a porous bone. Pores that open to the outside are not cavities.
-
-**Histogram**: voxels of each class by local thickness, in bins one smallest voxel edge wide
-(thicknesses are multiples of half that, so no bin edge falls between a value and its bin).
+Cavities, porosity and the histogram's bins are defined in docs/objects.md ("Thickness map").
 """
 
 from __future__ import annotations

@@ -8,13 +8,7 @@ at ``a``, see :mod:`ml4paleo.compute.mesh`) can be seen again, so only those are
 and only while a later chunk can still reach them (keys are z-major, so the ones behind the
 current z-slab drop off the front). The result is the same mesh as ``weld``: the same
 vertices (in another order) and the same faces, triangle for triangle.
-
-It also measures what :func:`ml4paleo.compute.mesh.measure_mesh` measures, piece by piece:
-area, signed volume and bounding box add up; watertightness is checked per piece, with the
-edges left open at a piece's border matched against the other pieces' at the end; shells
-(solid components and cavities) are the piece-local shells joined through shared vertices by a
-union-find. Memory: one piece, the shared-plane vertices of about one z-slab of chunks, the
-open edges on chunk planes and a few numbers per piece-local shell.
+It measures as it goes what ``measure_mesh`` measures (docs/objects.md, "Welding piece by piece").
 """
 
 from __future__ import annotations

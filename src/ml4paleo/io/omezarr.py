@@ -28,10 +28,10 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
 
-from ml4paleo.atomic import partial_path, replace_atomically
+from ml4paleo.atomic import partial_path, replace_atomically, write_atomically
 from ml4paleo.compute.downsample import downsample_labels, downsample_mean, pyramid_factors
 from ml4paleo.enums import CODECS, DEFAULT_CODEC
-from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
+from ml4paleo.errors import ArtifactNotFound, InputError, OutputExistsError
 from ml4paleo.progress import ProgressCallback, no_progress
 from ml4paleo.units import DEFAULT_UNIT, DEFAULT_VOXEL_SIZE, check_unit, check_voxel_size
 
@@ -358,11 +358,11 @@ class OmeZarrWriter:
 def _open_group(path: str | Path) -> zarr.Group:
     path = Path(path)
     if not path.is_dir():
-        raise VolumeNotFoundError(f"no OME-Zarr volume at {path}")
+        raise ArtifactNotFound(f"no OME-Zarr volume at {path}")
     try:
         return zarr.open_group(store=str(path), mode="r")
     except Exception as exc:  # zarr raises several types for a folder that is not a group
-        raise VolumeNotFoundError(f"{path} is not a readable OME-Zarr volume: {exc}") from exc
+        raise ArtifactNotFound(f"{path} is not a readable OME-Zarr volume: {exc}") from exc
 
 
 def read_info(path: str | Path) -> VolumeInfo:
@@ -377,7 +377,7 @@ def read_info(path: str | Path) -> VolumeInfo:
         scale = datasets[0]["coordinateTransformations"][0]["scale"]
         axes = ms.get("axes", [])
     except (KeyError, IndexError, TypeError) as exc:
-        raise VolumeNotFoundError(f"{path} has no NGFF multiscales metadata") from exc
+        raise ArtifactNotFound(f"{path} has no NGFF multiscales metadata") from exc
     arrays = [group[d["path"]] for d in datasets]
     level0 = arrays[0]
     if level0.ndim != 3:
@@ -420,7 +420,7 @@ def open_level(path: str | Path, level: int = 0) -> zarr.Array:
     try:
         return group[_dataset_path(group, level)]
     except KeyError as exc:
-        raise VolumeNotFoundError(f"{path} has no pyramid level {level}") from exc
+        raise ArtifactNotFound(f"{path} has no pyramid level {level}") from exc
 
 
 def to_dask(path: str | Path, level: int = 0, chunks: Any = None):
@@ -456,11 +456,5 @@ def set_voxel_size(path: str | Path, voxel_size: tuple[float, float, float] | li
         if isinstance(axis, dict) and axis.get("type") == "space":
             axis["unit"] = unit
     attrs.setdefault("ml4paleo", {})["voxel_size_source"] = "user"
-    tmp = partial_path(meta_path)
-    try:
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, meta_path)  # one rename: a reader sees the old or the new file, never none
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(meta_path, json.dumps(meta, indent=2))
     return read_info(path)

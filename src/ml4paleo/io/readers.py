@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
-from ml4paleo.errors import InputError, UnsafeArchiveError, UnsupportedFileError, VolumeNotFoundError
+from ml4paleo.errors import ArtifactNotFound, InputError, UnsafeArchiveError, UnsupportedFileError
 from ml4paleo.io._base import VolumeReader
 from ml4paleo.io._dicom import DicomSeriesReader
 from ml4paleo.io._sniff import natural_key, promises_image, sniff_bytes, unsupported_format
@@ -76,7 +76,7 @@ def open_volume(src: str | Path, *, scratch_dir: str | Path | None = None) -> Vo
     """
     src = Path(src)
     if not src.exists():
-        raise VolumeNotFoundError(f"{src}: no such file or folder")
+        raise ArtifactNotFound(f"{src}: no such file or folder")
     probe = VolumeReader()  # only for its thread pool while sniffing
     scratch = Scratch(Path(scratch_dir) if scratch_dir is not None else None)
     try:

@@ -40,6 +40,20 @@ class Status(StrEnum):
     ERROR = "error"
 
 
+JOB_STEPS = ("Upload", "Convert", "Annotate", "Train", "Segment", "Mesh", "Download")
+"""The steps of a job's timeline, as the job page shows them."""
+
+STATUS_STEPS: dict[Status, tuple[int, bool]] = {
+    Status.UPLOADING: (0, True), Status.UPLOADED: (1, True), Status.CONVERTING: (1, True),
+    Status.CONVERTED: (2, False), Status.ANNOTATED: (3, False), Status.TRAINING_QUEUED: (3, True),
+    Status.TRAINING: (3, True), Status.TRAINED: (4, False), Status.SEGMENTING: (4, True),
+    Status.SEGMENTED: (5, False), Status.MESHING_QUEUED: (5, True), Status.MESHING: (5, True),
+    Status.MESHED: (6, False),
+}
+"""Each status's place on :data:`JOB_STEPS` and whether that step is running now (``error`` has
+none: where it stands depends on what failed)."""
+
+
 class JobEvent(StrEnum):
     """What happens to a job; :func:`transition` says which status it leads to."""
 

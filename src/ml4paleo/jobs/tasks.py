@@ -201,7 +201,7 @@ def start(ctx: TaskContext) -> dict[str, Any]:
         ctx.model_trained(_train(ctx, scaled(ctx.progress, 0.0, TRAIN_SHARE, "training"), validate="later"))
         ctx.check()
     segment_volume(ctx.paths.volume, ctx.paths.model(ctx.model_id), ctx.paths.labels(ctx.seg_id),
-                   scheduler=ctx.settings.dask_scheduler or None, overwrite=True,
+                   scheduler=ctx.settings.scheduler, overwrite=True,
                    progress=scaled(ctx.progress, TRAIN_SHARE, 1.0, "segmenting"))
     return {}
 
@@ -312,7 +312,7 @@ def mesh(ctx: TaskContext) -> dict[str, Any]:
     labels = ctx.paths.labels(ctx.seg_id)
     max_error = None if ctx.params.get("full_resolution") else download_max_error(labels)
     mesh_labels(labels, out, formats=formats, overwrite=True, max_error=max_error,
-                scheduler=ctx.settings.dask_scheduler or None, preview_triangles=ctx.settings.preview_triangles,
+                scheduler=ctx.settings.scheduler, preview_triangles=ctx.settings.preview_triangles,
                 progress=scaled(ctx.progress, 0.0, 1.0, "meshing"))
     doc = json.loads((out / "meshes.json").read_text())
     meshes = [m for m in doc.get("meshes", []) if m.get("files")]
@@ -352,6 +352,7 @@ def objects(ctx: TaskContext) -> dict[str, Any]:
     result = objects_from_labels(labels, out, classes=p.get("classes"),
                                  split=p.get("split", "auto"), min_size=int(p.get("min_size", 0)),
                                  merge=p.get("merge") or (), seeds=seeds, image=ctx.paths.volume, overwrite=True,
+                                 scheduler=ctx.settings.scheduler,
                                  progress=scaled(ctx.progress, 0.0, 1.0, "objects"))
     return {"objects": len(result.objects), "unit": result.unit, "messages": result.messages}
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Any
 
 import numpy as np
 
-from ml4paleo.atomic import partial_path
+from ml4paleo.atomic import write_atomically
 from ml4paleo.compute import display
 from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
 from ml4paleo.io.histogram import volume_histogram as read_histogram
@@ -91,9 +90,7 @@ def histogram_of(job_paths: JobPaths) -> dict[str, Any]:
         cached = None
     if not isinstance(cached, dict) or cached.get("stamp") != stamp:
         cached = {"stamp": stamp, **dataclasses.asdict(read_histogram(job_paths.volume, HISTOGRAM_BINS))}
-        tmp = partial_path(job_paths.histogram)
-        tmp.write_text(json.dumps(cached))
-        os.replace(tmp, job_paths.histogram)
+        write_atomically(job_paths.histogram, json.dumps(cached))
     return {k: v for k, v in cached.items() if k != "stamp"}
 
 

@@ -22,7 +22,7 @@ from ml4paleo.version import __version__
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.compute.features import FeatureSettings
 from ml4paleo.compute.painted import PaintedPlane
-from ml4paleo.errors import InputError, OutputExistsError, VolumeNotFoundError
+from ml4paleo.errors import ArtifactNotFound, InputError, OutputExistsError
 from ml4paleo.models._base import UNET_CONFIG_FILE, Segmenter, SklearnSegmenter
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
@@ -111,7 +111,7 @@ def load_model(model_dir: str | Path) -> Segmenter:
     model_dir = Path(model_dir)
     meta_path = model_dir / METADATA_FILE
     if not meta_path.is_file():
-        raise VolumeNotFoundError(f"no trained model at {model_dir} (expected {METADATA_FILE})")
+        raise ArtifactNotFound(f"no trained model at {model_dir} (expected {METADATA_FILE})")
     try:
         meta = json.loads(meta_path.read_text())
         cls = _kind_class(meta["kind"])
@@ -120,7 +120,7 @@ def load_model(model_dir: str | Path) -> Segmenter:
     try:
         model = cls.load_files(model_dir, meta)
     except FileNotFoundError as exc:
-        raise VolumeNotFoundError(f"the model at {model_dir} is incomplete: {exc}") from exc
+        raise ArtifactNotFound(f"the model at {model_dir} is incomplete: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{meta_path} is not a valid model description: {exc}") from exc
     model.metadata = meta
@@ -153,7 +153,7 @@ def model_report(model_dir: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads((model_dir / METADATA_FILE).read_text())
     except FileNotFoundError:
-        raise VolumeNotFoundError(f"no trained model at {model_dir} (expected {METADATA_FILE})") from None
+        raise ArtifactNotFound(f"no trained model at {model_dir} (expected {METADATA_FILE})") from None
     validation_path = model_dir / VALIDATION_FILE
     validation = json.loads(validation_path.read_text()) if validation_path.is_file() else {}
     keys = ("kind", "classes", "method", "method_reason", "network", "warnings", "annotated_slices", "prior_slices",

@@ -9,10 +9,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["NORM_PERCENTILES", "PLANE_SLICES", "Patches", "plane_pieces", "read_mirrored", "robust_range"]
+__all__ = ["FOCUS_SHARE", "NORM_PERCENTILES", "PLANE_SLICES", "Patches", "plane_pieces", "read_mirrored", "robust_range"]
 
 NORM_PERCENTILES = (0.5, 99.5)
 """Normalisation: grey values at these percentiles of a sample of the volume map to -1 and 1."""
+
+
+FOCUS_SHARE = 0.5
+"""With focus voxels (weights above 1: the newest strokes of a warm-started fit), this share of
+the crops is centred near one of them, so that a dab of a few voxels among thousands is seen in
+half the batches instead of almost never."""
 
 
 PLANE_SLICES = 64
@@ -76,47 +82,65 @@ def robust_range(array: Any) -> tuple[float, float]:
 
 class Patches:
     """Random training crops near painted voxels (classes drawn uniformly), augmented. The
-    images may differ in size (whole slices, bands of slices along a painted plane)."""
+    images may differ in size (whole slices, bands of slices along a painted plane). With
+    ``weights`` (per label image, the loss weight of each painted voxel) the voxels weighing more
+    than 1 are the focus: ``FOCUS_SHARE`` of the crops are centred near them, and :meth:`batch`
+    returns the weights of each crop too."""
 
     def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], patch: int, align: int,
-                 augment: Sequence[str], rng: np.random.Generator) -> None:
+                 augment: Sequence[str], rng: np.random.Generator,
+                 weights: list[np.ndarray] | None = None) -> None:
         Y, X = (max(lab.shape[a] for lab in labels) for a in (0, 1))
         self.size = (min(patch, -(-Y // align) * align), min(patch, -(-X // align) * align))
-        self.images, self.labels = [], []
-        for im, lab in zip(images, labels):  # each padded to the crop size (a plane's band may be smaller)
+        self.images, self.labels, self.weights = [], [], [] if weights is not None else None
+        for j, (im, lab) in enumerate(zip(images, labels)):  # each padded to the crop size (a plane's band may be smaller)
             py, px = max(0, self.size[0] - lab.shape[0]), max(0, self.size[1] - lab.shape[1])
             self.images.append(np.pad(im, ((0, 0), (0, py), (0, px)), mode="symmetric"))
             self.labels.append(np.pad(lab, ((0, py), (0, px)), constant_values=-1))
+            if self.weights is not None:
+                w = np.where(lab >= 0, np.maximum(weights[j], 0), 0).astype(np.float32)  # type: ignore[index]
+                self.weights.append(np.pad(w, ((0, py), (0, px))))
         self.anchors = []
         for k in range(int(max(lab.max() for lab in labels)) + 1):
-            where = [np.stack([np.full(n.size, i), *np.unravel_index(n, lab.shape)], 1)
-                     for i, lab in enumerate(self.labels) if (n := np.flatnonzero(lab == k)).size]
-            if where:
-                self.anchors.append(np.concatenate(where))
+            self.anchors += self._where([lab == k for lab in self.labels])
+        self.focus = self._where([w > 1 for w in self.weights]) if self.weights is not None else []
         self.augment = set(augment)
         self.rng = rng
 
-    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _where(masks: list[np.ndarray]) -> list[np.ndarray]:
+        """The (image, y, x) rows of every True voxel of ``masks``, as one array (none if none)."""
+        where = [np.stack([np.full(n.size, i), *np.unravel_index(n, m.shape)], 1)
+                 for i, m in enumerate(masks) if (n := np.flatnonzero(m)).size]
+        return [np.concatenate(where)] if where else []
+
+    def batch(self, n: int) -> tuple[np.ndarray, ...]:
+        """``n`` crops: (images, labels), and their loss weights when the patches have weights."""
         rng, (P, Q) = self.rng, self.size
-        xs, ys = [], []
+        xs, ys, ws = [], [], []
         for _ in range(n):
-            pts = self.anchors[rng.integers(len(self.anchors))]
+            if self.focus and rng.random() < FOCUS_SHARE:
+                pts = self.focus[0]
+            else:
+                pts = self.anchors[rng.integers(len(self.anchors))]
             i, y, x = pts[rng.integers(len(pts))]
             H, W = self.labels[i].shape
             y0 = int(np.clip(y - rng.integers(P), 0, H - P))
             x0 = int(np.clip(x - rng.integers(Q), 0, W - Q))
             img = self.images[i][:, y0:y0 + P, x0:x0 + Q]
             lab = self.labels[i][y0:y0 + P, x0:x0 + Q]
+            w = self.weights[i][y0:y0 + P, x0:x0 + Q] if self.weights is not None else lab
             if "rot90" in self.augment:
                 k = int(rng.integers(4)) if P == Q else 2 * int(rng.integers(2))
-                img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
+                img, lab, w = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k), np.rot90(w, k)
             if "flip" in self.augment:
                 if rng.integers(2):
-                    img, lab = img[:, :, ::-1], lab[:, ::-1]
+                    img, lab, w = img[:, :, ::-1], lab[:, ::-1], w[:, ::-1]
                 if rng.integers(2):
                     img = img[::-1]
             if "intensity" in self.augment:
                 img = img * np.float32(rng.uniform(0.8, 1.2)) + np.float32(rng.uniform(-0.2, 0.2))
             xs.append(np.ascontiguousarray(img, dtype=np.float32))
             ys.append(np.ascontiguousarray(lab))
-        return np.stack(xs), np.stack(ys)
+            ws.append(np.ascontiguousarray(w))
+        return (np.stack(xs), np.stack(ys)) + ((np.stack(ws),) if self.weights is not None else ())

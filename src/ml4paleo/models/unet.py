@@ -36,7 +36,7 @@ from ml4paleo.models._unet_net import UNet, fused, receptive_radius
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUGMENTATIONS", "DEFAULTS", "UNetSegmenter"]
+__all__ = ["AUGMENTATIONS", "DEFAULTS", "FOCUS_WEIGHT", "UNetSegmenter", "WARM_LR"]
 
 DEFAULTS: dict[str, Any] = {
     "width": 8, "depth": 2, "context": 1,
@@ -62,6 +62,12 @@ XZ/YZ planes to training. Both load; a later one is refused with a clear error."
 WEIGHTS_FILE = "unet.pt"
 CONFIG_FILE = UNET_CONFIG_FILE
 STAGE = "training the U-Net"
+FOCUS_WEIGHT = 20.0
+"""Loss weight of a focus voxel (the newest strokes of a warm start) against 1 for every other
+painted voxel (why 20: docs/decisions.md, "The U-Net in the loop")."""
+WARM_LR = 0.3
+"""A warm start's learning rate, as a fraction of ``lr``: a fresh optimiser at the full rate
+jolts trained weights away from what the earlier strokes taught (docs/decisions.md)."""
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 """What a training's ``max_seconds`` is counted on."""
 
@@ -147,6 +153,8 @@ class UNetSegmenter:
         self.voxel_size: tuple[float, ...] = (1.0, 1.0, 1.0)
         self.curve: list[dict[str, Any]] = []
         self.best_epochs: int | None = None
+        self.warm_start = False
+        """Whether the last fit started from another model's weights (``init``)."""
         self.heldout_curves: list[dict[str, Any]] = []
         self.metadata: dict[str, Any] = {}
         self.validation: dict[str, Any] = {}
@@ -199,28 +207,51 @@ class UNetSegmenter:
             out[ref] = mask.astype(np.int64) - 1
         return out
 
-    def _pieces(self, array: Any, train: Mapping[SliceRef, np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _pieces(self, array: Any, train: Mapping[SliceRef, np.ndarray],
+                weights: Mapping[SliceRef, np.ndarray] | None = None) -> tuple[list[np.ndarray], ...]:
         """The normalised input stacks and label images the crops are drawn from: each painted z
         slice whole, and each painted XZ/YZ plane as bands of the z slices it crosses, labeled
         on the plane's line only (the loss ignores the rest): the network always predicts z
-        slices, so a plane teaches it in the geometry it is used in."""
-        images, labels = [], []
+        slices, so a plane teaches it in the geometry it is used in. With ``weights`` (per plane,
+        the loss weight of each painted voxel), a third list: the weights cut the same way."""
+        images, labels, cut = [], [], []
         c, half = self.params["context"], self.params["patch"]
         for ref, lab in train.items():
             if ref.axis == "z":
                 images.append(self._stack(array, ref.index))
                 labels.append(lab)
+                if weights is not None:
+                    cut.append(weights[ref])
                 continue
             for z, (y0, y1, x0, x1), band in plane_pieces(lab, ref.dim, ref.index, array.shape[1:], half):
                 images.append(self._normalise(read_mirrored(array, (z - c, y0, x0), (z + c + 1, y1, x1))))
                 labels.append(band)
-        return images, labels
+            if weights is not None:  # the weights are >= 0 exactly where painted: the same rows and bands
+                w = np.where(lab >= 0, weights[ref], -1).astype(np.float32)
+                cut += [band for _, _, band in plane_pieces(w, ref.dim, ref.index, array.shape[1:], half)]
+        return (images, labels) + ((cut,) if weights is not None else ())
+
+    def _focus_weights(self, train: Mapping[SliceRef, np.ndarray], focus: Mapping[Any, np.ndarray] | None,
+                       weight: float) -> dict[SliceRef, np.ndarray] | None:
+        """Per trained plane, the loss weight of each voxel: ``weight`` on the painted voxels of
+        ``focus`` (0/1..K masks by plane, like the annotations), 1 elsewhere; None without focus."""
+        if not focus:
+            return None
+        out = {ref: np.ones(lab.shape, np.float32) for ref, lab in train.items()}
+        for key, mask in focus.items():
+            ref = SliceRef.of(key)
+            mask = np.asarray(mask)
+            if ref not in out or mask.shape != out[ref].shape:
+                raise InputError(f"focus: slice {ref.name} is not a trained plane of the same shape")
+            out[ref][(mask > 0) & (train[ref] >= 0)] = weight
+        return out
 
     def fit(self, array: Any, annotations: Mapping[int, np.ndarray], *, voxel_size: Sequence[float] = (1, 1, 1),
             heldout: Mapping[int, np.ndarray] | None = None, max_seconds: float | None = None, clock: str = "wall",
             seed: int = 0,
             device: str = "auto", progress: ProgressCallback | None = None,
-            keep_best: bool = True) -> "UNetSegmenter":
+            keep_best: bool = True, init: "UNetSegmenter | None" = None,
+            focus: Mapping[Any, np.ndarray] | None = None, focus_weight: float | None = None) -> "UNetSegmenter":
         """Train on the painted voxels of ``annotations`` (slice z -> (y, x) mask, 0 unlabeled,
         1..K class index + 1) of ``array`` (z, y, x). With ``heldout`` (masks of slices not
         trained on), keep the weights of the epoch with the best held-out Dice and stop after
@@ -229,7 +260,14 @@ class UNetSegmenter:
         machine others load: the same training then stops after about the same number of steps).
         ``keep_best=False`` only watches the held-out slices (their Dice and loss enter
         ``curve``; every epoch runs and the last weights stay): for a fold scored on those very
-        slices afterwards, choosing its epoch by them would flatter its score."""
+        slices afterwards, choosing its epoch by them would flatter its score.
+
+        ``init``: a fitted U-Net of the same classes and network (width, depth, context) to start
+        from (its weights and normalisation) instead of random weights: a warm start that
+        fine-tunes on the grown annotations in a fraction of a fresh fit's time. ``focus``:
+        masks (like ``annotations``) of the newest strokes: their voxels weigh ``focus_weight``
+        (default ``FOCUS_WEIGHT``) in the loss and ``FOCUS_SHARE`` of the crops are centred on them, so that a dab of a few
+        voxels moves the network around it (docs/decisions.md, "The U-Net in the loop")."""
         progress = progress or no_progress
         if len(array.shape) != 3:
             raise InputError(f"array must be a 3D volume (z, y, x); got shape {tuple(array.shape)}")
@@ -253,18 +291,25 @@ class UNetSegmenter:
             raise InputError(f"clock must be one of {', '.join(CLOCKS)}; got {clock!r}")
         budget_clock = CLOCKS[clock]
         p = self.params
-        self.seed, self.voxel_size = int(seed), tuple(float(v) for v in voxel_size)
-        self.norm = robust_range(array)
+        self._check_init(init)
+        weights = self._focus_weights(train, focus, float(FOCUS_WEIGHT if focus_weight is None else focus_weight))
+        self.seed, self.voxel_size, self.warm_start = int(seed), tuple(float(v) for v in voxel_size), init is not None
+        self.norm = init.norm if init is not None else robust_range(array)
         self._apply_threads()
         t0, b0 = time.perf_counter(), budget_clock()
         with _seeded(self.seed, dev):
             net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"])
+            if init is not None:
+                net.load_state_dict({k: v.detach().cpu() for k, v in init.net.state_dict().items()})  # type: ignore[union-attr]
             net = net.to(dev, memory_format=torch.channels_last)
-            patches = Patches(*self._pieces(array, train), p["patch"], self.align, p["augment"],
-                              np.random.default_rng(self.seed))
+            images, labels, *cut = self._pieces(array, train, weights)
+            patches = Patches(images, labels, p["patch"], self.align, p["augment"], np.random.default_rng(self.seed),
+                              weights=cut[0] if cut else None)
             held_stacks = {z: self._stack(array, z) for z in held}
-            opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+            opt = torch.optim.AdamW(net.parameters(), lr=p["lr"] * (WARM_LR if init is not None else 1.0),
+                                    weight_decay=p["weight_decay"])
             loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
+            weighted = nn.CrossEntropyLoss(ignore_index=-1, reduction="none")
             self.curve, best, best_state, stale = [], None, None, 0
             total = p["epochs"] * p["steps_per_epoch"]
             progress(0, total, STAGE)
@@ -273,10 +318,14 @@ class UNetSegmenter:
                 net.train()
                 losses = []
                 for step in range(p["steps_per_epoch"]):
-                    x, y = patches.batch(p["batch_size"])
+                    x, y, *w = patches.batch(p["batch_size"])
                     opt.zero_grad(set_to_none=True)
                     x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
-                    loss = loss_fn(net(x), torch.from_numpy(y).to(dev))
+                    if w:  # the newest strokes weigh more: a mean over the painted voxels' weights
+                        wt = torch.from_numpy(w[0]).to(dev)
+                        loss = (weighted(net(x), torch.from_numpy(y).to(dev)) * wt).sum() / wt.sum().clamp(min=1.0)
+                    else:
+                        loss = loss_fn(net(x), torch.from_numpy(y).to(dev))
                     loss.backward()
                     opt.step()
                     losses.append(float(loss.detach()))
@@ -307,6 +356,19 @@ class UNetSegmenter:
         self.net, self.device, self._infer = net.eval(), dev, None
         progress(total, total, STAGE)
         return self
+
+    def _check_init(self, init: "UNetSegmenter | None") -> None:
+        """Raise :class:`InputError` unless ``init`` (if any) is a fitted U-Net whose weights fit
+        this one: the same classes, width, depth and context."""
+        if init is None:
+            return
+        if not isinstance(init, UNetSegmenter) or init.net is None or init.norm is None:
+            raise InputError("init must be a fitted U-Net to start from")
+        same = ("width", "depth", "context")
+        if init.classes != self.classes or any(init.params[k] != self.params[k] for k in same):
+            raise InputError(f"init has classes {list(init.classes)} and network "
+                             f"{ {k: init.params[k] for k in same} }; this U-Net needs {list(self.classes)} and "
+                             f"{ {k: self.params[k] for k in same} } to start from its weights")
 
     def _heldout_scores(self, net: UNet, stacks: dict[int, np.ndarray], held: dict[int, np.ndarray],
                         dev: torch.device) -> tuple[float, float]:
@@ -411,12 +473,13 @@ class UNetSegmenter:
     def describe(self) -> dict[str, Any]:
         """What metadata.json records of this model (beside the pipeline's own entries)."""
         return {"kind": self.kind, "classes": list(self.classes), "params": self.params, "seed": self.seed,
-                "halo": list(self.halo), "best_epochs": self.best_epochs}
+                "halo": list(self.halo), "best_epochs": self.best_epochs, "warm_start": self.warm_start}
 
     def _config(self) -> dict[str, Any]:
         return {"format": FORMAT, "kind": self.kind, "classes": list(self.classes), "params": self.params,
                 "seed": self.seed, "norm": list(self.norm) if self.norm else None, "voxel_size": list(self.voxel_size),
-                "halo": list(self.halo), "best_epochs": self.best_epochs, "curve": self.curve,
+                "halo": list(self.halo), "best_epochs": self.best_epochs, "warm_start": self.warm_start,
+                "curve": self.curve,
                 "heldout_curves": self.heldout_curves, "torch_version": torch.__version__}
 
     def _restore(self, config: Mapping[str, Any], state: Mapping[str, Any], device: str) -> None:
@@ -424,6 +487,7 @@ class UNetSegmenter:
         self.norm = tuple(config["norm"]) if config.get("norm") else None  # type: ignore[assignment]
         self.voxel_size = tuple(config.get("voxel_size", (1.0, 1.0, 1.0)))
         self.curve, self.best_epochs = list(config.get("curve", [])), config.get("best_epochs")
+        self.warm_start = bool(config.get("warm_start", False))
         self.heldout_curves = list(config.get("heldout_curves", []))
         p = self.params
         net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"])

@@ -108,6 +108,11 @@ class TrainingSet:
     unet_params: Mapping[str, Any] = field(default_factory=dict)
     """U-Net hyper-parameters; a fixed ``epochs`` makes its training deterministic, unlike the time budget."""
     device: str = "auto"
+    warm: Any = None
+    """A fitted U-Net the final fit starts from (the previous model's, in the correction loop);
+    the held-out folds never do: its weights saw the slices they hold out."""
+    focus: Mapping[SliceRef, np.ndarray] = field(default_factory=dict)
+    """The newest strokes (masks like ``masks``), which a warm-started U-Net weighs up."""
 
     def part(self, held: Collection[SliceRef]) -> list[PaintedSlice]:
         return [s for s in self.slices if s.ref not in held]
@@ -161,6 +166,19 @@ def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[Sli
     return np.concatenate(rows), np.concatenate(targets)
 
 
+def scored_rows(painted: PaintedSlice) -> np.ndarray:
+    """The rows a held-out ``painted`` slice is predicted on: its painted rows, then its pseudo
+    rows (the completion's band near outlines) if it has any."""
+    return painted.rows if painted.pseudo is None else np.concatenate([painted.rows, painted.pseudo[0]])
+
+
+def scored_coords(painted: PaintedSlice) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`scored_rows` lie on the slice."""
+    if painted.pseudo is None:
+        return painted.coords
+    return tuple(np.concatenate([a, b]) for a, b in zip(painted.coords, painted.pseudo[2]))  # type: ignore[return-value]
+
+
 def _fit_rows(model, X: np.ndarray, y: np.ndarray, ts: TrainingSet):
     keep = sample_indices(y, ts.sampling, ts.max_voxels, ts.seed)
     return model.fit(X[keep], y[keep])
@@ -173,8 +191,9 @@ class Candidate:
     needs_prior: ClassVar[bool] = False
 
     def heldout(self, ts: TrainingSet, held: Collection[SliceRef]) -> list[np.ndarray] | None:  # pragma: no cover
-        """Predicted classes of the rows of each slice in ``held`` (in ``ts.slices`` order),
-        from a model that never saw them; None where this fold cannot score the method honestly."""
+        """Predicted classes of the :func:`scored_rows` of each slice in ``held`` (in ``ts.slices``
+        order: the painted rows, then the completion's band), from a model that never saw them;
+        None where this fold cannot score the method honestly."""
         raise NotImplementedError
 
     def fit(self, ts: TrainingSet):  # pragma: no cover
@@ -199,7 +218,7 @@ class ForestCandidate(Candidate):
         train = ts.part(held)
         model = _fit_rows(self._model(ts), np.concatenate([s.rows for s in train]),
                           np.concatenate([s.targets for s in train]), ts)
-        return [model.predict(s.rows) for s in ts.slices if s.ref in held]
+        return [model.predict(scored_rows(s)) for s in ts.slices if s.ref in held]
 
     def fit(self, ts):
         return _fit_rows(self._model(ts), np.concatenate([s.rows for s in ts.slices]),
@@ -237,7 +256,8 @@ class ContextCandidate(Candidate):
             # the rows that would teach the prior (corrections) score it on their own strokes
             return None
         model = self._train(ts, self._model(ts), held)
-        return [model.predict(context_rows(ts, s, ts.unseen(held) - {s.ref})[0]) for s in ts.slices if s.ref in held]
+        return [model.predict(context_rows(ts, s, ts.unseen(held) - {s.ref}, pseudo=True)[0])
+                for s in ts.slices if s.ref in held]
 
     def fit(self, ts):
         return self._train(ts, self._model(ts, ts.prior), ())
@@ -250,7 +270,7 @@ class InterpolationCandidate(Candidate):
     needs_prior = True
 
     def heldout(self, ts, held):
-        return [prior_on_plane(ts, s.ref, ts.unseen(held), "labels")[s.coords] for s in ts.slices if s.ref in held]
+        return [prior_on_plane(ts, s.ref, ts.unseen(held), "labels")[scored_coords(s)] for s in ts.slices if s.ref in held]
 
     def fit(self, ts):
         from ml4paleo.models import InterpolationSegmenter  # lazy: see the imports
@@ -278,10 +298,12 @@ class UNetCandidate(Candidate):
         watched = {ref.index: m for ref, m in ts.masks.items() if ref.axis == "z" and ref in held}
         # one torch thread: two contended threads measured 8-10x slower than one (models/unet.py)
         model = UNetSegmenter(ts.classes, n_jobs=1, **ts.unet_params)
-        # held-out slices are only watched (keep_best=False): the fold is scored on them afterwards
+        # held-out slices are only watched (keep_best=False): the fold is scored on them afterwards;
+        # only the final fit starts from the previous model (a fold would start from weights that saw its slices)
+        warm = {"init": ts.warm, "focus": ts.focus or None} if ts.warm is not None and not held else {}
         return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit,
                          clock=ts.budget_clock, seed=ts.seed,
-                         device=ts.device, heldout=watched or None, keep_best=False)
+                         device=ts.device, heldout=watched or None, keep_best=False, **warm)
 
     def heldout(self, ts, held):
         from ml4paleo.models import labels_from_proba  # lazy: see the imports
@@ -295,7 +317,7 @@ class UNetCandidate(Candidate):
                 rows, cols = s.ref.plane_shape(ts.shape)
                 start, stop = plane_region(s.ref.dim, s.ref.index, (0, rows), (0, cols))
                 proba = np.take(model.predict_region(ts.array, start, stop), 0, axis=s.ref.dim)
-                out.append(labels_from_proba(proba)[s.coords])
+                out.append(labels_from_proba(proba)[scored_coords(s)])
         return out
 
     def fit(self, ts):

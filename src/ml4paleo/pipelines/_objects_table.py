@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any, Sequence
 
 import numpy as np
@@ -124,6 +125,15 @@ def csv_text(rows: list[dict[str, Any]], unit: str) -> str:
         flat["axis_major"], flat["axis_middle"], flat["axis_minor"] = r["axis_lengths"]
         writer.writerow([_cell(flat.get(k)) for k in CSV_FIELDS])
     return buf.getvalue()
+
+
+def json_text(doc: dict[str, Any]) -> str:
+    """``objects.json``: the header indented, then one object per line. An indented dump of the
+    whole goes through Python's encoder, not the C one: 3.6 of the main process's 20 CPU s on
+    2590 objects; one line per object keeps the file readable at a tenth of that."""
+    head = json.dumps({k: v for k, v in doc.items() if k != "objects"}, indent=1)
+    rows = ",\n".join(json.dumps(r) for r in doc["objects"])
+    return f'{head[:-2]},\n "objects": [\n{rows}\n ]\n}}\n'
 
 
 def _cell(v: Any) -> Any:

@@ -1,10 +1,11 @@
 """Run independent chunk tasks in parallel with progress: the scheduler belongs to the caller.
 
-``scheduler`` is ``"synchronous"`` (or ``"sync"``), ``"threads"``, ``"processes"``, or a ``tcp://host:port`` address of
-a Dask distributed scheduler; ``None`` takes the settings' value (:attr:`ml4paleo.settings.Settings.dask_scheduler`,
-``ML4PALEO_DASK_SCHEDULER``) and otherwise the caller's ``local`` choice when there are several tasks: processes
-where the work holds the GIL (zmesh's marching cubes), threads where it does not (scipy.ndimage filters and
-scikit-learn's tree prediction release it, so a segmentation's threads use every core without spawning workers).
+``scheduler`` is ``"synchronous"`` (or ``"sync"``), ``"threads"``, ``"processes"``, a ``tcp://host:port`` address of
+a Dask distributed scheduler, or ``"local"``: this machine, the caller's ``local`` choice when there are several
+tasks (processes where the work holds the GIL, zmesh's marching cubes; threads where it does not, scipy.ndimage
+filters and scikit-learn's tree prediction). A public pipeline reads the settings once, in :func:`scheduler_setting`
+(``None`` there: :attr:`ml4paleo.settings.Settings.dask_scheduler`, else ``"local"``), and passes the answer down;
+nothing below it reads the environment again.
 
 The local schedulers are :mod:`concurrent.futures` pools, one task per submission: Dask's local process scheduler
 hands out tasks in batches of 6 (its ``chunksize``), so 12 blocks on 2 workers were 2 batches, the first progress
@@ -23,9 +24,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ml4paleo.errors import InputError
 from ml4paleo.progress import ProgressCallback, no_progress
-from ml4paleo.settings import Settings
+from ml4paleo.settings import LOCAL_SCHEDULER as LOCAL, Settings
 
-LOCAL_SCHEDULERS = ("synchronous", "sync", "threads", "processes")
+LOCAL_SCHEDULERS = ("synchronous", "sync", "threads", "processes", LOCAL)
 
 
 def cores() -> int:
@@ -33,20 +34,21 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def settings_scheduler() -> str:
-    """The scheduler of the settings (``ML4PALEO_DASK_SCHEDULER``); empty means local."""
-    return Settings.env_value("dask_scheduler")
-
-
-def resolve_scheduler(scheduler: str | None, n_tasks: int, local: str = "processes") -> str:
-    """The scheduler to use: explicit, else the settings', else ``local`` (``processes`` or
-    ``threads``) for several tasks on several cores."""
-    choice = scheduler or settings_scheduler()
-    if not choice:
-        return local if n_tasks > 1 and cores() > 1 else "synchronous"
+def scheduler_setting(scheduler: str | None) -> str:
+    """The scheduler a public pipeline runs on: the caller's, else the settings'
+    (``ML4PALEO_DASK_SCHEDULER``), else :data:`LOCAL`; checked here, once."""
+    choice = scheduler or Settings.env_value("dask_scheduler") or LOCAL
     if choice in LOCAL_SCHEDULERS or "://" in choice:
         return choice
     raise InputError(f"scheduler must be one of {', '.join(LOCAL_SCHEDULERS)} or tcp://host:port; got {choice!r}")
+
+
+def resolve_scheduler(scheduler: str | None, n_tasks: int, local: str = "processes") -> str:
+    """The concrete scheduler for ``n_tasks`` tasks: :data:`LOCAL` (or ``None``) becomes ``local``
+    (``processes`` or ``threads``) for several tasks on several cores, else ``synchronous``."""
+    if scheduler in (None, LOCAL):
+        return local if n_tasks > 1 and cores() > 1 else "synchronous"
+    return scheduler
 
 
 def _spawned_pool(workers: int) -> ProcessPoolExecutor:

@@ -16,8 +16,8 @@ overlay of that plane computes only the other tiles.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import shutil
 import time
 import zipfile
@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.atomic import partial_path
+from ml4paleo.atomic import write_atomically
 from ml4paleo.compute.features import FILTERS, FeatureSettings
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.io.omezarr import read_info
@@ -52,9 +52,10 @@ sampling measurements (docs/benchmarks.md) put a binding cap's cost at
 0.001-0.02 Dice; the full model, trained without the cap, replaces the draft."""
 
 
-DRAFT_FEATURES = FeatureSettings(filters=tuple(f for f in FILTERS if f != "orient"))
+DRAFT_FEATURES = FeatureSettings(filters=tuple(f for f in FILTERS if f not in ("orient", "energy")))
 """A draft's bank before any full model has ranked one: the default bank less the orientation
-features. They are the bank's dearest on a one-slice block (24 of 85 features, the widest halo):
+and grain-energy features, averaged over the fine maps' widest window. They are the bank's dearest
+on a one-slice block (the orientation's 24 of 85 features, the widest halo):
 stroke -> overlay on an XZ plane p50 1.18 s (1.59 CPU s) with them, 0.93 s (1.10) without, on a
 quiet machine (docs/benchmarks.md); a draft is the overlay while painting, and the full model,
 which has them, replaces it."""
@@ -99,14 +100,9 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _store(path: Path, rows: np.ndarray, targets: np.ndarray) -> None:
-    tmp = partial_path(path)
-    try:
-        with open(tmp, "wb") as out:
-            np.savez(out, rows=rows, targets=targets)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, rows=rows, targets=targets)
+    write_atomically(path, buffer.getvalue())
 
 
 def train_draft(

@@ -31,7 +31,7 @@ from ml4paleo.enums import DEFAULT_MESH_FORMAT, MESH_FORMATS
 from ml4paleo.io.exports import STREAM_FORMATS, MeshStreamWriter, write_mesh
 from ml4paleo.atomic import partial_path, replace_atomically
 from ml4paleo.io.omezarr import VolumeInfo, open_level, read_info
-from ml4paleo.pipelines._tasks import run_tasks, settings_scheduler
+from ml4paleo.pipelines._tasks import LOCAL, run_tasks, scheduler_setting
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 MESH_CHUNK = 256
@@ -303,7 +303,7 @@ def mesh_labels(
         chunk by chunk, seamless; smoothed surfaces ignore ``max_error`` (full resolution).
     formats : any of stl, obj, ply, glb (a list or "stl,obj").
     chunk : chunk edge in voxels of the meshed grid; ``scheduler``: see
-        :mod:`ml4paleo.pipelines._tasks` (None: the settings' ``dask_scheduler``).
+        :mod:`ml4paleo.pipelines._tasks` (None: the settings' ``dask_scheduler``, else local).
     preview_triangles : when a mesh has more triangles than this, also write a light copy
         simplified to about this many (``preview/label_<k>_<unit>.ply``, key ``preview`` in
         meshes.json) for a browser's 3D view, from the same welded mesh (no second meshing pass).
@@ -339,8 +339,8 @@ def mesh_labels(
     voxel_size = tuple(float(v) * downsample for v in info.voxel_size)
     unit = info.unit
     windows = meshing.chunk_windows(grid, int(chunk))
-    scheduler = scheduler or settings_scheduler() or None
-    if scheduler is None and int(np.prod(grid)) < PARALLEL_MIN_VOXELS:
+    scheduler = scheduler_setting(scheduler)
+    if scheduler == LOCAL and int(np.prod(grid)) < PARALLEL_MIN_VOXELS:
         scheduler = "synchronous"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = partial_path(out_dir.with_name(out_dir.name + ".pieces"))

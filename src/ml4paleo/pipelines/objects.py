@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -28,8 +27,8 @@ from ml4paleo.compute.objects_chunked import MAX_BOX_VOXELS, find_pieces, object
 from ml4paleo.compute.thickness_map import thickness_by_slabs
 from ml4paleo.errors import InputError, NotALabelMap, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
-from ml4paleo.pipelines._objects_table import ObjectTable, csv_text
-from ml4paleo.pipelines._tasks import process_pool, run_tasks, settings_scheduler
+from ml4paleo.pipelines._objects_table import ObjectTable, csv_text, json_text
+from ml4paleo.pipelines._tasks import LOCAL, process_pool, resolve_scheduler, run_tasks, scheduler_setting
 from ml4paleo.pipelines.mesh import PARALLEL_MIN_VOXELS, label_names
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 from ml4paleo.planes import SliceRef
@@ -241,8 +240,20 @@ def objects_from_labels(
     wanted = _classes(classes, names, present)
     grey, grey_path = _grey(image, info.attrs, shape)
     voxel_size = tuple(float(v) for v in info.voxel_size)
-    progress(0.0, 1.0, "finding pieces")
-    pieces = find_pieces(arr, wanted, min_size=int(min_size), depth=depth, progress=scaled(progress, 0.0, 0.25))
+    scheduler = scheduler_setting(scheduler)
+    if scheduler == LOCAL and int(np.prod(shape)) < PARALLEL_MIN_VOXELS:
+        scheduler = "synchronous"
+    stack = contextlib.ExitStack()  # the worker pool, from the first pass to the thickness map
+    pool = stack.enter_context(process_pool(scheduler, 2))
+    parallel = pool is not None or resolve_scheduler(scheduler, 2) not in ("sync", "synchronous")
+    run = functools.partial(run_tasks, scheduler=scheduler, pool=pool) if parallel else None
+    try:
+        progress(0.0, 1.0, "finding pieces")
+        pieces = find_pieces(arr, wanted, min_size=int(min_size), depth=depth, progress=scaled(progress, 0.0, 0.25),
+                             run=run)
+    except BaseException:
+        stack.close()
+        raise
     parameters = {"classes": wanted, "split": split, "min_size": int(min_size), "h": h,
                   "merge": groups, "seeds": [ref.name for ref, _ in seeds]}
     # the labels' class names under their own key: "classes" names label values, and here values are objects
@@ -253,14 +264,7 @@ def objects_from_labels(
                            pyramid_min_size=max(info.level_shapes[-1][1:]))  # the labels' levels, for overlays
     tmp_csv, tmp_json = partial_path(csv_path), partial_path(json_path)
     map_writer = None
-    scheduler = scheduler or settings_scheduler() or None
-    if scheduler is None and int(np.prod(shape)) < PARALLEL_MIN_VOXELS:
-        scheduler = "synchronous"
-    stack = contextlib.ExitStack()
     try:
-        pool = stack.enter_context(process_pool(scheduler, max(pieces.n, 2)))
-        parallel = pool is not None or scheduler not in (None, "sync", "synchronous")
-        run = functools.partial(run_tasks, scheduler=scheduler, pool=pool) if parallel else None
         # level 0 only: finish() builds the pyramid after the corrections
         found = objects_by_slabs(arr, pieces, voxel_size, _ChunkRows(writer.array), split=split, h=h, grey=grey,
                                  max_box_voxels=max_box_voxels, progress=scaled(progress, 0.25, 0.75),
@@ -293,7 +297,7 @@ def objects_from_labels(
                "thickness_map": map_path.name,
                "classes": class_measures.rows(float(np.prod(voxel_size)), names),
                "messages": messages, "objects": rows}
-        tmp_json.write_text(json.dumps(doc, indent=1))
+        tmp_json.write_text(json_text(doc))
         writer.finish(scaled(progress, 0.92, 0.96, "building pyramid"))
         map_writer.finish(scaled(progress, 0.96, 1.0, "building the thickness pyramid"))
         replace_atomically(tmp_csv, csv_path, overwrite)

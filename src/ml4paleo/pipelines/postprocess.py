@@ -23,7 +23,7 @@ import numpy as np
 import zarr
 
 from ml4paleo.compute import components as cc
-from ml4paleo.pipelines._tasks import process_pool, run_tasks
+from ml4paleo.pipelines._tasks import LOCAL, process_pool, run_tasks, scheduler_setting
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["POST_BLOCK_VOXELS", "postprocess_labels"]
@@ -92,7 +92,7 @@ def postprocess_labels(
     store : path of a zarr array of class indices (z, y, x).
     classes : the structure classes present (nonzero values; a superset does no harm).
     min_size, fill, largest : the options of ``postprocess``.
-    scheduler : see :mod:`ml4paleo.pipelines._tasks`.
+    scheduler : see :mod:`ml4paleo.pipelines._tasks` (None: the settings', else local).
     scratch_dir : folder in which to make the scratch folder for block faces (default: beside
         ``store``); it is removed at the end.
     block : task block shape (default :func:`block_edges` of the array's chunks).
@@ -108,12 +108,13 @@ def postprocess_labels(
     regions = cc.block_grid(shape, block)
     nexts = cc.neighbours(shape, block)
     steps = cc.steps_for(min_size=min_size, fill=fill, largest=largest)
-    if scheduler in (None, "processes") and len(regions) == 1:
+    scheduler = scheduler_setting(scheduler)
+    if scheduler in (LOCAL, "processes") and len(regions) == 1:
         scheduler = "synchronous"  # one block: starting worker processes costs more than it
     classes = sorted({int(c) for c in classes if int(c) != 0})
     parent = Path(scratch_dir) if scratch_dir is not None else Path(store).parent
     scratch = tempfile.mkdtemp(prefix=".postprocess-", dir=parent)
-    local = scheduler is None or "://" not in scheduler
+    local = "://" not in scheduler
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(process_pool(scheduler, len(regions)))
         stack.callback(shutil.rmtree, scratch, ignore_errors=True)

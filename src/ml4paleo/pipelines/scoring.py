@@ -108,8 +108,11 @@ def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_sli
 
 def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]],
                      progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
-    """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics,
-    the same split into interior and extrapolated folds, its confusion matrix, the mean Dice of
+    """Leave-one-slice-out for every candidate on the same folds: per candidate its metrics (on
+    the painted voxels), the same split into interior and extrapolated folds, the same on the
+    completion's band near outlines of held-out slices painted with strokes (``band``: strokes
+    keep off the borders, so their own scores cannot see an outline's errors; labels from the
+    walker's completion, :mod:`ml4paleo.compute.complete`), its confusion matrix, the mean Dice of
     each fold (``fold_dice``; None where the fold could not score it) and seconds; and, when
     ``interpolation`` is scored beside it, on how many held-out voxels the two disagreed and how
     many of those the outlines had right (``against_outlines``: what the estimate of the Dice
@@ -119,13 +122,15 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
     outlines_right = dict.fromkeys(candidates, 0)
     confusion = {n: np.zeros((K, K), dtype=np.int64) for n in candidates}
     per_fold: dict[str, list[float | None]] = {n: [] for n in candidates}
-    split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64)} for n in candidates}
+    split = {n: {"interior": np.zeros((K, K), np.int64), "extrapolated": np.zeros((K, K), np.int64),
+                 "band": np.zeros((K, K), np.int64)} for n in candidates}
     seconds = dict.fromkeys(candidates, 0.0)
     progress(0, max(len(folds), 1))
     for i, held in enumerate(folds):
         if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
             continue  # a class painted only on the held-out slices: this fold cannot be scored
         targets = [s.targets for s in ts.slices if s.ref in held]
+        bands = [s.pseudo[1] if s.pseudo is not None else s.targets[:0] for s in ts.slices if s.ref in held]
         where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
         answers: dict[str, list[np.ndarray]] = {}
         for n, cand in candidates.items():
@@ -135,8 +140,10 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
                 per_fold[n].append(None)
                 continue
             fold = np.zeros((K, K), np.int64)
-            for truth, pred in zip(targets, predicted):
-                np.add.at(fold, (truth, pred), 1)
+            for truth, band, pred in zip(targets, bands, predicted):
+                np.add.at(fold, (truth, pred[: truth.size]), 1)
+                np.add.at(split[n]["band"], (band, pred[truth.size:]), 1)
+            predicted = [pred[: truth.size] for truth, pred in zip(targets, predicted)]
             answers[n] = predicted
             confusion[n] += fold
             split[n][where] += fold

@@ -30,7 +30,7 @@ from ml4paleo.compute.painted import keep_painted
 from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.models import cached_model, labels_from_proba, region_labels
-from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks
+from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks, scheduler_setting
 from ml4paleo.pipelines.postprocess import postprocess_labels
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
@@ -144,6 +144,7 @@ def segment_volume(
     volume_path, model_dir, out_path = Path(volume_path), Path(model_dir), Path(out_path)
     if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
         raise InputError(f"min_size must be a whole number of voxels >= 0; got {min_size!r}")
+    requested = scheduler_setting(scheduler)
     if out_path.exists() and not overwrite:
         raise OutputExistsError(f"{out_path} already exists (pass overwrite to replace it)")
     info = read_info(volume_path)
@@ -174,7 +175,7 @@ def segment_volume(
                             task_voxels(info.shape, settings.n_features if settings is not None else None))
         regions = _regions(info.shape, block)
         stores = [str(w.tmp_path / "0") for w in writers]
-        chosen = resolve_scheduler(scheduler, len(regions), local="threads")
+        chosen = resolve_scheduler(requested, len(regions), local="threads")
         post = bool(min_size > 1 or fill_holes or keep_largest)
         share = 0.8 if post else 0.9  # the rest: post-processing, then the pyramid
         progress(0, 1.0, "segmenting")
@@ -190,7 +191,7 @@ def segment_volume(
             progress(share, 1.0, "post-processing")
 
             after = postprocess_labels(stores[0], [c for c in range(1, K) if counts[c]], min_size=int(min_size),
-                                       fill=fill_holes, largest=keep_largest, scheduler=scheduler,  # its own local default
+                                       fill=fill_holes, largest=keep_largest, scheduler=requested,  # its own local default
                                        progress=scaled(progress, share, 0.9), scratch_dir=out_path.parent)
             counts = np.zeros(K, np.int64)
             counts[: min(K, len(after))] = after[:K]

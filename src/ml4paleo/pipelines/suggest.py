@@ -16,7 +16,9 @@ costs about as much as predicting a few slices, whatever the volume's size.
 
 from __future__ import annotations
 
-from typing import Any, Collection, Sequence
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -42,6 +44,9 @@ is predicted once whole (its features ~0.5 GB at most): a small scan's ranking t
 prediction instead of dozens of overlapping ones (region predictions equal the whole's)."""
 TOP = 10
 """Suggestions kept in the file."""
+PLANE_THREADS = 2
+"""Planes predicted at once: the filters and the trees release the GIL, so a training's last step
+no longer leaves a core idle (each holds one plane's features: its area times the halo's depth)."""
 CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; each voxel where the model and the "
                "painted outlines interpolated disagree goes to the outlines with the odds measured on held-out "
                "painted voxels where they disagreed (even odds without enough of them); an estimate, not a "
@@ -92,6 +97,29 @@ def _predict(model: Any, array: Any, start: Sequence[int], stop: Sequence[int]) 
     return keep_painted(model.predict_region(array, start, stop), getattr(model, "painted", ()), start, stop)
 
 
+def _plane_probas(model: Any, array: Any, planes: Sequence[tuple[int, int]],
+                  whole: np.ndarray | None) -> Iterator[np.ndarray]:
+    """(u, v, K) probabilities of each plane in order, ``PLANE_THREADS`` of them computed at once
+    and at most one more waiting to be taken, so memory holds a few planes whatever their number."""
+    shape = tuple(int(n) for n in array.shape)
+
+    def one(axis: int, index: int) -> np.ndarray:
+        if whole is not None:
+            return np.take(whole, index, axis=axis)
+        sides = [n for a, n in enumerate(shape) if a != axis]
+        start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
+        return np.take(_predict(model, array, start, stop), 0, axis=axis)
+
+    with ThreadPoolExecutor(PLANE_THREADS, thread_name_prefix="ml4paleo-suggest") as pool:
+        pending: deque[Future] = deque()
+        for plane in planes:
+            pending.append(pool.submit(one, *plane))
+            if len(pending) > PLANE_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_size: Sequence[float],
                    classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5
                    ) -> dict[str, Any]:
@@ -108,13 +136,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     voxels = int(np.prod(shape))
     cost = sum(voxels // shape[axis] * depth[axis] for axis, _ in planes)
     whole = _predict(model, array, (0, 0, 0), shape) if voxels <= WHOLE_VOXELS and cost >= voxels else None
-    for axis, index in planes:
-        if whole is not None:
-            proba = np.take(whole, index, axis=axis)
-        else:
-            sides = [n for a, n in enumerate(shape) if a != axis]
-            start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
-            proba = np.take(_predict(model, array, start, stop), 0, axis=axis)
+    for (axis, index), proba in zip(planes, _plane_probas(model, array, planes, whole)):
         labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
         distance = distance_to_painted(shape, painted, voxel_size, axis, index)
         terms += soft_dice_terms(proba, labels, outline_trust)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import json
 import threading
 from dataclasses import dataclass, field
@@ -49,13 +48,13 @@ from ml4paleo.pipelines._candidates import (
 )
 from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
+from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, outline_trust, score_candidates, validation_report,
                                         validation_warnings)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
-from ml4paleo.settings import Settings
 
 __all__ = ["METHODS", "SAMPLING", "VALIDATE", "TrainResult", "check_annotations", "load_annotations", "sample_indices",
            "train_model"]
@@ -67,15 +66,6 @@ PSEUDO_BAND = 5
 trains on, labeled by the completion (strokes alone rarely come near an outline)."""
 UNET_SECONDS = 300.0
 """The U-Net's time budget when ``max_train_seconds`` is not given and it is asked for by name."""
-NETWORK_BELOW = 0.9
-"""``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
-leaves a class below this held-out Dice: where they already do well the network's minute is
-not worth spending (measured: docs/benchmarks.md, "auto and the U-Net")."""
-AUTO_UNET_SETTING = "auto_unet_seconds"
-"""The setting (``ML4PALEO_AUTO_UNET_SECONDS``, default 60) of the U-Net's CPU seconds in all (its
-folds and the final fit) when ``auto`` scores it on its own account: 60 keeps ``auto`` within 2
-minutes of CPU at 10 M voxels (docs/benchmarks.md). CPU time, not the wall clock: on a machine
-others load the network trains as far either way. 0 turns it off."""
 MAX_FOLDS = 8
 """Leave-one-slice-out uses at most this many folds (slices grouped round-robin beyond)."""
 DEFAULT_SELECT: int | None = 16
@@ -99,6 +89,11 @@ CHEAP_TREES = 96
 24 trees alone moved Dice by 0.025 (std over seeds, features fixed) against 0.006 with 96, more
 than a correction stroke moves it. Walking 96 trees over 4 M voxels costs a few seconds; larger
 volumes keep the default (docs/decisions.md, "Retrain variance")."""
+IN_MEMORY_BYTES = 64 << 20
+"""A volume of at most this many bytes is read once into memory for training: each painted
+slice's features and each plane the suggestions score read the filters' halo around them through
+zarr's decompression, which on a small scan is most of the volume again for each (the 8.7 M-voxel
+scan of bench/small_scan.py: ~100 M voxels decompressed, 1.5-2 CPU s, against 8.7 M read once)."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -163,7 +158,8 @@ def train_model(
     spend in all (its leave-one-slice-out folds and the final fit share it); with it, ``auto``
     scores the U-Net too (without it, ``auto`` scores it only when the
     best fast method leaves a class below ``NETWORK_BELOW``, for the CPU seconds of the setting
-    ``auto_unet_seconds``; ``network`` in the result and the
+    ``auto_unet_seconds``, and after a model that scored it carries its scores instead while they
+    describe the annotations (:mod:`ml4paleo.pipelines.network`); ``network`` in the result and the
     metadata says whether it did and why). ``unet_params``:
     the U-Net's hyper-parameters (:data:`ml4paleo.models.unet.DEFAULTS`); with ``epochs`` among
     them each fit trains exactly that many epochs instead of against the clock, so that the
@@ -176,7 +172,8 @@ def train_model(
     ``previous_model``: the folder of the model this one replaces (its annotations minus the
     newest strokes): ``auto`` keeps its method unless another is clearly better (``SWITCH``), and
     its ranked features are kept instead of ranking again, so that a correction changes the model
-    by what was painted, not by a new draw of features. Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
+    by what was painted, not by a new draw of features; a U-Net there is fine-tuned from its
+    weights, the newest strokes weighed up. Bad inputs raise :class:`ml4paleo.errors.InputError` before anything is written.
 
     Example (``annotations/12.png``, ``40.png``...: 1 background, 2 shell)::
 
@@ -206,7 +203,7 @@ def train_model(
     ann = load_annotations(annotations)
     check_annotations(ann, info.shape, classes)
     K = len(classes)
-    array = open_level(volume_path, 0)
+    array = _training_array(volume_path)
 
     # 3. slices painted with strokes completed into full masks: the shape prior
     progress(0.0, 1.0, "completing painted slices")
@@ -243,16 +240,26 @@ def train_model(
     scored, chosen, reason = _choose(ts, candidates, folds, validate, previous_method, progress)
     network = "scored: asked for by name" if method == "unet" else \
         ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
+    evidence, final_ts = None, ts
     if method == "auto" and "unet" not in candidates:
-        network, ts = _network_decision(scored[chosen]["metrics"], chosen, folds, ts, previous_method)
-        if network.startswith("scored"):
+        plan = plan_network(scored[chosen], chosen, folds, ts, previous_method, previous_model)
+        network, ts, evidence = plan.text, plan.ts, plan.evidence
+        if plan.score or plan.carried:
             candidates["unet"] = make_candidate("unet")
             names = (*names, "unet")
-            scored.update(score_candidates(ts, {"unet": candidates["unet"]}, folds,
-                                           scaled(progress, 0.85, 0.9, "validating the U-Net (leave one slice out)")))
+            if plan.score:
+                scored.update(score_candidates(ts, {"unet": candidates["unet"]}, folds,
+                                               scaled(progress, 0.85, 0.9, "validating the U-Net (leave one slice out)")))
+                evidence = evidence_of(ts, folds, scored["unet"])
+            else:
+                scored["unet"] = plan.carried
             chosen, reason = choose_method(scored, names, previous_method)
+            if chosen == "unet" and plan.final is not None:
+                final_ts = plan.final  # a warm start, or one fit's share of the budget
             if validate == "later":
                 reason += " (quick folds for the fast methods; the full validation follows)"
+    if evidence is None and "unet" in candidates and scored["unet"].get("metrics") and not scored["unet"].get("carried"):
+        evidence = evidence_of(ts, folds, scored["unet"])  # scored by name or with epochs/time given: kept too
     warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
@@ -264,7 +271,8 @@ def train_model(
 
     # 7. the final model, fitted on every painted slice
     progress(0.9, 1.0, f"fitting the final model ({chosen})")
-    final = fit_final(candidates[chosen], dataclasses.replace(ts, params=_final_params(chosen, ts.params, info.shape)))
+    final = fit_final(candidates[chosen], dataclasses.replace(final_ts, params=_final_params(chosen, ts.params,
+                                                                                          info.shape)))
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
@@ -283,9 +291,12 @@ def train_model(
         "method": chosen,
         "method_reason": reason,
         "network": network,
+        EVIDENCE_KEY: evidence,
         "previous_method": previous_method,
         "previous_model": str(previous_model) if previous_model is not None else None,
-        "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"]} for n in candidates},
+        "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"],
+                           **({"band": scored[n]["band"]} if scored[n].get("band") else {}),
+                           **({"carried": True} if scored[n].get("carried") else {})} for n in candidates},
         "warnings": warnings,
         "voxel_size": list(info.voxel_size),
         "unit": info.unit,
@@ -349,6 +360,14 @@ def check_annotations(ann: dict[SliceRef, np.ndarray], shape: Sequence[int], cla
     missing = [f"{name!r} (value {k + 1})" for k, name in enumerate(classes) if seen[k + 1] == 0]
     if missing:
         raise InputError(f"no labeled voxel for class {', '.join(missing)}: label at least one voxel of every class")
+
+
+def _training_array(volume_path: str | Path) -> Any:
+    """Level 0 of the volume: in memory up to ``IN_MEMORY_BYTES``, else the zarr array."""
+    array = open_level(volume_path, 0)
+    if int(np.prod(array.shape, dtype=np.int64)) * array.dtype.itemsize <= IN_MEMORY_BYTES:
+        return np.asarray(array[:])
+    return array
 
 
 def _check_options(model_dir: Path, *, overwrite: bool, method: str, sampling: str, validate: str,
@@ -555,31 +574,6 @@ def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -
         return (method,)
     names = AUTO + (("unet",) if scores_unet else ())
     return names if prior is not None else tuple(n for n in names if not CANDIDATES[n].needs_prior)
-
-
-def _network_decision(metrics: Mapping[str, Mapping[str, float | None]], chosen: str,
-                      folds: Sequence[Sequence[SliceRef]], ts: TrainingSet,
-                      previous: str | None = None) -> tuple[str, TrainingSet]:
-    """Whether ``auto`` scores the U-Net after the quick methods (``chosen`` the best of them,
-    ``metrics`` its held-out scores) and why; and the training set with the U-Net's time budget.
-    A model that replaces a U-Net scores it again, so the switch rule can keep it."""
-    scores = {c: m["dice"] for c, m in metrics.items() if m["dice"] is not None}
-    if not folds or not scores:
-        return "not scored: no held-out painted slice to compare it on", ts
-    worst = min(scores, key=scores.get)  # type: ignore[arg-type]
-    if scores[worst] >= NETWORK_BELOW and previous != "unet":
-        return (f"not scored: {chosen} already reaches held-out Dice {scores[worst]:.3f} on its worst class "
-                f"({worst}), at least {NETWORK_BELOW}"), ts
-    seconds = float(Settings.env_value(AUTO_UNET_SETTING))
-    if not seconds > 0:
-        return "not scored: the setting ML4PALEO_AUTO_UNET_SECONDS is 0", ts
-    if importlib.util.find_spec("torch") is None:
-        return "not scored: PyTorch is not installed", ts
-    scored_ts = dataclasses.replace(ts, seconds_per_fit=seconds / (len(folds) + 1), budget_clock="cpu")
-    if previous == "unet":
-        return f"scored: the model it replaces is a U-Net ({seconds:g} CPU s)", scored_ts
-    return (f"scored: {chosen}, the best quick method, leaves class {worst} at held-out Dice {scores[worst]:.3f}, "
-            f"below {NETWORK_BELOW} ({seconds:g} CPU s for the U-Net's {len(folds)} folds and final fit)", scored_ts)
 
 
 def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]], validate: str,

@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
-from ml4paleo.atomic import partial_path
-from ml4paleo.errors import InputError, VolumeNotFoundError
+from ml4paleo.atomic import write_atomically
+from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["PENDING_FILE", "save_pending", "start_validation", "validate_model", "validation_status"]
@@ -48,9 +48,7 @@ def _lower_priority() -> None:
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = partial_path(path)
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(doc, indent=2))
 
 
 def save_pending(model_dir: str | Path, ts: Any, names: Sequence[str], folds: Sequence[Sequence[Any]],
@@ -64,10 +62,7 @@ def save_pending(model_dir: str | Path, ts: Any, names: Sequence[str], folds: Se
     token = uuid.uuid4().hex
     state = {"ts": dataclasses.replace(ts, array=None), "names": list(names),
              "folds": [list(f) for f in folds], "volume_path": str(volume_path), "token": token}
-    tmp = partial_path(model_dir / PENDING_FILE)
-    with tmp.open("wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, model_dir / PENDING_FILE)
+    write_atomically(model_dir / PENDING_FILE, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     validation = json.loads((model_dir / VALIDATION_FILE).read_text())
     _write_json(model_dir / VALIDATION_FILE, {**validation, "token": token})
     return model_dir / PENDING_FILE
@@ -81,7 +76,7 @@ def validation_status(model_dir: str | Path) -> str:
     try:
         doc = json.loads((Path(model_dir) / VALIDATION_FILE).read_text())
     except FileNotFoundError:
-        raise VolumeNotFoundError(f"no trained model at {model_dir}") from None
+        raise ArtifactNotFound(f"no trained model at {model_dir}") from None
     return validation_state(doc)
 
 

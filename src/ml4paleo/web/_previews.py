@@ -10,13 +10,12 @@ never leaves work behind it.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ml4paleo.atomic import partial_path
+from ml4paleo.atomic import write_atomically
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.jobs.statuses import TaskStatus
 from ml4paleo.jobs.tasks import newest_of_view
@@ -42,9 +41,7 @@ def check_view(view: Any) -> str | None:
 def _mark_newest(folder: Path, view: str, task_id: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"view-{view}"
-    tmp = partial_path(path)
-    tmp.write_text(str(task_id))
-    os.replace(tmp, path)
+    write_atomically(path, str(task_id))
 
 
 def runner_preview(job_id: str, model_id: str, axis: str, index: int, *, level: int = 0,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from ml4paleo.enums import CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS
+from ml4paleo.enums import CLASS_NAME_MAX, CODECS, DEFAULT_MESH_FORMAT, EXPORT_FORMATS, MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS
 from ml4paleo.jobs.statuses import MeshStatus, ModelStatus, SegmentationStatus, Status, TaskStatus
 from ml4paleo.planes import AXES
 from ml4paleo.units import LENGTH_UNITS
@@ -74,7 +74,8 @@ _SCHEMAS: dict[str, Any] = {
                                              "default_classes",
                                              "job_statuses", "model_statuses", "segmentation_statuses",
                                              "mesh_statuses", "task_statuses", "units", "unit_symbols",
-                                             "default_voxel_size", "train_methods"],
+                                             "default_voxel_size", "train_methods", "class_name_max",
+                                             "job_steps", "status_steps"],
                "properties": {
         "mesh_formats": {"type": "array", "items": {"type": "string", "enum": list(MESH_FORMATS)}},
         "default_mesh_format": {"type": "string", "enum": [DEFAULT_MESH_FORMAT],
@@ -88,7 +89,15 @@ _SCHEMAS: dict[str, Any] = {
         "default_voxel_size": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
         "units": {"type": "array", "items": {"type": "string", "enum": list(LENGTH_UNITS)}},
         "unit_symbols": {"type": "object", "additionalProperties": {"type": "string"}},
-        "train_methods": {"type": "array", "items": {"type": "string", "enum": list(TRAIN_METHODS)}}}},
+        "train_methods": {"type": "array", "items": {"type": "string", "enum": list(TRAIN_METHODS)}},
+        "class_name_max": {"type": "integer", "enum": [CLASS_NAME_MAX],
+                           "description": "the longest class name the server accepts"},
+        "job_steps": {"type": "array", "items": {"type": "string"}, "description": "a job's timeline, in order"},
+        "status_steps": {"type": "object", "description": "each job status but error: its index in job_steps and "
+                         "whether that step runs now",
+                         "additionalProperties": {"type": "object", "required": ["step", "running"],
+                                                  "properties": {"step": {"type": "integer"},
+                                                                 "running": {"type": "boolean"}}}}}},
 }
 
 

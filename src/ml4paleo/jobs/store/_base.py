@@ -11,6 +11,7 @@ from typing import Iterator
 from sqlalchemy.orm import Session, sessionmaker
 
 from ml4paleo.errors import JobNotFound
+from ml4paleo.jobs.bells import ring
 from ml4paleo.jobs.paths import JobPaths, check_job_id
 from ml4paleo.jobs.statuses import JobEvent, Status, transition
 from ml4paleo.jobs.store._engine import make_engine
@@ -31,9 +32,29 @@ class Database:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on an exception."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """One transaction: committed when the block ends, rolled back on an exception; then the
+        bells of the queues it added tasks to are rung (:func:`queued_on`)."""
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+            queued = session.info.pop(QUEUED, None)
+        if queued:
+            ring(self.settings.data, queued)
+
+    def paths(self, job_id: str) -> JobPaths:
+        return JobPaths.of(self.settings.jobs_dir, job_id)
+
+
+QUEUED = "ml4paleo.queued"
+"""Key of a session's ``info``: the queues its transaction added tasks to."""
+
+
+def queued_on(s: Session, queue: str) -> None:
+    """Record that this transaction queues a task on ``queue``: its runners are woken once it commits."""
+    s.info.setdefault(QUEUED, set()).add(queue)
+
+
+class _Unused:
 
     def paths(self, job_id: str) -> JobPaths:
         return JobPaths.of(self.settings.jobs_dir, job_id)

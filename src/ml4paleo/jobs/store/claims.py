@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ml4paleo.errors import InvalidTransition
 from ml4paleo.jobs.statuses import (BACKSTAGE, QUEUES, JobEvent, Lease, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, TaskKind, TaskStatus)
-from ml4paleo.jobs.store._base import Database, log, set_status
+from ml4paleo.jobs.store._base import Database, log, queued_on, set_status
 from ml4paleo.jobs.store.queue import end_cancelled, enqueue, queue_exports
 from ml4paleo.jobs.tables import Job, Mesh, Model, Segmentation, Task
 
@@ -33,9 +33,11 @@ _DONE_EVENT = {TaskKind.CONVERT: JobEvent.CONVERT_DONE, TaskKind.TRAIN: JobEvent
                TaskKind.START: JobEvent.SEGMENT_DONE, TaskKind.MESH: JobEvent.MESH_DONE}
 """Task kinds that move the job along (an export does not)."""
 _YIELDING = (TaskKind.VALIDATE,)
-"""Task kinds claimed after every other queued task of their queue. Exports are not among them:
-a segmentation's downloads are queued when it finishes, before any mesh of it can be, and are
-claimed in that order (yielding, they waited behind every mesh: 2 minutes on a 1024^3 scan)."""
+"""Task kinds claimed after every other queued task of their queue."""
+_FIRST = (TaskKind.EXPORT,)
+"""Task kinds claimed before every other queued task of their queue: a segmentation's downloads
+(seconds of deflating) never wait behind a mesh queued earlier, of another segmentation or job
+(behind meshes, the downloads of a 1024^3 scan came 2 minutes after it)."""
 
 
 @dataclass(frozen=True)
@@ -136,9 +138,10 @@ class Claims:
                 _fail_effects(s, task, f"gave up after its runner stopped {task.attempts} times "
                                        f"(last runner: {task.owner})", None)
             token = uuid.uuid4().hex
-            # validations yield to work a user is waiting for
+            # downloads first; validations yield to work a user is waiting for
             oldest = (select(Task.id).where(Task.queue == queue, claimable)
-                      .order_by(case((Task.kind.in_(_YIELDING), 1), else_=0), Task.id).limit(1).scalar_subquery())
+                      .order_by(case((Task.kind.in_(_FIRST), 0), (Task.kind.in_(_YIELDING), 2), else_=1), Task.id)
+                      .limit(1).scalar_subquery())
             result = s.execute(
                 update(Task).where(Task.id == oldest, claimable)
                 .values(status=TaskStatus.RUNNING, claim_token=token, owner=owner,
@@ -282,6 +285,7 @@ class Claims:
             task.status, task.claim_token, task.lease_until = TaskStatus.QUEUED, None, None
             task.attempts = max(task.attempts - 1, 0)
             log(s, task.job_id, "task:released", task.owner, task_id=task.id)
+            queued_on(s, task.queue)
             return True
 
     def cancelled(self, claim: Claim) -> bool:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from sqlalchemy import delete, select
 
-from ml4paleo.enums import ON_REQUEST_EXPORTS, SEGMENTATION_EXPORTS, default_classes
+from ml4paleo.enums import CLASS_NAME_MAX, ON_REQUEST_EXPORTS, SEGMENTATION_EXPORTS, default_classes
 from ml4paleo.errors import InputError, InvalidTransition
 from ml4paleo.jobs.paths import check_job_id, new_job_id
 from ml4paleo.jobs.statuses import BUSY, SegmentationStatus, Status
@@ -35,8 +35,8 @@ def check_classes(classes: Any) -> list[dict[str, Any]]:
         value, name, color = c["value"], c.get("name"), c.get("color", "#888888")
         if not 1 <= value <= 255 or value in seen:
             raise InputError(f"class values must be unique, from 1 to 255; got {value}")
-        if not isinstance(name, str) or not name.strip() or len(name) > 100:
-            raise InputError(f"class {value} needs a name of 1 to 100 characters")
+        if not isinstance(name, str) or not name.strip() or len(name) > CLASS_NAME_MAX:
+            raise InputError(f"class {value} needs a name of 1 to {CLASS_NAME_MAX} characters")
         if not isinstance(color, str) or len(color) > 32:
             raise InputError(f"class {value} has an invalid color {color!r}"[:200])
         if name.strip() in names:  # a model and its exports name the classes: two of one name are one

@@ -15,7 +15,7 @@ from ml4paleo.errors import ArtifactNotFound, InputError, InvalidTransition
 from ml4paleo.jobs.paths import DRAFTS_KEPT, PREVIEWS_KEPT, check_artifact_id, check_job_id, new_artifact_id
 from ml4paleo.jobs.statuses import (ACTIVE, BACKSTAGE, QUEUES, JobEvent, MeshStatus, ModelStatus, RunnerKind,
                                     SegmentationStatus, Status, TaskKind, TaskStatus, transition)
-from ml4paleo.jobs.store._base import Database, get_job, log, set_status
+from ml4paleo.jobs.store._base import Database, get_job, log, queued_on, set_status
 from ml4paleo.jobs.store.documents import job_document
 from ml4paleo.jobs.tables import Annotation, Job, Model, Segmentation, Task
 
@@ -30,6 +30,7 @@ def enqueue(s: Session, job: Job, queue: RunnerKind, kind: TaskKind, *, prev_sta
     s.add(task)
     s.flush()
     log(s, job.id, "task:queued", kind, task_id=task.id, at=now)
+    queued_on(s, queue)
     return task
 
 

@@ -5,15 +5,9 @@ import { formatDate, formatNumber, shortId } from "../lib/format.js";
 import { api, post } from "../lib/http.js";
 import { enc, getJob, modelReport, statusText } from "../lib/jobs.js";
 
-const STEPS = ["Upload", "Convert", "Annotate", "Train", "Segment", "Mesh", "Download"];
-// status → [index of the current step, whether that step is running]
-const PLACE = {
-  uploading: [0, true], uploaded: [1, true], converting: [1, true], converted: [2, false],
-  annotated: [3, false], training_queued: [3, true], training: [3, true], trained: [4, false],
-  segmenting: [4, true], segmented: [5, false], meshing_queued: [5, true], meshing: [5, true],
-  meshed: [6, false],
-};
-const RUNNING = new Set(Object.entries(PLACE).filter(([, v]) => v[1]).map(([k]) => k));
+// the timeline's steps and each status's place on it come from the server (GET /api/enums)
+const { job_steps: STEPS, status_steps: PLACE } = await enums();
+const RUNNING = new Set(Object.entries(PLACE).filter(([, v]) => v.running).map(([k]) => k));
 
 function latest(list) {
   return list && list.length ? list[list.length - 1] : null;
@@ -55,7 +49,8 @@ function failedStep(job) {
 }
 
 function renderTimeline(job) {
-  const [current, running] = job.status === "error" ? [failedStep(job), false] : PLACE[job.status] || [0, false];
+  const place = PLACE[job.status] || { step: 0, running: false };
+  const [current, running] = job.status === "error" ? [failedStep(job), false] : [place.step, place.running];
   const items = STEPS.map((label, i) => {
     const li = el("li", {}, label);
     if (i < current) li.classList.add("done");

@@ -3,6 +3,7 @@
 // of whole slices (undo, redo, clear, accept the suggestion) and the keyboard shortcuts.
 import { classColor, PALETTE } from "../../lib/colors.js";
 import { $, el, guarded } from "../../lib/dom.js";
+import { enums } from "../../lib/enums.js";
 import { PaintInput } from "../../lib/paint.js";
 
 /** Labels opacity once a suggestion fills the slice: its outlines stay visible, and the scan under them. */
@@ -25,6 +26,11 @@ export class AnnotationTools {
       onHover: (p) => view.showCursor(p),
     });
     this.edited = edited;
+    this.classNameMax = 100; // until the server's limit (GET /api/enums) arrives
+    enums().then((e) => {
+      this.classNameMax = e.class_name_max;
+      $("new-class-name").maxLength = e.class_name_max;
+    }).catch(() => {});
 
     for (const b of document.querySelectorAll(".tool")) b.addEventListener("click", () => state.setTool(b.dataset.tool));
     $("brush-size").addEventListener("input", (e) => state.setSize(Number(e.target.value)));
@@ -90,7 +96,7 @@ export class AnnotationTools {
   /** Rename class `c` in place of its `nameSpan`: Enter or leaving the field saves, Escape drops
    * it. Only the name changes: the value painted in the masks stays, so nothing is repainted. */
   _rename(c, nameSpan) {
-    const input = el("input", { type: "text", class: "rename-input", value: c.name, maxlength: "60", size: "10",
+    const input = el("input", { type: "text", class: "rename-input", value: c.name, maxlength: String(this.classNameMax), size: "10",
       "aria-label": `New name of ${c.name}` });
     let done = false;
     const finish = (keep) => {

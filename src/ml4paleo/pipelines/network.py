@@ -1,0 +1,212 @@
+"""When ``auto`` spends the U-Net's minute, and how a retrain in the correction loop reuses it.
+
+The quick methods (forest, context, interpolation) are scored in seconds; the U-Net's folds and
+final fit take the minute of ``ML4PALEO_AUTO_UNET_SECONDS``. ``auto`` spends it when the best
+quick method leaves a class below ``NETWORK_BELOW`` held-out Dice. In the correction loop a
+user retrains after every stroke, and spending the minute each time (the folds and a fresh
+network) made a round take 66 s instead of ~10 and drew a new network each time, which moved
+Dice by more than the stroke did. So the U-Net's held-out scores are *evidence* kept with each
+model (``network_evidence`` in its metadata: the folds they were scored on and the painted
+voxels then) and carried to the next model while they still describe the annotations: the same
+slices of outlines (hence the same folds) and at most ``RESCORE_GROWTH`` more painted voxels.
+While they do, the U-Net is not scored again; the choice compares the carried scores with the
+quick methods' fresh ones under the usual switch rule (``scoring.SWITCH``), and a U-Net that
+stays is fine-tuned from the previous model's weights for ``WARM_SHARE`` of the budget, the
+newest strokes weighed up (:meth:`ml4paleo.models.unet.UNetSegmenter.fit`, ``init`` and
+``focus``). Why these figures: docs/decisions.md, "The U-Net in the loop".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ml4paleo.pipelines._candidates import TrainingSet
+from ml4paleo.planes import SliceRef
+from ml4paleo.settings import Settings
+
+__all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "EVIDENCE_KEY", "NETWORK_BELOW", "RESCORE_GROWTH", "WARM_SHARE", "NetworkPlan",
+           "evidence_of", "newest_strokes", "plan_network"]
+
+NETWORK_BELOW = 0.9
+"""``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
+leaves a class below this held-out Dice: where they already do well the network's minute is
+not worth spending (measured: docs/benchmarks.md, "auto and the U-Net")."""
+AUTO_UNET_SETTING = "auto_unet_seconds"
+"""The setting (``ML4PALEO_AUTO_UNET_SECONDS``, default 60) of the U-Net's CPU seconds in all (its
+folds and the final fit) when ``auto`` scores it on its own account: 60 keeps ``auto`` within 2
+minutes of CPU at 10 M voxels (docs/benchmarks.md). CPU time, not the wall clock: on a machine
+others load the network trains as far either way. 0 turns it off."""
+WARM_SHARE = 0.15
+"""A warm-started U-Net (the previous model's weights, fine-tuned on the grown annotations)
+trains for this share of the setting's seconds (9 CPU s of 60)."""
+BAND_BELOW = 0.8
+"""``auto`` also scores the U-Net when the best quick method leaves a class below this Dice on the
+completion's band near the outlines of held-out slices painted with strokes (``band`` of
+:func:`ml4paleo.pipelines.scoring.score_candidates`): strokes keep off the borders, so their own
+held-out Dice saturates (0.98 on the orientation texture, where the unpainted slices get 0.92).
+The band's labels are the walker's completion, itself wrong near thin structures (thin tubes:
+0.81 for a forest that is right on its strokes), hence a threshold below ``NETWORK_BELOW``
+(measured: docs/benchmarks.md, "A signal beside the strokes")."""
+RESCORE_GROWTH = 0.5
+"""The U-Net's carried held-out scores stand until the painted voxels grow by this share since it
+was scored (or the slices of outlines, hence the folds, change)."""
+EVIDENCE_KEY = "network_evidence"
+"""Where a model's metadata keeps the U-Net's held-out evidence."""
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """What ``auto`` does with the U-Net in one training. ``text``: what the models page and the
+    CLI show (``scored: ...``, ``carried: ...`` or ``not scored: ...``); ``ts``: the training set
+    the U-Net's folds use (its budget set); ``score``: train and score its folds now;
+    ``carried``: its held-out scores from an earlier model, used instead; ``final``: the training
+    set of its final fit when it is chosen (a warm start, or one fit's share of the budget);
+    ``evidence``: what the new model records (None: nothing to carry)."""
+
+    text: str
+    ts: TrainingSet
+    score: bool = False
+    carried: dict[str, Any] | None = None
+    final: TrainingSet | None = None
+    evidence: dict[str, Any] | None = None
+
+
+def painted_voxels(masks: Mapping[SliceRef, np.ndarray]) -> int:
+    """Painted voxels (any class) over every plane."""
+    return int(sum(int(np.count_nonzero(m)) for m in masks.values()))
+
+
+def fold_names(folds: Sequence[Sequence[SliceRef]]) -> list[list[str]]:
+    return [[ref.name for ref in fold] for fold in folds]
+
+
+def evidence_of(ts: TrainingSet, folds: Sequence[Sequence[SliceRef]], unet: Mapping[str, Any]) -> dict[str, Any]:
+    """The evidence a freshly scored U-Net leaves for later models: its held-out metrics and per
+    fold Dice, the folds, and the painted voxels they were scored with."""
+    return {"folds": fold_names(folds), "painted": painted_voxels(ts.masks),
+            "metrics": unet.get("metrics", {}), "fold_dice": unet.get("fold_dice", [])}
+
+
+def read_evidence(model_dir: str | Path | None) -> dict[str, Any] | None:
+    """The U-Net evidence a saved model carries (None without any, or without a model)."""
+    if model_dir is None:
+        return None
+    try:
+        found = json.loads((Path(model_dir) / "metadata.json").read_text()).get(EVIDENCE_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    ok = isinstance(found, dict) and isinstance(found.get("folds"), list) and isinstance(found.get("painted"), int) \
+        and isinstance(found.get("metrics"), dict) and found["metrics"]
+    return found if ok else None
+
+
+def newest_strokes(masks: Mapping[SliceRef, np.ndarray],
+                   previous_model: str | Path | None) -> dict[SliceRef, np.ndarray]:
+    """The voxels painted (or repainted) since ``previous_model`` was trained, as masks like
+    ``masks`` (planes with nothing new left out): what a warm start weighs up."""
+    from ml4paleo.models._io import load_painted  # imported by train_model before this runs (a thread)
+
+    before = {SliceRef(("z", "y", "x")[a], i): m for a, i, m in load_painted(previous_model)} if previous_model else {}
+    out = {}
+    for ref, mask in masks.items():
+        mask = np.asarray(mask)
+        old = before.get(ref)
+        new = (mask > 0) if old is None or old.shape != mask.shape else (mask > 0) & (mask != old)
+        if new.any():
+            out[ref] = np.where(new, mask, 0).astype(np.uint8)
+    return out
+
+
+def _warm_model(previous_model: str | Path | None, ts: TrainingSet) -> Any:
+    """The previous model's U-Net when a new fit can start from its weights (same classes and
+    network), else None."""
+    if previous_model is None:
+        return None
+    from ml4paleo.models import load_model  # lazy: see newest_strokes
+    from ml4paleo.models.unet import DEFAULTS  # torch: only on this path
+
+    try:
+        model = load_model(previous_model)
+    except Exception:  # noqa: BLE001 - no usable model there: the U-Net is scored afresh instead
+        return None
+    want = {**DEFAULTS, **ts.unet_params}
+    same = getattr(model, "kind", "") == "unet" and tuple(model.classes) == ts.classes and \
+        all(model.params[k] == want[k] for k in ("width", "depth", "context"))
+    return model if same else None
+
+
+def _worst(metrics: Mapping[str, Mapping[str, float | None]] | None) -> tuple[str, float] | None:
+    """The class with the lowest Dice and that Dice (None when none was scored)."""
+    scores = {c: m["dice"] for c, m in (metrics or {}).items() if m.get("dice") is not None}
+    if not scores:
+        return None
+    worst = min(scores, key=scores.get)  # type: ignore[arg-type]
+    return worst, float(scores[worst])  # type: ignore[arg-type]
+
+
+def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence[SliceRef]],
+                 ts: TrainingSet, previous: str | None = None,
+                 previous_model: str | Path | None = None) -> NetworkPlan:
+    """Whether ``auto`` scores the U-Net after the quick methods (``chosen`` the best of them,
+    ``quick`` its held-out scores: ``metrics`` on the painted voxels, ``band`` near the completed
+    outlines), carries its scores from the previous model, or leaves it out; and why. The rule
+    (docs/decisions.md, "The U-Net in the loop"): evidence from the previous model that still
+    describes the annotations is carried, never re-trained; else the U-Net is scored when the
+    best quick method leaves a class below ``NETWORK_BELOW`` on the painted voxels or below
+    ``BAND_BELOW`` on the band, or when the model it replaces is a U-Net (so the switch rule
+    can keep it)."""
+    metrics = quick.get("metrics") or {}
+    scores = {c: m["dice"] for c, m in metrics.items() if m["dice"] is not None}
+    if not folds or not scores:
+        return NetworkPlan("not scored: no held-out painted slice to compare it on", ts)
+    seconds = float(Settings.env_value(AUTO_UNET_SETTING))
+    runs = seconds > 0 and importlib.util.find_spec("torch") is not None
+    share = dataclasses.replace(ts, seconds_per_fit=seconds / (len(folds) + 1), budget_clock="cpu")
+    evidence = read_evidence(previous_model)
+    painted = painted_voxels(ts.masks)
+    if runs and evidence is not None and evidence["folds"] == fold_names(folds) \
+            and painted <= evidence["painted"] * (1 + RESCORE_GROWTH):
+        carried = {"metrics": evidence["metrics"], "fold_dice": evidence.get("fold_dice") or [], "seconds": 0.0,
+                   "carried": True}
+        warm = _warm_model(previous_model, ts) if previous == "unet" else None
+        if warm is not None:
+            final = dataclasses.replace(ts, warm=warm, focus=newest_strokes(ts.masks, previous_model),
+                                        seconds_per_fit=seconds * WARM_SHARE, budget_clock="cpu")
+            how = f"fine-tuned from the previous model's weights for {seconds * WARM_SHARE:g} CPU s, the newest strokes weighed up"
+        else:
+            final, how = share, f"trained afresh for {seconds / (len(folds) + 1):g} CPU s if chosen"
+        grown = painted / max(evidence["painted"], 1) - 1
+        return NetworkPlan(
+            f"carried: its held-out scores from an earlier model on the same slices of outlines (painted voxels "
+            f"{grown:+.0%} since, re-scored from {RESCORE_GROWTH:+.0%} or a new slice of outlines); {how}",
+            share, carried=carried, final=final, evidence=evidence)
+    why_new = ("the slices of outlines changed since it was last scored" if evidence is not None and
+               evidence["folds"] != fold_names(folds) else
+               f"the painted voxels grew by more than {RESCORE_GROWTH:.0%} since it was last scored"
+               if evidence is not None else "")
+    worst, low = _worst(metrics)  # type: ignore[misc]
+    band = _worst(quick.get("band"))
+    band_low = band is not None and band[1] < BAND_BELOW
+    if low >= NETWORK_BELOW and not band_low and previous != "unet":
+        near = f" and {band[1]:.3f} near the completed outlines, at least {BAND_BELOW}" if band else ""
+        return NetworkPlan(f"not scored: {chosen} already reaches held-out Dice {low:.3f} on its worst class "
+                           f"({worst}), at least {NETWORK_BELOW}{near}", ts)
+    if not seconds > 0:
+        return NetworkPlan("not scored: the setting ML4PALEO_AUTO_UNET_SECONDS is 0", ts)
+    if not runs:
+        return NetworkPlan("not scored: PyTorch is not installed", ts)
+    if previous == "unet":
+        return NetworkPlan(f"scored: the model it replaces is a U-Net" + (f" and {why_new}" if why_new else "")
+                           + f" ({seconds:g} CPU s)", share, score=True, final=share)
+    why = (f"leaves class {worst} at held-out Dice {low:.3f}, below {NETWORK_BELOW}" if low < NETWORK_BELOW else
+           f"leaves class {band[0]} at held-out Dice {band[1]:.3f} near the completed outlines, below "  # type: ignore[index]
+           f"{BAND_BELOW} ({low:.3f} on the strokes)")
+    return NetworkPlan(f"scored: {chosen}, the best quick method, {why} ({seconds:g} CPU s for the U-Net's "
+                       f"{len(folds)} folds and final fit)", share, score=True, final=share)
