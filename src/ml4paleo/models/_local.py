@@ -2,12 +2,12 @@
 
 Why: on thin structures a correction dab is a voxel or two on a rim, and its rows teach the
 forest about every rim of the volume; a correct "not here" dab then thinned every tube and
-lowered Dice by 0.015-0.02 (docs/decisions.md, "A correction acts where it was painted").
+lowered Dice by 0.015-0.05 (docs/decisions.md, "A correction acts where it was painted").
 :class:`LocalCorrections` holds the forest fitted on every painted voxel (``near``) and the
-one fitted without the corrections' rows that are meant to stay local (``far``), and answers
-with ``near`` within reach of those corrections, ``far`` beyond, blended in between
-(:class:`ml4paleo.compute.reach.CorrectionReach`). Both work on the same filter bank, computed
-once per region; ``near`` runs only on the box within reach.
+one fitted without the rows of the corrections meant to act locally (``far``). It answers with
+``near`` within reach of those corrections and, beyond, with ``far_share`` of ``far`` and the
+rest of ``near``, linear in between (:class:`ml4paleo.compute.reach.CorrectionReach`). Both
+work on one filter bank, computed once per region.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ REACH_FILE = "reach.npz"
 
 class LocalCorrections:
     """``near`` within ``radius`` (the volume's units) of the local corrections' painted voxels,
-    ``far`` elsewhere; both forests (or context forests) on one feature bank."""
+    ``far_share`` of ``far`` (the rest ``near``) elsewhere; both forests (or context forests) on
+    one feature bank."""
 
     kind: ClassVar[str] = "local-corrections"
 
