@@ -33,3 +33,23 @@ def test_near_within_reach_far_beyond_and_the_same_after_saving(tmp_path):
     loaded = load_model(tmp_path / "m")
     assert loaded.kind == "local-corrections" and loaded.classes == model.classes
     assert np.allclose(loaded.predict_region(vol, (0, 0, 0), vol.shape), p, atol=1e-6)
+
+
+def test_beyond_the_reach_a_share_of_each_forest(tmp_path):
+    rng = np.random.default_rng(1)
+    vol = rng.normal(size=(12, 20, 20)).astype(np.float32)
+    X = features_of_region(vol, (0, 0, 0), vol.shape, SETTINGS).reshape(-1, SETTINGS.n_features)
+    y = (X[:, 0] > 0).astype(np.intp)
+    far = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4).fit(X, y)
+    near = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4, seed=3).fit(X, 1 - y)
+    mask = np.zeros((20, 20), np.uint8)
+    mask[10, 10] = 1
+    model = LocalCorrections(far, near, [(0, 6, mask)], (1.0, 1.0, 1.0), radius=4.0, far_share=0.5)
+    p = model.predict_region(vol, (0, 0, 0), vol.shape)
+    p_far, p_near = far.predict_region(vol, (0, 0, 0), vol.shape), near.predict_region(vol, (0, 0, 0), vol.shape)
+    assert np.allclose(p[6, 9:12, 9:12], p_near[6, 9:12, 9:12])  # within half the reach: the near forest
+    assert np.allclose(p[:2], (p_far[:2] + p_near[:2]) / 2)  # beyond: the mean
+    labels = region_labels(model, vol, (0, 0, 0), vol.shape)
+    assert np.array_equal(labels, np.argmax(p, -1))
+    save_model(model, tmp_path / "m", metadata={"method": "forest"})
+    assert np.allclose(load_model(tmp_path / "m").predict_region(vol, (0, 0, 0), vol.shape), p, atol=1e-6)

@@ -208,29 +208,37 @@ def test_a_small_volume_s_final_forest_draws_more_trees():
     assert _final_params("boosting", {}, (8, 8, 8)) == {} and _final_params("interpolation", {}, (8, 8, 8)) == {}
 
 
-def test_a_background_stroke_acts_within_its_reach_only(blobs, tmp_path):
-    """A "not here" dab teaches the forest its neighbourhood only: beyond REACH_VOXELS the
-    segmentation is the one before the stroke, voxel for voxel (the far forest is fitted on the
-    same rows), and within it the result changed."""
+def test_a_background_stroke_acts_fully_within_its_reach_and_by_half_beyond(blobs, tmp_path):
+    """A "not here" dab teaches the forest its neighbourhood: within REACH_VOXELS the model is the
+    forest that learned it, beyond it the mean of that forest and the one fitted on the same rows
+    as before the stroke (the segmentation before it, voxel for voxel)."""
+    from ml4paleo.compute.painted import keep_painted
+    from ml4paleo.models import labels_from_proba
     from ml4paleo.pipelines._local_fit import REACH_VOXELS
 
     path, truth = blobs
     ann = {z: strokes(truth[z]) for z in START}
-    train_model(path, ann, tmp_path / "before", method="forest", features=FAST, params=FAST_RF, select=8)
-    segment_volume(path, tmp_path / "before", tmp_path / "before.ome.zarr", scheduler="synchronous")
-    before = np.asarray(open_level(tmp_path / "before.ome.zarr", 0)[:])
+    _, before = run_forest(path, ann, tmp_path / "before", None)
     z, dab = worst_false_positive(before, truth, ann)
-    with_bg = {**ann, z: dab.astype(np.uint8)}
-    _, after = run_after(path, with_bg, tmp_path / "bg", tmp_path / "before")
-    assert json.loads((tmp_path / "bg" / "metadata.json").read_text())["kind"] == "local-corrections"
+    _, after = run_forest(path, {**ann, z: dab.astype(np.uint8)}, tmp_path / "bg", tmp_path / "before")
+    model = load_model(tmp_path / "bg")
+    assert model.kind == "local-corrections" and model.far_share == 0.5
+    vol = np.asarray(open_level(path, 0)[:])
+    painted = [(0, k, m) for k, m in ann.items()]  # painted voxels are law in both segmentations
+    far = keep_painted(labels_from_proba(model.far.predict_region(vol, (0, 0, 0), vol.shape)), painted,
+                       (0, 0, 0), vol.shape)
+    both = keep_painted(labels_from_proba((model.far.predict_region(vol, (0, 0, 0), vol.shape)
+                                           + model.near.predict_region(vol, (0, 0, 0), vol.shape)) / 2), painted,
+                        (0, 0, 0), vol.shape)
     stroke = np.zeros(truth.shape, bool)
     stroke[z] = dab
     beyond = ndi.distance_transform_edt(~stroke) >= REACH_VOXELS
-    assert np.array_equal(after[beyond], before[beyond])
-    assert (after != before)[~beyond & ~stroke].any()  # and it changed its neighbourhood
+    assert np.array_equal(far, before)  # the far forest is the one before the stroke
+    assert np.array_equal(after[beyond], both[beyond])
+    assert (after != before)[~beyond & ~stroke].any()  # and the stroke changed its neighbourhood
 
 
-def run_after(path, ann, folder, previous):
+def run_forest(path, ann, folder, previous):
     result = train_model(path, ann, folder, method="forest", features=FAST, params=FAST_RF, select=8,
                          previous_model=previous)
     segment_volume(path, folder, folder.with_suffix(".ome.zarr"), scheduler="synchronous")

@@ -2,12 +2,12 @@
 
 Why: on thin structures a correction dab is a voxel or two on a rim, and its rows teach the
 forest about every rim of the volume; a correct "not here" dab then thinned every tube and
-lowered Dice by 0.015-0.02 (docs/decisions.md, "A correction acts where it was painted").
+lowered Dice by 0.015-0.05 (docs/decisions.md, "A correction acts where it was painted").
 :class:`LocalCorrections` holds the forest fitted on every painted voxel (``near``) and the
-one fitted without the corrections' rows that are meant to stay local (``far``), and answers
-with ``near`` within reach of those corrections, ``far`` beyond, blended in between
-(:class:`ml4paleo.compute.reach.CorrectionReach`). Both work on the same filter bank, computed
-once per region; ``near`` runs only on the box within reach.
+one fitted without the rows of the corrections meant to act locally (``far``). It answers with
+``near`` within reach of those corrections and, beyond, with ``far_share`` of ``far`` and the
+rest of ``near``, linear in between (:class:`ml4paleo.compute.reach.CorrectionReach`). Both
+work on one filter bank, computed once per region.
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ REACH_FILE = "reach.npz"
 
 class LocalCorrections:
     """``near`` within ``radius`` (the volume's units) of the local corrections' painted voxels,
-    ``far`` elsewhere; both forests (or context forests) on one feature bank."""
+    ``far_share`` of ``far`` (the rest ``near``) elsewhere; both forests (or context forests) on
+    one feature bank."""
 
     kind: ClassVar[str] = "local-corrections"
 
     def __init__(self, far: SklearnSegmenter, near: SklearnSegmenter, planes: Sequence[PaintedPlane],
-                 voxel_size: Sequence[float], radius: float) -> None:
+                 voxel_size: Sequence[float], radius: float, far_share: float = 1.0) -> None:
         self.far, self.near = far, near
+        self.far_share = float(far_share)
         self.classes = far.classes
         self.feature_settings = far.feature_settings
         self.planes = [(int(a), int(i), np.asarray(m, np.uint8)) for a, i, m in planes]
@@ -59,32 +61,37 @@ class LocalCorrections:
         return self.far
 
     def proba_from_features(self, features: np.ndarray, start: Sequence[int]) -> np.ndarray:
-        """(z, y, x, K) probabilities of the region at ``start`` from its bank ``features``."""
-        proba = self.far.proba_from_features(features, start)
+        """(z, y, x, K) probabilities of the region at ``start`` from its bank ``features``:
+        ``near`` where a correction reaches fully, ``far_share`` of ``far`` (the rest ``near``)
+        where none reaches, linear between."""
         stop = [s + n for s, n in zip(start, features.shape[:3])]
         weight = self.reach.weight(start, stop)
-        near = np.argwhere(weight > 0)
-        if near.size:
-            lo, hi = near.min(0), near.max(0) + 1
-            box = tuple(slice(a, b) for a, b in zip(lo, hi))
-            w = weight[box][..., None]
-            local = self.near.proba_from_features(np.ascontiguousarray(features[box]),
-                                                  [s + a for s, a in zip(start, lo)])
-            proba[box] = w * local + (1.0 - w) * proba[box]
+        if self.far_share >= 1.0:  # the near forest only where a correction reaches
+            proba = self.far.proba_from_features(features, start)
+            near = np.argwhere(weight > 0)
+            if near.size:
+                lo, hi = near.min(0), near.max(0) + 1
+                box = tuple(slice(a, b) for a, b in zip(lo, hi))
+                local = self.near.proba_from_features(np.ascontiguousarray(features[box]),
+                                                      [s + a for s, a in zip(start, lo)])
+                proba[box] += weight[box][..., None] * (local - proba[box])
+            return proba
+        far_part = (self.far_share * (1.0 - weight))[..., None]
+        proba = self.near.proba_from_features(features, start)
+        proba += far_part * (self.far.proba_from_features(features, start) - proba)
         return proba
 
     def predict_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
         """(z, y, x, K) float32 probabilities of region ``start:stop`` of ``array``."""
-        if not (self.reach.weight(start, stop) > 0).any():
+        if self.far_share >= 1.0 and not (self.reach.weight(start, stop) > 0).any():
             return self.far.predict_region(array, start, stop)
         return self.proba_from_features(features_of_region(array, start, stop, self.feature_settings), start)
 
     def predict_labels_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
-        """(z, y, x) uint8 labels: the far forest's own fast path where no correction reaches."""
-        if not (self.reach.weight(start, stop) > 0).any():
-            own = getattr(self.far, "predict_labels_region", None)
-            if own is not None:
-                return own(array, start, stop)
+        """(z, y, x) uint8 labels: the far forest's own fast path where it alone answers."""
+        own = getattr(self.far, "predict_labels_region", None)
+        if own is not None and self.far_share >= 1.0 and not (self.reach.weight(start, stop) > 0).any():
+            return own(array, start, stop)
         return labels_from_proba(self.predict_region(array, start, stop))
 
     def set_n_jobs(self, n_jobs: int) -> None:
@@ -108,9 +115,10 @@ class LocalCorrections:
                  for name in ("far", "near")}
         with np.load(folder / REACH_FILE) as data:
             planes = [(AXES.index(name[0]), int(name[1:]), data[name]) for name in data.files]
-        return cls(parts["far"], parts["near"], planes, metadata["reach_voxel_size"], metadata["reach_radius"])
+        return cls(parts["far"], parts["near"], planes, metadata["reach_voxel_size"], metadata["reach_radius"],
+                   metadata.get("reach_far_share", 1.0))
 
     def describe(self) -> dict[str, Any]:
         far = self.far.describe()
         return {**far, "kind": self.kind, "far": far, "near": self.near.describe(),
-                "reach_radius": self.radius, "reach_voxel_size": list(self.voxel_size)}
+                "reach_radius": self.radius, "reach_voxel_size": list(self.voxel_size), "reach_far_share": self.far_share}

@@ -1,74 +1,59 @@
-"""The final fit of a forest with corrections: each acts firmly where it was painted
-(:class:`ml4paleo.models.LocalCorrections`).
+"""The final fit of a forest with background corrections: each acts fully where it was painted
+and by half elsewhere (:class:`ml4paleo.models.LocalCorrections`).
 
-A forest (or context forest) is fitted twice. ``near``: every painted voxel, each class of the
-corrections' rows repeated up to ``CORRECTION_SHARE`` of the rows, so that a dab of two voxels
-moves the model around it (a correction that changes nothing there tells the user nothing was
-heard). ``far``: every painted voxel less the rows of background corrections. The model answers
-with ``near`` within ``REACH_VOXELS`` of a correction, ``far`` beyond. Why background only
-stays local: docs/decisions.md, "A correction acts where it was painted".
+A forest (or context forest) is fitted twice: on every painted voxel (``near``) and without the
+rows of the background corrections (``far``). The model answers with ``near`` within
+``REACH_VOXELS`` of a background correction and with the mean of the two beyond
+(``FAR_SHARE``), so a "not here" dab changes its neighbourhood as it would have, and the rest of
+the volume where the forest that learned it is surer than the one that did not. Why: docs/decisions.md,
+"A correction acts where it was painted".
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 from ml4paleo.pipelines._candidates import Candidate, PaintedSlice, TrainingSet
 
-__all__ = ["CORRECTION_SHARE", "LOCAL_CLASSES", "REACH_VOXELS", "fit_final"]
+__all__ = ["FAR_SHARE", "LOCAL_CLASSES", "REACH_VOXELS", "fit_final"]
 
 LOCAL_CLASSES: tuple[int, ...] = (0,)
-"""Class indices whose corrections teach only their neighbourhood (0: background, "not here")."""
+"""Class indices whose corrections act fully only near where they were painted (0: background)."""
 REACH_VOXELS = 8.0
-"""How far a correction reaches, in voxels of the volume's finest axis (firmly to half of it)."""
-CORRECTION_SHARE = 0.02
-"""Near a correction, each class of the corrections' rows weighs at least this share of the rows."""
-MAX_REPEAT = 50
+"""How far a correction acts fully, in voxels of the volume's finest axis (to half of it, then fading)."""
+FAR_SHARE = 0.5
+"""Beyond the reach, the share of the forest that never saw those corrections."""
 LOCAL_METHODS = ("forest", "context")
 
 
 def fit_final(candidate: Candidate, ts: TrainingSet):
     """The model of ``candidate`` fitted on every painted slice of ``ts``; for a forest with
-    corrections, the :class:`~ml4paleo.models.LocalCorrections` of its ``near`` and ``far`` fits."""
-    corrections = [s for s in ts.slices if s.ref in ts.corrections and s.targets.size]
-    if candidate.name not in LOCAL_METHODS or not corrections:
-        return candidate.fit(ts)
-    corrected = {s.ref for s in corrections}
-    far_slices = [_without(s, LOCAL_CLASSES) if s.ref in corrected else s for s in ts.slices]
+    corrections of ``LOCAL_CLASSES``, the :class:`~ml4paleo.models.LocalCorrections` of it and
+    of the forest fitted without those corrections' rows."""
+    model = candidate.fit(ts)
+    local = [s for s in ts.slices if s.ref in ts.corrections and np.isin(s.targets, LOCAL_CLASSES).any()]
+    if candidate.name not in LOCAL_METHODS or not local:
+        return model
+    refs = {s.ref for s in local}
+    far_slices = [_without(s, LOCAL_CLASSES) if s.ref in refs else s for s in ts.slices]
     far_slices = [s for s in far_slices if s.targets.size]
     if len(np.unique(np.concatenate([s.targets for s in far_slices]))) < len(ts.classes):
-        return candidate.fit(ts)  # the corrections hold every row of a class: they reach everywhere
+        return model  # the corrections hold every row of a class: they must reach everywhere
     from ml4paleo.models import LocalCorrections  # lazy: see _candidates
 
-    near = candidate.fit(dataclasses.replace(ts, slices=_weighed(ts.slices, corrected)))
     far = candidate.fit(dataclasses.replace(ts, slices=far_slices))
-    planes = [(s.ref.dim, s.ref.index, np.asarray(ts.masks[s.ref], np.uint8)) for s in corrections]
-    return LocalCorrections(far, near, planes, ts.voxel_size, REACH_VOXELS * min(ts.voxel_size))
+    planes = []
+    for s in local:
+        mask = np.asarray(ts.masks[s.ref])
+        keep = (mask > 0) & np.isin(mask.astype(np.intp) - 1, LOCAL_CLASSES)
+        planes.append((s.ref.dim, s.ref.index, np.where(keep, mask, 0).astype(np.uint8)))
+    return LocalCorrections(far, model, planes, ts.voxel_size, REACH_VOXELS * min(ts.voxel_size), FAR_SHARE)
 
 
 def _without(s: PaintedSlice, classes: tuple[int, ...]) -> PaintedSlice:
     """``s`` less its rows of ``classes``."""
-    return _rows(s, np.flatnonzero(~np.isin(s.targets, classes)))
-
-
-def _rows(s: PaintedSlice, index: np.ndarray) -> PaintedSlice:
-    return dataclasses.replace(s, rows=s.rows[index], targets=s.targets[index],
-                               coords=(s.coords[0][index], s.coords[1][index]))
-
-
-def _weighed(slices: list[PaintedSlice], corrected: set) -> list[PaintedSlice]:
-    """``slices`` with each class of the rows of the ``corrected`` planes repeated to
-    ``CORRECTION_SHARE`` of all rows."""
-    total = sum(s.targets.size for s in slices)
-    counts = np.bincount(np.concatenate([s.targets for s in slices if s.ref in corrected]))
-    repeat = {c: min(MAX_REPEAT, max(1, math.ceil(CORRECTION_SHARE * total / n))) for c, n in enumerate(counts) if n}
-    out = []
-    for s in slices:
-        if s.ref in corrected:
-            index = np.concatenate([np.repeat(np.flatnonzero(s.targets == c), k) for c, k in repeat.items()])
-            s = _rows(s, np.sort(index))
-        out.append(s)
-    return out
+    keep = np.flatnonzero(~np.isin(s.targets, classes))
+    return dataclasses.replace(s, rows=s.rows[keep], targets=s.targets[keep],
+                               coords=(s.coords[0][keep], s.coords[1][keep]))
