@@ -5,9 +5,12 @@ folder as its import root, registers the folder of TIFF slices where it lies (``
 converted in place), then times: the first XY
 slice and 10 switches (at the level the page's stage shows), an XZ plane, strokes on two slices
 each followed by its first draft, the full model, previews of unseen XY and XZ planes by it (on the
-level nearest the stage's resolution, as the page asks first, and at full resolution), the segmentation (train +
-segment, voxels/s) and the time from the segmentation to its NIfTI download. The peak RSS is
-summed over the server's process tree (sampled every 0.2 s), overall and while painting.
+level nearest the stage's resolution, as the page asks first, and at full resolution), the segmentation
+(``start`` reusing the full model: queued -> done by the server's task events, voxels per second of wall and per
+CPU second of the process tree, each process's CPU seconds) and when each download was ready after it. The peak
+RSS is summed over the server's process tree (sampled every 0.2 s), overall and while painting. ``--segment-only``
+skips the browsing, drafts and previews; ``--cli-compare`` then runs ``ml4paleo segment`` on the job's volume and
+model as a process of its own, under the same load.
 """
 
 from __future__ import annotations
@@ -65,6 +68,21 @@ class TreeRss(threading.Thread):
                 pass
         return total
 
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each process of the tree: ``runner <kind>`` or ``server``."""
+        import psutil
+
+        out: dict[str, float] = {}
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                c = p.cpu_times()
+                words = p.cmdline()
+                name = " ".join(words[-2:]) if "runner" in words[-2:-1] else "server"
+                out[name] = out.get(name, 0.0) + c.user + c.system
+            except psutil.Error:
+                pass
+        return out
+
     def mark(self) -> int:
         phase, self.phase = self.phase, 0
         return phase
@@ -92,7 +110,7 @@ def segment_and_exports(call, http, url: str, job: str, rss: TreeRss, say, voxel
     """``start`` with the model just trained (reused: the segmentation alone), timed from the
     request to the job's ``segmented``, then each download's readiness after it; and the
     server's own timeline of the tasks (queued, claimed, done) from the job's events."""
-    c = rss.cpu()
+    c, each = rss.cpu(), rss.cpu_by_process()
     queued = call("POST", f"/api/job/{job}/start", (202,)).json()
     seg = queued["seg_id"]
     while (doc := call("GET", f"/api/job/{job}/status").json())["status"] not in ("segmented", "meshing_queued",
@@ -100,13 +118,15 @@ def segment_and_exports(call, http, url: str, job: str, rss: TreeRss, say, voxel
         if doc["status"] == "error":
             raise SystemExit(f"segmentation failed: {doc['error']}")
         time.sleep(1.0)  # polled as the page does (every 2 s), not so often that the answers cost CPU
-    cpu = rss.cpu() - c
+    cpu, after = rss.cpu() - c, rss.cpu_by_process()
     marks, kinds = _timeline(call, job)
     start = max(i for i, k in kinds.items() if k == "start")
     wall = marks[start]["done"] - marks[start]["queued"]  # the server's own times: no polling in them
     what = "segmentation (model reused)" if queued.get("model_reused") else "train + segment"
     say(f"{what}, queued -> done", f"{wall:.1f} s, {voxels / wall / 1e6:.2f} M voxels/s; CPU {cpu:.1f} s (all "
         f"processes), {voxels / max(cpu, 1e-9) / 1e6:.2f} M voxels per CPU s")
+    say("  CPU s by process", ", ".join(f"{name} {after[name] - each.get(name, 0.0):.1f}"
+                                        for name in after))
     t, ready = time.perf_counter(), {}
     while len(ready) < len(EXPORTS):
         for fmt in EXPORTS:
@@ -114,9 +134,11 @@ def segment_and_exports(call, http, url: str, job: str, rss: TreeRss, say, voxel
                 with http.get(url + f"/api/job/{job}/segmentation/{seg}/download/{fmt}", timeout=900, stream=True) as r:
                     if r.status_code == 200:
                         ready[fmt] = time.perf_counter() - t
+                    elif "failed" in r.text:
+                        raise SystemExit(f"the {fmt} export failed: {r.text[:300]}")
         if time.perf_counter() - t > 1800:
             raise SystemExit(f"exports not ready within 30 minutes: {sorted(set(EXPORTS) - set(ready))} missing")
-        time.sleep(0.2)
+        time.sleep(0.5)
     say("exports ready after the segmentation", ", ".join(f"{f} {s:.1f} s" for f, s in ready.items()))
     marks, kinds = _timeline(call, job)
     t0 = marks[start]["queued"]

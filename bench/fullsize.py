@@ -3,7 +3,10 @@
     .venv/bin/python bench/fullsize.py --size 1024 --workdir /data/fullsize_1024
     .venv/bin/python bench/fullsize.py --web --size 1024 --workdir /data/fullsize_web_1024
 
-With ``--web`` the scan goes through the web API and its runners instead (bench/_fullsize_web.py).
+    .venv/bin/python bench/fullsize.py --web --size 1024 --depth 256 --segment-only --cli-compare --workdir DIR
+
+With ``--web`` the scan goes through the web API and its runners instead (bench/_fullsize_web.py);
+``--segment-only`` times the segmentation and its downloads alone, ``--cli-compare`` against ``ml4paleo segment``.
 
 Generates an N^3 16-bit scan slab by slab (memory: one slab), written as a folder of 16-bit
 TIFF slices as a synchrotron or micro-CT delivers it: ~256 grains of radius N/40..N/20 (every

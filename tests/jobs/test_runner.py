@@ -194,7 +194,7 @@ def test_a_train_runner_warms_up_before_its_first_claim_and_survives_a_failed_wa
     assert compiled_pass_loaded()
 
 
-def test_a_queued_task_rings_its_queues_bell_once_committed(tmp_path):
+def test_a_queued_task_rings_its_queues_bell_once_committed(tmp_path, monkeypatch):
     """Queueing rings the bell of the task's queue after the commit (an idle runner then asks the
     database at once instead of at its next poll); a transaction rolled back rings nothing."""
     import threading
@@ -202,6 +202,7 @@ def test_a_queued_task_rings_its_queues_bell_once_committed(tmp_path):
     from ml4paleo.jobs.bells import Bell
 
     store = JobStore(Settings.from_env({}, data=tmp_path, poll_seconds=600))
+    monkeypatch.setitem(runner_module.BELL_SECONDS, "convert", 0.05)  # as the train runner looks at its bell
     runner = Runner(store.settings, "convert", store=store.claims)
     try:
         convert, segment = Bell(tmp_path, "convert"), Bell(tmp_path, "segment")

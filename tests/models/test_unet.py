@@ -228,16 +228,22 @@ def test_plane_pieces_label_only_the_planes_line():
     assert (yz[0][2][:, 8] == 0).all() and (yz[0][2][:, :8] == -1).all()
 
 
+def _two_disks(shape: tuple[int, int, int]):
+    """A stack of a bright disk and a brighter one (columns along z) in noise: the volume, the two
+    disks' (z, y, x) masks and the voxel indices."""
+    zz, yy, xx = np.indices(shape)
+    bright = (yy - 12) ** 2 + (xx - 12) ** 2 <= 36
+    brighter = (yy - 28) ** 2 + (xx - 28) ** 2 <= 36
+    vol = (1000 + 1000 * bright + 2000 * brighter + np.random.default_rng(0).normal(0, 40, shape)).astype(np.uint16)
+    return vol, bright, brighter, (zz, yy, xx)
+
+
 def test_xz_plane_strokes_train_the_network_and_change_its_answer():
     """A z slice paints a bright disk fossil and leaves a brighter one unpainted; a network
     trained on it alone calls most of the brighter disk background. An XZ plane across the
     brighter disk, painted fossil there, teaches it otherwise, off the plane's line too (the
     loss sees that line only)."""
-    shape = (8, 40, 40)
-    zz, yy, xx = np.indices(shape)
-    bright = (yy - 12) ** 2 + (xx - 12) ** 2 <= 36
-    brighter = (yy - 28) ** 2 + (xx - 28) ** 2 <= 36
-    vol = (1000 + 1000 * bright + 2000 * brighter + np.random.default_rng(0).normal(0, 40, shape)).astype(np.uint16)
+    vol, bright, brighter, (zz, yy, xx) = _two_disks((8, 40, 40))
     z_slice = np.where(bright[2], 2, np.where(brighter[2], 0, 1)).astype(np.uint8)
     plane = np.where(brighter[:, 28], 2, 1).astype(np.uint8)  # (z, x) at y = 28
     params = {"epochs": 6, "steps_per_epoch": 8, "batch_size": 4, "patch": 32, "augment": ("flip", "rot90")}
@@ -268,11 +274,7 @@ def test_a_warm_start_learns_the_newest_dab_and_keeps_what_it_knew():
     fine-tuned from its weights after one fossil dab of 13 voxels on that disk (the newest
     stroke, weighed up); a few batches later the disk around the dab is fossil, the painted
     disk still is, the matrix still is not. A start from weights of another network is refused."""
-    shape = (6, 40, 40)
-    zz, yy, xx = np.indices(shape)
-    bright = (yy - 12) ** 2 + (xx - 12) ** 2 <= 36
-    brighter = (yy - 28) ** 2 + (xx - 28) ** 2 <= 36
-    vol = (1000 + 1000 * bright + 2000 * brighter + np.random.default_rng(0).normal(0, 40, shape)).astype(np.uint16)
+    vol, bright, brighter, (zz, yy, xx) = _two_disks((6, 40, 40))
     painted = np.where(bright[2], 2, np.where(brighter[2], 0, 1)).astype(np.uint8)
     params = {"epochs": 6, "steps_per_epoch": 8, "batch_size": 4, "patch": 32}
     before = make(**params).fit(vol, {2: painted}, device="cpu")

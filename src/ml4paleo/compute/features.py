@@ -52,11 +52,12 @@ ORIENT_MAX_SIGMA = 6.0
 """... and up to this one: above it the fine derivatives a one-slice block (training, preview)
 must compute over the average's reach cost several times the rest of the bank, for little
 (docs/benchmarks.md, "Orientation features")."""
-ENERGY_BANDS: tuple[float, float] = (0.7, 1.6)
+ENERGY_BANDS: tuple[float, float] = (0.7, 1.0)
 """The two Laplacians of Gaussian (voxels) whose squared responses ``energy`` averages over the
-``orient`` scales: the fine band against the next; their log ratio says how fine the grain is,
+``orient`` scales: the finest band against the next; their log ratio says how fine the grain is,
 which the bank's one-scale filters cannot once bone and matrix share mean and spread (a lamella
-0.8 voxel thick against a grain of 1.6: docs/benchmarks.md, "Grain energy")."""
+0.8 voxel thick against a grain of 1.6). 1.0 told those apart better than 1.6, with a smaller
+halo (docs/benchmarks.md, "Grain energy")."""
 _ENERGY_PARTS = ("hi", "lo", "ratio")
 _AXIS_LETTERS = "zyx"
 
@@ -521,13 +522,17 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
     inner = tuple(slice(1, -1) if a in axes else slice(None) for a in range(3))
     shifted = {a: (tuple(slice(2, None) if b == a else s for b, s in enumerate(inner)),
                    tuple(slice(0, -2) if b == a else s for b, s in enumerate(inner))) for a in axes}
+    smoothed: dict[float, np.ndarray] = {}  # the tensor's derivative scale is the fine band's too
     for key, sigma in ((None, ORIENT_INNER),) * tensor + tuple(zip(("hi", "lo"), ENERGY_BANDS)) * energy:
-        g = xs
-        for a in axes:
-            g = _trimmed_pass(g, sigma, a, compiled)
-        extra = margin - _radius(sigma) - 1  # the wider band's margin, which this one does not need
-        if extra:
-            g = g[tuple(slice(extra, -extra) if a in axes else slice(None) for a in range(3))]
+        if sigma not in smoothed:
+            g = xs
+            for a in axes:
+                g = _trimmed_pass(g, sigma, a, compiled)
+            extra = margin - _radius(sigma) - 1  # the wider band's margin, which this one does not need
+            if extra:
+                g = g[tuple(slice(extra, -extra) if a in axes else slice(None) for a in range(3))]
+            smoothed[sigma] = g
+        g = smoothed[sigma]
         if key is None:
             grads = [(g[shifted[a][0]] - g[shifted[a][1]]) * np.float32(0.5) for a in axes]
             out.update({(i, j): grads[i] * grads[j] for i in range(len(axes)) for j in range(i, len(axes))})
@@ -535,7 +540,6 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
         else:
             lap = sum(g[shifted[a][0]] + g[shifted[a][1]] for a in axes) - np.float32(2 * len(axes)) * g[inner]
             out[key] = lap * lap
-        del g
     return out, base
 
 

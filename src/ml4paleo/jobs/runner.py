@@ -30,12 +30,13 @@ PROGRESS_INTERVAL = 0.5
 HEARTBEAT_MAX = 5.0
 """Longest interval between lease renewals, which is also how soon a cancel request is seen."""
 BELL_SECONDS: dict[RunnerKind, float] = {RunnerKind.TRAIN: 0.05}
-"""How often an idle runner looks at its queue's bell (:mod:`ml4paleo.jobs.bells`; default
-``BELL_DEFAULT``): it asks the database for work as soon as the bell rang, else every
-``poll_seconds``. A draft is awaited by a user who is painting (the 2 s from stroke to overlay),
-where a second of polling would be half of it, while asking the database ten times a second cost
-an idle train runner ~2.5 % of a core (a look at the bell: ~0.1 ms of CPU)."""
-BELL_DEFAULT = 0.25
+"""How often an idle runner of these kinds looks at its queue's bell (:mod:`ml4paleo.jobs.bells`):
+it asks the database for work as soon as the bell rang, else every ``poll_seconds``. A draft is
+awaited by a user who is painting (the 2 s from stroke to overlay), where a second of polling
+would be half of it, while asking the database ten times a second cost an idle train runner
+~2.5 % of a core. The other kinds wait ``poll_seconds`` (a second of a segmentation's or an
+export's start is nothing to its user, and each wake-up costs CPU on a loaded machine)."""
+
 WARM_IMPORTS: dict[RunnerKind, tuple[str, ...]] = {
     RunnerKind.TRAIN: ("ml4paleo.pipelines.draft", "ml4paleo.pipelines.view_preview", "sklearn.ensemble")}
 """Pipelines a runner imports before its first claim, where the first task's wait matters more
@@ -179,7 +180,7 @@ class Runner:
     def _idle(self, bell: Bell) -> None:
         """Wait ``poll_seconds``, or less: until the queue's bell rings or the runner is stopped."""
         end = time.monotonic() + self.settings.poll_seconds
-        step = BELL_SECONDS.get(RunnerKind(self.kind), BELL_DEFAULT)
+        step = BELL_SECONDS.get(RunnerKind(self.kind), self.settings.poll_seconds)
         while not self.stop_event.wait(min(step, max(end - time.monotonic(), 0.0))):
             if bell.rung() or time.monotonic() >= end:
                 return

@@ -53,7 +53,7 @@ completion's band near the outlines of held-out slices painted with strokes (``b
 held-out Dice saturates (0.98 on the orientation texture, where the unpainted slices get 0.92).
 The band's labels are the walker's completion, itself wrong near thin structures (thin tubes:
 0.81 for a forest that is right on its strokes), hence a threshold below ``NETWORK_BELOW``
-(measured: docs/benchmarks.md, "A signal beside the strokes")."""
+(measured: docs/benchmarks.md, "The U-Net in the loop")."""
 RESCORE_GROWTH = 0.5
 """The U-Net's carried held-out scores stand until the painted voxels grow by this share since it
 was scored (or the slices of outlines, hence the folds, change)."""
