@@ -9,8 +9,8 @@ from ml4paleo.models._base import Segmenter, SklearnSegmenter, labels_from_proba
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 from ml4paleo.models._local import LocalCorrections
-from ml4paleo.models._io import (KINDS, METADATA_FILE, VALIDATION_FILE, cached_model, load_model, make_segmenter,
-                                 model_report, save_model, validation_state)
+from ml4paleo.models._io import (KINDS, METADATA_FILE, VALIDATION_FILE, cached_model, load_model, load_painted,
+                                 make_segmenter, model_report, save_model, validation_state)
 from ml4paleo.models._packed_warm import warm_up_in_background
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "cached_model",
     "labels_from_proba",
     "load_model",
+    "load_painted",
     "make_segmenter",
     "model_report",
     "region_labels",

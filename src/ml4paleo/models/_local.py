@@ -21,9 +21,15 @@ from ml4paleo.compute.painted import PaintedPlane
 from ml4paleo.compute.reach import CorrectionReach
 from ml4paleo.compute.regions import features_of_region
 from ml4paleo.models._base import SklearnSegmenter, labels_from_proba
+from ml4paleo.models._context import ContextSegmenter
+from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 from ml4paleo.planes import AXES
 
 __all__ = ["LocalCorrections", "REACH_FILE"]
+
+PART_KINDS: dict[str, type] = {k.kind: k for k in (RandomForestSegmenter, HistGradientBoostingSegmenter,
+                                                   ContextSegmenter)}
+"""What the near and far models may be: forests, or context forests."""
 
 REACH_FILE = "reach.npz"
 """The corrected planes whose rows only ``near`` learned (``z12``, ``y40``: 0 unlabeled, 1..K)."""
@@ -108,10 +114,8 @@ class LocalCorrections:
 
     @classmethod
     def load_files(cls, folder: Path, metadata: dict[str, Any]) -> "LocalCorrections":
-        from ml4paleo.models._io import KINDS  # the kinds of the two forests; _io imports this module
-
         folder = Path(folder)
-        parts = {name: KINDS[metadata[name]["kind"]].load_files(folder / name, metadata[name])
+        parts = {name: PART_KINDS[metadata[name]["kind"]].load_files(folder / name, metadata[name])
                  for name in ("far", "near")}
         with np.load(folder / REACH_FILE) as data:
             planes = [(AXES.index(name[0]), int(name[1:]), data[name]) for name in data.files]

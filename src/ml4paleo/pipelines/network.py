@@ -111,7 +111,7 @@ def newest_strokes(masks: Mapping[SliceRef, np.ndarray],
                    previous_model: str | Path | None) -> dict[SliceRef, np.ndarray]:
     """The voxels painted (or repainted) since ``previous_model`` was trained, as masks like
     ``masks`` (planes with nothing new left out): what a warm start weighs up."""
-    from ml4paleo.models._io import load_painted  # imported by train_model before this runs (a thread)
+    from ml4paleo.models import load_painted  # lazy: imported by train_model before this runs (a thread)
 
     before = {SliceRef(("z", "y", "x")[a], i): m for a, i, m in load_painted(previous_model)} if previous_model else {}
     out = {}
