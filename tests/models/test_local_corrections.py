@@ -11,13 +11,18 @@ from ml4paleo.models import LocalCorrections, RandomForestSegmenter, load_model,
 SETTINGS = FeatureSettings(sigmas=(1.0,), filters=("gaussian", "ggm"))
 
 
-def test_near_within_reach_far_beyond_and_the_same_after_saving(tmp_path):
-    rng = np.random.default_rng(0)
-    vol = rng.normal(size=(16, 24, 24)).astype(np.float32)
+def _two_forests(seed: int, shape: tuple[int, int, int], near_seed: int = 0):
+    """A noise volume and two forests that answer it oppositely (far: bright is fossil; near: the reverse)."""
+    vol = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
     X = features_of_region(vol, (0, 0, 0), vol.shape, SETTINGS).reshape(-1, SETTINGS.n_features)
     y = (X[:, 0] > 0).astype(np.intp)
     far = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4).fit(X, y)
-    near = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4).fit(X, 1 - y)  # the opposite
+    near = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4, seed=near_seed).fit(X, 1 - y)
+    return vol, far, near
+
+
+def test_near_within_reach_far_beyond_and_the_same_after_saving(tmp_path):
+    vol, far, near = _two_forests(0, (16, 24, 24))
     mask = np.zeros((24, 24), np.uint8)
     mask[12, 12] = 1
     model = LocalCorrections(far, near, [(0, 8, mask)], (1.0, 1.0, 1.0), radius=6.0)
@@ -36,12 +41,7 @@ def test_near_within_reach_far_beyond_and_the_same_after_saving(tmp_path):
 
 
 def test_beyond_the_reach_a_share_of_each_forest(tmp_path):
-    rng = np.random.default_rng(1)
-    vol = rng.normal(size=(12, 20, 20)).astype(np.float32)
-    X = features_of_region(vol, (0, 0, 0), vol.shape, SETTINGS).reshape(-1, SETTINGS.n_features)
-    y = (X[:, 0] > 0).astype(np.intp)
-    far = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4).fit(X, y)
-    near = RandomForestSegmenter(("background", "fossil"), SETTINGS, n_estimators=4, seed=3).fit(X, 1 - y)
+    vol, far, near = _two_forests(1, (12, 20, 20), near_seed=3)
     mask = np.zeros((20, 20), np.uint8)
     mask[10, 10] = 1
     model = LocalCorrections(far, near, [(0, 6, mask)], (1.0, 1.0, 1.0), radius=4.0, far_share=0.5)

@@ -1,19 +1,13 @@
 """When ``auto`` spends the U-Net's minute, and how a retrain in the correction loop reuses it.
 
-The quick methods (forest, context, interpolation) are scored in seconds; the U-Net's folds and
-final fit take the minute of ``ML4PALEO_AUTO_UNET_SECONDS``. ``auto`` spends it when the best
-quick method leaves a class below ``NETWORK_BELOW`` held-out Dice. In the correction loop a
-user retrains after every stroke, and spending the minute each time (the folds and a fresh
-network) made a round take 66 s instead of ~10 and drew a new network each time, which moved
-Dice by more than the stroke did. So the U-Net's held-out scores are *evidence* kept with each
-model (``network_evidence`` in its metadata: the folds they were scored on and the painted
-voxels then) and carried to the next model while they still describe the annotations: the same
-slices of outlines (hence the same folds) and at most ``RESCORE_GROWTH`` more painted voxels.
-While they do, the U-Net is not scored again; the choice compares the carried scores with the
-quick methods' fresh ones under the usual switch rule (``scoring.SWITCH``), and a U-Net that
-stays is fine-tuned from the previous model's weights for ``WARM_SHARE`` of the budget, the
-newest strokes weighed up (:meth:`ml4paleo.models.unet.UNetSegmenter.fit`, ``init`` and
-``focus``). Why these figures: docs/decisions.md, "The U-Net in the loop".
+``auto`` spends the minute of ``ML4PALEO_AUTO_UNET_SECONDS`` when the best quick method leaves a
+class below ``NETWORK_BELOW`` held-out Dice. A user who retrains after every stroke would pay it
+every round and draw a new network each time, which moves Dice more than the stroke does. So the
+U-Net's held-out scores are *evidence* kept with each model (``network_evidence``) and carried to
+the next while they still describe the annotations (the same slices of outlines, at most
+``RESCORE_GROWTH`` more painted voxels); the choice weighs them under the usual switch rule, and a
+U-Net that stays is fine-tuned from the previous weights for ``WARM_SHARE`` of the budget, the
+newest strokes weighed up. Why these figures: docs/decisions.md, "The U-Net in the loop".
 """
 
 from __future__ import annotations
@@ -203,7 +197,7 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
     if not runs:
         return NetworkPlan("not scored: PyTorch is not installed", ts)
     if previous == "unet":
-        return NetworkPlan(f"scored: the model it replaces is a U-Net" + (f" and {why_new}" if why_new else "")
+        return NetworkPlan("scored: the model it replaces is a U-Net" + (f" and {why_new}" if why_new else "")
                            + f" ({seconds:g} CPU s)", share, score=True, final=share)
     why = (f"leaves class {worst} at held-out Dice {low:.3f}, below {NETWORK_BELOW}" if low < NETWORK_BELOW else
            f"leaves class {band[0]} at held-out Dice {band[1]:.3f} near the completed outlines, below "  # type: ignore[index]
