@@ -36,7 +36,7 @@ from ml4paleo.models._unet_net import UNet, fused, receptive_radius
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUGMENTATIONS", "DEFAULTS", "FOCUS_WEIGHT", "UNetSegmenter", "WARM_LR"]
+__all__ = ["AUGMENTATIONS", "DEFAULTS", "FOCUS_WEIGHT", "NETWORK_SHAPE", "UNetSegmenter", "WARM_LR"]
 
 DEFAULTS: dict[str, Any] = {
     "width": 8, "depth": 2, "context": 1,
@@ -62,6 +62,8 @@ XZ/YZ planes to training. Both load; a later one is refused with a clear error."
 WEIGHTS_FILE = "unet.pt"
 CONFIG_FILE = UNET_CONFIG_FILE
 STAGE = "training the U-Net"
+NETWORK_SHAPE = ("width", "depth", "context")
+"""The parameters two U-Nets must share for one to start from the other's weights."""
 FOCUS_WEIGHT = 20.0
 """Loss weight of a focus voxel (the newest strokes of a warm start) against 1 for every other
 painted voxel (why 20: docs/decisions.md, "The U-Net in the loop")."""
@@ -364,7 +366,7 @@ class UNetSegmenter:
             return
         if not isinstance(init, UNetSegmenter) or init.net is None or init.norm is None:
             raise InputError("init must be a fitted U-Net to start from")
-        same = ("width", "depth", "context")
+        same = NETWORK_SHAPE
         if init.classes != self.classes or any(init.params[k] != self.params[k] for k in same):
             raise InputError(f"init has classes {list(init.classes)} and network "
                              f"{ {k: init.params[k] for k in same} }; this U-Net needs {list(self.classes)} and "

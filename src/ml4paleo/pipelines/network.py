@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ml4paleo.pipelines._candidates import TrainingSet
-from ml4paleo.planes import SliceRef
+from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.settings import Settings
 
 __all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "EVIDENCE_KEY", "NETWORK_BELOW", "RESCORE_GROWTH", "WARM_SHARE", "NetworkPlan",
@@ -107,7 +107,7 @@ def newest_strokes(masks: Mapping[SliceRef, np.ndarray],
     ``masks`` (planes with nothing new left out): what a warm start weighs up."""
     from ml4paleo.models import load_painted  # lazy: imported by train_model before this runs (a thread)
 
-    before = {SliceRef(("z", "y", "x")[a], i): m for a, i, m in load_painted(previous_model)} if previous_model else {}
+    before = {SliceRef(AXES[a], i): m for a, i, m in load_painted(previous_model)} if previous_model else {}
     out = {}
     for ref, mask in masks.items():
         mask = np.asarray(mask)
@@ -124,7 +124,7 @@ def _warm_model(previous_model: str | Path | None, ts: TrainingSet) -> Any:
     if previous_model is None:
         return None
     from ml4paleo.models import load_model  # lazy: see newest_strokes
-    from ml4paleo.models.unet import DEFAULTS  # torch: only on this path
+    from ml4paleo.models.unet import DEFAULTS, NETWORK_SHAPE  # torch: only on this path
 
     try:
         model = load_model(previous_model)
@@ -132,7 +132,7 @@ def _warm_model(previous_model: str | Path | None, ts: TrainingSet) -> Any:
         return None
     want = {**DEFAULTS, **ts.unet_params}
     same = getattr(model, "kind", "") == "unet" and tuple(model.classes) == ts.classes and \
-        all(model.params[k] == want[k] for k in ("width", "depth", "context"))
+        all(model.params[k] == want[k] for k in NETWORK_SHAPE)
     return model if same else None
 
 

@@ -54,12 +54,6 @@ def queued_on(s: Session, queue: str) -> None:
     s.info.setdefault(QUEUED, set()).add(queue)
 
 
-class _Unused:
-
-    def paths(self, job_id: str) -> JobPaths:
-        return JobPaths.of(self.settings.jobs_dir, job_id)
-
-
 def iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, timezone.utc).isoformat() if t is not None else None
 
