@@ -143,6 +143,19 @@ def choose(strategy: str, pred: np.ndarray, truth: np.ndarray, model: Path, curs
     return best
 
 
+def held_out_scores(model: Path) -> str:
+    """Each candidate's held-out Dice per class (strokes; the band near outlines in brackets) and
+    per fold, from the model's metadata: what ``auto`` chose on."""
+    meta = json.loads((model / "metadata.json").read_text())
+    out = []
+    for n, c in meta.get("candidates", {}).items():
+        classes = " ".join(fmt(m["dice"]) for m in c.get("metrics", {}).values()) or "-"
+        band = " ".join(fmt(m["dice"]) for m in c.get("band", {}).values())
+        folds = " ".join(fmt(d) for d in c.get("fold_dice", []))
+        out.append(f"{n} {classes}" + (f" [{band}]" if band else "") + (f" folds {folds}" if folds else ""))
+    return "; ".join(out)
+
+
 def fmt(value) -> str:
     return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
 
@@ -152,7 +165,7 @@ def key_of(axis: int, index: int) -> SliceRef:
 
 
 def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path: Path, work: Path,
-             strokes: int, start: int, reach: int) -> Run:
+             strokes: int, start: int, reach: int, scores: bool = False) -> Run:
     n = vol.shape[0]
     ann: dict[SliceRef, np.ndarray] = {}
     for z in sorted({int(round(z)) for z in np.linspace(0.3 * n, 0.7 * n, start)}):
@@ -189,6 +202,8 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
               f"{run.seconds[-1]:5.1f} s ({run.cpu[-1]:5.1f} CPU s)  estimated {fmt(run.estimates[-1])}  "
               f"U-Net {result.network.split(':')[0] or '-'}"
               + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
+        if scores:
+            print(f"  {name:8s} {strategy:8s}   scores {held_out_scores(model)}")
         hit = None if round_ == strokes else choose(strategy, pred, truth, model, cursor, ann)
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)
@@ -221,6 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--strokes", type=int, default=10, help="correction strokes per run")
     ap.add_argument("--start", type=int, default=3, help="z slices painted with strokes at the start")
     ap.add_argument("--reach", type=int, default=5, help="voxels around a stroke that must change")
+    ap.add_argument("--scores", action="store_true",
+                    help="print each round's held-out scores of every candidate (metadata.json)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-loop-"))
@@ -230,7 +247,8 @@ def main(argv=None) -> int:
             vol, truth = CASES[name]()
             path = write_scan(work / f"{name}.ome.zarr", vol)
             for strategy in args.strategies:
-                run = run_case(name, strategy, vol, truth, path, work, args.strokes, args.start, args.reach)
+                run = run_case(name, strategy, vol, truth, path, work, args.strokes, args.start, args.reach,
+                               args.scores)
                 table.append((name, strategy, run))
     finally:
         shutil.rmtree(work, ignore_errors=True)

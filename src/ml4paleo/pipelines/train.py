@@ -296,6 +296,7 @@ def train_model(
         "previous_model": str(previous_model) if previous_model is not None else None,
         "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"],
                            **({"band": scored[n]["band"]} if scored[n].get("band") else {}),
+                           **({"fold_dice": scored[n]["fold_dice"]} if scored[n].get("fold_dice") else {}),
                            **({"carried": True} if scored[n].get("carried") else {})} for n in candidates},
         "warnings": warnings,
         "voxel_size": list(info.voxel_size),
