@@ -8,8 +8,12 @@ import json
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy import ndimage as ndi
 from segdata import FAST, FAST_RF, write_volume
+
+from ml4paleo.cli import main
+from ml4paleo.io.annotations import write_annotation
 
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.pipelines.segment import segment_volume
@@ -19,7 +23,7 @@ from ml4paleo.pipelines import suggest
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.planes import SliceRef
 from ml4paleo.pipelines.train import train_model
-from ml4paleo.testing.phantoms import strokes, touching_blobs
+from ml4paleo.testing.phantoms import strokes, texture_only, touching_blobs
 
 START = (14, 20, 26)
 
@@ -291,3 +295,19 @@ def test_noisy_scores_never_switch_and_a_switch_needs_two_folds():
     assert choose_method(_round(0.7, 0.6), order, previous="context")[0] == "context"  # not back on a small lead
     kept, why = choose_method(_round(0.6, 0.8, folds=1), order, previous="forest")
     assert kept == "forest" and "only 1 held-out slice" in why
+
+
+def test_a_retrain_on_the_command_line_says_why_it_kept_the_method(tmp_path):
+    """``ml4paleo train --overwrite`` retrains in place of a model: with two slices of outlines no
+    fold can score context, so a context model is kept, and the output says so and why."""
+    vol, truth = texture_only(shape=(6, 24, 24), seed=0)
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=24)
+    for z in (1, 4):
+        write_annotation(tmp_path / "ann", z, truth[z] + 1)
+    args = ["train", str(tmp_path / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "model"), "--sigmas", "1,3.5",
+            "--validate", "now"]
+    first = CliRunner().invoke(main, [*args, "--method", "context"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert again.exit_code == 0, again.output
+    assert "method: context (kept the previous model's method context: no held-out slice could score it" in again.output
