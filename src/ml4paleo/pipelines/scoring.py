@@ -20,7 +20,7 @@ from ml4paleo.pipelines._candidates import TrainingSet
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "mean_dice", "score_candidates",
+__all__ = ["AUTO", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "mean_dice", "score_candidates",
            "validation_report", "validation_warnings"]
 
 AUTO = ("forest", "context", "interpolation")
@@ -32,6 +32,9 @@ SWITCH = 0.05
 more than this mean held-out Dice, and on every held-out fold: a correction stroke moves every
 method's scores a little, scores on strokes saturate, and a method flipping back and forth
 between strokes undoes what the user saw change (why 0.05: docs/decisions.md)."""
+IMAGE_POOR = 0.7
+"""With two slices of outlines (context cannot be scored), ``auto`` takes context when every scored
+method leaves a class below this held-out Dice: the image alone does not separate the classes."""
 SWITCH_FOLDS = 2
 """A switch needs the new method ahead on at least this many held-out folds that scored both."""
 EVEN_ODDS_WEIGHT = 5
@@ -99,17 +102,17 @@ def _switch(scored: dict[str, dict[str, Any]], means: Mapping[str, float], previ
 def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
                  means: Mapping[str, float]) -> tuple[str, str] | None:
     """``context`` with its reason, when no fold could score it (one slice of outlines left in
-    each: two painted slices) and every scored method leaves a class below ``POOR_DICE``: the
+    each: two painted slices) and every scored method leaves a class below ``IMAGE_POOR``: the
     image alone cannot tell the classes apart there, so the painted outlines must, and context
     uses both; else None. Without this, two painted slices could never leave the forest."""
     if "context" not in order or "context" in means or "context" not in scored:
         return None
     worst = {n: min((m["dice"] for m in scored[n]["metrics"].values() if m["dice"] is not None), default=1.0)
              for n in means}
-    if not worst or max(worst.values()) >= POOR_DICE:
+    if not worst or max(worst.values()) >= IMAGE_POOR:
         return None
     shown = ", ".join(f"{n} {w:.3f}" for n, w in worst.items())
-    return "context", (f"context: every method scored leaves a class below {POOR_DICE} on held-out slices "
+    return "context", (f"context: every method scored leaves a class below {IMAGE_POOR} on held-out slices "
                        f"(worst class: {shown}) and context could not be scored with two slices of outlines; "
                        "paint a third slice with both classes to let the scores decide")
 
