@@ -47,7 +47,7 @@ class LocalCorrections:
         self.far, self.near = far, near
         self.far_share = float(far_share)
         self.classes = far.classes
-        self.feature_settings = far.feature_settings
+        self.feature_settings = getattr(far, "feature_settings", None)  # None: a U-Net reads the volume itself
         self.planes = [(int(a), int(i), np.asarray(m, np.uint8)) for a, i, m in planes]
         self.voxel_size = tuple(float(v) for v in voxel_size)
         self.radius = float(radius)
@@ -112,10 +112,14 @@ class LocalCorrections:
         with open(Path(folder) / REACH_FILE, "wb") as f:
             np.savez_compressed(f, **{f"{AXES[a]}{i}": m for a, i, m in self.planes})
 
+    @staticmethod
+    def _part_class(kind: str) -> type:
+        return PART_KINDS[kind]
+
     @classmethod
     def load_files(cls, folder: Path, metadata: dict[str, Any]) -> "LocalCorrections":
         folder = Path(folder)
-        parts = {name: PART_KINDS[metadata[name]["kind"]].load_files(folder / name, metadata[name])
+        parts = {name: cls._part_class(metadata[name]["kind"]).load_files(folder / name, metadata[name])
                  for name in ("far", "near")}
         with np.load(folder / REACH_FILE) as data:
             planes = [(AXES.index(name[0]), int(name[1:]), data[name]) for name in data.files]

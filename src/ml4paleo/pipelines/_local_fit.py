@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from ml4paleo.pipelines._candidates import Candidate, PaintedSlice, TrainingSet
+from ml4paleo.pipelines._candidates import Candidate, PaintedSlice, TrainingSet, make_candidate
 
 __all__ = ["FAR_SHARE", "LOCAL_CLASSES", "REACH_VOXELS", "fit_final"]
 
@@ -31,7 +31,10 @@ LOCAL_METHODS = ("forest", "context")
 def fit_final(candidate: Candidate, ts: TrainingSet):
     """The model of ``candidate`` fitted on every painted slice of ``ts``; for a forest with
     corrections of ``LOCAL_CLASSES``, the :class:`~ml4paleo.models.LocalCorrections` of it and
-    of the forest fitted without those corrections' rows."""
+    of the forest fitted without those corrections' rows; for a U-Net, the
+    :class:`~ml4paleo.models.LocalNetwork` of it and of a network that never learned them."""
+    if candidate.name == "unet":
+        return _fit_network(candidate, ts)
     model = candidate.fit(ts)
     local = [s for s in ts.slices if s.ref in ts.corrections and np.isin(s.targets, LOCAL_CLASSES).any()]
     if candidate.name not in LOCAL_METHODS or not local:
@@ -50,6 +53,41 @@ def fit_final(candidate: Candidate, ts: TrainingSet):
         keep = (mask > 0) & np.isin(mask.astype(np.intp) - 1, LOCAL_CLASSES)
         planes.append((s.ref.dim, s.ref.index, np.where(keep, mask, 0).astype(np.uint8)))
     return LocalCorrections(far, model, planes, ts.voxel_size, REACH_VOXELS * min(ts.voxel_size), FAR_SHARE)
+
+
+def _fit_network(candidate: Candidate, ts: TrainingSet):
+    """The U-Net on every painted voxel and, with background corrections, the network without
+    them: the previous model's (``ts.warm_far``, else ``ts.warm``) as it was when nothing new
+    but those corrections was painted, else fine-tuned from it on the newest other strokes, or
+    fitted afresh without a previous network."""
+    model = candidate.fit(ts)
+    planes = {ref: np.where(_local_voxels(m), m, 0).astype(np.uint8) for ref, m in ts.masks.items()
+              if ref in ts.corrections and _local_voxels(m).any()}
+    if not planes:
+        return model
+    far_masks = {ref: np.where(_local_voxels(m), 0, m).astype(np.uint8) if ref in planes else m
+                 for ref, m in ts.masks.items()}
+    far_masks = {ref: m for ref, m in far_masks.items() if np.any(m)}
+    if len(np.unique(np.concatenate([np.unique(m[m > 0]) for m in far_masks.values()]))) < len(ts.classes):
+        return model  # the corrections hold every voxel of a class: they must reach everywhere
+    from ml4paleo.models import LocalNetwork  # lazy: see _candidates
+
+    previous = ts.warm_far if ts.warm_far is not None else ts.warm
+    focus = {ref: np.where(_local_voxels(m), 0, m).astype(np.uint8) for ref, m in ts.focus.items()}
+    focus = {ref: m for ref, m in focus.items() if m.any()}
+    if previous is not None and not focus:
+        far = previous  # only background corrections are new: what did not learn them stays
+    else:  # a fresh candidate: a candidate keeps each plane's labels from its first fit
+        far = make_candidate("unet").fit(dataclasses.replace(ts, masks=far_masks, focus=focus,
+                                                             warm=previous, warm_far=None))
+    return LocalNetwork(far, model, [(ref.dim, ref.index, m) for ref, m in planes.items()], ts.voxel_size,
+                        REACH_VOXELS * min(ts.voxel_size), FAR_SHARE)
+
+
+def _local_voxels(mask: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` (0 unlabeled, 1..K) painted with a class of ``LOCAL_CLASSES``."""
+    mask = np.asarray(mask)
+    return (mask > 0) & np.isin(mask.astype(np.intp) - 1, LOCAL_CLASSES)
 
 
 def _without(s: PaintedSlice, classes: tuple[int, ...]) -> PaintedSlice:
