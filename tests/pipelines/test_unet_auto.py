@@ -132,6 +132,7 @@ def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(t
     before = load_model(tmp_path / "m1")
     assert local.kind == "local-network" and local.far_share == 0.5
     model = local.near
+    assert model_report(tmp_path / "m2")["training_curve"]["epochs"]  # the models page draws near's curve
     assert model.warm_start and model.norm == before.norm
     # nothing but the correction was new: the far network is the previous one, weights and all
     assert all(torch.equal(a, b) for a, b in zip(local.far.net.state_dict().values(), before.net.state_dict().values()))

@@ -178,6 +178,8 @@ def _training_curve(model_dir: Path) -> dict[str, Any] | None:
     held-out Dice, the evidence for how many epochs are worth training."""
     path = model_dir / UNET_CONFIG_FILE
     if not path.is_file():
+        path = model_dir / "near" / UNET_CONFIG_FILE  # a LocalNetwork: the network that learned everything
+    if not path.is_file():
         return None
     config = json.loads(path.read_text())
     return {"epochs": config.get("curve") or [], "best_epochs": config.get("best_epochs"),
