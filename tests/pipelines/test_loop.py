@@ -214,8 +214,8 @@ def test_a_small_volume_s_final_forest_draws_more_trees():
 
 def test_a_background_stroke_acts_fully_within_its_reach_and_by_half_beyond(blobs, tmp_path):
     """A "not here" dab teaches the forest its neighbourhood: within REACH_VOXELS the model is the
-    forest that learned it, beyond it the mean of that forest and the one fitted on the same rows
-    as before the stroke (the segmentation before it, voxel for voxel)."""
+    forest that learned it, beyond it one forest of half of its trees and half of the trees fitted
+    on the same rows as before the stroke (the forest before it, tree for tree)."""
     from ml4paleo.compute.painted import keep_painted
     from ml4paleo.models import labels_from_proba
     from ml4paleo.pipelines._local_fit import REACH_VOXELS
@@ -229,17 +229,25 @@ def test_a_background_stroke_acts_fully_within_its_reach_and_by_half_beyond(blob
     assert model.kind == "local-corrections" and model.far_share == 0.5
     vol = np.asarray(open_level(path, 0)[:])
     painted = [(0, k, m) for k, m in ann.items()]  # painted voxels are law in both segmentations
-    far = keep_painted(labels_from_proba(model.far.predict_region(vol, (0, 0, 0), vol.shape)), painted,
-                       (0, 0, 0), vol.shape)
-    both = keep_painted(labels_from_proba((model.far.predict_region(vol, (0, 0, 0), vol.shape)
-                                           + model.near.predict_region(vol, (0, 0, 0), vol.shape)) / 2), painted,
+    # beyond the reach one forest: half of the near forest's trees and the far forest's, which are
+    # the first half of the forest before the stroke (the same rows and seed)
+    trees = model.near.estimator.estimators_
+    far_trees, old_trees = model.far.estimator.estimators_, load_model(tmp_path / "before").estimator.estimators_
+    assert len(far_trees) == len(trees) // 2 and same_trees(model.mix.estimator.estimators_,
+                                                            trees[len(trees) // 2:] + far_trees)
+    assert same_trees(far_trees, old_trees[:len(far_trees)])
+    both = keep_painted(labels_from_proba(model.mix.predict_region(vol, (0, 0, 0), vol.shape)), painted,
                         (0, 0, 0), vol.shape)
     stroke = np.zeros(truth.shape, bool)
     stroke[z] = dab
     beyond = ndi.distance_transform_edt(~stroke) >= REACH_VOXELS
-    assert np.array_equal(far, before)  # the far forest is the one before the stroke
     assert np.array_equal(after[beyond], both[beyond])
     assert (after != before)[~beyond & ~stroke].any()  # and the stroke changed its neighbourhood
+
+
+def same_trees(a, b) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x.tree_.threshold, y.tree_.threshold) and
+                                    np.array_equal(x.tree_.value, y.tree_.value) for x, y in zip(a, b))
 
 
 def run_forest(path, ann, folder, previous):
