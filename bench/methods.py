@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from ml4paleo.compute.features import FILTERS
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level
 from ml4paleo.pipelines.segment import segment_volume
 from ml4paleo.pipelines.train import train_model
@@ -121,9 +122,16 @@ def main(argv=None) -> int:
     ap.add_argument("--xz", action="store_true", help="also paint the XZ plane through the middle")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
                     help="seeds of the generated volumes (each a row; with several, their mean and spread at the end)")
+    ap.add_argument("--filters", nargs="+", default=None, choices=list(FILTERS),
+                    help="the filter bank's filters (default: all; e.g. without orient energy: the bank before them)")
+    ap.add_argument("--unet-params", nargs="+", default=[], metavar="NAME=INT",
+                    help="U-Net hyper-parameters for the U-Net by name and auto's (e.g. depth=3)")
     ap.add_argument("--texture-shape", type=int, nargs=3, default=TEXTURE_SHAPE, metavar=("Z", "Y", "X"),
                     help="size of the texture family's volumes")
     args = ap.parse_args(argv)
+    options = {"unet_params": {k: int(v) for k, v in (p.split("=", 1) for p in args.unet_params)}}
+    if args.filters:
+        options["features"] = {"filters": list(args.filters)}
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-methods-"))
     summary: list = []
@@ -150,7 +158,7 @@ def main(argv=None) -> int:
                     model, labels = work / stem, work / f"{stem}.ome.zarr"
                     t0, c0 = time.perf_counter(), time.process_time()
                     budget = {"max_train_seconds": args.unet_seconds} if method == "unet" and args.unet_seconds else {}
-                    result = train_model(path, ann, model, method=method, **budget)
+                    result = train_model(path, ann, model, method=method, **budget, **options)
                     t1, c1 = time.perf_counter(), time.process_time()
                     segment_volume(path, model, labels)
                     t2, c2 = time.perf_counter(), time.process_time()

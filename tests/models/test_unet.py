@@ -97,12 +97,14 @@ def test_tiled_region_equals_whole_slice_inference(tiny, start, stop):
     np.testing.assert_allclose(region, whole[:, start[1]:stop[1], start[2]:stop[2]], atol=1e-4)
 
 
-@pytest.mark.parametrize("depth, context", [(3, 0), (1, 2)])
-def test_tiled_equals_whole_for_other_depths(depth, context):
-    """The margin follows the receptive field of any depth; the z context is mirrored at the ends."""
+@pytest.mark.parametrize("depth, context, dilation", [(3, 0, 1), (1, 2, 1), (2, 1, 3)])
+def test_tiled_equals_whole_for_other_depths(depth, context, dilation):
+    """The margin follows the receptive field of any depth and dilation; the z context is mirrored
+    at the ends."""
     rng = np.random.default_rng(2)
     vol = rng.normal(1000, 200, size=(4, 40, 36)).astype(np.float32)
-    model = make(depth=depth, context=context, **{**QUICK, "patch": 16}).fit(vol, {1: (vol[1] > 1000).astype(np.uint8) + 1})
+    model = make(depth=depth, context=context, dilation=dilation, **{**QUICK, "patch": 16}).fit(
+        vol, {1: (vol[1] > 1000).astype(np.uint8) + 1})
     whole = np.stack([model.predict_proba_slice(vol, z) for z in range(4)])
     model.tile = 8
     np.testing.assert_allclose(model.predict_region(vol, (0, 5, 3), (4, 40, 29)), whole[:, 5:, 3:29], atol=1e-4)
