@@ -10,6 +10,7 @@ import json
 import pickle
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from ml4paleo.errors import InputError, VolumeNotFoundError  # noqa: E402
 from ml4paleo.models import Segmenter, cached_model, load_model, save_model  # noqa: E402
-from ml4paleo.models.unet import UNetSegmenter  # noqa: E402
+from ml4paleo.models.unet import DEFAULTS, UNetSegmenter  # noqa: E402
 
 QUICK = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch": 32}
 
@@ -269,6 +270,13 @@ def test_saved_format_is_versioned(tiny, tmp_path):
     (tmp_path / "m" / "unet.json").write_text(json.dumps({**config, "format": 99}))
     with pytest.raises(InputError, match="format 99.*update ml4paleo or retrain"):
         load_model(tmp_path / "m")
+    # saved before the dilation existed: the undilated network it was, whatever the default now
+    params = {k: v for k, v in config["params"].items() if k != "dilation"}
+    (tmp_path / "m" / "unet.json").write_text(json.dumps({**config, "params": params}))
+    with mock.patch.dict(DEFAULTS, {"dilation": 3}):
+        loaded = load_model(tmp_path / "m")
+    assert loaded.params["dilation"] == 1 and loaded.margin == model.margin
+    assert np.array_equal(loaded.predict_region(vol, (0, 0, 0), (3, 50, 70)), model.predict_region(vol, (0, 0, 0), (3, 50, 70)))
 
 
 def test_a_warm_start_learns_the_newest_dab_and_keeps_what_it_knew():

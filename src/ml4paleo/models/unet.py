@@ -64,6 +64,9 @@ WEIGHTS_FILE = "unet.pt"
 CONFIG_FILE = UNET_CONFIG_FILE
 STAGE = "training the U-Net"
 NETWORK_SHAPE = ("width", "depth", "context", "dilation")
+SAVED_BEFORE = {"dilation": 1}
+"""The network a saved ``unet.json`` meant for a parameter added since it was written (whatever
+:data:`DEFAULTS` says now: a dilation changes no weight's shape, so a wrong one would load)."""
 """The parameters two U-Nets must share for one to start from the other's weights."""
 FOCUS_WEIGHT = 20.0
 """Loss weight of a focus voxel (the newest strokes of a warm start) against 1 for every other
@@ -519,7 +522,7 @@ class UNetSegmenter:
             if not isinstance(version, int) or version > FORMAT:
                 raise InputError(f"{folder} holds a U-Net saved in format {version!r}; this ml4paleo reads formats "
                                  f"1..{FORMAT}: update ml4paleo or retrain the model")
-            model = cls(config["classes"], **config["params"])
+            model = cls(config["classes"], **{**SAVED_BEFORE, **config["params"]})
             state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
             model._restore(config, state, device)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
