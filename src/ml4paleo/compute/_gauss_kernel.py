@@ -1,5 +1,6 @@
-"""The compiled Gaussian pass of :mod:`ml4paleo.compute.features` (kept apart so numba is
-imported only by callers that ask for it; ``cache=True`` stores the machine code beside this file)."""
+"""The compiled Gaussian and interpolation passes of :mod:`ml4paleo.compute.features` (kept apart
+so numba is imported only by callers that ask for it; ``cache=True`` stores the machine code
+beside this file)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,31 @@ def valid_pass(x, w, axis, out):  # pragma: no cover - compiled
                     acc[i] += (np.float64(a[i]) + np.float64(b[i])) * wj
             for i in range(nx):
                 out[z, y, i] = np.float32(acc[i])
+
+
+@njit(nogil=True, cache=True)
+def interpolate_pass(c, k0, k1, w, omw, axis, dst):  # pragma: no cover - compiled
+    """``dst`` = ``c`` interpolated linearly along ``axis``: position j of ``dst`` reads the
+    coarse voxels ``k0[j]`` and ``k1[j]`` with weights ``omw[j]`` and ``w[j]`` (float32).
+
+    The arithmetic is that of :func:`ml4paleo.compute.features._upsample_axis`: two float32
+    products, each rounded, then their float32 sum; so the values are its values bit for bit, in
+    one pass over ``dst`` where numpy's phase slices write it with a stride, twice."""
+    nz, ny, nx = dst.shape
+    if axis == 0:
+        for z in range(nz):
+            lo, hi, a, b = k0[z], k1[z], omw[z], w[z]
+            for y in range(ny):
+                for x in range(nx):
+                    dst[z, y, x] = c[lo, y, x] * a + c[hi, y, x] * b
+    elif axis == 1:
+        for z in range(nz):
+            for y in range(ny):
+                lo, hi, a, b = k0[y], k1[y], omw[y], w[y]
+                for x in range(nx):
+                    dst[z, y, x] = c[z, lo, x] * a + c[z, hi, x] * b
+    else:
+        for z in range(nz):
+            for y in range(ny):
+                for x in range(nx):
+                    dst[z, y, x] = c[z, y, k0[x]] * omw[x] + c[z, y, k1[x]] * w[x]
