@@ -270,9 +270,11 @@ def _eig2(xx: np.ndarray, yy: np.ndarray, xy: np.ndarray) -> list[np.ndarray]:
     return [mean + d, mean - d]
 
 
-def _eig3(xx, yy, zz, xy, xz, yz) -> list[np.ndarray]:
+def _eig3(xx, yy, zz, xy, xz, yz, which: tuple[int, ...] = (0, 1, 2)) -> list[np.ndarray | None]:
     """Eigenvalues (descending) of symmetric 3x3 matrices, closed form (trigonometric),
-    vectorised in float32: ~20x faster than ``np.linalg.eigvalsh`` on stacked matrices."""
+    vectorised in float32: ~20x faster than ``np.linalg.eigvalsh`` on stacked matrices. Only
+    those of ``which`` are returned (None for the others): a model that kept one of the three
+    skips a cosine and the others' arithmetic; each is computed as when all are."""
     q = (xx + yy + zz) / np.float32(3)
     a, b, c = xx - q, yy - q, zz - q
     p1 = xy * xy + xz * xz + yz * yz
@@ -284,10 +286,10 @@ def _eig3(xx, yy, zz, xy, xz, yz) -> list[np.ndarray]:
     np.clip(r, -1, 1, out=r)
     phi = np.arccos(r) / np.float32(3)
     two_p = np.float32(2) * p
-    e1 = q + two_p * np.cos(phi)
-    e3 = q + two_p * np.cos(phi + np.float32(2 * math.pi / 3))
-    e2 = np.float32(3) * q - e1 - e3
-    return [e1, e2, e3]
+    e1 = q + two_p * np.cos(phi) if {0, 1} & set(which) else None
+    e3 = q + two_p * np.cos(phi + np.float32(2 * math.pi / 3)) if {1, 2} & set(which) else None
+    e2 = np.float32(3) * q - e1 - e3 if 1 in which else None
+    return [e if k in which else None for k, e in enumerate((e1, e2, e3))]
 
 
 def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
@@ -344,8 +346,11 @@ def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.
 
 
 def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings, crop: tuple[slice, ...],
-                    filters: set[str], trim: bool = False, compiled: bool = False) -> dict[str, list[np.ndarray]]:
-    """All filters of one scale on one (possibly coarse) window, returned for ``x[crop]``.
+                    filters: set[str], trim: bool = False, compiled: bool = False,
+                    eigen: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, list[np.ndarray | None]]:
+    """All filters of one scale on one (possibly coarse) window, returned for ``x[crop]``;
+    ``eigen``: for ``st`` and ``hessian``, which of their eigenvalues (0-based) to compute
+    (missing: all), the others None.
 
     Smoothing and derivatives need the whole window; the per-voxel maths (eigenvalues,
     magnitudes) runs on the crop only, which for full-resolution scales is about half the window."""
@@ -375,12 +380,12 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings, crop
         if "log" in filters:
             out["log"] = [sum(hess[(i, i)] for i in range(len(axes)))]
         if "hessian" in filters:
-            out["hessian"] = _eigen(hess, len(axes))
+            out["hessian"] = _eigen(hess, len(axes), (eigen or {}).get("hessian"))
         del hess
     if "st" in filters:
         tensor = {(i, j): _smooth(grads[i] * grads[j], sigma / 2, axes, crop, trim, compiled)
                   for i in range(len(axes)) for j in range(i, len(axes))}
-        out["st"] = _eigen(tensor, len(axes))
+        out["st"] = _eigen(tensor, len(axes), (eigen or {}).get("st"))
     return out
 
 
@@ -415,15 +420,20 @@ temporaries then stay in the L2 cache instead of streaming through memory (the s
 on the same values, so the same results; measured ~2x on a segmentation block)."""
 
 
-def _eigen(m: dict[tuple[int, int], np.ndarray], n: int) -> list[np.ndarray]:
+def _eigen(m: dict[tuple[int, int], np.ndarray], n: int,
+           which: tuple[int, ...] | None = None) -> list[np.ndarray | None]:
+    """The eigenvalues (descending) of the symmetric matrices ``m`` holds per voxel; only those of
+    ``which`` (None: all), the others None."""
+    which = tuple(range(n)) if which is None else which
     keys = [(0, 0), (1, 1), (0, 1)] if n == 2 else [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
     shape = m[0, 0].shape
-    out = [np.empty(shape, np.float32) for _ in range(n)]
+    out = [np.empty(shape, np.float32) if k in which else None for k in range(n)]
     step = max(1, SLAB_VOXELS // max(1, math.prod(shape[1:])))
     for z in range(0, shape[0], step):
         part = [m[k][z:z + step] for k in keys]
-        for o, e in zip(out, _eig2(*part) if n == 2 else _eig3(*part)):
-            o[z:z + step] = e
+        for o, e in zip(out, _eig2(*part) if n == 2 else _eig3(*part, which=which)):
+            if o is not None:
+                o[z:z + step] = e
     return out
 
 
@@ -621,7 +631,7 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
         letters = [_AXIS_LETTERS[a] for a in axes]
         maps.update({"orient_" + letters[i] + letters[j]: t for (i, j), t in tensor.items()})
         if {"orient_e1", "orient_e3"} & set(slots):
-            eig = _eigen(tensor, n)
+            eig = _eigen(tensor, n, tuple(k for k, e in ((0, "orient_e1"), (n - 1, "orient_e3")) if e in slots))
             maps["orient_e1"], maps["orient_e3"] = eig[0], eig[-1]
     for part, dst in slots.items():
         if f == 1:
@@ -700,7 +710,10 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
         else:
             xs = xs.astype(np.float32)
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
-        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=True, compiled=compiled)
+        eigen = {name: tuple(j for j in range(len(axes)) if f"{name}_e{j + 1}_{tag}" in slot)
+                 for name in ("st", "hessian")}
+        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=True, compiled=compiled,
+                                eigen=eigen)
         for name, maps in feats.items():
             labels = [f"{name}_e{j + 1}_{tag}" for j in range(len(maps))] if name in ("st", "hessian") else [f"{name}_{tag}"]
             for label, m in zip(labels, maps):
