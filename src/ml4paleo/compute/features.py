@@ -369,14 +369,16 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings, crop
     out: dict[str, list[np.ndarray]] = {"gaussian": [g[crop]]}
     if not filters & {"log", "ggm", "st", "hessian"}:
         return out
-    grads = [np.gradient(g, axis=a) for a in axes]
+    pairs = [(i, j) for i in range(len(axes)) for j in range(i, len(axes)) if "hessian" in filters or i == j]
+    hess = _second_derivatives(g, axes, crop, pairs) if compiled and filters & {"log", "hessian"} else None
+    grads = [np.gradient(g, axis=a) for a in axes] if hess is None or filters & {"ggm", "st"} else []
     del g
     if "ggm" in filters:
         sq = [d[crop] for d in grads]
         out["ggm"] = [np.sqrt(sum(d * d for d in sq))]
     if filters & {"log", "hessian"}:
-        hess = {(i, j): _gradient_on(grads[i], axes[j], crop) for i in range(len(axes)) for j in range(i, len(axes))
-                if "hessian" in filters or i == j}
+        if hess is None:
+            hess = {(i, j): _gradient_on(grads[i], axes[j], crop) for i, j in pairs}
         if "log" in filters:
             out["log"] = [sum(hess[(i, i)] for i in range(len(axes)))]
         if "hessian" in filters:
@@ -387,6 +389,25 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings, crop
                   for i in range(len(axes)) for j in range(i, len(axes))}
         out["st"] = _eigen(tensor, len(axes), (eigen or {}).get("st"))
     return out
+
+
+def _second_derivatives(g: np.ndarray, axes: tuple[int, ...], crop: tuple[slice, ...],
+                        pairs: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray] | None:
+    """The second derivatives ``pairs`` (indices into ``axes``) of ``g`` on ``crop`` by numba's
+    kernel (:func:`ml4paleo.compute._gauss_kernel.second_derivatives`): what :func:`_gradient_on`
+    of ``np.gradient`` gives, bit for bit, without the window's first derivatives; None where the
+    crop comes within two voxels of the window's edge (there np.gradient is one-sided)."""
+    starts = [c.indices(g.shape[a])[0] for a, c in enumerate(crop)]
+    stops = [c.indices(g.shape[a])[1] for a, c in enumerate(crop)]
+    if g.dtype != np.float32 or any(starts[a] < 2 or stops[a] > g.shape[a] - 2 for a in axes):
+        return None
+    from ml4paleo.compute._gauss_kernel import second_derivatives  # lazy: numba, as in _trimmed_pass
+
+    found = np.empty((len(pairs),) + tuple(b - a for a, b in zip(starts, stops)), np.float32)
+    if found.size:
+        second_derivatives(g, np.array(starts, np.int64), np.array([[axes[i], axes[j]] for i, j in pairs], np.int64),
+                           found)
+    return {pair: found[k] for k, pair in enumerate(pairs)}
 
 
 def _gradient_on(x: np.ndarray, axis: int, crop: tuple[slice, ...]) -> np.ndarray:
