@@ -202,13 +202,17 @@ def test_the_estimate_trusts_the_outlines_as_far_as_their_held_out_record_goes()
 
 def test_a_small_volume_s_final_forest_draws_more_trees():
     """Each retrain re-draws the forest: where walking more trees is cheap (a small volume) the
-    final forest has CHEAP_TREES unless the caller named the trees; other methods are left alone."""
-    from ml4paleo.pipelines.train import CHEAP_TREES, CHEAP_VOXELS, _final_params
+    final forest has CHEAP_TREES unless the caller named the trees, each grown on a draw of FIT_SAMPLES of the
+    rows unless the caller named the draw or turned it off; other methods are left alone."""
+    from ml4paleo.pipelines.train import CHEAP_TREES, CHEAP_VOXELS, FIT_SAMPLES, _final_params
 
     assert _final_params("forest", {}, (60, 96, 96))["n_estimators"] == CHEAP_TREES
-    assert _final_params("context", {"max_depth": 9}, (60, 96, 96)) == {"max_depth": 9, "n_estimators": CHEAP_TREES}
-    assert _final_params("forest", {"n_estimators": 12}, (60, 96, 96)) == {"n_estimators": 12}
-    assert _final_params("forest", {}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {}
+    assert _final_params("context", {"max_depth": 9}, (60, 96, 96)) == {"max_depth": 9, "n_estimators": CHEAP_TREES,
+                                                                       "max_samples": FIT_SAMPLES}
+    assert _final_params("forest", {"n_estimators": 12}, (60, 96, 96)) == {"n_estimators": 12, "max_samples": FIT_SAMPLES}
+    assert _final_params("forest", {}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {"max_samples": FIT_SAMPLES}
+    assert _final_params("forest", {"bootstrap": False}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {"bootstrap": False}
+    assert _final_params("forest", {"max_samples": 0.8}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {"max_samples": 0.8}
     assert _final_params("boosting", {}, (8, 8, 8)) == {} and _final_params("interpolation", {}, (8, 8, 8)) == {}
 
 
