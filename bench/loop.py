@@ -49,6 +49,7 @@ from methods import dice, snow, write_scan  # noqa: E402 - the bench folder's ow
 from ml4paleo.compute.painted import keep_painted  # noqa: E402
 from ml4paleo.io.omezarr import open_level  # noqa: E402
 from ml4paleo.models import labels_from_proba, load_model  # noqa: E402
+from ml4paleo.pipelines import _local_fit  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
 from ml4paleo.planes import AXES, SliceRef  # noqa: E402
@@ -244,7 +245,11 @@ def main(argv=None) -> int:
     ap.add_argument("--strokes", type=int, default=10, help="correction strokes per run")
     ap.add_argument("--start", type=int, default=3, help="z slices painted with strokes at the start")
     ap.add_argument("--reach", type=int, default=5, help="voxels around a stroke that must change")
+    ap.add_argument("--two-forests", action="store_true",
+                    help="beyond a background correction's reach, the mean of two full forests (before ONE_WALK)")
     args = ap.parse_args(argv)
+    if args.two_forests:
+        _local_fit.ONE_WALK = False
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-loop-"))
     table = []
