@@ -247,9 +247,13 @@ def main(argv=None) -> int:
     ap.add_argument("--reach", type=int, default=5, help="voxels around a stroke that must change")
     ap.add_argument("--two-forests", action="store_true",
                     help="beyond a background correction's reach, the mean of two full forests (before ONE_WALK)")
+    ap.add_argument("--network-local-all", action="store_true",
+                    help="a U-Net's corrections of every class act fully only near where painted (an experiment)")
     args = ap.parse_args(argv)
     if args.two_forests:
         _local_fit.ONE_WALK = False
+    if args.network_local_all:
+        _local_fit.NETWORK_LOCAL_CLASSES = tuple(range(255))
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-loop-"))
     table = []
