@@ -29,7 +29,7 @@ FAR_SHARE = 0.5
 """Beyond the reach, the share of the forest that never saw those corrections."""
 ONE_WALK = True
 """Beyond the reach, one forest of half the near forest's trees and a far forest of the other
-half (:func:`~ml4paleo.models._local.mixed_forest`) instead of the mean of two full forests:
+half (:func:`~ml4paleo.models.mixed_forest`) instead of the mean of two full forests:
 the same estimate of the mean at the cost of one forest walk and one and a half fits
 (docs/benchmarks.md, "What the rule costs a segmentation")."""
 LOCAL_METHODS = ("forest", "context")
@@ -53,8 +53,7 @@ def fit_final(candidate: Candidate, ts: TrainingSet):
     far_slices = [s for s in far_slices if s.targets.size]
     if len(np.unique(np.concatenate([s.targets for s in far_slices]))) < len(ts.classes):
         return model  # the corrections hold every row of a class: they must reach everywhere
-    from ml4paleo.models import LocalCorrections  # lazy: see _candidates
-    from ml4paleo.models._local import mixed_forest
+    from ml4paleo.models import LocalCorrections, mixed_forest  # lazy: see _candidates
 
     trees = model.estimator.n_estimators
     mixed = ONE_WALK and FAR_SHARE < 1.0
