@@ -50,6 +50,7 @@ from methods import dice, snow, write_scan  # noqa: E402 - the bench folder's ow
 from ml4paleo.compute.painted import keep_painted  # noqa: E402
 from ml4paleo.io.omezarr import open_level  # noqa: E402
 from ml4paleo.models import labels_from_proba, load_model  # noqa: E402
+from ml4paleo.pipelines import _local_fit  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
 from ml4paleo.planes import AXES, SliceRef  # noqa: E402
@@ -269,9 +270,17 @@ def main(argv=None) -> int:
     ap.add_argument("--strokes", type=int, default=10, help="correction strokes per run")
     ap.add_argument("--start", type=int, default=3, help="z slices painted with strokes at the start")
     ap.add_argument("--reach", type=int, default=5, help="voxels around a stroke that must change")
+    ap.add_argument("--two-forests", action="store_true",
+                    help="beyond a background correction's reach, the mean of two full forests (before ONE_WALK)")
+    ap.add_argument("--network-local-all", action="store_true",
+                    help="a U-Net's corrections of every class act fully only near where painted (an experiment)")
     ap.add_argument("--scores", action="store_true",
                     help="print each round's held-out scores of every candidate (metadata.json)")
     args = ap.parse_args(argv)
+    if args.two_forests:
+        _local_fit.ONE_WALK = False
+    if args.network_local_all:
+        _local_fit.NETWORK_LOCAL_CLASSES = tuple(range(255))
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-loop-"))
     table = []

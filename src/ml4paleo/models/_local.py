@@ -7,7 +7,8 @@ lowered Dice by 0.015-0.05 (docs/decisions.md, "A correction acts where it was p
 one fitted without the rows of the corrections meant to act locally (``far``). It answers with
 ``near`` within reach of those corrections and, beyond, with ``far_share`` of ``far`` and the
 rest of ``near``, linear in between (:class:`ml4paleo.compute.reach.CorrectionReach`). Both
-work on one filter bank, computed once per region.
+work on one filter bank, computed once per region. Beyond the reach one forest of trees of both
+(:func:`mixed_forest`) stands for that blend: one forest walk instead of two.
 """
 
 from __future__ import annotations

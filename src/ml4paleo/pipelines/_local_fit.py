@@ -33,6 +33,8 @@ half (:func:`~ml4paleo.models.mixed_forest`) instead of the mean of two full for
 the same estimate of the mean at the cost of one forest walk and one and a half fits
 (docs/benchmarks.md, "What the rule costs a segmentation")."""
 LOCAL_METHODS = ("forest", "context")
+NETWORK_LOCAL_CLASSES: tuple[int, ...] = LOCAL_CLASSES
+"""The classes whose corrections act fully only near where they were painted, for a U-Net."""
 
 
 def fit_final(candidate: Candidate, ts: TrainingSet):
@@ -85,7 +87,8 @@ def _fit_network(candidate: Candidate, ts: TrainingSet):
     from ml4paleo.models import LocalNetwork  # lazy: see _candidates
 
     previous = ts.warm_far if ts.warm_far is not None else ts.warm
-    focus = {ref: np.where(_local_voxels(m), 0, m).astype(np.uint8) for ref, m in ts.focus.items()}
+    focus = {ref: np.where(_local_voxels(m), 0, m).astype(np.uint8) if ref in planes else m
+             for ref, m in ts.focus.items()}
     focus = {ref: m for ref, m in focus.items() if m.any()}
     if previous is not None and not focus:
         far = previous  # only background corrections are new: what did not learn them stays
@@ -97,9 +100,9 @@ def _fit_network(candidate: Candidate, ts: TrainingSet):
 
 
 def _local_voxels(mask: np.ndarray) -> np.ndarray:
-    """Voxels of ``mask`` (0 unlabeled, 1..K) painted with a class of ``LOCAL_CLASSES``."""
+    """Voxels of ``mask`` (0 unlabeled, 1..K) painted with a class of ``NETWORK_LOCAL_CLASSES``."""
     mask = np.asarray(mask)
-    return (mask > 0) & np.isin(mask.astype(np.intp) - 1, LOCAL_CLASSES)
+    return (mask > 0) & np.isin(mask.astype(np.intp) - 1, NETWORK_LOCAL_CLASSES)
 
 
 def _without(s: PaintedSlice, classes: tuple[int, ...]) -> PaintedSlice:
