@@ -275,8 +275,8 @@ def test_saved_format_is_versioned(tiny, tmp_path):
     (tmp_path / "m" / "unet.json").write_text(json.dumps({**config, "params": params}))
     with mock.patch.dict(DEFAULTS, {"dilation": 3}):
         loaded = load_model(tmp_path / "m")
-    assert loaded.params["dilation"] == 1 and loaded.margin == model.margin
-    assert np.array_equal(loaded.predict_region(vol, (0, 0, 0), (3, 50, 70)), model.predict_region(vol, (0, 0, 0), (3, 50, 70)))
+    assert loaded.params["dilation"] == 1
+    assert {m.dilation for m in loaded.net.modules() if isinstance(m, torch.nn.Conv2d)} == {(1, 1)}
 
 
 def test_a_warm_start_learns_the_newest_dab_and_keeps_what_it_knew():

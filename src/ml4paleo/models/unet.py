@@ -39,7 +39,7 @@ from ml4paleo.progress import ProgressCallback, no_progress
 __all__ = ["AUGMENTATIONS", "DEFAULTS", "FOCUS_WEIGHT", "NETWORK_SHAPE", "UNetSegmenter", "WARM_LR"]
 
 DEFAULTS: dict[str, Any] = {
-    "width": 8, "depth": 2, "context": 1, "dilation": 1,
+    "width": 8, "depth": 2, "context": 1, "dilation": 2,
     "epochs": 40, "steps_per_epoch": 8, "batch_size": 8, "patch": 96,
     "lr": 1e-2, "weight_decay": 1e-4, "patience": 8,
     "augment": (),
