@@ -16,11 +16,14 @@ the stroke goes depends on the strategy:
 - ``worst``: the oracle, the plane of any axis holding the largest wrong region.
 
 Printed per case and strategy: the structure's Dice over the whole volume after each stroke,
-strokes to reach 0.90 and 0.95, strokes that changed nothing (no voxel within ``--reach`` voxels
+its mean over the strokes, strokes to reach 0.90 and 0.95 and to halve the start's error (``to
+1/2``: where a case starts above 0.90 or 0.95 those read 0 for every strategy), strokes that changed nothing (no voxel within ``--reach`` voxels
 of the stroke, the stroke itself left out, changed class, though the wrong region reached beyond
 the stroke), strokes that lowered Dice by more than
 0.01, the methods chosen and whether the U-Net was scored, carried or not, and the wall and CPU
-seconds each round took (CPU of this process; a torch or forest thread counts); the peak RSS at the end.
+seconds each round took (CPU of this process; a torch or forest thread counts); where the model
+keeps corrections local (``LocalCorrections``, ``LocalNetwork``), the Dice of its ``near`` part
+alone, which learned every correction everywhere; the peak RSS at the end.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from methods import dice, snow, write_scan  # noqa: E402 - the bench folder's own module
 
+from ml4paleo.compute.painted import keep_painted  # noqa: E402
 from ml4paleo.io.omezarr import open_level  # noqa: E402
+from ml4paleo.models import labels_from_proba, load_model  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
 from ml4paleo.planes import AXES, SliceRef  # noqa: E402
@@ -105,8 +110,20 @@ class Run:
     estimates: list[float | None] = field(default_factory=list)
     """The model's own estimate of the structure's Dice (``suggestions.json``) each round."""
 
+    near: list[tuple[int, float]] = field(default_factory=list)
+    """(round, Dice) of the near model alone where the model keeps corrections local."""
+
     def reach(self, goal: float) -> int | None:
         return next((i for i, d in enumerate(self.dices) if d >= goal), None)
+
+    def halved(self) -> int | None:
+        """Strokes until the start's error (1 - Dice) is halved: a target relative to the case,
+        where 0.90 and 0.95 are reached before the first stroke."""
+        return self.reach(1 - (1 - self.dices[0]) / 2)
+
+    def mean_after(self) -> float | None:
+        """Mean Dice over the strokes (round 0 left out): the whole curve, not one crossing."""
+        return float(np.mean(self.dices[1:])) if len(self.dices) > 1 else None
 
 
 def choose(strategy: str, pred: np.ndarray, truth: np.ndarray, model: Path, cursor: list[int], ann: dict):
@@ -143,6 +160,30 @@ def choose(strategy: str, pred: np.ndarray, truth: np.ndarray, model: Path, curs
     return best
 
 
+def held_out_scores(model: Path) -> str:
+    """Each candidate's held-out Dice per class (strokes; the band near outlines in brackets) and
+    per fold, from the model's metadata: what ``auto`` chose on."""
+    meta = json.loads((model / "metadata.json").read_text())
+    out = []
+    for n, c in meta.get("candidates", {}).items():
+        classes = " ".join(fmt(m["dice"]) for m in c.get("metrics", {}).values()) or "-"
+        band = " ".join(fmt(m["dice"]) for m in c.get("band", {}).values())
+        folds = " ".join(fmt(d) for d in c.get("fold_dice", []))
+        out.append(f"{n} {classes}" + (f" [{band}]" if band else "") + (f" folds {folds}" if folds else ""))
+    return "; ".join(out)
+
+
+def near_alone(path: Path, model: Path, shape) -> np.ndarray | None:
+    """Labels of the whole volume from the ``near`` part alone of a model whose corrections act
+    where painted (what the same training gives without the rule), None for any other model."""
+    found = load_model(model)
+    if getattr(found, "near", None) is None:
+        return None
+    start, stop = (0, 0, 0), tuple(shape)
+    proba = found.near.predict_region(open_level(path, 0), start, stop)
+    return labels_from_proba(keep_painted(proba, found.painted, start, stop))
+
+
 def fmt(value) -> str:
     return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
 
@@ -152,7 +193,7 @@ def key_of(axis: int, index: int) -> SliceRef:
 
 
 def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path: Path, work: Path,
-             strokes: int, start: int, reach: int) -> Run:
+             strokes: int, start: int, reach: int, scores: bool = False) -> Run:
     n = vol.shape[0]
     ann: dict[SliceRef, np.ndarray] = {}
     for z in sorted({int(round(z)) for z in np.linspace(0.3 * n, 0.7 * n, start)}):
@@ -176,6 +217,11 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
             print(f"  {name:8s} {strategy:8s} method {run.methods[-1]} -> {result.method}: {result.validation.get('reason')}")
         run.methods.append(result.method)
         run.dices.append(dice(pred == 1, struct))
+        near = near_alone(path, model, vol.shape)  # the rule's counterfactual: the model that learned everything
+        if near is not None:
+            run.near.append((round_, dice(near == 1, struct)))
+            print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  near alone (the model that learned every "
+                  f"correction everywhere) dice {run.near[-1][1]:.4f}")
         run.estimates.append(result.suggestions.get("estimated_dice", {}).get(result.classes[1]))
         if before is not None:
             around = ndi.binary_dilation(last_stroke, iterations=reach) & ~last_stroke
@@ -189,6 +235,8 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
               f"{run.seconds[-1]:5.1f} s ({run.cpu[-1]:5.1f} CPU s)  estimated {fmt(run.estimates[-1])}  "
               f"U-Net {result.network.split(':')[0] or '-'}"
               + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
+        if scores:
+            print(f"  {name:8s} {strategy:8s}   scores {held_out_scores(model)}")
         hit = None if round_ == strokes else choose(strategy, pred, truth, model, cursor, ann)
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)
@@ -221,6 +269,8 @@ def main(argv=None) -> int:
     ap.add_argument("--strokes", type=int, default=10, help="correction strokes per run")
     ap.add_argument("--start", type=int, default=3, help="z slices painted with strokes at the start")
     ap.add_argument("--reach", type=int, default=5, help="voxels around a stroke that must change")
+    ap.add_argument("--scores", action="store_true",
+                    help="print each round's held-out scores of every candidate (metadata.json)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-loop-"))
@@ -230,20 +280,27 @@ def main(argv=None) -> int:
             vol, truth = CASES[name]()
             path = write_scan(work / f"{name}.ome.zarr", vol)
             for strategy in args.strategies:
-                run = run_case(name, strategy, vol, truth, path, work, args.strokes, args.start, args.reach)
+                run = run_case(name, strategy, vol, truth, path, work, args.strokes, args.start, args.reach,
+                               args.scores)
                 table.append((name, strategy, run))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nload {os.getloadavg()[0]:.1f}; {args.start} z slices of strokes to start, {args.strokes} strokes")
-    print(f"{'case':8s} {'strategy':8s} {'start':>6s} {'end':>6s} {'best':>6s} {'to .90':>6s} {'to .95':>6s} "
+    print(f"{'case':8s} {'strategy':8s} {'start':>6s} {'end':>6s} {'best':>6s} {'mean':>6s} {'to .90':>6s} {'to .95':>6s} "
+          f"{'to 1/2':>6s} "
           f"{'idle':>4s} {'worse':>5s} {'s/round':>7s} {'CPU s':>6s}  methods")
     for name, strategy, run in table:
         print(f"{name:8s} {strategy:8s} Dice per round: {' '.join(f'{d:.3f}' for d in run.dices)}")
     for name, strategy, run in table:
         methods = " ".join(sorted(set(run.methods)))
         print(f"{name:8s} {strategy:8s} {run.dices[0]:6.3f} {run.dices[-1]:6.3f} {max(run.dices):6.3f} "
-              f"{fmt(run.reach(0.90)):>6s} {fmt(run.reach(0.95)):>6s} {run.idle:4d} {run.worse:5d} "
+              f"{fmt(run.mean_after()):>6s} {fmt(run.reach(0.90)):>6s} {fmt(run.reach(0.95)):>6s} "
+              f"{fmt(run.halved()):>6s} {run.idle:4d} {run.worse:5d} "
               f"{np.mean(run.seconds):7.1f} {np.mean(run.cpu):6.1f}  {methods} ({sum(a != b for a, b in zip(run.methods, run.methods[1:]))} switches)")
+    for name, strategy, run in table:
+        if run.near:
+            print(f"{name:8s} {strategy:8s} Dice of near alone (the rounds whose model keeps corrections local): "
+                  + " ".join(f"{r}:{d:.3f}/{run.dices[r]:.3f}" for r, d in run.near) + " (near / the model)")
     pairs = np.array([(e, d) for _, _, run in table for e, d in zip(run.estimates, run.dices) if e is not None])
     if len(pairs):
         error = pairs[:, 0] - pairs[:, 1]

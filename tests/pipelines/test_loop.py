@@ -8,18 +8,22 @@ import json
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy import ndimage as ndi
 from segdata import FAST, FAST_RF, write_volume
 
+from ml4paleo.cli import main
+from ml4paleo.io.annotations import write_annotation
+
 from ml4paleo.io.omezarr import open_level
 from ml4paleo.pipelines.segment import segment_volume
-from ml4paleo.pipelines.scoring import SWITCH, choose_method
+from ml4paleo.pipelines.scoring import IMAGE_POOR, SWITCH, choose_method
 from ml4paleo.models import load_model
 from ml4paleo.pipelines import suggest
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.planes import SliceRef
 from ml4paleo.pipelines.train import train_model
-from ml4paleo.testing.phantoms import strokes, touching_blobs
+from ml4paleo.testing.phantoms import strokes, texture_only, touching_blobs
 
 START = (14, 20, 26)
 
@@ -167,7 +171,7 @@ def test_a_held_out_slice_does_not_reach_its_fold_through_a_correction_beside_it
 
 def test_two_slices_on_which_the_image_fails_go_to_context():
     """With two slices of outlines no fold can score context; where every scored method leaves
-    a class below POOR_DICE, the image cannot separate the classes and context is chosen."""
+    a class below IMAGE_POOR, the image cannot separate the classes and context is chosen."""
     def scored(forest, interpolation):
         out = {n: {"metrics": {"a": {"dice": 0.95}, "b": {"dice": d}}, "fold_dice": [d, d]}
                for n, d in (("forest", forest), ("interpolation", interpolation))}
@@ -175,9 +179,9 @@ def test_two_slices_on_which_the_image_fails_go_to_context():
         return out
 
     order = ("forest", "context", "interpolation")
-    chosen, why = choose_method(scored(0.45, 0.0), order, previous="forest")
+    chosen, why = choose_method(scored(IMAGE_POOR - 0.05, 0.0), order, previous="forest")
     assert chosen == "context" and "third slice" in why
-    assert choose_method(scored(0.80, 0.0), order, previous="forest")[0] == "forest"  # the image does separate them
+    assert choose_method(scored(IMAGE_POOR + 0.1, 0.0), order, previous="forest")[0] == "forest"  # the image separates
 
 
 def test_the_estimate_trusts_the_outlines_as_far_as_their_held_out_record_goes():
@@ -214,8 +218,8 @@ def test_a_small_volume_s_final_forest_draws_more_trees():
 
 def test_a_background_stroke_acts_fully_within_its_reach_and_by_half_beyond(blobs, tmp_path):
     """A "not here" dab teaches the forest its neighbourhood: within REACH_VOXELS the model is the
-    forest that learned it, beyond it the mean of that forest and the one fitted on the same rows
-    as before the stroke (the segmentation before it, voxel for voxel)."""
+    forest that learned it, beyond it one forest of half of its trees and half of the trees fitted
+    on the same rows as before the stroke (the forest before it, tree for tree)."""
     from ml4paleo.compute.painted import keep_painted
     from ml4paleo.models import labels_from_proba
     from ml4paleo.pipelines._local_fit import REACH_VOXELS
@@ -229,17 +233,25 @@ def test_a_background_stroke_acts_fully_within_its_reach_and_by_half_beyond(blob
     assert model.kind == "local-corrections" and model.far_share == 0.5
     vol = np.asarray(open_level(path, 0)[:])
     painted = [(0, k, m) for k, m in ann.items()]  # painted voxels are law in both segmentations
-    far = keep_painted(labels_from_proba(model.far.predict_region(vol, (0, 0, 0), vol.shape)), painted,
-                       (0, 0, 0), vol.shape)
-    both = keep_painted(labels_from_proba((model.far.predict_region(vol, (0, 0, 0), vol.shape)
-                                           + model.near.predict_region(vol, (0, 0, 0), vol.shape)) / 2), painted,
+    # beyond the reach one forest: half of the near forest's trees and the far forest's, which are
+    # the first half of the forest before the stroke (the same rows and seed)
+    trees = model.near.estimator.estimators_
+    far_trees, old_trees = model.far.estimator.estimators_, load_model(tmp_path / "before").estimator.estimators_
+    assert len(far_trees) == len(trees) // 2 and same_trees(model.mix.estimator.estimators_,
+                                                            trees[len(trees) // 2:] + far_trees)
+    assert same_trees(far_trees, old_trees[:len(far_trees)])
+    both = keep_painted(labels_from_proba(model.mix.predict_region(vol, (0, 0, 0), vol.shape)), painted,
                         (0, 0, 0), vol.shape)
     stroke = np.zeros(truth.shape, bool)
     stroke[z] = dab
     beyond = ndi.distance_transform_edt(~stroke) >= REACH_VOXELS
-    assert np.array_equal(far, before)  # the far forest is the one before the stroke
     assert np.array_equal(after[beyond], both[beyond])
     assert (after != before)[~beyond & ~stroke].any()  # and the stroke changed its neighbourhood
+
+
+def same_trees(a, b) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x.tree_.threshold, y.tree_.threshold) and
+                                    np.array_equal(x.tree_.value, y.tree_.value) for x, y in zip(a, b))
 
 
 def run_forest(path, ann, folder, previous):
@@ -247,3 +259,67 @@ def run_forest(path, ann, folder, previous):
                          previous_model=previous)
     segment_volume(path, folder, folder.with_suffix(".ome.zarr"), scheduler="synchronous")
     return result, np.asarray(open_level(folder.with_suffix(".ome.zarr"), 0)[:])
+
+
+def _round(forest: float, context: float | None, folds: int = 2) -> dict:
+    """One retrain's scored candidates: the structure's held-out Dice of forest and context (None:
+    context could not be scored, two slices of outlines), background 0.95, the same per fold."""
+    def one(d):
+        if d is None:
+            return {"metrics": {}, "fold_dice": [None] * folds}
+        return {"metrics": {"a": {"dice": 0.95}, "b": {"dice": d}}, "fold_dice": [round((0.95 + d) / 2, 4)] * folds}
+    return {"forest": one(forest), "context": one(context), "interpolation": one(0.0)}
+
+
+def test_a_method_the_folds_cannot_score_is_kept_not_flipped_back_and_forth():
+    """Two slices of outlines: context cannot be scored, and the forest's worst class hovers
+    around IMAGE_POOR from stroke to stroke (blobs from 2 slices: context 0.957 -> forest 0.680 ->
+    context 0.954 before this rule). Context is entered once and kept."""
+    order = ("forest", "context", "interpolation")
+    chosen, methods = None, []
+    for step in (-0.05, 0.05, -0.02, 0.12, -0.07, 0.2):
+        chosen, why = choose_method(_round(IMAGE_POOR + step, None), order, previous=chosen)
+        methods.append(chosen)
+    assert methods == ["context"] * 6
+    assert "kept the previous model's method context" in why and "could score it" in why and "forest 0.9" in why
+    # from the forest: it stays while its own evidence holds, and goes to context once, when it fails
+    chosen, methods = None, []
+    for step in (0.12, 0.05, -0.02, 0.12, 0.2):
+        chosen, _ = choose_method(_round(IMAGE_POOR + step, None), order, previous=chosen)
+        methods.append(chosen)
+    assert methods == ["forest", "forest", "context", "context", "context"]
+
+
+def test_noisy_scores_never_switch_and_a_switch_needs_two_folds():
+    """Scores that move by less than the margin from stroke to stroke keep the method; a switch
+    back needs the same margin the other way (hysteresis); one fold is one slice's luck."""
+    order = ("forest", "context", "interpolation")
+    rng = np.random.default_rng(0)
+    chosen, switches = "forest", 0
+    for _ in range(30):
+        base = 0.8 + rng.normal(0, 0.01)
+        now, _ = choose_method(_round(base + rng.uniform(-0.04, 0.04), base + rng.uniform(-0.04, 0.04)), order,
+                               previous=chosen)
+        switches += now != chosen
+        chosen = now
+    assert switches == 0
+    assert choose_method(_round(0.6, 0.8), order, previous="forest")[0] == "context"  # clearly better: changes
+    assert choose_method(_round(0.7, 0.6), order, previous="context")[0] == "context"  # not back on a small lead
+    kept, why = choose_method(_round(0.6, 0.8, folds=1), order, previous="forest")
+    assert kept == "forest" and "only 1 held-out slice" in why
+
+
+def test_a_retrain_on_the_command_line_says_why_it_kept_the_method(tmp_path):
+    """``ml4paleo train --overwrite`` retrains in place of a model: with two slices of outlines no
+    fold can score context, so a context model is kept, and the output says so and why."""
+    vol, truth = texture_only(shape=(6, 24, 24), seed=0)
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=24)
+    for z in (1, 4):
+        write_annotation(tmp_path / "ann", z, truth[z] + 1)
+    args = ["train", str(tmp_path / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "model"), "--sigmas", "1,3.5",
+            "--validate", "now"]
+    first = CliRunner().invoke(main, [*args, "--method", "context"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert again.exit_code == 0, again.output
+    assert "method: context (kept the previous model's method context: no held-out slice could score it" in again.output

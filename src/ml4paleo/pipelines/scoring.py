@@ -20,7 +20,7 @@ from ml4paleo.pipelines._candidates import TrainingSet
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "POOR_DICE", "SWITCH", "TIE", "choose_method", "mean_dice", "score_candidates",
+__all__ = ["AUTO", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "mean_dice", "score_candidates",
            "validation_report", "validation_warnings"]
 
 AUTO = ("forest", "context", "interpolation")
@@ -32,6 +32,11 @@ SWITCH = 0.05
 more than this mean held-out Dice, and on every held-out fold: a correction stroke moves every
 method's scores a little, scores on strokes saturate, and a method flipping back and forth
 between strokes undoes what the user saw change (why 0.05: docs/decisions.md)."""
+IMAGE_POOR = 0.7
+"""With two slices of outlines (context cannot be scored), ``auto`` takes context when every scored
+method leaves a class below this held-out Dice: the image alone does not separate the classes."""
+SWITCH_FOLDS = 2
+"""A switch needs the new method ahead on at least this many held-out folds that scored both."""
 EVEN_ODDS_WEIGHT = 5
 """The outlines' odds where they contradict a model start at even, as if this many held-out voxels
 had gone each way (a Beta(5, 5) prior): a few disagreeing voxels, often of one stroke, move them
@@ -48,9 +53,19 @@ def mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
 
 def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
                   previous: str | None = None) -> tuple[str, str]:
-    """The candidate with the best mean Dice (ties within ``TIE`` to the earlier) and why; the
-    ``previous`` model's method stays unless the best beats it by more than ``SWITCH``."""
+    """The candidate with the best mean Dice (ties within ``TIE`` to the earlier) and why.
+
+    With a ``previous`` model whose method is among ``order``, the choice is sticky: the method
+    changes only on comparable evidence that another is clearly better (:func:`_switch`); one the
+    folds cannot score (context with two slices of outlines) is kept, as nothing then shows
+    another method better. Without this, scores that move a little with every stroke flip the
+    method back and forth, and the user sees the whole volume change for a dab."""
     means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
+    if previous in order and previous in scored and previous not in means:
+        scored_ones = ", ".join(f"{n} {m:.3f}" for n, m in means.items())
+        return previous, (f"kept the previous model's method {previous}: no held-out slice could score it "
+                          f"({_why_unscored(previous)}), so no score shows another method better"
+                          + (f" (scored: {scored_ones})" if scored_ones else ""))
     if not means:
         return order[0], "no held-out slice could be scored: the first method is used"
     blind = _image_blind(scored, order, means)
@@ -60,31 +75,59 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
     chosen = next(name for name in order if name in means and means[name] >= best - TIE)
     others = ", ".join(f"{n} {m:.3f}" for n, m in means.items() if n != chosen)
     if previous in means and previous != chosen:
-        ahead = _clearly_ahead(scored[chosen].get("fold_dice"), scored[previous].get("fold_dice"))
-        if means[chosen] <= means[previous] + SWITCH or not ahead:
-            return previous, (f"kept the previous model's method {previous} {means[previous]:.3f}: "
-                              f"{chosen} {means[chosen]:.3f} is not better by more than {SWITCH} on every held-out slice")
-        return chosen, (f"changed from {previous} ({means[previous]:.3f}) to {chosen} {means[chosen]:.3f}, "
-                        f"better by more than {SWITCH} and on every held-out slice" + (f" (vs {others})" if others else ""))
+        return _switch(scored, means, previous, chosen, others)
     return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
+
+
+def _switch(scored: dict[str, dict[str, Any]], means: Mapping[str, float], previous: str, best: str,
+            others: str) -> tuple[str, str]:
+    """``best`` when its held-out evidence is clearly better than ``previous``'s on the same
+    folds: by more than ``SWITCH`` on the mean, ahead on every fold, and on at least
+    ``SWITCH_FOLDS`` folds that scored both (one held-out slice is one slice's luck); else
+    ``previous``. Both sides of a switch need the margin, so noise must move the scores by twice
+    it to flip back: the hysteresis that keeps the method still from one stroke to the next."""
+    new, old = scored[best].get("fold_dice"), scored[previous].get("fold_dice")
+    both = _both_scored(new, old)
+    ahead = _clearly_ahead(new, old)
+    if means[best] > means[previous] + SWITCH and ahead and (both is None or both >= SWITCH_FOLDS):
+        return best, (f"changed from {previous} ({means[previous]:.3f}) to {best} {means[best]:.3f}, "
+                      f"better by more than {SWITCH} and on every held-out slice" + (f" (vs {others})" if others else ""))
+    if means[best] > means[previous] + SWITCH and ahead:
+        why = f"{best} {means[best]:.3f} is ahead on only {both} held-out slice(s) that scored both, {SWITCH_FOLDS} needed"
+    else:
+        why = f"{best} {means[best]:.3f} is not better by more than {SWITCH} on every held-out slice"
+    return previous, f"kept the previous model's method {previous} {means[previous]:.3f}: {why}"
 
 
 def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
                  means: Mapping[str, float]) -> tuple[str, str] | None:
     """``context`` with its reason, when no fold could score it (one slice of outlines left in
-    each: two painted slices) and every scored method leaves a class below ``POOR_DICE``: the
+    each: two painted slices) and every scored method leaves a class below ``IMAGE_POOR``: the
     image alone cannot tell the classes apart there, so the painted outlines must, and context
     uses both; else None. Without this, two painted slices could never leave the forest."""
     if "context" not in order or "context" in means or "context" not in scored:
         return None
     worst = {n: min((m["dice"] for m in scored[n]["metrics"].values() if m["dice"] is not None), default=1.0)
              for n in means}
-    if not worst or max(worst.values()) >= POOR_DICE:
+    if not worst or max(worst.values()) >= IMAGE_POOR:
         return None
     shown = ", ".join(f"{n} {w:.3f}" for n, w in worst.items())
-    return "context", (f"context: every method scored leaves a class below {POOR_DICE} on held-out slices "
+    return "context", (f"context: every method scored leaves a class below {IMAGE_POOR} on held-out slices "
                        f"(worst class: {shown}) and context could not be scored with two slices of outlines; "
                        "paint a third slice with both classes to let the scores decide")
+
+
+def _why_unscored(method: str) -> str:
+    if method == "context":
+        return "each fold keeps one slice of outlines, and context needs two"
+    return "no fold could train it without its held-out slice"
+
+
+def _both_scored(new: Sequence[float | None] | None, old: Sequence[float | None] | None) -> int | None:
+    """How many folds scored both methods (None when the folds are not known)."""
+    if not new or not old or len(new) != len(old):
+        return None
+    return sum(a is not None and b is not None for a, b in zip(new, old))
 
 
 def _clearly_ahead(new: Sequence[float | None] | None, old: Sequence[float | None] | None) -> bool:

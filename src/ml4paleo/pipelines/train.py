@@ -49,7 +49,7 @@ from ml4paleo.pipelines._candidates import (
 from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, plan_network
-from ml4paleo.pipelines.scoring import (AUTO, choose_method, outline_trust, score_candidates, validation_report,
+from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, score_candidates, validation_report,
                                         validation_warnings)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
@@ -249,7 +249,11 @@ def train_model(
         ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
     evidence, final_ts = None, ts
     if method == "auto" and "unet" not in candidates:
-        plan = plan_network(scored[chosen], chosen, folds, ts, previous_method, previous_model)
+        # context kept or taken without a score (two slices of outlines): the best scored quick
+        # method says whether the image-based methods fall short, hence whether the U-Net may help
+        basis = chosen if scored[chosen].get("metrics") else max(
+            (n for n in names if scored[n].get("metrics")), key=lambda n: mean_dice(scored[n]["metrics"]), default=chosen)
+        plan = plan_network(scored[basis], basis, folds, ts, previous_method, previous_model)
         network, ts, evidence = plan.text, plan.ts, plan.evidence
         if plan.score or plan.carried:
             candidates["unet"] = make_candidate("unet")
@@ -303,6 +307,7 @@ def train_model(
         "previous_model": str(previous_model) if previous_model is not None else None,
         "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"],
                            **({"band": scored[n]["band"]} if scored[n].get("band") else {}),
+                           **({"fold_dice": scored[n]["fold_dice"]} if scored[n].get("fold_dice") else {}),
                            **({"carried": True} if scored[n].get("carried") else {})} for n in candidates},
         "warnings": warnings,
         "voxel_size": list(info.voxel_size),
