@@ -309,7 +309,7 @@ def compiled_pass_loaded() -> bool:
 
 
 def load_compiled_pass() -> None:
-    """Run the compiled Gaussian and interpolation passes once along each axis, so numba and
+    """Run the compiled Gaussian, interpolation and second-derivative passes once, so numba and
     their machine code are loaded (compiled and cached on disk on a fresh install, ~7 s) before a
     request needs them: a long-lived process (the train runner) calls it at start, then its
     previews take the passes."""
@@ -321,6 +321,7 @@ def load_compiled_pass() -> None:
         shape[axis] = 1
         valid_pass(x, w, axis, np.empty(shape, np.float32))
     _upsample(x, 2, (0, 0, 0), (4, 4, 4), (0, 1, 2), compiled=True)
+    _second_derivatives(np.zeros((5, 5, 5), np.float32), (0, 1, 2), (slice(2, 3),) * 3, [(0, 0), (0, 1)])
     _COMPILED_PASS.set()
 
 
