@@ -21,7 +21,9 @@ its mean over the strokes, strokes to reach 0.90 and 0.95 and to halve the start
 of the stroke, the stroke itself left out, changed class, though the wrong region reached beyond
 the stroke), strokes that lowered Dice by more than
 0.01, the methods chosen and whether the U-Net was scored, carried or not, and the wall and CPU
-seconds each round took (CPU of this process; a torch or forest thread counts); the peak RSS at the end.
+seconds each round took (CPU of this process; a torch or forest thread counts); where the model
+keeps corrections local (``LocalCorrections``, ``LocalNetwork``), the Dice of its ``near`` part
+alone, which learned every correction everywhere; the peak RSS at the end.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from methods import dice, snow, write_scan  # noqa: E402 - the bench folder's own module
 
+from ml4paleo.compute.painted import keep_painted  # noqa: E402
 from ml4paleo.io.omezarr import open_level  # noqa: E402
+from ml4paleo.models import labels_from_proba, load_model  # noqa: E402
+from ml4paleo.pipelines import _local_fit  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
 from ml4paleo.planes import AXES, SliceRef  # noqa: E402
@@ -105,6 +110,9 @@ class Run:
     planes: list[str] = field(default_factory=list)
     estimates: list[float | None] = field(default_factory=list)
     """The model's own estimate of the structure's Dice (``suggestions.json``) each round."""
+
+    near: list[tuple[int, float]] = field(default_factory=list)
+    """(round, Dice) of the near model alone where the model keeps corrections local."""
 
     def reach(self, goal: float) -> int | None:
         return next((i for i, d in enumerate(self.dices) if d >= goal), None)
@@ -166,6 +174,17 @@ def held_out_scores(model: Path) -> str:
     return "; ".join(out)
 
 
+def near_alone(path: Path, model: Path, shape) -> np.ndarray | None:
+    """Labels of the whole volume from the ``near`` part alone of a model whose corrections act
+    where painted (what the same training gives without the rule), None for any other model."""
+    found = load_model(model)
+    if getattr(found, "near", None) is None:
+        return None
+    start, stop = (0, 0, 0), tuple(shape)
+    proba = found.near.predict_region(open_level(path, 0), start, stop)
+    return labels_from_proba(keep_painted(proba, found.painted, start, stop))
+
+
 def fmt(value) -> str:
     return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
 
@@ -199,6 +218,11 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
             print(f"  {name:8s} {strategy:8s} method {run.methods[-1]} -> {result.method}: {result.validation.get('reason')}")
         run.methods.append(result.method)
         run.dices.append(dice(pred == 1, struct))
+        near = near_alone(path, model, vol.shape)  # the rule's counterfactual: the model that learned everything
+        if near is not None:
+            run.near.append((round_, dice(near == 1, struct)))
+            print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  near alone (the model that learned every "
+                  f"correction everywhere) dice {run.near[-1][1]:.4f}")
         run.estimates.append(result.suggestions.get("estimated_dice", {}).get(result.classes[1]))
         if before is not None:
             around = ndi.binary_dilation(last_stroke, iterations=reach) & ~last_stroke
@@ -246,9 +270,17 @@ def main(argv=None) -> int:
     ap.add_argument("--strokes", type=int, default=10, help="correction strokes per run")
     ap.add_argument("--start", type=int, default=3, help="z slices painted with strokes at the start")
     ap.add_argument("--reach", type=int, default=5, help="voxels around a stroke that must change")
+    ap.add_argument("--two-forests", action="store_true",
+                    help="beyond a background correction's reach, the mean of two full forests (before ONE_WALK)")
+    ap.add_argument("--network-local-all", action="store_true",
+                    help="a U-Net's corrections of every class act fully only near where painted (an experiment)")
     ap.add_argument("--scores", action="store_true",
                     help="print each round's held-out scores of every candidate (metadata.json)")
     args = ap.parse_args(argv)
+    if args.two_forests:
+        _local_fit.ONE_WALK = False
+    if args.network_local_all:
+        _local_fit.NETWORK_LOCAL_CLASSES = tuple(range(255))
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-loop-"))
     table = []
@@ -274,6 +306,10 @@ def main(argv=None) -> int:
               f"{fmt(run.mean_after()):>6s} {fmt(run.reach(0.90)):>6s} {fmt(run.reach(0.95)):>6s} "
               f"{fmt(run.halved()):>6s} {run.idle:4d} {run.worse:5d} "
               f"{np.mean(run.seconds):7.1f} {np.mean(run.cpu):6.1f}  {methods} ({sum(a != b for a, b in zip(run.methods, run.methods[1:]))} switches)")
+    for name, strategy, run in table:
+        if run.near:
+            print(f"{name:8s} {strategy:8s} Dice of near alone (the rounds whose model keeps corrections local): "
+                  + " ".join(f"{r}:{d:.3f}/{run.dices[r]:.3f}" for r, d in run.near) + " (near / the model)")
     pairs = np.array([(e, d) for _, _, run in table for e, d in zip(run.estimates, run.dices) if e is not None])
     if len(pairs):
         error = pairs[:, 0] - pairs[:, 1]

@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-forest", action="store_true")
     ap.add_argument("--skip-loso", action="store_true", help="train the final U-Net only (its default epochs)")
     ap.add_argument("--seed", type=int, default=0)
-    for name in ("width", "depth", "context", "epochs", "steps-per-epoch", "batch-size", "patch", "patience"):
+    for name in ("width", "depth", "dilation", "context", "epochs", "steps-per-epoch", "batch-size", "patch", "patience"):
         ap.add_argument(f"--{name}", type=int, default=None, help="U-Net hyper-parameter (default: the model's)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--augment", default=None, help="comma-separated subset of flip,rot90,intensity ('' for none)")
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
 
     train_threads = args.train_threads or args.threads
     torch.set_num_threads(train_threads)
-    params = {k: getattr(args, k) for k in ("width", "depth", "context", "epochs", "steps_per_epoch", "batch_size",
+    params = {k: getattr(args, k) for k in ("width", "depth", "dilation", "context", "epochs", "steps_per_epoch", "batch_size",
                                             "patch", "patience", "lr") if getattr(args, k) is not None}
     if args.augment is not None:
         params["augment"] = tuple(a for a in args.augment.split(",") if a)

@@ -174,10 +174,11 @@ def test_feature_major_blocks_hold_the_same_values(rng):
     assert np.array_equal(np.moveaxis(major, 0, -1), rows)
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "numba"])
 @pytest.mark.parametrize("f", [2, 4])
-def test_upsampling_equals_the_gather_it_replaced(rng, f):
-    """Phase slices give the values of the index-array interpolation bit for bit, at grid edges
-    (clipped neighbours) and on grids of one or two coarse voxels too."""
+def test_upsampling_equals_the_gather_it_replaced(rng, f, compiled):
+    """Phase slices (and numba's pass) give the values of the index-array interpolation bit for
+    bit, at grid edges (clipped neighbours) and on grids of one or two coarse voxels too."""
     from ml4paleo.compute.features import _upsample
 
     def gathered(c, starts, sizes):
@@ -194,9 +195,11 @@ def test_upsampling_equals_the_gather_it_replaced(rng, f):
                                         ((3, 3, 3), (7, 6, 5), (2, 3, 1))]:
         c = rng.normal(size=coarse_shape).astype(np.float32)
         expected = gathered(c, starts, sizes)
-        assert np.array_equal(_upsample(c, f, starts, sizes, (0, 1, 2)), expected)
+        assert np.array_equal(_upsample(c, f, starts, sizes, (0, 1, 2), compiled=compiled), expected)
         slot = np.empty(sizes, np.float32)
-        _upsample(c, f, starts, sizes, (0, 1, 2), out=slot)
+        spaced = np.zeros((c.shape[0], 2 * c.shape[1], c.shape[2]), np.float32)
+        spaced[:, ::2] = c
+        _upsample(spaced[:, ::2], f, starts, sizes, (0, 1, 2), out=slot, compiled=compiled)  # a strided view
         assert np.array_equal(slot, expected)
 
 

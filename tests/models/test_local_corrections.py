@@ -53,3 +53,25 @@ def test_beyond_the_reach_a_share_of_each_forest(tmp_path):
     assert np.array_equal(labels, np.argmax(p, -1))
     save_model(model, tmp_path / "m", metadata={"method": "forest"})
     assert np.allclose(load_model(tmp_path / "m").predict_region(vol, (0, 0, 0), vol.shape), p, atol=1e-6)
+
+
+def test_beyond_the_reach_one_forest_of_half_of_each(tmp_path):
+    """The mix estimates the mean of the two forests with one forest walk: its trees are the far
+    forest's and as many of the near forest's last ones; within reach the near forest answers."""
+    from ml4paleo.models._local import mixed_forest
+
+    vol, far, near = _two_forests(2, (12, 20, 20), near_seed=3)
+    mix = mixed_forest(near, far, 0.5)
+    assert mix.estimator.estimators_ == near.estimator.estimators_[-4:] + far.estimator.estimators_
+    mask = np.zeros((20, 20), np.uint8)
+    mask[10, 10] = 1
+    model = LocalCorrections(far, near, [(0, 6, mask)], (1.0, 1.0, 1.0), radius=4.0, far_share=0.5, mix=mix)
+    p = model.predict_region(vol, (0, 0, 0), vol.shape)
+    p_far, p_near = far.predict_region(vol, (0, 0, 0), vol.shape), near.predict_region(vol, (0, 0, 0), vol.shape)
+    assert np.allclose(p[6, 9:12, 9:12], p_near[6, 9:12, 9:12])  # within half the reach: the near forest
+    assert np.allclose(p[:2], (p_far[:2] + p_near[:2]) / 2, atol=1e-6)  # beyond: the mean, here exactly
+    assert np.array_equal(region_labels(model, vol, (0, 0, 0), (3, 20, 20)), np.argmax(p[:3], -1))
+    assert model.coarse() is mix
+    save_model(model, tmp_path / "m", metadata={"method": "forest"})
+    loaded = load_model(tmp_path / "m")
+    assert loaded.mix is not None and np.allclose(loaded.predict_region(vol, (0, 0, 0), vol.shape), p, atol=1e-6)

@@ -10,6 +10,7 @@ import json
 import pickle
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from ml4paleo.errors import InputError, VolumeNotFoundError  # noqa: E402
 from ml4paleo.models import Segmenter, cached_model, load_model, save_model  # noqa: E402
-from ml4paleo.models.unet import UNetSegmenter  # noqa: E402
+from ml4paleo.models.unet import DEFAULTS, UNetSegmenter  # noqa: E402
 
 QUICK = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch": 32}
 
@@ -97,12 +98,14 @@ def test_tiled_region_equals_whole_slice_inference(tiny, start, stop):
     np.testing.assert_allclose(region, whole[:, start[1]:stop[1], start[2]:stop[2]], atol=1e-4)
 
 
-@pytest.mark.parametrize("depth, context", [(3, 0), (1, 2)])
-def test_tiled_equals_whole_for_other_depths(depth, context):
-    """The margin follows the receptive field of any depth; the z context is mirrored at the ends."""
+@pytest.mark.parametrize("depth, context, dilation", [(3, 0, 1), (1, 2, 1), (2, 1, 3)])
+def test_tiled_equals_whole_for_other_depths(depth, context, dilation):
+    """The margin follows the receptive field of any depth and dilation; the z context is mirrored
+    at the ends."""
     rng = np.random.default_rng(2)
     vol = rng.normal(1000, 200, size=(4, 40, 36)).astype(np.float32)
-    model = make(depth=depth, context=context, **{**QUICK, "patch": 16}).fit(vol, {1: (vol[1] > 1000).astype(np.uint8) + 1})
+    model = make(depth=depth, context=context, dilation=dilation, **{**QUICK, "patch": 16}).fit(
+        vol, {1: (vol[1] > 1000).astype(np.uint8) + 1})
     whole = np.stack([model.predict_proba_slice(vol, z) for z in range(4)])
     model.tile = 8
     np.testing.assert_allclose(model.predict_region(vol, (0, 5, 3), (4, 40, 29)), whole[:, 5:, 3:29], atol=1e-4)
@@ -267,6 +270,13 @@ def test_saved_format_is_versioned(tiny, tmp_path):
     (tmp_path / "m" / "unet.json").write_text(json.dumps({**config, "format": 99}))
     with pytest.raises(InputError, match="format 99.*update ml4paleo or retrain"):
         load_model(tmp_path / "m")
+    # saved before the dilation existed: the undilated network it was, whatever the default now
+    params = {k: v for k, v in config["params"].items() if k != "dilation"}
+    (tmp_path / "m" / "unet.json").write_text(json.dumps({**config, "params": params}))
+    with mock.patch.dict(DEFAULTS, {"dilation": 3}):
+        loaded = load_model(tmp_path / "m")
+    assert loaded.params["dilation"] == 1
+    assert {m.dilation for m in loaded.net.modules() if isinstance(m, torch.nn.Conv2d)} == {(1, 1)}
 
 
 def test_a_warm_start_learns_the_newest_dab_and_keeps_what_it_knew():

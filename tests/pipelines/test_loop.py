@@ -202,20 +202,24 @@ def test_the_estimate_trusts_the_outlines_as_far_as_their_held_out_record_goes()
 
 def test_a_small_volume_s_final_forest_draws_more_trees():
     """Each retrain re-draws the forest: where walking more trees is cheap (a small volume) the
-    final forest has CHEAP_TREES unless the caller named the trees; other methods are left alone."""
-    from ml4paleo.pipelines.train import CHEAP_TREES, CHEAP_VOXELS, _final_params
+    final forest has CHEAP_TREES unless the caller named the trees, each grown on a draw of FIT_SAMPLES of the
+    rows unless the caller named the draw or turned it off; other methods are left alone."""
+    from ml4paleo.pipelines.train import CHEAP_TREES, CHEAP_VOXELS, FIT_SAMPLES, _final_params
 
     assert _final_params("forest", {}, (60, 96, 96))["n_estimators"] == CHEAP_TREES
-    assert _final_params("context", {"max_depth": 9}, (60, 96, 96)) == {"max_depth": 9, "n_estimators": CHEAP_TREES}
-    assert _final_params("forest", {"n_estimators": 12}, (60, 96, 96)) == {"n_estimators": 12}
-    assert _final_params("forest", {}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {}
+    assert _final_params("context", {"max_depth": 9}, (60, 96, 96)) == {"max_depth": 9, "n_estimators": CHEAP_TREES,
+                                                                       "max_samples": FIT_SAMPLES}
+    assert _final_params("forest", {"n_estimators": 12}, (60, 96, 96)) == {"n_estimators": 12, "max_samples": FIT_SAMPLES}
+    assert _final_params("forest", {}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {"max_samples": FIT_SAMPLES}
+    assert _final_params("forest", {"bootstrap": False}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {"bootstrap": False}
+    assert _final_params("forest", {"max_samples": 0.8}, (CHEAP_VOXELS // 4096 + 1, 64, 64)) == {"max_samples": 0.8}
     assert _final_params("boosting", {}, (8, 8, 8)) == {} and _final_params("interpolation", {}, (8, 8, 8)) == {}
 
 
 def test_a_background_stroke_acts_fully_within_its_reach_and_by_half_beyond(blobs, tmp_path):
     """A "not here" dab teaches the forest its neighbourhood: within REACH_VOXELS the model is the
-    forest that learned it, beyond it the mean of that forest and the one fitted on the same rows
-    as before the stroke (the segmentation before it, voxel for voxel)."""
+    forest that learned it, beyond it one forest of half of its trees and half of the trees fitted
+    on the same rows as before the stroke (the forest before it, tree for tree)."""
     from ml4paleo.compute.painted import keep_painted
     from ml4paleo.models import labels_from_proba
     from ml4paleo.pipelines._local_fit import REACH_VOXELS
@@ -229,17 +233,25 @@ def test_a_background_stroke_acts_fully_within_its_reach_and_by_half_beyond(blob
     assert model.kind == "local-corrections" and model.far_share == 0.5
     vol = np.asarray(open_level(path, 0)[:])
     painted = [(0, k, m) for k, m in ann.items()]  # painted voxels are law in both segmentations
-    far = keep_painted(labels_from_proba(model.far.predict_region(vol, (0, 0, 0), vol.shape)), painted,
-                       (0, 0, 0), vol.shape)
-    both = keep_painted(labels_from_proba((model.far.predict_region(vol, (0, 0, 0), vol.shape)
-                                           + model.near.predict_region(vol, (0, 0, 0), vol.shape)) / 2), painted,
+    # beyond the reach one forest: half of the near forest's trees and the far forest's, which are
+    # the first half of the forest before the stroke (the same rows and seed)
+    trees = model.near.estimator.estimators_
+    far_trees, old_trees = model.far.estimator.estimators_, load_model(tmp_path / "before").estimator.estimators_
+    assert len(far_trees) == len(trees) // 2 and same_trees(model.mix.estimator.estimators_,
+                                                            trees[len(trees) // 2:] + far_trees)
+    assert same_trees(far_trees, old_trees[:len(far_trees)])
+    both = keep_painted(labels_from_proba(model.mix.predict_region(vol, (0, 0, 0), vol.shape)), painted,
                         (0, 0, 0), vol.shape)
     stroke = np.zeros(truth.shape, bool)
     stroke[z] = dab
     beyond = ndi.distance_transform_edt(~stroke) >= REACH_VOXELS
-    assert np.array_equal(far, before)  # the far forest is the one before the stroke
     assert np.array_equal(after[beyond], both[beyond])
     assert (after != before)[~beyond & ~stroke].any()  # and the stroke changed its neighbourhood
+
+
+def same_trees(a, b) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x.tree_.threshold, y.tree_.threshold) and
+                                    np.array_equal(x.tree_.value, y.tree_.value) for x, y in zip(a, b))
 
 
 def run_forest(path, ann, folder, previous):

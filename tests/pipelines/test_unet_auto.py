@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from segdata import FAST, FAST_RF, dice, write_volume
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 from ml4paleo.models import load_model, model_report  # noqa: E402
 from ml4paleo.pipelines.scoring import TIE  # noqa: E402
@@ -128,16 +128,32 @@ def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(t
                          previous_model=tmp_path / "m1", validate="later")
     assert second.network.startswith("carried: ") and "fine-tuned from the previous model's weights" in second.network
     assert second.method == "unet" and second.candidates["unet"] == first.candidates["unet"]
-    model = load_model(tmp_path / "m2")
-    assert model.warm_start and model.norm == load_model(tmp_path / "m1").norm
+    local = load_model(tmp_path / "m2")  # a background dab: the network that learned it answers near it
+    before = load_model(tmp_path / "m1")
+    assert local.kind == "local-network" and local.far_share == 0.5
+    model = local.near
+    assert model_report(tmp_path / "m2")["training_curve"]["epochs"]  # the models page draws near's curve
+    assert model.warm_start and model.norm == before.norm
+    # nothing but the correction was new: the far network is the previous one, weights and all
+    assert all(torch.equal(a, b) for a, b in zip(local.far.net.state_dict().values(), before.net.state_dict().values()))
     meta1, meta2 = (json.loads((tmp_path / m / "metadata.json").read_text()) for m in ("m1", "m2"))
     assert meta2["network_evidence"] == meta1["network_evidence"] and meta2["candidates"]["unet"]["carried"]
     assert model_report(tmp_path / "m2")["network"] == second.network and evidence["network"] != second.network
+    st = np.zeros((32, 32), np.uint8)
+    u, v = np.argwhere(truth[5] == 1)[len(np.argwhere(truth[5] == 1)) // 2]
+    st[u, v] = 2  # a structure dab: the far network learns it too, from the previous far one
+    grown = train_model(tmp_path / "vol.ome.zarr", {**ann, 2: dab, 5: st}, tmp_path / "m2b", features=FAST,
+                        params=FAST_RF, previous_model=tmp_path / "m2", validate="later")
+    both = load_model(tmp_path / "m2b")
+    assert grown.method == "unet" and both.kind == "local-network" and both.far.warm_start
+    assert [(a, i) for a, i, _ in both.planes] == [(0, 2)]  # the reach: the background dab alone
+    assert not all(torch.equal(a, b) for a, b in zip(both.far.net.state_dict().values(),
+                                                     local.far.net.state_dict().values()))
     third = train_model(tmp_path / "vol.ome.zarr", {**ann, 2: dab, 7: truth[7] + 1}, tmp_path / "m3", features=FAST,
                         params=FAST_RF, previous_model=tmp_path / "m2", validate="later")
     assert third.network.startswith("scored: the model it replaces is a U-Net and the slices of outlines changed")
-    if third.method == "unet":
-        assert not load_model(tmp_path / "m3").warm_start  # scored afresh, fitted afresh
+    if third.method == "unet":  # scored afresh, both networks fitted afresh
+        assert not load_model(tmp_path / "m3").near.warm_start and not load_model(tmp_path / "m3").far.warm_start
 
 
 def test_held_out_strokes_are_scored_near_the_completed_outlines_too(tmp_path):

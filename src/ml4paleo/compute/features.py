@@ -270,9 +270,11 @@ def _eig2(xx: np.ndarray, yy: np.ndarray, xy: np.ndarray) -> list[np.ndarray]:
     return [mean + d, mean - d]
 
 
-def _eig3(xx, yy, zz, xy, xz, yz) -> list[np.ndarray]:
+def _eig3(xx, yy, zz, xy, xz, yz, which: tuple[int, ...] = (0, 1, 2)) -> list[np.ndarray | None]:
     """Eigenvalues (descending) of symmetric 3x3 matrices, closed form (trigonometric),
-    vectorised in float32: ~20x faster than ``np.linalg.eigvalsh`` on stacked matrices."""
+    vectorised in float32: ~20x faster than ``np.linalg.eigvalsh`` on stacked matrices. Only
+    those of ``which`` are returned (None for the others): a model that kept one of the three
+    skips a cosine and the others' arithmetic; each is computed as when all are."""
     q = (xx + yy + zz) / np.float32(3)
     a, b, c = xx - q, yy - q, zz - q
     p1 = xy * xy + xz * xz + yz * yz
@@ -284,10 +286,10 @@ def _eig3(xx, yy, zz, xy, xz, yz) -> list[np.ndarray]:
     np.clip(r, -1, 1, out=r)
     phi = np.arccos(r) / np.float32(3)
     two_p = np.float32(2) * p
-    e1 = q + two_p * np.cos(phi)
-    e3 = q + two_p * np.cos(phi + np.float32(2 * math.pi / 3))
-    e2 = np.float32(3) * q - e1 - e3
-    return [e1, e2, e3]
+    e1 = q + two_p * np.cos(phi) if {0, 1} & set(which) else None
+    e3 = q + two_p * np.cos(phi + np.float32(2 * math.pi / 3)) if {1, 2} & set(which) else None
+    e2 = np.float32(3) * q - e1 - e3 if 1 in which else None
+    return [e if k in which else None for k, e in enumerate((e1, e2, e3))]
 
 
 def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
@@ -307,9 +309,10 @@ def compiled_pass_loaded() -> bool:
 
 
 def load_compiled_pass() -> None:
-    """Run the compiled Gaussian pass once along each axis, so numba and its machine code are
-    loaded (compiled and cached on disk on a fresh install, ~7 s) before a request needs them:
-    a long-lived process (the train runner) calls it at start, then its previews take the pass."""
+    """Run the compiled Gaussian, interpolation and second-derivative passes once, so numba and
+    their machine code are loaded (compiled and cached on disk on a fresh install, ~7 s) before a
+    request needs them: a long-lived process (the train runner) calls it at start, then its
+    previews take the passes."""
     from ml4paleo.compute._gauss_kernel import valid_pass  # lazy: numba, as in _trimmed_pass
 
     x, w = np.zeros((3, 3, 3), np.float32), _gaussian_weights(0.5, 1)
@@ -317,6 +320,8 @@ def load_compiled_pass() -> None:
         shape = [3, 3, 3]
         shape[axis] = 1
         valid_pass(x, w, axis, np.empty(shape, np.float32))
+    _upsample(x, 2, (0, 0, 0), (4, 4, 4), (0, 1, 2), compiled=True)
+    _second_derivatives(np.zeros((5, 5, 5), np.float32), (0, 1, 2), (slice(2, 3),) * 3, [(0, 0), (0, 1)])
     _COMPILED_PASS.set()
 
 
@@ -342,8 +347,11 @@ def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.
 
 
 def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings, crop: tuple[slice, ...],
-                    filters: set[str], trim: bool = False, compiled: bool = False) -> dict[str, list[np.ndarray]]:
-    """All filters of one scale on one (possibly coarse) window, returned for ``x[crop]``.
+                    filters: set[str], trim: bool = False, compiled: bool = False,
+                    eigen: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, list[np.ndarray | None]]:
+    """All filters of one scale on one (possibly coarse) window, returned for ``x[crop]``;
+    ``eigen``: for ``st`` and ``hessian``, which of their eigenvalues (0-based) to compute
+    (missing: all), the others None.
 
     Smoothing and derivatives need the whole window; the per-voxel maths (eigenvalues,
     magnitudes) runs on the crop only, which for full-resolution scales is about half the window."""
@@ -362,24 +370,45 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings, crop
     out: dict[str, list[np.ndarray]] = {"gaussian": [g[crop]]}
     if not filters & {"log", "ggm", "st", "hessian"}:
         return out
-    grads = [np.gradient(g, axis=a) for a in axes]
+    pairs = [(i, j) for i in range(len(axes)) for j in range(i, len(axes)) if "hessian" in filters or i == j]
+    hess = _second_derivatives(g, axes, crop, pairs) if compiled and filters & {"log", "hessian"} else None
+    grads = [np.gradient(g, axis=a) for a in axes] if hess is None or filters & {"ggm", "st"} else []
     del g
     if "ggm" in filters:
         sq = [d[crop] for d in grads]
         out["ggm"] = [np.sqrt(sum(d * d for d in sq))]
     if filters & {"log", "hessian"}:
-        hess = {(i, j): _gradient_on(grads[i], axes[j], crop) for i in range(len(axes)) for j in range(i, len(axes))
-                if "hessian" in filters or i == j}
+        if hess is None:
+            hess = {(i, j): _gradient_on(grads[i], axes[j], crop) for i, j in pairs}
         if "log" in filters:
             out["log"] = [sum(hess[(i, i)] for i in range(len(axes)))]
         if "hessian" in filters:
-            out["hessian"] = _eigen(hess, len(axes))
+            out["hessian"] = _eigen(hess, len(axes), (eigen or {}).get("hessian"))
         del hess
     if "st" in filters:
         tensor = {(i, j): _smooth(grads[i] * grads[j], sigma / 2, axes, crop, trim, compiled)
                   for i in range(len(axes)) for j in range(i, len(axes))}
-        out["st"] = _eigen(tensor, len(axes))
+        out["st"] = _eigen(tensor, len(axes), (eigen or {}).get("st"))
     return out
+
+
+def _second_derivatives(g: np.ndarray, axes: tuple[int, ...], crop: tuple[slice, ...],
+                        pairs: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray] | None:
+    """The second derivatives ``pairs`` (indices into ``axes``) of ``g`` on ``crop`` by numba's
+    kernel (:func:`ml4paleo.compute._gauss_kernel.second_derivatives`): what :func:`_gradient_on`
+    of ``np.gradient`` gives, bit for bit, without the window's first derivatives; None where the
+    crop comes within two voxels of the window's edge (there np.gradient is one-sided)."""
+    starts = [c.indices(g.shape[a])[0] for a, c in enumerate(crop)]
+    stops = [c.indices(g.shape[a])[1] for a, c in enumerate(crop)]
+    if g.dtype != np.float32 or any(starts[a] < 2 or stops[a] > g.shape[a] - 2 for a in axes):
+        return None
+    from ml4paleo.compute._gauss_kernel import second_derivatives  # lazy: numba, as in _trimmed_pass
+
+    found = np.empty((len(pairs),) + tuple(b - a for a, b in zip(starts, stops)), np.float32)
+    if found.size:
+        second_derivatives(g, np.array(starts, np.int64), np.array([[axes[i], axes[j]] for i, j in pairs], np.int64),
+                           found)
+    return {pair: found[k] for k, pair in enumerate(pairs)}
 
 
 def _gradient_on(x: np.ndarray, axis: int, crop: tuple[slice, ...]) -> np.ndarray:
@@ -413,15 +442,20 @@ temporaries then stay in the L2 cache instead of streaming through memory (the s
 on the same values, so the same results; measured ~2x on a segmentation block)."""
 
 
-def _eigen(m: dict[tuple[int, int], np.ndarray], n: int) -> list[np.ndarray]:
+def _eigen(m: dict[tuple[int, int], np.ndarray], n: int,
+           which: tuple[int, ...] | None = None) -> list[np.ndarray | None]:
+    """The eigenvalues (descending) of the symmetric matrices ``m`` holds per voxel; only those of
+    ``which`` (None: all), the others None."""
+    which = tuple(range(n)) if which is None else which
     keys = [(0, 0), (1, 1), (0, 1)] if n == 2 else [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
     shape = m[0, 0].shape
-    out = [np.empty(shape, np.float32) for _ in range(n)]
+    out = [np.empty(shape, np.float32) if k in which else None for k in range(n)]
     step = max(1, SLAB_VOXELS // max(1, math.prod(shape[1:])))
     for z in range(0, shape[0], step):
         part = [m[k][z:z + step] for k in keys]
-        for o, e in zip(out, _eig2(*part) if n == 2 else _eig3(*part)):
-            o[z:z + step] = e
+        for o, e in zip(out, _eig2(*part) if n == 2 else _eig3(*part, which=which)):
+            if o is not None:
+                o[z:z + step] = e
     return out
 
 
@@ -453,18 +487,38 @@ def _coarse_span(start: int, size: int, f: int, length: int) -> tuple[int, int]:
 
 
 def _upsample(coarse: np.ndarray, f: int, starts: tuple[int, ...], sizes: tuple[int, ...], axes,
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, compiled: bool = False) -> np.ndarray:
     """Linear interpolation of a coarse grid back to full resolution for positions
     ``starts[a] .. starts[a] + sizes[a]`` (full-resolution indices within the window), one axis
-    at a time, the last pass written into ``out`` when given (a slot of the feature array)."""
+    at a time, the last pass written into ``out`` when given (a slot of the feature array).
+    ``compiled``: numba's pass, the same values (see
+    :func:`ml4paleo.compute._gauss_kernel.interpolate_pass`), ~4x faster; as for the Gaussians,
+    only where the process pays numba's load anyway (segmentation blocks)."""
     res = coarse
     for a in axes:
         shape = list(res.shape)
         shape[a] = sizes[a]
         dst = out if a == axes[-1] and out is not None else np.empty(shape, np.float32)
-        _upsample_axis(res, f, starts[a], a, dst)
+        if compiled and res.dtype == np.float32:
+            _interpolate_compiled(res, f, starts[a], a, dst)
+        else:
+            _upsample_axis(res, f, starts[a], a, dst)
         res = dst
     return res
+
+
+def _interpolate_compiled(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray) -> None:
+    """:func:`_upsample_axis` by numba's pass: each position's two coarse neighbours (clipped to
+    the grid) and weights, computed as the phases compute them."""
+    from ml4paleo.compute._gauss_kernel import interpolate_pass  # lazy: numba, as in _trimmed_pass
+
+    pos = (np.arange(start, start + dst.shape[axis]) - (f - 1) / 2.0) / f
+    k = np.floor(pos)
+    w = (pos - k).astype(np.float32)
+    last = c.shape[axis] - 1
+    k0, k1 = np.clip(k, 0, last).astype(np.intp), np.clip(k + 1, 0, last).astype(np.intp)
+    if dst.size:
+        interpolate_pass(c, k0, k1, w, np.float32(1) - w, axis, dst)
 
 
 def _upsample_axis(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray) -> None:
@@ -599,13 +653,13 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
         letters = [_AXIS_LETTERS[a] for a in axes]
         maps.update({"orient_" + letters[i] + letters[j]: t for (i, j), t in tensor.items()})
         if {"orient_e1", "orient_e3"} & set(slots):
-            eig = _eigen(tensor, n)
+            eig = _eigen(tensor, n, tuple(k for k, e in ((0, "orient_e1"), (n - 1, "orient_e3")) if e in slots))
             maps["orient_e1"], maps["orient_e3"] = eig[0], eig[-1]
     for part, dst in slots.items():
         if f == 1:
             dst[...] = maps[part]
         else:
-            _upsample(maps[part], f, tuple(starts), interior, axes, dst)
+            _upsample(maps[part], f, tuple(starts), interior, axes, dst, compiled)
 
 
 def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: FeatureSettings,
@@ -678,14 +732,18 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
         else:
             xs = xs.astype(np.float32)
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
-        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=True, compiled=compiled)
+        eigen = {name: tuple(j for j in range(len(axes)) if f"{name}_e{j + 1}_{tag}" in slot)
+                 for name in ("st", "hessian")}
+        feats = _scale_features(xs, _coarse_sigma(sigma, f), settings, crop, needed, trim=True, compiled=compiled,
+                                eigen=eigen)
         for name, maps in feats.items():
             labels = [f"{name}_e{j + 1}_{tag}" for j in range(len(maps))] if name in ("st", "hessian") else [f"{name}_{tag}"]
             for label, m in zip(labels, maps):
                 if label not in slot and name != "gaussian":
                     continue
                 if f > 1:
-                    full = _upsample(m, f, tuple(starts), interior, axes, out[slot[label]] if label in slot else None)
+                    full = _upsample(m, f, tuple(starts), interior, axes, out[slot[label]] if label in slot else None,
+                                     compiled)
                 else:
                     full = m
                     if label in slot:

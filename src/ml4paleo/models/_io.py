@@ -27,6 +27,7 @@ from ml4paleo.models._base import UNET_CONFIG_FILE, Segmenter, SklearnSegmenter
 from ml4paleo.models._context import ContextSegmenter, InterpolationSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 from ml4paleo.models._local import LocalCorrections
+from ml4paleo.models._local_net import LocalNetwork
 from ml4paleo.planes import AXES
 
 KINDS: dict[str, type] = {
@@ -35,6 +36,7 @@ KINDS: dict[str, type] = {
     ContextSegmenter.kind: ContextSegmenter,
     InterpolationSegmenter.kind: InterpolationSegmenter,
     LocalCorrections.kind: LocalCorrections,
+    LocalNetwork.kind: LocalNetwork,
 }
 CLASSIFIERS = (RandomForestSegmenter.kind, HistGradientBoostingSegmenter.kind)
 """Kinds that :func:`make_segmenter` builds from feature rows alone."""
@@ -175,6 +177,8 @@ def _training_curve(model_dir: Path) -> dict[str, Any] | None:
     ``folds``: each leave-one-slice-out fold's held-out slices and per-epoch train loss and
     held-out Dice, the evidence for how many epochs are worth training."""
     path = model_dir / UNET_CONFIG_FILE
+    if not path.is_file():
+        path = model_dir / "near" / UNET_CONFIG_FILE  # a LocalNetwork: the network that learned everything
     if not path.is_file():
         return None
     config = json.loads(path.read_text())

@@ -39,13 +39,14 @@ from ml4paleo.progress import ProgressCallback, no_progress
 __all__ = ["AUGMENTATIONS", "DEFAULTS", "FOCUS_WEIGHT", "NETWORK_SHAPE", "UNetSegmenter", "WARM_LR"]
 
 DEFAULTS: dict[str, Any] = {
-    "width": 8, "depth": 2, "context": 1,
+    "width": 8, "depth": 2, "context": 1, "dilation": 2,
     "epochs": 40, "steps_per_epoch": 8, "batch_size": 8, "patch": 96,
     "lr": 1e-2, "weight_decay": 1e-4, "patience": 8,
     "augment": (),
 }
 """Hyper-parameters (why these: docs/decisions.md, "U-Net"). ``context``: slices on each side of the
-predicted one given as channels (0: 2D); an epoch is ``steps_per_epoch`` batches of
+predicted one given as channels (0: 2D); ``dilation``: of the coarsest level's convolutions (a
+wider view at no extra work); an epoch is ``steps_per_epoch`` batches of
 ``batch_size`` random ``patch``^2 crops centred near a painted voxel."""
 AUGMENTATIONS = ("flip", "rot90", "intensity")
 """``flip``: mirror x and the order of the context slices; ``rot90``: quarter turns in (y, x);
@@ -62,7 +63,10 @@ XZ/YZ planes to training. Both load; a later one is refused with a clear error."
 WEIGHTS_FILE = "unet.pt"
 CONFIG_FILE = UNET_CONFIG_FILE
 STAGE = "training the U-Net"
-NETWORK_SHAPE = ("width", "depth", "context")
+NETWORK_SHAPE = ("width", "depth", "context", "dilation")
+SAVED_BEFORE = {"dilation": 1}
+"""The network a saved ``unet.json`` meant for a parameter added since it was written (whatever
+:data:`DEFAULTS` says now: a dilation changes no weight's shape, so a wrong one would load)."""
 """The parameters two U-Nets must share for one to start from the other's weights."""
 FOCUS_WEIGHT = 20.0
 """Loss weight of a focus voxel (the newest strokes of a warm start) against 1 for every other
@@ -135,7 +139,7 @@ class UNetSegmenter:
         if unknown:
             raise InputError(f"unknown U-Net parameter(s) {unknown}; known: {', '.join(DEFAULTS)}")
         p = {**DEFAULTS, **params}
-        for name in ("width", "depth", "epochs", "steps_per_epoch", "batch_size", "patch", "patience"):
+        for name in ("width", "depth", "dilation", "epochs", "steps_per_epoch", "batch_size", "patch", "patience"):
             if isinstance(p[name], bool) or not isinstance(p[name], (int, np.integer)) or p[name] < 1:
                 raise InputError(f"{name} must be a positive integer; got {p[name]!r}")
         if isinstance(p["context"], bool) or not isinstance(p["context"], (int, np.integer)) or p["context"] < 0:
@@ -173,7 +177,7 @@ class UNetSegmenter:
     @property
     def margin(self) -> int:
         """The xy halo a tile reads on each side: the receptive radius, rounded up to ``align``."""
-        return -(-receptive_radius(self.params["depth"]) // self.align) * self.align
+        return -(-receptive_radius(self.params["depth"], self.params["dilation"]) // self.align) * self.align
 
     @property
     def halo(self) -> tuple[int, int, int]:
@@ -300,7 +304,7 @@ class UNetSegmenter:
         self._apply_threads()
         t0, b0 = time.perf_counter(), budget_clock()
         with _seeded(self.seed, dev):
-            net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"])
+            net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"], p["dilation"])
             if init is not None:
                 net.load_state_dict({k: v.detach().cpu() for k, v in init.net.state_dict().items()})  # type: ignore[union-attr]
             net = net.to(dev, memory_format=torch.channels_last)
@@ -492,7 +496,7 @@ class UNetSegmenter:
         self.warm_start = bool(config.get("warm_start", False))
         self.heldout_curves = list(config.get("heldout_curves", []))
         p = self.params
-        net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"])
+        net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"], p["dilation"])
         net.load_state_dict(state)
         self.net = net.eval()
         self.to(device)
@@ -518,7 +522,7 @@ class UNetSegmenter:
             if not isinstance(version, int) or version > FORMAT:
                 raise InputError(f"{folder} holds a U-Net saved in format {version!r}; this ml4paleo reads formats "
                                  f"1..{FORMAT}: update ml4paleo or retrain the model")
-            model = cls(config["classes"], **config["params"])
+            model = cls(config["classes"], **{**SAVED_BEFORE, **config["params"]})
             state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
             model._restore(config, state, device)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:

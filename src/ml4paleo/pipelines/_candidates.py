@@ -113,6 +113,9 @@ class TrainingSet:
     the held-out folds never do: its weights saw the slices they hold out."""
     focus: Mapping[SliceRef, np.ndarray] = field(default_factory=dict)
     """The newest strokes (masks like ``masks``), which a warm-started U-Net weighs up."""
+    warm_far: Any = None
+    """The previous model's network that never learned its background corrections (the ``far`` of
+    a :class:`~ml4paleo.models.LocalNetwork`), from which the new one's ``far`` goes on; None: ``warm``."""
 
     def part(self, held: Collection[SliceRef]) -> list[PaintedSlice]:
         return [s for s in self.slices if s.ref not in held]

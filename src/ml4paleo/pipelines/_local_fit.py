@@ -6,7 +6,9 @@ rows of the background corrections (``far``). The model answers with ``near`` wi
 ``REACH_VOXELS`` of a background correction and with the mean of the two beyond
 (``FAR_SHARE``), so a "not here" dab changes its neighbourhood as it would have, and the rest of
 the volume where the forest that learned it is surer than the one that did not. Why: docs/decisions.md,
-"A correction acts where it was painted".
+"A correction acts where it was painted". The mean is one forest of half of each (``ONE_WALK``).
+A U-Net is handled alike (:class:`ml4paleo.models.LocalNetwork`), its far network carried on from
+the previous model's.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import dataclasses
 
 import numpy as np
 
-from ml4paleo.pipelines._candidates import Candidate, PaintedSlice, TrainingSet
+from ml4paleo.pipelines._candidates import Candidate, PaintedSlice, TrainingSet, make_candidate
 
-__all__ = ["FAR_SHARE", "LOCAL_CLASSES", "REACH_VOXELS", "fit_final"]
+__all__ = ["FAR_SHARE", "LOCAL_CLASSES", "ONE_WALK", "REACH_VOXELS", "fit_final"]
 
 LOCAL_CLASSES: tuple[int, ...] = (0,)
 """Class indices whose corrections act fully only near where they were painted (0: background)."""
@@ -25,13 +27,23 @@ REACH_VOXELS = 8.0
 """How far a correction acts fully, in voxels of the volume's finest axis (to half of it, then fading)."""
 FAR_SHARE = 0.5
 """Beyond the reach, the share of the forest that never saw those corrections."""
+ONE_WALK = True
+"""Beyond the reach, one forest of half the near forest's trees and a far forest of the other
+half (:func:`~ml4paleo.models.mixed_forest`) instead of the mean of two full forests:
+the same estimate of the mean at the cost of one forest walk and one and a half fits
+(docs/benchmarks.md, "What the rule costs a segmentation")."""
 LOCAL_METHODS = ("forest", "context")
+NETWORK_LOCAL_CLASSES: tuple[int, ...] = LOCAL_CLASSES
+"""The classes whose corrections act fully only near where they were painted, for a U-Net."""
 
 
 def fit_final(candidate: Candidate, ts: TrainingSet):
     """The model of ``candidate`` fitted on every painted slice of ``ts``; for a forest with
     corrections of ``LOCAL_CLASSES``, the :class:`~ml4paleo.models.LocalCorrections` of it and
-    of the forest fitted without those corrections' rows."""
+    of the forest fitted without those corrections' rows; for a U-Net, the
+    :class:`~ml4paleo.models.LocalNetwork` of it and of a network that never learned them."""
+    if candidate.name == "unet":
+        return _fit_network(candidate, ts)
     model = candidate.fit(ts)
     local = [s for s in ts.slices if s.ref in ts.corrections and np.isin(s.targets, LOCAL_CLASSES).any()]
     if candidate.name not in LOCAL_METHODS or not local:
@@ -41,15 +53,56 @@ def fit_final(candidate: Candidate, ts: TrainingSet):
     far_slices = [s for s in far_slices if s.targets.size]
     if len(np.unique(np.concatenate([s.targets for s in far_slices]))) < len(ts.classes):
         return model  # the corrections hold every row of a class: they must reach everywhere
-    from ml4paleo.models import LocalCorrections  # lazy: see _candidates
+    from ml4paleo.models import LocalCorrections, mixed_forest  # lazy: see _candidates
 
-    far = candidate.fit(dataclasses.replace(ts, slices=far_slices))
+    trees = model.estimator.n_estimators
+    mixed = ONE_WALK and FAR_SHARE < 1.0
+    # mixed: the far forest need only have the trees the mix takes from it
+    share = {"n_estimators": max(1, int(round(trees * FAR_SHARE)))} if mixed else {}
+    far = candidate.fit(dataclasses.replace(ts, slices=far_slices, params={**ts.params, **share}))
     planes = []
     for s in local:
         mask = np.asarray(ts.masks[s.ref])
         keep = (mask > 0) & np.isin(mask.astype(np.intp) - 1, LOCAL_CLASSES)
         planes.append((s.ref.dim, s.ref.index, np.where(keep, mask, 0).astype(np.uint8)))
-    return LocalCorrections(far, model, planes, ts.voxel_size, REACH_VOXELS * min(ts.voxel_size), FAR_SHARE)
+    return LocalCorrections(far, model, planes, ts.voxel_size, REACH_VOXELS * min(ts.voxel_size), FAR_SHARE,
+                            mixed_forest(model, far, FAR_SHARE) if mixed else None)
+
+
+def _fit_network(candidate: Candidate, ts: TrainingSet):
+    """The U-Net on every painted voxel and, with background corrections, the network without
+    them: the previous model's (``ts.warm_far``, else ``ts.warm``) as it was when nothing new
+    but those corrections was painted, else fine-tuned from it on the newest other strokes, or
+    fitted afresh without a previous network."""
+    model = candidate.fit(ts)
+    planes = {ref: np.where(_local_voxels(m), m, 0).astype(np.uint8) for ref, m in ts.masks.items()
+              if ref in ts.corrections and _local_voxels(m).any()}
+    if not planes:
+        return model
+    far_masks = {ref: np.where(_local_voxels(m), 0, m).astype(np.uint8) if ref in planes else m
+                 for ref, m in ts.masks.items()}
+    far_masks = {ref: m for ref, m in far_masks.items() if np.any(m)}
+    if len(np.unique(np.concatenate([np.unique(m[m > 0]) for m in far_masks.values()]))) < len(ts.classes):
+        return model  # the corrections hold every voxel of a class: they must reach everywhere
+    from ml4paleo.models import LocalNetwork  # lazy: see _candidates
+
+    previous = ts.warm_far if ts.warm_far is not None else ts.warm
+    focus = {ref: np.where(_local_voxels(m), 0, m).astype(np.uint8) if ref in planes else m
+             for ref, m in ts.focus.items()}
+    focus = {ref: m for ref, m in focus.items() if m.any()}
+    if previous is not None and not focus:
+        far = previous  # only background corrections are new: what did not learn them stays
+    else:  # a fresh candidate: a candidate keeps each plane's labels from its first fit
+        far = make_candidate("unet").fit(dataclasses.replace(ts, masks=far_masks, focus=focus,
+                                                             warm=previous, warm_far=None))
+    return LocalNetwork(far, model, [(ref.dim, ref.index, m) for ref, m in planes.items()], ts.voxel_size,
+                        REACH_VOXELS * min(ts.voxel_size), FAR_SHARE)
+
+
+def _local_voxels(mask: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` (0 unlabeled, 1..K) painted with a class of ``NETWORK_LOCAL_CLASSES``."""
+    mask = np.asarray(mask)
+    return (mask > 0) & np.isin(mask.astype(np.intp) - 1, NETWORK_LOCAL_CLASSES)
 
 
 def _without(s: PaintedSlice, classes: tuple[int, ...]) -> PaintedSlice:

@@ -36,7 +36,7 @@ from ml4paleo.pipelines._candidates import (DEFAULT_SAMPLING, PaintedSlice, Trai
                                             sample_indices)
 from ml4paleo.pipelines.preview import volume_stamp
 from ml4paleo.pipelines.view_preview import painted_rows
-from ml4paleo.pipelines.train import check_annotations, load_annotations
+from ml4paleo.pipelines.train import check_annotations, load_annotations, with_fit_samples
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
@@ -160,7 +160,7 @@ def train_draft(
 
     progress(len(ann), len(ann) + 1, "fitting the draft forest")
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), sampling=sampling, max_voxels=max_voxels,
-                     seed=seed, params=dict(params or {}))
+                     seed=seed, params=with_fit_samples(params or {}))
     model = make_candidate("forest").fit(ts)
     model.set_n_jobs(1)  # as train_model saves it; the preview raises it
     save_model(model, model_dir, overwrite=overwrite, painted=[(ref.dim, ref.index, m) for ref, m in ann.items()], metadata={

@@ -118,22 +118,26 @@ def newest_strokes(masks: Mapping[SliceRef, np.ndarray],
     return out
 
 
-def _warm_model(previous_model: str | Path | None, ts: TrainingSet) -> Any:
+def _warm_model(previous_model: str | Path | None, ts: TrainingSet) -> tuple[Any, Any]:
     """The previous model's U-Net when a new fit can start from its weights (same classes and
-    network), else None."""
+    network), and the network of it that never learned its background corrections (``far`` of a
+    :class:`~ml4paleo.models.LocalNetwork`, else None); (None, None) when no fit can."""
     if previous_model is None:
-        return None
+        return None, None
     from ml4paleo.models import load_model  # lazy: see newest_strokes
     from ml4paleo.models.unet import DEFAULTS, NETWORK_SHAPE  # torch: only on this path
 
     try:
         model = load_model(previous_model)
     except Exception:  # noqa: BLE001 - no usable model there: the U-Net is scored afresh instead
-        return None
+        return None, None
+    far = None
+    if getattr(model, "kind", "") == "local-network":
+        model, far = model.near, model.far
     want = {**DEFAULTS, **ts.unet_params}
     same = getattr(model, "kind", "") == "unet" and tuple(model.classes) == ts.classes and \
         all(model.params[k] == want[k] for k in NETWORK_SHAPE)
-    return model if same else None
+    return (model, far) if same else (None, None)
 
 
 def _worst(metrics: Mapping[str, Mapping[str, float | None]] | None) -> tuple[str, float] | None:
@@ -169,9 +173,9 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
             and painted <= evidence["painted"] * (1 + RESCORE_GROWTH):
         carried = {"metrics": evidence["metrics"], "fold_dice": evidence.get("fold_dice") or [], "seconds": 0.0,
                    "carried": True}
-        warm = _warm_model(previous_model, ts) if previous == "unet" else None
+        warm, warm_far = _warm_model(previous_model, ts) if previous == "unet" else (None, None)
         if warm is not None:
-            final = dataclasses.replace(ts, warm=warm, focus=newest_strokes(ts.masks, previous_model),
+            final = dataclasses.replace(ts, warm=warm, warm_far=warm_far, focus=newest_strokes(ts.masks, previous_model),
                                         seconds_per_fit=seconds * WARM_SHARE, budget_clock="cpu")
             how = f"fine-tuned from the previous model's weights for {seconds * WARM_SHARE:g} CPU s, the newest strokes weighed up"
         else:

@@ -57,7 +57,7 @@ from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["METHODS", "SAMPLING", "VALIDATE", "TrainResult", "check_annotations", "load_annotations", "sample_indices",
-           "train_model"]
+           "train_model", "with_fit_samples"]
 
 METHODS = TRAIN_METHODS
 """What ``method`` accepts: ``auto`` and every candidate."""
@@ -94,8 +94,15 @@ IN_MEMORY_BYTES = 64 << 20
 slice's features and each plane the suggestions score read the filters' halo around them through
 zarr's decompression, which on a small scan is most of the volume again for each (the 8.7 M-voxel
 scan of bench/small_scan.py: ~100 M voxels decompressed, 1.5-2 CPU s, against 8.7 M read once)."""
+FIT_SAMPLES = 0.5
+"""Each tree of the final forest (``forest``, ``context``) and of the ranking forest grows on a
+bootstrap draw of this share of the rows instead of as many draws as rows: the forest still
+sees every row, each tree about 39 % of them instead of 63 %. The fits cost ~0.6x their CPU
+seconds, most of a small scan's training, with Dice on unpainted slices within the seeds'
+spread (docs/benchmarks.md, "Training: the forests' fit sizes"). The folds that score the
+methods keep whole draws (their rules are the choice's)."""
 RANK_VOXELS = 30_000
-RANKER = {"n_estimators": 16, "max_depth": 10}
+RANKER = {"n_estimators": 16, "max_depth": 10, "max_samples": FIT_SAMPLES}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
 Dice within the forest's spread (docs/benchmarks.md, "Training: feature selection")."""
 
@@ -561,12 +568,24 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
 
 
 def _final_params(method: str, params: Mapping[str, Any], shape: Sequence[int]) -> dict[str, Any]:
-    """The parameters of the final fit of ``method``: ``params``, with ``CHEAP_TREES`` trees for a
-    random forest (``forest``, ``context``) in a small volume unless they name the trees."""
+    """The parameters of the final fit of ``method``: ``params``, for a random forest (``forest``,
+    ``context``) with ``CHEAP_TREES`` trees in a small volume unless they name the trees, and
+    each tree's draw of ``FIT_SAMPLES`` of the rows unless they name it or turn the draw off."""
     out = dict(params)
-    if method in ("forest", "context") and "n_estimators" not in out and \
-            int(np.prod(shape, dtype=np.int64)) <= CHEAP_VOXELS:
+    if method not in ("forest", "context"):
+        return out
+    if "n_estimators" not in out and int(np.prod(shape, dtype=np.int64)) <= CHEAP_VOXELS:
         out["n_estimators"] = CHEAP_TREES
+    return with_fit_samples(out)
+
+
+def with_fit_samples(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A random forest's ``params`` with each tree's draw of ``FIT_SAMPLES`` of the rows, unless
+    they name the draw or turn it off (``bootstrap=False``): for the fits whose model is kept
+    (the final one, a draft's)."""
+    out = dict(params)
+    if "max_samples" not in out and out.get("bootstrap", True):
+        out["max_samples"] = FIT_SAMPLES
     return out
 
 
