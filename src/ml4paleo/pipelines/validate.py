@@ -106,7 +106,8 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     meta = json.loads((model_dir / METADATA_FILE).read_text())
     chosen, reason = meta["method"], meta.get("method_reason", "")
     warnings = validation_warnings(scored[chosen]["metrics"], len(ts.slices))
-    if len(names) > 1 and scored[chosen]["metrics"]:  # a method no fold could score (context, two slices) has no rival score
+    # a method no fold could score (context with two slices of outlines) is not outscored: it has no score
+    if len(names) > 1 and scored[chosen]["metrics"]:
         best, why = choose_method(scored, names)
         if mean_dice(scored[chosen]["metrics"]) < mean_dice(scored[best]["metrics"]) - TIE:
             warnings.append(f"the full validation prefers {best} to {chosen} ({why}): train again with "
