@@ -3,7 +3,8 @@
     python bench/methods.py                     # all volumes, full masks and strokes
     python bench/methods.py --volumes blobs --modes strokes
     python bench/methods.py --slices 3 --xz     # 3 z slices and one XZ plane across the stack
-    python bench/methods.py --volumes tex-orientation tex-length tex-anisotropy --methods forest unet auto
+    python bench/methods.py --volumes tex-orientation tex-length tex-anisotropy --methods forest unet auto \
+        --unet-epochs 16 --seeds 0 1       # per kind: the forest, the network (as auto's budget trains it), auto
     python bench/methods.py --volumes tubes --modes strokes --methods auto --seeds 0 1 2 3
 
 Per volume (``ml4paleo.testing.phantoms``: touching blobs where only shape separates, thin
@@ -15,7 +16,10 @@ trained and segments the whole volume through the real pipelines. Printed per me
 leave-one-slice-out Dice of the structure that the choice sees, the Dice on the slices nobody
 painted (what the user gets), train and segment seconds, which method ``auto`` chose and whether
 it scored the U-Net (and why); at the end a table per volume and painting of the unpainted
-Dice of each method, auto's choice and its seconds. Peak RSS of this process at the end.
+Dice of each method, auto's choice and its seconds (wall, and CPU seconds of this process, which
+do not depend on the machine's load); with several ``--seeds``, each method's mean, lowest and
+highest over them. Auto's line also gives every method it scored with its held-out fossil Dice,
+the U-Net's among them when it scored the network. Peak RSS of this process at the end.
 """
 
 from __future__ import annotations
