@@ -31,3 +31,29 @@ def test_soft_dice_is_exact_for_certain_agreeing_planes_and_lower_where_they_dis
     prior[2:6, 2:4] = 0
     tp, pred, true = soft_dice_terms(proba, prior)[1]
     assert 2 * tp / (pred + true) < 0.9
+
+
+def test_the_chance_of_being_wrong_weighs_the_outlines_by_their_record():
+    from ml4paleo.compute.uncertainty import wrong_chance
+
+    proba = np.zeros((6, 6, 2), np.float32)
+    proba[..., 0] = 1.0
+    proba[0, 0] = (0.7, 0.3)  # hesitant: 0.3
+    prior = np.zeros((6, 6), np.uint8)
+    prior[3:, 3:] = 1  # the outlines disagree with a sure model
+    assert wrong_chance(proba)[0, 0] == np.float32(0.3) and wrong_chance(proba)[4, 4] == 0
+    assert wrong_chance(proba, prior, 0.15)[4, 4] == np.float32(0.15)  # outlines mostly wrong there
+    assert wrong_chance(proba, prior, 0.9)[4, 4] == np.float32(0.9)
+
+
+def test_a_plane_s_worst_region_holds_the_most_expected_wrong_voxels():
+    from ml4paleo.compute.uncertainty import plane_worst
+
+    proba = np.zeros((12, 12, 2), np.float32)
+    proba[..., 0] = 1.0
+    prior = np.zeros((12, 12), np.uint8)
+    prior[0:4, 0:4] = 1  # 16 voxels where the outlines disagree
+    proba[8:11, 8:11] = (0.5, 0.5)  # 9 voxels where the model hesitates: 0.5 each
+    assert plane_worst(proba, prior, 0.9).bbox == (0, 0, 4, 4)
+    assert plane_worst(proba, prior, 0.1).bbox == (8, 8, 11, 11)  # outlines that are rarely right weigh less
+    assert plane_worst(np.eye(2, dtype=np.float32)[np.zeros((4, 4), int)]) is None

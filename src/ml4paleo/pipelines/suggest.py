@@ -26,7 +26,7 @@ from ml4paleo.compute.features import halo
 from ml4paleo.compute.painted import keep_painted
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
-from ml4paleo.compute.uncertainty import doubt_map, plane_doubt, soft_dice_terms
+from ml4paleo.compute.uncertainty import plane_worst, soft_dice_terms
 from ml4paleo.pipelines._candidates import prior_plane
 from ml4paleo.planes import AXES, SliceRef
 
@@ -140,7 +140,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
         labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
         distance = distance_to_painted(shape, painted, voxel_size, axis, index)
         terms += soft_dice_terms(proba, labels, outline_trust)
-        worst = plane_doubt(doubt_map(proba, labels))
+        worst = plane_worst(proba, labels, outline_trust)
         if worst is None:
             continue
         u0, v0, u1, v1 = worst.bbox
