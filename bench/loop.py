@@ -57,10 +57,10 @@ from ml4paleo.planes import AXES, SliceRef  # noqa: E402
 from ml4paleo.testing import phantoms  # noqa: E402
 
 CASES = {
-    "blobs": lambda: phantoms.touching_blobs(),
-    "thin": lambda: phantoms.thin_tubes(),
-    "texture": lambda: phantoms.texture_only(),
-    "snow": snow,
+    "blobs": lambda seed=0: phantoms.touching_blobs(seed=seed),
+    "thin": lambda seed=0: phantoms.thin_tubes(seed=seed),
+    "texture": lambda seed=0: phantoms.texture_only(seed=seed),
+    "snow": lambda seed=0: snow(),
 }
 STRATEGIES = ("suggest", "order", "worst")
 
@@ -274,6 +274,7 @@ def main(argv=None) -> int:
                     help="beyond a background correction's reach, the mean of two full forests (before ONE_WALK)")
     ap.add_argument("--network-local-all", action="store_true",
                     help="a U-Net's corrections of every class act fully only near where painted (an experiment)")
+    ap.add_argument("--seed", type=int, default=0, help="the generated volumes' seed (another draw of each case)")
     ap.add_argument("--scores", action="store_true",
                     help="print each round's held-out scores of every candidate (metadata.json)")
     args = ap.parse_args(argv)
@@ -286,7 +287,7 @@ def main(argv=None) -> int:
     table = []
     try:
         for name in args.cases:
-            vol, truth = CASES[name]()
+            vol, truth = CASES[name](args.seed)
             path = write_scan(work / f"{name}.ome.zarr", vol)
             for strategy in args.strategies:
                 run = run_case(name, strategy, vol, truth, path, work, args.strokes, args.start, args.reach,

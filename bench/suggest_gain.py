@@ -40,6 +40,7 @@ from ml4paleo.testing import phantoms  # noqa: E402
 captured: dict = {}
 
 
+
 def _capture(real):
     def capture(model, array, painted, voxel_size, classes, prior=None, outline_trust=0.5):
         captured.update(model=model, painted=list(painted), prior=prior, trust=outline_trust)
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
     ap.add_argument("--starts", nargs="+", type=int, default=[2, 3])
     ap.add_argument("--rounds", type=int, default=1, help="strokes in the fixed order before a state is measured")
     ap.add_argument("--rules", nargs="+", default=["doubt", "product"], choices=list(RULES))
+    ap.add_argument("--seed", type=int, default=0, help="the generated volumes' seed (the loop's are seed 0)")
     ap.add_argument("--no-baselines", action="store_true", help="leave out the fixed order and the oracle")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
     c0 = time.process_time()
     try:
         for name in args.cases:
-            vol, truth = CASES[name]()
+            vol, truth = CASES[name](args.seed)
             path = write_scan(work / f"{name}.ome.zarr", vol)
             struct = truth == 1
             for start in args.starts:

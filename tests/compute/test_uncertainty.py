@@ -57,3 +57,12 @@ def test_a_plane_s_worst_region_holds_the_most_expected_wrong_voxels():
     assert plane_worst(proba, prior, 0.9).bbox == (0, 0, 4, 4)
     assert plane_worst(proba, prior, 0.1).bbox == (8, 8, 11, 11)  # outlines that are rarely right weigh less
     assert plane_worst(np.eye(2, dtype=np.float32)[np.zeros((4, 4), int)]) is None
+
+
+def test_no_plane_next_to_a_painted_one_is_suggested_unless_none_other_is_left():
+    from ml4paleo.pipelines.suggest import NEAR, candidate_planes
+    from ml4paleo.planes import SliceRef
+
+    planes = candidate_planes((40, 8, 8), [SliceRef("z", 20)], per_axis=40)
+    assert all(abs(i - 20) > NEAR for a, i in planes if a == 0) and any(a == 0 for a, _ in planes)
+    assert [(a, i) for a, i in candidate_planes((3, 8, 8), [SliceRef("z", 1)]) if a == 0] == [(0, 0), (0, 2)]

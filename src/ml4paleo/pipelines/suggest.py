@@ -43,6 +43,10 @@ WHOLE_VOXELS = 2_000_000
 is predicted once whole (its features ~0.5 GB at most): a small scan's ranking then costs one
 prediction instead of dozens of overlapping ones (region predictions equal the whole's)."""
 TOP = 10
+NEAR = 2
+"""Planes within this many of a painted parallel plane are not suggested (unless no other is left):
+the loop's user, sent there, painted the same wrong region again one plane further (blobs z31 then
+z32, texture y17 then y18 in ``bench/loop.py``), a stroke that repeated what the last one taught."""
 """Suggestions kept in the file."""
 PLANE_THREADS = 2
 """Planes predicted at once: the filters and the trees release the GIL, so a training's last step
@@ -57,12 +61,13 @@ def candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth:
                      per_axis: int | None = None) -> list[tuple[int, int]]:
     """(axis, index) of the planes to score: evenly spread over each axis, within the budget
     (a plane across ``axis`` costs its area times ``depth[axis]``), or ``per_axis`` of them."""
-    taken = {(ref.dim, ref.index) for ref in painted}
+    taken = {(ref.dim, ref.index + k) for ref in painted for k in range(-NEAR, NEAR + 1)}
     out = []
     for axis, n in enumerate(shape):
         side = int(np.prod([m for a, m in enumerate(shape) if a != axis])) * int(depth[axis])
         count = per_axis or int(np.clip(PLANE_VOXELS // 3 // max(side, 1), 1, MAX_PLANES_PER_AXIS))
-        free = np.array([i for i in range(n) if (axis, i) not in taken])
+        free = np.array([i for i in range(n) if (axis, i) not in taken]
+                        or [i for i in range(n) if (axis, i) not in {(r.dim, r.index) for r in painted}])
         if free.size:
             picks = np.unique(np.round(np.linspace(0, free.size - 1, count + 2)[1:-1]).astype(int))
             out.extend((axis, int(free[p])) for p in picks)
