@@ -73,6 +73,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="strokes in the fixed order before a state is measured")
     ap.add_argument("--rules", nargs="+", default=["doubt", "product"], choices=list(RULES))
     ap.add_argument("--seed", type=int, default=0, help="the generated volumes' seed (the loop's are seed 0)")
+    ap.add_argument("--sides", type=int, default=0,
+                    help="also the K best planes by the first rule on z and across the stack (y/x), each probed")
     ap.add_argument("--no-baselines", action="store_true", help="leave out the fixed order and the oracle")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -107,6 +109,13 @@ def main(argv=None) -> int:
                             if hit:
                                 picks[rule] = (r.axis, r.index, *hit)
                                 break
+                        if rule == args.rules[0] and args.sides:
+                            for side, axes in (("z", (0,)), ("yx", (1, 2))):
+                                for k, r in enumerate([r for r in ranked if r.axis in axes][:args.sides]):
+                                    p, t = plane(pred, r.axis, r.index), plane(truth, r.axis, r.index)
+                                    hit = largest_error(p, t, r.bbox) or largest_error(p, t)
+                                    if hit:
+                                        picks[f"{side}{k + 1}"] = (r.axis, r.index, *hit)
                     if not args.no_baselines:
                         picks["order"] = choose("order", pred, truth, model, list(cursor), ann)
                         picks["worst"] = choose("worst", pred, truth, model, [0], ann)
