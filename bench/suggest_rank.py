@@ -55,13 +55,8 @@ def wrong_map(proba, prior, trust, own=False):
 
 
 def largest(p, threshold=0.25):
-    pieces, n = ndi.label(p > threshold)
-    if n == 0:
-        return None
-    held = ndi.sum_labels(p, pieces, index=np.arange(1, n + 1))
-    best = int(np.argmax(held))
-    box = ndi.find_objects(pieces)[best]
-    return (box[0].start, box[1].start, box[0].stop, box[1].stop), float(held[best])
+    worst = plane_doubt(p, threshold)
+    return None if worst is None else (worst.bbox, worst.doubt)
 
 
 def _expected(proba, prior, trust, context):
@@ -93,7 +88,7 @@ def _expected2(proba, prior, trust, context):
 def _extrap(proba, prior, trust, context, own=False, weight=0.5):
     d = beyond_rows(context)
     p = wrong_map(proba, prior, trust, own)
-    drift = context.get("drift", 0.0)
+    drift = context.get("drift", 0.0) if context.get("outlines", True) else 0.0
     if drift > 0 and d.max() > 0:
         dd = d[:, None] if context["axis"] else np.full((1, 1), d[0])
         band = drift_band(np.argmax(proba, axis=-1), np.broadcast_to(dd, p.shape), drift) * (weight / 0.5)
