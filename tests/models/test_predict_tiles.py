@@ -47,9 +47,13 @@ def test_pieces_give_the_whole_regions_probabilities(cls, rng, monkeypatch):
         return features_of_region(array, start, stop, settings, *args, **kw)
 
     monkeypatch.setattr(base, "PREDICT_TILE", 16)
+    monkeypatch.setattr(base, "PREDICT_VOXELS", 16 ** 3)
     monkeypatch.setattr(base, "features_of_region", spy)
     monkeypatch.setattr("ml4paleo.models._forest.features_of_region", spy)
     for (a, b), expected in zip(regions, whole):
         got = model.predict_region(vol, a, b)
         assert got.dtype == np.float32 and np.array_equal(got, expected)
     assert featurised and max(max(s) for s in featurised) <= 16
+    featurised.clear()  # a region whose block with its halo is within the budget stays whole
+    monkeypatch.setattr(base, "PREDICT_VOXELS", 10 ** 9)
+    assert np.array_equal(model.predict_region(vol, *regions[2]), whole[2]) and featurised == [[20, 36, 31]]
