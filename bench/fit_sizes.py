@@ -69,7 +69,7 @@ def _cases() -> dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]]:
     out: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]] = {"smallscan": smallscan}
     for name in ("blobs", "tubes", "texture", "snow"):
         for mode in ("full", "strokes"):
-            out[f"{name}-{mode}"] = (lambda name=name, mode=mode: (*methods.VOLUMES[name](), mode))
+            out[f"{name}-{mode}"] = (lambda name=name, mode=mode: (*methods.VOLUMES[name](methods.TEXTURE_SHAPE, 0), mode))
     return out
 
 
