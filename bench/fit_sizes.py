@@ -49,6 +49,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "whole-draws": {"FIT_SAMPLES": None, "RANKER": {"n_estimators": 16, "max_depth": 10}},
     "draws-0.33": {"FIT_SAMPLES": 0.33, "RANKER": {"n_estimators": 16, "max_depth": 10, "max_samples": 0.33}},
     "rows-50k": {"max_voxels": 50_000},
+    "rows-75k": {"max_voxels": 75_000},
     "rank-15k": {"RANK_VOXELS": 15_000},
     "ranker-8": {"RANKER": {**train_module.RANKER, "n_estimators": 8}},
 }
