@@ -8,7 +8,9 @@ each followed by its first draft, the full model, previews of unseen XY and XZ p
 level nearest the stage's resolution, as the page asks first, and at full resolution), the segmentation
 (``start`` reusing the full model: queued -> done by the server's task events, voxels per second of wall and per
 CPU second of the process tree, each process's CPU seconds) and when each download was ready after it. The peak
-RSS is summed over the server's process tree (sampled every 0.2 s), overall and while painting. ``--segment-only``
+RSS is summed over the server's process tree (sampled every 0.2 s), overall and per phase, with each process's
+own peak in the phase (server, runner <kind>, their children); every sample (seconds, the bench's step, RSS of
+each process in MB) goes to ``<workdir>/rss-trace.txt``, to tell which step of which process makes a peak. ``--segment-only``
 skips the browsing, drafts and previews; ``--cli-compare`` then runs ``ml4paleo segment`` on the job's volume and
 model as a process of its own, under the same load.
 """
