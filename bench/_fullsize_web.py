@@ -8,7 +8,9 @@ each followed by its first draft, the full model, previews of unseen XY and XZ p
 level nearest the stage's resolution, as the page asks first, and at full resolution), the segmentation
 (``start`` reusing the full model: queued -> done by the server's task events, voxels per second of wall and per
 CPU second of the process tree, each process's CPU seconds) and when each download was ready after it. The peak
-RSS is summed over the server's process tree (sampled every 0.2 s), overall and while painting. ``--segment-only``
+RSS is summed over the server's process tree (sampled every 0.2 s), overall and per phase, with each process's
+own peak in the phase (server, runner <kind>, their children); every sample (seconds, the bench's step, RSS of
+each process in MB) goes to ``<workdir>/rss-trace.txt``, to tell which step of which process makes a peak. ``--segment-only``
 skips the browsing, drafts and previews; ``--cli-compare`` then runs ``ml4paleo segment`` on the job's volume and
 model as a process of its own, under the same load.
 """
@@ -43,16 +45,31 @@ class TreeRss(threading.Thread):
         import psutil
 
         self.proc, self.peak, self.phase, self.done = psutil.Process(pid), 0, 0, threading.Event()
+        self.each: dict[str, int] = {}
+        """Peak RSS of each process (server, runner <kind>) in the phase."""
+        self.trace = None
+        """An open text file: every sample's seconds, step and RSS per process (MB) go there."""
+        self.step, self.t0 = "start", time.perf_counter()
 
     def run(self) -> None:
         import psutil
 
         while not self.done.is_set():
-            try:
-                total = sum(p.memory_info().rss for p in [self.proc, *self.proc.children(recursive=True)])
-            except psutil.Error:
-                total = 0
+            sizes: dict[str, int] = {}
+            for p in [self.proc, *self.proc.children(recursive=True)]:
+                try:
+                    name = _name(p)
+                    sizes[name] = sizes.get(name, 0) + p.memory_info().rss
+                except psutil.Error:
+                    pass
+            total = sum(sizes.values())
             self.peak, self.phase = max(self.peak, total), max(self.phase, total)
+            for name, size in sizes.items():
+                self.each[name] = max(self.each.get(name, 0), size)
+            if self.trace is not None:
+                self.trace.write(f"{time.perf_counter() - self.t0:.1f} {self.step} total={total >> 20} "
+                                 + " ".join(f"{k.replace(' ', '_')}={v >> 20}" for k, v in sizes.items()) + "\n")
+                self.trace.flush()
             self.done.wait(0.2)
 
     def cpu(self) -> float:
@@ -76,8 +93,7 @@ class TreeRss(threading.Thread):
         for p in [self.proc, *self.proc.children(recursive=True)]:
             try:
                 c = p.cpu_times()
-                words = p.cmdline()
-                name = " ".join(words[-2:]) if "runner" in words[-2:-1] else "server"
+                name = _name(p)
                 out[name] = out.get(name, 0.0) + c.user + c.system
             except psutil.Error:
                 pass
@@ -86,6 +102,22 @@ class TreeRss(threading.Thread):
     def mark(self) -> int:
         phase, self.phase = self.phase, 0
         return phase
+
+    def mark_each(self) -> str:
+        """The phase's peak of each process (MB), then a new phase."""
+        each, self.each = self.each, {}
+        return ", ".join(f"{k} {v >> 20}" for k, v in sorted(each.items()))
+
+
+def _name(p) -> str:
+    """``runner <kind>`` for a runner process, else ``server`` (or the process's name)."""
+    words = p.cmdline()
+    if "runner" in words[-2:-1]:
+        return " ".join(words[-2:])
+    if "serve" in words:
+        return "server"
+    parent = p.parent()
+    return f"{_name(parent)} > {p.name()}" if parent is not None else p.name()
 
 
 def _level(n: int) -> int:
@@ -191,6 +223,7 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     rss = TreeRss(proc.pid)
+    rss.trace = open(work / "rss-trace.txt", "w")
     rss.start()
     http = requests.Session()
 
@@ -242,7 +275,7 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
             say(f"first XY slice (level {level})", f"{first:.3f} s")
             say("10 XY switches p50 / max", f"{statistics.median(switches):.3f} / {max(switches):.3f} s")
             say("XZ plane", f"{xz:.3f} s")
-            say("peak RSS, all processes, while browsing", f"{rss.mark() / 2**20:.0f} MB")
+            say("peak RSS, all processes, while browsing", f"{rss.mark() / 2**20:.0f} MB" + f" ({rss.mark_each()})")
 
         if not interactive:  # the strokes only: no drafts
             for z, mask in masks.items():
@@ -250,6 +283,7 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
                      json={"z": z, "mask": base64.b64encode(encode_png(mask)).decode()})
         else:
             drafts = []
+            rss.step = "painting"
             for z, mask in masks.items():  # strokes, then the first draft on the newly painted slice
                 t, c = time.perf_counter(), rss.cpu()
                 call("POST", f"/api/annotate/{job}/data/submit", json={"z": z, "mask": base64.b64encode(encode_png(mask)).decode()})
@@ -264,8 +298,9 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
                     time.sleep(0.05)
                 drafts.append((time.perf_counter() - t, rss.cpu() - c))
             say("first draft on a newly painted slice", "  ".join(f"{w:.2f} s (CPU {c:.2f} s)" for w, c in drafts))
-            say("peak RSS, all processes, while painting", f"{rss.mark() / 2**20:.0f} MB")
+            say("peak RSS, all processes, while painting", f"{rss.mark() / 2**20:.0f} MB" + f" ({rss.mark_each()})")
         t = time.perf_counter()  # the full model, as the page queues it when painting pauses
+        rss.step = "retrain"
         model = call("POST", f"/api/job/{job}/retrain", (202,)).json()["model_id"]
         while not any(m["model_id"] == model and m["status"] == "ready"
                       for m in call("GET", f"/api/job/{job}/status").json()["models"]):
@@ -275,6 +310,7 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
             unseen = {"z": [depth // 5, 2 * depth // 5 + 3, 4 * depth // 5], "y": [n // 5, n // 2 + 5, 4 * n // 5]}
             for lv, name in ((_overlay_level(n), "view level"), (0, "full resolution")):
                 for axis, plane in (("z", "XY"), ("y", "XZ")):
+                    rss.step = f"preview-{plane}-{lv}"
                     runs = [timed_cpu(lambda i=i: call("POST", f"/api/annotate/{job}/data/predict",
                                                        json={"axis": axis, "index": i, "level": lv, "view": "bench"}))
                             for i in unseen[axis]]
@@ -282,7 +318,7 @@ def run_web(work: Path, n: int, slices: Path, masks: dict[int, np.ndarray], segm
                         f"p50 {statistics.median(w for w, _ in runs):.2f} s, CPU p50 "
                         f"{statistics.median(c for _, c in runs):.2f} s (" + ", ".join(f"{w:.2f}" for w, _ in runs) + ")")
                 unseen = {k: [i + 2 for i in v] for k, v in unseen.items()}
-            say("peak RSS, all processes, training and previews", f"{rss.mark() / 2**20:.0f} MB")
+            say("peak RSS, all processes, training and previews", f"{rss.mark() / 2**20:.0f} MB" + f" ({rss.mark_each()})")
 
         if not segment:
             print(f"load: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)

@@ -49,6 +49,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "whole-draws": {"FIT_SAMPLES": None, "RANKER": {"n_estimators": 16, "max_depth": 10}},
     "draws-0.33": {"FIT_SAMPLES": 0.33, "RANKER": {"n_estimators": 16, "max_depth": 10, "max_samples": 0.33}},
     "rows-50k": {"max_voxels": 50_000},
+    "rows-75k": {"max_voxels": 75_000},
     "rank-15k": {"RANK_VOXELS": 15_000},
     "ranker-8": {"RANKER": {**train_module.RANKER, "n_estimators": 8}},
 }
@@ -69,7 +70,7 @@ def _cases() -> dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]]:
     out: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]] = {"smallscan": smallscan}
     for name in ("blobs", "tubes", "texture", "snow"):
         for mode in ("full", "strokes"):
-            out[f"{name}-{mode}"] = (lambda name=name, mode=mode: (*methods.VOLUMES[name](), mode))
+            out[f"{name}-{mode}"] = (lambda name=name, mode=mode: (*methods.VOLUMES[name](methods.TEXTURE_SHAPE, 0), mode))
     return out
 
 

@@ -111,3 +111,19 @@ def test_two_segment_runners_four_jobs_each_processed_once(server2, rng):
         assert kinds.count("task:claimed") == 1 and kinds.count("task:done") == 1
         owners.add(task["owner"])
     assert all(o.endswith(":segment") for o in owners)
+
+
+def test_batch_runners_give_way_to_the_server(server2):
+    """Conversion and segmentation runners run niced (BATCH_NICE), the web server does not: the
+    train runner's drafts and previews, at the server's priority, go first on shared cores."""
+    import psutil
+
+    from ml4paleo.jobs.runner import BATCH_NICE
+    from ml4paleo.jobs.statuses import RunnerKind
+
+    srv = server2
+    base = psutil.Process(srv.proc.pid).nice()
+    for kind in ("convert", "segment"):
+        pids = srv.runner_pids(kind)
+        assert pids and all(psutil.Process(p).nice() == base + BATCH_NICE[RunnerKind(kind)] for p in pids)
+    assert RunnerKind.TRAIN not in BATCH_NICE

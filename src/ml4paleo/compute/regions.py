@@ -14,7 +14,8 @@ import numpy as np
 
 from ml4paleo.compute.features import FeatureSettings, block_features, halo
 
-__all__ = ["TILE", "features_of_region", "labeled_features", "plane_region", "read_padded", "slice_features", "tiles"]
+__all__ = ["TILE", "features_of_region", "labeled_features", "plane_region", "read_padded", "region_tiles",
+           "slice_features", "tiles"]
 
 TILE = 512
 """Slices are featurised in tiles of at most TILE x TILE voxels (plus halo) to bound memory."""
@@ -49,6 +50,14 @@ def tiles(shape_yx: Sequence[int], tile: int | tuple[int, int]) -> Iterator[tupl
     for y0 in range(0, shape_yx[0], ty):
         for x0 in range(0, shape_yx[1], tx):
             yield y0, x0, min(y0 + ty, shape_yx[0]), min(x0 + tx, shape_yx[1])
+
+
+def region_tiles(start: Sequence[int], stop: Sequence[int], tile: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(start, stop) of the sub-regions covering region ``start:stop``, each at most ``tile``
+    voxels along every axis (cut from the region's start): a region's features are those of its
+    sub-regions (each reads its own halo), so a large one is featurised piece by piece."""
+    cuts = [[(a, min(a + tile, b)) for a in range(a0, b, tile)] or [(a0, b)] for a0, b in zip(start, stop)]
+    return [((z[0], y[0], x[0]), (z[1], y[1], x[1])) for z in cuts[0] for y in cuts[1] for x in cuts[2]]
 
 
 def slice_features(array: Any, z: int, settings: FeatureSettings, tile: int = TILE, workers: int = 1) -> np.ndarray:

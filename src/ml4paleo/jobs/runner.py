@@ -49,6 +49,25 @@ train runner loads numba's Gaussian pass and packed forest, which halve a previe
 (bench/fullsize.py --web) but cost ~1 s to load (~7 s to compile on a fresh install), paid here
 once instead of by the first overlay a user waits for."""
 
+BATCH_NICE: dict[RunnerKind, int] = {RunnerKind.CONVERT: 5, RunnerKind.SEGMENT: 5, RunnerKind.MESH: 5}
+"""Niceness of the runners whose work nobody watches stroke by stroke (conversion, training and
+segmentation, meshes and exports): on the 2-core machine the train runner's drafts and previews
+(a painting user waits on each) and the web server go first. Measured: the train runner's
+warm-up, beside a conversion on both cores, ended 13 s after it started and 0.5 s after the
+first draft was queued (bench/fullsize.py --web at 1024, quiet machine), that draft 2.85 s
+against 1.50 s for the next. Their children (segmentation workers, the validation) inherit it."""
+
+
+def lower_priority(kind: str) -> None:
+    """Nice this process by :data:`BATCH_NICE` for a runner of ``kind`` (nothing for the others);
+    called once by ``ml4paleo runner`` before its loop."""
+    nice = BATCH_NICE.get(RunnerKind(kind), 0)
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:  # a platform without nice: the runners share the cores as before
+            log.warning("could not lower the priority of the %s runner", kind)
+
 
 def reason_of(exc: BaseException) -> str:
     """The message shown to the user: ours as written, others with their type."""

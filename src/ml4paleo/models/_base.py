@@ -8,6 +8,7 @@ unlabeled voxels never reach it), and the classifier is swappable behind one pro
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Protocol, Sequence, runtime_checkable
 
@@ -15,12 +16,20 @@ import numpy as np
 
 import joblib
 
-from ml4paleo.compute.features import FeatureSettings, feature_names
-from ml4paleo.compute.regions import features_of_region
+from ml4paleo.compute.features import FeatureSettings, feature_names, halo
+from ml4paleo.compute.regions import features_of_region, region_tiles
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 
 ESTIMATOR_FILE = "estimator.joblib"
+PREDICT_TILE = 512
+PREDICT_VOXELS = 64 << 20
+"""A region whose block with the filters' halo exceeds ``PREDICT_VOXELS`` voxels is featurised in
+pieces of at most ``PREDICT_TILE`` voxels along each axis (plus the halo): the features of a
+whole plane, with the 119 planes of halo the default bank reads, would grow with the scan (a
+2048^2 slice: 558 M voxels, 2.2 GB per float32 array, ~9 GB with the filters' temporaries,
+bench/fullsize.py --web), a piece's stay ~0.2 GB per array whatever the scan's size. A
+segmentation block (at most 4 M voxels, 38 M with its halo) stays whole."""
 UNET_CONFIG_FILE = "unet.json"
 """A U-Net folder's hyper-parameters, normalisation and training curves (read without torch by
 :func:`ml4paleo.models.model_report`)."""
@@ -166,8 +175,28 @@ class SklearnSegmenter:
         return proba.reshape(features.shape[:3] + (len(self.classes),))
 
     def predict_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
-        """(z, y, x, K) float32 probabilities of region ``start:stop`` of ``array``."""
+        """(z, y, x, K) float32 probabilities of region ``start:stop`` of ``array`` (in pieces of
+        at most :data:`PREDICT_TILE` along each axis: memory bounded whatever the region)."""
+        tiled = self._predict_tiled(array, start, stop)
+        if tiled is not None:
+            return tiled
         return self.proba_from_features(features_of_region(array, start, stop, self.feature_settings), start)
+
+    def _predict_tiled(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray | None:
+        """The region's probabilities assembled from :meth:`predict_region` of its pieces, or
+        None when it is one piece (the caller predicts it itself). The same values: a piece's
+        features read their own halo from the volume."""
+        h = halo(self.feature_settings)
+        padded = math.prod(b - a + (2 * h if axis in self.feature_settings.axes else 0)
+                           for axis, (a, b) in enumerate(zip(start, stop)))
+        parts = region_tiles(start, stop, PREDICT_TILE) if padded > PREDICT_VOXELS else []
+        if len(parts) <= 1:
+            return None
+        out = np.empty(tuple(b - a for a, b in zip(start, stop)) + (len(self.classes),), np.float32)
+        for a, b in parts:
+            at = tuple(slice(i - s, j - s) for i, j, s in zip(a, b, start))
+            out[at] = self.predict_region(array, a, b)
+        return out
 
     def save_files(self, folder: Path) -> None:
         """Write the fitted estimator into ``folder`` (the model folder being written)."""

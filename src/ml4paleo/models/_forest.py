@@ -105,6 +105,9 @@ class RandomForestSegmenter(SklearnSegmenter):
         A single plane (a preview's slice, however large) keeps scipy's passes and the
         transposing copy: compiling these kernels in a fresh install takes ~7 s (then cached on
         disk), which belongs to a segmentation's first block, not to a first preview."""
+        tiled = self._predict_tiled(array, start, stop)  # a large region: piece by piece
+        if tiled is not None:
+            return tiled
         sizes = [b - a for a, b in zip(start, stop)]
         if math.prod(sizes) < PACKED_MIN_ROWS or min(sizes) == 1:
             return super().predict_region(array, start, stop)

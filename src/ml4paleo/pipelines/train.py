@@ -216,15 +216,24 @@ def train_model(
     progress(0.0, 1.0, "completing painted slices")
     prior, completed = _complete(array, ann, K, info.voxel_size)
     names = _candidate_names(method, prior, scores_unet=bool(max_train_seconds or "epochs" in unet_params))
-    models_imported = _models_beside(check_forest)
+    models_imported = _models_beside(check_forest, start=False)
 
     # 4. the feature rows of the painted voxels, one slice per thread: the filters release the GIL
     # (two threads ~2x one, compute/regions.py); at most FEATURE_THREADS, as each holds a tile's
-    # features (~0.8 GB for a 512^2 tile, measured)
+    # features (~0.8 GB for a 512^2 tile, measured). The models' import starts with the last round
+    # of slices when it leaves a thread idle (5 slices on 2 threads: beside the fifth), else at once
     progress(0.05, 1.0, "computing features")
     featurise = functools.partial(_painted_slice, array=array, prior=prior, completed=completed, settings=settings,
                                   max_voxels=max_voxels, seed=seed)
-    slices: list[PaintedSlice] = run_tasks(featurise, list(ann.items()), scheduler="threads", workers=FEATURE_THREADS,
+    last_round = len(ann) - len(ann) % FEATURE_THREADS if len(ann) % FEATURE_THREADS else 0
+
+    def featurise_in_turn(i: int, ref: SliceRef, mask: np.ndarray) -> PaintedSlice:
+        if i == last_round:
+            models_imported.begin()
+        return featurise(ref, mask)
+
+    slices: list[PaintedSlice] = run_tasks(featurise_in_turn, [(i, *item) for i, item in enumerate(ann.items())],
+                                           scheduler="threads", workers=FEATURE_THREADS,
                                            progress=scaled(progress, 0.05, 0.35), stage="computing features")
     save_model = models_imported().save_model
 
@@ -410,8 +419,10 @@ def _check_unet_params(classes: tuple[str, ...], unet_params: Mapping[str, Any])
 
 
 def _check_forest(models: Any, *, classes: tuple[str, ...], settings: FeatureSettings, params: dict[str, Any]) -> None:
-    """The forest's classes and ``params``, checked by making one (``models``: :mod:`ml4paleo.models`)."""
-    models.make_segmenter("random-forest", classes, settings, **params)
+    """The forest's classes and ``params``, checked by making one (``models``: :mod:`ml4paleo.models`)
+    and its estimator: the segmenter makes its estimator on first use, so without it scikit-learn's
+    import (1-1.5 CPU s, scipy.stats) waited for the feature ranking, alone on one core."""
+    _ = models.make_segmenter("random-forest", classes, settings, **params).estimator
 
 
 def _previous(model_dir: str | Path | None) -> tuple[str | None, FeatureSettings | None]:
@@ -481,13 +492,15 @@ def _prior(full: Mapping[SliceRef, np.ndarray], shape: Sequence[int], K: int,
     return ShapePrior(tuple(slices), stack, K, tuple(float(v) for v in voxel_size), planes, guessed)
 
 
-def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
+def _models_beside(check: Callable[[Any], None], *, start: bool = True) -> Any:
     """Import :mod:`ml4paleo.models` (scikit-learn: 1-1.5 s a process, mostly scipy.stats) in a
     thread, then ``check(models)``; returns the join, which gives the module or raises what the
-    import or the check raised. train_model starts it once the painted slices are completed and
-    joins it after their features, the first use of a forest: the filters release the GIL, and
-    the last painted slice of an odd count leaves a core to the import."""
+    import or the check raised, with ``begin()`` to start the thread (at once unless ``start``
+    is false; the join starts it if nobody did). train_model begins it with the last round of
+    painted slices' features, where an odd count leaves a core idle, and joins it after them,
+    before the first use of a forest: the filters release the GIL."""
     box: dict[str, Any] = {}
+    lock = threading.Lock()
 
     def work() -> None:
         try:
@@ -499,14 +512,23 @@ def _models_beside(check: Callable[[Any], None]) -> Callable[[], Any]:
             box["error"] = exc
 
     thread = threading.Thread(target=work, name="ml4paleo-import-models", daemon=True)
-    thread.start()
+
+    def begin() -> None:
+        with lock:
+            if not box.get("started"):
+                box["started"] = True
+                thread.start()
 
     def join() -> Any:
+        begin()
         thread.join()
         if "error" in box:
             raise box["error"]
         return box["models"]
 
+    join.begin = begin  # type: ignore[attr-defined]
+    if start:
+        begin()
     return join
 
 
