@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,9 @@ from segdata import FAST, FAST_RF, painted_world
 from ml4paleo.errors import ArtifactNotFound, InputError, OutputExistsError
 from ml4paleo.io.annotations import delete_annotation, read_annotations, write_annotation
 from ml4paleo.models import load_model
-from ml4paleo.pipelines.train import sample_indices, train_model
+from ml4paleo.compute.features import FeatureSettings, feature_names
+from ml4paleo.pipelines._candidates import PaintedSlice, TrainingSet
+from ml4paleo.pipelines.train import WIDE_BELOW, _widened, sample_indices, train_model
 from ml4paleo.planes import SliceRef
 
 SLICES = (6, 16, 26)
@@ -104,6 +107,23 @@ def test_train_writes_a_described_model(world, tmp_path):
     assert load_model(tmp_path / "model").classes == ("background", "fossil")
     with pytest.raises(OutputExistsError):
         train_model(root / "vol.ome.zarr", tmp_path / "ann", tmp_path / "model", features=FAST)
+
+
+def test_a_forest_that_falls_short_keeps_every_feature():
+    """auto's final forest trains on the whole bank when its worst class is below WIDE_BELOW held
+    out (the texture family's grain kinds); at or above it, on the ranked selection."""
+    bank = FeatureSettings.from_value({"sigmas": [1.0], "filters": ["gaussian", "log"]})
+    whole = np.arange(4 * bank.n_features, dtype=np.float32).reshape(4, bank.n_features)
+    painted = PaintedSlice(SliceRef("z", 3), whole[:, :1], np.array([0, 0, 1, 1], np.uint8),
+                           (np.arange(4), np.arange(4)))
+    ts = TrainingSet([painted], ("background", "fossil"),
+                     dataclasses.replace(bank, selected=feature_names(bank)[:1]), (8, 4, 4))
+    low = {"background": {"dice": 0.97, "iou": 0.94}, "fossil": {"dice": WIDE_BELOW - 0.01, "iou": 0.8}}
+    wide, why = _widened(ts, low, (bank, [(whole, None)]), "best mean")
+    assert wide.settings == bank and wide.slices[0].rows is whole and wide.slices[0].targets is painted.targets
+    assert why.startswith("best mean; the final forest keeps all") and ts.slices[0].rows.shape[1] == 1
+    high = {"background": {"dice": 0.97, "iou": 0.94}, "fossil": {"dice": WIDE_BELOW, "iou": 0.82}}
+    assert _widened(ts, high, (bank, [(whole, None)]), "best mean") == (ts, "best mean")
 
 
 def test_a_small_volume_read_once_into_memory_trains_the_same_model(world, tmp_path, monkeypatch):

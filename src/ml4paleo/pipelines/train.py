@@ -101,6 +101,12 @@ sees every row, each tree about 39 % of them instead of 63 %. The fits cost ~0.6
 seconds, most of a small scan's training, with Dice on unpainted slices within the seeds'
 spread (docs/benchmarks.md, "Training: the forests' fit sizes"). The folds that score the
 methods keep whole draws (their rules are the choice's)."""
+WIDE_BELOW = 0.9
+"""``auto``'s final forest keeps every feature of the bank, not the ``select`` ranked ones, when
+its worst class scores below this held-out Dice: where the forest is sure the selection costs
+nothing and segments 4-6x faster; where grain alone tells the classes apart (the texture family's
+anisotropy and length kinds) the selection's 16 of 94 features left it below the issue's 0.90
+(docs/decisions.md, "All features when the forest falls short")."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10, "max_samples": FIT_SAMPLES}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -238,8 +244,10 @@ def train_model(
     save_model = models_imported().save_model
 
     # 5. the most important features kept (ranked once per model, or the previous model's ranking)
+    unselected = None  # the whole bank's rows, for a forest that needs them (WIDE_BELOW)
     if select is not None and settings.selected is None and 0 < select < settings.n_features:
         progress(0.35, 1.0, "selecting features")
+        unselected = (settings, [(s.rows, s.pseudo) for s in slices])
         settings = _keep_selected(slices, settings, classes, select, sampling, max_voxels, seed)
 
     # 6. the method: every candidate scored on the same held-out painted slices
@@ -280,6 +288,8 @@ def train_model(
                 reason += " (quick folds for the fast methods; the full validation follows)"
     if evidence is None and "unet" in candidates and scored["unet"].get("metrics") and not scored["unet"].get("carried"):
         evidence = evidence_of(ts, folds, scored["unet"])  # scored by name or with epochs/time given: kept too
+    if method == "auto" and chosen == "forest" and unselected is not None:
+        final_ts, reason = _widened(final_ts, scored["forest"].get("metrics"), unselected, reason)
     warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
@@ -335,7 +345,7 @@ def train_model(
         save_pending(model_dir, ts, names, folds, volume_path)
     progress(1.0, 1.0, "done")
     return TrainResult(model_dir=model_dir, metrics=metrics, n_slices=len(slices), voxels_per_class=voxels,
-                       classes=classes, validation=validation, features=settings.to_dict(), model=final.kind,
+                       classes=classes, validation=validation, features=final_ts.settings.to_dict(), model=final.kind,
                        method=chosen, candidates={n: scored[n]["metrics"] for n in candidates}, warnings=tuple(warnings),
                        suggestions=suggestions, network=network)
 
@@ -572,6 +582,22 @@ def _keep_selected(slices: Sequence[PaintedSlice], settings: FeatureSettings, cl
         if s.pseudo is not None:
             s.pseudo = (s.pseudo[0][:, columns], *s.pseudo[1:])
     return settings
+
+
+def _widened(ts: TrainingSet, metrics: Mapping[str, Mapping[str, float | None]] | None,
+             unselected: tuple[FeatureSettings, list[tuple[np.ndarray, Any]]], reason: str) -> tuple[TrainingSet, str]:
+    """The final forest's training set with every feature of the bank instead of the ``select``
+    ranked ones, when the forest's worst class is below ``WIDE_BELOW`` held-out Dice (and why,
+    added to ``reason``); else ``ts`` and ``reason`` as they were. ``unselected``: the bank's
+    settings and each slice's rows (and pseudo rows) before the selection."""
+    scores = [m["dice"] for m in (metrics or {}).values() if m.get("dice") is not None]
+    if not scores or min(scores) >= WIDE_BELOW:
+        return ts, reason
+    settings, rows = unselected
+    slices = [dataclasses.replace(s, rows=r, pseudo=p) for s, (r, p) in zip(ts.slices, rows)]
+    return dataclasses.replace(ts, settings=settings, slices=slices), (
+        f"{reason}; the final forest keeps all {settings.n_features} features, as its worst class scored "
+        f"{min(scores):.3f} held out, below {WIDE_BELOW}")
 
 
 def _select_features(rows, targets, settings: FeatureSettings, classes, select: int, sampling: str,
