@@ -119,6 +119,8 @@ def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(t
     ann = {z: truth[z] + 1 for z in (1, 4, 6)}
     monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "2")
     monkeypatch.setattr(scoring, "SWITCH", 2.0)
+    # networks trained for a fraction of a second: the final-fit check would rightly set them aside
+    monkeypatch.setattr(network_module, "FIT_MARGIN", 1.0)
     first = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "m1", method="unet", features=FAST,
                         unet_params={"epochs": 1, "steps_per_epoch": 4, "patch": 32, "batch_size": 2})
     evidence = model_report(tmp_path / "m1")
