@@ -25,8 +25,8 @@ from ml4paleo.pipelines._candidates import TrainingSet
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.settings import Settings
 
-__all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "EVIDENCE_KEY", "FIT_MARGIN", "NETWORK_BELOW", "RESCORE_GROWTH", "WARM_SHARE",
-           "NetworkPlan", "evidence_of", "final_fit_failure", "newest_strokes", "plan_network"]
+__all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "EVIDENCE_KEY", "FIT_MARGIN", "NETWORK_BELOW", "RESCORE_GROWTH",
+           "WARM_SHARE", "NetworkPlan", "evidence_of", "final_fit_failure", "newest_strokes", "plan_network"]
 
 NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)

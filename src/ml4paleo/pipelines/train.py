@@ -288,7 +288,8 @@ def train_model(
     if failed:  # a U-Net whose final fit is worse on its own strokes than its folds were on unseen ones
         chosen, why = choose_method(scored, [n for n in names if n != "unet"], previous_method)
         reason, network = f"{chosen}, the U-Net set aside: {failed}; {why}", f"{network}; set aside: {failed}"
-        final = fit_final(candidates[chosen], dataclasses.replace(ts, params=_final_params(chosen, ts.params, info.shape)))
+        final = fit_final(candidates[chosen], dataclasses.replace(ts, params=_final_params(chosen, ts.params,
+                                                                                         info.shape)))
         warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
         validation = {**validation, "chosen": chosen, "reason": reason} if validate == "later" else \
             validation_report(scored, chosen, reason, folds, sampling, warnings)
