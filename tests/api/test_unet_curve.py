@@ -47,7 +47,8 @@ def test_model_report_carries_the_unet_training_curve(unet_server, unet_job):
     assert report["method"] == "unet" and report["kind"] == "unet"
     curve = report["training_curve"]
     assert [e["epoch"] for e in curve["epochs"]] == list(range(1, EPOCHS + 1))  # the fixed budget, not the clock
-    assert all(e["train_loss"] > 0 for e in curve["epochs"]) and curve["best_epochs"] == EPOCHS
+    # the epoch kept: the last, or an earlier one that fits the painted voxels clearly better (unet.SETTLE_MARGIN)
+    assert all(e["train_loss"] > 0 for e in curve["epochs"]) and 1 <= curve["best_epochs"] <= EPOCHS
     assert sorted(z for f in curve["folds"] for z in f["heldout"]) == [2, 4, 6]  # one fold per painted slice
     for fold in curve["folds"]:
         assert [e["epoch"] for e in fold["curve"]] == list(range(1, EPOCHS + 1))

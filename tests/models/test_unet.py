@@ -301,3 +301,39 @@ def test_a_warm_start_learns_the_newest_dab_and_keeps_what_it_knew():
         make(**{**params, "width": 4}).fit(vol, {2: grown}, init=before)
     with pytest.raises(InputError, match="focus: slice 3 is not a trained plane"):
         make(**params).fit(vol, {2: grown}, init=before, focus={3: dab})
+
+
+class _SpikeAtTheEnd(torch.optim.AdamW):
+    """AdamW whose ``last``-th step throws the output layer to background: the loss spike that
+    ended the final fit of blobs from two slices (issue 22), where the budget stopped the fit."""
+
+    last = 0
+
+    def step(self, closure=None):
+        out = super().step(closure)
+        self.steps = getattr(self, "steps", 0) + 1
+        if self.steps == self.last:
+            with torch.no_grad():
+                self.param_groups[0]["params"][-1][0] += 40.0  # the head's bias: background everywhere
+        return out
+
+
+def test_a_fit_that_ends_in_a_spike_keeps_the_calm_epoch_that_predicts_structure(monkeypatch):
+    """Without held-out slices the last epoch's weights were kept whatever they predicted; now the
+    painted voxels choose between them and the calmest epoch's (issue 22), and ``fit_check`` says so."""
+    from ml4paleo.models import unet as unet_module
+
+    zz, yy, xx = np.indices((5, 48, 48))
+    truth = ((yy - 20 - zz) ** 2 + (xx - 24) ** 2) <= 64
+    vol = (1000 + 800 * truth + np.random.default_rng(0).normal(0, 40, truth.shape)).astype(np.uint16)
+    params = {"epochs": 4, "steps_per_epoch": 4, "batch_size": 4, "patch": 32}
+    monkeypatch.setattr(_SpikeAtTheEnd, "last", params["epochs"] * params["steps_per_epoch"])
+    monkeypatch.setattr(unet_module.torch.optim, "AdamW", _SpikeAtTheEnd)
+    model = make(**params).fit(vol, {1: truth[1].astype(np.uint8) + 1}, device="cpu")
+    check = model.fit_check
+    assert check["last_epoch"] == 4 and check["last_dice"] < 0.6  # the spike: no structure on its own strokes
+    assert check["epoch"] < 4 and check["painted_dice"] > 0.9 and model.best_epochs == check["epoch"]
+    assert dice(model.predict_slice(vol, 3) == 1, truth[3]) > 0.9  # structure where it was never painted
+    monkeypatch.setattr(_SpikeAtTheEnd, "last", -1)  # no spike: the last epoch stays
+    calm = make(**params).fit(vol, {1: truth[1].astype(np.uint8) + 1}, device="cpu")
+    assert calm.fit_check["epoch"] == calm.fit_check["last_epoch"] == 4 and calm.best_epochs == 4

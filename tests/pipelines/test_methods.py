@@ -123,6 +123,34 @@ def test_no_training_row_sees_the_prior_of_its_own_slice(blobs):
     assert (held_rows[:, -1] == 2.0 * (PAINTED[3] - PAINTED[2])).all()  # nearest remaining slice, in physical units
 
 
+def test_a_correction_s_rows_see_the_prior_it_carved():
+    """A correction (strokes of one class) enters the prior as the prior's answer there, carved by
+    its strokes; its training rows read that prior, as its voxels do at segmentation time (issue 22).
+    Without its own plane they read "the prior says structure" under a background dab and teach
+    the forest to turn structure into background wherever prior and image agree on it."""
+    from ml4paleo.compute.features import FeatureSettings
+    from ml4paleo.pipelines._candidates import PaintedSlice, TrainingSet
+
+    yy, xx = np.ogrid[:32, :32]
+    truth = np.stack([(yy - 16) ** 2 + (xx - 16) ** 2 <= 64] * 12).astype(np.uint8)
+    dab = np.zeros((32, 32), np.uint8)
+    dab[15:18, 15:18] = 1  # background inside the disk: the prior's answer there is structure
+    carved = np.where(dab > 0, 0, truth[6])
+    prior = ShapePrior((2, 6, 9), np.stack([truth[2], carved, truth[9]]), 2, (1.0, 1.0, 1.0))
+    masks = {SliceRef("z", 2): truth[2] + 1, SliceRef("z", 6): dab, SliceRef("z", 9): truth[9] + 1}
+    slices = []
+    for ref, mask in masks.items():
+        ys, xs = np.nonzero(mask)
+        slices.append(PaintedSlice(ref, np.zeros((ys.size, 1), np.float32), mask[ys, xs].astype(np.intp) - 1, (ys, xs)))
+    ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), truth.shape, prior, masks=masks)
+    assert ts.corrections == {SliceRef("z", 6)}
+    rows, _ = context_rows(ts, slices[1], exclude=())
+    assert np.array_equal(rows[:, 1:], prior.features((6, 0, 0), (7, 32, 32))[0][slices[1].coords])
+    assert (rows[:, 1] < rows[:, 2]).all()  # nearer background than structure: the carve, not the disk
+    held, _ = context_rows(ts, slices[1], exclude={SliceRef("z", 6)})  # a fold leaving it out: as before
+    assert (held[:, 1] > held[:, 2]).all()
+
+
 @pytest.mark.parametrize("method", ["context", "interpolation"])
 def test_chunked_segmentation_and_preview_equal_the_whole_volume(blobs, tmp_path, monkeypatch, method):
     root, vol, truth = blobs

@@ -119,6 +119,8 @@ def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(t
     ann = {z: truth[z] + 1 for z in (1, 4, 6)}
     monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "2")
     monkeypatch.setattr(scoring, "SWITCH", 2.0)
+    # networks trained for a fraction of a second: the final-fit check would rightly set them aside
+    monkeypatch.setattr(network_module, "FIT_MARGIN", 1.0)
     first = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "m1", method="unet", features=FAST,
                         unet_params={"epochs": 1, "steps_per_epoch": 4, "patch": 32, "batch_size": 2})
     evidence = model_report(tmp_path / "m1")
@@ -190,3 +192,31 @@ def test_the_band_calls_the_network_where_held_out_strokes_saturate(monkeypatch)
     near["fossil"]["dice"] = network_module.BAND_BELOW - 0.01
     called = network_module.plan_network({**strokes, "band": near}, "forest", folds, ts)
     assert called.score and "near the completed outlines, below 0.8 (0.980 on the strokes)" in called.text
+
+
+def test_a_final_unet_worse_on_its_own_strokes_than_its_folds_is_set_aside_and_the_reason_shown(tmp_path, monkeypatch):
+    """``auto`` checks the final U-Net against its folds (issue 22): a network that fits its own
+    painted voxels worse than its folds predicted unseen ones ended broken or unfinished, so the
+    next-best method is fitted instead and ``network``, ``method_reason`` and the report say why.
+    The U-Net is made to win and ``FIT_MARGIN`` is set so that any fit fails the check."""
+    from ml4paleo.pipelines import train as train_module
+
+    vol, truth = texture_only(shape=(8, 32, 32), seed=0, grain="orientation")
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=32)
+    ann = {z: truth[z] + 1 for z in (1, 4, 6)}
+    real = train_module.choose_method
+    monkeypatch.setattr(train_module, "choose_method",
+                        lambda scored, order, previous=None: ("unet", "made to win") if "unet" in order
+                        else real(scored, order, previous))
+    monkeypatch.setattr(network_module, "FIT_MARGIN", -1.0)  # any Dice is "below its folds' by more than -1"
+    result = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "m", features=FAST, params=FAST_RF,
+                         unet_params={"epochs": 2, "steps_per_epoch": 2, "patch": 32, "batch_size": 2})
+    assert result.method != "unet" and load_model(tmp_path / "m").kind != "unet"
+    report = model_report(tmp_path / "m")
+    assert "set aside: its final fit reached Dice" in result.network and report["network"] == result.network
+    assert report["method_reason"].startswith(f"{result.method}, the U-Net set aside: ")
+    monkeypatch.setattr(network_module, "FIT_MARGIN", 0.05)  # the product's margin: a sound fit passes
+    kept = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "kept", features=FAST, params=FAST_RF,
+                       unet_params={"epochs": 4, "steps_per_epoch": 4, "patch": 32, "batch_size": 4})
+    assert kept.method == "unet" and "set aside" not in kept.network
+    assert load_model(tmp_path / "kept").fit_check["painted_dice"] > 0.9

@@ -74,6 +74,11 @@ painted voxel (why 20: docs/decisions.md, "The U-Net in the loop")."""
 WARM_LR = 0.3
 """A warm start's learning rate, as a fraction of ``lr``: a fresh optimiser at the full rate
 jolts trained weights away from what the earlier strokes taught (docs/decisions.md)."""
+SETTLE_MARGIN = 0.02
+"""A fit without held-out slices keeps an earlier epoch's weights over the last only when they fit
+the painted voxels better by more than this mean Dice over classes: on a tie the painted voxels
+cannot tell (strokes saturate; the loss alone chose a less trained epoch that painted unpainted
+matrix as structure in ``tests/models/test_unet.py``), and a broken last epoch is far below."""
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 """What a training's ``max_seconds`` is counted on."""
 
@@ -162,6 +167,10 @@ class UNetSegmenter:
         self.warm_start = False
         """Whether the last fit started from another model's weights (``init``)."""
         self.heldout_curves: list[dict[str, Any]] = []
+        self.fit_check: dict[str, Any] = {}
+        """After a fit without held-out slices: the kept ``epoch``, its Dice over classes on the
+        painted voxels in eval mode (``painted_dice``) and the last epoch's (``last_epoch``,
+        ``last_dice``); see :meth:`_settle`."""
         self.metadata: dict[str, Any] = {}
         self.validation: dict[str, Any] = {}
         self.device = torch.device("cpu")
@@ -300,6 +309,7 @@ class UNetSegmenter:
         self._check_init(init)
         weights = self._focus_weights(train, focus, float(FOCUS_WEIGHT if focus_weight is None else focus_weight))
         self.seed, self.voxel_size, self.warm_start = int(seed), tuple(float(v) for v in voxel_size), init is not None
+        self.fit_check = {}
         self.norm = init.norm if init is not None else robust_range(array)
         self._apply_threads()
         t0, b0 = time.perf_counter(), budget_clock()
@@ -317,6 +327,8 @@ class UNetSegmenter:
             loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
             weighted = nn.CrossEntropyLoss(ignore_index=-1, reduction="none")
             self.curve, best, best_state, stale = [], None, None, 0
+            calm: tuple[float, int, dict[str, Any]] | None = None  # (train loss, epoch, weights) of the calmest epoch
+            earlier = None
             total = p["epochs"] * p["steps_per_epoch"]
             progress(0, total, STAGE)
             out_of_time = False
@@ -351,6 +363,10 @@ class UNetSegmenter:
                         self.best_epochs = epoch
                     elif keep_best:
                         stale += 1
+                if not (held and keep_best):
+                    earlier = calm  # the calmest epoch before this one: the alternative when this one is the last
+                    if calm is None or entry["train_loss"] < calm[0]:
+                        calm = (entry["train_loss"], epoch, copy.deepcopy(net.state_dict()))
                 entry["seconds"] = round(time.perf_counter() - t0, 3)
                 self.curve.append(entry)
                 if out_of_time or (held and keep_best and stale >= p["patience"]):
@@ -358,10 +374,39 @@ class UNetSegmenter:
             if best_state is not None:
                 net.load_state_dict(best_state)
             else:
-                self.best_epochs = len(self.curve)
+                self.best_epochs = self._settle(net, calm if calm is None or calm[1] < len(self.curve) else earlier,
+                                                images, labels, dev)
         self.net, self.device, self._infer = net.eval(), dev, None
         progress(total, total, STAGE)
         return self
+
+    def _settle(self, net: UNet, calm: tuple[float, int, dict[str, Any]] | None, images: list[np.ndarray],
+                labels: list[np.ndarray], dev: torch.device) -> int:
+        """The epoch whose weights a fit without held-out slices keeps, ``net`` left holding them:
+        the last epoch's, unless ``calm``, the calmest earlier epoch's (the lowest train loss before
+        the last: a spike in the last steps leaves the last epoch's mean low), fits the painted
+        voxels better in eval mode by more than ``SETTLE_MARGIN`` Dice. Why: at the full rate
+        Adam's steps spike now and then once the loss is tiny (blobs from two slices: train loss 0.001, then one epoch at 0.056 whose
+        weights predict no structure anywhere, painted voxels included), and a fit stopped by a
+        budget ends wherever the clock says; checking the kept weights on what they were trained
+        on cannot flatter a held-out score (docs/decisions.md, "The U-Net's final fit").
+        ``self.fit_check`` records both epochs' Dice on the painted voxels and the one kept."""
+        last = len(self.curve)
+        net.eval()
+        stacks, held = dict(enumerate(images)), dict(enumerate(labels))
+        last_dice, _ = self._heldout_scores(net, stacks, held, dev)
+        self.fit_check = {"epoch": last, "painted_dice": round(last_dice, 5), "last_epoch": last,
+                          "last_dice": round(last_dice, 5)}
+        if calm is None:
+            return last
+        state = copy.deepcopy(net.state_dict())
+        net.load_state_dict(calm[2])
+        calm_dice, _ = self._heldout_scores(net, stacks, held, dev)
+        if calm_dice > last_dice + SETTLE_MARGIN:
+            self.fit_check.update(epoch=calm[1], painted_dice=round(calm_dice, 5))
+            return calm[1]
+        net.load_state_dict(state)
+        return last
 
     def _check_init(self, init: "UNetSegmenter | None") -> None:
         """Raise :class:`InputError` unless ``init`` (if any) is a fitted U-Net whose weights fit
@@ -479,13 +524,14 @@ class UNetSegmenter:
     def describe(self) -> dict[str, Any]:
         """What metadata.json records of this model (beside the pipeline's own entries)."""
         return {"kind": self.kind, "classes": list(self.classes), "params": self.params, "seed": self.seed,
-                "halo": list(self.halo), "best_epochs": self.best_epochs, "warm_start": self.warm_start}
+                "halo": list(self.halo), "best_epochs": self.best_epochs, "warm_start": self.warm_start,
+                "fit_check": self.fit_check}
 
     def _config(self) -> dict[str, Any]:
         return {"format": FORMAT, "kind": self.kind, "classes": list(self.classes), "params": self.params,
                 "seed": self.seed, "norm": list(self.norm) if self.norm else None, "voxel_size": list(self.voxel_size),
                 "halo": list(self.halo), "best_epochs": self.best_epochs, "warm_start": self.warm_start,
-                "curve": self.curve,
+                "fit_check": self.fit_check, "curve": self.curve,
                 "heldout_curves": self.heldout_curves, "torch_version": torch.__version__}
 
     def _restore(self, config: Mapping[str, Any], state: Mapping[str, Any], device: str) -> None:
@@ -494,6 +540,7 @@ class UNetSegmenter:
         self.voxel_size = tuple(config.get("voxel_size", (1.0, 1.0, 1.0)))
         self.curve, self.best_epochs = list(config.get("curve", [])), config.get("best_epochs")
         self.warm_start = bool(config.get("warm_start", False))
+        self.fit_check = dict(config.get("fit_check") or {})
         self.heldout_curves = list(config.get("heldout_curves", []))
         p = self.params
         net = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"], p["dilation"])

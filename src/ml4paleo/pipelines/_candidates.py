@@ -160,7 +160,13 @@ def context_rows(ts: TrainingSet, painted: PaintedSlice, exclude: Collection[Sli
     ``exclude``; and their classes."""
     if ts.prior is None:
         raise InputError("the context method needs a slice painted in full or with strokes of two classes")
-    channels = prior_on_plane(ts, painted.ref, exclude)
+    if painted.ref in ts.corrections and painted.ref not in exclude:
+        # a correction's rows see the prior as its voxels will at segmentation time, carved by the
+        # correction itself: without it a background dab's rows read "the prior and the image say
+        # structure, yet background", and the forest turns such voxels everywhere (docs/decisions.md)
+        channels = prior_plane(ts.prior, ts.shape, painted.ref, set(exclude), "features")
+    else:
+        channels = prior_on_plane(ts, painted.ref, exclude)
     rows, targets = [np.concatenate([painted.rows, channels[painted.coords]], axis=1)], [painted.targets]
     if pseudo and painted.pseudo is not None:
         p_rows, p_targets, p_coords = painted.pseudo

@@ -25,8 +25,8 @@ from ml4paleo.pipelines._candidates import TrainingSet
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.settings import Settings
 
-__all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "EVIDENCE_KEY", "NETWORK_BELOW", "RESCORE_GROWTH", "WARM_SHARE", "NetworkPlan",
-           "evidence_of", "newest_strokes", "plan_network"]
+__all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "EVIDENCE_KEY", "FIT_MARGIN", "NETWORK_BELOW", "RESCORE_GROWTH",
+           "WARM_SHARE", "NetworkPlan", "evidence_of", "final_fit_failure", "newest_strokes", "plan_network"]
 
 NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
@@ -53,6 +53,13 @@ RESCORE_GROWTH = 0.5
 was scored (or the slices of outlines, hence the folds, change)."""
 EVIDENCE_KEY = "network_evidence"
 """Where a model's metadata keeps the U-Net's held-out evidence."""
+FIT_MARGIN = 0.05
+"""A final U-Net whose mean Dice over classes on its own painted voxels falls more than this below
+the mean held-out Dice of its folds is not used: a network fits what it was trained on at least as
+well as its folds predicted unseen slices (1.0 against 0.99 on blobs from two slices), so a shortfall
+means the fit ended broken or unfinished (0.48 after a loss spike, 0.82 cut at epoch 15: volume Dice
+0.00 and 0.56), and ``auto`` falls back to the next-best method (docs/decisions.md, "The U-Net's
+final fit")."""
 
 
 @dataclass(frozen=True)
@@ -208,3 +215,21 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
            f"{BAND_BELOW} ({low:.3f} on the strokes)")
     return NetworkPlan(f"scored: {chosen}, the best quick method, {why} ({seconds:g} CPU s for the U-Net's "
                        f"{len(folds)} folds and final fit)", share, score=True, final=share)
+
+
+def final_fit_failure(final: Any, heldout: Mapping[str, Mapping[str, float | None]] | None) -> str | None:
+    """Why the final U-Net ``final`` (a :class:`~ml4paleo.models.unet.UNetSegmenter` or the
+    :class:`~ml4paleo.models.LocalNetwork` of two) must not be used, or None when it may: a
+    network of it whose Dice on its own painted voxels (``fit_check``, recorded by its fit) falls
+    more than ``FIT_MARGIN`` below ``heldout``'s mean Dice (its folds' held-out metrics)."""
+    scores = [m["dice"] for m in (heldout or {}).values() if m.get("dice") is not None]
+    if not scores:
+        return None
+    folds = float(np.mean(scores))
+    for part in (getattr(final, "near", None), getattr(final, "far", None)) if hasattr(final, "near") else (final,):
+        check = getattr(part, "fit_check", None) or {}
+        fitted = check.get("painted_dice")
+        if fitted is not None and fitted < folds - FIT_MARGIN:
+            return (f"its final fit reached Dice {fitted:.3f} on its own painted voxels (epoch {check.get('epoch')}), "
+                    f"against {folds:.3f} on the slices its folds held out: the fit ended broken or unfinished")
+    return None

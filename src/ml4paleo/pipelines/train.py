@@ -48,7 +48,7 @@ from ml4paleo.pipelines._candidates import (
 )
 from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
-from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, plan_network
+from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, score_candidates, validation_report,
                                         validation_warnings)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
@@ -303,6 +303,16 @@ def train_model(
     progress(0.9, 1.0, f"fitting the final model ({chosen})")
     final = fit_final(candidates[chosen], dataclasses.replace(final_ts, params=_final_params(chosen, ts.params,
                                                                                           info.shape)))
+    failed = final_fit_failure(final, scored[chosen]["metrics"]) if chosen == "unet" and method == "auto" else None
+    if failed:  # a U-Net whose final fit is worse on its own strokes than its folds were on unseen ones
+        chosen, why = choose_method(scored, [n for n in names if n != "unet"], previous_method)
+        reason, network = f"{chosen}, the U-Net set aside: {failed}; {why}", f"{network}; set aside: {failed}"
+        final = fit_final(candidates[chosen], dataclasses.replace(ts, params=_final_params(chosen, ts.params,
+                                                                                         info.shape)))
+        warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
+        validation = {**validation, "chosen": chosen, "reason": reason} if validate == "later" else \
+            validation_report(scored, chosen, reason, folds, sampling, warnings)
+        metrics = validation.get("metrics", {})
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
     # 8. where to paint next
