@@ -39,7 +39,8 @@ BAND_POOR = 0.75
 """The same on the completion's band near the held-out outlines (``band``): strokes keep off the
 borders, so a forest can score 0.93 on held-out strokes while its outlines are wrong (touching
 blobs of one density, true Dice 0.61); the band sees that (0.55-0.72 there, 0.81-0.92 where the
-image separates the classes). Why 0.75: docs/decisions.md."""
+image separates the classes). Below the U-Net's ``network.BAND_BELOW`` (0.8), which only asks for
+the U-Net to be scored: context is taken here without a score. Why 0.75: docs/decisions.md."""
 SWITCH_FOLDS = 2
 """A switch needs the new method ahead on at least this many held-out folds that scored both."""
 EVEN_ODDS_WEIGHT = 5
