@@ -184,6 +184,28 @@ def test_two_slices_on_which_the_image_fails_go_to_context():
     assert choose_method(scored(IMAGE_POOR + 0.1, 0.0), order, previous="forest")[0] == "forest"  # the image separates
 
 
+def test_two_slices_whose_outlines_the_image_misses_go_to_context():
+    """Held-out strokes keep off the borders: the forest scores 0.92 on them while the band near the
+    outlines says 0.85 / 0.71 (touching blobs, seed 1: true Dice 0.61, context 0.68). A mean band
+    below BAND_POOR on every scored method makes the image poor too; above it (thin tubes: 0.94 /
+    0.74, a mean of 0.84) or with no band at all, the strokes' figures decide."""
+    def scored(strokes, band):
+        out = {n: {"metrics": {"a": {"dice": 0.99}, "b": {"dice": d}}, "fold_dice": [d, d],
+                   "band": {"a": {"dice": 0.85}, "b": {"dice": b}} if b is not None else {}}
+               for n, d, b in (("forest", strokes, band), ("interpolation", 0.0, 0.0))}
+        out["interpolation"]["band"]["a"]["dice"] = 0.72
+        out["context"] = {"metrics": {}, "fold_dice": [None, None]}
+        return out
+
+    order = ("forest", "context", "interpolation")
+    chosen, why = choose_method(scored(0.92, 0.71), order)  # mean band 0.78
+    assert chosen == "context" and "near their outlines" in why
+    assert choose_method(scored(0.92, 0.71), order, previous="forest")[0] == "context"
+    assert choose_method(scored(0.97, 0.74), order)[0] == "context"  # mean 0.795: just below
+    assert choose_method(scored(0.97, 0.76), order)[0] == "forest"  # mean 0.805: the image separates
+    assert choose_method(scored(0.92, None), order)[0] == "forest"  # no band: no evidence of a gap
+
+
 def test_the_estimate_trusts_the_outlines_as_far_as_their_held_out_record_goes():
     from ml4paleo.compute.uncertainty import soft_dice_terms
     from ml4paleo.pipelines.scoring import outline_trust

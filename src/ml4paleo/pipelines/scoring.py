@@ -20,8 +20,8 @@ from ml4paleo.pipelines._candidates import TrainingSet
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "mean_dice", "score_candidates",
-           "validation_report", "validation_warnings"]
+__all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "mean_dice",
+           "score_candidates", "validation_report", "validation_warnings"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
@@ -35,6 +35,13 @@ between strokes undoes what the user saw change (why 0.05: docs/decisions.md).""
 IMAGE_POOR = 0.7
 """With two slices of outlines (context cannot be scored), ``auto`` takes context when every scored
 method leaves a class below this held-out Dice: the image alone does not separate the classes."""
+BAND_POOR = 0.8
+"""The same on the mean Dice over classes on the completion's band near the held-out outlines
+(``band``): strokes keep off the borders, so a forest can score 0.92 on held-out strokes while its
+outlines are wrong (touching blobs of one density, true Dice 0.61); the band sees that (mean
+0.50-0.78 there on the quick folds, 0.84-0.94 where the image separates the classes). The mean,
+not the worst class: thin tubes' structure band alone reads 0.74 where the forest is right (the
+walker's completion is wrong near thin structures). Why 0.8: docs/decisions.md."""
 SWITCH_FOLDS = 2
 """A switch needs the new method ahead on at least this many held-out folds that scored both."""
 EVEN_ODDS_WEIGHT = 5
@@ -102,19 +109,26 @@ def _switch(scored: dict[str, dict[str, Any]], means: Mapping[str, float], previ
 def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
                  means: Mapping[str, float]) -> tuple[str, str] | None:
     """``context`` with its reason, when no fold could score it (one slice of outlines left in
-    each: two painted slices) and every scored method leaves a class below ``IMAGE_POOR``: the
-    image alone cannot tell the classes apart there, so the painted outlines must, and context
-    uses both; else None. Without this, two painted slices could never leave the forest."""
+    each: two painted slices) and every scored method leaves a class below ``IMAGE_POOR`` on the
+    held-out strokes or a mean below ``BAND_POOR`` on the band near their outlines: the image alone
+    cannot tell the classes apart there, so the painted outlines must, and context uses both;
+    else None. Without this, two painted slices could never leave the forest."""
     if "context" not in order or "context" in means or "context" not in scored:
         return None
-    worst = {n: min((m["dice"] for m in scored[n]["metrics"].values() if m["dice"] is not None), default=1.0)
-             for n in means}
-    if not worst or max(worst.values()) >= IMAGE_POOR:
+    worst = {n: _worst_class(scored[n]["metrics"]) for n in means}
+    band = {n: mean_dice(scored[n]["band"]) if scored[n].get("band") else 1.0 for n in means}
+    if not worst or any(worst[n] >= IMAGE_POOR and band[n] >= BAND_POOR for n in means):
         return None
-    shown = ", ".join(f"{n} {w:.3f}" for n, w in worst.items())
+    shown = ", ".join(f"{n} {worst[n]:.3f}" + (f" (band {band[n]:.3f})" if band[n] < 1.0 else "") for n in means)
     return "context", (f"context: every method scored leaves a class below {IMAGE_POOR} on held-out slices "
-                       f"(worst class: {shown}) and context could not be scored with two slices of outlines; "
-                       "paint a third slice with both classes to let the scores decide")
+                       f"or a mean below {BAND_POOR} near their outlines (worst class: {shown}) and context could not "
+                       "be scored with two slices of outlines; paint a third slice with both classes to let "
+                       "the scores decide")
+
+
+def _worst_class(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
+    """The lowest Dice of any class that could be scored (1 when none could: no evidence of a gap)."""
+    return min((m["dice"] for m in metrics.values() if m["dice"] is not None), default=1.0)
 
 
 def _why_unscored(method: str) -> str:
