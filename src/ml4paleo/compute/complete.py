@@ -180,9 +180,18 @@ def _walk(data: np.ndarray, seeds: np.ndarray, beta: float) -> np.ndarray:
     # inactive): the same linear system (a seed farther away touches no unknown voxel), without
     # the graph of the whole slice (a 2048^2 slice: +1.9 GB before, bench/fullsize.py --web)
     active = ndi.binary_dilation(seeds == 0)  # the walker's edges join axis neighbours
+    # the walker numbers the classes it is given 1..n in its answer: give it the classes that
+    # touch the unknown voxels as 1..n and map them back (classes 1 and 3 of a slice, or a hole
+    # that only one class surrounds, would otherwise come back as other classes)
+    present = np.unique(seeds[active & (seeds > 0)])
+    if present.size == 1:
+        return np.where(seeds == 0, present[0], seeds).astype(np.int32)
+    ranks = np.where(seeds > 0, np.searchsorted(present, seeds) + 1, 0)
     # the direct solver: on these sparse 2D systems it is many times faster than conjugate
     # gradients, whose iterations grow with the distance between strokes
-    out = np.asarray(random_walker(data, np.where(active, seeds, -1), beta=beta, mode="bf", channel_axis=-1), np.int32)
+    walked = random_walker(data, np.where(active, ranks, -1), beta=beta, mode="bf", channel_axis=-1)
+    walked = np.asarray(walked, np.intp)
+    out = np.where(walked > 0, present[np.clip(walked - 1, 0, present.size - 1)], 0).astype(np.int32)
     out = np.where(active, out, seeds)
     out[out <= 0] = values[0]  # voxels cut off from every stroke (none on a connected slice)
     return out
