@@ -65,7 +65,7 @@ def lower_priority(kind: str) -> None:
     if nice:
         try:
             os.nice(nice)
-        except OSError:  # a platform without nice: the runners share the cores as before
+        except (OSError, AttributeError):  # no os.nice (Windows) or not allowed: the cores shared as before
             log.warning("could not lower the priority of the %s runner", kind)
 
 

@@ -68,6 +68,26 @@ class Segmenter(Protocol):
     def save_files(self, folder: Path) -> None: ...
 
 
+
+def predict_in_pieces(model: Any, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray | None:
+    """The region's probabilities assembled from ``model.predict_region`` of its pieces, or None
+    when it is one piece (the caller predicts it itself). For any model that featurises its regions
+    with the bank (``feature_settings``, ``classes``): the same values, as a piece's features read
+    their own halo from the volume."""
+    if model.feature_settings is None:  # a network reads the volume itself, tile by tile
+        return None
+    h = halo(model.feature_settings)
+    padded = math.prod(b - a + (2 * h if axis in model.feature_settings.axes else 0)
+                       for axis, (a, b) in enumerate(zip(start, stop)))
+    parts = region_tiles(start, stop, PREDICT_TILE) if padded > PREDICT_VOXELS else []
+    if len(parts) <= 1:
+        return None
+    out = np.empty(tuple(b - a for a, b in zip(start, stop)) + (len(model.classes),), np.float32)
+    for a, b in parts:
+        at = tuple(slice(i - s, j - s) for i, j, s in zip(a, b, start))
+        out[at] = model.predict_region(array, a, b)
+    return out
+
 class SklearnSegmenter:
     """Base for segmenters wrapping one scikit-learn classifier (``_make_estimator``)."""
 
@@ -183,20 +203,7 @@ class SklearnSegmenter:
         return self.proba_from_features(features_of_region(array, start, stop, self.feature_settings), start)
 
     def _predict_tiled(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray | None:
-        """The region's probabilities assembled from :meth:`predict_region` of its pieces, or
-        None when it is one piece (the caller predicts it itself). The same values: a piece's
-        features read their own halo from the volume."""
-        h = halo(self.feature_settings)
-        padded = math.prod(b - a + (2 * h if axis in self.feature_settings.axes else 0)
-                           for axis, (a, b) in enumerate(zip(start, stop)))
-        parts = region_tiles(start, stop, PREDICT_TILE) if padded > PREDICT_VOXELS else []
-        if len(parts) <= 1:
-            return None
-        out = np.empty(tuple(b - a for a, b in zip(start, stop)) + (len(self.classes),), np.float32)
-        for a, b in parts:
-            at = tuple(slice(i - s, j - s) for i, j, s in zip(a, b, start))
-            out[at] = self.predict_region(array, a, b)
-        return out
+        return predict_in_pieces(self, array, start, stop)
 
     def save_files(self, folder: Path) -> None:
         """Write the fitted estimator into ``folder`` (the model folder being written)."""

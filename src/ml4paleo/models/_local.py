@@ -22,7 +22,7 @@ import numpy as np
 from ml4paleo.compute.painted import PaintedPlane
 from ml4paleo.compute.reach import CorrectionReach
 from ml4paleo.compute.regions import features_of_region
-from ml4paleo.models._base import SklearnSegmenter, labels_from_proba
+from ml4paleo.models._base import SklearnSegmenter, labels_from_proba, predict_in_pieces
 from ml4paleo.models._context import ContextSegmenter
 from ml4paleo.models._forest import HistGradientBoostingSegmenter, RandomForestSegmenter
 from ml4paleo.planes import AXES
@@ -124,6 +124,9 @@ class LocalCorrections:
         alone = self._alone(start, stop)
         if alone is not None:
             return alone.predict_region(array, start, stop)
+        tiled = predict_in_pieces(self, array, start, stop)  # a large region: piece by piece
+        if tiled is not None:
+            return tiled
         return self.proba_from_features(features_of_region(array, start, stop, self.feature_settings), start)
 
     def predict_labels_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
