@@ -307,8 +307,11 @@ def train_model(
     if failed:  # a U-Net whose final fit is worse on its own strokes than its folds were on unseen ones
         chosen, why = choose_method(scored, [n for n in names if n != "unet"], previous_method)
         reason, network = f"{chosen}, the U-Net set aside: {failed}; {why}", f"{network}; set aside: {failed}"
-        final = fit_final(candidates[chosen], dataclasses.replace(ts, params=_final_params(chosen, ts.params,
-                                                                                         info.shape)))
+        fallback_ts = ts
+        if chosen == "forest" and unselected is not None:  # the U-Net was scored as the forest fell short
+            fallback_ts, reason = _widened(ts, scored["forest"].get("metrics"), unselected, reason)
+        final = fit_final(candidates[chosen], dataclasses.replace(fallback_ts, params=_final_params(chosen, ts.params,
+                                                                                                  info.shape)))
         warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
         validation = {**validation, "chosen": chosen, "reason": reason} if validate == "later" else \
             validation_report(scored, chosen, reason, folds, sampling, warnings)
