@@ -77,26 +77,14 @@ def test_beyond_the_reach_one_forest_of_half_of_each(tmp_path):
     assert loaded.mix is not None and np.allclose(loaded.predict_region(vol, (0, 0, 0), vol.shape), p, atol=1e-6)
 
 
-def test_a_large_region_is_predicted_in_pieces_with_the_same_probabilities(monkeypatch):
+def test_a_large_region_is_predicted_in_pieces_with_the_same_probabilities(request):
     """Both forests featurise a large region piece by piece, as a lone forest does (the suggestions of
     a 2048^2 scan with a background correction otherwise held ~9 GB of one plane's features)."""
-    import ml4paleo.models._base as base
-    import ml4paleo.models._local as local
-
     vol, far, near = _two_forests(2, (16, 40, 36))
     mask = np.zeros((40, 36), np.uint8)
     mask[20, 18] = 1
     model = LocalCorrections(far, near, [(0, 8, mask)], (1.0, 1.0, 1.0), radius=6.0)
     whole = model.predict_region(vol, (0, 0, 0), vol.shape)
-    featurised = []
-
-    def spy(array, start, stop, settings, *args, **kw):
-        featurised.append([j - i for i, j in zip(start, stop)])
-        return features_of_region(array, start, stop, settings, *args, **kw)
-
-    monkeypatch.setattr(base, "PREDICT_TILE", 16)
-    monkeypatch.setattr(base, "PREDICT_VOXELS", 16 ** 3)
-    monkeypatch.setattr(local, "features_of_region", spy)
-    monkeypatch.setattr("ml4paleo.models._forest.features_of_region", spy)
+    featurised = request.getfixturevalue("pieces_of_16")  # from here on: pieces of 16 voxels
     assert np.allclose(model.predict_region(vol, (0, 0, 0), vol.shape), whole, atol=1e-6)
     assert featurised and max(max(s) for s in featurised) <= 16

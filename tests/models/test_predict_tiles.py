@@ -28,7 +28,7 @@ def test_region_tiles_cover_the_region_once():
 
 
 @pytest.mark.parametrize("cls", [RandomForestSegmenter, HistGradientBoostingSegmenter])
-def test_pieces_give_the_whole_regions_probabilities(cls, rng, monkeypatch):
+def test_pieces_give_the_whole_regions_probabilities(cls, rng, monkeypatch, pieces_of_16):
     vol = rng.normal(size=(24, 40, 36)).astype(np.float32)
     vol[:, 10:25, 8:30] += 2.0
     labels = np.zeros(vol.shape, np.intp)
@@ -40,16 +40,7 @@ def test_pieces_give_the_whole_regions_probabilities(cls, rng, monkeypatch):
     regions = [((5, 0, 0), (6, 40, 36)), ((0, 17, 0), (24, 18, 36)), ((2, 3, 4), (22, 39, 35))]
     whole = [model.predict_region(vol, a, b) for a, b in regions]
 
-    featurised = []
-
-    def spy(array, start, stop, settings, *args, **kw):
-        featurised.append([j - i for i, j in zip(start, stop)])
-        return features_of_region(array, start, stop, settings, *args, **kw)
-
-    monkeypatch.setattr(base, "PREDICT_TILE", 16)
-    monkeypatch.setattr(base, "PREDICT_VOXELS", 16 ** 3)
-    monkeypatch.setattr(base, "features_of_region", spy)
-    monkeypatch.setattr("ml4paleo.models._forest.features_of_region", spy)
+    featurised = pieces_of_16  # from here on: pieces of 16 voxels
     for (a, b), expected in zip(regions, whole):
         got = model.predict_region(vol, a, b)
         assert got.dtype == np.float32 and np.array_equal(got, expected)
