@@ -469,7 +469,7 @@ def runner(kind, data, once) -> None:
     ML4PALEO_DATABASE_URL) never take the same task. SIGTERM/Ctrl-C hands the current task
     back to the queue; a second Ctrl-C exits at once."""
     from ml4paleo.jobs.private import keep_private
-    from ml4paleo.jobs.runner import Runner, lower_priority  # lazy: 3.4 s
+    from ml4paleo.jobs.runner import Runner, lower_priority  # lazy: its imports are slow
 
     keep_private()
     _logging()

@@ -79,7 +79,7 @@ def test_beyond_the_reach_one_forest_of_half_of_each(tmp_path):
 
 def test_a_large_region_is_predicted_in_pieces_with_the_same_probabilities(request):
     """Both forests featurise a large region piece by piece, as a lone forest does (the suggestions of
-    a 2048^2 scan with a background correction otherwise held ~9 GB of one plane's features)."""
+    a large scan with a background correction otherwise held one whole plane's features at once)."""
     vol, far, near = _two_forests(2, (16, 40, 36))
     mask = np.zeros((40, 36), np.uint8)
     mask[20, 18] = 1

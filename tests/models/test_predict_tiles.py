@@ -1,7 +1,7 @@
 """A large region is predicted piece by piece: the same probabilities, memory bounded by a piece.
 
 Why: the suggestions predicted whole planes with the filters' 119-plane halo, two at a time, and a
-2048^2 scan's training then held ~8 GB of features (bench/fullsize.py --web). The bound is
+large scan's training then held a whole plane's features at once (docs/benchmarks.md). The bound is
 tested with a tiny piece on a small volume: no featurised region is larger than the piece.
 """
 

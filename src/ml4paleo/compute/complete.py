@@ -178,7 +178,7 @@ def _walk(data: np.ndarray, seeds: np.ndarray, beta: float) -> np.ndarray:
         return np.full(seeds.shape, values[0], np.int32)
     # only the unknown voxels and the seeds next to them enter the graph (negative labels are
     # inactive): the same linear system (a seed farther away touches no unknown voxel), without
-    # the graph of the whole slice (a 2048^2 slice: +1.9 GB before, bench/fullsize.py --web)
+    # the graph of the whole slice, whose memory grew with the slice (docs/benchmarks.md)
     active = ndi.binary_dilation(seeds == 0)  # the walker's edges join axis neighbours
     # the walker numbers the classes it is given 1..n in its answer: give it the classes that
     # touch the unknown voxels as 1..n and map them back (classes 1 and 3 of a slice, or a hole

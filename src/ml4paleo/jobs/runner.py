@@ -52,10 +52,9 @@ once instead of by the first overlay a user waits for."""
 BATCH_NICE: dict[RunnerKind, int] = {RunnerKind.CONVERT: 5, RunnerKind.SEGMENT: 5, RunnerKind.MESH: 5}
 """Niceness of the runners whose work nobody watches stroke by stroke (conversion, training and
 segmentation, meshes and exports): on the 2-core machine the train runner's drafts and previews
-(a painting user waits on each) and the web server go first. Measured: the train runner's
-warm-up, beside a conversion on both cores, ended 13 s after it started and 0.5 s after the
-first draft was queued (bench/fullsize.py --web at 1024, quiet machine), that draft 2.85 s
-against 1.50 s for the next. Their children (segmentation workers, the validation) inherit it."""
+(a painting user waits on each) and the web server go first: a conversion beside the train
+runner's warm-up delayed the first draft (docs/decisions.md, docs/benchmarks.md). Their children
+(segmentation workers, the validation) inherit it."""
 
 
 def lower_priority(kind: str) -> None:

@@ -386,8 +386,8 @@ class UNetSegmenter:
         the last epoch's, unless ``calm``, the calmest earlier epoch's (the lowest train loss before
         the last: a spike in the last steps leaves the last epoch's mean low), fits the painted
         voxels better in eval mode by more than ``SETTLE_MARGIN`` Dice. Why: at the full rate
-        Adam's steps spike now and then once the loss is tiny (blobs from two slices: train loss 0.001, then one epoch at 0.056 whose
-        weights predict no structure anywhere, painted voxels included), and a fit stopped by a
+        Adam's steps spike now and then once the loss is tiny, and such an epoch's weights can
+        predict no structure anywhere, painted voxels included; a fit stopped by a
         budget ends wherever the clock says; checking the kept weights on what they were trained
         on cannot flatter a held-out score (docs/decisions.md, "The U-Net's final fit").
         ``self.fit_check`` records both epochs' Dice on the painted voxels and the one kept."""

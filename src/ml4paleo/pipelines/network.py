@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ml4paleo.pipelines._candidates import TrainingSet
+from ml4paleo.pipelines.scoring import mean_dice
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.settings import Settings
 
@@ -222,10 +223,7 @@ def final_fit_failure(final: Any, heldout: Mapping[str, Mapping[str, float | Non
     :class:`~ml4paleo.models.LocalNetwork` of two) must not be used, or None when it may: a
     network of it whose Dice on its own painted voxels (``fit_check``, recorded by its fit) falls
     more than ``FIT_MARGIN`` below ``heldout``'s mean Dice (its folds' held-out metrics)."""
-    scores = [m["dice"] for m in (heldout or {}).values() if m.get("dice") is not None]
-    if not scores:
-        return None
-    folds = float(np.mean(scores))
+    folds = mean_dice(heldout or {})  # 0 when no class was scored: no fit falls below it
     for part in (getattr(final, "near", None), getattr(final, "far", None)) if hasattr(final, "near") else (final,):
         check = getattr(part, "fit_check", None) or {}
         fitted = check.get("painted_dice")

@@ -21,7 +21,7 @@ from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "mean_dice",
-           "score_candidates", "validation_report", "validation_warnings"]
+           "score_candidates", "validation_report", "validation_warnings", "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
@@ -115,7 +115,7 @@ def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
     else None. Without this, two painted slices could never leave the forest."""
     if "context" not in order or "context" in means or "context" not in scored:
         return None
-    worst = {n: _worst_class(scored[n]["metrics"]) for n in means}
+    worst = {n: worst_class(scored[n]["metrics"]) for n in means}
     band = {n: mean_dice(scored[n]["band"]) if scored[n].get("band") else 1.0 for n in means}
     if not worst or any(worst[n] >= IMAGE_POOR and band[n] >= BAND_POOR for n in means):
         return None
@@ -126,7 +126,7 @@ def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
                        "the scores decide")
 
 
-def _worst_class(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
+def worst_class(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
     """The lowest Dice of any class that could be scored (1 when none could: no evidence of a gap)."""
     return min((m["dice"] for m in metrics.values() if m["dice"] is not None), default=1.0)
 

@@ -46,8 +46,8 @@ TOP = 10
 """Suggestions kept in the file."""
 NEAR = 2
 """Planes within this many of a painted parallel plane are not suggested (unless no other is left):
-the loop's user, sent there, painted the same wrong region again one plane further (blobs z31 then
-z32, texture y17 then y18 in ``bench/loop.py``), a stroke that repeated what the last one taught."""
+the loop's user, sent there, painted the same wrong region again one plane further, a stroke that
+repeated what the last one taught (``bench/loop.py``; docs/decisions.md)."""
 PLANE_THREADS = 2
 """Planes predicted at once: the filters and the trees release the GIL, so a training's last step
 no longer leaves a core idle (each holds one plane's features: its area times the halo's depth)."""

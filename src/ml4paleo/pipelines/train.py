@@ -50,7 +50,7 @@ from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, score_candidates, validation_report,
-                                        validation_warnings)
+                                        validation_warnings, worst_class)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
@@ -226,8 +226,8 @@ def train_model(
 
     # 4. the feature rows of the painted voxels, one slice per thread: the filters release the GIL
     # (two threads ~2x one, compute/regions.py); at most FEATURE_THREADS, as each holds a tile's
-    # features (~0.8 GB for a 512^2 tile, measured). The models' import starts with the last round
-    # of slices when it leaves a thread idle (5 slices on 2 threads: beside the fifth), else at once
+    # features. The models' import starts with the last round of slices when that round leaves a
+    # thread idle (5 slices on 2 threads: beside the fifth), else at once
     progress(0.05, 1.0, "computing features")
     featurise = functools.partial(_painted_slice, array=array, prior=prior, completed=completed, settings=settings,
                                   max_voxels=max_voxels, seed=seed)
@@ -444,7 +444,7 @@ def _check_unet_params(classes: tuple[str, ...], unet_params: Mapping[str, Any])
 def _check_forest(models: Any, *, classes: tuple[str, ...], settings: FeatureSettings, params: dict[str, Any]) -> None:
     """The forest's classes and ``params``, checked by making one (``models``: :mod:`ml4paleo.models`)
     and its estimator: the segmenter makes its estimator on first use, so without it scikit-learn's
-    import (1-1.5 CPU s, scipy.stats) waited for the feature ranking, alone on one core."""
+    import waited for the feature ranking, alone on one core (docs/benchmarks.md, small scan)."""
     _ = models.make_segmenter("random-forest", classes, settings, **params).estimator
 
 
@@ -603,14 +603,14 @@ def _widened(ts: TrainingSet, metrics: Mapping[str, Mapping[str, float | None]] 
     ranked ones, when the forest's worst class is below ``WIDE_BELOW`` held-out Dice (and why,
     added to ``reason``); else ``ts`` and ``reason`` as they were. ``unselected``: the bank's
     settings and each slice's rows (and pseudo rows) before the selection."""
-    scores = [m["dice"] for m in (metrics or {}).values() if m.get("dice") is not None]
-    if not scores or min(scores) >= WIDE_BELOW:
+    worst = worst_class(metrics or {})
+    if worst >= WIDE_BELOW:
         return ts, reason
     settings, rows = unselected
     slices = [dataclasses.replace(s, rows=r, pseudo=p) for s, (r, p) in zip(ts.slices, rows)]
     return dataclasses.replace(ts, settings=settings, slices=slices), (
         f"{reason}; the final forest keeps all {settings.n_features} features, as its worst class scored "
-        f"{min(scores):.3f} held out, below {WIDE_BELOW}")
+        f"{worst:.3f} held out, below {WIDE_BELOW}")
 
 
 def _select_features(rows, targets, settings: FeatureSettings, classes, select: int, sampling: str,
