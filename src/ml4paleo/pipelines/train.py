@@ -244,10 +244,11 @@ def train_model(
     save_model = models_imported().save_model
 
     # 5. the most important features kept (ranked once per model, or the previous model's ranking)
-    unselected = None  # the whole bank's rows, for a forest that needs them (WIDE_BELOW)
+    unselected = None  # the whole bank's rows, for auto's forest that needs them (WIDE_BELOW)
     if select is not None and settings.selected is None and 0 < select < settings.n_features:
         progress(0.35, 1.0, "selecting features")
-        unselected = (settings, [(s.rows, s.pseudo) for s in slices])
+        if method == "auto":  # a named method never widens: the bank's rows would only hold memory
+            unselected = (settings, [(s.rows, s.pseudo) for s in slices])
         settings = _keep_selected(slices, settings, classes, select, sampling, max_voxels, seed)
 
     # 6. the method: every candidate scored on the same held-out painted slices
