@@ -80,6 +80,10 @@ CHOICE_TREES = 8
 """With ``validate="later"``, ``auto`` chooses on the same folds with forests of ``CHOICE_TREES``
 trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees): a fraction of
 the full folds' time, and the same choice where measured (docs/benchmarks.md, "Training: quick folds")."""
+CHOICE_SAMPLES: float | None = None
+"""Each tree of the quick folds grows on a bootstrap draw of this share of their rows (None: as
+many draws as rows), unless ``params`` name the draw or turn it off (a study of the choice it
+makes: docs/benchmarks.md, small scan)."""
 FEATURE_THREADS = 2
 """Painted slices featurised at once (memory grows with each, not only the time saved)."""
 CHEAP_VOXELS = 1 << 22
@@ -698,8 +702,9 @@ def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequ
     if validate == "later" and len(candidates) > 1:
         # the choice needs held-out evidence now: the same folds, models on fewer rows; the full
         # validation follows (validate_model) and says whether it agrees
+        draws = {"max_samples": CHOICE_SAMPLES} if CHOICE_SAMPLES is not None and ts.params.get("bootstrap", True) else {}
         quick = dataclasses.replace(ts, max_voxels=min(ts.max_voxels, CHOICE_ROWS),
-                                    params={"n_estimators": CHOICE_TREES, **ts.params})
+                                    params={"n_estimators": CHOICE_TREES, **draws, **ts.params})
         scored = score_candidates(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
         chosen, reason = choose_method(scored, names, previous_method)
         return scored, chosen, reason + (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} "
