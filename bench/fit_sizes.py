@@ -10,7 +10,7 @@ ranking forest (``RANK_VOXELS`` rows, ``RANKER`` trees). Per case (the 8.7 M-vox
 ``bench/small_scan.py`` painted in full, and ``bench/methods.py``'s blobs, tubes, texture and
 snow, full and strokes) and per setting (a variant of those sizes, below), ``train_model``
 (``method``, validated later as the CLI does) then ``segment_volume`` run in this process;
-printed: the training's CPU seconds (every thread of this process), the final forest's fit
+printed: the method trained (``auto``'s choice), the training's CPU seconds (every thread of this process), the final forest's fit
 CPU seconds, the segmentation's, and the Dice of the structure on every unpainted slice. Seeds
 repeat each run with another training seed (the sampling and the trees' draw), so a setting's
 change in Dice can be read against the seed's own spread.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -52,11 +53,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "rows-75k": {"max_voxels": 75_000},
     "rank-15k": {"RANK_VOXELS": 15_000},
     "ranker-8": {"RANKER": {**train_module.RANKER, "n_estimators": 8}},
+    "choice-half": {"CHOICE_SAMPLES": 0.5},
+    "choice-whole": {"CHOICE_SAMPLES": None},
 }
 """Setting -> what differs from the defaults: ``FIT_SAMPLES`` (each final tree's bootstrap draw,
 as a share of the rows; None: as many draws as rows, the rule before December 2026) with the
 ranking forest's ``RANKER`` to match, ``max_voxels`` (the final fit's rows), ``RANK_VOXELS`` /
-``RANKER`` (the ranking forest's rows / trees)."""
+``RANKER`` (the ranking forest's rows / trees), ``CHOICE_SAMPLES`` (each quick fold tree's draw, with
+``--method auto``)."""
 
 
 def _cases() -> dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]]:
@@ -77,7 +81,7 @@ def _cases() -> dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]]:
 @contextlib.contextmanager
 def _setting(values: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The training module's constants of ``values`` set for the block; yields train_model's keywords."""
-    constants = ("FIT_SAMPLES", "RANK_VOXELS", "RANKER")
+    constants = ("FIT_SAMPLES", "RANK_VOXELS", "RANKER", "CHOICE_SAMPLES")
     saved = {k: getattr(train_module, k) for k in constants if k in values}
     try:
         for k in saved:
@@ -148,11 +152,13 @@ def main(argv: list[str] | None = None) -> int:
                             c2 = time.process_time()
                     finally:
                         undo()
+                    chosen = json.loads((model / "metadata.json").read_text()).get("method", "?")
                     got = np.asarray(open_level(labels, 0)[:]) == 1
                     d = dice(got[unseen], truth[unseen] == 1)
                     rows.append((case, name, seed, d, c1 - c0, sum(spent), c2 - c1))
                     print(f"{case:16s} {name:24s} seed {seed}  Dice {d:.4f}  train {c1 - c0:6.2f} CPU s "
-                          f"(final fit {sum(spent):5.2f})  segment {c2 - c1:5.2f} CPU s  load {os.getloadavg()[0]:.1f}",
+                          f"(final fit {sum(spent):5.2f})  segment {c2 - c1:5.2f} CPU s  method {chosen}  "
+                          f"load {os.getloadavg()[0]:.1f}",
                           flush=True)
                     shutil.rmtree(model, ignore_errors=True)
                     shutil.rmtree(labels, ignore_errors=True)

@@ -20,6 +20,15 @@ def test_labeled_features_of_any_plane_equal_the_whole_volume(rng, axis, index):
     np.testing.assert_allclose(rows, whole[mask], rtol=1e-5, atol=1e-3)
 
 
+def test_labeled_features_compiled_equal_scipys_bit_for_bit(rng):
+    """Training's rows take numba's passes: the values segmentation's blocks compute."""
+    vol = rng.normal(1000, 100, (12, 40, 36)).astype(np.uint16)
+    settings = FeatureSettings(sigmas=(0.7, 1.6, 3.5))
+    mask = rng.random((40, 36)) < 0.4
+    got = labeled_features(vol, 6, mask, settings, tile=16, compiled=True)
+    np.testing.assert_array_equal(got, labeled_features(vol, 6, mask, settings, tile=16))
+
+
 def test_plane_region():
     assert plane_region(0, 4, (1, 3), (2, 5)) == ((4, 1, 2), (5, 3, 5))
     assert plane_region(1, 4, (1, 3), (2, 5)) == ((1, 4, 2), (3, 5, 5))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -198,6 +200,12 @@ def test_cli_train_segment_and_predict_slice(world, tmp_path):
                             "--scheduler", "synchronous", "--min-size", "5"])
     assert r.exit_code == 0, r.output
     assert labels_of(tmp_path / "s.ome.zarr").shape == vol.shape
+    # as a program, the process ends without the interpreter's teardown (cli._finished): the same
+    # labels written, its output said, its status 0
+    out = subprocess.run([sys.executable, "-m", "ml4paleo.cli", "segment", str(root / "vol.ome.zarr"), str(tmp_path / "m"),
+                          str(tmp_path / "s2.ome.zarr"), "--min-size", "5"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "wrote" in out.stdout, out.stderr
+    assert np.array_equal(labels_of(tmp_path / "s2.ome.zarr"), labels_of(tmp_path / "s.ome.zarr"))
     r = runner.invoke(cli, ["predict-slice", str(root / "vol.ome.zarr"), str(tmp_path / "m"), "3", str(tmp_path / "p.png")])
     assert r.exit_code == 0 and (tmp_path / "p.png").is_file()
     r = runner.invoke(cli, ["train", str(root / "vol.ome.zarr"), str(tmp_path / "ann"), str(tmp_path / "m")])

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
 
@@ -342,6 +341,8 @@ def _trimmed_pass(x: np.ndarray, sigma: float, axis: int, compiled: bool) -> np.
             valid_pass(x, _gaussian_weights(sigma, r), axis, out)
         _COMPILED_PASS.set()
         return out
+    from scipy import ndimage as ndi  # lazy: a segmentation takes numba's passes and never pays scipy's import
+
     g = ndi.gaussian_filter1d(x, sigma, axis=axis, truncate=TRUNCATE, mode="reflect")
     return g[tuple(slice(r, g.shape[axis] - r) if b == axis else slice(None) for b in range(3))]
 
@@ -366,6 +367,8 @@ def _scale_features(x: np.ndarray, sigma: float, settings: FeatureSettings, crop
             g = _trimmed_pass(g, sigma, a, compiled)
         crop = tuple(slice(c.start - r, c.stop - r) if a in axes else c for a, c in enumerate(crop))
     else:
+        from scipy import ndimage as ndi  # lazy: as in _trimmed_pass
+
         g = ndi.gaussian_filter(x, [sigma if a in axes else 0.0 for a in range(3)], truncate=TRUNCATE, mode="reflect")
     out: dict[str, list[np.ndarray]] = {"gaussian": [g[crop]]}
     if not filters & {"log", "ggm", "st", "hessian"}:
@@ -428,6 +431,8 @@ def _smooth(x: np.ndarray, sigma: float, axes: tuple[int, ...], crop: tuple[slic
     """Gaussian of ``x`` returned on ``crop``; with ``trim``, pass by pass on a shrinking region
     (as for G above), which gives the same values with less work."""
     if not trim:
+        from scipy import ndimage as ndi  # lazy: as in _trimmed_pass
+
         return ndi.gaussian_filter(x, [sigma if a in axes else 0.0 for a in range(3)], truncate=TRUNCATE,
                                    mode="reflect")[crop]
     r = _radius(sigma)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Collection, Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ml4paleo.errors import InputError
 from ml4paleo.planes import AXES, SliceRef
@@ -58,6 +57,8 @@ def signed_distance(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0)) -> 
         return np.full(mask.shape, -np.inf, np.float32)
     if not mask.any():
         return np.full(mask.shape, np.inf, np.float32)
+    from scipy import ndimage as ndi  # lazy: a segmentation of a model without a prior never imports scipy
+
     outside = ndi.distance_transform_edt(~mask, sampling=spacing)
     inside = ndi.distance_transform_edt(mask, sampling=spacing)
     return np.where(mask, half - inside, outside - half).astype(np.float32)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ml4paleo.compute.painted import PaintedPlane
 
@@ -55,6 +54,8 @@ class CorrectionReach:
             u0, v0 = max(u_lo - pad[0], 0), max(v_lo - pad[1], 0)
             u1, v1 = min(u_hi + pad[0], painted.shape[0]), min(v_hi + pad[1], painted.shape[1])
             box = painted[u0:u1, v0:v1]
+            from scipy import ndimage as ndi  # lazy: a segmentation without corrections never imports scipy
+
             self._near.append(_Near(int(axis), int(index), int(u0), int(v0),
                                     ndi.distance_transform_edt(~box, sampling=spacing).astype(np.float32)))
 

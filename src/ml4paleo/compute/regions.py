@@ -95,16 +95,17 @@ def plane_region(axis: int, index: int, u: tuple[int, int], v: tuple[int, int]) 
 
 
 def labeled_features(array: Any, index: int, mask: np.ndarray, settings: FeatureSettings, tile: int = TILE,
-                     axis: int = 0) -> np.ndarray:
+                     axis: int = 0, compiled: bool = False) -> np.ndarray:
     """Feature rows of the voxels where ``mask`` is true on plane ``index`` along ``axis``
     (default: z slice ``index``), in row-major order of the plane, computed tile by tile (only
-    tiles holding labels), so memory stays bounded by a tile."""
+    tiles holding labels), so memory stays bounded by a tile. ``compiled``: numba's passes, the
+    same values (see :func:`~ml4paleo.compute.features.block_features`)."""
     rows = []
     for u0, v0, u1, v1 in tiles(mask.shape, tile):
         sel = mask[u0:u1, v0:v1]
         if sel.any():
             start, stop = plane_region(axis, index, (u0, u1), (v0, v1))
-            feats = np.take(features_of_region(array, start, stop, settings), 0, axis=axis)
+            feats = np.take(features_of_region(array, start, stop, settings, compiled=compiled), 0, axis=axis)
             rows.append((u0, v0, feats[sel]))
     if not rows:
         return np.empty((0, settings.n_features), np.float32)

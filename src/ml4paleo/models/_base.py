@@ -16,7 +16,7 @@ import numpy as np
 
 import joblib
 
-from ml4paleo.compute.features import FeatureSettings, feature_names, halo
+from ml4paleo.compute.features import FeatureSettings, compiled_pass_loaded, feature_names, halo
 from ml4paleo.compute.regions import features_of_region, region_tiles
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
@@ -200,7 +200,10 @@ class SklearnSegmenter:
         tiled = self._predict_tiled(array, start, stop)
         if tiled is not None:
             return tiled
-        return self.proba_from_features(features_of_region(array, start, stop, self.feature_settings), start)
+        # numba's passes where this process has loaded them (a training, a runner): the same values
+        compiled = compiled_pass_loaded()
+        return self.proba_from_features(features_of_region(array, start, stop, self.feature_settings, compiled=compiled),
+                                        start)
 
     def _predict_tiled(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray | None:
         return predict_in_pieces(self, array, start, stop)

@@ -31,7 +31,6 @@ from ml4paleo.errors import InputError, OutputExistsError
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level, read_info
 from ml4paleo.models import cached_model, labels_from_proba, region_labels
 from ml4paleo.pipelines._tasks import resolve_scheduler, run_tasks, scheduler_setting
-from ml4paleo.pipelines.postprocess import postprocess_labels
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
 __all__ = ["SegmentResult", "segment_volume"]
@@ -189,6 +188,8 @@ def segment_volume(
         post_info: dict[str, Any] = {}
         if post:
             progress(share, 1.0, "post-processing")
+
+            from ml4paleo.pipelines.postprocess import postprocess_labels  # lazy: scipy, asked for by options
 
             after = postprocess_labels(stores[0], [c for c in range(1, K) if counts[c]], min_size=int(min_size),
                                        fill=fill_holes, largest=keep_largest, scheduler=requested,  # its own local default

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ml4paleo.compute.complete import COMPLETE_FRACTION, complete_slice, correct_slice, near_outline, outline_slices
-from ml4paleo.compute.features import FeatureSettings, feature_names
+from ml4paleo.compute.features import FeatureSettings, feature_names, load_compiled_pass
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import labeled_features
 from ml4paleo.enums import CLASS_NAMES, DEVICES, TRAIN_METHODS, VALIDATE_WHEN
@@ -80,6 +80,10 @@ CHOICE_TREES = 8
 """With ``validate="later"``, ``auto`` chooses on the same folds with forests of ``CHOICE_TREES``
 trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees): a fraction of
 the full folds' time, and the same choice where measured (docs/benchmarks.md, "Training: quick folds")."""
+CHOICE_SAMPLES: float | None = None
+"""Each tree of the quick folds grows on a bootstrap draw of this share of their rows (None: as
+many draws as rows), unless ``params`` name the draw or turn it off (a study of the choice it
+makes: docs/benchmarks.md, small scan)."""
 FEATURE_THREADS = 2
 """Painted slices featurised at once (memory grows with each, not only the time saved)."""
 CHEAP_VOXELS = 1 << 22
@@ -204,6 +208,7 @@ def train_model(
     settings = FeatureSettings.from_value(features)
     if two_d and not settings.two_d:
         settings = FeatureSettings.from_value(settings, two_d=True)
+    passes_loaded = _beside(load_compiled_pass, "ml4paleo-load-passes")  # joined before the features
     previous_method, ranked = _previous(previous_model)
     if select is not None and settings.selected is None and ranked is not None and _same_bank(ranked, settings):
         settings = ranked
@@ -229,6 +234,7 @@ def train_model(
     # features. The models' import starts with the last round of slices when that round leaves a
     # thread idle (5 slices on 2 threads: beside the fifth), else at once
     progress(0.05, 1.0, "computing features")
+    passes_loaded()
     featurise = functools.partial(_painted_slice, array=array, prior=prior, completed=completed, settings=settings,
                                   max_voxels=max_voxels, seed=seed)
     last_round = len(ann) - len(ann) % FEATURE_THREADS if len(ann) % FEATURE_THREADS else 0
@@ -556,6 +562,31 @@ def _models_beside(check: Callable[[Any], None], *, start: bool = True) -> Any:
     return join
 
 
+def _beside(work: Callable[[], None], name: str) -> Callable[[], None]:
+    """Run ``work`` in a thread started now; returns the join, which raises what ``work`` raised.
+    For numba's passes (:func:`~ml4paleo.compute.features.load_compiled_pass`: numba's import and
+    the kernels' load from their disk cache, ~0.4 CPU s) while the volume and the painted slices
+    are read: the painted slices' features and the suggestions' planes then take the compiled
+    passes, ~0.6x the CPU seconds of scipy's for the same values (docs/benchmarks.md, small scan)."""
+    box: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the join, in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+
+    def join() -> None:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+
+    return join
+
+
 def _painted_slice(ref: SliceRef, mask: np.ndarray, *, array: Any, prior: ShapePrior | None,
                    completed: Sequence[SliceRef], settings: FeatureSettings, max_voxels: int,
                    seed: int) -> PaintedSlice:
@@ -570,7 +601,8 @@ def _painted_slice(ref: SliceRef, mask: np.ndarray, *, array: Any, prior: ShapeP
     full = prior.mask_of(ref) if ref in completed and ref not in prior.guessed else None
     band = _pseudo_band(full, sel) if full is not None else np.zeros_like(sel)
     union = sel | band
-    feats = labeled_features(array, ref.index, union, settings, axis=ref.dim)  # row-major over ``union``
+    # numba's passes (loaded by train_model): the values segmentation's blocks compute, bit for bit
+    feats = labeled_features(array, ref.index, union, settings, axis=ref.dim, compiled=True)  # row-major over ``union``
     ys, xs = np.nonzero(sel)
     out = PaintedSlice(ref, feats[sel[union]][keep], y[keep], (ys[keep], xs[keep]))
     if band.any():
@@ -671,8 +703,9 @@ def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequ
     if validate == "later" and len(candidates) > 1:
         # the choice needs held-out evidence now: the same folds, models on fewer rows; the full
         # validation follows (validate_model) and says whether it agrees
+        draws = {"max_samples": CHOICE_SAMPLES} if CHOICE_SAMPLES is not None and ts.params.get("bootstrap", True) else {}
         quick = dataclasses.replace(ts, max_voxels=min(ts.max_voxels, CHOICE_ROWS),
-                                    params={"n_estimators": CHOICE_TREES, **ts.params})
+                                    params={"n_estimators": CHOICE_TREES, **draws, **ts.params})
         scored = score_candidates(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
         chosen, reason = choose_method(scored, names, previous_method)
         return scored, chosen, reason + (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} "
