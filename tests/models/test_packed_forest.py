@@ -241,6 +241,9 @@ def test_three_classes_labels_and_classes_unseen_in_fit(monkeypatch):
     assert np.array_equal(pack_forest(model.estimator).predict_labels(test, decided_at=decided_at), expected)
     assert 0 < decided_at[:-1].sum() < len(test)  # some rows decided early, some walk every tree
     assert np.array_equal(model.predict(test), expected)
+    packed = pack_forest(model.estimator)
+    assert np.array_equal(packed.predict_labels_lattice(test, (3001, 1, 1), sure=2.0), expected)  # all walked
+    assert np.mean(packed.predict_labels_lattice(test, (3001, 1, 1)) == expected) > 0.9  # rows, not a smooth volume
     test[5, 1] = np.nan  # scikit-learn's own rule for missing values
     assert np.array_equal(model.predict(test), float32_argmax(model.estimator.predict_proba(test)))
     four = RandomForestSegmenter(("a", "b", "c", "d"), settings)

@@ -14,6 +14,7 @@ Speed-ups and the variants dropped: docs/benchmarks.md ("Packed forest"), docs/d
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -145,12 +146,15 @@ class PackedForest:
         or more (:data:`LATTICE_SURE`). Near exact, not exact: a voxel whose label differs from
         every sure neighbour's and from the probe trees' is missed (docs/decisions.md,
         "Coarse-to-fine labels"). Same layouts, ``decided_at`` (copied voxels count as decided
-        after 0 trees) and NaN rule as :meth:`predict_labels`; one thread."""
+        after 0 trees) and NaN rule as :meth:`predict_labels`; one thread; a block of under 2^31
+        voxels (its voxel lists are int32: half the memory)."""
         from ml4paleo.models._packed_kernel import forest_labels_lattice  # on first use: see predict_proba
 
         n_trees = len(self.root)
         if not reads_in_place(X):
             X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.shape[0] != math.prod(shape) or X.shape[0] >= 1 << 31:
+            raise ValueError(f"{X.shape[0]} rows for a block of shape {shape} (at most 2^31 - 1 voxels)")
         first = self._first_check(None)
         labels = np.empty(X.shape[0], dtype=np.uint8 if self.value.shape[1] <= 256 else np.intp)
         counts = np.zeros(n_trees + 1, np.int64)

@@ -320,7 +320,7 @@ def forest_labels_lattice(Xt, Z, Y, X, pz, py, px, word, shift, threshold, value
     n = Z * Y * X
     n_trees = root.shape[0]
     sure = np.zeros(n, np.bool_)
-    ids = np.empty(n, np.int64)
+    ids = np.empty(n, np.int32)
     m = 0
     for z in range(pz, Z, 2):
         for y in range(py, Y, 2):
@@ -332,7 +332,7 @@ def forest_labels_lattice(Xt, Z, Y, X, pz, py, px, word, shift, threshold, value
         return True
     m = 0
     k = 0
-    cand = np.empty(n, np.int64)
+    cand = np.empty(n, np.int32)
     for z in range(Z):
         oz = (z + pz) & 1
         for y in range(Y):
