@@ -11,7 +11,8 @@ says little), peak RSS (this process and the largest worker), and Dice on the sl
 annotated; features vs prediction on one task's block, scikit-learn's predict_proba vs the
 packed forest's probabilities vs its labels-only early exit (with the share of voxels decided
 early and after how many trees), back to back; and one task's block as the segmentation runs it,
-with probabilities and labels only, in CPU time and where it goes (the block under cProfile, its
+with probabilities, labels only and coarse to fine (how many voxels differ from the exact
+labels), in CPU time and where it goes (the block under cProfile, its
 functions grouped into stages). The baseline:
 ``skimage.feature.multiscale_basic_features`` per 2D slice
 (sigma 1..32) + a 50-tree depth-12 random forest, predicted slice by slice; with
@@ -149,7 +150,7 @@ STAGES = {
     "upsampling": ("_upsample", "_upsample_axis", "interpolate_pass", "take"),
     "downsampling": ("_box_mean",),
     "transpose": ("ascontiguousarray",),
-    "forest": ("forest_sum", "forest_sum_columns", "forest_labels_columns", "predict_proba"),
+    "forest": ("forest_sum", "forest_sum_columns", "forest_labels_columns", "forest_labels_lattice", "predict_proba"),
 }
 """Functions (cProfile's own time) counted in each stage of a block; the rest is "other"."""
 
@@ -191,6 +192,7 @@ def main(argv=None) -> int:
     ap.add_argument("--block", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
                     help="block timed for features vs prediction (default: the segmentation's task block)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--exact-labels", action="store_true", help="segment with the exact labels (default: coarse to fine)")
     args = ap.parse_args(argv)
     shape = tuple(args.shape or (args.size,) * 3)
     n = int(np.prod(shape))
@@ -296,9 +298,10 @@ def main(argv=None) -> int:
             model.set_n_jobs(1)
             start, stop = (z0, 0, 0), (z0 + region[0], region[1], region[2])
             ways = {"with probabilities": lambda: labels_from_proba(model.predict_region(arr, start, stop)),
-                    "labels only": lambda: region_labels(model, arr, start, stop)}
-            for run in ways.values():
-                run()  # the kernels' load from numba's cache
+                    "labels only": lambda: region_labels(model, arr, start, stop),
+                    "coarse to fine": lambda: region_labels(model, arr, start, stop, lattice=True)}
+            first = {k: run() for k, run in ways.items()}  # the kernels' load from numba's cache
+            differ = int(np.sum(first["coarse to fine"] != first["labels only"]))
             cpu: dict[str, list[float]] = {k: [] for k in ways}
             for _ in range(args.repeats):  # interleaved: the machine is shared
                 for k, run in ways.items():
@@ -313,17 +316,20 @@ def main(argv=None) -> int:
                   f"stages (cProfile, CPU s, share): "
                   + ", ".join(f"{s} {v:.2f} ({v / total:.0%})"
                               for s, v in sorted(stages[k].items(), key=lambda kv: -kv[1])))
+        print(f"  coarse to fine (the segmentation's default) against the exact labels: {differ} of {nv} voxels differ")
 
         rss_before = RssSampler().me.memory_info().rss
         load_before = os.getloadavg()[0]
         with RssSampler() as rss:
             t, c = time.perf_counter(), cpu_seconds()
-            seg = segment_volume(work / "vol.ome.zarr", work / "model", work / "seg.ome.zarr", overwrite=True)
+            seg = segment_volume(work / "vol.ome.zarr", work / "model", work / "seg.ome.zarr", overwrite=True,
+                                 exact_labels=args.exact_labels)
             t_seg, c_seg = time.perf_counter() - t, cpu_seconds() - c
         labels = np.asarray(open_level(work / "seg.ome.zarr")[:]) == 1
         ours_dice = dice(labels[others], truth[others])
         me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"segment end-to-end ({seg.n_blocks} blocks, scheduler {seg.scheduler}): {t_seg:.1f}s = {n / t_seg / 1e6:.2f} M voxels/s;"
+        print(f"segment end-to-end ({seg.n_blocks} blocks, scheduler {seg.scheduler}, "
+              f"{'exact' if args.exact_labels else 'coarse-to-fine'} labels): {t_seg:.1f}s = {n / t_seg / 1e6:.2f} M voxels/s;"
               f" with training {n / (t_seg + t_train) / 1e6:.2f} M voxels/s; CPU {c_seg:.1f}s = "
               f"{n / c_seg / 1e6:.2f} M voxels per CPU-s on {os.cpu_count()} cores "
               f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")

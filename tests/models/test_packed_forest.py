@@ -241,8 +241,49 @@ def test_three_classes_labels_and_classes_unseen_in_fit(monkeypatch):
     assert np.array_equal(pack_forest(model.estimator).predict_labels(test, decided_at=decided_at), expected)
     assert 0 < decided_at[:-1].sum() < len(test)  # some rows decided early, some walk every tree
     assert np.array_equal(model.predict(test), expected)
+    packed = pack_forest(model.estimator)
+    assert np.array_equal(packed.predict_labels_lattice(test, (3001, 1, 1), sure=2.0), expected)  # all walked
+    assert np.mean(packed.predict_labels_lattice(test, (3001, 1, 1)) == expected) > 0.9  # rows, not a smooth volume
     test[5, 1] = np.nan  # scikit-learn's own rule for missing values
     assert np.array_equal(model.predict(test), float32_argmax(model.estimator.predict_proba(test)))
     four = RandomForestSegmenter(("a", "b", "c", "d"), settings)
     four.estimator.fit(X, np.array([0, 1, 3])[y])  # a forest that never saw class "c" (a loaded model may)
     assert np.array_equal(four.predict(test[6:]), np.argmax(four.predict_proba(test[6:]), axis=1))
+
+
+def test_lattice_labels_walk_what_is_not_sure_and_keep_thin_structures():
+    """Coarse-to-fine labels: with no lattice voxel sure every voxel walks the forest (the exact
+    labels); by default, on a volume of one-voxel plates at odd and even z, one-voxel rods and
+    single voxels (thinner than the lattice's spacing), no voxel of them is lost and at most a
+    few voxels in a thousand differ from the exact labels."""
+    rng = np.random.default_rng(4)
+    truth = np.zeros((24, 40, 40), np.uint8)
+    truth[7, 4:36, 4:20] = truth[12, 4:20, 22:38] = 1  # plates one voxel thick, between and on the lattice
+    truth[3:21, 27, 9] = truth[15, 5:35, 31] = 1  # rods one voxel wide, at odd coordinates
+    truth[19, 21, 21] = truth[3, 33, 5] = truth[17, 9, 35] = 1  # single voxels
+    volume = (1000.0 + 600.0 * truth + rng.normal(0, 40, truth.shape)).astype(np.uint16)
+    settings = FeatureSettings(sigmas=(0.7, 1.6, 3.5))
+    features = compute_features(volume, settings)
+    X = features.reshape(-1, features.shape[-1])
+    model = RandomForestSegmenter(("background", "fossil"), settings).fit(X[::3], truth.ravel()[::3])
+    packed = pack_forest(model.estimator)
+    columns = np.ascontiguousarray(X.T).T  # a block's feature-major rows
+    exact = packed.predict_labels(columns)
+    assert exact.reshape(truth.shape)[truth == 1].mean() > 0.95  # the forest sees them
+    n_trees = len(packed.root)
+    for origin in ((0, 0, 0), (1, 0, 3)):  # the lattice's parity follows the block's global origin
+        decided_at = np.zeros(n_trees + 1, np.int64)
+        assert np.array_equal(packed.predict_labels_lattice(columns, truth.shape, origin, sure=2.0,
+                                                            decided_at=decided_at), exact)
+        assert decided_at[0] == 0 and decided_at.sum() == truth.size  # nothing copied: every voxel walked
+        decided_at[:] = 0
+        near = packed.predict_labels_lattice(columns, truth.shape, origin, decided_at=decided_at)
+        assert decided_at.sum() == truth.size and decided_at[0] > truth.size // 2  # most voxels copied
+        kept = (exact == 1) & (truth.ravel() == 1)
+        assert np.array_equal(near[kept], exact[kept])  # no voxel of the thin structures lost
+        assert np.mean(near != exact) < 2e-3
+        unprobed = packed.predict_labels_lattice(columns, truth.shape, origin, probe=0)
+        assert np.mean(unprobed[kept] != 1) > 0.05  # without the probe a plate between lattice planes is lost
+    holed = np.ascontiguousarray(X.T)
+    holed[2, 77] = np.nan
+    assert packed.predict_labels_lattice(holed.T, truth.shape) is None  # left to scikit-learn's rule for NaN

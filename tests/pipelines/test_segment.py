@@ -237,7 +237,8 @@ def test_slice_features_on_threads_equal_one_pass(world, workers, tile):
 def test_labels_only_equal_labels_with_probabilities_through_the_packed_forest(world, tmp_path, small_blocks,
                                                                                   monkeypatch):
     """Without probabilities a forest's blocks take the early-exit labels path; with them, the
-    probabilities' argmax: the same label volume, and the whole volume's."""
+    probabilities' argmax: the same label volume, and the whole volume's. By default the labels
+    come coarse to fine, near exact."""
     import ml4paleo.models._forest as forest
 
     root, vol, truth, whole = world
@@ -246,10 +247,18 @@ def test_labels_only_equal_labels_with_probabilities_through_the_packed_forest(w
     labels_path = forest.RandomForestSegmenter.predict_labels_region
     monkeypatch.setattr(forest.RandomForestSegmenter, "predict_labels_region",
                         lambda self, *a: calls.append(a[1]) or labels_path(self, *a))
-    segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr", scheduler="synchronous")
+    segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "l.ome.zarr", scheduler="synchronous",
+                   exact_labels=True)
     assert len(calls) > 1
     segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "p.ome.zarr", scheduler="synchronous",
                    probabilities=True)
     assert len(calls) == len(set(calls))  # the probabilities' run did not take the labels path
     assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), labels_of(tmp_path / "p.ome.zarr"))
     assert np.array_equal(labels_of(tmp_path / "l.ome.zarr"), whole)
+    lattice = []
+    lattice_path = forest.RandomForestSegmenter.lattice_labels_region
+    monkeypatch.setattr(forest.RandomForestSegmenter, "lattice_labels_region",
+                        lambda self, *a: lattice.append(a[1]) or lattice_path(self, *a))
+    segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "c.ome.zarr", scheduler="synchronous")
+    assert len(lattice) > 1  # by default, coarse to fine: near exact
+    assert np.mean(labels_of(tmp_path / "c.ome.zarr") != whole) < 1e-3

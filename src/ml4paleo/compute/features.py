@@ -564,11 +564,12 @@ def _orient_reach(settings: FeatureSettings, sigma: float) -> int:
 
 def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], settings: FeatureSettings,
                  sigmas: list[float], origin: tuple[int, int, int], compiled: bool, tensor: bool = True,
-                 energy: bool = False) -> tuple[dict, list[int]]:
+                 energy: tuple[str, ...] = ()) -> tuple[dict, list[int]]:
     """The fine maps the ``orient`` and ``energy`` scales average, on the widest window they
     read, computed once for them all: products of the fine derivatives (scale
     :data:`ORIENT_INNER`, keys ``(i, j)``) with ``tensor``, the squared Laplacians of the
-    :data:`ENERGY_BANDS` (keys ``hi``, ``lo``) with ``energy``; and that window's start in ``x``
+    :data:`ENERGY_BANDS` named in ``energy`` (keys ``hi``, ``lo``: only those some kept feature
+    needs, the other band's Gaussian and Laplacian are skipped); and that window's start in ``x``
     per axis."""
     axes = settings.axes
     reach = max(_orient_reach(settings, s) for s in sigmas)
@@ -582,7 +583,8 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
     shifted = {a: (tuple(slice(2, None) if b == a else s for b, s in enumerate(inner)),
                    tuple(slice(0, -2) if b == a else s for b, s in enumerate(inner))) for a in axes}
     smoothed: dict[float, np.ndarray] = {}  # the tensor's derivative scale is the fine band's too
-    for key, sigma in ((None, ORIENT_INNER),) * tensor + tuple(zip(("hi", "lo"), ENERGY_BANDS)) * energy:
+    bands = tuple((k, s) for k, s in zip(("hi", "lo"), ENERGY_BANDS) if k in energy)
+    for key, sigma in ((None, ORIENT_INNER),) * tensor + bands:
         if sigma not in smoothed:
             g = xs
             for a in axes:
@@ -600,6 +602,12 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
             lap = sum(g[shifted[a][0]] + g[shifted[a][1]] for a in axes) - np.float32(2 * len(axes)) * g[inner]
             out[key] = lap * lap
     return out, base
+
+
+def _energy_bands(names: Any) -> tuple[str, ...]:
+    """The bands (``hi``, ``lo``) the ``energy`` features among ``names`` need (a ratio: both)."""
+    wanted = {n.split("_")[1] for n in names if n.startswith("energy_")}
+    return tuple(k for k in ("hi", "lo") if k in wanted or "ratio" in wanted)
 
 
 def _aligned_window(axes, pads, interior, origin, f: int, margin: int,
@@ -633,8 +641,8 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     cn = _orient_coarse_margin(settings, sigma)
     window, starts = _aligned_window(axes, pads, interior, origin, f, f * cn, base)
     orient, energy = (any(s.startswith(family + "_") for s in slots) for family in ("orient", "energy"))
-    parts = {k: p[tuple(window)] for k, p in products.items()
-             if (orient and isinstance(k, tuple)) or (energy and k in ("hi", "lo"))}
+    bands = _energy_bands(slots)
+    parts = {k: p[tuple(window)] for k, p in products.items() if (orient and isinstance(k, tuple)) or k in bands}
     if f > 1:
         parts = {k: _box_mean(p, f, axes) for k, p in parts.items()}
         shape = next(iter(parts.values())).shape
@@ -648,8 +656,10 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     maps: dict[str, np.ndarray] = {}
     if energy:
         # the log's floor keeps an empty band (a constant region) finite: both bands 0, ratio 0
-        hi, lo = (np.log(averaged.pop(k) + np.float32(1e-20)) for k in ("hi", "lo"))
-        maps.update({"energy_hi": hi, "energy_lo": lo, "energy_ratio": hi - lo})
+        logs = {k: np.log(averaged.pop(k) + np.float32(1e-20)) for k in bands}
+        maps.update({f"energy_{k}": v for k, v in logs.items()})
+        if len(logs) == 2:
+            maps["energy_ratio"] = logs["hi"] - logs["lo"]
     if orient:
         n = len(axes)
         trace = sum(averaged[i, i] for i in range(n))
@@ -710,7 +720,7 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     oriented = [s for s, fs in todo.items() if averaging & fs]
     fine = _fine_tensor(x, pads, interior, settings, oriented, origin, compiled,
                         tensor=any("orient" in todo[s] for s in oriented),
-                        energy=any("energy" in todo[s] for s in oriented)) if oriented else None
+                        energy=_energy_bands(names)) if oriented else None
     for i, sigma in enumerate(settings.sigmas):
         tag = tags[i]
         needed = todo.get(sigma)

@@ -41,11 +41,15 @@ def labels_from_proba(proba: np.ndarray) -> np.ndarray:
     return np.argmax(proba, axis=-1).astype(np.uint8)
 
 
-def region_labels(model: "Segmenter", array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+def region_labels(model: "Segmenter", array: Any, start: Sequence[int], stop: Sequence[int],
+                  lattice: bool = False) -> np.ndarray:
     """(z, y, x) uint8 labels of region ``start:stop`` of ``array``: the model's own
     ``predict_labels_region`` where it has one (the random forest's skips the trees a voxel's
-    label does not need), else :func:`labels_from_proba` of its ``predict_region``."""
-    own = getattr(model, "predict_labels_region", None)
+    label does not need), else :func:`labels_from_proba` of its ``predict_region``. With
+    ``lattice``, a model's ``lattice_labels_region`` where it has one (the random forest's
+    coarse-to-fine labels: near exact, not exact)."""
+    own = getattr(model, "lattice_labels_region", None) if lattice else None
+    own = own or getattr(model, "predict_labels_region", None)
     return own(array, start, stop) if own is not None else labels_from_proba(model.predict_region(array, start, stop))
 
 

@@ -152,16 +152,43 @@ class RandomForestSegmenter(SklearnSegmenter):
         (as in :meth:`predict_region`) goes through :meth:`predict`, whose early exit skips ~45%
         of the tree walks on a segmentation's blocks. A subclass whose probabilities are not the
         forest's own (the context model keeps its painted slices) gets its probabilities' labels."""
+        rows = self._own_block_rows(array, start, stop)
+        if rows is None:
+            return labels_from_proba(self.predict_region(array, start, stop))
+        return self.predict(rows).reshape([b - a for a, b in zip(start, stop)])
+
+    def lattice_labels_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+        """:meth:`predict_labels_region` coarse to fine (:meth:`PackedForest.predict_labels_lattice`):
+        the forest walks the voxels of even coordinates and those between lattice voxels that
+        disagree or were not sure, and probes the others: fewer CPU seconds, near exact, not exact
+        (docs/decisions.md, "Coarse-to-fine labels"). Where the packed forest does not predict
+        the block (small, a plane, NaN, not the forest's own probabilities), the exact labels."""
+        rows = self._own_block_rows(array, start, stop)
+        if rows is None:
+            return self.predict_labels_region(array, start, stop)
+        sizes = tuple(b - a for a, b in zip(start, stop))
+        packed = self._packed_forest()
+        labels = None if packed is None else packed.predict_labels_lattice(rows, sizes, tuple(start))
+        if labels is None:
+            return self.predict(rows).reshape(sizes)
+        mark_loaded()
+        seen = self._fitted_classes()
+        labels = labels if np.array_equal(seen, np.arange(len(seen))) else seen[labels].astype(np.uint8)
+        return labels.reshape(sizes)
+
+    def _own_block_rows(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray | None:
+        """The feature rows (a strided view of the feature-major block) of a region the packed
+        forest labels itself, or None: a subclass whose probabilities are not the forest's own,
+        a region too small for the packed forest, or a single plane."""
         sizes = [b - a for a, b in zip(start, stop)]
         cls = type(self)
         own = (cls.predict_region is RandomForestSegmenter.predict_region
                and cls.proba_from_features is SklearnSegmenter.proba_from_features
                and cls.predict_proba is SklearnSegmenter.predict_proba)
         if not own or math.prod(sizes) < PACKED_MIN_ROWS or min(sizes) == 1:
-            return labels_from_proba(self.predict_region(array, start, stop))
+            return None
         features = features_of_region(array, start, stop, self.feature_settings, feature_major=True, compiled=True)
-        rows = np.moveaxis(features, 0, -1).reshape(-1, features.shape[0])  # a strided view, read in place
-        return self.predict(rows).reshape(sizes)
+        return np.moveaxis(features, 0, -1).reshape(-1, features.shape[0])  # a strided view, read in place
 
 
 class HistGradientBoostingSegmenter(SklearnSegmenter):

@@ -14,17 +14,29 @@ Speed-ups and the variants dropped: docs/benchmarks.md ("Packed forest"), docs/d
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["LABEL_GROUP", "PackedForest", "pack_forest", "reads_in_place"]
+__all__ = ["LABEL_GROUP", "LATTICE_PROBE", "LATTICE_SURE", "PackedForest", "pack_forest", "reads_in_place"]
 
 LABEL_GROUP = 2
 """Trees walked between two checks of which rows are decided in :meth:`PackedForest.predict_labels`
 (1-6 measured within 3% of each other: most rows are decided at the first check)."""
+
+LATTICE_SURE = 1.0
+"""A lattice voxel of :meth:`PackedForest.predict_labels_lattice` lends its label to the voxels
+around it only when its leader led by this share of the trees walked at the first check (1: every
+tree's leaf was pure for it): fewer voxels differ from the exact labels than with any decided one
+(docs/decisions.md, "Coarse-to-fine labels")."""
+LATTICE_PROBE = 2
+"""... and a voxel given its neighbours' label walks the forest itself unless each of this many
+first trees gives that label a pure leaf for it. Without it a sharp model loses whole plates and
+rods one voxel thin lying between lattice voxels (their neighbours are sure of the background:
+``tests/models/test_packed_forest.py``); one tree still lost a voxel of them there, two none."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +108,7 @@ class PackedForest:
         n_trees, n_classes = len(self.root), self.value.shape[1]
         if not reads_in_place(X):
             X = np.ascontiguousarray(X, dtype=np.float32)  # read through its transpose: strided, a tile at a time
-        if first is None:
-            first = n_trees // 2 + 1
-        if not (self.value.size and 0.0 <= self.value.min() and self.value.max() <= 1.0):
-            first = n_trees  # no bound on what the trees left can add: walk them all
+        first = self._first_check(first)
         labels = np.empty(X.shape[0], dtype=np.uint8 if n_classes <= 256 else np.intp)
         # the gap a decided row keeps after the last tree, as a probability: 2^-20, 16 float32
         # steps at 1, so rounding the probabilities to float32 cannot tie or swap the classes
@@ -123,6 +132,50 @@ class PackedForest:
         if decided_at is not None:
             decided_at += counts.sum(axis=0)
         return labels
+
+    def predict_labels_lattice(self, X: np.ndarray, shape: tuple[int, int, int],
+                               origin: tuple[int, int, int] = (0, 0, 0), *, sure: float = LATTICE_SURE,
+                               probe: int = LATTICE_PROBE, decided_at: np.ndarray | None = None) -> np.ndarray | None:
+        """Labels of the voxels of a (z, y, x) block of ``shape`` whose features are the rows
+        ``X`` (in the block's C order), coarse to fine: the voxels of even global coordinates
+        (``origin``: the block's first voxel) as :meth:`predict_labels`; a voxel between lattice
+        voxels that are all sure and agree takes their label if each of the first ``probe``
+        trees gives it a pure leaf of that label (:data:`LATTICE_PROBE`), the others walk the
+        forest (:func:`~ml4paleo.models._packed_kernel.forest_labels_lattice`). A lattice voxel
+        is sure when decided at the first check with a lead of ``sure`` times the trees walked
+        or more (:data:`LATTICE_SURE`). Near exact, not exact: a voxel whose label differs from
+        every sure neighbour's and from the probe trees' is missed (docs/decisions.md,
+        "Coarse-to-fine labels"). Same layouts, ``decided_at`` (copied voxels count as decided
+        after 0 trees) and NaN rule as :meth:`predict_labels`; one thread; a block of under 2^31
+        voxels (its voxel lists are int32: half the memory)."""
+        from ml4paleo.models._packed_kernel import forest_labels_lattice  # on first use: see predict_proba
+
+        n_trees = len(self.root)
+        if not reads_in_place(X):
+            X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.shape[0] != math.prod(shape) or X.shape[0] >= 1 << 31:
+            raise ValueError(f"{X.shape[0]} rows for a block of shape {shape} (at most 2^31 - 1 voxels)")
+        first = self._first_check(None)
+        labels = np.empty(X.shape[0], dtype=np.uint8 if self.value.shape[1] <= 256 else np.intp)
+        counts = np.zeros(n_trees + 1, np.int64)
+        parity = [int(o) & 1 for o in origin]
+        if forest_labels_lattice(X.T, *(int(s) for s in shape), *parity, self.word, np.uint32(self.shift),
+                                 self.threshold, self.value, self.root, self.depth, int(first), LABEL_GROUP,
+                                 n_trees * 2.0 ** -20, max(float(sure) * first - 1e-9, 1e-9), int(probe), labels,
+                                 counts):
+            return None
+        if decided_at is not None:
+            decided_at += counts
+        return labels
+
+    def _first_check(self, first: int | None) -> int:
+        """Trees walked before the first check of which rows are decided (default: the fewest
+        after which a row can be), or all of them where a tree's class values leave [0, 1] (no
+        bound on what the trees left can add)."""
+        n_trees = len(self.root)
+        if not (self.value.size and 0.0 <= self.value.min() and self.value.max() <= 1.0):
+            return n_trees
+        return n_trees // 2 + 1 if first is None else int(first)
 
 
 def reads_in_place(X: np.ndarray) -> bool:

@@ -172,74 +172,230 @@ def forest_labels_columns(Xt, lo, hi, word, shift, threshold, value, root, depth
                           labels, decided_at):  # pragma: no cover - compiled
     """``labels[i]`` = the first class of largest ``float32(sum / trees)`` (np.argmax of the
     probabilities :func:`forest_sum_columns` gives) for the rows ``lo:hi`` of ``Xt`` (n_feat, n),
-    any strides; the trees are walked in order and a row stops once its label is decided.
+    any strides; the trees are walked in order and a row stops once its label is decided (see
+    :func:`_label_tile`). ``decided_at[t]`` counts the rows labelled after t trees. Returns
+    True, and stops, at a NaN feature."""
+    n_feat = Xt.shape[0]
+    buf, acc, idx, tl, ta, tg = _tile_buffers(n_feat, value.shape[1])
+    for t0 in range(lo, hi, TILE):
+        mt = min(TILE, hi - t0)
+        if _copy_tile(Xt, t0, mt, buf):
+            return True
+        _label_tile(buf, mt, n_feat, idx, acc, word, shift, threshold, value, root, depth, first, group, margin,
+                    tl, ta, tg)
+        for v in range(mt):
+            labels[t0 + v] = tl[v]
+            decided_at[ta[v]] += 1
+    return False
 
-    A tile's rows all walk trees ``0:first``; then, after each ``group`` of further trees, a
+
+@njit(nogil=True, cache=True)
+def _tile_buffers(n_feat, n_classes):  # pragma: no cover - compiled
+    """A tile's row-major features (one scratch row more, zeros: the padding lanes'), class sums,
+    lane list, labels and trees walked."""
+    return (np.zeros((TILE + 1) * n_feat, np.float32), np.empty((TILE + 1, n_classes), np.float64),
+            np.empty(TILE + LANES, np.uint32), np.empty(TILE, np.intp), np.empty(TILE, np.uint16),
+            np.empty(TILE, np.float64))
+
+
+@njit(nogil=True, cache=True)
+def _label_tile(buf, mt, n_feat, idx, acc, word, shift, threshold, value, root, depth, first, group, margin,
+                tl, ta, tg):  # pragma: no cover - compiled
+    """``tl[v]``: the label of row v < mt of the row-major tile ``buf``, ``ta[v]``: the trees it
+    walked before its label was decided, ``tg[v]``: its leader's lead then (in trees; 0 for a
+    row that walked every tree).
+
+    The tile's rows all walk trees ``0:first``; then, after each ``group`` of further trees, a
     row whose leader's partial sum exceeds every other class's by more than the trees left
     plus ``margin`` is labelled (a tree adds at most 1 to a class and at least 0, so no class
     can catch up, and ``margin`` keeps the gap wider than float32 rounding of the
     probabilities) and leaves the tile's list of rows still walking; the list is compacted so
     the 8 lanes stay full (the last 8 are padded with a scratch row). Rows never decided end
-    with the full sum in tree order, the same number as :func:`forest_sum_columns`'s.
-    ``decided_at[t]`` counts the rows labelled after t trees. Returns True, and stops, at a
-    NaN feature."""
-    n_feat = Xt.shape[0]
+    with the full sum in tree order, the same number as :func:`forest_sum_columns`'s."""
     n_trees, n_classes = root.shape[0], value.shape[1]
     scratch = TILE  # the padding lanes' row: its features and sums are never read back
-    buf = np.zeros((TILE + 1) * n_feat, np.float32)
-    acc = np.empty((TILE + 1, n_classes), np.float64)
-    idx = np.empty(TILE + LANES, np.uint32)
-    for t0 in range(lo, hi, TILE):
-        mt = min(TILE, hi - t0)
-        if _copy_tile(Xt, t0, mt, buf):
-            return True
-        acc[:] = 0.0
-        active = mt
-        for v in range(mt):
-            idx[v] = v
-        done = 0
-        todo = min(first, n_trees)
-        while True:
-            for v in range(active, active + LANES):
-                idx[v] = scratch
-            for g in range(0, active, LANES):
-                _walk8_rows(buf, idx, g, n_feat, done, todo, word, shift, threshold, value, root, depth, acc)
-            done = todo
-            if done == n_trees:
-                break
-            left = n_trees - done + margin
-            kept = 0
-            for j in range(active):
-                i = idx[j]
-                lead = 0
-                best = acc[i, 0]
-                for k in range(1, n_classes):
-                    if acc[i, k] > best:
-                        best = acc[i, k]
-                        lead = k
-                runner = -np.inf
-                for k in range(n_classes):
-                    if k != lead and acc[i, k] > runner:
-                        runner = acc[i, k]
-                if best - runner > left:
-                    labels[t0 + np.int64(i)] = lead
-                    decided_at[done] += 1
-                else:
-                    idx[kept] = i
-                    kept += 1
-            active = kept
-            if active == 0:
-                break
-            todo = min(done + group, n_trees)
-        for j in range(active):  # the full sums: np.argmax of the float32 probabilities
+    acc[:] = 0.0
+    active = mt
+    for v in range(mt):
+        idx[v] = v
+    done = 0
+    todo = min(first, n_trees)
+    while True:
+        for v in range(active, active + LANES):
+            idx[v] = scratch
+        for g in range(0, active, LANES):
+            _walk8_rows(buf, idx, g, n_feat, done, todo, word, shift, threshold, value, root, depth, acc)
+        done = todo
+        if done == n_trees:
+            break
+        left = n_trees - done + margin
+        kept = 0
+        for j in range(active):
             i = idx[j]
             lead = 0
-            best = np.float32(acc[i, 0] / n_trees)
+            best = acc[i, 0]
             for k in range(1, n_classes):
-                p = np.float32(acc[i, k] / n_trees)
-                if p > best:
-                    best = p
+                if acc[i, k] > best:
+                    best = acc[i, k]
                     lead = k
-            labels[t0 + np.int64(i)] = lead
-        decided_at[n_trees] += active
+            runner = -np.inf
+            for k in range(n_classes):
+                if k != lead and acc[i, k] > runner:
+                    runner = acc[i, k]
+            if best - runner > left:
+                tl[i] = lead
+                ta[i] = done
+                tg[i] = best - runner
+            else:
+                idx[kept] = i
+                kept += 1
+        active = kept
+        if active == 0:
+            break
+        todo = min(done + group, n_trees)
+    for j in range(active):  # the full sums: np.argmax of the float32 probabilities
+        i = idx[j]
+        lead = 0
+        best = np.float32(acc[i, 0] / n_trees)
+        for k in range(1, n_classes):
+            p = np.float32(acc[i, k] / n_trees)
+            if p > best:
+                best = p
+                lead = k
+        tl[i] = lead
+        ta[i] = n_trees
+        tg[i] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def _gather_tile(Xt, ids, t0, mt, buf):  # pragma: no cover - compiled
+    """:func:`_copy_tile` of the rows ``ids[t0:t0 + mt]`` (ascending) of ``Xt``."""
+    n_feat = Xt.shape[0]
+    for f in range(n_feat):
+        col = Xt[f]
+        for v in range(mt):
+            val = col[ids[t0 + v]]
+            if val != val:
+                return True
+            buf[v * n_feat + f] = val
     return False
+
+
+@njit(nogil=True, cache=True)
+def _labels_of(Xt, ids, m, word, shift, threshold, value, root, depth, first, group, margin, sure_lead, labels,
+               sure, decided_at):  # pragma: no cover - compiled
+    """:func:`forest_labels_columns` of the rows ``ids[:m]`` of ``Xt``; ``sure[i]``: whether row
+    i was decided at the first check (after ``first`` trees) with a lead of ``sure_lead`` trees
+    or more. True at a NaN feature."""
+    n_feat = Xt.shape[0]
+    buf, acc, idx, tl, ta, tg = _tile_buffers(n_feat, value.shape[1])
+    for t0 in range(0, m, TILE):
+        mt = min(TILE, m - t0)
+        if _gather_tile(Xt, ids, t0, mt, buf):
+            return True
+        _label_tile(buf, mt, n_feat, idx, acc, word, shift, threshold, value, root, depth, first, group, margin,
+                    tl, ta, tg)
+        for v in range(mt):
+            i = ids[t0 + v]
+            labels[i] = tl[v]
+            sure[i] = ta[v] == first and tg[v] >= sure_lead
+            decided_at[ta[v]] += 1
+    return False
+
+
+@njit(nogil=True, cache=True)
+def forest_labels_lattice(Xt, Z, Y, X, pz, py, px, word, shift, threshold, value, root, depth, first, group,
+                          margin, sure_lead, probe, labels, decided_at):  # pragma: no cover - compiled
+    """Labels of the (Z, Y, X) block whose voxels are the columns of ``Xt`` (n_feat, Z * Y * X),
+    coarse to fine: the voxels of the lattice of even global coordinates (the first at ``pz,
+    py, px``) walk the forest as in :func:`forest_labels_columns`; every other voxel takes the
+    label of the lattice voxels around it (the 2, 4 or 8 at +-1 along its odd axes) when all of
+    them were sure (decided at the first check, after ``first`` trees, with a lead of
+    ``sure_lead`` trees or more) and agree, and walks the forest itself otherwise (as does a
+    voxel whose neighbours lie outside the block). With ``probe`` a voxel given its neighbours' label
+    keeps it only if each of the first ``probe`` trees gives it a pure leaf of that label, and
+    walks otherwise. A copied voxel counts in ``decided_at[0]``. Near exact, not exact:
+    docs/decisions.md ("Coarse-to-fine labels"). True at a NaN feature (only the voxels walked
+    or probed are read: with ``probe`` 0 a NaN among the others is not seen)."""
+    n = Z * Y * X
+    n_trees = root.shape[0]
+    sure = np.zeros(n, np.bool_)
+    ids = np.empty(n, np.int32)
+    m = 0
+    for z in range(pz, Z, 2):
+        for y in range(py, Y, 2):
+            for x in range(px, X, 2):
+                ids[m] = (z * Y + y) * X + x
+                m += 1
+    if _labels_of(Xt, ids, m, word, shift, threshold, value, root, depth, first, group, margin, sure_lead, labels,
+                  sure, decided_at):
+        return True
+    m = 0
+    k = 0
+    cand = np.empty(n, np.int32)
+    for z in range(Z):
+        oz = (z + pz) & 1
+        for y in range(Y):
+            oy = (y + py) & 1
+            for x in range(X):
+                ox = (x + px) & 1
+                if (oz | oy | ox) == 0:
+                    continue
+                v = (z * Y + y) * X + x
+                if z - oz < 0 or z + oz >= Z or y - oy < 0 or y + oy >= Y or x - ox < 0 or x + ox >= X:
+                    ids[m] = v
+                    m += 1
+                    continue
+                corner = ((z - oz) * Y + (y - oy)) * X + (x - ox)
+                lab = labels[corner]
+                agree = True
+                for dz in range(0, 2 * oz + 1, 2):
+                    for dy in range(0, 2 * oy + 1, 2):
+                        for dx in range(0, 2 * ox + 1, 2):
+                            c = corner + (dz * Y + dy) * X + dx
+                            if not sure[c] or labels[c] != lab:
+                                agree = False
+                if agree:
+                    labels[v] = lab
+                    cand[k] = v
+                    k += 1
+                else:
+                    ids[m] = v
+                    m += 1
+    if probe > 0:  # the copied labels checked against the first trees: a voxel they do not all vote for walks
+        k, m = _probe(Xt, cand, k, probe, word, shift, threshold, value, root, depth, labels, ids, m)
+        if k < 0:
+            return True
+    decided_at[0] += k
+    return _labels_of(Xt, ids, m, word, shift, threshold, value, root, depth, first, group, margin, sure_lead, labels,
+                      sure, decided_at)
+
+
+@njit(nogil=True, cache=True)
+def _probe(Xt, cand, k, probe, word, shift, threshold, value, root, depth, labels, ids, m):  # pragma: no cover
+    """Of the ``k`` voxels ``cand`` given a label, keep those whose label each of the first
+    ``probe`` trees gives a pure leaf, first in ``cand``, and append the others to ``ids[m:]``;
+    returns the counts of both (the first -1 at a NaN feature)."""
+    n_feat = Xt.shape[0]
+    buf, acc, idx, tl, ta, tg = _tile_buffers(n_feat, value.shape[1])
+    for v in range(TILE + LANES):
+        idx[v] = v if v < TILE else TILE
+    kept = 0
+    for t0 in range(0, k, TILE):
+        mt = min(TILE, k - t0)
+        if _gather_tile(Xt, cand, t0, mt, buf):
+            return -1, m
+        acc[:] = 0.0
+        for v in range(mt, TILE + LANES):
+            idx[v] = TILE
+        for g in range(0, mt, LANES):
+            _walk8_rows(buf, idx, g, n_feat, 0, probe, word, shift, threshold, value, root, depth, acc)
+        for v in range(mt):
+            c = cand[t0 + v]
+            if acc[v, labels[c]] >= probe - 1e-9:
+                cand[kept] = c
+                kept += 1
+            else:
+                ids[m] = c
+                m += 1
+    return kept, m

@@ -44,6 +44,12 @@ MAX_BLOCK_GROWTH = 4
 features (read + filter bank, CPU time, one thread, the loaded shared machine): 64x64x256 vs
 128x128x256 blocks, 1.62 vs 2.12 M voxels/s (``bench/fullsize.py`` grain model) and 2.13 vs
 2.28 (``bench/segment.py`` model); 128x256x256 was slower again (1.96, 1.66: cache)."""
+EXACT_LABELS = False
+"""Without probabilities, a forest's blocks are labelled coarse to fine (the forest walks the even
+lattice, the voxels between lattice voxels that disagree or were unsure, and probes the others),
+near exact, in fewer CPU seconds; ``segment_volume(exact_labels=True)`` asks for the exact labels.
+Measured on blobs, thin tubes, snow and the grain and blobs-and-plates benches
+(``bench/lattice_labels.py``): docs/decisions.md ("Coarse-to-fine labels")."""
 MIN_TASKS = 64
 """Blocks only grow while the volume still makes this many tasks, so workers stay balanced."""
 
@@ -93,8 +99,10 @@ def _regions(shape: Sequence[int], block: Sequence[int]) -> list[tuple[tuple[int
             for z in grid[0] for y in grid[1] for x in grid[2]]
 
 
-def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str]) -> np.ndarray:
-    """One task: features, prediction and writes for one block; returns voxel counts per class."""
+def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str],
+                   exact: bool = True) -> np.ndarray:
+    """One task: features, prediction and writes for one block; returns voxel counts per class.
+    Labels only and not ``exact``: a forest's coarse-to-fine labels (:data:`EXACT_LABELS`)."""
     model = cached_model(model_dir)
     model.set_n_jobs(1)
     with threadpool_limits(1):
@@ -103,7 +111,8 @@ def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: 
             proba = keep_painted(model.predict_region(open_level(volume_path, 0), start, stop), painted, start, stop)
             labels = labels_from_proba(proba)
         else:  # labels only: a forest skips the trees a voxel's label does not need
-            labels = keep_painted(region_labels(model, open_level(volume_path, 0), start, stop), painted, start, stop)
+            labels = keep_painted(region_labels(model, open_level(volume_path, 0), start, stop, lattice=not exact),
+                                  painted, start, stop)
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     zarr.open_array(store=labels_store, mode="r+")[region] = labels
     for k, store in enumerate(prob_stores):
@@ -124,6 +133,7 @@ def segment_volume(
     keep_largest: bool = False,
     progress: ProgressCallback | None = None,
     overwrite: bool = False,
+    exact_labels: bool = EXACT_LABELS,
 ) -> SegmentResult:
     """Segment ``volume_path`` (OME-Zarr) with the model in ``model_dir`` into ``out_path``.
 
@@ -131,6 +141,8 @@ def segment_volume(
     voxel size and chunks, with pyramid. With ``probabilities``, one uint8 OME-Zarr per class
     (probability x 255) beside it, named ``<out stem>_prob_<class>.ome.zarr``. ``min_size``,
     ``fill_holes`` and ``keep_largest`` post-process (see :mod:`ml4paleo.compute.postprocess`).
+    ``exact_labels``: without probabilities, a forest's labels equal the argmax of its
+    probabilities voxel for voxel (else coarse to fine: :data:`EXACT_LABELS`).
     Nothing is left at ``out_path`` unless the whole run succeeds.
 
     Example::
@@ -181,8 +193,8 @@ def segment_volume(
         # on threads, the tasks' own limits nest in this one, so their overlapping exits cannot
         # leave a long-lived process (a runner) with other native thread counts than it had
         with threadpool_limits(1) if chosen == "threads" else contextlib.nullcontext():
-            counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:])
-                                                       for s, e in regions],
+            counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:],
+                                                        bool(exact_labels)) for s, e in regions],
                                       scheduler=chosen, progress=scaled(progress, 0.0, share), stage="segmenting"),
                             axis=0).astype(np.int64)
         post_info: dict[str, Any] = {}
