@@ -13,6 +13,9 @@ the stroke goes depends on the strategy:
   model), the largest error inside its box (the whole plane when the box holds none);
 - ``order``: z slices in a fixed order (top to bottom in steps of a tenth of the stack, as a user
   without guidance browses), the first one with an error;
+- ``sequential``: z slices literally in order, from z0 each round (z0, z1, z2, ...), the first one
+  with an error: the user "looking at slices in order" of issue 22 (``order`` is a spaced browse,
+  a stronger strategy);
 - ``worst``: the oracle, the plane of any axis holding the largest wrong region.
 
 Printed per case and strategy: the structure's Dice over the whole volume after each stroke,
@@ -62,7 +65,7 @@ CASES = {
     "texture": lambda seed=0: phantoms.texture_only(seed=seed),
     "snow": lambda seed=0: snow(),
 }
-STRATEGIES = ("suggest", "order", "worst")
+STRATEGIES = ("suggest", "order", "sequential", "worst")
 
 
 def plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -141,10 +144,12 @@ def choose(strategy: str, pred: np.ndarray, truth: np.ndarray, model: Path, curs
             if hit:
                 return (a, s["index"], *hit)
         return None
-    if strategy == "order":
+    if strategy in ("order", "sequential"):
         n = pred.shape[0]
-        step = max(n // 10, 1)
+        step = max(n // 10, 1) if strategy == "order" else 1
         order = [z for start in range(step) for z in range(start, n, step)]
+        if strategy == "sequential":
+            cursor[0] = 0  # from the top again each round: the first slice with an error
         for _ in range(n):
             z = order[cursor[0] % n]
             cursor[0] += 1

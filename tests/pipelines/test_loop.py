@@ -345,3 +345,25 @@ def test_a_retrain_on_the_command_line_says_why_it_kept_the_method(tmp_path):
     again = CliRunner().invoke(main, [*args, "--overwrite"])
     assert again.exit_code == 0, again.output
     assert "method: context (kept the previous model's method context: no held-out slice could score it" in again.output
+
+
+def test_a_plane_that_began_as_a_correction_is_never_held_out(tmp_path):
+    """Dabs of two classes gathered on a corrected plane bracket an outline in the end, yet that
+    plane stays out of the folds (its dabs sit where a model was wrong), for every later model
+    too; a plane painted with both classes at once is a slice of outlines as before."""
+    from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
+
+    outline = np.zeros((32, 32), np.uint8)
+    outline[4:28:4, :] = 1
+    outline[4:28:4, 16:] = 2  # strokes of two classes meeting: a slice of outlines
+    dab = np.zeros((32, 32), np.uint8)
+    dab[10:13, 10:13] = 1  # one class: a correction
+    previous = tmp_path / "m1"
+    previous.mkdir()
+    np.savez_compressed(previous / "painted.npz", z3=outline, z9=dab)
+    (previous / "metadata.json").write_text(json.dumps({CORRECTIONS_KEY: ["y5"]}))
+    both = dab.copy()
+    both[14:16, 10:13] = 2  # a second dab, of the other class, beside the first: it now brackets an outline
+    masks = {SliceRef("z", 3): outline, SliceRef("z", 9): both, SliceRef("y", 5): dab, SliceRef("z", 20): outline}
+    assert correction_planes(masks, previous) == {SliceRef("z", 9), SliceRef("y", 5)}
+    assert correction_planes(masks, None) == set()

@@ -136,6 +136,7 @@ def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(t
     model = local.near
     assert model_report(tmp_path / "m2")["training_curve"]["epochs"]  # the models page draws near's curve
     assert model.warm_start and model.norm == before.norm
+    assert model.params["epochs"] == network_module.warm_steps(2, {})[1]  # a step count, not the clock, ends it
     # nothing but the correction was new: the far network is the previous one, weights and all
     assert all(torch.equal(a, b) for a, b in zip(local.far.net.state_dict().values(), before.net.state_dict().values()))
     meta1, meta2 = (json.loads((tmp_path / m / "metadata.json").read_text()) for m in ("m1", "m2"))
@@ -156,6 +157,14 @@ def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(t
     assert third.network.startswith("scored: the model it replaces is a U-Net and the slices of outlines changed")
     if third.method == "unet":  # scored afresh, both networks fitted afresh
         assert not load_model(tmp_path / "m3").near.warm_start and not load_model(tmp_path / "m3").far.warm_start
+
+
+def test_a_warm_start_runs_a_fixed_number_of_steps_in_whole_epochs():
+    """The same strokes give the same network: a warm start's length is a step count from the
+    setting (``WARM_SHARE`` of it at ``WARM_STEP_SECONDS`` a step), in whole epochs, at least one."""
+    assert network_module.warm_steps(60, {}) == (144, 18)
+    assert network_module.warm_steps(60, {"steps_per_epoch": 4}) == (144, 36)
+    assert network_module.warm_steps(1, {}) == (8, 1)
 
 
 def test_held_out_strokes_are_scored_near_the_completed_outlines_too(tmp_path):

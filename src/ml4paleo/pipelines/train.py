@@ -48,6 +48,7 @@ from ml4paleo.pipelines._candidates import (
 )
 from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
+from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, score_candidates, validation_report,
                                         validation_warnings, worst_class)
@@ -262,8 +263,10 @@ def train_model(
     # a slice that carries no outline is a correction, painted where the model of the time was
     # wrong: held out, it would score that model's method down by construction and the choice
     # would flee from whichever method is current; it trains every fold instead
+    # nor is a plane that began as a correction and gathered dabs of both classes since (corrections.py)
     outlines = outline_slices(ann)
-    folds = folds_of([s.ref for s in slices if s.ref in outlines], MAX_FOLDS)
+    corrections = correction_planes(ann, previous_model)
+    folds = folds_of([s.ref for s in slices if s.ref in outlines and s.ref not in corrections], MAX_FOLDS)
     budget = max_train_seconds or (None if "epochs" in unet_params else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
@@ -342,6 +345,7 @@ def train_model(
         "method_reason": reason,
         "network": network,
         EVIDENCE_KEY: evidence,
+        CORRECTIONS_KEY: sorted(ref.name for ref in corrections),
         "previous_method": previous_method,
         "previous_model": str(previous_model) if previous_model is not None else None,
         "candidates": {n: {"metrics": scored[n]["metrics"], "seconds": scored[n]["seconds"],
