@@ -288,6 +288,8 @@ def main(argv=None) -> int:
     if args.network_local_all:
         _local_fit.NETWORK_LOCAL_CLASSES = tuple(range(255))
     warnings.filterwarnings("ignore")
+    if args.seed and "snow" in args.cases:
+        print(f"snow is one real scan: --seed {args.seed} draws the generated cases only; snow runs as always")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-loop-"))
     table = []
     try:
