@@ -279,8 +279,12 @@ def _echo_suggestions(doc: dict) -> None:
 @click.option("--fill-holes", is_flag=True, help="Fill background enclosed by a structure.")
 @click.option("--keep-largest", is_flag=True, help="Keep only the largest component of each structure.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--exact-labels", is_flag=True,
+              help="A forest's labels voxel for voxel as its probabilities give them (default: coarse to fine, "
+                   "a few voxels per million may differ, in fewer CPU seconds).")
 @user_errors
-def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_holes, keep_largest, overwrite) -> None:
+def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_holes, keep_largest, overwrite,
+            exact_labels) -> None:
     """Segment VOLUME.ome.zarr with the model in MODEL_DIR into OUT.ome.zarr (uint8 class
     indices: 0 background, 1.. structures)."""
     from ml4paleo.pipelines.segment import segment_volume  # lazy: 2.2 s
@@ -288,7 +292,7 @@ def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_hol
     with progress_bar("segmenting") as report:
         result = segment_volume(volume, model_dir, out, probabilities=probabilities, scheduler=scheduler,
                                 min_size=min_size, fill_holes=fill_holes, keep_largest=keep_largest,
-                                progress=report, overwrite=overwrite)
+                                progress=report, overwrite=overwrite, exact_labels=exact_labels)
     click.echo(f"wrote {result.path}: shape {result.shape}, voxels per class {result.voxels_per_class}")
     for path in result.probability_paths:
         click.echo(f"wrote {path}")

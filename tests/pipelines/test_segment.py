@@ -197,7 +197,7 @@ def test_cli_train_segment_and_predict_slice(world, tmp_path):
     assert "method: context (context: every method scored" in r.output
     assert "paint next 1: " in r.output and "estimated Dice" in r.output
     r = runner.invoke(cli, ["segment", str(root / "vol.ome.zarr"), str(tmp_path / "m"), str(tmp_path / "s.ome.zarr"),
-                            "--scheduler", "synchronous", "--min-size", "5"])
+                            "--scheduler", "synchronous", "--min-size", "5", "--exact-labels"])
     assert r.exit_code == 0, r.output
     assert labels_of(tmp_path / "s.ome.zarr").shape == vol.shape
     # as a program, the process ends without the interpreter's teardown (cli._finished): the same

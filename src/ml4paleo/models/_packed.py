@@ -159,10 +159,10 @@ class PackedForest:
         labels = np.empty(X.shape[0], dtype=np.uint8 if self.value.shape[1] <= 256 else np.intp)
         counts = np.zeros(n_trees + 1, np.int64)
         parity = [int(o) & 1 for o in origin]
+        sure_lead = max(float(sure) * first - 1e-9, 1e-9)  # in trees; never 0: a row that walked them all is unsure
         if forest_labels_lattice(X.T, *(int(s) for s in shape), *parity, self.word, np.uint32(self.shift),
                                  self.threshold, self.value, self.root, self.depth, int(first), LABEL_GROUP,
-                                 n_trees * 2.0 ** -20, max(float(sure) * first - 1e-9, 1e-9), int(probe), labels,
-                                 counts):
+                                 n_trees * 2.0 ** -20, sure_lead, min(int(probe), n_trees), labels, counts):
             return None
         if decided_at is not None:
             decided_at += counts
