@@ -32,7 +32,7 @@ from methods import dice, write_scan  # noqa: E402
 from ml4paleo.io.omezarr import open_level  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
-from ml4paleo.planes import SliceRef  # noqa: E402
+from ml4paleo.planes import AXES, SliceRef  # noqa: E402
 from ml4paleo.testing import phantoms  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         key = key_of(axis, index)
         mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
         mask[stroke_in(region)] = cls + 1
-        print(f"the suggested dab: {key.name}:{'bg' if cls == 0 else 'st'}")
+        print(f"the suggested dab: {AXES[axis]}{index}:{'bg' if cls == 0 else 'st'}")
         for k in range(args.replays):
             trained(path, {**ann, key: mask}, work / f"replay{k}", truth, previous=work / "round0")
     finally:
