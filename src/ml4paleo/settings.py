@@ -92,8 +92,8 @@ class Settings:
     """CPU seconds ``train_model(method="auto")`` gives the U-Net (its leave-one-slice-out folds and
     final fit together) when the quick methods leave a class below held-out Dice 0.9
     (:data:`ml4paleo.pipelines.network.NETWORK_BELOW`, or ``BAND_BELOW`` near completed outlines); a
-    retrain that carries its scores fine-tunes it for ``WARM_SHARE`` of this; 0: ``auto`` never trains
-    it on its own account."""
+    retrain that carries its scores fine-tunes it for the steps ``WARM_SHARE`` of this buys
+    (:func:`ml4paleo.pipelines.network.warm_steps`); 0: ``auto`` never trains it on its own account."""
     preview_triangles: int = 200_000
     """Meshes with more triangles get a simplified copy (about this many) that the browser's 3D
     view loads instead of the full-resolution file; downloads stay full resolution."""

@@ -159,12 +159,16 @@ def test_a_retrain_after_a_unet_carries_its_scores_and_starts_from_its_weights(t
         assert not load_model(tmp_path / "m3").near.warm_start and not load_model(tmp_path / "m3").far.warm_start
 
 
-def test_a_warm_start_runs_a_fixed_number_of_steps_in_whole_epochs():
+def test_auto_s_unet_fits_run_a_fixed_number_of_steps_in_whole_epochs():
     """The same strokes give the same network: a warm start's length is a step count from the
-    setting (``WARM_SHARE`` of it at ``WARM_STEP_SECONDS`` a step), in whole epochs, at least one."""
+    setting (``WARM_SHARE`` of it at ``STEP_SECONDS`` a step), a fresh fit's from its share, in
+    whole epochs, at least one."""
     assert network_module.warm_steps(60, {}) == (144, 18)
     assert network_module.warm_steps(60, {"steps_per_epoch": 4}) == (144, 36)
     assert network_module.warm_steps(1, {}) == (8, 1)
+    assert network_module.fresh_epochs(20, {}) == 40  # 60 s over 2 folds and the final fit: the 40 epochs in full
+    assert network_module.fresh_epochs(10, {}) == 20 and network_module.fresh_epochs(0.1, {}) == 1
+    assert network_module.fresh_epochs(10, {"epochs": 3}) == 3  # asked for: kept
 
 
 def test_held_out_strokes_are_scored_near_the_completed_outlines_too(tmp_path):

@@ -26,9 +26,9 @@ from ml4paleo.pipelines.scoring import mean_dice
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.settings import Settings
 
-__all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "EVIDENCE_KEY", "FIT_MARGIN", "NETWORK_BELOW", "RESCORE_GROWTH",
-           "WARM_CAP", "WARM_SHARE", "WARM_STEP_SECONDS", "NetworkPlan", "evidence_of", "final_fit_failure",
-           "newest_strokes", "plan_network", "warm_steps"]
+__all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "CLOCK_CAP", "EVIDENCE_KEY", "FIT_MARGIN", "NETWORK_BELOW",
+           "RESCORE_GROWTH", "STEP_SECONDS", "WARM_SHARE", "NetworkPlan", "evidence_of", "final_fit_failure",
+           "fresh_epochs", "newest_strokes", "plan_network", "warm_steps"]
 
 NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
@@ -41,18 +41,19 @@ minutes of CPU at 10 M voxels (docs/benchmarks.md). CPU time, not the wall clock
 others load the network trains as far either way. 0 turns it off."""
 WARM_SHARE = 0.15
 """A warm-started U-Net (the previous model's weights, fine-tuned on the grown annotations)
-trains for what this share of the setting's seconds buys (9 CPU s of 60): ``WARM_STEP_SECONDS``
+trains for what this share of the setting's seconds buys (9 CPU s of 60): ``STEP_SECONDS``
 per step, hence 144 steps."""
-WARM_STEP_SECONDS = 1 / 16
+STEP_SECONDS = 1 / 16
 """CPU seconds one training step of the default U-Net costs (8 crops of at most 96 x 96, one
 thread; measured on the 2-core development machine at load 2-10: 17-18 epochs of 8 steps in 9 CPU
-s). A warm start runs a fixed number of steps, not until a clock runs out: with the clock the same
-strokes gave another network each run (the loop's one unexplained drop, docs/decisions.md, "The
-U-Net in the loop"). A crop never exceeds the patch, so a step costs the same on any volume at
-least as wide; the inference that checks the fit grows with the painted planes, bounded below."""
-WARM_CAP = 2.0
-"""A warm start still stops after this many times its share in CPU seconds (a slower machine, a
-scan of many painted planes): the step count decides, the clock only bounds."""
+s). ``auto``'s U-Net fits run the steps their share of the setting buys, not until a clock runs
+out: with the clock the same strokes gave another network each run (the loop's one unexplained
+drop, docs/decisions.md, "The correction loop's seventh stop"). A crop never exceeds the patch, so
+a step costs the same on any volume at least as wide; the inference that checks the fit grows with
+the painted planes, bounded below."""
+CLOCK_CAP = 2.0
+"""A fit still stops after this many times its share in CPU seconds (a slower machine, a scan of
+many painted planes): the step count decides, the clock only bounds."""
 BAND_BELOW = 0.8
 """``auto`` also scores the U-Net when the best quick method leaves a class below this Dice on the
 completion's band near the outlines of held-out slices painted with strokes (``band`` of
@@ -140,13 +141,25 @@ def newest_strokes(masks: Mapping[SliceRef, np.ndarray],
 
 def warm_steps(seconds: float, unet_params: Mapping[str, Any]) -> tuple[int, int]:
     """(steps, epochs) of a warm start under the setting's ``seconds``: ``WARM_SHARE`` of them at
-    ``WARM_STEP_SECONDS`` a step, in whole epochs of the U-Net's ``steps_per_epoch`` (at least one),
+    ``STEP_SECONDS`` a step, in whole epochs of the U-Net's ``steps_per_epoch`` (at least one),
     so that the same strokes give the same network on any machine and under any load."""
     from ml4paleo.models.unet import DEFAULTS  # torch: only on this path
 
     per_epoch = int(unet_params.get("steps_per_epoch", DEFAULTS["steps_per_epoch"]))
-    epochs = max(1, round(seconds * WARM_SHARE / WARM_STEP_SECONDS / per_epoch))
+    epochs = max(1, round(seconds * WARM_SHARE / STEP_SECONDS / per_epoch))
     return epochs * per_epoch, epochs
+
+
+def fresh_epochs(seconds: float, unet_params: Mapping[str, Any]) -> int:
+    """Epochs of a fresh fit (a fold, or a final fit from random weights) given ``seconds`` of CPU:
+    the steps they buy at ``STEP_SECONDS`` a step, in whole epochs, at most the U-Net's ``epochs``
+    (the epochs asked for in ``unet_params`` when given), at least one."""
+    from ml4paleo.models.unet import DEFAULTS  # torch: only on this path
+
+    params = {**DEFAULTS, **unet_params}
+    if "epochs" in unet_params:
+        return int(params["epochs"])
+    return int(max(1, min(params["epochs"], round(seconds / STEP_SECONDS / params["steps_per_epoch"]))))
 
 
 def _warm_model(previous_model: str | Path | None, ts: TrainingSet) -> tuple[Any, Any]:
@@ -197,7 +210,9 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
         return NetworkPlan("not scored: no held-out painted slice to compare it on", ts)
     seconds = float(Settings.env_value(AUTO_UNET_SETTING))
     runs = seconds > 0 and importlib.util.find_spec("torch") is not None
-    share = dataclasses.replace(ts, seconds_per_fit=seconds / (len(folds) + 1), budget_clock="cpu")
+    per_fit = seconds / (len(folds) + 1)
+    share = dataclasses.replace(ts, seconds_per_fit=per_fit * CLOCK_CAP, budget_clock="cpu",
+                                unet_params={**ts.unet_params, "epochs": fresh_epochs(per_fit, ts.unet_params)})
     evidence = read_evidence(previous_model)
     painted = painted_voxels(ts.masks)
     if runs and evidence is not None and evidence["folds"] == fold_names(folds) \
@@ -209,9 +224,9 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
             steps, epochs = warm_steps(seconds, ts.unet_params)
             final = dataclasses.replace(ts, warm=warm, warm_far=warm_far, focus=newest_strokes(ts.masks, previous_model),
                                         unet_params={**ts.unet_params, "epochs": epochs},
-                                        seconds_per_fit=seconds * WARM_SHARE * WARM_CAP, budget_clock="cpu")
+                                        seconds_per_fit=seconds * WARM_SHARE * CLOCK_CAP, budget_clock="cpu")
             how = (f"fine-tuned from the previous model's weights for {steps} steps (at most "
-                   f"{seconds * WARM_SHARE * WARM_CAP:g} CPU s), the newest strokes weighed up")
+                   f"{seconds * WARM_SHARE * CLOCK_CAP:g} CPU s), the newest strokes weighed up")
         else:
             final, how = share, f"trained afresh for {seconds / (len(folds) + 1):g} CPU s if chosen"
         grown = painted / max(evidence["painted"], 1) - 1

@@ -1,0 +1,83 @@
+"""Benchmark: does the same correction give the same U-Net? One round of the loop, replayed.
+
+    python bench/warm_replay.py --case blobs --start 2 --replays 3
+
+Why: a warm start that stops on a CPU budget trains as far as the machine's load lets it, so the
+same strokes gave another network each run (issue 22). This trains round 0 of ``bench/loop.py``
+(``--start`` z slices of strokes, the default method), paints the product's top suggestion as the
+loop's user does, then retrains from the round-0 model ``--replays`` times on the same annotations
+and prints each retrain's Dice, the epochs each U-Net trained (``unet.json``'s curve, per network
+of a model that keeps corrections local) and its training CPU seconds; the peak RSS at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loop import CASES, choose, key_of, stroke_in  # noqa: E402 - the bench folder's own modules
+from methods import dice, write_scan  # noqa: E402
+
+from ml4paleo.io.omezarr import open_level  # noqa: E402
+from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
+from ml4paleo.pipelines.train import train_model  # noqa: E402
+from ml4paleo.planes import AXES, SliceRef  # noqa: E402
+from ml4paleo.testing import phantoms  # noqa: E402
+
+
+def trained(path: Path, ann: dict, model: Path, truth: np.ndarray, previous: Path | None = None) -> np.ndarray:
+    """Train (from ``previous`` when given), segment, print one line; the labels."""
+    c0 = time.process_time()
+    result = train_model(path, ann, model, validate="later", **({"previous_model": previous} if previous else {}))
+    cpu = time.process_time() - c0
+    labels = model.with_suffix(".ome.zarr")
+    segment_volume(path, model, labels)
+    pred = np.asarray(open_level(labels, 0)[:])
+    epochs = {cfg.parent.name: len(json.loads(cfg.read_text()).get("curve", [])) for cfg in model.rglob("unet.json")}
+    print(f"{model.name:8s} {result.method:14s} dice {dice(pred == 1, truth == 1):.4f}  train {cpu:5.1f} CPU s  "
+          f"U-Net epochs {epochs or '-'}", flush=True)
+    return pred
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", default="blobs", choices=list(CASES))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--start", type=int, default=2, help="z slices painted with strokes at the start")
+    ap.add_argument("--replays", type=int, default=3)
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-warm-"))
+    try:
+        vol, truth = CASES[args.case](args.seed)
+        path = write_scan(work / "scan.ome.zarr", vol)
+        n = vol.shape[0]
+        ann = {SliceRef("z", z): phantoms.strokes(truth[z])
+               for z in sorted({int(round(z)) for z in np.linspace(0.3 * n, 0.7 * n, args.start)})}
+        pred = trained(path, ann, work / "round0", truth)
+        axis, index, cls, region = choose("suggest", pred, truth, work / "round0", [0], ann)
+        key = key_of(axis, index)
+        mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
+        mask[stroke_in(region)] = cls + 1
+        print(f"the suggested dab: {AXES[axis]}{index}:{'bg' if cls == 0 else 'st'}")
+        for k in range(args.replays):
+            trained(path, {**ann, key: mask}, work / f"replay{k}", truth, previous=work / "round0")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
