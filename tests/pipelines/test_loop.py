@@ -348,22 +348,36 @@ def test_a_retrain_on_the_command_line_says_why_it_kept_the_method(tmp_path):
 
 
 def test_a_plane_that_began_as_a_correction_is_never_held_out(tmp_path):
-    """Dabs of two classes gathered on a corrected plane bracket an outline in the end, yet that
-    plane stays out of the folds (its dabs sit where a model was wrong), for every later model
-    too; a plane painted with both classes at once is a slice of outlines as before."""
+    """A plane painted since the model before, not a slice of outlines then, is a correction: dabs
+    of two classes gathered on it since bracket an outline in the end, yet it stays out of the
+    folds, for every later model too (the model lists it). A plane a model was trained on does not
+    become one later: a first model's background-only plane outlined since is a slice of outlines."""
     from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
 
     outline = np.zeros((32, 32), np.uint8)
     outline[4:28:4, :] = 1
     outline[4:28:4, 16:] = 2  # strokes of two classes meeting: a slice of outlines
     dab = np.zeros((32, 32), np.uint8)
-    dab[10:13, 10:13] = 1  # one class: a correction
-    previous = tmp_path / "m1"
-    previous.mkdir()
-    np.savez_compressed(previous / "painted.npz", z3=outline, z9=dab)
-    (previous / "metadata.json").write_text(json.dumps({CORRECTIONS_KEY: ["y5"]}))
+    dab[10:13, 10:13] = 1  # one class: a correction where it is new
     both = dab.copy()
     both[14:16, 10:13] = 2  # a second dab, of the other class, beside the first: it now brackets an outline
-    masks = {SliceRef("z", 3): outline, SliceRef("z", 9): both, SliceRef("y", 5): dab, SliceRef("z", 20): outline}
-    assert correction_planes(masks, previous) == {SliceRef("z", 9), SliceRef("y", 5)}
+    first = tmp_path / "m1"  # a first model: z3 outlined, z9 background only, as the user chose
+    first.mkdir()
+    np.savez_compressed(first / "painted.npz", z3=outline, z9=dab)
+    (first / "metadata.json").write_text(json.dumps({"previous_model": None, CORRECTIONS_KEY: []}))
+    masks = {SliceRef("z", 3): outline, SliceRef("z", 9): outline, SliceRef("y", 5): dab, SliceRef("z", 20): outline}
+    assert correction_planes(masks, first) == {SliceRef("y", 5)}  # new and one class; z20 new outlines
+    later = tmp_path / "m2"  # the model after: y5 listed; its dabs bracket an outline since
+    later.mkdir()
+    np.savez_compressed(later / "painted.npz", z3=outline, z9=outline, y5=dab, z20=outline)
+    (later / "metadata.json").write_text(json.dumps({"previous_model": str(first), CORRECTIONS_KEY: ["y5"]}))
+    masks = {**masks, SliceRef("y", 5): both}
+    assert correction_planes(masks, later) == {SliceRef("y", 5)}
+    unlisted = tmp_path / "m0"  # saved before the list: its planes not of outlines count, if it had a model before
+    unlisted.mkdir()
+    np.savez_compressed(unlisted / "painted.npz", z3=outline, y5=dab)
+    (unlisted / "metadata.json").write_text(json.dumps({"previous_model": "m-1"}))
+    assert correction_planes(masks, unlisted) == {SliceRef("y", 5)}
+    (unlisted / "metadata.json").write_text(json.dumps({"previous_model": None}))
+    assert correction_planes(masks, unlisted) == set()
     assert correction_planes(masks, None) == set()

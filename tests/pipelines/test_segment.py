@@ -203,7 +203,8 @@ def test_cli_train_segment_and_predict_slice(world, tmp_path):
     # as a program, the process ends without the interpreter's teardown (cli._finished): the same
     # labels written, its output said, its status 0
     out = subprocess.run([sys.executable, "-m", "ml4paleo.cli", "segment", str(root / "vol.ome.zarr"), str(tmp_path / "m"),
-                          str(tmp_path / "s2.ome.zarr"), "--min-size", "5"], capture_output=True, text=True, timeout=300)
+                          str(tmp_path / "s2.ome.zarr"), "--min-size", "5", "--exact-labels"],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "wrote" in out.stdout, out.stderr
     assert np.array_equal(labels_of(tmp_path / "s2.ome.zarr"), labels_of(tmp_path / "s.ome.zarr"))
     r = runner.invoke(cli, ["predict-slice", str(root / "vol.ome.zarr"), str(tmp_path / "m"), "3", str(tmp_path / "p.png")])

@@ -146,7 +146,8 @@ class PackedForest:
         or more (:data:`LATTICE_SURE`). Near exact, not exact: a voxel whose label differs from
         every sure neighbour's and from the probe trees' is missed (docs/decisions.md,
         "Coarse-to-fine labels"). Same layouts, ``decided_at`` (copied voxels count as decided
-        after 0 trees) and NaN rule as :meth:`predict_labels`; one thread; a block of under 2^31
+        after 0 trees) and NaN rule as :meth:`predict_labels` (a ``probe`` of 0 never reads a copied
+        voxel's own features, so its NaN goes unseen); one thread; a block of under 2^31
         voxels (its voxel lists are int32: half the memory)."""
         from ml4paleo.models._packed_kernel import forest_labels_lattice  # on first use: see predict_proba
 

@@ -194,7 +194,7 @@ def _tile_buffers(n_feat, n_classes):  # pragma: no cover - compiled
     """A tile's row-major features (one scratch row more, zeros: the padding lanes'), class sums,
     lane list, labels and trees walked."""
     return (np.zeros((TILE + 1) * n_feat, np.float32), np.empty((TILE + 1, n_classes), np.float64),
-            np.empty(TILE + LANES, np.uint32), np.empty(TILE, np.intp), np.empty(TILE, np.uint16),
+            np.empty(TILE + LANES, np.uint32), np.empty(TILE, np.intp), np.empty(TILE, np.int32),
             np.empty(TILE, np.float64))
 
 
