@@ -259,12 +259,20 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
                            f" && document.getElementById('slice-out').textContent.startsWith('{top['index']} '))")
 
     # a new model with another method: the page says the method changed
+    targeted = "Suggested here" in page.locator("#suggestion-info").inner_text()
     first = page.request.get(f"/api/job/{job_id}/models/{advice['model_id']}").json()["method"]
     other = "interpolation" if first != "interpolation" else "forest"
     assert page.request.post(f"/api/job/{job_id}/retrain", data={"method": other}).status == 202
     page.wait_for_function(f"document.getElementById('model-warnings').textContent"
                            f".includes('The method changed from {first} to {other}')")
     advice = page.request.get(f"/api/annotate/{job_id}/suggestions").json()  # the newest model's
+    if targeted:  # the slice opened from a suggestion: the newer model's entry for it, or no outline
+        axis = page.locator("#plane").input_value()
+        index = int(page.locator("#slice-out").inner_text().split()[0])
+        listed = [s for s in advice["suggestions"] if s["axis"] == axis and s["index"] == index]
+        shown = "document.getElementById('suggestion-info').textContent"
+        page.wait_for_function(f"{shown}.includes({'Suggested here (outlined): ' + listed[0]['reason']!r})" if listed
+                               else f"!{shown}.includes('Suggested here')")
 
     # the models page shows the estimate and says how it is made
     page.goto(f"/job/{job_id}/models")

@@ -184,11 +184,12 @@ export class AnnotationState extends EventTarget {
     this.failure = failure;
   }
 
-  /** The newest model's suggestions (see the constructor); the target is kept only if still listed. */
+  /** The newest model's suggestions (see the constructor); the target is kept only if still listed,
+   * with the newer model's region and reason (the older box would outline what it no longer doubts). */
   setAdvice(advice) {
     this.advice = advice;
     const t = this.target;
-    if (t && !advice.suggestions.some((s) => s.axis === t.axis && s.index === t.index)) this.target = null;
+    if (t) this.target = advice.suggestions.find((s) => s.axis === t.axis && s.index === t.index) || null;
     this._emit("advice");
   }
 
