@@ -238,3 +238,23 @@ def test_settings_saved_before_orientation_keep_their_bank():
     assert settings.n_features == 61 and not any(n.startswith("orient") for n in feature_names(settings))
     before_energy = FeatureSettings.from_value({**saved, "filters": saved["filters"] + ["orient"]})
     assert before_energy.n_features == 85 and not any(n.startswith("energy") for n in feature_names(before_energy))
+
+
+@pytest.mark.parametrize("shape, f", [((5, 7, 9), 2), ((6, 3, 10), 4), ((1, 2, 3), 4)])
+def test_box_mean_equals_the_mean_of_an_edge_padded_copy_bit_for_bit(rng, shape, f):
+    """The partial last box adds the edge voxel in place of the pad's copies: the same sums."""
+    from ml4paleo.compute.features import _box_mean
+
+    x = rng.integers(0, 4000, shape).astype(np.uint16)
+    padded = np.pad(x, [(0, (-n) % f) for n in shape], mode="edge")
+    expected = padded.astype(np.float32)
+    for a in range(3):
+        views = [expected[tuple(slice(i, None, f) if b == a else slice(None) for b in range(3))] for i in range(f)]
+        acc = views[0].copy()
+        for v in views[1:]:
+            acc += v
+        expected = acc
+    expected *= np.float32(1.0 / f ** 3)
+    got = _box_mean(x, f, (0, 1, 2))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
