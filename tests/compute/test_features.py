@@ -238,3 +238,42 @@ def test_settings_saved_before_orientation_keep_their_bank():
     assert settings.n_features == 61 and not any(n.startswith("orient") for n in feature_names(settings))
     before_energy = FeatureSettings.from_value({**saved, "filters": saved["filters"] + ["orient"]})
     assert before_energy.n_features == 85 and not any(n.startswith("energy") for n in feature_names(before_energy))
+
+
+@pytest.mark.parametrize("shape, f", [((5, 7, 9), 2), ((6, 3, 10), 4), ((1, 2, 3), 4)])
+def test_box_mean_equals_the_mean_of_an_edge_padded_copy_bit_for_bit(rng, shape, f):
+    """The partial last box adds the edge voxel in place of the pad's copies: the same sums."""
+    from ml4paleo.compute.features import _box_mean
+
+    x = rng.integers(0, 4000, shape).astype(np.uint16)
+    padded = np.pad(x, [(0, (-n) % f) for n in shape], mode="edge")
+    expected = padded.astype(np.float32)
+    for a in range(3):
+        views = [expected[tuple(slice(i, None, f) if b == a else slice(None) for b in range(3))] for i in range(f)]
+        acc = views[0].copy()
+        for v in views[1:]:
+            acc += v
+        expected = acc
+    expected *= np.float32(1.0 / f ** 3)
+    got = _box_mean(x, f, (0, 1, 2))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_scales_sharing_a_pooled_copy_chunk_exactly(rng):
+    """3.5 and 5.0 both pool by 2 (their filters and their orient/energy averages): each block
+    pools the wider window once and cuts the narrower scale's from it, the same values."""
+    settings = FeatureSettings(sigmas=(1.0, 3.5, 5.0))
+    volume = rng.integers(0, 4000, (19, 23, 26)).astype(np.uint16)
+    whole = compute_features(volume, settings)
+    assert np.array_equal(chunked(volume, settings, (10, 12, 13)), whole)  # unaligned blocks
+    alone = FeatureSettings(sigmas=(1.0, 3.5))  # 3.5 pools its own window: the same 3.5 features
+    names, alone_names = feature_names(settings), feature_names(alone)
+    columns = [n for n in alone_names if n.endswith("_s3.5")]
+    assert np.array_equal(whole[..., [names.index(n) for n in columns]],
+                          compute_features(volume, alone)[..., [alone_names.index(n) for n in columns]])
+    h = halo(settings)
+    mirrored = np.pad(volume, h, mode="symmetric")
+    for z in (4, 11):  # one-slice blocks, as training's, with numba's passes
+        block = block_features(mirrored[z:z + 1 + 2 * h], (z - h, -h, -h), settings, compiled=True)
+        assert np.array_equal(block[0], whole[z])

@@ -44,3 +44,17 @@ def test_slice_features_equal_the_whole_volume_bit_for_bit(rng, settings):
     whole = compute_features(vol, settings)
     for z in (0, 7, 25):
         assert np.array_equal(slice_features(vol, z, settings, tile=16, workers=2), whole[z])
+
+
+@pytest.mark.parametrize("shape, width", [
+    ((3, 4, 5), ((0, 0), (2, 5), (0, 1))),
+    ((20, 9, 7), ((12, 0), (9, 9), (15, 4))),  # pads wider than the axis: mirrored again (period 2n)
+    ((1, 6, 1), ((3, 3), (0, 2), (2, 0))),  # a one-voxel axis: many runs, np.pad's path
+])
+def test_mirror_pad_equals_numpys_symmetric_pad(rng, shape, width):
+    from ml4paleo.compute.regions import mirror_pad
+
+    data = rng.integers(0, 60000, shape).astype(np.uint16)
+    out = mirror_pad(data, width)
+    assert out.dtype == data.dtype
+    np.testing.assert_array_equal(out, np.pad(data, width, mode="symmetric"))

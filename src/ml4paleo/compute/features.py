@@ -466,18 +466,28 @@ def _eigen(m: dict[tuple[int, int], np.ndarray], n: int,
 
 def _box_mean(x: np.ndarray, f: int, axes: tuple[int, ...]) -> np.ndarray:
     """Mean over f-wide boxes along ``axes`` (a partial last box repeats its edge voxel), by
-    adding strided views: ~6x faster than a reshape-and-mean reduction."""
+    adding strided views: ~6x faster than a reshape-and-mean reduction. The partial box adds the
+    edge voxel in place of each missing one, in the same order as the views: the sums of an
+    edge-padded copy, bit for bit, without copying the window to pad it (that copy was ~half
+    of this function's time on a training slice's window, docs/benchmarks.md)."""
     out = x
     for a in axes:
-        pad = (-out.shape[a]) % f
-        if pad:
-            width = [(0, 0)] * out.ndim
-            width[a] = (0, pad)
-            out = np.pad(out, width, mode="edge")
-        views = [out[tuple(slice(i, None, f) if b == a else slice(None) for b in range(out.ndim))] for i in range(f)]
-        acc = views[0].astype(np.float32)  # a copy, float32 whatever the input dtype
-        for v in views[1:]:
-            acc += v
+        n = out.shape[a]
+        boxes = -(-n // f)
+
+        def along(s: Any, arr: np.ndarray = out) -> Any:
+            return arr[tuple(s if b == a else slice(None) for b in range(arr.ndim))]
+
+        acc = along(slice(0, None, f)).astype(np.float32)  # a copy, float32 whatever the input dtype
+        edge = along(slice(n - 1, n))
+        for i in range(1, f):
+            view = along(slice(i, None, f))
+            full = view.shape[a]
+            if full == boxes:
+                acc += view
+            else:  # one box short: the partial last box
+                along(slice(0, full), acc)[...] += view
+                along(slice(full, boxes), acc)[...] += edge
         out = acc
     out *= np.float32(1.0 / f ** len(axes))
     return out
@@ -628,13 +638,53 @@ def _aligned_window(axes, pads, interior, origin, f: int, margin: int,
     return window, starts
 
 
+def _pooled(source: np.ndarray, f: int, axes: tuple[int, ...], window: list[slice], widest: list[slice] | None,
+            cache: dict, key: Any) -> np.ndarray:
+    """``_box_mean(source[window], f, axes)``, cut from the pooled ``widest`` window (kept in
+    ``cache`` under ``key``) when one is given: the scales of one factor (3.5 and 5.0 at 2) pool
+    the same voxels on the same global grid, so the pooling runs once per block and factor.
+
+    Both windows start on that grid; the cut's last box may be whole where the narrower window's
+    own would be partial (its edge voxel repeated), but no feature reads that box: the halo keeps
+    a coarse voxel for it, and a block equals the whole volume bit for bit whatever its windows'
+    ends (``tests/compute/test_features.py``)."""
+    if widest is None:
+        return _box_mean(source[tuple(window)], f, axes)
+    if key not in cache:
+        cache[key] = _box_mean(source[tuple(widest)], f, axes)
+    lead = [(w.start - b.start) // f if a in axes else 0 for a, (w, b) in enumerate(zip(window, widest))]
+    cut = tuple(slice(lead[a], lead[a] - (-(window[a].stop - window[a].start) // f)) if a in axes else slice(None)
+                for a in range(3))
+    return np.ascontiguousarray(cache[key][cut])
+
+
+def _widest_margins(settings: FeatureSettings, todo: Mapping[float, set[str]]) -> tuple[dict[int, int], dict[int, int]]:
+    """Per downsampling factor shared by two or more scales, the widest window margin
+    (full-resolution voxels) of their filters (first) and of their ``orient``/``energy`` averages."""
+    core: dict[int, list[int]] = {}
+    averages: dict[int, list[int]] = {}
+    for sigma, filters in todo.items():
+        f = _factor(settings, sigma)
+        if f == 1:
+            continue
+        if filters - {"orient", "energy"}:
+            core.setdefault(f, []).append(_scale_halo(settings, sigma, filters - {"orient", "energy"}))
+        if {"orient", "energy"} & filters:
+            averages.setdefault(f, []).append(f * _orient_coarse_margin(settings, sigma))
+    return ({f: max(m) for f, m in core.items() if len(m) > 1},
+            {f: max(m) for f, m in averages.items() if len(m) > 1})
+
+
 def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureSettings, pads: list[int],
                   interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool,
-                  slots: dict[str, np.ndarray]) -> None:
+                  slots: dict[str, np.ndarray], widest: Mapping[int, int] | None = None,
+                  cache: dict | None = None) -> None:
     """One scale's ``orient`` and ``energy`` features of the interior, written into ``slots``
     (feature name less the scale -> the feature array's slot; only those are computed to full
     resolution): the fine maps averaged over ``sigma`` (on the downsampled grid for large scales,
-    as the other filters); the tensor divided by its trace, the bands' energies as logs."""
+    as the other filters); the tensor divided by its trace, the bands' energies as logs.
+    ``widest``, ``cache``: per factor, the widest average's margin, whose pooled maps
+    :func:`_pooled` keeps in ``cache`` for the scales of that factor."""
     products, base = fine
     axes = settings.axes
     f = _factor(settings, sigma)
@@ -642,14 +692,18 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     window, starts = _aligned_window(axes, pads, interior, origin, f, f * cn, base)
     orient, energy = (any(s.startswith(family + "_") for s in slots) for family in ("orient", "energy"))
     bands = _energy_bands(slots)
-    parts = {k: p[tuple(window)] for k, p in products.items() if (orient and isinstance(k, tuple)) or k in bands}
+    keys = [k for k in products if (orient and isinstance(k, tuple)) or k in bands]
     if f > 1:
-        parts = {k: _box_mean(p, f, axes) for k, p in parts.items()}
+        wide = (_aligned_window(axes, pads, interior, origin, f, widest[f], base)[0]
+                if widest and f in widest and cache is not None else None)
+        parts = {k: _pooled(products[k], f, axes, window, wide, cache if cache is not None else {}, ("fine", f, k))
+                 for k in keys}
         shape = next(iter(parts.values())).shape
         span = [_coarse_span(starts[a], interior[a], f, shape[a]) if a in axes else (0, interior[a]) for a in range(3)]
         crop = tuple(slice(lo, hi) for lo, hi in span)
         starts = [starts[a] - span[a][0] * f if a in axes else 0 for a in range(3)]
     else:
+        parts = {k: products[k][tuple(window)] for k in keys}
         crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
     cs = _coarse_sigma(sigma, f)
     averaged = {k: _smooth(p, cs, axes, crop, True, compiled) for k, p in parts.items()}
@@ -721,22 +775,24 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
     fine = _fine_tensor(x, pads, interior, settings, oriented, origin, compiled,
                         tensor=any("orient" in todo[s] for s in oriented),
                         energy=_energy_bands(names)) if oriented else None
+    core_widest, average_widest = _widest_margins(settings, todo)
+    pooled: dict = {}  # the widest window's pooled copy per factor, for the scales that share it
     for i, sigma in enumerate(settings.sigmas):
         tag = tags[i]
         needed = todo.get(sigma)
         if needed and averaging & needed and fine is not None:
             parts = [f"orient_{p}" for p in _orient_parts(settings)] + [f"energy_{p}" for p in _ENERGY_PARTS]
             slots = {part: out[slot[f"{part}_{tag}"]] for part in parts if f"{part}_{tag}" in slot}
-            _orient_scale(fine, sigma, settings, pads, interior, origin, compiled, slots)
+            _orient_scale(fine, sigma, settings, pads, interior, origin, compiled, slots, average_widest, pooled)
             needed = needed - averaging
         if not needed:
             continue
         f = _factor(settings, sigma)
         need = _scale_halo(settings, sigma, needed)
         window, starts = _aligned_window(axes, pads, interior, origin, f, need)
-        xs = x[tuple(window)]
         if f > 1:
-            xs = _box_mean(xs, f, axes)  # float32 from its first pass
+            wide = _aligned_window(axes, pads, interior, origin, f, core_widest[f])[0] if f in core_widest else None
+            xs = _pooled(x, f, axes, window, wide, pooled, ("raw", f))  # float32 from its first pass
             # only the coarse voxels the interpolation reads: for a one-slice block (preview,
             # training) that is 2 coarse planes of the window's many, where the per-voxel maths
             # (eigenvalues) ran on every plane before
@@ -745,7 +801,7 @@ def block_features(padded: np.ndarray, origin: tuple[int, int, int], settings: F
             crop: tuple[slice, ...] = tuple(slice(lo, hi) for lo, hi in span)
             starts = [starts[a] - span[a][0] * f if a in axes else 0 for a in range(3)]
         else:
-            xs = xs.astype(np.float32)
+            xs = x[tuple(window)].astype(np.float32)
             crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
         eigen = {name: tuple(j for j in range(len(axes)) if f"{name}_e{j + 1}_{tag}" in slot)
                  for name in ("st", "hessian")}
