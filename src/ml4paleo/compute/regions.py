@@ -48,7 +48,8 @@ def mirror_pad(data: np.ndarray, width: Sequence[tuple[int, int]]) -> np.ndarray
 
     Why: np.pad fills the pad axis by axis, re-reading what it wrote; on a training slice's
     region (151 planes of 406 x 400 voxels from an 8.7 M-voxel scan) it cost ~0.2 CPU s a slice,
-    several times the copy itself (docs/benchmarks.md, "Seventh stop: the painted slices' features without pad copies")."""
+    several times the copy itself (docs/benchmarks.md, "Seventh stop: the painted slices'
+    features without pad copies")."""
     runs = [_mirror_runs(n, before, after) for n, (before, after) in zip(data.shape, width)]
     if math.prod(len(r) for r in runs) > MAX_RUN_COPIES or data.size == 0:
         return np.pad(data, width, mode="symmetric")
