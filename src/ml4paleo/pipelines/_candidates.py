@@ -208,7 +208,7 @@ class Candidate:
     def heldout_part(self, ts: TrainingSet, ref: SliceRef, part: np.ndarray) -> np.ndarray | None:
         """Predicted classes of the :func:`scored_rows` of the painted plane ``ref`` from a model
         trained on every painted voxel but those in ``part`` (a (u, v) mask of that plane; only
-        the predictions inside it are scored, :mod:`ml4paleo.pipelines.halves`); None where the
+        the predictions inside it are scored, :mod:`ml4paleo.pipelines.slice_parts`); None where the
         method cannot be scored within one plane (the shape prior's methods: their outlines
         come from the whole plane)."""
         return None
@@ -340,7 +340,7 @@ class UNetCandidate(Candidate):
 
     def heldout_part(self, ts, ref, part):
         # the walker's completion it trains on outside ``part`` came from the whole plane's strokes:
-        # a little of the held-out strokes reaches the training labels near the cut (halves.py)
+        # a little of the held-out strokes reaches the training labels near the cut (slice_parts.py)
         model = self._fit(ts, (), (ref, part))
         self.fold_curves.append({"heldout": [], "part_of": ref.name, "curve": model.curve})
         return _plane_labels(model, ts, next(s for s in ts.slices if s.ref == ref))

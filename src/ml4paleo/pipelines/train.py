@@ -49,7 +49,7 @@ from ml4paleo.pipelines._candidates import (
 from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
-from ml4paleo.pipelines.halves import halves_of
+from ml4paleo.pipelines.slice_parts import parts_of
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, score_candidates, validation_report,
                                         validation_warnings, worst_class)
@@ -269,16 +269,16 @@ def train_model(
     corrections = correction_planes(ann, previous_model)
     foldable = [s.ref for s in slices if s.ref in outlines and s.ref not in corrections]
     folds = folds_of(foldable, MAX_FOLDS)
-    # one slice of outlines: its two halves are auto's folds (halves.py); the later validation keeps ``folds``
-    halves = halves_of(ann, folds, foldable, K) if method == "auto" else None
-    choice_folds, score = (halves.folds, halves.score) if halves else (folds, score_candidates)
+    # one slice of outlines: its stripes are auto's folds (slice_parts.py); the later validation keeps ``folds``
+    parts = parts_of(ann, folds, foldable, K) if method == "auto" else None
+    choice_folds, score = (parts.folds, parts.score) if parts else (folds, score_candidates)
     budget = max_train_seconds or (None if "epochs" in unet_params else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
                      seconds_per_fit=budget / (len(choice_folds) + 1) if budget and len(candidates) > 1 else budget)
     scored, chosen, reason = _choose(ts, candidates, choice_folds, validate, previous_method, progress, score)
-    if halves:
-        reason += f" (scored on the two halves of {halves.ref.name}, the one slice of outlines)"
+    if parts:
+        reason += f" (scored on {parts.described})"
     network = "scored: asked for by name" if method == "unet" else \
         ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
     evidence, final_ts = None, ts
@@ -299,8 +299,8 @@ def train_model(
             else:
                 scored["unet"] = plan.carried
             chosen, reason = choose_method(scored, names, previous_method)
-            if halves:
-                reason += f" (scored on the two halves of {halves.ref.name}, the one slice of outlines)"
+            if parts:
+                reason += f" (scored on {parts.described})"
             if chosen == "unet" and plan.final is not None:
                 final_ts = plan.final  # a warm start, or one fit's share of the budget
             if validate == "later":
@@ -713,7 +713,7 @@ def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequ
     """The candidates' held-out scores, the chosen method and why. Validated ``now``, the full
     folds decide; validated ``later``, ``auto`` decides on quick folds (``CHOICE_ROWS``) and the
     full validation follows (:func:`ml4paleo.pipelines.validate.validate_model`). ``score``: how
-    the folds are scored (:func:`score_candidates`, or the halves of one slice, :mod:`ml4paleo.pipelines.halves`)."""
+    the folds are scored (:func:`score_candidates`, or the parts of one slice, :mod:`ml4paleo.pipelines.slice_parts`)."""
     names = tuple(candidates)
     if validate == "later" and len(candidates) > 1:
         # the choice needs held-out evidence now: the same folds, models on fewer rows; the full

@@ -4,19 +4,21 @@ Leave-one-slice-out needs two slices of outlines. With one (a first model, or a 
 with dabs on other planes, which never become folds: :mod:`ml4paleo.pipelines.corrections`) no
 method could be scored, and ``auto`` kept the forest for good: on touching blobs of one density
 0.57-0.67 Dice for 8 strokes, while the U-Net on the same slice reaches 0.95. Here the slice is
-cut in two at the median of its painted voxels (along the axis they spread most on, the other one
-if a half would lack a class), and each half is held out in turn: a method trains on every
-painted voxel but that half's (the corrections included) and is scored on the half's strokes and
-on the walker's completion band near its outlines, as :func:`~ml4paleo.pipelines.scoring.score_candidates`
-scores a held-out slice. Only the methods that read the image can be scored so (the forest, the
-U-Net); the shape prior's methods need outlines from another slice, so the image-blind rule of
+cut into alternate stripes ``STRIPE`` voxels wide across the axis its painted voxels spread most on
+(the other axis when a part would lack a class), and each part is held out in turn: a method
+trains on every painted voxel but that part's (the corrections included) and is scored on the
+part's strokes and on the walker's completion band near its outlines, as
+:func:`~ml4paleo.pipelines.scoring.score_candidates` scores a held-out slice. Stripes, not two
+halves: each held-out voxel lies within a stripe of trained ones, as the unpainted slices near the
+painted one do; two halves asked a method to carry one half's blobs to the other's, where the U-Net
+that is right on the volume (0.95) scored no better than the forest (0.61) (docs/decisions.md, "One
+slice of outlines"). Only the methods that read the image can be scored so (the forest, the U-Net);
+the shape prior's methods need outlines from another slice, so the image-blind rule of
 :func:`~ml4paleo.pipelines.scoring.choose_method` does not apply (``within_slice``).
 
-What the halves cannot see: a half shares its slice's neighbourhood and grey levels with the other,
-so they measure how well a method separates the classes within this slice, not how it extrapolates
-along the stack; and the walker's completion of the training half was made from every stroke of
-the slice (the U-Net trains on it). Why this rule and its figures: docs/decisions.md, "One slice of
-outlines: two halves".
+What the parts cannot see: they share the slice's grey levels, so they measure how well a method
+separates the classes within this slice, not how it carries them along the stack; and the walker's
+completion the U-Net trains on was made from every stroke of the slice, the held-out ones too.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ from ml4paleo.pipelines.scoring import class_scores, mean_dice
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["Halves", "halves_of"]
+__all__ = ["STRIPE", "SliceParts", "parts_of"]
+
+STRIPE = 16
+"""Width (voxels) of the stripes the one slice of outlines is cut into (measured: docs/benchmarks.md)."""
 
 
 @dataclass(frozen=True)
-class Halves:
+class SliceParts:
     """The one slice of outlines ``ref`` and its two held-out parts ((u, v) masks that cover the plane)."""
 
     ref: SliceRef
@@ -46,6 +51,10 @@ class Halves:
     def folds(self) -> list[list[SliceRef]]:
         """One fold per part, each naming the plane: what the U-Net's budget and carried evidence count."""
         return [[self.ref] for _ in self.parts]
+
+    @property
+    def described(self) -> str:
+        return f"alternate {STRIPE}-voxel stripes of {self.ref.name}, the one slice of outlines"
 
     def score(self, ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]] = (),
               progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
@@ -83,11 +92,11 @@ class Halves:
                 for c in candidates}
 
 
-def halves_of(masks: Mapping[SliceRef, np.ndarray], folds: Sequence[Sequence[SliceRef]],
-              outlines: Sequence[SliceRef], K: int) -> Halves | None:
-    """The halves of the one slice of ``outlines`` (the others being corrections) when there are
-    no ``folds``; None where there are folds, no such single slice, or no cut leaves every class
-    painted on both sides."""
+def parts_of(masks: Mapping[SliceRef, np.ndarray], folds: Sequence[Sequence[SliceRef]],
+             outlines: Sequence[SliceRef], K: int) -> SliceParts | None:
+    """The parts of the one slice of ``outlines`` (the other painted planes being corrections) when
+    there are no ``folds``; None where there are folds, no such single slice, or neither axis's
+    stripes leave every class painted in both parts."""
     if folds or len(outlines) != 1:
         return None
     ref = outlines[0]
@@ -95,8 +104,7 @@ def halves_of(masks: Mapping[SliceRef, np.ndarray], folds: Sequence[Sequence[Sli
     where = np.nonzero(mask > 0)
     spread = [float(np.ptp(w)) if w.size else 0.0 for w in where]
     for axis in sorted(range(2), key=lambda a: -spread[a]):
-        cut = int(np.median(where[axis])) + 1  # the part below holds the median's voxels
-        low = (np.indices(mask.shape)[axis] < cut)
-        if all(np.unique(mask[side & (mask > 0)]).size == K for side in (low, ~low)):
-            return Halves(ref, (low, ~low))
+        even = (np.indices(mask.shape)[axis] // STRIPE) % 2 == 0
+        if all(np.unique(mask[side & (mask > 0)]).size == K for side in (even, ~even)):
+            return SliceParts(ref, (even, ~even))
     return None
