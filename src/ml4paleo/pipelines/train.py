@@ -309,14 +309,16 @@ def train_model(
         evidence = evidence_of(ts, choice_folds, scored["unet"])  # scored by name or with epochs/time given: kept too
     if method == "auto" and chosen == "forest" and unselected is not None:
         final_ts, reason = _widened(final_ts, scored["forest"].get("metrics"), unselected, reason)
-    warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
+    # the stripes of one slice chose the method; they validate nothing along the stack (slice_parts.py)
+    reported = {n: {**v, "metrics": {}} for n, v in scored.items()} if parts else scored
+    warnings = validation_warnings(reported[chosen]["metrics"], len(slices))
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
                       "folds": [[ref.to_json() for ref in f] for f in folds]}
         metrics = {}
     else:
-        validation = validation_report(scored, chosen, reason, choice_folds, sampling, warnings)
-        metrics = scored[chosen]["metrics"]
+        validation = validation_report(reported, chosen, reason, folds, sampling, warnings)
+        metrics = reported[chosen]["metrics"]
 
     # 7. the final model, fitted on every painted slice
     progress(0.9, 1.0, f"fitting the final model ({chosen})")
@@ -331,9 +333,9 @@ def train_model(
             fallback_ts, reason = _widened(ts, scored["forest"].get("metrics"), unselected, reason)
         final = fit_final(candidates[chosen], dataclasses.replace(fallback_ts, params=_final_params(chosen, ts.params,
                                                                                                   info.shape)))
-        warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
+        warnings = validation_warnings(reported[chosen]["metrics"], len(slices))
         validation = {**validation, "chosen": chosen, "reason": reason} if validate == "later" else \
-            validation_report(scored, chosen, reason, choice_folds, sampling, warnings)
+            validation_report(reported, chosen, reason, folds, sampling, warnings)
         metrics = validation.get("metrics", {})
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
