@@ -20,8 +20,8 @@ from ml4paleo.pipelines._candidates import TrainingSet
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores", "mean_dice",
-           "score_candidates", "validation_report", "validation_warnings", "worst_class"]
+__all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores",
+           "mean_dice", "score_candidates", "validation_report", "validation_warnings", "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""

@@ -711,11 +711,13 @@ def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -
 
 def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]], validate: str,
             previous_method: str | None, progress: ProgressCallback,
-            score: Callable[..., dict[str, dict[str, Any]]] = score_candidates) -> tuple[dict[str, dict[str, Any]], str, str]:
+            score: Callable[..., dict[str, dict[str, Any]]] = score_candidates,
+            ) -> tuple[dict[str, dict[str, Any]], str, str]:
     """The candidates' held-out scores, the chosen method and why. Validated ``now``, the full
     folds decide; validated ``later``, ``auto`` decides on quick folds (``CHOICE_ROWS``) and the
     full validation follows (:func:`ml4paleo.pipelines.validate.validate_model`). ``score``: how
-    the folds are scored (:func:`score_candidates`, or the parts of one slice, :mod:`ml4paleo.pipelines.slice_parts`)."""
+    the folds are scored (:func:`score_candidates`, or the parts of one slice,
+    :mod:`ml4paleo.pipelines.slice_parts`)."""
     names = tuple(candidates)
     if validate == "later" and len(candidates) > 1:
         # the choice needs held-out evidence now: the same folds, models on fewer rows; the full
