@@ -205,6 +205,14 @@ class Candidate:
         None where this fold cannot score the method honestly."""
         raise NotImplementedError
 
+    def heldout_part(self, ts: TrainingSet, ref: SliceRef, part: np.ndarray) -> np.ndarray | None:
+        """Predicted classes of the :func:`scored_rows` of the painted plane ``ref`` from a model
+        trained on every painted voxel but those in ``part`` (a (u, v) mask of that plane; only
+        the predictions inside it are scored, :mod:`ml4paleo.pipelines.slice_parts`); None where the
+        method cannot be scored within one plane (the shape prior's methods: their outlines
+        come from the whole plane)."""
+        return None
+
     def fit(self, ts: TrainingSet):  # pragma: no cover
         """The model fitted on every painted slice."""
         raise NotImplementedError
@@ -228,6 +236,12 @@ class ForestCandidate(Candidate):
         model = _fit_rows(self._model(ts), np.concatenate([s.rows for s in train]),
                           np.concatenate([s.targets for s in train]), ts)
         return [model.predict(scored_rows(s)) for s in ts.slices if s.ref in held]
+
+    def heldout_part(self, ts, ref, part):
+        keep = [~part[s.coords] if s.ref == ref else np.ones(s.targets.size, bool) for s in ts.slices]
+        model = _fit_rows(self._model(ts), np.concatenate([s.rows[k] for s, k in zip(ts.slices, keep)]),
+                          np.concatenate([s.targets[k] for s, k in zip(ts.slices, keep)]), ts)
+        return model.predict(scored_rows(next(s for s in ts.slices if s.ref == ref)))
 
     def fit(self, ts):
         return _fit_rows(self._model(ts), np.concatenate([s.rows for s in ts.slices]),
@@ -297,42 +311,54 @@ class UNetCandidate(Candidate):
         """Each fold's training curve, with the Dice of its held-out z slices watched per epoch."""
         self._labels: dict[SliceRef, np.ndarray] = {}
 
-    def _fit(self, ts: TrainingSet, held: Collection[SliceRef]):
+    def _fit(self, ts: TrainingSet, held: Collection[SliceRef], cut: tuple[SliceRef, np.ndarray] | None = None):
+        """A network trained without the planes ``held`` and, with ``cut`` (a plane and a (u, v)
+        mask of it), without that plane's labels inside the mask."""
         from ml4paleo.models.unet import UNetSegmenter  # imports torch: only when this method runs
 
         for ref in ts.masks:  # each plane's labels once: every fold but its own trains on them
             if ref not in self._labels:
                 self._labels[ref] = unet_labels(ts, ref)
         masks = {ref: m for ref, m in self._labels.items() if ref not in held}
+        if cut is not None:
+            masks[cut[0]] = np.where(cut[1], 0, masks[cut[0]]).astype(masks[cut[0]].dtype)
         watched = {ref.index: m for ref, m in ts.masks.items() if ref.axis == "z" and ref in held}
         # one torch thread: two contended threads measured 8-10x slower than one (models/unet.py)
         model = UNetSegmenter(ts.classes, n_jobs=1, **ts.unet_params)
         # held-out slices are only watched (keep_best=False): the fold is scored on them afterwards;
         # only the final fit starts from the previous model (a fold would start from weights that saw its slices)
-        warm = {"init": ts.warm, "focus": ts.focus or None} if ts.warm is not None and not held else {}
+        warm = {"init": ts.warm, "focus": ts.focus or None} if ts.warm is not None and not held and cut is None else {}
         return model.fit(ts.array, masks, voxel_size=ts.voxel_size, max_seconds=ts.seconds_per_fit,
                          clock=ts.budget_clock, seed=ts.seed,
                          device=ts.device, heldout=watched or None, keep_best=False, **warm)
 
     def heldout(self, ts, held):
-        from ml4paleo.models import labels_from_proba  # lazy: see the imports
-
         model = self._fit(ts, held)
         self.fold_curves.append({"heldout": sorted(ref.index for ref in held if ref.axis == "z"),
                                  "curve": model.curve})
-        out = []
-        for s in ts.slices:
-            if s.ref in held:
-                rows, cols = s.ref.plane_shape(ts.shape)
-                start, stop = plane_region(s.ref.dim, s.ref.index, (0, rows), (0, cols))
-                proba = np.take(model.predict_region(ts.array, start, stop), 0, axis=s.ref.dim)
-                out.append(labels_from_proba(proba)[scored_coords(s)])
-        return out
+        return [_plane_labels(model, ts, s) for s in ts.slices if s.ref in held]
+
+    def heldout_part(self, ts, ref, part):
+        # the walker's completion it trains on outside ``part`` came from the whole plane's strokes:
+        # a little of the held-out strokes reaches the training labels near the cut (slice_parts.py)
+        model = self._fit(ts, (), (ref, part))
+        self.fold_curves.append({"heldout": [], "part_of": ref.name, "curve": model.curve})
+        return _plane_labels(model, ts, next(s for s in ts.slices if s.ref == ref))
 
     def fit(self, ts):
         model = self._fit(ts, ())
         model.heldout_curves = list(self.fold_curves)
         return model
+
+
+def _plane_labels(model: Any, ts: TrainingSet, painted: PaintedSlice) -> np.ndarray:
+    """A network's classes at the :func:`scored_coords` of the painted plane ``painted``."""
+    from ml4paleo.models import labels_from_proba  # lazy: see the imports
+
+    rows, cols = painted.ref.plane_shape(ts.shape)
+    start, stop = plane_region(painted.ref.dim, painted.ref.index, (0, rows), (0, cols))
+    proba = np.take(model.predict_region(ts.array, start, stop), 0, axis=painted.ref.dim)
+    return labels_from_proba(proba)[scored_coords(painted)]
 
 
 def unet_labels(ts: TrainingSet, ref: SliceRef) -> np.ndarray:

@@ -20,8 +20,8 @@ from ml4paleo.pipelines._candidates import TrainingSet
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "mean_dice",
-           "score_candidates", "validation_report", "validation_warnings", "worst_class"]
+__all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores",
+           "mean_dice", "score_candidates", "validation_report", "validation_warnings", "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
@@ -115,6 +115,8 @@ def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
     else None. Without this, two painted slices could never leave the forest."""
     if "context" not in order or "context" in means or "context" not in scored:
         return None
+    if any(s.get("within_slice") for s in scored.values()):
+        return None  # scored within one slice of outlines: nothing for context to interpolate (slice_parts.py)
     worst = {n: worst_class(scored[n]["metrics"]) for n in means}
     band = {n: mean_dice(scored[n]["band"]) if scored[n].get("band") else 1.0 for n in means}
     if not worst or any(worst[n] >= IMAGE_POOR and band[n] >= BAND_POOR for n in means):
@@ -204,7 +206,7 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
             answers[n] = predicted
             confusion[n] += fold
             split[n][where] += fold
-            per_fold[n].append(round(mean_dice(_scores(fold, ts.classes)), 4))
+            per_fold[n].append(round(mean_dice(class_scores(fold, ts.classes)), 4))
             seconds[n] += time.perf_counter() - t0
         for n, predicted in answers.items():
             if n != "interpolation" and "interpolation" in answers:
@@ -213,8 +215,8 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
                     disagree[n] += int(split_at.sum())
                     outlines_right[n] += int((outline[split_at] == truth[split_at]).sum())
         progress(i + 1, len(folds))
-    return {n: {"metrics": _scores(confusion[n], ts.classes) if confusion[n].sum() else {},
-                **{k: (_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
+    return {n: {"metrics": class_scores(confusion[n], ts.classes) if confusion[n].sum() else {},
+                **{k: (class_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
                 "confusion": confusion[n].tolist(), "fold_dice": per_fold[n], "seconds": round(seconds[n], 2),
                 "against_outlines": {"disagree": disagree[n], "outlines_right": outlines_right[n]}}
             for n in candidates}
@@ -246,7 +248,8 @@ def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: st
             "chosen": chosen, "choice": reason, "candidates": scored, "warnings": list(warnings)}
 
 
-def _scores(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, float | None]]:
+def class_scores(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Dice and IoU per class of a confusion matrix (rows truth, columns prediction)."""
     out = {}
     for k, name in enumerate(classes):
         tp = confusion[k, k]

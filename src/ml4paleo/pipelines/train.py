@@ -49,6 +49,7 @@ from ml4paleo.pipelines._candidates import (
 from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
+from ml4paleo.pipelines.slice_parts import parts_of
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, score_candidates, validation_report,
                                         validation_warnings, worst_class)
@@ -266,12 +267,18 @@ def train_model(
     # nor is a plane that began as a correction and gathered dabs of both classes since (corrections.py)
     outlines = outline_slices(ann)
     corrections = correction_planes(ann, previous_model)
-    folds = folds_of([s.ref for s in slices if s.ref in outlines and s.ref not in corrections], MAX_FOLDS)
+    foldable = [s.ref for s in slices if s.ref in outlines and s.ref not in corrections]
+    folds = folds_of(foldable, MAX_FOLDS)
+    # one slice of outlines: its stripes are auto's folds (slice_parts.py); the later validation keeps ``folds``
+    parts = parts_of(ann, folds, foldable, K) if method == "auto" else None
+    choice_folds, score = (parts.folds, parts.score) if parts else (folds, score_candidates)
     budget = max_train_seconds or (None if "epochs" in unet_params else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
-                     seconds_per_fit=budget / (len(folds) + 1) if budget and len(candidates) > 1 else budget)
-    scored, chosen, reason = _choose(ts, candidates, folds, validate, previous_method, progress)
+                     seconds_per_fit=budget / (len(choice_folds) + 1) if budget and len(candidates) > 1 else budget)
+    scored, chosen, reason = _choose(ts, candidates, choice_folds, validate, previous_method, progress, score)
+    if parts:
+        reason += f" (scored on {parts.described})"
     network = "scored: asked for by name" if method == "unet" else \
         ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
     evidence, final_ts = None, ts
@@ -280,34 +287,38 @@ def train_model(
         # method says whether the image-based methods fall short, hence whether the U-Net may help
         basis = chosen if scored[chosen].get("metrics") else max(
             (n for n in names if scored[n].get("metrics")), key=lambda n: mean_dice(scored[n]["metrics"]), default=chosen)
-        plan = plan_network(scored[basis], basis, folds, ts, previous_method, previous_model)
+        plan = plan_network(scored[basis], basis, choice_folds, ts, previous_method, previous_model)
         network, ts, evidence = plan.text, plan.ts, plan.evidence
         if plan.score or plan.carried:
             candidates["unet"] = make_candidate("unet")
             names = (*names, "unet")
             if plan.score:
-                scored.update(score_candidates(ts, {"unet": candidates["unet"]}, folds,
-                                               scaled(progress, 0.85, 0.9, "validating the U-Net (leave one slice out)")))
-                evidence = evidence_of(ts, folds, scored["unet"])
+                scored.update(score(ts, {"unet": candidates["unet"]}, choice_folds,
+                                    scaled(progress, 0.85, 0.9, "validating the U-Net (leave one slice out)")))
+                evidence = evidence_of(ts, choice_folds, scored["unet"])
             else:
                 scored["unet"] = plan.carried
             chosen, reason = choose_method(scored, names, previous_method)
+            if parts:
+                reason += f" (scored on {parts.described})"
             if chosen == "unet" and plan.final is not None:
                 final_ts = plan.final  # a warm start, or one fit's share of the budget
             if validate == "later":
                 reason += " (quick folds for the fast methods; the full validation follows)"
     if evidence is None and "unet" in candidates and scored["unet"].get("metrics") and not scored["unet"].get("carried"):
-        evidence = evidence_of(ts, folds, scored["unet"])  # scored by name or with epochs/time given: kept too
+        evidence = evidence_of(ts, choice_folds, scored["unet"])  # scored by name or with epochs/time given: kept too
     if method == "auto" and chosen == "forest" and unselected is not None:
         final_ts, reason = _widened(final_ts, scored["forest"].get("metrics"), unselected, reason)
-    warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
+    # the stripes of one slice chose the method; they validate nothing along the stack (slice_parts.py)
+    reported = {n: {**v, "metrics": {}} for n, v in scored.items()} if parts else scored
+    warnings = validation_warnings(reported[chosen]["metrics"], len(slices))
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
                       "folds": [[ref.to_json() for ref in f] for f in folds]}
         metrics = {}
     else:
-        validation = validation_report(scored, chosen, reason, folds, sampling, warnings)
-        metrics = scored[chosen]["metrics"]
+        validation = validation_report(reported, chosen, reason, folds, sampling, warnings)
+        metrics = reported[chosen]["metrics"]
 
     # 7. the final model, fitted on every painted slice
     progress(0.9, 1.0, f"fitting the final model ({chosen})")
@@ -322,9 +333,9 @@ def train_model(
             fallback_ts, reason = _widened(ts, scored["forest"].get("metrics"), unselected, reason)
         final = fit_final(candidates[chosen], dataclasses.replace(fallback_ts, params=_final_params(chosen, ts.params,
                                                                                                   info.shape)))
-        warnings = validation_warnings(scored[chosen]["metrics"], len(slices))
+        warnings = validation_warnings(reported[chosen]["metrics"], len(slices))
         validation = {**validation, "chosen": chosen, "reason": reason} if validate == "later" else \
-            validation_report(scored, chosen, reason, folds, sampling, warnings)
+            validation_report(reported, chosen, reason, folds, sampling, warnings)
         metrics = validation.get("metrics", {})
     final.painted = [(ref.dim, ref.index, mask) for ref, mask in ann.items()]  # its predictions keep them
 
@@ -699,10 +710,14 @@ def _candidate_names(method: str, prior: ShapePrior | None, scores_unet: bool) -
 
 
 def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]], validate: str,
-            previous_method: str | None, progress: ProgressCallback) -> tuple[dict[str, dict[str, Any]], str, str]:
+            previous_method: str | None, progress: ProgressCallback,
+            score: Callable[..., dict[str, dict[str, Any]]] = score_candidates,
+            ) -> tuple[dict[str, dict[str, Any]], str, str]:
     """The candidates' held-out scores, the chosen method and why. Validated ``now``, the full
     folds decide; validated ``later``, ``auto`` decides on quick folds (``CHOICE_ROWS``) and the
-    full validation follows (:func:`ml4paleo.pipelines.validate.validate_model`)."""
+    full validation follows (:func:`ml4paleo.pipelines.validate.validate_model`). ``score``: how
+    the folds are scored (:func:`score_candidates`, or the parts of one slice,
+    :mod:`ml4paleo.pipelines.slice_parts`)."""
     names = tuple(candidates)
     if validate == "later" and len(candidates) > 1:
         # the choice needs held-out evidence now: the same folds, models on fewer rows; the full
@@ -710,13 +725,13 @@ def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequ
         draws = {"max_samples": CHOICE_SAMPLES} if CHOICE_SAMPLES is not None and ts.params.get("bootstrap", True) else {}
         quick = dataclasses.replace(ts, max_voxels=min(ts.max_voxels, CHOICE_ROWS),
                                     params={"n_estimators": CHOICE_TREES, **draws, **ts.params})
-        scored = score_candidates(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
+        scored = score(quick, candidates, folds, scaled(progress, 0.45, 0.85, "choosing the method"))
         chosen, reason = choose_method(scored, names, previous_method)
         return scored, chosen, reason + (f" (quick folds: {quick.params['n_estimators']} trees on at most {CHOICE_ROWS} "
                                          "rows; the full validation follows)")
     if validate == "later":
         return {names[0]: {"metrics": {}, "seconds": 0.0}}, names[0], f"method {names[0]} was asked for"
-    scored = score_candidates(ts, candidates, folds, scaled(progress, 0.45, 0.85, "validating (leave one slice out)"))
+    scored = score(ts, candidates, folds, scaled(progress, 0.45, 0.85, "validating (leave one slice out)"))
     if len(candidates) == 1:
         return scored, names[0], f"method {names[0]} was asked for"
     return (scored, *choose_method(scored, names, previous_method))
