@@ -239,3 +239,18 @@ def test_a_prior_with_planes_keeps_them_saved_painted_and_chunked(blobs, tmp_pat
                         for y in range(0, 64, 24)], axis=1)
         for z in range(0, 40, 16)])
     assert np.array_equal(blocks, whole)
+
+
+def test_a_class_painted_on_a_few_voxels_is_reported():
+    """A class with fewer than FEW_PAINTED painted voxels over every plane gets a warning that says
+    what to paint; one painted enough gets none."""
+    from ml4paleo.pipelines.scoring import FEW_PAINTED, scarce_class_warnings
+
+    first, second = np.zeros((32, 32), np.uint8), np.zeros((32, 32), np.uint8)
+    first[:20, :20] = 1
+    first[25, 25:27] = 2
+    second[30, 0:2] = 2  # 4 voxels of fossil in all
+    warnings = scarce_class_warnings({"z3": first, "y7": second}, ("background", "fossil"))
+    assert len(warnings) == 1 and "'fossil' has only 4 painted voxels" in warnings[0] and "inside it" in warnings[0]
+    second[:FEW_PAINTED // 32 + 1, :] = 2
+    assert scarce_class_warnings({"z3": first, "y7": second}, ("background", "fossil")) == []

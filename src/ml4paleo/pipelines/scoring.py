@@ -21,7 +21,8 @@ from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores",
-           "mean_dice", "score_candidates", "validation_report", "validation_warnings", "worst_class"]
+           "mean_dice", "scarce_class_warnings", "score_candidates", "validation_report", "validation_warnings",
+           "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
@@ -50,6 +51,11 @@ had gone each way (a Beta(5, 5) prior): a few disagreeing voxels, often of one s
 a little, hundreds decide them."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
+FEW_PAINTED = 100
+"""A class with fewer painted voxels than this over every plane gets a warning: the model knows
+next to nothing of it, so any stroke moves the whole result (thin tubes from one slice of strokes
+held 2 voxels of structure; one correct background dab then took Dice from 0.68 to 0.44, both for
+the forest and the U-Net; docs/decisions.md, the stripes' entry). A brush dab is ~30 voxels."""
 
 
 def mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
@@ -163,6 +169,17 @@ def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_sli
                        f"will be poor there. Paint more slices ({n_slices} so far), spread them across the stack, "
                        f"and add strokes where the prediction is wrong.")
     return out
+
+
+def scarce_class_warnings(masks: Mapping[Any, np.ndarray], classes: Sequence[str]) -> list[str]:
+    """What to tell the user of each class painted on fewer than ``FEW_PAINTED`` voxels (masks hold
+    0 unlabeled, 1..K the classes)."""
+    counts = np.zeros(len(classes) + 1, np.int64)
+    for m in masks.values():
+        counts += np.bincount(np.asarray(m).ravel(), minlength=len(classes) + 1)[: len(classes) + 1]
+    return [f"class {name!r} has only {int(counts[i + 1])} painted voxels: the model knows next to nothing of it, "
+            f"so every stroke will move the whole result. Paint a stroke or two well inside it first."
+            for i, name in enumerate(classes) if counts[i + 1] < FEW_PAINTED]
 
 
 def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]],

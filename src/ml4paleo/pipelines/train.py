@@ -52,7 +52,7 @@ from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
 from ml4paleo.pipelines.slice_parts import parts_of
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, score_candidates, validation_report,
-                                        validation_warnings, worst_class)
+                                        scarce_class_warnings, validation_warnings, worst_class)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
@@ -311,7 +311,7 @@ def train_model(
         final_ts, reason = _widened(final_ts, scored["forest"].get("metrics"), unselected, reason)
     # the stripes of one slice chose the method; they validate nothing along the stack (slice_parts.py)
     reported = {n: {**v, "metrics": {}} for n, v in scored.items()} if parts else scored
-    warnings = validation_warnings(reported[chosen]["metrics"], len(slices))
+    warnings = validation_warnings(reported[chosen]["metrics"], len(slices)) + scarce_class_warnings(ann, classes)
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
                       "folds": [[ref.to_json() for ref in f] for f in folds]}
@@ -333,7 +333,7 @@ def train_model(
             fallback_ts, reason = _widened(ts, scored["forest"].get("metrics"), unselected, reason)
         final = fit_final(candidates[chosen], dataclasses.replace(fallback_ts, params=_final_params(chosen, ts.params,
                                                                                                   info.shape)))
-        warnings = validation_warnings(reported[chosen]["metrics"], len(slices))
+        warnings = validation_warnings(reported[chosen]["metrics"], len(slices)) + scarce_class_warnings(ann, classes)
         validation = {**validation, "chosen": chosen, "reason": reason} if validate == "later" else \
             validation_report(reported, chosen, reason, folds, sampling, warnings)
         metrics = validation.get("metrics", {})

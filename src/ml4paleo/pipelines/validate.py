@@ -86,8 +86,8 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     from ml4paleo.io.omezarr import open_level
     from ml4paleo.models import METADATA_FILE, VALIDATION_FILE
     from ml4paleo.pipelines._candidates import make_candidate
-    from ml4paleo.pipelines.scoring import (TIE, choose_method, mean_dice, score_candidates, validation_report,
-                                            validation_warnings)
+    from ml4paleo.pipelines.scoring import (TIE, choose_method, mean_dice, scarce_class_warnings, score_candidates,
+                                            validation_report, validation_warnings)
 
     model_dir = Path(model_dir)
     progress = progress or no_progress
@@ -105,7 +105,7 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     scored = score_candidates(ts, candidates, folds, progress)
     meta = json.loads((model_dir / METADATA_FILE).read_text())
     chosen, reason = meta["method"], meta.get("method_reason", "")
-    warnings = validation_warnings(scored[chosen]["metrics"], len(ts.slices))
+    warnings = validation_warnings(scored[chosen]["metrics"], len(ts.slices)) + scarce_class_warnings(ts.masks, ts.classes)
     # a method no fold could score (context with two slices of outlines) is not outscored: it has no score
     if len(names) > 1 and scored[chosen]["metrics"]:
         best, why = choose_method(scored, names)
