@@ -89,8 +89,8 @@ def run() -> None:
 def _finished() -> None:
     """End the process once a heavy command (train, segment) has written its outputs and said so:
     the exit handlers run (atexit: logging, zarr's threads, temporary folders), then the process
-    exits without tearing down its modules one object at a time, which took ~0.5 CPU s and ~1 s
-    of wall clock after scikit-learn, numba and zarr were loaded (docs/benchmarks.md, small scan).
+    exits without tearing down its modules one object at a time, which is slow once scikit-learn,
+    numba and zarr are loaded (measured: docs/benchmarks.md, small scan).
     Only in a process of its own (:func:`run`): a caller of :func:`main` in-process keeps running."""
     if not _PROCESS["own"]:
         return

@@ -468,8 +468,8 @@ def _box_mean(x: np.ndarray, f: int, axes: tuple[int, ...]) -> np.ndarray:
     """Mean over f-wide boxes along ``axes`` (a partial last box repeats its edge voxel), by
     adding strided views: ~6x faster than a reshape-and-mean reduction. The partial box adds the
     edge voxel in place of each missing one, in the same order as the views: the sums of an
-    edge-padded copy, bit for bit, without copying the window to pad it (that copy was ~half
-    of this function's time on a training slice's window, docs/benchmarks.md)."""
+    edge-padded copy, bit for bit, without copying the window to pad it (that copy was much of this function's time on a
+    training slice's window, docs/benchmarks.md)."""
     out = x
     for a in axes:
         n = out.shape[a]

@@ -46,9 +46,8 @@ def mirror_pad(data: np.ndarray, width: Sequence[tuple[int, int]]) -> np.ndarray
     """``np.pad(data, width, mode="symmetric")``, the same array, by one copy per run of the
     mirrored index along each axis (forward or reversed: a few block copies) into an empty array.
 
-    Why: np.pad fills the pad axis by axis, re-reading what it wrote; on a training slice's
-    region (151 planes of 406 x 400 voxels from an 8.7 M-voxel scan) it cost ~0.2 CPU s a slice,
-    several times the copy itself (docs/benchmarks.md, "Seventh stop: the painted slices'
+    Why: np.pad fills the pad axis by axis, re-reading what it wrote: several times the copy
+    itself on a training slice's region (docs/benchmarks.md, "Seventh stop: the painted slices'
     features without pad copies")."""
     runs = [_mirror_runs(n, before, after) for n, (before, after) in zip(data.shape, width)]
     if math.prod(len(r) for r in runs) > MAX_RUN_COPIES or data.size == 0:

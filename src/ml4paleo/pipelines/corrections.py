@@ -6,9 +6,9 @@ are the slices of outlines only (:func:`ml4paleo.compute.complete.outline_slices
 corrected again and again gathers dabs of both classes, and once two of them lie close enough
 to bracket an outline it counted as a slice of outlines too. The loop's user who looks at the
 slices in order (``bench/loop.py --strategies sequential``) does exactly that on z0: on the
-texture case from one slice of strokes, the sixth dab there made z0 a fold, the forest scored
-0.020 on its dabs, ``auto`` left it for context and Dice fell 0.985 -> 0.881
-(docs/decisions.md, "a plane that began as a correction is never held out"). Such a plane still enters
+texture case from one slice of strokes, the sixth dab there made z0 a fold on which the forest
+scored next to nothing, ``auto`` left it for context and Dice fell (docs/decisions.md, "a plane
+that began as a correction is never held out"). Such a plane still enters
 the shape prior as outlines; it only stays out of the folds, for good: each model lists these
 planes (``CORRECTIONS_KEY`` in its metadata) and the next one starts from that list.
 """

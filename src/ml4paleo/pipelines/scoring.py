@@ -53,9 +53,8 @@ POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 FEW_PAINTED = 100
 """A class with fewer painted voxels than this over every plane gets a warning: the model knows
-next to nothing of it, so any stroke moves the whole result (thin tubes from one slice of strokes
-held 2 voxels of structure; one correct background dab then took Dice from 0.68 to 0.44, both for
-the forest and the U-Net; docs/decisions.md, the stripes' entry). A brush dab is ~30 voxels."""
+next to nothing of it, so any stroke moves the whole result, for the forest and the U-Net alike
+(docs/decisions.md, the stripes' entry). About three brush dabs."""
 
 
 def mean_dice(metrics: Mapping[str, Mapping[str, float | None]]) -> float:
@@ -171,15 +170,12 @@ def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_sli
     return out
 
 
-def scarce_class_warnings(masks: Mapping[Any, np.ndarray], classes: Sequence[str]) -> list[str]:
-    """What to tell the user of each class painted on fewer than ``FEW_PAINTED`` voxels (masks hold
-    0 unlabeled, 1..K the classes)."""
-    counts = np.zeros(len(classes) + 1, np.int64)
-    for m in masks.values():
-        counts += np.bincount(np.asarray(m).ravel(), minlength=len(classes) + 1)[: len(classes) + 1]
-    return [f"class {name!r} has only {int(counts[i + 1])} painted voxels: the model knows next to nothing of it, "
+def scarce_class_warnings(voxels_per_class: Mapping[str, int]) -> list[str]:
+    """What to tell the user of each class painted on fewer than ``FEW_PAINTED`` voxels (the
+    model's ``voxels_per_class``: painted voxels over every plane)."""
+    return [f"class {name!r} has only {int(n)} painted voxels: the model knows next to nothing of it, "
             f"so every stroke will move the whole result. Paint a stroke or two well inside it first."
-            for i, name in enumerate(classes) if counts[i + 1] < FEW_PAINTED]
+            for name, n in voxels_per_class.items() if n < FEW_PAINTED]
 
 
 def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]],

@@ -2,8 +2,8 @@
 
 Leave-one-slice-out needs two slices of outlines. With one (a first model, or a user who corrects
 with dabs on other planes, which never become folds: :mod:`ml4paleo.pipelines.corrections`) no
-method could be scored, and ``auto`` kept the forest for good: on touching blobs of one density
-0.57-0.67 Dice for 8 strokes, while the U-Net on the same slice reaches 0.95. Here the slice is
+method could be scored, and ``auto`` kept the forest for good, on touching blobs of one density
+too, where the U-Net from the same slice is far better. Here the slice is
 cut into alternate stripes ``STRIPE`` voxels wide across the axis its painted voxels spread most on
 (the other axis when a part would lack a class), and each part is held out in turn: a method
 trains on every painted voxel but that part's (the corrections included) and is scored on the
@@ -11,8 +11,8 @@ part's strokes and on the walker's completion band near its outlines, as
 :func:`~ml4paleo.pipelines.scoring.score_candidates` scores a held-out slice. Stripes, not two
 halves: each held-out voxel lies within a stripe of trained ones, as the unpainted slices near the
 painted one do; two halves asked a method to carry one half's blobs to the other's, where the U-Net
-that is right on the volume (0.95) scored no better than the forest (0.61) (docs/decisions.md, "One
-slice of outlines"). Only the methods that read the image can be scored so (the forest, the U-Net);
+that is right on the volume scored no better than the forest (docs/decisions.md, "One slice of
+outlines"). Only the methods that read the image can be scored so (the forest, the U-Net);
 the shape prior's methods need outlines from another slice, so the image-blind rule of
 :func:`~ml4paleo.pipelines.scoring.choose_method` does not apply (``within_slice``).
 

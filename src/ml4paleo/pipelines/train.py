@@ -311,7 +311,9 @@ def train_model(
         final_ts, reason = _widened(final_ts, scored["forest"].get("metrics"), unselected, reason)
     # the stripes of one slice chose the method; they validate nothing along the stack (slice_parts.py)
     reported = {n: {**v, "metrics": {}} for n, v in scored.items()} if parts else scored
-    warnings = validation_warnings(reported[chosen]["metrics"], len(slices)) + scarce_class_warnings(ann, classes)
+    labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
+    voxels = {name: int(n) for name, n in zip(classes, labeled)}
+    warnings = validation_warnings(reported[chosen]["metrics"], len(slices)) + scarce_class_warnings(voxels)
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
                       "folds": [[ref.to_json() for ref in f] for f in folds]}
@@ -333,7 +335,7 @@ def train_model(
             fallback_ts, reason = _widened(ts, scored["forest"].get("metrics"), unselected, reason)
         final = fit_final(candidates[chosen], dataclasses.replace(fallback_ts, params=_final_params(chosen, ts.params,
                                                                                                   info.shape)))
-        warnings = validation_warnings(reported[chosen]["metrics"], len(slices)) + scarce_class_warnings(ann, classes)
+        warnings = validation_warnings(reported[chosen]["metrics"], len(slices)) + scarce_class_warnings(voxels)
         validation = {**validation, "chosen": chosen, "reason": reason} if validate == "later" else \
             validation_report(reported, chosen, reason, folds, sampling, warnings)
         metrics = validation.get("metrics", {})
@@ -346,8 +348,6 @@ def train_model(
 
     # 9. saved with its metadata (and, validated later, what the validation needs)
     final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
-    labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
-    voxels = {name: int(n) for name, n in zip(classes, labeled)}
     trained_on = np.bincount(np.concatenate([s.targets for s in slices]), minlength=K)
     save_model(final, model_dir, overwrite=overwrite, validation=validation, documents={SUGGESTIONS_FILE: suggestions},
                painted=final.painted,
@@ -544,19 +544,33 @@ def _models_beside(check: Callable[[Any], None], *, start: bool = True) -> Any:
     is false; the join starts it if nobody did). train_model begins it with the last round of
     painted slices' features, where an odd count leaves a core idle, and joins it after them,
     before the first use of a forest: the filters release the GIL."""
+    def work() -> Any:
+        import ml4paleo.models as models  # the lazy import of this module: see the docstring
+
+        check(models)
+        return models
+
+    return _beside(work, "ml4paleo-import-models", start=start)
+
+
+def _beside(work: Callable[[], Any], name: str, *, start: bool = True) -> Any:
+    """Run ``work`` in a thread; returns the join, which gives what ``work`` returned or raises
+    what it raised, with ``begin()`` to start the thread (at once unless ``start`` is false; the
+    join starts it if nobody did). For numba's passes (:func:`~ml4paleo.compute.features.load_compiled_pass`:
+    numba's import and the kernels' load from their disk cache) while the volume and the painted
+    slices are read: the painted slices' features and the suggestions' planes then take the
+    compiled passes, fewer CPU seconds than scipy's for the same values (docs/benchmarks.md, small
+    scan); and for the models' import (:func:`_models_beside`)."""
     box: dict[str, Any] = {}
     lock = threading.Lock()
 
-    def work() -> None:
+    def run() -> None:
         try:
-            import ml4paleo.models as models  # the lazy import of this module: see the docstring
-
-            check(models)
-            box["models"] = models
+            box["result"] = work()
         except BaseException as exc:  # noqa: BLE001 - re-raised by the join, in the caller's thread
             box["error"] = exc
 
-    thread = threading.Thread(target=work, name="ml4paleo-import-models", daemon=True)
+    thread = threading.Thread(target=run, name=name, daemon=True)
 
     def begin() -> None:
         with lock:
@@ -569,36 +583,11 @@ def _models_beside(check: Callable[[Any], None], *, start: bool = True) -> Any:
         thread.join()
         if "error" in box:
             raise box["error"]
-        return box["models"]
+        return box.get("result")
 
     join.begin = begin  # type: ignore[attr-defined]
     if start:
         begin()
-    return join
-
-
-def _beside(work: Callable[[], None], name: str) -> Callable[[], None]:
-    """Run ``work`` in a thread started now; returns the join, which raises what ``work`` raised.
-    For numba's passes (:func:`~ml4paleo.compute.features.load_compiled_pass`: numba's import and
-    the kernels' load from their disk cache, ~0.4 CPU s) while the volume and the painted slices
-    are read: the painted slices' features and the suggestions' planes then take the compiled
-    passes, ~0.6x the CPU seconds of scipy's for the same values (docs/benchmarks.md, small scan)."""
-    box: dict[str, BaseException] = {}
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the join, in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-
-    def join() -> None:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-
     return join
 
 

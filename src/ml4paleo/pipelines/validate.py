@@ -105,7 +105,8 @@ def validate_model(model_dir: str | Path, progress: ProgressCallback | None = No
     scored = score_candidates(ts, candidates, folds, progress)
     meta = json.loads((model_dir / METADATA_FILE).read_text())
     chosen, reason = meta["method"], meta.get("method_reason", "")
-    warnings = validation_warnings(scored[chosen]["metrics"], len(ts.slices)) + scarce_class_warnings(ts.masks, ts.classes)
+    warnings = validation_warnings(scored[chosen]["metrics"], len(ts.slices)) \
+        + scarce_class_warnings(meta.get("voxels_per_class") or {})
     # a method no fold could score (context with two slices of outlines) is not outscored: it has no score
     if len(names) > 1 and scored[chosen]["metrics"]:
         best, why = choose_method(scored, names)
