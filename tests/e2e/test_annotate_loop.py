@@ -199,6 +199,12 @@ def test_what_a_new_user_saw_is_fixed(page):
     page.mouse.move(*to_screen(box, (16, 48), 8, 24, aspect))
     page.wait_for_function("document.getElementById('cursor-info').textContent.includes('label: shell')")
     shot(page, "41-annotate-new-user-fixes")
+
+    # another slice shown: the readout no longer names the voxel of the slice before
+    page.locator("#slice").fill("21")
+    page.locator("#slice").dispatch_event("change")
+    page.wait_for_function("location.search.includes('index=21')")  # the slice is set, then the address
+    assert "y 20" not in page.locator("#cursor-info").inner_text()
     assert_no_console_errors(page)
 
 

@@ -470,7 +470,7 @@ function describeModel(m, job) {
   const dice = metric(m, "dice");
   const scores = m.validating ? ", validating…"
     : dice !== null ? `, leave-one-slice-out Dice ${dice.toFixed(2)}` : "";
-  return `Model ${shortId(m.model_id)}: ${m.n_slices ?? "?"} slices${scores}`;
+  return `Model ${shortId(m.model_id)}: ${m.n_slices ?? "?"} slice${m.n_slices === 1 ? "" : "s"}${scores}`;
 }
 
 let methodOf = null; // {model_id, method} of the newest model seen on this page

@@ -47,6 +47,11 @@ export class AnnotationView {
     $("slice").max = Math.max(0, state.depth - 1);
     $("slice").value = state.index;
     $("slice-out").textContent = `${state.index} / ${state.depth - 1}`;
+    // the readout named the voxel under the cursor on the slice before (its plane, index and value):
+    // cleared until the cursor moves on this one
+    clearTimeout(this.probe.timer);
+    this.probe = { key: "", text: "", timer: 0 };
+    $("cursor-info").textContent = "\u00a0";
     this.paintImage();
     this.paintLabels();
     this.paintSuggestion();
