@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from ml4paleo.compute.features import FeatureSettings, block_features, halo
+from ml4paleo.threads import map_on_threads
 
 __all__ = ["TILE", "features_of_region", "labeled_features", "plane_region", "read_padded", "region_tiles",
            "slice_features", "tiles"]
@@ -117,12 +117,7 @@ def slice_features(array: Any, z: int, settings: FeatureSettings, tile: int = TI
         y0, x0, y1, x1 = t
         out[y0:y1, x0:x1] = features_of_region(array, (z, y0, x0), (z + 1, y1, x1), settings)[0]
 
-    if bands == 1 or len(parts) == 1:
-        for t in parts:
-            fill(t)
-    else:
-        with ThreadPoolExecutor(max_workers=bands, thread_name_prefix="ml4paleo-slice") as pool:
-            list(pool.map(fill, parts))
+    map_on_threads(fill, parts, bands, "ml4paleo-slice")
     return out
 
 

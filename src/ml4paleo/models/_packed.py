@@ -15,11 +15,12 @@ Speed-ups and the variants dropped: docs/benchmarks.md ("Packed forest"), docs/d
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ml4paleo.threads import map_on_threads
 
 __all__ = ["LABEL_GROUP", "LATTICE_PROBE", "LATTICE_SURE", "PackedForest", "pack_forest", "reads_in_place"]
 
@@ -79,12 +80,8 @@ class PackedForest:
                 return False
         parts = max(1, min(int(n_jobs), X.shape[0] // 65536 + 1))
         bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
-        if parts == 1:
-            nan = run(0, X.shape[0])
-        else:  # the kernels release the GIL: row bands on threads
-            with ThreadPoolExecutor(max_workers=parts) as pool:
-                nan = any(pool.map(lambda i: run(bounds[i], bounds[i + 1]), range(parts)))
-        if nan:
+        # the kernels release the GIL: row bands on threads
+        if any(map_on_threads(lambda i: run(bounds[i], bounds[i + 1]), range(parts), parts)):
             return None
         out /= len(self.root)
         return out
@@ -122,12 +119,7 @@ class PackedForest:
         def run(i: int) -> bool:
             return forest_labels_columns(X.T, bounds[i], bounds[i + 1], *args, counts[i])
 
-        if parts == 1:
-            nan = run(0)
-        else:  # the kernel releases the GIL: row bands on threads
-            with ThreadPoolExecutor(max_workers=parts) as pool:
-                nan = any(pool.map(run, range(parts)))
-        if nan:
+        if any(map_on_threads(run, range(parts), parts)):  # the kernel releases the GIL: row bands on threads
             return None
         if decided_at is not None:
             decided_at += counts.sum(axis=0)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -33,6 +32,7 @@ from ml4paleo.io.omezarr import read_info
 from ml4paleo.io.planes import cached_planes
 from ml4paleo.models import cached_model
 from ml4paleo.pipelines.preview import cached_features, volume_stamp
+from ml4paleo.threads import map_on_threads
 
 __all__ = ["PREVIEW_TILE", "TILE_CACHE_BYTES", "PlanePreview", "check_preview", "clear_tiles", "painted_rows",
            "preview_plane", "tile_features"]
@@ -209,13 +209,7 @@ def preview_plane(volume_path: str | Path, model_dir: str | Path, axis: str, ind
         plane = np.take(proba, 0, axis=ax)[::step_r, ::step_c]
         out[a0 - r0:a0 - r0 + plane.shape[0], b0 - c0:b0 - c0 + plane.shape[1]] = plane
 
-    parts = list(_aligned(r0, c0, r1, c1, size))
-    if n_threads == 1 or len(parts) == 1:
-        for t in parts:
-            one(t)
-    else:
-        with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="ml4paleo-preview") as pool:
-            list(pool.map(one, parts))
+    map_on_threads(one, _aligned(r0, c0, r1, c1, size), n_threads, "ml4paleo-preview")
     keep_painted_on_grid(out, painted, ax, index, np.arange(r0, r1) * fr, np.arange(c0, c1) * fc)
     covered = (r0 * fr, c0 * fc, min(r1 * fr, rows), min(c1 * fc, cols))
     return PlanePreview(out, level, (fr, fc), covered)
