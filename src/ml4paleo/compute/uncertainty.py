@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["DOUBT", "WRONG", "PlaneDoubt", "doubt_map", "plane_doubt", "plane_worst", "soft_dice_terms", "wrong_chance"]
+__all__ = ["DOUBT", "WRONG", "PlaneDoubt", "doubt_map", "near_miss", "plane_doubt", "plane_worst", "soft_dice_terms",
+           "wrong_chance"]
 
 DOUBT = 0.5
 """Voxels whose doubt exceeds this form the regions a draft's suggestion points at."""
@@ -103,3 +104,18 @@ def plane_worst(proba: np.ndarray, prior_labels: np.ndarray | None = None, outli
     (:func:`wrong_chance` above ``WRONG``), its ``doubt`` the expected wrong voxels it holds, what a
     stroke there may fix (the loop's user paints the largest wrong region of the box)."""
     return plane_doubt(wrong_chance(proba, prior_labels, outline_trust), WRONG)
+
+
+def near_miss(proba: np.ndarray, cls: int) -> PlaneDoubt | None:
+    """Where a plane's model most likely misses class ``cls``: the connected region of voxels it
+    labels otherwise whose probability of ``cls`` still exceeds ``WRONG``, holding the most of that
+    probability (its ``doubt``: the expected voxels of ``cls`` labelled otherwise there); None where
+    the model comes that close nowhere. Why: with a class painted on a handful of voxels, the
+    doubt of :func:`plane_worst` points mostly at the other class's voxels (false structure on tube-like
+    grey), and a correct dab of the plentiful class there teaches "this grey is not the class"
+    everywhere; a near miss asks for an example of the scarce class where the model half sees it.
+    Painted voxels hold their class (probability 0 of any other), so they are never a near miss."""
+    proba = np.asarray(proba, np.float32)
+    chance = proba[..., cls]
+    missed = (np.argmax(proba, axis=-1) != cls) & (chance > WRONG)
+    return plane_doubt(np.where(missed, chance, 0.0).astype(np.float32), 0.0) if missed.any() else None
