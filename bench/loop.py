@@ -142,6 +142,8 @@ def choose(strategy: str, pred: np.ndarray, truth: np.ndarray, model: Path, curs
             hit = largest_error(plane(pred, a, s["index"]), plane(truth, a, s["index"]), s.get("bbox"))
             hit = hit or largest_error(plane(pred, a, s["index"]), plane(truth, a, s["index"]))
             if hit:
+                if s.get("reason", "").startswith("few painted"):
+                    print(f"  suggestion {s['axis']}{s['index']} box {s.get('bbox')}: a scarce class's near miss")
                 return (a, s["index"], *hit)
         return None
     if strategy in ("order", "sequential"):
