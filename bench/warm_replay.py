@@ -54,7 +54,9 @@ def trained(path: Path, ann: dict, model: Path, truth: np.ndarray, previous: Pat
     segment_volume(path, model, labels)
     pred = np.asarray(open_level(labels, 0)[:])
     epochs = {cfg.parent.name: len(json.loads(cfg.read_text()).get("curve", [])) for cfg in model.rglob("unet.json")}
-    print(f"{model.name:8s} {result.method:14s} dice {dice(pred == 1, truth == 1):.4f}  train {cpu:5.1f} CPU s  "
+    fp, fn = int(np.sum((pred == 1) & (truth != 1))), int(np.sum((pred != 1) & (truth == 1)))
+    print(f"{model.name:8s} {result.method:14s} dice {dice(pred == 1, truth == 1):.4f} (FP {fp}, FN {fn})  "
+          f"train {cpu:5.1f} CPU s  "
           f"U-Net epochs {epochs or '-'}", flush=True)
     return pred
 
