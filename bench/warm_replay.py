@@ -71,6 +71,9 @@ def main(argv=None) -> int:
     ap.add_argument("--before", type=int, default=0, help="strokes of the loop played before the replayed one")
     ap.add_argument("--seeds", type=int, nargs="+", help="one replay per seed (instead of --replays at seed 0)")
     ap.add_argument("--control", action="store_true", help="each replay also without the stroke")
+    ap.add_argument("--no-focus", action="store_true",
+                    help="the replays (not the strokes before) without a warm start's focus on the newest strokes "
+                         "(FOCUS_WEIGHT 1, FOCUS_SHARE 0)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-warm-"))
@@ -92,6 +95,10 @@ def main(argv=None) -> int:
                 ann = {**ann, key: mask}
                 pred = trained(path, ann, work / f"round{r + 1}", truth, previous=last)
                 last = work / f"round{r + 1}"
+        if args.no_focus:
+            from ml4paleo.models import _unet_data, unet
+
+            unet.FOCUS_WEIGHT, _unet_data.FOCUS_SHARE = 1.0, 0.0
         for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
             trained(path, {**ann, key: mask}, work / f"replay{k}", truth, previous=last, seed=seed)
             if args.control:
