@@ -21,8 +21,8 @@ from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores",
-           "mean_dice", "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report", "validation_warnings",
-           "worst_class"]
+           "mean_dice", "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report",
+           "validation_warnings", "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""

@@ -10,8 +10,9 @@ folder lists the worst region of each, best first::
      "planes_scored": 24}
 
 ``bbox`` is in the plane's own two axes (rows, then columns; end-exclusive), as the annotation
-page draws a plane. The planes scored are bounded by ``PLANE_VOXELS`` in all, so the ranking
-costs about as much as predicting a few slices, whatever the volume's size.
+page draws a plane. A class painted on too few voxels (``scoring.scarce_classes``) puts its near
+misses first, each kind's ``score`` relative to its own best. The planes scored are bounded by
+``PLANE_VOXELS`` in all, so the ranking costs about as much as predicting a few slices, whatever the volume's size.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def _reason(disagree: float, far: float, beyond: bool, unit_far: str) -> str:
 
 
 def _scarce_reason(name: str, painted: int) -> str:
-    return (f"few painted voxels of {name!r} ({painted}): is this {name}? The model nearly calls it so here; "
-            f"a stroke inside it teaches the class more than a correction around it")
+    return (f"few painted voxels of {name!r} ({painted}): is this {name}? The model nearly calls it so here: "
+            f"paint it as what it is")
 
 
 def _ranked(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
