@@ -1,6 +1,7 @@
 """Benchmark: does the same correction give the same U-Net? One round of the loop, replayed.
 
     python bench/warm_replay.py --case blobs --start 2 --replays 3
+    python bench/warm_replay.py --case blobs --start 1 --strategy order --before 3 --seeds 0 1 2 --control
 
 Why: a warm start that stops on a CPU budget trains as far as the machine's load lets it, so the
 same strokes gave another network each run (issue 22). This trains round 0 of ``bench/loop.py``
@@ -8,6 +9,12 @@ same strokes gave another network each run (issue 22). This trains round 0 of ``
 loop's user does, then retrains from the round-0 model ``--replays`` times on the same annotations
 and prints each retrain's Dice, the epochs each U-Net trained (``unet.json``'s curve, per network
 of a model that keeps corrections local) and its training CPU seconds; the peak RSS at the end.
+
+To tell a stroke's effect from the retrain's draw where the loop saw a drop: ``--strategy`` and
+``--before N`` play the loop's first N strokes as it does (each round trained from the one before),
+then replay stroke N + 1 with each of ``--seeds`` (``train_model``'s seed: the U-Net's weights and
+crops, the forest's trees and draws), and with ``--control`` the same retrains without the stroke
+(the previous annotations, warm-started again): the spread a retrain alone gives.
 """
 
 from __future__ import annotations
@@ -36,16 +43,20 @@ from ml4paleo.planes import AXES, SliceRef  # noqa: E402
 from ml4paleo.testing import phantoms  # noqa: E402
 
 
-def trained(path: Path, ann: dict, model: Path, truth: np.ndarray, previous: Path | None = None) -> np.ndarray:
+def trained(path: Path, ann: dict, model: Path, truth: np.ndarray, previous: Path | None = None,
+            seed: int = 0) -> np.ndarray:
     """Train (from ``previous`` when given), segment, print one line; the labels."""
     c0 = time.process_time()
-    result = train_model(path, ann, model, validate="later", **({"previous_model": previous} if previous else {}))
+    result = train_model(path, ann, model, validate="later", seed=seed,
+                         **({"previous_model": previous} if previous else {}))
     cpu = time.process_time() - c0
     labels = model.with_suffix(".ome.zarr")
     segment_volume(path, model, labels)
     pred = np.asarray(open_level(labels, 0)[:])
     epochs = {cfg.parent.name: len(json.loads(cfg.read_text()).get("curve", [])) for cfg in model.rglob("unet.json")}
-    print(f"{model.name:8s} {result.method:14s} dice {dice(pred == 1, truth == 1):.4f}  train {cpu:5.1f} CPU s  "
+    fp, fn = int(np.sum((pred == 1) & (truth != 1))), int(np.sum((pred != 1) & (truth == 1)))
+    print(f"{model.name:8s} {result.method:14s} dice {dice(pred == 1, truth == 1):.4f} (FP {fp}, FN {fn})  "
+          f"train {cpu:5.1f} CPU s  "
           f"U-Net epochs {epochs or '-'}", flush=True)
     return pred
 
@@ -56,6 +67,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--start", type=int, default=2, help="z slices painted with strokes at the start")
     ap.add_argument("--replays", type=int, default=3)
+    ap.add_argument("--strategy", default="suggest", help="bench/loop.py's strategy that chooses the strokes")
+    ap.add_argument("--before", type=int, default=0, help="strokes of the loop played before the replayed one")
+    ap.add_argument("--seeds", type=int, nargs="+", help="one replay per seed (instead of --replays at seed 0)")
+    ap.add_argument("--control", action="store_true", help="each replay also without the stroke")
+    ap.add_argument("--no-focus", action="store_true",
+                    help="the replays (not the strokes before) without a warm start's focus on the newest strokes "
+                         "(FOCUS_WEIGHT 1, FOCUS_SHARE 0)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-warm-"))
@@ -65,14 +83,26 @@ def main(argv=None) -> int:
         n = vol.shape[0]
         ann = {SliceRef("z", z): phantoms.strokes(truth[z])
                for z in sorted({int(round(z)) for z in np.linspace(0.3 * n, 0.7 * n, args.start)})}
-        pred = trained(path, ann, work / "round0", truth)
-        axis, index, cls, region = choose("suggest", pred, truth, work / "round0", [0], ann)
-        key = key_of(axis, index)
-        mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
-        mask[stroke_in(region)] = cls + 1
-        print(f"the suggested dab: {AXES[axis]}{index}:{'bg' if cls == 0 else 'st'}")
-        for k in range(args.replays):
-            trained(path, {**ann, key: mask}, work / f"replay{k}", truth, previous=work / "round0")
+        cursor, last = [0], work / "round0"
+        pred = trained(path, ann, last, truth)
+        for r in range(args.before + 1):
+            axis, index, cls, region = choose(args.strategy, pred, truth, last, cursor, ann)
+            key = key_of(axis, index)
+            mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
+            mask[stroke_in(region)] = cls + 1
+            print(f"stroke {r + 1}: {AXES[axis]}{index}:{'bg' if cls == 0 else 'st'}")
+            if r < args.before:
+                ann = {**ann, key: mask}
+                pred = trained(path, ann, work / f"round{r + 1}", truth, previous=last)
+                last = work / f"round{r + 1}"
+        if args.no_focus:
+            from ml4paleo.models import _unet_data, unet
+
+            unet.FOCUS_WEIGHT, _unet_data.FOCUS_SHARE = 1.0, 0.0
+        for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
+            trained(path, {**ann, key: mask}, work / f"replay{k}", truth, previous=last, seed=seed)
+            if args.control:
+                trained(path, ann, work / f"control{k}", truth, previous=last, seed=seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -66,3 +66,29 @@ def test_no_plane_next_to_a_painted_one_is_suggested_unless_none_other_is_left()
     planes = candidate_planes((40, 8, 8), [SliceRef("z", 20)], per_axis=40)
     assert all(abs(i - 20) > NEAR for a, i in planes if a == 0) and any(a == 0 for a, _ in planes)
     assert [(a, i) for a, i in candidate_planes((3, 8, 8), [SliceRef("z", 1)]) if a == 0] == [(0, 0), (0, 2)]
+
+
+def test_a_scarce_class_s_near_misses_come_before_the_doubt_ranking():
+    from ml4paleo.pipelines.suggest import suggest_planes
+
+    class Fixed:  # a model whose probabilities are given: only the ranking is under test
+        def __init__(self, proba):
+            self.proba = proba
+
+        def predict_region(self, array, start, stop):
+            return self.proba[tuple(slice(a, b) for a, b in zip(start, stop))]
+
+    proba = np.zeros((9, 12, 12, 2), np.float32)
+    proba[..., 0] = 1.0
+    proba[2, 1:9, 1:9] = (0.45, 0.55)  # a wide hesitant region called fossil: the most expected wrong voxels
+    proba[6, 3:6, 3:6] = (0.6, 0.4)  # a small region called matrix where fossil nearly wins: a near miss
+    proba[6, 9, 9] = (0.8, 0.2)  # too unlikely fossil to count as a near miss
+    proba[4, 3:9, 3:9] = (0.6, 0.4)  # a wide rim around a region called fossil: its outline's doubt, not a miss
+    proba[4, 4:8, 4:8] = (0.3, 0.7)
+    model, array = Fixed(proba), np.zeros(proba.shape[:3], np.float32)
+    plain = suggest_planes(model, array, [], (1, 1, 1), ["matrix", "fossil"])["suggestions"]
+    assert (plain[0]["axis"], plain[0]["index"]) == ("z", 2)
+    first = suggest_planes(model, array, [], (1, 1, 1), ["matrix", "fossil"], scarce={"fossil": 4})["suggestions"]
+    assert (first[0]["axis"], first[0]["index"], first[0]["bbox"]) == ("z", 6, [3, 3, 6, 6])
+    assert "few painted voxels of 'fossil'" in first[0]["reason"]
+    assert any(s["axis"] == "z" and s["index"] == 2 and "fossil" not in s["reason"] for s in first)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["DOUBT", "WRONG", "PlaneDoubt", "doubt_map", "plane_doubt", "plane_worst", "soft_dice_terms", "wrong_chance"]
+__all__ = ["DOUBT", "WRONG", "PlaneDoubt", "doubt_map", "near_miss", "plane_doubt", "plane_worst", "soft_dice_terms",
+           "wrong_chance"]
 
 DOUBT = 0.5
 """Voxels whose doubt exceeds this form the regions a draft's suggestion points at."""
@@ -103,3 +104,25 @@ def plane_worst(proba: np.ndarray, prior_labels: np.ndarray | None = None, outli
     (:func:`wrong_chance` above ``WRONG``), its ``doubt`` the expected wrong voxels it holds, what a
     stroke there may fix (the loop's user paints the largest wrong region of the box)."""
     return plane_doubt(wrong_chance(proba, prior_labels, outline_trust), WRONG)
+
+
+def near_miss(proba: np.ndarray, cls: int) -> PlaneDoubt | None:
+    """Where a plane's model most likely misses class ``cls`` altogether: of the connected regions
+    of voxels it labels otherwise whose probability of ``cls`` still exceeds ``WRONG``, those that
+    touch no voxel labelled ``cls`` (the rim around a region the model does call ``cls`` is its
+    outline's doubt, which :func:`plane_worst` ranks), the one holding the most of that probability
+    (its ``doubt``: the expected voxels of ``cls`` labelled otherwise there); None where there is none.
+    Why: with a class painted on a handful of voxels, the doubt of :func:`plane_worst` points mostly
+    at the other class's voxels (false structure on tube-like grey), and a correct dab of the
+    plentiful class there teaches "this grey is not the class" everywhere; a near miss asks for an
+    example of the scarce class where the model half sees one. Painted voxels hold their class
+    (probability 0 of any other), so they are never a near miss."""
+    proba = np.asarray(proba, np.float32)
+    chance = proba[..., cls]
+    labels = np.argmax(proba, axis=-1)
+    pieces, n = ndi.label((labels != cls) & (chance > WRONG))
+    if n == 0:
+        return None
+    rims = np.unique(pieces[ndi.binary_dilation(labels == cls, np.ones((3, 3), bool))])
+    alone = np.isin(pieces, rims[rims > 0], invert=True) & (pieces > 0)
+    return plane_doubt(np.where(alone, chance, 0.0).astype(np.float32), 0.0) if alone.any() else None

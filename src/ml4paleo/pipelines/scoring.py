@@ -21,8 +21,8 @@ from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores",
-           "mean_dice", "scarce_class_warnings", "score_candidates", "validation_report", "validation_warnings",
-           "worst_class"]
+           "mean_dice", "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report",
+           "validation_warnings", "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
@@ -170,12 +170,17 @@ def validation_warnings(metrics: Mapping[str, Mapping[str, float | None]], n_sli
     return out
 
 
+def scarce_classes(voxels_per_class: Mapping[str, int]) -> dict[str, int]:
+    """The classes painted on fewer than ``FEW_PAINTED`` voxels (the model's ``voxels_per_class``:
+    painted voxels over every plane), with their counts: the warning and the suggestions' rule."""
+    return {name: int(n) for name, n in voxels_per_class.items() if n < FEW_PAINTED}
+
+
 def scarce_class_warnings(voxels_per_class: Mapping[str, int]) -> list[str]:
-    """What to tell the user of each class painted on fewer than ``FEW_PAINTED`` voxels (the
-    model's ``voxels_per_class``: painted voxels over every plane)."""
-    return [f"class {name!r} has only {int(n)} painted voxels: the model knows next to nothing of it, "
+    """What to tell the user of each class painted on fewer than ``FEW_PAINTED`` voxels."""
+    return [f"class {name!r} has only {n} painted voxels: the model knows next to nothing of it, "
             f"so every stroke will move the whole result. Paint a stroke or two well inside it first."
-            for name, n in voxels_per_class.items() if n < FEW_PAINTED]
+            for name, n in scarce_classes(voxels_per_class).items()]
 
 
 def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]],

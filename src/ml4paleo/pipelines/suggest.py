@@ -10,15 +10,16 @@ folder lists the worst region of each, best first::
      "planes_scored": 24}
 
 ``bbox`` is in the plane's own two axes (rows, then columns; end-exclusive), as the annotation
-page draws a plane. The planes scored are bounded by ``PLANE_VOXELS`` in all, so the ranking
-costs about as much as predicting a few slices, whatever the volume's size.
+page draws a plane. A class painted on too few voxels (``scoring.scarce_classes``) puts its near
+misses first, each kind's ``score`` relative to its own best. The planes scored are bounded by
+``PLANE_VOXELS`` in all, so the ranking costs about as much as predicting a few slices, whatever the volume's size.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Collection, Iterator, Sequence
+from typing import Any, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from ml4paleo.compute.features import halo
 from ml4paleo.compute.painted import keep_painted
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
-from ml4paleo.compute.uncertainty import plane_worst, soft_dice_terms
+from ml4paleo.compute.uncertainty import near_miss, plane_worst, soft_dice_terms
 from ml4paleo.pipelines._candidates import prior_plane
 from ml4paleo.planes import AXES, SliceRef
 
@@ -97,6 +98,19 @@ def _reason(disagree: float, far: float, beyond: bool, unit_far: str) -> str:
     return f"{why}, {where}"
 
 
+def _scarce_reason(name: str, painted: int) -> str:
+    return (f"few painted voxels of {name!r} ({painted}): is this {name}? The model nearly calls it so here: "
+            f"paint it as what it is")
+
+
+def _ranked(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best first, ``score`` relative to the best of the same kind (the units differ: expected
+    voxels of a scarce class labelled otherwise, expected wrong voxels)."""
+    top = max((s["doubt"] for s in found), default=1.0)
+    return [{**{k: v for k, v in s.items() if k != "doubt"}, "score": round(s["doubt"] / top, 4)}
+            for s in sorted(found, key=lambda s: -s["doubt"])]
+
+
 def _predict(model: Any, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
     """(z, y, x, K) probabilities of the region, the painted voxels holding their painted class."""
     return keep_painted(model.predict_region(array, start, stop), getattr(model, "painted", ()), start, stop)
@@ -126,15 +140,22 @@ def _plane_probas(model: Any, array: Any, planes: Sequence[tuple[int, int]],
 
 
 def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_size: Sequence[float],
-                   classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5
-                   ) -> dict[str, Any]:
+                   classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5,
+                   scarce: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The content of ``suggestions.json`` for ``model`` on ``array`` (level 0 of the volume),
     painted on the planes ``painted``; ``outline_trust``: the odds that the outlines
-    (``prior``) are right where they and the model disagree (the estimated Dice weighs them so)."""
+    (``prior``) are right where they and the model disagree (the estimated Dice weighs them so).
+
+    ``scarce``: classes painted on too few voxels for the model to know them (name -> painted
+    voxels, ``scoring.scarce_classes``). Their near misses (:func:`~ml4paleo.compute.uncertainty.near_miss`)
+    come first, ranked among themselves, then the doubt ranking: with a handful of examples of a
+    class, the most likely wrong regions are mostly the other class's, and a correct stroke of the
+    plentiful class there moved the whole result (docs/decisions.md, "scarce class first")."""
     shape = tuple(int(n) for n in array.shape)
     painted = list(painted)
     z_painted = sorted(ref.index for ref in painted if ref.axis == "z")
-    found, terms = [], np.zeros((len(classes), 3))
+    found, first, terms = [], [], np.zeros((len(classes), 3))
+    scarce = {classes.index(name): (name, int(n)) for name, n in (scarce or {}).items() if name in classes}
     settings = getattr(model, "feature_settings", None)
     depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
     planes = candidate_planes(shape, painted, depth)
@@ -145,6 +166,11 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
         labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
         distance = distance_to_painted(shape, painted, voxel_size, axis, index)
         terms += soft_dice_terms(proba, labels, outline_trust)
+        for cls, (name, n) in scarce.items():
+            miss = near_miss(proba, cls)
+            if miss is not None:
+                first.append({"axis": AXES[axis], "index": index, "bbox": [int(b) for b in miss.bbox],
+                              "doubt": miss.doubt, "reason": _scarce_reason(name, n)})
         worst = plane_worst(proba, labels, outline_trust)
         if worst is None:
             continue
@@ -155,10 +181,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
         far = float(np.median(distance[u0:u1, v0:v1])) / max(float(min(voxel_size)), 1e-9)
         found.append({"axis": AXES[axis], "index": index, "bbox": [int(u0), int(v0), int(u1), int(v1)],
                       "doubt": worst.doubt, "reason": _reason(disagree, far, beyond, f"{far:.0f} voxels")})
-    found.sort(key=lambda s: -s["doubt"])
-    top = found[0]["doubt"] if found else 1.0
-    suggestions = [{**{k: v for k, v in s.items() if k != "doubt"}, "score": round(s["doubt"] / top, 4)}
-                   for s in found[:TOP]]
+    suggestions = (_ranked(first) + _ranked(found))[:TOP]
     tp, pred, true = terms[:, 0], terms[:, 1], terms[:, 2]
     dice = {str(c): round(float(2 * tp[k] / (pred[k] + true[k])), 4) for k, c in enumerate(classes)
             if pred[k] + true[k] > 0}
