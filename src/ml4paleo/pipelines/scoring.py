@@ -19,11 +19,11 @@ import numpy as np
 
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.pipelines._candidates import TrainingSet
-from ml4paleo.pipelines._tasks import run_tasks
+from ml4paleo.pipelines._tasks import cores, run_tasks
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores",
+__all__ = ["AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores",
            "mean_dice", "scarce_class_warnings", "score_candidates", "validation_report", "validation_warnings",
            "worst_class"]
 
@@ -52,12 +52,13 @@ EVEN_ODDS_WEIGHT = 5
 """The outlines' odds where they contradict a model start at even, as if this many held-out voxels
 had gone each way (a Beta(5, 5) prior): a few disagreeing voxels, often of one stroke, move them
 a little, hundreds decide them."""
-FOLD_THREADS = 2
-"""Held-out predictions (one candidate, one fold) made at once, each forest on one thread (threads:
-the forests' fits and predictions release the GIL), unless the U-Net is among the candidates.
-With each fit's trees shared between the cores instead, a fold's rows, samples, prior channels
-and predictions ran on one thread between its fits (docs/benchmarks.md, small scan). The scores
-are the same whatever the count: each model is seeded as before and the folds are summed in order."""
+FOLD_THREADS: int | None = None
+"""Held-out predictions (one candidate, one fold) made at once (None: one per core), each forest
+on one thread (threads: the forests' fits and predictions release the GIL), unless the U-Net is
+among the candidates. With each fit's trees shared between the cores instead, a fold's rows,
+samples, prior channels and predictions ran on one thread between its fits (docs/benchmarks.md,
+small scan). The scores are the same whatever the count: each model is seeded as before and the
+folds are summed in order."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 FEW_PAINTED = 100
@@ -209,12 +210,11 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
     progress(0, max(len(folds), 1))
     # a class painted only on the held-out slices: that fold cannot be scored
     scorable = [held for held in folds if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) == K]
-    workers = 1 if "unet" in candidates else FOLD_THREADS  # the U-Net's fits keep their own threads and clock
+    workers = 1 if "unet" in candidates else FOLD_THREADS or cores()  # the U-Net's fits keep their threads and clock
     tasks = [(held, n) for held in scorable for n in candidates]
     shared = dataclasses.replace(ts, n_jobs=1) if workers > 1 and len(tasks) > 1 else ts
     done = iter(run_tasks(functools.partial(_heldout, shared, candidates), tasks,
-                          scheduler="threads" if workers > 1 else "synchronous", workers=workers,
-                          progress=lambda finished, total, *_: progress(finished, total)))
+                          scheduler="threads" if workers > 1 else "synchronous", workers=workers, progress=progress))
     for held in scorable:
         heldout = {n: next(done) for n in candidates}  # (predictions, seconds), in the tasks' order
         targets = [s.targets for s in ts.slices if s.ref in held]
