@@ -207,6 +207,35 @@ def test_the_band_calls_the_network_where_held_out_strokes_saturate(monkeypatch)
     assert called.score and "near the completed outlines, below 0.8 (0.980 on the strokes)" in called.text
 
 
+def test_a_network_left_out_costs_no_torch_import(tmp_path):
+    """``plan_network`` that leaves the U-Net out never imports torch (1-1.5 CPU s on one core, in
+    every ``auto`` training whose forest is sure: the small scan's case); one that scores it does."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, sys
+        import numpy as np
+        from ml4paleo.compute.features import FeatureSettings
+        from ml4paleo.pipelines import network
+        from ml4paleo.pipelines._candidates import TrainingSet
+        from ml4paleo.planes import SliceRef
+        os.environ["ML4PALEO_AUTO_UNET_SECONDS"] = "60"
+        masks = {SliceRef("z", z): np.ones((8, 8), np.uint8) for z in (1, 5)}
+        ts = TrainingSet([], ("background", "fossil"), FeatureSettings(), (8, 8, 8), masks=masks)
+        folds = [[ref] for ref in masks]
+        sure = {"metrics": {"background": {"dice": 0.99}, "fossil": {"dice": 0.98}}}
+        assert not network.plan_network(sure, "forest", folds, ts).score
+        assert "torch" not in sys.modules, "torch imported for a network left out"
+        poor = {"metrics": {"background": {"dice": 0.99}, "fossil": {"dice": 0.5}}}
+        assert network.plan_network(poor, "forest", folds, ts).score and "torch" in sys.modules
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 def test_a_final_unet_worse_on_its_own_strokes_than_its_folds_is_set_aside_and_the_reason_shown(tmp_path, monkeypatch):
     """``auto`` checks the final U-Net against its folds (issue 22): a network that fits its own
     painted voxels worse than its folds predicted unseen ones ended broken or unfinished, so the

@@ -105,6 +105,9 @@ class TrainingSet:
     """Time budget of one U-Net training (its share of the user's ``max_train_seconds``)."""
     budget_clock: str = "wall"
     """What ``seconds_per_fit`` counts: ``wall`` seconds, or ``cpu`` seconds of this process."""
+    n_jobs: int = -1
+    """Threads each forest fits and predicts with (-1: one per core); 1 where folds share the cores
+    (:func:`~ml4paleo.pipelines.scoring.score_candidates`)."""
     unet_params: Mapping[str, Any] = field(default_factory=dict)
     """U-Net hyper-parameters; a fixed ``epochs`` makes its training deterministic, unlike the time budget."""
     device: str = "auto"
@@ -229,7 +232,7 @@ class ForestCandidate(Candidate):
     def _model(self, ts: TrainingSet):
         from ml4paleo.models import make_segmenter  # lazy: see the imports
 
-        return make_segmenter(self.classifier, ts.classes, ts.settings, seed=ts.seed, n_jobs=-1, **dict(ts.params))
+        return make_segmenter(self.classifier, ts.classes, ts.settings, seed=ts.seed, n_jobs=ts.n_jobs, **dict(ts.params))
 
     def heldout(self, ts, held):
         train = ts.part(held)
@@ -266,7 +269,7 @@ class ContextCandidate(Candidate):
     def _model(self, ts: TrainingSet, prior: ShapePrior | None = None) -> ContextSegmenter:
         from ml4paleo.models import ContextSegmenter  # lazy: see the imports
 
-        return ContextSegmenter(ts.classes, ts.settings, prior=prior, seed=ts.seed, n_jobs=-1, **dict(ts.params))
+        return ContextSegmenter(ts.classes, ts.settings, prior=prior, seed=ts.seed, n_jobs=ts.n_jobs, **dict(ts.params))
 
     def _train(self, ts: TrainingSet, model: ContextSegmenter, held: Collection[SliceRef]) -> ContextSegmenter:
         parts = [context_rows(ts, s, ts.unseen(held), pseudo=True) for s in ts.part(held)]

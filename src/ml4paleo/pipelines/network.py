@@ -13,6 +13,7 @@ newest strokes weighed up. Why these figures: docs/decisions.md, "The U-Net in t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -210,9 +211,7 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
         return NetworkPlan("not scored: no held-out painted slice to compare it on", ts)
     seconds = float(Settings.env_value(AUTO_UNET_SETTING))
     runs = seconds > 0 and importlib.util.find_spec("torch") is not None
-    per_fit = seconds / (len(folds) + 1)
-    share = dataclasses.replace(ts, seconds_per_fit=per_fit * CLOCK_CAP, budget_clock="cpu",
-                                unet_params={**ts.unet_params, "epochs": fresh_epochs(per_fit, ts.unet_params)})
+    share = functools.partial(_fold_share, ts, seconds, len(folds))  # called only where the U-Net may run
     evidence = read_evidence(previous_model)
     painted = painted_voxels(ts.masks)
     if runs and evidence is not None and evidence["folds"] == fold_names(folds) \
@@ -228,12 +227,12 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
             how = (f"fine-tuned from the previous model's weights for {steps} steps (at most "
                    f"{seconds * WARM_SHARE * CLOCK_CAP:g} CPU s), the newest strokes weighed up")
         else:
-            final, how = share, f"trained afresh for {seconds / (len(folds) + 1):g} CPU s if chosen"
-        grown = painted / max(evidence["painted"], 1) - 1
+            final, how = None, f"trained afresh for {seconds / (len(folds) + 1):g} CPU s if chosen"
+        grown, fresh = painted / max(evidence["painted"], 1) - 1, share()
         return NetworkPlan(
             f"carried: its held-out scores from an earlier model on the same slices of outlines (painted voxels "
             f"{grown:+.0%} since, re-scored from {RESCORE_GROWTH:+.0%} or a new slice of outlines); {how}",
-            share, carried=carried, final=final, evidence=evidence)
+            fresh, carried=carried, final=fresh if final is None else final, evidence=evidence)
     why_new = ("the slices of outlines changed since it was last scored" if evidence is not None and
                evidence["folds"] != fold_names(folds) else
                f"the painted voxels grew by more than {RESCORE_GROWTH:.0%} since it was last scored"
@@ -249,14 +248,24 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
         return NetworkPlan("not scored: the setting ML4PALEO_AUTO_UNET_SECONDS is 0", ts)
     if not runs:
         return NetworkPlan("not scored: PyTorch is not installed", ts)
+    fresh = share()
     if previous == "unet":
         return NetworkPlan("scored: the model it replaces is a U-Net" + (f" and {why_new}" if why_new else "")
-                           + f" ({seconds:g} CPU s)", share, score=True, final=share)
+                           + f" ({seconds:g} CPU s)", fresh, score=True, final=fresh)
     why = (f"leaves class {worst} at held-out Dice {low:.3f}, below {NETWORK_BELOW}" if low < NETWORK_BELOW else
            f"leaves class {band[0]} at held-out Dice {band[1]:.3f} near the completed outlines, below "  # type: ignore[index]
            f"{BAND_BELOW} ({low:.3f} on the strokes)")
     return NetworkPlan(f"scored: {chosen}, the best quick method, {why} ({seconds:g} CPU s for the U-Net's "
-                       f"{len(folds)} folds and final fit)", share, score=True, final=share)
+                       f"{len(folds)} folds and final fit)", fresh, score=True, final=fresh)
+
+
+def _fold_share(ts: TrainingSet, seconds: float, n_folds: int) -> TrainingSet:
+    """``ts`` for one fresh U-Net fit of ``auto``'s: its share of the setting's ``seconds`` over
+    ``n_folds`` folds and the final fit, in epochs (:func:`fresh_epochs`, which imports torch: 1-1.5
+    CPU s on one core, made only where the U-Net may run, not in every training)."""
+    per_fit = seconds / (n_folds + 1)
+    return dataclasses.replace(ts, seconds_per_fit=per_fit * CLOCK_CAP, budget_clock="cpu",
+                               unet_params={**ts.unet_params, "epochs": fresh_epochs(per_fit, ts.unet_params)})
 
 
 def final_fit_failure(final: Any, heldout: Mapping[str, Mapping[str, float | None]] | None) -> str | None:

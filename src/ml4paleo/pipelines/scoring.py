@@ -10,6 +10,8 @@ model is saved: both import this module, so the two agree by construction.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from typing import Any, Mapping, Sequence
 
@@ -17,11 +19,12 @@ import numpy as np
 
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.pipelines._candidates import TrainingSet
+from ml4paleo.pipelines._tasks import cores, run_tasks
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "BAND_POOR", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores",
-           "mean_dice", "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report",
+__all__ = ["AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method",
+           "class_scores", "mean_dice", "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report",
            "validation_warnings", "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
@@ -49,6 +52,13 @@ EVEN_ODDS_WEIGHT = 5
 """The outlines' odds where they contradict a model start at even, as if this many held-out voxels
 had gone each way (a Beta(5, 5) prior): a few disagreeing voxels, often of one stroke, move them
 a little, hundreds decide them."""
+FOLD_THREADS: int | None = None
+"""Held-out predictions (one candidate, one fold) made at once (None: one per core), each forest
+on one thread (threads: the forests' fits and predictions release the GIL), unless the U-Net is
+among the candidates. With each fit's trees shared between the cores instead, a fold's rows,
+samples, prior channels and predictions ran on one thread between its fits (docs/benchmarks.md,
+small scan). The scores are the same whatever the count: each model is seeded as before and the
+folds are summed in order."""
 POOR_DICE = 0.5
 """A class whose best held-out Dice is below this gets a warning where the user acts."""
 FEW_PAINTED = 100
@@ -203,16 +213,21 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
                  "band": np.zeros((K, K), np.int64)} for n in candidates}
     seconds = dict.fromkeys(candidates, 0.0)
     progress(0, max(len(folds), 1))
-    for i, held in enumerate(folds):
-        if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) < K:
-            continue  # a class painted only on the held-out slices: this fold cannot be scored
+    # a class painted only on the held-out slices: that fold cannot be scored
+    scorable = [held for held in folds if len(np.unique(np.concatenate([s.targets for s in ts.part(held)]))) == K]
+    workers = 1 if "unet" in candidates else FOLD_THREADS or cores()  # the U-Net's fits keep their threads and clock
+    tasks = [(held, n) for held in scorable for n in candidates]
+    shared = dataclasses.replace(ts, n_jobs=1) if workers > 1 and len(tasks) > 1 else ts
+    done = iter(run_tasks(functools.partial(_heldout, shared, candidates), tasks,
+                          scheduler="threads" if workers > 1 else "synchronous", workers=workers, progress=progress))
+    for held in scorable:
+        heldout = {n: next(done) for n in candidates}  # (predictions, seconds), in the tasks' order
         targets = [s.targets for s in ts.slices if s.ref in held]
         bands = [s.pseudo[1] if s.pseudo is not None else s.targets[:0] for s in ts.slices if s.ref in held]
         where = "extrapolated" if _extrapolated(held, ts.prior) else "interior"
         answers: dict[str, list[np.ndarray]] = {}
-        for n, cand in candidates.items():
-            t0 = time.perf_counter()
-            predicted = cand.heldout(ts, set(held))
+        for n in candidates:
+            predicted = heldout[n][0]
             if predicted is None:  # this fold cannot score the method
                 per_fold[n].append(None)
                 continue
@@ -225,19 +240,26 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
             confusion[n] += fold
             split[n][where] += fold
             per_fold[n].append(round(mean_dice(class_scores(fold, ts.classes)), 4))
-            seconds[n] += time.perf_counter() - t0
+            seconds[n] += heldout[n][1]
         for n, predicted in answers.items():
             if n != "interpolation" and "interpolation" in answers:
                 for truth, pred, outline in zip(targets, predicted, answers["interpolation"]):
                     split_at = pred != outline
                     disagree[n] += int(split_at.sum())
                     outlines_right[n] += int((outline[split_at] == truth[split_at]).sum())
-        progress(i + 1, len(folds))
     return {n: {"metrics": class_scores(confusion[n], ts.classes) if confusion[n].sum() else {},
                 **{k: (class_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
                 "confusion": confusion[n].tolist(), "fold_dice": per_fold[n], "seconds": round(seconds[n], 2),
                 "against_outlines": {"disagree": disagree[n], "outlines_right": outlines_right[n]}}
             for n in candidates}
+
+
+def _heldout(ts: TrainingSet, candidates: Mapping[str, Any], held: Sequence[SliceRef],
+             name: str) -> tuple[list[np.ndarray] | None, float]:
+    """Candidate ``name``'s predictions of the slices ``held`` out (None where the fold cannot
+    score it, :meth:`~ml4paleo.pipelines._candidates.Candidate.heldout`) and the seconds they took."""
+    t0 = time.perf_counter()
+    return candidates[name].heldout(ts, set(held)), time.perf_counter() - t0
 
 
 def outline_trust(scored: Mapping[str, Any] | None) -> float:
