@@ -53,7 +53,7 @@ from methods import dice, snow, write_scan  # noqa: E402 - the bench folder's ow
 from ml4paleo.compute.painted import keep_painted  # noqa: E402
 from ml4paleo.io.omezarr import open_level  # noqa: E402
 from ml4paleo.models import labels_from_proba, load_model  # noqa: E402
-from ml4paleo.pipelines import _local_fit, scoring  # noqa: E402
+from ml4paleo.pipelines import _local_fit, suggest  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
 from ml4paleo.pipelines.train import train_model  # noqa: E402
 from ml4paleo.planes import AXES, SliceRef  # noqa: E402
@@ -284,11 +284,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the generated volumes' seed (another draw of each case)")
     ap.add_argument("--scores", action="store_true",
                     help="print each round's held-out scores of every candidate (metadata.json)")
-    ap.add_argument("--no-scarce-first", action="store_true",
-                    help="no class counts as scarce (FEW_PAINTED 0): suggestions by doubt alone, no warning (before)")
+    ap.add_argument("--scarce-first", action="store_true",
+                    help="a class painted on fewer than FEW_PAINTED voxels puts its near misses first (suggest.SCARCE_FIRST)")
     args = ap.parse_args(argv)
-    if args.no_scarce_first:
-        scoring.FEW_PAINTED = 0
+    if args.scarce_first:
+        suggest.SCARCE_FIRST = True
     if args.two_forests:
         _local_fit.ONE_WALK = False
     if args.network_local_all:

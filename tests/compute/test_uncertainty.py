@@ -68,8 +68,11 @@ def test_no_plane_next_to_a_painted_one_is_suggested_unless_none_other_is_left()
     assert [(a, i) for a, i in candidate_planes((3, 8, 8), [SliceRef("z", 1)]) if a == 0] == [(0, 0), (0, 2)]
 
 
-def test_a_scarce_class_s_near_misses_come_before_the_doubt_ranking():
+def test_a_scarce_class_s_near_misses_come_before_the_doubt_ranking(monkeypatch):
+    from ml4paleo.pipelines import suggest
     from ml4paleo.pipelines.suggest import suggest_planes
+
+    monkeypatch.setattr(suggest, "SCARCE_FIRST", True)  # off in the product (docs/decisions.md)
 
     class Fixed:  # a model whose probabilities are given: only the ranking is under test
         def __init__(self, proba):

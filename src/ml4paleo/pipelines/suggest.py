@@ -10,7 +10,7 @@ folder lists the worst region of each, best first::
      "planes_scored": 24}
 
 ``bbox`` is in the plane's own two axes (rows, then columns; end-exclusive), as the annotation
-page draws a plane. A class painted on too few voxels (``scoring.scarce_classes``) puts its near
+page draws a plane. With ``SCARCE_FIRST`` (off), a class painted on too few voxels puts its near
 misses first, each kind's ``score`` relative to its own best. The planes scored are bounded by
 ``PLANE_VOXELS`` in all, so the ranking costs about as much as predicting a few slices, whatever the volume's size.
 """
@@ -49,6 +49,11 @@ NEAR = 2
 """Planes within this many of a painted parallel plane are not suggested (unless no other is left):
 the loop's user, sent there, painted the same wrong region again one plane further, a stroke that
 repeated what the last one taught (``bench/loop.py``; docs/decisions.md)."""
+SCARCE_FIRST = False
+"""Off: a scarce class's near misses first (``scarce`` below) was measured on thin tubes from one and
+two slices, seeds 0, 2 and 3, and helped one run of five (0.95 after 2 strokes instead of 4) while
+the mean Dice over the strokes fell in four (docs/decisions.md, "Scarce class first"); kept for
+``bench/loop.py --scarce-first`` until a rule for when to leave it is measured."""
 PLANE_THREADS = 2
 """Planes predicted at once: the filters and the trees release the GIL, so a training's last step
 no longer leaves a core idle (each holds one plane's features: its area times the halo's depth)."""
@@ -147,7 +152,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     (``prior``) are right where they and the model disagree (the estimated Dice weighs them so).
 
     ``scarce``: classes painted on too few voxels for the model to know them (name -> painted
-    voxels, ``scoring.scarce_classes``). Their near misses (:func:`~ml4paleo.compute.uncertainty.near_miss`)
+    voxels, ``scoring.scarce_classes``); read only where ``SCARCE_FIRST``. Their near misses (:func:`~ml4paleo.compute.uncertainty.near_miss`)
     come first, ranked among themselves, then the doubt ranking: with a handful of examples of a
     class, the most likely wrong regions are mostly the other class's, and a correct stroke of the
     plentiful class there moved the whole result (docs/decisions.md, "scarce class first")."""
@@ -155,7 +160,8 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     painted = list(painted)
     z_painted = sorted(ref.index for ref in painted if ref.axis == "z")
     found, first, terms = [], [], np.zeros((len(classes), 3))
-    scarce = {classes.index(name): (name, int(n)) for name, n in (scarce or {}).items() if name in classes}
+    scarce = {classes.index(name): (name, int(n)) for name, n in (scarce or {}).items()
+              if name in classes and SCARCE_FIRST}
     settings = getattr(model, "feature_settings", None)
     depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
     planes = candidate_planes(shape, painted, depth)
