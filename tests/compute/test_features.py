@@ -218,8 +218,13 @@ def test_compiled_gaussian_pass_is_scipys_bit_for_bit(rng, sigma):
     assert _trimmed_pass(x[:3], 1.6, 0, compiled=True).shape == (0, 18, 25)  # all margin: nothing kept
 
 
-@pytest.mark.parametrize("settings", [SMALL, FeatureSettings(sigmas=(1.0, 5.0), two_d=True)], ids=["3d", "2d"])
+@pytest.mark.parametrize("settings", [SMALL, FeatureSettings(sigmas=(1.0, 5.0), two_d=True),
+                                      FeatureSettings(sigmas=(1.0, 3.5, 5.0), filters=("orient", "gaussian"))],
+                         ids=["3d", "2d", "orient-shared-factor"])
 def test_compiled_features_are_the_same_features(rng, settings):
+    """The compiled passes (Gaussians, interpolation, the orient tensor pooled from the
+    derivatives in one pass, for one scale of a factor or for two cut from one pooled window)
+    give numpy's values bit for bit, partial boxes at the window's ends included."""
     volume = rng.integers(0, 4000, (13, 17, 15)).astype(np.uint16)
     h = halo(settings)
     pads = [(h, h) if a in settings.axes else (0, 0) for a in range(3)]
