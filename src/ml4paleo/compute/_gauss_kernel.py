@@ -46,34 +46,6 @@ def valid_pass(x, w, axis, out):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def interpolate_pass(c, k0, k1, w, omw, axis, dst):  # pragma: no cover - compiled
-    """``dst`` = ``c`` interpolated linearly along ``axis``: position j of ``dst`` reads the
-    coarse voxels ``k0[j]`` and ``k1[j]`` with weights ``omw[j]`` and ``w[j]`` (float32).
-
-    The arithmetic is that of :func:`ml4paleo.compute.features._upsample_axis`: two float32
-    products, each rounded, then their float32 sum; so the values are its values bit for bit, in
-    one pass over ``dst`` where numpy's phase slices write it with a stride, twice."""
-    nz, ny, nx = dst.shape
-    if axis == 0:
-        for z in range(nz):
-            lo, hi, a, b = k0[z], k1[z], omw[z], w[z]
-            for y in range(ny):
-                for x in range(nx):
-                    dst[z, y, x] = c[lo, y, x] * a + c[hi, y, x] * b
-    elif axis == 1:
-        for z in range(nz):
-            for y in range(ny):
-                lo, hi, a, b = k0[y], k1[y], omw[y], w[y]
-                for x in range(nx):
-                    dst[z, y, x] = c[z, lo, x] * a + c[z, hi, x] * b
-    else:
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    dst[z, y, x] = c[z, y, k0[x]] * omw[x] + c[z, y, k1[x]] * w[x]
-
-
-@njit(nogil=True, cache=True)
 def second_derivatives(g, start, pairs, out):  # pragma: no cover - compiled
     """``out[k]`` = the second derivative of ``g`` along the axes ``pairs[k]`` on the region of
     ``g`` starting at ``start`` (``out``'s shape less its first axis), each a central difference
@@ -173,3 +145,33 @@ def pooled_tensor(g, s0, s1, s2, n0, n1, n2, f0, f, d0, out):  # pragma: no cove
                     for k in range(1, f):
                         c += bt[min(f * b2 + k, n2 - 1)]
                     out[t, b0, b1, b2] = c * scale
+
+
+@njit(nogil=True, cache=True)
+def upsample_pass(c, zk0, zk1, zw, zomw, yk0, yk1, yw, yomw, xk0, xk1, xw, xomw, dz, dst):  # pragma: no cover
+    """``dst`` = ``c`` interpolated along z (with ``dz``; else ``dst``'s planes are ``c``'s),
+    then y, then x: along each axis, position p reads coarse voxels ``k0[p]`` and ``k1[p]``,
+    their float32 products with the weights ``omw[p]`` and ``w[p]`` are summed in float32, as
+    :func:`ml4paleo.compute.features._upsample_axis` computes axis by axis: so its values bit
+    for bit. One plane of the z pass and one row of the y pass at a time, in buffers that stay
+    in cache, where one pass per axis wrote each intermediate volume (a quarter and a half of
+    ``dst`` at a factor of 2) to memory and read it back."""
+    nz, ny, nx = dst.shape
+    nyc, nxc = c.shape[1], c.shape[2]
+    plane = np.empty((nyc, nxc), np.float32)
+    row = np.empty(nxc, np.float32)
+    for z in range(nz):
+        if dz:
+            lo, hi, a, b = c[zk0[z]], c[zk1[z]], zomw[z], zw[z]
+            for v in range(nyc):
+                for u in range(nxc):
+                    plane[v, u] = lo[v, u] * a + hi[v, u] * b
+        else:
+            plane[:, :] = c[z]
+        for y in range(ny):
+            lo1, hi1, a1, b1 = plane[yk0[y]], plane[yk1[y]], yomw[y], yw[y]
+            for u in range(nxc):
+                row[u] = lo1[u] * a1 + hi1[u] * b1
+            out = dst[z, y]
+            for x in range(nx):
+                out[x] = row[xk0[x]] * xomw[x] + row[xk1[x]] * xw[x]

@@ -507,34 +507,39 @@ def _upsample(coarse: np.ndarray, f: int, starts: tuple[int, ...], sizes: tuple[
     """Linear interpolation of a coarse grid back to full resolution for positions
     ``starts[a] .. starts[a] + sizes[a]`` (full-resolution indices within the window), one axis
     at a time, the last pass written into ``out`` when given (a slot of the feature array).
-    ``compiled``: numba's pass, the same values (see
-    :func:`ml4paleo.compute._gauss_kernel.interpolate_pass`), ~4x faster; as for the Gaussians,
-    only where the process pays numba's load anyway (segmentation blocks)."""
+    ``compiled``: numba's pass over all the axes at once, the same values (see
+    :func:`ml4paleo.compute._gauss_kernel.upsample_pass`), several times faster; as for the
+    Gaussians, only where the process pays numba's load anyway (segmentation blocks)."""
+    if compiled and coarse.dtype == np.float32:
+        assert tuple(axes)[-2:] == (1, 2), axes  # the 3D bank's axes or the 2D one's (y, x)
+        shape = tuple(sizes[a] if a in axes else coarse.shape[a] for a in range(3))
+        dst = out if out is not None else np.empty(shape, np.float32)
+        if dst.size:
+            from ml4paleo.compute._gauss_kernel import upsample_pass  # lazy: numba, as in _trimmed_pass
+
+            z, y, x = (_interpolation_steps(coarse.shape[a], f, starts[a], shape[a]) for a in range(3))
+            upsample_pass(coarse, *z, *y, *x, int(0 in axes), dst)
+        return dst
     res = coarse
     for a in axes:
         shape = list(res.shape)
         shape[a] = sizes[a]
         dst = out if a == axes[-1] and out is not None else np.empty(shape, np.float32)
-        if compiled and res.dtype == np.float32:
-            _interpolate_compiled(res, f, starts[a], a, dst)
-        else:
-            _upsample_axis(res, f, starts[a], a, dst)
+        _upsample_axis(res, f, starts[a], a, dst)
         res = dst
     return res
 
 
-def _interpolate_compiled(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray) -> None:
-    """:func:`_upsample_axis` by numba's pass: each position's two coarse neighbours (clipped to
-    the grid) and weights, computed as the phases compute them."""
-    from ml4paleo.compute._gauss_kernel import interpolate_pass  # lazy: numba, as in _trimmed_pass
-
-    pos = (np.arange(start, start + dst.shape[axis]) - (f - 1) / 2.0) / f
+def _interpolation_steps(length: int, f: int, start: int, n: int) -> tuple[np.ndarray, ...]:
+    """For full-resolution positions ``start .. start + n`` along an axis of ``length`` coarse
+    voxels: the two coarse neighbours of each (clipped to the grid) and their weights ``w``,
+    ``1 - w`` (float32), computed as :func:`_upsample_axis`'s phases compute them."""
+    pos = (np.arange(start, start + n) - (f - 1) / 2.0) / f
     k = np.floor(pos)
     w = (pos - k).astype(np.float32)
-    last = c.shape[axis] - 1
+    last = length - 1
     k0, k1 = np.clip(k, 0, last).astype(np.intp), np.clip(k + 1, 0, last).astype(np.intp)
-    if dst.size:
-        interpolate_pass(c, k0, k1, w, np.float32(1) - w, axis, dst)
+    return k0, k1, w, np.float32(1) - w
 
 
 def _upsample_axis(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray) -> None:
