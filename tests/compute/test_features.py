@@ -148,6 +148,9 @@ def test_selected_features_are_the_same_columns_and_chunk_exactly(rng):
     picked = compute_features(volume, settings)
     assert np.array_equal(picked, full[..., [names.index(n) for n in feature_names(settings)]])
     assert np.array_equal(chunked(volume, settings, (6, 5, 7)), picked)
+    h = halo(settings)  # and by the compiled passes (orient_yx_s3.5 alone: its scale averages 4 of 6 components)
+    padded = np.pad(volume, h, mode="symmetric")
+    assert np.array_equal(block_features(padded, (-h, -h, -h), settings, compiled=True), picked)
     assert FeatureSettings.from_value(settings.to_dict()) == settings
     with pytest.raises(InputError, match="selected"):
         FeatureSettings(selected=("gabor_s1",))

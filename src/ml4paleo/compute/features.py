@@ -772,6 +772,11 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
         if fine_tensor is not None:
             parts.update({k: p[tuple(window)] for k, p in fine_tensor.full().items()})
         crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
+    if fine_tensor is not None and not {"orient_e1", "orient_e3"} & set(slots):
+        # no eigenvalues: only the components asked for and the diagonal (the trace) are averaged
+        letters = [_AXIS_LETTERS[a] for a in axes]
+        kept = {(i, j) for i, j in fine_tensor.keys if i == j or f"orient_{letters[i]}{letters[j]}" in slots}
+        parts = {k: p for k, p in parts.items() if not isinstance(k, tuple) or k in kept}
     cs = _coarse_sigma(sigma, f)
     averaged = {k: _smooth(p, cs, axes, crop, True, compiled) for k, p in parts.items()}
     maps: dict[str, np.ndarray] = {}
