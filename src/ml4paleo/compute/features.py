@@ -626,8 +626,8 @@ class _FineTensor:
 
     Why: the six full-resolution products of a segmentation block's widest window (plus its
     three derivatives) were written and read back only to be pooled by 2, one of the bank's
-    largest costs per block (docs/benchmarks.md, "Segmentation at 2048^2: the orient tensor
-    pooled in one pass")."""
+    largest costs per block (docs/benchmarks.md, "Segmentation at 2048^2: why fewer voxels per
+    CPU second")."""
 
     def __init__(self, g: np.ndarray, axes: tuple[int, ...], compiled: bool) -> None:
         self.g, self.axes, self.compiled = g, axes, compiled
