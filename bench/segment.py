@@ -147,7 +147,7 @@ STAGES = {
     "gaussian": ("correlate1d", "valid_pass"),
     "derivatives": ("gradient", "_gradient_on", "second_derivatives"),
     "eigenvalues": ("_eig3", "_eig2", "_eigen"),
-    "upsampling": ("_upsample", "_upsample_axis", "interpolate_pass", "take"),
+    "upsampling": ("_upsample", "_upsample_axis", "upsample_pass", "take"),
     "downsampling": ("_box_mean",),
     "transpose": ("ascontiguousarray",),
     "forest": ("forest_sum", "forest_sum_columns", "forest_labels_columns", "forest_labels_lattice", "predict_proba"),

@@ -148,6 +148,9 @@ def test_selected_features_are_the_same_columns_and_chunk_exactly(rng):
     picked = compute_features(volume, settings)
     assert np.array_equal(picked, full[..., [names.index(n) for n in feature_names(settings)]])
     assert np.array_equal(chunked(volume, settings, (6, 5, 7)), picked)
+    h = halo(settings)  # and by the compiled passes (orient_yx_s3.5 alone: its scale averages 4 of 6 components)
+    padded = np.pad(volume, h, mode="symmetric")
+    assert np.array_equal(block_features(padded, (-h, -h, -h), settings, compiled=True), picked)
     assert FeatureSettings.from_value(settings.to_dict()) == settings
     with pytest.raises(InputError, match="selected"):
         FeatureSettings(selected=("gabor_s1",))
@@ -218,8 +221,13 @@ def test_compiled_gaussian_pass_is_scipys_bit_for_bit(rng, sigma):
     assert _trimmed_pass(x[:3], 1.6, 0, compiled=True).shape == (0, 18, 25)  # all margin: nothing kept
 
 
-@pytest.mark.parametrize("settings", [SMALL, FeatureSettings(sigmas=(1.0, 5.0), two_d=True)], ids=["3d", "2d"])
+@pytest.mark.parametrize("settings", [SMALL, FeatureSettings(sigmas=(1.0, 5.0), two_d=True),
+                                      FeatureSettings(sigmas=(1.0, 3.5, 5.0), filters=("orient", "gaussian"))],
+                         ids=["3d", "2d", "orient-shared-factor"])
 def test_compiled_features_are_the_same_features(rng, settings):
+    """The compiled passes (Gaussians, interpolation, the orient tensor pooled from the
+    derivatives in one pass, for one scale of a factor or for two cut from one pooled window)
+    give numpy's values bit for bit, partial boxes at the window's ends included."""
     volume = rng.integers(0, 4000, (13, 17, 15)).astype(np.uint16)
     h = halo(settings)
     pads = [(h, h) if a in settings.axes else (0, 0) for a in range(3)]

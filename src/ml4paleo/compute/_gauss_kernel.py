@@ -46,34 +46,6 @@ def valid_pass(x, w, axis, out):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def interpolate_pass(c, k0, k1, w, omw, axis, dst):  # pragma: no cover - compiled
-    """``dst`` = ``c`` interpolated linearly along ``axis``: position j of ``dst`` reads the
-    coarse voxels ``k0[j]`` and ``k1[j]`` with weights ``omw[j]`` and ``w[j]`` (float32).
-
-    The arithmetic is that of :func:`ml4paleo.compute.features._upsample_axis`: two float32
-    products, each rounded, then their float32 sum; so the values are its values bit for bit, in
-    one pass over ``dst`` where numpy's phase slices write it with a stride, twice."""
-    nz, ny, nx = dst.shape
-    if axis == 0:
-        for z in range(nz):
-            lo, hi, a, b = k0[z], k1[z], omw[z], w[z]
-            for y in range(ny):
-                for x in range(nx):
-                    dst[z, y, x] = c[lo, y, x] * a + c[hi, y, x] * b
-    elif axis == 1:
-        for z in range(nz):
-            for y in range(ny):
-                lo, hi, a, b = k0[y], k1[y], omw[y], w[y]
-                for x in range(nx):
-                    dst[z, y, x] = c[z, lo, x] * a + c[z, hi, x] * b
-    else:
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    dst[z, y, x] = c[z, y, k0[x]] * omw[x] + c[z, y, k1[x]] * w[x]
-
-
-@njit(nogil=True, cache=True)
 def second_derivatives(g, start, pairs, out):  # pragma: no cover - compiled
     """``out[k]`` = the second derivative of ``g`` along the axes ``pairs[k]`` on the region of
     ``g`` starting at ``start`` (``out``'s shape less its first axis), each a central difference
@@ -106,3 +78,100 @@ def second_derivatives(g, start, pairs, out):  # pragma: no cover - compiled
                     ahead = (r1[i + o1] - r2[i + o2]) * half
                     behind = (r3[i + o3] - r4[i + o4]) * half
                     dst[i] = (ahead - behind) * half
+
+
+@njit(nogil=True, cache=True)
+def pooled_tensor(g, s0, s1, s2, n0, n1, n2, f0, f, d0, out):  # pragma: no cover - compiled
+    """``out[k]`` = the box mean (:func:`ml4paleo.compute.features._box_mean`, boxes of ``f0 x f
+    x f``) of the k-th product ``g_a * g_b`` (a <= b, in that order) of the central differences
+    ``g_a = (g(q + e_a) - g(q - e_a)) * 0.5`` along y, x and, with ``d0`` = 1, z first, over
+    the window ``s .. s + n`` of the products (whose voxel p is ``g``'s voxel ``p + (d0, 1, 1)``).
+
+    The arithmetic is numpy's in :mod:`~ml4paleo.compute.features`: float32 differences and
+    products, each box summed along z, then y, then x (a partial last box repeats the edge
+    voxel), each sum a float32 fold from the box's first voxel, then scaled by ``1 / (f0 f f)``;
+    so the values are its values bit for bit. Row by row: the products of one x row of the
+    window, folded over the box's z rows, then its y rows, then pooled along x, in buffers of
+    a few rows that stay in cache, where numpy wrote the six products of the whole window (and
+    its derivatives) to memory and read them back."""
+    half = np.float32(0.5)
+    scale = np.float32(1.0 / (f0 * f * f))
+    nprod = out.shape[0]
+    a = np.empty((nprod, n2), np.float32)
+    b = np.empty((nprod, n2), np.float32)
+    for b0 in range(out.shape[1]):
+        for b1 in range(out.shape[2]):
+            for j in range(f):
+                q1 = s1 + min(f * b1 + j, n1 - 1) + 1
+                for i in range(f0):
+                    q0 = s0 + min(f0 * b0 + i, n0 - 1) + d0
+                    row, north, south = g[q0, q1, s2:s2 + n2 + 2], g[q0, q1 + 1, s2 + 1:], g[q0, q1 - 1, s2 + 1:]
+                    if d0:
+                        up, down = g[q0 + 1, q1, s2 + 1:], g[q0 - 1, q1, s2 + 1:]
+                        for x in range(n2):
+                            gz = (up[x] - down[x]) * half
+                            gy = (north[x] - south[x]) * half
+                            gx = (row[x + 2] - row[x]) * half
+                            if i == 0:
+                                a[0, x], a[1, x], a[2, x] = gz * gz, gz * gy, gz * gx
+                                a[3, x], a[4, x], a[5, x] = gy * gy, gy * gx, gx * gx
+                            else:
+                                a[0, x] += gz * gz
+                                a[1, x] += gz * gy
+                                a[2, x] += gz * gx
+                                a[3, x] += gy * gy
+                                a[4, x] += gy * gx
+                                a[5, x] += gx * gx
+                    else:
+                        for x in range(n2):
+                            gy = (north[x] - south[x]) * half
+                            gx = (row[x + 2] - row[x]) * half
+                            if i == 0:
+                                a[0, x], a[1, x], a[2, x] = gy * gy, gy * gx, gx * gx
+                            else:
+                                a[0, x] += gy * gy
+                                a[1, x] += gy * gx
+                                a[2, x] += gx * gx
+                for t in range(nprod):
+                    if j == 0:
+                        b[t, :] = a[t, :]
+                    else:
+                        for x in range(n2):
+                            b[t, x] += a[t, x]
+            for t in range(nprod):
+                bt = b[t]
+                for b2 in range(out.shape[3]):
+                    c = bt[min(f * b2, n2 - 1)]
+                    for k in range(1, f):
+                        c += bt[min(f * b2 + k, n2 - 1)]
+                    out[t, b0, b1, b2] = c * scale
+
+
+@njit(nogil=True, cache=True)
+def upsample_pass(c, zk0, zk1, zw, zomw, yk0, yk1, yw, yomw, xk0, xk1, xw, xomw, dz, dst):  # pragma: no cover
+    """``dst`` = ``c`` interpolated along z (with ``dz``; else ``dst``'s planes are ``c``'s),
+    then y, then x: along each axis, position p reads coarse voxels ``k0[p]`` and ``k1[p]``,
+    their float32 products with the weights ``omw[p]`` and ``w[p]`` are summed in float32, as
+    :func:`ml4paleo.compute.features._upsample_axis` computes axis by axis: so its values bit
+    for bit. One plane of the z pass and one row of the y pass at a time, in buffers that stay
+    in cache, where one pass per axis wrote each intermediate volume (a quarter and a half of
+    ``dst`` at a factor of 2) to memory and read it back."""
+    nz, ny, nx = dst.shape
+    nyc, nxc = c.shape[1], c.shape[2]
+    plane = np.empty((nyc, nxc), np.float32)
+    row = np.empty(nxc, np.float32)
+    for z in range(nz):
+        if dz:
+            lo, hi, a, b = c[zk0[z]], c[zk1[z]], zomw[z], zw[z]
+            for v in range(nyc):
+                for u in range(nxc):
+                    plane[v, u] = lo[v, u] * a + hi[v, u] * b
+        else:
+            plane[:, :] = c[z]
+        for y in range(ny):
+            lo1, hi1, a1, b1 = plane[yk0[y]], plane[yk1[y]], yomw[y], yw[y]
+            for u in range(nxc):
+                row[u] = lo1[u] * a1 + hi1[u] * b1
+            out = dst[z, y]
+            for x in range(nx):
+                out[x] = row[xk0[x]] * xomw[x] + row[xk1[x]] * xw[x]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -308,7 +308,7 @@ def compiled_pass_loaded() -> bool:
 
 
 def load_compiled_pass() -> None:
-    """Run the compiled Gaussian, interpolation and second-derivative passes once, so numba and
+    """Run the compiled Gaussian, interpolation, second-derivative and tensor-pooling passes once, so numba and
     their machine code are loaded (compiled and cached on disk on a fresh install, ~7 s) before a
     request needs them: a long-lived process (the train runner) calls it at start, then its
     previews take the passes."""
@@ -321,6 +321,7 @@ def load_compiled_pass() -> None:
         valid_pass(x, w, axis, np.empty(shape, np.float32))
     _upsample(x, 2, (0, 0, 0), (4, 4, 4), (0, 1, 2), compiled=True)
     _second_derivatives(np.zeros((5, 5, 5), np.float32), (0, 1, 2), (slice(2, 3),) * 3, [(0, 0), (0, 1)])
+    _FineTensor(np.zeros((4, 4, 4), np.float32), (0, 1, 2), compiled=True).pooled([slice(0, 2)] * 3, 2)
     _COMPILED_PASS.set()
 
 
@@ -506,34 +507,39 @@ def _upsample(coarse: np.ndarray, f: int, starts: tuple[int, ...], sizes: tuple[
     """Linear interpolation of a coarse grid back to full resolution for positions
     ``starts[a] .. starts[a] + sizes[a]`` (full-resolution indices within the window), one axis
     at a time, the last pass written into ``out`` when given (a slot of the feature array).
-    ``compiled``: numba's pass, the same values (see
-    :func:`ml4paleo.compute._gauss_kernel.interpolate_pass`), ~4x faster; as for the Gaussians,
-    only where the process pays numba's load anyway (segmentation blocks)."""
+    ``compiled``: numba's pass over all the axes at once, the same values (see
+    :func:`ml4paleo.compute._gauss_kernel.upsample_pass`), several times faster; as for the
+    Gaussians, only where the process pays numba's load anyway (segmentation blocks)."""
+    if compiled and coarse.dtype == np.float32:
+        assert tuple(axes)[-2:] == (1, 2), axes  # the 3D bank's axes or the 2D one's (y, x)
+        shape = tuple(sizes[a] if a in axes else coarse.shape[a] for a in range(3))
+        dst = out if out is not None else np.empty(shape, np.float32)
+        if dst.size:
+            from ml4paleo.compute._gauss_kernel import upsample_pass  # lazy: numba, as in _trimmed_pass
+
+            z, y, x = (_interpolation_steps(coarse.shape[a], f, starts[a], shape[a]) for a in range(3))
+            upsample_pass(coarse, *z, *y, *x, int(0 in axes), dst)
+        return dst
     res = coarse
     for a in axes:
         shape = list(res.shape)
         shape[a] = sizes[a]
         dst = out if a == axes[-1] and out is not None else np.empty(shape, np.float32)
-        if compiled and res.dtype == np.float32:
-            _interpolate_compiled(res, f, starts[a], a, dst)
-        else:
-            _upsample_axis(res, f, starts[a], a, dst)
+        _upsample_axis(res, f, starts[a], a, dst)
         res = dst
     return res
 
 
-def _interpolate_compiled(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray) -> None:
-    """:func:`_upsample_axis` by numba's pass: each position's two coarse neighbours (clipped to
-    the grid) and weights, computed as the phases compute them."""
-    from ml4paleo.compute._gauss_kernel import interpolate_pass  # lazy: numba, as in _trimmed_pass
-
-    pos = (np.arange(start, start + dst.shape[axis]) - (f - 1) / 2.0) / f
+def _interpolation_steps(length: int, f: int, start: int, n: int) -> tuple[np.ndarray, ...]:
+    """For full-resolution positions ``start .. start + n`` along an axis of ``length`` coarse
+    voxels: the two coarse neighbours of each (clipped to the grid) and their weights ``w``,
+    ``1 - w`` (float32), computed as :func:`_upsample_axis`'s phases compute them."""
+    pos = (np.arange(start, start + n) - (f - 1) / 2.0) / f
     k = np.floor(pos)
     w = (pos - k).astype(np.float32)
-    last = c.shape[axis] - 1
+    last = length - 1
     k0, k1 = np.clip(k, 0, last).astype(np.intp), np.clip(k + 1, 0, last).astype(np.intp)
-    if dst.size:
-        interpolate_pass(c, k0, k1, w, np.float32(1) - w, axis, dst)
+    return k0, k1, w, np.float32(1) - w
 
 
 def _upsample_axis(c: np.ndarray, f: int, start: int, axis: int, dst: np.ndarray) -> None:
@@ -577,7 +583,7 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
                  energy: tuple[str, ...] = ()) -> tuple[dict, list[int]]:
     """The fine maps the ``orient`` and ``energy`` scales average, on the widest window they
     read, computed once for them all: products of the fine derivatives (scale
-    :data:`ORIENT_INNER`, keys ``(i, j)``) with ``tensor``, the squared Laplacians of the
+    :data:`ORIENT_INNER`, key ``tensor``: a :class:`_FineTensor`) with ``tensor``, the squared Laplacians of the
     :data:`ENERGY_BANDS` named in ``energy`` (keys ``hi``, ``lo``: only those some kept feature
     needs, the other band's Gaussian and Laplacian are skipped); and that window's start in ``x``
     per axis."""
@@ -605,13 +611,58 @@ def _fine_tensor(x: np.ndarray, pads: list[int], interior: tuple[int, ...], sett
             smoothed[sigma] = g
         g = smoothed[sigma]
         if key is None:
-            grads = [(g[shifted[a][0]] - g[shifted[a][1]]) * np.float32(0.5) for a in axes]
-            out.update({(i, j): grads[i] * grads[j] for i in range(len(axes)) for j in range(i, len(axes))})
-            del grads
+            out["tensor"] = _FineTensor(g, axes, compiled)
         else:
             lap = sum(g[shifted[a][0]] + g[shifted[a][1]] for a in axes) - np.float32(2 * len(axes)) * g[inner]
             out[key] = lap * lap
     return out, base
+
+
+class _FineTensor:
+    """The products ``(i, j)`` (i <= j) of the fine derivatives (central differences of ``g``, the
+    window smoothed at :data:`ORIENT_INNER`) that ``orient`` averages, made where a scale asks:
+    at full resolution (:meth:`full`) for the scales on the full grid; box-pooled straight from
+    ``g`` (:meth:`pooled`, numba's kernel when ``compiled``) for the scales on a coarser grid.
+
+    Why: the six full-resolution products of a segmentation block's widest window (plus its
+    three derivatives) were written and read back only to be pooled by 2, one of the bank's
+    largest costs per block (docs/benchmarks.md, "Segmentation at 2048^2: why fewer voxels per
+    CPU second")."""
+
+    def __init__(self, g: np.ndarray, axes: tuple[int, ...], compiled: bool) -> None:
+        self.g, self.axes, self.compiled = g, axes, compiled
+        n = len(axes)
+        self.keys = [(i, j) for i in range(n) for j in range(i, n)]
+        self._full: dict | None = None
+
+    def full(self) -> dict:
+        """The products at full resolution on ``g``'s interior (one voxel less at each end of
+        the differentiated axes)."""
+        if self._full is None:
+            g, axes = self.g, self.axes
+            inner = tuple(slice(1, -1) if a in axes else slice(None) for a in range(3))
+            grads = [(g[tuple(slice(2, None) if b == a else s for b, s in enumerate(inner))]
+                      - g[tuple(slice(0, -2) if b == a else s for b, s in enumerate(inner))]) * np.float32(0.5)
+                     for a in axes]
+            self._full = {(i, j): grads[i] * grads[j] for i, j in self.keys}
+        return self._full
+
+    def pooled(self, window: Sequence[slice], f: int) -> dict:
+        """``{k: _box_mean(full()[k][window], f, axes)}``, the same values bit for bit; with
+        ``compiled``, in one pass over ``g`` that stores only the pooled maps."""
+        if not self.compiled or self._full is not None:
+            full = self.full()
+            return {k: _box_mean(full[k][tuple(window)], f, self.axes) for k in self.keys}
+        from ml4paleo.compute._gauss_kernel import pooled_tensor  # lazy: numba, as in _trimmed_pass
+
+        d0 = int(0 in self.axes)  # y and x always: the 3D bank, or the 2D one's (y, x)
+        span = [window[a].indices(self.g.shape[a] - 2 * (d0 if a == 0 else 1))[:2] for a in range(3)]
+        n = [max(0, hi - lo) for lo, hi in span]
+        f0 = f if d0 else 1
+        out = np.empty((len(self.keys), -(-n[0] // f0), -(-n[1] // f), -(-n[2] // f)), np.float32)
+        if out.size:
+            pooled_tensor(self.g, *(lo for lo, _ in span), *n, f0, f, d0, out)
+        return dict(zip(self.keys, out))
 
 
 def _energy_bands(names: Any) -> tuple[str, ...]:
@@ -652,10 +703,14 @@ def _pooled(source: np.ndarray, f: int, axes: tuple[int, ...], window: list[slic
         return _box_mean(source[tuple(window)], f, axes)
     if key not in cache:
         cache[key] = _box_mean(source[tuple(widest)], f, axes)
+    return np.ascontiguousarray(cache[key][_pooled_cut(f, axes, window, widest)])
+
+
+def _pooled_cut(f: int, axes: tuple[int, ...], window: list[slice], widest: list[slice]) -> tuple[slice, ...]:
+    """Where ``window``'s pooled voxels lie in the pooled ``widest`` window (both on one grid)."""
     lead = [(w.start - b.start) // f if a in axes else 0 for a, (w, b) in enumerate(zip(window, widest))]
-    cut = tuple(slice(lead[a], lead[a] - (-(window[a].stop - window[a].start) // f)) if a in axes else slice(None)
-                for a in range(3))
-    return np.ascontiguousarray(cache[key][cut])
+    return tuple(slice(lead[a], lead[a] - (-(window[a].stop - window[a].start) // f)) if a in axes else slice(None)
+                 for a in range(3))
 
 
 def _widest_margins(settings: FeatureSettings, todo: Mapping[float, set[str]]) -> tuple[dict[int, int], dict[int, int]]:
@@ -692,19 +747,36 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     window, starts = _aligned_window(axes, pads, interior, origin, f, f * cn, base)
     orient, energy = (any(s.startswith(family + "_") for s in slots) for family in ("orient", "energy"))
     bands = _energy_bands(slots)
-    keys = [k for k in products if (orient and isinstance(k, tuple)) or k in bands]
+    keys = [k for k in products if k in bands]
+    fine_tensor = products["tensor"] if orient else None
     if f > 1:
         wide = (_aligned_window(axes, pads, interior, origin, f, widest[f], base)[0]
                 if widest and f in widest and cache is not None else None)
         parts = {k: _pooled(products[k], f, axes, window, wide, cache if cache is not None else {}, ("fine", f, k))
                  for k in keys}
+        if fine_tensor is not None:
+            if wide is None:
+                parts.update(fine_tensor.pooled(window, f))
+            else:  # the scales of this factor cut their windows from the widest one's, pooled once
+                assert cache is not None
+                if ("tensor", f) not in cache:
+                    cache["tensor", f] = fine_tensor.pooled(wide, f)
+                cut = _pooled_cut(f, axes, window, wide)
+                parts.update({k: np.ascontiguousarray(p[cut]) for k, p in cache["tensor", f].items()})
         shape = next(iter(parts.values())).shape
         span = [_coarse_span(starts[a], interior[a], f, shape[a]) if a in axes else (0, interior[a]) for a in range(3)]
         crop = tuple(slice(lo, hi) for lo, hi in span)
         starts = [starts[a] - span[a][0] * f if a in axes else 0 for a in range(3)]
     else:
         parts = {k: products[k][tuple(window)] for k in keys}
+        if fine_tensor is not None:
+            parts.update({k: p[tuple(window)] for k, p in fine_tensor.full().items()})
         crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
+    if fine_tensor is not None and not {"orient_e1", "orient_e3"} & set(slots):
+        # no eigenvalues: only the components asked for and the diagonal (the trace) are averaged
+        letters = [_AXIS_LETTERS[a] for a in axes]
+        kept = {(i, j) for i, j in fine_tensor.keys if i == j or f"orient_{letters[i]}{letters[j]}" in slots}
+        parts = {k: p for k, p in parts.items() if not isinstance(k, tuple) or k in kept}
     cs = _coarse_sigma(sigma, f)
     averaged = {k: _smooth(p, cs, axes, crop, True, compiled) for k, p in parts.items()}
     maps: dict[str, np.ndarray] = {}
