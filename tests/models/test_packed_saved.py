@@ -83,6 +83,7 @@ def test_a_fresh_process_predicts_without_importing_scikit_learn(rows_and_expect
         loaded = load_model({str(folder)!r})
         assert np.array_equal(loaded.predict_proba(np.load({str(rows)!r})), np.load({str(expected)!r}))
         assert not any(m.startswith("sklearn") for m in sys.modules), "scikit-learn imported"
+        assert "joblib" not in sys.modules, "joblib imported: the estimator is unpickled on first use only"
         print("ok")
     """)
 

@@ -14,14 +14,21 @@ from typing import Any, Callable, ClassVar, Protocol, Sequence, runtime_checkabl
 
 import numpy as np
 
-import joblib
-
 from ml4paleo.compute.features import FeatureSettings, compiled_pass_loaded, feature_names, halo
 from ml4paleo.compute.regions import features_of_region, region_tiles
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 
 ESTIMATOR_FILE = "estimator.joblib"
+
+
+def _joblib_load(source: Any) -> Any:
+    """``joblib.load``, imported here: ``ml4paleo segment`` with a packed forest never unpickles
+    the estimator, and joblib's import (~0.03-0.05 s of one thread, docs/benchmarks.md) is then
+    start-up it does not need; a training pays it with scikit-learn's anyway."""
+    import joblib
+
+    return joblib.load(source)
 PREDICT_TILE = 512
 PREDICT_VOXELS = 64 << 20
 """A region whose block with the filters' halo exceeds ``PREDICT_VOXELS`` voxels is featurised in
@@ -214,6 +221,8 @@ class SklearnSegmenter:
 
     def save_files(self, folder: Path) -> None:
         """Write the fitted estimator into ``folder`` (the model folder being written)."""
+        import joblib  # lazy: see _joblib_load
+
         joblib.dump(self.estimator, Path(folder) / ESTIMATOR_FILE, compress=3)
 
     @classmethod
@@ -225,7 +234,7 @@ class SklearnSegmenter:
         model.params = metadata.get("params", {})
         model._n_jobs = None  # the saved estimator's own, unless a pipeline sets them
         if not model._load_fast(folder):
-            model.estimator = joblib.load(folder / ESTIMATOR_FILE)
+            model.estimator = _joblib_load(folder / ESTIMATOR_FILE)
             model._check_fitted(folder, getattr(model.estimator, "n_features_in_", None))
         return model
 
@@ -239,7 +248,7 @@ class SklearnSegmenter:
         """Unpickle ``estimator.joblib`` on first use, from its bytes as they are now."""
         data = (Path(folder) / ESTIMATOR_FILE).read_bytes()
         self._estimator = None
-        self._estimator_source = lambda: joblib.load(io.BytesIO(data))
+        self._estimator_source = lambda: _joblib_load(io.BytesIO(data))
 
     def _check_fitted(self, folder: Path, fitted: int | None) -> None:
         if fitted is not None and fitted != self.n_features:
