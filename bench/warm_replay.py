@@ -106,9 +106,9 @@ def main(argv=None) -> int:
             unet.FOCUS_WEIGHT = weight
             print(f"focus weight {weight:g}", flush=True)
             for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
-                trained(path, {**ann, key: mask}, work / f"replay{k}", truth, previous=last, seed=seed)
+                trained(path, {**ann, key: mask}, work / f"w{weight:g}-replay{k}", truth, previous=last, seed=seed)
                 if args.control:
-                    trained(path, ann, work / f"control{k}", truth, previous=last, seed=seed)
+                    trained(path, ann, work / f"w{weight:g}-control{k}", truth, previous=last, seed=seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
