@@ -286,9 +286,16 @@ def main(argv=None) -> int:
                     help="print each round's held-out scores of every candidate (metadata.json)")
     ap.add_argument("--scarce-first", action="store_true",
                     help="a class painted on fewer than FEW_PAINTED voxels puts its near misses first (suggest.SCARCE_FIRST)")
+    ap.add_argument("--focus-weight", type=float,
+                    help="a warm start's weight of the newest strokes in the U-Net's loss (unet.FOCUS_WEIGHT; "
+                         "the bench's only)")
     args = ap.parse_args(argv)
     if args.scarce_first:
         suggest.SCARCE_FIRST = True
+    if args.focus_weight is not None:
+        from ml4paleo.models import unet
+
+        unet.FOCUS_WEIGHT = args.focus_weight
     if args.two_forests:
         _local_fit.ONE_WALK = False
     if args.network_local_all:

@@ -74,6 +74,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-focus", action="store_true",
                     help="the replays (not the strokes before) without a warm start's focus on the newest strokes "
                          "(FOCUS_WEIGHT 1, FOCUS_SHARE 0)")
+    ap.add_argument("--focus-weights", type=float, nargs="+",
+                    help="replay once per weight (unet.FOCUS_WEIGHT, the newest strokes' weight in a warm start's "
+                         "loss; the bench's only, FOCUS_SHARE unchanged), each with every seed")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-warm-"))
@@ -95,14 +98,17 @@ def main(argv=None) -> int:
                 ann = {**ann, key: mask}
                 pred = trained(path, ann, work / f"round{r + 1}", truth, previous=last)
                 last = work / f"round{r + 1}"
-        if args.no_focus:
-            from ml4paleo.models import _unet_data, unet
+        from ml4paleo.models import _unet_data, unet
 
+        if args.no_focus:
             unet.FOCUS_WEIGHT, _unet_data.FOCUS_SHARE = 1.0, 0.0
-        for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
-            trained(path, {**ann, key: mask}, work / f"replay{k}", truth, previous=last, seed=seed)
-            if args.control:
-                trained(path, ann, work / f"control{k}", truth, previous=last, seed=seed)
+        for weight in args.focus_weights or [unet.FOCUS_WEIGHT]:
+            unet.FOCUS_WEIGHT = weight
+            print(f"focus weight {weight:g}", flush=True)
+            for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
+                trained(path, {**ann, key: mask}, work / f"w{weight:g}-replay{k}", truth, previous=last, seed=seed)
+                if args.control:
+                    trained(path, ann, work / f"w{weight:g}-control{k}", truth, previous=last, seed=seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
