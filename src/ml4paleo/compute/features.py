@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -692,18 +692,29 @@ def _aligned_window(axes, pads, interior, origin, f: int, margin: int,
 def _pooled(source: np.ndarray, f: int, axes: tuple[int, ...], window: list[slice], widest: list[slice] | None,
             cache: dict, key: Any) -> np.ndarray:
     """``_box_mean(source[window], f, axes)``, cut from the pooled ``widest`` window (kept in
-    ``cache`` under ``key``) when one is given: the scales of one factor (3.5 and 5.0 at 2) pool
-    the same voxels on the same global grid, so the pooling runs once per block and factor.
+    ``cache`` under ``key``) when one is given (:func:`_pooled_by`)."""
+    return _pooled_by(lambda w: _box_mean(source[tuple(w)], f, axes), f, axes, window, widest, cache, key)
+
+
+def _pooled_by(pool: Callable[[list[slice]], Any], f: int, axes: tuple[int, ...], window: list[slice],
+               widest: list[slice] | None, cache: dict, key: Any) -> Any:
+    """``pool(window)`` (a pooled array, or a dict of them), cut from ``pool(widest)`` (kept in
+    ``cache`` under ``key``) when ``widest`` is given: the scales of one factor (3.5 and 5.0 at 2)
+    pool the same voxels on the same global grid, so the pooling runs once per block and factor.
 
     Both windows start on that grid; the cut's last box may be whole where the narrower window's
     own would be partial (its edge voxel repeated), but no feature reads that box: the halo keeps
     a coarse voxel for it, and a block equals the whole volume bit for bit whatever its windows'
     ends (``tests/compute/test_features.py``)."""
     if widest is None:
-        return _box_mean(source[tuple(window)], f, axes)
+        return pool(window)
     if key not in cache:
-        cache[key] = _box_mean(source[tuple(widest)], f, axes)
-    return np.ascontiguousarray(cache[key][_pooled_cut(f, axes, window, widest)])
+        cache[key] = pool(widest)
+    cut = _pooled_cut(f, axes, window, widest)
+    found = cache[key]
+    if isinstance(found, dict):
+        return {k: np.ascontiguousarray(p[cut]) for k, p in found.items()}
+    return np.ascontiguousarray(found[cut])
 
 
 def _pooled_cut(f: int, axes: tuple[int, ...], window: list[slice], widest: list[slice]) -> tuple[slice, ...]:
@@ -732,8 +743,7 @@ def _widest_margins(settings: FeatureSettings, todo: Mapping[float, set[str]]) -
 
 def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureSettings, pads: list[int],
                   interior: tuple[int, ...], origin: tuple[int, int, int], compiled: bool,
-                  slots: dict[str, np.ndarray], widest: Mapping[int, int] | None = None,
-                  cache: dict | None = None) -> None:
+                  slots: dict[str, np.ndarray], widest: Mapping[int, int], cache: dict) -> None:
     """One scale's ``orient`` and ``energy`` features of the interior, written into ``slots``
     (feature name less the scale -> the feature array's slot; only those are computed to full
     resolution): the fine maps averaged over ``sigma`` (on the downsampled grid for large scales,
@@ -750,19 +760,10 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     keys = [k for k in products if k in bands]
     fine_tensor = products["tensor"] if orient else None
     if f > 1:
-        wide = (_aligned_window(axes, pads, interior, origin, f, widest[f], base)[0]
-                if widest and f in widest and cache is not None else None)
-        parts = {k: _pooled(products[k], f, axes, window, wide, cache if cache is not None else {}, ("fine", f, k))
-                 for k in keys}
-        if fine_tensor is not None:
-            if wide is None:
-                parts.update(fine_tensor.pooled(window, f))
-            else:  # the scales of this factor cut their windows from the widest one's, pooled once
-                assert cache is not None
-                if ("tensor", f) not in cache:
-                    cache["tensor", f] = fine_tensor.pooled(wide, f)
-                cut = _pooled_cut(f, axes, window, wide)
-                parts.update({k: np.ascontiguousarray(p[cut]) for k, p in cache["tensor", f].items()})
+        wide = _aligned_window(axes, pads, interior, origin, f, widest[f], base)[0] if f in widest else None
+        parts = {k: _pooled(products[k], f, axes, window, wide, cache, ("fine", f, k)) for k in keys}
+        if fine_tensor is not None:  # the scales of a factor cut their windows from the widest one's, pooled once
+            parts.update(_pooled_by(lambda w: fine_tensor.pooled(w, f), f, axes, window, wide, cache, ("tensor", f)))
         shape = next(iter(parts.values())).shape
         span = [_coarse_span(starts[a], interior[a], f, shape[a]) if a in axes else (0, interior[a]) for a in range(3)]
         crop = tuple(slice(lo, hi) for lo, hi in span)

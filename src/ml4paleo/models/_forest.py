@@ -142,8 +142,12 @@ class RandomForestSegmenter(SklearnSegmenter):
         labels = None if packed is None else packed.predict_labels(X, n_jobs=self._threads())
         if labels is None:  # NaN in a feature-major block (or unpackable): the probabilities' rule
             return super().predict(X)
+        return self._class_indices(labels)
+
+    def _class_indices(self, labels: np.ndarray) -> np.ndarray:
+        """The packed forest's labels (its columns) as class indices; the kernel is now loaded."""
         mark_loaded()
-        seen = self._fitted_classes()  # the forest's columns as class indices
+        seen = self._fitted_classes()
         return labels if np.array_equal(seen, np.arange(len(seen))) else seen[labels].astype(np.uint8)
 
     def predict_labels_region(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
@@ -171,10 +175,7 @@ class RandomForestSegmenter(SklearnSegmenter):
         labels = None if packed is None else packed.predict_labels_lattice(rows, sizes, tuple(start))
         if labels is None:
             return self.predict(rows).reshape(sizes)
-        mark_loaded()
-        seen = self._fitted_classes()
-        labels = labels if np.array_equal(seen, np.arange(len(seen))) else seen[labels].astype(np.uint8)
-        return labels.reshape(sizes)
+        return self._class_indices(labels).reshape(sizes)
 
     def _own_block_rows(self, array: Any, start: Sequence[int], stop: Sequence[int]) -> np.ndarray | None:
         """The feature rows (a strided view of the feature-major block) of a region the packed

@@ -277,8 +277,8 @@ def train_model(
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
                      seconds_per_fit=budget / (len(choice_folds) + 1) if budget and len(candidates) > 1 else budget)
     scored, chosen, reason = _choose(ts, candidates, choice_folds, validate, previous_method, progress, score)
-    if parts:
-        reason += f" (scored on {parts.described})"
+    scored_on = f" (scored on {parts.described})" if parts else ""
+    reason += scored_on
     network = "scored: asked for by name" if method == "unet" else \
         ("scored: max_train_seconds or epochs given" if "unet" in candidates else f"not scored: method {method} was asked for")
     evidence, final_ts = None, ts
@@ -299,8 +299,7 @@ def train_model(
             else:
                 scored["unet"] = plan.carried
             chosen, reason = choose_method(scored, names, previous_method)
-            if parts:
-                reason += f" (scored on {parts.described})"
+            reason += scored_on
             if chosen == "unet" and plan.final is not None:
                 final_ts = plan.final  # a warm start, or one fit's share of the budget
             if validate == "later":
@@ -313,7 +312,11 @@ def train_model(
     reported = {n: {**v, "metrics": {}} for n, v in scored.items()} if parts else scored
     labeled = np.sum([np.bincount(mask[mask > 0].astype(np.intp) - 1, minlength=K) for mask in ann.values()], axis=0)
     voxels = {name: int(n) for name, n in zip(classes, labeled)}
-    warnings = validation_warnings(reported[chosen]["metrics"], len(slices)) + scarce_class_warnings(voxels)
+
+    def warned(name: str) -> list[str]:
+        return validation_warnings(reported[name]["metrics"], len(slices)) + scarce_class_warnings(voxels)
+
+    warnings = warned(chosen)
     if validate == "later":
         validation = {"status": "pending", "method": "leave-one-slice-out", "chosen": chosen, "reason": reason,
                       "folds": [[ref.to_json() for ref in f] for f in folds]}
@@ -335,7 +338,7 @@ def train_model(
             fallback_ts, reason = _widened(ts, scored["forest"].get("metrics"), unselected, reason)
         final = fit_final(candidates[chosen], dataclasses.replace(fallback_ts, params=_final_params(chosen, ts.params,
                                                                                                   info.shape)))
-        warnings = validation_warnings(reported[chosen]["metrics"], len(slices)) + scarce_class_warnings(voxels)
+        warnings = warned(chosen)
         validation = {**validation, "chosen": chosen, "reason": reason} if validate == "later" else \
             validation_report(reported, chosen, reason, folds, sampling, warnings)
         metrics = validation.get("metrics", {})
