@@ -371,6 +371,35 @@ def test_upload_retries_a_failed_chunk_and_resumes_after_reload(page, snow_volum
     assert_no_console_errors(page)
 
 
+def test_a_job_list_older_than_the_upload_does_not_forget_it(page, snow_volume, tmp_path):
+    """A slow server answers the job list asked for before the upload's job existed after the
+    upload began: the page must still offer to resume that upload after a reload (it forgot it:
+    the stale list did not hold the job; seen as a flake of the test above under load)."""
+    import tifffile
+
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    for z in range(4):
+        tifffile.imwrite(folder / f"s{z:02d}.tif", snow_volume[z])
+    # every job list held 4 s after it arrived; every chunk after the first never sent
+    page.add_init_script("""{ const send = window.fetch; let n = 0;
+        window.fetch = (url, init) => {
+          if (url === '/api/jobs') return send(url, init).then((r) => new Promise((ok) => setTimeout(() => ok(r), 4000)));
+          if (url === '/api/upload' && ++n > 1) return new Promise(() => {});
+          return send(url, init);
+        }; }""")
+    page.goto("/")
+    page.fill("#job-name", "slow list")
+    page.set_input_files("#folder-input", str(folder))
+    page.click("#start-upload")  # within the 4 s the list asked for at load is held
+    page.wait_for_function("() => /\\b[1-9]\\d*%/.test(document.getElementById('upload-text').textContent)")
+    page.wait_for_timeout(4500)  # the stale list has arrived
+    page.reload()
+    page.locator("#resume").wait_for()
+    assert "slow list" in page.locator("#resume-text").inner_text()
+    assert_no_console_errors(page)
+
+
 def test_mask_png_codec_is_exact(page):
     """The browser's gray PNG encoder/decoder keeps every value (what the annotation page sends)."""
     from PIL import Image

@@ -100,7 +100,12 @@ form.addEventListener("submit", (e) => {
 
 // ---- resume an upload interrupted by a reload -------------------------------------------
 let resumeJob = null;
-async function offerResume(jobsById) {
+/**
+ * ``jobsById``: the job list as the server had it when asked at ``listedAt`` (ms). A list asked for
+ * before an upload began may arrive after it (a slow server): it cannot hold that upload's job, so
+ * the upload is forgotten only on a list asked for after it was remembered.
+ */
+async function offerResume(jobsById, listedAt) {
   const card = document.getElementById("resume");
   const pending = pendingUploads();
   resumeJob = null;
@@ -111,9 +116,12 @@ async function offerResume(jobsById) {
   }
   for (const [jobId, info] of Object.entries(pending)) {
     if (resumeJob) break;
-    const job = jobsById.get(jobId);
-    if (!job || job.status !== "uploading") { forgetUpload(jobId); continue; }
     if (jobId === activeJobId) continue;
+    const job = jobsById.get(jobId);
+    if (!job || job.status !== "uploading") {
+      if (!(Date.parse(info.started) >= listedAt)) forgetUpload(jobId);
+      continue;
+    }
     resumeJob = { jobId, info };
   }
   card.hidden = !resumeJob;
@@ -142,12 +150,13 @@ document.getElementById("resume-forget").addEventListener("click", () => {
 let pausedRefresh = false;
 async function refreshJobs() {
   pausedRefresh = false;
+  const listedAt = Date.now();
   const { jobs } = await api("/api/jobs");
   const tbody = document.querySelector("#jobs tbody");
   const actions = { refresh: refreshJobs, pause: (paused) => { pausedRefresh = paused; }, onDeleted: forgetUpload };
   tbody.replaceChildren(...jobs.map((job) => jobRow(job, actions)));
   document.getElementById("jobs-empty").hidden = jobs.length > 0;
-  await offerResume(new Map(jobs.map((j) => [j.job_id, j])));
+  await offerResume(new Map(jobs.map((j) => [j.job_id, j])), listedAt);
 }
 
 poll(async () => {
