@@ -192,6 +192,11 @@ def test_what_a_new_user_saw_is_fixed(page):
     strokes = np.asarray(Image.open(io.BytesIO(page.request.get(f"/api/annotate/{job_id}/annotations/y/20").body())))
     assert (strokes[bone] != 1).all() and (strokes[~bone] != 2).all()  # painted where the mouse went
     assert set(np.unique(strokes).tolist()) == {0, 1, 2}
+    # its preview among the annotated slices is as tall as the plane is, not squashed 3x
+    page.wait_for_function("(document.querySelector(\"#gallery li[data-key='y20'] canvas\")?.width || 0) > 1")
+    thumb = page.evaluate("(() => { const c = document.querySelector(\"#gallery li[data-key='y20'] canvas\");"
+                          " return [c.width, c.height]; })()")
+    assert abs(thumb[1] / thumb[0] - 16 * 3.0 / (48 * 0.977)) < 0.05, thumb
     page.click("#complete")
     page.wait_for_function("!document.getElementById('accept-pred').disabled")
     page.click("#accept-pred")

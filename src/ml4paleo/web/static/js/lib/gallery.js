@@ -12,16 +12,18 @@ export class Gallery {
    * @param list the <ul> to fill
    * @param enc the URL-encoded job id
    * @param colors function returning {value: "#rrggbb"} of the classes
+   * @param aspect(axis) physical height over width of a pixel of a plane across `axis` (from the
+   *        voxel size): a plane across a stack of thick slices is previewed as tall as it is, not squashed
    * @param onOpen(slice) / onDelete(slice) what a click on a preview / on its × does, with
    *        slice = {axis, index}
    */
-  constructor(list, enc, { colors, onOpen, onDelete }) {
-    Object.assign(this, { list, enc, colors, onOpen, onDelete });
+  constructor(list, enc, { colors, onOpen, onDelete, aspect = () => 1 }) {
+    Object.assign(this, { list, enc, colors, onOpen, onDelete, aspect });
     this.cache = new Map(); // "axis/index/labelled voxels" → canvas: unchanged slices are not fetched again
   }
 
   _preview(axis, index, labeled) {
-    const key = `${axis}/${index}/${labeled}`;
+    const key = `${axis}/${index}/${labeled}/${this.aspect(axis)}`;
     if (this.cache.has(key)) return this.cache.get(key);
     const canvas = el("canvas", { width: 1, height: 1 });
     this.cache.set(key, canvas);
@@ -35,11 +37,15 @@ export class Gallery {
       loadImage(`/api/job/${this.enc}/slice/${axis}/${index}.png?max=${THUMB}`),
       fetchPng(`/api/annotate/${this.enc}/annotations/${axis}/${index}`),
     ]);
-    const w = img.naturalWidth, h = img.naturalHeight;
+    // rows stretched by the pixel aspect (the longest side kept at most THUMB)
+    const tall = img.naturalHeight * this.aspect(axis);
+    const fit = Math.min(1, THUMB / Math.max(img.naturalWidth, tall));
+    const w = Math.max(1, Math.round(img.naturalWidth * fit)), h = Math.max(1, Math.round(tall * fit));
     canvas.width = w;
     canvas.height = h;
     const ctx = canvas.getContext("2d");
-    ctx.drawImage(img, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(img, 0, 0, w, h);
     if (mask) {
       // painted classes at the mask's full size, then drawn shrunk (nearest) over the image
       const full = el("canvas", { width: mask.width, height: mask.height });

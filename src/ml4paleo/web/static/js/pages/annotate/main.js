@@ -525,6 +525,7 @@ $("show-doubt").addEventListener("change", (e) => guarded(async () => {
 // ---------------------------------------------------------------- gallery
 const gallery = new Gallery($("gallery"), enc, {
   colors: () => state.colors(),
+  aspect: pixelAspect,
   onOpen: ({ axis, index }) => guarded(() => loadSlice(index, axis)),
   onDelete: ({ axis, index }) => guarded(async () => {
     await api(annotationUrl(axis, index), { method: "DELETE" });
