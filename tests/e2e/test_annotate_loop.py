@@ -119,6 +119,11 @@ def test_every_draft_refreshes_the_overlay_on_every_plane(page, axis):
     # across the stack each draft's prediction is asked of the prediction route (z: the draft made it)
     assert predictions["sent"] >= (2 if axis != "z" else 0), predictions
     shot(page, f"40-annotate-{axis}-draft-refreshed")
+
+    # the page opened afresh on an unpainted plane of another axis shows the newest draft there
+    other = {"z": "y", "y": "x", "x": "z"}[axis]
+    page.goto(f"/job/annotate/{job_id}?axis={other}&index={PLANES[other] + 3}")
+    assert _draft_shown(page) == second
     assert_no_console_errors(page)
 
 

@@ -562,6 +562,10 @@ guarded(async () => {
     await refreshJob();
   }
   state.say("");
+  // a draft made before this page was opened (a reload, another plane opened by its address) is
+  // the newest prediction of the strokes while no full model is newer: shown on every plane
+  const drafted = await api(`/api/annotate/${enc}/draft`).catch(() => null);
+  if (drafted && drafted.ready && !newestDraft) newestDraft = `draft-${drafted.ready.task_id}`;
   await refreshGallery();
   // without the histogram, slices still come in the job's window
   await windowLevel.load(state.job.window).catch((err) => state.say(`No histogram of the scan: ${err.message}`));
