@@ -13,7 +13,9 @@ export function diceChart(svg, models) {
     parts.push(node("line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#ddd6cb" }), node("text", { x: L - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#5f6670" }, v.toFixed(1)));
   }
   if (!pts.length) {
-    parts.push(node("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#5f6670", "font-size": 13 }, "No scores yet (they need at least two annotated slices)."));
+    // dabs alone correct a model but are never held out: the scores need outlines
+    const say = ["No scores yet: they need two slices painted with outlines", "(both classes on either side of an edge, or whole slices)."];
+    say.forEach((line, i) => parts.push(node("text", { x: W / 2, y: H / 2 + (i - 0.5) * 18, "text-anchor": "middle", fill: "#5f6670", "font-size": 13 }, line)));
   } else {
     const x = (i) => L + (models.length > 1 ? (i / (models.length - 1)) * (W - L - R - 20) + 10 : (W - L - R) / 2);
     const y = (d) => T + (1 - d) * (H - T - B);
