@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import numpy as np
 import pytest
@@ -296,6 +297,10 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
     estimate.wait_for()
     assert f"{advice['estimated_mean_dice']:.3f}" in estimate.inner_text()
     assert "How:" in estimate.inner_text()
+    # the slices completed from strokes are named by their plane, z slices too ("z5", not "5")
+    completed = page.locator("#choice-completed").inner_text()
+    assert completed.startswith("Slices completed from strokes"), completed
+    assert all(re.fullmatch(r"[zyx]\d+", n) for n in completed.split(": ", 1)[1].rstrip(".").split(", ")), completed
     shot(page, "43-models-estimate")
 
     # the job page offers Segment with the model as it is; once the annotations change, it says it retrains first

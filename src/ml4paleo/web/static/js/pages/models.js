@@ -87,9 +87,9 @@ async function choice(models) {
   document.getElementById("choice-network").textContent = r.network ? `U-Net ${r.network}.` : "";
   document.querySelector("#choice-table thead").replaceChildren(head);
   document.querySelector("#choice-table tbody").replaceChildren(...rows);
-  const completed = r.completed_slices || [];
+  const completed = r.completed_slices || []; // a z slice is its index in JSON, another plane "y120"
   document.getElementById("choice-completed").textContent = completed.length
-    ? `Slices completed from strokes before they entered the outlines: ${completed.join(", ")}.` : "";
+    ? `Slices completed from strokes before they entered the outlines: ${completed.map((ref) => (typeof ref === "number" ? `z${ref}` : ref)).join(", ")}.` : "";
   document.getElementById("choice-warnings").replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
   trainingCurve(r.training_curve);
   await estimate(m);
