@@ -314,3 +314,20 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
         "z": 2, "mask": base64.b64encode(png.getvalue()).decode()}).ok
     page.get_by_role("button", name="Retrain, then segment the whole volume").wait_for()
     assert_no_console_errors(page)
+
+
+def test_models_page_says_a_one_slice_model_was_scored_within_its_slice(page):
+    """One slice of outlines: auto scores the methods on stripes of it and keeps no held-out
+    scores; the page says so instead of 'every method was trained without each painted slice'."""
+    vol = block_volume()
+    job_id = _converted_job(page, vol, "one slice")
+    png = io.BytesIO()
+    Image.fromarray(((vol[8] > 30020) + 1).astype(np.uint8)).save(png, format="PNG")
+    assert page.request.post(f"/api/annotate/{job_id}/data/submit", data={
+        "z": 8, "mask": base64.b64encode(png.getvalue()).decode()}).ok
+    assert page.request.post(f"/api/job/{job_id}/retrain", data={}).status == 202
+    page.goto(f"/job/{job_id}/models")
+    page.locator("#choice-table tbody tr.chosen").wait_for()
+    how = page.locator("#choice-how").inner_text()
+    assert how.startswith("One slice holds outlines (z8)") and "second slice" in how, how
+    assert_no_console_errors(page)

@@ -269,6 +269,7 @@ def test_from_folder_of_slices_to_downloaded_mesh(page, snow_volume, tmp_path):
     assert {"forest", "context", "interpolation"} <= set(methods)
     assert page.locator("#choice-method").inner_text() in methods
     assert page.locator("#choice-network").inner_text().startswith("U-Net not scored: ")  # and why
+    assert page.locator("#choice-how").inner_text().startswith("Every method was trained without each painted slice")
     shot(page, "07-models")
 
     # ---- download page: the STL zip

@@ -59,6 +59,9 @@ async function estimate(m) {
     el("span", { class: "hint" }, `How: ${advice.calibration || "not said"}.`));
 }
 
+/** A plane as the pages name it ("z5", "y48"): the model's JSON gives a z slice as its index alone. */
+const planeName = (ref) => (/^\d+$/.test(String(ref)) ? `z${ref}` : String(ref));
+
 /** Which method the newest ready model uses, every candidate's held-out Dice per class, and why. */
 async function choice(models) {
   const box = document.getElementById("choice");
@@ -84,12 +87,21 @@ async function choice(models) {
   const note = m.validating ? " Validating… (the held-out scores follow the segmentation)"
     : m.validation_error ? ` The validation failed: ${m.validation_error}` : "";
   document.getElementById("choice-reason").textContent = (r.method_reason || "") + note;
+  // one slice of outlines: the methods were scored on stripes of it, which say nothing along the stack
+  const within = Object.values(r.candidates || {}).map((c) => c.within_slice).find(Boolean);
+  const how = document.getElementById("choice-how");
+  how.dataset.leaveOneOut ??= how.textContent;
+  how.textContent = within
+    ? `One slice holds outlines (${planeName(within)}): each method was trained on alternate stripes of it and scored on the others. ` +
+      "That chose the method but says nothing about the slices between and beyond, so the table has no scores: " +
+      "paint a second slice with outlines for leave-one-slice-out scores."
+    : how.dataset.leaveOneOut;
   document.getElementById("choice-network").textContent = r.network ? `U-Net ${r.network}.` : "";
   document.querySelector("#choice-table thead").replaceChildren(head);
   document.querySelector("#choice-table tbody").replaceChildren(...rows);
-  const completed = r.completed_slices || []; // a z slice is its index in JSON, another plane "y120"
+  const completed = r.completed_slices || [];
   document.getElementById("choice-completed").textContent = completed.length
-    ? `Slices completed from strokes before they entered the outlines: ${completed.map((ref) => (typeof ref === "number" ? `z${ref}` : ref)).join(", ")}.` : "";
+    ? `Slices completed from strokes before they entered the outlines: ${completed.map(planeName).join(", ")}.` : "";
   document.getElementById("choice-warnings").replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
   trainingCurve(r.training_curve);
   await estimate(m);
