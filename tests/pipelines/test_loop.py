@@ -244,6 +244,13 @@ def test_without_a_held_out_record_of_the_outlines_the_estimate_is_a_range_that_
     assert measured["estimated_dice"]["fossil"] == lo and measured["estimated_mean_dice_range"] is None
     _echo_suggestions({**doc, "suggestions": []})
     assert f"fossil {lo:.2f}-{hi:.2f}" in capsys.readouterr().out
+    # where model and outlines agree on nearly every voxel the odds barely matter: one number, the range beside it
+    proba = np.zeros((1000, 2), np.float32)
+    proba[:500, 1] = proba[500:, 0] = 1.0
+    prior = (np.arange(1000) < 501).astype(int)  # the outlines differ on one voxel
+    narrow = suggest.estimate([soft_dice_terms(proba, prior, t) for t in suggest.UNMEASURED_ODDS], classes, False)
+    lo, hi = narrow["estimated_dice_range"]["fossil"]
+    assert lo < narrow["estimated_dice"]["fossil"] < hi <= lo + suggest.NARROW and narrow["estimated_mean_dice"]
 
 
 def test_a_small_volume_s_final_forest_draws_more_trees():

@@ -12,7 +12,7 @@ folder lists the worst region of each, best first::
 Where no held-out record measured how often the outlines are right against the model (one slice of
 outlines), the estimate is a range instead: ``estimated_dice`` is ``{}``, ``estimated_mean_dice``
 null, the ranges ``{"fossil": [0.62, 0.94], ...}`` and ``[lo, hi]``, and ``calibration`` says why
-(``UNMEASURED``).
+(``UNMEASURED``); a range narrower than ``NARROW`` is told as its middle, the range beside it.
 
 ``bbox`` is in the plane's own two axes (rows, then columns; end-exclusive), as the annotation
 page draws a plane. With ``SCARCE_FIRST`` (off), a class painted on too few voxels puts its near
@@ -71,6 +71,13 @@ UNMEASURED = ("not enough painted to estimate one number: no held-out painted vo
               "voxels). The range runs from the outlines right at even odds there (no held-out record on the bench "
               "measured more, 0.48 at most) to never right, each end the soft Dice of the model's probabilities on "
               "the planes scored; paint a second slice of outlines to narrow it")
+NARROW_UNMEASURED = ("soft Dice of the model's probabilities on the planes scored; no held-out painted voxels "
+                     "measured how often the interpolated outlines are right where the model contradicts them, but "
+                     "the two agree on nearly every voxel scored: from the outlines right at even odds there to "
+                     "never right, the estimate moves by less than 0.02 (the range beside it); an estimate, not a "
+                     "measurement")
+NARROW = 0.02
+"""Widest range of an unmeasured estimate still told as one number (its middle)."""
 UNMEASURED_ODDS = (0.5, 0.0)
 """The outlines' odds where they contradict the model, at the low and the high end of the range, where
 no held-out record measured them. Even odds read 0.24-0.34 below the truth on thin tubes from one
@@ -168,20 +175,28 @@ def _dice(terms: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
 def estimate(terms: Sequence[np.ndarray], classes: Sequence[str], measured: bool) -> dict[str, Any]:
     """The estimate's fields of ``suggestions.json`` from the summed soft Dice terms at each odds
     given to the outlines (one where ``measured``, else ``UNMEASURED_ODDS``): one number per class,
-    or, where the odds are not measured, the range the odds leave and no number."""
+    or, where the odds are not measured, the range they leave and no number, unless that range is
+    within ``NARROW`` for every class (model and outlines agree nearly everywhere: the odds barely
+    matter), where its middle is the number and the range stays beside it."""
     per = [_dice(t, classes) for t in terms]
-    means = [float(np.mean(list(d.values()))) if d else None for d in per]
     if measured:
-        return {"estimated_dice": {c: round(v, 4) for c, v in per[0].items()},
-                "estimated_mean_dice": None if means[0] is None else round(means[0], 4), "calibration": CALIBRATION,
-                "estimated_dice_range": None, "estimated_mean_dice_range": None}
+        dice = {c: round(v, 4) for c, v in per[0].items()}
+        return {"estimated_dice": dice, "estimated_mean_dice": round(float(np.mean(list(per[0].values()))), 4)
+                if dice else None, "calibration": CALIBRATION, "estimated_dice_range": None,
+                "estimated_mean_dice_range": None}
     # a class absent from model and outlines at one end (never predicted, never trusted) scores nothing there
-    ranges = {c: [round(min(d[c] for d in per if c in d), 4), round(max(d[c] for d in per if c in d), 4)]
-              for c in classes if any(c in d for d in per)}
-    known = [m for m in means if m is not None]
+    spans = {c: (min(d[c] for d in per if c in d), max(d[c] for d in per if c in d))
+             for c in classes if any(c in d for d in per)}
+    means = [float(np.mean(list(d.values()))) for d in per if d]
+    ranges = {c: [round(lo, 4), round(hi, 4)] for c, (lo, hi) in spans.items()}
+    mean_range = [round(min(means), 4), round(max(means), 4)] if means else None
+    if spans and all(hi - lo <= NARROW for lo, hi in spans.values()):
+        dice = {c: round((lo + hi) / 2, 4) for c, (lo, hi) in spans.items()}
+        return {"estimated_dice": dice, "estimated_mean_dice": round(float(np.mean(list(dice.values()))), 4),
+                "calibration": NARROW_UNMEASURED, "estimated_dice_range": ranges,
+                "estimated_mean_dice_range": mean_range}
     return {"estimated_dice": {}, "estimated_mean_dice": None, "calibration": UNMEASURED,
-            "estimated_dice_range": ranges,
-            "estimated_mean_dice_range": [round(min(known), 4), round(max(known), 4)] if known else None}
+            "estimated_dice_range": ranges, "estimated_mean_dice_range": mean_range}
 
 
 def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_size: Sequence[float],
