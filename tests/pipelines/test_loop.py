@@ -234,7 +234,7 @@ def test_without_a_held_out_record_of_the_outlines_the_estimate_is_a_range_that_
     proba[:, 1] = 1.0
     prior = np.array([1, 1, 0, 0])
     classes = ("background", "fossil")
-    terms = [soft_dice_terms(proba, prior, trust) for trust in suggest.UNMEASURED_ODDS]
+    terms = [soft_dice_terms(proba, prior, *end) for end in suggest.UNMEASURED_ENDS]
     doc = suggest.estimate(terms, classes, measured=False)
     lo, hi = doc["estimated_dice_range"]["fossil"]
     assert doc["estimated_dice"] == {} and doc["estimated_mean_dice"] is None  # no number it cannot stand by
@@ -248,7 +248,7 @@ def test_without_a_held_out_record_of_the_outlines_the_estimate_is_a_range_that_
     proba = np.zeros((1000, 2), np.float32)
     proba[:500, 1] = proba[500:, 0] = 1.0
     prior = (np.arange(1000) < 501).astype(int)  # the outlines differ on one voxel
-    narrow = suggest.estimate([soft_dice_terms(proba, prior, t) for t in suggest.UNMEASURED_ODDS], classes, False)
+    narrow = suggest.estimate([soft_dice_terms(proba, prior, *end) for end in suggest.UNMEASURED_ENDS], classes, False)
     lo, hi = narrow["estimated_dice_range"]["fossil"]
     assert lo < narrow["estimated_dice"]["fossil"] < hi <= lo + suggest.NARROW and narrow["estimated_mean_dice"]
 

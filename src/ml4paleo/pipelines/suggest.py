@@ -69,20 +69,22 @@ CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; eac
 UNMEASURED = ("not enough painted to estimate one number: no held-out painted voxels say how often the interpolated "
               "outlines are right where the model contradicts them (one slice of outlines, or fewer than 50 such "
               "voxels). The range runs from the outlines right at even odds there (no held-out record on the bench "
-              "measured more, 0.48 at most) to never right, each end the soft Dice of the model's probabilities on "
-              "the planes scored; paint a second slice of outlines to narrow it")
+              "measured more, 0.48 at most) to never right with the model's votes read as surer (squared), each "
+              "end the soft Dice of the model's probabilities on the planes scored; paint a second slice of "
+              "outlines to narrow it")
 NARROW_UNMEASURED = ("soft Dice of the model's probabilities on the planes scored; no held-out painted voxels "
                      "measured how often the interpolated outlines are right where the model contradicts them, but "
-                     "the two agree on nearly every voxel scored: from the outlines right at even odds there to "
-                     "never right, the estimate moves by less than 0.02 (the range beside it); an estimate, not a "
-                     "measurement")
+                     "the range they leave (the range beside it) is under 0.02 wide: the two agree on nearly every "
+                     "voxel scored and the model is sure; an estimate, not a measurement")
 NARROW = 0.02
 """Widest range of an unmeasured estimate still told as one number (its middle)."""
-UNMEASURED_ODDS = (0.5, 0.0)
-"""The outlines' odds where they contradict the model, at the low and the high end of the range, where
-no held-out record measured them. Even odds read 0.24-0.34 below the truth on thin tubes from one
-slice (outlines right in 1-6 % of such voxels), none 0.21 above it on blobs left to the forest (44 %);
-the truth lay in the range on every dumped model but two, 0.02 under it (docs/decisions.md)."""
+UNMEASURED_ENDS = ((0.5, 1.0), (0.0, 2.0))
+"""(the outlines' odds where they contradict the model, the power the probabilities are read at) at the
+low and the high end of the range, where no held-out record measured the odds. Even odds read
+0.04-0.39 below the truth on the one-slice models of the bench (thin tubes: outlines right in 1-19 %
+of such voxels; texture; blobs with the U-Net), none read 0.21 above it on blobs left to the forest
+(44 %), and the forest's spread votes on thin tubes read up to 0.09 low even with none: squared at
+the high end (temperature 1/2), the truth lay in the range on every dumped model (docs/decisions.md)."""
 
 
 def candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth: Sequence[int] = (1, 1, 1),
@@ -174,7 +176,7 @@ def _dice(terms: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
 
 def estimate(terms: Sequence[np.ndarray], classes: Sequence[str], measured: bool) -> dict[str, Any]:
     """The estimate's fields of ``suggestions.json`` from the summed soft Dice terms at each odds
-    given to the outlines (one where ``measured``, else ``UNMEASURED_ODDS``): one number per class,
+    given to the outlines (one where ``measured``, else ``UNMEASURED_ENDS``): one number per class,
     or, where the odds are not measured, the range they leave and no number, unless that range is
     within ``NARROW`` for every class (model and outlines agree nearly everywhere: the odds barely
     matter), where its middle is the number and the range stays beside it."""
@@ -205,7 +207,7 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     """The content of ``suggestions.json`` for ``model`` on ``array`` (level 0 of the volume),
     painted on the planes ``painted``; ``outline_trust``: the odds that the outlines
     (``prior``) are right where they and the model disagree (the ranking weighs them so, and the
-    estimated Dice where ``odds_measured``; where not, the estimate is the range ``UNMEASURED_ODDS`` leave).
+    estimated Dice where ``odds_measured``; where not, the estimate is the range of ``UNMEASURED_ENDS``).
 
     ``scarce``: classes painted on too few voxels for the model to know them (name -> painted
     voxels, ``scoring.scarce_classes``); read only where ``SCARCE_FIRST``. Their near misses (:func:`~ml4paleo.compute.uncertainty.near_miss`)
@@ -215,8 +217,8 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     shape = tuple(int(n) for n in array.shape)
     painted = list(painted)
     z_painted = sorted(ref.index for ref in painted if ref.axis == "z")
-    odds = [outline_trust] if odds_measured else list(UNMEASURED_ODDS)
-    found, first, terms = [], [], [np.zeros((len(classes), 3)) for _ in odds]
+    ends = [(outline_trust, 1.0)] if odds_measured else list(UNMEASURED_ENDS)
+    found, first, terms = [], [], [np.zeros((len(classes), 3)) for _ in ends]
     scarce = {classes.index(name): (name, int(n)) for name, n in (scarce or {}).items()
               if name in classes and SCARCE_FIRST}
     settings = getattr(model, "feature_settings", None)
@@ -228,8 +230,8 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     for (axis, index), proba in zip(planes, _plane_probas(model, array, planes, whole)):
         labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
         distance = distance_to_painted(shape, painted, voxel_size, axis, index)
-        for summed, trust in zip(terms, odds):
-            summed += soft_dice_terms(proba, labels, trust)
+        for summed, (trust, power) in zip(terms, ends):
+            summed += soft_dice_terms(proba, labels, trust, power)
         for cls, (name, n) in scarce.items():
             miss = near_miss(proba, cls)
             if miss is not None:
