@@ -10,6 +10,8 @@ the product wrote, and the estimate of each rule below recomputed on the planes 
 the models, and the same per start (the outline slices painted at the start) and per case. A rule
 that says "not enough painted to estimate" (None) counts as a miss in ``unanswered``, not in the
 errors; a range counts as right when the truth lies inside it, its error as the distance outside it.
+The summary gives per rule the numbers (count, mean error, mean |error|) and the ranges (count, how many
+hold the truth, mean width) apart.
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ def terms_over(proba, prior, planes, trust, power: float = 1.0) -> np.ndarray:
 
 
 Rule = Callable[[dict], "float | tuple[float, float] | None"]
+THRESHOLD = [MEASURED_DISAGREEMENTS]
+"""Held-out disagreements from which the product's rule takes the odds as measured (``--measured``)."""
 
 
 def product(s: dict) -> float | tuple[float, float] | None:
     """What ``suggestions.json`` now says of the structure (:func:`ml4paleo.pipelines.suggest.estimate`):
     a number at the record's odds where measured, else the range of ``UNMEASURED_ENDS``."""
-    measured = s["disagree"] >= MEASURED_DISAGREEMENTS
+    measured = s["disagree"] >= THRESHOLD[0]
     ends = [(s["trust"], 1.0)] if measured else list(UNMEASURED_ENDS)
     doc = estimate([terms_over(s["proba"], s["prior"], s["planes"], *end) for end in ends], ("background", "fossil"),
                    measured)
@@ -117,7 +121,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("states", type=Path, nargs="+")
     ap.add_argument("--rules", nargs="+", default=["before", "product"], choices=list(RULES))
+    ap.add_argument("--measured", type=int, default=MEASURED_DISAGREEMENTS,
+                    help="held-out disagreements from which the odds count as measured (scoring.MEASURED_DISAGREEMENTS)")
     args = ap.parse_args(argv)
+    THRESHOLD[0] = args.measured
     rows: list[tuple[str, str, dict[str, float | None]]] = []
     widths: list[float] = []
     ranged = 0
@@ -128,7 +135,7 @@ def main(argv=None) -> int:
             errs = {r: error(e, s["dice"]) for r, e in said.items()}
             widths.extend(e[1] - e[0] for e in said.values() if isinstance(e, tuple))
             ranged += sum(isinstance(e, tuple) for e in said.values())
-            rows.append((s["tag"], folder.name, errs))
+            rows.append((s["tag"], folder.name, {r: (errs[r], said[r]) for r in args.rules}))
             cells = " ".join(f"{r} {'  -  ' if e is None else f'{e:+.3f}'}"
                              + (f" [{said[r][0]:.3f}, {said[r][1]:.3f}]" if isinstance(said[r], tuple) else "")
                              for r, e in errs.items())
@@ -142,15 +149,20 @@ def main(argv=None) -> int:
     for row in rows:
         groups.setdefault(f"{row[1]} {start_of(row[0])}", []).append(row)
         groups.setdefault(f"{row[1]} {row[0].split('-')[0]}", []).append(row)
-    print(f"\n{'group':16s} " + " ".join(f"{r:>22s}" for r in args.rules))
+    print(f"\n{'group':14s} " + " ".join(f"{r:>36s}" for r in args.rules))
+    print(f"{'':14s} " + " ".join(f"{'numbers: n err |err|; ranges: n in width':>36s}"
+                                  for _ in args.rules))
     for name, members in groups.items():
         cells = []
         for r in args.rules:
-            e = np.array([m[2][r] for m in members if m[2][r] is not None])
-            miss = sum(m[2][r] is None for m in members)
-            cells.append(f"{e.mean():+.3f} {np.abs(e).mean():.3f} n{len(e):2d}" + (f" ?{miss}" if miss else "   ")
-                         if e.size else f"{'-':>22s}")
-        print(f"{name:16s} " + " ".join(f"{c:>22s}" for c in cells))
+            nums = np.array([m[2][r][0] for m in members if m[2][r][1] is not None and not isinstance(m[2][r][1], tuple)])
+            spans = [(m[2][r][0], m[2][r][1]) for m in members if isinstance(m[2][r][1], tuple)]
+            cell = f"{len(nums):2d} {nums.mean():+.3f} {np.abs(nums).mean():.3f}" if nums.size else f"{0:2d}{'-':>13s}"
+            if spans:
+                cell += (f"; {len(spans):2d} {sum(e == 0 for e, _ in spans):2d} "
+                         f"{np.mean([hi - lo for _, (lo, hi) in spans]):.3f}")
+            cells.append(cell)
+        print(f"{name:14s} " + " ".join(f"{c:>36s}" for c in cells))
     return 0
 
 
