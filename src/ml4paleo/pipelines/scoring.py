@@ -53,10 +53,13 @@ EVEN_ODDS_WEIGHT = 5
 """The outlines' odds where they contradict a model start at even, as if this many held-out voxels
 had gone each way (a Beta(5, 5) prior): a few disagreeing voxels, often of one stroke, move them
 a little, hundreds decide them."""
-MEASURED_DISAGREEMENTS = 50
+MEASURED_DISAGREEMENTS = 10
 """Held-out painted voxels where the chosen method and the interpolated outlines disagreed below
 which the outlines' odds there count as not measured (one slice of outlines has none: its stripes
-cannot score the outlines), and the estimated Dice becomes a range (:func:`outlines_measured`)."""
+cannot score the outlines), and the estimated Dice becomes a range (:func:`outlines_measured`).
+Why 10: below it ``EVEN_ODDS_WEIGHT``'s even odds weigh more than the record; on the bench the
+counts were 0 or 17 and more (thin tubes from 2-3 slices: 17-29, whose odds, 0.13-0.19, gave numbers
+0.03-0.05 off where the range would be 0.35 wide; docs/decisions.md)."""
 FOLD_THREADS: int | None = None
 """Held-out predictions (one candidate, one fold) made at once (None: one per core), each forest
 on one thread (threads: the forests' fits and predictions release the GIL), unless the U-Net is

@@ -67,7 +67,7 @@ CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; eac
                "painted voxels where they disagreed; an estimate, not a measurement: the leave-one-slice-out "
                "scores are the measurement on painted slices")
 UNMEASURED = ("not enough painted to estimate one number: no held-out painted voxels say how often the interpolated "
-              "outlines are right where the model contradicts them (one slice of outlines, or fewer than 50 such "
+              "outlines are right where the model contradicts them (one slice of outlines, or fewer than 10 such "
               "voxels). The range runs from the outlines right at even odds there (no held-out record on the bench "
               "measured more, 0.48 at most) to never right with the model's votes read as surer (squared), each "
               "end the soft Dice of the model's probabilities on the planes scored; paint a second slice of "
