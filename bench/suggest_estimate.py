@@ -98,10 +98,20 @@ def load(path: Path) -> dict:
     return {"tag": path.stem, "method": str(d["method"]), "proba": proba, "truth": truth, "prior": prior,
             "planes": planes, "painted": painted, "trust": float(d["trust"]),
             # dumped before the count was kept: the odds differ from even only where measured
-            "disagree": int(d["disagree"]) if "disagree" in d else (MEASURED_DISAGREEMENTS if abs(float(d["trust"]) - 0.5) > 1e-6 else 0), "file": float(d["estimate"]),
+            "disagree": int(d["disagree"]) if "disagree" in d else
+            (MEASURED_DISAGREEMENTS if abs(float(d["trust"]) - 0.5) > 1e-6 else 0),
+            # what the product wrote: its number, or its range where it gave one (-1: none)
+            "file": float(d["estimate"]) if float(d["estimate"]) >= 0 or "estimate_range" not in d
+            else tuple(float(v) for v in d["estimate_range"]),
             "dice": float(2 * ((pred == 1) & (truth == 1)).sum() / max((pred == 1).sum() + (truth == 1).sum(), 1)),
             "split_share": n_split / max(int(on.sum()), 1),
             "true_trust": float((right & split & on).sum() / n_split) if n_split else 0.5}
+
+
+def fmt_file(said, truth: float) -> str:
+    if isinstance(said, tuple):
+        return f"[{said[0]:.3f}, {said[1]:.3f}]"
+    return "-" if said < 0 else f"{said - truth:+.3f}"
 
 
 def error(estimate, truth: float) -> float | None:
@@ -141,7 +151,7 @@ def main(argv=None) -> int:
                              for r, e in errs.items())
             print(f"{folder.name}/{s['tag']:16s} {s['method']:13s} disagree {s['disagree']:6d} trust {s['trust']:.3f} "
                   f"(truth {s['true_trust']:.3f}, split {s['split_share']:.3f}) dice {s['dice']:.3f} "
-                  f"file {s['file'] - s['dice']:+.3f} | {cells}", flush=True)
+                  f"file {fmt_file(s['file'], s['dice'])} | {cells}", flush=True)
     if ranged:
         print(f"\nranges: {ranged} (of {len(rows)} models x {len(args.rules)} rules), mean width "
               f"{np.mean(widths):.3f}, widest {np.max(widths):.3f}")
