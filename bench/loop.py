@@ -26,7 +26,9 @@ the stroke), strokes that lowered Dice by more than
 0.01, the methods chosen and whether the U-Net was scored, carried or not, and the wall and CPU
 seconds each round took (CPU of this process; a torch or forest thread counts); where the model
 keeps corrections local (``LocalCorrections``, ``LocalNetwork``), the Dice of its ``near`` part
-alone, which learned every correction everywhere; the peak RSS at the end.
+alone, which learned every correction everywhere; the model's own estimate of the Dice against the
+truth (its numbers' mean error; where too little was painted for a number, how many of its ranges
+held the truth and how wide they were); the peak RSS at the end.
 """
 
 from __future__ import annotations
