@@ -72,6 +72,9 @@ RULES: dict[str, Rule] = {
     "product": product,
     "no-outlines": at_odds(None),
     "odds-0": at_odds(0.0),
+    "odds-0.1": at_odds(0.1),
+    "odds-0.2": at_odds(0.2),
+    "odds-0.3": at_odds(0.3),
     "oracle-odds": lambda s: _dice(terms_over(s["proba"], s["prior"], s["planes"], s["true_trust"])),
 }
 """``before``: the estimate until now, the record's odds or even ones without a record; ``oracle-odds``:
