@@ -26,7 +26,9 @@ the stroke), strokes that lowered Dice by more than
 0.01, the methods chosen and whether the U-Net was scored, carried or not, and the wall and CPU
 seconds each round took (CPU of this process; a torch or forest thread counts); where the model
 keeps corrections local (``LocalCorrections``, ``LocalNetwork``), the Dice of its ``near`` part
-alone, which learned every correction everywhere; the peak RSS at the end.
+alone, which learned every correction everywhere; the model's own estimate of the Dice against the
+truth (its numbers' mean error; where too little was painted for a number, how many of its ranges
+held the truth and how wide they were); the peak RSS at the end.
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ class Run:
     idle: int = 0
     worse: int = 0
     planes: list[str] = field(default_factory=list)
-    estimates: list[float | None] = field(default_factory=list)
-    """The model's own estimate of the structure's Dice (``suggestions.json``) each round."""
+    estimates: list[float | tuple[float, float] | None] = field(default_factory=list)
+    """The model's own estimate of the structure's Dice (``suggestions.json``) each round: a number,
+    or (low, high) where too little was painted to measure the outlines' odds."""
 
     near: list[tuple[int, float]] = field(default_factory=list)
     """(round, Dice) of the near model alone where the model keeps corrections local."""
@@ -192,6 +195,18 @@ def near_alone(path: Path, model: Path, shape) -> np.ndarray | None:
     return labels_from_proba(keep_painted(proba, found.painted, start, stop))
 
 
+def estimate_of(doc: dict, name: str) -> float | tuple[float, float] | None:
+    """The structure's estimated Dice in ``suggestions.json``: its number, or its (low, high) range."""
+    if name in doc.get("estimated_dice", {}):
+        return doc["estimated_dice"][name]
+    span = (doc.get("estimated_dice_range") or {}).get(name)
+    return tuple(span) if span else None
+
+
+def fmt_estimate(value) -> str:
+    return f"{value[0]:.3f}-{value[1]:.3f}" if isinstance(value, tuple) else fmt(value)
+
+
 def fmt(value) -> str:
     return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
 
@@ -230,7 +245,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
             run.near.append((round_, dice(near == 1, struct)))
             print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  near alone (the model that learned every "
                   f"correction everywhere) dice {run.near[-1][1]:.4f}")
-        run.estimates.append(result.suggestions.get("estimated_dice", {}).get(result.classes[1]))
+        run.estimates.append(estimate_of(result.suggestions, result.classes[1]))
         if before is not None:
             around = ndi.binary_dilation(last_stroke, iterations=reach) & ~last_stroke
             # a stroke that covered its whole wrong region needed nothing else to change
@@ -240,7 +255,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
             if run.dices[-1] < run.dices[-2] - 0.01:
                 run.worse += 1
         print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  dice {run.dices[-1]:.4f}  {result.method:14s} "
-              f"{run.seconds[-1]:5.1f} s ({run.cpu[-1]:5.1f} CPU s)  estimated {fmt(run.estimates[-1])}  "
+              f"{run.seconds[-1]:5.1f} s ({run.cpu[-1]:5.1f} CPU s)  estimated {fmt_estimate(run.estimates[-1])}  "
               f"U-Net {result.network.split(':')[0] or '-'}"
               + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
         if scores:
@@ -331,7 +346,14 @@ def main(argv=None) -> int:
         if run.near:
             print(f"{name:8s} {strategy:8s} Dice of near alone (the rounds whose model keeps corrections local): "
                   + " ".join(f"{r}:{d:.3f}/{run.dices[r]:.3f}" for r, d in run.near) + " (near / the model)")
-    pairs = np.array([(e, d) for _, _, run in table for e, d in zip(run.estimates, run.dices) if e is not None])
+    estimates = [(e, d) for _, _, run in table for e, d in zip(run.estimates, run.dices) if e is not None]
+    pairs = np.array([(e, d) for e, d in estimates if not isinstance(e, tuple)])
+    ranges = [(e, d) for e, d in estimates if isinstance(e, tuple)]
+    if ranges:
+        outside = np.array([lo - d if d < lo else d - hi if d > hi else 0.0 for (lo, hi), d in ranges])
+        print(f"estimated Dice as a range (too little painted) over {len(ranges)} models: truth inside "
+              f"{int((outside == 0).sum())}, mean distance outside {outside.mean():.3f}, largest {outside.max():.3f}, "
+              f"mean width {np.mean([hi - lo for (lo, hi), _ in ranges]):.3f}")
     if len(pairs):
         error = pairs[:, 0] - pairs[:, 1]
         print(f"estimated Dice against the truth over {len(pairs)} models: mean error {error.mean():+.3f}, "

@@ -45,12 +45,20 @@ def capture_suggestions() -> None:
     if getattr(real, "captures", False):
         return
 
-    def capture(model, array, painted, voxel_size, classes, prior=None, outline_trust=0.5):
+    def capture(model, array, painted, voxel_size, classes, prior=None, outline_trust=0.5, **kwargs):
         captured.update(model=model, painted=list(painted), prior=prior, trust=outline_trust)
-        return real(model, array, painted, voxel_size, classes, prior, outline_trust=outline_trust)
+        return real(model, array, painted, voxel_size, classes, prior, outline_trust=outline_trust, **kwargs)
+
+    real_trust = train_mod.outline_trust
+
+    def record(scored):
+        counts = (scored or {}).get("against_outlines") or {}
+        captured.update(disagree=int(counts.get("disagree", 0)), outlines_right=int(counts.get("outlines_right", 0)))
+        return real_trust(scored)
 
     capture.captures = True  # type: ignore[attr-defined]
     train_mod.suggest_planes = capture
+    train_mod.outline_trust = record
 
 
 def trained(path: Path, vol: np.ndarray, ann: dict, model: Path, previous: Path | None):
@@ -129,8 +137,11 @@ def main(argv=None) -> int:
             painted = np.array([[AXES.index(r.axis), r.index] for r in captured["painted"]])
             np.savez_compressed(args.out / f"{s.tag}.npz", proba=s.proba.astype(np.float16), truth=s.truth,
                                 prior=prior_labels.astype(np.int8), painted=painted, trust=captured["trust"],
-                                method=s.result.method,
-                                estimate=s.result.suggestions.get("estimated_dice", {}).get(s.result.classes[1], -1))
+                                method=s.result.method, disagree=captured.get("disagree", 0),
+                                outlines_right=captured.get("outlines_right", 0),
+                                estimate=s.result.suggestions.get("estimated_dice", {}).get(s.result.classes[1], -1),
+                                estimate_range=(s.result.suggestions.get("estimated_dice_range") or {})
+                                .get(s.result.classes[1], [-1, -1]))
             print(f"{s.tag} {s.result.method} trust {captured['trust']:.3f} "
                   f"dice {dice(s.pred == 1, s.truth == 1):.4f}", flush=True)
     finally:

@@ -263,6 +263,9 @@ def _echo_suggestions(doc: dict) -> None:
     if doc.get("estimated_dice"):
         cells = ", ".join(f"{c} {d:.2f}" for c, d in doc["estimated_dice"].items())
         click.echo(f"estimated Dice on unpainted planes: {cells} (an estimate from the model's own doubt)")
+    elif doc.get("estimated_dice_range"):  # the outlines' odds not measured: a range, and why
+        cells = ", ".join(f"{c} {lo:.2f}-{hi:.2f}" for c, (lo, hi) in doc["estimated_dice_range"].items())
+        click.echo(f"estimated Dice on unpainted planes: between {cells}; {doc.get('calibration', '')}")
     for i, s in enumerate(doc.get("suggestions", [])[:3], 1):
         u0, v0, u1, v1 = s["bbox"]
         rows, cols = {"z": ("y", "x"), "y": ("z", "x"), "x": ("z", "y")}[s["axis"]]

@@ -31,6 +31,9 @@ def test_soft_dice_is_exact_for_certain_agreeing_planes_and_lower_where_they_dis
     prior[2:6, 2:4] = 0
     tp, pred, true = soft_dice_terms(proba, prior)[1]
     assert 2 * tp / (pred + true) < 0.9
+    unsure = np.where(proba > 0.5, 0.7, 0.3).astype(np.float32)  # right everywhere, the votes spread
+    dice = [2 * tp / (pred + true) for tp, pred, true in (soft_dice_terms(unsure, power=p)[1] for p in (1.0, 2.0))]
+    assert dice[0] < dice[1] < 1.0  # read surer (squared), the same labels
 
 
 def test_the_chance_of_being_wrong_weighs_the_outlines_by_their_record():

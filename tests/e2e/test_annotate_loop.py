@@ -295,13 +295,23 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
     page.goto(f"/job/{job_id}/models")
     estimate = page.locator("#choice-estimate")
     estimate.wait_for()
-    assert f"{advice['estimated_mean_dice']:.3f}" in estimate.inner_text()
+    said = advice["estimated_mean_dice"]  # or, too little painted for one number, its range
+    lo_hi = advice["estimated_mean_dice_range"] if said is None else None
+    assert (f"{said:.3f}" if said is not None else f"between {lo_hi[0]:.3f} and {lo_hi[1]:.3f}") in estimate.inner_text()
     assert "How:" in estimate.inner_text()
     # the slices completed from strokes are named by their plane, z slices too ("z5", not "5")
     completed = page.locator("#choice-completed").inner_text()
     assert completed.startswith("Slices completed from strokes"), completed
     assert all(re.fullmatch(r"[zyx]\d+", n) for n in completed.split(": ", 1)[1].rstrip(".").split(", ")), completed
     shot(page, "43-models-estimate")
+    # where nothing held out measured the outlines' odds, the page shows the range and why, never a number
+    ranged = {**advice, "estimated_dice": {}, "estimated_mean_dice": None, "estimated_dice_range": {"fossil": [0.62, 0.94]},
+              "estimated_mean_dice_range": [0.7, 0.95], "calibration": "not enough painted to estimate one number"}
+    page.route(f"**/api/annotate/{job_id}/suggestions", lambda route: route.fulfill(json=ranged))
+    page.goto(f"/job/{job_id}/models")
+    page.wait_for_function("document.getElementById('choice-estimate').textContent.includes('between 0.700 and 0.950')")
+    assert "fossil 0.620–0.940" in estimate.inner_text() and "not enough painted" in estimate.inner_text()
+    page.unroute(f"**/api/annotate/{job_id}/suggestions")
 
     # the job page offers Segment with the model as it is; once the annotations change, it says it retrains first
     page.goto(f"/job/{job_id}")

@@ -222,6 +222,37 @@ def test_the_estimate_trusts_the_outlines_as_far_as_their_held_out_record_goes()
     assert estimate(0.0) == 1.0 and estimate(0.5) < estimate(0.1) < 1.0
 
 
+def test_without_a_held_out_record_of_the_outlines_the_estimate_is_a_range_that_says_so(capsys):
+    from ml4paleo.cli import _echo_suggestions
+    from ml4paleo.compute.uncertainty import soft_dice_terms
+    from ml4paleo.pipelines.scoring import MEASURED_DISAGREEMENTS, outlines_measured
+
+    assert not outlines_measured(None)  # one slice of outlines: its stripes cannot score the outlines
+    assert not outlines_measured({"against_outlines": {"disagree": MEASURED_DISAGREEMENTS - 1, "outlines_right": 0}})
+    assert outlines_measured({"against_outlines": {"disagree": MEASURED_DISAGREEMENTS, "outlines_right": 0}})
+    proba = np.zeros((4, 2), np.float32)
+    proba[:, 1] = 1.0
+    prior = np.array([1, 1, 0, 0])
+    classes = ("background", "fossil")
+    terms = [soft_dice_terms(proba, prior, *end) for end in suggest.UNMEASURED_ENDS]
+    doc = suggest.estimate(terms, classes, measured=False)
+    lo, hi = doc["estimated_dice_range"]["fossil"]
+    assert doc["estimated_dice"] == {} and doc["estimated_mean_dice"] is None  # no number it cannot stand by
+    assert lo < hi == 1.0 and doc["calibration"].startswith("not enough painted")
+    assert doc["estimated_mean_dice_range"][0] <= doc["estimated_mean_dice_range"][1]
+    measured = suggest.estimate(terms[:1], classes, measured=True)
+    assert measured["estimated_dice"]["fossil"] == lo and measured["estimated_mean_dice_range"] is None
+    _echo_suggestions({**doc, "suggestions": []})
+    assert f"fossil {lo:.2f}-{hi:.2f}" in capsys.readouterr().out
+    # where model and outlines agree on nearly every voxel the odds barely matter: one number, the range beside it
+    proba = np.zeros((1000, 2), np.float32)
+    proba[:500, 1] = proba[500:, 0] = 1.0
+    prior = (np.arange(1000) < 501).astype(int)  # the outlines differ on one voxel
+    narrow = suggest.estimate([soft_dice_terms(proba, prior, *end) for end in suggest.UNMEASURED_ENDS], classes, False)
+    lo, hi = narrow["estimated_dice_range"]["fossil"]
+    assert lo < narrow["estimated_dice"]["fossil"] < hi <= lo + suggest.NARROW and narrow["estimated_mean_dice"]
+
+
 def test_a_small_volume_s_final_forest_draws_more_trees():
     """Each retrain re-draws the forest: where walking more trees is cheap (a small volume) the
     final forest has CHEAP_TREES unless the caller named the trees, each grown on a draw of FIT_SAMPLES of the

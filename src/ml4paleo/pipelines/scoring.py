@@ -23,9 +23,10 @@ from ml4paleo.pipelines._tasks import cores, run_tasks
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "POOR_DICE", "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method",
-           "class_scores", "mean_dice", "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report",
-           "validation_warnings", "worst_class"]
+__all__ = ["AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "MEASURED_DISAGREEMENTS", "POOR_DICE", "SWITCH",
+           "SWITCH_FOLDS", "TIE", "choose_method", "class_scores", "mean_dice", "outline_trust", "outlines_measured",
+           "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report", "validation_warnings",
+           "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
@@ -52,6 +53,13 @@ EVEN_ODDS_WEIGHT = 5
 """The outlines' odds where they contradict a model start at even, as if this many held-out voxels
 had gone each way (a Beta(5, 5) prior): a few disagreeing voxels, often of one stroke, move them
 a little, hundreds decide them."""
+MEASURED_DISAGREEMENTS = 10
+"""Held-out painted voxels where the chosen method and the interpolated outlines disagreed below
+which the outlines' odds there count as not measured (one slice of outlines has none: its stripes
+cannot score the outlines), and the estimated Dice becomes a range (:func:`outlines_measured`).
+Why 10: below it ``EVEN_ODDS_WEIGHT``'s even odds weigh more than the record; on the bench the
+counts were 0 or 17 and more (thin tubes from 2-3 slices: 17-29, whose odds, 0.13-0.19, gave numbers
+0.03-0.05 off where the range would be 0.35 wide; docs/decisions.md)."""
 FOLD_THREADS: int | None = None
 """Held-out predictions (one candidate, one fold) made at once (None: one per core), each forest
 on one thread (threads: the forests' fits and predictions release the GIL), unless the U-Net is
@@ -269,6 +277,15 @@ def outline_trust(scored: Mapping[str, Any] | None) -> float:
     counts = (scored or {}).get("against_outlines") or {}
     right, disagree = counts.get("outlines_right", 0), counts.get("disagree", 0)
     return (right + EVEN_ODDS_WEIGHT) / (disagree + 2 * EVEN_ODDS_WEIGHT)
+
+
+def outlines_measured(scored: Mapping[str, Any] | None) -> bool:
+    """Whether the held-out record says how often the outlines are right where the chosen method
+    contradicts them (at least ``MEASURED_DISAGREEMENTS`` such voxels). Where not, even odds are a
+    guess: from one slice of outlines the Dice estimated with them read 0.24-0.34 below the truth on
+    thin tubes, whose outlines were right in 1-6 % of such voxels (docs/decisions.md)."""
+    counts = (scored or {}).get("against_outlines") or {}
+    return counts.get("disagree", 0) >= MEASURED_DISAGREEMENTS
 
 
 def validation_report(scored: dict[str, dict[str, Any]], chosen: str, reason: str, folds: Sequence[Sequence[SliceRef]],

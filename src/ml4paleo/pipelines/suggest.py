@@ -7,7 +7,12 @@ folder lists the worst region of each, best first::
     {"suggestions": [{"axis": "z", "index": 41, "bbox": [u0, v0, u1, v1], "score": 1.0,
                       "reason": "..."}, ...],
      "estimated_dice": {"fossil": 0.93, ...}, "estimated_mean_dice": 0.95, "calibration": "...",
-     "planes_scored": 24}
+     "estimated_dice_range": null, "estimated_mean_dice_range": null, "planes_scored": 24}
+
+Where no held-out record measured how often the outlines are right against the model (one slice of
+outlines), the estimate is a range instead: ``estimated_dice`` is ``{}``, ``estimated_mean_dice``
+null, the ranges ``{"fossil": [0.62, 0.94], ...}`` and ``[lo, hi]``, and ``calibration`` says why
+(``UNMEASURED``); a range narrower than ``NARROW`` is told as its middle, the range beside it.
 
 ``bbox`` is in the plane's own two axes (rows, then columns; end-exclusive), as the annotation
 page draws a plane. With ``SCARCE_FIRST`` (off), a class painted on too few voxels puts its near
@@ -31,7 +36,7 @@ from ml4paleo.compute.uncertainty import near_miss, plane_worst, soft_dice_terms
 from ml4paleo.pipelines._candidates import prior_plane
 from ml4paleo.planes import AXES, SliceRef
 
-__all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "candidate_planes", "distance_to_painted", "suggest_planes"]
+__all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "candidate_planes", "distance_to_painted", "estimate", "suggest_planes"]
 
 SUGGESTIONS_FILE = "suggestions.json"
 PLANE_VOXELS = 96_000_000
@@ -59,8 +64,27 @@ PLANE_THREADS = 2
 no longer leaves a core idle (each holds one plane's features: its area times the halo's depth)."""
 CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; each voxel where the model and the "
                "painted outlines interpolated disagree goes to the outlines with the odds measured on held-out "
-               "painted voxels where they disagreed (even odds without enough of them); an estimate, not a "
-               "measurement: the leave-one-slice-out scores are the measurement on painted slices")
+               "painted voxels where they disagreed; an estimate, not a measurement: the leave-one-slice-out "
+               "scores are the measurement on painted slices")
+UNMEASURED = ("not enough painted to estimate one number: no held-out painted voxels say how often the interpolated "
+              "outlines are right where the model contradicts them (one slice of outlines, or fewer than 10 such "
+              "voxels). The range runs from the outlines right at even odds there (no held-out record on the bench "
+              "measured more, 0.48 at most) to never right with the model's votes read as surer (squared), each "
+              "end the soft Dice of the model's probabilities on the planes scored; paint a second slice of "
+              "outlines to narrow it")
+NARROW_UNMEASURED = ("soft Dice of the model's probabilities on the planes scored; no held-out painted voxels "
+                     "measured how often the interpolated outlines are right where the model contradicts them, but "
+                     "the range they leave (the range beside it) is under 0.02 wide: the two agree on nearly every "
+                     "voxel scored and the model is sure; an estimate, not a measurement")
+NARROW = 0.02
+"""Widest range of an unmeasured estimate still told as one number (its middle)."""
+UNMEASURED_ENDS = ((0.5, 1.0), (0.0, 2.0))
+"""(the outlines' odds where they contradict the model, the power the probabilities are read at) at the
+low and the high end of the range, where no held-out record measured the odds. Even odds read
+0.04-0.39 below the truth on the one-slice models of the bench (thin tubes: outlines right in 1-19 %
+of such voxels; texture; blobs with the U-Net), none read 0.21 above it on blobs left to the forest
+(44 %), and the forest's spread votes on thin tubes read up to 0.09 low even with none: squared at
+the high end (temperature 1/2), the truth lay in the range on every dumped model (docs/decisions.md)."""
 
 
 def candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth: Sequence[int] = (1, 1, 1),
@@ -144,12 +168,46 @@ def _plane_probas(model: Any, array: Any, planes: Sequence[tuple[int, int]],
             yield pending.popleft().result()
 
 
+def _dice(terms: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    """Per class ``2 tp / (pred + true)`` of summed :func:`soft_dice_terms` (classes absent from both left out)."""
+    return {str(c): float(2 * terms[k, 0] / (terms[k, 1] + terms[k, 2])) for k, c in enumerate(classes)
+            if terms[k, 1] + terms[k, 2] > 0}
+
+
+def estimate(terms: Sequence[np.ndarray], classes: Sequence[str], measured: bool) -> dict[str, Any]:
+    """The estimate's fields of ``suggestions.json`` from the summed soft Dice terms at each odds
+    given to the outlines (one where ``measured``, else ``UNMEASURED_ENDS``): one number per class,
+    or, where the odds are not measured, the range they leave and no number, unless that range is
+    within ``NARROW`` for every class (model and outlines agree nearly everywhere: the odds barely
+    matter), where its middle is the number and the range stays beside it."""
+    per = [_dice(t, classes) for t in terms]
+    if measured:
+        dice = {c: round(v, 4) for c, v in per[0].items()}
+        return {"estimated_dice": dice, "estimated_mean_dice": round(float(np.mean(list(per[0].values()))), 4)
+                if dice else None, "calibration": CALIBRATION, "estimated_dice_range": None,
+                "estimated_mean_dice_range": None}
+    # a class absent from model and outlines at one end (never predicted, never trusted) scores nothing there
+    spans = {c: (min(d[c] for d in per if c in d), max(d[c] for d in per if c in d))
+             for c in classes if any(c in d for d in per)}
+    means = [float(np.mean(list(d.values()))) for d in per if d]
+    ranges = {c: [round(lo, 4), round(hi, 4)] for c, (lo, hi) in spans.items()}
+    mean_range = [round(min(means), 4), round(max(means), 4)] if means else None
+    if spans and all(hi - lo <= NARROW for lo, hi in spans.values()):
+        dice = {c: round((lo + hi) / 2, 4) for c, (lo, hi) in spans.items()}
+        return {"estimated_dice": dice, "estimated_mean_dice": round(float(np.mean(list(dice.values()))), 4),
+                "calibration": NARROW_UNMEASURED, "estimated_dice_range": ranges,
+                "estimated_mean_dice_range": mean_range}
+    return {"estimated_dice": {}, "estimated_mean_dice": None, "calibration": UNMEASURED,
+            "estimated_dice_range": ranges, "estimated_mean_dice_range": mean_range}
+
+
 def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_size: Sequence[float],
                    classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5,
-                   scarce: Mapping[str, int] | None = None) -> dict[str, Any]:
+                   scarce: Mapping[str, int] | None = None, odds_measured: bool = True) -> dict[str, Any]:
     """The content of ``suggestions.json`` for ``model`` on ``array`` (level 0 of the volume),
     painted on the planes ``painted``; ``outline_trust``: the odds that the outlines
-    (``prior``) are right where they and the model disagree (the estimated Dice weighs them so).
+    (``prior``) are right where they and the model disagree (the ranking weighs them so, and the
+    estimated Dice where ``odds_measured``; where not, the estimate is the range of ``UNMEASURED_ENDS``).
 
     ``scarce``: classes painted on too few voxels for the model to know them (name -> painted
     voxels, ``scoring.scarce_classes``); read only where ``SCARCE_FIRST``. Their near misses (:func:`~ml4paleo.compute.uncertainty.near_miss`)
@@ -159,7 +217,8 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     shape = tuple(int(n) for n in array.shape)
     painted = list(painted)
     z_painted = sorted(ref.index for ref in painted if ref.axis == "z")
-    found, first, terms = [], [], np.zeros((len(classes), 3))
+    ends = [(outline_trust, 1.0)] if odds_measured else list(UNMEASURED_ENDS)
+    found, first, terms = [], [], [np.zeros((len(classes), 3)) for _ in ends]
     scarce = {classes.index(name): (name, int(n)) for name, n in (scarce or {}).items()
               if name in classes and SCARCE_FIRST}
     settings = getattr(model, "feature_settings", None)
@@ -171,7 +230,8 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     for (axis, index), proba in zip(planes, _plane_probas(model, array, planes, whole)):
         labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
         distance = distance_to_painted(shape, painted, voxel_size, axis, index)
-        terms += soft_dice_terms(proba, labels, outline_trust)
+        for summed, (trust, power) in zip(terms, ends):
+            summed += soft_dice_terms(proba, labels, trust, power)
         for cls, (name, n) in scarce.items():
             miss = near_miss(proba, cls)
             if miss is not None:
@@ -188,9 +248,6 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
         found.append({"axis": AXES[axis], "index": index, "bbox": [int(u0), int(v0), int(u1), int(v1)],
                       "doubt": worst.doubt, "reason": _reason(disagree, far, beyond, f"{far:.0f} voxels")})
     suggestions = (_ranked(first) + _ranked(found))[:TOP]
-    tp, pred, true = terms[:, 0], terms[:, 1], terms[:, 2]
-    dice = {str(c): round(float(2 * tp[k] / (pred[k] + true[k])), 4) for k, c in enumerate(classes)
-            if pred[k] + true[k] > 0}
-    return {"suggestions": suggestions, "estimated_dice": dice,
-            "estimated_mean_dice": round(float(np.mean(list(dice.values()))), 4) if dice else None,
-            "calibration": CALIBRATION, "outline_trust": round(float(outline_trust), 4), "planes_scored": len(planes)}
+    return {"suggestions": suggestions, **estimate(terms, classes, odds_measured),
+            "outline_trust": round(float(outline_trust), 4), "outlines_measured": odds_measured,
+            "planes_scored": len(planes)}

@@ -51,8 +51,8 @@ from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
 from ml4paleo.pipelines.slice_parts import parts_of
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
-from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, score_candidates, validation_report,
-                                        scarce_class_warnings, scarce_classes, validation_warnings, worst_class)
+from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, outlines_measured, score_candidates,
+                                        validation_report, scarce_class_warnings, scarce_classes, validation_warnings, worst_class)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
@@ -347,7 +347,8 @@ def train_model(
     # 8. where to paint next
     progress(0.95, 1.0, "finding where to paint next")
     suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior,
-                                 outline_trust=outline_trust(scored.get(chosen)), scarce=scarce_classes(voxels))
+                                 outline_trust=outline_trust(scored.get(chosen)), scarce=scarce_classes(voxels),
+                                 odds_measured=outlines_measured(scored.get(chosen)))
 
     # 9. saved with its metadata (and, validated later, what the validation needs)
     final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe

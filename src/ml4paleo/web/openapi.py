@@ -271,7 +271,10 @@ def _paths() -> dict[str, Any]:
                                    _METHOD_BODY, ok="202", errors=("400", "404", "409"))},
         a + "/suggestions": {"get": _op("Where to paint next: the newest ready model's ranked planes {axis, index, bbox "
                                         "[row0, col0, row1, col1] end-exclusive, score, reason} and its estimated Dice "
-                                        "(estimated_dice, estimated_mean_dice, calibration); suggestions [] with a reason "
+                                        "(estimated_dice, estimated_mean_dice, calibration; where too little is painted to measure "
+                                        "the outlines' odds, estimated_dice {} and estimated_mean_dice null, with "
+                                        "estimated_dice_range and estimated_mean_dice_range [low, high] instead); "
+                                        "suggestions [] with a reason "
                                         "when it has none. draft=1: the newest ready draft's (model_id draft-<n>, draft: "
                                         "true, ranked on a coarse level, no estimated Dice) while it is newer than every "
                                         "full model", [_JOB, {"name": "draft", "in": "query", "required": False,

@@ -47,16 +47,24 @@ function row(m, i) {
     el("td", {}, m.ready ? el("a", { href: `/api/job/${enc}/models/${encodeURIComponent(m.model_id)}/download` }, "download") : ""));
 }
 
-/** The newest model's estimate of its Dice on the whole volume (from where it is least sure), and how it is made. */
+/** The newest model's estimate of its Dice on the whole volume (from where it is least sure), and how it is made:
+ * one number, or, where nothing held out measured the painted outlines' odds (one slice of outlines), a range that says so. */
 async function estimate(m) {
   const box = document.getElementById("choice-estimate");
   const advice = await api(`/api/annotate/${enc}/suggestions`);
   const dice = advice.estimated_mean_dice;
-  box.hidden = advice.model_id !== m.model_id || typeof dice !== "number";
+  const range = advice.estimated_mean_dice_range;
+  box.hidden = advice.model_id !== m.model_id || (typeof dice !== "number" && !Array.isArray(range));
   if (box.hidden) return;
+  const how = el("span", { class: "hint" }, `How: ${advice.calibration || "not said"}.`);
+  if (typeof dice !== "number") {
+    const per = Object.entries(advice.estimated_dice_range || {}).map(([k, [lo, hi]]) => `${k} ${fmt(lo)}–${fmt(hi)}`).join(", ");
+    box.replaceChildren(el("strong", {}, `Estimated Dice of the whole volume: between ${fmt(range[0])} and ${fmt(range[1])}`),
+      per ? ` (${per}). ` : ". ", how);
+    return;
+  }
   const per = Object.entries(advice.estimated_dice || {}).map(([k, v]) => `${k} ${fmt(v)}`).join(", ");
-  box.replaceChildren(el("strong", {}, `Estimated Dice of the whole volume: ${fmt(dice)}`), per ? ` (${per}). ` : ". ",
-    el("span", { class: "hint" }, `How: ${advice.calibration || "not said"}.`));
+  box.replaceChildren(el("strong", {}, `Estimated Dice of the whole volume: ${fmt(dice)}`), per ? ` (${per}). ` : ". ", how);
 }
 
 /** A plane as the pages name it ("z5", "y48"): the model's JSON gives a z slice as its index alone. */

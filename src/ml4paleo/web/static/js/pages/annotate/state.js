@@ -28,8 +28,9 @@ export class AnnotationState extends EventTarget {
     this.retrainWanted = false; // a retrain was asked for while one was running
     this.failure = ""; // reason of the job's last failure, once reported
     // where the newest model says to paint next: {model_id, suggestions: [{axis, index, bbox, score,
-    // reason}], estimated_dice, estimated_mean_dice, calibration} (GET .../suggestions), and the one
-    // opened last ("target"), whose region the view outlines while its slice is shown
+    // reason}], estimated_dice, estimated_mean_dice (or, too little painted, the _range pair), calibration}
+    // (GET .../suggestions), and the one opened last ("target"), whose region the view outlines while
+    // its slice is shown
     this.advice = { suggestions: [] };
     this.target = null;
 

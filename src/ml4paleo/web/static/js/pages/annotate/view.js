@@ -65,8 +65,10 @@ export class AnnotationView {
     const here = t && t.axis === state.axis && t.index === state.index;
     const [r0, c0, r1, c1] = here ? t.bbox : [];
     this.slice.setMark(here ? { x0: c0, y0: r0, x1: c1, y1: r1 } : null);
-    const { estimated_mean_dice: dice } = state.advice;
-    const estimate = typeof dice === "number" ? `Estimated Dice of the volume: ${dice.toFixed(2)}. ` : "";
+    const { estimated_mean_dice: dice, estimated_mean_dice_range: range } = state.advice;
+    const estimate = typeof dice === "number" ? `Estimated Dice of the volume: ${dice.toFixed(2)}. `
+      : Array.isArray(range) ? `Estimated Dice of the volume: between ${range[0].toFixed(2)} and ${range[1].toFixed(2)} `
+        + "(too little painted for one number). " : "";
     $("suggestion-info").textContent = here ? `${estimate}Suggested here (outlined): ${t.reason}`
       : state.advice.suggestions.length ? `${estimate}N opens the slice the model is least sure of.` : estimate;
   }
