@@ -21,7 +21,7 @@ import numpy as np
 
 from ml4paleo.compute.uncertainty import doubt_map, plane_doubt
 from ml4paleo.io.omezarr import read_info
-from ml4paleo.pipelines.suggest import TOP, candidate_planes, distance_to_painted
+from ml4paleo.pipelines.suggest import TOP, candidate_planes, distance_text, distance_to_painted
 from ml4paleo.pipelines.view_preview import preview_plane
 from ml4paleo.planes import AXES, SliceRef
 
@@ -73,11 +73,10 @@ def draft_suggestions(volume_path: str | Path, model_dir: str | Path, painted: C
         rows, cols = (n for a, n in enumerate(shape) if a != axis)
         u0, v0, u1, v1 = worst.bbox
         bbox = [int(u0 * fr), int(v0 * fc), int(min(u1 * fr, rows)), int(min(v1 * fc, cols))]
-        far = float(np.median(distance_to_painted(shape, painted, info.voxel_size, axis, index)
-                              [bbox[0]:bbox[2], bbox[1]:bbox[3]])) / max(float(min(info.voxel_size)), 1e-9)
+        far = distance_text(float(np.median(distance_to_painted(shape, painted, info.voxel_size, axis, index)
+                                            [bbox[0]:bbox[2], bbox[1]:bbox[3]])), info.voxel_size, info.unit)
         found.append({"axis": AXES[axis], "index": int(index), "bbox": bbox, "doubt": worst.doubt * fr * fc,
-                      "reason": f"the draft hesitates between classes here, {far:.0f} voxels from the nearest "
-                                f"painted plane"})
+                      "reason": f"the draft hesitates between classes here, {far} from the nearest painted plane"})
     found.sort(key=lambda s: -s["doubt"])
     top = found[0]["doubt"] if found else 1.0
     return {"suggestions": [{**{k: v for k, v in s.items() if k != "doubt"}, "score": round(s["doubt"] / top, 4)}

@@ -35,8 +35,10 @@ from ml4paleo.compute.regions import plane_region
 from ml4paleo.compute.uncertainty import near_miss, plane_worst, soft_dice_terms
 from ml4paleo.pipelines._candidates import prior_plane
 from ml4paleo.planes import AXES, SliceRef
+from ml4paleo.units import DEFAULT_UNIT, UNIT_SYMBOLS
 
-__all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "candidate_planes", "distance_to_painted", "estimate", "suggest_planes"]
+__all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "candidate_planes", "distance_text", "distance_to_painted", "estimate",
+           "suggest_planes"]
 
 SUGGESTIONS_FILE = "suggestions.json"
 PLANE_VOXELS = 96_000_000
@@ -120,7 +122,17 @@ def distance_to_painted(shape: Sequence[int], painted: Collection[SliceRef], vox
     return out
 
 
-def _reason(disagree: float, far: float, beyond: bool, unit_far: str) -> str:
+def distance_text(distance: float, voxel_size: Sequence[float], unit: str | None) -> str:
+    """A physical ``distance`` as a suggestion's reason says it: in voxels where they are cubes,
+    else in ``unit``: with slices three times as thick as a pixel is wide, "7 voxels" would not
+    say whether that is 7 slices or 7 pixels."""
+    if max(voxel_size) - min(voxel_size) <= 1e-6 * max(voxel_size):
+        return f"{distance / max(float(voxel_size[0]), 1e-9):.0f} voxels"
+    unit = unit or DEFAULT_UNIT
+    return f"{distance:.3g} {UNIT_SYMBOLS.get(unit, unit)}"
+
+
+def _reason(disagree: float, beyond: bool, unit_far: str) -> str:
     why = ("the model and the painted outlines disagree here" if disagree >= 0.5
            else "the model hesitates between classes here")
     where = "beyond the painted range" if beyond else f"{unit_far} from the nearest painted plane"
@@ -203,11 +215,14 @@ def estimate(terms: Sequence[np.ndarray], classes: Sequence[str], measured: bool
 
 def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_size: Sequence[float],
                    classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5,
-                   scarce: Mapping[str, int] | None = None, odds_measured: bool = True) -> dict[str, Any]:
+                   scarce: Mapping[str, int] | None = None, odds_measured: bool = True,
+                   unit: str | None = None) -> dict[str, Any]:
     """The content of ``suggestions.json`` for ``model`` on ``array`` (level 0 of the volume),
     painted on the planes ``painted``; ``outline_trust``: the odds that the outlines
     (``prior``) are right where they and the model disagree (the ranking weighs them so, and the
     estimated Dice where ``odds_measured``; where not, the estimate is the range of ``UNMEASURED_ENDS``).
+    ``unit``: the volume's length unit, in which a reason gives its distance on anisotropic voxels
+    (:func:`distance_text`).
 
     ``scarce``: classes painted on too few voxels for the model to know them (name -> painted
     voxels, ``scoring.scarce_classes``); read only where ``SCARCE_FIRST``. Their near misses (:func:`~ml4paleo.compute.uncertainty.near_miss`)
@@ -244,9 +259,9 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
         disagree = float(np.mean(np.argmax(proba[u0:u1, v0:v1], axis=-1) != labels[u0:u1, v0:v1])) \
             if labels is not None else 0.0
         beyond = axis == 0 and bool(z_painted) and not z_painted[0] <= index <= z_painted[-1]
-        far = float(np.median(distance[u0:u1, v0:v1])) / max(float(min(voxel_size)), 1e-9)
+        far = distance_text(float(np.median(distance[u0:u1, v0:v1])), voxel_size, unit)
         found.append({"axis": AXES[axis], "index": index, "bbox": [int(u0), int(v0), int(u1), int(v1)],
-                      "doubt": worst.doubt, "reason": _reason(disagree, far, beyond, f"{far:.0f} voxels")})
+                      "doubt": worst.doubt, "reason": _reason(disagree, beyond, far)})
     suggestions = (_ranked(first) + _ranked(found))[:TOP]
     return {"suggestions": suggestions, **estimate(terms, classes, odds_measured),
             "outline_trust": round(float(outline_trust), 4), "outlines_measured": odds_measured,

@@ -348,7 +348,7 @@ def train_model(
     progress(0.95, 1.0, "finding where to paint next")
     suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior,
                                  outline_trust=outline_trust(scored.get(chosen)), scarce=scarce_classes(voxels),
-                                 odds_measured=outlines_measured(scored.get(chosen)))
+                                 odds_measured=outlines_measured(scored.get(chosen)), unit=info.unit)
 
     # 9. saved with its metadata (and, validated later, what the validation needs)
     final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
