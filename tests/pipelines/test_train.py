@@ -15,8 +15,7 @@ from ml4paleo.io.annotations import delete_annotation, read_annotations, write_a
 from ml4paleo.models import load_model
 from ml4paleo.compute.features import FeatureSettings, feature_names
 from ml4paleo.pipelines._candidates import PaintedSlice, TrainingSet
-from ml4paleo.pipelines import train as train_module
-from ml4paleo.pipelines.train import WIDE_BELOW, _bank_rows, _widened, ranking_slices, sample_indices, train_model
+from ml4paleo.pipelines.train import WIDE_BELOW, _widened, sample_indices, train_model
 from ml4paleo.planes import SliceRef
 
 SLICES = (6, 16, 26)
@@ -120,59 +119,11 @@ def test_a_forest_that_falls_short_keeps_every_feature():
     ts = TrainingSet([painted], ("background", "fossil"),
                      dataclasses.replace(bank, selected=feature_names(bank)[:1]), (8, 4, 4))
     low = {"background": {"dice": 0.97, "iou": 0.94}, "fossil": {"dice": WIDE_BELOW - 0.01, "iou": 0.8}}
-    wide, why = _widened(ts, low, (bank, lambda: [(whole, None)]), "best mean")
+    wide, why = _widened(ts, low, (bank, [(whole, None)]), "best mean")
     assert wide.settings == bank and wide.slices[0].rows is whole and wide.slices[0].targets is painted.targets
     assert why.startswith("best mean; the final forest keeps all") and ts.slices[0].rows.shape[1] == 1
     high = {"background": {"dice": 0.97, "iou": 0.94}, "fossil": {"dice": WIDE_BELOW, "iou": 0.82}}
-    assert _widened(ts, high, (bank, lambda: [(whole, None)]), "best mean") == (ts, "best mean")
-
-
-def test_a_first_training_ranks_on_the_fewest_spread_slices_that_hold_the_rows():
-    """Densely painted slices: the whole bank on 2 of 5 (the ends), as long as they hold the rows
-    and each class's share; strokes' few rows, or a class only some slices hold: every slice."""
-    full = [np.where(np.arange(100)[:, None] < 20, 2, 1) * np.ones((100, 100), np.uint8) for _ in range(5)]
-    assert ranking_slices(full, 100_000, 20_000, 1_000) == [0, 4]
-    assert ranking_slices(full, 100_000, 25_000, 1_000) == [0, 2, 4]
-    assert ranking_slices(full, 5_000, 21_000, 1_000) == [0, 1, 2, 3, 4]  # 5 000 rows a slice at most
-    assert ranking_slices(full, 100_000, None, 1_000) == [0, 1, 2, 3, 4]
-    assert ranking_slices(full[:2], 100_000, 1, 1) == [0, 1]
-    rare = [m.copy() for m in full]
-    for m in rare[:4]:
-        m[m == 2] = 1  # the structure painted on the last slice only
-    assert ranking_slices(rare, 100_000, 20_000, 1_000) == [0, 4]
-    rare[4][rare[4] == 2] = 1
-    rare[2][:20] = 2
-    assert ranking_slices(rare, 100_000, 20_000, 1_000) == [0, 2, 4]
-
-
-def test_the_banks_rows_of_slices_not_ranked_on_are_computed_when_asked():
-    made = []
-
-    def featurise(ref, mask):
-        made.append(ref)
-        return PaintedSlice(ref, np.full((2, 3), ref.index, np.float32), np.zeros(2, np.intp), (np.arange(2),) * 2)
-
-    items = [(SliceRef("z", z), np.ones((2, 2), np.uint8)) for z in (1, 5, 9)]
-    ranked = {SliceRef("z", 1): (np.zeros((2, 3)), None), SliceRef("z", 9): (np.ones((2, 3)), None)}
-    rows = _bank_rows(items, ranked, featurise)
-    assert made == [SliceRef("z", 5)] and [r[0][0, 0] for r in rows] == [0, 5, 1]
-
-
-def test_a_forest_widened_after_ranking_on_some_slices_trains_on_every_slice(world, tmp_path, monkeypatch):
-    """Ranked on 2 of the 3 painted slices, auto's forest that falls short still gets the whole
-    bank's rows of all three."""
-    root, _, _, ann = world
-    monkeypatch.setattr(train_module, "RANK_FROM_ROWS", 1)
-    monkeypatch.setattr(train_module, "RANK_CLASS_ROWS", 1)
-    monkeypatch.setattr(train_module, "WIDE_BELOW", 1.01)
-    seen = []
-    original = train_module._bank_rows
-    monkeypatch.setattr(train_module, "_bank_rows", lambda items, ranked, f: seen.append(sorted(ranked)) or
-                        original(items, ranked, f))
-    result = train_model(root / "vol.ome.zarr", ann, tmp_path / "model", features=FAST, validate="later", select=2)
-    assert result.method == "forest" and "keeps all" in result.validation["reason"]
-    assert [ref.index for ref in seen[0]] == [SLICES[0], SLICES[2]]
-    assert result.features.get("selected") is None
+    assert _widened(ts, high, (bank, [(whole, None)]), "best mean") == (ts, "best mean")
 
 
 def test_a_small_volume_read_once_into_memory_trains_the_same_model(world, tmp_path, monkeypatch):

@@ -58,8 +58,8 @@ from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress, scaled
 
-__all__ = ["METHODS", "SAMPLING", "VALIDATE", "TrainResult", "check_annotations", "load_annotations", "ranking_slices",
-           "sample_indices", "train_model", "with_fit_samples"]
+__all__ = ["METHODS", "SAMPLING", "VALIDATE", "TrainResult", "check_annotations", "load_annotations", "sample_indices",
+           "train_model", "with_fit_samples"]
 
 METHODS = TRAIN_METHODS
 """What ``method`` accepts: ``auto`` and every candidate."""
@@ -117,17 +117,6 @@ RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10, "max_samples": FIT_SAMPLES}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
 Dice within the forest's spread (docs/benchmarks.md, "Training: feature selection")."""
-RANK_FROM_ROWS: int | None = 4 * RANK_VOXELS
-"""A first training computes the whole bank (94 features) only on the fewest painted slices,
-spread along the stack, that hold this many rows (and ``RANK_CLASS_ROWS`` of each class, or all
-of it): the ranking forest draws ``RANK_VOXELS`` rows from them, and the other slices then
-compute only the ranked features (the same values bit for bit as those columns of the bank).
-Densely painted slices (a full 256 x 250 slice holds 64 000 rows) rank on 2 of 5; slices of
-strokes, whose rows are few, rank on all of them as before. None: every slice (docs/decisions.md,
-"Small scans, tenth stop")."""
-RANK_CLASS_ROWS = 8_000
-"""Rows of each class (or all of its rows) the ranking slices must hold: 4x the ranking
-forest's per-class floor."""
 
 
 @dataclass(frozen=True)
@@ -245,42 +234,30 @@ def train_model(
     # 4. the feature rows of the painted voxels, one slice per thread: the filters release the GIL
     # (two threads ~2x one, compute/regions.py); at most FEATURE_THREADS, as each holds a tile's
     # features. The models' import starts with the last round of slices when that round leaves a
-    # thread idle (5 slices on 2 threads: beside the fifth), else at once. A first training computes
-    # the whole bank on the ranking slices only (RANK_FROM_ROWS), the others after the ranking
+    # thread idle (5 slices on 2 threads: beside the fifth), else at once
     progress(0.05, 1.0, "computing features")
     passes_loaded()
-    featurise = functools.partial(_painted_slice, array=array, prior=prior, completed=completed,
+    featurise = functools.partial(_painted_slice, array=array, prior=prior, completed=completed, settings=settings,
                                   max_voxels=max_voxels, seed=seed)
-    ranks = select is not None and settings.selected is None and 0 < select < settings.n_features
-    items = list(ann.items())
-    first = ranking_slices([mask for _, mask in items], max_voxels, RANK_FROM_ROWS, RANK_CLASS_ROWS) if ranks \
-        else list(range(len(items)))
-    last_round = len(first) - len(first) % FEATURE_THREADS if len(first) % FEATURE_THREADS else 0
+    last_round = len(ann) - len(ann) % FEATURE_THREADS if len(ann) % FEATURE_THREADS else 0
 
     def featurise_in_turn(i: int, ref: SliceRef, mask: np.ndarray) -> PaintedSlice:
         if i == last_round:
             models_imported.begin()
-        return featurise(ref, mask, settings=settings)
+        return featurise(ref, mask)
 
-    done: dict[SliceRef, PaintedSlice] = {s.ref: s for s in run_tasks(
-        featurise_in_turn, [(i, *items[k]) for i, k in enumerate(first)], scheduler="threads",
-        workers=FEATURE_THREADS, progress=scaled(progress, 0.05, 0.3), stage="computing features")}
+    slices: list[PaintedSlice] = run_tasks(featurise_in_turn, [(i, *item) for i, item in enumerate(ann.items())],
+                                           scheduler="threads", workers=FEATURE_THREADS,
+                                           progress=scaled(progress, 0.05, 0.35), stage="computing features")
     save_model = models_imported().save_model
 
     # 5. the most important features kept (ranked once per model, or the previous model's ranking)
     unselected = None  # the whole bank's rows, for auto's forest that needs them (WIDE_BELOW)
-    if ranks:
-        progress(0.3, 1.0, "selecting features")
-        bank, ranked_on = settings, {ref: (s.rows, s.pseudo) for ref, s in done.items()}
-        settings = _keep_selected(list(done.values()), settings, classes, select, sampling, max_voxels, seed)
+    if select is not None and settings.selected is None and 0 < select < settings.n_features:
+        progress(0.35, 1.0, "selecting features")
         if method == "auto":  # a named method never widens: the bank's rows would only hold memory
-            unselected = (bank, functools.partial(_bank_rows, items, ranked_on, functools.partial(featurise,
-                                                                                                 settings=bank)))
-    rest = [items[k] for k in range(len(items)) if k not in first]
-    done.update((s.ref, s) for s in run_tasks(lambda ref, mask: featurise(ref, mask, settings=settings), rest,
-                                              scheduler="threads", workers=FEATURE_THREADS,
-                                              progress=scaled(progress, 0.3, 0.35), stage="computing features"))
-    slices: list[PaintedSlice] = [done[ref] for ref, _ in items]
+            unselected = (settings, [(s.rows, s.pseudo) for s in slices])
+        settings = _keep_selected(slices, settings, classes, select, sampling, max_voxels, seed)
 
     # 6. the method: every candidate scored on the same held-out painted slices
     candidates = {n: make_candidate(n) for n in names}
@@ -648,44 +625,6 @@ def _pseudo_band(completion: np.ndarray, painted: np.ndarray) -> np.ndarray:
     return near_outline(completion, PSEUDO_BAND) & ~painted
 
 
-def ranking_slices(masks: Sequence[np.ndarray], max_voxels: int, rows: int | None, class_rows: int) -> list[int]:
-    """Indices of the painted ``masks`` whose whole bank's features a first training computes to
-    rank them: the fewest (at least 2), evenly spread over the painted order, whose rows (each
-    mask's labeled voxels, at most ``max_voxels`` a slice as :func:`_painted_slice` samples them)
-    reach ``rows`` and hold ``class_rows`` of each class (or all the slices hold of it); every
-    slice when ``rows`` is None or no subset does."""
-    n = len(masks)
-    if rows is None or n <= 2:
-        return list(range(n))
-    counts = []
-    for mask in masks:
-        c = np.bincount(mask[mask > 0].astype(np.intp), minlength=1).astype(np.float64)[1:]
-        counts.append(c * min(1.0, max_voxels / max(c.sum(), 1.0)))
-    width = max(len(c) for c in counts)
-    counts = [np.pad(c, (0, width - len(c))) for c in counts]
-    need = np.minimum(np.sum(counts, axis=0), class_rows)
-    for k in range(2, n):
-        pick = sorted({int(i) for i in np.round(np.linspace(0, n - 1, k))})
-        got = np.sum([counts[i] for i in pick], axis=0)
-        if got.sum() >= rows and (got >= need).all():
-            return pick
-    return list(range(n))
-
-
-def _bank_rows(items: Sequence[tuple[SliceRef, np.ndarray]], ranked_on: Mapping[SliceRef, tuple[np.ndarray, Any]],
-               featurise: Callable[[SliceRef, np.ndarray], PaintedSlice]) -> list[tuple[np.ndarray, Any]]:
-    """Every painted slice's rows (and pseudo rows) of the whole bank, in ``items``' order: those
-    the ranking computed, the others computed now (the same rows: each slice's sample is seeded
-    by its plane). Only a forest widened to the bank (``WIDE_BELOW``) asks."""
-    out = []
-    for ref, mask in items:
-        if ref not in ranked_on:
-            s = featurise(ref, mask)
-            ranked_on = {**ranked_on, ref: (s.rows, s.pseudo)}
-        out.append(ranked_on[ref])
-    return out
-
-
 def _keep_selected(slices: Sequence[PaintedSlice], settings: FeatureSettings, classes: tuple[str, ...], select: int,
                    sampling: str, max_voxels: int, seed: int) -> FeatureSettings:
     """Rank the features, keep the ``select`` best in every slice's rows; the settings that compute them."""
@@ -699,17 +638,15 @@ def _keep_selected(slices: Sequence[PaintedSlice], settings: FeatureSettings, cl
 
 
 def _widened(ts: TrainingSet, metrics: Mapping[str, Mapping[str, float | None]] | None,
-             unselected: tuple[FeatureSettings, Callable[[], list[tuple[np.ndarray, Any]]]],
-             reason: str) -> tuple[TrainingSet, str]:
+             unselected: tuple[FeatureSettings, list[tuple[np.ndarray, Any]]], reason: str) -> tuple[TrainingSet, str]:
     """The final forest's training set with every feature of the bank instead of the ``select``
     ranked ones, when the forest's worst class is below ``WIDE_BELOW`` held-out Dice (and why,
     added to ``reason``); else ``ts`` and ``reason`` as they were. ``unselected``: the bank's
-    settings and what gives each slice's rows (and pseudo rows) of it (:func:`_bank_rows`)."""
+    settings and each slice's rows (and pseudo rows) before the selection."""
     worst = worst_class(metrics or {})
     if worst >= WIDE_BELOW:
         return ts, reason
-    settings, rows_of = unselected
-    rows = rows_of()
+    settings, rows = unselected
     slices = [dataclasses.replace(s, rows=r, pseudo=p) for s, (r, p) in zip(ts.slices, rows)]
     return dataclasses.replace(ts, settings=settings, slices=slices), (
         f"{reason}; the final forest keeps all {settings.n_features} features, as its worst class scored "
