@@ -55,11 +55,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "ranker-8": {"RANKER": {**train_module.RANKER, "n_estimators": 8}},
     "choice-half": {"CHOICE_SAMPLES": 0.5},
     "choice-whole": {"CHOICE_SAMPLES": None},
+    "choice-10k": {"CHOICE_ROWS": 10_000},
 }
 """Setting -> what differs from the defaults: ``FIT_SAMPLES`` (each final tree's bootstrap draw,
 as a share of the rows; None: as many draws as rows, the rule before December 2026) with the
 ranking forest's ``RANKER`` to match, ``max_voxels`` (the final fit's rows), ``RANK_VOXELS`` /
-``RANKER`` (the ranking forest's rows / trees), ``CHOICE_SAMPLES`` (each quick fold tree's draw, with
+``RANKER`` (the ranking forest's rows / trees), ``CHOICE_ROWS`` (the quick folds' rows, with
+``--method auto``), ``CHOICE_SAMPLES`` (each quick fold tree's draw, with
 ``--method auto``)."""
 
 
@@ -72,7 +74,7 @@ def _cases() -> dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]]:
         return vol, truth.astype(np.uint8), "full"
 
     out: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]] = {"smallscan": smallscan}
-    for name in ("blobs", "tubes", "texture", "snow"):
+    for name in ("blobs", "tubes", "texture", "snow", "tex-orientation", "tex-length", "tex-anisotropy"):
         for mode in ("full", "strokes"):
             out[f"{name}-{mode}"] = (lambda name=name, mode=mode: (*methods.VOLUMES[name](methods.TEXTURE_SHAPE, 0), mode))
     return out
@@ -81,7 +83,7 @@ def _cases() -> dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]]:
 @contextlib.contextmanager
 def _setting(values: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The training module's constants of ``values`` set for the block; yields train_model's keywords."""
-    constants = ("FIT_SAMPLES", "RANK_VOXELS", "RANKER", "CHOICE_SAMPLES")
+    constants = ("FIT_SAMPLES", "RANK_VOXELS", "RANKER", "CHOICE_ROWS", "CHOICE_SAMPLES")
     saved = {k: getattr(train_module, k) for k in constants if k in values}
     try:
         for k in saved:
