@@ -2,6 +2,7 @@
 
     python bench/warm_replay.py --case blobs --start 2 --replays 3
     python bench/warm_replay.py --case blobs --start 1 --strategy order --before 3 --seeds 0 1 2 --control
+    python bench/warm_replay.py --case blobs --start 1 --strategy order --before 3 --control --warm-lrs 0.3 0.1
 
 Why: a warm start that stops on a CPU budget trains as far as the machine's load lets it, so the
 same strokes gave another network each run (issue 22). This trains round 0 of ``bench/loop.py``
@@ -77,6 +78,9 @@ def main(argv=None) -> int:
     ap.add_argument("--focus-weights", type=float, nargs="+",
                     help="replay once per weight (unet.FOCUS_WEIGHT, the newest strokes' weight in a warm start's "
                          "loss; the bench's only, FOCUS_SHARE unchanged), each with every seed")
+    ap.add_argument("--warm-lrs", type=float, nargs="+",
+                    help="replay once per warm learning rate (unet.WARM_LR, a fraction of the U-Net's lr; the "
+                         "bench's only), each with every seed and weight")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-warm-"))
@@ -102,13 +106,15 @@ def main(argv=None) -> int:
 
         if args.no_focus:
             unet.FOCUS_WEIGHT, _unet_data.FOCUS_SHARE = 1.0, 0.0
-        for weight in args.focus_weights or [unet.FOCUS_WEIGHT]:
-            unet.FOCUS_WEIGHT = weight
-            print(f"focus weight {weight:g}", flush=True)
+        rates, weights = args.warm_lrs or [unet.WARM_LR], args.focus_weights or [unet.FOCUS_WEIGHT]
+        for rate, weight in ((r, w) for r in rates for w in weights):
+            unet.WARM_LR, unet.FOCUS_WEIGHT = rate, weight
+            print(f"warm lr {rate:g}, focus weight {weight:g}", flush=True)
+            tag = f"lr{rate:g}-w{weight:g}".replace(".", "p")  # no dot: the labels' name is the model's with a suffix
             for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
-                trained(path, {**ann, key: mask}, work / f"w{weight:g}-replay{k}", truth, previous=last, seed=seed)
+                trained(path, {**ann, key: mask}, work / f"{tag}-replay{k}", truth, previous=last, seed=seed)
                 if args.control:
-                    trained(path, ann, work / f"w{weight:g}-control{k}", truth, previous=last, seed=seed)
+                    trained(path, ann, work / f"{tag}-control{k}", truth, previous=last, seed=seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
