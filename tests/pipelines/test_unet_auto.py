@@ -84,6 +84,9 @@ def test_auto_scores_the_unet_when_a_class_stays_below_the_threshold_and_says_wh
     assert scored.network.startswith("scored: ") and "below 1.01" in scored.network
     report = model_report(tmp_path / "scored")
     assert report["network"] == scored.network and "unet" in report["candidates"]
+    # scored beside the interpolation: its record against the outlines, for the Dice estimate
+    record = json.loads((tmp_path / "scored" / "validation.json").read_text())["candidates"]["unet"]["against_outlines"]
+    assert record["disagree"] > 0 and 0 <= record["outlines_right"] <= record["disagree"], record
     monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "0")
     off = train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "off", features=FAST, params=FAST_RF, validate="later")
     assert off.network == "not scored: the setting ML4PALEO_AUTO_UNET_SECONDS is 0" and "unet" not in off.candidates

@@ -296,8 +296,11 @@ def train_model(
             candidates["unet"] = make_candidate("unet")
             names = (*names, "unet")
             if plan.score:
-                scored.update(score(ts, {"unet": candidates["unet"]}, choice_folds,
-                                    scaled(progress, 0.85, 0.9, "validating the U-Net (leave one slice out)")))
+                # the interpolation beside it (no fit: seconds) gives the U-Net its record against the
+                # outlines, which the Dice estimate needs to give a number rather than a range
+                beside = {n: candidates[n] for n in ("unet", "interpolation") if n in candidates}
+                scored["unet"] = score(ts, beside, choice_folds,
+                                       scaled(progress, 0.85, 0.9, "validating the U-Net (leave one slice out)"))["unet"]
                 evidence = evidence_of(ts, choice_folds, scored["unet"])
             else:
                 scored["unet"] = plan.carried
