@@ -30,7 +30,7 @@ from ml4paleo.settings import Settings
 
 __all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "CLOCK_CAP", "EVIDENCE_KEY", "FIT_MARGIN", "NETWORK_BELOW",
            "RESCORE_GROWTH", "STEP_SECONDS", "WARM_SHARE", "NetworkPlan", "evidence_of", "final_fit_failure",
-           "fresh_epochs", "newest_strokes", "plan_network", "warm_steps"]
+           "fresh_epochs", "newest_strokes", "painted_per_class", "plan_network", "warm_steps"]
 
 NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
