@@ -365,7 +365,7 @@ def test_noisy_scores_never_switch_and_a_switch_needs_two_folds():
 def test_a_carried_score_is_never_weighed_against_fresh_ones():
     """The U-Net's scores carried from an earlier model stay fixed while the forest is drawn anew
     on every stroke (blobs from one slice: forest 0.735 -> 0.838 on the same stripes after a
-    2-voxel dab, U-Net carried at 0.742, true Dice 0.935 -> 0.481). A carried previous method is
+    5-voxel dab, U-Net carried at 0.742, true Dice 0.935 -> 0.481). A carried previous method is
     kept whatever the fresh scores; a carried other method is not switched to either."""
     order = ("forest", "context", "interpolation", "unet")
 

@@ -95,7 +95,7 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
     never weighed against fresh ones: a carried previous method is kept, a carried other one waits
     for its fresh score. Each retrain draws the fresh methods anew on the new strokes while the
     carried score stays, so over a few strokes one of them wins a lucky draw by the margin (blobs
-    from one slice: the forest 0.735 -> 0.838 on the same stripes after a 2-voxel dab elsewhere,
+    from one slice: the forest 0.735 -> 0.838 on the same stripes after a 5-voxel dab elsewhere,
     against the U-Net's carried 0.742; true Dice 0.935 -> 0.481; docs/decisions.md)."""
     carried = [n for n in order if n in scored and scored[n].get("carried") and scored[n].get("metrics")]
     if previous in carried:
@@ -103,8 +103,9 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
                           if n != previous and scored.get(n, {}).get("metrics"))
         return previous, (f"kept the previous model's method {previous} {mean_dice(scored[previous]['metrics']):.3f}: "
                           "its held-out scores are carried from the model that scored it, and a carried score is "
-                          "not weighed against fresh ones (all are scored afresh once the painted voxels grow "
-                          "by half, or a slice of outlines is added)" + (f" (fresh: {fresh})" if fresh else ""))
+                          "not weighed against fresh ones (all are scored afresh once the painted voxels, in all "
+                          "or of one class, grow by half, or a slice of outlines is added)"
+                          + (f" (fresh: {fresh})" if fresh else ""))
     order = [n for n in order if n not in carried] or list(order)
     means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
     if previous in order and previous in scored and previous not in means:
