@@ -180,8 +180,9 @@ def held_out_scores(model: Path) -> str:
         classes = " ".join(fmt(m["dice"]) for m in c.get("metrics", {}).values()) or "-"
         band = " ".join(fmt(m["dice"]) for m in c.get("band", {}).values())
         folds = " ".join(fmt(d) for d in c.get("fold_dice", []))
-        out.append(f"{n} {classes}" + (f" [{band}]" if band else "") + (f" folds {folds}" if folds else ""))
-    return "; ".join(out)
+        out.append(f"{n} {classes}" + (f" [{band}]" if band else "") + (f" folds {folds}" if folds else "")
+                   + (" (carried)" if c.get("carried") else ""))
+    return "; ".join(out) + f"  | {meta.get('method')}: {meta.get('method_reason')}"
 
 
 def near_alone(path: Path, model: Path, shape) -> np.ndarray | None:

@@ -362,6 +362,47 @@ def test_noisy_scores_never_switch_and_a_switch_needs_two_folds():
     assert kept == "forest" and "only 1 held-out slice" in why
 
 
+def test_a_carried_score_is_never_weighed_against_fresh_ones():
+    """The U-Net's scores carried from an earlier model stay fixed while the forest is drawn anew
+    on every stroke (blobs from one slice: forest 0.735 -> 0.838 on the same stripes after a
+    5-voxel dab, U-Net carried at 0.742, true Dice 0.935 -> 0.481). A carried previous method is
+    kept whatever the fresh scores; a carried other method is not switched to either."""
+    order = ("forest", "context", "interpolation", "unet")
+
+    def scores(forest: float, unet: float) -> dict:
+        both = {n: {"metrics": {"a": {"dice": m}, "b": {"dice": m}}, "fold_dice": [m, m]}
+                for n, m in (("forest", forest), ("unet", unet))}
+        both["unet"]["carried"] = True
+        return {**both, "context": {"metrics": {}}, "interpolation": {"metrics": {}}}
+
+    kept, why = choose_method(scores(0.838, 0.742), order, previous="unet")
+    assert kept == "unet" and "carried" in why and "forest 0.838" in why
+    assert choose_method(scores(0.80, 0.95), order, previous="forest")[0] == "forest"
+    fresh = scores(0.838, 0.742)
+    del fresh["unet"]["carried"]  # scored afresh on the same strokes: the switch rule decides
+    assert choose_method(fresh, order, previous="unet")[0] == "forest"
+
+
+def test_the_unet_is_scored_afresh_when_one_class_grows_by_half():
+    """Carried evidence stands while neither the painted voxels nor those of any one class grow
+    by ``RESCORE_GROWTH``: a dab that doubles a class painted on a handful of voxels reopens it."""
+    from ml4paleo.pipelines.network import _grown, painted_per_class
+
+    bg = np.zeros((20, 20), np.uint8)
+    bg[:10] = 1
+    bg[15, 15] = 2
+    masks = {SliceRef("z", 3): bg}
+    evidence = {"painted": 201, "painted_classes": painted_per_class(masks)}
+    assert evidence["painted_classes"] == [200, 1]
+    assert not _grown(evidence, masks)
+    dab = np.zeros((20, 20), np.uint8)
+    dab[0, 0] = 1
+    assert not _grown(evidence, {**masks, SliceRef("x", 4): dab})  # background +0.5 %
+    dab[0, 0] = 2
+    assert _grown(evidence, {**masks, SliceRef("x", 4): dab})  # structure 1 -> 2
+    assert not _grown({"painted": 201}, {**masks, SliceRef("x", 4): dab})  # older evidence: the total decides
+
+
 def test_a_retrain_on_the_command_line_says_why_it_kept_the_method(tmp_path):
     """``ml4paleo train --overwrite`` retrains in place of a model: with two slices of outlines no
     fold can score context, so a context model is kept, and the output says so and why."""

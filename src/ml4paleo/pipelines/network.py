@@ -5,7 +5,8 @@ class below ``NETWORK_BELOW`` held-out Dice. A user who retrains after every str
 every round and draw a new network each time, which moves Dice more than the stroke does. So the
 U-Net's held-out scores are *evidence* kept with each model (``network_evidence``) and carried to
 the next while they still describe the annotations (the same slices of outlines, at most
-``RESCORE_GROWTH`` more painted voxels); the choice weighs them under the usual switch rule, and a
+``RESCORE_GROWTH`` more painted voxels in all and of each class); while carried they are not
+weighed against fresh scores of the others (the choice made when they were scored stands), and a
 U-Net that stays is fine-tuned from the previous weights for ``WARM_SHARE`` of the budget, the
 newest strokes weighed up. Why these figures: docs/decisions.md, "The U-Net in the loop".
 """
@@ -29,7 +30,7 @@ from ml4paleo.settings import Settings
 
 __all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "CLOCK_CAP", "EVIDENCE_KEY", "FIT_MARGIN", "NETWORK_BELOW",
            "RESCORE_GROWTH", "STEP_SECONDS", "WARM_SHARE", "NetworkPlan", "evidence_of", "final_fit_failure",
-           "fresh_epochs", "newest_strokes", "plan_network", "warm_steps"]
+           "fresh_epochs", "newest_strokes", "painted_per_class", "plan_network", "warm_steps"]
 
 NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
@@ -64,8 +65,11 @@ The band's labels are the walker's completion, itself wrong near thin structures
 0.81 for a forest that is right on its strokes), hence a threshold below ``NETWORK_BELOW``
 (measured: docs/benchmarks.md, "The U-Net in the loop")."""
 RESCORE_GROWTH = 0.5
-"""The U-Net's carried held-out scores stand until the painted voxels grow by this share since it
-was scored (or the slices of outlines, hence the folds, change)."""
+"""The U-Net's carried held-out scores stand until the painted voxels, or those of any one class,
+grow by this share since it was scored (or the slices of outlines, hence the folds, change). Per
+class too: while they are carried the method between the U-Net and the others stays as chosen
+when it was scored (:func:`~ml4paleo.pipelines.scoring.choose_method`), so a class painted on a
+handful of voxels (thin tubes: 2) that a dab doubles must be able to reopen the choice."""
 EVIDENCE_KEY = "network_evidence"
 """Where a model's metadata keeps the U-Net's held-out evidence."""
 FIT_MARGIN = 0.05
@@ -99,6 +103,27 @@ def painted_voxels(masks: Mapping[SliceRef, np.ndarray]) -> int:
     return int(sum(int(np.count_nonzero(m)) for m in masks.values()))
 
 
+def painted_per_class(masks: Mapping[SliceRef, np.ndarray]) -> list[int]:
+    """Painted voxels of each class (class values 1, 2, ...) over every plane, in class order."""
+    counts = [np.bincount(np.asarray(m)[np.asarray(m) > 0].astype(np.intp)) for m in masks.values()]
+    total = np.zeros(max((c.size for c in counts), default=1), np.int64)
+    for c in counts:
+        total[: c.size] += c
+    return [int(n) for n in total[1:]]
+
+
+def _grown(evidence: Mapping[str, Any], masks: Mapping[SliceRef, np.ndarray]) -> bool:
+    """Whether the painted voxels, or those of any one class the evidence counted, grew by more
+    than ``RESCORE_GROWTH`` since the U-Net was scored."""
+    if painted_voxels(masks) > evidence["painted"] * (1 + RESCORE_GROWTH):
+        return True
+    before = evidence.get("painted_classes")
+    if not isinstance(before, list):
+        return False  # evidence saved before the classes were counted: the total decides
+    now = painted_per_class(masks)
+    return any(n > b * (1 + RESCORE_GROWTH) for b, n in zip(before, now))
+
+
 def fold_names(folds: Sequence[Sequence[SliceRef]]) -> list[list[str]]:
     return [[ref.name for ref in fold] for fold in folds]
 
@@ -107,6 +132,7 @@ def evidence_of(ts: TrainingSet, folds: Sequence[Sequence[SliceRef]], unet: Mapp
     """The evidence a freshly scored U-Net leaves for later models: its held-out metrics and per
     fold Dice, the folds, and the painted voxels they were scored with."""
     return {"folds": fold_names(folds), "painted": painted_voxels(ts.masks),
+            "painted_classes": painted_per_class(ts.masks),
             "metrics": unet.get("metrics", {}), "fold_dice": unet.get("fold_dice", [])}
 
 
@@ -214,8 +240,7 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
     share = functools.partial(_fold_share, ts, seconds, len(folds))  # called only where the U-Net may run
     evidence = read_evidence(previous_model)
     painted = painted_voxels(ts.masks)
-    if runs and evidence is not None and evidence["folds"] == fold_names(folds) \
-            and painted <= evidence["painted"] * (1 + RESCORE_GROWTH):
+    if runs and evidence is not None and evidence["folds"] == fold_names(folds) and not _grown(evidence, ts.masks):
         carried = {"metrics": evidence["metrics"], "fold_dice": evidence.get("fold_dice") or [], "seconds": 0.0,
                    "carried": True}
         warm, warm_far = _warm_model(previous_model, ts) if previous == "unet" else (None, None)
@@ -231,11 +256,13 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
         grown, fresh = painted / max(evidence["painted"], 1) - 1, share()
         return NetworkPlan(
             f"carried: its held-out scores from an earlier model on the same slices of outlines (painted voxels "
-            f"{grown:+.0%} since, re-scored from {RESCORE_GROWTH:+.0%} or a new slice of outlines); {how}",
+            f"{grown:+.0%} since, re-scored from {RESCORE_GROWTH:+.0%} in all or in one class, or a new slice of "
+            f"outlines); {how}",
             fresh, carried=carried, final=fresh if final is None else final, evidence=evidence)
     why_new = ("the slices of outlines changed since it was last scored" if evidence is not None and
                evidence["folds"] != fold_names(folds) else
-               f"the painted voxels grew by more than {RESCORE_GROWTH:.0%} since it was last scored"
+               f"the painted voxels (in all or of one class) grew by more than {RESCORE_GROWTH:.0%} since it was "
+               "last scored"
                if evidence is not None else "")
     worst, low = _worst(metrics)  # type: ignore[misc]
     band = _worst(quick.get("band"))

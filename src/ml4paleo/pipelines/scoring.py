@@ -89,7 +89,24 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
     changes only on comparable evidence that another is clearly better (:func:`_switch`); one the
     folds cannot score (context with two slices of outlines) is kept, as nothing then shows
     another method better. Without this, scores that move a little with every stroke flip the
-    method back and forth, and the user sees the whole volume change for a dab."""
+    method back and forth, and the user sees the whole volume change for a dab.
+
+    A score ``carried`` from an earlier model (the U-Net's, :mod:`ml4paleo.pipelines.network`) is
+    never weighed against fresh ones: a carried previous method is kept, a carried other one waits
+    for its fresh score. Each retrain draws the fresh methods anew on the new strokes while the
+    carried score stays, so over a few strokes one of them wins a lucky draw by the margin (blobs
+    from one slice: the forest 0.735 -> 0.838 on the same stripes after a 5-voxel dab elsewhere,
+    against the U-Net's carried 0.742; true Dice 0.935 -> 0.481; docs/decisions.md)."""
+    carried = [n for n in order if n in scored and scored[n].get("carried") and scored[n].get("metrics")]
+    if previous in carried:
+        fresh = ", ".join(f"{n} {mean_dice(scored[n]['metrics']):.3f}" for n in order
+                          if n != previous and scored.get(n, {}).get("metrics"))
+        return previous, (f"kept the previous model's method {previous} {mean_dice(scored[previous]['metrics']):.3f}: "
+                          "its held-out scores are carried from the model that scored it, and a carried score is "
+                          "not weighed against fresh ones (all are scored afresh once the painted voxels, in all "
+                          "or of one class, grow by half, or a slice of outlines is added)"
+                          + (f" (fresh: {fresh})" if fresh else ""))
+    order = [n for n in order if n not in carried] or list(order)
     means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
     if previous in order and previous in scored and previous not in means:
         scored_ones = ", ".join(f"{n} {m:.3f}" for n, m in means.items())
