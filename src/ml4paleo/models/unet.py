@@ -74,8 +74,7 @@ painted voxel (why 20: docs/decisions.md, "The U-Net in the loop")."""
 WARM_LR = 0.1
 """A warm start's learning rate, as a fraction of ``lr``: a fresh optimiser moves every weight by
 about its rate in its first steps, whatever the gradient; at 0.3 that jolt and the drift after it
-cost more than a dab of 2-3 voxels taught (blobs, a dab on x32: Dice 0.970 -> 0.763 after one
-epoch, 0.959 at the end; 0.968 at 0.1), and at 0.1 the dab is still learnt in the first epoch
+cost more than a dab of a few voxels taught, and at 0.1 the dab is still learnt in the first epoch
 (docs/decisions.md, "The warm start's learning rate")."""
 SETTLE_MARGIN = 0.02
 """A fit without held-out slices keeps an earlier epoch's weights over the last only when they fit

@@ -57,9 +57,8 @@ MEASURED_DISAGREEMENTS = 10
 """Held-out painted voxels where the chosen method and the interpolated outlines disagreed below
 which the outlines' odds there count as not measured (one slice of outlines has none: its stripes
 cannot score the outlines), and the estimated Dice becomes a range (:func:`outlines_measured`).
-Why 10: below it ``EVEN_ODDS_WEIGHT``'s even odds weigh more than the record; on the bench the
-counts were 0 or 17 and more (thin tubes from 2-3 slices: 17-29, whose odds, 0.13-0.19, gave numbers
-0.03-0.05 off where the range would be 0.35 wide; docs/decisions.md)."""
+Why 10: below it ``EVEN_ODDS_WEIGHT``'s even odds weigh more than the record, and the few models
+above it on the bench read numbers closer to the truth than a range would (docs/decisions.md)."""
 FOLD_THREADS: int | None = None
 """Held-out predictions (one candidate, one fold) made at once (None: one per core), each forest
 on one thread (threads: the forests' fits and predictions release the GIL), unless the U-Net is
@@ -94,9 +93,9 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
     A score ``carried`` from an earlier model (the U-Net's, :mod:`ml4paleo.pipelines.network`) is
     never weighed against fresh ones: a carried previous method is kept, a carried other one waits
     for its fresh score. Each retrain draws the fresh methods anew on the new strokes while the
-    carried score stays, so over a few strokes one of them wins a lucky draw by the margin (blobs
-    from one slice: the forest 0.735 -> 0.838 on the same stripes after a 5-voxel dab elsewhere,
-    against the U-Net's carried 0.742; true Dice 0.935 -> 0.481; docs/decisions.md)."""
+    carried score stays, so over a few strokes one of them wins a lucky draw by the margin, stroke
+    or not, and a dab far from every scored slice switched the whole volume's method (docs/decisions.md,
+    "A carried score is never weighed against fresh ones")."""
     carried = [n for n in order if n in scored and scored[n].get("carried") and scored[n].get("metrics")]
     if previous in carried:
         fresh = ", ".join(f"{n} {mean_dice(scored[n]['metrics']):.3f}" for n in order

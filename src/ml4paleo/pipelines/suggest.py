@@ -82,11 +82,10 @@ NARROW = 0.02
 """Widest range of an unmeasured estimate still told as one number (its middle)."""
 UNMEASURED_ENDS = ((0.5, 1.0), (0.0, 2.0))
 """(the outlines' odds where they contradict the model, the power the probabilities are read at) at the
-low and the high end of the range, where no held-out record measured the odds. Even odds read
-0.04-0.39 below the truth on the one-slice models of the bench (thin tubes: outlines right in 1-19 %
-of such voxels; texture; blobs with the U-Net), none read 0.21 above it on blobs left to the forest
-(44 %), and the forest's spread votes on thin tubes read up to 0.09 low even with none: squared at
-the high end (temperature 1/2), the truth lay in the range on every dumped model (docs/decisions.md)."""
+low and the high end of the range, where no held-out record measured the odds. The outlines are
+right far less often than even odds on some scans and nearly as often on others, and a forest's
+spread votes read low even with the outlines ignored: even odds bound it below, outlines never right
+with the probabilities squared (temperature 1/2) above; why these ends: docs/decisions.md."""
 
 
 def candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth: Sequence[int] = (1, 1, 1),
