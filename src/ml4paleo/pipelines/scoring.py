@@ -122,7 +122,7 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
     others = ", ".join(f"{n} {m:.3f}" for n, m in means.items() if n != chosen)
     if previous in means and previous != chosen:
         return _switch(scored, means, previous, chosen, others)
-    return chosen, f"best mean leave-one-slice-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
+    return chosen, f"best mean held-out Dice: {chosen} {means[chosen]:.3f}" + (f" (vs {others})" if others else "")
 
 
 def _switch(scored: dict[str, dict[str, Any]], means: Mapping[str, float], previous: str, best: str,
