@@ -298,8 +298,7 @@ def outline_trust(scored: Mapping[str, Any] | None) -> float:
 def outlines_measured(scored: Mapping[str, Any] | None) -> bool:
     """Whether the held-out record says how often the outlines are right where the chosen method
     contradicts them (at least ``MEASURED_DISAGREEMENTS`` such voxels). Where not, even odds are a
-    guess: from one slice of outlines the Dice estimated with them read 0.24-0.34 below the truth on
-    thin tubes, whose outlines were right in 1-6 % of such voxels (docs/decisions.md)."""
+    guess that read far from the truth on one slice of outlines (docs/decisions.md, the estimated Dice's range)."""
     counts = (scored or {}).get("against_outlines") or {}
     return counts.get("disagree", 0) >= MEASURED_DISAGREEMENTS
 

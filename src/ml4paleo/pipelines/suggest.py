@@ -34,6 +34,7 @@ from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
 from ml4paleo.compute.uncertainty import near_miss, plane_worst, soft_dice_terms
 from ml4paleo.pipelines._candidates import prior_plane
+from ml4paleo.pipelines.scoring import MEASURED_DISAGREEMENTS
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.units import DEFAULT_UNIT, UNIT_SYMBOLS
 
@@ -68,18 +69,17 @@ CALIBRATION = ("soft Dice of the model's probabilities on the planes scored; eac
                "painted outlines interpolated disagree goes to the outlines with the odds measured on held-out "
                "painted voxels where they disagreed; an estimate, not a measurement: the leave-one-slice-out "
                "scores are the measurement on painted slices")
-UNMEASURED = ("not enough painted to estimate one number: no held-out painted voxels say how often the interpolated "
-              "outlines are right where the model contradicts them (one slice of outlines, or fewer than 10 such "
-              "voxels). The range runs from the outlines right at even odds there (no held-out record on the bench "
-              "measured more, 0.48 at most) to never right with the model's votes read as surer (squared), each "
-              "end the soft Dice of the model's probabilities on the planes scored; paint a second slice of "
-              "outlines to narrow it")
-NARROW_UNMEASURED = ("soft Dice of the model's probabilities on the planes scored; no held-out painted voxels "
-                     "measured how often the interpolated outlines are right where the model contradicts them, but "
-                     "the range they leave (the range beside it) is under 0.02 wide: the two agree on nearly every "
-                     "voxel scored and the model is sure; an estimate, not a measurement")
 NARROW = 0.02
 """Widest range of an unmeasured estimate still told as one number (its middle)."""
+UNMEASURED = ("not enough painted to estimate one number: no held-out painted voxels say how often the interpolated "
+              f"outlines are right where the model contradicts them (one slice of outlines, or fewer than "
+              f"{MEASURED_DISAGREEMENTS} such voxels). The range runs from the outlines right at even odds there to "
+              "never right with the model's votes read as surer (squared), each end the soft Dice of the model's "
+              "probabilities on the planes scored; paint a second slice of outlines to narrow it")
+NARROW_UNMEASURED = ("soft Dice of the model's probabilities on the planes scored; no held-out painted voxels "
+                     "measured how often the interpolated outlines are right where the model contradicts them, but "
+                     f"the range they leave (the range beside it) is under {NARROW:g} wide: the two agree on nearly "
+                     "every voxel scored and the model is sure; an estimate, not a measurement")
 UNMEASURED_ENDS = ((0.5, 1.0), (0.0, 2.0))
 """(the outlines' odds where they contradict the model, the power the probabilities are read at) at the
 low and the high end of the range, where no held-out record measured the odds. The outlines are

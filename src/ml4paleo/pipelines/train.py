@@ -81,10 +81,8 @@ CHOICE_ROWS = 10_000
 CHOICE_TREES = 8
 """With ``validate="later"``, ``auto`` chooses on the same folds with forests of ``CHOICE_TREES``
 trees fitted on at most ``CHOICE_ROWS`` rows (unless ``params`` name the trees): a fraction of
-the full folds' time, and the same choice where measured (docs/benchmarks.md, "Training: quick folds").
-10 000 rows since the tenth stop (20 000 before): the same choice and the same model on every case
-measured, the quick folds about half their CPU seconds where more rows are painted (fewer rows
-than that: unchanged by construction; docs/benchmarks.md, "Small scan, tenth stop")."""
+the full folds' time, and the same choice where measured (docs/benchmarks.md, "Training: quick folds"
+and "Small scan, tenth stop")."""
 CHOICE_SAMPLES: float | None = None
 """Each tree of the quick folds grows on a bootstrap draw of this share of their rows (None: as
 many draws as rows), unless ``params`` name the draw or turn it off (a study of the choice it
