@@ -210,6 +210,31 @@ def test_the_band_calls_the_network_where_held_out_strokes_saturate(monkeypatch)
     assert called.score and "near the completed outlines, below 0.8 (0.980 on the strokes)" in called.text
 
 
+def test_a_carried_unet_keeps_its_record_against_the_outlines(tmp_path, monkeypatch):
+    """The U-Net's evidence carries its record against the outlines with its scores: without it a
+    carried U-Net has none, and the estimate a stroke before gave as a number (odds measured on the
+    held-out slices) turned into a range after one more stroke, though nothing measured was lost."""
+    from ml4paleo.compute.features import FeatureSettings
+    from ml4paleo.pipelines import scoring
+    from ml4paleo.pipelines._candidates import TrainingSet
+    from ml4paleo.planes import SliceRef
+
+    monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "60")
+    masks = {SliceRef("z", z): np.ones((8, 8), np.uint8) for z in (1, 5)}
+    ts = TrainingSet([], ("background", "fossil"), FeatureSettings(), (8, 8, 8), masks=masks)
+    folds = [[ref] for ref in masks]
+    record = {"disagree": 40, "outlines_right": 12}
+    unet = {"metrics": {"background": {"dice": 0.97}, "fossil": {"dice": 0.95}}, "fold_dice": [0.96, 0.96],
+            "against_outlines": record}
+    evidence = network_module.evidence_of(ts, folds, unet)
+    (tmp_path / "metadata.json").write_text(json.dumps({network_module.EVIDENCE_KEY: evidence}))
+    quick = {"metrics": {"background": {"dice": 0.9}, "fossil": {"dice": 0.6}}}
+    plan = network_module.plan_network(quick, "forest", folds, ts, "forest", tmp_path)
+    assert plan.carried and plan.carried["against_outlines"] == record
+    assert scoring.outlines_measured(plan.carried)
+    assert scoring.outline_trust(plan.carried) == scoring.outline_trust(unet) != 0.5
+
+
 def test_a_network_left_out_costs_no_torch_import(tmp_path):
     """``plan_network`` that leaves the U-Net out never imports torch (1-1.5 CPU s on one core, in
     every ``auto`` training whose forest is sure: the small scan's case); one that scores it does."""

@@ -130,10 +130,13 @@ def fold_names(folds: Sequence[Sequence[SliceRef]]) -> list[list[str]]:
 
 def evidence_of(ts: TrainingSet, folds: Sequence[Sequence[SliceRef]], unet: Mapping[str, Any]) -> dict[str, Any]:
     """The evidence a freshly scored U-Net leaves for later models: its held-out metrics and per
-    fold Dice, the folds, and the painted voxels they were scored with."""
+    fold Dice, its record against the outlines (what the Dice estimate's odds are measured on: a
+    carried U-Net without it would turn a measured estimate into a range at the next stroke), the
+    folds, and the painted voxels they were scored with."""
     return {"folds": fold_names(folds), "painted": painted_voxels(ts.masks),
             "painted_classes": painted_per_class(ts.masks),
-            "metrics": unet.get("metrics", {}), "fold_dice": unet.get("fold_dice", [])}
+            "metrics": unet.get("metrics", {}), "fold_dice": unet.get("fold_dice", []),
+            **({"against_outlines": unet["against_outlines"]} if unet.get("against_outlines") else {})}
 
 
 def read_evidence(model_dir: str | Path | None) -> dict[str, Any] | None:
@@ -242,7 +245,8 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
     painted = painted_voxels(ts.masks)
     if runs and evidence is not None and evidence["folds"] == fold_names(folds) and not _grown(evidence, ts.masks):
         carried = {"metrics": evidence["metrics"], "fold_dice": evidence.get("fold_dice") or [], "seconds": 0.0,
-                   "carried": True}
+                   "carried": True, **({"against_outlines": evidence["against_outlines"]}
+                                       if evidence.get("against_outlines") else {})}
         warm, warm_far = _warm_model(previous_model, ts) if previous == "unet" else (None, None)
         if warm is not None:
             steps, epochs = warm_steps(seconds, ts.unet_params)
