@@ -109,7 +109,7 @@ async function choice(models) {
   document.querySelector("#choice-table tbody").replaceChildren(...rows);
   const completed = r.completed_slices || [];
   document.getElementById("choice-completed").textContent = completed.length
-    ? `Slices completed from strokes before they entered the outlines: ${completed.map(planeName).join(", ")}.` : "";
+    ? `Slices completed from strokes (the interpolated outlines are drawn through them): ${completed.map(planeName).join(", ")}.` : "";
   document.getElementById("choice-warnings").replaceChildren(...(r.warnings || []).map((w) => el("li", {}, w)));
   trainingCurve(r.training_curve);
   await estimate(m);
