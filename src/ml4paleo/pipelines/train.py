@@ -49,6 +49,7 @@ from ml4paleo.pipelines._candidates import (
 from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
+from ml4paleo.pipelines.planes_ahead import PlanesAhead
 from ml4paleo.pipelines.slice_parts import parts_of
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, outlines_measured, score_candidates,
@@ -114,6 +115,9 @@ its worst class scores below this held-out Dice: where the forest is sure the se
 nothing and segments 4-6x faster; where grain alone tells the classes apart (the texture family's
 anisotropy and length kinds) the selection's 16 of 94 features left it below the issue's 0.90
 (docs/decisions.md, "All features when the forest falls short")."""
+NO_BANK = frozenset({"interpolation", "unet"})
+"""Candidates whose model does not read the filter bank: trained alone, nothing is featurised ahead for
+the suggestions (:mod:`ml4paleo.pipelines.planes_ahead`)."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10, "max_samples": FIT_SAMPLES}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -277,6 +281,9 @@ def train_model(
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
                      seconds_per_fit=budget / (len(choice_folds) + 1) if budget and len(candidates) > 1 else budget)
+    # the suggestions' planes need only the ranked bank: featurised beside the folds and the final fit,
+    # which leave part of the second core idle (planes_ahead.py); a model on another bank ignores them
+    ahead = PlanesAhead(array, list(ann), settings).start() if set(names) - NO_BANK else None
     scored, chosen, reason = _choose(ts, candidates, choice_folds, validate, previous_method, progress, score)
     scored_on = f" (scored on {parts.described})" if parts else ""
     reason += scored_on
@@ -352,7 +359,9 @@ def train_model(
     progress(0.95, 1.0, "finding where to paint next")
     suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior,
                                  outline_trust=outline_trust(scored.get(chosen)), scarce=scarce_classes(voxels),
-                                 odds_measured=outlines_measured(scored.get(chosen)), unit=info.unit)
+                                 odds_measured=outlines_measured(scored.get(chosen)), unit=info.unit, ahead=ahead)
+    if ahead is not None:
+        ahead.close()
 
     # 9. saved with its metadata (and, validated later, what the validation needs)
     final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
