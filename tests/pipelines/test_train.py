@@ -148,19 +148,25 @@ def test_the_suggestions_planes_featurised_ahead_give_the_same_suggestions(world
     from ml4paleo.pipelines import planes_ahead, suggest
 
     monkeypatch.setattr(suggest, "WHOLE_VOXELS", 0)  # plane by plane, as on a small scan
-    taken = []
-    take = planes_ahead.PlanesAhead.take
+    taken, labelled = [], []
+    take, labels = planes_ahead.PlanesAhead.take, planes_ahead.PlanesAhead.labels
 
     def counted(self, axis, index, settings):
         out = take(self, axis, index, settings)
         taken.append(out is not None)
         return out
 
+    def counted_labels(self, axis, index, prior):
+        out = labels(self, axis, index, prior)
+        labelled.append(out is not None)
+        return out
+
     monkeypatch.setattr(planes_ahead.PlanesAhead, "take", counted)
+    monkeypatch.setattr(planes_ahead.PlanesAhead, "labels", counted_labels)
     stop = planes_ahead.PlanesAhead.stop
 
     def finished(self):  # every plane featurised ahead before the suggestions (else those not begun are theirs)
-        for future in list(self._futures.values()):
+        for future in [*self._futures.values(), *self._labels.values()]:
             future.result()
         stop(self)
 
@@ -168,11 +174,12 @@ def test_the_suggestions_planes_featurised_ahead_give_the_same_suggestions(world
     root, vol, truth, ann = world
     options = dict(features=FAST, params=FAST_RF, method=method, validate="later")
     ahead = train_model(root / "vol.ome.zarr", ann, tmp_path / "ahead", **options)
-    assert taken and all(taken)  # every plane scored was featurised ahead
+    assert taken and all(taken) and labelled == taken  # every plane scored was featurised (and labelled) ahead
     monkeypatch.setattr(planes_ahead, "AHEAD_BYTES", 0)  # too little memory: none ahead
     taken.clear()
+    labelled.clear()
     plain = train_model(root / "vol.ome.zarr", ann, tmp_path / "plain", **options)
-    assert not any(taken) and ahead.suggestions["planes_scored"] == len(taken)
+    assert not any(taken) and not any(labelled) and ahead.suggestions["planes_scored"] == len(taken)
     assert ahead.suggestions == plain.suggestions
 
 

@@ -260,7 +260,9 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     planes, at_once = scored_planes(shape, painted, getattr(model, "feature_settings", None))
     whole = _predict(model, array, (0, 0, 0), shape) if at_once else None
     for (axis, index), proba in zip(planes, _plane_probas(model, array, planes, whole, ahead)):
-        labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
+        labels = ahead.labels(axis, index, prior) if ahead is not None else None
+        if labels is None and prior is not None:
+            labels = prior_plane(prior, shape, SliceRef(AXES[axis], index))
         distance = distance_to_painted(shape, painted, voxel_size, axis, index)
         for summed, (trust, power) in zip(terms, ends):
             summed += soft_dice_terms(proba, labels, trust, power)

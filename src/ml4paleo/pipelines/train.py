@@ -283,7 +283,7 @@ def train_model(
                      seconds_per_fit=budget / (len(choice_folds) + 1) if budget and len(candidates) > 1 else budget)
     # the suggestions' planes need only the ranked bank: featurised beside the folds and the final fit,
     # which leave part of the second core idle (planes_ahead.py); a model on another bank ignores them
-    ahead = PlanesAhead(array, list(ann), settings).start() if set(names) - NO_BANK else None
+    ahead = PlanesAhead(array, list(ann), settings, prior).start() if set(names) - NO_BANK else None
     scored, chosen, reason = _choose(ts, candidates, choice_folds, validate, previous_method, progress, score)
     scored_on = f" (scored on {parts.described})" if parts else ""
     reason += scored_on
