@@ -242,6 +242,12 @@ def train_model(
     # thread idle (5 slices on 2 threads: beside the fifth), else at once
     progress(0.05, 1.0, "computing features")
     passes_loaded()
+    # the suggestions' planes need only the ranked bank: featurised ahead on a thread of their own
+    # (planes_ahead.py), from here when the bank is already ranked (a retrain: beside the painted
+    # slices and the models' import), else once ranked, beside the folds and the final fit
+    ahead = None
+    if settings.selected is not None and set(names) - NO_BANK:
+        ahead = PlanesAhead(array, list(ann), settings, prior).start()
     featurise = functools.partial(_painted_slice, array=array, prior=prior, completed=completed, settings=settings,
                                   max_voxels=max_voxels, seed=seed)
     last_round = len(ann) - len(ann) % FEATURE_THREADS if len(ann) % FEATURE_THREADS else 0
@@ -281,9 +287,8 @@ def train_model(
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
                      seconds_per_fit=budget / (len(choice_folds) + 1) if budget and len(candidates) > 1 else budget)
-    # the suggestions' planes need only the ranked bank: featurised beside the folds and the final fit,
-    # which leave part of the second core idle (planes_ahead.py); a model on another bank ignores them
-    ahead = PlanesAhead(array, list(ann), settings, prior).start() if set(names) - NO_BANK else None
+    if ahead is None and set(names) - NO_BANK:  # a model on another bank (widened, a U-Net) leaves them
+        ahead = PlanesAhead(array, list(ann), settings, prior).start()
     scored, chosen, reason = _choose(ts, candidates, choice_folds, validate, previous_method, progress, score)
     scored_on = f" (scored on {parts.described})" if parts else ""
     reason += scored_on
