@@ -9,9 +9,12 @@ suggestions then only ask the final model for its probabilities on them. The fea
 ones the model's ``predict_region`` computes for the same plane (exact region features:
 :mod:`ml4paleo.compute.regions`), so the suggestions are the same, bit for bit.
 
-Held in memory until the suggestions take them: bounded by ``AHEAD_BYTES``; a volume whose
-planes' features exceed it (or whose plane would be featurised in pieces) computes them in the
-suggestions as before.
+Only for a volume training read into memory (``train.IN_MEMORY_BYTES``, a small scan), and held
+until the suggestions take them, bounded by ``AHEAD_BYTES``; a volume read from its chunks, whose
+planes' features exceed the bound or whose plane would be featurised in pieces computes them in the
+suggestions as before. A training that fails or is cancelled after the thread began leaves it to
+finish the planes it was given (a few CPU seconds at most on such a volume, ``PLANE_VOXELS``), then
+it ends.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class PlanesAhead:
         self.array, self.settings, self.prior = array, settings, prior
         shape = tuple(int(n) for n in array.shape)
         planes, at_once = scored_planes(shape, list(painted), settings)
-        self.planes = [] if at_once or not _fits(shape, planes, settings) else planes
+        small = isinstance(array, np.ndarray) and _fits(shape, planes, settings)  # read into memory: see above
+        self.planes = planes if small and not at_once else []
         self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[tuple[int, int], Future] = {}
         self._labels: dict[tuple[int, int], Future] = {}
