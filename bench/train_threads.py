@@ -90,12 +90,22 @@ def main(argv: list[str] | None = None) -> int:
         ns = [n for t, n, _ in samples if a <= t < b]
         return f"runnable {sum(ns) / len(ns):.2f}, <= 1 in {sum(n <= 1 for n in ns) / len(ns):.0%}" if ns else ""
 
+    def idle_cores(a: float, b: float) -> str:
+        span = [(n, c) for t, n, c in samples if a <= t < b]
+        ns = [max(n, 1) for n, _ in span]
+        if len(span) < 2:
+            return ""
+        return f", ~{sum(n / min(n, 2) for n in ns) * (span[-1][1] - span[0][1]) / sum(ns):.2f} s on two idle cores"
+
     last = t0
     for name, a, b, cpu in sorted(marks, key=lambda m: m[1]):
         print(f"  gap before {name:9s} {a - last:6.2f} s  {threads(last, a)}")
-        print(f"  {name:20s} {b - a:6.2f} s  {cpu:5.2f} CPU s  {threads(a, b)}")
+        print(f"  {name:20s} {b - a:6.2f} s  {cpu:5.2f} CPU s  {threads(a, b)}{idle_cores(a, b)}")
         last = b
     print(f"  tail                 {t1 - last:6.2f} s  {threads(last, t1)}")
+    stamps = sorted(marks, key=lambda m: m[1])
+    if stamps:
+        print(f"  first stage to the end: {t1 - stamps[0][1]:.2f} s{idle_cores(stamps[0][1], t1)}")
     first = [m for m in marks if m[0] == "features"]
     ranked = [m for m in marks if m[0] == "ranking"]
     if first and ranked:

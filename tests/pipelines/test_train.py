@@ -141,6 +141,65 @@ def test_a_small_volume_read_once_into_memory_trains_the_same_model(world, tmp_p
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("method", ["forest", "context"])
+def test_the_suggestions_planes_featurised_ahead_give_the_same_suggestions(world, tmp_path, monkeypatch, method):
+    """The suggestions' planes are featurised beside the folds and the final fit once the features
+    are ranked (planes_ahead.py): the same suggestions as when the suggestions featurise them."""
+    from ml4paleo.pipelines import planes_ahead, suggest
+
+    monkeypatch.setattr(suggest, "WHOLE_VOXELS", 0)  # plane by plane, as on a small scan
+    taken, labelled = [], []
+    take, labels = planes_ahead.PlanesAhead.take, planes_ahead.PlanesAhead.labels
+
+    def counted(self, axis, index, settings):
+        out = take(self, axis, index, settings)
+        taken.append(out is not None)
+        return out
+
+    def counted_labels(self, axis, index, prior):
+        out = labels(self, axis, index, prior)
+        labelled.append(out is not None)
+        return out
+
+    monkeypatch.setattr(planes_ahead.PlanesAhead, "take", counted)
+    monkeypatch.setattr(planes_ahead.PlanesAhead, "labels", counted_labels)
+    stop = planes_ahead.PlanesAhead.stop
+
+    def finished(self):  # every plane featurised ahead before the suggestions (else those not begun are theirs)
+        for future in [*self._futures.values(), *self._labels.values()]:
+            future.result()
+        stop(self)
+
+    monkeypatch.setattr(planes_ahead.PlanesAhead, "stop", finished)
+    root, vol, truth, ann = world
+    options = dict(features=FAST, params=FAST_RF, method=method, validate="later")
+    ahead = train_model(root / "vol.ome.zarr", ann, tmp_path / "ahead", **options)
+    assert taken and all(taken) and labelled == taken  # every plane scored was featurised (and labelled) ahead
+    monkeypatch.setattr(planes_ahead, "AHEAD_BYTES", 0)  # too little memory: none ahead
+    taken.clear()
+    labelled.clear()
+    plain = train_model(root / "vol.ome.zarr", ann, tmp_path / "plain", **options)
+    assert not any(taken) and not any(labelled) and ahead.suggestions["planes_scored"] == len(taken)
+    assert ahead.suggestions == plain.suggestions
+
+
+def test_planes_featurised_ahead_serve_only_their_own_bank(world, monkeypatch):
+    from ml4paleo.pipelines import suggest
+    from ml4paleo.pipelines.planes_ahead import PlanesAhead
+
+    monkeypatch.setattr(suggest, "WHOLE_VOXELS", 0)
+    root, vol, truth, ann = world
+    bank = FeatureSettings.from_value(FAST)
+    ranked = dataclasses.replace(bank, selected=tuple(feature_names(bank)[:2]))
+    ahead = PlanesAhead(np.asarray(vol[:]), [SliceRef("z", z) for z in ann], ranked).start()
+    (axis, index), *rest = ahead.planes
+    assert ahead.take(axis, index, bank) is None  # another bank (the whole one: a widened forest)
+    features = ahead.take(axis, index, ranked)
+    assert features.shape[axis] == 1 and features.shape[-1] == 2
+    assert ahead.take(axis, index, ranked) is None  # given once
+    ahead.close()
+
+
 def test_single_slice_trains_without_validation(world, tmp_path):
     root, vol, truth, ann = world
     result = train_model(root / "vol.ome.zarr", {16: ann[16]}, tmp_path / "m", features=FAST, params=FAST_RF,

@@ -28,7 +28,7 @@ from typing import Any, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ml4paleo.compute.features import halo
+from ml4paleo.compute.features import FeatureSettings, halo
 from ml4paleo.compute.painted import keep_painted
 from ml4paleo.compute.prior import ShapePrior
 from ml4paleo.compute.regions import plane_region
@@ -39,7 +39,7 @@ from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.units import DEFAULT_UNIT, UNIT_SYMBOLS
 
 __all__ = ["PLANE_VOXELS", "SUGGESTIONS_FILE", "candidate_planes", "distance_text", "distance_to_painted", "estimate",
-           "suggest_planes"]
+           "scored_planes", "suggest_planes"]
 
 SUGGESTIONS_FILE = "suggestions.json"
 PLANE_VOXELS = 96_000_000
@@ -105,6 +105,18 @@ def candidate_planes(shape: Sequence[int], painted: Collection[SliceRef], depth:
     return out
 
 
+def scored_planes(shape: Sequence[int], painted: Collection[SliceRef],
+                  settings: FeatureSettings | None) -> tuple[list[tuple[int, int]], bool]:
+    """(axis, index) of the planes :func:`suggest_planes` scores for a model on the bank ``settings``
+    (None: a model that reads the volume itself), and whether the volume is predicted whole
+    instead (``WHOLE_VOXELS``): a plane across a filtered axis costs its ``1 + 2 * halo`` planes."""
+    depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
+    planes = candidate_planes(shape, painted, depth)
+    voxels = int(np.prod(shape))
+    cost = sum(voxels // shape[axis] * depth[axis] for axis, _ in planes)
+    return planes, voxels <= WHOLE_VOXELS and cost >= voxels
+
+
 def distance_to_painted(shape: Sequence[int], painted: Collection[SliceRef], voxel_size: Sequence[float],
                          axis: int, index: int) -> np.ndarray:
     """(u, v) physical distance of each voxel of plane ``index`` across ``axis`` to the nearest painted plane."""
@@ -157,17 +169,26 @@ def _predict(model: Any, array: Any, start: Sequence[int], stop: Sequence[int]) 
 
 
 def _plane_probas(model: Any, array: Any, planes: Sequence[tuple[int, int]],
-                  whole: np.ndarray | None) -> Iterator[np.ndarray]:
+                  whole: np.ndarray | None, ahead: Any = None) -> Iterator[np.ndarray]:
     """(u, v, K) probabilities of each plane in order, ``PLANE_THREADS`` of them computed at once
-    and at most one more waiting to be taken, so memory holds a few planes whatever their number."""
+    and at most one more waiting to be taken, so memory holds a few planes whatever their number.
+    ``ahead``: planes' features computed beforehand (:class:`~ml4paleo.pipelines.planes_ahead.PlanesAhead`),
+    taken where they are the model's bank; the model's answer from them is its ``predict_region``'s."""
     shape = tuple(int(n) for n in array.shape)
+    settings = getattr(model, "feature_settings", None)
+    if ahead is not None:
+        ahead.stop()  # what it has not begun is computed here, on PLANE_THREADS
 
     def one(axis: int, index: int) -> np.ndarray:
         if whole is not None:
             return np.take(whole, index, axis=axis)
         sides = [n for a, n in enumerate(shape) if a != axis]
         start, stop = plane_region(axis, index, (0, sides[0]), (0, sides[1]))
-        return np.take(_predict(model, array, start, stop), 0, axis=axis)
+        features = ahead.take(axis, index, settings) if ahead is not None else None
+        if features is None:
+            return np.take(_predict(model, array, start, stop), 0, axis=axis)
+        proba = keep_painted(model.proba_from_features(features, start), getattr(model, "painted", ()), start, stop)
+        return np.take(proba, 0, axis=axis)
 
     with ThreadPoolExecutor(PLANE_THREADS, thread_name_prefix="ml4paleo-suggest") as pool:
         pending: deque[Future] = deque()
@@ -215,13 +236,14 @@ def estimate(terms: Sequence[np.ndarray], classes: Sequence[str], measured: bool
 def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_size: Sequence[float],
                    classes: Sequence[str], prior: ShapePrior | None = None, outline_trust: float = 0.5,
                    scarce: Mapping[str, int] | None = None, odds_measured: bool = True,
-                   unit: str | None = None) -> dict[str, Any]:
+                   unit: str | None = None, ahead: Any = None) -> dict[str, Any]:
     """The content of ``suggestions.json`` for ``model`` on ``array`` (level 0 of the volume),
     painted on the planes ``painted``; ``outline_trust``: the odds that the outlines
     (``prior``) are right where they and the model disagree (the ranking weighs them so, and the
     estimated Dice where ``odds_measured``; where not, the estimate is the range of ``UNMEASURED_ENDS``).
     ``unit``: the volume's length unit, in which a reason gives its distance on anisotropic voxels
-    (:func:`distance_text`).
+    (:func:`distance_text`). ``ahead``: the planes' features computed while the model was fitted
+    (:class:`~ml4paleo.pipelines.planes_ahead.PlanesAhead`), used where they are the model's bank.
 
     ``scarce``: classes painted on too few voxels for the model to know them (name -> painted
     voxels, ``scoring.scarce_classes``); read only where ``SCARCE_FIRST``. Their near misses (:func:`~ml4paleo.compute.uncertainty.near_miss`)
@@ -235,14 +257,12 @@ def suggest_planes(model: Any, array: Any, painted: Collection[SliceRef], voxel_
     found, first, terms = [], [], [np.zeros((len(classes), 3)) for _ in ends]
     scarce = {classes.index(name): (name, int(n)) for name, n in (scarce or {}).items()
               if name in classes and SCARCE_FIRST}
-    settings = getattr(model, "feature_settings", None)
-    depth = [1 + 2 * halo(settings) if settings is not None and a in settings.axes else 1 for a in range(3)]
-    planes = candidate_planes(shape, painted, depth)
-    voxels = int(np.prod(shape))
-    cost = sum(voxels // shape[axis] * depth[axis] for axis, _ in planes)
-    whole = _predict(model, array, (0, 0, 0), shape) if voxels <= WHOLE_VOXELS and cost >= voxels else None
-    for (axis, index), proba in zip(planes, _plane_probas(model, array, planes, whole)):
-        labels = prior_plane(prior, shape, SliceRef(AXES[axis], index)) if prior is not None else None
+    planes, at_once = scored_planes(shape, painted, getattr(model, "feature_settings", None))
+    whole = _predict(model, array, (0, 0, 0), shape) if at_once else None
+    for (axis, index), proba in zip(planes, _plane_probas(model, array, planes, whole, ahead)):
+        labels = ahead.labels(axis, index, prior) if ahead is not None else None
+        if labels is None and prior is not None:
+            labels = prior_plane(prior, shape, SliceRef(AXES[axis], index))
         distance = distance_to_painted(shape, painted, voxel_size, axis, index)
         for summed, (trust, power) in zip(terms, ends):
             summed += soft_dice_terms(proba, labels, trust, power)

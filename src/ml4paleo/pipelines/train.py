@@ -49,6 +49,7 @@ from ml4paleo.pipelines._candidates import (
 from ml4paleo.pipelines._local_fit import fit_final
 from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
+from ml4paleo.pipelines.planes_ahead import PlanesAhead
 from ml4paleo.pipelines.slice_parts import parts_of
 from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
 from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, outlines_measured, score_candidates,
@@ -114,6 +115,9 @@ its worst class scores below this held-out Dice: where the forest is sure the se
 nothing and segments 4-6x faster; where grain alone tells the classes apart (the texture family's
 anisotropy and length kinds) the selection's 16 of 94 features left it below the issue's 0.90
 (docs/decisions.md, "All features when the forest falls short")."""
+NO_BANK = frozenset({"interpolation", "unet"})
+"""Candidates whose model does not read the filter bank: trained alone, nothing is featurised ahead for
+the suggestions (:mod:`ml4paleo.pipelines.planes_ahead`)."""
 RANK_VOXELS = 30_000
 RANKER = {"n_estimators": 16, "max_depth": 10, "max_samples": FIT_SAMPLES}
 """The ranking forest is smaller than the model: a quarter of the time, and the resulting models'
@@ -238,6 +242,12 @@ def train_model(
     # thread idle (5 slices on 2 threads: beside the fifth), else at once
     progress(0.05, 1.0, "computing features")
     passes_loaded()
+    # the suggestions' planes need only the ranked bank: featurised ahead on a thread of their own
+    # (planes_ahead.py), from here when the bank is already ranked (a retrain: beside the painted
+    # slices and the models' import), else once ranked, beside the folds and the final fit
+    ahead = None
+    if settings.selected is not None and set(names) - NO_BANK:
+        ahead = PlanesAhead(array, list(ann), settings, prior).start()
     featurise = functools.partial(_painted_slice, array=array, prior=prior, completed=completed, settings=settings,
                                   max_voxels=max_voxels, seed=seed)
     last_round = len(ann) - len(ann) % FEATURE_THREADS if len(ann) % FEATURE_THREADS else 0
@@ -277,6 +287,8 @@ def train_model(
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
                      seconds_per_fit=budget / (len(choice_folds) + 1) if budget and len(candidates) > 1 else budget)
+    if ahead is None and set(names) - NO_BANK:  # a model on another bank (widened, a U-Net) leaves them
+        ahead = PlanesAhead(array, list(ann), settings, prior).start()
     scored, chosen, reason = _choose(ts, candidates, choice_folds, validate, previous_method, progress, score)
     scored_on = f" (scored on {parts.described})" if parts else ""
     reason += scored_on
@@ -352,7 +364,9 @@ def train_model(
     progress(0.95, 1.0, "finding where to paint next")
     suggestions = suggest_planes(final, array, list(ann), info.voxel_size, classes, prior,
                                  outline_trust=outline_trust(scored.get(chosen)), scarce=scarce_classes(voxels),
-                                 odds_measured=outlines_measured(scored.get(chosen)), unit=info.unit)
+                                 odds_measured=outlines_measured(scored.get(chosen)), unit=info.unit, ahead=ahead)
+    if ahead is not None:
+        ahead.close()
 
     # 9. saved with its metadata (and, validated later, what the validation needs)
     final.set_n_jobs(1)  # what the saved estimator runs with; pipelines raise it where safe
@@ -662,11 +676,15 @@ def _select_features(rows, targets, settings: FeatureSettings, classes, select: 
                      max_voxels: int, seed: int) -> tuple[FeatureSettings, np.ndarray]:
     """The ``select`` most important features (mean decrease in impurity of a forest fitted on
     every feature), as settings that compute only those, and their column indices."""
-    X, y = np.concatenate(rows), np.concatenate(targets)
+    y = np.concatenate(targets)
     keep = sample_indices(y, sampling, min(max_voxels, RANK_VOXELS), seed, min(MIN_PER_CLASS, RANK_VOXELS // 10))
+    # the kept rows gathered slice by slice (``keep`` is sorted): the same rows in the same order as from
+    # the whole bank's rows concatenated, without that copy (every painted voxel's 94 features)
+    ends = np.cumsum([len(r) for r in rows])
+    X = np.concatenate([r[keep[(keep >= end - len(r)) & (keep < end)] - (end - len(r))] for r, end in zip(rows, ends)])
     from ml4paleo.models import make_segmenter  # imported by then: see _models_beside
 
-    ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1, **RANKER).fit(X[keep], y[keep])
+    ranker = make_segmenter("random-forest", classes, settings, seed=seed, n_jobs=-1, **RANKER).fit(X, y[keep])
     columns = np.sort(np.argsort(ranker.estimator.feature_importances_)[::-1][:select])
     names = feature_names(settings)
     chosen = dataclasses.replace(settings, selected=tuple(names[c] for c in columns))
