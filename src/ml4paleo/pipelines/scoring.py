@@ -154,8 +154,10 @@ def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
     else None. Without this, two painted slices could never leave the forest."""
     if "context" not in order or "context" in means or "context" not in scored:
         return None
-    if any(s.get("within_slice") for s in scored.values()):
-        return None  # scored within one slice of outlines: nothing for context to interpolate (slice_parts.py)
+    if any(s.get("within_slice") or s.get("across") for s in scored.values()):
+        # scored within one slice of outlines: nothing for context to interpolate (slice_parts.py); or
+        # on correction planes, painted at a model's errors, where a class below IMAGE_POOR is by design
+        return None
     worst = {n: worst_class(scored[n]["metrics"]) for n in means}
     band = {n: mean_dice(scored[n]["band"]) if scored[n].get("band") else 1.0 for n in means}
     if not worst or any(worst[n] >= IMAGE_POOR and band[n] >= BAND_POOR for n in means):
