@@ -5,7 +5,8 @@ class below ``NETWORK_BELOW`` held-out Dice. A user who retrains after every str
 every round and draw a new network each time, which moves Dice more than the stroke does. So the
 U-Net's held-out scores are *evidence* kept with each model (``network_evidence``) and carried to
 the next while they still describe the annotations (the same slices of outlines, at most
-``RESCORE_GROWTH`` more painted voxels in all and of each class); while carried they are not
+``RESCORE_GROWTH`` more painted voxels in all and of each class, fewer than ``RESCORE_PLANES``
+new planes outside the folds, where every method is then scored afresh); while carried they are not
 weighed against fresh scores of the others (the choice made when they were scored stands), and a
 U-Net that stays is fine-tuned from the previous weights for ``WARM_SHARE`` of the budget, the
 newest strokes weighed up. Why these figures: docs/decisions.md, "The U-Net in the loop".
