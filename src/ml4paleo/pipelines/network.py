@@ -15,7 +15,6 @@ newest strokes weighed up. Why these figures: docs/decisions.md, "The U-Net in t
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.settings import Settings
 
 __all__ = ["ACROSS_FOLDS", "AUTO_UNET_SETTING", "BAND_BELOW", "CLOCK_CAP", "EVIDENCE_KEY", "FIT_MARGIN",
-           "NETWORK_BELOW", "RESCORE_GROWTH", "RESCORE_PLANES", "STEP_SECONDS", "new_planes", "WARM_SHARE", "NetworkPlan", "evidence_of", "final_fit_failure",
-           "fresh_epochs", "newest_strokes", "painted_per_class", "plan_network", "warm_steps"]
+           "NETWORK_BELOW", "RESCORE_GROWTH", "RESCORE_PLANES", "STEP_SECONDS", "WARM_SHARE", "NetworkPlan",
+           "evidence_of", "final_fit_failure", "fresh_epochs", "new_planes", "newest_strokes", "painted_per_class",
+           "plan_network", "rescore_folds", "warm_steps"]
 
 NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
@@ -75,12 +75,13 @@ RESCORE_PLANES = 3
 """The U-Net's carried held-out scores also stand only until this many planes painted since it was
 scored lie outside the folds (corrections: dabs on planes across the stack, or on z slices away
 from the slices of outlines). Those planes are evidence along the stack that no score has seen:
-the stripes of one slice cannot tell how a method carries the classes from slice to slice, and ten
-dabs never grow the painted voxels by ``RESCORE_GROWTH`` over a slice of outlines (blobs seed 1
-from one slice kept a forest at 0.63-0.77 for ten strokes while the U-Net carried since round 0).
-Then every candidate is scored afresh on the folds and on those planes held out as their own
-groups (:func:`rescore_folds`), and the switch rule decides on like evidence (docs/decisions.md,
-"Planes across the stack re-score the methods")."""
+the stripes of one slice cannot tell how a method carries the classes from slice to slice, and a
+few dabs never grow the painted voxels by ``RESCORE_GROWTH`` over a slice of outlines, so a
+method chosen on the stripes stayed however wrong it was along the stack. Then every candidate is
+scored afresh on the folds and those planes held out (:func:`rescore_folds`), and the switch rule
+decides on like evidence. A count, not voxels: one dab on a new plane is new evidence; three, not
+one: each re-score costs the U-Net's minute (figures: docs/decisions.md, "Planes across the stack
+re-score the methods")."""
 ACROSS_FOLDS = 4
 """At most this many held-out groups of correction planes in a re-score (planes grouped
 round-robin beyond): the U-Net's budget is shared between its folds, so more folds would train
@@ -283,6 +284,7 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
         return NetworkPlan("not scored: no held-out painted slice to compare it on", ts)
     seconds = float(Settings.env_value(AUTO_UNET_SETTING))
     runs = seconds > 0 and importlib.util.find_spec("torch") is not None
+
     def share(across: Sequence[Sequence[SliceRef]] | None = None) -> TrainingSet:  # only where the U-Net may run
         return _fold_share(ts, seconds, len(across or folds))
 

@@ -23,8 +23,8 @@ from ml4paleo.pipelines._tasks import cores, run_tasks
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["ACROSS_RIGHT", "AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "MEASURED_DISAGREEMENTS", "POOR_DICE", "SWITCH",
-           "SWITCH_FOLDS", "TIE", "choose_method", "class_scores", "mean_dice", "outline_trust", "outlines_measured",
+__all__ = ["ACROSS_RIGHT", "AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "MEASURED_DISAGREEMENTS", "POOR_DICE",
+           "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores", "mean_dice", "outline_trust", "outlines_measured",
            "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report", "validation_warnings",
            "worst_class"]
 
@@ -51,9 +51,10 @@ ACROSS_RIGHT = 0.9
 """Scored across the stack (the correction planes held out, ``across``), a switch also needs the new
 method at least this Dice on every held-out fold that scored it: a correction is painted where the
 model of its time was wrong, so there the old method's fresh score is low by construction and
-says nothing; the new one must be right there on its own (blobs seed 2 from one slice: a forest
-right on two of the U-Net's three planes, 1.000 1.000 0.000 against 0.000 0.333 0.000, switched a
-U-Net at .967 to a forest at .476; docs/decisions.md, "Planes across the stack re-score the methods")."""
+says nothing; the new one must be right there on its own. A method right on all of them shows the
+old one's errors are its own; one right on some may have been lucky on a few dabs, and a switch
+on such luck took a U-Net that was right for a forest that was not (docs/decisions.md, "Planes
+across the stack re-score the methods")."""
 SWITCH_FOLDS = 2
 """A switch needs the new method ahead on at least this many held-out folds that scored both."""
 EVEN_ODDS_WEIGHT = 5
@@ -110,7 +111,8 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
         return previous, (f"kept the previous model's method {previous} {mean_dice(scored[previous]['metrics']):.3f}: "
                           "its held-out scores are carried from the model that scored it, and a carried score is "
                           "not weighed against fresh ones (all are scored afresh once the painted voxels, in all "
-                          "or of one class, grow by half, or a slice of outlines is added)"
+                          "or of one class, grow by half, a slice of outlines is added, or planes are painted "
+                          "across the stack)"
                           + (f" (fresh: {fresh})" if fresh else ""))
     order = [n for n in order if n not in carried] or list(order)
     means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
