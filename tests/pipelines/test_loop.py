@@ -383,6 +383,28 @@ def test_a_carried_score_is_never_weighed_against_fresh_ones():
     assert choose_method(fresh, order, previous="unet")[0] == "forest"
 
 
+def test_a_switch_across_the_stack_needs_the_new_method_right_on_every_correction_plane():
+    """Scored with the correction planes held out (``across``), the old method's score there is low by
+    construction (each plane lies where the model of its time was wrong): the switch rule's margin
+    alone would take a method right on some of them; it must reach ``ACROSS_RIGHT`` on every one."""
+    from ml4paleo.pipelines.scoring import ACROSS_RIGHT
+
+    order = ("forest", "context", "interpolation", "unet")
+
+    def across(forest: list[float], unet: list[float]) -> dict:
+        return {**{n: {"metrics": {"a": {"dice": float(np.mean(f))}, "b": {"dice": float(np.mean(f))}},
+                       "fold_dice": f, "across": True} for n, f in (("forest", forest), ("unet", unet))},
+                "context": {"metrics": {}}, "interpolation": {"metrics": {}}}
+
+    kept, why = choose_method(across([1.0, 1.0, 0.0], [0.0, 0.333, 0.0]), order, previous="unet")  # blobs seed 2
+    assert kept == "unet" and f"below {ACROSS_RIGHT}" in why
+    assert choose_method(across([0.0, 0.094, 0.065], [1.0, 1.0, 1.0]), order, previous="forest")[0] == "unet"
+    fresh = across([1.0, 1.0, 0.0], [0.0, 0.333, 0.0])
+    for n in ("forest", "unet"):
+        del fresh[n]["across"]  # the same scores on slices of outlines: the switch rule alone decides
+    assert choose_method(fresh, ("forest", "interpolation", "unet"), previous="unet")[0] == "forest"
+
+
 def test_the_unet_is_scored_afresh_when_one_class_grows_by_half():
     """Carried evidence stands while neither the painted voxels nor those of any one class grow
     by ``RESCORE_GROWTH``: a dab that doubles a class painted on a handful of voxels reopens it."""

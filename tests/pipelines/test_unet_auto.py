@@ -13,6 +13,7 @@ features (issue 21). Where only the network wins: docs/benchmarks.md, "auto and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -290,3 +291,36 @@ def test_a_final_unet_worse_on_its_own_strokes_than_its_folds_is_set_aside_and_t
                        unet_params={"epochs": 4, "steps_per_epoch": 4, "patch": 32, "batch_size": 4})
     assert kept.method == "unet" and "set aside" not in kept.network
     assert load_model(tmp_path / "kept").fit_check["painted_dice"] > 0.9
+
+
+def test_planes_painted_across_the_stack_rescore_every_method(monkeypatch, tmp_path):
+    """The rule of ``plan_network`` with evidence carried from an earlier model: dabs on new planes
+    outside the folds (corrections) keep it carried until ``RESCORE_PLANES`` of them, however few
+    voxels they add; then every method is scored afresh, on the leave-one-slice-out folds and every
+    correction plane held out as its own group, the earlier corrections too."""
+    from ml4paleo.compute.features import FeatureSettings
+    from ml4paleo.pipelines._candidates import TrainingSet
+    from ml4paleo.planes import SliceRef
+
+    monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "60")
+    outline = SliceRef("z", 4)
+    masks = {outline: np.ones((16, 16), np.uint8), SliceRef("y", 2): np.eye(16, dtype=np.uint8)}
+    stripes = [[outline], [outline]]  # one slice of outlines: its stripes are the choice's folds
+    ts = TrainingSet([], ("background", "fossil"), FeatureSettings(), (16, 16, 16), masks=masks)
+    evidence = network_module.evidence_of(ts, stripes, {"metrics": {"fossil": {"dice": 0.7}}, "fold_dice": [0.7, 0.7]})
+    assert evidence["planes"] == sorted(ref.name for ref in masks)
+    (tmp_path / "metadata.json").write_text(json.dumps({network_module.EVIDENCE_KEY: evidence}))
+    poor = {"metrics": {"background": {"dice": 0.9}, "fossil": {"dice": 0.6}}}
+    dab = np.zeros((16, 16), np.uint8)
+    dab[8, 8] = 2
+    for n in range(network_module.RESCORE_PLANES):
+        grown = {**masks, **{SliceRef("x", 3 + i): dab for i in range(n)}}
+        plan = network_module.plan_network(poor, "forest", stripes, dataclasses.replace(ts, masks=grown), "forest",
+                                           tmp_path, [])
+        assert plan.carried and not plan.score and plan.across is None, n
+    grown[SliceRef("x", 9)] = dab  # the third new plane; y2 was painted before the evidence
+    plan = network_module.plan_network(poor, "forest", stripes, dataclasses.replace(ts, masks=grown), "forest",
+                                       tmp_path, [])
+    assert plan.score and plan.carried is None and plan.text.startswith("scored across the stack: 3 planes")
+    assert plan.across == [[SliceRef("y", 2)], [SliceRef("x", 3)], [SliceRef("x", 4)], [SliceRef("x", 9)]]
+    assert network_module.new_planes({"painted": 1}, grown, stripes) == []  # older evidence: the growth rule alone

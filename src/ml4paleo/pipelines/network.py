@@ -5,7 +5,8 @@ class below ``NETWORK_BELOW`` held-out Dice. A user who retrains after every str
 every round and draw a new network each time, which moves Dice more than the stroke does. So the
 U-Net's held-out scores are *evidence* kept with each model (``network_evidence``) and carried to
 the next while they still describe the annotations (the same slices of outlines, at most
-``RESCORE_GROWTH`` more painted voxels in all and of each class); while carried they are not
+``RESCORE_GROWTH`` more painted voxels in all and of each class, fewer than ``RESCORE_PLANES``
+new planes outside the folds, where every method is then scored afresh); while carried they are not
 weighed against fresh scores of the others (the choice made when they were scored stands), and a
 U-Net that stays is fine-tuned from the previous weights for ``WARM_SHARE`` of the budget, the
 newest strokes weighed up. Why these figures: docs/decisions.md, "The U-Net in the loop".
@@ -14,7 +15,6 @@ newest strokes weighed up. Why these figures: docs/decisions.md, "The U-Net in t
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -28,9 +28,10 @@ from ml4paleo.pipelines.scoring import mean_dice
 from ml4paleo.planes import AXES, SliceRef
 from ml4paleo.settings import Settings
 
-__all__ = ["AUTO_UNET_SETTING", "BAND_BELOW", "CLOCK_CAP", "EVIDENCE_KEY", "FIT_MARGIN", "NETWORK_BELOW",
-           "RESCORE_GROWTH", "STEP_SECONDS", "WARM_SHARE", "NetworkPlan", "evidence_of", "final_fit_failure",
-           "fresh_epochs", "newest_strokes", "painted_per_class", "plan_network", "warm_steps"]
+__all__ = ["ACROSS_FOLDS", "AUTO_UNET_SETTING", "BAND_BELOW", "CLOCK_CAP", "EVIDENCE_KEY", "FIT_MARGIN",
+           "NETWORK_BELOW", "RESCORE_GROWTH", "RESCORE_PLANES", "STEP_SECONDS", "WARM_SHARE", "NetworkPlan",
+           "evidence_of", "final_fit_failure", "fresh_epochs", "new_planes", "newest_strokes", "painted_per_class",
+           "plan_network", "rescore_folds", "warm_steps"]
 
 NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
@@ -70,6 +71,21 @@ grow by this share since it was scored (or the slices of outlines, hence the fol
 class too: while they are carried the method between the U-Net and the others stays as chosen
 when it was scored (:func:`~ml4paleo.pipelines.scoring.choose_method`), so a class painted on a
 handful of voxels (thin tubes: 2) that a dab doubles must be able to reopen the choice."""
+RESCORE_PLANES = 3
+"""The U-Net's carried held-out scores also stand only until this many planes painted since it was
+scored lie outside the folds (corrections: dabs on planes across the stack, or on z slices away
+from the slices of outlines). Those planes are evidence along the stack that no score has seen:
+the stripes of one slice cannot tell how a method carries the classes from slice to slice, and a
+few dabs never grow the painted voxels by ``RESCORE_GROWTH`` over a slice of outlines, so a
+method chosen on the stripes stayed however wrong it was along the stack. Then every candidate is
+scored afresh on the folds and those planes held out (:func:`rescore_folds`), and the switch rule
+decides on like evidence. A count, not voxels: one dab on a new plane is new evidence; three, not
+one: each re-score costs the U-Net's minute (figures: docs/decisions.md, "Planes across the stack
+re-score the methods")."""
+ACROSS_FOLDS = 4
+"""At most this many held-out groups of correction planes in a re-score (planes grouped
+round-robin beyond): the U-Net's budget is shared between its folds, so more folds would train
+each for less."""
 EVIDENCE_KEY = "network_evidence"
 """Where a model's metadata keeps the U-Net's held-out evidence."""
 FIT_MARGIN = 0.05
@@ -88,7 +104,7 @@ class NetworkPlan:
     the U-Net's folds use (its budget set); ``score``: train and score its folds now;
     ``carried``: its held-out scores from an earlier model, used instead; ``final``: the training
     set of its final fit when it is chosen (a warm start, or one fit's share of the budget);
-    ``evidence``: what the new model records (None: nothing to carry)."""
+    ``evidence``: what the new model records (None: nothing to carry); ``across``: see below."""
 
     text: str
     ts: TrainingSet
@@ -96,6 +112,9 @@ class NetworkPlan:
     carried: dict[str, Any] | None = None
     final: TrainingSet | None = None
     evidence: dict[str, Any] | None = None
+    across: list[list[SliceRef]] | None = None
+    """With ``score``: the folds every candidate is scored afresh on (:func:`rescore_folds`), the
+    correction planes held out among them; None: the U-Net alone, on the choice's folds."""
 
 
 def painted_voxels(masks: Mapping[SliceRef, np.ndarray]) -> int:
@@ -124,6 +143,31 @@ def _grown(evidence: Mapping[str, Any], masks: Mapping[SliceRef, np.ndarray]) ->
     return any(n > b * (1 + RESCORE_GROWTH) for b, n in zip(before, now))
 
 
+def new_planes(evidence: Mapping[str, Any], masks: Mapping[SliceRef, np.ndarray],
+               folds: Sequence[Sequence[SliceRef]]) -> list[SliceRef]:
+    """The painted planes outside ``folds`` that were not painted when the evidence was scored
+    (none for evidence saved before its planes were listed: the growth rule alone decides there)."""
+    before = evidence.get("planes")
+    if not isinstance(before, list):
+        return []
+    held = {ref for fold in folds for ref in fold}
+    return sorted(ref for ref in masks if ref not in held and ref.name not in before)
+
+
+def rescore_folds(folds: Sequence[Sequence[SliceRef]], corrections: Sequence[SliceRef]) -> list[list[SliceRef]]:
+    """The folds of a re-score across the stack: the leave-one-slice-out ``folds`` (none with one
+    slice of outlines, whose stripes score within the slice only) and the ``corrections`` (every
+    painted plane outside them) held out as their own groups, at most ``ACROSS_FOLDS`` (grouped
+    round-robin beyond). All the corrections, not only the new ones: each was painted where the
+    model of its time was wrong, so a method scored on its own errors alone is scored down by
+    construction; with the planes of every earlier method's errors kept in, the switch rule's
+    "ahead on every fold" asks the new method to be right on the old one's errors and on its own
+    earlier ones too."""
+    across = sorted(corrections)
+    n = min(ACROSS_FOLDS, len(across))
+    return [list(f) for f in folds] + [across[i::n] for i in range(n)]
+
+
 def fold_names(folds: Sequence[Sequence[SliceRef]]) -> list[list[str]]:
     return [[ref.name for ref in fold] for fold in folds]
 
@@ -134,7 +178,7 @@ def evidence_of(ts: TrainingSet, folds: Sequence[Sequence[SliceRef]], unet: Mapp
     carried U-Net without it would turn a measured estimate into a range at the next stroke), the
     folds, and the painted voxels they were scored with."""
     return {"folds": fold_names(folds), "painted": painted_voxels(ts.masks),
-            "painted_classes": painted_per_class(ts.masks),
+            "painted_classes": painted_per_class(ts.masks), "planes": sorted(ref.name for ref in ts.masks),
             "metrics": unet.get("metrics", {}), "fold_dice": unet.get("fold_dice", []),
             **({"against_outlines": unet["against_outlines"]} if unet.get("against_outlines") else {})}
 
@@ -225,7 +269,8 @@ def _worst(metrics: Mapping[str, Mapping[str, float | None]] | None) -> tuple[st
 
 def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence[SliceRef]],
                  ts: TrainingSet, previous: str | None = None,
-                 previous_model: str | Path | None = None) -> NetworkPlan:
+                 previous_model: str | Path | None = None,
+                 outline_folds: Sequence[Sequence[SliceRef]] | None = None) -> NetworkPlan:
     """Whether ``auto`` scores the U-Net after the quick methods (``chosen`` the best of them,
     ``quick`` its held-out scores: ``metrics`` on the painted voxels, ``band`` near the completed
     outlines), carries its scores from the previous model, or leaves it out; and why. The rule
@@ -233,20 +278,30 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
     describes the annotations is carried, never re-trained; else the U-Net is scored when the
     best quick method leaves a class below ``NETWORK_BELOW`` on the painted voxels or below
     ``BAND_BELOW`` on the band, or when the model it replaces is a U-Net (so the switch rule
-    can keep it)."""
+    can keep it). Carried evidence is not carried once ``RESCORE_PLANES`` planes painted since
+    lie outside the folds: every candidate is then scored afresh (``across``) on the
+    leave-one-slice-out ``outline_folds`` (default ``folds``) and the correction planes."""
     metrics = quick.get("metrics") or {}
     scores = {c: m["dice"] for c, m in metrics.items() if m["dice"] is not None}
     if not folds or not scores:
         return NetworkPlan("not scored: no held-out painted slice to compare it on", ts)
     seconds = float(Settings.env_value(AUTO_UNET_SETTING))
     runs = seconds > 0 and importlib.util.find_spec("torch") is not None
-    share = functools.partial(_fold_share, ts, seconds, len(folds))  # called only where the U-Net may run
+
+    def share(across: Sequence[Sequence[SliceRef]] | None = None) -> TrainingSet:  # only where the U-Net may run
+        return _fold_share(ts, seconds, len(across or folds))
+
     evidence = read_evidence(previous_model)
     painted = painted_voxels(ts.masks)
     if runs and evidence is not None and evidence["folds"] == fold_names(folds) and not _grown(evidence, ts.masks):
-        carried = {"metrics": evidence["metrics"], "fold_dice": evidence.get("fold_dice") or [], "seconds": 0.0,
-                   "carried": True, **({"against_outlines": evidence["against_outlines"]}
-                                       if evidence.get("against_outlines") else {})}
+        added = new_planes(evidence, ts.masks, folds)
+        held = {ref for fold in folds for ref in fold}
+        across = rescore_folds(folds if outline_folds is None else outline_folds,
+                               [ref for ref in ts.masks if ref not in held]) if len(added) >= RESCORE_PLANES else None
+        carried = None if across else {"metrics": evidence["metrics"], "fold_dice": evidence.get("fold_dice") or [],
+                                       "seconds": 0.0, "carried": True,
+                                       **({"against_outlines": evidence["against_outlines"]}
+                                          if evidence.get("against_outlines") else {})}
         warm, warm_far = _warm_model(previous_model, ts) if previous == "unet" else (None, None)
         if warm is not None:
             steps, epochs = warm_steps(seconds, ts.unet_params)
@@ -257,7 +312,14 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
                    f"{seconds * WARM_SHARE * CLOCK_CAP:g} CPU s), the newest strokes weighed up")
         else:
             final, how = None, f"trained afresh for {seconds / (len(folds) + 1):g} CPU s if chosen"
-        grown, fresh = painted / max(evidence["painted"], 1) - 1, share()
+        grown, fresh = painted / max(evidence["painted"], 1) - 1, share(across)
+        if across:
+            names = ", ".join(ref.name for ref in added)
+            return NetworkPlan(
+                f"scored across the stack: {len(added)} planes painted since it was last scored lie outside the folds "
+                f"({names}; re-scored from {RESCORE_PLANES}), so every method is scored afresh with the painted planes "
+                f"outside the folds held out ({seconds:g} CPU s); {how}",
+                fresh, score=True, final=fresh if final is None else final, across=across)
         return NetworkPlan(
             f"carried: its held-out scores from an earlier model on the same slices of outlines (painted voxels "
             f"{grown:+.0%} since, re-scored from {RESCORE_GROWTH:+.0%} in all or in one class, or a new slice of "

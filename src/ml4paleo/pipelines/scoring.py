@@ -23,8 +23,8 @@ from ml4paleo.pipelines._tasks import cores, run_tasks
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "MEASURED_DISAGREEMENTS", "POOR_DICE", "SWITCH",
-           "SWITCH_FOLDS", "TIE", "choose_method", "class_scores", "mean_dice", "outline_trust", "outlines_measured",
+__all__ = ["ACROSS_RIGHT", "AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "MEASURED_DISAGREEMENTS", "POOR_DICE",
+           "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores", "mean_dice", "outline_trust", "outlines_measured",
            "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report", "validation_warnings",
            "worst_class"]
 
@@ -47,6 +47,14 @@ outlines are wrong (touching blobs of one density, true Dice 0.61); the band see
 0.50-0.78 there on the quick folds, 0.84-0.94 where the image separates the classes). The mean,
 not the worst class: thin tubes' structure band alone reads 0.74 where the forest is right (the
 walker's completion is wrong near thin structures). Why 0.8: docs/decisions.md."""
+ACROSS_RIGHT = 0.9
+"""Scored across the stack (the correction planes held out, ``across``), a switch also needs the new
+method at least this Dice on every held-out fold that scored it: a correction is painted where the
+model of its time was wrong, so there the old method's fresh score is low by construction and
+says nothing; the new one must be right there on its own. A method right on all of them shows the
+old one's errors are its own; one right on some may have been lucky on a few dabs, and a switch
+on such luck took a U-Net that was right for a forest that was not (docs/decisions.md, "Planes
+across the stack re-score the methods")."""
 SWITCH_FOLDS = 2
 """A switch needs the new method ahead on at least this many held-out folds that scored both."""
 EVEN_ODDS_WEIGHT = 5
@@ -103,7 +111,8 @@ def choose_method(scored: dict[str, dict[str, Any]], order: Sequence[str],
         return previous, (f"kept the previous model's method {previous} {mean_dice(scored[previous]['metrics']):.3f}: "
                           "its held-out scores are carried from the model that scored it, and a carried score is "
                           "not weighed against fresh ones (all are scored afresh once the painted voxels, in all "
-                          "or of one class, grow by half, or a slice of outlines is added)"
+                          "or of one class, grow by half, a slice of outlines is added, or planes are painted "
+                          "across the stack)"
                           + (f" (fresh: {fresh})" if fresh else ""))
     order = [n for n in order if n not in carried] or list(order)
     means = {name: mean_dice(scored[name]["metrics"]) for name in order if scored[name]["metrics"]}
@@ -135,6 +144,12 @@ def _switch(scored: dict[str, dict[str, Any]], means: Mapping[str, float], previ
     new, old = scored[best].get("fold_dice"), scored[previous].get("fold_dice")
     both = _both_scored(new, old)
     ahead = _clearly_ahead(new, old)
+    short = _short_across(scored[best])
+    if short is not None:
+        return previous, (f"kept the previous model's method {previous} {means[previous]:.3f}: {best} "
+                          f"{means[best]:.3f} reaches {short:.3f} on a held-out correction plane, below "
+                          f"{ACROSS_RIGHT}: a correction lies where the model of its time was wrong, so only "
+                          "a method right on every one may replace it")
     if means[best] > means[previous] + SWITCH and ahead and (both is None or both >= SWITCH_FOLDS):
         return best, (f"changed from {previous} ({means[previous]:.3f}) to {best} {means[best]:.3f}, "
                       f"better by more than {SWITCH} and on every held-out slice" + (f" (vs {others})" if others else ""))
@@ -143,6 +158,14 @@ def _switch(scored: dict[str, dict[str, Any]], means: Mapping[str, float], previ
     else:
         why = f"{best} {means[best]:.3f} is not better by more than {SWITCH} on every held-out slice"
     return previous, f"kept the previous model's method {previous} {means[previous]:.3f}: {why}"
+
+
+def _short_across(scores: Mapping[str, Any]) -> float | None:
+    """The lowest fold Dice of a method scored ``across`` the stack when below ``ACROSS_RIGHT``, else None."""
+    if not scores.get("across"):
+        return None
+    low = min((d for d in scores.get("fold_dice") or [] if d is not None), default=None)
+    return low if low is not None and low < ACROSS_RIGHT else None
 
 
 def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
@@ -154,8 +177,10 @@ def _image_blind(scored: dict[str, dict[str, Any]], order: Sequence[str],
     else None. Without this, two painted slices could never leave the forest."""
     if "context" not in order or "context" in means or "context" not in scored:
         return None
-    if any(s.get("within_slice") for s in scored.values()):
-        return None  # scored within one slice of outlines: nothing for context to interpolate (slice_parts.py)
+    if any(s.get("within_slice") or s.get("across") for s in scored.values()):
+        # scored within one slice of outlines: nothing for context to interpolate (slice_parts.py); or
+        # on correction planes, painted at a model's errors, where a class below IMAGE_POOR is by design
+        return None
     worst = {n: worst_class(scored[n]["metrics"]) for n in means}
     band = {n: mean_dice(scored[n]["band"]) if scored[n].get("band") else 1.0 for n in means}
     if not worst or any(worst[n] >= IMAGE_POOR and band[n] >= BAND_POOR for n in means):

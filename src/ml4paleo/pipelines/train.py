@@ -300,12 +300,18 @@ def train_model(
         # method says whether the image-based methods fall short, hence whether the U-Net may help
         basis = chosen if scored[chosen].get("metrics") else max(
             (n for n in names if scored[n].get("metrics")), key=lambda n: mean_dice(scored[n]["metrics"]), default=chosen)
-        plan = plan_network(scored[basis], basis, choice_folds, ts, previous_method, previous_model)
+        plan = plan_network(scored[basis], basis, choice_folds, ts, previous_method, previous_model, folds)
         network, ts, evidence = plan.text, plan.ts, plan.evidence
         if plan.score or plan.carried:
             candidates["unet"] = make_candidate("unet")
             names = (*names, "unet")
-            if plan.score:
+            if plan.across:  # planes across the stack since the U-Net was scored: all afresh on like folds
+                scored = {n: {**v, "across": True} for n, v in score_candidates(
+                    ts, {n: candidates[n] for n in names}, plan.across,
+                    scaled(progress, 0.85, 0.9, "validating across the stack")).items()}
+                evidence = evidence_of(ts, choice_folds, scored["unet"])
+                scored_on = f" (scored on {len(plan.across)} folds holding out the planes outside the folds)"
+            elif plan.score:
                 # the interpolation beside it (no fit: seconds) gives the U-Net its record against the
                 # outlines, which the Dice estimate needs to give a number rather than a range
                 beside = {n: candidates[n] for n in ("unet", "interpolation") if n in candidates}
