@@ -340,4 +340,16 @@ def test_models_page_says_a_one_slice_model_was_scored_within_its_slice(page):
     page.locator("#choice-table tbody tr.chosen").wait_for()
     how = page.locator("#choice-how").inner_text()
     assert how.startswith("One slice holds outlines (z8)") and "second slice" in how, how
+    # scored afresh on the correction planes (planes painted across the stack): the page says the
+    # method before scores low there by design, not that each painted slice was held out
+    def scored_across(route):
+        real = route.fetch().json()
+        route.fulfill(json={**real, "candidates": {n: {**c, "within_slice": None, "across": True}
+                                                   for n, c in real["candidates"].items()}})
+
+    page.route(f"**/api/job/{job_id}/models/*", scored_across)
+    page.reload()
+    page.locator("#choice-table tbody tr.chosen").wait_for()
+    how = page.locator("#choice-how").inner_text()
+    assert how.startswith("Scored across the stack") and "right on every one" in how, how
     assert_no_console_errors(page)

@@ -165,9 +165,10 @@ def model_report(model_dir: str | Path) -> dict[str, Any]:
     report["warnings"] = report["warnings"] or []
     report["validation"] = {key: validation.get(key) for key in ("method", "folds", "metrics", "reason")}
     report["validation_status"] = validation_state(validation)
-    # ``within_slice``: scored on stripes of the one slice of outlines (no held-out scores to show)
+    # ``within_slice``: scored on stripes of the one slice of outlines (no held-out scores to show);
+    # ``across``: on the correction planes, each held out (low by construction for the method before)
     report["candidates"] = {name: {key: scored.get(key) for key in ("metrics", "interior", "extrapolated", "seconds",
-                                                                    "within_slice")}
+                                                                    "within_slice", "across")}
                             for name, scored in (validation.get("candidates") or {}).items()}
     report["training_curve"] = _training_curve(model_dir)
     return report

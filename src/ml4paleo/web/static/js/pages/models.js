@@ -97,13 +97,18 @@ async function choice(models) {
   document.getElementById("choice-reason").textContent = (r.method_reason || "") + note;
   // one slice of outlines: the methods were scored on stripes of it, which say nothing along the stack
   const within = Object.values(r.candidates || {}).map((c) => c.within_slice).find(Boolean);
+  const across = Object.values(r.candidates || {}).some((c) => c.across);
   const how = document.getElementById("choice-how");
   how.dataset.leaveOneOut ??= how.textContent;
   how.textContent = within
     ? `One slice holds outlines (${planeName(within)}): each method was trained on alternate stripes of it and scored on the others. ` +
       "That chose the method but says nothing about the slices between and beyond, so the table has no scores: " +
       "paint a second slice with outlines for leave-one-slice-out scores."
-    : how.dataset.leaveOneOut;
+    : across
+      ? "Scored across the stack: each plane painted as a correction was held out in turn. A correction lies where " +
+        "the model of its time was wrong, so that model's method scores low on them by design; another method " +
+        "replaces it only where it is right on every one."
+      : how.dataset.leaveOneOut;
   document.getElementById("choice-network").textContent = r.network ? `U-Net ${r.network}.` : "";
   document.querySelector("#choice-table thead").replaceChildren(head);
   document.querySelector("#choice-table tbody").replaceChildren(...rows);
