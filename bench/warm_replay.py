@@ -98,6 +98,12 @@ def main(argv=None) -> int:
     ap.add_argument("--where", action="store_true",
                     help="with --control: where each replay's changed voxels lie (kind, distance from the stroke "
                          "and from the truth's surface)")
+    ap.add_argument("--background-local-only", action="store_true",
+                    help="a forest's structure corrections teach everywhere (the rule before "
+                         "_local_fit.EVERY_CLASS_LOCAL), in every round")
+    ap.add_argument("--network-local-all", action="store_true",
+                    help="the replays only: a U-Net's corrections of every class act fully only near where painted "
+                         "(_local_fit.NETWORK_LOCAL_CLASSES; an experiment, as bench/loop.py's)")
     ap.add_argument("--no-focus", action="store_true",
                     help="the replays (not the strokes before) without a warm start's focus on the newest strokes "
                          "(FOCUS_WEIGHT 1, FOCUS_SHARE 0)")
@@ -109,6 +115,10 @@ def main(argv=None) -> int:
                          "bench's only), each with every seed and weight")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if args.background_local_only:
+        from ml4paleo.pipelines import _local_fit
+
+        _local_fit.EVERY_CLASS_LOCAL = False
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-warm-"))
     try:
         vol, truth = CASES[args.case](args.seed)
@@ -130,6 +140,10 @@ def main(argv=None) -> int:
                 last = work / f"round{r + 1}"
         from ml4paleo.models import _unet_data, unet
 
+        if args.network_local_all:
+            from ml4paleo.pipelines import _local_fit
+
+            _local_fit.NETWORK_LOCAL_CLASSES = tuple(range(255))
         if args.no_focus:
             unet.FOCUS_WEIGHT, _unet_data.FOCUS_SHARE = 1.0, 0.0
         rates, weights = args.warm_lrs or [unet.WARM_LR], args.focus_weights or [unet.FOCUS_WEIGHT]
