@@ -7,6 +7,7 @@ rows of the background corrections (``far``). The model answers with ``near`` wi
 (``FAR_SHARE``), so a "not here" dab changes its neighbourhood as it would have, and the rest of
 the volume where the forest that learned it is surer than the one that did not. Why: docs/decisions.md,
 "A correction acts where it was painted". The mean is one forest of half of each (``ONE_WALK``).
+A forest's structure corrections act so too, unless the class is scarce (:func:`forest_local_classes`).
 A U-Net is handled alike (:class:`ml4paleo.models.LocalNetwork`), its far network carried on from
 the previous model's.
 """
