@@ -297,6 +297,9 @@ def main(argv=None) -> int:
                     help="beyond a background correction's reach, the mean of two full forests (before ONE_WALK)")
     ap.add_argument("--network-local-all", action="store_true",
                     help="a U-Net's corrections of every class act fully only near where painted (an experiment)")
+    ap.add_argument("--background-local-only", action="store_true",
+                    help="a forest's structure corrections teach everywhere (the rule before "
+                         "_local_fit.EVERY_CLASS_LOCAL)")
     ap.add_argument("--seed", type=int, default=0, help="the generated volumes' seed (another draw of each case)")
     ap.add_argument("--scores", action="store_true",
                     help="print each round's held-out scores of every candidate (metadata.json)")
@@ -314,6 +317,8 @@ def main(argv=None) -> int:
         unet.FOCUS_WEIGHT = args.focus_weight
     if args.two_forests:
         _local_fit.ONE_WALK = False
+    if args.background_local_only:
+        _local_fit.EVERY_CLASS_LOCAL = False
     if args.network_local_all:
         _local_fit.NETWORK_LOCAL_CLASSES = tuple(range(255))
     warnings.filterwarnings("ignore")

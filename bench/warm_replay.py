@@ -15,7 +15,12 @@ To tell a stroke's effect from the retrain's draw where the loop saw a drop: ``-
 ``--before N`` play the loop's first N strokes as it does (each round trained from the one before),
 then replay stroke N + 1 with each of ``--seeds`` (``train_model``'s seed: the U-Net's weights and
 crops, the forest's trees and draws), and with ``--control`` the same retrains without the stroke
-(the previous annotations, warm-started again): the spread a retrain alone gives.
+(the previous annotations, warm-started again): the spread a retrain alone gives. With ``--where``
+(and ``--control``) each replay's voxels that turned against its control's are split by kind (new
+false positives, fixed false negatives...), by distance from the stroke and from the truth's
+surface: a stroke that moves its neighbourhood, against one that moves every outline of the volume.
+
+    python bench/warm_replay.py --case texture --start 1 --before 1 --seeds 0 1 --control --where
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loop import CASES, choose, key_of, stroke_in  # noqa: E402 - the bench folder's own modules
 from methods import dice, write_scan  # noqa: E402
+
+from scipy import ndimage as ndi  # noqa: E402
 
 from ml4paleo.io.omezarr import open_level  # noqa: E402
 from ml4paleo.pipelines.segment import segment_volume  # noqa: E402
@@ -62,6 +69,22 @@ def trained(path: Path, ann: dict, model: Path, truth: np.ndarray, previous: Pat
     return pred
 
 
+def where(pred: np.ndarray, control: np.ndarray, truth: np.ndarray, stroke: np.ndarray) -> None:
+    """Print where ``pred`` (with the stroke) differs from ``control`` (without it): per kind of
+    change, how many voxels lie within 8, 8-16 and beyond 16 voxels of the ``stroke`` (a 3D mask),
+    and at which distance (voxels, 1..4+) from the truth's surface."""
+    st = truth == 1
+    from_stroke = ndi.distance_transform_edt(~stroke)
+    from_surface = np.where(st, ndi.distance_transform_edt(st), ndi.distance_transform_edt(~st))
+    kinds = {"new FP": (pred == 1) & (control != 1) & ~st, "fixed FN": (pred == 1) & (control != 1) & st,
+             "new FN": (pred != 1) & (control == 1) & st, "fixed FP": (pred != 1) & (control == 1) & ~st}
+    for name, changed in kinds.items():
+        d, depth = from_stroke[changed], np.minimum(np.rint(from_surface[changed]).astype(int), 4)
+        print(f"    {name:8s} {changed.sum():6d}: from the stroke <=8 {np.sum(d <= 8):5d}, 8-16 "
+              f"{np.sum((d > 8) & (d <= 16)):5d}, >16 {np.sum(d > 16):5d}; from the surface 1/2/3/4+ "
+              f"{'/'.join(str(n) for n in np.bincount(depth, minlength=5)[1:])}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", default="blobs", choices=list(CASES))
@@ -72,6 +95,15 @@ def main(argv=None) -> int:
     ap.add_argument("--before", type=int, default=0, help="strokes of the loop played before the replayed one")
     ap.add_argument("--seeds", type=int, nargs="+", help="one replay per seed (instead of --replays at seed 0)")
     ap.add_argument("--control", action="store_true", help="each replay also without the stroke")
+    ap.add_argument("--where", action="store_true",
+                    help="with --control: where each replay's changed voxels lie (kind, distance from the stroke "
+                         "and from the truth's surface)")
+    ap.add_argument("--background-local-only", action="store_true",
+                    help="a forest's structure corrections teach everywhere (the rule before "
+                         "_local_fit.EVERY_CLASS_LOCAL), in every round")
+    ap.add_argument("--network-local-all", action="store_true",
+                    help="the replays only: a U-Net's corrections of every class act fully only near where painted "
+                         "(_local_fit.NETWORK_LOCAL_CLASSES; an experiment, as bench/loop.py's)")
     ap.add_argument("--no-focus", action="store_true",
                     help="the replays (not the strokes before) without a warm start's focus on the newest strokes "
                          "(FOCUS_WEIGHT 1, FOCUS_SHARE 0)")
@@ -83,6 +115,10 @@ def main(argv=None) -> int:
                          "bench's only), each with every seed and weight")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if args.background_local_only:
+        from ml4paleo.pipelines import _local_fit
+
+        _local_fit.EVERY_CLASS_LOCAL = False
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-warm-"))
     try:
         vol, truth = CASES[args.case](args.seed)
@@ -104,6 +140,10 @@ def main(argv=None) -> int:
                 last = work / f"round{r + 1}"
         from ml4paleo.models import _unet_data, unet
 
+        if args.network_local_all:
+            from ml4paleo.pipelines import _local_fit
+
+            _local_fit.NETWORK_LOCAL_CLASSES = tuple(range(255))
         if args.no_focus:
             unet.FOCUS_WEIGHT, _unet_data.FOCUS_SHARE = 1.0, 0.0
         rates, weights = args.warm_lrs or [unet.WARM_LR], args.focus_weights or [unet.FOCUS_WEIGHT]
@@ -112,9 +152,16 @@ def main(argv=None) -> int:
             print(f"warm lr {rate:g}, focus weight {weight:g}", flush=True)
             tag = f"lr{rate:g}-w{weight:g}".replace(".", "p")  # no dot: the labels' name is the model's with a suffix
             for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
-                trained(path, {**ann, key: mask}, work / f"{tag}-replay{k}", truth, previous=last, seed=seed)
+                with_stroke = trained(path, {**ann, key: mask}, work / f"{tag}-replay{k}", truth, previous=last,
+                                      seed=seed)
                 if args.control:
-                    trained(path, ann, work / f"{tag}-control{k}", truth, previous=last, seed=seed)
+                    control = trained(path, ann, work / f"{tag}-control{k}", truth, previous=last, seed=seed)
+                    if args.where:
+                        stroke = np.zeros(truth.shape, bool)
+                        at: list = [slice(None)] * 3
+                        at[axis] = index
+                        stroke[tuple(at)] = mask != ann.get(key, np.zeros_like(mask))
+                        where(with_stroke, control, truth, stroke)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -7,6 +7,7 @@ rows of the background corrections (``far``). The model answers with ``near`` wi
 (``FAR_SHARE``), so a "not here" dab changes its neighbourhood as it would have, and the rest of
 the volume where the forest that learned it is surer than the one that did not. Why: docs/decisions.md,
 "A correction acts where it was painted". The mean is one forest of half of each (``ONE_WALK``).
+A forest's structure corrections act so too, unless the class is scarce (:func:`forest_local_classes`).
 A U-Net is handled alike (:class:`ml4paleo.models.LocalNetwork`), its far network carried on from
 the previous model's.
 """
@@ -18,11 +19,20 @@ import dataclasses
 import numpy as np
 
 from ml4paleo.pipelines._candidates import Candidate, PaintedSlice, TrainingSet, make_candidate
+from ml4paleo.pipelines.scoring import FEW_PAINTED
 
-__all__ = ["FAR_SHARE", "LOCAL_CLASSES", "ONE_WALK", "REACH_VOXELS", "fit_final"]
+__all__ = ["FAR_SHARE", "LOCAL_CLASSES", "ONE_WALK", "REACH_VOXELS", "fit_final", "forest_local_classes"]
 
 LOCAL_CLASSES: tuple[int, ...] = (0,)
-"""Class indices whose corrections act fully only near where they were painted (0: background)."""
+"""Class indices whose corrections act fully only near where they were painted (0: background),
+for a U-Net; for a forest, see :func:`forest_local_classes`."""
+EVERY_CLASS_LOCAL = True
+"""A forest's corrections of every class act fully only near where painted, but those of a class
+painted on fewer than ``FEW_PAINTED`` voxels outside the corrections (False: ``LOCAL_CLASSES`` only,
+the rule before; for the bench). Why: a correct structure dab on a rim (texture from one slice,
+z37:st) taught the forest "rims are structure" and grew every rim of the volume by a voxel, -0.012;
+a scarce class's dabs are its examples and must teach everywhere (thin tubes). docs/decisions.md,
+"A structure correction acts where it was painted"."""
 REACH_VOXELS = 8.0
 """How far a correction acts fully, in voxels of the volume's finest axis (to half of it, then fading)."""
 FAR_SHARE = 0.5
@@ -39,17 +49,18 @@ NETWORK_LOCAL_CLASSES: tuple[int, ...] = LOCAL_CLASSES
 
 def fit_final(candidate: Candidate, ts: TrainingSet):
     """The model of ``candidate`` fitted on every painted slice of ``ts``; for a forest with
-    corrections of ``LOCAL_CLASSES``, the :class:`~ml4paleo.models.LocalCorrections` of it and
+    corrections of :func:`forest_local_classes`, the :class:`~ml4paleo.models.LocalCorrections` of it and
     of the forest fitted without those corrections' rows; for a U-Net, the
     :class:`~ml4paleo.models.LocalNetwork` of it and of a network that never learned them."""
     if candidate.name == "unet":
         return _fit_network(candidate, ts)
     model = candidate.fit(ts)
-    local = [s for s in ts.slices if s.ref in ts.corrections and np.isin(s.targets, LOCAL_CLASSES).any()]
+    classes = forest_local_classes(ts)
+    local = [s for s in ts.slices if s.ref in ts.corrections and np.isin(s.targets, classes).any()]
     if candidate.name not in LOCAL_METHODS or not local:
         return model
     refs = {s.ref for s in local}
-    far_slices = [_without(s, LOCAL_CLASSES) if s.ref in refs else s for s in ts.slices]
+    far_slices = [_without(s, classes) if s.ref in refs else s for s in ts.slices]
     far_slices = [s for s in far_slices if s.targets.size]
     if len(np.unique(np.concatenate([s.targets for s in far_slices]))) < len(ts.classes):
         return model  # the corrections hold every row of a class: they must reach everywhere
@@ -63,10 +74,24 @@ def fit_final(candidate: Candidate, ts: TrainingSet):
     planes = []
     for s in local:
         mask = np.asarray(ts.masks[s.ref])
-        keep = (mask > 0) & np.isin(mask.astype(np.intp) - 1, LOCAL_CLASSES)
+        keep = (mask > 0) & np.isin(mask.astype(np.intp) - 1, classes)
         planes.append((s.ref.dim, s.ref.index, np.where(keep, mask, 0).astype(np.uint8)))
     return LocalCorrections(far, model, planes, ts.voxel_size, REACH_VOXELS * min(ts.voxel_size), FAR_SHARE,
                             mixed_forest(model, far, FAR_SHARE) if mixed else None)
+
+
+def forest_local_classes(ts: TrainingSet) -> tuple[int, ...]:
+    """The class indices whose corrections act fully only near where painted in a forest: every
+    class painted on at least ``FEW_PAINTED`` voxels of the planes that are not corrections (with
+    ``EVERY_CLASS_LOCAL``), else ``LOCAL_CLASSES``. A class painted less there learns from its
+    corrections or not at all (the scarce-class warning's threshold, :mod:`~ml4paleo.pipelines.scoring`)."""
+    if not EVERY_CLASS_LOCAL:
+        return LOCAL_CLASSES
+    counts = np.zeros(len(ts.classes), np.int64)
+    for ref, mask in ts.masks.items():
+        if ref not in ts.corrections:
+            counts += np.bincount(np.asarray(mask).ravel(), minlength=len(ts.classes) + 1)[1:len(ts.classes) + 1]
+    return tuple(int(c) for c in np.flatnonzero(counts >= FEW_PAINTED))
 
 
 def _fit_network(candidate: Candidate, ts: TrainingSet):
