@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 
 from ml4paleo.pipelines._candidates import Candidate, PaintedSlice, TrainingSet, make_candidate
+from ml4paleo.pipelines.network import painted_per_class
 from ml4paleo.pipelines.scoring import FEW_PAINTED
 
 __all__ = ["FAR_SHARE", "LOCAL_CLASSES", "ONE_WALK", "REACH_VOXELS", "fit_final", "forest_local_classes"]
@@ -29,10 +30,10 @@ for a U-Net; for a forest, see :func:`forest_local_classes`."""
 EVERY_CLASS_LOCAL = True
 """A forest's corrections of every class act fully only near where painted, but those of a class
 painted on fewer than ``FEW_PAINTED`` voxels outside the corrections (False: ``LOCAL_CLASSES`` only,
-the rule before; for the bench). Why: a correct structure dab on a rim (texture from one slice,
-z37:st) taught the forest "rims are structure" and grew every rim of the volume by a voxel, -0.012;
-a scarce class's dabs are its examples and must teach everywhere (thin tubes). docs/decisions.md,
-"A structure correction acts where it was painted"."""
+the rule before; for the bench). Why: a correct structure dab on a rim taught the forest "rims are
+structure" and grew every rim of the volume by a voxel; a scarce class's dabs are its examples and
+must teach everywhere (thin tubes). Figures: docs/decisions.md, "A structure correction acts where
+it was painted"."""
 REACH_VOXELS = 8.0
 """How far a correction acts fully, in voxels of the volume's finest axis (to half of it, then fading)."""
 FAR_SHARE = 0.5
@@ -87,11 +88,8 @@ def forest_local_classes(ts: TrainingSet) -> tuple[int, ...]:
     corrections or not at all (the scarce-class warning's threshold, :mod:`~ml4paleo.pipelines.scoring`)."""
     if not EVERY_CLASS_LOCAL:
         return LOCAL_CLASSES
-    counts = np.zeros(len(ts.classes), np.int64)
-    for ref, mask in ts.masks.items():
-        if ref not in ts.corrections:
-            counts += np.bincount(np.asarray(mask).ravel(), minlength=len(ts.classes) + 1)[1:len(ts.classes) + 1]
-    return tuple(int(c) for c in np.flatnonzero(counts >= FEW_PAINTED))
+    counts = painted_per_class({ref: mask for ref, mask in ts.masks.items() if ref not in ts.corrections})
+    return tuple(c for c, n in enumerate(counts) if n >= FEW_PAINTED)
 
 
 def _fit_network(candidate: Candidate, ts: TrainingSet):
