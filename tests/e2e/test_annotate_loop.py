@@ -261,6 +261,9 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
         page.keyboard.press("Control+s")
         page.wait_for_function("!document.getElementById('submit').textContent.includes('*')")
     page.click("#train")
+    page.wait_for_function("document.getElementById('pred-status').textContent.includes('Training a model')")
+    page.click("#train")  # again while it trains: the page says the strokes train next, not an error
+    page.wait_for_function("document.getElementById('pred-status').textContent.includes('A model is training now')")
     # the page learns of the model from its status poll, and fetches its suggestions then
     page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Model ')")
 

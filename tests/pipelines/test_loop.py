@@ -481,6 +481,7 @@ def test_a_reason_gives_its_distance_in_the_scans_unit_on_anisotropic_voxels():
     from ml4paleo.pipelines.suggest import distance_text
 
     assert distance_text(14.0, (2.0, 2.0, 2.0), "micrometer") == "7 voxels"
+    assert distance_text(2.0, (2.0, 2.0, 2.0), "micrometer") == "1 voxel"  # not "1 voxels"
     # slices 3 mm thick under 1 mm pixels: 7 "voxels" would not say 7 what
     assert distance_text(7.0, (3.0, 1.0, 1.0), "millimeter") == "7 mm"
     assert distance_text(7.5, (3.0, 0.977, 0.977), None) == "7.5 µm"

@@ -293,6 +293,11 @@ async function train({ explain = false } = {}) {
 $("train").addEventListener("click", () => guarded(async () => {
   if (state.unsaved) await save();
   if (!state.annotated.size) throw new Error("Save at least one painted slice first (paint background and fossil).");
+  if (state.training) { // the server would refuse a second training (409): queue it here instead
+    state.setTraining({ retrainWanted: true });
+    state.say("A model is training now: the newest strokes train as soon as it is done.");
+    return;
+  }
   await train({ explain: true });
 }));
 
