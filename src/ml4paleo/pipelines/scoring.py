@@ -169,7 +169,7 @@ def cannot_leave(scored: Mapping[str, Mapping[str, Any]], previous: str) -> str 
     with no scores cannot be chosen. So when no other candidate clears it, no score of
     ``previous`` can make a switch, and ``previous``'s folds (the U-Net's minute) need not be
     trained to keep it: the re-score's decision is known from the quick methods' few seconds
-    (docs/decisions.md, "A re-score that cannot switch")."""
+    (docs/decisions.md, "A re-score that cannot switch trains no U-Net fold")."""
     short = {}
     for name, scores in scored.items():
         if name == previous or not scores.get("metrics"):

@@ -53,8 +53,9 @@ from ml4paleo.pipelines.planes_ahead import PlanesAhead
 from ml4paleo.pipelines.slice_parts import parts_of
 from ml4paleo.pipelines.network import (EVIDENCE_KEY, carried_scores, checked, evidence_of, final_fit_failure,
                                         plan_network)
-from ml4paleo.pipelines.scoring import (AUTO, cannot_leave, choose_method, mean_dice, outline_trust, outlines_measured, score_candidates,
-                                        validation_report, scarce_class_warnings, scarce_classes, validation_warnings, worst_class)
+from ml4paleo.pipelines.scoring import (AUTO, cannot_leave, choose_method, mean_dice, outline_trust, outlines_measured,
+                                        score_candidates, validation_report, scarce_class_warnings, scarce_classes,
+                                        validation_warnings, worst_class)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
@@ -324,7 +325,8 @@ def train_model(
                 evidence = evidence_of(ts, choice_folds, scored["unet"])
             else:
                 scored["unet"] = plan.carried
-            chosen, reason = (previous_method, kept) if kept is not None else choose_method(scored, names, previous_method)
+            chosen, reason = (previous_method, kept) if kept is not None else \
+                choose_method(scored, names, previous_method)
             reason += scored_on
             if chosen == "unet" and plan.final is not None:
                 final_ts = plan.final  # a warm start, or one fit's share of the budget
@@ -769,8 +771,8 @@ def _rescore_across(ts: TrainingSet, candidates: Mapping[str, Any], names: Seque
     ``across``, the quick methods first (seconds); and why the previous U-Net stays, when no quick
     method can replace it whatever the U-Net would score (:func:`cannot_leave`). Then its folds,
     the re-score's minute of CPU, are not trained and the U-Net is missing from the scores: the
-    carried ones stand (docs/decisions.md, "A re-score that cannot switch"). Else None, and the
-    U-Net is scored beside the interpolation (its record against the outlines)."""
+    carried ones stand (docs/decisions.md, "A re-score that cannot switch trains no U-Net fold").
+    Else None, and the U-Net is scored beside the interpolation (its record against the outlines)."""
     quick = {n: candidates[n] for n in names if n != "unet"}
     scored = {n: {**v, "across": True} for n, v in score_candidates(
         ts, quick, across, scaled(progress, 0.85, 0.87, "validating across the stack")).items()}
