@@ -258,6 +258,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
         print(f"  {name:8s} {strategy:8s} stroke {round_:2d}  dice {run.dices[-1]:.4f}  {result.method:14s} "
               f"{run.seconds[-1]:5.1f} s ({run.cpu[-1]:5.1f} CPU s)  estimated {fmt_estimate(run.estimates[-1])}  "
               f"U-Net {result.network.split(':')[0] or '-'}"
+              + (" (its folds not trained: no switch possible)" if "folds were not trained" in result.network else "")
               + (f"  painted {run.planes[-1]}" if run.planes else ""), flush=True)
         if scores:
             print(f"  {name:8s} {strategy:8s}   scores {held_out_scores(model)}")

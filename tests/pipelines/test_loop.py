@@ -405,6 +405,25 @@ def test_a_switch_across_the_stack_needs_the_new_method_right_on_every_correctio
     assert choose_method(fresh, ("forest", "interpolation", "unet"), previous="unet")[0] == "forest"
 
 
+def test_a_unet_no_quick_method_can_replace_across_the_stack_needs_no_score_of_its_own():
+    """A switch across the stack needs the new method at ``ACROSS_RIGHT`` on every held-out fold, a
+    bar on its own scores: when no quick method clears it, no score of the U-Net's could switch, so
+    its folds need not be trained (blobs seed 0 from 3 slices: the forest 1.000 0.000 0.286)."""
+    from ml4paleo.pipelines.scoring import cannot_leave
+
+    def across(forest: list[float]) -> dict:
+        return {"forest": {"metrics": {"a": {"dice": 0.5}}, "fold_dice": forest, "across": True},
+                "context": {"metrics": {}}, "interpolation": {"metrics": {"a": {"dice": 0.2}}, "fold_dice": [0.2, None],
+                                                              "across": True}}
+
+    why = cannot_leave(across([1.0, 0.0, 0.286]), "unet")
+    assert why is not None and "forest 0.000" in why and "interpolation 0.200" in why
+    assert cannot_leave(across([1.0, 0.95, None]), "unet") is None  # the forest might replace it: score the U-Net
+    not_across = across([1.0, 0.0])
+    del not_across["forest"]["across"]  # scored on slices of outlines only: the bar does not apply
+    assert cannot_leave(not_across, "unet") is None
+
+
 def test_the_unet_is_scored_afresh_when_one_class_grows_by_half():
     """Carried evidence stands while neither the painted voxels nor those of any one class grow
     by ``RESCORE_GROWTH``: a dab that doubles a class painted on a handful of voxels reopens it."""

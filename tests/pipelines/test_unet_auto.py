@@ -324,3 +324,54 @@ def test_planes_painted_across_the_stack_rescore_every_method(monkeypatch, tmp_p
     assert plan.score and plan.carried is None and plan.text.startswith("scored across the stack: 3 planes")
     assert plan.across == [[SliceRef("y", 2)], [SliceRef("x", 3)], [SliceRef("x", 4)], [SliceRef("x", 9)]]
     assert network_module.new_planes({"painted": 1}, grown, stripes) == []  # older evidence: the growth rule alone
+
+
+@pytest.mark.parametrize("bar", [1.01, 0.0])
+def test_a_rescore_across_that_cannot_switch_trains_no_unet_fold(tmp_path, monkeypatch, bar):
+    """Three correction planes after a U-Net call for a re-score across the stack. When no quick
+    method reaches ``ACROSS_RIGHT`` on every held-out plane (the bar raised past 1 here: none can),
+    nothing the U-Net scores could switch the method, so its folds (the re-score's minute) are not
+    trained: its carried scores stand, the planes count as seen, and the next correction plane is
+    carried as after a full re-score. With the bar at 0 any quick method might switch, and the U-Net
+    is scored across the stack as before."""
+    from ml4paleo.pipelines import scoring
+    from ml4paleo.planes import SliceRef
+
+    vol, truth = texture_only(shape=(8, 32, 32), seed=0, grain="orientation")
+    write_volume(tmp_path / "vol.ome.zarr", vol, chunks=32)
+    ann = {SliceRef("z", z): truth[z] + 1 for z in (1, 4, 6)}
+    monkeypatch.setenv("ML4PALEO_AUTO_UNET_SECONDS", "2")
+    monkeypatch.setattr(scoring, "ACROSS_RIGHT", bar)
+    monkeypatch.setattr(scoring, "SWITCH", 2.0)  # the U-Net stays either way: only what is trained differs
+    monkeypatch.setattr(network_module, "FIT_MARGIN", 1.0)  # networks of a fraction of a second
+    train_model(tmp_path / "vol.ome.zarr", ann, tmp_path / "m1", method="unet", features=FAST,
+                unet_params={"epochs": 1, "steps_per_epoch": 4, "patch": 32, "batch_size": 2})
+
+    def dabs(xs):  # one background dab on each plane x (a correction: outside the folds)
+        out = {}
+        for x in xs:
+            plane = np.zeros((8, 32), np.uint8)
+            plane[2:4, 2:4] = 1
+            out[SliceRef("x", x)] = plane
+        return out
+
+    meta1 = json.loads((tmp_path / "m1" / "metadata.json").read_text())
+    second = train_model(tmp_path / "vol.ome.zarr", {**ann, **dabs((3, 10, 20))}, tmp_path / "m2", features=FAST,
+                         params=FAST_RF, previous_model=tmp_path / "m1", validate="later")
+    meta2 = json.loads((tmp_path / "m2" / "metadata.json").read_text())
+    assert second.network.startswith("scored across the stack: 3 planes") and second.method == "unet"
+    assert meta2["candidates"]["forest"]["fold_dice"] and len(meta2["candidates"]["forest"]["fold_dice"]) == 6
+    if bar > 1:
+        assert "its folds were not trained" in second.network and "no other method reaches" in meta2["method_reason"]
+        assert meta2["candidates"]["unet"]["carried"]
+        assert meta2["candidates"]["unet"]["metrics"] == meta1["candidates"]["unet"]["metrics"]
+        evidence = meta2[network_module.EVIDENCE_KEY]
+        assert {k: v for k, v in evidence.items() if k != "checked"} == meta1[network_module.EVIDENCE_KEY]
+        assert evidence["checked"] == sorted(ref.name for ref in {**ann, **dabs((3, 10, 20))})
+        third = train_model(tmp_path / "vol.ome.zarr", {**ann, **dabs((3, 10, 20, 25))}, tmp_path / "m3",
+                            features=FAST, params=FAST_RF, previous_model=tmp_path / "m2", validate="later")
+        assert third.network.startswith("carried: ")
+    else:
+        assert "not trained" not in second.network and not meta2["candidates"]["unet"].get("carried")
+        assert len(meta2["candidates"]["unet"]["fold_dice"]) == 6
+        assert meta2[network_module.EVIDENCE_KEY]["planes"] == sorted(ref.name for ref in {**ann, **dabs((3, 10, 20))})

@@ -30,8 +30,8 @@ from ml4paleo.settings import Settings
 
 __all__ = ["ACROSS_FOLDS", "AUTO_UNET_SETTING", "BAND_BELOW", "CLOCK_CAP", "EVIDENCE_KEY", "FIT_MARGIN",
            "NETWORK_BELOW", "RESCORE_GROWTH", "RESCORE_PLANES", "STEP_SECONDS", "WARM_SHARE", "NetworkPlan",
-           "evidence_of", "final_fit_failure", "fresh_epochs", "new_planes", "newest_strokes", "painted_per_class",
-           "plan_network", "rescore_folds", "warm_steps"]
+           "carried_scores", "checked", "evidence_of", "final_fit_failure", "fresh_epochs", "new_planes",
+           "newest_strokes", "painted_per_class", "plan_network", "rescore_folds", "warm_steps"]
 
 NETWORK_BELOW = 0.9
 """``auto`` also scores the U-Net when the best quick method (forest, context, interpolation)
@@ -104,7 +104,9 @@ class NetworkPlan:
     the U-Net's folds use (its budget set); ``score``: train and score its folds now;
     ``carried``: its held-out scores from an earlier model, used instead; ``final``: the training
     set of its final fit when it is chosen (a warm start, or one fit's share of the budget);
-    ``evidence``: what the new model records (None: nothing to carry); ``across``: see below."""
+    ``evidence``: what the new model records (None: nothing to carry; with ``across``, the evidence
+    that stands if the re-score is cut short, :func:`~ml4paleo.pipelines.scoring.cannot_leave`);
+    ``across``: see below."""
 
     text: str
     ts: TrainingSet
@@ -145,13 +147,31 @@ def _grown(evidence: Mapping[str, Any], masks: Mapping[SliceRef, np.ndarray]) ->
 
 def new_planes(evidence: Mapping[str, Any], masks: Mapping[SliceRef, np.ndarray],
                folds: Sequence[Sequence[SliceRef]]) -> list[SliceRef]:
-    """The painted planes outside ``folds`` that were not painted when the evidence was scored
-    (none for evidence saved before its planes were listed: the growth rule alone decides there)."""
+    """The painted planes outside ``folds`` that were not painted when the evidence was scored, nor
+    when a re-score across the stack last found that no other method could replace the U-Net
+    (``checked``: its folds were not trained, :func:`checked`); none for evidence saved before its
+    planes were listed: the growth rule alone decides there."""
     before = evidence.get("planes")
     if not isinstance(before, list):
         return []
+    seen = {*before, *(evidence.get("checked") or [])}
     held = {ref for fold in folds for ref in fold}
-    return sorted(ref for ref in masks if ref not in held and ref.name not in before)
+    return sorted(ref for ref in masks if ref not in held and ref.name not in seen)
+
+
+def checked(evidence: Mapping[str, Any], masks: Mapping[SliceRef, np.ndarray]) -> dict[str, Any]:
+    """``evidence`` carried past a re-score across the stack whose quick methods showed that no
+    score of the U-Net's could change the method (:func:`~ml4paleo.pipelines.scoring.cannot_leave`):
+    its scores stand as they were measured, and the planes painted now count as seen, so the next
+    re-score waits for ``RESCORE_PLANES`` more, as after a full one."""
+    return {**evidence, "checked": sorted(ref.name for ref in masks)}
+
+
+def carried_scores(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """The U-Net's held-out scores as a candidate's, from ``evidence``, marked ``carried``."""
+    return {"metrics": evidence["metrics"], "fold_dice": evidence.get("fold_dice") or [], "seconds": 0.0,
+            "carried": True,
+            **({"against_outlines": evidence["against_outlines"]} if evidence.get("against_outlines") else {})}
 
 
 def rescore_folds(folds: Sequence[Sequence[SliceRef]], corrections: Sequence[SliceRef]) -> list[list[SliceRef]]:
@@ -298,10 +318,7 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
         held = {ref for fold in folds for ref in fold}
         across = rescore_folds(folds if outline_folds is None else outline_folds,
                                [ref for ref in ts.masks if ref not in held]) if len(added) >= RESCORE_PLANES else None
-        carried = None if across else {"metrics": evidence["metrics"], "fold_dice": evidence.get("fold_dice") or [],
-                                       "seconds": 0.0, "carried": True,
-                                       **({"against_outlines": evidence["against_outlines"]}
-                                          if evidence.get("against_outlines") else {})}
+        carried = None if across else carried_scores(evidence)
         warm, warm_far = _warm_model(previous_model, ts) if previous == "unet" else (None, None)
         if warm is not None:
             steps, epochs = warm_steps(seconds, ts.unet_params)
@@ -319,7 +336,7 @@ def plan_network(quick: Mapping[str, Any], chosen: str, folds: Sequence[Sequence
                 f"scored across the stack: {len(added)} planes painted since it was last scored lie outside the folds "
                 f"({names}; re-scored from {RESCORE_PLANES}), so every method is scored afresh with the painted planes "
                 f"outside the folds held out ({seconds:g} CPU s); {how}",
-                fresh, score=True, final=fresh if final is None else final, across=across)
+                fresh, score=True, final=fresh if final is None else final, across=across, evidence=evidence)
         return NetworkPlan(
             f"carried: its held-out scores from an earlier model on the same slices of outlines (painted voxels "
             f"{grown:+.0%} since, re-scored from {RESCORE_GROWTH:+.0%} in all or in one class, or a new slice of "

@@ -24,7 +24,7 @@ from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["ACROSS_RIGHT", "AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "MEASURED_DISAGREEMENTS", "POOR_DICE",
-           "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "class_scores", "mean_dice", "outline_trust", "outlines_measured",
+           "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "cannot_leave", "class_scores", "mean_dice", "outline_trust", "outlines_measured",
            "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report", "validation_warnings",
            "worst_class"]
 
@@ -158,6 +158,30 @@ def _switch(scored: dict[str, dict[str, Any]], means: Mapping[str, float], previ
     else:
         why = f"{best} {means[best]:.3f} is not better by more than {SWITCH} on every held-out slice"
     return previous, f"kept the previous model's method {previous} {means[previous]:.3f}: {why}"
+
+
+def cannot_leave(scored: Mapping[str, Mapping[str, Any]], previous: str) -> str | None:
+    """Why :func:`choose_method` keeps ``previous`` whatever its own held-out scores turn out to be,
+    given every other candidate's ``scored`` across the stack; None when another might replace it.
+
+    A switch across the stack needs the new method at ``ACROSS_RIGHT`` on every held-out fold
+    (:func:`_short_across`), a bar on its own scores alone, whatever ``previous`` scores; a method
+    with no scores cannot be chosen. So when no other candidate clears it, no score of
+    ``previous`` can make a switch, and ``previous``'s folds (the U-Net's minute) need not be
+    trained to keep it: the re-score's decision is known from the quick methods' few seconds
+    (docs/decisions.md, "A re-score that cannot switch trains no U-Net fold")."""
+    short = {}
+    for name, scores in scored.items():
+        if name == previous or not scores.get("metrics"):
+            continue
+        low = _short_across(scores)
+        if low is None:  # a method right on every held-out fold (or not scored across): it might switch
+            return None
+        short[name] = low
+    lows = ", ".join(f"{n} {d:.3f}" for n, d in short.items())
+    return (f"kept the previous model's method {previous}: scored across the stack, no other method reaches "
+            f"{ACROSS_RIGHT} on every held-out plane (lowest fold: {lows or 'none scored'}), so none could replace "
+            f"it whatever {previous} scores; its folds were not trained again and its scores are carried")
 
 
 def _short_across(scores: Mapping[str, Any]) -> float | None:

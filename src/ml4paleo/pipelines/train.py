@@ -51,9 +51,11 @@ from ml4paleo.pipelines._tasks import run_tasks
 from ml4paleo.pipelines.corrections import CORRECTIONS_KEY, correction_planes
 from ml4paleo.pipelines.planes_ahead import PlanesAhead
 from ml4paleo.pipelines.slice_parts import parts_of
-from ml4paleo.pipelines.network import EVIDENCE_KEY, evidence_of, final_fit_failure, plan_network
-from ml4paleo.pipelines.scoring import (AUTO, choose_method, mean_dice, outline_trust, outlines_measured, score_candidates,
-                                        validation_report, scarce_class_warnings, scarce_classes, validation_warnings, worst_class)
+from ml4paleo.pipelines.network import (EVIDENCE_KEY, carried_scores, checked, evidence_of, final_fit_failure,
+                                        plan_network)
+from ml4paleo.pipelines.scoring import (AUTO, cannot_leave, choose_method, mean_dice, outline_trust, outlines_measured,
+                                        score_candidates, validation_report, scarce_class_warnings, scarce_classes,
+                                        validation_warnings, worst_class)
 from ml4paleo.pipelines.suggest import SUGGESTIONS_FILE, suggest_planes
 from ml4paleo.pipelines.validate import save_pending
 from ml4paleo.planes import SliceRef
@@ -305,11 +307,14 @@ def train_model(
         if plan.score or plan.carried:
             candidates["unet"] = make_candidate("unet")
             names = (*names, "unet")
+            kept = None
             if plan.across:  # planes across the stack since the U-Net was scored: all afresh on like folds
-                scored = {n: {**v, "across": True} for n, v in score_candidates(
-                    ts, {n: candidates[n] for n in names}, plan.across,
-                    scaled(progress, 0.85, 0.9, "validating across the stack")).items()}
-                evidence = evidence_of(ts, choice_folds, scored["unet"])
+                scored, kept = _rescore_across(ts, candidates, names, plan.across, previous_method, progress)
+                if kept is not None:  # no quick method can replace the U-Net: its minute would change nothing
+                    scored["unet"], evidence = carried_scores(plan.evidence), checked(plan.evidence, ts.masks)
+                    network += "; its folds were not trained: no other method reached the bar to replace it"
+                else:
+                    evidence = evidence_of(ts, choice_folds, scored["unet"])
                 scored_on = f" (scored on {len(plan.across)} folds holding out the planes outside the folds)"
             elif plan.score:
                 # the interpolation beside it (no fit: seconds) gives the U-Net its record against the
@@ -320,7 +325,8 @@ def train_model(
                 evidence = evidence_of(ts, choice_folds, scored["unet"])
             else:
                 scored["unet"] = plan.carried
-            chosen, reason = choose_method(scored, names, previous_method)
+            chosen, reason = (previous_method, kept) if kept is not None else \
+                choose_method(scored, names, previous_method)
             reason += scored_on
             if chosen == "unet" and plan.final is not None:
                 final_ts = plan.final  # a warm start, or one fit's share of the budget
@@ -756,3 +762,23 @@ def _choose(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequ
     if len(candidates) == 1:
         return scored, names[0], f"method {names[0]} was asked for"
     return (scored, *choose_method(scored, names, previous_method))
+
+
+def _rescore_across(ts: TrainingSet, candidates: Mapping[str, Any], names: Sequence[str],
+                    across: Sequence[Sequence[SliceRef]], previous_method: str | None,
+                    progress: ProgressCallback) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Every candidate's scores on the ``across`` folds (the correction planes held out), marked
+    ``across``, the quick methods first (seconds); and why the previous U-Net stays, when no quick
+    method can replace it whatever the U-Net would score (:func:`cannot_leave`). Then its folds,
+    the re-score's minute of CPU, are not trained and the U-Net is missing from the scores: the
+    carried ones stand (docs/decisions.md, "A re-score that cannot switch trains no U-Net fold").
+    Else None, and the U-Net is scored beside the interpolation (its record against the outlines)."""
+    quick = {n: candidates[n] for n in names if n != "unet"}
+    scored = {n: {**v, "across": True} for n, v in score_candidates(
+        ts, quick, across, scaled(progress, 0.85, 0.87, "validating across the stack")).items()}
+    kept = cannot_leave(scored, "unet") if previous_method == "unet" else None
+    if kept is None:
+        beside = {n: candidates[n] for n in ("unet", "interpolation") if n in candidates}
+        scored["unet"] = {**score_candidates(ts, beside, across, scaled(
+            progress, 0.87, 0.9, "validating the U-Net across the stack"))["unet"], "across": True}
+    return scored, kept
