@@ -52,6 +52,10 @@ Measured on blobs, thin tubes, snow and the grain and blobs-and-plates benches
 (``bench/lattice_labels.py``): docs/decisions.md ("Coarse-to-fine labels")."""
 MIN_TASKS = 64
 """Blocks only grow while the volume still makes this many tasks, so workers stay balanced."""
+THIN_LAST = 0.25
+"""A last piece of a task's block shorter than this share of the block along an axis joins the
+piece before (:func:`_cuts`): a task's block is then up to 1.25 x as long along that axis (its
+features' memory up to 1.25 x, ~2 x in a corner where all three axes leave a thin piece)."""
 
 
 def task_voxels(shape: Sequence[int], n_features: int | None) -> int:
@@ -94,9 +98,23 @@ def block_shape(shape: Sequence[int], chunks: Sequence[int], target: int = BLOCK
 
 
 def _regions(shape: Sequence[int], block: Sequence[int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    grid = [range(0, n, b) for n, b in zip(shape, block)]
-    return [((z, y, x), (min(z + block[0], shape[0]), min(y + block[1], shape[1]), min(x + block[2], shape[2])))
-            for z in grid[0] for y in grid[1] for x in grid[2]]
+    """The tasks' regions: ``block`` tiles the volume, a thin last piece along an axis joined to the one before."""
+    cuts = [_cuts(n, b) for n, b in zip(shape, block)]
+    return [((z0, y0, x0), (z1, y1, x1)) for z0, z1 in cuts[0] for y0, y1 in cuts[1] for x0, x1 in cuts[2]]
+
+
+def _cuts(n: int, b: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of the pieces of ``b`` voxels along an axis of ``n``; a last piece shorter
+    than ``THIN_LAST`` of ``b`` joins the piece before (still whole output chunks: ``b`` is).
+
+    Why: every piece reads the filters' halo (up to 2 x 75 voxels) whatever its size, and one below
+    the packed forest's :data:`~ml4paleo.models._forest.PACKED_MIN_ROWS` gets every tree's
+    probabilities: the small scan's 136 planes in blocks of 64 left 4 blocks of 8 planes, 6 % of the
+    voxels for 14 % of segment's CPU seconds (docs/benchmarks.md, "Small scan, twelfth stop")."""
+    starts = list(range(0, n, b))
+    if len(starts) > 1 and n - starts[-1] < THIN_LAST * b:
+        starts.pop()
+    return [(a, starts[i + 1] if i + 1 < len(starts) else n) for i, a in enumerate(starts)]
 
 
 def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str],
