@@ -52,6 +52,12 @@ Measured on blobs, thin tubes, snow and the grain and blobs-and-plates benches
 (``bench/lattice_labels.py``): docs/decisions.md ("Coarse-to-fine labels")."""
 MIN_TASKS = 64
 """Blocks only grow while the volume still makes this many tasks, so workers stay balanced."""
+IN_MEMORY_BYTES = 64 << 20
+"""A volume of at most this many bytes segmented on this process's threads is read once into memory
+for its tasks, as training reads it (``pipelines/train.py``): each block's read of its halo from
+zarr decompressed its chunks again (the small scan's 8 blocks: 0.16-0.20 CPU s of reads against
+0.03 for the whole volume and 0.04-0.05 of copies from memory). Processes and a cluster read
+their blocks from the path."""
 THIN_LAST = 0.25
 """A last piece of a task's block shorter than this share of the block along an axis joins the
 piece before (:func:`_cuts`): a task's block is then up to 1.25 x as long along that axis (its
@@ -117,19 +123,27 @@ def _cuts(n: int, b: int) -> list[tuple[int, int]]:
     return [(a, starts[i + 1] if i + 1 < len(starts) else n) for i, a in enumerate(starts)]
 
 
-def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str],
+def _in_memory(volume_path: Path, info: Any) -> np.ndarray | None:
+    """Level 0 of a volume of at most :data:`IN_MEMORY_BYTES`, read once for the tasks of this
+    process (None for a larger one)."""
+    return np.asarray(open_level(volume_path, 0)[:]) if info.nbytes <= IN_MEMORY_BYTES else None
+
+
+def _segment_block(volume: str | np.ndarray, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str],
                    exact: bool = True) -> np.ndarray:
     """One task: features, prediction and writes for one block; returns voxel counts per class.
-    Labels only and not ``exact``: a forest's coarse-to-fine labels (:data:`EXACT_LABELS`)."""
+    ``volume``: the OME-Zarr's path, or its level 0 in memory (:func:`_in_memory`). Labels only
+    and not ``exact``: a forest's coarse-to-fine labels (:data:`EXACT_LABELS`)."""
+    array = volume if isinstance(volume, np.ndarray) else open_level(volume, 0)
     model = cached_model(model_dir)
     model.set_n_jobs(1)
     with threadpool_limits(1):
         painted = getattr(model, "painted", ())
         if prob_stores:
-            proba = keep_painted(model.predict_region(open_level(volume_path, 0), start, stop), painted, start, stop)
+            proba = keep_painted(model.predict_region(array, start, stop), painted, start, stop)
             labels = labels_from_proba(proba)
         else:  # labels only: a forest skips the trees a voxel's label does not need
-            labels = keep_painted(region_labels(model, open_level(volume_path, 0), start, stop, lattice=not exact),
+            labels = keep_painted(region_labels(model, array, start, stop, lattice=not exact),
                                   painted, start, stop)
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     zarr.open_array(store=labels_store, mode="r+")[region] = labels
@@ -211,8 +225,10 @@ def segment_volume(
         # on threads, the tasks' own limits nest in this one, so their overlapping exits cannot
         # leave a long-lived process (a runner) with other native thread counts than it had
         with threadpool_limits(1) if chosen == "threads" else contextlib.nullcontext():
-            counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:],
-                                                        bool(exact_labels)) for s, e in regions],
+            volume = _in_memory(volume_path, info) if chosen in ("threads", "synchronous") else None
+            counts = np.sum(run_tasks(_segment_block, [(str(volume_path) if volume is None else volume, str(model_dir),
+                                                        s, e, stores[0], stores[1:], bool(exact_labels))
+                                                       for s, e in regions],
                                       scheduler=chosen, progress=scaled(progress, 0.0, share), stage="segmenting"),
                             axis=0).astype(np.int64)
         post_info: dict[str, Any] = {}
