@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 
 import click
 
+from ml4paleo.collections_policy import collect_less
 from ml4paleo.version import __version__
 from ml4paleo.enums import (CLASS_NAMES, CODECS, DEFAULT_CODEC, DEFAULT_MESH_FORMAT, DEVICES, EXPORT_FORMATS,
                             MESH_FORMATS, TIFF_COMPRESSIONS, TRAIN_METHODS, VALIDATE_WHEN)
@@ -84,6 +85,14 @@ def run() -> None:
     which a heavy command may end without the interpreter's teardown (:func:`_finished`)."""
     _PROCESS["own"] = True
     main()
+
+
+def _collect_less() -> None:
+    """Fewer garbage collections in a heavy command's process of its own (:func:`run`), before
+    its imports, during which most of them ran (:mod:`ml4paleo.collections_policy`); a caller
+    of :func:`main` in-process keeps its own."""
+    if _PROCESS["own"]:
+        collect_less()
 
 
 def _finished() -> None:
@@ -221,6 +230,7 @@ def train(volume, labels_dir, model_dir, classes, features, sigmas, two_d, metho
     """Train a segmenter on the annotated slices in LABELS_DIR (one PNG per slice, named by
     its slice index; 0 unlabeled, 1 background, 2.. structures) of VOLUME.ome.zarr, choosing
     the method by leave-one-slice-out Dice unless --method names one."""
+    _collect_less()
     from ml4paleo.pipelines.train import train_model  # lazy: 4.6 s
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
@@ -290,6 +300,7 @@ def segment(volume, model_dir, out, probabilities, scheduler, min_size, fill_hol
             exact_labels) -> None:
     """Segment VOLUME.ome.zarr with the model in MODEL_DIR into OUT.ome.zarr (uint8 class
     indices: 0 background, 1.. structures)."""
+    _collect_less()
     from ml4paleo.pipelines.segment import segment_volume  # lazy: 2.2 s
 
     with progress_bar("segmenting") as report:

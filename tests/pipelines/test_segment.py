@@ -65,6 +65,17 @@ def test_chunked_segmentation_equals_whole_volume(world, tmp_path, small_blocks)
     assert [p.name for p in tmp_path.iterdir()] == ["labels.ome.zarr"]
 
 
+def test_a_thin_last_piece_joins_the_block_before_and_the_labels_stay_the_whole_volumes(world, tmp_path, small_blocks,
+                                                                                        monkeypatch):
+    assert segment_mod._cuts(136, 64) == [(0, 64), (64, 136)]  # the small scan's 8 last planes join
+    assert segment_mod._cuts(250, 128) == [(0, 128), (128, 250)] and segment_mod._cuts(10, 64) == [(0, 10)]
+    root, vol, truth, whole = world
+    monkeypatch.setattr(segment_mod, "THIN_LAST", 0.6)  # blocks of 8 x 16 x 16: y's last 8 and x's last 4 join
+    result = segment_volume(root / "vol.ome.zarr", root / "model", tmp_path / "labels.ome.zarr", scheduler="threads")
+    assert result.n_blocks == 3 * 2 * 2
+    assert np.array_equal(labels_of(tmp_path / "labels.ome.zarr"), whole)
+
+
 def test_local_threads_default_equals_whole_volume(world, tmp_path, small_blocks, monkeypatch):
     from threadpoolctl import threadpool_info
 

@@ -52,6 +52,16 @@ Measured on blobs, thin tubes, snow and the grain and blobs-and-plates benches
 (``bench/lattice_labels.py``): docs/decisions.md ("Coarse-to-fine labels")."""
 MIN_TASKS = 64
 """Blocks only grow while the volume still makes this many tasks, so workers stay balanced."""
+IN_MEMORY_BYTES = 64 << 20
+"""A volume of at most this many bytes segmented on this process's threads is read once into memory
+for its tasks, as training reads it (``pipelines/train.py``): each block's read of its halo from
+zarr decompressed its chunks again (the small scan's 8 blocks: 0.16-0.20 CPU s of reads against
+0.03 for the whole volume and 0.04-0.05 of copies from memory). Processes and a cluster read
+their blocks from the path."""
+THIN_LAST = 0.25
+"""A last piece of a task's block shorter than this share of the block along an axis joins the
+piece before (:func:`_cuts`): a task's block is then up to 1.25 x as long along that axis (its
+features' memory up to 1.25 x, ~2 x in a corner where all three axes leave a thin piece)."""
 
 
 def task_voxels(shape: Sequence[int], n_features: int | None) -> int:
@@ -94,24 +104,46 @@ def block_shape(shape: Sequence[int], chunks: Sequence[int], target: int = BLOCK
 
 
 def _regions(shape: Sequence[int], block: Sequence[int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    grid = [range(0, n, b) for n, b in zip(shape, block)]
-    return [((z, y, x), (min(z + block[0], shape[0]), min(y + block[1], shape[1]), min(x + block[2], shape[2])))
-            for z in grid[0] for y in grid[1] for x in grid[2]]
+    """The tasks' regions: ``block`` tiles the volume, a thin last piece along an axis joined to the one before."""
+    cuts = [_cuts(n, b) for n, b in zip(shape, block)]
+    return [((z0, y0, x0), (z1, y1, x1)) for z0, z1 in cuts[0] for y0, y1 in cuts[1] for x0, x1 in cuts[2]]
 
 
-def _segment_block(volume_path: str, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str],
+def _cuts(n: int, b: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of the pieces of ``b`` voxels along an axis of ``n``; a last piece shorter
+    than ``THIN_LAST`` of ``b`` joins the piece before (still whole output chunks: ``b`` is).
+
+    Why: every piece reads the filters' halo (up to 2 x 75 voxels) whatever its size, and one below
+    the packed forest's :data:`~ml4paleo.models._forest.PACKED_MIN_ROWS` gets every tree's
+    probabilities: the small scan's 136 planes in blocks of 64 left 4 blocks of 8 planes, 6 % of the
+    voxels for 14 % of segment's CPU seconds (docs/benchmarks.md, "Small scan, twelfth stop")."""
+    starts = list(range(0, n, b))
+    if len(starts) > 1 and n - starts[-1] < THIN_LAST * b:
+        starts.pop()
+    return [(a, starts[i + 1] if i + 1 < len(starts) else n) for i, a in enumerate(starts)]
+
+
+def _in_memory(volume_path: Path, info: Any) -> np.ndarray | None:
+    """Level 0 of a volume of at most :data:`IN_MEMORY_BYTES`, read once for the tasks of this
+    process (None for a larger one)."""
+    return np.asarray(open_level(volume_path, 0)[:]) if info.nbytes <= IN_MEMORY_BYTES else None
+
+
+def _segment_block(volume: str | np.ndarray, model_dir: str, start, stop, labels_store: str, prob_stores: Sequence[str],
                    exact: bool = True) -> np.ndarray:
     """One task: features, prediction and writes for one block; returns voxel counts per class.
-    Labels only and not ``exact``: a forest's coarse-to-fine labels (:data:`EXACT_LABELS`)."""
+    ``volume``: the OME-Zarr's path, or its level 0 in memory (:func:`_in_memory`). Labels only
+    and not ``exact``: a forest's coarse-to-fine labels (:data:`EXACT_LABELS`)."""
+    array = volume if isinstance(volume, np.ndarray) else open_level(volume, 0)
     model = cached_model(model_dir)
     model.set_n_jobs(1)
     with threadpool_limits(1):
         painted = getattr(model, "painted", ())
         if prob_stores:
-            proba = keep_painted(model.predict_region(open_level(volume_path, 0), start, stop), painted, start, stop)
+            proba = keep_painted(model.predict_region(array, start, stop), painted, start, stop)
             labels = labels_from_proba(proba)
         else:  # labels only: a forest skips the trees a voxel's label does not need
-            labels = keep_painted(region_labels(model, open_level(volume_path, 0), start, stop, lattice=not exact),
+            labels = keep_painted(region_labels(model, array, start, stop, lattice=not exact),
                                   painted, start, stop)
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     zarr.open_array(store=labels_store, mode="r+")[region] = labels
@@ -193,8 +225,10 @@ def segment_volume(
         # on threads, the tasks' own limits nest in this one, so their overlapping exits cannot
         # leave a long-lived process (a runner) with other native thread counts than it had
         with threadpool_limits(1) if chosen == "threads" else contextlib.nullcontext():
-            counts = np.sum(run_tasks(_segment_block, [(str(volume_path), str(model_dir), s, e, stores[0], stores[1:],
-                                                        bool(exact_labels)) for s, e in regions],
+            volume = _in_memory(volume_path, info) if chosen in ("threads", "synchronous") else None
+            counts = np.sum(run_tasks(_segment_block, [(str(volume_path) if volume is None else volume, str(model_dir),
+                                                        s, e, stores[0], stores[1:], bool(exact_labels))
+                                                       for s, e in regions],
                                       scheduler=chosen, progress=scaled(progress, 0.0, share), stage="segmenting"),
                             axis=0).astype(np.int64)
         post_info: dict[str, Any] = {}

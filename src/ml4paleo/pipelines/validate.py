@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ml4paleo.atomic import write_atomically
+from ml4paleo.collections_policy import collect_less
 from ml4paleo.errors import ArtifactNotFound, InputError
 from ml4paleo.progress import ProgressCallback, no_progress
 
@@ -156,4 +157,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    collect_less()  # a process of its own that imports, works and exits, as ml4paleo train
     sys.exit(main())
