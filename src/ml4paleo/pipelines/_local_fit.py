@@ -82,14 +82,19 @@ def fit_final(candidate: Candidate, ts: TrainingSet):
 
 
 def forest_local_classes(ts: TrainingSet) -> tuple[int, ...]:
-    """The class indices whose corrections act fully only near where painted in a forest: every
-    class painted on at least ``FEW_PAINTED`` voxels of the planes that are not corrections (with
-    ``EVERY_CLASS_LOCAL``), else ``LOCAL_CLASSES``. A class painted less there learns from its
-    corrections or not at all (the scarce-class warning's threshold, :mod:`~ml4paleo.pipelines.scoring`)."""
+    """The class indices whose corrections act fully only near where painted in a forest:
+    ``LOCAL_CLASSES`` (background) always, and with ``EVERY_CLASS_LOCAL`` every other class painted
+    on at least ``FEW_PAINTED`` voxels of the planes that are not corrections. A structure painted
+    less there learns from its corrections or not at all (the scarce-class warning's threshold,
+    :mod:`~ml4paleo.pipelines.scoring`). Background stays local even when scarce: a user who starts
+    from a few single-pixel dabs has under ``FEW_PAINTED`` background voxels, and a "not here" dab
+    on a rim then taught every rim to be background (docs/decisions.md, "Background corrections
+    stay local when background is scarce"); :func:`fit_final` still lets corrections that hold
+    every row of a class reach everywhere."""
     if not EVERY_CLASS_LOCAL:
         return LOCAL_CLASSES
     counts = painted_per_class({ref: mask for ref, mask in ts.masks.items() if ref not in ts.corrections})
-    return tuple(c for c, n in enumerate(counts) if n >= FEW_PAINTED)
+    return tuple(c for c, n in enumerate(counts) if n >= FEW_PAINTED or c in LOCAL_CLASSES)
 
 
 def _fit_network(candidate: Candidate, ts: TrainingSet):
