@@ -310,7 +310,7 @@ def main(argv=None) -> int:
                          "the bench's only)")
     ap.add_argument("--keep-weight", type=float,
                     help="a warm start's weight of the previous network's answers away from the newest strokes "
-                         "(unet.KEEP_WEIGHT; 0: the rule before)")
+                         "(unet.KEEP_WEIGHT; 0, the default: off; tried and not adopted)")
     args = ap.parse_args(argv)
     if args.keep_weight is not None:
         from ml4paleo.models import unet

@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--keep-weights", type=float, nargs="+",
                     help="replay once per weight of the previous network's answers away from the newest strokes "
                          "(unet.KEEP_WEIGHT, 0: off), each with every seed, rate and focus weight; the strokes before "
-                         "then train with KEEP_WEIGHT 0 (the rule before), as the loop measured without it")
+                         "then train with KEEP_WEIGHT 0 (the default), as the loop plays them")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.background_local_only:

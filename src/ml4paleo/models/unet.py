@@ -73,14 +73,15 @@ SAVED_BEFORE = {"dilation": 1}
 FOCUS_WEIGHT = 20.0
 """Loss weight of a focus voxel (the newest strokes of a warm start) against 1 for every other
 painted voxel (why 20: docs/decisions.md, "The U-Net in the loop")."""
-KEEP_WEIGHT = 1.0
-"""A warm start with focus keeps the previous network's answers away from the newest strokes: on
-every unpainted voxel of its crops beyond ``KEEP_REACH_VOXELS`` of them, the previous network's
-probabilities are soft targets (learning without forgetting), their mean cross-entropy weighing
-this much against the painted voxels' weighted mean loss (0: off, the rule before). Why: a dab a
-voxel or two inside a surface taught "surface voxels are this class" everywhere and moved every
-outline of the volume by a voxel (docs/decisions.md, "A U-Net's fine-tune keeps its answers away
-from the new strokes")."""
+KEEP_WEIGHT = 0.0
+"""Tried, off (0): a warm start with focus that keeps the previous network's answers away from the
+newest strokes: on every unpainted voxel of its crops beyond ``KEEP_REACH_VOXELS`` of them, the
+previous network's probabilities as soft targets (learning without forgetting), their mean
+cross-entropy weighing this much against the painted voxels' weighted mean loss. At 1 it cost
+the blobs' first structure dabs 0.013-0.015 of Dice (the dab's lesson is wanted beyond its reach
+there) and left the thin tubes' z0:bg drop where it was (-0.139 against -0.145): docs/decisions.md,
+"Tried, not adopted: a U-Net's fine-tune that keeps its answers away from the new strokes".
+A bench knob (``bench/loop.py --keep-weight``, ``bench/warm_replay.py --keep-weights``)."""
 KEEP_REACH_VOXELS = 8.0
 """Within half of this (voxels of the finest axis) of a newest stroke nothing is kept, fading in
 to fully kept at it: the reach of a correction (``pipelines._local_fit.REACH_VOXELS``)."""
