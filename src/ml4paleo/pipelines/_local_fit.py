@@ -9,7 +9,7 @@ the volume where the forest that learned it is surer than the one that did not. 
 "A correction acts where it was painted". The mean is one forest of half of each (``ONE_WALK``).
 A forest's structure corrections act so too, unless the class is scarce (:func:`forest_local_classes`).
 A U-Net is handled alike (:class:`ml4paleo.models.LocalNetwork`), its far network carried on from
-the previous model's.
+the previous model's, on every plane that began as a correction (``BEGAN_LOCAL``).
 """
 
 from __future__ import annotations
