@@ -63,3 +63,33 @@ def test_background_corrections_act_where_painted_even_when_background_is_scarce
     model = _local_fit.fit_final(make_candidate("forest"), ts)
     assert type(model).__name__ == "LocalCorrections"
     assert [(a, i, int((m == 1).sum())) for a, i, m in model.planes] == [(0, 5, 5)]
+
+
+def test_a_networks_background_dab_acts_where_painted_on_a_plane_that_began_as_a_correction(monkeypatch):
+    """The sequential user dabs z0 again and again: a structure dab, then a background dab beside
+    it, and the two bracket an outline, so z0 is no correction to ``TrainingSet.corrections`` any
+    more. It began as one (``began``), so the U-Net's background dab there still acts where painted
+    (thin tubes from one slice: the dab thinned every tube, Dice .684 -> .539, as a plain network)."""
+    outlined = np.ones((16, 16), np.uint8)
+    outlined[:, :8] = 2
+    z0 = np.zeros((16, 16), np.uint8)
+    z0[8, 4:6], z0[8, 9:11] = 2, 1  # dabs of two classes 4 voxels apart: an outline between them
+    bg_dab = np.where(z0 == 1, 1, 0).astype(np.uint8)
+    top = SliceRef("z", 0)
+    made = []
+
+    class Candidate:  # the fits are the network's; here only which model the rule builds matters
+        name = "unet"
+
+        def fit(self, ts):
+            made.append(ts)
+            return "near"
+
+    monkeypatch.setattr("ml4paleo.models.LocalNetwork", lambda far, near, planes, *rest: (far, near, planes))
+    ts = TrainingSet([], ("background", "fossil"), None, (8, 16, 16), masks={OUTLINED: outlined, top: z0},
+                     warm="previous", focus={top: bg_dab}, began=frozenset({top}))
+    assert top not in ts.corrections
+    far, near, planes = _local_fit._fit_network(Candidate(), ts)
+    assert (far, near) == ("previous", "near") and [(a, i, int(m.sum())) for a, i, m in planes] == [(0, 0, 2)]
+    monkeypatch.setattr(_local_fit, "BEGAN_LOCAL", False)
+    assert _local_fit._fit_network(Candidate(), ts) == "near"  # the rule before: a plain network

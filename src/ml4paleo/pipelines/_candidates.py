@@ -116,6 +116,9 @@ class TrainingSet:
     the held-out folds never do: its weights saw the slices they hold out."""
     focus: Mapping[SliceRef, np.ndarray] = field(default_factory=dict)
     """The newest strokes (masks like ``masks``), which a warm-started U-Net weighs up."""
+    began: frozenset[SliceRef] = frozenset()
+    """The planes that began as corrections (:func:`~ml4paleo.pipelines.corrections.correction_planes`),
+    of outlines now or not: a U-Net's background dabs there act where painted too."""
     warm_far: Any = None
     """The previous model's network that never learned its background corrections (the ``far`` of
     a :class:`~ml4paleo.models.LocalNetwork`), from which the new one's ``far`` goes on; None: ``warm``."""

@@ -9,7 +9,7 @@ the volume where the forest that learned it is surer than the one that did not. 
 "A correction acts where it was painted". The mean is one forest of half of each (``ONE_WALK``).
 A forest's structure corrections act so too, unless the class is scarce (:func:`forest_local_classes`).
 A U-Net is handled alike (:class:`ml4paleo.models.LocalNetwork`), its far network carried on from
-the previous model's.
+the previous model's, on every plane that began as a correction (``BEGAN_LOCAL``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ ONE_WALK = True
 half (:func:`~ml4paleo.models.mixed_forest`) instead of the mean of two full forests:
 the same estimate of the mean at the cost of one forest walk and one and a half fits
 (docs/benchmarks.md, "What the rule costs a segmentation")."""
+BEGAN_LOCAL = True
+"""A U-Net's background dabs act where painted on every plane that began as a correction, also once
+dabs of two classes there bracket an outline (False: on planes without an outline only, the rule
+before; for the bench)."""
 LOCAL_METHODS = ("forest", "context")
 NETWORK_LOCAL_CLASSES: tuple[int, ...] = LOCAL_CLASSES
 """The classes whose corrections act fully only near where they were painted, for a U-Net."""
@@ -103,8 +107,11 @@ def _fit_network(candidate: Candidate, ts: TrainingSet):
     but those corrections was painted, else fine-tuned from it on the newest other strokes, or
     fitted afresh without a previous network."""
     model = candidate.fit(ts)
+    # a plane that began as a correction stays one once its dabs of two classes bracket an outline
+    # (the sequential user's z0: docs/decisions.md, "A U-Net's background dab on a plane that began as a correction")
+    corrected = ts.corrections | ts.began if BEGAN_LOCAL else ts.corrections
     planes = {ref: np.where(_local_voxels(m), m, 0).astype(np.uint8) for ref, m in ts.masks.items()
-              if ref in ts.corrections and _local_voxels(m).any()}
+              if ref in corrected and _local_voxels(m).any()}
     if not planes:
         return model
     far_masks = {ref: np.where(_local_voxels(m), 0, m).astype(np.uint8) if ref in planes else m

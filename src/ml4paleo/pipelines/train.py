@@ -288,6 +288,7 @@ def train_model(
     budget = max_train_seconds or (None if "epochs" in unet_params else UNET_SECONDS)
     ts = TrainingSet(slices, classes, settings, tuple(info.shape), prior, sampling, max_voxels, seed, dict(params or {}),
                      array=array, masks=ann, voxel_size=tuple(info.voxel_size), device=device, unet_params=unet_params,
+                     began=frozenset(corrections),
                      seconds_per_fit=budget / (len(choice_folds) + 1) if budget and len(candidates) > 1 else budget)
     if ahead is None and set(names) - NO_BANK:  # a model on another bank (widened, a U-Net) leaves them
         ahead = PlanesAhead(array, list(ann), settings, prior).start()
