@@ -94,20 +94,3 @@ def test_a_networks_background_dab_acts_where_painted_on_a_plane_that_began_as_a
     monkeypatch.setattr(_local_fit, "BEGAN_LOCAL", False)
     assert _local_fit._fit_network(Candidate(), ts) == "near"  # the rule before: a plain network
 
-
-def test_a_forests_correction_acts_where_painted_on_a_plane_that_began_as_a_correction():
-    """The same rule as the U-Net's above, for a forest: dabs of two classes on a plane first painted
-    as a correction bracket an outline, so it is no correction to ``TrainingSet.corrections`` any
-    more; it began as one, so its dabs still act where painted."""
-    known = _training(8)
-    z = np.zeros((16, 16), np.uint8)
-    z[8, 4:6], z[8, 9:11] = 2, 1
-    coords = np.nonzero(z)
-    targets = (z[coords] - 1).astype(np.uint8)
-    dab = PaintedSlice(DAB, (targets[:, None] + 0.0).astype(np.float32), targets, coords)
-    ts = dataclasses.replace(known, slices=[known.slices[0], dab], masks={OUTLINED: known.masks[OUTLINED], DAB: z},
-                             began=frozenset({DAB}))
-    assert DAB not in ts.corrections
-    model = _local_fit.fit_final(make_candidate("forest"), ts)
-    assert type(model).__name__ == "LocalCorrections"
-    assert [(a, i, int((m > 0).sum())) for a, i, m in model.planes] == [(0, 5, 4)]

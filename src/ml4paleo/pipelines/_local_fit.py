@@ -44,9 +44,10 @@ half (:func:`~ml4paleo.models.mixed_forest`) instead of the mean of two full for
 the same estimate of the mean at the cost of one forest walk and one and a half fits
 (docs/benchmarks.md, "What the rule costs a segmentation")."""
 BEGAN_LOCAL = True
-"""A model's corrections act where painted on every plane that began as a correction, also once
+"""A U-Net's background dabs act where painted on every plane that began as a correction, also once
 dabs of two classes there bracket an outline (False: on planes without an outline only, the rule
-before; for the bench). Measured on the U-Net first, then kept for the forest alike."""
+before; for the bench). Not for a forest: tried, it cost thin tubes' sequential user 0.031 Dice
+(docs/decisions.md, "The forest alike, tried")."""
 LOCAL_METHODS = ("forest", "context")
 NETWORK_LOCAL_CLASSES: tuple[int, ...] = LOCAL_CLASSES
 """The classes whose corrections act fully only near where they were painted, for a U-Net."""
@@ -61,8 +62,7 @@ def fit_final(candidate: Candidate, ts: TrainingSet):
         return _fit_network(candidate, ts)
     model = candidate.fit(ts)
     classes = forest_local_classes(ts)
-    corrected = ts.corrections | ts.began if BEGAN_LOCAL else ts.corrections
-    local = [s for s in ts.slices if s.ref in corrected and np.isin(s.targets, classes).any()]
+    local = [s for s in ts.slices if s.ref in ts.corrections and np.isin(s.targets, classes).any()]
     if candidate.name not in LOCAL_METHODS or not local:
         return model
     refs = {s.ref for s in local}
