@@ -93,4 +93,3 @@ def test_a_networks_background_dab_acts_where_painted_on_a_plane_that_began_as_a
     assert (far, near) == ("previous", "near") and [(a, i, int(m.sum())) for a, i, m in planes] == [(0, 0, 2)]
     monkeypatch.setattr(_local_fit, "BEGAN_LOCAL", False)
     assert _local_fit._fit_network(Candidate(), ts) == "near"  # the rule before: a plain network
-
