@@ -138,8 +138,8 @@ def distance_text(distance: float, voxel_size: Sequence[float], unit: str | None
     else in ``unit``: with slices three times as thick as a pixel is wide, "7 voxels" would not
     say whether that is 7 slices or 7 pixels."""
     if max(voxel_size) - min(voxel_size) <= 1e-6 * max(voxel_size):
-        voxels = round(distance / max(float(voxel_size[0]), 1e-9))
-        return f"{voxels} voxel" if voxels == 1 else f"{voxels} voxels"
+        voxels = f"{distance / max(float(voxel_size[0]), 1e-9):.0f}"  # "inf" where nothing is painted
+        return f"{voxels} voxel" if voxels == "1" else f"{voxels} voxels"
     unit = unit or DEFAULT_UNIT
     return f"{distance:.3g} {UNIT_SYMBOLS.get(unit, unit)}"
 
