@@ -77,9 +77,9 @@ KEEP_WEIGHT = 0.0
 """Tried, off (0): a warm start with focus that keeps the previous network's answers away from the
 newest strokes: on every unpainted voxel of its crops beyond ``KEEP_REACH_VOXELS`` of them, the
 previous network's probabilities as soft targets (learning without forgetting), their mean
-cross-entropy weighing this much against the painted voxels' weighted mean loss. At 1 it cost
-the blobs' first structure dabs 0.013-0.015 of Dice (the dab's lesson is wanted beyond its reach
-there) and left the thin tubes' z0:bg drop where it was (-0.139 against -0.145): docs/decisions.md,
+cross-entropy weighing this much against the painted voxels' weighted mean loss. At 1 it slowed
+the blobs' first structure dabs (the dab's lesson is wanted beyond its reach there) and left the
+thin tubes' z0:bg drop where it was: docs/decisions.md,
 "Tried, not adopted: a U-Net's fine-tune that keeps its answers away from the new strokes".
 A bench knob (``bench/loop.py --keep-weight``, ``bench/warm_replay.py --keep-weights``)."""
 KEEP_REACH_VOXELS = 8.0

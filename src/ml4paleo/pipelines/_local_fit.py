@@ -46,8 +46,8 @@ the same estimate of the mean at the cost of one forest walk and one and a half 
 BEGAN_LOCAL = True
 """A U-Net's background dabs act where painted on every plane that began as a correction, also once
 dabs of two classes there bracket an outline (False: on planes without an outline only, the rule
-before; for the bench). Not for a forest: tried, it cost thin tubes' sequential user 0.031 Dice
-(docs/decisions.md, "The forest alike, tried")."""
+before; for the bench). Not for a forest: tried, it cost thin tubes' sequential user a stroke's
+Dice (docs/decisions.md, "The forest alike, tried")."""
 LOCAL_METHODS = ("forest", "context")
 NETWORK_LOCAL_CLASSES: tuple[int, ...] = LOCAL_CLASSES
 """The classes whose corrections act fully only near where they were painted, for a U-Net."""

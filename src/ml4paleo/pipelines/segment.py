@@ -55,9 +55,9 @@ MIN_TASKS = 64
 IN_MEMORY_BYTES = 64 << 20
 """A volume of at most this many bytes segmented on this process's threads is read once into memory
 for its tasks, as training reads it (``pipelines/train.py``): each block's read of its halo from
-zarr decompressed its chunks again (the small scan's 8 blocks: 0.16-0.20 CPU s of reads against
-0.03 for the whole volume and 0.04-0.05 of copies from memory). Processes and a cluster read
-their blocks from the path."""
+zarr decompressed its chunks again, several times the cost of one whole read and the copies
+(docs/benchmarks.md, "Small scan, twelfth stop"). Processes and a cluster read their blocks
+from the path."""
 THIN_LAST = 0.25
 """A last piece of a task's block shorter than this share of the block along an axis joins the
 piece before (:func:`_cuts`): a task's block is then up to 1.25 x as long along that axis (its
