@@ -309,14 +309,7 @@ def main(argv=None) -> int:
     ap.add_argument("--focus-weight", type=float,
                     help="a warm start's weight of the newest strokes in the U-Net's loss (unet.FOCUS_WEIGHT; "
                          "the bench's only)")
-    ap.add_argument("--keep-weight", type=float,
-                    help="a warm start's weight of the previous network's answers away from the newest strokes "
-                         "(unet.KEEP_WEIGHT; 0, the default: off; tried and not adopted)")
     args = ap.parse_args(argv)
-    if args.keep_weight is not None:
-        from ml4paleo.models import unet
-
-        unet.KEEP_WEIGHT = args.keep_weight
     if args.scarce_first:
         suggest.SCARCE_FIRST = True
     if args.focus_weight is not None:

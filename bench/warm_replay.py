@@ -113,20 +113,12 @@ def main(argv=None) -> int:
     ap.add_argument("--warm-lrs", type=float, nargs="+",
                     help="replay once per warm learning rate (unet.WARM_LR, a fraction of the U-Net's lr; the "
                          "bench's only), each with every seed and weight")
-    ap.add_argument("--keep-weights", type=float, nargs="+",
-                    help="replay once per weight of the previous network's answers away from the newest strokes "
-                         "(unet.KEEP_WEIGHT, 0: off), each with every seed, rate and focus weight; the strokes before "
-                         "then train with KEEP_WEIGHT 0 (the default), as the loop plays them")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.background_local_only:
         from ml4paleo.pipelines import _local_fit
 
         _local_fit.EVERY_CLASS_LOCAL = False
-    if args.keep_weights:
-        from ml4paleo.models import unet
-
-        unet.KEEP_WEIGHT = 0.0
     work = Path(tempfile.mkdtemp(prefix="ml4paleo-bench-warm-"))
     try:
         vol, truth = CASES[args.case](args.seed)
@@ -155,11 +147,10 @@ def main(argv=None) -> int:
         if args.no_focus:
             unet.FOCUS_WEIGHT, _unet_data.FOCUS_SHARE = 1.0, 0.0
         rates, weights = args.warm_lrs or [unet.WARM_LR], args.focus_weights or [unet.FOCUS_WEIGHT]
-        keeps = args.keep_weights or [unet.KEEP_WEIGHT]
-        for rate, weight, keep in ((r, w, k) for r in rates for w in weights for k in keeps):
-            unet.WARM_LR, unet.FOCUS_WEIGHT, unet.KEEP_WEIGHT = rate, weight, keep
-            print(f"warm lr {rate:g}, focus weight {weight:g}, keep weight {keep:g}", flush=True)
-            tag = f"lr{rate:g}-w{weight:g}-k{keep:g}".replace(".", "p")  # no dot: the labels' name is the model's with a suffix
+        for rate, weight in ((r, w) for r in rates for w in weights):
+            unet.WARM_LR, unet.FOCUS_WEIGHT = rate, weight
+            print(f"warm lr {rate:g}, focus weight {weight:g}", flush=True)
+            tag = f"lr{rate:g}-w{weight:g}".replace(".", "p")  # no dot: the labels' name is the model's with a suffix
             for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
                 with_stroke = trained(path, {**ann, key: mask}, work / f"{tag}-replay{k}", truth, previous=last,
                                       seed=seed)

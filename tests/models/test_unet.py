@@ -337,36 +337,3 @@ def test_a_fit_that_ends_in_a_spike_keeps_the_calm_epoch_that_predicts_structure
     monkeypatch.setattr(_SpikeAtTheEnd, "last", -1)  # no spike: the last epoch stays
     calm = make(**params).fit(vol, {1: truth[1].astype(np.uint8) + 1}, device="cpu")
     assert calm.fit_check["epoch"] == calm.fit_check["last_epoch"] == 4 and calm.best_epochs == 4
-
-
-@pytest.mark.parametrize("keep", [1.0, 0.0])
-def test_a_warm_start_keeps_its_answers_away_from_the_newest_dab(monkeypatch, keep):
-    """``KEEP_WEIGHT`` (tried for issue 22's "a stroke never makes things worse elsewhere"; off by
-    default, the loop measured it costing more than it saved) does what it says: a network that
-    calls two brighter disks background is fine-tuned after one fossil dab on one of them, for 8 epochs (in 2 the soft targets still outweigh the dab: a warm
-    start in the loop runs 18). The disk around the dab turns fossil; the other disk, far beyond
-    ``KEEP_REACH_VOXELS``, keeps the answer it had, because the previous network's answers there
-    are the fine-tune's soft targets. Without them (``KEEP_WEIGHT`` 0) the dab's lesson, "brighter
-    is fossil", reaches the far disk too."""
-    from ml4paleo.models import unet
-
-    monkeypatch.setattr(unet, "KEEP_WEIGHT", keep)
-    shape = (5, 40, 72)
-    zz, yy, xx = np.indices(shape)
-    bright = (yy - 12) ** 2 + (xx - 12) ** 2 <= 36
-    near_disk = (yy - 28) ** 2 + (xx - 20) ** 2 <= 36
-    far_disk = (yy - 20) ** 2 + (xx - 58) ** 2 <= 36
-    vol = (1000 + 1000 * bright + 2000 * (near_disk | far_disk)
-           + np.random.default_rng(0).normal(0, 40, shape)).astype(np.uint16)
-    painted = np.where(bright[2], 2, np.where(near_disk[2] | far_disk[2], 0, 1)).astype(np.uint8)
-    params = {"epochs": 6, "steps_per_epoch": 8, "batch_size": 4, "patch": 32}
-    before = make(**params).fit(vol, {2: painted}, device="cpu")
-    assert before.predict_slice(vol, 2)[far_disk[2]].mean() < 0.5
-    dab = np.where((yy[2] - 28) ** 2 + (xx[2] - 20) ** 2 <= 4, 2, 0).astype(np.uint8)
-    after = make(**{**params, "epochs": 8}).fit(vol, {2: np.where(dab > 0, dab, painted)}, device="cpu",
-                                                init=before, focus={2: dab})
-    labels = after.predict_slice(vol, 2)
-    around = near_disk[2] & ((yy[2] - 28) ** 2 + (xx[2] - 20) ** 2 <= 9)
-    assert labels[around].mean() > 0.9  # the stroke still changes the result where painted
-    far = labels[far_disk[2]].mean()
-    assert (far < 0.5) if keep else (far > 0.5)

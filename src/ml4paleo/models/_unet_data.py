@@ -85,13 +85,11 @@ class Patches:
     images may differ in size (whole slices, bands of slices along a painted plane). With
     ``weights`` (per label image, the loss weight of each painted voxel) the voxels weighing more
     than 1 are the focus: ``FOCUS_SHARE`` of the crops are centred near them, and :meth:`batch`
-    returns the weights of each crop too. With ``keep`` (per label image, a weight per voxel of
-    how much the previous network's answer there is kept: a warm start's soft targets) :meth:`batch`
-    returns those crops last."""
+    returns the weights of each crop too."""
 
     def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], patch: int, align: int,
                  augment: Sequence[str], rng: np.random.Generator,
-                 weights: list[np.ndarray] | None = None, keep: list[np.ndarray] | None = None) -> None:
+                 weights: list[np.ndarray] | None = None) -> None:
         Y, X = (max(lab.shape[a] for lab in labels) for a in (0, 1))
         self.size = (min(patch, -(-Y // align) * align), min(patch, -(-X // align) * align))
         self.images, self.labels, self.weights = [], [], [] if weights is not None else None
@@ -102,10 +100,6 @@ class Patches:
             if self.weights is not None:
                 w = np.where(lab >= 0, np.maximum(weights[j], 0), 0).astype(np.float32)  # type: ignore[index]
                 self.weights.append(np.pad(w, ((0, py), (0, px))))
-        # padding is no voxel of the volume: nothing there to keep
-        self.keep = [np.pad(np.asarray(k, np.float32), ((0, max(0, self.size[0] - k.shape[0])),
-                                                        (0, max(0, self.size[1] - k.shape[1]))))
-                     for k in keep] if keep is not None else None
         self.anchors = []
         for k in range(int(max(lab.max() for lab in labels)) + 1):
             self.anchors += self._where([lab == k for lab in self.labels])
@@ -121,10 +115,9 @@ class Patches:
         return [np.concatenate(where)] if where else []
 
     def batch(self, n: int) -> tuple[np.ndarray, ...]:
-        """``n`` crops: (images, labels), their loss weights when the patches have weights, and
-        their keep weights when they have those."""
+        """``n`` crops: (images, labels), and their loss weights when the patches have weights."""
         rng, (P, Q) = self.rng, self.size
-        xs, ys, ws, ks = [], [], [], []
+        xs, ys, ws = [], [], []
         for _ in range(n):
             if self.focus and rng.random() < FOCUS_SHARE:
                 pts = self.focus[0]
@@ -137,13 +130,12 @@ class Patches:
             img = self.images[i][:, y0:y0 + P, x0:x0 + Q]
             lab = self.labels[i][y0:y0 + P, x0:x0 + Q]
             w = self.weights[i][y0:y0 + P, x0:x0 + Q] if self.weights is not None else lab
-            kp = self.keep[i][y0:y0 + P, x0:x0 + Q] if self.keep is not None else lab
             if "rot90" in self.augment:
                 k = int(rng.integers(4)) if P == Q else 2 * int(rng.integers(2))
-                img, lab, w, kp = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k), np.rot90(w, k), np.rot90(kp, k)
+                img, lab, w = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k), np.rot90(w, k)
             if "flip" in self.augment:
                 if rng.integers(2):
-                    img, lab, w, kp = img[:, :, ::-1], lab[:, ::-1], w[:, ::-1], kp[:, ::-1]
+                    img, lab, w = img[:, :, ::-1], lab[:, ::-1], w[:, ::-1]
                 if rng.integers(2):
                     img = img[::-1]
             if "intensity" in self.augment:
@@ -151,6 +143,4 @@ class Patches:
             xs.append(np.ascontiguousarray(img, dtype=np.float32))
             ys.append(np.ascontiguousarray(lab))
             ws.append(np.ascontiguousarray(w))
-            ks.append(np.ascontiguousarray(kp))
-        return (np.stack(xs), np.stack(ys)) + ((np.stack(ws),) if self.weights is not None else ()) \
-            + ((np.stack(ks),) if self.keep is not None else ())
+        return (np.stack(xs), np.stack(ys)) + ((np.stack(ws),) if self.weights is not None else ())

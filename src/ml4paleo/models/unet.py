@@ -28,7 +28,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ml4paleo.compute.reach import CorrectionReach
 from ml4paleo.enums import CLASS_NAMES
 from ml4paleo.errors import InputError
 from ml4paleo.models._base import UNET_CONFIG_FILE, labels_from_proba
@@ -37,8 +36,7 @@ from ml4paleo.models._unet_net import UNet, fused, receptive_radius
 from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
-__all__ = ["AUGMENTATIONS", "DEFAULTS", "FOCUS_WEIGHT", "KEEP_REACH_VOXELS", "KEEP_WEIGHT", "NETWORK_SHAPE",
-           "UNetSegmenter", "WARM_LR"]
+__all__ = ["AUGMENTATIONS", "DEFAULTS", "FOCUS_WEIGHT", "NETWORK_SHAPE", "UNetSegmenter", "WARM_LR"]
 
 DEFAULTS: dict[str, Any] = {
     "width": 8, "depth": 2, "context": 1, "dilation": 2,
@@ -73,18 +71,6 @@ SAVED_BEFORE = {"dilation": 1}
 FOCUS_WEIGHT = 20.0
 """Loss weight of a focus voxel (the newest strokes of a warm start) against 1 for every other
 painted voxel (why 20: docs/decisions.md, "The U-Net in the loop")."""
-KEEP_WEIGHT = 0.0
-"""Tried, off (0): a warm start with focus that keeps the previous network's answers away from the
-newest strokes: on every unpainted voxel of its crops beyond ``KEEP_REACH_VOXELS`` of them, the
-previous network's probabilities as soft targets (learning without forgetting), their mean
-cross-entropy weighing this much against the painted voxels' weighted mean loss. At 1 it slowed
-the blobs' first structure dabs (the dab's lesson is wanted beyond its reach there) and left the
-thin tubes' z0:bg drop where it was: docs/decisions.md,
-"Tried, not adopted: a U-Net's fine-tune that keeps its answers away from the new strokes".
-A bench knob (``bench/loop.py --keep-weight``, ``bench/warm_replay.py --keep-weights``)."""
-KEEP_REACH_VOXELS = 8.0
-"""Within half of this (voxels of the finest axis) of a newest stroke nothing is kept, fading in
-to fully kept at it: the reach of a correction (``pipelines._local_fit.REACH_VOXELS``)."""
 WARM_LR = 0.1
 """A warm start's learning rate, as a fraction of ``lr``: a fresh optimiser moves every weight by
 about its rate in its first steps, whatever the gradient; at 0.3 that jolt and the drift after it
@@ -239,42 +225,28 @@ class UNetSegmenter:
         return out
 
     def _pieces(self, array: Any, train: Mapping[SliceRef, np.ndarray],
-                weights: Mapping[SliceRef, np.ndarray] | None = None,
-                reach: CorrectionReach | None = None) -> tuple[list[np.ndarray], ...]:
+                weights: Mapping[SliceRef, np.ndarray] | None = None) -> tuple[list[np.ndarray], ...]:
         """The normalised input stacks and label images the crops are drawn from: each painted z
         slice whole, and each painted XZ/YZ plane as bands of the z slices it crosses, labeled
         on the plane's line only (the loss ignores the rest): the network always predicts z
         slices, so a plane teaches it in the geometry it is used in. With ``weights`` (per plane,
-        the loss weight of each painted voxel), a third list: the weights cut the same way. With
-        ``reach`` (of the newest strokes), a last list: per piece, the keep weight of each unpainted
-        voxel, 1 less the reach's weight (painted voxels 0)."""
-        images, labels, cut, keep = [], [], [], []
+        the loss weight of each painted voxel), a third list: the weights cut the same way."""
+        images, labels, cut = [], [], []
         c, half = self.params["context"], self.params["patch"]
-        Y, X = array.shape[1:]
         for ref, lab in train.items():
             if ref.axis == "z":
                 images.append(self._stack(array, ref.index))
                 labels.append(lab)
                 if weights is not None:
                     cut.append(weights[ref])
-                if reach is not None:
-                    keep.append(self._keep(lab, reach, (ref.index, 0, 0), (ref.index + 1, Y, X)))
                 continue
             for z, (y0, y1, x0, x1), band in plane_pieces(lab, ref.dim, ref.index, array.shape[1:], half):
                 images.append(self._normalise(read_mirrored(array, (z - c, y0, x0), (z + c + 1, y1, x1))))
                 labels.append(band)
-                if reach is not None:
-                    keep.append(self._keep(band, reach, (z, y0, x0), (z + 1, y1, x1)))
             if weights is not None:  # the weights are >= 0 exactly where painted: the same rows and bands
                 w = np.where(lab >= 0, weights[ref], -1).astype(np.float32)
                 cut += [band for _, _, band in plane_pieces(w, ref.dim, ref.index, array.shape[1:], half)]
-        return (images, labels) + ((cut,) if weights is not None else ()) + ((keep,) if reach is not None else ())
-
-    @staticmethod
-    def _keep(labels: np.ndarray, reach: CorrectionReach, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
-        """Keep weights of one piece (``labels`` of region ``start:stop``, one z): 0 on painted
-        voxels, else 1 less the newest strokes' reach there."""
-        return np.where(labels >= 0, 0.0, 1.0 - reach.weight(start, stop)[0]).astype(np.float32)
+        return (images, labels) + ((cut,) if weights is not None else ())
 
     def _focus_weights(self, train: Mapping[SliceRef, np.ndarray], focus: Mapping[Any, np.ndarray] | None,
                        weight: float) -> dict[SliceRef, np.ndarray] | None:
@@ -338,10 +310,6 @@ class UNetSegmenter:
         p = self.params
         self._check_init(init)
         weights = self._focus_weights(train, focus, float(FOCUS_WEIGHT if focus_weight is None else focus_weight))
-        reach = None
-        if init is not None and focus and KEEP_WEIGHT > 0:  # the previous answers away from the newest strokes
-            reach = CorrectionReach([(SliceRef.of(k).dim, SliceRef.of(k).index, np.asarray(m)) for k, m in focus.items()],
-                                    voxel_size, KEEP_REACH_VOXELS * min(float(v) for v in voxel_size))
         self.seed, self.voxel_size, self.warm_start = int(seed), tuple(float(v) for v in voxel_size), init is not None
         self.fit_check = {}
         self.norm = init.norm if init is not None else robust_range(array)
@@ -352,15 +320,9 @@ class UNetSegmenter:
             if init is not None:
                 net.load_state_dict({k: v.detach().cpu() for k, v in init.net.state_dict().items()})  # type: ignore[union-attr]
             net = net.to(dev, memory_format=torch.channels_last)
-            images, labels, *cut = self._pieces(array, train, weights, reach)
+            images, labels, *cut = self._pieces(array, train, weights)
             patches = Patches(images, labels, p["patch"], self.align, p["augment"], np.random.default_rng(self.seed),
-                              weights=cut[0] if weights is not None else None,
-                              keep=cut[-1] if reach is not None else None)
-            teacher = None
-            if reach is not None:
-                teacher = UNet(2 * p["context"] + 1, len(self.classes), p["width"], p["depth"], p["dilation"])
-                teacher.load_state_dict({k: v.detach().cpu() for k, v in init.net.state_dict().items()})  # type: ignore[union-attr]
-                teacher = teacher.to(dev, memory_format=torch.channels_last).eval()
+                              weights=cut[0] if cut else None)
             held_stacks = {z: self._stack(array, z) for z in held}
             opt = torch.optim.AdamW(net.parameters(), lr=p["lr"] * (WARM_LR if init is not None else 1.0),
                                     weight_decay=p["weight_decay"])
@@ -379,18 +341,11 @@ class UNetSegmenter:
                     x, y, *w = patches.batch(p["batch_size"])
                     opt.zero_grad(set_to_none=True)
                     x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
-                    out = net(x)
                     if w:  # the newest strokes weigh more: a mean over the painted voxels' weights
                         wt = torch.from_numpy(w[0]).to(dev)
-                        loss = (weighted(out, torch.from_numpy(y).to(dev)) * wt).sum() / wt.sum().clamp(min=1.0)
+                        loss = (weighted(net(x), torch.from_numpy(y).to(dev)) * wt).sum() / wt.sum().clamp(min=1.0)
                     else:
-                        loss = loss_fn(out, torch.from_numpy(y).to(dev))
-                    if teacher is not None:  # the previous answers as soft targets, away from the newest strokes
-                        kt = torch.from_numpy(w[-1]).to(dev)
-                        with torch.no_grad():
-                            soft = F.softmax(teacher(x), dim=1)
-                        kept = -(soft * F.log_softmax(out, dim=1)).sum(1)
-                        loss = loss + KEEP_WEIGHT * (kept * kt).sum() / kt.sum().clamp(min=1.0)
+                        loss = loss_fn(net(x), torch.from_numpy(y).to(dev))
                     loss.backward()
                     opt.step()
                     losses.append(float(loss.detach()))
