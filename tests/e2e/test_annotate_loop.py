@@ -260,10 +260,15 @@ def test_next_suggested_slice_opens_the_models_top_suggestion_and_outlines_it(pa
         dabs(page, box, ~bone, rng, n=3)
         page.keyboard.press("Control+s")
         page.wait_for_function("!document.getElementById('submit').textContent.includes('*')")
-    page.click("#train")
-    page.wait_for_function("document.getElementById('pred-status').textContent.includes('Training a model')")
+    # every line the status bar shows, kept: the status poll replaces a line within a second
+    page.evaluate("window.said = []; new MutationObserver(() => window.said.push("
+                  "document.getElementById('pred-status').textContent))"
+                  ".observe(document.getElementById('pred-status'), {childList: true, characterData: true, subtree: true})")
+    with page.expect_response(lambda r: r.url.endswith("/retrain")):
+        page.click("#train")
+    page.wait_for_function("window.said.some((t) => t.includes('Training a model'))")
     page.click("#train")  # again while it trains: the page says the strokes train next, not an error
-    page.wait_for_function("document.getElementById('pred-status').textContent.includes('A model is training now')")
+    page.wait_for_function("window.said.some((t) => t.includes('A model is training now'))")
     # the page learns of the model from its status poll, and fetches its suggestions then
     page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Model ')")
 
