@@ -203,11 +203,15 @@ def test_what_a_new_user_saw_is_fixed(page):
     thumb = page.evaluate("(() => { const c = document.querySelector(\"#gallery li[data-key='y20'] canvas\");"
                           " return [c.width, c.height]; })()")
     assert abs(thumb[1] / thumb[0] - 16 * 3.0 / (48 * 0.977)) < 0.05, thumb
+    # the cursor rests on a voxel (its raw value read) while the completion and then its
+    # acceptance land under it: the readout follows both without the mouse moving
+    page.mouse.move(*to_screen(box, (16, 48), 8, 24, aspect))
+    page.wait_for_function(f"document.getElementById('cursor-info').textContent.includes('value {raw}')")
     page.click("#complete")
     page.wait_for_function("!document.getElementById('accept-pred').disabled")
+    page.wait_for_function("document.getElementById('cursor-info').textContent.includes('completion: ')")
     page.click("#accept-pred")
     assert int(page.locator("#label-opacity").input_value()) <= 40
-    page.mouse.move(*to_screen(box, (16, 48), 8, 24, aspect))
     page.wait_for_function("document.getElementById('cursor-info').textContent.includes('label: shell')")
     shot(page, "41-annotate-new-user-fixes")
 

@@ -18,6 +18,7 @@ export class AnnotationView {
     this.state = state;
     this.rawValue = rawValue;
     this.probe = { key: "", text: "", timer: 0 }; // the voxel under the cursor and its raw value, once known
+    this.pointer = null; // the image position the readout names: read again when what lies there changes
     this.slice = new SliceView($("view"), $("stage"));
     const slice = this.slice;
 
@@ -32,9 +33,11 @@ export class AnnotationView {
     state.on("slice", () => this._showSlice());
     state.on("advice", () => this._showAdvice());
     state.on("image", () => this.paintImage());
-    state.on("labels", (rect) => this.paintLabels(rect));
-    state.on("suggestion", () => this.paintSuggestion());
-    state.on("classes", () => { this.paintLabels(); this.paintSuggestion(); });
+    // a draft, a completion or a stroke that lands under a resting cursor changes what it points at
+    const reread = () => { if (this.pointer) this.showCursor(this.pointer); };
+    state.on("labels", (rect) => { this.paintLabels(rect); reread(); });
+    state.on("suggestion", () => { this.paintSuggestion(); reread(); });
+    state.on("classes", () => { this.paintLabels(); this.paintSuggestion(); reread(); });
     state.on("unsaved", () => this._showUnsaved());
     state.on("status", (text) => { $("pred-status").textContent = text; $("pred-status").title = text; });
   }
@@ -51,6 +54,7 @@ export class AnnotationView {
     // cleared until the cursor moves on this one
     clearTimeout(this.probe.timer);
     this.probe = { key: "", text: "", timer: 0 };
+    this.pointer = null;
     $("cursor-info").textContent = "\u00a0";
     this.paintImage();
     this.paintLabels();
@@ -120,9 +124,11 @@ export class AnnotationView {
     const { labels, suggestion } = state;
     const ix = Math.floor(x), iy = Math.floor(y);
     if (!labels || ix < 0 || iy < 0 || ix >= labels.width || iy >= labels.height) {
+      this.pointer = null;
       $("cursor-info").textContent = "\u00a0";
       return;
     }
+    this.pointer = [x, y];
     const i = iy * labels.width + ix;
     const cls = state.classOf(labels.values[i]);
     const suggested = suggestion ? state.classOf(suggestion.values[i] + suggestion.offset) : null;
