@@ -20,14 +20,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from apiserver import Server, converted_job, png_b64  # noqa: E402
-from test_pages import CHROMIUM, assert_no_console_errors, shot  # noqa: E402
+from test_pages import E2E_MARKS, assert_no_console_errors, shot  # noqa: E402
 from ml4paleo.testing.shapes import touching_pair  # noqa: E402
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
-]
+pytestmark = E2E_MARKS
 
 
 def two_touching_grains() -> tuple[np.ndarray, np.ndarray]:

@@ -32,11 +32,13 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 NEUROGLANCER = "https://neuroglancer.invalid/"  # only shown as a link, never opened
 STEP_TIMEOUT_MS = 60_000  # one pipeline step (convert, train, segment, mesh) on a 100^3 scan
 
-pytestmark = [
+# every browser test module's marks: the e2e and slow selections, skipped without Chromium
+E2E_MARKS = [
     pytest.mark.e2e,
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
 ]
+pytestmark = E2E_MARKS
 
 
 def _free_port() -> int:

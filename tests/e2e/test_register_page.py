@@ -13,16 +13,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from test_pages import CHROMIUM, assert_no_console_errors, block_volume, canvas, dabs, shot
+from test_pages import E2E_MARKS, assert_no_console_errors, block_volume, canvas, dabs, shot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # the API tests' real-server helper
 from apiserver import start_server, stop_server  # noqa: E402
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
-]
+pytestmark = E2E_MARKS
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,9 @@ from PIL import Image
 
 from ml4paleo.compute.display import to_uint8
 from ml4paleo.compute.downsample import downsample_mean
-from test_pages import CHROMIUM, STEP_TIMEOUT_MS, _converted_job, assert_no_console_errors, shot
+from test_pages import E2E_MARKS, STEP_TIMEOUT_MS, _converted_job, assert_no_console_errors, shot
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
-]
+pytestmark = E2E_MARKS
 
 SHAPE = (6, 1600, 200)  # taller than the stage: the fitted view shows at most one pixel in two
 SHOWN = ("window.__said.some((t) => /Prediction of model .* shown \\(P hides it\\)\\.$/.test(t) && !/level/.test(t))")

@@ -13,14 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_pages import (BLOCK_SHAPE, CHROMIUM, _converted_job, assert_no_console_errors, block_volume,  # noqa: F401
+from test_pages import (BLOCK_SHAPE, E2E_MARKS, _converted_job, assert_no_console_errors, block_volume,  # noqa: F401
                         canvas, dabs, shot, to_screen)
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (make test installs it)"),
-]
+pytestmark = E2E_MARKS
 
 SHAPE = BLOCK_SHAPE
 
