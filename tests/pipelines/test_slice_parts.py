@@ -19,7 +19,7 @@ def test_one_slice_of_strokes_is_scored_on_its_stripes_and_two_slices_are_not(tm
     write_volume(tmp_path / "vol.ome.zarr", vol, chunks=48)
     one = train_model(tmp_path / "vol.ome.zarr", {4: strokes(truth[4])}, tmp_path / "one", features=FAST,
                       params=FAST_RF, validate="later")
-    assert one.method == "forest" and "stripes of" in json.loads(
+    assert one.method == "forest" and "stripes of slice 4," in json.loads(
         (tmp_path / "one" / "metadata.json").read_text())["method_reason"]
     meta = json.loads((tmp_path / "one" / "metadata.json").read_text())["candidates"]
     assert meta["forest"]["metrics"] and meta["forest"]["band"] and len(meta["forest"]["fold_dice"]) == 2

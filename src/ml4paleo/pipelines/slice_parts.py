@@ -54,7 +54,7 @@ class SliceParts:
 
     @property
     def described(self) -> str:
-        return f"alternate {STRIPE}-voxel stripes of {self.ref.name}, the one slice of outlines"
+        return f"alternate {STRIPE}-voxel stripes of slice {self.ref.name}, the one slice of outlines"
 
     def score(self, ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequence[Sequence[SliceRef]] = (),
               progress: ProgressCallback = no_progress) -> dict[str, dict[str, Any]]:
