@@ -69,7 +69,10 @@ def test_a_networks_background_dab_acts_where_painted_on_a_plane_that_began_as_a
     """The sequential user dabs z0 again and again: a structure dab, then a background dab beside
     it, and the two bracket an outline, so z0 is no correction to ``TrainingSet.corrections`` any
     more. It began as one (``began``), so the U-Net's background dab there still acts where painted
-    (thin tubes from one slice: the dab thinned every tube, Dice .684 -> .539, as a plain network)."""
+    (thin tubes from one slice: the dab thinned every tube, Dice .684 -> .539, as a plain network).
+    Bracketing an outline, it says where that outline lies: beyond its reach the network that never
+    learned it answers alone (``OUTLINE_DAB_ALONE``; half of the other one still thinned every tube,
+    .611); a dab alone on its plane still teaches by ``FAR_SHARE`` beyond."""
     outlined = np.ones((16, 16), np.uint8)
     outlined[:, :8] = 2
     z0 = np.zeros((16, 16), np.uint8)
