@@ -301,6 +301,9 @@ def main(argv=None) -> int:
     ap.add_argument("--background-local-only", action="store_true",
                     help="a forest's structure corrections teach everywhere (the rule before "
                          "_local_fit.EVERY_CLASS_LOCAL)")
+    ap.add_argument("--outline-dab-share", action="store_true",
+                    help="a U-Net's background dab on a plane of outlines that began as a correction reaches beyond "
+                         "its reach by FAR_SHARE (the rule before _local_fit.OUTLINE_DAB_ALONE)")
     ap.add_argument("--seed", type=int, default=0, help="the generated volumes' seed (another draw of each case)")
     ap.add_argument("--scores", action="store_true",
                     help="print each round's held-out scores of every candidate (metadata.json)")
@@ -322,6 +325,8 @@ def main(argv=None) -> int:
         _local_fit.EVERY_CLASS_LOCAL = False
     if args.network_local_all:
         _local_fit.NETWORK_LOCAL_CLASSES = tuple(range(255))
+    if args.outline_dab_share:
+        _local_fit.OUTLINE_DAB_ALONE = False
     warnings.filterwarnings("ignore")
     if args.seed and "snow" in args.cases:
         print(f"snow is one real scan: --seed {args.seed} draws the generated cases only; snow runs as always")

@@ -69,7 +69,10 @@ def test_a_networks_background_dab_acts_where_painted_on_a_plane_that_began_as_a
     """The sequential user dabs z0 again and again: a structure dab, then a background dab beside
     it, and the two bracket an outline, so z0 is no correction to ``TrainingSet.corrections`` any
     more. It began as one (``began``), so the U-Net's background dab there still acts where painted
-    (thin tubes from one slice: the dab thinned every tube, Dice .684 -> .539, as a plain network)."""
+    (thin tubes from one slice: the dab thinned every tube, Dice .684 -> .539, as a plain network).
+    Bracketing an outline, it says where that outline lies: beyond its reach the network that never
+    learned it answers alone (``OUTLINE_DAB_ALONE``; half of the other one still thinned every tube,
+    .611); a dab alone on its plane still teaches by ``FAR_SHARE`` beyond."""
     outlined = np.ones((16, 16), np.uint8)
     outlined[:, :8] = 2
     z0 = np.zeros((16, 16), np.uint8)
@@ -85,11 +88,17 @@ def test_a_networks_background_dab_acts_where_painted_on_a_plane_that_began_as_a
             made.append(ts)
             return "near"
 
-    monkeypatch.setattr("ml4paleo.models.LocalNetwork", lambda far, near, planes, *rest: (far, near, planes))
+    monkeypatch.setattr("ml4paleo.models.LocalNetwork", lambda far, near, planes, *rest: (far, near, planes, rest[-1]))
     ts = TrainingSet([], ("background", "fossil"), None, (8, 16, 16), masks={OUTLINED: outlined, top: z0},
                      warm="previous", focus={top: bg_dab}, began=frozenset({top}))
     assert top not in ts.corrections
-    far, near, planes = _local_fit._fit_network(Candidate(), ts)
+    far, near, planes, share = _local_fit._fit_network(Candidate(), ts)
     assert (far, near) == ("previous", "near") and [(a, i, int(m.sum())) for a, i, m in planes] == [(0, 0, 2)]
+    # the dab brackets an outline: beyond its reach the network that never learned it answers alone
+    assert share == 1.0
+    alone = dataclasses.replace(ts, masks={OUTLINED: outlined, top: bg_dab})  # a dab of one class: a correction
+    assert top in alone.corrections and _local_fit._fit_network(Candidate(), alone)[3] == _local_fit.FAR_SHARE
+    monkeypatch.setattr(_local_fit, "OUTLINE_DAB_ALONE", False)
+    assert _local_fit._fit_network(Candidate(), ts)[3] == _local_fit.FAR_SHARE
     monkeypatch.setattr(_local_fit, "BEGAN_LOCAL", False)
     assert _local_fit._fit_network(Candidate(), ts) == "near"  # the rule before: a plain network

@@ -48,6 +48,13 @@ BEGAN_LOCAL = True
 dabs of two classes there bracket an outline (False: on planes without an outline only, the rule
 before; for the bench). Not for a forest: tried, it cost thin tubes' sequential user a stroke's
 Dice (docs/decisions.md, "The forest alike, tried")."""
+OUTLINE_DAB_ALONE = True
+"""Where a U-Net's local background dabs lie on a plane that holds an outline (a plane that began as a
+correction, ``BEGAN_LOCAL``, whose dabs of two classes now bracket an outline), the network that never
+learned them answers alone beyond their reach (``far_share`` 1) instead of ``FAR_SHARE`` of it (False:
+the rule before; for the bench). Why: such a dab says where one outline lies, and a network taught it
+moves every outline of the volume, surely (docs/decisions.md, "A background dab that brackets an
+outline acts only where painted")."""
 LOCAL_METHODS = ("forest", "context")
 NETWORK_LOCAL_CLASSES: tuple[int, ...] = LOCAL_CLASSES
 """The classes whose corrections act fully only near where they were painted, for a U-Net."""
@@ -131,8 +138,11 @@ def _fit_network(candidate: Candidate, ts: TrainingSet):
     else:  # a fresh candidate: a candidate keeps each plane's labels from its first fit
         far = make_candidate("unet").fit(dataclasses.replace(ts, masks=far_masks, focus=focus,
                                                              warm=previous, warm_far=None))
+    # a dab beside the other class's says where that outline lies here: beyond its reach, none of it
+    # (docs/decisions.md, "A background dab that brackets an outline acts only where painted")
+    share = 1.0 if OUTLINE_DAB_ALONE and any(ref not in ts.corrections for ref in planes) else FAR_SHARE
     return LocalNetwork(far, model, [(ref.dim, ref.index, m) for ref, m in planes.items()], ts.voxel_size,
-                        REACH_VOXELS * min(ts.voxel_size), FAR_SHARE)
+                        REACH_VOXELS * min(ts.voxel_size), share)
 
 
 def _local_voxels(mask: np.ndarray) -> np.ndarray:
