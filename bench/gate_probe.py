@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loop import CASES, choose, key_of, stroke_in  # noqa: E402
+from loop import CASES, choose, painted_with  # noqa: E402
 from methods import dice, write_scan  # noqa: E402
 
 from ml4paleo.compute.painted import keep_painted  # noqa: E402
@@ -102,11 +102,7 @@ def main() -> None:
             shutil.rmtree(previous, ignore_errors=True)
         previous = model
         axis, index, cls, region = hit
-        dab = stroke_in(region)
-        key = key_of(axis, index)
-        mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
-        mask[dab] = cls + 1
-        ann[key] = mask
+        ann, dab = painted_with(ann, hit)
         newest = (axis, index, dab.astype(np.uint8))
         print(f"stroke {r + 1}: {AXES[axis]}{index}:{'bg' if cls == 0 else 'st'}", flush=True)
     shutil.rmtree(work, ignore_errors=True)

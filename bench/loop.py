@@ -216,6 +216,17 @@ def key_of(axis: int, index: int) -> SliceRef:
     return SliceRef(AXES[axis], index)
 
 
+def painted_with(ann: dict, hit) -> tuple[dict, np.ndarray]:
+    """The annotations with the loop user's stroke in ``hit`` (axis, index, class, wrong region),
+    and the stroke's pixels on its plane (every bench that replays the loop paints through this)."""
+    axis, index, cls, region = hit
+    dab = stroke_in(region)
+    key = key_of(axis, index)
+    mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
+    mask[dab] = cls + 1
+    return {**ann, key: mask}, dab
+
+
 def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path: Path, work: Path,
              strokes: int, start: int, reach: int, scores: bool = False) -> Run:
     n = vol.shape[0]
@@ -273,11 +284,7 @@ def run_case(name: str, strategy: str, vol: np.ndarray, truth: np.ndarray, path:
             print(f"  {name}: no error left to paint")
             break
         axis, index, cls, region = hit
-        dab = stroke_in(region)
-        key = key_of(axis, index)
-        mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
-        mask[dab] = cls + 1
-        ann[key] = mask
+        ann, dab = painted_with(ann, hit)
         last_stroke = np.zeros(vol.shape, bool)
         at = [slice(None)] * 3
         at[axis] = index

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loop import CASES, choose, key_of, stroke_in  # noqa: E402 - the bench folder's own modules
+from loop import CASES, choose, painted_with  # noqa: E402 - the bench folder's own modules
 from methods import dice, write_scan  # noqa: E402
 
 from ml4paleo.compute.painted import keep_painted  # noqa: E402
@@ -71,15 +71,6 @@ def trained(path: Path, vol: np.ndarray, ann: dict, model: Path, previous: Path 
     return proba, labels_from_proba(proba), result
 
 
-def painted_with(ann: dict, hit) -> dict:
-    """The annotations with the loop user's stroke in ``hit`` (axis, index, class, wrong region)."""
-    axis, index, cls, region = hit
-    key = key_of(axis, index)
-    mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
-    mask[stroke_in(region)] = cls + 1
-    return {**ann, key: mask}
-
-
 @dataclass
 class State:
     tag: str
@@ -116,7 +107,7 @@ def states(cases, starts, rounds: int, work: Path, seed: int = 0) -> Iterator[St
                 previous = model
                 if hit is None:
                     break
-                ann = painted_with(ann, hit)
+                ann, _ = painted_with(ann, hit)
 
 
 def main(argv=None) -> int:

@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loop import CASES, choose, key_of, stroke_in  # noqa: E402 - the bench folder's own modules
+from loop import CASES, choose, painted_with  # noqa: E402 - the bench folder's own modules
 from methods import dice, write_scan  # noqa: E402
 
 from scipy import ndimage as ndi  # noqa: E402
@@ -129,13 +129,12 @@ def main(argv=None) -> int:
         cursor, last = [0], work / "round0"
         pred = trained(path, ann, last, truth)
         for r in range(args.before + 1):
-            axis, index, cls, region = choose(args.strategy, pred, truth, last, cursor, ann)
-            key = key_of(axis, index)
-            mask = ann.get(key, np.zeros(region.shape, np.uint8)).copy()
-            mask[stroke_in(region)] = cls + 1
+            hit = choose(args.strategy, pred, truth, last, cursor, ann)
+            axis, index, cls, _ = hit
+            painted, dab = painted_with(ann, hit)
             print(f"stroke {r + 1}: {AXES[axis]}{index}:{'bg' if cls == 0 else 'st'}")
             if r < args.before:
-                ann = {**ann, key: mask}
+                ann = painted
                 pred = trained(path, ann, work / f"round{r + 1}", truth, previous=last)
                 last = work / f"round{r + 1}"
         from ml4paleo.models import _unet_data, unet
@@ -152,7 +151,7 @@ def main(argv=None) -> int:
             print(f"warm lr {rate:g}, focus weight {weight:g}", flush=True)
             tag = f"lr{rate:g}-w{weight:g}".replace(".", "p")  # no dot: the labels' name is the model's with a suffix
             for k, seed in enumerate(args.seeds if args.seeds is not None else [0] * args.replays):
-                with_stroke = trained(path, {**ann, key: mask}, work / f"{tag}-replay{k}", truth, previous=last,
+                with_stroke = trained(path, painted, work / f"{tag}-replay{k}", truth, previous=last,
                                       seed=seed)
                 if args.control:
                     control = trained(path, ann, work / f"{tag}-control{k}", truth, previous=last, seed=seed)
@@ -160,7 +159,7 @@ def main(argv=None) -> int:
                         stroke = np.zeros(truth.shape, bool)
                         at: list = [slice(None)] * 3
                         at[axis] = index
-                        stroke[tuple(at)] = mask != ann.get(key, np.zeros_like(mask))
+                        stroke[tuple(at)] = dab
                         where(with_stroke, control, truth, stroke)
     finally:
         shutil.rmtree(work, ignore_errors=True)
