@@ -62,6 +62,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "leaf-4": {"FINAL": {"min_samples_leaf": 4}},
     "outline-off": {"OUTLINE_ROWS": None},
     "outline-75k": {"OUTLINE_ROWS": 75_000},
+    "rows-60k-alike": {"OUTLINE_ROWS": None, "max_voxels": 60_000},
 }
 """Setting -> what differs from the defaults: ``FIT_SAMPLES`` (each final tree's bootstrap draw,
 as a share of the rows; None: as many draws as rows, the rule before December 2026) with the

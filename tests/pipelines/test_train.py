@@ -83,24 +83,24 @@ def test_sampling_strategies_are_seeded_and_keep_rare_classes():
 
 
 def test_a_densely_painted_final_forest_takes_its_rows_near_the_outlines_first(monkeypatch):
-    """Full slices beyond ``OUTLINE_ROWS`` rows: every row within ``OUTLINE_WIDTH`` of an outline
-    (up to half the rows; here fewer lie there), the rest from the others, both classes kept;
-    strokes under the cap, a draft's cap and ``sampling="all"`` draw as before (None)."""
+    """Full slices beyond the default cap: ``OUTLINE_ROWS`` rows, every row within ``OUTLINE_WIDTH``
+    of an outline (up to half of them; here fewer lie there), the rest from the others, both
+    classes kept; rows under the cap, a draft's cap and ``sampling="all"`` draw as before (None)."""
     monkeypatch.setattr(_candidates, "OUTLINE_ROWS", 20_000)
     yy, xx = np.mgrid[:200, :250]
     mask = np.where((yy - 100) ** 2 + (xx - 125) ** 2 < 70 ** 2, 2, 1).astype(np.uint8)
-    refs = [SliceRef("z", 3), SliceRef("z", 9)]
+    refs = [SliceRef("z", 3), SliceRef("z", 6), SliceRef("z", 9)]
     sel = np.nonzero(mask)
     slices = [PaintedSlice(ref, np.zeros((mask.size, 1), np.float32), mask[sel] - 1, sel) for ref in refs]
     ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), (12, 200, 250),
                      masks=dict.fromkeys(refs, mask))
     y = np.concatenate([s.targets for s in slices])
     keep = outline_first(y, ts)
-    near = np.tile(_candidates.near_outline(mask, _candidates.OUTLINE_WIDTH)[sel], 2)
+    near = np.tile(_candidates.near_outline(mask, _candidates.OUTLINE_WIDTH)[sel], 3)
     assert keep.size == 20_000 and np.all(np.diff(keep) > 0)
-    assert near.mean() < 0.1 and near[keep].sum() == near.sum()  # 5 % of the rows, a quarter of the kept
+    assert near.mean() < 0.1 and near[keep].sum() == near.sum()  # 5 % of the rows, a third of the kept
     assert np.bincount(y[keep]).min() > 2_000
-    assert outline_first(y[:19_000], ts) is None  # under the cap: every row
+    assert outline_first(y[:_candidates.MAX_TRAIN_VOXELS], ts) is None  # under the default cap: as before
     assert outline_first(y, dataclasses.replace(ts, max_voxels=20_000)) is None  # a draft's cap
     assert outline_first(y, dataclasses.replace(ts, sampling="all")) is None
 
