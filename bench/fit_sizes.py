@@ -61,7 +61,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "trees-16": {"FINAL": {"n_estimators": 16}},
     "leaf-4": {"FINAL": {"min_samples_leaf": 4}},
     "outline-off": {"OUTLINE_ROWS": None},
-    "outline-75k": {"OUTLINE_ROWS": 75_000},
+    "outline-60k": {"OUTLINE_ROWS": 60_000},
     "rows-60k-alike": {"OUTLINE_ROWS": None, "max_voxels": 60_000},
 }
 """Setting -> what differs from the defaults: ``FIT_SAMPLES`` (each final tree's bootstrap draw,
