@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ml4paleo.io.omezarr import OmeZarrWriter, open_level
+from ml4paleo.pipelines import _candidates as candidates_module
 from ml4paleo.pipelines import train as train_module
 from ml4paleo.pipelines.segment import segment_volume
 from ml4paleo.testing import phantoms
@@ -56,13 +57,21 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "choice-half": {"CHOICE_SAMPLES": 0.5},
     "choice-whole": {"CHOICE_SAMPLES": None},
     "choice-10k": {"CHOICE_ROWS": 10_000},
+    "depth-12": {"FINAL": {"max_depth": 12}},
+    "trees-16": {"FINAL": {"n_estimators": 16}},
+    "leaf-4": {"FINAL": {"min_samples_leaf": 4}},
+    "outline-off": {"OUTLINE_ROWS": None},
+    "outline-60k": {"OUTLINE_ROWS": 60_000},
+    "rows-60k-alike": {"OUTLINE_ROWS": None, "max_voxels": 60_000},
 }
 """Setting -> what differs from the defaults: ``FIT_SAMPLES`` (each final tree's bootstrap draw,
 as a share of the rows; None: as many draws as rows, the rule before December 2026) with the
 ranking forest's ``RANKER`` to match, ``max_voxels`` (the final fit's rows), ``RANK_VOXELS`` /
 ``RANKER`` (the ranking forest's rows / trees), ``CHOICE_ROWS`` (the quick folds' rows, with
 ``--method auto``), ``CHOICE_SAMPLES`` (each quick fold tree's draw, with
-``--method auto``)."""
+``--method auto``), ``OUTLINE_ROWS`` (a densely painted final forest's rows, half near the
+outlines; None: ``MAX_TRAIN_VOXELS`` drawn alike, the rule before), ``FINAL`` (the final forest's parameters over ``_final_params``': its depth,
+trees, leaf size; the folds and the ranking keep theirs)."""
 
 
 def _cases() -> dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str]]]:
@@ -85,13 +94,26 @@ def _setting(values: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The training module's constants of ``values`` set for the block; yields train_model's keywords."""
     constants = ("FIT_SAMPLES", "RANK_VOXELS", "RANKER", "CHOICE_ROWS", "CHOICE_SAMPLES")
     saved = {k: getattr(train_module, k) for k in constants if k in values}
+    if "OUTLINE_ROWS" in values:
+        saved["OUTLINE_ROWS"] = candidates_module.OUTLINE_ROWS
+    if "FINAL" in values:
+        saved["_final_params"] = train_module._final_params
     try:
         for k in saved:
+            if k == "OUTLINE_ROWS":
+                candidates_module.OUTLINE_ROWS = values[k]
+                continue
+            if k == "_final_params":
+                original = saved[k]
+                train_module._final_params = lambda method, params, shape: (
+                    {**original(method, params, shape), **values["FINAL"]} if method in ("forest", "context")
+                    else original(method, params, shape))
+                continue
             setattr(train_module, k, values[k])
         yield {"max_voxels": values["max_voxels"]} if "max_voxels" in values else {}
     finally:
         for k, v in saved.items():
-            setattr(train_module, k, v)
+            setattr(candidates_module if k == "OUTLINE_ROWS" else train_module, k, v)
 
 
 def _fit_clock() -> tuple[list[float], Callable[[], None]]:

@@ -222,8 +222,9 @@ def test_compiled_gaussian_pass_is_scipys_bit_for_bit(rng, sigma):
 
 
 @pytest.mark.parametrize("settings", [SMALL, FeatureSettings(sigmas=(1.0, 5.0), two_d=True),
-                                      FeatureSettings(sigmas=(1.0, 3.5, 5.0), filters=("orient", "gaussian"))],
-                         ids=["3d", "2d", "orient-shared-factor"])
+                                      FeatureSettings(sigmas=(1.0, 3.5, 5.0), filters=("orient", "gaussian")),
+                                      FeatureSettings(sigmas=(1.6, 3.5), filters=("orient",))],
+                         ids=["3d", "2d", "orient-shared-factor", "orient-full-grid-cut"])
 def test_compiled_features_are_the_same_features(rng, settings):
     """The compiled passes (Gaussians, interpolation, the orient tensor pooled from the
     derivatives in one pass, for one scale of a factor or for two cut from one pooled window)
@@ -235,6 +236,25 @@ def test_compiled_features_are_the_same_features(rng, settings):
     origin = tuple(-p[0] for p in pads)
     assert np.array_equal(block_features(padded, origin, settings, compiled=True),  # type: ignore[arg-type]
                           compute_features(volume, settings))
+
+
+@pytest.mark.parametrize("axes", [(0, 1, 2), (1, 2)], ids=["3d", "2d"])
+def test_fine_products_cut_to_a_window_are_the_full_products_there(rng, axes):
+    """A full-grid ``orient`` scale takes the fine products of its own window only
+    (``_FineTensor.cut``): the same values bit for bit as the products of the whole window cut
+    there, at its edges too."""
+    from ml4paleo.compute.features import _FineTensor
+
+    g = rng.normal(size=(11, 13, 12)).astype(np.float32)
+    full = _FineTensor(g, axes, compiled=True).full()
+    shape = next(iter(full.values())).shape
+    for window in ([slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2])],
+                   [slice(3, 5), slice(2, 9), slice(shape[2] - 4, shape[2])],
+                   [slice(None), slice(0, 1), slice(5, 6)]):
+        got = _FineTensor(g, axes, compiled=True).cut(window)
+        assert got.keys() == full.keys()
+        for k, p in full.items():
+            assert np.array_equal(got[k], p[tuple(window)])
 
 
 def test_settings_saved_before_orientation_keep_their_bank():

@@ -11,12 +11,16 @@ from ml4paleo.compute.regions import labeled_features, plane_region, slice_featu
 SETTINGS = FeatureSettings(sigmas=(1.0, 2.0), filters=("gaussian", "ggm", "hessian"))
 
 
-@pytest.mark.parametrize("axis, index", [(0, 5), (1, 0), (1, 13), (2, 20)])
-def test_labeled_features_of_any_plane_equal_the_whole_volume(rng, axis, index):
-    vol = rng.normal(1000, 100, (12, 18, 22)).astype(np.float32)
+@pytest.mark.parametrize("axis, index, tile, shape", [(0, 5, 7, (12, 18, 22)), (1, 0, 7, (12, 18, 22)),
+                                                      (1, 13, 7, (12, 18, 22)), (2, 20, 7, (12, 18, 22)),
+                                                      (0, 5, 9, (12, 30, 9)), (2, 20, 40, (12, 18, 22))],
+                         ids=["z", "y0", "y", "x", "one-column", "one-tile"])
+def test_labeled_features_of_any_plane_equal_the_whole_volume(rng, axis, index, tile, shape):
+    """In the plane's row-major order, whatever the tiles (a grid, one column of them, one)."""
+    vol = rng.normal(1000, 100, shape).astype(np.float32)
     whole = np.take(compute_features(vol, SETTINGS), index, axis=axis)
     mask = rng.random(whole.shape[:2]) < 0.3
-    rows = labeled_features(vol, index, mask, SETTINGS, tile=7, axis=axis)
+    rows = labeled_features(vol, index, mask, SETTINGS, tile=tile, axis=axis)
     np.testing.assert_allclose(rows, whole[mask], rtol=1e-5, atol=1e-3)
 
 

@@ -14,7 +14,8 @@ from ml4paleo.errors import ArtifactNotFound, InputError, OutputExistsError
 from ml4paleo.io.annotations import delete_annotation, read_annotations, write_annotation
 from ml4paleo.models import load_model
 from ml4paleo.compute.features import FeatureSettings, feature_names
-from ml4paleo.pipelines._candidates import PaintedSlice, TrainingSet
+from ml4paleo.pipelines import _candidates
+from ml4paleo.pipelines._candidates import PaintedSlice, TrainingSet, outline_first
 from ml4paleo.pipelines.train import WIDE_BELOW, _widened, sample_indices, train_model
 from ml4paleo.planes import SliceRef
 
@@ -79,6 +80,29 @@ def test_sampling_strategies_are_seeded_and_keep_rare_classes():
     assert len(sample_indices(y, "all")) == len(y)
     with pytest.raises(InputError, match="sampling"):
         sample_indices(y, "stratified")
+
+
+def test_a_densely_painted_final_forest_takes_its_rows_near_the_outlines_first(monkeypatch):
+    """Full slices beyond the default cap: ``OUTLINE_ROWS`` rows, every row within ``OUTLINE_WIDTH``
+    of an outline (up to half of them; here fewer lie there), the rest from the others, both
+    classes kept; rows under the cap, a draft's cap and ``sampling="all"`` draw as before (None)."""
+    monkeypatch.setattr(_candidates, "OUTLINE_ROWS", 20_000)
+    yy, xx = np.mgrid[:200, :250]
+    mask = np.where((yy - 100) ** 2 + (xx - 125) ** 2 < 70 ** 2, 2, 1).astype(np.uint8)
+    refs = [SliceRef("z", 3), SliceRef("z", 6), SliceRef("z", 9)]
+    sel = np.nonzero(mask)
+    slices = [PaintedSlice(ref, np.zeros((mask.size, 1), np.float32), mask[sel] - 1, sel) for ref in refs]
+    ts = TrainingSet(slices, ("background", "fossil"), FeatureSettings(), (12, 200, 250),
+                     masks=dict.fromkeys(refs, mask))
+    y = np.concatenate([s.targets for s in slices])
+    keep = outline_first(y, ts)
+    near = np.tile(_candidates.near_outline(mask, _candidates.OUTLINE_WIDTH)[sel], 3)
+    assert keep.size == 20_000 and np.all(np.diff(keep) > 0)
+    assert near.mean() < 0.1 and near[keep].sum() == near.sum()  # 5 % of the rows, a third of the kept
+    assert np.bincount(y[keep]).min() > 2_000
+    assert outline_first(y[:_candidates.MAX_TRAIN_VOXELS], ts) is None  # under the default cap: as before
+    assert outline_first(y, dataclasses.replace(ts, max_voxels=20_000)) is None  # a draft's cap
+    assert outline_first(y, dataclasses.replace(ts, sampling="all")) is None
 
 
 # --- training ------------------------------------------------------------------------------

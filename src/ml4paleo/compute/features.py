@@ -647,6 +647,27 @@ class _FineTensor:
             self._full = {(i, j): grads[i] * grads[j] for i, j in self.keys}
         return self._full
 
+    def cut(self, window: Sequence[slice]) -> dict:
+        """``{k: full()[k][window]}``, the same values bit for bit (elementwise), computed on the
+        window only unless :meth:`full` already ran. Why: the full-grid scale's window of a
+        one-slice block (a painted slice, a plane ahead) is a few planes of ``g``'s, which spans
+        the widest ``orient`` scale's reach; the products of all of ``g`` were a third of a painted
+        slice's bank, and made :meth:`pooled` pool them instead of ``g`` (docs/benchmarks.md,
+        "Small scan, thirteenth stop")."""
+        if self._full is not None:
+            return {k: p[tuple(window)] for k, p in self._full.items()}
+        g, axes = self.g, self.axes
+        inner = [g.shape[a] - 2 if a in axes else g.shape[a] for a in range(3)]
+        span = [window[a].indices(inner[a])[:2] for a in range(3)]
+        # full()'s voxel i of a differentiated axis is g's i + 1: its neighbours are g's i and i + 2
+        at = [(lo + 1, max(lo, hi) + 1) if a in axes else (lo, max(lo, hi)) for a, (lo, hi) in enumerate(span)]
+
+        def shifted(axis: int, by: int) -> tuple[slice, ...]:
+            return tuple(slice(lo + by, hi + by) if b == axis else slice(lo, hi) for b, (lo, hi) in enumerate(at))
+
+        grads = [(g[shifted(a, 1)] - g[shifted(a, -1)]) * np.float32(0.5) for a in axes]
+        return {(i, j): grads[i] * grads[j] for i, j in self.keys}
+
     def pooled(self, window: Sequence[slice], f: int) -> dict:
         """``{k: _box_mean(full()[k][window], f, axes)}``, the same values bit for bit; with
         ``compiled``, in one pass over ``g`` that stores only the pooled maps."""
@@ -771,7 +792,7 @@ def _orient_scale(fine: tuple[dict, list[int]], sigma: float, settings: FeatureS
     else:
         parts = {k: products[k][tuple(window)] for k in keys}
         if fine_tensor is not None:
-            parts.update({k: p[tuple(window)] for k, p in fine_tensor.full().items()})
+            parts.update(fine_tensor.cut(window))
         crop = tuple(slice(s, s + n) for s, n in zip(starts, interior))
     if fine_tensor is not None and not {"orient_e1", "orient_e3"} & set(slots):
         # no eigenvalues: only the components asked for and the diagonal (the trace) are averaged

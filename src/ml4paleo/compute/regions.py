@@ -145,6 +145,8 @@ def labeled_features(array: Any, index: int, mask: np.ndarray, settings: Feature
             rows.append((u0, v0, feats[sel]))
     if not rows:
         return np.empty((0, settings.n_features), np.float32)
+    if mask.shape[1] <= tile:  # one column of tiles (a small scan's slice: one tile): already row-major, no copy
+        return rows[0][2] if len(rows) == 1 else np.concatenate([r for _, _, r in rows])
     # rows of each tile are row-major within the tile; restore the plane's row-major order
     order_keys = []
     for u0, v0, _ in rows:
