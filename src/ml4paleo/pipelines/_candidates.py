@@ -46,10 +46,9 @@ OUTLINE_WIDTH = 2
 """Where a training's painted rows exceed the default cap (``MAX_TRAIN_VOXELS``: slices painted in
 full), its final forest trains on ``OUTLINE_ROWS`` rows, those within ``OUTLINE_WIDTH`` voxels
 (taxicab, on the painted plane) of a painted outline first (up to half of them), instead of
-``MAX_TRAIN_VOXELS`` drawn alike: the errors lie at outlines, the interior's rows repeat each other.
-The issue's small scan: Dice +0.0010 to +0.0013 on 3 seeds, the final forest's fit ~0.7x; on
-the texture family's 82 000 rows the outlines first on 75 000 rows matched every row (docs/decisions.md,
-"The final forest's rows near the outlines first"). Below the cap nothing changes. None: the rule before."""
+``MAX_TRAIN_VOXELS`` drawn alike: the errors lie at outlines, the interior's rows repeat each other,
+so fewer rows fit faster and score no lower (figures: docs/decisions.md, "Small scans, thirteenth
+stop"). Below the cap nothing changes. None: the rule before."""
 MIN_PER_CLASS = 2_000
 """Floor per class under proportional sampling (or all of a class's voxels if fewer)."""
 UNET_COMPLETION = True
