@@ -319,14 +319,14 @@ def main(argv=None) -> int:
     ap.add_argument("--focus-weight", type=float,
                     help="a warm start's weight of the newest strokes in the U-Net's loss (unet.FOCUS_WEIGHT; "
                          "the bench's only)")
-    ap.add_argument("--across-present", action="store_true",
-                    help="ACROSS_RIGHT on each fold's Dice over the classes painted there (scoring.ACROSS_PRESENT; "
-                         "an experiment)")
+    ap.add_argument("--across-every-class", action="store_true",
+                    help="ACROSS_RIGHT on each fold's Dice over every class, not only those painted there "
+                         "(scoring.ACROSS_PRESENT off: the rule before)")
     args = ap.parse_args(argv)
-    if args.across_present:
+    if args.across_every_class:
         from ml4paleo.pipelines import scoring
 
-        scoring.ACROSS_PRESENT = True
+        scoring.ACROSS_PRESENT = False
     if args.scarce_first:
         suggest.SCARCE_FIRST = True
     if args.focus_weight is not None:
