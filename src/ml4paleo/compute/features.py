@@ -651,7 +651,7 @@ class _FineTensor:
         """``{k: full()[k][window]}``, the same values bit for bit (elementwise), computed on the
         window only unless :meth:`full` already ran. Why: the full-grid scale's window of a
         one-slice block (a painted slice, a plane ahead) is a few planes of ``g``'s, which spans
-        the widest ``orient`` scale's reach; the products of all of ``g`` were a third of a painted
+        the widest ``orient`` scale's reach; the products of all of ``g`` were a large share of a painted
         slice's bank, and made :meth:`pooled` pool them instead of ``g`` (docs/benchmarks.md,
         "Small scan, thirteenth stop")."""
         if self._full is not None:

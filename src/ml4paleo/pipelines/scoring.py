@@ -24,9 +24,9 @@ from ml4paleo.planes import SliceRef
 from ml4paleo.progress import ProgressCallback, no_progress
 
 __all__ = ["ACROSS_RIGHT", "AUTO", "BAND_POOR", "FOLD_THREADS", "IMAGE_POOR", "MEASURED_DISAGREEMENTS", "POOR_DICE",
-           "SWITCH", "SWITCH_FOLDS", "TIE", "choose_method", "cannot_leave", "class_scores", "mean_dice", "outline_trust", "outlines_measured",
-           "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report", "validation_warnings",
-           "worst_class"]
+           "SWITCH", "SWITCH_FOLDS", "TIE", "cannot_leave", "choose_method", "class_scores", "mean_dice", "outline_trust",
+           "outlines_measured", "scarce_class_warnings", "scarce_classes", "score_candidates", "validation_report",
+           "validation_warnings", "worst_class"]
 
 AUTO = ("forest", "context", "interpolation")
 """The candidates ``auto`` scores, in order of preference on a tie."""
@@ -322,10 +322,10 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
             answers[n] = predicted
             confusion[n] += fold
             split[n][where] += fold
-            per_fold[n].append(round(mean_dice(class_scores(fold, ts.classes)), 4))
-            held_classes = [c for k, c in enumerate(ts.classes) if fold[k].sum()]
-            present[n].append(round(mean_dice({c: m for c, m in class_scores(fold, ts.classes).items()
-                                               if c in held_classes}), 4))
+            fold_scores = class_scores(fold, ts.classes)
+            per_fold[n].append(round(mean_dice(fold_scores), 4))
+            held_out = {c: fold_scores[c] for k, c in enumerate(ts.classes) if fold[k].sum()}  # painted in the fold
+            present[n].append(round(mean_dice(held_out), 4))
             seconds[n] += heldout[n][1]
         for n, predicted in answers.items():
             if n != "interpolation" and "interpolation" in answers:
@@ -336,7 +336,8 @@ def score_candidates(ts: TrainingSet, candidates: Mapping[str, Any], folds: Sequ
     return {n: {"metrics": class_scores(confusion[n], ts.classes) if confusion[n].sum() else {},
                 **{k: (class_scores(c, ts.classes) if c.sum() else {}) for k, c in split[n].items()},
                 "confusion": confusion[n].tolist(), "fold_dice": per_fold[n], "fold_present": present[n],
-                "seconds": round(seconds[n], 2), "against_outlines": {"disagree": disagree[n], "outlines_right": outlines_right[n]}}
+                "seconds": round(seconds[n], 2),
+                "against_outlines": {"disagree": disagree[n], "outlines_right": outlines_right[n]}}
             for n in candidates}
 
 
